@@ -1,0 +1,167 @@
+# luaio - asyncio for Lua 5.4 on libuv.
+#
+#   make           build build/luaio, build/asyncio/core.so, build/libluaio.a
+#   make run       build and run an example (EXAMPLE=examples/....lua)
+#   make test      install missing Debian packages (as root), build, run
+#                  the C tests and every busted spec under build/luaio
+#   make check     the specs under ASan+UBSan and under valgrind memcheck
+#   make bench     the benchmarks, next to CPython asyncio and uvloop
+#   make install / uninstall / clean
+# Quiet unless V=1.
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+LUA_PC ?= lua5.4
+LUA ?= lua5.4
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+LUA_VERSION ?= 5.4
+VERSION = 0.1.0
+
+PKGS = lua5.4 liblua5.4-dev libuv1-dev lua-busted pkg-config
+CHECK_PKGS = valgrind libclang-rt-14-dev
+BENCH_PKGS = python3 python3-uvloop
+
+# recursively expanded: pkg-config runs only once the packages exist
+LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+LUA_LIBS = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
+UV_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv)
+UV_LIBS = $(shell $(PKG_CONFIG) --libs libuv)
+
+OPT ?= -O2 -g
+WARN = -Wall -Wextra -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS ?=
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(CFLAGS) \
+  -DLUAIO_VERSION='"$(VERSION)"' -Ibindings -Ihost -I$(BUILD)/gen \
+  $(LUA_CFLAGS) $(UV_CFLAGS) -MMD -MP
+LDFLAGS ?=
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+BINDINGS_SRC = $(wildcard bindings/*.c)
+BINDINGS_OBJ = $(BINDINGS_SRC:%.c=$(BUILD)/obj/%.o)
+HOST_OBJ = $(BUILD)/obj/host/luaio.o $(BUILD)/obj/gen/luaio_sources.o
+LUA_SRC = $(wildcard lua/asyncio/*.lua)
+CTEST_SRC = $(wildcard host/test/*.c)
+CTEST_BIN = $(CTEST_SRC:host/test/%.c=$(BUILD)/test/%)
+
+MODULE = $(BUILD)/asyncio/core.so
+LIB = $(BUILD)/libluaio.a
+CLI = $(BUILD)/luaio
+
+.PHONY: all run test test-c test-spec check check-asan check-valgrind \
+  bench install uninstall clean deps
+
+all: $(CLI) $(MODULE) $(LIB) $(CTEST_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  CC      $<" || true
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/luaio_sources.c: $(LUA_SRC) tools/embed.lua
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  EMBED   lua/asyncio" || true
+	$(Q)$(LUA) tools/embed.lua $@ \
+	  $(foreach f,$(LUA_SRC),$(subst .init,,asyncio.$(basename $(notdir $(f))))=$(f))
+
+$(BUILD)/obj/host/luaio.o: $(BUILD)/gen/luaio_sources.c
+
+$(MODULE): $(BINDINGS_OBJ)
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  LD      $@" || true
+	$(Q)$(CC) -shared -o $@ $^ $(LDFLAGS) $(UV_LIBS)
+
+$(LIB): $(BINDINGS_OBJ) $(HOST_OBJ)
+	@test -n "$(Q)" && echo "  AR      $@" || true
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(CLI): $(BUILD)/obj/host/main.o $(LIB)
+	@test -n "$(Q)" && echo "  LD      $@" || true
+	$(Q)$(CC) -o $@ $< $(LIB) $(LDFLAGS) $(LUA_LIBS) $(UV_LIBS) -lm -Wl,-E
+
+$(BUILD)/test/%: host/test/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LUA_LIBS) \
+	  $(UV_LIBS) -lm -lpthread
+
+EXAMPLE ?= examples/hello.lua
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(CLI) $(EXAMPLE)
+
+deps:
+	$(Q)tools/deps.sh $(PKGS)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory test-c test-spec
+
+test-c: $(CTEST_BIN)
+	$(Q)for t in $(CTEST_BIN); do echo "  TEST    $$t"; $$t || exit 1; done
+
+BUSTED_ARGS ?=
+test-spec: $(CLI) $(MODULE)
+	$(Q)LUAIO_BUILD=$(BUILD) $(CLI) tools/busted.lua $(BUSTED_ARGS)
+
+# Sanitizers and valgrind: separate build trees, the same specs.
+check: deps
+	$(Q)tools/deps.sh $(CHECK_PKGS)
+	$(Q)$(MAKE) --no-print-directory check-asan check-valgrind
+
+check-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan \
+	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" all
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory BUILD=build-asan test-c test-spec
+
+check-valgrind:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-vg OPT="-O0 -g" all
+	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
+	  CLI_WRAP="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" test-valgrind
+
+CLI_WRAP ?=
+test-valgrind:
+	$(Q)for t in $(CTEST_BIN); do $(CLI_WRAP) $$t || exit 1; done
+	$(Q)LUAIO_BUILD=$(BUILD) $(CLI_WRAP) $(CLI) tools/busted.lua $(BUSTED_ARGS)
+
+bench: deps
+	$(Q)tools/deps.sh $(BENCH_PKGS)
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/run.sh $(CLI)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/asyncio \
+	  $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)/asyncio
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/luaio
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libluaio.a
+	install -m 644 host/luaio.h $(DESTDIR)$(PREFIX)/include/luaio.h
+	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)/asyncio/core.so
+	install -m 644 $(LUA_SRC) $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/asyncio/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' luaio.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/luaio.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/luaio $(DESTDIR)$(PREFIX)/lib/libluaio.a \
+	  $(DESTDIR)$(PREFIX)/include/luaio.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/luaio.pc
+	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)/asyncio \
+	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/asyncio
+
+clean:
+	rm -rf build build-asan build-vg build-tsan
+
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)

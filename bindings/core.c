@@ -1,0 +1,47 @@
+/*
+ * core.c - the "asyncio.core" module: registers every concept's functions
+ * and metatables in one table. The public facade is lua/asyncio/init.lua.
+ */
+#include "internal.h"
+
+#ifndef LUAIO_VERSION
+#define LUAIO_VERSION "0.0.0"
+#endif
+
+const char aio_key_kind = 0;
+
+aio_kind aio_kindof(lua_State *L, int idx) {
+  aio_kind k = AIO_K_NONE;
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+    if (lua_rawgetp(L, -1, &aio_key_kind) == LUA_TNUMBER)
+      k = (aio_kind)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  return k;
+}
+
+void aio_newclass(lua_State *L, const char *name, aio_kind kind,
+                  const luaL_Reg *methods, const luaL_Reg *metamethods) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushinteger(L, kind);
+  lua_rawsetp(L, -2, &aio_key_kind);
+  lua_pop(L, 1);
+}
+
+LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
+  lua_newtable(L);
+  aio_open_errors(L);
+  aio_open_loop(L);
+  aio_open_handle(L);
+  aio_open_timer(L);
+  aio_open_future(L);
+  aio_open_coro(L);
+  aio_open_signal(L);
+  lua_pushliteral(L, LUAIO_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

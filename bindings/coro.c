@@ -1,0 +1,365 @@
+/*
+ * coro.c - coroutine functions, Coroutine objects and await.
+ *
+ * async(fn) returns a coroutine function: calling it makes a Coroutine
+ * object (fn and the arguments, not started), as calling an `async def`
+ * does in Python. await(x) runs in a task's own thread:
+ *   - a Coroutine object runs inline, as a plain call of fn(args) in the
+ *     awaiting task (yields inside it suspend the task);
+ *   - a pending Future or Task registers the task's wakeup and suspends
+ *     it; a done one returns its values at once, without yielding;
+ *   - any value whose metatable has __await is replaced by what __await
+ *     returns, and awaited.
+ * Every suspension goes through aio_suspend, which marks the yield as
+ * legitimate; the task step treats any other yield as a bad yield.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Suspension protocol                                                 */
+
+int aio_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
+                lua_KFunction k) {
+  t->awaiting = 1;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+void aio_resume_check(lua_State *L, aio_task *t) {
+  if (t != NULL && t->resume_throw) {
+    t->resume_throw = 0;
+    lua_error(L); /* the value the step passed is on top */
+  }
+}
+
+aio_task *aio_check_await(lua_State *L, const char *what) {
+  aio_task *t = aio_current_task_of(L);
+  if (t != NULL)
+    return t;
+  if (aio_running_loop(L) != NULL && lua_isyieldable(L))
+    aio_raisef(L, AIO_E_RUNTIME, "cannot %s in a coroutine that is not a "
+               "task's own (use asyncio.create_task to run it)", what);
+  aio_raisef(L, AIO_E_RUNTIME, "cannot %s outside a task", what);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Coroutine objects                                                   */
+
+static int coro_factory(lua_State *L);
+
+aio_coro *aio_test_coro(lua_State *L, int idx) {
+  return aio_kindof(L, idx) == AIO_K_CORO ? lua_touserdata(L, idx) : NULL;
+}
+
+/* Called as a coroutine function: returns a new Coroutine object. */
+static int coro_factory(lua_State *L) {
+  int n = lua_gettop(L), i;
+  aio_coro *c = lua_newuserdatauv(L, sizeof *c, 1 + n);
+  c->nargs = n;
+  c->state = AIO_CORO_NEW;
+  luaL_setmetatable(L, AIO_CORO_MT);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setiuservalue(L, -2, 1);
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  return 1;
+}
+
+int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
+  aio_coro *c = lua_touserdata(L, cidx);
+  int i;
+  cidx = lua_absindex(L, cidx);
+  if (c->state != AIO_CORO_NEW)
+    aio_raisef(L, AIO_E_RUNTIME, "cannot reuse already awaited coroutine");
+  c->state = AIO_CORO_STARTED;
+  luaL_checkstack(L, c->nargs + 2, "too many arguments");
+  luaL_checkstack(to, c->nargs + 2, "too many arguments");
+  for (i = 1; i <= c->nargs + 1; i++)
+    lua_getiuservalue(L, cidx, i);
+  if (to != L)
+    lua_xmove(L, to, c->nargs + 1);
+  return c->nargs;
+}
+
+/* Pushes loaded[mod][name] found equal to the function at fidx, or
+ * returns 0. Searches two levels as lauxlib does for tracebacks; a
+ * coroutine function whose wrapped function is fidx also matches. */
+static int matches(lua_State *L, int vidx, int fidx) {
+  if (lua_rawequal(L, vidx, fidx))
+    return 1;
+  if (lua_tocfunction(L, vidx) == coro_factory &&
+      lua_getupvalue(L, vidx, 1) != NULL) {
+    int r = lua_rawequal(L, -1, fidx);
+    lua_pop(L, 1);
+    return r;
+  }
+  return 0;
+}
+
+static int find_global(lua_State *L, int fidx) {
+  int top = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, top + 1)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && matches(L, -1, fidx)) {
+          const char *mod = lua_tostring(L, -4);
+          if (strcmp(mod, LUA_GNAME) == 0)
+            lua_pushvalue(L, -2);
+          else
+            lua_pushfstring(L, "%s.%s", mod, lua_tostring(L, -2));
+          lua_replace(L, top + 1);
+          lua_settop(L, top + 1);
+          return 1;
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/* Searches the locals and upvalues of the active frames of L. */
+static int find_local(lua_State *L, int fidx) {
+  lua_Debug ar;
+  int level, top = lua_gettop(L);
+  for (level = 0; lua_getstack(L, level, &ar); level++) {
+    const char *name;
+    int i;
+    for (i = 1; (name = lua_getlocal(L, &ar, i)) != NULL; i++) {
+      if (name[0] != '(' && matches(L, -1, fidx)) {
+        lua_pushstring(L, name);
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+        return 1;
+      }
+      lua_pop(L, 1);
+    }
+    lua_getinfo(L, "f", &ar);
+    for (i = 1; (name = lua_getupvalue(L, -1, i)) != NULL; i++) {
+      if (name[0] != '\0' && matches(L, -1, fidx)) {
+        lua_pushstring(L, name);
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+        return 1;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+void aio_pushfuncname(lua_State *L, int idx) {
+  lua_Debug ar;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 10, NULL);
+  if (find_global(L, idx) || find_local(L, idx))
+    return;
+  if (lua_type(L, idx) != LUA_TFUNCTION) {
+    luaL_tolstring(L, idx, NULL);
+    return;
+  }
+  lua_pushvalue(L, idx);
+  lua_getinfo(L, ">S", &ar);
+  if (*ar.what == 'C')
+    lua_pushliteral(L, "function <C>");
+  else
+    lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
+}
+
+void aio_coro_pushname(lua_State *L, int cidx) {
+  lua_getiuservalue(L, cidx, 1);
+  aio_pushfuncname(L, -1);
+  lua_remove(L, -2);
+}
+
+static int l_coro__tostring(lua_State *L) {
+  aio_coro *c = luaL_checkudata(L, 1, AIO_CORO_MT);
+  lua_pushliteral(L, "<coroutine object ");
+  aio_coro_pushname(L, 1);
+  lua_pushfstring(L, "%s>", c->state == AIO_CORO_NEW ? "" : " (started)");
+  lua_concat(L, 3);
+  return 1;
+}
+
+/* A Coroutine never awaited nor wrapped in a task is reported, as
+ * Python's RuntimeWarning "coroutine ... was never awaited". */
+static int l_coro__gc(lua_State *L) {
+  aio_coro *c = lua_touserdata(L, 1);
+  if (c->state == AIO_CORO_NEW) {
+    c->state = AIO_CORO_STARTED;
+    lua_getiuservalue(L, 1, 1);
+    aio_pushfuncname(L, -1);
+    fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n",
+            lua_tostring(L, -1));
+    fflush(stderr);
+  }
+  return 0;
+}
+
+/* coro:close(): marks a not-started coroutine as disposed of, so that it
+ * is not reported (Python's coro.close()). */
+static int l_coro_close(lua_State *L) {
+  aio_coro *c = luaL_checkudata(L, 1, AIO_CORO_MT);
+  c->state = AIO_CORO_STARTED;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* await                                                               */
+
+static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_future *f;
+  (void)status;
+  (void)ctx;
+  aio_resume_check(L, aio_current_task_of(L));
+  lua_settop(L, 1);
+  f = lua_touserdata(L, 1);
+  if (f->state == AIO_PENDING)
+    return aio_raisef(L, AIO_E_RUNTIME, "await wasn't used with future");
+  return aio_future_push_result(L, 1);
+}
+
+/* Awaits the future at index 1 (the only value on the stack). */
+static int await_future(lua_State *L, aio_task *t) {
+  aio_future *f = lua_touserdata(L, 1);
+  if (f->state != AIO_PENDING)
+    return aio_future_push_result(L, 1);
+  if (f == &t->fut) {
+    aio_future_pushrepr(L, 1);
+    return aio_raisef(L, AIO_E_RUNTIME, "Task cannot await on itself: %s",
+                      lua_tostring(L, -1));
+  }
+  if (f->loop != t->fut.loop) {
+    aio_future_pushrepr(L, 1);
+    return aio_raisef(L, AIO_E_RUNTIME,
+                      "Task got Future %s attached to a different loop",
+                      lua_tostring(L, -1));
+  }
+  lua_pushlightuserdata(L, t);
+  aio_future_add_callback(L, 1);
+  aio_push_task(L, t); /* [fut, task] */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 2, AIO_TU_WAITER);
+  t->waiter = f;
+  t->wait_kind = AIO_WAIT_FUTURE;
+  if (t->must_cancel) {
+    /* a cancellation requested while running hits this await */
+    lua_pushvalue(L, 1);
+    if (lua_getiuservalue(L, 2, AIO_TU_EXTRA) == LUA_TTABLE) {
+      lua_getfield(L, -1, "cancel_msg");
+      lua_remove(L, -2);
+    }
+    if (aio_future_cancel(L, -2))
+      t->must_cancel = 0;
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 1);
+  return aio_suspend(L, t, 0, await_future_k);
+}
+
+static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L) - 1;
+}
+
+/* Runs the Coroutine object at index 1 inline in the task. */
+static int await_coro(lua_State *L) {
+  int nargs = aio_coro_start(L, 1, L); /* [coro, fn, args...] */
+  if (lua_tocfunction(L, 2) == aio_sleep_body) {
+    lua_settop(L, 4); /* [coro, fn, delay, result] */
+    lua_remove(L, 1);
+    lua_remove(L, 1);
+    return aio_sleep_body(L);
+  }
+  lua_callk(L, nargs, LUA_MULTRET, 0, await_coro_k);
+  return await_coro_k(L, LUA_OK, 0);
+}
+
+int aio_await(lua_State *L) {
+  aio_task *t = aio_check_await(L, "await");
+  int depth;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  for (depth = 0; depth < 100; depth++) {
+    switch (aio_kindof(L, 1)) {
+    case AIO_K_FUTURE:
+    case AIO_K_FUTURE_GC:
+    case AIO_K_TASK:
+      return await_future(L, t);
+    case AIO_K_CORO:
+      return await_coro(L);
+    default:
+      if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
+        aio_pushrepr(L, 1);
+        return aio_raisef(L, AIO_E_TYPE, "object %s can't be used in "
+                          "'await' expression", lua_tostring(L, -1));
+      }
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
+      lua_replace(L, 1);
+    }
+  }
+  return aio_raisef(L, AIO_E_TYPE, "__await chain too deep");
+}
+
+/* ------------------------------------------------------------------ */
+/* Module functions                                                    */
+
+static int l_async(lua_State *L) {
+  if (lua_tocfunction(L, 1) == coro_factory) {
+    lua_settop(L, 1);
+    return 1; /* already a coroutine function */
+  }
+  if (lua_type(L, 1) != LUA_TFUNCTION &&
+      luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
+    return luaL_typeerror(L, 1, "function");
+  lua_settop(L, 1);
+  lua_pushcclosure(L, coro_factory, 1);
+  return 1;
+}
+
+static int l_iscoroutine(lua_State *L) {
+  lua_pushboolean(L, aio_test_coro(L, 1) != NULL);
+  return 1;
+}
+
+static int l_iscoroutinefunction(lua_State *L) {
+  lua_pushboolean(L, lua_tocfunction(L, 1) == coro_factory);
+  return 1;
+}
+
+static const luaL_Reg coro_methods[] = {
+    {"close", l_coro_close},
+    {NULL, NULL}};
+
+static const luaL_Reg coro_metamethods[] = {
+    {"__tostring", l_coro__tostring},
+    {"__gc", l_coro__gc},
+    {NULL, NULL}};
+
+static const luaL_Reg coro_funcs[] = {
+    {"async", l_async},
+    {"await", aio_await},
+    {"iscoroutine", l_iscoroutine},
+    {"iscoroutinefunction", l_iscoroutinefunction},
+    {NULL, NULL}};
+
+void aio_open_coro(lua_State *L) {
+  aio_newclass(L, AIO_CORO_MT, AIO_K_CORO, coro_methods, coro_metamethods);
+  luaL_setfuncs(L, coro_funcs, 0);
+  /* sleep is the coroutine function of aio_sleep_body */
+  lua_pushcfunction(L, aio_sleep_body);
+  lua_pushcclosure(L, coro_factory, 1);
+  lua_setfield(L, -2, "sleep");
+}

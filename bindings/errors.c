@@ -1,0 +1,248 @@
+/*
+ * errors.c - error objects made and recognised from C.
+ *
+ * The error classes themselves are Lua tables defined in
+ * lua/asyncio/errors.lua (a class is the metatable of its instances and
+ * carries `__is`, the set of itself and its ancestors). This file caches
+ * the classes the core raises, builds error objects by calling them, maps
+ * libuv error codes to OSError subclasses and formats Python-style reprs.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char aio_key_errors = 0;
+static const char key_classes = 0; /* array: aio_errclass + 1 -> class */
+
+static const char *const class_names[AIO_E_COUNT] = {
+    "CancelledError", "InvalidStateError", "RuntimeError", "ValueError",
+    "TypeError",      "TimeoutError",      "KeyboardInterrupt", "SystemExit",
+    "QueueEmpty",     "QueueFull",         "QueueShutDown"};
+
+static void push_class(lua_State *L, aio_errclass cls) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_classes);
+  lua_rawgeti(L, -1, (lua_Integer)cls + 1);
+  lua_remove(L, -2);
+}
+
+void aio_pusherror(lua_State *L, aio_errclass cls, int nargs) {
+  push_class(L, cls);
+  lua_insert(L, -1 - nargs);
+  lua_call(L, nargs, 1);
+}
+
+void aio_pusherrorf(lua_State *L, aio_errclass cls, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  aio_pusherror(L, cls, 1);
+}
+
+int aio_raisef(lua_State *L, aio_errclass cls, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  aio_pusherror(L, cls, 1);
+  return lua_error(L);
+}
+
+/* Pushes the `__is` set of the error object at idx, or returns 0. */
+static int push_is_set(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+    return 0;
+  lua_pushliteral(L, "__is");
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_remove(L, -2);
+  return 1;
+}
+
+int aio_iserror(lua_State *L, int idx, aio_errclass cls) {
+  int r;
+  idx = lua_absindex(L, idx);
+  if (!push_is_set(L, idx))
+    return 0;
+  push_class(L, cls);
+  r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return r;
+}
+
+int aio_isfatal(lua_State *L, int idx) {
+  return aio_iserror(L, idx, AIO_E_KEYBOARD_INTERRUPT) ||
+         aio_iserror(L, idx, AIO_E_SYSTEM_EXIT);
+}
+
+void aio_set_traceback(lua_State *L, int idx, lua_State *co) {
+  idx = lua_absindex(L, idx);
+  if (!push_is_set(L, idx))
+    return;
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "traceback") == LUA_TNIL) {
+    luaL_traceback(L, co, NULL, 0);
+    lua_setfield(L, idx, "traceback");
+  }
+  lua_pop(L, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* OSError from libuv codes                                            */
+
+static const char *oserror_class(int err) {
+  switch (err) {
+  case UV_ECONNREFUSED: return "ConnectionRefusedError";
+  case UV_ECONNRESET: return "ConnectionResetError";
+  case UV_ECONNABORTED: return "ConnectionAbortedError";
+  case UV_EPIPE: return "BrokenPipeError";
+  case UV_ENOENT: return "FileNotFoundError";
+  case UV_EEXIST: return "FileExistsError";
+  case UV_EACCES:
+  case UV_EPERM: return "PermissionError";
+  case UV_ETIMEDOUT: return "TimeoutError";
+  case UV_EAGAIN: return "BlockingIOError";
+  case UV_EINTR: return "InterruptedError";
+  case UV_EISDIR: return "IsADirectoryError";
+  case UV_ENOTDIR: return "NotADirectoryError";
+  case UV_ESRCH: return "ProcessLookupError";
+  default: return "OSError";
+  }
+}
+
+void aio_push_uverror(lua_State *L, int uverr, const char *what) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  lua_getfield(L, -1, oserror_class(uverr));
+  lua_remove(L, -2);
+  lua_pushinteger(L, -uverr); /* errno, as Python's OSError.errno */
+  lua_pushstring(L, uv_strerror(uverr));
+  lua_call(L, 2, 1);
+  lua_pushstring(L, uv_err_name(uverr));
+  lua_setfield(L, -2, "name");
+  lua_pushfstring(L, "%s: %s", uv_err_name(uverr), uv_strerror(uverr));
+  lua_setfield(L, -2, "message");
+  if (what) {
+    lua_pushstring(L, what);
+    lua_setfield(L, -2, "op");
+  }
+}
+
+int aio_raise_uv(lua_State *L, int uverr, const char *what) {
+  aio_push_uverror(L, uverr, what);
+  return lua_error(L);
+}
+
+/* ------------------------------------------------------------------ */
+/* repr                                                                */
+
+static void push_quoted(lua_State *L, int idx) {
+  size_t len, i;
+  const char *s = lua_tolstring(L, idx, &len);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '\'');
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\'' || c == '\\') {
+      luaL_addchar(&b, '\\');
+      luaL_addchar(&b, (char)c);
+    } else if (c == '\n')
+      luaL_addstring(&b, "\\n");
+    else if (c < 32) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\x%02x", c);
+      luaL_addstring(&b, esc);
+    } else
+      luaL_addchar(&b, (char)c);
+  }
+  luaL_addchar(&b, '\'');
+  luaL_pushresult(&b);
+}
+
+void aio_pushrepr(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 6, NULL);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    push_quoted(L, idx);
+    return;
+  }
+  if (push_is_set(L, idx)) { /* error object: Class(arg, ...) */
+    lua_Integer i, n;
+    luaL_Buffer b;
+    lua_pop(L, 1);
+    lua_getmetatable(L, idx);
+    lua_getfield(L, -1, "__name");
+    lua_getfield(L, idx, "args");
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+    luaL_addchar(&b, '(');
+    n = lua_istable(L, -2) ? luaL_len(L, -2) : 0;
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -2, i);
+      aio_pushrepr(L, -1);
+      lua_remove(L, -2);
+      if (i > 1)
+        luaL_addstring(&b, ", ");
+      luaL_addvalue(&b);
+    }
+    luaL_addchar(&b, ')');
+    luaL_pushresult(&b);
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+    return;
+  }
+  luaL_tolstring(L, idx, NULL);
+}
+
+static int l_repr(lua_State *L) {
+  luaL_checkany(L, 1);
+  aio_pushrepr(L, 1);
+  return 1;
+}
+
+static int l_iserror(lua_State *L) {
+  /* iserror(e [, cls]): with no class, any error object */
+  int r;
+  if (!push_is_set(L, 1)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (lua_isnoneornil(L, 2)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+void aio_open_errors(lua_State *L) {
+  int i;
+  /* the Lua side of the classes */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "asyncio.errors");
+  lua_call(L, 1, 1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  lua_createtable(L, AIO_E_COUNT, 0);
+  for (i = 0; i < AIO_E_COUNT; i++) {
+    if (lua_getfield(L, -2, class_names[i]) != LUA_TTABLE)
+      luaL_error(L, "asyncio.errors lacks class '%s'", class_names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_classes);
+  /* the faster C versions serve the Lua side too */
+  lua_pushcfunction(L, l_repr);
+  lua_setfield(L, -2, "repr");
+  lua_pushcfunction(L, l_iserror);
+  lua_setfield(L, -2, "iserror");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_repr);
+  lua_setfield(L, -2, "repr");
+  lua_pushcfunction(L, l_iserror);
+  lua_setfield(L, -2, "iserror");
+}

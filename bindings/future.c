@@ -1,0 +1,1266 @@
+/*
+ * future.c - Future and Task.
+ *
+ * A Future is a userdata holding its state in C and its values in user
+ * values (aio_future, AIO_FU_*). Done-callbacks are never called inline:
+ * completing a future appends one ready entry per callback, in
+ * registration order. The wakeup of a task awaiting the future is stored
+ * among them as a lightuserdata (the task pointer): the task is anchored by
+ * its loop while pending, so awaiting allocates nothing.
+ *
+ * A Task is a Future that runs a Coroutine object on its own Lua thread.
+ * The thread's main function is a C trampoline that calls the coroutine's
+ * function under lua_pcallk, so that when the body raises, its pending
+ * to-be-closed variables are closed during the unwinding *inside* the
+ * coroutine, where their __close may still await (TaskGroup, timeout).
+ * aio_task_step resumes the thread once, as Python's Task.__step does.
+ *
+ * Futures only get a finalizer (and then count as a reference to their
+ * loop) once they hold an exception: that is the only case in which
+ * collecting one reports something. Tasks always have one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CHECK_MSG_FUTURE "asyncio.Future"
+
+/* ------------------------------------------------------------------ */
+/* Type checks                                                         */
+
+aio_future *aio_test_future(lua_State *L, int idx) {
+  aio_kind k = aio_kindof(L, idx);
+  if (k == AIO_K_FUTURE || k == AIO_K_FUTURE_GC || k == AIO_K_TASK)
+    return lua_touserdata(L, idx);
+  return NULL;
+}
+
+aio_future *aio_check_future(lua_State *L, int idx) {
+  aio_future *f = aio_test_future(L, idx);
+  if (f == NULL)
+    luaL_typeerror(L, idx, CHECK_MSG_FUTURE);
+  return f;
+}
+
+aio_task *aio_test_task(lua_State *L, int idx) {
+  return aio_kindof(L, idx) == AIO_K_TASK ? lua_touserdata(L, idx) : NULL;
+}
+
+aio_task *aio_check_task(lua_State *L, int idx) {
+  aio_task *t = aio_test_task(L, idx);
+  if (t == NULL)
+    luaL_typeerror(L, idx, AIO_TASK_MT);
+  return t;
+}
+
+void aio_push_task(lua_State *L, aio_task *t) {
+  aio_push_env(L, t->fut.loop, AIO_ENV_TASKS);
+  lua_rawgetp(L, -1, t);
+  lua_remove(L, -2);
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                            */
+
+aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+  aio_future *f = lua_newuserdatauv(L, sizeof *f, AIO_FU_COUNT);
+  memset(f, 0, sizeof *f);
+  f->loop = loop;
+  luaL_setmetatable(L, AIO_FUTURE_MT);
+  aio_push_loop(L, loop);
+  lua_setiuservalue(L, -2, AIO_FU_LOOP);
+  return f;
+}
+
+/* Gives the future at fidx a finalizer: it now holds an exception that
+ * must be reported if nobody retrieves it. From now on it counts as a
+ * reference to its loop (released by the finalizer). */
+static void future_needs_gc(lua_State *L, int fidx, aio_future *f) {
+  if (f->is_task || aio_kindof(L, fidx) == AIO_K_FUTURE_GC)
+    return;
+  luaL_getmetatable(L, AIO_FUTURE_MT "+gc");
+  lua_setmetatable(L, fidx);
+  f->loop->refs++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion                                                          */
+
+/* Appends the ready entry of one callback (on top, popped). */
+static void schedule_one(lua_State *L, aio_loop *loop, int fidx) {
+  if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+    aio_task *t = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    aio_schedule_step(L, loop, t);
+  } else {
+    lua_pushvalue(L, fidx);
+    aio_ready_push(L, loop, AIO_R_FUTCB, NULL, 0, NULL, 2);
+  }
+}
+
+/* Schedules every done-callback of the (now done) future at fidx. */
+static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
+  int n = f->ncb, list = f->cb_list, i;
+  if (n == 0)
+    return;
+  lua_getiuservalue(L, fidx, AIO_FU_CB);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, AIO_FU_CB);
+  f->ncb = 0;
+  f->cb_list = 0;
+  if (!list) {
+    schedule_one(L, f->loop, fidx);
+    return;
+  }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    schedule_one(L, f->loop, fidx);
+  }
+  lua_pop(L, 1);
+}
+
+/* The task at fidx is done: it leaves its loop's pending set and drops
+ * its thread. */
+static void task_retire(lua_State *L, int fidx, aio_task *t) {
+  aio_loop *loop = t->fut.loop;
+  if (loop->env != LUA_NOREF && !loop->closed) {
+    aio_push_env(L, loop, AIO_ENV_TASKS);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, t);
+    lua_pop(L, 1);
+    loop->npending--;
+  }
+  t->co = NULL;
+  t->waiter = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, AIO_TU_THREAD);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, AIO_TU_WAITER);
+}
+
+/* Stores n results (popped) and marks the future finished. */
+static void store_result(lua_State *L, int fidx, aio_future *f, int n) {
+  if (n == 1)
+    lua_setiuservalue(L, fidx, AIO_FU_VALUE);
+  else if (n > 1) {
+    int i;
+    lua_createtable(L, n, 0);
+    lua_insert(L, -1 - n); /* [t, v1 .. vn] */
+    for (i = n; i >= 1; i--)
+      lua_rawseti(L, -1 - i, i);
+    lua_setiuservalue(L, fidx, AIO_FU_VALUE);
+  }
+  f->nres = n;
+  f->state = AIO_FINISHED;
+}
+
+/* Completes the future (or task, internally) at fidx with n results. */
+static void finish_result(lua_State *L, int fidx, aio_future *f, int n) {
+  store_result(L, fidx, f, n);
+  if (f->is_task)
+    task_retire(L, fidx, (aio_task *)f);
+  schedule_callbacks(L, fidx, f);
+}
+
+static void finish_exception(lua_State *L, int fidx, aio_future *f) {
+  lua_setiuservalue(L, fidx, AIO_FU_VALUE);
+  f->state = AIO_FINISHED;
+  f->has_exc = 1;
+  f->log_tb = 1;
+  future_needs_gc(L, fidx, f);
+  if (f->is_task)
+    task_retire(L, fidx, (aio_task *)f);
+  schedule_callbacks(L, fidx, f);
+}
+
+/* Cancels with the message or CancelledError on top (popped);
+ * `is_msg` says which. */
+static void finish_cancelled(lua_State *L, int fidx, aio_future *f,
+                             int is_msg) {
+  lua_setiuservalue(L, fidx, AIO_FU_VALUE);
+  f->state = AIO_CANCELLED;
+  f->cancel_msg = (unsigned char)is_msg;
+  f->log_tb = 0;
+  if (f->is_task)
+    task_retire(L, fidx, (aio_task *)f);
+  schedule_callbacks(L, fidx, f);
+}
+
+int aio_future_set_result(lua_State *L, int fidx, int n) {
+  aio_future *f = lua_touserdata(L, fidx);
+  if (f->state != AIO_PENDING) {
+    lua_pop(L, n);
+    return 0;
+  }
+  finish_result(L, fidx, f, n);
+  return 1;
+}
+
+int aio_future_set_exception(lua_State *L, int fidx) {
+  aio_future *f = lua_touserdata(L, fidx);
+  if (f->state != AIO_PENDING) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  finish_exception(L, fidx, f);
+  return 1;
+}
+
+int aio_future_cancel(lua_State *L, int fidx) {
+  aio_future *f;
+  fidx = lua_absindex(L, fidx);
+  f = lua_touserdata(L, fidx);
+  if (f->is_task) {
+    int r = aio_task_cancel(L, fidx, -1);
+    lua_pop(L, 1);
+    return r;
+  }
+  f->log_tb = 0;
+  if (f->state != AIO_PENDING) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  finish_cancelled(L, fidx, f, 1);
+  return 1;
+}
+
+/* Pushes the CancelledError a cancelled future raises. */
+static void push_cancelled_error(lua_State *L, int fidx, aio_future *f) {
+  lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+  if (f->cancel_msg) {
+    int nargs = lua_isnil(L, -1) ? 0 : 1;
+    if (nargs == 0)
+      lua_pop(L, 1);
+    aio_pusherror(L, AIO_E_CANCELLED, nargs);
+  }
+}
+
+/* The traceback of the last task error raised by result()/await, so that
+ * a string error reaching the top level still shows where the task
+ * failed (see _traceback_of). */
+static const char key_last_raised = 0;
+
+static void stash_task_traceback(lua_State *L, int fidx) {
+  int err = lua_gettop(L);
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, err);
+  lua_setfield(L, -2, "err");
+  if (lua_getiuservalue(L, fidx, AIO_TU_EXTRA) == LUA_TTABLE)
+    lua_getfield(L, -1, "traceback");
+  else
+    lua_pushnil(L);
+  lua_setfield(L, -3, "tb");
+  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_last_raised);
+}
+
+/* _traceback_of(err) -> the traceback of the task that raised err, if it
+ * was the last task error re-raised; else nil. */
+static int l__traceback_of(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_last_raised) != LUA_TTABLE)
+    return 0;
+  lua_getfield(L, -1, "err");
+  if (!lua_rawequal(L, -1, 1))
+    return 0;
+  lua_getfield(L, -2, "tb");
+  return 1;
+}
+
+int aio_future_push_result(lua_State *L, int fidx) {
+  aio_future *f = lua_touserdata(L, fidx);
+  switch (f->state) {
+  case AIO_PENDING:
+    return aio_raisef(L, AIO_E_INVALID_STATE, "Result is not ready.");
+  case AIO_CANCELLED:
+    push_cancelled_error(L, fidx, f);
+    return lua_error(L);
+  default:
+    break;
+  }
+  if (f->has_exc) {
+    f->log_tb = 0;
+    lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+    if (f->is_task)
+      stash_task_traceback(L, fidx);
+    return lua_error(L);
+  }
+  if (f->nres == 1)
+    lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+  else if (f->nres > 1) {
+    int i;
+    luaL_checkstack(L, f->nres + 1, "too many results");
+    lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+    for (i = 1; i <= f->nres; i++)
+      lua_rawgeti(L, -i, i);
+    lua_remove(L, -1 - f->nres);
+  }
+  return f->nres;
+}
+
+/* ------------------------------------------------------------------ */
+/* Done callbacks                                                      */
+
+void aio_future_add_callback(lua_State *L, int fidx) {
+  aio_future *f;
+  fidx = lua_absindex(L, fidx);
+  f = lua_touserdata(L, fidx);
+  if (f->state != AIO_PENDING) {
+    schedule_one(L, f->loop, fidx);
+    return;
+  }
+  if (f->ncb == 0) {
+    lua_setiuservalue(L, fidx, AIO_FU_CB);
+  } else if (!f->cb_list) {
+    lua_createtable(L, 4, 0);
+    lua_getiuservalue(L, fidx, AIO_FU_CB);
+    lua_rawseti(L, -2, 1);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 2);
+    lua_setiuservalue(L, fidx, AIO_FU_CB);
+    f->cb_list = 1;
+  } else {
+    lua_getiuservalue(L, fidx, AIO_FU_CB);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, f->ncb + 1);
+    lua_pop(L, 1);
+  }
+  f->ncb++;
+}
+
+/* Removes every callback rawequal to the value at vidx; returns how many
+ * were removed. */
+static int remove_callbacks(lua_State *L, int fidx, int vidx) {
+  aio_future *f = lua_touserdata(L, fidx);
+  int removed = 0, i, kept = 0;
+  if (f->ncb == 0)
+    return 0;
+  lua_getiuservalue(L, fidx, AIO_FU_CB);
+  if (!f->cb_list) {
+    if (lua_rawequal(L, -1, vidx)) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, fidx, AIO_FU_CB);
+      f->ncb = 0;
+      removed = 1;
+    }
+    lua_pop(L, 1);
+    return removed;
+  }
+  for (i = 1; i <= f->ncb; i++) {
+    lua_rawgeti(L, -1, i);
+    if (lua_rawequal(L, -1, vidx)) {
+      lua_pop(L, 1);
+      removed++;
+    } else
+      lua_rawseti(L, -2, ++kept);
+  }
+  for (i = kept + 1; i <= f->ncb; i++) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pop(L, 1);
+  f->ncb = (unsigned short)kept;
+  return removed;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua methods of Future                                               */
+
+static void check_callable(lua_State *L, int idx, const char *fname) {
+  if (lua_type(L, idx) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL)
+      lua_pop(L, 1);
+    else {
+      lua_pushfstring(L, "bad argument #%d to '%s' (function expected, "
+                      "got %s)", idx - 1, fname, luaL_typename(L, idx));
+      lua_error(L);
+    }
+  }
+}
+
+static int l_future_result(lua_State *L) {
+  aio_check_future(L, 1);
+  return aio_future_push_result(L, 1);
+}
+
+static int l_future_exception(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  switch (f->state) {
+  case AIO_PENDING:
+    return aio_raisef(L, AIO_E_INVALID_STATE, "Exception is not set.");
+  case AIO_CANCELLED:
+    push_cancelled_error(L, 1, f);
+    return lua_error(L);
+  default:
+    break;
+  }
+  f->log_tb = 0;
+  if (!f->has_exc)
+    return 0;
+  lua_getiuservalue(L, 1, AIO_FU_VALUE);
+  return 1;
+}
+
+static int l_future_done(lua_State *L) {
+  lua_pushboolean(L, aio_check_future(L, 1)->state != AIO_PENDING);
+  return 1;
+}
+
+static int l_future_cancelled(lua_State *L) {
+  lua_pushboolean(L, aio_check_future(L, 1)->state == AIO_CANCELLED);
+  return 1;
+}
+
+static int l_future_cancel(lua_State *L) {
+  aio_check_future(L, 1);
+  lua_settop(L, 2);
+  lua_pushboolean(L, aio_future_cancel(L, 1));
+  return 1;
+}
+
+static void check_not_task(lua_State *L, aio_future *f, const char *what) {
+  if (f->is_task)
+    aio_raisef(L, AIO_E_RUNTIME, "Task does not support %s operation", what);
+}
+
+static int l_future_set_result(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  check_not_task(L, f, "set_result");
+  if (f->state != AIO_PENDING)
+    return aio_raisef(L, AIO_E_INVALID_STATE, "invalid state");
+  finish_result(L, 1, f, lua_gettop(L) - 1);
+  return 0;
+}
+
+static int l_future_set_exception(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  check_not_task(L, f, "set_exception");
+  if (lua_isnoneornil(L, 2))
+    return luaL_argerror(L, 2, "error value expected, got nil");
+  if (f->state != AIO_PENDING)
+    return aio_raisef(L, AIO_E_INVALID_STATE, "invalid state");
+  lua_settop(L, 2);
+  /* a class given for an instance is instantiated, as Python does: a
+   * class has its own raw __is set that contains itself */
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    int is_class = 0;
+    lua_pushliteral(L, "__is");
+    if (lua_rawget(L, 2) == LUA_TTABLE) {
+      lua_pushvalue(L, 2);
+      is_class = lua_rawget(L, -2) != LUA_TNIL;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (is_class) {
+      lua_pushvalue(L, 2);
+      lua_call(L, 0, 1);
+      lua_replace(L, 2);
+    }
+  }
+  finish_exception(L, 1, f);
+  return 0;
+}
+
+static int l_future_add_done_callback(lua_State *L) {
+  aio_check_future(L, 1);
+  check_callable(L, 2, "add_done_callback");
+  lua_settop(L, 2);
+  aio_future_add_callback(L, 1);
+  return 0;
+}
+
+static int l_future_remove_done_callback(lua_State *L) {
+  aio_check_future(L, 1);
+  luaL_checkany(L, 2);
+  lua_pushinteger(L, remove_callbacks(L, 1, 2));
+  return 1;
+}
+
+static int l_future_get_loop(lua_State *L) {
+  aio_check_future(L, 1);
+  lua_getiuservalue(L, 1, AIO_FU_LOOP);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* repr                                                                */
+
+static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
+                               aio_future *f) {
+  int i;
+  if (f->ncb == 0)
+    return;
+  luaL_addstring(b, " cb=[");
+  lua_getiuservalue(L, fidx, AIO_FU_CB);
+  for (i = 1; i <= f->ncb; i++) {
+    if (f->cb_list)
+      lua_rawgeti(L, -1, i);
+    else
+      lua_pushvalue(L, -1);
+    if (i > 1)
+      luaL_addstring(b, ", ");
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+      lua_pushliteral(L, "Task.task_wakeup");
+    else
+      aio_pushfuncname(L, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(b);
+    luaL_addstring(b, "()");
+  }
+  lua_pop(L, 1);
+  luaL_addchar(b, ']');
+}
+
+static void add_outcome_repr(lua_State *L, luaL_Buffer *b, int fidx,
+                             aio_future *f) {
+  if (f->state != AIO_FINISHED)
+    return;
+  lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+  if (f->has_exc) {
+    luaL_addstring(b, " exception=");
+    aio_pushrepr(L, -1);
+  } else if (f->nres > 1) {
+    int i;
+    luaL_addstring(b, " result=");
+    for (i = 1; i <= f->nres; i++) {
+      if (i > 1)
+        luaL_addstring(b, ", ");
+      lua_rawgeti(L, -1, i);
+      aio_pushrepr(L, -1);
+      lua_remove(L, -2);
+      luaL_addvalue(b);
+    }
+    lua_pushliteral(L, "");
+  } else {
+    luaL_addstring(b, " result=");
+    aio_pushrepr(L, -1);
+  }
+  lua_remove(L, -2);
+  luaL_addvalue(b);
+}
+
+static const char *state_name(aio_future *f) {
+  switch (f->state) {
+  case AIO_PENDING:
+    return f->is_task && ((aio_task *)f)->num_cancels > 0 ? "cancelling"
+                                                         : "pending";
+  case AIO_CANCELLED:
+    return "cancelled";
+  default:
+    return "finished";
+  }
+}
+
+/* Pushes the task's name. */
+static void push_task_name(lua_State *L, int tidx, aio_task *t) {
+  if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "name") != LUA_TNIL) {
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushfstring(L, "Task-%d", (int)t->id);
+}
+
+/* Adds " coro=<name() running at src:line>" (or done, defined at). */
+static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
+                          aio_task *t) {
+  lua_Debug ar;
+  int level = 0, line = -1;
+  luaL_addstring(b, " coro=<");
+  lua_getiuservalue(L, tidx, AIO_TU_CORO);
+  aio_coro_pushname(L, -1);
+  luaL_addvalue(b);
+  /* the coroutine's function: uservalue 1 of the Coroutine object */
+  lua_getiuservalue(L, -1, 1);
+  lua_getinfo(L, ">S", &ar);
+  lua_pop(L, 1);
+  if (t->co != NULL && t->started) {
+    /* the body's frame is the one just above the trampoline */
+    lua_Debug fr;
+    while (lua_getstack(t->co, level, &fr))
+      level++;
+    if (level >= 2 && lua_getstack(t->co, level - 2, &fr) &&
+        lua_getinfo(t->co, "l", &fr))
+      line = fr.currentline;
+  }
+  if (t->fut.state != AIO_PENDING)
+    lua_pushfstring(L, "() done, defined at %s:%d>", ar.short_src,
+                    ar.linedefined);
+  else
+    lua_pushfstring(L, "() running at %s:%d>", ar.short_src,
+                    line >= 0 ? line : ar.linedefined);
+  luaL_addvalue(b);
+}
+
+void aio_future_pushrepr(lua_State *L, int idx) {
+  aio_future *f;
+  luaL_Buffer b;
+  idx = lua_absindex(L, idx);
+  f = lua_touserdata(L, idx);
+  luaL_checkstack(L, 8, NULL);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, f->is_task ? "<Task " : "<Future ");
+  luaL_addstring(&b, state_name(f));
+  if (f->is_task) {
+    aio_task *t = (aio_task *)f;
+    luaL_addstring(&b, " name=");
+    push_task_name(L, idx, t);
+    aio_pushrepr(L, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+    add_coro_repr(L, &b, idx, t);
+    lua_pop(L, 1); /* the coroutine object */
+  }
+  add_outcome_repr(L, &b, idx, f);
+  if (!f->is_task)
+    add_callbacks_repr(L, &b, idx, f);
+  else if (f->state == AIO_PENDING && ((aio_task *)f)->waiter) {
+    luaL_addstring(&b, " wait_for=");
+    lua_getiuservalue(L, idx, AIO_TU_WAITER);
+    aio_future_pushrepr(L, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '>');
+  luaL_pushresult(&b);
+}
+
+static int l_future__tostring(lua_State *L) {
+  aio_check_future(L, 1);
+  aio_future_pushrepr(L, 1);
+  return 1;
+}
+
+/* Finalizer of Futures that hold an exception, and of Tasks. */
+static int l_future__gc(lua_State *L) {
+  aio_future *f = lua_touserdata(L, 1);
+  aio_loop *loop = f->loop;
+  if (loop == NULL)
+    return 0;
+  if (f->state == AIO_FINISHED && f->has_exc && f->log_tb) {
+    f->log_tb = 0;
+    lua_getiuservalue(L, 1, AIO_FU_VALUE);
+    aio_report_error(L, loop, f->is_task ? "Task exception was never "
+                     "retrieved" : "Future exception was never retrieved",
+                     -1, "future", 1);
+    lua_pop(L, 1);
+  } else if (f->is_task && f->state == AIO_PENDING) {
+    aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
+                     "task", 1);
+  }
+  f->loop = NULL;
+  aio_loop_unref(loop);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tasks                                                               */
+
+/* The coroutine's main function: calls the body (fn, args...) under
+ * lua_pcallk with a traceback-stashing handler, so that to-be-closed
+ * variables are closed inside the coroutine, where __close can yield. */
+static int task_body_k(lua_State *L, int status, lua_KContext ctx);
+
+static const char key_task_tb = 0;
+
+static int task_msgh(lua_State *L) {
+  luaL_traceback(L, L, NULL, 1);
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "traceback") == LUA_TNIL &&
+        !aio_iserror(L, 1, AIO_E_CANCELLED)) {
+      lua_pushvalue(L, -2);
+      lua_setfield(L, 1, "traceback");
+    }
+    lua_pop(L, 1);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_task_tb);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int task_body(lua_State *L) {
+  int nargs = lua_gettop(L) - 1;
+  lua_pushcfunction(L, task_msgh);
+  lua_insert(L, 1);
+  return task_body_k(L, lua_pcallk(L, nargs, LUA_MULTRET, 1, 0, task_body_k),
+                     0);
+}
+
+static int task_body_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status != LUA_OK && status != LUA_YIELD)
+    return lua_error(L);
+  return lua_gettop(L) - 1;
+}
+
+aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
+  aio_task *t;
+  lua_State *co;
+  int tidx, nargs;
+  cidx = lua_absindex(L, cidx);
+  oidx = oidx ? lua_absindex(L, oidx) : 0;
+  if (aio_test_coro(L, cidx) == NULL) {
+    aio_pushrepr(L, cidx);
+    aio_raisef(L, AIO_E_TYPE, "a coroutine was expected, got %s",
+               lua_tostring(L, -1));
+  }
+  if (loop->closed) {
+    /* dispose of the coroutine so that it does not report */
+    lua_pop(L, aio_coro_start(L, cidx, L) + 1);
+    aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+  }
+  t = lua_newuserdatauv(L, sizeof *t, AIO_TU_COUNT);
+  tidx = lua_gettop(L);
+  memset(t, 0, sizeof *t);
+  t->fut.loop = loop;
+  t->fut.is_task = 1;
+  luaL_setmetatable(L, AIO_TASK_MT);
+  loop->refs++;
+  aio_push_loop(L, loop);
+  lua_setiuservalue(L, tidx, AIO_FU_LOOP);
+  co = lua_newthread(L);
+  lua_setiuservalue(L, tidx, AIO_TU_THREAD);
+  t->co = co;
+  lua_pushcfunction(co, task_body);
+  nargs = aio_coro_start(L, cidx, co);
+  t->nargs = nargs + 1;
+  lua_pushvalue(L, cidx);
+  lua_setiuservalue(L, tidx, AIO_TU_CORO);
+  t->id = ++loop->task_counter;
+  if (oidx && lua_istable(L, oidx) &&
+      lua_getfield(L, oidx, "name") != LUA_TNIL) {
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -2);
+    luaL_tolstring(L, -1, NULL);
+    lua_setfield(L, -3, "name");
+    lua_pop(L, 1);
+    lua_setiuservalue(L, tidx, AIO_TU_EXTRA);
+  } else if (oidx)
+    lua_pop(L, 1);
+  aio_push_env(L, loop, AIO_ENV_TASKS);
+  lua_pushvalue(L, tidx);
+  lua_rawsetp(L, -2, t);
+  lua_pop(L, 1);
+  loop->npending++;
+  aio_schedule_step(L, loop, t);
+  return t;
+}
+
+/* Pushes the EXTRA table of the task at tidx, creating it. */
+static void push_extra(lua_State *L, int tidx) {
+  if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, tidx, AIO_TU_EXTRA);
+  }
+}
+
+/* Pushes the cancel message stored by cancel(msg), or nil. */
+static void push_cancel_msg(lua_State *L, int tidx) {
+  if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+    lua_getfield(L, -1, "cancel_msg");
+    lua_remove(L, -2);
+  }
+}
+
+static void set_cancel_msg(lua_State *L, int tidx, int midx) {
+  if (midx == 0 || lua_isnil(L, midx)) {
+    if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+      lua_pushnil(L);
+      lua_setfield(L, -2, "cancel_msg");
+    }
+    lua_pop(L, 1);
+    return;
+  }
+  push_extra(L, tidx);
+  lua_pushvalue(L, midx);
+  lua_setfield(L, -2, "cancel_msg");
+  lua_pop(L, 1);
+}
+
+/* Ends a sleep early: its timer entry is dead. */
+static void drop_sleep(lua_State *L, aio_task *t) {
+  t->sleep_gen++;
+  if (t->sleep_in_heap) {
+    t->sleep_in_heap = 0;
+    aio_timers_cancelled(L, t->fut.loop);
+  }
+}
+
+int aio_task_cancel(lua_State *L, int tidx, int midx) {
+  aio_task *t = lua_touserdata(L, tidx);
+  aio_loop *loop = t->fut.loop;
+  tidx = lua_absindex(L, tidx);
+  midx = midx ? lua_absindex(L, midx) : 0;
+  t->fut.log_tb = 0;
+  if (t->fut.state != AIO_PENDING)
+    return 0;
+  t->num_cancels++;
+  if (t->wait_kind == AIO_WAIT_FUTURE && t->waiter != NULL) {
+    int r;
+    lua_getiuservalue(L, tidx, AIO_TU_WAITER);
+    if (midx)
+      lua_pushvalue(L, midx);
+    else
+      lua_pushnil(L);
+    r = aio_future_cancel(L, -2);
+    lua_pop(L, 1);
+    if (r)
+      return 1;
+  } else if (t->wait_kind == AIO_WAIT_SLEEP) {
+    /* the sleep is over: the task wakes with CancelledError(msg) */
+    aio_check_open(L, loop);
+    drop_sleep(L, t);
+    if (midx && !lua_isnil(L, midx)) {
+      lua_pushvalue(L, midx);
+      aio_pusherror(L, AIO_E_CANCELLED, 1);
+    } else
+      aio_pusherror(L, AIO_E_CANCELLED, 0);
+    lua_setiuservalue(L, tidx, AIO_TU_WAITER);
+    t->throwing = 1;
+    t->wait_kind = AIO_WAIT_YIELD;
+    aio_schedule_step(L, loop, t);
+    return 1;
+  }
+  t->must_cancel = 1;
+  set_cancel_msg(L, tidx, midx);
+  return 1;
+}
+
+/* Records the failure traceback of the task at tidx (error at eidx). */
+static void keep_traceback(lua_State *L, int tidx, int eidx) {
+  if (lua_type(L, eidx) == LUA_TTABLE) {
+    int has = lua_getfield(L, eidx, "traceback") != LUA_TNIL;
+    lua_pop(L, 1);
+    if (has)
+      return;
+  }
+  push_extra(L, tidx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_task_tb);
+  lua_setfield(L, -2, "traceback");
+  lua_pop(L, 1);
+}
+
+/* Finishes the task at tidx after its coroutine returned `n` values (on
+ * top of L, popped). */
+static void task_returned(lua_State *L, int tidx, aio_task *t, int n) {
+  if (t->must_cancel) {
+    /* cancelled right before the coroutine stopped */
+    t->must_cancel = 0;
+    lua_pop(L, n);
+    push_cancel_msg(L, tidx);
+    finish_cancelled(L, tidx, &t->fut, 1);
+  } else
+    finish_result(L, tidx, &t->fut, n);
+}
+
+/* Finishes the task at tidx whose coroutine raised the error on top
+ * (popped). Returns 1 if that error must leave the loop. */
+static int task_raised(lua_State *L, int tidx, aio_task *t) {
+  int e = lua_gettop(L);
+  if (aio_iserror(L, e, AIO_E_CANCELLED)) {
+    finish_cancelled(L, tidx, &t->fut, 0);
+    return 0;
+  }
+  keep_traceback(L, tidx, e);
+  if (aio_isfatal(L, e)) {
+    lua_pushvalue(L, e);
+    finish_exception(L, tidx, &t->fut);
+    /* the error stays on the stack for the loop to raise */
+    return 1;
+  }
+  finish_exception(L, tidx, &t->fut);
+  return 0;
+}
+
+static void bad_yield_hook(lua_State *L, lua_Debug *ar) {
+  aio_task *t = aio_current_task_of(L);
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (t == NULL || !t->bad_yield)
+    return;
+  t->bad_yield = 0;
+  aio_push_task(L, t);
+  lua_getiuservalue(L, -1, AIO_TU_WAITER);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -3, AIO_TU_WAITER);
+  lua_error(L);
+}
+
+/* The coroutine yielded without await (nres values on co): schedule a
+ * step that raises RuntimeError at that yield. */
+static void task_bad_yield(lua_State *L, int tidx, aio_task *t, int nres) {
+  lua_State *co = t->co;
+  if (nres > 0) {
+    lua_xmove(co, L, 1);
+    lua_pop(co, nres - 1);
+    aio_pushrepr(L, -1);
+    lua_remove(L, -2);
+  } else
+    lua_pushliteral(L, "nil");
+  aio_pusherrorf(L, AIO_E_RUNTIME, "Task got bad yield: %s",
+                 lua_tostring(L, -1));
+  lua_remove(L, -2);
+  lua_setiuservalue(L, tidx, AIO_TU_WAITER);
+  t->throwing = 1;
+  t->bad_yield = 1;
+  t->wait_kind = AIO_WAIT_YIELD;
+  aio_schedule_step(L, t->fut.loop, t);
+}
+
+/* Pushes the error the coming step must raise in the task, or returns 0
+ * when it is a plain resume. */
+static int take_throw(lua_State *L, int tidx, aio_task *t) {
+  if (t->must_cancel) {
+    t->must_cancel = 0;
+    push_cancel_msg(L, tidx);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      aio_pusherror(L, AIO_E_CANCELLED, 0);
+    } else
+      aio_pusherror(L, AIO_E_CANCELLED, 1);
+    return 1;
+  }
+  if (t->throwing) {
+    lua_getiuservalue(L, tidx, AIO_TU_WAITER);
+    return 1;
+  }
+  return 0;
+}
+
+void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
+  int top = lua_gettop(L), tidx = top + 1, nargs = 0, nres = 0, status;
+  int throwing, bad_yield;
+  lua_State *co = t->co;
+  if (t->fut.state != AIO_PENDING || co == NULL)
+    return;
+  luaL_checkstack(L, 8, NULL);
+  aio_push_task(L, t);
+  bad_yield = t->bad_yield;
+  throwing = take_throw(L, tidx, t);
+  t->throwing = 0;
+  if (t->waiter != NULL || throwing) {
+    t->waiter = NULL;
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, AIO_TU_WAITER);
+  }
+  t->wait_kind = AIO_WAIT_NONE;
+  if (!t->started) {
+    if (throwing) {
+      /* cancelled before its first step: the body never runs */
+      lua_pop(co, lua_gettop(co));
+      t->bad_yield = 0;
+      task_raised(L, tidx, t);
+      lua_settop(L, top);
+      return;
+    }
+    t->started = 1;
+    nargs = t->nargs;
+  } else if (throwing && bad_yield) {
+    lua_sethook(co, bad_yield_hook, LUA_MASKCOUNT, 1);
+    /* the hook finds the error in the WAITER slot again */
+    lua_setiuservalue(L, tidx, AIO_TU_WAITER);
+  } else if (throwing) {
+    lua_xmove(L, co, 1);
+    nargs = 1;
+    t->resume_throw = 1;
+  }
+  loop->current = t;
+  t->awaiting = 0;
+  status = lua_resume(co, L, nargs, &nres);
+  loop->current = NULL;
+  t->resume_throw = 0;
+  if (t->bad_yield && status != LUA_YIELD) {
+    /* the hook never fired: the body returned right away */
+    lua_sethook(co, NULL, 0, 0);
+    t->bad_yield = 0;
+    if (status == LUA_OK) {
+      lua_pop(co, nres);
+      lua_getiuservalue(L, tidx, AIO_TU_WAITER);
+      lua_xmove(L, co, 1);
+      status = LUA_ERRRUN;
+    }
+  }
+  if (status == LUA_YIELD) {
+    if (t->awaiting)
+      lua_pop(co, nres);
+    else
+      task_bad_yield(L, tidx, t, nres);
+  } else if (status == LUA_OK) {
+    luaL_checkstack(L, nres + 4, "too many results");
+    lua_xmove(co, L, nres);
+    task_returned(L, tidx, t, nres);
+  } else {
+    lua_xmove(co, L, 1);
+    if (task_raised(L, tidx, t)) {
+      loop->propagate = 1;
+      lua_replace(L, tidx);
+      lua_settop(L, tidx);
+      return;
+    }
+  }
+  lua_settop(L, top);
+}
+
+void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
+                         unsigned gen) {
+  if (t->wait_kind != AIO_WAIT_SLEEP || t->sleep_gen != gen ||
+      t->fut.state != AIO_PENDING)
+    return; /* cancelled in the meantime */
+  t->wait_kind = AIO_WAIT_YIELD;
+  aio_schedule_step(L, loop, t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua methods of Task                                                 */
+
+static int l_task_cancel(lua_State *L) {
+  aio_check_task(L, 1);
+  lua_settop(L, 2);
+  lua_pushboolean(L, aio_task_cancel(L, 1, 2));
+  return 1;
+}
+
+static int l_task_cancelling(lua_State *L) {
+  lua_pushinteger(L, aio_check_task(L, 1)->num_cancels);
+  return 1;
+}
+
+static int l_task_uncancel(lua_State *L) {
+  aio_task *t = aio_check_task(L, 1);
+  if (t->num_cancels > 0) {
+    t->num_cancels--;
+    if (t->num_cancels == 0)
+      t->must_cancel = 0;
+  }
+  lua_pushinteger(L, t->num_cancels);
+  return 1;
+}
+
+static int l_task_get_name(lua_State *L) {
+  push_task_name(L, 1, aio_check_task(L, 1));
+  return 1;
+}
+
+static int l_task_set_name(lua_State *L) {
+  aio_check_task(L, 1);
+  luaL_checkany(L, 2);
+  luaL_tolstring(L, 2, NULL);
+  push_extra(L, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "name");
+  return 0;
+}
+
+static int l_task_get_coro(lua_State *L) {
+  aio_check_task(L, 1);
+  lua_getiuservalue(L, 1, AIO_TU_CORO);
+  return 1;
+}
+
+/* get_stack() -> list of "source:line: in name" strings, outermost
+ * frame first (the body), innermost last; empty when not suspended. */
+static int l_task_get_stack(lua_State *L) {
+  aio_task *t = aio_check_task(L, 1);
+  lua_Debug ar;
+  int level = 0, n = 0, i;
+  lua_newtable(L);
+  if (t->co == NULL || !t->started || t->co == L)
+    return 1;
+  while (lua_getstack(t->co, level, &ar))
+    level++;
+  /* skip the trampoline (outermost) frame */
+  for (i = level - 2; i >= 0; i--) {
+    lua_getstack(t->co, i, &ar);
+    lua_getinfo(t->co, "Sln", &ar);
+    if (ar.currentline >= 0)
+      lua_pushfstring(L, "%s:%d: in %s", ar.short_src, ar.currentline,
+                      ar.name ? ar.name : "function");
+    else
+      lua_pushfstring(L, "%s: in %s", ar.short_src,
+                      ar.name ? ar.name : "function");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static const luaL_Reg future_methods[] = {
+    {"result", l_future_result},
+    {"exception", l_future_exception},
+    {"done", l_future_done},
+    {"cancelled", l_future_cancelled},
+    {"cancel", l_future_cancel},
+    {"set_result", l_future_set_result},
+    {"set_exception", l_future_set_exception},
+    {"add_done_callback", l_future_add_done_callback},
+    {"remove_done_callback", l_future_remove_done_callback},
+    {"get_loop", l_future_get_loop},
+    {NULL, NULL}};
+
+static const luaL_Reg task_methods[] = {
+    {"cancel", l_task_cancel},
+    {"cancelling", l_task_cancelling},
+    {"uncancel", l_task_uncancel},
+    {"get_name", l_task_get_name},
+    {"set_name", l_task_set_name},
+    {"get_coro", l_task_get_coro},
+    {"get_stack", l_task_get_stack},
+    {NULL, NULL}};
+
+static const luaL_Reg future_metamethods[] = {
+    {"__tostring", l_future__tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg future_gc_metamethods[] = {
+    {"__tostring", l_future__tostring},
+    {"__gc", l_future__gc},
+    {NULL, NULL}};
+
+/* future:__await is not needed: await knows futures. */
+
+/* ------------------------------------------------------------------ */
+/* Module functions                                                    */
+
+/* Future([loop]) */
+static int l_future_new(lua_State *L) {
+  aio_loop *loop = lua_isnoneornil(L, 1) ? aio_get_event_loop(L)
+                                         : aio_check_loop_any(L, 1);
+  aio_future_new(L, loop);
+  return 1;
+}
+
+static int l_loop_create_future(lua_State *L) {
+  aio_future_new(L, aio_check_loop(L, 1));
+  return 1;
+}
+
+/* loop:create_task(coro [, {name=}]) */
+static int l_loop_create_task(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  luaL_checkany(L, 2);
+  aio_task_new(L, loop, 2, lua_isnoneornil(L, 3) ? 0 : 3);
+  return 1;
+}
+
+/* create_task(coro [, {name=}]): on the running loop */
+static int l_create_task(lua_State *L) {
+  aio_loop *loop = aio_running_loop(L);
+  if (loop == NULL)
+    return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
+  luaL_checkany(L, 1);
+  aio_task_new(L, loop, 1, lua_isnoneornil(L, 2) ? 0 : 2);
+  return 1;
+}
+
+int aio_ensure_future(lua_State *L, int idx, aio_loop *loop) {
+  aio_future *f;
+  idx = lua_absindex(L, idx);
+  f = aio_test_future(L, idx);
+  if (f != NULL) {
+    if (loop != NULL && f->loop != loop)
+      aio_raisef(L, AIO_E_VALUE, "The future belongs to a different loop "
+                 "than the one specified as the loop argument");
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  if (aio_test_coro(L, idx) != NULL) {
+    aio_task_new(L, loop ? loop : aio_get_event_loop(L), idx, 0);
+    return 1;
+  }
+  if (luaL_getmetafield(L, idx, "__await") != LUA_TNIL) {
+    /* wrap the awaitable in a task of its own */
+    int made;
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+    made = aio_ensure_future(L, -1, loop);
+    lua_remove(L, -2);
+    return made;
+  }
+  aio_pushrepr(L, idx);
+  return aio_raisef(L, AIO_E_TYPE, "An asyncio.Future, a coroutine or an "
+                    "awaitable is required, got %s", lua_tostring(L, -1));
+}
+
+/* ensure_future(aw [, loop]) */
+static int l_ensure_future(lua_State *L) {
+  aio_loop *loop = lua_isnoneornil(L, 2) ? NULL : aio_check_loop_any(L, 2);
+  luaL_checkany(L, 1);
+  aio_ensure_future(L, 1, loop);
+  return 1;
+}
+
+static int l_current_task(lua_State *L) {
+  aio_loop *loop = lua_isnoneornil(L, 1) ? aio_running_loop(L)
+                                         : aio_check_loop_any(L, 1);
+  if (loop == NULL)
+    return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
+  if (loop->current == NULL || !loop->running)
+    lua_pushnil(L);
+  else
+    aio_push_task(L, loop->current);
+  return 1;
+}
+
+/* all_tasks([loop]) -> list of the loop's pending tasks */
+static int l_all_tasks(lua_State *L) {
+  aio_loop *loop = lua_isnoneornil(L, 1) ? aio_running_loop(L)
+                                         : aio_check_loop_any(L, 1);
+  int n = 0;
+  if (loop == NULL)
+    return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
+  lua_createtable(L, (int)loop->npending, 0);
+  aio_push_env(L, loop, AIO_ENV_TASKS);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_rawseti(L, -4, ++n);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int l_isfuture(lua_State *L) {
+  lua_pushboolean(L, aio_test_future(L, 1) != NULL);
+  return 1;
+}
+
+static const luaL_Reg future_funcs[] = {
+    {"Future", l_future_new},
+    {"create_task", l_create_task},
+    {"ensure_future", l_ensure_future},
+    {"current_task", l_current_task},
+    {"all_tasks", l_all_tasks},
+    {"isfuture", l_isfuture},
+    {"_traceback_of", l__traceback_of},
+    {NULL, NULL}};
+
+void aio_open_future(lua_State *L) {
+  aio_newclass(L, AIO_FUTURE_MT, AIO_K_FUTURE, future_methods,
+               future_metamethods);
+  aio_newclass(L, AIO_FUTURE_MT "+gc", AIO_K_FUTURE_GC, future_methods,
+               future_gc_metamethods);
+  aio_newclass(L, AIO_TASK_MT, AIO_K_TASK, future_methods,
+               future_gc_metamethods);
+  /* Task methods override and extend the Future ones */
+  luaL_getmetatable(L, AIO_TASK_MT);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, task_methods, 0);
+  lua_pop(L, 2);
+  luaL_setfuncs(L, future_funcs, 0);
+  /* loop methods that live here */
+  luaL_getmetatable(L, AIO_LOOP_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_loop_create_future);
+  lua_setfield(L, -2, "create_future");
+  lua_pushcfunction(L, l_loop_create_task);
+  lua_setfield(L, -2, "create_task");
+  lua_pop(L, 2);
+}

@@ -1,0 +1,180 @@
+/*
+ * handle.c - Handle and TimerHandle: callbacks scheduled with call_soon,
+ * call_soon_threadsafe, call_later and call_at.
+ *
+ * A handle is a userdata holding its loop (uservalue 1), the callback
+ * (uservalue 2) and its arguments (uservalues 3..). Cancelling drops the
+ * callback and arguments at once, as asyncio does, so that they can be
+ * collected; a cancelled TimerHandle leaves the heap lazily (timer.c).
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define UV_FN 2
+#define UV_ARG0 3
+
+aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
+                           int timer, double when) {
+  aio_handle *h;
+  int i;
+  fidx = lua_absindex(L, fidx);
+  if (lua_type(L, fidx) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
+      luaL_typeerror(L, fidx, "function");
+    lua_pop(L, 1);
+  }
+  h = lua_newuserdatauv(L, sizeof *h, UV_ARG0 - 1 + nargs);
+  memset(h, 0, sizeof *h);
+  h->loop = loop;
+  h->nargs = nargs;
+  h->timer = (unsigned char)timer;
+  h->when = when;
+  luaL_setmetatable(L, timer ? AIO_TIMERHANDLE_MT : AIO_HANDLE_MT);
+  aio_push_env(L, loop, AIO_ENV_SELF);
+  lua_setiuservalue(L, -2, 1);
+  for (i = 0; i <= nargs; i++) {
+    lua_pushvalue(L, fidx + i);
+    lua_setiuservalue(L, -2, UV_FN + i);
+  }
+  return h;
+}
+
+static aio_handle *check_handle(lua_State *L, int idx) {
+  if (aio_kindof(L, idx) != AIO_K_HANDLE)
+    luaL_typeerror(L, idx, AIO_HANDLE_MT);
+  return lua_touserdata(L, idx);
+}
+
+void aio_handle_run(lua_State *L, aio_loop *loop) {
+  int hidx = lua_gettop(L), i;
+  aio_handle *h = lua_touserdata(L, hidx);
+  if (h->cancelled) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_checkstack(L, h->nargs + 4, NULL);
+  for (i = 0; i <= h->nargs; i++)
+    lua_getiuservalue(L, hidx, UV_FN + i);
+  if (aio_pcall(L, h->nargs) != LUA_OK) {
+    if (aio_isfatal(L, -1)) {
+      loop->propagate = 1;
+      lua_replace(L, hidx);
+      return;
+    }
+    lua_pushliteral(L, "Exception in callback ");
+    luaL_tolstring(L, hidx, NULL);
+    lua_concat(L, 2);
+    aio_report_error(L, loop, lua_tostring(L, -1), -2, "handle", hidx);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua methods                                                         */
+
+static int l_handle_cancel(lua_State *L) {
+  aio_handle *h = check_handle(L, 1);
+  int i;
+  if (h->cancelled)
+    return 0;
+  h->cancelled = 1;
+  for (i = 0; i <= h->nargs; i++) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_FN + i);
+  }
+  if (h->timer && h->scheduled) {
+    h->scheduled = 0;
+    aio_timers_cancelled(L, h->loop);
+  }
+  return 0;
+}
+
+static int l_handle_cancelled(lua_State *L) {
+  lua_pushboolean(L, check_handle(L, 1)->cancelled);
+  return 1;
+}
+
+static int l_handle_when(lua_State *L) {
+  aio_handle *h = check_handle(L, 1);
+  if (!h->timer)
+    return luaL_error(L, "'when' is only defined for asyncio.TimerHandle");
+  lua_pushnumber(L, h->when);
+  return 1;
+}
+
+static int l_handle_get_loop(lua_State *L) {
+  check_handle(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+static int l_handle__tostring(lua_State *L) {
+  aio_handle *h = check_handle(L, 1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, h->timer ? "<TimerHandle" : "<Handle");
+  if (h->cancelled)
+    luaL_addstring(&b, " cancelled");
+  if (h->timer) {
+    lua_pushfstring(L, " when=%f", h->when);
+    luaL_addvalue(&b);
+  }
+  if (!h->cancelled) {
+    luaL_addchar(&b, ' ');
+    lua_getiuservalue(L, 1, UV_FN);
+    aio_pushfuncname(L, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+    luaL_addstring(&b, "()");
+  }
+  luaL_addchar(&b, '>');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* loop:call_soon(fn, ...) -> Handle */
+static int l_loop_call_soon(lua_State *L) {
+  aio_loop *loop = aio_check_loop(L, 1);
+  aio_handle_new(L, loop, 2, lua_gettop(L) - 2, 0, 0);
+  lua_pushvalue(L, -1);
+  aio_ready_push(L, loop, AIO_R_HANDLE, NULL, 0, NULL, 1);
+  return 1;
+}
+
+/* loop:call_soon_threadsafe(fn, ...) from the loop's own state: as
+ * call_soon, and wakes the loop in case it is blocked in a poll (another
+ * Lua state may share the OS thread). Other threads use loop references
+ * (threads.c). */
+static int l_loop_call_soon_threadsafe(lua_State *L) {
+  aio_loop *loop = aio_check_loop(L, 1);
+  l_loop_call_soon(L);
+  uv_async_send(loop->wakeup);
+  return 1;
+}
+
+static const luaL_Reg handle_methods[] = {
+    {"cancel", l_handle_cancel},
+    {"cancelled", l_handle_cancelled},
+    {"when", l_handle_when},
+    {"get_loop", l_handle_get_loop},
+    {NULL, NULL}};
+
+static const luaL_Reg handle_metamethods[] = {
+    {"__tostring", l_handle__tostring},
+    {NULL, NULL}};
+
+void aio_open_handle(lua_State *L) {
+  aio_newclass(L, AIO_HANDLE_MT, AIO_K_HANDLE, handle_methods,
+               handle_metamethods);
+  aio_newclass(L, AIO_TIMERHANDLE_MT, AIO_K_HANDLE, handle_methods,
+               handle_metamethods);
+  luaL_getmetatable(L, AIO_LOOP_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_loop_call_soon);
+  lua_setfield(L, -2, "call_soon");
+  lua_pushcfunction(L, l_loop_call_soon_threadsafe);
+  lua_setfield(L, -2, "call_soon_threadsafe");
+  lua_pop(L, 2);
+}

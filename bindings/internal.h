@@ -1,0 +1,507 @@
+/*
+ * internal.h - declarations shared by the C files of the asyncio core.
+ *
+ * The core is one Lua C module, "asyncio.core", made of one translation unit
+ * per asyncio concept (loop.c, handle.c, timer.c, future.c, coro.c, ...).
+ * Everything here is private to the module: cross-file names start with
+ * "aio_", metatable names are the dotted type names users see in errors.
+ *
+ * Threading: every object below belongs to one lua_State and is touched only
+ * by the OS thread running that state, except the fields of aio_remote,
+ * which are guarded by its mutex (see threads.c).
+ */
+#ifndef AIO_INTERNAL_H
+#define AIO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#define AIO_LOOP_MT "asyncio.EventLoop"
+#define AIO_FUTURE_MT "asyncio.Future"
+#define AIO_TASK_MT "asyncio.Task"
+#define AIO_HANDLE_MT "asyncio.Handle"
+#define AIO_TIMERHANDLE_MT "asyncio.TimerHandle"
+#define AIO_CORO_MT "asyncio.Coroutine"
+
+/* Every metatable of the core carries its kind under this key, so one
+ * look-up tells what a userdata is (Future and Task share code). */
+typedef enum {
+  AIO_K_NONE,
+  AIO_K_LOOP,
+  AIO_K_FUTURE,   /* a Future without a finalizer */
+  AIO_K_FUTURE_GC,/* a Future that holds an exception (reports if lost) */
+  AIO_K_TASK,
+  AIO_K_HANDLE,
+  AIO_K_CORO,
+  AIO_K_OTHER
+} aio_kind;
+extern const char aio_key_kind;
+/* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
+aio_kind aio_kindof(lua_State *L, int idx);
+
+/* Registry keys (addresses of these objects are the keys). */
+extern const char aio_key_running;  /* loop running in this state, or nil */
+extern const char aio_key_current;  /* loop set by set_event_loop, or nil */
+extern const char aio_key_errors;   /* the asyncio.errors module table */
+
+/* ------------------------------------------------------------------ */
+/* Errors (errors.c)                                                   */
+
+/* Error classes the C core raises; indices into the errors module. */
+typedef enum {
+  AIO_E_CANCELLED,
+  AIO_E_INVALID_STATE,
+  AIO_E_RUNTIME,
+  AIO_E_VALUE,
+  AIO_E_TYPE,
+  AIO_E_TIMEOUT,
+  AIO_E_KEYBOARD_INTERRUPT,
+  AIO_E_SYSTEM_EXIT,
+  AIO_E_QUEUE_EMPTY,
+  AIO_E_QUEUE_FULL,
+  AIO_E_QUEUE_SHUTDOWN,
+  AIO_E_COUNT
+} aio_errclass;
+
+/* Pushes a new error object of class `cls` with `nargs` arguments taken
+ * from the top of the stack (they are popped). Never raises except on
+ * memory errors. */
+void aio_pusherror(lua_State *L, aio_errclass cls, int nargs);
+/* Pushes an error object whose single argument is the formatted message. */
+void aio_pusherrorf(lua_State *L, aio_errclass cls, const char *fmt, ...);
+/* Raises an error object of class `cls` with a formatted message. */
+int aio_raisef(lua_State *L, aio_errclass cls, const char *fmt, ...);
+/* Raises an asyncio.OSError subclass built from a libuv error code;
+ * `what` names the operation ("connect", ...). */
+int aio_raise_uv(lua_State *L, int uverr, const char *what);
+/* Pushes the OSError object for a libuv error code (does not raise). */
+void aio_push_uverror(lua_State *L, int uverr, const char *what);
+/* True when the value at `idx` is an error object of class `cls` (or of
+ * a subclass). Never raises. */
+int aio_iserror(lua_State *L, int idx, aio_errclass cls);
+/* True for the errors that must leave the loop instead of reaching the
+ * exception handler (KeyboardInterrupt, SystemExit). */
+int aio_isfatal(lua_State *L, int idx);
+/* If the value at `idx` is an error object without a traceback, sets its
+ * traceback to the one of thread `co` (the failed coroutine). */
+void aio_set_traceback(lua_State *L, int idx, lua_State *co);
+/* Pushes a short printable description of the value at `idx` in the
+ * shape Python's repr() gives (strings quoted). */
+void aio_pushrepr(lua_State *L, int idx);
+
+/* ------------------------------------------------------------------ */
+/* The event loop (loop.c)                                             */
+
+typedef enum {
+  AIO_CLOCK_REAL,     /* monotonic clock, uv_hrtime */
+  AIO_CLOCK_VIRTUAL,  /* starts at 0, jumps to the next deadline when idle */
+  AIO_CLOCK_HOST      /* supplied by the embedding host */
+} aio_clock_kind;
+
+typedef double (*aio_clock_fn)(void *ud);
+
+/* Kinds of ready-queue entries. Each entry runs exactly once, in FIFO
+ * order, in the iteration after the one that queued it. */
+typedef enum {
+  AIO_R_HANDLE,  /* obj = Handle/TimerHandle userdata: call its callback */
+  AIO_R_STEP,    /* p = task (anchored by the loop): run one task step */
+  AIO_R_FUTCB,   /* obj = callback, arg = future: call callback(future) */
+  AIO_R_SLEEP,   /* p = task, n = sleep generation: wake a sleeping task */
+  AIO_R_CFUNC    /* cfn(loop, L, p) with obj as an optional Lua value */
+} aio_ready_kind;
+
+typedef struct aio_loop aio_loop;
+typedef struct aio_remote aio_remote;
+typedef struct aio_future aio_future;
+typedef struct aio_task aio_task;
+
+/* A C callback run from the ready queue. The Lua value stored with the
+ * entry (or nil) is on top of L's stack when it is called; the callback
+ * must leave the stack as it found it. It runs inside the loop's
+ * protected funnel: raising reports to the exception handler. */
+typedef void (*aio_cfunc)(aio_loop *loop, lua_State *L, void *p);
+
+typedef struct aio_ready {
+  unsigned char kind;
+  unsigned n;         /* AIO_R_SLEEP: generation */
+  void *p;            /* AIO_R_STEP/SLEEP: task; AIO_R_CFUNC: data */
+  aio_cfunc cfn;      /* AIO_R_CFUNC only */
+} aio_ready;
+
+/* A timer heap entry: ordered by (when, seq). Its Lua object lives in the
+ * loop's timer anchor table under key seq until the entry is popped. */
+typedef struct aio_timer {
+  double when;
+  uint64_t seq;
+  unsigned char kind; /* AIO_R_HANDLE (TimerHandle) or AIO_R_SLEEP (task) */
+  unsigned gen;       /* AIO_R_SLEEP: sleep generation of the task */
+  void *p;            /* TimerHandle or task */
+} aio_timer;
+
+struct aio_loop {
+  uv_loop_t *uv;          /* own_uv ? &uv_own : the host's loop */
+  uv_loop_t uv_own;
+  uv_timer_t *poll_timer; /* wakes a blocking poll at the next deadline */
+  uv_async_t *wakeup;     /* wakes a blocking poll from other threads */
+  aio_remote *remote;     /* the part other threads may touch */
+  lua_State *L;           /* the main thread of the owning state */
+  lua_State *Lrun;        /* thread running the loop, while it runs */
+  int env;                /* registry ref: table of the slots below */
+
+  /* The ready queue: a ring of entries; their Lua values live in the
+   * env READY table at 2*i+1 (obj) and 2*i+2 (arg). */
+  aio_ready *ready;
+  unsigned rcap, rhead, rcount;
+
+  /* The timer heap (lazy deletion: cancelled entries stay until popped
+   * or compacted). */
+  aio_timer *heap;
+  unsigned hcap, hcount, hcancelled;
+  uint64_t hseq;
+
+  aio_task *current;      /* task being stepped, or NULL */
+  unsigned task_counter;  /* for the default names "Task-<n>" */
+  unsigned npending;      /* pending tasks (entries of env TASKS) */
+  unsigned handles_open;  /* uv handles not yet closed (debug counts) */
+  unsigned polls_skipped;
+  aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
+  struct aio_sigwatch *signals; /* signal watchers (signal.c) */
+  uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
+  int interrupts;         /* SIGINTs received while running */
+  int interrupts_seen;
+
+  aio_clock_kind clock;
+  double vnow;            /* virtual clock: current time */
+  aio_clock_fn host_clock;
+  void *host_clock_ud;
+
+  int refs;               /* futures and tasks pointing here */
+  unsigned char own_uv, running, stopping, closed, debug, finalized;
+  unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
+  unsigned char propagate;   /* a BaseException escaped: leave the run */
+  unsigned char watch_sigint; /* watch SIGINT while running */
+  double slow_callback;   /* debug mode: report callbacks slower than this */
+};
+
+/* Slots of the env table. */
+enum {
+  AIO_ENV_SELF = 1,   /* the loop userdata */
+  AIO_ENV_READY,      /* ring of ready-entry values */
+  AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
+  AIO_ENV_TASKS,      /* lightuserdata(task) -> pending task */
+  AIO_ENV_HANDLER,    /* custom exception handler or nil */
+  AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
+  AIO_ENV_EXECUTOR,   /* default executor or nil */
+  AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
+  AIO_ENV_COUNT = AIO_ENV_STOPCB
+};
+
+/* Loop userdata: the loop itself is malloc'd because its uv handles may
+ * outlive the userdata (they are freed in their close callbacks). */
+typedef struct aio_loop_ud {
+  aio_loop *loop;
+} aio_loop_ud;
+
+/* Pushes a new loop userdata running on `uv` (NULL: a libuv loop of its
+ * own). */
+aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock);
+/* One iteration; `max_wait` bounds the poll in seconds (< 0: unbounded).
+ * Returns 1 if an error must propagate out of the run (left on the
+ * stack), else 0. The loop must be running. */
+int aio_run_once(lua_State *L, aio_loop *loop, double max_wait);
+/* Runs one iteration of a loop that is not running, as luaio_step does.
+ * Same return convention as aio_run_once. */
+int aio_loop_step(lua_State *L, aio_loop *loop, double max_wait);
+/* Drops one reference held by a future or task (their __gc). */
+void aio_loop_unref(aio_loop *loop);
+/* Closes a uv handle the loop allocated with malloc (its data is the
+ * loop); the memory is freed in the close callback. */
+void aio_loop_close_handle(aio_loop *loop, uv_handle_t *h);
+
+/* Every uv handle made for a Lua object (streams, servers, processes)
+ * has `data` pointing at a struct that starts with aio_io, so that
+ * closing a loop can close it. */
+typedef struct aio_io {
+  void (*close)(uv_handle_t *h); /* closes h and detaches its owner */
+} aio_io;
+void aio_io_close_for_loop(uv_handle_t *h);
+
+/* Returns the loop at `idx`, raising if it is not a loop or is closed. */
+aio_loop *aio_check_loop(lua_State *L, int idx);
+/* Like aio_check_loop but accepts a closed loop. */
+aio_loop *aio_check_loop_any(lua_State *L, int idx);
+/* Returns the loop at `idx` or NULL when it is not a loop. */
+aio_loop *aio_test_loop(lua_State *L, int idx);
+/* Raises RuntimeError "Event loop is closed" when the loop is closed. */
+void aio_check_open(lua_State *L, aio_loop *loop);
+/* Pushes the loop's userdata. */
+void aio_push_loop(lua_State *L, aio_loop *loop);
+/* Pushes env slot `slot` of the loop. */
+void aio_push_env(lua_State *L, aio_loop *loop, int slot);
+/* Pushes the running loop of this state (or nil) and returns it. */
+aio_loop *aio_running_loop(lua_State *L);
+/* Returns the running loop, or get_event_loop() semantics: the loop set
+ * with set_event_loop, created on demand. Pushes nothing. */
+aio_loop *aio_get_event_loop(lua_State *L);
+/* The loop's clock, in seconds. */
+double aio_loop_time(aio_loop *loop);
+
+/* Appends an entry to the ready queue. The Lua values of the entry are
+ * taken from the stack: `nvals` (0, 1 or 2) values are popped (obj, then
+ * arg). Raises only on memory errors. The caller checks closedness. */
+void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
+                    void *p, unsigned n, aio_cfunc cfn, int nvals);
+/* aio_ready_push without first draining thread-safe posts. */
+void aio_ready_push_raw(lua_State *L, aio_loop *loop, aio_ready_kind kind,
+                        void *p, unsigned n, aio_cfunc cfn, int nvals);
+/* Schedules one step of task `t` (call_soon(task.__step)). */
+void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t);
+
+/* Calls the loop's exception handler with the context table on top of
+ * the stack (popped). Never raises. */
+void aio_report(lua_State *L, aio_loop *loop);
+/* Builds a context {message=msg, exception=<value at exc_idx or none>}
+ * with one more key `key` = value at key_idx (0 for none) and reports
+ * it. Never raises. */
+void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
+                      int exc_idx, const char *key, int key_idx);
+/* Runs fn with nargs arguments below it on the stack in protected mode,
+ * with a traceback-capturing message handler; on error leaves the error
+ * value on the stack and returns its status, else pops fn and arguments
+ * and returns LUA_OK. */
+int aio_pcall(lua_State *L, int nargs);
+
+/* ------------------------------------------------------------------ */
+/* Thread-safe submission (threads.c)                                  */
+
+/* A C callback posted from any thread. It runs on the loop's thread as a
+ * ready entry: fn(loop, L, data); if the loop closes first it is called
+ * with L == NULL and must only release `data`. */
+typedef struct aio_remote aio_remote;
+aio_remote *aio_remote_new(lua_State *L, aio_loop *loop);
+/* Queues fn(data) from any thread and wakes the loop. Returns 0, or
+ * UV_ECANCELED when the loop is closed (fn is not called). */
+int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data);
+/* Moves posted callbacks to the ready queue (loop thread only). */
+void aio_remote_drain(lua_State *L, aio_loop *loop);
+/* True when posts may be waiting (cheap, lock-free). */
+int aio_remote_has_posts(aio_remote *r);
+/* Refuses further posts; posts still queued are disposed of. */
+void aio_remote_close(aio_remote *r);
+void aio_remote_retain(aio_remote *r);
+void aio_remote_release(aio_remote *r);
+/* Shuts the default executor down without waiting (loop close). */
+void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
+
+/* ------------------------------------------------------------------ */
+/* Handles and timers (handle.c, timer.c)                              */
+
+typedef struct aio_handle {
+  aio_loop *loop;
+  double when;          /* TimerHandle: deadline */
+  int nargs;            /* callback arguments: uservalues 2..nargs+1 */
+  unsigned char timer, cancelled, scheduled;
+} aio_handle;
+
+/* Pushes a new Handle (timer = 0) or TimerHandle for the function at
+ * `fidx` and the `nargs` values after it. */
+aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
+                           int timer, double when);
+/* Runs the handle on top of the stack (popped) unless cancelled. */
+void aio_handle_run(lua_State *L, aio_loop *loop);
+
+/* Pushes a timer entry; the Lua object on top of the stack is anchored
+ * (and popped). */
+void aio_timer_push(lua_State *L, aio_loop *loop, double when, int kind,
+                    void *p, unsigned gen);
+/* Moves every due timer to the end of the ready queue. */
+void aio_timers_run_due(lua_State *L, aio_loop *loop, double now);
+/* Deadline of the earliest live timer, or -1 when there is none. Pops
+ * cancelled entries off the top of the heap on the way. */
+double aio_timers_next(lua_State *L, aio_loop *loop);
+/* Notes that a heap entry became dead (cancelled handle or stale sleep);
+ * compacts the heap when most of it is dead. */
+void aio_timers_cancelled(lua_State *L, aio_loop *loop);
+/* Number of live timers (for tests). */
+unsigned aio_timers_live(lua_State *L, aio_loop *loop);
+/* Drops every timer (loop close). */
+void aio_timers_clear(lua_State *L, aio_loop *loop);
+
+/* ------------------------------------------------------------------ */
+/* Futures and tasks (future.c)                                        */
+
+typedef enum {
+  AIO_PENDING,
+  AIO_CANCELLED,
+  AIO_FINISHED
+} aio_fstate;
+
+/* Uservalue slots of a Future (a Task has them too, then its own). */
+enum {
+  AIO_FU_LOOP = 1,  /* the loop userdata */
+  AIO_FU_VALUE,     /* result (nres == 1), table of results (nres > 1),
+                       the exception, or the CancelledError/message */
+  AIO_FU_CB,        /* done callbacks: nil, one entry, or a list table */
+  AIO_FU_COUNT = AIO_FU_CB
+};
+enum {
+  AIO_TU_THREAD = AIO_FU_COUNT + 1, /* the task's coroutine thread */
+  AIO_TU_CORO,      /* the Coroutine object the task runs */
+  AIO_TU_WAITER,    /* the future the task waits on, or the error its
+                       next step raises (throwing), or nil */
+  AIO_TU_EXTRA,     /* {name=, cancel_msg=, traceback=} or nil: what
+                       few tasks need */
+  AIO_TU_COUNT = AIO_TU_EXTRA
+};
+
+struct aio_future {
+  aio_loop *loop;
+  int nres;                 /* number of result values */
+  unsigned short ncb;       /* number of done callbacks */
+  unsigned char state;      /* aio_fstate */
+  unsigned char is_task;
+  unsigned char has_exc;    /* finished with an exception */
+  unsigned char log_tb;     /* exception not yet retrieved */
+  unsigned char cb_list;    /* AIO_FU_CB holds a list table */
+  unsigned char cancel_msg; /* cancelled: VALUE holds a message, not an
+                               error object */
+};
+
+/* Why a task is suspended. */
+typedef enum {
+  AIO_WAIT_NONE,    /* scheduled to run (or running) */
+  AIO_WAIT_FUTURE,  /* on the future in AIO_TU_WAITER */
+  AIO_WAIT_SLEEP,   /* on a timer entry of generation sleep_gen */
+  AIO_WAIT_YIELD    /* sleep(0): its step is already queued */
+} aio_wait_kind;
+
+struct aio_task {
+  aio_future fut;
+  lua_State *co;            /* anchored by AIO_TU_THREAD */
+  aio_future *waiter;       /* anchored by AIO_TU_WAITER */
+  unsigned id;              /* n of the default name Task-<n> */
+  unsigned sleep_gen;
+  int num_cancels;          /* cancel() requests not yet uncancelled */
+  int nargs;                /* arguments waiting on co for the first step */
+  unsigned char wait_kind;  /* aio_wait_kind */
+  unsigned char must_cancel;
+  unsigned char started;
+  unsigned char awaiting;   /* set by a legitimate await before yielding */
+  unsigned char throwing;   /* the next step raises AIO_TU_WAITER's value */
+  unsigned char resume_throw; /* this resume passes an error to raise */
+  unsigned char bad_yield;  /* the next step raises "bad yield" by hook */
+  unsigned char sleep_in_heap; /* the current sleep's timer is live */
+};
+
+aio_future *aio_check_future(lua_State *L, int idx);
+aio_future *aio_test_future(lua_State *L, int idx); /* Future or Task */
+aio_task *aio_test_task(lua_State *L, int idx);
+aio_task *aio_check_task(lua_State *L, int idx);
+/* Pushes a new pending Future bound to loop. */
+aio_future *aio_future_new(lua_State *L, aio_loop *loop);
+/* Completes the future at `fidx` with the `n` values on top of the stack
+ * (popped). Returns 0 if it was already done (values popped anyway). */
+int aio_future_set_result(lua_State *L, int fidx, int n);
+/* Completes the future at `fidx` with the error on top (popped). */
+int aio_future_set_exception(lua_State *L, int fidx);
+/* Cancels the future at `fidx`; the message (or nil) is on top, popped.
+ * Returns 1 if it was cancelled now. For tasks, requests cancellation. */
+int aio_future_cancel(lua_State *L, int fidx);
+/* Pushes the future's results and returns their count, or raises its
+ * exception (marking it retrieved). Raises InvalidStateError if pending. */
+int aio_future_push_result(lua_State *L, int fidx);
+/* Adds the value on top (popped) as a done callback; a lightuserdata is
+ * the wakeup of that task. Schedules at once if the future is done. */
+void aio_future_add_callback(lua_State *L, int fidx);
+/* Pushes the task object for a task pointer (it must be pending). */
+void aio_push_task(lua_State *L, aio_task *t);
+/* Creates a Task running the Coroutine object at `cidx` on `loop`; the
+ * options table at `oidx` (0 for none) may give a name. Pushes it. */
+aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx);
+/* Runs one step of task `t`. */
+void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t);
+/* Wakes a task whose sleep of generation `gen` is due. */
+void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
+                         unsigned gen);
+/* Pushes the Python-shaped repr of the future or task at `idx`. */
+void aio_future_pushrepr(lua_State *L, int idx);
+/* task:cancel(msg) for the task at tidx, message at midx (0: none). */
+int aio_task_cancel(lua_State *L, int tidx, int midx);
+/* Pushes a future of `loop` for the awaitable at idx (a Future or Task is
+ * itself; a Coroutine becomes a Task). Returns 1 if a task was made.
+ * Raises TypeError for other values, ValueError for another loop's
+ * future. */
+int aio_ensure_future(lua_State *L, int idx, aio_loop *loop);
+
+/* The running task of the running loop when L is that task's thread,
+ * else NULL. */
+aio_task *aio_current_task_of(lua_State *L);
+
+/* ------------------------------------------------------------------ */
+/* Coroutine objects and await (coro.c)                                */
+
+typedef struct aio_coro {
+  int nargs;              /* arguments: uservalues 2..nargs+1 */
+  unsigned char state;    /* AIO_CORO_* */
+} aio_coro;
+
+enum { AIO_CORO_NEW, AIO_CORO_STARTED };
+
+aio_coro *aio_test_coro(lua_State *L, int idx);
+/* Marks the Coroutine at `cidx` as started and pushes its function and
+ * arguments onto `to` (which may be another thread of the same state).
+ * Raises RuntimeError if it was already awaited or wrapped in a task.
+ * Returns the number of arguments. */
+int aio_coro_start(lua_State *L, int cidx, lua_State *to);
+/* Pushes the name of the coroutine's function (for reprs). */
+void aio_coro_pushname(lua_State *L, int cidx);
+/* Pushes a printable name for the function at idx: its global name when
+ * it has one, else "function <source:line>". */
+void aio_pushfuncname(lua_State *L, int idx);
+/* Suspends the running task until its next step; k is the continuation.
+ * Must be called as `return aio_suspend(L, t, ctx, k)`. */
+int aio_suspend(lua_State *L, aio_task *t, lua_KContext ctx, lua_KFunction k);
+/* In a continuation after aio_suspend: raises the value the task was
+ * resumed with if the resume is a throw (cancellation). */
+void aio_resume_check(lua_State *L, aio_task *t);
+/* The task running L, raising "cannot await outside a task" when L is
+ * not a task's own thread; `what` names the operation for the message. */
+aio_task *aio_check_await(lua_State *L, const char *what);
+/* The await function: awaits the value at stack index 1. */
+int aio_await(lua_State *L);
+
+/* The body of asyncio.sleep(delay [, result]) (timer.c); await runs it
+ * inline with the stack [delay, result]. */
+int aio_sleep_body(lua_State *L);
+
+/* ------------------------------------------------------------------ */
+/* Module registration (core.c and each file's opener)                 */
+
+int luaopen_asyncio_core(lua_State *L);
+
+/* Each opener adds its functions to the module table on top. */
+void aio_open_errors(lua_State *L);
+void aio_open_loop(lua_State *L);
+void aio_open_handle(lua_State *L);
+void aio_open_timer(lua_State *L);
+void aio_open_future(lua_State *L);
+void aio_open_coro(lua_State *L);
+void aio_open_signal(lua_State *L);
+
+/* Registers `methods` in a new metatable `name` (as __index) together
+ * with `metamethods` and the kind tag; leaves the stack unchanged. */
+void aio_newclass(lua_State *L, const char *name, aio_kind kind,
+                  const luaL_Reg *methods, const luaL_Reg *metamethods);
+
+/* Signal watching (signal.c). The uv callbacks only count signals; the
+ * iteration turns the counts into ready entries (dispatch). */
+void aio_signal_loop_started(lua_State *L, aio_loop *loop);
+void aio_signal_loop_stopped(lua_State *L, aio_loop *loop);
+void aio_signal_dispatch(lua_State *L, aio_loop *loop);
+void aio_signal_close_all(lua_State *L, aio_loop *loop);
+
+#endif

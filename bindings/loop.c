@@ -1,0 +1,997 @@
+/*
+ * loop.c - the event loop: ready queue, iterations, run/stop/close, the
+ * clock, and the exception-handler funnel.
+ *
+ * One iteration follows Python's BaseEventLoop._run_once exactly:
+ *   1. poll for I/O, with a zero timeout when something is ready or a stop
+ *      is pending, else until the next timer (forever when there is none);
+ *   2. move every due timer to the END of the ready queue;
+ *   3. run exactly the entries that are in the ready queue now (a
+ *      snapshot): whatever they schedule runs in the next iteration.
+ * The ready queue is ours (not libuv's phases), so callbacks, task steps,
+ * done-callbacks and thread-safe submissions share one FIFO order.
+ *
+ * Polling when something is ready costs a syscall; when no user I/O handle
+ * is alive there is nothing to poll for, so such polls are skipped, except
+ * one in every POLL_EVERY iterations so that signals and closing handles
+ * are still serviced.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define POLL_EVERY 64
+#define READY_MIN 64
+
+const char aio_key_running = 0;
+const char aio_key_current = 0;
+
+/* The loop running on this OS thread (nested runs of other states' loops
+ * save and restore it). */
+static _Thread_local aio_loop *tl_running;
+
+/* Debug mode of new loops: --debug or LUAIO_DEBUG=1 in the environment
+ * (Python's PYTHONASYNCIODEBUG). */
+static int default_debug = -1;
+
+/* ------------------------------------------------------------------ */
+/* Lifetime                                                            */
+
+static void loop_maybe_free(aio_loop *loop) {
+  if (loop->finalized && loop->handles_open == 0 && loop->refs == 0) {
+    if (loop->remote)
+      aio_remote_release(loop->remote);
+    free(loop->ready);
+    free(loop->heap);
+    free(loop);
+  }
+}
+
+void aio_loop_unref(aio_loop *loop) {
+  loop->refs--;
+  loop_maybe_free(loop);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  aio_loop *loop = h->data;
+  free(h);
+  loop->handles_open--;
+  loop_maybe_free(loop);
+}
+
+void aio_loop_close_handle(aio_loop *loop, uv_handle_t *h) {
+  (void)loop;
+  if (h && !uv_is_closing(h))
+    uv_close(h, on_handle_closed);
+}
+
+void aio_io_close_for_loop(uv_handle_t *h) {
+  aio_io *io = h->data;
+  if (io != NULL && io->close != NULL)
+    io->close(h);
+  else
+    uv_close(h, NULL);
+}
+
+static void on_noop_timer(uv_timer_t *t) {
+  (void)t;
+}
+
+static void on_wakeup(uv_async_t *a) {
+  (void)a; /* the queue is drained by the iteration */
+}
+
+/* ------------------------------------------------------------------ */
+/* Checks                                                              */
+
+aio_loop *aio_test_loop(lua_State *L, int idx) {
+  aio_loop_ud *ud = luaL_testudata(L, idx, AIO_LOOP_MT);
+  return ud ? ud->loop : NULL;
+}
+
+aio_loop *aio_check_loop_any(lua_State *L, int idx) {
+  aio_loop_ud *ud = luaL_checkudata(L, idx, AIO_LOOP_MT);
+  return ud->loop;
+}
+
+void aio_check_open(lua_State *L, aio_loop *loop) {
+  if (loop->closed)
+    aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+}
+
+aio_loop *aio_check_loop(lua_State *L, int idx) {
+  aio_loop *loop = aio_check_loop_any(L, idx);
+  aio_check_open(L, loop);
+  return loop;
+}
+
+void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
+  if (loop->env == LUA_NOREF) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
+  lua_rawgeti(L, -1, slot);
+  lua_remove(L, -2);
+}
+
+static void set_env(lua_State *L, aio_loop *loop, int slot) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+}
+
+void aio_push_loop(lua_State *L, aio_loop *loop) {
+  aio_push_env(L, loop, AIO_ENV_SELF);
+}
+
+/* ------------------------------------------------------------------ */
+/* Clock                                                               */
+
+double aio_loop_time(aio_loop *loop) {
+  switch (loop->clock) {
+  case AIO_CLOCK_VIRTUAL:
+    return loop->vnow;
+  case AIO_CLOCK_HOST:
+    return loop->host_clock(loop->host_clock_ud);
+  default:
+    return (double)uv_hrtime() / 1e9;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* The ready queue                                                     */
+
+static void ready_grow(lua_State *L, aio_loop *loop) {
+  unsigned ncap = loop->rcap ? loop->rcap * 2 : READY_MIN;
+  unsigned mask = loop->rcap - 1, i;
+  aio_ready *nr = malloc(ncap * sizeof *nr);
+  if (nr == NULL)
+    luaL_error(L, "not enough memory");
+  lua_createtable(L, 2 * (int)ncap, 0);
+  aio_push_env(L, loop, AIO_ENV_READY); /* [new, old] */
+  for (i = 0; i < loop->rcount; i++) {
+    unsigned from = (loop->rhead + i) & mask;
+    nr[i] = loop->ready[from];
+    lua_rawgeti(L, -1, 2 * from + 1);
+    lua_rawseti(L, -3, 2 * i + 1);
+    lua_rawgeti(L, -1, 2 * from + 2);
+    lua_rawseti(L, -3, 2 * i + 2);
+  }
+  lua_pop(L, 1);
+  set_env(L, loop, AIO_ENV_READY);
+  free(loop->ready);
+  loop->ready = nr;
+  loop->rcap = ncap;
+  loop->rhead = 0;
+}
+
+void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
+                    void *p, unsigned n, aio_cfunc cfn, int nvals) {
+  /* posts from other threads that happened before this push go first */
+  if (loop->remote && aio_remote_has_posts(loop->remote))
+    aio_remote_drain(L, loop);
+  aio_ready_push_raw(L, loop, kind, p, n, cfn, nvals);
+}
+
+void aio_ready_push_raw(lua_State *L, aio_loop *loop, aio_ready_kind kind,
+                        void *p, unsigned n, aio_cfunc cfn, int nvals) {
+  unsigned i;
+  if (loop->closed) {
+    lua_pop(L, nvals);
+    aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+  }
+  if (loop->rcount == loop->rcap)
+    ready_grow(L, loop);
+  i = (loop->rhead + loop->rcount) & (loop->rcap - 1);
+  loop->ready[i].kind = (unsigned char)kind;
+  loop->ready[i].n = n;
+  loop->ready[i].p = p;
+  loop->ready[i].cfn = cfn;
+  if (nvals > 0) {
+    int t;
+    aio_push_env(L, loop, AIO_ENV_READY);
+    lua_insert(L, -1 - nvals); /* [ready, obj, (arg)] */
+    t = lua_absindex(L, -1 - nvals);
+    if (nvals == 2)
+      lua_rawseti(L, t, 2 * i + 2);
+    lua_rawseti(L, t, 2 * i + 1);
+    lua_pop(L, 1);
+  }
+  loop->rcount++;
+}
+
+void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
+  aio_ready_push(L, loop, AIO_R_STEP, t, 0, NULL, 0);
+}
+
+/* Pops the head entry into *e, pushing its obj and arg when it has Lua
+ * values (kinds HANDLE, FUTCB, CFUNC). */
+static void ready_pop(lua_State *L, aio_loop *loop, int ready, aio_ready *e) {
+  unsigned i = loop->rhead;
+  *e = loop->ready[i];
+  if (e->kind == AIO_R_HANDLE || e->kind == AIO_R_FUTCB ||
+      e->kind == AIO_R_CFUNC) {
+    lua_rawgeti(L, ready, 2 * i + 1);
+    lua_pushnil(L);
+    lua_rawseti(L, ready, 2 * i + 1);
+    if (e->kind == AIO_R_FUTCB) {
+      lua_rawgeti(L, ready, 2 * i + 2);
+      lua_pushnil(L);
+      lua_rawseti(L, ready, 2 * i + 2);
+    }
+  }
+  loop->rhead = (i + 1) & (loop->rcap - 1);
+  loop->rcount--;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reporting errors                                                    */
+
+static const char aio_key_lasttb = 0;
+
+/* Message handler: error objects get their traceback; for other values
+ * the traceback is stashed for the reporter. */
+static int msgh(lua_State *L) {
+  luaL_traceback(L, L, NULL, 1);
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "traceback") == LUA_TNIL) {
+      lua_pushvalue(L, -2);
+      lua_setfield(L, 1, "traceback");
+    }
+    lua_pop(L, 1);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_lasttb);
+  lua_settop(L, 1);
+  return 1;
+}
+
+int aio_pcall(lua_State *L, int nargs) {
+  int base = lua_gettop(L) - nargs, st;
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, base);
+  st = lua_pcall(L, nargs, 0, base);
+  lua_remove(L, base);
+  return st;
+}
+
+/* Calls the default handler of errors.lua with the context on top
+ * (popped). Never raises. */
+static void default_handler(lua_State *L) {
+  int ctx = lua_absindex(L, -1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  if (lua_type(L, -1) == LUA_TTABLE)
+    lua_getfield(L, -1, "default_exception_handler");
+  else
+    lua_pushnil(L);
+  lua_remove(L, -2);
+  lua_pushvalue(L, ctx);
+  if (lua_type(L, -2) != LUA_TFUNCTION ||
+      lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    lua_getfield(L, ctx, "message");
+    fprintf(stderr, "asyncio: %s (and the default exception handler "
+            "failed)\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+    lua_pop(L, 2);
+  }
+  lua_settop(L, ctx - 1);
+}
+
+void aio_report(lua_State *L, aio_loop *loop) {
+  int ctx = lua_absindex(L, -1);
+  luaL_checkstack(L, 8, NULL);
+  if (loop != NULL && !loop->finalized)
+    aio_push_env(L, loop, AIO_ENV_HANDLER);
+  else
+    lua_pushnil(L);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, ctx);
+    default_handler(L);
+  } else {
+    aio_push_loop(L, loop);
+    lua_pushvalue(L, ctx);
+    if (aio_pcall(L, 2) != LUA_OK) {
+      int err = lua_absindex(L, -1);
+      lua_createtable(L, 0, 3);
+      lua_pushliteral(L, "Unhandled error in exception handler");
+      lua_setfield(L, -2, "message");
+      lua_pushvalue(L, err);
+      lua_setfield(L, -2, "exception");
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_lasttb);
+      lua_setfield(L, -2, "traceback");
+      lua_pushvalue(L, ctx);
+      lua_setfield(L, -2, "context");
+      default_handler(L);
+    }
+  }
+  lua_settop(L, ctx - 1);
+}
+
+void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
+                      int exc_idx, const char *key, int key_idx) {
+  exc_idx = exc_idx ? lua_absindex(L, exc_idx) : 0;
+  key_idx = key_idx ? lua_absindex(L, key_idx) : 0;
+  luaL_checkstack(L, 8, NULL);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  if (exc_idx) {
+    lua_pushvalue(L, exc_idx);
+    lua_setfield(L, -2, "exception");
+    if (lua_type(L, exc_idx) != LUA_TTABLE) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_lasttb);
+      lua_setfield(L, -2, "traceback");
+    }
+  }
+  if (key && key_idx) {
+    lua_pushvalue(L, key_idx);
+    lua_setfield(L, -2, key);
+  }
+  aio_report(L, loop);
+}
+
+/* Reports an error of a ready entry, the error value on top (popped). */
+static void report_entry_error(lua_State *L, aio_loop *loop, int obj) {
+  const char *what;
+  lua_pushliteral(L, "Exception in callback ");
+  if (obj && !lua_isnil(L, obj)) {
+    lua_pushvalue(L, obj);
+    luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+  } else
+    lua_pushliteral(L, "<C callback>");
+  lua_concat(L, 2);
+  what = lua_tostring(L, -1);
+  aio_report_error(L, loop, what, -2, "handle", obj);
+  lua_pop(L, 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* Running                                                             */
+
+aio_loop *aio_running_loop(lua_State *L) {
+  aio_loop *loop = tl_running;
+  lua_State *main;
+  if (loop == NULL)
+    return NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return main == loop->L ? loop : NULL;
+}
+
+aio_task *aio_current_task_of(lua_State *L) {
+  aio_loop *loop = tl_running;
+  if (loop && loop->current && loop->current->co == L)
+    return loop->current;
+  return NULL;
+}
+
+/* Raises if the loop cannot start running now. */
+static void check_runnable(lua_State *L, aio_loop *loop) {
+  aio_check_open(L, loop);
+  if (loop->running)
+    aio_raisef(L, AIO_E_RUNTIME, "This event loop is already running");
+  if (aio_running_loop(L) != NULL)
+    aio_raisef(L, AIO_E_RUNTIME,
+               "Cannot run the event loop while another loop is running");
+}
+
+typedef struct run_state {
+  aio_loop *prev;
+} run_state;
+
+static void run_begin(lua_State *L, aio_loop *loop, run_state *rs) {
+  rs->prev = tl_running;
+  tl_running = loop;
+  loop->running = 1;
+  loop->Lrun = L;
+  aio_push_loop(L, loop);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_running);
+  aio_signal_loop_started(L, loop);
+}
+
+static void run_end(lua_State *L, aio_loop *loop, run_state *rs) {
+  aio_signal_loop_stopped(L, loop);
+  loop->stopping = 0;
+  loop->running = 0;
+  loop->Lrun = NULL;
+  tl_running = rs->prev;
+  if (rs->prev && rs->prev->L == loop->L)
+    aio_push_loop(L, rs->prev);
+  else
+    lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_running);
+}
+
+/* Polls libuv: timeout < 0 blocks until an event, 0 only polls. */
+static void poll_io(aio_loop *loop, double timeout) {
+  if (timeout == 0) {
+    if (uv_loop_alive(loop->uv) || ++loop->polls_skipped >= POLL_EVERY) {
+      loop->polls_skipped = 0;
+      uv_run(loop->uv, UV_RUN_NOWAIT);
+    }
+    return;
+  }
+  loop->polls_skipped = 0;
+  if (timeout > 0) {
+    double ms = ceil(timeout * 1000.0);
+    uv_update_time(loop->uv);
+    uv_timer_start(loop->poll_timer, on_noop_timer,
+                   ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+  }
+  uv_ref((uv_handle_t *)loop->wakeup);
+  uv_run(loop->uv, UV_RUN_ONCE);
+  uv_unref((uv_handle_t *)loop->wakeup);
+  if (timeout > 0)
+    uv_timer_stop(loop->poll_timer);
+}
+
+/* Runs the entry `e` (its Lua values on top when it has them). Returns 1
+ * when an error must propagate out of the loop (the error is left on the
+ * stack), else 0. */
+static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
+  int top = lua_gettop(L);
+  switch (e->kind) {
+  case AIO_R_HANDLE:
+    aio_handle_run(L, loop);
+    break;
+  case AIO_R_STEP:
+    aio_task_step(L, loop, e->p);
+    break;
+  case AIO_R_SLEEP:
+    aio_task_sleep_done(L, loop, e->p, e->n);
+    break;
+  case AIO_R_FUTCB: /* [cb, fut] */
+    if (aio_pcall(L, 1) != LUA_OK) {
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      report_entry_error(L, loop, -2);
+      lua_pop(L, 1);
+    }
+    break;
+  case AIO_R_CFUNC:
+    e->cfn(loop, L, e->p);
+    lua_settop(L, top - 1);
+    break;
+  }
+  if (loop->propagate) {
+    /* a BaseException (KeyboardInterrupt...) escaped a task or callback:
+     * it is on the stack, above what the entry left */
+    loop->propagate = 0;
+    return 1;
+  }
+  return 0;
+}
+
+/* Debug mode: warns about an entry that ran longer than slow_callback. */
+static void check_slow(lua_State *L, aio_loop *loop, aio_ready *e,
+                       uint64_t t0) {
+  double took = (double)(uv_hrtime() - t0) / 1e9;
+  const char *what = "callback";
+  if (took < loop->slow_callback)
+    return;
+  if (e->kind == AIO_R_STEP || e->kind == AIO_R_SLEEP)
+    what = "task step";
+  fprintf(stderr, "asyncio: executing a %s took %.3f seconds\n", what, took);
+  (void)L;
+}
+
+/* Runs the snapshot of ready entries. Returns 1 if an error propagates
+ * (left on the stack). */
+static int run_ready(lua_State *L, aio_loop *loop) {
+  unsigned n = loop->rcount;
+  int base = lua_gettop(L);
+  while (n-- > 0 && loop->rcount > 0) {
+    aio_ready e;
+    uint64_t t0 = loop->debug ? uv_hrtime() : 0;
+    int prop;
+    aio_push_env(L, loop, AIO_ENV_READY);
+    ready_pop(L, loop, base + 1, &e);
+    lua_remove(L, base + 1);
+    prop = run_entry(L, loop, &e);
+    if (loop->debug)
+      check_slow(L, loop, &e, t0);
+    if (prop) {
+      lua_replace(L, base + 1);
+      lua_settop(L, base + 1);
+      return 1;
+    }
+    lua_settop(L, base);
+  }
+  return 0;
+}
+
+/* One iteration; `max_wait` bounds the poll (seconds, < 0 = unbounded).
+ * Returns 1 if an error propagates (left on the stack). */
+int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
+  double timeout;
+  aio_remote_drain(L, loop);
+  if (loop->rcount > 0 || loop->stopping)
+    timeout = 0;
+  else {
+    double next = aio_timers_next(L, loop);
+    if (next < 0)
+      timeout = -1;
+    else if (loop->clock == AIO_CLOCK_VIRTUAL) {
+      if (next > loop->vnow)
+        loop->vnow = next; /* nothing to do until then: jump */
+      timeout = 0;
+    } else {
+      timeout = next - aio_loop_time(loop);
+      if (timeout < 0)
+        timeout = 0;
+    }
+  }
+  if (max_wait >= 0 && (timeout < 0 || timeout > max_wait))
+    timeout = max_wait;
+  poll_io(loop, timeout);
+  aio_remote_drain(L, loop);
+  aio_signal_dispatch(L, loop);
+  if (loop->interrupted) {
+    loop->interrupted = 0;
+    aio_pusherrorf(L, AIO_E_KEYBOARD_INTERRUPT, "interrupted");
+    return 1;
+  }
+  aio_timers_run_due(L, loop, aio_loop_time(loop));
+  return run_ready(L, loop);
+}
+
+/* Runs iterations until stop() (or an error to propagate, left on the
+ * stack: returns 1). The loop must be runnable. */
+static int run_forever(lua_State *L, aio_loop *loop) {
+  run_state rs;
+  int prop = 0;
+  run_begin(L, loop, &rs);
+  while (!prop) {
+    prop = aio_run_once(L, loop, -1);
+    if (loop->stopping)
+      break;
+  }
+  run_end(L, loop, &rs);
+  return prop;
+}
+
+static int l_loop_run_forever(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  check_runnable(L, loop);
+  lua_settop(L, 1);
+  if (run_forever(L, loop))
+    return lua_error(L);
+  return 0;
+}
+
+/* The done-callback of run_until_complete: stops the future's loop,
+ * unless a KeyboardInterrupt-class error already ends run_forever. */
+static int l_stop_cb(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  if (f->state == AIO_FINISHED && f->has_exc) {
+    lua_getiuservalue(L, 1, AIO_FU_VALUE);
+    if (aio_iserror(L, -1, AIO_E_KEYBOARD_INTERRUPT))
+      return 0;
+  }
+  f->loop->stopping = 1;
+  return 0;
+}
+
+static int l_loop_run_until_complete(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  aio_future *f;
+  int new_task, prop, fidx;
+  check_runnable(L, loop);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  new_task = aio_ensure_future(L, 2, loop); /* [loop, aw, fut] */
+  fidx = 3;
+  f = aio_test_future(L, fidx);
+  aio_push_env(L, loop, AIO_ENV_STOPCB);
+  aio_future_add_callback(L, fidx);
+  prop = run_forever(L, loop); /* [loop, aw, fut, (err)] */
+  if (f->state == AIO_PENDING) {
+    /* remove our done-callback so a later completion does not stop an
+     * unrelated run */
+    lua_getfield(L, fidx, "remove_done_callback");
+    lua_pushvalue(L, fidx);
+    aio_push_env(L, loop, AIO_ENV_STOPCB);
+    lua_call(L, 2, 0);
+  }
+  if (prop) {
+    if (new_task && f->state == AIO_FINISHED)
+      f->log_tb = 0;
+    return lua_error(L);
+  }
+  if (f->state == AIO_PENDING)
+    return aio_raisef(L, AIO_E_RUNTIME,
+                      "Event loop stopped before Future completed.");
+  return aio_future_push_result(L, fidx);
+}
+
+/* Runs one bounded step for embedders: ready work, due timers, a poll of
+ * at most max_wait seconds. Returns 1 if an error propagates. */
+int aio_loop_step(lua_State *L, aio_loop *loop, double max_wait) {
+  run_state rs;
+  int prop;
+  run_begin(L, loop, &rs);
+  prop = aio_run_once(L, loop, max_wait);
+  run_end(L, loop, &rs);
+  return prop;
+}
+
+static int l_loop_stop(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  loop->stopping = 1;
+  return 0;
+}
+
+static int l_loop_is_running(lua_State *L) {
+  lua_pushboolean(L, aio_check_loop_any(L, 1)->running);
+  return 1;
+}
+
+static int l_loop_is_closed(lua_State *L) {
+  lua_pushboolean(L, aio_check_loop_any(L, 1)->closed);
+  return 1;
+}
+
+static int l_loop_time(lua_State *L) {
+  lua_pushnumber(L, aio_loop_time(aio_check_loop_any(L, 1)));
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  aio_loop *loop = arg;
+  if (uv_is_closing(h))
+    return;
+  if (h == (uv_handle_t *)loop->poll_timer ||
+      h == (uv_handle_t *)loop->wakeup || h == (uv_handle_t *)loop->sigint)
+    return;
+  aio_io_close_for_loop(h);
+}
+
+/* Closes everything the loop owns. Never raises except on memory errors;
+ * the caller has checked the loop is not running. */
+static void loop_close(lua_State *L, aio_loop *loop) {
+  if (loop->closed)
+    return;
+  loop->closed = 1;
+  if (loop->remote)
+    aio_remote_close(loop->remote);
+  aio_executor_shutdown_default(L, loop);
+  aio_signal_close_all(L, loop);
+  /* drop queued work: it never runs; posted C callbacks release their
+   * data */
+  while (loop->rcount > 0) {
+    aio_ready *e = &loop->ready[loop->rhead];
+    if (e->kind == AIO_R_CFUNC)
+      e->cfn(loop, NULL, e->p);
+    loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
+    loop->rcount--;
+  }
+  lua_newtable(L);
+  set_env(L, loop, AIO_ENV_READY);
+  loop->rcount = loop->rhead = 0;
+  aio_timers_clear(L, loop);
+  /* pending tasks are no longer anchored: when collected they report
+   * "Task was destroyed but it is pending!" */
+  lua_newtable(L);
+  set_env(L, loop, AIO_ENV_TASKS);
+  loop->npending = 0;
+  if (loop->own_uv)
+    uv_walk(loop->uv, close_walk, loop);
+  aio_loop_close_handle(loop, (uv_handle_t *)loop->poll_timer);
+  aio_loop_close_handle(loop, (uv_handle_t *)loop->wakeup);
+  if (loop->own_uv) {
+    uv_run(loop->uv, UV_RUN_DEFAULT);
+    uv_loop_close(loop->uv);
+  }
+  /* the loop object may now be collected */
+  lua_pushnil(L);
+  set_env(L, loop, AIO_ENV_SELF);
+}
+
+void aio_executor_shutdown_default(lua_State *L, aio_loop *loop) {
+  aio_push_env(L, loop, AIO_ENV_EXECUTOR);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "shutdown");
+  lua_insert(L, -2);
+  lua_pushboolean(L, 0);
+  if (aio_pcall(L, 2) != LUA_OK) {
+    aio_report_error(L, loop, "error shutting down the default executor",
+                     -1, NULL, 0);
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  set_env(L, loop, AIO_ENV_EXECUTOR);
+}
+
+static int l_loop_close(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  if (loop->running)
+    return aio_raisef(L, AIO_E_RUNTIME, "Cannot close a running event loop");
+  loop_close(L, loop);
+  return 0;
+}
+
+static int l_loop__gc(lua_State *L) {
+  aio_loop_ud *ud = luaL_checkudata(L, 1, AIO_LOOP_MT);
+  aio_loop *loop = ud->loop;
+  if (loop == NULL)
+    return 0;
+  ud->loop = NULL;
+  if (!loop->closed && !loop->running)
+    loop_close(L, loop);
+  luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
+  loop->env = LUA_NOREF;
+  loop->finalized = 1;
+  loop_maybe_free(loop);
+  return 0;
+}
+
+static int l_loop__tostring(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  lua_pushfstring(L, "<EventLoop running=%s closed=%s debug=%s>",
+                  loop->running ? "true" : "false",
+                  loop->closed ? "true" : "false",
+                  loop->debug ? "true" : "false");
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                            */
+
+static uv_handle_t *new_handle(lua_State *L, aio_loop *loop, size_t size) {
+  uv_handle_t *h = calloc(1, size);
+  if (h == NULL)
+    luaL_error(L, "not enough memory");
+  h->data = loop;
+  loop->handles_open++;
+  return h;
+}
+
+/* Pushes a new loop userdata. `uv` is the host's libuv loop or NULL for
+ * a loop of its own. */
+aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
+  aio_loop_ud *ud;
+  aio_loop *loop;
+  int r;
+  ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->loop = NULL;
+  luaL_setmetatable(L, AIO_LOOP_MT);
+  loop = calloc(1, sizeof *loop);
+  if (loop == NULL)
+    luaL_error(L, "not enough memory");
+  loop->env = LUA_NOREF;
+  loop->finalized = 0;
+  loop->slow_callback = 0.1;
+  loop->watch_sigint = 1;
+  if (default_debug < 0) {
+    const char *env = getenv("LUAIO_DEBUG");
+    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
+  }
+  loop->debug = (unsigned char)default_debug;
+  loop->clock = clock;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  loop->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (uv == NULL) {
+    r = uv_loop_init(&loop->uv_own);
+    if (r != 0) {
+      free(loop);
+      aio_raise_uv(L, r, "uv_loop_init");
+    }
+    loop->uv = &loop->uv_own;
+    loop->own_uv = 1;
+  } else
+    loop->uv = uv;
+  ud->loop = loop;
+  lua_createtable(L, AIO_ENV_COUNT, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, AIO_ENV_SELF);
+  lua_createtable(L, 2 * READY_MIN, 0);
+  lua_rawseti(L, -2, AIO_ENV_READY);
+  lua_newtable(L);
+  lua_rawseti(L, -2, AIO_ENV_TIMERS);
+  lua_newtable(L);
+  lua_rawseti(L, -2, AIO_ENV_TASKS);
+  lua_newtable(L);
+  lua_rawseti(L, -2, AIO_ENV_SIGNALS);
+  lua_pushcfunction(L, l_stop_cb);
+  lua_rawseti(L, -2, AIO_ENV_STOPCB);
+  loop->env = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->poll_timer =
+      (uv_timer_t *)new_handle(L, loop, sizeof *loop->poll_timer);
+  uv_timer_init(loop->uv, loop->poll_timer);
+  uv_unref((uv_handle_t *)loop->poll_timer);
+  loop->wakeup = (uv_async_t *)new_handle(L, loop, sizeof *loop->wakeup);
+  uv_async_init(loop->uv, loop->wakeup, on_wakeup);
+  uv_unref((uv_handle_t *)loop->wakeup);
+  loop->remote = aio_remote_new(L, loop);
+  return loop;
+}
+
+/* new_event_loop([{clock = "virtual"|"real", debug = bool}]) */
+static int l_new_event_loop(lua_State *L) {
+  aio_clock_kind clock = AIO_CLOCK_REAL;
+  int debug = -1;
+  aio_loop *loop;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getfield(L, 1, "clock") != LUA_TNIL) {
+      const char *c = luaL_checkstring(L, -1);
+      if (strcmp(c, "virtual") == 0)
+        clock = AIO_CLOCK_VIRTUAL;
+      else if (strcmp(c, "real") != 0)
+        return luaL_error(L, "bad clock '%s' to 'new_event_loop' "
+                          "(expected 'real' or 'virtual')", c);
+    }
+    if (lua_getfield(L, 1, "debug") != LUA_TNIL)
+      debug = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  loop = aio_loop_new(L, NULL, clock);
+  if (debug >= 0)
+    loop->debug = (unsigned char)debug;
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Current and running loops                                           */
+
+aio_loop *aio_get_event_loop(lua_State *L) {
+  aio_loop *loop = aio_running_loop(L);
+  if (loop)
+    return loop;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  loop = aio_test_loop(L, -1);
+  lua_pop(L, 1);
+  if (loop == NULL) {
+    loop = aio_loop_new(L, NULL, AIO_CLOCK_REAL);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  }
+  return loop;
+}
+
+static int l_get_event_loop(lua_State *L) {
+  aio_push_loop(L, aio_get_event_loop(L));
+  return 1;
+}
+
+static int l_set_event_loop(lua_State *L) {
+  if (!lua_isnoneornil(L, 1))
+    aio_check_loop_any(L, 1);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  return 0;
+}
+
+static int l_get_running_loop(lua_State *L) {
+  aio_loop *loop = aio_running_loop(L);
+  if (loop == NULL)
+    return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
+  aio_push_loop(L, loop);
+  return 1;
+}
+
+static int l__get_running_loop(lua_State *L) {
+  aio_loop *loop = aio_running_loop(L);
+  if (loop == NULL)
+    lua_pushnil(L);
+  else
+    aio_push_loop(L, loop);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Exception handler and debug                                         */
+
+static int l_loop_set_exception_handler(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION &&
+      !luaL_getmetafield(L, 2, "__call"))
+    return aio_raisef(L, AIO_E_TYPE,
+                      "A callable object or None is expected, got %s",
+                      luaL_typename(L, 2));
+  lua_settop(L, 2);
+  if (loop->env != LUA_NOREF)
+    set_env(L, loop, AIO_ENV_HANDLER);
+  return 0;
+}
+
+static int l_loop_get_exception_handler(lua_State *L) {
+  aio_push_env(L, aio_check_loop_any(L, 1), AIO_ENV_HANDLER);
+  return 1;
+}
+
+static int l_loop_call_exception_handler(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  aio_report(L, loop);
+  return 0;
+}
+
+static int l_loop_default_exception_handler(lua_State *L) {
+  aio_check_loop_any(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  default_handler(L);
+  return 0;
+}
+
+static int l_loop_set_debug(lua_State *L) {
+  aio_check_loop_any(L, 1)->debug = (unsigned char)lua_toboolean(L, 2);
+  return 0;
+}
+
+static int l_loop_get_debug(lua_State *L) {
+  lua_pushboolean(L, aio_check_loop_any(L, 1)->debug);
+  return 1;
+}
+
+/* loop:_counts() -> {ready=, timers=, tasks=, handles=}: what the loop
+ * still holds, for the specs' leak checks. */
+static int l_loop__counts(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, loop->rcount);
+  lua_setfield(L, -2, "ready");
+  lua_pushinteger(L, aio_timers_live(L, loop));
+  lua_setfield(L, -2, "timers");
+  lua_pushinteger(L, loop->npending);
+  lua_setfield(L, -2, "tasks");
+  lua_pushinteger(L, loop->handles_open);
+  lua_setfield(L, -2, "handles");
+  return 1;
+}
+
+static const luaL_Reg loop_methods[] = {
+    {"run_forever", l_loop_run_forever},
+    {"run_until_complete", l_loop_run_until_complete},
+    {"stop", l_loop_stop},
+    {"is_running", l_loop_is_running},
+    {"is_closed", l_loop_is_closed},
+    {"close", l_loop_close},
+    {"time", l_loop_time},
+    {"set_exception_handler", l_loop_set_exception_handler},
+    {"get_exception_handler", l_loop_get_exception_handler},
+    {"call_exception_handler", l_loop_call_exception_handler},
+    {"default_exception_handler", l_loop_default_exception_handler},
+    {"set_debug", l_loop_set_debug},
+    {"get_debug", l_loop_get_debug},
+    {"_counts", l_loop__counts},
+    {NULL, NULL}};
+
+static const luaL_Reg loop_metamethods[] = {
+    {"__gc", l_loop__gc},
+    {"__close", l_loop_close},
+    {"__tostring", l_loop__tostring},
+    {NULL, NULL}};
+
+static int l__set_default_debug(lua_State *L) {
+  default_debug = lua_toboolean(L, 1);
+  return 0;
+}
+
+static const luaL_Reg loop_funcs[] = {
+    {"_set_default_debug", l__set_default_debug},
+    {"new_event_loop", l_new_event_loop},
+    {"get_event_loop", l_get_event_loop},
+    {"set_event_loop", l_set_event_loop},
+    {"get_running_loop", l_get_running_loop},
+    {"_get_running_loop", l__get_running_loop},
+    {NULL, NULL}};
+
+void aio_open_loop(lua_State *L) {
+  aio_newclass(L, AIO_LOOP_MT, AIO_K_LOOP, loop_methods, loop_metamethods);
+  luaL_setfuncs(L, loop_funcs, 0);
+}

@@ -1,0 +1,231 @@
+/*
+ * signal.c - Unix signals: loop:add_signal_handler / remove_signal_handler,
+ * and the SIGINT watch that lets Ctrl-C reach a running loop.
+ *
+ * libuv delivers signals through the loop's poll; the uv callbacks here
+ * only count them. After each poll the iteration calls
+ * aio_signal_dispatch, which turns the counts into ready entries (the
+ * user's handler Handle) or into an interruption: the first SIGINT
+ * cancels the main task of asyncio.run, a later one (or the first when
+ * there is no such task) raises KeyboardInterrupt out of the running loop,
+ * as Python does.
+ *
+ * The SIGINT watch exists only while a loop runs, in the main thread, when
+ * SIGINT has its default disposition (the process stays killable by
+ * Ctrl-C outside the loop, and a host's own handler is left alone).
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct aio_sigwatch {
+  uv_signal_t handle; /* first: the block is freed as the handle */
+  int signum;
+  unsigned count;
+  struct aio_sigwatch *next;
+} aio_sigwatch;
+
+static const struct {
+  const char *name;
+  int num;
+} signames[] = {
+    {"SIGHUP", SIGHUP},     {"SIGINT", SIGINT},     {"SIGQUIT", SIGQUIT},
+    {"SIGUSR1", SIGUSR1},   {"SIGUSR2", SIGUSR2},   {"SIGPIPE", SIGPIPE},
+    {"SIGALRM", SIGALRM},   {"SIGTERM", SIGTERM},   {"SIGCHLD", SIGCHLD},
+    {"SIGCONT", SIGCONT},   {"SIGTSTP", SIGTSTP},   {"SIGWINCH", SIGWINCH},
+    {"SIGTTIN", SIGTTIN},   {"SIGTTOU", SIGTTOU},   {NULL, 0}};
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  ((aio_sigwatch *)h)->count++;
+}
+
+static void on_sigint(uv_signal_t *h, int signum) {
+  aio_loop *loop = h->data;
+  (void)signum;
+  loop->interrupts++;
+}
+
+/* The signal number at idx (an integer or a name such as "SIGTERM"). */
+static int check_signum(lua_State *L, int idx) {
+  int i, num;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, idx);
+    for (i = 0; signames[i].name; i++)
+      if (strcmp(signames[i].name, name) == 0)
+        return signames[i].num;
+    aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
+  }
+  num = (int)luaL_checkinteger(L, idx);
+  if (num < 1 || num >= NSIG)
+    aio_raisef(L, AIO_E_VALUE, "invalid signal number %d", num);
+  if (num == SIGKILL || num == SIGSTOP)
+    aio_raisef(L, AIO_E_RUNTIME, "sig %d cannot be caught", num);
+  return num;
+}
+
+static aio_sigwatch *find_watch(aio_loop *loop, int signum,
+                                aio_sigwatch ***link) {
+  aio_sigwatch **p = &loop->signals;
+  while (*p && (*p)->signum != signum)
+    p = &(*p)->next;
+  if (link)
+    *link = p;
+  return *p;
+}
+
+/* loop:add_signal_handler(sig, fn, ...) */
+static int l_loop_add_signal_handler(lua_State *L) {
+  aio_loop *loop = aio_check_loop(L, 1);
+  int signum = check_signum(L, 2);
+  aio_sigwatch *w = find_watch(loop, signum, NULL);
+  aio_handle_new(L, loop, 3, lua_gettop(L) - 3, 0, 0);
+  if (w == NULL) {
+    int r;
+    w = calloc(1, sizeof *w);
+    if (w == NULL)
+      return luaL_error(L, "not enough memory");
+    uv_signal_init(loop->uv, &w->handle);
+    w->handle.data = loop;
+    loop->handles_open++;
+    w->signum = signum;
+    r = uv_signal_start(&w->handle, on_signal, signum);
+    if (r != 0) {
+      aio_loop_close_handle(loop, (uv_handle_t *)&w->handle);
+      return aio_raise_uv(L, r, "add_signal_handler");
+    }
+    uv_unref((uv_handle_t *)&w->handle);
+    w->next = loop->signals;
+    loop->signals = w;
+  }
+  aio_push_env(L, loop, AIO_ENV_SIGNALS);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, signum);
+  return 0;
+}
+
+static void drop_watch(aio_loop *loop, aio_sigwatch **link) {
+  aio_sigwatch *w = *link;
+  *link = w->next;
+  aio_loop_close_handle(loop, (uv_handle_t *)&w->handle);
+}
+
+/* loop:remove_signal_handler(sig) -> true if a handler was removed */
+static int l_loop_remove_signal_handler(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  int signum = check_signum(L, 2);
+  aio_sigwatch **link;
+  if (find_watch(loop, signum, &link) == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  drop_watch(loop, link);
+  aio_push_env(L, loop, AIO_ENV_SIGNALS);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, signum);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void aio_signal_close_all(lua_State *L, aio_loop *loop) {
+  (void)L;
+  while (loop->signals)
+    drop_watch(loop, &loop->signals);
+  if (loop->sigint) {
+    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
+    loop->sigint = NULL;
+  }
+}
+
+static int is_main_thread(void) {
+  return (pid_t)syscall(SYS_gettid) == getpid();
+}
+
+void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
+  struct sigaction sa;
+  (void)L;
+  if (!loop->watch_sigint || loop->sigint || !is_main_thread() ||
+      find_watch(loop, SIGINT, NULL))
+    return;
+  if (sigaction(SIGINT, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
+    return;
+  loop->sigint = calloc(1, sizeof *loop->sigint);
+  if (loop->sigint == NULL)
+    return;
+  uv_signal_init(loop->uv, loop->sigint);
+  loop->sigint->data = loop;
+  loop->handles_open++;
+  if (uv_signal_start(loop->sigint, on_sigint, SIGINT) != 0) {
+    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
+    loop->sigint = NULL;
+    return;
+  }
+  uv_unref((uv_handle_t *)loop->sigint);
+}
+
+void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
+  (void)L;
+  if (loop->sigint) {
+    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
+    loop->sigint = NULL;
+  }
+}
+
+void aio_signal_dispatch(lua_State *L, aio_loop *loop) {
+  aio_sigwatch *w;
+  if (loop->interrupts != loop->interrupts_seen) {
+    aio_task *t = loop->interrupt_task;
+    loop->interrupts_seen = loop->interrupts;
+    if (t != NULL && loop->interrupts == 1 && t->fut.state == AIO_PENDING) {
+      aio_push_task(L, t);
+      aio_task_cancel(L, -1, 0);
+      lua_pop(L, 1);
+    } else
+      loop->interrupted = 1;
+  }
+  for (w = loop->signals; w; w = w->next) {
+    if (w->count == 0)
+      continue;
+    aio_push_env(L, loop, AIO_ENV_SIGNALS);
+    for (; w->count > 0; w->count--) {
+      lua_rawgeti(L, -1, w->signum);
+      aio_ready_push(L, loop, AIO_R_HANDLE, NULL, 0, NULL, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* loop:_set_interrupt_task(task | nil): the task the first Ctrl-C
+ * cancels (asyncio.run's main task). Returns the number of SIGINTs
+ * received while it was set. */
+static int l_loop__set_interrupt_task(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  int n = loop->interrupts;
+  loop->interrupt_task = lua_isnoneornil(L, 2) ? NULL : aio_check_task(L, 2);
+  loop->interrupts = loop->interrupts_seen = 0;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+void aio_open_signal(lua_State *L) {
+  int i;
+  luaL_getmetatable(L, AIO_LOOP_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_loop_add_signal_handler);
+  lua_setfield(L, -2, "add_signal_handler");
+  lua_pushcfunction(L, l_loop_remove_signal_handler);
+  lua_setfield(L, -2, "remove_signal_handler");
+  lua_pushcfunction(L, l_loop__set_interrupt_task);
+  lua_setfield(L, -2, "_set_interrupt_task");
+  lua_pop(L, 2);
+  lua_createtable(L, 0, 16);
+  for (i = 0; signames[i].name; i++) {
+    lua_pushinteger(L, signames[i].num);
+    lua_setfield(L, -2, signames[i].name);
+  }
+  lua_setfield(L, -2, "signals");
+}

@@ -1,0 +1,428 @@
+/*
+ * main.c - the luaio command line, shaped like lua(1):
+ *
+ *   luaio [options] [script [args]]
+ *     -e stat   execute string 'stat'
+ *     -l mod    require library 'mod' into global 'mod' (-l g=mod: into g)
+ *     -i        enter interactive mode after running the script
+ *     -v        show version information
+ *     -E        ignore environment variables
+ *     -W        turn warnings on
+ *     --debug   asyncio debug mode for every loop
+ *     --        stop handling options
+ *     -         run stdin as the script
+ *
+ * The script runs as plain Lua with no loop running: it starts its own
+ * loop (asyncio.run, run_until_complete), as a Python script does. With no
+ * script and a terminal on stdin, a REPL runs each input as a task on one
+ * loop, so `await` works at top level.
+ *
+ * Exit status: 0 on success, 1 on an uncaught error (message and
+ * traceback on stderr), 130 when the script ends with KeyboardInterrupt.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "luaio.h"
+
+#define PROGNAME "luaio"
+#define EXIT_INTERRUPTED 130
+
+static const char *progname = PROGNAME;
+
+static void print_usage(const char *badoption) {
+  if (badoption[1] == 'e' || badoption[1] == 'l')
+    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+  else if (badoption[0])
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables\n"
+          "  -W        turn warnings on\n"
+          "  --debug   run every event loop in asyncio debug mode\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n",
+          progname);
+}
+
+static void print_version(void) {
+  printf("luaio %s (asyncio for %s, libuv)\n", LUAIO_VERSION_STRING,
+         LUA_RELEASE);
+}
+
+/* Is the error value at idx a KeyboardInterrupt error object? */
+static int is_interrupt(lua_State *L, int idx) {
+  int r = 0;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx)) {
+    if (lua_getfield(L, -1, "__name") == LUA_TSTRING)
+      r = strcmp(lua_tostring(L, -1), "KeyboardInterrupt") == 0;
+    lua_pop(L, 2);
+  }
+  return r;
+}
+
+/* Message handler: the error's text and a traceback. Error objects carry
+ * the traceback of where they were raised (in a task, usually), which is
+ * the one worth showing. */
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  lua_pushboolean(L, is_interrupt(L, 1));
+  lua_setfield(L, LUA_REGISTRYINDEX, "luaio.interrupted");
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+  }
+  if (lua_type(L, 1) == LUA_TTABLE &&
+      lua_getfield(L, 1, "traceback") == LUA_TSTRING) {
+    lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, -1));
+    return 1;
+  }
+  /* a task's string error: the core kept the task's traceback */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) == LUA_TTABLE &&
+      lua_getfield(L, -1, "asyncio.core") == LUA_TTABLE &&
+      lua_getfield(L, -1, "_traceback_of") == LUA_TFUNCTION) {
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, -1));
+      return 1;
+    }
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Keeps the error value (for the exit status) and prints it. */
+static int report(lua_State *L, int status, int *interrupted) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error)");
+    fflush(stderr);
+    lua_pop(L, 1);
+    if (interrupted && lua_toboolean(L, -1))
+      *interrupted = 1;
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* Calls the function below nargs arguments; on error leaves the message
+ * and a boolean "was interrupted" on the stack. */
+static int docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg, status;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  if (status != LUA_OK) {
+    /* the handler noted whether the error was a KeyboardInterrupt */
+    lua_getfield(L, LUA_REGISTRYINDEX, "luaio.interrupted");
+    lua_insert(L, -2);
+  }
+  return status;
+}
+
+static int dochunk(lua_State *L, int status, int *interrupted) {
+  if (status == LUA_OK)
+    status = docall(L, 0, 0);
+  else {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+  }
+  return report(L, status, interrupted);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name,
+                    int *interrupted) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name), interrupted);
+}
+
+/* -l mod or -l g=mod */
+static int dolibrary(lua_State *L, char *globname, int *interrupted) {
+  int status;
+  char *modname = strchr(globname, '=');
+  if (modname == NULL)
+    modname = globname;
+  else {
+    *modname = '\0';
+    modname++;
+  }
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  status = docall(L, 1, 1);
+  if (status == LUA_OK)
+    lua_setglobal(L, globname);
+  return report(L, status, interrupted);
+}
+
+/* Builds the global 'arg' as lua does: arg[0] is the script, negative
+ * indices hold the interpreter and its options. */
+static void createargtable(lua_State *L, char **argv, int argc, int script) {
+  int i, narg;
+  if (script == argc)
+    script = 0;
+  narg = argc - (script + 1);
+  lua_createtable(L, narg, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int pushargs(lua_State *L) {
+  int i, n;
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+    luaL_error(L, "'arg' is not a table");
+  n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (i = 1; i <= n; i++)
+    lua_rawgeti(L, -i, i);
+  lua_remove(L, -i);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv, int *interrupted) {
+  int status;
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0)
+    fname = NULL; /* stdin */
+  status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = pushargs(L);
+    status = docall(L, n, LUA_MULTRET);
+  } else {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+  }
+  return report(L, status, interrupted);
+}
+
+/* Option flags */
+#define has_error 1
+#define has_i 2
+#define has_v 4
+#define has_e 8
+#define has_E 16
+
+/* Scans the options; returns the flags and sets *first to the index of
+ * the script (argc if none). */
+static int collectargs(char **argv, int *first) {
+  int args = 0, i;
+  if (argv[0] != NULL) {
+    if (argv[0][0])
+      progname = argv[0];
+  } else {
+    *first = -1;
+    return 0;
+  }
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-')
+      return args;
+    switch (argv[i][1]) {
+    case '-':
+      if (strcmp(argv[i], "--debug") == 0)
+        break;
+      if (strcmp(argv[i], "--help") == 0) {
+        *first = i;
+        return has_error;
+      }
+      if (argv[i][2] != '\0')
+        return has_error;
+      *first = i + 1;
+      return args;
+    case '\0':
+      return args;
+    case 'E':
+      if (argv[i][2] != '\0')
+        return has_error;
+      args |= has_E;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0')
+        return has_error;
+      break;
+    case 'i':
+      args |= has_i; /* -i implies -v */
+      /* fall through */
+    case 'v':
+      if (argv[i][2] != '\0')
+        return has_error;
+      args |= has_v;
+      break;
+    case 'e':
+      args |= has_e;
+      /* fall through */
+    case 'l':
+      if (argv[i][2] == '\0') {
+        i++;
+        if (argv[i] == NULL || argv[i][0] == '-')
+          return has_error;
+      }
+      break;
+    case 'h':
+      return has_error;
+    default:
+      return has_error;
+    }
+  }
+  *first = i;
+  return args;
+}
+
+/* Runs -e, -l, -W, --debug in order. Returns 0 on error. */
+static int runargs(lua_State *L, char **argv, int n, int *interrupted) {
+  int i;
+  for (i = 1; i < n; i++) {
+    int option = argv[i][1];
+    switch (option) {
+    case 'e':
+    case 'l': {
+      int status;
+      char *extra = argv[i] + 2;
+      if (*extra == '\0')
+        extra = argv[++i];
+      status = option == 'e'
+                   ? dostring(L, extra, "=(command line)", interrupted)
+                   : dolibrary(L, extra, interrupted);
+      if (status != LUA_OK)
+        return 0;
+      break;
+    }
+    case 'W':
+      lua_warning(L, "@on", 0);
+      break;
+    case '-':
+      if (strcmp(argv[i], "--debug") == 0) {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "asyncio.core");
+        lua_call(L, 1, 1);
+        lua_getfield(L, -1, "_set_default_debug");
+        lua_pushboolean(L, 1);
+        lua_call(L, 1, 0);
+        lua_pop(L, 1);
+      }
+      break;
+    }
+  }
+  return 1;
+}
+
+static int handle_luainit(lua_State *L, int *interrupted) {
+  const char *name = "=LUA_INIT_5_4";
+  const char *init = getenv("LUA_INIT_5_4");
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv("LUA_INIT");
+  }
+  if (init == NULL)
+    return LUA_OK;
+  if (init[0] == '@')
+    return dochunk(L, luaL_loadfile(L, init + 1), interrupted);
+  return dostring(L, init, name, interrupted);
+}
+
+/* The REPL is Lua code (asyncio.repl): each input runs as a task. */
+static int dorepl(lua_State *L, int *interrupted) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "asyncio.repl");
+  if (docall(L, 1, 1) != LUA_OK)
+    return report(L, LUA_ERRRUN, interrupted);
+  return report(L, docall(L, 0, 0), interrupted);
+}
+
+typedef struct cli {
+  int argc;
+  char **argv;
+  int status;   /* EXIT_SUCCESS / EXIT_FAILURE / EXIT_INTERRUPTED */
+} cli;
+
+static int pmain(lua_State *L) {
+  cli *c = lua_touserdata(L, 1);
+  char **argv = c->argv;
+  int script, interrupted = 0;
+  int args = collectargs(argv, &script);
+  c->status = EXIT_FAILURE;
+  luaL_checkversion(L);
+  if (args == has_error) {
+    print_usage(argv[script] ? argv[script] : "");
+    return 0;
+  }
+  if (args & has_v)
+    print_version();
+  if (args & has_E) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  luaio_openlibs(L);
+  createargtable(L, argv, c->argc, script);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (!(args & has_E) && handle_luainit(L, &interrupted) != LUA_OK)
+    goto failed;
+  if (!runargs(L, argv, script, &interrupted))
+    goto failed;
+  if (script > 0 && argv[script] != NULL) {
+    if (handle_script(L, argv + script, &interrupted) != LUA_OK)
+      goto failed;
+  }
+  if (args & has_i) {
+    if (dorepl(L, &interrupted) != LUA_OK)
+      goto failed;
+  } else if ((script <= 0 || argv[script] == NULL) &&
+             !(args & (has_e | has_v))) {
+    if (isatty(0)) {
+      print_version();
+      if (dorepl(L, &interrupted) != LUA_OK)
+        goto failed;
+    } else if (dochunk(L, luaL_loadfile(L, NULL), &interrupted) != LUA_OK)
+      goto failed;
+  }
+  c->status = EXIT_SUCCESS;
+  return 0;
+failed:
+  c->status = interrupted ? EXIT_INTERRUPTED : EXIT_FAILURE;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  cli c;
+  int status;
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n",
+            argv[0]);
+    return EXIT_FAILURE;
+  }
+  lua_gc(L, LUA_GCSTOP);
+  c.argc = argc;
+  c.argv = argv;
+  c.status = EXIT_FAILURE;
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, &c);
+  status = lua_pcall(L, 1, 0, 0);
+  if (status != LUA_OK) {
+    fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+    c.status = EXIT_FAILURE;
+  }
+  lua_close(L);
+  return c.status;
+}

@@ -1,0 +1,89 @@
+--- asyncio.busted: run busted test bodies as asyncio tasks.
+--
+--   local aspec = require "asyncio.busted"
+--   it("sleeps", aspec.async({clock = "virtual"}, function()
+--     await(asyncio.sleep(10))
+--   end))
+--
+-- Each body runs as a task on a fresh loop (virtual clock on request) that
+-- is the current loop while it runs. The test fails when the body raises,
+-- when a task is still pending at its end (such tasks are cancelled and
+-- awaited first, so nothing leaks into the next test), when the loop's
+-- exception handler was called (a callback error, a task exception nobody
+-- retrieved), or when the closed loop still holds handles.
+local asyncio = require "asyncio"
+local errors = require "asyncio.errors"
+
+local M = {}
+
+local function describe_reports(reports)
+  local out = {}
+  for i, ctx in ipairs(reports) do
+    out[i] = errors.format_context(ctx)
+  end
+  return table.concat(out, "\n---\n")
+end
+
+local function finish_pending(loop)
+  local left = asyncio.all_tasks(loop)
+  if #left == 0 then return left end
+  for _, t in ipairs(left) do t:cancel() end
+  local waiter = loop:create_future()
+  local n = #left
+  for _, t in ipairs(left) do
+    t:add_done_callback(function()
+      n = n - 1
+      if n == 0 then waiter:set_result() end
+    end)
+  end
+  loop:run_until_complete(waiter)
+  return left
+end
+
+--- async([opts,] fn) -> a function for busted's `it`.
+function M.async(opts, fn)
+  if fn == nil then fn, opts = opts, nil end
+  assert(type(fn) == "function", "asyncio.busted.async: function expected")
+  return function(...)
+    local args = table.pack(...)
+    local loop = asyncio.new_event_loop(opts)
+    asyncio.set_event_loop(loop)
+    local reports = {}
+    loop:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx
+    end)
+    local ok, err = pcall(loop.run_until_complete, loop,
+                          asyncio.async(fn)(table.unpack(args, 1, args.n)))
+    local left = finish_pending(loop)
+    collectgarbage()
+    collectgarbage()
+    local counts_before_close = loop:_counts()
+    loop:close()
+    asyncio.set_event_loop(nil)
+    collectgarbage()
+    collectgarbage()
+    if not ok then
+      if type(err) == "table" and err.traceback then
+        error(tostring(err) .. "\n" .. tostring(err.traceback), 0)
+      end
+      error(err, 0)
+    end
+    if #left > 0 then
+      error(("%d task(s) still pending at the end of the test, first: %s")
+            :format(#left, tostring(left[1])), 0)
+    end
+    if #reports > 0 then
+      error("the loop's exception handler was called:\n" ..
+            describe_reports(reports), 0)
+    end
+    local counts = loop:_counts()
+    if counts.handles ~= 0 or counts.ready ~= 0 or counts.timers ~= 0 then
+      error(("the closed loop still holds %d handle(s), %d ready "
+             .. "callback(s), %d timer(s)"):format(counts.handles,
+             counts.ready, counts.timers), 0)
+    end
+    return counts_before_close
+  end
+end
+
+return M

@@ -1,0 +1,178 @@
+--- asyncio.errors: the error classes and the default exception handler.
+--
+-- A class is a table that is the metatable of its instances. It carries
+-- `__name`, `__base` (the parent class) and `__is`, the set of itself and
+-- its ancestors, so that `iserror(e, cls)` is one table look-up (the C core
+-- does the same look-up). Calling a class makes an error object:
+-- `{message =, args = {...}, traceback =}`; `tostring(e)` is "Name: message".
+--
+-- BaseException <- Exception <- everything else, except CancelledError and
+-- KeyboardInterrupt, which derive from BaseException only, as in Python.
+
+local M = {}
+
+local debug_traceback, setmetatable, rawget, select, tostring, type =
+  debug.traceback, setmetatable, rawget, select, tostring, type
+
+local function err_tostring(e)
+  local cls = getmetatable(e)
+  local msg = e.message
+  if msg == nil or msg == "" then return cls.__name end
+  return cls.__name .. ": " .. tostring(msg)
+end
+
+local metaclass = {}
+
+local function new_error(cls, ...)
+  local n = select("#", ...)
+  local e = {args = {n = n, ...}}
+  if cls.__init then
+    cls.__init(e, ...)
+  elseif n == 1 then
+    e.message = tostring((...))
+  elseif n > 1 then
+    local parts = {}
+    for i = 1, n do parts[i] = M.repr((select(i, ...))) end
+    e.message = "(" .. table.concat(parts, ", ") .. ")"
+  end
+  if e.message == nil then e.message = "" end
+  if not cls.__notraceback then
+    e.traceback = debug_traceback(nil, 2)
+  end
+  return setmetatable(e, cls)
+end
+metaclass.__call = new_error
+metaclass.__tostring = function(cls) return "<class '" .. cls.__name .. "'>" end
+
+--- Makes a class `name` deriving from `base`; `init(e, ...)` (optional)
+-- fills the fields of a new instance from the constructor arguments.
+local function class(name, base, init)
+  local cls = {__name = name, __base = base, __tostring = err_tostring,
+               __init = init or (base and base.__init)}
+  cls.__index = cls
+  local is = {[cls] = true}
+  if base then
+    for k in pairs(base.__is) do is[k] = true end
+  end
+  cls.__is = is
+  cls.subclass = function(self, subname, subinit)
+    return class(subname, self, subinit)
+  end
+  M[name] = setmetatable(cls, metaclass)
+  return cls
+end
+M.class = class
+
+local BaseException = class("BaseException")
+local Exception = class("Exception", BaseException)
+class("CancelledError", BaseException).__notraceback = true
+class("KeyboardInterrupt", BaseException)
+class("SystemExit", BaseException)
+
+local function group_init(e, message, exceptions)
+  e.message = tostring(message)
+  e.exceptions = exceptions or {}
+  local n = #e.exceptions
+  e.message = ("%s (%d sub-exception%s)"):format(e.message, n,
+                                                  n == 1 and "" or "s")
+end
+class("BaseExceptionGroup", BaseException, group_init)
+M.ExceptionGroup = class("ExceptionGroup", Exception, group_init)
+M.ExceptionGroup.__is[M.BaseExceptionGroup] = true
+
+class("RuntimeError", Exception)
+class("NotImplementedError", M.RuntimeError)
+class("ValueError", Exception)
+class("TypeError", Exception)
+class("InvalidStateError", Exception)
+class("QueueEmpty", Exception)
+class("QueueFull", Exception)
+class("QueueShutDown", Exception)
+class("BrokenBarrierError", M.RuntimeError)
+class("SendError", Exception)
+class("EOFError", Exception)
+
+class("IncompleteReadError", M.EOFError, function(e, partial, expected)
+  e.partial, e.expected = partial, expected
+  e.message = ("%d bytes read on a total of %s expected bytes")
+    :format(#(partial or ""), expected == nil and "undefined"
+            or tostring(expected))
+end)
+class("LimitOverrunError", Exception, function(e, message, consumed)
+  e.message, e.consumed = tostring(message), consumed
+end)
+
+-- OSError(errno, strerror) as in Python; libuv failures also carry
+-- `.name` ("ECONNREFUSED") and a message "ECONNREFUSED: connection refused".
+local OSError = class("OSError", Exception, function(e, errno, strerror)
+  if strerror ~= nil then
+    e.errno, e.strerror = errno, strerror
+    e.message = tostring(strerror)
+  elseif errno ~= nil then
+    e.message = tostring(errno)
+  end
+end)
+class("TimeoutError", OSError)
+class("BlockingIOError", OSError)
+class("ChildProcessError", OSError)
+local ConnectionError = class("ConnectionError", OSError)
+class("BrokenPipeError", ConnectionError)
+class("ConnectionAbortedError", ConnectionError)
+class("ConnectionRefusedError", ConnectionError)
+class("ConnectionResetError", ConnectionError)
+class("FileExistsError", OSError)
+class("FileNotFoundError", OSError)
+class("InterruptedError", OSError)
+class("IsADirectoryError", OSError)
+class("NotADirectoryError", OSError)
+class("PermissionError", OSError)
+class("ProcessLookupError", OSError)
+
+--- iserror(e [, cls]): true when e is an error object (of class cls or a
+-- subclass). Replaced by the C version when the core loads.
+function M.iserror(e, cls)
+  local mt = type(e) == "table" and getmetatable(e)
+  local is = mt and rawget(mt, "__is")
+  if not is then return false end
+  if cls == nil then return true end
+  return is[cls] == true
+end
+
+function M.repr(v)
+  if type(v) == "string" then return ("'%s'"):format(v) end
+  return tostring(v)
+end
+
+local function sorted_keys(ctx)
+  local keys = {}
+  for k in pairs(ctx) do
+    if k ~= "message" and k ~= "exception" and k ~= "traceback" then
+      keys[#keys + 1] = tostring(k)
+    end
+  end
+  table.sort(keys)
+  return keys
+end
+
+--- Formats an exception-handler context the way asyncio's default handler
+-- logs it: the message, one "key: repr" line per other key, then the
+-- exception and its traceback.
+function M.format_context(ctx)
+  local lines = {tostring(ctx.message or "Unhandled exception in event loop")}
+  for _, k in ipairs(sorted_keys(ctx)) do
+    lines[#lines + 1] = k .. ": " .. M.repr(ctx[k])
+  end
+  local exc = ctx.exception
+  if exc ~= nil then
+    lines[#lines + 1] = tostring(exc)
+    local tb = M.iserror(exc) and exc.traceback or ctx.traceback
+    if tb then lines[#lines + 1] = tostring(tb):gsub("^\n", "") end
+  end
+  return table.concat(lines, "\n")
+end
+
+function M.default_exception_handler(ctx)
+  io.stderr:write(M.format_context(ctx), "\n")
+end
+
+return M
