@@ -20,7 +20,7 @@ LUA_VERSION ?= 5.4
 VERSION = 0.1.0
 
 PKGS = lua5.4 liblua5.4-dev libuv1-dev lua-busted pkg-config
-CHECK_PKGS = valgrind libclang-rt-14-dev
+CHECK_PKGS = valgrind
 BENCH_PKGS = python3 python3-uvloop
 
 # recursively expanded: pkg-config runs only once the packages exist

@@ -4,17 +4,22 @@
  */
 #include "internal.h"
 
+const char aio_kind_tags[AIO_K_COUNT];
+
 #ifndef LUAIO_VERSION
 #define LUAIO_VERSION "0.0.0"
 #endif
 
-const char aio_key_kind = 0;
-
 aio_kind aio_kindof(lua_State *L, int idx) {
   aio_kind k = AIO_K_NONE;
   if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    if (lua_rawgetp(L, -1, &aio_key_kind) == LUA_TNUMBER)
-      k = (aio_kind)lua_tointeger(L, -1);
+    /* mt[AIO_KIND_KEY] is a light userdata tag: an integer key keeps the
+     * look-up in the array part; the tag's address proves it is ours */
+    if (lua_rawgeti(L, -1, AIO_KIND_KEY) == LUA_TLIGHTUSERDATA) {
+      const char *tag = lua_touserdata(L, -1);
+      if (tag >= aio_kind_tags && tag < aio_kind_tags + AIO_K_COUNT)
+        k = (aio_kind)(tag - aio_kind_tags);
+    }
     lua_pop(L, 2);
   }
   return k;
@@ -27,8 +32,8 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
-  lua_pushinteger(L, kind);
-  lua_rawsetp(L, -2, &aio_key_kind);
+  lua_pushlightuserdata(L, (void *)&aio_kind_tags[kind]);
+  lua_rawseti(L, -2, AIO_KIND_KEY);
   lua_pop(L, 1);
 }
 

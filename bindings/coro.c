@@ -296,6 +296,7 @@ int aio_await(lua_State *L) {
     case AIO_K_FUTURE:
     case AIO_K_FUTURE_GC:
     case AIO_K_TASK:
+    case AIO_K_TASK_GC:
       return await_future(L, t);
     case AIO_K_CORO:
       return await_coro(L);

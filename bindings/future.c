@@ -31,7 +31,8 @@
 
 aio_future *aio_test_future(lua_State *L, int idx) {
   aio_kind k = aio_kindof(L, idx);
-  if (k == AIO_K_FUTURE || k == AIO_K_FUTURE_GC || k == AIO_K_TASK)
+  if (k == AIO_K_FUTURE || k == AIO_K_FUTURE_GC || k == AIO_K_TASK ||
+      k == AIO_K_TASK_GC)
     return lua_touserdata(L, idx);
   return NULL;
 }
@@ -44,7 +45,9 @@ aio_future *aio_check_future(lua_State *L, int idx) {
 }
 
 aio_task *aio_test_task(lua_State *L, int idx) {
-  return aio_kindof(L, idx) == AIO_K_TASK ? lua_touserdata(L, idx) : NULL;
+  aio_kind k = aio_kindof(L, idx);
+  return k == AIO_K_TASK || k == AIO_K_TASK_GC ? lua_touserdata(L, idx)
+                                               : NULL;
 }
 
 aio_task *aio_check_task(lua_State *L, int idx) {
@@ -56,7 +59,7 @@ aio_task *aio_check_task(lua_State *L, int idx) {
 
 void aio_push_task(lua_State *L, aio_task *t) {
   aio_push_env(L, t->fut.loop, AIO_ENV_TASKS);
-  lua_rawgetp(L, -1, t);
+  lua_rawgeti(L, -1, t->id);
   lua_remove(L, -2);
 }
 
@@ -73,15 +76,29 @@ aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
   return f;
 }
 
-/* Gives the future at fidx a finalizer: it now holds an exception that
- * must be reported if nobody retrieves it. From now on it counts as a
- * reference to its loop (released by the finalizer). */
+/* Gives the future or task at fidx a finalizer: it now holds something
+ * to report if it is collected (an exception nobody retrieved, or a task
+ * still pending when its loop closed). From now on it counts as a
+ * reference to its loop, released by the finalizer. Futures without a
+ * finalizer are cheaper to collect, and most never need one. */
 static void future_needs_gc(lua_State *L, int fidx, aio_future *f) {
-  if (f->is_task || aio_kindof(L, fidx) == AIO_K_FUTURE_GC)
+  aio_kind k = aio_kindof(L, fidx);
+  if (k == AIO_K_FUTURE_GC || k == AIO_K_TASK_GC)
     return;
-  luaL_getmetatable(L, AIO_FUTURE_MT "+gc");
+  luaL_getmetatable(L, f->is_task ? AIO_TASK_MT "+gc"
+                                  : AIO_FUTURE_MT "+gc");
   lua_setmetatable(L, fidx);
   f->loop->refs++;
+}
+
+void aio_tasks_orphaned(lua_State *L, aio_loop *loop) {
+  aio_push_env(L, loop, AIO_ENV_TASKS);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    future_needs_gc(L, lua_gettop(L), lua_touserdata(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -127,7 +144,7 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
   if (loop->env != LUA_NOREF && !loop->closed) {
     aio_push_env(L, loop, AIO_ENV_TASKS);
     lua_pushnil(L);
-    lua_rawsetp(L, -2, t);
+    lua_rawseti(L, -2, t->id);
     lua_pop(L, 1);
     loop->npending--;
   }
@@ -561,7 +578,7 @@ static void push_task_name(lua_State *L, int tidx, aio_task *t) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  lua_pushfstring(L, "Task-%d", (int)t->id);
+  lua_pushfstring(L, "Task-%I", t->id);
 }
 
 /* Adds " coro=<name() running at src:line>" (or done, defined at). */
@@ -642,11 +659,20 @@ static int l_future__gc(lua_State *L) {
     return 0;
   if (f->state == AIO_FINISHED && f->has_exc && f->log_tb) {
     f->log_tb = 0;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, f->is_task ? "Task exception was never retrieved"
+                                 : "Future exception was never retrieved");
+    lua_setfield(L, -2, "message");
     lua_getiuservalue(L, 1, AIO_FU_VALUE);
-    aio_report_error(L, loop, f->is_task ? "Task exception was never "
-                     "retrieved" : "Future exception was never retrieved",
-                     -1, "future", 1);
+    lua_setfield(L, -2, "exception");
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "future");
+    if (f->is_task && lua_getiuservalue(L, 1, AIO_TU_EXTRA) == LUA_TTABLE) {
+      lua_getfield(L, -1, "traceback");
+      lua_setfield(L, -3, "traceback");
+    }
     lua_pop(L, 1);
+    aio_report(L, loop);
   } else if (f->is_task && f->state == AIO_PENDING) {
     aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
                      "task", 1);
@@ -719,7 +745,6 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   t->fut.loop = loop;
   t->fut.is_task = 1;
   luaL_setmetatable(L, AIO_TASK_MT);
-  loop->refs++;
   aio_push_loop(L, loop);
   lua_setiuservalue(L, tidx, AIO_FU_LOOP);
   co = lua_newthread(L);
@@ -743,7 +768,7 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
     lua_pop(L, 1);
   aio_push_env(L, loop, AIO_ENV_TASKS);
   lua_pushvalue(L, tidx);
-  lua_rawsetp(L, -2, t);
+  lua_rawseti(L, -2, t->id);
   lua_pop(L, 1);
   loop->npending++;
   aio_schedule_step(L, loop, t);
@@ -1248,9 +1273,15 @@ void aio_open_future(lua_State *L) {
   aio_newclass(L, AIO_FUTURE_MT "+gc", AIO_K_FUTURE_GC, future_methods,
                future_gc_metamethods);
   aio_newclass(L, AIO_TASK_MT, AIO_K_TASK, future_methods,
+               future_metamethods);
+  aio_newclass(L, AIO_TASK_MT "+gc", AIO_K_TASK_GC, future_methods,
                future_gc_metamethods);
   /* Task methods override and extend the Future ones */
   luaL_getmetatable(L, AIO_TASK_MT);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, task_methods, 0);
+  lua_pop(L, 2);
+  luaL_getmetatable(L, AIO_TASK_MT "+gc");
   lua_getfield(L, -1, "__index");
   luaL_setfuncs(L, task_methods, 0);
   lua_pop(L, 2);

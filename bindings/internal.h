@@ -35,11 +35,16 @@ typedef enum {
   AIO_K_FUTURE,   /* a Future without a finalizer */
   AIO_K_FUTURE_GC,/* a Future that holds an exception (reports if lost) */
   AIO_K_TASK,
+  AIO_K_TASK_GC,  /* a Task that must report when collected */
   AIO_K_HANDLE,
   AIO_K_CORO,
-  AIO_K_OTHER
+  AIO_K_OTHER,
+  AIO_K_COUNT
 } aio_kind;
-extern const char aio_key_kind;
+/* The integer key of the kind tag in our metatables; the tag is the
+ * address of aio_kind_tags[kind], which no other library can forge. */
+#define AIO_KIND_KEY 1
+extern const char aio_kind_tags[AIO_K_COUNT];
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
 
@@ -127,6 +132,7 @@ typedef void (*aio_cfunc)(aio_loop *loop, lua_State *L, void *p);
 
 typedef struct aio_ready {
   unsigned char kind;
+  unsigned char nvals; /* Lua values of the entry in the values ring */
   unsigned n;         /* AIO_R_SLEEP: generation */
   void *p;            /* AIO_R_STEP/SLEEP: task; AIO_R_CFUNC: data */
   aio_cfunc cfn;      /* AIO_R_CFUNC only */
@@ -152,10 +158,12 @@ struct aio_loop {
   lua_State *Lrun;        /* thread running the loop, while it runs */
   int env;                /* registry ref: table of the slots below */
 
-  /* The ready queue: a ring of entries; their Lua values live in the
-   * env READY table at 2*i+1 (obj) and 2*i+2 (arg). */
+  /* The ready queue: a ring of C entries, and a second ring (the env
+   * READY table) holding, in the same FIFO order, the Lua values of the
+   * entries that have some. Task steps carry none. */
   aio_ready *ready;
   unsigned rcap, rhead, rcount;
+  unsigned vcap, vhead, vcount;
 
   /* The timer heap (lazy deletion: cancelled entries stay until popped
    * or compacted). */
@@ -164,7 +172,7 @@ struct aio_loop {
   uint64_t hseq;
 
   aio_task *current;      /* task being stepped, or NULL */
-  unsigned task_counter;  /* for the default names "Task-<n>" */
+  lua_Integer task_counter; /* for the default names "Task-<n>" */
   unsigned npending;      /* pending tasks (entries of env TASKS) */
   unsigned handles_open;  /* uv handles not yet closed (debug counts) */
   unsigned polls_skipped;
@@ -190,9 +198,9 @@ struct aio_loop {
 /* Slots of the env table. */
 enum {
   AIO_ENV_SELF = 1,   /* the loop userdata */
-  AIO_ENV_READY,      /* ring of ready-entry values */
+  AIO_ENV_READY,      /* ring of the ready entries' Lua values */
   AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
-  AIO_ENV_TASKS,      /* lightuserdata(task) -> pending task */
+  AIO_ENV_TASKS,      /* task id -> pending task */
   AIO_ENV_HANDLER,    /* custom exception handler or nil */
   AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
   AIO_ENV_EXECUTOR,   /* default executor or nil */
@@ -383,7 +391,8 @@ struct aio_task {
   aio_future fut;
   lua_State *co;            /* anchored by AIO_TU_THREAD */
   aio_future *waiter;       /* anchored by AIO_TU_WAITER */
-  unsigned id;              /* n of the default name Task-<n> */
+  lua_Integer id;           /* n of the default name Task-<n>, and the
+                               task's key in the loop's pending table */
   unsigned sleep_gen;
   int num_cancels;          /* cancel() requests not yet uncancelled */
   int nargs;                /* arguments waiting on co for the first step */
@@ -419,6 +428,9 @@ int aio_future_push_result(lua_State *L, int fidx);
 void aio_future_add_callback(lua_State *L, int fidx);
 /* Pushes the task object for a task pointer (it must be pending). */
 void aio_push_task(lua_State *L, aio_task *t);
+/* The loop is closing: its pending tasks get finalizers, so that they
+ * report "Task was destroyed but it is pending!" when collected. */
+void aio_tasks_orphaned(lua_State *L, aio_loop *loop);
 /* Creates a Task running the Coroutine object at `cidx` on `loop`; the
  * options table at `oidx` (0 for none) may give a name. Pushes it. */
 aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx);

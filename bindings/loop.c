@@ -151,22 +151,32 @@ static void ready_grow(lua_State *L, aio_loop *loop) {
   aio_ready *nr = malloc(ncap * sizeof *nr);
   if (nr == NULL)
     luaL_error(L, "not enough memory");
-  lua_createtable(L, 2 * (int)ncap, 0);
-  aio_push_env(L, loop, AIO_ENV_READY); /* [new, old] */
-  for (i = 0; i < loop->rcount; i++) {
-    unsigned from = (loop->rhead + i) & mask;
-    nr[i] = loop->ready[from];
-    lua_rawgeti(L, -1, 2 * from + 1);
-    lua_rawseti(L, -3, 2 * i + 1);
-    lua_rawgeti(L, -1, 2 * from + 2);
-    lua_rawseti(L, -3, 2 * i + 2);
-  }
-  lua_pop(L, 1);
-  set_env(L, loop, AIO_ENV_READY);
+  for (i = 0; i < loop->rcount; i++)
+    nr[i] = loop->ready[(loop->rhead + i) & mask];
   free(loop->ready);
   loop->ready = nr;
   loop->rcap = ncap;
   loop->rhead = 0;
+}
+
+/* Makes room for n more values in the values ring. */
+static void values_reserve(lua_State *L, aio_loop *loop, unsigned n) {
+  unsigned ncap = loop->vcap ? loop->vcap : READY_MIN, mask, i;
+  if (loop->vcount + n <= loop->vcap)
+    return;
+  while (ncap < loop->vcount + n)
+    ncap *= 2;
+  mask = loop->vcap - 1;
+  lua_createtable(L, (int)ncap, 0);
+  aio_push_env(L, loop, AIO_ENV_READY); /* [new, old] */
+  for (i = 0; i < loop->vcount; i++) {
+    lua_rawgeti(L, -1, ((loop->vhead + i) & mask) + 1);
+    lua_rawseti(L, -3, i + 1);
+  }
+  lua_pop(L, 1);
+  set_env(L, loop, AIO_ENV_READY);
+  loop->vcap = ncap;
+  loop->vhead = 0;
 }
 
 void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
@@ -179,28 +189,31 @@ void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
 
 void aio_ready_push_raw(lua_State *L, aio_loop *loop, aio_ready_kind kind,
                         void *p, unsigned n, aio_cfunc cfn, int nvals) {
-  unsigned i;
+  aio_ready *e;
   if (loop->closed) {
     lua_pop(L, nvals);
     aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
   if (loop->rcount == loop->rcap)
     ready_grow(L, loop);
-  i = (loop->rhead + loop->rcount) & (loop->rcap - 1);
-  loop->ready[i].kind = (unsigned char)kind;
-  loop->ready[i].n = n;
-  loop->ready[i].p = p;
-  loop->ready[i].cfn = cfn;
   if (nvals > 0) {
-    int t;
+    int k, t;
+    values_reserve(L, loop, (unsigned)nvals);
     aio_push_env(L, loop, AIO_ENV_READY);
-    lua_insert(L, -1 - nvals); /* [ready, obj, (arg)] */
+    lua_insert(L, -1 - nvals); /* [vals, v1 .. vn] */
     t = lua_absindex(L, -1 - nvals);
-    if (nvals == 2)
-      lua_rawseti(L, t, 2 * i + 2);
-    lua_rawseti(L, t, 2 * i + 1);
+    for (k = nvals; k >= 1; k--) /* the last value is on top */
+      lua_rawseti(L, t, ((loop->vhead + loop->vcount + (unsigned)k - 1) &
+                         (loop->vcap - 1)) + 1);
     lua_pop(L, 1);
+    loop->vcount += (unsigned)nvals;
   }
+  e = &loop->ready[(loop->rhead + loop->rcount) & (loop->rcap - 1)];
+  e->kind = (unsigned char)kind;
+  e->nvals = (unsigned char)nvals;
+  e->n = n;
+  e->p = p;
+  e->cfn = cfn;
   loop->rcount++;
 }
 
@@ -208,24 +221,20 @@ void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
   aio_ready_push(L, loop, AIO_R_STEP, t, 0, NULL, 0);
 }
 
-/* Pops the head entry into *e, pushing its obj and arg when it has Lua
- * values (kinds HANDLE, FUTCB, CFUNC). */
-static void ready_pop(lua_State *L, aio_loop *loop, int ready, aio_ready *e) {
-  unsigned i = loop->rhead;
-  *e = loop->ready[i];
-  if (e->kind == AIO_R_HANDLE || e->kind == AIO_R_FUTCB ||
-      e->kind == AIO_R_CFUNC) {
-    lua_rawgeti(L, ready, 2 * i + 1);
-    lua_pushnil(L);
-    lua_rawseti(L, ready, 2 * i + 1);
-    if (e->kind == AIO_R_FUTCB) {
-      lua_rawgeti(L, ready, 2 * i + 2);
-      lua_pushnil(L);
-      lua_rawseti(L, ready, 2 * i + 2);
-    }
-  }
-  loop->rhead = (i + 1) & (loop->rcap - 1);
+/* Pops the head entry into *e and pushes its Lua values (the values
+ * ring is at stack index `vals`). */
+static void ready_pop(lua_State *L, aio_loop *loop, int vals, aio_ready *e) {
+  unsigned k;
+  *e = loop->ready[loop->rhead];
+  loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
   loop->rcount--;
+  for (k = 0; k < e->nvals; k++) {
+    lua_rawgeti(L, vals, loop->vhead + 1);
+    lua_pushnil(L);
+    lua_rawseti(L, vals, loop->vhead + 1);
+    loop->vhead = (loop->vhead + 1) & (loop->vcap - 1);
+    loop->vcount--;
+  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -334,20 +343,16 @@ void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
   aio_report(L, loop);
 }
 
-/* Reports an error of a ready entry, the error value on top (popped). */
+/* Reports the error on top (popped) raised by the callback at `obj`. */
 static void report_entry_error(lua_State *L, aio_loop *loop, int obj) {
-  const char *what;
+  int err = lua_absindex(L, -1);
+  obj = lua_absindex(L, obj);
   lua_pushliteral(L, "Exception in callback ");
-  if (obj && !lua_isnil(L, obj)) {
-    lua_pushvalue(L, obj);
-    luaL_tolstring(L, -1, NULL);
-    lua_remove(L, -2);
-  } else
-    lua_pushliteral(L, "<C callback>");
-  lua_concat(L, 2);
-  what = lua_tostring(L, -1);
-  aio_report_error(L, loop, what, -2, "handle", obj);
-  lua_pop(L, 2);
+  aio_pushfuncname(L, obj);
+  lua_pushliteral(L, "()");
+  lua_concat(L, 3);
+  aio_report_error(L, loop, lua_tostring(L, -1), err, "handle", obj);
+  lua_settop(L, err - 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -447,16 +452,17 @@ static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
     aio_task_sleep_done(L, loop, e->p, e->n);
     break;
   case AIO_R_FUTCB: /* [cb, fut] */
-    if (aio_pcall(L, 1) != LUA_OK) {
-      lua_pushnil(L);
-      lua_insert(L, -2);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -3); /* [cb, cb, fut] */
+    if (aio_pcall(L, 1) != LUA_OK)
       report_entry_error(L, loop, -2);
-      lua_pop(L, 1);
-    }
+    lua_pop(L, 1);
     break;
   case AIO_R_CFUNC:
+    if (e->nvals == 0)
+      lua_pushnil(L);
     e->cfn(loop, L, e->p);
-    lua_settop(L, top - 1);
+    lua_settop(L, top - (e->nvals ? 1 : 0));
     break;
   }
   if (loop->propagate) {
@@ -674,12 +680,14 @@ static void loop_close(lua_State *L, aio_loop *loop) {
     loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
     loop->rcount--;
   }
+  loop->vcount = loop->vhead = 0;
   lua_newtable(L);
   set_env(L, loop, AIO_ENV_READY);
   loop->rcount = loop->rhead = 0;
   aio_timers_clear(L, loop);
   /* pending tasks are no longer anchored: when collected they report
    * "Task was destroyed but it is pending!" */
+  aio_tasks_orphaned(L, loop);
   lua_newtable(L);
   set_env(L, loop, AIO_ENV_TASKS);
   loop->npending = 0;
@@ -797,7 +805,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_createtable(L, AIO_ENV_COUNT, 0);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, AIO_ENV_SELF);
-  lua_createtable(L, 2 * READY_MIN, 0);
+  lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_READY);
   lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_TIMERS);
