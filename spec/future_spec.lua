@@ -1,0 +1,432 @@
+-- spec/future_spec.lua: Future (bindings/future.c), semantics section B.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local iserror = asyncio.iserror
+
+-- Runs exactly one iteration of a loop that is not running (A15).
+local function run_once(loop)
+  loop:stop()
+  loop:run_forever()
+end
+
+-- Calls fn(...) and returns the error it raises; fails if it does not.
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+-- Returns select("#", ...) and the values as a packed table.
+local function pack(...)
+  return table.pack(...)
+end
+
+describe("Future", function()
+  local loop, reports
+  before_each(function()
+    loop = asyncio.new_event_loop{clock = "virtual"}
+    reports = {}
+    loop:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx
+    end)
+  end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("B29 a new future is neither done nor cancelled", function()
+    local fut = loop:create_future()
+    assert.is_false(fut:done())
+    assert.is_false(fut:cancelled())
+    assert.is_true(asyncio.isfuture(fut))
+  end)
+
+  it("B30 result() and exception() of a pending future raise "
+     .. "InvalidStateError", function()
+    local fut = loop:create_future()
+    assert.is_true(iserror(raises(fut.result, fut), asyncio.InvalidStateError))
+    assert.is_true(iserror(raises(fut.exception, fut),
+                           asyncio.InvalidStateError))
+  end)
+
+  it("B31 set_result completes the future once; later sets raise, "
+     .. "cancel() is false", function()
+    local fut = loop:create_future()
+    fut:set_result(42)
+    assert.is_true(fut:done())
+    assert.is_false(fut:cancelled())
+    assert.equal(42, fut:result())
+    assert.is_nil(fut:exception())
+    assert.is_true(iserror(raises(fut.set_result, fut, 1),
+                           asyncio.InvalidStateError))
+    assert.is_true(iserror(raises(fut.set_exception, fut,
+                                  asyncio.ValueError("x")),
+                           asyncio.InvalidStateError))
+    assert.is_false(fut:cancel())
+    assert.equal(42, fut:result())
+  end)
+
+  it("B32 set_exception: result() raises that very error, exception() "
+     .. "returns it", function()
+    local fut = loop:create_future()
+    local e = asyncio.ValueError("bad")
+    fut:set_exception(e)
+    assert.is_true(fut:done())
+    assert.is_false(fut:cancelled())
+    assert.equal(e, raises(fut.result, fut))
+    assert.equal(e, fut:exception())
+    assert.is_true(iserror(raises(fut.set_result, fut, 1),
+                           asyncio.InvalidStateError))
+    assert.is_true(iserror(raises(fut.set_exception, fut,
+                                  asyncio.ValueError("y")),
+                           asyncio.InvalidStateError))
+    assert.is_false(fut:cancel())
+    assert.equal(e, fut:exception())
+  end)
+
+  it("B32 set_exception with a class stores an instance of it", function()
+    local fut = loop:create_future()
+    fut:set_exception(asyncio.ValueError)
+    local e = fut:exception()
+    assert.is_true(iserror(e, asyncio.ValueError))
+    assert.are_not.equal(asyncio.ValueError, e)
+    assert.equal(e, raises(fut.result, fut))
+  end)
+
+  it("B33 cancel() of a pending future: cancelled, done, results raise "
+     .. "CancelledError, sets raise InvalidStateError", function()
+    local fut = loop:create_future()
+    assert.is_true(fut:cancel())
+    assert.is_true(fut:cancelled())
+    assert.is_true(fut:done())
+    assert.is_true(iserror(raises(fut.result, fut), asyncio.CancelledError))
+    assert.is_true(iserror(raises(fut.exception, fut),
+                           asyncio.CancelledError))
+    assert.is_true(iserror(raises(fut.set_result, fut, 1),
+                           asyncio.InvalidStateError))
+    assert.is_true(iserror(raises(fut.set_exception, fut,
+                                  asyncio.ValueError("x")),
+                           asyncio.InvalidStateError))
+    assert.is_false(fut:cancel())
+  end)
+
+  it("B34 cancel(msg): the CancelledError carries msg as its only "
+     .. "argument", function()
+    local fut = loop:create_future()
+    fut:cancel("stop it")
+    local e = raises(fut.result, fut)
+    assert.is_true(iserror(e, asyncio.CancelledError))
+    assert.equal(1, #e.args)
+    assert.equal("stop it", e.args[1])
+    local e2 = raises(fut.exception, fut)
+    assert.same({"stop it"}, {table.unpack(e2.args, 1, #e2.args)})
+    local plain = loop:create_future()
+    plain:cancel()
+    assert.equal(0, #raises(plain.result, plain).args)
+  end)
+
+  it("B34 awaiting a future cancelled with a message raises "
+     .. "CancelledError(msg)", function()
+    local fut = loop:create_future()
+    local caught
+    local t = loop:create_task(async(function()
+      local ok, e = pcall(await, fut)
+      caught = e
+      return ok
+    end)())
+    run_once(loop)
+    fut:cancel("bye")
+    assert.is_false(loop:run_until_complete(t))
+    assert.is_true(iserror(caught, asyncio.CancelledError))
+    assert.same("bye", caught.args[1])
+  end)
+
+  it("B35 done callbacks are scheduled, in order, with the future, never "
+     .. "called by set_result", function()
+    local bag = {}
+    local fut = loop:create_future()
+    fut:add_done_callback(function(f)
+      bag[#bag + 1] = {f, 42}
+    end)
+    fut:add_done_callback(function(f)
+      bag[#bag + 1] = {f, 17}
+    end)
+    fut:set_result("r")
+    assert.same({}, bag)
+    assert.equal(2, loop:_counts().ready)
+    run_once(loop)
+    assert.equal(2, #bag)
+    assert.equal(42, bag[1][2])
+    assert.equal(17, bag[2][2])
+    assert.equal(fut, bag[1][1])
+    assert.equal(fut, bag[2][1])
+  end)
+
+  it("B35 set_exception and cancel schedule the callbacks too", function()
+    local bag = {}
+    local function cb(f) bag[#bag + 1] = f end
+    local failed, cancelled = loop:create_future(), loop:create_future()
+    failed:add_done_callback(cb)
+    cancelled:add_done_callback(cb)
+    failed:set_exception(asyncio.ValueError("x"))
+    cancelled:cancel()
+    assert.same({}, bag)
+    run_once(loop)
+    assert.equal(2, #bag)
+    assert.equal(failed, bag[1])
+    assert.equal(cancelled, bag[2])
+    failed:exception()
+  end)
+
+  it("B36 add_done_callback on a done future runs the callback on the next "
+     .. "iteration", function()
+    local calls = 0
+    local fut = loop:create_future()
+    fut:set_result(1)
+    fut:add_done_callback(function() calls = calls + 1 end)
+    assert.equal(0, calls)
+    run_once(loop)
+    assert.equal(1, calls)
+    run_once(loop)
+    assert.equal(1, calls)
+  end)
+
+  it("B37 remove_done_callback removes every registration and returns how "
+     .. "many", function()
+    local bag = {}
+    local function cb1() bag[#bag + 1] = "cb1" end
+    local function cb2() bag[#bag + 1] = "cb2" end
+    local function cb3() bag[#bag + 1] = "cb3" end
+    local fut = loop:create_future()
+    fut:add_done_callback(cb1)
+    fut:add_done_callback(cb2)
+    assert.equal(1, fut:remove_done_callback(cb2))
+    assert.equal(0, fut:remove_done_callback(cb3))
+    fut:add_done_callback(cb2)
+    for _ = 1, 5 do fut:add_done_callback(cb1) end
+    assert.equal(6, fut:remove_done_callback(cb1))
+    fut:set_result(1)
+    run_once(loop)
+    assert.same({"cb2"}, bag)
+  end)
+
+  it("B37 removing the first or the last of three callbacks keeps the "
+     .. "others' order", function()
+    local bag = {}
+    local function mk(name) return function() bag[#bag + 1] = name end end
+    local a, b, c = mk("a"), mk("b"), mk("c")
+    local first, last = loop:create_future(), loop:create_future()
+    for _, f in ipairs{first, last} do
+      f:add_done_callback(a)
+      f:add_done_callback(b)
+      f:add_done_callback(c)
+    end
+    assert.equal(1, first:remove_done_callback(a))
+    assert.equal(1, last:remove_done_callback(c))
+    first:set_result(1)
+    run_once(loop)
+    assert.same({"b", "c"}, bag)
+    bag = {}
+    last:set_result(1)
+    run_once(loop)
+    assert.same({"a", "b"}, bag)
+  end)
+
+  it("B38 awaiting a done future does not suspend the task",
+     aspec.async({clock = "virtual"}, function()
+    local fut = asyncio.Future()
+    fut:set_result("v")
+    local ran = 0
+    asyncio.get_running_loop():call_soon(function() ran = ran + 1 end)
+    assert.equal("v", await(fut))
+    assert.equal("v", await(fut))
+    assert.equal(0, ran)
+    await(asyncio.sleep(0))
+    assert.equal(1, ran)
+  end))
+
+  it("B38 awaiting a failed done future raises its error without "
+     .. "suspending", aspec.async({clock = "virtual"}, function()
+    local fut = asyncio.Future()
+    local e = asyncio.ValueError("x")
+    fut:set_exception(e)
+    local ran = 0
+    asyncio.get_running_loop():call_soon(function() ran = ran + 1 end)
+    local ok, got = pcall(await, fut)
+    assert.is_false(ok)
+    assert.equal(e, got)
+    assert.equal(0, ran)
+    await(asyncio.sleep(0))
+    assert.equal(1, ran)
+  end))
+
+  it("B39 a task awaiting a future resumes on the iteration after "
+     .. "set_result, ahead of callbacks queued later", function()
+    local log = {}
+    local fut = loop:create_future()
+    local t = loop:create_task(async(function()
+      log[#log + 1] = "T" .. await(fut)
+    end)())
+    run_once(loop)
+    assert.same({}, log)
+    assert.is_false(t:done())
+    loop:call_soon(function()
+      fut:set_result("1")
+      loop:call_soon(function() log[#log + 1] = "cb" end)
+    end)
+    run_once(loop)
+    assert.same({}, log)
+    run_once(loop)
+    assert.same({"T1", "cb"}, log)
+    assert.is_true(t:done())
+  end)
+
+  it("B40 get_loop() returns the loop the future is bound to", function()
+    assert.equal(loop, loop:create_future():get_loop())
+    local inner = loop:run_until_complete(async(function()
+      return asyncio.Future():get_loop()
+    end)())
+    assert.equal(loop, inner)
+  end)
+
+  it("B40 Future() with no running and no set loop binds to "
+     .. "get_event_loop(), which creates one", function()
+    asyncio.set_event_loop(nil)
+    local fut = asyncio.Future()
+    local bound = fut:get_loop()
+    assert.is_not_nil(bound)
+    assert.are_not.equal(loop, bound)
+    assert.equal(asyncio.get_event_loop(), bound)
+    assert.is_false(bound:is_closed())
+    fut:set_result(3)
+    assert.equal(3, bound:run_until_complete(fut))
+    asyncio.set_event_loop(nil)
+    bound:close()
+    assert.same(0, bound:_counts().handles)
+  end)
+
+  it("B41 a task whose error nobody retrieved is reported when collected",
+     function()
+    do
+      local t = loop:create_task(async(function()
+        error(asyncio.ValueError("lost"))
+      end)())
+      loop:run_until_complete(asyncio.sleep(0))
+      assert.is_true(t:done())
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(1, #reports)
+    local ctx = reports[1]
+    assert.equal("Task exception was never retrieved", ctx.message)
+    assert.is_true(iserror(ctx.exception, asyncio.ValueError))
+    assert.equal("lost", ctx.exception.message)
+    assert.is_true(tostring(ctx.future):find("^<Task finished") ~= nil)
+  end)
+
+  it("B42 no report for a future that only got a result", function()
+    do loop:create_future():set_result(1) end
+    collectgarbage()
+    collectgarbage()
+    assert.same({}, reports)
+  end)
+
+  it("B42 no report once result() or exception() was called", function()
+    do
+      local a, b = loop:create_future(), loop:create_future()
+      a:set_exception(asyncio.ValueError("a"))
+      b:set_exception(asyncio.ValueError("b"))
+      pcall(a.result, a)
+      b:exception()
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.same({}, reports)
+  end)
+
+  it("B42 no report when cancel() was called after set_exception",
+     function()
+    do
+      local fut = loop:create_future()
+      fut:set_exception(asyncio.ValueError("x"))
+      assert.is_false(fut:cancel())
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.same({}, reports)
+  end)
+
+  it("B42 no report for a future abandoned pending", function()
+    do loop:create_future() end
+    collectgarbage()
+    collectgarbage()
+    assert.same({}, reports)
+  end)
+end)
+
+describe("Future values", function()
+  local loop
+  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("a future holds every value given to set_result, nils included",
+     function()
+    local fut = loop:create_future()
+    fut:set_result(1, nil, "three", nil)
+    local got = pack(fut:result())
+    assert.equal(4, got.n)
+    assert.same({1, nil, "three", nil, n = 4}, got)
+  end)
+
+  it("set_result() with no value gives no value back", function()
+    local fut = loop:create_future()
+    fut:set_result()
+    assert.equal(0, select("#", fut:result()))
+    assert.is_nil(fut:exception())
+  end)
+
+  it("await returns every value of the future", function()
+    local fut = loop:create_future()
+    local t = loop:create_task(async(function()
+      return pack(await(fut))
+    end)())
+    run_once(loop)
+    fut:set_result("a", nil, 3)
+    local got = loop:run_until_complete(t)
+    assert.same({"a", nil, 3, n = 3}, got)
+  end)
+
+  it("run_until_complete returns every value of the future", function()
+    local fut = loop:create_future()
+    loop:call_soon(function() fut:set_result(1, 2, 3) end)
+    assert.same({1, 2, 3, n = 3}, pack(loop:run_until_complete(fut)))
+  end)
+end)
+
+describe("Future tostring", function()
+  local loop
+  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("shows pending, finished with the result, and cancelled", function()
+    local fut = loop:create_future()
+    assert.equal("<Future pending>", tostring(fut))
+    fut:set_result(42)
+    assert.equal("<Future finished result=42>", tostring(fut))
+    local s = loop:create_future()
+    s:set_result("hi")
+    assert.equal("<Future finished result='hi'>", tostring(s))
+    local c = loop:create_future()
+    c:cancel()
+    assert.equal("<Future cancelled>", tostring(c))
+  end)
+end)
