@@ -1,0 +1,356 @@
+-- spec/task_spec.lua: Task (bindings/future.c), semantics section C.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local iserror = asyncio.iserror
+
+-- Runs exactly one iteration of a loop that is not running (A15).
+local function run_once(loop)
+  loop:stop()
+  loop:run_forever()
+end
+
+-- Calls fn(...) and returns the error it raises; fails if it does not.
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+local function contains(list, x)
+  for _, v in ipairs(list) do
+    if rawequal(v, x) then return true end
+  end
+  return false
+end
+
+describe("Task", function()
+  local loop
+  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("C44 create_task runs nothing; first steps follow creation order",
+     function()
+    local log = {}
+    local function body(i) log[#log + 1] = i end
+    local tasks = {}
+    for i = 0, 2 do tasks[#tasks + 1] = loop:create_task(async(body)(i)) end
+    log[#log + 1] = "created"
+    assert.same({"created"}, log)
+    assert.is_false(tasks[1]:done())
+    assert.is_true(asyncio.isfuture(tasks[1]))
+    run_once(loop)
+    assert.same({"created", 0, 1, 2}, log)
+    for _, t in ipairs(tasks) do assert.is_true(t:done()) end
+  end)
+
+  it("C44 a task created inside a task starts only after its creator "
+     .. "yields", aspec.async({clock = "virtual"}, function()
+    local log = {}
+    local t = asyncio.create_task(async(function()
+      log[#log + 1] = "child"
+    end)())
+    log[#log + 1] = "parent"
+    assert.same({"parent"}, log)
+    await(asyncio.sleep(0))
+    assert.same({"parent", "child"}, log)
+    assert.is_true(t:done())
+  end))
+
+  it("C45 the task's result is the coroutine's return value; awaiting it "
+     .. "returns the same", aspec.async({clock = "virtual"}, function()
+    local t = asyncio.create_task(async(function(a, b)
+      await(asyncio.sleep(0.1))
+      return a + b, "two"
+    end)(40, 2))
+    local x, y = await(t)
+    assert.equal(42, x)
+    assert.equal("two", y)
+    local r1, r2 = t:result()
+    assert.equal(42, r1)
+    assert.equal("two", r2)
+    assert.is_nil(t:exception())
+  end))
+
+  it("C45 an error raised by the coroutine becomes the task's exception",
+     aspec.async({clock = "virtual"}, function()
+    local e = asyncio.ValueError("nope")
+    local t = asyncio.create_task(async(function()
+      await(asyncio.sleep(0))
+      error(e)
+    end)())
+    local ok, got = pcall(await, t)
+    assert.is_false(ok)
+    assert.equal(e, got)
+    assert.equal(e, t:exception())
+    assert.equal(e, raises(t.result, t))
+    assert.is_false(t:cancelled())
+  end))
+
+  it("C45 run_until_complete of a coroutine returns 42 + 1000", function()
+    local inner1 = async(function() return 42 end)
+    local inner2 = async(function() return 1000 end)
+    local outer = async(function()
+      return await(inner1()) + await(inner2())
+    end)
+    assert.equal(1042, loop:run_until_complete(outer()))
+  end)
+
+  it("C46 create_task with something that is not a coroutine raises "
+     .. "TypeError", function()
+    local fn = async(function() end)
+    for _, bad in ipairs{42, fn, function() end, loop:create_future()} do
+      local e = raises(loop.create_task, loop, bad)
+      assert.is_true(iserror(e, asyncio.TypeError))
+      assert.is_truthy(e.message:find("a coroutine was expected, got", 1,
+                                      true))
+    end
+    assert.equal(0, loop:_counts().tasks)
+  end)
+
+  it("C47 a task that awaits itself fails with RuntimeError", function()
+    local t
+    t = loop:create_task(async(function()
+      await(asyncio.sleep(0))
+      await(t)
+    end)())
+    local e = raises(loop.run_until_complete, loop, t)
+    assert.is_true(iserror(e, asyncio.RuntimeError))
+    assert.is_truthy(e.message:find("Task cannot await on itself", 1, true))
+    assert.is_false(t:cancelled())
+  end)
+
+  it("C48 awaiting a future of another loop fails with RuntimeError",
+     function()
+    local other = asyncio.new_event_loop()
+    local foreign = other:create_future()
+    local t = loop:create_task(async(function() await(foreign) end)())
+    local e = raises(loop.run_until_complete, loop, t)
+    other:close()
+    assert.is_true(iserror(e, asyncio.RuntimeError))
+    assert.is_truthy(e.message:find("attached to a different loop", 1, true))
+  end)
+
+  it("C49 set_result and set_exception on a task raise RuntimeError; the "
+     .. "task still completes with its own value", function()
+    local t = loop:create_task(async(function()
+      await(asyncio.sleep(0))
+      return "own"
+    end)())
+    local e1 = raises(t.set_result, t, "forced")
+    local e2 = raises(t.set_exception, t, asyncio.ValueError("forced"))
+    assert.is_true(iserror(e1, asyncio.RuntimeError))
+    assert.is_true(iserror(e2, asyncio.RuntimeError))
+    assert.equal("Task does not support set_result operation", e1.message)
+    assert.equal("Task does not support set_exception operation", e2.message)
+    assert.is_false(t:done())
+    assert.equal("own", loop:run_until_complete(t))
+  end)
+
+  it("C50 current_task() is the running task, across interleaved tasks",
+     function()
+    local seen = {}
+    local tasks = {}
+    local function body(i)
+      for step = 1, 3 do
+        seen[#seen + 1] = asyncio.current_task() == tasks[i] and i * 10 + step
+        await(asyncio.sleep(0))
+      end
+    end
+    tasks[1] = loop:create_task(async(body)(1))
+    tasks[2] = loop:create_task(async(body)(2))
+    loop:run_until_complete(tasks[2])
+    assert.same({11, 21, 12, 22, 13, 23}, seen)
+  end)
+
+  it("C50 current_task(loop) is nil once the loop stopped; with no running "
+     .. "loop current_task() raises RuntimeError", function()
+    loop:run_until_complete(async(function()
+      assert.is_not_nil(asyncio.current_task())
+    end)())
+    assert.is_nil(asyncio.current_task(loop))
+    local e = raises(asyncio.current_task)
+    assert.is_true(iserror(e, asyncio.RuntimeError))
+  end)
+
+  it("C50 current_task() in a plain callback of a running loop is nil",
+     function()
+    local got = "unset"
+    loop:call_soon(function() got = asyncio.current_task() end)
+    run_once(loop)
+    assert.is_nil(got)
+  end)
+
+  it("C51 all_tasks() lists the pending tasks of the running loop only",
+     aspec.async({clock = "virtual"}, function()
+    local quick = asyncio.create_task(async(function() end)())
+    local slow = asyncio.create_task(async(function()
+      await(asyncio.sleep(1))
+    end)())
+    local all = asyncio.all_tasks()
+    assert.equal(3, #all)
+    assert.is_true(contains(all, asyncio.current_task()))
+    assert.is_true(contains(all, quick))
+    assert.is_true(contains(all, slow))
+    await(asyncio.sleep(0))
+    all = asyncio.all_tasks()
+    assert.equal(2, #all)
+    assert.is_false(contains(all, quick))
+    assert.is_true(contains(all, slow))
+    await(slow)
+    assert.same({asyncio.current_task()}, asyncio.all_tasks())
+  end))
+
+  it("C52 default names are Task-<n> with n increasing; name= and "
+     .. "set_name(v) store tostring(v)", function()
+    local coro = async(function() end)
+    local a = loop:create_task(coro())
+    local b = loop:create_task(coro())
+    local c = loop:create_task(coro(), {name = "worker"})
+    local d = loop:create_task(coro(), {name = 12})
+    local na = tonumber(a:get_name():match("^Task%-(%d+)$"))
+    local nb = tonumber(b:get_name():match("^Task%-(%d+)$"))
+    assert.is_not_nil(na)
+    assert.is_true(nb > na)
+    assert.equal("worker", c:get_name())
+    assert.equal("12", d:get_name())
+    a:set_name(5)
+    assert.equal("5", a:get_name())
+    b:set_name("renamed")
+    assert.equal("renamed", b:get_name())
+    loop:run_until_complete(d)
+  end)
+
+  it("C53 a coroutine that returns a future completes the task with that "
+     .. "future, not awaited", function()
+    local fut = loop:create_future()
+    local t = loop:create_task(async(function() return fut end)())
+    local got = loop:run_until_complete(t)
+    assert.equal(fut, got)
+    assert.is_false(fut:done())
+  end)
+
+  it("C54 ensure_future(fut) returns it; ensure_future(coro) makes a task",
+     aspec.async({clock = "virtual"}, function()
+    local fut = asyncio.Future()
+    assert.equal(fut, asyncio.ensure_future(fut))
+    local t = asyncio.create_task(async(function() end)())
+    assert.equal(t, asyncio.ensure_future(t))
+    local made = asyncio.ensure_future(async(function() return 7 end)())
+    assert.is_true(asyncio.isfuture(made))
+    assert.is_not_nil(made.get_coro)
+    assert.equal(7, await(made))
+    await(t)
+  end))
+
+  it("C54 ensure_future of a non-awaitable raises TypeError; of a future "
+     .. "with a different explicit loop, ValueError", function()
+    local e = raises(asyncio.ensure_future, 42)
+    assert.is_true(iserror(e, asyncio.TypeError))
+    local other = asyncio.new_event_loop()
+    local e2 = raises(asyncio.ensure_future, loop:create_future(), other)
+    other:close()
+    assert.is_true(iserror(e2, asyncio.ValueError))
+    assert.is_truthy(e2.message:find("The future belongs to a different loop",
+                                     1, true))
+  end)
+
+  it("C55 the error stored in a failed task keeps the traceback of where "
+     .. "it was raised", function()
+    local function fail_here()
+      error(asyncio.ValueError("deep"))
+    end
+    local t = loop:create_task(async(function()
+      await(asyncio.sleep(0))
+      fail_here()
+    end)())
+    local e = raises(loop.run_until_complete, loop, t)
+    assert.equal(e, t:exception())
+    assert.equal("string", type(e.traceback))
+    assert.is_truthy(e.traceback:find("task_spec.lua:%d+: in "))
+    assert.is_truthy(e.traceback:find("fail_here", 1, true))
+  end)
+end)
+
+describe("Task introspection", function()
+  local loop
+  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("tostring: pending, cancelling, finished with result=, cancelled",
+     function()
+    local fut = loop:create_future()
+    local t = loop:create_task(async(function() return await(fut) end)())
+    assert.matches("^<Task pending name='Task%-1' coro=<.+>>$", tostring(t))
+    run_once(loop)
+    assert.matches("^<Task pending name='Task%-1' coro=<.+>.*>$", tostring(t))
+    fut:set_result("done")
+    loop:run_until_complete(t)
+    assert.matches("^<Task finished name='Task%-1' coro=<.+> "
+                   .. "result='done'>$", tostring(t))
+    local c = loop:create_task(async(function()
+      await(asyncio.sleep(10))
+    end)(), {name = "sleeper"})
+    run_once(loop)
+    c:cancel()
+    assert.matches("^<Task cancelling name='sleeper' coro=<.+>>$",
+                   tostring(c))
+    run_once(loop)
+    assert.matches("^<Task cancelled name='sleeper' coro=<.+>>$",
+                   tostring(c))
+  end)
+
+  it("tostring names the coroutine function and where it runs", function()
+    local fut = loop:create_future()
+    local worker = async(function() await(fut) end)
+    local t = loop:create_task(worker())
+    run_once(loop)
+    assert.matches("coro=<worker%(%) running at .*task_spec%.lua:%d+>",
+                   tostring(t))
+    fut:set_result()
+    loop:run_until_complete(t)
+    assert.matches("coro=<worker%(%) done, defined at .*task_spec%.lua:%d+>",
+                   tostring(t))
+  end)
+
+  it("get_coro returns the Coroutine object the task runs", function()
+    local coro = async(function() end)()
+    local t = loop:create_task(coro)
+    assert.equal(coro, t:get_coro())
+    assert.is_true(asyncio.iscoroutine(t:get_coro()))
+    loop:run_until_complete(t)
+    assert.equal(coro, t:get_coro())
+  end)
+
+  it("get_stack lists 'src:line: in ...' frames of a suspended task, none "
+     .. "when done", function()
+    local fut = loop:create_future()
+    local inner = async(function() return await(fut) end)
+    local t = loop:create_task(async(function()
+      return await(inner())
+    end)())
+    assert.same({}, t:get_stack())
+    run_once(loop)
+    local stack = t:get_stack()
+    assert.is_true(#stack >= 2)
+    local lua_frames = 0
+    for _, frame in ipairs(stack) do
+      assert.equal("string", type(frame))
+      assert.matches("^.+: in .+$", frame)
+      if frame:find("task_spec.lua:%d+: in ") then
+        lua_frames = lua_frames + 1
+      end
+    end
+    assert.equal(2, lua_frames)
+    fut:set_result(1)
+    loop:run_until_complete(t)
+    assert.same({}, t:get_stack())
+  end)
+end)
