@@ -170,28 +170,30 @@ void aio_pushrepr(lua_State *L, int idx) {
     return;
   }
   if (push_is_set(L, idx)) { /* error object: Class(arg, ...) */
+    int base = lua_gettop(L) - 1;
     lua_Integer i, n;
-    luaL_Buffer b;
     lua_pop(L, 1);
+    lua_getfield(L, idx, "args"); /* base + 1 */
     lua_getmetatable(L, idx);
     lua_getfield(L, -1, "__name");
-    lua_getfield(L, idx, "args");
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
-    luaL_addchar(&b, '(');
-    n = lua_istable(L, -2) ? luaL_len(L, -2) : 0;
+    lua_remove(L, -2);
+    if (!lua_isstring(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "?");
+    }
+    lua_pushliteral(L, "(");
+    n = lua_istable(L, base + 1) ? luaL_len(L, base + 1) : 0;
     for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -2, i);
+      luaL_checkstack(L, 4, NULL);
+      if (i > 1)
+        lua_pushliteral(L, ", ");
+      lua_rawgeti(L, base + 1, i);
       aio_pushrepr(L, -1);
       lua_remove(L, -2);
-      if (i > 1)
-        luaL_addstring(&b, ", ");
-      luaL_addvalue(&b);
     }
-    luaL_addchar(&b, ')');
-    luaL_pushresult(&b);
-    lua_replace(L, -4);
-    lua_pop(L, 2);
+    lua_pushliteral(L, ")");
+    lua_concat(L, lua_gettop(L) - (base + 1));
+    lua_remove(L, base + 1);
     return;
   }
   luaL_tolstring(L, idx, NULL);
@@ -205,12 +207,13 @@ static int l_repr(lua_State *L) {
 
 static int l_iserror(lua_State *L) {
   /* iserror(e [, cls]): with no class, any error object */
-  int r;
+  int r, nocls = lua_isnoneornil(L, 2);
+  lua_settop(L, 2);
   if (!push_is_set(L, 1)) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (lua_isnoneornil(L, 2)) {
+  if (nocls) {
     lua_pushboolean(L, 1);
     return 1;
   }

@@ -88,7 +88,6 @@ static void future_needs_gc(lua_State *L, int fidx, aio_future *f) {
   luaL_getmetatable(L, f->is_task ? AIO_TASK_MT "+gc"
                                   : AIO_FUTURE_MT "+gc");
   lua_setmetatable(L, fidx);
-  f->loop->refs++;
 }
 
 void aio_tasks_orphaned(lua_State *L, aio_loop *loop) {
@@ -667,18 +666,19 @@ static int l_future__gc(lua_State *L) {
     lua_setfield(L, -2, "exception");
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "future");
-    if (f->is_task && lua_getiuservalue(L, 1, AIO_TU_EXTRA) == LUA_TTABLE) {
-      lua_getfield(L, -1, "traceback");
-      lua_setfield(L, -3, "traceback");
+    if (f->is_task) {
+      if (lua_getiuservalue(L, 1, AIO_TU_EXTRA) == LUA_TTABLE) {
+        lua_getfield(L, -1, "traceback");
+        lua_setfield(L, -3, "traceback");
+      }
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     aio_report(L, loop);
   } else if (f->is_task && f->state == AIO_PENDING) {
     aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
                      "task", 1);
   }
   f->loop = NULL;
-  aio_loop_unref(loop);
   return 0;
 }
 
@@ -867,6 +867,20 @@ static void keep_traceback(lua_State *L, int tidx, int eidx) {
   }
   push_extra(L, tidx);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_task_tb);
+  /* the same error re-raised from an awaited task: its traceback first */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_last_raised) == LUA_TTABLE) {
+    lua_getfield(L, -1, "err");
+    if (lua_rawequal(L, -1, eidx) && lua_getfield(L, -2, "tb") ==
+        LUA_TSTRING) {
+      lua_pushliteral(L, "\n(awaited from)\n");
+      lua_pushvalue(L, -5);
+      lua_concat(L, 3);
+      lua_replace(L, -5);
+      lua_pop(L, 1);
+    } else
+      lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lua_setfield(L, -2, "traceback");
   lua_pop(L, 1);
 }
@@ -939,8 +953,24 @@ static void task_bad_yield(lua_State *L, int tidx, aio_task *t, int nres) {
 }
 
 /* Pushes the error the coming step must raise in the task, or returns 0
- * when it is a plain resume. */
+ * when it is a plain resume. A requested cancellation is raised as a new
+ * CancelledError unless what the task would see anyway already is one
+ * (its cancelled waiter, or a pending CancelledError): as in Python's
+ * __step, that one keeps its message. */
 static int take_throw(lua_State *L, int tidx, aio_task *t) {
+  if (t->must_cancel && t->throwing) {
+    lua_getiuservalue(L, tidx, AIO_TU_WAITER);
+    if (aio_iserror(L, -1, AIO_E_CANCELLED)) {
+      t->must_cancel = 0;
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  if (t->must_cancel && !t->throwing && t->waiter != NULL &&
+      t->waiter->state == AIO_CANCELLED) {
+    t->must_cancel = 0;
+    return 0;
+  }
   if (t->must_cancel) {
     t->must_cancel = 0;
     push_cancel_msg(L, tidx);
@@ -1114,6 +1144,39 @@ static int l_task_get_stack(lua_State *L) {
   return 1;
 }
 
+/* print_stack([file]): writes "Stack for <task> (most recent call last):"
+ * and the frames of get_stack() to file (any object with :write) or to
+ * stderr. */
+static int l_task_print_stack(lua_State *L) {
+  int i, n;
+  aio_check_task(L, 1);
+  lua_settop(L, 2);
+  lua_pushcfunction(L, l_task_get_stack);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1); /* [task, file, frames] */
+  aio_future_pushrepr(L, 1);
+  lua_pushfstring(L, "Stack for %s (most recent call last):\n",
+                  lua_tostring(L, -1));
+  lua_remove(L, -2);
+  n = (int)luaL_len(L, 3);
+  for (i = 1; i <= n; i++) {
+    lua_pushliteral(L, "  ");
+    lua_rawgeti(L, 3, i);
+    lua_pushliteral(L, "\n");
+    lua_concat(L, 4);
+  }
+  if (lua_isnil(L, 2)) {
+    fputs(lua_tostring(L, -1), stderr);
+    fflush(stderr);
+    return 0;
+  }
+  lua_getfield(L, 2, "write");
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -3);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
 static const luaL_Reg future_methods[] = {
     {"result", l_future_result},
     {"exception", l_future_exception},
@@ -1135,6 +1198,7 @@ static const luaL_Reg task_methods[] = {
     {"set_name", l_task_set_name},
     {"get_coro", l_task_get_coro},
     {"get_stack", l_task_get_stack},
+    {"print_stack", l_task_print_stack},
     {NULL, NULL}};
 
 static const luaL_Reg future_metamethods[] = {

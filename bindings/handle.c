@@ -31,7 +31,7 @@ aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
   h->timer = (unsigned char)timer;
   h->when = when;
   luaL_setmetatable(L, timer ? AIO_TIMERHANDLE_MT : AIO_HANDLE_MT);
-  aio_push_env(L, loop, AIO_ENV_SELF);
+  aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, 1);
   for (i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fidx + i);
@@ -122,12 +122,22 @@ static int l_handle__tostring(lua_State *L) {
     luaL_addvalue(&b);
   }
   if (!h->cancelled) {
+    int i;
     luaL_addchar(&b, ' ');
     lua_getiuservalue(L, 1, UV_FN);
     aio_pushfuncname(L, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
-    luaL_addstring(&b, "()");
+    luaL_addchar(&b, '(');
+    for (i = 0; i < h->nargs; i++) {
+      if (i > 0)
+        luaL_addstring(&b, ", ");
+      lua_getiuservalue(L, 1, UV_ARG0 + i);
+      aio_pushrepr(L, -1);
+      lua_remove(L, -2);
+      luaL_addvalue(&b);
+    }
+    luaL_addchar(&b, ')');
   }
   luaL_addchar(&b, '>');
   luaL_pushresult(&b);

@@ -187,7 +187,6 @@ struct aio_loop {
   aio_clock_fn host_clock;
   void *host_clock_ud;
 
-  int refs;               /* futures and tasks pointing here */
   unsigned char own_uv, running, stopping, closed, debug, finalized;
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
@@ -197,7 +196,7 @@ struct aio_loop {
 
 /* Slots of the env table. */
 enum {
-  AIO_ENV_SELF = 1,   /* the loop userdata */
+  AIO_ENV_SELF = 1,   /* a weak table holding the loop userdata at [1] */
   AIO_ENV_READY,      /* ring of the ready entries' Lua values */
   AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
   AIO_ENV_TASKS,      /* task id -> pending task */
@@ -208,11 +207,11 @@ enum {
   AIO_ENV_COUNT = AIO_ENV_STOPCB
 };
 
-/* Loop userdata: the loop itself is malloc'd because its uv handles may
- * outlive the userdata (they are freed in their close callbacks). */
-typedef struct aio_loop_ud {
-  aio_loop *loop;
-} aio_loop_ud;
+/* The loop userdata is the aio_loop itself: Lua frees it only when no
+ * Future, Task or Handle refers to it, since each of those keeps the loop
+ * userdata as a user value. The uv handles it owns are malloc'd and free
+ * themselves in their close callbacks, which touch the loop only while it
+ * is open (their data is cleared when it closes). */
 
 /* Pushes a new loop userdata running on `uv` (NULL: a libuv loop of its
  * own). */
@@ -224,10 +223,8 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait);
 /* Runs one iteration of a loop that is not running, as luaio_step does.
  * Same return convention as aio_run_once. */
 int aio_loop_step(lua_State *L, aio_loop *loop, double max_wait);
-/* Drops one reference held by a future or task (their __gc). */
-void aio_loop_unref(aio_loop *loop);
 /* Closes a uv handle the loop allocated with malloc (its data is the
- * loop); the memory is freed in the close callback. */
+ * loop, or NULL once the loop closed); the close callback frees it. */
 void aio_loop_close_handle(aio_loop *loop, uv_handle_t *h);
 
 /* Every uv handle made for a Lua object (streams, servers, processes)

@@ -39,26 +39,11 @@ static int default_debug = -1;
 /* ------------------------------------------------------------------ */
 /* Lifetime                                                            */
 
-static void loop_maybe_free(aio_loop *loop) {
-  if (loop->finalized && loop->handles_open == 0 && loop->refs == 0) {
-    if (loop->remote)
-      aio_remote_release(loop->remote);
-    free(loop->ready);
-    free(loop->heap);
-    free(loop);
-  }
-}
-
-void aio_loop_unref(aio_loop *loop) {
-  loop->refs--;
-  loop_maybe_free(loop);
-}
-
 static void on_handle_closed(uv_handle_t *h) {
   aio_loop *loop = h->data;
+  if (loop != NULL)
+    loop->handles_open--;
   free(h);
-  loop->handles_open--;
-  loop_maybe_free(loop);
 }
 
 void aio_loop_close_handle(aio_loop *loop, uv_handle_t *h) {
@@ -87,13 +72,14 @@ static void on_wakeup(uv_async_t *a) {
 /* Checks                                                              */
 
 aio_loop *aio_test_loop(lua_State *L, int idx) {
-  aio_loop_ud *ud = luaL_testudata(L, idx, AIO_LOOP_MT);
-  return ud ? ud->loop : NULL;
+  return aio_kindof(L, idx) == AIO_K_LOOP ? lua_touserdata(L, idx) : NULL;
 }
 
 aio_loop *aio_check_loop_any(lua_State *L, int idx) {
-  aio_loop_ud *ud = luaL_checkudata(L, idx, AIO_LOOP_MT);
-  return ud->loop;
+  aio_loop *loop = aio_test_loop(L, idx);
+  if (loop == NULL)
+    luaL_typeerror(L, idx, AIO_LOOP_MT);
+  return loop;
 }
 
 void aio_check_open(lua_State *L, aio_loop *loop) {
@@ -126,6 +112,10 @@ static void set_env(lua_State *L, aio_loop *loop, int slot) {
 
 void aio_push_loop(lua_State *L, aio_loop *loop) {
   aio_push_env(L, loop, AIO_ENV_SELF);
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -268,24 +258,30 @@ int aio_pcall(lua_State *L, int nargs) {
   return st;
 }
 
-/* Calls the default handler of errors.lua with the context on top
- * (popped). Never raises. */
+/* The default exception handler: the context on top (popped) is
+ * formatted by errors.format_context and written to stderr with stdio, so
+ * that it still works while the state closes (io.stderr may be gone).
+ * Never raises. */
 static void default_handler(lua_State *L) {
   int ctx = lua_absindex(L, -1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
   if (lua_type(L, -1) == LUA_TTABLE)
-    lua_getfield(L, -1, "default_exception_handler");
+    lua_getfield(L, -1, "format_context");
   else
     lua_pushnil(L);
   lua_remove(L, -2);
   lua_pushvalue(L, ctx);
-  if (lua_type(L, -2) != LUA_TFUNCTION ||
-      lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lua_getfield(L, ctx, "message");
-    fprintf(stderr, "asyncio: %s (and the default exception handler "
-            "failed)\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
-    lua_pop(L, 2);
+  if (lua_type(L, -2) == LUA_TFUNCTION && lua_pcall(L, 1, 1, 0) == LUA_OK &&
+      lua_type(L, -1) == LUA_TSTRING) {
+    fputs(lua_tostring(L, -1), stderr);
+    fputc('\n', stderr);
+  } else {
+    const char *msg = NULL;
+    if (lua_getfield(L, ctx, "message") == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    fprintf(stderr, "%s\n", msg ? msg : "Unhandled exception in event loop");
   }
+  fflush(stderr);
   lua_settop(L, ctx - 1);
 }
 
@@ -503,7 +499,9 @@ static int run_ready(lua_State *L, aio_loop *loop) {
     if (loop->debug)
       check_slow(L, loop, &e, t0);
     if (prop) {
-      lua_replace(L, base + 1);
+      /* the error is on top: keep it alone above base */
+      if (lua_gettop(L) > base + 1)
+        lua_replace(L, base + 1);
       lua_settop(L, base + 1);
       return 1;
     }
@@ -606,7 +604,9 @@ static int l_loop_run_until_complete(lua_State *L) {
     lua_call(L, 2, 0);
   }
   if (prop) {
-    if (new_task && f->state == AIO_FINISHED)
+    /* the future's own fatal error leaves through us: it is retrieved */
+    (void)new_task;
+    if (f->state == AIO_FINISHED)
       f->log_tb = 0;
     return lua_error(L);
   }
@@ -650,6 +650,11 @@ static int l_loop_time(lua_State *L) {
 
 /* ------------------------------------------------------------------ */
 /* Closing                                                             */
+
+static void detach_walk(uv_handle_t *h, void *arg) {
+  if (h->data == arg && uv_is_closing(h))
+    h->data = NULL;
+}
 
 static void close_walk(uv_handle_t *h, void *arg) {
   aio_loop *loop = arg;
@@ -698,10 +703,12 @@ static void loop_close(lua_State *L, aio_loop *loop) {
   if (loop->own_uv) {
     uv_run(loop->uv, UV_RUN_DEFAULT);
     uv_loop_close(loop->uv);
+  } else {
+    /* the host's loop finishes the closes later: the callbacks must not
+     * touch this loop then */
+    uv_walk(loop->uv, detach_walk, loop);
+    loop->handles_open = 0;
   }
-  /* the loop object may now be collected */
-  lua_pushnil(L);
-  set_env(L, loop, AIO_ENV_SELF);
 }
 
 void aio_executor_shutdown_default(lua_State *L, aio_loop *loop) {
@@ -730,18 +737,24 @@ static int l_loop_close(lua_State *L) {
   return 0;
 }
 
+/* Objects finalized in the same collection may still see the loop's
+ * memory: `finalized` tells them it is gone. */
 static int l_loop__gc(lua_State *L) {
-  aio_loop_ud *ud = luaL_checkudata(L, 1, AIO_LOOP_MT);
-  aio_loop *loop = ud->loop;
-  if (loop == NULL)
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  if (loop->finalized)
     return 0;
-  ud->loop = NULL;
   if (!loop->closed && !loop->running)
     loop_close(L, loop);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
   loop->finalized = 1;
-  loop_maybe_free(loop);
+  if (loop->remote)
+    aio_remote_release(loop->remote);
+  loop->remote = NULL;
+  free(loop->ready);
+  free(loop->heap);
+  loop->ready = NULL;
+  loop->heap = NULL;
   return 0;
 }
 
@@ -769,17 +782,13 @@ static uv_handle_t *new_handle(lua_State *L, aio_loop *loop, size_t size) {
 /* Pushes a new loop userdata. `uv` is the host's libuv loop or NULL for
  * a loop of its own. */
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
-  aio_loop_ud *ud;
   aio_loop *loop;
   int r;
-  ud = lua_newuserdatauv(L, sizeof *ud, 0);
-  ud->loop = NULL;
-  luaL_setmetatable(L, AIO_LOOP_MT);
-  loop = calloc(1, sizeof *loop);
-  if (loop == NULL)
-    luaL_error(L, "not enough memory");
+  loop = lua_newuserdatauv(L, sizeof *loop, 0);
+  memset(loop, 0, sizeof *loop);
   loop->env = LUA_NOREF;
-  loop->finalized = 0;
+  loop->closed = 1; /* until it is set up: __gc must not close it */
+  luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
   loop->watch_sigint = 1;
   if (default_debug < 0) {
@@ -793,17 +802,20 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_pop(L, 1);
   if (uv == NULL) {
     r = uv_loop_init(&loop->uv_own);
-    if (r != 0) {
-      free(loop);
+    if (r != 0)
       aio_raise_uv(L, r, "uv_loop_init");
-    }
     loop->uv = &loop->uv_own;
     loop->own_uv = 1;
   } else
     loop->uv = uv;
-  ud->loop = loop;
   lua_createtable(L, AIO_ENV_COUNT, 0);
-  lua_pushvalue(L, -2);
+  lua_createtable(L, 1, 1); /* the weak table holding the loop */
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
   lua_rawseti(L, -2, AIO_ENV_SELF);
   lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_READY);
@@ -824,6 +836,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   uv_async_init(loop->uv, loop->wakeup, on_wakeup);
   uv_unref((uv_handle_t *)loop->wakeup);
   loop->remote = aio_remote_new(L, loop);
+  loop->closed = 0;
   return loop;
 }
 

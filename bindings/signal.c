@@ -105,6 +105,11 @@ static int l_loop_add_signal_handler(lua_State *L) {
   aio_push_env(L, loop, AIO_ENV_SIGNALS);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, signum);
+  if (signum == SIGINT && loop->sigint) {
+    /* the user's handler now owns Ctrl-C */
+    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
+    loop->sigint = NULL;
+  }
   return 0;
 }
 

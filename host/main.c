@@ -37,7 +37,9 @@
 static const char *progname = PROGNAME;
 
 static void print_usage(const char *badoption) {
-  if (badoption[1] == 'e' || badoption[1] == 'l')
+  if (strcmp(badoption, "-h") == 0 || strcmp(badoption, "--help") == 0)
+    ; /* asked for */
+  else if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
   else if (badoption[0])
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
@@ -362,7 +364,10 @@ static int pmain(lua_State *L) {
   c->status = EXIT_FAILURE;
   luaL_checkversion(L);
   if (args == has_error) {
-    print_usage(argv[script] ? argv[script] : "");
+    const char *opt = argv[script] ? argv[script] : "";
+    print_usage(opt);
+    if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
+      c->status = EXIT_SUCCESS;
     return 0;
   }
   if (args & has_v)
@@ -373,6 +378,15 @@ static int pmain(lua_State *L) {
   }
   luaL_openlibs(L);
   luaio_openlibs(L);
+  if (args & has_E) { /* -E: LUAIO_DEBUG is ignored too */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "asyncio.core");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "_set_default_debug");
+    lua_pushboolean(L, 0);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+  }
   createargtable(L, argv, c->argc, script);
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);

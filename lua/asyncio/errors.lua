@@ -173,6 +173,7 @@ end
 
 function M.default_exception_handler(ctx)
   io.stderr:write(M.format_context(ctx), "\n")
+  io.stderr:flush()
 end
 
 return M

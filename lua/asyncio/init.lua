@@ -95,8 +95,12 @@ function M.run(main, opts)
   end
   local coro = to_coroutine(main)
   local loop = core.new_event_loop(opts)
+  local made, task = pcall(loop.create_task, loop, coro)
+  if not made then
+    loop:close()
+    error(task, 2)
+  end
   core.set_event_loop(loop)
-  local task = loop:create_task(coro)
   loop:_set_interrupt_task(task)
   local res = table.pack(pcall(loop.run_until_complete, loop, task))
   local interrupts = loop:_set_interrupt_task(nil)

@@ -1,12 +1,8 @@
 --- asyncio.repl: the luaio REPL. Each input runs as a task on one event
 -- loop, so `await(...)` works at top level, as in `python -m asyncio`.
 -- An expression's values are printed; `exit()` or end-of-file leaves.
+-- The module returns the function that runs the REPL.
 local asyncio = require "asyncio"
-
-local loop = asyncio.new_event_loop()
-asyncio.set_event_loop(loop)
-local running = true
-_G.exit = function() running = false end
 
 local function compile(src)
   local fn, err = load("return " .. src, "=stdin", "t")
@@ -28,26 +24,34 @@ local function show(ok, ...)
   end
 end
 
-while running do
-  io.stdout:write("> ")
-  io.stdout:flush()
-  local src = io.read("L")
-  if src == nil then break end
-  local fn, err = compile(src)
-  while not fn and incomplete(err) do
-    io.stdout:write(">> ")
+local function repl()
+  local loop = asyncio.new_event_loop()
+  asyncio.set_event_loop(loop)
+  local running = true
+  _G.exit = function() running = false end
+  while running do
+    io.stdout:write("> ")
     io.stdout:flush()
-    local more = io.read("L")
-    if more == nil then break end
-    src = src .. more
-    fn, err = compile(src)
+    local src = io.read("L")
+    if src == nil then break end
+    local fn, err = compile(src)
+    while not fn and incomplete(err) do
+      io.stdout:write(">> ")
+      io.stdout:flush()
+      local more = io.read("L")
+      if more == nil then break end
+      src = src .. more
+      fn, err = compile(src)
+    end
+    if not fn then
+      io.stderr:write(err, "\n")
+    else
+      show(pcall(loop.run_until_complete, loop, asyncio.async(fn)()))
+    end
   end
-  if not fn then
-    io.stderr:write(err, "\n")
-  else
-    show(pcall(loop.run_until_complete, loop, asyncio.async(fn)()))
-  end
+  io.stdout:write("\n")
+  loop:close()
+  asyncio.set_event_loop(nil)
 end
-io.stdout:write("\n")
-loop:close()
-asyncio.set_event_loop(nil)
+
+return repl
