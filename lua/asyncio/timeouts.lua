@@ -1,0 +1,167 @@
+--- asyncio.timeouts: timeout(delay), timeout_at(when) and the Timeout
+-- scope behind them, with Python 3.13's semantics.
+--
+--   do
+--     local cm <close> = asyncio.timeout(2)   -- async with timeout(2) as cm:
+--     await(slow())
+--   end                                       -- TimeoutError raised here
+--
+-- A timeout is entered when it is made inside a task (the common case
+-- above); one made elsewhere, or with asyncio.Timeout(when), is entered
+-- later by `local cm <close> = await(cm)` inside a task.
+--
+-- When the deadline passes, the task that entered the scope is cancelled;
+-- on leaving the scope, that cancellation -- and only that one -- becomes
+-- a TimeoutError whose `.cause` is the CancelledError. "Only that one" is
+-- judged by counts: the scope converts when, after withdrawing its own
+-- request with task:uncancel(), no more cancel requests are pending than
+-- when it was entered. Any other error passes through unchanged.
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+
+local iserror = core.iserror
+local CancelledError, RuntimeError, TimeoutError = errors.CancelledError,
+  errors.RuntimeError, errors.TimeoutError
+
+local M = {}
+
+-- States, named as Python names them in messages.
+local CREATED, ENTERED, EXPIRING, EXPIRED, EXITED =
+  "created", "active", "expiring", "expired", "finished"
+
+local Timeout = {}
+Timeout.__index = Timeout
+Timeout.__name = "asyncio.Timeout"
+
+local function on_timeout(self)
+  self._task:cancel()
+  self._state = EXPIRING
+  self._handle = nil
+end
+
+--- cm:when() -> the deadline (loop time), or nil when there is none.
+function Timeout:when()
+  return self._when
+end
+
+--- cm:reschedule(when): moves the deadline (nil: no deadline). Raises
+-- RuntimeError unless the scope is entered and has not expired.
+function Timeout:reschedule(when)
+  if self._state ~= ENTERED then
+    if self._state == CREATED then
+      error(RuntimeError("Timeout has not been entered"), 2)
+    end
+    error(RuntimeError(("Cannot change state of %s Timeout")
+                       :format(self._state)), 2)
+  end
+  self._when = when
+  if self._handle ~= nil then self._handle:cancel() end
+  if when == nil then
+    self._handle = nil
+    return
+  end
+  local loop = self._loop
+  if when <= loop:time() then
+    self._handle = loop:call_soon(on_timeout, self)
+  else
+    self._handle = loop:call_at(when, on_timeout, self)
+  end
+end
+
+--- cm:expired() -> true once the deadline has passed and the scope
+-- cancelled its task.
+function Timeout:expired()
+  return self._state == EXPIRING or self._state == EXPIRED
+end
+
+--- Enters the scope in the running task. Raises RuntimeError when entered
+-- before or when not called from a task.
+local function enter(self)
+  if self._state ~= CREATED then
+    error(RuntimeError("Timeout has already been entered"), 3)
+  end
+  local loop = core._get_running_loop()
+  local task = loop and core.current_task(loop)
+  if task == nil then
+    error(RuntimeError("Timeout should be used inside a task"), 3)
+  end
+  self._state = ENTERED
+  self._loop = loop
+  self._task = task
+  self._cancelling = task:cancelling()
+  self:reschedule(self._when)
+  return self
+end
+
+local identity = core.async(function(v) return v end)
+
+--- await(cm) enters a scope that was made outside a task and returns it.
+function Timeout:__await()
+  enter(self)
+  return identity(self)
+end
+
+--- Leaving the scope: `err` is the error leaving it (nil on a normal
+-- exit). Raises TimeoutError in place of the CancelledError this scope
+-- caused; returns (letting err go on) in every other case.
+function Timeout:__close(err)
+  local state = self._state
+  if state ~= ENTERED and state ~= EXPIRING then return end
+  if self._handle ~= nil then
+    self._handle:cancel()
+    self._handle = nil
+  end
+  if state == ENTERED then
+    self._state = EXITED
+    return
+  end
+  self._state = EXPIRED
+  if self._task:uncancel() <= self._cancelling and err ~= nil and
+     iserror(err, CancelledError) then
+    local te = TimeoutError()
+    te.cause = err
+    error(te, 0)
+  end
+end
+
+function Timeout:__tostring()
+  local when = self._when
+  return ("<Timeout [%s] when=%s>"):format(self._state,
+    when == nil and "nil" or tostring(when))
+end
+
+local function new(when)
+  return setmetatable({_state = CREATED, _when = when}, Timeout)
+end
+
+local function in_task()
+  local loop = core._get_running_loop()
+  return loop ~= nil and core.current_task(loop) ~= nil
+end
+
+--- Timeout(when) -> a scope not yet entered (enter it with await(cm)).
+function M.Timeout(when)
+  return new(when)
+end
+
+--- timeout_at(when) -> a scope with an absolute deadline (loop time; nil
+-- for none), entered at once when made inside a task.
+function M.timeout_at(when)
+  local cm = new(when)
+  if in_task() then enter(cm) end
+  return cm
+end
+
+--- timeout(delay) -> a scope whose deadline is `delay` seconds from now
+-- (nil for none), entered at once when made inside a task. Needs a
+-- running loop.
+function M.timeout(delay)
+  local when
+  if delay ~= nil then when = core.get_running_loop():time() + delay end
+  local cm = new(when)
+  if in_task() then enter(cm) end
+  return cm
+end
+
+return M
