@@ -483,6 +483,22 @@ describe("cancellation", function()
     assert.same({true, 1, 2}, {asyncio.pcall(function() return 1, 2 end)})
   end)
 
+  it("D73 asyncio.pcall around await lets CancelledError through",
+     function()
+    local fut = loop:create_future()
+    local after = 0
+    local t = loop:create_task(async(function()
+      asyncio.pcall(await, fut)
+      after = after + 1
+    end)())
+    run_once(loop)
+    t:cancel()
+    local e = raises(loop.run_until_complete, loop, t)
+    assert.is_true(iserror(e, CancelledError))
+    assert.equal(0, after)
+    assert.is_true(t:cancelled())
+  end)
+
   it("D73 CancelledError is a BaseException, not an Exception; pcall plus "
      .. "iserror catches it", function()
     local e = CancelledError()

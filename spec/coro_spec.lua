@@ -264,6 +264,33 @@ describe("await", function()
     assert.same({true, "v"}, {asyncio.pcall(await, asyncio.sleep(0, "v"))})
   end))
 
+  it("asyncio.pcall around await does not catch CancelledError",
+     function()
+    local loop = asyncio.new_event_loop{clock = "virtual"}
+    local reached = 0
+    local t = loop:create_task(async(function()
+      asyncio.pcall(await, asyncio.sleep(10))
+      reached = reached + 1
+    end)())
+    loop:call_later(1, function() t:cancel() end)
+    local e = raises(loop.run_until_complete, loop, t)
+    assert.is_true(iserror(e, CancelledError))
+    assert.equal(0, reached)
+    assert.is_true(t:cancelled())
+    assert.equal(1, loop:time())
+    loop:close()
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("asyncio.iserror(e) without a class tells error objects from other "
+     .. "values", function()
+    assert.is_true(iserror(asyncio.ValueError("x")))
+    assert.is_true(iserror(CancelledError()))
+    assert.is_false(iserror("a string"))
+    assert.is_false(iserror({}))
+    assert.is_false(iserror(asyncio.ValueError))
+  end)
+
   it("plain pcall around await catches CancelledError (except "
      .. "BaseException)", function()
     local loop = asyncio.new_event_loop{clock = "virtual"}

@@ -308,6 +308,21 @@ describe("Future", function()
     assert.same(0, bound:_counts().handles)
   end)
 
+  it("B41 a future whose exception nobody retrieved is reported when "
+     .. "collected", function()
+    do loop:create_future():set_exception(asyncio.ValueError("lost")) end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(1, #reports)
+    local ctx = reports[1]
+    assert.equal("table", type(ctx))
+    assert.equal("Future exception was never retrieved", ctx.message)
+    assert.is_true(iserror(ctx.exception, asyncio.ValueError))
+    assert.equal("lost", ctx.exception.message)
+    assert.equal("<Future finished exception=ValueError('lost')>",
+                 tostring(ctx.future))
+  end)
+
   it("B41 a task whose error nobody retrieved is reported when collected",
      function()
     do
@@ -428,5 +443,17 @@ describe("Future tostring", function()
     local c = loop:create_future()
     c:cancel()
     assert.equal("<Future cancelled>", tostring(c))
+  end)
+
+  it("shows the exception of a failed future as Class('message')",
+     function()
+    local fut = loop:create_future()
+    fut:set_exception(asyncio.ValueError("x"))
+    assert.equal("<Future finished exception=ValueError('x')>", tostring(fut))
+    local cls = loop:create_future()
+    cls:set_exception(asyncio.TimeoutError)
+    assert.equal("<Future finished exception=TimeoutError()>", tostring(cls))
+    fut:exception()
+    cls:exception()
   end)
 end)
