@@ -1,0 +1,240 @@
+-- spec/run_spec.lua: asyncio.run (lua/asyncio/init.lua), semantics
+-- section U.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local proc = dofile("spec/fixtures/proc.lua")
+local async, await = asyncio.async, asyncio.await
+
+local function raised(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error")
+  return err
+end
+
+local function assert_error(cls, pattern, e)
+  assert.is_true(asyncio.iserror(e, cls), "not a " .. tostring(cls) ..
+                 ": " .. tostring(e))
+  if pattern then assert.matches(pattern, e.message) end
+end
+
+--- Returns a coroutine function that records the running loop in `box`
+-- and then runs body(...).
+local function recording(box, body)
+  return async(function(...)
+    box.loop = asyncio.get_running_loop()
+    if body then return body(...) end
+  end)
+end
+
+local function assert_finished(loop)
+  assert.is_true(loop:is_closed())
+  assert.same(0, loop:_counts().handles)
+  assert.is_false(loop:is_running())
+end
+
+--- Runs the interrupt fixture with `mode`, catching run's outcome.
+local function interrupted(mode)
+  return proc.run{proc.luaio, proc.fixture("interrupt.lua"), mode, "catch"}
+end
+
+describe("asyncio.run", function()
+  after_each(function()
+    assert.is_false((pcall(asyncio.get_running_loop)))
+    asyncio.set_event_loop(nil)
+  end)
+
+  it("U239 returns main's result", function()
+    local box = {}
+    assert.equal(42, asyncio.run(recording(box, function()
+      await(asyncio.sleep(0))
+      return 42
+    end)()))
+    assert_finished(box.loop)
+  end)
+
+  it("U239 returns every value; main may be a function or coroutine fn",
+     function()
+    assert.same({1, nil, 3},
+                {asyncio.run(async(function() return 1, nil, 3 end))})
+    assert.same({"plain", 2},
+                {asyncio.run(function() return "plain", 2 end)})
+    assert.equal("object", asyncio.run(async(function()
+      return "object"
+    end)()))
+  end)
+
+  it("U240 main's error propagates out of run", function()
+    local box = {}
+    local e = raised(asyncio.run, recording(box, function()
+      await(asyncio.sleep(0))
+      error(asyncio.ValueError("spam"))
+    end))
+    assert_error(asyncio.ValueError, "^spam$", e)
+    assert_finished(box.loop)
+    local s = raised(asyncio.run, function() error("plain spam", 0) end)
+    assert.equal("plain spam", s)
+  end)
+
+  it("U241 run of a non-coroutine raises ValueError", function()
+    local other = asyncio.new_event_loop()
+    local fut = other:create_future()
+    for _, bad in ipairs{42, "main", {}, fut} do
+      assert_error(asyncio.ValueError, "a coroutine was expected",
+                   raised(asyncio.run, bad))
+    end
+    other:close()
+    assert.same(0, other:_counts().handles)
+  end)
+
+  it("U242 run inside a running loop raises RuntimeError",
+     aspec.async({clock = "virtual"}, function()
+    local ran = false
+    local coro = async(function() ran = true end)()
+    assert_error(asyncio.RuntimeError,
+                 "cannot be called from a running event loop",
+                 raised(asyncio.run, coro))
+    assert_error(asyncio.RuntimeError,
+                 "cannot be called from a running event loop",
+                 raised(asyncio.run, function() ran = true end))
+    await(asyncio.sleep(0))
+    assert.is_false(ran)
+    coro:close()
+  end))
+
+  it("U243 tasks left pending are cancelled and awaited", function()
+    local left, log = {}, {}
+    local worker = async(function(name)
+      local ok, err = pcall(await, asyncio.sleep(1000))
+      log[#log + 1] = name .. (ok and " woke" or " cancelled")
+      await(asyncio.sleep(0)) -- cleanup that itself awaits
+      log[#log + 1] = name .. " cleaned up"
+      error(err, 0)
+    end)
+    asyncio.run(async(function()
+      left[1] = asyncio.create_task(worker("a"))
+      left[2] = asyncio.create_task(worker("b"))
+      await(asyncio.sleep(0))
+      return "main done"
+    end))
+    for _, t in ipairs(left) do
+      assert.is_true(t:done())
+      assert.is_true(t:cancelled())
+    end
+    table.sort(log)
+    assert.same({"a cancelled", "a cleaned up", "b cancelled",
+                 "b cleaned up"}, log)
+  end)
+
+  it("U244 each run has a fresh loop, closed at the end, then unset",
+     function()
+    local first, second = {}, {}
+    asyncio.run(recording(first))
+    asyncio.run(recording(second))
+    assert.is_not_nil(first.loop)
+    assert.are_not.equal(first.loop, second.loop)
+    assert_finished(first.loop)
+    assert_finished(second.loop)
+    local current = asyncio.get_event_loop()
+    assert.are_not.equal(second.loop, current)
+    assert.is_false(current:is_closed())
+    current:close()
+  end)
+
+  it("U244 the loop is closed also when main raised", function()
+    local box = {}
+    local stray
+    raised(asyncio.run, recording(box, function()
+      stray = asyncio.create_task(asyncio.sleep(1000))
+      error(asyncio.RuntimeError("main failed"))
+    end))
+    assert_finished(box.loop)
+    assert.is_true(stray:cancelled())
+  end)
+
+  it("U245 an error raised while being cancelled at shutdown is reported",
+     function()
+    local reports, task = {}, nil
+    local result = asyncio.run(async(function()
+      asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+        reports[#reports + 1] = ctx
+      end)
+      task = asyncio.create_task(async(function()
+        pcall(await, asyncio.sleep(1000))
+        error(asyncio.ValueError("while cancelling"))
+      end)())
+      await(asyncio.sleep(0))
+      return "main done"
+    end))
+    assert.equal("main done", result)
+    assert.equal(1, #reports)
+    assert.equal("unhandled exception during asyncio.run() shutdown",
+                 reports[1].message)
+    assert.equal(task, reports[1].task)
+    assert_error(asyncio.ValueError, "while cancelling", reports[1].exception)
+    assert.is_true(task:done())
+    assert.is_false(task:cancelled())
+  end)
+
+  it("U246 run(main, {debug = true}) runs the loop in debug mode", function()
+    local function debug_flag()
+      return asyncio.get_running_loop():get_debug()
+    end
+    assert.is_true(asyncio.run(debug_flag, {debug = true}))
+    assert.is_false(asyncio.run(debug_flag, {debug = false}))
+  end)
+
+  it("U246 by default debug mode follows LUAIO_DEBUG", function()
+    local code = [[
+      local asyncio = require "asyncio"
+      print(asyncio.run(function()
+        return asyncio.get_running_loop():get_debug()
+      end))
+    ]]
+    local on = proc.run({proc.luaio, "-e", code}, {env = {LUAIO_DEBUG = "1"}})
+    local off = proc.run({proc.luaio, "-e", code},
+                         {env = {LUAIO_DEBUG = "0"}})
+    assert.same({0, "true\n", ""}, {on.status, on.stdout, on.stderr})
+    assert.same({0, "false\n", ""}, {off.status, off.stdout, off.stderr})
+  end)
+
+  it("U246 run(main, {clock = 'virtual'}) runs on the virtual clock",
+     function()
+    local t = asyncio.run(async(function()
+      await(asyncio.sleep(3600))
+      return asyncio.get_running_loop():time()
+    end), {clock = "virtual"})
+    assert.equal(3600, t)
+  end)
+
+  it("U248 Ctrl-C cancels a sleeping main; run raises KeyboardInterrupt",
+     function()
+    local r = interrupted("sleep")
+    assert.equal(0, r.status)
+    assert.equal("cleanup\nrun raised KeyboardInterrupt\n", r.stdout)
+  end)
+
+  it("U248 Ctrl-C cancels a main waiting on a future", function()
+    local r = interrupted("future")
+    assert.equal(0, r.status)
+    assert.equal("cleanup\nrun raised KeyboardInterrupt\n", r.stdout)
+  end)
+
+  it("U248 a main that swallows the Ctrl-C cancellation returns normally",
+     function()
+    local r = interrupted("swallow")
+    assert.equal(0, r.status)
+    assert.equal("cleanup\nrun returned swallowed\n", r.stdout)
+  end)
+
+  it("U248 a main cancelled for another reason raises CancelledError",
+     function()
+    local box = {}
+    local e = raised(asyncio.run, recording(box, function()
+      asyncio.current_task():cancel()
+      await(asyncio.sleep(0))
+    end))
+    assert_error(asyncio.CancelledError, nil, e)
+    assert.is_false(asyncio.iserror(e, asyncio.KeyboardInterrupt))
+    assert_finished(box.loop)
+  end)
+end)
