@@ -1,0 +1,302 @@
+-- spec/errors_spec.lua: the error classes (lua/asyncio/errors.lua,
+-- bindings/errors.c), asyncio.iserror and asyncio.pcall.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+local iserror = asyncio.iserror
+
+local function raised(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error")
+  return err
+end
+
+--- The line this function is called from, in this file.
+local function here()
+  return debug.getinfo(2, "l").currentline
+end
+
+-- Every class named by the design, with its expected parent.
+local parents = {
+  Exception = "BaseException",
+  CancelledError = "BaseException",
+  KeyboardInterrupt = "BaseException",
+  RuntimeError = "Exception",
+  ValueError = "Exception",
+  TypeError = "Exception",
+  InvalidStateError = "Exception",
+  QueueEmpty = "Exception",
+  QueueFull = "Exception",
+  QueueShutDown = "Exception",
+  SendError = "Exception",
+  LimitOverrunError = "Exception",
+  ExceptionGroup = "Exception",
+  BrokenBarrierError = "RuntimeError",
+  IncompleteReadError = "EOFError",
+  OSError = "Exception",
+  TimeoutError = "OSError",
+  ConnectionError = "OSError",
+  ConnectionRefusedError = "ConnectionError",
+  ConnectionResetError = "ConnectionError",
+  BrokenPipeError = "ConnectionError",
+  FileNotFoundError = "OSError",
+}
+
+describe("error classes", function()
+  it("every class of the design exists and derives from its parent",
+     function()
+    for name, parent in pairs(parents) do
+      local cls = asyncio[name]
+      assert.is_table(cls, name)
+      assert.equal("<class '" .. name .. "'>", tostring(cls))
+      local e = cls("x")
+      assert.is_true(iserror(e, cls), name)
+      assert.is_true(iserror(e, asyncio[parent]), name .. " < " .. parent)
+      assert.is_true(iserror(e, asyncio.BaseException), name)
+    end
+  end)
+
+  it("everything but CancelledError and KeyboardInterrupt is an Exception",
+     function()
+    for name in pairs(parents) do
+      local e = asyncio[name]("x")
+      local ordinary = name ~= "CancelledError" and
+                       name ~= "KeyboardInterrupt"
+      assert.equal(ordinary, iserror(e, asyncio.Exception), name)
+    end
+  end)
+
+  it("TimeoutError is an OSError, not a CancelledError", function()
+    local e = asyncio.TimeoutError("late")
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.is_false(iserror(e, asyncio.CancelledError))
+    assert.is_false(iserror(asyncio.CancelledError(), asyncio.TimeoutError))
+  end)
+
+  it("tostring(e) is 'Class: message', or the class alone", function()
+    assert.equal("TimeoutError: msg", tostring(asyncio.TimeoutError("msg")))
+    assert.equal("TimeoutError", tostring(asyncio.TimeoutError()))
+    assert.equal("CancelledError: why",
+                 tostring(asyncio.CancelledError("why")))
+  end)
+
+  it("an error object has .message and .args", function()
+    local e = asyncio.ValueError("bad value")
+    assert.equal("bad value", e.message)
+    assert.equal(1, e.args.n)
+    assert.equal("bad value", e.args[1])
+    local none = asyncio.ValueError()
+    assert.equal("", none.message)
+    assert.equal(0, none.args.n)
+    local several = asyncio.ValueError("a", 2)
+    assert.equal(2, several.args.n)
+    assert.equal("a", several.args[1])
+    assert.equal(2, several.args[2])
+    assert.equal("('a', 2)", several.message)
+  end)
+
+  it("an error object has the traceback of where it was made", function()
+    local line = here() + 1
+    local e = asyncio.RuntimeError("traced")
+    assert.is_string(e.traceback)
+    assert.matches("errors_spec.lua:" .. line .. ":", e.traceback, 1, true)
+  end)
+
+  it("errors the core raises are error objects with a traceback",
+     function()
+    local loop = asyncio.new_event_loop()
+    loop:close()
+    local line = here() + 1
+    local e = raised(loop.call_soon, loop, print)
+    assert.is_true(iserror(e, asyncio.RuntimeError))
+    assert.equal("Event loop is closed", e.message)
+    assert.equal("RuntimeError: Event loop is closed", tostring(e))
+    assert.matches("errors_spec.lua:" .. line .. ":", e.traceback, 1, true)
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("plain argument misuse raises Lua's own 'bad argument' error",
+     function()
+    local loop = asyncio.new_event_loop()
+    local e = raised(loop.call_soon, loop, 42)
+    assert.is_string(e)
+    assert.matches("bad argument #2", e, 1, true)
+    local fut = loop:create_future()
+    e = raised(fut.add_done_callback, fut, 42)
+    assert.is_string(e)
+    assert.matches("bad argument #1 to 'add_done_callback'", e, 1, true)
+    loop:close()
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("OSError(errno, strerror) keeps both as fields", function()
+    local e = asyncio.OSError(2, "No such file or directory")
+    assert.equal(2, e.errno)
+    assert.equal("No such file or directory", e.strerror)
+    assert.equal("No such file or directory", e.message)
+    assert.same({n = 2, 2, "No such file or directory"}, e.args)
+    local sub = asyncio.FileNotFoundError(2, "gone")
+    assert.equal(2, sub.errno)
+    assert.is_true(iserror(sub, asyncio.OSError))
+    local plain = asyncio.OSError("just a message")
+    assert.equal("just a message", plain.message)
+    assert.is_nil(plain.errno)
+  end)
+
+  it("ExceptionGroup keeps its sub-exceptions", function()
+    local a, b = asyncio.ValueError("a"), asyncio.TypeError("b")
+    local eg = asyncio.ExceptionGroup("two failed", {a, b})
+    assert.equal(a, eg.exceptions[1])
+    assert.equal(b, eg.exceptions[2])
+    assert.equal("ExceptionGroup: two failed (2 sub-exceptions)",
+                 tostring(eg))
+    assert.is_true(iserror(eg, asyncio.BaseExceptionGroup))
+    assert.is_true(iserror(eg, asyncio.Exception))
+  end)
+
+  it("IncompleteReadError and LimitOverrunError carry their fields",
+     function()
+    local ir = asyncio.IncompleteReadError("ab", 5)
+    assert.equal("ab", ir.partial)
+    assert.equal(5, ir.expected)
+    assert.equal("2 bytes read on a total of 5 expected bytes", ir.message)
+    local lo = asyncio.LimitOverrunError("too long", 7)
+    assert.equal("too long", lo.message)
+    assert.equal(7, lo.consumed)
+  end)
+end)
+
+describe("asyncio.iserror", function()
+  it("tells error objects, and their classes, from other values",
+     function()
+    local e = asyncio.QueueFull("full")
+    assert.is_true(iserror(e))
+    assert.is_true(iserror(e, asyncio.QueueFull))
+    assert.is_true(iserror(e, asyncio.Exception))
+    assert.is_false(iserror(e, asyncio.QueueEmpty))
+    assert.is_false(iserror(e, asyncio.CancelledError))
+    for _, v in ipairs{"QueueFull: full", 42, {}, true, print} do
+      assert.is_false(iserror(v))
+      assert.is_false(iserror(v, asyncio.QueueFull))
+    end
+    assert.is_false(iserror(nil))
+    assert.is_false(iserror(setmetatable({}, {__name = "QueueFull"})))
+  end)
+end)
+
+describe("subclassing", function()
+  it("Cls:subclass(name) makes a class under Cls", function()
+    local AppError = asyncio.Exception:subclass("AppError")
+    local DbError = AppError:subclass("DbError")
+    local e = DbError("no connection")
+    assert.equal("<class 'DbError'>", tostring(DbError))
+    assert.equal("DbError: no connection", tostring(e))
+    assert.equal("no connection", e.message)
+    assert.is_true(iserror(e, DbError))
+    assert.is_true(iserror(e, AppError))
+    assert.is_true(iserror(e, asyncio.Exception))
+    assert.is_false(iserror(AppError("x"), DbError))
+    assert.is_false(iserror(e, asyncio.RuntimeError))
+    assert.is_string(e.traceback)
+  end)
+
+  it("a subclass of a class with fields keeps its constructor", function()
+    local MyOSError = asyncio.OSError:subclass("MyOSError")
+    local e = MyOSError(13, "denied")
+    assert.equal(13, e.errno)
+    assert.equal("denied", e.strerror)
+    assert.is_true(iserror(e, asyncio.OSError))
+  end)
+
+  it("subclass(name, init) fills the fields of new instances", function()
+    local HttpError = asyncio.Exception:subclass("HttpError",
+      function(e, status, reason)
+        e.status = status
+        e.message = status .. " " .. reason
+      end)
+    local e = HttpError(404, "Not Found")
+    assert.equal(404, e.status)
+    assert.equal("HttpError: 404 Not Found", tostring(e))
+    assert.same({n = 2, 404, "Not Found"}, e.args)
+  end)
+
+  it("asyncio.pcall catches subclasses of Exception", function()
+    local AppError = asyncio.Exception:subclass("AppError")
+    local ok, e = asyncio.pcall(error, AppError("app"))
+    assert.is_false(ok)
+    assert.is_true(iserror(e, AppError))
+  end)
+end)
+
+describe("asyncio.pcall", function()
+  it("returns true and every result on success", function()
+    assert.same({true, 1, nil, 3},
+                {asyncio.pcall(function(a) return a, nil, 3 end, 1)})
+  end)
+
+  it("returns false and the error for ordinary error objects", function()
+    local err = asyncio.ValueError("bad")
+    local ok, e = asyncio.pcall(error, err)
+    assert.is_false(ok)
+    assert.equal(err, e)
+  end)
+
+  it("returns false and the message for plain string errors", function()
+    local line = here() + 1
+    local ok, e = asyncio.pcall(function() error("plain") end)
+    assert.is_false(ok)
+    assert.equal("errors_spec.lua:" .. line .. ": plain",
+                 e:match("errors_spec.lua:.*"))
+    local ok2, e2 = asyncio.pcall(function() return nil + 1 end)
+    assert.is_false(ok2)
+    assert.matches("attempt to perform arithmetic", e2, 1, true)
+  end)
+
+  it("lets CancelledError and KeyboardInterrupt through", function()
+    for _, cls in ipairs{asyncio.CancelledError, asyncio.KeyboardInterrupt,
+                         asyncio.BaseException} do
+      local err = cls("through")
+      local ok, e = pcall(asyncio.pcall, error, err)
+      assert.is_false(ok)
+      assert.equal(err, e)
+    end
+  end)
+
+  it("plain pcall is try/except BaseException: it catches cancellation",
+     aspec.async({clock = "virtual"}, function()
+    local inner = asyncio.create_task(asyncio.sleep(10))
+    asyncio.get_running_loop():call_later(1, inner.cancel, inner)
+    local ok, e = pcall(await, inner)
+    assert.is_false(ok)
+    assert.is_true(iserror(e, asyncio.CancelledError))
+  end))
+
+  it("in a task, a cancellation passes asyncio.pcall and cancels the task",
+     aspec.async({clock = "virtual"}, function()
+    local caught = 0
+    local task = asyncio.create_task(async(function()
+      local ok = asyncio.pcall(await, asyncio.sleep(10))
+      if not ok then caught = caught + 1 end
+      return "swallowed"
+    end)())
+    await(asyncio.sleep(1))
+    task:cancel()
+    local ok, e = pcall(await, task)
+    assert.is_false(ok)
+    assert.is_true(iserror(e, asyncio.CancelledError))
+    assert.is_true(task:cancelled())
+    assert.equal(0, caught)
+  end))
+
+  it("in a task, an ordinary error stops at asyncio.pcall",
+     aspec.async({clock = "virtual"}, function()
+    local failing = async(function()
+      await(asyncio.sleep(1))
+      error(asyncio.InvalidStateError("nope"))
+    end)
+    local ok, e = asyncio.pcall(await, failing())
+    assert.is_false(ok)
+    assert.is_true(iserror(e, asyncio.InvalidStateError))
+    assert.equal(1, asyncio.get_running_loop():time())
+  end))
+end)
