@@ -53,14 +53,32 @@ aio_coro *aio_test_coro(lua_State *L, int idx) {
   return aio_kindof(L, idx) == AIO_K_CORO ? lua_touserdata(L, idx) : NULL;
 }
 
-/* Called as a coroutine function: returns a new Coroutine object. */
+/* A coroutine function is a C closure of coro_factory with upvalues
+ * (fn, name, itself). Its name is resolved once, from the call site of its
+ * first call (how Lua itself names functions in tracebacks), so that every
+ * repr of its coroutines agrees; false when the call site gives none. */
+static void name_from_call(lua_State *L) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
+      ar.name[0] != '?')
+    lua_pushstring(L, ar.name);
+  else
+    lua_pushboolean(L, 0);
+  lua_replace(L, lua_upvalueindex(2));
+}
+
+/* Called as a coroutine function: returns a new Coroutine object holding
+ * the coroutine function (uservalue 1) and the arguments. */
 static int coro_factory(lua_State *L) {
   int n = lua_gettop(L), i;
-  aio_coro *c = lua_newuserdatauv(L, sizeof *c, 1 + n);
+  aio_coro *c;
+  if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
+    name_from_call(L);
+  c = lua_newuserdatauv(L, sizeof *c, 1 + n);
   c->nargs = n;
   c->state = AIO_CORO_NEW;
   luaL_setmetatable(L, AIO_CORO_MT);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(3));
   lua_setiuservalue(L, -2, 1);
   for (i = 1; i <= n; i++) {
     lua_pushvalue(L, i);
@@ -78,7 +96,8 @@ int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
   c->state = AIO_CORO_STARTED;
   luaL_checkstack(L, c->nargs + 2, "too many arguments");
   luaL_checkstack(to, c->nargs + 2, "too many arguments");
-  for (i = 1; i <= c->nargs + 1; i++)
+  aio_coro_pushfn(L, cidx);
+  for (i = 2; i <= c->nargs + 1; i++)
     lua_getiuservalue(L, cidx, i);
   if (to != L)
     lua_xmove(L, to, c->nargs + 1);
@@ -176,8 +195,33 @@ void aio_pushfuncname(lua_State *L, int idx) {
     lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
 }
 
+void aio_coro_pushfn(lua_State *L, int cidx) {
+  lua_getiuservalue(L, cidx, 1);
+  if (lua_tocfunction(L, -1) == coro_factory) {
+    lua_getupvalue(L, -1, 1);
+    lua_remove(L, -2);
+  }
+}
+
 void aio_coro_pushname(lua_State *L, int cidx) {
   lua_getiuservalue(L, cidx, 1);
+  if (lua_tocfunction(L, -1) == coro_factory) {
+    lua_getupvalue(L, -1, 2);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 1);
+    lua_getupvalue(L, -1, 1);
+    aio_pushfuncname(L, -1);
+    lua_remove(L, -2);
+    if (strncmp(lua_tostring(L, -1), "function <", 10) != 0) {
+      lua_pushvalue(L, -1); /* found by search: remember it */
+      lua_setupvalue(L, -3, 2);
+    }
+    lua_remove(L, -2);
+    return;
+  }
   aio_pushfuncname(L, -1);
   lua_remove(L, -2);
 }
@@ -197,8 +241,7 @@ static int l_coro__gc(lua_State *L) {
   aio_coro *c = lua_touserdata(L, 1);
   if (c->state == AIO_CORO_NEW) {
     c->state = AIO_CORO_STARTED;
-    lua_getiuservalue(L, 1, 1);
-    aio_pushfuncname(L, -1);
+    aio_coro_pushname(L, 1);
     fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n",
             lua_tostring(L, -1));
     fflush(stderr);
@@ -229,33 +272,34 @@ static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
   return aio_future_push_result(L, 1);
 }
 
-/* Awaits the future at index 1 (the only value on the stack). */
-static int await_future(lua_State *L, aio_task *t) {
-  aio_future *f = lua_touserdata(L, 1);
-  if (f->state != AIO_PENDING)
-    return aio_future_push_result(L, 1);
+int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
+                     lua_KFunction k) {
+  aio_future *f;
+  int top = lua_gettop(L);
+  fidx = lua_absindex(L, fidx);
+  f = lua_touserdata(L, fidx);
   if (f == &t->fut) {
-    aio_future_pushrepr(L, 1);
+    aio_future_pushrepr(L, fidx);
     return aio_raisef(L, AIO_E_RUNTIME, "Task cannot await on itself: %s",
                       lua_tostring(L, -1));
   }
   if (f->loop != t->fut.loop) {
-    aio_future_pushrepr(L, 1);
+    aio_future_pushrepr(L, fidx);
     return aio_raisef(L, AIO_E_RUNTIME,
                       "Task got Future %s attached to a different loop",
                       lua_tostring(L, -1));
   }
   lua_pushlightuserdata(L, t);
-  aio_future_add_callback(L, 1);
-  aio_push_task(L, t); /* [fut, task] */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 2, AIO_TU_WAITER);
+  aio_future_add_callback(L, fidx);
+  aio_push_task(L, t);
+  lua_pushvalue(L, fidx);
+  lua_setiuservalue(L, -2, AIO_TU_WAITER);
   t->waiter = f;
   t->wait_kind = AIO_WAIT_FUTURE;
   if (t->must_cancel) {
     /* a cancellation requested while running hits this await */
-    lua_pushvalue(L, 1);
-    if (lua_getiuservalue(L, 2, AIO_TU_EXTRA) == LUA_TTABLE) {
+    lua_pushvalue(L, fidx);
+    if (lua_getiuservalue(L, -2, AIO_TU_EXTRA) == LUA_TTABLE) {
       lua_getfield(L, -1, "cancel_msg");
       lua_remove(L, -2);
     }
@@ -263,8 +307,24 @@ static int await_future(lua_State *L, aio_task *t) {
       t->must_cancel = 0;
     lua_pop(L, 1);
   }
-  lua_settop(L, 1);
-  return aio_suspend(L, t, 0, await_future_k);
+  lua_settop(L, top);
+  return aio_suspend(L, t, ctx, k);
+}
+
+int aio_resume_take_throw(lua_State *L, aio_task *t) {
+  if (t != NULL && t->resume_throw) {
+    t->resume_throw = 0;
+    return 1;
+  }
+  return 0;
+}
+
+/* Awaits the future at index 1 (the only value on the stack). */
+static int await_future(lua_State *L, aio_task *t) {
+  aio_future *f = lua_touserdata(L, 1);
+  if (f->state != AIO_PENDING)
+    return aio_future_push_result(L, 1);
+  return aio_await_future(L, t, 1, 0, await_future_k);
 }
 
 static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
@@ -317,6 +377,38 @@ int aio_await(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Module functions                                                    */
 
+void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
+  aio_coro *c;
+  int i, base = lua_gettop(L) - nargs + 1; /* the first argument */
+  c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
+  c->nargs = nargs;
+  c->state = AIO_CORO_NEW;
+  luaL_setmetatable(L, AIO_CORO_MT);
+  lua_pushcfunction(L, body);
+  lua_setiuservalue(L, -2, 1);
+  for (i = 0; i < nargs; i++) {
+    lua_pushvalue(L, base + i);
+    lua_setiuservalue(L, -2, 2 + i);
+  }
+  lua_replace(L, base);
+  lua_settop(L, base);
+}
+
+/* Pushes a new coroutine function for the function at fidx, named `name`
+ * (NULL: resolved at its first call). */
+static void push_coro_function(lua_State *L, int fidx, const char *name) {
+  fidx = lua_absindex(L, fidx);
+  lua_pushvalue(L, fidx);
+  if (name)
+    lua_pushstring(L, name);
+  else
+    lua_pushnil(L);
+  lua_pushnil(L);
+  lua_pushcclosure(L, coro_factory, 3);
+  lua_pushvalue(L, -1);
+  lua_setupvalue(L, -2, 3); /* itself */
+}
+
 static int l_async(lua_State *L) {
   if (lua_tocfunction(L, 1) == coro_factory) {
     lua_settop(L, 1);
@@ -325,8 +417,7 @@ static int l_async(lua_State *L) {
   if (lua_type(L, 1) != LUA_TFUNCTION &&
       luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
     return luaL_typeerror(L, 1, "function");
-  lua_settop(L, 1);
-  lua_pushcclosure(L, coro_factory, 1);
+  push_coro_function(L, 1, NULL);
   return 1;
 }
 
@@ -361,6 +452,7 @@ void aio_open_coro(lua_State *L) {
   luaL_setfuncs(L, coro_funcs, 0);
   /* sleep is the coroutine function of aio_sleep_body */
   lua_pushcfunction(L, aio_sleep_body);
-  lua_pushcclosure(L, coro_factory, 1);
-  lua_setfield(L, -2, "sleep");
+  push_coro_function(L, -1, "sleep");
+  lua_setfield(L, -3, "sleep");
+  lua_pop(L, 1);
 }

@@ -19,10 +19,14 @@
  * loop) once they hold an exception: that is the only case in which
  * collecting one reports something. Tasks always have one.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* Default task names count across the whole process, as Python's do. */
+static atomic_llong task_counter;
 
 #define CHECK_MSG_FUTURE "asyncio.Future"
 
@@ -589,8 +593,7 @@ static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
   lua_getiuservalue(L, tidx, AIO_TU_CORO);
   aio_coro_pushname(L, -1);
   luaL_addvalue(b);
-  /* the coroutine's function: uservalue 1 of the Coroutine object */
-  lua_getiuservalue(L, -1, 1);
+  aio_coro_pushfn(L, -1);
   lua_getinfo(L, ">S", &ar);
   lua_pop(L, 1);
   if (t->co != NULL && t->started) {
@@ -755,7 +758,7 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   t->nargs = nargs + 1;
   lua_pushvalue(L, cidx);
   lua_setiuservalue(L, tidx, AIO_TU_CORO);
-  t->id = ++loop->task_counter;
+  t->id = (lua_Integer)atomic_fetch_add(&task_counter, 1) + 1;
   if (oidx && lua_istable(L, oidx) &&
       lua_getfield(L, oidx, "name") != LUA_TNIL) {
     lua_createtable(L, 0, 2);
@@ -936,8 +939,9 @@ static void bad_yield_hook(lua_State *L, lua_Debug *ar) {
 static void task_bad_yield(lua_State *L, int tidx, aio_task *t, int nres) {
   lua_State *co = t->co;
   if (nres > 0) {
+    lua_pushvalue(co, -nres); /* the first yielded value */
     lua_xmove(co, L, 1);
-    lua_pop(co, nres - 1);
+    lua_pop(co, nres);
     aio_pushrepr(L, -1);
     lua_remove(L, -2);
   } else

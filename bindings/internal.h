@@ -172,7 +172,6 @@ struct aio_loop {
   uint64_t hseq;
 
   aio_task *current;      /* task being stepped, or NULL */
-  lua_Integer task_counter; /* for the default names "Task-<n>" */
   unsigned npending;      /* pending tasks (entries of env TASKS) */
   unsigned handles_open;  /* uv handles not yet closed (debug counts) */
   unsigned polls_skipped;
@@ -466,6 +465,8 @@ aio_coro *aio_test_coro(lua_State *L, int idx);
  * Raises RuntimeError if it was already awaited or wrapped in a task.
  * Returns the number of arguments. */
 int aio_coro_start(lua_State *L, int cidx, lua_State *to);
+/* Pushes the function the Coroutine at cidx runs. */
+void aio_coro_pushfn(lua_State *L, int cidx);
 /* Pushes the name of the coroutine's function (for reprs). */
 void aio_coro_pushname(lua_State *L, int cidx);
 /* Pushes a printable name for the function at idx: its global name when
@@ -477,6 +478,20 @@ int aio_suspend(lua_State *L, aio_task *t, lua_KContext ctx, lua_KFunction k);
 /* In a continuation after aio_suspend: raises the value the task was
  * resumed with if the resume is a throw (cancellation). */
 void aio_resume_check(lua_State *L, aio_task *t);
+/* Suspends task t (running L) until the future at fidx is done; then
+ * k(L, status, ctx) continues in the task with the same stack (the future
+ * still at fidx). Handles the self-await and other-loop errors and hands
+ * a pending cancellation of t to the future. Use as
+ * `return aio_await_future(...)`. In k, call aio_resume_take_throw first:
+ * when it returns 1 the task is being thrown an error (on top of the
+ * stack) instead of being woken by the future; clean up and raise it. */
+int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
+                     lua_KFunction k);
+int aio_resume_take_throw(lua_State *L, aio_task *t);
+/* Replaces the nargs values on top by a Coroutine object whose body is
+ * the C function `body` called with them (an awaitable C operation, e.g.
+ * lock:acquire()). */
+void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs);
 /* The task running L, raising "cannot await outside a task" when L is
  * not a task's own thread; `what` names the operation for the message. */
 aio_task *aio_check_await(lua_State *L, const char *what);

@@ -666,9 +666,25 @@ static void close_walk(uv_handle_t *h, void *arg) {
   aio_io_close_for_loop(h);
 }
 
+/* The loop is being collected with tasks still pending: they are
+ * unreachable too (each refers to the loop), so report them now. Lua does
+ * not accept new finalizers while the state closes, so they cannot report
+ * themselves. */
+static void report_destroyed_tasks(lua_State *L, aio_loop *loop) {
+  aio_push_env(L, loop, AIO_ENV_TASKS);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
+                     "task", -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Closes everything the loop owns. Never raises except on memory errors;
- * the caller has checked the loop is not running. */
-static void loop_close(lua_State *L, aio_loop *loop) {
+ * the caller has checked the loop is not running. `collected`: called by
+ * the finalizer of the loop. */
+static void loop_close(lua_State *L, aio_loop *loop, int collected) {
   if (loop->closed)
     return;
   loop->closed = 1;
@@ -692,7 +708,10 @@ static void loop_close(lua_State *L, aio_loop *loop) {
   aio_timers_clear(L, loop);
   /* pending tasks are no longer anchored: when collected they report
    * "Task was destroyed but it is pending!" */
-  aio_tasks_orphaned(L, loop);
+  if (collected)
+    report_destroyed_tasks(L, loop);
+  else
+    aio_tasks_orphaned(L, loop);
   lua_newtable(L);
   set_env(L, loop, AIO_ENV_TASKS);
   loop->npending = 0;
@@ -733,7 +752,7 @@ static int l_loop_close(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   if (loop->running)
     return aio_raisef(L, AIO_E_RUNTIME, "Cannot close a running event loop");
-  loop_close(L, loop);
+  loop_close(L, loop, 0);
   return 0;
 }
 
@@ -744,7 +763,7 @@ static int l_loop__gc(lua_State *L) {
   if (loop->finalized)
     return 0;
   if (!loop->closed && !loop->running)
-    loop_close(L, loop);
+    loop_close(L, loop, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
   loop->finalized = 1;
