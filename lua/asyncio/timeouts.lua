@@ -125,10 +125,16 @@ function Timeout:__close(err)
   end
 end
 
+--- tostring(cm): "<Timeout [active] when=12.5>" while entered, else
+-- "<Timeout [expired]>" and so on, as Python's repr.
 function Timeout:__tostring()
-  local when = self._when
-  return ("<Timeout [%s] when=%s>"):format(self._state,
-    when == nil and "nil" or tostring(when))
+  local info = ""
+  if self._state == ENTERED then
+    local when = self._when
+    if when ~= nil then when = math.floor(when * 1000 + 0.5) / 1000 end
+    info = " when=" .. tostring(when)
+  end
+  return ("<Timeout [%s]%s>"):format(self._state, info)
 end
 
 local function new(when)
