@@ -1,0 +1,213 @@
+-- spec/cli_spec.lua: the luaio command line (host/main.c), shaped like
+-- lua(1), and `require "asyncio"` from the CLI and from stock lua5.4.
+local proc = dofile("spec/fixtures/proc.lua")
+
+local luaio, fixture = proc.luaio, proc.fixture
+
+local function has(text, s)
+  assert.is_truthy(text:find(s, 1, true),
+                   ("%q not found in:\n%s"):format(s, text))
+end
+
+local function lacks(text, s)
+  assert.is_falsy(text:find(s, 1, true),
+                  ("%q found in:\n%s"):format(s, text))
+end
+
+--- Runs luaio with the arguments, then lua5.4 with the same ones.
+local function both(args, opts)
+  local a, b = {luaio}, {"lua5.4"}
+  for _, v in ipairs(args) do
+    a[#a + 1], b[#b + 1] = v, v
+  end
+  return proc.run(a, opts), proc.run(b, opts)
+end
+
+--- A fresh empty directory; removed by the caller with rmdir_r.
+local function tempdir()
+  local p = assert(io.popen("mktemp -d"))
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+local function rmdir_r(dir)
+  assert(dir:match("^/tmp/"), dir)
+  os.execute("rm -rf " .. proc.quote(dir))
+end
+
+local asyncio_probe = [[
+  local asyncio = require "asyncio"
+  print(asyncio.run(asyncio.async(function()
+    asyncio.await(asyncio.sleep(0.001))
+    return "ran"
+  end)))
+]]
+
+describe("luaio CLI", function()
+  it("sets 'arg' and the script's varargs as lua5.4 does", function()
+    local cases = {
+      {fixture("args.lua"), "a", "b"},
+      {fixture("args.lua")},
+      {"-e", "x = 1", fixture("args.lua"), "a b", "", "q\""},
+      {"--", fixture("args.lua"), "-e", "--"},
+    }
+    for _, args in ipairs(cases) do
+      local mine, stock = both(args)
+      assert.equal(0, mine.status)
+      assert.equal(0, stock.status)
+      assert.equal(stock.stdout, mine.stdout)
+      assert.equal("", mine.stderr)
+    end
+  end)
+
+  it("-e runs each statement in order", function()
+    local r = proc.run{luaio, "-e", "x = 20", "-e", "print(x + 22)"}
+    assert.same({0, "42\n", ""}, {r.status, r.stdout, r.stderr})
+  end)
+
+  it("-l mod and -l g=mod require a module into a global", function()
+    local opts = {cwd = proc.fixtures, env = {LUA_PATH = "./?.lua;;"}}
+    local r = proc.run({luaio, "-l", "climod", "-e",
+                        "print(climod.name, climod.loaded_as)"}, opts)
+    assert.same({0, "climod\tclimod\n", ""}, {r.status, r.stdout, r.stderr})
+    r = proc.run({luaio, "-l", "g=climod", "-e",
+                  "print(g.name, climod)"}, opts)
+    assert.same({0, "climod\tnil\n", ""}, {r.status, r.stdout, r.stderr})
+    r = proc.run{luaio, "-l", "asyncio", "-e",
+                 "print(asyncio.run(function() return 'lib' end))"}
+    assert.same({0, "lib\n", ""}, {r.status, r.stdout, r.stderr})
+  end)
+
+  it("-l of a missing module fails with exit 1", function()
+    local r = proc.run{luaio, "-l", "no_such_module_here", "-e", "print(1)"}
+    assert.equal(1, r.status)
+    assert.equal("", r.stdout)
+    has(r.stderr, "module 'no_such_module_here' not found")
+  end)
+
+  it("-v prints the version and exits 0", function()
+    local r = proc.run{luaio, "-v"}
+    assert.equal(0, r.status)
+    assert.matches("^luaio %d+%.%d+%.%d+", r.stdout)
+    has(r.stdout, "Lua 5.4")
+  end)
+
+  it("-h and --help print the usage", function()
+    for _, opt in ipairs{"-h", "--help"} do
+      local r = proc.run{luaio, opt}
+      assert.equal("exit", r.how)
+      assert.equal("", r.stdout)
+      has(r.stderr, "usage: ")
+      has(r.stderr, "-e stat")
+      lacks(r.stderr, "unrecognized option")
+    end
+  end)
+
+  it("unknown or incomplete options print the usage and exit 1", function()
+    for _, args in ipairs{{"-x"}, {"--nope"}, {"-e"}, {"-l"}} do
+      local r = proc.run{luaio, table.unpack(args)}
+      assert.equal(1, r.status)
+      assert.equal("", r.stdout)
+      has(r.stderr, "usage: ")
+    end
+    has(proc.run{luaio, "-x"}.stderr, "unrecognized option '-x'")
+    has(proc.run{luaio, "-e"}.stderr, "'-e' needs argument")
+  end)
+
+  it("- runs the script read from stdin, with its arguments", function()
+    local opts = {stdin = "print('from stdin', ...) print(arg[0])"}
+    local mine, stock = both({"-", "q", "r"}, opts)
+    assert.same({0, "from stdin\tq\tr\n-\n", ""},
+                {mine.status, mine.stdout, mine.stderr})
+    assert.equal(stock.stdout, mine.stdout)
+  end)
+
+  it("-- ends the options", function()
+    local r = proc.run{luaio, "--", fixture("args.lua"), "-v"}
+    assert.equal(0, r.status)
+    has(r.stdout, '1\t"-v"')
+    lacks(r.stdout, "luaio ")
+  end)
+
+  it("--debug puts every loop in debug mode", function()
+    local code = "print(require('asyncio').new_event_loop():get_debug())"
+    local r = proc.run({luaio, "--debug", "-e", code},
+                       {env = {LUAIO_DEBUG = "0"}})
+    assert.same({0, "true\n"}, {r.status, r.stdout})
+  end)
+
+  it("exits 0 when the script succeeds", function()
+    local r = proc.run{luaio, "-e", asyncio_probe}
+    assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
+    assert.equal("exit", r.how)
+  end)
+
+  it("exits 1 with the error and a traceback when the script fails",
+     function()
+    local r = proc.run({luaio, "-"}, {stdin = "local x\nprint(x.y)\n"})
+    assert.equal(1, r.status)
+    has(r.stderr, "stdin:2: attempt to index a nil value")
+    has(r.stderr, "stack traceback:")
+    local missing = proc.run{luaio, "/nonexistent/script.lua"}
+    assert.equal(1, missing.status)
+    has(missing.stderr, "cannot open /nonexistent/script.lua")
+  end)
+
+  it("exits 1 with the task's traceback when main fails (error object)",
+     function()
+    local r = proc.run{luaio, fixture("fail_task.lua"), "object"}
+    assert.equal(1, r.status)
+    assert.equal("", r.stdout)
+    has(r.stderr, "ValueError: task failed here")
+    has(r.stderr, "stack traceback:")
+    has(r.stderr, "fail_task.lua:11:")
+  end)
+
+  it("exits 1 with the task's traceback when main fails (string error)",
+     function()
+    local r = proc.run{luaio, fixture("fail_task.lua"), "string"}
+    assert.equal(1, r.status)
+    assert.equal("", r.stdout)
+    has(r.stderr, "fail_task.lua:13: plain failure in the task")
+    has(r.stderr, "stack traceback:")
+    has(r.stderr, "fail_task.lua:18:")
+  end)
+
+  it("await at the top level of a script raises", function()
+    local r = proc.run{luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local fut = asyncio.new_event_loop():create_future()
+      asyncio.await(fut)
+    ]]}
+    assert.equal(1, r.status)
+    has(r.stderr, "RuntimeError: cannot await outside a task")
+  end)
+
+  it("exits 130 on Ctrl-C, after main's cleanup ran", function()
+    local r = proc.run{luaio, fixture("interrupt.lua"), "sleep"}
+    assert.equal("exit", r.how)
+    assert.equal(130, r.status)
+    assert.equal("cleanup\n", r.stdout)
+    has(r.stderr, "KeyboardInterrupt")
+  end)
+
+  it("exits 130 on Ctrl-C while main waits on a future", function()
+    local r = proc.run{luaio, fixture("interrupt.lua"), "future"}
+    assert.equal(130, r.status)
+    assert.equal("cleanup\n", r.stdout)
+  end)
+
+  it("require 'asyncio' needs no Lua file beside the binary", function()
+    local dir = tempdir()
+    local copy = dir .. "/luaio"
+    assert.is_true(os.execute("cp " .. proc.quote(luaio) .. " " ..
+                              proc.quote(copy)))
+    local r = proc.run({copy, "-e", asyncio_probe}, {cwd = dir,
+      env = {LUA_PATH = "/nonexistent/?.lua",
+             LUA_CPATH = "/nonexistent/?.so"},
+      unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_INIT", "LUA_INIT_5_4"}})
+    rmdir_r(dir)
+    assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
+  end)
+end)
