@@ -46,6 +46,8 @@ LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   aio_open_future(L);
   aio_open_coro(L);
   aio_open_signal(L);
+  aio_open_locks(L);
+  aio_open_queue(L);
   lua_pushliteral(L, LUAIO_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

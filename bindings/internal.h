@@ -364,6 +364,7 @@ enum {
 
 struct aio_future {
   aio_loop *loop;
+  unsigned wq_slot;         /* sequence number in a waiter queue */
   int nres;                 /* number of result values */
   unsigned short ncb;       /* number of done callbacks */
   unsigned char state;      /* aio_fstate */
@@ -503,6 +504,36 @@ int aio_await(lua_State *L);
 int aio_sleep_body(lua_State *L);
 
 /* ------------------------------------------------------------------ */
+/* Waiter queues and primitives (locks.c, queue.c)                     */
+
+/* A FIFO of waiting futures kept in the Lua table that is user value `uv`
+ * of the object at stack index `owner` (a ring; removed entries are
+ * false). `base` counts entries that left the head, so a future's
+ * wq_slot - base is its position. */
+typedef struct aio_waitq {
+  unsigned cap, head, count; /* ring slots in use, false entries included */
+  unsigned live;             /* entries not removed */
+  unsigned base;
+} aio_waitq;
+
+void aio_wq_push(lua_State *L, aio_waitq *q, int owner, int uv, int fidx);
+/* Removes the future at fidx if it is queued; returns 1 if it was. */
+int aio_wq_remove(lua_State *L, aio_waitq *q, int owner, int uv, int fidx);
+/* Pushes the first queued future (returns 0 and pushes nothing if none). */
+int aio_wq_first(lua_State *L, aio_waitq *q, int owner, int uv);
+/* Like aio_wq_first, and removes it. */
+int aio_wq_popleft(lua_State *L, aio_waitq *q, int owner, int uv);
+/* Calls fn on each queued future until it returns non-zero. */
+int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
+                int (*fn)(lua_State *L, int fidx, void *ud), void *ud);
+/* For a primitive at stack index 1: checks the caller is a task (naming
+ * the operation `what`), binds the primitive to the task's loop on first
+ * use (keeping the loop in user value `uvloop`) and raises RuntimeError
+ * when it is bound to another loop. Returns the task. */
+aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
+                         const char *what);
+
+/* ------------------------------------------------------------------ */
 /* Module registration (core.c and each file's opener)                 */
 
 int luaopen_asyncio_core(lua_State *L);
@@ -515,6 +546,8 @@ void aio_open_timer(lua_State *L);
 void aio_open_future(lua_State *L);
 void aio_open_coro(lua_State *L);
 void aio_open_signal(lua_State *L);
+void aio_open_locks(lua_State *L);
+void aio_open_queue(lua_State *L);
 
 /* Registers `methods` in a new metatable `name` (as __index) together
  * with `metamethods` and the kind tag; leaves the stack unchanged. */

@@ -1,0 +1,629 @@
+/*
+ * locks.c - Lock, Event, Semaphore and BoundedSemaphore, and the FIFO
+ * waiter queue they share with the queues (queue.c).
+ *
+ * Each blocked operation waits on a Future of its own, queued in FIFO
+ * order, as asyncio does: waking a waiter only completes its future; the
+ * waiter takes the lock, permit or item itself when its task runs. So a
+ * waiter cancelled after being woken never takes anything with it: its
+ * continuation sees the cancellation and passes the wake-up on.
+ *
+ * Primitives are created without a loop and bind to the loop of the first
+ * task that waits on them; using one from another loop raises
+ * RuntimeError (asyncio's "is bound to a different event loop").
+ *
+ * Python's coroutine methods (acquire, wait) return Coroutine objects here
+ * too, to be awaited. `await(lock)` (and semaphores) acquires and returns
+ * the primitive itself, whose __close releases it:
+ *     local _ <close> = await(lock)
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define AIO_LOCK_MT "asyncio.Lock"
+#define AIO_EVENT_MT "asyncio.Event"
+#define AIO_SEMAPHORE_MT "asyncio.Semaphore"
+#define AIO_BSEMAPHORE_MT "asyncio.BoundedSemaphore"
+
+/* ------------------------------------------------------------------ */
+/* The waiter queue                                                    */
+
+/* The queue's futures live in a Lua table (a user value of the owner) as
+ * a ring; removed entries become false and are skipped. Each waiting
+ * future remembers its slot (aio_future.wq_slot) for O(1) removal. */
+
+static void wq_grow(lua_State *L, aio_waitq *q, int tidx) {
+  unsigned ncap = q->cap ? q->cap * 2 : 8, i, mask = q->cap - 1;
+  lua_createtable(L, (int)ncap, 0);
+  for (i = 0; i < q->count; i++) {
+    /* positions are unchanged, so the futures' wq_slot stay valid */
+    lua_rawgeti(L, tidx, ((q->head + i) & mask) + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_replace(L, tidx);
+  q->cap = ncap;
+  q->head = 0;
+}
+
+void aio_wq_push(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
+  unsigned slot;
+  fidx = lua_absindex(L, fidx);
+  lua_getiuservalue(L, owner, uv);
+  if (q->count == q->cap) {
+    wq_grow(L, q, lua_gettop(L));
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, owner, uv);
+  }
+  slot = (q->head + q->count) & (q->cap - 1);
+  ((aio_future *)lua_touserdata(L, fidx))->wq_slot = q->base + q->count;
+  lua_pushvalue(L, fidx);
+  lua_rawseti(L, -2, slot + 1);
+  lua_pop(L, 1);
+  q->count++;
+  q->live++;
+}
+
+/* Drops removed entries from the head. The table is on top. */
+static void wq_trim(lua_State *L, aio_waitq *q) {
+  while (q->count > 0) {
+    if (lua_rawgeti(L, -1, q->head + 1) != LUA_TBOOLEAN) {
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, q->head + 1);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    q->base++;
+  }
+  q->head = 0;
+}
+
+int aio_wq_remove(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
+  aio_future *f;
+  unsigned pos, slot;
+  fidx = lua_absindex(L, fidx);
+  f = lua_touserdata(L, fidx);
+  pos = f->wq_slot - q->base; /* position from the head */
+  if (q->count == 0 || pos >= q->count)
+    return 0;
+  slot = (q->head + pos) & (q->cap - 1);
+  lua_getiuservalue(L, owner, uv);
+  lua_rawgeti(L, -1, slot + 1);
+  if (!lua_rawequal(L, -1, fidx)) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, slot + 1);
+  q->live--;
+  wq_trim(L, q);
+  lua_pop(L, 1);
+  return 1;
+}
+
+int aio_wq_first(lua_State *L, aio_waitq *q, int owner, int uv) {
+  if (q->live == 0)
+    return 0;
+  lua_getiuservalue(L, owner, uv);
+  wq_trim(L, q);
+  lua_rawgeti(L, -1, q->head + 1);
+  lua_remove(L, -2);
+  return 1;
+}
+
+int aio_wq_popleft(lua_State *L, aio_waitq *q, int owner, int uv) {
+  if (!aio_wq_first(L, q, owner, uv))
+    return 0;
+  aio_wq_remove(L, q, owner, uv, -1);
+  return 1;
+}
+
+/* Calls fn(L, fidx, ud) on each waiting future, in order, until it
+ * returns non-zero; returns that value (0 if it never did). The queue
+ * must not change meanwhile. */
+int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
+                int (*fn)(lua_State *L, int fidx, void *ud), void *ud) {
+  unsigned i;
+  int r = 0;
+  if (q->live == 0)
+    return 0;
+  lua_getiuservalue(L, owner, uv);
+  for (i = 0; i < q->count && r == 0; i++) {
+    if (lua_rawgeti(L, -1, ((q->head + i) & (q->cap - 1)) + 1) !=
+        LUA_TBOOLEAN)
+      r = fn(L, lua_gettop(L), ud);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Binding to a loop                                                   */
+
+aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
+                         const char *what) {
+  aio_task *t = aio_check_await(L, what);
+  aio_loop *loop = t->fut.loop;
+  if (*bound == NULL) {
+    *bound = loop;
+    aio_push_loop(L, loop); /* keeps the loop alive as long as we are */
+    lua_setiuservalue(L, 1, uvloop);
+  } else if (*bound != loop) {
+    luaL_tolstring(L, 1, NULL);
+    aio_raisef(L, AIO_E_RUNTIME, "%s is bound to a different event loop",
+               lua_tostring(L, -1));
+  }
+  return t;
+}
+
+/* Pushes a new waiter future of the running task's loop. */
+static int new_waiter(lua_State *L, aio_task *t) {
+  aio_future_new(L, t->fut.loop);
+  return lua_gettop(L);
+}
+
+/* set_result(true) on the future at fidx unless it is done. */
+static int wake(lua_State *L, int fidx) {
+  aio_future *f = lua_touserdata(L, fidx);
+  if (f->state != AIO_PENDING)
+    return 0;
+  lua_pushboolean(L, 1);
+  aio_future_set_result(L, fidx, 1);
+  return 1;
+}
+
+/* Raises what the task got instead of its wake-up: the thrown error (on
+ * top) or the CancelledError of its cancelled waiter at fidx. */
+static int raise_cancelled(lua_State *L, int threw, int fidx) {
+  if (threw)
+    return lua_error(L);
+  return aio_future_push_result(L, fidx); /* raises CancelledError */
+}
+
+/* ------------------------------------------------------------------ */
+/* Lock                                                                */
+
+enum { LOCK_UV_WAITERS = 1, LOCK_UV_LOOP, LOCK_UV_COUNT };
+
+typedef struct aio_lock {
+  aio_loop *loop;
+  aio_waitq waiters;
+  int locked;
+} aio_lock;
+
+static aio_lock *check_lock(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AIO_LOCK_MT);
+}
+
+static int any_not_cancelled(lua_State *L, int fidx, void *ud) {
+  (void)ud;
+  return ((aio_future *)lua_touserdata(L, fidx))->state != AIO_CANCELLED;
+}
+
+static void lock_wake_first(lua_State *L, aio_lock *lk, int idx) {
+  if (aio_wq_first(L, &lk->waiters, idx, LOCK_UV_WAITERS)) {
+    wake(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+}
+
+static int lock_acquire_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_lock *lk = lua_touserdata(L, 1);
+  aio_task *t = aio_current_task_of(L);
+  aio_future *f = lua_touserdata(L, 2);
+  int threw = aio_resume_take_throw(L, t);
+  (void)status;
+  (void)ctx;
+  aio_wq_remove(L, &lk->waiters, 1, LOCK_UV_WAITERS, 2);
+  if (threw || f->state == AIO_CANCELLED) {
+    /* whoever woke us expected us to take the lock: pass it on */
+    if (!lk->locked)
+      lock_wake_first(L, lk, 1);
+    return raise_cancelled(L, threw, 2);
+  }
+  lk->locked = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* The body of lock:acquire(), awaited inline: [lock] */
+static int lock_acquire_body(lua_State *L) {
+  aio_lock *lk = check_lock(L, 1);
+  aio_task *t = aio_prim_enter(L, &lk->loop, LOCK_UV_LOOP, "acquire");
+  int fidx;
+  lua_settop(L, 1);
+  if (!lk->locked && !aio_wq_each(L, &lk->waiters, 1, LOCK_UV_WAITERS,
+                                  any_not_cancelled, NULL)) {
+    lk->locked = 1;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  fidx = new_waiter(L, t);
+  aio_wq_push(L, &lk->waiters, 1, LOCK_UV_WAITERS, fidx);
+  return aio_await_future(L, t, fidx, 0, lock_acquire_k);
+}
+
+/* await(lock): acquire, then return the lock (its __close releases). */
+static int lock_guard_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int lock_guard_body(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushcfunction(L, lock_acquire_body);
+  lua_pushvalue(L, 1);
+  lua_callk(L, 1, 0, 0, lock_guard_k);
+  return lock_guard_k(L, LUA_OK, 0);
+}
+
+static int l_lock_acquire(lua_State *L) {
+  check_lock(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, lock_acquire_body, 1);
+  return 1;
+}
+
+static int l_lock__await(lua_State *L) {
+  check_lock(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, lock_guard_body, 1);
+  return 1;
+}
+
+static int l_lock_release(lua_State *L) {
+  aio_lock *lk = check_lock(L, 1);
+  if (!lk->locked)
+    return aio_raisef(L, AIO_E_RUNTIME, "Lock is not acquired.");
+  lk->locked = 0;
+  lock_wake_first(L, lk, 1);
+  return 0;
+}
+
+static int l_lock_locked(lua_State *L) {
+  lua_pushboolean(L, check_lock(L, 1)->locked);
+  return 1;
+}
+
+static int l_lock__tostring(lua_State *L) {
+  aio_lock *lk = check_lock(L, 1);
+  if (lk->waiters.live)
+    lua_pushfstring(L, "<asyncio.Lock [%s, waiters:%d]>",
+                    lk->locked ? "locked" : "unlocked", (int)lk->waiters.live);
+  else
+    lua_pushfstring(L, "<asyncio.Lock [%s]>",
+                    lk->locked ? "locked" : "unlocked");
+  return 1;
+}
+
+static int l_lock_new(lua_State *L) {
+  aio_lock *lk = lua_newuserdatauv(L, sizeof *lk, LOCK_UV_COUNT - 1);
+  memset(lk, 0, sizeof *lk);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, LOCK_UV_WAITERS);
+  luaL_setmetatable(L, AIO_LOCK_MT);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Event                                                               */
+
+enum { EVENT_UV_WAITERS = 1, EVENT_UV_LOOP, EVENT_UV_COUNT };
+
+typedef struct aio_event {
+  aio_loop *loop;
+  aio_waitq waiters;
+  int value;
+} aio_event;
+
+static aio_event *check_event(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AIO_EVENT_MT);
+}
+
+static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_event *ev = lua_touserdata(L, 1);
+  aio_future *f = lua_touserdata(L, 2);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  (void)status;
+  (void)ctx;
+  aio_wq_remove(L, &ev->waiters, 1, EVENT_UV_WAITERS, 2);
+  if (threw || f->state == AIO_CANCELLED)
+    return raise_cancelled(L, threw, 2);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int event_wait_body(lua_State *L) {
+  aio_event *ev = check_event(L, 1);
+  aio_task *t = aio_prim_enter(L, &ev->loop, EVENT_UV_LOOP, "wait");
+  int fidx;
+  lua_settop(L, 1);
+  if (ev->value) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  fidx = new_waiter(L, t);
+  aio_wq_push(L, &ev->waiters, 1, EVENT_UV_WAITERS, fidx);
+  return aio_await_future(L, t, fidx, 0, event_wait_k);
+}
+
+static int l_event_wait(lua_State *L) {
+  check_event(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, event_wait_body, 1);
+  return 1;
+}
+
+static int wake_each(lua_State *L, int fidx, void *ud) {
+  (void)ud;
+  wake(L, fidx);
+  return 0;
+}
+
+static int l_event_set(lua_State *L) {
+  aio_event *ev = check_event(L, 1);
+  if (!ev->value) {
+    ev->value = 1;
+    /* waking is decided now: a clear() before they run changes nothing */
+    aio_wq_each(L, &ev->waiters, 1, EVENT_UV_WAITERS, wake_each, NULL);
+  }
+  return 0;
+}
+
+static int l_event_clear(lua_State *L) {
+  check_event(L, 1)->value = 0;
+  return 0;
+}
+
+static int l_event_is_set(lua_State *L) {
+  lua_pushboolean(L, check_event(L, 1)->value);
+  return 1;
+}
+
+static int l_event__tostring(lua_State *L) {
+  aio_event *ev = check_event(L, 1);
+  if (ev->waiters.live)
+    lua_pushfstring(L, "<asyncio.Event [%s, waiters:%d]>",
+                    ev->value ? "set" : "unset", (int)ev->waiters.live);
+  else
+    lua_pushfstring(L, "<asyncio.Event [%s]>", ev->value ? "set" : "unset");
+  return 1;
+}
+
+static int l_event_new(lua_State *L) {
+  aio_event *ev = lua_newuserdatauv(L, sizeof *ev, EVENT_UV_COUNT - 1);
+  memset(ev, 0, sizeof *ev);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, EVENT_UV_WAITERS);
+  luaL_setmetatable(L, AIO_EVENT_MT);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Semaphore and BoundedSemaphore                                      */
+
+enum { SEM_UV_WAITERS = 1, SEM_UV_LOOP, SEM_UV_COUNT };
+
+typedef struct aio_sem {
+  aio_loop *loop;
+  aio_waitq waiters;
+  lua_Integer value;
+  lua_Integer bound; /* BoundedSemaphore: the initial value; else -1 */
+} aio_sem;
+
+static aio_sem *check_sem(lua_State *L, int idx) {
+  aio_sem *s = luaL_testudata(L, idx, AIO_SEMAPHORE_MT);
+  if (s == NULL)
+    s = luaL_testudata(L, idx, AIO_BSEMAPHORE_MT);
+  if (s == NULL)
+    luaL_typeerror(L, idx, AIO_SEMAPHORE_MT);
+  return s;
+}
+
+/* locked(): no permit, or a live waiter queued (a newcomer must not
+ * overtake queued tasks even when a permit is free). */
+static int sem_locked(lua_State *L, aio_sem *s, int idx) {
+  return s->value == 0 ||
+         aio_wq_each(L, &s->waiters, idx, SEM_UV_WAITERS, any_not_cancelled,
+                     NULL);
+}
+
+static int wake_first_pending(lua_State *L, int fidx, void *ud) {
+  aio_sem *s = ud;
+  if (((aio_future *)lua_touserdata(L, fidx))->state != AIO_PENDING)
+    return 0;
+  s->value--;
+  wake(L, fidx);
+  return 1;
+}
+
+/* Wakes the first waiter not yet woken, giving it a permit. */
+static int sem_wake_next(lua_State *L, aio_sem *s, int idx) {
+  return aio_wq_each(L, &s->waiters, idx, SEM_UV_WAITERS, wake_first_pending,
+                     s);
+}
+
+static void sem_wake_while_free(lua_State *L, aio_sem *s, int idx) {
+  while (s->value > 0 && sem_wake_next(L, s, idx))
+    ;
+}
+
+static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_sem *s = lua_touserdata(L, 1);
+  aio_future *f = lua_touserdata(L, 2);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  (void)status;
+  (void)ctx;
+  aio_wq_remove(L, &s->waiters, 1, SEM_UV_WAITERS, 2);
+  if (threw || f->state == AIO_CANCELLED) {
+    if (f->state == AIO_FINISHED)
+      s->value++; /* woken with a permit we will not use: give it back */
+    if (threw)
+      lua_insert(L, 3);
+    sem_wake_while_free(L, s, 1);
+    if (threw)
+      lua_settop(L, 3);
+    return raise_cancelled(L, threw, 2);
+  }
+  sem_wake_while_free(L, s, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int sem_acquire_body(lua_State *L) {
+  aio_sem *s = check_sem(L, 1);
+  aio_task *t = aio_prim_enter(L, &s->loop, SEM_UV_LOOP, "acquire");
+  int fidx;
+  lua_settop(L, 1);
+  if (!sem_locked(L, s, 1)) {
+    s->value--;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  fidx = new_waiter(L, t);
+  aio_wq_push(L, &s->waiters, 1, SEM_UV_WAITERS, fidx);
+  return aio_await_future(L, t, fidx, 0, sem_acquire_k);
+}
+
+static int sem_guard_body(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushcfunction(L, sem_acquire_body);
+  lua_pushvalue(L, 1);
+  lua_callk(L, 1, 0, 0, lock_guard_k);
+  return lock_guard_k(L, LUA_OK, 0);
+}
+
+static int l_sem_acquire(lua_State *L) {
+  check_sem(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, sem_acquire_body, 1);
+  return 1;
+}
+
+static int l_sem__await(lua_State *L) {
+  check_sem(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, sem_guard_body, 1);
+  return 1;
+}
+
+static int l_sem_release(lua_State *L) {
+  aio_sem *s = check_sem(L, 1);
+  if (s->bound >= 0 && s->value >= s->bound)
+    return aio_raisef(L, AIO_E_VALUE,
+                      "BoundedSemaphore released too many times");
+  s->value++;
+  sem_wake_next(L, s, 1);
+  return 0;
+}
+
+static int l_sem_locked(lua_State *L) {
+  aio_sem *s = check_sem(L, 1);
+  lua_pushboolean(L, sem_locked(L, s, 1));
+  return 1;
+}
+
+static int l_sem__tostring(lua_State *L) {
+  aio_sem *s = check_sem(L, 1);
+  const char *name = s->bound >= 0 ? "BoundedSemaphore" : "Semaphore";
+  if (s->value == 0 || s->waiters.live)
+    lua_pushfstring(L, "<asyncio.%s [locked, value:%I, waiters:%d]>", name,
+                    s->value, (int)s->waiters.live);
+  else
+    lua_pushfstring(L, "<asyncio.%s [unlocked, value:%I]>", name, s->value);
+  return 1;
+}
+
+static int sem_new(lua_State *L, int bounded) {
+  lua_Integer value = luaL_optinteger(L, 1, 1);
+  aio_sem *s;
+  if (value < 0)
+    return aio_raisef(L, AIO_E_VALUE,
+                      "Semaphore initial value must be >= 0");
+  s = lua_newuserdatauv(L, sizeof *s, SEM_UV_COUNT - 1);
+  memset(s, 0, sizeof *s);
+  s->value = value;
+  s->bound = bounded ? value : -1;
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, SEM_UV_WAITERS);
+  luaL_setmetatable(L, bounded ? AIO_BSEMAPHORE_MT : AIO_SEMAPHORE_MT);
+  return 1;
+}
+
+static int l_sem_new(lua_State *L) {
+  return sem_new(L, 0);
+}
+
+static int l_bsem_new(lua_State *L) {
+  return sem_new(L, 1);
+}
+
+/* sem._value: the permit count, for introspection (Python's _value) */
+static int l_sem_value(lua_State *L) {
+  lua_pushinteger(L, check_sem(L, 1)->value);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Registration                                                        */
+
+static const luaL_Reg lock_methods[] = {
+    {"acquire", l_lock_acquire},
+    {"release", l_lock_release},
+    {"locked", l_lock_locked},
+    {NULL, NULL}};
+
+static const luaL_Reg lock_metamethods[] = {
+    {"__await", l_lock__await},
+    {"__close", l_lock_release},
+    {"__tostring", l_lock__tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg event_methods[] = {
+    {"wait", l_event_wait},
+    {"set", l_event_set},
+    {"clear", l_event_clear},
+    {"is_set", l_event_is_set},
+    {NULL, NULL}};
+
+static const luaL_Reg event_metamethods[] = {
+    {"__tostring", l_event__tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg sem_methods[] = {
+    {"acquire", l_sem_acquire},
+    {"release", l_sem_release},
+    {"locked", l_sem_locked},
+    {"_get_value", l_sem_value},
+    {NULL, NULL}};
+
+static const luaL_Reg sem_metamethods[] = {
+    {"__await", l_sem__await},
+    {"__close", l_sem_release},
+    {"__tostring", l_sem__tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg locks_funcs[] = {
+    {"Lock", l_lock_new},
+    {"Event", l_event_new},
+    {"Semaphore", l_sem_new},
+    {"BoundedSemaphore", l_bsem_new},
+    {NULL, NULL}};
+
+void aio_open_locks(lua_State *L) {
+  aio_newclass(L, AIO_LOCK_MT, AIO_K_OTHER, lock_methods, lock_metamethods);
+  aio_newclass(L, AIO_EVENT_MT, AIO_K_OTHER, event_methods,
+               event_metamethods);
+  aio_newclass(L, AIO_SEMAPHORE_MT, AIO_K_OTHER, sem_methods,
+               sem_metamethods);
+  aio_newclass(L, AIO_BSEMAPHORE_MT, AIO_K_OTHER, sem_methods,
+               sem_metamethods);
+  luaL_setfuncs(L, locks_funcs, 0);
+}

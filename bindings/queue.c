@@ -1,0 +1,578 @@
+/*
+ * queue.c - Queue, LifoQueue and PriorityQueue.
+ *
+ * One C type with three orders: a ring (FIFO), a stack (LIFO) and a
+ * binary heap (priority: an item's key is item[1] when the item is a
+ * table, the Python tuple idiom {priority, data}, else the item itself;
+ * equal keys come out in insertion order). Items live in user-value
+ * tables, so any Lua value may be queued, nil included.
+ *
+ * Waiting follows asyncio exactly: a blocked get() or put() waits on a
+ * future of its own in FIFO order; put_nowait()/get_nowait() only wake the
+ * next waiter, which then takes the item (or the slot) itself when it
+ * runs. A waiter cancelled after being woken takes nothing and wakes the
+ * next one instead, so no item and no slot is lost.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define AIO_QUEUE_MT "asyncio.Queue"
+
+enum { Q_FIFO, Q_LIFO, Q_PRIORITY };
+
+enum {
+  Q_UV_ITEMS = 1,
+  Q_UV_KEYS,    /* priority: the heap's keys */
+  Q_UV_SEQS,    /* priority: insertion numbers */
+  Q_UV_GETTERS,
+  Q_UV_PUTTERS,
+  Q_UV_JOINERS,
+  Q_UV_LOOP,
+  Q_UV_COUNT = Q_UV_LOOP
+};
+
+typedef struct aio_queue {
+  aio_loop *loop;
+  aio_waitq getters, putters, joiners;
+  double maxsize;        /* <= 0: unbounded */
+  unsigned head, count, cap;
+  lua_Integer unfinished;
+  lua_Integer seq;
+  unsigned char kind, shut;
+} aio_queue;
+
+static const char *const kind_names[] = {"Queue", "LifoQueue",
+                                         "PriorityQueue"};
+
+static aio_queue *check_queue(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AIO_QUEUE_MT);
+}
+
+static int is_full(aio_queue *q) {
+  return q->maxsize > 0 && q->maxsize <= (double)q->count;
+}
+
+/* ------------------------------------------------------------------ */
+/* Storage                                                             */
+
+static void ring_grow(lua_State *L, aio_queue *q) {
+  unsigned ncap = q->cap ? q->cap * 2 : 16, i, mask = q->cap - 1;
+  lua_getiuservalue(L, 1, Q_UV_ITEMS);
+  lua_createtable(L, (int)ncap, 0);
+  for (i = 0; i < q->count; i++) {
+    lua_rawgeti(L, -2, ((q->head + i) & mask) + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setiuservalue(L, 1, Q_UV_ITEMS);
+  lua_pop(L, 1);
+  q->cap = ncap;
+  q->head = 0;
+}
+
+/* Heap helpers: entries are (KEYS[i], SEQS[i], ITEMS[i]), 1-based. The
+ * three tables are at k, s, it. */
+static int heap_less(lua_State *L, int k, int s, lua_Integer a,
+                     lua_Integer b) {
+  int lt, gt;
+  lua_rawgeti(L, k, a);
+  lua_rawgeti(L, k, b);
+  lt = lua_compare(L, -2, -1, LUA_OPLT);
+  gt = !lt && lua_compare(L, -1, -2, LUA_OPLT);
+  lua_pop(L, 2);
+  if (lt || gt)
+    return lt;
+  lua_rawgeti(L, s, a);
+  lua_rawgeti(L, s, b);
+  lt = lua_tointeger(L, -2) < lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return lt;
+}
+
+static void heap_swap(lua_State *L, int k, int s, int it, lua_Integer a,
+                      lua_Integer b) {
+  int t[3], i;
+  t[0] = k;
+  t[1] = s;
+  t[2] = it;
+  for (i = 0; i < 3; i++) {
+    lua_rawgeti(L, t[i], a);
+    lua_rawgeti(L, t[i], b);
+    lua_rawseti(L, t[i], a);
+    lua_rawseti(L, t[i], b);
+  }
+}
+
+static void push_heap_tables(lua_State *L) {
+  lua_getiuservalue(L, 1, Q_UV_KEYS);
+  lua_getiuservalue(L, 1, Q_UV_SEQS);
+  lua_getiuservalue(L, 1, Q_UV_ITEMS);
+}
+
+/* Adds the item at iidx. The queue is at index 1. */
+static void store_item(lua_State *L, aio_queue *q, int iidx) {
+  iidx = lua_absindex(L, iidx);
+  if (q->kind == Q_FIFO) {
+    if (q->count == q->cap)
+      ring_grow(L, q);
+    lua_getiuservalue(L, 1, Q_UV_ITEMS);
+    lua_pushvalue(L, iidx);
+    lua_rawseti(L, -2, ((q->head + q->count) & (q->cap - 1)) + 1);
+    lua_pop(L, 1);
+  } else if (q->kind == Q_LIFO) {
+    lua_getiuservalue(L, 1, Q_UV_ITEMS);
+    lua_pushvalue(L, iidx);
+    lua_rawseti(L, -2, q->count + 1);
+    lua_pop(L, 1);
+  } else {
+    int top = lua_gettop(L), k = top + 1, s = top + 2, it = top + 3;
+    lua_Integer i = q->count + 1;
+    push_heap_tables(L);
+    if (lua_type(L, iidx) == LUA_TTABLE)
+      lua_rawgeti(L, iidx, 1);
+    else
+      lua_pushvalue(L, iidx);
+    lua_rawseti(L, k, i);
+    lua_pushinteger(L, ++q->seq);
+    lua_rawseti(L, s, i);
+    lua_pushvalue(L, iidx);
+    lua_rawseti(L, it, i);
+    while (i > 1 && heap_less(L, k, s, i, i / 2)) {
+      heap_swap(L, k, s, it, i, i / 2);
+      i /= 2;
+    }
+    lua_settop(L, top);
+  }
+  q->count++;
+}
+
+/* Removes the next item and pushes it. The queue is at index 1. */
+static void take_item(lua_State *L, aio_queue *q) {
+  if (q->kind == Q_FIFO) {
+    lua_getiuservalue(L, 1, Q_UV_ITEMS);
+    lua_rawgeti(L, -1, q->head + 1);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, q->head + 1);
+    lua_remove(L, -2);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+  } else if (q->kind == Q_LIFO) {
+    lua_getiuservalue(L, 1, Q_UV_ITEMS);
+    lua_rawgeti(L, -1, q->count);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, q->count);
+    lua_remove(L, -2);
+    q->count--;
+  } else {
+    int top = lua_gettop(L), k = top + 1, s = top + 2, it = top + 3, t;
+    lua_Integer n = q->count, i = 1;
+    push_heap_tables(L);
+    lua_rawgeti(L, it, 1); /* the result, at top + 4 */
+    heap_swap(L, k, s, it, 1, n);
+    for (t = k; t <= it; t++) {
+      lua_pushnil(L);
+      lua_rawseti(L, t, n);
+    }
+    n--;
+    for (;;) {
+      lua_Integer c = 2 * i;
+      if (c > n)
+        break;
+      if (c + 1 <= n && heap_less(L, k, s, c + 1, c))
+        c++;
+      if (!heap_less(L, k, s, c, i))
+        break;
+      heap_swap(L, k, s, it, i, c);
+      i = c;
+    }
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    q->count--;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Waking                                                              */
+
+/* Pops waiters off the front until one is woken (Python's _wakeup_next). */
+static void wakeup_next(lua_State *L, aio_waitq *w, int uv) {
+  while (aio_wq_popleft(L, w, 1, uv)) {
+    aio_future *f = lua_touserdata(L, -1);
+    if (f->state == AIO_PENDING) {
+      lua_pushnil(L);
+      aio_future_set_result(L, lua_gettop(L) - 1, 1);
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static void wake_all(lua_State *L, aio_waitq *w, int uv) {
+  while (aio_wq_popleft(L, w, 1, uv)) {
+    aio_future *f = lua_touserdata(L, -1);
+    if (f->state == AIO_PENDING) {
+      lua_pushnil(L);
+      aio_future_set_result(L, lua_gettop(L) - 1, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Non-blocking operations                                             */
+
+/* put_nowait with the raise-or-report policy of STYLE 14: returns 0 when
+ * it cannot put (raising if `raise`). */
+static int put_aux(lua_State *L, aio_queue *q, int iidx, int raise) {
+  if (q->shut) {
+    if (raise)
+      aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Queue is shut down");
+    return 0;
+  }
+  if (is_full(q)) {
+    if (raise)
+      aio_raisef(L, AIO_E_QUEUE_FULL, "Queue is full");
+    return 0;
+  }
+  store_item(L, q, iidx);
+  q->unfinished++;
+  wakeup_next(L, &q->getters, Q_UV_GETTERS);
+  return 1;
+}
+
+/* get_nowait: pushes the item, or returns 0 (raising if `raise`). */
+static int get_aux(lua_State *L, aio_queue *q, int raise) {
+  if (q->count == 0) {
+    if (raise) {
+      if (q->shut)
+        aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Queue is shut down");
+      aio_raisef(L, AIO_E_QUEUE_EMPTY, "Queue is empty");
+    }
+    return 0;
+  }
+  take_item(L, q);
+  wakeup_next(L, &q->putters, Q_UV_PUTTERS);
+  return 1;
+}
+
+static int l_queue_put_nowait(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  lua_settop(L, 2);
+  put_aux(L, q, 2, 1);
+  return 0;
+}
+
+static int l_queue_get_nowait(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  lua_settop(L, 1);
+  get_aux(L, q, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* get / put                                                           */
+
+/* A woken or cancelled waiter at index 2 (w) resumed: handles everything
+ * but the normal wake-up. Returns 1 if it raised. */
+static int waiter_failed(lua_State *L, aio_queue *q, aio_waitq *w, int uv,
+                         int (*can_pass)(aio_queue *)) {
+  aio_future *f = lua_touserdata(L, 2);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  if (!threw && f->state != AIO_CANCELLED)
+    return 0;
+  if (threw)
+    lua_insert(L, 3);
+  if (f->state == AIO_PENDING) { /* just in case: never woken */
+    lua_pushnil(L);
+    aio_future_cancel(L, 2);
+  }
+  aio_wq_remove(L, w, 1, uv, 2);
+  /* woken but not taking: pass the wake-up on */
+  if (can_pass(q) && f->state != AIO_CANCELLED)
+    wakeup_next(L, w, uv);
+  if (threw) {
+    lua_settop(L, 3);
+    return lua_error(L);
+  }
+  return aio_future_push_result(L, 2); /* raises CancelledError */
+}
+
+static int can_get(aio_queue *q) {
+  return q->count > 0;
+}
+
+static int can_put(aio_queue *q) {
+  return !is_full(q);
+}
+
+static int queue_get_body(lua_State *L);
+
+static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_queue *q = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  waiter_failed(L, q, &q->getters, Q_UV_GETTERS, can_get);
+  lua_settop(L, 1);
+  return queue_get_body(L);
+}
+
+/* The body of q:get(), awaited inline: [queue] */
+static int queue_get_body(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  aio_task *t;
+  int fidx;
+  lua_settop(L, 1);
+  if (get_aux(L, q, 0))
+    return 1;
+  if (q->shut)
+    return aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Queue is shut down");
+  t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "get");
+  aio_future_new(L, t->fut.loop);
+  fidx = lua_gettop(L);
+  aio_wq_push(L, &q->getters, 1, Q_UV_GETTERS, fidx);
+  return aio_await_future(L, t, fidx, 0, queue_get_k);
+}
+
+static int queue_put_body(lua_State *L);
+
+static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_queue *q = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  /* [queue, putter, item]: raises unless woken to put */
+  waiter_failed(L, q, &q->putters, Q_UV_PUTTERS, can_put);
+  lua_remove(L, 2);
+  lua_settop(L, 2);
+  return queue_put_body(L);
+}
+
+/* The body of q:put(item), awaited inline: [queue, item] */
+static int queue_put_body(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  aio_task *t;
+  int fidx;
+  lua_settop(L, 2);
+  if (!is_full(q) || q->shut) {
+    put_aux(L, q, 2, 1);
+    return 0;
+  }
+  t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "put");
+  aio_future_new(L, t->fut.loop);
+  fidx = lua_gettop(L); /* 3 */
+  aio_wq_push(L, &q->putters, 1, Q_UV_PUTTERS, fidx);
+  /* keep the putter at 2, as waiter_failed expects: [queue, fut, item] */
+  lua_insert(L, 2);
+  return aio_await_future(L, t, 2, 0, queue_put_k);
+}
+
+static int l_queue_get(lua_State *L) {
+  check_queue(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, queue_get_body, 1);
+  return 1;
+}
+
+static int l_queue_put(lua_State *L) {
+  check_queue(L, 1);
+  lua_settop(L, 2);
+  aio_push_ccoro(L, queue_put_body, 2);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* task_done / join / shutdown                                         */
+
+static int l_queue_task_done(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  if (q->unfinished <= 0)
+    return aio_raisef(L, AIO_E_VALUE, "task_done() called too many times");
+  if (--q->unfinished == 0)
+    wake_all(L, &q->joiners, Q_UV_JOINERS);
+  return 0;
+}
+
+static int queue_join_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_queue *q = lua_touserdata(L, 1);
+  aio_future *f = lua_touserdata(L, 2);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  (void)status;
+  (void)ctx;
+  aio_wq_remove(L, &q->joiners, 1, Q_UV_JOINERS, 2);
+  if (threw)
+    return lua_error(L);
+  if (f->state == AIO_CANCELLED)
+    return aio_future_push_result(L, 2);
+  return 0;
+}
+
+static int queue_join_body(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  aio_task *t;
+  int fidx;
+  lua_settop(L, 1);
+  if (q->unfinished == 0)
+    return 0;
+  t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "join");
+  aio_future_new(L, t->fut.loop);
+  fidx = lua_gettop(L);
+  aio_wq_push(L, &q->joiners, 1, Q_UV_JOINERS, fidx);
+  return aio_await_future(L, t, fidx, 0, queue_join_k);
+}
+
+static int l_queue_join(lua_State *L) {
+  check_queue(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, queue_join_body, 1);
+  return 1;
+}
+
+/* shutdown([immediate]) */
+static int l_queue_shutdown(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  int immediate = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  q->shut = 1;
+  if (immediate) {
+    while (q->count > 0) {
+      take_item(L, q);
+      lua_pop(L, 1);
+      if (q->unfinished > 0)
+        q->unfinished--;
+    }
+    if (q->unfinished == 0)
+      wake_all(L, &q->joiners, Q_UV_JOINERS);
+  }
+  wake_all(L, &q->getters, Q_UV_GETTERS);
+  wake_all(L, &q->putters, Q_UV_PUTTERS);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Introspection                                                       */
+
+static int l_queue_qsize(lua_State *L) {
+  lua_pushinteger(L, check_queue(L, 1)->count);
+  return 1;
+}
+
+static int l_queue_empty(lua_State *L) {
+  lua_pushboolean(L, check_queue(L, 1)->count == 0);
+  return 1;
+}
+
+static int l_queue_full(lua_State *L) {
+  lua_pushboolean(L, is_full(check_queue(L, 1)));
+  return 1;
+}
+
+static int l_queue__tostring(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  if (q->maxsize == (double)(lua_Integer)q->maxsize)
+    lua_pushinteger(L, (lua_Integer)q->maxsize);
+  else
+    lua_pushnumber(L, q->maxsize);
+  lua_pushfstring(L, "<asyncio.%s maxsize=%s qsize=%d tasks=%I",
+                  kind_names[q->kind], lua_tostring(L, -1), (int)q->count,
+                  q->unfinished);
+  if (q->getters.live)
+    lua_pushfstring(L, " getters[%d]", (int)q->getters.live);
+  else
+    lua_pushliteral(L, "");
+  if (q->putters.live)
+    lua_pushfstring(L, " putters[%d]", (int)q->putters.live);
+  else
+    lua_pushliteral(L, "");
+  lua_pushstring(L, q->shut ? " shutdown>" : ">");
+  lua_concat(L, 4);
+  return 1;
+}
+
+/* Properties are fields (q.maxsize); methods come from the methods table
+ * (upvalue 1), looked up first. */
+static int l_queue__index(lua_State *L) {
+  aio_queue *q = check_queue(L, 1);
+  const char *key;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+    return 1;
+  key = lua_tostring(L, 2);
+  if (key && strcmp(key, "maxsize") == 0) {
+    if (q->maxsize == (double)(lua_Integer)q->maxsize)
+      lua_pushinteger(L, (lua_Integer)q->maxsize);
+    else
+      lua_pushnumber(L, q->maxsize);
+    return 1;
+  }
+  return 0;
+}
+
+/* Queue([maxsize]), LifoQueue([maxsize]), PriorityQueue([maxsize]) */
+static int queue_new(lua_State *L, int kind) {
+  aio_queue *q;
+  double maxsize = luaL_optnumber(L, 1, 0);
+  q = lua_newuserdatauv(L, sizeof *q, Q_UV_COUNT);
+  memset(q, 0, sizeof *q);
+  q->kind = (unsigned char)kind;
+  q->maxsize = maxsize;
+  luaL_setmetatable(L, AIO_QUEUE_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, Q_UV_ITEMS);
+  if (kind == Q_PRIORITY) {
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, Q_UV_KEYS);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, Q_UV_SEQS);
+  }
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, Q_UV_GETTERS);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, Q_UV_PUTTERS);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, Q_UV_JOINERS);
+  return 1;
+}
+
+static int l_queue_new(lua_State *L) {
+  return queue_new(L, Q_FIFO);
+}
+
+static int l_lifoqueue_new(lua_State *L) {
+  return queue_new(L, Q_LIFO);
+}
+
+static int l_priorityqueue_new(lua_State *L) {
+  return queue_new(L, Q_PRIORITY);
+}
+
+static const luaL_Reg queue_methods[] = {
+    {"put", l_queue_put},
+    {"get", l_queue_get},
+    {"put_nowait", l_queue_put_nowait},
+    {"get_nowait", l_queue_get_nowait},
+    {"task_done", l_queue_task_done},
+    {"join", l_queue_join},
+    {"qsize", l_queue_qsize},
+    {"empty", l_queue_empty},
+    {"full", l_queue_full},
+    {"shutdown", l_queue_shutdown},
+    {NULL, NULL}};
+
+static const luaL_Reg queue_funcs[] = {
+    {"Queue", l_queue_new},
+    {"LifoQueue", l_lifoqueue_new},
+    {"PriorityQueue", l_priorityqueue_new},
+    {NULL, NULL}};
+
+void aio_open_queue(lua_State *L) {
+  static const luaL_Reg none[] = {{NULL, NULL}};
+  aio_newclass(L, AIO_QUEUE_MT, AIO_K_OTHER, queue_methods, none);
+  luaL_getmetatable(L, AIO_QUEUE_MT);
+  lua_getfield(L, -1, "__index"); /* the methods table */
+  lua_pushcclosure(L, l_queue__index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_queue__tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, queue_funcs, 0);
+}
