@@ -59,20 +59,24 @@ describe("diagnostics", function()
   end)
 
   it("V249 a retrieved task error is not reported", function()
+    local gone = setmetatable({}, {__mode = "v"})
     do
       local task = loop:create_task(async(function()
         error(asyncio.ValueError("seen"))
       end)())
       loop:run_until_complete(asyncio.sleep(1))
       assert.is_true(asyncio.iserror(task:exception(), asyncio.ValueError))
+      gone[1] = task
     end
     do
       local awaited = loop:create_task(async(function()
         error(asyncio.ValueError("awaited"))
       end)())
       assert.is_false(pcall(loop.run_until_complete, loop, awaited))
+      gone[2] = awaited
     end
     collect()
+    assert.is_nil(next(gone)) -- both were collected
     assert.equal(0, #reports)
   end)
 
