@@ -32,7 +32,8 @@ UV_LIBS = $(shell $(PKG_CONFIG) --libs libuv)
 OPT ?= -O2 -g
 WARN = -Wall -Wextra -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?=
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(CFLAGS) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) \
+  $(WARN) $(CFLAGS) \
   -DLUAIO_VERSION='"$(VERSION)"' -Ibindings -Ihost -I$(BUILD)/gen \
   $(LUA_CFLAGS) $(UV_CFLAGS) -MMD -MP
 LDFLAGS ?=
@@ -87,7 +88,7 @@ $(LIB): $(BINDINGS_OBJ) $(HOST_OBJ)
 
 $(CLI): $(BUILD)/obj/host/main.o $(LIB)
 	@test -n "$(Q)" && echo "  LD      $@" || true
-	$(Q)$(CC) -o $@ $< $(LIB) $(LDFLAGS) $(LUA_LIBS) $(UV_LIBS) -lm -Wl,-E
+	$(Q)$(CC) -o $@ $< $(LIB) $(LDFLAGS) $(LUA_LIBS) $(UV_LIBS) -lm
 
 $(BUILD)/test/%: host/test/%.c $(LIB)
 	@mkdir -p $(dir $@)

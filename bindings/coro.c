@@ -10,7 +10,7 @@
  *     it; a done one returns its values at once, without yielding;
  *   - any value whose metatable has __await is replaced by what __await
  *     returns, and awaited.
- * Every suspension goes through aio_suspend, which marks the yield as
+ * Every suspension goes through aio_task_suspend, which marks the yield as
  * legitimate; the task step treats any other yield as a bad yield.
  */
 #include <string.h>
@@ -20,7 +20,7 @@
 /* ------------------------------------------------------------------ */
 /* Suspension protocol                                                 */
 
-int aio_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
+int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
                 lua_KFunction k) {
   t->awaiting = 1;
   return lua_yieldk(L, 0, ctx, k);
@@ -308,7 +308,7 @@ int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
     lua_pop(L, 1);
   }
   lua_settop(L, top);
-  return aio_suspend(L, t, ctx, k);
+  return aio_task_suspend(L, t, ctx, k);
 }
 
 int aio_resume_take_throw(lua_State *L, aio_task *t) {

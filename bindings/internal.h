@@ -13,6 +13,11 @@
 #ifndef AIO_INTERNAL_H
 #define AIO_INTERNAL_H
 
+/* The module is built with hidden visibility: only what is marked
+ * AIO_EXPORT leaves the shared object (the "aio_" names are internal, and
+ * some, like aio_suspend, are POSIX functions we must never interpose). */
+#define AIO_EXPORT __attribute__((visibility("default")))
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -302,6 +307,35 @@ void aio_remote_release(aio_remote *r);
 void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
 
 /* ------------------------------------------------------------------ */
+/* Values crossing between Lua states (transfer.c)                     */
+
+typedef struct aio_msg aio_msg;
+
+/* A kind of object shared between states by reference (loop references,
+ * concurrent futures, channels, thread-safe callables): reference
+ * counted C objects, each state holding userdata that point at them. */
+typedef struct aio_shared_type {
+  const char *name;
+  /* the object of the userdata at idx, or NULL if it is not of the type */
+  void *(*test)(lua_State *L, int idx);
+  void (*retain)(void *obj);
+  void (*release)(void *obj);
+  /* pushes a new userdata for obj in L; takes a reference of its own */
+  void (*push)(lua_State *L, void *obj);
+} aio_shared_type;
+
+void aio_shared_register(const aio_shared_type *type);
+/* Packs the n values from stack index `first` (not popped). With
+ * fn_first, the first is named "fn" and the others "args[i]" in SendError
+ * paths; else they are all "args[i]". Raises SendError; on success the
+ * message owns references to the shared objects it holds. */
+aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first);
+/* Pushes the message's values (in any state) and returns their number. */
+int aio_msg_unpack(lua_State *L, const aio_msg *m);
+/* Frees a message (NULL is fine), releasing its shared references. */
+void aio_msg_free(aio_msg *m);
+
+/* ------------------------------------------------------------------ */
 /* Handles and timers (handle.c, timer.c)                              */
 
 typedef struct aio_handle {
@@ -324,9 +358,10 @@ void aio_timer_push(lua_State *L, aio_loop *loop, double when, int kind,
                     void *p, unsigned gen);
 /* Moves every due timer to the end of the ready queue. */
 void aio_timers_run_due(lua_State *L, aio_loop *loop, double now);
-/* Deadline of the earliest live timer, or -1 when there is none. Pops
+/* Sets *when to the deadline of the earliest live timer and returns 1, or
+ * returns 0 when there is none (math.huge deadlines never fire). Pops
  * cancelled entries off the top of the heap on the way. */
-double aio_timers_next(lua_State *L, aio_loop *loop);
+int aio_timers_next(lua_State *L, aio_loop *loop, double *when);
 /* Notes that a heap entry became dead (cancelled handle or stale sleep);
  * compacts the heap when most of it is dead. */
 void aio_timers_cancelled(lua_State *L, aio_loop *loop);
@@ -474,9 +509,9 @@ void aio_coro_pushname(lua_State *L, int cidx);
  * it has one, else "function <source:line>". */
 void aio_pushfuncname(lua_State *L, int idx);
 /* Suspends the running task until its next step; k is the continuation.
- * Must be called as `return aio_suspend(L, t, ctx, k)`. */
-int aio_suspend(lua_State *L, aio_task *t, lua_KContext ctx, lua_KFunction k);
-/* In a continuation after aio_suspend: raises the value the task was
+ * Must be called as `return aio_task_suspend(L, t, ctx, k)`. */
+int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx, lua_KFunction k);
+/* In a continuation after aio_task_suspend: raises the value the task was
  * resumed with if the resume is a throw (cancellation). */
 void aio_resume_check(lua_State *L, aio_task *t);
 /* Suspends task t (running L) until the future at fidx is done; then
@@ -536,7 +571,7 @@ aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
 /* ------------------------------------------------------------------ */
 /* Module registration (core.c and each file's opener)                 */
 
-int luaopen_asyncio_core(lua_State *L);
+AIO_EXPORT int luaopen_asyncio_core(lua_State *L);
 
 /* Each opener adds its functions to the module table on top. */
 void aio_open_errors(lua_State *L);

@@ -412,9 +412,16 @@ static void run_end(lua_State *L, aio_loop *loop, run_state *rs) {
 /* Polls libuv: timeout < 0 blocks until an event, 0 only polls. */
 static void poll_io(aio_loop *loop, double timeout) {
   if (timeout == 0) {
-    if (uv_loop_alive(loop->uv) || ++loop->polls_skipped >= POLL_EVERY) {
+    if (uv_loop_alive(loop->uv)) {
       loop->polls_skipped = 0;
       uv_run(loop->uv, UV_RUN_NOWAIT);
+    } else if (++loop->polls_skipped >= POLL_EVERY) {
+      /* uv_run does not poll a loop with no referenced handle: make it,
+       * so that signals and closing handles are serviced */
+      loop->polls_skipped = 0;
+      uv_ref((uv_handle_t *)loop->wakeup);
+      uv_run(loop->uv, UV_RUN_NOWAIT);
+      uv_unref((uv_handle_t *)loop->wakeup);
     }
     return;
   }
@@ -518,8 +525,8 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
   if (loop->rcount > 0 || loop->stopping)
     timeout = 0;
   else {
-    double next = aio_timers_next(L, loop);
-    if (next < 0)
+    double next;
+    if (!aio_timers_next(L, loop, &next))
       timeout = -1;
     else if (loop->clock == AIO_CLOCK_VIRTUAL) {
       if (next > loop->vnow)
@@ -575,8 +582,8 @@ static int l_stop_cb(lua_State *L) {
   aio_future *f = aio_check_future(L, 1);
   if (f->state == AIO_FINISHED && f->has_exc) {
     lua_getiuservalue(L, 1, AIO_FU_VALUE);
-    if (aio_iserror(L, -1, AIO_E_KEYBOARD_INTERRUPT))
-      return 0;
+    if (aio_isfatal(L, -1))
+      return 0; /* run_forever is already leaving with it */
   }
   f->loop->stopping = 1;
   return 0;

@@ -136,11 +136,12 @@ static void drop_dead_top(lua_State *L, aio_loop *loop) {
   }
 }
 
-double aio_timers_next(lua_State *L, aio_loop *loop) {
+int aio_timers_next(lua_State *L, aio_loop *loop, double *when) {
   drop_dead_top(L, loop);
   if (loop->hcount == 0 || loop->heap[0].when == HUGE_VAL)
-    return -1;
-  return loop->heap[0].when;
+    return 0;
+  *when = loop->heap[0].when;
+  return 1;
 }
 
 void aio_timers_run_due(lua_State *L, aio_loop *loop, double now) {
@@ -267,7 +268,7 @@ int aio_sleep_body(lua_State *L) {
       t->sleep_in_heap = 1;
     }
   }
-  return aio_suspend(L, t, 0, sleep_k);
+  return aio_task_suspend(L, t, 0, sleep_k);
 }
 
 void aio_open_timer(lua_State *L) {

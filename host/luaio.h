@@ -21,15 +21,17 @@
 extern "C" {
 #endif
 
+#define LUAIO_API __attribute__((visibility("default")))
+
 #define LUAIO_VERSION_STRING "0.1.0"
 
 /* Makes require "asyncio" (and its submodules) available in L without any
  * file on disk: the C core is registered in package.preload and the Lua
  * sources are embedded. Leaves the stack unchanged. */
-void luaio_openlibs(lua_State *L);
+LUAIO_API void luaio_openlibs(lua_State *L);
 
 /* The C core's opener, for hosts that prefer their own preloading. */
-int luaopen_asyncio_core(lua_State *L);
+LUAIO_API int luaopen_asyncio_core(lua_State *L);
 
 #ifdef __cplusplus
 }

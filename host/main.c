@@ -366,9 +366,7 @@ static int pmain(lua_State *L) {
   if (args == has_error) {
     const char *opt = argv[script] ? argv[script] : "";
     print_usage(opt);
-    if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
-      c->status = EXIT_SUCCESS;
-    return 0;
+    return 0; /* as lua does: usage and exit status 1 */
   }
   if (args & has_v)
     print_version();

@@ -160,7 +160,13 @@ end
 function M.format_context(ctx)
   local lines = {tostring(ctx.message or "Unhandled exception in event loop")}
   for _, k in ipairs(sorted_keys(ctx)) do
-    lines[#lines + 1] = k .. ": " .. M.repr(ctx[k])
+    local v = ctx[k]
+    if k == "context" and type(v) == "table" and getmetatable(v) == nil then
+      -- the context of a failed handler: show what it was about
+      lines[#lines + 1] = "context: " .. M.format_context(v):gsub("\n", "\n  ")
+    else
+      lines[#lines + 1] = k .. ": " .. M.repr(v)
+    end
   end
   local exc = ctx.exception
   if exc ~= nil then

@@ -1,0 +1,596 @@
+/*
+ * transfer.c - copying Lua values from one Lua state to another.
+ *
+ * A message (aio_msg) is a self-contained C buffer: values are encoded
+ * one after the other; a table is encoded once and referred to by number
+ * afterwards, which keeps cycles and shared references; a Lua function
+ * whose only upvalue is _ENV travels as bytecode (its _ENV becomes the
+ * receiving state's globals); a light C function travels as its address;
+ * an error object travels as its class name and fields and is rebuilt
+ * with the receiving state's class of that name; shareable objects (loop
+ * references, concurrent futures, channels, thread-safe callables) travel
+ * by reference, counted.
+ *
+ * Anything else raises SendError naming the path of the offending value,
+ * e.g. "args[2].cb: function with upvalues". Packing builds the whole
+ * message before anything is sent, so nothing is ever half-sent.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum {
+  T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_TABLEREF,
+  T_LFUNC, T_CFUNC, T_ERROR, T_SHARED, T_END
+};
+
+struct aio_msg {
+  size_t len, cap;
+  int nshared;       /* shared references held by the message */
+  unsigned char *buf;
+};
+
+/* ------------------------------------------------------------------ */
+/* Shareable objects                                                   */
+
+static const aio_shared_type *shared_types[8];
+static int nshared_types;
+
+void aio_shared_register(const aio_shared_type *type) {
+  int i;
+  for (i = 0; i < nshared_types; i++)
+    if (shared_types[i] == type)
+      return;
+  shared_types[nshared_types++] = type;
+}
+
+/* The shared type of the userdata at idx and its object, or NULL. */
+static const aio_shared_type *shared_of(lua_State *L, int idx, void **obj) {
+  int i;
+  for (i = 0; i < nshared_types; i++) {
+    void *o = shared_types[i]->test(L, idx);
+    if (o != NULL) {
+      *obj = o;
+      return shared_types[i];
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffer                                                              */
+
+typedef struct packer {
+  lua_State *L;
+  aio_msg *m;
+  int seen;        /* stack index: table -> reference number */
+  int ntables;
+  int path;        /* stack index: a Lua table used as the path stack */
+  int depth;
+} packer;
+
+static void reserve(packer *p, size_t n) {
+  aio_msg *m = p->m;
+  if (m->len + n > m->cap) {
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    unsigned char *nb;
+    while (ncap < m->len + n)
+      ncap *= 2;
+    nb = realloc(m->buf, ncap);
+    if (nb == NULL)
+      luaL_error(p->L, "not enough memory");
+    m->buf = nb;
+    m->cap = ncap;
+  }
+}
+
+static void put(packer *p, const void *data, size_t n) {
+  reserve(p, n);
+  memcpy(p->m->buf + p->m->len, data, n);
+  p->m->len += n;
+}
+
+static void put_byte(packer *p, int b) {
+  unsigned char c = (unsigned char)b;
+  put(p, &c, 1);
+}
+
+static void put_size(packer *p, size_t n) {
+  put(p, &n, sizeof n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Packing                                                             */
+
+/* Raises SendError "<path>: <why>". */
+static void fail(packer *p, const char *why) {
+  lua_State *L = p->L;
+  int i, n = (int)luaL_len(L, p->path);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, p->path, i);
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, ": ");
+  luaL_addstring(&b, why);
+  luaL_pushresult(&b);
+  lua_pushvalue(L, -1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  lua_getfield(L, -1, "SendError");
+  lua_insert(L, -3);
+  lua_pop(L, 1);
+  lua_call(L, 1, 1);
+  lua_error(L);
+}
+
+static void path_push(packer *p, int keyidx) {
+  lua_State *L = p->L;
+  keyidx = lua_absindex(L, keyidx);
+  if (lua_type(L, keyidx) == LUA_TSTRING)
+    lua_pushfstring(L, ".%s", lua_tostring(L, keyidx));
+  else if (lua_type(L, keyidx) == LUA_TNUMBER) {
+    lua_pushvalue(L, keyidx);
+    lua_pushfstring(L, "[%s]", lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else
+    lua_pushfstring(L, "[<%s key>]", luaL_typename(L, keyidx));
+  lua_rawseti(L, p->path, luaL_len(L, p->path) + 1);
+}
+
+static void path_pop(packer *p) {
+  lua_pushnil(p->L);
+  lua_rawseti(p->L, p->path, luaL_len(p->L, p->path));
+}
+
+static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
+  packer *p = ud;
+  (void)L;
+  put(p, data, n);
+  return 0;
+}
+
+static void pack_value(packer *p, int idx);
+
+static void pack_function(packer *p, int idx) {
+  lua_State *L = p->L;
+  const char *name;
+  size_t at;
+  if (lua_iscfunction(L, idx)) {
+    lua_CFunction f = lua_tocfunction(L, idx);
+    if (lua_getupvalue(L, idx, 1) != NULL)
+      fail(p, "C function with upvalues");
+    put_byte(p, T_CFUNC);
+    put(p, &f, sizeof f);
+    return;
+  }
+  name = lua_getupvalue(L, idx, 1);
+  if (name != NULL) {
+    lua_pop(L, 1);
+    if (strcmp(name, "_ENV") != 0 || lua_getupvalue(L, idx, 2) != NULL)
+      fail(p, "function with upvalues");
+  }
+  put_byte(p, T_LFUNC);
+  at = p->m->len;
+  put_size(p, 0); /* length, filled in below */
+  lua_pushvalue(L, idx);
+  if (lua_dump(L, dump_writer, p, 0) != 0)
+    fail(p, "function cannot be dumped");
+  lua_pop(L, 1);
+  {
+    size_t len = p->m->len - at - sizeof(size_t);
+    memcpy(p->m->buf + at, &len, sizeof len);
+  }
+  put_byte(p, name != NULL); /* has _ENV */
+}
+
+/* Error objects: class name, then the fields as a table. */
+static int pack_error(packer *p, int idx) {
+  lua_State *L = p->L;
+  const char *cname;
+  size_t len;
+  if (!lua_getmetatable(L, idx))
+    return 0;
+  lua_pushliteral(L, "__is");
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "__name");
+  cname = lua_tolstring(L, -1, &len);
+  put_byte(p, T_ERROR);
+  put_size(p, len);
+  put(p, cname ? cname : "", len);
+  lua_pop(L, 2);
+  /* the fields, as a plain table (without the metatable) */
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  pack_value(p, lua_gettop(L));
+  lua_pop(L, 1);
+  return 1;
+}
+
+static void pack_table(packer *p, int idx) {
+  lua_State *L = p->L;
+  int ref;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, p->seen) == LUA_TNUMBER) {
+    ref = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    put_byte(p, T_TABLEREF);
+    put(p, &ref, sizeof ref);
+    return;
+  }
+  lua_pop(L, 1);
+  if (pack_error(p, idx))
+    return;
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+    fail(p, "table with a metatable");
+  }
+  ref = ++p->ntables;
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, ref);
+  lua_rawset(L, p->seen);
+  put_byte(p, T_TABLE);
+  if (++p->depth > 200)
+    fail(p, "tables nested too deeply");
+  luaL_checkstack(L, 6, NULL);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int k = lua_gettop(L) - 1, v = lua_gettop(L);
+    int kt = lua_type(L, k);
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) {
+      path_push(p, k);
+      fail(p, "table key that cannot be sent");
+    }
+    pack_value(p, k);
+    path_push(p, k);
+    pack_value(p, v);
+    path_pop(p);
+    lua_pop(L, 1);
+  }
+  p->depth--;
+  put_byte(p, T_END);
+}
+
+static void pack_value(packer *p, int idx) {
+  lua_State *L = p->L;
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    put_byte(p, T_NIL);
+    break;
+  case LUA_TBOOLEAN:
+    put_byte(p, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
+    break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      lua_Integer i = lua_tointeger(L, idx);
+      put_byte(p, T_INT);
+      put(p, &i, sizeof i);
+    } else {
+      lua_Number n = lua_tonumber(L, idx);
+      put_byte(p, T_FLT);
+      put(p, &n, sizeof n);
+    }
+    break;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    put_byte(p, T_STR);
+    put_size(p, len);
+    put(p, s, len);
+    break;
+  }
+  case LUA_TTABLE:
+    pack_table(p, idx);
+    break;
+  case LUA_TFUNCTION:
+    pack_function(p, idx);
+    break;
+  case LUA_TUSERDATA: {
+    void *obj;
+    const aio_shared_type *type = shared_of(L, idx, &obj);
+    if (type == NULL) {
+      lua_pushfstring(L, "%s value", luaL_typename(L, idx));
+      if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING) {
+        lua_pushfstring(L, "%s value", lua_tostring(L, -1));
+        fail(p, lua_tostring(L, -1));
+      }
+      fail(p, lua_tostring(L, -1));
+    }
+    put_byte(p, T_SHARED);
+    put(p, &type, sizeof type);
+    put(p, &obj, sizeof obj);
+    type->retain(obj);
+    p->m->nshared++;
+    break;
+  }
+  default:
+    lua_pushfstring(L, "%s value", luaL_typename(L, idx));
+    fail(p, lua_tostring(L, -1));
+  }
+}
+
+static void release_shared(aio_msg *m);
+
+static int pack_protected(lua_State *L) {
+  packer *p = lua_touserdata(L, 1);
+  int first = (int)lua_tointeger(L, 2), n = (int)lua_tointeger(L, 3), i;
+  int names = 4; /* table of top-level names */
+  lua_newtable(L);
+  p->seen = lua_gettop(L);
+  lua_newtable(L);
+  p->path = lua_gettop(L);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, names, i + 1);
+    lua_rawseti(L, p->path, 1);
+    pack_value(p, first + i);
+  }
+  return 0;
+}
+
+aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
+  packer p;
+  aio_msg *m = calloc(1, sizeof *m);
+  int i, st, base;
+  if (m == NULL)
+    luaL_error(L, "not enough memory");
+  first = lua_absindex(L, first);
+  memset(&p, 0, sizeof p);
+  p.L = L;
+  p.m = m;
+  luaL_checkstack(L, 8, NULL);
+  base = lua_gettop(L);
+  /* run the packing protected so that the buffer is freed on failure;
+   * the values are reached from the packing function's frame through a
+   * copy below it */
+  lua_pushcfunction(L, pack_protected);
+  lua_pushlightuserdata(L, &p);
+  lua_pushinteger(L, first);
+  lua_pushinteger(L, n);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    if (fn_first && i == 0)
+      lua_pushliteral(L, "fn");
+    else
+      lua_pushfstring(L, "args[%d]", i + (fn_first ? 0 : 1));
+    lua_rawseti(L, -2, i + 1);
+  }
+  st = lua_pcall(L, 4, 0, 0);
+  if (st != LUA_OK) {
+    release_shared(m);
+    free(m->buf);
+    free(m);
+    lua_settop(L, base + 1);
+    lua_error(L);
+  }
+  return m;
+}
+
+/* ------------------------------------------------------------------ */
+/* Unpacking                                                           */
+
+typedef struct reader {
+  lua_State *L;
+  const aio_msg *m;
+  size_t pos;
+  int tables;      /* stack index: reference number -> table */
+  int ntables;
+} reader;
+
+static void get(reader *r, void *out, size_t n) {
+  memcpy(out, r->m->buf + r->pos, n);
+  r->pos += n;
+}
+
+static int get_byte(reader *r) {
+  return r->m->buf[r->pos++];
+}
+
+static size_t get_size(reader *r) {
+  size_t n;
+  get(r, &n, sizeof n);
+  return n;
+}
+
+static void unpack_value(reader *r);
+
+/* Pushes the error object of class `name` with the fields table on top
+ * (replaced). Unknown classes become RuntimeError objects. */
+static void rebuild_error(lua_State *L, const char *name) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  if (lua_getfield(L, -1, name) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "RuntimeError");
+  }
+  lua_remove(L, -2);
+  lua_setmetatable(L, -2);
+}
+
+static void unpack_value(reader *r) {
+  lua_State *L = r->L;
+  luaL_checkstack(L, 4, NULL);
+  switch (get_byte(r)) {
+  case T_NIL:
+    lua_pushnil(L);
+    break;
+  case T_FALSE:
+    lua_pushboolean(L, 0);
+    break;
+  case T_TRUE:
+    lua_pushboolean(L, 1);
+    break;
+  case T_INT: {
+    lua_Integer i;
+    get(r, &i, sizeof i);
+    lua_pushinteger(L, i);
+    break;
+  }
+  case T_FLT: {
+    lua_Number n;
+    get(r, &n, sizeof n);
+    lua_pushnumber(L, n);
+    break;
+  }
+  case T_STR: {
+    size_t len = get_size(r);
+    lua_pushlstring(L, (const char *)r->m->buf + r->pos, len);
+    r->pos += len;
+    break;
+  }
+  case T_TABLE:
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, r->tables, ++r->ntables);
+    while (r->m->buf[r->pos] != T_END) {
+      unpack_value(r);
+      unpack_value(r);
+      lua_rawset(L, -3);
+    }
+    r->pos++;
+    break;
+  case T_TABLEREF: {
+    int ref;
+    get(r, &ref, sizeof ref);
+    lua_rawgeti(L, r->tables, ref);
+    break;
+  }
+  case T_LFUNC: {
+    size_t len = get_size(r);
+    const char *code = (const char *)r->m->buf + r->pos;
+    r->pos += len;
+    if (luaL_loadbufferx(L, code, len, "=(sent function)", "b") != LUA_OK)
+      lua_error(L);
+    if (get_byte(r)) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      lua_setupvalue(L, -2, 1);
+    }
+    break;
+  }
+  case T_CFUNC: {
+    lua_CFunction f;
+    get(r, &f, sizeof f);
+    lua_pushcfunction(L, f);
+    break;
+  }
+  case T_ERROR: {
+    size_t len = get_size(r), n = len;
+    char name[64];
+    if (n >= sizeof name)
+      n = sizeof name - 1;
+    memcpy(name, r->m->buf + r->pos, n);
+    name[n] = '\0';
+    r->pos += len;
+    unpack_value(r); /* the fields */
+    rebuild_error(L, name);
+    break;
+  }
+  case T_SHARED: {
+    const aio_shared_type *type;
+    void *obj;
+    get(r, &type, sizeof type);
+    get(r, &obj, sizeof obj);
+    type->push(L, obj); /* takes a reference of its own */
+    break;
+  }
+  default:
+    luaL_error(L, "corrupt message");
+  }
+}
+
+static int unpack_protected(lua_State *L) {
+  reader *r = lua_touserdata(L, 1);
+  int n = 0;
+  lua_settop(L, 0);
+  lua_newtable(L);
+  r->tables = 1;
+  while (r->pos < r->m->len) {
+    unpack_value(r);
+    n++;
+  }
+  lua_remove(L, 1);
+  return n;
+}
+
+int aio_msg_unpack(lua_State *L, const aio_msg *m) {
+  reader r;
+  int base = lua_gettop(L);
+  if (m == NULL)
+    return 0;
+  memset(&r, 0, sizeof r);
+  r.L = L;
+  r.m = m;
+  lua_pushcfunction(L, unpack_protected);
+  lua_pushlightuserdata(L, &r);
+  lua_call(L, 1, LUA_MULTRET);
+  return lua_gettop(L) - base;
+}
+
+/* Walks a message to release its shared references. */
+static void release_shared(aio_msg *m) {
+  size_t pos = 0;
+  if (m == NULL || m->nshared == 0)
+    return;
+  while (pos < m->len) {
+    int t = m->buf[pos++];
+    switch (t) {
+    case T_INT:
+    case T_FLT:
+      pos += 8;
+      break;
+    case T_STR: {
+      size_t len;
+      memcpy(&len, m->buf + pos, sizeof len);
+      pos += sizeof len + len;
+      break;
+    }
+    case T_TABLEREF:
+      pos += sizeof(int);
+      break;
+    case T_LFUNC: {
+      size_t len;
+      memcpy(&len, m->buf + pos, sizeof len);
+      pos += sizeof len + len + 1;
+      break;
+    }
+    case T_CFUNC:
+      pos += sizeof(lua_CFunction);
+      break;
+    case T_ERROR: {
+      size_t len;
+      memcpy(&len, m->buf + pos, sizeof len);
+      pos += sizeof len + len;
+      break;
+    }
+    case T_SHARED: {
+      const aio_shared_type *type;
+      void *obj;
+      memcpy(&type, m->buf + pos, sizeof type);
+      memcpy(&obj, m->buf + pos + sizeof type, sizeof obj);
+      pos += sizeof type + sizeof obj;
+      type->release(obj);
+      break;
+    }
+    default:
+      break;
+    }
+  }
+  m->nshared = 0;
+}
+
+void aio_msg_free(aio_msg *m) {
+  if (m == NULL)
+    return;
+  release_shared(m);
+  free(m->buf);
+  free(m);
+}

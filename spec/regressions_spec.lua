@@ -1,0 +1,86 @@
+-- spec/regressions_spec.lua: regressions of core bugs, each named after
+-- the behaviour it guards (the fixes: hidden symbol visibility so that the
+-- module never interposes libc's aio_suspend; a deadline below 0 is not
+-- "no timer"; SystemExit is fatal like KeyboardInterrupt; the periodic poll
+-- really polls when no handle is referenced).
+local asyncio = require "asyncio"
+local proc = dofile("spec/fixtures/proc.lua")
+local async, await = asyncio.async, asyncio.await
+
+describe("regressions", function()
+  local loop
+  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("A7 deadlines before 0 on a fresh virtual clock still fire", function()
+    -- run in a child: the bug hangs the loop
+    local r = proc.run{"timeout", "5", proc.luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop{clock = "virtual"}
+      local log = {}
+      loop:call_later(-1, function() log[#log + 1] = "a" end)
+      loop:call_later(-2, function() log[#log + 1] = "b" end)
+      loop:call_later(1, loop.stop, loop)
+      loop:run_forever()
+      print(table.concat(log, ","), loop:time())
+    ]]}
+    assert.same({0, "b,a\t1.0\n"}, {r.status, r.stdout})
+  end)
+
+  it("A21 after a SystemExit escapes, no stray stop survives", function()
+    local task = loop:create_task(async(function()
+      await(asyncio.sleep(0))
+      error(asyncio.SystemExit(2))
+    end)())
+    assert.is_false(pcall(loop.run_until_complete, loop, task))
+    assert.is_true(asyncio.iserror(task:exception(), asyncio.SystemExit))
+    local t0 = loop:time()
+    loop:call_later(5, loop.stop, loop)
+    loop:run_forever()
+    assert.equal(5, loop:time() - t0)
+  end)
+
+  it("U248 Ctrl-C reaches a main spinning on sleep(0)", function()
+    local r = proc.run{"timeout", "5", proc.luaio,
+                       proc.fixture("interrupt.lua"), "spin", "catch"}
+    assert.equal(0, r.status)
+    assert.equal("cleanup\nrun raised KeyboardInterrupt\n", r.stdout)
+  end)
+
+  it("CLI exits 130 on Ctrl-C while main spins on sleep(0)", function()
+    local r = proc.run{"timeout", "5", proc.luaio,
+                       proc.fixture("interrupt.lua"), "spin"}
+    assert.equal(130, r.status)
+    assert.equal("cleanup\n", r.stdout)
+  end)
+
+  it("CLI -h prints the usage and exits non-zero, as lua5.4 does", function()
+    local r = proc.run{proc.luaio, "-h"}
+    local stock = proc.run{"lua5.4", "-h"}
+    assert.equal(1, stock.status)
+    assert.equal(stock.status, r.status)
+  end)
+
+  it("require 'asyncio' works from stock lua5.4 (20 runs)", function()
+    local env = {
+      LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root ..
+                 "/lua/?/init.lua;;",
+      LUA_CPATH = proc.build .. "/?.so;;",
+    }
+    local code = [[
+      local asyncio = require "asyncio"
+      print(asyncio.run(asyncio.async(function()
+        asyncio.await(asyncio.sleep(0.001))
+        return "ran"
+      end)))
+    ]]
+    for _ = 1, 20 do
+      local r = proc.run({"lua5.4", "-e", code}, {cwd = "/tmp", env = env,
+                         unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4"}})
+      assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
+    end
+  end)
+end)
