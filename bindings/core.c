@@ -48,6 +48,10 @@ LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   aio_open_signal(L);
   aio_open_locks(L);
   aio_open_queue(L);
+  aio_open_threads(L);
+  aio_open_cfuture(L);
+  aio_open_executor(L);
+  aio_open_channel(L);
   lua_pushliteral(L, LUAIO_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

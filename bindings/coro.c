@@ -377,21 +377,25 @@ int aio_await(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Module functions                                                    */
 
-void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
+void aio_coro_new(lua_State *L, int nargs) {
   aio_coro *c;
-  int i, base = lua_gettop(L) - nargs + 1; /* the first argument */
+  int i, base = lua_gettop(L) - nargs; /* the function */
   c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
   luaL_setmetatable(L, AIO_CORO_MT);
-  lua_pushcfunction(L, body);
-  lua_setiuservalue(L, -2, 1);
-  for (i = 0; i < nargs; i++) {
+  for (i = 0; i <= nargs; i++) {
     lua_pushvalue(L, base + i);
-    lua_setiuservalue(L, -2, 2 + i);
+    lua_setiuservalue(L, -2, 1 + i);
   }
   lua_replace(L, base);
   lua_settop(L, base);
+}
+
+void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
+  lua_pushcfunction(L, body);
+  lua_insert(L, -1 - nargs);
+  aio_coro_new(L, nargs);
 }
 
 /* Pushes a new coroutine function for the function at fidx, named `name`

@@ -126,6 +126,7 @@ typedef enum {
 
 typedef struct aio_loop aio_loop;
 typedef struct aio_remote aio_remote;
+typedef struct aio_msg aio_msg;
 typedef struct aio_future aio_future;
 typedef struct aio_task aio_task;
 
@@ -195,6 +196,7 @@ struct aio_loop {
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
   unsigned char watch_sigint; /* watch SIGINT while running */
+  unsigned char executor_shutdown; /* the default executor is shut down */
   double slow_callback;   /* debug mode: report callbacks slower than this */
 };
 
@@ -305,11 +307,39 @@ void aio_remote_retain(aio_remote *r);
 void aio_remote_release(aio_remote *r);
 /* Shuts the default executor down without waiting (loop close). */
 void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
+/* 1 once the remote's loop has closed. */
+int aio_remote_closed(aio_remote *r);
+/* The remote of the loop or loop reference at idx (raises otherwise). */
+aio_remote *aio_check_remote(lua_State *L, int idx);
+
+/* New Lua states for threads: the standard libraries, the creator's
+ * package.path/cpath and, when the library is linked into the program,
+ * the embedded sources (the hook luaio_openlibs installs). */
+typedef struct aio_state_cfg {
+  char *path, *cpath;
+} aio_state_cfg;
+aio_state_cfg *aio_state_cfg_new(lua_State *L);
+void aio_state_cfg_free(aio_state_cfg *cfg);
+lua_State *aio_state_new(aio_state_cfg *cfg);
+AIO_EXPORT void aio_set_state_hook(void (*hook)(lua_State *L));
+
+/* Concurrent futures (cfuture.c): any thread may complete or wait. */
+typedef struct aio_cfuture aio_cfuture;
+aio_cfuture *aio_cfuture_new(void);
+void aio_cfuture_retain(aio_cfuture *cf);
+void aio_cfuture_release(aio_cfuture *cf);
+/* Completes with `value` (owned from now on); 0 if it was done already. */
+int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc);
+int aio_cfuture_set_running(aio_cfuture *cf);
+int aio_cfuture_cancel(aio_cfuture *cf);
+/* Pushes a userdata for cf (taking a reference). */
+void aio_cfuture_push(lua_State *L, aio_cfuture *cf);
+/* Pushes a loop Future that completes with the concurrent future at idx
+ * (asyncio.wrap_future). */
+int aio_cfuture_wrap(lua_State *L, int idx);
 
 /* ------------------------------------------------------------------ */
 /* Values crossing between Lua states (transfer.c)                     */
-
-typedef struct aio_msg aio_msg;
 
 /* A kind of object shared between states by reference (loop references,
  * concurrent futures, channels, thread-safe callables): reference
@@ -528,6 +558,9 @@ int aio_resume_take_throw(lua_State *L, aio_task *t);
  * the C function `body` called with them (an awaitable C operation, e.g.
  * lock:acquire()). */
 void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs);
+/* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
+ * running fn(args). */
+void aio_coro_new(lua_State *L, int nargs);
 /* The task running L, raising "cannot await outside a task" when L is
  * not a task's own thread; `what` names the operation for the message. */
 aio_task *aio_check_await(lua_State *L, const char *what);
@@ -583,6 +616,10 @@ void aio_open_coro(lua_State *L);
 void aio_open_signal(lua_State *L);
 void aio_open_locks(lua_State *L);
 void aio_open_queue(lua_State *L);
+void aio_open_threads(lua_State *L);
+void aio_open_cfuture(lua_State *L);
+void aio_open_executor(lua_State *L);
+void aio_open_channel(lua_State *L);
 
 /* Registers `methods` in a new metatable `name` (as __index) together
  * with `metamethods` and the kind tag; leaves the stack unchanged. */

@@ -461,12 +461,20 @@ static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
       report_entry_error(L, loop, -2);
     lua_pop(L, 1);
     break;
-  case AIO_R_CFUNC:
+  case AIO_R_CFUNC: {
+    /* the callback sees the entry's value on top; a fatal error it lets
+     * out is left above it */
+    int below = top - (e->nvals ? 1 : 0);
     if (e->nvals == 0)
       lua_pushnil(L);
     e->cfn(loop, L, e->p);
-    lua_settop(L, top - (e->nvals ? 1 : 0));
+    if (loop->propagate) {
+      lua_replace(L, below + 1);
+      lua_settop(L, below + 1);
+    } else
+      lua_settop(L, below);
     break;
+  }
   }
   if (loop->propagate) {
     /* a BaseException (KeyboardInterrupt...) escaped a task or callback:

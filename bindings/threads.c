@@ -1,6 +1,11 @@
 /*
- * threads.c - the part of a loop other threads may touch: a queue of
- * posted C callbacks, and the wake-up that interrupts a blocking poll.
+ * threads.c - the part of a loop other threads may touch, and the Lua
+ * side of it: loop references, call_soon_threadsafe from other threads,
+ * asyncio.threadsafe(fn), loop threads, and the creation of the Lua
+ * states other threads run.
+ *
+ * The remote part of a loop is a queue of posted C callbacks and the
+ * wake-up that interrupts a blocking poll.
  *
  * uv_async_send coalesces wake-ups, so posts are kept in our own queue:
  * none is merged or lost. The loop drains the whole queue at the start of
@@ -15,8 +20,13 @@
  * memory. The mutex guards `head`, `tail`, `loop` and `closed`; Lua is
  * never called with it held.
  */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
 
 #include "internal.h"
 
@@ -33,6 +43,8 @@ struct aio_remote {
   post *head, *tail;
   aio_loop *loop;      /* NULL once the loop closed */
   uv_async_t *wakeup;  /* valid while loop != NULL */
+  uv_thread_t tid;     /* the loop thread running it (start_loop_thread) */
+  unsigned char has_thread, joined;
 };
 
 aio_remote *aio_remote_new(lua_State *L, aio_loop *loop) {
@@ -54,9 +66,19 @@ void aio_remote_retain(aio_remote *r) {
 
 void aio_remote_release(aio_remote *r) {
   if (atomic_fetch_sub(&r->refs, 1) == 1) {
+    if (r->has_thread && !r->joined)
+      pthread_detach(r->tid); /* nobody will join it: let it go */
     uv_mutex_destroy(&r->mu);
     free(r);
   }
+}
+
+int aio_remote_closed(aio_remote *r) {
+  int closed;
+  uv_mutex_lock(&r->mu);
+  closed = r->loop == NULL;
+  uv_mutex_unlock(&r->mu);
+  return closed;
 }
 
 int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
@@ -122,4 +144,558 @@ void aio_remote_close(aio_remote *r) {
     p->fn(loop, NULL, p->data);
     free(p);
   }
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua states for other threads                                        */
+
+/* Set by luaio_openlibs when the library is linked into a program: new
+ * states then get the embedded Lua sources too. */
+static void (*state_hook)(lua_State *L);
+
+void aio_set_state_hook(void (*hook)(lua_State *L)) {
+  state_hook = hook;
+}
+
+/* When the core is a loadable module, threads run its code: it must stay
+ * mapped even if the state that loaded it closes first. */
+static void pin_module(void) {
+  static atomic_int pinned;
+  Dl_info info;
+  if (atomic_exchange(&pinned, 1))
+    return;
+  if (dladdr((void *)luaopen_asyncio_core, &info) && info.dli_fname) {
+    size_t n = strlen(info.dli_fname);
+    if (n > 3 && strcmp(info.dli_fname + n - 3, ".so") == 0)
+      (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  }
+}
+
+aio_state_cfg *aio_state_cfg_new(lua_State *L) {
+  aio_state_cfg *cfg = calloc(1, sizeof *cfg);
+  const char *s;
+  if (cfg == NULL)
+    luaL_error(L, "not enough memory");
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "path");
+    s = lua_tostring(L, -1);
+    cfg->path = s ? strdup(s) : NULL;
+    lua_getfield(L, -2, "cpath");
+    s = lua_tostring(L, -1);
+    cfg->cpath = s ? strdup(s) : NULL;
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  pin_module();
+  return cfg;
+}
+
+void aio_state_cfg_free(aio_state_cfg *cfg) {
+  if (cfg) {
+    free(cfg->path);
+    free(cfg->cpath);
+    free(cfg);
+  }
+}
+
+static int setup_state(lua_State *L) {
+  aio_state_cfg *cfg = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  lua_getglobal(L, "package");
+  if (cfg->path) {
+    lua_pushstring(L, cfg->path);
+    lua_setfield(L, -2, "path");
+  }
+  if (cfg->cpath) {
+    lua_pushstring(L, cfg->cpath);
+    lua_setfield(L, -2, "cpath");
+  }
+  lua_pop(L, 1);
+  if (state_hook)
+    state_hook(L);
+  return 0;
+}
+
+lua_State *aio_state_new(aio_state_cfg *cfg) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL)
+    return NULL;
+  lua_pushcfunction(L, setup_state);
+  lua_pushlightuserdata(L, cfg);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "asyncio: cannot set up a thread's Lua state: %s\n",
+            lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop references                                                     */
+
+#define AIO_LOOPREF_MT "asyncio.LoopRef"
+#define AIO_TSHANDLE_MT "asyncio.ThreadsafeHandle"
+
+typedef struct loopref {
+  aio_remote *r;
+} loopref;
+
+static void *loopref_test(lua_State *L, int idx) {
+  loopref *ref = luaL_testudata(L, idx, AIO_LOOPREF_MT);
+  aio_loop *loop;
+  if (ref)
+    return ref->r;
+  loop = aio_test_loop(L, idx); /* a loop travels as a reference */
+  return loop ? loop->remote : NULL;
+}
+
+static void loopref_retain(void *o) {
+  aio_remote_retain(o);
+}
+
+static void loopref_release(void *o) {
+  aio_remote_release(o);
+}
+
+static void loopref_push(lua_State *L, void *o) {
+  loopref *ref = lua_newuserdatauv(L, sizeof *ref, 0);
+  ref->r = NULL;
+  luaL_setmetatable(L, AIO_LOOPREF_MT);
+  aio_remote_retain(o);
+  ref->r = o;
+}
+
+const aio_shared_type aio_loopref_type = {
+    "asyncio.LoopRef", loopref_test, loopref_retain, loopref_release,
+    loopref_push};
+
+/* The remote of a loop or loop reference at idx (raising otherwise). */
+aio_remote *aio_check_remote(lua_State *L, int idx) {
+  aio_remote *r = loopref_test(L, idx);
+  if (r == NULL)
+    luaL_typeerror(L, idx, "asyncio.EventLoop or asyncio.LoopRef");
+  return r;
+}
+
+/* A cancellable handle for a call posted across threads. */
+typedef struct tshandle {
+  atomic_int refs;
+  atomic_int cancelled;
+} tshandle;
+
+static void tshandle_release(tshandle *h) {
+  if (h && atomic_fetch_sub(&h->refs, 1) == 1)
+    free(h);
+}
+
+typedef struct call_job {
+  aio_msg *msg;     /* fn, args... */
+  tshandle *handle;
+} call_job;
+
+static int run_call_job(lua_State *L) {
+  call_job *job = lua_touserdata(L, 1);
+  int n;
+  lua_settop(L, 0);
+  n = aio_msg_unpack(L, job->msg);
+  lua_call(L, n - 1, 0);
+  return 0;
+}
+
+/* A call posted by call_soon_threadsafe from another state. */
+static void call_job_run(aio_loop *loop, lua_State *L, void *p) {
+  call_job *job = p;
+  if (L != NULL && !(job->handle && atomic_load(&job->handle->cancelled))) {
+    lua_pushcfunction(L, run_call_job);
+    lua_pushlightuserdata(L, job);
+    if (aio_pcall(L, 1) != LUA_OK) {
+      if (aio_isfatal(L, -1)) {
+        loop->propagate = 1; /* leaves the run with it, left on top */
+        goto done;
+      }
+      aio_report_error(L, loop, "Exception in callback (threadsafe call)",
+                       -1, NULL, 0);
+      lua_pop(L, 1);
+    }
+  }
+done:
+  aio_msg_free(job->msg);
+  tshandle_release(job->handle);
+  free(job);
+}
+
+/* Posts fn(args) (n values from stack index first) to r; returns a new
+ * handle userdata, or raises (closed loop: RuntimeError; SendError). */
+static void post_call(lua_State *L, aio_remote *r, int first, int n) {
+  call_job *job;
+  tshandle *h, **hud;
+  aio_msg *msg = aio_msg_pack(L, first, n, 1);
+  job = malloc(sizeof *job);
+  h = malloc(sizeof *h);
+  if (job == NULL || h == NULL) {
+    free(job);
+    free(h);
+    aio_msg_free(msg);
+    luaL_error(L, "not enough memory");
+  }
+  atomic_init(&h->refs, 2);
+  atomic_init(&h->cancelled, 0);
+  job->msg = msg;
+  job->handle = h;
+  hud = lua_newuserdatauv(L, sizeof *hud, 0);
+  *hud = h;
+  luaL_setmetatable(L, AIO_TSHANDLE_MT);
+  if (aio_remote_post(r, call_job_run, job) != 0) {
+    aio_msg_free(msg);
+    free(job);
+    atomic_fetch_sub(&h->refs, 1);
+    aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+  }
+}
+
+/* ref:call_soon_threadsafe(fn, ...) -> handle */
+static int l_loopref_call_soon_threadsafe(lua_State *L) {
+  aio_remote *r = aio_check_remote(L, 1);
+  luaL_checkany(L, 2);
+  if (lua_type(L, 2) != LUA_TFUNCTION)
+    luaL_typeerror(L, 2, "function");
+  post_call(L, r, 2, lua_gettop(L) - 1);
+  return 1;
+}
+
+static void stop_job(aio_loop *loop, lua_State *L, void *p) {
+  (void)p;
+  if (L != NULL)
+    loop->stopping = 1;
+}
+
+static int l_loopref_stop(lua_State *L) {
+  aio_remote *r = aio_check_remote(L, 1);
+  if (aio_remote_post(r, stop_job, NULL) != 0)
+    return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+  return 0;
+}
+
+static int l_loopref_is_closed(lua_State *L) {
+  lua_pushboolean(L, aio_remote_closed(aio_check_remote(L, 1)));
+  return 1;
+}
+
+/* ref:join(): waits until the loop thread ended (after stop()). */
+static int l_loopref_join(lua_State *L) {
+  aio_remote *r = aio_check_remote(L, 1);
+  uv_thread_t self = uv_thread_self();
+  int can;
+  uv_mutex_lock(&r->mu);
+  can = r->has_thread && !r->joined && !uv_thread_equal(&self, &r->tid);
+  if (can)
+    r->joined = 1;
+  uv_mutex_unlock(&r->mu);
+  if (!can)
+    return aio_raisef(L, AIO_E_RUNTIME, "cannot join this loop: not a loop "
+                      "thread, already joined, or its own thread");
+  uv_thread_join(&r->tid);
+  return 0;
+}
+
+static int l_loopref__gc(lua_State *L) {
+  loopref *ref = luaL_checkudata(L, 1, AIO_LOOPREF_MT);
+  if (ref->r) {
+    aio_remote_release(ref->r);
+    ref->r = NULL;
+  }
+  return 0;
+}
+
+static int l_loopref__tostring(lua_State *L) {
+  aio_remote *r = aio_check_remote(L, 1);
+  lua_pushfstring(L, "<LoopRef %p%s>", (void *)r,
+                  aio_remote_closed(r) ? " closed" : "");
+  return 1;
+}
+
+static int l_tshandle_cancel(lua_State *L) {
+  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  atomic_store(&(*h)->cancelled, 1);
+  return 0;
+}
+
+static int l_tshandle_cancelled(lua_State *L) {
+  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  lua_pushboolean(L, atomic_load(&(*h)->cancelled));
+  return 1;
+}
+
+static int l_tshandle__gc(lua_State *L) {
+  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  tshandle_release(*h);
+  *h = NULL;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* asyncio.threadsafe(fn)                                              */
+
+#define AIO_TSFN_MT "asyncio.ThreadsafeFunction"
+
+typedef struct tsfn {
+  atomic_int refs;
+  aio_remote *r;
+  int fnref; /* in the loop's state registry */
+} tsfn;
+
+typedef struct tsfn_job {
+  tsfn *fn;
+  aio_msg *args;
+} tsfn_job;
+
+static void tsfn_unref_job(aio_loop *loop, lua_State *L, void *p) {
+  (void)loop;
+  if (L != NULL)
+    luaL_unref(L, LUA_REGISTRYINDEX, (int)(intptr_t)p);
+}
+
+static void tsfn_retain(void *o) {
+  atomic_fetch_add(&((tsfn *)o)->refs, 1);
+}
+
+static void tsfn_release(void *o) {
+  tsfn *f = o;
+  if (atomic_fetch_sub(&f->refs, 1) == 1) {
+    /* the function lives in the loop's state: release it there */
+    aio_remote_post(f->r, tsfn_unref_job, (void *)(intptr_t)f->fnref);
+    aio_remote_release(f->r);
+    free(f);
+  }
+}
+
+static void *tsfn_test(lua_State *L, int idx) {
+  tsfn **ud = luaL_testudata(L, idx, AIO_TSFN_MT);
+  return ud ? *ud : NULL;
+}
+
+static void tsfn_push(lua_State *L, void *o) {
+  tsfn **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  luaL_setmetatable(L, AIO_TSFN_MT);
+  tsfn_retain(o);
+  *ud = o;
+}
+
+const aio_shared_type aio_tsfn_type = {"asyncio.ThreadsafeFunction",
+                                       tsfn_test, tsfn_retain, tsfn_release,
+                                       tsfn_push};
+
+static int run_tsfn_job(lua_State *L) {
+  tsfn_job *job = lua_touserdata(L, 1);
+  int n;
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, job->fn->fnref);
+  n = aio_msg_unpack(L, job->args);
+  lua_call(L, n, 0);
+  return 0;
+}
+
+static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
+  tsfn_job *job = p;
+  if (L != NULL) {
+    lua_pushcfunction(L, run_tsfn_job);
+    lua_pushlightuserdata(L, job);
+    if (aio_pcall(L, 1) != LUA_OK) {
+      if (aio_isfatal(L, -1)) {
+        loop->propagate = 1; /* left on top */
+        goto done;
+      }
+      aio_report_error(L, loop, "Exception in threadsafe function", -1,
+                       NULL, 0);
+      lua_pop(L, 1);
+    }
+  }
+done:
+  aio_msg_free(job->args);
+  tsfn_release(job->fn);
+  free(job);
+}
+
+/* Calling the function from any thread schedules fn(args) on its loop. */
+static int l_tsfn__call(lua_State *L) {
+  tsfn *f = *(tsfn **)luaL_checkudata(L, 1, AIO_TSFN_MT);
+  tsfn_job *job;
+  aio_msg *args = aio_msg_pack(L, 2, lua_gettop(L) - 1, 0);
+  job = malloc(sizeof *job);
+  if (job == NULL) {
+    aio_msg_free(args);
+    return luaL_error(L, "not enough memory");
+  }
+  job->fn = f;
+  job->args = args;
+  tsfn_retain(f);
+  if (aio_remote_post(f->r, tsfn_job_run, job) != 0) {
+    aio_msg_free(args);
+    free(job);
+    atomic_fetch_sub(&f->refs, 1);
+    return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+  }
+  return 0;
+}
+
+static int l_tsfn__gc(lua_State *L) {
+  tsfn **ud = luaL_checkudata(L, 1, AIO_TSFN_MT);
+  if (*ud)
+    tsfn_release(*ud);
+  *ud = NULL;
+  return 0;
+}
+
+/* threadsafe(fn) -> a shareable callable bound to the current loop */
+static int l_threadsafe(lua_State *L) {
+  aio_loop *loop = aio_get_event_loop(L);
+  tsfn *f, **ud;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  aio_check_open(L, loop);
+  ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  luaL_setmetatable(L, AIO_TSFN_MT);
+  f = malloc(sizeof *f);
+  if (f == NULL)
+    return luaL_error(L, "not enough memory");
+  atomic_init(&f->refs, 1);
+  f->r = loop->remote;
+  aio_remote_retain(f->r);
+  lua_pushvalue(L, 1);
+  f->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+  *ud = f;
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop threads                                                        */
+
+typedef struct loop_start {
+  aio_state_cfg *cfg;
+  aio_remote *r; /* out: the new loop's remote, retained for the caller */
+  uv_sem_t ready;
+} loop_start;
+
+static int run_loop_thread(lua_State *L) {
+  loop_start *st = lua_touserdata(L, 1);
+  aio_loop *loop;
+  lua_getglobal(L, "require"); /* the Lua facade, as a user would have */
+  lua_pushliteral(L, "asyncio");
+  lua_call(L, 1, 0);
+  loop = aio_loop_new(L, NULL, AIO_CLOCK_REAL);
+  loop->watch_sigint = 0;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  aio_remote_retain(loop->remote);
+  st->r = loop->remote;
+  uv_sem_post(&st->ready); /* st is gone after this */
+  lua_pushlightuserdata(L, NULL);
+  lua_replace(L, 1);
+  lua_getfield(L, -1, "run_forever");
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  lua_getfield(L, -1, "close");
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+static void loop_thread_main(void *arg) {
+  loop_start *st = arg;
+  lua_State *L = aio_state_new(st->cfg);
+  if (L == NULL) {
+    uv_sem_post(&st->ready);
+    return;
+  }
+  lua_pushcfunction(L, run_loop_thread);
+  lua_pushlightuserdata(L, st);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "asyncio: loop thread failed: %s\n",
+            luaL_tolstring(L, -1, NULL));
+    /* failed before the loop was handed over: the starter still waits */
+    if (st->r == NULL)
+      uv_sem_post(&st->ready);
+  }
+  lua_close(L);
+}
+
+/* start_loop_thread() -> a loop reference to a new OS thread running its
+ * own Lua state and loop until ref:stop(); ref:join() waits for it. */
+static int l_start_loop_thread(lua_State *L) {
+  loop_start st;
+  uv_thread_t tid;
+  memset(&st, 0, sizeof st);
+  st.cfg = aio_state_cfg_new(L);
+  if (uv_sem_init(&st.ready, 0) != 0) {
+    aio_state_cfg_free(st.cfg);
+    return luaL_error(L, "not enough memory");
+  }
+  if (uv_thread_create(&tid, loop_thread_main, &st) != 0) {
+    uv_sem_destroy(&st.ready);
+    aio_state_cfg_free(st.cfg);
+    return aio_raisef(L, AIO_E_RUNTIME, "cannot start a thread");
+  }
+  uv_sem_wait(&st.ready);
+  uv_sem_destroy(&st.ready);
+  aio_state_cfg_free(st.cfg);
+  if (st.r == NULL) {
+    uv_thread_join(&tid);
+    return aio_raisef(L, AIO_E_RUNTIME, "the loop thread failed to start");
+  }
+  uv_mutex_lock(&st.r->mu);
+  st.r->tid = tid;
+  st.r->has_thread = 1;
+  uv_mutex_unlock(&st.r->mu);
+  loopref_push(L, st.r);
+  aio_remote_release(st.r); /* loopref_push took its own */
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Registration                                                        */
+
+static const luaL_Reg loopref_methods[] = {
+    {"call_soon_threadsafe", l_loopref_call_soon_threadsafe},
+    {"stop", l_loopref_stop},
+    {"is_closed", l_loopref_is_closed},
+    {"join", l_loopref_join},
+    {NULL, NULL}};
+
+static const luaL_Reg loopref_metamethods[] = {
+    {"__gc", l_loopref__gc},
+    {"__tostring", l_loopref__tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg tshandle_methods[] = {
+    {"cancel", l_tshandle_cancel},
+    {"cancelled", l_tshandle_cancelled},
+    {NULL, NULL}};
+
+static const luaL_Reg tshandle_metamethods[] = {
+    {"__gc", l_tshandle__gc},
+    {NULL, NULL}};
+
+static const luaL_Reg tsfn_metamethods[] = {
+    {"__call", l_tsfn__call},
+    {"__gc", l_tsfn__gc},
+    {NULL, NULL}};
+
+static const luaL_Reg threads_funcs[] = {
+    {"threadsafe", l_threadsafe},
+    {"start_loop_thread", l_start_loop_thread},
+    {NULL, NULL}};
+
+void aio_open_threads(lua_State *L) {
+  static const luaL_Reg none[] = {{NULL, NULL}};
+  aio_newclass(L, AIO_LOOPREF_MT, AIO_K_OTHER, loopref_methods,
+               loopref_metamethods);
+  aio_newclass(L, AIO_TSHANDLE_MT, AIO_K_OTHER, tshandle_methods,
+               tshandle_metamethods);
+  aio_newclass(L, AIO_TSFN_MT, AIO_K_OTHER, none, tsfn_metamethods);
+  aio_shared_register(&aio_loopref_type);
+  aio_shared_register(&aio_tsfn_type);
+  luaL_setfuncs(L, threads_funcs, 0);
 }

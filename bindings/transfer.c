@@ -322,10 +322,10 @@ static void pack_value(packer *p, int idx) {
 
 static void release_shared(aio_msg *m);
 
+/* Protected: [packer, names, values...] */
 static int pack_protected(lua_State *L) {
   packer *p = lua_touserdata(L, 1);
-  int first = (int)lua_tointeger(L, 2), n = (int)lua_tointeger(L, 3), i;
-  int names = 4; /* table of top-level names */
+  int names = 2, first = 3, n = lua_gettop(L) - 2, i;
   lua_newtable(L);
   p->seen = lua_gettop(L);
   lua_newtable(L);
@@ -350,13 +350,11 @@ aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
   p.m = m;
   luaL_checkstack(L, 8, NULL);
   base = lua_gettop(L);
-  /* run the packing protected so that the buffer is freed on failure;
-   * the values are reached from the packing function's frame through a
-   * copy below it */
+  /* run the packing protected (with copies of the values as arguments)
+   * so that the buffer is freed on failure */
+  luaL_checkstack(L, n + 4, "too many values to send");
   lua_pushcfunction(L, pack_protected);
   lua_pushlightuserdata(L, &p);
-  lua_pushinteger(L, first);
-  lua_pushinteger(L, n);
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
     if (fn_first && i == 0)
@@ -365,7 +363,9 @@ aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
       lua_pushfstring(L, "args[%d]", i + (fn_first ? 0 : 1));
     lua_rawseti(L, -2, i + 1);
   }
-  st = lua_pcall(L, 4, 0, 0);
+  for (i = 0; i < n; i++)
+    lua_pushvalue(L, first + i);
+  st = lua_pcall(L, 2 + n, 0, 0);
   if (st != LUA_OK) {
     release_shared(m);
     free(m->buf);
@@ -403,6 +403,20 @@ static size_t get_size(reader *r) {
 }
 
 static void unpack_value(reader *r);
+
+/* Shared objects and error objects need the core's metatables and error
+ * classes in the receiving state (a worker state may not have required
+ * asyncio yet). */
+static void ensure_core(lua_State *L) {
+  int loaded = lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors) ==
+               LUA_TTABLE;
+  lua_pop(L, 1);
+  if (!loaded) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "asyncio.core");
+    lua_call(L, 1, 0);
+  }
+}
 
 /* Pushes the error object of class `name` with the fields table on top
  * (replaced). Unknown classes become RuntimeError objects. */
@@ -490,6 +504,7 @@ static void unpack_value(reader *r) {
     memcpy(name, r->m->buf + r->pos, n);
     name[n] = '\0';
     r->pos += len;
+    ensure_core(L);
     unpack_value(r); /* the fields */
     rebuild_error(L, name);
     break;
@@ -499,6 +514,7 @@ static void unpack_value(reader *r) {
     void *obj;
     get(r, &type, sizeof type);
     get(r, &obj, sizeof obj);
+    ensure_core(L);
     type->push(L, obj); /* takes a reference of its own */
     break;
   }

@@ -7,6 +7,9 @@
 #include "luaio.h"
 #include "luaio_sources.h"
 
+/* from the core: new Lua states of threads call this hook */
+void aio_set_state_hook(void (*hook)(lua_State *L));
+
 /* package.preload loader of an embedded module: its source is upvalue 1. */
 static int load_embedded(lua_State *L) {
   const luaio_source *s = lua_touserdata(L, lua_upvalueindex(1));
@@ -18,6 +21,7 @@ static int load_embedded(lua_State *L) {
 }
 
 void luaio_openlibs(lua_State *L) {
+  aio_set_state_hook(luaio_openlibs);
   const luaio_source *s;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_asyncio_core);

@@ -1,0 +1,603 @@
+/*
+ * cfuture.c - concurrent futures: the thread-side future of
+ * run_coroutine_threadsafe and of executors.
+ *
+ * A concurrent future is a reference-counted C object any thread may hold
+ * (it is shareable, so it can be sent). Its outcome is a message (packed
+ * values or a packed error), so it can be read from any Lua state:
+ *   - cf:result([timeout]) blocks a plain thread (TimeoutError on time-out);
+ *   - await(cf) in a task does not block its loop: the task waits on a
+ *     loop Future that the completing thread fills through the loop's
+ *     post queue (asyncio.wrap_future);
+ *   - cf:cancel() cancels a future that has not started; for
+ *     run_coroutine_threadsafe it then cancels the task on its loop.
+ * States follow concurrent.futures: PENDING, RUNNING, CANCELLED, FINISHED.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define AIO_CFUTURE_MT "asyncio.ConcurrentFuture"
+
+enum { CF_PENDING, CF_RUNNING, CF_CANCELLED, CF_FINISHED };
+
+typedef struct cf_waiter {
+  struct cf_waiter *next;
+  aio_remote *r; /* the loop of the waiting future */
+  int futref;    /* the loop Future, in that loop's state registry */
+} cf_waiter;
+
+struct aio_cfuture {
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  atomic_int refs;
+  int state;
+  int is_exc;
+  aio_msg *value;        /* FINISHED: results or the error */
+  cf_waiter *waiters;
+  aio_remote *task_r;    /* run_coroutine_threadsafe: the task's loop */
+  lua_Integer task_id;   /* and the task (0 until it exists) */
+};
+
+/* ------------------------------------------------------------------ */
+/* The C object                                                        */
+
+aio_cfuture *aio_cfuture_new(void) {
+  aio_cfuture *cf = calloc(1, sizeof *cf);
+  if (cf == NULL)
+    return NULL;
+  if (uv_mutex_init(&cf->mu) != 0) {
+    free(cf);
+    return NULL;
+  }
+  if (uv_cond_init(&cf->cond) != 0) {
+    uv_mutex_destroy(&cf->mu);
+    free(cf);
+    return NULL;
+  }
+  atomic_init(&cf->refs, 1);
+  return cf;
+}
+
+void aio_cfuture_retain(aio_cfuture *cf) {
+  atomic_fetch_add(&cf->refs, 1);
+}
+
+void aio_cfuture_release(aio_cfuture *cf) {
+  if (cf && atomic_fetch_sub(&cf->refs, 1) == 1) {
+    cf_waiter *w, *next;
+    for (w = cf->waiters; w; w = next) { /* never notified: loops closed */
+      next = w->next;
+      aio_remote_release(w->r);
+      free(w);
+    }
+    aio_msg_free(cf->value);
+    if (cf->task_r)
+      aio_remote_release(cf->task_r);
+    uv_cond_destroy(&cf->cond);
+    uv_mutex_destroy(&cf->mu);
+    free(cf);
+  }
+}
+
+typedef struct notify_job {
+  aio_cfuture *cf;
+  int futref;
+} notify_job;
+
+/* Fills the loop Future futref from the outcome of cf (loop thread). */
+static int fill_future(lua_State *L) {
+  notify_job *job = lua_touserdata(L, 1);
+  aio_cfuture *cf = job->cf;
+  int fidx, n;
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, job->futref);
+  fidx = 1;
+  if (((aio_future *)lua_touserdata(L, fidx))->state != AIO_PENDING)
+    return 0; /* cancelled meanwhile */
+  if (cf->state == CF_CANCELLED) {
+    lua_pushnil(L);
+    aio_future_cancel(L, fidx);
+    return 0;
+  }
+  n = aio_msg_unpack(L, cf->value);
+  if (cf->is_exc) {
+    lua_settop(L, 2);
+    aio_future_set_exception(L, fidx);
+  } else
+    aio_future_set_result(L, fidx, n);
+  return 0;
+}
+
+static void notify_run(aio_loop *loop, lua_State *L, void *p) {
+  notify_job *job = p;
+  if (L != NULL) {
+    lua_pushcfunction(L, fill_future);
+    lua_pushlightuserdata(L, job);
+    if (aio_pcall(L, 1) != LUA_OK) {
+      aio_report_error(L, loop, "error delivering a concurrent future", -1,
+                       NULL, 0);
+      lua_pop(L, 1);
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, job->futref);
+  }
+  aio_cfuture_release(job->cf);
+  free(job);
+}
+
+/* Wakes everybody once the state left PENDING/RUNNING; called without the
+ * mutex, with the waiters taken from the future. */
+static void notify(aio_cfuture *cf, cf_waiter *w) {
+  while (w) {
+    cf_waiter *next = w->next;
+    notify_job *job = malloc(sizeof *job);
+    if (job != NULL) {
+      job->cf = cf;
+      job->futref = w->futref;
+      aio_cfuture_retain(cf);
+      if (aio_remote_post(w->r, notify_run, job) != 0) {
+        aio_cfuture_release(cf);
+        free(job);
+      }
+    }
+    aio_remote_release(w->r);
+    free(w);
+    w = next;
+  }
+}
+
+/* Completes cf with `value` (taken over). Returns 0 if cf was already
+ * done (value freed). Any thread. */
+int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc) {
+  cf_waiter *w;
+  uv_mutex_lock(&cf->mu);
+  if (cf->state == CF_CANCELLED || cf->state == CF_FINISHED) {
+    uv_mutex_unlock(&cf->mu);
+    aio_msg_free(value);
+    return 0;
+  }
+  cf->state = CF_FINISHED;
+  cf->value = value;
+  cf->is_exc = is_exc;
+  w = cf->waiters;
+  cf->waiters = NULL;
+  uv_cond_broadcast(&cf->cond);
+  uv_mutex_unlock(&cf->mu);
+  notify(cf, w);
+  return 1;
+}
+
+/* PENDING -> RUNNING; returns 0 if it was cancelled (the job must not
+ * run). */
+int aio_cfuture_set_running(aio_cfuture *cf) {
+  int ok;
+  uv_mutex_lock(&cf->mu);
+  ok = cf->state == CF_PENDING;
+  if (ok)
+    cf->state = CF_RUNNING;
+  uv_mutex_unlock(&cf->mu);
+  return ok;
+}
+
+static void cancel_task_job(aio_loop *loop, lua_State *L, void *p) {
+  lua_Integer id = (lua_Integer)(intptr_t)p;
+  if (L == NULL)
+    return;
+  aio_push_env(L, loop, AIO_ENV_TASKS);
+  if (lua_rawgeti(L, -1, id) != LUA_TNIL)
+    aio_task_cancel(L, lua_gettop(L), 0);
+  lua_pop(L, 2);
+}
+
+/* PENDING -> CANCELLED; returns 1 if it is cancelled now. */
+int aio_cfuture_cancel(aio_cfuture *cf) {
+  cf_waiter *w;
+  aio_remote *task_r = NULL;
+  lua_Integer task_id = 0;
+  uv_mutex_lock(&cf->mu);
+  if (cf->state != CF_PENDING) {
+    int r = cf->state == CF_CANCELLED;
+    uv_mutex_unlock(&cf->mu);
+    return r;
+  }
+  cf->state = CF_CANCELLED;
+  w = cf->waiters;
+  cf->waiters = NULL;
+  if (cf->task_r) {
+    task_r = cf->task_r;
+    task_id = cf->task_id;
+  }
+  uv_cond_broadcast(&cf->cond);
+  uv_mutex_unlock(&cf->mu);
+  if (task_r != NULL && task_id != 0)
+    aio_remote_post(task_r, cancel_task_job, (void *)(intptr_t)task_id);
+  notify(cf, w);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua side                                                            */
+
+typedef struct cf_ud {
+  aio_cfuture *cf;
+} cf_ud;
+
+static void *cf_test(lua_State *L, int idx) {
+  cf_ud *ud = luaL_testudata(L, idx, AIO_CFUTURE_MT);
+  return ud ? ud->cf : NULL;
+}
+
+static void cf_retain(void *o) {
+  aio_cfuture_retain(o);
+}
+
+static void cf_release(void *o) {
+  aio_cfuture_release(o);
+}
+
+void aio_cfuture_push(lua_State *L, aio_cfuture *cf) {
+  cf_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->cf = NULL;
+  luaL_setmetatable(L, AIO_CFUTURE_MT);
+  aio_cfuture_retain(cf);
+  ud->cf = cf;
+}
+
+static const aio_shared_type cf_type = {"asyncio.ConcurrentFuture", cf_test,
+                                        cf_retain, cf_release,
+                                        (void (*)(lua_State *, void *))
+                                            aio_cfuture_push};
+
+static aio_cfuture *check_cf(lua_State *L, int idx) {
+  aio_cfuture *cf = cf_test(L, idx);
+  if (cf == NULL)
+    luaL_typeerror(L, idx, AIO_CFUTURE_MT);
+  return cf;
+}
+
+/* Waits until cf is done, at most `timeout` seconds (< 0: forever).
+ * Returns 0 on time-out. Called with the mutex held. */
+static int wait_done(aio_cfuture *cf, double timeout) {
+  uint64_t deadline = 0;
+  if (timeout >= 0)
+    deadline = uv_hrtime() + (uint64_t)(timeout * 1e9);
+  while (cf->state == CF_PENDING || cf->state == CF_RUNNING) {
+    if (timeout < 0)
+      uv_cond_wait(&cf->cond, &cf->mu);
+    else {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline ||
+          uv_cond_timedwait(&cf->cond, &cf->mu, deadline - now) != 0) {
+        if (cf->state == CF_PENDING || cf->state == CF_RUNNING)
+          return 0;
+      }
+    }
+  }
+  return 1;
+}
+
+static double opt_timeout(lua_State *L, int idx) {
+  double t;
+  if (lua_isnoneornil(L, idx))
+    return -1;
+  t = luaL_checknumber(L, idx);
+  return t < 0 ? 0 : t;
+}
+
+/* Pushes the outcome: results (returns their number) or raises. */
+static int push_outcome(lua_State *L, aio_cfuture *cf, int want_exc) {
+  if (cf->state == CF_CANCELLED) {
+    aio_pusherror(L, AIO_E_CANCELLED, 0);
+    return lua_error(L);
+  }
+  if (want_exc) {
+    if (!cf->is_exc)
+      return 0;
+    aio_msg_unpack(L, cf->value);
+    return 1;
+  }
+  if (cf->is_exc) {
+    aio_msg_unpack(L, cf->value);
+    return lua_error(L);
+  }
+  return aio_msg_unpack(L, cf->value);
+}
+
+/* cf:result([timeout]) blocks this thread until done. */
+static int cf_result_aux(lua_State *L, int want_exc) {
+  aio_cfuture *cf = check_cf(L, 1);
+  double timeout = opt_timeout(L, 2);
+  int done;
+  uv_mutex_lock(&cf->mu);
+  done = wait_done(cf, timeout);
+  uv_mutex_unlock(&cf->mu);
+  if (!done)
+    return aio_raisef(L, AIO_E_TIMEOUT, "concurrent future not done "
+                      "within the timeout");
+  lua_settop(L, 1);
+  return push_outcome(L, cf, want_exc);
+}
+
+static int l_cf_result(lua_State *L) {
+  return cf_result_aux(L, 0);
+}
+
+static int l_cf_exception(lua_State *L) {
+  return cf_result_aux(L, 1);
+}
+
+static int l_cf_done(lua_State *L) {
+  aio_cfuture *cf = check_cf(L, 1);
+  int done;
+  uv_mutex_lock(&cf->mu);
+  done = cf->state == CF_FINISHED || cf->state == CF_CANCELLED;
+  uv_mutex_unlock(&cf->mu);
+  lua_pushboolean(L, done);
+  return 1;
+}
+
+static int l_cf_cancelled(lua_State *L) {
+  aio_cfuture *cf = check_cf(L, 1);
+  int c;
+  uv_mutex_lock(&cf->mu);
+  c = cf->state == CF_CANCELLED;
+  uv_mutex_unlock(&cf->mu);
+  lua_pushboolean(L, c);
+  return 1;
+}
+
+static int l_cf_running(lua_State *L) {
+  aio_cfuture *cf = check_cf(L, 1);
+  int r;
+  uv_mutex_lock(&cf->mu);
+  r = cf->state == CF_RUNNING;
+  uv_mutex_unlock(&cf->mu);
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int l_cf_cancel(lua_State *L) {
+  lua_pushboolean(L, aio_cfuture_cancel(check_cf(L, 1)));
+  return 1;
+}
+
+/* The loop Future wrapping cf was cancelled: cancel cf too. */
+static int wrapper_done(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  if (f->state == AIO_CANCELLED)
+    aio_cfuture_cancel(check_cf(L, lua_upvalueindex(1)));
+  return 0;
+}
+
+/* Pushes a Future of the running (or current) loop that completes with
+ * cf: asyncio.wrap_future. */
+int aio_cfuture_wrap(lua_State *L, int cfidx) {
+  aio_cfuture *cf = check_cf(L, cfidx);
+  aio_loop *loop = aio_get_event_loop(L);
+  cf_waiter *w;
+  int fidx, state;
+  cfidx = lua_absindex(L, cfidx);
+  aio_check_open(L, loop);
+  aio_future_new(L, loop);
+  fidx = lua_gettop(L);
+  lua_pushvalue(L, cfidx);
+  lua_pushcclosure(L, wrapper_done, 1);
+  aio_future_add_callback(L, fidx);
+  w = malloc(sizeof *w);
+  if (w == NULL)
+    return luaL_error(L, "not enough memory");
+  uv_mutex_lock(&cf->mu);
+  state = cf->state;
+  if (state == CF_PENDING || state == CF_RUNNING) {
+    w->r = loop->remote;
+    aio_remote_retain(w->r);
+    lua_pushvalue(L, fidx);
+    w->futref = luaL_ref(L, LUA_REGISTRYINDEX);
+    w->next = cf->waiters;
+    cf->waiters = w;
+    uv_mutex_unlock(&cf->mu);
+    return 1;
+  }
+  uv_mutex_unlock(&cf->mu);
+  free(w);
+  /* already done: fill it now */
+  if (state == CF_CANCELLED) {
+    lua_pushnil(L);
+    aio_future_cancel(L, fidx);
+  } else {
+    int n = aio_msg_unpack(L, cf->value);
+    if (cf->is_exc) {
+      lua_settop(L, fidx + 1);
+      aio_future_set_exception(L, fidx);
+    } else
+      aio_future_set_result(L, fidx, n);
+  }
+  lua_settop(L, fidx);
+  return 1;
+}
+
+static int l_cf__await(lua_State *L) {
+  return aio_cfuture_wrap(L, 1);
+}
+
+/* wrap_future(f): a loop Future for a concurrent future (a loop Future is
+ * returned unchanged). */
+static int l_wrap_future(lua_State *L) {
+  if (aio_test_future(L, 1)) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  return aio_cfuture_wrap(L, 1);
+}
+
+static int l_cf__gc(lua_State *L) {
+  cf_ud *ud = luaL_checkudata(L, 1, AIO_CFUTURE_MT);
+  aio_cfuture_release(ud->cf);
+  ud->cf = NULL;
+  return 0;
+}
+
+static int l_cf__tostring(lua_State *L) {
+  static const char *const names[] = {"pending", "running", "cancelled",
+                                      "finished"};
+  aio_cfuture *cf = check_cf(L, 1);
+  int state;
+  uv_mutex_lock(&cf->mu);
+  state = cf->state;
+  uv_mutex_unlock(&cf->mu);
+  lua_pushfstring(L, "<ConcurrentFuture %s%s>", names[state],
+                  state == CF_FINISHED && cf->is_exc ? " (exception)" : "");
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* run_coroutine_threadsafe                                            */
+
+typedef struct create_job {
+  aio_msg *msg; /* fn, args */
+  aio_cfuture *cf;
+} create_job;
+
+/* Done-callback of the task: copies its outcome into the cf (upvalue). */
+static int task_to_cf(lua_State *L) {
+  aio_future *t = aio_check_future(L, 1);
+  aio_cfuture *cf = check_cf(L, lua_upvalueindex(1));
+  aio_msg *m;
+  if (t->state == AIO_CANCELLED) {
+    aio_cfuture_cancel(cf);
+    return 0;
+  }
+  lua_settop(L, 1);
+  if (t->has_exc) {
+    lua_getfield(L, 1, "exception");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    m = aio_msg_pack(L, 2, 1, 0);
+    aio_cfuture_set(cf, m, 1);
+    return 0;
+  }
+  {
+    int n = aio_future_push_result(L, 1);
+    m = aio_msg_pack(L, 2, n, 0);
+    aio_cfuture_set(cf, m, 0);
+  }
+  return 0;
+}
+
+static int create_task_protected(lua_State *L) {
+  create_job *job = lua_touserdata(L, 1);
+  aio_loop *loop = lua_touserdata(L, 2);
+  aio_task *t;
+  int n;
+  lua_settop(L, 0);
+  n = aio_msg_unpack(L, job->msg); /* fn, args */
+  aio_coro_new(L, n - 1);
+  t = aio_task_new(L, loop, 1, 0);
+  uv_mutex_lock(&job->cf->mu);
+  job->cf->task_id = t->id;
+  uv_mutex_unlock(&job->cf->mu);
+  aio_cfuture_push(L, job->cf);
+  lua_pushcclosure(L, task_to_cf, 1);
+  aio_future_add_callback(L, 2);
+  return 0;
+}
+
+/* A packed task-to-cf error: the cf gets it, and so does the handler. */
+static int pack_error_into(lua_State *L) {
+  aio_cfuture *cf = lua_touserdata(L, 1);
+  aio_cfuture_set(cf, aio_msg_pack(L, 2, 1, 0), 1);
+  return 0;
+}
+
+static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
+  create_job *job = p;
+  if (L != NULL) {
+    int st;
+    lua_pushcfunction(L, create_task_protected);
+    lua_pushlightuserdata(L, job);
+    lua_pushlightuserdata(L, loop);
+    st = aio_pcall(L, 2);
+    if (st != LUA_OK) {
+      int err = lua_gettop(L);
+      aio_report_error(L, loop, "Exception in run_coroutine_threadsafe", err,
+                       NULL, 0);
+      lua_pushcfunction(L, pack_error_into);
+      lua_pushlightuserdata(L, job->cf);
+      lua_pushvalue(L, err);
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+        lua_pop(L, 1);
+      lua_settop(L, err - 1);
+    }
+  } else
+    aio_cfuture_cancel(job->cf); /* the loop closed first */
+  aio_msg_free(job->msg);
+  aio_cfuture_release(job->cf);
+  free(job);
+}
+
+/* run_coroutine_threadsafe(coro, loop_or_ref) -> concurrent future */
+static int l_run_coroutine_threadsafe(lua_State *L) {
+  aio_remote *r;
+  aio_cfuture *cf;
+  create_job *job;
+  aio_msg *msg;
+  int n;
+  if (aio_test_coro(L, 1) == NULL)
+    return aio_raisef(L, AIO_E_TYPE, "A coroutine object is required");
+  r = aio_check_remote(L, 2);
+  lua_settop(L, 2);
+  n = aio_coro_start(L, 1, L); /* [coro, ref, fn, args...] */
+  msg = aio_msg_pack(L, 3, n + 1, 1);
+  lua_settop(L, 2);
+  cf = aio_cfuture_new();
+  job = malloc(sizeof *job);
+  if (cf == NULL || job == NULL) {
+    aio_msg_free(msg);
+    aio_cfuture_release(cf);
+    free(job);
+    return luaL_error(L, "not enough memory");
+  }
+  cf->task_r = r;
+  aio_remote_retain(r);
+  job->msg = msg;
+  job->cf = cf;
+  aio_cfuture_retain(cf);
+  aio_cfuture_push(L, cf); /* the caller's reference */
+  aio_cfuture_release(cf); /* push took its own */
+  if (aio_remote_post(r, create_job_run, job) != 0) {
+    aio_msg_free(msg);
+    aio_cfuture_release(cf);
+    free(job);
+    return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
+  }
+  return 1;
+}
+
+static const luaL_Reg cf_methods[] = {
+    {"result", l_cf_result},
+    {"exception", l_cf_exception},
+    {"done", l_cf_done},
+    {"cancelled", l_cf_cancelled},
+    {"running", l_cf_running},
+    {"cancel", l_cf_cancel},
+    {NULL, NULL}};
+
+static const luaL_Reg cf_metamethods[] = {
+    {"__await", l_cf__await},
+    {"__gc", l_cf__gc},
+    {"__tostring", l_cf__tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg cf_funcs[] = {
+    {"run_coroutine_threadsafe", l_run_coroutine_threadsafe},
+    {"wrap_future", l_wrap_future},
+    {NULL, NULL}};
+
+void aio_open_cfuture(lua_State *L) {
+  aio_newclass(L, AIO_CFUTURE_MT, AIO_K_OTHER, cf_methods, cf_metamethods);
+  aio_shared_register(&cf_type);
+  luaL_setfuncs(L, cf_funcs, 0);
+}
