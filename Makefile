@@ -58,7 +58,9 @@ CLI = $(BUILD)/luaio
 .PHONY: all run test test-c test-spec check check-asan check-valgrind \
   bench install uninstall clean deps
 
-all: $(CLI) $(MODULE) $(LIB) $(CTEST_BIN)
+EMBED_BIN = $(BUILD)/examples/embed/game
+
+all: $(CLI) $(MODULE) $(LIB) $(CTEST_BIN) $(EMBED_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -92,6 +94,12 @@ $(CLI): $(BUILD)/obj/host/main.o $(LIB)
 
 $(BUILD)/test/%: host/test/%.c $(LIB)
 	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LUA_LIBS) \
+	  $(UV_LIBS) -lm -lpthread
+
+$(EMBED_BIN): examples/embed/game.c $(LIB)
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LUA_LIBS) \
 	  $(UV_LIBS) -lm -lpthread
 

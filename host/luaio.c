@@ -1,14 +1,52 @@
 /*
  * luaio.c - the embedding API (see luaio.h).
+ *
+ * A host is a lua_State (its own or the embedder's) with asyncio opened
+ * and one event loop (on its own libuv loop or the embedder's), which is
+ * the state's current loop. Every call into Lua goes through lua_pcall;
+ * errors are kept for luaio_last_error() or, for errors inside the loop,
+ * go to the host's error handler.
+ *
+ * Posters and futures hold a reference to the loop's remote part (the
+ * thread-safe queue of threads.c), never to the host: using one after the
+ * host closed fails with LUAIO_CLOSED instead of touching freed memory.
  */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "internal.h"
 #include "luaio.h"
 #include "luaio_sources.h"
 
-/* from the core: new Lua states of threads call this hook */
-void aio_set_state_hook(void (*hook)(lua_State *L));
+struct luaio_host {
+  lua_State *L;
+  int own_L;
+  aio_loop *loop;
+  int loopref;           /* the loop userdata, in the registry */
+  aio_remote *remote;
+  luaio_error_fn on_error;
+  void *on_error_ud;
+  luaio_clock_fn clock;
+  void *clock_ud;
+  char *last_error;
+};
+
+struct luaio_poster {
+  aio_remote *r;
+};
+
+struct luaio_future {
+  aio_remote *r;
+  int futref;            /* the Future, in the loop state's registry */
+  atomic_int used;       /* completed once */
+};
+
+/* ------------------------------------------------------------------ */
+/* Embedded sources                                                    */
 
 /* package.preload loader of an embedded module: its source is upvalue 1. */
 static int load_embedded(lua_State *L) {
@@ -21,8 +59,9 @@ static int load_embedded(lua_State *L) {
 }
 
 void luaio_openlibs(lua_State *L) {
-  aio_set_state_hook(luaio_openlibs);
   const luaio_source *s;
+  /* the Lua states of threads get the same modules */
+  aio_set_state_hook(luaio_openlibs);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_asyncio_core);
   lua_setfield(L, -2, "asyncio.core");
@@ -32,4 +71,550 @@ void luaio_openlibs(lua_State *L) {
     lua_setfield(L, -2, s->module);
   }
   lua_pop(L, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+static void set_error(luaio_host *h, const char *msg) {
+  free(h->last_error);
+  h->last_error = strdup(msg ? msg : "(error object is not a string)");
+}
+
+/* Takes the error on top of the stack (popped) as the last error. */
+static int take_error(luaio_host *h) {
+  lua_State *L = h->L;
+  set_error(h, luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 2);
+  return LUAIO_ERROR;
+}
+
+const char *luaio_last_error(luaio_host *h) {
+  return h->last_error ? h->last_error : "";
+}
+
+/* The loop's exception handler when the host has one: formats the
+ * context as the default handler would and hands the text over. */
+static int host_handler(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, lua_upvalueindex(1));
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  lua_getfield(L, -1, "format_context");
+  lua_pushvalue(L, 2);
+  lua_call(L, 1, 1);
+  if (h->on_error)
+    h->on_error(h, lua_tostring(L, -1), h->on_error_ud);
+  return 0;
+}
+
+static int install_handler(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->loopref);
+  lua_getfield(L, -1, "set_exception_handler");
+  lua_insert(L, -2);
+  if (h->on_error) {
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, host_handler, 1);
+  } else
+    lua_pushnil(L);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+void luaio_set_error_handler(luaio_host *h, luaio_error_fn fn, void *ud) {
+  h->on_error = fn;
+  h->on_error_ud = ud;
+  lua_pushcfunction(h->L, install_handler);
+  lua_pushlightuserdata(h->L, h);
+  if (lua_pcall(h->L, 1, 0, 0) != LUA_OK)
+    take_error(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation and closing                                                */
+
+static double host_clock(void *ud) {
+  luaio_host *h = ud;
+  return h->clock(h->clock_ud);
+}
+
+void luaio_set_clock(luaio_host *h, luaio_clock_fn clock, void *ud) {
+  h->clock = clock;
+  h->clock_ud = ud;
+  if (clock) {
+    h->loop->host_clock = host_clock;
+    h->loop->host_clock_ud = h;
+    h->loop->clock = AIO_CLOCK_HOST;
+  } else
+    h->loop->clock = AIO_CLOCK_REAL;
+}
+
+static int setup_host(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, 1);
+  uv_loop_t *uv = lua_touserdata(L, 2);
+  if (h->own_L)
+    luaL_openlibs(L);
+  luaio_openlibs(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "asyncio");
+  lua_call(L, 1, 0);
+  h->loop = aio_loop_new(L, uv, AIO_CLOCK_REAL);
+  h->loop->watch_sigint = 0;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  h->loopref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->remote = h->loop->remote;
+  aio_remote_retain(h->remote);
+  return 0;
+}
+
+luaio_host *luaio_host_new(const luaio_config *cfg) {
+  luaio_config none;
+  luaio_host *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return NULL;
+  if (cfg == NULL) {
+    memset(&none, 0, sizeof none);
+    cfg = &none;
+  }
+  h->loopref = LUA_NOREF;
+  h->L = cfg->L;
+  if (h->L == NULL) {
+    h->L = luaL_newstate();
+    h->own_L = 1;
+    if (h->L == NULL) {
+      free(h);
+      return NULL;
+    }
+  }
+  lua_pushcfunction(h->L, setup_host);
+  lua_pushlightuserdata(h->L, h);
+  lua_pushlightuserdata(h->L, cfg->uv_loop);
+  if (lua_pcall(h->L, 2, 0, 0) != LUA_OK) {
+    fprintf(stderr, "luaio: cannot create a host: %s\n",
+            lua_tostring(h->L, -1));
+    lua_pop(h->L, 1);
+    if (h->own_L)
+      lua_close(h->L);
+    free(h);
+    return NULL;
+  }
+  h->loop->watch_sigint = (unsigned char)(cfg->watch_sigint != 0);
+  if (cfg->clock)
+    luaio_set_clock(h, cfg->clock, cfg->clock_ud);
+  if (cfg->on_error)
+    luaio_set_error_handler(h, cfg->on_error, cfg->on_error_ud);
+  return h;
+}
+
+lua_State *luaio_state(luaio_host *h) {
+  return h->L;
+}
+
+/* Cancels the pending tasks, lets them finish, shuts the executors down
+ * and closes the loop (asyncio.run's ending). */
+static int close_host(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, 1);
+  aio_loop *loop = h->loop;
+  int i, n, guard;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "asyncio");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "all_tasks");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->loopref);
+  lua_call(L, 1, 1);
+  n = (int)luaL_len(L, -1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    aio_task_cancel(L, lua_gettop(L), 0);
+    lua_pop(L, 1);
+  }
+  /* let them run their cleanup (bounded: a task may refuse to end) */
+  for (guard = 0; guard < 1000 && (loop->npending > 0 || loop->rcount > 0);
+       guard++)
+    if (aio_loop_step(L, loop, 0))
+      lua_pop(L, 1); /* a fatal error while closing: nothing to do */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->loopref);
+  lua_getfield(L, -1, "shutdown_default_executor");
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  lua_getfield(L, -1, "close");
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+void luaio_host_close(luaio_host *h) {
+  lua_State *L;
+  if (h == NULL)
+    return;
+  L = h->L;
+  lua_pushcfunction(L, close_host);
+  lua_pushlightuserdata(L, h);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "luaio: error closing the host: %s\n",
+            lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->loopref);
+  aio_remote_release(h->remote);
+  if (h->own_L)
+    lua_close(L);
+  else
+    lua_gc(L, LUA_GCCOLLECT);
+  free(h->last_error);
+  free(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* Running code                                                        */
+
+int luaio_dostring(luaio_host *h, const char *code, const char *name) {
+  lua_State *L = h->L;
+  if (luaL_loadbuffer(L, code, strlen(code), name ? name : "=luaio") !=
+          LUA_OK ||
+      lua_pcall(L, 0, 0, 0) != LUA_OK)
+    return take_error(h);
+  return LUAIO_OK;
+}
+
+int luaio_dofile(luaio_host *h, const char *path) {
+  lua_State *L = h->L;
+  if (luaL_loadfile(L, path) != LUA_OK || lua_pcall(L, 0, 0, 0) != LUA_OK)
+    return take_error(h);
+  return LUAIO_OK;
+}
+
+/* A spawned chunk's failure is reported at once (nobody awaits it). */
+static int report_spawned(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  if (f->state == AIO_FINISHED && f->has_exc) {
+    f->log_tb = 0;
+    lua_getiuservalue(L, 1, AIO_FU_VALUE);
+    aio_report_error(L, f->loop, "Exception in spawned task", -1, "task", 1);
+  }
+  return 0;
+}
+
+static int spawn(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, 1);
+  int t;
+  lua_settop(L, 2); /* [h, chunk] */
+  aio_coro_new(L, 0);
+  aio_task_new(L, h->loop, 2, 0);
+  t = lua_gettop(L);
+  lua_pushcfunction(L, report_spawned);
+  aio_future_add_callback(L, t);
+  return 0;
+}
+
+int luaio_spawn(luaio_host *h, const char *code, const char *name) {
+  lua_State *L = h->L;
+  lua_pushcfunction(L, spawn);
+  lua_pushlightuserdata(L, h);
+  if (luaL_loadbuffer(L, code, strlen(code), name ? name : "=luaio") !=
+      LUA_OK) {
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    return take_error(h);
+  }
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+    return take_error(h);
+  return LUAIO_OK;
+}
+
+/* One iteration in protected mode; wait: seconds (< 0 unbounded). */
+static int step_protected(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, 1);
+  double wait = lua_tonumber(L, 2);
+  lua_settop(L, 0);
+  if (aio_loop_step(L, h->loop, wait))
+    return lua_error(L);
+  return 0;
+}
+
+static int step_once(luaio_host *h, double wait) {
+  lua_State *L = h->L;
+  if (h->loop->closed) {
+    set_error(h, "Event loop is closed");
+    return LUAIO_CLOSED;
+  }
+  lua_pushcfunction(L, step_protected);
+  lua_pushlightuserdata(L, h);
+  lua_pushnumber(L, wait);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+    return take_error(h);
+  return LUAIO_OK;
+}
+
+static int has_due_timer(luaio_host *h, double *next) {
+  if (!aio_timers_next(h->L, h->loop, next))
+    return 0;
+  return *next <= aio_loop_time(h->loop);
+}
+
+/* One bounded step: at least one iteration, which may wait up to the
+ * budget for an event (I/O, a post, a timer) only when nothing is ready
+ * or due; then more iterations, without waiting, while work is ready or a
+ * timer is due and the budget is not spent. */
+double luaio_step(luaio_host *h, double budget_ms) {
+  aio_loop *loop = h->loop;
+  uint64_t t0 = uv_hrtime();
+  double budget = budget_ms > 0 ? budget_ms / 1000.0 : 0, next;
+  int r;
+  /* at least one iteration; it waits only when there is nothing to do */
+  r = step_once(h, loop->rcount == 0 && !has_due_timer(h, &next) ? budget
+                                                                 : 0);
+  if (r != LUAIO_OK)
+    return r - 1;
+  while ((loop->rcount > 0 || has_due_timer(h, &next)) &&
+         (double)(uv_hrtime() - t0) / 1e9 <= budget) {
+    r = step_once(h, 0);
+    if (r != LUAIO_OK)
+      return r - 1;
+  }
+  if (loop->rcount > 0)
+    return 0;
+  if (!aio_timers_next(h->L, loop, &next))
+    return -1;
+  next = (next - aio_loop_time(loop)) * 1000.0;
+  return next > 0 ? next : 0;
+}
+
+int luaio_run(luaio_host *h) {
+  aio_loop *loop = h->loop;
+  double next;
+  while (loop->npending > 0 || loop->rcount > 0 ||
+         aio_timers_next(h->L, loop, &next)) {
+    int r = step_once(h, -1);
+    if (r != LUAIO_OK)
+      return r;
+  }
+  return LUAIO_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Posting from any thread                                             */
+
+typedef struct post_job {
+  luaio_callback fn;
+  void *ud;
+} post_job;
+
+static int run_post(lua_State *L) {
+  post_job *job = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  job->fn(L, job->ud);
+  return 0;
+}
+
+static void post_run(aio_loop *loop, lua_State *L, void *p) {
+  post_job *job = p;
+  if (L == NULL)
+    job->fn(NULL, job->ud);
+  else {
+    lua_pushcfunction(L, run_post);
+    lua_pushlightuserdata(L, job);
+    if (aio_pcall(L, 1) != LUA_OK) {
+      aio_report_error(L, loop, "Exception in posted callback", -1, NULL, 0);
+      lua_pop(L, 1);
+    }
+  }
+  free(job);
+}
+
+static int post_to(aio_remote *r, luaio_callback fn, void *ud) {
+  post_job *job = malloc(sizeof *job);
+  if (job == NULL)
+    return LUAIO_NOMEM;
+  job->fn = fn;
+  job->ud = ud;
+  if (aio_remote_post(r, post_run, job) != 0) {
+    free(job);
+    return LUAIO_CLOSED;
+  }
+  return LUAIO_OK;
+}
+
+luaio_poster *luaio_poster_new(luaio_host *h) {
+  luaio_poster *p = malloc(sizeof *p);
+  if (p == NULL)
+    return NULL;
+  p->r = h->remote;
+  aio_remote_retain(p->r);
+  return p;
+}
+
+int luaio_poster_post(luaio_poster *p, luaio_callback fn, void *ud) {
+  return post_to(p->r, fn, ud);
+}
+
+void luaio_poster_free(luaio_poster *p) {
+  if (p) {
+    aio_remote_release(p->r);
+    free(p);
+  }
+}
+
+int luaio_post(luaio_host *h, luaio_callback fn, void *ud) {
+  return post_to(h->remote, fn, ud);
+}
+
+/* ------------------------------------------------------------------ */
+/* Futures completed from any thread                                   */
+
+enum { COMPLETE_VALUES, COMPLETE_ERROR, COMPLETE_CANCEL };
+
+typedef struct complete_job {
+  luaio_future *f;
+  int how;
+  luaio_push_fn push;
+  void *ud;
+  char *message; /* COMPLETE_ERROR */
+} complete_job;
+
+static int complete_protected(lua_State *L) {
+  complete_job *job = lua_touserdata(L, 1);
+  int fidx, top;
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, job->f->futref);
+  fidx = 1;
+  if (((aio_future *)lua_touserdata(L, fidx))->state != AIO_PENDING) {
+    if (job->push)
+      job->push(NULL, job->ud);
+    return 0;
+  }
+  switch (job->how) {
+  case COMPLETE_VALUES:
+    top = lua_gettop(L);
+    if (job->push)
+      job->push(L, job->ud);
+    aio_future_set_result(L, fidx, lua_gettop(L) - top);
+    break;
+  case COMPLETE_ERROR:
+    aio_pusherrorf(L, AIO_E_RUNTIME, "%s", job->message);
+    aio_future_set_exception(L, fidx);
+    break;
+  default:
+    lua_pushnil(L);
+    aio_future_cancel(L, fidx);
+  }
+  return 0;
+}
+
+static void complete_run(aio_loop *loop, lua_State *L, void *p) {
+  complete_job *job = p;
+  if (L == NULL) {
+    if (job->push)
+      job->push(NULL, job->ud);
+  } else {
+    lua_pushcfunction(L, complete_protected);
+    lua_pushlightuserdata(L, job);
+    if (aio_pcall(L, 1) != LUA_OK) {
+      aio_report_error(L, loop, "Exception completing a C future", -1, NULL,
+                       0);
+      lua_pop(L, 1);
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, job->f->futref);
+  }
+  aio_remote_release(job->f->r);
+  free(job->f);
+  free(job->message);
+  free(job);
+}
+
+static int pushes_future(lua_State *L) {
+  luaio_host *h = lua_touserdata(L, 1);
+  luaio_future *f = lua_touserdata(L, 2);
+  aio_future_new(L, h->loop);
+  lua_pushvalue(L, -1);
+  f->futref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+luaio_future *luaio_future_new(luaio_host *h, lua_State *L) {
+  luaio_future *f = calloc(1, sizeof *f);
+  if (f == NULL)
+    return NULL;
+  if (L == NULL)
+    L = h->L;
+  lua_pushcfunction(L, pushes_future);
+  lua_pushlightuserdata(L, h);
+  lua_pushlightuserdata(L, f);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    set_error(h, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    free(f);
+    return NULL;
+  }
+  f->r = h->remote;
+  aio_remote_retain(f->r);
+  atomic_init(&f->used, 0);
+  return f;
+}
+
+static int complete(luaio_future *f, int how, luaio_push_fn push, void *ud,
+                    const char *message) {
+  complete_job *job;
+  if (f == NULL || atomic_exchange(&f->used, 1))
+    return LUAIO_ERROR; /* completed twice */
+  job = calloc(1, sizeof *job);
+  if (job == NULL)
+    return LUAIO_NOMEM;
+  job->f = f;
+  job->how = how;
+  job->push = push;
+  job->ud = ud;
+  if (message)
+    job->message = strdup(message);
+  if (aio_remote_post(f->r, complete_run, job) != 0) {
+    if (push)
+      push(NULL, ud);
+    aio_remote_release(f->r);
+    free(f);
+    free(job->message);
+    free(job);
+    return LUAIO_CLOSED;
+  }
+  return LUAIO_OK;
+}
+
+int luaio_future_resolve(luaio_future *f, luaio_push_fn push, void *ud) {
+  return complete(f, COMPLETE_VALUES, push, ud, NULL);
+}
+
+static void push_string(lua_State *L, void *ud) {
+  if (L)
+    lua_pushstring(L, ud);
+  free(ud);
+}
+
+int luaio_future_resolve_string(luaio_future *f, const char *s) {
+  char *copy = strdup(s);
+  if (copy == NULL)
+    return LUAIO_NOMEM;
+  return complete(f, COMPLETE_VALUES, push_string, copy, NULL);
+}
+
+static void push_number(lua_State *L, void *ud) {
+  if (L)
+    lua_pushnumber(L, *(double *)ud);
+  free(ud);
+}
+
+int luaio_future_resolve_number(luaio_future *f, double n) {
+  double *copy = malloc(sizeof *copy);
+  if (copy == NULL)
+    return LUAIO_NOMEM;
+  *copy = n;
+  return complete(f, COMPLETE_VALUES, push_number, copy, NULL);
+}
+
+int luaio_future_reject(luaio_future *f, const char *message) {
+  return complete(f, COMPLETE_ERROR, NULL, NULL, message);
+}
+
+int luaio_future_cancel(luaio_future *f) {
+  return complete(f, COMPLETE_CANCEL, NULL, NULL, NULL);
 }

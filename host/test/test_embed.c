@@ -1,0 +1,271 @@
+/*
+ * test_embed.c - tests of the embedding API (host/luaio.h), run by
+ * `make test`. Each test counts what it expects to have happened.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "luaio.h"
+
+static int failures;
+
+#define CHECK(cond)                                                         \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,      \
+              #cond);                                                       \
+      failures++;                                                           \
+    }                                                                       \
+  } while (0)
+
+/* Reads global `name` of the host's state as an integer. */
+static long long global_int(luaio_host *h, const char *name) {
+  lua_State *L = luaio_state(h);
+  long long v;
+  lua_getglobal(L, name);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *global_str(luaio_host *h, const char *name) {
+  lua_State *L = luaio_state(h);
+  const char *s;
+  lua_getglobal(L, name);
+  s = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return s; /* kept alive by the global */
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_run_to_completion(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  CHECK(h != NULL);
+  CHECK(luaio_dostring(h, "asyncio = require 'asyncio'\n"
+                          "order = ''\n"
+                          "local loop = asyncio.get_event_loop()\n"
+                          "loop:create_task(asyncio.async(function()\n"
+                          "  asyncio.await(asyncio.sleep(0.01))\n"
+                          "  order = order .. 'b'\n"
+                          "end)())\n"
+                          "loop:call_soon(function() order = order .. 'a' end)",
+                          "=test") == LUAIO_OK);
+  CHECK(luaio_run(h) == LUAIO_OK);
+  CHECK(strcmp(global_str(h, "order"), "ab") == 0);
+  CHECK(luaio_dostring(h, "error('boom')", "=test") == LUAIO_ERROR);
+  CHECK(strstr(luaio_last_error(h), "boom") != NULL);
+  luaio_host_close(h);
+}
+
+/* A host clock that the test moves by hand. */
+static double fake_now;
+static double fake_clock(void *ud) {
+  (void)ud;
+  return fake_now;
+}
+
+static void test_step_with_host_clock(void) {
+  luaio_config cfg;
+  luaio_host *h;
+  double next;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.clock = fake_clock;
+  fake_now = 100.0;
+  h = luaio_host_new(&cfg);
+  CHECK(h != NULL);
+  CHECK(luaio_spawn(h, "local asyncio = require 'asyncio'\n"
+                       "ticks = 0\n"
+                       "for i = 1, 3 do\n"
+                       "  asyncio.await(asyncio.sleep(1))\n"
+                       "  ticks = ticks + 1\n"
+                       "end", "=ticker") == LUAIO_OK);
+  next = luaio_step(h, 50); /* the task starts and sleeps for 1 s */
+  CHECK(global_int(h, "ticks") == 0);
+  CHECK(next > 999 && next <= 1000);
+  fake_now += 0.5; /* half a second of game time: nothing due */
+  next = luaio_step(h, 0);
+  CHECK(global_int(h, "ticks") == 0);
+  CHECK(next > 499 && next <= 500);
+  fake_now += 0.5; /* due now: the wake-up and the step both run */
+  luaio_step(h, 1000);
+  CHECK(global_int(h, "ticks") == 1);
+  /* the clock pauses: however often we step, nothing more happens */
+  luaio_step(h, 1);
+  luaio_step(h, 1);
+  CHECK(global_int(h, "ticks") == 1);
+  fake_now += 2; /* a jump of two seconds: the next tick only, whose
+                   * sleep then starts at the new time */
+  luaio_step(h, 1000);
+  CHECK(global_int(h, "ticks") == 2);
+  fake_now += 1;
+  luaio_step(h, 1000);
+  CHECK(global_int(h, "ticks") == 3);
+  CHECK(luaio_step(h, 0) == -1); /* nothing scheduled any more */
+  luaio_host_close(h);
+}
+
+/* Posts from another thread: all arrive, in order. */
+typedef struct post_arg {
+  luaio_poster *poster;
+  int n;
+} post_arg;
+
+static void count_post(lua_State *L, void *ud) {
+  long i = (long)(intptr_t)ud;
+  if (L == NULL)
+    return;
+  lua_getglobal(L, "posts");
+  lua_getglobal(L, "last");
+  if (lua_tointeger(L, -1) + 1 != i)
+    lua_pushboolean(L, 1), lua_setglobal(L, "out_of_order");
+  lua_pushinteger(L, i);
+  lua_setglobal(L, "last");
+  lua_pushinteger(L, lua_tointeger(L, -2) + 1);
+  lua_setglobal(L, "posts");
+  lua_pop(L, 2);
+}
+
+static void *poster_thread(void *p) {
+  post_arg *a = p;
+  long i;
+  for (i = 1; i <= a->n; i++)
+    if (luaio_poster_post(a->poster, count_post, (void *)(intptr_t)i) != 0)
+      break;
+  return NULL;
+}
+
+static void test_posts_from_thread(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  pthread_t tid;
+  post_arg a;
+  int spins = 0;
+  luaio_dostring(h, "posts, last = 0, 0", "=test");
+  a.poster = luaio_poster_new(h);
+  a.n = 20000;
+  pthread_create(&tid, NULL, poster_thread, &a);
+  while (global_int(h, "posts") < a.n && spins++ < 100000)
+    luaio_step(h, 10);
+  pthread_join(tid, NULL);
+  CHECK(global_int(h, "posts") == a.n);
+  CHECK(global_int(h, "out_of_order") == 0);
+  luaio_host_close(h);
+  /* the poster outlives its host: posting fails cleanly */
+  CHECK(luaio_poster_post(a.poster, count_post, NULL) == LUAIO_CLOSED);
+  luaio_poster_free(a.poster);
+}
+
+/* A future created from C, awaited by a task, resolved by a thread. */
+static void *resolver_thread(void *p) {
+  luaio_future *f = p;
+  luaio_future_resolve_string(f, "from the worker");
+  return NULL;
+}
+
+static void test_future_from_thread(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  lua_State *L = luaio_state(h);
+  luaio_future *f, *g, *k;
+  pthread_t tid;
+  int spins = 0;
+  f = luaio_future_new(h, NULL);
+  lua_setglobal(L, "fut");
+  g = luaio_future_new(h, NULL);
+  lua_setglobal(L, "fut2");
+  k = luaio_future_new(h, NULL);
+  lua_setglobal(L, "fut3");
+  CHECK(luaio_spawn(h, "local asyncio = require 'asyncio'\n"
+                       "got = asyncio.await(fut)\n"
+                       "local ok, e = pcall(asyncio.await, fut2)\n"
+                       "err = tostring(e)\n"
+                       "local ok3, e3 = pcall(asyncio.await, fut3)\n"
+                       "cancelled = asyncio.iserror(e3, asyncio.CancelledError)",
+                    "=waiter") == LUAIO_OK);
+  luaio_step(h, 0);
+  pthread_create(&tid, NULL, resolver_thread, f);
+  pthread_join(tid, NULL);
+  CHECK(luaio_future_reject(g, "bad luck") == LUAIO_OK);
+  CHECK(luaio_future_cancel(k) == LUAIO_OK);
+  while (global_str(h, "err") == NULL && spins++ < 1000)
+    luaio_step(h, 10);
+  luaio_run(h);
+  CHECK(global_str(h, "got") && strcmp(global_str(h, "got"), "from the worker") == 0);
+  CHECK(global_str(h, "err") && strstr(global_str(h, "err"), "RuntimeError: bad luck"));
+  lua_getglobal(L, "cancelled");
+  CHECK(lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  luaio_host_close(h);
+}
+
+/* The error handler receives callback errors; the loop goes on. */
+static int handled;
+static char handled_text[512];
+static void on_error(luaio_host *h, const char *text, void *ud) {
+  (void)h;
+  (void)ud;
+  handled++;
+  snprintf(handled_text, sizeof handled_text, "%s", text);
+}
+
+static void test_error_handler(void) {
+  luaio_config cfg;
+  luaio_host *h;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.on_error = on_error;
+  h = luaio_host_new(&cfg);
+  luaio_dostring(h, "local loop = require('asyncio').get_event_loop()\n"
+                    "after = 0\n"
+                    "loop:call_soon(function() error('callback failed') end)\n"
+                    "loop:call_soon(function() after = 1 end)", "=test");
+  luaio_run(h);
+  CHECK(handled == 1);
+  CHECK(strstr(handled_text, "Exception in callback") != NULL);
+  CHECK(strstr(handled_text, "callback failed") != NULL);
+  CHECK(global_int(h, "after") == 1);
+  luaio_spawn(h, "error('task failed')", "=failing");
+  luaio_run(h);
+  CHECK(handled == 2);
+  CHECK(strstr(handled_text, "task failed") != NULL);
+  luaio_host_close(h);
+}
+
+/* Closing cancels pending tasks and lets them clean up. */
+static void test_close_cancels(void) {
+  lua_State *L = luaL_newstate();
+  luaio_config cfg;
+  luaio_host *h;
+  luaL_openlibs(L);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.L = L; /* attached: the state stays ours */
+  h = luaio_host_new(&cfg);
+  luaio_spawn(h, "local asyncio = require 'asyncio'\n"
+                 "local ok, e = pcall(asyncio.await, asyncio.sleep(3600))\n"
+                 "cleaned = asyncio.iserror(e, asyncio.CancelledError)",
+              "=sleeper");
+  luaio_step(h, 0);
+  luaio_host_close(h);
+  lua_getglobal(L, "cleaned");
+  CHECK(lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  lua_close(L);
+}
+
+int main(void) {
+  test_run_to_completion();
+  test_step_with_host_clock();
+  test_posts_from_thread();
+  test_future_from_thread();
+  test_error_handler();
+  test_close_cancels();
+  if (failures) {
+    fprintf(stderr, "test_embed: %d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("test_embed: ok\n");
+  return 0;
+}
