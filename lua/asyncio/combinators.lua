@@ -22,8 +22,8 @@ local ensure_future, isfuture = core.ensure_future, core.isfuture
 local iscoroutine, iserror = core.iscoroutine, core.iserror
 local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
-local error, getmetatable, pcall, rawget, select, type =
-  error, getmetatable, pcall, rawget, select, type
+local error, getmetatable, pcall, rawget, type =
+  error, getmetatable, pcall, rawget, type
 local pack, unpack = table.pack, table.unpack
 
 local M = {}
@@ -124,10 +124,11 @@ end
 -- with it, errors are values in their slots. Cancelling the returned
 -- future, or the task that awaits it, cancels every child not yet done.
 function M.gather(...)
-  local nargs = select("#", ...)
+  local args = pack(...)
+  local nargs = args.n
   local return_exceptions = false
   if nargs > 0 then
-    local last = select(nargs, ...)
+    local last = args[nargs]
     if is_options(last) then
       return_exceptions = last.return_exceptions and true or false
       nargs = nargs - 1
@@ -140,40 +141,51 @@ function M.gather(...)
   end
 
   local children, nchildren, nfinished = {}, 0, 0
-  local outer -- nil while the children are being set up
+  local outer -- set once the children are set up
+  -- The hot path: a child succeeded and others are still running costs
+  -- a count and, without return_exceptions, a look at its outcome.
   local function on_child_done(fut)
     nfinished = nfinished + 1
-    if outer == nil or outer:done() then
-      if not fut:cancelled() then fut:exception() end -- mark retrieved
+    if not return_exceptions then
+      -- exception() also marks a late child's error as retrieved
+      local failed = fut:cancelled() and cancelled_error(fut) or
+                     fut:exception()
+      if failed ~= nil then
+        if not outer:done() then outer:set_exception(failed) end
+        return
+      end
+    end
+    if nfinished < nchildren then return end
+    if outer:done() then
+      -- cancelled meanwhile: nobody will look at these errors
+      for i = 1, #children do
+        local c = children[i]
+        if not c:cancelled() then c:exception() end
+      end
       return
     end
-    if not return_exceptions then
-      if fut:cancelled() then
-        outer:set_exception(cancelled_error(fut))
-        return
-      end
-      local exc = fut:exception()
-      if exc ~= nil then
-        outer:set_exception(exc)
-        return
-      end
-    end
-    if nfinished == nchildren then
-      local results = {}
+    local results = {}
+    if return_exceptions then
       for i = 1, #children do results[i] = outcome(children[i]) end
-      outer:set_result(results)
+    else -- every child succeeded
+      for i = 1, #children do results[i] = (children[i]:result()) end
     end
+    outer:set_result(results)
   end
 
-  local arg_to_fut, done_futs, loop = {}, {}, nil
+  -- A future passed several times is a child several times: each of its
+  -- callbacks counts once, which gives the same outcome as counting it
+  -- once. Only the tasks made for Coroutine objects and __await values
+  -- need a map, so that each runs once.
+  local wrapped, done_futs, loop = {}, {}, nil
   for i = 1, nargs do
-    local arg = select(i, ...)
-    local fut = arg ~= nil and arg_to_fut[arg]
+    local arg = args[i]
+    local fut = arg ~= nil and wrapped[arg]
     if not fut then
       fut = ensure_future(arg, loop)
+      if fut ~= arg then wrapped[arg] = fut end
       loop = loop or fut:get_loop()
       nchildren = nchildren + 1
-      arg_to_fut[arg] = fut
       if fut:done() then
         done_futs[#done_futs + 1] = fut
       else
