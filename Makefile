@@ -56,6 +56,7 @@ LIB = $(BUILD)/libluaio.a
 CLI = $(BUILD)/luaio
 
 .PHONY: all run test test-c test-spec check check-asan check-valgrind \
+  check-tsan test-valgrind \
   bench install uninstall clean deps
 
 EMBED_BIN = $(BUILD)/examples/embed/game
@@ -125,7 +126,7 @@ test-spec: $(CLI) $(MODULE)
 # Sanitizers and valgrind: separate build trees, the same specs.
 check: deps
 	$(Q)tools/deps.sh $(CHECK_PKGS)
-	$(Q)$(MAKE) --no-print-directory check-asan check-valgrind
+	$(Q)$(MAKE) --no-print-directory check-asan check-valgrind check-tsan
 
 check-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan \
@@ -139,6 +140,16 @@ check-valgrind:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-vg OPT="-O0 -g" all
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
 	  CLI_WRAP="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" test-valgrind
+
+# ThreadSanitizer: the C tests and the specs that use threads.
+TSAN_SPECS = $(wildcard spec/thread*_spec.lua spec/executor_spec.lua \
+  spec/channel_spec.lua spec/transfer_spec.lua spec/embed_spec.lua)
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan \
+	  OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
+	$(Q)TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  $(MAKE) --no-print-directory BUILD=build-tsan test-c test-spec \
+	  BUSTED_ARGS="$(TSAN_SPECS)"
 
 CLI_WRAP ?=
 test-valgrind:

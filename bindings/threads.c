@@ -151,10 +151,12 @@ void aio_remote_close(aio_remote *r) {
 
 /* Set by luaio_openlibs when the library is linked into a program: new
  * states then get the embedded Lua sources too. */
-static void (*state_hook)(lua_State *L);
+typedef void (*state_hook_fn)(lua_State *L);
+static _Atomic(state_hook_fn) state_hook;
 
 void aio_set_state_hook(void (*hook)(lua_State *L)) {
-  state_hook = hook;
+  if (atomic_load(&state_hook) != hook)
+    atomic_store(&state_hook, hook);
 }
 
 /* When the core is a loadable module, threads run its code: it must stay
@@ -212,8 +214,11 @@ static int setup_state(lua_State *L) {
     lua_setfield(L, -2, "cpath");
   }
   lua_pop(L, 1);
-  if (state_hook)
-    state_hook(L);
+  {
+    state_hook_fn hook = atomic_load(&state_hook);
+    if (hook)
+      hook(L);
+  }
   return 0;
 }
 
