@@ -72,11 +72,17 @@ static void name_from_call(lua_State *L) {
 static int coro_factory(lua_State *L) {
   int n = lua_gettop(L), i;
   aio_coro *c;
+  int origin = aio_debug_mode(L);
   if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
     name_from_call(L);
-  c = lua_newuserdatauv(L, sizeof *c, 1 + n);
+  c = lua_newuserdatauv(L, sizeof *c, 1 + n + origin);
   c->nargs = n;
   c->state = AIO_CORO_NEW;
+  c->origin = (unsigned char)origin;
+  if (origin) { /* where it was created, for the never-awaited report */
+    luaL_traceback(L, L, NULL, 1);
+    lua_setiuservalue(L, -2, n + 2);
+  }
   luaL_setmetatable(L, AIO_CORO_MT);
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_setiuservalue(L, -2, 1);
@@ -244,6 +250,8 @@ static int l_coro__gc(lua_State *L) {
     aio_coro_pushname(L, 1);
     fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n",
             lua_tostring(L, -1));
+    if (c->origin && lua_getiuservalue(L, 1, c->nargs + 2) == LUA_TSTRING)
+      fprintf(stderr, "Coroutine created at %s\n", lua_tostring(L, -1));
     fflush(stderr);
   }
   return 0;
@@ -383,6 +391,7 @@ void aio_coro_new(lua_State *L, int nargs) {
   c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
+  c->origin = 0;
   luaL_setmetatable(L, AIO_CORO_MT);
   for (i = 0; i <= nargs; i++) {
     lua_pushvalue(L, base + i);

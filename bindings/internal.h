@@ -258,6 +258,9 @@ aio_loop *aio_running_loop(lua_State *L);
 /* Returns the running loop, or get_event_loop() semantics: the loop set
  * with set_event_loop, created on demand. Pushes nothing. */
 aio_loop *aio_get_event_loop(lua_State *L);
+/* Whether debug mode is on for code running in L: the running loop's
+ * setting, else the default (--debug, LUAIO_DEBUG). */
+int aio_debug_mode(lua_State *L);
 /* The loop's clock, in seconds. */
 double aio_loop_time(aio_loop *loop);
 
@@ -521,6 +524,8 @@ aio_task *aio_current_task_of(lua_State *L);
 typedef struct aio_coro {
   int nargs;              /* arguments: uservalues 2..nargs+1 */
   unsigned char state;    /* AIO_CORO_* */
+  unsigned char origin;   /* debug mode: uservalue nargs+2 is the
+                             traceback of where it was created */
 } aio_coro;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };

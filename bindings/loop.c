@@ -1032,6 +1032,17 @@ static const luaL_Reg loop_metamethods[] = {
     {"__tostring", l_loop__tostring},
     {NULL, NULL}};
 
+int aio_debug_mode(lua_State *L) {
+  aio_loop *loop = aio_running_loop(L);
+  if (loop)
+    return loop->debug;
+  if (default_debug < 0) {
+    const char *env = getenv("LUAIO_DEBUG");
+    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
+  }
+  return default_debug;
+}
+
 static int l__set_default_debug(lua_State *L) {
   default_debug = lua_toboolean(L, 1);
   return 0;
