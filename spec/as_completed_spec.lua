@@ -172,6 +172,25 @@ describe("as_completed", function()
       assert.same(set{"a", "b"}, set(results))
     end))
 
+  it("H cancelling the iterating task raises CancelledError there; the "
+     .. "inputs go on", vspec(function()
+    local a = create_task(sleep(0.5, "a"))
+    local obj = setmetatable({}, {__await = function()
+      return sleep(0.2, "obj")
+    end})
+    local seen = {}
+    local iterating = create_task(async(function()
+      for fut in as_completed({a, obj}) do seen[#seen + 1] = await(fut) end
+    end)())
+    await(sleep(0.3))
+    iterating:cancel()
+    local ok, e = pcall(await, iterating)
+    assert.is_false(ok)
+    assert.is_true(iserror(e, asyncio.CancelledError))
+    assert.same({"obj"}, seen)
+    assert.equal("a", await(a))
+  end))
+
   it("H a cancelled getter leaves the completion to the next one", vspec(
     function()
       local b = create_task(sleep(0.2, "b"))
