@@ -1,0 +1,520 @@
+-- spec/threads_spec.lua: thread-safe submission (semantics section S):
+-- call_soon_threadsafe, asyncio.threadsafe, loop threads, and
+-- run_coroutine_threadsafe with its concurrent futures
+-- (bindings/threads.c, bindings/cfuture.c).
+--
+-- Other OS threads come from two places: loop threads
+-- (asyncio.start_loop_thread) and executor workers, which are plain
+-- threads (no loop running) with a Lua state of their own. A function
+-- sent to either has no upvalue but _ENV and requires what it uses.
+-- Real clock throughout (threads do not share a virtual clock); time-outs
+-- only guard against hanging, never measure.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local iserror = asyncio.iserror
+local sleep, create_task = asyncio.sleep, asyncio.create_task
+
+local function raises(cls, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_true(iserror(err, cls), tostring(err))
+  return err
+end
+
+-- Coroutine functions sent to other states (no upvalue but _ENV).
+local add = async(function(a, b)
+  local aio = require "asyncio"
+  aio.await(aio.sleep(0))
+  return a + b
+end)
+
+local fail = async(function()
+  local aio = require "asyncio"
+  aio.await(aio.sleep(0))
+  error("Fail!")
+end)
+
+local sleeper = async(function(seconds, events)
+  local aio = require "asyncio"
+  if events then events:put("started") end
+  local ok, err = pcall(aio.await, aio.sleep(seconds))
+  if events then
+    events:put(aio.iserror(err, aio.CancelledError) and "cancelled" or "other")
+  end
+  if not ok then error(err, 0) end
+  return "slept"
+end)
+
+local count_tasks = async(function()
+  local aio = require "asyncio"
+  aio.await(aio.sleep(0))
+  return #aio.all_tasks()
+end)
+
+describe("S: call_soon_threadsafe", function()
+  local ex
+
+  setup(function() ex = asyncio.ThreadPoolExecutor(4) end)
+  teardown(function() ex:shutdown(true) end)
+
+  it("S225 a call from another thread wakes a loop blocked in poll",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local fut = loop:create_future()
+      local tf = asyncio.threadsafe(function(v) fut:set_result(v) end)
+      -- the worker waits 50 ms: by then the loop sleeps in poll, with
+      -- only wait_for's 10 s timer (a guard against hanging) to wake it
+      ex:submit(function(call)
+        local idle = require("asyncio").Channel()
+        pcall(idle.get, idle, 0.05) -- a blocking 50 ms sleep
+        call("from the worker")
+      end, tf)
+      assert.equal("from the worker", await(asyncio.wait_for(fut, 10)))
+    end))
+
+  it("S225 ref:call_soon_threadsafe runs the function in the loop's "
+     .. "state, with its globals", aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local fut = loop:create_future()
+      _G.THREADS_SPEC_FUT = fut
+      ex:submit(function(ref)
+        local idle = require("asyncio").Channel()
+        pcall(idle.get, idle, 0.05)
+        ref:call_soon_threadsafe(function(v)
+          THREADS_SPEC_FUT:set_result(v)
+        end, "posted")
+      end, loop)
+      assert.equal("posted", await(asyncio.wait_for(fut, 10)))
+      _G.THREADS_SPEC_FUT = nil
+    end))
+
+  it("S226 a post that happens before a call_soon runs first",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local log = {}
+      local done = loop:create_future()
+      local tf = asyncio.threadsafe(function(v) log[#log + 1] = v end)
+      local posted = asyncio.Channel()
+      ex:submit(function(call, ch)
+        call("hello")
+        ch:put(true)
+      end, tf, posted)
+      -- block this loop's thread until the post has happened
+      posted:get(10)
+      loop:call_soon(function()
+        log[#log + 1] = "world"
+        done:set_result()
+      end)
+      await(done)
+      assert.same({"hello", "world"}, log)
+    end))
+
+  it("S226 from the loop's own thread too: hello, then world",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local log = {}
+      local done = loop:create_future()
+      loop:call_soon_threadsafe(function(v) log[#log + 1] = v end, "hello")
+      loop:call_soon(function()
+        log[#log + 1] = "world"
+        done:set_result()
+      end)
+      await(done)
+      assert.same({"hello", "world"}, log)
+    end))
+
+  it("S226 posts and call_soon interleave in one FIFO queue",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local log = {}
+      local done = loop:create_future()
+      local tf = asyncio.threadsafe(function(v) log[#log + 1] = v end)
+      local step, ack = asyncio.Channel(), asyncio.Channel()
+      -- post i happens before call_soon i, which happens before post i+1
+      ex:submit(function(call, s, a)
+        for i = 1, 5 do
+          call("post " .. i)
+          s:put(i)
+          a:get(10)
+        end
+      end, tf, step, ack)
+      for i = 1, 5 do
+        step:get(10)
+        loop:call_soon(function() log[#log + 1] = "soon " .. i end)
+        ack:put(i)
+      end
+      loop:call_soon(function() done:set_result() end)
+      await(done)
+      assert.same({"post 1", "soon 1", "post 2", "soon 2", "post 3",
+                   "soon 3", "post 4", "soon 4", "post 5", "soon 5"}, log)
+    end))
+
+  it("S226 10 000 posts from 4 threads: none merged or dropped, each "
+     .. "thread's in order", aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local per, threads = 2500, 4
+      local done = loop:create_future()
+      local seen, total, last = 0, 0, {}
+      local tf = asyncio.threadsafe(function(t, i)
+        assert(i == (last[t] or 0) + 1, "out of order")
+        last[t] = i
+        seen = seen + 1
+        total = total + i
+        if seen == per * threads then done:set_result() end
+      end)
+      for t = 1, threads do
+        ex:submit(function(call, t, n)
+          for i = 1, n do call(t, i) end
+        end, tf, t, per)
+      end
+      await(asyncio.wait_for(done, 30))
+      assert.equal(per * threads, seen)
+      assert.equal(threads * per * (per + 1) // 2, total)
+      for t = 1, threads do assert.equal(per, last[t]) end
+    end))
+
+  it("S227 a closed loop raises RuntimeError, here and in other threads",
+    function()
+      local loop = asyncio.new_event_loop()
+      asyncio.set_event_loop(loop)
+      local tf = asyncio.threadsafe(print)
+      asyncio.set_event_loop(nil)
+      loop:close()
+      local err = raises(asyncio.RuntimeError, loop.call_soon_threadsafe,
+                         loop, print)
+      assert.equal("Event loop is closed", err.message)
+      raises(asyncio.RuntimeError, tf, 1)
+      local cf = ex:submit(function(ref)
+        ref:call_soon_threadsafe(print, "never")
+      end, loop)
+      err = raises(asyncio.RuntimeError, cf.result, cf, 10)
+      assert.equal("Event loop is closed", err.message)
+    end)
+
+  it("S227 returns a handle; cancelling it before it runs skips the call",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local log = {}
+      local h = loop:call_soon_threadsafe(function() log[#log + 1] = "h" end)
+      assert.is_false(h:cancelled())
+      h:cancel()
+      assert.is_true(h:cancelled())
+      await(sleep(0))
+      await(sleep(0))
+      assert.same({}, log)
+    end))
+
+  it("S227 a handle from another thread cancels the posted call",
+    function()
+      local ref = asyncio.start_loop_thread()
+      local gate, out = asyncio.Channel(), asyncio.Channel()
+      -- hold the loop thread so the next call waits in its queue
+      ref:call_soon_threadsafe(function(g) g:get(10) end, gate)
+      local h = ref:call_soon_threadsafe(function(o) o:put("ran") end, out)
+      assert.is_false(h:cancelled())
+      h:cancel()
+      assert.is_true(h:cancelled())
+      gate:put("go")
+      ref:call_soon_threadsafe(function(o) o:put("after") end, out)
+      assert.equal("after", out:get(10))
+      assert.equal(0, out:qsize())
+      ref:stop()
+      ref:join()
+    end)
+end)
+
+describe("S: asyncio.threadsafe", function()
+  it("called in the loop's own thread, it schedules fn and returns",
+    aspec.async(function()
+      local log = {}
+      local tf = asyncio.threadsafe(function(a, b) log[#log + 1] = a + b end)
+      assert.is_nil(tf(1, 2))
+      assert.same({}, log)
+      await(sleep(0))
+      assert.same({3}, log)
+    end))
+
+  it("is bound to the current loop, runs fn with the copied arguments",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local fut = loop:create_future()
+      local tf = asyncio.threadsafe(function(t) fut:set_result(t) end)
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local sent = {list = {1, 2}}
+      ex:submit(function(call, t)
+        t.list[3] = "added in the worker"
+        call(t)
+      end, tf, sent)
+      local got = await(asyncio.wait_for(fut, 10))
+      assert.same({1, 2, "added in the worker"}, got.list)
+      assert.same({1, 2}, sent.list)
+    end))
+
+  it("an error in fn goes to the loop's exception handler", function()
+    local loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    local contexts = {}
+    loop:set_exception_handler(function(_, ctx)
+      contexts[#contexts + 1] = ctx
+    end)
+    local tf = asyncio.threadsafe(function() error("boom") end)
+    tf()
+    loop:run_until_complete(sleep(0))
+    assert.equal(1, #contexts)
+    assert.equal("Exception in threadsafe function", contexts[1].message)
+    assert.truthy(tostring(contexts[1].exception):find("boom"))
+    loop:close()
+    asyncio.set_event_loop(nil)
+  end)
+
+  it("with no current loop it binds to get_event_loop()", function()
+    asyncio.set_event_loop(nil)
+    local got
+    local tf = asyncio.threadsafe(function(v) got = v end)
+    local loop = asyncio.get_event_loop()
+    tf("here")
+    loop:run_until_complete(sleep(0))
+    assert.equal("here", got)
+    loop:close()
+    asyncio.set_event_loop(nil)
+  end)
+end)
+
+describe("S: loop threads", function()
+  it("start_loop_thread runs calls in another state; stop and join end it",
+    function()
+      local ref = asyncio.start_loop_thread()
+      assert.truthy(tostring(ref):find("^<LoopRef "))
+      assert.is_false(ref:is_closed())
+      local out = asyncio.Channel()
+      _G.THREADS_SPEC_MARK = "main"
+      ref:call_soon_threadsafe(function(o)
+        local aio = require "asyncio"
+        local loop = aio.get_running_loop()
+        o:put({mark = THREADS_SPEC_MARK, running = loop:is_running(),
+               thread = tostring(coroutine.running())})
+      end, out)
+      local got = out:get(10)
+      _G.THREADS_SPEC_MARK = nil
+      assert.is_nil(got.mark)
+      assert.is_true(got.running)
+      assert.are_not.equal(tostring(coroutine.running()), got.thread)
+      ref:stop()
+      ref:join()
+      assert.is_true(ref:is_closed())
+      assert.truthy(tostring(ref):find(" closed>$"))
+    end)
+
+  it("a loop reference used after its thread ended raises "
+     .. "'Event loop is closed'", function()
+    local ref = asyncio.start_loop_thread()
+    ref:stop()
+    ref:join()
+    local err = raises(asyncio.RuntimeError, ref.call_soon_threadsafe, ref,
+                       print)
+    assert.equal("Event loop is closed", err.message)
+    err = raises(asyncio.RuntimeError, ref.stop, ref)
+    assert.equal("Event loop is closed", err.message)
+    raises(asyncio.RuntimeError, asyncio.run_coroutine_threadsafe,
+           add(1, 2), ref)
+    raises(asyncio.RuntimeError, ref.join, ref) -- joined already
+  end)
+
+  it("stop runs after the calls posted before it", function()
+    local ref = asyncio.start_loop_thread()
+    local out = asyncio.Channel()
+    for i = 1, 3 do
+      ref:call_soon_threadsafe(function(o, n) o:put(n) end, out, i)
+    end
+    ref:stop()
+    ref:join()
+    assert.equal(3, out:qsize())
+    for i = 1, 3 do assert.equal(i, out:get(0)) end
+  end)
+
+  it("a reference that is not a loop thread's cannot be joined", function()
+    local loop = asyncio.new_event_loop()
+    local ch = asyncio.Channel()
+    ch:put(loop)
+    local ref = ch:get(0)
+    raises(asyncio.RuntimeError, ref.join, ref)
+    loop:close()
+  end)
+end)
+
+describe("S: run_coroutine_threadsafe", function()
+  local ref
+
+  setup(function() ref = asyncio.start_loop_thread() end)
+  teardown(function()
+    ref:stop()
+    ref:join()
+  end)
+
+  it("S228 from a plain thread, result() blocks and returns 1 + 2 = 3",
+    function()
+      local cf = asyncio.run_coroutine_threadsafe(add(1, 2), ref)
+      assert.truthy(tostring(cf):find("^<ConcurrentFuture "))
+      assert.equal(3, cf:result(10))
+      assert.is_true(cf:done())
+      assert.is_false(cf:cancelled())
+      assert.is_false(cf:running())
+      assert.is_nil(cf:exception())
+      assert.equal("<ConcurrentFuture finished>", tostring(cf))
+    end)
+
+  it("S228 from an executor worker to this thread's loop",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local got = await(loop:run_in_executor(ex, function(target)
+        local aio = require "asyncio"
+        local plus = aio.async(function(a, b) return a + b end)
+        return aio.run_coroutine_threadsafe(plus(1, 2), target):result(10)
+      end, loop))
+      assert.equal(3, got)
+    end))
+
+  it("S228 every result value crosses back", function()
+    local many = async(function() return 1, nil, "three" end)
+    local cf = asyncio.run_coroutine_threadsafe(many(), ref)
+    local got = table.pack(cf:result(10))
+    assert.equal(3, got.n)
+    assert.same({1, nil, "three"}, {table.unpack(got, 1, 3)})
+  end)
+
+  it("S229 an error in the coroutine is raised by result(): Fail!",
+    function()
+      local cf = asyncio.run_coroutine_threadsafe(fail(), ref)
+      local ok, err = pcall(cf.result, cf, 10)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("Fail!$"), tostring(err))
+      assert.truthy(tostring(cf:exception()):find("Fail!$"))
+      assert.equal("<ConcurrentFuture finished (exception)>", tostring(cf))
+    end)
+
+  it("S229 error objects keep their class across", function()
+    local bad = async(function()
+      local aio = require "asyncio"
+      error(aio.ValueError("bad value"))
+    end)
+    local cf = asyncio.run_coroutine_threadsafe(bad(), ref)
+    local err = raises(asyncio.ValueError, cf.result, cf, 10)
+    assert.equal("bad value", err.message)
+  end)
+
+  it("S230 result(0) raises TimeoutError; cancel() cancels the remote "
+     .. "task and leaves no task", function()
+    local events = asyncio.Channel()
+    local cf = asyncio.run_coroutine_threadsafe(sleeper(3600, events), ref)
+    assert.equal("started", events:get(10))
+    raises(asyncio.TimeoutError, cf.result, cf, 0)
+    raises(asyncio.TimeoutError, cf.result, cf, 0.01)
+    assert.is_false(cf:done())
+    assert.is_true(cf:cancel())
+    assert.is_true(cf:cancelled())
+    assert.is_true(cf:done())
+    raises(asyncio.CancelledError, cf.result, cf)
+    assert.equal("cancelled", events:get(10))
+    -- only the counting task itself is left on the loop
+    assert.equal(1, asyncio.run_coroutine_threadsafe(count_tasks(), ref)
+                      :result(10))
+  end)
+
+  it("S231 a task cancelled on the loop side: result() raises "
+     .. "CancelledError", function()
+    local self_cancel = async(function()
+      local aio = require "asyncio"
+      aio.current_task():cancel()
+      aio.await(aio.sleep(0))
+    end)
+    local cf = asyncio.run_coroutine_threadsafe(self_cancel(), ref)
+    raises(asyncio.CancelledError, cf.result, cf, 10)
+    assert.is_true(cf:cancelled())
+  end)
+
+  it("S232 a non-coroutine raises TypeError at once", function()
+    raises(asyncio.TypeError, asyncio.run_coroutine_threadsafe,
+           function() end, ref)
+    raises(asyncio.TypeError, asyncio.run_coroutine_threadsafe, add, ref)
+    raises(asyncio.TypeError, asyncio.run_coroutine_threadsafe, 42, ref)
+    local loop = asyncio.new_event_loop()
+    raises(asyncio.TypeError, asyncio.run_coroutine_threadsafe,
+           loop:create_future(), ref)
+    loop:close()
+  end)
+
+  it("a coroutine that cannot be sent raises SendError; nothing runs",
+    function()
+      local out = asyncio.Channel()
+      local upvalue = out
+      local closure = async(function() upvalue:put("ran") end)
+      local err = raises(asyncio.SendError, asyncio.run_coroutine_threadsafe,
+                         closure(), ref)
+      assert.equal("fn: function with upvalues", err.message)
+      assert.equal(1, asyncio.run_coroutine_threadsafe(count_tasks(), ref)
+                        :result(10))
+      assert.equal(0, out:qsize())
+    end)
+
+  it("await(cf) in a task does not block its loop: other tasks progress",
+    aspec.async(function()
+      local ticks = 0
+      local ticker = create_task(async(function()
+        while true do
+          ticks = ticks + 1
+          await(sleep(0.001))
+        end
+      end)())
+      local gate = asyncio.Channel()
+      local wait_gate = async(function(g)
+        local aio = require "asyncio"
+        return aio.await(g:aget())
+      end)
+      local cf = asyncio.run_coroutine_threadsafe(wait_gate(gate), ref)
+      -- the gate opens only once the ticker ran five times while this
+      -- task awaits cf
+      create_task(async(function()
+        while ticks < 5 do await(sleep(0.001)) end
+        gate:put("opened")
+      end)())
+      assert.equal("opened", await(asyncio.wait_for(cf, 10)))
+      assert.is_true(ticks >= 5)
+      ticker:cancel()
+    end))
+
+  it("to this thread's own loop: await(cf) in a task", aspec.async(function()
+    local cf = asyncio.run_coroutine_threadsafe(add(20, 22),
+                                                asyncio.get_running_loop())
+    assert.equal(42, await(cf))
+  end))
+
+  it("wrap_future: a Future of the running loop; a Future unchanged",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local cf = asyncio.run_coroutine_threadsafe(add(2, 3), ref)
+      local fut = asyncio.wrap_future(cf)
+      assert.is_true(asyncio.isfuture(fut))
+      assert.equal(loop, fut:get_loop())
+      assert.equal(5, await(fut))
+      local plain = loop:create_future()
+      assert.equal(plain, asyncio.wrap_future(plain))
+      plain:cancel()
+    end))
+
+  it("cancelling the task awaiting cf cancels the remote task",
+    aspec.async(function()
+      local events = asyncio.Channel()
+      local cf = asyncio.run_coroutine_threadsafe(sleeper(3600, events), ref)
+      local waiter = create_task(async(function() return await(cf) end)())
+      assert.equal("started", await(events:aget()))
+      waiter:cancel()
+      local ok, err = pcall(await, waiter)
+      assert.is_false(ok)
+      assert.is_true(iserror(err, asyncio.CancelledError))
+      assert.equal("cancelled", await(asyncio.wait_for(events:aget(), 10)))
+      assert.is_true(cf:cancelled())
+    end))
+end)
