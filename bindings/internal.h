@@ -183,6 +183,7 @@ struct aio_loop {
   unsigned polls_skipped;
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
+  struct aio_io *ios;     /* I/O objects' uv handles (stream.c) */
   uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
   int interrupts;         /* SIGINTs received while running */
   int interrupts_seen;
@@ -238,6 +239,17 @@ void aio_loop_close_handle(aio_loop *loop, uv_handle_t *h);
  * closing a loop can close it. */
 typedef struct aio_io {
   void (*close)(uv_handle_t *h); /* closes h and detaches its owner */
+  /* The fields below belong to the I/O machinery of stream.c. */
+  aio_loop *loop;          /* owning loop; NULL once detached from it */
+  struct aio_io *next, *prev; /* the loop's list (loop->ios) */
+  uv_handle_t *handle;     /* NULL for a request (getaddrinfo) */
+  /* Closes (or cancels) at once when the loop closes; never frees. */
+  void (*shut)(lua_State *L, struct aio_io *io);
+  /* Runs the events its uv callbacks recorded, in Lua context. */
+  void (*dispatch)(lua_State *L, struct aio_io *io, unsigned events);
+  unsigned events;         /* recorded, not yet dispatched */
+  unsigned char posted;    /* a deferred dispatch is queued (threads.c) */
+  unsigned char dead;      /* released while posted: the post frees it */
 } aio_io;
 void aio_io_close_for_loop(uv_handle_t *h);
 
@@ -607,6 +619,65 @@ aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
                          const char *what);
 
 /* ------------------------------------------------------------------ */
+/* I/O: streams, servers, UDP, processes, DNS (stream.c, udp.c, ...)   */
+
+#define AIO_READER_MT "asyncio.StreamReader"
+#define AIO_WRITER_MT "asyncio.StreamWriter"
+#define AIO_SERVER_MT "asyncio.Server"
+#define AIO_UDP_MT "asyncio.DatagramEndpoint"
+#define AIO_PROCESS_MT "asyncio.Process"
+
+/* An I/O object is a malloc'd struct starting with aio_io. Its uv
+ * callbacks never call Lua: they record events and call aio_io_notify,
+ * which runs io->dispatch in protected mode on the thread running the
+ * loop (at once while the loop runs, else through a thread-safe post).
+ * Its memory is released with aio_io_release, from the handle's close
+ * callback (or a request's completion). */
+void aio_io_link(aio_loop *loop, aio_io *io, uv_handle_t *h);
+void aio_io_notify(aio_io *io, unsigned events);
+void aio_io_release(aio_io *io);
+/* Shuts every I/O object of the loop (loop close). */
+void aio_io_close_all(lua_State *L, aio_loop *loop);
+/* Ignores SIGPIPE once (writes to a closed peer fail with EPIPE). */
+void aio_io_ignore_sigpipe(void);
+
+/* Futures waiting on C events, in a registry table keyed by the address
+ * of a C object: one future per key (set/take) or a FIFO list (add,
+ * remove, wake). Waking completes every pending future with no value;
+ * futures of a closed loop are left alone. */
+void aio_waiter_set(lua_State *L, const void *key, int fidx);
+int aio_waiter_take(lua_State *L, const void *key);
+void aio_waiters_add(lua_State *L, const void *key, int fidx);
+void aio_waiters_remove(lua_State *L, const void *key, int fidx);
+void aio_waiters_wake(lua_State *L, const void *key);
+/* Completes the pending future at fidx with no value (0 if it was done
+ * or its loop is closed). */
+int aio_wake_future(lua_State *L, int fidx);
+/* Pushes errors.<name>(message) (an error object, not raised). */
+void aio_push_error_named(lua_State *L, const char *name, const char *msg);
+
+/* Addresses (dns.c): a numeric host and port to a sockaddr (returns a
+ * libuv error code, UV_EINVAL for a host that is not numeric); a sockaddr
+ * to {host, port} (a path string for AF_UNIX). */
+int aio_sockaddr_parse(const char *host, int port,
+                       struct sockaddr_storage *ss);
+void aio_push_sockaddr(lua_State *L, const struct sockaddr *sa);
+
+/* Stream transports for other files (process.c): a pipe stream, its uv
+ * handle, and its reader / writer objects. */
+typedef struct aio_stream aio_stream;
+aio_stream *aio_stream_new_pipe(lua_State *L, aio_loop *loop);
+uv_stream_t *aio_stream_uv(aio_stream *s);
+/* Pushes a StreamReader reading s (limit 0: the default). */
+void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit);
+/* Pushes a StreamWriter writing s; ridx: its reader (0: none). */
+void aio_stream_push_writer(lua_State *L, aio_stream *s, int ridx);
+/* Closes a stream no Lua object owns yet. */
+void aio_stream_abort(aio_stream *s);
+/* The `limit` field of the options table at idx (0: none given). */
+size_t aio_opt_limit(lua_State *L, int idx);
+
+/* ------------------------------------------------------------------ */
 /* Module registration (core.c and each file's opener)                 */
 
 AIO_EXPORT int luaopen_asyncio_core(lua_State *L);
@@ -621,6 +692,10 @@ void aio_open_coro(lua_State *L);
 void aio_open_signal(lua_State *L);
 void aio_open_locks(lua_State *L);
 void aio_open_queue(lua_State *L);
+void aio_open_stream(lua_State *L);
+void aio_open_udp(lua_State *L);
+void aio_open_process(lua_State *L);
+void aio_open_dns(lua_State *L);
 void aio_open_threads(lua_State *L);
 void aio_open_cfuture(lua_State *L);
 void aio_open_executor(lua_State *L);

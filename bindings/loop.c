@@ -707,6 +707,7 @@ static void loop_close(lua_State *L, aio_loop *loop, int collected) {
     aio_remote_close(loop->remote);
   aio_executor_shutdown_default(L, loop);
   aio_signal_close_all(L, loop);
+  aio_io_close_all(L, loop);
   /* drop queued work: it never runs; posted C callbacks release their
    * data */
   while (loop->rcount > 0) {

@@ -1,0 +1,287 @@
+/*
+ * dns.c - addresses: asyncio.getaddrinfo / loop:getaddrinfo on libuv's
+ * thread pool, the socket constants (asyncio.AF_INET, ...), and the
+ * conversions between numeric hosts, sockaddrs and {host, port} tables
+ * that the other I/O files share.
+ *
+ * A lookup is an I/O object without a handle (aio_io with handle NULL) in
+ * the loop's list, so that closing the loop cancels it. Whoever finishes
+ * last frees it: the awaiting task after reading the answer, or the uv
+ * callback when the task went away first (cancelled, or its loop closed).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "internal.h"
+
+int aio_sockaddr_parse(const char *host, int port,
+                       struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (port < 0 || port > 65535)
+    return UV_EINVAL;
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+    return 0;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+    return 0;
+  memset(ss, 0, sizeof *ss);
+  return UV_EINVAL;
+}
+
+void aio_push_sockaddr(lua_State *L, const struct sockaddr *sa) {
+  char name[64];
+  switch (sa->sa_family) {
+  case AF_INET:
+    uv_ip4_name((const struct sockaddr_in *)sa, name, sizeof name);
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, ntohs(((const struct sockaddr_in *)sa)->sin_port));
+    lua_rawseti(L, -2, 2);
+    break;
+  case AF_INET6:
+    uv_ip6_name((const struct sockaddr_in6 *)sa, name, sizeof name);
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
+    lua_rawseti(L, -2, 2);
+    break;
+  case AF_UNIX: {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+    lua_pushlstring(L, un->sun_path, strnlen(un->sun_path,
+                                             sizeof un->sun_path));
+    break;
+  }
+  default:
+    lua_pushnil(L);
+  }
+}
+
+/* _ip_family(host) -> AF_INET, AF_INET6, or nil when host is not a
+ * numeric address. */
+static int l_ip_family(lua_State *L) {
+  struct sockaddr_storage ss;
+  const char *host = luaL_checkstring(L, 1);
+  if (aio_sockaddr_parse(host, 0, &ss) == 0)
+    lua_pushinteger(L, ss.ss_family);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* getaddrinfo                                                         */
+
+typedef struct gai {
+  aio_io io;
+  uv_getaddrinfo_t req;
+  struct addrinfo *res;
+  int status;
+  unsigned char done, abandoned;
+} gai;
+
+static void gai_free(gai *g) {
+  if (g->res)
+    uv_freeaddrinfo(g->res);
+  g->res = NULL;
+  aio_io_release(&g->io);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  gai *g = req->data;
+  g->done = 1;
+  g->status = status;
+  g->res = res;
+  if (g->abandoned)
+    gai_free(g);
+  else
+    aio_io_notify(&g->io, 1);
+}
+
+static void gai_dispatch(lua_State *L, aio_io *io, unsigned ev) {
+  (void)ev;
+  if (aio_waiter_take(L, io)) {
+    aio_wake_future(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
+/* The loop closes: the task will never read the answer. */
+static void gai_shut(lua_State *L, aio_io *io) {
+  gai *g = (gai *)io;
+  (void)L;
+  g->abandoned = 1;
+  if (g->done)
+    gai_free(g);
+  else
+    uv_cancel((uv_req_t *)&g->req);
+}
+
+/* Gives the request up (the task is leaving): the callback frees it. */
+static void gai_abandon(gai *g) {
+  g->abandoned = 1;
+  if (g->done)
+    gai_free(g);
+  else
+    uv_cancel((uv_req_t *)&g->req);
+}
+
+/* Pushes the list of answers. */
+static void push_answers(lua_State *L, struct addrinfo *res) {
+  struct addrinfo *ai;
+  int i = 0;
+  lua_newtable(L);
+  for (ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+      continue;
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, ai->ai_family);
+    lua_setfield(L, -2, "family");
+    lua_pushinteger(L, ai->ai_socktype);
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, ai->ai_protocol);
+    lua_setfield(L, -2, "proto");
+    if (ai->ai_canonname) {
+      lua_pushstring(L, ai->ai_canonname);
+      lua_setfield(L, -2, "canonname");
+    }
+    aio_push_sockaddr(L, ai->ai_addr);
+    lua_rawgeti(L, -1, 1);
+    lua_setfield(L, -3, "addr");
+    lua_rawgeti(L, -1, 2);
+    lua_setfield(L, -3, "port");
+    lua_pop(L, 1);
+    lua_rawseti(L, -2, ++i);
+  }
+}
+
+/* [host, port, opts, g, fut] */
+static int gai_k(lua_State *L, int status, lua_KContext ctx) {
+  gai *g = lua_touserdata(L, 4);
+  aio_future *f = lua_touserdata(L, 5);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  (void)status;
+  (void)ctx;
+  if (threw || f->state == AIO_CANCELLED || !g->done) {
+    if (aio_waiter_take(L, &g->io))
+      lua_pop(L, 1);
+    gai_abandon(g);
+    if (threw)
+      return lua_error(L);
+    return aio_future_push_result(L, 5);
+  }
+  if (g->status < 0) {
+    int err = g->status;
+    gai_free(g);
+    return aio_raise_uv(L, err, "getaddrinfo");
+  }
+  lua_settop(L, 3);
+  push_answers(L, g->res);
+  gai_free(g);
+  return 1;
+}
+
+static int opt_int(lua_State *L, int oidx, const char *name, int def) {
+  int v = def;
+  if (lua_type(L, oidx) != LUA_TTABLE)
+    return def;
+  if (lua_getfield(L, oidx, name) != LUA_TNIL) {
+    if (!lua_isinteger(L, -1))
+      luaL_error(L, "bad option '%s' to 'getaddrinfo' (integer expected, "
+                 "got %s)", name, luaL_typename(L, -1));
+    v = (int)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* [host, port, opts] */
+static int gai_body(lua_State *L) {
+  struct addrinfo hints;
+  const char *host = luaL_optstring(L, 1, NULL);
+  const char *service = NULL;
+  aio_task *t;
+  gai *g;
+  int r;
+  lua_settop(L, 3);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_pushfstring(L, "%d", (int)luaL_checkinteger(L, 2));
+    lua_replace(L, 2);
+  }
+  service = luaL_optstring(L, 2, NULL);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = opt_int(L, 3, "family", AF_UNSPEC);
+  hints.ai_socktype = opt_int(L, 3, "type", 0);
+  hints.ai_protocol = opt_int(L, 3, "proto", 0);
+  hints.ai_flags = opt_int(L, 3, "flags", 0);
+  t = aio_check_await(L, "getaddrinfo");
+  g = calloc(1, sizeof *g);
+  if (g == NULL)
+    return luaL_error(L, "not enough memory");
+  g->req.data = g;
+  g->io.shut = gai_shut;
+  g->io.dispatch = gai_dispatch;
+  aio_io_link(t->fut.loop, &g->io, NULL);
+  r = uv_getaddrinfo(t->fut.loop->uv, &g->req, on_resolved, host, service,
+                     &hints);
+  if (r != 0) {
+    aio_io_release(&g->io);
+    return aio_raise_uv(L, r, "getaddrinfo");
+  }
+  lua_pushlightuserdata(L, g);
+  aio_future_new(L, t->fut.loop);
+  aio_waiter_set(L, &g->io, 5);
+  return aio_await_future(L, t, 5, 0, gai_k);
+}
+
+/* getaddrinfo(host, port [, {family =, type =, proto =, flags =}]) ->
+ * a Coroutine object; awaited, the list of {family =, type =, proto =,
+ * addr =, port =} (canonname = with AI_CANONNAME). */
+static int l_getaddrinfo(lua_State *L) {
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  aio_push_ccoro(L, gai_body, 3);
+  return 1;
+}
+
+static int l_loop_getaddrinfo(lua_State *L) {
+  aio_check_loop(L, 1);
+  lua_remove(L, 1);
+  return l_getaddrinfo(L);
+}
+
+static const struct {
+  const char *name;
+  int value;
+} constants[] = {
+    {"AF_UNSPEC", AF_UNSPEC},       {"AF_INET", AF_INET},
+    {"AF_INET6", AF_INET6},         {"AF_UNIX", AF_UNIX},
+    {"SOCK_STREAM", SOCK_STREAM},   {"SOCK_DGRAM", SOCK_DGRAM},
+    {"IPPROTO_TCP", IPPROTO_TCP},   {"IPPROTO_UDP", IPPROTO_UDP},
+    {"AI_PASSIVE", AI_PASSIVE},     {"AI_CANONNAME", AI_CANONNAME},
+    {"AI_NUMERICHOST", AI_NUMERICHOST},
+    {"AI_NUMERICSERV", AI_NUMERICSERV},
+    {"AI_ADDRCONFIG", AI_ADDRCONFIG},
+    {NULL, 0}};
+
+static const luaL_Reg dns_funcs[] = {
+    {"getaddrinfo", l_getaddrinfo},
+    {"_ip_family", l_ip_family},
+    {NULL, NULL}};
+
+void aio_open_dns(lua_State *L) {
+  int i;
+  luaL_setfuncs(L, dns_funcs, 0);
+  for (i = 0; constants[i].name; i++) {
+    lua_pushinteger(L, constants[i].value);
+    lua_setfield(L, -2, constants[i].name);
+  }
+  luaL_getmetatable(L, AIO_LOOP_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_loop_getaddrinfo);
+  lua_setfield(L, -2, "getaddrinfo");
+  lua_pop(L, 2);
+}

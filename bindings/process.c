@@ -1,0 +1,454 @@
+/*
+ * process.c - subprocesses: the C half of create_subprocess_exec/_shell
+ * (_spawn; the facade is lua/asyncio/subprocess.lua, which adds
+ * communicate()), and the Process object: pid, returncode, stdin /
+ * stdout / stderr streams, wait(), send_signal(), terminate(), kill().
+ *
+ * The child runs under a uv_process_t. Its pipes are stream transports
+ * (stream.c): stdin a StreamWriter, stdout and stderr StreamReaders. The
+ * loop keeps the Process userdata while the child runs (as asyncio's
+ * child watcher does), so that its exit is always recorded; the exit
+ * callback only records it, and dispatch sets returncode, wakes wait()
+ * and closes the handle. Closing the loop kills nothing: it closes the
+ * handles and the pipes.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* asyncio.PIPE, STDOUT, DEVNULL: Python's values. */
+#define IO_PIPE (-1)
+#define IO_STDOUT (-2)
+#define IO_DEVNULL (-3)
+
+typedef struct pud pud;
+
+typedef struct proc {
+  aio_io io;
+  uv_process_t h;
+  pud *ud;             /* the Lua Process, NULL once detached */
+  int64_t status;
+  int signal;
+} proc;
+
+struct pud {
+  proc *p;             /* NULL once the child exited or the loop closed */
+  int pid;
+  lua_Integer returncode;
+  unsigned char exited;
+  char wait_key, anchor_key; /* addresses: registry keys */
+};
+
+enum {
+  P_UV_STDIN = 1, P_UV_STDOUT, P_UV_STDERR, P_UV_LOOP,
+  P_UV_COUNT = P_UV_LOOP
+};
+
+static void on_proc_closed(uv_handle_t *h) {
+  aio_io_release((aio_io *)h->data);
+}
+
+static void proc_close_hook(uv_handle_t *h) {
+  if (!uv_is_closing(h))
+    uv_close(h, on_proc_closed);
+}
+
+/* Lets the Lua side go: no more anchor, the handle closes. */
+static void proc_detach(lua_State *L, proc *p) {
+  pud *ud = p->ud;
+  if (ud) {
+    p->ud = NULL;
+    ud->p = NULL;
+    if (aio_waiter_take(L, &ud->anchor_key))
+      lua_pop(L, 1);
+  }
+  proc_close_hook((uv_handle_t *)&p->h);
+}
+
+static void proc_shut(lua_State *L, aio_io *io) {
+  proc_detach(L, (proc *)io);
+}
+
+static void proc_dispatch(lua_State *L, aio_io *io, unsigned ev) {
+  proc *p = (proc *)io;
+  pud *ud = p->ud;
+  (void)ev;
+  if (ud == NULL)
+    return;
+  ud->exited = 1;
+  ud->returncode = p->signal ? -(lua_Integer)p->signal
+                             : (lua_Integer)p->status;
+  aio_waiters_wake(L, &ud->wait_key);
+  proc_detach(L, p);
+}
+
+static void on_exit_cb(uv_process_t *h, int64_t status, int signal) {
+  proc *p = h->data;
+  p->status = status;
+  p->signal = signal;
+  aio_io_notify(&p->io, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua methods                                                         */
+
+static pud *check_process(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AIO_PROCESS_MT);
+}
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  pud *ud = lua_touserdata(L, 1);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  (void)status;
+  (void)ctx;
+  aio_waiters_remove(L, &ud->wait_key, 2);
+  if (threw)
+    return lua_error(L);
+  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
+    return aio_future_push_result(L, 2);
+  if (!ud->exited)
+    return aio_raisef(L, AIO_E_RUNTIME, "the event loop closed before "
+                      "the process exited");
+  lua_pushinteger(L, ud->returncode);
+  return 1;
+}
+
+/* [process] -> returncode */
+static int wait_body(lua_State *L) {
+  pud *ud = check_process(L, 1);
+  aio_task *t;
+  lua_settop(L, 1);
+  if (ud->exited) {
+    lua_pushinteger(L, ud->returncode);
+    return 1;
+  }
+  if (ud->p == NULL)
+    return aio_raisef(L, AIO_E_RUNTIME, "the process is no longer watched "
+                      "(its event loop closed)");
+  t = aio_check_await(L, "wait");
+  aio_future_new(L, t->fut.loop);
+  aio_waiters_add(L, &ud->wait_key, 2);
+  return aio_await_future(L, t, 2, 0, wait_k);
+}
+
+static int l_process_wait(lua_State *L) {
+  check_process(L, 1);
+  lua_settop(L, 1);
+  aio_push_ccoro(L, wait_body, 1);
+  return 1;
+}
+
+static const struct {
+  const char *name;
+  int num;
+} signames[] = {{"SIGTERM", SIGTERM}, {"SIGKILL", SIGKILL},
+                {"SIGINT", SIGINT},   {"SIGHUP", SIGHUP},
+                {"SIGQUIT", SIGQUIT}, {"SIGUSR1", SIGUSR1},
+                {"SIGUSR2", SIGUSR2}, {"SIGSTOP", SIGSTOP},
+                {"SIGCONT", SIGCONT}, {"SIGALRM", SIGALRM},
+                {"SIGPIPE", SIGPIPE}, {NULL, 0}};
+
+static int send_signal(lua_State *L, pud *ud, int signum) {
+  int r;
+  if (ud->exited || ud->p == NULL)
+    return 0; /* as Popen.send_signal after the exit */
+  r = uv_process_kill(&ud->p->h, signum);
+  if (r != 0)
+    return aio_raise_uv(L, r, "send_signal");
+  return 0;
+}
+
+static int l_process_send_signal(lua_State *L) {
+  pud *ud = check_process(L, 1);
+  int i, signum;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, 2);
+    for (i = 0; signames[i].name; i++)
+      if (strcmp(signames[i].name, name) == 0)
+        break;
+    if (signames[i].name == NULL)
+      return aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
+    signum = signames[i].num;
+  } else
+    signum = (int)luaL_checkinteger(L, 2);
+  return send_signal(L, ud, signum);
+}
+
+static int l_process_terminate(lua_State *L) {
+  return send_signal(L, check_process(L, 1), SIGTERM);
+}
+
+static int l_process_kill(lua_State *L) {
+  return send_signal(L, check_process(L, 1), SIGKILL);
+}
+
+/* Fields: pid, returncode (nil until the exit), stdin, stdout, stderr. */
+static int l_process__index(lua_State *L) {
+  pud *ud = check_process(L, 1);
+  const char *key;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+    return 1;
+  key = lua_tostring(L, 2);
+  if (key == NULL)
+    return 0;
+  if (strcmp(key, "pid") == 0)
+    lua_pushinteger(L, ud->pid);
+  else if (strcmp(key, "returncode") == 0) {
+    if (ud->exited)
+      lua_pushinteger(L, ud->returncode);
+    else
+      lua_pushnil(L);
+  } else if (strcmp(key, "stdin") == 0)
+    lua_getiuservalue(L, 1, P_UV_STDIN);
+  else if (strcmp(key, "stdout") == 0)
+    lua_getiuservalue(L, 1, P_UV_STDOUT);
+  else if (strcmp(key, "stderr") == 0)
+    lua_getiuservalue(L, 1, P_UV_STDERR);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+static int l_process__tostring(lua_State *L) {
+  pud *ud = check_process(L, 1);
+  if (ud->exited)
+    lua_pushfstring(L, "<Process %d returncode=%I>", ud->pid,
+                    ud->returncode);
+  else
+    lua_pushfstring(L, "<Process %d%s>", ud->pid,
+                    ud->p ? " running" : " unwatched");
+  return 1;
+}
+
+static int l_process__gc(lua_State *L) {
+  pud *ud = lua_touserdata(L, 1);
+  proc *p = ud->p;
+  if (p) {
+    p->ud = NULL;
+    ud->p = NULL;
+    proc_close_hook((uv_handle_t *)&p->h);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Spawning                                                            */
+
+/* How one of the child's fds 0..2 is set up, from the option at idx. */
+static int opt_stdio(lua_State *L, int oidx, const char *name, int fd) {
+  lua_Integer v;
+  if (lua_type(L, oidx) != LUA_TTABLE)
+    return fd; /* inherited */
+  lua_getfield(L, oidx, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return fd;
+  }
+  if (!lua_isinteger(L, -1))
+    return luaL_error(L, "bad option '%s' (asyncio.PIPE, DEVNULL, STDOUT, "
+                      "a file descriptor or nil expected)", name);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (v < IO_DEVNULL || (v == IO_STDOUT && fd != 2))
+    return luaL_error(L, "bad option '%s'", name);
+  return (int)v;
+}
+
+/* The environment option at oidx as "K=V" strings (NULL: inherited).
+ * Pushes one value that keeps the strings and the array alive. */
+static char **build_env(lua_State *L, int oidx) {
+  char **env;
+  int n = 0, i;
+  if (lua_type(L, oidx) != LUA_TTABLE ||
+      lua_getfield(L, oidx, "env") == LUA_TNIL) {
+    if (lua_type(L, oidx) == LUA_TTABLE)
+      lua_pop(L, 1);
+    lua_pushnil(L);
+    return NULL;
+  }
+  luaL_checktype(L, -1, LUA_TTABLE);
+  lua_newtable(L); /* [env, keep] */
+  lua_pushnil(L);
+  while (lua_next(L, -3)) { /* [env, keep, k, v] */
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "bad option 'env' (string keys expected)");
+    luaL_tolstring(L, -1, NULL);
+    lua_pushfstring(L, "%s=%s", lua_tostring(L, -3), lua_tostring(L, -1));
+    lua_rawseti(L, -5, ++n);
+    lua_pop(L, 2);
+  }
+  env = lua_newuserdatauv(L, sizeof *env * (size_t)(n + 1), 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, -2, i + 1);
+    env[i] = (char *)lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  env[n] = NULL;
+  lua_rawseti(L, -2, 0); /* [env, keep] */
+  lua_remove(L, -2);
+  return env;
+}
+
+/* _spawn(file, args, opts): args is the full argv list (args[1] is the
+ * program name the child sees). opts: stdin, stdout, stderr, cwd, env,
+ * limit, start_new_session. Returns a Process. */
+static int l_spawn(lua_State *L) {
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  aio_stream *pipes[3] = {NULL, NULL, NULL};
+  uv_os_fd_t pair[2] = {-1, -1};
+  const char *file = luaL_checkstring(L, 1);
+  char **argv;
+  aio_loop *loop;
+  proc *p;
+  pud *ud;
+  int i, n, r, how[3], top;
+  size_t limit;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  loop = aio_get_event_loop(L);
+  aio_check_open(L, loop);
+  limit = aio_opt_limit(L, 3);
+  memset(&o, 0, sizeof o);
+  n = (int)lua_rawlen(L, 2);
+  argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 2), 0); /* 4 */
+  for (i = 0; i < n; i++) {
+    if (lua_rawgeti(L, 2, i + 1) != LUA_TSTRING)
+      return luaL_error(L, "bad argument list item #%d (string expected, "
+                        "got %s)", i + 1, luaL_typename(L, -1));
+    argv[i] = (char *)lua_tostring(L, -1); /* args keeps it */
+    lua_pop(L, 1);
+  }
+  if (n == 0)
+    argv[n++] = (char *)file;
+  argv[n] = NULL;
+  o.file = file;
+  o.args = argv;
+  o.exit_cb = on_exit_cb;
+  o.env = build_env(L, 3); /* 5 */
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    if (lua_getfield(L, 3, "cwd") != LUA_TNIL)
+      o.cwd = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 3, "start_new_session") != LUA_TNIL &&
+        lua_toboolean(L, -1))
+      o.flags |= UV_PROCESS_DETACHED;
+    lua_pop(L, 2); /* the cwd string stays referenced by opts */
+  }
+  top = lua_gettop(L);
+  how[0] = opt_stdio(L, 3, "stdin", 0);
+  how[1] = opt_stdio(L, 3, "stdout", 1);
+  how[2] = opt_stdio(L, 3, "stderr", 2);
+  if (how[2] == IO_STDOUT && how[1] != IO_PIPE)
+    how[2] = how[1]; /* stderr goes where stdout goes */
+  for (i = 0; i < 3; i++) {
+    if (how[i] == IO_PIPE) {
+      pipes[i] = aio_stream_new_pipe(L, loop);
+      stdio[i].flags = UV_CREATE_PIPE |
+                       (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
+      stdio[i].data.stream = aio_stream_uv(pipes[i]);
+    } else if (how[i] == IO_DEVNULL) {
+      stdio[i].flags = UV_IGNORE;
+    } else if (how[i] >= 0) {
+      stdio[i].flags = UV_INHERIT_FD;
+      stdio[i].data.fd = how[i];
+    }
+  }
+  if (how[2] == IO_STDOUT) {
+    /* stdout and stderr share one pipe: the child gets its write end as
+     * fds 1 and 2, the reader reads its other end */
+    r = uv_pipe(pair, 0, 0);
+    if (r == 0)
+      r = uv_pipe_open((uv_pipe_t *)aio_stream_uv(pipes[1]), pair[0]);
+    if (r != 0) {
+      if (pair[0] >= 0) {
+        close(pair[0]);
+        close(pair[1]);
+      }
+      for (i = 0; i < 3; i++)
+        if (pipes[i])
+          aio_stream_abort(pipes[i]);
+      return aio_raise_uv(L, r, "pipe");
+    }
+    stdio[1].flags = stdio[2].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = stdio[2].data.fd = pair[1];
+  }
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return luaL_error(L, "not enough memory");
+  p->io.close = proc_close_hook;
+  p->io.shut = proc_shut;
+  p->io.dispatch = proc_dispatch;
+  aio_io_ignore_sigpipe();
+  r = uv_spawn(loop->uv, &p->h, &o);
+  if (pair[1] >= 0)
+    close(pair[1]);
+  aio_io_link(loop, &p->io, (uv_handle_t *)&p->h);
+  if (r != 0) {
+    proc_close_hook((uv_handle_t *)&p->h);
+    for (i = 0; i < 3; i++)
+      if (pipes[i])
+        aio_stream_abort(pipes[i]);
+    return aio_raise_uv(L, r, "spawn");
+  }
+  lua_settop(L, top);
+  ud = lua_newuserdatauv(L, sizeof *ud, P_UV_COUNT);
+  memset(ud, 0, sizeof *ud);
+  ud->p = p;
+  ud->pid = p->h.pid;
+  p->ud = ud;
+  luaL_setmetatable(L, AIO_PROCESS_MT);
+  aio_push_loop(L, loop);
+  lua_setiuservalue(L, -2, P_UV_LOOP);
+  for (i = 0; i < 3; i++) {
+    if (pipes[i] == NULL)
+      continue;
+    if (i == 0)
+      aio_stream_push_writer(L, pipes[i], 0);
+    else
+      aio_stream_push_reader(L, pipes[i], limit);
+    lua_setiuservalue(L, -2, P_UV_STDIN + i);
+  }
+  aio_waiter_set(L, &ud->anchor_key, -1);
+  return 1;
+}
+
+static const luaL_Reg process_methods[] = {
+    {"wait", l_process_wait},
+    {"send_signal", l_process_send_signal},
+    {"terminate", l_process_terminate},
+    {"kill", l_process_kill},
+    {NULL, NULL}};
+
+static const luaL_Reg process_metamethods[] = {
+    {"__gc", l_process__gc},
+    {"__tostring", l_process__tostring},
+    {NULL, NULL}};
+
+void aio_open_process(lua_State *L) {
+  aio_newclass(L, AIO_PROCESS_MT, AIO_K_OTHER, process_methods,
+               process_metamethods);
+  luaL_getmetatable(L, AIO_PROCESS_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "_Process"); /* the methods, for subprocess.lua */
+  lua_pushcclosure(L, l_process__index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_spawn);
+  lua_setfield(L, -2, "_spawn");
+  lua_pushinteger(L, IO_PIPE);
+  lua_setfield(L, -2, "PIPE");
+  lua_pushinteger(L, IO_STDOUT);
+  lua_setfield(L, -2, "STDOUT");
+  lua_pushinteger(L, IO_DEVNULL);
+  lua_setfield(L, -2, "DEVNULL");
+}
