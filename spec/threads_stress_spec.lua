@@ -1,0 +1,184 @@
+-- spec/threads_stress_spec.lua: many threads at once against one loop,
+-- loop threads started and stopped over and over, busy channels and
+-- concurrent futures. Everything posted is counted: nothing may be lost,
+-- merged or run twice. `make check` also runs this file under
+-- ThreadSanitizer.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local THREADS, POSTS = 8, 100000
+
+describe("threads under stress", function()
+  it(("%d threads x %d posts to one loop: every one arrives once, in "
+      .. "each thread's order"):format(THREADS, POSTS),
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local done = loop:create_future()
+      local expected = THREADS * POSTS
+      local seen, last, bad = 0, {}, 0
+      local function arrive(t, i)
+        if i ~= (last[t] or 0) + 1 then bad = bad + 1 end
+        last[t] = i
+        seen = seen + 1
+        if seen == expected then done:set_result() end
+      end
+      -- half the threads call a thread-safe callable, half post with
+      -- call_soon_threadsafe through a loop reference
+      local tf = asyncio.threadsafe(arrive)
+      _G.STRESS_ARRIVE = arrive
+      local ex <close> = asyncio.ThreadPoolExecutor(THREADS)
+      local jobs = {}
+      for t = 1, THREADS do
+        if t % 2 == 1 then
+          jobs[t] = loop:run_in_executor(ex, function(call, id, n)
+            for i = 1, n do call(id, i) end
+            return n
+          end, tf, t, POSTS)
+        else
+          jobs[t] = loop:run_in_executor(ex, function(ref, id, n)
+            local function post(a, b) STRESS_ARRIVE(a, b) end
+            for i = 1, n do ref:call_soon_threadsafe(post, id, i) end
+            return n
+          end, loop, t, POSTS)
+        end
+      end
+      local sent = await(asyncio.gather(table.unpack(jobs)))
+      await(asyncio.wait_for(done, 60))
+      _G.STRESS_ARRIVE = nil
+      for t = 1, THREADS do
+        assert.equal(POSTS, sent[t])
+        assert.equal(POSTS, last[t])
+      end
+      assert.equal(expected, seen)
+      assert.equal(0, bad)
+      -- nothing more arrives afterwards
+      await(asyncio.sleep(0.01))
+      assert.equal(expected, seen)
+    end))
+
+  it("50 loop threads started, used, stopped and joined one after another",
+    function()
+      local out = asyncio.Channel()
+      for i = 1, 50 do
+        local ref = asyncio.start_loop_thread()
+        ref:call_soon_threadsafe(function(o, n) o:put(n) end, out, i)
+        assert.equal(i, out:get(10))
+        ref:stop()
+        ref:join()
+        assert.is_true(ref:is_closed())
+      end
+    end)
+
+  it("10 rounds of 8 loop threads at once, each with posts and a "
+     .. "coroutine", function()
+    local out = asyncio.Channel()
+    local work = async(function(n)
+      local aio = require "asyncio"
+      aio.await(aio.sleep(0))
+      return n * 2
+    end)
+    for round = 1, 10 do
+      local refs, cfs = {}, {}
+      for i = 1, 8 do refs[i] = asyncio.start_loop_thread() end
+      for i = 1, 8 do
+        for k = 1, 100 do
+          refs[i]:call_soon_threadsafe(function(o, v) o:put(v) end, out, k)
+        end
+        cfs[i] = asyncio.run_coroutine_threadsafe(work(round * 10 + i),
+                                                  refs[i])
+      end
+      for i = 1, 8 do
+        assert.equal((round * 10 + i) * 2, cfs[i]:result(10))
+        refs[i]:stop()
+      end
+      for i = 1, 8 do refs[i]:join() end
+      local sum = 0
+      for _ = 1, 800 do sum = sum + out:get(0) end
+      assert.equal(8 * 5050, sum)
+      assert.equal(0, out:qsize())
+    end
+  end)
+
+  it("loop threads stopped and never joined, their references dropped",
+    function()
+      for _ = 1, 20 do
+        local ref = asyncio.start_loop_thread()
+        ref:stop()
+      end
+      collectgarbage()
+      collectgarbage()
+      -- still able to start and use one
+      local ref = asyncio.start_loop_thread()
+      local out = asyncio.Channel()
+      ref:call_soon_threadsafe(function(o) o:put("alive") end, out)
+      assert.equal("alive", out:get(10))
+      ref:stop()
+      ref:join()
+    end)
+
+  it("4 producers and 4 consumers move 100 000 items through Channel(64)",
+    function()
+      local ch = asyncio.Channel(64)
+      local ex <close> = asyncio.ThreadPoolExecutor(8)
+      local producers = {}
+      for p = 1, 4 do
+        producers[p] = ex:submit(function(c, base)
+          for i = 1, 25000 do c:put(base + i) end
+        end, ch, p * 1000000)
+      end
+      local consumers = {}
+      for c = 1, 4 do
+        consumers[c] = ex:submit(function(cin)
+          local n, sum = 0, 0
+          while true do
+            local ok, v = pcall(cin.get, cin)
+            if not ok then return n, sum end
+            n, sum = n + 1, sum + v
+          end
+        end, ch)
+      end
+      for p = 1, 4 do producers[p]:result(60) end
+      ch:close()
+      local n, sum = 0, 0
+      for c = 1, 4 do
+        local cn, cs = consumers[c]:result(60)
+        n, sum = n + cn, sum + cs
+      end
+      assert.equal(100000, n)
+      local expected = 0
+      for p = 1, 4 do expected = expected + 25000 * p * 1000000
+                                 + 25000 * 25001 // 2 end
+      assert.equal(expected, sum)
+    end)
+
+  it("1000 run_coroutine_threadsafe round trips from 4 threads",
+    aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local ref = asyncio.start_loop_thread()
+      local ex <close> = asyncio.ThreadPoolExecutor(4)
+      local jobs = {}
+      for t = 1, 4 do
+        jobs[t] = loop:run_in_executor(ex, function(target, id)
+          local aio = require "asyncio"
+          local double = aio.async(function(x)
+            local a = require "asyncio"
+            a.await(a.sleep(0))
+            return x * 2
+          end)
+          local sum = 0
+          for i = 1, 250 do
+            sum = sum + aio.run_coroutine_threadsafe(double(id * 1000 + i),
+                                                     target):result(10)
+          end
+          return sum
+        end, ref, t)
+      end
+      local sums = await(asyncio.gather(table.unpack(jobs)))
+      for t = 1, 4 do
+        assert.equal(2 * (250 * t * 1000 + 250 * 251 // 2), sums[t])
+      end
+      ref:stop()
+      ref:join()
+    end))
+end)
