@@ -1436,6 +1436,14 @@ static int l_writer_get_extra_info(lua_State *L) {
   return 1;
 }
 
+/* get_write_buffer_size(): bytes queued, not yet written (asyncio's
+ * transport.get_write_buffer_size()). */
+static int l_writer_get_write_buffer_size(lua_State *L) {
+  aio_writer *w = test_writer(L, 1);
+  lua_pushinteger(L, w->s ? (lua_Integer)w->s->wbytes : 0);
+  return 1;
+}
+
 static int l_writer_get_reader(lua_State *L) {
   test_writer(L, 1);
   lua_getiuservalue(L, 1, W_UV_READER);
@@ -2285,6 +2293,7 @@ static const luaL_Reg writer_methods[] = {
     {"drain", l_writer_drain},
     {"get_extra_info", l_writer_get_extra_info},
     {"get_reader", l_writer_get_reader},
+    {"get_write_buffer_size", l_writer_get_write_buffer_size},
     {NULL, NULL}};
 
 static const luaL_Reg writer_metamethods[] = {

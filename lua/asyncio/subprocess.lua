@@ -33,7 +33,7 @@ M.create_subprocess_exec = async(function(program, ...)
   local argv = {tostring(program)}
   for i = 1, n do
     local a = select(i, ...)
-    if i == n and is_options(a) then
+    if i == n and (a == nil or is_options(a)) then
       opts = a
     elseif type(a) == "string" or type(a) == "number" then
       argv[#argv + 1] = tostring(a)

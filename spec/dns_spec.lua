@@ -1,0 +1,105 @@
+-- spec/dns_spec.lua: asyncio.getaddrinfo and loop:getaddrinfo
+-- (bindings/dns.c), on libuv's thread pool.
+--
+-- Only names every host resolves locally (localhost, numeric addresses)
+-- and a reserved name that never resolves (.invalid, RFC 2606).
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local iserror = asyncio.iserror
+
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+describe("getaddrinfo", function()
+  it("resolves localhost to loopback entries with family, type, proto, "
+     .. "addr and port", aspec.async(function()
+    local infos = await(asyncio.getaddrinfo("localhost", 80,
+                                            {type = asyncio.SOCK_STREAM}))
+    assert.is_true(#infos >= 1)
+    local seen = {}
+    for _, ai in ipairs(infos) do
+      assert.is_true(ai.family == asyncio.AF_INET or
+                     ai.family == asyncio.AF_INET6)
+      assert.equal(asyncio.SOCK_STREAM, ai.type)
+      assert.equal(asyncio.IPPROTO_TCP, ai.proto)
+      assert.equal(80, ai.port)
+      seen[ai.addr] = true
+    end
+    assert.is_true(seen["127.0.0.1"] or seen["::1"])
+  end))
+
+  it("a numeric host comes back as itself", aspec.async(function()
+    local infos = await(asyncio.getaddrinfo("127.0.0.1", 8080,
+      {family = asyncio.AF_INET, type = asyncio.SOCK_DGRAM}))
+    assert.equal(1, #infos)
+    assert.same({family = asyncio.AF_INET, type = asyncio.SOCK_DGRAM,
+                 proto = asyncio.IPPROTO_UDP, addr = "127.0.0.1",
+                 port = 8080}, infos[1])
+  end))
+
+  it("family = AF_INET6 gives IPv6 addresses", aspec.async(function()
+    local infos = await(asyncio.getaddrinfo("::1", 0,
+      {family = asyncio.AF_INET6, type = asyncio.SOCK_STREAM}))
+    assert.equal(1, #infos)
+    assert.equal("::1", infos[1].addr)
+    assert.equal(asyncio.AF_INET6, infos[1].family)
+  end))
+
+  it("a nil host with AI_PASSIVE gives the wildcard address",
+     aspec.async(function()
+    local infos = await(asyncio.getaddrinfo(nil, 5000,
+      {family = asyncio.AF_INET, type = asyncio.SOCK_STREAM,
+       flags = asyncio.AI_PASSIVE}))
+    assert.equal("0.0.0.0", infos[1].addr)
+    assert.equal(5000, infos[1].port)
+  end))
+
+  it("a name that does not resolve raises an OSError named EAI_...",
+     aspec.async(function()
+    local err = raises(function()
+      return await(asyncio.getaddrinfo("no-such-host.invalid", 80))
+    end)
+    assert.is_true(iserror(err, asyncio.OSError))
+    assert.matches("^EAI_", err.name)
+  end))
+
+  it("loop:getaddrinfo is the same lookup", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local infos = await(loop:getaddrinfo("127.0.0.1", 1,
+                                         {type = asyncio.SOCK_STREAM}))
+    assert.equal("127.0.0.1", infos[1].addr)
+    assert.equal(1, infos[1].port)
+  end))
+
+  it("does not block the loop: other tasks run while it resolves",
+     aspec.async(function()
+    local ran = false
+    local t = asyncio.create_task(async(function() ran = true end)())
+    await(asyncio.getaddrinfo("localhost", 80))
+    assert.is_true(ran)
+    await(t)
+  end))
+
+  it("a cancelled lookup raises CancelledError and leaves nothing behind",
+     aspec.async(function()
+    local t = asyncio.create_task(asyncio.getaddrinfo("localhost", 80))
+    await(asyncio.sleep(0))
+    t:cancel()
+    assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
+    -- the loop still works and resolves again
+    local infos = await(asyncio.getaddrinfo("127.0.0.1", 2))
+    assert.equal(2, infos[1].port)
+  end))
+
+  it("bad options raise", aspec.async(function()
+    local err = raises(function()
+      return await(asyncio.getaddrinfo("localhost", 80, {family = "inet"}))
+    end)
+    assert.matches("bad option 'family'", tostring(err))
+  end))
+end)

@@ -1,0 +1,243 @@
+-- spec/process_spec.lua: subprocesses (bindings/process.c,
+-- lua/asyncio/subprocess.lua): exec and shell, pipes, communicate, wait,
+-- signals, options, errors, and what closing the loop does.
+--
+-- Real clock; the children are /bin/sh and coreutils. Time only for order.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local iserror = asyncio.iserror
+local PIPE, STDOUT, DEVNULL = asyncio.PIPE, asyncio.STDOUT, asyncio.DEVNULL
+
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+local function sh(script, opts)
+  return await(asyncio.create_subprocess_exec("/bin/sh", "-c", script, opts))
+end
+
+--- True while a process with this pid exists (and is not a zombie).
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+describe("create_subprocess_exec", function()
+  it("communicate returns what the child wrote to stdout and stderr",
+     aspec.async(function()
+    local p = sh("echo out; echo err >&2", {stdout = PIPE, stderr = PIPE})
+    assert.equal("asyncio.Process", getmetatable(p).__name)
+    local out, err = await(p:communicate())
+    assert.equal("out\n", out)
+    assert.equal("err\n", err)
+    assert.equal(0, p.returncode)
+  end))
+
+  it("pid is the child's; returncode is nil until it exits",
+     aspec.async(function()
+    local p = sh("read line", {stdin = PIPE})
+    assert.is_true(math.type(p.pid) == "integer" and p.pid > 0)
+    assert.is_true(alive(p.pid))
+    assert.is_nil(p.returncode)
+    p.stdin:write("go\n")
+    assert.equal(0, await(p:wait()))
+    assert.equal(0, p.returncode)
+  end))
+
+  it("wait returns the exit status", aspec.async(function()
+    local p = sh("exit 3")
+    assert.equal(3, await(p:wait()))
+    assert.equal(3, await(p:wait())) -- again, at once
+    assert.equal(3, p.returncode)
+  end))
+
+  it("communicate(input) feeds stdin and closes it", aspec.async(function()
+    local p = await(asyncio.create_subprocess_exec("cat",
+      {stdin = PIPE, stdout = PIPE}))
+    local out, err = await(p:communicate("fed through stdin\n"))
+    assert.equal("fed through stdin\n", out)
+    assert.is_nil(err)
+    assert.equal(0, p.returncode)
+  end))
+
+  it("communicate ignores a child that exits without reading its input",
+     aspec.async(function()
+    local p = sh("exit 0", {stdin = PIPE})
+    await(p:wait())
+    local out = await(p:communicate(string.rep("x", 1 << 20)))
+    assert.is_nil(out)
+  end))
+
+  it("stderr = STDOUT joins the two streams into stdout",
+     aspec.async(function()
+    local p = sh("echo one; echo two >&2; echo three",
+                 {stdout = PIPE, stderr = STDOUT})
+    assert.is_nil(p.stderr)
+    local out, err = await(p:communicate())
+    assert.equal("one\ntwo\nthree\n", out)
+    assert.is_nil(err)
+  end))
+
+  it("DEVNULL discards a stream", aspec.async(function()
+    local p = sh("echo hidden; echo shown >&2",
+                 {stdout = DEVNULL, stderr = PIPE})
+    assert.is_nil(p.stdout)
+    local out, err = await(p:communicate())
+    assert.is_nil(out)
+    assert.equal("shown\n", err)
+  end))
+
+  it("stdout reads line by line as the child writes", aspec.async(function()
+    local p = sh("for i in 1 2 3; do echo line $i; done", {stdout = PIPE})
+    local lines = {}
+    for line in p.stdout:lines() do lines[#lines + 1] = line end
+    assert.same({"line 1\n", "line 2\n", "line 3\n"}, lines)
+    assert.equal(0, await(p:wait()))
+  end))
+
+  it("a conversation over stdin and stdout", aspec.async(function()
+    local p = sh("while read x; do echo \"<$x>\"; done",
+                 {stdin = PIPE, stdout = PIPE})
+    for _, word in ipairs{"a", "b", "c"} do
+      p.stdin:write(word .. "\n")
+      await(p.stdin:drain())
+      assert.equal("<" .. word .. ">\n", await(p.stdout:readline()))
+    end
+    p.stdin:close()
+    assert.equal(0, await(p:wait()))
+  end))
+
+  it("arguments reach the program as they are", aspec.async(function()
+    local p = await(asyncio.create_subprocess_exec("printf", "[%s]",
+      "two words", "", "$HOME", 42, {stdout = PIPE}))
+    assert.equal("[two words][][$HOME][42]", (await(p:communicate())))
+  end))
+
+  it("cwd and env options", aspec.async(function()
+    local p = sh("pwd; echo \"$GREETING\"", {stdout = PIPE, cwd = "/",
+      env = {GREETING = "hello", PATH = os.getenv("PATH")}})
+    assert.equal("/\nhello\n", (await(p:communicate())))
+  end))
+
+  it("env replaces the whole environment", aspec.async(function()
+    local p = sh("echo \"[$HOME]\"", {stdout = PIPE, env = {X = "1"}})
+    assert.equal("[]\n", (await(p:communicate())))
+  end))
+
+  it("terminate, kill and send_signal: returncode is minus the signal",
+     aspec.async(function()
+    local cases = {{"terminate", 15}, {"kill", 9}, {"SIGUSR1", 10},
+                   {asyncio.signals.SIGHUP, 1}}
+    for _, case in ipairs(cases) do
+      local p = sh("read x", {stdin = PIPE})
+      local how = case[1]
+      if how == "terminate" or how == "kill" then
+        p[how](p)
+      else
+        p:send_signal(how)
+      end
+      assert.equal(-case[2], await(p:wait()))
+    end
+  end))
+
+  it("signals after the exit do nothing", aspec.async(function()
+    local p = sh("exit 0")
+    await(p:wait())
+    p:terminate()
+    p:kill()
+    p:send_signal("SIGTERM")
+    assert.equal(0, p.returncode)
+  end))
+
+  it("a missing program raises FileNotFoundError", aspec.async(function()
+    local err = raises(function()
+      return await(asyncio.create_subprocess_exec("/no/such/program"))
+    end)
+    assert.is_true(iserror(err, asyncio.FileNotFoundError))
+    assert.equal("ENOENT", err.name)
+  end))
+
+  it("bad options and arguments raise", aspec.async(function()
+    assert.matches("bad option 'stdout'", tostring(raises(function()
+      return sh("true", {stdout = STDOUT})
+    end)))
+    assert.matches("string expected", tostring(raises(function()
+      return await(asyncio.create_subprocess_exec("echo", {}, 1))
+    end)))
+  end))
+
+  it("wait is cancellable and composes with wait_for",
+     aspec.async(function()
+    local p = sh("read x", {stdin = PIPE})
+    local err = raises(function()
+      return await(asyncio.wait_for(p:wait(), 0.02))
+    end)
+    assert.is_true(iserror(err, asyncio.TimeoutError))
+    assert.is_nil(p.returncode)
+    p:kill()
+    assert.equal(-9, await(p:wait()))
+  end))
+
+  it("several tasks may wait for the same process", aspec.async(function()
+    local p = sh("read x; exit 0", {stdin = PIPE})
+    local waiters = {}
+    for i = 1, 3 do
+      waiters[i] = asyncio.create_task(p:wait())
+    end
+    await(asyncio.sleep(0))
+    p.stdin:close()
+    assert.same({0, 0, 0}, await(asyncio.gather(table.unpack(waiters))))
+  end))
+
+  it("tostring shows the pid and, after the exit, the returncode",
+     aspec.async(function()
+    local p = sh("exit 7")
+    assert.equal(("<Process %d running>"):format(p.pid), tostring(p))
+    await(p:wait())
+    assert.equal(("<Process %d returncode=7>"):format(p.pid), tostring(p))
+  end))
+end)
+
+describe("create_subprocess_shell", function()
+  it("runs the command under /bin/sh", aspec.async(function()
+    local p = await(asyncio.create_subprocess_shell("echo $((6 * 7)) | cat",
+                                                    {stdout = PIPE}))
+    assert.equal("42\n", (await(p:communicate())))
+    assert.equal(0, p.returncode)
+  end))
+end)
+
+describe("subprocesses and the loop", function()
+  it("closing the loop kills nothing", function()
+    local loop = asyncio.new_event_loop()
+    local p = loop:run_until_complete(async(function()
+      return sh("sleep 5")
+    end)())
+    loop:close()
+    assert.equal(0, loop:_counts().handles)
+    assert.is_true(alive(p.pid))
+    assert.is_nil(p.returncode) -- nobody watches its exit any more
+    os.execute("kill " .. p.pid)
+  end)
+
+  it("closing the loop closes the pipes: the child reads its end",
+     function()
+    local loop = asyncio.new_event_loop()
+    local p = loop:run_until_complete(async(function()
+      return sh("read x", {stdin = PIPE})
+    end)())
+    loop:close()
+    for _ = 1, 500 do
+      if not alive(p.pid) then break end
+      os.execute("sleep 0.01")
+    end
+    assert.is_false(alive(p.pid))
+  end)
+end)

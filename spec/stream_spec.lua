@@ -1,0 +1,676 @@
+-- spec/stream_spec.lua: StreamReader and StreamWriter over TCP and Unix
+-- sockets (bindings/stream.c, lua/asyncio/streams.lua): reads, writes,
+-- flow control, closing, errors, cancellation.
+--
+-- Every test runs on the real clock (I/O needs it) against local servers
+-- on 127.0.0.1, port 0; time is only ever checked for order.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+local iserror = asyncio.iserror
+
+-- Calls fn(...) and returns the error it raises; fails if it does not.
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+--- A connected pair: the client's reader and writer (cr, cw), the
+-- server side's (sr, sw) and the server. opts go to both ends.
+local function pair(opts)
+  local loop = asyncio.get_running_loop()
+  local got = loop:create_future()
+  local srv = await(asyncio.start_server(function(r, w)
+    if not got:done() then got:set_result({r, w}) end
+  end, "127.0.0.1", 0, opts))
+  local cr, cw = await(asyncio.open_connection("127.0.0.1",
+                                               srv.sockets[1].port, opts))
+  local s = await(got)
+  return {cr = cr, cw = cw, sr = s[1], sw = s[2], srv = srv}
+end
+
+local function close_pair(p)
+  p.cw:close()
+  p.sw:close()
+  p.srv:close()
+  await(p.srv:wait_closed())
+end
+
+--- Runs fn() as a task; returns the task.
+local function spawn(fn, ...)
+  return asyncio.create_task(async(fn)(...))
+end
+
+describe("streams", function()
+  describe("open_connection", function()
+    it("returns a reader and a writer connected to the server",
+       aspec.async(function()
+      local p = pair()
+      assert.equal("asyncio.StreamReader", getmetatable(p.cr).__name)
+      assert.equal("asyncio.StreamWriter", getmetatable(p.cw).__name)
+      p.cw:write("ping")
+      assert.equal("ping", await(p.sr:readexactly(4)))
+      p.sw:write("pong")
+      assert.equal("pong", await(p.cr:readexactly(4)))
+      close_pair(p)
+    end))
+
+    it("resolves a host name (localhost)", aspec.async(function()
+      local srv = await(asyncio.start_server(function(_, w) w:close() end,
+                                             "127.0.0.1", 0))
+      local r, w = await(asyncio.open_connection("localhost",
+                                                 srv.sockets[1].port))
+      assert.equal("", await(r:read()))
+      w:close()
+      srv:close()
+    end))
+
+    it("raises ConnectionRefusedError (an OSError with errno and name) "
+       .. "when nobody listens", aspec.async(function()
+      local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+      local port = srv.sockets[1].port
+      srv:close()
+      await(srv:wait_closed())
+      local err = raises(function()
+        return await(asyncio.open_connection("127.0.0.1", port))
+      end)
+      assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+      assert.is_true(iserror(err, asyncio.ConnectionError))
+      assert.is_true(iserror(err, asyncio.OSError))
+      assert.equal("ECONNREFUSED", err.name)
+      assert.is_true(err.errno > 0)
+      assert.matches("^ConnectionRefusedError: ECONNREFUSED", tostring(err))
+    end))
+
+    it("get_extra_info gives peername and sockname as {host, port}",
+       aspec.async(function()
+      local p = pair()
+      local port = p.srv.sockets[1].port
+      local peer = p.cw:get_extra_info("peername")
+      assert.same({"127.0.0.1", port}, peer)
+      local sock = p.cw:get_extra_info("sockname")
+      assert.equal("127.0.0.1", sock[1])
+      assert.same(sock, p.sw:get_extra_info("peername"))
+      assert.is_nil(p.cw:get_extra_info("nosuchinfo"))
+      assert.equal("dflt", p.cw:get_extra_info("nosuchinfo", "dflt"))
+      close_pair(p)
+      assert.same(peer, p.cw:get_extra_info("peername"))
+    end))
+
+    it("binds the local address given as local_addr", aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local got = loop:create_future()
+      local srv = await(asyncio.start_server(function(_, w)
+        got:set_result(w:get_extra_info("peername"))
+        w:close()
+      end, "127.0.0.1", 0))
+      local _, w = await(asyncio.open_connection("127.0.0.1",
+        srv.sockets[1].port, {local_addr = {"127.0.0.1", 0}}))
+      local peer = await(got)
+      assert.same(w:get_extra_info("sockname"), peer)
+      w:close()
+      srv:close()
+    end))
+
+    it("a cancelled connect raises CancelledError and closes its socket",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local accepted = {}
+      local srv = await(asyncio.start_server(function(r, w)
+        accepted[#accepted + 1] = {r, w}
+      end, "127.0.0.1", 0))
+      local before = loop:_counts().handles
+      local t = spawn(function()
+        return await(asyncio.open_connection("127.0.0.1",
+                                             srv.sockets[1].port))
+      end)
+      -- runs right after the task's first step, which started the connect
+      loop:call_soon(function() t:cancel() end)
+      local err = raises(await, t)
+      assert.is_true(iserror(err, asyncio.CancelledError))
+      await(asyncio.sleep(0.02))
+      for _, a in ipairs(accepted) do -- the server saw the socket close
+        local ok, data = pcall(await, a[1]:read())
+        assert.is_true(not ok or data == "")
+        a[2]:close()
+      end
+      await(asyncio.sleep(0))
+      assert.equal(before, loop:_counts().handles)
+      srv:close()
+      await(srv:wait_closed())
+    end))
+
+    it("composes with wait_for: a connect in time returns reader and writer",
+       aspec.async(function()
+      local srv = await(asyncio.start_server(function(_, w) w:close() end,
+                                             "127.0.0.1", 0))
+      local r, w = await(asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", srv.sockets[1].port), 5))
+      assert.equal("", await(r:read()))
+      w:close()
+      srv:close()
+      await(srv:wait_closed())
+    end))
+  end)
+
+  describe("StreamReader", function()
+    it("read(n) returns at most n bytes of what arrived",
+       aspec.async(function()
+      local p = pair()
+      p.sw:write("hello world")
+      await(p.cr:readexactly(1))
+      assert.equal("ello", await(p.cr:read(4)))
+      assert.equal(" world", await(p.cr:read(100)))
+      close_pair(p)
+    end))
+
+    it("read(0) returns an empty string at once", aspec.async(function()
+      local r = asyncio.StreamReader()
+      assert.equal("", await(r:read(0)))
+    end))
+
+    it("read() reads everything up to the end of the stream",
+       aspec.async(function()
+      local p = pair()
+      local t = spawn(function() return await(p.cr:read()) end)
+      for i = 1, 5 do
+        p.sw:write(("chunk%d;"):format(i))
+        await(asyncio.sleep(0.001))
+      end
+      p.sw:close()
+      assert.equal("chunk1;chunk2;chunk3;chunk4;chunk5;", await(t))
+      assert.equal("", await(p.cr:read()))
+      close_pair(p)
+    end))
+
+    it("read(n) waits for data and returns an empty string at the end",
+       aspec.async(function()
+      local p = pair()
+      local order = {}
+      local t = spawn(function()
+        local d = await(p.cr:read(10))
+        order[#order + 1] = "read"
+        return d
+      end)
+      await(asyncio.sleep(0.01))
+      order[#order + 1] = "write"
+      p.sw:write("late")
+      assert.equal("late", await(t))
+      assert.same({"write", "read"}, order)
+      p.sw:close()
+      assert.equal("", await(p.cr:read(10)))
+      assert.is_true(p.cr:at_eof())
+      close_pair(p)
+    end))
+
+    it("readline returns lines with their newline, then the rest, then ''",
+       aspec.async(function()
+      local p = pair()
+      p.sw:write("one\ntwo\nthree")
+      p.sw:close()
+      assert.equal("one\n", await(p.cr:readline()))
+      assert.equal("two\n", await(p.cr:readline()))
+      assert.equal("three", await(p.cr:readline()))
+      assert.equal("", await(p.cr:readline()))
+      close_pair(p)
+    end))
+
+    it("readexactly returns exactly n bytes across several writes",
+       aspec.async(function()
+      local p = pair()
+      local t = spawn(function() return await(p.cr:readexactly(10)) end)
+      p.sw:write("12345")
+      await(asyncio.sleep(0.005))
+      assert.is_false(t:done())
+      p.sw:write("67890abc")
+      assert.equal("1234567890", await(t))
+      assert.equal("abc", await(p.cr:readexactly(3)))
+      close_pair(p)
+    end))
+
+    it("readexactly at the end raises IncompleteReadError with the partial "
+       .. "data", aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:feed_data("abc")
+      r:feed_eof()
+      local err = raises(function() return await(r:readexactly(5)) end)
+      assert.is_true(iserror(err, asyncio.IncompleteReadError))
+      assert.is_true(iserror(err, asyncio.EOFError))
+      assert.equal("abc", err.partial)
+      assert.equal(5, err.expected)
+      assert.equal("", await(r:read()))
+    end))
+
+    it("readexactly(0) returns '' and a negative size raises ValueError",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      assert.equal("", await(r:readexactly(0)))
+      local err = raises(function() return await(r:readexactly(-1)) end)
+      assert.is_true(iserror(err, asyncio.ValueError))
+    end))
+
+    it("readuntil(sep) returns the data through a multi-byte separator",
+       aspec.async(function()
+      local p = pair()
+      local t = spawn(function() return await(p.cr:readuntil("\r\n")) end)
+      p.sw:write("GET / HTTP/1.1\r")
+      await(asyncio.sleep(0.005))
+      assert.is_false(t:done())
+      p.sw:write("\nHost: x\r\n")
+      assert.equal("GET / HTTP/1.1\r\n", await(t))
+      assert.equal("Host: x\r\n", await(p.cr:readuntil("\r\n")))
+      close_pair(p)
+    end))
+
+    it("readuntil at the end raises IncompleteReadError(partial, nil)",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:feed_data("no separator")
+      r:feed_eof()
+      local err = raises(function() return await(r:readuntil("|")) end)
+      assert.is_true(iserror(err, asyncio.IncompleteReadError))
+      assert.equal("no separator", err.partial)
+      assert.is_nil(err.expected)
+    end))
+
+    it("readuntil with an empty separator raises ValueError",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      local err = raises(function() return await(r:readuntil("")) end)
+      assert.is_true(iserror(err, asyncio.ValueError))
+    end))
+
+    it("for line in reader:lines() iterates the lines, awaiting each",
+       aspec.async(function()
+      local p = pair()
+      spawn(function()
+        for i = 1, 3 do
+          p.sw:write("line " .. i .. "\n")
+          await(asyncio.sleep(0.001))
+        end
+        p.sw:write("tail")
+        p.sw:close()
+      end)
+      local lines = {}
+      for line in p.cr:lines() do lines[#lines + 1] = line end
+      assert.same({"line 1\n", "line 2\n", "line 3\n", "tail"}, lines)
+      close_pair(p)
+    end))
+
+    it("a generic for over the reader itself iterates lines",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:feed_data("a\nb\n")
+      r:feed_eof()
+      local lines = {}
+      for line in r do lines[#lines + 1] = line end
+      assert.same({"a\n", "b\n"}, lines)
+    end))
+
+    it("at_eof is true only once the end arrived and the buffer is empty",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      assert.is_false(r:at_eof())
+      r:feed_data("x")
+      r:feed_eof()
+      assert.is_false(r:at_eof())
+      assert.equal("x", await(r:read(1)))
+      assert.is_true(r:at_eof())
+    end))
+
+    it("two tasks reading at once: the second raises RuntimeError",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:read(1)) end)
+      await(asyncio.sleep(0))
+      local err = raises(function() return await(r:readline()) end)
+      assert.is_true(iserror(err, asyncio.RuntimeError))
+      assert.matches("readline%(%) called while another coroutine", err.message)
+      r:feed_data("z")
+      assert.equal("z", await(t))
+    end))
+
+    it("set_exception makes every read raise that error",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:read(1)) end)
+      await(asyncio.sleep(0))
+      local e = asyncio.ValueError("broken")
+      r:set_exception(e)
+      assert.equal(e, raises(await, t))
+      assert.equal(e, raises(function() return await(r:readline()) end))
+      assert.equal(e, r:exception())
+    end))
+
+    it("feed_data after feed_eof raises", aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:feed_eof()
+      assert.is_true(iserror(raises(r.feed_data, r, "x"),
+                             asyncio.RuntimeError))
+    end))
+
+    it("reading outside a task raises", function()
+      local r = asyncio.StreamReader()
+      local coro = r:read(1) -- runs only when awaited, in a task
+      local err = raises(await, coro)
+      assert.matches("outside a task", tostring(err))
+      coro:close()
+    end)
+
+    it("a cancelled read leaves the buffer intact", aspec.async(function()
+      local p = pair()
+      local t = spawn(function() return await(p.cr:readexactly(10)) end)
+      p.sw:write("12345")
+      await(asyncio.sleep(0.01))
+      t:cancel()
+      assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
+      assert.equal("12345", await(p.cr:readexactly(5)))
+      close_pair(p)
+    end))
+
+    it("a read cancelled after its data arrived leaves the data",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:readline()) end)
+      await(asyncio.sleep(0))
+      r:feed_data("line\n") -- wakes the reader: its step is queued
+      t:cancel()
+      assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
+      assert.equal("line\n", await(r:readline()))
+    end))
+
+    it("wait_for(readline) times out and the line is read later",
+       aspec.async(function()
+      local p = pair()
+      local err = raises(function()
+        return await(asyncio.wait_for(p.cr:readline(), 0.02))
+      end)
+      assert.is_true(iserror(err, asyncio.TimeoutError))
+      p.sw:write("late line\n")
+      assert.equal("late line\n", await(p.cr:readline()))
+      close_pair(p)
+    end))
+
+    it("a timeout scope around a read raises TimeoutError at its exit",
+       aspec.async(function()
+      local p = pair()
+      local err = raises(function()
+        local _ <close> = asyncio.timeout(0.02)
+        await(p.cr:read(1))
+      end)
+      assert.is_true(iserror(err, asyncio.TimeoutError))
+      close_pair(p)
+    end))
+
+    it("tostring shows the buffered bytes and the end",
+       aspec.async(function()
+      local r = asyncio.StreamReader({limit = 10})
+      r:feed_data("abc")
+      r:feed_eof()
+      assert.equal("<StreamReader 3 bytes eof limit=10>", tostring(r))
+    end))
+  end)
+
+  describe("StreamWriter", function()
+    it("writelines writes the strings in order", aspec.async(function()
+      local p = pair()
+      p.cw:writelines({"a", "bc", "", "d\n"})
+      assert.equal("abcd\n", await(p.sr:readline()))
+      close_pair(p)
+    end))
+
+    it("write_eof half-closes: the peer reads the end and can still answer",
+       aspec.async(function()
+      local p = pair()
+      assert.is_true(p.cw:can_write_eof())
+      p.cw:write("question")
+      p.cw:write_eof()
+      assert.equal("question", await(p.sr:read()))
+      assert.is_true(p.sr:at_eof())
+      p.sw:write("answer")
+      p.sw:close()
+      assert.equal("answer", await(p.cr:read()))
+      local err = raises(p.cw.write, p.cw, "more")
+      assert.is_true(iserror(err, asyncio.RuntimeError))
+      close_pair(p)
+    end))
+
+    it("drain returns at once under the high-water mark",
+       aspec.async(function()
+      local p = pair()
+      p.cw:write("small")
+      assert.is_nil(await(p.cw:drain()))
+      close_pair(p)
+    end))
+
+    it("drain waits while the write buffer is above the high-water mark, "
+       .. "until the peer reads", aspec.async(function()
+      local p = pair()
+      local big = string.rep("0123456789abcdef", 1 << 20) -- 16 MiB
+      p.cw:write(big)
+      assert.is_true(p.cw:get_write_buffer_size() > 65536)
+      local order = {}
+      local t = spawn(function()
+        await(p.cw:drain())
+        order[#order + 1] = "drained"
+      end)
+      await(asyncio.sleep(0.02))
+      order[#order + 1] = "reading"
+      local n = 0
+      while n < #big do
+        n = n + #await(p.sr:read(1 << 20))
+      end
+      await(t)
+      assert.same({"reading", "drained"}, order)
+      assert.is_true(p.cw:get_write_buffer_size() <= 16384)
+      close_pair(p)
+    end))
+
+    it("close flushes queued data before the peer sees the end",
+       aspec.async(function()
+      local p = pair()
+      local big = string.rep("z", 4 << 20)
+      p.cw:write(big)
+      p.cw:close()
+      assert.is_true(p.cw:is_closing())
+      local got = await(p.sr:read())
+      assert.equal(#big, #got)
+      close_pair(p)
+    end))
+
+    it("close, is_closing, wait_closed; using a closed writer raises",
+       aspec.async(function()
+      local p = pair()
+      assert.is_false(p.cw:is_closing())
+      p.cw:close()
+      assert.is_true(p.cw:is_closing())
+      await(p.cw:wait_closed())
+      p.cw:close() -- idempotent
+      local err = raises(p.cw.write, p.cw, "x")
+      assert.matches("attempt to use a closed asyncio.StreamWriter",
+                     tostring(err))
+      assert.equal("", await(p.sr:read()))
+      close_pair(p)
+    end))
+
+    it("wait_closed waits until another task closes the writer",
+       aspec.async(function()
+      local p = pair()
+      local order = {}
+      local t = spawn(function()
+        await(p.cw:wait_closed())
+        order[#order + 1] = "closed"
+      end)
+      await(asyncio.sleep(0.005))
+      order[#order + 1] = "closing"
+      p.cw:close()
+      await(t)
+      assert.same({"closing", "closed"}, order)
+      close_pair(p)
+    end))
+
+    it("drain on a closed writer raises ConnectionResetError",
+       aspec.async(function()
+      local p = pair()
+      p.cw:close()
+      local err = raises(function() return await(p.cw:drain()) end)
+      assert.is_true(iserror(err, asyncio.ConnectionResetError))
+      close_pair(p)
+    end))
+
+    it("writing to a peer that reset the connection makes drain raise an "
+       .. "OSError", aspec.async(function()
+      local p = pair()
+      p.sw:write("unread")
+      await(asyncio.sleep(0.01))
+      p.cw:close() -- unread data: the kernel answers with a reset
+      local err
+      for _ = 1, 100 do
+        local ok, e = pcall(function()
+          p.sw:write(string.rep("x", 65536))
+          await(p.sw:drain())
+          await(asyncio.sleep(0.001))
+        end)
+        if not ok then err = e break end
+      end
+      assert.is_true(iserror(err, asyncio.OSError))
+      assert.is_true(iserror(err, asyncio.ConnectionError))
+      close_pair(p)
+    end))
+
+    it("a writer's reader still returns the data that arrived before close",
+       aspec.async(function()
+      local p = pair()
+      p.sw:write("buffered")
+      await(asyncio.sleep(0.01))
+      p.cw:close()
+      assert.equal("buffered", await(p.cr:read()))
+      assert.equal("", await(p.cr:read()))
+      close_pair(p)
+    end))
+
+    it("a to-be-closed writer closes at the end of its scope",
+       aspec.async(function()
+      local p = pair()
+      do
+        local w <close> = p.cw
+        w:write("bye")
+      end
+      assert.is_true(p.cw:is_closing())
+      assert.equal("bye", await(p.sr:read()))
+      close_pair(p)
+    end))
+  end)
+
+  describe("flow control", function()
+    it("reading pauses when the buffer is over the limit and resumes when "
+       .. "drained", aspec.async(function()
+      local p = pair({limit = 1024})
+      local data = string.rep("y", 1 << 20)
+      p.sw:write(data)
+      await(asyncio.sleep(0.02))
+      local b = p.cr:_buffer()
+      assert.is_true(b.paused)
+      assert.is_true(b.len > 1024)
+      assert.is_true(b.len < 1024 + 65536 + 1)
+      local n = 0
+      while n < #data do n = n + #await(p.cr:read(4096)) end
+      assert.equal(#data, n)
+      assert.is_false(p.cr:_buffer().paused)
+      close_pair(p)
+    end))
+
+    it("readexactly beyond the limit still completes",
+       aspec.async(function()
+      local p = pair({limit = 100})
+      local data = string.rep("q", 5000)
+      p.sw:write(data)
+      assert.equal(data, await(p.cr:readexactly(5000)))
+      close_pair(p)
+    end))
+  end)
+
+  describe("lifetime", function()
+    it("closing the loop closes every stream and server it owns", function()
+      local loop = asyncio.new_event_loop()
+      local p
+      loop:run_until_complete(async(function() p = pair() end)())
+      assert.is_true(loop:_counts().handles >= 3)
+      loop:close()
+      assert.equal(0, loop:_counts().handles)
+      assert.is_true(p.cw:is_closing())
+      assert.is_true(p.cr:at_eof())
+      assert.is_false(p.srv:is_serving())
+    end)
+
+    it("collecting an unclosed reader and writer closes the connection",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local got = loop:create_future()
+      local srv = await(asyncio.start_server(async(function(r, w)
+        got:set_result(await(r:read()))
+        w:close()
+      end), "127.0.0.1", 0))
+      do
+        local _, w = await(asyncio.open_connection("127.0.0.1",
+                                                   srv.sockets[1].port))
+        w:write("last words")
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.equal("last words", await(got))
+      srv:close()
+      await(srv:wait_closed())
+    end))
+  end)
+
+  describe("Unix sockets", function()
+    local function sockpath()
+      local path = os.tmpname()
+      os.remove(path)
+      return path .. ".sock"
+    end
+
+    it("open_unix_connection talks to start_unix_server",
+       aspec.async(function()
+      local path = sockpath()
+      local srv = await(asyncio.start_unix_server(async(function(r, w)
+        local line = await(r:readline())
+        w:write(line:upper())
+        await(w:drain())
+        w:close()
+      end), path))
+      assert.equal(path, srv.sockets[1].path)
+      assert.equal(path, srv.sockets[1]:getsockname())
+      local r, w = await(asyncio.open_unix_connection(path))
+      assert.equal(path, w:get_extra_info("peername"))
+      w:write("over unix\n")
+      assert.equal("OVER UNIX\n", await(r:readline()))
+      assert.equal("", await(r:read()))
+      w:close()
+      srv:close()
+      await(srv:wait_closed())
+    end))
+
+    it("the socket file is removed when the server closes",
+       aspec.async(function()
+      local path = sockpath()
+      local srv = await(asyncio.start_unix_server(function() end, path))
+      assert.is_not_nil(io.open(path, "r") or
+                        os.rename(path, path)) -- exists
+      srv:close()
+      assert.is_nil((os.rename(path, path)))
+    end))
+
+    it("connecting to a missing path raises FileNotFoundError",
+       aspec.async(function()
+      local err = raises(function()
+        return await(asyncio.open_unix_connection(sockpath()))
+      end)
+      assert.is_true(iserror(err, asyncio.FileNotFoundError))
+      assert.equal("ENOENT", err.name)
+    end))
+  end)
+end)
