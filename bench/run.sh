@@ -8,13 +8,14 @@
 # is skipped, saying so. Environment:
 #   BENCH_RUNS   runs per workload and implementation (default 3)
 #   PYTHON       the Python for the peers (default /usr/bin/python3)
-#   W1_N W2_N W4_N W6_N  the workloads' N (defaults 200000, 200000,
-#                  100000, 200000)
+#   W1_N W2_N W3_N W4_N W5_N W6_N  the workloads' N (defaults 200000,
+#                  200000, 500000, 100000, 100000, 200000)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT   seconds before a run counts as failed (default 120)
 #
-# Ratios: for w1, w2 and w6, luaio's ops/s over the peer's (higher is
-# better for luaio); for w4, also the peer's overhead over luaio's.
+# Ratios: for w1, w2, w3, w5 and w6, luaio's ops/s over the peer's
+# (higher is better for luaio); for w4, also the peer's overhead over
+# luaio's.
 
 LUAIO=${1:-build/luaio}
 RUNS=${BENCH_RUNS:-3}
@@ -116,6 +117,8 @@ echo "luaio: $LUAIO   peers: $PYTHON   runs: $RUNS (median)   $(date -u +%Y-%m-%
 printf '  %-10s %-8s %8s %9s %10s %s\n' workload impl N seconds ops/s extra
 workload w1_spawn "${W1_N:-200000}"
 workload w2_switch "${W2_N:-200000}"
+workload w3_queue "${W3_N:-500000}"
 workload w4_timers "${W4_N:-100000}"
+workload w5_lock "${W5_N:-100000}"
 workload w6_threadsafe "${W6_N:-200000}"
 exit $STATUS
