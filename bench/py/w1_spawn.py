@@ -1,5 +1,5 @@
 """w1 spawn: N tasks that each await sleep(0) once and return their index;
-the main task awaits them one by one and checks the sum.
+the main task gathers them (asyncio.gather) and checks the sum.
 
     python3 bench/py/w1_spawn.py [N] [--uvloop]
 """
@@ -17,9 +17,8 @@ async def one(i):
 async def main(n, name):
     t0 = time.perf_counter()
     tasks = [asyncio.create_task(one(i)) for i in range(1, n + 1)]
-    total = 0
-    for t in tasks:
-        total += await t
+    results = await asyncio.gather(*tasks)
+    total = sum(results)
     seconds = time.perf_counter() - t0
     if total != n * (n + 1) // 2:
         raise SystemExit(f"w1_spawn: sum {total}, expected {n * (n + 1) // 2}")
