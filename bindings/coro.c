@@ -80,7 +80,7 @@ static int coro_factory(lua_State *L) {
   c->state = AIO_CORO_NEW;
   c->origin = (unsigned char)origin;
   if (origin) { /* where it was created, for the never-awaited report */
-    luaL_traceback(L, L, NULL, 1);
+    aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
   }
   luaL_setmetatable(L, AIO_CORO_MT);
@@ -362,9 +362,7 @@ int aio_await(lua_State *L) {
   for (depth = 0; depth < 100; depth++) {
     switch (aio_kindof(L, 1)) {
     case AIO_K_FUTURE:
-    case AIO_K_FUTURE_GC:
     case AIO_K_TASK:
-    case AIO_K_TASK_GC:
       return await_future(L, t);
     case AIO_K_CORO:
       return await_coro(L);

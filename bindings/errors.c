@@ -78,13 +78,65 @@ int aio_isfatal(lua_State *L, int idx) {
          aio_iserror(L, idx, AIO_E_SYSTEM_EXIT);
 }
 
+/* Appends one frame's line to the buffer in lauxlib's shape. */
+static void add_frame(luaL_Buffer *b, lua_State *L, lua_Debug *ar) {
+  if (ar->currentline > 0)
+    lua_pushfstring(L, "\n\t%s:%d: in ", ar->short_src, ar->currentline);
+  else
+    lua_pushfstring(L, "\n\t%s: in ", ar->short_src);
+  luaL_addvalue(b);
+  if (*ar->namewhat != '\0')
+    lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
+  else if (*ar->what == 'm')
+    lua_pushliteral(L, "main chunk");
+  else if (*ar->what != 'C')
+    lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+  else
+    lua_pushliteral(L, "?");
+  luaL_addvalue(b);
+}
+
+void aio_traceback(lua_State *L, lua_State *L1, int level) {
+  lua_Debug ar;
+  luaL_Buffer b;
+  int n = 0;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "stack traceback:");
+  while (lua_getstack(L1, level++, &ar)) {
+    if (n++ == 24) { /* enough: long recursions elide the middle */
+      luaL_addstring(&b, "\n\t...");
+      while (lua_getstack(L1, level + 10, &ar))
+        level += 10;
+      continue;
+    }
+    lua_getinfo(L1, "Sln", &ar);
+    add_frame(&b, L, &ar);
+  }
+  luaL_pushresult(&b);
+}
+
+static int l_traceback(lua_State *L) {
+  lua_State *L1 = lua_isthread(L, 1) ? lua_tothread(L, 1) : L;
+  int arg = L1 == L ? 1 : 2;
+  const char *msg = lua_tostring(L, arg);
+  int level = (int)luaL_optinteger(L, arg + 1, L1 == L ? 1 : 0);
+  if (msg == NULL && !lua_isnoneornil(L, arg)) {
+    lua_pushvalue(L, arg); /* non-string message: returned untouched */
+    return 1;
+  }
+  aio_traceback(L, L1, level);
+  if (msg)
+    lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, -1));
+  return 1;
+}
+
 void aio_set_traceback(lua_State *L, int idx, lua_State *co) {
   idx = lua_absindex(L, idx);
   if (!push_is_set(L, idx))
     return;
   lua_pop(L, 1);
   if (lua_getfield(L, idx, "traceback") == LUA_TNIL) {
-    luaL_traceback(L, co, NULL, 0);
+    aio_traceback(L, co, 0);
     lua_setfield(L, idx, "traceback");
   }
   lua_pop(L, 1);
@@ -239,6 +291,8 @@ void aio_open_errors(lua_State *L) {
   }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_classes);
   /* the faster C versions serve the Lua side too */
+  lua_pushcfunction(L, l_traceback);
+  lua_setfield(L, -2, "traceback");
   lua_pushcfunction(L, l_repr);
   lua_setfield(L, -2, "repr");
   lua_pushcfunction(L, l_iserror);

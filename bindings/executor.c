@@ -62,7 +62,7 @@ static int msgh(lua_State *L) {
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "traceback") == LUA_TNIL) {
-      luaL_traceback(L, L, NULL, 1);
+      aio_traceback(L, L, 1);
       lua_setfield(L, 1, "traceback");
     }
     lua_pop(L, 1);

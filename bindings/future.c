@@ -35,8 +35,7 @@ static atomic_llong task_counter;
 
 aio_future *aio_test_future(lua_State *L, int idx) {
   aio_kind k = aio_kindof(L, idx);
-  if (k == AIO_K_FUTURE || k == AIO_K_FUTURE_GC || k == AIO_K_TASK ||
-      k == AIO_K_TASK_GC)
+  if (k == AIO_K_FUTURE || k == AIO_K_TASK)
     return lua_touserdata(L, idx);
   return NULL;
 }
@@ -49,9 +48,7 @@ aio_future *aio_check_future(lua_State *L, int idx) {
 }
 
 aio_task *aio_test_task(lua_State *L, int idx) {
-  aio_kind k = aio_kindof(L, idx);
-  return k == AIO_K_TASK || k == AIO_K_TASK_GC ? lua_touserdata(L, idx)
-                                               : NULL;
+  return aio_kindof(L, idx) == AIO_K_TASK ? lua_touserdata(L, idx) : NULL;
 }
 
 aio_task *aio_check_task(lua_State *L, int idx) {
@@ -80,25 +77,71 @@ aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
   return f;
 }
 
-/* Gives the future or task at fidx a finalizer: it now holds something
- * to report if it is collected (an exception nobody retrieved, or a task
- * still pending when its loop closed). From now on it counts as a
- * reference to its loop, released by the finalizer. Futures without a
- * finalizer are cheaper to collect, and most never need one. */
-static void future_needs_gc(lua_State *L, int fidx, aio_future *f) {
-  aio_kind k = aio_kindof(L, fidx);
-  if (k == AIO_K_FUTURE_GC || k == AIO_K_TASK_GC)
-    return;
-  luaL_getmetatable(L, f->is_task ? AIO_TASK_MT "+gc"
-                                  : AIO_FUTURE_MT "+gc");
-  lua_setmetatable(L, fidx);
+/* Reporters. A future that holds something to report if it is lost (an
+ * exception nobody retrieved, a task still pending when its loop closed)
+ * gets a reporter: a small finalizable userdata that refers to the future
+ * and that the future keeps (in its CB slot once done; a pending task's
+ * EXTRA table), so that both become garbage together and the reporter's
+ * finalizer reports. Futures themselves have no finalizer: collecting
+ * them stays cheap, and making a *new* object finalizable costs O(1),
+ * where giving an old one a finalizer makes Lua search all its objects. */
+#define AIO_REPORTER_MT "asyncio.Reporter"
+
+static void push_extra(lua_State *L, int tidx);
+
+static void attach_reporter(lua_State *L, int fidx, aio_future *f) {
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushvalue(L, fidx);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, AIO_REPORTER_MT);
+  if (f->state == AIO_PENDING) { /* a task orphaned by its loop */
+    push_extra(L, fidx);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "reporter");
+    lua_pop(L, 1);
+  } else /* done: the callbacks slot is free for good */
+    lua_setiuservalue(L, fidx, AIO_FU_CB);
+}
+
+/* The report of a future that was collected (at fidx). */
+static void report_lost(lua_State *L, int fidx, aio_future *f) {
+  aio_loop *loop = f->loop;
+  if (f->state == AIO_FINISHED && f->has_exc && f->log_tb) {
+    f->log_tb = 0;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, f->is_task ? "Task exception was never retrieved"
+                                 : "Future exception was never retrieved");
+    lua_setfield(L, -2, "message");
+    lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+    lua_setfield(L, -2, "exception");
+    lua_pushvalue(L, fidx);
+    lua_setfield(L, -2, "future");
+    if (f->is_task) {
+      if (lua_getiuservalue(L, fidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+        lua_getfield(L, -1, "traceback");
+        lua_setfield(L, -3, "traceback");
+      }
+      lua_pop(L, 1);
+    }
+    aio_report(L, loop);
+  } else if (f->is_task && f->state == AIO_PENDING) {
+    aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
+                     "task", fidx);
+  }
+}
+
+static int l_reporter__gc(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  if (aio_test_future(L, -1))
+    report_lost(L, lua_gettop(L), lua_touserdata(L, -1));
+  return 0;
 }
 
 void aio_tasks_orphaned(lua_State *L, aio_loop *loop) {
   aio_push_env(L, loop, AIO_ENV_TASKS);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
-    future_needs_gc(L, lua_gettop(L), lua_touserdata(L, -1));
+    attach_reporter(L, lua_gettop(L), lua_touserdata(L, -1));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -161,6 +204,7 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
 
 /* Stores n results (popped) and marks the future finished. */
 static void store_result(lua_State *L, int fidx, aio_future *f, int n) {
+  f->cancel_hook = 0;
   if (n == 1)
     lua_setiuservalue(L, fidx, AIO_FU_VALUE);
   else if (n > 1) {
@@ -184,20 +228,22 @@ static void finish_result(lua_State *L, int fidx, aio_future *f, int n) {
 }
 
 static void finish_exception(lua_State *L, int fidx, aio_future *f) {
+  f->cancel_hook = 0;
   lua_setiuservalue(L, fidx, AIO_FU_VALUE);
   f->state = AIO_FINISHED;
   f->has_exc = 1;
   f->log_tb = 1;
-  future_needs_gc(L, fidx, f);
   if (f->is_task)
     task_retire(L, fidx, (aio_task *)f);
   schedule_callbacks(L, fidx, f);
+  attach_reporter(L, fidx, f);
 }
 
 /* Cancels with the message or CancelledError on top (popped);
  * `is_msg` says which. */
 static void finish_cancelled(lua_State *L, int fidx, aio_future *f,
                              int is_msg) {
+  f->cancel_hook = 0;
   lua_setiuservalue(L, fidx, AIO_FU_VALUE);
   f->state = AIO_CANCELLED;
   f->cancel_msg = (unsigned char)is_msg;
@@ -231,6 +277,18 @@ int aio_future_cancel(lua_State *L, int fidx) {
   aio_future *f;
   fidx = lua_absindex(L, fidx);
   f = lua_touserdata(L, fidx);
+  if (f->cancel_hook && f->state == AIO_PENDING) {
+    /* the hook decides (Python's method override, e.g. gather's) */
+    lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+    lua_pushvalue(L, fidx);
+    lua_rotate(L, -3, 2); /* [hook, fut, msg] */
+    lua_call(L, 2, 1);
+    {
+      int r = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      return r;
+    }
+  }
   if (f->is_task) {
     int r = aio_task_cancel(L, fidx, -1);
     lua_pop(L, 1);
@@ -653,38 +711,6 @@ static int l_future__tostring(lua_State *L) {
   return 1;
 }
 
-/* Finalizer of Futures that hold an exception, and of Tasks. */
-static int l_future__gc(lua_State *L) {
-  aio_future *f = lua_touserdata(L, 1);
-  aio_loop *loop = f->loop;
-  if (loop == NULL)
-    return 0;
-  if (f->state == AIO_FINISHED && f->has_exc && f->log_tb) {
-    f->log_tb = 0;
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, f->is_task ? "Task exception was never retrieved"
-                                 : "Future exception was never retrieved");
-    lua_setfield(L, -2, "message");
-    lua_getiuservalue(L, 1, AIO_FU_VALUE);
-    lua_setfield(L, -2, "exception");
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "future");
-    if (f->is_task) {
-      if (lua_getiuservalue(L, 1, AIO_TU_EXTRA) == LUA_TTABLE) {
-        lua_getfield(L, -1, "traceback");
-        lua_setfield(L, -3, "traceback");
-      }
-      lua_pop(L, 1);
-    }
-    aio_report(L, loop);
-  } else if (f->is_task && f->state == AIO_PENDING) {
-    aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
-                     "task", 1);
-  }
-  f->loop = NULL;
-  return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Tasks                                                               */
 
@@ -696,7 +722,13 @@ static int task_body_k(lua_State *L, int status, lua_KContext ctx);
 static const char key_task_tb = 0;
 
 static int task_msgh(lua_State *L) {
-  luaL_traceback(L, L, NULL, 1);
+  /* a cancellation is control flow, not a failure to explain: no
+   * traceback (it would cost more than the rest of the cancel) */
+  if (aio_iserror(L, 1, AIO_E_CANCELLED)) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  aio_traceback(L, L, 1);
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "traceback") == LUA_TNIL &&
@@ -1209,9 +1241,10 @@ static const luaL_Reg future_metamethods[] = {
     {"__tostring", l_future__tostring},
     {NULL, NULL}};
 
-static const luaL_Reg future_gc_metamethods[] = {
-    {"__tostring", l_future__tostring},
-    {"__gc", l_future__gc},
+static const luaL_Reg no_methods[] = {{NULL, NULL}};
+
+static const luaL_Reg reporter_metamethods[] = {
+    {"__gc", l_reporter__gc},
     {NULL, NULL}};
 
 /* future:__await is not needed: await knows futures. */
@@ -1227,8 +1260,26 @@ static int l_future_new(lua_State *L) {
   return 1;
 }
 
+/* loop:create_future([{cancel = fn}]): with `cancel`, fut:cancel(msg)
+ * (and cancelling a task that waits on it) calls fn(fut, msg) while the
+ * future is pending and returns what fn returns; fn decides whether and
+ * when the future completes (gather's cancel cancels its children). */
 static int l_loop_create_future(lua_State *L) {
-  aio_future_new(L, aio_check_loop(L, 1));
+  aio_loop *loop = aio_check_loop(L, 1);
+  aio_future *f;
+  int hook = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    hook = lua_getfield(L, 2, "cancel") != LUA_TNIL;
+    if (hook)
+      luaL_checktype(L, -1, LUA_TFUNCTION);
+  }
+  f = aio_future_new(L, loop);
+  if (hook) {
+    lua_pushvalue(L, -2);
+    lua_setiuservalue(L, -2, AIO_FU_VALUE);
+    f->cancel_hook = 1;
+  }
   return 1;
 }
 
@@ -1338,18 +1389,12 @@ static const luaL_Reg future_funcs[] = {
 void aio_open_future(lua_State *L) {
   aio_newclass(L, AIO_FUTURE_MT, AIO_K_FUTURE, future_methods,
                future_metamethods);
-  aio_newclass(L, AIO_FUTURE_MT "+gc", AIO_K_FUTURE_GC, future_methods,
-               future_gc_metamethods);
   aio_newclass(L, AIO_TASK_MT, AIO_K_TASK, future_methods,
                future_metamethods);
-  aio_newclass(L, AIO_TASK_MT "+gc", AIO_K_TASK_GC, future_methods,
-               future_gc_metamethods);
+  aio_newclass(L, AIO_REPORTER_MT, AIO_K_OTHER, no_methods,
+               reporter_metamethods);
   /* Task methods override and extend the Future ones */
   luaL_getmetatable(L, AIO_TASK_MT);
-  lua_getfield(L, -1, "__index");
-  luaL_setfuncs(L, task_methods, 0);
-  lua_pop(L, 2);
-  luaL_getmetatable(L, AIO_TASK_MT "+gc");
   lua_getfield(L, -1, "__index");
   luaL_setfuncs(L, task_methods, 0);
   lua_pop(L, 2);

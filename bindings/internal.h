@@ -37,10 +37,8 @@
 typedef enum {
   AIO_K_NONE,
   AIO_K_LOOP,
-  AIO_K_FUTURE,   /* a Future without a finalizer */
-  AIO_K_FUTURE_GC,/* a Future that holds an exception (reports if lost) */
+  AIO_K_FUTURE,
   AIO_K_TASK,
-  AIO_K_TASK_GC,  /* a Task that must report when collected */
   AIO_K_HANDLE,
   AIO_K_CORO,
   AIO_K_OTHER,
@@ -99,6 +97,9 @@ int aio_isfatal(lua_State *L, int idx);
 /* If the value at `idx` is an error object without a traceback, sets its
  * traceback to the one of thread `co` (the failed coroutine). */
 void aio_set_traceback(lua_State *L, int idx, lua_State *co);
+/* Pushes "stack traceback:\n\t..." for thread L1 from `level`, as
+ * luaL_traceback does but without its costly search of global names. */
+void aio_traceback(lua_State *L, lua_State *L1, int level);
 /* Pushes a short printable description of the value at `idx` in the
  * shape Python's repr() gives (strings quoted). */
 void aio_pushrepr(lua_State *L, int idx);
@@ -454,6 +455,8 @@ struct aio_future {
   unsigned char cb_list;    /* AIO_FU_CB holds a list table */
   unsigned char cancel_msg; /* cancelled: VALUE holds a message, not an
                                error object */
+  unsigned char cancel_hook; /* pending: VALUE holds a function that
+                                cancel() calls instead (gather) */
 };
 
 /* Why a task is suspended. */

@@ -235,7 +235,7 @@ static const char aio_key_lasttb = 0;
 /* Message handler: error objects get their traceback; for other values
  * the traceback is stashed for the reporter. */
 static int msgh(lua_State *L) {
-  luaL_traceback(L, L, NULL, 1);
+  aio_traceback(L, L, 1);
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "traceback") == LUA_TNIL) {

@@ -11,8 +11,12 @@
 
 local M = {}
 
-local debug_traceback, setmetatable, rawget, select, tostring, type =
-  debug.traceback, setmetatable, rawget, select, tostring, type
+local setmetatable, rawget, select, tostring, type =
+  setmetatable, rawget, select, tostring, type
+
+-- The traceback builder: the core replaces it by a faster one (without
+-- lauxlib's search of global function names) when it loads.
+M.traceback = debug.traceback
 
 local function err_tostring(e)
   local cls = getmetatable(e)
@@ -37,7 +41,7 @@ local function new_error(cls, ...)
   end
   if e.message == nil then e.message = "" end
   if not cls.__notraceback then
-    e.traceback = debug_traceback(nil, 2)
+    e.traceback = M.traceback(nil, 2)
   end
   return setmetatable(e, cls)
 end
