@@ -181,6 +181,9 @@ describe("gather", function()
       local e = await_error(t)
       assert.is_true(iserror(e, CancelledError))
       assert.equal("bye", e.args[1])
+      -- the gather itself is not cancelled: it holds a CancelledError
+      assert.is_false(g:cancelled())
+      assert.equal("bye", g:exception().args[1])
     end))
 
   it("F90 cancelling the task that awaits a gather cancels every child and "
@@ -252,6 +255,29 @@ describe("gather", function()
     local f = asyncio.Future()
     f:set_result(7)
     assert.same({7, 7}, await(gather(f, f)))
+  end))
+
+  it("F95 when every child is already done, gather:cancel() returns false "
+     .. "and the gather completes with their results", vspec(function()
+    local f = asyncio.Future()
+    local g = gather(f)
+    f:set_result(42)
+    assert.is_false(g:cancel())
+    iterations(1)
+    assert.is_false(g:cancelled())
+    assert.same({42}, g:result())
+  end))
+
+  it("F89 gather:cancel() cancels the pending children at once",
+     vspec(function()
+    local c = asyncio.Future()
+    local g = gather(c)
+    assert.is_true(g:cancel())
+    assert.is_true(c:cancelled())
+    assert.is_false(g:done())
+    iterations(1)
+    assert.is_false(g:cancelled())
+    assert.is_true(iserror(g:exception(), CancelledError))
   end))
 
   it("F96 when every argument is already done, the gather is done at once",

@@ -142,6 +142,7 @@ function M.gather(...)
 
   local children, nchildren, nfinished = {}, 0, 0
   local outer -- set once the children are set up
+  local cancel_requested = false
   -- The hot path: a child succeeded and others are still running costs
   -- a count and, without return_exceptions, a look at its outcome.
   local function on_child_done(fut)
@@ -158,6 +159,19 @@ function M.gather(...)
     if nfinished < nchildren then return end
     if outer:done() then
       -- cancelled meanwhile: nobody will look at these errors
+      for i = 1, #children do
+        local c = children[i]
+        if not c:cancelled() then c:exception() end
+      end
+      return
+    end
+    if cancel_requested then
+      -- cancelled while children were running: the cancellation wins,
+      -- even with return_exceptions (with the last child's message, as
+      -- Python does)
+      local last = children[#children]
+      outer:set_exception(last:cancelled() and cancelled_error(last) or
+                          CancelledError())
       for i = 1, #children do
         local c = children[i]
         if not c:cancelled() then c:exception() end
@@ -195,18 +209,17 @@ function M.gather(...)
     children[i] = fut
   end
 
-  outer = loop:create_future()
-  -- Cancelling the gather cancels its children. The core cancels this
-  -- future itself (directly, or as the waiter of a cancelled task), so the
-  -- children are cancelled from its done callback, one iteration later.
-  outer:add_done_callback(function(o)
-    if not o:cancelled() then return end
-    local msg = cancelled_error(o).args[1]
+  -- Cancelling the gather (directly, or as the waiter of a cancelled
+  -- task) cancels its children instead of the gather itself, which then
+  -- completes when they are done (Python's _GatheringFuture.cancel).
+  outer = loop:create_future{cancel = function(_, msg)
+    local cancelled = false
     for i = 1, #children do
-      local child = children[i]
-      if not child:done() then child:cancel(msg) end
+      if children[i]:cancel(msg) then cancelled = true end
     end
-  end)
+    if cancelled then cancel_requested = true end
+    return cancelled
+  end}
   for i = 1, #done_futs do on_child_done(done_futs[i]) end
   return outer
 end
