@@ -6,10 +6,6 @@
 -- asyncio.gather(table.unpack(asyncio.all_tasks(loop))):cancel(); the
 -- rest as in stop_all_tasks.lua. Press Ctrl-C within 1 s of starting it
 -- (otherwise it simply finishes).
--- Known difference: cancelling the gather cancels its children one loop
--- iteration later than Python does, so the single turn of run_forever
--- below does not let them finish, and they are reported as "Task was
--- destroyed but it is pending!" when the script ends.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local example = require "lib.example"
 local asyncio = require "asyncio"

@@ -209,6 +209,14 @@ true
 true
 TIME: 0.8858370780944824
 ]]},
+  {file = "stop_main_task.lua", source = "000 協程停止 (main task)",
+   interrupt = 0.5, items = {"^{"}, expected = [[
+Waiting: 1
+Waiting: 2
+Waiting: 2
+{<Task pending name='Task-1' coro=<main() running at examples/stop_main_task.lua:43> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_main_task.lua:28>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_main_task.lua:28>>, <Task pending name='Task-4' coro=<do_some_work() running at examples/stop_main_task.lua:28>>}
+true
+]]},
   {file = "wait_coroutines.lua", source = "003 1.7 gather vs. wait",
    py = "3.6", sets = {"^Waiting"}, expected = [[
 Waiting 3
