@@ -161,6 +161,22 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run.sh $(CLI)
 
+# ------------------------------------------------------------------
+# The C programs of the tcp workload (w7): the load client and the plain
+# libuv echo server that is its ceiling. bench/run.sh builds them itself
+# when missing (in the CLI's directory, bench/); `make bench-tools` builds
+# them here with the project's compiler settings.
+BENCH_TOOLS = $(BUILD)/bench/tcp_client $(BUILD)/bench/uv_echo_server
+.PHONY: bench-tools
+bench-tools: $(BENCH_TOOLS)
+$(BUILD)/bench/tcp_client: bench/tcp_client.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -O2 -Wall -Wextra -o $@ $<
+$(BUILD)/bench/uv_echo_server: bench/uv_echo_server.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -O2 -Wall -Wextra $(UV_CFLAGS) -o $@ $< $(UV_LIBS)
+# ------------------------------------------------------------------
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \

@@ -10,12 +10,21 @@
 #   PYTHON       the Python for the peers (default /usr/bin/python3)
 #   W1_N W2_N W3_N W4_N W5_N W6_N  the workloads' N (defaults 200000,
 #                  200000, 500000, 100000, 100000, 200000)
+#   W7_N         round trips of the tcp workload (default 200000)
+#   TCP_BIN      where its C programs are (default <luaio's dir>/bench;
+#                  built there with $CC and pkg-config's libuv if missing)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT   seconds before a run counts as failed (default 120)
 #
 # Ratios: for w1, w2, w3, w5 and w6, luaio's ops/s over the peer's
 # (higher is better for luaio); for w4, also the peer's overhead over
 # luaio's.
+#
+# w7 (tcp) differs: each implementation runs an echo server on 127.0.0.1
+# (bench/w7_tcp_server.lua and its twin) and bench/tcp_client.c drives it
+# (50 connections, one 64-byte request in flight each, every byte
+# checked) and prints the result line. A plain libuv echo server in C
+# (bench/uv_echo_server.c, row c-uv) is the ceiling.
 
 LUAIO=${1:-build/luaio}
 RUNS=${BENCH_RUNS:-3}
@@ -113,6 +122,87 @@ workload() {
   [ -n "$ratios" ] && echo "  $(printf '%-19s' '') $ratios"
 }
 
+# ------------------------------------------------------------------
+# w7 tcp: servers driven by a C client
+
+TCP_BIN=${TCP_BIN:-$(dirname "$LUAIO")/bench}
+TCP_CONNS=50
+TCP_PORT=$((20000 + $$ % 20000))
+
+# build_tcp_tools: the client and the C echo server, when missing or older
+# than their sources.
+build_tcp_tools() {
+  mkdir -p "$TCP_BIN" || return 1
+  if [ ! -x "$TCP_BIN/tcp_client" ] ||
+     [ "$DIR/tcp_client.c" -nt "$TCP_BIN/tcp_client" ]; then
+    ${CC:-cc} -O2 -o "$TCP_BIN/tcp_client" "$DIR/tcp_client.c" || return 1
+  fi
+  if [ ! -x "$TCP_BIN/uv_echo_server" ] ||
+     [ "$DIR/uv_echo_server.c" -nt "$TCP_BIN/uv_echo_server" ]; then
+    ${CC:-cc} -O2 $(pkg-config --cflags libuv) -o "$TCP_BIN/uv_echo_server" \
+      "$DIR/uv_echo_server.c" $(pkg-config --libs libuv) || return 1
+  fi
+}
+
+# tcp_once IMPL N: one run: starts IMPL's server on a fresh port, drives it
+# with the client, waits for the server to exit; prints the client's line.
+tcp_once() {
+  TCP_PORT=$((TCP_PORT + 1))
+  case $1 in
+    luaio) $LIMIT "$LUAIO" "$DIR/w7_tcp_server.lua" "$2" "$TCP_PORT" \
+             "$TCP_CONNS" & ;;
+    asyncio) $LIMIT "$PYTHON" "$DIR/py/w7_tcp_server.py" "$2" "$TCP_PORT" \
+               "$TCP_CONNS" & ;;
+    uvloop) $LIMIT "$PYTHON" "$DIR/py/w7_tcp_server.py" "$2" "$TCP_PORT" \
+              "$TCP_CONNS" --uvloop & ;;
+    c-uv) $LIMIT "$TCP_BIN/uv_echo_server" "$TCP_PORT" "$TCP_CONNS" & ;;
+  esac
+  server=$!
+  if ! line=$($LIMIT "$TCP_BIN/tcp_client" -c "$TCP_CONNS" 127.0.0.1 \
+                "$TCP_PORT" "$2" "$1"); then
+    kill "$server" 2>/dev/null
+    wait "$server"
+    return 1
+  fi
+  wait "$server" || return 1
+  echo "$line"
+}
+
+# tcp_median IMPL N: as median, for tcp_once.
+tcp_median() {
+  out=$(
+    i=0
+    while [ "$i" -lt "$RUNS" ]; do
+      tcp_once "$1" "$2" || exit 1
+      i=$((i + 1))
+    done
+  ) || return 1
+  echo "$out" | sort -g -k3,3 | awk -v n="$RUNS" 'NR == int((n + 1) / 2)'
+}
+
+# tcp_workload N: the rows of w7 and luaio's ratios to the others.
+tcp_workload() {
+  if ! build_tcp_tools; then
+    echo "  w7_tcp: cannot build $TCP_BIN/tcp_client or uv_echo_server"
+    STATUS=1; return
+  fi
+  lua_line=$(tcp_median luaio "$1") || {
+    echo "  w7_tcp: luaio FAILED"; STATUS=1; return; }
+  row "$lua_line"
+  ratios=""
+  for impl in asyncio uvloop c-uv; do
+    [ "$impl" = asyncio ] && [ "$HAVE_PY" = 0 ] && continue
+    [ "$impl" = uvloop ] && [ "$HAVE_UV" = 0 ] && continue
+    if line=$(tcp_median "$impl" "$1"); then
+      row "$line"
+      ratios="$ratios${ratios:+, }$(ratio "$lua_line" "$line" "$impl")"
+    else
+      echo "  w7_tcp: $impl FAILED"; STATUS=1
+    fi
+  done
+  [ -n "$ratios" ] && echo "  $(printf '%-19s' '') $ratios"
+}
+
 echo "luaio: $LUAIO   peers: $PYTHON   runs: $RUNS (median)   $(date -u +%Y-%m-%d)"
 printf '  %-10s %-8s %8s %9s %10s %s\n' workload impl N seconds ops/s extra
 workload w1_spawn "${W1_N:-200000}"
@@ -121,4 +211,5 @@ workload w3_queue "${W3_N:-500000}"
 workload w4_timers "${W4_N:-100000}"
 workload w5_lock "${W5_N:-100000}"
 workload w6_threadsafe "${W6_N:-200000}"
+tcp_workload "${W7_N:-200000}"
 exit $STATUS
