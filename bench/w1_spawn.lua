@@ -20,7 +20,7 @@ end)
 
 local main = async(function()
   local loop = asyncio.get_running_loop()
-  local t0 = loop:time()
+  local t0, c0 = loop:time(), os.clock()
   local tasks = {}
   for i = 1, N do
     tasks[i] = create_task(one(i))
@@ -30,12 +30,13 @@ local main = async(function()
   for i = 1, N do
     sum = sum + results[i]
   end
-  local seconds = loop:time() - t0
+  local seconds, cpu = loop:time() - t0, os.clock() - c0
   if sum ~= N * (N + 1) // 2 then
     error(string.format("w1_spawn: sum %d, expected %d", sum,
                         N * (N + 1) // 2))
   end
-  bench.report("w1_spawn", N, seconds, "gc=" .. gc)
+  bench.report("w1_spawn", N, seconds,
+               string.format("cpu=%.4f gc=%s", cpu, gc))
 end)
 
 asyncio.run(main())

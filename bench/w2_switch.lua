@@ -37,16 +37,17 @@ local main = async(function()
     end
   end)
 
-  local t0 = loop:time()
+  local t0, c0 = loop:time(), os.clock()
   local b = asyncio.create_task(pong())
   local a = asyncio.create_task(ping())
   await(a)
   await(b)
-  local seconds = loop:time() - t0
+  local seconds, cpu = loop:time() - t0, os.clock() - c0
   if trips ~= N then
     error(string.format("w2_switch: %d round trips, expected %d", trips, N))
   end
-  bench.report("w2_switch", N, seconds, "gc=" .. gc)
+  bench.report("w2_switch", N, seconds,
+               string.format("cpu=%.4f gc=%s", cpu, gc))
 end)
 
 asyncio.run(main())

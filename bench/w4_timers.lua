@@ -29,7 +29,7 @@ end
 local main = async(function()
   local loop = asyncio.get_running_loop()
   local heap0, rss0 = heap_bytes(), bench.rss()
-  local t0 = loop:time()
+  local t0, c0 = loop:time(), os.clock()
   local tasks = {}
   for i = 1, N do
     tasks[i] = create_task(sleeper(i))
@@ -42,15 +42,15 @@ local main = async(function()
   for i = 1, N do
     sum = sum + await(tasks[i])
   end
-  local seconds = loop:time() - t0
+  local seconds, cpu = loop:time() - t0, os.clock() - c0
   if sum ~= N * (N + 1) // 2 then
     error(string.format("w4_timers: sum %d, expected %d", sum,
                         N * (N + 1) // 2))
   end
   bench.report("w4_timers", N, seconds, string.format(
-    "overhead=%.3f bytes_per_task=%.0f rss_per_task=%.0f gc=%s",
+    "overhead=%.3f bytes_per_task=%.0f rss_per_task=%.0f cpu=%.3f gc=%s",
     seconds - 1, (heap1 - heap0) / N,
-    rss0 and (rss1 - rss0) / N or 0, gc))
+    rss0 and (rss1 - rss0) / N or 0, cpu, gc))
 end)
 
 asyncio.run(main())

@@ -34,15 +34,16 @@ async def main(n, name):
             inbox_pong = loop.create_future()
             inbox_ping.set_result(v)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     b = asyncio.create_task(pong())
     a = asyncio.create_task(ping())
     await a
     await b
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     if trips != n:
         raise SystemExit(f"w2_switch: {trips} round trips, expected {n}")
-    print(f"{name}/w2_switch {n} {seconds:.4f} {n / seconds:.0f}")
+    print(f"{name}/w2_switch {n} {seconds:.4f} {n / seconds:.0f} cpu={cpu:.4f}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ async def main(n, name):
     if TRACE:
         tracemalloc.start()
     rss0, traced0 = memory()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tasks = [asyncio.create_task(sleeper(i)) for i in range(1, n + 1)]
     # one iteration: every task has taken its first step and sleeps
     await asyncio.sleep(0)
@@ -41,9 +41,11 @@ async def main(n, name):
     for t in tasks:
         total += await t
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     if total != n * (n + 1) // 2:
         raise SystemExit(f"w4_timers: sum {total}, expected {n * (n + 1) // 2}")
-    extra = (f"overhead={seconds - 1:.3f} rss_per_task={(rss1 - rss0) / n:.0f}")
+    extra = (f"overhead={seconds - 1:.3f} rss_per_task={(rss1 - rss0) / n:.0f}"
+             f" cpu={cpu:.3f}")
     if TRACE:
         extra += f" traced_per_task={(traced1 - traced0) / n:.0f}"
     print(f"{name}/w4_timers {n} {seconds:.4f} {n / seconds:.0f} {extra}")
