@@ -627,7 +627,6 @@ static void stream_close(lua_State *L, stream *s, int graceful) {
   }
   if (w) {
     w->s = NULL;
-    w->closed = 1;
     if (w->err == 0)
       w->err = s->err;
     s->writer = NULL;
@@ -1188,10 +1187,12 @@ static aio_writer *test_writer(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AIO_WRITER_MT);
 }
 
-/* The writer at idx with its open transport (raises when closed). */
+/* The writer at idx and its transport: raises when the writer was
+ * closed; NULL when the transport was lost (the peer reset it...): then
+ * writes are dropped, as asyncio's, and drain() reports the loss. */
 static stream *check_open_writer(lua_State *L, int idx, aio_writer **wp) {
   aio_writer *w = test_writer(L, idx);
-  if (w->closed || w->s == NULL)
+  if (w->closed)
     luaL_error(L, "attempt to use a closed " AIO_WRITER_MT);
   if (wp)
     *wp = w;
@@ -1263,6 +1264,8 @@ static int l_writer_write(lua_State *L) {
   stream *s = check_open_writer(L, 1, NULL);
   const char *data = luaL_checklstring(L, 2, &len);
   int r;
+  if (s == NULL)
+    return 0;
   if (s->eof_sent)
     return aio_raisef(L, AIO_E_RUNTIME,
                       "Cannot call write() after write_eof()");
@@ -1280,6 +1283,8 @@ static int l_writer_writelines(lua_State *L) {
   const char *data;
   int r;
   luaL_checktype(L, 2, LUA_TTABLE);
+  if (s == NULL)
+    return 0;
   if (s->eof_sent)
     return aio_raisef(L, AIO_E_RUNTIME,
                       "Cannot call write() after write_eof()");
@@ -1303,7 +1308,7 @@ static int l_writer_writelines(lua_State *L) {
 static int l_writer_write_eof(lua_State *L) {
   stream *s = check_open_writer(L, 1, NULL);
   int r;
-  if (s->eof_sent)
+  if (s == NULL || s->eof_sent)
     return 0;
   s->eof_sent = 1;
   r = uv_shutdown(&s->sreq, &s->u.s, on_shutdown);

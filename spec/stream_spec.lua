@@ -537,6 +537,10 @@ describe("streams", function()
       end
       assert.is_true(iserror(err, asyncio.OSError))
       assert.is_true(iserror(err, asyncio.ConnectionError))
+      assert.is_true(p.sw:is_closing())
+      p.sw:write("dropped") -- the transport is lost: writes are dropped
+      local again = raises(function() return await(p.sw:drain()) end)
+      assert.equal(err.name, again.name)
       close_pair(p)
     end))
 
