@@ -228,6 +228,8 @@ static int l_process__tostring(lua_State *L) {
 static int l_process__gc(lua_State *L) {
   pud *ud = lua_touserdata(L, 1);
   proc *p = ud->p;
+  if (aio_waiter_take(L, &ud->wait_key))
+    lua_pop(L, 1);
   if (p) {
     p->ud = NULL;
     ud->p = NULL;

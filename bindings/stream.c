@@ -1157,6 +1157,8 @@ static int l_reader__tostring(lua_State *L) {
 static int l_reader__gc(lua_State *L) {
   aio_reader *r = lua_touserdata(L, 1);
   stream *s = r->s;
+  if (r->waiting && aio_waiter_take(L, r)) /* its task went with it */
+    lua_pop(L, 1);
   if (s) {
     r->s = NULL;
     s->reader = NULL;
@@ -1470,6 +1472,11 @@ static int l_writer__tostring(lua_State *L) {
 static int l_writer__gc(lua_State *L) {
   aio_writer *w = lua_touserdata(L, 1);
   stream *s = w->s;
+  /* waiters' tasks went with it (a closed loop): drop their entries */
+  if (aio_waiter_take(L, &w->drain_key))
+    lua_pop(L, 1);
+  if (aio_waiter_take(L, &w->closed_key))
+    lua_pop(L, 1);
   if (s) {
     w->s = NULL;
     s->writer = NULL;
@@ -2112,6 +2119,8 @@ static int l_server__gc(lua_State *L) {
   srv->nls = 0;
   srv->closed = 1;
   srv->core->closed = 1;
+  if (srv->core->refs == 1 && aio_waiter_take(L, srv->core))
+    lua_pop(L, 1);
   srvcore_release(srv->core);
   free(srv->ls);
   srv->ls = NULL;

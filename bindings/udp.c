@@ -294,6 +294,8 @@ static int l_ep_is_closing(lua_State *L) {
 
 static int l_ep__gc(lua_State *L) {
   endpoint *ep = lua_touserdata(L, 1);
+  if (ep->waiting && aio_waiter_take(L, ep))
+    lua_pop(L, 1);
   if (ep->u) {
     ep->waiting = 0;
     ep->u->ep = NULL;
