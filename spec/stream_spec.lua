@@ -468,6 +468,22 @@ describe("streams", function()
       close_pair(p)
     end))
 
+    it("a drain that times out (wait_for) raises TimeoutError and keeps the "
+       .. "queued data", aspec.async(function()
+      local p = pair()
+      local big = string.rep("w", 16 << 20)
+      p.cw:write(big)
+      local err = raises(function()
+        return await(asyncio.wait_for(p.cw:drain(), 0.01))
+      end)
+      assert.is_true(iserror(err, asyncio.TimeoutError))
+      local n = 0
+      while n < #big do n = n + #await(p.sr:read(1 << 20)) end
+      assert.equal(#big, n)
+      await(p.cw:drain())
+      close_pair(p)
+    end))
+
     it("close flushes queued data before the peer sees the end",
        aspec.async(function()
       local p = pair()
