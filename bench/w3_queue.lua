@@ -42,7 +42,7 @@ end)
 local main = async(function()
   local loop = asyncio.get_running_loop()
   local q = asyncio.Queue()
-  local t0 = loop:time()
+  local t0, c0 = loop:time(), os.clock()
   local consumers = {}
   for i = 1, CONSUMERS do consumers[i] = create_task(consumer(q)) end
   await(create_task(producer(q)))
@@ -51,12 +51,13 @@ local main = async(function()
     local s, n = await(consumers[i])
     sum, got = sum + s, got + n
   end
-  local seconds = loop:time() - t0
+  local seconds, cpu = loop:time() - t0, os.clock() - c0
   if sum ~= N * (N + 1) // 2 or got ~= N then
     error(string.format("w3_queue: %d items summing to %d, expected %d "
                         .. "summing to %d", got, sum, N, N * (N + 1) // 2))
   end
-  bench.report("w3_queue", N, seconds, "gc=" .. gc)
+  bench.report("w3_queue", N, seconds,
+               string.format("cpu=%.4f gc=%s", cpu, gc))
 end)
 
 asyncio.run(main())

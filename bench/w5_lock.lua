@@ -35,16 +35,17 @@ local main = async(function()
     end
   end)
 
-  local t0 = loop:time()
+  local t0, c0 = loop:time(), os.clock()
   local tasks = {}
   for i = 1, TASKS do tasks[i] = create_task(worker()) end
   for i = 1, TASKS do await(tasks[i]) end
-  local seconds = loop:time() - t0
+  local seconds, cpu = loop:time() - t0, os.clock() - c0
   if turns ~= TASKS * ROUNDS then
     error(string.format("w5_lock: %d turns, expected %d", turns,
                         TASKS * ROUNDS))
   end
-  bench.report("w5_lock", TASKS * ROUNDS, seconds, "gc=" .. gc)
+  bench.report("w5_lock", TASKS * ROUNDS, seconds,
+               string.format("cpu=%.4f gc=%s", cpu, gc))
 end)
 
 asyncio.run(main())

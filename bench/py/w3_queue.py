@@ -32,7 +32,7 @@ async def producer(q, n):
 
 async def main(n, name):
     q = asyncio.Queue()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     consumers = [asyncio.create_task(consumer(q)) for _ in range(CONSUMERS)]
     await asyncio.create_task(producer(q, n))
     total = got = 0
@@ -41,10 +41,11 @@ async def main(n, name):
         total += s
         got += k
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     if total != n * (n + 1) // 2 or got != n:
         raise SystemExit(f"w3_queue: {got} items summing to {total}, "
                          f"expected {n} summing to {n * (n + 1) // 2}")
-    print(f"{name}/w3_queue {n} {seconds:.4f} {n / seconds:.0f}")
+    print(f"{name}/w3_queue {n} {seconds:.4f} {n / seconds:.0f} cpu={cpu:.4f}")
 
 
 if __name__ == "__main__":

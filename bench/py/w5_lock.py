@@ -29,15 +29,16 @@ async def main(n, name):
                 turns += 1
                 inside -= 1
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tasks = [asyncio.create_task(worker()) for _ in range(TASKS)]
     for t in tasks:
         await t
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     if turns != TASKS * rounds:
         raise SystemExit(f"w5_lock: {turns} turns, expected {TASKS * rounds}")
     print(f"{name}/w5_lock {TASKS * rounds} {seconds:.4f} "
-          f"{TASKS * rounds / seconds:.0f}")
+          f"{TASKS * rounds / seconds:.0f} cpu={cpu:.4f}")
 
 
 if __name__ == "__main__":
