@@ -19,7 +19,7 @@ BUILD ?= build
 LUA_VERSION ?= 5.4
 VERSION = 0.1.0
 
-PKGS = lua5.4 liblua5.4-dev libuv1-dev lua-busted pkg-config
+PKGS = lua5.4 liblua5.4-dev libuv1-dev lua-busted pkg-config redis-server
 CHECK_PKGS = valgrind
 BENCH_PKGS = python3 python3-uvloop
 

@@ -53,6 +53,13 @@ aio_coro *aio_test_coro(lua_State *L, int idx) {
   return aio_kindof(L, idx) == AIO_K_CORO ? lua_touserdata(L, idx) : NULL;
 }
 
+static aio_coro *check_coro(lua_State *L, int idx) {
+  aio_coro *c = aio_test_coro(L, idx);
+  if (c == NULL)
+    luaL_typeerror(L, idx, AIO_CORO_MT);
+  return c;
+}
+
 /* A coroutine function is a C closure of coro_factory with upvalues
  * (fn, name, itself). Its name is resolved once, from the call site of its
  * first call (how Lua itself names functions in tracebacks), so that every
@@ -233,7 +240,7 @@ void aio_coro_pushname(lua_State *L, int cidx) {
 }
 
 static int l_coro__tostring(lua_State *L) {
-  aio_coro *c = luaL_checkudata(L, 1, AIO_CORO_MT);
+  aio_coro *c = check_coro(L, 1);
   lua_pushliteral(L, "<coroutine object ");
   aio_coro_pushname(L, 1);
   lua_pushfstring(L, "%s>", c->state == AIO_CORO_NEW ? "" : " (started)");
@@ -260,7 +267,7 @@ static int l_coro__gc(lua_State *L) {
 /* coro:close(): marks a not-started coroutine as disposed of, so that it
  * is not reported (Python's coro.close()). */
 static int l_coro_close(lua_State *L) {
-  aio_coro *c = luaL_checkudata(L, 1, AIO_CORO_MT);
+  aio_coro *c = check_coro(L, 1);
   c->state = AIO_CORO_STARTED;
   return 0;
 }
@@ -399,10 +406,17 @@ void aio_coro_new(lua_State *L, int nargs) {
   lua_settop(L, base);
 }
 
+/* C operations (lock:acquire(), q:get(), reader:read(n), ...) are made
+ * on hot paths and are not worth a never-awaited report: their Coroutine
+ * objects use a metatable without a finalizer, which keeps them cheap to
+ * collect. */
+#define AIO_CCORO_MT "asyncio.Coroutine (C)"
+
 void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
   lua_pushcfunction(L, body);
   lua_insert(L, -1 - nargs);
   aio_coro_new(L, nargs);
+  luaL_setmetatable(L, AIO_CCORO_MT);
 }
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
@@ -451,6 +465,10 @@ static const luaL_Reg coro_metamethods[] = {
     {"__gc", l_coro__gc},
     {NULL, NULL}};
 
+static const luaL_Reg ccoro_metamethods[] = {
+    {"__tostring", l_coro__tostring},
+    {NULL, NULL}};
+
 static const luaL_Reg coro_funcs[] = {
     {"async", l_async},
     {"await", aio_await},
@@ -460,6 +478,12 @@ static const luaL_Reg coro_funcs[] = {
 
 void aio_open_coro(lua_State *L) {
   aio_newclass(L, AIO_CORO_MT, AIO_K_CORO, coro_methods, coro_metamethods);
+  aio_newclass(L, AIO_CCORO_MT, AIO_K_CORO, coro_methods,
+               ccoro_metamethods);
+  luaL_getmetatable(L, AIO_CCORO_MT);
+  lua_pushliteral(L, AIO_CORO_MT); /* the name users see in errors */
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
   luaL_setfuncs(L, coro_funcs, 0);
   /* sleep is the coroutine function of aio_sleep_body */
   lua_pushcfunction(L, aio_sleep_body);

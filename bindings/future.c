@@ -894,30 +894,32 @@ int aio_task_cancel(lua_State *L, int tidx, int midx) {
 
 /* Records the failure traceback of the task at tidx (error at eidx). */
 static void keep_traceback(lua_State *L, int tidx, int eidx) {
+  int top = lua_gettop(L), own = top + 2, last = top + 3;
   if (lua_type(L, eidx) == LUA_TTABLE) {
     int has = lua_getfield(L, eidx, "traceback") != LUA_TNIL;
     lua_pop(L, 1);
     if (has)
       return;
   }
-  push_extra(L, tidx);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_task_tb);
+  push_extra(L, tidx);                               /* top + 1 */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_task_tb);   /* own */
   /* the same error re-raised from an awaited task: its traceback first */
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_last_raised) == LUA_TTABLE) {
-    lua_getfield(L, -1, "err");
-    if (lua_rawequal(L, -1, eidx) && lua_getfield(L, -2, "tb") ==
-        LUA_TSTRING) {
+    lua_getfield(L, last, "err");
+    lua_getfield(L, last, "tb");
+    if (lua_rawequal(L, last + 1, eidx) &&
+        lua_type(L, last + 2) == LUA_TSTRING &&
+        lua_type(L, own) == LUA_TSTRING) {
+      lua_pushvalue(L, last + 2);
       lua_pushliteral(L, "\n(awaited from)\n");
-      lua_pushvalue(L, -5);
+      lua_pushvalue(L, own);
       lua_concat(L, 3);
-      lua_replace(L, -5);
-      lua_pop(L, 1);
-    } else
-      lua_pop(L, 1);
+      lua_replace(L, own);
+    }
   }
-  lua_pop(L, 1);
-  lua_setfield(L, -2, "traceback");
-  lua_pop(L, 1);
+  lua_settop(L, own);
+  lua_setfield(L, top + 1, "traceback");
+  lua_settop(L, top);
 }
 
 /* Finishes the task at tidx after its coroutine returned `n` values (on

@@ -560,19 +560,49 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
   return run_ready(L, loop);
 }
 
-/* Runs iterations until stop() (or an error to propagate, left on the
- * stack: returns 1). The loop must be runnable. */
-static int run_forever(lua_State *L, aio_loop *loop) {
+typedef struct run_args {
+  aio_loop *loop;
+  double max_wait;
+  int once, prop;
+} run_args;
+
+/* The iterations, in protected mode: [args] -> the propagating error. */
+static int run_protected(lua_State *L) {
+  run_args *a = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  do
+    a->prop = aio_run_once(L, a->loop, a->max_wait);
+  while (!a->once && !a->prop && !a->loop->stopping);
+  return a->prop ? 1 : 0;
+}
+
+/* Runs iterations until stop() (once: one iteration). Returns 1 when an
+ * error propagates (a KeyboardInterrupt-class error, left on the stack).
+ * The loop always leaves its running state, even when something in the
+ * iteration itself raises (that error is raised again afterwards). */
+static int run_loop(lua_State *L, aio_loop *loop, double max_wait, int once) {
   run_state rs;
-  int prop = 0;
+  run_args a;
+  int st;
+  a.loop = loop;
+  a.max_wait = max_wait;
+  a.once = once;
+  a.prop = 0;
   run_begin(L, loop, &rs);
-  while (!prop) {
-    prop = aio_run_once(L, loop, -1);
-    if (loop->stopping)
-      break;
-  }
+  lua_pushcfunction(L, run_protected);
+  lua_pushlightuserdata(L, &a);
+  st = lua_pcall(L, 1, 1, 0);
   run_end(L, loop, &rs);
-  return prop;
+  if (st != LUA_OK)
+    lua_error(L);
+  if (a.prop)
+    return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+static int run_forever(lua_State *L, aio_loop *loop) {
+  return run_loop(L, loop, -1, 0);
 }
 
 static int l_loop_run_forever(lua_State *L) {
@@ -634,12 +664,7 @@ static int l_loop_run_until_complete(lua_State *L) {
 /* Runs one bounded step for embedders: ready work, due timers, a poll of
  * at most max_wait seconds. Returns 1 if an error propagates. */
 int aio_loop_step(lua_State *L, aio_loop *loop, double max_wait) {
-  run_state rs;
-  int prop;
-  run_begin(L, loop, &rs);
-  prop = aio_run_once(L, loop, max_wait);
-  run_end(L, loop, &rs);
-  return prop;
+  return run_loop(L, loop, max_wait, 1);
 }
 
 static int l_loop_stop(lua_State *L) {

@@ -37,7 +37,8 @@ static const struct {
     {"SIGUSR1", SIGUSR1},   {"SIGUSR2", SIGUSR2},   {"SIGPIPE", SIGPIPE},
     {"SIGALRM", SIGALRM},   {"SIGTERM", SIGTERM},   {"SIGCHLD", SIGCHLD},
     {"SIGCONT", SIGCONT},   {"SIGTSTP", SIGTSTP},   {"SIGWINCH", SIGWINCH},
-    {"SIGTTIN", SIGTTIN},   {"SIGTTOU", SIGTTOU},   {NULL, 0}};
+    {"SIGTTIN", SIGTTIN},   {"SIGTTOU", SIGTTOU},   {"SIGKILL", SIGKILL},
+    {"SIGSTOP", SIGSTOP},   {NULL, 0}};
 
 static void on_signal(uv_signal_t *h, int signum) {
   (void)signum;
@@ -57,10 +58,12 @@ static int check_signum(lua_State *L, int idx) {
     const char *name = lua_tostring(L, idx);
     for (i = 0; signames[i].name; i++)
       if (strcmp(signames[i].name, name) == 0)
-        return signames[i].num;
-    aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
-  }
-  num = (int)luaL_checkinteger(L, idx);
+        break;
+    if (signames[i].name == NULL)
+      aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
+    num = signames[i].num;
+  } else
+    num = (int)luaL_checkinteger(L, idx);
   if (num < 1 || num >= NSIG)
     aio_raisef(L, AIO_E_VALUE, "invalid signal number %d", num);
   if (num == SIGKILL || num == SIGSTOP)

@@ -64,6 +64,28 @@ describe("regressions", function()
     assert.equal(stock.status, r.status)
   end)
 
+  it("a task's string error raised twice keeps the loop usable", function()
+    local f = async(function() error("bad", 2) end)
+    local function g() return await(f()) end
+    for _ = 1, 2 do
+      local l = asyncio.new_event_loop()
+      local ok, e = pcall(l.run_until_complete, l, async(function()
+        return g()
+      end)())
+      assert.is_false(ok)
+      assert.matches("bad$", e)
+      assert.is_false(l:is_running())
+      l:close()
+    end
+  end)
+
+  it("signal names include SIGKILL, which cannot be handled", function()
+    assert.equal(9, asyncio.signals.SIGKILL)
+    local ok, e = pcall(loop.add_signal_handler, loop, "SIGKILL", print)
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.RuntimeError))
+  end)
+
   it("require 'asyncio' works from stock lua5.4 (20 runs)", function()
     local env = {
       LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root ..
