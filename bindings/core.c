@@ -10,6 +10,25 @@ const char aio_kind_tags[AIO_K_COUNT];
 #define LUAIO_VERSION "0.0.0"
 #endif
 
+const char aio_mt_future, aio_mt_task, aio_mt_coro, aio_mt_ccoro,
+    aio_mt_handle, aio_mt_timerhandle;
+
+void aio_cache_mt(lua_State *L, const char *name, const void *key) {
+  luaL_getmetatable(L, name);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+void aio_setmt(lua_State *L, const void *key) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  lua_setmetatable(L, -2);
+}
+
+void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname) {
+  if (aio_kindof(L, idx) != kind)
+    luaL_typeerror(L, idx, tname);
+  return lua_touserdata(L, idx);
+}
+
 aio_kind aio_kindof(lua_State *L, int idx) {
   aio_kind k = AIO_K_NONE;
   if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {

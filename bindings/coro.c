@@ -90,7 +90,7 @@ static int coro_factory(lua_State *L) {
     aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
   }
-  luaL_setmetatable(L, AIO_CORO_MT);
+  aio_setmt(L, &aio_mt_coro);
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_setiuservalue(L, -2, 1);
   for (i = 1; i <= n; i++) {
@@ -397,7 +397,7 @@ void aio_coro_new(lua_State *L, int nargs) {
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
   c->origin = 0;
-  luaL_setmetatable(L, AIO_CORO_MT);
+  aio_setmt(L, &aio_mt_coro);
   for (i = 0; i <= nargs; i++) {
     lua_pushvalue(L, base + i);
     lua_setiuservalue(L, -2, 1 + i);
@@ -416,7 +416,7 @@ void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
   lua_pushcfunction(L, body);
   lua_insert(L, -1 - nargs);
   aio_coro_new(L, nargs);
-  luaL_setmetatable(L, AIO_CCORO_MT);
+  aio_setmt(L, &aio_mt_ccoro);
 }
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
@@ -484,6 +484,8 @@ void aio_open_coro(lua_State *L) {
   lua_pushliteral(L, AIO_CORO_MT); /* the name users see in errors */
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
+  aio_cache_mt(L, AIO_CORO_MT, &aio_mt_coro);
+  aio_cache_mt(L, AIO_CCORO_MT, &aio_mt_ccoro);
   luaL_setfuncs(L, coro_funcs, 0);
   /* sleep is the coroutine function of aio_sleep_body */
   lua_pushcfunction(L, aio_sleep_body);

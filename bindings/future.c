@@ -71,7 +71,7 @@ aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
   aio_future *f = lua_newuserdatauv(L, sizeof *f, AIO_FU_COUNT);
   memset(f, 0, sizeof *f);
   f->loop = loop;
-  luaL_setmetatable(L, AIO_FUTURE_MT);
+  aio_setmt(L, &aio_mt_future);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, AIO_FU_LOOP);
   return f;
@@ -779,7 +779,7 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   memset(t, 0, sizeof *t);
   t->fut.loop = loop;
   t->fut.is_task = 1;
-  luaL_setmetatable(L, AIO_TASK_MT);
+  aio_setmt(L, &aio_mt_task);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, tidx, AIO_FU_LOOP);
   co = lua_newthread(L);
@@ -1395,6 +1395,8 @@ void aio_open_future(lua_State *L) {
                future_metamethods);
   aio_newclass(L, AIO_REPORTER_MT, AIO_K_OTHER, no_methods,
                reporter_metamethods);
+  aio_cache_mt(L, AIO_FUTURE_MT, &aio_mt_future);
+  aio_cache_mt(L, AIO_TASK_MT, &aio_mt_task);
   /* Task methods override and extend the Future ones */
   luaL_getmetatable(L, AIO_TASK_MT);
   lua_getfield(L, -1, "__index");

@@ -30,7 +30,7 @@ aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
   h->nargs = nargs;
   h->timer = (unsigned char)timer;
   h->when = when;
-  luaL_setmetatable(L, timer ? AIO_TIMERHANDLE_MT : AIO_HANDLE_MT);
+  aio_setmt(L, timer ? &aio_mt_timerhandle : &aio_mt_handle);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, 1);
   for (i = 0; i <= nargs; i++) {
@@ -180,6 +180,8 @@ void aio_open_handle(lua_State *L) {
                handle_metamethods);
   aio_newclass(L, AIO_TIMERHANDLE_MT, AIO_K_HANDLE, handle_methods,
                handle_metamethods);
+  aio_cache_mt(L, AIO_HANDLE_MT, &aio_mt_handle);
+  aio_cache_mt(L, AIO_TIMERHANDLE_MT, &aio_mt_timerhandle);
   luaL_getmetatable(L, AIO_LOOP_MT);
   lua_getfield(L, -1, "__index");
   lua_pushcfunction(L, l_loop_call_soon);

@@ -41,6 +41,10 @@ typedef enum {
   AIO_K_TASK,
   AIO_K_HANDLE,
   AIO_K_CORO,
+  AIO_K_LOCK,
+  AIO_K_EVENT,
+  AIO_K_SEMAPHORE,
+  AIO_K_QUEUE,
   AIO_K_OTHER,
   AIO_K_COUNT
 } aio_kind;
@@ -50,6 +54,19 @@ typedef enum {
 extern const char aio_kind_tags[AIO_K_COUNT];
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
+/* The userdata at idx if it is of `kind`, else a "bad argument" error
+ * naming `tname`. */
+void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);
+
+/* The metatables made on hot paths are also kept in the registry under
+ * these addresses: setting one by address (aio_setmt) avoids looking its
+ * name up. */
+extern const char aio_mt_future, aio_mt_task, aio_mt_coro, aio_mt_ccoro,
+    aio_mt_handle, aio_mt_timerhandle;
+/* Keeps the metatable `name` under registry[key]. */
+void aio_cache_mt(lua_State *L, const char *name, const void *key);
+/* Sets the metatable kept under key on the value on top. */
+void aio_setmt(lua_State *L, const void *key);
 
 /* Registry keys (addresses of these objects are the keys). */
 extern const char aio_key_running;  /* loop running in this state, or nil */

@@ -197,7 +197,7 @@ typedef struct aio_lock {
 } aio_lock;
 
 static aio_lock *check_lock(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AIO_LOCK_MT);
+  return aio_checkkind(L, idx, AIO_K_LOCK, AIO_LOCK_MT);
 }
 
 static int any_not_cancelled(lua_State *L, int fidx, void *ud) {
@@ -231,10 +231,12 @@ static int lock_acquire_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
-/* The body of lock:acquire(), awaited inline: [lock] */
+/* The body of lock:acquire(), awaited inline: [lock] (checked by the
+ * method that made the coroutine). As in Python, the lock binds to a loop
+ * only when a task has to wait on it. */
 static int lock_acquire_body(lua_State *L) {
-  aio_lock *lk = check_lock(L, 1);
-  aio_task *t = aio_prim_enter(L, &lk->loop, LOCK_UV_LOOP, "acquire");
+  aio_lock *lk = lua_touserdata(L, 1);
+  aio_task *t;
   int fidx;
   lua_settop(L, 1);
   if (!lk->locked && !aio_wq_each(L, &lk->waiters, 1, LOCK_UV_WAITERS,
@@ -243,6 +245,7 @@ static int lock_acquire_body(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  t = aio_prim_enter(L, &lk->loop, LOCK_UV_LOOP, "acquire");
   fidx = new_waiter(L, t);
   aio_wq_push(L, &lk->waiters, 1, LOCK_UV_WAITERS, fidx);
   return aio_await_future(L, t, fidx, 0, lock_acquire_k);
@@ -324,7 +327,7 @@ typedef struct aio_event {
 } aio_event;
 
 static aio_event *check_event(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AIO_EVENT_MT);
+  return aio_checkkind(L, idx, AIO_K_EVENT, AIO_EVENT_MT);
 }
 
 static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -341,14 +344,15 @@ static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int event_wait_body(lua_State *L) {
-  aio_event *ev = check_event(L, 1);
-  aio_task *t = aio_prim_enter(L, &ev->loop, EVENT_UV_LOOP, "wait");
+  aio_event *ev = lua_touserdata(L, 1); /* checked by ev:wait() */
+  aio_task *t;
   int fidx;
   lua_settop(L, 1);
   if (ev->value) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  t = aio_prim_enter(L, &ev->loop, EVENT_UV_LOOP, "wait");
   fidx = new_waiter(L, t);
   aio_wq_push(L, &ev->waiters, 1, EVENT_UV_WAITERS, fidx);
   return aio_await_future(L, t, fidx, 0, event_wait_k);
@@ -419,12 +423,7 @@ typedef struct aio_sem {
 } aio_sem;
 
 static aio_sem *check_sem(lua_State *L, int idx) {
-  aio_sem *s = luaL_testudata(L, idx, AIO_SEMAPHORE_MT);
-  if (s == NULL)
-    s = luaL_testudata(L, idx, AIO_BSEMAPHORE_MT);
-  if (s == NULL)
-    luaL_typeerror(L, idx, AIO_SEMAPHORE_MT);
-  return s;
+  return aio_checkkind(L, idx, AIO_K_SEMAPHORE, AIO_SEMAPHORE_MT);
 }
 
 /* locked(): no permit, or a live waiter queued (a newcomer must not
@@ -478,8 +477,8 @@ static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int sem_acquire_body(lua_State *L) {
-  aio_sem *s = check_sem(L, 1);
-  aio_task *t = aio_prim_enter(L, &s->loop, SEM_UV_LOOP, "acquire");
+  aio_sem *s = lua_touserdata(L, 1); /* checked by sem:acquire() */
+  aio_task *t;
   int fidx;
   lua_settop(L, 1);
   if (!sem_locked(L, s, 1)) {
@@ -487,6 +486,7 @@ static int sem_acquire_body(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  t = aio_prim_enter(L, &s->loop, SEM_UV_LOOP, "acquire");
   fidx = new_waiter(L, t);
   aio_wq_push(L, &s->waiters, 1, SEM_UV_WAITERS, fidx);
   return aio_await_future(L, t, fidx, 0, sem_acquire_k);
@@ -533,11 +533,15 @@ static int l_sem_locked(lua_State *L) {
 static int l_sem__tostring(lua_State *L) {
   aio_sem *s = check_sem(L, 1);
   const char *name = s->bound >= 0 ? "BoundedSemaphore" : "Semaphore";
-  if (s->value == 0 || s->waiters.live)
-    lua_pushfstring(L, "<asyncio.%s [locked, value:%I, waiters:%d]>", name,
-                    s->value, (int)s->waiters.live);
+  if (sem_locked(L, s, 1))
+    lua_pushfstring(L, "<asyncio.%s [locked", name);
   else
-    lua_pushfstring(L, "<asyncio.%s [unlocked, value:%I]>", name, s->value);
+    lua_pushfstring(L, "<asyncio.%s [unlocked, value:%I", name, s->value);
+  if (s->waiters.live)
+    lua_pushfstring(L, ", waiters:%d]>", (int)s->waiters.live);
+  else
+    lua_pushliteral(L, "]>");
+  lua_concat(L, 2);
   return 1;
 }
 
@@ -618,12 +622,12 @@ static const luaL_Reg locks_funcs[] = {
     {NULL, NULL}};
 
 void aio_open_locks(lua_State *L) {
-  aio_newclass(L, AIO_LOCK_MT, AIO_K_OTHER, lock_methods, lock_metamethods);
-  aio_newclass(L, AIO_EVENT_MT, AIO_K_OTHER, event_methods,
+  aio_newclass(L, AIO_LOCK_MT, AIO_K_LOCK, lock_methods, lock_metamethods);
+  aio_newclass(L, AIO_EVENT_MT, AIO_K_EVENT, event_methods,
                event_metamethods);
-  aio_newclass(L, AIO_SEMAPHORE_MT, AIO_K_OTHER, sem_methods,
+  aio_newclass(L, AIO_SEMAPHORE_MT, AIO_K_SEMAPHORE, sem_methods,
                sem_metamethods);
-  aio_newclass(L, AIO_BSEMAPHORE_MT, AIO_K_OTHER, sem_methods,
+  aio_newclass(L, AIO_BSEMAPHORE_MT, AIO_K_SEMAPHORE, sem_methods,
                sem_metamethods);
   luaL_setfuncs(L, locks_funcs, 0);
 }

@@ -46,7 +46,16 @@ static const char *const kind_names[] = {"Queue", "LifoQueue",
                                          "PriorityQueue"};
 
 static aio_queue *check_queue(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AIO_QUEUE_MT);
+  return aio_checkkind(L, idx, AIO_K_QUEUE, AIO_QUEUE_MT);
+}
+
+/* Pushes maxsize as an integer when it is one, else as a float. */
+static void push_maxsize(lua_State *L, aio_queue *q) {
+  lua_Integer i;
+  if (lua_numbertointeger(q->maxsize, &i) && (lua_Number)i == q->maxsize)
+    lua_pushinteger(L, i);
+  else
+    lua_pushnumber(L, q->maxsize);
 }
 
 static int is_full(aio_queue *q) {
@@ -70,36 +79,66 @@ static void ring_grow(lua_State *L, aio_queue *q) {
   q->head = 0;
 }
 
-/* Heap helpers: entries are (KEYS[i], SEQS[i], ITEMS[i]), 1-based. The
- * three tables are at k, s, it. */
-static int heap_less(lua_State *L, int k, int s, lua_Integer a,
-                     lua_Integer b) {
-  int lt, gt;
-  lua_rawgeti(L, k, a);
-  lua_rawgeti(L, k, b);
-  lt = lua_compare(L, -2, -1, LUA_OPLT);
-  gt = !lt && lua_compare(L, -1, -2, LUA_OPLT);
-  lua_pop(L, 2);
-  if (lt || gt)
-    return lt;
-  lua_rawgeti(L, s, a);
-  lua_rawgeti(L, s, b);
-  lt = lua_tointeger(L, -2) < lua_tointeger(L, -1);
-  lua_pop(L, 2);
-  return lt;
+/* Heap helpers: entries are (KEYS[i], SEQS[i], ITEMS[i]), 1-based; the
+ * three tables are at k, s, it. Comparisons call user code (__lt) that
+ * may raise: every operation first finds where entries go by comparing
+ * only, then moves them, so that a failing comparison leaves the heap as
+ * it was. */
+
+/* Is the entry (key at ka, seq sa) before the entry (key at kb, seq sb)?
+ * Equal keys keep insertion order. */
+static int entry_less(lua_State *L, int ka, lua_Integer sa, int kb,
+                      lua_Integer sb) {
+  if (lua_compare(L, ka, kb, LUA_OPLT))
+    return 1;
+  if (lua_compare(L, kb, ka, LUA_OPLT))
+    return 0;
+  return sa < sb;
 }
 
-static void heap_swap(lua_State *L, int k, int s, int it, lua_Integer a,
-                      lua_Integer b) {
-  int t[3], i;
-  t[0] = k;
-  t[1] = s;
-  t[2] = it;
-  for (i = 0; i < 3; i++) {
-    lua_rawgeti(L, t[i], a);
-    lua_rawgeti(L, t[i], b);
-    lua_rawseti(L, t[i], a);
-    lua_rawseti(L, t[i], b);
+/* entry_less for heap entries a and b (or the pending entry when an index
+ * is 0: its key at pk, its seq ps). */
+static int heap_less(lua_State *L, int k, int s, lua_Integer a,
+                     lua_Integer b, int pk, lua_Integer ps) {
+  lua_Integer sa = ps, sb = ps;
+  int r;
+  if (a) {
+    lua_rawgeti(L, k, a);
+    lua_rawgeti(L, s, a);
+    sa = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else
+    lua_pushvalue(L, pk);
+  if (b) {
+    lua_rawgeti(L, k, b);
+    lua_rawgeti(L, s, b);
+    sb = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else
+    lua_pushvalue(L, pk);
+  r = entry_less(L, -2, sa, -1, sb);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* Copies entry `from` to slot `to` (0: the pending entry, whose key,
+ * seq and item are at pk, ps, pit). */
+static void heap_move(lua_State *L, int k, int s, int it, lua_Integer from,
+                      lua_Integer to, int pk, lua_Integer ps, int pit) {
+  if (from) {
+    lua_rawgeti(L, k, from);
+    lua_rawseti(L, k, to);
+    lua_rawgeti(L, s, from);
+    lua_rawseti(L, s, to);
+    lua_rawgeti(L, it, from);
+    lua_rawseti(L, it, to);
+  } else {
+    lua_pushvalue(L, pk);
+    lua_rawseti(L, k, to);
+    lua_pushinteger(L, ps);
+    lua_rawseti(L, s, to);
+    lua_pushvalue(L, pit);
+    lua_rawseti(L, it, to);
   }
 }
 
@@ -107,6 +146,70 @@ static void push_heap_tables(lua_State *L) {
   lua_getiuservalue(L, 1, Q_UV_KEYS);
   lua_getiuservalue(L, 1, Q_UV_SEQS);
   lua_getiuservalue(L, 1, Q_UV_ITEMS);
+}
+
+/* Adds the item at iidx to the heap. */
+static void heap_push(lua_State *L, aio_queue *q, int iidx) {
+  int top = lua_gettop(L), k = top + 1, s = top + 2, it = top + 3, pk;
+  lua_Integer n = q->count + 1, pos = n, seq = q->seq + 1;
+  push_heap_tables(L);
+  if (lua_type(L, iidx) == LUA_TTABLE)
+    lua_rawgeti(L, iidx, 1);
+  else
+    lua_pushvalue(L, iidx);
+  pk = lua_gettop(L);
+  /* where the new entry goes: comparisons only */
+  while (pos > 1 && heap_less(L, k, s, 0, pos / 2, pk, seq))
+    pos /= 2;
+  /* then the moves */
+  for (; n > pos; n /= 2)
+    heap_move(L, k, s, it, n / 2, n, 0, 0, 0);
+  heap_move(L, k, s, it, 0, pos, pk, seq, iidx);
+  q->seq = seq;
+  lua_settop(L, top);
+}
+
+/* Removes the first entry of the heap and pushes its item. */
+static void heap_pop(lua_State *L, aio_queue *q) {
+  int top = lua_gettop(L), k = top + 1, s = top + 2, it = top + 3, pk, pit;
+  lua_Integer n = q->count, pos = 1, ps, path[64];
+  int depth = 0, i;
+  push_heap_tables(L);
+  lua_rawgeti(L, it, 1); /* the result */
+  lua_rawgeti(L, k, n);  /* the last entry, to sift down from the root */
+  pk = lua_gettop(L);
+  lua_rawgeti(L, s, n);
+  ps = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_rawgeti(L, it, n);
+  pit = lua_gettop(L);
+  n--; /* the heap without its last entry */
+  for (;;) { /* where the last entry goes: comparisons only */
+    lua_Integer c = 2 * pos;
+    if (c > n)
+      break;
+    if (c + 1 <= n && heap_less(L, k, s, c + 1, c, pk, ps))
+      c++;
+    if (!heap_less(L, k, s, c, 0, pk, ps))
+      break;
+    path[depth++] = c;
+    pos = c;
+  }
+  /* then the moves: each child on the path goes up one level */
+  pos = 1;
+  for (i = 0; i < depth; i++) {
+    heap_move(L, k, s, it, path[i], pos, 0, 0, 0);
+    pos = path[i];
+  }
+  if (n > 0)
+    heap_move(L, k, s, it, 0, pos, pk, ps, pit);
+  for (i = 0; i < 3; i++) { /* free the old last slot */
+    lua_pushnil(L);
+    lua_rawseti(L, k + i, n + 1);
+  }
+  lua_pushvalue(L, top + 4);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
 }
 
 /* Adds the item at iidx. The queue is at index 1. */
@@ -124,25 +227,8 @@ static void store_item(lua_State *L, aio_queue *q, int iidx) {
     lua_pushvalue(L, iidx);
     lua_rawseti(L, -2, q->count + 1);
     lua_pop(L, 1);
-  } else {
-    int top = lua_gettop(L), k = top + 1, s = top + 2, it = top + 3;
-    lua_Integer i = q->count + 1;
-    push_heap_tables(L);
-    if (lua_type(L, iidx) == LUA_TTABLE)
-      lua_rawgeti(L, iidx, 1);
-    else
-      lua_pushvalue(L, iidx);
-    lua_rawseti(L, k, i);
-    lua_pushinteger(L, ++q->seq);
-    lua_rawseti(L, s, i);
-    lua_pushvalue(L, iidx);
-    lua_rawseti(L, it, i);
-    while (i > 1 && heap_less(L, k, s, i, i / 2)) {
-      heap_swap(L, k, s, it, i, i / 2);
-      i /= 2;
-    }
-    lua_settop(L, top);
-  }
+  } else
+    heap_push(L, q, iidx);
   q->count++;
 }
 
@@ -164,29 +250,7 @@ static void take_item(lua_State *L, aio_queue *q) {
     lua_remove(L, -2);
     q->count--;
   } else {
-    int top = lua_gettop(L), k = top + 1, s = top + 2, it = top + 3, t;
-    lua_Integer n = q->count, i = 1;
-    push_heap_tables(L);
-    lua_rawgeti(L, it, 1); /* the result, at top + 4 */
-    heap_swap(L, k, s, it, 1, n);
-    for (t = k; t <= it; t++) {
-      lua_pushnil(L);
-      lua_rawseti(L, t, n);
-    }
-    n--;
-    for (;;) {
-      lua_Integer c = 2 * i;
-      if (c > n)
-        break;
-      if (c + 1 <= n && heap_less(L, k, s, c + 1, c))
-        c++;
-      if (!heap_less(L, k, s, c, i))
-        break;
-      heap_swap(L, k, s, it, i, c);
-      i = c;
-    }
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
+    heap_pop(L, q);
     q->count--;
   }
 }
@@ -317,9 +381,9 @@ static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
   return queue_get_body(L);
 }
 
-/* The body of q:get(), awaited inline: [queue] */
+/* The body of q:get(), awaited inline: [queue] (checked by q:get()) */
 static int queue_get_body(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
+  aio_queue *q = lua_touserdata(L, 1);
   aio_task *t;
   int fidx;
   lua_settop(L, 1);
@@ -347,9 +411,10 @@ static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
   return queue_put_body(L);
 }
 
-/* The body of q:put(item), awaited inline: [queue, item] */
+/* The body of q:put(item), awaited inline: [queue, item] (checked by
+ * q:put()) */
 static int queue_put_body(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
+  aio_queue *q = lua_touserdata(L, 1);
   aio_task *t;
   int fidx;
   lua_settop(L, 2);
@@ -407,7 +472,7 @@ static int queue_join_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int queue_join_body(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
+  aio_queue *q = lua_touserdata(L, 1); /* checked by q:join() */
   aio_task *t;
   int fidx;
   lua_settop(L, 1);
@@ -468,10 +533,7 @@ static int l_queue_full(lua_State *L) {
 
 static int l_queue__tostring(lua_State *L) {
   aio_queue *q = check_queue(L, 1);
-  if (q->maxsize == (double)(lua_Integer)q->maxsize)
-    lua_pushinteger(L, (lua_Integer)q->maxsize);
-  else
-    lua_pushnumber(L, q->maxsize);
+  push_maxsize(L, q);
   lua_pushfstring(L, "<asyncio.%s maxsize=%s qsize=%d tasks=%I",
                   kind_names[q->kind], lua_tostring(L, -1), (int)q->count,
                   q->unfinished);
@@ -498,10 +560,7 @@ static int l_queue__index(lua_State *L) {
     return 1;
   key = lua_tostring(L, 2);
   if (key && strcmp(key, "maxsize") == 0) {
-    if (q->maxsize == (double)(lua_Integer)q->maxsize)
-      lua_pushinteger(L, (lua_Integer)q->maxsize);
-    else
-      lua_pushnumber(L, q->maxsize);
+    push_maxsize(L, q);
     return 1;
   }
   return 0;
@@ -566,7 +625,7 @@ static const luaL_Reg queue_funcs[] = {
 
 void aio_open_queue(lua_State *L) {
   static const luaL_Reg none[] = {{NULL, NULL}};
-  aio_newclass(L, AIO_QUEUE_MT, AIO_K_OTHER, queue_methods, none);
+  aio_newclass(L, AIO_QUEUE_MT, AIO_K_QUEUE, queue_methods, none);
   luaL_getmetatable(L, AIO_QUEUE_MT);
   lua_getfield(L, -1, "__index"); /* the methods table */
   lua_pushcclosure(L, l_queue__index, 1);

@@ -86,6 +86,45 @@ describe("regressions", function()
     assert.is_true(asyncio.iserror(e, asyncio.RuntimeError))
   end)
 
+  it("N194 a lock used without waiting binds to no loop (two runs)",
+     function()
+    local lock, ev, sem = asyncio.Lock(), asyncio.Event(), asyncio.Semaphore()
+    ev:set()
+    local use = async(function()
+      local _ <close> = await(lock)
+      await(ev:wait())
+      local _s <close> = await(sem)
+    end)
+    asyncio.run(use())
+    asyncio.run(use())
+    assert.is_false(lock:locked())
+  end)
+
+  it("M183 a PriorityQueue keeps every item when a comparison raises",
+     function()
+    local mt = {__lt = function(a, b) -- two "bad" keys cannot be compared
+      if a.bad and b.bad then error("cannot compare") end
+      return a.v < b.v
+    end}
+    local function key(v, bad) return setmetatable({v = v, bad = bad}, mt) end
+    local q = asyncio.PriorityQueue()
+    for i = 1, 7 do q:put_nowait({key(i), i}) end
+    q:put_nowait({key(8, true), 8})
+    assert.is_false(pcall(q.put_nowait, q, {key(0, true), "new"}))
+    assert.equal(8, q:qsize())
+    -- taking the first entry fails when the last one cannot be placed:
+    -- nothing is taken
+    local q2 = asyncio.PriorityQueue()
+    q2:put_nowait({key(1), 1})
+    q2:put_nowait({key(5, true), "A"})
+    q2:put_nowait({key(6, true), "B"})
+    assert.is_false(pcall(q2.get_nowait, q2))
+    assert.equal(3, q2:qsize())
+    local out = {}
+    while not q:empty() do out[#out + 1] = q:get_nowait()[2] end
+    assert.same({1, 2, 3, 4, 5, 6, 7, 8}, out)
+  end)
+
   it("require 'asyncio' works from stock lua5.4 (20 runs)", function()
     local env = {
       LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root ..
