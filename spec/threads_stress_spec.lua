@@ -2,12 +2,19 @@
 -- loop threads started and stopped over and over, busy channels and
 -- concurrent futures. Everything posted is counted: nothing may be lost,
 -- merged or run twice. `make check` also runs this file under
--- ThreadSanitizer.
+-- ThreadSanitizer and under valgrind; valgrind runs one thread at a time
+-- some fifty times slower, so there (LUAIO_VALGRIND=1) every count is
+-- divided by SHRINK.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 
-local THREADS, POSTS = 8, 100000
+local SHRINK = os.getenv("LUAIO_VALGRIND") == "1" and 50 or 1
+local THREADS, POSTS = 8, 100000 // SHRINK
+local LOOP_THREADS = 50 // math.min(SHRINK, 10)
+local ROUNDS = 10 // math.min(SHRINK, 5)
+local ITEMS = 25000 // SHRINK -- per producer
+local TRIPS = 250 // math.min(SHRINK, 10) -- per thread
 
 describe("threads under stress", function()
   it(("%d threads x %d posts to one loop: every one arrives once, in "
@@ -57,10 +64,10 @@ describe("threads under stress", function()
       assert.equal(expected, seen)
     end))
 
-  it("50 loop threads started, used, stopped and joined one after another",
-    function()
+  it(LOOP_THREADS .. " loop threads started, used, stopped and joined one "
+     .. "after another", function()
       local out = asyncio.Channel()
-      for i = 1, 50 do
+      for i = 1, LOOP_THREADS do
         local ref = asyncio.start_loop_thread()
         ref:call_soon_threadsafe(function(o, n) o:put(n) end, out, i)
         assert.equal(i, out:get(10))
@@ -70,7 +77,7 @@ describe("threads under stress", function()
       end
     end)
 
-  it("10 rounds of 8 loop threads at once, each with posts and a "
+  it(ROUNDS .. " rounds of 8 loop threads at once, each with posts and a "
      .. "coroutine", function()
     local out = asyncio.Channel()
     local work = async(function(n)
@@ -78,7 +85,7 @@ describe("threads under stress", function()
       aio.await(aio.sleep(0))
       return n * 2
     end)
-    for round = 1, 10 do
+    for round = 1, ROUNDS do
       local refs, cfs = {}, {}
       for i = 1, 8 do refs[i] = asyncio.start_loop_thread() end
       for i = 1, 8 do
@@ -117,15 +124,15 @@ describe("threads under stress", function()
       ref:join()
     end)
 
-  it("4 producers and 4 consumers move 100 000 items through Channel(64)",
-    function()
+  it(("4 producers and 4 consumers move %d items through Channel(64)")
+     :format(4 * ITEMS), function()
       local ch = asyncio.Channel(64)
       local ex <close> = asyncio.ThreadPoolExecutor(8)
       local producers = {}
       for p = 1, 4 do
-        producers[p] = ex:submit(function(c, base)
-          for i = 1, 25000 do c:put(base + i) end
-        end, ch, p * 1000000)
+        producers[p] = ex:submit(function(c, base, n)
+          for i = 1, n do c:put(base + i) end
+        end, ch, p * 1000000, ITEMS)
       end
       local consumers = {}
       for c = 1, 4 do
@@ -145,21 +152,21 @@ describe("threads under stress", function()
         local cn, cs = consumers[c]:result(60)
         n, sum = n + cn, sum + cs
       end
-      assert.equal(100000, n)
+      assert.equal(4 * ITEMS, n)
       local expected = 0
-      for p = 1, 4 do expected = expected + 25000 * p * 1000000
-                                 + 25000 * 25001 // 2 end
+      for p = 1, 4 do expected = expected + ITEMS * p * 1000000
+                                 + ITEMS * (ITEMS + 1) // 2 end
       assert.equal(expected, sum)
     end)
 
-  it("1000 run_coroutine_threadsafe round trips from 4 threads",
+  it(4 * TRIPS .. " run_coroutine_threadsafe round trips from 4 threads",
     aspec.async(function()
       local loop = asyncio.get_running_loop()
       local ref = asyncio.start_loop_thread()
       local ex <close> = asyncio.ThreadPoolExecutor(4)
       local jobs = {}
       for t = 1, 4 do
-        jobs[t] = loop:run_in_executor(ex, function(target, id)
+        jobs[t] = loop:run_in_executor(ex, function(target, id, trips)
           local aio = require "asyncio"
           local double = aio.async(function(x)
             local a = require "asyncio"
@@ -167,16 +174,17 @@ describe("threads under stress", function()
             return x * 2
           end)
           local sum = 0
-          for i = 1, 250 do
+          for i = 1, trips do
             sum = sum + aio.run_coroutine_threadsafe(double(id * 1000 + i),
                                                      target):result(10)
           end
           return sum
-        end, ref, t)
+        end, ref, t, TRIPS)
       end
       local sums = await(asyncio.gather(table.unpack(jobs)))
       for t = 1, 4 do
-        assert.equal(2 * (250 * t * 1000 + 250 * 251 // 2), sums[t])
+        assert.equal(2 * (TRIPS * t * 1000 + TRIPS * (TRIPS + 1) // 2),
+                     sums[t])
       end
       ref:stop()
       ref:join()
