@@ -348,14 +348,21 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 1;
 }
 
-/* Runs the Coroutine object at index 1 inline in the task. */
+/* Runs the Coroutine object at index 1 inline in the task. A C body (a
+ * C operation such as q:get(), or sleep) runs in await's own frame, as if
+ * await were that function: its arguments become the whole stack, its
+ * yields and results are await's. */
 static int await_coro(lua_State *L) {
   int nargs = aio_coro_start(L, 1, L); /* [coro, fn, args...] */
-  if (lua_tocfunction(L, 2) == aio_sleep_body) {
-    lua_settop(L, 4); /* [coro, fn, delay, result] */
-    lua_remove(L, 1);
-    lua_remove(L, 1);
-    return aio_sleep_body(L);
+  lua_CFunction body = lua_tocfunction(L, 2);
+  (void)nargs;
+  if (body != NULL) {
+    if (lua_getupvalue(L, 2, 1) == NULL) { /* a light C function */
+      lua_rotate(L, 1, -2); /* [args..., coro, fn] */
+      lua_settop(L, -3);
+      return body(L);
+    }
+    lua_pop(L, 1); /* a C closure needs its own frame for its upvalues */
   }
   lua_callk(L, nargs, LUA_MULTRET, 0, await_coro_k);
   return await_coro_k(L, LUA_OK, 0);

@@ -181,6 +181,9 @@ struct aio_loop {
   lua_State *L;           /* the main thread of the owning state */
   lua_State *Lrun;        /* thread running the loop, while it runs */
   int env;                /* registry ref: table of the slots below */
+  int hot[3];             /* registry refs of the READY, TIMERS and TASKS
+                             tables themselves (one look-up instead of
+                             two on hot paths); always tables */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -283,6 +286,8 @@ void aio_check_open(lua_State *L, aio_loop *loop);
 void aio_push_loop(lua_State *L, aio_loop *loop);
 /* Pushes env slot `slot` of the loop. */
 void aio_push_env(lua_State *L, aio_loop *loop, int slot);
+/* Sets env slot `slot` to the value on top (popped). */
+void aio_set_env(lua_State *L, aio_loop *loop, int slot);
 /* Pushes the running loop of this state (or nil) and returns it. */
 aio_loop *aio_running_loop(lua_State *L);
 /* Returns the running loop, or get_event_loop() semantics: the loop set

@@ -93,9 +93,20 @@ aio_loop *aio_check_loop(lua_State *L, int idx) {
   return loop;
 }
 
+/* The slots READY, TIMERS and TASKS (consecutive) live in loop->hot. */
+static int hot_index(int slot) {
+  return slot >= AIO_ENV_READY && slot <= AIO_ENV_TASKS ? slot - AIO_ENV_READY
+                                                       : -1;
+}
+
 void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
+  int h = hot_index(slot);
   if (loop->env == LUA_NOREF) {
     lua_pushnil(L);
+    return;
+  }
+  if (h >= 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->hot[h]);
     return;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
@@ -103,11 +114,22 @@ void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
   lua_remove(L, -2);
 }
 
+/* Sets env slot `slot` to the value on top (popped); a hot slot takes
+ * only tables. */
 static void set_env(lua_State *L, aio_loop *loop, int slot) {
+  int h = hot_index(slot);
+  if (h >= 0) {
+    lua_rawseti(L, LUA_REGISTRYINDEX, loop->hot[h]);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
   lua_insert(L, -2);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
+}
+
+void aio_set_env(lua_State *L, aio_loop *loop, int slot) {
+  set_env(L, loop, slot);
 }
 
 void aio_push_loop(lua_State *L, aio_loop *loop) {
@@ -556,7 +578,8 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
     aio_pusherrorf(L, AIO_E_KEYBOARD_INTERRUPT, "interrupted");
     return 1;
   }
-  aio_timers_run_due(L, loop, aio_loop_time(loop));
+  if (loop->hcount > 0)
+    aio_timers_run_due(L, loop, aio_loop_time(loop));
   return run_ready(L, loop);
 }
 
@@ -801,12 +824,17 @@ static int l_loop_close(lua_State *L) {
  * memory: `finalized` tells them it is gone. */
 static int l_loop__gc(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
+  int i;
   if (loop->finalized)
     return 0;
   if (!loop->closed && !loop->running)
     loop_close(L, loop, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
+  for (i = 0; i < 3; i++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
+    loop->hot[i] = LUA_NOREF;
+  }
   loop->finalized = 1;
   if (loop->remote)
     aio_remote_release(loop->remote);
@@ -843,10 +871,11 @@ static uv_handle_t *new_handle(lua_State *L, aio_loop *loop, size_t size) {
  * a loop of its own. */
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   aio_loop *loop;
-  int r;
+  int r, i;
   loop = lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
   loop->env = LUA_NOREF;
+  loop->hot[0] = loop->hot[1] = loop->hot[2] = LUA_NOREF;
   loop->closed = 1; /* until it is set up: __gc must not close it */
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
@@ -878,16 +907,14 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_setmetatable(L, -2);
   lua_rawseti(L, -2, AIO_ENV_SELF);
   lua_newtable(L);
-  lua_rawseti(L, -2, AIO_ENV_READY);
-  lua_newtable(L);
-  lua_rawseti(L, -2, AIO_ENV_TIMERS);
-  lua_newtable(L);
-  lua_rawseti(L, -2, AIO_ENV_TASKS);
-  lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_SIGNALS);
   lua_pushcfunction(L, l_stop_cb);
   lua_rawseti(L, -2, AIO_ENV_STOPCB);
   loop->env = luaL_ref(L, LUA_REGISTRYINDEX);
+  for (i = 0; i < 3; i++) { /* READY, TIMERS, TASKS */
+    lua_newtable(L);
+    loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   loop->poll_timer =
       (uv_timer_t *)new_handle(L, loop, sizeof *loop->poll_timer);
   uv_timer_init(loop->uv, loop->poll_timer);

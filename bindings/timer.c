@@ -185,10 +185,7 @@ void aio_timers_clear(lua_State *L, aio_loop *loop) {
   }
   loop->hcount = loop->hcancelled = 0;
   lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, AIO_ENV_TIMERS);
-  lua_pop(L, 1);
+  aio_set_env(L, loop, AIO_ENV_TIMERS);
 }
 
 /* ------------------------------------------------------------------ */
