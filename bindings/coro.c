@@ -397,14 +397,16 @@ int aio_await(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Module functions                                                    */
 
-void aio_coro_new(lua_State *L, int nargs) {
+/* Makes the Coroutine for [fn, args...] with the metatable kept under
+ * mtkey (set once: a finalizer registered by a first metatable stays). */
+static void coro_new(lua_State *L, int nargs, const void *mtkey) {
   aio_coro *c;
   int i, base = lua_gettop(L) - nargs; /* the function */
   c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
   c->origin = 0;
-  aio_setmt(L, &aio_mt_coro);
+  aio_setmt(L, mtkey);
   for (i = 0; i <= nargs; i++) {
     lua_pushvalue(L, base + i);
     lua_setiuservalue(L, -2, 1 + i);
@@ -419,11 +421,14 @@ void aio_coro_new(lua_State *L, int nargs) {
  * collect. */
 #define AIO_CCORO_MT "asyncio.Coroutine (C)"
 
+void aio_coro_new(lua_State *L, int nargs) {
+  coro_new(L, nargs, &aio_mt_coro);
+}
+
 void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
   lua_pushcfunction(L, body);
   lua_insert(L, -1 - nargs);
-  aio_coro_new(L, nargs);
-  aio_setmt(L, &aio_mt_ccoro);
+  coro_new(L, nargs, &aio_mt_ccoro);
 }
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
