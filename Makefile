@@ -134,6 +134,7 @@ check-asan:
 	  LDFLAGS="-fsanitize=address,undefined" all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LUAIO_LUA_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(MAKE) --no-print-directory BUILD=build-asan test-c test-spec
 
 check-valgrind:

@@ -372,11 +372,12 @@ static int wrapper_done(lua_State *L) {
   return 0;
 }
 
-/* Pushes a Future of the running (or current) loop that completes with
- * cf: asyncio.wrap_future. */
-int aio_cfuture_wrap(lua_State *L, int cfidx) {
+/* Pushes a Future of `loop` (NULL: the running or current loop) that
+ * completes with cf: asyncio.wrap_future. */
+int aio_cfuture_wrap(lua_State *L, int cfidx, aio_loop *loop) {
   aio_cfuture *cf = check_cf(L, cfidx);
-  aio_loop *loop = aio_get_event_loop(L);
+  if (loop == NULL)
+    loop = aio_get_event_loop(L);
   cf_waiter *w;
   int fidx, state;
   cfidx = lua_absindex(L, cfidx);
@@ -420,7 +421,7 @@ int aio_cfuture_wrap(lua_State *L, int cfidx) {
 }
 
 static int l_cf__await(lua_State *L) {
-  return aio_cfuture_wrap(L, 1);
+  return aio_cfuture_wrap(L, 1, NULL);
 }
 
 /* wrap_future(f): a loop Future for a concurrent future (a loop Future is
@@ -430,7 +431,8 @@ static int l_wrap_future(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  return aio_cfuture_wrap(L, 1);
+  return aio_cfuture_wrap(L, 1, lua_isnoneornil(L, 2)
+                                   ? NULL : aio_check_loop(L, 2));
 }
 
 static int l_cf__gc(lua_State *L) {
@@ -514,7 +516,11 @@ static int pack_error_into(lua_State *L) {
 
 static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
   create_job *job = p;
-  if (L != NULL) {
+  int cancelled;
+  uv_mutex_lock(&job->cf->mu);
+  cancelled = job->cf->state == CF_CANCELLED;
+  uv_mutex_unlock(&job->cf->mu);
+  if (L != NULL && !cancelled) {
     int st;
     lua_pushcfunction(L, create_task_protected);
     lua_pushlightuserdata(L, job);
@@ -531,7 +537,7 @@ static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
         lua_pop(L, 1);
       lua_settop(L, err - 1);
     }
-  } else
+  } else if (L == NULL)
     aio_cfuture_cancel(job->cf); /* the loop closed first */
   aio_msg_free(job->msg);
   aio_cfuture_release(job->cf);

@@ -226,6 +226,7 @@ static int raise_closed(lua_State *L) {
 /* ch:put(v [, timeout]) blocks this thread while the channel is full. */
 static int l_channel_put(lua_State *L) {
   aio_channel *ch = check_channel(L, 1);
+  luaL_checkany(L, 2);
   uint64_t deadline = deadline_of(L, 3);
   aio_msg *msg = aio_msg_pack(L, 2, 1, 0);
   for (;;) {
@@ -286,7 +287,9 @@ static int park(lua_State *L, aio_task *t, aio_channel *ch, ch_waiter **list,
   w->futref = luaL_ref(L, LUA_REGISTRYINDEX);
   w->r = t->fut.loop->remote;
   aio_remote_retain(w->r);
-  w->next = *list;
+  w->next = NULL;
+  while (*list) /* FIFO: the first parked is the first woken */
+    list = &(*list)->next;
   *list = w;
   uv_mutex_unlock(&ch->mu);
   return aio_await_future(L, t, fidx, 0, k);
@@ -416,6 +419,7 @@ static int l_channel_aget(lua_State *L) {
 
 static int l_channel_aput(lua_State *L) {
   check_channel(L, 1);
+  luaL_checkany(L, 2);
   lua_settop(L, 2);
   aio_push_ccoro(L, aput_body, 2);
   return 1;

@@ -42,6 +42,7 @@ typedef struct aio_executor {
   job *head, *tail;
   worker *workers;
   int max_workers, nworkers, idle;
+  int queued; /* jobs not yet taken by a worker */
   int shutdown, joined;
   aio_state_cfg *cfg;
 } aio_executor;
@@ -127,6 +128,7 @@ static void worker_main(void *arg) {
       uv_mutex_unlock(&ex->mu);
       break;
     }
+    ex->queued--;
     ex->head = j->next;
     if (ex->head == NULL)
       ex->tail = NULL;
@@ -211,7 +213,9 @@ static const char *executor_submit(aio_executor *ex, aio_msg *msg,
     err = "cannot schedule new futures after shutdown";
     goto out;
   }
-  if (ex->idle == 0 && ex->nworkers < ex->max_workers) {
+  /* every queued job needs a worker of its own: an idle worker counts
+   * once, even if it has not woken up yet to take a job */
+  if (ex->queued + 1 > ex->idle && ex->nworkers < ex->max_workers) {
     worker *w = malloc(sizeof *w);
     if (w == NULL || uv_thread_create(&w->tid, worker_main, ex) != 0) {
       free(w);
@@ -226,6 +230,7 @@ static const char *executor_submit(aio_executor *ex, aio_msg *msg,
     }
   }
   aio_cfuture_retain(cf);
+  ex->queued++;
   if (ex->tail)
     ex->tail->next = j;
   else
@@ -411,7 +416,7 @@ static int l_loop_run_in_executor(lua_State *L) {
   }
   ex = check_executor(L, 2);
   submit(L, ex, 3, lua_gettop(L) - 2);
-  return aio_cfuture_wrap(L, -1);
+  return aio_cfuture_wrap(L, -1, loop);
 }
 
 /* loop:shutdown_default_executor(): waits for its workers. */

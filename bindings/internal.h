@@ -372,9 +372,9 @@ int aio_cfuture_set_running(aio_cfuture *cf);
 int aio_cfuture_cancel(aio_cfuture *cf);
 /* Pushes a userdata for cf (taking a reference). */
 void aio_cfuture_push(lua_State *L, aio_cfuture *cf);
-/* Pushes a loop Future that completes with the concurrent future at idx
- * (asyncio.wrap_future). */
-int aio_cfuture_wrap(lua_State *L, int idx);
+/* Pushes a Future of `loop` (NULL: the running or current loop) that
+ * completes with the concurrent future at idx (asyncio.wrap_future). */
+int aio_cfuture_wrap(lua_State *L, int idx, aio_loop *loop);
 
 /* ------------------------------------------------------------------ */
 /* Values crossing between Lua states (transfer.c)                     */

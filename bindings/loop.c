@@ -449,10 +449,12 @@ static void poll_io(aio_loop *loop, double timeout) {
   }
   loop->polls_skipped = 0;
   if (timeout > 0) {
+    /* it repeats: libuv runs due timers before it polls, and a timer
+     * that fired there would leave the poll without a deadline */
     double ms = ceil(timeout * 1000.0);
+    uint64_t t = ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms;
     uv_update_time(loop->uv);
-    uv_timer_start(loop->poll_timer, on_noop_timer,
-                   ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+    uv_timer_start(loop->poll_timer, on_noop_timer, t, t);
   }
   uv_ref((uv_handle_t *)loop->wakeup);
   uv_run(loop->uv, UV_RUN_ONCE);

@@ -103,9 +103,14 @@ static void put_size(packer *p, size_t n) {
 /* ------------------------------------------------------------------ */
 /* Packing                                                             */
 
+static void ensure_core(lua_State *L);
+
 /* Raises SendError "<path>: <why>". */
 static void fail(packer *p, const char *why) {
   lua_State *L = p->L;
+  lua_pushstring(L, why); /* kept: `why` may live on the stack */
+  why = lua_tostring(L, -1);
+  ensure_core(L);
   int i, n = (int)luaL_len(L, p->path);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -345,6 +350,8 @@ aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
   if (m == NULL)
     luaL_error(L, "not enough memory");
   first = lua_absindex(L, first);
+  if (first + n - 1 > lua_gettop(L)) /* missing values are nil */
+    lua_settop(L, first + n - 1);
   memset(&p, 0, sizeof p);
   p.L = L;
   p.m = m;

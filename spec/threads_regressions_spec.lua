@@ -1,0 +1,81 @@
+-- spec/threads_regressions_spec.lua: regressions of thread bugs, each
+-- named after the behaviour it guards.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
+describe("thread regressions", function()
+  it("a worker that never required asyncio raises SendError for an "
+     .. "unsendable result", function()
+    local ex <close> = asyncio.ThreadPoolExecutor(1)
+    local f = ex:submit(function() return coroutine.create(print) end)
+    local ok, e = pcall(f.result, f, 5)
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.SendError))
+    assert.matches("thread value", tostring(e))
+  end)
+
+  it("S230 cancelling the thread-side future before its task exists: the "
+     .. "task never runs", function()
+    local ref = asyncio.start_loop_thread()
+    local gate, seen = asyncio.Channel(), asyncio.Channel()
+    ref:call_soon_threadsafe(function(g) g:get() end, gate) -- hold the loop
+    local body = async(function(s) s:put("ran") end)
+    local cf = asyncio.run_coroutine_threadsafe(body(seen), ref)
+    assert.is_true(cf:cancel())
+    gate:put(true)
+    -- a later callback proves the loop went past the task's creation
+    ref:call_soon_threadsafe(function(s) s:put("after") end, seen)
+    assert.equal("after", seen:get(5))
+    ref:stop()
+    ref:join()
+  end)
+
+  it("T234 run_in_executor's future belongs to the loop it was called on",
+     function()
+    local other = asyncio.new_event_loop()
+    local f = other:run_in_executor(nil, function() return 7 end)
+    assert.equal(other, f:get_loop())
+    assert.equal(7, other:run_until_complete(f))
+    other:shutdown_default_executor()
+    other:close()
+  end)
+
+  it("Channel wakes parked tasks in the order they parked",
+     aspec.async(function()
+    local ch = asyncio.Channel()
+    local got = {}
+    local function taker(name)
+      return asyncio.create_task(async(function()
+        local v = await(ch:aget())
+        got[#got + 1] = name .. "=" .. v
+      end)())
+    end
+    local t1, t2 = taker("t1"), taker("t2")
+    await(asyncio.sleep(0))
+    ch:put("a")
+    ch:put("b")
+    await(t1)
+    await(t2)
+    assert.same({"t1=a", "t2=b"}, got)
+  end))
+
+  it("an executor starts a worker per queued job, up to max_workers",
+     function()
+    local ex <close> = asyncio.ThreadPoolExecutor(4)
+    ex:submit(function() end):result(5)
+    local ch = asyncio.Channel()
+    -- two jobs that need each other run at the same time
+    local a = ex:submit(function(c) return c:get(2) end, ch)
+    ex:submit(function(c) c:put("b") end, ch)
+    assert.equal("b", a:result(5))
+  end)
+
+  it("Channel put and aput need a value", function()
+    local ch = asyncio.Channel()
+    assert.is_false(pcall(ch.put, ch))
+    assert.is_false(pcall(ch.aput, ch))
+    ch:put(nil) -- an explicit nil is a value
+    assert.equal(1, ch:qsize())
+  end)
+end)
