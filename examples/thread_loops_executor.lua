@@ -31,9 +31,6 @@ end
 local function main(e, index, worker)
   local aio = require "asyncio"
   local loop = aio.new_event_loop()
-  -- not in the Python: here run_in_executor's Future belongs to the
-  -- current loop rather than to the loop it is called on
-  aio.set_event_loop(loop)
   local res = loop:run_until_complete(loop:run_in_executor(e, worker, index))
   io.write(string.format("Thread %d got result %d\n", index, res))
   loop:close()
