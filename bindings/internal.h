@@ -335,6 +335,15 @@ aio_remote *aio_remote_new(lua_State *L, aio_loop *loop);
 /* Queues fn(data) from any thread and wakes the loop. Returns 0, or
  * UV_ECANCELED when the loop is closed (fn is not called). */
 int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data);
+/* The same with a queue node the caller provides (inside its job, to save
+ * an allocation): fn(loop, L, data) must free it; owned must be 0. */
+typedef struct aio_post {
+  struct aio_post *next;
+  aio_cfunc fn;
+  void *data;
+  unsigned char owned; /* allocated by aio_remote_post */
+} aio_post;
+int aio_remote_post_node(aio_remote *r, aio_post *node);
 /* Moves posted callbacks to the ready queue (loop thread only). */
 void aio_remote_drain(lua_State *L, aio_loop *loop);
 /* True when posts may be waiting (cheap, lock-free). */

@@ -30,11 +30,7 @@
 
 #include "internal.h"
 
-typedef struct post {
-  struct post *next;
-  aio_cfunc fn;
-  void *data;
-} post;
+typedef aio_post post;
 
 struct aio_remote {
   uv_mutex_t mu;
@@ -83,15 +79,23 @@ int aio_remote_closed(aio_remote *r) {
 
 int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
   post *p = malloc(sizeof *p);
+  int err;
   if (p == NULL)
     return UV_ENOMEM;
-  p->next = NULL;
   p->fn = fn;
   p->data = data;
+  p->owned = 1;
+  err = aio_remote_post_node(r, p);
+  if (err != 0)
+    free(p);
+  return err;
+}
+
+int aio_remote_post_node(aio_remote *r, aio_post *p) {
+  p->next = NULL;
   uv_mutex_lock(&r->mu);
   if (r->loop == NULL) {
     uv_mutex_unlock(&r->mu);
-    free(p);
     return UV_ECANCELED;
   }
   if (r->tail)
@@ -128,7 +132,8 @@ void aio_remote_drain(lua_State *L, aio_loop *loop) {
   for (p = take_all(loop->remote); p; p = next) {
     next = p->next;
     aio_ready_push_raw(L, loop, AIO_R_CFUNC, p->data, 0, p->fn, 0);
-    free(p);
+    if (p->owned)
+      free(p);
   }
 }
 
@@ -140,9 +145,11 @@ void aio_remote_close(aio_remote *r) {
   r->loop = NULL;
   uv_mutex_unlock(&r->mu);
   for (p = take_all(r); p; p = next) {
+    int owned = p->owned;
     next = p->next;
     p->fn(loop, NULL, p->data);
-    free(p);
+    if (owned)
+      free(p);
   }
 }
 
@@ -296,6 +303,7 @@ static void tshandle_release(tshandle *h) {
 }
 
 typedef struct call_job {
+  aio_post node;    /* the queue node is inside */
   aio_msg *msg;     /* fn, args... */
   tshandle *handle;
 } call_job;
@@ -352,7 +360,10 @@ static void post_call(lua_State *L, aio_remote *r, int first, int n) {
   hud = lua_newuserdatauv(L, sizeof *hud, 0);
   *hud = h;
   luaL_setmetatable(L, AIO_TSHANDLE_MT);
-  if (aio_remote_post(r, call_job_run, job) != 0) {
+  job->node.fn = call_job_run;
+  job->node.data = job;
+  job->node.owned = 0;
+  if (aio_remote_post_node(r, &job->node) != 0) {
     aio_msg_free(msg);
     free(job);
     atomic_fetch_sub(&h->refs, 1);
@@ -452,6 +463,7 @@ typedef struct tsfn {
 } tsfn;
 
 typedef struct tsfn_job {
+  aio_post node; /* one allocation per call: the queue node is inside */
   tsfn *fn;
   aio_msg *args;
 } tsfn_job;
@@ -536,8 +548,11 @@ static int l_tsfn__call(lua_State *L) {
   }
   job->fn = f;
   job->args = args;
+  job->node.fn = tsfn_job_run;
+  job->node.data = job;
+  job->node.owned = 0;
   tsfn_retain(f);
-  if (aio_remote_post(f->r, tsfn_job_run, job) != 0) {
+  if (aio_remote_post_node(f->r, &job->node) != 0) {
     aio_msg_free(args);
     free(job);
     atomic_fetch_sub(&f->refs, 1);

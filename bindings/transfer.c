@@ -343,15 +343,130 @@ static int pack_protected(lua_State *L) {
   return 0;
 }
 
-aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
-  packer p;
-  aio_msg *m = calloc(1, sizeof *m);
-  int i, st, base;
+/* The fast way, for the common case of values that cannot fail to pack
+ * (nil, booleans, numbers, strings, light C functions, shareable
+ * objects): their size is known in advance, so the message is one
+ * allocation, built without a protected call or any Lua table. */
+static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
+                          void **obj) {
+  size_t len;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+  case LUA_TBOOLEAN:
+    return 1;
+  case LUA_TNUMBER:
+    return 1 + 8;
+  case LUA_TSTRING:
+    lua_tolstring(L, idx, &len);
+    return 1 + sizeof(size_t) + len;
+  case LUA_TFUNCTION:
+    if (!lua_iscfunction(L, idx) || lua_getupvalue(L, idx, 1) != NULL) {
+      if (!lua_iscfunction(L, idx))
+        return 0;
+      lua_pop(L, 1);
+      return 0;
+    }
+    return 1 + sizeof(lua_CFunction);
+  case LUA_TUSERDATA:
+    *st = shared_of(L, idx, obj);
+    return *st ? 1 + sizeof(void *) * 2 : 0;
+  default:
+    return 0;
+  }
+}
+
+static void put_simple(unsigned char **w, lua_State *L, int idx) {
+  unsigned char *p = *w;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    *p++ = T_NIL;
+    break;
+  case LUA_TBOOLEAN:
+    *p++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE;
+    break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      lua_Integer i = lua_tointeger(L, idx);
+      *p++ = T_INT;
+      memcpy(p, &i, sizeof i);
+    } else {
+      lua_Number x = lua_tonumber(L, idx);
+      *p++ = T_FLT;
+      memcpy(p, &x, sizeof x);
+    }
+    p += 8;
+    break;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    *p++ = T_STR;
+    memcpy(p, &len, sizeof len);
+    p += sizeof len;
+    memcpy(p, s, len);
+    p += len;
+    break;
+  }
+  case LUA_TFUNCTION: {
+    lua_CFunction f = lua_tocfunction(L, idx);
+    *p++ = T_CFUNC;
+    memcpy(p, &f, sizeof f);
+    p += sizeof f;
+    break;
+  }
+  default: { /* a shareable object */
+    void *obj = NULL;
+    const aio_shared_type *type = shared_of(L, idx, &obj);
+    *p++ = T_SHARED;
+    memcpy(p, &type, sizeof type);
+    memcpy(p + sizeof type, &obj, sizeof obj);
+    p += sizeof type + sizeof obj;
+    type->retain(obj);
+  }
+  }
+  *w = p;
+}
+
+static aio_msg *pack_simple(lua_State *L, int first, int n) {
+  size_t total = 0;
+  int i, nshared = 0;
+  aio_msg *m;
+  unsigned char *w;
+  for (i = 0; i < n; i++) {
+    const aio_shared_type *st = NULL;
+    void *obj;
+    size_t sz = simple_size(L, first + i, &st, &obj);
+    if (sz == 0)
+      return NULL;
+    nshared += st != NULL;
+    total += sz;
+  }
+  m = malloc(sizeof *m + total);
   if (m == NULL)
     luaL_error(L, "not enough memory");
+  m->buf = (unsigned char *)(m + 1);
+  m->len = m->cap = total;
+  m->nshared = nshared;
+  w = m->buf;
+  for (i = 0; i < n; i++)
+    put_simple(&w, L, first + i);
+  return m;
+}
+
+aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
+  packer p;
+  aio_msg *m;
+  int i, st, base;
   first = lua_absindex(L, first);
   if (first + n - 1 > lua_gettop(L)) /* missing values are nil */
     lua_settop(L, first + n - 1);
+  if (n == 0)
+    return NULL; /* nothing to send: no message at all */
+  m = pack_simple(L, first, n);
+  if (m != NULL)
+    return m;
+  m = calloc(1, sizeof *m);
+  if (m == NULL)
+    luaL_error(L, "not enough memory");
   memset(&p, 0, sizeof p);
   p.L = L;
   p.m = m;
@@ -381,6 +496,11 @@ aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
     lua_error(L);
   }
   return m;
+}
+
+/* The buffer of a message made by pack_simple is part of its block. */
+static int inline_buffer(const aio_msg *m) {
+  return m->buf == (const unsigned char *)(m + 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -614,6 +734,7 @@ void aio_msg_free(aio_msg *m) {
   if (m == NULL)
     return;
   release_shared(m);
-  free(m->buf);
+  if (!inline_buffer(m))
+    free(m->buf);
   free(m);
 }
