@@ -412,17 +412,13 @@ static int aput_body(lua_State *L) {
 
 static int l_channel_aget(lua_State *L) {
   check_channel(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, aget_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, aget_body);
 }
 
 static int l_channel_aput(lua_State *L) {
   check_channel(L, 1);
   luaL_checkany(L, 2);
-  lua_settop(L, 2);
-  aio_push_ccoro(L, aput_body, 2);
-  return 1;
+  return aio_ccoro_method(L, 2, aput_body);
 }
 
 static int l_channel_close(lua_State *L) {

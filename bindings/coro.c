@@ -431,6 +431,12 @@ void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
   coro_new(L, nargs, &aio_mt_ccoro);
 }
 
+int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
+  lua_settop(L, nargs);
+  aio_push_ccoro(L, body, nargs);
+  return 1;
+}
+
 /* Pushes a new coroutine function for the function at fidx, named `name`
  * (NULL: resolved at its first call). */
 static void push_coro_function(lua_State *L, int fidx, const char *name) {

@@ -242,9 +242,7 @@ static int gai_body(lua_State *L) {
 static int l_getaddrinfo(lua_State *L) {
   if (!lua_isnoneornil(L, 3))
     luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
-  aio_push_ccoro(L, gai_body, 3);
-  return 1;
+  return aio_ccoro_method(L, 3, gai_body);
 }
 
 static int l_loop_getaddrinfo(lua_State *L) {

@@ -609,6 +609,10 @@ int aio_resume_take_throw(lua_State *L, aio_task *t);
  * the C function `body` called with them (an awaitable C operation, e.g.
  * lock:acquire()). */
 void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs);
+/* The body of a method returning a C operation: keeps the first nargs
+ * arguments (the object, already checked, and its arguments) and returns
+ * the Coroutine object of `body` for them. */
+int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
 /* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
  * running fn(args). */
 void aio_coro_new(lua_State *L, int nargs);

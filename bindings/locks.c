@@ -269,16 +269,12 @@ static int lock_guard_body(lua_State *L) {
 
 static int l_lock_acquire(lua_State *L) {
   check_lock(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, lock_acquire_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, lock_acquire_body);
 }
 
 static int l_lock__await(lua_State *L) {
   check_lock(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, lock_guard_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, lock_guard_body);
 }
 
 static int l_lock_release(lua_State *L) {
@@ -360,9 +356,7 @@ static int event_wait_body(lua_State *L) {
 
 static int l_event_wait(lua_State *L) {
   check_event(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, event_wait_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, event_wait_body);
 }
 
 static int wake_each(lua_State *L, int fidx, void *ud) {
@@ -502,16 +496,12 @@ static int sem_guard_body(lua_State *L) {
 
 static int l_sem_acquire(lua_State *L) {
   check_sem(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, sem_acquire_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, sem_acquire_body);
 }
 
 static int l_sem__await(lua_State *L) {
   check_sem(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, sem_guard_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, sem_guard_body);
 }
 
 static int l_sem_release(lua_State *L) {

@@ -137,9 +137,7 @@ static int wait_body(lua_State *L) {
 
 static int l_process_wait(lua_State *L) {
   check_process(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, wait_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, wait_body);
 }
 
 static const struct {

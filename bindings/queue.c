@@ -433,16 +433,12 @@ static int queue_put_body(lua_State *L) {
 
 static int l_queue_get(lua_State *L) {
   check_queue(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, queue_get_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, queue_get_body);
 }
 
 static int l_queue_put(lua_State *L) {
   check_queue(L, 1);
-  lua_settop(L, 2);
-  aio_push_ccoro(L, queue_put_body, 2);
-  return 1;
+  return aio_ccoro_method(L, 2, queue_put_body);
 }
 
 /* ------------------------------------------------------------------ */
@@ -487,9 +483,7 @@ static int queue_join_body(lua_State *L) {
 
 static int l_queue_join(lua_State *L) {
   check_queue(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, queue_join_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, queue_join_body);
 }
 
 /* shutdown([immediate]) */

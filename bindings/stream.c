@@ -813,9 +813,7 @@ static int read_body(lua_State *L) {
 static int l_reader_read(lua_State *L) {
   check_reader(L, 1);
   luaL_optinteger(L, 2, -1);
-  lua_settop(L, 2);
-  aio_push_ccoro(L, read_body, 2);
-  return 1;
+  return aio_ccoro_method(L, 2, read_body);
 }
 
 /* readexactly(n) --------------------------------------------------- */
@@ -868,9 +866,7 @@ static int readexactly_body(lua_State *L) {
 static int l_reader_readexactly(lua_State *L) {
   check_reader(L, 1);
   luaL_checkinteger(L, 2);
-  lua_settop(L, 2);
-  aio_push_ccoro(L, readexactly_body, 2);
-  return 1;
+  return aio_ccoro_method(L, 2, readexactly_body);
 }
 
 /* readuntil(sep) / readline() --------------------------------------- */
@@ -966,9 +962,7 @@ static int l_reader_readuntil(lua_State *L) {
   check_reader(L, 1);
   if (!lua_isnoneornil(L, 2))
     luaL_checkstring(L, 2);
-  lua_settop(L, 2);
-  aio_push_ccoro(L, readuntil_body, 2);
-  return 1;
+  return aio_ccoro_method(L, 2, readuntil_body);
 }
 
 /* readline: a line with its "\n"; at the end, what is left (maybe "").
@@ -1022,9 +1016,7 @@ static int readline_body(lua_State *L) {
 
 static int l_reader_readline(lua_State *L) {
   check_reader(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, readline_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, readline_body);
 }
 
 /* The iterator of `for line in reader:lines()` and `for line in reader`:
@@ -1388,9 +1380,7 @@ static int drain_body(lua_State *L) {
 
 static int l_writer_drain(lua_State *L) {
   test_writer(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, drain_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, drain_body);
 }
 
 static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
@@ -1420,9 +1410,7 @@ static int wait_closed_body(lua_State *L) {
 
 static int l_writer_wait_closed(lua_State *L) {
   test_writer(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, wait_closed_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, wait_closed_body);
 }
 
 /* get_extra_info(name [, default]): "peername", "sockname" ({host, port},
@@ -1592,15 +1580,11 @@ static int pipe_connect_body(lua_State *L) {
 }
 
 static int l_tcp_connect(lua_State *L) {
-  lua_settop(L, 3);
-  aio_push_ccoro(L, tcp_connect_body, 3);
-  return 1;
+  return aio_ccoro_method(L, 3, tcp_connect_body);
 }
 
 static int l_pipe_connect(lua_State *L) {
-  lua_settop(L, 2);
-  aio_push_ccoro(L, pipe_connect_body, 2);
-  return 1;
+  return aio_ccoro_method(L, 2, pipe_connect_body);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1919,9 +1903,7 @@ static int server_wait_closed_body(lua_State *L) {
 
 static int l_server_wait_closed(lua_State *L) {
   check_server(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, server_wait_closed_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, server_wait_closed_body);
 }
 
 /* serve_forever(): serves until cancelled; then closes the server and
@@ -1989,9 +1971,7 @@ static int serve_forever_body(lua_State *L) {
 
 static int l_server_serve_forever(lua_State *L) {
   check_server(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, serve_forever_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, serve_forever_body);
 }
 
 static int server_close_k(lua_State *L, int status, lua_KContext ctx) {

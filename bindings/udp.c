@@ -216,9 +216,7 @@ static int recvfrom_body(lua_State *L) {
 
 static int l_ep_recvfrom(lua_State *L) {
   test_ep(L, 1);
-  lua_settop(L, 1);
-  aio_push_ccoro(L, recvfrom_body, 1);
-  return 1;
+  return aio_ccoro_method(L, 1, recvfrom_body);
 }
 
 typedef struct sreq {
