@@ -3,12 +3,12 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local vspec = h.vspec
 
 local iserror, TimeoutError = asyncio.iserror, asyncio.TimeoutError
 local sleep, as_completed, create_task = asyncio.sleep,
   asyncio.as_completed, asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
 
 local function set(list)
   local s = {}

@@ -3,6 +3,8 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, vspec = h.await_error, h.vspec
 
 local iserror = asyncio.iserror
 local BrokenBarrierError, CancelledError, ValueError, RuntimeError =
@@ -10,14 +12,6 @@ local BrokenBarrierError, CancelledError, ValueError, RuntimeError =
   asyncio.RuntimeError
 local sleep, create_task, gather = asyncio.sleep, asyncio.create_task,
   asyncio.gather
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 --- Runs n tasks of coro_fn() and gathers them; returns the results list.
 local function gather_tasks(n, coro_fn)

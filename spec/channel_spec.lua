@@ -7,23 +7,12 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, raises = h.await_error, h.raises
 
 local iserror = asyncio.iserror
 local sleep, create_task = asyncio.sleep, asyncio.create_task
 local Channel = asyncio.Channel
-
-local function raises(cls, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(iserror(err, cls), tostring(err))
-  return err
-end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 -- A monotonic clock in seconds (a loop's clock; the loop never runs).
 local clock_loop = asyncio.new_event_loop()

@@ -3,26 +3,13 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, raises, vspec = h.await_error, h.raises, h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, RuntimeError, TimeoutError = asyncio.CancelledError,
   asyncio.RuntimeError, asyncio.TimeoutError
 local sleep, create_task = asyncio.sleep, asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
-local function raises(cls, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(iserror(err, cls), tostring(err))
-  return err
-end
 
 local function waiters(x)
   return tonumber(tostring(x):match("waiters:(%d+)")) or 0

@@ -10,25 +10,14 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, raises = h.await_error, h.raises
 
 local iserror = asyncio.iserror
 local gather, sleep = asyncio.gather, asyncio.sleep
 
 -- This state's main coroutine, named as a worker can name its own.
 local MAIN_THREAD = tostring(coroutine.running())
-
-local function raises(cls, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(iserror(err, cls), tostring(err))
-  return err
-end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 -- Worker functions (no upvalue but _ENV).
 

@@ -3,11 +3,11 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, vspec = h.await_error, h.vspec
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
 local sleep, gather = asyncio.sleep, asyncio.gather
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
 
 -- Yields n iterations of the running loop.
 local function iterations(n)
@@ -15,11 +15,6 @@ local function iterations(n)
 end
 
 -- Awaits aw and returns the error it raises; fails if it does not.
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 local value_after = async(function(delay, v, log)
   await(sleep(delay))

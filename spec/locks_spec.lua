@@ -4,27 +4,14 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, raises, vspec = h.await_error, h.raises, h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, RuntimeError, ValueError, TimeoutError =
   asyncio.CancelledError, asyncio.RuntimeError, asyncio.ValueError,
   asyncio.TimeoutError
 local sleep, create_task = asyncio.sleep, asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
-local function raises(cls, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(iserror(err, cls), tostring(err))
-  return err
-end
 
 --- The number of waiters tostring(x) shows (0 when it shows none).
 local function waiters(x)

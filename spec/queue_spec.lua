@@ -3,6 +3,8 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, raises, vspec = h.await_error, h.raises, h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, QueueEmpty, QueueFull, QueueShutDown, ValueError,
@@ -10,21 +12,6 @@ local CancelledError, QueueEmpty, QueueFull, QueueShutDown, ValueError,
   asyncio.QueueFull, asyncio.QueueShutDown, asyncio.ValueError,
   asyncio.TimeoutError, asyncio.RuntimeError
 local sleep, create_task = asyncio.sleep, asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
-local function raises(cls, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(iserror(err, cls), tostring(err))
-  return err
-end
 
 --- The number of blocked getters / putters, as tostring(q) shows them.
 local function getters(q)

@@ -6,12 +6,12 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local vspec = h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError = asyncio.CancelledError
 local sleep, create_task = asyncio.sleep, asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
 
 --- Cancels every task of `tasks` and waits for them; each must end
 -- cancelled.

@@ -3,17 +3,11 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, vspec = h.await_error, h.vspec
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
 local sleep, shield = asyncio.sleep, asyncio.shield
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 describe("shield", function()
   it("K144 the shield resolves with the inner result", vspec(function()

@@ -3,13 +3,13 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local vspec = h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, RuntimeError, ValueError = asyncio.CancelledError,
   asyncio.RuntimeError, asyncio.ValueError
 local sleep, TaskGroup = asyncio.sleep, asyncio.TaskGroup
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
 
 -- A BaseException that is neither a cancellation nor KeyboardInterrupt.
 local MyBaseExc = asyncio.BaseException:subclass("MyBaseExc")

@@ -12,16 +12,11 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local raises = h.raises
 
 local iserror = asyncio.iserror
 local sleep, create_task = asyncio.sleep, asyncio.create_task
-
-local function raises(cls, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(iserror(err, cls), tostring(err))
-  return err
-end
 
 -- Coroutine functions sent to other states (no upvalue but _ENV).
 local add = async(function(a, b)

@@ -3,14 +3,14 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local vspec = h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, TimeoutError, RuntimeError = asyncio.CancelledError,
   asyncio.TimeoutError, asyncio.RuntimeError
 local sleep, timeout, timeout_at = asyncio.sleep, asyncio.timeout,
   asyncio.timeout_at
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
 
 -- Runs fn and returns the error it raises; fails if it does not.
 local function raises(fn, ...)

@@ -3,20 +3,14 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, vspec = h.await_error, h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, TimeoutError = asyncio.CancelledError,
   asyncio.TimeoutError
 local sleep, wait_for, create_task = asyncio.sleep, asyncio.wait_for,
   asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 -- A task body that sleeps 10 s; `state.running` tells whether it is
 -- inside the sleep (its "finally" clears it).

@@ -3,24 +3,18 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local h = dofile("spec/helpers.lua")
+local await_error, vspec = h.await_error, h.vspec
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
 local sleep, wait, create_task = asyncio.sleep, asyncio.wait,
   asyncio.create_task
-
-local vspec = function(fn) return aspec.async({clock = "virtual"}, fn) end
 
 -- done/pending arrays compared as sets: a set of their elements.
 local function set(list)
   local s = {}
   for _, v in ipairs(list) do s[v] = true end
   return s
-end
-
-local function await_error(aw)
-  local ok, err = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return err
 end
 
 local fail_after = async(function(delay, err)
