@@ -140,7 +140,7 @@ check-asan:
 check-valgrind:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-vg OPT="-O0 -g" all
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
-	  CLI_WRAP="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" test-valgrind
+	  CLI_WRAP="valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" test-valgrind
 
 # ThreadSanitizer: the C tests and the specs that use threads.
 TSAN_SPECS = $(wildcard spec/thread*_spec.lua spec/executor_spec.lua \
