@@ -306,13 +306,14 @@ int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
   }
   lua_pushlightuserdata(L, t);
   aio_future_add_callback(L, fidx);
-  aio_push_task(L, t);
-  lua_pushvalue(L, fidx);
-  lua_setiuservalue(L, -2, AIO_TU_WAITER);
+  /* the future stays in this frame while the task waits: the task keeps
+   * its slot instead of a reference (see aio_push_waiter) */
   t->waiter = f;
+  t->waiter_idx = fidx;
   t->wait_kind = AIO_WAIT_FUTURE;
   if (t->must_cancel) {
     /* a cancellation requested while running hits this await */
+    aio_push_task(L, t);
     lua_pushvalue(L, fidx);
     if (lua_getiuservalue(L, -2, AIO_TU_EXTRA) == LUA_TTABLE) {
       lua_getfield(L, -1, "cancel_msg");

@@ -58,6 +58,12 @@ aio_task *aio_check_task(lua_State *L, int idx) {
   return t;
 }
 
+void aio_push_waiter(lua_State *L, aio_task *t) {
+  lua_checkstack(t->co, 1);
+  lua_pushvalue(t->co, t->waiter_idx);
+  lua_xmove(t->co, L, 1);
+}
+
 void aio_push_task(lua_State *L, aio_task *t) {
   aio_push_env(L, t->fut.loop, AIO_ENV_TASKS);
   lua_rawgeti(L, -1, t->id);
@@ -696,7 +702,7 @@ void aio_future_pushrepr(lua_State *L, int idx) {
     add_callbacks_repr(L, &b, idx, f);
   else if (f->state == AIO_PENDING && ((aio_task *)f)->waiter) {
     luaL_addstring(&b, " wait_for=");
-    lua_getiuservalue(L, idx, AIO_TU_WAITER);
+    aio_push_waiter(L, (aio_task *)f);
     aio_future_pushrepr(L, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
@@ -863,7 +869,7 @@ int aio_task_cancel(lua_State *L, int tidx, int midx) {
   t->num_cancels++;
   if (t->wait_kind == AIO_WAIT_FUTURE && t->waiter != NULL) {
     int r;
-    lua_getiuservalue(L, tidx, AIO_TU_WAITER);
+    aio_push_waiter(L, t);
     if (midx)
       lua_pushvalue(L, midx);
     else
@@ -1037,8 +1043,8 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   bad_yield = t->bad_yield;
   throwing = take_throw(L, tidx, t);
   t->throwing = 0;
-  if (t->waiter != NULL || throwing) {
-    t->waiter = NULL;
+  t->waiter = NULL;
+  if (throwing) {
     lua_pushnil(L);
     lua_setiuservalue(L, tidx, AIO_TU_WAITER);
   }

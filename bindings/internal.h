@@ -467,8 +467,8 @@ enum {
 enum {
   AIO_TU_THREAD = AIO_FU_COUNT + 1, /* the task's coroutine thread */
   AIO_TU_CORO,      /* the Coroutine object the task runs */
-  AIO_TU_WAITER,    /* the future the task waits on, or the error its
-                       next step raises (throwing), or nil */
+  AIO_TU_WAITER,    /* the error the next step raises (throwing), or
+                       nil */
   AIO_TU_EXTRA,     /* {name=, cancel_msg=, traceback=} or nil: what
                        few tasks need */
   AIO_TU_COUNT = AIO_TU_EXTRA
@@ -501,7 +501,8 @@ typedef enum {
 struct aio_task {
   aio_future fut;
   lua_State *co;            /* anchored by AIO_TU_THREAD */
-  aio_future *waiter;       /* anchored by AIO_TU_WAITER */
+  aio_future *waiter;       /* the future awaited, or NULL */
+  int waiter_idx;           /* its slot in the suspended frame of co */
   lua_Integer id;           /* n of the default name Task-<n>, and the
                                task's key in the loop's pending table */
   unsigned sleep_gen;
@@ -537,6 +538,9 @@ int aio_future_push_result(lua_State *L, int fidx);
 /* Adds the value on top (popped) as a done callback; a lightuserdata is
  * the wakeup of that task. Schedules at once if the future is done. */
 void aio_future_add_callback(lua_State *L, int fidx);
+/* Pushes the future task t waits on (t->waiter): it sits in the frame
+ * of the suspended coroutine that awaits it. */
+void aio_push_waiter(lua_State *L, aio_task *t);
 /* Pushes the task object for a task pointer (it must be pending). */
 void aio_push_task(lua_State *L, aio_task *t);
 /* The loop is closing: its pending tasks get finalizers, so that they
