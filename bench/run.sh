@@ -8,7 +8,7 @@
 # is skipped, saying so. Environment:
 #   BENCH_RUNS   runs per workload and implementation (default 3)
 #   PYTHON       the Python for the peers (default /usr/bin/python3)
-#   W1_N W2_N W3_N W4_N W5_N W6_N  the workloads' N (defaults 200000,
+#   W1_N W2_N W3_N W4_N W5_N W6_N W8_N  the workloads' N (defaults 200000,
 #                  200000, 500000, 100000, 100000, 200000)
 #   W7_N         round trips of the tcp workload (default 200000)
 #   TCP_BIN      where its C programs are (default <luaio's dir>/bench;
@@ -211,5 +211,6 @@ workload w3_queue "${W3_N:-500000}"
 workload w4_timers "${W4_N:-100000}"
 workload w5_lock "${W5_N:-100000}"
 workload w6_threadsafe "${W6_N:-200000}"
+workload w8_gather_wait "${W8_N:-1000}"
 tcp_workload "${W7_N:-200000}"
 exit $STATUS
