@@ -135,6 +135,8 @@ static void path_push(packer *p, int keyidx) {
   keyidx = lua_absindex(L, keyidx);
   if (lua_type(L, keyidx) == LUA_TSTRING)
     lua_pushfstring(L, ".%s", lua_tostring(L, keyidx));
+  else if (lua_type(L, keyidx) == LUA_TBOOLEAN)
+    lua_pushstring(L, lua_toboolean(L, keyidx) ? "[true]" : "[false]");
   else if (lua_type(L, keyidx) == LUA_TNUMBER) {
     lua_pushvalue(L, keyidx);
     lua_pushfstring(L, "[%s]", lua_tostring(L, -1));

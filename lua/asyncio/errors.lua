@@ -62,7 +62,9 @@ local function class(name, base, init)
   cls.subclass = function(self, subname, subinit)
     return class(subname, self, subinit)
   end
-  M[name] = setmetatable(cls, metaclass)
+  setmetatable(cls, metaclass)
+  -- a user's class never replaces one of ours that has its name
+  if M[name] == nil then M[name] = cls end
   return cls
 end
 M.class = class
