@@ -47,12 +47,18 @@ aio_kind aio_kindof(lua_State *L, int idx) {
 void aio_newclass(lua_State *L, const char *name, aio_kind kind,
                   const luaL_Reg *methods, const luaL_Reg *metamethods) {
   /* as luaL_newmetatable, but with an array slot for the kind tag, so
-   * that aio_kindof's look-up never hashes */
-  lua_createtable(L, 1, 8);
-  lua_pushstring(L, name);
-  lua_setfield(L, -2, "__name");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, name);
+   * that aio_kindof's look-up never hashes.  A second opening of the
+   * module in the same state (busted drops package.loaded between spec
+   * files) keeps the metatable its live objects carry: their __gc finds
+   * them by this name. */
+  if (luaL_getmetatable(L, name) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 8);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, name);
+  }
   luaL_setfuncs(L, metamethods, 0);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);

@@ -144,4 +144,21 @@ describe("regressions", function()
       assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
     end
   end)
+
+  it("objects made before the module is opened again still finalize",
+     function()
+    -- busted drops package.loaded between spec files; the objects of the
+    -- first opening must keep their classes (their __gc finds them by
+    -- name) or executors, channels and their threads are never freed
+    local core = require "asyncio.core"
+    local ex, q = core.ThreadPoolExecutor(1), asyncio.Queue()
+    local saved = package.loaded["asyncio.core"]
+    package.loaded["asyncio.core"] = nil
+    local again = require "asyncio.core"
+    package.loaded["asyncio.core"] = saved
+    assert.are_not.equal(core, again)
+    assert.equal(getmetatable(ex), getmetatable(again.ThreadPoolExecutor(1)))
+    assert.equal(getmetatable(q), getmetatable(again.Queue()))
+    assert.has_no.errors(function() getmetatable(ex).__gc(ex) end)
+  end)
 end)
