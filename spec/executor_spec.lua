@@ -443,3 +443,38 @@ describe("ThreadPoolExecutor", function()
       end
     end)
 end)
+
+describe("A: a closed loop and its default executor", function()
+  it("A23 close() shuts the default executor down without waiting for it",
+    function()
+      local loop = asyncio.new_event_loop{clock = "virtual"}
+      local ex = asyncio.ThreadPoolExecutor(1)
+      loop:set_default_executor(ex)
+      local gate, finished = asyncio.Channel(), asyncio.Channel()
+      loop:run_in_executor(nil, function(g, f)
+        local ok, v = pcall(g.get, g, 10)
+        f:put(ok and v or "close waited")
+      end, gate, finished)
+      loop:close()
+      assert.truthy(tostring(ex):find(" shutdown>$"), tostring(ex))
+      raises(asyncio.RuntimeError, ex.submit, ex, print)
+      -- the job still waits for its gate: close() did not wait for it
+      assert.equal(0, finished:qsize())
+      gate:put("opened")
+      assert.equal("opened", finished:get(10))
+      ex:shutdown(true)
+    end)
+
+  it("A24 run_in_executor on a closed loop raises 'Event loop is closed'",
+    function()
+      local loop = asyncio.new_event_loop{clock = "virtual"}
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      loop:close()
+      local err = raises(asyncio.RuntimeError, loop.run_in_executor, loop,
+                         nil, print)
+      assert.equal("Event loop is closed", err.message)
+      err = raises(asyncio.RuntimeError, loop.run_in_executor, loop, ex, print)
+      assert.equal("Event loop is closed", err.message)
+      assert.truthy(tostring(ex):find(" workers=0>$"), tostring(ex))
+    end)
+end)
