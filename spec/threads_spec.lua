@@ -513,3 +513,61 @@ describe("S: run_coroutine_threadsafe", function()
       assert.is_true(cf:cancelled())
     end))
 end)
+
+describe("B: wrap_future", function()
+  --- Blocks its worker until `gate` has an item; returns that item.
+  local function wait_gate(gate)
+    return gate:get(10)
+  end
+
+  it("B43 cancelling the wrapper cancels the concurrent future",
+    aspec.async({clock = "virtual"}, function()
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local gate = asyncio.Channel()
+      local busy = ex:submit(wait_gate, gate)   -- holds the only worker
+      local cf = ex:submit(function() return "never" end)
+      local fut = asyncio.wrap_future(cf)
+      assert.is_false(cf:done())
+      assert.is_true(fut:cancel())
+      await(sleep(0))
+      assert.is_true(cf:cancelled())
+      gate:put("free")
+      assert.equal("free", busy:result(10))
+    end))
+
+  it("B43 a concurrent future that already has its result keeps it when "
+     .. "the wrapper is cancelled", aspec.async({clock = "virtual"}, function()
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local gate = asyncio.Channel()
+      local cf = ex:submit(wait_gate, gate)
+      local fut = asyncio.wrap_future(cf)
+      gate:put(42)
+      assert.equal(42, cf:result(10))   -- done there; not yet heard here
+      assert.is_false(fut:done())
+      assert.is_true(fut:cancel())
+      -- the same worker's next job completes after cf did, so its news
+      -- arrives after cf's
+      local after = ex:submit(function() return "after" end)
+      assert.equal("after", await(asyncio.wrap_future(after)))
+      assert.is_true(fut:cancelled())
+      assert.is_false(cf:cancelled())
+      assert.equal(42, cf:result(0))
+    end))
+end)
+
+describe("A: other threads and the loop", function()
+  it("A28 another thread gets the loop as a LoopRef: call_soon_threadsafe "
+     .. "and no call_soon, call_later, call_at or create_task", function()
+    local loop = asyncio.new_event_loop{clock = "virtual"}
+    local ex <close> = asyncio.ThreadPoolExecutor(1)
+    local seen = ex:submit(function(l)
+      return {kind = tostring(l), call_soon = l.call_soon,
+              call_later = l.call_later, call_at = l.call_at,
+              create_task = l.create_task,
+              threadsafe = type(l.call_soon_threadsafe)}
+    end, loop):result(10)
+    assert.truthy(seen.kind:find("^<LoopRef "), seen.kind)
+    assert.same({kind = seen.kind, threadsafe = "function"}, seen)
+    loop:close()
+  end)
+end)
