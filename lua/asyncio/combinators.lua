@@ -24,7 +24,7 @@ local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
 local error, getmetatable, pcall, rawget, type =
   error, getmetatable, pcall, rawget, type
-local pack, unpack = table.pack, table.unpack
+local pack = table.pack
 
 local M = {}
 
@@ -91,16 +91,6 @@ local function collect(aws, what)
                            :format(what, type_name(aws))), 3)
   end
   return list
-end
-
-local function running_loop()
-  return core._get_running_loop()
-end
-
---- The task running the caller, or nil (no running loop, or a callback).
-local function running_task()
-  local loop = running_loop()
-  return loop and core.current_task(loop)
 end
 
 local function release_waiter(waiter)
@@ -277,7 +267,7 @@ local function wait_futures(loop, fs, timeout, return_when)
     if counter <= 0 or first_completed or
        (first_exception and not f:cancelled() and f:exception() ~= nil) then
       if handle then handle:cancel() end
-      if not waiter:done() then waiter:set_result() end
+      release_waiter(waiter)
     end
   end
   for i = 1, #fs do fs[i]:add_done_callback(on_completion) end
@@ -315,9 +305,8 @@ M.wait = async(function(aws, opts)
                             tostring(return_when)), 0)
   end
   local loop = core.get_running_loop()
-  local futs = {}
-  for i = 1, #fs do futs[i] = ensure_future(fs[i], loop) end
-  return wait_futures(loop, futs, timeout, return_when)
+  for i = 1, #fs do fs[i] = ensure_future(fs[i], loop) end
+  return wait_futures(loop, fs, timeout, return_when)
 end)
 
 -- ------------------------------------------------------------------
@@ -376,11 +365,15 @@ local function next_done(self)
   return item
 end
 
-local wait_for_one = async(function(self, resolve)
+--- The next finished future; TimeoutError once the timeout has elapsed.
+local function next_future(self)
   local f = next_done(self)
   if f == TIMED_OUT then error(TimeoutError(), 0) end
-  if resolve then return f:result() end
   return f
+end
+
+local next_result = async(function(self)
+  return next_future(self):result()
 end)
 
 --- One step of a generic `for`: awaits the next completion and returns
@@ -390,7 +383,7 @@ end)
 function AsCompleted:__call()
   if self._left == 0 then return nil end
   self._left = self._left - 1
-  return await(wait_for_one(self, false))
+  return next_future(self)
 end
 
 --- Plain iteration: returns a generic-for iterator whose k-th item is an
@@ -401,7 +394,7 @@ function AsCompleted:awaitables()
   return function()
     if self._left == 0 then return nil end
     self._left = self._left - 1
-    return wait_for_one(self, true)
+    return next_result(self)
   end
 end
 
@@ -473,10 +466,17 @@ local function cancel_and_wait(loop, fut)
   if not ok then error(err, 0) end
 end
 
-local function timeout_from(err)
-  local te = TimeoutError()
-  te.cause = err
-  return te
+--- The values of a successful result() call; else raises its error, a
+-- CancelledError becoming a TimeoutError (cause: the CancelledError).
+local function result_or_timeout(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if iserror(err, CancelledError) then
+    local te = TimeoutError()
+    te.cause = err
+    err = te
+  end
+  error(err, 0)
 end
 
 --- wait_for(aw, timeout) -> Coroutine object; awaited: aw's values.
@@ -487,17 +487,13 @@ end
 -- error meanwhile, which wins. A cancellation of the waiting task itself
 -- always propagates.
 M.wait_for = async(function(aw, timeout)
-  if timeout ~= nil and timeout <= 0 then
+  if timeout == nil then return await(aw) end
+  if timeout <= 0 then
     local loop = core.get_running_loop()
     local fut = ensure_future(aw, loop)
     if fut:done() then return fut:result() end
     cancel_and_wait(loop, fut)
-    local res = pack(pcall(fut.result, fut))
-    if res[1] then return unpack(res, 2, res.n) end
-    if iserror(res[2], CancelledError) then
-      error(timeout_from(res[2]), 0)
-    end
-    error(res[2], 0)
+    return result_or_timeout(pcall(fut.result, fut))
   end
   local _ <close> = timeouts.timeout(timeout)
   return await(aw)
