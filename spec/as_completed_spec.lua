@@ -1,7 +1,6 @@
 -- spec/as_completed_spec.lua: asyncio.as_completed
 -- (lua/asyncio/combinators.lua), semantics section H.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local vspec = h.vspec

@@ -1,7 +1,6 @@
 -- spec/barrier_spec.lua: asyncio.Barrier (lua/asyncio/locks.lua),
 -- semantics section R.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, vspec = h.await_error, h.vspec
@@ -32,6 +31,27 @@ local function sorted(list)
   local copy = {table.unpack(list)}
   table.sort(copy)
   return copy
+end
+
+--- One of `n` parties: passes `barrier` twice, except that the party
+-- with index n // 2 raises after the first pass and then aborts the
+-- barrier. Counts passes in counts.passed and BrokenBarrierErrors in
+-- counts.broken.
+local function pass_twice_or_abort(barrier, n, counts)
+  local ok, err = pcall(function()
+    local i = await(barrier:wait())
+    if i == n // 2 then error(RuntimeError("boom")) end
+    await(barrier:wait())
+    counts.passed = counts.passed + 1
+  end)
+  if ok then return end
+  if iserror(err, BrokenBarrierError) then
+    counts.broken = counts.broken + 1
+  elseif iserror(err, RuntimeError) then
+    await(barrier:abort())
+  else
+    error(err, 0)
+  end
 end
 
 describe("Barrier", function()
@@ -392,61 +412,33 @@ describe("Barrier", function()
      .. "BrokenBarrierError", vspec(function()
       local n = 5
       local barrier = asyncio.Barrier(n)
-      local results1, results2 = 0, 0
+      local counts = {passed = 0, broken = 0}
       gather_tasks(n, async(function()
-        local ok, err = pcall(function()
-          local i = await(barrier:wait())
-          if i == n // 2 then error(RuntimeError("boom")) end
-          await(barrier:wait())
-          results1 = results1 + 1
-        end)
-        if ok then return end
-        if iserror(err, BrokenBarrierError) then
-          results2 = results2 + 1
-        elseif iserror(err, RuntimeError) then
-          await(barrier:abort())
-        else
-          error(err, 0)
-        end
+        pass_twice_or_abort(barrier, n, counts)
       end))
       assert.is_true(barrier.broken)
-      assert.equal(0, results1)
-      assert.equal(n - 1, results2)
+      assert.same({passed = 0, broken = n - 1}, counts)
       assert.equal(0, barrier.n_waiting)
     end))
 
   it("R224 a later reset repairs an aborted barrier", vspec(function()
     local n = 5
     local barrier1, barrier2 = asyncio.Barrier(n), asyncio.Barrier(n)
-    local results1, results2, results3 = 0, 0, 0
+    local counts = {passed = 0, broken = 0}
+    local repaired = 0
     gather_tasks(n, async(function()
-      local ok, err = pcall(function()
-        local i = await(barrier1:wait())
-        if i == n // 2 then error(RuntimeError("boom")) end
-        await(barrier1:wait())
-        results1 = results1 + 1
-      end)
-      if not ok then
-        if iserror(err, BrokenBarrierError) then
-          results2 = results2 + 1
-        elseif iserror(err, RuntimeError) then
-          await(barrier1:abort())
-        else
-          error(err, 0)
-        end
-      end
+      pass_twice_or_abort(barrier1, n, counts)
       -- everyone meets on barrier2, one resets barrier1, all pass it
       if await(barrier2:wait()) == n // 2 then
         await(barrier1:reset())
       end
       await(barrier2:wait())
       await(barrier1:wait())
-      results3 = results3 + 1
+      repaired = repaired + 1
     end))
     assert.is_false(barrier1.broken)
-    assert.equal(0, results1)
-    assert.equal(n - 1, results2)
-    assert.equal(n, results3)
+    assert.same({passed = 0, broken = n - 1}, counts)
+    assert.equal(n, repaired)
     assert.equal(0, barrier1.n_waiting)
   end))
 

@@ -12,6 +12,15 @@ local function run_once(loop)
   loop:run_forever()
 end
 
+local sleep_10 = async(function() await(asyncio.sleep(10)) end)
+
+-- A task of `loop` that has started and now sleeps for 10 s.
+local function started_sleeper(loop)
+  local t = loop:create_task(sleep_10())
+  run_once(loop)
+  return t
+end
+
 -- Calls fn(...) and returns the error it raises; fails if it does not.
 local function raises(fn, ...)
   local ok, err = pcall(fn, ...)
@@ -41,10 +50,7 @@ describe("cancellation", function()
 
   it("D56 cancel() returns true but only requests: not cancelled yet, "
      .. "cancelling() is 1", function()
-    local t = loop:create_task(async(function()
-      await(asyncio.sleep(10))
-    end)())
-    run_once(loop)
+    local t = started_sleeper(loop)
     assert.is_true(t:cancel())
     assert.is_false(t:cancelled())
     assert.is_false(t:done())
@@ -316,10 +322,7 @@ describe("cancellation", function()
   it("D69 cancel() and cancel(nil) give an empty argument list; a "
      .. "non-string message round-trips", function()
     local function cancelled_with(...)
-      local t = loop:create_task(async(function()
-        await(asyncio.sleep(10))
-      end)())
-      run_once(loop)
+      local t = started_sleeper(loop)
       t:cancel(...)
       run_once(loop)
       assert.is_true(t:cancelled())
@@ -346,10 +349,7 @@ describe("cancellation", function()
 
   it("D70 cancel() is true every time on a pending task and counts the "
      .. "requests", function()
-    local t = loop:create_task(async(function()
-      await(asyncio.sleep(10))
-    end)())
-    run_once(loop)
+    local t = started_sleeper(loop)
     assert.is_true(t:cancel())
     assert.is_true(t:cancel())
     assert.equal(2, t:cancelling())
@@ -373,10 +373,7 @@ describe("cancellation", function()
 
   it("D71 uncancel() decrements cancelling() and returns the new count",
      function()
-    local t = loop:create_task(async(function()
-      await(asyncio.sleep(10))
-    end)())
-    run_once(loop)
+    local t = started_sleeper(loop)
     t:cancel()
     t:cancel()
     assert.equal(1, t:uncancel())
@@ -418,10 +415,7 @@ describe("cancellation", function()
   end)
 
   it("D71 uncancel() on a finished task leaves it cancelled", function()
-    local t = loop:create_task(async(function()
-      await(asyncio.sleep(10))
-    end)())
-    run_once(loop)
+    local t = started_sleeper(loop)
     t:cancel()
     run_once(loop)
     assert.is_true(t:cancelled())

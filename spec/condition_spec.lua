@@ -1,7 +1,6 @@
 -- spec/condition_spec.lua: asyncio.Condition (lua/asyncio/locks.lua),
 -- semantics section P (Python 3.13).
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, raises, vspec = h.await_error, h.raises, h.vspec
@@ -230,68 +229,46 @@ describe("Condition", function()
     assert.is_false(cond:locked())  -- t's guard released it
   end))
 
+  --- A spec body: two consumers wait for `state ~= 0`; one notify is sent
+  -- and the consumer it wakes is cancelled, before it runs or (with
+  -- `relocking`) while it waits for the lock. The other consumer must get
+  -- the notification: `state` is consumed before a 0.01 s timeout.
+  local function notify_racing_cancel(relocking)
+    return vspec(function()
+      local cond = asyncio.Condition()
+      local state = 0
+      local consumer = async(function()
+        local _ <close> = await(cond)
+        while true do
+          await(cond:wait_for(function() return state ~= 0 end))
+          if state < 0 then return end
+          state = state - 1
+        end
+      end)
+      local c = {create_task(consumer()), create_task(consumer())}
+      await(sleep(0))
+      do
+        local _ <close> = await(cond)
+        state = state + 1
+        cond:notify(1)
+        if relocking then await(sleep(0)) end -- c[1] wakes, waits the lock
+        c[1]:cancel()
+        pcall(function()
+          local _ <close> = asyncio.timeout(0.01)
+          await(cond:wait_for(function() return state == 0 end))
+        end)
+        assert.equal(0, state)
+        state = -1
+        cond:notify_all()
+      end
+      await(c[2])
+      assert.is_true(c[1]:cancelled())
+    end)
+  end
   it("P206 a notify racing a cancel before the wake-up is passed on",
-    vspec(function()
-      local cond = asyncio.Condition()
-      local state = 0
-      local consumer = async(function()
-        local _ <close> = await(cond)
-        while true do
-          await(cond:wait_for(function() return state ~= 0 end))
-          if state < 0 then return end
-          state = state - 1
-        end
-      end)
-      local c = {create_task(consumer()), create_task(consumer())}
-      await(sleep(0))
-      do
-        local _ <close> = await(cond)
-        state = state + 1
-        cond:notify(1)
-        c[1]:cancel()
-        pcall(function()
-          local _ <close> = asyncio.timeout(0.01)
-          await(cond:wait_for(function() return state == 0 end))
-        end)
-        assert.equal(0, state)
-        state = -1
-        cond:notify_all()
-      end
-      await(c[2])
-      assert.is_true(c[1]:cancelled())
-    end))
-
+     notify_racing_cancel(false))
   it("P206 a notify racing a cancel while re-locking is passed on",
-    vspec(function()
-      local cond = asyncio.Condition()
-      local state = 0
-      local consumer = async(function()
-        local _ <close> = await(cond)
-        while true do
-          await(cond:wait_for(function() return state ~= 0 end))
-          if state < 0 then return end
-          state = state - 1
-        end
-      end)
-      local c = {create_task(consumer()), create_task(consumer())}
-      await(sleep(0))
-      do
-        local _ <close> = await(cond)
-        state = state + 1
-        cond:notify(1)
-        await(sleep(0))  -- c[1] wakes and waits for the lock
-        c[1]:cancel()
-        pcall(function()
-          local _ <close> = asyncio.timeout(0.01)
-          await(cond:wait_for(function() return state == 0 end))
-        end)
-        assert.equal(0, state)
-        state = -1
-        cond:notify_all()
-      end
-      await(c[2])
-      assert.is_true(c[1]:cancelled())
-    end))
+     notify_racing_cancel(true))
 
   it("P207 the CancelledError leaving wait_for is the very object "
      .. "delivered while waiting for the wake-up", vspec(function()

@@ -1,7 +1,6 @@
 -- spec/gather_spec.lua: asyncio.gather (lua/asyncio/combinators.lua),
 -- semantics section F.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, vspec = h.await_error, h.vspec
@@ -13,8 +12,6 @@ local sleep, gather = asyncio.sleep, asyncio.gather
 local function iterations(n)
   for _ = 1, n do await(sleep(0)) end
 end
-
--- Awaits aw and returns the error it raises; fails if it does not.
 
 local value_after = async(function(delay, v, log)
   await(sleep(delay))
@@ -180,6 +177,21 @@ describe("gather", function()
       assert.is_false(g:cancelled())
       assert.equal("bye", g:exception().args[1])
     end))
+
+  it("F89 a cancelled gather raises CancelledError even when its children "
+     .. "swallow the cancellation and succeed", vspec(function()
+    local stubborn = async(function()
+      local ok = pcall(await, sleep(10))
+      return ok and "slept" or "kept going"
+    end)
+    local t = asyncio.create_task(stubborn())
+    local g = gather(t)
+    await(sleep(0))
+    assert.is_true(g:cancel("stop"))
+    assert.is_true(iserror(await_error(g), CancelledError))
+    assert.is_false(g:cancelled())
+    assert.equal("kept going", t:result())
+  end))
 
   it("F90 cancelling the task that awaits a gather cancels every child and "
      .. "what they await", vspec(function()

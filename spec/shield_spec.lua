@@ -1,7 +1,6 @@
 -- spec/shield_spec.lua: asyncio.shield (lua/asyncio/combinators.lua),
 -- semantics section K.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, vspec = h.await_error, h.vspec

@@ -1,10 +1,9 @@
 -- spec/taskgroup_spec.lua: asyncio.TaskGroup (lua/asyncio/taskgroup.lua),
 -- semantics section L.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
-local vspec = h.vspec
+local await_error, vspec = h.await_error, h.vspec
 
 local iserror = asyncio.iserror
 local CancelledError, RuntimeError, ValueError = asyncio.CancelledError,
@@ -18,10 +17,6 @@ local function raises(fn, ...)
   local ok, err = pcall(fn, ...)
   assert.is_false(ok, "expected an error")
   return err
-end
-
-local function await_error(aw)
-  return raises(await, aw)
 end
 
 -- The set of the class names of a group's leaves.

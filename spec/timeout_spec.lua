@@ -1,7 +1,6 @@
 -- spec/timeout_spec.lua: asyncio.timeout, timeout_at and Timeout
 -- (lua/asyncio/timeouts.lua), semantics section J.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local vspec = h.vspec

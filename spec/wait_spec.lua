@@ -1,7 +1,6 @@
 -- spec/wait_spec.lua: asyncio.wait (lua/asyncio/combinators.lua),
 -- semantics section G.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, vspec = h.await_error, h.vspec

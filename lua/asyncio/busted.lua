@@ -24,19 +24,13 @@ local function describe_reports(reports)
   return table.concat(out, "\n---\n")
 end
 
+--- Cancels the loop's pending tasks and runs it until they are done;
+-- returns them.
 local function finish_pending(loop)
   local left = asyncio.all_tasks(loop)
   if #left == 0 then return left end
   for _, t in ipairs(left) do t:cancel() end
-  local waiter = loop:create_future()
-  local n = #left
-  for _, t in ipairs(left) do
-    t:add_done_callback(function()
-      n = n - 1
-      if n == 0 then waiter:set_result() end
-    end)
-  end
-  loop:run_until_complete(waiter)
+  loop:run_until_complete(asyncio.wait(left))
   return left
 end
 
@@ -45,7 +39,6 @@ function M.async(opts, fn)
   if fn == nil then fn, opts = opts, nil end
   assert(type(fn) == "function", "asyncio.busted.async: function expected")
   return function(...)
-    local args = table.pack(...)
     local loop = asyncio.new_event_loop(opts)
     asyncio.set_event_loop(loop)
     local reports = {}
@@ -53,7 +46,7 @@ function M.async(opts, fn)
       reports[#reports + 1] = ctx
     end)
     local ok, err = pcall(loop.run_until_complete, loop,
-                          asyncio.async(fn)(table.unpack(args, 1, args.n)))
+                          asyncio.async(fn)(...))
     local left = finish_pending(loop)
     collectgarbage()
     collectgarbage()

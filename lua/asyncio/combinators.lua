@@ -24,7 +24,7 @@ local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
 local error, getmetatable, pcall, rawget, type =
   error, getmetatable, pcall, rawget, type
-local pack, unpack = table.pack, table.unpack
+local pack = table.pack
 
 local M = {}
 
@@ -44,8 +44,8 @@ local function cancelled_error(fut)
 end
 
 --- The first result value of a done future, or its error, or the
--- CancelledError it was cancelled with: what gather puts in a slot with
--- return_exceptions. Marks an exception as retrieved.
+-- CancelledError it was cancelled with: what gather puts in a child's
+-- slot. Marks an exception as retrieved.
 local function outcome(fut)
   if fut:cancelled() then return cancelled_error(fut) end
   local exc = fut:exception()
@@ -93,16 +93,6 @@ local function collect(aws, what)
   return list
 end
 
-local function running_loop()
-  return core._get_running_loop()
-end
-
---- The task running the caller, or nil (no running loop, or a callback).
-local function running_task()
-  local loop = running_loop()
-  return loop and core.current_task(loop)
-end
-
 local function release_waiter(waiter)
   if not waiter:done() then waiter:set_result() end
 end
@@ -124,83 +114,79 @@ end
 -- with it, errors are values in their slots. Cancelling the returned
 -- future, or the task that awaits it, cancels every child not yet done.
 function M.gather(...)
-  local args = pack(...)
-  local nargs = args.n
+  -- the children, one slot per argument, filled in place of the arguments
+  local children = pack(...)
+  local n = children.n
   local return_exceptions = false
-  if nargs > 0 then
-    local last = args[nargs]
-    if is_options(last) then
-      return_exceptions = last.return_exceptions and true or false
-      nargs = nargs - 1
-    end
+  if n > 0 and is_options(children[n]) then
+    return_exceptions = children[n].return_exceptions and true or false
+    children[n] = nil
+    n = n - 1
   end
-  if nargs == 0 then
+  if n == 0 then
     local outer = core.get_event_loop():create_future()
     outer:set_result({})
     return outer
   end
 
-  local children, nchildren, nfinished = {}, 0, 0
+  local nchildren, nfinished = 0, 0
   local outer -- set once the children are set up
   local cancel_requested = false
   -- The hot path: a child succeeded and others are still running costs
   -- a count and, without return_exceptions, a look at its outcome.
   local function on_child_done(fut)
     nfinished = nfinished + 1
+    if outer:done() then
+      -- a child failed the gather already: nobody will look at this
+      -- child's error
+      if not fut:cancelled() then fut:exception() end
+      return
+    end
     if not return_exceptions then
-      -- exception() also marks a late child's error as retrieved
       local failed = fut:cancelled() and cancelled_error(fut) or
                      fut:exception()
       if failed ~= nil then
-        if not outer:done() then outer:set_exception(failed) end
+        outer:set_exception(failed)
         return
       end
     end
     if nfinished < nchildren then return end
-    if outer:done() then
-      -- cancelled meanwhile: nobody will look at these errors
-      for i = 1, #children do
-        local c = children[i]
-        if not c:cancelled() then c:exception() end
-      end
-      return
+    local results = {}
+    if return_exceptions then
+      for i = 1, n do results[i] = outcome(children[i]) end
+    else -- every child succeeded
+      for i = 1, n do results[i] = (children[i]:result()) end
     end
     if cancel_requested then
       -- cancelled while children were running: the cancellation wins,
       -- even with return_exceptions (with the last child's message, as
       -- Python does)
-      local last = children[#children]
+      local last = children[n]
       outer:set_exception(last:cancelled() and cancelled_error(last) or
                           CancelledError())
-      for i = 1, #children do
-        local c = children[i]
-        if not c:cancelled() then c:exception() end
-      end
-      return
+    else
+      outer:set_result(results)
     end
-    local results = {}
-    if return_exceptions then
-      for i = 1, #children do results[i] = outcome(children[i]) end
-    else -- every child succeeded
-      for i = 1, #children do results[i] = (children[i]:result()) end
-    end
-    outer:set_result(results)
   end
 
   -- A future passed several times is a child several times: each of its
   -- callbacks counts once, which gives the same outcome as counting it
   -- once. Only the tasks made for Coroutine objects and __await values
   -- need a map, so that each runs once.
-  local wrapped, done_futs, loop = {}, {}, nil
-  for i = 1, nargs do
-    local arg = args[i]
-    local fut = arg ~= nil and wrapped[arg]
+  local wrapped, done_futs, loop
+  for i = 1, n do
+    local arg = children[i]
+    local fut = wrapped and wrapped[arg]
     if not fut then
       fut = ensure_future(arg, loop)
-      if fut ~= arg then wrapped[arg] = fut end
+      if fut ~= arg then
+        wrapped = wrapped or {}
+        wrapped[arg] = fut
+      end
       loop = loop or fut:get_loop()
       nchildren = nchildren + 1
       if fut:done() then
+        done_futs = done_futs or {}
         done_futs[#done_futs + 1] = fut
       else
         fut:add_done_callback(on_child_done)
@@ -214,13 +200,15 @@ function M.gather(...)
   -- completes when they are done (Python's _GatheringFuture.cancel).
   outer = loop:create_future{cancel = function(_, msg)
     local cancelled = false
-    for i = 1, #children do
+    for i = 1, n do
       if children[i]:cancel(msg) then cancelled = true end
     end
     if cancelled then cancel_requested = true end
     return cancelled
   end}
-  for i = 1, #done_futs do on_child_done(done_futs[i]) end
+  if done_futs then
+    for i = 1, #done_futs do on_child_done(done_futs[i]) end
+  end
   return outer
 end
 
@@ -279,7 +267,7 @@ local function wait_futures(loop, fs, timeout, return_when)
     if counter <= 0 or first_completed or
        (first_exception and not f:cancelled() and f:exception() ~= nil) then
       if handle then handle:cancel() end
-      if not waiter:done() then waiter:set_result() end
+      release_waiter(waiter)
     end
   end
   for i = 1, #fs do fs[i]:add_done_callback(on_completion) end
@@ -317,9 +305,8 @@ M.wait = async(function(aws, opts)
                             tostring(return_when)), 0)
   end
   local loop = core.get_running_loop()
-  local futs = {}
-  for i = 1, #fs do futs[i] = ensure_future(fs[i], loop) end
-  return wait_futures(loop, futs, timeout, return_when)
+  for i = 1, #fs do fs[i] = ensure_future(fs[i], loop) end
+  return wait_futures(loop, fs, timeout, return_when)
 end)
 
 -- ------------------------------------------------------------------
@@ -378,11 +365,15 @@ local function next_done(self)
   return item
 end
 
-local wait_for_one = async(function(self, resolve)
+--- The next finished future; TimeoutError once the timeout has elapsed.
+local function next_future(self)
   local f = next_done(self)
   if f == TIMED_OUT then error(TimeoutError(), 0) end
-  if resolve then return f:result() end
   return f
+end
+
+local next_result = async(function(self)
+  return next_future(self):result()
 end)
 
 --- One step of a generic `for`: awaits the next completion and returns
@@ -392,7 +383,7 @@ end)
 function AsCompleted:__call()
   if self._left == 0 then return nil end
   self._left = self._left - 1
-  return await(wait_for_one(self, false))
+  return next_future(self)
 end
 
 --- Plain iteration: returns a generic-for iterator whose k-th item is an
@@ -403,7 +394,7 @@ function AsCompleted:awaitables()
   return function()
     if self._left == 0 then return nil end
     self._left = self._left - 1
-    return wait_for_one(self, true)
+    return next_result(self)
   end
 end
 
@@ -475,10 +466,17 @@ local function cancel_and_wait(loop, fut)
   if not ok then error(err, 0) end
 end
 
-local function timeout_from(err)
-  local te = TimeoutError()
-  te.cause = err
-  return te
+--- The values of a successful result() call; else raises its error, a
+-- CancelledError becoming a TimeoutError (cause: the CancelledError).
+local function result_or_timeout(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if iserror(err, CancelledError) then
+    local te = TimeoutError()
+    te.cause = err
+    err = te
+  end
+  error(err, 0)
 end
 
 --- wait_for(aw, timeout) -> Coroutine object; awaited: aw's values.
@@ -489,17 +487,13 @@ end
 -- error meanwhile, which wins. A cancellation of the waiting task itself
 -- always propagates.
 M.wait_for = async(function(aw, timeout)
-  if timeout ~= nil and timeout <= 0 then
+  if timeout == nil then return await(aw) end
+  if timeout <= 0 then
     local loop = core.get_running_loop()
     local fut = ensure_future(aw, loop)
     if fut:done() then return fut:result() end
     cancel_and_wait(loop, fut)
-    local res = pack(pcall(fut.result, fut))
-    if res[1] then return unpack(res, 2, res.n) end
-    if iserror(res[2], CancelledError) then
-      error(timeout_from(res[2]), 0)
-    end
-    error(res[2], 0)
+    return result_or_timeout(pcall(fut.result, fut))
   end
   local _ <close> = timeouts.timeout(timeout)
   return await(aw)

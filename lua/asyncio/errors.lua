@@ -11,11 +11,13 @@
 
 local M = {}
 
-local setmetatable, rawget, select, tostring, type =
-  setmetatable, rawget, select, tostring, type
+local setmetatable, select, tostring, type =
+  setmetatable, select, tostring, type
 
--- The traceback builder: the core replaces it by a faster one (without
--- lauxlib's search of global function names) when it loads.
+-- M.iserror(e [, cls]) and M.repr(v) are the core's: bindings/errors.c
+-- loads this module first, then installs them here, with a traceback
+-- builder faster than this default one (no search of global function
+-- names).
 M.traceback = debug.traceback
 
 local function err_tostring(e)
@@ -133,21 +135,6 @@ class("IsADirectoryError", OSError)
 class("NotADirectoryError", OSError)
 class("PermissionError", OSError)
 class("ProcessLookupError", OSError)
-
---- iserror(e [, cls]): true when e is an error object (of class cls or a
--- subclass). Replaced by the C version when the core loads.
-function M.iserror(e, cls)
-  local mt = type(e) == "table" and getmetatable(e)
-  local is = mt and rawget(mt, "__is")
-  if not is then return false end
-  if cls == nil then return true end
-  return is[cls] == true
-end
-
-function M.repr(v)
-  if type(v) == "string" then return ("'%s'"):format(v) end
-  return tostring(v)
-end
 
 local function sorted_keys(ctx)
   local keys = {}

@@ -16,7 +16,6 @@ end
 for k, v in pairs(errors) do
   if type(v) == "table" and rawget(v, "__is") then M[k] = v end
 end
-M.iserror = core.iserror
 
 local iserror, Exception = core.iserror, errors.Exception
 local async, iscoroutine = core.async, core.iscoroutine
@@ -104,15 +103,12 @@ function M.run(main, opts)
   loop:_set_interrupt_task(task)
   local res = table.pack(pcall(loop.run_until_complete, loop, task))
   local interrupts = loop:_set_interrupt_task(nil)
-  local ok = pcall(cancel_all_tasks, loop)
-  if loop.shutdown_default_executor then
-    pcall(loop.shutdown_default_executor, loop)
-  end
+  -- a KeyboardInterrupt during the shutdown leaves the rest of it undone;
+  -- the loop is closed anyway
+  pcall(cancel_all_tasks, loop)
+  pcall(loop.shutdown_default_executor, loop)
   core.set_event_loop(nil)
   loop:close()
-  if not ok then
-    -- a KeyboardInterrupt during the shutdown: the loop is closed anyway
-  end
   if not res[1] then
     local e = res[2]
     if interrupts > 0 and iserror(e, errors.CancelledError) and
@@ -125,16 +121,9 @@ function M.run(main, opts)
 end
 
 --- Parts of the API written in Lua; each returns a table merged here.
--- A part that does not exist yet is simply skipped.
 for _, name in ipairs{"combinators", "taskgroup", "timeouts", "locks",
-                      "queues", "threads", "streams", "subprocess"} do
-  local found, part = pcall(require, "asyncio." .. name)
-  if found then
-    for k, v in pairs(part) do M[k] = v end
-  elseif not tostring(part):find("module 'asyncio." .. name ..
-                                 "' not found", 1, true) then
-    error(part, 0)
-  end
+                      "threads", "streams", "subprocess"} do
+  for k, v in pairs(require("asyncio." .. name)) do M[k] = v end
 end
 
 M._core = core

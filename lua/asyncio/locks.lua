@@ -136,11 +136,8 @@ local function reacquire(self)
   end
 end
 
---- cond:wait() -> a Coroutine object: awaited, releases the lock, waits
--- for a notify, re-acquires the lock and returns true. RuntimeError when
--- the lock is not held. When cancelled, re-acquires the lock before
--- raising the CancelledError it received (the same object).
-Condition.wait = async(function(self)
+--- The body of cond:wait(), run in the calling task.
+local function wait_notified(self)
   if not self._lock:locked() then
     error(RuntimeError("cannot wait on un-acquired lock"), 0)
   end
@@ -158,19 +155,29 @@ Condition.wait = async(function(self)
     error(err, 0)
   end
   return true
-end)
+end
+
+--- cond:wait() -> a Coroutine object: awaited, releases the lock, waits
+-- for a notify, re-acquires the lock and returns true. RuntimeError when
+-- the lock is not held. When cancelled, re-acquires the lock before
+-- raising the CancelledError it received (the same object).
+Condition.wait = async(wait_notified)
+
+--- Waits in the calling task until predicate(...) is truthy; returns its
+-- value.
+local function wait_until(self, predicate, ...)
+  local result = predicate(...)
+  while not result do
+    wait_notified(self)
+    result = predicate(...)
+  end
+  return result
+end
 
 --- cond:wait_for(predicate) -> a Coroutine object: awaited, waits until
 -- predicate() is truthy and returns its value. A predicate already truthy
 -- returns at once, even without the lock.
-Condition.wait_for = async(function(self, predicate)
-  local result = predicate()
-  while not result do
-    await(self:wait())
-    result = predicate()
-  end
-  return result
-end)
+Condition.wait_for = async(wait_until)
 
 --- cond:notify([n]): wakes up to n (default 1) waiters. RuntimeError when
 -- the lock is not held.
@@ -262,12 +269,18 @@ function M.Barrier(parties)
                        _state = FILLING, _count = 0}, Barrier)
 end
 
+local function not_busy(self)
+  return self._state ~= DRAINING and self._state ~= RESETTING
+end
+
+local function not_filling(self)
+  return self._state ~= FILLING
+end
+
 --- Waits, holding the barrier's lock, until it neither drains nor
 -- resets; raises BrokenBarrierError when it is broken.
 local function block(self)
-  await(self._cond:wait_for(function()
-    return self._state ~= DRAINING and self._state ~= RESETTING
-  end))
+  wait_until(self._cond, not_busy, self)
   if self._state == BROKEN then
     error(BrokenBarrierError("Barrier aborted"), 0)
   end
@@ -282,7 +295,7 @@ local function arrive(self, index)
     self._cond:notify_all()
     return
   end
-  await(self._cond:wait_for(function() return self._state ~= FILLING end))
+  wait_until(self._cond, not_filling, self)
   if self._state == BROKEN or self._state == RESETTING then
     error(BrokenBarrierError("Abort or reset of barrier"), 0)
   end

@@ -64,10 +64,8 @@ local function abort(self)
 end
 
 local function on_task_done(self, task)
-  if self._tasks[task] then
-    self._tasks[task] = nil
-    self._ntasks = self._ntasks - 1
-  end
+  self._tasks[task] = nil
+  self._ntasks = self._ntasks - 1
   local waiter = self._on_completed
   if waiter ~= nil and self._ntasks == 0 and not waiter:done() then
     waiter:set_result(true)
@@ -98,21 +96,33 @@ local function on_task_done(self, task)
   end
 end
 
+--- The running loop and the task running the caller (nil, nil outside
+-- a loop; loop, nil in a callback).
+local function running_task()
+  local loop = core._get_running_loop()
+  return loop, loop and core.current_task(loop)
+end
+
+--- Enters the group in `task` (its parent), running on `loop`.
+local function enter_in(self, loop, task)
+  self._loop = loop
+  self._parent_task = task
+  self._entered = true
+end
+
+--- Enters the group in the running task. Raises RuntimeError when
+-- entered before or when not called from a task.
 local function enter(self)
   if self._entered then
     error(RuntimeError(("TaskGroup %s has already been entered")
                        :format(tostring(self))), 3)
   end
-  local loop = core._get_running_loop()
-  local task = loop and core.current_task(loop)
+  local loop, task = running_task()
   if task == nil then
     error(RuntimeError(("TaskGroup %s cannot determine the parent task")
                        :format(tostring(self))), 3)
   end
-  self._loop = loop
-  self._parent_task = task
-  self._entered = true
-  return self
+  enter_in(self, loop, task)
 end
 
 local identity = core.async(function(v) return v end)
@@ -148,13 +158,9 @@ function TaskGroup:create_task(coro, opts)
                        :format(tostring(self))), 2)
   end
   local task = self._loop:create_task(coro, opts)
-  if task:done() then
-    on_task_done(self, task)
-  else
-    self._tasks[task] = true
-    self._ntasks = self._ntasks + 1
-    task:add_done_callback(self._on_task_done)
-  end
+  self._tasks[task] = true
+  self._ntasks = self._ntasks + 1
+  task:add_done_callback(self._on_task_done)
   return task
 end
 
@@ -239,8 +245,8 @@ function M.TaskGroup()
     _errors = {},
   }, TaskGroup)
   self._on_task_done = function(task) on_task_done(self, task) end
-  local loop = core._get_running_loop()
-  if loop ~= nil and core.current_task(loop) ~= nil then enter(self) end
+  local loop, task = running_task()
+  if task ~= nil then enter_in(self, loop, task) end
   return self
 end
 

@@ -75,23 +75,33 @@ function Timeout:expired()
   return self._state == EXPIRING or self._state == EXPIRED
 end
 
+--- The running loop and the task running the caller (nil, nil outside
+-- a loop; loop, nil in a callback).
+local function running_task()
+  local loop = core._get_running_loop()
+  return loop, loop and core.current_task(loop)
+end
+
+--- Enters the scope in `task`, running on `loop`.
+local function enter_in(self, loop, task)
+  self._state = ENTERED
+  self._loop = loop
+  self._task = task
+  self._cancelling = task:cancelling()
+  self:reschedule(self._when)
+end
+
 --- Enters the scope in the running task. Raises RuntimeError when entered
 -- before or when not called from a task.
 local function enter(self)
   if self._state ~= CREATED then
     error(RuntimeError("Timeout has already been entered"), 3)
   end
-  local loop = core._get_running_loop()
-  local task = loop and core.current_task(loop)
+  local loop, task = running_task()
   if task == nil then
     error(RuntimeError("Timeout should be used inside a task"), 3)
   end
-  self._state = ENTERED
-  self._loop = loop
-  self._task = task
-  self._cancelling = task:cancelling()
-  self:reschedule(self._when)
-  return self
+  enter_in(self, loop, task)
 end
 
 local identity = core.async(function(v) return v end)
@@ -137,37 +147,30 @@ function Timeout:__tostring()
   return ("<Timeout [%s]%s>"):format(self._state, info)
 end
 
+--- Timeout(when) -> a scope not yet entered (enter it with await(cm)).
 local function new(when)
   return setmetatable({_state = CREATED, _when = when}, Timeout)
 end
+M.Timeout = new
 
-local function in_task()
-  local loop = core._get_running_loop()
-  return loop ~= nil and core.current_task(loop) ~= nil
-end
-
---- Timeout(when) -> a scope not yet entered (enter it with await(cm)).
-function M.Timeout(when)
-  return new(when)
+--- A scope with deadline `when`, entered at once when made inside a task.
+local function open(when)
+  local cm = new(when)
+  local loop, task = running_task()
+  if task ~= nil then enter_in(cm, loop, task) end
+  return cm
 end
 
 --- timeout_at(when) -> a scope with an absolute deadline (loop time; nil
 -- for none), entered at once when made inside a task.
-function M.timeout_at(when)
-  local cm = new(when)
-  if in_task() then enter(cm) end
-  return cm
-end
+M.timeout_at = open
 
 --- timeout(delay) -> a scope whose deadline is `delay` seconds from now
 -- (nil for none), entered at once when made inside a task. Needs a
 -- running loop.
 function M.timeout(delay)
-  local when
-  if delay ~= nil then when = core.get_running_loop():time() + delay end
-  local cm = new(when)
-  if in_task() then enter(cm) end
-  return cm
+  if delay == nil then return open(nil) end
+  return open(core.get_running_loop():time() + delay)
 end
 
 return M
