@@ -238,3 +238,108 @@ describe("asyncio.run", function()
     assert_finished(box.loop)
   end)
 end)
+
+describe("asyncio.Runner", function()
+  after_each(function() asyncio.set_event_loop(nil) end)
+
+  it("U247 one loop serves several runs; what a run leaves pending lives on",
+     function()
+    local runner <close> = asyncio.Runner{clock = "virtual"}
+    local loop = runner:get_loop()
+    assert.equal(loop, asyncio.get_event_loop())
+    local ticks = 0
+    local ticker = runner:run(async(function()
+      return asyncio.create_task(async(function()
+        while true do ticks = ticks + 1; await(asyncio.sleep(1)) end
+      end)())
+    end))
+    assert.equal(1, ticks)
+    local t = runner:run(async(function()
+      await(asyncio.sleep(2.5))
+      return asyncio.get_running_loop():time()
+    end))
+    assert.equal(2.5, t)
+    assert.equal(3, ticks)           -- the first run's task kept running
+    assert.equal(loop, runner:get_loop())
+    assert.is_false(ticker:done())
+    runner:close()
+    assert.is_true(ticker:cancelled())
+    assert_finished(loop)
+    assert.are_not.equal(loop, asyncio.get_event_loop())  -- it was unset
+  end)
+
+  it("U247 after close, run and get_loop raise 'Runner is closed'; a second "
+     .. "close does nothing", function()
+    local runner = asyncio.Runner()
+    assert.equal(42, runner:run(function() return 42 end))
+    local loop = runner:get_loop()
+    runner:close()
+    runner:close()
+    assert_finished(loop)
+    assert_error(asyncio.RuntimeError, "^Runner is closed$",
+                 raised(runner.run, runner, function() end))
+    assert_error(asyncio.RuntimeError, "^Runner is closed$",
+                 raised(runner.get_loop, runner))
+  end)
+
+  it("U247 a runner closed before use never makes a loop", function()
+    local made = 0
+    local runner = asyncio.Runner{loop_factory = function()
+      made = made + 1
+      return asyncio.new_event_loop()
+    end}
+    runner:close()
+    assert.equal(0, made)
+    assert_error(asyncio.RuntimeError, "^Runner is closed$",
+                 raised(runner.get_loop, runner))
+  end)
+
+  it("U247 run from inside its own running loop raises RuntimeError",
+     function()
+    local runner <close> = asyncio.Runner{clock = "virtual"}
+    local e = runner:run(async(function()
+      return raised(runner.run, runner, function() end)
+    end))
+    assert_error(asyncio.RuntimeError,
+                 "^Runner.run%(%) cannot be called from a running event loop$",
+                 e)
+  end)
+
+  it("U247 run of a Future or a plain value raises ValueError", function()
+    local runner <close> = asyncio.Runner{clock = "virtual"}
+    local fut = runner:get_loop():create_future()
+    assert_error(asyncio.ValueError, "^a coroutine was expected, got ",
+                 raised(runner.run, runner, fut))
+    assert_error(asyncio.ValueError, "^a coroutine was expected, got 42$",
+                 raised(runner.run, runner, 42))
+  end)
+
+  it("U247 a loop_factory's loop is used and never set as current",
+     function()
+    local made = {}
+    local runner = asyncio.Runner{loop_factory = function()
+      made[#made + 1] = asyncio.new_event_loop{clock = "virtual"}
+      return made[#made]
+    end}
+    local ran_on = runner:run(async(function()
+      return asyncio.get_running_loop()
+    end))
+    assert.equal(1, #made)
+    assert.equal(made[1], ran_on)
+    assert.are_not.equal(made[1], asyncio.get_event_loop())
+    runner:close()
+    assert_finished(made[1])
+  end)
+
+  it("U247 <close> closes the runner when the block raises", function()
+    local loop
+    local ok, e = pcall(function()
+      local runner <close> = asyncio.Runner{clock = "virtual"}
+      loop = runner:get_loop()
+      runner:run(function() error("boom", 0) end)
+    end)
+    assert.is_false(ok)
+    assert.equal("boom", e)
+    assert_finished(loop)
+  end)
+end)
