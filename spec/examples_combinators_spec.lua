@@ -15,37 +15,7 @@
 -- tutorial's source published for Python 3.6 (py = "3.6"). Where Python
 -- prints a set, or the order came from a set, the lines (or the items of
 -- a printed set or list) are compared as sets.
-local build = os.getenv("LUAIO_BUILD") or "build"
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
---- run(script [, interrupt]) -> stdout, stderr, exit code. Without
--- `interrupt` the script runs on the virtual clock; with it, on the real
--- clock, and it gets SIGINT after `interrupt` seconds (the shell execs
--- the CLI, so the CLI keeps the shell's pid, and a background job
--- signals it).
-local function run(script, interrupt)
-  local errfile = os.tmpname()
-  local cmd
-  if interrupt then
-    cmd = string.format("sh -c '(sleep %s; kill -INT $$) & exec %s/luaio %s'"
-      .. " 2>%s", interrupt, build, script, errfile)
-  else
-    cmd = string.format("LUAIO_EXAMPLE_FAST=1 %s/luaio %s 2>%s", build,
-                        script, errfile)
-  end
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local err = slurp(errfile)
-  os.remove(errfile)
-  return out, err, code
-end
+local h = dofile("spec/helpers.lua")
 
 --- Splits the text between one pair of brackets at its top-level commas.
 local function split_items(body)
@@ -83,28 +53,18 @@ local function sort_items(line)
 end
 
 --- normalise(text, ex) -> the lines of text with what may differ between
--- runs, or between Python's print and Lua's, made equal:
--- * runs of blanks become one space, trailing blanks go (Lua's print
---   separates arguments with a tab, Python's with a space);
--- * the number after "TIME:" or "Time:" becomes <t>;
--- * an address " at 0x..." is dropped, a code location "at
---   <file>:<line>>" in a task repr becomes "at <loc>>";
--- * lines matching one of ex.items have the items of their sets and lists
---   sorted; runs of consecutive lines matching the same pattern of
---   ex.sets are sorted.
+-- runs, or between Python's print and Lua's, made equal (h.example_lines,
+-- h.unvary); besides, lines matching one of ex.items have the items of
+-- their sets and lists sorted, and runs of consecutive lines matching the
+-- same pattern of ex.sets are sorted.
 local function normalise(text, ex)
-  local lines = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
-    line = line:gsub("[ \t]+", " "):gsub(" $", "")
-    line = line:gsub("^([Tt][Ii][Mm][Ee]:) %S+$", "%1 <t>")
-    line = line:gsub(" at 0x%x+", "")
-    line = line:gsub(" at [^ >]+:%d+>", " at <loc>>")
+  local lines = h.example_lines(text, function(line)
+    line = h.unvary(line)
     for _, pat in ipairs(ex.items or {}) do
       if line:find(pat) then line = sort_items(line) end
     end
-    lines[#lines + 1] = line
-  end
-  while lines[#lines] == "" do lines[#lines] = nil end
+    return line
+  end)
   for _, pat in ipairs(ex.sets or {}) do
     local i = 1
     while i <= #lines do
@@ -119,15 +79,6 @@ local function normalise(text, ex)
     end
   end
   return table.concat(lines, "\n")
-end
-
---- times(text) -> the numbers printed after "TIME:" / "Time:", in order.
-local function times(text)
-  local t = {}
-  for v in text:gmatch("[Tt][Ii][Mm][Ee]:[ \t]*([%d.e+-]+)") do
-    t[#t + 1] = tonumber(v)
-  end
-  return t
 end
 
 -- One entry per example: file, source (seed and section), expected
@@ -391,20 +342,14 @@ examples[#examples + 1] = {
   source = "004 asyncio.wait 帶有控制功能",
   what = "the rounds the tutorial's program reports for seed "}
 
+--- Runs an example: on the virtual clock, or on the real clock with
+-- SIGINT after ex.interrupt seconds.
 local function check(ex)
-  local out, err, code = run("examples/" .. ex.file, ex.interrupt)
-  assert.are.equal(0, code, "exit code; stderr:\n" .. err)
-  assert.are.equal("", err)
+  local out = h.run_example(ex.file, {fast = not ex.interrupt,
+                                      interrupt = ex.interrupt})
   if ex.check then return ex.check(out) end
   assert.are.equal(normalise(ex.expected, ex), normalise(out, ex))
-  if ex.elapsed then
-    local got = times(out)
-    assert.are.equal(#ex.elapsed, #got, "TIME lines")
-    for i, v in ipairs(ex.elapsed) do
-      assert.is_true(math.abs(got[i] - v) < 1e-6,
-        string.format("TIME %s on the virtual clock, expected %s", got[i], v))
-    end
-  end
+  if ex.elapsed then h.assert_times(out, ex.elapsed) end
 end
 
 describe("combinator tutorial examples", function()
@@ -416,11 +361,7 @@ describe("combinator tutorial examples", function()
   end
 
   it("examples/README.md maps every example above", function()
-    local readme = slurp("examples/README.md")
-    for _, ex in ipairs(examples) do
-      assert.is_truthy(readme:find("`" .. ex.file .. "`", 1, true),
-        ex.file .. " missing from examples/README.md")
-    end
+    h.assert_mapped(examples)
   end)
 end)
 
