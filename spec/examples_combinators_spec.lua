@@ -5,8 +5,8 @@
 -- Each example runs as a script under the CLI, `<build>/luaio
 -- examples/x.lua` (build directory from LUAIO_BUILD, default "build"),
 -- with LUAIO_EXAMPLE_FAST=1 so that sleeps run on the virtual clock; the
--- Ctrl-C programs run on the real clock and get SIGINT after half a
--- second. Stdout is compared with the expected text, both normalised the
+-- Ctrl-C programs run on the real clock and get SIGINT once their tasks
+-- have started (printed their first lines). Stdout is compared with the expected text, both normalised the
 -- same way (see normalise). The expected text is the tutorial's printed
 -- output where it shows one, else what Python prints for the tutorial's
 -- program: Python 3.13 (py = "3.13"), or, where 3.13 refuses the
@@ -85,7 +85,7 @@ end
 -- stdout, and optionally py (the tutorial shows no output: whose Python
 -- printed the expected text), sets / items (see normalise), elapsed (the
 -- TIME values on the virtual clock), interrupt (run on the real clock,
--- SIGINT after that many seconds), check (a function given the stdout,
+-- SIGINT once it printed that many lines), check (a function given the stdout,
 -- replacing expected).
 local examples = {
   {file = "wait_tasks.lua", source = "000 并发和并行", elapsed = {4},
@@ -149,7 +149,7 @@ TIME: 4.00
   -- Python 3.13 shows more in a task's repr (what it waits on, its
   -- callbacks); the Lua repr names no future for a sleeping task.
   {file = "stop_all_tasks.lua", source = "000 協程停止 (all_tasks)",
-   interrupt = 0.5, items = {"^{"}, expected = [[
+   interrupt = 3, items = {"^{"}, expected = [[
 Waiting: 1
 Waiting: 2
 Waiting: 2
@@ -161,7 +161,7 @@ true
 TIME: 0.8858370780944824
 ]]},
   {file = "stop_main_task.lua", source = "000 協程停止 (main task)",
-   interrupt = 0.5, items = {"^{"}, expected = [[
+   interrupt = 3, items = {"^{"}, expected = [[
 Waiting: 1
 Waiting: 2
 Waiting: 2
@@ -343,7 +343,7 @@ examples[#examples + 1] = {
   what = "the rounds the tutorial's program reports for seed "}
 
 --- Runs an example: on the virtual clock, or on the real clock with
--- SIGINT after ex.interrupt seconds.
+-- SIGINT after ex.interrupt lines of output.
 local function check(ex)
   local out = h.run_example(ex.file, {fast = not ex.interrupt,
                                       interrupt = ex.interrupt})

@@ -57,12 +57,36 @@ function M.unvary(line)
               :gsub(" at [^ >]+:%d+>", " at <loc>>"))
 end
 
---- run_example(file [, opts [, stderr_ok]]) runs examples/<file> (opts as
--- for proc.example), asserts that it exits with status 0 and that its
--- stderr matches stderr_ok (a pattern, or a predicate; default: empty),
--- and returns its stdout.
+--- interrupted(file, lines) -> what proc.run returns, for
+-- examples/<file> run on the real clock and sent SIGINT (Ctrl-C) once it
+-- has printed `lines` lines. Runs a loop of its own: call it outside a
+-- task.
+local function interrupted(file, lines)
+  return asyncio.run(asyncio.async(function()
+    local p = asyncio.await(asyncio.create_subprocess_exec(proc.luaio,
+      "examples/" .. file, {stdout = asyncio.PIPE, stderr = asyncio.PIPE}))
+    local head = {}
+    for i = 1, lines do head[i] = asyncio.await(p.stdout:readline()) end
+    p:send_signal("SIGINT")
+    local rest, err = asyncio.await(p:communicate())
+    return {stdout = table.concat(head) .. rest, stderr = err,
+            status = p.returncode, how = "exit"}
+  end))
+end
+
+--- run_example(file [, opts [, stderr_ok]]) runs examples/<file>, asserts
+-- that it exits with status 0 and that its stderr matches stderr_ok (a
+-- pattern, or a predicate; default: empty), and returns its stdout.
+-- opts.fast: as proc.example's fast; opts.interrupt: Ctrl-C after that
+-- many lines of output (see interrupted).
 function M.run_example(file, opts, stderr_ok)
-  local r = proc.example(file, opts)
+  opts = opts or {}
+  local r
+  if opts.interrupt then
+    r = interrupted(file, opts.interrupt)
+  else
+    r = proc.example(file, opts.fast)
+  end
   assert.are.equal("exit 0", r.how .. " " .. tostring(r.status),
                    "exit status; stderr:\n" .. r.stderr)
   stderr_ok = stderr_ok or "^$"
