@@ -142,6 +142,62 @@ consumer 1: has item nil
 consumer 1: ending
 producer: ending
 ]]},
+  {file = "condition_consumers.lua", source = "002 program 21 (Condition)",
+   py = "3.13", expected = [[
+starting manipulate_condition
+consumer 0 is waiting
+consumer 1 is waiting
+consumer 2 is waiting
+consumer 3 is waiting
+consumer 4 is waiting
+notifying 1 consumers
+consumer 0 triggered
+ending consumer 0
+notifying 2 consumers
+consumer 1 triggered
+ending consumer 1
+consumer 2 triggered
+ending consumer 2
+notifying remaining consumers
+ending manipulate_condition
+consumer 3 triggered
+ending consumer 3
+consumer 4 triggered
+ending consumer 4
+]]},
+  {file = "queue_consumers_starting.lua", source = "002 program 22 (Queue)",
+   py = "3.13", expected = [[
+consumer 0: starting
+consumer 0: waiting for item
+consumer 1: starting
+consumer 1: waiting for item
+producer: starting
+producer: added task 0 to the queue
+producer: added task 1 to the queue
+consumer 0: has item 0
+consumer 1: has item 1
+producer: added task 2 to the queue
+producer: added task 3 to the queue
+consumer 0: waiting for item
+consumer 0: has item 2
+producer: added task 4 to the queue
+consumer 1: waiting for item
+consumer 1: has item 3
+producer: added task 5 to the queue
+producer: adding stop signals to the queue
+consumer 0: waiting for item
+consumer 0: has item 4
+consumer 1: waiting for item
+consumer 1: has item 5
+producer: waiting for queue to empty
+consumer 0: waiting for item
+consumer 0: has item nil
+consumer 0: ending
+consumer 1: waiting for item
+consumer 1: has item nil
+consumer 1: ending
+producer: ending
+]]},
   {file = "semaphore_limit.lua", source = "004 限制並發數量方法",
    py = "3.13", expected = semaphore_expected()},
 }
