@@ -168,6 +168,18 @@ Waiting: 2
 {<Task pending name='Task-1' coro=<main() running at examples/stop_main_task.lua:43> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_main_task.lua:28>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_main_task.lua:28>>, <Task pending name='Task-4' coro=<do_some_work() running at examples/stop_main_task.lua:28>>}
 true
 ]]},
+  {file = "stop_tasks.lua", source = "004 協程的停止",
+   interrupt = 3, items = {"^{"}, expected = [[
+Waiting: 1
+Waiting: 2
+Waiting: 2
+{<Task pending name='Task-1' coro=<do_some_work() running at examples/stop_tasks.lua:27>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_tasks.lua:27>>, <Task pending name='Task-4' coro=<wait() running at lua/asyncio/combinators.lua:261> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_tasks.lua:27>>}
+true
+true
+true
+true
+Time: 0.8858370780944824
+]]},
   {file = "wait_coroutines.lua", source = "003 1.7 gather vs. wait",
    py = "3.6", sets = {"^Waiting"}, expected = [[
 Waiting 3
