@@ -356,6 +356,49 @@ examples[#examples + 1] = {
 
 --- Runs an example: on the virtual clock, or on the real clock with
 -- SIGINT after ex.interrupt lines of output.
+--- process_loops.lua prints the list of names, then ten processes print
+-- their lines side by side: this checks each process's lines (the
+-- process id names it): its ten greetings, names 9 down to 0, all before
+-- its ten goodbyes in the same order, from one thread.
+local function check_process_loops(out)
+  local lines = h.example_lines(out)
+  local names = {}
+  for i = 1, 100 do names[i] = "'" .. (i - 1) % 10 .. "'" end
+  assert.equal("[" .. table.concat(names, ", ") .. "]", lines[1])
+  assert.equal(201, #lines)
+  local seen = {} -- pid -> {hellos =, ends =, thread =}
+  local processes = 0
+  for i = 2, #lines do
+    local name, pid, thread =
+      lines[i]:match("^hello (%d) (%d+)%*%*%*%*%*%*%*%*%*%*(thread: %S+)$")
+    if not name then name, pid = lines[i]:match("^end:(%d) (%d+)$") end
+    assert.is_truthy(name, "line " .. i .. ": " .. lines[i])
+    if not seen[pid] then
+      seen[pid] = {hellos = {}, ends = {}, thread = thread}
+      processes = processes + 1
+    end
+    local p = seen[pid]
+    if thread then
+      assert.equal(0, #p.ends, "a greeting after a goodbye: " .. lines[i])
+      assert.equal(p.thread, thread)
+      p.hellos[#p.hellos + 1] = name
+    else
+      p.ends[#p.ends + 1] = name
+    end
+  end
+  assert.equal(10, processes)
+  local order = {"9", "8", "7", "6", "5", "4", "3", "2", "1", "0"}
+  for _, p in pairs(seen) do
+    assert.same(order, p.hellos)
+    assert.same(order, p.ends)
+  end
+end
+
+examples[#examples + 1] = {
+  file = "process_loops.lua", check = check_process_loops,
+  source = "003 3. 多进程+asyncio",
+  what = "each process's lines of the tutorial's program for seed "}
+
 local function check(ex)
   local out = h.run_example(ex.file, {fast = not ex.interrupt,
                                       interrupt = ex.interrupt})
