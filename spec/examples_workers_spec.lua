@@ -1,14 +1,17 @@
--- spec/examples_workers_spec.lua: the tutorials' programs whose main
--- thread hands work to an event loop running in another thread (map in
--- examples/README.md): the Redis master-worker programs, their SMS
--- consumer, the Redis queue model, and the call_soon_threadsafe feeder
--- that prints "here"; and aiohttp_many.lua, which needs the same servers.
+-- spec/examples_workers_spec.lua: the tutorials' programs that hand work
+-- to other threads or processes (map in examples/README.md): the Redis
+-- master-worker programs, whose main thread feeds a loop thread, their SMS
+-- consumer, the Redis queue model, the call_soon_threadsafe feeder that
+-- prints "here" (and aiohttp_many.lua, which needs the same servers); and
+-- seed 001's programs of plain threads and processes.
 --
--- Each example runs as a script under the CLI, against the servers of
--- spec/fixtures/servers.lua; the spec pushes the tasks into Redis as the
--- tutorials do by hand, waiting for the lines a push must follow, so that
--- what the tutorial shows is what must come out. The Redis examples keep
--- the tutorials' real sleeps and their one-second polling.
+-- Each example runs as a script under the CLI. The Redis ones run against
+-- the servers of spec/fixtures/servers.lua: the spec pushes the tasks as
+-- the tutorials do by hand, waiting for the lines a push must follow, so
+-- that what the tutorial shows is what must come out; they keep the
+-- tutorials' real sleeps and one-second polling. The others run with
+-- LUAIO_EXAMPLE_FAST=1 (a tutorial second lasts 50 ms) and are checked
+-- by their lines and by how long they take at least.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local await = asyncio.await
@@ -28,6 +31,16 @@ local function ends_with(line)
   end
 end
 
+--- timed(file) -> what proc.example returns for examples/<file> in fast
+-- mode, and the tutorial seconds it took.
+local SCALE = 0.05 -- real seconds per tutorial second in fast mode
+local clock = asyncio.new_event_loop() -- read for its monotonic time
+local function timed(file)
+  local t0 = clock:time()
+  local r = proc.example(file, true)
+  return r, (clock:time() - t0) / SCALE
+end
+
 --- Pushes value onto the list key of conn's database.
 local function lpush(conn, key, value)
   await(conn:call("LPUSH", key, value))
@@ -40,6 +53,60 @@ local examples = {
   {file = "redis_coro_consumer.lua"},
   {file = "thread_loop_call_soon_here.lua"}, {file = "aiohttp_many.lua"},
 }
+
+--- The lines of process_start.lua and process_pool.lua, sorted: process n
+-- prints 0 to n-1, for n = 0..9.
+local function numbers_below_0_to_9()
+  local lines = {}
+  for n = 0, 9 do
+    for i = 0, n - 1 do lines[#lines + 1] = tostring(i) end
+  end
+  table.sort(lines)
+  return lines
+end
+
+local function sorted(list)
+  table.sort(list)
+  return list
+end
+
+-- Seed 001's thread and process programs: file, section, at_least (the
+-- tutorial seconds the run must last), check(lines).
+local plain = {
+  {file = "thread_subclass.lua", section = "继承Thread类", at_least = 5,
+   check = function(lines)
+     -- five threads, five lines each
+     assert.same(("------------\n"):rep(25), table.concat(lines, "\n") .. "\n")
+   end},
+  {file = "thread_target.lua", section = "直接使用Thread类", at_least = 5,
+   check = function(lines)
+     assert.same({"1", "2", "3", "4", "5"}, lines)
+   end},
+  {file = "thread_local.lua", section = "使用ThreadLocal", at_least = 0,
+   check = function(lines)
+     assert.same({"----- 1000000", "----- 1000000", "----- 0"}, lines)
+   end},
+  {file = "thread_timer.lua", section = "使用Timer", at_least = 7,
+   check = function(lines)
+     assert.same({"--------", "*******"}, lines)
+   end},
+  {file = "process_start.lua", section = "使用Process类", at_least = 9,
+   check = function(lines)
+     assert.same(numbers_below_0_to_9(), sorted(lines))
+   end},
+  {file = "process_pool.lua", section = "使用Pool", at_least = 9,
+   check = function(lines)
+     assert.same(numbers_below_0_to_9(), sorted(lines))
+   end},
+  {file = "process_queue.lua", section = "使用Queue", at_least = 5,
+   check = function(lines)
+     -- the numbers read in order until the end, then the main's line
+     assert.equal("强制结束", table.remove(lines))
+     assert.is_true(#lines >= 1)
+     for i, line in ipairs(lines) do assert.equal(tostring(i), line) end
+   end},
+}
+for _, ex in ipairs(plain) do examples[#examples + 1] = ex end
 
 describe("master-worker tutorial examples", function()
   teardown(servers.stop)
@@ -147,7 +214,22 @@ describe("master-worker tutorial examples", function()
     assert.equal(0, p.returncode)
   end))
 
-  it("examples/README.md maps every example above", function()
+  it("examples/README.md maps every example of this spec", function()
     h.assert_mapped(examples)
   end)
+end)
+
+describe("seed 001's thread and process examples", function()
+  teardown(function() clock:close() end)
+
+  for _, ex in ipairs(plain) do
+    it(ex.file .. " prints what seed 001's " .. ex.section .. " prints",
+      function()
+        local r, took = timed(ex.file)
+        assert.same({"exit", 0, ""}, {r.how, r.status, r.stderr})
+        ex.check(lines_of(r.stdout))
+        assert.is_true(took >= ex.at_least, ("ran %.2f tutorial seconds, "
+          .. "expected at least %s"):format(took, ex.at_least))
+      end)
+  end
 end)
