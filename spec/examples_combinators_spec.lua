@@ -354,8 +354,6 @@ examples[#examples + 1] = {
   source = "004 asyncio.wait 帶有控制功能",
   what = "the rounds the tutorial's program reports for seed "}
 
---- Runs an example: on the virtual clock, or on the real clock with
--- SIGINT after ex.interrupt lines of output.
 --- process_loops.lua prints the list of names, then ten processes print
 -- their lines side by side: this checks each process's lines (the
 -- process id names it): its ten greetings, names 9 down to 0, all before
@@ -399,6 +397,8 @@ examples[#examples + 1] = {
   source = "003 3. 多进程+asyncio",
   what = "each process's lines of the tutorial's program for seed "}
 
+--- Runs an example: on the virtual clock, or on the real clock with
+-- SIGINT after ex.interrupt lines of output.
 local function check(ex)
   local out = h.run_example(ex.file, {fast = not ex.interrupt,
                                       interrupt = ex.interrupt})
