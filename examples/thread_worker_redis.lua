@@ -17,9 +17,9 @@
 --
 -- Runs until Ctrl-C, which ends it with KeyboardInterrupt (in Python the
 -- loop thread would keep the process alive, as the tutorial says of this
--- version), or, with COUNT, until COUNT tasks were taken and done. Redis at 127.0.0.1:6379 or REDIS_PORT
--- / REDIS_DB (db 3). Feed it with redis_producer.lua (the tutorial pushes
--- 2, 5, 1, 1).
+-- version), or, with COUNT, until COUNT tasks were taken and done. Redis
+-- at 127.0.0.1:6379 or REDIS_PORT / REDIS_DB (db 3). Feed it with
+-- redis_producer.lua (the tutorial pushes 2, 5, 1, 1).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
 local redis = require "lib.redis"
