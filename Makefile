@@ -4,7 +4,7 @@
 #   make run       build and run an example (EXAMPLE=examples/....lua)
 #   make test      install missing Debian packages (as root), build, run
 #                  the C tests and every busted spec under build/luaio
-#   make check     the specs under ASan+UBSan and under valgrind memcheck
+#   make check     the tests under ASan+UBSan, valgrind memcheck and TSan
 #   make bench     the benchmarks, next to CPython asyncio and uvloop
 #   make install / uninstall / clean
 # Quiet unless V=1.
@@ -19,7 +19,10 @@ BUILD ?= build
 LUA_VERSION ?= 5.4
 VERSION = 0.1.0
 
-PKGS = lua5.4 liblua5.4-dev libuv1-dev lua-busted pkg-config redis-server
+# gcc's C headers (libc6-dev) are only a Recommends, which apt-get skips
+# with --no-install-recommends; redis-server serves examples_io_spec.lua.
+PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
+  redis-server
 CHECK_PKGS = valgrind
 BENCH_PKGS = python3 python3-uvloop
 
@@ -56,8 +59,7 @@ LIB = $(BUILD)/libluaio.a
 CLI = $(BUILD)/luaio
 
 .PHONY: all run test test-c test-spec check check-asan check-valgrind \
-  check-tsan test-valgrind \
-  bench install uninstall clean deps
+  check-tsan bench install uninstall clean deps
 
 EMBED_BIN = $(BUILD)/examples/embed/game
 
@@ -113,70 +115,52 @@ deps:
 	$(Q)tools/deps.sh $(PKGS)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory test-c test-spec
 
+# CLI_WRAP: a command the C tests and the spec runner run under (valgrind).
+CLI_WRAP ?=
 test-c: $(CTEST_BIN)
-	$(Q)for t in $(CTEST_BIN); do echo "  TEST    $$t"; $$t || exit 1; done
+	$(Q)for t in $(CTEST_BIN); do echo "  TEST    $$t"; \
+	  $(CLI_WRAP) $$t || exit 1; done
 
+# the specs run the CLI, load the module and run examples/embed/game
 BUSTED_ARGS ?=
-test-spec: $(CLI) $(MODULE)
-	$(Q)LUAIO_BUILD=$(BUILD) $(CLI) tools/busted.lua $(BUSTED_ARGS)
+test-spec: all
+	$(Q)LUAIO_BUILD=$(BUILD) $(CLI_WRAP) $(CLI) tools/busted.lua $(BUSTED_ARGS)
 
-# Sanitizers and valgrind: separate build trees, the same specs.
+# Sanitizers and valgrind: separate build trees, the same tests. Each
+# sub-make gets its build's flags, so whatever it rebuilds is built alike.
 check: deps
 	$(Q)tools/deps.sh $(CHECK_PKGS)
 	$(Q)$(MAKE) --no-print-directory check-asan check-valgrind check-tsan
 
+ASAN_BUILD = BUILD=build-asan LDFLAGS="-fsanitize=address,undefined" \
+  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 check-asan:
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan \
-	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  LDFLAGS="-fsanitize=address,undefined" all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LUAIO_LUA_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  $(MAKE) --no-print-directory BUILD=build-asan test-c test-spec
+	  $(MAKE) --no-print-directory $(ASAN_BUILD) test-c test-spec
 
 check-valgrind:
-	$(Q)$(MAKE) --no-print-directory BUILD=build-vg OPT="-O0 -g" all
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
-	  CLI_WRAP="valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" test-valgrind
+	  OPT="-O0 -g" \
+	  CLI_WRAP="valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" \
+	  test-c test-spec
 
 # ThreadSanitizer: the C tests and the specs that use threads.
 TSAN_SPECS = $(wildcard spec/thread*_spec.lua spec/executor_spec.lua \
   spec/channel_spec.lua spec/transfer_spec.lua spec/embed_spec.lua)
 check-tsan:
-	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan \
-	  OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
 	$(Q)TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-	  $(MAKE) --no-print-directory BUILD=build-tsan test-c test-spec \
-	  BUSTED_ARGS="$(TSAN_SPECS)"
-
-CLI_WRAP ?=
-test-valgrind:
-	$(Q)for t in $(CTEST_BIN); do $(CLI_WRAP) $$t || exit 1; done
-	$(Q)LUAIO_BUILD=$(BUILD) $(CLI_WRAP) $(CLI) tools/busted.lua $(BUSTED_ARGS)
+	  $(MAKE) --no-print-directory BUILD=build-tsan \
+	  OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  test-c test-spec BUSTED_ARGS="$(TSAN_SPECS)"
 
 bench: deps
 	$(Q)tools/deps.sh $(BENCH_PKGS)
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run.sh $(CLI)
-
-# ------------------------------------------------------------------
-# The C programs of the tcp workload (w7): the load client and the plain
-# libuv echo server that is its ceiling. bench/run.sh builds them itself
-# when missing (in the CLI's directory, bench/); `make bench-tools` builds
-# them here with the project's compiler settings.
-BENCH_TOOLS = $(BUILD)/bench/tcp_client $(BUILD)/bench/uv_echo_server
-.PHONY: bench-tools
-bench-tools: $(BENCH_TOOLS)
-$(BUILD)/bench/tcp_client: bench/tcp_client.c
-	@mkdir -p $(dir $@)
-	$(Q)$(CC) -O2 -Wall -Wextra -o $@ $<
-$(BUILD)/bench/uv_echo_server: bench/uv_echo_server.c
-	@mkdir -p $(dir $@)
-	$(Q)$(CC) -O2 -Wall -Wextra $(UV_CFLAGS) -o $@ $< $(UV_LIBS)
-# ------------------------------------------------------------------
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
@@ -199,6 +183,6 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/asyncio
 
 clean:
-	rm -rf build build-asan build-vg build-tsan
+	rm -rf $(BUILD) build-asan build-vg build-tsan
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh - the benchmark workloads under luaio, CPython asyncio and uvloop.
 #
-#   bench/run.sh [path/to/luaio]        (default build/luaio; builds nothing)
+#   bench/run.sh [path/to/luaio]   (default build/luaio, which it does not
+#                                  build; it builds w7's C programs)
 #
 # Each workload runs BENCH_RUNS times (default 3) per implementation; the
 # table shows the run with the median time. A peer that is not installed
@@ -9,14 +10,14 @@
 #   BENCH_RUNS   runs per workload and implementation (default 3)
 #   PYTHON       the Python for the peers (default /usr/bin/python3)
 #   W1_N W2_N W3_N W4_N W5_N W6_N W8_N  the workloads' N (defaults 200000,
-#                  200000, 500000, 100000, 100000, 200000)
+#                  200000, 500000, 100000, 100000, 200000, 1000)
 #   W7_N         round trips of the tcp workload (default 200000)
 #   TCP_BIN      where its C programs are (default <luaio's dir>/bench;
 #                  built there with $CC and pkg-config's libuv if missing)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT   seconds before a run counts as failed (default 120)
 #
-# Ratios: for w1, w2, w3, w5 and w6, luaio's ops/s over the peer's
+# Ratios: for w1, w2, w3, w5, w6 and w8, luaio's ops/s over the peer's
 # (higher is better for luaio); for w4, also the peer's overhead over
 # luaio's.
 #

@@ -1,8 +1,8 @@
 -- condition_notify.lua: five consumers wait on a Condition; it notifies
 -- one, then two, then all the rest.
 -- Tutorial: seeds/001_06256a0f1b3d8a40.txt, section asyncio.condition
--- (seeds/002_f7ad8b285a9c02a2.txt, program 21, is the same program
--- without the '----' lines).
+-- (seeds/002_f7ad8b285a9c02a2.txt, program 21, condition_consumers.lua, is
+-- the same program without the '----' lines).
 -- Python -> Lua: `async with condition:` -> `local _ <close> =
 -- await(condition)` in a do-block; condition.notify(n=i) ->
 -- condition:notify(i). asyncio.wait runs the consumers as tasks in list

@@ -1,9 +1,9 @@
 -- queue_consumers.lua: a producer feeds two consumers through a Queue of
 -- size 2, then puts one nil per consumer as its stop signal and waits
 -- with join() until every item was marked done.
--- Tutorial: seeds/001_06256a0f1b3d8a40.txt, section asyncio.Queue (also
--- seeds/002_f7ad8b285a9c02a2.txt, program 22, which prints "consumer n:
--- starting" as its first line).
+-- Tutorial: seeds/001_06256a0f1b3d8a40.txt, section asyncio.Queue
+-- (seeds/002_f7ad8b285a9c02a2.txt, program 22, queue_consumers_starting.lua,
+-- is the same program printing "consumer n: starting" as its first line).
 -- Python -> Lua: asyncio.Queue(maxsize=n) -> asyncio.Queue(n); None, the
 -- stop signal, -> nil (a queue holds nil like any other value; it prints
 -- as nil); `break` out of `while True` -> break out of `while true`.

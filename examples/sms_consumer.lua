@@ -1,13 +1,19 @@
--- sms_consumer.lua: the tutorial's async consumer: tasks come from a Redis
--- list, blocking in BRPOP; each one becomes a task that calls the SMS
--- service over HTTP (/<n> answers after n seconds) and prints the status
--- and the answer; when the call fails it calls /error instead.
+-- sms_consumer.lua: the tutorial's async consumer with the blocking pop:
+-- the main thread blocks in BRPOP on a Redis list and hands each task to
+-- a loop running in another thread; there each one calls the SMS service
+-- over HTTP (/<n> answers after n seconds) and prints the status and the
+-- answer, or, when the call fails, calls /error instead.
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "aiohttp", async-customer.py
--- with the brpop loop given after it.
--- Python -> Lua: the tutorial's loop runs in a second thread fed by
--- run_coroutine_threadsafe from a blocking brpop in the main thread; here
--- the BRPOP itself is awaited, so one loop does both. aiohttp ->
--- lib/http.lua; try/except/else -> asyncio.pcall.
+-- with the brpop loop given after it (sms_consumer_rpop.lua is the
+-- program as first written, polling with rpop).
+-- Python -> Lua: redis-py's blocking brpop -> lib/redis.lua, its reply
+-- awaited with the main thread's own loop (run_until_complete blocks the
+-- main thread as redis-py does); the daemon loop thread ->
+-- asyncio.start_loop_thread(), never joined; do_some_work is sent there,
+-- so it requires what it uses and takes the service's address as an
+-- argument; aiohttp -> lib/http.lua; try/except/else -> asyncio.pcall;
+-- `except Exception as e: print('error', e)` -> asyncio.pcall around the
+-- main loop (Ctrl-C, a KeyboardInterrupt, goes through, as in Python).
 --
 --   luaio examples/sms_consumer.lua [COUNT]
 --
@@ -17,50 +23,61 @@
 -- redis_producer.lua (the tutorial pushes 5, 1, 1).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local http = require "lib.http"
 local redis = require "lib.redis"
 local sms = require "lib.sms"
 local async, await = asyncio.async, asyncio.await
 
-local base
 local count = tonumber(arg[1])
 
-local fetch = async(function(url)
-  local resp = await(http.get(url))
-  print(resp.status)
-  return resp.body
-end)
-
-local do_some_work = async(function(x)
-  print("Waiting ", x)
-  local ok, ret = asyncio.pcall(function()
-    return await(fetch(("%s/%d"):format(base, x)))
+local do_some_work = async(function(x, base)
+  local aio = require "asyncio"
+  local http = require "lib.http"
+  local fetch = aio.async(function(url)
+    local resp = aio.await(http.get(url))
+    print(resp.status)
+    return resp.body
   end)
-  if ok then
-    print(ret)
-    print(("Done %d"):format(x))
-  else
-    local ok2, ret2 = asyncio.pcall(function()
-      return await(fetch(base .. "/error"))
+  print("Waiting ", x)
+  local ok, ret = aio.pcall(function()
+    local body = aio.await(fetch(("%s/%d"):format(base, x)))
+    print(body)
+  end)
+  if not ok then
+    local ok2, ret2 = aio.pcall(function()
+      return aio.await(fetch(base .. "/error"))
     end)
     print(ok2 and ret2 or tostring(ret2))
+  else
+    print(("Done %d"):format(x))
   end
 end)
 
-asyncio.run(async(function()
-  local rcon = await(redis.connect("127.0.0.1",
-    tonumber(os.getenv("REDIS_PORT")) or 6379,
-    {db = tonumber(os.getenv("REDIS_DB")) or 3}))
-  local server
-  base, server = await(sms.start())
-  local _ <close> = setmetatable({}, {__close = function()
-    await(sms.stop(server))
-    await(rcon:close())
-  end})
-  local tasks = {}
-  while count == nil or #tasks < count do
-    local reply = await(rcon:call("BRPOP", "queue", 0))
-    tasks[#tasks + 1] = asyncio.create_task(do_some_work(tonumber(reply[2])))
+-- the main thread's loop: Redis replies and the SMS service's process
+local loop = asyncio.get_event_loop()
+local rcon = loop:run_until_complete(redis.connect("127.0.0.1",
+  tonumber(os.getenv("REDIS_PORT")) or 6379,
+  {db = tonumber(os.getenv("REDIS_DB")) or 3}))
+local brpop = async(function(key)
+  return await(rcon:call("BRPOP", key, 0))
+end)
+local base, server = loop:run_until_complete(sms.start())
+
+local new_loop = asyncio.start_loop_thread()
+
+local submitted = {}
+local ok, err = asyncio.pcall(function()
+  while count == nil or #submitted < count do
+    local task = loop:run_until_complete(brpop("queue"))[2]
+    submitted[#submitted + 1] = asyncio.run_coroutine_threadsafe(
+      do_some_work(tonumber(task), base), new_loop)
   end
-  await(asyncio.wait(tasks))
-end))
+end)
+if not ok then
+  print("error", err)
+else -- COUNT tasks taken: wait for their work
+  for _, f in ipairs(submitted) do f:result() end
+end
+new_loop:stop()
+loop:run_until_complete(sms.stop(server))
+loop:run_until_complete(rcon:close())
+loop:close()

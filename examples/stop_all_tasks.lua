@@ -2,8 +2,8 @@
 -- raises KeyboardInterrupt, every task is cancelled, and one more turn of
 -- the loop lets them finish before it is closed.
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "協程停止" (stopping
--- coroutines), the all_tasks program; the same in
--- seeds/004_d4f6bba75a86f4a7.txt, "協程的停止".
+-- coroutines), the all_tasks program (seeds/004_d4f6bba75a86f4a7.txt,
+-- "協程的停止", stop_tasks.lua, prints "Time:" for "TIME:").
 -- Python -> Lua: `try: ... except KeyboardInterrupt: ... finally:
 -- loop.close()` -> pcall, asyncio.iserror(err, asyncio.KeyboardInterrupt)
 -- and example.finally; `asyncio.Task.all_tasks()` ->

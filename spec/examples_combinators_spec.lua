@@ -5,8 +5,8 @@
 -- Each example runs as a script under the CLI, `<build>/luaio
 -- examples/x.lua` (build directory from LUAIO_BUILD, default "build"),
 -- with LUAIO_EXAMPLE_FAST=1 so that sleeps run on the virtual clock; the
--- Ctrl-C programs run on the real clock and get SIGINT after half a
--- second. Stdout is compared with the expected text, both normalised the
+-- Ctrl-C programs run on the real clock and get SIGINT once their tasks
+-- have started (printed their first lines). Stdout is compared with the expected text, both normalised the
 -- same way (see normalise). The expected text is the tutorial's printed
 -- output where it shows one, else what Python prints for the tutorial's
 -- program: Python 3.13 (py = "3.13"), or, where 3.13 refuses the
@@ -15,37 +15,7 @@
 -- tutorial's source published for Python 3.6 (py = "3.6"). Where Python
 -- prints a set, or the order came from a set, the lines (or the items of
 -- a printed set or list) are compared as sets.
-local build = os.getenv("LUAIO_BUILD") or "build"
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
---- run(script [, interrupt]) -> stdout, stderr, exit code. Without
--- `interrupt` the script runs on the virtual clock; with it, on the real
--- clock, and it gets SIGINT after `interrupt` seconds (the shell execs
--- the CLI, so the CLI keeps the shell's pid, and a background job
--- signals it).
-local function run(script, interrupt)
-  local errfile = os.tmpname()
-  local cmd
-  if interrupt then
-    cmd = string.format("sh -c '(sleep %s; kill -INT $$) & exec %s/luaio %s'"
-      .. " 2>%s", interrupt, build, script, errfile)
-  else
-    cmd = string.format("LUAIO_EXAMPLE_FAST=1 %s/luaio %s 2>%s", build,
-                        script, errfile)
-  end
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local err = slurp(errfile)
-  os.remove(errfile)
-  return out, err, code
-end
+local h = dofile("spec/helpers.lua")
 
 --- Splits the text between one pair of brackets at its top-level commas.
 local function split_items(body)
@@ -83,28 +53,18 @@ local function sort_items(line)
 end
 
 --- normalise(text, ex) -> the lines of text with what may differ between
--- runs, or between Python's print and Lua's, made equal:
--- * runs of blanks become one space, trailing blanks go (Lua's print
---   separates arguments with a tab, Python's with a space);
--- * the number after "TIME:" or "Time:" becomes <t>;
--- * an address " at 0x..." is dropped, a code location "at
---   <file>:<line>>" in a task repr becomes "at <loc>>";
--- * lines matching one of ex.items have the items of their sets and lists
---   sorted; runs of consecutive lines matching the same pattern of
---   ex.sets are sorted.
+-- runs, or between Python's print and Lua's, made equal (h.example_lines,
+-- h.unvary); besides, lines matching one of ex.items have the items of
+-- their sets and lists sorted, and runs of consecutive lines matching the
+-- same pattern of ex.sets are sorted.
 local function normalise(text, ex)
-  local lines = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
-    line = line:gsub("[ \t]+", " "):gsub(" $", "")
-    line = line:gsub("^([Tt][Ii][Mm][Ee]:) %S+$", "%1 <t>")
-    line = line:gsub(" at 0x%x+", "")
-    line = line:gsub(" at [^ >]+:%d+>", " at <loc>>")
+  local lines = h.example_lines(text, function(line)
+    line = h.unvary(line)
     for _, pat in ipairs(ex.items or {}) do
       if line:find(pat) then line = sort_items(line) end
     end
-    lines[#lines + 1] = line
-  end
-  while lines[#lines] == "" do lines[#lines] = nil end
+    return line
+  end)
   for _, pat in ipairs(ex.sets or {}) do
     local i = 1
     while i <= #lines do
@@ -121,20 +81,11 @@ local function normalise(text, ex)
   return table.concat(lines, "\n")
 end
 
---- times(text) -> the numbers printed after "TIME:" / "Time:", in order.
-local function times(text)
-  local t = {}
-  for v in text:gmatch("[Tt][Ii][Mm][Ee]:[ \t]*([%d.e+-]+)") do
-    t[#t + 1] = tonumber(v)
-  end
-  return t
-end
-
 -- One entry per example: file, source (seed and section), expected
 -- stdout, and optionally py (the tutorial shows no output: whose Python
 -- printed the expected text), sets / items (see normalise), elapsed (the
 -- TIME values on the virtual clock), interrupt (run on the real clock,
--- SIGINT after that many seconds), check (a function given the stdout,
+-- SIGINT once it printed that many lines), check (a function given the stdout,
 -- replacing expected).
 local examples = {
   {file = "wait_tasks.lua", source = "000 并发和并行", elapsed = {4},
@@ -198,7 +149,7 @@ TIME: 4.00
   -- Python 3.13 shows more in a task's repr (what it waits on, its
   -- callbacks); the Lua repr names no future for a sleeping task.
   {file = "stop_all_tasks.lua", source = "000 協程停止 (all_tasks)",
-   interrupt = 0.5, items = {"^{"}, expected = [[
+   interrupt = 3, items = {"^{"}, expected = [[
 Waiting: 1
 Waiting: 2
 Waiting: 2
@@ -210,12 +161,24 @@ true
 TIME: 0.8858370780944824
 ]]},
   {file = "stop_main_task.lua", source = "000 協程停止 (main task)",
-   interrupt = 0.5, items = {"^{"}, expected = [[
+   interrupt = 3, items = {"^{"}, expected = [[
 Waiting: 1
 Waiting: 2
 Waiting: 2
 {<Task pending name='Task-1' coro=<main() running at examples/stop_main_task.lua:43> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_main_task.lua:28>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_main_task.lua:28>>, <Task pending name='Task-4' coro=<do_some_work() running at examples/stop_main_task.lua:28>>}
 true
+]]},
+  {file = "stop_tasks.lua", source = "004 協程的停止",
+   interrupt = 3, items = {"^{"}, expected = [[
+Waiting: 1
+Waiting: 2
+Waiting: 2
+{<Task pending name='Task-1' coro=<do_some_work() running at examples/stop_tasks.lua:27>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_tasks.lua:27>>, <Task pending name='Task-4' coro=<wait() running at lua/asyncio/combinators.lua:261> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_tasks.lua:27>>}
+true
+true
+true
+true
+Time: 0.8858370780944824
 ]]},
   {file = "wait_coroutines.lua", source = "003 1.7 gather vs. wait",
    py = "3.6", sets = {"^Waiting"}, expected = [[
@@ -391,20 +354,57 @@ examples[#examples + 1] = {
   source = "004 asyncio.wait 帶有控制功能",
   what = "the rounds the tutorial's program reports for seed "}
 
-local function check(ex)
-  local out, err, code = run("examples/" .. ex.file, ex.interrupt)
-  assert.are.equal(0, code, "exit code; stderr:\n" .. err)
-  assert.are.equal("", err)
-  if ex.check then return ex.check(out) end
-  assert.are.equal(normalise(ex.expected, ex), normalise(out, ex))
-  if ex.elapsed then
-    local got = times(out)
-    assert.are.equal(#ex.elapsed, #got, "TIME lines")
-    for i, v in ipairs(ex.elapsed) do
-      assert.is_true(math.abs(got[i] - v) < 1e-6,
-        string.format("TIME %s on the virtual clock, expected %s", got[i], v))
+--- process_loops.lua prints the list of names, then ten processes print
+-- their lines side by side: this checks each process's lines (the
+-- process id names it): its ten greetings, names 9 down to 0, all before
+-- its ten goodbyes in the same order, from one thread.
+local function check_process_loops(out)
+  local lines = h.example_lines(out)
+  local names = {}
+  for i = 1, 100 do names[i] = "'" .. (i - 1) % 10 .. "'" end
+  assert.equal("[" .. table.concat(names, ", ") .. "]", lines[1])
+  assert.equal(201, #lines)
+  local seen = {} -- pid -> {hellos =, ends =, thread =}
+  local processes = 0
+  for i = 2, #lines do
+    local name, pid, thread =
+      lines[i]:match("^hello (%d) (%d+)%*%*%*%*%*%*%*%*%*%*(thread: %S+)$")
+    if not name then name, pid = lines[i]:match("^end:(%d) (%d+)$") end
+    assert.is_truthy(name, "line " .. i .. ": " .. lines[i])
+    if not seen[pid] then
+      seen[pid] = {hellos = {}, ends = {}, thread = thread}
+      processes = processes + 1
+    end
+    local p = seen[pid]
+    if thread then
+      assert.equal(0, #p.ends, "a greeting after a goodbye: " .. lines[i])
+      assert.equal(p.thread, thread)
+      p.hellos[#p.hellos + 1] = name
+    else
+      p.ends[#p.ends + 1] = name
     end
   end
+  assert.equal(10, processes)
+  local order = {"9", "8", "7", "6", "5", "4", "3", "2", "1", "0"}
+  for _, p in pairs(seen) do
+    assert.same(order, p.hellos)
+    assert.same(order, p.ends)
+  end
+end
+
+examples[#examples + 1] = {
+  file = "process_loops.lua", check = check_process_loops,
+  source = "003 3. 多进程+asyncio",
+  what = "each process's lines of the tutorial's program for seed "}
+
+--- Runs an example: on the virtual clock, or on the real clock with
+-- SIGINT after ex.interrupt lines of output.
+local function check(ex)
+  local out = h.run_example(ex.file, {fast = not ex.interrupt,
+                                      interrupt = ex.interrupt})
+  if ex.check then return ex.check(out) end
+  assert.are.equal(normalise(ex.expected, ex), normalise(out, ex))
+  if ex.elapsed then h.assert_times(out, ex.elapsed) end
 end
 
 describe("combinator tutorial examples", function()
@@ -416,11 +416,7 @@ describe("combinator tutorial examples", function()
   end
 
   it("examples/README.md maps every example above", function()
-    local readme = slurp("examples/README.md")
-    for _, ex in ipairs(examples) do
-      assert.is_truthy(readme:find("`" .. ex.file .. "`", 1, true),
-        ex.file .. " missing from examples/README.md")
-    end
+    h.assert_mapped(examples)
   end)
 end)
 

@@ -13,52 +13,26 @@
 -- tutorial's program, its coroutine objects wrapped in tasks in list
 -- order since 3.13's asyncio.wait refuses them (this library's wait takes
 -- them and does the same wrapping).
-local build = os.getenv("LUAIO_BUILD") or "build"
+local h = dofile("spec/helpers.lua")
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
---- run(script, fast) -> stdout, stderr, exit code of the script.
-local function run(script, fast)
-  local errfile = os.tmpname()
-  local cmd = string.format("%s%s/luaio %s 2>%s",
-    fast and "LUAIO_EXAMPLE_FAST=1 " or "", build, script, errfile)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local err = slurp(errfile)
-  os.remove(errfile)
-  return out, err, code
-end
-
---- normalise(text, ex) -> text with Lua's and Python's print made equal:
--- runs of blanks become one space (Lua's print separates arguments with a
--- tab), trailing blanks and blank lines at the end go. With ex.renumber
--- (a pattern with two captures, a prefix and a number), those numbers
--- are renamed #1, #2, ... in order of first appearance: the tutorial's
--- order of equal coroutines came from a Python set, ours is list order,
--- and the renaming keeps everything else exact.
+--- normalise(text, ex) -> text with Lua's and Python's print made equal
+-- (h.example_lines). With ex.renumber (a pattern with two captures, a
+-- prefix and a number), those numbers are renamed #1, #2, ... in order of
+-- first appearance: the tutorial's order of equal coroutines came from a
+-- Python set, ours is list order, and the renaming keeps everything else
+-- exact.
 local function normalise(text, ex)
-  local lines, names, n = {}, {}, 0
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
-    line = line:gsub("[ \t]+", " "):gsub(" $", "")
-    if ex.renumber then
-      line = line:gsub(ex.renumber, function(prefix, num)
-        if not names[num] then
-          n = n + 1
-          names[num] = "#" .. n
-        end
-        return prefix .. names[num]
-      end)
+  local names, n = {}, 0
+  local function rename(prefix, num)
+    if not names[num] then
+      n = n + 1
+      names[num] = "#" .. n
     end
-    lines[#lines + 1] = line
+    return prefix .. names[num]
   end
-  while lines[#lines] == "" do lines[#lines] = nil end
-  return table.concat(lines, "\n")
+  return table.concat(h.example_lines(text, function(line)
+    return ex.renumber and (line:gsub(ex.renumber, rename)) or line
+  end), "\n")
 end
 
 --- The expected output of semaphore_limit.lua: Python 3.13's for the
@@ -168,14 +142,68 @@ consumer 1: has item nil
 consumer 1: ending
 producer: ending
 ]]},
+  {file = "condition_consumers.lua", source = "002 program 21 (Condition)",
+   py = "3.13", expected = [[
+starting manipulate_condition
+consumer 0 is waiting
+consumer 1 is waiting
+consumer 2 is waiting
+consumer 3 is waiting
+consumer 4 is waiting
+notifying 1 consumers
+consumer 0 triggered
+ending consumer 0
+notifying 2 consumers
+consumer 1 triggered
+ending consumer 1
+consumer 2 triggered
+ending consumer 2
+notifying remaining consumers
+ending manipulate_condition
+consumer 3 triggered
+ending consumer 3
+consumer 4 triggered
+ending consumer 4
+]]},
+  {file = "queue_consumers_starting.lua", source = "002 program 22 (Queue)",
+   py = "3.13", expected = [[
+consumer 0: starting
+consumer 0: waiting for item
+consumer 1: starting
+consumer 1: waiting for item
+producer: starting
+producer: added task 0 to the queue
+producer: added task 1 to the queue
+consumer 0: has item 0
+consumer 1: has item 1
+producer: added task 2 to the queue
+producer: added task 3 to the queue
+consumer 0: waiting for item
+consumer 0: has item 2
+producer: added task 4 to the queue
+consumer 1: waiting for item
+consumer 1: has item 3
+producer: added task 5 to the queue
+producer: adding stop signals to the queue
+consumer 0: waiting for item
+consumer 0: has item 4
+consumer 1: waiting for item
+consumer 1: has item 5
+producer: waiting for queue to empty
+consumer 0: waiting for item
+consumer 0: has item nil
+consumer 0: ending
+consumer 1: waiting for item
+consumer 1: has item nil
+consumer 1: ending
+producer: ending
+]]},
   {file = "semaphore_limit.lua", source = "004 限制並發數量方法",
    py = "3.13", expected = semaphore_expected()},
 }
 
 local function check(ex, fast)
-  local out, err, code = run("examples/" .. ex.file, fast)
-  assert.are.equal(0, code, "exit code; stderr:\n" .. err)
-  assert.are.equal("", err)
+  local out = h.run_example(ex.file, {fast = fast})
   assert.are.equal(normalise(ex.expected, ex), normalise(out, ex))
 end
 
@@ -192,11 +220,7 @@ describe("synchronisation tutorial examples", function()
   end
 
   it("examples/README.md maps every example above", function()
-    local readme = slurp("examples/README.md")
-    for _, ex in ipairs(examples) do
-      assert.is_truthy(readme:find("`" .. ex.file .. "`", 1, true),
-        ex.file .. " missing from examples/README.md")
-    end
+    h.assert_mapped(examples)
   end)
 end)
 

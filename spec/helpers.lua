@@ -3,6 +3,7 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local assert = require "luassert"
+local proc = dofile("spec/fixtures/proc.lua")
 
 local M = {}
 
@@ -24,6 +25,105 @@ function M.raises(cls, fn, ...)
   assert.is_false(ok, "expected an error")
   assert.is_true(asyncio.iserror(err, cls), tostring(err))
   return err
+end
+
+-- The tutorial examples (spec/examples_*_spec.lua) -----------------------
+
+--- example_lines(text [, edit]) -> the lines of an example's output, an
+-- array, made comparable with what Python prints: runs of blanks become
+-- one space (Lua's print separates its arguments with a tab, Python's
+-- with a space), trailing blanks and blank lines at the end go; edit(line),
+-- if given, then returns each line's final text.
+function M.example_lines(text, edit)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+    line = line:gsub("[ \t]+", " "):gsub(" $", "")
+    lines[#lines + 1] = edit and edit(line) or line
+  end
+  while lines[#lines] == "" do lines[#lines] = nil end
+  return lines
+end
+
+--- unvary(line) -> line with what differs between runs written as the
+-- expected texts write it: the number after "TIME:" or "Time:" opening a
+-- line, or after "time:" or "invoked at" ending one, becomes <t>; an
+-- object address " at 0x..." goes; a code location " at <file>:<line>>"
+-- in a task's repr becomes " at <loc>>".
+function M.unvary(line)
+  return (line:gsub("^(T[Ii][Mm][Ee]:) %S+$", "%1 <t>")
+              :gsub("(time:) [%d.e+-]+$", "%1 <t>")
+              :gsub("(invoked at) [%d.e+-]+$", "%1 <t>")
+              :gsub(" at 0x%x+", "")
+              :gsub(" at [^ >]+:%d+>", " at <loc>>"))
+end
+
+--- interrupted(file, lines) -> what proc.run returns, for
+-- examples/<file> run on the real clock and sent SIGINT (Ctrl-C) once it
+-- has printed `lines` lines. Runs a loop of its own: call it outside a
+-- task.
+local function interrupted(file, lines)
+  return asyncio.run(asyncio.async(function()
+    local p = asyncio.await(asyncio.create_subprocess_exec(proc.luaio,
+      "examples/" .. file, {stdout = asyncio.PIPE, stderr = asyncio.PIPE}))
+    local head = {}
+    for i = 1, lines do head[i] = asyncio.await(p.stdout:readline()) end
+    p:send_signal("SIGINT")
+    local rest, err = asyncio.await(p:communicate())
+    return {stdout = table.concat(head) .. rest, stderr = err,
+            status = p.returncode, how = "exit"}
+  end))
+end
+
+--- run_example(file [, opts [, stderr_ok]]) runs examples/<file>, asserts
+-- that it exits with status 0 and that its stderr matches stderr_ok (a
+-- pattern, or a predicate; default: empty), and returns its stdout.
+-- opts.fast: as proc.example's fast; opts.interrupt: Ctrl-C after that
+-- many lines of output (see interrupted).
+function M.run_example(file, opts, stderr_ok)
+  opts = opts or {}
+  local r
+  if opts.interrupt then
+    r = interrupted(file, opts.interrupt)
+  else
+    r = proc.example(file, opts.fast)
+  end
+  assert.are.equal("exit 0", r.how .. " " .. tostring(r.status),
+                   "exit status; stderr:\n" .. r.stderr)
+  stderr_ok = stderr_ok or "^$"
+  local ok
+  if type(stderr_ok) == "string" then
+    ok = r.stderr:match(stderr_ok)
+  else
+    ok = stderr_ok(r.stderr)
+  end
+  assert.is_truthy(ok, "stderr:\n" .. r.stderr)
+  return r.stdout
+end
+
+--- assert_times(out, expected): the numbers printed after "TIME:" or
+-- "Time:" opening a line of out are, in order, those of the list expected,
+-- to 1e-6 (on the virtual clock an example prints exact sums).
+function M.assert_times(out, expected)
+  local got = {}
+  for line in out:gmatch("[^\n]+") do
+    local v = line:match("^T[Ii][Mm][Ee]:%s*(%S+)$")
+    if v then got[#got + 1] = tonumber(v) end
+  end
+  assert.are.equal(#expected, #got, "TIME lines in:\n" .. out)
+  for i, v in ipairs(expected) do
+    assert.is_true(math.abs(got[i] - v) < 1e-6, string.format(
+      "TIME %s on the virtual clock, expected %s", got[i], v))
+  end
+end
+
+--- assert_mapped(examples): examples/README.md names the file of every
+-- entry of the list (as `x.lua`).
+function M.assert_mapped(examples)
+  local readme = proc.slurp("examples/README.md")
+  for _, ex in ipairs(examples) do
+    assert.is_truthy(readme:find("`" .. ex.file .. "`", 1, true),
+                     ex.file .. " missing from examples/README.md")
+  end
 end
 
 return M
