@@ -170,6 +170,34 @@ int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc) {
   return 1;
 }
 
+static int pack_protected(lua_State *L) {
+  aio_msg **out = lua_touserdata(L, 1);
+  *out = aio_msg_pack(L, 2, lua_gettop(L) - 1, 0);
+  return 0;
+}
+
+/* Packs the n values on top (popped) into *out; returns 0, or the status
+ * of the failure with the error left on top instead. */
+static int pack_top(lua_State *L, int n, aio_msg **out) {
+  lua_pushcfunction(L, pack_protected);
+  lua_pushlightuserdata(L, out);
+  lua_rotate(L, -n - 2, 2);
+  return lua_pcall(L, n + 1, 0, 0);
+}
+
+void aio_cfuture_set_from(lua_State *L, aio_cfuture *cf, int base,
+                          int is_exc) {
+  aio_msg *out = NULL;
+  luaL_checkstack(L, 2, NULL);
+  if (pack_top(L, lua_gettop(L) - base, &out) != LUA_OK) {
+    /* the values cannot be sent: the SendError goes instead */
+    is_exc = 1;
+    if (pack_top(L, 1, &out) != LUA_OK)
+      lua_pop(L, 1); /* out of memory: completes with no value */
+  }
+  aio_cfuture_set(cf, out, is_exc);
+}
+
 /* PENDING -> RUNNING; returns 0 if it was cancelled (the job must not
  * run). */
 int aio_cfuture_set_running(aio_cfuture *cf) {
@@ -467,7 +495,6 @@ typedef struct create_job {
 static int task_to_cf(lua_State *L) {
   aio_future *t = aio_check_future(L, 1);
   aio_cfuture *cf = check_cf(L, lua_upvalueindex(1));
-  aio_msg *m;
   if (t->state == AIO_CANCELLED) {
     aio_cfuture_cancel(cf);
     return 0;
@@ -477,15 +504,9 @@ static int task_to_cf(lua_State *L) {
     lua_getfield(L, 1, "exception");
     lua_pushvalue(L, 1);
     lua_call(L, 1, 1);
-    m = aio_msg_pack(L, 2, 1, 0);
-    aio_cfuture_set(cf, m, 1);
-    return 0;
-  }
-  {
-    int n = aio_future_push_result(L, 1);
-    m = aio_msg_pack(L, 2, n, 0);
-    aio_cfuture_set(cf, m, 0);
-  }
+  } else
+    aio_future_push_result(L, 1);
+  aio_cfuture_set_from(L, cf, 1, t->has_exc);
   return 0;
 }
 
@@ -507,13 +528,6 @@ static int create_task_protected(lua_State *L) {
   return 0;
 }
 
-/* A packed task-to-cf error: the cf gets it, and so does the handler. */
-static int pack_error_into(lua_State *L) {
-  aio_cfuture *cf = lua_touserdata(L, 1);
-  aio_cfuture_set(cf, aio_msg_pack(L, 2, 1, 0), 1);
-  return 0;
-}
-
 static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
   create_job *job = p;
   int cancelled;
@@ -528,14 +542,10 @@ static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
     st = aio_pcall(L, 2);
     if (st != LUA_OK) {
       int err = lua_gettop(L);
+      /* the cf gets the error, and so does the handler */
       aio_report_error(L, loop, "Exception in run_coroutine_threadsafe", err,
                        NULL, 0);
-      lua_pushcfunction(L, pack_error_into);
-      lua_pushlightuserdata(L, job->cf);
-      lua_pushvalue(L, err);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK)
-        lua_pop(L, 1);
-      lua_settop(L, err - 1);
+      aio_cfuture_set_from(L, job->cf, err - 1, 1);
     }
   } else if (L == NULL)
     aio_cfuture_cancel(job->cf); /* the loop closed first */

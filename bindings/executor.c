@@ -72,44 +72,15 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
-static int pack_all(lua_State *L) {
-  aio_msg **out = lua_touserdata(L, lua_upvalueindex(1));
-  *out = aio_msg_pack(L, 1, lua_gettop(L), 0);
-  return 0;
-}
-
-/* Packs the values above `base` (a failure to pack becomes the error to
- * report, packed instead). Returns 1 if the message holds an error. */
-static int pack_outcome(lua_State *L, int base, int is_exc, aio_msg **out) {
-  int n = lua_gettop(L) - base;
-  lua_pushlightuserdata(L, out);
-  lua_pushcclosure(L, pack_all, 1);
-  lua_insert(L, base + 1);
-  if (lua_pcall(L, n, 0, 0) == LUA_OK)
-    return is_exc;
-  /* the values could not be sent: send the SendError instead */
-  lua_pushlightuserdata(L, out);
-  lua_pushcclosure(L, pack_all, 1);
-  lua_insert(L, -2);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    *out = NULL;
-  }
-  return 1;
-}
-
 static void do_job(lua_State *L, job *j) {
   int base = lua_gettop(L), is_exc = 0;
-  aio_msg *out = NULL;
   lua_pushcfunction(L, msgh);
   lua_pushcfunction(L, run_job);
   lua_pushlightuserdata(L, j);
   if (lua_pcall(L, 1, LUA_MULTRET, base + 1) != LUA_OK)
     is_exc = 1;
   lua_remove(L, base + 1);
-  is_exc = pack_outcome(L, base, is_exc, &out);
-  lua_settop(L, base);
-  aio_cfuture_set(j->cf, out, is_exc);
+  aio_cfuture_set_from(L, j->cf, base, is_exc);
 }
 
 static void worker_main(void *arg) {

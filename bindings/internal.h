@@ -377,6 +377,11 @@ void aio_cfuture_retain(aio_cfuture *cf);
 void aio_cfuture_release(aio_cfuture *cf);
 /* Completes with `value` (owned from now on); 0 if it was done already. */
 int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc);
+/* Completes cf with the values above stack index `base` (popped), which
+ * are the error with is_exc; values that cannot be sent complete it with
+ * their SendError instead. Raises only on memory errors. */
+void aio_cfuture_set_from(lua_State *L, aio_cfuture *cf, int base,
+                          int is_exc);
 int aio_cfuture_set_running(aio_cfuture *cf);
 int aio_cfuture_cancel(aio_cfuture *cf);
 /* Pushes a userdata for cf (taking a reference). */

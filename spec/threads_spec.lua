@@ -400,6 +400,20 @@ describe("S: run_coroutine_threadsafe", function()
     assert.equal("bad value", err.message)
   end)
 
+  it("a result or error that cannot be sent back completes the future "
+     .. "with SendError", function()
+    local returns_thread = async(function()
+      return 1, coroutine.create(print)
+    end)
+    local cf = asyncio.run_coroutine_threadsafe(returns_thread(), ref)
+    local err = raises(asyncio.SendError, cf.result, cf, 10)
+    assert.equal("args[2]: thread value", err.message)
+    local raises_table = async(function() error(setmetatable({}, {})) end)
+    cf = asyncio.run_coroutine_threadsafe(raises_table(), ref)
+    err = raises(asyncio.SendError, cf.result, cf, 10)
+    assert.equal("args[1]: table with a metatable", err.message)
+  end)
+
   it("S230 result(0) raises TimeoutError; cancel() cancels the remote "
      .. "task and leaves no task", function()
     local events = asyncio.Channel()
