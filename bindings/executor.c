@@ -43,7 +43,9 @@ typedef struct aio_executor {
   worker *workers;
   int max_workers, nworkers, idle;
   int queued; /* jobs not yet taken by a worker */
-  int shutdown, joined;
+  int shutdown;
+  int freed_by_worker; /* the last reference went in one of the workers,
+                          which frees the pool when it ends */
   aio_state_cfg *cfg;
 } aio_executor;
 
@@ -83,6 +85,13 @@ static void do_job(lua_State *L, job *j) {
   aio_cfuture_set_from(L, j->cf, base, is_exc);
 }
 
+static void executor_free(aio_executor *ex) {
+  aio_state_cfg_free(ex->cfg);
+  uv_cond_destroy(&ex->cond);
+  uv_mutex_destroy(&ex->mu);
+  free(ex);
+}
+
 static void worker_main(void *arg) {
   aio_executor *ex = arg;
   lua_State *L = aio_state_new(ex->cfg);
@@ -118,6 +127,8 @@ static void worker_main(void *arg) {
   }
   if (L != NULL)
     lua_close(L);
+  if (ex->freed_by_worker)
+    executor_free(ex);
 }
 
 /* ------------------------------------------------------------------ */
@@ -128,44 +139,47 @@ static void executor_retain(void *o) {
 }
 
 /* Joins the workers; a worker releasing the last reference to its own
- * pool (from its Lua state) cannot join itself: it is detached. */
-static void join_workers(aio_executor *ex) {
+ * pool (from its Lua state) cannot join itself: it is detached, and 1 is
+ * returned. */
+static int join_workers(aio_executor *ex) {
   worker *w, *next;
   uv_thread_t self = uv_thread_self();
+  int in_worker = 0;
   uv_mutex_lock(&ex->mu);
   w = ex->workers;
   ex->workers = NULL;
   uv_mutex_unlock(&ex->mu);
   for (; w; w = next) {
     next = w->next;
-    if (uv_thread_equal(&w->tid, &self))
+    if (uv_thread_equal(&w->tid, &self)) {
       pthread_detach(w->tid);
-    else
+      in_worker = 1;
+    } else
       uv_thread_join(&w->tid);
     free(w);
   }
+  return in_worker;
 }
 
 /* Stops accepting jobs; with `wait`, joins the workers once they have run
- * every queued job. */
-static void executor_shutdown(aio_executor *ex, int wait) {
+ * every queued job (returns what join_workers does). */
+static int executor_shutdown(aio_executor *ex, int wait) {
   uv_mutex_lock(&ex->mu);
   ex->shutdown = 1;
   uv_cond_broadcast(&ex->cond);
   uv_mutex_unlock(&ex->mu);
-  if (wait)
-    join_workers(ex);
+  return wait ? join_workers(ex) : 0;
 }
 
 static void executor_release(void *o) {
   aio_executor *ex = o;
   if (atomic_fetch_sub(&ex->refs, 1) == 1) {
-    /* nobody can submit any more: let the workers finish, then go */
-    executor_shutdown(ex, 1);
-    aio_state_cfg_free(ex->cfg);
-    uv_cond_destroy(&ex->cond);
-    uv_mutex_destroy(&ex->mu);
-    free(ex);
+    /* nobody can submit any more: let the workers finish, then go (a
+     * worker still uses the pool until it ends) */
+    if (executor_shutdown(ex, 1))
+      ex->freed_by_worker = 1;
+    else
+      executor_free(ex);
   }
 }
 

@@ -71,6 +71,29 @@ describe("thread regressions", function()
     assert.equal("b", a:result(5))
   end)
 
+  it("an executor whose last reference goes in one of its own workers "
+     .. "lives until that worker ends", function()
+    local gate, done = asyncio.Channel(), asyncio.Channel()
+    do
+      local ex = asyncio.ThreadPoolExecutor(2)
+      ex:submit(function(pool, g, d)
+        g:get(10) -- until this state's reference is gone
+        pool = nil
+        collectgarbage()
+        collectgarbage()
+        d:put("job done")
+      end, ex, gate, done)
+    end
+    collectgarbage()
+    collectgarbage()
+    gate:put(true)
+    assert.equal("job done", done:get(10))
+    -- the worker drops the last reference with the job's message, then
+    -- goes on with its loop: it must still find its pool there
+    local idle = asyncio.Channel()
+    pcall(idle.get, idle, 0.1)
+  end)
+
   it("Channel put and aput need a value", function()
     local ch = asyncio.Channel()
     assert.is_false(pcall(ch.put, ch))
