@@ -513,16 +513,23 @@ static int task_to_cf(lua_State *L) {
 static int create_task_protected(lua_State *L) {
   create_job *job = lua_touserdata(L, 1);
   aio_loop *loop = lua_touserdata(L, 2);
+  aio_cfuture *cf = job->cf;
   aio_task *t;
-  int n;
+  int cancelled;
   lua_settop(L, 0);
-  n = aio_msg_unpack(L, job->msg); /* fn, args */
-  aio_coro_new(L, n - 1);
+  aio_coro_new(L, aio_msg_unpack(L, job->msg) - 1); /* fn, args */
   t = aio_task_new(L, loop, 1, 0);
-  uv_mutex_lock(&job->cf->mu);
-  job->cf->task_id = t->id;
-  uv_mutex_unlock(&job->cf->mu);
-  aio_cfuture_push(L, job->cf);
+  /* from now on cf:cancel() cancels the task; cancelled before, the task
+   * never starts */
+  uv_mutex_lock(&cf->mu);
+  cf->task_id = t->id;
+  cancelled = cf->state == CF_CANCELLED;
+  uv_mutex_unlock(&cf->mu);
+  if (cancelled) {
+    aio_task_cancel(L, 2, 0);
+    return 0;
+  }
+  aio_cfuture_push(L, cf);
   lua_pushcclosure(L, task_to_cf, 1);
   aio_future_add_callback(L, 2);
   return 0;
@@ -530,25 +537,20 @@ static int create_task_protected(lua_State *L) {
 
 static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
   create_job *job = p;
-  int cancelled;
-  uv_mutex_lock(&job->cf->mu);
-  cancelled = job->cf->state == CF_CANCELLED;
-  uv_mutex_unlock(&job->cf->mu);
-  if (L != NULL && !cancelled) {
-    int st;
+  if (L == NULL)
+    aio_cfuture_cancel(job->cf); /* the loop closed first */
+  else {
     lua_pushcfunction(L, create_task_protected);
     lua_pushlightuserdata(L, job);
     lua_pushlightuserdata(L, loop);
-    st = aio_pcall(L, 2);
-    if (st != LUA_OK) {
+    if (aio_pcall(L, 2) != LUA_OK) {
       int err = lua_gettop(L);
       /* the cf gets the error, and so does the handler */
       aio_report_error(L, loop, "Exception in run_coroutine_threadsafe", err,
                        NULL, 0);
       aio_cfuture_set_from(L, job->cf, err - 1, 1);
     }
-  } else if (L == NULL)
-    aio_cfuture_cancel(job->cf); /* the loop closed first */
+  }
   aio_msg_free(job->msg);
   aio_cfuture_release(job->cf);
   free(job);
