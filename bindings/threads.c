@@ -77,21 +77,8 @@ int aio_remote_closed(aio_remote *r) {
   return closed;
 }
 
-int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
-  post *p = malloc(sizeof *p);
-  int err;
-  if (p == NULL)
-    return UV_ENOMEM;
-  p->fn = fn;
-  p->data = data;
-  p->owned = 1;
-  err = aio_remote_post_node(r, p);
-  if (err != 0)
-    free(p);
-  return err;
-}
-
-int aio_remote_post_node(aio_remote *r, aio_post *p) {
+/* Links p at the tail of the queue and wakes the loop. */
+static int enqueue(aio_remote *r, post *p) {
   p->next = NULL;
   uv_mutex_lock(&r->mu);
   if (r->loop == NULL) {
@@ -108,6 +95,25 @@ int aio_remote_post_node(aio_remote *r, aio_post *p) {
   uv_async_send(r->wakeup);
   uv_mutex_unlock(&r->mu);
   return 0;
+}
+
+int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
+  post *p = malloc(sizeof *p);
+  int err;
+  if (p == NULL)
+    return UV_ENOMEM;
+  p->fn = fn;
+  p->data = data;
+  p->owned = 1;
+  err = enqueue(r, p);
+  if (err != 0)
+    free(p);
+  return err;
+}
+
+int aio_remote_post_node(aio_remote *r, aio_post *p) {
+  p->owned = 0;
+  return enqueue(r, p);
 }
 
 /* Takes the whole queue. */
@@ -362,7 +368,6 @@ static void post_call(lua_State *L, aio_remote *r, int first, int n) {
   luaL_setmetatable(L, AIO_TSHANDLE_MT);
   job->node.fn = call_job_run;
   job->node.data = job;
-  job->node.owned = 0;
   if (aio_remote_post_node(r, &job->node) != 0) {
     aio_msg_free(msg);
     free(job);
@@ -550,7 +555,6 @@ static int l_tsfn__call(lua_State *L) {
   job->args = args;
   job->node.fn = tsfn_job_run;
   job->node.data = job;
-  job->node.owned = 0;
   tsfn_retain(f);
   if (aio_remote_post_node(f->r, &job->node) != 0) {
     aio_msg_free(args);
