@@ -283,35 +283,6 @@ static aio_cfuture *check_cf(lua_State *L, int idx) {
   return cf;
 }
 
-/* Waits until cf is done, at most `timeout` seconds (< 0: forever).
- * Returns 0 on time-out. Called with the mutex held. */
-static int wait_done(aio_cfuture *cf, double timeout) {
-  uint64_t deadline = 0;
-  if (timeout >= 0)
-    deadline = uv_hrtime() + (uint64_t)(timeout * 1e9);
-  while (!is_done(cf->state)) {
-    if (timeout < 0)
-      uv_cond_wait(&cf->cond, &cf->mu);
-    else {
-      uint64_t now = uv_hrtime();
-      if (now >= deadline ||
-          uv_cond_timedwait(&cf->cond, &cf->mu, deadline - now) != 0) {
-        if (!is_done(cf->state))
-          return 0;
-      }
-    }
-  }
-  return 1;
-}
-
-static double opt_timeout(lua_State *L, int idx) {
-  double t;
-  if (lua_isnoneornil(L, idx))
-    return -1;
-  t = luaL_checknumber(L, idx);
-  return t < 0 ? 0 : t;
-}
-
 /* Pushes the outcome: results (returns their number) or raises. */
 static int push_outcome(lua_State *L, aio_cfuture *cf, int want_exc) {
   if (cf->state == CF_CANCELLED) {
@@ -334,10 +305,12 @@ static int push_outcome(lua_State *L, aio_cfuture *cf, int want_exc) {
 /* cf:result([timeout]) blocks this thread until done. */
 static int cf_result_aux(lua_State *L, int want_exc) {
   aio_cfuture *cf = check_cf(L, 1);
-  double timeout = opt_timeout(L, 2);
+  uint64_t deadline = aio_deadline_arg(L, 2);
   int done;
   uv_mutex_lock(&cf->mu);
-  done = wait_done(cf, timeout);
+  while (!(done = is_done(cf->state)) &&
+         aio_cond_wait_until(&cf->cond, &cf->mu, deadline))
+    ;
   uv_mutex_unlock(&cf->mu);
   if (!done)
     return aio_raisef(L, AIO_E_TIMEOUT, "concurrent future not done "

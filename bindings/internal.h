@@ -358,6 +358,14 @@ void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
 int aio_remote_closed(aio_remote *r);
 /* The remote of the loop or loop reference at idx (raises otherwise). */
 aio_remote *aio_check_remote(lua_State *L, int idx);
+/* Blocking waits of plain threads (cf:result, ch:get, ...). The deadline
+ * (uv_hrtime nanoseconds, 0: none) of the optional timeout argument at
+ * idx, in seconds; a negative one counts as 0. */
+uint64_t aio_deadline_arg(lua_State *L, int idx);
+/* Waits on cond, mu held, until signalled or the deadline; returns 0,
+ * without waiting, once the deadline has passed. The caller checks its
+ * condition before each call. */
+int aio_cond_wait_until(uv_cond_t *cond, uv_mutex_t *mu, uint64_t deadline);
 
 /* New Lua states for threads: the standard libraries, the creator's
  * package.path/cpath and, when the library is linked into the program,

@@ -160,6 +160,34 @@ void aio_remote_close(aio_remote *r) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Blocking waits of plain threads                                     */
+
+uint64_t aio_deadline_arg(lua_State *L, int idx) {
+  double t;
+  if (lua_isnoneornil(L, idx))
+    return 0;
+  t = luaL_checknumber(L, idx);
+  if (!(t > 0))
+    t = 0; /* negative or NaN */
+  if (t > 1e9)
+    return 0; /* over thirty years: no deadline */
+  return uv_hrtime() + (uint64_t)(t * 1e9) + 1;
+}
+
+int aio_cond_wait_until(uv_cond_t *cond, uv_mutex_t *mu, uint64_t deadline) {
+  uint64_t now;
+  if (deadline == 0) {
+    uv_cond_wait(cond, mu);
+    return 1;
+  }
+  now = uv_hrtime();
+  if (now >= deadline)
+    return 0;
+  (void)uv_cond_timedwait(cond, mu, deadline - now);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
 /* Lua states for other threads                                        */
 
 /* Set by luaio_openlibs when the library is linked into a program: new

@@ -109,6 +109,16 @@ describe("Channel: plain threads", function()
     assert.equal("late", ch:get(10))
   end)
 
+  it("a timeout of math.huge waits as long as none", function()
+    local ch = Channel()
+    ex:submit(function(c)
+      local idle = require("asyncio").Channel()
+      pcall(idle.get, idle, 0.02)
+      c:put("late")
+    end, ch)
+    assert.equal("late", ch:get(math.huge))
+  end)
+
   it("maxsize: put blocks while full, until another thread gets",
     function()
       local ch = Channel(1)
