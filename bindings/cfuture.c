@@ -118,13 +118,8 @@ static int notify_protected(lua_State *L) {
 static void notify_run(aio_loop *loop, lua_State *L, void *p) {
   cf_waiter *w = p;
   if (L != NULL) {
-    lua_pushcfunction(L, notify_protected);
-    lua_pushlightuserdata(L, w);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      aio_report_error(L, loop, "error delivering a concurrent future", -1,
-                       NULL, 0);
-      lua_pop(L, 1);
-    }
+    aio_run_posted(loop, L, notify_protected, w,
+                   "error delivering a concurrent future");
     luaL_unref(L, LUA_REGISTRYINDEX, w->futref);
   }
   aio_cfuture_release(w->cf);

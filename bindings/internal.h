@@ -350,6 +350,12 @@ void aio_remote_drain(lua_State *L, aio_loop *loop);
 int aio_remote_has_posts(aio_remote *r);
 /* Refuses further posts; posts still queued are disposed of. */
 void aio_remote_close(aio_remote *r);
+/* For a posted callback (L != NULL): runs body(data) in protected mode;
+ * an error goes to the exception handler as `what`, a fatal one
+ * (KeyboardInterrupt, SystemExit) leaves the loop's run, left on top of
+ * the stack, which the callback then leaves alone. */
+void aio_run_posted(aio_loop *loop, lua_State *L, lua_CFunction body,
+                    void *data, const char *what);
 void aio_remote_retain(aio_remote *r);
 void aio_remote_release(aio_remote *r);
 /* Shuts the default executor down without waiting (loop close). */

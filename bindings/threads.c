@@ -159,6 +159,20 @@ void aio_remote_close(aio_remote *r) {
   }
 }
 
+void aio_run_posted(aio_loop *loop, lua_State *L, lua_CFunction body,
+                    void *data, const char *what) {
+  lua_pushcfunction(L, body);
+  lua_pushlightuserdata(L, data);
+  if (aio_pcall(L, 1) == LUA_OK)
+    return;
+  if (aio_isfatal(L, -1))
+    loop->propagate = 1; /* leaves the run with it, left on top */
+  else {
+    aio_report_error(L, loop, what, -1, NULL, 0);
+    lua_pop(L, 1);
+  }
+}
+
 /* ------------------------------------------------------------------ */
 /* Blocking waits of plain threads                                     */
 
@@ -325,22 +339,21 @@ aio_remote *aio_check_remote(lua_State *L, int idx) {
   return r;
 }
 
-/* A cancellable handle for a call posted across threads. */
-typedef struct tshandle {
-  atomic_int refs;
-  atomic_int cancelled;
-} tshandle;
-
-static void tshandle_release(tshandle *h) {
-  if (h && atomic_fetch_sub(&h->refs, 1) == 1)
-    free(h);
-}
-
+/* A call posted by ref:call_soon_threadsafe; the handle returned to the
+ * caller (a userdata pointing at it) shares it. */
 typedef struct call_job {
-  aio_post node;    /* the queue node is inside */
-  aio_msg *msg;     /* fn, args... */
-  tshandle *handle;
+  aio_post node;
+  aio_msg *msg;    /* fn, args...; freed once run */
+  atomic_int refs; /* the post and the handle */
+  atomic_int cancelled;
 } call_job;
+
+static void call_job_release(call_job *job) {
+  if (job && atomic_fetch_sub(&job->refs, 1) == 1) {
+    aio_msg_free(job->msg);
+    free(job);
+  }
+}
 
 static int run_call_job(lua_State *L) {
   call_job *job = lua_touserdata(L, 1);
@@ -351,55 +364,37 @@ static int run_call_job(lua_State *L) {
   return 0;
 }
 
-/* A call posted by call_soon_threadsafe from another state. */
 static void call_job_run(aio_loop *loop, lua_State *L, void *p) {
   call_job *job = p;
-  if (L != NULL && !(job->handle && atomic_load(&job->handle->cancelled))) {
-    lua_pushcfunction(L, run_call_job);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      if (aio_isfatal(L, -1)) {
-        loop->propagate = 1; /* leaves the run with it, left on top */
-        goto done;
-      }
-      aio_report_error(L, loop, "Exception in callback (threadsafe call)",
-                       -1, NULL, 0);
-      lua_pop(L, 1);
-    }
-  }
-done:
+  if (L != NULL && !atomic_load(&job->cancelled))
+    aio_run_posted(loop, L, run_call_job, job,
+                   "Exception in callback (threadsafe call)");
   aio_msg_free(job->msg);
-  tshandle_release(job->handle);
-  free(job);
+  job->msg = NULL;
+  call_job_release(job);
 }
 
-/* Posts fn(args) (n values from stack index first) to r; returns a new
- * handle userdata, or raises (closed loop: RuntimeError; SendError). */
+/* Posts fn(args) (n values from stack index first) to r and pushes its
+ * handle; raises (closed loop: RuntimeError; SendError). */
 static void post_call(lua_State *L, aio_remote *r, int first, int n) {
-  call_job *job;
-  tshandle *h, **hud;
-  aio_msg *msg = aio_msg_pack(L, first, n, 1);
+  call_job *job, **hud = lua_newuserdatauv(L, sizeof *hud, 0);
+  aio_msg *msg;
+  *hud = NULL;
+  luaL_setmetatable(L, AIO_TSHANDLE_MT);
+  msg = aio_msg_pack(L, first, n, 1);
   job = malloc(sizeof *job);
-  h = malloc(sizeof *h);
-  if (job == NULL || h == NULL) {
-    free(job);
-    free(h);
+  if (job == NULL) {
     aio_msg_free(msg);
     luaL_error(L, "not enough memory");
   }
-  atomic_init(&h->refs, 2);
-  atomic_init(&h->cancelled, 0);
-  job->msg = msg;
-  job->handle = h;
-  hud = lua_newuserdatauv(L, sizeof *hud, 0);
-  *hud = h;
-  luaL_setmetatable(L, AIO_TSHANDLE_MT);
   job->node.fn = call_job_run;
   job->node.data = job;
+  job->msg = msg;
+  atomic_init(&job->refs, 2);
+  atomic_init(&job->cancelled, 0);
+  *hud = job;
   if (aio_remote_post_node(r, &job->node) != 0) {
-    aio_msg_free(msg);
-    free(job);
-    atomic_fetch_sub(&h->refs, 1);
+    call_job_run(NULL, NULL, job);
     aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
 }
@@ -407,9 +402,7 @@ static void post_call(lua_State *L, aio_remote *r, int first, int n) {
 /* ref:call_soon_threadsafe(fn, ...) -> handle */
 static int l_loopref_call_soon_threadsafe(lua_State *L) {
   aio_remote *r = aio_check_remote(L, 1);
-  luaL_checkany(L, 2);
-  if (lua_type(L, 2) != LUA_TFUNCTION)
-    luaL_typeerror(L, 2, "function");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
   post_call(L, r, 2, lua_gettop(L) - 1);
   return 1;
 }
@@ -465,21 +458,25 @@ static int l_loopref__tostring(lua_State *L) {
   return 1;
 }
 
+static call_job *check_tshandle(lua_State *L) {
+  call_job *job = *(call_job **)luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  luaL_argcheck(L, job != NULL, 1, "released handle");
+  return job;
+}
+
 static int l_tshandle_cancel(lua_State *L) {
-  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
-  atomic_store(&(*h)->cancelled, 1);
+  atomic_store(&check_tshandle(L)->cancelled, 1);
   return 0;
 }
 
 static int l_tshandle_cancelled(lua_State *L) {
-  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
-  lua_pushboolean(L, atomic_load(&(*h)->cancelled));
+  lua_pushboolean(L, atomic_load(&check_tshandle(L)->cancelled));
   return 1;
 }
 
 static int l_tshandle__gc(lua_State *L) {
-  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
-  tshandle_release(*h);
+  call_job **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  call_job_release(*h);
   *h = NULL;
   return 0;
 }
@@ -550,20 +547,9 @@ static int run_tsfn_job(lua_State *L) {
 
 static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_job *job = p;
-  if (L != NULL) {
-    lua_pushcfunction(L, run_tsfn_job);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      if (aio_isfatal(L, -1)) {
-        loop->propagate = 1; /* left on top */
-        goto done;
-      }
-      aio_report_error(L, loop, "Exception in threadsafe function", -1,
-                       NULL, 0);
-      lua_pop(L, 1);
-    }
-  }
-done:
+  if (L != NULL)
+    aio_run_posted(loop, L, run_tsfn_job, job,
+                   "Exception in threadsafe function");
   aio_msg_free(job->args);
   tsfn_release(job->fn);
   free(job);
@@ -603,21 +589,26 @@ static int l_tsfn__gc(lua_State *L) {
 
 /* threadsafe(fn) -> a shareable callable bound to the current loop */
 static int l_threadsafe(lua_State *L) {
-  aio_loop *loop = aio_get_event_loop(L);
+  aio_loop *loop;
   tsfn *f, **ud;
+  int fnref;
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  loop = aio_get_event_loop(L);
   aio_check_open(L, loop);
   ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, AIO_TSFN_MT);
+  lua_pushvalue(L, 1);
+  fnref = luaL_ref(L, LUA_REGISTRYINDEX);
   f = malloc(sizeof *f);
-  if (f == NULL)
+  if (f == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, fnref);
     return luaL_error(L, "not enough memory");
+  }
   atomic_init(&f->refs, 1);
   f->r = loop->remote;
   aio_remote_retain(f->r);
-  lua_pushvalue(L, 1);
-  f->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+  f->fnref = fnref;
   *ud = f;
   return 1;
 }
