@@ -382,10 +382,8 @@ static void push_default_executor(lua_State *L, aio_loop *loop) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_executor_new);
   lua_call(L, 0, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, AIO_ENV_EXECUTOR);
-  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  aio_set_env(L, loop, AIO_ENV_EXECUTOR);
 }
 
 /* loop:run_in_executor(executor | nil, fn, ...) -> Future */
@@ -419,9 +417,8 @@ static int l_loop_set_default_executor(lua_State *L) {
   aio_loop *loop = aio_check_loop(L, 1);
   if (executor_test(L, 2) == NULL)
     return aio_raisef(L, AIO_E_TYPE, "executor must be ThreadPoolExecutor");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, AIO_ENV_EXECUTOR);
+  lua_settop(L, 2);
+  aio_set_env(L, loop, AIO_ENV_EXECUTOR);
   return 0;
 }
 
