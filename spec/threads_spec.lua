@@ -60,13 +60,16 @@ describe("S: call_soon_threadsafe", function()
       local fut = loop:create_future()
       local tf = asyncio.threadsafe(function(v) fut:set_result(v) end)
       -- the worker waits 50 ms: by then the loop sleeps in poll, with
-      -- only wait_for's 10 s timer (a guard against hanging) to wake it
+      -- only wait_for's 60 s timer (a guard against hanging) to wake it
+      local t0 = loop:time()
       ex:submit(function(call)
         local idle = require("asyncio").Channel()
         pcall(idle.get, idle, 0.05) -- a blocking 50 ms sleep
         call("from the worker")
       end, tf)
-      assert.equal("from the worker", await(asyncio.wait_for(fut, 10)))
+      assert.equal("from the worker", await(asyncio.wait_for(fut, 60)))
+      -- woken by the call, not by the guard's timer
+      assert.is_true(loop:time() - t0 < 30)
     end))
 
   it("S225 ref:call_soon_threadsafe runs the function in the loop's "
