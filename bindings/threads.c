@@ -616,14 +616,18 @@ static int l_threadsafe(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Loop threads                                                        */
 
+/* On the starter's stack: valid until `ready` is posted. */
 typedef struct loop_start {
   aio_state_cfg *cfg;
   aio_remote *r; /* out: the new loop's remote, retained for the caller */
   uv_sem_t ready;
 } loop_start;
 
+/* [start, handed_over]: runs the loop thread's loop; *handed_over is set
+ * once the starter was released. */
 static int run_loop_thread(lua_State *L) {
   loop_start *st = lua_touserdata(L, 1);
+  int *handed_over = lua_touserdata(L, 2);
   aio_loop *loop;
   lua_getglobal(L, "require"); /* the Lua facade, as a user would have */
   lua_pushliteral(L, "asyncio");
@@ -634,9 +638,8 @@ static int run_loop_thread(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
   aio_remote_retain(loop->remote);
   st->r = loop->remote;
+  *handed_over = 1;
   uv_sem_post(&st->ready); /* st is gone after this */
-  lua_pushlightuserdata(L, NULL);
-  lua_replace(L, 1);
   lua_getfield(L, -1, "run_forever");
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
@@ -649,17 +652,19 @@ static int run_loop_thread(lua_State *L) {
 static void loop_thread_main(void *arg) {
   loop_start *st = arg;
   lua_State *L = aio_state_new(st->cfg);
+  int handed_over = 0;
   if (L == NULL) {
     uv_sem_post(&st->ready);
     return;
   }
   lua_pushcfunction(L, run_loop_thread);
   lua_pushlightuserdata(L, st);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fprintf(stderr, "asyncio: loop thread failed: %s\n",
-            luaL_tolstring(L, -1, NULL));
-    /* failed before the loop was handed over: the starter still waits */
-    if (st->r == NULL)
+  lua_pushlightuserdata(L, &handed_over);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (!aio_iserror(L, -1, AIO_E_SYSTEM_EXIT)) /* that one ends quietly */
+      fprintf(stderr, "asyncio: loop thread failed: %s\n",
+              luaL_tolstring(L, -1, NULL));
+    if (!handed_over) /* the starter still waits */
       uv_sem_post(&st->ready);
   }
   lua_close(L);

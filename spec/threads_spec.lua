@@ -332,6 +332,20 @@ describe("S: loop threads", function()
     for i = 1, 3 do assert.equal(i, out:get(0)) end
   end)
 
+  it("a fatal error in a loop thread ends it: join returns, the loop is "
+     .. "closed", function()
+    local ref = asyncio.start_loop_thread()
+    ref:call_soon_threadsafe(function()
+      local aio = require "asyncio"
+      error(aio.SystemExit(3))
+    end)
+    ref:join()
+    assert.is_true(ref:is_closed())
+    local err = raises(asyncio.RuntimeError, ref.call_soon_threadsafe, ref,
+                       print)
+    assert.equal("Event loop is closed", err.message)
+  end)
+
   it("a reference that is not a loop thread's cannot be joined", function()
     local loop = asyncio.new_event_loop()
     local ch = asyncio.Channel()
