@@ -215,8 +215,8 @@ static void cancel_task_job(aio_loop *loop, lua_State *L, void *p) {
 /* PENDING -> CANCELLED; returns 1 if it is cancelled now. */
 int aio_cfuture_cancel(aio_cfuture *cf) {
   cf_waiter *w;
-  aio_remote *task_r = NULL;
-  lua_Integer task_id = 0;
+  aio_remote *task_r;
+  lua_Integer task_id;
   uv_mutex_lock(&cf->mu);
   if (cf->state != CF_PENDING) {
     int r = cf->state == CF_CANCELLED;
@@ -226,10 +226,8 @@ int aio_cfuture_cancel(aio_cfuture *cf) {
   cf->state = CF_CANCELLED;
   w = cf->waiters;
   cf->waiters = NULL;
-  if (cf->task_r) {
-    task_r = cf->task_r;
-    task_id = cf->task_id;
-  }
+  task_r = cf->task_r;   /* run_coroutine_threadsafe only */
+  task_id = cf->task_id; /* 0 until the task exists */
   uv_cond_broadcast(&cf->cond);
   uv_mutex_unlock(&cf->mu);
   if (task_r != NULL && task_id != 0)
@@ -266,10 +264,12 @@ void aio_cfuture_push(lua_State *L, aio_cfuture *cf) {
   ud->cf = cf;
 }
 
+static void cf_push(lua_State *L, void *o) {
+  aio_cfuture_push(L, o);
+}
+
 static const aio_shared_type cf_type = {"asyncio.ConcurrentFuture", cf_test,
-                                        cf_retain, cf_release,
-                                        (void (*)(lua_State *, void *))
-                                            aio_cfuture_push};
+                                        cf_retain, cf_release, cf_push};
 
 static aio_cfuture *check_cf(lua_State *L, int idx) {
   aio_cfuture *cf = cf_test(L, idx);

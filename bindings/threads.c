@@ -17,8 +17,8 @@
  * The struct is reference counted: the loop holds one reference, and every
  * loop reference in another thread holds one, so posting to a loop that
  * has closed (or been freed) fails cleanly instead of touching freed
- * memory. The mutex guards `head`, `tail`, `loop` and `closed`; Lua is
- * never called with it held.
+ * memory. The mutex guards `head`, `tail`, `loop` and the loop thread's
+ * fields; Lua is never called with it held.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -327,7 +327,7 @@ static void loopref_push(lua_State *L, void *o) {
   ref->r = o;
 }
 
-const aio_shared_type aio_loopref_type = {
+static const aio_shared_type loopref_type = {
     "asyncio.LoopRef", loopref_test, loopref_retain, loopref_release,
     loopref_push};
 
@@ -531,9 +531,9 @@ static void tsfn_push(lua_State *L, void *o) {
   *ud = o;
 }
 
-const aio_shared_type aio_tsfn_type = {"asyncio.ThreadsafeFunction",
-                                       tsfn_test, tsfn_retain, tsfn_release,
-                                       tsfn_push};
+static const aio_shared_type tsfn_type = {"asyncio.ThreadsafeFunction",
+                                          tsfn_test, tsfn_retain,
+                                          tsfn_release, tsfn_push};
 
 static int run_tsfn_job(lua_State *L) {
   tsfn_job *job = lua_touserdata(L, 1);
@@ -571,9 +571,7 @@ static int l_tsfn__call(lua_State *L) {
   job->node.data = job;
   tsfn_retain(f);
   if (aio_remote_post_node(f->r, &job->node) != 0) {
-    aio_msg_free(args);
-    free(job);
-    atomic_fetch_sub(&f->refs, 1);
+    tsfn_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
   return 0;
@@ -743,7 +741,7 @@ void aio_open_threads(lua_State *L) {
   aio_newclass(L, AIO_TSHANDLE_MT, AIO_K_OTHER, tshandle_methods,
                tshandle_metamethods);
   aio_newclass(L, AIO_TSFN_MT, AIO_K_OTHER, none, tsfn_metamethods);
-  aio_shared_register(&aio_loopref_type);
-  aio_shared_register(&aio_tsfn_type);
+  aio_shared_register(&loopref_type);
+  aio_shared_register(&tsfn_type);
   luaL_setfuncs(L, threads_funcs, 0);
 }

@@ -15,6 +15,7 @@
  * e.g. "args[2].cb: function with upvalues". Packing builds the whole
  * message before anything is sent, so nothing is ever half-sent.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,15 +35,21 @@ struct aio_msg {
 /* ------------------------------------------------------------------ */
 /* Shareable objects                                                   */
 
+/* Filled by the first opening of the core (states of other threads open
+ * it later, and only find their types there), under a lock in case two
+ * threads open it first at once. */
 static const aio_shared_type *shared_types[8];
 static int nshared_types;
+static pthread_mutex_t shared_types_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void aio_shared_register(const aio_shared_type *type) {
   int i;
-  for (i = 0; i < nshared_types; i++)
-    if (shared_types[i] == type)
-      return;
-  shared_types[nshared_types++] = type;
+  pthread_mutex_lock(&shared_types_mu);
+  for (i = 0; i < nshared_types && shared_types[i] != type; i++)
+    ;
+  if (i == nshared_types)
+    shared_types[nshared_types++] = type;
+  pthread_mutex_unlock(&shared_types_mu);
 }
 
 /* The shared type of the userdata at idx and its object, or NULL. */
