@@ -113,12 +113,10 @@ static void worker_main(void *arg) {
     if (ex->head == NULL)
       ex->tail = NULL;
     uv_mutex_unlock(&ex->mu);
-    if (aio_cfuture_set_running(j->cf)) {
-      if (L != NULL)
-        do_job(L, j);
-      else
-        aio_cfuture_cancel(j->cf);
-    }
+    if (L == NULL)
+      aio_cfuture_cancel(j->cf); /* no state to run it in */
+    else if (aio_cfuture_set_running(j->cf))
+      do_job(L, j);
     aio_msg_free(j->msg);
     aio_cfuture_release(j->cf);
     free(j);
