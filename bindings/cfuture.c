@@ -24,10 +24,18 @@
 
 enum { CF_PENDING, CF_RUNNING, CF_CANCELLED, CF_FINISHED };
 
+static int is_done(int state) {
+  return state == CF_CANCELLED || state == CF_FINISHED;
+}
+
+/* A loop Future waiting for the cf (asyncio.wrap_future). Once the cf is
+ * done, the waiter itself is posted to that loop, which fills the Future. */
 typedef struct cf_waiter {
-  struct cf_waiter *next;
-  aio_remote *r; /* the loop of the waiting future */
-  int futref;    /* the loop Future, in that loop's state registry */
+  aio_post node;
+  struct cf_waiter *next; /* in cf->waiters */
+  aio_cfuture *cf;        /* set (a reference) when posted */
+  aio_remote *r;          /* the loop of the waiting future */
+  int futref;             /* the loop Future, in that loop's state registry */
 } cf_waiter;
 
 struct aio_cfuture {
@@ -83,68 +91,52 @@ void aio_cfuture_release(aio_cfuture *cf) {
   }
 }
 
-typedef struct notify_job {
-  aio_cfuture *cf;
-  int futref;
-} notify_job;
-
-/* Fills the loop Future futref from the outcome of cf (loop thread). */
-static int fill_future(lua_State *L) {
-  notify_job *job = lua_touserdata(L, 1);
-  aio_cfuture *cf = job->cf;
-  int fidx, n;
-  lua_settop(L, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, job->futref);
-  fidx = 1;
-  if (((aio_future *)lua_touserdata(L, fidx))->state != AIO_PENDING)
-    return 0; /* cancelled meanwhile */
+/* Completes the pending loop Future at fidx, the top of the stack, with
+ * the outcome of cf, which is done. */
+static void fill_future(lua_State *L, int fidx, aio_cfuture *cf) {
   if (cf->state == CF_CANCELLED) {
     lua_pushnil(L);
     aio_future_cancel(L, fidx);
-    return 0;
-  }
-  n = aio_msg_unpack(L, cf->value);
-  if (cf->is_exc) {
-    lua_settop(L, 2);
+  } else if (cf->is_exc) {
+    aio_msg_unpack(L, cf->value);
+    lua_settop(L, fidx + 1);
     aio_future_set_exception(L, fidx);
   } else
-    aio_future_set_result(L, fidx, n);
+    aio_future_set_result(L, fidx, aio_msg_unpack(L, cf->value));
+}
+
+static int notify_protected(lua_State *L) {
+  cf_waiter *w = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->futref);
+  if (((aio_future *)lua_touserdata(L, 1))->state == AIO_PENDING)
+    fill_future(L, 1, w->cf); /* else it was cancelled meanwhile */
   return 0;
 }
 
+/* A posted waiter, on its loop's thread (or L == NULL: the loop closed). */
 static void notify_run(aio_loop *loop, lua_State *L, void *p) {
-  notify_job *job = p;
+  cf_waiter *w = p;
   if (L != NULL) {
-    lua_pushcfunction(L, fill_future);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      aio_report_error(L, loop, "error delivering a concurrent future", -1,
-                       NULL, 0);
-      lua_pop(L, 1);
-    }
-    luaL_unref(L, LUA_REGISTRYINDEX, job->futref);
+    aio_run_posted(loop, L, notify_protected, w,
+                   "error delivering a concurrent future");
+    luaL_unref(L, LUA_REGISTRYINDEX, w->futref);
   }
-  aio_cfuture_release(job->cf);
-  free(job);
+  aio_cfuture_release(w->cf);
+  aio_remote_release(w->r);
+  free(w);
 }
 
-/* Wakes everybody once the state left PENDING/RUNNING; called without the
- * mutex, with the waiters taken from the future. */
+/* Posts the waiters taken from cf once it is done (without the mutex). */
 static void notify(aio_cfuture *cf, cf_waiter *w) {
   while (w) {
     cf_waiter *next = w->next;
-    notify_job *job = malloc(sizeof *job);
-    if (job != NULL) {
-      job->cf = cf;
-      job->futref = w->futref;
-      aio_cfuture_retain(cf);
-      if (aio_remote_post(w->r, notify_run, job) != 0) {
-        aio_cfuture_release(cf);
-        free(job);
-      }
-    }
-    aio_remote_release(w->r);
-    free(w);
+    aio_cfuture_retain(cf);
+    w->cf = cf;
+    w->node.fn = notify_run;
+    w->node.data = w;
+    if (aio_remote_post_node(w->r, &w->node) != 0)
+      notify_run(NULL, NULL, w);
     w = next;
   }
 }
@@ -154,7 +146,7 @@ static void notify(aio_cfuture *cf, cf_waiter *w) {
 int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc) {
   cf_waiter *w;
   uv_mutex_lock(&cf->mu);
-  if (cf->state == CF_CANCELLED || cf->state == CF_FINISHED) {
+  if (is_done(cf->state)) {
     uv_mutex_unlock(&cf->mu);
     aio_msg_free(value);
     return 0;
@@ -168,6 +160,34 @@ int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc) {
   uv_mutex_unlock(&cf->mu);
   notify(cf, w);
   return 1;
+}
+
+static int pack_protected(lua_State *L) {
+  aio_msg **out = lua_touserdata(L, 1);
+  *out = aio_msg_pack(L, 2, lua_gettop(L) - 1, 0);
+  return 0;
+}
+
+/* Packs the n values on top (popped) into *out; returns 0, or the status
+ * of the failure with the error left on top instead. */
+static int pack_top(lua_State *L, int n, aio_msg **out) {
+  lua_pushcfunction(L, pack_protected);
+  lua_pushlightuserdata(L, out);
+  lua_rotate(L, -n - 2, 2);
+  return lua_pcall(L, n + 1, 0, 0);
+}
+
+void aio_cfuture_set_from(lua_State *L, aio_cfuture *cf, int base,
+                          int is_exc) {
+  aio_msg *out = NULL;
+  luaL_checkstack(L, 2, NULL);
+  if (pack_top(L, lua_gettop(L) - base, &out) != LUA_OK) {
+    /* the values cannot be sent: the SendError goes instead */
+    is_exc = 1;
+    if (pack_top(L, 1, &out) != LUA_OK)
+      lua_pop(L, 1); /* out of memory: completes with no value */
+  }
+  aio_cfuture_set(cf, out, is_exc);
 }
 
 /* PENDING -> RUNNING; returns 0 if it was cancelled (the job must not
@@ -195,8 +215,8 @@ static void cancel_task_job(aio_loop *loop, lua_State *L, void *p) {
 /* PENDING -> CANCELLED; returns 1 if it is cancelled now. */
 int aio_cfuture_cancel(aio_cfuture *cf) {
   cf_waiter *w;
-  aio_remote *task_r = NULL;
-  lua_Integer task_id = 0;
+  aio_remote *task_r;
+  lua_Integer task_id;
   uv_mutex_lock(&cf->mu);
   if (cf->state != CF_PENDING) {
     int r = cf->state == CF_CANCELLED;
@@ -206,10 +226,8 @@ int aio_cfuture_cancel(aio_cfuture *cf) {
   cf->state = CF_CANCELLED;
   w = cf->waiters;
   cf->waiters = NULL;
-  if (cf->task_r) {
-    task_r = cf->task_r;
-    task_id = cf->task_id;
-  }
+  task_r = cf->task_r;   /* run_coroutine_threadsafe only */
+  task_id = cf->task_id; /* 0 until the task exists */
   uv_cond_broadcast(&cf->cond);
   uv_mutex_unlock(&cf->mu);
   if (task_r != NULL && task_id != 0)
@@ -246,45 +264,18 @@ void aio_cfuture_push(lua_State *L, aio_cfuture *cf) {
   ud->cf = cf;
 }
 
+static void cf_push(lua_State *L, void *o) {
+  aio_cfuture_push(L, o);
+}
+
 static const aio_shared_type cf_type = {"asyncio.ConcurrentFuture", cf_test,
-                                        cf_retain, cf_release,
-                                        (void (*)(lua_State *, void *))
-                                            aio_cfuture_push};
+                                        cf_retain, cf_release, cf_push};
 
 static aio_cfuture *check_cf(lua_State *L, int idx) {
   aio_cfuture *cf = cf_test(L, idx);
   if (cf == NULL)
     luaL_typeerror(L, idx, AIO_CFUTURE_MT);
   return cf;
-}
-
-/* Waits until cf is done, at most `timeout` seconds (< 0: forever).
- * Returns 0 on time-out. Called with the mutex held. */
-static int wait_done(aio_cfuture *cf, double timeout) {
-  uint64_t deadline = 0;
-  if (timeout >= 0)
-    deadline = uv_hrtime() + (uint64_t)(timeout * 1e9);
-  while (cf->state == CF_PENDING || cf->state == CF_RUNNING) {
-    if (timeout < 0)
-      uv_cond_wait(&cf->cond, &cf->mu);
-    else {
-      uint64_t now = uv_hrtime();
-      if (now >= deadline ||
-          uv_cond_timedwait(&cf->cond, &cf->mu, deadline - now) != 0) {
-        if (cf->state == CF_PENDING || cf->state == CF_RUNNING)
-          return 0;
-      }
-    }
-  }
-  return 1;
-}
-
-static double opt_timeout(lua_State *L, int idx) {
-  double t;
-  if (lua_isnoneornil(L, idx))
-    return -1;
-  t = luaL_checknumber(L, idx);
-  return t < 0 ? 0 : t;
 }
 
 /* Pushes the outcome: results (returns their number) or raises. */
@@ -309,10 +300,12 @@ static int push_outcome(lua_State *L, aio_cfuture *cf, int want_exc) {
 /* cf:result([timeout]) blocks this thread until done. */
 static int cf_result_aux(lua_State *L, int want_exc) {
   aio_cfuture *cf = check_cf(L, 1);
-  double timeout = opt_timeout(L, 2);
+  uint64_t deadline = aio_deadline_arg(L, 2);
   int done;
   uv_mutex_lock(&cf->mu);
-  done = wait_done(cf, timeout);
+  while (!(done = is_done(cf->state)) &&
+         aio_cond_wait_until(&cf->cond, &cf->mu, deadline))
+    ;
   uv_mutex_unlock(&cf->mu);
   if (!done)
     return aio_raisef(L, AIO_E_TIMEOUT, "concurrent future not done "
@@ -329,33 +322,27 @@ static int l_cf_exception(lua_State *L) {
   return cf_result_aux(L, 1);
 }
 
-static int l_cf_done(lua_State *L) {
-  aio_cfuture *cf = check_cf(L, 1);
-  int done;
+/* The state, read under the mutex. */
+static int state_of(aio_cfuture *cf) {
+  int state;
   uv_mutex_lock(&cf->mu);
-  done = cf->state == CF_FINISHED || cf->state == CF_CANCELLED;
+  state = cf->state;
   uv_mutex_unlock(&cf->mu);
-  lua_pushboolean(L, done);
+  return state;
+}
+
+static int l_cf_done(lua_State *L) {
+  lua_pushboolean(L, is_done(state_of(check_cf(L, 1))));
   return 1;
 }
 
 static int l_cf_cancelled(lua_State *L) {
-  aio_cfuture *cf = check_cf(L, 1);
-  int c;
-  uv_mutex_lock(&cf->mu);
-  c = cf->state == CF_CANCELLED;
-  uv_mutex_unlock(&cf->mu);
-  lua_pushboolean(L, c);
+  lua_pushboolean(L, state_of(check_cf(L, 1)) == CF_CANCELLED);
   return 1;
 }
 
 static int l_cf_running(lua_State *L) {
-  aio_cfuture *cf = check_cf(L, 1);
-  int r;
-  uv_mutex_lock(&cf->mu);
-  r = cf->state == CF_RUNNING;
-  uv_mutex_unlock(&cf->mu);
-  lua_pushboolean(L, r);
+  lua_pushboolean(L, state_of(check_cf(L, 1)) == CF_RUNNING);
   return 1;
 }
 
@@ -376,45 +363,39 @@ static int wrapper_done(lua_State *L) {
  * completes with cf: asyncio.wrap_future. */
 int aio_cfuture_wrap(lua_State *L, int cfidx, aio_loop *loop) {
   aio_cfuture *cf = check_cf(L, cfidx);
+  cf_waiter *w;
+  int fidx, futref, parked;
+  cfidx = lua_absindex(L, cfidx);
   if (loop == NULL)
     loop = aio_get_event_loop(L);
-  cf_waiter *w;
-  int fidx, state;
-  cfidx = lua_absindex(L, cfidx);
   aio_check_open(L, loop);
   aio_future_new(L, loop);
   fidx = lua_gettop(L);
   lua_pushvalue(L, cfidx);
   lua_pushcclosure(L, wrapper_done, 1);
   aio_future_add_callback(L, fidx);
+  lua_pushvalue(L, fidx);
+  futref = luaL_ref(L, LUA_REGISTRYINDEX);
   w = malloc(sizeof *w);
-  if (w == NULL)
+  if (w == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, futref);
     return luaL_error(L, "not enough memory");
+  }
+  w->futref = futref;
+  w->r = loop->remote;
+  aio_remote_retain(w->r);
   uv_mutex_lock(&cf->mu);
-  state = cf->state;
-  if (state == CF_PENDING || state == CF_RUNNING) {
-    w->r = loop->remote;
-    aio_remote_retain(w->r);
-    lua_pushvalue(L, fidx);
-    w->futref = luaL_ref(L, LUA_REGISTRYINDEX);
+  parked = !is_done(cf->state);
+  if (parked) {
     w->next = cf->waiters;
     cf->waiters = w;
-    uv_mutex_unlock(&cf->mu);
-    return 1;
   }
   uv_mutex_unlock(&cf->mu);
-  free(w);
-  /* already done: fill it now */
-  if (state == CF_CANCELLED) {
-    lua_pushnil(L);
-    aio_future_cancel(L, fidx);
-  } else {
-    int n = aio_msg_unpack(L, cf->value);
-    if (cf->is_exc) {
-      lua_settop(L, fidx + 1);
-      aio_future_set_exception(L, fidx);
-    } else
-      aio_future_set_result(L, fidx, n);
+  if (!parked) { /* done already: fill the Future now */
+    luaL_unref(L, LUA_REGISTRYINDEX, futref);
+    aio_remote_release(w->r);
+    free(w);
+    fill_future(L, fidx, cf);
   }
   lua_settop(L, fidx);
   return 1;
@@ -446,10 +427,7 @@ static int l_cf__tostring(lua_State *L) {
   static const char *const names[] = {"pending", "running", "cancelled",
                                       "finished"};
   aio_cfuture *cf = check_cf(L, 1);
-  int state;
-  uv_mutex_lock(&cf->mu);
-  state = cf->state;
-  uv_mutex_unlock(&cf->mu);
+  int state = state_of(cf);
   lua_pushfstring(L, "<ConcurrentFuture %s%s>", names[state],
                   state == CF_FINISHED && cf->is_exc ? " (exception)" : "");
   return 1;
@@ -459,6 +437,7 @@ static int l_cf__tostring(lua_State *L) {
 /* run_coroutine_threadsafe                                            */
 
 typedef struct create_job {
+  aio_post node;
   aio_msg *msg; /* fn, args */
   aio_cfuture *cf;
 } create_job;
@@ -467,7 +446,6 @@ typedef struct create_job {
 static int task_to_cf(lua_State *L) {
   aio_future *t = aio_check_future(L, 1);
   aio_cfuture *cf = check_cf(L, lua_upvalueindex(1));
-  aio_msg *m;
   if (t->state == AIO_CANCELLED) {
     aio_cfuture_cancel(cf);
     return 0;
@@ -477,68 +455,53 @@ static int task_to_cf(lua_State *L) {
     lua_getfield(L, 1, "exception");
     lua_pushvalue(L, 1);
     lua_call(L, 1, 1);
-    m = aio_msg_pack(L, 2, 1, 0);
-    aio_cfuture_set(cf, m, 1);
-    return 0;
-  }
-  {
-    int n = aio_future_push_result(L, 1);
-    m = aio_msg_pack(L, 2, n, 0);
-    aio_cfuture_set(cf, m, 0);
-  }
+  } else
+    aio_future_push_result(L, 1);
+  aio_cfuture_set_from(L, cf, 1, t->has_exc);
   return 0;
 }
 
 static int create_task_protected(lua_State *L) {
   create_job *job = lua_touserdata(L, 1);
   aio_loop *loop = lua_touserdata(L, 2);
+  aio_cfuture *cf = job->cf;
   aio_task *t;
-  int n;
+  int cancelled;
   lua_settop(L, 0);
-  n = aio_msg_unpack(L, job->msg); /* fn, args */
-  aio_coro_new(L, n - 1);
+  aio_coro_new(L, aio_msg_unpack(L, job->msg) - 1); /* fn, args */
   t = aio_task_new(L, loop, 1, 0);
-  uv_mutex_lock(&job->cf->mu);
-  job->cf->task_id = t->id;
-  uv_mutex_unlock(&job->cf->mu);
-  aio_cfuture_push(L, job->cf);
+  /* from now on cf:cancel() cancels the task; cancelled before, the task
+   * never starts */
+  uv_mutex_lock(&cf->mu);
+  cf->task_id = t->id;
+  cancelled = cf->state == CF_CANCELLED;
+  uv_mutex_unlock(&cf->mu);
+  if (cancelled) {
+    aio_task_cancel(L, 2, 0);
+    return 0;
+  }
+  aio_cfuture_push(L, cf);
   lua_pushcclosure(L, task_to_cf, 1);
   aio_future_add_callback(L, 2);
   return 0;
 }
 
-/* A packed task-to-cf error: the cf gets it, and so does the handler. */
-static int pack_error_into(lua_State *L) {
-  aio_cfuture *cf = lua_touserdata(L, 1);
-  aio_cfuture_set(cf, aio_msg_pack(L, 2, 1, 0), 1);
-  return 0;
-}
-
 static void create_job_run(aio_loop *loop, lua_State *L, void *p) {
   create_job *job = p;
-  int cancelled;
-  uv_mutex_lock(&job->cf->mu);
-  cancelled = job->cf->state == CF_CANCELLED;
-  uv_mutex_unlock(&job->cf->mu);
-  if (L != NULL && !cancelled) {
-    int st;
+  if (L == NULL)
+    aio_cfuture_cancel(job->cf); /* the loop closed first */
+  else {
     lua_pushcfunction(L, create_task_protected);
     lua_pushlightuserdata(L, job);
     lua_pushlightuserdata(L, loop);
-    st = aio_pcall(L, 2);
-    if (st != LUA_OK) {
+    if (aio_pcall(L, 2) != LUA_OK) {
       int err = lua_gettop(L);
+      /* the cf gets the error, and so does the handler */
       aio_report_error(L, loop, "Exception in run_coroutine_threadsafe", err,
                        NULL, 0);
-      lua_pushcfunction(L, pack_error_into);
-      lua_pushlightuserdata(L, job->cf);
-      lua_pushvalue(L, err);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK)
-        lua_pop(L, 1);
-      lua_settop(L, err - 1);
+      aio_cfuture_set_from(L, job->cf, err - 1, 1);
     }
-  } else if (L == NULL)
-    aio_cfuture_cancel(job->cf); /* the loop closed first */
+  }
   aio_msg_free(job->msg);
   aio_cfuture_release(job->cf);
   free(job);
@@ -568,15 +531,13 @@ static int l_run_coroutine_threadsafe(lua_State *L) {
   }
   cf->task_r = r;
   aio_remote_retain(r);
+  job->node.fn = create_job_run;
+  job->node.data = job;
   job->msg = msg;
-  job->cf = cf;
-  aio_cfuture_retain(cf);
-  aio_cfuture_push(L, cf); /* the caller's reference */
-  aio_cfuture_release(cf); /* push took its own */
-  if (aio_remote_post(r, create_job_run, job) != 0) {
-    aio_msg_free(msg);
-    aio_cfuture_release(cf);
-    free(job);
+  job->cf = cf; /* the new reference is the job's */
+  aio_cfuture_push(L, cf);
+  if (aio_remote_post_node(r, &job->node) != 0) {
+    create_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
   return 1;

@@ -9,8 +9,12 @@
  * blocking their loop: await(ch:aput(v)), await(ch:aget()); a task that
  * must wait parks a loop Future with the channel, which the thread that
  * changes the channel wakes through the loop's post queue; the task then
- * tries again. ch:close() wakes everybody: put raises, get drains what is
- * left and then raises (QueueShutDown "Channel is closed").
+ * tries again. Each item added (or slot freed) wakes one blocked thread
+ * and one parked task: either may take it, the other waits again.
+ * ch:close() wakes everybody: put raises, get drains what is left and
+ * then raises (QueueShutDown "Channel is closed").
+ *
+ * No Lua function is called with the mutex held.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,82 +24,59 @@
 
 #define AIO_CHANNEL_MT "asyncio.Channel"
 
+/* A parked task: the Future it awaits, woken through its loop. */
 typedef struct ch_waiter {
-  struct ch_waiter *next;
-  aio_remote *r;
-  int futref;
+  aio_post node;          /* posted to the task's loop to wake it */
+  struct ch_waiter *next; /* in ch->getters or ch->putters */
+  aio_remote *r;          /* the task's loop */
+  int futref;             /* the Future, in that loop's state registry */
 } ch_waiter;
 
 typedef struct aio_channel {
   uv_mutex_t mu;
-  uv_cond_t cond;
+  uv_cond_t readable, writable; /* blocked threads: an item, a free slot */
   atomic_int refs;
   aio_msg **ring;
   unsigned cap, head, count;
   lua_Integer maxsize; /* <= 0: unbounded */
   int closed;
-  ch_waiter *getters, *putters; /* parked tasks */
+  ch_waiter *getters, *putters; /* parked tasks, in the order they parked */
 } aio_channel;
 
+/* Outcomes of one attempt at an operation. */
+enum { CH_DONE, CH_WAIT, CH_CLOSED, CH_TIMEOUT, CH_NOMEM };
+
 /* ------------------------------------------------------------------ */
-/* The C object                                                        */
+/* Parked tasks                                                        */
 
-static void ch_retain(void *o) {
-  atomic_fetch_add(&((aio_channel *)o)->refs, 1);
+/* Frees a waiter; L is its loop's state, or NULL once that loop closed. */
+static void waiter_free(lua_State *L, ch_waiter *w) {
+  if (L != NULL)
+    luaL_unref(L, LUA_REGISTRYINDEX, w->futref);
+  aio_remote_release(w->r);
+  free(w);
 }
 
-static void free_waiters(ch_waiter *w) {
-  while (w) {
-    ch_waiter *next = w->next;
-    aio_remote_release(w->r);
-    free(w);
-    w = next;
-  }
-}
-
-static void ch_release(void *o) {
-  aio_channel *ch = o;
-  if (atomic_fetch_sub(&ch->refs, 1) == 1) {
-    unsigned i;
-    for (i = 0; i < ch->count; i++)
-      aio_msg_free(ch->ring[(ch->head + i) & (ch->cap - 1)]);
-    free(ch->ring);
-    free_waiters(ch->getters);
-    free_waiters(ch->putters);
-    uv_cond_destroy(&ch->cond);
-    uv_mutex_destroy(&ch->mu);
-    free(ch);
-  }
-}
-
-static int is_full(aio_channel *ch) {
-  return ch->maxsize > 0 && (lua_Integer)ch->count >= ch->maxsize;
-}
-
-static void wake_job(aio_loop *loop, lua_State *L, void *p) {
+/* A posted waiter, on its loop's thread: completes its Future. */
+static void wake_run(aio_loop *loop, lua_State *L, void *p) {
   ch_waiter *w = p;
   (void)loop;
   if (L != NULL) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->futref);
-    if (((aio_future *)lua_touserdata(L, -1))->state == AIO_PENDING) {
-      lua_pushboolean(L, 1);
-      aio_future_set_result(L, lua_gettop(L) - 1, 1);
-    }
+    aio_wake_future(L, lua_gettop(L));
     lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, w->futref);
   }
-  aio_remote_release(w->r);
-  free(w);
+  waiter_free(L, w);
 }
 
 /* Wakes the parked tasks of a list taken from the channel (no mutex). */
 static void wake_list(ch_waiter *w) {
   while (w) {
     ch_waiter *next = w->next;
-    if (aio_remote_post(w->r, wake_job, w) != 0) {
-      aio_remote_release(w->r);
-      free(w);
-    }
+    w->node.fn = wake_run;
+    w->node.data = w;
+    if (aio_remote_post_node(w->r, &w->node) != 0)
+      wake_run(NULL, NULL, w);
     w = next;
   }
 }
@@ -110,75 +91,104 @@ static ch_waiter *take_one(ch_waiter **list) {
   return w;
 }
 
-/* Tries to add msg; returns 1 if added (waking one parked getter), 0 if
- * full; -1 if closed. */
-static int try_put(aio_channel *ch, aio_msg *msg) {
+/* Pushes a new Future of t's loop and returns a waiter for it. */
+static ch_waiter *waiter_new(lua_State *L, aio_task *t) {
   ch_waiter *w;
-  uv_mutex_lock(&ch->mu);
-  if (ch->closed) {
-    uv_mutex_unlock(&ch->mu);
-    return -1;
+  int futref;
+  aio_future_new(L, t->fut.loop);
+  lua_pushvalue(L, -1);
+  futref = luaL_ref(L, LUA_REGISTRYINDEX);
+  w = malloc(sizeof *w);
+  if (w == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, futref);
+    luaL_error(L, "not enough memory");
   }
-  if (is_full(ch)) {
-    uv_mutex_unlock(&ch->mu);
-    return 0;
+  w->futref = futref;
+  w->r = t->fut.loop->remote;
+  aio_remote_retain(w->r);
+  w->next = NULL;
+  return w;
+}
+
+/* ------------------------------------------------------------------ */
+/* The C object                                                        */
+
+static void ch_retain(void *o) {
+  atomic_fetch_add(&((aio_channel *)o)->refs, 1);
+}
+
+static void free_waiters(ch_waiter *w) {
+  while (w) {
+    ch_waiter *next = w->next;
+    waiter_free(NULL, w);
+    w = next;
   }
-  if (ch->count == ch->cap) {
-    unsigned ncap = ch->cap ? ch->cap * 2 : 16, i;
-    aio_msg **nr = malloc(ncap * sizeof *nr);
-    if (nr == NULL) {
-      uv_mutex_unlock(&ch->mu);
-      return -2;
-    }
+}
+
+static void ch_release(void *o) {
+  aio_channel *ch = o;
+  if (atomic_fetch_sub(&ch->refs, 1) == 1) {
+    unsigned i;
     for (i = 0; i < ch->count; i++)
-      nr[i] = ch->ring[(ch->head + i) & (ch->cap - 1)];
+      aio_msg_free(ch->ring[(ch->head + i) & (ch->cap - 1)]);
     free(ch->ring);
-    ch->ring = nr;
-    ch->cap = ncap;
-    ch->head = 0;
+    free_waiters(ch->getters);
+    free_waiters(ch->putters);
+    uv_cond_destroy(&ch->readable);
+    uv_cond_destroy(&ch->writable);
+    uv_mutex_destroy(&ch->mu);
+    free(ch);
   }
-  ch->ring[(ch->head + ch->count) & (ch->cap - 1)] = msg;
-  ch->count++;
-  w = take_one(&ch->getters);
-  uv_cond_broadcast(&ch->cond);
-  uv_mutex_unlock(&ch->mu);
-  wake_list(w);
+}
+
+static int is_full(aio_channel *ch) {
+  return ch->maxsize > 0 && (lua_Integer)ch->count >= ch->maxsize;
+}
+
+/* Doubles the ring (mutex held); 0 when out of memory. */
+static int grow(aio_channel *ch) {
+  unsigned ncap = ch->cap ? ch->cap * 2 : 16, i;
+  aio_msg **nr = malloc(ncap * sizeof *nr);
+  if (nr == NULL)
+    return 0;
+  for (i = 0; i < ch->count; i++)
+    nr[i] = ch->ring[(ch->head + i) & (ch->cap - 1)];
+  free(ch->ring);
+  ch->ring = nr;
+  ch->cap = ncap;
+  ch->head = 0;
   return 1;
 }
 
-/* Tries to take a message: 1 (in *out), 0 if empty, -1 if closed and
- * empty. */
-static int try_get(aio_channel *ch, aio_msg **out) {
-  ch_waiter *w;
-  uv_mutex_lock(&ch->mu);
-  if (ch->count == 0) {
-    int closed = ch->closed;
-    uv_mutex_unlock(&ch->mu);
-    return closed ? -1 : 0;
-  }
+/* Adds msg (mutex held): CH_DONE, waking one getter of each kind (the
+ * task in *wake, to post once the mutex is released); CH_WAIT while full;
+ * CH_CLOSED; CH_NOMEM. */
+static int put_locked(aio_channel *ch, aio_msg *msg, ch_waiter **wake) {
+  if (ch->closed)
+    return CH_CLOSED;
+  if (is_full(ch))
+    return CH_WAIT;
+  if (ch->count == ch->cap && !grow(ch))
+    return CH_NOMEM;
+  ch->ring[(ch->head + ch->count) & (ch->cap - 1)] = msg;
+  ch->count++;
+  *wake = take_one(&ch->getters);
+  uv_cond_signal(&ch->readable);
+  return CH_DONE;
+}
+
+/* Takes the oldest item into *out (mutex held): CH_DONE, waking one
+ * putter of each kind (the task in *wake); CH_WAIT while empty;
+ * CH_CLOSED once closed and drained. */
+static int get_locked(aio_channel *ch, aio_msg **out, ch_waiter **wake) {
+  if (ch->count == 0)
+    return ch->closed ? CH_CLOSED : CH_WAIT;
   *out = ch->ring[ch->head];
   ch->head = (ch->head + 1) & (ch->cap - 1);
   ch->count--;
-  w = take_one(&ch->putters);
-  uv_cond_broadcast(&ch->cond);
-  uv_mutex_unlock(&ch->mu);
-  wake_list(w);
-  return 1;
-}
-
-/* Waits for a change, at most until deadline (0: forever). Returns 0 on
- * time-out. Mutex held. */
-static int wait_change(aio_channel *ch, uint64_t deadline) {
-  uint64_t now;
-  if (deadline == 0) {
-    uv_cond_wait(&ch->cond, &ch->mu);
-    return 1;
-  }
-  now = uv_hrtime();
-  if (now >= deadline)
-    return 0;
-  return uv_cond_timedwait(&ch->cond, &ch->mu, deadline - now) == 0 ||
-         uv_hrtime() < deadline;
+  *wake = take_one(&ch->putters);
+  uv_cond_signal(&ch->writable);
+  return CH_DONE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -211,116 +221,109 @@ static aio_channel *check_channel(lua_State *L, int idx) {
   return ch;
 }
 
-static uint64_t deadline_of(lua_State *L, int idx) {
-  double t;
-  if (lua_isnoneornil(L, idx))
-    return 0;
-  t = luaL_checknumber(L, idx);
-  return uv_hrtime() + (uint64_t)((t > 0 ? t : 0) * 1e9) + 1;
-}
-
-static int raise_closed(lua_State *L) {
-  return aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Channel is closed");
+/* Raises the error of a failed "put" or "get". */
+static int raise_status(lua_State *L, int status, const char *op) {
+  if (status == CH_CLOSED)
+    return aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Channel is closed");
+  if (status == CH_TIMEOUT)
+    return aio_raisef(L, AIO_E_TIMEOUT, "Channel %s timed out", op);
+  return luaL_error(L, "not enough memory");
 }
 
 /* ch:put(v [, timeout]) blocks this thread while the channel is full. */
 static int l_channel_put(lua_State *L) {
   aio_channel *ch = check_channel(L, 1);
+  uint64_t deadline;
+  ch_waiter *wake = NULL;
+  aio_msg *msg;
+  int st;
   luaL_checkany(L, 2);
-  uint64_t deadline = deadline_of(L, 3);
-  aio_msg *msg = aio_msg_pack(L, 2, 1, 0);
-  for (;;) {
-    int r = try_put(ch, msg);
-    if (r == 1)
-      return 0;
-    if (r < 0) {
-      aio_msg_free(msg);
-      return r == -1 ? raise_closed(L) : luaL_error(L, "not enough memory");
-    }
-    uv_mutex_lock(&ch->mu);
-    r = is_full(ch) && !ch->closed ? wait_change(ch, deadline) : 1;
-    uv_mutex_unlock(&ch->mu);
-    if (!r) {
-      aio_msg_free(msg);
-      return aio_raisef(L, AIO_E_TIMEOUT, "Channel put timed out");
-    }
-  }
+  deadline = aio_deadline_arg(L, 3);
+  msg = aio_msg_pack(L, 2, 1, 0);
+  uv_mutex_lock(&ch->mu);
+  while ((st = put_locked(ch, msg, &wake)) == CH_WAIT &&
+         aio_cond_wait_until(&ch->writable, &ch->mu, deadline))
+    ;
+  uv_mutex_unlock(&ch->mu);
+  wake_list(wake);
+  if (st == CH_DONE)
+    return 0;
+  aio_msg_free(msg);
+  return raise_status(L, st == CH_WAIT ? CH_TIMEOUT : st, "put");
 }
 
 /* ch:get([timeout]) blocks this thread while the channel is empty. */
 static int l_channel_get(lua_State *L) {
   aio_channel *ch = check_channel(L, 1);
-  uint64_t deadline = deadline_of(L, 2);
+  uint64_t deadline = aio_deadline_arg(L, 2);
+  ch_waiter *wake = NULL;
   aio_msg *msg;
-  for (;;) {
-    int r = try_get(ch, &msg), n;
-    if (r == 1) {
-      lua_settop(L, 1);
-      n = aio_msg_unpack(L, msg);
-      aio_msg_free(msg);
-      return n;
-    }
-    if (r < 0)
-      return raise_closed(L);
-    uv_mutex_lock(&ch->mu);
-    r = ch->count == 0 && !ch->closed ? wait_change(ch, deadline) : 1;
-    uv_mutex_unlock(&ch->mu);
-    if (!r)
-      return aio_raisef(L, AIO_E_TIMEOUT, "Channel get timed out");
-  }
-}
-
-/* Parks the running task on list (mutex held by the caller, released
- * here) and awaits its future with continuation k. The stack is
- * [channel, ...] with room above. */
-static int park(lua_State *L, aio_task *t, aio_channel *ch, ch_waiter **list,
-                lua_KFunction k) {
-  ch_waiter *w = malloc(sizeof *w);
-  int fidx;
-  if (w == NULL) {
-    uv_mutex_unlock(&ch->mu);
-    return luaL_error(L, "not enough memory");
-  }
-  aio_future_new(L, t->fut.loop);
-  fidx = lua_gettop(L);
-  lua_pushvalue(L, fidx);
-  w->futref = luaL_ref(L, LUA_REGISTRYINDEX);
-  w->r = t->fut.loop->remote;
-  aio_remote_retain(w->r);
-  w->next = NULL;
-  while (*list) /* FIFO: the first parked is the first woken */
-    list = &(*list)->next;
-  *list = w;
+  int st, n;
+  uv_mutex_lock(&ch->mu);
+  while ((st = get_locked(ch, &msg, &wake)) == CH_WAIT &&
+         aio_cond_wait_until(&ch->readable, &ch->mu, deadline))
+    ;
   uv_mutex_unlock(&ch->mu);
-  return aio_await_future(L, t, fidx, 0, k);
+  wake_list(wake);
+  if (st != CH_DONE)
+    return raise_status(L, st == CH_WAIT ? CH_TIMEOUT : st, "get");
+  lua_settop(L, 1);
+  n = aio_msg_unpack(L, msg);
+  aio_msg_free(msg);
+  return n;
 }
 
-/* After waking (or being cancelled): drop our waiter if it is still
- * parked; the future is on top (below a thrown error). */
+/* One attempt of a task's aput (with *msg) or aget (into *msg). When it
+ * must wait, the task is parked with a new Future, pushed, and CH_WAIT
+ * returned; the Future is made without the mutex, so the operation is
+ * tried again before parking. */
+static int try_or_park(lua_State *L, aio_task *t, aio_channel *ch,
+                       int for_put, aio_msg **msg) {
+  ch_waiter **list = for_put ? &ch->putters : &ch->getters;
+  ch_waiter *w = NULL, *wake = NULL;
+  int st;
+  for (;;) {
+    uv_mutex_lock(&ch->mu);
+    st = for_put ? put_locked(ch, *msg, &wake) : get_locked(ch, msg, &wake);
+    if (st == CH_WAIT && w != NULL) {
+      while (*list) /* FIFO: the first parked is the first woken */
+        list = &(*list)->next;
+      *list = w;
+    }
+    uv_mutex_unlock(&ch->mu);
+    if (st != CH_WAIT || w != NULL)
+      break;
+    w = waiter_new(L, t);
+  }
+  if (w != NULL && st != CH_WAIT) { /* not needed after all */
+    waiter_free(L, w);
+    lua_pop(L, 1);
+  }
+  wake_list(wake);
+  return st;
+}
+
+/* Drops the waiter of the Future at fidx if it is still parked. */
 static void unpark(lua_State *L, aio_channel *ch, ch_waiter **list,
                    int fidx) {
   ch_waiter **p, *mine = NULL;
+  luaL_checkstack(L, 1, NULL);
   uv_mutex_lock(&ch->mu);
   for (p = list; *p; p = &(*p)->next) {
+    int found;
     lua_rawgeti(L, LUA_REGISTRYINDEX, (*p)->futref);
-    if (lua_rawequal(L, -1, fidx)) {
-      lua_pop(L, 1);
+    found = lua_rawequal(L, -1, fidx);
+    lua_pop(L, 1);
+    if (found) {
       mine = *p;
       *p = mine->next;
       break;
     }
-    lua_pop(L, 1);
   }
   uv_mutex_unlock(&ch->mu);
-  if (mine) {
-    luaL_unref(L, LUA_REGISTRYINDEX, mine->futref);
-    aio_remote_release(mine->r);
-    free(mine);
-  }
+  if (mine)
+    waiter_free(L, mine);
 }
-
-static int aget_body(lua_State *L);
-static int aput_body(lua_State *L);
 
 /* A cancelled task may have been the one woken for an item (a slot): it
  * will not take it, so wake the next parked one instead. */
@@ -333,20 +336,26 @@ static void pass_wakeup(aio_channel *ch, ch_waiter **list, int for_put) {
   wake_list(w);
 }
 
-static int aget_k(lua_State *L, int status, lua_KContext ctx) {
+static int aget_body(lua_State *L);
+static int aput_body(lua_State *L);
+
+/* A parked aget (for_put 0) or aput (1) woke up, or was cancelled: the
+ * stack is [channel, (v,) future] (and a thrown error). */
+static int parked_k(lua_State *L, int status, lua_KContext for_put) {
   aio_channel *ch = check_channel(L, 1);
+  ch_waiter **list = for_put ? &ch->putters : &ch->getters;
+  int fidx = 2 + (int)for_put;
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
-  (void)ctx;
-  unpark(L, ch, &ch->getters, 2);
-  if (threw || ((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED) {
-    pass_wakeup(ch, &ch->getters, 0);
+  unpark(L, ch, list, fidx);
+  if (threw || ((aio_future *)lua_touserdata(L, fidx))->state == AIO_CANCELLED) {
+    pass_wakeup(ch, list, (int)for_put);
     if (threw)
       return lua_error(L);
-    return aio_future_push_result(L, 2);
+    return aio_future_push_result(L, fidx);
   }
-  lua_settop(L, 1);
-  return aget_body(L);
+  lua_settop(L, fidx - 1);
+  return for_put ? aput_body(L) : aget_body(L);
 }
 
 /* The body of ch:aget(): [channel] */
@@ -354,38 +363,16 @@ static int aget_body(lua_State *L) {
   aio_channel *ch = check_channel(L, 1);
   aio_task *t = aio_check_await(L, "aget");
   aio_msg *msg;
-  int r;
+  int st, n;
   lua_settop(L, 1);
-  r = try_get(ch, &msg);
-  if (r == 1) {
-    int n = aio_msg_unpack(L, msg);
-    aio_msg_free(msg);
-    return n;
-  }
-  if (r < 0)
-    return raise_closed(L);
-  uv_mutex_lock(&ch->mu);
-  if (ch->count > 0 || ch->closed) { /* changed meanwhile: try again */
-    uv_mutex_unlock(&ch->mu);
-    return aget_body(L);
-  }
-  return park(L, t, ch, &ch->getters, aget_k);
-}
-
-static int aput_k(lua_State *L, int status, lua_KContext ctx) {
-  aio_channel *ch = check_channel(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
-  (void)status;
-  (void)ctx;
-  unpark(L, ch, &ch->putters, 3);
-  if (threw || ((aio_future *)lua_touserdata(L, 3))->state == AIO_CANCELLED) {
-    pass_wakeup(ch, &ch->putters, 1);
-    if (threw)
-      return lua_error(L);
-    return aio_future_push_result(L, 3);
-  }
-  lua_settop(L, 2);
-  return aput_body(L);
+  st = try_or_park(L, t, ch, 0, &msg);
+  if (st == CH_WAIT)
+    return aio_await_future(L, t, 2, 0, parked_k);
+  if (st != CH_DONE)
+    return raise_status(L, st, "get");
+  n = aio_msg_unpack(L, msg);
+  aio_msg_free(msg);
+  return n;
 }
 
 /* The body of ch:aput(v): [channel, v] */
@@ -393,21 +380,16 @@ static int aput_body(lua_State *L) {
   aio_channel *ch = check_channel(L, 1);
   aio_task *t = aio_check_await(L, "aput");
   aio_msg *msg;
-  int r;
+  int st;
   lua_settop(L, 2);
   msg = aio_msg_pack(L, 2, 1, 0);
-  r = try_put(ch, msg);
-  if (r == 1)
+  st = try_or_park(L, t, ch, 1, &msg);
+  if (st == CH_DONE)
     return 0;
-  aio_msg_free(msg);
-  if (r < 0)
-    return r == -1 ? raise_closed(L) : luaL_error(L, "not enough memory");
-  uv_mutex_lock(&ch->mu);
-  if (!is_full(ch) || ch->closed) {
-    uv_mutex_unlock(&ch->mu);
-    return aput_body(L);
-  }
-  return park(L, t, ch, &ch->putters, aput_k);
+  aio_msg_free(msg); /* packed again when the task retries */
+  if (st == CH_WAIT)
+    return aio_await_future(L, t, 3, 1, parked_k);
+  return raise_status(L, st, "put");
 }
 
 static int l_channel_aget(lua_State *L) {
@@ -429,7 +411,8 @@ static int l_channel_close(lua_State *L) {
   g = ch->getters;
   p = ch->putters;
   ch->getters = ch->putters = NULL;
-  uv_cond_broadcast(&ch->cond);
+  uv_cond_broadcast(&ch->readable);
+  uv_cond_broadcast(&ch->writable);
   uv_mutex_unlock(&ch->mu);
   wake_list(g);
   wake_list(p);
@@ -481,7 +464,8 @@ static int l_channel_new(lua_State *L) {
     free(ch);
     return luaL_error(L, "not enough memory");
   }
-  uv_cond_init(&ch->cond);
+  uv_cond_init(&ch->readable);
+  uv_cond_init(&ch->writable);
   atomic_init(&ch->refs, 0);
   ch->maxsize = maxsize;
   ch_push(L, ch);

@@ -43,7 +43,9 @@ typedef struct aio_executor {
   worker *workers;
   int max_workers, nworkers, idle;
   int queued; /* jobs not yet taken by a worker */
-  int shutdown, joined;
+  int shutdown;
+  int freed_by_worker; /* the last reference went in one of the workers,
+                          which frees the pool when it ends */
   aio_state_cfg *cfg;
 } aio_executor;
 
@@ -72,44 +74,22 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
-static int pack_all(lua_State *L) {
-  aio_msg **out = lua_touserdata(L, lua_upvalueindex(1));
-  *out = aio_msg_pack(L, 1, lua_gettop(L), 0);
-  return 0;
-}
-
-/* Packs the values above `base` (a failure to pack becomes the error to
- * report, packed instead). Returns 1 if the message holds an error. */
-static int pack_outcome(lua_State *L, int base, int is_exc, aio_msg **out) {
-  int n = lua_gettop(L) - base;
-  lua_pushlightuserdata(L, out);
-  lua_pushcclosure(L, pack_all, 1);
-  lua_insert(L, base + 1);
-  if (lua_pcall(L, n, 0, 0) == LUA_OK)
-    return is_exc;
-  /* the values could not be sent: send the SendError instead */
-  lua_pushlightuserdata(L, out);
-  lua_pushcclosure(L, pack_all, 1);
-  lua_insert(L, -2);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    *out = NULL;
-  }
-  return 1;
-}
-
 static void do_job(lua_State *L, job *j) {
   int base = lua_gettop(L), is_exc = 0;
-  aio_msg *out = NULL;
   lua_pushcfunction(L, msgh);
   lua_pushcfunction(L, run_job);
   lua_pushlightuserdata(L, j);
   if (lua_pcall(L, 1, LUA_MULTRET, base + 1) != LUA_OK)
     is_exc = 1;
   lua_remove(L, base + 1);
-  is_exc = pack_outcome(L, base, is_exc, &out);
-  lua_settop(L, base);
-  aio_cfuture_set(j->cf, out, is_exc);
+  aio_cfuture_set_from(L, j->cf, base, is_exc);
+}
+
+static void executor_free(aio_executor *ex) {
+  aio_state_cfg_free(ex->cfg);
+  uv_cond_destroy(&ex->cond);
+  uv_mutex_destroy(&ex->mu);
+  free(ex);
 }
 
 static void worker_main(void *arg) {
@@ -133,12 +113,10 @@ static void worker_main(void *arg) {
     if (ex->head == NULL)
       ex->tail = NULL;
     uv_mutex_unlock(&ex->mu);
-    if (aio_cfuture_set_running(j->cf)) {
-      if (L != NULL)
-        do_job(L, j);
-      else
-        aio_cfuture_cancel(j->cf);
-    }
+    if (L == NULL)
+      aio_cfuture_cancel(j->cf); /* no state to run it in */
+    else if (aio_cfuture_set_running(j->cf))
+      do_job(L, j);
     aio_msg_free(j->msg);
     aio_cfuture_release(j->cf);
     free(j);
@@ -147,6 +125,8 @@ static void worker_main(void *arg) {
   }
   if (L != NULL)
     lua_close(L);
+  if (ex->freed_by_worker)
+    executor_free(ex);
 }
 
 /* ------------------------------------------------------------------ */
@@ -157,44 +137,47 @@ static void executor_retain(void *o) {
 }
 
 /* Joins the workers; a worker releasing the last reference to its own
- * pool (from its Lua state) cannot join itself: it is detached. */
-static void join_workers(aio_executor *ex) {
+ * pool (from its Lua state) cannot join itself: it is detached, and 1 is
+ * returned. */
+static int join_workers(aio_executor *ex) {
   worker *w, *next;
   uv_thread_t self = uv_thread_self();
+  int in_worker = 0;
   uv_mutex_lock(&ex->mu);
   w = ex->workers;
   ex->workers = NULL;
   uv_mutex_unlock(&ex->mu);
   for (; w; w = next) {
     next = w->next;
-    if (uv_thread_equal(&w->tid, &self))
+    if (uv_thread_equal(&w->tid, &self)) {
       pthread_detach(w->tid);
-    else
+      in_worker = 1;
+    } else
       uv_thread_join(&w->tid);
     free(w);
   }
+  return in_worker;
 }
 
 /* Stops accepting jobs; with `wait`, joins the workers once they have run
- * every queued job. */
-static void executor_shutdown(aio_executor *ex, int wait) {
+ * every queued job (returns what join_workers does). */
+static int executor_shutdown(aio_executor *ex, int wait) {
   uv_mutex_lock(&ex->mu);
   ex->shutdown = 1;
   uv_cond_broadcast(&ex->cond);
   uv_mutex_unlock(&ex->mu);
-  if (wait)
-    join_workers(ex);
+  return wait ? join_workers(ex) : 0;
 }
 
 static void executor_release(void *o) {
   aio_executor *ex = o;
   if (atomic_fetch_sub(&ex->refs, 1) == 1) {
-    /* nobody can submit any more: let the workers finish, then go */
-    executor_shutdown(ex, 1);
-    aio_state_cfg_free(ex->cfg);
-    uv_cond_destroy(&ex->cond);
-    uv_mutex_destroy(&ex->mu);
-    free(ex);
+    /* nobody can submit any more: let the workers finish, then go (a
+     * worker still uses the pool until it ends) */
+    if (executor_shutdown(ex, 1))
+      ex->freed_by_worker = 1;
+    else
+      executor_free(ex);
   }
 }
 
@@ -397,10 +380,8 @@ static void push_default_executor(lua_State *L, aio_loop *loop) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_executor_new);
   lua_call(L, 0, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, AIO_ENV_EXECUTOR);
-  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  aio_set_env(L, loop, AIO_ENV_EXECUTOR);
 }
 
 /* loop:run_in_executor(executor | nil, fn, ...) -> Future */
@@ -434,9 +415,8 @@ static int l_loop_set_default_executor(lua_State *L) {
   aio_loop *loop = aio_check_loop(L, 1);
   if (executor_test(L, 2) == NULL)
     return aio_raisef(L, AIO_E_TYPE, "executor must be ThreadPoolExecutor");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->env);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, AIO_ENV_EXECUTOR);
+  lua_settop(L, 2);
+  aio_set_env(L, loop, AIO_ENV_EXECUTOR);
   return 0;
 }
 

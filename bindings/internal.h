@@ -350,6 +350,12 @@ void aio_remote_drain(lua_State *L, aio_loop *loop);
 int aio_remote_has_posts(aio_remote *r);
 /* Refuses further posts; posts still queued are disposed of. */
 void aio_remote_close(aio_remote *r);
+/* For a posted callback (L != NULL): runs body(data) in protected mode;
+ * an error goes to the exception handler as `what`, a fatal one
+ * (KeyboardInterrupt, SystemExit) leaves the loop's run, left on top of
+ * the stack, which the callback then leaves alone. */
+void aio_run_posted(aio_loop *loop, lua_State *L, lua_CFunction body,
+                    void *data, const char *what);
 void aio_remote_retain(aio_remote *r);
 void aio_remote_release(aio_remote *r);
 /* Shuts the default executor down without waiting (loop close). */
@@ -358,6 +364,14 @@ void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
 int aio_remote_closed(aio_remote *r);
 /* The remote of the loop or loop reference at idx (raises otherwise). */
 aio_remote *aio_check_remote(lua_State *L, int idx);
+/* Blocking waits of plain threads (cf:result, ch:get, ...). The deadline
+ * (uv_hrtime nanoseconds, 0: none) of the optional timeout argument at
+ * idx, in seconds; a negative one counts as 0. */
+uint64_t aio_deadline_arg(lua_State *L, int idx);
+/* Waits on cond, mu held, until signalled or the deadline; returns 0,
+ * without waiting, once the deadline has passed. The caller checks its
+ * condition before each call. */
+int aio_cond_wait_until(uv_cond_t *cond, uv_mutex_t *mu, uint64_t deadline);
 
 /* New Lua states for threads: the standard libraries, the creator's
  * package.path/cpath and, when the library is linked into the program,
@@ -377,6 +391,11 @@ void aio_cfuture_retain(aio_cfuture *cf);
 void aio_cfuture_release(aio_cfuture *cf);
 /* Completes with `value` (owned from now on); 0 if it was done already. */
 int aio_cfuture_set(aio_cfuture *cf, aio_msg *value, int is_exc);
+/* Completes cf with the values above stack index `base` (popped), which
+ * are the error with is_exc; values that cannot be sent complete it with
+ * their SendError instead. Raises only on memory errors. */
+void aio_cfuture_set_from(lua_State *L, aio_cfuture *cf, int base,
+                          int is_exc);
 int aio_cfuture_set_running(aio_cfuture *cf);
 int aio_cfuture_cancel(aio_cfuture *cf);
 /* Pushes a userdata for cf (taking a reference). */

@@ -17,8 +17,8 @@
  * The struct is reference counted: the loop holds one reference, and every
  * loop reference in another thread holds one, so posting to a loop that
  * has closed (or been freed) fails cleanly instead of touching freed
- * memory. The mutex guards `head`, `tail`, `loop` and `closed`; Lua is
- * never called with it held.
+ * memory. The mutex guards `head`, `tail`, `loop` and the loop thread's
+ * fields; Lua is never called with it held.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -77,21 +77,8 @@ int aio_remote_closed(aio_remote *r) {
   return closed;
 }
 
-int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
-  post *p = malloc(sizeof *p);
-  int err;
-  if (p == NULL)
-    return UV_ENOMEM;
-  p->fn = fn;
-  p->data = data;
-  p->owned = 1;
-  err = aio_remote_post_node(r, p);
-  if (err != 0)
-    free(p);
-  return err;
-}
-
-int aio_remote_post_node(aio_remote *r, aio_post *p) {
+/* Links p at the tail of the queue and wakes the loop. */
+static int enqueue(aio_remote *r, post *p) {
   p->next = NULL;
   uv_mutex_lock(&r->mu);
   if (r->loop == NULL) {
@@ -108,6 +95,25 @@ int aio_remote_post_node(aio_remote *r, aio_post *p) {
   uv_async_send(r->wakeup);
   uv_mutex_unlock(&r->mu);
   return 0;
+}
+
+int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
+  post *p = malloc(sizeof *p);
+  int err;
+  if (p == NULL)
+    return UV_ENOMEM;
+  p->fn = fn;
+  p->data = data;
+  p->owned = 1;
+  err = enqueue(r, p);
+  if (err != 0)
+    free(p);
+  return err;
+}
+
+int aio_remote_post_node(aio_remote *r, aio_post *p) {
+  p->owned = 0;
+  return enqueue(r, p);
 }
 
 /* Takes the whole queue. */
@@ -151,6 +157,48 @@ void aio_remote_close(aio_remote *r) {
     if (owned)
       free(p);
   }
+}
+
+void aio_run_posted(aio_loop *loop, lua_State *L, lua_CFunction body,
+                    void *data, const char *what) {
+  lua_pushcfunction(L, body);
+  lua_pushlightuserdata(L, data);
+  if (aio_pcall(L, 1) == LUA_OK)
+    return;
+  if (aio_isfatal(L, -1))
+    loop->propagate = 1; /* leaves the run with it, left on top */
+  else {
+    aio_report_error(L, loop, what, -1, NULL, 0);
+    lua_pop(L, 1);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocking waits of plain threads                                     */
+
+uint64_t aio_deadline_arg(lua_State *L, int idx) {
+  double t;
+  if (lua_isnoneornil(L, idx))
+    return 0;
+  t = luaL_checknumber(L, idx);
+  if (!(t > 0))
+    t = 0; /* negative or NaN */
+  if (t > 1e9)
+    return 0; /* over thirty years: no deadline */
+  return uv_hrtime() + (uint64_t)(t * 1e9) + 1;
+}
+
+int aio_cond_wait_until(uv_cond_t *cond, uv_mutex_t *mu, uint64_t deadline) {
+  uint64_t now;
+  if (deadline == 0) {
+    uv_cond_wait(cond, mu);
+    return 1;
+  }
+  now = uv_hrtime();
+  if (now >= deadline)
+    return 0;
+  (void)uv_cond_timedwait(cond, mu, deadline - now);
+  return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -279,7 +327,7 @@ static void loopref_push(lua_State *L, void *o) {
   ref->r = o;
 }
 
-const aio_shared_type aio_loopref_type = {
+static const aio_shared_type loopref_type = {
     "asyncio.LoopRef", loopref_test, loopref_retain, loopref_release,
     loopref_push};
 
@@ -291,22 +339,21 @@ aio_remote *aio_check_remote(lua_State *L, int idx) {
   return r;
 }
 
-/* A cancellable handle for a call posted across threads. */
-typedef struct tshandle {
-  atomic_int refs;
-  atomic_int cancelled;
-} tshandle;
-
-static void tshandle_release(tshandle *h) {
-  if (h && atomic_fetch_sub(&h->refs, 1) == 1)
-    free(h);
-}
-
+/* A call posted by ref:call_soon_threadsafe; the handle returned to the
+ * caller (a userdata pointing at it) shares it. */
 typedef struct call_job {
-  aio_post node;    /* the queue node is inside */
-  aio_msg *msg;     /* fn, args... */
-  tshandle *handle;
+  aio_post node;
+  aio_msg *msg;    /* fn, args...; freed once run */
+  atomic_int refs; /* the post and the handle */
+  atomic_int cancelled;
 } call_job;
+
+static void call_job_release(call_job *job) {
+  if (job && atomic_fetch_sub(&job->refs, 1) == 1) {
+    aio_msg_free(job->msg);
+    free(job);
+  }
+}
 
 static int run_call_job(lua_State *L) {
   call_job *job = lua_touserdata(L, 1);
@@ -317,56 +364,37 @@ static int run_call_job(lua_State *L) {
   return 0;
 }
 
-/* A call posted by call_soon_threadsafe from another state. */
 static void call_job_run(aio_loop *loop, lua_State *L, void *p) {
   call_job *job = p;
-  if (L != NULL && !(job->handle && atomic_load(&job->handle->cancelled))) {
-    lua_pushcfunction(L, run_call_job);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      if (aio_isfatal(L, -1)) {
-        loop->propagate = 1; /* leaves the run with it, left on top */
-        goto done;
-      }
-      aio_report_error(L, loop, "Exception in callback (threadsafe call)",
-                       -1, NULL, 0);
-      lua_pop(L, 1);
-    }
-  }
-done:
+  if (L != NULL && !atomic_load(&job->cancelled))
+    aio_run_posted(loop, L, run_call_job, job,
+                   "Exception in callback (threadsafe call)");
   aio_msg_free(job->msg);
-  tshandle_release(job->handle);
-  free(job);
+  job->msg = NULL;
+  call_job_release(job);
 }
 
-/* Posts fn(args) (n values from stack index first) to r; returns a new
- * handle userdata, or raises (closed loop: RuntimeError; SendError). */
+/* Posts fn(args) (n values from stack index first) to r and pushes its
+ * handle; raises (closed loop: RuntimeError; SendError). */
 static void post_call(lua_State *L, aio_remote *r, int first, int n) {
-  call_job *job;
-  tshandle *h, **hud;
-  aio_msg *msg = aio_msg_pack(L, first, n, 1);
+  call_job *job, **hud = lua_newuserdatauv(L, sizeof *hud, 0);
+  aio_msg *msg;
+  *hud = NULL;
+  luaL_setmetatable(L, AIO_TSHANDLE_MT);
+  msg = aio_msg_pack(L, first, n, 1);
   job = malloc(sizeof *job);
-  h = malloc(sizeof *h);
-  if (job == NULL || h == NULL) {
-    free(job);
-    free(h);
+  if (job == NULL) {
     aio_msg_free(msg);
     luaL_error(L, "not enough memory");
   }
-  atomic_init(&h->refs, 2);
-  atomic_init(&h->cancelled, 0);
-  job->msg = msg;
-  job->handle = h;
-  hud = lua_newuserdatauv(L, sizeof *hud, 0);
-  *hud = h;
-  luaL_setmetatable(L, AIO_TSHANDLE_MT);
   job->node.fn = call_job_run;
   job->node.data = job;
-  job->node.owned = 0;
+  job->msg = msg;
+  atomic_init(&job->refs, 2);
+  atomic_init(&job->cancelled, 0);
+  *hud = job;
   if (aio_remote_post_node(r, &job->node) != 0) {
-    aio_msg_free(msg);
-    free(job);
-    atomic_fetch_sub(&h->refs, 1);
+    call_job_run(NULL, NULL, job);
     aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
 }
@@ -374,9 +402,7 @@ static void post_call(lua_State *L, aio_remote *r, int first, int n) {
 /* ref:call_soon_threadsafe(fn, ...) -> handle */
 static int l_loopref_call_soon_threadsafe(lua_State *L) {
   aio_remote *r = aio_check_remote(L, 1);
-  luaL_checkany(L, 2);
-  if (lua_type(L, 2) != LUA_TFUNCTION)
-    luaL_typeerror(L, 2, "function");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
   post_call(L, r, 2, lua_gettop(L) - 1);
   return 1;
 }
@@ -432,21 +458,25 @@ static int l_loopref__tostring(lua_State *L) {
   return 1;
 }
 
+static call_job *check_tshandle(lua_State *L) {
+  call_job *job = *(call_job **)luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  luaL_argcheck(L, job != NULL, 1, "released handle");
+  return job;
+}
+
 static int l_tshandle_cancel(lua_State *L) {
-  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
-  atomic_store(&(*h)->cancelled, 1);
+  atomic_store(&check_tshandle(L)->cancelled, 1);
   return 0;
 }
 
 static int l_tshandle_cancelled(lua_State *L) {
-  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
-  lua_pushboolean(L, atomic_load(&(*h)->cancelled));
+  lua_pushboolean(L, atomic_load(&check_tshandle(L)->cancelled));
   return 1;
 }
 
 static int l_tshandle__gc(lua_State *L) {
-  tshandle **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
-  tshandle_release(*h);
+  call_job **h = luaL_checkudata(L, 1, AIO_TSHANDLE_MT);
+  call_job_release(*h);
   *h = NULL;
   return 0;
 }
@@ -501,9 +531,9 @@ static void tsfn_push(lua_State *L, void *o) {
   *ud = o;
 }
 
-const aio_shared_type aio_tsfn_type = {"asyncio.ThreadsafeFunction",
-                                       tsfn_test, tsfn_retain, tsfn_release,
-                                       tsfn_push};
+static const aio_shared_type tsfn_type = {"asyncio.ThreadsafeFunction",
+                                          tsfn_test, tsfn_retain,
+                                          tsfn_release, tsfn_push};
 
 static int run_tsfn_job(lua_State *L) {
   tsfn_job *job = lua_touserdata(L, 1);
@@ -517,20 +547,9 @@ static int run_tsfn_job(lua_State *L) {
 
 static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_job *job = p;
-  if (L != NULL) {
-    lua_pushcfunction(L, run_tsfn_job);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      if (aio_isfatal(L, -1)) {
-        loop->propagate = 1; /* left on top */
-        goto done;
-      }
-      aio_report_error(L, loop, "Exception in threadsafe function", -1,
-                       NULL, 0);
-      lua_pop(L, 1);
-    }
-  }
-done:
+  if (L != NULL)
+    aio_run_posted(loop, L, run_tsfn_job, job,
+                   "Exception in threadsafe function");
   aio_msg_free(job->args);
   tsfn_release(job->fn);
   free(job);
@@ -550,12 +569,9 @@ static int l_tsfn__call(lua_State *L) {
   job->args = args;
   job->node.fn = tsfn_job_run;
   job->node.data = job;
-  job->node.owned = 0;
   tsfn_retain(f);
   if (aio_remote_post_node(f->r, &job->node) != 0) {
-    aio_msg_free(args);
-    free(job);
-    atomic_fetch_sub(&f->refs, 1);
+    tsfn_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
   return 0;
@@ -571,21 +587,26 @@ static int l_tsfn__gc(lua_State *L) {
 
 /* threadsafe(fn) -> a shareable callable bound to the current loop */
 static int l_threadsafe(lua_State *L) {
-  aio_loop *loop = aio_get_event_loop(L);
+  aio_loop *loop;
   tsfn *f, **ud;
+  int fnref;
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  loop = aio_get_event_loop(L);
   aio_check_open(L, loop);
   ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, AIO_TSFN_MT);
+  lua_pushvalue(L, 1);
+  fnref = luaL_ref(L, LUA_REGISTRYINDEX);
   f = malloc(sizeof *f);
-  if (f == NULL)
+  if (f == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, fnref);
     return luaL_error(L, "not enough memory");
+  }
   atomic_init(&f->refs, 1);
   f->r = loop->remote;
   aio_remote_retain(f->r);
-  lua_pushvalue(L, 1);
-  f->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+  f->fnref = fnref;
   *ud = f;
   return 1;
 }
@@ -593,14 +614,18 @@ static int l_threadsafe(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Loop threads                                                        */
 
+/* On the starter's stack: valid until `ready` is posted. */
 typedef struct loop_start {
   aio_state_cfg *cfg;
   aio_remote *r; /* out: the new loop's remote, retained for the caller */
   uv_sem_t ready;
 } loop_start;
 
+/* [start, handed_over]: runs the loop thread's loop; *handed_over is set
+ * once the starter was released. */
 static int run_loop_thread(lua_State *L) {
   loop_start *st = lua_touserdata(L, 1);
+  int *handed_over = lua_touserdata(L, 2);
   aio_loop *loop;
   lua_getglobal(L, "require"); /* the Lua facade, as a user would have */
   lua_pushliteral(L, "asyncio");
@@ -611,9 +636,8 @@ static int run_loop_thread(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
   aio_remote_retain(loop->remote);
   st->r = loop->remote;
+  *handed_over = 1;
   uv_sem_post(&st->ready); /* st is gone after this */
-  lua_pushlightuserdata(L, NULL);
-  lua_replace(L, 1);
   lua_getfield(L, -1, "run_forever");
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
@@ -626,17 +650,19 @@ static int run_loop_thread(lua_State *L) {
 static void loop_thread_main(void *arg) {
   loop_start *st = arg;
   lua_State *L = aio_state_new(st->cfg);
+  int handed_over = 0;
   if (L == NULL) {
     uv_sem_post(&st->ready);
     return;
   }
   lua_pushcfunction(L, run_loop_thread);
   lua_pushlightuserdata(L, st);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fprintf(stderr, "asyncio: loop thread failed: %s\n",
-            luaL_tolstring(L, -1, NULL));
-    /* failed before the loop was handed over: the starter still waits */
-    if (st->r == NULL)
+  lua_pushlightuserdata(L, &handed_over);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (!aio_iserror(L, -1, AIO_E_SYSTEM_EXIT)) /* that one ends quietly */
+      fprintf(stderr, "asyncio: loop thread failed: %s\n",
+              luaL_tolstring(L, -1, NULL));
+    if (!handed_over) /* the starter still waits */
       uv_sem_post(&st->ready);
   }
   lua_close(L);
@@ -715,7 +741,7 @@ void aio_open_threads(lua_State *L) {
   aio_newclass(L, AIO_TSHANDLE_MT, AIO_K_OTHER, tshandle_methods,
                tshandle_metamethods);
   aio_newclass(L, AIO_TSFN_MT, AIO_K_OTHER, none, tsfn_metamethods);
-  aio_shared_register(&aio_loopref_type);
-  aio_shared_register(&aio_tsfn_type);
+  aio_shared_register(&loopref_type);
+  aio_shared_register(&tsfn_type);
   luaL_setfuncs(L, threads_funcs, 0);
 }

@@ -15,6 +15,7 @@
  * e.g. "args[2].cb: function with upvalues". Packing builds the whole
  * message before anything is sent, so nothing is ever half-sent.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,15 +35,21 @@ struct aio_msg {
 /* ------------------------------------------------------------------ */
 /* Shareable objects                                                   */
 
+/* Filled by the first opening of the core (states of other threads open
+ * it later, and only find their types there), under a lock in case two
+ * threads open it first at once. */
 static const aio_shared_type *shared_types[8];
 static int nshared_types;
+static pthread_mutex_t shared_types_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void aio_shared_register(const aio_shared_type *type) {
   int i;
-  for (i = 0; i < nshared_types; i++)
-    if (shared_types[i] == type)
-      return;
-  shared_types[nshared_types++] = type;
+  pthread_mutex_lock(&shared_types_mu);
+  for (i = 0; i < nshared_types && shared_types[i] != type; i++)
+    ;
+  if (i == nshared_types)
+    shared_types[nshared_types++] = type;
+  pthread_mutex_unlock(&shared_types_mu);
 }
 
 /* The shared type of the userdata at idx and its object, or NULL. */
@@ -61,19 +68,27 @@ static const aio_shared_type *shared_of(lua_State *L, int idx, void **obj) {
 /* ------------------------------------------------------------------ */
 /* Buffer                                                              */
 
+#define MAX_DEPTH 200 /* tables nested deeper are not sent */
+
 typedef struct packer {
   lua_State *L;
   aio_msg *m;
-  int seen;        /* stack index: table -> reference number */
+  int seen;        /* stack index: table -> reference number (0 until the
+                      first table) */
   int ntables;
-  int path;        /* stack index: a Lua table used as the path stack */
-  int depth;
+  int depth;       /* tables being packed */
+  /* The path of the value being packed, for SendError: the top-level
+   * value (fn or args[i]), then the stack indices of the table keys that
+   * lead from it. Nothing is formatted unless the packing fails. */
+  int arg, fn_first;
+  int nkeys;
+  int keys[MAX_DEPTH];
 } packer;
 
 static void reserve(packer *p, size_t n) {
   aio_msg *m = p->m;
   if (m->len + n > m->cap) {
-    size_t ncap = m->cap ? m->cap * 2 : 64;
+    size_t ncap = m->cap ? m->cap * 2 : 256;
     unsigned char *nb;
     while (ncap < m->len + n)
       ncap *= 2;
@@ -105,50 +120,44 @@ static void put_size(packer *p, size_t n) {
 
 static void ensure_core(lua_State *L);
 
+/* Adds the path of the value being packed to b: "fn" or "args[i]", then
+ * ".name" or "[key]" for each key. */
+static void add_path(packer *p, luaL_Buffer *b) {
+  lua_State *L = p->L;
+  int i;
+  if (p->fn_first && p->arg == 0)
+    luaL_addstring(b, "fn");
+  else {
+    lua_pushfstring(L, "args[%d]", p->arg + !p->fn_first);
+    luaL_addvalue(b);
+  }
+  for (i = 0; i < p->nkeys; i++) {
+    int k = p->keys[i];
+    if (lua_type(L, k) == LUA_TSTRING)
+      lua_pushfstring(L, ".%s", lua_tostring(L, k));
+    else if (lua_type(L, k) == LUA_TNUMBER || lua_type(L, k) == LUA_TBOOLEAN) {
+      lua_pushfstring(L, "[%s]", luaL_tolstring(L, k, NULL));
+      lua_remove(L, -2);
+    } else
+      lua_pushfstring(L, "[<%s key>]", luaL_typename(L, k));
+    luaL_addvalue(b);
+  }
+}
+
 /* Raises SendError "<path>: <why>". */
 static void fail(packer *p, const char *why) {
   lua_State *L = p->L;
-  lua_pushstring(L, why); /* kept: `why` may live on the stack */
-  why = lua_tostring(L, -1);
-  ensure_core(L);
-  int i, n = (int)luaL_len(L, p->path);
   luaL_Buffer b;
+  ensure_core(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  lua_getfield(L, -1, "SendError");
   luaL_buffinit(L, &b);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, p->path, i);
-    luaL_addvalue(&b);
-  }
+  add_path(p, &b);
   luaL_addstring(&b, ": ");
   luaL_addstring(&b, why);
   luaL_pushresult(&b);
-  lua_pushvalue(L, -1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
-  lua_getfield(L, -1, "SendError");
-  lua_insert(L, -3);
-  lua_pop(L, 1);
   lua_call(L, 1, 1);
   lua_error(L);
-}
-
-static void path_push(packer *p, int keyidx) {
-  lua_State *L = p->L;
-  keyidx = lua_absindex(L, keyidx);
-  if (lua_type(L, keyidx) == LUA_TSTRING)
-    lua_pushfstring(L, ".%s", lua_tostring(L, keyidx));
-  else if (lua_type(L, keyidx) == LUA_TBOOLEAN)
-    lua_pushstring(L, lua_toboolean(L, keyidx) ? "[true]" : "[false]");
-  else if (lua_type(L, keyidx) == LUA_TNUMBER) {
-    lua_pushvalue(L, keyidx);
-    lua_pushfstring(L, "[%s]", lua_tostring(L, -1));
-    lua_remove(L, -2);
-  } else
-    lua_pushfstring(L, "[<%s key>]", luaL_typename(L, keyidx));
-  lua_rawseti(L, p->path, luaL_len(L, p->path) + 1);
-}
-
-static void path_pop(packer *p) {
-  lua_pushnil(p->L);
-  lua_rawseti(p->L, p->path, luaL_len(p->L, p->path));
 }
 
 static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
@@ -227,6 +236,12 @@ static int pack_error(packer *p, int idx) {
 static void pack_table(packer *p, int idx) {
   lua_State *L = p->L;
   int ref;
+  if (p->seen == 0) {
+    /* the first table is a top-level value: no loop over a table's
+     * pairs is using the top of the stack */
+    lua_newtable(L);
+    p->seen = lua_gettop(L);
+  }
   lua_pushvalue(L, idx);
   if (lua_rawget(L, p->seen) == LUA_TNUMBER) {
     ref = (int)lua_tointeger(L, -1);
@@ -247,21 +262,19 @@ static void pack_table(packer *p, int idx) {
   lua_pushinteger(L, ref);
   lua_rawset(L, p->seen);
   put_byte(p, T_TABLE);
-  if (++p->depth > 200)
+  if (++p->depth > MAX_DEPTH)
     fail(p, "tables nested too deeply");
   luaL_checkstack(L, 6, NULL);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int k = lua_gettop(L) - 1, v = lua_gettop(L);
     int kt = lua_type(L, k);
-    if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) {
-      path_push(p, k);
+    p->keys[p->nkeys++] = k;
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN)
       fail(p, "table key that cannot be sent");
-    }
     pack_value(p, k);
-    path_push(p, k);
     pack_value(p, v);
-    path_pop(p);
+    p->nkeys--;
     lua_pop(L, 1);
   }
   p->depth--;
@@ -329,19 +342,12 @@ static void pack_value(packer *p, int idx) {
 
 static void release_shared(aio_msg *m);
 
-/* Protected: [packer, names, values...] */
+/* Protected: [packer, values...] */
 static int pack_protected(lua_State *L) {
   packer *p = lua_touserdata(L, 1);
-  int names = 2, first = 3, n = lua_gettop(L) - 2, i;
-  lua_newtable(L);
-  p->seen = lua_gettop(L);
-  lua_newtable(L);
-  p->path = lua_gettop(L);
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, names, i + 1);
-    lua_rawseti(L, p->path, 1);
-    pack_value(p, first + i);
-  }
+  int n = lua_gettop(L) - 1;
+  for (p->arg = 0; p->arg < n; p->arg++)
+    pack_value(p, 2 + p->arg);
   return 0;
 }
 
@@ -362,9 +368,9 @@ static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
     lua_tolstring(L, idx, &len);
     return 1 + sizeof(size_t) + len;
   case LUA_TFUNCTION:
-    if (!lua_iscfunction(L, idx) || lua_getupvalue(L, idx, 1) != NULL) {
-      if (!lua_iscfunction(L, idx))
-        return 0;
+    if (!lua_iscfunction(L, idx))
+      return 0;
+    if (lua_getupvalue(L, idx, 1) != NULL) { /* a C closure */
       lua_pop(L, 1);
       return 0;
     }
@@ -469,27 +475,19 @@ aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
   m = calloc(1, sizeof *m);
   if (m == NULL)
     luaL_error(L, "not enough memory");
-  memset(&p, 0, sizeof p);
   p.L = L;
   p.m = m;
-  luaL_checkstack(L, 8, NULL);
+  p.seen = p.ntables = p.depth = p.nkeys = 0;
+  p.fn_first = fn_first;
   base = lua_gettop(L);
   /* run the packing protected (with copies of the values as arguments)
    * so that the buffer is freed on failure */
-  luaL_checkstack(L, n + 4, "too many values to send");
+  luaL_checkstack(L, n + 2, "too many values to send");
   lua_pushcfunction(L, pack_protected);
   lua_pushlightuserdata(L, &p);
-  lua_createtable(L, n, 0);
-  for (i = 0; i < n; i++) {
-    if (fn_first && i == 0)
-      lua_pushliteral(L, "fn");
-    else
-      lua_pushfstring(L, "args[%d]", i + (fn_first ? 0 : 1));
-    lua_rawseti(L, -2, i + 1);
-  }
   for (i = 0; i < n; i++)
     lua_pushvalue(L, first + i);
-  st = lua_pcall(L, 2 + n, 0, 0);
+  st = lua_pcall(L, 1 + n, 0, 0);
   if (st != LUA_OK) {
     release_shared(m);
     free(m->buf);
@@ -652,20 +650,6 @@ static void unpack_value(reader *r) {
   }
 }
 
-static int unpack_protected(lua_State *L) {
-  reader *r = lua_touserdata(L, 1);
-  int n = 0;
-  lua_settop(L, 0);
-  lua_newtable(L);
-  r->tables = 1;
-  while (r->pos < r->m->len) {
-    unpack_value(r);
-    n++;
-  }
-  lua_remove(L, 1);
-  return n;
-}
-
 int aio_msg_unpack(lua_State *L, const aio_msg *m) {
   reader r;
   int base = lua_gettop(L);
@@ -674,9 +658,14 @@ int aio_msg_unpack(lua_State *L, const aio_msg *m) {
   memset(&r, 0, sizeof r);
   r.L = L;
   r.m = m;
-  lua_pushcfunction(L, unpack_protected);
-  lua_pushlightuserdata(L, &r);
-  lua_call(L, 1, LUA_MULTRET);
+  if (!inline_buffer(m)) { /* it may hold tables: number -> table */
+    lua_newtable(L);
+    r.tables = base + 1;
+  }
+  while (r.pos < m->len)
+    unpack_value(&r);
+  if (r.tables)
+    lua_remove(L, r.tables);
   return lua_gettop(L) - base;
 }
 

@@ -11,7 +11,6 @@
  * thread-safe queue of threads.c), never to the host: using one after the
  * host closed fails with LUAIO_CLOSED instead of touching freed memory.
  */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,11 +38,19 @@ struct luaio_poster {
   aio_remote *r;
 };
 
+/* Completing the handle posts it to the loop, which completes the Future
+ * and frees it. */
 struct luaio_future {
+  aio_post node;
   aio_remote *r;
   int futref;            /* the Future, in the loop state's registry */
-  atomic_int used;       /* completed once */
+  int how;               /* COMPLETE_*, set when completed */
+  luaio_push_fn push;    /* COMPLETE_VALUES */
+  void *ud;
+  char *message;         /* COMPLETE_ERROR */
 };
+
+enum { COMPLETE_VALUES, COMPLETE_ERROR, COMPLETE_CANCEL };
 
 /* ------------------------------------------------------------------ */
 /* Embedded sources                                                    */
@@ -398,6 +405,7 @@ int luaio_run(luaio_host *h) {
 /* Posting from any thread                                             */
 
 typedef struct post_job {
+  aio_post node;
   luaio_callback fn;
   void *ud;
 } post_job;
@@ -413,14 +421,8 @@ static void post_run(aio_loop *loop, lua_State *L, void *p) {
   post_job *job = p;
   if (L == NULL)
     job->fn(NULL, job->ud);
-  else {
-    lua_pushcfunction(L, run_post);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      aio_report_error(L, loop, "Exception in posted callback", -1, NULL, 0);
-      lua_pop(L, 1);
-    }
-  }
+  else
+    aio_run_posted(loop, L, run_post, job, "Exception in posted callback");
   free(job);
 }
 
@@ -428,9 +430,11 @@ static int post_to(aio_remote *r, luaio_callback fn, void *ud) {
   post_job *job = malloc(sizeof *job);
   if (job == NULL)
     return LUAIO_NOMEM;
+  job->node.fn = post_run;
+  job->node.data = job;
   job->fn = fn;
   job->ud = ud;
-  if (aio_remote_post(r, post_run, job) != 0) {
+  if (aio_remote_post_node(r, &job->node) != 0) {
     free(job);
     return LUAIO_CLOSED;
   }
@@ -464,36 +468,26 @@ int luaio_post(luaio_host *h, luaio_callback fn, void *ud) {
 /* ------------------------------------------------------------------ */
 /* Futures completed from any thread                                   */
 
-enum { COMPLETE_VALUES, COMPLETE_ERROR, COMPLETE_CANCEL };
-
-typedef struct complete_job {
-  luaio_future *f;
-  int how;
-  luaio_push_fn push;
-  void *ud;
-  char *message; /* COMPLETE_ERROR */
-} complete_job;
-
 static int complete_protected(lua_State *L) {
-  complete_job *job = lua_touserdata(L, 1);
+  luaio_future *f = lua_touserdata(L, 1);
   int fidx, top;
   lua_settop(L, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, job->f->futref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->futref);
   fidx = 1;
   if (((aio_future *)lua_touserdata(L, fidx))->state != AIO_PENDING) {
-    if (job->push)
-      job->push(NULL, job->ud);
+    if (f->push)
+      f->push(NULL, f->ud);
     return 0;
   }
-  switch (job->how) {
+  switch (f->how) {
   case COMPLETE_VALUES:
     top = lua_gettop(L);
-    if (job->push)
-      job->push(L, job->ud);
+    if (f->push)
+      f->push(L, f->ud);
     aio_future_set_result(L, fidx, lua_gettop(L) - top);
     break;
   case COMPLETE_ERROR:
-    aio_pusherrorf(L, AIO_E_RUNTIME, "%s", job->message);
+    aio_pusherrorf(L, AIO_E_RUNTIME, "%s", f->message);
     aio_future_set_exception(L, fidx);
     break;
   default:
@@ -503,25 +497,20 @@ static int complete_protected(lua_State *L) {
   return 0;
 }
 
+/* A completed handle on the loop's thread (L == NULL: the loop closed). */
 static void complete_run(aio_loop *loop, lua_State *L, void *p) {
-  complete_job *job = p;
+  luaio_future *f = p;
   if (L == NULL) {
-    if (job->push)
-      job->push(NULL, job->ud);
+    if (f->push)
+      f->push(NULL, f->ud);
   } else {
-    lua_pushcfunction(L, complete_protected);
-    lua_pushlightuserdata(L, job);
-    if (aio_pcall(L, 1) != LUA_OK) {
-      aio_report_error(L, loop, "Exception completing a C future", -1, NULL,
-                       0);
-      lua_pop(L, 1);
-    }
-    luaL_unref(L, LUA_REGISTRYINDEX, job->f->futref);
+    aio_run_posted(loop, L, complete_protected, f,
+                   "Exception completing a C future");
+    luaL_unref(L, LUA_REGISTRYINDEX, f->futref);
   }
-  aio_remote_release(job->f->r);
-  free(job->f);
-  free(job->message);
-  free(job);
+  aio_remote_release(f->r);
+  free(f->message);
+  free(f);
 }
 
 static int pushes_future(lua_State *L) {
@@ -550,31 +539,23 @@ luaio_future *luaio_future_new(luaio_host *h, lua_State *L) {
   }
   f->r = h->remote;
   aio_remote_retain(f->r);
-  atomic_init(&f->used, 0);
   return f;
 }
 
+/* Consumes the handle, unless out of memory. */
 static int complete(luaio_future *f, int how, luaio_push_fn push, void *ud,
                     const char *message) {
-  complete_job *job;
-  if (f == NULL || atomic_exchange(&f->used, 1))
-    return LUAIO_ERROR; /* completed twice */
-  job = calloc(1, sizeof *job);
-  if (job == NULL)
+  if (f == NULL)
+    return LUAIO_ERROR;
+  if (message != NULL && (f->message = strdup(message)) == NULL)
     return LUAIO_NOMEM;
-  job->f = f;
-  job->how = how;
-  job->push = push;
-  job->ud = ud;
-  if (message)
-    job->message = strdup(message);
-  if (aio_remote_post(f->r, complete_run, job) != 0) {
-    if (push)
-      push(NULL, ud);
-    aio_remote_release(f->r);
-    free(f);
-    free(job->message);
-    free(job);
+  f->how = how;
+  f->push = push;
+  f->ud = ud;
+  f->node.fn = complete_run;
+  f->node.data = f;
+  if (aio_remote_post_node(f->r, &f->node) != 0) {
+    complete_run(NULL, NULL, f);
     return LUAIO_CLOSED;
   }
   return LUAIO_OK;

@@ -113,7 +113,9 @@ LUAIO_API void luaio_host_close(luaio_host *h);
 typedef void (*luaio_callback)(lua_State *L, void *ud);
 
 /* Posters let any thread hand callbacks to a host's loop; never lost,
- * never coalesced. A poster outlives its host safely. */
+ * never coalesced. A poster outlives its host safely. Posting returns
+ * LUAIO_OK, LUAIO_NOMEM, or LUAIO_CLOSED when the loop is closed already
+ * (fn is then not called at all). */
 typedef struct luaio_poster luaio_poster;
 LUAIO_API luaio_poster *luaio_poster_new(luaio_host *h);
 LUAIO_API int luaio_poster_post(luaio_poster *p, luaio_callback fn,
@@ -125,7 +127,9 @@ LUAIO_API int luaio_post(luaio_host *h, luaio_callback fn, void *ud);
 /* A Future created from C: luaio_future_new pushes it on L (the thread
  * the caller runs in, e.g. inside a C function called from a task; NULL
  * for the host's main thread) and returns a handle with which any thread
- * completes it exactly once. Completing consumes the handle. */
+ * completes it exactly once (NULL on error: see luaio_last_error()).
+ * Completing consumes the handle, whatever it returns but LUAIO_NOMEM:
+ * LUAIO_OK, or LUAIO_CLOSED when the loop is closed already. */
 typedef struct luaio_future luaio_future;
 typedef void (*luaio_push_fn)(lua_State *L, void *ud); /* pushes values */
 LUAIO_API luaio_future *luaio_future_new(luaio_host *h, lua_State *L);

@@ -99,14 +99,17 @@ describe("Channel: plain threads", function()
     assert.same({2, 3}, {ch:get(0), ch:get(0)})
   end)
 
-  it("get blocks until another thread puts", function()
-    local ch = Channel()
-    ex:submit(function(c)
-      local idle = require("asyncio").Channel()
-      pcall(idle.get, idle, 0.02)
-      c:put("late")
-    end, ch)
-    assert.equal("late", ch:get(10))
+  it("get blocks until another thread puts (a timeout of math.huge as "
+     .. "long as none)", function()
+    for _, timeout in ipairs{10, math.huge} do
+      local ch = Channel()
+      ex:submit(function(c)
+        local idle = require("asyncio").Channel()
+        pcall(idle.get, idle, 0.02)
+        c:put("late")
+      end, ch)
+      assert.equal("late", ch:get(timeout))
+    end
   end)
 
   it("maxsize: put blocks while full, until another thread gets",

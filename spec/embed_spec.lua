@@ -15,30 +15,36 @@ describe("the embedding API in a game-shaped program", function()
      function()
     local out, status = run(build .. "/examples/embed/game")
     assert.equal(0, status)
-    local lines = {}
-    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    -- everything but the frame at which the worker's path arrives is
-    -- fixed by game time: the patrol pauses with the game (frames
-    -- 120..179 stand still)
+    local lines, scout = {}, {}
+    for line in out:gmatch("[^\n]+") do
+      -- the path comes from a worker thread: it arrives after a number of
+      -- frames that depends on the real clock, so the scout's lines are
+      -- checked apart from the rest, which game time fixes
+      if line:find("scout got path", 1, true) or
+         line:find("scout's result", 1, true) then
+        scout[#scout + 1] = line
+      else
+        lines[#lines + 1] = line
+      end
+    end
     assert.same({
       "[frame   1] guard walks to post 1",
       "[frame  32] scout asks for a path",
-    }, {lines[1], lines[2]})
-    local got = assert(lines[3]:match("^%[frame +(%d+)%] scout got path 3%-4%-5%-6%-7$"))
-    assert.is_true(tonumber(got) >= 32 and tonumber(got) < 61)
-    -- the task's done-callback runs right after it, in the same step or,
-    -- when that step's budget ran out, the next one
-    local result_at = assert(lines[4]:match(
-      "^%[frame +(%d+)%] scout's result: 3%-4%-5%-6%-7$"))
-    assert.is_true(tonumber(result_at) >= tonumber(got) and
-                   tonumber(result_at) < 61)
-    assert.same({
       "[frame  61] guard walks to post 2",
       "[frame 182] guard walks to post 1",
       "[frame 243] guard walks to post 2",
       "[frame 304] guard ends the patrol",
       "[frame 304] guard done",
       "frames: 360, game time: 5.00 s",
-    }, {table.unpack(lines, 5)})
+    }, lines)
+    assert.equal(2, #scout)
+    local got = assert(scout[1]:match(
+      "^%[frame +(%d+)%] scout got path 3%-4%-5%-6%-7$"))
+    -- the task's done-callback runs right after it, in the same step or,
+    -- when that step's budget ran out, the next one
+    local result_at = assert(scout[2]:match(
+      "^%[frame +(%d+)%] scout's result: 3%-4%-5%-6%-7$"))
+    assert.is_true(tonumber(got) >= 32)
+    assert.is_true(tonumber(result_at) >= tonumber(got))
   end)
 end)

@@ -4,6 +4,9 @@ local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 
+-- valgrind runs one thread at a time, much slower (LUAIO_VALGRIND=1)
+local ROUNDS = os.getenv("LUAIO_VALGRIND") == "1" and 20 or 500
+
 describe("thread regressions", function()
   it("a worker that never required asyncio raises SendError for an "
      .. "unsendable result", function()
@@ -27,6 +30,36 @@ describe("thread regressions", function()
     -- a later callback proves the loop went past the task's creation
     ref:call_soon_threadsafe(function(s) s:put("after") end, seen)
     assert.equal("after", seen:get(5))
+    ref:stop()
+    ref:join()
+  end)
+
+  it("S230 a thread-side future cancelled while its loop creates the task "
+     .. "cancels that task", function()
+    -- each cancel lands a few microseconds after the loop thread started
+    -- on the call posted just before the coroutine: around the task's
+    -- creation. A missed one leaves a task sleeping on the loop.
+    local ref = asyncio.start_loop_thread()
+    local sleeper = async(function()
+      local aio = require "asyncio"
+      aio.await(aio.sleep(3600))
+    end)
+    local count_tasks = async(function()
+      local aio = require "asyncio"
+      return #aio.all_tasks()
+    end)
+    local reached = asyncio.Channel()
+    for _ = 1, ROUNDS do
+      ref:call_soon_threadsafe(function(r) r:put(true) end, reached)
+      local cf = asyncio.run_coroutine_threadsafe(sleeper(), ref)
+      while reached:qsize() == 0 do end -- spin: a blocking get is too slow
+      reached:get(0)
+      for _ = 1, math.random(0, 1000) do end
+      assert.is_true(cf:cancel())
+    end
+    -- only the counting task itself is left
+    assert.equal(1, asyncio.run_coroutine_threadsafe(count_tasks(), ref)
+                      :result(10))
     ref:stop()
     ref:join()
   end)
@@ -69,6 +102,29 @@ describe("thread regressions", function()
     local a = ex:submit(function(c) return c:get(2) end, ch)
     ex:submit(function(c) c:put("b") end, ch)
     assert.equal("b", a:result(5))
+  end)
+
+  it("an executor whose last reference goes in one of its own workers "
+     .. "lives until that worker ends", function()
+    local gate, done = asyncio.Channel(), asyncio.Channel()
+    do
+      local ex = asyncio.ThreadPoolExecutor(2)
+      ex:submit(function(pool, g, d)
+        g:get(10) -- until this state's reference is gone
+        pool = nil
+        collectgarbage()
+        collectgarbage()
+        d:put("job done")
+      end, ex, gate, done)
+    end
+    collectgarbage()
+    collectgarbage()
+    gate:put(true)
+    assert.equal("job done", done:get(10))
+    -- the worker drops the last reference with the job's message, then
+    -- goes on with its loop: it must still find its pool there
+    local idle = asyncio.Channel()
+    pcall(idle.get, idle, 0.1)
   end)
 
   it("Channel put and aput need a value", function()

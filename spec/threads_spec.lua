@@ -60,13 +60,16 @@ describe("S: call_soon_threadsafe", function()
       local fut = loop:create_future()
       local tf = asyncio.threadsafe(function(v) fut:set_result(v) end)
       -- the worker waits 50 ms: by then the loop sleeps in poll, with
-      -- only wait_for's 10 s timer (a guard against hanging) to wake it
+      -- only wait_for's 60 s timer (a guard against hanging) to wake it
+      local t0 = loop:time()
       ex:submit(function(call)
         local idle = require("asyncio").Channel()
         pcall(idle.get, idle, 0.05) -- a blocking 50 ms sleep
         call("from the worker")
       end, tf)
-      assert.equal("from the worker", await(asyncio.wait_for(fut, 10)))
+      assert.equal("from the worker", await(asyncio.wait_for(fut, 60)))
+      -- woken by the call, not by the guard's timer
+      assert.is_true(loop:time() - t0 < 30)
     end))
 
   it("S225 ref:call_soon_threadsafe runs the function in the loop's "
@@ -329,6 +332,20 @@ describe("S: loop threads", function()
     for i = 1, 3 do assert.equal(i, out:get(0)) end
   end)
 
+  it("a fatal error in a loop thread ends it: join returns, the loop is "
+     .. "closed", function()
+    local ref = asyncio.start_loop_thread()
+    ref:call_soon_threadsafe(function()
+      local aio = require "asyncio"
+      error(aio.SystemExit(3))
+    end)
+    ref:join()
+    assert.is_true(ref:is_closed())
+    local err = raises(asyncio.RuntimeError, ref.call_soon_threadsafe, ref,
+                       print)
+    assert.equal("Event loop is closed", err.message)
+  end)
+
   it("a reference that is not a loop thread's cannot be joined", function()
     local loop = asyncio.new_event_loop()
     local ch = asyncio.Channel()
@@ -398,6 +415,20 @@ describe("S: run_coroutine_threadsafe", function()
     local cf = asyncio.run_coroutine_threadsafe(bad(), ref)
     local err = raises(asyncio.ValueError, cf.result, cf, 10)
     assert.equal("bad value", err.message)
+  end)
+
+  it("a result or error that cannot be sent back completes the future "
+     .. "with SendError", function()
+    local returns_thread = async(function()
+      return 1, coroutine.create(print)
+    end)
+    local cf = asyncio.run_coroutine_threadsafe(returns_thread(), ref)
+    local err = raises(asyncio.SendError, cf.result, cf, 10)
+    assert.equal("args[2]: thread value", err.message)
+    local raises_table = async(function() error(setmetatable({}, {})) end)
+    cf = asyncio.run_coroutine_threadsafe(raises_table(), ref)
+    err = raises(asyncio.SendError, cf.result, cf, 10)
+    assert.equal("args[1]: table with a metatable", err.message)
   end)
 
   it("S230 result(0) raises TimeoutError; cancel() cancels the remote "

@@ -56,20 +56,23 @@ static void *path_worker(void *arg) {
 /* find_path(from, to) -> a Future the worker thread completes */
 static int l_find_path(lua_State *L) {
   luaio_host *h = lua_touserdata(L, lua_upvalueindex(1));
+  int from = (int)luaL_checkinteger(L, 1), to = (int)luaL_checkinteger(L, 2);
   path_job *job = malloc(sizeof *job);
   pthread_t tid;
   if (job == NULL)
     return luaL_error(L, "not enough memory");
-  job->from = (int)luaL_checkinteger(L, 1);
-  job->to = (int)luaL_checkinteger(L, 2);
+  job->from = from;
+  job->to = to;
   job->future = luaio_future_new(h, L); /* pushes the Future */
   if (job->future == NULL) {
     free(job);
     return luaL_error(L, "%s", luaio_last_error(h));
   }
-  if (pthread_create(&tid, NULL, path_worker, job) != 0)
-    return luaL_error(L, "cannot start the worker");
-  pthread_detach(tid);
+  if (pthread_create(&tid, NULL, path_worker, job) != 0) {
+    luaio_future_reject(job->future, "cannot start the worker");
+    free(job);
+  } else
+    pthread_detach(tid);
   return 1;
 }
 

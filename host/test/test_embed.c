@@ -202,6 +202,29 @@ static void test_future_from_thread(void) {
   luaio_host_close(h);
 }
 
+/* A future handle outlives its host: completing it fails cleanly, and
+ * the push function still gets to release its data. */
+static int pushed, released;
+static void push_one(lua_State *L, void *ud) {
+  (void)ud;
+  if (L == NULL)
+    released++;
+  else {
+    lua_pushinteger(L, 1);
+    pushed++;
+  }
+}
+
+static void test_future_after_close(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  luaio_future *f = luaio_future_new(h, NULL);
+  CHECK(f != NULL);
+  lua_pop(luaio_state(h), 1);
+  luaio_host_close(h);
+  CHECK(luaio_future_resolve(f, push_one, NULL) == LUAIO_CLOSED);
+  CHECK(pushed == 0 && released == 1);
+}
+
 /* The error handler receives callback errors; the loop goes on. */
 static int handled;
 static char handled_text[512];
@@ -260,6 +283,7 @@ int main(void) {
   test_step_with_host_clock();
   test_posts_from_thread();
   test_future_from_thread();
+  test_future_after_close();
   test_error_handler();
   test_close_cancels();
   if (failures) {
