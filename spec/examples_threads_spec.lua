@@ -13,35 +13,7 @@
 -- The expected text is what Python 3.13 prints for the tutorial's
 -- program (the tutorials show no output for these), with the changes
 -- each example's header names (programs that end, a total time).
-local build = os.getenv("LUAIO_BUILD") or "build"
-local asyncio = require "asyncio"
-
-local SCALE = 0.05 -- real seconds per tutorial second in fast mode
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- A monotonic clock (a loop's; the loop never runs).
-local clock_loop = asyncio.new_event_loop()
-
---- run(script) -> stdout, stderr, exit code, elapsed tutorial seconds.
-local function run(script)
-  local errfile = os.tmpname()
-  local cmd = string.format("LUAIO_EXAMPLE_FAST=1 %s/luaio %s 2>%s", build,
-                            script, errfile)
-  local t0 = clock_loop:time()
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local elapsed = (clock_loop:time() - t0) / SCALE
-  local err = slurp(errfile)
-  os.remove(errfile)
-  return out, err, code, elapsed
-end
+local h = dofile("spec/helpers.lua")
 
 local function lines_of(text)
   local lines = {}
@@ -190,15 +162,14 @@ local examples = {
 }
 
 describe("thread tutorial examples", function()
-  teardown(function() clock_loop:close() end)
-
   for _, ex in ipairs(examples) do
     it(ex.file .. " prints what Python 3.13 prints for seed " .. ex.source,
       function()
-        local out, err, code, elapsed = run("examples/" .. ex.file)
-        assert.are.equal(0, code, "exit code; stderr:\n" .. err)
-        assert.are.equal("", err)
-        ex.check(out)
+        local r, elapsed = h.timed_example(ex.file)
+        assert.are.equal("exit 0", r.how .. " " .. tostring(r.status),
+                         "exit status; stderr:\n" .. r.stderr)
+        assert.are.equal("", r.stderr)
+        ex.check(r.stdout)
         assert.is_true(elapsed >= ex.at_least,
           ("ran %.2f tutorial seconds, expected at least %s")
           :format(elapsed, ex.at_least))
@@ -206,10 +177,6 @@ describe("thread tutorial examples", function()
   end
 
   it("examples/README.md maps every example above", function()
-    local readme = slurp("examples/README.md")
-    for _, ex in ipairs(examples) do
-      assert.is_truthy(readme:find("`" .. ex.file .. "`", 1, true),
-        ex.file .. " missing from examples/README.md")
-    end
+    h.assert_mapped(examples)
   end)
 end)

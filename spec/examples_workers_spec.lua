@@ -31,16 +31,6 @@ local function ends_with(line)
   end
 end
 
---- timed(file) -> what proc.example returns for examples/<file> in fast
--- mode, and the tutorial seconds it took.
-local SCALE = 0.05 -- real seconds per tutorial second in fast mode
-local clock = asyncio.new_event_loop() -- read for its monotonic time
-local function timed(file)
-  local t0 = clock:time()
-  local r = proc.example(file, true)
-  return r, (clock:time() - t0) / SCALE
-end
-
 --- Pushes value onto the list key of conn's database.
 local function lpush(conn, key, value)
   await(conn:call("LPUSH", key, value))
@@ -220,12 +210,11 @@ describe("master-worker tutorial examples", function()
 end)
 
 describe("seed 001's thread and process examples", function()
-  teardown(function() clock:close() end)
 
   for _, ex in ipairs(plain) do
     it(ex.file .. " prints what seed 001's " .. ex.section .. " prints",
       function()
-        local r, took = timed(ex.file)
+        local r, took = h.timed_example(ex.file)
         assert.same({"exit", 0, ""}, {r.how, r.status, r.stderr})
         ex.check(lines_of(r.stdout))
         assert.is_true(took >= ex.at_least, ("ran %.2f tutorial seconds, "

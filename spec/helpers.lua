@@ -100,6 +100,19 @@ function M.run_example(file, opts, stderr_ok)
   return r.stdout
 end
 
+--- timed_example(file) -> what proc.example returns for examples/<file>
+-- in fast mode, and the tutorial seconds the run took (a thread example's
+-- fast mode lasts M.FAST_SCALE real seconds per tutorial second).
+M.FAST_SCALE = 0.05
+function M.timed_example(file)
+  local clock = asyncio.new_event_loop() -- read for its monotonic time
+  local t0 = clock:time()
+  local r = proc.example(file, true)
+  local took = (clock:time() - t0) / M.FAST_SCALE
+  clock:close()
+  return r, took
+end
+
 --- assert_times(out, expected): the numbers printed after "TIME:" or
 -- "Time:" opening a line of out are, in order, those of the list expected,
 -- to 1e-6 (on the virtual clock an example prints exact sums).
