@@ -339,9 +339,11 @@ struct aio_reader {
   char *buf;
   size_t off, len, cap;
   size_t limit;
-  size_t want;         /* a waiter wakes once len >= want (or eof) */
+  size_t want;         /* the waiter wakes once len >= want (or eof) */
+  aio_future *waiter;  /* the future a reading task waits on (registered
+                          under the reader's address), or NULL */
   int err;             /* read error (libuv code) */
-  unsigned char eof, waiting, paused, has_exc;
+  unsigned char eof, paused, has_exc;
 };
 
 enum { R_UV_LOOP = 1, R_UV_EXC, R_UV_COUNT = R_UV_EXC };
@@ -498,9 +500,9 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread > 0) {
     r->len += (size_t)nread;
-    if (r->len > r->limit && !(r->waiting && r->len < r->want))
+    if (r->len > r->limit && !(r->waiter && r->len < r->want))
       reader_pause(r);
-    if (r->waiting && r->len >= r->want)
+    if (r->waiter && r->len >= r->want)
       ev = EV_READ;
   } else if (nread < 0) {
     uv_read_stop(h);
@@ -598,9 +600,9 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void srvcore_conn_closed(lua_State *L, srvcore *c);
 
 static void wake_reader(lua_State *L, aio_reader *r) {
-  if (!r->waiting)
+  if (r->waiter == NULL)
     return;
-  r->waiting = 0;
+  r->waiter = NULL;
   if (aio_waiter_take(L, r)) {
     aio_wake_future(L, -1);
     lua_pop(L, 1);
@@ -733,7 +735,7 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
                        size_t want, lua_KContext ctx, lua_KFunction k) {
   aio_task *t;
   int fidx;
-  if (r->waiting)
+  if (r->waiter)
     return aio_raisef(L, AIO_E_RUNTIME, "%s() called while another "
                       "coroutine is already waiting for incoming data",
                       what);
@@ -743,10 +745,9 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
-  aio_future_new(L, t->fut.loop);
+  r->waiter = aio_future_new(L, t->fut.loop);
   fidx = lua_gettop(L);
   aio_waiter_set(L, r, fidx);
-  r->waiting = 1;
   r->want = want;
   if (r->paused || (r->s && !r->s->reading))
     reader_resume(r);
@@ -755,13 +756,14 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
 
 /* In a continuation: cleans up the wait (the future on top) and raises
  * when the task was cancelled or thrown an error; else pops the future.
- * The buffer is left as it is. */
+ * The buffer is left as it is. A wake-up already unregistered the
+ * future, and another task may have started waiting since. */
 static void reader_resumed(lua_State *L, aio_reader *r) {
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   int fidx = lua_gettop(L) - (threw ? 1 : 0);
   aio_future *f = lua_touserdata(L, fidx);
-  if (r->waiting) {
-    r->waiting = 0;
+  if (r->waiter == f) {
+    r->waiter = NULL;
     if (aio_waiter_take(L, r))
       lua_pop(L, 1);
   }
@@ -1092,7 +1094,7 @@ static int l_reader_feed_data(lua_State *L) {
   }
   memcpy(r->buf + r->off + r->len, data, len);
   r->len += len;
-  if (r->waiting && r->len >= r->want)
+  if (r->waiter && r->len >= r->want)
     wake_reader(L, r);
   return 0;
 }
@@ -1132,7 +1134,7 @@ static int l_reader__tostring(lua_State *L) {
     lua_pushfstring(L, " limit=%I", (lua_Integer)r->limit);
     luaL_addvalue(&b);
   }
-  if (r->waiting)
+  if (r->waiter)
     luaL_addstring(&b, " waiter");
   if (r->has_exc || r->err)
     luaL_addstring(&b, " exception");
@@ -1149,7 +1151,7 @@ static int l_reader__tostring(lua_State *L) {
 static int l_reader__gc(lua_State *L) {
   aio_reader *r = lua_touserdata(L, 1);
   stream *s = r->s;
-  if (r->waiting && aio_waiter_take(L, r)) /* its task went with it */
+  if (r->waiter && aio_waiter_take(L, r)) /* its task went with it */
     lua_pop(L, 1);
   if (s) {
     r->s = NULL;

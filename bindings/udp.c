@@ -41,7 +41,9 @@ typedef struct udp {
 
 struct endpoint {
   udp *u;              /* NULL once closed */
-  unsigned char waiting;
+  aio_future *waiter;  /* the future a task in recvfrom waits on
+                          (registered under the endpoint's address), or
+                          NULL */
 };
 
 enum { EP_UV_LOOP = 1, EP_UV_COUNT = EP_UV_LOOP };
@@ -65,9 +67,9 @@ static void udp_close_hook(uv_handle_t *h) {
 }
 
 static void wake_receiver(lua_State *L, endpoint *ep) {
-  if (!ep->waiting)
+  if (ep->waiter == NULL)
     return;
-  ep->waiting = 0;
+  ep->waiter = NULL;
   if (aio_waiter_take(L, ep)) {
     aio_wake_future(L, -1);
     lua_pop(L, 1);
@@ -130,7 +132,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
       u->receiving = 0;
     }
   }
-  if (u->ep && u->ep->waiting)
+  if (u->ep && u->ep->waiter)
     aio_io_notify(&u->io, EV_RECV);
 }
 
@@ -161,8 +163,8 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  if (ep->waiting) {
-    ep->waiting = 0;
+  if (ep->waiter == lua_touserdata(L, 2)) { /* not unregistered by a wake */
+    ep->waiter = NULL;
     if (aio_waiter_take(L, ep))
       lua_pop(L, 1);
   }
@@ -200,16 +202,15 @@ static int recvfrom_body(lua_State *L) {
     start_receiving(u);
     return 3;
   }
-  if (ep->waiting)
+  if (ep->waiter)
     return aio_raisef(L, AIO_E_RUNTIME, "recvfrom() called while another "
                       "coroutine is already waiting for a datagram");
   t = aio_check_await(L, "recvfrom");
   if (t->fut.loop != u->io.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "the endpoint belongs to another "
                       "event loop");
-  aio_future_new(L, t->fut.loop);
+  ep->waiter = aio_future_new(L, t->fut.loop);
   aio_waiter_set(L, ep, 2);
-  ep->waiting = 1;
   start_receiving(u);
   return aio_await_future(L, t, 2, 0, recvfrom_k);
 }
@@ -292,10 +293,10 @@ static int l_ep_is_closing(lua_State *L) {
 
 static int l_ep__gc(lua_State *L) {
   endpoint *ep = lua_touserdata(L, 1);
-  if (ep->waiting && aio_waiter_take(L, ep))
+  if (ep->waiter && aio_waiter_take(L, ep))
     lua_pop(L, 1);
   if (ep->u) {
-    ep->waiting = 0;
+    ep->waiter = NULL;
     ep->u->ep = NULL;
     udp_close_hook((uv_handle_t *)&ep->u->h);
     ep->u = NULL;

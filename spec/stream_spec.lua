@@ -381,6 +381,19 @@ describe("streams", function()
       assert.equal("line\n", await(r:readline()))
     end))
 
+    it("a reader woken with its data does not unregister a task that "
+       .. "began waiting before it ran", aspec.async(function()
+      local r = asyncio.StreamReader()
+      local first = asyncio.create_task(r:readline())
+      await(asyncio.sleep(0)) -- first waits
+      local second = asyncio.create_task(r:readexactly(8))
+      r:feed_data("line\n") -- wakes first; second's step runs before it
+      assert.equal("line\n", await(first))
+      assert.is_false(second:done()) -- waiting for its 8 bytes
+      r:feed_data("12345678")
+      assert.equal("12345678", await(asyncio.wait_for(second, 5)))
+    end))
+
     it("wait_for(readline) times out and the line is read later",
        aspec.async(function()
       local p = pair()
