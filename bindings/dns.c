@@ -111,7 +111,8 @@ static void gai_dispatch(lua_State *L, aio_io *io, unsigned ev) {
 /* The loop closes: the task will never read the answer. */
 static void gai_shut(lua_State *L, aio_io *io) {
   gai *g = (gai *)io;
-  (void)L;
+  if (aio_waiter_take(L, io))
+    lua_pop(L, 1);
   g->abandoned = 1;
   if (g->done)
     gai_free(g);

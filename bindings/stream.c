@@ -427,6 +427,8 @@ void aio_stream_abort(aio_stream *s) {
 
 static void stream_shut(lua_State *L, aio_io *io) {
   stream *s = (stream *)io;
+  if (s->connecting && aio_waiter_take(L, &s->creq))
+    lua_pop(L, 1); /* the connecting task is never resumed */
   if (s->reader || s->writer)
     stream_close(L, s, 0);
   else {

@@ -638,6 +638,24 @@ describe("streams", function()
       assert.is_false(p.srv:is_serving())
     end)
 
+    it("a loop closed while a task connects can be collected",
+       function()
+      local weak = setmetatable({}, {__mode = "v"})
+      do
+        local loop = asyncio.new_event_loop()
+        loop:set_exception_handler(function() end) -- the orphaned task
+        weak[1] = loop
+        loop:create_task(asyncio.open_connection("127.0.0.1", 9))
+        -- the task starts connecting, then the loop stops before polling
+        loop:call_soon(function() loop:stop() end)
+        loop:run_forever()
+        loop:close()
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(weak[1])
+    end)
+
     it("collecting an unclosed reader and writer closes the connection",
        aspec.async(function()
       local loop = asyncio.get_running_loop()
