@@ -689,6 +689,9 @@ void aio_io_ignore_sigpipe(void);
  * futures of a closed loop are left alone. */
 void aio_waiter_set(lua_State *L, const void *key, int fidx);
 int aio_waiter_take(lua_State *L, const void *key);
+/* Pushes what is registered under key (nil if nothing) and returns its
+ * type; the registration stays. */
+int aio_waiter_get(lua_State *L, const void *key);
 void aio_waiters_add(lua_State *L, const void *key, int fidx);
 void aio_waiters_remove(lua_State *L, const void *key, int fidx);
 void aio_waiters_wake(lua_State *L, const void *key);
