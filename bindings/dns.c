@@ -102,22 +102,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 
 static void gai_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   (void)ev;
-  if (aio_waiter_take(L, io)) {
-    aio_wake_future(L, -1);
-    lua_pop(L, 1);
-  }
-}
-
-/* The loop closes: the task will never read the answer. */
-static void gai_shut(lua_State *L, aio_io *io) {
-  gai *g = (gai *)io;
-  if (aio_waiter_take(L, io))
-    lua_pop(L, 1);
-  g->abandoned = 1;
-  if (g->done)
-    gai_free(g);
-  else
-    uv_cancel((uv_req_t *)&g->req);
+  aio_waiters_wake(L, io);
 }
 
 /* Gives the request up (the task is leaving): the callback frees it. */
@@ -127,6 +112,12 @@ static void gai_abandon(gai *g) {
     gai_free(g);
   else
     uv_cancel((uv_req_t *)&g->req);
+}
+
+/* The loop closes: the task will never read the answer. */
+static void gai_shut(lua_State *L, aio_io *io) {
+  aio_waiter_drop(L, io);
+  gai_abandon((gai *)io);
 }
 
 /* Pushes the list of answers. */
@@ -166,8 +157,7 @@ static int gai_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   if (threw || f->state == AIO_CANCELLED || !g->done) {
-    if (aio_waiter_take(L, &g->io))
-      lua_pop(L, 1);
+    aio_waiter_drop(L, &g->io);
     gai_abandon(g);
     if (threw)
       return lua_error(L);
@@ -233,8 +223,7 @@ static int gai_body(lua_State *L) {
   }
   lua_pushlightuserdata(L, g);
   aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, &g->io, 5);
-  return aio_await_future(L, t, 5, 0, gai_k);
+  return aio_waiters_await(L, t, &g->io, 0, gai_k);
 }
 
 /* getaddrinfo(host, port [, {family =, type =, proto =, flags =}]) ->

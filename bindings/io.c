@@ -140,6 +140,9 @@ void aio_io_ignore_sigpipe(void) {
 /* ------------------------------------------------------------------ */
 /* Waiting futures                                                     */
 
+/* The registry table of what C holds for Lua: key (a C address) -> one
+ * future, or a list of futures in the order they were added (a second
+ * aio_waiters_add makes the list), or an object C anchors. */
 static const char key_waits = 0;
 
 static void push_waits(lua_State *L) {
@@ -179,29 +182,41 @@ int aio_waiter_take(lua_State *L, const void *key) {
   return 1;
 }
 
+void aio_waiter_drop(lua_State *L, const void *key) {
+  push_waits(L);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, key);
+  lua_pop(L, 1);
+}
+
 void aio_waiters_add(lua_State *L, const void *key, int fidx) {
   fidx = lua_absindex(L, fidx);
   push_waits(L);
-  if (lua_rawgetp(L, -1, key) != LUA_TTABLE) {
-    lua_pop(L, 1);
+  switch (lua_rawgetp(L, -1, key)) { /* [waits, registered] */
+  case LUA_TNIL: /* the only one: no list */
+    lua_pushvalue(L, fidx);
+    lua_rawsetp(L, -3, key);
+    break;
+  case LUA_TTABLE:
+    lua_pushvalue(L, fidx);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    break;
+  default: /* the second: a list of both */
     lua_createtable(L, 2, 0);
+    lua_insert(L, -2); /* [waits, list, first] */
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, fidx);
+    lua_rawseti(L, -2, 2);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, -3, key);
   }
-  lua_pushvalue(L, fidx);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_pop(L, 2);
 }
 
-void aio_waiters_remove(lua_State *L, const void *key, int fidx) {
-  lua_Integer i, n;
-  fidx = lua_absindex(L, fidx);
-  push_waits(L);
-  if (lua_rawgetp(L, -1, key) != LUA_TTABLE) {
-    lua_pop(L, 2);
-    return;
-  }
-  n = (lua_Integer)lua_rawlen(L, -1);
+/* Removes the future at fidx from the list on top, registered under key
+ * in the waits table below it; an emptied list is unregistered. */
+static void list_remove(lua_State *L, const void *key, int fidx) {
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     if (lua_rawequal(L, -1, fidx)) {
@@ -216,9 +231,20 @@ void aio_waiters_remove(lua_State *L, const void *key, int fidx) {
         lua_pushnil(L);
         lua_rawsetp(L, -3, key);
       }
-      break;
+      return;
     }
     lua_pop(L, 1);
+  }
+}
+
+void aio_waiters_remove(lua_State *L, const void *key, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  push_waits(L);
+  if (lua_rawgetp(L, -1, key) == LUA_TTABLE)
+    list_remove(L, key, fidx);
+  else if (lua_rawequal(L, -1, fidx)) {
+    lua_pushnil(L);
+    lua_rawsetp(L, -3, key);
   }
   lua_pop(L, 2);
 }
@@ -244,6 +270,21 @@ void aio_waiters_wake(lua_State *L, const void *key) {
   } else
     aio_wake_future(L, -1);
   lua_pop(L, 1);
+}
+
+int aio_waiters_await(lua_State *L, aio_task *t, const void *key,
+                      lua_KContext ctx, lua_KFunction k) {
+  aio_waiters_add(L, key, -1);
+  return aio_await_future(L, t, lua_gettop(L), ctx, k);
+}
+
+void aio_waiters_resumed(lua_State *L, const void *key, int fidx) {
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  aio_waiters_remove(L, key, fidx);
+  if (threw)
+    lua_error(L);
+  if (((aio_future *)lua_touserdata(L, fidx))->state == AIO_CANCELLED)
+    aio_future_push_result(L, fidx); /* raises the CancelledError */
 }
 
 void aio_push_error_named(lua_State *L, const char *name, const char *msg) {

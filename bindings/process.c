@@ -63,8 +63,7 @@ static void proc_detach(lua_State *L, proc *p) {
   if (ud) {
     p->ud = NULL;
     ud->p = NULL;
-    if (aio_waiter_take(L, &ud->anchor_key))
-      lua_pop(L, 1);
+    aio_waiter_drop(L, &ud->anchor_key);
   }
   proc_close_hook((uv_handle_t *)&p->h);
 }
@@ -100,21 +99,16 @@ static pud *check_process(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AIO_PROCESS_MT);
 }
 
+static int wait_body(lua_State *L);
+
+/* Woken by the exit: wait_body returns the returncode. */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   pud *ud = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, &ud->wait_key, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
-  if (!ud->exited)
-    return aio_raisef(L, AIO_E_RUNTIME, "the event loop closed before "
-                      "the process exited");
-  lua_pushinteger(L, ud->returncode);
-  return 1;
+  aio_waiters_resumed(L, &ud->wait_key, 2);
+  lua_settop(L, 1);
+  return wait_body(L);
 }
 
 /* [process] -> returncode */
@@ -131,8 +125,7 @@ static int wait_body(lua_State *L) {
                       "(its event loop closed)");
   t = aio_check_await(L, "wait");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, &ud->wait_key, 2);
-  return aio_await_future(L, t, 2, 0, wait_k);
+  return aio_waiters_await(L, t, &ud->wait_key, 0, wait_k);
 }
 
 static int l_process_wait(lua_State *L) {
@@ -226,8 +219,7 @@ static int l_process__tostring(lua_State *L) {
 static int l_process__gc(lua_State *L) {
   pud *ud = lua_touserdata(L, 1);
   proc *p = ud->p;
-  if (aio_waiter_take(L, &ud->wait_key))
-    lua_pop(L, 1);
+  aio_waiter_drop(L, &ud->wait_key);
   if (p) {
     p->ud = NULL;
     ud->p = NULL;

@@ -171,8 +171,8 @@ void aio_stream_abort(aio_stream *s) {
 
 static void stream_shut(lua_State *L, aio_io *io) {
   stream *s = (stream *)io;
-  if (s->connecting && aio_waiter_take(L, &s->creq))
-    lua_pop(L, 1); /* the connecting task is never resumed */
+  if (s->connecting)
+    aio_waiter_drop(L, &s->creq); /* the task is never resumed */
   if (s->reader || s->writer)
     stream_close(L, s, 0);
   else {
@@ -265,11 +265,6 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     aio_io_notify(&s->io, ev);
 }
 
-/* Starts reading s into r. */
-static void reader_start(aio_reader *r) {
-  reader_resume(r);
-}
-
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
 
@@ -349,10 +344,7 @@ static void wake_reader(lua_State *L, aio_reader *r) {
   if (r->waiter == NULL)
     return;
   r->waiter = NULL;
-  if (aio_waiter_take(L, r)) {
-    aio_wake_future(L, -1);
-    lua_pop(L, 1);
-  }
+  aio_waiters_wake(L, r);
 }
 
 /* Detaches the reader and writer (waking their waiters) and closes the
@@ -400,12 +392,8 @@ static void stream_close(lua_State *L, stream *s, int graceful) {
 
 static void stream_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   stream *s = (stream *)io;
-  if (ev & EV_CONNECT) {
-    if (aio_waiter_take(L, &s->creq)) {
-      aio_wake_future(L, -1);
-      lua_pop(L, 1);
-    }
-  }
+  if (ev & EV_CONNECT)
+    aio_waiters_wake(L, &s->creq);
   if ((ev & EV_READ) && s->reader)
     wake_reader(L, s->reader);
   if (ev & EV_FATAL)
@@ -445,7 +433,7 @@ void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit) {
   reader_bind(L, r, lua_gettop(L), s->io.loop);
   r->s = s;
   s->reader = r;
-  reader_start(r);
+  reader_resume(r);
 }
 
 /* Consumes n bytes; reading starts again once the buffer is under the
@@ -474,13 +462,15 @@ static void reader_check_exc(lua_State *L, aio_reader *r, int ridx) {
     aio_raise_uv(L, r->err, "read");
 }
 
+/* Where a reading operation's wait keeps its future: the reader is at
+ * 1, the operation's argument (or nil) at 2. */
+#define READ_FIDX 3
+
 /* Suspends the task until len >= want or the end of the stream, with
- * continuation k (ctx passed along). The reader is at index 1; the
- * future is pushed on top. */
+ * continuation k (ctx passed along). */
 static int reader_wait(lua_State *L, aio_reader *r, const char *what,
                        size_t want, lua_KContext ctx, lua_KFunction k) {
   aio_task *t;
-  int fidx;
   if (r->waiter)
     return aio_raisef(L, AIO_E_RUNTIME, "%s() called while another "
                       "coroutine is already waiting for incoming data",
@@ -491,33 +481,24 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
+  lua_settop(L, READ_FIDX - 1);
   r->waiter = aio_future_new(L, t->fut.loop);
-  fidx = lua_gettop(L);
-  aio_waiter_set(L, r, fidx);
   r->want = want;
   if (r->paused || (r->s && !r->s->reading))
     reader_resume(r);
-  return aio_await_future(L, t, fidx, ctx, k);
+  return aio_waiters_await(L, t, r, ctx, k);
 }
 
-/* In a continuation: cleans up the wait (the future on top) and raises
- * when the task was cancelled or thrown an error; else pops the future.
- * The buffer is left as it is. A wake-up already unregistered the
- * future, and another task may have started waiting since. */
+/* In a continuation: ends the wait, raising when the task was cancelled
+ * or thrown an error; else pops the future. The buffer is left as it
+ * is. */
 static void reader_resumed(lua_State *L, aio_reader *r) {
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
-  int fidx = lua_gettop(L) - (threw ? 1 : 0);
-  aio_future *f = lua_touserdata(L, fidx);
-  if (r->waiter == f) {
+  /* a wake-up cleared r->waiter, which may hold another task's future
+   * by now */
+  if (r->waiter == lua_touserdata(L, READ_FIDX))
     r->waiter = NULL;
-    if (aio_waiter_take(L, r))
-      lua_pop(L, 1);
-  }
-  if (threw)
-    lua_error(L);
-  if (f->state == AIO_CANCELLED)
-    aio_future_push_result(L, fidx); /* raises CancelledError */
-  lua_settop(L, fidx - 1);
+  aio_waiters_resumed(L, r, READ_FIDX);
+  lua_settop(L, READ_FIDX - 1);
 }
 
 /* read([n]) -------------------------------------------------------- */
@@ -722,7 +703,6 @@ static int readline_run(lua_State *L, size_t offset, int nil_at_eof);
 static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   reader_resumed(L, lua_touserdata(L, 1));
-  lua_settop(L, 1);
   return readline_run(L, (size_t)ctx >> 1, (int)(ctx & 1));
 }
 
@@ -897,8 +877,8 @@ static int l_reader__tostring(lua_State *L) {
 static int l_reader__gc(lua_State *L) {
   aio_reader *r = lua_touserdata(L, 1);
   stream *s = r->s;
-  if (r->waiter && aio_waiter_take(L, r)) /* its task went with it */
-    lua_pop(L, 1);
+  if (r->waiter)
+    aio_waiter_drop(L, r); /* its task went with it */
   if (s) {
     r->s = NULL;
     s->reader = NULL;
@@ -1093,14 +1073,9 @@ static int drain_body(lua_State *L);
 
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   aio_writer *w = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, &w->drain_key, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, &w->drain_key, 2);
   lua_settop(L, 1);
   return drain_body(L);
 }
@@ -1122,8 +1097,7 @@ static int drain_body(lua_State *L) {
     return 0;
   t = aio_check_await(L, "drain");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, &w->drain_key, 2);
-  return aio_await_future(L, t, 2, 0, drain_k);
+  return aio_waiters_await(L, t, &w->drain_key, 0, drain_k);
 }
 
 static int l_writer_drain(lua_State *L) {
@@ -1133,14 +1107,9 @@ static int l_writer_drain(lua_State *L) {
 
 static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   aio_writer *w = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, &w->closed_key, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, &w->closed_key, 2);
   return 0;
 }
 
@@ -1152,8 +1121,7 @@ static int wait_closed_body(lua_State *L) {
     return 0;
   t = aio_check_await(L, "wait_closed");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, &w->closed_key, 2);
-  return aio_await_future(L, t, 2, 0, wait_closed_k);
+  return aio_waiters_await(L, t, &w->closed_key, 0, wait_closed_k);
 }
 
 static int l_writer_wait_closed(lua_State *L) {
@@ -1209,10 +1177,8 @@ static int l_writer__gc(lua_State *L) {
   aio_writer *w = lua_touserdata(L, 1);
   stream *s = w->s;
   /* waiters' tasks went with it (a closed loop): drop their entries */
-  if (aio_waiter_take(L, &w->drain_key))
-    lua_pop(L, 1);
-  if (aio_waiter_take(L, &w->closed_key))
-    lua_pop(L, 1);
+  aio_waiter_drop(L, &w->drain_key);
+  aio_waiter_drop(L, &w->closed_key);
   if (s) {
     w->s = NULL;
     s->writer = NULL;
@@ -1240,8 +1206,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   threw = aio_resume_take_throw(L, aio_current_task_of(L));
   if (threw || f->state == AIO_CANCELLED || s->connecting) {
-    if (aio_waiter_take(L, &s->creq))
-      lua_pop(L, 1);
+    aio_waiter_drop(L, &s->creq);
     aio_stream_abort(s);
     if (threw)
       return lua_error(L);
@@ -1266,8 +1231,7 @@ static int connect_wait(lua_State *L, aio_task *t, stream *s) {
   sidx = lua_gettop(L);
   s->connecting = 1;
   aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, &s->creq, sidx + 1);
-  return aio_await_future(L, t, sidx + 1, sidx, connect_k);
+  return aio_waiters_await(L, t, &s->creq, sidx, connect_k);
 }
 
 /* _tcp_connect(host, port [, {limit =, local_addr = {host, port}}]):
@@ -1597,7 +1561,7 @@ static int l_server_get_loop(lua_State *L) {
 
 /* Starts accepting (start_server does it; a server made with
  * start_serving = false starts here). */
-static int server_start(lua_State *L, aio_server *srv, int sidx) {
+static int server_start(lua_State *L, aio_server *srv) {
   int i, r;
   if (srv->serving || srv->closed)
     return 0;
@@ -1609,14 +1573,13 @@ static int server_start(lua_State *L, aio_server *srv, int sidx) {
     }
   }
   srv->serving = 1;
-  (void)sidx;
   return 0;
 }
 
 static int l_server_start_serving(lua_State *L) {
   aio_server *srv = check_server(L, 1);
   lua_settop(L, 1);
-  server_start(L, srv, 1);
+  server_start(L, srv);
   return 0;
 }
 
@@ -1624,14 +1587,9 @@ static int l_server_start_serving(lua_State *L) {
  * (Python 3.12+). */
 static int server_wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   aio_server *srv = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, srv->core, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, srv->core, 2);
   return 0;
 }
 
@@ -1643,8 +1601,7 @@ static int server_wait_closed_body(lua_State *L) {
     return 0;
   t = aio_check_await(L, "wait_closed");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, srv->core, 2);
-  return aio_await_future(L, t, 2, 0, server_wait_closed_k);
+  return aio_waiters_await(L, t, srv->core, 0, server_wait_closed_k);
 }
 
 static int l_server_wait_closed(lua_State *L) {
@@ -1687,14 +1644,12 @@ static int serve_forever_k(lua_State *L, int status, lua_KContext ctx) {
       return 0;
   }
   lua_settop(L, 3); /* [server, fut, err] */
-  if (aio_waiter_take(L, &srv->forever_key))
-    lua_pop(L, 1);
+  aio_waiter_drop(L, &srv->forever_key);
   server_close(L, srv);
-  if (srv->core->active == 0 || t == NULL)
+  if (srv->core->active == 0)
     return lua_error(L);
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, srv->core, 4);
-  return aio_await_future(L, t, 4, 0, serve_forever_k2);
+  return aio_waiters_await(L, t, srv->core, 0, serve_forever_k2);
 }
 
 static int serve_forever_body(lua_State *L) {
@@ -1708,21 +1663,14 @@ static int serve_forever_body(lua_State *L) {
                       "on serve_forever()");
   lua_settop(L, 1);
   t = aio_check_await(L, "serve_forever");
-  server_start(L, srv, 1);
+  server_start(L, srv);
   aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, &srv->forever_key, 2);
-  return aio_await_future(L, t, 2, 0, serve_forever_k);
+  return aio_waiters_await(L, t, &srv->forever_key, 0, serve_forever_k);
 }
 
 static int l_server_serve_forever(lua_State *L) {
   check_server(L, 1);
   return aio_ccoro_method(L, 1, serve_forever_body);
-}
-
-static int server_close_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  return server_wait_closed_k(L, status, ctx);
 }
 
 /* __close: close(), then (inside a task) wait_closed(), as `async with
@@ -1735,8 +1683,7 @@ static int l_server__close(lua_State *L) {
   if (t == NULL || srv->core->active == 0 || !lua_isyieldable(L))
     return 0;
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, srv->core, 2);
-  return aio_await_future(L, t, 2, 0, server_close_k);
+  return aio_waiters_await(L, t, srv->core, 0, server_wait_closed_k);
 }
 
 /* The socket list (Python's server.sockets): one table per listener,
@@ -1844,8 +1791,8 @@ static int l_server__gc(lua_State *L) {
   srv->nls = 0;
   srv->closed = 1;
   srv->core->closed = 1;
-  if (srv->core->refs == 1 && aio_waiter_take(L, srv->core))
-    lua_pop(L, 1);
+  if (srv->core->refs == 1)
+    aio_waiter_drop(L, srv->core);
   srvcore_release(srv->core);
   free(srv->ls);
   srv->ls = NULL;
@@ -1916,7 +1863,7 @@ static void server_open(lua_State *L, aio_server *srv, int oidx) {
     lua_pop(L, 1);
   }
   if (start)
-    server_start(L, srv, sidx);
+    server_start(L, srv);
 }
 
 /* _tcp_server(client_cb, addrs, opts): addrs is a list of {host, port}

@@ -70,10 +70,7 @@ static void wake_receiver(lua_State *L, endpoint *ep) {
   if (ep->waiter == NULL)
     return;
   ep->waiter = NULL;
-  if (aio_waiter_take(L, ep)) {
-    aio_wake_future(L, -1);
-    lua_pop(L, 1);
-  }
+  aio_waiters_wake(L, ep);
 }
 
 /* Detaches the endpoint (waking its receiver) and closes the handle. */
@@ -160,18 +157,13 @@ static int recvfrom_body(lua_State *L);
 
 static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   endpoint *ep = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  if (ep->waiter == lua_touserdata(L, 2)) { /* not unregistered by a wake */
+  /* a wake-up cleared ep->waiter, which may hold another task's future
+   * by now */
+  if (ep->waiter == lua_touserdata(L, 2))
     ep->waiter = NULL;
-    if (aio_waiter_take(L, ep))
-      lua_pop(L, 1);
-  }
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, ep, 2);
   lua_settop(L, 1);
   return recvfrom_body(L);
 }
@@ -210,9 +202,8 @@ static int recvfrom_body(lua_State *L) {
     return aio_raisef(L, AIO_E_RUNTIME, "the endpoint belongs to another "
                       "event loop");
   ep->waiter = aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, ep, 2);
   start_receiving(u);
-  return aio_await_future(L, t, 2, 0, recvfrom_k);
+  return aio_waiters_await(L, t, ep, 0, recvfrom_k);
 }
 
 static int l_ep_recvfrom(lua_State *L) {
@@ -293,8 +284,8 @@ static int l_ep_is_closing(lua_State *L) {
 
 static int l_ep__gc(lua_State *L) {
   endpoint *ep = lua_touserdata(L, 1);
-  if (ep->waiter && aio_waiter_take(L, ep))
-    lua_pop(L, 1);
+  if (ep->waiter)
+    aio_waiter_drop(L, ep);
   if (ep->u) {
     ep->waiter = NULL;
     ep->u->ep = NULL;
