@@ -769,5 +769,8 @@ void aio_signal_loop_started(lua_State *L, aio_loop *loop);
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop);
 void aio_signal_dispatch(lua_State *L, aio_loop *loop);
 void aio_signal_close_all(lua_State *L, aio_loop *loop);
+/* The signal number at idx: an integer, or a name of asyncio.signals
+ * ("SIGTERM"); raises ValueError for an unknown name. */
+int aio_check_signal(lua_State *L, int idx);
 
 #endif

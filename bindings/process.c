@@ -133,16 +133,6 @@ static int l_process_wait(lua_State *L) {
   return aio_ccoro_method(L, 1, wait_body);
 }
 
-static const struct {
-  const char *name;
-  int num;
-} signames[] = {{"SIGTERM", SIGTERM}, {"SIGKILL", SIGKILL},
-                {"SIGINT", SIGINT},   {"SIGHUP", SIGHUP},
-                {"SIGQUIT", SIGQUIT}, {"SIGUSR1", SIGUSR1},
-                {"SIGUSR2", SIGUSR2}, {"SIGSTOP", SIGSTOP},
-                {"SIGCONT", SIGCONT}, {"SIGALRM", SIGALRM},
-                {"SIGPIPE", SIGPIPE}, {NULL, 0}};
-
 static int send_signal(lua_State *L, pud *ud, int signum) {
   int r;
   if (ud->exited || ud->p == NULL)
@@ -154,19 +144,7 @@ static int send_signal(lua_State *L, pud *ud, int signum) {
 }
 
 static int l_process_send_signal(lua_State *L) {
-  pud *ud = check_process(L, 1);
-  int i, signum;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    const char *name = lua_tostring(L, 2);
-    for (i = 0; signames[i].name; i++)
-      if (strcmp(signames[i].name, name) == 0)
-        break;
-    if (signames[i].name == NULL)
-      return aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
-    signum = signames[i].num;
-  } else
-    signum = (int)luaL_checkinteger(L, 2);
-  return send_signal(L, ud, signum);
+  return send_signal(L, check_process(L, 1), aio_check_signal(L, 2));
 }
 
 static int l_process_terminate(lua_State *L) {

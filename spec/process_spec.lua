@@ -147,6 +147,19 @@ describe("create_subprocess_exec", function()
     end
   end))
 
+  it("send_signal takes every name of asyncio.signals; an unknown name "
+     .. "raises ValueError", aspec.async(function()
+    local p = sh("read x", {stdin = PIPE})
+    p:send_signal("SIGWINCH") -- ignored by the shell
+    p:send_signal("SIGTSTP") -- stops it
+    p:send_signal("SIGCONT")
+    assert.is_nil(p.returncode)
+    local err = raises(p.send_signal, p, "SIGNOPE")
+    assert.is_true(iserror(err, asyncio.ValueError))
+    p.stdin:write("go\n")
+    assert.equal(0, await(p:wait()))
+  end))
+
   it("signals after the exit do nothing", aspec.async(function()
     local p = sh("exit 0")
     await(p:wait())
