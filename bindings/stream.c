@@ -184,31 +184,39 @@ static void stream_shut(lua_State *L, aio_io *io) {
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
+/* Makes room for n more bytes after the buffered ones: moves them to the
+ * start of the buffer, else grows it (at least doubling). Returns 0, or
+ * -1 when memory is short. */
+static int reader_reserve(aio_reader *r, size_t n) {
+  size_t ncap;
+  char *nb;
+  if (r->cap - r->off - r->len >= n)
+    return 0;
+  if (r->off > 0) {
+    memmove(r->buf, r->buf + r->off, r->len);
+    r->off = 0;
+    if (r->cap - r->len >= n)
+      return 0;
+  }
+  ncap = r->cap * 2;
+  if (ncap < r->len + n)
+    ncap = r->len + n;
+  nb = realloc(r->buf, ncap);
+  if (nb == NULL)
+    return -1;
+  r->buf = nb;
+  r->cap = ncap;
+  return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   stream *s = h->data;
   aio_reader *r = s->reader;
   (void)suggested;
   buf->base = NULL;
   buf->len = 0;
-  if (r == NULL)
-    return;
-  if (r->cap - r->off - r->len < READ_CHUNK) {
-    if (r->off > 0) {
-      memmove(r->buf, r->buf + r->off, r->len);
-      r->off = 0;
-    }
-    if (r->cap - r->len < READ_CHUNK) {
-      size_t ncap = r->cap ? r->cap * 2 : READ_CHUNK;
-      char *nb;
-      if (ncap < r->len + READ_CHUNK)
-        ncap = r->len + READ_CHUNK;
-      nb = realloc(r->buf, ncap);
-      if (nb == NULL)
-        return; /* read_cb gets UV_ENOBUFS */
-      r->buf = nb;
-      r->cap = ncap;
-    }
-  }
+  if (r == NULL || reader_reserve(r, READ_CHUNK) != 0)
+    return; /* read_cb gets UV_ENOBUFS */
   buf->base = r->buf + r->off + r->len;
   buf->len = r->cap - r->off - r->len;
 }
@@ -801,23 +809,8 @@ static int l_reader_feed_data(lua_State *L) {
     return aio_raisef(L, AIO_E_RUNTIME, "feed_data after feed_eof");
   if (len == 0)
     return 0;
-  if (r->cap - r->off - r->len < len) {
-    if (r->off > 0) {
-      memmove(r->buf, r->buf + r->off, r->len);
-      r->off = 0;
-    }
-    if (r->cap - r->len < len) {
-      size_t ncap = r->cap ? r->cap : 256;
-      char *nb;
-      while (ncap < r->len + len)
-        ncap *= 2;
-      nb = realloc(r->buf, ncap);
-      if (nb == NULL)
-        return luaL_error(L, "not enough memory");
-      r->buf = nb;
-      r->cap = ncap;
-    }
-  }
+  if (reader_reserve(r, len) != 0)
+    return luaL_error(L, "not enough memory");
   memcpy(r->buf + r->off + r->len, data, len);
   r->len += len;
   if (r->waiter && r->len >= r->want)
