@@ -28,25 +28,30 @@ int aio_sockaddr_parse(const char *host, int port,
   return UV_EINVAL;
 }
 
+/* Pushes {host, port}. */
+static void push_host_port(lua_State *L, const char *host, int port) {
+  lua_createtable(L, 2, 0);
+  lua_pushstring(L, host);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, port);
+  lua_rawseti(L, -2, 2);
+}
+
 void aio_push_sockaddr(lua_State *L, const struct sockaddr *sa) {
   char name[64];
   switch (sa->sa_family) {
-  case AF_INET:
-    uv_ip4_name((const struct sockaddr_in *)sa, name, sizeof name);
-    lua_createtable(L, 2, 0);
-    lua_pushstring(L, name);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, ntohs(((const struct sockaddr_in *)sa)->sin_port));
-    lua_rawseti(L, -2, 2);
+  case AF_INET: {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    uv_ip4_name(in, name, sizeof name);
+    push_host_port(L, name, ntohs(in->sin_port));
     break;
-  case AF_INET6:
-    uv_ip6_name((const struct sockaddr_in6 *)sa, name, sizeof name);
-    lua_createtable(L, 2, 0);
-    lua_pushstring(L, name);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
-    lua_rawseti(L, -2, 2);
+  }
+  case AF_INET6: {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(in6, name, sizeof name);
+    push_host_port(L, name, ntohs(in6->sin6_port));
     break;
+  }
   case AF_UNIX: {
     const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
     lua_pushlstring(L, un->sun_path, strnlen(un->sun_path,

@@ -211,10 +211,6 @@ static int l_ep_recvfrom(lua_State *L) {
   return aio_ccoro_method(L, 1, recvfrom_body);
 }
 
-typedef struct sreq {
-  uv_udp_send_t req;
-} sreq;
-
 static void on_sent(uv_udp_send_t *req, int status) {
   (void)status; /* a lost datagram is not an error UDP reports */
   free(req);
@@ -223,20 +219,20 @@ static void on_sent(uv_udp_send_t *req, int status) {
 static int send_to(lua_State *L, udp *u, const char *data, size_t len,
                    const struct sockaddr *sa) {
   uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  sreq *s;
+  uv_udp_send_t *req; /* its data follows */
   int r = uv_udp_try_send(&u->h, &b, 1, sa);
   if (r >= 0)
     return 0;
   if (r != UV_EAGAIN && r != UV_ENOSYS)
     return aio_raise_uv(L, r, "sendto");
-  s = malloc(sizeof *s + len);
-  if (s == NULL)
+  req = malloc(sizeof *req + len);
+  if (req == NULL)
     return luaL_error(L, "not enough memory");
-  memcpy(s + 1, data, len);
-  b = uv_buf_init((char *)(s + 1), (unsigned)len);
-  r = uv_udp_send(&s->req, &u->h, &b, 1, sa, on_sent);
+  memcpy(req + 1, data, len);
+  b = uv_buf_init((char *)(req + 1), (unsigned)len);
+  r = uv_udp_send(req, &u->h, &b, 1, sa, on_sent);
   if (r != 0) {
-    free(s);
+    free(req);
     return aio_raise_uv(L, r, "sendto");
   }
   return 0;
