@@ -94,6 +94,19 @@ describe("start_server", function()
     await(srv:wait_closed())
   end))
 
+  it("nil or '' as host listens on every interface", aspec.async(function()
+    for _, host in ipairs{false, ""} do
+      local srv = await(asyncio.start_server(upper_echo, host or nil, 0))
+      local port -- of the IPv4 wildcard socket
+      for _, s in ipairs(srv.sockets) do
+        if s.host == "0.0.0.0" then port = s.port end
+      end
+      assert.equal("ANY\n", ask(port, "any\n"))
+      srv:close()
+      await(srv:wait_closed())
+    end
+  end))
+
   it("accepts a list of hosts and options backlog and limit",
      aspec.async(function()
     local loop = asyncio.get_running_loop()
