@@ -279,11 +279,13 @@ int aio_waiters_await(lua_State *L, aio_task *t, const void *key,
 }
 
 void aio_waiters_resumed(lua_State *L, const void *key, int fidx) {
+  aio_future *f = lua_touserdata(L, fidx);
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
-  aio_waiters_remove(L, key, fidx);
+  if (f->state != AIO_FINISHED) /* else a wake-up unregistered it */
+    aio_waiters_remove(L, key, fidx);
   if (threw)
     lua_error(L);
-  if (((aio_future *)lua_touserdata(L, fidx))->state == AIO_CANCELLED)
+  if (f->state == AIO_CANCELLED)
     aio_future_push_result(L, fidx); /* raises the CancelledError */
 }
 
