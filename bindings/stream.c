@@ -62,6 +62,7 @@ struct aio_stream {
   aio_reader *reader;  /* attached reader or NULL */
   aio_writer *writer;  /* attached writer or NULL */
   srvcore *srv;        /* the server that accepted it, or NULL */
+  struct aio_stream *next_accepted; /* in its listener's queue */
   size_t wbytes;       /* bytes queued in write requests */
   int cstatus;         /* connect result */
   int err;             /* the read or write error that lost it */
@@ -1329,13 +1330,8 @@ typedef struct listener {
     uv_pipe_t pipe;
   } u;
   aio_server *srv;     /* NULL once the server let it go */
-  struct pending *pending, **tail; /* accepted, not yet given to Lua */
+  stream *accepted, **tail; /* not yet given to Lua (next_accepted) */
 } listener;
-
-typedef struct pending {
-  struct pending *next;
-  stream *s;
-} pending;
 
 struct aio_server {
   aio_loop *loop;
@@ -1359,11 +1355,10 @@ enum { EV_ACCEPT = 1 };
 
 static void on_listener_closed(uv_handle_t *h) {
   listener *l = h->data;
-  pending *p = l->pending, *next;
-  for (; p; p = next) { /* never handed to Lua */
-    next = p->next;
-    aio_stream_abort(p->s);
-    free(p);
+  stream *s, *next;
+  for (s = l->accepted; s; s = next) { /* never handed to Lua */
+    next = s->next_accepted;
+    aio_stream_abort(s);
   }
   aio_io_release(&l->io);
 }
@@ -1385,28 +1380,21 @@ static void listener_shut(lua_State *L, aio_io *io) {
 static void on_connection(uv_stream_t *h, int status) {
   listener *l = h->data;
   aio_loop *loop = l->io.loop;
-  pending *p;
   stream *s;
   int err;
   if (status < 0 || loop == NULL || l->srv == NULL)
     return; /* asyncio logs accept errors and goes on */
-  p = malloc(sizeof *p);
-  s = p ? stream_alloc(loop, l->srv->kind, &err) : NULL;
-  if (s == NULL) {
-    free(p);
+  s = stream_alloc(loop, l->srv->kind, &err);
+  if (s == NULL)
     return;
-  }
   if (uv_accept(h, &s->u.s) != 0) {
-    free(p);
     aio_stream_abort(s);
     return;
   }
   if (s->kind == K_TCP)
     uv_tcp_nodelay(&s->u.tcp, 1);
-  p->s = s;
-  p->next = NULL;
-  *l->tail = p;
-  l->tail = &p->next;
+  *l->tail = s;
+  l->tail = &s->next_accepted;
   aio_io_notify(&l->io, EV_ACCEPT);
 }
 
@@ -1458,14 +1446,12 @@ static void listener_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   listener *l = (listener *)io;
   aio_server *srv = l->srv;
   (void)ev;
-  while (l->pending) {
-    pending *p = l->pending;
-    stream *s = p->s;
+  while (l->accepted) {
+    stream *s = l->accepted;
     int top = lua_gettop(L);
-    l->pending = p->next;
-    if (l->pending == NULL)
-      l->tail = &l->pending;
-    free(p);
+    l->accepted = s->next_accepted;
+    if (l->accepted == NULL)
+      l->tail = &l->accepted;
     if (srv == NULL || srv->closed) {
       aio_stream_abort(s);
       continue;
@@ -1771,19 +1757,13 @@ static int l_server__tostring(lua_State *L) {
   return 1;
 }
 
+/* A server is anchored until closed: only one whose creation failed
+ * midway is still open here. */
 static int l_server__gc(lua_State *L) {
   aio_server *srv = lua_touserdata(L, 1);
-  int i;
   if (srv->ls == NULL)
     return 0;
-  for (i = 0; i < srv->nls; i++) {
-    listener *l = srv->ls[i];
-    l->srv = NULL;
-    listener_close_hook(&l->u.h);
-  }
-  srv->nls = 0;
-  srv->closed = 1;
-  srv->core->closed = 1;
+  server_close(L, srv);
   if (srv->core->refs == 1)
     aio_waiter_drop(L, srv->core);
   srvcore_release(srv->core);
@@ -1838,7 +1818,7 @@ static listener *listener_new(lua_State *L, aio_server *srv) {
   l->io.close = listener_close_hook;
   l->io.shut = listener_shut;
   l->io.dispatch = listener_dispatch;
-  l->tail = &l->pending;
+  l->tail = &l->accepted;
   l->srv = srv;
   aio_io_link(srv->loop, &l->io, &l->u.h);
   srv->ls[srv->nls++] = l;
