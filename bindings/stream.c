@@ -991,19 +991,13 @@ static int l_writer_write(lua_State *L) {
   return 0;
 }
 
+/* writelines(list): one write of the strings joined. */
 static int l_writer_writelines(lua_State *L) {
-  stream *s = check_open_writer(L, 1, NULL);
   luaL_Buffer b;
   lua_Integer i, n;
-  size_t len;
-  const char *data;
-  int r;
+  check_open_writer(L, 1, NULL);
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (s == NULL)
-    return 0;
-  if (s->eof_sent)
-    return aio_raisef(L, AIO_E_RUNTIME,
-                      "Cannot call write() after write_eof()");
+  lua_settop(L, 2);
   n = luaL_len(L, 2);
   luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {
@@ -1014,11 +1008,8 @@ static int l_writer_writelines(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  data = lua_tolstring(L, -1, &len);
-  r = stream_write(s, data, len);
-  if (r != 0)
-    write_failed(L, s, r);
-  return 0;
+  lua_replace(L, 2);
+  return l_writer_write(L);
 }
 
 static int l_writer_write_eof(lua_State *L) {
