@@ -540,6 +540,15 @@ describe("streams", function()
       close_pair(p)
     end))
 
+    it("drain raises the exception of the writer's reader",
+       aspec.async(function()
+      local p = pair()
+      local e = asyncio.ValueError("reader broke")
+      p.cr:set_exception(e)
+      assert.equal(e, raises(function() return await(p.cw:drain()) end))
+      close_pair(p)
+    end))
+
     it("drain on a closed writer raises ConnectionResetError",
        aspec.async(function()
       local p = pair()
