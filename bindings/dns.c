@@ -28,25 +28,30 @@ int aio_sockaddr_parse(const char *host, int port,
   return UV_EINVAL;
 }
 
+/* Pushes {host, port}. */
+static void push_host_port(lua_State *L, const char *host, int port) {
+  lua_createtable(L, 2, 0);
+  lua_pushstring(L, host);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, port);
+  lua_rawseti(L, -2, 2);
+}
+
 void aio_push_sockaddr(lua_State *L, const struct sockaddr *sa) {
   char name[64];
   switch (sa->sa_family) {
-  case AF_INET:
-    uv_ip4_name((const struct sockaddr_in *)sa, name, sizeof name);
-    lua_createtable(L, 2, 0);
-    lua_pushstring(L, name);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, ntohs(((const struct sockaddr_in *)sa)->sin_port));
-    lua_rawseti(L, -2, 2);
+  case AF_INET: {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    uv_ip4_name(in, name, sizeof name);
+    push_host_port(L, name, ntohs(in->sin_port));
     break;
-  case AF_INET6:
-    uv_ip6_name((const struct sockaddr_in6 *)sa, name, sizeof name);
-    lua_createtable(L, 2, 0);
-    lua_pushstring(L, name);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
-    lua_rawseti(L, -2, 2);
+  }
+  case AF_INET6: {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(in6, name, sizeof name);
+    push_host_port(L, name, ntohs(in6->sin6_port));
     break;
+  }
   case AF_UNIX: {
     const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
     lua_pushlstring(L, un->sun_path, strnlen(un->sun_path,
@@ -102,21 +107,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 
 static void gai_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   (void)ev;
-  if (aio_waiter_take(L, io)) {
-    aio_wake_future(L, -1);
-    lua_pop(L, 1);
-  }
-}
-
-/* The loop closes: the task will never read the answer. */
-static void gai_shut(lua_State *L, aio_io *io) {
-  gai *g = (gai *)io;
-  (void)L;
-  g->abandoned = 1;
-  if (g->done)
-    gai_free(g);
-  else
-    uv_cancel((uv_req_t *)&g->req);
+  aio_waiters_wake(L, io);
 }
 
 /* Gives the request up (the task is leaving): the callback frees it. */
@@ -126,6 +117,12 @@ static void gai_abandon(gai *g) {
     gai_free(g);
   else
     uv_cancel((uv_req_t *)&g->req);
+}
+
+/* The loop closes: the task will never read the answer. */
+static void gai_shut(lua_State *L, aio_io *io) {
+  aio_waiter_drop(L, io);
+  gai_abandon((gai *)io);
 }
 
 /* Pushes the list of answers. */
@@ -165,8 +162,7 @@ static int gai_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   if (threw || f->state == AIO_CANCELLED || !g->done) {
-    if (aio_waiter_take(L, &g->io))
-      lua_pop(L, 1);
+    aio_waiter_drop(L, &g->io);
     gai_abandon(g);
     if (threw)
       return lua_error(L);
@@ -232,8 +228,7 @@ static int gai_body(lua_State *L) {
   }
   lua_pushlightuserdata(L, g);
   aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, &g->io, 5);
-  return aio_await_future(L, t, 5, 0, gai_k);
+  return aio_waiters_await(L, t, &g->io, 0, gai_k);
 }
 
 /* getaddrinfo(host, port [, {family =, type =, proto =, flags =}]) ->

@@ -714,6 +714,21 @@ void aio_waiters_wake(lua_State *L, const void *key);
 /* Completes the pending future at fidx with no value (0 if it was done
  * or its loop is closed). */
 int aio_wake_future(lua_State *L, int fidx);
+/* Pushes what is registered under key (nil if nothing) and returns its
+ * type; the registration stays. */
+int aio_waiter_get(lua_State *L, const void *key);
+/* Forgets what is registered under key. */
+void aio_waiter_drop(lua_State *L, const void *key);
+/* Suspends task t on the new future on top of the stack, added under key
+ * (use as `return aio_waiters_await(...)`); k continues as with
+ * aio_await_future and starts with aio_waiters_resumed. */
+int aio_waiters_await(lua_State *L, aio_task *t, const void *key,
+                      lua_KContext ctx, lua_KFunction k);
+/* In the continuation of aio_waiters_await, the future at fidx: removes
+ * it from key's registrations if a wake-up did not, then raises what the
+ * task was thrown (a cancellation) or, if the future was cancelled, its
+ * CancelledError. Returns when a wake-up ended the wait. */
+void aio_waiters_resumed(lua_State *L, const void *key, int fidx);
 /* Pushes errors.<name>(message) (an error object, not raised). */
 void aio_push_error_named(lua_State *L, const char *name, const char *msg);
 
@@ -773,5 +788,8 @@ void aio_signal_loop_started(lua_State *L, aio_loop *loop);
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop);
 void aio_signal_dispatch(lua_State *L, aio_loop *loop);
 void aio_signal_close_all(lua_State *L, aio_loop *loop);
+/* The signal number at idx: an integer, or a name of asyncio.signals
+ * ("SIGTERM"); raises ValueError for an unknown name. */
+int aio_check_signal(lua_State *L, int idx);
 
 #endif

@@ -63,8 +63,7 @@ static void proc_detach(lua_State *L, proc *p) {
   if (ud) {
     p->ud = NULL;
     ud->p = NULL;
-    if (aio_waiter_take(L, &ud->anchor_key))
-      lua_pop(L, 1);
+    aio_waiter_drop(L, &ud->anchor_key);
   }
   proc_close_hook((uv_handle_t *)&p->h);
 }
@@ -100,21 +99,16 @@ static pud *check_process(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AIO_PROCESS_MT);
 }
 
+static int wait_body(lua_State *L);
+
+/* Woken by the exit: wait_body returns the returncode. */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   pud *ud = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, &ud->wait_key, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
-  if (!ud->exited)
-    return aio_raisef(L, AIO_E_RUNTIME, "the event loop closed before "
-                      "the process exited");
-  lua_pushinteger(L, ud->returncode);
-  return 1;
+  aio_waiters_resumed(L, &ud->wait_key, 2);
+  lua_settop(L, 1);
+  return wait_body(L);
 }
 
 /* [process] -> returncode */
@@ -131,24 +125,13 @@ static int wait_body(lua_State *L) {
                       "(its event loop closed)");
   t = aio_check_await(L, "wait");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, &ud->wait_key, 2);
-  return aio_await_future(L, t, 2, 0, wait_k);
+  return aio_waiters_await(L, t, &ud->wait_key, 0, wait_k);
 }
 
 static int l_process_wait(lua_State *L) {
   check_process(L, 1);
   return aio_ccoro_method(L, 1, wait_body);
 }
-
-static const struct {
-  const char *name;
-  int num;
-} signames[] = {{"SIGTERM", SIGTERM}, {"SIGKILL", SIGKILL},
-                {"SIGINT", SIGINT},   {"SIGHUP", SIGHUP},
-                {"SIGQUIT", SIGQUIT}, {"SIGUSR1", SIGUSR1},
-                {"SIGUSR2", SIGUSR2}, {"SIGSTOP", SIGSTOP},
-                {"SIGCONT", SIGCONT}, {"SIGALRM", SIGALRM},
-                {"SIGPIPE", SIGPIPE}, {NULL, 0}};
 
 static int send_signal(lua_State *L, pud *ud, int signum) {
   int r;
@@ -161,19 +144,7 @@ static int send_signal(lua_State *L, pud *ud, int signum) {
 }
 
 static int l_process_send_signal(lua_State *L) {
-  pud *ud = check_process(L, 1);
-  int i, signum;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    const char *name = lua_tostring(L, 2);
-    for (i = 0; signames[i].name; i++)
-      if (strcmp(signames[i].name, name) == 0)
-        break;
-    if (signames[i].name == NULL)
-      return aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
-    signum = signames[i].num;
-  } else
-    signum = (int)luaL_checkinteger(L, 2);
-  return send_signal(L, ud, signum);
+  return send_signal(L, check_process(L, 1), aio_check_signal(L, 2));
 }
 
 static int l_process_terminate(lua_State *L) {
@@ -226,8 +197,7 @@ static int l_process__tostring(lua_State *L) {
 static int l_process__gc(lua_State *L) {
   pud *ud = lua_touserdata(L, 1);
   proc *p = ud->p;
-  if (aio_waiter_take(L, &ud->wait_key))
-    lua_pop(L, 1);
+  aio_waiter_drop(L, &ud->wait_key);
   if (p) {
     p->ud = NULL;
     ud->p = NULL;
@@ -294,57 +264,43 @@ static char **build_env(lua_State *L, int oidx) {
   return env;
 }
 
-/* _spawn(file, args, opts): args is the full argv list (args[1] is the
- * program name the child sees). opts: stdin, stdout, stderr, cwd, env,
- * limit, start_new_session. Returns a Process. */
-static int l_spawn(lua_State *L) {
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
-  aio_stream *pipes[3] = {NULL, NULL, NULL};
-  uv_os_fd_t pair[2] = {-1, -1};
-  const char *file = luaL_checkstring(L, 1);
-  char **argv;
-  aio_loop *loop;
-  proc *p;
-  pud *ud;
-  int i, n, r, how[3], top;
-  size_t limit;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 3))
-    luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
-  loop = aio_get_event_loop(L);
-  aio_check_open(L, loop);
-  limit = aio_opt_limit(L, 3);
-  memset(&o, 0, sizeof o);
-  n = (int)lua_rawlen(L, 2);
-  argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 2), 0); /* 4 */
+/* The argument list at index 2 as a NULL-terminated array (file alone
+ * when it is empty). Pushes the array; the list keeps the strings. */
+static char **build_argv(lua_State *L, const char *file) {
+  int i, n = (int)lua_rawlen(L, 2);
+  char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 2), 0);
   for (i = 0; i < n; i++) {
     if (lua_rawgeti(L, 2, i + 1) != LUA_TSTRING)
-      return luaL_error(L, "bad argument list item #%d (string expected, "
-                        "got %s)", i + 1, luaL_typename(L, -1));
-    argv[i] = (char *)lua_tostring(L, -1); /* args keeps it */
+      luaL_error(L, "bad argument list item #%d (string expected, got %s)",
+                 i + 1, luaL_typename(L, -1));
+    argv[i] = (char *)lua_tostring(L, -1);
     lua_pop(L, 1);
   }
   if (n == 0)
     argv[n++] = (char *)file;
   argv[n] = NULL;
-  o.file = file;
-  o.args = argv;
-  o.exit_cb = on_exit_cb;
-  o.env = build_env(L, 3); /* 5 */
-  if (lua_type(L, 3) == LUA_TTABLE) {
-    if (lua_getfield(L, 3, "cwd") != LUA_TNIL)
-      o.cwd = luaL_checkstring(L, -1);
-    if (lua_getfield(L, 3, "start_new_session") != LUA_TNIL &&
-        lua_toboolean(L, -1))
-      o.flags |= UV_PROCESS_DETACHED;
-    lua_pop(L, 2); /* the cwd string stays referenced by opts */
-  }
-  top = lua_gettop(L);
-  how[0] = opt_stdio(L, 3, "stdin", 0);
-  how[1] = opt_stdio(L, 3, "stdout", 1);
-  how[2] = opt_stdio(L, 3, "stderr", 2);
+  return argv;
+}
+
+static void abort_pipes(aio_stream *pipes[3]) {
+  int i;
+  for (i = 0; i < 3; i++)
+    if (pipes[i])
+      aio_stream_abort(pipes[i]);
+}
+
+/* Sets up the child's fds 0..2 from the options at oidx: pipes[i] for
+ * each asyncio.PIPE; for stderr = STDOUT beside a stdout pipe, the write
+ * end the child shares goes to *shared (the caller closes it once the
+ * child has it). Returns 0, or a libuv error once the pipes are closed. */
+static int open_stdio(lua_State *L, aio_loop *loop, int oidx,
+                      uv_stdio_container_t stdio[3], aio_stream *pipes[3],
+                      uv_os_fd_t *shared) {
+  uv_os_fd_t pair[2];
+  int i, r, how[3];
+  how[0] = opt_stdio(L, oidx, "stdin", 0);
+  how[1] = opt_stdio(L, oidx, "stdout", 1);
+  how[2] = opt_stdio(L, oidx, "stderr", 2);
   if (how[2] == IO_STDOUT && how[1] != IO_PIPE)
     how[2] = how[1]; /* stderr goes where stdout goes */
   for (i = 0; i < 3; i++) {
@@ -360,47 +316,31 @@ static int l_spawn(lua_State *L) {
       stdio[i].data.fd = how[i];
     }
   }
-  if (how[2] == IO_STDOUT) {
-    /* stdout and stderr share one pipe: the child gets its write end as
-     * fds 1 and 2, the reader reads its other end */
-    r = uv_pipe(pair, 0, 0);
-    if (r == 0)
-      r = uv_pipe_open((uv_pipe_t *)aio_stream_uv(pipes[1]), pair[0]);
-    if (r != 0) {
-      if (pair[0] >= 0) {
-        close(pair[0]);
-        close(pair[1]);
-      }
-      for (i = 0; i < 3; i++)
-        if (pipes[i])
-          aio_stream_abort(pipes[i]);
-      return aio_raise_uv(L, r, "pipe");
-    }
-    stdio[1].flags = stdio[2].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = stdio[2].data.fd = pair[1];
-  }
-  o.stdio = stdio;
-  o.stdio_count = 3;
-  p = calloc(1, sizeof *p);
-  if (p == NULL)
-    return luaL_error(L, "not enough memory");
-  p->io.close = proc_close_hook;
-  p->io.shut = proc_shut;
-  p->io.dispatch = proc_dispatch;
-  aio_io_ignore_sigpipe();
-  r = uv_spawn(loop->uv, &p->h, &o);
-  if (pair[1] >= 0)
+  if (how[2] != IO_STDOUT)
+    return 0;
+  /* stdout and stderr share one pipe: the child gets its write end as fds
+   * 1 and 2, the reader reads its other end */
+  r = uv_pipe(pair, 0, 0);
+  if (r == 0 && (r = uv_pipe_open((uv_pipe_t *)aio_stream_uv(pipes[1]),
+                                  pair[0])) != 0) {
+    close(pair[0]);
     close(pair[1]);
-  aio_io_link(loop, &p->io, (uv_handle_t *)&p->h);
-  if (r != 0) {
-    proc_close_hook((uv_handle_t *)&p->h);
-    for (i = 0; i < 3; i++)
-      if (pipes[i])
-        aio_stream_abort(pipes[i]);
-    return aio_raise_uv(L, r, "spawn");
   }
-  lua_settop(L, top);
-  ud = lua_newuserdatauv(L, sizeof *ud, P_UV_COUNT);
+  if (r != 0) {
+    abort_pipes(pipes);
+    return r;
+  }
+  stdio[1].flags = stdio[2].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = stdio[2].data.fd = *shared = pair[1];
+  return 0;
+}
+
+/* Pushes the Process of the running child p, with its streams, and
+ * anchors it while the child runs. */
+static void push_process(lua_State *L, aio_loop *loop, proc *p,
+                         aio_stream *pipes[3], size_t limit) {
+  int i;
+  pud *ud = lua_newuserdatauv(L, sizeof *ud, P_UV_COUNT);
   memset(ud, 0, sizeof *ud);
   ud->p = p;
   ud->pid = p->h.pid;
@@ -418,6 +358,65 @@ static int l_spawn(lua_State *L) {
     lua_setiuservalue(L, -2, P_UV_STDIN + i);
   }
   aio_waiter_set(L, &ud->anchor_key, -1);
+}
+
+/* _spawn(file, args, opts): args is the full argv list (args[1] is the
+ * program name the child sees). opts: stdin, stdout, stderr, cwd, env,
+ * limit, start_new_session. Returns a Process. */
+static int l_spawn(lua_State *L) {
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  aio_stream *pipes[3] = {NULL, NULL, NULL};
+  uv_os_fd_t shared = -1;
+  const char *file = luaL_checkstring(L, 1);
+  aio_loop *loop;
+  proc *p;
+  size_t limit;
+  int r;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  loop = aio_get_event_loop(L);
+  aio_check_open(L, loop);
+  limit = aio_opt_limit(L, 3);
+  memset(&o, 0, sizeof o);
+  o.file = file;
+  o.args = build_argv(L, file);
+  o.exit_cb = on_exit_cb;
+  o.env = build_env(L, 3);
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    if (lua_getfield(L, 3, "cwd") != LUA_TNIL)
+      o.cwd = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 3, "start_new_session") != LUA_TNIL &&
+        lua_toboolean(L, -1))
+      o.flags |= UV_PROCESS_DETACHED;
+    lua_pop(L, 2); /* the cwd string stays referenced by opts */
+  }
+  r = open_stdio(L, loop, 3, stdio, pipes, &shared);
+  if (r != 0)
+    return aio_raise_uv(L, r, "pipe");
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    abort_pipes(pipes);
+    return luaL_error(L, "not enough memory");
+  }
+  p->io.close = proc_close_hook;
+  p->io.shut = proc_shut;
+  p->io.dispatch = proc_dispatch;
+  aio_io_ignore_sigpipe();
+  r = uv_spawn(loop->uv, &p->h, &o);
+  if (shared >= 0)
+    close(shared);
+  aio_io_link(loop, &p->io, (uv_handle_t *)&p->h);
+  if (r != 0) {
+    proc_close_hook((uv_handle_t *)&p->h);
+    abort_pipes(pipes);
+    return aio_raise_uv(L, r, "spawn");
+  }
+  push_process(L, loop, p, pipes, limit);
   return 1;
 }
 

@@ -51,19 +51,21 @@ static void on_sigint(uv_signal_t *h, int signum) {
   loop->interrupts++;
 }
 
-/* The signal number at idx (an integer or a name such as "SIGTERM"). */
+int aio_check_signal(lua_State *L, int idx) {
+  int i;
+  const char *name;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    return (int)luaL_checkinteger(L, idx);
+  name = lua_tostring(L, idx);
+  for (i = 0; signames[i].name; i++)
+    if (strcmp(signames[i].name, name) == 0)
+      return signames[i].num;
+  return aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
+}
+
+/* The signal number at idx, for a handler. */
 static int check_signum(lua_State *L, int idx) {
-  int i, num;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    const char *name = lua_tostring(L, idx);
-    for (i = 0; signames[i].name; i++)
-      if (strcmp(signames[i].name, name) == 0)
-        break;
-    if (signames[i].name == NULL)
-      aio_raisef(L, AIO_E_VALUE, "invalid signal name '%s'", name);
-    num = signames[i].num;
-  } else
-    num = (int)luaL_checkinteger(L, idx);
+  int num = aio_check_signal(L, idx);
   if (num < 1 || num >= NSIG)
     aio_raisef(L, AIO_E_VALUE, "invalid signal number %d", num);
   if (num == SIGKILL || num == SIGSTOP)

@@ -1,17 +1,8 @@
 /*
  * stream.c - TCP and Unix stream transports: StreamReader, StreamWriter,
  * open_connection / start_server (the C halves; the Lua facade is
- * lua/asyncio/streams.lua), and the machinery every I/O object shares.
- *
- * The shared machinery (first section): each I/O object is a malloc'd
- * struct that starts with aio_io and sits in its loop's list until its
- * handle's close callback releases it, so that closing a loop closes
- * everything it owns. Its uv callbacks never call Lua: they keep data in
- * C, record events and call aio_io_notify, which runs the object's
- * dispatch function in protected mode on the thread running the loop.
- * Dispatch completes futures; tasks wake through the ready queue. Futures
- * that C events complete wait in one registry table, keyed by the address
- * of the C object they wait on.
+ * lua/asyncio/streams.lua). Streams are I/O objects of their loop (io.c);
+ * process.c uses them for a child's pipes.
  *
  * A connection is one `stream` (the transport: the uv handle and the
  * write queue) shared by a StreamReader and a StreamWriter userdata. The
@@ -27,8 +18,6 @@
  * drains it or a reader waits for more; drain() waits while more than
  * 64 KiB are queued for writing, until 16 KiB are left.
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,251 +30,6 @@
 #define READ_CHUNK 65536
 #define HIGH_WATER 65536
 #define LOW_WATER 16384
-
-/* ------------------------------------------------------------------ */
-/* I/O objects: the loop's list, events, deferred dispatch             */
-
-void aio_io_link(aio_loop *loop, aio_io *io, uv_handle_t *h) {
-  io->loop = loop;
-  io->handle = h;
-  io->prev = NULL;
-  io->next = loop->ios;
-  if (loop->ios)
-    loop->ios->prev = io;
-  loop->ios = io;
-  if (h) {
-    h->data = io;
-    loop->handles_open++;
-  }
-}
-
-static void io_unlink(aio_io *io) {
-  aio_loop *loop = io->loop;
-  if (loop == NULL)
-    return;
-  if (io->prev)
-    io->prev->next = io->next;
-  else
-    loop->ios = io->next;
-  if (io->next)
-    io->next->prev = io->prev;
-  io->next = io->prev = NULL;
-  if (io->handle)
-    loop->handles_open--;
-  io->loop = NULL;
-}
-
-void aio_io_release(aio_io *io) {
-  io_unlink(io);
-  if (io->posted)
-    io->dead = 1; /* the queued post frees it */
-  else
-    free(io);
-}
-
-/* [io]: runs the recorded events. */
-static int l_io_dispatch(lua_State *L) {
-  aio_io *io = lua_touserdata(L, 1);
-  unsigned ev = io->events;
-  io->events = 0;
-  lua_settop(L, 0);
-  if (ev && io->dispatch)
-    io->dispatch(L, io, ev);
-  return 0;
-}
-
-/* Dispatches in protected mode on L; failures (memory errors only) go to
- * the loop's exception handler. */
-static void dispatch_on(lua_State *L, aio_io *io) {
-  aio_loop *loop = io->loop;
-  if (!lua_checkstack(L, 8))
-    return;
-  lua_pushcfunction(L, l_io_dispatch);
-  lua_pushlightuserdata(L, io);
-  if (aio_pcall(L, 1) != LUA_OK) {
-    aio_report_error(L, loop, "Exception in an I/O callback", -1, NULL, 0);
-    lua_pop(L, 1);
-  }
-}
-
-/* A dispatch posted while the loop was not running (a host running the
- * uv loop itself): runs as a ready entry, or frees a released object. */
-static void io_posted(aio_loop *loop, lua_State *L, void *p) {
-  aio_io *io = p;
-  (void)loop;
-  io->posted = 0;
-  if (io->dead) {
-    free(io);
-    return;
-  }
-  if (L != NULL && io->events && io->loop && !io->loop->closed)
-    dispatch_on(L, io);
-}
-
-void aio_io_notify(aio_io *io, unsigned events) {
-  aio_loop *loop = io->loop;
-  io->events |= events;
-  if (loop == NULL || loop->closed || io->posted)
-    return;
-  if (loop->Lrun != NULL)
-    dispatch_on(loop->Lrun, io);
-  else if (loop->remote && aio_remote_post(loop->remote, io_posted, io) == 0)
-    io->posted = 1;
-}
-
-void aio_io_close_all(lua_State *L, aio_loop *loop) {
-  aio_io *io, *next;
-  for (io = loop->ios; io; io = next) {
-    next = io->next;
-    if (io->shut)
-      io->shut(L, io);
-  }
-  if (!loop->own_uv) {
-    /* the host's loop runs the close callbacks later: they must not
-     * touch this loop */
-    for (io = loop->ios; io; io = next) {
-      next = io->next;
-      io->loop = NULL;
-      io->next = io->prev = NULL;
-    }
-    loop->ios = NULL;
-  }
-}
-
-void aio_io_ignore_sigpipe(void) {
-  static int done;
-  struct sigaction sa;
-  if (done)
-    return;
-  done = 1;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-    signal(SIGPIPE, SIG_IGN);
-}
-
-/* ------------------------------------------------------------------ */
-/* Waiting futures                                                     */
-
-static const char key_waits = 0;
-
-static void push_waits(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_waits) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_waits);
-  }
-}
-
-void aio_waiter_set(lua_State *L, const void *key, int fidx) {
-  fidx = lua_absindex(L, fidx);
-  push_waits(L);
-  lua_pushvalue(L, fidx);
-  lua_rawsetp(L, -2, key);
-  lua_pop(L, 1);
-}
-
-int aio_waiter_take(lua_State *L, const void *key) {
-  push_waits(L);
-  if (lua_rawgetp(L, -1, key) == LUA_TNIL) {
-    lua_pop(L, 2);
-    return 0;
-  }
-  lua_pushnil(L);
-  lua_rawsetp(L, -3, key);
-  lua_remove(L, -2);
-  return 1;
-}
-
-void aio_waiters_add(lua_State *L, const void *key, int fidx) {
-  fidx = lua_absindex(L, fidx);
-  push_waits(L);
-  if (lua_rawgetp(L, -1, key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, -3, key);
-  }
-  lua_pushvalue(L, fidx);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pop(L, 2);
-}
-
-void aio_waiters_remove(lua_State *L, const void *key, int fidx) {
-  lua_Integer i, n;
-  fidx = lua_absindex(L, fidx);
-  push_waits(L);
-  if (lua_rawgetp(L, -1, key) != LUA_TTABLE) {
-    lua_pop(L, 2);
-    return;
-  }
-  n = (lua_Integer)lua_rawlen(L, -1);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    if (lua_rawequal(L, -1, fidx)) {
-      lua_pop(L, 1);
-      for (; i < n; i++) {
-        lua_rawgeti(L, -1, i + 1);
-        lua_rawseti(L, -2, i);
-      }
-      lua_pushnil(L);
-      lua_rawseti(L, -2, n);
-      if (n == 1) {
-        lua_pushnil(L);
-        lua_rawsetp(L, -3, key);
-      }
-      break;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 2);
-}
-
-int aio_wake_future(lua_State *L, int fidx) {
-  aio_future *f = lua_touserdata(L, fidx);
-  if (f == NULL || f->state != AIO_PENDING || f->loop->closed)
-    return 0;
-  return aio_future_set_result(L, lua_absindex(L, fidx), 0);
-}
-
-void aio_waiters_wake(lua_State *L, const void *key) {
-  lua_Integer i, n;
-  if (!aio_waiter_take(L, key))
-    return;
-  if (lua_type(L, -1) == LUA_TTABLE) {
-    n = (lua_Integer)lua_rawlen(L, -1);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      aio_wake_future(L, -1);
-      lua_pop(L, 1);
-    }
-  } else
-    aio_wake_future(L, -1);
-  lua_pop(L, 1);
-}
-
-void aio_push_error_named(lua_State *L, const char *name, const char *msg) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
-  lua_getfield(L, -1, name);
-  lua_remove(L, -2);
-  lua_pushstring(L, msg);
-  lua_call(L, 1, 1);
-}
-
-size_t aio_opt_limit(lua_State *L, int idx) {
-  lua_Integer n = 0;
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return 0;
-  if (lua_getfield(L, idx, "limit") == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (lua_isinteger(L, -1))
-    n = lua_tointeger(L, -1);
-  if (n <= 0)
-    luaL_error(L, "bad option 'limit' (positive integer expected)");
-  lua_pop(L, 1);
-  return (size_t)n;
-}
 
 /* ------------------------------------------------------------------ */
 /* Types                                                               */
@@ -318,6 +62,7 @@ struct aio_stream {
   aio_reader *reader;  /* attached reader or NULL */
   aio_writer *writer;  /* attached writer or NULL */
   srvcore *srv;        /* the server that accepted it, or NULL */
+  struct aio_stream *next_accepted; /* in its listener's queue */
   size_t wbytes;       /* bytes queued in write requests */
   int cstatus;         /* connect result */
   int err;             /* the read or write error that lost it */
@@ -339,9 +84,11 @@ struct aio_reader {
   char *buf;
   size_t off, len, cap;
   size_t limit;
-  size_t want;         /* a waiter wakes once len >= want (or eof) */
+  size_t want;         /* the waiter wakes once len >= want (or eof) */
+  aio_future *waiter;  /* the future a reading task waits on (registered
+                          under the reader's address), or NULL */
   int err;             /* read error (libuv code) */
-  unsigned char eof, waiting, paused, has_exc;
+  unsigned char eof, paused, has_exc;
 };
 
 enum { R_UV_LOOP = 1, R_UV_EXC, R_UV_COUNT = R_UV_EXC };
@@ -425,6 +172,8 @@ void aio_stream_abort(aio_stream *s) {
 
 static void stream_shut(lua_State *L, aio_io *io) {
   stream *s = (stream *)io;
+  if (s->connecting)
+    aio_waiter_drop(L, &s->creq); /* the task is never resumed */
   if (s->reader || s->writer)
     stream_close(L, s, 0);
   else {
@@ -436,31 +185,39 @@ static void stream_shut(lua_State *L, aio_io *io) {
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
+/* Makes room for n more bytes after the buffered ones: moves them to the
+ * start of the buffer, else grows it (at least doubling). Returns 0, or
+ * -1 when memory is short. */
+static int reader_reserve(aio_reader *r, size_t n) {
+  size_t ncap;
+  char *nb;
+  if (r->cap - r->off - r->len >= n)
+    return 0;
+  if (r->off > 0) {
+    memmove(r->buf, r->buf + r->off, r->len);
+    r->off = 0;
+    if (r->cap - r->len >= n)
+      return 0;
+  }
+  ncap = r->cap * 2;
+  if (ncap < r->len + n)
+    ncap = r->len + n;
+  nb = realloc(r->buf, ncap);
+  if (nb == NULL)
+    return -1;
+  r->buf = nb;
+  r->cap = ncap;
+  return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   stream *s = h->data;
   aio_reader *r = s->reader;
   (void)suggested;
   buf->base = NULL;
   buf->len = 0;
-  if (r == NULL)
-    return;
-  if (r->cap - r->off - r->len < READ_CHUNK) {
-    if (r->off > 0) {
-      memmove(r->buf, r->buf + r->off, r->len);
-      r->off = 0;
-    }
-    if (r->cap - r->len < READ_CHUNK) {
-      size_t ncap = r->cap ? r->cap * 2 : READ_CHUNK;
-      char *nb;
-      if (ncap < r->len + READ_CHUNK)
-        ncap = r->len + READ_CHUNK;
-      nb = realloc(r->buf, ncap);
-      if (nb == NULL)
-        return; /* read_cb gets UV_ENOBUFS */
-      r->buf = nb;
-      r->cap = ncap;
-    }
-  }
+  if (r == NULL || reader_reserve(r, READ_CHUNK) != 0)
+    return; /* read_cb gets UV_ENOBUFS */
   buf->base = r->buf + r->off + r->len;
   buf->len = r->cap - r->off - r->len;
 }
@@ -498,9 +255,9 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread > 0) {
     r->len += (size_t)nread;
-    if (r->len > r->limit && !(r->waiting && r->len < r->want))
+    if (r->len > r->limit && !(r->waiter && r->len < r->want))
       reader_pause(r);
-    if (r->waiting && r->len >= r->want)
+    if (r->waiter && r->len >= r->want)
       ev = EV_READ;
   } else if (nread < 0) {
     uv_read_stop(h);
@@ -515,11 +272,6 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   }
   if (ev)
     aio_io_notify(&s->io, ev);
-}
-
-/* Starts reading s into r. */
-static void reader_start(aio_reader *r) {
-  reader_resume(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -598,13 +350,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void srvcore_conn_closed(lua_State *L, srvcore *c);
 
 static void wake_reader(lua_State *L, aio_reader *r) {
-  if (!r->waiting)
+  if (r->waiter == NULL)
     return;
-  r->waiting = 0;
-  if (aio_waiter_take(L, r)) {
-    aio_wake_future(L, -1);
-    lua_pop(L, 1);
-  }
+  r->waiter = NULL;
+  aio_waiters_wake(L, r);
 }
 
 /* Detaches the reader and writer (waking their waiters) and closes the
@@ -652,12 +401,8 @@ static void stream_close(lua_State *L, stream *s, int graceful) {
 
 static void stream_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   stream *s = (stream *)io;
-  if (ev & EV_CONNECT) {
-    if (aio_waiter_take(L, &s->creq)) {
-      aio_wake_future(L, -1);
-      lua_pop(L, 1);
-    }
-  }
+  if (ev & EV_CONNECT)
+    aio_waiters_wake(L, &s->creq);
   if ((ev & EV_READ) && s->reader)
     wake_reader(L, s->reader);
   if (ev & EV_FATAL)
@@ -697,7 +442,7 @@ void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit) {
   reader_bind(L, r, lua_gettop(L), s->io.loop);
   r->s = s;
   s->reader = r;
-  reader_start(r);
+  reader_resume(r);
 }
 
 /* Consumes n bytes; reading starts again once the buffer is under the
@@ -726,14 +471,16 @@ static void reader_check_exc(lua_State *L, aio_reader *r, int ridx) {
     aio_raise_uv(L, r->err, "read");
 }
 
+/* Where a reading operation's wait keeps its future: the reader is at
+ * 1, the operation's argument (or nil) at 2. */
+#define READ_FIDX 3
+
 /* Suspends the task until len >= want or the end of the stream, with
- * continuation k (ctx passed along). The reader is at index 1; the
- * future is pushed on top. */
+ * continuation k (ctx passed along). */
 static int reader_wait(lua_State *L, aio_reader *r, const char *what,
                        size_t want, lua_KContext ctx, lua_KFunction k) {
   aio_task *t;
-  int fidx;
-  if (r->waiting)
+  if (r->waiter)
     return aio_raisef(L, AIO_E_RUNTIME, "%s() called while another "
                       "coroutine is already waiting for incoming data",
                       what);
@@ -743,33 +490,24 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
-  aio_future_new(L, t->fut.loop);
-  fidx = lua_gettop(L);
-  aio_waiter_set(L, r, fidx);
-  r->waiting = 1;
+  lua_settop(L, READ_FIDX - 1);
+  r->waiter = aio_future_new(L, t->fut.loop);
   r->want = want;
   if (r->paused || (r->s && !r->s->reading))
     reader_resume(r);
-  return aio_await_future(L, t, fidx, ctx, k);
+  return aio_waiters_await(L, t, r, ctx, k);
 }
 
-/* In a continuation: cleans up the wait (the future on top) and raises
- * when the task was cancelled or thrown an error; else pops the future.
- * The buffer is left as it is. */
+/* In a continuation: ends the wait, raising when the task was cancelled
+ * or thrown an error; else pops the future. The buffer is left as it
+ * is. */
 static void reader_resumed(lua_State *L, aio_reader *r) {
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
-  int fidx = lua_gettop(L) - (threw ? 1 : 0);
-  aio_future *f = lua_touserdata(L, fidx);
-  if (r->waiting) {
-    r->waiting = 0;
-    if (aio_waiter_take(L, r))
-      lua_pop(L, 1);
-  }
-  if (threw)
-    lua_error(L);
-  if (f->state == AIO_CANCELLED)
-    aio_future_push_result(L, fidx); /* raises CancelledError */
-  lua_settop(L, fidx - 1);
+  /* a wake-up cleared r->waiter, which may hold another task's future
+   * by now */
+  if (r->waiter == lua_touserdata(L, READ_FIDX))
+    r->waiter = NULL;
+  aio_waiters_resumed(L, r, READ_FIDX);
+  lua_settop(L, READ_FIDX - 1);
 }
 
 /* read([n]) -------------------------------------------------------- */
@@ -974,7 +712,6 @@ static int readline_run(lua_State *L, size_t offset, int nil_at_eof);
 static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   reader_resumed(L, lua_touserdata(L, 1));
-  lua_settop(L, 1);
   return readline_run(L, (size_t)ctx >> 1, (int)(ctx & 1));
 }
 
@@ -1073,26 +810,11 @@ static int l_reader_feed_data(lua_State *L) {
     return aio_raisef(L, AIO_E_RUNTIME, "feed_data after feed_eof");
   if (len == 0)
     return 0;
-  if (r->cap - r->off - r->len < len) {
-    if (r->off > 0) {
-      memmove(r->buf, r->buf + r->off, r->len);
-      r->off = 0;
-    }
-    if (r->cap - r->len < len) {
-      size_t ncap = r->cap ? r->cap : 256;
-      char *nb;
-      while (ncap < r->len + len)
-        ncap *= 2;
-      nb = realloc(r->buf, ncap);
-      if (nb == NULL)
-        return luaL_error(L, "not enough memory");
-      r->buf = nb;
-      r->cap = ncap;
-    }
-  }
+  if (reader_reserve(r, len) != 0)
+    return luaL_error(L, "not enough memory");
   memcpy(r->buf + r->off + r->len, data, len);
   r->len += len;
-  if (r->waiting && r->len >= r->want)
+  if (r->waiter && r->len >= r->want)
     wake_reader(L, r);
   return 0;
 }
@@ -1132,7 +854,7 @@ static int l_reader__tostring(lua_State *L) {
     lua_pushfstring(L, " limit=%I", (lua_Integer)r->limit);
     luaL_addvalue(&b);
   }
-  if (r->waiting)
+  if (r->waiter)
     luaL_addstring(&b, " waiter");
   if (r->has_exc || r->err)
     luaL_addstring(&b, " exception");
@@ -1149,8 +871,8 @@ static int l_reader__tostring(lua_State *L) {
 static int l_reader__gc(lua_State *L) {
   aio_reader *r = lua_touserdata(L, 1);
   stream *s = r->s;
-  if (r->waiting && aio_waiter_take(L, r)) /* its task went with it */
-    lua_pop(L, 1);
+  if (r->waiter)
+    aio_waiter_drop(L, r); /* its task went with it */
   if (s) {
     r->s = NULL;
     s->reader = NULL;
@@ -1269,19 +991,13 @@ static int l_writer_write(lua_State *L) {
   return 0;
 }
 
+/* writelines(list): one write of the strings joined. */
 static int l_writer_writelines(lua_State *L) {
-  stream *s = check_open_writer(L, 1, NULL);
   luaL_Buffer b;
   lua_Integer i, n;
-  size_t len;
-  const char *data;
-  int r;
+  check_open_writer(L, 1, NULL);
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (s == NULL)
-    return 0;
-  if (s->eof_sent)
-    return aio_raisef(L, AIO_E_RUNTIME,
-                      "Cannot call write() after write_eof()");
+  lua_settop(L, 2);
   n = luaL_len(L, 2);
   luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {
@@ -1292,11 +1008,8 @@ static int l_writer_writelines(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  data = lua_tolstring(L, -1, &len);
-  r = stream_write(s, data, len);
-  if (r != 0)
-    write_failed(L, s, r);
-  return 0;
+  lua_replace(L, 2);
+  return l_writer_write(L);
 }
 
 static int l_writer_write_eof(lua_State *L) {
@@ -1345,14 +1058,9 @@ static int drain_body(lua_State *L);
 
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   aio_writer *w = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, &w->drain_key, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, &w->drain_key, 2);
   lua_settop(L, 1);
   return drain_body(L);
 }
@@ -1374,8 +1082,7 @@ static int drain_body(lua_State *L) {
     return 0;
   t = aio_check_await(L, "drain");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, &w->drain_key, 2);
-  return aio_await_future(L, t, 2, 0, drain_k);
+  return aio_waiters_await(L, t, &w->drain_key, 0, drain_k);
 }
 
 static int l_writer_drain(lua_State *L) {
@@ -1385,14 +1092,9 @@ static int l_writer_drain(lua_State *L) {
 
 static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   aio_writer *w = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, &w->closed_key, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, &w->closed_key, 2);
   return 0;
 }
 
@@ -1404,8 +1106,7 @@ static int wait_closed_body(lua_State *L) {
     return 0;
   t = aio_check_await(L, "wait_closed");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, &w->closed_key, 2);
-  return aio_await_future(L, t, 2, 0, wait_closed_k);
+  return aio_waiters_await(L, t, &w->closed_key, 0, wait_closed_k);
 }
 
 static int l_writer_wait_closed(lua_State *L) {
@@ -1461,10 +1162,8 @@ static int l_writer__gc(lua_State *L) {
   aio_writer *w = lua_touserdata(L, 1);
   stream *s = w->s;
   /* waiters' tasks went with it (a closed loop): drop their entries */
-  if (aio_waiter_take(L, &w->drain_key))
-    lua_pop(L, 1);
-  if (aio_waiter_take(L, &w->closed_key))
-    lua_pop(L, 1);
+  aio_waiter_drop(L, &w->drain_key);
+  aio_waiter_drop(L, &w->closed_key);
   if (s) {
     w->s = NULL;
     s->writer = NULL;
@@ -1492,8 +1191,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   threw = aio_resume_take_throw(L, aio_current_task_of(L));
   if (threw || f->state == AIO_CANCELLED || s->connecting) {
-    if (aio_waiter_take(L, &s->creq))
-      lua_pop(L, 1);
+    aio_waiter_drop(L, &s->creq);
     aio_stream_abort(s);
     if (threw)
       return lua_error(L);
@@ -1518,8 +1216,7 @@ static int connect_wait(lua_State *L, aio_task *t, stream *s) {
   sidx = lua_gettop(L);
   s->connecting = 1;
   aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, &s->creq, sidx + 1);
-  return aio_await_future(L, t, sidx + 1, sidx, connect_k);
+  return aio_waiters_await(L, t, &s->creq, sidx, connect_k);
 }
 
 /* _tcp_connect(host, port [, {limit =, local_addr = {host, port}}]):
@@ -1624,13 +1321,8 @@ typedef struct listener {
     uv_pipe_t pipe;
   } u;
   aio_server *srv;     /* NULL once the server let it go */
-  struct pending *pending, **tail; /* accepted, not yet given to Lua */
+  stream *accepted, **tail; /* not yet given to Lua (next_accepted) */
 } listener;
-
-typedef struct pending {
-  struct pending *next;
-  stream *s;
-} pending;
 
 struct aio_server {
   aio_loop *loop;
@@ -1654,11 +1346,10 @@ enum { EV_ACCEPT = 1 };
 
 static void on_listener_closed(uv_handle_t *h) {
   listener *l = h->data;
-  pending *p = l->pending, *next;
-  for (; p; p = next) { /* never handed to Lua */
-    next = p->next;
-    aio_stream_abort(p->s);
-    free(p);
+  stream *s, *next;
+  for (s = l->accepted; s; s = next) { /* never handed to Lua */
+    next = s->next_accepted;
+    aio_stream_abort(s);
   }
   aio_io_release(&l->io);
 }
@@ -1680,28 +1371,21 @@ static void listener_shut(lua_State *L, aio_io *io) {
 static void on_connection(uv_stream_t *h, int status) {
   listener *l = h->data;
   aio_loop *loop = l->io.loop;
-  pending *p;
   stream *s;
   int err;
   if (status < 0 || loop == NULL || l->srv == NULL)
     return; /* asyncio logs accept errors and goes on */
-  p = malloc(sizeof *p);
-  s = p ? stream_alloc(loop, l->srv->kind, &err) : NULL;
-  if (s == NULL) {
-    free(p);
+  s = stream_alloc(loop, l->srv->kind, &err);
+  if (s == NULL)
     return;
-  }
   if (uv_accept(h, &s->u.s) != 0) {
-    free(p);
     aio_stream_abort(s);
     return;
   }
   if (s->kind == K_TCP)
     uv_tcp_nodelay(&s->u.tcp, 1);
-  p->s = s;
-  p->next = NULL;
-  *l->tail = p;
-  l->tail = &p->next;
+  *l->tail = s;
+  l->tail = &s->next_accepted;
   aio_io_notify(&l->io, EV_ACCEPT);
 }
 
@@ -1753,25 +1437,21 @@ static void listener_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   listener *l = (listener *)io;
   aio_server *srv = l->srv;
   (void)ev;
-  while (l->pending) {
-    pending *p = l->pending;
-    stream *s = p->s;
+  while (l->accepted) {
+    stream *s = l->accepted;
     int top = lua_gettop(L);
-    l->pending = p->next;
-    if (l->pending == NULL)
-      l->tail = &l->pending;
-    free(p);
+    l->accepted = s->next_accepted;
+    if (l->accepted == NULL)
+      l->tail = &l->accepted;
     if (srv == NULL || srv->closed) {
       aio_stream_abort(s);
       continue;
     }
     /* the server userdata is anchored while it serves */
     lua_pushcfunction(L, l_client_connected);
-    push_waits(L);
-    lua_rawgetp(L, -1, &srv->anchor_key);
+    aio_waiter_get(L, &srv->anchor_key);
     lua_getiuservalue(L, -1, S_UV_CB);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+    lua_replace(L, -2);
     stream_attach(L, s, srv->limit); /* [fn, cb, reader, writer] */
     s->srv = srv->core;
     srv->core->refs++;
@@ -1851,7 +1531,7 @@ static int l_server_get_loop(lua_State *L) {
 
 /* Starts accepting (start_server does it; a server made with
  * start_serving = false starts here). */
-static int server_start(lua_State *L, aio_server *srv, int sidx) {
+static int server_start(lua_State *L, aio_server *srv) {
   int i, r;
   if (srv->serving || srv->closed)
     return 0;
@@ -1863,14 +1543,13 @@ static int server_start(lua_State *L, aio_server *srv, int sidx) {
     }
   }
   srv->serving = 1;
-  (void)sidx;
   return 0;
 }
 
 static int l_server_start_serving(lua_State *L) {
   aio_server *srv = check_server(L, 1);
   lua_settop(L, 1);
-  server_start(L, srv, 1);
+  server_start(L, srv);
   return 0;
 }
 
@@ -1878,14 +1557,9 @@ static int l_server_start_serving(lua_State *L) {
  * (Python 3.12+). */
 static int server_wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   aio_server *srv = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  aio_waiters_remove(L, srv->core, 2);
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  aio_waiters_resumed(L, srv->core, 2);
   return 0;
 }
 
@@ -1897,8 +1571,7 @@ static int server_wait_closed_body(lua_State *L) {
     return 0;
   t = aio_check_await(L, "wait_closed");
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, srv->core, 2);
-  return aio_await_future(L, t, 2, 0, server_wait_closed_k);
+  return aio_waiters_await(L, t, srv->core, 0, server_wait_closed_k);
 }
 
 static int l_server_wait_closed(lua_State *L) {
@@ -1941,14 +1614,12 @@ static int serve_forever_k(lua_State *L, int status, lua_KContext ctx) {
       return 0;
   }
   lua_settop(L, 3); /* [server, fut, err] */
-  if (aio_waiter_take(L, &srv->forever_key))
-    lua_pop(L, 1);
+  aio_waiter_drop(L, &srv->forever_key);
   server_close(L, srv);
-  if (srv->core->active == 0 || t == NULL)
+  if (srv->core->active == 0)
     return lua_error(L);
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, srv->core, 4);
-  return aio_await_future(L, t, 4, 0, serve_forever_k2);
+  return aio_waiters_await(L, t, srv->core, 0, serve_forever_k2);
 }
 
 static int serve_forever_body(lua_State *L) {
@@ -1957,27 +1628,19 @@ static int serve_forever_body(lua_State *L) {
   lua_settop(L, 1);
   if (srv->closed)
     return aio_raisef(L, AIO_E_RUNTIME, "server is closed");
-  push_waits(L);
-  if (lua_rawgetp(L, -1, &srv->forever_key) != LUA_TNIL)
+  if (aio_waiter_get(L, &srv->forever_key) != LUA_TNIL)
     return aio_raisef(L, AIO_E_RUNTIME, "server is already being awaited "
                       "on serve_forever()");
   lua_settop(L, 1);
   t = aio_check_await(L, "serve_forever");
-  server_start(L, srv, 1);
+  server_start(L, srv);
   aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, &srv->forever_key, 2);
-  return aio_await_future(L, t, 2, 0, serve_forever_k);
+  return aio_waiters_await(L, t, &srv->forever_key, 0, serve_forever_k);
 }
 
 static int l_server_serve_forever(lua_State *L) {
   check_server(L, 1);
   return aio_ccoro_method(L, 1, serve_forever_body);
-}
-
-static int server_close_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  return server_wait_closed_k(L, status, ctx);
 }
 
 /* __close: close(), then (inside a task) wait_closed(), as `async with
@@ -1990,8 +1653,7 @@ static int l_server__close(lua_State *L) {
   if (t == NULL || srv->core->active == 0 || !lua_isyieldable(L))
     return 0;
   aio_future_new(L, t->fut.loop);
-  aio_waiters_add(L, srv->core, 2);
-  return aio_await_future(L, t, 2, 0, server_close_k);
+  return aio_waiters_await(L, t, srv->core, 0, server_wait_closed_k);
 }
 
 /* The socket list (Python's server.sockets): one table per listener,
@@ -2086,21 +1748,15 @@ static int l_server__tostring(lua_State *L) {
   return 1;
 }
 
+/* A server is anchored until closed: only one whose creation failed
+ * midway is still open here. */
 static int l_server__gc(lua_State *L) {
   aio_server *srv = lua_touserdata(L, 1);
-  int i;
   if (srv->ls == NULL)
     return 0;
-  for (i = 0; i < srv->nls; i++) {
-    listener *l = srv->ls[i];
-    l->srv = NULL;
-    listener_close_hook(&l->u.h);
-  }
-  srv->nls = 0;
-  srv->closed = 1;
-  srv->core->closed = 1;
-  if (srv->core->refs == 1 && aio_waiter_take(L, srv->core))
-    lua_pop(L, 1);
+  server_close(L, srv);
+  if (srv->core->refs == 1)
+    aio_waiter_drop(L, srv->core);
   srvcore_release(srv->core);
   free(srv->ls);
   srv->ls = NULL;
@@ -2153,7 +1809,7 @@ static listener *listener_new(lua_State *L, aio_server *srv) {
   l->io.close = listener_close_hook;
   l->io.shut = listener_shut;
   l->io.dispatch = listener_dispatch;
-  l->tail = &l->pending;
+  l->tail = &l->accepted;
   l->srv = srv;
   aio_io_link(srv->loop, &l->io, &l->u.h);
   srv->ls[srv->nls++] = l;
@@ -2171,7 +1827,7 @@ static void server_open(lua_State *L, aio_server *srv, int oidx) {
     lua_pop(L, 1);
   }
   if (start)
-    server_start(L, srv, sidx);
+    server_start(L, srv);
 }
 
 /* _tcp_server(client_cb, addrs, opts): addrs is a list of {host, port}

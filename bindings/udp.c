@@ -41,7 +41,9 @@ typedef struct udp {
 
 struct endpoint {
   udp *u;              /* NULL once closed */
-  unsigned char waiting;
+  aio_future *waiter;  /* the future a task in recvfrom waits on
+                          (registered under the endpoint's address), or
+                          NULL */
 };
 
 enum { EP_UV_LOOP = 1, EP_UV_COUNT = EP_UV_LOOP };
@@ -65,13 +67,10 @@ static void udp_close_hook(uv_handle_t *h) {
 }
 
 static void wake_receiver(lua_State *L, endpoint *ep) {
-  if (!ep->waiting)
+  if (ep->waiter == NULL)
     return;
-  ep->waiting = 0;
-  if (aio_waiter_take(L, ep)) {
-    aio_wake_future(L, -1);
-    lua_pop(L, 1);
-  }
+  ep->waiter = NULL;
+  aio_waiters_wake(L, ep);
 }
 
 /* Detaches the endpoint (waking its receiver) and closes the handle. */
@@ -130,7 +129,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
       u->receiving = 0;
     }
   }
-  if (u->ep && u->ep->waiting)
+  if (u->ep && u->ep->waiter)
     aio_io_notify(&u->io, EV_RECV);
 }
 
@@ -158,18 +157,13 @@ static int recvfrom_body(lua_State *L);
 
 static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   endpoint *ep = lua_touserdata(L, 1);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
   (void)ctx;
-  if (ep->waiting) {
-    ep->waiting = 0;
-    if (aio_waiter_take(L, ep))
-      lua_pop(L, 1);
-  }
-  if (threw)
-    return lua_error(L);
-  if (((aio_future *)lua_touserdata(L, 2))->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
+  /* a wake-up cleared ep->waiter, which may hold another task's future
+   * by now */
+  if (ep->waiter == lua_touserdata(L, 2))
+    ep->waiter = NULL;
+  aio_waiters_resumed(L, ep, 2);
   lua_settop(L, 1);
   return recvfrom_body(L);
 }
@@ -200,28 +194,22 @@ static int recvfrom_body(lua_State *L) {
     start_receiving(u);
     return 3;
   }
-  if (ep->waiting)
+  if (ep->waiter)
     return aio_raisef(L, AIO_E_RUNTIME, "recvfrom() called while another "
                       "coroutine is already waiting for a datagram");
   t = aio_check_await(L, "recvfrom");
   if (t->fut.loop != u->io.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "the endpoint belongs to another "
                       "event loop");
-  aio_future_new(L, t->fut.loop);
-  aio_waiter_set(L, ep, 2);
-  ep->waiting = 1;
+  ep->waiter = aio_future_new(L, t->fut.loop);
   start_receiving(u);
-  return aio_await_future(L, t, 2, 0, recvfrom_k);
+  return aio_waiters_await(L, t, ep, 0, recvfrom_k);
 }
 
 static int l_ep_recvfrom(lua_State *L) {
   test_ep(L, 1);
   return aio_ccoro_method(L, 1, recvfrom_body);
 }
-
-typedef struct sreq {
-  uv_udp_send_t req;
-} sreq;
 
 static void on_sent(uv_udp_send_t *req, int status) {
   (void)status; /* a lost datagram is not an error UDP reports */
@@ -231,20 +219,20 @@ static void on_sent(uv_udp_send_t *req, int status) {
 static int send_to(lua_State *L, udp *u, const char *data, size_t len,
                    const struct sockaddr *sa) {
   uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  sreq *s;
+  uv_udp_send_t *req; /* its data follows */
   int r = uv_udp_try_send(&u->h, &b, 1, sa);
   if (r >= 0)
     return 0;
   if (r != UV_EAGAIN && r != UV_ENOSYS)
     return aio_raise_uv(L, r, "sendto");
-  s = malloc(sizeof *s + len);
-  if (s == NULL)
+  req = malloc(sizeof *req + len);
+  if (req == NULL)
     return luaL_error(L, "not enough memory");
-  memcpy(s + 1, data, len);
-  b = uv_buf_init((char *)(s + 1), (unsigned)len);
-  r = uv_udp_send(&s->req, &u->h, &b, 1, sa, on_sent);
+  memcpy(req + 1, data, len);
+  b = uv_buf_init((char *)(req + 1), (unsigned)len);
+  r = uv_udp_send(req, &u->h, &b, 1, sa, on_sent);
   if (r != 0) {
-    free(s);
+    free(req);
     return aio_raise_uv(L, r, "sendto");
   }
   return 0;
@@ -292,10 +280,10 @@ static int l_ep_is_closing(lua_State *L) {
 
 static int l_ep__gc(lua_State *L) {
   endpoint *ep = lua_touserdata(L, 1);
-  if (ep->waiting && aio_waiter_take(L, ep))
-    lua_pop(L, 1);
+  if (ep->waiter)
+    aio_waiter_drop(L, ep);
   if (ep->u) {
-    ep->waiting = 0;
+    ep->waiter = NULL;
     ep->u->ep = NULL;
     udp_close_hook((uv_handle_t *)&ep->u->h);
     ep->u = NULL;

@@ -96,6 +96,23 @@ describe("getaddrinfo", function()
     assert.equal(2, infos[1].port)
   end))
 
+  it("a loop closed during a lookup can be collected", function()
+    local weak = setmetatable({}, {__mode = "v"})
+    do
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function() end) -- the orphaned task
+      weak[1] = loop
+      loop:create_task(asyncio.getaddrinfo("localhost", 80))
+      -- the task starts the lookup, then the loop stops before polling
+      loop:call_soon(function() loop:stop() end)
+      loop:run_forever()
+      loop:close()
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+  end)
+
   it("bad options raise", aspec.async(function()
     local err = raises(function()
       return await(asyncio.getaddrinfo("localhost", 80, {family = "inet"}))

@@ -147,6 +147,19 @@ describe("create_subprocess_exec", function()
     end
   end))
 
+  it("send_signal takes every name of asyncio.signals; an unknown name "
+     .. "raises ValueError", aspec.async(function()
+    local p = sh("read x", {stdin = PIPE})
+    p:send_signal("SIGWINCH") -- ignored by the shell
+    p:send_signal("SIGTSTP") -- stops it
+    p:send_signal("SIGCONT")
+    assert.is_nil(p.returncode)
+    local err = raises(p.send_signal, p, "SIGNOPE")
+    assert.is_true(iserror(err, asyncio.ValueError))
+    p.stdin:write("go\n")
+    assert.equal(0, await(p:wait()))
+  end))
+
   it("signals after the exit do nothing", aspec.async(function()
     local p = sh("exit 0")
     await(p:wait())
@@ -185,13 +198,18 @@ describe("create_subprocess_exec", function()
     assert.equal(-9, await(p:wait()))
   end))
 
-  it("several tasks may wait for the same process", aspec.async(function()
+  it("several tasks may wait for the same process; one of them cancelled "
+     .. "leaves the others waiting", aspec.async(function()
     local p = sh("read x; exit 0", {stdin = PIPE})
     local waiters = {}
-    for i = 1, 3 do
+    for i = 1, 4 do
       waiters[i] = asyncio.create_task(p:wait())
     end
     await(asyncio.sleep(0))
+    waiters[2]:cancel()
+    await(asyncio.sleep(0))
+    assert.is_true(waiters[2]:cancelled())
+    table.remove(waiters, 2)
     p.stdin:close()
     assert.same({0, 0, 0}, await(asyncio.gather(table.unpack(waiters))))
   end))

@@ -94,6 +94,19 @@ describe("start_server", function()
     await(srv:wait_closed())
   end))
 
+  it("nil or '' as host listens on every interface", aspec.async(function()
+    for _, host in ipairs{false, ""} do
+      local srv = await(asyncio.start_server(upper_echo, host or nil, 0))
+      local port -- of the IPv4 wildcard socket
+      for _, s in ipairs(srv.sockets) do
+        if s.host == "0.0.0.0" then port = s.port end
+      end
+      assert.equal("ANY\n", ask(port, "any\n"))
+      srv:close()
+      await(srv:wait_closed())
+    end
+  end))
+
   it("accepts a list of hosts and options backlog and limit",
      aspec.async(function()
     local loop = asyncio.get_running_loop()
@@ -213,6 +226,25 @@ describe("Server", function()
     assert.is_false(srv:is_serving())
   end))
 
+  it("a cancelled serve_forever waits for the open connections before "
+     .. "raising CancelledError (Python 3.12+)", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local server_writer = loop:create_future()
+    local srv = await(asyncio.start_server(function(_, w)
+      server_writer:set_result(w)
+    end, "127.0.0.1", 0))
+    local t = spawn(function() await(srv:serve_forever()) end)
+    local _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv)))
+    local sw = await(server_writer)
+    t:cancel()
+    await(asyncio.sleep(0.01))
+    assert.is_false(t:done())
+    assert.is_false(srv:is_serving())
+    sw:close()
+    assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
+    w:close()
+  end))
+
   it("close() from another task ends serve_forever with CancelledError",
      aspec.async(function()
     local srv = await(asyncio.start_server(upper_echo, "127.0.0.1", 0))
@@ -248,6 +280,28 @@ describe("Server", function()
       return await(asyncio.open_connection("127.0.0.1", port))
     end)
     assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+  end))
+
+  it("a to-be-closed server waits for an open connection at the end of "
+     .. "its scope", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local server_writer = loop:create_future()
+    local order = {}
+    local w
+    do
+      local srv <close> = await(asyncio.start_server(function(_, sw)
+        server_writer:set_result(sw)
+      end, "127.0.0.1", 0))
+      _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv)))
+      local sw = await(server_writer)
+      loop:call_later(0.01, function()
+        order[#order + 1] = "connection closed"
+        sw:close()
+      end)
+    end
+    order[#order + 1] = "scope left"
+    assert.same({"connection closed", "scope left"}, order)
+    w:close()
   end))
 
   it("the loop keeps a serving server alive without other references",

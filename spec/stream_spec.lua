@@ -381,6 +381,19 @@ describe("streams", function()
       assert.equal("line\n", await(r:readline()))
     end))
 
+    it("a reader woken with its data does not unregister a task that "
+       .. "began waiting before it ran", aspec.async(function()
+      local r = asyncio.StreamReader()
+      local first = asyncio.create_task(r:readline())
+      await(asyncio.sleep(0)) -- first waits
+      local second = asyncio.create_task(r:readexactly(8))
+      r:feed_data("line\n") -- wakes first; second's step runs before it
+      assert.equal("line\n", await(first))
+      assert.is_false(second:done()) -- waiting for its 8 bytes
+      r:feed_data("12345678")
+      assert.equal("12345678", await(asyncio.wait_for(second, 5)))
+    end))
+
     it("wait_for(readline) times out and the line is read later",
        aspec.async(function()
       local p = pair()
@@ -527,6 +540,15 @@ describe("streams", function()
       close_pair(p)
     end))
 
+    it("drain raises the exception of the writer's reader",
+       aspec.async(function()
+      local p = pair()
+      local e = asyncio.ValueError("reader broke")
+      p.cr:set_exception(e)
+      assert.equal(e, raises(function() return await(p.cw:drain()) end))
+      close_pair(p)
+    end))
+
     it("drain on a closed writer raises ConnectionResetError",
        aspec.async(function()
       local p = pair()
@@ -623,6 +645,24 @@ describe("streams", function()
       assert.is_true(p.cw:is_closing())
       assert.is_true(p.cr:at_eof())
       assert.is_false(p.srv:is_serving())
+    end)
+
+    it("a loop closed while a task connects can be collected",
+       function()
+      local weak = setmetatable({}, {__mode = "v"})
+      do
+        local loop = asyncio.new_event_loop()
+        loop:set_exception_handler(function() end) -- the orphaned task
+        weak[1] = loop
+        loop:create_task(asyncio.open_connection("127.0.0.1", 9))
+        -- the task starts connecting, then the loop stops before polling
+        loop:call_soon(function() loop:stop() end)
+        loop:run_forever()
+        loop:close()
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(weak[1])
     end)
 
     it("collecting an unclosed reader and writer closes the connection",

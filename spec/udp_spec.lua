@@ -117,6 +117,27 @@ describe("open_udp", function()
     b:close()
   end))
 
+  it("a receiver woken for a datagram another task took does not "
+     .. "unregister the task that began waiting meanwhile",
+     aspec.async(function()
+    local a = open()
+    local b, bport = open()
+    local woken = spawn(function() return await(b:recvfrom()) end)
+    await(asyncio.sleep(0)) -- woken waits
+    a:sendto("one", "127.0.0.1", bport)
+    -- both steps run before woken's: taker takes "one", waiter waits
+    local taker = asyncio.create_task(b:recvfrom())
+    local waiter = asyncio.create_task(b:recvfrom())
+    assert.equal("one", (await(taker)))
+    -- woken found nothing and waiter is the one waiting now
+    local err = raises(await, asyncio.wait_for(woken, 5))
+    assert.is_true(iserror(err, asyncio.RuntimeError), tostring(err))
+    a:sendto("two", "127.0.0.1", bport)
+    assert.equal("two", (await(asyncio.wait_for(waiter, 5))))
+    a:close()
+    b:close()
+  end))
+
   it("an endpoint with a remote address sends without one",
      aspec.async(function()
     local b, bport = open()

@@ -84,12 +84,12 @@ end)
 -- listens on every interface. Port 0 lets the system choose (see
 -- server.sockets).
 M.start_server = async(function(client_cb, host, port, opts)
-  local hosts = type(host) == "table" and host or {host}
-  if host == "" then hosts = {nil} end
+  port = port or 0
   local addrs = {}
-  for i = 1, (type(host) == "table" and #hosts or 1) do
-    for _, addr in ipairs(resolve(hosts[i], port or 0, SOCK_STREAM, true)) do
-      addrs[#addrs + 1] = {addr, port or 0}
+  for _, h in ipairs(type(host) == "table" and host or {host or ""}) do
+    for _, addr in ipairs(resolve(h ~= "" and h or nil, port, SOCK_STREAM,
+                                  true)) do
+      addrs[#addrs + 1] = {addr, port}
     end
   end
   return core._tcp_server(client_cb, addrs, opts)

@@ -69,10 +69,6 @@ local feed_stdin = async(function(stdin, input)
   stdin:close()
 end)
 
-local read_all = async(function(stream)
-  return await(stream:read())
-end)
-
 local nothing = async(function() end)
 
 --- process:communicate([input]) -> stdout data, stderr data (nil for a
@@ -86,8 +82,8 @@ core._Process.communicate = async(function(self, input)
   end
   local res = await(combinators.gather(
     stdin and feed_stdin(stdin, input) or nothing(),
-    stdout and read_all(stdout) or nothing(),
-    stderr and read_all(stderr) or nothing()))
+    stdout and stdout:read() or nothing(),
+    stderr and stderr:read() or nothing()))
   await(self:wait())
   return res[2], res[3]
 end)
