@@ -16,77 +16,13 @@ local async, await = asyncio.async, asyncio.await
 
 package.path = "examples/?.lua;" .. package.path
 local http = require "lib.http"
-local redis = require "lib.redis"
 
-local luaio = dofile("spec/fixtures/proc.lua").luaio
-local PIPE, DEVNULL = asyncio.PIPE, asyncio.DEVNULL
-
-local children = {} -- pids to stop at the end
-local redis_port, sms_url
-
---- A port nobody listens on now (the system's choice for port 0).
-local free_port = async(function()
-  local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
-  local port = srv.sockets[1].port
-  srv:close()
-  await(srv:wait_closed())
-  return port
-end)
-
---- Starts redis-server once; returns its port.
-local ensure_redis = async(function()
-  if redis_port then return redis_port end
-  local port = await(free_port())
-  local p = await(asyncio.create_subprocess_exec("redis-server",
-    "--port", port, "--bind", "127.0.0.1", "--save", "",
-    "--appendonly", "no", "--dir", "/tmp",
-    {stdout = DEVNULL, stderr = DEVNULL}))
-  children[#children + 1] = p.pid
-  for _ = 1, 500 do -- until it accepts connections
-    local ok, conn = pcall(await, redis.connect("127.0.0.1", port))
-    if ok then
-      await(conn:close())
-      redis_port = port
-      return port
-    end
-    await(asyncio.sleep(0.01))
-  end
-  error("redis-server did not start")
-end)
-
---- Starts examples/sms_server.lua once; returns its base URL.
-local ensure_sms = async(function()
-  if sms_url then return sms_url end
-  local p = await(asyncio.create_subprocess_exec(luaio,
-    "examples/sms_server.lua", 0, {stdout = PIPE}))
-  children[#children + 1] = p.pid
-  local line = await(p.stdout:readline())
-  local port = assert(line:match("^ %* Running on http://127%.0%.0%.1:(%d+)/ "
-                                 .. "%(Press CTRL%+C to quit%)\n$"), line)
-  sms_url = "http://127.0.0.1:" .. port
-  return sms_url
-end)
+local servers = dofile("spec/fixtures/servers.lua")
+local h = dofile("spec/helpers.lua")
+local start, read_until = servers.start, servers.read_until
 
 --- A connection to the spec's Redis, db 3 (the tutorial's), emptied.
-local fresh_db = async(function()
-  local conn = await(redis.connect("127.0.0.1", await(ensure_redis()),
-                                   {db = 3}))
-  await(conn:call("FLUSHDB"))
-  return conn
-end)
-
-local function env()
-  return {PATH = os.getenv("PATH"), REDIS_PORT = redis_port,
-          REDIS_DB = 3, SMS_URL = sms_url}
-end
-
---- Starts an example; returns the Process (stdout and stderr piped).
-local start = async(function(script, ...)
-  local args = {...}
-  args[#args + 1] = {stdout = PIPE, stderr = PIPE, env = env()}
-  return await(asyncio.create_subprocess_exec(luaio, "examples/" .. script,
-                                              table.unpack(args)))
-end)
+local function fresh_db() return servers.fresh_db(3) end
 
 --- Runs an example to its end: stdout, stderr, exit status.
 local run = async(function(script, ...)
@@ -108,17 +44,6 @@ local function normalise(text)
   return lines
 end
 
---- Reads stdout lines of p until pred(lines) holds; returns the lines.
-local read_until = async(function(p, pred)
-  local lines = {}
-  while not pred(lines) do
-    local line = await(p.stdout:readline())
-    if line == "" then break end
-    lines[#lines + 1] = line
-  end
-  return lines
-end)
-
 local function count_matching(lines, pattern)
   local n = 0
   for _, l in ipairs(lines) do if l:match(pattern) then n = n + 1 end end
@@ -127,12 +52,12 @@ end
 
 describe("I/O examples", function()
   teardown(function()
-    for _, pid in ipairs(children) do os.execute("kill " .. pid) end
+    servers.stop()
   end)
 
   it("sms_server.lua: /<n> answers '<n> It works' after n s, /error "
      .. "'error!' after 3 s", aspec.async(function()
-    local base = await(ensure_sms())
+    local base = await(servers.sms_url())
     local loop = asyncio.get_running_loop()
     local t0, order = loop:time(), {}
     local function get(path)
@@ -157,7 +82,7 @@ describe("I/O examples", function()
 
   it("http_task.lua: the task's GET ends before main's sleep",
      aspec.async(function()
-    await(ensure_sms())
+    await(servers.sms_url())
     local out, err, code = await(run("http_task.lua"))
     local lines = normalise(out)
     assert.equal(2, #lines)
@@ -171,7 +96,7 @@ describe("I/O examples", function()
 
   it("aiohttp_count.lua: ten requests, counted as they answer",
      aspec.async(function()
-    await(ensure_sms())
+    await(servers.sms_url())
     local out, err, code = await(run("aiohttp_count.lua"))
     local want = {}
     for i = 1, 10 do want[i] = i .. " 200" end
@@ -182,7 +107,7 @@ describe("I/O examples", function()
 
   it("aiohttp_semaphore.lua: 600 requests complete, 500 at a time",
      aspec.async(function()
-    await(ensure_sms())
+    await(servers.sms_url())
     local out, err, code = await(run("aiohttp_semaphore.lua"))
     local want = {}
     for i = 1, 600 do want[i] = i .. " 200" end
@@ -206,7 +131,7 @@ describe("I/O examples", function()
 
   it("sms_consumer.lua: BRPOP tasks from Redis, each calls the SMS "
      .. "service", aspec.async(function()
-    await(ensure_sms())
+    await(servers.sms_url())
     local conn = await(fresh_db())
     -- the tutorial pushes 5, 1, 1; 2, 1, 1 shows the same in 2 s
     await(conn:pipeline{{"LPUSH", "queue", 2}, {"LPUSH", "queue", 1},
@@ -278,4 +203,12 @@ describe("I/O examples", function()
     assert.equal("", err)
     await(conn:close())
   end))
+
+  it("examples/README.md maps every example above", function()
+    h.assert_mapped{{file = "sms_server.lua"}, {file = "http_task.lua"},
+      {file = "aiohttp_count.lua"}, {file = "aiohttp_semaphore.lua"},
+      {file = "redis_producer.lua"}, {file = "sms_consumer.lua"},
+      {file = "coroutine_workers.lua"},
+      {file = "coroutine_workers_brpop.lua"}}
+  end)
 end)
