@@ -172,6 +172,20 @@ typedef struct aio_timer {
   void *p;            /* TimerHandle or task */
 } aio_timer;
 
+/* Slots of the env table. */
+enum {
+  AIO_ENV_SELF = 1,   /* a weak table holding the loop userdata at [1] */
+  AIO_ENV_READY,      /* ring of the ready entries' Lua values */
+  AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
+  AIO_ENV_TASKS,      /* task id -> pending task */
+  AIO_ENV_HOT = AIO_ENV_TASKS, /* the slots above live in loop->hot */
+  AIO_ENV_HANDLER,    /* custom exception handler or nil */
+  AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
+  AIO_ENV_EXECUTOR,   /* default executor or nil */
+  AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
+  AIO_ENV_COUNT = AIO_ENV_STOPCB
+};
+
 struct aio_loop {
   uv_loop_t *uv;          /* own_uv ? &uv_own : the host's loop */
   uv_loop_t uv_own;
@@ -180,10 +194,10 @@ struct aio_loop {
   aio_remote *remote;     /* the part other threads may touch */
   lua_State *L;           /* the main thread of the owning state */
   lua_State *Lrun;        /* thread running the loop, while it runs */
-  int env;                /* registry ref: table of the slots below */
-  int hot[3];             /* registry refs of the READY, TIMERS and TASKS
-                             tables themselves (one look-up instead of
-                             two on hot paths); always tables */
+  int env;                /* registry ref: table of the other slots */
+  int hot[AIO_ENV_HOT];   /* registry refs of the values of the slots
+                             SELF to TASKS themselves (one look-up
+                             instead of two on hot paths); always tables */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -220,19 +234,6 @@ struct aio_loop {
   unsigned char watch_sigint; /* watch SIGINT while running */
   unsigned char executor_shutdown; /* the default executor is shut down */
   double slow_callback;   /* debug mode: report callbacks slower than this */
-};
-
-/* Slots of the env table. */
-enum {
-  AIO_ENV_SELF = 1,   /* a weak table holding the loop userdata at [1] */
-  AIO_ENV_READY,      /* ring of the ready entries' Lua values */
-  AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
-  AIO_ENV_TASKS,      /* task id -> pending task */
-  AIO_ENV_HANDLER,    /* custom exception handler or nil */
-  AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
-  AIO_ENV_EXECUTOR,   /* default executor or nil */
-  AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
-  AIO_ENV_COUNT = AIO_ENV_STOPCB
 };
 
 /* The loop userdata is the aio_loop itself: Lua frees it only when no

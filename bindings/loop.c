@@ -36,6 +36,14 @@ static _Thread_local aio_loop *tl_running;
  * (Python's PYTHONASYNCIODEBUG). */
 static int default_debug = -1;
 
+static int debug_default(void) {
+  if (default_debug < 0) {
+    const char *env = getenv("LUAIO_DEBUG");
+    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
+  }
+  return default_debug;
+}
+
 /* ------------------------------------------------------------------ */
 /* Lifetime                                                            */
 
@@ -93,10 +101,9 @@ aio_loop *aio_check_loop(lua_State *L, int idx) {
   return loop;
 }
 
-/* The slots READY, TIMERS and TASKS (consecutive) live in loop->hot. */
+/* The slots SELF to TASKS (the first ones) live in loop->hot. */
 static int hot_index(int slot) {
-  return slot >= AIO_ENV_READY && slot <= AIO_ENV_TASKS ? slot - AIO_ENV_READY
-                                                       : -1;
+  return slot <= AIO_ENV_HOT ? slot - 1 : -1;
 }
 
 void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
@@ -133,11 +140,13 @@ void aio_set_env(lua_State *L, aio_loop *loop, int slot) {
 }
 
 void aio_push_loop(lua_State *L, aio_loop *loop) {
-  aio_push_env(L, loop, AIO_ENV_SELF);
-  if (lua_istable(L, -1)) {
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
+  if (loop->env == LUA_NOREF) {
+    lua_pushnil(L);
+    return;
   }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->hot[AIO_ENV_SELF - 1]);
+  lua_rawgeti(L, -1, 1);
+  lua_replace(L, -2);
 }
 
 /* ------------------------------------------------------------------ */
@@ -833,7 +842,7 @@ static int l_loop__gc(lua_State *L) {
     loop_close(L, loop, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < AIO_ENV_HOT; i++) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
   }
@@ -877,16 +886,13 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop = lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
   loop->env = LUA_NOREF;
-  loop->hot[0] = loop->hot[1] = loop->hot[2] = LUA_NOREF;
+  for (i = 0; i < AIO_ENV_HOT; i++)
+    loop->hot[i] = LUA_NOREF;
   loop->closed = 1; /* until it is set up: __gc must not close it */
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
   loop->watch_sigint = 1;
-  if (default_debug < 0) {
-    const char *env = getenv("LUAIO_DEBUG");
-    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
-  }
-  loop->debug = (unsigned char)default_debug;
+  loop->debug = (unsigned char)debug_default();
   loop->clock = clock;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop->L = lua_tothread(L, -1);
@@ -900,20 +906,20 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   } else
     loop->uv = uv;
   lua_createtable(L, AIO_ENV_COUNT, 0);
-  lua_createtable(L, 1, 1); /* the weak table holding the loop */
-  lua_pushvalue(L, -3);
-  lua_rawseti(L, -2, 1);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_rawseti(L, -2, AIO_ENV_SELF);
   lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_SIGNALS);
   lua_pushcfunction(L, l_stop_cb);
   lua_rawseti(L, -2, AIO_ENV_STOPCB);
   loop->env = luaL_ref(L, LUA_REGISTRYINDEX);
-  for (i = 0; i < 3; i++) { /* READY, TIMERS, TASKS */
+  lua_createtable(L, 1, 1); /* SELF: the weak table holding the loop */
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  loop->hot[AIO_ENV_SELF - 1] = luaL_ref(L, LUA_REGISTRYINDEX);
+  for (i = AIO_ENV_SELF; i < AIO_ENV_HOT; i++) { /* READY, TIMERS, TASKS */
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -1089,13 +1095,7 @@ static const luaL_Reg loop_metamethods[] = {
 
 int aio_debug_mode(lua_State *L) {
   aio_loop *loop = aio_running_loop(L);
-  if (loop)
-    return loop->debug;
-  if (default_debug < 0) {
-    const char *env = getenv("LUAIO_DEBUG");
-    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
-  }
-  return default_debug;
+  return loop ? loop->debug : debug_default();
 }
 
 static int l__set_default_debug(lua_State *L) {
