@@ -1032,6 +1032,15 @@ static int take_throw(lua_State *L, int tidx, aio_task *t) {
   return 0;
 }
 
+/* The task object of a step sits at tidx; a plain resume that ends in an
+ * await never needs it, so the step looks it up only when it must. */
+static void need_task(lua_State *L, int tidx, aio_task *t) {
+  if (lua_isnil(L, tidx)) {
+    aio_push_task(L, t);
+    lua_replace(L, tidx);
+  }
+}
+
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   int top = lua_gettop(L), tidx = top + 1, nargs = 0, nres = 0, status;
   int throwing, bad_yield;
@@ -1039,7 +1048,9 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   if (t->fut.state != AIO_PENDING || co == NULL)
     return;
   luaL_checkstack(L, 8, NULL);
-  aio_push_task(L, t);
+  lua_pushnil(L); /* tidx: the task, once need_task looked it up */
+  if (t->must_cancel || t->throwing)
+    need_task(L, tidx, t);
   bad_yield = t->bad_yield;
   throwing = take_throw(L, tidx, t);
   t->throwing = 0;
@@ -1085,12 +1096,15 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
       status = LUA_ERRRUN;
     }
   }
-  if (status == LUA_YIELD) {
-    if (t->awaiting)
-      lua_pop(co, nres);
-    else
-      task_bad_yield(L, tidx, t, nres);
-  } else if (status == LUA_OK) {
+  if (status == LUA_YIELD && t->awaiting) { /* the usual end of a step */
+    lua_pop(co, nres);
+    lua_settop(L, top);
+    return;
+  }
+  need_task(L, tidx, t);
+  if (status == LUA_YIELD)
+    task_bad_yield(L, tidx, t, nres);
+  else if (status == LUA_OK) {
     luaL_checkstack(L, nres + 4, "too many results");
     lua_xmove(co, L, nres);
     task_returned(L, tidx, t, nres);
