@@ -242,13 +242,17 @@ void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
   aio_ready_push(L, loop, AIO_R_STEP, t, 0, NULL, 0);
 }
 
-/* Pops the head entry into *e and pushes its Lua values (the values
- * ring is at stack index `vals`). */
-static void ready_pop(lua_State *L, aio_loop *loop, int vals, aio_ready *e) {
+/* Pops the head entry into *e and pushes its Lua values. */
+static void ready_pop(lua_State *L, aio_loop *loop, aio_ready *e) {
   unsigned k;
+  int vals;
   *e = loop->ready[loop->rhead];
   loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
   loop->rcount--;
+  if (e->nvals == 0) /* task steps and sleeps: the common case */
+    return;
+  aio_push_env(L, loop, AIO_ENV_READY);
+  vals = lua_gettop(L);
   for (k = 0; k < e->nvals; k++) {
     lua_rawgeti(L, vals, loop->vhead + 1);
     lua_pushnil(L);
@@ -256,6 +260,7 @@ static void ready_pop(lua_State *L, aio_loop *loop, int vals, aio_ready *e) {
     loop->vhead = (loop->vhead + 1) & (loop->vcap - 1);
     loop->vcount--;
   }
+  lua_remove(L, vals);
 }
 
 /* ------------------------------------------------------------------ */
@@ -540,9 +545,7 @@ static int run_ready(lua_State *L, aio_loop *loop) {
     aio_ready e;
     uint64_t t0 = loop->debug ? uv_hrtime() : 0;
     int prop;
-    aio_push_env(L, loop, AIO_ENV_READY);
-    ready_pop(L, loop, base + 1, &e);
-    lua_remove(L, base + 1);
+    ready_pop(L, loop, &e);
     prop = run_entry(L, loop, &e);
     if (loop->debug)
       check_slow(L, loop, &e, t0);
