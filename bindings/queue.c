@@ -545,16 +545,16 @@ static int l_queue__tostring(lua_State *L) {
 }
 
 /* Properties are fields (q.maxsize); methods come from the methods table
- * (upvalue 1), looked up first. */
+ * (upvalue 1), looked up first: a method look-up (every q:get()) needs no
+ * check of the queue, its call does one. */
 static int l_queue__index(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
   const char *key;
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
     return 1;
   key = lua_tostring(L, 2);
   if (key && strcmp(key, "maxsize") == 0) {
-    push_maxsize(L, q);
+    push_maxsize(L, check_queue(L, 1));
     return 1;
   }
   return 0;
