@@ -573,6 +573,8 @@ aio_task *aio_current_task_of(lua_State *L);
 /* Coroutine objects and await (coro.c)                                */
 
 typedef struct aio_coro {
+  lua_CFunction body;     /* a C operation's body (aio_push_ccoro); NULL
+                             for others, whose function is uservalue 1 */
   int nargs;              /* arguments: uservalues 2..nargs+1 */
   unsigned char state;    /* AIO_CORO_* */
   unsigned char origin;   /* debug mode: uservalue nargs+2 is the
