@@ -671,6 +671,23 @@ describe("guards", function()
       assert.is_false(prim:locked())
     end))
 
+    it("guard: " .. name .. " that had to wait is the primitive too",
+      vspec(function()
+        local prim = new()
+        await(prim:acquire())
+        local got
+        local t = create_task(async(function()
+          local g <close> = await(prim)
+          got = g
+        end)())
+        await(sleep(0))
+        assert.is_nil(got)
+        prim:release()
+        await(t)
+        assert.equal(prim, got)
+        assert.is_false(prim:locked())
+      end))
+
     it("guard: " .. name .. " is released when the scope ends by an error",
       vspec(function()
         local prim = new()
