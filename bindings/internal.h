@@ -662,6 +662,12 @@ int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
  * when it is bound to another loop. Returns the task. */
 aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
                          const char *what);
+/* For a primitive at stack index 1: pushes a new future of task t's loop,
+ * queues it in q (kept in user value uv) and suspends t on it, as
+ * aio_await_future does (the future stays on top of the stack for k).
+ * Use as `return aio_prim_wait(...)`. */
+int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
+                  lua_KContext ctx, lua_KFunction k);
 
 /* ------------------------------------------------------------------ */
 /* I/O: streams, servers, UDP, processes, DNS (stream.c, udp.c, ...)   */

@@ -161,10 +161,13 @@ aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
   return t;
 }
 
-/* Pushes a new waiter future of the running task's loop. */
-static int new_waiter(lua_State *L, aio_task *t) {
+int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
+                  lua_KContext ctx, lua_KFunction k) {
+  int fidx;
   aio_future_new(L, t->fut.loop);
-  return lua_gettop(L);
+  fidx = lua_gettop(L);
+  aio_wq_push(L, q, 1, uv, fidx);
+  return aio_await_future(L, t, fidx, ctx, k);
 }
 
 /* set_result(true) on the future at fidx unless it is done. */
@@ -246,7 +249,6 @@ static int lock_acquire_k(lua_State *L, int status, lua_KContext ctx) {
 static int lock_acquire(lua_State *L, int guard) {
   aio_lock *lk = lua_touserdata(L, 1);
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (!lk->locked && !aio_wq_each(L, &lk->waiters, 1, LOCK_UV_WAITERS,
                                   any_not_cancelled, NULL)) {
@@ -254,9 +256,8 @@ static int lock_acquire(lua_State *L, int guard) {
     return acquired(L, guard);
   }
   t = aio_prim_enter(L, &lk->loop, LOCK_UV_LOOP, "acquire");
-  fidx = new_waiter(L, t);
-  aio_wq_push(L, &lk->waiters, 1, LOCK_UV_WAITERS, fidx);
-  return aio_await_future(L, t, fidx, guard, lock_acquire_k);
+  return aio_prim_wait(L, t, &lk->waiters, LOCK_UV_WAITERS, guard,
+                       lock_acquire_k);
 }
 
 /* lock:acquire() */
@@ -344,16 +345,14 @@ static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int event_wait_body(lua_State *L) {
   aio_event *ev = lua_touserdata(L, 1); /* checked by ev:wait() */
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (ev->value) {
     lua_pushboolean(L, 1);
     return 1;
   }
   t = aio_prim_enter(L, &ev->loop, EVENT_UV_LOOP, "wait");
-  fidx = new_waiter(L, t);
-  aio_wq_push(L, &ev->waiters, 1, EVENT_UV_WAITERS, fidx);
-  return aio_await_future(L, t, fidx, 0, event_wait_k);
+  return aio_prim_wait(L, t, &ev->waiters, EVENT_UV_WAITERS, 0,
+                       event_wait_k);
 }
 
 static int l_event_wait(lua_State *L) {
@@ -476,16 +475,14 @@ static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
 static int sem_acquire(lua_State *L, int guard) {
   aio_sem *s = lua_touserdata(L, 1);
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (!sem_locked(L, s, 1)) {
     s->value--;
     return acquired(L, guard);
   }
   t = aio_prim_enter(L, &s->loop, SEM_UV_LOOP, "acquire");
-  fidx = new_waiter(L, t);
-  aio_wq_push(L, &s->waiters, 1, SEM_UV_WAITERS, fidx);
-  return aio_await_future(L, t, fidx, guard, sem_acquire_k);
+  return aio_prim_wait(L, t, &s->waiters, SEM_UV_WAITERS, guard,
+                       sem_acquire_k);
 }
 
 /* sem:acquire() */
