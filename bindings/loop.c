@@ -524,8 +524,7 @@ static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
 }
 
 /* Debug mode: warns about an entry that ran longer than slow_callback. */
-static void check_slow(lua_State *L, aio_loop *loop, aio_ready *e,
-                       uint64_t t0) {
+static void check_slow(aio_loop *loop, aio_ready *e, uint64_t t0) {
   double took = (double)(uv_hrtime() - t0) / 1e9;
   const char *what = "callback";
   if (took < loop->slow_callback)
@@ -533,7 +532,6 @@ static void check_slow(lua_State *L, aio_loop *loop, aio_ready *e,
   if (e->kind == AIO_R_STEP || e->kind == AIO_R_SLEEP)
     what = "task step";
   fprintf(stderr, "asyncio: executing a %s took %.3f seconds\n", what, took);
-  (void)L;
 }
 
 /* Runs the snapshot of ready entries. Returns 1 if an error propagates
@@ -548,7 +546,7 @@ static int run_ready(lua_State *L, aio_loop *loop) {
     ready_pop(L, loop, &e);
     prop = run_entry(L, loop, &e);
     if (loop->debug)
-      check_slow(L, loop, &e, t0);
+      check_slow(loop, &e, t0);
     if (prop) {
       /* the error is on top: keep it alone above base */
       if (lua_gettop(L) > base + 1)
@@ -667,12 +665,11 @@ static int l_stop_cb(lua_State *L) {
 static int l_loop_run_until_complete(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   aio_future *f;
-  int new_task, prop, fidx;
+  int prop, fidx = 3;
   check_runnable(L, loop);
   luaL_checkany(L, 2);
   lua_settop(L, 2);
-  new_task = aio_ensure_future(L, 2, loop); /* [loop, aw, fut] */
-  fidx = 3;
+  aio_ensure_future(L, 2, loop); /* [loop, aw, fut] */
   f = aio_test_future(L, fidx);
   aio_push_env(L, loop, AIO_ENV_STOPCB);
   aio_future_add_callback(L, fidx);
@@ -687,7 +684,6 @@ static int l_loop_run_until_complete(lua_State *L) {
   }
   if (prop) {
     /* the future's own fatal error leaves through us: it is retrieved */
-    (void)new_task;
     if (f->state == AIO_FINISHED)
       f->log_tb = 0;
     return lua_error(L);
