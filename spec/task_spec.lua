@@ -161,7 +161,7 @@ describe("Task", function()
       assert.is_not_nil(asyncio.current_task())
     end)())
     assert.is_nil(asyncio.current_task(loop))
-    local e = raises(asyncio.RuntimeError, asyncio.current_task)
+    raises(asyncio.RuntimeError, asyncio.current_task)
   end)
 
   it("C50 current_task() in a plain callback of a running loop is nil",
@@ -236,7 +236,7 @@ describe("Task", function()
 
   it("C54 ensure_future of a non-awaitable raises TypeError; of a future "
      .. "with a different explicit loop, ValueError", function()
-    local e = raises(asyncio.TypeError, asyncio.ensure_future, 42)
+    raises(asyncio.TypeError, asyncio.ensure_future, 42)
     local other = asyncio.new_event_loop()
     local e2 = raises(asyncio.ValueError,
                       asyncio.ensure_future, loop:create_future(), other)
