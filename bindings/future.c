@@ -444,6 +444,11 @@ static int remove_callbacks(lua_State *L, int fidx, int vidx) {
   }
   lua_pop(L, 1);
   f->ncb = (unsigned short)kept;
+  if (kept == 0) { /* the next callback is stored alone again */
+    lua_pushnil(L);
+    lua_setiuservalue(L, fidx, AIO_FU_CB);
+    f->cb_list = 0;
+  }
   return removed;
 }
 
