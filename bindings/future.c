@@ -170,7 +170,8 @@ static void schedule_one(lua_State *L, aio_loop *loop, int fidx) {
 
 /* Schedules every done-callback of the (now done) future at fidx. */
 static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
-  int n = f->ncb, list = f->cb_list, i;
+  unsigned n = f->ncb, i;
+  int list = f->cb_list;
   if (n == 0)
     return;
   lua_getiuservalue(L, fidx, AIO_FU_CB);
@@ -416,7 +417,8 @@ void aio_future_add_callback(lua_State *L, int fidx) {
  * were removed. */
 static int remove_callbacks(lua_State *L, int fidx, int vidx) {
   aio_future *f = lua_touserdata(L, fidx);
-  int removed = 0, i, kept = 0;
+  unsigned i, kept = 0;
+  int removed = 0;
   if (f->ncb == 0)
     return 0;
   lua_getiuservalue(L, fidx, AIO_FU_CB);
@@ -443,7 +445,7 @@ static int remove_callbacks(lua_State *L, int fidx, int vidx) {
     lua_rawseti(L, -2, i);
   }
   lua_pop(L, 1);
-  f->ncb = (unsigned short)kept;
+  f->ncb = kept;
   if (kept == 0) { /* the next callback is stored alone again */
     lua_pushnil(L);
     lua_setiuservalue(L, fidx, AIO_FU_CB);
@@ -576,7 +578,7 @@ static int l_future_get_loop(lua_State *L) {
 
 static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
                                aio_future *f) {
-  int i;
+  unsigned i;
   if (f->ncb == 0)
     return;
   luaL_addstring(b, " cb=[");

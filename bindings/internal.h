@@ -479,7 +479,7 @@ struct aio_future {
   aio_loop *loop;
   unsigned wq_slot;         /* sequence number in a waiter queue */
   int nres;                 /* number of result values */
-  unsigned short ncb;       /* number of done callbacks */
+  unsigned ncb;             /* number of done callbacks */
   unsigned char state;      /* aio_fstate */
   unsigned char is_task;
   unsigned char has_exc;    /* finished with an exception */

@@ -3,7 +3,8 @@
 -- module never interposes libc's aio_suspend; a deadline below 0 is not
 -- "no timer"; SystemExit is fatal like KeyboardInterrupt; the periodic poll
 -- really polls when no handle is referenced; a future whose callbacks
--- were all removed stores the next one alone, not in the emptied list).
+-- were all removed stores the next one alone, not in the emptied list;
+-- a future counts its callbacks beyond 65535).
 local asyncio = require "asyncio"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
@@ -120,6 +121,23 @@ describe("regressions", function()
     ]]}
     assert.same({0, "cb=[function <(command line):8>()]\nran\n", ""},
                 {r.status, r.stdout, r.stderr})
+  end)
+
+  it("B35 a future runs all of its 70000 done callbacks (it crashed)",
+     function()
+    -- in a child: a 16-bit count wrapped and the list was read wrongly
+    local r = proc.run{proc.luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop{clock = "virtual"}
+      local fut, n = loop:create_future(), 0
+      local function cb() n = n + 1 end
+      for _ = 1, 70000 do fut:add_done_callback(cb) end
+      fut:set_result(1)
+      loop:stop()
+      loop:run_forever()
+      print(n)
+    ]]}
+    assert.same({0, "70000\n", ""}, {r.status, r.stdout, r.stderr})
   end)
 
   it("M183 a PriorityQueue keeps every item when a comparison raises",
