@@ -2,7 +2,6 @@
 -- (bindings/locks.c), semantics sections N, O and Q, and the
 -- `local _ <close> = await(x)` guards of locks, semaphores and conditions.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, raises, vspec = h.await_error, h.raises, h.vspec
