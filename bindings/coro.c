@@ -21,7 +21,7 @@
 /* Suspension protocol                                                 */
 
 int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
-                lua_KFunction k) {
+                     lua_KFunction k) {
   t->awaiting = 1;
   return lua_yieldk(L, 0, ctx, k);
 }

@@ -598,7 +598,8 @@ void aio_coro_pushname(lua_State *L, int cidx);
 void aio_pushfuncname(lua_State *L, int idx);
 /* Suspends the running task until its next step; k is the continuation.
  * Must be called as `return aio_task_suspend(L, t, ctx, k)`. */
-int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx, lua_KFunction k);
+int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
+                     lua_KFunction k);
 /* In a continuation after aio_task_suspend: raises the value the task was
  * resumed with if the resume is a throw (cancellation). */
 void aio_resume_check(lua_State *L, aio_task *t);
