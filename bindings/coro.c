@@ -333,18 +333,8 @@ int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
   t->waiter = f;
   t->waiter_idx = fidx;
   t->wait_kind = AIO_WAIT_FUTURE;
-  if (t->must_cancel) {
-    /* a cancellation requested while running hits this await */
-    aio_push_task(L, t);
-    lua_pushvalue(L, fidx);
-    if (lua_getiuservalue(L, -2, AIO_TU_EXTRA) == LUA_TTABLE) {
-      lua_getfield(L, -1, "cancel_msg");
-      lua_remove(L, -2);
-    }
-    if (aio_future_cancel(L, -2))
-      t->must_cancel = 0;
-    lua_pop(L, 1);
-  }
+  if (t->must_cancel) /* requested while it ran: it hits this await */
+    aio_task_forward_cancel(L, t, fidx);
   lua_settop(L, top);
   return aio_task_suspend(L, t, ctx, k);
 }

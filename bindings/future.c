@@ -841,6 +841,16 @@ static void push_cancel_msg(lua_State *L, int tidx) {
   }
 }
 
+void aio_task_forward_cancel(lua_State *L, aio_task *t, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  aio_push_task(L, t);
+  lua_pushvalue(L, fidx);
+  push_cancel_msg(L, lua_gettop(L) - 1); /* [task, fut, msg] */
+  if (aio_future_cancel(L, -2))
+    t->must_cancel = 0;
+  lua_pop(L, 2);
+}
+
 static void set_cancel_msg(lua_State *L, int tidx, int midx) {
   if (midx == 0 || lua_isnil(L, midx)) {
     if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {

@@ -559,6 +559,10 @@ void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
 void aio_future_pushrepr(lua_State *L, int idx);
 /* task:cancel(msg) for the task at tidx, message at midx (0: none). */
 int aio_task_cancel(lua_State *L, int tidx, int midx);
+/* Hands a cancellation requested while t ran to the future at fidx it
+ * now awaits, with the message cancel() stored (Python's __step after a
+ * yield); the request is consumed if the future got cancelled. */
+void aio_task_forward_cancel(lua_State *L, aio_task *t, int fidx);
 /* Pushes a future of `loop` for the awaitable at idx (a Future or Task is
  * itself; a Coroutine becomes a Task). Returns 1 if a task was made.
  * Raises TypeError for other values, ValueError for another loop's

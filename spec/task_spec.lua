@@ -83,6 +83,22 @@ describe("Task", function()
     assert.is_false(t:cancelled())
   end))
 
+  it("D66 D69 a cancel(msg) issued while the task runs hits its next "
+     .. "await: the awaited future is cancelled with msg",
+     aspec.async({clock = "virtual"}, function()
+    local fut = asyncio.get_running_loop():create_future()
+    local t = asyncio.create_task(async(function()
+      asyncio.current_task():cancel("bye")
+      await(fut)
+    end)())
+    local err = raises(asyncio.CancelledError, await, t)
+    assert.same({"bye"}, {table.unpack(err.args, 1, #err.args)})
+    assert.is_true(t:cancelled())
+    assert.is_true(fut:cancelled())
+    assert.equal("bye",
+                 raises(asyncio.CancelledError, fut.result, fut).args[1])
+  end))
+
   it("C45 run_until_complete of a coroutine returns 42 + 1000", function()
     local inner1 = async(function() return 42 end)
     local inner2 = async(function() return 1000 end)
