@@ -92,6 +92,21 @@ describe("timers", function()
     assert.is_true(h:cancelled())
   end)
 
+  it("A4 cancel() lets go of the callback and its arguments at once",
+     function()
+    local gone = setmetatable({}, {__mode = "k"})
+    local fn, arg = function() end, {}
+    gone[fn], gone[arg] = true, true
+    local timer = loop:call_later(1, fn, arg)
+    local soon = loop:call_soon(fn, arg)
+    fn, arg = nil, nil
+    timer:cancel()
+    soon:cancel()
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(gone))
+  end)
+
   it("A10 cancelled timers never run and do not count as live timers",
      function()
     local ran = {}
