@@ -276,6 +276,19 @@ describe("Task", function()
     assert.is_truthy(e.traceback:find("task_spec.lua:%d+: in "))
     assert.is_truthy(e.traceback:find("fail_here", 1, true))
   end)
+
+  it("C55 the traceback of a deep recursion elides its middle", function()
+    local function deep(n)
+      if n == 0 then error(asyncio.ValueError("deep")) end
+      return deep(n - 1) + 1
+    end
+    local t = loop:create_task(async(function() deep(200) end)())
+    local e = raises(asyncio.ValueError, loop.run_until_complete, loop, t)
+    local _, lines = e.traceback:gsub("\n", "")
+    assert.is_true(lines < 40, e.traceback)
+    assert.is_truthy(e.traceback:find("\n\t...\n", 1, true))
+    assert.is_truthy(e.traceback:find("'deep'", 1, true))
+  end)
 end)
 
 describe("Task introspection", function()
