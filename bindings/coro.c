@@ -21,7 +21,7 @@
 /* Suspension protocol                                                 */
 
 int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
-                lua_KFunction k) {
+                     lua_KFunction k) {
   t->awaiting = 1;
   return lua_yieldk(L, 0, ctx, k);
 }
@@ -86,6 +86,7 @@ static int coro_factory(lua_State *L) {
   c->nargs = n;
   c->state = AIO_CORO_NEW;
   c->origin = (unsigned char)origin;
+  c->body = NULL;
   if (origin) { /* where it was created, for the never-awaited report */
     aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
@@ -100,18 +101,31 @@ static int coro_factory(lua_State *L) {
   return 1;
 }
 
-int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
+/* Marks the Coroutine at cidx as started (raising if it already was). */
+static aio_coro *coro_take(lua_State *L, int cidx) {
   aio_coro *c = lua_touserdata(L, cidx);
-  int i;
-  cidx = lua_absindex(L, cidx);
   if (c->state != AIO_CORO_NEW)
     aio_raisef(L, AIO_E_RUNTIME, "cannot reuse already awaited coroutine");
   c->state = AIO_CORO_STARTED;
   luaL_checkstack(L, c->nargs + 2, "too many arguments");
-  luaL_checkstack(to, c->nargs + 2, "too many arguments");
-  aio_coro_pushfn(L, cidx);
+  return c;
+}
+
+/* Pushes the arguments of the Coroutine c at cidx. */
+static void push_args(lua_State *L, int cidx, aio_coro *c) {
+  int i;
   for (i = 2; i <= c->nargs + 1; i++)
     lua_getiuservalue(L, cidx, i);
+}
+
+int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
+  aio_coro *c;
+  cidx = lua_absindex(L, cidx);
+  c = coro_take(L, cidx);
+  if (to != L)
+    luaL_checkstack(to, c->nargs + 2, "too many arguments");
+  aio_coro_pushfn(L, cidx);
+  push_args(L, cidx, c);
   if (to != L)
     lua_xmove(L, to, c->nargs + 1);
   return c->nargs;
@@ -209,6 +223,11 @@ void aio_pushfuncname(lua_State *L, int idx) {
 }
 
 void aio_coro_pushfn(lua_State *L, int cidx) {
+  aio_coro *c = lua_touserdata(L, cidx);
+  if (c->body != NULL) {
+    lua_pushcfunction(L, c->body);
+    return;
+  }
   lua_getiuservalue(L, cidx, 1);
   if (lua_tocfunction(L, -1) == coro_factory) {
     lua_getupvalue(L, -1, 1);
@@ -217,6 +236,7 @@ void aio_coro_pushfn(lua_State *L, int cidx) {
 }
 
 void aio_coro_pushname(lua_State *L, int cidx) {
+  cidx = lua_absindex(L, cidx);
   lua_getiuservalue(L, cidx, 1);
   if (lua_tocfunction(L, -1) == coro_factory) {
     lua_getupvalue(L, -1, 2);
@@ -235,6 +255,8 @@ void aio_coro_pushname(lua_State *L, int cidx) {
     lua_remove(L, -2);
     return;
   }
+  lua_pop(L, 1);
+  aio_coro_pushfn(L, cidx);
   aio_pushfuncname(L, -1);
   lua_remove(L, -2);
 }
@@ -311,18 +333,8 @@ int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
   t->waiter = f;
   t->waiter_idx = fidx;
   t->wait_kind = AIO_WAIT_FUTURE;
-  if (t->must_cancel) {
-    /* a cancellation requested while running hits this await */
-    aio_push_task(L, t);
-    lua_pushvalue(L, fidx);
-    if (lua_getiuservalue(L, -2, AIO_TU_EXTRA) == LUA_TTABLE) {
-      lua_getfield(L, -1, "cancel_msg");
-      lua_remove(L, -2);
-    }
-    if (aio_future_cancel(L, -2))
-      t->must_cancel = 0;
-    lua_pop(L, 1);
-  }
+  if (t->must_cancel) /* requested while it ran: it hits this await */
+    aio_task_forward_cancel(L, t, fidx);
   lua_settop(L, top);
   return aio_task_suspend(L, t, ctx, k);
 }
@@ -354,9 +366,16 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
  * await were that function: its arguments become the whole stack, its
  * yields and results are await's. */
 static int await_coro(lua_State *L) {
-  int nargs = aio_coro_start(L, 1, L); /* [coro, fn, args...] */
-  lua_CFunction body = lua_tocfunction(L, 2);
-  (void)nargs;
+  aio_coro *c = lua_touserdata(L, 1);
+  int nargs;
+  lua_CFunction body = c->body;
+  if (body != NULL) { /* a C operation */
+    push_args(L, 1, coro_take(L, 1));
+    lua_remove(L, 1);
+    return body(L);
+  }
+  nargs = aio_coro_start(L, 1, L); /* [coro, fn, args...] */
+  body = lua_tocfunction(L, 2);
   if (body != NULL) {
     if (lua_getupvalue(L, 2, 1) == NULL) { /* a light C function */
       lua_rotate(L, 1, -2); /* [args..., coro, fn] */
@@ -398,21 +417,25 @@ int aio_await(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Module functions                                                    */
 
-/* Makes the Coroutine for [fn, args...] with the metatable kept under
- * mtkey (set once: a finalizer registered by a first metatable stays). */
-static void coro_new(lua_State *L, int nargs, const void *mtkey) {
+/* Replaces the values on top by a new Coroutine: [fn, args...] when body
+ * is NULL, else the `nargs` arguments of the C operation `body`, whose
+ * Coroutine has no finalizer (the metatables are set once: a finalizer
+ * registered by a first metatable stays). */
+static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
   aio_coro *c;
-  int i, base = lua_gettop(L) - nargs; /* the function */
+  int nvals = nargs + (body == NULL), top = lua_gettop(L);
+  int base = top - nvals + 1, uv = body == NULL ? 1 : 2, i;
   c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
   c->origin = 0;
-  aio_setmt(L, mtkey);
-  for (i = 0; i <= nargs; i++) {
-    lua_pushvalue(L, base + i);
-    lua_setiuservalue(L, -2, 1 + i);
+  c->body = body;
+  aio_setmt(L, body == NULL ? &aio_mt_coro : &aio_mt_ccoro);
+  for (i = base; i <= top; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, uv++);
   }
-  lua_replace(L, base);
+  lua_insert(L, base);
   lua_settop(L, base);
 }
 
@@ -423,13 +446,11 @@ static void coro_new(lua_State *L, int nargs, const void *mtkey) {
 #define AIO_CCORO_MT "asyncio.Coroutine (C)"
 
 void aio_coro_new(lua_State *L, int nargs) {
-  coro_new(L, nargs, &aio_mt_coro);
+  coro_new(L, nargs, NULL);
 }
 
 void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
-  lua_pushcfunction(L, body);
-  lua_insert(L, -1 - nargs);
-  coro_new(L, nargs, &aio_mt_ccoro);
+  coro_new(L, nargs, body);
 }
 
 int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {

@@ -170,7 +170,8 @@ static void schedule_one(lua_State *L, aio_loop *loop, int fidx) {
 
 /* Schedules every done-callback of the (now done) future at fidx. */
 static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
-  int n = f->ncb, list = f->cb_list, i;
+  unsigned n = f->ncb, i;
+  int list = f->cb_list;
   if (n == 0)
     return;
   lua_getiuservalue(L, fidx, AIO_FU_CB);
@@ -416,7 +417,8 @@ void aio_future_add_callback(lua_State *L, int fidx) {
  * were removed. */
 static int remove_callbacks(lua_State *L, int fidx, int vidx) {
   aio_future *f = lua_touserdata(L, fidx);
-  int removed = 0, i, kept = 0;
+  unsigned i, kept = 0;
+  int removed = 0;
   if (f->ncb == 0)
     return 0;
   lua_getiuservalue(L, fidx, AIO_FU_CB);
@@ -443,7 +445,12 @@ static int remove_callbacks(lua_State *L, int fidx, int vidx) {
     lua_rawseti(L, -2, i);
   }
   lua_pop(L, 1);
-  f->ncb = (unsigned short)kept;
+  f->ncb = kept;
+  if (kept == 0) { /* the next callback is stored alone again */
+    lua_pushnil(L);
+    lua_setiuservalue(L, fidx, AIO_FU_CB);
+    f->cb_list = 0;
+  }
   return removed;
 }
 
@@ -571,7 +578,7 @@ static int l_future_get_loop(lua_State *L) {
 
 static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
                                aio_future *f) {
-  int i;
+  unsigned i;
   if (f->ncb == 0)
     return;
   luaL_addstring(b, " cb=[");
@@ -834,6 +841,16 @@ static void push_cancel_msg(lua_State *L, int tidx) {
   }
 }
 
+void aio_task_forward_cancel(lua_State *L, aio_task *t, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  aio_push_task(L, t);
+  lua_pushvalue(L, fidx);
+  push_cancel_msg(L, lua_gettop(L) - 1); /* [task, fut, msg] */
+  if (aio_future_cancel(L, -2))
+    t->must_cancel = 0;
+  lua_pop(L, 2);
+}
+
 static void set_cancel_msg(lua_State *L, int tidx, int midx) {
   if (midx == 0 || lua_isnil(L, midx)) {
     if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
@@ -1032,6 +1049,15 @@ static int take_throw(lua_State *L, int tidx, aio_task *t) {
   return 0;
 }
 
+/* The task object of a step sits at tidx; a plain resume that ends in an
+ * await never needs it, so the step looks it up only when it must. */
+static void need_task(lua_State *L, int tidx, aio_task *t) {
+  if (lua_isnil(L, tidx)) {
+    aio_push_task(L, t);
+    lua_replace(L, tidx);
+  }
+}
+
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   int top = lua_gettop(L), tidx = top + 1, nargs = 0, nres = 0, status;
   int throwing, bad_yield;
@@ -1039,7 +1065,9 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   if (t->fut.state != AIO_PENDING || co == NULL)
     return;
   luaL_checkstack(L, 8, NULL);
-  aio_push_task(L, t);
+  lua_pushnil(L); /* tidx: the task, once need_task looked it up */
+  if (t->must_cancel || t->throwing)
+    need_task(L, tidx, t);
   bad_yield = t->bad_yield;
   throwing = take_throw(L, tidx, t);
   t->throwing = 0;
@@ -1085,12 +1113,15 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
       status = LUA_ERRRUN;
     }
   }
-  if (status == LUA_YIELD) {
-    if (t->awaiting)
-      lua_pop(co, nres);
-    else
-      task_bad_yield(L, tidx, t, nres);
-  } else if (status == LUA_OK) {
+  if (status == LUA_YIELD && t->awaiting) { /* the usual end of a step */
+    lua_pop(co, nres);
+    lua_settop(L, top);
+    return;
+  }
+  need_task(L, tidx, t);
+  if (status == LUA_YIELD)
+    task_bad_yield(L, tidx, t, nres);
+  else if (status == LUA_OK) {
     luaL_checkstack(L, nres + 4, "too many results");
     lua_xmove(co, L, nres);
     task_returned(L, tidx, t, nres);

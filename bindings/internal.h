@@ -172,6 +172,20 @@ typedef struct aio_timer {
   void *p;            /* TimerHandle or task */
 } aio_timer;
 
+/* Slots of the env table. */
+enum {
+  AIO_ENV_SELF = 1,   /* a weak table holding the loop userdata at [1] */
+  AIO_ENV_READY,      /* ring of the ready entries' Lua values */
+  AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
+  AIO_ENV_TASKS,      /* task id -> pending task */
+  AIO_ENV_HOT = AIO_ENV_TASKS, /* the slots above live in loop->hot */
+  AIO_ENV_HANDLER,    /* custom exception handler or nil */
+  AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
+  AIO_ENV_EXECUTOR,   /* default executor or nil */
+  AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
+  AIO_ENV_COUNT = AIO_ENV_STOPCB
+};
+
 struct aio_loop {
   uv_loop_t *uv;          /* own_uv ? &uv_own : the host's loop */
   uv_loop_t uv_own;
@@ -180,10 +194,10 @@ struct aio_loop {
   aio_remote *remote;     /* the part other threads may touch */
   lua_State *L;           /* the main thread of the owning state */
   lua_State *Lrun;        /* thread running the loop, while it runs */
-  int env;                /* registry ref: table of the slots below */
-  int hot[3];             /* registry refs of the READY, TIMERS and TASKS
-                             tables themselves (one look-up instead of
-                             two on hot paths); always tables */
+  int env;                /* registry ref: table of the other slots */
+  int hot[AIO_ENV_HOT];   /* registry refs of the values of the slots
+                             SELF to TASKS themselves (one look-up
+                             instead of two on hot paths); always tables */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -220,19 +234,6 @@ struct aio_loop {
   unsigned char watch_sigint; /* watch SIGINT while running */
   unsigned char executor_shutdown; /* the default executor is shut down */
   double slow_callback;   /* debug mode: report callbacks slower than this */
-};
-
-/* Slots of the env table. */
-enum {
-  AIO_ENV_SELF = 1,   /* a weak table holding the loop userdata at [1] */
-  AIO_ENV_READY,      /* ring of the ready entries' Lua values */
-  AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
-  AIO_ENV_TASKS,      /* task id -> pending task */
-  AIO_ENV_HANDLER,    /* custom exception handler or nil */
-  AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
-  AIO_ENV_EXECUTOR,   /* default executor or nil */
-  AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
-  AIO_ENV_COUNT = AIO_ENV_STOPCB
 };
 
 /* The loop userdata is the aio_loop itself: Lua frees it only when no
@@ -288,7 +289,7 @@ void aio_push_loop(lua_State *L, aio_loop *loop);
 void aio_push_env(lua_State *L, aio_loop *loop, int slot);
 /* Sets env slot `slot` to the value on top (popped). */
 void aio_set_env(lua_State *L, aio_loop *loop, int slot);
-/* Pushes the running loop of this state (or nil) and returns it. */
+/* The loop running in L's state, or NULL. Pushes nothing. */
 aio_loop *aio_running_loop(lua_State *L);
 /* Returns the running loop, or get_event_loop() semantics: the loop set
  * with set_event_loop, created on demand. Pushes nothing. */
@@ -497,7 +498,7 @@ struct aio_future {
   aio_loop *loop;
   unsigned wq_slot;         /* sequence number in a waiter queue */
   int nres;                 /* number of result values */
-  unsigned short ncb;       /* number of done callbacks */
+  unsigned ncb;             /* number of done callbacks */
   unsigned char state;      /* aio_fstate */
   unsigned char is_task;
   unsigned char has_exc;    /* finished with an exception */
@@ -577,6 +578,10 @@ void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
 void aio_future_pushrepr(lua_State *L, int idx);
 /* task:cancel(msg) for the task at tidx, message at midx (0: none). */
 int aio_task_cancel(lua_State *L, int tidx, int midx);
+/* Hands a cancellation requested while t ran to the future at fidx it
+ * now awaits, with the message cancel() stored (Python's __step after a
+ * yield); the request is consumed if the future got cancelled. */
+void aio_task_forward_cancel(lua_State *L, aio_task *t, int fidx);
 /* Pushes a future of `loop` for the awaitable at idx (a Future or Task is
  * itself; a Coroutine becomes a Task). Returns 1 if a task was made.
  * Raises TypeError for other values, ValueError for another loop's
@@ -591,6 +596,8 @@ aio_task *aio_current_task_of(lua_State *L);
 /* Coroutine objects and await (coro.c)                                */
 
 typedef struct aio_coro {
+  lua_CFunction body;     /* a C operation's body (aio_push_ccoro); NULL
+                             for others, whose function is uservalue 1 */
   int nargs;              /* arguments: uservalues 2..nargs+1 */
   unsigned char state;    /* AIO_CORO_* */
   unsigned char origin;   /* debug mode: uservalue nargs+2 is the
@@ -614,7 +621,8 @@ void aio_coro_pushname(lua_State *L, int cidx);
 void aio_pushfuncname(lua_State *L, int idx);
 /* Suspends the running task until its next step; k is the continuation.
  * Must be called as `return aio_task_suspend(L, t, ctx, k)`. */
-int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx, lua_KFunction k);
+int aio_task_suspend(lua_State *L, aio_task *t, lua_KContext ctx,
+                     lua_KFunction k);
 /* In a continuation after aio_task_suspend: raises the value the task was
  * resumed with if the resume is a throw (cancellation). */
 void aio_resume_check(lua_State *L, aio_task *t);
@@ -678,6 +686,12 @@ int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
  * when it is bound to another loop. Returns the task. */
 aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
                          const char *what);
+/* For a primitive at stack index 1: pushes a new future of task t's loop,
+ * queues it in q (kept in user value uv) and suspends t on it, as
+ * aio_await_future does (the future stays on top of the stack for k).
+ * Use as `return aio_prim_wait(...)`. */
+int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
+                  lua_KContext ctx, lua_KFunction k);
 
 /* ------------------------------------------------------------------ */
 /* I/O: streams, servers, UDP, processes, DNS (stream.c, udp.c, ...)   */

@@ -161,10 +161,13 @@ aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
   return t;
 }
 
-/* Pushes a new waiter future of the running task's loop. */
-static int new_waiter(lua_State *L, aio_task *t) {
+int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
+                  lua_KContext ctx, lua_KFunction k) {
+  int fidx;
   aio_future_new(L, t->fut.loop);
-  return lua_gettop(L);
+  fidx = lua_gettop(L);
+  aio_wq_push(L, q, 1, uv, fidx);
+  return aio_await_future(L, t, fidx, ctx, k);
 }
 
 /* set_result(true) on the future at fidx unless it is done. */
@@ -183,6 +186,16 @@ static int raise_cancelled(lua_State *L, int threw, int fidx) {
   if (threw)
     return lua_error(L);
   return aio_future_push_result(L, fidx); /* raises CancelledError */
+}
+
+/* The result of an acquire of the primitive at index 1: true, or for
+ * `await(prim)` (guard) the primitive itself, whose __close releases. */
+static int acquired(lua_State *L, int guard) {
+  if (guard)
+    lua_settop(L, 1);
+  else
+    lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -212,13 +225,13 @@ static void lock_wake_first(lua_State *L, aio_lock *lk, int idx) {
   }
 }
 
+/* ctx: the guard flag of acquired() */
 static int lock_acquire_k(lua_State *L, int status, lua_KContext ctx) {
   aio_lock *lk = lua_touserdata(L, 1);
   aio_task *t = aio_current_task_of(L);
   aio_future *f = lua_touserdata(L, 2);
   int threw = aio_resume_take_throw(L, t);
   (void)status;
-  (void)ctx;
   aio_wq_remove(L, &lk->waiters, 1, LOCK_UV_WAITERS, 2);
   if (threw || f->state == AIO_CANCELLED) {
     /* whoever woke us expected us to take the lock: pass it on */
@@ -227,44 +240,34 @@ static int lock_acquire_k(lua_State *L, int status, lua_KContext ctx) {
     return raise_cancelled(L, threw, 2);
   }
   lk->locked = 1;
-  lua_pushboolean(L, 1);
-  return 1;
+  return acquired(L, (int)ctx);
 }
 
-/* The body of lock:acquire(), awaited inline: [lock] (checked by the
- * method that made the coroutine). As in Python, the lock binds to a loop
+/* Acquires the lock at index 1 (checked by the method that made the
+ * coroutine), awaited inline. As in Python, the lock binds to a loop
  * only when a task has to wait on it. */
-static int lock_acquire_body(lua_State *L) {
+static int lock_acquire(lua_State *L, int guard) {
   aio_lock *lk = lua_touserdata(L, 1);
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (!lk->locked && !aio_wq_each(L, &lk->waiters, 1, LOCK_UV_WAITERS,
                                   any_not_cancelled, NULL)) {
     lk->locked = 1;
-    lua_pushboolean(L, 1);
-    return 1;
+    return acquired(L, guard);
   }
   t = aio_prim_enter(L, &lk->loop, LOCK_UV_LOOP, "acquire");
-  fidx = new_waiter(L, t);
-  aio_wq_push(L, &lk->waiters, 1, LOCK_UV_WAITERS, fidx);
-  return aio_await_future(L, t, fidx, 0, lock_acquire_k);
+  return aio_prim_wait(L, t, &lk->waiters, LOCK_UV_WAITERS, guard,
+                       lock_acquire_k);
 }
 
-/* await(lock): acquire, then return the lock (its __close releases). */
-static int lock_guard_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  lua_settop(L, 1);
-  return 1;
+/* lock:acquire() */
+static int lock_acquire_body(lua_State *L) {
+  return lock_acquire(L, 0);
 }
 
+/* await(lock) */
 static int lock_guard_body(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushcfunction(L, lock_acquire_body);
-  lua_pushvalue(L, 1);
-  lua_callk(L, 1, 0, 0, lock_guard_k);
-  return lock_guard_k(L, LUA_OK, 0);
+  return lock_acquire(L, 1);
 }
 
 static int l_lock_acquire(lua_State *L) {
@@ -342,16 +345,14 @@ static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int event_wait_body(lua_State *L) {
   aio_event *ev = lua_touserdata(L, 1); /* checked by ev:wait() */
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (ev->value) {
     lua_pushboolean(L, 1);
     return 1;
   }
   t = aio_prim_enter(L, &ev->loop, EVENT_UV_LOOP, "wait");
-  fidx = new_waiter(L, t);
-  aio_wq_push(L, &ev->waiters, 1, EVENT_UV_WAITERS, fidx);
-  return aio_await_future(L, t, fidx, 0, event_wait_k);
+  return aio_prim_wait(L, t, &ev->waiters, EVENT_UV_WAITERS, 0,
+                       event_wait_k);
 }
 
 static int l_event_wait(lua_State *L) {
@@ -448,12 +449,12 @@ static void sem_wake_while_free(lua_State *L, aio_sem *s, int idx) {
     ;
 }
 
+/* ctx: the guard flag of acquired() */
 static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
   aio_sem *s = lua_touserdata(L, 1);
   aio_future *f = lua_touserdata(L, 2);
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
-  (void)ctx;
   aio_wq_remove(L, &s->waiters, 1, SEM_UV_WAITERS, 2);
   if (threw || f->state == AIO_CANCELLED) {
     if (f->state == AIO_FINISHED)
@@ -466,32 +467,32 @@ static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
     return raise_cancelled(L, threw, 2);
   }
   sem_wake_while_free(L, s, 1);
-  lua_pushboolean(L, 1);
-  return 1;
+  return acquired(L, (int)ctx);
 }
 
-static int sem_acquire_body(lua_State *L) {
-  aio_sem *s = lua_touserdata(L, 1); /* checked by sem:acquire() */
+/* Acquires the semaphore at index 1 (checked by the method that made the
+ * coroutine), awaited inline. */
+static int sem_acquire(lua_State *L, int guard) {
+  aio_sem *s = lua_touserdata(L, 1);
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (!sem_locked(L, s, 1)) {
     s->value--;
-    lua_pushboolean(L, 1);
-    return 1;
+    return acquired(L, guard);
   }
   t = aio_prim_enter(L, &s->loop, SEM_UV_LOOP, "acquire");
-  fidx = new_waiter(L, t);
-  aio_wq_push(L, &s->waiters, 1, SEM_UV_WAITERS, fidx);
-  return aio_await_future(L, t, fidx, 0, sem_acquire_k);
+  return aio_prim_wait(L, t, &s->waiters, SEM_UV_WAITERS, guard,
+                       sem_acquire_k);
 }
 
+/* sem:acquire() */
+static int sem_acquire_body(lua_State *L) {
+  return sem_acquire(L, 0);
+}
+
+/* await(sem) */
 static int sem_guard_body(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushcfunction(L, sem_acquire_body);
-  lua_pushvalue(L, 1);
-  lua_callk(L, 1, 0, 0, lock_guard_k);
-  return lock_guard_k(L, LUA_OK, 0);
+  return sem_acquire(L, 1);
 }
 
 static int l_sem_acquire(lua_State *L) {

@@ -36,6 +36,14 @@ static _Thread_local aio_loop *tl_running;
  * (Python's PYTHONASYNCIODEBUG). */
 static int default_debug = -1;
 
+static int debug_default(void) {
+  if (default_debug < 0) {
+    const char *env = getenv("LUAIO_DEBUG");
+    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
+  }
+  return default_debug;
+}
+
 /* ------------------------------------------------------------------ */
 /* Lifetime                                                            */
 
@@ -93,10 +101,9 @@ aio_loop *aio_check_loop(lua_State *L, int idx) {
   return loop;
 }
 
-/* The slots READY, TIMERS and TASKS (consecutive) live in loop->hot. */
+/* The slots SELF to TASKS (the first ones) live in loop->hot. */
 static int hot_index(int slot) {
-  return slot >= AIO_ENV_READY && slot <= AIO_ENV_TASKS ? slot - AIO_ENV_READY
-                                                       : -1;
+  return slot <= AIO_ENV_HOT ? slot - 1 : -1;
 }
 
 void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
@@ -133,11 +140,13 @@ void aio_set_env(lua_State *L, aio_loop *loop, int slot) {
 }
 
 void aio_push_loop(lua_State *L, aio_loop *loop) {
-  aio_push_env(L, loop, AIO_ENV_SELF);
-  if (lua_istable(L, -1)) {
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
+  if (loop->env == LUA_NOREF) {
+    lua_pushnil(L);
+    return;
   }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->hot[AIO_ENV_SELF - 1]);
+  lua_rawgeti(L, -1, 1);
+  lua_replace(L, -2);
 }
 
 /* ------------------------------------------------------------------ */
@@ -233,13 +242,17 @@ void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
   aio_ready_push(L, loop, AIO_R_STEP, t, 0, NULL, 0);
 }
 
-/* Pops the head entry into *e and pushes its Lua values (the values
- * ring is at stack index `vals`). */
-static void ready_pop(lua_State *L, aio_loop *loop, int vals, aio_ready *e) {
+/* Pops the head entry into *e and pushes its Lua values. */
+static void ready_pop(lua_State *L, aio_loop *loop, aio_ready *e) {
   unsigned k;
+  int vals;
   *e = loop->ready[loop->rhead];
   loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
   loop->rcount--;
+  if (e->nvals == 0) /* task steps and sleeps: the common case */
+    return;
+  aio_push_env(L, loop, AIO_ENV_READY);
+  vals = lua_gettop(L);
   for (k = 0; k < e->nvals; k++) {
     lua_rawgeti(L, vals, loop->vhead + 1);
     lua_pushnil(L);
@@ -247,6 +260,7 @@ static void ready_pop(lua_State *L, aio_loop *loop, int vals, aio_ready *e) {
     loop->vhead = (loop->vhead + 1) & (loop->vcap - 1);
     loop->vcount--;
   }
+  lua_remove(L, vals);
 }
 
 /* ------------------------------------------------------------------ */
@@ -510,8 +524,7 @@ static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
 }
 
 /* Debug mode: warns about an entry that ran longer than slow_callback. */
-static void check_slow(lua_State *L, aio_loop *loop, aio_ready *e,
-                       uint64_t t0) {
+static void check_slow(aio_loop *loop, aio_ready *e, uint64_t t0) {
   double took = (double)(uv_hrtime() - t0) / 1e9;
   const char *what = "callback";
   if (took < loop->slow_callback)
@@ -519,7 +532,6 @@ static void check_slow(lua_State *L, aio_loop *loop, aio_ready *e,
   if (e->kind == AIO_R_STEP || e->kind == AIO_R_SLEEP)
     what = "task step";
   fprintf(stderr, "asyncio: executing a %s took %.3f seconds\n", what, took);
-  (void)L;
 }
 
 /* Runs the snapshot of ready entries. Returns 1 if an error propagates
@@ -531,12 +543,10 @@ static int run_ready(lua_State *L, aio_loop *loop) {
     aio_ready e;
     uint64_t t0 = loop->debug ? uv_hrtime() : 0;
     int prop;
-    aio_push_env(L, loop, AIO_ENV_READY);
-    ready_pop(L, loop, base + 1, &e);
-    lua_remove(L, base + 1);
+    ready_pop(L, loop, &e);
     prop = run_entry(L, loop, &e);
     if (loop->debug)
-      check_slow(L, loop, &e, t0);
+      check_slow(loop, &e, t0);
     if (prop) {
       /* the error is on top: keep it alone above base */
       if (lua_gettop(L) > base + 1)
@@ -655,12 +665,11 @@ static int l_stop_cb(lua_State *L) {
 static int l_loop_run_until_complete(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   aio_future *f;
-  int new_task, prop, fidx;
+  int prop, fidx = 3;
   check_runnable(L, loop);
   luaL_checkany(L, 2);
   lua_settop(L, 2);
-  new_task = aio_ensure_future(L, 2, loop); /* [loop, aw, fut] */
-  fidx = 3;
+  aio_ensure_future(L, 2, loop); /* [loop, aw, fut] */
   f = aio_test_future(L, fidx);
   aio_push_env(L, loop, AIO_ENV_STOPCB);
   aio_future_add_callback(L, fidx);
@@ -675,7 +684,6 @@ static int l_loop_run_until_complete(lua_State *L) {
   }
   if (prop) {
     /* the future's own fatal error leaves through us: it is retrieved */
-    (void)new_task;
     if (f->state == AIO_FINISHED)
       f->log_tb = 0;
     return lua_error(L);
@@ -833,7 +841,7 @@ static int l_loop__gc(lua_State *L) {
     loop_close(L, loop, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < AIO_ENV_HOT; i++) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
   }
@@ -877,16 +885,13 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop = lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
   loop->env = LUA_NOREF;
-  loop->hot[0] = loop->hot[1] = loop->hot[2] = LUA_NOREF;
+  for (i = 0; i < AIO_ENV_HOT; i++)
+    loop->hot[i] = LUA_NOREF;
   loop->closed = 1; /* until it is set up: __gc must not close it */
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
   loop->watch_sigint = 1;
-  if (default_debug < 0) {
-    const char *env = getenv("LUAIO_DEBUG");
-    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
-  }
-  loop->debug = (unsigned char)default_debug;
+  loop->debug = (unsigned char)debug_default();
   loop->clock = clock;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop->L = lua_tothread(L, -1);
@@ -900,20 +905,20 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   } else
     loop->uv = uv;
   lua_createtable(L, AIO_ENV_COUNT, 0);
-  lua_createtable(L, 1, 1); /* the weak table holding the loop */
-  lua_pushvalue(L, -3);
-  lua_rawseti(L, -2, 1);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_rawseti(L, -2, AIO_ENV_SELF);
   lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_SIGNALS);
   lua_pushcfunction(L, l_stop_cb);
   lua_rawseti(L, -2, AIO_ENV_STOPCB);
   loop->env = luaL_ref(L, LUA_REGISTRYINDEX);
-  for (i = 0; i < 3; i++) { /* READY, TIMERS, TASKS */
+  lua_createtable(L, 1, 1); /* SELF: the weak table holding the loop */
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  loop->hot[AIO_ENV_SELF - 1] = luaL_ref(L, LUA_REGISTRYINDEX);
+  for (i = AIO_ENV_SELF; i < AIO_ENV_HOT; i++) { /* READY, TIMERS, TASKS */
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -1089,13 +1094,7 @@ static const luaL_Reg loop_metamethods[] = {
 
 int aio_debug_mode(lua_State *L) {
   aio_loop *loop = aio_running_loop(L);
-  if (loop)
-    return loop->debug;
-  if (default_debug < 0) {
-    const char *env = getenv("LUAIO_DEBUG");
-    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
-  }
-  return default_debug;
+  return loop ? loop->debug : debug_default();
 }
 
 static int l__set_default_debug(lua_State *L) {

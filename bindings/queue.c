@@ -258,29 +258,21 @@ static void take_item(lua_State *L, aio_queue *q) {
 /* ------------------------------------------------------------------ */
 /* Waking                                                              */
 
-/* Pops waiters off the front until one is woken (Python's _wakeup_next). */
-static void wakeup_next(lua_State *L, aio_waitq *w, int uv) {
+/* Pops waiters off the front until one is woken (Python's _wakeup_next);
+ * returns 0 when none was left. */
+static int wakeup_next(lua_State *L, aio_waitq *w, int uv) {
   while (aio_wq_popleft(L, w, 1, uv)) {
-    aio_future *f = lua_touserdata(L, -1);
-    if (f->state == AIO_PENDING) {
-      lua_pushnil(L);
-      aio_future_set_result(L, lua_gettop(L) - 1, 1);
-      lua_pop(L, 1);
-      return;
-    }
+    int woke = aio_future_set_result(L, lua_gettop(L), 0);
     lua_pop(L, 1);
+    if (woke)
+      return 1;
   }
+  return 0;
 }
 
 static void wake_all(lua_State *L, aio_waitq *w, int uv) {
-  while (aio_wq_popleft(L, w, 1, uv)) {
-    aio_future *f = lua_touserdata(L, -1);
-    if (f->state == AIO_PENDING) {
-      lua_pushnil(L);
-      aio_future_set_result(L, lua_gettop(L) - 1, 1);
-    }
-    lua_pop(L, 1);
-  }
+  while (wakeup_next(L, w, uv))
+    ;
 }
 
 /* ------------------------------------------------------------------ */
@@ -337,29 +329,28 @@ static int l_queue_get_nowait(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* get / put                                                           */
 
-/* A woken or cancelled waiter at index 2 (w) resumed: handles everything
- * but the normal wake-up. Returns 1 if it raised. */
-static int waiter_failed(lua_State *L, aio_queue *q, aio_waitq *w, int uv,
-                         int (*can_pass)(aio_queue *)) {
-  aio_future *f = lua_touserdata(L, 2);
+/* The waiter at index fidx (top, below a thrown error) of w resumed:
+ * returns for its normal wake-up; else (cancelled, or thrown an error)
+ * passes a wake-up it got on and raises. */
+static void check_woken(lua_State *L, aio_queue *q, aio_waitq *w, int uv,
+                        int fidx, int (*can_pass)(aio_queue *)) {
+  aio_future *f = lua_touserdata(L, fidx);
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   if (!threw && f->state != AIO_CANCELLED)
-    return 0;
-  if (threw)
-    lua_insert(L, 3);
+    return;
   if (f->state == AIO_PENDING) { /* just in case: never woken */
     lua_pushnil(L);
-    aio_future_cancel(L, 2);
+    aio_future_cancel(L, fidx);
   }
-  aio_wq_remove(L, w, 1, uv, 2);
+  aio_wq_remove(L, w, 1, uv, fidx);
   /* woken but not taking: pass the wake-up on */
   if (can_pass(q) && f->state != AIO_CANCELLED)
     wakeup_next(L, w, uv);
   if (threw) {
-    lua_settop(L, 3);
-    return lua_error(L);
+    lua_settop(L, fidx + 1);
+    lua_error(L);
   }
-  return aio_future_push_result(L, 2); /* raises CancelledError */
+  aio_future_push_result(L, fidx); /* raises CancelledError */
 }
 
 static int can_get(aio_queue *q) {
@@ -372,12 +363,12 @@ static int can_put(aio_queue *q) {
 
 static int queue_get_body(lua_State *L);
 
+/* [queue, getter]: gets again unless it raises */
 static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
   aio_queue *q = lua_touserdata(L, 1);
   (void)status;
   (void)ctx;
-  waiter_failed(L, q, &q->getters, Q_UV_GETTERS, can_get);
-  lua_settop(L, 1);
+  check_woken(L, q, &q->getters, Q_UV_GETTERS, 2, can_get);
   return queue_get_body(L);
 }
 
@@ -385,29 +376,23 @@ static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_get_body(lua_State *L) {
   aio_queue *q = lua_touserdata(L, 1);
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (get_aux(L, q, 0))
     return 1;
   if (q->shut)
     return aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Queue is shut down");
   t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "get");
-  aio_future_new(L, t->fut.loop);
-  fidx = lua_gettop(L);
-  aio_wq_push(L, &q->getters, 1, Q_UV_GETTERS, fidx);
-  return aio_await_future(L, t, fidx, 0, queue_get_k);
+  return aio_prim_wait(L, t, &q->getters, Q_UV_GETTERS, 0, queue_get_k);
 }
 
 static int queue_put_body(lua_State *L);
 
+/* [queue, item, putter]: puts again unless it raises */
 static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
   aio_queue *q = lua_touserdata(L, 1);
   (void)status;
   (void)ctx;
-  /* [queue, putter, item]: raises unless woken to put */
-  waiter_failed(L, q, &q->putters, Q_UV_PUTTERS, can_put);
-  lua_remove(L, 2);
-  lua_settop(L, 2);
+  check_woken(L, q, &q->putters, Q_UV_PUTTERS, 3, can_put);
   return queue_put_body(L);
 }
 
@@ -416,19 +401,13 @@ static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_put_body(lua_State *L) {
   aio_queue *q = lua_touserdata(L, 1);
   aio_task *t;
-  int fidx;
   lua_settop(L, 2);
   if (!is_full(q) || q->shut) {
     put_aux(L, q, 2, 1);
     return 0;
   }
   t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "put");
-  aio_future_new(L, t->fut.loop);
-  fidx = lua_gettop(L); /* 3 */
-  aio_wq_push(L, &q->putters, 1, Q_UV_PUTTERS, fidx);
-  /* keep the putter at 2, as waiter_failed expects: [queue, fut, item] */
-  lua_insert(L, 2);
-  return aio_await_future(L, t, 2, 0, queue_put_k);
+  return aio_prim_wait(L, t, &q->putters, Q_UV_PUTTERS, 0, queue_put_k);
 }
 
 static int l_queue_get(lua_State *L) {
@@ -470,15 +449,11 @@ static int queue_join_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_join_body(lua_State *L) {
   aio_queue *q = lua_touserdata(L, 1); /* checked by q:join() */
   aio_task *t;
-  int fidx;
   lua_settop(L, 1);
   if (q->unfinished == 0)
     return 0;
   t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "join");
-  aio_future_new(L, t->fut.loop);
-  fidx = lua_gettop(L);
-  aio_wq_push(L, &q->joiners, 1, Q_UV_JOINERS, fidx);
-  return aio_await_future(L, t, fidx, 0, queue_join_k);
+  return aio_prim_wait(L, t, &q->joiners, Q_UV_JOINERS, 0, queue_join_k);
 }
 
 static int l_queue_join(lua_State *L) {
@@ -545,16 +520,16 @@ static int l_queue__tostring(lua_State *L) {
 }
 
 /* Properties are fields (q.maxsize); methods come from the methods table
- * (upvalue 1), looked up first. */
+ * (upvalue 1), looked up first: a method look-up (every q:get()) needs no
+ * check of the queue, its call does one. */
 static int l_queue__index(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
   const char *key;
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
     return 1;
   key = lua_tostring(L, 2);
   if (key && strcmp(key, "maxsize") == 0) {
-    push_maxsize(L, q);
+    push_maxsize(L, check_queue(L, 1));
     return 1;
   }
   return 0;

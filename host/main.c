@@ -289,6 +289,17 @@ static int collectargs(char **argv, int *first) {
   return args;
 }
 
+/* Sets the debug mode of the loops made from now on (--debug, -E). */
+static void set_default_debug(lua_State *L, int on) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "asyncio.core");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "_set_default_debug");
+  lua_pushboolean(L, on);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+}
+
 /* Runs -e, -l, -W, --debug in order. Returns 0 on error. */
 static int runargs(lua_State *L, char **argv, int n, int *interrupted) {
   int i;
@@ -312,15 +323,8 @@ static int runargs(lua_State *L, char **argv, int n, int *interrupted) {
       lua_warning(L, "@on", 0);
       break;
     case '-':
-      if (strcmp(argv[i], "--debug") == 0) {
-        lua_getglobal(L, "require");
-        lua_pushliteral(L, "asyncio.core");
-        lua_call(L, 1, 1);
-        lua_getfield(L, -1, "_set_default_debug");
-        lua_pushboolean(L, 1);
-        lua_call(L, 1, 0);
-        lua_pop(L, 1);
-      }
+      if (strcmp(argv[i], "--debug") == 0)
+        set_default_debug(L, 1);
       break;
     }
   }
@@ -376,15 +380,8 @@ static int pmain(lua_State *L) {
   }
   luaL_openlibs(L);
   luaio_openlibs(L);
-  if (args & has_E) { /* -E: LUAIO_DEBUG is ignored too */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "asyncio.core");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "_set_default_debug");
-    lua_pushboolean(L, 0);
-    lua_call(L, 1, 0);
-    lua_pop(L, 1);
-  }
+  if (args & has_E) /* -E: LUAIO_DEBUG is ignored too */
+    set_default_debug(L, 0);
   createargtable(L, argv, c->argc, script);
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);

@@ -137,6 +137,26 @@ describe("luaio CLI", function()
     assert.same({0, "true\n"}, {r.status, r.stdout})
   end)
 
+  it("LUA_INIT runs first (LUA_INIT_5_4 wins); -E ignores it and "
+     .. "LUAIO_DEBUG", function()
+    local code = "print(x, require('asyncio').new_event_loop():get_debug())"
+    local env = {LUA_INIT = "x = 'init'", LUAIO_DEBUG = "1"}
+    local r = proc.run({luaio, "-e", code}, {env = env})
+    assert.same({0, "init\ttrue\n", ""}, {r.status, r.stdout, r.stderr})
+    r = proc.run({luaio, "-E", "-e", code}, {env = env})
+    assert.same({0, "nil\tfalse\n", ""}, {r.status, r.stdout, r.stderr})
+    env.LUA_INIT_5_4 = "x = 'init 5.4'"
+    r = proc.run({luaio, "-e", "print(x)"}, {env = env})
+    assert.same({0, "init 5.4\n"}, {r.status, r.stdout})
+  end)
+
+  it("-i runs the REPL after the script", function()
+    local r = proc.run({luaio, "-i", "-e", "x = 41"},
+                       {stdin = "print(x + 1)\n"})
+    assert.equal(0, r.status)
+    has(r.stdout, "42\n")
+  end)
+
   it("exits 0 when the script succeeds", function()
     local r = proc.run{luaio, "-e", asyncio_probe}
     assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})

@@ -2,31 +2,15 @@
 -- (bindings/coro.c), DESIGN "Coroutines and await".
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
+local proc = dofile("spec/fixtures/proc.lua")
+local raises = dofile("spec/helpers.lua").raises
 local async, await = asyncio.async, asyncio.await
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
 
--- Calls fn(...) and returns the error it raises; fails if it does not.
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
--- The luaio binary running these specs.
-local function luaio_path()
-  local build = os.getenv("LUAIO_BUILD")
-  if build and build ~= "" then return build .. "/luaio" end
-  return arg and arg[-1] or "build/luaio"
-end
-
 -- Runs `luaio -e code` and returns what it wrote on stderr.
 local function luaio_stderr(code)
-  local cmd = ("%s -e %q 2>&1 >/dev/null"):format(luaio_path(), code)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  p:close()
-  return out
+  return proc.run{proc.luaio, "-e", code}.stderr
 end
 
 describe("coroutine functions", function()
@@ -111,10 +95,8 @@ describe("await", function()
      .. "RuntimeError", aspec.async({clock = "virtual"}, function()
     local c = async(function() return 1 end)()
     assert.equal(1, await(c))
-    local e = raises(await, c)
-    assert.is_true(iserror(e, asyncio.RuntimeError))
-    local e2 = raises(asyncio.create_task, c)
-    assert.is_true(iserror(e2, asyncio.RuntimeError))
+    raises(asyncio.RuntimeError, await, c)
+    raises(asyncio.RuntimeError, asyncio.create_task, c)
   end))
 
   it("a Coroutine object wrapped in a task cannot be awaited or wrapped "
@@ -122,9 +104,8 @@ describe("await", function()
     local runs = 0
     local c = async(function() runs = runs + 1 end)()
     local t = asyncio.create_task(c)
-    assert.is_true(iserror(raises(await, c), asyncio.RuntimeError))
-    assert.is_true(iserror(raises(asyncio.create_task, c),
-                           asyncio.RuntimeError))
+    raises(asyncio.RuntimeError, await, c)
+    raises(asyncio.RuntimeError, asyncio.create_task, c)
     await(t)
     assert.equal(1, runs)
   end))
@@ -175,18 +156,16 @@ describe("await", function()
   it("await of a non-awaitable raises TypeError",
      aspec.async({clock = "virtual"}, function()
     for _, v in ipairs{42, "str", {}, function() end, true} do
-      local e = raises(await, v)
-      assert.is_true(iserror(e, asyncio.TypeError))
+      local e = raises(asyncio.TypeError, await, v)
       assert.is_truthy(e.message:find("await", 1, true))
     end
-    assert.is_true(iserror(raises(await, nil), asyncio.TypeError))
+    raises(asyncio.TypeError, await, nil)
   end))
 
   it("await outside a task raises an error naming await", function()
     local loop = asyncio.new_event_loop{clock = "virtual"}
     local fut = loop:create_future()
-    local e = raises(await, fut)
-    assert.is_true(iserror(e, asyncio.RuntimeError))
+    local e = raises(asyncio.RuntimeError, await, fut)
     assert.is_truthy(tostring(e):find("await", 1, true))
     local in_callback
     loop:call_soon(function()
@@ -206,8 +185,7 @@ describe("await", function()
      .. "clear error", aspec.async({clock = "virtual"}, function()
     local pending = asyncio.get_running_loop():create_future()
     local wrapped = coroutine.wrap(function() return await(pending) end)
-    local e1 = raises(wrapped)
-    assert.is_true(iserror(e1, asyncio.RuntimeError))
+    local e1 = raises(asyncio.RuntimeError, wrapped)
     assert.is_truthy(tostring(e1):find("await", 1, true))
     local co = coroutine.create(function() return await(pending) end)
     local ok, e2 = coroutine.resume(co)
@@ -234,8 +212,7 @@ describe("await", function()
       coroutine.yield("oops")
       after = after + 1
     end)())
-    local e = raises(loop.run_until_complete, loop, t)
-    assert.is_true(iserror(e, asyncio.RuntimeError))
+    local e = raises(asyncio.RuntimeError, loop.run_until_complete, loop, t)
     assert.is_truthy(e.message:find("Task got bad yield", 1, true))
     assert.equal(0, after)
     assert.equal(e, t:exception())
@@ -273,8 +250,7 @@ describe("await", function()
       reached = reached + 1
     end)())
     loop:call_later(1, function() t:cancel() end)
-    local e = raises(loop.run_until_complete, loop, t)
-    assert.is_true(iserror(e, CancelledError))
+    raises(CancelledError, loop.run_until_complete, loop, t)
     assert.equal(0, reached)
     assert.is_true(t:cancelled())
     assert.equal(1, loop:time())
@@ -342,8 +318,7 @@ describe("to-be-closed variables in tasks", function()
       await(asyncio.sleep(1))
       error(asyncio.ValueError("body"))
     end)())
-    local e = raises(loop.run_until_complete, loop, t)
-    assert.is_true(iserror(e, asyncio.ValueError))
+    local e = raises(asyncio.ValueError, loop.run_until_complete, loop, t)
     assert.same({"b closing: ValueError: body", "b closed at 2.0",
                  "a closing: ValueError: body", "a closed at 3.0"}, log)
     assert.equal(e, t:exception())
@@ -355,8 +330,7 @@ describe("to-be-closed variables in tasks", function()
       await(asyncio.sleep(10))
     end)())
     loop:call_later(2, function() t:cancel() end)
-    local e = raises(loop.run_until_complete, loop, t)
-    assert.is_true(iserror(e, CancelledError))
+    raises(CancelledError, loop.run_until_complete, loop, t)
     assert.is_true(t:cancelled())
     assert.same({"a closing: CancelledError", "a closed at 3.0"}, log)
   end)
@@ -373,7 +347,7 @@ describe("to-be-closed variables in tasks", function()
       error(e, 0)
     end)())
     loop:call_later(1, function() t:cancel() end)
-    raises(loop.run_until_complete, loop, t)
+    raises(CancelledError, loop.run_until_complete, loop, t)
     assert.same({"inner closing: CancelledError", "inner closed at 2.0",
                  "outer caught CancelledError"}, log)
     assert.is_true(t:cancelled())

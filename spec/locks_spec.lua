@@ -2,7 +2,6 @@
 -- (bindings/locks.c), semantics sections N, O and Q, and the
 -- `local _ <close> = await(x)` guards of locks, semaphores and conditions.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, raises, vspec = h.await_error, h.raises, h.vspec
@@ -16,6 +15,21 @@ local sleep, create_task = asyncio.sleep, asyncio.create_task
 --- The number of waiters tostring(x) shows (0 when it shows none).
 local function waiters(x)
   return tonumber(tostring(x):match("waiters:(%d+)")) or 0
+end
+
+--- Runs bind() as a task on a first loop, then wait() on a second one,
+-- which must raise RuntimeError "... is bound to a different event
+-- loop"; returns that error (N194).
+local function bound_to_first_loop(bind, wait)
+  local loop1 = asyncio.new_event_loop{clock = "virtual"}
+  local loop2 = asyncio.new_event_loop{clock = "virtual"}
+  loop1:run_until_complete(async(bind)())
+  local err = raises(RuntimeError, loop2.run_until_complete, loop2,
+                     async(wait)())
+  loop1:close()
+  loop2:close()
+  assert.matches("is bound to a different event loop", err.message)
+  return err
 end
 
 --- A coroutine function: acquire `prim`, then append `tag` to `out`.
@@ -202,26 +216,17 @@ describe("Lock", function()
   it("N194 a lock bound to one loop raises RuntimeError when it must wait "
      .. "on another", function()
     local lock = asyncio.Lock()
-    local loop1 = asyncio.new_event_loop{clock = "virtual"}
-    local loop2 = asyncio.new_event_loop{clock = "virtual"}
-    loop1:run_until_complete(async(function()
+    local err = bound_to_first_loop(function()
       await(lock:acquire())
       local t = create_task(lock:acquire())
       await(sleep(0))
       lock:release()
       await(t)     -- t holds the lock now, and keeps it
-    end)())
-    assert.is_true(lock:locked())
-    local ok, err = pcall(loop2.run_until_complete, loop2,
-                          async(function() await(lock:acquire()) end)())
-    assert.is_false(ok)
-    assert.is_true(iserror(err, RuntimeError), tostring(err))
+    end, function() await(lock:acquire()) end)
     assert.equal("<asyncio.Lock [locked]> is bound to a different event "
                  .. "loop", err.message)
     assert.is_true(lock:locked())
     assert.equal(0, waiters(lock))
-    loop1:close()
-    loop2:close()
   end)
 
   it("N acquire and the guard outside a task raise RuntimeError", function()
@@ -362,20 +367,11 @@ describe("Event", function()
   it("N194 an event bound to one loop raises RuntimeError when it must "
      .. "wait on another", function()
     local ev = asyncio.Event()
-    local loop1 = asyncio.new_event_loop{clock = "virtual"}
-    local loop2 = asyncio.new_event_loop{clock = "virtual"}
-    loop1:run_until_complete(async(function()
+    bound_to_first_loop(function()
       asyncio.get_running_loop():call_soon(ev.set, ev)
       await(ev:wait())
-    end)())
-    ev:clear()
-    local ok, err = pcall(loop2.run_until_complete, loop2,
-                          async(function() await(ev:wait()) end)())
-    assert.is_false(ok)
-    assert.is_true(iserror(err, RuntimeError), tostring(err))
-    assert.matches("is bound to a different event loop", err.message)
-    loop1:close()
-    loop2:close()
+      ev:clear()
+    end, function() await(ev:wait()) end)
   end)
 end)
 
@@ -627,19 +623,10 @@ describe("Semaphore", function()
   it("N194 a semaphore bound to one loop raises RuntimeError when it must "
      .. "wait on another", function()
     local sem = asyncio.Semaphore(0)
-    local loop1 = asyncio.new_event_loop{clock = "virtual"}
-    local loop2 = asyncio.new_event_loop{clock = "virtual"}
-    loop1:run_until_complete(async(function()
+    bound_to_first_loop(function()
       asyncio.get_running_loop():call_soon(sem.release, sem)
       await(sem:acquire())
-    end)())
-    local ok, err = pcall(loop2.run_until_complete, loop2,
-                          async(function() await(sem:acquire()) end)())
-    assert.is_false(ok)
-    assert.is_true(iserror(err, RuntimeError), tostring(err))
-    assert.matches("is bound to a different event loop", err.message)
-    loop1:close()
-    loop2:close()
+    end, function() await(sem:acquire()) end)
   end)
 end)
 
@@ -670,6 +657,23 @@ describe("guards", function()
       end
       assert.is_false(prim:locked())
     end))
+
+    it("guard: " .. name .. " that had to wait is the primitive too",
+      vspec(function()
+        local prim = new()
+        await(prim:acquire())
+        local got
+        local t = create_task(async(function()
+          local g <close> = await(prim)
+          got = g
+        end)())
+        await(sleep(0))
+        assert.is_nil(got)
+        prim:release()
+        await(t)
+        assert.equal(prim, got)
+        assert.is_false(prim:locked())
+      end))
 
     it("guard: " .. name .. " is released when the scope ends by an error",
       vspec(function()

@@ -498,6 +498,20 @@ describe("event loop", function()
     assert.equal(0, reports)
   end)
 
+  it("A26 the KeyboardInterrupt that leaves run_until_complete counts as "
+     .. "retrieved: collecting its task reports nothing", function()
+    local reports = 0
+    loop:set_exception_handler(function() reports = reports + 1 end)
+    assert_error(asyncio.KeyboardInterrupt, "stop it",
+                 raised(loop.run_until_complete, loop, async(function()
+                   error(asyncio.KeyboardInterrupt("stop it"))
+                 end)()))
+    run_once(loop) -- the task's done-callbacks no longer hold it
+    collectgarbage()
+    collectgarbage()
+    assert.equal(0, reports)
+  end)
+
   it("A26 a KeyboardInterrupt in a callback stops run_forever, the rest waits",
      function()
     local reports, later = 0, 0

@@ -1,7 +1,6 @@
 -- spec/queue_spec.lua: Queue, LifoQueue and PriorityQueue
 -- (bindings/queue.c), semantics section M.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local await_error, raises, vspec = h.await_error, h.raises, h.vspec

@@ -4,7 +4,6 @@
 -- may stay behind in the queue (tostring(q) shows getters[n] / putters[n]
 -- while any are queued). The random choices use a fixed seed.
 local asyncio = require "asyncio"
-local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")
 local vspec = h.vspec

@@ -2,7 +2,9 @@
 -- the behaviour it guards (the fixes: hidden symbol visibility so that the
 -- module never interposes libc's aio_suspend; a deadline below 0 is not
 -- "no timer"; SystemExit is fatal like KeyboardInterrupt; the periodic poll
--- really polls when no handle is referenced).
+-- really polls when no handle is referenced; a future whose callbacks
+-- were all removed stores the next one alone, not in the emptied list;
+-- a future counts its callbacks beyond 65535).
 local asyncio = require "asyncio"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
@@ -98,6 +100,44 @@ describe("regressions", function()
     asyncio.run(use())
     asyncio.run(use())
     assert.is_false(lock:locked())
+  end)
+
+  it("B37 a callback added after all were removed runs (it crashed)",
+     function()
+    -- in a child: the bug read a function as the callback list
+    local r = proc.run{proc.luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop{clock = "virtual"}
+      local fut = loop:create_future()
+      local a, b = function() end, function() end
+      fut:add_done_callback(a)
+      fut:add_done_callback(b)
+      assert(fut:remove_done_callback(a) + fut:remove_done_callback(b) == 2)
+      fut:add_done_callback(function() print("ran") end)
+      print(tostring(fut):match("cb=%[.*%]"))
+      fut:set_result(1)
+      loop:stop()
+      loop:run_forever()
+    ]]}
+    assert.same({0, "cb=[function <(command line):8>()]\nran\n", ""},
+                {r.status, r.stdout, r.stderr})
+  end)
+
+  it("B35 a future runs all of its 70000 done callbacks (it crashed)",
+     function()
+    -- in a child: a 16-bit count wrapped and the list was read wrongly
+    local r = proc.run{proc.luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop{clock = "virtual"}
+      local fut, n = loop:create_future(), 0
+      local function cb() n = n + 1 end
+      for _ = 1, 70000 do fut:add_done_callback(cb) end
+      fut:set_result(1)
+      loop:stop()
+      loop:run_forever()
+      print(n)
+    ]]}
+    assert.same({0, "70000\n", ""}, {r.status, r.stdout, r.stderr})
   end)
 
   it("M183 a PriorityQueue keeps every item when a comparison raises",

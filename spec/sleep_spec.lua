@@ -2,16 +2,10 @@
 -- section E.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
+local raises = dofile("spec/helpers.lua").raises
 local async, await = asyncio.async, asyncio.await
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
-
--- Calls fn(...) and returns the error it raises; fails if it does not.
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 describe("sleep", function()
   it("E75 sleep(0) yields exactly one iteration and returns its result",
@@ -58,15 +52,13 @@ describe("sleep", function()
 
   it("E78 sleep(NaN) raises ValueError",
      aspec.async({clock = "virtual"}, function()
-    local e = raises(await, asyncio.sleep(0 / 0))
-    assert.is_true(iserror(e, asyncio.ValueError))
+    raises(asyncio.ValueError, await, asyncio.sleep(0 / 0))
     assert.equal(0, asyncio.get_running_loop():time())
   end))
 
   it("E78 sleep of a non-number raises TypeError",
      aspec.async({clock = "virtual"}, function()
-    local e = raises(await, asyncio.sleep("1"))
-    assert.is_true(iserror(e, asyncio.TypeError))
+    raises(asyncio.TypeError, await, asyncio.sleep("1"))
   end))
 
   it("E79 sleeps of 0.1 and 0.15 started together are both done at 0.15",
@@ -95,8 +87,7 @@ describe("sleep", function()
     assert.equal(1, loop:_counts().timers)
     t:cancel()
     assert.equal(0, loop:_counts().timers)
-    local e = raises(loop.run_until_complete, loop, t)
-    assert.is_true(iserror(e, CancelledError))
+    raises(CancelledError, loop.run_until_complete, loop, t)
     assert.equal(0, loop:time())
     loop:close()
     assert.same(0, loop:_counts().handles)
@@ -168,8 +159,7 @@ describe("sleep", function()
       for _, t in ipairs(tasks) do t:cancel() end
     end)
     for _, t in ipairs(tasks) do
-      assert.is_true(iserror(raises(loop.run_until_complete, loop, t),
-                             CancelledError))
+      raises(CancelledError, loop.run_until_complete, loop, t)
     end
     assert.is_true(loop:time() - start >= 0.02)
     loop:close()

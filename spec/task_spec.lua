@@ -1,21 +1,13 @@
 -- spec/task_spec.lua: Task (bindings/future.c), semantics section C.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
+local raises = dofile("spec/helpers.lua").raises
 local async, await = asyncio.async, asyncio.await
-
-local iserror = asyncio.iserror
 
 -- Runs exactly one iteration of a loop that is not running (A15).
 local function run_once(loop)
   loop:stop()
   loop:run_forever()
-end
-
--- Calls fn(...) and returns the error it raises; fails if it does not.
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
 end
 
 local function contains(list, x)
@@ -87,8 +79,24 @@ describe("Task", function()
     assert.is_false(ok)
     assert.equal(e, got)
     assert.equal(e, t:exception())
-    assert.equal(e, raises(t.result, t))
+    assert.equal(e, raises(asyncio.ValueError, t.result, t))
     assert.is_false(t:cancelled())
+  end))
+
+  it("D66 D69 a cancel(msg) issued while the task runs hits its next "
+     .. "await: the awaited future is cancelled with msg",
+     aspec.async({clock = "virtual"}, function()
+    local fut = asyncio.get_running_loop():create_future()
+    local t = asyncio.create_task(async(function()
+      asyncio.current_task():cancel("bye")
+      await(fut)
+    end)())
+    local err = raises(asyncio.CancelledError, await, t)
+    assert.same({"bye"}, {table.unpack(err.args, 1, #err.args)})
+    assert.is_true(t:cancelled())
+    assert.is_true(fut:cancelled())
+    assert.equal("bye",
+                 raises(asyncio.CancelledError, fut.result, fut).args[1])
   end))
 
   it("C45 run_until_complete of a coroutine returns 42 + 1000", function()
@@ -104,8 +112,7 @@ describe("Task", function()
      .. "TypeError", function()
     local fn = async(function() end)
     for _, bad in ipairs{42, fn, function() end, loop:create_future()} do
-      local e = raises(loop.create_task, loop, bad)
-      assert.is_true(iserror(e, asyncio.TypeError))
+      local e = raises(asyncio.TypeError, loop.create_task, loop, bad)
       assert.is_truthy(e.message:find("a coroutine was expected, got", 1,
                                       true))
     end
@@ -118,8 +125,7 @@ describe("Task", function()
       await(asyncio.sleep(0))
       await(t)
     end)())
-    local e = raises(loop.run_until_complete, loop, t)
-    assert.is_true(iserror(e, asyncio.RuntimeError))
+    local e = raises(asyncio.RuntimeError, loop.run_until_complete, loop, t)
     assert.is_truthy(e.message:find("Task cannot await on itself", 1, true))
     assert.is_false(t:cancelled())
   end)
@@ -129,9 +135,8 @@ describe("Task", function()
     local other = asyncio.new_event_loop()
     local foreign = other:create_future()
     local t = loop:create_task(async(function() await(foreign) end)())
-    local e = raises(loop.run_until_complete, loop, t)
+    local e = raises(asyncio.RuntimeError, loop.run_until_complete, loop, t)
     other:close()
-    assert.is_true(iserror(e, asyncio.RuntimeError))
     assert.is_truthy(e.message:find("attached to a different loop", 1, true))
   end)
 
@@ -141,10 +146,9 @@ describe("Task", function()
       await(asyncio.sleep(0))
       return "own"
     end)())
-    local e1 = raises(t.set_result, t, "forced")
-    local e2 = raises(t.set_exception, t, asyncio.ValueError("forced"))
-    assert.is_true(iserror(e1, asyncio.RuntimeError))
-    assert.is_true(iserror(e2, asyncio.RuntimeError))
+    local e1 = raises(asyncio.RuntimeError, t.set_result, t, "forced")
+    local e2 = raises(asyncio.RuntimeError,
+                      t.set_exception, t, asyncio.ValueError("forced"))
     assert.equal("Task does not support set_result operation", e1.message)
     assert.equal("Task does not support set_exception operation", e2.message)
     assert.is_false(t:done())
@@ -173,8 +177,7 @@ describe("Task", function()
       assert.is_not_nil(asyncio.current_task())
     end)())
     assert.is_nil(asyncio.current_task(loop))
-    local e = raises(asyncio.current_task)
-    assert.is_true(iserror(e, asyncio.RuntimeError))
+    raises(asyncio.RuntimeError, asyncio.current_task)
   end)
 
   it("C50 current_task() in a plain callback of a running loop is nil",
@@ -249,12 +252,11 @@ describe("Task", function()
 
   it("C54 ensure_future of a non-awaitable raises TypeError; of a future "
      .. "with a different explicit loop, ValueError", function()
-    local e = raises(asyncio.ensure_future, 42)
-    assert.is_true(iserror(e, asyncio.TypeError))
+    raises(asyncio.TypeError, asyncio.ensure_future, 42)
     local other = asyncio.new_event_loop()
-    local e2 = raises(asyncio.ensure_future, loop:create_future(), other)
+    local e2 = raises(asyncio.ValueError,
+                      asyncio.ensure_future, loop:create_future(), other)
     other:close()
-    assert.is_true(iserror(e2, asyncio.ValueError))
     assert.is_truthy(e2.message:find("The future belongs to a different loop",
                                      1, true))
   end)
@@ -268,11 +270,24 @@ describe("Task", function()
       await(asyncio.sleep(0))
       fail_here()
     end)())
-    local e = raises(loop.run_until_complete, loop, t)
+    local e = raises(asyncio.ValueError, loop.run_until_complete, loop, t)
     assert.equal(e, t:exception())
     assert.equal("string", type(e.traceback))
     assert.is_truthy(e.traceback:find("task_spec.lua:%d+: in "))
     assert.is_truthy(e.traceback:find("fail_here", 1, true))
+  end)
+
+  it("C55 the traceback of a deep recursion elides its middle", function()
+    local function deep(n)
+      if n == 0 then error(asyncio.ValueError("deep")) end
+      return deep(n - 1) + 1
+    end
+    local t = loop:create_task(async(function() deep(200) end)())
+    local e = raises(asyncio.ValueError, loop.run_until_complete, loop, t)
+    local _, lines = e.traceback:gsub("\n", "")
+    assert.is_true(lines < 40, e.traceback)
+    assert.is_truthy(e.traceback:find("\n\t...\n", 1, true))
+    assert.is_truthy(e.traceback:find("'deep'", 1, true))
   end)
 end)
 

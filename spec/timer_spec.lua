@@ -92,6 +92,21 @@ describe("timers", function()
     assert.is_true(h:cancelled())
   end)
 
+  it("A4 cancel() lets go of the callback and its arguments at once",
+     function()
+    local gone = setmetatable({}, {__mode = "k"})
+    local fn, arg = function() end, {}
+    gone[fn], gone[arg] = true, true
+    local timer = loop:call_later(1, fn, arg)
+    local soon = loop:call_soon(fn, arg)
+    fn, arg = nil, nil
+    timer:cancel()
+    soon:cancel()
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(gone))
+  end)
+
   it("A10 cancelled timers never run and do not count as live timers",
      function()
     local ran = {}
@@ -156,6 +171,27 @@ describe("timers", function()
     assert.equal(510, #order)
     assert.same(want, order)
     assert.equal(0, loop:_counts().timers)
+  end)
+
+  it("cancelled timers leave the heap once over 100 and more than half "
+     .. "of it are dead, before their deadline", function()
+    local handles, dead = {}, setmetatable({}, {__mode = "k"})
+    for i = 1, 300 do handles[i] = loop:call_later(100 + i, print) end
+    for i = 1, 300 do
+      if i % 3 ~= 0 then
+        handles[i]:cancel()
+        dead[handles[i]] = true
+        handles[i] = nil
+      end
+    end
+    collectgarbage()
+    collectgarbage()
+    -- the 151st cancel compacted the heap (151 > 100, and > 300 / 2): only
+    -- the 49 cancelled after it are still held, until they are popped
+    local held = 0
+    for _ in pairs(dead) do held = held + 1 end
+    assert.equal(49, held)
+    assert.equal(100, loop:_counts().timers)
   end)
 
   it("cancelling timers while they are due keeps the rest in order",
