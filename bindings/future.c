@@ -661,12 +661,13 @@ static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
   lua_Debug ar;
   int level = 0, line = -1;
   luaL_addstring(b, " coro=<");
+  /* the buffer's own slot must stay just below what luaL_addvalue adds */
   lua_getiuservalue(L, tidx, AIO_TU_CORO);
-  aio_coro_pushname(L, -1);
-  luaL_addvalue(b);
   aio_coro_pushfn(L, -1);
-  lua_getinfo(L, ">S", &ar);
-  lua_pop(L, 1);
+  lua_getinfo(L, ">S", &ar); /* pops the function */
+  aio_coro_pushname(L, -1);
+  lua_remove(L, -2); /* the coroutine object */
+  luaL_addvalue(b);
   if (t->co != NULL && t->started) {
     /* the body's frame is the one just above the trampoline */
     lua_Debug fr;
@@ -702,7 +703,6 @@ void aio_future_pushrepr(lua_State *L, int idx) {
     lua_remove(L, -2);
     luaL_addvalue(&b);
     add_coro_repr(L, &b, idx, t);
-    lua_pop(L, 1); /* the coroutine object */
   }
   add_outcome_repr(L, &b, idx, f);
   if (!f->is_task)

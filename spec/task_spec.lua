@@ -368,4 +368,35 @@ describe("Task introspection", function()
     loop:run_until_complete(t)
     assert.same({}, t:get_stack())
   end)
+
+  it("print_stack writes the repr and the frames; long names and a task "
+     .. "waiting on a task keep the repr whole", function()
+    local fut = loop:create_future()
+    local worker = async(function() return await(fut) end)
+    local name = ("n"):rep(3000) -- past the C buffer's first block
+    local inner = loop:create_task(worker(), {name = name})
+    local outer = loop:create_task(async(function()
+      return await(inner)
+    end)(), {name = name .. "-outer"})
+    run_once(loop)
+    local written = {}
+    local file = {}
+    function file:write(text)
+      assert.equal(file, self)
+      written[#written + 1] = text
+    end
+    outer:print_stack(file)
+    assert.equal(1, #written)
+    local head, frames = written[1]:match("^(Stack for .-%):\n)(.*)$")
+    local repr = tostring(outer)
+    assert.equal("Stack for " .. repr .. " (most recent call last):\n", head)
+    local function has(text) assert.truthy(repr:find(text, 1, true), repr) end
+    has("<Task pending name='" .. name .. "-outer' coro=<")
+    has(" wait_for=<Task pending name='" .. name .. "' coro=<worker() "
+        .. "running at ")
+    assert.matches("task_spec%.lua:%d+: in ", frames)
+    assert.equal(#outer:get_stack(), select(2, frames:gsub("\n", "")))
+    fut:set_result(1)
+    loop:run_until_complete(outer)
+  end)
 end)
