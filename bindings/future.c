@@ -576,20 +576,29 @@ static int l_future_get_loop(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* repr                                                                */
 
+/* The repr helpers add to a buffer the caller opened: between two
+ * additions they leave the stack as they found it, for the buffer's own
+ * slot must stay just below each value luaL_addvalue adds. */
+
+/* Pushes the i-th done callback (1-based). */
+static void push_callback(lua_State *L, int fidx, aio_future *f, unsigned i) {
+  lua_getiuservalue(L, fidx, AIO_FU_CB);
+  if (f->cb_list) {
+    lua_rawgeti(L, -1, (lua_Integer)i);
+    lua_remove(L, -2);
+  }
+}
+
 static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
                                aio_future *f) {
   unsigned i;
   if (f->ncb == 0)
     return;
   luaL_addstring(b, " cb=[");
-  lua_getiuservalue(L, fidx, AIO_FU_CB);
   for (i = 1; i <= f->ncb; i++) {
-    if (f->cb_list)
-      lua_rawgeti(L, -1, i);
-    else
-      lua_pushvalue(L, -1);
     if (i > 1)
       luaL_addstring(b, ", ");
+    push_callback(L, fidx, f, i);
     if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
       lua_pushliteral(L, "Task.task_wakeup");
     else
@@ -598,36 +607,36 @@ static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
     luaL_addvalue(b);
     luaL_addstring(b, "()");
   }
-  lua_pop(L, 1);
   luaL_addchar(b, ']');
+}
+
+/* Adds the repr of the future's value (i-th of several when i > 0). */
+static void add_value_repr(lua_State *L, luaL_Buffer *b, int fidx, int i) {
+  lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+  if (i > 0) {
+    lua_rawgeti(L, -1, i);
+    lua_remove(L, -2);
+  }
+  aio_pushrepr(L, -1);
+  lua_remove(L, -2);
+  luaL_addvalue(b);
 }
 
 static void add_outcome_repr(lua_State *L, luaL_Buffer *b, int fidx,
                              aio_future *f) {
+  int i;
   if (f->state != AIO_FINISHED)
     return;
-  lua_getiuservalue(L, fidx, AIO_FU_VALUE);
-  if (f->has_exc) {
-    luaL_addstring(b, " exception=");
-    aio_pushrepr(L, -1);
-  } else if (f->nres > 1) {
-    int i;
-    luaL_addstring(b, " result=");
-    for (i = 1; i <= f->nres; i++) {
-      if (i > 1)
-        luaL_addstring(b, ", ");
-      lua_rawgeti(L, -1, i);
-      aio_pushrepr(L, -1);
-      lua_remove(L, -2);
-      luaL_addvalue(b);
-    }
-    lua_pushliteral(L, "");
-  } else {
-    luaL_addstring(b, " result=");
-    aio_pushrepr(L, -1);
+  luaL_addstring(b, f->has_exc ? " exception=" : " result=");
+  if (f->has_exc || f->nres <= 1) {
+    add_value_repr(L, b, fidx, 0);
+    return;
   }
-  lua_remove(L, -2);
-  luaL_addvalue(b);
+  for (i = 1; i <= f->nres; i++) {
+    if (i > 1)
+      luaL_addstring(b, ", ");
+    add_value_repr(L, b, fidx, i);
+  }
 }
 
 static const char *state_name(aio_future *f) {
@@ -661,7 +670,6 @@ static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
   lua_Debug ar;
   int level = 0, line = -1;
   luaL_addstring(b, " coro=<");
-  /* the buffer's own slot must stay just below what luaL_addvalue adds */
   lua_getiuservalue(L, tidx, AIO_TU_CORO);
   aio_coro_pushfn(L, -1);
   lua_getinfo(L, ">S", &ar); /* pops the function */

@@ -1718,15 +1718,15 @@ static int l_server__index(lua_State *L) {
   return 0;
 }
 
-static int l_server__tostring(lua_State *L) {
-  aio_server *srv = check_server(L, 1);
-  int i;
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "<Server sockets=(");
+/* Pushes "<socket host:port>, <socket path>, ..." for the server's
+ * sockets. */
+static void push_sockets_repr(lua_State *L, aio_server *srv) {
+  int i, n;
   push_sockets(L, srv, 1);
-  for (i = 1; i <= (int)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
+  n = (int)lua_rawlen(L, -1);
+  luaL_checkstack(L, n + 4, NULL);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -i, i); /* the table, below the i - 1 pieces */
     if (lua_getfield(L, -1, "path") == LUA_TSTRING)
       lua_pushfstring(L, "%s<socket %s>", i > 1 ? ", " : "",
                       lua_tostring(L, -1));
@@ -1735,16 +1735,20 @@ static int l_server__tostring(lua_State *L) {
       lua_getfield(L, -3, "port");
       lua_pushfstring(L, "%s<socket %s:%s>", i > 1 ? ", " : "",
                       lua_tostring(L, -2), lua_tostring(L, -1));
-      lua_remove(L, -2);
-      lua_remove(L, -2);
+      lua_replace(L, -3);
+      lua_pop(L, 1);
     }
-    lua_replace(L, -3);
+    lua_replace(L, -3); /* over the socket */
     lua_pop(L, 1);
-    luaL_addvalue(&b);
   }
-  lua_pop(L, 1);
-  luaL_addstring(&b, ")>");
-  luaL_pushresult(&b);
+  lua_concat(L, n);
+  lua_remove(L, -2);
+}
+
+static int l_server__tostring(lua_State *L) {
+  aio_server *srv = check_server(L, 1);
+  push_sockets_repr(L, srv);
+  lua_pushfstring(L, "<Server sockets=(%s)>", lua_tostring(L, -1));
   return 1;
 }
 

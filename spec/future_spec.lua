@@ -444,4 +444,19 @@ describe("Future tostring", function()
     fut:exception()
     cls:exception()
   end)
+
+  it("a repr longer than the C buffer's first block stays whole",
+     function()
+    local many = loop:create_future()
+    local function on_done() end
+    for _ = 1, 200 do many:add_done_callback(on_done) end
+    local repr = tostring(many)
+    assert.equal("<Future pending cb=[" .. ("on_done(), "):rep(199)
+                 .. "on_done()]>", repr)
+    local long = loop:create_future()
+    local a, b = ("a"):rep(700), ("b"):rep(700)
+    long:set_result(a, b, 3)
+    assert.equal("<Future finished result='" .. a .. "', '" .. b .. "', 3>",
+                 tostring(long))
+  end)
 end)
