@@ -465,11 +465,19 @@ static int create_task_protected(lua_State *L) {
   create_job *job = lua_touserdata(L, 1);
   aio_loop *loop = lua_touserdata(L, 2);
   aio_cfuture *cf = job->cf;
+  aio_future *f;
   aio_task *t;
   int cancelled;
   lua_settop(L, 0);
   aio_coro_new(L, aio_msg_unpack(L, job->msg) - 1); /* fn, args */
-  t = aio_task_new(L, loop, 1, 0);
+  f = aio_create_task(L, loop, 1, 0);
+  if (f == NULL || !f->is_task) {
+    aio_pushrepr(L, 2);
+    return aio_raisef(L, AIO_E_TYPE,
+                      "the task factory returned %s, not a Task",
+                      lua_tostring(L, -1));
+  }
+  t = (aio_task *)f;
   /* from now on cf:cancel() cancels the task; cancelled before, the task
    * never starts */
   uv_mutex_lock(&cf->mu);

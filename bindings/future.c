@@ -831,6 +831,36 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   return t;
 }
 
+aio_future *aio_create_task(lua_State *L, aio_loop *loop, int cidx,
+                            int oidx) {
+  if (!loop->task_factory || loop->closed)
+    return &aio_task_new(L, loop, cidx, oidx)->fut;
+  cidx = lua_absindex(L, cidx);
+  oidx = oidx ? lua_absindex(L, oidx) : 0;
+  aio_push_env(L, loop, AIO_ENV_TASK_FACTORY);
+  aio_push_loop(L, loop);
+  lua_pushvalue(L, cidx);
+  if (oidx)
+    lua_pushvalue(L, oidx);
+  else
+    lua_pushnil(L);
+  lua_call(L, 3, 1);
+  return aio_test_future(L, -1);
+}
+
+/* As aio_create_task, for callers that go on with the result as a
+ * future: raises TypeError when the task factory made something else. */
+static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
+                                      int oidx) {
+  aio_future *f = aio_create_task(L, loop, cidx, oidx);
+  if (f == NULL) {
+    aio_pushrepr(L, -1);
+    aio_raisef(L, AIO_E_TYPE, "the task factory returned %s, not a Future",
+               lua_tostring(L, -1));
+  }
+  return f;
+}
+
 /* Pushes the EXTRA table of the task at tidx, creating it. */
 static void push_extra(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) != LUA_TTABLE) {
@@ -1334,7 +1364,7 @@ static int l_loop_create_future(lua_State *L) {
 static int l_loop_create_task(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   luaL_checkany(L, 2);
-  aio_task_new(L, loop, 2, lua_isnoneornil(L, 3) ? 0 : 3);
+  aio_create_task(L, loop, 2, lua_isnoneornil(L, 3) ? 0 : 3);
   return 1;
 }
 
@@ -1344,7 +1374,24 @@ static int l_create_task(lua_State *L) {
   if (loop == NULL)
     return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
   luaL_checkany(L, 1);
-  aio_task_new(L, loop, 1, lua_isnoneornil(L, 2) ? 0 : 2);
+  aio_create_task(L, loop, 1, lua_isnoneornil(L, 2) ? 0 : 2);
+  return 1;
+}
+
+/* Task(coro [, {loop =, name =}]): a Task made directly, never by a task
+ * factory (a factory makes its tasks this way); without a loop, on
+ * get_event_loop()'s. */
+static int l_task_new(lua_State *L) {
+  aio_loop *loop = NULL;
+  luaL_checkany(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "loop") != LUA_TNIL)
+      loop = aio_check_loop_any(L, -1);
+    lua_pop(L, 1);
+  }
+  aio_task_new(L, loop ? loop : aio_get_event_loop(L), 1,
+               lua_isnoneornil(L, 2) ? 0 : 2);
   return 1;
 }
 
@@ -1360,7 +1407,7 @@ int aio_ensure_future(lua_State *L, int idx, aio_loop *loop) {
     return 0;
   }
   if (aio_test_coro(L, idx) != NULL) {
-    aio_task_new(L, loop ? loop : aio_get_event_loop(L), idx, 0);
+    create_task_future(L, loop ? loop : aio_get_event_loop(L), idx, 0);
     return 1;
   }
   if (luaL_getmetafield(L, idx, "__await") != LUA_TNIL) {
@@ -1425,6 +1472,7 @@ static int l_isfuture(lua_State *L) {
 
 static const luaL_Reg future_funcs[] = {
     {"Future", l_future_new},
+    {"Task", l_task_new},
     {"create_task", l_create_task},
     {"ensure_future", l_ensure_future},
     {"current_task", l_current_task},

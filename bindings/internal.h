@@ -183,7 +183,8 @@ enum {
   AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
-  AIO_ENV_COUNT = AIO_ENV_STOPCB
+  AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
+  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
 };
 
 struct aio_loop {
@@ -233,6 +234,7 @@ struct aio_loop {
   unsigned char propagate;   /* a BaseException escaped: leave the run */
   unsigned char watch_sigint; /* watch SIGINT while running */
   unsigned char executor_shutdown; /* the default executor is shut down */
+  unsigned char task_factory; /* env TASK_FACTORY is set */
   double slow_callback;   /* debug mode: report callbacks slower than this */
 };
 
@@ -569,6 +571,12 @@ void aio_tasks_orphaned(lua_State *L, aio_loop *loop);
 /* Creates a Task running the Coroutine object at `cidx` on `loop`; the
  * options table at `oidx` (0 for none) may give a name. Pushes it. */
 aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx);
+/* loop:create_task: pushes what the loop's task factory returns for
+ * (loop, coro, opts or nil) when one is set, else a new Task (as
+ * aio_task_new). Returns the pushed value as a future, or NULL when the
+ * factory made something else. */
+aio_future *aio_create_task(lua_State *L, aio_loop *loop, int cidx,
+                            int oidx);
 /* Runs one step of task `t`. */
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t);
 /* Wakes a task whose sleep of generation `gen` is due. */

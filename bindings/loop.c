@@ -1022,6 +1022,29 @@ static int l_loop_set_exception_handler(lua_State *L) {
   return 0;
 }
 
+/* loop:set_task_factory(factory | nil): create_task then returns
+ * factory(loop, coro, opts) (see aio_create_task). */
+static int l_loop_set_task_factory(lua_State *L) {
+  aio_loop *loop = aio_check_loop_any(L, 1);
+  if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION &&
+      !luaL_getmetafield(L, 2, "__call")) {
+    aio_pushrepr(L, 2);
+    return aio_raisef(L, AIO_E_TYPE,
+                      "task factory must be a callable or None, got %s",
+                      lua_tostring(L, -1));
+  }
+  lua_settop(L, 2);
+  loop->task_factory = !lua_isnil(L, 2);
+  if (loop->env != LUA_NOREF)
+    set_env(L, loop, AIO_ENV_TASK_FACTORY);
+  return 0;
+}
+
+static int l_loop_get_task_factory(lua_State *L) {
+  aio_push_env(L, aio_check_loop_any(L, 1), AIO_ENV_TASK_FACTORY);
+  return 1;
+}
+
 static int l_loop_get_exception_handler(lua_State *L) {
   aio_push_env(L, aio_check_loop_any(L, 1), AIO_ENV_HANDLER);
   return 1;
@@ -1077,6 +1100,8 @@ static const luaL_Reg loop_methods[] = {
     {"is_closed", l_loop_is_closed},
     {"close", l_loop_close},
     {"time", l_loop_time},
+    {"set_task_factory", l_loop_set_task_factory},
+    {"get_task_factory", l_loop_get_task_factory},
     {"set_exception_handler", l_loop_set_exception_handler},
     {"get_exception_handler", l_loop_get_exception_handler},
     {"call_exception_handler", l_loop_call_exception_handler},

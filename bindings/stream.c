@@ -1426,7 +1426,7 @@ static int l_client_connected(lua_State *L) {
   if (aio_test_coro(L, 4) == NULL)
     return 0;
   loop = aio_running_loop(L);
-  aio_task_new(L, loop, 4, 0); /* [cb, r, w, coro, task] */
+  aio_ensure_future(L, 4, loop); /* [cb, r, w, coro, task] */
   lua_pushvalue(L, 3);
   lua_pushcclosure(L, l_client_task_done, 1);
   aio_future_add_callback(L, 5);

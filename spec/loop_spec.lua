@@ -528,6 +528,81 @@ describe("event loop", function()
   end)
 end)
 
+describe("task factory", function()
+  local loop
+  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
+  after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+
+  it("A27 create_task calls factory(loop, coro, opts) and returns its "
+     .. "result; nil restores the default", function()
+    local calls = {}
+    local function factory(l, coro, opts)
+      calls[#calls + 1] = {l, coro, opts}
+      return asyncio.Task(coro, {loop = l, name = opts and opts.name})
+    end
+    assert.is_nil(loop:get_task_factory())
+    loop:set_task_factory(factory)
+    assert.equal(factory, loop:get_task_factory())
+    local coro = asyncio.sleep(1, "slept")
+    local opts = {name = "named"}
+    local t = loop:create_task(coro, opts)
+    assert.equal(1, #calls)
+    assert.equal(loop, calls[1][1])
+    assert.equal(coro, calls[1][2])
+    assert.equal(opts, calls[1][3])  -- name= forwarded
+    assert.equal("named", t:get_name())
+    assert.equal("slept", loop:run_until_complete(t))
+    -- run_until_complete, ensure_future and asyncio.create_task too
+    loop:run_until_complete(async(function()
+      await(asyncio.create_task(asyncio.sleep(0)))
+    end)())
+    assert.equal(3, #calls)
+    assert.is_nil(calls[3][3])
+    loop:set_task_factory(nil)
+    assert.is_nil(loop:get_task_factory())
+    loop:run_until_complete(asyncio.sleep(0))
+    assert.equal(3, #calls)
+  end)
+
+  it("A27 whatever the factory returns, create_task returns", function()
+    local coro = async(function() end)()
+    loop:set_task_factory(function(_, c)
+      c:close()
+      return "not a task"
+    end)
+    assert.equal("not a task", loop:create_task(coro))
+    local e = raised(loop.run_until_complete, loop, async(function() end)())
+    assert_error(asyncio.TypeError,
+                 "the task factory returned 'not a task', not a Future", e)
+  end)
+
+  it("A27 a factory that is not callable raises TypeError", function()
+    assert_error(asyncio.TypeError,
+                 "task factory must be a callable or None, got 1",
+                 raised(loop.set_task_factory, loop, 1))
+    assert.is_nil(loop:get_task_factory())
+    local callable = setmetatable({}, {__call = function(_, l, c)
+      return asyncio.Task(c, {loop = l})
+    end})
+    loop:set_task_factory(callable)
+    assert.equal(7, loop:run_until_complete(asyncio.sleep(0, 7)))
+  end)
+
+  it("asyncio.Task(coro [, {loop =, name =}]) makes a Task directly",
+     function()
+    local t = asyncio.Task(asyncio.sleep(0, "r"), {loop = loop, name = "x"})
+    assert.is_true(asyncio.isfuture(t))
+    assert.equal("x", t:get_name())
+    assert.equal(loop, t:get_loop())
+    assert.equal("r", loop:run_until_complete(t))
+    assert_error(asyncio.TypeError, nil, raised(asyncio.Task, 42,
+                                                {loop = loop}))
+  end)
+end)
+
 describe("asyncio.busted", function()
   it("runs the body as a task on a fresh loop", aspec.async(function()
     assert.is_not_nil(asyncio.current_task())

@@ -602,3 +602,27 @@ describe("A: other threads and the loop", function()
     loop:close()
   end)
 end)
+
+describe("S: run_coroutine_threadsafe and a task factory", function()
+  it("S233 a factory that raises: the thread-side future gets the error, "
+     .. "the exception handler sees that error object once", function()
+    local loop = asyncio.new_event_loop{clock = "virtual"}
+    local boom = asyncio.ValueError("no tasks today")
+    local seen = {}
+    loop:set_exception_handler(function(_, ctx)
+      seen[#seen + 1] = ctx.exception
+    end)
+    loop:set_task_factory(function(_, coro)
+      coro:close()
+      error(boom)
+    end)
+    local cf = asyncio.run_coroutine_threadsafe(add(1, 2), loop)
+    loop:call_soon(loop.stop, loop)
+    loop:run_forever()
+    local err = raises(asyncio.ValueError, cf.result, cf, 0)
+    assert.equal("no tasks today", err.message)
+    assert.equal(1, #seen)
+    assert.is_true(rawequal(boom, seen[1]))
+    loop:close()
+  end)
+end)
