@@ -219,7 +219,7 @@ struct aio_loop {
   unsigned polls_skipped;
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
-  struct aio_io *ios;     /* I/O objects' uv handles (stream.c) */
+  struct aio_io *ios;     /* I/O objects' uv handles (io.c) */
   uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
   int interrupts;         /* SIGINTs received while running */
   int interrupts_seen;
@@ -263,7 +263,7 @@ void aio_loop_close_handle(aio_loop *loop, uv_handle_t *h);
  * closing a loop can close it. */
 typedef struct aio_io {
   void (*close)(uv_handle_t *h); /* closes h and detaches its owner */
-  /* The fields below belong to the I/O machinery of stream.c. */
+  /* The fields below belong to the I/O machinery of io.c. */
   aio_loop *loop;          /* owning loop; NULL once detached from it */
   struct aio_io *next, *prev; /* the loop's list (loop->ios) */
   uv_handle_t *handle;     /* NULL for a request (getaddrinfo) */

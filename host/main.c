@@ -64,15 +64,24 @@ static void print_version(void) {
          LUA_RELEASE);
 }
 
-/* Is the error value at idx a KeyboardInterrupt error object? */
+/* Is the error value at idx a KeyboardInterrupt error object (or one of
+ * a subclass)? */
 static int is_interrupt(lua_State *L, int idx) {
-  int r = 0;
+  int r = 0, top = lua_gettop(L);
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx)) {
-    if (lua_getfield(L, -1, "__name") == LUA_TSTRING)
-      r = strcmp(lua_tostring(L, -1), "KeyboardInterrupt") == 0;
-    lua_pop(L, 2);
+    /* the error's class, then its ancestors (the __base chain) */
+    while (!r && lua_istable(L, -1)) {
+      lua_pushliteral(L, "__name");
+      r = lua_rawget(L, -2) == LUA_TSTRING &&
+          strcmp(lua_tostring(L, -1), "KeyboardInterrupt") == 0;
+      lua_pop(L, 1);
+      lua_pushliteral(L, "__base");
+      lua_rawget(L, -2);
+      lua_remove(L, -2);
+    }
   }
+  lua_settop(L, top);
   return r;
 }
 

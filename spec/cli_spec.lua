@@ -218,6 +218,21 @@ describe("luaio CLI", function()
     assert.equal("cleanup\n", r.stdout)
   end)
 
+  it("exits 130 for a KeyboardInterrupt of a subclass too, 1 for others",
+     function()
+    local r = proc.run{luaio, "-e", [[
+      local asyncio = require "asyncio"
+      error(asyncio.KeyboardInterrupt:subclass("MyInterrupt")("x"))
+    ]]}
+    assert.equal(130, r.status)
+    has(r.stderr, "MyInterrupt: x")
+    r = proc.run{luaio, "-e", [[
+      local asyncio = require "asyncio"
+      error(asyncio.Exception:subclass("KeyboardInterruptLike")("y"))
+    ]]}
+    assert.equal(1, r.status)
+  end)
+
   it("require 'asyncio' needs no Lua file beside the binary", function()
     local dir = tempdir()
     local copy = dir .. "/luaio"
