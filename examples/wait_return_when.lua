@@ -44,13 +44,15 @@ for _, task in ipairs(finished2) do
 end
 print("unfinished2:", #unfinished2)
 
--- go on with what is left: ALL_COMPLETED (the default)
+-- go on with what is left: ALL_COMPLETED (the default). When the 2 s
+-- round took everything, there is nothing left to wait for (wait raises
+-- ValueError for an empty list, in Python too).
 print("Get all other results:")
-local finished3, unfinished3 = loop:run_until_complete(
-  asyncio.wait(unfinished2))
-
-for _, task in ipairs(finished3) do
-  print(task:result())
+if #unfinished2 > 0 then
+  local finished3 = loop:run_until_complete(asyncio.wait(unfinished2))
+  for _, task in ipairs(finished3) do
+    print(task:result())
+  end
 end
 
 loop:close()

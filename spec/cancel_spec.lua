@@ -1,16 +1,14 @@
 -- spec/cancel_spec.lua: Task cancellation (bindings/future.c), semantics
 -- section D.
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
 
 -- Runs exactly one iteration of a loop that is not running (A15).
-local function run_once(loop)
-  loop:stop()
-  loop:run_forever()
-end
+local run_once = h.run_once
 
 local sleep_10 = async(function() await(asyncio.sleep(10)) end)
 
@@ -21,12 +19,7 @@ local function started_sleeper(loop)
   return t
 end
 
--- Calls fn(...) and returns the error it raises; fails if it does not.
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = h.error_of
 
 -- The argument list of an error object, as a plain sequence.
 local function args_of(e)

@@ -4,11 +4,7 @@ local asyncio = require "asyncio"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = dofile("spec/helpers.lua").error_of
 
 local function collect()
   collectgarbage()

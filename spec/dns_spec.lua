@@ -9,11 +9,7 @@ local async, await = asyncio.async, asyncio.await
 
 local iserror = asyncio.iserror
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = dofile("spec/helpers.lua").error_of
 
 describe("getaddrinfo", function()
   it("resolves localhost to loopback entries with family, type, proto, "

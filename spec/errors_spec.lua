@@ -5,11 +5,7 @@ local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 local iserror = asyncio.iserror
 
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = dofile("spec/helpers.lua").error_of
 
 --- The line this function is called from, in this file.
 local function here()

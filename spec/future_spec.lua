@@ -1,16 +1,14 @@
 -- spec/future_spec.lua: Future (bindings/future.c), semantics section B.
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"
-local raises = dofile("spec/helpers.lua").raises
+local raises = h.raises
 local async, await = asyncio.async, asyncio.await
 
 local iserror = asyncio.iserror
 
 -- Runs exactly one iteration of a loop that is not running (A15).
-local function run_once(loop)
-  loop:stop()
-  loop:run_forever()
-end
+local run_once = h.run_once
 
 -- Returns select("#", ...) and the values as a packed table.
 local function pack(...)
@@ -369,11 +367,7 @@ end)
 
 describe("Future values", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("a future holds every value given to set_result, nils included",
      function()
@@ -411,11 +405,7 @@ end)
 
 describe("Future tostring", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("shows pending, finished with the result, and cancelled", function()
     local fut = loop:create_future()

@@ -19,10 +19,44 @@ function M.await_error(aw)
   return err
 end
 
---- Calls fn(...), which must raise an error of class cls; returns it.
-function M.raises(cls, fn, ...)
+--- each_virtual_loop(set): each test of the enclosing describe block
+-- gets a fresh virtual-clock loop, handed to set(loop) before it runs;
+-- afterwards the loop is closed and must have no uv handle left open.
+function M.each_virtual_loop(set)
+  local busted = require "busted"
+  local loop
+  busted.before_each(function()
+    loop = asyncio.new_event_loop{clock = "virtual"}
+    set(loop)
+  end)
+  busted.after_each(function()
+    if not loop:is_closed() then loop:close() end
+    assert.same(0, loop:_counts().handles)
+  end)
+end
+
+--- run_once(loop): exactly one iteration of a loop that is not running
+-- (a stop requested before run_forever, semantics A15).
+function M.run_once(loop)
+  loop:stop()
+  loop:run_forever()
+end
+
+--- spawn(fn, ...) -> a task of the running loop running fn(...).
+function M.spawn(fn, ...)
+  return asyncio.create_task(asyncio.async(fn)(...))
+end
+
+--- Calls fn(...), which must raise; returns the error, whatever it is.
+function M.error_of(fn, ...)
   local ok, err = pcall(fn, ...)
   assert.is_false(ok, "expected an error")
+  return err
+end
+
+--- Calls fn(...), which must raise an error of class cls; returns it.
+function M.raises(cls, fn, ...)
+  local err = M.error_of(fn, ...)
   assert.is_true(asyncio.iserror(err, cls), tostring(err))
   return err
 end

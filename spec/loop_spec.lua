@@ -1,16 +1,12 @@
 -- spec/loop_spec.lua: the event loop (bindings/loop.c, handle.c, timer.c),
 -- semantics section A.
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
---- Runs fn and returns the error it raises (fails when it does not).
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = h.error_of
 
 --- Asserts e is an error object of class cls whose message is msg.
 local function assert_error(cls, msg, e)
@@ -27,11 +23,7 @@ end
 
 describe("event loop", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("A1 call_soon runs the callback once, later, with its arguments",
      function()
@@ -530,11 +522,7 @@ end)
 
 describe("task factory", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("A27 create_task calls factory(loop, coro, opts) and returns its "
      .. "result; nil restores the default", function()

@@ -10,11 +10,7 @@ local async, await = asyncio.async, asyncio.await
 local iserror = asyncio.iserror
 local PIPE, STDOUT, DEVNULL = asyncio.PIPE, asyncio.STDOUT, asyncio.DEVNULL
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = dofile("spec/helpers.lua").error_of
 
 local function sh(script, opts)
   return await(asyncio.create_subprocess_exec("/bin/sh", "-c", script, opts))

@@ -6,16 +6,13 @@
 -- were all removed stores the next one alone, not in the emptied list;
 -- a future counts its callbacks beyond 65535).
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
 describe("regressions", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("A7 deadlines before 0 on a fresh virtual clock still fire", function()
     -- run in a child: the bug hangs the loop

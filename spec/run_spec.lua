@@ -5,11 +5,7 @@ local aspec = require "asyncio.busted"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = dofile("spec/helpers.lua").error_of
 
 local function assert_error(cls, pattern, e)
   assert.is_true(asyncio.iserror(e, cls), "not a " .. tostring(cls) ..

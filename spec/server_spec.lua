@@ -9,15 +9,10 @@ local async, await = asyncio.async, asyncio.await
 
 local iserror = asyncio.iserror
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local h = dofile("spec/helpers.lua")
+local raises = h.error_of
 
-local function spawn(fn, ...)
-  return asyncio.create_task(async(fn)(...))
-end
+local spawn = h.spawn
 
 local function port_of(srv)
   return srv.sockets[1].port

@@ -8,11 +8,7 @@ local async, await = asyncio.async, asyncio.await
 
 local iserror = asyncio.iserror
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = dofile("spec/helpers.lua").error_of
 
 --- The process's resident set size in bytes.
 local function rss()

@@ -10,12 +10,8 @@ local async, await = asyncio.async, asyncio.await
 
 local iserror = asyncio.iserror
 
--- Calls fn(...) and returns the error it raises; fails if it does not.
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local h = dofile("spec/helpers.lua")
+local raises = h.error_of
 
 --- A connected pair: the client's reader and writer (cr, cw), the
 -- server side's (sr, sw) and the server. opts go to both ends.
@@ -38,10 +34,7 @@ local function close_pair(p)
   await(p.srv:wait_closed())
 end
 
---- Runs fn() as a task; returns the task.
-local function spawn(fn, ...)
-  return asyncio.create_task(async(fn)(...))
-end
+local spawn = h.spawn
 
 describe("streams", function()
   describe("open_connection", function()

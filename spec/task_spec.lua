@@ -1,14 +1,12 @@
 -- spec/task_spec.lua: Task (bindings/future.c), semantics section C.
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"
-local raises = dofile("spec/helpers.lua").raises
+local raises = h.raises
 local async, await = asyncio.async, asyncio.await
 
 -- Runs exactly one iteration of a loop that is not running (A15).
-local function run_once(loop)
-  loop:stop()
-  loop:run_forever()
-end
+local run_once = h.run_once
 
 local function contains(list, x)
   for _, v in ipairs(list) do
@@ -19,11 +17,7 @@ end
 
 describe("Task", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("C44 create_task runs nothing; first steps follow creation order",
      function()
@@ -293,11 +287,7 @@ end)
 
 describe("Task introspection", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   it("tostring: pending, cancelling, finished with result=, cancelled",
      function()

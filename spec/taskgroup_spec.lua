@@ -13,11 +13,7 @@ local sleep, TaskGroup = asyncio.sleep, asyncio.TaskGroup
 -- A BaseException that is neither a cancellation nor KeyboardInterrupt.
 local MyBaseExc = asyncio.BaseException:subclass("MyBaseExc")
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = h.error_of
 
 -- The set of the class names of a group's leaves.
 local function error_types(eg)

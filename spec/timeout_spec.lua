@@ -11,12 +11,7 @@ local CancelledError, TimeoutError, RuntimeError = asyncio.CancelledError,
 local sleep, timeout, timeout_at = asyncio.sleep, asyncio.timeout,
   asyncio.timeout_at
 
--- Runs fn and returns the error it raises; fails if it does not.
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = h.error_of
 
 local function now() return asyncio.get_running_loop():time() end
 

@@ -1,14 +1,11 @@
 -- spec/timer_spec.lua: the timer heap, call_later/call_at and TimerHandle
 -- (bindings/timer.c, bindings/handle.c), semantics items A5-A10.
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 
 describe("timers", function()
   local loop
-  before_each(function() loop = asyncio.new_event_loop{clock = "virtual"} end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop = l end)
 
   -- Runs the loop until the virtual clock reaches `t_end` (a stop()
   -- registered last among the timers due at t_end).
