@@ -184,7 +184,8 @@ enum {
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
+  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe, or nil */
+  AIO_ENV_COUNT = AIO_ENV_THREADSAFE
 };
 
 struct aio_loop {

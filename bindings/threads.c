@@ -489,19 +489,34 @@ static int l_tshandle__gc(lua_State *L) {
 typedef struct tsfn {
   atomic_int refs;
   aio_remote *r;
-  int fnref; /* in the loop's state registry */
+  int fnref; /* in the loop's env THREADSAFE table: the function goes
+                with the loop, also when the loop closed before this */
 } tsfn;
 
 typedef struct tsfn_job {
   aio_post node; /* one allocation per call: the queue node is inside */
   tsfn *fn;
   aio_msg *args;
+  aio_loop *loop; /* set when it runs */
 } tsfn_job;
 
+/* Pushes the loop's table of thread-safe functions (made on demand). */
+static void push_tsfn_table(lua_State *L, aio_loop *loop) {
+  aio_push_env(L, loop, AIO_ENV_THREADSAFE);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    aio_set_env(L, loop, AIO_ENV_THREADSAFE);
+  }
+}
+
 static void tsfn_unref_job(aio_loop *loop, lua_State *L, void *p) {
-  (void)loop;
-  if (L != NULL)
-    luaL_unref(L, LUA_REGISTRYINDEX, (int)(intptr_t)p);
+  if (L != NULL) {
+    push_tsfn_table(L, loop);
+    luaL_unref(L, -1, (int)(intptr_t)p);
+    lua_pop(L, 1);
+  }
 }
 
 static void tsfn_retain(void *o) {
@@ -539,7 +554,9 @@ static int run_tsfn_job(lua_State *L) {
   tsfn_job *job = lua_touserdata(L, 1);
   int n;
   lua_settop(L, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, job->fn->fnref);
+  push_tsfn_table(L, job->loop);
+  lua_rawgeti(L, 1, job->fn->fnref);
+  lua_remove(L, 1);
   n = aio_msg_unpack(L, job->args);
   lua_call(L, n, 0);
   return 0;
@@ -547,6 +564,7 @@ static int run_tsfn_job(lua_State *L) {
 
 static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_job *job = p;
+  job->loop = loop;
   if (L != NULL)
     aio_run_posted(loop, L, run_tsfn_job, job,
                    "Exception in threadsafe function");
@@ -593,16 +611,18 @@ static int l_threadsafe(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   loop = aio_get_event_loop(L);
   aio_check_open(L, loop);
+  push_tsfn_table(L, loop);
+  lua_pushvalue(L, 1);
+  fnref = luaL_ref(L, -2);
+  f = malloc(sizeof *f);
+  if (f == NULL) {
+    luaL_unref(L, -1, fnref);
+    return luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 1);
   ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, AIO_TSFN_MT);
-  lua_pushvalue(L, 1);
-  fnref = luaL_ref(L, LUA_REGISTRYINDEX);
-  f = malloc(sizeof *f);
-  if (f == NULL) {
-    luaL_unref(L, LUA_REGISTRYINDEX, fnref);
-    return luaL_error(L, "not enough memory");
-  }
   atomic_init(&f->refs, 1);
   f->r = loop->remote;
   aio_remote_retain(f->r);

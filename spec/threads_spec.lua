@@ -626,3 +626,23 @@ describe("S: run_coroutine_threadsafe and a task factory", function()
     loop:close()
   end)
 end)
+
+describe("asyncio.threadsafe and its loop's life", function()
+  it("the function goes with its loop, also when the last call came after "
+     .. "the loop closed", function()
+    local weak = setmetatable({}, {__mode = "k"})
+    do
+      local loop = asyncio.new_event_loop()
+      asyncio.set_event_loop(loop)
+      local fn = function() end
+      weak[fn] = true
+      local ts = asyncio.threadsafe(fn)
+      loop:close()
+      asyncio.set_event_loop(nil)
+      raises(asyncio.RuntimeError, ts)
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+end)
