@@ -65,6 +65,11 @@ static int load_embedded(lua_State *L) {
   return 1;
 }
 
+/* the batteries built (asyncio._ssl, ...), listed by the Makefile */
+#define LUAIO_BATTERY(sym, name) int luaopen_##sym(lua_State *L);
+#include "luaio_batteries.h"
+#undef LUAIO_BATTERY
+
 void luaio_openlibs(lua_State *L) {
   const luaio_source *s;
   /* the Lua states of threads get the same modules */
@@ -72,6 +77,11 @@ void luaio_openlibs(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_asyncio_core);
   lua_setfield(L, -2, "asyncio.core");
+#define LUAIO_BATTERY(sym, name) \
+  lua_pushcfunction(L, luaopen_##sym); \
+  lua_setfield(L, -2, name);
+#include "luaio_batteries.h"
+#undef LUAIO_BATTERY
   for (s = luaio_sources; s->module != NULL; s++) {
     lua_pushlightuserdata(L, (void *)s);
     lua_pushcclosure(L, load_embedded, 1);

@@ -1,4 +1,4 @@
--- spec/cancel_spec.lua: Task cancellation (bindings/future.c), semantics
+-- spec/cancel_spec.lua: Task cancellation (bindings/core/future.c), semantics
 -- section D.
 local asyncio = require "asyncio"
 local h = dofile("spec/helpers.lua")

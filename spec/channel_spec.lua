@@ -1,5 +1,5 @@
 -- spec/channel_spec.lua: Channel(maxsize), the queue between threads
--- (bindings/channel.c; DESIGN.md "Threads").
+-- (bindings/threads/channel.c; DESIGN.md "Threads").
 --
 -- Plain threads (this one when no loop runs, executor workers) block in
 -- put/get; tasks await aput/aget without blocking their loop. Real clock:

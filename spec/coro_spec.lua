@@ -1,5 +1,5 @@
 -- spec/coro_spec.lua: coroutine functions, Coroutine objects and await
--- (bindings/coro.c), DESIGN "Coroutines and await".
+-- (bindings/core/coro.c), DESIGN "Coroutines and await".
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local proc = dofile("spec/fixtures/proc.lua")

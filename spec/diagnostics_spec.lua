@@ -1,5 +1,5 @@
 -- spec/diagnostics_spec.lua: error reporting (semantics section V and the
--- exception handler of bindings/loop.c): nothing fails silently.
+-- exception handler of bindings/core/loop.c): nothing fails silently.
 local asyncio = require "asyncio"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await

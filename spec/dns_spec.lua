@@ -1,5 +1,5 @@
 -- spec/dns_spec.lua: asyncio.getaddrinfo and loop:getaddrinfo
--- (bindings/dns.c), on libuv's thread pool.
+-- (bindings/io/dns.c), on libuv's thread pool.
 --
 -- Only names every host resolves locally (localhost, numeric addresses)
 -- and a reserved name that never resolves (.invalid, RFC 2606).

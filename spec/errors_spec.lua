@@ -1,5 +1,5 @@
 -- spec/errors_spec.lua: the error classes (lua/asyncio/errors.lua,
--- bindings/errors.c), asyncio.iserror and asyncio.pcall.
+-- bindings/core/errors.c), asyncio.iserror and asyncio.pcall.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await

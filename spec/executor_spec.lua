@@ -1,6 +1,6 @@
 -- spec/executor_spec.lua: executors (semantics section T):
 -- loop:run_in_executor, asyncio.to_thread, the loop's default executor,
--- and ThreadPoolExecutor (bindings/executor.c, lua/asyncio/threads.lua).
+-- and ThreadPoolExecutor (bindings/threads/executor.c, lua/asyncio/threads.lua).
 --
 -- Functions run in worker threads, each with a Lua state of its own; a
 -- function sent there has no upvalue but _ENV and requires what it uses.

@@ -1,4 +1,4 @@
--- spec/future_spec.lua: Future (bindings/future.c), semantics section B.
+-- spec/future_spec.lua: Future (bindings/core/future.c), semantics section B.
 local asyncio = require "asyncio"
 local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"

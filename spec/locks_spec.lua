@@ -1,5 +1,5 @@
 -- spec/locks_spec.lua: Lock, Event, Semaphore and BoundedSemaphore
--- (bindings/locks.c), semantics sections N, O and Q, and the
+-- (bindings/sync/locks.c), semantics sections N, O and Q, and the
 -- `local _ <close> = await(x)` guards of locks, semaphores and conditions.
 local asyncio = require "asyncio"
 local async, await = asyncio.async, asyncio.await

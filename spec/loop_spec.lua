@@ -1,4 +1,4 @@
--- spec/loop_spec.lua: the event loop (bindings/loop.c, handle.c, timer.c),
+-- spec/loop_spec.lua: the event loop (bindings/core/loop.c, handle.c, timer.c),
 -- semantics section A.
 local asyncio = require "asyncio"
 local h = dofile("spec/helpers.lua")

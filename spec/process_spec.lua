@@ -1,4 +1,4 @@
--- spec/process_spec.lua: subprocesses (bindings/process.c,
+-- spec/process_spec.lua: subprocesses (bindings/io/process.c,
 -- lua/asyncio/subprocess.lua): exec and shell, pipes, communicate, wait,
 -- signals, options, errors, and what closing the loop does.
 --

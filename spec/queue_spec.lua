@@ -1,5 +1,5 @@
 -- spec/queue_spec.lua: Queue, LifoQueue and PriorityQueue
--- (bindings/queue.c), semantics section M.
+-- (bindings/sync/queue.c), semantics section M.
 local asyncio = require "asyncio"
 local async, await = asyncio.async, asyncio.await
 local h = dofile("spec/helpers.lua")

@@ -1,5 +1,5 @@
 -- spec/queue_stress_spec.lua: many items through a bounded Queue
--- (bindings/queue.c) while waiters are cancelled mid-wait and replaced.
+-- (bindings/sync/queue.c) while waiters are cancelled mid-wait and replaced.
 -- No item may be lost or taken twice, join() must return, and no waiter
 -- may stay behind in the queue (tostring(q) shows getters[n] / putters[n]
 -- while any are queued). The random choices use a fixed seed.

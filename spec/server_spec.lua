@@ -1,5 +1,5 @@
 -- spec/server_spec.lua: start_server and the Server object
--- (bindings/stream.c, lua/asyncio/streams.lua): accepting, the client
+-- (bindings/io/stream.c, lua/asyncio/streams.lua): accepting, the client
 -- callback, close / wait_closed, serve_forever, to-be-closed servers.
 --
 -- Real clock, local servers on 127.0.0.1 port 0; time only for order.

@@ -1,5 +1,5 @@
 -- spec/signal_spec.lua: loop:add_signal_handler / remove_signal_handler
--- (bindings/signal.c). The spec sends signals to its own process with
+-- (bindings/io/signal.c). The spec sends signals to its own process with
 -- kill(1); the handlers run as loop callbacks once the loop polls.
 -- (Ctrl-C and asyncio.run are covered by spec/run_spec.lua.)
 local asyncio = require "asyncio"

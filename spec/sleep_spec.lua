@@ -1,4 +1,4 @@
--- spec/sleep_spec.lua: asyncio.sleep (bindings/timer.c), semantics
+-- spec/sleep_spec.lua: asyncio.sleep (bindings/core/timer.c), semantics
 -- section E.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"

@@ -1,5 +1,5 @@
 -- spec/stream_chunking_spec.lua: readline, readuntil and readexactly give
--- the same results whatever chunks the bytes arrive in (bindings/stream.c).
+-- the same results whatever chunks the bytes arrive in (bindings/io/stream.c).
 --
 -- A script of reads is generated with the bytes each one must return
 -- (lines, records ending in a two-byte separator, binary blocks holding

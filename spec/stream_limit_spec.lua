@@ -1,5 +1,5 @@
 -- spec/stream_limit_spec.lua: the StreamReader buffer limit
--- (bindings/stream.c): LimitOverrunError from readuntil / readline, what
+-- (bindings/io/stream.c): LimitOverrunError from readuntil / readline, what
 -- stays in the buffer, and a peer sending an endless line, which must not
 -- make the reader's memory grow.
 local asyncio = require "asyncio"

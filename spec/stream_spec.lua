@@ -1,5 +1,5 @@
 -- spec/stream_spec.lua: StreamReader and StreamWriter over TCP and Unix
--- sockets (bindings/stream.c, lua/asyncio/streams.lua): reads, writes,
+-- sockets (bindings/io/stream.c, lua/asyncio/streams.lua): reads, writes,
 -- flow control, closing, errors, cancellation.
 --
 -- Every test runs on the real clock (I/O needs it) against local servers

@@ -1,4 +1,4 @@
--- spec/task_spec.lua: Task (bindings/future.c), semantics section C.
+-- spec/task_spec.lua: Task (bindings/core/future.c), semantics section C.
 local asyncio = require "asyncio"
 local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"

@@ -1,7 +1,7 @@
 -- spec/threads_spec.lua: thread-safe submission (semantics section S):
 -- call_soon_threadsafe, asyncio.threadsafe, loop threads, and
 -- run_coroutine_threadsafe with its concurrent futures
--- (bindings/threads.c, bindings/cfuture.c).
+-- (bindings/threads/threads.c, bindings/threads/cfuture.c).
 --
 -- Other OS threads come from two places: loop threads
 -- (asyncio.start_loop_thread) and executor workers, which are plain

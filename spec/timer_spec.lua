@@ -1,5 +1,5 @@
 -- spec/timer_spec.lua: the timer heap, call_later/call_at and TimerHandle
--- (bindings/timer.c, bindings/handle.c), semantics items A5-A10.
+-- (bindings/core/timer.c, bindings/core/handle.c), semantics items A5-A10.
 local asyncio = require "asyncio"
 local h = dofile("spec/helpers.lua")
 

@@ -1,5 +1,5 @@
 -- spec/transfer_spec.lua: values crossing between Lua states
--- (bindings/transfer.c; DESIGN.md "Threads").
+-- (bindings/threads/transfer.c; DESIGN.md "Threads").
 --
 -- A Channel packs a value on put and unpacks it on get, so a put and a
 -- get in this state copy the value the way a send to another thread

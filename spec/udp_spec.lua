@@ -1,4 +1,4 @@
--- spec/udp_spec.lua: UDP endpoints (bindings/udp.c, asyncio.open_udp):
+-- spec/udp_spec.lua: UDP endpoints (bindings/io/udp.c, asyncio.open_udp):
 -- sendto / recvfrom, addresses, waiting, cancellation, closing.
 --
 -- Real clock, endpoints on 127.0.0.1 port 0; time only for order.

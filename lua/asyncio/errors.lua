@@ -14,7 +14,7 @@ local M = {}
 local setmetatable, select, tostring, type =
   setmetatable, select, tostring, type
 
--- M.iserror(e [, cls]) and M.repr(v) are the core's: bindings/errors.c
+-- M.iserror(e [, cls]) and M.repr(v) are the core's: bindings/core/errors.c
 -- loads this module first, then installs them here, with a traceback
 -- builder faster than this default one (no search of global function
 -- names).

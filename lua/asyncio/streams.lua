@@ -2,7 +2,7 @@
 -- twins, and open_udp.
 --
 -- The transports, StreamReader, StreamWriter, Server and the UDP
--- endpoint are C objects of the core (bindings/stream.c, udp.c); this
+-- endpoint are C objects of the core (bindings/io/stream.c, udp.c); this
 -- module only resolves host names (asyncio.getaddrinfo, on libuv's thread
 -- pool) and tries the addresses in order, as asyncio does. Every function
 -- here is a coroutine function: call it and await the result.

@@ -3,7 +3,7 @@
 --
 -- The Process object, its pipes (StreamWriter stdin, StreamReader stdout
 -- and stderr), wait(), send_signal(), terminate() and kill() are C
--- (bindings/process.c); asyncio.PIPE, STDOUT and DEVNULL come from there.
+-- (bindings/io/process.c); asyncio.PIPE, STDOUT and DEVNULL come from there.
 --
 --   local p = await(asyncio.create_subprocess_exec("ls", "-l",
 --                   {stdout = asyncio.PIPE}))

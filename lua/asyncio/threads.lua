@@ -1,5 +1,5 @@
 --- asyncio.threads: the Lua side of threads (the C side is in
--- bindings/threads.c, cfuture.c, executor.c, channel.c and transfer.c).
+-- bindings/threads/threads.c, cfuture.c, executor.c, channel.c and transfer.c).
 
 local core = require "asyncio.core"
 
