@@ -121,7 +121,12 @@ local function start(loop, raw, factory, ctx, hostname, opts)
   end
   if not ctx then
     raw:_start(app)
-    await(core.sleep(0)) -- connection_made runs first, as call_soon's
+    -- connection_made runs first, as call_soon's
+    local done, err = pcall(await, core.sleep(0))
+    if not done then
+      raw:close()
+      error(err, 0)
+    end
     return raw, app
   end
   local sslproto = require "asyncio.sslproto"
