@@ -32,7 +32,7 @@ local find, sub, match, format = string.find, string.sub, string.match,
   string.format
 local concat, pack, unpack = table.concat, table.pack, table.unpack
 local tointeger, max, min = math.tointeger, math.max, math.min
-local ipairs, tonumber = ipairs, tonumber
+local ipairs, tonumber, mtype = ipairs, tonumber, math.type
 
 local M = {}
 
@@ -337,7 +337,8 @@ function File:write(...)
   for i = 1, n do
     local v = parts[i]
     if type(v) == "number" then
-      parts[i] = tointeger(v) and tostring(v) or format("%.14g", v)
+      -- as io: integers in decimal, floats with "%.14g"
+      parts[i] = mtype(v) == "integer" and tostring(v) or format("%.14g", v)
     elseif type(v) ~= "string" then
       argerror(i, "write", "string expected, got " .. typename(v))
     end
