@@ -570,3 +570,31 @@ print(n, h.hexdigest())
     assert.equal("0 " .. sha256("/dev/null") .. "\n", out)
   end))
 end)
+
+describe("a loop closed with a request in flight", function()
+  it("lets the request go and the file still closes", function()
+    put("a", string.rep("x", 1048576))
+    local loop = asyncio.new_event_loop()
+    local f = loop:run_until_complete(fs.open(path("a")))
+    local t = loop:create_task(async(function()
+      return await(f:read("a"))
+    end)())
+    h.run_once(loop) -- the task's read is on the pool
+    assert.is_false(t:done())
+    t:cancel() -- cancelled but never stepped again: the close shuts it
+    local reports = {}
+    loop:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx.message
+    end)
+    loop:close()
+    assert.equal(0, loop:_counts().handles)
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    assert.same({"Task was destroyed but it is pending!"}, reports)
+    local fd = f:fileno()
+    f:__close()
+    assert.is_nil(f:fileno())
+    assert.is_nil(io.open("/proc/self/fd/" .. fd))
+  end)
+end)
