@@ -12,6 +12,7 @@
 #   W1_N W2_N W3_N W4_N W5_N W6_N W8_N  the workloads' N (defaults 200000,
 #                  200000, 500000, 100000, 100000, 200000, 1000)
 #   W7_N         round trips of the tcp workload (default 200000)
+#   W11_N        MiB copied by the files workload (default 1024)
 #   TCP_BIN      where its C programs are (default <luaio's dir>/bench;
 #                  built there with $CC and pkg-config's libuv if missing)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
@@ -26,6 +27,12 @@
 # (50 connections, one 64-byte request in flight each, every byte
 # checked) and prints the result line. A plain libuv echo server in C
 # (bench/uv_echo_server.c, row c-uv) is the ceiling.
+#
+# w11 (files) copies a file made at run time in /tmp while a task ticks
+# every millisecond; worst_gap_ms= is the longest gap between two ticks
+# (the loop stalling on the disk would show there). Rows: luaio's
+# asyncio.fs read/write loop, fs.copyfile (w11_copyfile), CPython with
+# asyncio.to_thread (and uvloop), and cp(1) as the limit.
 
 LUAIO=${1:-build/luaio}
 RUNS=${BENCH_RUNS:-3}
@@ -204,6 +211,39 @@ tcp_workload() {
   [ -n "$ratios" ] && echo "  $(printf '%-19s' '') $ratios"
 }
 
+# ------------------------------------------------------------------
+# w11 files: a copy through asyncio.fs with a ticking task, next to
+# asyncio.to_thread in CPython (and uvloop), fs.copyfile and cp(1) (the
+# limit)
+
+files_workload() {
+  lua_line=$(median "$LUAIO" "$DIR/w11_files.lua" "$1") || {
+    echo "  w11_files: luaio FAILED"; STATUS=1; return; }
+  row "$lua_line"
+  ratios=""
+  if line=$(median "$LUAIO" "$DIR/w11_files.lua" "$1" --copyfile); then
+    row "$line"
+  else
+    echo "  w11_copyfile: luaio FAILED"; STATUS=1
+  fi
+  for impl in asyncio uvloop cp; do
+    [ "$impl" = asyncio ] && [ "$HAVE_PY" = 0 ] && continue
+    [ "$impl" = uvloop ] && [ "$HAVE_UV" = 0 ] && continue
+    [ "$impl" = cp ] && [ "$HAVE_PY" = 0 ] && continue
+    case $impl in
+      asyncio) flag= ;;
+      *) flag=--$impl ;;
+    esac
+    if line=$(median "$PYTHON" "$DIR/py/w11_files.py" "$1" $flag); then
+      row "$line"
+      ratios="$ratios${ratios:+, }$(ratio "$lua_line" "$line" "$impl")"
+    else
+      echo "  w11_files: $impl FAILED"; STATUS=1
+    fi
+  done
+  [ -n "$ratios" ] && echo "  $(printf '%-19s' '') $ratios"
+}
+
 echo "luaio: $LUAIO   peers: $PYTHON   runs: $RUNS (median)   $(date -u +%Y-%m-%d)"
 printf '  %-10s %-8s %8s %9s %10s %s\n' workload impl N seconds ops/s extra
 workload w1_spawn "${W1_N:-200000}"
@@ -214,4 +254,5 @@ workload w5_lock "${W5_N:-100000}"
 workload w6_threadsafe "${W6_N:-200000}"
 workload w8_gather_wait "${W8_N:-1000}"
 tcp_workload "${W7_N:-200000}"
+files_workload "${W11_N:-1024}"
 exit $STATUS
