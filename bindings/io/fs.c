@@ -762,20 +762,6 @@ static int l_fs_oserror(lua_State *L) {
   return 1;
 }
 
-/* _add_method(mtname, name, fn): adds a method to one of the core's
- * classes (StreamWriter:sendfile is written in Lua, in fs.lua). */
-static int l_add_method(lua_State *L) {
-  const char *mt = luaL_checkstring(L, 1);
-  luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  luaL_argcheck(L, strcmp(mt, AIO_WRITER_MT) == 0, 1, "not a core class");
-  luaL_getmetatable(L, mt);
-  lua_getfield(L, -1, "__index");
-  lua_pushvalue(L, 3);
-  lua_setfield(L, -2, lua_tostring(L, 2));
-  return 0;
-}
-
 static const luaL_Reg fd_methods[] = {
     {"close_detached", l_fd_close_detached},
     {"fileno", l_fd_fileno},
@@ -807,7 +793,6 @@ static const luaL_Reg fs_funcs[] = {
     {"_fs_chmod", l_fs_chmod},
     {"_fs_strerror", l_fs_strerror},
     {"_fs_oserror", l_fs_oserror},
-    {"_add_method", l_add_method},
     {NULL, NULL}};
 
 void aio_open_fs(lua_State *L) {

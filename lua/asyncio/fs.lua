@@ -704,6 +704,7 @@ local function sendfile(writer, file, offset, count)
   end
   return sendfile_coro(writer, file, offset, count)
 end
-core._add_method("asyncio.StreamWriter", "sendfile", sendfile)
+-- the methods of StreamWriter (bindings/io/stream.c)
+core._StreamWriter.sendfile = sendfile
 
 return M
