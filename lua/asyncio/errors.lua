@@ -62,6 +62,14 @@ local function class(name, base, init)
   end
   cls.__is = is
   cls.subclass = function(self, subname, subinit)
+    if type(subname) ~= "string" then
+      error(("bad argument #1 to 'subclass' (string expected, got %s)")
+            :format(subname == nil and "no value" or type(subname)), 2)
+    end
+    if subinit ~= nil and type(subinit) ~= "function" then
+      error(("bad argument #2 to 'subclass' (function expected, got %s)")
+            :format(type(subinit)), 2)
+    end
     return class(subname, self, subinit)
   end
   setmetatable(cls, metaclass)
