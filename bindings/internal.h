@@ -885,6 +885,7 @@ void aio_open_server(lua_State *L);
 void aio_open_udp(lua_State *L);
 void aio_open_process(lua_State *L);
 void aio_open_dns(lua_State *L);
+void aio_open_fs(lua_State *L);
 void aio_open_threads(lua_State *L);
 void aio_open_cfuture(lua_State *L);
 void aio_open_executor(lua_State *L);

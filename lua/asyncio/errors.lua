@@ -155,6 +155,10 @@ class("IsADirectoryError", OSError)
 class("NotADirectoryError", OSError)
 class("PermissionError", OSError)
 class("ProcessLookupError", OSError)
+-- io.UnsupportedOperation: an OSError and a ValueError, as in Python
+-- (reading a file opened for writing only).
+M.UnsupportedOperation = class("UnsupportedOperation", OSError)
+M.UnsupportedOperation.__is[M.ValueError] = true
 
 local function sorted_keys(ctx)
   local keys = {}
