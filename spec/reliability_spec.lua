@@ -112,7 +112,7 @@ describe("reliability", function()
       bad("bad argument #2 to 'ExceptionGroup' %(table expected, got "
           .. "number%)", asyncio.ExceptionGroup, "msg", 5)
       bad("bad argument #2 to 'BaseExceptionGroup' %(table expected, got "
-          .. "no value%)", asyncio.BaseExceptionGroup, "msg")
+          .. "string%)", asyncio.BaseExceptionGroup, "msg", "e")
       bad("bad argument #1 to 'IncompleteReadError' %(string expected",
           asyncio.IncompleteReadError, 5, 10)
     end)

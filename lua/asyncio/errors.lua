@@ -87,12 +87,12 @@ class("SystemExit", BaseException)
 
 local function group_init(name)
   return function(e, message, exceptions)
-    if type(exceptions) ~= "table" then
-      error(("bad argument #2 to '%s' (table expected, got %s)"):format(
-            name, exceptions == nil and "no value" or type(exceptions)), 3)
+    if exceptions ~= nil and type(exceptions) ~= "table" then
+      error(("bad argument #2 to '%s' (table expected, got %s)")
+            :format(name, type(exceptions)), 3)
     end
     e.message = tostring(message)
-    e.exceptions = exceptions
+    e.exceptions = exceptions or {}
     local n = #e.exceptions
     e.message = ("%s (%d sub-exception%s)"):format(e.message, n,
                                                     n == 1 and "" or "s")
