@@ -302,13 +302,59 @@ describe("File:write and File:seek", function()
     assert.equal("start\none\ntwo\nthree\n", await(p:read("a")))
   end))
 
-  it("flush returns the file; sync reaches the disk and returns it",
-     aspec.async(function()
+  it("small writes wait in the file until flush, which returns it; sync "
+     .. "flushes and returns it", aspec.async(function()
     local f <close> = await(fs.open(path("a"), "w"))
     await(f:write("data"))
+    assert.equal("", get("a"))
     assert.equal(f, await(f:flush()))
-    assert.equal("data", get("a")) -- an awaited write reached the OS
+    assert.equal("data", get("a"))
+    await(f:write("more"))
     assert.equal(f, await(f:sync()))
+    assert.equal("datamore", get("a"))
+    local big = string.rep("x", 65537) -- larger than the buffer: at once
+    await(f:write(big))
+    assert.equal(8 + 65537, #get("a"))
+  end))
+
+  it("a read, a seek and close write the buffered data out first; so do "
+     .. "<close> and collection, without waiting", aspec.async(function()
+    local f = await(fs.open(path("a"), "w+"))
+    await(f:write("abc"))
+    assert.equal(0, await(f:seek("set")))
+    assert.equal("abc", await(f:read("a")))
+    await(f:write("def"))
+    await(f:close())
+    assert.equal("abcdef", get("a"))
+    do
+      local g <close> = await(fs.open(path("b"), "w"))
+      await(g:write("scoped"))
+    end
+    local h2 = await(fs.open(path("c"), "a"))
+    await(h2:write("collected"))
+    h2 = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    -- both go through the thread pool: wait for them, a bounded number of
+    -- iterations
+    for _ = 1, 1000 do
+      if get("b") == "scoped" and get("c") == "collected" then break end
+      await(asyncio.sleep(0.001))
+    end
+    assert.equal("scoped", get("b"))
+    assert.equal("collected", get("c"))
+  end))
+
+  it("many small writes become few requests and keep their order",
+     aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    local want = {}
+    for i = 1, 20000 do
+      await(f:write(i, "\n"))
+      want[i] = i .. "\n"
+    end
+    await(f:close())
+    assert.equal(table.concat(want), get("a"))
   end))
 end)
 
@@ -435,7 +481,7 @@ describe("cancellation", function()
       t:cancel()
       assert.is_true(iserror(await_error(t), asyncio.CancelledError))
       assert.equal(0, await(f:seek("set", 0)))
-      await(f:write("B" .. i))
+      await(await(f:write("B" .. i)):flush())
       assert.equal("B" .. i, get("a"):sub(1, #("B" .. i)))
     end
   end))
