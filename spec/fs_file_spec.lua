@@ -358,6 +358,53 @@ describe("File:write and File:seek", function()
   end))
 end)
 
+describe("devices", function()
+  it("a character device is read in order; seeking it raises ESPIPE",
+     aspec.async(function()
+    local f <close> = await(fs.open("/dev/zero", "rb"))
+    assert.equal("\0\0\0", await(f:read(3)))
+    assert.equal(string.rep("\0", 70000), await(f:read(70000)))
+    local e = h.await_error(f:seek("set", 0))
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.equal(29, e.errno)
+  end))
+
+  it("a failed flush raises; close still closes and raises",
+     aspec.async(function()
+    local f = await(fs.open("/dev/full", "w"))
+    await(f:write("lost"))
+    local e = h.await_error(f:flush())
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.equal("OSError: [Errno 28] No space left on device", tostring(e))
+    await(f:write("lost again"))
+    e = h.await_error(f:close())
+    assert.equal(28, e.errno)
+    assert.is_true(f.closed)
+  end))
+
+  it("a failed write of <close> goes to the exception handler",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local reports = {}
+    loop:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx
+    end)
+    do
+      local f <close> = await(fs.open("/dev/full", "w"))
+      await(f:write("lost"))
+    end
+    for _ = 1, 1000 do -- the write runs on the thread pool
+      if #reports > 0 then break end
+      await(asyncio.sleep(0.001))
+    end
+    loop:set_exception_handler(nil)
+    assert.equal(1, #reports)
+    assert.equal("asyncio.File lost data written before it closed",
+                 reports[1].message)
+    assert.equal(28, reports[1].exception.errno)
+  end))
+end)
+
 describe("File:lines", function()
   it("iterates the lines (awaiting inside), with formats as io's lines",
      aspec.async(function()
