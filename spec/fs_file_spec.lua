@@ -302,13 +302,106 @@ describe("File:write and File:seek", function()
     assert.equal("start\none\ntwo\nthree\n", await(p:read("a")))
   end))
 
-  it("flush returns the file; sync reaches the disk and returns it",
-     aspec.async(function()
+  it("small writes wait in the file until flush, which returns it; sync "
+     .. "flushes and returns it", aspec.async(function()
     local f <close> = await(fs.open(path("a"), "w"))
     await(f:write("data"))
+    assert.equal("", get("a"))
     assert.equal(f, await(f:flush()))
-    assert.equal("data", get("a")) -- an awaited write reached the OS
+    assert.equal("data", get("a"))
+    await(f:write("more"))
     assert.equal(f, await(f:sync()))
+    assert.equal("datamore", get("a"))
+    local big = string.rep("x", 65537) -- larger than the buffer: at once
+    await(f:write(big))
+    assert.equal(8 + 65537, #get("a"))
+  end))
+
+  it("a read, a seek and close write the buffered data out first; so do "
+     .. "<close> and collection, without waiting", aspec.async(function()
+    local f = await(fs.open(path("a"), "w+"))
+    await(f:write("abc"))
+    assert.equal(0, await(f:seek("set")))
+    assert.equal("abc", await(f:read("a")))
+    await(f:write("def"))
+    await(f:close())
+    assert.equal("abcdef", get("a"))
+    do
+      local g <close> = await(fs.open(path("b"), "w"))
+      await(g:write("scoped"))
+    end
+    local h2 = await(fs.open(path("c"), "a"))
+    await(h2:write("collected"))
+    h2 = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    -- both go through the thread pool: wait for them, a bounded number of
+    -- iterations
+    for _ = 1, 1000 do
+      if get("b") == "scoped" and get("c") == "collected" then break end
+      await(asyncio.sleep(0.001))
+    end
+    assert.equal("scoped", get("b"))
+    assert.equal("collected", get("c"))
+  end))
+
+  it("many small writes become few requests and keep their order",
+     aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    local want = {}
+    for i = 1, 20000 do
+      await(f:write(i, "\n"))
+      want[i] = i .. "\n"
+    end
+    await(f:close())
+    assert.equal(table.concat(want), get("a"))
+  end))
+end)
+
+describe("devices", function()
+  it("a character device is read in order; seeking it raises ESPIPE",
+     aspec.async(function()
+    local f <close> = await(fs.open("/dev/zero", "rb"))
+    assert.equal("\0\0\0", await(f:read(3)))
+    assert.equal(string.rep("\0", 70000), await(f:read(70000)))
+    local e = h.await_error(f:seek("set", 0))
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.equal(29, e.errno)
+  end))
+
+  it("a failed flush raises; close still closes and raises",
+     aspec.async(function()
+    local f = await(fs.open("/dev/full", "w"))
+    await(f:write("lost"))
+    local e = h.await_error(f:flush())
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.equal("OSError: [Errno 28] No space left on device", tostring(e))
+    await(f:write("lost again"))
+    e = h.await_error(f:close())
+    assert.equal(28, e.errno)
+    assert.is_true(f.closed)
+  end))
+
+  it("a failed write of <close> goes to the exception handler",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local reports = {}
+    loop:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx
+    end)
+    do
+      local f <close> = await(fs.open("/dev/full", "w"))
+      await(f:write("lost"))
+    end
+    for _ = 1, 1000 do -- the write runs on the thread pool
+      if #reports > 0 then break end
+      await(asyncio.sleep(0.001))
+    end
+    loop:set_exception_handler(nil)
+    assert.equal(1, #reports)
+    assert.equal("asyncio.File lost data written before it closed",
+                 reports[1].message)
+    assert.equal(28, reports[1].exception.errno)
   end))
 end)
 
@@ -435,7 +528,7 @@ describe("cancellation", function()
       t:cancel()
       assert.is_true(iserror(await_error(t), asyncio.CancelledError))
       assert.equal(0, await(f:seek("set", 0)))
-      await(f:write("B" .. i))
+      await(await(f:write("B" .. i)):flush())
       assert.equal("B" .. i, get("a"):sub(1, #("B" .. i)))
     end
   end))

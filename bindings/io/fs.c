@@ -70,9 +70,15 @@ static void file_unref(fsfile *f) {
     free(f);
 }
 
+/* The fsfile of the FileDescriptor at idx; NULL once it was finalized
+ * (a File finalized in the same cycle may come after it). */
+static fsfile *to_file(lua_State *L, int idx) {
+  return *(fsfile **)luaL_checkudata(L, idx, AIO_FSFD_MT);
+}
+
 static fsfile *check_fd(lua_State *L, int idx) {
   fsfile **p = luaL_checkudata(L, idx, AIO_FSFD_MT);
-  if ((*p)->fd < 0 || (*p)->closing)
+  if (*p == NULL || (*p)->fd < 0 || (*p)->closing)
     luaL_error(L, "attempt to use a closed asyncio.File");
   return *p;
 }
@@ -93,9 +99,9 @@ static void push_fd(lua_State *L, uv_file fd) {
 /* fd:close_detached(): closes without waiting; a request in flight
  * delays it until it ends. Closing twice does nothing. */
 static int l_fd_close_detached(lua_State *L) {
-  fsfile *f = *(fsfile **)luaL_checkudata(L, 1, AIO_FSFD_MT);
+  fsfile *f = to_file(L, 1);
   aio_loop *loop;
-  if (f->fd < 0 || f->closing)
+  if (f == NULL || f->fd < 0 || f->closing)
     return 0;
   if (f->inflight > 0) {
     f->closing = 1;
@@ -118,8 +124,8 @@ static int l_fd__gc(lua_State *L) {
 
 /* fd:fileno() -> the descriptor number, or nil once closed. */
 static int l_fd_fileno(lua_State *L) {
-  fsfile *f = *(fsfile **)luaL_checkudata(L, 1, AIO_FSFD_MT);
-  if (f->fd < 0 || f->closing)
+  fsfile *f = to_file(L, 1);
+  if (f == NULL || f->fd < 0 || f->closing)
     lua_pushnil(L);
   else
     lua_pushinteger(L, f->fd);
@@ -147,6 +153,7 @@ typedef struct fsreq {
   char *buf;             /* owned: the read target or the written copy */
   int64_t after;         /* append write: the descriptor's offset after */
   unsigned char op, done, abandoned;
+  unsigned char detached; /* a write nobody awaits: failures are reported */
 } fsreq;
 
 static void fsreq_free(fsreq *r) {
@@ -170,6 +177,8 @@ static void file_settle(fsreq *r) {
 }
 
 static void drop_result(fsreq *r);
+static void push_fs_error(lua_State *L, int err, const char *op, int p1,
+                          int p2);
 
 static void on_fs_done(uv_fs_t *req) {
   fsreq *r = req->data;
@@ -194,6 +203,15 @@ static void fs_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   }
   if (r->file->inflight == 0)
     aio_waiters_wake(L, r->file);
+  if (r->detached && r->req.result < 0 && r->io.loop) {
+    aio_loop *loop = r->io.loop;
+    push_fs_error(L, (int)r->req.result, "write", 0, 0);
+    fsreq_free(r);
+    aio_report_error(L, loop, "asyncio.File lost data written before it "
+                     "closed", -1, NULL, 0);
+    lua_pop(L, 1);
+    return;
+  }
   fsreq_free(r);
 }
 
@@ -208,13 +226,14 @@ static void drop_result(fsreq *r) {
 }
 
 /* Gives the request up (its task is leaving): the callback frees it. A
- * close is never cancelled (the descriptor would stay open). */
+ * close is never cancelled (the descriptor would stay open), nor a
+ * detached write (its data would be lost). */
 static void fs_abandon(fsreq *r) {
   r->abandoned = 1;
   if (r->done) {
     drop_result(r);
     fsreq_free(r);
-  } else if (r->op != OP_CLOSE)
+  } else if (r->op != OP_CLOSE && !r->detached)
     uv_cancel((uv_req_t *)&r->req);
 }
 
@@ -762,7 +781,72 @@ static int l_fs_oserror(lua_State *L) {
   return 1;
 }
 
+/* Writes all of data at off (-1: the descriptor's offset) with the
+ * loop blocked: only when no loop runs. Returns 0 or a libuv error. */
+static int write_now(uv_file fd, const char *data, size_t n, int64_t off) {
+  while (n > 0) {
+    ssize_t w = off < 0 ? write(fd, data, n) : pwrite(fd, data, n, off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    data += w;
+    n -= (size_t)w;
+    if (off >= 0)
+      off += w;
+  }
+  return 0;
+}
+
+/* fd:write_detached(data, offset): writes without a waiter (the data a
+ * File still buffers when it is closed without waiting); a close asked
+ * for afterwards waits for it. A failure goes to the loop's exception
+ * handler. With no loop running, writes at once. */
+static int l_fd_write_detached(lua_State *L) {
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  int64_t off = (int64_t)luaL_checkinteger(L, 3);
+  fsfile *f = check_fd(L, 1);
+  aio_loop *loop = aio_running_loop(L);
+  fsreq *r;
+  uv_buf_t b;
+  int rc;
+  if (loop == NULL || loop->closed) {
+    rc = write_now(f->fd, data, n, off);
+    if (rc < 0) {
+      push_fs_error(L, rc, "write", 0, 0);
+      return lua_error(L);
+    }
+    return 0;
+  }
+  luaL_argcheck(L, n <= 0x7fffffff, 2, "too long");
+  r = calloc(1, sizeof *r);
+  if (r == NULL || (r->buf = malloc(n > 0 ? n : 1)) == NULL) {
+    free(r);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(r->buf, data, n);
+  r->req.data = r;
+  r->op = OP_WRITE;
+  r->abandoned = r->detached = 1;
+  r->io.shut = fs_shut;
+  r->io.dispatch = fs_dispatch;
+  aio_io_link(loop, &r->io, NULL);
+  b = uv_buf_init(r->buf, (unsigned)n);
+  rc = uv_fs_write(loop->uv, &r->req, f->fd, &b, 1, off, on_fs_done);
+  if (rc < 0) {
+    fsreq_free(r);
+    push_fs_error(L, rc, "write", 0, 0);
+    return lua_error(L);
+  }
+  r->file = f;
+  f->refs++;
+  f->inflight++;
+  return 0;
+}
+
 static const luaL_Reg fd_methods[] = {
+    {"write_detached", l_fd_write_detached},
     {"close_detached", l_fd_close_detached},
     {"fileno", l_fd_fileno},
     {NULL, NULL}};
