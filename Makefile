@@ -93,7 +93,8 @@ CLI = $(BUILD)/luaio
 
 EMBED_BIN = $(BUILD)/examples/embed/game
 
-all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(CTEST_BIN) $(EMBED_BIN)
+all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(CTEST_BIN) $(EMBED_BIN) \
+  $(BUILD)/tools/allocfail
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
