@@ -260,6 +260,25 @@ describe("File:write and File:seek", function()
     assert.equal("01234X6789\0\0!", get("a"))
   end))
 
+  it("truncate resizes to a size or the position, which stays",
+     aspec.async(function()
+    put("a", "0123456789")
+    local f <close> = await(fs.open(path("a"), "r+"))
+    assert.equal(4, await(f:seek("set", 4)))
+    assert.equal(4, await(f:truncate()))
+    assert.equal(4, await(f:seek()))
+    assert.equal("", await(f:read("a")))
+    await(f:write("xy"))
+    assert.equal(8, await(f:truncate(8)))
+    assert.equal(0, await(f:seek("set")))
+    assert.equal("0123xy\0\0", await(f:read("a")))
+    assert.matches("bad argument #1 to 'truncate' %(negative size%)",
+                   h.error_of(f.truncate, f, -1))
+    local r <close> = await(fs.open(path("a")))
+    local e = h.await_error(r:truncate(0))
+    assert.is_true(iserror(e, asyncio.UnsupportedOperation))
+  end))
+
   it("seek before the start raises OSError EINVAL; bad arguments name "
      .. "'seek'", aspec.async(function()
     put("a", "abc")
