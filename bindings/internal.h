@@ -613,6 +613,8 @@ typedef struct aio_coro {
   unsigned char state;    /* AIO_CORO_* */
   unsigned char origin;   /* debug mode: uservalue nargs+2 is the
                              traceback of where it was created */
+  unsigned char cached;   /* a C operation its object keeps for reuse
+                             (aio_ccoro_kept) */
 } aio_coro;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
@@ -655,6 +657,20 @@ void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs);
  * arguments (the object, already checked, and its arguments) and returns
  * the Coroutine object of `body` for them. */
 int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
+/* As aio_ccoro_method, allocating nothing in the steady state: the object
+ * at index 1 keeps the operation in its user value `slot`; a call returns
+ * that Coroutine armed with the new arguments once it has been awaited
+ * (or wrapped in a task), else a new one, which it keeps instead. So
+ * `await(q:get())` in a loop reuses one object. What this relaxes: an
+ * operation object already awaited may be armed again by the next call
+ * of the same method of the same object (it is then that call's object:
+ * awaiting the old reference again performs the new call), and a kept
+ * operation has no "never awaited" report (no C operation has one). */
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
+/* Bodies that await(obj) runs directly for objects of a kind, with the
+ * stack [obj], instead of the Coroutine obj's __await returns
+ * (await(lock), await(sem)): set by the kind's opener. */
+extern lua_CFunction aio_await_direct[AIO_K_COUNT];
 /* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
  * running fn(args). */
 void aio_coro_new(lua_State *L, int nargs);

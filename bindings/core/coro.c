@@ -87,6 +87,7 @@ static int coro_factory(lua_State *L) {
   c->state = AIO_CORO_NEW;
   c->origin = (unsigned char)origin;
   c->body = NULL;
+  c->cached = 0;
   if (origin) { /* where it was created, for the never-awaited report */
     aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
@@ -370,7 +371,12 @@ static int await_coro(lua_State *L) {
   int nargs;
   lua_CFunction body = c->body;
   if (body != NULL) { /* a C operation */
+    int i;
     push_args(L, 1, coro_take(L, 1));
+    for (i = 3; c->cached && i <= c->nargs + 1; i++) {
+      lua_pushnil(L); /* a kept operation lets go of its arguments */
+      lua_setiuservalue(L, 1, i);
+    }
     lua_remove(L, 1);
     return body(L);
   }
@@ -394,12 +400,18 @@ int aio_await(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   for (depth = 0; depth < 100; depth++) {
-    switch (aio_kindof(L, 1)) {
+    aio_kind k = aio_kindof(L, 1);
+    switch (k) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
       return await_future(L, t);
     case AIO_K_CORO:
       return await_coro(L);
+    case AIO_K_LOCK:
+    case AIO_K_SEMAPHORE:
+      if (aio_await_direct[k] != NULL)
+        return aio_await_direct[k](L);
+      /* fall through */
     default:
       if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
         aio_pushrepr(L, 1);
@@ -429,6 +441,7 @@ static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
   c->origin = 0;
+  c->cached = 0;
   c->body = body;
   aio_setmt(L, body == NULL ? &aio_mt_coro : &aio_mt_ccoro);
   for (i = base; i <= top; i++) {
@@ -458,6 +471,33 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
   aio_push_ccoro(L, body, nargs);
   return 1;
 }
+
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+  int i;
+  lua_settop(L, nargs);
+  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
+    aio_coro *c = lua_touserdata(L, -1);
+    if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
+      c->state = AIO_CORO_NEW;
+      for (i = 2; i <= nargs; i++) {
+        lua_pushvalue(L, i);
+        lua_setiuservalue(L, -2, i + 1);
+      }
+      return 1;
+    }
+  }
+  lua_pop(L, 1);
+  /* none yet, or it is armed and not awaited yet: a new one, kept */
+  for (i = 1; i <= nargs; i++)
+    lua_pushvalue(L, i);
+  coro_new(L, nargs, body);
+  ((aio_coro *)lua_touserdata(L, -1))->cached = 1;
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, slot);
+  return 1;
+}
+
+lua_CFunction aio_await_direct[AIO_K_COUNT];
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
  * (NULL: resolved at its first call). */
