@@ -454,8 +454,11 @@ aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
 /* Runs the handle on top of the stack (popped) unless cancelled. */
 void aio_handle_run(lua_State *L, aio_loop *loop);
 
-/* Pushes a timer entry; the Lua object on top of the stack is anchored
- * (and popped). */
+/* Pushes a timer entry. For a TimerHandle (AIO_R_HANDLE) the Lua object
+ * on top of the stack is anchored (and popped); a task's sleep entry
+ * (AIO_R_SLEEP) takes nothing from the stack: the task is anchored by its
+ * loop while pending, and by the timer table once retired while entries
+ * still point at it (aio_timer_task_retired). */
 void aio_timer_push(lua_State *L, aio_loop *loop, double when, int kind,
                     void *p, unsigned gen);
 /* Moves every due timer to the end of the ready queue. */
@@ -467,6 +470,9 @@ int aio_timers_next(lua_State *L, aio_loop *loop, double *when);
 /* Notes that a heap entry became dead (cancelled handle or stale sleep);
  * compacts the heap when most of it is dead. */
 void aio_timers_cancelled(lua_State *L, aio_loop *loop);
+/* The task at tidx retires (leaves the loop's pending set): while timer
+ * entries still point at it, the timer table keeps it. */
+void aio_timer_task_retired(lua_State *L, aio_loop *loop, int tidx);
 /* Number of live timers (for tests). */
 unsigned aio_timers_live(lua_State *L, aio_loop *loop);
 /* Drops every timer (loop close). */
@@ -541,6 +547,8 @@ struct aio_task {
   unsigned char resume_throw; /* this resume passes an error to raise */
   unsigned char bad_yield;  /* the next step raises "bad yield" by hook */
   unsigned char sleep_in_heap; /* the current sleep's timer is live */
+  unsigned timer_refs;      /* timer heap entries pointing at the task,
+                               live or dead (see aio_timer_task_retired) */
 };
 
 aio_future *aio_check_future(lua_State *L, int idx);

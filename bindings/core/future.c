@@ -201,6 +201,7 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
     lua_pop(L, 1);
     loop->npending--;
   }
+  aio_timer_task_retired(L, loop, fidx);
   t->co = NULL;
   t->waiter = NULL;
   lua_pushnil(L);
