@@ -74,12 +74,54 @@ static void name_from_call(lua_State *L) {
   lua_replace(L, lua_upvalueindex(2));
 }
 
+/* The Coroutine objects of a C coroutine function made with `keep`
+ * (asyncio.sleep): a C operation (no finalizer) kept in upvalue 4 and
+ * armed again by the next call once awaited, as aio_ccoro_kept does;
+ * calls with more than KEPT_ARGS arguments get one of their own. Its
+ * uservalue 1 is the coroutine function, for its name. */
+#define KEPT_ARGS 2
+
+static int kept_c_coro(lua_State *L, int n) {
+  aio_coro *c = NULL;
+  int i;
+  if (n <= KEPT_ARGS && lua_type(L, lua_upvalueindex(4)) == LUA_TUSERDATA) {
+    c = lua_touserdata(L, lua_upvalueindex(4));
+    if (c->state == AIO_CORO_STARTED)
+      lua_pushvalue(L, lua_upvalueindex(4));
+    else
+      c = NULL; /* armed and not awaited yet: a new one */
+  }
+  if (c == NULL) {
+    c = lua_newuserdatauv(L, sizeof *c, 1 + (n > KEPT_ARGS ? n : KEPT_ARGS));
+    c->body = lua_tocfunction(L, lua_upvalueindex(1));
+    c->origin = 0;
+    c->cached = 1;
+    aio_setmt(L, &aio_mt_ccoro);
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_setiuservalue(L, -2, 1);
+    if (n <= KEPT_ARGS) {
+      lua_pushvalue(L, -1);
+      lua_replace(L, lua_upvalueindex(4));
+    }
+  }
+  c->state = AIO_CORO_NEW;
+  c->nargs = n;
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* Called as a coroutine function: returns a new Coroutine object holding
  * the coroutine function (uservalue 1) and the arguments. */
 static int coro_factory(lua_State *L) {
   int n = lua_gettop(L), i;
   aio_coro *c;
-  int origin = aio_debug_mode(L);
+  int origin;
+  if (lua_type(L, lua_upvalueindex(4)) != LUA_TNONE)
+    return kept_c_coro(L, n);
+  origin = aio_debug_mode(L);
   if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
     name_from_call(L);
   c = lua_newuserdatauv(L, sizeof *c, 1 + n + origin);
@@ -500,8 +542,10 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
 lua_CFunction aio_await_direct[AIO_K_COUNT];
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
- * (NULL: resolved at its first call). */
-static void push_coro_function(lua_State *L, int fidx, const char *name) {
+ * (NULL: resolved at its first call); with `keep`, fidx is a light C
+ * function whose Coroutine objects are kept (kept_c_coro). */
+static void push_coro_function(lua_State *L, int fidx, const char *name,
+                               int keep) {
   fidx = lua_absindex(L, fidx);
   lua_pushvalue(L, fidx);
   if (name)
@@ -509,7 +553,9 @@ static void push_coro_function(lua_State *L, int fidx, const char *name) {
   else
     lua_pushnil(L);
   lua_pushnil(L);
-  lua_pushcclosure(L, coro_factory, 3);
+  if (keep)
+    lua_pushboolean(L, 0);
+  lua_pushcclosure(L, coro_factory, keep ? 4 : 3);
   lua_pushvalue(L, -1);
   lua_setupvalue(L, -2, 3); /* itself */
 }
@@ -522,7 +568,7 @@ static int l_async(lua_State *L) {
   if (lua_type(L, 1) != LUA_TFUNCTION &&
       luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
     return luaL_typeerror(L, 1, "function");
-  push_coro_function(L, 1, NULL);
+  push_coro_function(L, 1, NULL, 0);
   return 1;
 }
 
@@ -567,9 +613,10 @@ void aio_open_coro(lua_State *L) {
   aio_cache_mt(L, AIO_CORO_MT, &aio_mt_coro);
   aio_cache_mt(L, AIO_CCORO_MT, &aio_mt_ccoro);
   luaL_setfuncs(L, coro_funcs, 0);
-  /* sleep is the coroutine function of aio_sleep_body */
+  /* sleep is the coroutine function of aio_sleep_body, a C operation
+   * whose Coroutine objects are kept */
   lua_pushcfunction(L, aio_sleep_body);
-  push_coro_function(L, -1, "sleep");
+  push_coro_function(L, -1, "sleep", 1);
   lua_setfield(L, -3, "sleep");
   lua_pop(L, 1);
 }
