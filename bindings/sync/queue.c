@@ -13,6 +13,7 @@
  * runs. A waiter cancelled after being woken takes nothing and wakes the
  * next one instead, so no item and no slot is lost.
  */
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -541,6 +542,7 @@ static int l_queue__index(lua_State *L) {
 static int queue_new(lua_State *L, int kind) {
   aio_queue *q;
   double maxsize = luaL_optnumber(L, 1, 0);
+  luaL_argcheck(L, isfinite(maxsize), 1, "maxsize is not a finite number");
   q = lua_newuserdatauv(L, sizeof *q, Q_UV_COUNT);
   memset(q, 0, sizeof *q);
   q->kind = (unsigned char)kind;
