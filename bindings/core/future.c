@@ -201,6 +201,7 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
     lua_pop(L, 1);
     loop->npending--;
   }
+  aio_timer_task_retired(L, loop, fidx);
   t->co = NULL;
   t->waiter = NULL;
   lua_pushnil(L);
@@ -1264,9 +1265,14 @@ static int l_task_get_stack(lua_State *L) {
  * and the frames of get_stack() to file (any object with :write) or to
  * stderr. */
 static int l_task_print_stack(lua_State *L) {
-  int i, n;
+  int i, n, t;
   aio_check_task(L, 1);
   lua_settop(L, 2);
+  t = lua_type(L, 2);
+  if (t == LUA_TUSERDATA && luaL_getmetafield(L, 2, "__index") != LUA_TNIL)
+    lua_pop(L, 1);
+  else if (t != LUA_TTABLE && t != LUA_TNIL)
+    luaL_typeerror(L, 2, "file");
   lua_pushcfunction(L, l_task_get_stack);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1); /* [task, file, frames] */
@@ -1286,7 +1292,8 @@ static int l_task_print_stack(lua_State *L) {
     fflush(stderr);
     return 0;
   }
-  lua_getfield(L, 2, "write");
+  if (lua_getfield(L, 2, "write") == LUA_TNIL)
+    luaL_typeerror(L, 2, "file");
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -3);
   lua_call(L, 2, 0);
