@@ -57,6 +57,9 @@ local function check_path(p, i, fname)
   if type(p) ~= "string" then
     argerror(i, fname, "string expected, got " .. typename(p), 1)
   end
+  if find(p, "\0", 1, true) then -- the system would cut the path there
+    argerror(i, fname, "path contains a zero byte", 1)
+  end
 end
 
 local function check_int(v, i, fname)
