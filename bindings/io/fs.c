@@ -184,11 +184,12 @@ static void on_fs_done(uv_fs_t *req) {
   fsreq *r = req->data;
   r->done = 1;
   file_settle(r);
-  if (r->abandoned)
-    drop_result(r);
-  if (!r->abandoned)
-    aio_io_notify(&r->io, 1);
-  else if (r->file && r->io.loop && !r->io.loop->closed)
+  if (!r->abandoned) {
+    aio_io_notify(&r->io, 1); /* dispatch wakes the awaiting task */
+    return;
+  }
+  drop_result(r);
+  if (r->file && r->io.loop && !r->io.loop->closed)
     aio_io_notify(&r->io, 1); /* dispatch wakes the file's waiters */
   else
     fsreq_free(r);
@@ -243,8 +244,10 @@ static void fs_shut(lua_State *L, aio_io *io) {
   fs_abandon((fsreq *)io);
 }
 
-/* A new request of task t's loop for op, using file f (or NULL). */
-static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op, fsfile *f) {
+/* A new request of task t's loop for op, in the loop's list; the caller
+ * sets r->file when the request uses an open file (fs_await takes the
+ * reference once the request started). Raises on memory errors. */
+static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op) {
   fsreq *r = calloc(1, sizeof *r);
   if (r == NULL) {
     luaL_error(L, "not enough memory");
@@ -252,7 +255,6 @@ static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op, fsfile *f) {
   }
   r->req.data = r;
   r->op = (unsigned char)op;
-  r->after = 0;
   r->io.shut = fs_shut;
   r->io.dispatch = fs_dispatch;
   aio_io_link(t->fut.loop, &r->io, NULL);
@@ -523,7 +525,7 @@ static int fd_run(lua_State *L, fsop op) {
 
 /* [fd]: the descriptor is closed for Lua at once. */
 static int fd_close_body(lua_State *L, aio_task *t, fsfile *f) {
-  fsreq *r = fsreq_new(L, t, OP_CLOSE, NULL);
+  fsreq *r = fsreq_new(L, t, OP_CLOSE);
   uv_file fd = f->fd;
   f->fd = -1;
   return fs_await(L, t, r, uv_fs_close(t->fut.loop->uv, &r->req, fd,
@@ -534,7 +536,7 @@ static int fd_close_body(lua_State *L, aio_task *t, fsfile *f) {
 static int fd_read_body(lua_State *L, aio_task *t, fsfile *f) {
   size_t n = (size_t)lua_tointeger(L, 2);
   int64_t off = (int64_t)lua_tointeger(L, 3);
-  fsreq *r = fsreq_new(L, t, OP_READ, f);
+  fsreq *r = fsreq_new(L, t, OP_READ);
   uv_buf_t b;
   r->file = f;
   r->buf = malloc(n > 0 ? n : 1);
@@ -554,7 +556,7 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
   size_t n;
   const char *data = lua_tolstring(L, 2, &n);
   int64_t off = (int64_t)lua_tointeger(L, 3);
-  fsreq *r = fsreq_new(L, t, OP_WRITE, f);
+  fsreq *r = fsreq_new(L, t, OP_WRITE);
   uv_buf_t b;
   r->file = f;
   r->after = off < 0 ? -1 : 0;
@@ -571,14 +573,14 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
 }
 
 static int fd_fstat_body(lua_State *L, aio_task *t, fsfile *f) {
-  fsreq *r = fsreq_new(L, t, OP_FSTAT, f);
+  fsreq *r = fsreq_new(L, t, OP_FSTAT);
   r->file = f;
   return fs_await(L, t, r, uv_fs_fstat(t->fut.loop->uv, &r->req, f->fd,
                                        on_fs_done));
 }
 
 static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f) {
-  fsreq *r = fsreq_new(L, t, OP_FSYNC, f);
+  fsreq *r = fsreq_new(L, t, OP_FSYNC);
   r->file = f;
   return fs_await(L, t, r, uv_fs_fsync(t->fut.loop->uv, &r->req, f->fd,
                                        on_fs_done));
@@ -587,7 +589,7 @@ static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f) {
 /* [fd, size] */
 static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f) {
   int64_t size = (int64_t)lua_tointeger(L, 2);
-  fsreq *r = fsreq_new(L, t, OP_FTRUNCATE, f);
+  fsreq *r = fsreq_new(L, t, OP_FTRUNCATE);
   r->file = f;
   return fs_await(L, t, r, uv_fs_ftruncate(t->fut.loop->uv, &r->req, f->fd,
                                            size, on_fs_done));
@@ -669,7 +671,7 @@ static int open_body(lua_State *L) {
   aio_task *t = aio_check_await(L, "open");
   const char *path = lua_tostring(L, 1);
   int flags = mode_flags(lua_tostring(L, 2));
-  fsreq *r = fsreq_new(L, t, OP_OPEN, NULL);
+  fsreq *r = fsreq_new(L, t, OP_OPEN);
   return fs_await(L, t, r, uv_fs_open(t->fut.loop->uv, &r->req, path, flags,
                                       0666, on_fs_done));
 }
@@ -679,7 +681,7 @@ static int path_body(lua_State *L, fsop op) {
   aio_task *t = aio_check_await(L, op_names[op]);
   uv_loop_t *uv = t->fut.loop->uv;
   const char *p = lua_tostring(L, 1);
-  fsreq *r = fsreq_new(L, t, op, NULL);
+  fsreq *r = fsreq_new(L, t, op);
   uv_fs_t *q = &r->req;
   int rc;
   switch (op) {
@@ -763,12 +765,6 @@ static int l_fs_chmod(lua_State *L) {
   luaL_checkstring(L, 1);
   luaL_checkinteger(L, 2);
   return aio_ccoro_method(L, 2, chmod_body);
-}
-
-/* _fs_strerror(errno) -> the C library's message, as Python prints. */
-static int l_fs_strerror(lua_State *L) {
-  lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
-  return 1;
 }
 
 /* _fs_oserror(errno, op, path) -> the OSError Python raises for errno
@@ -875,7 +871,6 @@ static const luaL_Reg fs_funcs[] = {
     {"_fs_mkdtemp", l_fs_mkdtemp},
     {"_fs_realpath", l_fs_realpath},
     {"_fs_chmod", l_fs_chmod},
-    {"_fs_strerror", l_fs_strerror},
     {"_fs_oserror", l_fs_oserror},
     {NULL, NULL}};
 
