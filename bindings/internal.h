@@ -108,6 +108,8 @@ void aio_push_uverror(lua_State *L, int uverr, const char *what);
 /* True when the value at `idx` is an error object of class `cls` (or of
  * a subclass). Never raises. */
 int aio_iserror(lua_State *L, int idx, aio_errclass cls);
+/* The same for the class errors.<name> ("OSError"). */
+int aio_iserror_named(lua_State *L, int idx, const char *name);
 /* True for the errors that must leave the loop instead of reaching the
  * exception handler (KeyboardInterrupt, SystemExit). */
 int aio_isfatal(lua_State *L, int idx);
@@ -762,17 +764,92 @@ int aio_sockaddr_parse(const char *host, int port,
                        struct sockaddr_storage *ss);
 void aio_push_sockaddr(lua_State *L, const struct sockaddr *sa);
 
-/* Stream transports for other files (process.c): a pipe stream, its uv
- * handle, and its reader / writer objects. */
+/* ------------------------------------------------------------------ */
+/* Transports and protocols (transport.c, server.c, stream.c)          */
+
+#define AIO_TRANSPORT_MT "asyncio.Transport"
+#define AIO_SRP_MT "asyncio.StreamReaderProtocol"
+
+/* The uv half of a stream transport (TCP, Unix socket, pipe): malloc'd,
+ * an I/O object of its loop, freed by its handle's close callback. */
 typedef struct aio_stream aio_stream;
-aio_stream *aio_stream_new_pipe(lua_State *L, aio_loop *loop);
+/* The Lua half: the Transport userdata. It is anchored (kept alive by
+ * the registry) from its creation until connection_lost was called. */
+typedef struct aio_transport aio_transport;
+
+/* A protocol C drives with no Lua on the data path. The metatable of a C
+ * protocol's userdata holds its vtable (a light userdata) under
+ * AIO_PROTO_VT; `p` is the userdata's address. Every other protocol
+ * value is called through its Lua methods by transport.c. */
+#define AIO_PROTO_VT "__aio_protocol"
+typedef struct aio_proto_vt {
+  /* uv context (no Lua): where the next read lands (len 0: no room),
+   * and that n bytes arrived there; nonzero asks dispatch to call
+   * wake. */
+  void (*get_buffer)(void *p, uv_buf_t *buf);
+  int (*buffer_updated)(void *p, size_t n);
+  void (*wake)(lua_State *L, void *p);
+  /* Lua context; the protocol object at pidx; they may raise (the
+   * transport reports the error and aborts). eof_received returns true
+   * to keep the connection half-open. */
+  void (*connection_made)(lua_State *L, void *p, int pidx, int tidx);
+  int (*eof_received)(lua_State *L, void *p, int pidx);
+  void (*connection_lost)(lua_State *L, void *p, int pidx, int eidx);
+  void (*pause_writing)(lua_State *L, void *p, int pidx);
+  void (*resume_writing)(lua_State *L, void *p, int pidx);
+} aio_proto_vt;
+
+/* The transport at idx, or NULL if the value is not one. */
+aio_transport *aio_test_transport(lua_State *L, int idx);
+/* Data path for C callers (Lua context). write: raises RuntimeError
+ * after write_eof; a closing transport drops the data; a failure loses
+ * the transport (connection_lost gets the error). */
+void aio_transport_write(lua_State *L, aio_transport *t, const char *data,
+                         size_t len);
+void aio_transport_close(lua_State *L, aio_transport *t);
+void aio_transport_abort(lua_State *L, aio_transport *t);
+void aio_transport_write_eof(lua_State *L, aio_transport *t);
+int aio_transport_is_closing(aio_transport *t);
+void aio_transport_pause_reading(aio_transport *t);
+void aio_transport_resume_reading(aio_transport *t);
+size_t aio_transport_buffer_size(aio_transport *t);
+/* Pushes "tcp", "unix" or "pipe". */
+const char *aio_transport_kind(aio_transport *t);
+
+/* A new unconnected stream of `kind` (raises OSError). */
+enum { AIO_SK_TCP, AIO_SK_UNIX, AIO_SK_PIPE };
+aio_stream *aio_stream_new(lua_State *L, aio_loop *loop, int kind);
 uv_stream_t *aio_stream_uv(aio_stream *s);
-/* Pushes a StreamReader reading s (limit 0: the default). */
-void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit);
-/* Pushes a StreamWriter writing s; ridx: its reader (0: none). */
-void aio_stream_push_writer(lua_State *L, aio_stream *s, int ridx);
-/* Closes a stream no Lua object owns yet. */
+/* Closes a stream no transport owns yet. */
 void aio_stream_abort(aio_stream *s);
+/* Pushes a new Transport over the connected stream s (which it owns
+ * from now on). ro / wo: a read-only or write-only pipe. */
+aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
+                                  int wo);
+/* Sets the protocol at pidx on the transport at tidx and starts it:
+ * connection_made(transport), then reading; at once (now) or from the
+ * ready queue, as asyncio's call_soon. */
+void aio_transport_start(lua_State *L, int tidx, int pidx, int now);
+/* Server accounting: the server's shared part (server.c). */
+typedef struct aio_srvcore aio_srvcore;
+void aio_transport_set_server(aio_transport *t, aio_srvcore *c);
+void aio_srvcore_detach(lua_State *L, aio_srvcore *c, aio_transport *t);
+/* Closes (abort: aborts) every transport linked in the list at *head
+ * (server.c's close_clients / abort_clients). */
+aio_transport *aio_transport_next_client(aio_transport *t);
+void aio_transport_link_client(aio_transport **head, aio_transport *t);
+void aio_transport_unlink_client(aio_transport **head, aio_transport *t);
+
+/* Raises OSError "AF_UNIX path too long" (with .filename) when the path
+ * at idx does not fit a socket address. */
+void aio_check_unix_path(lua_State *L, int idx);
+/* For server.c's accept: a new stream or NULL (never raises). */
+aio_stream *aio_stream_alloc(aio_loop *loop, int kind);
+
+/* Stream helpers for process.c (stream.c): the StreamReader of a pipe
+ * (limit 0: the default) and the StreamWriter of one. They push it. */
+void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit);
+void aio_stream_push_writer(lua_State *L, aio_stream *s);
 /* The `limit` field of the options table at idx (0: none given). */
 size_t aio_opt_limit(lua_State *L, int idx);
 
@@ -792,6 +869,8 @@ void aio_open_signal(lua_State *L);
 void aio_open_locks(lua_State *L);
 void aio_open_queue(lua_State *L);
 void aio_open_stream(lua_State *L);
+void aio_open_transport(lua_State *L);
+void aio_open_server(lua_State *L);
 void aio_open_udp(lua_State *L);
 void aio_open_process(lua_State *L);
 void aio_open_dns(lua_State *L);
