@@ -580,8 +580,8 @@ static int l_reader_feed_data(lua_State *L) {
   r->len += len;
   if (r->waiter && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused)
-    reader_pause(L, r, 1);
+  else if (r->len > r->limit && !r->paused && !r->waiter)
+    reader_pause(L, r, 1); /* not while a read waits for more */
   return 0;
 }
 
@@ -933,7 +933,7 @@ static int l_srp_data_received(lua_State *L) {
   r->len += len;
   if (r->waiter && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused) {
+  else if (r->len > r->limit && !r->paused && !r->waiter) {
     push_reader(L, pr);
     reader_pause(L, r, -1);
   }

@@ -665,12 +665,6 @@ M.start_tls = async(function(loop, transport, protocol, sslcontext, opts)
   return proto._app_transport
 end)
 
--- every loop gets start_tls
-do
-  local mt = debug.getregistry()["asyncio.EventLoop"]
-  if mt and type(mt.__index) == "table" then
-    mt.__index.start_tls = M.start_tls
-  end
-end
+core._EventLoop.start_tls = M.start_tls
 
 return M
