@@ -976,6 +976,14 @@ static int l_srp_replace_transport(lua_State *L) {
   return 0;
 }
 
+/* _server_side() -> whether the protocol serves a client_connected_cb
+ * (start_server's), as Python's StreamWriter.start_tls tells the side. */
+static int l_srp_server_side(lua_State *L) {
+  check_srp(L, 1);
+  lua_pushboolean(L, lua_getiuservalue(L, 1, P_UV_CB) != LUA_TNIL);
+  return 1;
+}
+
 static int l_srp__tostring(lua_State *L) {
   srp *pr = check_srp(L, 1);
   lua_pushfstring(L, "<StreamReaderProtocol%s%s>",
@@ -1363,6 +1371,7 @@ static const luaL_Reg srp_methods[] = {
     {"pause_writing", l_srp_pause_writing},
     {"resume_writing", l_srp_resume_writing},
     {"_replace_transport", l_srp_replace_transport},
+    {"_server_side", l_srp_server_side},
     {NULL, NULL}};
 
 static const luaL_Reg srp_metamethods[] = {

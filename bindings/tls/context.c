@@ -11,6 +11,7 @@
  * shapes) and builds create_default_context on top.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -418,6 +419,7 @@ static lua_Integer version_get(int v, int is_min) {
 
 static int version_set(lua_State *L, tls_ctx *c, int is_min) {
   lua_Integer v = luaL_checkinteger(L, 3);
+  char hex[32];
   int ok;
   switch (v) {
   case TLS_VERSION_MINIMUM_SUPPORTED: v = is_min ? 0 : SSL3_VERSION; break;
@@ -425,14 +427,17 @@ static int version_set(lua_State *L, tls_ctx *c, int is_min) {
   case SSL3_VERSION: case TLS1_VERSION: case TLS1_1_VERSION:
   case TLS1_2_VERSION: case TLS1_3_VERSION: break;
   default:
-    return tls_raise(L, "ValueError", "Unsupported TLS/SSL version 0x%x",
-                     (unsigned)v);
+    snprintf(hex, sizeof hex, "%llx", (unsigned long long)v);
+    return tls_raise(L, "ValueError", "Unsupported TLS/SSL version 0x%s",
+                     hex);
   }
   ok = is_min ? SSL_CTX_set_min_proto_version(c->ctx, (int)v)
               : SSL_CTX_set_max_proto_version(c->ctx, (int)v);
-  if (!ok)
-    return tls_raise(L, "ValueError", "Unsupported protocol version 0x%x",
-                     (unsigned)v);
+  if (!ok) {
+    snprintf(hex, sizeof hex, "%x", (unsigned)v);
+    return tls_raise(L, "ValueError", "Unsupported protocol version 0x%s",
+                     hex);
+  }
   return 0;
 }
 

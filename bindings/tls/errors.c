@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -151,7 +152,9 @@ static void push_lib_error(lua_State *L, SSL *ssl, unsigned long e,
     lua_pushnil(L);
     if (verify)
       push_verify_message(L, vcode, hostname);
-    lua_pushfstring(L, "unknown error (0x%x)", (unsigned)e);
+    char hex[32];
+    snprintf(hex, sizeof hex, "%lx", e);
+    lua_pushfstring(L, "unknown error (0x%s)", hex);
   } else {
     lua_pushnil(L);
     if (verify)
