@@ -41,6 +41,8 @@ typedef struct tls_obj {
   size_t ibuf_len, ibuf_cap;
   char *obuf;             /* ciphertext written, not yet handed back */
   size_t olen, ocap;
+  char *pbuf;             /* plaintext read by feed (malloc'd, reused) */
+  size_t pcap;
   unsigned char server_side, handshake_done, nomem;
 } tls_obj;
 
@@ -218,24 +220,45 @@ static void push_error(lua_State *L, tls_obj *o, int idx, int code) {
   tls_push_ssl_error(L, o->ssl, code, hostname_of(L, idx));
 }
 
+/* Empties the thread's OpenSSL error queue before an operation whose
+ * failure SSL_get_error reads from it; emptying it costs a walk of every
+ * slot, so an empty one is only looked at. */
+static void clear_errors(void) {
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+}
+
 static int is_want(int code) {
   return code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE;
 }
 
 /* Reads every plaintext byte available into one string, pushed (nil
- * when none). Returns the SSL error code that stopped it, 0 for "no more
- * data for now"; sets EV_EOF on close_notify. */
+ * when none), through the reused buffer pbuf (a big one is given back
+ * afterwards). Returns the SSL error code that stopped it, 0 for "no
+ * more data for now"; sets EV_EOF on close_notify. */
 static int read_all(lua_State *L, tls_obj *o, int *ev) {
-  char chunk[16384];
-  luaL_Buffer b;
+  size_t len = 0;
   int n, code = 0;
-  size_t total = 0;
-  luaL_buffinit(L, &b);
   for (;;) {
-    n = SSL_read(o->ssl, chunk, (int)sizeof chunk);
+    if (o->pcap - len < 16384) { /* room for a whole record */
+      size_t cap = o->pcap ? o->pcap * 2 : 16384;
+      char *p;
+      while (cap - len < 16384)
+        cap *= 2;
+      if (!(p = realloc(o->pbuf, cap))) {
+        o->nomem = 1;
+        code = SSL_ERROR_SSL;
+        break;
+      }
+      o->pbuf = p;
+      o->pcap = cap;
+    }
+    n = SSL_read(o->ssl, o->pbuf + len, (int)(o->pcap - len));
     if (n > 0) {
-      luaL_addlstring(&b, chunk, (size_t)n);
-      total += (size_t)n;
+      len += (size_t)n;
+      /* nothing left to decrypt: spare the call that would say so */
+      if (o->inlen == 0 && !SSL_has_pending(o->ssl))
+        break;
       continue;
     }
     code = SSL_get_error(o->ssl, n);
@@ -247,10 +270,14 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
     }
     break;
   }
-  luaL_pushresult(&b);
-  if (total == 0) {
-    lua_pop(L, 1);
+  if (len == 0)
     lua_pushnil(L);
+  else
+    lua_pushlstring(L, o->pbuf, len);
+  if (o->pcap > 256 * 1024) {
+    free(o->pbuf);
+    o->pbuf = NULL;
+    o->pcap = 0;
   }
   return code;
 }
@@ -264,7 +291,7 @@ static int l_obj_feed(lua_State *L) {
   const char *data = luaL_optlstring(L, 2, NULL, &len);
   int read = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   int ev = 0, code = 0;
-  ERR_clear_error();
+  clear_errors();
   if (!in_begin(o, data, len))
     return luaL_error(L, "not enough memory");
   if (!o->handshake_done) {
@@ -300,7 +327,7 @@ static int l_obj_write(lua_State *L) {
   size_t len, done = 0;
   const char *data = luaL_checklstring(L, 2, &len);
   int code = 0;
-  ERR_clear_error();
+  clear_errors();
   if (!in_begin(o, NULL, 0))
     return luaL_error(L, "not enough memory");
   while (done < len) {
@@ -483,8 +510,9 @@ static int l_obj__gc(lua_State *L) {
   }
   free(o->ibuf);
   free(o->obuf);
-  o->ibuf = o->obuf = NULL;
-  o->ibuf_len = o->ibuf_cap = o->olen = o->ocap = 0;
+  free(o->pbuf);
+  o->ibuf = o->obuf = o->pbuf = NULL;
+  o->ibuf_len = o->ibuf_cap = o->olen = o->ocap = o->pcap = 0;
   return 0;
 }
 

@@ -157,7 +157,15 @@ function Transport:write(data)
     error(("bad argument #1 to 'write' (string expected, got %s)")
           :format(type(data)), 2)
   end
-  if #data > 0 then self._ssl_protocol:_write_appdata(data) end
+  local p = self._ssl_protocol
+  if p._state == WRAPPED and not p._backlog then
+    -- the hot path: encrypt all of it, hand it to the raw transport
+    local out, n, err = p._obj_write(p._sslobj, data)
+    if out then p._transport:write(out) end
+    if err or n < #data then p:_write_rest(data, n, err) end
+  elseif #data > 0 then
+    p:_write_appdata(data)
+  end
 end
 
 function Transport:writelines(list)
@@ -217,7 +225,9 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
     _call_connection_made = opts.call_connection_made ~= false,
     _handshake_timeout = hs, _shutdown_timeout = sd,
   }, SSLProtocol)
-  self._sslobj = sslcontext:wrap_bio(server_side, server_hostname)
+  local obj = sslcontext:wrap_bio(server_side, server_hostname)
+  -- the engine's hot methods, looked up once
+  self._sslobj, self._obj_feed, self._obj_write = obj, obj.feed, obj.write
   self._app_transport = new_transport(self)
   return self
 end
@@ -271,7 +281,24 @@ end
 
 function SSLProtocol:data_received(data)
   local st = self._state
-  if st == WRAPPED or st == DO_HANDSHAKE then
+  if st == WRAPPED and not self._app_reading_paused and not self._backlog
+     and self._app_state == APP_CON_MADE then
+    -- the hot path: a chunk of records, all plaintext for the app
+    local plain, out, ev, err = self._obj_feed(self._sslobj, data, true)
+    if out then self._transport:write(out) end
+    if ev == 0 and not err and not self._ssl_reading_paused then
+      if plain then
+        local app = self._app_protocol
+        local ok, e = pcall(app.data_received, app, plain)
+        if not ok then
+          pass_fatal(e)
+          self:_fatal_error(e, "Fatal error on SSL protocol")
+        end
+      end
+      return
+    end
+    return self:_fed(plain, ev, err, true)
+  elseif st == WRAPPED or st == DO_HANDSHAKE then
     self:_feed(data)
   elseif st == FLUSHING then
     self:_feed(data)
@@ -388,8 +415,13 @@ end
 -- the peer's close_notify, an error.
 function SSLProtocol:_feed(data)
   local reading = not self._app_reading_paused
-  local plain, out, ev, err = self._sslobj:feed(data, reading)
+  local plain, out, ev, err = self._obj_feed(self._sslobj, data, reading)
   if out then self._transport:write(out) end
+  return self:_fed(plain, ev, err, reading)
+end
+
+--- What _feed does with the engine's answer.
+function SSLProtocol:_fed(plain, ev, err, reading)
   if ev & EV_HANDSHAKE ~= 0 then
     self:_on_handshake_complete(nil)
     if self._state ~= WRAPPED then return end
@@ -469,14 +501,18 @@ function SSLProtocol:_write_appdata(data)
     self:_control_app_writing()
     return
   end
-  local out, n, err = self._sslobj:write(data)
+  local out, n, err = self._obj_write(self._sslobj, data)
   if out then self._transport:write(out) end
+  if err or n < #data then self:_write_rest(data, n, err) end
+end
+
+--- After a write the TLS layer did not take whole: fails the connection
+-- on err, else keeps the rest (the layer must read first:
+-- renegotiation) for after the next chunk from the peer.
+function SSLProtocol:_write_rest(data, n, err)
   if err then return self:_fatal_error(err, "Fatal error on SSL protocol") end
-  if n < #data then
-    -- the TLS layer must read first (renegotiation): keep the rest
-    self._backlog, self._backlog_size = {data:sub(n + 1)}, #data - n
-    self:_control_app_writing()
-  end
+  self._backlog, self._backlog_size = {data:sub(n + 1)}, #data - n
+  self:_control_app_writing()
 end
 
 --- Encrypts the backlog, as far as the TLS layer lets it.
@@ -485,7 +521,7 @@ function SSLProtocol:_do_write()
   local i = 1
   while b[i] do
     local data = b[i]
-    local out, n, err = obj:write(data)
+    local out, n, err = self._obj_write(obj, data)
     if out and t then t:write(out) end
     if err then return self:_fatal_error(err, "Fatal error on SSL protocol") end
     self._backlog_size = self._backlog_size - n
