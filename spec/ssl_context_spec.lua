@@ -48,6 +48,10 @@ local function pump(c, s)
 end
 
 describe("asyncio.ssl", function()
+  it("is also asyncio.ssl", function()
+    assert.equal(ssl, asyncio.ssl)
+  end)
+
   describe("SSLContext", function()
     it("PROTOCOL_TLS_CLIENT checks hostnames and requires a certificate",
        function()

@@ -47,5 +47,16 @@ for _, name in ipairs{"combinators", "taskgroup", "timeouts", "locks",
   for k, v in pairs(require("asyncio." .. name)) do M[k] = v end
 end
 
+--- Batteries reachable as fields too, loaded on first use (the core
+-- never loads them): asyncio.ssl is require "asyncio.ssl".
+local batteries = {ssl = "asyncio.ssl"}
+setmetatable(M, {__index = function(t, k)
+  local name = batteries[k]
+  if name == nil then return nil end
+  local mod = require(name)
+  rawset(t, k, mod)
+  return mod
+end})
+
 M._core = core
 return M
