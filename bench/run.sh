@@ -114,35 +114,28 @@ add() {
 # tcp_pair N SERVER...: one run of a server workload: SERVER N PORT CONNS
 # on a fresh port, driven by tcp_client (50 connections, one 64-byte
 # request in flight each); prints the client's line, named after the
-# implementation in $IMPL.
+# implementation in $IMPL. tls_pair: the same over TLS 1.3 (w9), SERVER
+# N PORT CONNS CERT KEY driven by tls_client.
 TCP_PORT=$((20000 + $$ % 20000))
 tcp_pair() {
-  n=$1
-  shift
-  TCP_PORT=$((TCP_PORT + 1))
   build_c || return 1
-  $LIMIT "$@" "$n" "$TCP_PORT" 50 &
-  server=$!
-  if ! line=$($LIMIT "$BIN/tcp_client" -c 50 127.0.0.1 "$TCP_PORT" "$n" \
-                "$IMPL"); then
-    kill "$server" 2>/dev/null
-    wait "$server"
-    return 1
-  fi
-  wait "$server" || return 1
-  echo "$line"
+  client_pair tcp_client "" "$@"
 }
 
-# tls_pair N SERVER...: as tcp_pair for a TLS server workload (w9):
-# SERVER N PORT CONNS CERT KEY, driven by tls_client (TLS 1.3).
 tls_pair() {
-  n=$1
-  shift
-  TCP_PORT=$((TCP_PORT + 1))
   build_tls || return 1
-  $LIMIT "$@" "$n" "$TCP_PORT" 50 "$TMP/cert.pem" "$TMP/key.pem" &
+  client_pair tls_client "$TMP/cert.pem $TMP/key.pem" "$@"
+}
+
+# client_pair CLIENT EXTRA N SERVER...: runs SERVER N PORT 50 EXTRA and
+# CLIENT against it; prints the client's line.
+client_pair() {
+  client=$1 extra=$2 n=$3
+  shift 3
+  TCP_PORT=$((TCP_PORT + 1))
+  $LIMIT "$@" "$n" "$TCP_PORT" 50 $extra &
   server=$!
-  if ! line=$($LIMIT "$BIN/tls_client" -c 50 127.0.0.1 "$TCP_PORT" "$n" \
+  if ! line=$($LIMIT "$BIN/$client" -c 50 127.0.0.1 "$TCP_PORT" "$n" \
                 "$IMPL"); then
     kill "$server" 2>/dev/null
     wait "$server"

@@ -9,15 +9,7 @@ local iserror = asyncio.iserror
 local h = dofile("spec/helpers.lua")
 local certs = dofile("spec/fixtures/certs.lua")
 
-local function server_ctx()
-  local ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-  ctx:load_cert_chain(certs.path("server.pem"), certs.path("server.key"))
-  return ctx
-end
-
-local function client_ctx()
-  return ssl.create_default_context{cafile = certs.path("ca.pem")}
-end
+local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
 
 --- Runs the handshake of two engines through memory; returns the
 -- client's error and the server's (nil when fine).

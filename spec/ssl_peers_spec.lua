@@ -14,26 +14,7 @@ local certs = dofile("spec/fixtures/certs.lua")
 local peers = dofile("spec/fixtures/tls_peers.lua")
 local with = peers.with
 
-local function client_ctx(opts)
-  opts = opts or {}
-  local ctx = ssl.create_default_context{cafile = certs.path("ca.pem")}
-  if opts.cert then
-    ctx:load_cert_chain(certs.path(opts.cert .. ".pem"),
-                        certs.path(opts.cert .. ".key"))
-  end
-  return ctx
-end
-
-local function server_ctx(opts)
-  opts = opts or {}
-  local ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-  ctx:load_cert_chain(certs.path("server.pem"), certs.path("server.key"))
-  if opts.verify then
-    ctx:load_verify_locations(certs.path("ca.pem"))
-    ctx.verify_mode = opts.verify
-  end
-  return ctx
-end
+local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
 
 local function connect(port, ctx, hostname)
   return await(asyncio.open_connection("127.0.0.1", port,
@@ -269,10 +250,7 @@ describe("asyncio.ssl with real peers", function()
        aspec.async(with(function()
       local srv, port, seen = echo_server(server_ctx{
         verify = ssl.CERT_REQUIRED})
-      local out, err, code = await(peers.run{"python3",
-        "spec/fixtures/tls_peer.py", "client", "--port", tostring(port),
-        "--cafile", certs.path("ca.pem"), "--cert", certs.path("client.pem"),
-        "--key", certs.path("client.key")})
+      local out, err, code = await(peers.py_client(port, "client"))
       assert.equal(0, code, out .. err)
       assert.equal("VERSION TLSv1.3\n", out:match("VERSION[^\n]*\n"))
       assert.equal("PEERCN localhost\n", out:match("PEERCN[^\n]*\n"))
@@ -286,9 +264,7 @@ describe("asyncio.ssl with real peers", function()
        aspec.async(with(function()
       local srv, port, seen = echo_server(server_ctx{
         verify = ssl.CERT_OPTIONAL})
-      local out, err, code = await(peers.run{"python3",
-        "spec/fixtures/tls_peer.py", "client", "--port", tostring(port),
-        "--cafile", certs.path("ca.pem")})
+      local out, err, code = await(peers.py_client(port))
       assert.equal(0, code, out .. err)
       assert.equal("GOT echo: hello\n", out:match("GOT.*"))
       assert.same({false}, seen)
@@ -298,31 +274,22 @@ describe("asyncio.ssl with real peers", function()
     it("CERT_REQUIRED turns away a client without one, reporting it and " ..
        "serving on", aspec.async(with(function()
       local loop = asyncio.get_running_loop()
-      local reported = {}
+      local reported = loop:create_future()
       loop:set_exception_handler(function(_, ctx)
-        reported[#reported + 1] = ctx
+        reported:set_result(ctx)
       end)
       local srv, port, seen = echo_server(server_ctx{
         verify = ssl.CERT_REQUIRED})
-      local out, _, code = await(peers.run{"python3",
-        "spec/fixtures/tls_peer.py", "client", "--port", tostring(port),
-        "--cafile", certs.path("ca.pem")})
+      local out, _, code = await(peers.py_client(port))
       assert.equal(1, code)
       assert.matches("^VERSION.*ERROR SSLError.*CERTIFICATE_REQUIRED", out)
-      for _ = 1, 100 do
-        if #reported > 0 then break end
-        await(asyncio.sleep(0.01))
-      end
-      assert.equal(1, #reported)
+      local ctx = await(reported)
       assert.equal("Error on transport creation for incoming connection",
-                   reported[1].message)
-      assert.equal("PEER_DID_NOT_RETURN_A_CERTIFICATE",
-                   reported[1].exception.reason)
+                   ctx.message)
+      assert.equal("PEER_DID_NOT_RETURN_A_CERTIFICATE", ctx.exception.reason)
       assert.same({}, seen)
       -- the next client is served
-      out = await(peers.run{"python3", "spec/fixtures/tls_peer.py",
-        "client", "--port", tostring(port), "--cafile", certs.path("ca.pem"),
-        "--cert", certs.path("client.pem"), "--key", certs.path("client.key")})
+      out = await(peers.py_client(port, "client"))
       assert.equal("GOT echo: hello\n", out:match("GOT.*"))
       stop_server(srv)
     end)))

@@ -11,15 +11,7 @@ local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local h = dofile("spec/helpers.lua")
 local certs = dofile("spec/fixtures/certs.lua")
 
-local function server_ctx()
-  local ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-  ctx:load_cert_chain(certs.path("server.pem"), certs.path("server.key"))
-  return ctx
-end
-
-local function client_ctx()
-  return ssl.create_default_context{cafile = certs.path("ca.pem")}
-end
+local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
 
 local function close(w)
   w:close()
@@ -74,14 +66,15 @@ describe("TLS over sockets", function()
         end,
       }
     end, "127.0.0.1", 0, {ssl = server_ctx()}))
-    local events = {}
+    local events, lost = {}, loop:create_future()
     local t, p = await(loop:create_connection(function()
       return {
         connection_made = function() events[#events + 1] = "made" end,
         data_received = function(_, d) got:set_result(d) end,
         eof_received = function() events[#events + 1] = "eof" end,
         connection_lost = function(_, exc)
-          events[#events + 1] = "lost:" .. tostring(exc)
+          events[#events + 1] = "lost"
+          lost:set_result(exc)
         end,
       }
     end, "127.0.0.1", srv.sockets[1].port,
@@ -90,11 +83,8 @@ describe("TLS over sockets", function()
     assert.equal(p, t:get_protocol())
     t:write("drawkcab")
     assert.equal("backward", await(got))
-    for _ = 1, 100 do
-      if #events == 3 then break end
-      await(asyncio.sleep(0.01))
-    end
-    assert.same({"made", "eof", "lost:nil"}, events)
+    assert.is_nil(await(lost))
+    assert.same({"made", "eof", "lost"}, events)
     stop(srv)
   end))
 
@@ -176,15 +166,18 @@ describe("TLS over sockets", function()
   it("flow control: the app's pause_writing follows a peer that does " ..
      "not read", aspec.async(function()
     local loop = asyncio.get_running_loop()
-    local server_t
-    local received = 0
+    local server_t, sent
+    local received, all_in = 0, loop:create_future()
     local srv = await(loop:create_server(function()
       return {
         connection_made = function(_, t)
           server_t = t
           t:pause_reading()
         end,
-        data_received = function(_, d) received = received + #d end,
+        data_received = function(_, d)
+          received = received + #d
+          if received == sent then all_in:set_result() end
+        end,
       }
     end, "127.0.0.1", 0, {ssl = server_ctx()}))
     local events = {}
@@ -196,7 +189,8 @@ describe("TLS over sockets", function()
       }
     end, "127.0.0.1", srv.sockets[1].port,
        {ssl = client_ctx(), server_hostname = "localhost"}))
-    local chunk, sent = ("p"):rep(65536), 0
+    local chunk = ("p"):rep(65536)
+    sent = 0
     while events[1] ~= "pause" do
       t:write(chunk)
       sent = sent + #chunk
@@ -205,10 +199,7 @@ describe("TLS over sockets", function()
     end
     assert.is_true(t:get_write_buffer_size() > 0)
     server_t:resume_reading()
-    for _ = 1, 500 do
-      if received == sent then break end
-      await(asyncio.sleep(0.01))
-    end
+    await(all_in)
     assert.equal(sent, received)
     assert.same({"pause", "resume"}, events)
     t:close()

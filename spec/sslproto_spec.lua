@@ -13,15 +13,7 @@ local h = dofile("spec/helpers.lua")
 local certs = dofile("spec/fixtures/certs.lua")
 local pipes = dofile("spec/fixtures/pipes.lua")
 
-local function server_ctx()
-  local ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-  ctx:load_cert_chain(certs.path("server.pem"), certs.path("server.key"))
-  return ctx
-end
-
-local function client_ctx()
-  return ssl.create_default_context{cafile = certs.path("ca.pem")}
-end
+local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
 
 --- A TLS connection over pipes: client and server SSLProtocols with
 -- recorder app protocols. Returns {c =, s = (recorders), cp =, sp =

@@ -232,6 +232,18 @@ static int is_want(int code) {
   return code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE;
 }
 
+/* What stopped SSL_read after it returned n <= 0: 0 for "no more data
+ * for now" and for the peer's close_notify (which sets EV_EOF in *ev),
+ * else the SSL_get_error code of a failure. */
+static int read_stopped(tls_obj *o, int n, int *ev) {
+  int code = SSL_get_error(o->ssl, n);
+  if (code == SSL_ERROR_ZERO_RETURN) {
+    *ev |= EV_EOF;
+    return 0;
+  }
+  return is_want(code) ? 0 : code;
+}
+
 /* Reads every plaintext byte available into one string, pushed (nil
  * when none), through the reused buffer pbuf (a big one is given back
  * afterwards). Returns the SSL error code that stopped it, 0 for "no
@@ -261,13 +273,7 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
         break;
       continue;
     }
-    code = SSL_get_error(o->ssl, n);
-    if (code == SSL_ERROR_ZERO_RETURN) {
-      *ev |= EV_EOF;
-      code = 0;
-    } else if (is_want(code)) {
-      code = 0;
-    }
+    code = read_stopped(o, n, ev);
     break;
   }
   if (len == 0)
@@ -365,19 +371,11 @@ static int l_obj_shutdown(lua_State *L) {
     done = 1;
   } else if (r == 0) {
     char sink[4096];
-    for (;;) {
-      int n = SSL_read(o->ssl, sink, (int)sizeof sink);
-      if (n > 0)
-        continue;
-      code = SSL_get_error(o->ssl, n);
-      if (code == SSL_ERROR_ZERO_RETURN) {
-        done = 1;
-        code = 0;
-      } else if (is_want(code)) {
-        code = 0;
-      }
-      break;
-    }
+    int ev = 0, n;
+    while ((n = SSL_read(o->ssl, sink, (int)sizeof sink)) > 0)
+      ;
+    code = read_stopped(o, n, &ev);
+    done = (ev & EV_EOF) != 0;
   } else if (is_want(code = SSL_get_error(o->ssl, r))) {
     code = 0;
   }
