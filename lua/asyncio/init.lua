@@ -47,11 +47,12 @@ for _, name in ipairs{"combinators", "taskgroup", "timeouts", "locks",
   for k, v in pairs(require("asyncio." .. name)) do M[k] = v end
 end
 
---- Batteries reachable as fields too, loaded on first use (the core
--- never loads them): asyncio.ssl is require "asyncio.ssl".
-local batteries = {ssl = "asyncio.ssl"}
+--- Modules reached as fields on first use (the core never loads the
+-- batteries): asyncio.fs is require "asyncio.fs", asyncio.ssl is
+-- require "asyncio.ssl".
+local lazy = {fs = "asyncio.fs", ssl = "asyncio.ssl"}
 setmetatable(M, {__index = function(t, k)
-  local name = batteries[k]
+  local name = lazy[k]
   if name == nil then return nil end
   local mod = require(name)
   rawset(t, k, mod)

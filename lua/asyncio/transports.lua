@@ -170,6 +170,7 @@ end)
 -- server_hostname =, ...}]) -> transport, protocol
 M.create_unix_connection = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_connection")
+  require("asyncio.check").type(path, 2, "create_unix_connection", "string")
   local ctx = ssl_context(opts, false)
   local hostname = opt(opts, "server_hostname")
   if ctx and hostname == nil then
@@ -229,6 +230,7 @@ end)
 -- server closes.
 M.create_unix_server = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_server")
+  require("asyncio.check").type(path, 2, "create_unix_server", "string")
   return core._unix_server(server_factory(loop, factory, opts), path, opts)
 end)
 
@@ -237,6 +239,8 @@ end)
 -- transport owns it from then on.
 local function connect_pipe(loop, factory, pipe, readable, name)
   check_factory(factory, name)
+  require("asyncio.check").type(pipe, 2, name, io.type(pipe) and "userdata"
+                                or "number")
   local t = core._pipe_open(pipe, readable)
   return start(loop, t, factory)
 end
