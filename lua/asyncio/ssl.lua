@@ -106,21 +106,42 @@ end
 local methods = C.context_methods
 local c_load_verify_locations = methods.load_verify_locations
 
+--- Raises Lua's "bad argument" error for argument n of fname (self is
+-- #0) unless it is of type want (or nil, with optional).
+local function check_arg(v, n, fname, want, optional)
+  if type(v) == want or (optional and v == nil) then return end
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname,
+        want, type(v)), 3)
+end
+
+local function check_self(ctx, fname)
+  if not C.is_context(ctx) then
+    error(("calling '%s' on bad self (asyncio.ssl.SSLContext expected, "
+           .. "got %s)"):format(fname, type(ctx)), 3)
+  end
+end
+
 --- ctx:load_verify_locations(cafile) or
 -- ctx:load_verify_locations{cafile =, capath =, cadata =} (also
 -- positionally: cafile, capath, cadata). cadata is PEM text or DER.
 function methods.load_verify_locations(ctx, cafile, capath, cadata)
+  local fname = "load_verify_locations"
+  check_self(ctx, fname)
   if type(cafile) == "table" then
     local o = cafile
     cafile, capath, cadata = o.cafile, o.capath, o.cadata
   end
-  return c_load_verify_locations(ctx, cafile, capath, cadata)
+  check_arg(cafile, 1, fname, "string", true)
+  check_arg(capath, 2, fname, "string", true)
+  check_arg(cadata, 3, fname, "string", true)
+  c_load_verify_locations(ctx, cafile, capath, cadata)
 end
 
 --- ctx:load_default_certs([purpose]): the system's CA store.
 function methods.load_default_certs(ctx, purpose)
+  check_self(ctx, "load_default_certs")
   check_purpose(purpose or M.Purpose.SERVER_AUTH, "load_default_certs")
-  return ctx:set_default_verify_paths()
+  ctx:set_default_verify_paths()
 end
 
 --- SSLContext([protocol]) -> a context; PROTOCOL_TLS_CLIENT checks
@@ -141,6 +162,7 @@ function M.create_default_context(purpose, opts)
   if type(purpose) == "table" and purpose.nid == nil and opts == nil then
     purpose, opts = nil, purpose
   end
+  check_arg(opts, 2, "create_default_context", "table", true)
   purpose = purpose or M.Purpose.SERVER_AUTH
   opts = opts or {}
   local ctx
