@@ -56,10 +56,12 @@ function M.count(default)
   return math.tointeger(n) or error("N must be an integer")
 end
 
---- Prints the one result line: `luaio/<name> N seconds ops_per_sec ...`.
-function M.report(name, n, seconds, extra)
-  io.write(string.format("luaio/%s %d %.4f %.0f%s\n", name, n, seconds,
-                         n / seconds, extra and " " .. extra or ""))
+--- Prints the one result line: `<impl>/<name> N seconds ops_per_sec ...`
+-- (impl defaults to luaio; the luv and cqueues twins name themselves).
+function M.report(name, n, seconds, extra, impl)
+  io.write(string.format("%s/%s %d %.4f %.0f%s\n", impl or "luaio", name,
+                         n, seconds, n / seconds,
+                         extra and " " .. extra or ""))
 end
 
 return M

@@ -1,166 +1,143 @@
 #!/bin/sh
-# run.sh - the benchmark workloads under luaio, CPython asyncio and uvloop.
+# run.sh - every workload under luaio and each peer, interleaved, in one
+# table of medians with luaio's ratio to each peer.
 #
 #   bench/run.sh [path/to/luaio]   (default build/luaio, which it does not
-#                                  build; it builds w7's C programs)
+#                                  build; it builds the C programs)
 #
-# Each workload runs BENCH_RUNS times (default 3) per implementation; the
-# table shows the run with the median time. A peer that is not installed
-# is skipped, saying so. Environment:
-#   BENCH_RUNS   runs per workload and implementation (default 3)
-#   PYTHON       the Python for the peers (default /usr/bin/python3)
-#   W1_N W2_N W3_N W4_N W5_N W6_N W8_N  the workloads' N (defaults 200000,
-#                  200000, 500000, 100000, 100000, 200000, 1000)
-#   W7_N         round trips of the tcp workload (default 200000)
-#   TCP_BIN      where its C programs are (default <luaio's dir>/bench;
-#                  built there with $CC and pkg-config's libuv if missing)
+# Peers: CPython asyncio and uvloop (bench/py/), luv and cqueues (a
+# minimal scheduler of ours on each, bench/peers/), Node.js (bench/node/)
+# and the limit: bare Lua coroutines for w1/w2, plain libuv C programs for
+# w4/w6/w7 (bench/limit/, bench/uv_echo_server.c). A peer that is not
+# installed is skipped, saying so. The TLS workloads (w9, w10) use a
+# throwaway certificate made with the openssl CLI; w9's load comes from
+# bench/tls_client.c (OpenSSL), w10 runs both ends in one process.
+#
+# For each workload the runs are interleaved (luaio, peer 1, peer 2, ...,
+# then again), BENCH_RUNS times (default 3); the table shows the run with
+# the median time of each. The ratio column is luaio's ops/s over the
+# peer's (above 1: luaio is faster); for lines with overhead= (w4) it is
+# the peer's overhead over luaio's.
+#
+# Environment:
+#   BENCH_RUNS    runs per workload and implementation (default 3)
+#   BENCH_ONLY    workloads to run (default all), e.g. "w1_spawn w3_queue"
+#   BENCH_IMPLS   implementations to run (default all), e.g. "luaio luv"
+#   PYTHON LUA NODE  the peers' interpreters (/usr/bin/python3, lua5.4, node)
+#   W1_N .. W10_N the workloads' N (see the table at the end)
+#   W11_N         MiB copied by w11_files (default 1024)
+#   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
-#   BENCH_TIMEOUT   seconds before a run counts as failed (default 120)
+#   BENCH_TIMEOUT seconds before a run counts as failed (default 120)
 #
-# Ratios: for w1, w2, w3, w5, w6 and w8, luaio's ops/s over the peer's
-# (higher is better for luaio); for w4, also the peer's overhead over
-# luaio's.
-#
-# w7 (tcp) differs: each implementation runs an echo server on 127.0.0.1
-# (bench/w7_tcp_server.lua and its twin) and bench/tcp_client.c drives it
-# (50 connections, one 64-byte request in flight each, every byte
-# checked) and prints the result line. A plain libuv echo server in C
-# (bench/uv_echo_server.c, row c-uv) is the ceiling.
+# Adding a workload or a peer is one line at the end: `add WORKLOAD IMPL
+# COMMAND...`; the command prints `IMPL/WORKLOAD N seconds ops_per_sec
+# [key=value ...]` as its last line. A server workload driven by
+# bench/tcp_client.c uses `tcp_pair` as its command (see w7).
 
 LUAIO=${1:-build/luaio}
 RUNS=${BENCH_RUNS:-3}
 if [ -z "$PYTHON" ]; then
-  if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+  PYTHON=python3
+  [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
 fi
+LUA=${LUA:-lua5.4}
+NODE=${NODE:-node}
 DIR=$(dirname "$0")
+BIN=${BENCH_BIN:-$(dirname "$LUAIO")/bench}
 LIMIT=""
 if command -v timeout >/dev/null 2>&1; then
   LIMIT="timeout ${BENCH_TIMEOUT:-120}"
 fi
 STATUS=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/luaio-bench.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT INT TERM
 
 if [ ! -x "$LUAIO" ]; then
   echo "run.sh: $LUAIO not found (build it first: make)" >&2
   exit 1
 fi
 
-HAVE_PY=1 HAVE_UV=1
-if ! "$PYTHON" -c 'import asyncio' 2>/dev/null; then
-  echo "skipping CPython asyncio and uvloop: $PYTHON not installed"
-  HAVE_PY=0 HAVE_UV=0
-elif ! "$PYTHON" -c 'import uvloop' 2>/dev/null; then
-  echo "skipping uvloop: not installed for $PYTHON (python3-uvloop)"
-  HAVE_UV=0
-fi
+# ------------------------------------------------------------------
+# Which implementations are here
 
-# median CMD...: runs CMD $RUNS times, prints the result line of the run
-# with the median time (field 3). Returns 1 when a run fails.
-median() {
-  out=$(
-    i=0
-    while [ "$i" -lt "$RUNS" ]; do
-      all=$($LIMIT "$@") || exit 1
-      line=$(echo "$all" | tail -n 1)
-      [ -n "$line" ] || exit 1
-      echo "$line"
-      i=$((i + 1))
-    done
-  ) || return 1
-  echo "$out" | sort -g -k3,3 | awk -v n="$RUNS" 'NR == int((n + 1) / 2)'
+# have IMPL: whether IMPL can run (a missing one is reported once).
+have() {
+  case " ${BENCH_IMPLS:-$1} " in *" $1 "*) ;; *) return 1 ;; esac
+  [ -f "$TMP/have.$1" ] && return "$(cat "$TMP/have.$1")"
+  case $1 in
+    luaio) ok=0 ;;
+    asyncio) "$PYTHON" -c 'import asyncio' 2>/dev/null; ok=$?
+      why="$PYTHON not installed (python3)" ;;
+    uvloop) "$PYTHON" -c 'import uvloop' 2>/dev/null; ok=$?
+      why="not installed for $PYTHON (python3-uvloop)" ;;
+    luv) "$LUA" -e 'require "luv"' 2>/dev/null; ok=$?
+      why="not installed for $LUA (lua-luv)" ;;
+    cqueues) "$LUA" -e 'require "cqueues"' 2>/dev/null; ok=$?
+      why="not installed for $LUA (lua-cqueues)" ;;
+    node) "$NODE" -e '' 2>/dev/null; ok=$?
+      why="$NODE not installed (nodejs)" ;;
+    limit) build_c; ok=$?
+      why="cannot build the C programs in $BIN (cc, libuv1-dev)" ;;
+    *) ok=0 ;;
+  esac
+  [ "$ok" = 0 ] || { ok=1; echo "skipping $1: $why"; }
+  echo "$ok" > "$TMP/have.$1"
+  return "$ok"
 }
 
-# row LINE: one table row from a result line.
-row() {
-  echo "$1" | awk '{
-    split($1, p, "/"); extra = ""
-    for (i = 5; i <= NF; i++) extra = extra " " $i
-    printf "  %-10s %-8s %8d %9.3f %10d %s\n", p[2], p[1], $2, $3, $4, extra
-  }'
-}
-
-# ratio LUALINE PEERLINE PEER: luaio's ops/s over the peer's, and for
-# lines that carry overhead=, the peer's overhead over luaio's.
-ratio() {
-  printf '%s\n%s\n' "$1" "$2" | awk -v peer="$3" '
-    function field(k,   i) {
-      for (i = 5; i <= NF; i++) if (index($i, k "=") == 1)
-        return substr($i, length(k) + 2)
-      return ""
-    }
-    NR == 1 { ops = $4; ov = field("overhead") }
-    NR == 2 {
-      s = sprintf("luaio/%s %.2fx", peer, ops / $4)
-      pov = field("overhead")
-      if (ov != "" && pov != "" && ov + 0 > 0)
-        s = s sprintf(" (overhead %s/luaio %.2fx)", peer, pov / ov)
-      print s
-    }'
-}
-
-# workload NAME N: the three rows and the ratios.
-workload() {
-  name=$1 n=$2
-  lua_line=$(median "$LUAIO" "$DIR/$name.lua" "$n") || {
-    echo "  $name: luaio FAILED"; STATUS=1; return; }
-  row "$lua_line"
-  ratios=""
-  if [ "$HAVE_PY" = 1 ]; then
-    if py_line=$(median "$PYTHON" "$DIR/py/$name.py" "$n"); then
-      row "$py_line"
-      ratios="$(ratio "$lua_line" "$py_line" asyncio)"
-    else
-      echo "  $name: asyncio FAILED"; STATUS=1
+# build_c: the C programs, when missing or older than their sources.
+build_c() {
+  mkdir -p "$BIN" || return 1
+  for src in tcp_client.c uv_echo_server.c limit/uv_timers.c \
+             limit/uv_threadsafe.c; do
+    exe=$BIN/$(basename "$src" .c)
+    if [ ! -x "$exe" ] || [ "$DIR/$src" -nt "$exe" ]; then
+      ${CC:-cc} -O2 $(pkg-config --cflags libuv) -o "$exe" "$DIR/$src" \
+        $(pkg-config --libs libuv) || return 1
     fi
-  fi
-  if [ "$HAVE_UV" = 1 ]; then
-    if uv_line=$(median "$PYTHON" "$DIR/py/$name.py" "$n" --uvloop); then
-      row "$uv_line"
-      ratios="$ratios${ratios:+, }$(ratio "$lua_line" "$uv_line" uvloop)"
-    else
-      echo "  $name: uvloop FAILED"; STATUS=1
-    fi
-  fi
-  [ -n "$ratios" ] && echo "  $(printf '%-19s' '') $ratios"
+  done
 }
 
 # ------------------------------------------------------------------
-# w7 tcp: servers driven by a C client
+# The table's rows
 
-TCP_BIN=${TCP_BIN:-$(dirname "$LUAIO")/bench}
-TCP_CONNS=50
-TCP_PORT=$((20000 + $$ % 20000))
-
-# build_tcp_tools: the client and the C echo server, when missing or older
-# than their sources.
-build_tcp_tools() {
-  mkdir -p "$TCP_BIN" || return 1
-  if [ ! -x "$TCP_BIN/tcp_client" ] ||
-     [ "$DIR/tcp_client.c" -nt "$TCP_BIN/tcp_client" ]; then
-    ${CC:-cc} -O2 -o "$TCP_BIN/tcp_client" "$DIR/tcp_client.c" || return 1
-  fi
-  if [ ! -x "$TCP_BIN/uv_echo_server" ] ||
-     [ "$DIR/uv_echo_server.c" -nt "$TCP_BIN/uv_echo_server" ]; then
-    ${CC:-cc} -O2 $(pkg-config --cflags libuv) -o "$TCP_BIN/uv_echo_server" \
-      "$DIR/uv_echo_server.c" $(pkg-config --libs libuv) || return 1
-  fi
+# add WORKLOAD IMPL COMMAND...: one implementation of a workload.
+add() {
+  w=$1 impl=$2
+  shift 2
+  case " ${BENCH_ONLY:-$w} " in *" $w "*) ;; *) return ;; esac
+  have "$impl" || return
+  grep -qx "$w" "$TMP/workloads" 2>/dev/null || echo "$w" >> "$TMP/workloads"
+  echo "$impl $*" >> "$TMP/rows.$w"
 }
 
-# tcp_once IMPL N: one run: starts IMPL's server on a fresh port, drives it
-# with the client, waits for the server to exit; prints the client's line.
-tcp_once() {
+# tcp_pair N SERVER...: one run of a server workload: SERVER N PORT CONNS
+# on a fresh port, driven by tcp_client (50 connections, one 64-byte
+# request in flight each); prints the client's line, named after the
+# implementation in $IMPL. tls_pair: the same over TLS 1.3 (w9), SERVER
+# N PORT CONNS CERT KEY driven by tls_client.
+TCP_PORT=$((20000 + $$ % 20000))
+tcp_pair() {
+  build_c || return 1
+  client_pair tcp_client "" "$@"
+}
+
+tls_pair() {
+  build_tls || return 1
+  client_pair tls_client "$TMP/cert.pem $TMP/key.pem" "$@"
+}
+
+# client_pair CLIENT EXTRA N SERVER...: runs SERVER N PORT 50 EXTRA and
+# CLIENT against it; prints the client's line.
+client_pair() {
+  client=$1 extra=$2 n=$3
+  shift 3
   TCP_PORT=$((TCP_PORT + 1))
-  case $1 in
-    luaio) $LIMIT "$LUAIO" "$DIR/w7_tcp_server.lua" "$2" "$TCP_PORT" \
-             "$TCP_CONNS" & ;;
-    asyncio) $LIMIT "$PYTHON" "$DIR/py/w7_tcp_server.py" "$2" "$TCP_PORT" \
-               "$TCP_CONNS" & ;;
-    uvloop) $LIMIT "$PYTHON" "$DIR/py/w7_tcp_server.py" "$2" "$TCP_PORT" \
-              "$TCP_CONNS" --uvloop & ;;
-    c-uv) $LIMIT "$TCP_BIN/uv_echo_server" "$TCP_PORT" "$TCP_CONNS" & ;;
-  esac
+  $LIMIT "$@" "$n" "$TCP_PORT" 50 $extra &
   server=$!
-  if ! line=$($LIMIT "$TCP_BIN/tcp_client" -c "$TCP_CONNS" 127.0.0.1 \
-                "$TCP_PORT" "$2" "$1"); then
+  if ! line=$($LIMIT "$BIN/$client" -c 50 127.0.0.1 "$TCP_PORT" "$n" \
+                "$IMPL"); then
     kill "$server" 2>/dev/null
     wait "$server"
     return 1
@@ -169,49 +146,176 @@ tcp_once() {
   echo "$line"
 }
 
-# tcp_median IMPL N: as median, for tcp_once.
-tcp_median() {
-  out=$(
-    i=0
-    while [ "$i" -lt "$RUNS" ]; do
-      tcp_once "$1" "$2" || exit 1
-      i=$((i + 1))
-    done
-  ) || return 1
-  echo "$out" | sort -g -k3,3 | awk -v n="$RUNS" 'NR == int((n + 1) / 2)'
-}
-
-# tcp_workload N: the rows of w7 and luaio's ratios to the others.
-tcp_workload() {
-  if ! build_tcp_tools; then
-    echo "  w7_tcp: cannot build $TCP_BIN/tcp_client or uv_echo_server"
-    STATUS=1; return
+# build_tls: tls_client (OpenSSL) and a throwaway certificate in $TMP for
+# the TLS workloads.
+build_tls() {
+  build_c || return 1
+  exe=$BIN/tls_client
+  if [ ! -x "$exe" ] || [ "$DIR/tls_client.c" -nt "$exe" ]; then
+    ${CC:-cc} -O2 -o "$exe" "$DIR/tls_client.c" \
+      $(pkg-config --cflags --libs openssl) || return 1
   fi
-  lua_line=$(tcp_median luaio "$1") || {
-    echo "  w7_tcp: luaio FAILED"; STATUS=1; return; }
-  row "$lua_line"
-  ratios=""
-  for impl in asyncio uvloop c-uv; do
-    [ "$impl" = asyncio ] && [ "$HAVE_PY" = 0 ] && continue
-    [ "$impl" = uvloop ] && [ "$HAVE_UV" = 0 ] && continue
-    if line=$(tcp_median "$impl" "$1"); then
-      row "$line"
-      ratios="$ratios${ratios:+, }$(ratio "$lua_line" "$line" "$impl")"
-    else
-      echo "  w7_tcp: $impl FAILED"; STATUS=1
-    fi
-  done
-  [ -n "$ratios" ] && echo "  $(printf '%-19s' '') $ratios"
+  make_cert
 }
 
-echo "luaio: $LUAIO   peers: $PYTHON   runs: $RUNS (median)   $(date -u +%Y-%m-%d)"
-printf '  %-10s %-8s %8s %9s %10s %s\n' workload impl N seconds ops/s extra
-workload w1_spawn "${W1_N:-200000}"
-workload w2_switch "${W2_N:-200000}"
-workload w3_queue "${W3_N:-500000}"
-workload w4_timers "${W4_N:-100000}"
-workload w5_lock "${W5_N:-100000}"
-workload w6_threadsafe "${W6_N:-200000}"
-workload w8_gather_wait "${W8_N:-1000}"
-tcp_workload "${W7_N:-200000}"
+make_cert() {
+  [ -f "$TMP/cert.pem" ] ||
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+      -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 2 \
+      -subj /CN=localhost 2>/dev/null
+}
+
+# ------------------------------------------------------------------
+# Running and printing
+
+# run_workload W: RUNS rounds over its rows, then one line per row.
+run_workload() {
+  w=$1
+  i=0
+  while [ "$i" -lt "$RUNS" ]; do
+    while read -r impl cmd; do
+      IMPL=$impl
+      case $cmd in tcp_pair*|tls_pair*) pre="" ;; *) pre=$LIMIT ;; esac
+      if line=$(eval "$pre $cmd" 2>"$TMP/err") &&
+         line=$(echo "$line" | tail -n 1) && [ -n "$line" ]; then
+        echo "$line" >> "$TMP/out.$w.$impl"
+      else
+        echo "  $w: $impl FAILED: $(tail -n 1 "$TMP/err")"
+        STATUS=1
+      fi
+    done < "$TMP/rows.$w"
+    i=$((i + 1))
+  done
+  base=""
+  while read -r impl cmd; do
+    [ -f "$TMP/out.$w.$impl" ] || continue
+    line=$(sort -g -k3,3 "$TMP/out.$w.$impl" |
+           awk -v n="$(wc -l < "$TMP/out.$w.$impl")" 'NR == int((n + 1) / 2)')
+    [ "$impl" = luaio ] && base=$line
+    print_row "$w" "$impl" "$line" "$base"
+  done < "$TMP/rows.$w"
+}
+
+# print_row W IMPL LINE LUAIOLINE
+print_row() {
+  printf '%s\n%s\n' "$3" "${4:-$3}" | awk -v w="$1" -v impl="$2" '
+    function field(k,   i) {
+      for (i = 5; i <= NF; i++) if (index($i, k "=") == 1)
+        return substr($i, length(k) + 2)
+      return ""
+    }
+    NR == 1 { n = $2; s = $3; ops = $4; ov = field("overhead")
+              extra = ""; for (i = 5; i <= NF; i++) extra = extra " " $i }
+    NR == 2 {
+      r = "";
+      if (impl != "luaio") {
+        lov = field("overhead")
+        if (ov != "" && lov != "" && lov + 0 > 0 && ov + 0 > 0)
+          r = sprintf("%.2fx less", ov / lov)
+        else if (ops > 0) r = sprintf("%.2fx", $4 / ops)
+      }
+      printf "%-15s %-8s %8d %9.4f %10d %11s %s\n", w, impl, n, s, ops, r,
+             extra
+    }'
+}
+
+# ------------------------------------------------------------------
+# The workloads: one line per workload and implementation
+
+W1=${W1_N:-200000} W2=${W2_N:-200000} W3=${W3_N:-500000} W4=${W4_N:-100000}
+W5=${W5_N:-100000} W6=${W6_N:-200000} W7=${W7_N:-200000} W8=${W8_N:-1000}
+W9=${W9_N:-100000} W10=${W10_N:-256}
+P=$DIR/peers N=$DIR/node
+
+add w1_spawn luaio    "$LUAIO" "$DIR/w1_spawn.lua" "$W1"
+add w1_spawn asyncio  "$PYTHON" "$DIR/py/w1_spawn.py" "$W1"
+add w1_spawn uvloop   "$PYTHON" "$DIR/py/w1_spawn.py" "$W1" --uvloop
+add w1_spawn luv      "$LUA" "$P/w1_spawn.lua" "$W1" luv
+add w1_spawn cqueues  "$LUA" "$P/w1_spawn.lua" "$W1" cqueues
+add w1_spawn node     "$NODE" "$N/w1_spawn.js" "$W1"
+add w1_spawn limit    "$LUA" "$DIR/limit/w1_spawn.lua" "$W1"
+
+add w2_switch luaio   "$LUAIO" "$DIR/w2_switch.lua" "$W2"
+add w2_switch asyncio "$PYTHON" "$DIR/py/w2_switch.py" "$W2"
+add w2_switch uvloop  "$PYTHON" "$DIR/py/w2_switch.py" "$W2" --uvloop
+add w2_switch luv     "$LUA" "$P/w2_switch.lua" "$W2" luv
+add w2_switch cqueues "$LUA" "$P/w2_switch.lua" "$W2" cqueues
+add w2_switch node    "$NODE" "$N/w2_switch.js" "$W2"
+add w2_switch limit   "$LUA" "$DIR/limit/w2_switch.lua" "$W2"
+
+add w3_queue luaio    "$LUAIO" "$DIR/w3_queue.lua" "$W3"
+add w3_queue asyncio  "$PYTHON" "$DIR/py/w3_queue.py" "$W3"
+add w3_queue uvloop   "$PYTHON" "$DIR/py/w3_queue.py" "$W3" --uvloop
+add w3_queue luv      "$LUA" "$P/w3_queue.lua" "$W3" luv
+add w3_queue cqueues  "$LUA" "$P/w3_queue.lua" "$W3" cqueues
+add w3_queue node     "$NODE" "$N/w3_queue.js" "$W3"
+
+add w4_timers luaio   "$LUAIO" "$DIR/w4_timers.lua" "$W4"
+add w4_timers asyncio "$PYTHON" "$DIR/py/w4_timers.py" "$W4"
+add w4_timers uvloop  "$PYTHON" "$DIR/py/w4_timers.py" "$W4" --uvloop
+add w4_timers luv     "$LUA" "$P/w4_timers.lua" "$W4" luv
+add w4_timers cqueues "$LUA" "$P/w4_timers.lua" "$W4" cqueues
+add w4_timers node    "$NODE" --expose-gc "$N/w4_timers.js" "$W4"
+add w4_timers limit   "$BIN/uv_timers" "$W4"
+
+add w5_lock luaio     "$LUAIO" "$DIR/w5_lock.lua" "$W5"
+add w5_lock asyncio   "$PYTHON" "$DIR/py/w5_lock.py" "$W5"
+add w5_lock uvloop    "$PYTHON" "$DIR/py/w5_lock.py" "$W5" --uvloop
+add w5_lock luv       "$LUA" "$P/w5_lock.lua" "$W5" luv
+add w5_lock cqueues   "$LUA" "$P/w5_lock.lua" "$W5" cqueues
+add w5_lock node      "$NODE" "$N/w5_lock.js" "$W5"
+
+add w6_threadsafe luaio   "$LUAIO" "$DIR/w6_threadsafe.lua" "$W6"
+add w6_threadsafe asyncio "$PYTHON" "$DIR/py/w6_threadsafe.py" "$W6"
+add w6_threadsafe uvloop  "$PYTHON" "$DIR/py/w6_threadsafe.py" "$W6" --uvloop
+add w6_threadsafe node    "$NODE" "$N/w6_threadsafe.js" "$W6"
+add w6_threadsafe limit   "$BIN/uv_threadsafe" "$W6"
+
+add w7_tcp luaio      tcp_pair "$W7" "$LUAIO" "$DIR/w7_tcp_server.lua"
+add w7_tcp asyncio    tcp_pair "$W7" "$PYTHON" "$DIR/py/w7_tcp_server.py"
+add w7_tcp uvloop     tcp_pair "$W7" "$PYTHON" "$DIR/py/w7_tcp_server.py" \
+                        --uvloop
+add w7_tcp luv        tcp_pair "$W7" "$LUA" "$P/w7_luv_server.lua"
+add w7_tcp cqueues    tcp_pair "$W7" "$LUA" "$P/w7_cqueues_server.lua"
+add w7_tcp node       tcp_pair "$W7" "$NODE" "$N/w7_tcp_server.js"
+add w7_tcp limit      tcp_pair "$W7" "$BIN/uv_echo_server"
+
+add w8_gather_wait luaio   "$LUAIO" "$DIR/w8_gather_wait.lua" "$W8"
+add w8_gather_wait asyncio "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8"
+add w8_gather_wait uvloop  "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8" \
+                             --uvloop
+add w8_gather_wait node    "$NODE" "$N/w8_gather_wait.js" "$W8"
+
+add w9_tls_echo luaio   tls_pair "$W9" "$LUAIO" "$DIR/w9_tls_echo.lua"
+add w9_tls_echo asyncio tls_pair "$W9" "$PYTHON" "$DIR/py/w9_tls_echo.py"
+add w9_tls_echo uvloop  tls_pair "$W9" "$PYTHON" "$DIR/py/w9_tls_echo.py" \
+                          --uvloop
+
+make_cert
+add w10_tls_bulk luaio   "$LUAIO" "$DIR/w10_tls_bulk.lua" "$W10" \
+                           "$TMP/cert.pem" "$TMP/key.pem"
+add w10_tls_bulk asyncio "$PYTHON" "$DIR/py/w10_tls_bulk.py" "$W10" \
+                           "$TMP/cert.pem" "$TMP/key.pem"
+add w10_tls_bulk uvloop  "$PYTHON" "$DIR/py/w10_tls_bulk.py" "$W10" \
+                           "$TMP/cert.pem" "$TMP/key.pem" --uvloop
+
+# w11: a 1 GiB copy (W11_N MiB) with a task ticking every millisecond;
+# worst_gap_ms= is its longest gap (idle_gap_ms= the same with nothing
+# else running). Rows: asyncio.fs's read/write loop, fs.copyfile, CPython's
+# asyncio.to_thread (what aiofiles does), and cp(1), the limit.
+W11=${W11_N:-1024}
+add w11_files luaio    "$LUAIO" "$DIR/w11_files.lua" "$W11"
+add w11_files copyfile "$LUAIO" "$DIR/w11_files.lua" "$W11" --copyfile
+add w11_files asyncio  "$PYTHON" "$DIR/py/w11_files.py" "$W11"
+add w11_files uvloop   "$PYTHON" "$DIR/py/w11_files.py" "$W11" --uvloop
+add w11_files cp       "$PYTHON" "$DIR/py/w11_files.py" "$W11" --cp
+
+echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
+  "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
+printf '%-15s %-8s %8s %9s %10s %11s %s\n' workload impl N seconds ops/s \
+  luaio/impl extra
+[ -f "$TMP/workloads" ] || { echo "run.sh: nothing to run" >&2; exit 1; }
+while read -r w; do
+  run_workload "$w"
+done < "$TMP/workloads"
 exit $STATUS

@@ -108,6 +108,8 @@ void aio_push_uverror(lua_State *L, int uverr, const char *what);
 /* True when the value at `idx` is an error object of class `cls` (or of
  * a subclass). Never raises. */
 int aio_iserror(lua_State *L, int idx, aio_errclass cls);
+/* The same for the class errors.<name> ("OSError"). */
+int aio_iserror_named(lua_State *L, int idx, const char *name);
 /* True for the errors that must leave the loop instead of reaching the
  * exception handler (KeyboardInterrupt, SystemExit). */
 int aio_isfatal(lua_State *L, int idx);
@@ -311,6 +313,13 @@ void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
 /* aio_ready_push without first draining thread-safe posts. */
 void aio_ready_push_raw(lua_State *L, aio_loop *loop, aio_ready_kind kind,
                         void *p, unsigned n, aio_cfunc cfn, int nvals);
+/* Makes room for n more ready entries without raising (0: out of
+ * memory, nothing changed). */
+int aio_ready_fit(aio_loop *loop, unsigned n);
+/* Drains thread-safe posts, then makes room for n more ready entries
+ * (raises "not enough memory"); a later aio_ready_push_raw of n entries
+ * without Lua values then cannot fail. */
+void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n);
 /* Schedules one step of task `t` (call_soon(task.__step)). */
 void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t);
 
@@ -404,6 +413,10 @@ int aio_cfuture_set_running(aio_cfuture *cf);
 int aio_cfuture_cancel(aio_cfuture *cf);
 /* Pushes a userdata for cf (taking a reference). */
 void aio_cfuture_push(lua_State *L, aio_cfuture *cf);
+/* Pushes a userdata holding a new concurrent future (the userdata owns
+ * its only reference) and returns it; raises "not enough memory"
+ * leaking nothing. */
+aio_cfuture *aio_cfuture_push_new(lua_State *L);
 /* Pushes a Future of `loop` (NULL: the running or current loop) that
  * completes with the concurrent future at idx (asyncio.wrap_future). */
 int aio_cfuture_wrap(lua_State *L, int idx, aio_loop *loop);
@@ -452,8 +465,11 @@ aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
 /* Runs the handle on top of the stack (popped) unless cancelled. */
 void aio_handle_run(lua_State *L, aio_loop *loop);
 
-/* Pushes a timer entry; the Lua object on top of the stack is anchored
- * (and popped). */
+/* Pushes a timer entry. For a TimerHandle (AIO_R_HANDLE) the Lua object
+ * on top of the stack is anchored (and popped); a task's sleep entry
+ * (AIO_R_SLEEP) takes nothing from the stack: the task is anchored by its
+ * loop while pending, and by the timer table once retired while entries
+ * still point at it (aio_timer_task_retired). */
 void aio_timer_push(lua_State *L, aio_loop *loop, double when, int kind,
                     void *p, unsigned gen);
 /* Moves every due timer to the end of the ready queue. */
@@ -465,6 +481,9 @@ int aio_timers_next(lua_State *L, aio_loop *loop, double *when);
 /* Notes that a heap entry became dead (cancelled handle or stale sleep);
  * compacts the heap when most of it is dead. */
 void aio_timers_cancelled(lua_State *L, aio_loop *loop);
+/* The task at tidx retires (leaves the loop's pending set): while timer
+ * entries still point at it, the timer table keeps it. */
+void aio_timer_task_retired(lua_State *L, aio_loop *loop, int tidx);
 /* Number of live timers (for tests). */
 unsigned aio_timers_live(lua_State *L, aio_loop *loop);
 /* Drops every timer (loop close). */
@@ -539,6 +558,8 @@ struct aio_task {
   unsigned char resume_throw; /* this resume passes an error to raise */
   unsigned char bad_yield;  /* the next step raises "bad yield" by hook */
   unsigned char sleep_in_heap; /* the current sleep's timer is live */
+  unsigned timer_refs;      /* timer heap entries pointing at the task,
+                               live or dead (see aio_timer_task_retired) */
 };
 
 aio_future *aio_check_future(lua_State *L, int idx);
@@ -611,6 +632,8 @@ typedef struct aio_coro {
   unsigned char state;    /* AIO_CORO_* */
   unsigned char origin;   /* debug mode: uservalue nargs+2 is the
                              traceback of where it was created */
+  unsigned char cached;   /* a C operation its object keeps for reuse
+                             (aio_ccoro_kept) */
 } aio_coro;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
@@ -653,6 +676,20 @@ void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs);
  * arguments (the object, already checked, and its arguments) and returns
  * the Coroutine object of `body` for them. */
 int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
+/* As aio_ccoro_method, allocating nothing in the steady state: the object
+ * at index 1 keeps the operation in its user value `slot`; a call returns
+ * that Coroutine armed with the new arguments once it has been awaited
+ * (or wrapped in a task), else a new one, which it keeps instead. So
+ * `await(q:get())` in a loop reuses one object. What this relaxes: an
+ * operation object already awaited may be armed again by the next call
+ * of the same method of the same object (it is then that call's object:
+ * awaiting the old reference again performs the new call), and a kept
+ * operation has no "never awaited" report (no C operation has one). */
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
+/* Bodies that await(obj) runs directly for objects of a kind, with the
+ * stack [obj], instead of the Coroutine obj's __await returns
+ * (await(lock), await(sem)): set by the kind's opener. */
+extern lua_CFunction aio_await_direct[AIO_K_COUNT];
 /* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
  * running fn(args). */
 void aio_coro_new(lua_State *L, int nargs);
@@ -762,17 +799,92 @@ int aio_sockaddr_parse(const char *host, int port,
                        struct sockaddr_storage *ss);
 void aio_push_sockaddr(lua_State *L, const struct sockaddr *sa);
 
-/* Stream transports for other files (process.c): a pipe stream, its uv
- * handle, and its reader / writer objects. */
+/* ------------------------------------------------------------------ */
+/* Transports and protocols (transport.c, server.c, stream.c)          */
+
+#define AIO_TRANSPORT_MT "asyncio.Transport"
+#define AIO_SRP_MT "asyncio.StreamReaderProtocol"
+
+/* The uv half of a stream transport (TCP, Unix socket, pipe): malloc'd,
+ * an I/O object of its loop, freed by its handle's close callback. */
 typedef struct aio_stream aio_stream;
-aio_stream *aio_stream_new_pipe(lua_State *L, aio_loop *loop);
+/* The Lua half: the Transport userdata. It is anchored (kept alive by
+ * the registry) from its creation until connection_lost was called. */
+typedef struct aio_transport aio_transport;
+
+/* A protocol C drives with no Lua on the data path. The metatable of a C
+ * protocol's userdata holds its vtable (a light userdata) under
+ * AIO_PROTO_VT; `p` is the userdata's address. Every other protocol
+ * value is called through its Lua methods by transport.c. */
+#define AIO_PROTO_VT "__aio_protocol"
+typedef struct aio_proto_vt {
+  /* uv context (no Lua): where the next read lands (len 0: no room),
+   * and that n bytes arrived there; nonzero asks dispatch to call
+   * wake. */
+  void (*get_buffer)(void *p, uv_buf_t *buf);
+  int (*buffer_updated)(void *p, size_t n);
+  void (*wake)(lua_State *L, void *p);
+  /* Lua context; the protocol object at pidx; they may raise (the
+   * transport reports the error and aborts). eof_received returns true
+   * to keep the connection half-open. */
+  void (*connection_made)(lua_State *L, void *p, int pidx, int tidx);
+  int (*eof_received)(lua_State *L, void *p, int pidx);
+  void (*connection_lost)(lua_State *L, void *p, int pidx, int eidx);
+  void (*pause_writing)(lua_State *L, void *p, int pidx);
+  void (*resume_writing)(lua_State *L, void *p, int pidx);
+} aio_proto_vt;
+
+/* The transport at idx, or NULL if the value is not one. */
+aio_transport *aio_test_transport(lua_State *L, int idx);
+/* Data path for C callers (Lua context). write: raises RuntimeError
+ * after write_eof; a closing transport drops the data; a failure loses
+ * the transport (connection_lost gets the error). */
+void aio_transport_write(lua_State *L, aio_transport *t, const char *data,
+                         size_t len);
+void aio_transport_close(lua_State *L, aio_transport *t);
+void aio_transport_abort(lua_State *L, aio_transport *t);
+void aio_transport_write_eof(lua_State *L, aio_transport *t);
+int aio_transport_is_closing(aio_transport *t);
+void aio_transport_pause_reading(aio_transport *t);
+void aio_transport_resume_reading(aio_transport *t);
+size_t aio_transport_buffer_size(aio_transport *t);
+/* Pushes "tcp", "unix" or "pipe". */
+const char *aio_transport_kind(aio_transport *t);
+
+/* A new unconnected stream of `kind` (raises OSError). */
+enum { AIO_SK_TCP, AIO_SK_UNIX, AIO_SK_PIPE };
+aio_stream *aio_stream_new(lua_State *L, aio_loop *loop, int kind);
 uv_stream_t *aio_stream_uv(aio_stream *s);
-/* Pushes a StreamReader reading s (limit 0: the default). */
-void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit);
-/* Pushes a StreamWriter writing s; ridx: its reader (0: none). */
-void aio_stream_push_writer(lua_State *L, aio_stream *s, int ridx);
-/* Closes a stream no Lua object owns yet. */
+/* Closes a stream no transport owns yet. */
 void aio_stream_abort(aio_stream *s);
+/* Pushes a new Transport over the connected stream s (which it owns
+ * from now on). ro / wo: a read-only or write-only pipe. */
+aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
+                                  int wo);
+/* Sets the protocol at pidx on the transport at tidx and starts it:
+ * connection_made(transport), then reading; at once (now) or from the
+ * ready queue, as asyncio's call_soon. */
+void aio_transport_start(lua_State *L, int tidx, int pidx, int now);
+/* Server accounting: the server's shared part (server.c). */
+typedef struct aio_srvcore aio_srvcore;
+void aio_transport_set_server(aio_transport *t, aio_srvcore *c);
+void aio_srvcore_detach(lua_State *L, aio_srvcore *c, aio_transport *t);
+/* Closes (abort: aborts) every transport linked in the list at *head
+ * (server.c's close_clients / abort_clients). */
+aio_transport *aio_transport_next_client(aio_transport *t);
+void aio_transport_link_client(aio_transport **head, aio_transport *t);
+void aio_transport_unlink_client(aio_transport **head, aio_transport *t);
+
+/* Raises OSError "AF_UNIX path too long" (with .filename) when the path
+ * at idx does not fit a socket address. */
+void aio_check_unix_path(lua_State *L, int idx);
+/* For server.c's accept: a new stream or NULL (never raises). */
+aio_stream *aio_stream_alloc(aio_loop *loop, int kind);
+
+/* Stream helpers for process.c (stream.c): the StreamReader of a pipe
+ * (limit 0: the default) and the StreamWriter of one. They push it. */
+void aio_stream_push_reader(lua_State *L, aio_stream *s, size_t limit);
+void aio_stream_push_writer(lua_State *L, aio_stream *s);
 /* The `limit` field of the options table at idx (0: none given). */
 size_t aio_opt_limit(lua_State *L, int idx);
 
@@ -792,9 +904,12 @@ void aio_open_signal(lua_State *L);
 void aio_open_locks(lua_State *L);
 void aio_open_queue(lua_State *L);
 void aio_open_stream(lua_State *L);
+void aio_open_transport(lua_State *L);
+void aio_open_server(lua_State *L);
 void aio_open_udp(lua_State *L);
 void aio_open_process(lua_State *L);
 void aio_open_dns(lua_State *L);
+void aio_open_fs(lua_State *L);
 void aio_open_threads(lua_State *L);
 void aio_open_cfuture(lua_State *L);
 void aio_open_executor(lua_State *L);

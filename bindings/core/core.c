@@ -79,10 +79,13 @@ LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   aio_open_signal(L);
   aio_open_locks(L);
   aio_open_queue(L);
+  aio_open_transport(L);
+  aio_open_server(L);
   aio_open_stream(L);
   aio_open_udp(L);
   aio_open_process(L);
   aio_open_dns(L);
+  aio_open_fs(L);
   aio_open_threads(L);
   aio_open_cfuture(L);
   aio_open_executor(L);

@@ -73,6 +73,19 @@ int aio_iserror(lua_State *L, int idx, aio_errclass cls) {
   return r;
 }
 
+int aio_iserror_named(lua_State *L, int idx, const char *name) {
+  int r;
+  idx = lua_absindex(L, idx);
+  if (!push_is_set(L, idx))
+    return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return r;
+}
+
 int aio_isfatal(lua_State *L, int idx) {
   return aio_iserror(L, idx, AIO_E_KEYBOARD_INTERRUPT) ||
          aio_iserror(L, idx, AIO_E_SYSTEM_EXIT);

@@ -201,6 +201,7 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
     lua_pop(L, 1);
     loop->npending--;
   }
+  aio_timer_task_retired(L, loop, fidx);
   t->co = NULL;
   t->waiter = NULL;
   lua_pushnil(L);
@@ -820,14 +821,17 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
     lua_setfield(L, -3, "name");
     lua_pop(L, 1);
     lua_setiuservalue(L, tidx, AIO_TU_EXTRA);
-  } else if (oidx)
+  } else if (oidx && lua_istable(L, oidx))
     lua_pop(L, 1);
+  /* room for the first step first: once registered as pending, the
+   * task must be scheduled (a memory error here leaves nothing behind) */
+  aio_ready_reserve(L, loop, 1);
   aio_push_env(L, loop, AIO_ENV_TASKS);
   lua_pushvalue(L, tidx);
   lua_rawseti(L, -2, t->id);
   lua_pop(L, 1);
   loop->npending++;
-  aio_schedule_step(L, loop, t);
+  aio_ready_push_raw(L, loop, AIO_R_STEP, t, 0, NULL, 0);
   return t;
 }
 
@@ -1261,9 +1265,14 @@ static int l_task_get_stack(lua_State *L) {
  * and the frames of get_stack() to file (any object with :write) or to
  * stderr. */
 static int l_task_print_stack(lua_State *L) {
-  int i, n;
+  int i, n, t;
   aio_check_task(L, 1);
   lua_settop(L, 2);
+  t = lua_type(L, 2);
+  if (t == LUA_TUSERDATA && luaL_getmetafield(L, 2, "__index") != LUA_TNIL)
+    lua_pop(L, 1);
+  else if (t != LUA_TTABLE && t != LUA_TNIL)
+    luaL_typeerror(L, 2, "file");
   lua_pushcfunction(L, l_task_get_stack);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1); /* [task, file, frames] */
@@ -1283,7 +1292,8 @@ static int l_task_print_stack(lua_State *L) {
     fflush(stderr);
     return 0;
   }
-  lua_getfield(L, 2, "write");
+  if (lua_getfield(L, 2, "write") == LUA_TNIL)
+    luaL_typeerror(L, 2, "file");
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -3);
   lua_call(L, 2, 0);
@@ -1364,6 +1374,8 @@ static int l_loop_create_future(lua_State *L) {
 static int l_loop_create_task(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   luaL_checkany(L, 2);
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
   aio_create_task(L, loop, 2, lua_isnoneornil(L, 3) ? 0 : 3);
   return 1;
 }
@@ -1374,6 +1386,8 @@ static int l_create_task(lua_State *L) {
   if (loop == NULL)
     return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
   luaL_checkany(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
   aio_create_task(L, loop, 1, lua_isnoneornil(L, 2) ? 0 : 2);
   return 1;
 }

@@ -305,7 +305,7 @@ static int open_stdio(lua_State *L, aio_loop *loop, int oidx,
     how[2] = how[1]; /* stderr goes where stdout goes */
   for (i = 0; i < 3; i++) {
     if (how[i] == IO_PIPE) {
-      pipes[i] = aio_stream_new_pipe(L, loop);
+      pipes[i] = aio_stream_new(L, loop, AIO_SK_PIPE);
       stdio[i].flags = UV_CREATE_PIPE |
                        (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
       stdio[i].data.stream = aio_stream_uv(pipes[i]);
@@ -352,7 +352,7 @@ static void push_process(lua_State *L, aio_loop *loop, proc *p,
     if (pipes[i] == NULL)
       continue;
     if (i == 0)
-      aio_stream_push_writer(L, pipes[i], 0);
+      aio_stream_push_writer(L, pipes[i]);
     else
       aio_stream_push_reader(L, pipes[i], limit);
     lua_setiuservalue(L, -2, P_UV_STDIN + i);

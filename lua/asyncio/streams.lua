@@ -1,109 +1,121 @@
 --- asyncio.streams: open_connection, start_server, their Unix-socket
--- twins, and open_udp.
+-- twins, StreamWriter:start_tls, and open_udp.
 --
--- The transports, StreamReader, StreamWriter, Server and the UDP
--- endpoint are C objects of the core (bindings/io/stream.c, udp.c); this
--- module only resolves host names (asyncio.getaddrinfo, on libuv's thread
--- pool) and tries the addresses in order, as asyncio does. Every function
--- here is a coroutine function: call it and await the result.
+-- Streams are a protocol on the transports, as in asyncio: the
+-- StreamReader, StreamReaderProtocol and StreamWriter are C objects of
+-- the core (bindings/io/stream.c), the transports and servers too
+-- (transport.c, server.c); these functions go through the loop's
+-- create_connection / create_server (asyncio.transports) with the stream
+-- protocol. Every function here is a coroutine function: call it and
+-- await the result.
 --
 --   local reader, writer = await(asyncio.open_connection("127.0.0.1", 80))
 --   local srv = await(asyncio.start_server(handle, "127.0.0.1", 0))
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local transports = require "asyncio.transports"
+local check = require "asyncio.check"
 
-local async, await, iserror = core.async, core.await, core.iserror
-local error, ipairs, pcall, tostring, type =
-  error, ipairs, pcall, tostring, type
+local async, await = core.async, core.await
+local StreamReader, StreamReaderProtocol, StreamWriter =
+  core.StreamReader, core.StreamReaderProtocol, core.StreamWriter
+local pairs, type = pairs, type
 
 local M = {}
 
-local SOCK_STREAM, SOCK_DGRAM = core.SOCK_STREAM, core.SOCK_DGRAM
+local SOCK_DGRAM = core.SOCK_DGRAM
+local resolve = transports._resolve
 
---- The numeric addresses of host (a name, a numeric address, or nil for
--- every local interface when passive, else the loopback), without
--- duplicates, in getaddrinfo's order.
-local function resolve(host, port, socktype, passive)
-  if host ~= nil and core._ip_family(host) then return {host} end
-  local infos = await(core.getaddrinfo(host, port, {
-    type = socktype, flags = passive and core.AI_PASSIVE or nil}))
-  local seen, out = {}, {}
-  for _, ai in ipairs(infos) do
-    if not seen[ai.addr] then
-      seen[ai.addr] = true
-      out[#out + 1] = ai.addr
-    end
+local DEFAULT_LIMIT = 65536
+
+local function limit_of(opts)
+  local limit = opts and opts.limit
+  if limit == nil then return DEFAULT_LIMIT end
+  if math.type(limit) ~= "integer" or limit <= 0 then
+    error("bad option 'limit' (positive integer expected)", 3)
   end
-  if #out == 0 then
-    error(errors.OSError("getaddrinfo() returned empty list"), 0)
-  end
-  return out
+  return limit
 end
 
---- Raises the failure of trying every address, as asyncio does: the one
--- error, or an OSError naming them all when they differ.
-local function raise_all(errs)
-  local first, same = errs[1], true
-  for i = 2, #errs do
-    if tostring(errs[i]) ~= tostring(first) then same = false end
-  end
-  if same then error(first, 0) end
-  local parts = {}
-  for i, e in ipairs(errs) do parts[i] = tostring(e) end
-  error(errors.OSError("Multiple exceptions: " .. table.concat(parts, ", ")),
-        0)
+--- Connects with the stream protocol through connect(loop, factory):
+-- returns reader, writer.
+local function open_with(connect, opts)
+  local loop = core.get_running_loop()
+  local reader = StreamReader{limit = limit_of(opts)}
+  local protocol = StreamReaderProtocol(reader)
+  local transport = await(connect(loop, function() return protocol end))
+  return reader, StreamWriter(transport, protocol, reader, loop)
 end
 
---- Awaits aw, returning true and its values, or false and an ordinary
--- error; a cancellation (or any BaseException) goes through.
-local function try_await(aw)
-  local res = table.pack(pcall(await, aw))
-  if not res[1] and not iserror(res[2], errors.Exception) then
-    error(res[2], 0)
-  end
-  return table.unpack(res, 1, res.n)
-end
-
---- open_connection(host, port [, {limit =, local_addr = {host, port}}])
--- -> reader, writer: the first address of host that accepts.
+--- open_connection(host, port [, {limit =, local_addr = {host, port},
+-- ssl =, server_hostname =, ssl_handshake_timeout =,
+-- ssl_shutdown_timeout =}]) -> reader, writer: the first address of
+-- host that accepts.
 M.open_connection = async(function(host, port, opts)
-  local errs = {}
-  for _, addr in ipairs(resolve(host, port, SOCK_STREAM)) do
-    local ok, reader, writer = try_await(core._tcp_connect(addr, port, opts))
-    if ok then return reader, writer end
-    errs[#errs + 1] = reader
-  end
-  raise_all(errs)
+  check.type(host, 1, "open_connection", "string", true)
+  check.integer(port, 2, "open_connection")
+  check.opts(opts, 3, "open_connection")
+  return open_with(function(loop, factory)
+    return loop:create_connection(factory, host, port, opts)
+  end, opts)
 end)
 
 --- start_server(client_cb, host, port [, {backlog =, limit =,
--- start_serving =}]) -> Server. client_cb(reader, writer) is called for
--- each connection; when it returns a Coroutine object (a coroutine
--- function), that runs as a task. host may be a list of hosts; nil or ""
--- listens on every interface. Port 0 lets the system choose (see
--- server.sockets).
+-- start_serving =, reuse_port =, ssl =}]) -> Server. client_cb(reader,
+-- writer) is called for each connection; when it returns a Coroutine
+-- object (a coroutine function), that runs as a task. host may be a
+-- list of hosts; nil or "" listens on every interface. Port 0 lets the
+-- system choose (see server.sockets).
 M.start_server = async(function(client_cb, host, port, opts)
-  port = port or 0
-  local addrs = {}
-  for _, h in ipairs(type(host) == "table" and host or {host or ""}) do
-    for _, addr in ipairs(resolve(h ~= "" and h or nil, port, SOCK_STREAM,
-                                  true)) do
-      addrs[#addrs + 1] = {addr, port}
-    end
+  check.callable(client_cb, 1, "start_server")
+  if type(host) ~= "table" then
+    check.type(host, 2, "start_server", "string", true)
   end
-  return core._tcp_server(client_cb, addrs, opts)
+  check.integer(port, 3, "start_server", true)
+  check.opts(opts, 4, "start_server")
+  local loop = core.get_running_loop()
+  return await(loop:create_server(
+    core._stream_factory(limit_of(opts), client_cb), host, port, opts))
 end)
 
---- open_unix_connection(path [, {limit =}]) -> reader, writer
+--- open_unix_connection(path [, {limit =, ssl =, server_hostname =}])
+-- -> reader, writer
 M.open_unix_connection = async(function(path, opts)
-  return await(core._pipe_connect(path, opts))
+  check.type(path, 1, "open_unix_connection", "string")
+  check.opts(opts, 2, "open_unix_connection")
+  return open_with(function(loop, factory)
+    return loop:create_unix_connection(factory, path, opts)
+  end, opts)
 end)
 
---- start_unix_server(client_cb, path [, {backlog =, limit =}]) -> Server.
--- The socket file is removed when the server closes.
+--- start_unix_server(client_cb, path [, {backlog =, limit =, ssl =}]) ->
+-- Server. The socket file is removed when the server closes.
 M.start_unix_server = async(function(client_cb, path, opts)
-  return core._pipe_server(client_cb, path, opts)
+  check.callable(client_cb, 1, "start_unix_server")
+  check.type(path, 2, "start_unix_server", "string")
+  check.opts(opts, 3, "start_unix_server")
+  local loop = core.get_running_loop()
+  return await(loop:create_unix_server(
+    core._stream_factory(limit_of(opts), client_cb), path, opts))
+end)
+
+--- writer:start_tls(sslcontext [, {server_hostname =,
+-- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) upgrades the
+-- connection to TLS, after what was written went out: loop:start_tls
+-- gives the new transport, which the writer and its protocol use from
+-- then on. A writer of start_server's is the server side, as in Python.
+core._StreamWriter.start_tls = async(function(self, sslcontext, opts)
+  local loop = core.get_running_loop()
+  local protocol = self._protocol
+  await(self:drain())
+  local transport = await(loop:start_tls(self.transport, protocol,
+    sslcontext, {server_side = protocol:_server_side(),
+                 server_hostname = opts and opts.server_hostname,
+                 ssl_handshake_timeout = opts and opts.ssl_handshake_timeout,
+                 ssl_shutdown_timeout = opts and opts.ssl_shutdown_timeout}))
+  self:_replace_transport(transport)
+  protocol:_replace_transport(transport)
 end)
 
 --- open_udp(local_host, local_port [, {limit =, broadcast =,
@@ -111,8 +123,14 @@ end)
 -- sendto(data, host, port), await(ep:recvfrom()) -> data, host, port,
 -- getsockname(), close(). local_host nil binds every interface.
 M.open_udp = async(function(local_host, local_port, opts)
+  check.type(local_host, 1, "open_udp", "string", true)
+  check.integer(local_port, 2, "open_udp", true)
+  if local_port and (local_port < 0 or local_port > 65535) then
+    check.argerror(2, "open_udp", "port must be 0-65535")
+  end
+  check.opts(opts, 3, "open_udp")
   local host = local_host
-  if host == nil then
+  if host == nil or host == "" then
     host = "0.0.0.0"
   elseif not core._ip_family(host) then
     host = resolve(host, local_port, SOCK_DGRAM, true)[1]

@@ -1,0 +1,268 @@
+--- asyncio.transports: the event loop's transport methods, asyncio's
+-- low-level layer: create_connection, create_server,
+-- create_unix_connection, create_unix_server, connect_read_pipe,
+-- connect_write_pipe.
+--
+-- The transports are C (bindings/io/transport.c, server.c); this module
+-- resolves host names, tries the addresses in order as asyncio does,
+-- makes the protocol with the factory (called with no arguments) and
+-- hooks TLS in: with opts.ssl, the raw transport's protocol is
+-- asyncio.sslproto's SSLProtocol wrapping the application's, and the
+-- transport returned is its _app_transport (the TLS battery is required
+-- only then). Every method is awaited and returns transport, protocol
+-- (create_*_server: a Server).
+--
+--   local t, p = await(loop:create_connection(Proto, "127.0.0.1", 8080))
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+
+local async, await, iserror = core.async, core.await, core.iserror
+local error, ipairs, pcall, require, tostring, type =
+  error, ipairs, pcall, require, tostring, type
+
+local M = {}
+
+local SOCK_STREAM = core.SOCK_STREAM
+
+--- The numeric addresses of host (a name, a numeric address, or nil for
+-- every local interface when passive, else the loopback), without
+-- duplicates, in getaddrinfo's order.
+function M._resolve(host, port, socktype, passive)
+  if host ~= nil and core._ip_family(host) then return {host} end
+  local infos = await(core.getaddrinfo(host, port, {
+    type = socktype, flags = passive and core.AI_PASSIVE or nil}))
+  local seen, out = {}, {}
+  for _, ai in ipairs(infos) do
+    if not seen[ai.addr] then
+      seen[ai.addr] = true
+      out[#out + 1] = ai.addr
+    end
+  end
+  if #out == 0 then
+    error(errors.OSError("getaddrinfo() returned empty list"), 0)
+  end
+  return out
+end
+local resolve = M._resolve
+
+--- Raises the failure of trying every address, as asyncio does: the one
+-- error, or an OSError naming them all when they differ.
+local function raise_all(errs)
+  local first, same = errs[1], true
+  for i = 2, #errs do
+    if tostring(errs[i]) ~= tostring(first) then same = false end
+  end
+  if same then error(first, 0) end
+  local parts = {}
+  for i, e in ipairs(errs) do parts[i] = tostring(e) end
+  error(errors.OSError("Multiple exceptions: " .. table.concat(parts, ", ")),
+        0)
+end
+
+--- Awaits aw, returning true and its values, or false and an ordinary
+-- error; a cancellation (or any BaseException) goes through.
+local function try_await(aw)
+  local res = table.pack(pcall(await, aw))
+  if not res[1] and not iserror(res[2], errors.Exception) then
+    error(res[2], 0)
+  end
+  return table.unpack(res, 1, res.n)
+end
+
+local function check_factory(factory, name)
+  if type(factory) ~= "function" and
+     not (getmetatable(factory) or {}).__call then
+    error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
+          :format(name, type(factory)), 3)
+  end
+end
+
+local function opt(opts, name)
+  return opts and opts[name]
+end
+
+--- Checks the TLS options as asyncio does; returns the SSL context to use
+-- (nil without ssl).
+local function ssl_context(opts, server_side)
+  local ssl = opt(opts, "ssl")
+  if not ssl then
+    for _, name in ipairs{"server_hostname", "ssl_handshake_timeout",
+                          "ssl_shutdown_timeout"} do
+      if opt(opts, name) ~= nil then
+        error(errors.ValueError(name .. " is only meaningful with ssl"), 0)
+      end
+    end
+    return nil
+  end
+  if ssl == true then
+    if server_side then
+      error(errors.TypeError("ssl argument must be an SSLContext or nil"),
+            0)
+    end
+    return require("asyncio.ssl").create_default_context()
+  end
+  return ssl
+end
+
+local function ssl_timeouts(opts)
+  return {ssl_handshake_timeout = opt(opts, "ssl_handshake_timeout"),
+          ssl_shutdown_timeout = opt(opts, "ssl_shutdown_timeout")}
+end
+
+--- Gives the connected raw transport its protocol: the application's, or
+-- (ctx given) an SSLProtocol wrapping it; waits for connection_made (and
+-- the TLS handshake). Returns transport, protocol.
+local function start(loop, raw, factory, ctx, hostname, opts)
+  local ok, app = pcall(factory)
+  if not ok then
+    raw:abort()
+    error(app, 0)
+  end
+  if not ctx then
+    raw:_start(app)
+    -- connection_made runs first, as call_soon's
+    local done, err = pcall(await, core.sleep(0))
+    if not done then
+      raw:close()
+      error(err, 0)
+    end
+    return raw, app
+  end
+  local sslproto = require "asyncio.sslproto"
+  local waiter = loop:create_future()
+  local p = sslproto.SSLProtocol(loop, app, ctx, waiter, false, hostname,
+                                 ssl_timeouts(opts))
+  raw:_start(p)
+  local done, err = pcall(await, waiter)
+  if not done then
+    raw:close()
+    error(err, 0)
+  end
+  return p._app_transport, app
+end
+
+--- loop:create_connection(factory, host, port [, {ssl =,
+-- server_hostname =, local_addr = {host, port}, happy_eyeballs_delay =,
+-- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) -> transport,
+-- protocol: the first address of host that accepts.
+M.create_connection = async(function(loop, factory, host, port, opts)
+  check_factory(factory, "create_connection")
+  local ctx = ssl_context(opts, false)
+  local hostname = opt(opts, "server_hostname")
+  if ctx and hostname == nil then
+    if host == nil or host == "" then
+      error(errors.ValueError("You must set server_hostname when using "
+                              .. "ssl without a host"), 0)
+    end
+    hostname = host
+  end
+  local errs = {}
+  for _, addr in ipairs(resolve(host, port, SOCK_STREAM)) do
+    local ok, raw = try_await(core._tcp_connect(addr, port, opts))
+    if ok then return start(loop, raw, factory, ctx, hostname, opts) end
+    errs[#errs + 1] = raw
+  end
+  raise_all(errs)
+end)
+
+--- loop:create_unix_connection(factory, path [, {ssl =,
+-- server_hostname =, ...}]) -> transport, protocol
+M.create_unix_connection = async(function(loop, factory, path, opts)
+  check_factory(factory, "create_unix_connection")
+  require("asyncio.check").type(path, 2, "create_unix_connection", "string")
+  local ctx = ssl_context(opts, false)
+  local hostname = opt(opts, "server_hostname")
+  if ctx and hostname == nil then
+    error(errors.ValueError("you have to pass server_hostname when using "
+                            .. "ssl"), 0)
+  end
+  local raw = await(core._unix_connect(path))
+  return start(loop, raw, factory, ctx, hostname, opts)
+end)
+
+--- The factory a server calls per connection: with TLS, an SSLProtocol
+-- (server side) around the application's protocol; a failed handshake
+-- goes to the exception handler and the server goes on.
+local function server_factory(loop, factory, opts)
+  local ctx = ssl_context(opts, true)
+  if not ctx then return factory end
+  local sslproto = require "asyncio.sslproto"
+  local timeouts = ssl_timeouts(opts)
+  local function report(f)
+    if f:cancelled() then return end
+    local exc = f:exception()
+    if exc ~= nil then
+      loop:call_exception_handler{
+        message = "Error on transport creation for incoming connection",
+        exception = exc}
+    end
+  end
+  return function()
+    local waiter = loop:create_future()
+    waiter:add_done_callback(report)
+    return sslproto.SSLProtocol(loop, factory(), ctx, waiter, true, nil,
+                                timeouts)
+  end
+end
+
+--- loop:create_server(factory, host, port [, {ssl =, backlog =,
+-- reuse_port =, reuse_address =, start_serving =,
+-- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) -> Server. host
+-- may be a list of hosts; nil or "" listens on every interface. Port 0
+-- lets the system choose (see server.sockets).
+M.create_server = async(function(loop, factory, host, port, opts)
+  check_factory(factory, "create_server")
+  port = port or 0
+  local make = server_factory(loop, factory, opts)
+  local addrs = {}
+  for _, h in ipairs(type(host) == "table" and host or {host or ""}) do
+    for _, addr in ipairs(resolve(h ~= "" and h or nil, port, SOCK_STREAM,
+                                  true)) do
+      addrs[#addrs + 1] = {addr, port}
+    end
+  end
+  return core._tcp_server(make, addrs, opts)
+end)
+
+--- loop:create_unix_server(factory, path [, {ssl =, backlog =,
+-- start_serving =}]) -> Server. The socket file is removed when the
+-- server closes.
+M.create_unix_server = async(function(loop, factory, path, opts)
+  check_factory(factory, "create_unix_server")
+  require("asyncio.check").type(path, 2, "create_unix_server", "string")
+  return core._unix_server(server_factory(loop, factory, opts), path, opts)
+end)
+
+--- connect_read_pipe(factory, pipe) / connect_write_pipe(factory, pipe):
+-- pipe is a Lua file (io.open, io.popen) or a file descriptor; the
+-- transport owns it from then on.
+local function connect_pipe(loop, factory, pipe, readable, name)
+  check_factory(factory, name)
+  require("asyncio.check").type(pipe, 2, name, io.type(pipe) and "userdata"
+                                or "number")
+  local t = core._pipe_open(pipe, readable)
+  return start(loop, t, factory)
+end
+
+M.connect_read_pipe = async(function(loop, factory, pipe)
+  return connect_pipe(loop, factory, pipe, true, "connect_read_pipe")
+end)
+
+M.connect_write_pipe = async(function(loop, factory, pipe)
+  return connect_pipe(loop, factory, pipe, false, "connect_write_pipe")
+end)
+
+local Loop = core._EventLoop
+for _, name in ipairs{"create_connection", "create_unix_connection",
+                      "create_server", "create_unix_server",
+                      "connect_read_pipe", "connect_write_pipe"} do
+  Loop[name] = M[name]
+end
+--- loop:start_tls(transport, protocol, sslcontext [, opts]): the TLS
+-- battery's (asyncio.sslproto), loaded on first use.
+function Loop.start_tls(...)
+  return require("asyncio.sslproto").start_tls(...)
+end
+
+return M

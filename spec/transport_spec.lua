@@ -1,0 +1,493 @@
+-- The stream transports (loop:create_connection, create_server and their
+-- Unix twins): the transport's methods, servers' close_clients and
+-- abort_clients, and the TLS hook (tested with a pass-through
+-- asyncio.sslproto defined here, so that no TLS is needed).
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local assert = require "luassert"
+local h = dofile("spec/helpers.lua")
+
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+
+--- A protocol keeping what it got: data (concatenated), eof, lost (a
+-- future completed by connection_lost).
+local function sink()
+  local p = {data = "", eofs = 0,
+             lost = asyncio.get_running_loop():create_future()}
+  function p:connection_made(t) self.transport = t end
+  function p:data_received(d)
+    self.data = self.data .. d
+    if self.on_data then self.on_data(self) end
+  end
+  function p:eof_received() self.eofs = self.eofs + 1 end
+  function p:connection_lost(exc) self.lost:set_result(exc) end
+  return p
+end
+
+local function port_of(srv) return srv.sockets[1].port end
+
+local function sockpath()
+  local path = os.tmpname()
+  os.remove(path)
+  return path .. ".sock"
+end
+
+--- An echo server of protocol sinks that echo and close at the end.
+local function echo_server(loop)
+  return await(loop:create_server(function()
+    local p = sink()
+    function p:data_received(d) self.transport:write(d) end
+    function p:eof_received() end -- closes
+    return p
+  end, "127.0.0.1", 0))
+end
+
+describe("transports", function()
+  it("write, writelines, get_extra_info and the transport's state",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local t, p = await(loop:create_connection(sink, "127.0.0.1",
+                                              port_of(srv)))
+    assert.same({"127.0.0.1", port_of(srv)}, t:get_extra_info("peername"))
+    local sock = t:get_extra_info("sockname")
+    assert.equal("127.0.0.1", sock[1])
+    assert.equal("number", math.type(sock[2]) and "number")
+    assert.equal(2, t:get_extra_info("socket").family) -- AF_INET
+    assert.is_true(t:get_extra_info("socket").fd >= 0)
+    assert.equal("dflt", t:get_extra_info("peercert", "dflt"))
+    assert.is_nil(t:get_extra_info("nothing"))
+    assert.equal(loop, t:get_loop())
+    assert.equal(p, t:get_protocol())
+    assert.is_true(t:is_reading())
+    assert.is_false(t:is_closing())
+    t:write("a")
+    t:writelines({"b", "c"})
+    t:write("")
+    t:write_eof()
+    assert.is_true(iserror(h.error_of(t.write, t, "late"),
+                           asyncio.RuntimeError))
+    assert.is_nil(await(p.lost))
+    assert.equal("abc", p.data)
+    assert.equal(1, p.eofs)
+    assert.is_true(t:is_closing())
+    assert.is_false(t:is_reading())
+    assert.matches("^<Transport tcp fd=%-?%d+ closed", tostring(t))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("pause_reading and resume_reading", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local t, p = await(loop:create_connection(sink, "127.0.0.1",
+                                              port_of(srv)))
+    t:pause_reading()
+    assert.is_false(t:is_reading())
+    t:write("ping")
+    t:write_eof()
+    await(asyncio.sleep(0)) -- nothing arrives while paused, however long
+    local got = loop:create_future()
+    p.on_data = function() if not got:done() then got:set_result() end end
+    t:resume_reading()
+    assert.is_true(t:is_reading())
+    await(got)
+    await(p.lost)
+    assert.equal("ping", p.data)
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("set_write_buffer_limits checks and defaults as asyncio's",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local t = await(loop:create_connection(sink, "127.0.0.1", port_of(srv)))
+    assert.same({16384, 65536}, {t:get_write_buffer_limits()})
+    local err = h.raises(asyncio.ValueError, t.set_write_buffer_limits, t,
+                         1, 2)
+    assert.equal("ValueError: high (1) must be >= low (2) must be >= 0",
+                 tostring(err))
+    t:set_write_buffer_limits(nil, 100)
+    assert.same({100, 400}, {t:get_write_buffer_limits()})
+    t:set_write_buffer_limits(100)
+    assert.same({25, 100}, {t:get_write_buffer_limits()})
+    t:close()
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("close flushes what is queued, then calls connection_lost",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local done = loop:create_future()
+    local srv = await(loop:create_server(function()
+      local p = sink()
+      function p:connection_lost() done:set_result(self.data) end
+      return p
+    end, "127.0.0.1", 0))
+    local t, p = await(loop:create_connection(sink, "127.0.0.1",
+                                              port_of(srv)))
+    local big = string.rep("0123456789abcdef", 1 << 16)
+    t:write(big)
+    t:close()
+    t:write("dropped") -- a closing transport drops writes, as asyncio's
+    assert.is_true(t:is_closing())
+    assert.is_nil(await(p.lost))
+    assert.equal(#big, #await(done))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("create_connection raises what connect raises; a failing factory "
+     .. "leaves nothing open", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local port = port_of(srv)
+    srv:close()
+    await(srv:wait_closed())
+    local err = h.await_error(loop:create_connection(sink, "127.0.0.1",
+                                                     port))
+    assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+    srv = echo_server(loop)
+    err = h.await_error(loop:create_connection(function()
+      error(asyncio.ValueError("no protocol"))
+    end, "127.0.0.1", port_of(srv)))
+    assert.is_true(iserror(err, asyncio.ValueError))
+    err = h.await_error(loop:create_connection(42, "127.0.0.1", 1))
+    assert.matches("bad argument #1 to 'create_connection' %(protocol "
+                   .. "factory expected, got number%)", err)
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("server_hostname and ssl timeouts without ssl raise ValueError",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    for _, name in ipairs{"server_hostname", "ssl_handshake_timeout",
+                          "ssl_shutdown_timeout"} do
+      local err = h.await_error(loop:create_connection(sink, "127.0.0.1",
+        1, {[name] = name == "server_hostname" and "x" or 1}))
+      assert.is_true(iserror(err, asyncio.ValueError))
+      assert.equal("ValueError: " .. name .. " is only meaningful with ssl",
+                   tostring(err))
+    end
+    local err = h.await_error(asyncio.open_connection("127.0.0.1", 1,
+      {server_hostname = "x"}))
+    assert.is_true(iserror(err, asyncio.ValueError))
+  end))
+
+  it("Unix sockets: create_unix_server and create_unix_connection",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local path = sockpath()
+    local srv = await(loop:create_unix_server(function()
+      local p = sink()
+      function p:data_received(d) self.transport:write(d:upper()) end
+      return p
+    end, path))
+    local t, p = await(loop:create_unix_connection(sink, path))
+    assert.equal(path, t:get_extra_info("peername"))
+    assert.equal(1, t:get_extra_info("socket").family) -- AF_UNIX
+    local got = loop:create_future()
+    p.on_data = function(self)
+      if #self.data == 3 then got:set_result(self.data) end
+    end
+    t:write("abc")
+    assert.equal("ABC", await(got))
+    t:close()
+    await(p.lost)
+    srv:close()
+    await(srv:wait_closed())
+    assert.is_nil(io.open(path))
+  end))
+
+  it("a Unix path longer than a socket address raises OSError naming it",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local long = "/tmp/" .. string.rep("x", 120) .. ".sock"
+    local err = h.await_error(loop:create_unix_server(sink, long))
+    assert.is_true(iserror(err, asyncio.OSError))
+    assert.equal("OSError: AF_UNIX path too long", tostring(err))
+    assert.equal(long, err.filename)
+    assert.is_nil(io.open(long)) -- no stray socket file
+    err = h.await_error(asyncio.open_unix_connection(long))
+    assert.is_true(iserror(err, asyncio.OSError))
+    assert.equal(long, err.filename)
+    err = h.await_error(asyncio.start_unix_server(function() end, long))
+    assert.equal(long, err.filename)
+  end))
+end)
+
+describe("Server with transports", function()
+  --- A server whose connections stay open and idle; returns it and the
+  -- list of its protocols.
+  local function idle_server(loop)
+    local protos = {}
+    local srv = await(loop:create_server(function()
+      local p = sink()
+      protos[#protos + 1] = p
+      return p
+    end, "127.0.0.1", 0))
+    return srv, protos
+  end
+
+  it("close_clients closes the idle connections, so wait_closed ends",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv, protos = idle_server(loop)
+    local clients = {}
+    for i = 1, 3 do
+      local _, p = await(loop:create_connection(sink, "127.0.0.1",
+                                                port_of(srv)))
+      clients[i] = p
+    end
+    while #protos < 3 do await(asyncio.sleep(0)) end
+    srv:close()
+    local waiting = asyncio.create_task(srv:wait_closed())
+    await(asyncio.sleep(0))
+    assert.is_false(waiting:done()) -- idle clients hold it
+    srv:close_clients()
+    await(waiting)
+    for i = 1, 3 do
+      assert.is_nil(await(protos[i].lost))
+      assert.is_nil(await(clients[i].lost)) -- they saw the end
+    end
+  end))
+
+  it("abort_clients ends serve_forever's shutdown (a SIGTERM handler's "
+     .. "job)", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv, protos = idle_server(loop)
+    local _, cp = await(loop:create_connection(sink, "127.0.0.1",
+                                               port_of(srv)))
+    while #protos < 1 do await(asyncio.sleep(0)) end
+    local serving = asyncio.create_task(srv:serve_forever())
+    await(asyncio.sleep(0))
+    serving:cancel()
+    await(asyncio.sleep(0))
+    assert.is_false(serving:done()) -- waits for the idle client
+    srv:abort_clients()
+    assert.is_true(iserror(h.await_error(serving), asyncio.CancelledError))
+    assert.is_nil(await(protos[1].lost))
+    await(cp.lost)
+    assert.is_false(srv:is_serving())
+  end))
+
+  it("a failing protocol factory is reported; the server goes on",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local ctxs = {}
+    loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+    local n = 0
+    local srv = await(loop:create_server(function()
+      n = n + 1
+      if n == 1 then error(asyncio.ValueError("factory broke")) end
+      local p = sink()
+      function p:data_received(d) self.transport:write(d) end
+      return p
+    end, "127.0.0.1", 0))
+    local _, p1 = await(loop:create_connection(sink, "127.0.0.1",
+                                               port_of(srv)))
+    assert.is_nil(await(p1.lost))
+    assert.equal(1, #ctxs)
+    assert.equal("Error on transport creation for incoming connection",
+                 ctxs[1].message)
+    assert.is_true(iserror(ctxs[1].exception, asyncio.ValueError))
+    local t2, p2 = await(loop:create_connection(sink, "127.0.0.1",
+                                                port_of(srv)))
+    local got = loop:create_future()
+    p2.on_data = function() got:set_result(p2.data) end
+    t2:write("ok")
+    assert.equal("ok", await(got))
+    t2:close()
+    srv:close()
+    srv:close_clients()
+    await(srv:wait_closed())
+  end))
+end)
+
+describe("the TLS hook", function()
+  -- A pass-through asyncio.sslproto: SSLProtocol wraps the application's
+  -- protocol, resolves the waiter once connected, and gives the
+  -- application a Lua transport forwarding to the raw one.
+  local made, saved
+  local function fake_sslproto()
+    local M = {}
+    function M.SSLProtocol(loop, app, ctx, waiter, server_side, hostname,
+                           opts)
+      made[#made + 1] = {loop = loop, ctx = ctx, server_side = server_side,
+                         hostname = hostname, opts = opts}
+      local p = {}
+      local app_t = {}
+      function app_t:write(d) p.raw:write("<" .. d .. ">") end
+      function app_t:writelines(l) self:write(table.concat(l)) end
+      function app_t:write_eof() p.raw:write_eof() end
+      function app_t:can_write_eof() return false end
+      function app_t:close() p.raw:close() end
+      function app_t:abort() p.raw:abort() end
+      function app_t:is_closing() return p.raw:is_closing() end
+      function app_t:pause_reading() p.raw:pause_reading() end
+      function app_t:resume_reading() p.raw:resume_reading() end
+      function app_t:get_write_buffer_size()
+        return p.raw:get_write_buffer_size()
+      end
+      function app_t:get_extra_info(name, default)
+        if name == "sslcontext" then return ctx end
+        return p.raw:get_extra_info(name, default)
+      end
+      p._app_transport = app_t
+      function p:connection_made(raw)
+        self.raw = raw
+        app:connection_made(app_t)
+        waiter:set_result()
+      end
+      function p:data_received(d) app:data_received(d) end
+      function p:eof_received() return app:eof_received() end
+      function p:connection_lost(exc) app:connection_lost(exc) end
+      function p:pause_writing() app:pause_writing() end
+      function p:resume_writing() app:resume_writing() end
+      return p
+    end
+    return M
+  end
+
+  before_each(function()
+    made = {}
+    saved = package.loaded["asyncio.sslproto"]
+    package.loaded["asyncio.sslproto"] = fake_sslproto()
+  end)
+  after_each(function()
+    package.loaded["asyncio.sslproto"] = saved
+  end)
+
+  it("create_connection with ssl: SSLProtocol gets the arguments asyncio "
+     .. "gives, the caller the app transport", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local ctx = {name = "a context"}
+    local t, p = await(loop:create_connection(sink, "localhost",
+      port_of(srv), {ssl = ctx, ssl_handshake_timeout = 5}))
+    assert.equal(1, #made)
+    assert.equal(loop, made[1].loop)
+    assert.equal(ctx, made[1].ctx)
+    assert.is_false(made[1].server_side)
+    assert.equal("localhost", made[1].hostname) -- defaults to host
+    assert.same({ssl_handshake_timeout = 5}, made[1].opts)
+    assert.equal(p.transport, t)
+    assert.equal(ctx, t:get_extra_info("sslcontext"))
+    t:write("x")
+    t:write_eof()
+    assert.is_nil(await(p.lost))
+    assert.equal("<x>", p.data)
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("streams over the hook: open_connection and start_server with ssl",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local ctx = {name = "server context"}
+    local srv = await(asyncio.start_server(async(function(r, w)
+      local line = await(r:readline())
+      w:write(line:upper())
+      await(w:drain())
+      w:close()
+    end), "127.0.0.1", 0, {ssl = ctx}))
+    local cctx = {name = "client context"}
+    local r, w = await(asyncio.open_connection("127.0.0.1", port_of(srv),
+      {ssl = cctx, server_hostname = "example.test"}))
+    assert.equal(cctx, w:get_extra_info("sslcontext"))
+    w:write("hello\n")
+    await(w:drain())
+    -- the server's reply went through both fake protocols
+    assert.equal("<<HELLO\n>", await(r:read()))
+    w:close()
+    await(w:wait_closed())
+    srv:close()
+    await(srv:wait_closed())
+    assert.equal(2, #made)
+    local server_side, client_side = made[1], made[2]
+    if not server_side.server_side then
+      server_side, client_side = client_side, server_side
+    end
+    assert.is_true(server_side.server_side)
+    assert.equal(ctx, server_side.ctx)
+    assert.equal("example.test", client_side.hostname)
+  end))
+
+  it("ssl = true asks asyncio.ssl for the default client context; servers "
+     .. "need a context", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local saved_ssl = package.loaded["asyncio.ssl"]
+    local default = {name = "default"}
+    package.loaded["asyncio.ssl"] = {
+      create_default_context = function() return default end}
+    local ok, err = pcall(function()
+      local srv = echo_server(loop)
+      local t = await(loop:create_connection(sink, "127.0.0.1",
+                                             port_of(srv), {ssl = true}))
+      assert.equal(default, made[1].ctx)
+      t:close()
+      local e = h.await_error(loop:create_server(sink, "127.0.0.1", 0,
+                                                 {ssl = true}))
+      assert.is_true(iserror(e, asyncio.TypeError))
+      srv:close()
+      await(srv:wait_closed())
+    end)
+    package.loaded["asyncio.ssl"] = saved_ssl
+    assert(ok, err)
+  end))
+
+  it("writer:start_tls swaps the writer's and protocol's transport",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      while true do
+        local line = await(r:readline())
+        if line == "" then break end
+        w:write(line)
+      end
+      w:close()
+    end), "127.0.0.1", 0))
+    local r, w = await(asyncio.open_connection("127.0.0.1", port_of(srv)))
+    local raw = w.transport
+    local calls = {}
+    local sslproto = package.loaded["asyncio.sslproto"]
+    -- loop:start_tls is the TLS battery's; a stand-in here
+    local Loop = asyncio._core._EventLoop
+    local saved_start_tls = Loop.start_tls
+    Loop.start_tls = async(function(self, transport, protocol, ctx, opts)
+      calls[#calls + 1] = {transport = transport, protocol = protocol,
+                           ctx = ctx, opts = opts}
+      local waiter = self:create_future()
+      local p = sslproto.SSLProtocol(self, protocol, ctx, waiter,
+                                     opts.server_side, opts.server_hostname)
+      transport:set_protocol(p)
+      p:connection_made(transport)
+      await(waiter)
+      return p._app_transport
+    end)
+    local ok, err = pcall(function()
+      w:write("plain\n")
+      assert.equal("plain\n", await(r:readline()))
+      local ctx = {name = "upgrade"}
+      await(w:start_tls(ctx, {server_hostname = "h.test"}))
+      assert.equal(1, #calls)
+      assert.equal(raw, calls[1].transport)
+      assert.equal(ctx, calls[1].ctx)
+      assert.same({server_side = false, server_hostname = "h.test"},
+                  calls[1].opts)
+      assert.are_not.equal(raw, w.transport)
+      assert.equal(ctx, w:get_extra_info("sslcontext"))
+      w:write("secret\n")
+      await(w:drain())
+      assert.equal("<secret\n", await(r:readline()))
+    end)
+    Loop.start_tls = saved_start_tls
+    assert(ok, err)
+    w:close()
+    srv:close()
+    await(srv:wait_closed())
+  end))
+end)
