@@ -252,7 +252,7 @@ end
 
 local Redis = {}
 Redis.__index = Redis
-M.Redis_class = Redis
+M._Redis = Redis
 
 local DEFAULTS = {host = "127.0.0.1", port = 6379, db = 0, pool_size = 50}
 
@@ -978,7 +978,7 @@ end end)
 simple("publish", "PUBLISH")
 cmd("client_id", function() return {"CLIENT", "ID"} end)
 
-M.COMMANDS = COMMANDS
+M._COMMANDS = COMMANDS
 
 -- Redis methods: run the built command; multi-valued replies of the
 -- blocking pops are returned as several values (nil on timeout).
@@ -1362,8 +1362,8 @@ PubSub.__close = function(self)
   if self.conn then self.conn:close() end
 end
 
-M.Pipeline_class, M.PubSub_class, M.Script_class = Pipeline, PubSub, Script
+M._Pipeline, M._PubSub, M._Script = Pipeline, PubSub, Script
 M._Protocol = Protocol
-M.reply_error = reply_error
+M._reply_error = reply_error
 
 return M
