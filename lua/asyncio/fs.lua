@@ -24,7 +24,8 @@ local errors = require "asyncio.errors"
 local async, await, iserror = core.async, core.await, core.iserror
 local c_open, c_close, c_read, c_write = core._fs_open, core._fs_close,
   core._fs_read, core._fs_write
-local c_fstat, c_fsync = core._fs_fstat, core._fs_fsync
+local c_fstat, c_fsync, c_ftruncate = core._fs_fstat, core._fs_fsync,
+  core._fs_ftruncate
 local oserror = core._fs_oserror
 local error, getmetatable, setmetatable, select, tostring, type, pcall =
   error, getmetatable, setmetatable, select, tostring, type, pcall
@@ -55,6 +56,9 @@ end
 local function check_path(p, i, fname)
   if type(p) ~= "string" then
     argerror(i, fname, "string expected, got " .. typename(p), 1)
+  end
+  if find(p, "\0", 1, true) then -- the system would cut the path there
+    argerror(i, fname, "path contains a zero byte", 1)
   end
 end
 
@@ -491,6 +495,29 @@ end)
 function File:sync()
   check_file(self, "sync")
   return sync_coro(self)
+end
+
+local truncate_coro = async(function(self, size)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  if not self._writable then unsupported("not writable") end
+  flush_writes(self)
+  if size == nil then size = self._pos end
+  drop_buffer(self) -- what was read ahead may be gone
+  await(c_ftruncate(self._fd, size))
+  return size
+end)
+
+--- f:truncate([size]) -> Coroutine; awaited, resizes the file to size
+-- bytes (default: the position), as Python's truncate, and returns the
+-- size. The position does not move.
+function File:truncate(size)
+  check_file(self, "truncate")
+  if size ~= nil then
+    size = check_int(size, 1, "truncate")
+    if size < 0 then argerror(1, "truncate", "negative size") end
+  end
+  return truncate_coro(self, size)
 end
 
 local nothing = async(function() end)
