@@ -38,7 +38,8 @@ local ipairs, tonumber, mtype = ipairs, tonumber, math.type
 local M = {}
 
 local CHUNK = 65536            -- a read of the buffer asks at least this
-local MAX_READ = 64 * 1048576  -- a read(n) asks at most this at once
+local MAX_READ = 64 * 1048576  -- a read-ahead asks at most this at once
+local MAX_REQUEST = 0x7fffffff -- a read request asks at most this
 local MAX_WRITE = 1073741824   -- a write request carries at most this
 local WBUF = 65536             -- small writes gather up to this
 
@@ -142,16 +143,47 @@ local function drop_buffer(self)
   self._buf, self._bpos = "", 1
 end
 
+--- Reads until `need` more bytes past the buffer came in (or the end of
+-- the file), asking `want` bytes at a time (CHUNK at least, more as they
+-- come); returns the chunks and their size. Large reads are one request
+-- of the size asked (a regular file gives it all) and no copy. After an
+-- error (a cancellation) what came in waits in the buffer: nothing is
+-- lost.
+local function gather(self, need, want)
+  local parts, got = {}, 0
+  local base = raw_offset(self)
+  local ok, err = pcall(function()
+    while got < need do
+      local n = min(max(min(need - got, want), CHUNK), MAX_REQUEST)
+      local chunk = await(c_read(self._fd, n,
+                                 self._seekable and base + got or -1))
+      if #chunk == 0 then break end
+      parts[#parts + 1] = chunk
+      got = got + #chunk
+      if self._seekable and #chunk < n then break end -- the end
+      want = max(want, got)
+    end
+  end)
+  if not ok or got > 0 then -- into the buffer, in one string
+    if avail(self) == 0 and #parts == 1 then
+      self._buf = parts[1]
+    elseif got > 0 then
+      self._buf = sub(self._buf, self._bpos) .. concat(parts)
+    end
+    self._bpos = 1
+  end
+  if not ok then error(err, 0) end
+  return got
+end
+
 local function read_count(self, n)
   if n == 0 then -- "" unless at the end of the file, as io's read(0)
     if avail(self) > 0 or fill(self) then return "" end
     return nil
   end
-  while avail(self) < n do
-    local more, short = fill(self, n - avail(self))
-    if not more or short then break end
-  end
   local a = avail(self)
+  if a < n then gather(self, n - a, n - a) end
+  a = avail(self)
   if a == 0 then return nil end
   return take(self, min(n, a))
 end
@@ -183,14 +215,9 @@ end
 local function read_all(self)
   local want = CHUNK
   if self._seekable then -- one request of the size left (and one more)
-    local left = await(c_fstat(self._fd)).size - raw_offset(self)
-    want = min(max(left + 1, CHUNK), 0x7fffffff)
+    want = await(c_fstat(self._fd)).size - raw_offset(self) + 1
   end
-  while true do
-    local more, short = fill(self, want)
-    if not more or short then break end
-    want = max(avail(self), CHUNK)
-  end
+  gather(self, math.huge, want)
   return take(self, avail(self))
 end
 
@@ -520,7 +547,9 @@ function File:truncate(size)
   return truncate_coro(self, size)
 end
 
-local nothing = async(function() end)
+local wait_closed = async(function(self)
+  await(core._fs_wait_idle(self._fd))
+end)
 
 local function flush_locked(self)
   local _ <close> = await(self._lock)
@@ -546,10 +575,11 @@ end)
 
 --- f:close() -> Coroutine; awaited, writes what is buffered out and
 -- closes the file (at once for the other methods, which raise from now
--- on). Closing again does nothing.
+-- on). Closing again waits for a close under way (of a <close> scope)
+-- to end, and does nothing more.
 function File:close()
   if getmetatable(self) ~= File then check_file(self, "close") end
-  if self.closed then return nothing() end
+  if self.closed then return wait_closed(self) end
   self.closed = true
   return close_coro(self)
 end

@@ -259,5 +259,10 @@ for _, name in ipairs{"create_connection", "create_unix_connection",
                       "connect_read_pipe", "connect_write_pipe"} do
   Loop[name] = M[name]
 end
+--- loop:start_tls(transport, protocol, sslcontext [, opts]): the TLS
+-- battery's (asyncio.sslproto), loaded on first use.
+function Loop.start_tls(...)
+  return require("asyncio.sslproto").start_tls(...)
+end
 
 return M
