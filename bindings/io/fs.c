@@ -96,6 +96,8 @@ static void push_fd(lua_State *L, uv_file fd) {
   luaL_setmetatable(L, AIO_FSFD_MT);
 }
 
+static void file_close_detached(aio_loop *loop, fsfile *f);
+
 /* fd:close_detached(): closes without waiting; a request in flight
  * delays it until it ends. Closing twice does nothing. */
 static int l_fd_close_detached(lua_State *L) {
@@ -108,7 +110,7 @@ static int l_fd_close_detached(lua_State *L) {
     return 0;
   }
   loop = aio_running_loop(L);
-  file_close_now(loop && !loop->closed ? loop->uv : NULL, f);
+  file_close_detached(loop, f);
   return 0;
 }
 
@@ -172,8 +174,12 @@ static void file_settle(fsreq *r) {
   if (r->op == OP_WRITE && r->req.result >= 0 && f->fd >= 0 &&
       r->after == -1)
     r->after = (int64_t)lseek(f->fd, 0, SEEK_CUR);
-  if (--f->inflight == 0 && f->closing)
-    file_close_now(r->req.loop, f);
+  if (--f->inflight == 0 && f->closing) {
+    if (r->io.loop && !r->io.loop->closed)
+      file_close_detached(r->io.loop, f);
+    else
+      file_close_now(r->req.loop, f); /* the loop is closing */
+  }
 }
 
 static void drop_result(fsreq *r);
@@ -206,10 +212,12 @@ static void fs_dispatch(lua_State *L, aio_io *io, unsigned ev) {
     aio_waiters_wake(L, r->file);
   if (r->detached && r->req.result < 0 && r->io.loop) {
     aio_loop *loop = r->io.loop;
-    push_fs_error(L, (int)r->req.result, "write", 0, 0);
+    int closing = r->op == OP_CLOSE;
+    push_fs_error(L, (int)r->req.result, op_names[r->op], 0, 0);
     fsreq_free(r);
-    aio_report_error(L, loop, "asyncio.File lost data written before it "
-                     "closed", -1, NULL, 0);
+    aio_report_error(L, loop, closing ? "asyncio.File failed to close"
+                     : "asyncio.File lost data written before it closed",
+                     -1, NULL, 0);
     lua_pop(L, 1);
     return;
   }
@@ -259,6 +267,37 @@ static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op) {
   r->io.dispatch = fs_dispatch;
   aio_io_link(t->fut.loop, &r->io, NULL);
   return r;
+}
+
+/* Closes f's descriptor without a waiter. With an open loop, a close
+ * request nobody awaits, counted in flight for f (so that _fs_wait_idle
+ * sees it end; a failure goes to the exception handler); else close(2)
+ * at once (or a plain request, see file_close_now). */
+static void file_close_detached(aio_loop *loop, fsfile *f) {
+  uv_file fd = f->fd;
+  fsreq *r;
+  if (fd < 0)
+    return;
+  if (loop == NULL || loop->closed || (r = calloc(1, sizeof *r)) == NULL) {
+    file_close_now(NULL, f);
+    return;
+  }
+  f->fd = -1;
+  f->closing = 0;
+  r->req.data = r;
+  r->op = OP_CLOSE;
+  r->abandoned = r->detached = 1;
+  r->io.shut = fs_shut;
+  r->io.dispatch = fs_dispatch;
+  aio_io_link(loop, &r->io, NULL);
+  if (uv_fs_close(loop->uv, &r->req, fd, on_fs_done) != 0) {
+    fsreq_free(r);
+    close(fd);
+    return;
+  }
+  r->file = f;
+  f->refs++;
+  f->inflight++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -595,6 +634,34 @@ static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f) {
                                            size, on_fs_done));
 }
 
+/* [fd]: returns once no request of the file is in flight, its close
+ * included (closed files too). */
+static int wait_idle_body(lua_State *L);
+
+static int wait_idle_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  aio_waiters_resumed(L, to_file(L, 1), lua_gettop(L));
+  lua_pop(L, 1);
+  return wait_idle_body(L);
+}
+
+static int wait_idle_body(lua_State *L) {
+  aio_task *t = aio_check_await(L, "close");
+  fsfile *f = to_file(L, 1);
+  if (f == NULL || f->inflight == 0)
+    return 0;
+  aio_future_new(L, t->fut.loop);
+  return aio_waiters_await(L, t, f, 0, wait_idle_k);
+}
+
+/* _fs_wait_idle(fd) -> Coroutine; awaited, returns once the file has no
+ * request in flight (a close without a waiter included). */
+static int l_fs_wait_idle(lua_State *L) {
+  luaL_checkudata(L, 1, AIO_FSFD_MT);
+  return aio_ccoro_method(L, 1, wait_idle_body);
+}
+
 static int close_body(lua_State *L) { return fd_run(L, OP_CLOSE); }
 static int read_body(lua_State *L) { return fd_run(L, OP_READ); }
 static int write_body(lua_State *L) { return fd_run(L, OP_WRITE); }
@@ -854,6 +921,7 @@ static const luaL_Reg fd_metamethods[] = {
 static const luaL_Reg fs_funcs[] = {
     {"_fs_open", l_fs_open},
     {"_fs_close", l_fs_close},
+    {"_fs_wait_idle", l_fs_wait_idle},
     {"_fs_read", l_fs_read},
     {"_fs_write", l_fs_write},
     {"_fs_fstat", l_fs_fstat},

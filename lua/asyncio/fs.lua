@@ -547,7 +547,9 @@ function File:truncate(size)
   return truncate_coro(self, size)
 end
 
-local nothing = async(function() end)
+local wait_closed = async(function(self)
+  await(core._fs_wait_idle(self._fd))
+end)
 
 local function flush_locked(self)
   local _ <close> = await(self._lock)
@@ -573,10 +575,11 @@ end)
 
 --- f:close() -> Coroutine; awaited, writes what is buffered out and
 -- closes the file (at once for the other methods, which raise from now
--- on). Closing again does nothing.
+-- on). Closing again waits for a close under way (of a <close> scope)
+-- to end, and does nothing more.
 function File:close()
   if getmetatable(self) ~= File then check_file(self, "close") end
-  if self.closed then return nothing() end
+  if self.closed then return wait_closed(self) end
   self.closed = true
   return close_coro(self)
 end
