@@ -1484,6 +1484,14 @@ static int l_isfuture(lua_State *L) {
   return 1;
 }
 
+/* _succeeded(fut) -> true when fut finished with a result (not cancelled,
+ * no exception): gather's per-child test in one call. */
+static int l__succeeded(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  lua_pushboolean(L, f->state == AIO_FINISHED && !f->has_exc);
+  return 1;
+}
+
 static const luaL_Reg future_funcs[] = {
     {"Future", l_future_new},
     {"Task", l_task_new},
@@ -1493,6 +1501,7 @@ static const luaL_Reg future_funcs[] = {
     {"all_tasks", l_all_tasks},
     {"isfuture", l_isfuture},
     {"_traceback_of", l__traceback_of},
+    {"_succeeded", l__succeeded},
     {NULL, NULL}};
 
 void aio_open_future(lua_State *L) {
