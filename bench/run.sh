@@ -290,6 +290,7 @@ add w9_tls_echo luaio   tls_pair "$W9" "$LUAIO" "$DIR/w9_tls_echo.lua"
 add w9_tls_echo asyncio tls_pair "$W9" "$PYTHON" "$DIR/py/w9_tls_echo.py"
 add w9_tls_echo uvloop  tls_pair "$W9" "$PYTHON" "$DIR/py/w9_tls_echo.py" \
                           --uvloop
+add w9_tls_echo node    tls_pair "$W9" "$NODE" "$N/w9_tls_echo.js"
 
 make_cert
 add w10_tls_bulk luaio   "$LUAIO" "$DIR/w10_tls_bulk.lua" "$W10" \

@@ -216,11 +216,29 @@ describe("asyncio.ssl", function()
       assert.matches("GMT$", cert.notBefore)
       assert.same({{"DNS", "localhost"}, {"IP Address", "127.0.0.1"},
                    {"IP Address", "0:0:0:0:0:0:0:1"}}, cert.subjectAltName)
+      assert.same({"http://ocsp.example/"}, cert.OCSP)
+      assert.same({"http://ca.example/ca.pem"}, cert.caIssuers)
+      assert.same({"http://crl.example/ca.crl"}, cert.crlDistributionPoints)
       local expired = ssl._test_decode_cert(certs.path("expired.pem"))
       assert.equal("Jan  1 00:00:00 2020 GMT", expired.notBefore)
       assert.equal("Feb  1 00:00:00 2020 GMT", expired.notAfter)
-      assert.is_nil(ssl._test_decode_cert(certs.path("ca.pem"))
-                    .subjectAltName)
+      local ca = ssl._test_decode_cert(certs.path("ca.pem"))
+      assert.is_nil(ca.subjectAltName)
+      assert.is_nil(ca.OCSP)
+      assert.is_nil(ca.crlDistributionPoints)
+    end)
+
+    it("decode exactly as Python's ssl does", function()
+      local cjson = require "cjson"
+      for _, name in ipairs{"server.pem", "client.pem", "ca.pem",
+                            "expired.pem"} do
+        local path = certs.path(name)
+        local p = io.popen("python3 -c 'import json, ssl, sys; print(json."
+          .. "dumps(ssl._ssl._test_decode_cert(sys.argv[1])))' " .. path)
+        local python = cjson.decode(p:read("a"))
+        p:close()
+        assert.same(python, ssl._test_decode_cert(path), name)
+      end
     end)
   end)
 

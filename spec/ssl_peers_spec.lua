@@ -199,18 +199,22 @@ describe("asyncio.ssl with real peers", function()
       await(writer)
       assert.is_true(got == block, "the echo differs")
       close(w)
+      assert.equal("SNI localhost\n", await(p.stdout:readline()))
       assert.equal("PEER -\n", await(p.stdout:readline()))
     end)))
 
-    it("is known by its certificate to a server that requires one",
+    it("is known by its certificate to a server that requires one; no " ..
+       "SNI for an address",
        aspec.async(with(function()
       local args = {"--cert", certs.path("server.pem"), "--key",
                     certs.path("server.key"), "--cafile", certs.path("ca.pem")}
       local port, p = await(peers.py_server(args))
-      local r, w = connect(port, client_ctx{cert = "client"})
+      -- an address is checked, but never sent as the server's name
+      local r, w = connect(port, client_ctx{cert = "client"}, "127.0.0.1")
       w:write("ping")
       assert.equal("ping", await(r:readexactly(4)))
       close(w)
+      assert.equal("SNI -\n", await(p.stdout:readline()))
       assert.equal("PEER luaio client\n", await(p.stdout:readline()))
     end)))
   end)

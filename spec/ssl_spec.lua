@@ -88,6 +88,24 @@ describe("TLS over sockets", function()
     stop(srv)
   end))
 
+  it("a client closing while the server still sends: both close cleanly",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local server_lost = loop:create_future()
+    local srv = await(loop:create_server(function()
+      return {
+        connection_made = function(_, t) t:write(("s"):rep(1 << 20)) end,
+        connection_lost = function(_, exc) server_lost:set_result(exc) end,
+      }
+    end, "127.0.0.1", 0, {ssl = server_ctx()}))
+    local r, w = await(asyncio.open_connection("127.0.0.1",
+      srv.sockets[1].port, {ssl = client_ctx(), server_hostname = "localhost"}))
+    assert.equal(("s"):rep(1000), await(r:readexactly(1000)))
+    close(w)
+    assert.is_nil(await(server_lost))
+    stop(srv)
+  end))
+
   it("checks the options as asyncio does", aspec.async(function()
     local loop = asyncio.get_running_loop()
     local e = h.await_error(asyncio.start_server(function() end,
@@ -102,6 +120,21 @@ describe("TLS over sockets", function()
     assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
     assert.equal("ssl_handshake_timeout should be a positive number, got -1",
                  e.message)
+    stop(srv)
+  end))
+
+  it("a peer that does not speak TLS: SSLError, no hang",
+     aspec.async(function()
+    local srv, port = plain_server(function(r, w)
+      await(r:read(10))
+      w:write("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+      await(w:drain())
+      w:close()
+    end)
+    local e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {ssl = client_ctx(), server_hostname = "localhost"}))
+    assert.is_true(iserror(e, ssl.SSLError), tostring(e))
+    assert.equal("SSL", e.library)
     stop(srv)
   end))
 

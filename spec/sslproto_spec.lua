@@ -125,6 +125,20 @@ describe("asyncio.sslproto", function()
       assert.same({"made", "eof", "lost"}, t.c.events)
     end))
 
+    it("closing while the peer still sends: the rest is dropped, both " ..
+       "ends close", aspec.async(function()
+      local t = tls_pair()
+      handshake(t)
+      t.s.transport:write(("d"):rep(300000))
+      t.c.transport:close()
+      assert.is_nil(await(t.c.lost))
+      assert.is_nil(await(t.s.lost))
+      assert.same({"made", "eof", "lost"}, t.c.events)
+      -- 300 kB were over the server's high-water mark for a while
+      assert.same({"made", "pause", "resume", "eof", "lost"}, t.s.events)
+      assert.is_true(#t.c:data() < 300000)
+    end))
+
     it("write_eof raises NotImplementedError, write wants a string",
        aspec.async(function()
       local t = tls_pair()

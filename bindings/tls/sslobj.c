@@ -366,7 +366,11 @@ static int l_obj_shutdown(lua_State *L) {
   ERR_clear_error();
   if (!in_begin(o, data, len))
     return luaL_error(L, "not enough memory");
-  r = SSL_shutdown(o->ssl);
+  /* close_notify goes once; then the peer's is waited for with
+   * SSL_read, which drops what data still comes (SSL_shutdown again
+   * would fail on it: "application data after close notify") */
+  r = (SSL_get_shutdown(o->ssl) & SSL_SENT_SHUTDOWN) ? 0
+                                                     : SSL_shutdown(o->ssl);
   if (r == 1) {
     done = 1;
   } else if (r == 0) {
@@ -584,6 +588,9 @@ int tls_wrap_bio(lua_State *L) {
     return tls_raise_ssl(L);
   BIO_set_data(bio, o);
   SSL_set_bio(o->ssl, bio, bio);
+  /* each call hands over all the ciphertext there is: let OpenSSL take
+   * it in one read instead of a record header and a body at a time */
+  SSL_set_read_ahead(o->ssl, 1);
   o->server_side = (unsigned char)server;
   if (server)
     SSL_set_accept_state(o->ssl);

@@ -185,6 +185,64 @@ static void set_san(lua_State *L, X509 *cert) {
   lua_setfield(L, -2, "subjectAltName");
 }
 
+/* Sets field `key` of the table on top to the list of the URIs of the
+ * authority information access method `nid` (OCSP, caIssuers), when
+ * cert has some. */
+static void set_aia(lua_State *L, X509 *cert, int nid, const char *key) {
+  AUTHORITY_INFO_ACCESS *info = X509_get_ext_d2i(cert, NID_info_access,
+                                                 NULL, NULL);
+  int i, n = 0;
+  if (!info) {
+    ERR_clear_error();
+    return;
+  }
+  lua_newtable(L);
+  for (i = 0; i < sk_ACCESS_DESCRIPTION_num(info); i++) {
+    ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(info, i);
+    if (OBJ_obj2nid(ad->method) != nid ||
+        ad->location->type != GEN_URI)
+      continue;
+    push_asn1_string(L, ad->location->d.uniformResourceIdentifier);
+    lua_rawseti(L, -2, ++n);
+  }
+  AUTHORITY_INFO_ACCESS_free(info);
+  if (n)
+    lua_setfield(L, -2, key);
+  else
+    lua_pop(L, 1);
+}
+
+/* Sets crlDistributionPoints: the URIs of the full names. */
+static void set_crl_dp(lua_State *L, X509 *cert) {
+  STACK_OF(DIST_POINT) *dps =
+      X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
+  int i, j, n = 0;
+  if (!dps) {
+    ERR_clear_error();
+    return;
+  }
+  lua_newtable(L);
+  for (i = 0; i < sk_DIST_POINT_num(dps); i++) {
+    DIST_POINT *dp = sk_DIST_POINT_value(dps, i);
+    GENERAL_NAMES *gns;
+    if (!dp->distpoint || dp->distpoint->type != 0)
+      continue;
+    gns = dp->distpoint->name.fullname;
+    for (j = 0; j < sk_GENERAL_NAME_num(gns); j++) {
+      GENERAL_NAME *g = sk_GENERAL_NAME_value(gns, j);
+      if (g->type != GEN_URI)
+        continue;
+      push_asn1_string(L, g->d.uniformResourceIdentifier);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  CRL_DIST_POINTS_free(dps);
+  if (n)
+    lua_setfield(L, -2, "crlDistributionPoints");
+  else
+    lua_pop(L, 1);
+}
+
 void tls_push_cert_dict(lua_State *L, X509 *cert) {
   lua_createtable(L, 0, 7);
   push_name(L, X509_get_subject_name(cert));
@@ -200,6 +258,9 @@ void tls_push_cert_dict(lua_State *L, X509 *cert) {
   push_time(L, X509_get0_notAfter(cert));
   lua_setfield(L, -2, "notAfter");
   set_san(L, cert);
+  set_aia(L, cert, NID_ad_OCSP, "OCSP");
+  set_aia(L, cert, NID_ad_ca_issuers, "caIssuers");
+  set_crl_dp(L, cert);
 }
 
 void tls_push_cert_der(lua_State *L, X509 *cert) {
