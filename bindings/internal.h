@@ -599,6 +599,10 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx);
  * factory made something else. */
 aio_future *aio_create_task(lua_State *L, aio_loop *loop, int cidx,
                             int oidx);
+/* Pushes a pending future of t's loop for a wait of t on a primitive
+ * (aio_prim_wait): the task's kept one once free, so that waiting
+ * allocates nothing after the first wait. */
+void aio_task_wait_future(lua_State *L, aio_task *t);
 /* Runs one step of task `t`. */
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t);
 /* Wakes a task whose sleep of generation `gen` is due. */

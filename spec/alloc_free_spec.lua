@@ -190,3 +190,56 @@ describe("kept C operations", function()
     assert.is_true(b:done() and c:done())
   end))
 end)
+
+describe("a task waiting on a primitive", function()
+  it("waits on a future of its own, reused: no allocation per wait",
+     vspec(function()
+    local lock = asyncio.Lock()
+    local turns = 0
+    local function worker()
+      for _ = 1, 1000 do
+        local _ <close> = await(lock) -- contended: this task waits
+        turns = turns + 1
+        await(asyncio.sleep(0))
+      end
+    end
+    local a, b = h.spawn(worker), h.spawn(worker)
+    await(asyncio.sleep(0))
+    await(asyncio.sleep(0))
+    collectgarbage()
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    await(a)
+    await(b)
+    local grown = (collectgarbage("count") - before) * 1024
+    collectgarbage("restart")
+    assert.equal(2000, turns)
+    -- two tasks waiting about 1000 times each: a future per wait would
+    -- be over 200 KB
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+  end))
+
+  it("a cancelled waiter still passes the lock on in FIFO order",
+     vspec(function()
+    local lock = asyncio.Lock()
+    local order = {}
+    local function waiter(name)
+      return h.spawn(function()
+        for round = 1, 2 do
+          local _ <close> = await(lock)
+          order[#order + 1] = name .. round
+          await(asyncio.sleep(0))
+        end
+      end)
+    end
+    await(lock:acquire())
+    local a, b, c = waiter("a"), waiter("b"), waiter("c")
+    await(asyncio.sleep(0))
+    b:cancel()
+    lock:release()
+    for _ = 1, 12 do await(asyncio.sleep(0)) end
+    assert.is_true(b:cancelled())
+    assert.same({"a1", "c1", "a2", "c2"}, order)
+    assert.is_true(a:done() and c:done())
+  end))
+end)

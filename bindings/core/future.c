@@ -875,6 +875,37 @@ static void push_extra(lua_State *L, int tidx) {
   }
 }
 
+/* Pushes a pending future of t's loop for t to wait on (a lock, a queue,
+ * an event): the one the task keeps in its EXTRA table once the wait it
+ * served is over (done: no waiter queue holds it any more, and only the
+ * task's own wake-up, a light userdata, was ever added to it), reset;
+ * else a new one, which the task keeps from now on. */
+void aio_task_wait_future(lua_State *L, aio_task *t) {
+  int tidx, eidx;
+  aio_future *f;
+  aio_push_task(L, t);
+  tidx = lua_gettop(L);
+  push_extra(L, tidx);
+  eidx = tidx + 1;
+  if (lua_getfield(L, eidx, "waiter") == LUA_TUSERDATA &&
+      (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
+      f->ncb == 0) {
+    memset(f, 0, sizeof *f);
+    f->loop = t->fut.loop;
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, AIO_FU_VALUE);
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, AIO_FU_CB);
+  } else {
+    lua_pop(L, 1);
+    aio_future_new(L, t->fut.loop);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, eidx, "waiter");
+  }
+  lua_replace(L, tidx);
+  lua_settop(L, tidx);
+}
+
 /* Pushes the cancel message stored by cancel(msg), or nil. */
 static void push_cancel_msg(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {

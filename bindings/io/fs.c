@@ -252,6 +252,25 @@ static void fs_shut(lua_State *L, aio_io *io) {
   fs_abandon((fsreq *)io);
 }
 
+/* Sets up the zeroed request r for op and puts it in loop's list; a
+ * detached request has no waiter from the start. */
+static void fsreq_init(fsreq *r, aio_loop *loop, fsop op, int detached) {
+  r->req.data = r;
+  r->op = (unsigned char)op;
+  r->abandoned = r->detached = (unsigned char)detached;
+  r->io.shut = fs_shut;
+  r->io.dispatch = fs_dispatch;
+  aio_io_link(loop, &r->io, NULL);
+}
+
+/* The started request r uses f: it holds a reference and counts in
+ * flight until it ends. */
+static void fsreq_hold(fsreq *r, fsfile *f) {
+  r->file = f;
+  f->refs++;
+  f->inflight++;
+}
+
 /* A new request of task t's loop for op, in the loop's list; the caller
  * sets r->file when the request uses an open file (fs_await takes the
  * reference once the request started). Raises on memory errors. */
@@ -261,11 +280,7 @@ static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op) {
     luaL_error(L, "not enough memory");
     return NULL;
   }
-  r->req.data = r;
-  r->op = (unsigned char)op;
-  r->io.shut = fs_shut;
-  r->io.dispatch = fs_dispatch;
-  aio_io_link(t->fut.loop, &r->io, NULL);
+  fsreq_init(r, t->fut.loop, op, 0);
   return r;
 }
 
@@ -284,20 +299,13 @@ static void file_close_detached(aio_loop *loop, fsfile *f) {
   }
   f->fd = -1;
   f->closing = 0;
-  r->req.data = r;
-  r->op = OP_CLOSE;
-  r->abandoned = r->detached = 1;
-  r->io.shut = fs_shut;
-  r->io.dispatch = fs_dispatch;
-  aio_io_link(loop, &r->io, NULL);
+  fsreq_init(r, loop, OP_CLOSE, 1);
   if (uv_fs_close(loop->uv, &r->req, fd, on_fs_done) != 0) {
     fsreq_free(r);
     close(fd);
     return;
   }
-  r->file = f;
-  f->refs++;
-  f->inflight++;
+  fsreq_hold(r, f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -507,10 +515,8 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
     push_fs_error(L, rc, op_names[op], np > 0 ? 1 : 0, np > 1 ? 2 : 0);
     return lua_error(L);
   }
-  if (r->file) {
-    r->file->refs++;
-    r->file->inflight++;
-  }
+  if (r->file)
+    fsreq_hold(r, r->file);
   lua_pushlightuserdata(L, r);
   ridx = lua_gettop(L);
   aio_future_new(L, t->fut.loop);
@@ -889,12 +895,7 @@ static int l_fd_write_detached(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   memcpy(r->buf, data, n);
-  r->req.data = r;
-  r->op = OP_WRITE;
-  r->abandoned = r->detached = 1;
-  r->io.shut = fs_shut;
-  r->io.dispatch = fs_dispatch;
-  aio_io_link(loop, &r->io, NULL);
+  fsreq_init(r, loop, OP_WRITE, 1);
   b = uv_buf_init(r->buf, (unsigned)n);
   rc = uv_fs_write(loop->uv, &r->req, f->fd, &b, 1, off, on_fs_done);
   if (rc < 0) {
@@ -902,9 +903,7 @@ static int l_fd_write_detached(lua_State *L) {
     push_fs_error(L, rc, "write", 0, 0);
     return lua_error(L);
   }
-  r->file = f;
-  f->refs++;
-  f->inflight++;
+  fsreq_hold(r, f);
   return 0;
 }
 

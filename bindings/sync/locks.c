@@ -164,7 +164,7 @@ aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
 int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
                   lua_KContext ctx, lua_KFunction k) {
   int fidx;
-  aio_future_new(L, t->fut.loop);
+  aio_task_wait_future(L, t);
   fidx = lua_gettop(L);
   aio_wq_push(L, q, 1, uv, fidx);
   return aio_await_future(L, t, fidx, ctx, k);
