@@ -30,7 +30,9 @@ enum {
   Q_UV_PUTTERS,
   Q_UV_JOINERS,
   Q_UV_LOOP,
-  Q_UV_COUNT = Q_UV_LOOP
+  Q_UV_GET,     /* the kept get() and put() operations (aio_ccoro_kept) */
+  Q_UV_PUT,
+  Q_UV_COUNT = Q_UV_PUT
 };
 
 typedef struct aio_queue {
@@ -413,12 +415,12 @@ static int queue_put_body(lua_State *L) {
 
 static int l_queue_get(lua_State *L) {
   check_queue(L, 1);
-  return aio_ccoro_method(L, 1, queue_get_body);
+  return aio_ccoro_kept(L, 1, queue_get_body, Q_UV_GET);
 }
 
 static int l_queue_put(lua_State *L) {
   check_queue(L, 1);
-  return aio_ccoro_method(L, 2, queue_put_body);
+  return aio_ccoro_kept(L, 2, queue_put_body, Q_UV_PUT);
 }
 
 /* ------------------------------------------------------------------ */

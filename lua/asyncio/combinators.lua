@@ -20,6 +20,7 @@ local check = require "asyncio.check"
 
 local async, await = core.async, core.await
 local ensure_future, isfuture = core.ensure_future, core.isfuture
+local succeeded = core._succeeded
 local iscoroutine, iserror = core.iscoroutine, core.iserror
 local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
@@ -134,9 +135,11 @@ function M.gather(...)
   local outer -- set once the children are set up
   local cancel_requested = false
   -- The hot path: a child succeeded and others are still running costs
-  -- a count and, without return_exceptions, a look at its outcome.
+  -- a count and one look at its state.
   local function on_child_done(fut)
     nfinished = nfinished + 1
+    -- a child that succeeded while others still run: nothing to look at
+    if nfinished < nchildren and succeeded(fut) then return end
     if outer:done() then
       -- a child failed the gather already: nobody will look at this
       -- child's error

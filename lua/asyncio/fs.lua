@@ -24,7 +24,8 @@ local errors = require "asyncio.errors"
 local async, await, iserror = core.async, core.await, core.iserror
 local c_open, c_close, c_read, c_write = core._fs_open, core._fs_close,
   core._fs_read, core._fs_write
-local c_fstat, c_fsync = core._fs_fstat, core._fs_fsync
+local c_fstat, c_fsync, c_ftruncate = core._fs_fstat, core._fs_fsync,
+  core._fs_ftruncate
 local oserror = core._fs_oserror
 local error, getmetatable, setmetatable, select, tostring, type, pcall =
   error, getmetatable, setmetatable, select, tostring, type, pcall
@@ -37,7 +38,8 @@ local ipairs, tonumber, mtype = ipairs, tonumber, math.type
 local M = {}
 
 local CHUNK = 65536            -- a read of the buffer asks at least this
-local MAX_READ = 64 * 1048576  -- a read(n) asks at most this at once
+local MAX_READ = 64 * 1048576  -- a read-ahead asks at most this at once
+local MAX_REQUEST = 0x7fffffff -- a read request asks at most this
 local MAX_WRITE = 1073741824   -- a write request carries at most this
 local WBUF = 65536             -- small writes gather up to this
 
@@ -55,6 +57,9 @@ end
 local function check_path(p, i, fname)
   if type(p) ~= "string" then
     argerror(i, fname, "string expected, got " .. typename(p), 1)
+  end
+  if find(p, "\0", 1, true) then -- the system would cut the path there
+    argerror(i, fname, "path contains a zero byte", 1)
   end
 end
 
@@ -138,16 +143,47 @@ local function drop_buffer(self)
   self._buf, self._bpos = "", 1
 end
 
+--- Reads until `need` more bytes past the buffer came in (or the end of
+-- the file), asking `want` bytes at a time (CHUNK at least, more as they
+-- come); returns the chunks and their size. Large reads are one request
+-- of the size asked (a regular file gives it all) and no copy. After an
+-- error (a cancellation) what came in waits in the buffer: nothing is
+-- lost.
+local function gather(self, need, want)
+  local parts, got = {}, 0
+  local base = raw_offset(self)
+  local ok, err = pcall(function()
+    while got < need do
+      local n = min(max(min(need - got, want), CHUNK), MAX_REQUEST)
+      local chunk = await(c_read(self._fd, n,
+                                 self._seekable and base + got or -1))
+      if #chunk == 0 then break end
+      parts[#parts + 1] = chunk
+      got = got + #chunk
+      if self._seekable and #chunk < n then break end -- the end
+      want = max(want, got)
+    end
+  end)
+  if not ok or got > 0 then -- into the buffer, in one string
+    if avail(self) == 0 and #parts == 1 then
+      self._buf = parts[1]
+    elseif got > 0 then
+      self._buf = sub(self._buf, self._bpos) .. concat(parts)
+    end
+    self._bpos = 1
+  end
+  if not ok then error(err, 0) end
+  return got
+end
+
 local function read_count(self, n)
   if n == 0 then -- "" unless at the end of the file, as io's read(0)
     if avail(self) > 0 or fill(self) then return "" end
     return nil
   end
-  while avail(self) < n do
-    local more, short = fill(self, n - avail(self))
-    if not more or short then break end
-  end
   local a = avail(self)
+  if a < n then gather(self, n - a, n - a) end
+  a = avail(self)
   if a == 0 then return nil end
   return take(self, min(n, a))
 end
@@ -179,14 +215,9 @@ end
 local function read_all(self)
   local want = CHUNK
   if self._seekable then -- one request of the size left (and one more)
-    local left = await(c_fstat(self._fd)).size - raw_offset(self)
-    want = min(max(left + 1, CHUNK), 0x7fffffff)
+    want = await(c_fstat(self._fd)).size - raw_offset(self) + 1
   end
-  while true do
-    local more, short = fill(self, want)
-    if not more or short then break end
-    want = max(avail(self), CHUNK)
-  end
+  gather(self, math.huge, want)
   return take(self, avail(self))
 end
 
@@ -493,7 +524,32 @@ function File:sync()
   return sync_coro(self)
 end
 
-local nothing = async(function() end)
+local truncate_coro = async(function(self, size)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  if not self._writable then unsupported("not writable") end
+  flush_writes(self)
+  if size == nil then size = self._pos end
+  drop_buffer(self) -- what was read ahead may be gone
+  await(c_ftruncate(self._fd, size))
+  return size
+end)
+
+--- f:truncate([size]) -> Coroutine; awaited, resizes the file to size
+-- bytes (default: the position), as Python's truncate, and returns the
+-- size. The position does not move.
+function File:truncate(size)
+  check_file(self, "truncate")
+  if size ~= nil then
+    size = check_int(size, 1, "truncate")
+    if size < 0 then argerror(1, "truncate", "negative size") end
+  end
+  return truncate_coro(self, size)
+end
+
+local wait_closed = async(function(self)
+  await(core._fs_wait_idle(self._fd))
+end)
 
 local function flush_locked(self)
   local _ <close> = await(self._lock)
@@ -519,10 +575,11 @@ end)
 
 --- f:close() -> Coroutine; awaited, writes what is buffered out and
 -- closes the file (at once for the other methods, which raise from now
--- on). Closing again does nothing.
+-- on). Closing again waits for a close under way (of a <close> scope)
+-- to end, and does nothing more.
 function File:close()
   if getmetatable(self) ~= File then check_file(self, "close") end
-  if self.closed then return nothing() end
+  if self.closed then return wait_closed(self) end
   self.closed = true
   return close_coro(self)
 end

@@ -102,13 +102,15 @@ end)
 
 --- writer:start_tls(sslcontext [, {server_hostname =,
 -- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) upgrades the
--- connection to TLS (client side): loop:start_tls gives the new
--- transport, which the writer and its protocol use from then on.
+-- connection to TLS, after what was written went out: loop:start_tls
+-- gives the new transport, which the writer and its protocol use from
+-- then on. A writer of start_server's is the server side, as in Python.
 core._StreamWriter.start_tls = async(function(self, sslcontext, opts)
   local loop = core.get_running_loop()
   local protocol = self._protocol
+  await(self:drain())
   local transport = await(loop:start_tls(self.transport, protocol,
-    sslcontext, {server_side = false,
+    sslcontext, {server_side = protocol:_server_side(),
                  server_hostname = opts and opts.server_hostname,
                  ssl_handshake_timeout = opts and opts.ssl_handshake_timeout,
                  ssl_shutdown_timeout = opts and opts.ssl_shutdown_timeout}))

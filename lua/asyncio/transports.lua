@@ -131,8 +131,12 @@ local function start(loop, raw, factory, ctx, hostname, opts)
   end
   local sslproto = require "asyncio.sslproto"
   local waiter = loop:create_future()
-  local p = sslproto.SSLProtocol(loop, app, ctx, waiter, false, hostname,
-                                 ssl_timeouts(opts))
+  local made, p = pcall(sslproto.SSLProtocol, loop, app, ctx, waiter, false,
+                        hostname, ssl_timeouts(opts))
+  if not made then -- a server's context, a bad timeout: the socket goes
+    raw:abort()
+    error(p, 0)
+  end
   raw:_start(p)
   local done, err = pcall(await, waiter)
   if not done then
@@ -258,6 +262,11 @@ for _, name in ipairs{"create_connection", "create_unix_connection",
                       "create_server", "create_unix_server",
                       "connect_read_pipe", "connect_write_pipe"} do
   Loop[name] = M[name]
+end
+--- loop:start_tls(transport, protocol, sslcontext [, opts]): the TLS
+-- battery's (asyncio.sslproto), loaded on first use.
+function Loop.start_tls(...)
+  return require("asyncio.sslproto").start_tls(...)
 end
 
 return M
