@@ -27,7 +27,7 @@ PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
 BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson
 PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools
 CHECK_PKGS = valgrind
-BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs
+BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis
 
 # recursively expanded: pkg-config runs only once the packages exist
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
