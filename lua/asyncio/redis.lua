@@ -899,23 +899,20 @@ cmd("zadd", function(name, mapping, o)
   end
   return argv, conv
 end)
-cmd("zrange", function(name, start, stop, o)
-  local argv = {"ZRANGE", name, start, stop}
-  if o and o.desc then argv[#argv + 1] = "REV" end
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    return argv, score_pairs
+--- ZRANGE and ZREVRANGE: {desc =} (ZRANGE only), {withscores =}.
+local function zrange_cmd(word)
+  return function(name, start, stop, o)
+    local argv = {word, name, start, stop}
+    if o and o.desc and word == "ZRANGE" then argv[#argv + 1] = "REV" end
+    if o and o.withscores then
+      argv[#argv + 1] = "WITHSCORES"
+      return argv, score_pairs
+    end
+    return argv
   end
-  return argv
-end)
-cmd("zrevrange", function(name, start, stop, o)
-  local argv = {"ZREVRANGE", name, start, stop}
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    return argv, score_pairs
-  end
-  return argv
-end)
+end
+cmd("zrange", zrange_cmd("ZRANGE"))
+cmd("zrevrange", zrange_cmd("ZREVRANGE"))
 cmd("zrangebyscore", function(name, min, max, o)
   local argv = {"ZRANGEBYSCORE", name, min, max}
   local conv
