@@ -22,7 +22,7 @@ VERSION = 0.1.0
 # gcc's C headers (libc6-dev) are only a Recommends, which apt-get skips
 # with --no-install-recommends; redis-server serves examples_io_spec.lua.
 PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
-  redis-server $(BATTERY_PKGS) $(PEER_PKGS)
+  libreadline-dev redis-server $(BATTERY_PKGS) $(PEER_PKGS)
 # the batteries' libraries, and the real peers their specs talk to
 BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson
 PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools
@@ -144,7 +144,7 @@ $(LIB): $(BINDINGS_OBJ) $(BATTERY_OBJ) $(HOST_OBJ)
 $(CLI): $(BUILD)/obj/host/main.o $(LIB)
 	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) -o $@ $< $(LIB) $(LDFLAGS) $(BATTERY_LIBS) $(LUA_LIBS) \
-	  $(UV_LIBS) -lm
+	  $(UV_LIBS) -lreadline -lm
 
 $(BUILD)/test/%: host/test/%.c $(LIB)
 	@mkdir -p $(dir $@)
