@@ -92,11 +92,15 @@ local function conn_lost(c, err)
     err = M.ConnectionError(what)
   end
   c.err = err
-  local futs = c.futs
+  local futs, quiet = c.futs, c.quiet
   for i = c.head + 1, c.tail do
     local fut = futs[i]
     futs[i] = nil
-    if not fut:done() then fut:set_exception(err) end
+    if not fut:done() then
+      fut:set_exception(err)
+      -- nobody awaits these: their failure is expected, not to report
+      if quiet[fut] then fut:exception() end
+    end
   end
   c.head = c.tail
   pcall(c.writer.close, c.writer)
@@ -198,6 +202,7 @@ local open_conn = async(function(o)
   end
   local c = setmetatable({reader = reader, writer = writer,
                           proto = Protocol(reply_error), futs = {},
+                          quiet = setmetatable({}, {__mode = "k"}),
                           head = 0, tail = 0, loop = asyncio.get_running_loop(),
                           flushing = false, closed = false}, Conn)
   c.flush = function() flush(c) end
@@ -276,7 +281,7 @@ function M.Redis(opts)
   o.port = math.tointeger(tonumber(o.port)) or o.port
   o.db = math.tointeger(tonumber(o.db)) or 0
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
-                       recovering = {}, closed = false}, Redis)
+                       nrecovering = 0, closed = false}, Redis)
 end
 
 --- from_url(url [, opts]): redis://[[user]:pass@]host[:port][/db],
@@ -428,25 +433,73 @@ local RESTORE = {
   BZPOPMAX = function(v) return {"ZADD", v[1], v[3], v[2]} end,
 }
 
---- After the caller of a blocking command was cancelled: unblocks the
--- command if Redis still holds it, waits for its reply, puts back what it
--- popped, then gives the connection back.
-local recover = async(function(self, c, fut, restore)
-  local ok = pcall(function()
-    for _ = 1, 100 do
-      if fut:done() then break end
-      local n = await(run(self, {"CLIENT", "UNBLOCK", c.id}))
-      if n == 1 or fut:done() then break end
-      -- the command has not reached Redis yet: wait for it to block
-      local w = asyncio.wait({fut}, {timeout = 0.01})
-      await(w)
+--- A connection other than c to send CLIENT UNBLOCK on: the shared one,
+-- else an idle dedicated one; nil if none is open.
+local function helper_conn(self, c)
+  local o = self.conn
+  if o and not o.closed then return o end
+  for _, i in ipairs(self.idle) do
+    if i ~= c and not i.closed then return i end
+  end
+  return nil
+end
+
+--- Marks a future's exception as retrieved (its failure is handled).
+local function quiet(f)
+  if not f:cancelled() then f:exception() end
+end
+
+--- After the caller of a blocking command (future fut on connection c)
+-- was cancelled: unblocks the command if Redis still holds it (CLIENT
+-- UNBLOCK on another connection, retried while the command has not
+-- reached Redis), and once its reply came, pushes back on c what it
+-- popped (restore(reply) is the command), then gives c back. Driven by
+-- callbacks, so nothing is left pending when a loop stops. With no other
+-- connection open, c is closed instead.
+local function recover(self, c, fut, restore)
+  self.nrecovering = self.nrecovering + 1
+  c.quiet[fut] = true
+  local function finish(ok)
+    if not ok then c:close() end
+    self.nrecovering = self.nrecovering - 1
+    release(self, c)
+    local w = self.recovered
+    if self.nrecovering == 0 and w then
+      self.recovered = nil
+      if not w:done() then w:set_result(true) end
     end
-    local v = await(fut)
-    if v ~= nil and restore then await(run(self, restore(v))) end
+  end
+  fut:add_done_callback(function(f)
+    if f:cancelled() or f:exception() ~= nil then return finish(false) end
+    local v = f:result()
+    if v == nil or not restore or c.closed then return finish(true) end
+    local back = send_argv(c, restore(v))
+    c.quiet[back] = true
+    back:add_done_callback(function(bf)
+      quiet(bf)
+      finish(not bf:cancelled() and bf:exception() == nil)
+    end)
   end)
-  if not ok then c:close() end
-  release(self, c)
-end)
+  local tries = 0
+  local function unblock()
+    if fut:done() then return end
+    local o = helper_conn(self, c)
+    if o == nil then return c:close() end
+    local u = send_argv(o, {"CLIENT", "UNBLOCK", c.id})
+    o.quiet[u] = true
+    u:add_done_callback(function(uf)
+      quiet(uf)
+      if fut:done() then return end
+      if not uf:cancelled() and uf:exception() == nil and uf:result() == 1
+      then return end -- the command's nil reply is on its way
+      tries = tries + 1
+      if tries > 100 then return c:close() end
+      -- the command has not reached Redis yet: try again shortly
+      c.loop:call_later(0.01, unblock)
+    end)
+  end
+  unblock()
+end
 
 --- Runs a blocking command on a dedicated connection.
 local run_blocking = async(function(self, argv, conv)
@@ -459,10 +512,7 @@ local run_blocking = async(function(self, argv, conv)
     return v
   end
   if is_cancel(v) and (not fut:done() or fut:exception() == nil) then
-    local name = tostring(argv[1]):upper()
-    local t = asyncio.ensure_future(recover(self, c, fut, RESTORE[name]))
-    self.recovering[t] = true
-    t:add_done_callback(function() self.recovering[t] = nil end)
+    recover(self, c, fut, RESTORE[tostring(argv[1]):upper()])
   else
     release(self, c)
   end
@@ -533,9 +583,11 @@ end
 --- await(r:close()): waits for the cancelled blocking commands to be put
 -- back, then closes every connection. aclose is redis-py's name.
 Redis.close = async(function(self)
-  local ts = {}
-  for t in pairs(self.recovering) do ts[#ts + 1] = t end
-  if #ts > 0 then await(asyncio.wait(ts, {timeout = 5})) end
+  if self.nrecovering > 0 then
+    local w = self.recovered or asyncio.get_running_loop():create_future()
+    self.recovered = w
+    await(asyncio.wait({w}, {timeout = 5}))
+  end
   local c = self.conn
   close_now(self)
   if c and c.task then pcall(await, c.task) end
