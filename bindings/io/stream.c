@@ -1013,8 +1013,50 @@ static int l_stream_factory(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* StreamWriter                                                        */
 
+/* Each writer has a metatable of its own, so that `writer.transport` is
+ * a plain field while method look-ups stay table look-ups (an __index
+ * function would cost every writer:write): a copy of the class's
+ * metatable (AIO_WRITER_MT) marked with writer_tag, whose __index is
+ * itself, holding the fields transport and _protocol, and whose own
+ * metatable (registry[&writer_methods_mt]) sends the rest to the
+ * methods. */
+static const char writer_tag = 0, writer_methods_mt = 0;
+
 static aio_writer *test_writer(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AIO_WRITER_MT);
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int ok = lua_rawgetp(L, -1, &writer_tag) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (ok)
+      return p;
+  }
+  luaL_typeerror(L, idx, AIO_WRITER_MT);
+  return NULL;
+}
+
+/* Sets the writer metatable with the transport at tidx and protocol at
+ * pidx on the writer on top. */
+static void writer_setmt(lua_State *L, int tidx, int pidx) {
+  lua_createtable(L, 0, 12); /* [w, mt] */
+  luaL_getmetatable(L, AIO_WRITER_MT);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) { /* [w, mt, class, k, v] */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, -2, &writer_tag);
+  lua_pushvalue(L, tidx);
+  lua_setfield(L, -2, "transport");
+  lua_pushvalue(L, pidx);
+  lua_setfield(L, -2, "_protocol");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
+  lua_setmetatable(L, -2);
+  lua_setmetatable(L, -2);
 }
 
 /* Pushes a writer of the transport at tidx, protocol at pidx, reader at
@@ -1029,7 +1071,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   memset(w, 0, sizeof *w);
   w->t = aio_test_transport(L, tidx);
   w->proto = luaL_testudata(L, pidx, AIO_SRP_MT);
-  luaL_setmetatable(L, AIO_WRITER_MT);
+  writer_setmt(L, tidx, pidx);
   lua_pushvalue(L, tidx);
   lua_setiuservalue(L, -2, W_UV_TRANSPORT);
   lua_pushvalue(L, pidx);
@@ -1262,6 +1304,10 @@ static int l_writer_replace_transport(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   w->t = aio_test_transport(L, 2);
+  lua_getmetatable(L, 1);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "transport");
+  lua_pop(L, 1);
   lua_setiuservalue(L, 1, W_UV_TRANSPORT);
   return 0;
 }
@@ -1274,25 +1320,6 @@ static int l_writer__tostring(lua_State *L) {
   lua_pushfstring(L, "<StreamWriter transport=%s%s>", lua_tostring(L, -1),
                   w->closed ? " closed" : "");
   return 1;
-}
-
-/* Fields after methods: writer.transport (and _protocol). */
-static int l_writer__index(lua_State *L) {
-  const char *key;
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-    return 1;
-  test_writer(L, 1);
-  key = lua_tostring(L, 2);
-  if (key && strcmp(key, "transport") == 0) {
-    lua_getiuservalue(L, 1, W_UV_TRANSPORT);
-    return 1;
-  }
-  if (key && strcmp(key, "_protocol") == 0) {
-    lua_getiuservalue(L, 1, W_UV_PROTO);
-    return 1;
-  }
-  return 0;
 }
 
 /* A collected writer that was not closed closes its transport, as
@@ -1411,8 +1438,10 @@ void aio_open_stream(lua_State *L) {
   lua_getfield(L, -1, "__index");
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "_StreamWriter"); /* the methods, for streams.lua */
-  lua_pushcclosure(L, l_writer__index, 1);
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);
   lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
   lua_pop(L, 1);
   luaL_setfuncs(L, stream_funcs, 0);
 }
