@@ -425,13 +425,59 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   return readuntil_run(L, (size_t)ctx);
 }
 
+/* scan_until for the list of separators at sidx (Python 3.13's tuple):
+ * the match that ends first wins. */
+static int scan_until_any(lua_State *L, aio_reader *r, int sidx,
+                          size_t *offset, size_t *pos) {
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, sidx);
+  size_t minlen = (size_t)-1, maxlen = 0, len, start = 0, end = (size_t)-1;
+  const char *base = r->buf + r->off;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, sidx, i);
+    len = lua_rawlen(L, -1);
+    lua_pop(L, 1);
+    minlen = len < minlen ? len : minlen;
+    maxlen = len > maxlen ? len : maxlen;
+  }
+  if (r->len >= minlen && r->len - *offset >= minlen) {
+    for (i = 1; i <= n; i++) {
+      const char *sep, *hit;
+      lua_rawgeti(L, sidx, i);
+      sep = lua_tolstring(L, -1, &len);
+      hit = memmem(base + *offset, r->len - *offset, sep, len);
+      lua_pop(L, 1);
+      /* on a tie, the shorter separator (Python sorts them by length) */
+      if (hit != NULL && ((size_t)(hit - base) + len < end ||
+                          ((size_t)(hit - base) + len == end &&
+                           (size_t)(hit - base) > start))) {
+        start = (size_t)(hit - base);
+        end = start + len;
+      }
+    }
+    if (end != (size_t)-1) {
+      *pos = start > r->limit ? start : end;
+      return start > r->limit ? U_OVER_FOUND : U_FOUND;
+    }
+    *offset = r->len + 1 > maxlen ? r->len + 1 - maxlen : 0;
+    if (*offset > r->limit) {
+      *pos = *offset;
+      return U_OVER_NOTFOUND;
+    }
+  }
+  return r->eof ? U_EOF : U_WAIT;
+}
+
 static int readuntil_run(lua_State *L, size_t offset) {
   aio_reader *r = lua_touserdata(L, 1);
   size_t seplen, pos;
-  const char *sep = lua_tolstring(L, 2, &seplen);
   int st;
   reader_check_exc(L, r, 1);
-  st = scan_until(r, sep, seplen, &offset, &pos);
+  if (lua_type(L, 2) == LUA_TTABLE)
+    st = scan_until_any(L, r, 2, &offset, &pos);
+  else {
+    const char *sep = lua_tolstring(L, 2, &seplen);
+    st = scan_until(r, sep, seplen, &offset, &pos);
+  }
   switch (st) {
   case U_FOUND:
     push_take(L, r, pos);
@@ -446,17 +492,45 @@ static int readuntil_run(lua_State *L, size_t offset) {
   }
 }
 
+/* Checks readuntil's separator argument: a string or a list of them
+ * (Python 3.13's tuple). */
+static void check_separators(lua_State *L, int idx) {
+  lua_Integer i, n;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    luaL_checkstring(L, idx);
+    return;
+  }
+  n = (lua_Integer)lua_rawlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
+      luaL_error(L, "bad separator #%d to 'readuntil' (string expected, "
+                 "got %s)", (int)i, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
 /* [reader, sep] */
 static int readuntil_body(lua_State *L) {
-  size_t seplen;
+  lua_Integer i, n;
   check_reader(L, 1);
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
     lua_pushliteral(L, "\n");
   }
-  luaL_checklstring(L, 2, &seplen);
   lua_settop(L, 2);
-  if (seplen == 0)
+  check_separators(L, 2);
+  if (lua_type(L, 2) != LUA_TTABLE)
+    n = lua_rawlen(L, 2) == 0 ? 0 : -1;
+  else if ((n = (lua_Integer)lua_rawlen(L, 2)) == 0)
+    return aio_raisef(L, AIO_E_VALUE,
+                      "Separator should contain at least one element");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    if (lua_rawlen(L, -1) == 0)
+      n = 0;
+    lua_pop(L, 1);
+  }
+  if (n == 0)
     return aio_raisef(L, AIO_E_VALUE,
                       "Separator should be at least one-byte string");
   return readuntil_run(L, 0);
@@ -465,7 +539,7 @@ static int readuntil_body(lua_State *L) {
 static int l_reader_readuntil(lua_State *L) {
   check_reader(L, 1);
   if (!lua_isnoneornil(L, 2))
-    luaL_checkstring(L, 2);
+    check_separators(L, 2);
   return aio_ccoro_method(L, 2, readuntil_body);
 }
 
