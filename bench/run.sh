@@ -23,6 +23,7 @@
 #   BENCH_IMPLS   implementations to run (default all), e.g. "luaio luv"
 #   PYTHON LUA NODE  the peers' interpreters (/usr/bin/python3, lua5.4, node)
 #   W1_N .. W8_N  the workloads' N (see the table at the end)
+#   W11_N         MiB copied by w11_files (default 1024)
 #   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT seconds before a run counts as failed (default 120)
@@ -250,6 +251,17 @@ add w8_gather_wait asyncio "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8"
 add w8_gather_wait uvloop  "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8" \
                              --uvloop
 add w8_gather_wait node    "$NODE" "$N/w8_gather_wait.js" "$W8"
+
+# w11: a 1 GiB copy (W11_N MiB) with a task ticking every millisecond;
+# worst_gap_ms= is its longest gap (idle_gap_ms= the same with nothing
+# else running). Rows: asyncio.fs's read/write loop, fs.copyfile, CPython's
+# asyncio.to_thread (what aiofiles does), and cp(1), the limit.
+W11=${W11_N:-1024}
+add w11_files luaio    "$LUAIO" "$DIR/w11_files.lua" "$W11"
+add w11_files copyfile "$LUAIO" "$DIR/w11_files.lua" "$W11" --copyfile
+add w11_files asyncio  "$PYTHON" "$DIR/py/w11_files.py" "$W11"
+add w11_files uvloop   "$PYTHON" "$DIR/py/w11_files.py" "$W11" --uvloop
+add w11_files cp       "$PYTHON" "$DIR/py/w11_files.py" "$W11" --cp
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
   "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"

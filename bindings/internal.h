@@ -313,6 +313,13 @@ void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
 /* aio_ready_push without first draining thread-safe posts. */
 void aio_ready_push_raw(lua_State *L, aio_loop *loop, aio_ready_kind kind,
                         void *p, unsigned n, aio_cfunc cfn, int nvals);
+/* Makes room for n more ready entries without raising (0: out of
+ * memory, nothing changed). */
+int aio_ready_fit(aio_loop *loop, unsigned n);
+/* Drains thread-safe posts, then makes room for n more ready entries
+ * (raises "not enough memory"); a later aio_ready_push_raw of n entries
+ * without Lua values then cannot fail. */
+void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n);
 /* Schedules one step of task `t` (call_soon(task.__step)). */
 void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t);
 
@@ -406,6 +413,10 @@ int aio_cfuture_set_running(aio_cfuture *cf);
 int aio_cfuture_cancel(aio_cfuture *cf);
 /* Pushes a userdata for cf (taking a reference). */
 void aio_cfuture_push(lua_State *L, aio_cfuture *cf);
+/* Pushes a userdata holding a new concurrent future (the userdata owns
+ * its only reference) and returns it; raises "not enough memory"
+ * leaking nothing. */
+aio_cfuture *aio_cfuture_push_new(lua_State *L);
 /* Pushes a Future of `loop` (NULL: the running or current loop) that
  * completes with the concurrent future at idx (asyncio.wrap_future). */
 int aio_cfuture_wrap(lua_State *L, int idx, aio_loop *loop);
@@ -874,6 +885,7 @@ void aio_open_server(lua_State *L);
 void aio_open_udp(lua_State *L);
 void aio_open_process(lua_State *L);
 void aio_open_dns(lua_State *L);
+void aio_open_fs(lua_State *L);
 void aio_open_threads(lua_State *L);
 void aio_open_cfuture(lua_State *L);
 void aio_open_executor(lua_State *L);

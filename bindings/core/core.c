@@ -85,6 +85,7 @@ LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   aio_open_udp(L);
   aio_open_process(L);
   aio_open_dns(L);
+  aio_open_fs(L);
   aio_open_threads(L);
   aio_open_cfuture(L);
   aio_open_executor(L);

@@ -820,14 +820,17 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
     lua_setfield(L, -3, "name");
     lua_pop(L, 1);
     lua_setiuservalue(L, tidx, AIO_TU_EXTRA);
-  } else if (oidx)
+  } else if (oidx && lua_istable(L, oidx))
     lua_pop(L, 1);
+  /* room for the first step first: once registered as pending, the
+   * task must be scheduled (a memory error here leaves nothing behind) */
+  aio_ready_reserve(L, loop, 1);
   aio_push_env(L, loop, AIO_ENV_TASKS);
   lua_pushvalue(L, tidx);
   lua_rawseti(L, -2, t->id);
   lua_pop(L, 1);
   loop->npending++;
-  aio_schedule_step(L, loop, t);
+  aio_ready_push_raw(L, loop, AIO_R_STEP, t, 0, NULL, 0);
   return t;
 }
 
@@ -1364,6 +1367,8 @@ static int l_loop_create_future(lua_State *L) {
 static int l_loop_create_task(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   luaL_checkany(L, 2);
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
   aio_create_task(L, loop, 2, lua_isnoneornil(L, 3) ? 0 : 3);
   return 1;
 }
@@ -1374,6 +1379,8 @@ static int l_create_task(lua_State *L) {
   if (loop == NULL)
     return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
   luaL_checkany(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
   aio_create_task(L, loop, 1, lua_isnoneornil(L, 2) ? 0 : 2);
   return 1;
 }

@@ -166,18 +166,33 @@ double aio_loop_time(aio_loop *loop) {
 /* ------------------------------------------------------------------ */
 /* The ready queue                                                     */
 
-static void ready_grow(lua_State *L, aio_loop *loop) {
-  unsigned ncap = loop->rcap ? loop->rcap * 2 : READY_MIN;
+/* Makes room for n more entries in the ring; returns 0 (changing
+ * nothing) when out of memory. Never raises. */
+int aio_ready_fit(aio_loop *loop, unsigned n) {
+  unsigned ncap = loop->rcap ? loop->rcap : READY_MIN;
   unsigned mask = loop->rcap - 1, i;
-  aio_ready *nr = malloc(ncap * sizeof *nr);
+  aio_ready *nr;
+  if (loop->rcount + n <= loop->rcap)
+    return 1;
+  while (ncap < loop->rcount + n)
+    ncap *= 2;
+  nr = malloc(ncap * sizeof *nr);
   if (nr == NULL)
-    luaL_error(L, "not enough memory");
+    return 0;
   for (i = 0; i < loop->rcount; i++)
     nr[i] = loop->ready[(loop->rhead + i) & mask];
   free(loop->ready);
   loop->ready = nr;
   loop->rcap = ncap;
   loop->rhead = 0;
+  return 1;
+}
+
+void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n) {
+  if (loop->remote && aio_remote_has_posts(loop->remote))
+    aio_remote_drain(L, loop);
+  if (!aio_ready_fit(loop, n))
+    luaL_error(L, "not enough memory");
 }
 
 /* Makes room for n more values in the values ring. */
@@ -215,8 +230,10 @@ void aio_ready_push_raw(lua_State *L, aio_loop *loop, aio_ready_kind kind,
     lua_pop(L, nvals);
     aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
-  if (loop->rcount == loop->rcap)
-    ready_grow(L, loop);
+  if (loop->rcount == loop->rcap && !aio_ready_fit(loop, 1)) {
+    lua_pop(L, nvals);
+    luaL_error(L, "not enough memory");
+  }
   if (nvals > 0) {
     int k, t;
     values_reserve(L, loop, (unsigned)nvals);
@@ -839,6 +856,11 @@ static int l_loop__gc(lua_State *L) {
     return 0;
   if (!loop->closed && !loop->running)
     loop_close(L, loop, 1);
+  if (loop->uv == NULL) { /* its creation failed: the handles never met
+                             libuv */
+    free(loop->poll_timer);
+    free(loop->wakeup);
+  }
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
   for (i = 0; i < AIO_ENV_HOT; i++) {
@@ -896,14 +918,6 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop->L = lua_tothread(L, -1);
   lua_pop(L, 1);
-  if (uv == NULL) {
-    r = uv_loop_init(&loop->uv_own);
-    if (r != 0)
-      aio_raise_uv(L, r, "uv_loop_init");
-    loop->uv = &loop->uv_own;
-    loop->own_uv = 1;
-  } else
-    loop->uv = uv;
   lua_createtable(L, AIO_ENV_COUNT, 0);
   lua_newtable(L);
   lua_rawseti(L, -2, AIO_ENV_SIGNALS);
@@ -922,14 +936,32 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
+  /* Everything that can fail comes before the libuv loop exists: until
+   * loop->uv is set, __gc frees the handles' memory (never initialized)
+   * and the remote part. */
   loop->poll_timer =
       (uv_timer_t *)new_handle(L, loop, sizeof *loop->poll_timer);
+  loop->wakeup = (uv_async_t *)new_handle(L, loop, sizeof *loop->wakeup);
+  loop->remote = aio_remote_new(L, loop);
+  if (uv == NULL) {
+    r = uv_loop_init(&loop->uv_own);
+    if (r != 0)
+      aio_raise_uv(L, r, "uv_loop_init");
+  }
+  r = uv_async_init(uv ? uv : &loop->uv_own, loop->wakeup, on_wakeup);
+  if (r != 0) {
+    if (uv == NULL)
+      uv_loop_close(&loop->uv_own); /* holds no handle yet */
+    aio_raise_uv(L, r, "uv_async_init");
+  }
+  if (uv == NULL) {
+    loop->uv = &loop->uv_own;
+    loop->own_uv = 1;
+  } else
+    loop->uv = uv;
+  uv_unref((uv_handle_t *)loop->wakeup);
   uv_timer_init(loop->uv, loop->poll_timer);
   uv_unref((uv_handle_t *)loop->poll_timer);
-  loop->wakeup = (uv_async_t *)new_handle(L, loop, sizeof *loop->wakeup);
-  uv_async_init(loop->uv, loop->wakeup, on_wakeup);
-  uv_unref((uv_handle_t *)loop->wakeup);
-  loop->remote = aio_remote_new(L, loop);
   loop->closed = 0;
   return loop;
 }

@@ -264,6 +264,16 @@ void aio_cfuture_push(lua_State *L, aio_cfuture *cf) {
   ud->cf = cf;
 }
 
+aio_cfuture *aio_cfuture_push_new(lua_State *L) {
+  cf_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->cf = NULL;
+  luaL_setmetatable(L, AIO_CFUTURE_MT);
+  ud->cf = aio_cfuture_new();
+  if (ud->cf == NULL)
+    luaL_error(L, "not enough memory");
+  return ud->cf;
+}
+
 static void cf_push(lua_State *L, void *o) {
   aio_cfuture_push(L, o);
 }
@@ -526,15 +536,13 @@ static int l_run_coroutine_threadsafe(lua_State *L) {
     return aio_raisef(L, AIO_E_TYPE, "A coroutine object is required");
   r = aio_check_remote(L, 2);
   lua_settop(L, 2);
-  n = aio_coro_start(L, 1, L); /* [coro, ref, fn, args...] */
-  msg = aio_msg_pack(L, 3, n + 1, 1);
-  lua_settop(L, 2);
-  cf = aio_cfuture_new();
+  cf = aio_cfuture_push_new(L); /* 3 */
+  n = aio_coro_start(L, 1, L); /* [coro, ref, cf, fn, args...] */
+  msg = aio_msg_pack(L, 4, n + 1, 1);
+  lua_settop(L, 3);
   job = malloc(sizeof *job);
-  if (cf == NULL || job == NULL) {
+  if (job == NULL) {
     aio_msg_free(msg);
-    aio_cfuture_release(cf);
-    free(job);
     return luaL_error(L, "not enough memory");
   }
   cf->task_r = r;
@@ -542,8 +550,8 @@ static int l_run_coroutine_threadsafe(lua_State *L) {
   job->node.fn = create_job_run;
   job->node.data = job;
   job->msg = msg;
-  job->cf = cf; /* the new reference is the job's */
-  aio_cfuture_push(L, cf);
+  aio_cfuture_retain(cf);
+  job->cf = cf; /* the job's own reference */
   if (aio_remote_post_node(r, &job->node) != 0) {
     create_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");

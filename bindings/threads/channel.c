@@ -459,16 +459,20 @@ static int l_channel__tostring(lua_State *L) {
 /* Channel([maxsize]): 0 or none is unbounded */
 static int l_channel_new(lua_State *L) {
   lua_Integer maxsize = luaL_optinteger(L, 1, 0);
-  aio_channel *ch = calloc(1, sizeof *ch);
+  ch_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  aio_channel *ch;
+  ud->ch = NULL;
+  luaL_setmetatable(L, AIO_CHANNEL_MT);
+  ch = calloc(1, sizeof *ch);
   if (ch == NULL || uv_mutex_init(&ch->mu) != 0) {
     free(ch);
     return luaL_error(L, "not enough memory");
   }
   uv_cond_init(&ch->readable);
   uv_cond_init(&ch->writable);
-  atomic_init(&ch->refs, 0);
+  atomic_init(&ch->refs, 1);
   ch->maxsize = maxsize;
-  ch_push(L, ch);
+  ud->ch = ch; /* the userdata's reference */
   return 1;
 }
 

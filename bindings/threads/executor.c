@@ -271,18 +271,31 @@ static int default_workers(void) {
 static int l_executor_new(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 1, default_workers());
   aio_executor *ex;
+  aio_state_cfg *cfg;
+  ex_ud *ud;
   if (n <= 0)
     return aio_raisef(L, AIO_E_VALUE, "max_workers must be greater than 0");
+  /* the userdata first, then the C parts: a memory error leaks nothing */
+  ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->ex = NULL;
+  luaL_setmetatable(L, AIO_EXECUTOR_MT);
+  cfg = aio_state_cfg_new(L);
   ex = calloc(1, sizeof *ex);
   if (ex == NULL || uv_mutex_init(&ex->mu) != 0) {
     free(ex);
+    aio_state_cfg_free(cfg);
     return luaL_error(L, "not enough memory");
   }
-  uv_cond_init(&ex->cond);
-  atomic_init(&ex->refs, 0);
+  if (uv_cond_init(&ex->cond) != 0) {
+    uv_mutex_destroy(&ex->mu);
+    free(ex);
+    aio_state_cfg_free(cfg);
+    return luaL_error(L, "not enough memory");
+  }
+  atomic_init(&ex->refs, 1);
   ex->max_workers = (int)n;
-  ex->cfg = aio_state_cfg_new(L);
-  executor_push(L, ex);
+  ex->cfg = cfg;
+  ud->ex = ex;
   return 1;
 }
 
@@ -292,15 +305,10 @@ static void submit(lua_State *L, aio_executor *ex, int first, int n) {
   aio_msg *msg;
   aio_cfuture *cf;
   const char *err;
+  first = lua_absindex(L, first);
   luaL_checktype(L, first, LUA_TFUNCTION);
+  cf = aio_cfuture_push_new(L);
   msg = aio_msg_pack(L, first, n, 1);
-  cf = aio_cfuture_new();
-  if (cf == NULL) {
-    aio_msg_free(msg);
-    luaL_error(L, "not enough memory");
-  }
-  aio_cfuture_push(L, cf);
-  aio_cfuture_release(cf);
   err = executor_submit(ex, msg, cf);
   if (err != NULL) {
     aio_msg_free(msg);

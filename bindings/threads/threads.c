@@ -131,11 +131,36 @@ int aio_remote_has_posts(aio_remote *r) {
   return atomic_load_explicit(&r->pending, memory_order_relaxed) != 0;
 }
 
+/* Puts a taken list back at the head of the queue (posts made since it
+ * was taken stay behind it). */
+static void put_back(aio_remote *r, post *list, unsigned n) {
+  post *last = list;
+  if (list == NULL)
+    return;
+  while (last->next)
+    last = last->next;
+  uv_mutex_lock(&r->mu);
+  last->next = r->head;
+  if (r->head == NULL)
+    r->tail = last;
+  r->head = list;
+  atomic_fetch_add(&r->pending, n);
+  uv_mutex_unlock(&r->mu);
+}
+
 void aio_remote_drain(lua_State *L, aio_loop *loop) {
-  post *p, *next;
+  post *list, *p, *next;
+  unsigned n = 0;
   if (loop->remote == NULL || !aio_remote_has_posts(loop->remote))
     return;
-  for (p = take_all(loop->remote); p; p = next) {
+  list = take_all(loop->remote);
+  for (p = list; p; p = p->next)
+    n++;
+  if (!aio_ready_fit(loop, n)) { /* the posts go back, first in line */
+    put_back(loop->remote, list, n);
+    luaL_error(L, "not enough memory");
+  }
+  for (p = list; p; p = next) {
     next = p->next;
     aio_ready_push_raw(L, loop, AIO_R_CFUNC, p->data, 0, p->fn, 0);
     if (p->owned)
@@ -228,22 +253,42 @@ static void pin_module(void) {
   }
 }
 
+/* A malloc'd copy of s (NULL stays NULL); *failed is set when out of
+ * memory. */
+static char *copy_string(const char *s, int *failed) {
+  char *c;
+  if (s == NULL)
+    return NULL;
+  c = malloc(strlen(s) + 1);
+  if (c == NULL)
+    *failed = 1;
+  else
+    strcpy(c, s);
+  return c;
+}
+
 aio_state_cfg *aio_state_cfg_new(lua_State *L) {
-  aio_state_cfg *cfg = calloc(1, sizeof *cfg);
-  const char *s;
-  if (cfg == NULL)
-    luaL_error(L, "not enough memory");
+  aio_state_cfg *cfg;
+  const char *path = NULL, *cpath = NULL;
+  int failed = 0, top = lua_gettop(L);
+  /* the Lua look-ups (which may raise) before any C allocation */
   lua_getglobal(L, "package");
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "path");
-    s = lua_tostring(L, -1);
-    cfg->path = s ? strdup(s) : NULL;
     lua_getfield(L, -2, "cpath");
-    s = lua_tostring(L, -1);
-    cfg->cpath = s ? strdup(s) : NULL;
-    lua_pop(L, 2);
+    path = lua_tostring(L, -2);
+    cpath = lua_tostring(L, -1);
   }
-  lua_pop(L, 1);
+  cfg = calloc(1, sizeof *cfg);
+  if (cfg != NULL) {
+    cfg->path = copy_string(path, &failed);
+    cfg->cpath = copy_string(cpath, &failed);
+  }
+  if (cfg == NULL || failed) {
+    aio_state_cfg_free(cfg);
+    luaL_error(L, "not enough memory");
+  }
+  lua_settop(L, top);
   pin_module();
   return cfg;
 }

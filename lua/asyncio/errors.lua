@@ -62,6 +62,14 @@ local function class(name, base, init)
   end
   cls.__is = is
   cls.subclass = function(self, subname, subinit)
+    if type(subname) ~= "string" then
+      error(("bad argument #1 to 'subclass' (string expected, got %s)")
+            :format(subname == nil and "no value" or type(subname)), 2)
+    end
+    if subinit ~= nil and type(subinit) ~= "function" then
+      error(("bad argument #2 to 'subclass' (function expected, got %s)")
+            :format(type(subinit)), 2)
+    end
     return class(subname, self, subinit)
   end
   setmetatable(cls, metaclass)
@@ -135,6 +143,10 @@ class("IsADirectoryError", OSError)
 class("NotADirectoryError", OSError)
 class("PermissionError", OSError)
 class("ProcessLookupError", OSError)
+-- io.UnsupportedOperation: an OSError and a ValueError, as in Python
+-- (reading a file opened for writing only).
+M.UnsupportedOperation = class("UnsupportedOperation", OSError)
+M.UnsupportedOperation.__is[M.ValueError] = true
 
 local function sorted_keys(ctx)
   local keys = {}

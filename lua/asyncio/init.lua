@@ -47,5 +47,16 @@ for _, name in ipairs{"combinators", "taskgroup", "timeouts", "locks",
   for k, v in pairs(require("asyncio." .. name)) do M[k] = v end
 end
 
+--- Modules reached as fields on first use: asyncio.fs is
+-- require "asyncio.fs".
+local lazy = {fs = "asyncio.fs"}
+setmetatable(M, {__index = function(t, k)
+  local name = lazy[k]
+  if name == nil then return nil end
+  local mod = require(name)
+  rawset(t, k, mod)
+  return mod
+end})
+
 M._core = core
 return M

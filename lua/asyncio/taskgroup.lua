@@ -18,6 +18,7 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local iserror = core.iserror
 local CancelledError, RuntimeError = errors.CancelledError,
@@ -142,6 +143,7 @@ end
 -- finished, or is shutting down after a failure (the coroutine is then
 -- closed, so it does not report as never awaited).
 function TaskGroup:create_task(coro, opts)
+  check.opts(opts, 3, "create_task")
   if not self._entered then
     dispose(coro)
     error(RuntimeError(("TaskGroup %s has not been entered")

@@ -1,0 +1,801 @@
+/*
+ * fs.c - the file system on libuv's file requests (uv_fs_*), for
+ * asyncio.fs (lua/asyncio/fs.lua, which builds the public File and
+ * functions on these).
+ *
+ * Every operation is a C Coroutine object (aio_ccoro_method); awaited, it
+ * starts one uv_fs_* request, which runs on libuv's thread pool, and
+ * suspends the task until the request's callback fires: the loop never
+ * waits on a disk. A request is an I/O object without a handle (aio_io
+ * with handle NULL, as getaddrinfo's in dns.c) in the loop's list, so that
+ * closing the loop cancels it. Whoever finishes last frees it: the
+ * awaiting task after reading the answer, or the uv callback when the
+ * task went away first (cancelled, or its loop closed).
+ *
+ * An open file is a FileDescriptor userdata pointing at a malloc'd fsfile
+ * that every request using it holds a reference to. A request given up by
+ * its task may still run on the pool: until it ends, the file's next
+ * request waits (so a cancelled write cannot land after a later one) and
+ * closing it is deferred (so the descriptor is never closed, and its
+ * number reused, under a running read or write).
+ *
+ * Failures raise the OSError kin shaped as Python's:
+ * "[Errno 2] No such file or directory: 'x'", with .errno, .strerror,
+ * .filename (and .filename2 for two paths) and libuv's .name.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define AIO_FSFD_MT "asyncio.FileDescriptor"
+
+/* ------------------------------------------------------------------ */
+/* Open files                                                          */
+
+typedef struct fsfile {
+  uv_file fd;             /* -1 once closed (or its close issued) */
+  unsigned refs;          /* the userdata's, and one per request */
+  unsigned inflight;      /* requests started and not ended */
+  unsigned char closing;  /* close when the last request in flight ends */
+} fsfile;
+
+static void close_req_done(uv_fs_t *req) {
+  uv_fs_req_cleanup(req);
+  free(req);
+}
+
+/* Closes f's descriptor without a waiter: a close request on `uv` when
+ * there is one (its callback frees it), else close(2) at once (no loop
+ * to keep going). */
+static void file_close_now(uv_loop_t *uv, fsfile *f) {
+  uv_fs_t *req;
+  uv_file fd = f->fd;
+  f->fd = -1;
+  f->closing = 0;
+  if (fd < 0)
+    return;
+  req = uv ? malloc(sizeof *req) : NULL;
+  if (req == NULL || uv_fs_close(uv, req, fd, close_req_done) != 0) {
+    free(req);
+    close(fd);
+  }
+}
+
+static void file_unref(fsfile *f) {
+  if (--f->refs == 0)
+    free(f);
+}
+
+static fsfile *check_fd(lua_State *L, int idx) {
+  fsfile **p = luaL_checkudata(L, idx, AIO_FSFD_MT);
+  if ((*p)->fd < 0 || (*p)->closing)
+    luaL_error(L, "attempt to use a closed asyncio.File");
+  return *p;
+}
+
+/* Pushes a FileDescriptor for fd; the userdata holds one reference. */
+static void push_fd(lua_State *L, uv_file fd) {
+  fsfile **p = lua_newuserdatauv(L, sizeof *p, 0);
+  *p = calloc(1, sizeof **p);
+  if (*p == NULL) {
+    close(fd);
+    luaL_error(L, "not enough memory");
+  }
+  (*p)->fd = fd;
+  (*p)->refs = 1;
+  luaL_setmetatable(L, AIO_FSFD_MT);
+}
+
+/* fd:close_detached(): closes without waiting; a request in flight
+ * delays it until it ends. Closing twice does nothing. */
+static int l_fd_close_detached(lua_State *L) {
+  fsfile *f = *(fsfile **)luaL_checkudata(L, 1, AIO_FSFD_MT);
+  aio_loop *loop;
+  if (f->fd < 0 || f->closing)
+    return 0;
+  if (f->inflight > 0) {
+    f->closing = 1;
+    return 0;
+  }
+  loop = aio_running_loop(L);
+  file_close_now(loop && !loop->closed ? loop->uv : NULL, f);
+  return 0;
+}
+
+static int l_fd__gc(lua_State *L) {
+  fsfile **p = luaL_checkudata(L, 1, AIO_FSFD_MT);
+  if (*p == NULL)
+    return 0;
+  l_fd_close_detached(L);
+  file_unref(*p);
+  *p = NULL;
+  return 0;
+}
+
+/* fd:fileno() -> the descriptor number, or nil once closed. */
+static int l_fd_fileno(lua_State *L) {
+  fsfile *f = *(fsfile **)luaL_checkudata(L, 1, AIO_FSFD_MT);
+  if (f->fd < 0 || f->closing)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, f->fd);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+
+typedef enum {
+  OP_OPEN, OP_CLOSE, OP_READ, OP_WRITE, OP_FSTAT, OP_FSYNC, OP_FTRUNCATE,
+  OP_STAT, OP_LSTAT, OP_EXISTS, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_RENAME,
+  OP_COPYFILE, OP_SCANDIR, OP_MKDTEMP, OP_REALPATH, OP_CHMOD, OP_COUNT
+} fsop;
+
+static const char *const op_names[OP_COUNT] = {
+    "open",  "close", "read",  "write",  "fstat",    "fsync",   "ftruncate",
+    "stat",  "lstat", "exists", "mkdir", "rmdir",    "unlink",  "rename",
+    "copyfile", "scandir", "mkdtemp", "realpath", "chmod"};
+
+typedef struct fsreq {
+  aio_io io;
+  uv_fs_t req;
+  fsfile *file;          /* a reference, or NULL */
+  char *buf;             /* owned: the read target or the written copy */
+  int64_t after;         /* append write: the descriptor's offset after */
+  unsigned char op, done, abandoned;
+} fsreq;
+
+static void fsreq_free(fsreq *r) {
+  uv_fs_req_cleanup(&r->req);
+  free(r->buf);
+  if (r->file)
+    file_unref(r->file);
+  aio_io_release(&r->io);
+}
+
+/* The request ended (in its uv callback): the file may close now. */
+static void file_settle(fsreq *r) {
+  fsfile *f = r->file;
+  if (f == NULL)
+    return;
+  if (r->op == OP_WRITE && r->req.result >= 0 && f->fd >= 0 &&
+      r->after == -1)
+    r->after = (int64_t)lseek(f->fd, 0, SEEK_CUR);
+  if (--f->inflight == 0 && f->closing)
+    file_close_now(r->req.loop, f);
+}
+
+static void drop_result(fsreq *r);
+
+static void on_fs_done(uv_fs_t *req) {
+  fsreq *r = req->data;
+  r->done = 1;
+  file_settle(r);
+  if (r->abandoned)
+    drop_result(r);
+  if (!r->abandoned)
+    aio_io_notify(&r->io, 1);
+  else if (r->file && r->io.loop && !r->io.loop->closed)
+    aio_io_notify(&r->io, 1); /* dispatch wakes the file's waiters */
+  else
+    fsreq_free(r);
+}
+
+static void fs_dispatch(lua_State *L, aio_io *io, unsigned ev) {
+  fsreq *r = (fsreq *)io;
+  (void)ev;
+  if (!r->abandoned) {
+    aio_waiters_wake(L, io);
+    return;
+  }
+  if (r->file->inflight == 0)
+    aio_waiters_wake(L, r->file);
+  fsreq_free(r);
+}
+
+/* An open that succeeded for nobody: its descriptor is closed. */
+static void drop_result(fsreq *r) {
+  if (r->op == OP_OPEN && r->req.result >= 0) {
+    fsfile tmp = {0};
+    tmp.fd = (uv_file)r->req.result;
+    file_close_now(r->req.loop, &tmp);
+    r->req.result = UV_EBADF;
+  }
+}
+
+/* Gives the request up (its task is leaving): the callback frees it. A
+ * close is never cancelled (the descriptor would stay open). */
+static void fs_abandon(fsreq *r) {
+  r->abandoned = 1;
+  if (r->done) {
+    drop_result(r);
+    fsreq_free(r);
+  } else if (r->op != OP_CLOSE)
+    uv_cancel((uv_req_t *)&r->req);
+}
+
+/* The loop closes: nobody will read the answer. */
+static void fs_shut(lua_State *L, aio_io *io) {
+  aio_waiter_drop(L, io);
+  fs_abandon((fsreq *)io);
+}
+
+/* A new request of task t's loop for op, using file f (or NULL). */
+static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op, fsfile *f) {
+  fsreq *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    luaL_error(L, "not enough memory");
+    return NULL;
+  }
+  r->req.data = r;
+  r->op = (unsigned char)op;
+  r->after = 0;
+  r->io.shut = fs_shut;
+  r->io.dispatch = fs_dispatch;
+  aio_io_link(t->fut.loop, &r->io, NULL);
+  return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Results                                                             */
+
+static const char *type_of_mode(uint64_t mode) {
+  switch (mode & S_IFMT) {
+  case S_IFREG: return "file";
+  case S_IFDIR: return "directory";
+  case S_IFLNK: return "link";
+  case S_IFIFO: return "fifo";
+  case S_IFSOCK: return "socket";
+  case S_IFCHR: return "char";
+  case S_IFBLK: return "block";
+  default: return "unknown";
+  }
+}
+
+static const char *type_of_dirent(uv_dirent_type_t t) {
+  switch (t) {
+  case UV_DIRENT_FILE: return "file";
+  case UV_DIRENT_DIR: return "directory";
+  case UV_DIRENT_LINK: return "link";
+  case UV_DIRENT_FIFO: return "fifo";
+  case UV_DIRENT_SOCKET: return "socket";
+  case UV_DIRENT_CHAR: return "char";
+  case UV_DIRENT_BLOCK: return "block";
+  default: return "unknown";
+  }
+}
+
+static void set_time(lua_State *L, const char *k, uv_timespec_t ts) {
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes {size, mtime, atime, ctime, mode, type, ...} (Python's st_*
+ * names without the prefix; times in seconds). */
+static void push_stat(lua_State *L, const uv_stat_t *s) {
+  lua_createtable(L, 0, 12);
+  set_int(L, "size", s->st_size);
+  set_time(L, "mtime", s->st_mtim);
+  set_time(L, "atime", s->st_atim);
+  set_time(L, "ctime", s->st_ctim);
+  set_time(L, "birthtime", s->st_birthtim);
+  set_int(L, "mode", s->st_mode);
+  lua_pushstring(L, type_of_mode(s->st_mode));
+  lua_setfield(L, -2, "type");
+  set_int(L, "ino", s->st_ino);
+  set_int(L, "dev", s->st_dev);
+  set_int(L, "nlink", s->st_nlink);
+  set_int(L, "uid", s->st_uid);
+  set_int(L, "gid", s->st_gid);
+}
+
+/* Pushes the list of {name, type} of a scandir request. */
+static void push_entries(lua_State *L, uv_fs_t *req) {
+  uv_dirent_t ent;
+  lua_Integer i = 0;
+  lua_newtable(L);
+  while (uv_fs_scandir_next(req, &ent) == 0) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, ent.name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, type_of_dirent(ent.type));
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, -2, ++i);
+  }
+}
+
+/* Pushes the OSError of a failed request as Python shapes it; the paths
+ * are the strings at stack indices p1 and p2 (0: none). */
+static void push_fs_error(lua_State *L, int err, const char *op, int p1,
+                          int p2) {
+  const char *msg = strerror(-err);
+  aio_push_uverror(L, err, op);
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "strerror");
+  if (lua_getfield(L, -1, "args") == LUA_TTABLE) {
+    lua_pushstring(L, msg);
+    lua_rawseti(L, -2, 2);
+  }
+  lua_pop(L, 1);
+  lua_pushfstring(L, "[Errno %d] %s", -err, msg);
+  if (p1) {
+    lua_pushvalue(L, p1);
+    lua_setfield(L, -3, "filename");
+    lua_pushliteral(L, ": ");
+    aio_pushrepr(L, p1);
+    lua_concat(L, 3);
+  }
+  if (p2) {
+    lua_pushvalue(L, p2);
+    lua_setfield(L, -3, "filename2");
+    lua_pushliteral(L, " -> ");
+    aio_pushrepr(L, p2);
+    lua_concat(L, 3);
+  }
+  lua_setfield(L, -2, "message");
+}
+
+/* Whether op's stack index 1 (and 2) are paths for error messages. */
+static int op_paths(fsop op) {
+  switch (op) {
+  case OP_CLOSE: case OP_READ: case OP_WRITE: case OP_FSTAT:
+  case OP_FSYNC: case OP_FTRUNCATE:
+    return 0;
+  case OP_RENAME: case OP_COPYFILE:
+    return 2;
+  default:
+    return 1;
+  }
+}
+
+/* The request r is done and the task reads its answer, with the body's
+ * arguments at 1..n: pushes the results (or raises), freeing r. */
+static int fs_finish(lua_State *L, fsreq *r) {
+  ssize_t res = r->req.result;
+  int nres = 0;
+  if (r->file && r->file->inflight == 0)
+    aio_waiters_wake(L, r->file);
+  if (r->op == OP_EXISTS) {
+    lua_pushboolean(L, res >= 0);
+    fsreq_free(r);
+    return 1;
+  }
+  if (res < 0) {
+    int np = op_paths((fsop)r->op);
+    push_fs_error(L, (int)res, op_names[r->op], np > 0 ? 1 : 0,
+                  np > 1 ? 2 : 0);
+    fsreq_free(r);
+    return lua_error(L);
+  }
+  switch (r->op) {
+  case OP_OPEN:
+    push_fd(L, (uv_file)res);
+    nres = 1;
+    break;
+  case OP_READ:
+    lua_pushlstring(L, r->buf, (size_t)res);
+    nres = 1;
+    break;
+  case OP_WRITE:
+    lua_pushinteger(L, (lua_Integer)res);
+    nres = 1;
+    if (r->after != 0) { /* an append: where the descriptor is now */
+      lua_pushinteger(L, (lua_Integer)r->after);
+      nres = 2;
+    }
+    break;
+  case OP_FSTAT: case OP_STAT: case OP_LSTAT:
+    push_stat(L, &r->req.statbuf);
+    nres = 1;
+    break;
+  case OP_SCANDIR:
+    push_entries(L, &r->req);
+    nres = 1;
+    break;
+  case OP_MKDTEMP:
+    lua_pushstring(L, r->req.path);
+    nres = 1;
+    break;
+  case OP_REALPATH:
+    lua_pushstring(L, r->req.ptr);
+    nres = 1;
+    break;
+  default:
+    break;
+  }
+  fsreq_free(r);
+  return nres;
+}
+
+/* Continuation of an awaited request: [args..., r, future]; ctx is the
+ * index of r. */
+static int fs_k(lua_State *L, int status, lua_KContext ctx) {
+  int ridx = (int)ctx;
+  fsreq *r = lua_touserdata(L, ridx);
+  aio_future *f = lua_touserdata(L, ridx + 1);
+  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  (void)status;
+  if (threw || f->state == AIO_CANCELLED || !r->done) {
+    aio_waiter_drop(L, &r->io);
+    fs_abandon(r);
+    if (threw)
+      return lua_error(L);
+    return aio_future_push_result(L, ridx + 1); /* the CancelledError */
+  }
+  lua_settop(L, ridx - 1);
+  return fs_finish(L, r);
+}
+
+/* Started (rc is what uv_fs_* returned): suspends task t until r is done.
+ * Use as `return fs_await(...)`. */
+static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
+  int ridx;
+  if (rc < 0) {
+    fsop op = (fsop)r->op;
+    int np = op_paths(op);
+    r->file = NULL; /* it took no reference yet */
+    fsreq_free(r);
+    push_fs_error(L, rc, op_names[op], np > 0 ? 1 : 0, np > 1 ? 2 : 0);
+    return lua_error(L);
+  }
+  if (r->file) {
+    r->file->refs++;
+    r->file->inflight++;
+  }
+  lua_pushlightuserdata(L, r);
+  ridx = lua_gettop(L);
+  aio_future_new(L, t->fut.loop);
+  return aio_waiters_await(L, t, &r->io, ridx, fs_k);
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations on open files                                            */
+
+static int fd_run(lua_State *L, fsop op);
+
+/* Continuation of a wait for the file to be idle: [args..., future]. */
+static int idle_k(lua_State *L, int status, lua_KContext ctx) {
+  fsfile *f = *(fsfile **)lua_touserdata(L, 1);
+  (void)status;
+  aio_waiters_resumed(L, f, lua_gettop(L));
+  lua_pop(L, 1);
+  return fd_run(L, (fsop)ctx);
+}
+
+static int fd_close_body(lua_State *L, aio_task *t, fsfile *f);
+static int fd_read_body(lua_State *L, aio_task *t, fsfile *f);
+static int fd_write_body(lua_State *L, aio_task *t, fsfile *f);
+static int fd_fstat_body(lua_State *L, aio_task *t, fsfile *f);
+static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f);
+static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f);
+
+/* Runs op's body on the file at stack index 1 once no request of it is in
+ * flight (one given up by a cancelled task may still run). */
+static int fd_run(lua_State *L, fsop op) {
+  aio_task *t = aio_check_await(L, op_names[op]);
+  fsfile *f = check_fd(L, 1);
+  if (op == OP_CLOSE && f->inflight > 0) {
+    f->closing = 1; /* a request given up still runs: close after it */
+    return 0;
+  }
+  if (f->inflight > 0) {
+    aio_future_new(L, t->fut.loop);
+    return aio_waiters_await(L, t, f, op, idle_k);
+  }
+  switch (op) {
+  case OP_CLOSE: return fd_close_body(L, t, f);
+  case OP_READ: return fd_read_body(L, t, f);
+  case OP_WRITE: return fd_write_body(L, t, f);
+  case OP_FSTAT: return fd_fstat_body(L, t, f);
+  case OP_FSYNC: return fd_fsync_body(L, t, f);
+  case OP_FTRUNCATE: return fd_ftruncate_body(L, t, f);
+  default: return luaL_error(L, "bad file operation");
+  }
+}
+
+/* [fd]: the descriptor is closed for Lua at once. */
+static int fd_close_body(lua_State *L, aio_task *t, fsfile *f) {
+  fsreq *r = fsreq_new(L, t, OP_CLOSE, NULL);
+  uv_file fd = f->fd;
+  f->fd = -1;
+  return fs_await(L, t, r, uv_fs_close(t->fut.loop->uv, &r->req, fd,
+                                       on_fs_done));
+}
+
+/* [fd, n, offset]: offset -1 reads at the descriptor's offset. */
+static int fd_read_body(lua_State *L, aio_task *t, fsfile *f) {
+  size_t n = (size_t)lua_tointeger(L, 2);
+  int64_t off = (int64_t)lua_tointeger(L, 3);
+  fsreq *r = fsreq_new(L, t, OP_READ, f);
+  uv_buf_t b;
+  r->file = f;
+  r->buf = malloc(n > 0 ? n : 1);
+  if (r->buf == NULL) {
+    r->file = NULL;
+    fsreq_free(r);
+    return luaL_error(L, "not enough memory");
+  }
+  b = uv_buf_init(r->buf, (unsigned)n);
+  return fs_await(L, t, r, uv_fs_read(t->fut.loop->uv, &r->req, f->fd, &b, 1,
+                                      off, on_fs_done));
+}
+
+/* [fd, data, offset]: offset -1 writes at the descriptor's offset (the
+ * end, for a file opened to append), and then also returns it. */
+static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
+  size_t n;
+  const char *data = lua_tolstring(L, 2, &n);
+  int64_t off = (int64_t)lua_tointeger(L, 3);
+  fsreq *r = fsreq_new(L, t, OP_WRITE, f);
+  uv_buf_t b;
+  r->file = f;
+  r->after = off < 0 ? -1 : 0;
+  r->buf = malloc(n > 0 ? n : 1);
+  if (r->buf == NULL) {
+    r->file = NULL;
+    fsreq_free(r);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(r->buf, data, n);
+  b = uv_buf_init(r->buf, (unsigned)n);
+  return fs_await(L, t, r, uv_fs_write(t->fut.loop->uv, &r->req, f->fd, &b,
+                                       1, off, on_fs_done));
+}
+
+static int fd_fstat_body(lua_State *L, aio_task *t, fsfile *f) {
+  fsreq *r = fsreq_new(L, t, OP_FSTAT, f);
+  r->file = f;
+  return fs_await(L, t, r, uv_fs_fstat(t->fut.loop->uv, &r->req, f->fd,
+                                       on_fs_done));
+}
+
+static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f) {
+  fsreq *r = fsreq_new(L, t, OP_FSYNC, f);
+  r->file = f;
+  return fs_await(L, t, r, uv_fs_fsync(t->fut.loop->uv, &r->req, f->fd,
+                                       on_fs_done));
+}
+
+/* [fd, size] */
+static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f) {
+  int64_t size = (int64_t)lua_tointeger(L, 2);
+  fsreq *r = fsreq_new(L, t, OP_FTRUNCATE, f);
+  r->file = f;
+  return fs_await(L, t, r, uv_fs_ftruncate(t->fut.loop->uv, &r->req, f->fd,
+                                           size, on_fs_done));
+}
+
+static int close_body(lua_State *L) { return fd_run(L, OP_CLOSE); }
+static int read_body(lua_State *L) { return fd_run(L, OP_READ); }
+static int write_body(lua_State *L) { return fd_run(L, OP_WRITE); }
+static int fstat_body(lua_State *L) { return fd_run(L, OP_FSTAT); }
+static int fsync_body(lua_State *L) { return fd_run(L, OP_FSYNC); }
+static int ftruncate_body(lua_State *L) { return fd_run(L, OP_FTRUNCATE); }
+
+/* _fs_read(fd, n, offset) -> Coroutine; awaited, the bytes read ("" at
+ * the end of the file). */
+static int l_fs_read(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_checkinteger(L, 3);
+  check_fd(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 2, "out of range");
+  return aio_ccoro_method(L, 3, read_body);
+}
+
+/* _fs_write(fd, data, offset) -> Coroutine; awaited, the count written
+ * (and, with offset -1, the descriptor's offset after). */
+static int l_fs_write(lua_State *L) {
+  size_t n;
+  luaL_checklstring(L, 2, &n);
+  luaL_checkinteger(L, 3);
+  check_fd(L, 1);
+  luaL_argcheck(L, n <= 0x7fffffff, 2, "too long");
+  return aio_ccoro_method(L, 3, write_body);
+}
+
+static int l_fs_close(lua_State *L) {
+  check_fd(L, 1);
+  return aio_ccoro_method(L, 1, close_body);
+}
+
+static int l_fs_fstat(lua_State *L) {
+  check_fd(L, 1);
+  return aio_ccoro_method(L, 1, fstat_body);
+}
+
+static int l_fs_fsync(lua_State *L) {
+  check_fd(L, 1);
+  return aio_ccoro_method(L, 1, fsync_body);
+}
+
+static int l_fs_ftruncate(lua_State *L) {
+  check_fd(L, 1);
+  luaL_checkinteger(L, 2);
+  return aio_ccoro_method(L, 2, ftruncate_body);
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations on paths                                                 */
+
+/* io.open's mode ("r", "w", "a", "r+", "w+", "a+", "b" anywhere after
+ * the letter) to open(2) flags; -1 for an invalid mode. */
+static int mode_flags(const char *m) {
+  int flags;
+  switch (*m++) {
+  case 'r': flags = O_RDONLY; break;
+  case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
+  case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
+  default: return -1;
+  }
+  if (*m == '+') {
+    flags = (flags & ~O_WRONLY) | O_RDWR;
+    m++;
+  }
+  while (*m == 'b')
+    m++;
+  return *m == '\0' ? flags : -1;
+}
+
+/* [path, mode] */
+static int open_body(lua_State *L) {
+  aio_task *t = aio_check_await(L, "open");
+  const char *path = lua_tostring(L, 1);
+  int flags = mode_flags(lua_tostring(L, 2));
+  fsreq *r = fsreq_new(L, t, OP_OPEN, NULL);
+  return fs_await(L, t, r, uv_fs_open(t->fut.loop->uv, &r->req, path, flags,
+                                      0666, on_fs_done));
+}
+
+/* [path] or [path, path2] or [path, mode]: one body per path op. */
+static int path_body(lua_State *L, fsop op) {
+  aio_task *t = aio_check_await(L, op_names[op]);
+  uv_loop_t *uv = t->fut.loop->uv;
+  const char *p = lua_tostring(L, 1);
+  fsreq *r = fsreq_new(L, t, op, NULL);
+  uv_fs_t *q = &r->req;
+  int rc;
+  switch (op) {
+  case OP_STAT: case OP_EXISTS:
+    rc = uv_fs_stat(uv, q, p, on_fs_done);
+    break;
+  case OP_LSTAT: rc = uv_fs_lstat(uv, q, p, on_fs_done); break;
+  case OP_MKDIR:
+    rc = uv_fs_mkdir(uv, q, p, (int)lua_tointeger(L, 2), on_fs_done);
+    break;
+  case OP_RMDIR: rc = uv_fs_rmdir(uv, q, p, on_fs_done); break;
+  case OP_UNLINK: rc = uv_fs_unlink(uv, q, p, on_fs_done); break;
+  case OP_RENAME:
+    rc = uv_fs_rename(uv, q, p, lua_tostring(L, 2), on_fs_done);
+    break;
+  case OP_COPYFILE:
+    rc = uv_fs_copyfile(uv, q, p, lua_tostring(L, 2), 0, on_fs_done);
+    break;
+  case OP_SCANDIR: rc = uv_fs_scandir(uv, q, p, 0, on_fs_done); break;
+  case OP_MKDTEMP: rc = uv_fs_mkdtemp(uv, q, p, on_fs_done); break;
+  case OP_REALPATH: rc = uv_fs_realpath(uv, q, p, on_fs_done); break;
+  case OP_CHMOD:
+    rc = uv_fs_chmod(uv, q, p, (int)lua_tointeger(L, 2), on_fs_done);
+    break;
+  default: rc = UV_EINVAL;
+  }
+  return fs_await(L, t, r, rc);
+}
+
+#define PATH_OP(fn, op)                                                     \
+  static int fn##_body(lua_State *L) { return path_body(L, op); }
+
+PATH_OP(stat, OP_STAT)
+PATH_OP(lstat, OP_LSTAT)
+PATH_OP(exists, OP_EXISTS)
+PATH_OP(mkdir, OP_MKDIR)
+PATH_OP(rmdir, OP_RMDIR)
+PATH_OP(unlink, OP_UNLINK)
+PATH_OP(rename, OP_RENAME)
+PATH_OP(copyfile, OP_COPYFILE)
+PATH_OP(scandir, OP_SCANDIR)
+PATH_OP(mkdtemp, OP_MKDTEMP)
+PATH_OP(realpath, OP_REALPATH)
+PATH_OP(chmod, OP_CHMOD)
+
+/* The callers (fs.lua) have checked the arguments and name their own
+ * functions in errors; these checks only keep C safe. */
+static int l_fs_open(lua_State *L) {
+  luaL_checkstring(L, 1);
+  if (mode_flags(luaL_checkstring(L, 2)) < 0)
+    return luaL_argerror(L, 2, "invalid mode");
+  return aio_ccoro_method(L, 2, open_body);
+}
+
+#define PATH_FN(fn, nargs)                                                  \
+  static int l_fs_##fn(lua_State *L) {                                      \
+    int i;                                                                  \
+    for (i = 1; i <= (nargs); i++)                                          \
+      luaL_checkstring(L, i);                                               \
+    return aio_ccoro_method(L, nargs, fn##_body);                           \
+  }
+
+PATH_FN(stat, 1)
+PATH_FN(lstat, 1)
+PATH_FN(exists, 1)
+PATH_FN(rmdir, 1)
+PATH_FN(unlink, 1)
+PATH_FN(rename, 2)
+PATH_FN(copyfile, 2)
+PATH_FN(scandir, 1)
+PATH_FN(mkdtemp, 1)
+PATH_FN(realpath, 1)
+
+static int l_fs_mkdir(lua_State *L) {
+  luaL_checkstring(L, 1);
+  luaL_checkinteger(L, 2);
+  return aio_ccoro_method(L, 2, mkdir_body);
+}
+
+static int l_fs_chmod(lua_State *L) {
+  luaL_checkstring(L, 1);
+  luaL_checkinteger(L, 2);
+  return aio_ccoro_method(L, 2, chmod_body);
+}
+
+/* _fs_strerror(errno) -> the C library's message, as Python prints. */
+static int l_fs_strerror(lua_State *L) {
+  lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* _fs_oserror(errno, op, path) -> the OSError Python raises for errno
+ * about path (an error object, not raised). */
+static int l_fs_oserror(lua_State *L) {
+  int e = (int)luaL_checkinteger(L, 1);
+  const char *op = luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  push_fs_error(L, -e, op, lua_isnil(L, 3) ? 0 : 3, 0);
+  return 1;
+}
+
+static const luaL_Reg fd_methods[] = {
+    {"close_detached", l_fd_close_detached},
+    {"fileno", l_fd_fileno},
+    {NULL, NULL}};
+
+static const luaL_Reg fd_metamethods[] = {
+    {"__gc", l_fd__gc},
+    {NULL, NULL}};
+
+static const luaL_Reg fs_funcs[] = {
+    {"_fs_open", l_fs_open},
+    {"_fs_close", l_fs_close},
+    {"_fs_read", l_fs_read},
+    {"_fs_write", l_fs_write},
+    {"_fs_fstat", l_fs_fstat},
+    {"_fs_fsync", l_fs_fsync},
+    {"_fs_ftruncate", l_fs_ftruncate},
+    {"_fs_stat", l_fs_stat},
+    {"_fs_lstat", l_fs_lstat},
+    {"_fs_exists", l_fs_exists},
+    {"_fs_mkdir", l_fs_mkdir},
+    {"_fs_rmdir", l_fs_rmdir},
+    {"_fs_unlink", l_fs_unlink},
+    {"_fs_rename", l_fs_rename},
+    {"_fs_copyfile", l_fs_copyfile},
+    {"_fs_scandir", l_fs_scandir},
+    {"_fs_mkdtemp", l_fs_mkdtemp},
+    {"_fs_realpath", l_fs_realpath},
+    {"_fs_chmod", l_fs_chmod},
+    {"_fs_strerror", l_fs_strerror},
+    {"_fs_oserror", l_fs_oserror},
+    {NULL, NULL}};
+
+void aio_open_fs(lua_State *L) {
+  aio_newclass(L, AIO_FSFD_MT, AIO_K_OTHER, fd_methods, fd_metamethods);
+  luaL_setfuncs(L, fs_funcs, 0);
+}

@@ -1,0 +1,108 @@
+--- asyncio.check: argument checks for the parts written in Lua, raising
+-- the same "bad argument #n to 'f' (...)" errors as Lua's own
+-- luaL_argerror does in the C core.
+--
+-- Each check is called directly by the public function `fname` whose
+-- argument it checks; `n` counts arguments as the caller wrote them
+-- (for a method called with a colon, self does not count, as in C).
+
+local M = {}
+
+local getinfo, type, getmetatable, error, rawget =
+  debug.getinfo, type, getmetatable, error, rawget
+
+--- The type name Lua's errors use: a metatable's `__name` if it has one.
+function M.typename(v)
+  local mt = getmetatable(v)
+  if type(mt) == "table" then
+    local name = rawget(mt, "__name")
+    if type(name) == "string" then return name end
+  end
+  return type(v)
+end
+
+--- Raises "bad argument #n to 'fname' (msg)"; `level` is the number of
+-- frames between this function and the public function (1 when that
+-- function calls argerror itself). The error points at its caller.
+function M.argerror(n, fname, msg, level)
+  level = (level or 1) + 1
+  local ar = getinfo(level, "n")
+  if ar and ar.namewhat == "method" then
+    n = n - 1
+    if n == 0 then
+      error(("calling '%s' on bad self (%s)"):format(fname, msg), level + 1)
+    end
+  end
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level + 1)
+end
+
+local function expected(v, tname)
+  return ("%s expected, got %s")
+    :format(tname, v == nil and "no value" or M.typename(v))
+end
+
+--- v must be of Lua type `tname` (or nil when `optional`).
+function M.type(v, n, fname, tname, optional)
+  if type(v) ~= tname and not (optional and v == nil) then
+    M.argerror(n, fname, expected(v, tname), 2)
+  end
+  return v
+end
+
+--- An optional options table: nil or a table.
+function M.opts(v, n, fname)
+  if v ~= nil and type(v) ~= "table" then
+    M.argerror(n, fname, expected(v, "table"), 2)
+  end
+  return v
+end
+
+--- A callable value: a function or a value whose metatable has __call.
+function M.callable(v, n, fname, optional)
+  if type(v) == "function" or (optional and v == nil) then return v end
+  local mt = getmetatable(v)
+  if type(mt) ~= "table" or rawget(mt, "__call") == nil then
+    M.argerror(n, fname, expected(v, "function"), 2)
+  end
+  return v
+end
+
+-- Why v is not a number as `kind` asks ("number", "finite", "integer"),
+-- or nil.
+local function bad_number(v, kind)
+  if type(v) ~= "number" then return expected(v, "number") end
+  if math.type(v) == "integer" then return nil end
+  if v ~= v then return "number is NaN" end
+  if kind ~= "number" and (v == math.huge or v == -math.huge) then
+    return "number is not finite"
+  end
+  if kind == "integer" and math.tointeger(v) == nil then
+    return "number has no integer representation"
+  end
+end
+
+--- A number that is not NaN (nil allowed when `optional`).
+function M.number(v, n, fname, optional)
+  if optional and v == nil then return v end
+  local why = bad_number(v, "number")
+  if why then M.argerror(n, fname, why, 2) end
+  return v
+end
+
+--- A finite number (no NaN, no infinity).
+function M.finite(v, n, fname, optional)
+  if optional and v == nil then return v end
+  local why = bad_number(v, "finite")
+  if why then M.argerror(n, fname, why, 2) end
+  return v
+end
+
+--- An integer-valued finite number, returned as an integer.
+function M.integer(v, n, fname, optional)
+  if optional and v == nil then return v end
+  local why = bad_number(v, "integer")
+  if why then M.argerror(n, fname, why, 2) end
+  return math.tointeger(v)
+end
+
+return M

@@ -1,0 +1,710 @@
+--- asyncio.fs: files and directories that never block the loop.
+--
+-- Every operation that touches the disk is one of libuv's file requests
+-- (bindings/io/fs.c), run on libuv's thread pool while the loop goes on;
+-- each function here returns a Coroutine object to await, as the rest of
+-- the API does:
+--
+--   local fs = require "asyncio.fs"
+--   local f <close> = await(fs.open("notes.txt", "r"))
+--   for line in f:lines() do print(line) end      -- the iterator awaits
+--   local st = await(fs.stat("notes.txt"))        -- st.size, st.type ...
+--
+-- An asyncio.File reads and writes at a position it keeps itself (pread
+-- and pwrite), so a cancelled read or write leaves it usable: the
+-- position only moves when a request's answer is taken. Reads go through
+-- a buffer in the File (needed for lines); writes are not buffered (an
+-- awaited write has reached the OS), so flush() has nothing to do and
+-- sync() is the fsync(2). The operations of one File run one at a time
+-- (a lock in the File orders tasks that share it).
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+
+local async, await, iserror = core.async, core.await, core.iserror
+local c_open, c_close, c_read, c_write = core._fs_open, core._fs_close,
+  core._fs_read, core._fs_write
+local c_fstat, c_fsync = core._fs_fstat, core._fs_fsync
+local oserror = core._fs_oserror
+local error, getmetatable, setmetatable, select, tostring, type, pcall =
+  error, getmetatable, setmetatable, select, tostring, type, pcall
+local find, sub, match, format = string.find, string.sub, string.match,
+  string.format
+local concat, pack, unpack = table.concat, table.pack, table.unpack
+local tointeger, max, min = math.tointeger, math.max, math.min
+local ipairs, tonumber, mtype = ipairs, tonumber, math.type
+
+local M = {}
+
+local CHUNK = 65536            -- a read of the buffer asks at least this
+local MAX_READ = 64 * 1048576  -- a read(n) asks at most this at once
+local MAX_WRITE = 1073741824   -- a write request carries at most this
+
+local function typename(v)
+  return v == nil and "no value" or type(v)
+end
+
+--- Raises "bad argument #i to 'fname' (msg)" at the line that called the
+-- public function; `depth` counts the helpers between it and here.
+local function argerror(i, fname, msg, depth)
+  error(format("bad argument #%d to '%s' (%s)", i, fname, msg),
+        3 + (depth or 0))
+end
+
+local function check_path(p, i, fname)
+  if type(p) ~= "string" then
+    argerror(i, fname, "string expected, got " .. typename(p), 1)
+  end
+end
+
+local function check_int(v, i, fname)
+  if tointeger(v) == nil then
+    argerror(i, fname, type(v) == "number"
+             and "number has no integer representation"
+             or "number expected, got " .. typename(v), 1)
+  end
+  return tointeger(v)
+end
+
+-- ----------------------------------------------------------------------
+-- The File
+
+local File = {__name = "asyncio.File"}
+File.__index = File
+M.File = File
+
+local function check_file(self, fname)
+  if getmetatable(self) ~= File then
+    error(format("bad argument #1 to '%s' (asyncio.File expected, got %s)",
+                 fname, typename(self)), 3)
+  end
+  if self.closed then
+    error("attempt to use a closed asyncio.File", 3)
+  end
+end
+
+--- Raises when the file was closed while its task waited for the lock.
+local function still_open(self)
+  if self.closed then error("attempt to use a closed asyncio.File", 0) end
+end
+
+local function avail(self)
+  return #self._buf - self._bpos + 1
+end
+
+--- The read offset of the next request: after the buffered bytes, or -1
+-- (the descriptor's own offset) for a pipe or a character device.
+local function raw_offset(self)
+  if not self._seekable then return -1 end
+  return self._pos + avail(self)
+end
+
+--- Reads at least `want` more bytes' worth (CHUNK at least, MAX_READ at
+-- most) into the buffer. Returns false at the end of the file, else true
+-- and whether the answer was short (the end of a regular file). The
+-- buffer changes only once the answer is in: a cancellation loses nothing.
+local function fill(self, want)
+  local n = min(max(want or CHUNK, CHUNK), MAX_READ)
+  local chunk = await(c_read(self._fd, n, raw_offset(self)))
+  if #chunk == 0 then return false end
+  if avail(self) == 0 then
+    self._buf, self._bpos = chunk, 1
+  else
+    self._buf, self._bpos = sub(self._buf, self._bpos) .. chunk, 1
+  end
+  return true, self._seekable and #chunk < n
+end
+
+--- Takes the next n buffered bytes (n <= avail).
+local function take(self, n)
+  local buf, b = self._buf, self._bpos
+  local s
+  if b == 1 and n >= #buf then
+    s = buf
+  else
+    s = sub(buf, b, b + n - 1)
+  end
+  self._pos = self._pos + #s
+  if b + #s > #buf then
+    self._buf, self._bpos = "", 1
+  else
+    self._bpos = b + #s
+  end
+  return s
+end
+
+local function drop_buffer(self)
+  self._buf, self._bpos = "", 1
+end
+
+local function read_count(self, n)
+  if n == 0 then -- "" unless at the end of the file, as io's read(0)
+    if avail(self) > 0 or fill(self) then return "" end
+    return nil
+  end
+  while avail(self) < n do
+    local more, short = fill(self, n - avail(self))
+    if not more or short then break end
+  end
+  local a = avail(self)
+  if a == 0 then return nil end
+  return take(self, min(n, a))
+end
+
+--- The next line, with its end of line if keep; nil at the end.
+local function read_line(self, keep)
+  local from = self._bpos
+  while true do
+    local e = find(self._buf, "\n", from, true)
+    if e then
+      local b = self._bpos
+      local line = sub(self._buf, b, keep and e or e - 1)
+      self._pos = self._pos + (e - b + 1)
+      if e == #self._buf then
+        drop_buffer(self)
+      else
+        self._bpos = e + 1
+      end
+      return line
+    end
+    from = avail(self) + 1 -- where the unsearched part starts after fill
+    if not fill(self, avail(self)) then
+      if avail(self) == 0 then return nil end
+      return take(self, avail(self))
+    end
+  end
+end
+
+local function read_all(self)
+  local want = CHUNK
+  if self._seekable then -- one request of the size left (and one more)
+    local left = await(c_fstat(self._fd)).size - raw_offset(self)
+    want = min(max(left + 1, CHUNK), 0x7fffffff)
+  end
+  while true do
+    local more, short = fill(self, want)
+    if not more or short then break end
+    want = max(avail(self), CHUNK)
+  end
+  return take(self, avail(self))
+end
+
+--- A numeral, as io's read("n"): at most 200 characters after blanks;
+-- nil (and the characters taken) when they do not make a number.
+local function read_number(self)
+  while true do
+    local s = find(self._buf, "[^ \t\n\r\f\v]", self._bpos)
+    if s then
+      take(self, s - self._bpos)
+      break
+    end
+    take(self, avail(self))
+    if not fill(self) then return nil end
+  end
+  while avail(self) < 200 and fill(self) do end
+  local buf, p = self._buf, self._bpos
+  local function accept(pat)
+    local s, e = find(buf, pat, p)
+    if s == p and e - self._bpos < 200 then p = e + 1 return true end
+    return false
+  end
+  accept("^[%+%-]")
+  local hex = accept("^0[xX]")
+  local digits = hex and "^%x+" or "^%d+"
+  accept(digits)
+  if accept("^%.") then accept(digits) end
+  if accept(hex and "^[pP]" or "^[eE]") then
+    accept("^[%+%-]")
+    accept("^%d+")
+  end
+  return tonumber(take(self, p - self._bpos))
+end
+
+--- The reader for one format (checked by check_formats).
+local function read_one(self, fmt)
+  if type(fmt) == "number" then return read_count(self, fmt) end
+  local c = match(fmt, "^%*?(.)")
+  if c == "l" then return read_line(self, false) end
+  if c == "L" then return read_line(self, true) end
+  if c == "a" then return read_all(self) end
+  return read_number(self)
+end
+
+--- Checks read's formats (from argument 1); returns them packed, "l"
+-- when there is none.
+local function check_formats(fname, ...)
+  local fmts = pack(...)
+  if fmts.n == 0 then return {n = 1, "l"} end
+  for i = 1, fmts.n do
+    local f = fmts[i]
+    if type(f) == "number" then
+      local n = tointeger(f)
+      if n == nil or n < 0 then argerror(i, fname, "invalid format", 1) end
+      fmts[i] = n
+    elseif type(f) ~= "string" or not find(f, "^%*?[lLan]") then
+      argerror(i, fname, "invalid format", 1)
+    end
+  end
+  return fmts
+end
+
+local function unsupported(what)
+  error(errors.UnsupportedOperation(what), 0)
+end
+
+--- Reads the formats in the running task, holding the file's lock; as
+-- io's read, stops at the first that fails (nil).
+local function read_formats(self, fmts)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  if not self._readable then unsupported("not readable") end
+  if fmts.n == 1 then return read_one(self, fmts[1]) end
+  local out = {}
+  for i = 1, fmts.n do
+    local v = read_one(self, fmts[i])
+    out[i] = v
+    if v == nil then return unpack(out, 1, i) end
+  end
+  return unpack(out, 1, fmts.n)
+end
+
+local read_coro = async(read_formats)
+
+--- f:read(fmt, ...) -> Coroutine; awaited, what io's read returns: a
+-- string of at most n bytes (nil at the end of the file; read(0) is ""
+-- unless at the end), "l" a line without its end of line, "L" with it
+-- (nil at the end), "a" the rest ("" at the end), "n" a number.
+function File:read(...)
+  check_file(self, "read")
+  return read_coro(self, check_formats("read", ...))
+end
+
+--- f:lines(fmt, ...) -> an iterator for a generic for, reading the
+-- formats ("l" by default) at each step until the first fails; each step
+-- awaits, so it runs only inside a task.
+function File:lines(...)
+  check_file(self, "lines")
+  local fmts = check_formats("lines", ...)
+  local line_fast = fmts.n == 1 and (fmts[1] == "l" or fmts[1] == "L")
+  local keep = fmts[1] == "L"
+  return function()
+    if self.closed then error("file is already closed", 2) end
+    if line_fast and not self._lock:locked() then
+      -- a whole line already in the buffer: no request, no lock
+      local e = find(self._buf, "\n", self._bpos, true)
+      if e then
+        local b = self._bpos
+        self._pos = self._pos + (e - b + 1)
+        local line = sub(self._buf, b, keep and e or e - 1)
+        if e == #self._buf then drop_buffer(self) else self._bpos = e + 1 end
+        return line
+      end
+    end
+    return read_formats(self, fmts)
+  end
+end
+
+local write_coro = async(function(self, data)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  if not self._writable then unsupported("not writable") end
+  drop_buffer(self) -- what was read ahead is stale once we write
+  local done, len = 0, #data
+  while done < len do
+    local piece = data
+    if done > 0 or len > MAX_WRITE then
+      piece = sub(data, done + 1, done + MAX_WRITE)
+    end
+    local off = -1
+    if self._seekable and not self._append then off = self._pos end
+    local n, after = await(c_write(self._fd, piece, off))
+    done = done + n
+    if after and after >= 0 then
+      self._pos = after
+    else
+      self._pos = self._pos + n
+    end
+  end
+  return self
+end)
+
+--- f:write(s, ...) -> Coroutine; awaited, writes the strings and numbers
+-- (at the end of the file in append mode) and returns the file.
+function File:write(...)
+  check_file(self, "write")
+  local n = select("#", ...)
+  local parts = {...}
+  for i = 1, n do
+    local v = parts[i]
+    if type(v) == "number" then
+      -- as io: integers in decimal, floats with "%.14g"
+      parts[i] = mtype(v) == "integer" and tostring(v) or format("%.14g", v)
+    elseif type(v) ~= "string" then
+      argerror(i, "write", "string expected, got " .. typename(v))
+    end
+  end
+  return write_coro(self, n == 1 and parts[1] or concat(parts, "", 1, n))
+end
+
+local seek_coro = async(function(self, whence, offset)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  if not self._seekable then
+    error(oserror(29, "seek"), 0) -- ESPIPE: a pipe or a device
+  end
+  local base = 0
+  if whence == "cur" then
+    base = self._pos
+  elseif whence == "end" then
+    base = await(c_fstat(self._fd)).size
+  end
+  local pos = base + offset
+  if pos < 0 then error(oserror(22, "seek"), 0) end -- EINVAL
+  if pos ~= self._pos then
+    drop_buffer(self)
+    self._pos = pos
+  end
+  return pos
+end)
+
+local whences = {set = true, cur = true, ["end"] = true}
+
+--- f:seek([whence [, offset]]) -> Coroutine; awaited, the new position
+-- from the start of the file (whence "set", "cur" (default) or "end").
+function File:seek(whence, offset)
+  check_file(self, "seek")
+  whence = whence == nil and "cur" or whence
+  if not whences[whence] then
+    argerror(1, "seek", "invalid option '" .. tostring(whence) .. "'")
+  end
+  offset = offset == nil and 0 or check_int(offset, 2, "seek")
+  return seek_coro(self, whence, offset)
+end
+
+local flush_coro = async(function(self) return self end)
+
+--- f:flush() -> Coroutine; awaited, returns the file. Writes are not
+-- buffered in the File (each awaited write reached the OS), so there is
+-- nothing to write out; f:sync() asks the OS to reach the disk.
+function File:flush()
+  check_file(self, "flush")
+  return flush_coro(self)
+end
+
+local sync_coro = async(function(self)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  await(c_fsync(self._fd))
+  return self
+end)
+
+--- f:sync() -> Coroutine; awaited, fsync(2): the file's data and metadata
+-- are on the disk. Returns the file.
+function File:sync()
+  check_file(self, "sync")
+  return sync_coro(self)
+end
+
+local nothing = async(function() end)
+local close_coro = async(function(self) await(c_close(self._fd)) end)
+
+--- f:close() -> Coroutine; awaited, closes the file (at once for the
+-- other methods, which raise from now on). Closing again does nothing.
+function File:close()
+  if getmetatable(self) ~= File then check_file(self, "close") end
+  if self.closed then return nothing() end
+  self.closed = true
+  return close_coro(self)
+end
+
+--- The end of a `<close>` scope: closes without waiting (the close runs
+-- on the thread pool).
+function File:__close()
+  if not self.closed then
+    self.closed = true
+    self._fd:close_detached()
+  end
+end
+
+function File:__tostring()
+  return format("<asyncio.File name=%s mode='%s'%s>", errors.repr(self.name),
+                self.mode, self.closed and " closed" or "")
+end
+
+--- f:fileno() -> the descriptor (nil once closed).
+function File:fileno()
+  if self.closed then return nil end
+  return self._fd:fileno()
+end
+
+local function valid_mode(mode)
+  return type(mode) == "string" and find(mode, "^[rwa]%+?b*$") ~= nil
+end
+
+local Lock = core.Lock
+
+local open_coro = async(function(path, mode)
+  local fd = await(c_open(path, mode))
+  local ok, st = pcall(await, c_fstat(fd))
+  if not ok then
+    fd:close_detached()
+    error(st, 0)
+  end
+  if st.type == "directory" then -- Python's open refuses a directory
+    fd:close_detached()
+    error(oserror(21, "open", path), 0)
+  end
+  local kind, plus = match(mode, "^(.)(%+?)")
+  local f = setmetatable({
+    name = path, mode = mode, closed = false,
+    _fd = fd, _pos = 0, _buf = "", _bpos = 1, _lock = Lock(),
+    _readable = kind == "r" or plus == "+",
+    _writable = kind ~= "r" or plus == "+",
+    _append = kind == "a",
+    _seekable = st.type == "file" or st.type == "block",
+  }, File)
+  -- as C's fopen: "a" starts at the end, "a+" reads from the start
+  if kind == "a" and plus == "" and f._seekable then f._pos = st.size end
+  return f
+end)
+
+--- fs.open(path [, mode]) -> Coroutine; awaited, an asyncio.File. Modes
+-- are io.open's: "r" (default), "w", "a", "r+", "w+", "a+", each with an
+-- optional "b" (no effect).
+function M.open(path, mode)
+  check_path(path, 1, "open")
+  if mode == nil then mode = "r" end
+  if not valid_mode(mode) then argerror(2, "open", "invalid mode") end
+  return open_coro(path, mode)
+end
+
+-- ----------------------------------------------------------------------
+-- Paths
+
+--- fs.stat(path) / fs.lstat(path) -> Coroutine; awaited, {size, mtime,
+-- atime, ctime, birthtime, mode, type, ino, dev, nlink, uid, gid}; type is
+-- "file", "directory", "link", "fifo", "socket", "char" or "block".
+function M.stat(path)
+  check_path(path, 1, "stat")
+  return core._fs_stat(path)
+end
+
+function M.lstat(path)
+  check_path(path, 1, "lstat")
+  return core._fs_lstat(path)
+end
+
+--- fs.exists(path) -> Coroutine; awaited, true or false (false for any
+-- failure, as os.path.exists).
+function M.exists(path)
+  check_path(path, 1, "exists")
+  return core._fs_exists(path)
+end
+
+function M.rmdir(path)
+  check_path(path, 1, "rmdir")
+  return core._fs_rmdir(path)
+end
+
+function M.unlink(path)
+  check_path(path, 1, "unlink")
+  return core._fs_unlink(path)
+end
+
+--- fs.rename(src, dst): replaces dst if it exists (rename(2)).
+function M.rename(src, dst)
+  check_path(src, 1, "rename")
+  check_path(dst, 2, "rename")
+  return core._fs_rename(src, dst)
+end
+
+--- fs.copyfile(src, dst): copies the data (and the mode), replacing dst.
+function M.copyfile(src, dst)
+  check_path(src, 1, "copyfile")
+  check_path(dst, 2, "copyfile")
+  return core._fs_copyfile(src, dst)
+end
+
+--- fs.realpath(path) -> the absolute path without links, "." or "..".
+function M.realpath(path)
+  check_path(path, 1, "realpath")
+  return core._fs_realpath(path)
+end
+
+--- fs.chmod(path, mode), mode an integer (tonumber("644", 8)).
+function M.chmod(path, mode)
+  check_path(path, 1, "chmod")
+  return core._fs_chmod(path, check_int(mode, 2, "chmod"))
+end
+
+--- fs.mkdtemp(template) -> the path of a new directory (mode 0700):
+-- template ends in "XXXXXX", which mkdtemp(3) replaces.
+function M.mkdtemp(template)
+  check_path(template, 1, "mkdtemp")
+  if sub(template, -6) ~= "XXXXXX" then
+    argerror(1, "mkdtemp", "template must end in 'XXXXXX'")
+  end
+  return core._fs_mkdtemp(template)
+end
+
+local function try(aw)
+  return pcall(await, aw)
+end
+
+local mkdir_coro
+mkdir_coro = async(function(path, mode, parents, exist_ok)
+  local ok, err = try(core._fs_mkdir(path, mode))
+  if ok then return end
+  if parents and iserror(err, errors.FileNotFoundError) then
+    local parent = match(path, "^(.*[^/])/+[^/]+/*$")
+    if parent then
+      await(mkdir_coro(parent, mode, true, true))
+      ok, err = try(core._fs_mkdir(path, mode))
+      if ok then return end
+    end
+  end
+  if exist_ok and iserror(err, errors.FileExistsError) then
+    local is, st = try(core._fs_stat(path))
+    if is and st.type == "directory" then return end
+  end
+  error(err, 0)
+end)
+
+--- fs.mkdir(path [, {parents =, exist_ok =, mode =}]) -> Coroutine, as
+-- pathlib's mkdir: parents makes the missing parents, exist_ok accepts an
+-- existing directory; mode (default 0777) is masked by the umask.
+function M.mkdir(path, opts)
+  check_path(path, 1, "mkdir")
+  if opts ~= nil and type(opts) ~= "table" then
+    argerror(2, "mkdir", "table expected, got " .. typename(opts))
+  end
+  opts = opts or {}
+  local mode = opts.mode == nil and 511 or check_int(opts.mode, 2, "mkdir")
+  if not opts.parents and not opts.exist_ok then
+    return core._fs_mkdir(path, mode)
+  end
+  return mkdir_coro(path, mode, opts.parents, opts.exist_ok)
+end
+
+local function join(dir, name)
+  if sub(dir, -1) == "/" then return dir .. name end
+  return dir .. "/" .. name
+end
+
+local function entries(path)
+  local list = await(core._fs_scandir(path))
+  for _, e in ipairs(list) do
+    e.path = join(path, e.name)
+    if e.type == "unknown" then -- a file system without d_type
+      local ok, st = try(core._fs_lstat(e.path))
+      if ok then e.type = st.type end
+    end
+  end
+  return list
+end
+
+--- fs.scandir(path) -> an iterator for a generic for, of {name, type,
+-- path} entries (without "." and ".."); the first step awaits the listing
+-- (one uv_fs_scandir), so it runs inside a task.
+function M.scandir(path)
+  check_path(path, 1, "scandir")
+  local list, i = nil, 0
+  return function()
+    if list == nil then list = entries(path) end
+    i = i + 1
+    return list[i]
+  end
+end
+
+local listdir_coro = async(function(path)
+  local names = {}
+  for i, e in ipairs(await(core._fs_scandir(path))) do names[i] = e.name end
+  return names
+end)
+
+--- fs.listdir(path) -> Coroutine; awaited, the list of names. libuv's
+-- scandir sorts them (byte order), unlike Python's directory order.
+function M.listdir(path)
+  check_path(path, 1, "listdir")
+  return listdir_coro(path)
+end
+
+local readfile_coro = async(function(path)
+  local f <close> = await(M.open(path, "rb"))
+  local data = await(f:read("a"))
+  await(f:close())
+  return data
+end)
+
+--- fs.readfile(path) -> Coroutine; awaited, the whole content.
+function M.readfile(path)
+  check_path(path, 1, "readfile")
+  return readfile_coro(path)
+end
+
+local writefile_coro = async(function(path, data)
+  local f <close> = await(M.open(path, "wb"))
+  await(f:write(data))
+  await(f:close())
+  return #data
+end)
+
+--- fs.writefile(path, data) -> Coroutine; awaited, replaces the content
+-- (creating the file) and returns the count of bytes written.
+function M.writefile(path, data)
+  check_path(path, 1, "writefile")
+  if type(data) ~= "string" then
+    argerror(2, "writefile", "string expected, got " .. typename(data))
+  end
+  return writefile_coro(path, data)
+end
+
+-- ----------------------------------------------------------------------
+-- StreamWriter:sendfile
+
+local SEND_CHUNK = 262144
+
+local sendfile_coro = async(function(writer, file, offset, count)
+  local _ <close> = await(file._lock)
+  still_open(file)
+  if not file._readable then unsupported("not readable") end
+  if not file._seekable then error(oserror(29, "sendfile"), 0) end
+  local sent = 0
+  while count == nil or sent < count do
+    local want = SEND_CHUNK
+    if count then want = min(want, count - sent) end
+    local chunk = await(c_read(file._fd, want, offset + sent))
+    if #chunk == 0 then break end
+    writer:write(chunk)
+    sent = sent + #chunk
+    await(writer:drain())
+  end
+  drop_buffer(file) -- as loop.sendfile: the file is left after the data
+  file._pos = offset + sent
+  return sent
+end)
+
+--- writer:sendfile(file [, offset [, count]]) -> Coroutine; awaited,
+-- writes count bytes of the asyncio.File (all up to the end by default)
+-- from offset (default 0) to the stream, a chunk at a time, awaiting
+-- drain after each (CPython's fallback of loop.sendfile), and returns
+-- the count sent. The file's position is then offset + that count.
+local function sendfile(writer, file, offset, count)
+  if getmetatable(file) ~= File then
+    argerror(1, "sendfile", "asyncio.File expected, got " .. typename(file))
+  end
+  if file.closed then error("attempt to use a closed asyncio.File", 2) end
+  offset = offset == nil and 0 or check_int(offset, 2, "sendfile")
+  if offset < 0 then argerror(2, "sendfile", "offset must be >= 0") end
+  if count ~= nil then
+    count = check_int(count, 3, "sendfile")
+    if count <= 0 then
+      argerror(3, "sendfile", "count must be a positive integer")
+    end
+  end
+  return sendfile_coro(writer, file, offset, count)
+end
+-- the methods of StreamWriter (bindings/io/stream.c)
+core._StreamWriter.sendfile = sendfile
+
+return M

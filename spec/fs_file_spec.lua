@@ -1,0 +1,600 @@
+-- spec/fs_file_spec.lua: asyncio.File (lua/asyncio/fs.lua on
+-- bindings/io/fs.c): open's modes, io's read formats and their values at
+-- the end of a file, write, seek, append, lines, <close>, cancellation of
+-- a pending request, the loop going on during large reads and writes, and
+-- StreamWriter:sendfile over a real TCP connection.
+--
+-- Each test works in a fresh directory under /tmp, removed afterwards.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local fs = require "asyncio.fs"
+local h = dofile("spec/helpers.lua")
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+
+local ROOT = io.popen("id -u"):read("l") == "0"
+
+local dir
+before_each(function()
+  dir = io.popen("mktemp -d /tmp/luaio-fs-file.XXXXXX"):read("l")
+end)
+after_each(function()
+  os.execute("chmod -R u+rwx " .. dir .. " && rm -rf " .. dir)
+end)
+
+local function path(name) return dir .. "/" .. name end
+
+--- Writes a file with Lua's io (the reference), or reads one.
+local function put(name, data)
+  local f = assert(io.open(path(name), "wb"))
+  f:write(data)
+  f:close()
+end
+local function get(name)
+  local f = assert(io.open(path(name), "rb"))
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+local function await_error(aw) return h.await_error(aw) end
+
+describe("fs.open", function()
+  it("returns an asyncio.File with name and mode; 'r' reads an existing "
+     .. "file", aspec.async(function()
+    put("a", "abc")
+    local f <close> = await(fs.open(path("a")))
+    assert.equal(path("a"), f.name)
+    assert.equal("r", f.mode)
+    assert.is_false(f.closed)
+    assert.matches("^<asyncio.File name='.*/a' mode='r'>$", tostring(f))
+    assert.equal("abc", await(f:read("a")))
+  end))
+
+  it("a missing file raises FileNotFoundError shaped as Python's",
+     aspec.async(function()
+    local e = await_error(fs.open(path("missing"), "r"))
+    assert.is_true(iserror(e, asyncio.FileNotFoundError))
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.equal(2, e.errno)
+    assert.equal("ENOENT", e.name)
+    assert.equal("No such file or directory", e.strerror)
+    assert.equal(path("missing"), e.filename)
+    assert.equal("FileNotFoundError: [Errno 2] No such file or directory: '"
+                 .. path("missing") .. "'", tostring(e))
+  end))
+
+  it("a directory raises IsADirectoryError, in every mode",
+     aspec.async(function()
+    for _, mode in ipairs{"r", "w", "a", "r+"} do
+      local e = await_error(fs.open(dir, mode))
+      assert.is_true(iserror(e, asyncio.IsADirectoryError), mode)
+      assert.equal(21, e.errno)
+      assert.equal(dir, e.filename)
+    end
+  end))
+
+  it("a path through a regular file raises NotADirectoryError",
+     aspec.async(function()
+    put("file", "x")
+    local e = await_error(fs.open(path("file/inner"), "r"))
+    assert.is_true(iserror(e, asyncio.NotADirectoryError))
+    assert.equal(20, e.errno)
+    assert.equal(path("file/inner"), e.filename)
+  end))
+
+  it(ROOT and "as root, a file of mode 000 opens (root is not refused; "
+     .. "this run is root)"
+     or "a file of mode 000 raises PermissionError", aspec.async(function()
+    put("locked", "secret")
+    await(fs.chmod(path("locked"), 0))
+    if ROOT then
+      local f <close> = await(fs.open(path("locked"), "r"))
+      assert.equal("secret", await(f:read("a")))
+    else
+      local e = await_error(fs.open(path("locked"), "r"))
+      assert.is_true(iserror(e, asyncio.PermissionError))
+      assert.equal(13, e.errno)
+      assert.equal(path("locked"), e.filename)
+    end
+  end))
+
+  it("'w' creates and truncates, 'r+' keeps the content, 'w+' reads back "
+     .. "what it wrote", aspec.async(function()
+    put("t", "old content")
+    local w = await(fs.open(path("t"), "w"))
+    await(w:close())
+    assert.equal("", get("t"))
+    local n = await(fs.open(path("new"), "wb"))
+    await(n:write("created"))
+    await(n:close())
+    assert.equal("created", get("new"))
+    put("rp", "0123456789")
+    local rp <close> = await(fs.open(path("rp"), "r+"))
+    assert.equal("012", await(rp:read(3)))
+    await(rp:write("abc"))
+    assert.equal("6789", await(rp:read("a")))
+    await(rp:close())
+    assert.equal("012abc6789", get("rp"))
+    local wp <close> = await(fs.open(path("wp"), "w+"))
+    await(wp:write("line 1\nline 2\n"))
+    assert.equal(0, await(wp:seek("set")))
+    assert.equal("line 1", await(wp:read("l")))
+  end))
+
+  it("bad arguments raise errors naming 'open'", aspec.async(function()
+    local e = h.error_of(fs.open, 42)
+    assert.matches("bad argument #1 to 'open' %(string expected, got "
+                   .. "number%)", e)
+    for _, mode in ipairs{"x", "rw", "r+b+", "", 3} do
+      e = h.error_of(fs.open, path("a"), mode)
+      assert.matches("bad argument #2 to 'open' %(invalid mode%)", e)
+    end
+  end))
+
+  it("reading a file opened to write raises UnsupportedOperation (an "
+     .. "OSError and a ValueError), and writing one opened to read",
+     aspec.async(function()
+    put("a", "abc")
+    local w <close> = await(fs.open(path("w"), "w"))
+    local e = await_error(w:read("a"))
+    assert.is_true(iserror(e, asyncio.UnsupportedOperation))
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.is_true(iserror(e, asyncio.ValueError))
+    assert.equal("UnsupportedOperation: not readable", tostring(e))
+    local r <close> = await(fs.open(path("a"), "r"))
+    e = await_error(r:write("x"))
+    assert.equal("UnsupportedOperation: not writable", tostring(e))
+    assert.equal("abc", await(r:read("a")))
+  end))
+end)
+
+describe("File:read", function()
+  it("follows io at the end of a file: read(n), 'l' and 'L' give nil, "
+     .. "'a' gives '', read(0) gives '' before the end and nil at it",
+     aspec.async(function()
+    put("a", "xy")
+    local f <close> = await(fs.open(path("a")))
+    assert.equal("", await(f:read(0)))
+    assert.equal("xy", await(f:read(5)))
+    assert.is_nil(await(f:read(5)))
+    assert.is_nil(await(f:read("l")))
+    assert.is_nil(await(f:read("L")))
+    assert.equal("", await(f:read("a")))
+    assert.is_nil(await(f:read(0)))
+    assert.is_nil(await(f:read("n")))
+    -- the same file under Lua's io gives the same values
+    local g = io.open(path("a"), "rb")
+    g:read(5)
+    assert.is_nil(g:read(5))
+    assert.is_nil(g:read("l"))
+    assert.equal("", g:read("a"))
+    g:close()
+  end))
+
+  it("reads several formats in one call and stops at the first that "
+     .. "fails", aspec.async(function()
+    put("a", "12 0x1F -3.5e2\nword\nlast")
+    local f <close> = await(fs.open(path("a")))
+    local a, b, c, rest = await(f:read("n", "n", "n", "l"))
+    assert.equal(12, a)
+    assert.equal(31, b)
+    assert.equal(-350.0, c)
+    assert.equal("", rest)
+    local r = table.pack(await(f:read("L", "n", "l")))
+    assert.equal(2, r.n)
+    assert.equal("word\n", r[1])
+    assert.is_nil(r[2])
+    assert.equal("last", await(f:read("*l"))) -- Lua 5.3's '*' is accepted
+    local none = table.pack(await(f:read("l", "a")))
+    assert.equal(1, none.n)
+    assert.is_nil(none[1])
+  end))
+
+  it("read() is read('l'); CRLF keeps its CR as io does",
+     aspec.async(function()
+    put("a", "one\r\ntwo")
+    local f <close> = await(fs.open(path("a")))
+    assert.equal("one\r", await(f:read()))
+    assert.equal("two", await(f:read()))
+    assert.is_nil(await(f:read()))
+  end))
+
+  it("bad formats raise errors naming 'read', at the call",
+     aspec.async(function()
+    put("a", "x")
+    local f <close> = await(fs.open(path("a")))
+    for i, args in ipairs{{"x"}, {-1}, {1.5}, {{}}, {"l", "q"}} do
+      local e = h.error_of(f.read, f, table.unpack(args))
+      assert.matches("bad argument #" .. (i == 5 and 2 or 1)
+                     .. " to 'read' %(invalid format%)", e)
+    end
+    assert.equal("x", await(f:read("a")))
+  end))
+
+  it("returns binary data unchanged, lines longer than the read-ahead "
+     .. "included", aspec.async(function()
+    local long = string.rep("0123456789abcdef", 20000) -- 320000 bytes
+    local bin = "\0\1\2\255\r\0"
+    put("a", long .. "\n" .. bin .. "\nend")
+    local f <close> = await(fs.open(path("a"), "rb"))
+    assert.equal(long, await(f:read("l")))
+    assert.equal(bin .. "\n", await(f:read("L")))
+    assert.equal("end", await(f:read("l")))
+    assert.equal(#long + #bin + 5, await(f:seek()))
+  end))
+end)
+
+describe("File:write and File:seek", function()
+  it("write takes strings and numbers as io does and returns the file",
+     aspec.async(function()
+    local f = await(fs.open(path("a"), "w"))
+    local same = await(f:write("a", 1, " ", 2.5, " ", 3.0))
+    assert.equal(f, same)
+    await(await(f:write("\n")):write("z"))
+    await(f:close())
+    local g = io.open(path("b"), "w")
+    g:write("a", 1, " ", 2.5, " ", 3.0, "\n", "z")
+    g:close()
+    assert.equal(get("b"), get("a"))
+    local e = h.error_of(f.write, await(fs.open(path("c"), "w")), "x", {})
+    assert.matches("bad argument #2 to 'write' %(string expected, got "
+                   .. "table%)", e)
+  end))
+
+  it("seek returns the new position for 'set', 'cur' and 'end' and moves "
+     .. "reads and writes", aspec.async(function()
+    put("a", "0123456789")
+    local f <close> = await(fs.open(path("a"), "r+"))
+    assert.equal(0, await(f:seek()))
+    assert.equal(10, await(f:seek("end")))
+    assert.equal(7, await(f:seek("end", -3)))
+    assert.equal("789", await(f:read("a")))
+    assert.equal(2, await(f:seek("set", 2)))
+    assert.equal("23", await(f:read(2)))
+    assert.equal(5, await(f:seek("cur", 1)))
+    await(f:write("X"))
+    assert.equal(6, await(f:seek()))
+    assert.equal(12, await(f:seek("set", 12)))
+    await(f:write("!"))
+    await(f:close())
+    assert.equal("01234X6789\0\0!", get("a"))
+  end))
+
+  it("seek before the start raises OSError EINVAL; bad arguments name "
+     .. "'seek'", aspec.async(function()
+    put("a", "abc")
+    local f <close> = await(fs.open(path("a")))
+    assert.equal(1, await(f:seek("set", 1)))
+    local e = await_error(f:seek("cur", -5))
+    assert.is_true(iserror(e, asyncio.OSError))
+    assert.equal(22, e.errno)
+    assert.equal("OSError: [Errno 22] Invalid argument", tostring(e))
+    assert.equal(1, await(f:seek()))
+    assert.matches("bad argument #1 to 'seek' %(invalid option 'top'%)",
+                   h.error_of(f.seek, f, "top"))
+    assert.matches("bad argument #2 to 'seek' %(number has no integer "
+                   .. "representation%)", h.error_of(f.seek, f, "set", 0.5))
+  end))
+
+  it("append mode writes at the end whatever the position, as io's "
+     .. "(\"a\" starts at the end, \"a+\" reads from the start)",
+     aspec.async(function()
+    put("a", "start\n")
+    local f = await(fs.open(path("a"), "a"))
+    local g = io.open(path("a"), "a")
+    assert.equal(g:seek(), await(f:seek()))
+    g:close()
+    await(f:write("one\n"))
+    assert.equal(10, await(f:seek()))
+    assert.equal(0, await(f:seek("set", 0)))
+    await(f:write("two\n"))
+    assert.equal(14, await(f:seek()))
+    await(f:close())
+    assert.equal("start\none\ntwo\n", get("a"))
+    local p <close> = await(fs.open(path("a"), "a+"))
+    local q = io.open(path("a"), "a+")
+    assert.equal(q:seek(), await(p:seek()))
+    q:close()
+    assert.equal("start", await(p:read("l")))
+    await(p:write("three\n"))
+    assert.equal(20, await(p:seek()))
+    assert.equal(0, await(p:seek("set")))
+    assert.equal("start\none\ntwo\nthree\n", await(p:read("a")))
+  end))
+
+  it("flush returns the file; sync reaches the disk and returns it",
+     aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    await(f:write("data"))
+    assert.equal(f, await(f:flush()))
+    assert.equal("data", get("a")) -- an awaited write reached the OS
+    assert.equal(f, await(f:sync()))
+  end))
+end)
+
+describe("File:lines", function()
+  it("iterates the lines (awaiting inside), with formats as io's lines",
+     aspec.async(function()
+    local text = {}
+    for i = 1, 5000 do text[i] = "line " .. i end
+    put("a", table.concat(text, "\n") .. "\n")
+    local f <close> = await(fs.open(path("a")))
+    local n = 0
+    for line in f:lines() do
+      n = n + 1
+      assert.equal(text[n], line)
+    end
+    assert.equal(5000, n)
+    assert.is_nil(await(f:read("l")))
+    assert.equal(0, await(f:seek("set")))
+    local got = {}
+    for l in f:lines("L") do got[#got + 1] = l end
+    assert.equal(table.concat(text, "\n") .. "\n", table.concat(got))
+    put("b", "1 2\n3")
+    local g <close> = await(fs.open(path("b")))
+    local nums = {}
+    for x in g:lines("n") do nums[#nums + 1] = x end
+    assert.same({1, 2, 3}, nums)
+    assert.matches("bad argument #1 to 'lines' %(invalid format%)",
+                   h.error_of(g.lines, g, "z"))
+  end))
+
+  it("a step on a closed file raises", aspec.async(function()
+    put("a", "x\ny\n")
+    local f = await(fs.open(path("a")))
+    local it = f:lines()
+    assert.equal("x", it())
+    await(f:close())
+    assert.matches("file is already closed", h.error_of(it))
+  end))
+end)
+
+describe("closing", function()
+  local function fd_open(fd)
+    return io.open("/proc/self/fd/" .. fd) ~= nil
+  end
+
+  it("a <close> variable closes the descriptor at the end of its scope",
+     aspec.async(function()
+    put("a", "x")
+    local file, fd
+    do
+      local f <close> = await(fs.open(path("a")))
+      file, fd = f, f:fileno()
+      assert.is_true(fd_open(fd))
+    end
+    assert.is_true(file.closed)
+    assert.is_nil(file:fileno())
+    -- the close runs on the thread pool: wait for it, a bounded number
+    -- of iterations
+    local tries = 0
+    while fd_open(fd) and tries < 1000 do
+      tries = tries + 1
+      await(asyncio.sleep(0.001))
+    end
+    assert.is_false(fd_open(fd))
+  end))
+
+  it("closing twice does nothing; other methods of a closed file raise",
+     aspec.async(function()
+    put("a", "x")
+    local f = await(fs.open(path("a")))
+    local fd = f:fileno()
+    await(f:close())
+    assert.is_false(fd_open(fd))
+    await(f:close())
+    f:__close()
+    assert.is_true(f.closed)
+    assert.matches("<asyncio.File name='.*' mode='r' closed>", tostring(f))
+    for _, m in ipairs{"read", "write", "seek", "flush", "sync", "lines"} do
+      assert.matches("attempt to use a closed asyncio.File",
+                     h.error_of(f[m], f, m == "write" and "x" or nil))
+    end
+  end))
+
+  it("a file closed by another task while this one waits for the file "
+     .. "raises there", aspec.async(function()
+    put("a", string.rep("x", 100))
+    local f = await(fs.open(path("a")))
+    local first = h.spawn(function() return await(f:read(10)) end)
+    local second = h.spawn(function() return await(f:read(10)) end)
+    await(asyncio.sleep(0))
+    await(f:close())
+    assert.equal(string.rep("x", 10), await(first))
+    local e = await_error(second)
+    assert.matches("attempt to use a closed asyncio.File", tostring(e))
+  end))
+end)
+
+describe("cancellation", function()
+  it("a cancelled pending read leaves the file usable at the same "
+     .. "position", aspec.async(function()
+    put("a", "0123456789abcdef")
+    local f <close> = await(fs.open(path("a")))
+    for _ = 1, 20 do
+      local t = h.spawn(function() return await(f:read(4)) end)
+      await(asyncio.sleep(0)) -- the read's request is on the pool now
+      assert.is_false(t:done())
+      t:cancel()
+      local e = await_error(t)
+      assert.is_true(iserror(e, asyncio.CancelledError))
+      assert.equal(0, await(f:seek()))
+    end
+    assert.equal("0123", await(f:read(4)))
+    assert.equal("456789abcdef", await(f:read("a")))
+  end))
+
+  it("a cancelled write is ordered before the next write (which waits "
+     .. "for it)", aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    for i = 1, 20 do
+      local t = h.spawn(function()
+        return await(f:write(string.rep("A", 100000)))
+      end)
+      await(asyncio.sleep(0))
+      t:cancel()
+      assert.is_true(iserror(await_error(t), asyncio.CancelledError))
+      assert.equal(0, await(f:seek("set", 0)))
+      await(f:write("B" .. i))
+      assert.equal("B" .. i, get("a"):sub(1, #("B" .. i)))
+    end
+  end))
+
+  it("a cancelled open closes the descriptor it may have opened",
+     aspec.async(function()
+    put("a", "x")
+    local before = #io.popen("ls /proc/self/fd"):read("a")
+    for _ = 1, 20 do
+      local t = h.spawn(function() return await(fs.open(path("a"))) end)
+      await(asyncio.sleep(0))
+      t:cancel()
+      pcall(await, t)
+    end
+    local f <close> = await(fs.open(path("a"))) -- every request ended
+    await(f:close())
+    for _ = 1, 1000 do
+      if #io.popen("ls /proc/self/fd"):read("a") <= before then break end
+      await(asyncio.sleep(0.001))
+    end
+    assert.is_true(#io.popen("ls /proc/self/fd"):read("a") <= before)
+  end))
+end)
+
+describe("large reads and writes", function()
+  it("the loop keeps running a concurrent task during a 64 MiB write and "
+     .. "read", aspec.async(function()
+    local ticks, running = 0, true
+    local ticker = h.spawn(function()
+      while running do
+        ticks = ticks + 1
+        await(asyncio.sleep(0))
+      end
+    end)
+    local data = string.rep("0123456789abcdef", 4 * 1048576) -- 64 MiB
+    local f <close> = await(fs.open(path("big"), "w+"))
+    await(f:write(data))
+    local during_write = ticks
+    assert.equal(0, await(f:seek("set")))
+    local back = await(f:read(#data))
+    running = false
+    await(ticker)
+    assert.equal(#data, #back)
+    assert.is_true(back == data)
+    -- each await costs the ticker one step; a blocked loop would count a
+    -- handful, not hundreds
+    assert.is_true(during_write > 100, "ticks during write: " .. during_write)
+    assert.is_true(ticks - during_write > 100,
+                   "ticks during read: " .. (ticks - during_write))
+  end))
+end)
+
+describe("StreamWriter:sendfile", function()
+  local function sha256(file)
+    return io.popen("sha256sum " .. file):read("l"):match("^(%x+)")
+  end
+
+  -- Python reads everything from our server and prints length and hash.
+  local PEER = [[
+import hashlib, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+h, n = hashlib.sha256(), 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    h.update(b); n += len(b)
+print(n, h.hexdigest())
+]]
+
+  local serve = async(function(send)
+    local srv = await(asyncio.start_server(function(_, writer)
+      return async(function()
+        send(writer)
+        writer:close()
+        await(writer:wait_closed())
+      end)()
+    end, "127.0.0.1", 0))
+    local p = await(asyncio.create_subprocess_exec("python3", "-c", PEER,
+      tostring(srv.sockets[1].port), {stdout = asyncio.PIPE}))
+    local out = await(p.stdout:read())
+    assert.equal(0, await(p:wait()))
+    srv:close()
+    await(srv:wait_closed())
+    return out
+  end)
+
+  it("sends a whole file over TCP to a Python peer and returns the count",
+     aspec.async(function()
+    local data = {}
+    for i = 1, 300000 do data[i] = string.char(i % 256) end
+    put("a", table.concat(data))
+    local sent
+    local f <close> = await(fs.open(path("a"), "rb"))
+    local out = await(serve(function(writer)
+      sent = await(writer:sendfile(f))
+    end))
+    assert.equal(300000, sent)
+    assert.equal("300000 " .. sha256(path("a")) .. "\n", out)
+    assert.equal(300000, await(f:seek()))
+  end))
+
+  it("sends count bytes from offset; the file is left after them",
+     aspec.async(function()
+    put("a", string.rep("a", 1000) .. string.rep("b", 500000))
+    put("part", string.rep("b", 400000))
+    local f <close> = await(fs.open(path("a"), "rb"))
+    local sent
+    local out = await(serve(function(writer)
+      sent = await(writer:sendfile(f, 1000, 400000))
+    end))
+    assert.equal(400000, sent)
+    assert.equal("400000 " .. sha256(path("part")) .. "\n", out)
+    assert.equal(401000, await(f:seek()))
+    assert.equal("bbb", await(f:read(3)))
+  end))
+
+  it("checks its arguments", aspec.async(function()
+    put("a", "x")
+    local f = await(fs.open(path("a")))
+    local out = await(serve(function(writer)
+      assert.matches("bad argument #1 to 'sendfile' %(asyncio.File "
+                     .. "expected, got string%)",
+                     h.error_of(writer.sendfile, writer, "a"))
+      assert.matches("bad argument #3 to 'sendfile' %(count must be a "
+                     .. "positive integer%)",
+                     h.error_of(writer.sendfile, writer, f, 0, 0))
+      await(f:close())
+      assert.matches("attempt to use a closed asyncio.File",
+                     h.error_of(writer.sendfile, writer, f))
+    end))
+    assert.equal("0 " .. sha256("/dev/null") .. "\n", out)
+  end))
+end)
+
+describe("a loop closed with a request in flight", function()
+  it("lets the request go and the file still closes", function()
+    put("a", string.rep("x", 1048576))
+    local loop = asyncio.new_event_loop()
+    local f = loop:run_until_complete(fs.open(path("a")))
+    local t = loop:create_task(async(function()
+      return await(f:read("a"))
+    end)())
+    h.run_once(loop) -- the task's read is on the pool
+    assert.is_false(t:done())
+    t:cancel() -- cancelled but never stepped again: the close shuts it
+    local reports = {}
+    loop:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx.message
+    end)
+    loop:close()
+    assert.equal(0, loop:_counts().handles)
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    assert.same({"Task was destroyed but it is pending!"}, reports)
+    local fd = f:fileno()
+    f:__close()
+    assert.is_nil(f:fileno())
+    assert.is_nil(io.open("/proc/self/fd/" .. fd))
+  end)
+end)

@@ -1,0 +1,329 @@
+-- spec/fs_spec.lua: asyncio.fs on paths (lua/asyncio/fs.lua on
+-- bindings/io/fs.c): stat, lstat, exists, scandir, listdir, mkdir, rmdir,
+-- unlink, rename, copyfile, readfile, writefile, mkdtemp, realpath,
+-- chmod; their OSError kin, shaped as Python's, and their bad arguments.
+-- asyncio.File is in spec/fs_file_spec.lua.
+--
+-- Each test works in a fresh directory under /tmp, removed afterwards.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local fs = require "asyncio.fs"
+local h = dofile("spec/helpers.lua")
+local await, iserror = asyncio.await, asyncio.iserror
+
+local ROOT = io.popen("id -u"):read("l") == "0"
+
+local dir
+before_each(function()
+  dir = io.popen("mktemp -d /tmp/luaio-fs.XXXXXX"):read("l")
+end)
+after_each(function()
+  os.execute("chmod -R u+rwx " .. dir .. " && rm -rf " .. dir)
+end)
+
+local function path(name) return dir .. "/" .. name end
+
+local function put(name, data)
+  local f = assert(io.open(path(name), "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function get(name)
+  local f = assert(io.open(path(name), "rb"))
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+--- Awaits aw, which must raise an error of class cls with errno; returns
+-- the error.
+local function fails(cls, errno, aw)
+  local e = h.await_error(aw)
+  assert.is_true(iserror(e, cls), tostring(e))
+  assert.equal(errno, e.errno)
+  return e
+end
+
+it("asyncio.fs is require 'asyncio.fs'", function()
+  assert.equal(fs, asyncio.fs)
+end)
+
+describe("fs.stat and fs.lstat", function()
+  it("give size, times, mode and type of a file and a directory",
+     aspec.async(function()
+    put("a", "12345")
+    local st = await(fs.stat(path("a")))
+    assert.equal(5, st.size)
+    assert.equal("file", st.type)
+    assert.equal(tonumber("100000", 8), st.mode & tonumber("170000", 8))
+    for _, k in ipairs{"mtime", "atime", "ctime"} do
+      assert.equal("number", type(st[k]))
+      assert.is_true(math.abs(st[k] - os.time()) < 60, k)
+    end
+    assert.equal("directory", await(fs.stat(dir)).type)
+  end))
+
+  it("tell links, fifos, sockets and character devices apart",
+     aspec.async(function()
+    put("target", "x")
+    assert.is_true(os.execute("ln -s " .. path("target") .. " "
+                              .. path("link")))
+    assert.is_true(os.execute("mkfifo " .. path("fifo")))
+    local srv = await(asyncio.start_unix_server(function() end,
+                                                path("sock")))
+    assert.equal("link", await(fs.lstat(path("link"))).type)
+    assert.equal("file", await(fs.stat(path("link"))).type)
+    assert.equal("fifo", await(fs.stat(path("fifo"))).type)
+    assert.equal("socket", await(fs.stat(path("sock"))).type)
+    assert.equal("char", await(fs.stat("/dev/null")).type)
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("a missing path raises FileNotFoundError with the filename",
+     aspec.async(function()
+    local e = fails(asyncio.FileNotFoundError, 2, fs.stat(path("none")))
+    assert.equal(path("none"), e.filename)
+    assert.equal("FileNotFoundError: [Errno 2] No such file or directory: '"
+                 .. path("none") .. "'", tostring(e))
+    fails(asyncio.FileNotFoundError, 2, fs.lstat(path("none")))
+    put("f", "")
+    fails(asyncio.NotADirectoryError, 20, fs.stat(path("f/x")))
+  end))
+end)
+
+describe("fs.exists", function()
+  it("is true for what exists and false otherwise, never raising",
+     aspec.async(function()
+    put("a", "")
+    assert.is_true(await(fs.exists(path("a"))))
+    assert.is_true(await(fs.exists(dir)))
+    assert.is_false(await(fs.exists(path("missing"))))
+    assert.is_false(await(fs.exists(path("a/below"))))
+    assert.is_false(await(fs.exists("")))
+  end))
+end)
+
+describe("fs.scandir and fs.listdir", function()
+  it("scandir iterates {name, type, path} entries, awaiting inside",
+     aspec.async(function()
+    put("b.txt", "")
+    assert.is_true(os.execute("mkdir " .. path("sub")))
+    assert.is_true(os.execute("ln -s b.txt " .. path("ln")))
+    local seen = {}
+    for e in fs.scandir(dir) do
+      seen[e.name] = e.type
+      assert.equal(path(e.name), e.path)
+    end
+    assert.same({["b.txt"] = "file", sub = "directory", ln = "link"}, seen)
+  end))
+
+  it("listdir gives the names, sorted (libuv's scandir sorts them)",
+     aspec.async(function()
+    for _, n in ipairs{"c", "a", "B", "b"} do put(n, "") end
+    assert.same({"B", "a", "b", "c"}, await(fs.listdir(dir)))
+    await(fs.mkdir(path("empty")))
+    assert.same({}, await(fs.listdir(path("empty"))))
+  end))
+
+  it("a missing directory raises FileNotFoundError, a file "
+     .. "NotADirectoryError", aspec.async(function()
+    local e = fails(asyncio.FileNotFoundError, 2, fs.listdir(path("none")))
+    assert.equal(path("none"), e.filename)
+    local it = fs.scandir(path("none"))
+    e = h.error_of(it)
+    assert.is_true(iserror(e, asyncio.FileNotFoundError))
+    put("f", "")
+    fails(asyncio.NotADirectoryError, 20, fs.listdir(path("f")))
+  end))
+end)
+
+describe("fs.mkdir and fs.rmdir", function()
+  it("makes a directory with a mode; rmdir removes it",
+     aspec.async(function()
+    await(fs.mkdir(path("d")))
+    assert.equal("directory", await(fs.stat(path("d"))).type)
+    await(fs.mkdir(path("m"), {mode = tonumber("700", 8)}))
+    assert.equal(tonumber("700", 8),
+                 await(fs.stat(path("m"))).mode & tonumber("777", 8))
+    await(fs.rmdir(path("d")))
+    assert.is_false(await(fs.exists(path("d"))))
+  end))
+
+  it("an existing path raises FileExistsError; a missing parent "
+     .. "FileNotFoundError", aspec.async(function()
+    await(fs.mkdir(path("d")))
+    local e = fails(asyncio.FileExistsError, 17, fs.mkdir(path("d")))
+    assert.equal("FileExistsError: [Errno 17] File exists: '" .. path("d")
+                 .. "'", tostring(e))
+    fails(asyncio.FileNotFoundError, 2, fs.mkdir(path("x/y")))
+  end))
+
+  it("parents makes the missing parents; exist_ok accepts a directory, "
+     .. "not a file", aspec.async(function()
+    await(fs.mkdir(path("a/b/c/"), {parents = true}))
+    assert.equal("directory", await(fs.stat(path("a/b/c"))).type)
+    fails(asyncio.FileExistsError, 17, fs.mkdir(path("a/b"),
+                                                  {parents = true}))
+    await(fs.mkdir(path("a/b"), {exist_ok = true}))
+    await(fs.mkdir(path("a/b/c"), {parents = true, exist_ok = true}))
+    put("file", "")
+    fails(asyncio.FileExistsError, 17, fs.mkdir(path("file"),
+                                                  {exist_ok = true}))
+    fails(asyncio.NotADirectoryError, 20,
+          fs.mkdir(path("file/x/y"), {parents = true}))
+  end))
+
+  it(ROOT and "as root, mkdir in a read-only directory succeeds (root is "
+     .. "not refused; this run is root)"
+     or "mkdir in a read-only directory raises PermissionError",
+     aspec.async(function()
+    await(fs.mkdir(path("ro"), {mode = tonumber("555", 8)}))
+    if ROOT then
+      await(fs.mkdir(path("ro/x")))
+      assert.is_true(await(fs.exists(path("ro/x"))))
+    else
+      local e = fails(asyncio.PermissionError, 13, fs.mkdir(path("ro/x")))
+      assert.equal(path("ro/x"), e.filename)
+    end
+  end))
+
+  it("rmdir of a non-empty directory raises OSError ENOTEMPTY, of a file "
+     .. "NotADirectoryError", aspec.async(function()
+    await(fs.mkdir(path("d/e"), {parents = true}))
+    local e = fails(asyncio.OSError, 39, fs.rmdir(path("d")))
+    assert.equal("ENOTEMPTY", e.name)
+    assert.equal("OSError: [Errno 39] Directory not empty: '" .. path("d")
+                 .. "'", tostring(e))
+    put("f", "")
+    fails(asyncio.NotADirectoryError, 20, fs.rmdir(path("f")))
+    fails(asyncio.FileNotFoundError, 2, fs.rmdir(path("none")))
+  end))
+end)
+
+describe("fs.unlink, fs.rename and fs.copyfile", function()
+  it("unlink removes a file; a missing one raises FileNotFoundError, a "
+     .. "directory IsADirectoryError", aspec.async(function()
+    put("a", "")
+    await(fs.unlink(path("a")))
+    assert.is_false(await(fs.exists(path("a"))))
+    fails(asyncio.FileNotFoundError, 2, fs.unlink(path("a")))
+    fails(asyncio.IsADirectoryError, 21, fs.unlink(dir))
+  end))
+
+  it("rename moves and replaces; failures name both paths",
+     aspec.async(function()
+    put("a", "A")
+    put("b", "B")
+    await(fs.rename(path("a"), path("b")))
+    assert.equal("A", get("b"))
+    assert.is_false(await(fs.exists(path("a"))))
+    local e = fails(asyncio.FileNotFoundError, 2,
+                    fs.rename(path("a"), path("c")))
+    assert.equal(path("a"), e.filename)
+    assert.equal(path("c"), e.filename2)
+    assert.equal("FileNotFoundError: [Errno 2] No such file or directory: '"
+                 .. path("a") .. "' -> '" .. path("c") .. "'", tostring(e))
+    await(fs.mkdir(path("d")))
+    fails(asyncio.IsADirectoryError, 21, fs.rename(path("b"), path("d")))
+  end))
+
+  it("copyfile copies the data, replacing the target", aspec.async(function()
+    local data = string.rep("\0\1abc", 50000)
+    put("a", data)
+    put("b", "old")
+    await(fs.copyfile(path("a"), path("b")))
+    assert.equal(data, get("b"))
+    local e = fails(asyncio.FileNotFoundError, 2,
+                    fs.copyfile(path("none"), path("c")))
+    assert.equal(path("none"), e.filename)
+    assert.equal(path("c"), e.filename2)
+  end))
+end)
+
+describe("fs.readfile and fs.writefile", function()
+  it("round-trip binary data and replace the content",
+     aspec.async(function()
+    local data = string.rep("\0\r\n\255", 100000)
+    assert.equal(#data, await(fs.writefile(path("a"), data)))
+    assert.equal(data, get("a"))
+    assert.equal(data, await(fs.readfile(path("a"))))
+    await(fs.writefile(path("a"), "short"))
+    assert.equal("short", await(fs.readfile(path("a"))))
+    await(fs.writefile(path("e"), ""))
+    assert.equal("", await(fs.readfile(path("e"))))
+  end))
+
+  it("raise the OSError kin of open", aspec.async(function()
+    local e = fails(asyncio.FileNotFoundError, 2, fs.readfile(path("n")))
+    assert.equal(path("n"), e.filename)
+    fails(asyncio.IsADirectoryError, 21, fs.readfile(dir))
+    fails(asyncio.IsADirectoryError, 21, fs.writefile(dir, "x"))
+    fails(asyncio.FileNotFoundError, 2, fs.writefile(path("n/x"), "x"))
+  end))
+end)
+
+describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
+  it("mkdtemp makes a new private directory from the template",
+     aspec.async(function()
+    local a = await(fs.mkdtemp(path("tmp-XXXXXX")))
+    local b = await(fs.mkdtemp(path("tmp-XXXXXX")))
+    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/tmp%-......$", a)
+    assert.not_equal(a, b)
+    local st = await(fs.stat(a))
+    assert.equal("directory", st.type)
+    assert.equal(tonumber("700", 8), st.mode & tonumber("777", 8))
+    fails(asyncio.FileNotFoundError, 2, fs.mkdtemp(path("no/XXXXXX")))
+    assert.matches("bad argument #1 to 'mkdtemp' %(template must end in "
+                   .. "'XXXXXX'%)", h.error_of(fs.mkdtemp, path("tmp")))
+  end))
+
+  it("realpath resolves links and dots; chmod sets the mode",
+     aspec.async(function()
+    put("a", "")
+    assert.is_true(os.execute("ln -s a " .. path("l")))
+    local real = await(fs.realpath(dir))
+    assert.equal(real .. "/a", await(fs.realpath(path("./l"))))
+    assert.equal(real .. "/a", await(fs.realpath(dir .. "/../"
+                                                 .. real:match("[^/]+$")
+                                                 .. "/a")))
+    fails(asyncio.FileNotFoundError, 2, fs.realpath(path("none")))
+    await(fs.chmod(path("a"), tonumber("640", 8)))
+    assert.equal(tonumber("640", 8),
+                 await(fs.stat(path("a"))).mode & tonumber("777", 8))
+    fails(asyncio.FileNotFoundError, 2, fs.chmod(path("none"), 0))
+  end))
+end)
+
+describe("bad arguments", function()
+  it("raise at the call, naming the function", function()
+    for _, name in ipairs{"stat", "lstat", "exists", "listdir", "scandir",
+                          "mkdir", "rmdir", "unlink", "readfile",
+                          "writefile", "mkdtemp", "realpath", "chmod",
+                          "open"} do
+      assert.matches("bad argument #1 to '" .. name
+                     .. "' %(string expected, got number%)",
+                     h.error_of(fs[name], 1))
+    end
+    for _, name in ipairs{"rename", "copyfile"} do
+      assert.matches("bad argument #2 to '" .. name
+                     .. "' %(string expected, got no value%)",
+                     h.error_of(fs[name], "a"))
+    end
+    assert.matches("bad argument #2 to 'mkdir' %(table expected, got "
+                   .. "string%)", h.error_of(fs.mkdir, "a", "p"))
+    assert.matches("bad argument #2 to 'chmod' %(number expected, got "
+                   .. "string%)", h.error_of(fs.chmod, "a", "rw"))
+    assert.matches("bad argument #2 to 'writefile' %(string expected, got "
+                   .. "no value%)", h.error_of(fs.writefile, "a"))
+  end)
+end)
+
+it("UnsupportedOperation is an OSError and a ValueError, as Python's",
+   function()
+  local e = asyncio.UnsupportedOperation("not readable")
+  assert.is_true(iserror(e, asyncio.OSError))
+  assert.is_true(iserror(e, asyncio.ValueError))
+  assert.equal("UnsupportedOperation: not readable", tostring(e))
+end)
