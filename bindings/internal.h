@@ -765,6 +765,11 @@ int aio_waiters_await(lua_State *L, aio_task *t, const void *key,
  * task was thrown (a cancellation) or, if the future was cancelled, its
  * CancelledError. Returns when a wake-up ended the wait. */
 void aio_waiters_resumed(lua_State *L, const void *key, int fidx);
+/* Pushes the OSError of a failed operation on the path(s) at stack
+ * indices p1 and p2 (0: none) as Python shapes it: .filename
+ * (.filename2), message "[Errno 2] No such file or directory: 'p'". */
+void aio_push_path_error(lua_State *L, int uverr, const char *what, int p1,
+                         int p2);
 /* Pushes errors.<name>(message) (an error object, not raised). */
 void aio_push_error_named(lua_State *L, const char *name, const char *msg);
 

@@ -642,6 +642,19 @@ static int l_tcp_server(lua_State *L) {
   return 1;
 }
 
+/* Whether the directory the path would be in does not exist. */
+static int missing_dir(const char *path) {
+  struct stat st;
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (slash == NULL || n == 0 || n >= sizeof dir)
+    return 0;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  return stat(dir, &st) != 0 && errno == ENOENT;
+}
+
 /* _unix_server(factory, path, opts) */
 static int l_unix_server(lua_State *L) {
   aio_loop *loop;
@@ -666,9 +679,12 @@ static int l_unix_server(lua_State *L) {
     unlink(path);
   l = listener_new(L, srv, AF_UNIX);
   r = uv_pipe_bind(&l->u.pipe, path);
+  if (r == UV_EACCES && missing_dir(path))
+    r = UV_ENOENT; /* libuv reports ENOENT as EACCES; Python does not */
   if (r != 0) {
     server_close(L, srv);
-    return aio_raise_uv(L, r, "bind");
+    aio_push_path_error(L, r, "bind", 2, 0);
+    return lua_error(L);
   }
   if (path[0] != '\0' && stat(path, &st) == 0) {
     srv->unlink_path = 1;
