@@ -12,7 +12,9 @@
  * ready queue. Futures that C events complete wait in one registry table,
  * keyed by the address of the C object they wait on.
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -344,4 +346,19 @@ void aio_push_path_error(lua_State *L, int err, const char *op, int p1,
     lua_concat(L, 3);
   }
   lua_setfield(L, -2, "message");
+}
+
+int aio_set_reuse_port(uv_handle_t *h) {
+  uv_os_fd_t fd;
+  int on = 1, r = uv_fileno(h, &fd);
+  if (r != 0)
+    return r;
+#ifdef SO_REUSEPORT
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    return uv_translate_sys_error(errno);
+  return 0;
+#else
+  (void)on;
+  return UV_ENOTSUP;
+#endif
 }

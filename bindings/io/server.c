@@ -571,22 +571,6 @@ static void server_open(lua_State *L, aio_server *srv, int oidx) {
     server_start(L, srv);
 }
 
-/* Sets SO_REUSEPORT on the listener's socket. Returns a libuv error. */
-static int set_reuse_port(listener *l) {
-  uv_os_fd_t fd;
-  int on = 1, r = uv_fileno(&l->u.h, &fd);
-  if (r != 0)
-    return r;
-#ifdef SO_REUSEPORT
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
-    return uv_translate_sys_error(errno);
-  return 0;
-#else
-  (void)on;
-  return UV_ENOTSUP;
-#endif
-}
-
 static int opt_flag(lua_State *L, int oidx, const char *name) {
   int v = 0;
   if (lua_type(L, oidx) == LUA_TTABLE) {
@@ -628,7 +612,7 @@ static int l_tcp_server(lua_State *L) {
       return aio_raise_uv(L, r, "bind");
     }
     l = listener_new(L, srv, ss.ss_family);
-    r = opt_flag(L, 3, "reuse_port") ? set_reuse_port(l) : 0;
+    r = opt_flag(L, 3, "reuse_port") ? aio_set_reuse_port(&l->u.h) : 0;
     if (r == 0)
       r = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss,
                     ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
