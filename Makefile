@@ -89,11 +89,12 @@ LIB = $(BUILD)/libluaio.a
 CLI = $(BUILD)/luaio
 
 .PHONY: all run test test-c test-spec check check-asan check-valgrind \
-  check-tsan bench install uninstall clean deps
+  check-tsan check-alloc bench install uninstall clean deps
 
 EMBED_BIN = $(BUILD)/examples/embed/game
 
-all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(CTEST_BIN) $(EMBED_BIN)
+all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(CTEST_BIN) $(EMBED_BIN) \
+  $(BUILD)/tools/allocfail
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -151,6 +152,14 @@ $(BUILD)/test/%: host/test/%.c $(LIB)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(BATTERY_LIBS) \
 	  $(LUA_LIBS) $(UV_LIBS) -lm -lpthread
 
+# the allocation-failure runner (tools/alloc/allocfail.c)
+ALLOCFAIL = $(BUILD)/tools/allocfail
+$(ALLOCFAIL): tools/alloc/allocfail.c $(LIB)
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  LD      $@" || true
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(BATTERY_LIBS) \
+	  $(LUA_LIBS) $(UV_LIBS) -lm -lpthread
+
 $(EMBED_BIN): examples/embed/game.c $(LIB)
 	@mkdir -p $(dir $@)
 	@test -n "$(Q)" && echo "  LD      $@" || true
@@ -183,7 +192,8 @@ test-spec: all
 # sub-make gets its build's flags, so whatever it rebuilds is built alike.
 check: deps
 	$(Q)tools/deps.sh $(CHECK_PKGS)
-	$(Q)$(MAKE) --no-print-directory check-asan check-valgrind check-tsan
+	$(Q)$(MAKE) --no-print-directory check-asan check-alloc check-valgrind \
+	  check-tsan
 
 ASAN_BUILD = BUILD=build-asan LDFLAGS="-fsanitize=address,undefined" \
   OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
@@ -192,6 +202,17 @@ check-asan:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LUAIO_LUA_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(MAKE) --no-print-directory $(ASAN_BUILD) test-c test-spec
+
+# Allocation-failure testing: every allocation of each script failed in
+# turn, in an ASan+UBSan build whose LeakSanitizer checks every run
+# (docs/reliability.md). ALLOC_SCRIPTS picks the scripts.
+ALLOC_SCRIPTS ?= $(filter-out tools/alloc/harness.lua,\
+  $(wildcard tools/alloc/*.lua))
+check-alloc:
+	$(Q)$(MAKE) --no-print-directory $(ASAN_BUILD) build-asan/tools/allocfail
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build-asan/tools/allocfail $(ALLOC_SCRIPTS)
 
 check-valgrind:
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \

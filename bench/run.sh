@@ -9,7 +9,9 @@
 # minimal scheduler of ours on each, bench/peers/), Node.js (bench/node/)
 # and the limit: bare Lua coroutines for w1/w2, plain libuv C programs for
 # w4/w6/w7 (bench/limit/, bench/uv_echo_server.c). A peer that is not
-# installed is skipped, saying so.
+# installed is skipped, saying so. The TLS workloads (w9, w10) use a
+# throwaway certificate made with the openssl CLI; w9's load comes from
+# bench/tls_client.c (OpenSSL), w10 runs both ends in one process.
 #
 # For each workload the runs are interleaved (luaio, peer 1, peer 2, ...,
 # then again), BENCH_RUNS times (default 3); the table shows the run with
@@ -22,7 +24,7 @@
 #   BENCH_ONLY    workloads to run (default all), e.g. "w1_spawn w3_queue"
 #   BENCH_IMPLS   implementations to run (default all), e.g. "luaio luv"
 #   PYTHON LUA NODE  the peers' interpreters (/usr/bin/python3, lua5.4, node)
-#   W1_N .. W8_N  the workloads' N (see the table at the end)
+#   W1_N .. W10_N the workloads' N (see the table at the end)
 #   W11_N         MiB copied by w11_files (default 1024)
 #   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
@@ -113,16 +115,28 @@ add() {
 # tcp_pair N SERVER...: one run of a server workload: SERVER N PORT CONNS
 # on a fresh port, driven by tcp_client (50 connections, one 64-byte
 # request in flight each); prints the client's line, named after the
-# implementation in $IMPL.
+# implementation in $IMPL. tls_pair: the same over TLS 1.3 (w9), SERVER
+# N PORT CONNS CERT KEY driven by tls_client.
 TCP_PORT=$((20000 + $$ % 20000))
 tcp_pair() {
-  n=$1
-  shift
-  TCP_PORT=$((TCP_PORT + 1))
   build_c || return 1
-  $LIMIT "$@" "$n" "$TCP_PORT" 50 &
+  client_pair tcp_client "" "$@"
+}
+
+tls_pair() {
+  build_tls || return 1
+  client_pair tls_client "$TMP/cert.pem $TMP/key.pem" "$@"
+}
+
+# client_pair CLIENT EXTRA N SERVER...: runs SERVER N PORT 50 EXTRA and
+# CLIENT against it; prints the client's line.
+client_pair() {
+  client=$1 extra=$2 n=$3
+  shift 3
+  TCP_PORT=$((TCP_PORT + 1))
+  $LIMIT "$@" "$n" "$TCP_PORT" 50 $extra &
   server=$!
-  if ! line=$($LIMIT "$BIN/tcp_client" -c 50 127.0.0.1 "$TCP_PORT" "$n" \
+  if ! line=$($LIMIT "$BIN/$client" -c 50 127.0.0.1 "$TCP_PORT" "$n" \
                 "$IMPL"); then
     kill "$server" 2>/dev/null
     wait "$server"
@@ -130,6 +144,25 @@ tcp_pair() {
   fi
   wait "$server" || return 1
   echo "$line"
+}
+
+# build_tls: tls_client (OpenSSL) and a throwaway certificate in $TMP for
+# the TLS workloads.
+build_tls() {
+  build_c || return 1
+  exe=$BIN/tls_client
+  if [ ! -x "$exe" ] || [ "$DIR/tls_client.c" -nt "$exe" ]; then
+    ${CC:-cc} -O2 -o "$exe" "$DIR/tls_client.c" \
+      $(pkg-config --cflags --libs openssl) || return 1
+  fi
+  make_cert
+}
+
+make_cert() {
+  [ -f "$TMP/cert.pem" ] ||
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+      -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 2 \
+      -subj /CN=localhost 2>/dev/null
 }
 
 # ------------------------------------------------------------------
@@ -142,7 +175,7 @@ run_workload() {
   while [ "$i" -lt "$RUNS" ]; do
     while read -r impl cmd; do
       IMPL=$impl
-      case $cmd in tcp_pair*) pre="" ;; *) pre=$LIMIT ;; esac
+      case $cmd in tcp_pair*|tls_pair*) pre="" ;; *) pre=$LIMIT ;; esac
       if line=$(eval "$pre $cmd" 2>"$TMP/err") &&
          line=$(echo "$line" | tail -n 1) && [ -n "$line" ]; then
         echo "$line" >> "$TMP/out.$w.$impl"
@@ -191,6 +224,7 @@ print_row() {
 
 W1=${W1_N:-200000} W2=${W2_N:-200000} W3=${W3_N:-500000} W4=${W4_N:-100000}
 W5=${W5_N:-100000} W6=${W6_N:-200000} W7=${W7_N:-200000} W8=${W8_N:-1000}
+W9=${W9_N:-100000} W10=${W10_N:-256}
 P=$DIR/peers N=$DIR/node
 
 add w1_spawn luaio    "$LUAIO" "$DIR/w1_spawn.lua" "$W1"
@@ -251,6 +285,20 @@ add w8_gather_wait asyncio "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8"
 add w8_gather_wait uvloop  "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8" \
                              --uvloop
 add w8_gather_wait node    "$NODE" "$N/w8_gather_wait.js" "$W8"
+
+add w9_tls_echo luaio   tls_pair "$W9" "$LUAIO" "$DIR/w9_tls_echo.lua"
+add w9_tls_echo asyncio tls_pair "$W9" "$PYTHON" "$DIR/py/w9_tls_echo.py"
+add w9_tls_echo uvloop  tls_pair "$W9" "$PYTHON" "$DIR/py/w9_tls_echo.py" \
+                          --uvloop
+add w9_tls_echo node    tls_pair "$W9" "$NODE" "$N/w9_tls_echo.js"
+
+make_cert
+add w10_tls_bulk luaio   "$LUAIO" "$DIR/w10_tls_bulk.lua" "$W10" \
+                           "$TMP/cert.pem" "$TMP/key.pem"
+add w10_tls_bulk asyncio "$PYTHON" "$DIR/py/w10_tls_bulk.py" "$W10" \
+                           "$TMP/cert.pem" "$TMP/key.pem"
+add w10_tls_bulk uvloop  "$PYTHON" "$DIR/py/w10_tls_bulk.py" "$W10" \
+                           "$TMP/cert.pem" "$TMP/key.pem" --uvloop
 
 # w11: a 1 GiB copy (W11_N MiB) with a task ticking every millisecond;
 # worst_gap_ms= is its longest gap (idle_gap_ms= the same with nothing

@@ -5,9 +5,10 @@
 -- disk. ops_per_sec is MiB/s; worst_gap_ms= is the longest gap (the 1 ms
 -- sleep included), ticks= their number, idle_gap_ms= the longest gap of
 -- the same ticker during half a second before the copy, with nothing
--- else running (the machine's own scheduling jitter, for comparison). With --copyfile the copy is one
--- fs.copyfile (libuv's uv_fs_copyfile: copy_file_range or sendfile in the
--- kernel) instead of the read/write loop.
+-- else running (the machine's own scheduling jitter, for comparison).
+-- With --copyfile the copy is one fs.copyfile (libuv's uv_fs_copyfile:
+-- copy_file_range or sendfile in the kernel) instead of the read/write
+-- loop.
 --
 --   luaio bench/w11_files.lua [N] [--copyfile]     (N defaults to 1024)
 

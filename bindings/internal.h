@@ -465,8 +465,11 @@ aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
 /* Runs the handle on top of the stack (popped) unless cancelled. */
 void aio_handle_run(lua_State *L, aio_loop *loop);
 
-/* Pushes a timer entry; the Lua object on top of the stack is anchored
- * (and popped). */
+/* Pushes a timer entry. For a TimerHandle (AIO_R_HANDLE) the Lua object
+ * on top of the stack is anchored (and popped); a task's sleep entry
+ * (AIO_R_SLEEP) takes nothing from the stack: the task is anchored by its
+ * loop while pending, and by the timer table once retired while entries
+ * still point at it (aio_timer_task_retired). */
 void aio_timer_push(lua_State *L, aio_loop *loop, double when, int kind,
                     void *p, unsigned gen);
 /* Moves every due timer to the end of the ready queue. */
@@ -478,6 +481,9 @@ int aio_timers_next(lua_State *L, aio_loop *loop, double *when);
 /* Notes that a heap entry became dead (cancelled handle or stale sleep);
  * compacts the heap when most of it is dead. */
 void aio_timers_cancelled(lua_State *L, aio_loop *loop);
+/* The task at tidx retires (leaves the loop's pending set): while timer
+ * entries still point at it, the timer table keeps it. */
+void aio_timer_task_retired(lua_State *L, aio_loop *loop, int tidx);
 /* Number of live timers (for tests). */
 unsigned aio_timers_live(lua_State *L, aio_loop *loop);
 /* Drops every timer (loop close). */
@@ -552,6 +558,8 @@ struct aio_task {
   unsigned char resume_throw; /* this resume passes an error to raise */
   unsigned char bad_yield;  /* the next step raises "bad yield" by hook */
   unsigned char sleep_in_heap; /* the current sleep's timer is live */
+  unsigned timer_refs;      /* timer heap entries pointing at the task,
+                               live or dead (see aio_timer_task_retired) */
 };
 
 aio_future *aio_check_future(lua_State *L, int idx);
@@ -591,6 +599,10 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx);
  * factory made something else. */
 aio_future *aio_create_task(lua_State *L, aio_loop *loop, int cidx,
                             int oidx);
+/* Pushes a pending future of t's loop for a wait of t on a primitive
+ * (aio_prim_wait): the task's kept one once free, so that waiting
+ * allocates nothing after the first wait. */
+void aio_task_wait_future(lua_State *L, aio_task *t);
 /* Runs one step of task `t`. */
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t);
 /* Wakes a task whose sleep of generation `gen` is due. */
@@ -624,6 +636,8 @@ typedef struct aio_coro {
   unsigned char state;    /* AIO_CORO_* */
   unsigned char origin;   /* debug mode: uservalue nargs+2 is the
                              traceback of where it was created */
+  unsigned char cached;   /* a C operation its object keeps for reuse
+                             (aio_ccoro_kept) */
 } aio_coro;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
@@ -666,6 +680,20 @@ void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs);
  * arguments (the object, already checked, and its arguments) and returns
  * the Coroutine object of `body` for them. */
 int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
+/* As aio_ccoro_method, allocating nothing in the steady state: the object
+ * at index 1 keeps the operation in its user value `slot`; a call returns
+ * that Coroutine armed with the new arguments once it has been awaited
+ * (or wrapped in a task), else a new one, which it keeps instead. So
+ * `await(q:get())` in a loop reuses one object. What this relaxes: an
+ * operation object already awaited may be armed again by the next call
+ * of the same method of the same object (it is then that call's object:
+ * awaiting the old reference again performs the new call), and a kept
+ * operation has no "never awaited" report (no C operation has one). */
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
+/* Bodies that await(obj) runs directly for objects of a kind, with the
+ * stack [obj], instead of the Coroutine obj's __await returns
+ * (await(lock), await(sem)): set by the kind's opener. */
+extern lua_CFunction aio_await_direct[AIO_K_COUNT];
 /* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
  * running fn(args). */
 void aio_coro_new(lua_State *L, int nargs);
@@ -914,5 +942,32 @@ void aio_signal_close_all(lua_State *L, aio_loop *loop);
 /* The signal number at idx: an integer, or a name of asyncio.signals
  * ("SIGTERM"); raises ValueError for an unknown name. */
 int aio_check_signal(lua_State *L, int idx);
+
+/* ------------------------------------------------------------------ */
+/* Memory (mem.c)                                                      */
+
+/* Every C allocation of the module (and of the batteries) goes through
+ * aio_mem, which is libc's malloc family unless a test harness replaced
+ * it (tools/alloc/allocfail.c fails allocation N to test every failure
+ * path). The macros below route the usual names there; mem.c itself
+ * defines AIO_MEM_IMPL to see libc's. Memory from these functions is
+ * always freed with free() here, never by another library. */
+#include <stdlib.h>
+
+typedef struct aio_allocator {
+  void *(*alloc)(size_t size);
+  void *(*zalloc)(size_t n, size_t size);
+  void *(*resize)(void *p, size_t size);
+  void (*release)(void *p);
+} aio_allocator;
+
+extern aio_allocator aio_mem;
+
+#ifndef AIO_MEM_IMPL
+#define malloc(size) (aio_mem.alloc(size))
+#define calloc(n, size) (aio_mem.zalloc((n), (size)))
+#define realloc(p, size) (aio_mem.resize((p), (size)))
+#define free(p) (aio_mem.release(p))
+#endif
 
 #endif

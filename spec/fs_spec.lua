@@ -311,6 +311,10 @@ describe("bad arguments", function()
                      .. "' %(string expected, got no value%)",
                      h.error_of(fs[name], "a"))
     end
+    assert.matches("bad argument #1 to 'unlink' %(path contains a zero "
+                   .. "byte%)", h.error_of(fs.unlink, "a\0b"))
+    assert.matches("bad argument #2 to 'rename' %(path contains a zero "
+                   .. "byte%)", h.error_of(fs.rename, "a", "b\0"))
     assert.matches("bad argument #2 to 'mkdir' %(table expected, got "
                    .. "string%)", h.error_of(fs.mkdir, "a", "p"))
     assert.matches("bad argument #2 to 'chmod' %(number expected, got "

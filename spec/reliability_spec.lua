@@ -90,4 +90,78 @@ describe("reliability", function()
       assert.is_false(reached)
     end))
   end)
+
+  describe("argument checks that failed inside the library", function()
+    local function bad(pattern, fn, ...)
+      local err = h.error_of(fn, ...)
+      assert.is_string(err)
+      assert.matches(pattern, err)
+    end
+
+    it("Queue and Barrier refuse NaN and infinite sizes", function()
+      for _, n in ipairs{0 / 0, math.huge, -math.huge} do
+        bad("bad argument #1 to '.*Queue' %(maxsize is not a finite",
+            asyncio.Queue, n)
+        bad("bad argument #1 to 'Barrier' %(number is", asyncio.Barrier, n)
+      end
+      assert.equal(3, asyncio.Queue(3).maxsize)
+    end)
+
+    it("ExceptionGroup and IncompleteReadError check their arguments",
+       function()
+      bad("bad argument #2 to 'ExceptionGroup' %(table expected, got "
+          .. "number%)", asyncio.ExceptionGroup, "msg", 5)
+      bad("bad argument #2 to 'BaseExceptionGroup' %(table expected, got "
+          .. "string%)", asyncio.BaseExceptionGroup, "msg", "e")
+      bad("bad argument #1 to 'IncompleteReadError' %(string expected",
+          asyncio.IncompleteReadError, 5, 10)
+    end)
+
+    it("Condition methods check self and wait_for its predicate",
+       h.vspec(function()
+      local cond = asyncio.Condition()
+      bad("bad argument #1 to 'notify' %(asyncio.Condition expected, got "
+          .. "table%)", cond.notify, {})
+      bad("bad argument #2 to 'wait_for' %(function expected, got number%)",
+          await, cond:wait_for(5))
+    end))
+
+    it("timeout, timeout_at and Timeout methods check their arguments",
+       h.vspec(function()
+      bad("bad argument #1 to 'timeout' %(number expected, got string%)",
+          asyncio.timeout, "str")
+      bad("bad argument #1 to 'timeout_at' %(number expected, got table%)",
+          asyncio.timeout_at, {})
+      local cm <close> = asyncio.timeout(10)
+      bad("bad argument #1 to 'when' %(asyncio.Timeout expected",
+          cm.when, 5)
+      bad("bad argument #2 to 'reschedule' %(number expected, got string%)",
+          cm.reschedule, cm, "soon")
+    end))
+
+    it("wait, as_completed, wait_for and open_udp refuse options that are "
+       .. "not tables", h.vspec(function()
+      local fut = asyncio.get_running_loop():create_future()
+      bad("bad argument #2 to 'wait' %(table expected, got number%)",
+          await, asyncio.wait({fut}, 5))
+      bad("bad argument #2 to 'as_completed' %(table expected, got string%)",
+          asyncio.as_completed, {}, "x")
+      bad("bad argument #2 to 'wait_for' %(number expected, got string%)",
+          await, asyncio.wait_for(fut, "1"))
+      bad("bad argument #3 to 'open_udp' %(table expected, got number%)",
+          await, asyncio.open_udp("127.0.0.1", 0, 7))
+    end))
+
+    it("Runner methods check self; print_stack wants a file",
+       h.vspec(function()
+      local runner = asyncio.Runner()
+      bad("bad argument #1 to 'get_loop' %(asyncio.Runner expected",
+          runner.get_loop, {})
+      local t = h.spawn(function() await(asyncio.sleep(0)) end)
+      bad("bad argument #1 to 'print_stack' %(file expected, got number%)",
+          function() t:print_stack(5) end)
+      await(t)
+      runner:close()
+    end))
+  end)
 end)

@@ -111,6 +111,36 @@ describe("sleep", function()
     assert.equal(5.5, loop:time())
   end))
 
+  it("a task that ended is kept while its cancelled sleeps are in the "
+     .. "heap, and let go once they left it",
+     aspec.async({clock = "virtual"}, function()
+    local loop = asyncio.get_running_loop()
+    local seen = setmetatable({}, {__mode = "k"})
+    local t = asyncio.create_task(async(function()
+      pcall(await, asyncio.sleep(100)) -- cancelled: a dead entry at 100
+      pcall(await, asyncio.sleep(50))  -- cancelled: a dead entry at 50
+      return "done"
+    end)())
+    seen[t] = true
+    for _ = 1, 2 do
+      await(asyncio.sleep(0))
+      t:cancel()
+    end
+    assert.equal("done", await(t))
+    t = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_not_nil(next(seen)) -- the heap still points at it
+    await(asyncio.sleep(60))      -- the entry at 50 leaves the heap
+    collectgarbage()
+    assert.is_not_nil(next(seen))
+    await(asyncio.sleep(60))      -- the entry at 100 too
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(seen))
+    assert.equal(120, loop:time())
+  end))
+
   it("E81 sleep(math.huge) never fires and does not stop the loop",
      aspec.async({clock = "virtual"}, function()
     local loop = asyncio.get_running_loop()

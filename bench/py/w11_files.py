@@ -3,8 +3,8 @@ non-zero pattern, deleted after) with 1 MiB reads and writes, each one
 run by asyncio.to_thread (aiofiles is not in Debian; this is what it does
 underneath), while a second task ticks every millisecond and records the
 longest gap between two ticks (idle_gap_ms: the same during half a second
-before the copy, nothing else running). ops_per_sec is MiB/s. With --cp the copy is
-the cp(1) program instead (the limit: no event loop), run with
+before the copy, nothing else running). ops_per_sec is MiB/s. With --cp
+the copy is the cp(1) program instead (the limit: no event loop), run with
 asyncio.create_subprocess_exec.
 
     python3 bench/py/w11_files.py [N] [--uvloop] [--cp]

@@ -74,12 +74,54 @@ static void name_from_call(lua_State *L) {
   lua_replace(L, lua_upvalueindex(2));
 }
 
+/* The Coroutine objects of a C coroutine function made with `keep`
+ * (asyncio.sleep): a C operation (no finalizer) kept in upvalue 4 and
+ * armed again by the next call once awaited, as aio_ccoro_kept does;
+ * calls with more than KEPT_ARGS arguments get one of their own. Its
+ * uservalue 1 is the coroutine function, for its name. */
+#define KEPT_ARGS 2
+
+static int kept_c_coro(lua_State *L, int n) {
+  aio_coro *c = NULL;
+  int i;
+  if (n <= KEPT_ARGS && lua_type(L, lua_upvalueindex(4)) == LUA_TUSERDATA) {
+    c = lua_touserdata(L, lua_upvalueindex(4));
+    if (c->state == AIO_CORO_STARTED)
+      lua_pushvalue(L, lua_upvalueindex(4));
+    else
+      c = NULL; /* armed and not awaited yet: a new one */
+  }
+  if (c == NULL) {
+    c = lua_newuserdatauv(L, sizeof *c, 1 + (n > KEPT_ARGS ? n : KEPT_ARGS));
+    c->body = lua_tocfunction(L, lua_upvalueindex(1));
+    c->origin = 0;
+    c->cached = 1;
+    aio_setmt(L, &aio_mt_ccoro);
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_setiuservalue(L, -2, 1);
+    if (n <= KEPT_ARGS) {
+      lua_pushvalue(L, -1);
+      lua_replace(L, lua_upvalueindex(4));
+    }
+  }
+  c->state = AIO_CORO_NEW;
+  c->nargs = n;
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* Called as a coroutine function: returns a new Coroutine object holding
  * the coroutine function (uservalue 1) and the arguments. */
 static int coro_factory(lua_State *L) {
   int n = lua_gettop(L), i;
   aio_coro *c;
-  int origin = aio_debug_mode(L);
+  int origin;
+  if (lua_type(L, lua_upvalueindex(4)) != LUA_TNONE)
+    return kept_c_coro(L, n);
+  origin = aio_debug_mode(L);
   if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
     name_from_call(L);
   c = lua_newuserdatauv(L, sizeof *c, 1 + n + origin);
@@ -87,6 +129,7 @@ static int coro_factory(lua_State *L) {
   c->state = AIO_CORO_NEW;
   c->origin = (unsigned char)origin;
   c->body = NULL;
+  c->cached = 0;
   if (origin) { /* where it was created, for the never-awaited report */
     aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
@@ -370,7 +413,12 @@ static int await_coro(lua_State *L) {
   int nargs;
   lua_CFunction body = c->body;
   if (body != NULL) { /* a C operation */
+    int i;
     push_args(L, 1, coro_take(L, 1));
+    for (i = 3; c->cached && i <= c->nargs + 1; i++) {
+      lua_pushnil(L); /* a kept operation lets go of its arguments */
+      lua_setiuservalue(L, 1, i);
+    }
     lua_remove(L, 1);
     return body(L);
   }
@@ -394,12 +442,18 @@ int aio_await(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   for (depth = 0; depth < 100; depth++) {
-    switch (aio_kindof(L, 1)) {
+    aio_kind k = aio_kindof(L, 1);
+    switch (k) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
       return await_future(L, t);
     case AIO_K_CORO:
       return await_coro(L);
+    case AIO_K_LOCK:
+    case AIO_K_SEMAPHORE:
+      if (aio_await_direct[k] != NULL)
+        return aio_await_direct[k](L);
+      /* fall through */
     default:
       if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
         aio_pushrepr(L, 1);
@@ -429,6 +483,7 @@ static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
   c->origin = 0;
+  c->cached = 0;
   c->body = body;
   aio_setmt(L, body == NULL ? &aio_mt_coro : &aio_mt_ccoro);
   for (i = base; i <= top; i++) {
@@ -459,9 +514,38 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
   return 1;
 }
 
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+  int i;
+  lua_settop(L, nargs);
+  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
+    aio_coro *c = lua_touserdata(L, -1);
+    if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
+      c->state = AIO_CORO_NEW;
+      for (i = 2; i <= nargs; i++) {
+        lua_pushvalue(L, i);
+        lua_setiuservalue(L, -2, i + 1);
+      }
+      return 1;
+    }
+  }
+  lua_pop(L, 1);
+  /* none yet, or it is armed and not awaited yet: a new one, kept */
+  for (i = 1; i <= nargs; i++)
+    lua_pushvalue(L, i);
+  coro_new(L, nargs, body);
+  ((aio_coro *)lua_touserdata(L, -1))->cached = 1;
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, slot);
+  return 1;
+}
+
+lua_CFunction aio_await_direct[AIO_K_COUNT];
+
 /* Pushes a new coroutine function for the function at fidx, named `name`
- * (NULL: resolved at its first call). */
-static void push_coro_function(lua_State *L, int fidx, const char *name) {
+ * (NULL: resolved at its first call); with `keep`, fidx is a light C
+ * function whose Coroutine objects are kept (kept_c_coro). */
+static void push_coro_function(lua_State *L, int fidx, const char *name,
+                               int keep) {
   fidx = lua_absindex(L, fidx);
   lua_pushvalue(L, fidx);
   if (name)
@@ -469,7 +553,9 @@ static void push_coro_function(lua_State *L, int fidx, const char *name) {
   else
     lua_pushnil(L);
   lua_pushnil(L);
-  lua_pushcclosure(L, coro_factory, 3);
+  if (keep)
+    lua_pushboolean(L, 0);
+  lua_pushcclosure(L, coro_factory, keep ? 4 : 3);
   lua_pushvalue(L, -1);
   lua_setupvalue(L, -2, 3); /* itself */
 }
@@ -482,7 +568,7 @@ static int l_async(lua_State *L) {
   if (lua_type(L, 1) != LUA_TFUNCTION &&
       luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
     return luaL_typeerror(L, 1, "function");
-  push_coro_function(L, 1, NULL);
+  push_coro_function(L, 1, NULL, 0);
   return 1;
 }
 
@@ -527,9 +613,10 @@ void aio_open_coro(lua_State *L) {
   aio_cache_mt(L, AIO_CORO_MT, &aio_mt_coro);
   aio_cache_mt(L, AIO_CCORO_MT, &aio_mt_ccoro);
   luaL_setfuncs(L, coro_funcs, 0);
-  /* sleep is the coroutine function of aio_sleep_body */
+  /* sleep is the coroutine function of aio_sleep_body, a C operation
+   * whose Coroutine objects are kept */
   lua_pushcfunction(L, aio_sleep_body);
-  push_coro_function(L, -1, "sleep");
+  push_coro_function(L, -1, "sleep", 1);
   lua_setfield(L, -3, "sleep");
   lua_pop(L, 1);
 }

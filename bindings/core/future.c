@@ -201,6 +201,7 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
     lua_pop(L, 1);
     loop->npending--;
   }
+  aio_timer_task_retired(L, loop, fidx);
   t->co = NULL;
   t->waiter = NULL;
   lua_pushnil(L);
@@ -874,6 +875,37 @@ static void push_extra(lua_State *L, int tidx) {
   }
 }
 
+/* Pushes a pending future of t's loop for t to wait on (a lock, a queue,
+ * an event): the one the task keeps in its EXTRA table once the wait it
+ * served is over (done: no waiter queue holds it any more, and only the
+ * task's own wake-up, a light userdata, was ever added to it), reset;
+ * else a new one, which the task keeps from now on. */
+void aio_task_wait_future(lua_State *L, aio_task *t) {
+  int tidx, eidx;
+  aio_future *f;
+  aio_push_task(L, t);
+  tidx = lua_gettop(L);
+  push_extra(L, tidx);
+  eidx = tidx + 1;
+  if (lua_getfield(L, eidx, "waiter") == LUA_TUSERDATA &&
+      (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
+      f->ncb == 0) {
+    memset(f, 0, sizeof *f);
+    f->loop = t->fut.loop;
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, AIO_FU_VALUE);
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, AIO_FU_CB);
+  } else {
+    lua_pop(L, 1);
+    aio_future_new(L, t->fut.loop);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, eidx, "waiter");
+  }
+  lua_replace(L, tidx);
+  lua_settop(L, tidx);
+}
+
 /* Pushes the cancel message stored by cancel(msg), or nil. */
 static void push_cancel_msg(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
@@ -1264,9 +1296,14 @@ static int l_task_get_stack(lua_State *L) {
  * and the frames of get_stack() to file (any object with :write) or to
  * stderr. */
 static int l_task_print_stack(lua_State *L) {
-  int i, n;
+  int i, n, t;
   aio_check_task(L, 1);
   lua_settop(L, 2);
+  t = lua_type(L, 2);
+  if (t == LUA_TUSERDATA && luaL_getmetafield(L, 2, "__index") != LUA_TNIL)
+    lua_pop(L, 1);
+  else if (t != LUA_TTABLE && t != LUA_TNIL)
+    luaL_typeerror(L, 2, "file");
   lua_pushcfunction(L, l_task_get_stack);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1); /* [task, file, frames] */
@@ -1286,7 +1323,8 @@ static int l_task_print_stack(lua_State *L) {
     fflush(stderr);
     return 0;
   }
-  lua_getfield(L, 2, "write");
+  if (lua_getfield(L, 2, "write") == LUA_TNIL)
+    luaL_typeerror(L, 2, "file");
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -3);
   lua_call(L, 2, 0);
@@ -1477,6 +1515,14 @@ static int l_isfuture(lua_State *L) {
   return 1;
 }
 
+/* _succeeded(fut) -> true when fut finished with a result (not cancelled,
+ * no exception): gather's per-child test in one call. */
+static int l__succeeded(lua_State *L) {
+  aio_future *f = aio_check_future(L, 1);
+  lua_pushboolean(L, f->state == AIO_FINISHED && !f->has_exc);
+  return 1;
+}
+
 static const luaL_Reg future_funcs[] = {
     {"Future", l_future_new},
     {"Task", l_task_new},
@@ -1486,6 +1532,7 @@ static const luaL_Reg future_funcs[] = {
     {"all_tasks", l_all_tasks},
     {"isfuture", l_isfuture},
     {"_traceback_of", l__traceback_of},
+    {"_succeeded", l__succeeded},
     {NULL, NULL}};
 
 void aio_open_future(lua_State *L) {

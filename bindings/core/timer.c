@@ -6,12 +6,16 @@
  * a cancelled TimerHandle (or a sleep whose task was cancelled) stays in
  * the heap until it reaches the top or the heap is compacted, which
  * happens when more than half of it (and over 100 entries) is dead. The
- * Lua object of each entry is anchored in the loop's timer table under its
- * sequence number until the entry leaves the heap.
+ * TimerHandle of each entry is anchored in the loop's timer table under
+ * its sequence number until the entry leaves the heap.
  *
- * A sleep does not allocate a Future or a TimerHandle: its heap entry
- * points at the task with the task's sleep generation; cancelling the
- * task bumps the generation, which kills the entry.
+ * A sleep does not allocate a Future, a TimerHandle or an anchor: its
+ * heap entry points at the task with the task's sleep generation;
+ * cancelling the task bumps the generation, which kills the entry. A
+ * pending task is anchored by its loop anyway; the task counts the
+ * entries pointing at it (timer_refs), and one that retires while some
+ * are left is anchored in the timer table under its address until the
+ * last one leaves the heap.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -70,6 +74,35 @@ static void unanchor(lua_State *L, aio_loop *loop, uint64_t seq) {
   lua_pop(L, 1);
 }
 
+/* A sleep entry of task t left the heap. */
+static void sleep_entry_gone(lua_State *L, aio_loop *loop, aio_task *t) {
+  if (--t->timer_refs == 0 && t->fut.state != AIO_PENDING) {
+    aio_push_env(L, loop, AIO_ENV_TIMERS);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, t);
+    lua_pop(L, 1);
+  }
+}
+
+/* An entry left the heap: lets go of what kept its object. */
+static void entry_gone(lua_State *L, aio_loop *loop, const aio_timer *e) {
+  if (e->kind == AIO_R_SLEEP)
+    sleep_entry_gone(L, loop, e->p);
+  else
+    unanchor(L, loop, e->seq);
+}
+
+void aio_timer_task_retired(lua_State *L, aio_loop *loop, int tidx) {
+  aio_task *t = lua_touserdata(L, tidx);
+  if (t->timer_refs == 0 || loop->env == LUA_NOREF || loop->closed)
+    return;
+  tidx = lua_absindex(L, tidx);
+  aio_push_env(L, loop, AIO_ENV_TIMERS);
+  lua_pushvalue(L, tidx);
+  lua_rawsetp(L, -2, t);
+  lua_pop(L, 1);
+}
+
 static aio_timer heap_pop(aio_loop *loop) {
   aio_timer top = loop->heap[0];
   loop->hcount--;
@@ -99,10 +132,14 @@ void aio_timer_push(lua_State *L, aio_loop *loop, double when, int kind,
   e->kind = (unsigned char)kind;
   e->gen = gen;
   e->p = p;
-  aio_push_env(L, loop, AIO_ENV_TIMERS);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, (lua_Integer)e->seq);
-  lua_pop(L, 1);
+  if (kind == AIO_R_SLEEP)
+    ((aio_task *)p)->timer_refs++;
+  else {
+    aio_push_env(L, loop, AIO_ENV_TIMERS);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, (lua_Integer)e->seq);
+    lua_pop(L, 1);
+  }
   sift_up(loop->heap, loop->hcount++);
 }
 
@@ -111,7 +148,7 @@ static void compact(lua_State *L, aio_loop *loop) {
   unsigned i, kept = 0;
   for (i = 0; i < loop->hcount; i++) {
     if (is_dead(&loop->heap[i]))
-      unanchor(L, loop, loop->heap[i].seq);
+      entry_gone(L, loop, &loop->heap[i]);
     else
       loop->heap[kept++] = loop->heap[i];
   }
@@ -132,7 +169,7 @@ static void drop_dead_top(lua_State *L, aio_loop *loop) {
   while (loop->hcount > 0 && is_dead(&loop->heap[0])) {
     aio_timer e = heap_pop(loop);
     loop->hcancelled--;
-    unanchor(L, loop, e.seq);
+    entry_gone(L, loop, &e);
   }
 }
 
@@ -149,7 +186,7 @@ void aio_timers_run_due(lua_State *L, aio_loop *loop, double now) {
     aio_timer e = heap_pop(loop);
     if (is_dead(&e)) {
       loop->hcancelled--;
-      unanchor(L, loop, e.seq);
+      entry_gone(L, loop, &e);
       continue;
     }
     if (e.kind == AIO_R_HANDLE) {
@@ -163,7 +200,7 @@ void aio_timers_run_due(lua_State *L, aio_loop *loop, double now) {
     } else {
       ((aio_task *)e.p)->sleep_in_heap = 0;
       /* the task is pending (live sleep), so anchored by the loop */
-      unanchor(L, loop, e.seq);
+      ((aio_task *)e.p)->timer_refs--;
       aio_ready_push(L, loop, AIO_R_SLEEP, e.p, e.gen, NULL, 0);
     }
   }
@@ -180,8 +217,10 @@ void aio_timers_clear(lua_State *L, aio_loop *loop) {
     aio_timer *e = &loop->heap[i];
     if (e->kind == AIO_R_HANDLE)
       ((aio_handle *)e->p)->scheduled = 0;
-    else
+    else {
       ((aio_task *)e->p)->sleep_in_heap = 0;
+      ((aio_task *)e->p)->timer_refs = 0;
+    }
   }
   loop->hcount = loop->hcancelled = 0;
   lua_newtable(L);
@@ -260,7 +299,6 @@ int aio_sleep_body(lua_State *L) {
     t->sleep_gen++;
     t->wait_kind = AIO_WAIT_SLEEP;
     if (when != HUGE_VAL) {
-      aio_push_task(L, t);
       aio_timer_push(L, loop, when, AIO_R_SLEEP, t, t->sleep_gen);
       t->sleep_in_heap = 1;
     }

@@ -235,13 +235,29 @@ static int gai_body(lua_State *L) {
  * a Coroutine object; awaited, the list of {family =, type =, proto =,
  * addr =, port =} (canonname = with AI_CANONNAME). */
 static int l_getaddrinfo(lua_State *L) {
-  if (!lua_isnoneornil(L, 3))
-    luaL_checktype(L, 3, LUA_TTABLE);
   return aio_ccoro_method(L, 3, gai_body);
+}
+
+/* Checks host, port and opts at base.. when the call is made (the body
+ * runs later, where an error could not name the function). */
+static void check_gai_args(lua_State *L, int base) {
+  luaL_optstring(L, base, NULL);
+  if (lua_type(L, base + 1) == LUA_TNUMBER)
+    luaL_checkinteger(L, base + 1);
+  else
+    luaL_optstring(L, base + 1, NULL);
+  if (!lua_isnoneornil(L, base + 2))
+    luaL_checktype(L, base + 2, LUA_TTABLE);
+}
+
+static int l_getaddrinfo_fn(lua_State *L) {
+  check_gai_args(L, 1);
+  return l_getaddrinfo(L);
 }
 
 static int l_loop_getaddrinfo(lua_State *L) {
   aio_check_loop(L, 1);
+  check_gai_args(L, 2);
   lua_remove(L, 1);
   return l_getaddrinfo(L);
 }
@@ -261,7 +277,7 @@ static const struct {
     {NULL, 0}};
 
 static const luaL_Reg dns_funcs[] = {
-    {"getaddrinfo", l_getaddrinfo},
+    {"getaddrinfo", l_getaddrinfo_fn},
     {"_ip_family", l_ip_family},
     {NULL, NULL}};
 

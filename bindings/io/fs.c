@@ -70,9 +70,15 @@ static void file_unref(fsfile *f) {
     free(f);
 }
 
+/* The fsfile of the FileDescriptor at idx; NULL once it was finalized
+ * (a File finalized in the same cycle may come after it). */
+static fsfile *to_file(lua_State *L, int idx) {
+  return *(fsfile **)luaL_checkudata(L, idx, AIO_FSFD_MT);
+}
+
 static fsfile *check_fd(lua_State *L, int idx) {
   fsfile **p = luaL_checkudata(L, idx, AIO_FSFD_MT);
-  if ((*p)->fd < 0 || (*p)->closing)
+  if (*p == NULL || (*p)->fd < 0 || (*p)->closing)
     luaL_error(L, "attempt to use a closed asyncio.File");
   return *p;
 }
@@ -90,19 +96,21 @@ static void push_fd(lua_State *L, uv_file fd) {
   luaL_setmetatable(L, AIO_FSFD_MT);
 }
 
+static void file_close_detached(aio_loop *loop, fsfile *f);
+
 /* fd:close_detached(): closes without waiting; a request in flight
  * delays it until it ends. Closing twice does nothing. */
 static int l_fd_close_detached(lua_State *L) {
-  fsfile *f = *(fsfile **)luaL_checkudata(L, 1, AIO_FSFD_MT);
+  fsfile *f = to_file(L, 1);
   aio_loop *loop;
-  if (f->fd < 0 || f->closing)
+  if (f == NULL || f->fd < 0 || f->closing)
     return 0;
   if (f->inflight > 0) {
     f->closing = 1;
     return 0;
   }
   loop = aio_running_loop(L);
-  file_close_now(loop && !loop->closed ? loop->uv : NULL, f);
+  file_close_detached(loop, f);
   return 0;
 }
 
@@ -118,8 +126,8 @@ static int l_fd__gc(lua_State *L) {
 
 /* fd:fileno() -> the descriptor number, or nil once closed. */
 static int l_fd_fileno(lua_State *L) {
-  fsfile *f = *(fsfile **)luaL_checkudata(L, 1, AIO_FSFD_MT);
-  if (f->fd < 0 || f->closing)
+  fsfile *f = to_file(L, 1);
+  if (f == NULL || f->fd < 0 || f->closing)
     lua_pushnil(L);
   else
     lua_pushinteger(L, f->fd);
@@ -147,6 +155,7 @@ typedef struct fsreq {
   char *buf;             /* owned: the read target or the written copy */
   int64_t after;         /* append write: the descriptor's offset after */
   unsigned char op, done, abandoned;
+  unsigned char detached; /* a write nobody awaits: failures are reported */
 } fsreq;
 
 static void fsreq_free(fsreq *r) {
@@ -165,21 +174,28 @@ static void file_settle(fsreq *r) {
   if (r->op == OP_WRITE && r->req.result >= 0 && f->fd >= 0 &&
       r->after == -1)
     r->after = (int64_t)lseek(f->fd, 0, SEEK_CUR);
-  if (--f->inflight == 0 && f->closing)
-    file_close_now(r->req.loop, f);
+  if (--f->inflight == 0 && f->closing) {
+    if (r->io.loop && !r->io.loop->closed)
+      file_close_detached(r->io.loop, f);
+    else
+      file_close_now(r->req.loop, f); /* the loop is closing */
+  }
 }
 
 static void drop_result(fsreq *r);
+static void push_fs_error(lua_State *L, int err, const char *op, int p1,
+                          int p2);
 
 static void on_fs_done(uv_fs_t *req) {
   fsreq *r = req->data;
   r->done = 1;
   file_settle(r);
-  if (r->abandoned)
-    drop_result(r);
-  if (!r->abandoned)
-    aio_io_notify(&r->io, 1);
-  else if (r->file && r->io.loop && !r->io.loop->closed)
+  if (!r->abandoned) {
+    aio_io_notify(&r->io, 1); /* dispatch wakes the awaiting task */
+    return;
+  }
+  drop_result(r);
+  if (r->file && r->io.loop && !r->io.loop->closed)
     aio_io_notify(&r->io, 1); /* dispatch wakes the file's waiters */
   else
     fsreq_free(r);
@@ -194,6 +210,17 @@ static void fs_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   }
   if (r->file->inflight == 0)
     aio_waiters_wake(L, r->file);
+  if (r->detached && r->req.result < 0 && r->io.loop) {
+    aio_loop *loop = r->io.loop;
+    int closing = r->op == OP_CLOSE;
+    push_fs_error(L, (int)r->req.result, op_names[r->op], 0, 0);
+    fsreq_free(r);
+    aio_report_error(L, loop, closing ? "asyncio.File failed to close"
+                     : "asyncio.File lost data written before it closed",
+                     -1, NULL, 0);
+    lua_pop(L, 1);
+    return;
+  }
   fsreq_free(r);
 }
 
@@ -208,13 +235,14 @@ static void drop_result(fsreq *r) {
 }
 
 /* Gives the request up (its task is leaving): the callback frees it. A
- * close is never cancelled (the descriptor would stay open). */
+ * close is never cancelled (the descriptor would stay open), nor a
+ * detached write (its data would be lost). */
 static void fs_abandon(fsreq *r) {
   r->abandoned = 1;
   if (r->done) {
     drop_result(r);
     fsreq_free(r);
-  } else if (r->op != OP_CLOSE)
+  } else if (r->op != OP_CLOSE && !r->detached)
     uv_cancel((uv_req_t *)&r->req);
 }
 
@@ -224,20 +252,60 @@ static void fs_shut(lua_State *L, aio_io *io) {
   fs_abandon((fsreq *)io);
 }
 
-/* A new request of task t's loop for op, using file f (or NULL). */
-static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op, fsfile *f) {
+/* Sets up the zeroed request r for op and puts it in loop's list; a
+ * detached request has no waiter from the start. */
+static void fsreq_init(fsreq *r, aio_loop *loop, fsop op, int detached) {
+  r->req.data = r;
+  r->op = (unsigned char)op;
+  r->abandoned = r->detached = (unsigned char)detached;
+  r->io.shut = fs_shut;
+  r->io.dispatch = fs_dispatch;
+  aio_io_link(loop, &r->io, NULL);
+}
+
+/* The started request r uses f: it holds a reference and counts in
+ * flight until it ends. */
+static void fsreq_hold(fsreq *r, fsfile *f) {
+  r->file = f;
+  f->refs++;
+  f->inflight++;
+}
+
+/* A new request of task t's loop for op, in the loop's list; the caller
+ * sets r->file when the request uses an open file (fs_await takes the
+ * reference once the request started). Raises on memory errors. */
+static fsreq *fsreq_new(lua_State *L, aio_task *t, fsop op) {
   fsreq *r = calloc(1, sizeof *r);
   if (r == NULL) {
     luaL_error(L, "not enough memory");
     return NULL;
   }
-  r->req.data = r;
-  r->op = (unsigned char)op;
-  r->after = 0;
-  r->io.shut = fs_shut;
-  r->io.dispatch = fs_dispatch;
-  aio_io_link(t->fut.loop, &r->io, NULL);
+  fsreq_init(r, t->fut.loop, op, 0);
   return r;
+}
+
+/* Closes f's descriptor without a waiter. With an open loop, a close
+ * request nobody awaits, counted in flight for f (so that _fs_wait_idle
+ * sees it end; a failure goes to the exception handler); else close(2)
+ * at once (or a plain request, see file_close_now). */
+static void file_close_detached(aio_loop *loop, fsfile *f) {
+  uv_file fd = f->fd;
+  fsreq *r;
+  if (fd < 0)
+    return;
+  if (loop == NULL || loop->closed || (r = calloc(1, sizeof *r)) == NULL) {
+    file_close_now(NULL, f);
+    return;
+  }
+  f->fd = -1;
+  f->closing = 0;
+  fsreq_init(r, loop, OP_CLOSE, 1);
+  if (uv_fs_close(loop->uv, &r->req, fd, on_fs_done) != 0) {
+    fsreq_free(r);
+    close(fd);
+    return;
+  }
+  fsreq_hold(r, f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -423,10 +491,8 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
     push_fs_error(L, rc, op_names[op], np > 0 ? 1 : 0, np > 1 ? 2 : 0);
     return lua_error(L);
   }
-  if (r->file) {
-    r->file->refs++;
-    r->file->inflight++;
-  }
+  if (r->file)
+    fsreq_hold(r, r->file);
   lua_pushlightuserdata(L, r);
   ridx = lua_gettop(L);
   aio_future_new(L, t->fut.loop);
@@ -480,7 +546,7 @@ static int fd_run(lua_State *L, fsop op) {
 
 /* [fd]: the descriptor is closed for Lua at once. */
 static int fd_close_body(lua_State *L, aio_task *t, fsfile *f) {
-  fsreq *r = fsreq_new(L, t, OP_CLOSE, NULL);
+  fsreq *r = fsreq_new(L, t, OP_CLOSE);
   uv_file fd = f->fd;
   f->fd = -1;
   return fs_await(L, t, r, uv_fs_close(t->fut.loop->uv, &r->req, fd,
@@ -491,7 +557,7 @@ static int fd_close_body(lua_State *L, aio_task *t, fsfile *f) {
 static int fd_read_body(lua_State *L, aio_task *t, fsfile *f) {
   size_t n = (size_t)lua_tointeger(L, 2);
   int64_t off = (int64_t)lua_tointeger(L, 3);
-  fsreq *r = fsreq_new(L, t, OP_READ, f);
+  fsreq *r = fsreq_new(L, t, OP_READ);
   uv_buf_t b;
   r->file = f;
   r->buf = malloc(n > 0 ? n : 1);
@@ -511,7 +577,7 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
   size_t n;
   const char *data = lua_tolstring(L, 2, &n);
   int64_t off = (int64_t)lua_tointeger(L, 3);
-  fsreq *r = fsreq_new(L, t, OP_WRITE, f);
+  fsreq *r = fsreq_new(L, t, OP_WRITE);
   uv_buf_t b;
   r->file = f;
   r->after = off < 0 ? -1 : 0;
@@ -528,14 +594,14 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
 }
 
 static int fd_fstat_body(lua_State *L, aio_task *t, fsfile *f) {
-  fsreq *r = fsreq_new(L, t, OP_FSTAT, f);
+  fsreq *r = fsreq_new(L, t, OP_FSTAT);
   r->file = f;
   return fs_await(L, t, r, uv_fs_fstat(t->fut.loop->uv, &r->req, f->fd,
                                        on_fs_done));
 }
 
 static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f) {
-  fsreq *r = fsreq_new(L, t, OP_FSYNC, f);
+  fsreq *r = fsreq_new(L, t, OP_FSYNC);
   r->file = f;
   return fs_await(L, t, r, uv_fs_fsync(t->fut.loop->uv, &r->req, f->fd,
                                        on_fs_done));
@@ -544,10 +610,38 @@ static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f) {
 /* [fd, size] */
 static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f) {
   int64_t size = (int64_t)lua_tointeger(L, 2);
-  fsreq *r = fsreq_new(L, t, OP_FTRUNCATE, f);
+  fsreq *r = fsreq_new(L, t, OP_FTRUNCATE);
   r->file = f;
   return fs_await(L, t, r, uv_fs_ftruncate(t->fut.loop->uv, &r->req, f->fd,
                                            size, on_fs_done));
+}
+
+/* [fd]: returns once no request of the file is in flight, its close
+ * included (closed files too). */
+static int wait_idle_body(lua_State *L);
+
+static int wait_idle_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  aio_waiters_resumed(L, to_file(L, 1), lua_gettop(L));
+  lua_pop(L, 1);
+  return wait_idle_body(L);
+}
+
+static int wait_idle_body(lua_State *L) {
+  aio_task *t = aio_check_await(L, "close");
+  fsfile *f = to_file(L, 1);
+  if (f == NULL || f->inflight == 0)
+    return 0;
+  aio_future_new(L, t->fut.loop);
+  return aio_waiters_await(L, t, f, 0, wait_idle_k);
+}
+
+/* _fs_wait_idle(fd) -> Coroutine; awaited, returns once the file has no
+ * request in flight (a close without a waiter included). */
+static int l_fs_wait_idle(lua_State *L) {
+  luaL_checkudata(L, 1, AIO_FSFD_MT);
+  return aio_ccoro_method(L, 1, wait_idle_body);
 }
 
 static int close_body(lua_State *L) { return fd_run(L, OP_CLOSE); }
@@ -626,7 +720,7 @@ static int open_body(lua_State *L) {
   aio_task *t = aio_check_await(L, "open");
   const char *path = lua_tostring(L, 1);
   int flags = mode_flags(lua_tostring(L, 2));
-  fsreq *r = fsreq_new(L, t, OP_OPEN, NULL);
+  fsreq *r = fsreq_new(L, t, OP_OPEN);
   return fs_await(L, t, r, uv_fs_open(t->fut.loop->uv, &r->req, path, flags,
                                       0666, on_fs_done));
 }
@@ -636,7 +730,7 @@ static int path_body(lua_State *L, fsop op) {
   aio_task *t = aio_check_await(L, op_names[op]);
   uv_loop_t *uv = t->fut.loop->uv;
   const char *p = lua_tostring(L, 1);
-  fsreq *r = fsreq_new(L, t, op, NULL);
+  fsreq *r = fsreq_new(L, t, op);
   uv_fs_t *q = &r->req;
   int rc;
   switch (op) {
@@ -722,12 +816,6 @@ static int l_fs_chmod(lua_State *L) {
   return aio_ccoro_method(L, 2, chmod_body);
 }
 
-/* _fs_strerror(errno) -> the C library's message, as Python prints. */
-static int l_fs_strerror(lua_State *L) {
-  lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
-  return 1;
-}
-
 /* _fs_oserror(errno, op, path) -> the OSError Python raises for errno
  * about path (an error object, not raised). */
 static int l_fs_oserror(lua_State *L) {
@@ -738,7 +826,65 @@ static int l_fs_oserror(lua_State *L) {
   return 1;
 }
 
+/* Writes all of data at off (-1: the descriptor's offset) with the
+ * loop blocked: only when no loop runs. Returns 0 or a libuv error. */
+static int write_now(uv_file fd, const char *data, size_t n, int64_t off) {
+  while (n > 0) {
+    ssize_t w = off < 0 ? write(fd, data, n) : pwrite(fd, data, n, off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    data += w;
+    n -= (size_t)w;
+    if (off >= 0)
+      off += w;
+  }
+  return 0;
+}
+
+/* fd:write_detached(data, offset): writes without a waiter (the data a
+ * File still buffers when it is closed without waiting); a close asked
+ * for afterwards waits for it. A failure goes to the loop's exception
+ * handler. With no loop running, writes at once. */
+static int l_fd_write_detached(lua_State *L) {
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  int64_t off = (int64_t)luaL_checkinteger(L, 3);
+  fsfile *f = check_fd(L, 1);
+  aio_loop *loop = aio_running_loop(L);
+  fsreq *r;
+  uv_buf_t b;
+  int rc;
+  if (loop == NULL || loop->closed) {
+    rc = write_now(f->fd, data, n, off);
+    if (rc < 0) {
+      push_fs_error(L, rc, "write", 0, 0);
+      return lua_error(L);
+    }
+    return 0;
+  }
+  luaL_argcheck(L, n <= 0x7fffffff, 2, "too long");
+  r = calloc(1, sizeof *r);
+  if (r == NULL || (r->buf = malloc(n > 0 ? n : 1)) == NULL) {
+    free(r);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(r->buf, data, n);
+  fsreq_init(r, loop, OP_WRITE, 1);
+  b = uv_buf_init(r->buf, (unsigned)n);
+  rc = uv_fs_write(loop->uv, &r->req, f->fd, &b, 1, off, on_fs_done);
+  if (rc < 0) {
+    fsreq_free(r);
+    push_fs_error(L, rc, "write", 0, 0);
+    return lua_error(L);
+  }
+  fsreq_hold(r, f);
+  return 0;
+}
+
 static const luaL_Reg fd_methods[] = {
+    {"write_detached", l_fd_write_detached},
     {"close_detached", l_fd_close_detached},
     {"fileno", l_fd_fileno},
     {NULL, NULL}};
@@ -750,6 +896,7 @@ static const luaL_Reg fd_metamethods[] = {
 static const luaL_Reg fs_funcs[] = {
     {"_fs_open", l_fs_open},
     {"_fs_close", l_fs_close},
+    {"_fs_wait_idle", l_fs_wait_idle},
     {"_fs_read", l_fs_read},
     {"_fs_write", l_fs_write},
     {"_fs_fstat", l_fs_fstat},
@@ -767,7 +914,6 @@ static const luaL_Reg fs_funcs[] = {
     {"_fs_mkdtemp", l_fs_mkdtemp},
     {"_fs_realpath", l_fs_realpath},
     {"_fs_chmod", l_fs_chmod},
-    {"_fs_strerror", l_fs_strerror},
     {"_fs_oserror", l_fs_oserror},
     {NULL, NULL}};
 

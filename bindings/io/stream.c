@@ -654,8 +654,8 @@ static int l_reader_feed_data(lua_State *L) {
   r->len += len;
   if (r->waiter && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused)
-    reader_pause(L, r, 1);
+  else if (r->len > r->limit && !r->paused && !r->waiter)
+    reader_pause(L, r, 1); /* not while a read waits for more */
   return 0;
 }
 
@@ -1007,7 +1007,7 @@ static int l_srp_data_received(lua_State *L) {
   r->len += len;
   if (r->waiter && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused) {
+  else if (r->len > r->limit && !r->paused && !r->waiter) {
     push_reader(L, pr);
     reader_pause(L, r, -1);
   }
@@ -1048,6 +1048,14 @@ static int l_srp_replace_transport(lua_State *L) {
   pr->t = aio_test_transport(L, 2);
   pr->over_ssl = pr->t == NULL;
   return 0;
+}
+
+/* _server_side() -> whether the protocol serves a client_connected_cb
+ * (start_server's), as Python's StreamWriter.start_tls tells the side. */
+static int l_srp_server_side(lua_State *L) {
+  check_srp(L, 1);
+  lua_pushboolean(L, lua_getiuservalue(L, 1, P_UV_CB) != LUA_TNIL);
+  return 1;
 }
 
 static int l_srp__tostring(lua_State *L) {
@@ -1464,6 +1472,7 @@ static const luaL_Reg srp_methods[] = {
     {"pause_writing", l_srp_pause_writing},
     {"resume_writing", l_srp_resume_writing},
     {"_replace_transport", l_srp_replace_transport},
+    {"_server_side", l_srp_server_side},
     {NULL, NULL}};
 
 static const luaL_Reg srp_metamethods[] = {

@@ -164,7 +164,7 @@ aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
 int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
                   lua_KContext ctx, lua_KFunction k) {
   int fidx;
-  aio_future_new(L, t->fut.loop);
+  aio_task_wait_future(L, t);
   fidx = lua_gettop(L);
   aio_wq_push(L, q, 1, uv, fidx);
   return aio_await_future(L, t, fidx, ctx, k);
@@ -201,7 +201,7 @@ static int acquired(lua_State *L, int guard) {
 /* ------------------------------------------------------------------ */
 /* Lock                                                                */
 
-enum { LOCK_UV_WAITERS = 1, LOCK_UV_LOOP, LOCK_UV_COUNT };
+enum { LOCK_UV_WAITERS = 1, LOCK_UV_LOOP, LOCK_UV_OP, LOCK_UV_COUNT };
 
 typedef struct aio_lock {
   aio_loop *loop;
@@ -272,7 +272,7 @@ static int lock_guard_body(lua_State *L) {
 
 static int l_lock_acquire(lua_State *L) {
   check_lock(L, 1);
-  return aio_ccoro_method(L, 1, lock_acquire_body);
+  return aio_ccoro_kept(L, 1, lock_acquire_body, LOCK_UV_OP);
 }
 
 static int l_lock__await(lua_State *L) {
@@ -317,7 +317,7 @@ static int l_lock_new(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Event                                                               */
 
-enum { EVENT_UV_WAITERS = 1, EVENT_UV_LOOP, EVENT_UV_COUNT };
+enum { EVENT_UV_WAITERS = 1, EVENT_UV_LOOP, EVENT_UV_OP, EVENT_UV_COUNT };
 
 typedef struct aio_event {
   aio_loop *loop;
@@ -357,7 +357,7 @@ static int event_wait_body(lua_State *L) {
 
 static int l_event_wait(lua_State *L) {
   check_event(L, 1);
-  return aio_ccoro_method(L, 1, event_wait_body);
+  return aio_ccoro_kept(L, 1, event_wait_body, EVENT_UV_OP);
 }
 
 static int wake_each(lua_State *L, int fidx, void *ud) {
@@ -408,7 +408,7 @@ static int l_event_new(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Semaphore and BoundedSemaphore                                      */
 
-enum { SEM_UV_WAITERS = 1, SEM_UV_LOOP, SEM_UV_COUNT };
+enum { SEM_UV_WAITERS = 1, SEM_UV_LOOP, SEM_UV_OP, SEM_UV_COUNT };
 
 typedef struct aio_sem {
   aio_loop *loop;
@@ -497,7 +497,7 @@ static int sem_guard_body(lua_State *L) {
 
 static int l_sem_acquire(lua_State *L) {
   check_sem(L, 1);
-  return aio_ccoro_method(L, 1, sem_acquire_body);
+  return aio_ccoro_kept(L, 1, sem_acquire_body, SEM_UV_OP);
 }
 
 static int l_sem__await(lua_State *L) {
@@ -621,4 +621,7 @@ void aio_open_locks(lua_State *L) {
   aio_newclass(L, AIO_BSEMAPHORE_MT, AIO_K_SEMAPHORE, sem_methods,
                sem_metamethods);
   luaL_setfuncs(L, locks_funcs, 0);
+  /* await(lock) and await(sem) run their guard bodies directly */
+  aio_await_direct[AIO_K_LOCK] = lock_guard_body;
+  aio_await_direct[AIO_K_SEMAPHORE] = sem_guard_body;
 }

@@ -13,6 +13,7 @@
  * runs. A waiter cancelled after being woken takes nothing and wakes the
  * next one instead, so no item and no slot is lost.
  */
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -29,7 +30,9 @@ enum {
   Q_UV_PUTTERS,
   Q_UV_JOINERS,
   Q_UV_LOOP,
-  Q_UV_COUNT = Q_UV_LOOP
+  Q_UV_GET,     /* the kept get() and put() operations (aio_ccoro_kept) */
+  Q_UV_PUT,
+  Q_UV_COUNT = Q_UV_PUT
 };
 
 typedef struct aio_queue {
@@ -412,12 +415,12 @@ static int queue_put_body(lua_State *L) {
 
 static int l_queue_get(lua_State *L) {
   check_queue(L, 1);
-  return aio_ccoro_method(L, 1, queue_get_body);
+  return aio_ccoro_kept(L, 1, queue_get_body, Q_UV_GET);
 }
 
 static int l_queue_put(lua_State *L) {
   check_queue(L, 1);
-  return aio_ccoro_method(L, 2, queue_put_body);
+  return aio_ccoro_kept(L, 2, queue_put_body, Q_UV_PUT);
 }
 
 /* ------------------------------------------------------------------ */
@@ -539,6 +542,7 @@ static int l_queue__index(lua_State *L) {
 static int queue_new(lua_State *L, int kind) {
   aio_queue *q;
   double maxsize = luaL_optnumber(L, 1, 0);
+  luaL_argcheck(L, isfinite(maxsize), 1, "maxsize is not a finite number");
   q = lua_newuserdatauv(L, sizeof *q, Q_UV_COUNT);
   memset(q, 0, sizeof *q);
   q->kind = (unsigned char)kind;

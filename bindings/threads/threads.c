@@ -184,18 +184,24 @@ void aio_remote_close(aio_remote *r) {
   }
 }
 
-void aio_run_posted(aio_loop *loop, lua_State *L, lua_CFunction body,
-                    void *data, const char *what) {
-  lua_pushcfunction(L, body);
-  lua_pushlightuserdata(L, data);
-  if (aio_pcall(L, 1) == LUA_OK)
-    return;
+/* A posted call failed with the error on top: a fatal one leaves the
+ * run with it (left on top), any other goes to the exception handler as
+ * `what` (popped). */
+static void posted_failed(aio_loop *loop, lua_State *L, const char *what) {
   if (aio_isfatal(L, -1))
     loop->propagate = 1; /* leaves the run with it, left on top */
   else {
     aio_report_error(L, loop, what, -1, NULL, 0);
     lua_pop(L, 1);
   }
+}
+
+void aio_run_posted(aio_loop *loop, lua_State *L, lua_CFunction body,
+                    void *data, const char *what) {
+  lua_pushcfunction(L, body);
+  lua_pushlightuserdata(L, data);
+  if (aio_pcall(L, 1) != LUA_OK)
+    posted_failed(loop, L, what);
 }
 
 /* ------------------------------------------------------------------ */
@@ -542,7 +548,6 @@ typedef struct tsfn_job {
   aio_post node; /* one allocation per call: the queue node is inside */
   tsfn *fn;
   aio_msg *args;
-  aio_loop *loop; /* set when it runs */
 } tsfn_job;
 
 /* Pushes the loop's table of thread-safe functions (made on demand). */
@@ -595,24 +600,20 @@ static const aio_shared_type tsfn_type = {"asyncio.ThreadsafeFunction",
                                           tsfn_test, tsfn_retain,
                                           tsfn_release, tsfn_push};
 
-static int run_tsfn_job(lua_State *L) {
-  tsfn_job *job = lua_touserdata(L, 1);
-  int n;
-  lua_settop(L, 0);
-  push_tsfn_table(L, job->loop);
-  lua_rawgeti(L, 1, job->fn->fnref);
-  lua_remove(L, 1);
-  n = aio_msg_unpack(L, job->args);
-  lua_call(L, n, 0);
-  return 0;
-}
-
+/* Calls the function with the job's arguments in protected mode (the
+ * look-up and the unpacking raise only on memory errors, before the
+ * call: the hot path of w6 has no frame of its own). */
 static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_job *job = p;
-  job->loop = loop;
-  if (L != NULL)
-    aio_run_posted(loop, L, run_tsfn_job, job,
-                   "Exception in threadsafe function");
+  if (L != NULL) {
+    int n;
+    push_tsfn_table(L, loop);
+    lua_rawgeti(L, -1, job->fn->fnref);
+    lua_remove(L, -2);
+    n = aio_msg_unpack(L, job->args);
+    if (aio_pcall(L, n) != LUA_OK)
+      posted_failed(loop, L, "Exception in threadsafe function");
+  }
   aio_msg_free(job->args);
   tsfn_release(job->fn);
   free(job);

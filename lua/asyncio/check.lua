@@ -49,6 +49,14 @@ function M.type(v, n, fname, tname, optional)
   return v
 end
 
+--- self of a method of the Lua class `cls` (its metatable).
+function M.self(v, cls, fname)
+  if getmetatable(v) ~= cls then
+    M.argerror(1, fname, expected(v, cls.__name), 2)
+  end
+  return v
+end
+
 --- An optional options table: nil or a table.
 function M.opts(v, n, fname)
   if v ~= nil and type(v) ~= "table" then

@@ -16,9 +16,11 @@
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local timeouts = require "asyncio.timeouts"
+local check = require "asyncio.check"
 
 local async, await = core.async, core.await
 local ensure_future, isfuture = core.ensure_future, core.isfuture
+local succeeded = core._succeeded
 local iscoroutine, iserror = core.iscoroutine, core.iserror
 local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
@@ -133,9 +135,11 @@ function M.gather(...)
   local outer -- set once the children are set up
   local cancel_requested = false
   -- The hot path: a child succeeded and others are still running costs
-  -- a count and, without return_exceptions, a look at its outcome.
+  -- a count and one look at its state.
   local function on_child_done(fut)
     nfinished = nfinished + 1
+    -- a child that succeeded while others still run: nothing to look at
+    if nfinished < nchildren and succeeded(fut) then return end
     if outer:done() then
       -- a child failed the gather already: nobody will look at this
       -- child's error
@@ -291,6 +295,7 @@ end
 -- those tasks are what done/pending hold. Never raises the children's
 -- errors and never cancels them, not even on timeout.
 M.wait = async(function(aws, opts)
+  check.opts(opts, 2, "wait")
   local fs = collect(aws, "a list of futures")
   if #fs == 0 then
     error(errors.ValueError("Set of Tasks/Futures is empty."), 0)
@@ -412,6 +417,8 @@ end
 -- completion. Leaving the loop early and iterating again later resumes
 -- where it stopped. it:awaitables() gives Python's plain iteration.
 function M.as_completed(aws, opts)
+  check.opts(opts, 2, "as_completed")
+  check.number(opts and opts.timeout, 2, "as_completed", true)
   local list = collect(aws, "an iterable of futures")
   local timeout = opts and opts.timeout
   local loop = core.get_event_loop()
@@ -487,6 +494,7 @@ end
 -- error meanwhile, which wins. A cancellation of the waiting task itself
 -- always propagates.
 M.wait_for = async(function(aw, timeout)
+  check.number(timeout, 2, "wait_for", true)
   if timeout == nil then return await(aw) end
   if timeout <= 0 then
     local loop = core.get_running_loop()

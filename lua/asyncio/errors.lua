@@ -85,15 +85,23 @@ class("CancelledError", BaseException).__notraceback = true
 class("KeyboardInterrupt", BaseException)
 class("SystemExit", BaseException)
 
-local function group_init(e, message, exceptions)
-  e.message = tostring(message)
-  e.exceptions = exceptions or {}
-  local n = #e.exceptions
-  e.message = ("%s (%d sub-exception%s)"):format(e.message, n,
-                                                  n == 1 and "" or "s")
+local function group_init(name)
+  return function(e, message, exceptions)
+    if exceptions ~= nil and type(exceptions) ~= "table" then
+      error(("bad argument #2 to '%s' (table expected, got %s)")
+            :format(name, type(exceptions)), 3)
+    end
+    e.message = tostring(message)
+    e.exceptions = exceptions or {}
+    local n = #e.exceptions
+    e.message = ("%s (%d sub-exception%s)"):format(e.message, n,
+                                                    n == 1 and "" or "s")
+  end
 end
-class("BaseExceptionGroup", BaseException, group_init)
-M.ExceptionGroup = class("ExceptionGroup", Exception, group_init)
+class("BaseExceptionGroup", BaseException,
+      group_init("BaseExceptionGroup"))
+M.ExceptionGroup = class("ExceptionGroup", Exception,
+                         group_init("ExceptionGroup"))
 M.ExceptionGroup.__is[M.BaseExceptionGroup] = true
 
 class("RuntimeError", Exception)
@@ -109,6 +117,10 @@ class("SendError", Exception)
 class("EOFError", Exception)
 
 class("IncompleteReadError", M.EOFError, function(e, partial, expected)
+  if partial ~= nil and type(partial) ~= "string" then
+    error(("bad argument #1 to 'IncompleteReadError' (string expected, "
+           .. "got %s)"):format(type(partial)), 3)
+  end
   e.partial, e.expected = partial, expected
   e.message = ("%d bytes read on a total of %s expected bytes")
     :format(#(partial or ""), expected == nil and "undefined"

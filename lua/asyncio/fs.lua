@@ -13,10 +13,10 @@
 -- An asyncio.File reads and writes at a position it keeps itself (pread
 -- and pwrite), so a cancelled read or write leaves it usable: the
 -- position only moves when a request's answer is taken. Reads go through
--- a buffer in the File (needed for lines); writes are not buffered (an
--- awaited write has reached the OS), so flush() has nothing to do and
--- sync() is the fsync(2). The operations of one File run one at a time
--- (a lock in the File orders tasks that share it).
+-- a buffer in the File (lines cost no request most of the time); small
+-- writes gather in another until flush (or a read, seek, sync, close).
+-- The operations of one File run one at a time (a lock in the File orders
+-- tasks that share it).
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
@@ -24,7 +24,8 @@ local errors = require "asyncio.errors"
 local async, await, iserror = core.async, core.await, core.iserror
 local c_open, c_close, c_read, c_write = core._fs_open, core._fs_close,
   core._fs_read, core._fs_write
-local c_fstat, c_fsync = core._fs_fstat, core._fs_fsync
+local c_fstat, c_fsync, c_ftruncate = core._fs_fstat, core._fs_fsync,
+  core._fs_ftruncate
 local oserror = core._fs_oserror
 local error, getmetatable, setmetatable, select, tostring, type, pcall =
   error, getmetatable, setmetatable, select, tostring, type, pcall
@@ -37,8 +38,10 @@ local ipairs, tonumber, mtype = ipairs, tonumber, math.type
 local M = {}
 
 local CHUNK = 65536            -- a read of the buffer asks at least this
-local MAX_READ = 64 * 1048576  -- a read(n) asks at most this at once
+local MAX_READ = 64 * 1048576  -- a read-ahead asks at most this at once
+local MAX_REQUEST = 0x7fffffff -- a read request asks at most this
 local MAX_WRITE = 1073741824   -- a write request carries at most this
+local WBUF = 65536             -- small writes gather up to this
 
 local function typename(v)
   return v == nil and "no value" or type(v)
@@ -54,6 +57,9 @@ end
 local function check_path(p, i, fname)
   if type(p) ~= "string" then
     argerror(i, fname, "string expected, got " .. typename(p), 1)
+  end
+  if find(p, "\0", 1, true) then -- the system would cut the path there
+    argerror(i, fname, "path contains a zero byte", 1)
   end
 end
 
@@ -137,16 +143,47 @@ local function drop_buffer(self)
   self._buf, self._bpos = "", 1
 end
 
+--- Reads until `need` more bytes past the buffer came in (or the end of
+-- the file), asking `want` bytes at a time (CHUNK at least, more as they
+-- come); returns the chunks and their size. Large reads are one request
+-- of the size asked (a regular file gives it all) and no copy. After an
+-- error (a cancellation) what came in waits in the buffer: nothing is
+-- lost.
+local function gather(self, need, want)
+  local parts, got = {}, 0
+  local base = raw_offset(self)
+  local ok, err = pcall(function()
+    while got < need do
+      local n = min(max(min(need - got, want), CHUNK), MAX_REQUEST)
+      local chunk = await(c_read(self._fd, n,
+                                 self._seekable and base + got or -1))
+      if #chunk == 0 then break end
+      parts[#parts + 1] = chunk
+      got = got + #chunk
+      if self._seekable and #chunk < n then break end -- the end
+      want = max(want, got)
+    end
+  end)
+  if not ok or got > 0 then -- into the buffer, in one string
+    if avail(self) == 0 and #parts == 1 then
+      self._buf = parts[1]
+    elseif got > 0 then
+      self._buf = sub(self._buf, self._bpos) .. concat(parts)
+    end
+    self._bpos = 1
+  end
+  if not ok then error(err, 0) end
+  return got
+end
+
 local function read_count(self, n)
   if n == 0 then -- "" unless at the end of the file, as io's read(0)
     if avail(self) > 0 or fill(self) then return "" end
     return nil
   end
-  while avail(self) < n do
-    local more, short = fill(self, n - avail(self))
-    if not more or short then break end
-  end
   local a = avail(self)
+  if a < n then gather(self, n - a, n - a) end
+  a = avail(self)
   if a == 0 then return nil end
   return take(self, min(n, a))
 end
@@ -178,14 +215,9 @@ end
 local function read_all(self)
   local want = CHUNK
   if self._seekable then -- one request of the size left (and one more)
-    local left = await(c_fstat(self._fd)).size - raw_offset(self)
-    want = min(max(left + 1, CHUNK), 0x7fffffff)
+    want = await(c_fstat(self._fd)).size - raw_offset(self) + 1
   end
-  while true do
-    local more, short = fill(self, want)
-    if not more or short then break end
-    want = max(avail(self), CHUNK)
-  end
+  gather(self, math.huge, want)
   return take(self, avail(self))
 end
 
@@ -252,12 +284,72 @@ local function unsupported(what)
   error(errors.UnsupportedOperation(what), 0)
 end
 
+-- Writes: small writes gather in the File (WBUF bytes at most) and go out
+-- as one request when it fills, or on flush, seek, a read, sync and close;
+-- a larger write goes out at once. _wbuf holds the pieces, _wlen their
+-- size, _wstart the position of the first (the position _pos is after
+-- them).
+
+--- The offset of a write request that starts at pos.
+local function write_offset(self, pos)
+  if self._seekable and not self._append then return pos end
+  return -1 -- the end (append), or a pipe's order
+end
+
+--- Writes data at position pos; advances _pos. Awaits.
+local function write_out(self, data, pos)
+  local done, len = 0, #data
+  while done < len do
+    local piece = data
+    if done > 0 or len > MAX_WRITE then
+      piece = sub(data, done + 1, done + MAX_WRITE)
+    end
+    local n, after = await(c_write(self._fd, piece,
+                                   write_offset(self, pos + done)))
+    done = done + n
+    if after and after >= 0 then self._pos = after end -- append
+  end
+end
+
+--- Writes the buffered pieces out (if any). Awaits. The buffer is handed
+-- to the request before it starts: a cancelled flush, as a cancelled
+-- write, may or may not have reached the file.
+local function flush_writes(self)
+  if self._wlen == 0 then return end
+  local data, start = concat(self._wbuf), self._wstart
+  self._wbuf, self._wlen = {}, 0
+  write_out(self, data, start)
+end
+
+--- Adds data to the write buffer.
+local function buffer_write(self, data)
+  if self._wlen == 0 then self._wstart = self._pos end
+  local wb = self._wbuf
+  wb[#wb + 1] = data
+  self._wlen = self._wlen + #data
+  self._pos = self._pos + #data
+end
+
+--- Closes without waiting: what is buffered is written by a detached
+-- request, then the descriptor closes (on the thread pool, or at once
+-- with no loop running).
+local function close_detached(self)
+  if self._wlen > 0 then
+    local data = concat(self._wbuf)
+    local off = write_offset(self, self._wstart)
+    self._wbuf, self._wlen = {}, 0
+    pcall(self._fd.write_detached, self._fd, data, off)
+  end
+  self._fd:close_detached()
+end
+
 --- Reads the formats in the running task, holding the file's lock; as
 -- io's read, stops at the first that fails (nil).
 local function read_formats(self, fmts)
   local _ <close> = await(self._lock)
   still_open(self)
   if not self._readable then unsupported("not readable") end
+  flush_writes(self)
   if fmts.n == 1 then return read_one(self, fmts[1]) end
   local out = {}
   for i = 1, fmts.n do
@@ -268,7 +360,28 @@ local function read_formats(self, fmts)
   return unpack(out, 1, fmts.n)
 end
 
-local read_coro = async(read_formats)
+--- A line ("l", or "L" when keep) when the buffer holds a whole one and
+-- no operation runs: no request, no lock. Else nil.
+local function buffered_line(self, keep)
+  if self._wlen > 0 or self._lock:locked() then return nil end
+  local b = self._bpos
+  local e = find(self._buf, "\n", b, true)
+  if e == nil then return nil end
+  self._pos = self._pos + (e - b + 1)
+  local line = sub(self._buf, b, keep and e or e - 1)
+  if e == #self._buf then drop_buffer(self) else self._bpos = e + 1 end
+  return line
+end
+
+local read_coro = async(function(self, fmts)
+  local f = fmts[1]
+  if fmts.n == 1 and (f == "l" or f == "L") and self._readable and
+     not self.closed then
+    local line = buffered_line(self, f == "L")
+    if line then return line end
+  end
+  return read_formats(self, fmts)
+end)
 
 --- f:read(fmt, ...) -> Coroutine; awaited, what io's read returns: a
 -- string of at most n bytes (nil at the end of the file; read(0) is ""
@@ -285,51 +398,48 @@ end
 function File:lines(...)
   check_file(self, "lines")
   local fmts = check_formats("lines", ...)
-  local line_fast = fmts.n == 1 and (fmts[1] == "l" or fmts[1] == "L")
+  local line_fast = fmts.n == 1 and (fmts[1] == "l" or fmts[1] == "L") and
+    self._readable
   local keep = fmts[1] == "L"
   return function()
     if self.closed then error("file is already closed", 2) end
-    if line_fast and not self._lock:locked() then
-      -- a whole line already in the buffer: no request, no lock
-      local e = find(self._buf, "\n", self._bpos, true)
-      if e then
-        local b = self._bpos
-        self._pos = self._pos + (e - b + 1)
-        local line = sub(self._buf, b, keep and e or e - 1)
-        if e == #self._buf then drop_buffer(self) else self._bpos = e + 1 end
-        return line
-      end
+    if line_fast then
+      local line = buffered_line(self, keep)
+      if line then return line end
     end
     return read_formats(self, fmts)
   end
 end
 
 local write_coro = async(function(self, data)
+  local fits = self._wlen + #data <= WBUF
+  if fits and not self._lock:locked() and self._writable and
+     not self.closed then
+    -- the common case: into the buffer, no request, no lock
+    if self._bpos <= #self._buf then drop_buffer(self) end
+    buffer_write(self, data)
+    return self
+  end
   local _ <close> = await(self._lock)
   still_open(self)
   if not self._writable then unsupported("not writable") end
   drop_buffer(self) -- what was read ahead is stale once we write
-  local done, len = 0, #data
-  while done < len do
-    local piece = data
-    if done > 0 or len > MAX_WRITE then
-      piece = sub(data, done + 1, done + MAX_WRITE)
-    end
-    local off = -1
-    if self._seekable and not self._append then off = self._pos end
-    local n, after = await(c_write(self._fd, piece, off))
-    done = done + n
-    if after and after >= 0 then
-      self._pos = after
-    else
-      self._pos = self._pos + n
+  if not fits then
+    flush_writes(self)
+    if #data >= WBUF then
+      local pos = self._pos
+      write_out(self, data, pos)
+      if not self._append then self._pos = pos + #data end
+      return self
     end
   end
+  buffer_write(self, data)
   return self
 end)
 
 --- f:write(s, ...) -> Coroutine; awaited, writes the strings and numbers
--- (at the end of the file in append mode) and returns the file.
+-- (at the end of the file in append mode) and returns the file. Small
+-- writes are buffered until flush (or a read, seek, sync, close).
 function File:write(...)
   check_file(self, "write")
   local n = select("#", ...)
@@ -352,6 +462,7 @@ local seek_coro = async(function(self, whence, offset)
   if not self._seekable then
     error(oserror(29, "seek"), 0) -- ESPIPE: a pipe or a device
   end
+  flush_writes(self)
   local base = 0
   if whence == "cur" then
     base = self._pos
@@ -381,11 +492,18 @@ function File:seek(whence, offset)
   return seek_coro(self, whence, offset)
 end
 
-local flush_coro = async(function(self) return self end)
+local flush_coro = async(function(self)
+  if self._wlen > 0 then
+    local _ <close> = await(self._lock)
+    still_open(self)
+    flush_writes(self)
+  end
+  return self
+end)
 
---- f:flush() -> Coroutine; awaited, returns the file. Writes are not
--- buffered in the File (each awaited write reached the OS), so there is
--- nothing to write out; f:sync() asks the OS to reach the disk.
+--- f:flush() -> Coroutine; awaited, writes what the File buffers out to
+-- the OS and returns the file (f:sync() also asks the OS to reach the
+-- disk).
 function File:flush()
   check_file(self, "flush")
   return flush_coro(self)
@@ -394,37 +512,88 @@ end
 local sync_coro = async(function(self)
   local _ <close> = await(self._lock)
   still_open(self)
+  flush_writes(self)
   await(c_fsync(self._fd))
   return self
 end)
 
---- f:sync() -> Coroutine; awaited, fsync(2): the file's data and metadata
--- are on the disk. Returns the file.
+--- f:sync() -> Coroutine; awaited, flushes, then fsync(2): the file's
+-- data and metadata are on the disk. Returns the file.
 function File:sync()
   check_file(self, "sync")
   return sync_coro(self)
 end
 
-local nothing = async(function() end)
-local close_coro = async(function(self) await(c_close(self._fd)) end)
+local truncate_coro = async(function(self, size)
+  local _ <close> = await(self._lock)
+  still_open(self)
+  if not self._writable then unsupported("not writable") end
+  flush_writes(self)
+  if size == nil then size = self._pos end
+  drop_buffer(self) -- what was read ahead may be gone
+  await(c_ftruncate(self._fd, size))
+  return size
+end)
 
---- f:close() -> Coroutine; awaited, closes the file (at once for the
--- other methods, which raise from now on). Closing again does nothing.
+--- f:truncate([size]) -> Coroutine; awaited, resizes the file to size
+-- bytes (default: the position), as Python's truncate, and returns the
+-- size. The position does not move.
+function File:truncate(size)
+  check_file(self, "truncate")
+  if size ~= nil then
+    size = check_int(size, 1, "truncate")
+    if size < 0 then argerror(1, "truncate", "negative size") end
+  end
+  return truncate_coro(self, size)
+end
+
+local wait_closed = async(function(self)
+  await(core._fs_wait_idle(self._fd))
+end)
+
+local function flush_locked(self)
+  local _ <close> = await(self._lock)
+  flush_writes(self)
+end
+
+local close_coro = async(function(self)
+  -- the operations that hold the lock finish first, then the buffered
+  -- data goes out; if that fails (or this task is cancelled) the file
+  -- still closes, and the error is raised
+  local ok, err = pcall(flush_locked, self)
+  if not ok then
+    if not iserror(err, errors.Exception) then
+      close_detached(self) -- cancelled: the data still goes out
+    else
+      self._wbuf, self._wlen = {}, 0
+      self._fd:close_detached()
+    end
+    error(err, 0)
+  end
+  await(c_close(self._fd))
+end)
+
+--- f:close() -> Coroutine; awaited, writes what is buffered out and
+-- closes the file (at once for the other methods, which raise from now
+-- on). Closing again waits for a close under way (of a <close> scope)
+-- to end, and does nothing more.
 function File:close()
   if getmetatable(self) ~= File then check_file(self, "close") end
-  if self.closed then return nothing() end
+  if self.closed then return wait_closed(self) end
   self.closed = true
   return close_coro(self)
 end
 
---- The end of a `<close>` scope: closes without waiting (the close runs
--- on the thread pool).
+--- The end of a `<close>` scope, and a collected File: closes without
+-- waiting (what is buffered is written, then the descriptor closes, on
+-- the thread pool).
 function File:__close()
   if not self.closed then
     self.closed = true
-    self._fd:close_detached()
+    close_detached(self)
   end
 end
+File.__gc = File.__close
 
 function File:__tostring()
   return format("<asyncio.File name=%s mode='%s'%s>", errors.repr(self.name),
@@ -458,6 +627,7 @@ local open_coro = async(function(path, mode)
   local f = setmetatable({
     name = path, mode = mode, closed = false,
     _fd = fd, _pos = 0, _buf = "", _bpos = 1, _lock = Lock(),
+    _wbuf = {}, _wlen = 0, _wstart = 0,
     _readable = kind == "r" or plus == "+",
     _writable = kind ~= "r" or plus == "+",
     _append = kind == "a",
@@ -668,6 +838,7 @@ local sendfile_coro = async(function(writer, file, offset, count)
   local _ <close> = await(file._lock)
   still_open(file)
   if not file._readable then unsupported("not readable") end
+  flush_writes(file)
   if not file._seekable then error(oserror(29, "sendfile"), 0) end
   local sent = 0
   while count == nil or sent < count do

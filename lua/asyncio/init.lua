@@ -47,9 +47,10 @@ for _, name in ipairs{"combinators", "taskgroup", "timeouts", "locks",
   for k, v in pairs(require("asyncio." .. name)) do M[k] = v end
 end
 
---- Modules reached as fields on first use: asyncio.fs is
--- require "asyncio.fs".
-local lazy = {fs = "asyncio.fs"}
+--- Modules reached as fields on first use (the core never loads the
+-- batteries): asyncio.fs is require "asyncio.fs", asyncio.ssl is
+-- require "asyncio.ssl".
+local lazy = {fs = "asyncio.fs", ssl = "asyncio.ssl"}
 setmetatable(M, {__index = function(t, k)
   local name = lazy[k]
   if name == nil then return nil end

@@ -20,6 +20,7 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local async, await, iserror = core.async, core.await, core.iserror
 local CancelledError, RuntimeError, ValueError, BrokenBarrierError =
@@ -45,8 +46,8 @@ function M.Condition(lock)
   if lock == nil then
     lock = core.Lock()
   elseif getmetatable(lock) ~= LOCK_MT then
-    error(("bad argument #1 to 'Condition' (asyncio.Lock expected, got %s)")
-          :format(type(lock)), 2)
+    check.argerror(1, "Condition", ("asyncio.Lock expected, got %s")
+                   :format(check.typename(lock)))
   end
   -- The waiters: futures in w[head..tail], removed ones false; pos maps a
   -- waiting future to its index, n counts them.
@@ -106,17 +107,20 @@ end
 
 --- cond:locked() -> whether the shared lock is held.
 function Condition:locked()
+  check.self(self, Condition, "locked")
   return self._lock:locked()
 end
 
 --- cond:acquire() -> a Coroutine object: awaited, acquires the shared lock
 -- and returns true.
 function Condition:acquire()
+  check.self(self, Condition, "acquire")
   return self._lock:acquire()
 end
 
 --- cond:release(): releases the shared lock; RuntimeError when unlocked.
 function Condition:release()
+  check.self(self, Condition, "release")
   return self._lock:release()
 end
 
@@ -161,7 +165,10 @@ end
 -- for a notify, re-acquires the lock and returns true. RuntimeError when
 -- the lock is not held. When cancelled, re-acquires the lock before
 -- raising the CancelledError it received (the same object).
-Condition.wait = async(wait_notified)
+Condition.wait = async(function(self)
+  check.self(self, Condition, "wait")
+  return wait_notified(self)
+end)
 
 --- Waits in the calling task until predicate(...) is truthy; returns its
 -- value.
@@ -177,11 +184,17 @@ end
 --- cond:wait_for(predicate) -> a Coroutine object: awaited, waits until
 -- predicate() is truthy and returns its value. A predicate already truthy
 -- returns at once, even without the lock.
-Condition.wait_for = async(wait_until)
+Condition.wait_for = async(function(self, predicate, ...)
+  check.self(self, Condition, "wait_for")
+  check.callable(predicate, 2, "wait_for")
+  return wait_until(self, predicate, ...)
+end)
 
 --- cond:notify([n]): wakes up to n (default 1) waiters. RuntimeError when
 -- the lock is not held.
 function Condition:notify(n)
+  check.self(self, Condition, "notify")
+  check.integer(n, 2, "notify", true)
   if not self._lock:locked() then
     error(RuntimeError("cannot notify on un-acquired lock"), 2)
   end
@@ -191,6 +204,7 @@ end
 --- cond:notify_all(): wakes every waiter. RuntimeError when the lock is
 -- not held.
 function Condition:notify_all()
+  check.self(self, Condition, "notify_all")
   if not self._lock:locked() then
     error(RuntimeError("cannot notify on un-acquired lock"), 2)
   end
@@ -258,10 +272,7 @@ end
 --- Barrier(parties) -> a barrier for `parties` tasks (a number >= 1;
 -- ValueError otherwise).
 function M.Barrier(parties)
-  if type(parties) ~= "number" then
-    error(("bad argument #1 to 'Barrier' (number expected, got %s)")
-          :format(type(parties)), 2)
-  end
+  check.finite(parties, 1, "Barrier")
   if parties < 1 then
     error(ValueError("parties must be > 0"), 2)
   end
@@ -317,6 +328,7 @@ end
 -- Raises BrokenBarrierError when the barrier is broken, or is reset or
 -- aborted while waiting.
 methods.wait = async(function(self)
+  check.self(self, Barrier, "wait")
   local _ <close> = await(self._cond)
   block(self)
   local index = self._count
@@ -330,6 +342,7 @@ end)
 --- b:reset() -> a Coroutine object: awaited, returns the barrier to the
 -- filling state; tasks waiting get BrokenBarrierError.
 methods.reset = async(function(self)
+  check.self(self, Barrier, "reset")
   local _ <close> = await(self._cond)
   if self._count > 0 then
     self._state = RESETTING
@@ -342,6 +355,7 @@ end)
 --- b:abort() -> a Coroutine object: awaited, breaks the barrier: tasks
 -- waiting and later wait() calls get BrokenBarrierError until a reset.
 methods.abort = async(function(self)
+  check.self(self, Barrier, "abort")
   local _ <close> = await(self._cond)
   self._state = BROKEN
   self._cond:notify_all()

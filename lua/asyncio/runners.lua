@@ -15,6 +15,7 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local iserror = core.iserror
 local RuntimeError, ValueError = errors.RuntimeError, errors.ValueError
@@ -101,6 +102,7 @@ end
 
 --- runner:get_loop(): the runner's loop, made on first use.
 function Runner:get_loop()
+  check.self(self, Runner, "get_loop")
   return lazy_init(self)
 end
 
@@ -118,6 +120,7 @@ end
 -- or a plain function) as a task on the runner's loop; returns its values
 -- or raises its error.
 function Runner:run(main)
+  check.self(self, Runner, "run")
   check_open(self)
   if core._get_running_loop() ~= nil then
     error(RuntimeError(
@@ -136,6 +139,7 @@ end
 --- runner:close(): cancels what is left, shuts the default executor
 -- down, closes the loop (and unsets it). A second close does nothing.
 function Runner:close()
+  check.self(self, Runner, "close")
   if self._state ~= INITIALIZED then
     self._state = CLOSED
     return

@@ -15,6 +15,7 @@
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local transports = require "asyncio.transports"
+local check = require "asyncio.check"
 
 local async, await = core.async, core.await
 local StreamReader, StreamReaderProtocol, StreamWriter =
@@ -52,6 +53,9 @@ end
 -- ssl_shutdown_timeout =}]) -> reader, writer: the first address of
 -- host that accepts.
 M.open_connection = async(function(host, port, opts)
+  check.type(host, 1, "open_connection", "string", true)
+  check.integer(port, 2, "open_connection")
+  check.opts(opts, 3, "open_connection")
   return open_with(function(loop, factory)
     return loop:create_connection(factory, host, port, opts)
   end, opts)
@@ -64,6 +68,12 @@ end)
 -- list of hosts; nil or "" listens on every interface. Port 0 lets the
 -- system choose (see server.sockets).
 M.start_server = async(function(client_cb, host, port, opts)
+  check.callable(client_cb, 1, "start_server")
+  if type(host) ~= "table" then
+    check.type(host, 2, "start_server", "string", true)
+  end
+  check.integer(port, 3, "start_server", true)
+  check.opts(opts, 4, "start_server")
   local loop = core.get_running_loop()
   return await(loop:create_server(
     core._stream_factory(limit_of(opts), client_cb), host, port, opts))
@@ -72,6 +82,8 @@ end)
 --- open_unix_connection(path [, {limit =, ssl =, server_hostname =}])
 -- -> reader, writer
 M.open_unix_connection = async(function(path, opts)
+  check.type(path, 1, "open_unix_connection", "string")
+  check.opts(opts, 2, "open_unix_connection")
   return open_with(function(loop, factory)
     return loop:create_unix_connection(factory, path, opts)
   end, opts)
@@ -80,6 +92,9 @@ end)
 --- start_unix_server(client_cb, path [, {backlog =, limit =, ssl =}]) ->
 -- Server. The socket file is removed when the server closes.
 M.start_unix_server = async(function(client_cb, path, opts)
+  check.callable(client_cb, 1, "start_unix_server")
+  check.type(path, 2, "start_unix_server", "string")
+  check.opts(opts, 3, "start_unix_server")
   local loop = core.get_running_loop()
   return await(loop:create_unix_server(
     core._stream_factory(limit_of(opts), client_cb), path, opts))
@@ -87,13 +102,15 @@ end)
 
 --- writer:start_tls(sslcontext [, {server_hostname =,
 -- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) upgrades the
--- connection to TLS (client side): loop:start_tls gives the new
--- transport, which the writer and its protocol use from then on.
+-- connection to TLS, after what was written went out: loop:start_tls
+-- gives the new transport, which the writer and its protocol use from
+-- then on. A writer of start_server's is the server side, as in Python.
 core._StreamWriter.start_tls = async(function(self, sslcontext, opts)
   local loop = core.get_running_loop()
   local protocol = self._protocol
+  await(self:drain())
   local transport = await(loop:start_tls(self.transport, protocol,
-    sslcontext, {server_side = false,
+    sslcontext, {server_side = protocol:_server_side(),
                  server_hostname = opts and opts.server_hostname,
                  ssl_handshake_timeout = opts and opts.ssl_handshake_timeout,
                  ssl_shutdown_timeout = opts and opts.ssl_shutdown_timeout}))
@@ -106,8 +123,14 @@ end)
 -- sendto(data, host, port), await(ep:recvfrom()) -> data, host, port,
 -- getsockname(), close(). local_host nil binds every interface.
 M.open_udp = async(function(local_host, local_port, opts)
+  check.type(local_host, 1, "open_udp", "string", true)
+  check.integer(local_port, 2, "open_udp", true)
+  if local_port and (local_port < 0 or local_port > 65535) then
+    check.argerror(2, "open_udp", "port must be 0-65535")
+  end
+  check.opts(opts, 3, "open_udp")
   local host = local_host
-  if host == nil then
+  if host == nil or host == "" then
     host = "0.0.0.0"
   elseif not core._ip_family(host) then
     host = resolve(host, local_port, SOCK_DGRAM, true)[1]

@@ -52,6 +52,10 @@ M.create_subprocess_shell = async(function(cmd, opts)
     error("bad argument #1 to 'create_subprocess_shell' (string expected)",
           2)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to 'create_subprocess_shell' (table expected, "
+           .. "got %s)"):format(type(opts)), 2)
+  end
   return core._spawn("/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end)
 

@@ -143,6 +143,7 @@ end
 -- finished, or is shutting down after a failure (the coroutine is then
 -- closed, so it does not report as never awaited).
 function TaskGroup:create_task(coro, opts)
+  check.self(self, TaskGroup, "create_task")
   check.opts(opts, 3, "create_task")
   if not self._entered then
     dispose(coro)

@@ -19,6 +19,7 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local iserror = core.iserror
 local CancelledError, RuntimeError, TimeoutError = errors.CancelledError,
@@ -42,12 +43,15 @@ end
 
 --- cm:when() -> the deadline (loop time), or nil when there is none.
 function Timeout:when()
+  check.self(self, Timeout, "when")
   return self._when
 end
 
 --- cm:reschedule(when): moves the deadline (nil: no deadline). Raises
 -- RuntimeError unless the scope is entered and has not expired.
 function Timeout:reschedule(when)
+  check.self(self, Timeout, "reschedule")
+  check.number(when, 2, "reschedule", true)
   if self._state ~= ENTERED then
     if self._state == CREATED then
       error(RuntimeError("Timeout has not been entered"), 2)
@@ -72,6 +76,7 @@ end
 --- cm:expired() -> true once the deadline has passed and the scope
 -- cancelled its task.
 function Timeout:expired()
+  check.self(self, Timeout, "expired")
   return self._state == EXPIRING or self._state == EXPIRED
 end
 
@@ -149,6 +154,7 @@ end
 
 --- Timeout(when) -> a scope not yet entered (enter it with await(cm)).
 local function new(when)
+  check.number(when, 1, "Timeout", true)
   return setmetatable({_state = CREATED, _when = when}, Timeout)
 end
 M.Timeout = new
@@ -163,12 +169,16 @@ end
 
 --- timeout_at(when) -> a scope with an absolute deadline (loop time; nil
 -- for none), entered at once when made inside a task.
-M.timeout_at = open
+function M.timeout_at(when)
+  check.number(when, 1, "timeout_at", true)
+  return open(when)
+end
 
 --- timeout(delay) -> a scope whose deadline is `delay` seconds from now
 -- (nil for none), entered at once when made inside a task. Needs a
 -- running loop.
 function M.timeout(delay)
+  check.number(delay, 1, "timeout", true)
   if delay == nil then return open(nil) end
   return open(core.get_running_loop():time() + delay)
 end

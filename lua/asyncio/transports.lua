@@ -131,8 +131,12 @@ local function start(loop, raw, factory, ctx, hostname, opts)
   end
   local sslproto = require "asyncio.sslproto"
   local waiter = loop:create_future()
-  local p = sslproto.SSLProtocol(loop, app, ctx, waiter, false, hostname,
-                                 ssl_timeouts(opts))
+  local made, p = pcall(sslproto.SSLProtocol, loop, app, ctx, waiter, false,
+                        hostname, ssl_timeouts(opts))
+  if not made then -- a server's context, a bad timeout: the socket goes
+    raw:abort()
+    error(p, 0)
+  end
   raw:_start(p)
   local done, err = pcall(await, waiter)
   if not done then
@@ -170,6 +174,7 @@ end)
 -- server_hostname =, ...}]) -> transport, protocol
 M.create_unix_connection = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_connection")
+  require("asyncio.check").type(path, 2, "create_unix_connection", "string")
   local ctx = ssl_context(opts, false)
   local hostname = opt(opts, "server_hostname")
   if ctx and hostname == nil then
@@ -229,6 +234,7 @@ end)
 -- server closes.
 M.create_unix_server = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_server")
+  require("asyncio.check").type(path, 2, "create_unix_server", "string")
   return core._unix_server(server_factory(loop, factory, opts), path, opts)
 end)
 
@@ -237,6 +243,8 @@ end)
 -- transport owns it from then on.
 local function connect_pipe(loop, factory, pipe, readable, name)
   check_factory(factory, name)
+  require("asyncio.check").type(pipe, 2, name, io.type(pipe) and "userdata"
+                                or "number")
   local t = core._pipe_open(pipe, readable)
   return start(loop, t, factory)
 end
@@ -283,6 +291,11 @@ for _, name in ipairs{"create_connection", "create_unix_connection",
                       "connect_read_pipe", "connect_write_pipe",
                       "create_datagram_endpoint"} do
   Loop[name] = M[name]
+end
+--- loop:start_tls(transport, protocol, sslcontext [, opts]): the TLS
+-- battery's (asyncio.sslproto), loaded on first use.
+function Loop.start_tls(...)
+  return require("asyncio.sslproto").start_tls(...)
 end
 
 return M

@@ -1,0 +1,544 @@
+/*
+ * context.c - SSLContext: certificates, trust, protocol versions, ALPN
+ * and the verification policy shared by the connections made from it.
+ *
+ * Python's settings are plain fields here (ctx.check_hostname = false),
+ * read and written through __index / __newindex with Python's checks;
+ * the methods are Python's (load_cert_chain, load_verify_locations, ...).
+ * Defaults are Python 3.13's: TLS 1.2 at least, its cipher string,
+ * compression off, and for PROTOCOL_TLS_CLIENT hostname checking with
+ * CERT_REQUIRED. lua/asyncio/ssl.lua wraps a few methods (argument
+ * shapes) and builds create_default_context on top.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+#define DEFAULT_CIPHERS "@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:" \
+  "DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+#define SID_CTX "luaio"
+
+tls_ctx *tls_check_ctx(lua_State *L, int idx) {
+  tls_ctx *c = luaL_checkudata(L, idx, TLS_CONTEXT_MT);
+  if (!c->ctx)
+    luaL_error(L, "attempt to use a closed %s", TLS_CONTEXT_MT);
+  return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction                                                        */
+
+/* Python's verify modes onto OpenSSL's flags. */
+static void set_verify_mode(tls_ctx *c, int mode) {
+  int flags = SSL_VERIFY_NONE;
+  if (mode == TLS_CERT_OPTIONAL)
+    flags = SSL_VERIFY_PEER;
+  else if (mode == TLS_CERT_REQUIRED)
+    flags = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  SSL_CTX_set_verify(c->ctx, flags, NULL);
+}
+
+static int get_verify_mode(tls_ctx *c) {
+  int m = SSL_CTX_get_verify_mode(c->ctx);
+  if (!(m & SSL_VERIFY_PEER))
+    return TLS_CERT_NONE;
+  return (m & SSL_VERIFY_FAIL_IF_NO_PEER_CERT) ? TLS_CERT_REQUIRED
+                                                : TLS_CERT_OPTIONAL;
+}
+
+/* _ssl.SSLContext(protocol) -> a new context with Python's defaults. */
+static int l_context_new(lua_State *L) {
+  lua_Integer proto = luaL_checkinteger(L, 1);
+  const SSL_METHOD *method;
+  tls_ctx *c;
+  uint64_t opts;
+  switch (proto) {
+  case TLS_PROTOCOL_TLS: method = TLS_method(); break;
+  case TLS_PROTOCOL_TLS_CLIENT: method = TLS_client_method(); break;
+  case TLS_PROTOCOL_TLS_SERVER: method = TLS_server_method(); break;
+  default: return tls_raise(L, "ValueError", "invalid or unsupported "
+                            "protocol version %d", (int)proto);
+  }
+  c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  luaL_setmetatable(L, TLS_CONTEXT_MT);
+  ERR_clear_error();
+  if (!(c->ctx = SSL_CTX_new(method)))
+    return tls_raise_ssl(L);
+  c->protocol = (int)proto;
+  opts = SSL_OP_ALL & ~SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS;
+  opts |= SSL_OP_NO_SSLv3 | SSL_OP_NO_COMPRESSION |
+          SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_DH_USE |
+          SSL_OP_SINGLE_ECDH_USE;
+  SSL_CTX_set_options(c->ctx, opts);
+  SSL_CTX_set_mode(c->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                               SSL_MODE_AUTO_RETRY);
+  if (!SSL_CTX_set_cipher_list(c->ctx, DEFAULT_CIPHERS))
+    return tls_raise_ssl(L);
+  SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+  SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)SID_CTX,
+                                 sizeof SID_CTX - 1);
+  X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(c->ctx),
+                                  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (proto == TLS_PROTOCOL_TLS_CLIENT) {
+    c->check_hostname = 1;
+    set_verify_mode(c, TLS_CERT_REQUIRED);
+  } else {
+    set_verify_mode(c, TLS_CERT_NONE);
+  }
+  return 1;
+}
+
+/* _ssl.is_context(v) -> whether v is an SSLContext. */
+static int l_is_context(lua_State *L) {
+  lua_pushboolean(L, luaL_testudata(L, 1, TLS_CONTEXT_MT) != NULL);
+  return 1;
+}
+
+static int l_context__gc(lua_State *L) {
+  tls_ctx *c = luaL_checkudata(L, 1, TLS_CONTEXT_MT);
+  if (c->ctx) {
+    SSL_CTX_free(c->ctx);
+    c->ctx = NULL;
+  }
+  free(c->alpn);
+  c->alpn = NULL;
+  return 0;
+}
+
+static int l_context__tostring(lua_State *L) {
+  tls_ctx *c = luaL_checkudata(L, 1, TLS_CONTEXT_MT);
+  const char *p = c->protocol == TLS_PROTOCOL_TLS_CLIENT
+                      ? "PROTOCOL_TLS_CLIENT"
+                  : c->protocol == TLS_PROTOCOL_TLS_SERVER
+                      ? "PROTOCOL_TLS_SERVER"
+                      : "PROTOCOL_TLS";
+  lua_pushfstring(L, "<SSLContext %s at %p>", p, (void *)c);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Certificates and trust                                              */
+
+/* The password of load_cert_chain: a string, or a function returning
+ * one, called from OpenSSL's callback. A failure is recorded (and its
+ * error left on the stack) for the caller to raise once OpenSSL
+ * returned: nothing raises through OpenSSL's frames. */
+typedef struct pw_info {
+  lua_State *L;
+  int idx;       /* the password argument, 0: none */
+  int failed;    /* PW_RAISED: what the function raised is on top of the
+                    stack; PW_TYPE, PW_VALUE: a message for that class */
+} pw_info;
+enum { PW_OK, PW_RAISED, PW_TYPE, PW_VALUE };
+
+static int pw_cb(char *buf, int size, int rwflag, void *ud) {
+  pw_info *pw = ud;
+  lua_State *L = pw->L;
+  const char *s;
+  size_t len;
+  (void)rwflag;
+  if (!pw->idx || pw->failed)
+    return -1;
+  lua_pushvalue(L, pw->idx);
+  if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    pw->failed = PW_RAISED;
+    return -1;
+  }
+  if (!(s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
+                                           : NULL)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "password callback must return a string");
+    pw->failed = PW_TYPE;
+    return -1;
+  }
+  if (len > (size_t)size) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "password cannot be longer than %d bytes", size);
+    pw->failed = PW_VALUE;
+    return -1;
+  }
+  memcpy(buf, s, len);
+  lua_pop(L, 1);
+  return (int)len;
+}
+
+/* Raises FileNotFoundError and kin unless path can be read. */
+static void check_readable(lua_State *L, const char *path) {
+  if (access(path, R_OK) != 0)
+    tls_raise_errno(L, errno, path);
+}
+
+/* Raises what the password callback recorded, else the SSL error. */
+static int raise_load(lua_State *L, pw_info *pw) {
+  if (pw->failed) {
+    ERR_clear_error();
+    if (pw->failed == PW_RAISED)
+      return lua_error(L);
+    return tls_raise(L, pw->failed == PW_TYPE ? "TypeError" : "ValueError",
+                     "%s", lua_tostring(L, -1));
+  }
+  return tls_raise_ssl(L);
+}
+
+/* ctx:load_cert_chain(certfile [, keyfile [, password]]) */
+static int l_context_load_cert_chain(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  const char *cert = luaL_checkstring(L, 2);
+  const char *key = luaL_optstring(L, 3, cert);
+  pw_info pw = {L, 0, 0};
+  pem_password_cb *old_cb = SSL_CTX_get_default_passwd_cb(c->ctx);
+  void *old_ud = SSL_CTX_get_default_passwd_cb_userdata(c->ctx);
+  int ok;
+  if (!lua_isnoneornil(L, 4)) {
+    if (!lua_isstring(L, 4) && !lua_isfunction(L, 4))
+      return luaL_argerror(L, 4, "string or function expected");
+    pw.idx = 4;
+  }
+  check_readable(L, cert);
+  check_readable(L, key);
+  lua_settop(L, 4);
+  ERR_clear_error();
+  /* an encrypted key without a password fails instead of prompting */
+  SSL_CTX_set_default_passwd_cb(c->ctx, pw_cb);
+  SSL_CTX_set_default_passwd_cb_userdata(c->ctx, &pw);
+  ok = SSL_CTX_use_certificate_chain_file(c->ctx, cert) == 1 &&
+       SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) == 1 &&
+       SSL_CTX_check_private_key(c->ctx) == 1;
+  SSL_CTX_set_default_passwd_cb(c->ctx, old_cb);
+  SSL_CTX_set_default_passwd_cb_userdata(c->ctx, old_ud);
+  if (!ok)
+    return raise_load(L, &pw);
+  return 0;
+}
+
+/* Adds the certificates of PEM or DER data to the store; returns how
+ * many. Leaves the error queue holding the failure, if any. */
+static int add_ca_data(X509_STORE *store, const char *data, size_t len,
+                       int pem) {
+  BIO *bio = BIO_new_mem_buf(data, (int)len);
+  int n = 0;
+  X509 *x;
+  if (!bio)
+    return -1;
+  for (;;) {
+    x = pem ? PEM_read_bio_X509(bio, NULL, NULL, NULL)
+            : d2i_X509_bio(bio, NULL);
+    if (!x)
+      break;
+    if (!X509_STORE_add_cert(store, x)) {
+      unsigned long e = ERR_peek_last_error();
+      if (ERR_GET_LIB(e) != ERR_LIB_X509 ||
+          ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+        X509_free(x);
+        n = -1;
+        break;
+      }
+      ERR_clear_error();
+    }
+    X509_free(x);
+    n++;
+  }
+  BIO_free(bio);
+  if (n > 0) {
+    /* the end of the data, not a failure */
+    unsigned long e = ERR_peek_last_error();
+    if ((pem && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+         ERR_GET_REASON(e) == PEM_R_NO_START_LINE) ||
+        !pem || e == 0)
+      ERR_clear_error();
+    else
+      n = -1;
+  }
+  return n;
+}
+
+/* ctx:load_verify_locations(cafile, capath, cadata): any may be nil;
+ * cadata is PEM text or DER bytes. */
+static int l_context_load_verify_locations(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  const char *cafile = luaL_optstring(L, 2, NULL);
+  const char *capath = luaL_optstring(L, 3, NULL);
+  size_t len = 0;
+  const char *cadata = luaL_optlstring(L, 4, NULL, &len);
+  if (!cafile && !capath && !cadata)
+    return tls_raise(L, "TypeError", "cafile, capath and cadata cannot "
+                     "be all omitted");
+  ERR_clear_error();
+  if (cadata) {
+    int pem = strstr(cadata, "-----BEGIN") != NULL;
+    int n = add_ca_data(SSL_CTX_get_cert_store(c->ctx), cadata, len, pem);
+    if (n < 0)
+      return tls_raise_ssl(L);
+    if (n == 0) {
+      ERR_clear_error();
+      tls_push_error(L, "SSLError", SSL_ERROR_SSL, pem
+                     ? "no start line: cadata does not contain a certificate"
+                     : "not enough data: cadata does not contain a "
+                       "certificate");
+      return lua_error(L);
+    }
+  }
+  if (cafile)
+    check_readable(L, cafile);
+  if (capath)
+    check_readable(L, capath);
+  if ((cafile || capath) &&
+      SSL_CTX_load_verify_locations(c->ctx, cafile, capath) != 1)
+    return tls_raise_ssl(L);
+  return 0;
+}
+
+/* ctx:set_default_verify_paths(): the system's CA store. */
+static int l_context_set_default_verify_paths(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  ERR_clear_error();
+  if (SSL_CTX_set_default_verify_paths(c->ctx) != 1)
+    return tls_raise_ssl(L);
+  return 0;
+}
+
+/* ctx:set_ciphers(s) (TLS 1.2 and below; TLS 1.3's suites stay). */
+static int l_context_set_ciphers(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  const char *s = luaL_checkstring(L, 2);
+  ERR_clear_error();
+  if (!SSL_CTX_set_cipher_list(c->ctx, s)) {
+    ERR_clear_error();
+    tls_push_error(L, "SSLError", SSL_ERROR_SSL,
+                   "No cipher can be selected.");
+    return lua_error(L);
+  }
+  return 0;
+}
+
+/* The server's choice among the client's ALPN protocols: the first of
+ * the context's list the client offers (arg is the tls_ctx); no match
+ * goes on without ALPN, as Python. */
+static int alpn_select(SSL *s, const unsigned char **out,
+                       unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg) {
+  tls_ctx *c = arg;
+  (void)s;
+  if (!c->alpn)
+    return SSL_TLSEXT_ERR_NOACK;
+  if (SSL_select_next_proto((unsigned char **)out, outlen, c->alpn,
+                            c->alpn_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* ctx:set_alpn_protocols(list of strings) */
+static int l_context_set_alpn_protocols(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  luaL_Buffer b;
+  size_t len, i, n;
+  unsigned char *wire;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = lua_rawlen(L, 2);
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    const char *p;
+    lua_rawgeti(L, 2, (lua_Integer)i);
+    if (!(p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
+                                             : NULL))
+      return luaL_error(L, "bad argument #1 to 'set_alpn_protocols' "
+                        "(list of strings expected, item %d is %s)",
+                        (int)i, luaL_typename(L, -1));
+    if (len == 0 || len > 255) {
+      tls_push_error(L, "SSLError", SSL_ERROR_SSL,
+                     "ALPN protocols must be 1 to 255 in length");
+      return lua_error(L);
+    }
+    lua_pop(L, 1);
+    luaL_addchar(&b, (char)len);
+    luaL_addlstring(&b, p, len);
+  }
+  luaL_pushresult(&b);
+  {
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!(wire = malloc(len ? len : 1)))
+      return luaL_error(L, "not enough memory");
+    memcpy(wire, s, len);
+  }
+  free(c->alpn);
+  c->alpn = wire;
+  c->alpn_len = (unsigned)len;
+  if (SSL_CTX_set_alpn_protos(c->ctx, wire, (unsigned)len) != 0)
+    return luaL_error(L, "not enough memory");
+  SSL_CTX_set_alpn_select_cb(c->ctx, alpn_select, c);
+  return 0;
+}
+
+/* ctx:cert_store_stats() -> {x509 =, crl =, x509_ca =} */
+static int l_context_cert_store_stats(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  X509_STORE *store = SSL_CTX_get_cert_store(c->ctx);
+  STACK_OF(X509_OBJECT) *objs;
+  int i, x509 = 0, crl = 0, ca = 0;
+  X509_STORE_lock(store);
+  objs = X509_STORE_get0_objects(store);
+  for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+    X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+    if (X509_OBJECT_get_type(o) == X509_LU_X509) {
+      x509++;
+      if (X509_check_ca(X509_OBJECT_get0_X509(o)))
+        ca++;
+    } else if (X509_OBJECT_get_type(o) == X509_LU_CRL) {
+      crl++;
+    }
+  }
+  X509_STORE_unlock(store);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, x509);
+  lua_setfield(L, -2, "x509");
+  lua_pushinteger(L, crl);
+  lua_setfield(L, -2, "crl");
+  lua_pushinteger(L, ca);
+  lua_setfield(L, -2, "x509_ca");
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fields                                                              */
+
+/* Python's TLSVersion for an OpenSSL protocol version bound (0: none). */
+static lua_Integer version_get(int v, int is_min) {
+  if (v == 0)
+    return is_min ? TLS_VERSION_MINIMUM_SUPPORTED
+                  : TLS_VERSION_MAXIMUM_SUPPORTED;
+  return v;
+}
+
+static int version_set(lua_State *L, tls_ctx *c, int is_min) {
+  lua_Integer v = luaL_checkinteger(L, 3);
+  char hex[32];
+  int ok;
+  switch (v) {
+  case TLS_VERSION_MINIMUM_SUPPORTED: v = is_min ? 0 : SSL3_VERSION; break;
+  case TLS_VERSION_MAXIMUM_SUPPORTED: v = is_min ? TLS1_3_VERSION : 0; break;
+  case SSL3_VERSION: case TLS1_VERSION: case TLS1_1_VERSION:
+  case TLS1_2_VERSION: case TLS1_3_VERSION: break;
+  default:
+    snprintf(hex, sizeof hex, "%llx", (unsigned long long)v);
+    return tls_raise(L, "ValueError", "Unsupported TLS/SSL version 0x%s",
+                     hex);
+  }
+  ok = is_min ? SSL_CTX_set_min_proto_version(c->ctx, (int)v)
+              : SSL_CTX_set_max_proto_version(c->ctx, (int)v);
+  if (!ok) {
+    snprintf(hex, sizeof hex, "%x", (unsigned)v);
+    return tls_raise(L, "ValueError", "Unsupported protocol version 0x%s",
+                     hex);
+  }
+  return 0;
+}
+
+/* __index: methods first, then the fields. */
+static int l_context__index(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+    return 1;
+  if (strcmp(k, "check_hostname") == 0)
+    lua_pushboolean(L, c->check_hostname);
+  else if (strcmp(k, "verify_mode") == 0)
+    lua_pushinteger(L, get_verify_mode(c));
+  else if (strcmp(k, "minimum_version") == 0)
+    lua_pushinteger(L, version_get(SSL_CTX_get_min_proto_version(c->ctx), 1));
+  else if (strcmp(k, "maximum_version") == 0)
+    lua_pushinteger(L, version_get(SSL_CTX_get_max_proto_version(c->ctx), 0));
+  else if (strcmp(k, "verify_flags") == 0)
+    lua_pushinteger(L, (lua_Integer)X509_VERIFY_PARAM_get_flags(
+                           SSL_CTX_get0_param(c->ctx)));
+  else if (strcmp(k, "options") == 0)
+    lua_pushinteger(L, (lua_Integer)SSL_CTX_get_options(c->ctx));
+  else if (strcmp(k, "protocol") == 0)
+    lua_pushinteger(L, c->protocol);
+  else if (strcmp(k, "security_level") == 0)
+    lua_pushinteger(L, SSL_CTX_get_security_level(c->ctx));
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+static int l_context__newindex(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "check_hostname") == 0) {
+    int on = lua_toboolean(L, 3);
+    if (on && get_verify_mode(c) == TLS_CERT_NONE)
+      set_verify_mode(c, TLS_CERT_REQUIRED);
+    c->check_hostname = (unsigned char)on;
+  } else if (strcmp(k, "verify_mode") == 0) {
+    lua_Integer m = luaL_checkinteger(L, 3);
+    if (m < TLS_CERT_NONE || m > TLS_CERT_REQUIRED)
+      return tls_raise(L, "ValueError", "invalid value for verify_mode");
+    if (m == TLS_CERT_NONE && c->check_hostname)
+      return tls_raise(L, "ValueError", "Cannot set verify_mode to "
+                       "CERT_NONE when check_hostname is enabled.");
+    set_verify_mode(c, (int)m);
+  } else if (strcmp(k, "minimum_version") == 0) {
+    version_set(L, c, 1);
+  } else if (strcmp(k, "maximum_version") == 0) {
+    version_set(L, c, 0);
+  } else if (strcmp(k, "verify_flags") == 0) {
+    X509_VERIFY_PARAM *p = SSL_CTX_get0_param(c->ctx);
+    unsigned long now = X509_VERIFY_PARAM_get_flags(p);
+    unsigned long want = (unsigned long)luaL_checkinteger(L, 3);
+    X509_VERIFY_PARAM_clear_flags(p, now & ~want);
+    X509_VERIFY_PARAM_set_flags(p, ~now & want);
+  } else if (strcmp(k, "options") == 0) {
+    uint64_t now = SSL_CTX_get_options(c->ctx);
+    uint64_t want = (uint64_t)luaL_checkinteger(L, 3);
+    SSL_CTX_clear_options(c->ctx, now & ~want);
+    SSL_CTX_set_options(c->ctx, ~now & want);
+  } else if (strcmp(k, "protocol") == 0 ||
+             strcmp(k, "security_level") == 0) {
+    return luaL_error(L, "field '%s' of SSLContext is read-only", k);
+  } else {
+    return luaL_error(L, "SSLContext has no field '%s'", k);
+  }
+  return 0;
+}
+
+static const luaL_Reg context_methods[] = {
+    {"load_cert_chain", l_context_load_cert_chain},
+    {"load_verify_locations", l_context_load_verify_locations},
+    {"set_default_verify_paths", l_context_set_default_verify_paths},
+    {"set_ciphers", l_context_set_ciphers},
+    {"set_alpn_protocols", l_context_set_alpn_protocols},
+    {"cert_store_stats", l_context_cert_store_stats},
+    {"wrap_bio", tls_wrap_bio},
+    {NULL, NULL}};
+
+static const luaL_Reg context_metamethods[] = {
+    {"__newindex", l_context__newindex},
+    {"__gc", l_context__gc},
+    {"__tostring", l_context__tostring},
+    {NULL, NULL}};
+
+/* Adds SSLContext and context_methods (the table __index looks methods
+ * up in, which asyncio.ssl extends) to the module table on top. */
+void tls_open_context(lua_State *L) {
+  luaL_newmetatable(L, TLS_CONTEXT_MT);
+  luaL_setfuncs(L, context_metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, context_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "context_methods");
+  lua_pushcclosure(L, l_context__index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_context_new);
+  lua_setfield(L, -2, "SSLContext");
+  lua_pushcfunction(L, l_is_context);
+  lua_setfield(L, -2, "is_context");
+}

@@ -1,0 +1,637 @@
+/*
+ * sslobj.c - SSLObject: one TLS connection run in memory, the engine
+ * under asyncio.sslproto's transport (Python's ssl.SSLObject over a pair
+ * of MemoryBIOs, with the hot path folded into two calls).
+ *
+ * The SSL reads and writes ciphertext through a BIO of our own: reads
+ * come straight out of the string the caller feeds (no copy unless some
+ * is left over, which is kept in `ibuf` for the next call), writes append
+ * to `obuf`, which each call hands back as one string. So a chunk off the
+ * socket costs one call, feed(), which runs the handshake or reads all
+ * the plaintext available into one string; a write costs one call,
+ * write(), which encrypts all of it. Errors of the TLS layer are returned
+ * as error objects, not raised, so the protocol needs no pcall on its
+ * hot path:
+ *
+ *   plain, out, events, err = obj:feed(ciphertext, read)
+ *   out, written, err      = obj:write(plaintext)
+ *   done, out, err         = obj:shutdown()
+ *
+ * The userdata keeps its context (user value 1) and server_hostname
+ * (user value 2); the SSL keeps its own reference to the SSL_CTX.
+ */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "tls.h"
+
+/* feed()'s event bits */
+#define EV_HANDSHAKE 1 /* the handshake completed in this call */
+#define EV_EOF 2       /* the peer's close_notify arrived */
+
+typedef struct tls_obj {
+  SSL *ssl;               /* NULL once collected */
+  const char *in;         /* ciphertext the BIO reads next */
+  size_t inlen;
+  char *ibuf;             /* ciphertext kept between calls (malloc'd) */
+  size_t ibuf_len, ibuf_cap;
+  char *obuf;             /* ciphertext written, not yet handed back */
+  size_t olen, ocap;
+  char *pbuf;             /* plaintext read by feed (malloc'd, reused) */
+  size_t pcap;
+  unsigned char server_side, handshake_done, nomem;
+} tls_obj;
+
+/* ------------------------------------------------------------------ */
+/* The BIO                                                             */
+
+static int bio_write(BIO *b, const char *data, int len) {
+  tls_obj *o = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  if (len <= 0)
+    return 0;
+  if (o->olen + (size_t)len > o->ocap) {
+    size_t cap = o->ocap ? o->ocap : 4096;
+    char *p;
+    while (cap < o->olen + (size_t)len)
+      cap *= 2;
+    if (!(p = realloc(o->obuf, cap))) {
+      o->nomem = 1;
+      return -1;
+    }
+    o->obuf = p;
+    o->ocap = cap;
+  }
+  memcpy(o->obuf + o->olen, data, (size_t)len);
+  o->olen += (size_t)len;
+  return len;
+}
+
+static int bio_read(BIO *b, char *out, int len) {
+  tls_obj *o = BIO_get_data(b);
+  size_t n;
+  BIO_clear_retry_flags(b);
+  if (o->inlen == 0) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  n = (size_t)len < o->inlen ? (size_t)len : o->inlen;
+  memcpy(out, o->in, n);
+  o->in += n;
+  o->inlen -= n;
+  return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  tls_obj *o = BIO_get_data(b);
+  (void)num;
+  (void)ptr;
+  switch (cmd) {
+  case BIO_CTRL_FLUSH: return 1;
+  case BIO_CTRL_PENDING: return (long)o->inlen;
+  case BIO_CTRL_WPENDING: return (long)o->olen;
+  default: return 0;
+  }
+}
+
+static int bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static BIO_METHOD *bio_method;
+static CRYPTO_ONCE bio_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void bio_method_init(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "luaio memory");
+  if (!m)
+    return;
+  BIO_meth_set_write(m, bio_write);
+  BIO_meth_set_read(m, bio_read);
+  BIO_meth_set_ctrl(m, bio_ctrl);
+  BIO_meth_set_create(m, bio_create);
+  bio_method = m;
+}
+
+/* Points the BIO at the kept ciphertext followed by data. Returns 0 when
+ * out of memory. */
+static int in_begin(tls_obj *o, const char *data, size_t len) {
+  if (o->ibuf_len == 0) {
+    o->in = data;
+    o->inlen = len;
+    return 1;
+  }
+  if (len) {
+    if (o->ibuf_len + len > o->ibuf_cap) {
+      size_t cap = o->ibuf_cap ? o->ibuf_cap : 4096;
+      char *p;
+      while (cap < o->ibuf_len + len)
+        cap *= 2;
+      if (!(p = realloc(o->ibuf, cap)))
+        return 0;
+      o->ibuf = p;
+      o->ibuf_cap = cap;
+    }
+    memcpy(o->ibuf + o->ibuf_len, data, len);
+    o->ibuf_len += len;
+  }
+  o->in = o->ibuf;
+  o->inlen = o->ibuf_len;
+  return 1;
+}
+
+/* Keeps what the SSL did not read for the next call. Returns 0 when out
+ * of memory (the rest is then lost: the caller fails the connection). */
+static int in_end(tls_obj *o) {
+  int ok = 1;
+  if (o->inlen == 0) {
+    o->ibuf_len = 0;
+  } else if (o->in >= o->ibuf && o->in < o->ibuf + o->ibuf_cap) {
+    memmove(o->ibuf, o->in, o->inlen);
+    o->ibuf_len = o->inlen;
+  } else {
+    if (o->inlen > o->ibuf_cap) {
+      char *p = realloc(o->ibuf, o->inlen);
+      if (!p) {
+        ok = 0;
+        o->ibuf_len = 0;
+      } else {
+        o->ibuf = p;
+        o->ibuf_cap = o->inlen;
+      }
+    }
+    if (ok) {
+      memcpy(o->ibuf, o->in, o->inlen);
+      o->ibuf_len = o->inlen;
+    }
+  }
+  o->in = NULL;
+  o->inlen = 0;
+  return ok;
+}
+
+/* Pushes the ciphertext written since the last call (nil if none) and
+ * forgets it; a big buffer is given back to the allocator. */
+static void push_out(lua_State *L, tls_obj *o) {
+  if (o->olen == 0) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_pushlstring(L, o->obuf, o->olen);
+  o->olen = 0;
+  if (o->ocap > 256 * 1024) {
+    free(o->obuf);
+    o->obuf = NULL;
+    o->ocap = 0;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* The object                                                          */
+
+static tls_obj *check_obj(lua_State *L, int idx) {
+  tls_obj *o = luaL_checkudata(L, idx, TLS_OBJECT_MT);
+  if (!o->ssl)
+    luaL_error(L, "attempt to use a closed %s", TLS_OBJECT_MT);
+  return o;
+}
+
+/* The server_hostname of the object at idx, or NULL. */
+static const char *hostname_of(lua_State *L, int idx) {
+  const char *h;
+  lua_getiuservalue(L, idx, 2);
+  h = lua_tostring(L, -1); /* anchored by the userdata */
+  lua_pop(L, 1);
+  return h;
+}
+
+/* Pushes the error object for SSL_get_error code `code`. */
+static void push_error(lua_State *L, tls_obj *o, int idx, int code) {
+  if (o->nomem) {
+    ERR_clear_error();
+    tls_push_error(L, "SSLError", SSL_ERROR_SSL, "not enough memory");
+    return;
+  }
+  tls_push_ssl_error(L, o->ssl, code, hostname_of(L, idx));
+}
+
+/* Empties the thread's OpenSSL error queue before an operation whose
+ * failure SSL_get_error reads from it; emptying it costs a walk of every
+ * slot, so an empty one is only looked at. */
+static void clear_errors(void) {
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+}
+
+static int is_want(int code) {
+  return code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE;
+}
+
+/* What stopped SSL_read after it returned n <= 0: 0 for "no more data
+ * for now" and for the peer's close_notify (which sets EV_EOF in *ev),
+ * else the SSL_get_error code of a failure. */
+static int read_stopped(tls_obj *o, int n, int *ev) {
+  int code = SSL_get_error(o->ssl, n);
+  if (code == SSL_ERROR_ZERO_RETURN) {
+    *ev |= EV_EOF;
+    return 0;
+  }
+  return is_want(code) ? 0 : code;
+}
+
+/* Reads every plaintext byte available into one string, pushed (nil
+ * when none), through the reused buffer pbuf (a big one is given back
+ * afterwards). Returns the SSL error code that stopped it, 0 for "no
+ * more data for now"; sets EV_EOF on close_notify. */
+static int read_all(lua_State *L, tls_obj *o, int *ev) {
+  size_t len = 0;
+  int n, code = 0;
+  for (;;) {
+    if (o->pcap - len < 16384) { /* room for a whole record */
+      size_t cap = o->pcap ? o->pcap * 2 : 16384;
+      char *p;
+      while (cap - len < 16384)
+        cap *= 2;
+      if (!(p = realloc(o->pbuf, cap))) {
+        o->nomem = 1;
+        code = SSL_ERROR_SSL;
+        break;
+      }
+      o->pbuf = p;
+      o->pcap = cap;
+    }
+    n = SSL_read(o->ssl, o->pbuf + len, (int)(o->pcap - len));
+    if (n > 0) {
+      len += (size_t)n;
+      /* nothing left to decrypt: spare the call that would say so */
+      if (o->inlen == 0 && !SSL_has_pending(o->ssl))
+        break;
+      continue;
+    }
+    code = read_stopped(o, n, ev);
+    break;
+  }
+  if (len == 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, o->pbuf, len);
+  if (o->pcap > 256 * 1024) {
+    free(o->pbuf);
+    o->pbuf = NULL;
+    o->pcap = 0;
+  }
+  return code;
+}
+
+/* obj:feed([ciphertext [, read]]) -> plaintext|nil, out|nil, events
+ * [, err]. Takes in ciphertext from the peer, advances the handshake,
+ * and unless `read` is false reads all the plaintext there is. */
+static int l_obj_feed(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  size_t len = 0;
+  const char *data = luaL_optlstring(L, 2, NULL, &len);
+  int read = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+  int ev = 0, code = 0;
+  clear_errors();
+  if (!in_begin(o, data, len))
+    return luaL_error(L, "not enough memory");
+  if (!o->handshake_done) {
+    int r = SSL_do_handshake(o->ssl);
+    if (r == 1) {
+      o->handshake_done = 1;
+      ev |= EV_HANDSHAKE;
+    } else {
+      code = SSL_get_error(o->ssl, r);
+      if (is_want(code))
+        code = 0; /* the handshake waits for the peer */
+    }
+  }
+  if (!code && o->handshake_done && read)
+    code = read_all(L, o, &ev);
+  else
+    lua_pushnil(L);
+  if (!in_end(o)) {
+    o->nomem = 1;
+    if (!code)
+      code = SSL_ERROR_SSL;
+  }
+  push_out(L, o);
+  lua_pushinteger(L, ev);
+  if (!code)
+    return 3;
+  push_error(L, o, 1, code);
+  return 4;
+}
+
+/* obj:write(plaintext) -> out|nil, written [, err]. Encrypts all of it,
+ * unless the TLS layer must first read (written is then short and err
+ * nil: write the rest after the next feed). */
+static int l_obj_write(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  size_t len, done = 0;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int code = 0;
+  clear_errors();
+  if (!in_begin(o, NULL, 0))
+    return luaL_error(L, "not enough memory");
+  while (done < len) {
+    size_t chunk = len - done > INT_MAX ? INT_MAX : len - done;
+    int n = SSL_write(o->ssl, data + done, (int)chunk);
+    if (n <= 0) {
+      code = SSL_get_error(o->ssl, n);
+      break;
+    }
+    done += (size_t)n;
+  }
+  (void)in_end(o); /* only kept ciphertext was read: nothing to copy */
+  push_out(L, o);
+  lua_pushinteger(L, (lua_Integer)done);
+  if (!code || (is_want(code) && !o->nomem))
+    return 2;
+  push_error(L, o, 1, code);
+  return 3;
+}
+
+/* obj:shutdown([ciphertext]) -> done, out|nil [, err]: takes in what
+ * the peer sent, sends close_notify (once); done once the peer's
+ * close_notify arrived too (plaintext arriving meanwhile is dropped, as
+ * the connection is closing). */
+static int l_obj_shutdown(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  size_t len = 0;
+  const char *data = luaL_optlstring(L, 2, NULL, &len);
+  int r, code = 0, done = 0;
+  ERR_clear_error();
+  if (!in_begin(o, data, len))
+    return luaL_error(L, "not enough memory");
+  /* close_notify goes once; then the peer's is waited for with
+   * SSL_read, which drops what data still comes (SSL_shutdown again
+   * would fail on it: "application data after close notify") */
+  r = (SSL_get_shutdown(o->ssl) & SSL_SENT_SHUTDOWN) ? 0
+                                                     : SSL_shutdown(o->ssl);
+  if (r == 1) {
+    done = 1;
+  } else if (r == 0) {
+    char sink[4096];
+    int ev = 0, n;
+    while ((n = SSL_read(o->ssl, sink, (int)sizeof sink)) > 0)
+      ;
+    code = read_stopped(o, n, &ev);
+    done = (ev & EV_EOF) != 0;
+  } else if (is_want(code = SSL_get_error(o->ssl, r))) {
+    code = 0;
+  }
+  if (!in_end(o)) {
+    o->nomem = 1;
+    code = SSL_ERROR_SSL;
+  }
+  lua_pushboolean(L, done);
+  push_out(L, o);
+  if (!code)
+    return 2;
+  push_error(L, o, 1, code);
+  return 3;
+}
+
+/* obj:pending_in() -> ciphertext bytes kept, not yet read. */
+static int l_obj_pending_in(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  lua_pushinteger(L, (lua_Integer)o->ibuf_len);
+  return 1;
+}
+
+/* obj:pending() -> decrypted bytes buffered by the SSL (Python's). */
+static int l_obj_pending(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  lua_pushinteger(L, SSL_pending(o->ssl));
+  return 1;
+}
+
+static int l_obj_version(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  if (!o->handshake_done)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, SSL_get_version(o->ssl));
+  return 1;
+}
+
+/* obj:cipher() -> {name, protocol, bits} (also keyed by those names),
+ * or nil before the handshake. */
+static int l_obj_cipher(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  const SSL_CIPHER *c = SSL_get_current_cipher(o->ssl);
+  if (!c) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 3, 3);
+  lua_pushstring(L, SSL_CIPHER_get_name(c));
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, 1);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, SSL_CIPHER_get_version(c));
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, 2);
+  lua_setfield(L, -2, "protocol");
+  lua_pushinteger(L, SSL_CIPHER_get_bits(c, NULL));
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, 3);
+  lua_setfield(L, -2, "bits");
+  return 1;
+}
+
+static int l_obj_selected_alpn_protocol(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  const unsigned char *p;
+  unsigned len;
+  SSL_get0_alpn_selected(o->ssl, &p, &len);
+  if (!p || !len)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, (const char *)p, len);
+  return 1;
+}
+
+static int l_obj_compression(lua_State *L) {
+  check_obj(L, 1);
+  lua_pushnil(L); /* compression is always off */
+  return 1;
+}
+
+static int l_obj_session_reused(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  lua_pushboolean(L, SSL_session_reused(o->ssl));
+  return 1;
+}
+
+/* obj:getpeercert([binary_form]) -> Python's dict as a table, {} when
+ * the certificate was not verified, the DER string with binary_form, or
+ * nil without a certificate. Raises ValueError before the handshake. */
+static int l_obj_getpeercert(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  int binary = lua_toboolean(L, 2);
+  X509 *cert;
+  if (!o->handshake_done)
+    return tls_raise(L, "ValueError", "handshake not done yet");
+  if (!(cert = SSL_get1_peer_certificate(o->ssl))) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (binary)
+    tls_push_cert_der(L, cert);
+  else if (!(SSL_get_verify_mode(o->ssl) & SSL_VERIFY_PEER))
+    lua_newtable(L);
+  else
+    tls_push_cert_dict(L, cert);
+  X509_free(cert);
+  return 1;
+}
+
+/* __index: methods, then server_hostname, server_side, context. */
+static int l_obj__index(lua_State *L) {
+  tls_obj *o = luaL_checkudata(L, 1, TLS_OBJECT_MT);
+  const char *k = luaL_checkstring(L, 2);
+  if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+    return 1;
+  if (strcmp(k, "server_hostname") == 0)
+    lua_getiuservalue(L, 1, 2);
+  else if (strcmp(k, "context") == 0)
+    lua_getiuservalue(L, 1, 1);
+  else if (strcmp(k, "server_side") == 0)
+    lua_pushboolean(L, o->server_side);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+static int l_obj__gc(lua_State *L) {
+  tls_obj *o = luaL_checkudata(L, 1, TLS_OBJECT_MT);
+  if (o->ssl) {
+    SSL_free(o->ssl); /* frees the BIO */
+    o->ssl = NULL;
+  }
+  free(o->ibuf);
+  free(o->obuf);
+  free(o->pbuf);
+  o->ibuf = o->obuf = o->pbuf = NULL;
+  o->ibuf_len = o->ibuf_cap = o->olen = o->ocap = o->pcap = 0;
+  return 0;
+}
+
+static int l_obj__tostring(lua_State *L) {
+  tls_obj *o = luaL_checkudata(L, 1, TLS_OBJECT_MT);
+  lua_pushfstring(L, "<SSLObject %s at %p>",
+                  o->server_side ? "server" : "client", (void *)o);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* wrap_bio                                                            */
+
+/* Sets SNI and the name to verify for a client connecting to host. */
+static int set_hostname(SSL *ssl, const char *host, int check) {
+  unsigned char ip[16];
+  size_t iplen = 0;
+  if (inet_pton(AF_INET, host, ip) == 1)
+    iplen = 4;
+  else if (inet_pton(AF_INET6, host, ip) == 1)
+    iplen = 16;
+  /* SNI names hosts, never addresses (RFC 6066) */
+  if (!iplen && !SSL_set_tlsext_host_name(ssl, host))
+    return 0;
+  if (check) {
+    X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
+    if (iplen ? !X509_VERIFY_PARAM_set1_ip(p, ip, iplen)
+              : !X509_VERIFY_PARAM_set1_host(p, host, 0))
+      return 0;
+  }
+  return 1;
+}
+
+int tls_wrap_bio(lua_State *L) {
+  tls_ctx *c = tls_check_ctx(L, 1);
+  int server = lua_toboolean(L, 2);
+  size_t hlen = 0;
+  const char *host = luaL_optlstring(L, 3, NULL, &hlen);
+  tls_obj *o;
+  BIO *bio;
+  if (server && host)
+    return tls_raise(L, "ValueError", "server_hostname can only be "
+                     "specified in client mode");
+  if (server && c->protocol == TLS_PROTOCOL_TLS_CLIENT)
+    return tls_raise(L, "ValueError", "Cannot create a server socket "
+                     "with a PROTOCOL_TLS_CLIENT context");
+  if (!server && c->protocol == TLS_PROTOCOL_TLS_SERVER)
+    return tls_raise(L, "ValueError", "Cannot create a client socket "
+                     "with a PROTOCOL_TLS_SERVER context");
+  if (!server && c->check_hostname && !host)
+    return tls_raise(L, "ValueError", "check_hostname requires "
+                     "server_hostname");
+  if (host && (hlen == 0 || host[0] == '.' || strlen(host) != hlen))
+    return tls_raise(L, "ValueError", "server_hostname cannot be an empty "
+                     "string or start with a leading dot.");
+  CRYPTO_THREAD_run_once(&bio_once, bio_method_init);
+  if (!bio_method)
+    return luaL_error(L, "not enough memory");
+  lua_settop(L, 3);
+  o = lua_newuserdatauv(L, sizeof *o, 2);
+  memset(o, 0, sizeof *o);
+  luaL_setmetatable(L, TLS_OBJECT_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, -2, 2);
+  ERR_clear_error();
+  if (!(o->ssl = SSL_new(c->ctx)))
+    return tls_raise_ssl(L);
+  if (!(bio = BIO_new(bio_method)))
+    return tls_raise_ssl(L);
+  BIO_set_data(bio, o);
+  SSL_set_bio(o->ssl, bio, bio);
+  /* each call hands over all the ciphertext there is: let OpenSSL take
+   * it in one read instead of a record header and a body at a time */
+  SSL_set_read_ahead(o->ssl, 1);
+  o->server_side = (unsigned char)server;
+  if (server)
+    SSL_set_accept_state(o->ssl);
+  else
+    SSL_set_connect_state(o->ssl);
+  if (host && !set_hostname(o->ssl, host, c->check_hostname))
+    return tls_raise_ssl(L);
+  return 1;
+}
+
+static const luaL_Reg obj_methods[] = {
+    {"feed", l_obj_feed},
+    {"write", l_obj_write},
+    {"shutdown", l_obj_shutdown},
+    {"pending_in", l_obj_pending_in},
+    {"pending", l_obj_pending},
+    {"version", l_obj_version},
+    {"cipher", l_obj_cipher},
+    {"selected_alpn_protocol", l_obj_selected_alpn_protocol},
+    {"compression", l_obj_compression},
+    {"session_reused", l_obj_session_reused},
+    {"getpeercert", l_obj_getpeercert},
+    {NULL, NULL}};
+
+static const luaL_Reg obj_metamethods[] = {
+    {"__gc", l_obj__gc},
+    {"__tostring", l_obj__tostring},
+    {NULL, NULL}};
+
+void tls_open_sslobj(lua_State *L) {
+  luaL_newmetatable(L, TLS_OBJECT_MT);
+  luaL_setfuncs(L, obj_metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, obj_methods, 0);
+  lua_pushcclosure(L, l_obj__index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,1421 @@
+--- asyncio.redis: a Redis client in redis-py's asyncio shape.
+--
+--   local redis = require "asyncio.redis"
+--   local r <close> = redis.from_url("redis://127.0.0.1:6379/3")
+--   await(r:set("k", "v", {ex = 10}))       --> true
+--   print(await(r:get("k")))                --> v
+--   local key, value = await(r:brpop({"jobs"}, 5))  -- nil on timeout
+--
+-- The bytes are RESP2, parsed by hiredis's reader and encoded in C
+-- (asyncio._redis, bindings/redis/resp.c); the transport is asyncio's
+-- streams. A client is a pool of connections:
+--   - one shared connection carries the ordinary commands of every task,
+--     pipelined: commands issued in one loop iteration leave in one write
+--     at the next, and their replies complete their futures in order;
+--   - blocking commands (BRPOP, BLMOVE, BZPOPMIN, XREAD BLOCK ...), WATCH
+--     transactions and pub/sub take a dedicated connection (at most
+--     pool_size of them at once; the others wait for one).
+-- A command whose caller is cancelled leaves its reply to be read and
+-- discarded, so a connection never loses its place. A blocking command
+-- cancelled in flight is unblocked with CLIENT UNBLOCK from the shared
+-- connection; if Redis had already popped an element for it, the element
+-- is pushed back where it came from (BRPOP: RPUSH, BLPOP: LPUSH,
+-- BZPOPMIN/MAX: ZADD) before the connection is reused. BLMOVE and
+-- BRPOPLPUSH leave it in their destination list (the lease). See
+-- docs/redis.md for the exact guarantee.
+
+local asyncio = require "asyncio"
+local _redis = require "asyncio._redis"
+
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+local error, ipairs, pairs, pcall, select, setmetatable, tonumber,
+  tostring, type = error, ipairs, pairs, pcall, select, setmetatable,
+  tonumber, tostring, type
+local concat, unpack = table.concat, table.unpack
+local Protocol = _redis.Protocol
+
+local M = {}
+
+---------------------------------------------------------------------------
+-- Errors (redis-py's tree)
+
+local RedisError = asyncio.Exception:subclass("redis.RedisError")
+M.RedisError = RedisError
+M.ConnectionError = RedisError:subclass("redis.ConnectionError")
+M.TimeoutError = RedisError:subclass("redis.TimeoutError")
+M.AuthenticationError =
+  M.ConnectionError:subclass("redis.AuthenticationError")
+M.BusyLoadingError = M.ConnectionError:subclass("redis.BusyLoadingError")
+M.ResponseError = RedisError:subclass("redis.ResponseError")
+M.DataError = RedisError:subclass("redis.DataError")
+M.PubSubError = RedisError:subclass("redis.PubSubError")
+M.WatchError = RedisError:subclass("redis.WatchError")
+M.NoScriptError = M.ResponseError:subclass("redis.NoScriptError")
+M.ExecAbortError = M.ResponseError:subclass("redis.ExecAbortError")
+M.ReadOnlyError = M.ResponseError:subclass("redis.ReadOnlyError")
+M.NoPermissionError = M.ResponseError:subclass("redis.NoPermissionError")
+M.ProtocolError = M.ConnectionError:subclass("redis.ProtocolError")
+
+-- error reply prefix -> class; the prefix is dropped from the message
+local ERROR_CODES = {
+  ERR = M.ResponseError, EXECABORT = M.ExecAbortError,
+  LOADING = M.BusyLoadingError, NOSCRIPT = M.NoScriptError,
+  READONLY = M.ReadOnlyError, NOAUTH = M.AuthenticationError,
+  NOPERM = M.NoPermissionError, WRONGPASS = M.AuthenticationError,
+}
+
+--- The error object for an error reply, as redis-py's parse_error.
+local function reply_error(msg)
+  local code, rest = msg:match("^(%u+) (.*)$")
+  local cls = code and ERROR_CODES[code]
+  if cls then return cls(rest) end
+  return M.ResponseError(msg)
+end
+
+local function is_cancel(e)
+  return iserror(e) and not iserror(e, asyncio.Exception)
+end
+
+---------------------------------------------------------------------------
+-- Connections
+
+local Conn = {}
+Conn.__index = Conn
+
+--- Fails every command waiting on c with err and closes it.
+local function conn_lost(c, err)
+  if c.closed then return end
+  c.closed = true
+  if not iserror(err, RedisError) then
+    local what = err == nil and "Connection closed by server."
+      or tostring(iserror(err) and err.message or err)
+    err = M.ConnectionError(what)
+  end
+  c.err = err
+  local futs, quiet = c.futs, c.quiet
+  for i = c.head + 1, c.tail do
+    local fut = futs[i]
+    futs[i] = nil
+    if not fut:done() then
+      fut:set_exception(err)
+      -- nobody awaits these: their failure is expected, not to report
+      if quiet[fut] then fut:exception() end
+    end
+  end
+  c.head = c.tail
+  pcall(c.writer.close, c.writer)
+  if c.push then c.push(nil, err) end
+  if c.on_lost then c.on_lost(c) end
+end
+
+--- Writes what the commands of this iteration encoded, in one write.
+local function flush(c)
+  c.flushing = false
+  if c.closed then return end
+  local data = c.proto:take()
+  if #data > 0 then
+    local ok, err = pcall(c.writer.write, c.writer, data)
+    if not ok then conn_lost(c, err) end
+  end
+end
+
+--- Encodes the command (argv table) and returns the future of its reply.
+local function send_argv(c, argv)
+  local fut = c.loop:create_future()
+  if c.closed then
+    fut:set_exception(c.err)
+    return fut
+  end
+  c.proto:command_list(argv)
+  local t = c.tail + 1
+  c.tail = t
+  c.futs[t] = fut
+  if not c.flushing then
+    c.flushing = true
+    c.loop:call_soon(c.flush)
+  end
+  return fut
+end
+
+--- Encodes a command whose replies go to c.push (pub/sub), no future.
+local function send_push(c, argv)
+  if c.closed then error(c.err, 0) end
+  c.proto:command_list(argv)
+  if not c.flushing then
+    c.flushing = true
+    c.loop:call_soon(c.flush)
+  end
+end
+
+--- The reader task of a connection: matches replies to futures in order
+-- (or hands them to c.push) until the connection ends.
+local read_loop = async(function(c)
+  local reader, proto, futs = c.reader, c.proto, c.futs
+  local ok, err = pcall(function()
+    while true do
+      local data = await(reader:read(65536))
+      if data == "" then error(M.ConnectionError(
+        "Connection closed by server."), 0) end
+      proto:feed(data)
+      while true do
+        local okr, v = proto:get()
+        if okr == nil then break end
+        local h = c.head + 1
+        local fut = futs[h]
+        if fut ~= nil then
+          futs[h] = nil
+          c.head = h
+          if not fut:done() then
+            if okr then fut:set_result(v) else fut:set_exception(v) end
+          end
+        elseif c.push then
+          c.push(okr, v)
+        else
+          error(M.ProtocolError("reply with no command waiting"), 0)
+        end
+      end
+    end
+  end)
+  if not ok and type(err) == "string" and err:find("protocol error") then
+    err = M.ProtocolError(err)
+  end
+  conn_lost(c, err)
+  if not ok and is_cancel(err) then error(err, 0) end
+end)
+
+--- Opens a connection for client options o: connects, starts its reader
+-- task, authenticates, selects the database and learns its client id.
+local open_conn = async(function(o)
+  local ok, reader, writer = pcall(function()
+    if o.path then
+      return await(asyncio.open_unix_connection(o.path))
+    end
+    local copts
+    if o.ssl then copts = {ssl = o.ssl, server_hostname = o.host} end
+    return await(asyncio.open_connection(o.host, o.port, copts))
+  end)
+  if not ok then
+    if is_cancel(reader) then error(reader, 0) end
+    error(M.ConnectionError(("Error connecting to %s. %s"):format(
+      o.path or (o.host .. ":" .. o.port),
+      iserror(reader) and reader.message or tostring(reader))), 0)
+  end
+  local c = setmetatable({reader = reader, writer = writer,
+                          proto = Protocol(reply_error), futs = {},
+                          quiet = setmetatable({}, {__mode = "k"}),
+                          head = 0, tail = 0, loop = asyncio.get_running_loop(),
+                          flushing = false, closed = false}, Conn)
+  c.flush = function() flush(c) end
+  c.task = asyncio.create_task(read_loop(c))
+  local auth, sel
+  if o.password then
+    auth = send_argv(c, o.username and {"AUTH", o.username, o.password}
+                         or {"AUTH", o.password})
+  end
+  if o.db and o.db ~= 0 then sel = send_argv(c, {"SELECT", o.db}) end
+  local id = send_argv(c, {"CLIENT", "ID"})
+  -- on failure the first error is raised; the others are expected
+  for _, f in ipairs{auth or id, sel or id, id} do
+    f:add_done_callback(function(fut)
+      if not fut:cancelled() then fut:exception() end
+    end)
+  end
+  local okh, err = pcall(function()
+    if auth then
+      local okauth, e = pcall(await, auth)
+      if not okauth then
+        if iserror(e, M.ResponseError) then
+          e = M.AuthenticationError(e.message)
+        end
+        error(e, 0)
+      end
+    end
+    if sel then await(sel) end
+    c.id = await(id)
+  end)
+  if not okh then
+    c:close()
+    if iserror(err, M.ResponseError) and err.message:find("NOAUTH") then
+      err = M.AuthenticationError(err.message)
+    end
+    error(err, 0)
+  end
+  return c
+end)
+
+--- c:close(): closes at once (commands in flight fail).
+function Conn:close()
+  if not self.closed then
+    conn_lost(self, M.ConnectionError("Connection closed."))
+  end
+  if self.task and not self.task:done() then self.task:cancel() end
+  self.proto:close()
+end
+
+---------------------------------------------------------------------------
+-- The client and its pool
+
+local Redis = {}
+Redis.__index = Redis
+M._Redis = Redis
+
+local DEFAULTS = {host = "127.0.0.1", port = 6379, db = 0, pool_size = 50}
+
+local function url_unescape(s)
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+--- Redis{host =, port =, db =, password =, username =, pool_size =,
+-- socket_timeout =, ssl =, path =} -> a client, not connected yet.
+function M.Redis(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'Redis' (table expected, got "
+          .. type(opts) .. ")", 2)
+  end
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts) do o[k] = v end
+  o.port = math.tointeger(tonumber(o.port)) or o.port
+  o.db = math.tointeger(tonumber(o.db)) or 0
+  return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
+                       nrecovering = 0, closed = false}, Redis)
+end
+
+--- from_url(url [, opts]): redis://[[user]:pass@]host[:port][/db],
+-- rediss:// (TLS), unix:///path?db=n. opts override the URL's parts.
+function M.from_url(url, opts)
+  if type(url) ~= "string" then
+    error("bad argument #1 to 'from_url' (string expected, got "
+          .. type(url) .. ")", 2)
+  end
+  local o = {}
+  local scheme, rest = url:match("^(%a+)://(.*)$")
+  if scheme == "unix" then
+    local path, query = rest:match("^([^?]*)%??(.*)$")
+    o.path = url_unescape(path)
+    local db = query:match("db=(%d+)")
+    if db then o.db = tonumber(db) end
+  elseif scheme == "redis" or scheme == "rediss" then
+    local auth, hostpart = rest:match("^(.*)@([^@]*)$")
+    if not auth then hostpart = rest end
+    local hostport, path = hostpart:match("^([^/]*)(.*)$")
+    if auth then
+      local user, pass = auth:match("^([^:]*):(.*)$")
+      if user then
+        if user ~= "" then o.username = url_unescape(user) end
+        o.password = url_unescape(pass)
+      else
+        o.password = url_unescape(auth)
+      end
+    end
+    local host, port = hostport:match("^%[(.*)%]:?(%d*)$")
+    if not host then host, port = hostport:match("^([^:]*):?(%d*)$") end
+    if host and host ~= "" then o.host = host end
+    if port and port ~= "" then o.port = tonumber(port) end
+    local db = path:match("^/(%d+)")
+    if db then o.db = tonumber(db) end
+    if scheme == "rediss" then o.ssl = true end
+  else
+    error(M.DataError("Redis URL must specify one of the following "
+      .. "schemes (redis://, rediss://, unix://)"), 2)
+  end
+  if opts then for k, v in pairs(opts) do o[k] = v end end
+  if o.ssl == true then
+    local ok, ssl = pcall(require, "asyncio.ssl")
+    if not ok then
+      error(M.ConnectionError("rediss:// needs asyncio.ssl"), 2)
+    end
+    o.ssl = ssl.create_default_context()
+  end
+  return M.Redis(o)
+end
+
+local function check_open(self)
+  if self.closed then error(M.ConnectionError("Redis client is closed"), 0) end
+end
+
+--- The shared (pipelined) connection, opened on first use; the callers
+-- that come while it opens wait for the same attempt.
+local function shared(self)
+  local c = self.conn
+  if c and not c.closed then return c end
+  check_open(self)
+  local opening = self.opening
+  if not opening then
+    opening = asyncio.ensure_future(open_conn(self.opts))
+    self.opening = opening
+    opening:add_done_callback(function(f)
+      self.opening = nil
+      if not f:cancelled() and f:exception() == nil then
+        local nc = f:result()
+        if self.closed then nc:close() else self.conn = nc end
+      end
+    end)
+  end
+  await(asyncio.shield(opening))
+  c = opening:result()
+  self.conn = c
+  return c
+end
+
+--- A dedicated connection: an idle one, a new one while fewer than
+-- pool_size are out, else the next one released.
+local acquire = async(function(self)
+  while true do
+    check_open(self)
+    local idle = self.idle
+    while #idle > 0 do
+      local c = idle[#idle]
+      idle[#idle] = nil
+      if not c.closed then return c end
+      self.nconns = self.nconns - 1
+    end
+    if self.nconns < self.opts.pool_size then
+      self.nconns = self.nconns + 1
+      local ok, c = pcall(await, open_conn(self.opts))
+      if not ok then
+        self.nconns = self.nconns - 1
+        error(c, 0)
+      end
+      return c
+    end
+    -- wait for a release: a connection, or false when a place freed
+    local w = asyncio.get_running_loop():create_future()
+    self.waiters[#self.waiters + 1] = w
+    local ok, c = pcall(await, w)
+    if not ok then
+      if w:done() and not w:cancelled() and w:result() then
+        self.release(self, w:result())
+      end
+      error(c, 0)
+    end
+    if c then return c end
+  end
+end)
+
+--- Gives a dedicated connection back (a closed one frees its place).
+local function release(self, c)
+  local ws = self.waiters
+  if c.closed or self.closed then
+    if not c.closed then c:close() end
+    self.nconns = self.nconns - 1
+    c = false
+  end
+  while #ws > 0 do
+    local w = table.remove(ws, 1)
+    if not w:done() then
+      w:set_result(c)
+      return
+    end
+  end
+  if c then self.idle[#self.idle + 1] = c end
+end
+Redis.release = release
+
+--- Runs argv on the shared connection; conv(reply) converts the reply.
+local run = async(function(self, argv, conv)
+  local c = self.conn
+  if c == nil or c.closed then c = shared(self) end
+  local v = await(send_argv(c, argv))
+  if conv then return conv(v) end
+  return v
+end)
+M._run = run
+
+--- What puts back an element a cancelled blocking pop took.
+local RESTORE = {
+  BRPOP = function(v) return {"RPUSH", v[1], v[2]} end,
+  BLPOP = function(v) return {"LPUSH", v[1], v[2]} end,
+  BZPOPMIN = function(v) return {"ZADD", v[1], v[3], v[2]} end,
+  BZPOPMAX = function(v) return {"ZADD", v[1], v[3], v[2]} end,
+}
+
+--- A connection other than c to send CLIENT UNBLOCK on: the shared one,
+-- else an idle dedicated one; nil if none is open.
+local function helper_conn(self, c)
+  local o = self.conn
+  if o and not o.closed then return o end
+  for _, i in ipairs(self.idle) do
+    if i ~= c and not i.closed then return i end
+  end
+  return nil
+end
+
+--- Marks a future's exception as retrieved (its failure is handled).
+local function quiet(f)
+  if not f:cancelled() then f:exception() end
+end
+
+--- After the caller of a blocking command (future fut on connection c)
+-- was cancelled: unblocks the command if Redis still holds it (CLIENT
+-- UNBLOCK on another connection, retried while the command has not
+-- reached Redis), and once its reply came, pushes back on c what it
+-- popped (restore(reply) is the command), then gives c back. Driven by
+-- callbacks, so nothing is left pending when a loop stops. With no other
+-- connection open, c is closed instead.
+local function recover(self, c, fut, restore)
+  self.nrecovering = self.nrecovering + 1
+  c.quiet[fut] = true
+  local function finish(ok)
+    if not ok then c:close() end
+    self.nrecovering = self.nrecovering - 1
+    release(self, c)
+    local w = self.recovered
+    if self.nrecovering == 0 and w then
+      self.recovered = nil
+      if not w:done() then w:set_result(true) end
+    end
+  end
+  fut:add_done_callback(function(f)
+    if f:cancelled() or f:exception() ~= nil then return finish(false) end
+    local v = f:result()
+    if v == nil or not restore or c.closed then return finish(true) end
+    local back = send_argv(c, restore(v))
+    c.quiet[back] = true
+    back:add_done_callback(function(bf)
+      quiet(bf)
+      finish(not bf:cancelled() and bf:exception() == nil)
+    end)
+  end)
+  local tries = 0
+  local function unblock()
+    if fut:done() then return end
+    local o = helper_conn(self, c)
+    if o == nil then return c:close() end
+    local u = send_argv(o, {"CLIENT", "UNBLOCK", c.id})
+    o.quiet[u] = true
+    u:add_done_callback(function(uf)
+      quiet(uf)
+      if fut:done() then return end
+      if not uf:cancelled() and uf:exception() == nil and uf:result() == 1
+      then return end -- the command's nil reply is on its way
+      tries = tries + 1
+      if tries > 100 then return c:close() end
+      -- the command has not reached Redis yet: try again shortly
+      c.loop:call_later(0.01, unblock)
+    end)
+  end
+  unblock()
+end
+
+--- Runs a blocking command on a dedicated connection.
+local run_blocking = async(function(self, argv, conv)
+  local c = await(acquire(self))
+  local fut = send_argv(c, argv)
+  local ok, v = pcall(await, asyncio.shield(fut))
+  if ok then
+    release(self, c)
+    if conv then return conv(v) end
+    return v
+  end
+  if is_cancel(v) and (not fut:done() or fut:exception() == nil) then
+    recover(self, c, fut, RESTORE[tostring(argv[1]):upper()])
+  else
+    release(self, c)
+  end
+  error(v, 0)
+end)
+M._run_blocking = run_blocking
+
+local BLOCKING = {}
+for _, name in ipairs{"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH",
+                      "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT",
+                      "WAITAOF"} do
+  BLOCKING[name] = true
+  BLOCKING[name:lower()] = true
+end
+
+local function has_block(argv)
+  for i = 2, #argv do
+    local a = argv[i]
+    if type(a) == "string" and a:upper() == "BLOCK" then return true end
+  end
+  return false
+end
+
+local PUBSUB_ONLY = {SUBSCRIBE = true, PSUBSCRIBE = true, MONITOR = true,
+                     SSUBSCRIBE = true}
+
+--- r:execute_command(name, ...) -> the raw reply of any command.
+function Redis:execute_command(...)
+  local argv = {...}
+  local name = argv[1]
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'execute_command' (string expected, got "
+          .. type(name) .. ")", 2)
+  end
+  if BLOCKING[name] then return run_blocking(self, argv) end
+  local upper = name:upper()
+  if BLOCKING[upper] or ((upper == "XREAD" or upper == "XREADGROUP")
+                         and has_block(argv)) then
+    return run_blocking(self, argv)
+  end
+  if PUBSUB_ONLY[upper] then
+    error(M.PubSubError("use r:pubsub() for " .. upper), 2)
+  end
+  return run(self, argv)
+end
+
+--- await(r:initialize()) / await(r): connects (raising connection and
+-- authentication errors here) and returns the client.
+Redis.initialize = async(function(self)
+  shared(self)
+  return self
+end)
+Redis.__await = function(self) return self:initialize() end
+
+--- Closes every connection at once (commands in flight fail).
+local function close_now(self)
+  self.closed = true
+  if self.conn then self.conn:close() end
+  for _, c in ipairs(self.idle) do c:close() end
+  self.idle = {}
+  for _, w in ipairs(self.waiters) do
+    if not w:done() then w:set_exception(M.ConnectionError(
+      "Redis client is closed")) end
+  end
+  self.waiters = {}
+end
+
+--- await(r:close()): waits for the cancelled blocking commands to be put
+-- back, then closes every connection. aclose is redis-py's name.
+Redis.close = async(function(self)
+  if self.nrecovering > 0 then
+    local w = self.recovered or asyncio.get_running_loop():create_future()
+    self.recovered = w
+    await(asyncio.wait({w}, {timeout = 5}))
+  end
+  local c = self.conn
+  close_now(self)
+  if c and c.task then pcall(await, c.task) end
+end)
+Redis.aclose = Redis.close
+Redis.__close = function(self) close_now(self) end
+Redis.__tostring = function(self)
+  local o = self.opts
+  return ("<redis.Redis %s db=%d>"):format(
+    o.path or (tostring(o.host) .. ":" .. tostring(o.port)), o.db)
+end
+
+---------------------------------------------------------------------------
+-- Reply conversions (redis-py's callbacks)
+
+local function to_bool(v) return v == 1 or v == "OK" end
+local function ok_true(v) return v == "OK" or v == true end
+local function to_num(v) if v == nil then return nil end return tonumber(v) end
+
+--- [k1, v1, k2, v2, ...] -> {k1 = v1, ...}
+local function pairs_to_table(v)
+  local t = {}
+  if v == nil then return t end
+  for i = 1, #v, 2 do t[v[i]] = v[i + 1] end
+  return t
+end
+
+local function to_set(v)
+  local t = {}
+  for i = 1, #v do t[v[i]] = true end
+  return t
+end
+
+--- [m1, s1, m2, s2] -> {{m1, s1}, {m2, s2}} with numeric scores.
+local function score_pairs(v)
+  local out = {}
+  for i = 1, #v, 2 do out[#out + 1] = {v[i], tonumber(v[i + 1])} end
+  return out
+end
+
+--- Stream entries [[id, [f, v, ...]], ...] -> {{id, {f = v}}, ...}
+local function stream_entries(v)
+  local out = {}
+  if v == nil then return out end
+  for i = 1, #v do
+    local e = v[i]
+    out[i] = {e[1], e[2] and pairs_to_table(e[2]) or nil}
+  end
+  return out
+end
+
+local function xread_reply(v)
+  if v == nil then return {} end
+  local out = {}
+  for i = 1, #v do out[i] = {v[i][1], stream_entries(v[i][2])} end
+  return out
+end
+
+local function parse_info(v)
+  local t = {}
+  for line in v:gmatch("[^\r\n]+") do
+    if line:sub(1, 1) ~= "#" then
+      local k, val = line:match("^([^:]+):(.*)$")
+      if k then t[k] = math.tointeger(tonumber(val)) or tonumber(val)
+        or val end
+    end
+  end
+  return t
+end
+
+---------------------------------------------------------------------------
+-- Named commands: each builds an argv table and names its conversion;
+-- the same builders serve Redis (run at once) and Pipeline (queued).
+
+local COMMANDS = {}   -- name -> function(...) -> argv, conv, blocking
+
+local function push_all(argv, list)
+  for i = 1, #list do argv[#argv + 1] = list[i] end
+  return argv
+end
+
+--- A list argument given as a table or as varargs.
+local function list_args(argv, ...)
+  local first = ...
+  if type(first) == "table" and select("#", ...) == 1 then
+    return push_all(argv, first)
+  end
+  return push_all(argv, {...})
+end
+
+local function cmd(name, fn) COMMANDS[name] = fn end
+
+local function simple(name, word, conv)
+  cmd(name, function(...) return {word, ...}, conv end)
+end
+
+-- strings
+local function ok_or_nil(v)
+  if v == nil then return nil end
+  return v == "OK"
+end
+
+cmd("set", function(key, value, o)
+  local argv = {"SET", key, value}
+  local conv = ok_or_nil
+  if o then
+    if o.ex then push_all(argv, {"EX", o.ex}) end
+    if o.px then push_all(argv, {"PX", o.px}) end
+    if o.exat then push_all(argv, {"EXAT", o.exat}) end
+    if o.pxat then push_all(argv, {"PXAT", o.pxat}) end
+    if o.nx then argv[#argv + 1] = "NX" end
+    if o.xx then argv[#argv + 1] = "XX" end
+    if o.keepttl then argv[#argv + 1] = "KEEPTTL" end
+    if o.get then argv[#argv + 1] = "GET"; conv = nil end
+  end
+  return argv, conv
+end)
+simple("get", "GET")
+cmd("mget", function(...) return list_args({"MGET"}, ...) end)
+cmd("mset", function(mapping)
+  local argv = {"MSET"}
+  for k, v in pairs(mapping) do argv[#argv + 1] = k; argv[#argv + 1] = v end
+  return argv, ok_true
+end)
+cmd("msetnx", function(mapping)
+  local argv = {"MSETNX"}
+  for k, v in pairs(mapping) do argv[#argv + 1] = k; argv[#argv + 1] = v end
+  return argv, to_bool
+end)
+simple("incr", "INCR")
+simple("incrby", "INCRBY")
+simple("incrbyfloat", "INCRBYFLOAT", to_num)
+simple("decr", "DECR")
+simple("decrby", "DECRBY")
+simple("append", "APPEND")
+simple("strlen", "STRLEN")
+simple("getdel", "GETDEL")
+simple("getrange", "GETRANGE")
+simple("setrange", "SETRANGE")
+cmd("getex", function(key, o)
+  local argv = {"GETEX", key}
+  if o then
+    if o.ex then push_all(argv, {"EX", o.ex}) end
+    if o.px then push_all(argv, {"PX", o.px}) end
+    if o.exat then push_all(argv, {"EXAT", o.exat}) end
+    if o.pxat then push_all(argv, {"PXAT", o.pxat}) end
+    if o.persist then argv[#argv + 1] = "PERSIST" end
+  end
+  return argv
+end)
+simple("setnx", "SETNX", to_bool)
+cmd("setex", function(key, time, value)
+  return {"SETEX", key, time, value}, ok_true
+end)
+cmd("psetex", function(key, ms, value)
+  return {"PSETEX", key, ms, value}, ok_true
+end)
+
+-- keys
+cmd("delete", function(...) return list_args({"DEL"}, ...) end)
+cmd("unlink", function(...) return list_args({"UNLINK"}, ...) end)
+cmd("exists", function(...) return list_args({"EXISTS"}, ...) end)
+simple("expire", "EXPIRE", to_bool)
+simple("pexpire", "PEXPIRE", to_bool)
+simple("expireat", "EXPIREAT", to_bool)
+simple("ttl", "TTL")
+simple("pttl", "PTTL")
+simple("persist", "PERSIST", to_bool)
+cmd("keys", function(pattern) return {"KEYS", pattern or "*"} end)
+cmd("scan", function(cursor, o)
+  local argv = {"SCAN", cursor or 0}
+  if o then
+    if o.match then push_all(argv, {"MATCH", o.match}) end
+    if o.count then push_all(argv, {"COUNT", o.count}) end
+    if o.type then push_all(argv, {"TYPE", o.type}) end
+  end
+  return argv, function(v) return {tonumber(v[1]), v[2]} end
+end)
+simple("type", "TYPE")
+simple("rename", "RENAME", ok_true)
+simple("renamenx", "RENAMENX", to_bool)
+simple("randomkey", "RANDOMKEY")
+
+-- lists
+cmd("lpush", function(key, ...) return list_args({"LPUSH", key}, ...) end)
+cmd("rpush", function(key, ...) return list_args({"RPUSH", key}, ...) end)
+simple("lpushx", "LPUSHX")
+simple("rpushx", "RPUSHX")
+simple("lpop", "LPOP")
+simple("rpop", "RPOP")
+simple("llen", "LLEN")
+simple("lrange", "LRANGE")
+simple("lindex", "LINDEX")
+simple("lset", "LSET", ok_true)
+simple("lrem", "LREM")
+simple("ltrim", "LTRIM", ok_true)
+cmd("lmove", function(src, dst, wherefrom, whereto)
+  return {"LMOVE", src, dst, wherefrom or "LEFT", whereto or "RIGHT"}
+end)
+simple("rpoplpush", "RPOPLPUSH")
+
+--- Blocking pops: keys (a list or one key) then the timeout (seconds,
+-- 0 forever). The reply table (or nil on timeout).
+local function keys_timeout(word, keys, timeout)
+  local argv = {word}
+  if type(keys) == "table" then push_all(argv, keys)
+  else argv[2] = keys end
+  argv[#argv + 1] = timeout or 0
+  return argv
+end
+cmd("brpop", function(keys, timeout)
+  return keys_timeout("BRPOP", keys, timeout), nil, true
+end)
+cmd("blpop", function(keys, timeout)
+  return keys_timeout("BLPOP", keys, timeout), nil, true
+end)
+cmd("blmove", function(src, dst, timeout, wherefrom, whereto)
+  return {"BLMOVE", src, dst, wherefrom or "LEFT", whereto or "RIGHT",
+          timeout or 0}, nil, true
+end)
+cmd("brpoplpush", function(src, dst, timeout)
+  return {"BRPOPLPUSH", src, dst, timeout or 0}, nil, true
+end)
+
+-- hashes
+cmd("hset", function(name, key, value, o)
+  local argv = {"HSET", name}
+  if type(key) == "table" and value == nil and o == nil then
+    -- hset(name, {mapping = t}) or hset(name, t)
+    o, key = key.mapping and key or {mapping = key}, nil
+  end
+  if key ~= nil then push_all(argv, {key, value}) end
+  if o and o.mapping then
+    for k, v in pairs(o.mapping) do
+      argv[#argv + 1] = k
+      argv[#argv + 1] = v
+    end
+  end
+  if #argv == 2 then
+    error(M.DataError("'hset' with no key value pairs"), 3)
+  end
+  return argv
+end)
+simple("hget", "HGET")
+simple("hgetall", "HGETALL", pairs_to_table)
+cmd("hdel", function(name, ...) return list_args({"HDEL", name}, ...) end)
+simple("hincrby", "HINCRBY")
+simple("hincrbyfloat", "HINCRBYFLOAT", to_num)
+simple("hkeys", "HKEYS")
+simple("hvals", "HVALS")
+simple("hlen", "HLEN")
+simple("hexists", "HEXISTS", to_bool)
+simple("hsetnx", "HSETNX", to_bool)
+cmd("hmget", function(name, ...) return list_args({"HMGET", name}, ...) end)
+
+-- sets
+cmd("sadd", function(name, ...) return list_args({"SADD", name}, ...) end)
+cmd("srem", function(name, ...) return list_args({"SREM", name}, ...) end)
+simple("smembers", "SMEMBERS", to_set)
+simple("sismember", "SISMEMBER", to_bool)
+simple("scard", "SCARD")
+simple("spop", "SPOP")
+cmd("sinter", function(...) return list_args({"SINTER"}, ...), to_set end)
+cmd("sunion", function(...) return list_args({"SUNION"}, ...), to_set end)
+
+-- sorted sets
+cmd("zadd", function(name, mapping, o)
+  local argv = {"ZADD", name}
+  local conv
+  if o then
+    if o.nx then argv[#argv + 1] = "NX" end
+    if o.xx then argv[#argv + 1] = "XX" end
+    if o.gt then argv[#argv + 1] = "GT" end
+    if o.lt then argv[#argv + 1] = "LT" end
+    if o.ch then argv[#argv + 1] = "CH" end
+    if o.incr then argv[#argv + 1] = "INCR"; conv = to_num end
+  end
+  for member, score in pairs(mapping) do
+    argv[#argv + 1] = score
+    argv[#argv + 1] = member
+  end
+  return argv, conv
+end)
+cmd("zrange", function(name, start, stop, o)
+  local argv = {"ZRANGE", name, start, stop}
+  if o and o.desc then argv[#argv + 1] = "REV" end
+  if o and o.withscores then
+    argv[#argv + 1] = "WITHSCORES"
+    return argv, score_pairs
+  end
+  return argv
+end)
+cmd("zrevrange", function(name, start, stop, o)
+  local argv = {"ZREVRANGE", name, start, stop}
+  if o and o.withscores then
+    argv[#argv + 1] = "WITHSCORES"
+    return argv, score_pairs
+  end
+  return argv
+end)
+cmd("zrangebyscore", function(name, min, max, o)
+  local argv = {"ZRANGEBYSCORE", name, min, max}
+  local conv
+  if o and o.withscores then
+    argv[#argv + 1] = "WITHSCORES"
+    conv = score_pairs
+  end
+  if o and o.start then push_all(argv, {"LIMIT", o.start, o.num}) end
+  return argv, conv
+end)
+cmd("zrem", function(name, ...) return list_args({"ZREM", name}, ...) end)
+simple("zscore", "ZSCORE", to_num)
+cmd("zincrby", function(name, amount, value)
+  return {"ZINCRBY", name, amount, value}, to_num
+end)
+simple("zcard", "ZCARD")
+simple("zcount", "ZCOUNT")
+simple("zrank", "ZRANK")
+simple("zremrangebyscore", "ZREMRANGEBYSCORE")
+cmd("zpopmin", function(name, count)
+  return {"ZPOPMIN", name, count or 1}, score_pairs
+end)
+cmd("zpopmax", function(name, count)
+  return {"ZPOPMAX", name, count or 1}, score_pairs
+end)
+local function bzpop_conv(v)
+  if v == nil then return nil end
+  return {v[1], v[2], tonumber(v[3])}
+end
+cmd("bzpopmin", function(keys, timeout)
+  return keys_timeout("BZPOPMIN", keys, timeout), bzpop_conv, true
+end)
+cmd("bzpopmax", function(keys, timeout)
+  return keys_timeout("BZPOPMAX", keys, timeout), bzpop_conv, true
+end)
+
+-- streams
+cmd("xadd", function(name, fields, o)
+  local argv = {"XADD", name}
+  if o and o.nomkstream then argv[#argv + 1] = "NOMKSTREAM" end
+  if o and o.maxlen then
+    push_all(argv, {"MAXLEN", o.approximate == false and "=" or "~",
+                    o.maxlen})
+  end
+  argv[#argv + 1] = o and o.id or "*"
+  for k, v in pairs(fields) do argv[#argv + 1] = k; argv[#argv + 1] = v end
+  return argv
+end)
+
+--- streams: {name = id, ...} or a list of {name, id}.
+local function streams_args(argv, streams)
+  local names, ids = {}, {}
+  if #streams > 0 then
+    for i, s in ipairs(streams) do names[i], ids[i] = s[1], s[2] end
+  else
+    for k, v in pairs(streams) do names[#names + 1] = k; ids[#ids + 1] = v end
+  end
+  argv[#argv + 1] = "STREAMS"
+  push_all(argv, names)
+  return push_all(argv, ids)
+end
+cmd("xread", function(streams, o)
+  local argv = {"XREAD"}
+  if o and o.count then push_all(argv, {"COUNT", o.count}) end
+  if o and o.block then push_all(argv, {"BLOCK", o.block}) end
+  return streams_args(argv, streams), xread_reply, o and o.block ~= nil
+end)
+cmd("xreadgroup", function(group, consumer, streams, o)
+  local argv = {"XREADGROUP", "GROUP", group, consumer}
+  if o and o.count then push_all(argv, {"COUNT", o.count}) end
+  if o and o.block then push_all(argv, {"BLOCK", o.block}) end
+  if o and o.noack then argv[#argv + 1] = "NOACK" end
+  return streams_args(argv, streams), xread_reply, o and o.block ~= nil
+end)
+cmd("xack", function(name, group, ...)
+  return list_args({"XACK", name, group}, ...)
+end)
+cmd("xgroup_create", function(name, group, id, o)
+  local argv = {"XGROUP", "CREATE", name, group, id or "$"}
+  if o and o.mkstream then argv[#argv + 1] = "MKSTREAM" end
+  return argv, ok_true
+end)
+simple("xlen", "XLEN")
+cmd("xrange", function(name, min, max, o)
+  local argv = {"XRANGE", name, min or "-", max or "+"}
+  if o and o.count then push_all(argv, {"COUNT", o.count}) end
+  return argv, stream_entries
+end)
+cmd("xdel", function(name, ...) return list_args({"XDEL", name}, ...) end)
+cmd("xpending", function(name, group)
+  return {"XPENDING", name, group}, function(v)
+    local consumers = {}
+    for i, c in ipairs(v[4] or {}) do
+      consumers[i] = {name = c[1], pending = tonumber(c[2])}
+    end
+    return {pending = v[1], min = v[2], max = v[3], consumers = consumers}
+  end
+end)
+cmd("xautoclaim", function(name, group, consumer, min_idle_time, start, o)
+  local argv = {"XAUTOCLAIM", name, group, consumer, min_idle_time,
+                start or "0-0"}
+  if o and o.count then push_all(argv, {"COUNT", o.count}) end
+  return argv, function(v)
+    return {v[1], stream_entries(v[2]), v[3] or {}}
+  end
+end)
+
+-- scripts
+local function eval_args(word, script, numkeys, ...)
+  return {word, script, numkeys, ...}
+end
+cmd("eval", function(...) return eval_args("EVAL", ...) end)
+cmd("evalsha", function(...) return eval_args("EVALSHA", ...) end)
+cmd("script_load", function(src) return {"SCRIPT", "LOAD", src} end)
+cmd("script_exists", function(...)
+  return list_args({"SCRIPT", "EXISTS"}, ...), function(v)
+    local out = {}
+    for i = 1, #v do out[i] = v[i] == 1 end
+    return out
+  end
+end)
+cmd("script_flush", function() return {"SCRIPT", "FLUSH"}, ok_true end)
+
+-- server
+cmd("ping", function(msg)
+  if msg then return {"PING", msg} end
+  return {"PING"}, function(v) return v == "PONG" end
+end)
+cmd("echo", function(v) return {"ECHO", v} end)
+cmd("flushdb", function() return {"FLUSHDB"}, ok_true end)
+cmd("flushall", function() return {"FLUSHALL"}, ok_true end)
+cmd("info", function(section)
+  if section then return {"INFO", section}, parse_info end
+  return {"INFO"}, parse_info
+end)
+cmd("dbsize", function() return {"DBSIZE"} end)
+cmd("time", function() return {"TIME"}, function(v)
+  return tonumber(v[1]), tonumber(v[2])
+end end)
+simple("publish", "PUBLISH")
+cmd("client_id", function() return {"CLIENT", "ID"} end)
+
+M._COMMANDS = COMMANDS
+
+-- Redis methods: run the built command; multi-valued replies of the
+-- blocking pops are returned as several values (nil on timeout).
+local MULTI_VALUE = {brpop = true, blpop = true, bzpopmin = true,
+                     bzpopmax = true}
+local function unpack_or_nil(t)
+  if t == nil then return nil end
+  return unpack(t, 1, t.n or #t)
+end
+
+for name, build in pairs(COMMANDS) do
+  if MULTI_VALUE[name] then
+    local conv_unpack = async(function(self, ...)
+      local argv, conv = build(...)
+      local v = await(run_blocking(self, argv, conv))
+      return unpack_or_nil(v)
+    end)
+    Redis[name] = conv_unpack
+  else
+    Redis[name] = function(self, ...)
+      local argv, conv, blocking = build(...)
+      if blocking then return run_blocking(self, argv, conv) end
+      return run(self, argv, conv)
+    end
+  end
+end
+
+-- Aliases of redis-py.
+Redis.del = Redis.delete
+
+---------------------------------------------------------------------------
+-- Scripts
+
+local Script = {}
+Script.__index = Script
+
+--- r:register_script(src) -> a Script: await(script(keys, args)) runs it
+-- with EVALSHA, loading it first when Redis answers NOSCRIPT.
+function Redis:register_script(src)
+  if type(src) ~= "string" then
+    error("bad argument #1 to 'register_script' (string expected, got "
+          .. type(src) .. ")", 2)
+  end
+  return setmetatable({client = self, script = src}, Script)
+end
+
+--- script(keys, args [, client]) -> a Coroutine of the script's reply.
+Script.__call = async(function(self, keys, args, client)
+  client = client or self.client
+  keys, args = keys or {}, args or {}
+  local argv = {"EVALSHA", self.sha or "", #keys}
+  push_all(argv, keys)
+  push_all(argv, args)
+  if self.sha then
+    local ok, v = pcall(await, run(client, argv))
+    if ok then return v end
+    if not iserror(v, M.NoScriptError) then error(v, 0) end
+  end
+  self.sha = await(run(client, {"SCRIPT", "LOAD", self.script}))
+  argv[2] = self.sha
+  return await(run(client, argv))
+end)
+
+---------------------------------------------------------------------------
+-- Pipelines and transactions
+
+local Pipeline = {}
+Pipeline.__index = Pipeline
+
+--- r:pipeline([transaction = true]) -> a Pipeline: named calls queue
+-- commands (and return the pipeline), await(p:execute()) sends them in
+-- one write and returns the list of replies (field n: their count).
+function Redis:pipeline(transaction)
+  return setmetatable({client = self, transaction = transaction ~= false,
+                       cmds = {}, convs = {}, watching = false,
+                       explicit_multi = false}, Pipeline)
+end
+
+local function queue(p, argv, conv)
+  local n = #p.cmds + 1
+  p.cmds[n] = argv
+  p.convs[n] = conv or false
+  return p
+end
+
+--- After WATCH and before MULTI, commands run at once (redis-py's
+-- immediate mode), on the watching connection.
+local run_on = async(function(c, argv, conv)
+  local v = await(send_argv(c, argv))
+  if conv then return conv(v) end
+  return v
+end)
+
+for name, build in pairs(COMMANDS) do
+  Pipeline[name] = function(self, ...)
+    local argv, conv = build(...)
+    if self.watching and not self.explicit_multi then
+      return run_on(self.conn, argv, conv)
+    end
+    return queue(self, argv, conv)
+  end
+end
+Pipeline.del = Pipeline.delete
+
+--- p:execute_command(name, ...) queues any command (raw reply).
+function Pipeline:execute_command(...)
+  if self.watching and not self.explicit_multi then
+    return run_on(self.conn, {...})
+  end
+  return queue(self, {...})
+end
+
+--- await(p:watch(key, ...)): WATCHes the keys on a connection the
+-- pipeline keeps until execute() or reset().
+Pipeline.watch = async(function(self, ...)
+  if self.explicit_multi then
+    error(M.RedisError("Cannot issue a WATCH after a MULTI"), 0)
+  end
+  if not self.conn then self.conn = await(acquire(self.client)) end
+  self.watching = true
+  await(send_argv(self.conn, {"WATCH", ...}))
+  return true
+end)
+
+--- p:multi(): the commands from here on are queued for MULTI/EXEC.
+function Pipeline:multi()
+  if self.explicit_multi then
+    error(M.RedisError("Cannot issue nested calls to MULTI"), 2)
+  end
+  if #self.cmds > 0 then
+    error(M.RedisError("Commands without an initial WATCH have already "
+                       .. "been issued"), 2)
+  end
+  self.explicit_multi = true
+  self.transaction = true
+end
+
+--- p:reset(): forgets the queue and gives back the watching connection.
+function Pipeline:reset()
+  self.cmds, self.convs = {}, {}
+  self.explicit_multi = false
+  local c = self.conn
+  if c then
+    self.conn = nil
+    if self.watching and not c.closed then
+      send_argv(c, {"UNWATCH"})
+    end
+    release(self.client, c)
+  end
+  self.watching = false
+end
+Pipeline.__close = Pipeline.reset
+
+local function annotate(e, i, argv)
+  local words = {}
+  for k = 1, #argv do words[k] = tostring(argv[k]) end
+  local cls = getmetatable(e)
+  local ne = cls(("Command # %d (%s) of pipeline caused error: %s"):format(
+    i, concat(words, " "), e.message))
+  return ne
+end
+
+--- await(p:execute([raise_on_error = true])) -> the list of replies.
+-- An error reply raises (the first one, naming its command) or, with
+-- raise_on_error false, stands in the list. A transaction whose WATCHed
+-- keys changed raises redis.WatchError.
+Pipeline.execute = async(function(self, raise_on_error)
+  local cmds, convs = self.cmds, self.convs
+  local client = self.client
+  local c = self.conn
+  local ok, res = pcall(function()
+    if #cmds == 0 and not self.watching then return {n = 0} end
+    if c == nil then c = shared(client) end
+    local futs, exec = {}, nil
+    if self.transaction then
+      local multi = send_argv(c, {"MULTI"})
+      for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
+      exec = send_argv(c, {"EXEC"})
+      await(multi)
+      local first_err
+      for i = 1, #cmds do
+        local okq, e = pcall(await, futs[i])
+        if not okq and not first_err then first_err = annotate(e, i, cmds[i]) end
+      end
+      local okx, replies = pcall(await, exec)
+      if not okx then
+        if first_err then error(first_err, 0) end
+        error(replies, 0)
+      end
+      if replies == nil then
+        error(M.WatchError("Watched variable changed."), 0)
+      end
+      local out = {n = #cmds}
+      for i = 1, #cmds do
+        local v = replies[i]
+        if iserror(v) then
+          if raise_on_error ~= false then error(annotate(v, i, cmds[i]), 0) end
+          out[i] = v
+        elseif convs[i] then
+          out[i] = convs[i](v)
+        else
+          out[i] = v
+        end
+      end
+      return out
+    end
+    for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
+    local out, first_err = {n = #cmds}, nil
+    for i = 1, #cmds do
+      local okr, v = pcall(await, futs[i])
+      if okr then
+        if convs[i] then out[i] = convs[i](v) else out[i] = v end
+      elseif iserror(v, M.ResponseError) then
+        out[i] = v
+        first_err = first_err or annotate(v, i, cmds[i])
+      else
+        error(v, 0)
+      end
+    end
+    if first_err and raise_on_error ~= false then error(first_err, 0) end
+    return out
+  end)
+  self.cmds, self.convs = {}, {}
+  self.explicit_multi = false
+  if self.conn then
+    self.conn = nil
+    self.watching = false
+    release(client, c)
+  end
+  if not ok then error(res, 0) end
+  return res
+end)
+
+---------------------------------------------------------------------------
+-- Pub/sub
+
+local PubSub = {}
+PubSub.__index = PubSub
+
+--- r:pubsub() -> a PubSub on a connection of its own (opened on the first
+-- subscribe).
+function Redis:pubsub(opts)
+  return setmetatable({client = self, channels = {}, patterns = {},
+                       subscribed = false,
+                       ignore_subscribe_messages = opts and
+                         opts.ignore_subscribe_messages or false,
+                       queue = asyncio.Queue()}, PubSub)
+end
+
+local MESSAGE_KINDS = {message = true, pmessage = true, subscribe = true,
+                       unsubscribe = true, psubscribe = true,
+                       punsubscribe = true, pong = true}
+
+--- A RESP2 push array -> {type, channel, pattern, data}.
+local function to_message(ps, v)
+  if type(v) ~= "table" then return nil end
+  local kind = v[1]
+  local msg
+  if kind == "pmessage" then
+    msg = {type = kind, pattern = v[2], channel = v[3], data = v[4]}
+  elseif kind == "pong" then
+    msg = {type = kind, data = v[2]}
+  else
+    msg = {type = kind, channel = v[2], data = v[3]}
+  end
+  if kind == "subscribe" or kind == "psubscribe" then
+    (kind == "subscribe" and ps.channels or ps.patterns)[v[2]] = true
+  elseif kind == "unsubscribe" or kind == "punsubscribe" then
+    (kind == "unsubscribe" and ps.channels or ps.patterns)[v[2]] = nil
+  end
+  if kind ~= "message" and kind ~= "pmessage" and kind ~= "pong" then
+    ps.subscribed = math.tointeger(v[3]) ~= 0
+  end
+  return msg
+end
+
+local ps_connect = async(function(self)
+  if self.conn and not self.conn.closed then return self.conn end
+  if self.closed then error(M.PubSubError("PubSub is closed"), 0) end
+  local c = await(open_conn(self.client.opts))
+  c.push = function(ok, v)
+    if ok == nil then -- lost
+      self.queue:put_nowait(false)
+      return
+    end
+    if ok and MESSAGE_KINDS[type(v) == "table" and v[1]] then
+      self.queue:put_nowait(to_message(self, v))
+    elseif not ok then
+      self.queue:put_nowait(v)
+    end
+  end
+  self.conn = c
+  return c
+end)
+
+local function ps_command(word)
+  return async(function(self, ...)
+    local c = await(ps_connect(self))
+    local argv = list_args({word}, ...)
+    send_push(c, argv)
+    if word == "SUBSCRIBE" or word == "PSUBSCRIBE" then
+      self.subscribed = true
+    end
+    return true
+  end)
+end
+PubSub.subscribe = ps_command("SUBSCRIBE")
+PubSub.psubscribe = ps_command("PSUBSCRIBE")
+PubSub.unsubscribe = ps_command("UNSUBSCRIBE")
+PubSub.punsubscribe = ps_command("PUNSUBSCRIBE")
+PubSub.ping = ps_command("PING")
+
+--- Takes the next message (waiting up to timeout seconds; nil: forever)
+-- and returns it, nil on timeout; raises when the connection is lost.
+local next_message = async(function(self, timeout)
+  local q = self.queue
+  local msg
+  if q:qsize() > 0 then
+    msg = q:get_nowait()
+  elseif timeout == 0 then
+    if self.conn == nil or self.conn.closed then
+      if self.conn and self.conn.err then error(self.conn.err, 0) end
+    end
+    return nil
+  elseif timeout then
+    local ok, v = pcall(await, asyncio.wait_for(q:get(), timeout))
+    if not ok then
+      if iserror(v, asyncio.TimeoutError) then return nil end
+      error(v, 0)
+    end
+    msg = v
+  else
+    msg = await(q:get())
+  end
+  if msg == false then
+    error(self.conn and self.conn.err or M.ConnectionError(
+      "Connection closed."), 0)
+  end
+  if iserror(msg) then error(msg, 0) end
+  return msg
+end)
+
+--- await(ps:get_message{timeout =, ignore_subscribe_messages =}) -> the
+-- next message or nil. timeout 0 (the default, as redis-py) never waits;
+-- math.huge waits as long as it takes.
+PubSub.get_message = async(function(self, o)
+  local timeout = o and o.timeout or 0
+  if timeout == math.huge then timeout = nil end
+  local ignore = o and o.ignore_subscribe_messages
+  if ignore == nil then ignore = self.ignore_subscribe_messages end
+  local deadline = timeout and asyncio.get_running_loop():time() + timeout
+  while true do
+    local left = deadline and math.max(0,
+      deadline - asyncio.get_running_loop():time())
+    local msg = await(next_message(self, left))
+    if msg == nil then return nil end
+    if not (ignore and msg.type ~= "message" and msg.type ~= "pmessage")
+    then return msg end
+    if left == 0 then return nil end
+  end
+end)
+
+--- for msg in ps:listen() do ... end: every message, confirmations
+-- included, while subscribed to anything (inside a task).
+function PubSub:listen()
+  return function()
+    if not self.subscribed and self.queue:qsize() == 0 then return nil end
+    return await(next_message(self, nil))
+  end
+end
+
+--- await(ps:close()) (also reset/aclose): closes its connection.
+PubSub.close = async(function(self)
+  self.closed = true
+  if self.conn then self.conn:close() end
+end)
+PubSub.aclose = PubSub.close
+PubSub.reset = PubSub.close
+PubSub.__close = function(self)
+  self.closed = true
+  if self.conn then self.conn:close() end
+end
+
+M._Pipeline, M._PubSub, M._Script = Pipeline, PubSub, Script
+M._Protocol = Protocol
+M._reply_error = reply_error
+
+return M

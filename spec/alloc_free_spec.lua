@@ -1,0 +1,245 @@
+-- spec/alloc_free_spec.lua: awaiting a C operation that can complete at
+-- once allocates nothing (DESIGN "Performance"): the Lua heap, with the
+-- collector stopped, does not grow across many such awaits; and the
+-- kept operation objects behind it (aio_ccoro_kept) keep Python's
+-- observable semantics.
+local asyncio = require "asyncio"
+local await = asyncio.await
+local h = dofile("spec/helpers.lua")
+local vspec = h.vspec
+
+local N = 20000
+-- what a loop of N awaits may allocate in all (a few table resizes of
+-- the spec's own, nothing per await: one 48-byte object per await would
+-- be about 960 KB)
+local TOLERANCE = 16 * 1024
+
+--- Runs body() N times with the collector stopped (after a warm-up
+-- round, which may allocate the kept objects); returns the heap growth
+-- in bytes.
+local function growth(body)
+  for _ = 1, 10 do body() end
+  collectgarbage()
+  collectgarbage("stop")
+  local before = collectgarbage("count")
+  for _ = 1, N do body() end
+  local grown = (collectgarbage("count") - before) * 1024
+  collectgarbage("restart")
+  return grown
+end
+
+describe("awaiting a C operation that completes at once", function()
+  it("q:get() from a non-empty queue allocates nothing", vspec(function()
+    local q = asyncio.Queue()
+    local got = 0
+    local grown = growth(function()
+      q:put_nowait(1)
+      got = got + await(q:get())
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(N + 10, got)
+  end))
+
+  it("q:put(x) into a queue with room allocates nothing", vspec(function()
+    local q = asyncio.Queue(4)
+    local grown = growth(function()
+      await(q:put(7))
+      q:get_nowait()
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(0, q:qsize())
+  end))
+
+  it("an uncontended Lock allocates nothing", vspec(function()
+    local lock = asyncio.Lock()
+    local inside, acquired = 0, 0
+    local grown = growth(function()
+      do
+        local _ <close> = await(lock)
+        inside = inside + 1
+      end
+      if await(lock:acquire()) then acquired = acquired + 1 end
+      lock:release()
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(N + 10, inside)
+    assert.equal(N + 10, acquired)
+    assert.is_false(lock:locked())
+  end))
+
+  it("an uncontended Semaphore allocates nothing", vspec(function()
+    local sem = asyncio.Semaphore(2)
+    local grown = growth(function()
+      do local _ <close> = await(sem) end
+      await(sem:acquire())
+      sem:release()
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(2, sem:_get_value())
+  end))
+
+  it("sleep(0) allocates nothing", vspec(function()
+    local loop = asyncio.get_running_loop()
+    local t0 = loop:time()
+    local grown = growth(function()
+      await(asyncio.sleep(0))
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(t0, loop:time())
+  end))
+
+  it("waiting on a set Event allocates nothing", vspec(function()
+    local ev = asyncio.Event()
+    ev:set()
+    local woke = 0
+    local grown = growth(function()
+      if await(ev:wait()) then woke = woke + 1 end
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(N + 10, woke)
+  end))
+end)
+
+describe("kept C operations", function()
+  it("q:put(x) that is never awaited puts nothing", vspec(function()
+    local q = asyncio.Queue()
+    local _ = q:put(1)
+    q:put(2)
+    assert.equal(0, q:qsize())
+    await(q:put(3))
+    assert.same({3}, {q:get_nowait()})
+  end))
+
+  it("an operation awaited later still does its own call", vspec(function()
+    local q = asyncio.Queue()
+    local a = q:put("a")
+    local b = q:put("b") -- a is armed and not awaited: b is another
+    assert.are_not.equal(a, b)
+    await(b)
+    await(a)
+    local get = q:get()
+    assert.equal("b", await(get))
+    assert.equal("a", await(q:get()))
+  end))
+
+  it("an awaited operation is reused by the next call", vspec(function()
+    local q = asyncio.Queue()
+    local a = q:put(1)
+    await(a)
+    local b = q:put(2)
+    assert.equal(a, b) -- the relaxed part: the same object, armed anew
+    await(b)
+    assert.equal(2, q:qsize())
+  end))
+
+  it("awaiting a spent operation again raises", vspec(function()
+    local q = asyncio.Queue()
+    q:put_nowait(1)
+    local op = q:get()
+    assert.equal(1, await(op))
+    local err = h.error_of(await, op)
+    assert.matches("cannot reuse already awaited coroutine", tostring(err))
+  end))
+
+  it("sleep keeps its Coroutine objects too", vspec(function()
+    local loop = asyncio.get_running_loop()
+    local a = asyncio.sleep(5, "a")
+    local b = asyncio.sleep(1, "b") -- a is armed: b is another
+    assert.are_not.equal(a, b)
+    assert.equal("<coroutine object sleep>", tostring(b))
+    assert.equal("b", await(b))
+    assert.equal("a", await(a))
+    assert.equal(6, loop:time())
+    local c = asyncio.sleep(0, "c")
+    assert.is_true(c == a or c == b) -- one of them, armed anew
+    assert.equal("c", await(c))
+    assert.is_true(asyncio.iscoroutinefunction(asyncio.sleep))
+  end))
+
+  it("a kept get wrapped in a task waits and gets", vspec(function()
+    local q = asyncio.Queue()
+    local t = asyncio.create_task(q:get())
+    await(asyncio.sleep(0))
+    assert.is_false(t:done())
+    -- the task holds the operation: the next call makes another one
+    local op = q:get()
+    q:put_nowait("x")
+    q:put_nowait("y")
+    assert.equal("x", await(t))
+    assert.equal("y", await(op))
+  end))
+
+  it("a blocked get cancelled hands its wake-up on (FIFO kept)",
+     vspec(function()
+    local q = asyncio.Queue()
+    local order = {}
+    local function getter(name)
+      return h.spawn(function()
+        local item = await(q:get())
+        order[#order + 1] = name .. ":" .. item
+      end)
+    end
+    local a, b, c = getter("a"), getter("b"), getter("c")
+    await(asyncio.sleep(0))
+    q:put_nowait(1)
+    a:cancel()
+    q:put_nowait(2)
+    for _ = 1, 3 do await(asyncio.sleep(0)) end
+    assert.is_true(a:cancelled())
+    assert.same({"b:1", "c:2"}, order)
+    assert.is_true(b:done() and c:done())
+  end))
+end)
+
+describe("a task waiting on a primitive", function()
+  it("waits on a future of its own, reused: no allocation per wait",
+     vspec(function()
+    local lock = asyncio.Lock()
+    local turns = 0
+    local function worker()
+      for _ = 1, 1000 do
+        local _ <close> = await(lock) -- contended: this task waits
+        turns = turns + 1
+        await(asyncio.sleep(0))
+      end
+    end
+    local a, b = h.spawn(worker), h.spawn(worker)
+    await(asyncio.sleep(0))
+    await(asyncio.sleep(0))
+    collectgarbage()
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    await(a)
+    await(b)
+    local grown = (collectgarbage("count") - before) * 1024
+    collectgarbage("restart")
+    assert.equal(2000, turns)
+    -- two tasks waiting about 1000 times each: a future per wait would
+    -- be over 200 KB
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+  end))
+
+  it("a cancelled waiter still passes the lock on in FIFO order",
+     vspec(function()
+    local lock = asyncio.Lock()
+    local order = {}
+    local function waiter(name)
+      return h.spawn(function()
+        for round = 1, 2 do
+          local _ <close> = await(lock)
+          order[#order + 1] = name .. round
+          await(asyncio.sleep(0))
+        end
+      end)
+    end
+    await(lock:acquire())
+    local a, b, c = waiter("a"), waiter("b"), waiter("c")
+    await(asyncio.sleep(0))
+    b:cancel()
+    lock:release()
+    for _ = 1, 12 do await(asyncio.sleep(0)) end
+    assert.is_true(b:cancelled())
+    assert.same({"a1", "c1", "a2", "c2"}, order)
+    assert.is_true(a:done() and c:done())
+  end))
+end)

@@ -1,0 +1,109 @@
+-- spec/redis_pipeline_spec.lua: explicit pipelines and MULTI/EXEC
+-- transactions of asyncio.redis, WATCH conflicts, errors inside them.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local redis = require "asyncio.redis"
+local servers = dofile("spec/fixtures/servers.lua")
+local await = asyncio.await
+
+local function client()
+  local r = await(redis.from_url(await(servers.redis_url(6))))
+  await(r:flushdb())
+  return r
+end
+
+describe("asyncio.redis pipelines", function()
+  teardown(servers.stop)
+
+  it("a transaction returns the converted replies in order",
+     aspec.async(function()
+    local r <close> = client()
+    local p = r:pipeline()
+    assert.equal(p, p:set("a", "1"))
+    p:incr("a"):get("a"):hset("h", {mapping = {x = "1"}}):hgetall("h")
+    p:execute_command("GET", "a")
+    local res = await(p:execute())
+    assert.same({true, 2, "2", 1, {x = "1"}, "2", n = 6}, res)
+    -- the pipeline is empty again and reusable
+    assert.same({n = 0}, await(p:execute()))
+    p:get("a")
+    assert.same({"2", n = 1}, await(p:execute()))
+    await(r:close())
+  end))
+
+  it("without transaction, and error replies raised or kept",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:set("s", "x"))
+    local p = r:pipeline(false)
+    p:incr("n"); p:lpush("s", "v"); p:incr("n")
+    local ok, e = pcall(await, p:execute())
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, redis.ResponseError))
+    assert.matches("^Command # 2 %(LPUSH s v%) of pipeline caused error: "
+                   .. "WRONGTYPE", e.message)
+    assert.equal("2", await(r:get("n")))  -- the others ran
+    p:incr("n"); p:lpush("s", "v"); p:incr("n")
+    local res = await(p:execute(false))
+    assert.equal(3, res[1])
+    assert.is_true(asyncio.iserror(res[2], redis.ResponseError))
+    assert.equal(4, res[3])
+    -- inside MULTI/EXEC: a runtime error does not stop the others
+    local t = r:pipeline()
+    t:incr("n"); t:lpush("s", "v"); t:incr("n")
+    res = await(t:execute(false))
+    assert.same({5, 6}, {res[1], res[3]})
+    assert.is_true(asyncio.iserror(res[2], redis.ResponseError))
+    -- a command Redis refuses to queue aborts the whole transaction
+    t:incr("n"); t:execute_command("NOSUCH"); t:incr("n")
+    ok, e = pcall(await, t:execute())
+    assert.is_false(ok)
+    assert.matches("Command # 2 %(NOSUCH%)", e.message)
+    assert.equal("6", await(r:get("n")))
+    await(r:close())
+  end))
+
+  it("WATCH: optimistic locking raises WatchError on a conflict",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:set("balance", "10"))
+    -- no conflict
+    local p = r:pipeline()
+    await(p:watch("balance"))
+    local v = tonumber(await(p:get("balance")))  -- immediate mode
+    p:multi()
+    p:set("balance", v + 5)
+    assert.same({true, n = 1}, await(p:execute()))
+    assert.equal("15", await(r:get("balance")))
+    -- another client changes the key between WATCH and EXEC
+    p = r:pipeline()
+    await(p:watch("balance"))
+    v = tonumber(await(p:get("balance")))
+    await(r:set("balance", "100"))
+    p:multi()
+    p:set("balance", v + 5)
+    local ok, e = pcall(await, p:execute())
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, redis.WatchError))
+    assert.equal("100", await(r:get("balance")))
+    -- the usual retry loop
+    local tries = 0
+    while true do
+      tries = tries + 1
+      local q <close> = r:pipeline()
+      await(q:watch("balance"))
+      local cur = tonumber(await(q:get("balance")))
+      if tries == 1 then await(r:incr("balance")) end
+      q:multi()
+      q:set("balance", cur * 2)
+      local ok2, err = pcall(await, q:execute())
+      if ok2 then break end
+      assert.is_true(asyncio.iserror(err, redis.WatchError))
+    end
+    assert.equal(2, tries)
+    assert.equal("202", await(r:get("balance")))
+    -- the watching connection went back to the pool
+    assert.equal(1, #r.idle)
+    await(r:close())
+  end))
+end)

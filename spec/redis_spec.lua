@@ -1,0 +1,307 @@
+-- spec/redis_spec.lua: asyncio.redis against a real redis-server (started
+-- by spec/fixtures/servers.lua on a free port): URLs, every command
+-- family with redis-py's conversions, raw replies, errors, AUTH, and a
+-- server killed mid-command and restarted under the client.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local redis = require "asyncio.redis"
+local servers = dofile("spec/fixtures/servers.lua")
+local async, await = asyncio.async, asyncio.await
+
+--- A client on database db of the spec's server, database emptied.
+local function client(db)
+  local r = await(redis.from_url(await(servers.redis_url(db or 5))))
+  await(r:flushdb())
+  return r
+end
+
+local function err_of(aw)
+  local ok, e = pcall(await, aw)
+  assert.is_false(ok, "expected an error")
+  return e
+end
+
+describe("asyncio.redis", function()
+  teardown(servers.stop)
+
+  it("parses URLs as redis-py does", function()
+    local r = redis.from_url("redis://u%40x:p%3Aw@example.org:7000/4")
+    assert.same({"example.org", 7000, 4, "u@x", "p:w"},
+      {r.opts.host, r.opts.port, r.opts.db, r.opts.username,
+       r.opts.password})
+    r = redis.from_url("redis://:secret@localhost")
+    assert.same({"localhost", 6379, 0, nil, "secret"}, {r.opts.host,
+      r.opts.port, r.opts.db, r.opts.username, r.opts.password})
+    r = redis.from_url("unix:///tmp/r.sock?db=2")
+    assert.same({"/tmp/r.sock", 2}, {r.opts.path, r.opts.db})
+    r = redis.from_url("redis://h/1", {db = 9, pool_size = 3})
+    assert.same({9, 3}, {r.opts.db, r.opts.pool_size})
+    assert.is_true(asyncio.iserror(select(2, pcall(redis.from_url,
+      "http://x")), redis.DataError))
+    assert.matches("bad argument #1 to 'from_url'",
+                   select(2, pcall(redis.from_url, 5)))
+  end)
+
+  it("strings, with redis-py's conversions and raw replies",
+     aspec.async(function()
+    local r <close> = client()
+    assert.is_true(await(r:set("k", "v")))
+    assert.equal("OK", await(r:execute_command("SET", "k2", "v2")))
+    assert.equal("v", await(r:get("k")))
+    assert.is_nil(await(r:get("missing")))
+    assert.is_nil(await(r:set("k", "x", {nx = true})))
+    assert.is_true(await(r:set("k", "x", {xx = true, ex = 100})))
+    assert.equal("x", await(r:set("k", "y", {get = true})))
+    assert.is_true(await(r:set("k", "y", {px = 5000, keepttl = false})))
+    local m = await(r:mget({"k", "nope", "k2"}))
+    assert.same({"y", nil, "v2", n = 3}, m)
+    assert.is_true(await(r:mset{a = "1", b = "2"}))
+    assert.equal(2, await(r:incr("a")))
+    assert.equal(12, await(r:incrby("a", 10)))
+    assert.equal(11, await(r:decr("a")))
+    assert.equal(3, await(r:append("b", "xy")))
+    assert.equal("2xy", await(r:getdel("b")))
+    assert.is_false(await(r:setnx("a", "z")))
+    assert.is_true(await(r:setnx("c", "z")))
+    assert.is_true(await(r:setex("d", 100, "w")))
+    assert.equal("w", await(r:getex("d", {persist = true})))
+    assert.equal(-1, await(r:ttl("d")))
+    assert.equal(1.5, await(r:incrbyfloat("f", 1.5)))
+    local bin = "\0\1\2\r\n\255"
+    await(r:set("bin", bin))
+    assert.equal(bin, await(r:get("bin")))
+    await(r:close())
+  end))
+
+  it("keys", aspec.async(function()
+    local r <close> = client()
+    await(r:mset{k1 = 1, k2 = 2, other = 3})
+    assert.equal(2, await(r:exists("k1", "k2", "nope")))
+    assert.is_true(await(r:expire("k1", 100)))
+    assert.is_false(await(r:expire("nope", 100)))
+    assert.is_true(await(r:ttl("k1")) > 90)
+    assert.is_true(await(r:pttl("k1")) > 90000)
+    assert.is_true(await(r:persist("k1")))
+    local keys = await(r:keys("k*"))
+    table.sort(keys)
+    assert.same({"k1", "k2"}, {keys[1], keys[2]})
+    local seen, cursor = {}, 0
+    repeat
+      local res = await(r:scan(cursor, {match = "*", count = 10}))
+      cursor = res[1]
+      for _, k in ipairs(res[2]) do seen[k] = true end
+    until cursor == 0
+    assert.same({k1 = true, k2 = true, other = true}, seen)
+    assert.equal("string", await(r:type("k1")))
+    assert.equal("none", await(r:type("nope")))
+    assert.is_true(await(r:rename("other", "k3")))
+    assert.equal(2, await(r:delete("k1", "k2")))
+    assert.equal(1, await(r:del({"k3"})))
+    await(r:close())
+  end))
+
+  it("lists, with blocking pops on their own connection",
+     aspec.async(function()
+    local r <close> = client()
+    assert.equal(3, await(r:rpush("l", "a", "b", "c")))
+    assert.equal(4, await(r:lpush("l", "z")))
+    assert.same({"z", "a", "b", "c", n = 4}, await(r:lrange("l", 0, -1)))
+    assert.equal(4, await(r:llen("l")))
+    assert.equal("z", await(r:lpop("l")))
+    assert.equal("c", await(r:rpop("l")))
+    await(r:rpush("l", "a", "x"))
+    assert.equal(2, await(r:lrem("l", 0, "a")))
+    assert.is_true(await(r:ltrim("l", 0, 0)))
+    assert.equal("b", await(r:lmove("l", "m", "LEFT", "RIGHT")))
+    assert.equal("b", await(r:blmove("m", "l", 1, "RIGHT", "LEFT")))
+    local key, value = await(r:brpop({"none", "l"}, 1))
+    assert.same({"l", "b"}, {key, value})
+    -- a pop that waits is served by a push from another task
+    local t = asyncio.create_task(r:blpop({"q"}, 5))
+    await(asyncio.sleep(0.05))
+    await(r:rpush("q", "item"))
+    assert.same({"q", "item"}, {await(t)})
+    assert.is_nil(await(r:brpop({"empty"}, 0.1)))
+    await(r:rpush("s", "v"))
+    assert.equal("v", await(r:brpoplpush("s", "d", 1)))
+    assert.same({"v", n = 1}, await(r:lrange("d", 0, -1)))
+    await(r:close())
+  end))
+
+  it("hashes, sets and sorted sets", aspec.async(function()
+    local r <close> = client()
+    assert.equal(2, await(r:hset("h", {mapping = {a = "1", b = "2"}})))
+    assert.equal(1, await(r:hset("h", "c", "3")))
+    assert.equal("1", await(r:hget("h", "a")))
+    assert.same({a = "1", b = "2", c = "3"}, await(r:hgetall("h")))
+    assert.same({}, await(r:hgetall("nope")))
+    assert.equal(12, await(r:hincrby("h", "c", 9)))
+    assert.equal(1, await(r:hdel("h", "b")))
+    local ks = await(r:hkeys("h")); table.sort(ks)
+    assert.same({"a", "c"}, {ks[1], ks[2]})
+    assert.equal(2, #await(r:hvals("h")))
+    assert.equal(2, await(r:hlen("h")))
+    assert.is_true(await(r:hexists("h", "a")))
+    assert.is_false(await(r:hexists("h", "b")))
+    assert.same({"1", nil, "12", n = 3}, await(r:hmget("h", {"a", "b",
+                                                             "c"})))
+    assert.equal(2, await(r:sadd("s", "x", "y")))
+    assert.equal(0, await(r:sadd("s", "x")))
+    assert.same({x = true, y = true}, await(r:smembers("s")))
+    assert.is_true(await(r:sismember("s", "x")))
+    assert.is_false(await(r:sismember("s", "q")))
+    assert.equal(1, await(r:srem("s", "x")))
+    assert.equal(1, await(r:scard("s")))
+    assert.equal(3, await(r:zadd("z", {a = 1, b = 2.5, c = 3})))
+    assert.equal(0, await(r:zadd("z", {a = 10}, {nx = true})))
+    assert.equal(1, await(r:zadd("z", {a = 0.5}, {lt = true, ch = true})))
+    assert.same({"a", "b", "c", n = 3}, await(r:zrange("z", 0, -1)))
+    assert.same({{"a", 0.5}, {"b", 2.5}},
+                await(r:zrange("z", 0, 1, {withscores = true})))
+    assert.same({"b", "c", n = 2}, await(r:zrangebyscore("z", 1, "+inf")))
+    assert.equal(2.5, await(r:zscore("z", "b")))
+    assert.is_nil(await(r:zscore("z", "nope")))
+    assert.equal(5, await(r:zincrby("z", 2.5, "b")))
+    assert.equal(3, await(r:zcard("z")))
+    assert.same({{"a", 0.5}}, await(r:zpopmin("z")))
+    assert.same({"z", "c", 3}, {await(r:bzpopmin({"z"}, 1))})
+    assert.equal(1, await(r:zrem("z", "b")))
+    assert.is_nil(await(r:bzpopmin("z", 0.1)))
+    await(r:close())
+  end))
+
+  it("streams", aspec.async(function()
+    local r <close> = client()
+    local id1 = await(r:xadd("st", {f = "1"}))
+    local id2 = await(r:xadd("st", {f = "2"}))
+    assert.equal(2, await(r:xlen("st")))
+    local res = await(r:xread({st = "0"}, {count = 10}))
+    assert.same({{"st", {{id1, {f = "1"}}, {id2, {f = "2"}}}}}, res)
+    assert.is_true(await(r:xgroup_create("st", "g", "0")))
+    res = await(r:xreadgroup("g", "c1", {st = ">"}, {count = 1}))
+    assert.same({{"st", {{id1, {f = "1"}}}}}, res)
+    local p = await(r:xpending("st", "g"))
+    assert.same({1, id1, id1}, {p.pending, p.min, p.max})
+    assert.same({{name = "c1", pending = 1}}, p.consumers)
+    local claimed = await(r:xautoclaim("st", "g", "c2", 0))
+    assert.same({id1, {f = "1"}}, claimed[2][1])
+    assert.equal(1, await(r:xack("st", "g", id1)))
+    -- XREAD BLOCK waits on its own connection
+    local t = asyncio.create_task(r:xread({st = "$"}, {block = 2000}))
+    await(asyncio.sleep(0.05))
+    local id3 = await(r:xadd("st", {f = "3"}))
+    assert.same({{"st", {{id3, {f = "3"}}}}}, await(t))
+    assert.same({}, await(r:xread({st = "$"}, {block = 50})))
+    await(r:close())
+  end))
+
+  it("scripts: eval, evalsha and register_script with NOSCRIPT reload",
+     aspec.async(function()
+    local r <close> = client()
+    assert.equal(3, await(r:eval("return KEYS[1] + ARGV[1]", 1, 1, 2)))
+    local sha = await(r:script_load("return 'hi'"))
+    assert.equal("hi", await(r:evalsha(sha, 0)))
+    local e = err_of(r:evalsha(("0"):rep(40), 0))
+    assert.is_true(asyncio.iserror(e, redis.NoScriptError))
+    assert.is_true(asyncio.iserror(e, redis.ResponseError))
+    local incr = r:register_script(
+      "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    assert.equal(5, await(incr({"n"}, {5})))
+    assert.is_true(await(r:script_flush()))
+    assert.equal(7, await(incr({"n"}, {2})))  -- reloaded after NOSCRIPT
+    await(r:close())
+  end))
+
+  it("server commands and errors", aspec.async(function()
+    local r <close> = client()
+    assert.is_true(await(r:ping()))
+    assert.equal("PONG", await(r:execute_command("PING")))
+    await(r:set("a", 1))
+    assert.equal(1, await(r:dbsize()))
+    assert.equal("number", type(await(r:info()).uptime_in_seconds))
+    local e = err_of(r:execute_command("NOSUCHCOMMAND"))
+    assert.is_true(asyncio.iserror(e, redis.ResponseError))
+    assert.is_true(asyncio.iserror(e, redis.RedisError))
+    assert.is_true(asyncio.iserror(e, asyncio.Exception))
+    assert.is_false(asyncio.iserror(e, asyncio.ConnectionError))
+    assert.matches("unknown command", e.message)
+    e = err_of(r:lpush("a", "x"))
+    assert.equal("WRONGTYPE Operation against a key holding the wrong "
+                 .. "kind of value", e.message)
+    -- the connection carries on after errors
+    assert.equal("1", await(r:get("a")))
+    assert.matches("bad argument", select(2, pcall(await, r:set("a",
+                                                                true))))
+    -- the db option selects on every new connection
+    local r2 <close> = await(redis.Redis{port = await(servers.redis_port()),
+                                        db = 5})
+    assert.equal("1", await(r2:get("a")))
+    await(r2:close())
+    await(r:close())
+    assert.is_true(asyncio.iserror(err_of(r:get("a")),
+                                   redis.ConnectionError))
+  end))
+
+  it("pipelines the commands of many tasks on one connection",
+     aspec.async(function()
+    local r <close> = client()
+    local ts = {}
+    for i = 1, 200 do ts[i] = r:incr("counter") end
+    local res = await(asyncio.gather(table.unpack(ts)))
+    table.sort(res)
+    for i = 1, 200 do assert.equal(i, res[i]) end
+    assert.equal(0, r.nconns)  -- no dedicated connection was opened
+    -- a cancelled command does not desynchronise the connection
+    local t = asyncio.create_task(r:get("counter"))
+    local t2 = asyncio.create_task(r:incr("counter"))
+    await(asyncio.sleep(0))
+    t:cancel()
+    assert.equal(201, await(t2))
+    assert.is_true(t:cancelled())
+    assert.equal("201", await(r:get("counter")))
+    await(r:close())
+  end))
+
+  it("raises AuthenticationError on a bad password, and works with the "
+     .. "right one (and a username)", aspec.async(function()
+    local srv = await(servers.redis_server({"--requirepass", "s3cret"}))
+    local url = "redis://:%s@127.0.0.1:" .. srv.port
+    local e = err_of(redis.from_url(url:format("wrong")))
+    assert.is_true(asyncio.iserror(e, redis.AuthenticationError), tostring(e))
+    assert.is_true(asyncio.iserror(e, redis.ConnectionError))
+    local r = redis.from_url("redis://127.0.0.1:" .. srv.port)
+    e = err_of(r:get("k"))
+    assert.is_true(asyncio.iserror(e, redis.AuthenticationError), tostring(e))
+    await(r:close())
+    r = await(redis.from_url(url:format("s3cret")))
+    assert.is_true(await(r:set("k", "v")))
+    await(r:close())
+    r = await(redis.from_url("redis://default:s3cret@127.0.0.1:" .. srv.port))
+    assert.equal("v", await(r:get("k")))
+    await(r:close())
+    await(servers.kill_server(srv))
+  end))
+
+  it("fails the commands in flight when the server dies, and reconnects "
+     .. "once it is back", aspec.async(function()
+    local srv = await(servers.redis_server({"--enable-debug-command",
+                                            "yes"}))
+    local r = await(redis.from_url("redis://127.0.0.1:" .. srv.port))
+    assert.is_true(await(r:set("k", "v")))
+    local blocked = asyncio.create_task(r:brpop({"q"}, 0))
+    local slow = asyncio.create_task(r:execute_command("DEBUG", "SLEEP",
+                                                       "0.5"))
+    await(asyncio.sleep(0.05))
+    await(servers.kill_server(srv))
+    assert.is_true(asyncio.iserror(err_of(slow), redis.ConnectionError))
+    assert.is_true(asyncio.iserror(err_of(blocked), redis.ConnectionError))
+    local e = err_of(r:get("k"))
+    assert.is_true(asyncio.iserror(e, redis.ConnectionError), tostring(e))
+    srv = await(servers.redis_server(nil, srv.port))
+    assert.is_nil(await(r:get("k")))  -- a new server, empty
+    assert.is_true(await(r:set("k", "w")))
+    assert.equal("w", await(r:get("k")))
+    await(r:close())
+    await(servers.kill_server(srv))
+  end))
+end)

@@ -1,0 +1,387 @@
+-- spec/ssl_context_spec.lua: asyncio.ssl's contexts, certificates and
+-- errors (bindings/tls/context.c, x509.c, errors.c, lua/asyncio/ssl.lua),
+-- and the SSLObject engine (sslobj.c) driven by hand: two engines
+-- handshaking and exchanging data through memory.
+local asyncio = require "asyncio"
+local ssl = require "asyncio.ssl"
+local iserror = asyncio.iserror
+
+local h = dofile("spec/helpers.lua")
+local certs = dofile("spec/fixtures/certs.lua")
+
+local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
+
+--- Runs the handshake of two engines through memory; returns the
+-- client's error and the server's (nil when fine).
+local function pump(c, s)
+  local to_server, cerr, serr
+  for _ = 1, 10 do
+    local _, out, _, e = c:feed(nil)
+    cerr = cerr or e
+    to_server = out
+    if not to_server then break end
+    local _, back, _, e2 = s:feed(to_server)
+    serr = serr or e2
+    if back then
+      local _, out2, _, e3 = c:feed(back)
+      cerr = cerr or e3
+      if out2 then
+        local _, tickets, _, e4 = s:feed(out2)
+        serr = serr or e4
+        if tickets then -- TLS 1.3's session tickets, after the handshake
+          local _, _, _, e5 = c:feed(tickets)
+          cerr = cerr or e5
+        end
+      end
+    end
+    if cerr or serr or (c:version() and s:version()) then break end
+  end
+  return cerr, serr
+end
+
+describe("asyncio.ssl", function()
+  it("is also asyncio.ssl", function()
+    assert.equal(ssl, asyncio.ssl)
+  end)
+
+  describe("SSLContext", function()
+    it("PROTOCOL_TLS_CLIENT checks hostnames and requires a certificate",
+       function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      assert.is_true(ctx.check_hostname)
+      assert.equal(ssl.CERT_REQUIRED, ctx.verify_mode)
+      assert.equal(ssl.PROTOCOL_TLS_CLIENT, ctx.protocol)
+      assert.equal(ssl.TLSVersion.TLSv1_2, ctx.minimum_version)
+      assert.equal(ssl.TLSVersion.MAXIMUM_SUPPORTED, ctx.maximum_version)
+      assert.is_true(ctx.options & ssl.OP_NO_COMPRESSION ~= 0)
+      assert.matches("^<SSLContext PROTOCOL_TLS_CLIENT at ", tostring(ctx))
+    end)
+
+    it("PROTOCOL_TLS_SERVER does not", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+      assert.is_false(ctx.check_hostname)
+      assert.equal(ssl.CERT_NONE, ctx.verify_mode)
+    end)
+
+    it("create_default_context: a client's by default, a server's for " ..
+       "CLIENT_AUTH, strict X.509 checks", function()
+      local c = ssl.create_default_context()
+      assert.equal(ssl.PROTOCOL_TLS_CLIENT, c.protocol)
+      assert.is_true(c.check_hostname)
+      assert.equal(ssl.CERT_REQUIRED, c.verify_mode)
+      assert.is_true(c.verify_flags & ssl.VERIFY_X509_STRICT ~= 0)
+      assert.is_true(c.verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN ~= 0)
+      local s = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+      assert.equal(ssl.PROTOCOL_TLS_SERVER, s.protocol)
+      assert.equal(ssl.CERT_NONE, s.verify_mode)
+      local e = h.raises(asyncio.ValueError, ssl.create_default_context,
+                         {nid = 1})
+      assert.is_not_nil(e)
+      -- cafile/capath/cadata replace the system store
+      local one = ssl.create_default_context{cadata = certs.read("ca.pem")}
+      assert.same({x509 = 1, crl = 0, x509_ca = 1}, one:cert_store_stats())
+    end)
+
+    it("keeps Python's rule between check_hostname and verify_mode",
+       function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      local e = h.raises(asyncio.ValueError, function()
+        ctx.verify_mode = ssl.CERT_NONE
+      end)
+      assert.equal("Cannot set verify_mode to CERT_NONE when check_hostname "
+                   .. "is enabled.", e.message)
+      ctx.check_hostname = false
+      ctx.verify_mode = ssl.CERT_NONE
+      assert.equal(ssl.CERT_NONE, ctx.verify_mode)
+      -- turning hostname checks on requires certificates again
+      ctx.check_hostname = true
+      assert.equal(ssl.CERT_REQUIRED, ctx.verify_mode)
+      ctx.verify_mode = ssl.CERT_OPTIONAL
+      assert.equal(ssl.CERT_OPTIONAL, ctx.verify_mode)
+      h.raises(asyncio.ValueError, function() ctx.verify_mode = 7 end)
+      assert.matches("SSLContext has no field 'verfiy_mode'",
+                     h.error_of(function() ctx.verfiy_mode = 1 end))
+      assert.matches("read%-only",
+                     h.error_of(function() ctx.protocol = 17 end))
+    end)
+
+    it("sets protocol versions, and refuses unknown ones", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+      ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+      assert.equal(ssl.TLSVersion.TLSv1_3, ctx.minimum_version)
+      assert.equal(ssl.TLSVersion.TLSv1_3, ctx.maximum_version)
+      ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+      assert.equal(ssl.TLSVersion.MINIMUM_SUPPORTED, ctx.minimum_version)
+      local e = h.raises(asyncio.ValueError, function()
+        ctx.maximum_version = 0x999
+      end)
+      assert.equal("Unsupported TLS/SSL version 0x999", e.message)
+    end)
+
+    it("load_cert_chain: files, keys that do not match, passwords",
+       function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+      ctx:load_cert_chain(certs.path("server_chain.pem"),
+                          certs.path("server.key"))
+      local e = h.raises(asyncio.FileNotFoundError, ctx.load_cert_chain,
+                         ctx, "/nonexistent/cert.pem")
+      assert.equal(2, e.errno)
+      assert.equal("/nonexistent/cert.pem", e.filename)
+      e = h.raises(ssl.SSLError, ctx.load_cert_chain, ctx,
+                   certs.path("server.pem"), certs.path("client.key"))
+      assert.equal("KEY_VALUES_MISMATCH", e.reason)
+      assert.equal("[X509: KEY_VALUES_MISMATCH] key values mismatch",
+                   e.message)
+      -- an encrypted key: a string, a function, never a prompt
+      local enc = certs.path("server_enc.key")
+      ctx:load_cert_chain(certs.path("server.pem"), enc, "secret")
+      local calls = 0
+      ctx:load_cert_chain(certs.path("server.pem"), enc, function()
+        calls = calls + 1
+        return "secret"
+      end)
+      assert.equal(1, calls)
+      h.raises(ssl.SSLError, ctx.load_cert_chain, ctx,
+               certs.path("server.pem"), enc, "wrong")
+      h.raises(ssl.SSLError, ctx.load_cert_chain, ctx,
+               certs.path("server.pem"), enc)
+      local boom = h.error_of(ctx.load_cert_chain, ctx,
+        certs.path("server.pem"), enc, function() error("no password") end)
+      assert.matches("no password", boom)
+      e = h.raises(asyncio.TypeError, ctx.load_cert_chain, ctx,
+        certs.path("server.pem"), enc, function() return 42 end)
+      assert.equal("password callback must return a string", e.message)
+      assert.matches("bad argument #3 to 'load_cert_chain' %(string or "
+        .. "function expected%)", h.error_of(function()
+          ctx:load_cert_chain(certs.path("server.pem"), enc, true)
+        end))
+    end)
+
+    it("load_verify_locations: cafile, capath, cadata (PEM or DER)",
+       function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      ctx:load_verify_locations(certs.path("ca.pem"))
+      ctx:load_verify_locations{cadata = certs.read("ca.pem")
+                                       .. certs.read("rogue_ca.pem")}
+      assert.equal(2, ctx:cert_store_stats().x509_ca)
+      ctx:load_verify_locations{capath = certs.dir()}
+      local der = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      local p = io.popen("openssl x509 -in " .. certs.path("ca.pem")
+                         .. " -outform DER")
+      local bytes = p:read("a")
+      p:close()
+      der:load_verify_locations{cadata = bytes}
+      assert.equal(1, der:cert_store_stats().x509)
+      local e = h.raises(ssl.SSLError, ctx.load_verify_locations, ctx,
+                         {cadata = "junk"})
+      assert.equal("not enough data: cadata does not contain a certificate",
+                   e.message)
+      e = h.raises(asyncio.TypeError, ctx.load_verify_locations, ctx, {})
+      assert.equal("cafile, capath and cadata cannot be all omitted",
+                   e.message)
+      h.raises(asyncio.FileNotFoundError, ctx.load_verify_locations, ctx,
+               "/nonexistent/ca.pem")
+    end)
+
+    it("set_ciphers and set_alpn_protocols check what they get", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      ctx:set_ciphers("ECDHE+AESGCM")
+      local e = h.raises(ssl.SSLError, ctx.set_ciphers, ctx, "NOTHING")
+      assert.equal("No cipher can be selected.", e.message)
+      ctx:set_alpn_protocols{"h2", "http/1.1"}
+      e = h.raises(ssl.SSLError, ctx.set_alpn_protocols, ctx, {""})
+      assert.equal("ALPN protocols must be 1 to 255 in length", e.message)
+      assert.matches("list of strings expected",
+                     h.error_of(ctx.set_alpn_protocols, ctx, {1}))
+    end)
+
+    it("load_default_certs loads the system's store", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      ctx:load_default_certs()
+      ctx:load_default_certs(ssl.Purpose.SERVER_AUTH)
+      h.raises(asyncio.TypeError, ctx.load_default_certs, ctx, "server")
+    end)
+  end)
+
+  describe("certificates", function()
+    it("decode as Python's getpeercert() dict", function()
+      local cert = ssl._test_decode_cert(certs.path("server.pem"))
+      assert.same({{{"organizationName", "luaio"}},
+                   {{"commonName", "localhost"}}}, cert.subject)
+      assert.same({{{"commonName", "luaio test CA"}}}, cert.issuer)
+      assert.equal(3, cert.version)
+      assert.matches("^%x+$", cert.serialNumber)
+      assert.equal(cert.serialNumber:upper(), cert.serialNumber)
+      assert.matches("GMT$", cert.notBefore)
+      assert.same({{"DNS", "localhost"}, {"IP Address", "127.0.0.1"},
+                   {"IP Address", "0:0:0:0:0:0:0:1"}}, cert.subjectAltName)
+      assert.same({"http://ocsp.example/"}, cert.OCSP)
+      assert.same({"http://ca.example/ca.pem"}, cert.caIssuers)
+      assert.same({"http://crl.example/ca.crl"}, cert.crlDistributionPoints)
+      local expired = ssl._test_decode_cert(certs.path("expired.pem"))
+      assert.equal("Jan  1 00:00:00 2020 GMT", expired.notBefore)
+      assert.equal("Feb  1 00:00:00 2020 GMT", expired.notAfter)
+      local ca = ssl._test_decode_cert(certs.path("ca.pem"))
+      assert.is_nil(ca.subjectAltName)
+      assert.is_nil(ca.OCSP)
+      assert.is_nil(ca.crlDistributionPoints)
+    end)
+
+    it("decode exactly as Python's ssl does", function()
+      local cjson = require "cjson"
+      for _, name in ipairs{"server.pem", "client.pem", "ca.pem",
+                            "expired.pem"} do
+        local path = certs.path(name)
+        local p = io.popen("python3 -c 'import json, ssl, sys; print(json."
+          .. "dumps(ssl._ssl._test_decode_cert(sys.argv[1])))' " .. path)
+        local python = cjson.decode(p:read("a"))
+        p:close()
+        assert.same(python, ssl._test_decode_cert(path), name)
+      end
+    end)
+  end)
+
+  describe("SSLObject, two engines through memory", function()
+    it("handshake, data both ways, close_notify", function()
+      local c = client_ctx():wrap_bio(false, "localhost")
+      local s = server_ctx():wrap_bio(true)
+      assert.is_nil(c:version())
+      assert.is_nil(c:cipher())
+      h.raises(asyncio.ValueError, c.getpeercert, c)
+      assert.is_nil(pump(c, s))
+      assert.equal("TLSv1.3", c:version())
+      assert.equal("TLSv1.3", s:version())
+      assert.equal(c:cipher().name, s:cipher().name)
+      assert.equal("localhost", c.server_hostname)
+      assert.is_true(s.server_side)
+      assert.is_nil(s:getpeercert())
+      assert.is_string(c:getpeercert(true))
+      local der = io.popen("openssl x509 -outform DER -in "
+                           .. certs.path("server.pem"))
+      assert.equal(der:read("a"), c:getpeercert(true))
+      der:close()
+      -- one write of 100 kB is one string of ciphertext, and one feed
+      -- gives all of it back as one string
+      local out, n = c:write(("a"):rep(100000))
+      assert.equal(100000, n)
+      local plain, back, ev = s:feed(out)
+      assert.equal(("a"):rep(100000), plain)
+      assert.equal(0, ev)
+      assert.is_nil(back)
+      -- a record cut in two: nothing, then everything
+      out = s:write("split record")
+      assert.is_nil((c:feed(out:sub(1, 10))))
+      assert.equal("split record", (c:feed(out:sub(11))))
+      -- close_notify: the server sees EOF (event 2), answers, done
+      local done, notify = c:shutdown()
+      assert.is_false(done)
+      local p2, _, ev2 = s:feed(notify)
+      assert.is_nil(p2)
+      assert.equal(2, ev2)
+      local sdone, answer = s:shutdown()
+      assert.is_true(sdone)
+      assert.is_true((c:shutdown(answer)))
+    end)
+
+    it("paused reading keeps the ciphertext until asked", function()
+      local c = client_ctx():wrap_bio(false, "localhost")
+      local s = server_ctx():wrap_bio(true)
+      pump(c, s)
+      local out = c:write("later")
+      local plain = s:feed(out, false)
+      assert.is_nil(plain)
+      assert.equal(#out, s:pending_in())
+      assert.equal("later", (s:feed()))
+      assert.equal(0, s:pending_in())
+    end)
+
+    local failures = {
+      {"an unknown CA", "rogue", "localhost", 20,
+       "unable to get local issuer certificate"},
+      {"another host's certificate", "wronghost", "localhost", 62,
+       "Hostname mismatch, certificate is not valid for 'localhost'."},
+      {"an expired certificate", "expired", "localhost", 10,
+       "certificate has expired"},
+      {"a wrong address", "server", "10.0.0.1", 64,
+       "IP address mismatch, certificate is not valid for '10.0.0.1'."},
+    }
+    for _, case in ipairs(failures) do
+      it("fails verification of " .. case[1] .. " (" .. case[4] .. ")",
+         function()
+        local sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx:load_cert_chain(certs.path(case[2] .. ".pem"),
+                             certs.path(case[2] .. ".key"))
+        local c = client_ctx():wrap_bio(false, case[3])
+        local cerr, serr = pump(c, sctx:wrap_bio(true))
+        assert.is_true(iserror(cerr, ssl.SSLCertVerificationError))
+        assert.equal(case[4], cerr.verify_code)
+        assert.equal(case[5], cerr.verify_message)
+        assert.equal(1, cerr.errno)
+        assert.equal("SSLCertVerificationError: [SSL: "
+                     .. "CERTIFICATE_VERIFY_FAILED] certificate verify "
+                     .. "failed: " .. case[5], tostring(cerr))
+        -- the server gets the client's alert
+        assert.is_true(iserror(serr, ssl.SSLError))
+        assert.is_false(iserror(serr, ssl.SSLCertVerificationError))
+      end)
+    end
+
+    it("without hostname checks, verifies the chain only", function()
+      local ctx = client_ctx()
+      ctx.check_hostname = false
+      local sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+      sctx:load_cert_chain(certs.path("wronghost.pem"),
+                           certs.path("wronghost.key"))
+      local c = ctx:wrap_bio(false, "localhost")
+      assert.is_nil(pump(c, sctx:wrap_bio(true)))
+      ctx.verify_mode = ssl.CERT_NONE
+      c = ctx:wrap_bio(false)
+      local s = sctx:wrap_bio(true)
+      assert.is_nil(pump(c, s))
+      -- an unverified certificate gives an empty dict, as in Python
+      assert.same({}, c:getpeercert())
+    end)
+
+    it("wrap_bio checks the sides and the hostname as Python does",
+       function()
+      local c, s = client_ctx(), server_ctx()
+      local function msg(...) return h.raises(asyncio.ValueError, ...)
+        .message end
+      assert.equal("check_hostname requires server_hostname",
+                   msg(c.wrap_bio, c, false))
+      assert.equal("server_hostname can only be specified in client mode",
+                   msg(s.wrap_bio, s, true, "x"))
+      assert.equal("Cannot create a server socket with a "
+                   .. "PROTOCOL_TLS_CLIENT context", msg(c.wrap_bio, c, true))
+      assert.equal("Cannot create a client socket with a "
+                   .. "PROTOCOL_TLS_SERVER context",
+                   msg(s.wrap_bio, s, false))
+      assert.equal("server_hostname cannot be an empty string or start "
+                   .. "with a leading dot.", msg(c.wrap_bio, c, false, ".x"))
+    end)
+
+    it("ALPN: the server's first choice among the client's", function()
+      local cctx, sctx = client_ctx(), server_ctx()
+      cctx:set_alpn_protocols{"spam", "http/1.1", "h2"}
+      sctx:set_alpn_protocols{"h2", "http/1.1"}
+      local c, s = cctx:wrap_bio(false, "localhost"), sctx:wrap_bio(true)
+      pump(c, s)
+      assert.equal("h2", c:selected_alpn_protocol())
+      assert.equal("h2", s:selected_alpn_protocol())
+      sctx:set_alpn_protocols{"imap"}
+      c, s = cctx:wrap_bio(false, "localhost"), sctx:wrap_bio(true)
+      assert.is_nil(pump(c, s))
+      assert.is_nil(c:selected_alpn_protocol())
+    end)
+
+    it("a garbage peer is an SSLError, not a crash", function()
+      local s = server_ctx():wrap_bio(true)
+      local _, _, _, err = s:feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.is_true(iserror(err, ssl.SSLError))
+      assert.is_true(iserror(err, asyncio.OSError))
+      assert.equal("SSL", err.library)
+      assert.is_string(err.reason)
+    end)
+  end)
+end)

@@ -1,0 +1,256 @@
+-- spec/ssl_spec.lua: TLS over real sockets, luaio on both ends: streams
+-- and protocols with ssl =, the options asyncio checks, a peer that goes
+-- away mid-handshake, a handshake that never completes, start_tls
+-- upgrading a plain connection on both sides, and flow control passing
+-- through the TLS transport.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local ssl = require "asyncio.ssl"
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+
+local h = dofile("spec/helpers.lua")
+local certs = dofile("spec/fixtures/certs.lua")
+
+local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
+
+local function close(w)
+  w:close()
+  await(w:wait_closed())
+end
+
+local function stop(srv)
+  srv:close()
+  await(srv:wait_closed())
+end
+
+--- A plain TCP server whose handler is fn(reader, writer).
+local function plain_server(fn)
+  local srv = await(asyncio.start_server(async(fn), "127.0.0.1", 0))
+  return srv, srv.sockets[1].port
+end
+
+describe("TLS over sockets", function()
+  it("streams: a server and a client, both luaio", aspec.async(function()
+    local server_seen
+    local srv = await(asyncio.start_server(async(function(r, w)
+      server_seen = w:get_extra_info("ssl_object")
+      w:write((await(r:readline()):upper()))
+      await(w:drain())
+      close(w)
+    end), "127.0.0.1", 0, {ssl = server_ctx()}))
+    local port = srv.sockets[1].port
+    -- server_hostname defaults to the host: here an address the
+    -- certificate names
+    local r, w = await(asyncio.open_connection("127.0.0.1", port,
+                                               {ssl = client_ctx()}))
+    assert.equal("127.0.0.1", w:get_extra_info("ssl_object").server_hostname)
+    w:write("quiet\n")
+    assert.equal("QUIET\n", await(r:readline()))
+    assert.equal("", await(r:read()))
+    assert.is_true(server_seen.server_side)
+    assert.equal("TLSv1.3", server_seen:version())
+    close(w)
+    stop(srv)
+  end))
+
+  it("protocols: create_connection and create_server with ssl",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local got = loop:create_future()
+    local srv = await(loop:create_server(function()
+      return {
+        connection_made = function(self, t) self.t = t end,
+        data_received = function(self, data)
+          self.t:write(data:reverse())
+          self.t:close()
+        end,
+      }
+    end, "127.0.0.1", 0, {ssl = server_ctx()}))
+    local events, lost = {}, loop:create_future()
+    local t, p = await(loop:create_connection(function()
+      return {
+        connection_made = function() events[#events + 1] = "made" end,
+        data_received = function(_, d) got:set_result(d) end,
+        eof_received = function() events[#events + 1] = "eof" end,
+        connection_lost = function(_, exc)
+          events[#events + 1] = "lost"
+          lost:set_result(exc)
+        end,
+      }
+    end, "127.0.0.1", srv.sockets[1].port,
+       {ssl = client_ctx(), server_hostname = "localhost"}))
+    assert.is_table(p)
+    assert.equal(p, t:get_protocol())
+    t:write("drawkcab")
+    assert.equal("backward", await(got))
+    assert.is_nil(await(lost))
+    assert.same({"made", "eof", "lost"}, events)
+    stop(srv)
+  end))
+
+  it("a client closing while the server still sends: both close cleanly",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local server_lost = loop:create_future()
+    local srv = await(loop:create_server(function()
+      return {
+        connection_made = function(_, t) t:write(("s"):rep(1 << 20)) end,
+        connection_lost = function(_, exc) server_lost:set_result(exc) end,
+      }
+    end, "127.0.0.1", 0, {ssl = server_ctx()}))
+    local r, w = await(asyncio.open_connection("127.0.0.1",
+      srv.sockets[1].port, {ssl = client_ctx(), server_hostname = "localhost"}))
+    assert.equal(("s"):rep(1000), await(r:readexactly(1000)))
+    close(w)
+    assert.is_nil(await(server_lost))
+    stop(srv)
+  end))
+
+  it("checks the options as asyncio does", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local e = h.await_error(asyncio.start_server(function() end,
+      "127.0.0.1", 0, {ssl = true}))
+    assert.is_true(iserror(e, asyncio.TypeError))
+    e = h.await_error(asyncio.open_connection("127.0.0.1", 1,
+      {server_hostname = "x"}))
+    assert.equal("server_hostname is only meaningful with ssl", e.message)
+    -- refused once connected: the socket is closed, not left open
+    local eofs = 0
+    local srv, port = plain_server(function(r, w)
+      assert.equal("", await(r:read()))
+      eofs = eofs + 1
+      w:close()
+    end)
+    e = h.await_error(loop:create_connection(function() return {} end,
+      "127.0.0.1", port, {ssl = client_ctx(), ssl_handshake_timeout = -1}))
+    assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
+    assert.equal("ssl_handshake_timeout should be a positive number, got -1",
+                 e.message)
+    e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {ssl = server_ctx()}))
+    assert.equal("Cannot create a client socket with a PROTOCOL_TLS_SERVER "
+                 .. "context", e.message)
+    srv:close()
+    -- waits for both handlers: both saw EOF (a socket left open would
+    -- keep its handler waiting: failure, not a hang)
+    await(asyncio.wait_for(srv:wait_closed(), 10))
+    assert.equal(2, eofs)
+  end))
+
+  it("a peer that does not speak TLS: SSLError, no hang",
+     aspec.async(function()
+    local srv, port = plain_server(function(r, w)
+      await(r:read(10))
+      w:write("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+      await(w:drain())
+      w:close()
+    end)
+    local e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {ssl = client_ctx(), server_hostname = "localhost"}))
+    assert.is_true(iserror(e, ssl.SSLError), tostring(e))
+    assert.equal("SSL", e.library)
+    stop(srv)
+  end))
+
+  it("a peer that goes away mid-handshake: a clean error",
+     aspec.async(function()
+    local srv, port = plain_server(function(r, w)
+      await(r:read(10)) -- the start of the ClientHello
+      w:close()
+    end)
+    local e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {ssl = client_ctx(), server_hostname = "localhost"}))
+    assert.is_true(iserror(e, asyncio.ConnectionError), tostring(e))
+    stop(srv)
+  end))
+
+  it("a handshake that never completes: ConnectionAbortedError after " ..
+     "ssl_handshake_timeout", h.vspec(function()
+    local loop = asyncio.get_running_loop()
+    local held = {}
+    local srv, port = plain_server(function(r, w)
+      held[#held + 1] = w -- silent, and kept open
+      await(r:read())
+    end)
+    local t0 = loop:time()
+    local e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {ssl = client_ctx(), server_hostname = "localhost",
+       ssl_handshake_timeout = 10}))
+    assert.is_true(iserror(e, asyncio.ConnectionAbortedError))
+    assert.equal("SSL handshake is taking longer than 10 seconds: aborting "
+                 .. "the connection", e.message)
+    assert.is_true(loop:time() - t0 >= 10)
+    for _, w in ipairs(held) do w:close() end
+    stop(srv)
+  end))
+
+  it("start_tls upgrades a plain connection on both sides",
+     aspec.async(function()
+    local served = asyncio.get_running_loop():create_future()
+    local srv, port = plain_server(function(r, w)
+      assert.equal("STARTTLS\n", await(r:readline()))
+      w:write("GO\n")
+      await(w:start_tls(server_ctx()))
+      served:set_result(w:get_extra_info("ssl_object"):version())
+      w:write("secret: " .. await(r:readline()))
+      await(w:drain())
+      close(w)
+    end)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    assert.is_nil(w:get_extra_info("ssl_object"))
+    w:write("STARTTLS\n")
+    assert.equal("GO\n", await(r:readline()))
+    await(w:start_tls(client_ctx(), {server_hostname = "localhost"}))
+    assert.equal("TLSv1.3", w:get_extra_info("ssl_object"):version())
+    assert.equal("TLSv1.3", await(served))
+    w:write("tls now\n")
+    assert.equal("secret: tls now\n", await(r:readline()))
+    assert.equal("", await(r:read()))
+    close(w)
+    stop(srv)
+  end))
+
+  it("flow control: the app's pause_writing follows a peer that does " ..
+     "not read", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local server_t, sent
+    local received, all_in = 0, loop:create_future()
+    local srv = await(loop:create_server(function()
+      return {
+        connection_made = function(_, t)
+          server_t = t
+          t:pause_reading()
+        end,
+        data_received = function(_, d)
+          received = received + #d
+          if received == sent then all_in:set_result() end
+        end,
+      }
+    end, "127.0.0.1", 0, {ssl = server_ctx()}))
+    local events = {}
+    local t = await(loop:create_connection(function()
+      return {
+        pause_writing = function() events[#events + 1] = "pause" end,
+        resume_writing = function() events[#events + 1] = "resume" end,
+        data_received = function() end,
+      }
+    end, "127.0.0.1", srv.sockets[1].port,
+       {ssl = client_ctx(), server_hostname = "localhost"}))
+    local chunk = ("p"):rep(65536)
+    sent = 0
+    while events[1] ~= "pause" do
+      t:write(chunk)
+      sent = sent + #chunk
+      await(asyncio.sleep(0))
+      assert.is_true(sent < 64 * 1024 * 1024, "never paused")
+    end
+    assert.is_true(t:get_write_buffer_size() > 0)
+    server_t:resume_reading()
+    await(all_in)
+    assert.equal(sent, received)
+    assert.same({"pause", "resume"}, events)
+    t:close()
+    server_t:close()
+    stop(srv)
+  end))
+end)
