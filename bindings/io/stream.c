@@ -729,6 +729,13 @@ static int l_reader__tostring(lua_State *L) {
   return 1;
 }
 
+/* _get_transport(): the transport the reader reads, or nil. */
+static int l_reader_get_transport(lua_State *L) {
+  check_reader(L, 1);
+  lua_getiuservalue(L, 1, R_UV_TRANSPORT);
+  return 1;
+}
+
 /* A collected reader no longer reads: its C transport stops (a read-only
  * pipe closes), as nothing could read what came. */
 static int l_reader__gc(lua_State *L) {
@@ -1456,6 +1463,7 @@ static const luaL_Reg reader_methods[] = {
     {"feed_data", l_reader_feed_data},
     {"feed_eof", l_reader_feed_eof},
     {"_buffer", l_reader__buffer},
+    {"_get_transport", l_reader_get_transport},
     {NULL, NULL}};
 
 static const luaL_Reg reader_metamethods[] = {
