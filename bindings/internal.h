@@ -690,10 +690,12 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
  * awaiting the old reference again performs the new call), and a kept
  * operation has no "never awaited" report (no C operation has one). */
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
-/* Bodies that await(obj) runs directly for objects of a kind, with the
- * stack [obj], instead of the Coroutine obj's __await returns
- * (await(lock), await(sem)): set by the kind's opener. */
-extern lua_CFunction aio_await_direct[AIO_K_COUNT];
+/* The bodies await(lock) and await(sem) run directly, with the stack
+ * [obj], instead of the Coroutine obj's __await would return (locks.c).
+ * Fixed functions, not a table the opener fills: every Lua state opens
+ * the module, from any thread. */
+int aio_lock_guard_body(lua_State *L);
+int aio_sem_guard_body(lua_State *L);
 /* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
  * running fn(args). */
 void aio_coro_new(lua_State *L, int nargs);

@@ -450,10 +450,9 @@ int aio_await(lua_State *L) {
     case AIO_K_CORO:
       return await_coro(L);
     case AIO_K_LOCK:
+      return aio_lock_guard_body(L);
     case AIO_K_SEMAPHORE:
-      if (aio_await_direct[k] != NULL)
-        return aio_await_direct[k](L);
-      /* fall through */
+      return aio_sem_guard_body(L);
     default:
       if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
         aio_pushrepr(L, 1);
@@ -538,8 +537,6 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
   lua_setiuservalue(L, 1, slot);
   return 1;
 }
-
-lua_CFunction aio_await_direct[AIO_K_COUNT];
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
  * (NULL: resolved at its first call); with `keep`, fidx is a light C

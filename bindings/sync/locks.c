@@ -266,7 +266,7 @@ static int lock_acquire_body(lua_State *L) {
 }
 
 /* await(lock) */
-static int lock_guard_body(lua_State *L) {
+int aio_lock_guard_body(lua_State *L) {
   return lock_acquire(L, 1);
 }
 
@@ -277,7 +277,7 @@ static int l_lock_acquire(lua_State *L) {
 
 static int l_lock__await(lua_State *L) {
   check_lock(L, 1);
-  return aio_ccoro_method(L, 1, lock_guard_body);
+  return aio_ccoro_method(L, 1, aio_lock_guard_body);
 }
 
 static int l_lock_release(lua_State *L) {
@@ -491,7 +491,7 @@ static int sem_acquire_body(lua_State *L) {
 }
 
 /* await(sem) */
-static int sem_guard_body(lua_State *L) {
+int aio_sem_guard_body(lua_State *L) {
   return sem_acquire(L, 1);
 }
 
@@ -502,7 +502,7 @@ static int l_sem_acquire(lua_State *L) {
 
 static int l_sem__await(lua_State *L) {
   check_sem(L, 1);
-  return aio_ccoro_method(L, 1, sem_guard_body);
+  return aio_ccoro_method(L, 1, aio_sem_guard_body);
 }
 
 static int l_sem_release(lua_State *L) {
@@ -621,7 +621,4 @@ void aio_open_locks(lua_State *L) {
   aio_newclass(L, AIO_BSEMAPHORE_MT, AIO_K_SEMAPHORE, sem_methods,
                sem_metamethods);
   luaL_setfuncs(L, locks_funcs, 0);
-  /* await(lock) and await(sem) run their guard bodies directly */
-  aio_await_direct[AIO_K_LOCK] = lock_guard_body;
-  aio_await_direct[AIO_K_SEMAPHORE] = sem_guard_body;
 }
