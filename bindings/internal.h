@@ -587,6 +587,9 @@ void aio_future_add_callback(lua_State *L, int fidx);
 void aio_push_waiter(lua_State *L, aio_task *t);
 /* Pushes the task object for a task pointer (it must be pending). */
 void aio_push_task(lua_State *L, aio_task *t);
+void aio_task_describe(lua_State *L, aio_task *t, char *buf, size_t size);
+/* The debug mode of new loops (--debug, LUAIO_DEBUG=1). */
+int aio_debug_default(void);
 /* The loop is closing: its pending tasks get finalizers, so that they
  * report "Task was destroyed but it is pending!" when collected. */
 void aio_tasks_orphaned(lua_State *L, aio_loop *loop);
