@@ -224,6 +224,13 @@ struct aio_loop {
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
   struct aio_io *ios;     /* I/O objects' uv handles (io.c) */
   uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
+  uv_signal_t *sigquit;   /* SIGQUIT dump trigger while running (dump.c) */
+  uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
+  unsigned quits, quits_seen;
+  unsigned long progress; /* ready entries run so far */
+  unsigned long hang_progress;
+  uint64_t hang_since;
+  unsigned char hang_tick, hang_dumped;
   int interrupts;         /* SIGINTs received while running */
   int interrupts_seen;
 
@@ -929,6 +936,19 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
 void aio_signal_loop_started(lua_State *L, aio_loop *loop);
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop);
 void aio_signal_dispatch(lua_State *L, aio_loop *loop);
+/* Is a handler of the script installed for signum? */
+int aio_signal_handled(aio_loop *loop, int signum);
+int aio_is_main_thread(void);
+
+/* The task dump's core part (dump.c): the loop userdata on top joins the
+ * state's list of loops; the SIGQUIT and hang triggers start and stop
+ * with a run; dispatch prints the dump when one fired. */
+void aio_dump_register_loop(lua_State *L);
+void aio_dump_loop_started(aio_loop *loop);
+void aio_dump_loop_stopped(aio_loop *loop);
+void aio_dump_sigquit_taken(aio_loop *loop);
+void aio_dump_dispatch(lua_State *L, aio_loop *loop);
+void aio_open_dump(lua_State *L);
 void aio_signal_close_all(lua_State *L, aio_loop *loop);
 /* The signal number at idx: an integer, or a name of asyncio.signals
  * ("SIGTERM"); raises ValueError for an unknown name. */

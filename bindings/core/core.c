@@ -77,6 +77,7 @@ LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   aio_open_future(L);
   aio_open_coro(L);
   aio_open_signal(L);
+  aio_open_dump(L);
   aio_open_locks(L);
   aio_open_queue(L);
   aio_open_transport(L);

@@ -115,6 +115,8 @@ static int l_loop_add_signal_handler(lua_State *L) {
     aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
     loop->sigint = NULL;
   }
+  if (signum == SIGQUIT)
+    aio_dump_sigquit_taken(loop); /* the script's handler replaces it */
   return 0;
 }
 
@@ -143,6 +145,7 @@ static int l_loop_remove_signal_handler(lua_State *L) {
 
 void aio_signal_close_all(lua_State *L, aio_loop *loop) {
   (void)L;
+  aio_dump_loop_stopped(loop);
   while (loop->signals)
     drop_watch(loop, &loop->signals);
   if (loop->sigint) {
@@ -151,14 +154,19 @@ void aio_signal_close_all(lua_State *L, aio_loop *loop) {
   }
 }
 
-static int is_main_thread(void) {
+int aio_signal_handled(aio_loop *loop, int signum) {
+  return find_watch(loop, signum, NULL) != NULL;
+}
+
+int aio_is_main_thread(void) {
   return (pid_t)syscall(SYS_gettid) == getpid();
 }
 
 void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
   struct sigaction sa;
   (void)L;
-  if (!loop->watch_sigint || loop->sigint || !is_main_thread() ||
+  aio_dump_loop_started(loop);
+  if (!loop->watch_sigint || loop->sigint || !aio_is_main_thread() ||
       find_watch(loop, SIGINT, NULL))
     return;
   if (sigaction(SIGINT, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
@@ -179,6 +187,7 @@ void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
 
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
   (void)L;
+  aio_dump_loop_stopped(loop);
   if (loop->sigint) {
     aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
     loop->sigint = NULL;
@@ -187,6 +196,8 @@ void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
 
 void aio_signal_dispatch(lua_State *L, aio_loop *loop) {
   aio_sigwatch *w;
+  if (loop->quits != loop->quits_seen || loop->hang_tick)
+    aio_dump_dispatch(L, loop);
   if (loop->interrupts != loop->interrupts_seen) {
     aio_task *t = loop->interrupt_task;
     loop->interrupts_seen = loop->interrupts;
