@@ -936,9 +936,11 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
 void aio_signal_loop_started(lua_State *L, aio_loop *loop);
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop);
 void aio_signal_dispatch(lua_State *L, aio_loop *loop);
-/* Is a handler of the script installed for signum? */
-int aio_signal_handled(aio_loop *loop, int signum);
-int aio_is_main_thread(void);
+/* While a loop runs, in the main thread, a signal the script does not
+ * handle and whose disposition is the default: an unref'd watcher calling
+ * cb (NULL when any of that is not so, or out of memory). */
+uv_signal_t *aio_default_watch(aio_loop *loop, int signum,
+                               uv_signal_cb cb);
 
 /* The task dump's core part (dump.c): the loop userdata on top joins the
  * state's list of loops; the SIGQUIT and hang triggers start and stop

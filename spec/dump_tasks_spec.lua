@@ -7,15 +7,7 @@ local proc = dofile("spec/fixtures/proc.lua")
 
 local await, async, sleep = asyncio.await, asyncio.async, asyncio.sleep
 
-local function has(text, s)
-  assert.is_truthy(text:find(s, 1, true),
-                   ("%q not found in:\n%s"):format(s, text))
-end
-
-local function lacks(text, s)
-  assert.is_falsy(text:find(s, 1, true),
-                  ("%q found in:\n%s"):format(s, text))
-end
+local has, lacks = h.has, h.lacks
 
 --- A file-like object collecting what is written.
 local function sink()

@@ -142,23 +142,8 @@ static void on_hang_tick(uv_timer_t *h) {
 }
 
 static void start_sigquit(aio_loop *loop) {
-  struct sigaction sa;
-  if (!dump_on_sigquit || loop->sigquit || !aio_is_main_thread() ||
-      aio_signal_handled(loop, SIGQUIT))
-    return;
-  if (sigaction(SIGQUIT, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
-    return;
-  loop->sigquit = calloc(1, sizeof *loop->sigquit);
-  if (loop->sigquit == NULL)
-    return;
-  uv_signal_init(loop->uv, loop->sigquit);
-  loop->sigquit->data = loop;
-  loop->handles_open++;
-  if (uv_signal_start(loop->sigquit, on_sigquit, SIGQUIT) != 0) {
-    aio_dump_sigquit_taken(loop);
-    return;
-  }
-  uv_unref((uv_handle_t *)loop->sigquit);
+  if (dump_on_sigquit && loop->sigquit == NULL)
+    loop->sigquit = aio_default_watch(loop, SIGQUIT, on_sigquit);
 }
 
 static void start_hang_watch(aio_loop *loop) {

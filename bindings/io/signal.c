@@ -154,35 +154,37 @@ void aio_signal_close_all(lua_State *L, aio_loop *loop) {
   }
 }
 
-int aio_signal_handled(aio_loop *loop, int signum) {
-  return find_watch(loop, signum, NULL) != NULL;
-}
-
-int aio_is_main_thread(void) {
+static int is_main_thread(void) {
   return (pid_t)syscall(SYS_gettid) == getpid();
 }
 
-void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
+uv_signal_t *aio_default_watch(aio_loop *loop, int signum,
+                               uv_signal_cb cb) {
   struct sigaction sa;
+  uv_signal_t *h;
+  if (!is_main_thread() || find_watch(loop, signum, NULL))
+    return NULL;
+  if (sigaction(signum, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
+    return NULL;
+  h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return NULL;
+  uv_signal_init(loop->uv, h);
+  h->data = loop;
+  loop->handles_open++;
+  if (uv_signal_start(h, cb, signum) != 0) {
+    aio_loop_close_handle(loop, (uv_handle_t *)h);
+    return NULL;
+  }
+  uv_unref((uv_handle_t *)h);
+  return h;
+}
+
+void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
   (void)L;
   aio_dump_loop_started(loop);
-  if (!loop->watch_sigint || loop->sigint || !aio_is_main_thread() ||
-      find_watch(loop, SIGINT, NULL))
-    return;
-  if (sigaction(SIGINT, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
-    return;
-  loop->sigint = calloc(1, sizeof *loop->sigint);
-  if (loop->sigint == NULL)
-    return;
-  uv_signal_init(loop->uv, loop->sigint);
-  loop->sigint->data = loop;
-  loop->handles_open++;
-  if (uv_signal_start(loop->sigint, on_sigint, SIGINT) != 0) {
-    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
-    loop->sigint = NULL;
-    return;
-  }
-  uv_unref((uv_handle_t *)loop->sigint);
+  if (loop->watch_sigint && loop->sigint == NULL)
+    loop->sigint = aio_default_watch(loop, SIGINT, on_sigint);
 }
 
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
