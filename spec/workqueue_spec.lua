@@ -34,11 +34,12 @@ local function start_workers(url, name, n, lease, concurrency)
   return ps
 end
 
-local function wait_done(q, n, limit)
+--- Waits until q:counts()[field] reaches n (within 10 s).
+local function wait_count(q, field, n)
   local loop = asyncio.get_running_loop()
-  local deadline = loop:time() + (limit or 10)
-  while (await(q:counts())).done < n do
-    assert(loop:time() < deadline, "jobs not done in time")
+  local deadline = loop:time() + 10
+  while (await(q:counts()))[field] < n do
+    assert(loop:time() < deadline, field .. " did not reach " .. n)
     await(asyncio.sleep(0.01))
   end
 end
@@ -148,10 +149,16 @@ describe("asyncio.workqueue", function()
      aspec.async(function()
     local q, r, url = fresh_queue("q2")
     local ps = start_workers(url, "q2", 3, 5, 20)
+    -- three workers, three leases (ids unique across processes)
+    await(asyncio.wait_for(asyncio.async(function()
+      while await(r:zcard("wq:q2:workers")) < 3 do
+        await(asyncio.sleep(0.01))
+      end
+    end)(), 5))
     local jobs = {}
     for i = 1, 1000 do jobs[i] = q:enqueue("square", {x = i}) end
     jobs = await(asyncio.gather(table.unpack(jobs)))
-    wait_done(q, 1000)
+    wait_count(q, "done", 1000)
     for i, job in ipairs(jobs) do
       assert.equal(i * i, await(job:result()))
     end
@@ -180,10 +187,10 @@ describe("asyncio.workqueue", function()
     for i = 1, 60 do jobs[i] = q:enqueue("sleepy", {x = i, s = 0.3}) end
     jobs = await(asyncio.gather(table.unpack(jobs)))
     -- wait until the first worker holds jobs, then kill it
-    while (await(q:counts())).running < 30 do await(asyncio.sleep(0.01)) end
+    wait_count(q, "running", 30)
     ps[1]:kill()
     await(ps[1]:wait())
-    wait_done(q, 60)
+    wait_count(q, "done", 60)
     local redelivered = 0
     for i, job in ipairs(jobs) do
       assert.equal(i, await(job:result()))
@@ -201,7 +208,7 @@ describe("asyncio.workqueue", function()
     local ps = start_workers(url, "q4", 1, 5, 5)
     local jobs = {}
     for i = 1, 8 do jobs[i] = await(q:enqueue("sleepy", {x = i, s = 0.2})) end
-    while (await(q:counts())).running < 5 do await(asyncio.sleep(0.01)) end
+    wait_count(q, "running", 5)
     ps[1]:send_signal("SIGTERM")
     await(ps[1]:wait())
     assert.equal(0, ps[1].returncode)

@@ -187,15 +187,23 @@ end)
 -- task, authenticates, selects the database and learns its client id.
 local open_conn = async(function(o)
   local ok, reader, writer = pcall(function()
+    local aw
     if o.path then
-      return await(asyncio.open_unix_connection(o.path))
+      aw = asyncio.open_unix_connection(o.path)
+    else
+      local copts
+      if o.ssl then copts = {ssl = o.ssl, server_hostname = o.host} end
+      aw = asyncio.open_connection(o.host, o.port, copts)
     end
-    local copts
-    if o.ssl then copts = {ssl = o.ssl, server_hostname = o.host} end
-    return await(asyncio.open_connection(o.host, o.port, copts))
+    local timeout = o.socket_connect_timeout or o.socket_timeout
+    if timeout then return await(asyncio.wait_for(aw, timeout)) end
+    return await(aw)
   end)
   if not ok then
     if is_cancel(reader) then error(reader, 0) end
+    if iserror(reader, asyncio.TimeoutError) then
+      error(M.TimeoutError("Timeout connecting to server"), 0)
+    end
     error(M.ConnectionError(("Error connecting to %s. %s"):format(
       o.path or (o.host .. ":" .. o.port),
       iserror(reader) and reader.message or tostring(reader))), 0)
@@ -268,7 +276,10 @@ local function url_unescape(s)
 end
 
 --- Redis{host =, port =, db =, password =, username =, pool_size =,
--- socket_timeout =, ssl =, path =} -> a client, not connected yet.
+-- socket_timeout =, socket_connect_timeout =, ssl =, path =} -> a
+-- client, not connected yet. socket_timeout (seconds) bounds the wait
+-- for each reply of an ordinary command (not of blocking ones) and for
+-- connecting; past it redis.TimeoutError.
 function M.Redis(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -415,11 +426,28 @@ local function release(self, c)
 end
 Redis.release = release
 
+--- Awaits the reply future fut of connection c within socket_timeout
+-- seconds; past it, raises redis.TimeoutError and closes c (as redis-py
+-- does: the reply may still come, the connection is not trusted).
+local function await_timeout(c, fut, timeout)
+  local ok, v = pcall(await, asyncio.wait_for(asyncio.shield(fut), timeout))
+  if ok then return v end
+  if iserror(v, asyncio.TimeoutError) then
+    c.quiet[fut] = true
+    conn_lost(c, M.TimeoutError("Timeout reading from socket"))
+    error(M.TimeoutError("Timeout reading from socket"), 0)
+  end
+  error(v, 0)
+end
+
 --- Runs argv on the shared connection; conv(reply) converts the reply.
 local run = async(function(self, argv, conv)
   local c = self.conn
   if c == nil or c.closed then c = shared(self) end
-  local v = await(send_argv(c, argv))
+  local fut = send_argv(c, argv)
+  local v
+  local timeout = self.opts.socket_timeout
+  if timeout then v = await_timeout(c, fut, timeout) else v = await(fut) end
   if conv then return conv(v) end
   return v
 end)
@@ -871,23 +899,20 @@ cmd("zadd", function(name, mapping, o)
   end
   return argv, conv
 end)
-cmd("zrange", function(name, start, stop, o)
-  local argv = {"ZRANGE", name, start, stop}
-  if o and o.desc then argv[#argv + 1] = "REV" end
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    return argv, score_pairs
+--- ZRANGE and ZREVRANGE: {desc =} (ZRANGE only), {withscores =}.
+local function zrange_cmd(word)
+  return function(name, start, stop, o)
+    local argv = {word, name, start, stop}
+    if o and o.desc and word == "ZRANGE" then argv[#argv + 1] = "REV" end
+    if o and o.withscores then
+      argv[#argv + 1] = "WITHSCORES"
+      return argv, score_pairs
+    end
+    return argv
   end
-  return argv
-end)
-cmd("zrevrange", function(name, start, stop, o)
-  local argv = {"ZREVRANGE", name, start, stop}
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    return argv, score_pairs
-  end
-  return argv
-end)
+end
+cmd("zrange", zrange_cmd("ZRANGE"))
+cmd("zrevrange", zrange_cmd("ZREVRANGE"))
 cmd("zrangebyscore", function(name, min, max, o)
   local argv = {"ZRANGEBYSCORE", name, min, max}
   local conv

@@ -143,19 +143,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 ]]
 
-local ENQUEUE = NOW .. [[
+local ENQUEUE = [[
 local P, id = ARGV[1], ARGV[2]
 local jk = P .. 'job:' .. id
-if redis.call('EXISTS', jk) == 1 then return 0 end
+if redis.call('HSETNX', jk, 'fn', ARGV[3]) == 0 then return 0 end
 local delay = tonumber(ARGV[7])
-redis.call('HSET', jk, 'fn', ARGV[3], 'args', ARGV[4], 'retries', ARGV[5],
+redis.call('HSET', jk, 'args', ARGV[4], 'retries', ARGV[5],
   'timeout', ARGV[6], 'retry_delay', ARGV[8], 'ttl', ARGV[9],
-  'attempts', 0, 'failures', 0, 'created', now)
+  'attempts', 0, 'failures', 0,
+  'state', delay > 0 and 'deferred' or 'queued')
 if delay > 0 then
-  redis.call('HSET', jk, 'state', 'deferred')
+  ]] .. NOW .. [[
   redis.call('ZADD', P .. 'delayed', now + delay, id)
 else
-  redis.call('HSET', jk, 'state', 'queued')
   redis.call('LPUSH', P .. 'queue', id)
 end
 return 1
@@ -172,13 +172,13 @@ redis.call('ZADD', P .. 'workers', now + lease, W)
 local out = {}
 local function start(id)
   local jk = P .. 'job:' .. id
-  if redis.call('EXISTS', jk) == 0 then
+  local f = redis.call('HMGET', jk, 'fn', 'args', 'timeout')
+  if not f[1] then
     redis.call('LREM', proc, 1, id)
     return
   end
   local a = redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'state', 'running', 'worker', W)
-  local f = redis.call('HMGET', jk, 'fn', 'args', 'timeout')
   out[#out + 1] = {id, f[1], f[2], a, f[3]}
 end
 if first ~= '' then start(first) else
@@ -191,27 +191,36 @@ end
 return out
 ]]
 
+-- Wakes the waiters of a finished job (those of job:result, which set
+-- its field 'waited' first).
+local NOTIFY = [[
+local function notify(P, id, jk, ttl, what)
+  if redis.call('HGET', jk, 'waited') then
+    local nk = P .. 'notify:' .. id
+    redis.call('DEL', nk)
+    redis.call('LPUSH', nk, what)
+    if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
+  end
+end
+]]
+
 -- ARGV: P, worker, id, result payload
-local FINISH = NOW .. [[
+local FINISH = NOTIFY .. [[
 local P, W, id = ARGV[1], ARGV[2], ARGV[3]
 local jk = P .. 'job:' .. id
 redis.call('LREM', P .. 'proc:' .. W, 1, id)
-if redis.call('EXISTS', jk) == 0 then return 0 end
-local first = redis.call('HGET', jk, 'state') ~= 'done'
-redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'finished', now)
-redis.call('HDEL', jk, 'worker')
-local ttl = tonumber(redis.call('HGET', jk, 'ttl'))
+local f = redis.call('HMGET', jk, 'state', 'ttl')
+if not f[1] then return 0 end
+redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
+local ttl = tonumber(f[2])
 if ttl and ttl > 0 then redis.call('EXPIRE', jk, ttl) end
-local nk = P .. 'notify:' .. id
-redis.call('DEL', nk)
-redis.call('LPUSH', nk, 'done')
-if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
-if first then redis.call('HINCRBY', P .. 'stats', 'done', 1) end
+notify(P, id, jk, ttl, 'done')
+if f[1] ~= 'done' then redis.call('HINCRBY', P .. 'stats', 'done', 1) end
 return 1
 ]]
 
 -- ARGV: P, worker, id, error class, message, traceback
-local FAIL = NOW .. [[
+local FAIL = NOW .. NOTIFY .. [[
 local P, W, id = ARGV[1], ARGV[2], ARGV[3]
 local jk = P .. 'job:' .. id
 redis.call('LREM', P .. 'proc:' .. W, 1, id)
@@ -219,23 +228,29 @@ if redis.call('EXISTS', jk) == 0 then return 0 end
 local failures = redis.call('HINCRBY', jk, 'failures', 1)
 local f = redis.call('HMGET', jk, 'retries', 'retry_delay', 'ttl')
 redis.call('HSET', jk, 'error_class', ARGV[4], 'error', ARGV[5],
-  'traceback', ARGV[6])
-redis.call('HDEL', jk, 'worker')
+  'traceback', ARGV[6], 'worker', '')
 if failures <= tonumber(f[1]) then
   local delay = tonumber(f[2]) * 2 ^ (failures - 1)
   redis.call('HSET', jk, 'state', 'failed')
   redis.call('ZADD', P .. 'delayed', now + delay, id)
   return 1
 end
-redis.call('HSET', jk, 'state', 'dead', 'finished', now)
+redis.call('HSET', jk, 'state', 'dead')
 redis.call('LPUSH', P .. 'dead', id)
-local nk = P .. 'notify:' .. id
-redis.call('DEL', nk)
-redis.call('LPUSH', nk, 'dead')
-local ttl = tonumber(f[3])
-if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
+notify(P, id, jk, tonumber(f[3]), 'dead')
 redis.call('HINCRBY', P .. 'stats', 'dead', 1)
 return 2
+]]
+
+-- ARGV: P, id. For job:result: marks the job as waited for (so that its
+-- end pushes to its notify list) and returns its state, result, error
+-- class, error, traceback and attempts ({} for no such job).
+local WATCH = [[
+local jk = ARGV[1] .. 'job:' .. ARGV[2]
+if redis.call('EXISTS', jk) == 0 then return {} end
+redis.call('HSET', jk, 'waited', 1)
+return redis.call('HMGET', jk, 'state', 'result', 'error_class', 'error',
+  'traceback', 'attempts')
 ]]
 
 -- ARGV: P, worker ('' for none), lease. Renews the worker's lease, moves
@@ -315,17 +330,38 @@ function M.Queue(name, opts)
                           retries = opts.retries or 0}, Queue)
   q.scripts = {}
   for k, src in pairs{enqueue = ENQUEUE, claim = CLAIM, finish = FINISH,
-                      fail = FAIL, tick = TICK, leave = LEAVE} do
+                      fail = FAIL, tick = TICK, leave = LEAVE,
+                      watch = WATCH} do
     q.scripts[k] = r:register_script(src)
   end
   return q
 end
 
+--- 16 hex digits unique to this process: /dev/urandom's (math.random's
+-- seed may repeat in processes started together), else the pid and time.
+local function process_token()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(8)
+  if f then f:close() end
+  if bytes and #bytes == 8 then
+    return (bytes:gsub(".", function(c)
+      return ("%02x"):format(c:byte())
+    end))
+  end
+  local st = io.open("/proc/self/stat")
+  local pid = st and st:read("n") or 0
+  if st then st:close() end
+  return ("%08x%08x"):format(pid & 0xffffffff, os.time() & 0xffffffff)
+end
+
+local TOKEN = process_token()
 local counter = 0
+
+--- A job id: this process's token and a counter (unique across
+-- processes and machines without coordination).
 local function new_id()
   counter = counter + 1
-  return ("%08x%08x%06x"):format(os.time() & 0xffffffff,
-                                 math.random(0, 0x7fffffff), counter)
+  return ("%s%x"):format(TOKEN, counter)
 end
 
 local function job_of(q, id, fields)
@@ -439,12 +475,11 @@ end
 -- TimeoutError when the timeout passes first.
 Job.result = async(function(self, o)
   local q = self.queue
-  local r, jk = q.redis, q.prefix .. "job:" .. self.id
+  local r = q.redis
   local loop = asyncio.get_running_loop()
   local deadline = o and o.timeout and loop:time() + o.timeout
   while true do
-    local h = await(r:hmget(jk, {"state", "result", "error_class", "error",
-                                 "traceback", "attempts"}))
+    local h = await(q.scripts.watch({}, {q.prefix, self.id}))
     local state = h[1]
     if state == nil then
       error(M.WorkQueueError("no job " .. self.id .. " (expired?)"), 0)
@@ -479,6 +514,14 @@ end
 local Worker = {}
 Worker.__index = Worker
 
+--- The machine's name (for worker ids), or "host".
+local function hostname()
+  local f = io.open("/etc/hostname")
+  local name = f and f:read("l")
+  if f then f:close() end
+  return name and name:match("^[%w.-]+$") or "host"
+end
+
 --- Worker(q, {functions = {name = fn}, concurrency = 10, lease =})
 function M.Worker(q, opts)
   if getmetatable(q) ~= Queue then
@@ -488,10 +531,7 @@ function M.Worker(q, opts)
   return setmetatable({queue = q, functions = opts.functions or {},
                        concurrency = opts.concurrency or 10,
                        lease = opts.lease or q.lease,
-                       id = ("%s-%d-%s"):format(
-                         (io.open("/etc/hostname") or {read = function()
-                           return "host" end}):read("l") or "host",
-                         math.random(0, 0x7fffffff), new_id()),
+                       id = ("%s-%s"):format(hostname(), new_id()),
                        running = {}, nrunning = 0, stopping = false},
                       Worker)
 end
