@@ -122,6 +122,10 @@ describe("dump_tasks", function()
   it("rejects what is not a file", function()
     assert.has_error(function() asyncio.dump_tasks(42) end,
       "bad argument #1 to 'dump_tasks' (file expected, got number)")
+    assert.has_error(function() asyncio.dump_tasks({}) end,
+      "bad argument #1 to 'dump_tasks' (file expected, got table)")
+    assert.has_error(function() asyncio.dump_tasks(asyncio.Lock()) end,
+      "bad argument #1 to 'dump_tasks' (file expected, got userdata)")
   end)
 end)
 

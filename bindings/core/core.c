@@ -60,7 +60,12 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
     lua_setfield(L, LUA_REGISTRYINDEX, name);
   }
   luaL_setfuncs(L, metamethods, 0);
-  lua_newtable(L);
+  /* a second opening keeps the methods table too: methods the Lua side
+   * added to it (asyncio.transports' loop methods) stay */
+  if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pushlightuserdata(L, (void *)&aio_kind_tags[kind]);

@@ -95,7 +95,8 @@ end
 -- io.stderr by default). Returns nothing.
 function M.dump_tasks(file)
   file = file or io.stderr
-  if type(file) ~= "userdata" and type(file) ~= "table" then
+  local ok, write = pcall(function() return file.write end)
+  if not ok or write == nil then
     error("bad argument #1 to 'dump_tasks' (file expected, got " ..
           type(file) .. ")", 2)
   end
