@@ -871,6 +871,10 @@ size_t aio_transport_buffer_size(aio_transport *t);
 /* Pushes "tcp", "unix" or "pipe". */
 const char *aio_transport_kind(aio_transport *t);
 
+/* writelines: replaces the list of strings at idx (the top of the
+ * stack) by their concatenation; raises for an item that is no string. */
+void aio_join_list(lua_State *L, int idx);
+
 /* A new unconnected stream of `kind` (raises OSError). */
 enum { AIO_SK_TCP, AIO_SK_UNIX, AIO_SK_PIPE };
 aio_stream *aio_stream_new(lua_State *L, aio_loop *loop, int kind);
