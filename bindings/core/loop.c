@@ -571,6 +571,7 @@ static int run_ready(lua_State *L, aio_loop *loop) {
         aio_task_describe(L, e.p, task, sizeof task);
       t0 = uv_hrtime();
     }
+    loop->progress++;
     prop = run_entry(L, loop, &e);
     if (loop->debug)
       check_slow(loop, task, t0);
@@ -973,6 +974,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   uv_timer_init(loop->uv, loop->poll_timer);
   uv_unref((uv_handle_t *)loop->poll_timer);
   loop->closed = 0;
+  aio_dump_register_loop(L);
   return loop;
 }
 
