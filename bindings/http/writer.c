@@ -34,6 +34,9 @@ static int l_head(lua_State *L) {
   size_t n;
   const char *line = luaL_checklstring(L, 1, &n);
   luaL_checktype(L, 2, LUA_TTABLE);
+  size_t bn = 0;
+  const char *body = luaL_optlstring(L, 3, NULL, &bn);
+  lua_settop(L, 3); /* the buffer's slots come after */
   check_text(L, line, n, 0, "start line");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -56,11 +59,7 @@ static int l_head(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_addlstring(&b, "\r\n", 2);
-  if (!lua_isnoneornil(L, 3)) {
-    size_t bn;
-    const char *body = luaL_checklstring(L, 3, &bn);
-    luaL_addlstring(&b, body, bn);
-  }
+  if (body) luaL_addlstring(&b, body, bn);
   luaL_pushresult(&b);
   return 1;
 }
