@@ -129,7 +129,12 @@ function methods.extend(t, src)
     for i = 1, #src, 2 do methods.add(t, src[i], src[i + 1]) end
     return
   end
-  for i = 1, #src do methods.add(t, src[i][1], src[i][2]) end
+  for i = 1, #src do
+    if type(src[i]) ~= "table" then
+      error("header pairs are {name, value} tables", 3)
+    end
+    methods.add(t, src[i][1], src[i][2])
+  end
   local names = {}
   for k in pairs(src) do
     if type(k) == "string" then names[#names + 1] = k end
@@ -140,6 +145,10 @@ end
 
 --- CIMultiDict([src]) -> a new multidict (src as extend's)
 function M.CIMultiDict(src)
+  if src ~= nil and type(src) ~= "table" then
+    error("bad argument #1 to 'CIMultiDict' (table expected, got " ..
+          type(src) .. ")", 2)
+  end
   local t = setmetatable({}, CIMultiDict)
   methods.extend(t, src)
   return t

@@ -93,6 +93,10 @@ ClientTimeout.__index = ClientTimeout
 -- (nil: no bound). total bounds the whole request up to the head read;
 -- connect the wait for and making of a connection; sock_read each read.
 function M.ClientTimeout(t)
+  if t ~= nil and type(t) ~= "table" then
+    error("bad argument #1 to 'ClientTimeout' (table expected, got " ..
+          type(t) .. ")", 2)
+  end
   t = t or {}
   for _, k in ipairs{"total", "connect", "sock_read", "sock_connect"} do
     local v = t[k]

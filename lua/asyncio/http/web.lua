@@ -37,7 +37,8 @@ local M = {}
 -- to capture them.
 function M.log_error(message, err)
   local tb = type(err) == "table" and err.traceback or ""
-  io.stderr:write(message, ": ", tostring(err), "\n", tb or "", "\n")
+  io.stderr:write(tostring(message), ": ", tostring(err), "\n",
+                  tostring(tb or ""), "\n")
 end
 
 ---------------------------------------------------------------------------
@@ -69,16 +70,20 @@ M.REASONS = REASONS
 local HTTPException = asyncio.Exception:subclass("web.HTTPException")
 M.HTTPException = HTTPException
 
-local function exc_init(status)
+local function exc_init(status, name)
   return function(e, opts)
     if type(opts) == "string" then opts = {text = opts} end
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("bad argument #1 to '%s' (table expected, got %s)")
+            :format(name, type(opts)), 3)
+    end
     opts = opts or {}
     e.status = status
     e.reason = opts.reason or REASONS[status] or ""
     e.location = opts.location
     if status >= 300 and status < 400 and status ~= 304 and
         not e.location then
-      error("HTTP redirects need a location", 3)
+      error(("bad argument #1 to '%s' (location expected)"):format(name), 3)
     end
     e.text = opts.text or (status >= 400 and (status .. ": " .. e.reason))
       or ""
@@ -117,7 +122,7 @@ M.HTTPClientError, M.HTTPServerError = groups[4], groups[5]
 for _, x in ipairs(EXCEPTIONS) do
   local name, status = x[1], x[2]
   local cls = groups[status // 100]:subclass("web." .. name,
-                                             exc_init(status))
+                                             exc_init(status, name))
   cls.status_code = status
   M[name] = cls
 end
@@ -143,11 +148,11 @@ local Response = setmetatable({__name = "web.Response"},
                               {__index = StreamResponse})
 Response.__index = Response
 
-local function init_response(r, opts)
+local function init_response(r, opts, fname)
   opts = opts or {}
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'Response' (table expected, got " ..
-          type(opts) .. ")", 3)
+    error(("bad argument #1 to '%s' (table expected, got %s)")
+          :format(fname, type(opts)), 3)
   end
   local status = opts.status or 200
   if math.type(status) ~= "integer" or status < 100 or status > 999 then
@@ -167,14 +172,15 @@ end
 -- piece by piece: await(resp:prepare(request)), await(resp:write(data)),
 -- await(resp:write_eof()); chunked unless content_length is set first.
 function M.StreamResponse(opts)
-  local r = init_response(setmetatable({}, StreamResponse), opts)
+  local r = init_response(setmetatable({}, StreamResponse), opts,
+                          "StreamResponse")
   return r
 end
 
 --- Response{status =, reason =, text =, body =, content_type =,
 -- charset =, headers =}
 function M.Response(opts)
-  local r = init_response(setmetatable({}, Response), opts)
+  local r = init_response(setmetatable({}, Response), opts, "Response")
   opts = opts or {}
   if opts.text ~= nil and opts.body ~= nil then
     error("only one of text and body may be given", 2)
@@ -197,8 +203,13 @@ end
 
 --- json_response(value [, {status =, headers =, content_type =}])
 function M.json_response(value, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'json_response' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
   opts = opts or {}
-  local body = http._json().encode(value)
+  local ok, body = pcall(http._json().encode, value)
+  if not ok then error(asyncio.ValueError(body), 2) end
   return M.Response{status = opts.status, reason = opts.reason,
     headers = opts.headers, body = body,
     content_type = opts.content_type or "application/json"}
@@ -488,7 +499,7 @@ function Router:add_static(prefix, dir)
     local fs = require "asyncio.fs"
     local ok, data = pcall(function()
       local f <close> = await(fs.open(dir .. "/" .. name, "rb"))
-      return await(f:read())
+      return await(f:read("a"))
     end)
     if not ok or name == "" then error(M.HTTPNotFound(), 0) end
     return M.Response{body = data,
@@ -587,8 +598,9 @@ function Application:_handle(request)
   local mws = self.middlewares
   for i = #mws, 1, -1 do
     local mw, nxt = mws[i], h
-    h = function(req) return call_handler(function(r)
-      return mw(r, nxt) end, req) end
+    h = async(function(req)
+      return call_handler(function(r) return mw(r, nxt) end, req)
+    end)
   end
   return call_handler(h, request)
 end
@@ -606,20 +618,30 @@ local function add_traceback(e)
   return e
 end
 
---- next_event(conn, timeout) -> event | nil, errname (nil, nil at EOF)
-local function next_event(conn, timeout)
+--- next_event(conn, timeout [, in_head]) -> event | nil, errname (nil,
+-- nil at EOF). Each read waits at most timeout seconds; in_head (waiting
+-- for a request's head): once its first bytes came, the rest of the head
+-- must come within the server's header_timeout.
+local function next_event(conn, timeout, in_head)
   while true do
     local ev = conn.events[conn.ev]
     if ev ~= nil then
       conn.events[conn.ev] = nil
       conn.ev = conn.ev + 1
+      if type(ev) == "table" then conn.head_deadline = nil end
       return ev
     end
     if conn.eof then return nil end
+    local t = timeout
+    if in_head and conn.head_deadline then
+      local left = conn.head_deadline - conn.loop:time()
+      if left <= 0 then conn.eof = true return nil, "timeout" end
+      if not t or left < t then t = left end
+    end
     local aw = conn.reader:read(BUFSIZE)
     local ok, data
-    if timeout then
-      ok, data = pcall(await, asyncio.wait_for(aw, timeout))
+    if t then
+      ok, data = pcall(await, asyncio.wait_for(aw, t))
     else
       ok, data = pcall(await, aw)
     end
@@ -629,10 +651,15 @@ local function next_event(conn, timeout)
       if iserror(data, asyncio.TimeoutError) then return nil, "timeout" end
       return nil
     end
+    if in_head and not conn.head_deadline then
+      conn.head_deadline = conn.loop:time() + conn.server.header_timeout
+    end
     local events, name
     if data == "" then
+      -- the client's end: a message cut short is not answered
       conn.eof = true
-      events, name = conn.parser:feed_eof()
+      events = conn.parser:feed_eof()
+      if not events then return nil end
     else
       events, name = conn.parser:feed(data)
     end
@@ -710,7 +737,8 @@ local function serve(server, reader, writer)
     parser = _http.Parser("request", {max_field_size =
       server.max_field_size}),
     events = {}, ev = 1, eof = false, keep_alive = true,
-    task = asyncio.current_task(), busy = false}
+    task = asyncio.current_task(), busy = false,
+    loop = asyncio.get_running_loop()}
   server._conns[conn] = true
   server._nconns = server._nconns + 1
   local peer = writer:get_extra_info("peername")
@@ -719,7 +747,7 @@ local function serve(server, reader, writer)
   local ok, err = pcall(function()
     while conn.keep_alive and not server._closing do
       -- the next request's head
-      local head, perr = next_event(conn, server.keepalive_timeout)
+      local head, perr = next_event(conn, server.keepalive_timeout, true)
       if head == nil then
         if perr == "HPE_HEADER_OVERFLOW" then
           send_error(conn, 431)
@@ -797,7 +825,8 @@ local AppRunner = {__name = "web.AppRunner"}
 AppRunner.__index = AppRunner
 
 --- AppRunner(app [, {keepalive_timeout = 75, header_timeout = 60,
--- read_timeout = nil, shutdown_timeout = 60, max_field_size = 8190}])
+-- read_timeout = nil (each read of a body), shutdown_timeout = 60,
+-- max_field_size = 8190}])
 function M.AppRunner(app, opts)
   if getmetatable(app) ~= Application then
     error("bad argument #1 to 'AppRunner' (web.Application expected)", 2)
@@ -805,7 +834,8 @@ function M.AppRunner(app, opts)
   opts = opts or {}
   return setmetatable({app = app, sites = {},
     keepalive_timeout = opts.keepalive_timeout or 75,
-    read_timeout = opts.read_timeout or opts.header_timeout or 60,
+    header_timeout = opts.header_timeout or 60,
+    read_timeout = opts.read_timeout,
     shutdown_timeout = opts.shutdown_timeout or 60,
     max_field_size = opts.max_field_size or 8190,
     _conns = {}, _nconns = 0, _closing = false, scheme = "http"},
@@ -893,6 +923,14 @@ end)
 -- print = print, shutdown_timeout =}]): serves until SIGINT or SIGTERM,
 -- then shuts down gracefully. app may be a coroutine returning the app.
 function M.run_app(app, opts)
+  if getmetatable(app) ~= Application and not asyncio.iscoroutine(app) then
+    error("bad argument #1 to 'run_app' (web.Application expected, got " ..
+          type(app) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'run_app' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
   opts = opts or {}
   local main = async(function()
     if asyncio.iscoroutine(app) then app = await(app) end
