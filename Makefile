@@ -22,12 +22,12 @@ VERSION = 0.1.0
 # gcc's C headers (libc6-dev) are only a Recommends, which apt-get skips
 # with --no-install-recommends; redis-server serves examples_io_spec.lua.
 PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
-  redis-server $(BATTERY_PKGS) $(PEER_PKGS)
+  libreadline-dev luarocks redis-server $(BATTERY_PKGS) $(PEER_PKGS)
 # the batteries' libraries, and the real peers their specs talk to
 BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson
 PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools
 CHECK_PKGS = valgrind
-BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs
+BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis
 
 # recursively expanded: pkg-config runs only once the packages exist
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
@@ -87,13 +87,18 @@ CTEST_BIN = $(CTEST_SRC:host/test/%.c=$(BUILD)/test/%)
 MODULE = $(BUILD)/asyncio/core.so
 LIB = $(BUILD)/libluaio.a
 CLI = $(BUILD)/luaio
+# the shared library: libluaio.so.MAJOR is its soname
+SOMAJOR = 0
+SONAME = libluaio.so.$(SOMAJOR)
+SOLIB = $(BUILD)/libluaio.so.$(VERSION)
 
 .PHONY: all run test test-c test-spec check check-asan check-valgrind \
-  check-tsan bench install uninstall clean deps
+  install-lua rock check-tsan check-alloc bench install uninstall clean deps
 
 EMBED_BIN = $(BUILD)/examples/embed/game
 
-all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(CTEST_BIN) $(EMBED_BIN)
+all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(SOLIB) $(CTEST_BIN) \
+  $(EMBED_BIN) $(BUILD)/tools/allocfail
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -137,6 +142,13 @@ $(MODULE): $(BINDINGS_OBJ)
 	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) -shared -o $@ $^ $(LDFLAGS) $(UV_LIBS)
 
+$(SOLIB): $(BINDINGS_OBJ) $(BATTERY_OBJ) $(HOST_OBJ)
+	@test -n "$(Q)" && echo "  LD      $@" || true
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDFLAGS) \
+	  $(BATTERY_LIBS) $(LUA_LIBS) $(UV_LIBS) -lm -lpthread
+	$(Q)ln -sf libluaio.so.$(VERSION) $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(BUILD)/libluaio.so
+
 $(LIB): $(BINDINGS_OBJ) $(BATTERY_OBJ) $(HOST_OBJ)
 	@test -n "$(Q)" && echo "  AR      $@" || true
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -144,10 +156,18 @@ $(LIB): $(BINDINGS_OBJ) $(BATTERY_OBJ) $(HOST_OBJ)
 $(CLI): $(BUILD)/obj/host/main.o $(LIB)
 	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) -o $@ $< $(LIB) $(LDFLAGS) $(BATTERY_LIBS) $(LUA_LIBS) \
-	  $(UV_LIBS) -lm
+	  $(UV_LIBS) -lreadline -lm
 
 $(BUILD)/test/%: host/test/%.c $(LIB)
 	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(BATTERY_LIBS) \
+	  $(LUA_LIBS) $(UV_LIBS) -lm -lpthread
+
+# the allocation-failure runner (tools/alloc/allocfail.c)
+ALLOCFAIL = $(BUILD)/tools/allocfail
+$(ALLOCFAIL): tools/alloc/allocfail.c $(LIB)
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(BATTERY_LIBS) \
 	  $(LUA_LIBS) $(UV_LIBS) -lm -lpthread
 
@@ -183,7 +203,8 @@ test-spec: all
 # sub-make gets its build's flags, so whatever it rebuilds is built alike.
 check: deps
 	$(Q)tools/deps.sh $(CHECK_PKGS)
-	$(Q)$(MAKE) --no-print-directory check-asan check-valgrind check-tsan
+	$(Q)$(MAKE) --no-print-directory check-asan check-alloc check-valgrind \
+	  check-tsan
 
 ASAN_BUILD = BUILD=build-asan LDFLAGS="-fsanitize=address,undefined" \
   OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
@@ -192,6 +213,17 @@ check-asan:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LUAIO_LUA_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(MAKE) --no-print-directory $(ASAN_BUILD) test-c test-spec
+
+# Allocation-failure testing: every allocation of each script failed in
+# turn, in an ASan+UBSan build whose LeakSanitizer checks every run
+# (docs/reliability.md). ALLOC_SCRIPTS picks the scripts.
+ALLOC_SCRIPTS ?= $(filter-out tools/alloc/harness.lua,\
+  $(wildcard tools/alloc/*.lua))
+check-alloc:
+	$(Q)$(MAKE) --no-print-directory $(ASAN_BUILD) build-asan/tools/allocfail
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build-asan/tools/allocfail $(ALLOC_SCRIPTS)
 
 check-valgrind:
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
@@ -213,32 +245,56 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run.sh $(CLI)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/asyncio \
-	  $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)/asyncio
-	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/luaio
-	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libluaio.a
-	install -m 644 host/luaio.h $(DESTDIR)$(PREFIX)/include/luaio.h
-	install -m 755 $(MODULE) $(BATTERY_MODULES) \
-	  $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)/asyncio/
-	for f in $(LUA_SRC); do \
-	  install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/$${f#lua/}; \
-	done
+# What luarocks builds (luaio-VERSION.rockspec): the modules and the CLI.
+rock: $(CLI) $(MODULE) $(BATTERY_MODULES)
+
+# Installs everything below $(DESTDIR)$(PREFIX); `uninstall` removes it.
+LIBDIR = $(PREFIX)/lib
+LUA_CDIR = $(LIBDIR)/lua/$(LUA_VERSION)
+LUA_LDIR = $(PREFIX)/share/lua/$(LUA_VERSION)
+MANDIR = $(PREFIX)/share/man
+DOCDIR = $(PREFIX)/share/doc/luaio
+DOCS = $(wildcard docs/*.md)
+D = $(DESTDIR)
+
+install: all install-lua
+	install -d $(D)$(PREFIX)/bin $(D)$(LIBDIR)/pkgconfig \
+	  $(D)$(PREFIX)/include $(D)$(MANDIR)/man1 $(D)$(DOCDIR)
+	install -m 755 $(CLI) $(D)$(PREFIX)/bin/luaio
+	install -m 755 tools/luaio-busted $(D)$(PREFIX)/bin/luaio-busted
+	install -m 644 $(LIB) $(D)$(LIBDIR)/libluaio.a
+	install -m 755 $(SOLIB) $(D)$(LIBDIR)/libluaio.so.$(VERSION)
+	ln -sf libluaio.so.$(VERSION) $(D)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(D)$(LIBDIR)/libluaio.so
+	install -m 644 host/luaio.h $(D)$(PREFIX)/include/luaio.h
+	install -m 644 docs/luaio.1 $(D)$(MANDIR)/man1/luaio.1
+	install -m 644 README.md $(DOCS) $(D)$(DOCDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  -e 's|@LIBS@|$(strip $(BATTERY_LIBS))|' luaio.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/luaio.pc
+	  > $(D)$(LIBDIR)/pkgconfig/luaio.pc
+
+# The Lua half alone: the C modules and the Lua sources (luarocks calls it
+# with its own LUA_CDIR and LUA_LDIR, and BINDIR for the CLI).
+install-lua: $(MODULE) $(BATTERY_MODULES) $(CLI)
+	install -d $(D)$(LUA_CDIR)/asyncio
+	install -m 755 $(MODULE) $(BATTERY_MODULES) $(D)$(LUA_CDIR)/asyncio/
+	for f in $(LUA_SRC); do \
+	  install -D -m 644 $$f $(D)$(LUA_LDIR)/$${f#lua/}; \
+	done
+	$(if $(BINDIR),install -d $(D)$(BINDIR) && \
+	  install -m 755 $(CLI) $(D)$(BINDIR)/luaio && \
+	  install -m 755 tools/luaio-busted $(D)$(BINDIR)/luaio-busted)
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/luaio $(DESTDIR)$(PREFIX)/lib/libluaio.a \
-	  $(DESTDIR)$(PREFIX)/include/luaio.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/luaio.pc
-	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)/asyncio \
-	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)/asyncio
+	rm -f $(D)$(PREFIX)/bin/luaio $(D)$(PREFIX)/bin/luaio-busted \
+	  $(D)$(LIBDIR)/libluaio.a $(D)$(LIBDIR)/libluaio.so \
+	  $(D)$(LIBDIR)/$(SONAME) $(D)$(LIBDIR)/libluaio.so.$(VERSION) \
+	  $(D)$(PREFIX)/include/luaio.h $(D)$(LIBDIR)/pkgconfig/luaio.pc \
+	  $(D)$(MANDIR)/man1/luaio.1
+	rm -rf $(D)$(LUA_CDIR)/asyncio $(D)$(LUA_LDIR)/asyncio $(D)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD) build-asan build-vg build-tsan
+	rm -rf $(BUILD) build-asan build-vg build-tsan build-rock
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d \
   $(BUILD)/obj/*/*/*/*.d)

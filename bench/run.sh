@@ -26,6 +26,8 @@
 #   PYTHON LUA NODE  the peers' interpreters (/usr/bin/python3, lua5.4, node)
 #   W1_N .. W10_N the workloads' N (see the table at the end)
 #   W11_N         MiB copied by w11_files (default 1024)
+#   W14_N W15_N   commands of w14_redis, jobs of w15_workqueue (default
+#                 200000, 20000)
 #   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT seconds before a run counts as failed (default 120)
@@ -175,7 +177,8 @@ run_workload() {
   while [ "$i" -lt "$RUNS" ]; do
     while read -r impl cmd; do
       IMPL=$impl
-      case $cmd in tcp_pair*|tls_pair*) pre="" ;; *) pre=$LIMIT ;; esac
+      case $cmd in tcp_pair*|tls_pair*|redis_bench*) pre="" ;;
+        *) pre=$LIMIT ;; esac
       if line=$(eval "$pre $cmd" 2>"$TMP/err") &&
          line=$(echo "$line" | tail -n 1) && [ -n "$line" ]; then
         echo "$line" >> "$TMP/out.$w.$impl"
@@ -310,6 +313,44 @@ add w11_files copyfile "$LUAIO" "$DIR/w11_files.lua" "$W11" --copyfile
 add w11_files asyncio  "$PYTHON" "$DIR/py/w11_files.py" "$W11"
 add w11_files uvloop   "$PYTHON" "$DIR/py/w11_files.py" "$W11" --uvloop
 add w11_files cp       "$PYTHON" "$DIR/py/w11_files.py" "$W11" --cp
+
+# w14, w15: Redis. run.sh starts a redis-server of its own (no
+# persistence) on a free port, stopped at the end; the rows get its URL
+# in REDIS_URL. w14: N SET/GET commands from 50 tasks on one client;
+# redis-benchmark (50 connections, one command in flight each, no
+# pipelining: the C client's own reference) runs N/2 SET then N/2 GET.
+# w15: N jobs through asyncio.workqueue with 4 worker processes, next to
+# the same reliable-queue pattern written with redis-py (bench/py/).
+W14=${W14_N:-200000} W15=${W15_N:-20000}
+REDIS_BENCH_PORT=$((30000 + $$ % 20000))
+redis_bench() {
+  redis-benchmark -h 127.0.0.1 -p "$REDIS_BENCH_PORT" -c 50 \
+      -n $(($1 / 2)) -t set,get --csv 2>/dev/null |
+    awk -F'"' -v n="$1" '$2 == "SET" || $2 == "GET" { t += (n / 2) / $4 }
+      END { if (t > 0) printf "limit/w14_redis %d %.4f %.0f\n",
+                              n, t, n / t; else exit 1 }'
+}
+if command -v redis-server >/dev/null 2>&1; then
+  redis-server --port "$REDIS_BENCH_PORT" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$TMP" >/dev/null 2>&1 &
+  REDIS_PID=$!
+  trap 'kill $REDIS_PID 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+  export REDIS_URL="redis://127.0.0.1:$REDIS_BENCH_PORT/0"
+  i=0
+  until redis-cli -p "$REDIS_BENCH_PORT" ping >/dev/null 2>&1 ||
+        [ "$i" -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+  add w14_redis luaio   "$LUAIO" "$DIR/w14_redis.lua" "$W14"
+  add w14_redis asyncio "$PYTHON" "$DIR/py/w14_redis.py" "$W14"
+  add w14_redis uvloop  "$PYTHON" "$DIR/py/w14_redis.py" "$W14" --uvloop
+  command -v redis-benchmark >/dev/null 2>&1 &&
+    add w14_redis limit redis_bench "$W14"
+  add w15_workqueue luaio   "$LUAIO" "$DIR/w15_workqueue.lua" "$W15"
+  add w15_workqueue asyncio "$PYTHON" "$DIR/py/w15_workqueue.py" "$W15"
+  add w15_workqueue uvloop  "$PYTHON" "$DIR/py/w15_workqueue.py" "$W15" \
+                              --uvloop
+else
+  echo "skipping w14_redis, w15_workqueue: redis-server not installed"
+fi
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
   "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"

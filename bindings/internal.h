@@ -934,4 +934,31 @@ void aio_signal_close_all(lua_State *L, aio_loop *loop);
  * ("SIGTERM"); raises ValueError for an unknown name. */
 int aio_check_signal(lua_State *L, int idx);
 
+/* ------------------------------------------------------------------ */
+/* Memory (mem.c)                                                      */
+
+/* Every C allocation of the module (and of the batteries) goes through
+ * aio_mem, which is libc's malloc family unless a test harness replaced
+ * it (tools/alloc/allocfail.c fails allocation N to test every failure
+ * path). The macros below route the usual names there; mem.c itself
+ * defines AIO_MEM_IMPL to see libc's. Memory from these functions is
+ * always freed with free() here, never by another library. */
+#include <stdlib.h>
+
+typedef struct aio_allocator {
+  void *(*alloc)(size_t size);
+  void *(*zalloc)(size_t n, size_t size);
+  void *(*resize)(void *p, size_t size);
+  void (*release)(void *p);
+} aio_allocator;
+
+extern aio_allocator aio_mem;
+
+#ifndef AIO_MEM_IMPL
+#define malloc(size) (aio_mem.alloc(size))
+#define calloc(n, size) (aio_mem.zalloc((n), (size)))
+#define realloc(p, size) (aio_mem.resize((p), (size)))
+#define free(p) (aio_mem.release(p))
+#endif
+
 #endif

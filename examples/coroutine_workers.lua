@@ -5,7 +5,7 @@
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "協程消費" (consuming with
 -- coroutines).
 -- Python -> Lua: redis-py's blocking `rcon.rpop("queue")` -> the
--- non-blocking await(rcon:call("RPOP", "queue")) (lib/redis.lua), so the
+-- non-blocking await(rcon:rpop("queue")) (asyncio.redis), so the
 -- workers wait for Redis without blocking each other;
 -- `asyncio.Task.all_tasks()` (gone since Python 3.9) -> asyncio.all_tasks;
 -- `except KeyboardInterrupt` -> pcall and asyncio.iserror. Redis prints
@@ -16,7 +16,7 @@
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local example = require "lib.example"
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local async, await = asyncio.async, asyncio.await
 
 local now = example.now
@@ -26,7 +26,7 @@ local worker = async(function()
   print("Start worker")
   while true do
     local start = now()
-    local task = await(rcon:call("RPOP", "queue"))
+    local task = await(rcon:rpop("queue"))
     if not task then
       await(asyncio.sleep(1))
     else
@@ -39,9 +39,8 @@ end)
 
 local function main()
   local loop = asyncio.get_event_loop()
-  rcon = loop:run_until_complete(redis.connect("127.0.0.1",
-    tonumber(os.getenv("REDIS_PORT")) or 6379,
-    {db = tonumber(os.getenv("REDIS_DB")) or 3}))
+  rcon = redis.Redis{port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+                    db = tonumber(os.getenv("REDIS_DB")) or 3}
   asyncio.ensure_future(worker())
   asyncio.ensure_future(worker())
   local _ <close> = example.finally(function() loop:close() end)

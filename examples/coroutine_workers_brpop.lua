@@ -1,32 +1,33 @@
 -- coroutine_workers_brpop.lua: the same master-worker with BRPOP: each
--- worker blocks in Redis until a task arrives (no polling), on a
--- connection of its own, since a blocked connection answers nothing else;
--- three workers share the queue. Ctrl-C cancels them and the loop closes.
+-- worker blocks in Redis until a task arrives (no polling); the client
+-- gives each blocked BRPOP a pooled connection of its own, since a
+-- blocked connection answers nothing else; three workers share the
+-- queue and the client. Ctrl-C cancels them and the loop closes.
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "aiohttp": "對于redis的消費，
 -- 還有一個block的方法" (the blocking way to consume the queue, brpop),
 -- applied to the coroutine workers of "協程消費".
--- Python -> Lua: `_, task = rcon.brpop("queue")` -> the reply list of
--- await(conn:call("BRPOP", "queue", 0)), whose second item is the value.
+-- Python -> Lua: `_, task = await rcon.brpop("queue")` ->
+-- `local _, task = await(rcon:brpop("queue", 0))` (asyncio.redis).
 --
 -- Redis at 127.0.0.1:6379, or REDIS_PORT / REDIS_DB from the environment
 -- (db 3). Feed it with redis_producer.lua.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local example = require "lib.example"
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local async, await = asyncio.async, asyncio.await
 
 local now = example.now
 local PORT = tonumber(os.getenv("REDIS_PORT")) or 6379
 local DB = tonumber(os.getenv("REDIS_DB")) or 3
 
+local rcon = redis.Redis{port = PORT, db = DB}
+
 local worker = async(function(name)
-  local conn = await(redis.connect("127.0.0.1", PORT, {db = DB}))
   print("Start worker", name)
   while true do
     local start = now()
-    local reply = await(conn:call("BRPOP", "queue", 0))
-    local task = reply[2]
+    local _, task = await(rcon:brpop("queue", 0))
     print("Wait ", name, tonumber(task))
     await(asyncio.sleep(tonumber(task)))
     print("Done ", name, task, now() - start)

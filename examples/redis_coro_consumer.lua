@@ -4,7 +4,7 @@
 -- thread, where they sleep side by side.
 -- Tutorial: seeds/004_d4f6bba75a86f4a7.txt, "redis隊列模型", 消費者代碼
 -- (the consumer).
--- Python -> Lua: redis-py's blocking rpop -> lib/redis.lua, its reply
+-- Python -> Lua: redis-py's blocking rpop -> asyncio.redis, its reply
 -- awaited with the main thread's own loop (run_until_complete blocks the
 -- main thread as redis-py does); bytes.decode(msg) -> the reply is a Lua
 -- string already; the daemon loop thread -> asyncio.start_loop_thread(),
@@ -18,7 +18,7 @@
 -- REDIS_PORT / REDIS_DB. Feed it with redis_coro_producer.lua.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local async, await = asyncio.async, asyncio.await
 
 local count = tonumber(arg[1])
@@ -32,19 +32,16 @@ end)
 
 -- the main thread's loop, for the Redis replies
 local loop = asyncio.get_event_loop()
-local redis_conn = loop:run_until_complete(redis.connect("127.0.0.1",
-  tonumber(os.getenv("REDIS_PORT")) or 6379,
-  {db = tonumber(os.getenv("REDIS_DB")) or 0}))
-local rpop = async(function(key)
-  return await(redis_conn:call("RPOP", key))
-end)
+local redis_conn = redis.Redis{
+  port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+  db = tonumber(os.getenv("REDIS_DB")) or 0}
 
 local new_loop = asyncio.start_loop_thread()  -- never joined: a daemon
 
 -- receive Redis messages in a loop and add a coroutine for each
 local submitted = {}
 while count == nil or #submitted < count do
-  local msg = loop:run_until_complete(rpop("coro_test"))
+  local msg = loop:run_until_complete(redis_conn:rpop("coro_test"))
   if msg then
     submitted[#submitted + 1] = asyncio.run_coroutine_threadsafe(
       thread_example("Zarten" .. msg), new_loop)

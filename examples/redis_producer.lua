@@ -3,8 +3,8 @@
 -- with redis-cli, printing each reply as redis-cli does.
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "master-worker主從模式"
 -- (`127.0.0.1:6379[3]> lpush queue 2` ...).
--- Python -> Lua: redis-cli's LPUSH commands -> lib/redis.lua, all of
--- them pipelined in one write.
+-- Python -> Lua: redis-cli's LPUSH commands -> an asyncio.redis
+-- pipeline, all of them in one write.
 --
 --   luaio examples/redis_producer.lua VALUE...   (e.g. 5 1 1)
 --
@@ -12,16 +12,15 @@
 -- (the tutorial uses db 3).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local async, await = asyncio.async, asyncio.await
 
 asyncio.run(async(function()
-  local conn = await(redis.connect("127.0.0.1",
-    tonumber(os.getenv("REDIS_PORT")) or 6379,
-    {db = tonumber(os.getenv("REDIS_DB")) or 3}))
-  local commands = {}
-  for i, value in ipairs(arg) do commands[i] = {"LPUSH", "queue", value} end
-  for _, reply in ipairs(await(conn:pipeline(commands))) do
+  local conn = redis.Redis{port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+                           db = tonumber(os.getenv("REDIS_DB")) or 3}
+  local p = conn:pipeline(false)
+  for _, value in ipairs(arg) do p:lpush("queue", value) end
+  for _, reply in ipairs(await(p:execute())) do
     print(("(integer) %d"):format(reply))
   end
   await(conn:close())

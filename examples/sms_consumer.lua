@@ -6,7 +6,7 @@
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "aiohttp", async-customer.py
 -- with the brpop loop given after it (sms_consumer_rpop.lua is the
 -- program as first written, polling with rpop).
--- Python -> Lua: redis-py's blocking brpop -> lib/redis.lua, its reply
+-- Python -> Lua: redis-py's blocking brpop -> asyncio.redis, its reply
 -- awaited with the main thread's own loop (run_until_complete blocks the
 -- main thread as redis-py does); the daemon loop thread ->
 -- asyncio.start_loop_thread(), never joined; do_some_work is sent there,
@@ -23,7 +23,7 @@
 -- redis_producer.lua (the tutorial pushes 5, 1, 1).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local sms = require "lib.sms"
 local async, await = asyncio.async, asyncio.await
 
@@ -54,12 +54,8 @@ end)
 
 -- the main thread's loop: Redis replies and the SMS service's process
 local loop = asyncio.get_event_loop()
-local rcon = loop:run_until_complete(redis.connect("127.0.0.1",
-  tonumber(os.getenv("REDIS_PORT")) or 6379,
-  {db = tonumber(os.getenv("REDIS_DB")) or 3}))
-local brpop = async(function(key)
-  return await(rcon:call("BRPOP", key, 0))
-end)
+local rcon = redis.Redis{port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+                         db = tonumber(os.getenv("REDIS_DB")) or 3}
 local base, server = loop:run_until_complete(sms.start())
 
 local new_loop = asyncio.start_loop_thread()
@@ -67,7 +63,7 @@ local new_loop = asyncio.start_loop_thread()
 local submitted = {}
 local ok, err = asyncio.pcall(function()
   while count == nil or #submitted < count do
-    local task = loop:run_until_complete(brpop("queue"))[2]
+    local _, task = loop:run_until_complete(rcon:brpop("queue", 0))
     submitted[#submitted + 1] = asyncio.run_coroutine_threadsafe(
       do_some_work(tonumber(task), base), new_loop)
   end

@@ -19,7 +19,7 @@
 -- redis_producer.lua.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local sms = require "lib.sms"
 local async, await = asyncio.async, asyncio.await
 
@@ -51,10 +51,8 @@ end)
 -- the main thread's loop: Redis replies, the polling sleep and the SMS
 -- service's process
 local loop = asyncio.get_event_loop()
-local rcon = loop:run_until_complete(redis.connect("127.0.0.1",
-  tonumber(os.getenv("REDIS_PORT")) or 6379,
-  {db = tonumber(os.getenv("REDIS_DB")) or 3}))
-local rpop = async(function(key) return await(rcon:call("RPOP", key)) end)
+local rcon = redis.Redis{port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+                         db = tonumber(os.getenv("REDIS_DB")) or 3}
 local base, server = loop:run_until_complete(sms.start())
 
 local new_loop = asyncio.start_loop_thread()
@@ -62,7 +60,7 @@ local new_loop = asyncio.start_loop_thread()
 local submitted = {}
 local ok = asyncio.pcall(function()
   while count == nil or #submitted < count do
-    local task = loop:run_until_complete(rpop("queue"))
+    local task = loop:run_until_complete(rcon:rpop("queue"))
     if not task then
       loop:run_until_complete(asyncio.sleep(1))
     else

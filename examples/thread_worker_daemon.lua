@@ -15,7 +15,7 @@
 -- (db 3). Feed it with redis_producer.lua.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local async, await = asyncio.async, asyncio.await
 
 local do_some_work = async(function(x)
@@ -27,17 +27,15 @@ end)
 
 -- the main thread's loop: Redis replies and the polling sleep
 local loop = asyncio.get_event_loop()
-local rcon = loop:run_until_complete(redis.connect("127.0.0.1",
-  tonumber(os.getenv("REDIS_PORT")) or 6379,
-  {db = tonumber(os.getenv("REDIS_DB")) or 3}))
-local rpop = async(function(key) return await(rcon:call("RPOP", key)) end)
+local rcon = redis.Redis{port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+                         db = tonumber(os.getenv("REDIS_DB")) or 3}
 
 local new_loop = asyncio.start_loop_thread()  -- never joined: a daemon
 
 local ok, err = pcall(function()
   while true do
     -- print('start rpop')
-    local task = loop:run_until_complete(rpop("queue"))
+    local task = loop:run_until_complete(rcon:rpop("queue"))
     if not task then
       loop:run_until_complete(asyncio.sleep(1))
     else

@@ -4,7 +4,7 @@
 -- thread, where the tasks sleep side by side.
 -- Tutorial: seeds/000_bde8f9ac2968a39b.txt, "master-worker主從模式"
 -- (master-worker), with the loop thread of "新線程協程".
--- Python -> Lua: redis-py's blocking calls -> lib/redis.lua, its replies
+-- Python -> Lua: redis-py's blocking calls -> asyncio.redis, its replies
 -- awaited with the main thread's own loop (run_until_complete blocks the
 -- main thread as redis-py does); time.sleep(1) -> a second of that loop
 -- (run_until_complete(asyncio.sleep(1)), which Ctrl-C interrupts as it
@@ -22,7 +22,7 @@
 -- redis_producer.lua (the tutorial pushes 2, 5, 1, 1).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local redis = require "lib.redis"
+local redis = require "asyncio.redis"
 local async, await = asyncio.async, asyncio.await
 
 local count = tonumber(arg[1])
@@ -36,16 +36,14 @@ end)
 
 -- the main thread's loop: Redis replies and the polling sleep
 local loop = asyncio.get_event_loop()
-local rcon = loop:run_until_complete(redis.connect("127.0.0.1",
-  tonumber(os.getenv("REDIS_PORT")) or 6379,
-  {db = tonumber(os.getenv("REDIS_DB")) or 3}))
-local rpop = async(function(key) return await(rcon:call("RPOP", key)) end)
+local rcon = redis.Redis{port = tonumber(os.getenv("REDIS_PORT")) or 6379,
+                         db = tonumber(os.getenv("REDIS_DB")) or 3}
 
 local new_loop = asyncio.start_loop_thread()
 
 local submitted = {}
 while count == nil or #submitted < count do
-  local task = loop:run_until_complete(rpop("queue"))
+  local task = loop:run_until_complete(rcon:rpop("queue"))
   if not task then
     loop:run_until_complete(asyncio.sleep(1))
   else

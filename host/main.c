@@ -20,10 +20,15 @@
  * Exit status: 0 on success, 1 on an uncaught error (message and
  * traceback on stderr), 130 when the script ends with KeyboardInterrupt.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -236,10 +241,7 @@ static int handle_script(lua_State *L, char **argv, int *interrupted) {
  * the script (argc if none). */
 static int collectargs(char **argv, int *first) {
   int args = 0, i;
-  if (argv[0] != NULL) {
-    if (argv[0][0])
-      progname = argv[0];
-  } else {
+  if (argv[0] == NULL) {
     *first = -1;
     return 0;
   }
@@ -354,6 +356,122 @@ static int handle_luainit(lua_State *L, int *interrupted) {
   return dostring(L, init, name, interrupted);
 }
 
+/* ------------------------------------------------------------------ */
+/* The REPL's terminal: module asyncio._term (the CLI only), GNU readline
+ * for line editing and history. */
+
+static volatile sig_atomic_t term_sigint;
+static char *term_line;  /* the line readline handed over, or NULL */
+static int term_done;    /* readline handed a line over (or end of input) */
+
+static void term_on_sigint(int sig) {
+  (void)sig;
+  term_sigint = 1;
+}
+
+static void term_on_line(char *line) {
+  term_line = line;
+  term_done = 1;
+  rl_callback_handler_remove();
+}
+
+/* Waits for stdin with SIGINT blocked except inside pselect (so a Ctrl-C
+ * that came before the wait is not missed); returns 0 when readable, -1
+ * after Ctrl-C. */
+static int term_wait(const sigset_t *waitmask) {
+  for (;;) {
+    fd_set fds;
+    if (term_sigint)
+      return -1;
+    FD_ZERO(&fds);
+    FD_SET(STDIN_FILENO, &fds);
+    if (pselect(STDIN_FILENO + 1, &fds, NULL, NULL, NULL, waitmask) > 0)
+      return 0;
+  }
+}
+
+/* term.readline(prompt) -> the line without its newline; nil at the end
+ * of input; false after Ctrl-C (the line typed so far is dropped). SIGINT
+ * is caught only while it waits: a running loop has its own watch. */
+static int l_term_readline(lua_State *L) {
+  const char *prompt = luaL_checkstring(L, 1);
+  struct sigaction sa, old;
+  sigset_t sigint, oldmask, waitmask;
+  int interrupted = 0;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = term_on_sigint; /* no SA_RESTART: pselect sees EINTR */
+  sigemptyset(&sa.sa_mask);
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  term_sigint = 0;
+  term_done = 0;
+  term_line = NULL;
+  sigprocmask(SIG_BLOCK, &sigint, &oldmask);
+  waitmask = oldmask;
+  sigdelset(&waitmask, SIGINT);
+  sigaction(SIGINT, &sa, &old);
+  rl_callback_handler_install(prompt, term_on_line);
+  while (!term_done) {
+    if (term_wait(&waitmask) < 0) {
+      interrupted = 1;
+      rl_free_line_state();
+      rl_callback_sigcleanup();
+      rl_callback_handler_remove();
+      fputc('\n', stdout);
+      fflush(stdout);
+      break;
+    }
+    rl_callback_read_char();
+  }
+  sigaction(SIGINT, &old, NULL);
+  sigprocmask(SIG_SETMASK, &oldmask, NULL);
+  if (interrupted)
+    lua_pushboolean(L, 0);
+  else if (term_line == NULL)
+    lua_pushnil(L);
+  else {
+    if (term_line[0] != '\0')
+      add_history(term_line);
+    lua_pushstring(L, term_line);
+    free(term_line);
+  }
+  return 1;
+}
+
+/* term.isatty(fd) -> boolean */
+static int l_term_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* term.load_history(path) / term.save_history(path): a missing file
+ * is an empty history; failures to save are ignored, as a shell does. */
+static int l_term_load_history(lua_State *L) {
+  read_history(luaL_checkstring(L, 1));
+  return 0;
+}
+
+static int l_term_save_history(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  write_history(path);
+  history_truncate_file(path, 1000);
+  return 0;
+}
+
+static const luaL_Reg term_funcs[] = {
+    {"readline", l_term_readline},
+    {"isatty", l_term_isatty},
+    {"load_history", l_term_load_history},
+    {"save_history", l_term_save_history},
+    {NULL, NULL}};
+
+static int luaopen_term(lua_State *L) {
+  rl_catch_signals = 0;
+  rl_readline_name = "luaio";
+  luaL_newlib(L, term_funcs);
+  return 1;
+}
+
 /* The REPL is Lua code (asyncio.repl): each input runs as a task. */
 static int dorepl(lua_State *L, int *interrupted) {
   lua_getglobal(L, "require");
@@ -389,6 +507,10 @@ static int pmain(lua_State *L) {
   }
   luaL_openlibs(L);
   luaio_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_term);
+  lua_setfield(L, -2, "asyncio._term");
+  lua_pop(L, 1);
   if (args & has_E) /* -E: LUAIO_DEBUG is ignored too */
     set_default_debug(L, 0);
   createargtable(L, argv, c->argc, script);

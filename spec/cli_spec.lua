@@ -150,6 +150,13 @@ describe("luaio CLI", function()
     assert.same({0, "init 5.4\n"}, {r.status, r.stdout})
   end)
 
+  it("prefixes its errors with 'luaio:' whatever path ran it", function()
+    local r = proc.run{luaio, "-e", "error('x', 0)"}
+    assert.equal(1, r.status)
+    assert.equal("luaio: x\n", r.stderr:match("^[^\n]*\n"))
+    assert.are_not.equal("luaio", luaio) -- it ran as a path
+  end)
+
   it("-i runs the REPL after the script", function()
     local r = proc.run({luaio, "-i", "-e", "x = 41"},
                        {stdin = "print(x + 1)\n"})

@@ -124,7 +124,7 @@ describe("I/O examples", function()
                 normalise(out))
     assert.equal("", err)
     assert.equal(0, code)
-    local items = await(conn:call("LRANGE", "queue", 0, -1))
+    local items = await(conn:execute_command("LRANGE", "queue", 0, -1))
     assert.same({"1", "1", "5", n = 3}, items)
     await(conn:close())
   end))
@@ -134,8 +134,7 @@ describe("I/O examples", function()
     await(servers.sms_url())
     local conn = await(fresh_db())
     -- the tutorial pushes 5, 1, 1; 2, 1, 1 shows the same in 2 s
-    await(conn:pipeline{{"LPUSH", "queue", 2}, {"LPUSH", "queue", 1},
-                        {"LPUSH", "queue", 1}})
+    await(conn:lpush("queue", 2, 1, 1))
     local out, err, code = await(run("sms_consumer.lua", 3))
     assert.same({"Waiting 2", "Waiting 1", "Waiting 1",
                  "200", "1 It works", "Done 1",
@@ -149,7 +148,7 @@ describe("I/O examples", function()
   it("coroutine_workers.lua: two workers poll with RPOP; Ctrl-C cancels "
      .. "every task and the loop closes", aspec.async(function()
     local conn = await(fresh_db())
-    await(conn:pipeline{{"LPUSH", "queue", 1}, {"LPUSH", "queue", 0}})
+    await(conn:lpush("queue", 1, 0))
     local p = await(start("coroutine_workers.lua"))
     local lines = await(read_until(p, function(l)
       return count_matching(l, "^Done") == 2
@@ -174,8 +173,11 @@ describe("I/O examples", function()
     local lines = await(read_until(p, function(l)
       return count_matching(l, "^Start worker") == 3
     end))
-    await(conn:pipeline{{"LPUSH", "queue", 1}, {"LPUSH", "queue", 0},
-                        {"LPUSH", "queue", 1}})
+    -- each worker's BRPOP has reached Redis (its connection opens first)
+    while await(conn:info("clients")).blocked_clients < 3 do
+      await(asyncio.sleep(0.01))
+    end
+    await(conn:lpush("queue", 1, 0, 1))
     local more = await(read_until(p, function(l)
       return count_matching(l, "^Done") == 3
     end))
@@ -204,11 +206,25 @@ describe("I/O examples", function()
     await(conn:close())
   end))
 
+  it("workqueue_master.lua: three worker processes square the numbers; "
+     .. "SIGTERM stops them", aspec.async(function()
+    local conn = await(fresh_db())
+    local out, err, code = await(run("workqueue_master.lua", 12))
+    local want = {}
+    for i = 1, 12 do want[i] = ("%d squared is %d"):format(i, i * i) end
+    want[13] = "workers stopped: 3"
+    assert.same(want, normalise(out))
+    assert.equal("", err)
+    assert.equal(0, code)
+    await(conn:close())
+  end))
+
   it("examples/README.md maps every example above", function()
     h.assert_mapped{{file = "sms_server.lua"}, {file = "http_task.lua"},
       {file = "aiohttp_count.lua"}, {file = "aiohttp_semaphore.lua"},
       {file = "redis_producer.lua"}, {file = "sms_consumer.lua"},
       {file = "coroutine_workers.lua"},
-      {file = "coroutine_workers_brpop.lua"}}
+      {file = "coroutine_workers_brpop.lua"},
+      {file = "workqueue_master.lua"}, {file = "workqueue_worker.lua"}}
   end)
 end)

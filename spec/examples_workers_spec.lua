@@ -33,7 +33,7 @@ end
 
 --- Pushes value onto the list key of conn's database.
 local function lpush(conn, key, value)
-  await(conn:call("LPUSH", key, value))
+  await(conn:execute_command("LPUSH", key, value))
 end
 
 -- One entry per example, for the README check.
@@ -164,7 +164,7 @@ describe("master-worker tutorial examples", function()
     local out, err = await(p:communicate())
     assert.same({"", "", 0}, {out, err, p.returncode})
     assert.same({"4", "3", "2", "1", n = 4},
-                await(conn:call("LRANGE", "coro_test", 0, -1)))
+                await(conn:execute_command("LRANGE", "coro_test", 0, -1)))
     p = await(servers.start("redis_coro_consumer.lua", 4))
     out, err = await(p:communicate())
     assert.same({"正在執行name: Zarten1", "正在執行name: Zarten2",
@@ -172,7 +172,7 @@ describe("master-worker tutorial examples", function()
                 lines_of(out))
     assert.equal("", err)
     assert.equal(0, p.returncode)
-    assert.equal(0, await(conn:call("LLEN", "coro_test")))
+    assert.equal(0, await(conn:execute_command("LLEN", "coro_test")))
     await(conn:close())
   end))
 

@@ -6,6 +6,7 @@ local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
 local servers = dofile("spec/fixtures/servers.lua")
+local certs = dofile("spec/fixtures/certs.lua")
 local async, await = asyncio.async, asyncio.await
 
 --- A client on database db of the spec's server, database emptied.
@@ -301,6 +302,43 @@ describe("asyncio.redis", function()
     assert.is_nil(await(r:get("k")))  -- a new server, empty
     assert.is_true(await(r:set("k", "w")))
     assert.equal("w", await(r:get("k")))
+    await(r:close())
+    await(servers.kill_server(srv))
+  end))
+
+  it("rediss:// talks TLS to a redis-server with a TLS port, checking "
+     .. "its certificate", aspec.async(function()
+    local srv = await(servers.redis_server(nil, nil, {
+      cert = certs.path("server.pem"), key = certs.path("server.key"),
+      ca = certs.path("ca.pem")}))
+    local url = "rediss://localhost:" .. srv.port .. "/2"
+    local r = await(redis.from_url(url, {ssl = certs.client_ctx()}))
+    assert.is_true(await(r:set("k", "over tls")))
+    assert.equal("over tls", await(r:get("k")))
+    local p = r:pipeline()
+    p:incr("n"):incr("n")
+    assert.same({1, 2, n = 2}, await(p:execute()))
+    await(r:close())
+    -- the system's CAs do not know the test CA
+    local e = err_of(redis.from_url(url))
+    assert.is_true(asyncio.iserror(e, redis.ConnectionError), tostring(e))
+    assert.matches("certificate verify failed", e.message)
+    await(servers.kill_server(srv))
+  end))
+
+  it("socket_timeout: a reply later than it raises redis.TimeoutError "
+     .. "and the next command uses a new connection", aspec.async(function()
+    local srv = await(servers.redis_server({"--enable-debug-command",
+                                            "yes"}))
+    local r = await(redis.from_url("redis://127.0.0.1:" .. srv.port,
+                                   {socket_timeout = 0.1}))
+    local e = err_of(r:execute_command("DEBUG", "SLEEP", "0.3"))
+    assert.is_true(asyncio.iserror(e, redis.TimeoutError), tostring(e))
+    assert.is_false(asyncio.iserror(e, asyncio.TimeoutError))
+    assert.is_true(await(r:set("k", "v")))
+    assert.equal("v", await(r:get("k")))
+    -- blocking commands are not bound by it
+    assert.is_nil(await(r:brpop({"q"}, 0.2)))
     await(r:close())
     await(servers.kill_server(srv))
   end))

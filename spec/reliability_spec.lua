@@ -164,4 +164,32 @@ describe("reliability", function()
       runner:close()
     end))
   end)
+
+  describe("CPython behaviours", function()
+    it("gather(coro, not_awaitable) raises TypeError; the task it made "
+       .. "for coro runs on and nothing reaches the handler (CPython issue "
+       .. "46672)", h.vspec(function()
+      local loop = asyncio.get_running_loop()
+      local reports = 0
+      loop:set_exception_handler(function() reports = reports + 1 end)
+      local ran = false
+      local err = h.error_of(asyncio.gather, async(function()
+        await(asyncio.sleep(0.1))
+        ran = true
+        error(asyncio.ValueError("late"))
+      end)(), 42)
+      assert.is_true(asyncio.iserror(err, asyncio.TypeError), tostring(err))
+      await(asyncio.sleep(0.2))
+      collectgarbage()
+      assert.is_true(ran)
+      assert.equal(0, reports)
+    end))
+
+    it("remove_signal_handler(SIGKILL) returns false", function()
+      local loop = asyncio.new_event_loop()
+      assert.is_false(loop:remove_signal_handler("SIGKILL"))
+      assert.is_false(loop:remove_signal_handler(9))
+      loop:close()
+    end)
+  end)
 end)

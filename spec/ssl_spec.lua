@@ -114,13 +114,27 @@ describe("TLS over sockets", function()
     e = h.await_error(asyncio.open_connection("127.0.0.1", 1,
       {server_hostname = "x"}))
     assert.equal("server_hostname is only meaningful with ssl", e.message)
-    local srv, port = plain_server(function(_, w) w:close() end)
+    -- refused once connected: the socket is closed, not left open
+    local eofs = 0
+    local srv, port = plain_server(function(r, w)
+      assert.equal("", await(r:read()))
+      eofs = eofs + 1
+      w:close()
+    end)
     e = h.await_error(loop:create_connection(function() return {} end,
       "127.0.0.1", port, {ssl = client_ctx(), ssl_handshake_timeout = -1}))
     assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
     assert.equal("ssl_handshake_timeout should be a positive number, got -1",
                  e.message)
-    stop(srv)
+    e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {ssl = server_ctx()}))
+    assert.equal("Cannot create a client socket with a PROTOCOL_TLS_SERVER "
+                 .. "context", e.message)
+    srv:close()
+    -- waits for both handlers: both saw EOF (a socket left open would
+    -- keep its handler waiting: failure, not a hang)
+    await(asyncio.wait_for(srv:wait_closed(), 10))
+    assert.equal(2, eofs)
   end))
 
   it("a peer that does not speak TLS: SSLError, no hang",

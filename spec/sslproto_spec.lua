@@ -154,6 +154,19 @@ describe("asyncio.sslproto", function()
       assert.is_true(iserror(await(t.s.lost), asyncio.ConnectionResetError))
     end))
 
+    it("an app protocol may leave methods out", aspec.async(function()
+      local t = tls_pair()
+      t.s.data_received = nil
+      handshake(t)
+      t.c.transport:write("into the void")
+      await(asyncio.sleep(0))
+      await(asyncio.sleep(0))
+      t.c.transport:close()
+      assert.is_nil(await(t.c.lost))
+      assert.same({"made", "eof", "lost"}, t.s.events)
+      assert.equal("", t.s:data())
+    end))
+
     it("an error in the app's data_received goes to the handler and to " ..
        "its connection_lost", aspec.async(function()
       local loop = asyncio.get_running_loop()

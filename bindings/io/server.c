@@ -117,8 +117,15 @@ static void on_connection(uv_stream_t *h, int status) {
   if (status < 0 || loop == NULL || l->srv == NULL)
     return; /* asyncio logs accept errors and goes on */
   s = aio_stream_alloc(loop, l->srv->kind);
-  if (s == NULL)
+  if (s == NULL) {
+    /* out of memory: drop this connection (the peer sees it closed);
+     * left pending, libuv would stop accepting altogether */
+    if (h->accepted_fd >= 0) {
+      close(h->accepted_fd);
+      h->accepted_fd = -1;
+    }
     return;
+  }
   if (uv_accept(h, &s->u.s) != 0) {
     aio_stream_abort(s);
     return;

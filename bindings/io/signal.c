@@ -127,7 +127,9 @@ static void drop_watch(aio_loop *loop, aio_sigwatch **link) {
 /* loop:remove_signal_handler(sig) -> true if a handler was removed */
 static int l_loop_remove_signal_handler(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
-  int signum = check_signum(L, 2);
+  int signum = aio_check_signal(L, 2);
+  if (signum < 1 || signum >= NSIG)
+    aio_raisef(L, AIO_E_VALUE, "invalid signal number %d", signum);
   aio_sigwatch **link;
   if (find_watch(loop, signum, &link) == NULL) {
     lua_pushboolean(L, 0);

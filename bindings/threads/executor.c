@@ -201,9 +201,10 @@ static const char *executor_submit(aio_executor *ex, aio_msg *msg,
   if (ex->queued + 1 > ex->idle && ex->nworkers < ex->max_workers) {
     worker *w = malloc(sizeof *w);
     if (w == NULL || uv_thread_create(&w->tid, worker_main, ex) != 0) {
+      int nomem = w == NULL;
       free(w);
       if (ex->nworkers == 0) {
-        err = "cannot start a worker thread";
+        err = nomem ? "not enough memory" : "cannot start a worker thread";
         goto out;
       }
     } else {

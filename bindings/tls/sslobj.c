@@ -305,23 +305,26 @@ static int l_obj_feed(lua_State *L) {
     if (r == 1) {
       o->handshake_done = 1;
       ev |= EV_HANDSHAKE;
-    } else if (!is_want(code = SSL_get_error(o->ssl, r))) {
-      /* keep code */
     } else {
-      code = 0;
+      code = SSL_get_error(o->ssl, r);
+      if (is_want(code))
+        code = 0; /* the handshake waits for the peer */
     }
   }
   if (!code && o->handshake_done && read)
     code = read_all(L, o, &ev);
   else
     lua_pushnil(L);
-  if (!in_end(o))
-    o->nomem = 1, code = code ? code : SSL_ERROR_SSL;
+  if (!in_end(o)) {
+    o->nomem = 1;
+    if (!code)
+      code = SSL_ERROR_SSL;
+  }
   push_out(L, o);
   lua_pushinteger(L, ev);
-  if (!code && !o->nomem)
+  if (!code)
     return 3;
-  push_error(L, o, 1, code ? code : SSL_ERROR_SSL);
+  push_error(L, o, 1, code);
   return 4;
 }
 
@@ -345,7 +348,7 @@ static int l_obj_write(lua_State *L) {
     }
     done += (size_t)n;
   }
-  in_end(o);
+  (void)in_end(o); /* only kept ciphertext was read: nothing to copy */
   push_out(L, o);
   lua_pushinteger(L, (lua_Integer)done);
   if (!code || (is_want(code) && !o->nomem))
@@ -383,7 +386,10 @@ static int l_obj_shutdown(lua_State *L) {
   } else if (is_want(code = SSL_get_error(o->ssl, r))) {
     code = 0;
   }
-  in_end(o);
+  if (!in_end(o)) {
+    o->nomem = 1;
+    code = SSL_ERROR_SSL;
+  }
   lua_pushboolean(L, done);
   push_out(L, o);
   if (!code)

@@ -140,9 +140,10 @@ function M.gather(...)
     nfinished = nfinished + 1
     -- a child that succeeded while others still run: nothing to look at
     if nfinished < nchildren and succeeded(fut) then return end
-    if outer:done() then
-      -- a child failed the gather already: nobody will look at this
-      -- child's error
+    if outer == nil or outer:done() then
+      -- a child failed the gather already, or the gather itself raised
+      -- while setting up (an argument that is not awaitable: CPython
+      -- issue 46672): nobody will look at this child's error
       if not fut:cancelled() then fut:exception() end
       return
     end

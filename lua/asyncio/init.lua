@@ -5,6 +5,14 @@
 -- written in Lua (asyncio.pcall, and the modules listed in
 -- `parts` below), into one table.
 
+-- Lua 5.1 (Debian's default `lua`, and so `busted`'s) would fail later
+-- in the C module's loader with an undefined symbol: say what to do.
+if _VERSION ~= "Lua 5.4" then
+  error("luaio needs Lua 5.4, not " .. _VERSION .. ": run scripts with " ..
+        "lua5.4 or luaio, and busted as 'busted --lua=lua5.4' or " ..
+        "'luaio-busted'", 2)
+end
+
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 

@@ -92,11 +92,15 @@ local function conn_lost(c, err)
     err = M.ConnectionError(what)
   end
   c.err = err
-  local futs = c.futs
+  local futs, quiet = c.futs, c.quiet
   for i = c.head + 1, c.tail do
     local fut = futs[i]
     futs[i] = nil
-    if not fut:done() then fut:set_exception(err) end
+    if not fut:done() then
+      fut:set_exception(err)
+      -- nobody awaits these: their failure is expected, not to report
+      if quiet[fut] then fut:exception() end
+    end
   end
   c.head = c.tail
   pcall(c.writer.close, c.writer)
@@ -183,21 +187,30 @@ end)
 -- task, authenticates, selects the database and learns its client id.
 local open_conn = async(function(o)
   local ok, reader, writer = pcall(function()
+    local aw
     if o.path then
-      return await(asyncio.open_unix_connection(o.path))
+      aw = asyncio.open_unix_connection(o.path)
+    else
+      local copts
+      if o.ssl then copts = {ssl = o.ssl, server_hostname = o.host} end
+      aw = asyncio.open_connection(o.host, o.port, copts)
     end
-    local copts
-    if o.ssl then copts = {ssl = o.ssl, server_hostname = o.host} end
-    return await(asyncio.open_connection(o.host, o.port, copts))
+    local timeout = o.socket_connect_timeout or o.socket_timeout
+    if timeout then return await(asyncio.wait_for(aw, timeout)) end
+    return await(aw)
   end)
   if not ok then
     if is_cancel(reader) then error(reader, 0) end
+    if iserror(reader, asyncio.TimeoutError) then
+      error(M.TimeoutError("Timeout connecting to server"), 0)
+    end
     error(M.ConnectionError(("Error connecting to %s. %s"):format(
       o.path or (o.host .. ":" .. o.port),
       iserror(reader) and reader.message or tostring(reader))), 0)
   end
   local c = setmetatable({reader = reader, writer = writer,
                           proto = Protocol(reply_error), futs = {},
+                          quiet = setmetatable({}, {__mode = "k"}),
                           head = 0, tail = 0, loop = asyncio.get_running_loop(),
                           flushing = false, closed = false}, Conn)
   c.flush = function() flush(c) end
@@ -263,7 +276,10 @@ local function url_unescape(s)
 end
 
 --- Redis{host =, port =, db =, password =, username =, pool_size =,
--- socket_timeout =, ssl =, path =} -> a client, not connected yet.
+-- socket_timeout =, socket_connect_timeout =, ssl =, path =} -> a
+-- client, not connected yet. socket_timeout (seconds) bounds the wait
+-- for each reply of an ordinary command (not of blocking ones) and for
+-- connecting; past it redis.TimeoutError.
 function M.Redis(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -276,7 +292,7 @@ function M.Redis(opts)
   o.port = math.tointeger(tonumber(o.port)) or o.port
   o.db = math.tointeger(tonumber(o.db)) or 0
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
-                       recovering = {}, closed = false}, Redis)
+                       nrecovering = 0, closed = false}, Redis)
 end
 
 --- from_url(url [, opts]): redis://[[user]:pass@]host[:port][/db],
@@ -410,11 +426,28 @@ local function release(self, c)
 end
 Redis.release = release
 
+--- Awaits the reply future fut of connection c within socket_timeout
+-- seconds; past it, raises redis.TimeoutError and closes c (as redis-py
+-- does: the reply may still come, the connection is not trusted).
+local function await_timeout(c, fut, timeout)
+  local ok, v = pcall(await, asyncio.wait_for(asyncio.shield(fut), timeout))
+  if ok then return v end
+  if iserror(v, asyncio.TimeoutError) then
+    c.quiet[fut] = true
+    conn_lost(c, M.TimeoutError("Timeout reading from socket"))
+    error(M.TimeoutError("Timeout reading from socket"), 0)
+  end
+  error(v, 0)
+end
+
 --- Runs argv on the shared connection; conv(reply) converts the reply.
 local run = async(function(self, argv, conv)
   local c = self.conn
   if c == nil or c.closed then c = shared(self) end
-  local v = await(send_argv(c, argv))
+  local fut = send_argv(c, argv)
+  local v
+  local timeout = self.opts.socket_timeout
+  if timeout then v = await_timeout(c, fut, timeout) else v = await(fut) end
   if conv then return conv(v) end
   return v
 end)
@@ -428,25 +461,73 @@ local RESTORE = {
   BZPOPMAX = function(v) return {"ZADD", v[1], v[3], v[2]} end,
 }
 
---- After the caller of a blocking command was cancelled: unblocks the
--- command if Redis still holds it, waits for its reply, puts back what it
--- popped, then gives the connection back.
-local recover = async(function(self, c, fut, restore)
-  local ok = pcall(function()
-    for _ = 1, 100 do
-      if fut:done() then break end
-      local n = await(run(self, {"CLIENT", "UNBLOCK", c.id}))
-      if n == 1 or fut:done() then break end
-      -- the command has not reached Redis yet: wait for it to block
-      local w = asyncio.wait({fut}, {timeout = 0.01})
-      await(w)
+--- A connection other than c to send CLIENT UNBLOCK on: the shared one,
+-- else an idle dedicated one; nil if none is open.
+local function helper_conn(self, c)
+  local o = self.conn
+  if o and not o.closed then return o end
+  for _, i in ipairs(self.idle) do
+    if i ~= c and not i.closed then return i end
+  end
+  return nil
+end
+
+--- Marks a future's exception as retrieved (its failure is handled).
+local function quiet(f)
+  if not f:cancelled() then f:exception() end
+end
+
+--- After the caller of a blocking command (future fut on connection c)
+-- was cancelled: unblocks the command if Redis still holds it (CLIENT
+-- UNBLOCK on another connection, retried while the command has not
+-- reached Redis), and once its reply came, pushes back on c what it
+-- popped (restore(reply) is the command), then gives c back. Driven by
+-- callbacks, so nothing is left pending when a loop stops. With no other
+-- connection open, c is closed instead.
+local function recover(self, c, fut, restore)
+  self.nrecovering = self.nrecovering + 1
+  c.quiet[fut] = true
+  local function finish(ok)
+    if not ok then c:close() end
+    self.nrecovering = self.nrecovering - 1
+    release(self, c)
+    local w = self.recovered
+    if self.nrecovering == 0 and w then
+      self.recovered = nil
+      if not w:done() then w:set_result(true) end
     end
-    local v = await(fut)
-    if v ~= nil and restore then await(run(self, restore(v))) end
+  end
+  fut:add_done_callback(function(f)
+    if f:cancelled() or f:exception() ~= nil then return finish(false) end
+    local v = f:result()
+    if v == nil or not restore or c.closed then return finish(true) end
+    local back = send_argv(c, restore(v))
+    c.quiet[back] = true
+    back:add_done_callback(function(bf)
+      quiet(bf)
+      finish(not bf:cancelled() and bf:exception() == nil)
+    end)
   end)
-  if not ok then c:close() end
-  release(self, c)
-end)
+  local tries = 0
+  local function unblock()
+    if fut:done() then return end
+    local o = helper_conn(self, c)
+    if o == nil then return c:close() end
+    local u = send_argv(o, {"CLIENT", "UNBLOCK", c.id})
+    o.quiet[u] = true
+    u:add_done_callback(function(uf)
+      quiet(uf)
+      if fut:done() then return end
+      if not uf:cancelled() and uf:exception() == nil and uf:result() == 1
+      then return end -- the command's nil reply is on its way
+      tries = tries + 1
+      if tries > 100 then return c:close() end
+      -- the command has not reached Redis yet: try again shortly
+      c.loop:call_later(0.01, unblock)
+    end)
+  end
+  unblock()
+end
 
 --- Runs a blocking command on a dedicated connection.
 local run_blocking = async(function(self, argv, conv)
@@ -459,10 +540,7 @@ local run_blocking = async(function(self, argv, conv)
     return v
   end
   if is_cancel(v) and (not fut:done() or fut:exception() == nil) then
-    local name = tostring(argv[1]):upper()
-    local t = asyncio.ensure_future(recover(self, c, fut, RESTORE[name]))
-    self.recovering[t] = true
-    t:add_done_callback(function() self.recovering[t] = nil end)
+    recover(self, c, fut, RESTORE[tostring(argv[1]):upper()])
   else
     release(self, c)
   end
@@ -533,9 +611,11 @@ end
 --- await(r:close()): waits for the cancelled blocking commands to be put
 -- back, then closes every connection. aclose is redis-py's name.
 Redis.close = async(function(self)
-  local ts = {}
-  for t in pairs(self.recovering) do ts[#ts + 1] = t end
-  if #ts > 0 then await(asyncio.wait(ts, {timeout = 5})) end
+  if self.nrecovering > 0 then
+    local w = self.recovered or asyncio.get_running_loop():create_future()
+    self.recovered = w
+    await(asyncio.wait({w}, {timeout = 5}))
+  end
   local c = self.conn
   close_now(self)
   if c and c.task then pcall(await, c.task) end
@@ -819,23 +899,20 @@ cmd("zadd", function(name, mapping, o)
   end
   return argv, conv
 end)
-cmd("zrange", function(name, start, stop, o)
-  local argv = {"ZRANGE", name, start, stop}
-  if o and o.desc then argv[#argv + 1] = "REV" end
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    return argv, score_pairs
+--- ZRANGE and ZREVRANGE: {desc =} (ZRANGE only), {withscores =}.
+local function zrange_cmd(word)
+  return function(name, start, stop, o)
+    local argv = {word, name, start, stop}
+    if o and o.desc and word == "ZRANGE" then argv[#argv + 1] = "REV" end
+    if o and o.withscores then
+      argv[#argv + 1] = "WITHSCORES"
+      return argv, score_pairs
+    end
+    return argv
   end
-  return argv
-end)
-cmd("zrevrange", function(name, start, stop, o)
-  local argv = {"ZREVRANGE", name, start, stop}
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    return argv, score_pairs
-  end
-  return argv
-end)
+end
+cmd("zrange", zrange_cmd("ZRANGE"))
+cmd("zrevrange", zrange_cmd("ZREVRANGE"))
 cmd("zrangebyscore", function(name, min, max, o)
   local argv = {"ZRANGEBYSCORE", name, min, max}
   local conv

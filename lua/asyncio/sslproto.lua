@@ -287,9 +287,10 @@ function SSLProtocol:data_received(data)
     local plain, out, ev, err = self._obj_feed(self._sslobj, data, true)
     if out then self._transport:write(out) end
     if ev == 0 and not err and not self._ssl_reading_paused then
-      if plain then
-        local app = self._app_protocol
-        local ok, e = pcall(app.data_received, app, plain)
+      local app = self._app_protocol
+      local f = plain and app.data_received
+      if f then
+        local ok, e = pcall(f, app, plain)
         if not ok then
           pass_fatal(e)
           self:_fatal_error(e, "Fatal error on SSL protocol")

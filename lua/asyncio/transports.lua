@@ -131,8 +131,12 @@ local function start(loop, raw, factory, ctx, hostname, opts)
   end
   local sslproto = require "asyncio.sslproto"
   local waiter = loop:create_future()
-  local p = sslproto.SSLProtocol(loop, app, ctx, waiter, false, hostname,
-                                 ssl_timeouts(opts))
+  local made, p = pcall(sslproto.SSLProtocol, loop, app, ctx, waiter, false,
+                        hostname, ssl_timeouts(opts))
+  if not made then -- a server's context, a bad timeout: the socket goes
+    raw:abort()
+    error(p, 0)
+  end
   raw:_start(p)
   local done, err = pcall(await, waiter)
   if not done then

@@ -1,0 +1,674 @@
+--- asyncio.workqueue: a reliable job queue on Redis that any number of
+-- worker processes, on any number of machines, share.
+--
+--   local wq = require "asyncio.workqueue"
+--   local q = wq.Queue("thumbs", {redis = "redis://host:6379/0"})
+--   local job = await(q:enqueue("resize", {path = "a.png"}, {retries = 3}))
+--   print(await(job:result{timeout = 60}))
+--   -- a worker process:
+--   await(wq.Worker(q, {functions = {resize = resize}}):run())
+--
+-- Keys, under "wq:<name>:" (P):
+--   P.."queue"       list of ready job ids (enqueue LPUSHes, workers take
+--                    from the right)
+--   P.."proc:"..W    list of the ids worker W holds (BLMOVE / LMOVE from
+--                    the queue: an id is always in some list)
+--   P.."workers"     sorted set: worker id -> lease deadline (Redis time);
+--                    each worker renews its own, which renews the leases
+--                    of every job it holds
+--   P.."delayed"     sorted set: id -> due time (delay =, retry backoff)
+--   P.."dead"        list of the ids of dead jobs (dead letters)
+--   P.."job:"..id    hash: fn, args, state, attempts, failures, retries,
+--                    timeout, retry_delay, result, error, traceback, ...
+--   P.."notify:"..id list holding one element once the job finished
+--                    (waiters BLMOVE it onto itself, so all of them wake)
+--   P.."stats"       hash: done, dead counters
+-- Every state change is one Lua script run with EVALSHA (atomic), and
+-- reads the time from Redis (TIME), so the machines' clocks do not
+-- matter. A worker whose lease expired (it died, even by kill -9, or
+-- stalled) has its jobs put back at the head of the queue by the next
+-- worker's periodic tick: delivery is at least once.
+--
+-- Payloads (args and results) use a versioned binary encoding (below,
+-- "WQ1"): nil, booleans, integers, floats, strings and nested tables;
+-- decoding never runs code, and a malformed payload fails its job.
+
+local asyncio = require "asyncio"
+local redis = require "asyncio.redis"
+
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+local spack, sunpack = string.pack, string.unpack
+local concat, pack, unpack = table.concat, table.pack, table.unpack
+
+local M = {}
+
+M.WorkQueueError = asyncio.Exception:subclass("workqueue.WorkQueueError")
+M.JobError = M.WorkQueueError:subclass("workqueue.JobError")
+M.PayloadError = M.WorkQueueError:subclass("workqueue.PayloadError")
+
+---------------------------------------------------------------------------
+-- Payload encoding, version 1: "WQ1" then one value:
+--   "n" nil | "t" true | "f" false | "i" int64 (LE) | "d" double (LE)
+--   | "s" u32 length (LE) + bytes
+--   | "T" u32 count (LE) + count pairs of (key value), keys never nil
+-- Tables nest at most 100 deep; shared or cyclic tables are refused.
+
+local MAXDEPTH = 100
+
+local function enc(v, out, depth, seen)
+  local t = type(v)
+  if t == "nil" then out[#out + 1] = "n"
+  elseif t == "boolean" then out[#out + 1] = v and "t" or "f"
+  elseif t == "number" then
+    if math.type(v) == "integer" then out[#out + 1] = spack("<c1j", "i", v)
+    else out[#out + 1] = spack("<c1d", "d", v) end
+  elseif t == "string" then out[#out + 1] = spack("<c1s4", "s", v)
+  elseif t == "table" then
+    if depth >= MAXDEPTH then
+      error(M.PayloadError("payload nests deeper than 100 tables"), 0)
+    end
+    if seen[v] then
+      error(M.PayloadError("payload holds a table twice (or a cycle)"), 0)
+    end
+    seen[v] = true
+    local n, at = 0, #out + 1
+    out[at] = false
+    for k, x in pairs(v) do
+      enc(k, out, depth + 1, seen)
+      enc(x, out, depth + 1, seen)
+      n = n + 1
+    end
+    out[at] = spack("<c1I4", "T", n)
+  else
+    error(M.PayloadError("cannot encode a " .. t .. " in a job payload"), 0)
+  end
+end
+
+--- encode(v) -> the payload string of v.
+function M.encode(v)
+  local out = {"WQ1"}
+  enc(v, out, 0, {})
+  return concat(out)
+end
+
+local function dec(s, pos, depth)
+  local tag = s:sub(pos, pos)
+  pos = pos + 1
+  if tag == "n" then return nil, pos
+  elseif tag == "t" then return true, pos
+  elseif tag == "f" then return false, pos
+  elseif tag == "i" then return sunpack("<j", s, pos)
+  elseif tag == "d" then return sunpack("<d", s, pos)
+  elseif tag == "s" then return sunpack("<s4", s, pos)
+  elseif tag == "T" then
+    if depth >= MAXDEPTH then error("nested too deep", 0) end
+    local n
+    n, pos = sunpack("<I4", s, pos)
+    if n > #s then error("bad table size", 0) end
+    local t = {}
+    for _ = 1, n do
+      local k, v
+      k, pos = dec(s, pos, depth + 1)
+      if k == nil or k ~= k then error("bad table key", 0) end
+      v, pos = dec(s, pos, depth + 1)
+      t[k] = v
+    end
+    return t, pos
+  end
+  error(("bad tag at byte %d"):format(pos - 1), 0)
+end
+
+--- decode(s) -> the value; raises workqueue.PayloadError for anything
+-- that is not a whole version-1 payload.
+function M.decode(s)
+  if type(s) ~= "string" or s:sub(1, 3) ~= "WQ1" then
+    error(M.PayloadError("malformed payload: not a WQ1 payload"), 0)
+  end
+  local ok, v, pos = pcall(dec, s, 4, 0)
+  if not ok then
+    error(M.PayloadError("malformed payload: " .. tostring(v)
+                         :gsub("^.-:%d+: ", "")), 0)
+  end
+  if pos ~= #s + 1 then
+    error(M.PayloadError("malformed payload: trailing bytes"), 0)
+  end
+  return v
+end
+
+---------------------------------------------------------------------------
+-- The scripts (KEYS[1] is always the prefix's queue; ARGV[1] the prefix)
+
+local NOW = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+]]
+
+local ENQUEUE = [[
+local P, id = ARGV[1], ARGV[2]
+local jk = P .. 'job:' .. id
+if redis.call('HSETNX', jk, 'fn', ARGV[3]) == 0 then return 0 end
+local delay = tonumber(ARGV[7])
+redis.call('HSET', jk, 'args', ARGV[4], 'retries', ARGV[5],
+  'timeout', ARGV[6], 'retry_delay', ARGV[8], 'ttl', ARGV[9],
+  'attempts', 0, 'failures', 0,
+  'state', delay > 0 and 'deferred' or 'queued')
+if delay > 0 then
+  ]] .. NOW .. [[
+  redis.call('ZADD', P .. 'delayed', now + delay, id)
+else
+  redis.call('LPUSH', P .. 'queue', id)
+end
+return 1
+]]
+
+-- ARGV: P, worker, n, lease, an id already moved into the worker's list
+-- (or ''). Takes up to n ready jobs; returns {id, fn, args, attempts,
+-- timeout} for each.
+local CLAIM = NOW .. [[
+local P, W, n, lease, first = ARGV[1], ARGV[2], tonumber(ARGV[3]),
+  tonumber(ARGV[4]), ARGV[5]
+local proc = P .. 'proc:' .. W
+redis.call('ZADD', P .. 'workers', now + lease, W)
+local out = {}
+local function start(id)
+  local jk = P .. 'job:' .. id
+  local f = redis.call('HMGET', jk, 'fn', 'args', 'timeout')
+  if not f[1] then
+    redis.call('LREM', proc, 1, id)
+    return
+  end
+  local a = redis.call('HINCRBY', jk, 'attempts', 1)
+  redis.call('HSET', jk, 'state', 'running', 'worker', W)
+  out[#out + 1] = {id, f[1], f[2], a, f[3]}
+end
+if first ~= '' then start(first) else
+  for _ = 1, n do
+    local id = redis.call('LMOVE', P .. 'queue', proc, 'RIGHT', 'LEFT')
+    if not id then break end
+    start(id)
+  end
+end
+return out
+]]
+
+-- Wakes the waiters of a finished job (those of job:result, which set
+-- its field 'waited' first).
+local NOTIFY = [[
+local function notify(P, id, jk, ttl, what)
+  if redis.call('HGET', jk, 'waited') then
+    local nk = P .. 'notify:' .. id
+    redis.call('DEL', nk)
+    redis.call('LPUSH', nk, what)
+    if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
+  end
+end
+]]
+
+-- ARGV: P, worker, id, result payload
+local FINISH = NOTIFY .. [[
+local P, W, id = ARGV[1], ARGV[2], ARGV[3]
+local jk = P .. 'job:' .. id
+redis.call('LREM', P .. 'proc:' .. W, 1, id)
+local f = redis.call('HMGET', jk, 'state', 'ttl')
+if not f[1] then return 0 end
+redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
+local ttl = tonumber(f[2])
+if ttl and ttl > 0 then redis.call('EXPIRE', jk, ttl) end
+notify(P, id, jk, ttl, 'done')
+if f[1] ~= 'done' then redis.call('HINCRBY', P .. 'stats', 'done', 1) end
+return 1
+]]
+
+-- ARGV: P, worker, id, error class, message, traceback
+local FAIL = NOW .. NOTIFY .. [[
+local P, W, id = ARGV[1], ARGV[2], ARGV[3]
+local jk = P .. 'job:' .. id
+redis.call('LREM', P .. 'proc:' .. W, 1, id)
+if redis.call('EXISTS', jk) == 0 then return 0 end
+local failures = redis.call('HINCRBY', jk, 'failures', 1)
+local f = redis.call('HMGET', jk, 'retries', 'retry_delay', 'ttl')
+redis.call('HSET', jk, 'error_class', ARGV[4], 'error', ARGV[5],
+  'traceback', ARGV[6], 'worker', '')
+if failures <= tonumber(f[1]) then
+  local delay = tonumber(f[2]) * 2 ^ (failures - 1)
+  redis.call('HSET', jk, 'state', 'failed')
+  redis.call('ZADD', P .. 'delayed', now + delay, id)
+  return 1
+end
+redis.call('HSET', jk, 'state', 'dead')
+redis.call('LPUSH', P .. 'dead', id)
+notify(P, id, jk, tonumber(f[3]), 'dead')
+redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+return 2
+]]
+
+-- ARGV: P, id. For job:result: marks the job as waited for (so that its
+-- end pushes to its notify list) and returns its state, result, error
+-- class, error, traceback and attempts ({} for no such job).
+local WATCH = [[
+local jk = ARGV[1] .. 'job:' .. ARGV[2]
+if redis.call('EXISTS', jk) == 0 then return {} end
+redis.call('HSET', jk, 'waited', 1)
+return redis.call('HMGET', jk, 'state', 'result', 'error_class', 'error',
+  'traceback', 'attempts')
+]]
+
+-- ARGV: P, worker ('' for none), lease. Renews the worker's lease, moves
+-- the due delayed jobs to the queue, and puts back at the head of the
+-- queue the jobs of workers whose lease expired. Returns {promoted,
+-- requeued, seconds until the next delayed job or -1}.
+local TICK = NOW .. [[
+local P, W, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if W ~= '' then redis.call('ZADD', P .. 'workers', now + lease, W) end
+local q = P .. 'queue'
+local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
+  'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  redis.call('ZREM', P .. 'delayed', id)
+  redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
+  redis.call('LPUSH', q, id)
+end
+local requeued = 0
+local gone = redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', now,
+  'LIMIT', 0, 100)
+for _, w in ipairs(gone) do
+  local proc = P .. 'proc:' .. w
+  while true do
+    local id = redis.call('LMOVE', proc, q, 'RIGHT', 'RIGHT')
+    if not id then break end
+    redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
+    redis.call('HDEL', P .. 'job:' .. id, 'worker')
+    requeued = requeued + 1
+  end
+  redis.call('ZREM', P .. 'workers', w)
+end
+local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
+local wait = -1
+if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
+return {#due, requeued, tostring(wait)}
+]]
+
+-- ARGV: P, worker. A worker leaving: what it holds and does not run goes
+-- back to the head of the queue; its lease goes.
+local LEAVE = [[
+local P, W = ARGV[1], ARGV[2]
+local proc = P .. 'proc:' .. W
+local n = 0
+while true do
+  local id = redis.call('LMOVE', proc, P .. 'queue', 'RIGHT', 'RIGHT')
+  if not id then break end
+  redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
+  n = n + 1
+end
+redis.call('ZREM', P .. 'workers', W)
+return n
+]]
+
+---------------------------------------------------------------------------
+-- Queue
+
+local Queue = {}
+Queue.__index = Queue
+
+local Job = {}
+Job.__index = Job
+
+--- Queue(name, {redis = url or client, lease = 30, retry_delay = 1,
+-- result_ttl = 3600, retries = 0})
+function M.Queue(name, opts)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'Queue' (string expected, got "
+          .. type(name) .. ")", 2)
+  end
+  opts = opts or {}
+  local r = opts.redis or "redis://127.0.0.1:6379/0"
+  if type(r) == "string" then r = redis.from_url(r) end
+  local q = setmetatable({name = name, redis = r, prefix = "wq:" .. name
+                          .. ":", lease = opts.lease or 30,
+                          retry_delay = opts.retry_delay or 1,
+                          result_ttl = opts.result_ttl or 3600,
+                          retries = opts.retries or 0}, Queue)
+  q.scripts = {}
+  for k, src in pairs{enqueue = ENQUEUE, claim = CLAIM, finish = FINISH,
+                      fail = FAIL, tick = TICK, leave = LEAVE,
+                      watch = WATCH} do
+    q.scripts[k] = r:register_script(src)
+  end
+  return q
+end
+
+--- 16 hex digits unique to this process: /dev/urandom's (math.random's
+-- seed may repeat in processes started together), else the pid and time.
+local function process_token()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(8)
+  if f then f:close() end
+  if bytes and #bytes == 8 then
+    return (bytes:gsub(".", function(c)
+      return ("%02x"):format(c:byte())
+    end))
+  end
+  local st = io.open("/proc/self/stat")
+  local pid = st and st:read("n") or 0
+  if st then st:close() end
+  return ("%08x%08x"):format(pid & 0xffffffff, os.time() & 0xffffffff)
+end
+
+local TOKEN = process_token()
+local counter = 0
+
+--- A job id: this process's token and a counter (unique across
+-- processes and machines without coordination).
+local function new_id()
+  counter = counter + 1
+  return ("%s%x"):format(TOKEN, counter)
+end
+
+local function job_of(q, id, fields)
+  return setmetatable({id = id, queue = q, fn = fields and fields.fn,
+                       attempts = fields and fields.attempts or 0}, Job)
+end
+
+--- await(q:enqueue(fn_name, args [, {retries =, timeout =, job_id =,
+-- delay =, retry_delay =}])) -> Job. With a job_id already queued, the
+-- job is not enqueued twice (the Job of that id is returned).
+Queue.enqueue = async(function(self, fn, args, o)
+  if type(fn) ~= "string" then
+    error("bad argument #1 to 'enqueue' (string expected, got "
+          .. type(fn) .. ")", 0)
+  end
+  o = o or {}
+  local id = o.job_id or new_id()
+  await(self.scripts.enqueue({}, {self.prefix, id, fn, M.encode(args),
+    o.retries or self.retries, o.timeout or 0, o.delay or 0,
+    o.retry_delay or self.retry_delay, self.result_ttl}))
+  return job_of(self, id, {fn = fn})
+end)
+
+--- await(q:job(id)) -> the Job of an id (nil if Redis has no such job).
+Queue.job = async(function(self, id)
+  local j = job_of(self, id)
+  if not await(j:refresh()) then return nil end
+  return j
+end)
+
+--- await(q:dead_letters()) -> list of {id, fn, args, error, traceback,
+-- attempts} of the dead jobs, the latest first.
+Queue.dead_letters = async(function(self)
+  local r, P = self.redis, self.prefix
+  local ids = await(r:lrange(P .. "dead", 0, -1))
+  local p = r:pipeline(false)
+  for _, id in ipairs(ids) do p:hgetall(P .. "job:" .. id) end
+  local hs = await(p:execute())
+  local out = {}
+  for i, id in ipairs(ids) do
+    local h = hs[i]
+    if h.fn then
+      local okd, args = pcall(M.decode, h.args)
+      out[#out + 1] = {id = id, fn = h.fn, args = okd and args or nil,
+                       error = h.error, error_class = h.error_class,
+                       traceback = h.traceback,
+                       attempts = tonumber(h.attempts)}
+    end
+  end
+  return out
+end)
+
+--- await(q:counts()) -> {queued, deferred, running, done, dead}
+Queue.counts = async(function(self)
+  local r, P = self.redis, self.prefix
+  local p = r:pipeline(false)
+  p:llen(P .. "queue"):zcard(P .. "delayed"):hgetall(P .. "stats")
+  p:zrange(P .. "workers", 0, -1)
+  local res = await(p:execute())
+  local running = 0
+  if #res[4] > 0 then
+    local p2 = r:pipeline(false)
+    for _, w in ipairs(res[4]) do p2:llen(P .. "proc:" .. w) end
+    for _, n in ipairs(await(p2:execute())) do running = running + n end
+  end
+  return {queued = res[1], deferred = res[2], running = running,
+          done = tonumber(res[3].done) or 0,
+          dead = tonumber(res[3].dead) or 0}
+end)
+
+--- await(q:close()): closes the client the queue made from a URL.
+Queue.close = async(function(self) await(self.redis:close()) end)
+
+---------------------------------------------------------------------------
+-- Job
+
+--- await(job:refresh()) -> true if the job exists; updates job.attempts,
+-- job.fn, job.state.
+Job.refresh = async(function(self)
+  local q = self.queue
+  local h = await(q.redis:hmget(q.prefix .. "job:" .. self.id,
+                                {"state", "attempts", "fn"}))
+  if h[1] == nil then return false end
+  self.state, self.attempts, self.fn = h[1], tonumber(h[2]), h[3]
+  return true
+end)
+
+--- await(job:status()) -> "queued" | "deferred" | "running" | "done" |
+-- "failed" | "dead", or nil for an unknown (or expired) job.
+Job.status = async(function(self)
+  local q = self.queue
+  return await(q.redis:hget(q.prefix .. "job:" .. self.id, "state"))
+end)
+
+--- The error a failed job raises where its result is awaited: its class
+-- when asyncio knows the name (asyncio.ValueError ...), else JobError;
+-- the traceback is the remote one.
+local function job_error(cls, msg, tb)
+  local errors = require "asyncio.errors"
+  local c = cls and errors[cls]
+  if type(c) ~= "table" or not rawget(c, "__is") then c = M.JobError end
+  local e = c(msg)
+  e.traceback = tb
+  e.remote_class = cls
+  return e
+end
+
+--- await(job:result{timeout =}) -> the values the function returned.
+-- Waits (as long as it takes without a timeout) while the job is not
+-- done or dead; raises the job's error if it is dead, asyncio's
+-- TimeoutError when the timeout passes first.
+Job.result = async(function(self, o)
+  local q = self.queue
+  local r = q.redis
+  local loop = asyncio.get_running_loop()
+  local deadline = o and o.timeout and loop:time() + o.timeout
+  while true do
+    local h = await(q.scripts.watch({}, {q.prefix, self.id}))
+    local state = h[1]
+    if state == nil then
+      error(M.WorkQueueError("no job " .. self.id .. " (expired?)"), 0)
+    end
+    self.attempts = tonumber(h[6])
+    if state == "done" then
+      local v = M.decode(h[2])
+      return unpack(v, 1, v.n)
+    elseif state == "dead" then
+      error(job_error(h[3], h[4], h[5]), 0)
+    end
+    local wait = 1
+    if deadline then
+      local left = deadline - loop:time()
+      if left <= 0 then
+        error(asyncio.TimeoutError("job " .. self.id .. " not finished"), 0)
+      end
+      wait = math.min(wait, left)
+    end
+    local nk = q.prefix .. "notify:" .. self.id
+    await(r:blmove(nk, nk, math.max(wait, 0.01), "RIGHT", "LEFT"))
+  end
+end)
+
+function Job:__tostring()
+  return ("<Job %s %s>"):format(self.id, tostring(self.fn))
+end
+
+---------------------------------------------------------------------------
+-- Worker
+
+local Worker = {}
+Worker.__index = Worker
+
+--- The machine's name (for worker ids), or "host".
+local function hostname()
+  local f = io.open("/etc/hostname")
+  local name = f and f:read("l")
+  if f then f:close() end
+  return name and name:match("^[%w.-]+$") or "host"
+end
+
+--- Worker(q, {functions = {name = fn}, concurrency = 10, lease =})
+function M.Worker(q, opts)
+  if getmetatable(q) ~= Queue then
+    error("bad argument #1 to 'Worker' (workqueue.Queue expected)", 2)
+  end
+  opts = opts or {}
+  return setmetatable({queue = q, functions = opts.functions or {},
+                       concurrency = opts.concurrency or 10,
+                       lease = opts.lease or q.lease,
+                       id = ("%s-%s"):format(hostname(), new_id()),
+                       running = {}, nrunning = 0, stopping = false},
+                      Worker)
+end
+
+local function error_parts(e)
+  if iserror(e) then
+    local cls = getmetatable(e)
+    return rawget(cls, "__name") or "Exception", tostring(e.message),
+      tostring(rawget(e, "traceback") or "")
+  end
+  return "", tostring(e), debug.traceback()
+end
+
+--- Runs one job in its own task: finish or fail it in Redis.
+local run_job = async(function(self, j)
+  local q = self.queue
+  local id, fname, payload, attempts, timeout =
+    j[1], j[2], j[3], tonumber(j[4]), tonumber(j[5]) or 0
+  local job = job_of(q, id, {fn = fname, attempts = attempts})
+  local res = pack(asyncio.pcall(function()
+    local fn = self.functions[fname]
+    if fn == nil then
+      error(M.JobError("no function '" .. tostring(fname)
+                       .. "' in this worker"), 0)
+    end
+    local args = M.decode(payload)
+    local call = async(function()
+      local out = pack(fn(args, job))
+      if out.n >= 1 and asyncio.iscoroutine(out[1]) then
+        return await(out[1])
+      end
+      return unpack(out, 1, out.n)
+    end)
+    if timeout > 0 then
+      return await(asyncio.wait_for(call(), timeout))
+    end
+    return await(call())
+  end))
+  if res[1] then
+    local okp, payload_out = pcall(M.encode, pack(unpack(res, 2, res.n)))
+    if okp then
+      await(q.scripts.finish({}, {q.prefix, self.id, id, payload_out}))
+      return
+    end
+    res = {false, payload_out}
+  end
+  local cls, msg, tb = error_parts(res[2])
+  await(q.scripts.fail({}, {q.prefix, self.id, id, cls, msg, tb}))
+end)
+
+--- The periodic tick: renews this worker's lease, promotes due delayed
+-- jobs, requeues the jobs of dead workers.
+local ticker = async(function(self)
+  local q = self.queue
+  while true do
+    local res = await(q.scripts.tick({}, {q.prefix, self.id, self.lease}))
+    local wait = math.min(self.lease / 3, 0.1)
+    local nxt = tonumber(res[3])
+    if nxt and nxt >= 0 then wait = math.max(0.001, math.min(wait, nxt)) end
+    await(asyncio.sleep(wait))
+  end
+end)
+
+local function spawn(self, j)
+  local t = asyncio.create_task(run_job(self, j))
+  self.running[t] = true
+  self.nrunning = self.nrunning + 1
+  t:add_done_callback(function(f)
+    self.running[f] = nil
+    self.nrunning = self.nrunning - 1
+    if not f:cancelled() and f:exception() then
+      io.stderr:write("workqueue: ", tostring(f:exception()), "\n")
+    end
+    local w = self.slot
+    if w and not w:done() then w:set_result(true) end
+  end)
+end
+
+--- await(w:run()): takes jobs until w:stop() or SIGTERM, then waits for
+-- the running ones and returns. Cancelling it cancels the running jobs
+-- (their lease then expires and they are delivered again).
+Worker.run = async(function(self)
+  local q = self.queue
+  local r, P = q.redis, q.prefix
+  local loop = asyncio.get_running_loop()
+  self.stopping = false
+  local sig = pcall(loop.add_signal_handler, loop, "SIGTERM",
+                    function() self:stop() end)
+  local tick = asyncio.create_task(ticker(self))
+  local ok, err = pcall(function()
+    while not self.stopping do
+      local free = self.concurrency - self.nrunning
+      if free <= 0 then
+        self.slot = loop:create_future()
+        await(self.slot)
+        self.slot = nil
+      else
+        local jobs = await(q.scripts.claim({}, {P, self.id, free, self.lease,
+                                                ""}))
+        if #jobs == 0 then
+          self.fetch = asyncio.create_task(r:blmove(P .. "queue", P
+            .. "proc:" .. self.id, 1, "RIGHT", "LEFT"))
+          local okf, id = pcall(await, self.fetch)
+          self.fetch = nil
+          if not okf then
+            if not (self.stopping and iserror(id, asyncio.CancelledError))
+            then error(id, 0) end
+          elseif id then
+            jobs = await(q.scripts.claim({}, {P, self.id, 1, self.lease, id}))
+          end
+        end
+        for _, j in ipairs(jobs) do spawn(self, j) end
+      end
+    end
+    -- drain: the running jobs finish
+    while self.nrunning > 0 do
+      self.slot = loop:create_future()
+      await(self.slot)
+      self.slot = nil
+    end
+    await(q.scripts.leave({}, {P, self.id}))
+  end)
+  tick:cancel()
+  if sig then pcall(loop.remove_signal_handler, loop, "SIGTERM") end
+  if not ok then
+    for t in pairs(self.running) do t:cancel() end
+    error(err, 0)
+  end
+end)
+
+--- w:stop(): stop taking jobs; run() returns once the running ones end.
+function Worker:stop()
+  self.stopping = true
+  if self.fetch then self.fetch:cancel() end
+  local w = self.slot
+  if w and not w:done() then w:set_result(true) end
+end
+
+M._Queue, M._Job, M._Worker = Queue, Job, Worker
+return M

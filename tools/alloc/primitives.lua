@@ -1,0 +1,48 @@
+-- tools/alloc/primitives.lua: Queue, Lock, Event, Condition, Semaphore,
+-- Barrier.
+local h = dofile("tools/alloc/harness.lua")
+local asyncio = require "asyncio"
+local async, await = asyncio.async, asyncio.await
+
+local r = h.run(function()
+  local q = asyncio.Queue(2)
+  local lock, ev = asyncio.Lock(), asyncio.Event()
+  local cond, sem = asyncio.Condition(), asyncio.BoundedSemaphore(1)
+  local barrier = asyncio.Barrier(2)
+  local got = 0
+  local consumer = asyncio.create_task(async(function()
+    for _ = 1, 5 do got = got + await(q:get()); q:task_done() end
+  end)())
+  for i = 1, 5 do await(q:put(i)) end
+  await(q:join())
+  await(consumer)
+  local pq = asyncio.PriorityQueue()
+  pq:put_nowait({2, "b"}); pq:put_nowait({1, "a"})
+  h.check(pq:get_nowait()[2] == "a", "priority")
+  local waiter = asyncio.create_task(async(function()
+    local _ <close> = await(lock)
+    await(ev:wait())
+    return "woken"
+  end)())
+  await(asyncio.sleep(0))
+  ev:set()
+  local w = await(waiter)
+  local flag = false
+  local cw = asyncio.create_task(async(function()
+    local _ <close> = await(cond)
+    return await(cond:wait_for(function() return flag end))
+  end)())
+  await(asyncio.sleep(0))
+  do
+    local _ <close> = await(cond)
+    flag = true
+    cond:notify_all()
+  end
+  await(cw)
+  do local _ <close> = await(sem) end
+  local b1 = asyncio.create_task(barrier:wait())
+  local i2 = await(barrier:wait())
+  local i1 = await(b1)
+  return got, w, i1 + i2
+end, {clock = "virtual"})
+h.check(r == 15, "sum")

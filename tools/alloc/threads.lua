@@ -1,0 +1,15 @@
+-- tools/alloc/threads.lua: to_thread, an executor of its own, a
+-- concurrent future wrapped.
+local h = dofile("tools/alloc/harness.lua")
+local asyncio = require "asyncio"
+local await = asyncio.await
+
+local r = h.run(function()
+  local loop = asyncio.get_running_loop()
+  local a = await(asyncio.to_thread(function(x) return x + 1 end, 41))
+  local ex <close> = asyncio.ThreadPoolExecutor(1)
+  local b = await(loop:run_in_executor(ex, function() return 2 end))
+  local c = await(asyncio.wrap_future(ex:submit(function() return 5 end)))
+  return a + b + c
+end)
+h.check(r == 49, "sum")
