@@ -7,7 +7,7 @@
 local proc = dofile("spec/fixtures/proc.lua")
 
 local function sweep(context)
-  local r = proc.run{"timeout", "60", proc.luaio,
+  local r = proc.run{"timeout", "150", proc.luaio,
                      proc.fixture("badargs.lua"), context}
   local last = r.stdout:match("CALL ([^\n]*)\n[^\n]*$") or "?"
   local problems = {}
