@@ -240,6 +240,92 @@ describe("asyncio.http client", function()
     await(p:wait())
   end))
 
+  it("follows redirects, keeping the history", aspec.async(function()
+    local base = await(peers.aiohttp())
+    local s <close> = http.ClientSession{base_url = base}
+    local r <close> = await(s:get("/redirect/3"))
+    assert.equal(200, r.status)
+    assert.equal("landed", await(r:text()))
+    assert.equal(base .. "/redirect/0", r.url)
+    assert.equal(3, #r.history)
+    assert.same({302, base .. "/redirect/3"},
+                {r.history[1].status, r.history[1].url})
+    local e = err_of(s:get("/redirect/3", {max_redirects = 2}))
+    assert.is_true(asyncio.iserror(e, http.TooManyRedirects))
+    assert.is_true(asyncio.iserror(e, http.ClientResponseError))
+    local r2 <close> = await(s:get("/redirect/1", {allow_redirects = false}))
+    assert.equal(302, r2.status)
+    assert.equal("/redirect/0", r2.headers["Location"])
+    assert.same({}, r2.history)
+    -- 303 after a POST: a GET without the body
+    local r3 <close> = await(s:post("/see-other", {data = "payload"}))
+    local v = await(r3:json())
+    assert.same({"GET", ""}, {v.method, v.body})
+  end))
+
+  it("keeps cookies per session; bare-IP hosts only when unsafe",
+     aspec.async(function()
+    local base = await(peers.aiohttp())
+    local s <close> = http.ClientSession{base_url = base}
+    await(await(s:get("/setcookie")):read())
+    assert.same({}, await(await(s:get("/cookies")):json()))
+    local s2 <close> = http.ClientSession{base_url = base,
+      cookie_jar = http.CookieJar{unsafe = true}}
+    await(await(s2:get("/setcookie")):read())
+    assert.same({session = "abc123"}, await(await(s2:get("/cookies")):json()))
+    assert.equal(1, s2.cookie_jar:len())
+    local s3 <close> = http.ClientSession{base_url = base}
+    assert.same({}, await(await(s3:get("/cookies")):json()))
+  end))
+
+  it("matches cookies by domain, path, security and age", function()
+    local url = http.URL
+    local jar = http.CookieJar()
+    local u = url.parse("http://www.example.com/app/page")
+    jar:update_cookies({"a=1", "b=2; Path=/; Domain=example.com",
+      "c=3; Path=/other", "d=4; Secure", "e=5; Max-Age=0",
+      "f=6; Domain=evil.org", "g=7; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+      "h=8; Expires=Fri, 01 Jan 2100 00:00:00 GMT"}, u)
+    assert.equal("a=1; b=2; h=8",
+      jar:filter_cookies(url.parse("http://www.example.com/app/x")))
+    assert.equal("b=2",
+      jar:filter_cookies(url.parse("http://api.example.com/")))
+    assert.equal("a=1; b=2; d=4; h=8",
+      jar:filter_cookies(url.parse("https://www.example.com/app/")))
+    assert.equal("", jar:filter_cookies(url.parse("http://evil.org/")))
+    jar:update_cookies({"a=gone; Max-Age=0"}, u)
+    assert.equal("b=2; h=8",
+      jar:filter_cookies(url.parse("http://www.example.com/app/x")))
+    jar:clear()
+    assert.equal(0, jar:len())
+  end)
+
+  it("decodes gzip and deflate bodies", aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local r <close> = await(s:get("/gzip"))
+    assert.equal("gzip", r.headers["Content-Encoding"])
+    assert.equal(string.rep("compressed ", 100), await(r:text()))
+    local r2 <close> = await(s:get("/deflate"))
+    assert.equal("deflate", r2.headers["Content-Encoding"])
+    assert.equal(string.rep("deflated ", 100), await(r2:text()))
+  end))
+
+  it("raises ClientPayloadError on a corrupt gzip body",
+     aspec.async(function()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      await(r:readuntil("\r\n\r\n"))
+      w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+        .. "Content-Length: 9\r\n\r\nnot gzip!")
+      await(w:drain())
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get("http://127.0.0.1:" .. srv.sockets[1].port))
+    local e = err_of(r:read())
+    assert.is_true(asyncio.iserror(e, http.ClientPayloadError))
+    srv:close()
+  end))
+
   it("checks its arguments", function()
     local s = http.ClientSession()
     assert.has_error(function() s:request(1, "http://x/") end,

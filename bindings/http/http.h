@@ -11,5 +11,7 @@
  * stack (pops nothing); may raise only on memory errors. */
 void aio_http_open_parser(lua_State *L);
 void aio_http_open_writer(lua_State *L);
+void aio_http_open_inflate(lua_State *L);
+void aio_http_open_ws(lua_State *L);
 
 #endif

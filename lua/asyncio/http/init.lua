@@ -18,6 +18,7 @@ local asyncio = require "asyncio"
 local _http = require "asyncio._http"
 local headers_mod = require "asyncio.http.headers"
 local url_mod = require "asyncio.http.url"
+local cookiejar = require "asyncio.http.cookiejar"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat, insert, remove = table.concat, table.insert, table.remove
@@ -28,6 +29,8 @@ local CIMultiDict = headers_mod.CIMultiDict
 local M = {}
 M.CIMultiDict = CIMultiDict
 M.URL = url_mod
+M.CookieJar = cookiejar.CookieJar
+M.DummyCookieJar = cookiejar.DummyCookieJar
 
 ---------------------------------------------------------------------------
 -- Errors (aiohttp's tree)
@@ -166,6 +169,7 @@ function Connection:next_event(sock_read)
     else
       events, name, desc = self.parser:feed(data)
     end
+    if events and name then self.rest = name end -- an upgrade's bytes
     if not events then
       self.eof = true
       if name == "HPE_INVALID_EOF_STATE" and not self.in_body then
@@ -414,18 +418,23 @@ function M.ClientSession(opts)
     _limit = limit > 0 and asyncio.Semaphore(limit) or nil,
     _limit_per_host = opts.limit_per_host or 0, _per_host = {},
     _raise = opts.raise_for_status or false,
-    cookie_jar = opts.cookie_jar,
+    cookie_jar = opts.cookie_jar or cookiejar.CookieJar(),
     _pool = {}, closed = false}, ClientSession)
 end
 
 --- Gives conn back: kept idle when reusable, else closed; frees its
 -- permits.
-function ClientSession:_release(conn, reusable)
-  if conn.released then return end
+function ClientSession:_release_permits(conn)
+  if conn.released then return false end
   conn.released = true
   if self._limit then self._limit:release() end
   local ph = self._per_host[conn.key]
   if ph then ph:release() end
+  return true
+end
+
+function ClientSession:_release(conn, reusable)
+  if not self:_release_permits(conn) then return end
   if reusable and not self.closed and conn.writer and not conn.eof and
       conn.ev > #conn.events then
     local idle = self._pool[conn.key]
@@ -575,11 +584,13 @@ local function content_decoder(enc)
   if not enc then return nil end
   enc = enc:lower()
   if enc ~= "gzip" and enc ~= "deflate" then return nil end
-  local z = _http.Inflater and _http.Inflater(enc)
-  if not z then return nil end
+  local z = _http.Inflater(enc)
   return function(piece)
     local ok, out = pcall(z.feed, z, piece)
-    if not ok then error(M.ClientPayloadError(out), 0) end
+    if not ok then
+      error(M.ClientPayloadError("Can not decode content-encoding: " ..
+                                 enc .. " (" .. tostring(out) .. ")"), 0)
+    end
     return out
   end
 end
@@ -680,17 +691,19 @@ function ClientSession:_request(method, url, opts)
     if resp.status == 303 and method ~= "HEAD" or
         (resp.status == 301 or resp.status == 302) and method == "POST" then
       method = "GET"
-      opts = setmetatable({data = false, json = nil}, {__index = opts})
-      opts.data = nil
+      local o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      o.data, o.json = nil, nil
+      opts = o
     end
     if nu.host ~= u.host or nu.port ~= u.port then
       -- credentials do not follow to another origin
       if opts.headers then
-        local o = opts
-        opts = setmetatable({}, {__index = o})
-        local h = CIMultiDict(o.headers)
-        h:set("Authorization", nil)
-        opts.headers = h
+        local o = {}
+        for k, v in pairs(opts) do o[k] = v end
+        o.headers = CIMultiDict(opts.headers)
+        o.headers:set("Authorization", nil)
+        opts = o
       end
     end
     u = nu
@@ -769,6 +782,50 @@ M.request = async(function(method, url, opts)
   s:__close()
   if not ok then error(resp, 0) end
   return resp
+end)
+
+---------------------------------------------------------------------------
+-- WebSockets
+
+local ws_mod = require "asyncio.http.ws"
+M.WSMsgType = ws_mod.WSMsgType
+M.WSServerHandshakeError = M.ClientResponseError:subclass(
+  "http.WSServerHandshakeError")
+
+--- ws_connect(url [, {headers =, timeout =, max_msg_size =}]) ->
+-- Coroutine -> a WebSocket (see asyncio.http.ws): the connection leaves
+-- the pool for good.
+ClientSession.ws_connect = async(function(self, url, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'ws_connect' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local key = _http.ws_key()
+  local hdrs = CIMultiDict(opts.headers)
+  hdrs:set("Upgrade", "websocket")
+  hdrs:set("Connection", "Upgrade")
+  hdrs:set("Sec-WebSocket-Key", key)
+  hdrs:set("Sec-WebSocket-Version", "13")
+  local resp = await(self:request("GET", url, {headers = hdrs,
+    allow_redirects = false, timeout = opts.timeout}))
+  local function fail(message)
+    resp:close()
+    error(M.WSServerHandshakeError{status = resp.status, message = message,
+      url = resp.url, headers = resp.headers}, 0)
+  end
+  if resp.status ~= 101 then fail("Invalid response status") end
+  if (resp.headers["upgrade"] or ""):lower() ~= "websocket" then
+    fail("Invalid upgrade header")
+  end
+  if resp.headers["sec-websocket-accept"] ~= _http.ws_accept(key) then
+    fail("Invalid challenge response")
+  end
+  local conn = resp._conn
+  resp._conn, resp._done = nil, true
+  self:_release_permits(conn)
+  return ws_mod.new(conn.reader, conn.writer, {client = true,
+    rest = conn.rest, max_msg_size = opts.max_msg_size})
 end)
 
 M._ClientResponse = ClientResponse

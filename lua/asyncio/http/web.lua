@@ -351,6 +351,81 @@ local function exception_response(e)
 end
 
 ---------------------------------------------------------------------------
+-- WebSocketResponse
+
+local ws_mod = require "asyncio.http.ws"
+M.WSMsgType = ws_mod.WSMsgType
+
+local WSResponse = {__name = "web.WebSocketResponse"}
+WSResponse.__index = function(t, k)
+  local v = WSResponse[k]
+  if v ~= nil then return v end
+  local ws = rawget(t, "_ws")
+  if not ws then
+    if k == "closed" then return false end
+    if type(ws_mod.WebSocket[k]) == "function" then
+      return function()
+        error(asyncio.RuntimeError("Call .prepare() first"), 2)
+      end
+    end
+    return nil
+  end
+  local x = ws[k]
+  if type(x) == "function" then
+    return function(_, ...) return x(ws, ...) end
+  end
+  return x
+end
+
+--- WebSocketResponse([{max_msg_size = 4 MiB}]): await(ws:prepare(
+-- request)) answers the handshake; then the methods of a WebSocket
+-- (send_str, send_bytes, send_json, receive, receive_str, receive_json,
+-- iter, close, ping) and the fields closed, close_code.
+function M.WebSocketResponse(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'WebSocketResponse' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  return setmetatable({status = 101, prepared = false,
+    headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
+end
+
+WSResponse.prepare = async(function(self, request)
+  if self.prepared then return end
+  local h = request.headers
+  local key = h["sec-websocket-key"]
+  if request.method ~= "GET" or
+      (h["upgrade"] or ""):lower() ~= "websocket" then
+    error(M.HTTPBadRequest{text = "No WebSocket UPGRADE hdr: " ..
+      tostring(h["upgrade"])}, 0)
+  end
+  if not (h["connection"] or ""):lower():find("upgrade", 1, true) then
+    error(M.HTTPBadRequest{text = "No CONNECTION upgrade hdr"}, 0)
+  end
+  if h["sec-websocket-version"] ~= "13" then
+    error(M.HTTPBadRequest{text = "Unsupported version: " ..
+      tostring(h["sec-websocket-version"])}, 0)
+  end
+  if not key or #key ~= 24 or not key:match("^[%w+/]+==$") then
+    error(M.HTTPBadRequest{text = "Handshake error: " .. tostring(key)}, 0)
+  end
+  local conn = request._conn
+  conn.keep_alive = false
+  self.prepared, self._eof = true, true
+  local f = {"Upgrade", "websocket", "Connection", "upgrade",
+    "Sec-WebSocket-Accept", _http.ws_accept(key)}
+  for name, value in self.headers:items() do
+    f[#f + 1] = name; f[#f + 1] = value
+  end
+  conn.writer:write(_http.head("HTTP/1.1 101 Switching Protocols", f))
+  await(conn.writer:drain())
+  self._ws = ws_mod.new(conn.reader, conn.writer, {client = false,
+    rest = conn.rest, max_msg_size = self._opts.max_msg_size})
+end)
+
+WSResponse.write_eof = async(function() end)
+
+---------------------------------------------------------------------------
 -- Requests
 
 local function unquote(s, plus)
@@ -662,6 +737,7 @@ local function next_event(conn, timeout, in_head)
       if not events then return nil end
     else
       events, name = conn.parser:feed(data)
+      if events and name then conn.rest = name end -- an upgrade's bytes
     end
     if not events then
       conn.eof = true
