@@ -94,7 +94,8 @@ SONAME = libluaio.so.$(SOMAJOR)
 SOLIB = $(BUILD)/libluaio.so.$(VERSION)
 
 .PHONY: all run test test-c test-spec check check-asan check-valgrind \
-  install-lua rock check-tsan check-alloc bench install uninstall clean deps
+  install-lua rock check-tsan check-alloc check-fuzz fuzz bench install \
+  uninstall clean deps
 
 EMBED_BIN = $(BUILD)/examples/embed/game
 
@@ -204,8 +205,8 @@ test-spec: all
 # sub-make gets its build's flags, so whatever it rebuilds is built alike.
 check: deps
 	$(Q)tools/deps.sh $(CHECK_PKGS)
-	$(Q)$(MAKE) --no-print-directory check-asan check-alloc check-valgrind \
-	  check-tsan
+	$(Q)$(MAKE) --no-print-directory check-asan check-alloc check-fuzz \
+	  check-valgrind check-tsan
 
 ASAN_BUILD = BUILD=build-asan LDFLAGS="-fsanitize=address,undefined" \
   OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
@@ -225,6 +226,39 @@ check-alloc:
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  build-asan/tools/allocfail $(ALLOC_SCRIPTS)
+
+# Fuzzing with libFuzzer (Debian's clang): each target is a Lua file of
+# tools/fuzz/ run by tools/fuzz/driver.c over its corpus in
+# tools/fuzz/corpus/NAME/, in a clang ASan+UBSan build whose library is
+# instrumented for coverage. `make fuzz` runs each target FUZZ_TIME
+# seconds (new inputs go to the corpus: commit the interesting ones);
+# check-fuzz is the bounded smoke run of `make check`.
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+FUZZ_TARGETS = $(basename $(notdir $(wildcard tools/fuzz/*.lua)))
+FUZZ_BUILD = BUILD=build-fuzz CC=$(FUZZ_CC) \
+  OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" \
+  LDFLAGS="-fsanitize=address,undefined"
+build-fuzz/tools/fuzz: tools/fuzz/driver.c build-fuzz/libluaio.a
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(ALL_CFLAGS) -fsanitize=address,undefined,fuzzer \
+	  -o $@ $< build-fuzz/libluaio.a $(BATTERY_LIBS) $(LUA_LIBS) \
+	  $(UV_LIBS) -lm -lpthread
+fuzz:
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BUILD) build-fuzz/libluaio.a
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BUILD) build-fuzz/tools/fuzz
+	$(Q)for t in $(FUZZ_TARGETS); do echo "  FUZZ    $$t ($(FUZZ_TIME) s)"; \
+	  mkdir -p tools/fuzz/corpus/$$t build-fuzz/crashes build-fuzz/new/$$t; \
+	  LUAIO_FUZZ_TARGET=tools/fuzz/$$t.lua build-fuzz/tools/fuzz \
+	    -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
+	    -artifact_prefix=build-fuzz/crashes/$$t- $(FUZZ_ARGS) \
+	    $(if $(FUZZ_SCRATCH),build-fuzz/new/$$t) tools/fuzz/corpus/$$t \
+	    > build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; \
+	    exit 1; }; grep -E '^#[0-9]+[[:space:]]+DONE' build-fuzz/$$t.log || true; done
+# the smoke run: 15 s per target, the corpus left as committed
+check-fuzz:
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_TIME=15 \
+	  FUZZ_ARGS="-max_len=512" FUZZ_SCRATCH=1
 
 check-valgrind:
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
@@ -295,7 +329,7 @@ uninstall:
 	rm -rf $(D)$(LUA_CDIR)/asyncio $(D)$(LUA_LDIR)/asyncio $(D)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD) build-asan build-vg build-tsan build-rock
+	rm -rf $(BUILD) build-asan build-vg build-tsan build-rock build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d \
   $(BUILD)/obj/*/*/*/*.d)

@@ -750,6 +750,7 @@ int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
 #define AIO_WRITER_MT "asyncio.StreamWriter"
 #define AIO_SERVER_MT "asyncio.Server"
 #define AIO_UDP_MT "asyncio.DatagramEndpoint"
+#define AIO_DGT_MT "asyncio.DatagramTransport"
 #define AIO_PROCESS_MT "asyncio.Process"
 
 /* An I/O object is a malloc'd struct starting with aio_io. Its uv
@@ -793,6 +794,14 @@ int aio_waiters_await(lua_State *L, aio_task *t, const void *key,
  * task was thrown (a cancellation) or, if the future was cancelled, its
  * CancelledError. Returns when a wake-up ended the wait. */
 void aio_waiters_resumed(lua_State *L, const void *key, int fidx);
+/* Pushes the OSError of a failed operation on the path(s) at stack
+ * indices p1 and p2 (0: none) as Python shapes it: .filename
+ * (.filename2), message "[Errno 2] No such file or directory: 'p'". */
+void aio_push_path_error(lua_State *L, int uverr, const char *what, int p1,
+                         int p2);
+/* Sets SO_REUSEPORT on the socket of h (a TCP or UDP handle that has its
+ * socket). Returns a libuv error code. */
+int aio_set_reuse_port(uv_handle_t *h);
 /* Pushes errors.<name>(message) (an error object, not raised). */
 void aio_push_error_named(lua_State *L, const char *name, const char *msg);
 

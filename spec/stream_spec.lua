@@ -725,5 +725,219 @@ describe("streams", function()
       assert.is_true(iserror(err, asyncio.FileNotFoundError))
       assert.equal("ENOENT", err.name)
     end))
+
+    it("an OSError for a socket path names it, in Python's words",
+       aspec.async(function()
+      local path = os.tmpname() .. ".d/x.sock" -- in no directory
+      local err = raises(function()
+        return await(asyncio.open_unix_connection(path))
+      end)
+      assert.equal(path, err.filename)
+      assert.equal(2, err.errno)
+      assert.equal("FileNotFoundError: [Errno 2] No such file or "
+                   .. "directory: '" .. path .. "'", tostring(err))
+      err = raises(function()
+        return await(asyncio.start_unix_server(function() end, path))
+      end)
+      assert.is_true(iserror(err, asyncio.FileNotFoundError))
+      assert.equal(path, err.filename)
+    end))
+
+    it("a path longer than a socket address raises OSError and leaves no "
+       .. "file", aspec.async(function()
+      local long = os.tmpname() .. string.rep("y", 110) .. ".sock"
+      for _, aw in ipairs{asyncio.start_unix_server(function() end, long),
+                          asyncio.open_unix_connection(long)} do
+        local err = raises(await, aw)
+        assert.is_true(iserror(err, asyncio.OSError))
+        assert.equal("OSError: AF_UNIX path too long", tostring(err))
+        assert.equal(long, err.filename)
+      end
+      assert.is_nil(io.open(long))
+    end))
+  end)
+
+  describe("readuntil with a list of separators (Python 3.13)", function()
+    -- the cases of CPython 3.13's test_streams
+    it("the match that ends first wins", aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:feed_data("line 1\nline 2\r")
+      assert.equal("line 1\n", await(r:readuntil({"\r", "\n"})))
+      assert.equal("line 2\r", await(r:readuntil({"\r", "\n"})))
+      assert.equal(0, r:_buffer().len)
+      r:feed_data("ABCDEFG")
+      assert.equal("ABCDE", await(r:readuntil({"DEF", "BCDE"})))
+      assert.equal("FG", await(r:read(2)))
+    end))
+
+    it("over the limit: LimitOverrunError, the buffer kept",
+       aspec.async(function()
+      local r = asyncio.StreamReader{limit = 3}
+      r:feed_data("some dataA")
+      local err = raises(await, r:readuntil({"A", "ome dataA"}))
+      assert.is_true(iserror(err, asyncio.LimitOverrunError))
+      assert.matches("is found", tostring(err))
+      assert.equal(9, err.consumed)
+      assert.equal(10, r:_buffer().len)
+    end))
+
+    it("waits across chunks without a negative offset",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local r = asyncio.StreamReader()
+      r:feed_data("data")
+      local t = asyncio.create_task(r:readuntil({"A", "long sep"}))
+      loop:call_soon(r.feed_data, r, "Z")
+      loop:call_soon(r.feed_data, r, "Aaaa")
+      assert.equal("dataZA", await(t))
+      assert.equal("aaa", await(r:read(3)))
+    end))
+
+    it("an empty list or separator raises ValueError; the end of the "
+       .. "stream IncompleteReadError", aspec.async(function()
+      local r = asyncio.StreamReader()
+      local err = raises(await, r:readuntil({}))
+      assert.equal("ValueError: Separator should contain at least one "
+                   .. "element", tostring(err))
+      err = raises(await, r:readuntil({"a", ""}))
+      assert.equal("ValueError: Separator should be at least one-byte "
+                   .. "string", tostring(err))
+      assert.matches("bad separator #2 to 'readuntil' %(string expected, "
+                     .. "got number%)", raises(r.readuntil, r, {"a", 5}))
+      r:feed_data("Xccc")
+      r:feed_eof()
+      err = raises(await, r:readuntil({"zz", "q"}))
+      assert.is_true(iserror(err, asyncio.IncompleteReadError))
+      assert.equal("Xccc", err.partial)
+    end))
+  end)
+
+  describe("StreamReader", function()
+    it("repr shows the exception and the waiter, as Python 3.13's",
+       aspec.async(function()
+      local r = asyncio.StreamReader{limit = 10}
+      assert.equal("<StreamReader limit=10>", tostring(r))
+      local t = asyncio.create_task(r:read(5))
+      await(asyncio.sleep(0))
+      assert.equal("<StreamReader limit=10 waiter=<Future pending "
+                   .. "cb=[Task.task_wakeup()]>>", tostring(r))
+      r:feed_data("abc")
+      assert.equal("abc", await(t))
+      r:set_exception(asyncio.ValueError("x"))
+      assert.equal("<StreamReader limit=10 exception=ValueError('x')>",
+                   tostring(r))
+    end))
+
+    it("a bad argument to StreamReader raises a bad-argument error",
+       function()
+      for _, bad in ipairs{5, "limit", true} do
+        assert.matches("bad argument #1 to '[%w.]*StreamReader' %(table "
+                       .. "of options or nil expected",
+                       raises(asyncio.StreamReader, bad))
+      end
+      assert.matches("bad option 'limit'",
+                     raises(asyncio.StreamReader, {limit = 0}))
+    end)
+  end)
+
+  describe("on a transport written in Lua", function()
+    --- A transport recording what it is asked: writes, closes, pauses.
+    local function lua_transport()
+      local t = {written = {}, paused = 0, resumed = 0, closing = false}
+      function t:write(d) self.written[#self.written + 1] = d end
+      function t:write_eof() self.eof = true end
+      function t:can_write_eof() return true end
+      function t:close() self.closing = true end
+      function t:is_closing() return self.closing end
+      function t:pause_reading() self.paused = self.paused + 1 end
+      function t:resume_reading() self.resumed = self.resumed + 1 end
+      function t:get_write_buffer_size() return 7 end
+      function t:get_extra_info(name, default)
+        if name == "peername" then return {"lua", 1} end
+        return default
+      end
+      return t
+    end
+
+    it("StreamReaderProtocol feeds the reader, StreamWriter writes "
+       .. "through the transport", aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local t = lua_transport()
+      local r = asyncio.StreamReader{limit = 8}
+      local p = asyncio.StreamReaderProtocol(r)
+      p:connection_made(t)
+      local w = asyncio.StreamWriter(t, p, r, loop)
+      assert.equal(t, w.transport)
+      assert.equal(r, w:get_reader())
+      p:data_received("hello\n")
+      assert.equal("hello\n", await(r:readline()))
+      -- over the limit the transport is asked to pause, then resume
+      p:data_received(string.rep("z", 20))
+      assert.equal(1, t.paused)
+      assert.equal(string.rep("z", 20), await(r:read(100)))
+      assert.equal(1, t.resumed)
+      w:write("a")
+      w:writelines({"b", "c"})
+      assert.same({"a", "bc"}, t.written)
+      assert.same({"lua", 1}, w:get_extra_info("peername"))
+      assert.equal("d", w:get_extra_info("nothing", "d"))
+      assert.equal(7, w:get_write_buffer_size())
+      assert.is_true(w:can_write_eof())
+      w:write_eof()
+      assert.is_true(t.eof)
+      -- drain waits while the protocol is paused
+      p:pause_writing()
+      local drained = asyncio.create_task(w:drain())
+      await(asyncio.sleep(0))
+      assert.is_false(drained:done())
+      p:resume_writing()
+      await(drained)
+      assert.is_true(p:eof_received())
+      assert.equal("", await(r:read()))
+      local closed = asyncio.create_task(w:wait_closed())
+      w:close()
+      assert.is_true(t.closing)
+      assert.is_true(w:is_closing())
+      await(asyncio.sleep(0))
+      assert.is_false(closed:done()) -- until connection_lost
+      p:connection_lost(nil)
+      await(closed)
+    end))
+
+    it("connection_lost(exc): reads and drain raise it, wait_closed too",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local t = lua_transport()
+      local r = asyncio.StreamReader()
+      local p = asyncio.StreamReaderProtocol(r)
+      p:connection_made(t)
+      local w = asyncio.StreamWriter(t, p, r, loop)
+      local reading = asyncio.create_task(r:read(10))
+      p:pause_writing()
+      local draining = asyncio.create_task(w:drain())
+      await(asyncio.sleep(0))
+      local exc = asyncio.ConnectionResetError("gone")
+      p:connection_lost(exc)
+      assert.equal(exc, raises(await, reading))
+      assert.equal(exc, raises(await, draining))
+      assert.equal(exc, raises(await, w:wait_closed()))
+    end))
+
+    it("a server's client_connected_cb gets a writer on the transport",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local got = loop:create_future()
+      local r = asyncio.StreamReader()
+      local p = asyncio.StreamReaderProtocol(r, function(reader, writer)
+        got:set_result({reader, writer})
+      end)
+      local t = lua_transport()
+      p:connection_made(t)
+      local pair_ = await(got)
+      assert.equal(r, pair_[1])
+      assert.equal(t, pair_[2].transport)
+      pair_[2]:write("hi")
+      assert.same({"hi"}, t.written)
+    end))
   end)
 end)

@@ -385,31 +385,7 @@ static void push_entries(lua_State *L, uv_fs_t *req) {
  * are the strings at stack indices p1 and p2 (0: none). */
 static void push_fs_error(lua_State *L, int err, const char *op, int p1,
                           int p2) {
-  const char *msg = strerror(-err);
-  aio_push_uverror(L, err, op);
-  lua_pushstring(L, msg);
-  lua_setfield(L, -2, "strerror");
-  if (lua_getfield(L, -1, "args") == LUA_TTABLE) {
-    lua_pushstring(L, msg);
-    lua_rawseti(L, -2, 2);
-  }
-  lua_pop(L, 1);
-  lua_pushfstring(L, "[Errno %d] %s", -err, msg);
-  if (p1) {
-    lua_pushvalue(L, p1);
-    lua_setfield(L, -3, "filename");
-    lua_pushliteral(L, ": ");
-    aio_pushrepr(L, p1);
-    lua_concat(L, 3);
-  }
-  if (p2) {
-    lua_pushvalue(L, p2);
-    lua_setfield(L, -3, "filename2");
-    lua_pushliteral(L, " -> ");
-    aio_pushrepr(L, p2);
-    lua_concat(L, 3);
-  }
-  lua_setfield(L, -2, "message");
+  aio_push_path_error(L, err, op, p1, p2);
 }
 
 /* Whether op's stack index 1 (and 2) are paths for error messages. */

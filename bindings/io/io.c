@@ -12,8 +12,11 @@
  * ready queue. Futures that C events complete wait in one registry table,
  * keyed by the address of the C object they wait on.
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -311,4 +314,51 @@ size_t aio_opt_limit(lua_State *L, int idx) {
     luaL_error(L, "bad option 'limit' (positive integer expected)");
   lua_pop(L, 1);
   return (size_t)n;
+}
+
+/* Pushes the OSError of a failed operation on paths as Python shapes it
+ * (fs.c, Unix sockets); the paths are the strings at stack indices p1
+ * and p2 (0: none). */
+void aio_push_path_error(lua_State *L, int err, const char *op, int p1,
+                        int p2) {
+  const char *msg = strerror(-err);
+  aio_push_uverror(L, err, op);
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "strerror");
+  if (lua_getfield(L, -1, "args") == LUA_TTABLE) {
+    lua_pushstring(L, msg);
+    lua_rawseti(L, -2, 2);
+  }
+  lua_pop(L, 1);
+  lua_pushfstring(L, "[Errno %d] %s", -err, msg);
+  if (p1) {
+    lua_pushvalue(L, p1);
+    lua_setfield(L, -3, "filename");
+    lua_pushliteral(L, ": ");
+    aio_pushrepr(L, p1);
+    lua_concat(L, 3);
+  }
+  if (p2) {
+    lua_pushvalue(L, p2);
+    lua_setfield(L, -3, "filename2");
+    lua_pushliteral(L, " -> ");
+    aio_pushrepr(L, p2);
+    lua_concat(L, 3);
+  }
+  lua_setfield(L, -2, "message");
+}
+
+int aio_set_reuse_port(uv_handle_t *h) {
+  uv_os_fd_t fd;
+  int on = 1, r = uv_fileno(h, &fd);
+  if (r != 0)
+    return r;
+#ifdef SO_REUSEPORT
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    return uv_translate_sys_error(errno);
+  return 0;
+#else
+  (void)on;
+  return UV_ENOTSUP;
+#endif
 }

@@ -578,22 +578,6 @@ static void server_open(lua_State *L, aio_server *srv, int oidx) {
     server_start(L, srv);
 }
 
-/* Sets SO_REUSEPORT on the listener's socket. Returns a libuv error. */
-static int set_reuse_port(listener *l) {
-  uv_os_fd_t fd;
-  int on = 1, r = uv_fileno(&l->u.h, &fd);
-  if (r != 0)
-    return r;
-#ifdef SO_REUSEPORT
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
-    return uv_translate_sys_error(errno);
-  return 0;
-#else
-  (void)on;
-  return UV_ENOTSUP;
-#endif
-}
-
 static int opt_flag(lua_State *L, int oidx, const char *name) {
   int v = 0;
   if (lua_type(L, oidx) == LUA_TTABLE) {
@@ -635,7 +619,7 @@ static int l_tcp_server(lua_State *L) {
       return aio_raise_uv(L, r, "bind");
     }
     l = listener_new(L, srv, ss.ss_family);
-    r = opt_flag(L, 3, "reuse_port") ? set_reuse_port(l) : 0;
+    r = opt_flag(L, 3, "reuse_port") ? aio_set_reuse_port(&l->u.h) : 0;
     if (r == 0)
       r = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss,
                     ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
@@ -647,6 +631,19 @@ static int l_tcp_server(lua_State *L) {
   server_open(L, srv, 3);
   lua_settop(L, sidx);
   return 1;
+}
+
+/* Whether the directory the path would be in does not exist. */
+static int missing_dir(const char *path) {
+  struct stat st;
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (slash == NULL || n == 0 || n >= sizeof dir)
+    return 0;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  return stat(dir, &st) != 0 && errno == ENOENT;
 }
 
 /* _unix_server(factory, path, opts) */
@@ -673,9 +670,12 @@ static int l_unix_server(lua_State *L) {
     unlink(path);
   l = listener_new(L, srv, AF_UNIX);
   r = uv_pipe_bind(&l->u.pipe, path);
+  if (r == UV_EACCES && missing_dir(path))
+    r = UV_ENOENT; /* libuv reports ENOENT as EACCES; Python does not */
   if (r != 0) {
     server_close(L, srv);
-    return aio_raise_uv(L, r, "bind");
+    aio_push_path_error(L, r, "bind", 2, 0);
+    return lua_error(L);
   }
   if (path[0] != '\0' && stat(path, &st) == 0) {
     srv->unlink_path = 1;

@@ -425,13 +425,59 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   return readuntil_run(L, (size_t)ctx);
 }
 
+/* scan_until for the list of separators at sidx (Python 3.13's tuple):
+ * the match that ends first wins. */
+static int scan_until_any(lua_State *L, aio_reader *r, int sidx,
+                          size_t *offset, size_t *pos) {
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, sidx);
+  size_t minlen = (size_t)-1, maxlen = 0, len, start = 0, end = (size_t)-1;
+  const char *base = r->buf + r->off;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, sidx, i);
+    len = lua_rawlen(L, -1);
+    lua_pop(L, 1);
+    minlen = len < minlen ? len : minlen;
+    maxlen = len > maxlen ? len : maxlen;
+  }
+  if (r->len >= minlen && r->len - *offset >= minlen) {
+    for (i = 1; i <= n; i++) {
+      const char *sep, *hit;
+      lua_rawgeti(L, sidx, i);
+      sep = lua_tolstring(L, -1, &len);
+      hit = memmem(base + *offset, r->len - *offset, sep, len);
+      lua_pop(L, 1);
+      /* on a tie, the shorter separator (Python sorts them by length) */
+      if (hit != NULL && ((size_t)(hit - base) + len < end ||
+                          ((size_t)(hit - base) + len == end &&
+                           (size_t)(hit - base) > start))) {
+        start = (size_t)(hit - base);
+        end = start + len;
+      }
+    }
+    if (end != (size_t)-1) {
+      *pos = start > r->limit ? start : end;
+      return start > r->limit ? U_OVER_FOUND : U_FOUND;
+    }
+    *offset = r->len + 1 > maxlen ? r->len + 1 - maxlen : 0;
+    if (*offset > r->limit) {
+      *pos = *offset;
+      return U_OVER_NOTFOUND;
+    }
+  }
+  return r->eof ? U_EOF : U_WAIT;
+}
+
 static int readuntil_run(lua_State *L, size_t offset) {
   aio_reader *r = lua_touserdata(L, 1);
   size_t seplen, pos;
-  const char *sep = lua_tolstring(L, 2, &seplen);
   int st;
   reader_check_exc(L, r, 1);
-  st = scan_until(r, sep, seplen, &offset, &pos);
+  if (lua_type(L, 2) == LUA_TTABLE)
+    st = scan_until_any(L, r, 2, &offset, &pos);
+  else {
+    const char *sep = lua_tolstring(L, 2, &seplen);
+    st = scan_until(r, sep, seplen, &offset, &pos);
+  }
   switch (st) {
   case U_FOUND:
     push_take(L, r, pos);
@@ -446,17 +492,45 @@ static int readuntil_run(lua_State *L, size_t offset) {
   }
 }
 
+/* Checks readuntil's separator argument: a string or a list of them
+ * (Python 3.13's tuple). */
+static void check_separators(lua_State *L, int idx) {
+  lua_Integer i, n;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    luaL_checkstring(L, idx);
+    return;
+  }
+  n = (lua_Integer)lua_rawlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
+      luaL_error(L, "bad separator #%d to 'readuntil' (string expected, "
+                 "got %s)", (int)i, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
 /* [reader, sep] */
 static int readuntil_body(lua_State *L) {
-  size_t seplen;
+  lua_Integer i, n;
   check_reader(L, 1);
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
     lua_pushliteral(L, "\n");
   }
-  luaL_checklstring(L, 2, &seplen);
   lua_settop(L, 2);
-  if (seplen == 0)
+  check_separators(L, 2);
+  if (lua_type(L, 2) != LUA_TTABLE)
+    n = lua_rawlen(L, 2) == 0 ? 0 : -1;
+  else if ((n = (lua_Integer)lua_rawlen(L, 2)) == 0)
+    return aio_raisef(L, AIO_E_VALUE,
+                      "Separator should contain at least one element");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    if (lua_rawlen(L, -1) == 0)
+      n = 0;
+    lua_pop(L, 1);
+  }
+  if (n == 0)
     return aio_raisef(L, AIO_E_VALUE,
                       "Separator should be at least one-byte string");
   return readuntil_run(L, 0);
@@ -465,7 +539,7 @@ static int readuntil_body(lua_State *L) {
 static int l_reader_readuntil(lua_State *L) {
   check_reader(L, 1);
   if (!lua_isnoneornil(L, 2))
-    luaL_checkstring(L, 2);
+    check_separators(L, 2);
   return aio_ccoro_method(L, 2, readuntil_body);
 }
 
@@ -652,6 +726,13 @@ static int l_reader__tostring(lua_State *L) {
     luaL_addstring(&b, " paused");
   luaL_addchar(&b, '>');
   luaL_pushresult(&b);
+  return 1;
+}
+
+/* _get_transport(): the transport the reader reads, or nil. */
+static int l_reader_get_transport(lua_State *L) {
+  check_reader(L, 1);
+  lua_getiuservalue(L, 1, R_UV_TRANSPORT);
   return 1;
 }
 
@@ -1021,8 +1102,50 @@ static int l_stream_factory(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* StreamWriter                                                        */
 
+/* Each writer has a metatable of its own, so that `writer.transport` is
+ * a plain field while method look-ups stay table look-ups (an __index
+ * function would cost every writer:write): a copy of the class's
+ * metatable (AIO_WRITER_MT) marked with writer_tag, whose __index is
+ * itself, holding the fields transport and _protocol, and whose own
+ * metatable (registry[&writer_methods_mt]) sends the rest to the
+ * methods. */
+static const char writer_tag = 0, writer_methods_mt = 0;
+
 static aio_writer *test_writer(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AIO_WRITER_MT);
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int ok = lua_rawgetp(L, -1, &writer_tag) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (ok)
+      return p;
+  }
+  luaL_typeerror(L, idx, AIO_WRITER_MT);
+  return NULL;
+}
+
+/* Sets the writer metatable with the transport at tidx and protocol at
+ * pidx on the writer on top. */
+static void writer_setmt(lua_State *L, int tidx, int pidx) {
+  lua_createtable(L, 0, 12); /* [w, mt] */
+  luaL_getmetatable(L, AIO_WRITER_MT);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) { /* [w, mt, class, k, v] */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, -2, &writer_tag);
+  lua_pushvalue(L, tidx);
+  lua_setfield(L, -2, "transport");
+  lua_pushvalue(L, pidx);
+  lua_setfield(L, -2, "_protocol");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
+  lua_setmetatable(L, -2);
+  lua_setmetatable(L, -2);
 }
 
 /* Pushes a writer of the transport at tidx, protocol at pidx, reader at
@@ -1037,7 +1160,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   memset(w, 0, sizeof *w);
   w->t = aio_test_transport(L, tidx);
   w->proto = luaL_testudata(L, pidx, AIO_SRP_MT);
-  luaL_setmetatable(L, AIO_WRITER_MT);
+  writer_setmt(L, tidx, pidx);
   lua_pushvalue(L, tidx);
   lua_setiuservalue(L, -2, W_UV_TRANSPORT);
   lua_pushvalue(L, pidx);
@@ -1270,6 +1393,10 @@ static int l_writer_replace_transport(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   w->t = aio_test_transport(L, 2);
+  lua_getmetatable(L, 1);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "transport");
+  lua_pop(L, 1);
   lua_setiuservalue(L, 1, W_UV_TRANSPORT);
   return 0;
 }
@@ -1282,25 +1409,6 @@ static int l_writer__tostring(lua_State *L) {
   lua_pushfstring(L, "<StreamWriter transport=%s%s>", lua_tostring(L, -1),
                   w->closed ? " closed" : "");
   return 1;
-}
-
-/* Fields after methods: writer.transport (and _protocol). */
-static int l_writer__index(lua_State *L) {
-  const char *key;
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-    return 1;
-  test_writer(L, 1);
-  key = lua_tostring(L, 2);
-  if (key && strcmp(key, "transport") == 0) {
-    lua_getiuservalue(L, 1, W_UV_TRANSPORT);
-    return 1;
-  }
-  if (key && strcmp(key, "_protocol") == 0) {
-    lua_getiuservalue(L, 1, W_UV_PROTO);
-    return 1;
-  }
-  return 0;
 }
 
 /* A collected writer that was not closed closes its transport, as
@@ -1355,6 +1463,7 @@ static const luaL_Reg reader_methods[] = {
     {"feed_data", l_reader_feed_data},
     {"feed_eof", l_reader_feed_eof},
     {"_buffer", l_reader__buffer},
+    {"_get_transport", l_reader_get_transport},
     {NULL, NULL}};
 
 static const luaL_Reg reader_metamethods[] = {
@@ -1420,8 +1529,10 @@ void aio_open_stream(lua_State *L) {
   lua_getfield(L, -1, "__index");
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "_StreamWriter"); /* the methods, for streams.lua */
-  lua_pushcclosure(L, l_writer__index, 1);
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);
   lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
   lua_pop(L, 1);
   luaL_setfuncs(L, stream_funcs, 0);
 }

@@ -1051,7 +1051,11 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->cstatus < 0) {
     int err = s->cstatus;
     aio_stream_abort(s);
-    return aio_raise_uv(L, err, "connect");
+    if (s->kind == AIO_SK_UNIX) /* the path is at 1 */
+      aio_push_path_error(L, err, "connect", 1, 0);
+    else
+      aio_push_uverror(L, err, "connect");
+    return lua_error(L);
   }
   aio_transport_push(L, s, 0, 0);
   return 1;

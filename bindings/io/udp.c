@@ -1,6 +1,9 @@
 /*
  * udp.c - UDP endpoints: asyncio.open_udp (the C half is _udp_open; the
- * Lua facade resolves names), ep:sendto, await(ep:recvfrom()), close.
+ * Lua facade resolves names), ep:sendto, await(ep:recvfrom()), close;
+ * and asyncio's datagram transport (loop:create_datagram_endpoint, the C
+ * half is _dgram_open), whose protocol gets datagram_received(data,
+ * addr) and error_received(exc).
  *
  * Received datagrams queue in C (each with its sender's address) until
  * recvfrom takes them; past `limit` queued bytes (64 KiB by default)
@@ -10,8 +13,10 @@
  * struct that holds the uv handle; closing detaches it at once, and the
  * close callback frees the C side.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -26,11 +31,13 @@ typedef struct dgram {
 } dgram;
 
 typedef struct endpoint endpoint;
+typedef struct dgt dgt;
 
 typedef struct udp {
   aio_io io;
   uv_udp_t h;
   endpoint *ep;        /* the Lua endpoint, NULL once detached */
+  dgt *t;              /* or the Lua datagram transport */
   char *rbuf;          /* the receive buffer */
   dgram *head, **tail; /* received, not yet taken */
   size_t queued;
@@ -49,6 +56,20 @@ struct endpoint {
 enum { EP_UV_LOOP = 1, EP_UV_COUNT = EP_UV_LOOP };
 
 enum { EV_RECV = 1 };
+
+/* A datagram transport (userdata AIO_DGT_MT), anchored from its creation
+ * until connection_lost was called, as the stream transports. */
+struct dgt {
+  udp *u;              /* NULL once closed */
+  aio_loop *loop;
+  struct sockaddr_storage peer;
+  unsigned char started, closing, lost, has_peer;
+  char anchor_key;
+};
+
+enum { D_UV_PROTO = 1, D_UV_LOOP, D_UV_EXC, D_UV_COUNT = D_UV_EXC };
+
+static void dgt_dispatch(lua_State *L, udp *u);
 
 static void on_udp_closed(uv_handle_t *h) {
   udp *u = h->data;
@@ -85,7 +106,15 @@ static void udp_close(lua_State *L, udp *u) {
 }
 
 static void udp_shut(lua_State *L, aio_io *io) {
-  udp_close(L, (udp *)io);
+  udp *u = (udp *)io;
+  if (u->t) { /* a transport of a closing loop: no more callbacks */
+    dgt *t = u->t;
+    u->t = NULL;
+    t->u = NULL;
+    t->closing = t->lost = 1;
+    aio_waiter_drop(L, &t->anchor_key);
+  }
+  udp_close(L, u);
 }
 
 static void udp_dispatch(lua_State *L, aio_io *io, unsigned ev) {
@@ -93,6 +122,8 @@ static void udp_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   (void)ev;
   if (u->ep)
     wake_receiver(L, u->ep);
+  else if (u->t)
+    dgt_dispatch(L, u);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -129,7 +160,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
       u->receiving = 0;
     }
   }
-  if (u->ep && u->ep->waiter)
+  if ((u->ep && u->ep->waiter) || u->t)
     aio_io_notify(&u->io, EV_RECV);
 }
 
@@ -399,11 +430,416 @@ static const luaL_Reg ep_metamethods[] = {
     {"__tostring", l_ep__tostring},
     {NULL, NULL}};
 
+/* ------------------------------------------------------------------ */
+/* The datagram transport                                              */
+
+/* Pushes the transport's userdata; 0 (nothing pushed) once let go. */
+static int dgt_push(lua_State *L, dgt *t) {
+  if (aio_waiter_get(L, &t->anchor_key) == LUA_TUSERDATA)
+    return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* [t, proto, name, args...]: proto:name(args...); a missing method does
+ * nothing. */
+static int l_dgt_call(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_getfield(L, 2, lua_tostring(L, 3));
+  if (lua_isnil(L, -1))
+    return 0;
+  lua_replace(L, 3);    /* [t, proto, fn, args...] */
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 2);
+  lua_replace(L, 3);
+  lua_replace(L, 2);    /* [t, fn, proto, args...] */
+  lua_call(L, n - 2, 0);
+  return 0;
+}
+
+static void dgt_force_close(lua_State *L, dgt *t, int eidx);
+
+/* Calls the protocol's method `name` with the nargs values on top
+ * (popped), the transport at tidx. An error is reported and aborts the
+ * transport (connection_lost gets it). Returns 0 on error. */
+static int dgt_call(lua_State *L, dgt *t, int tidx, const char *name,
+                    int nargs) {
+  int base = lua_gettop(L) - nargs + 1;
+  lua_pushcfunction(L, l_dgt_call);
+  lua_pushvalue(L, tidx);
+  lua_getiuservalue(L, tidx, D_UV_PROTO);
+  lua_pushstring(L, name);
+  lua_rotate(L, base, 4);
+  if (aio_pcall(L, nargs + 3) == LUA_OK)
+    return 1;
+  if (aio_isfatal(L, -1)) {
+    dgt_force_close(L, t, -1);
+    lua_error(L);
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushfstring(L, "Fatal error: protocol.%s() call failed.", name);
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "exception");
+  lua_pushvalue(L, tidx);
+  lua_setfield(L, -2, "transport");
+  lua_getiuservalue(L, tidx, D_UV_PROTO);
+  lua_setfield(L, -2, "protocol");
+  aio_report(L, t->loop);
+  dgt_force_close(L, t, -1);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* [t]: connection_lost(exc) from the ready queue; lets the transport
+ * go. */
+static int l_dgt_lost_body(lua_State *L) {
+  dgt *t = lua_touserdata(L, 1);
+  if (!dgt_push(L, t))
+    return 0;
+  aio_waiter_drop(L, &t->anchor_key); /* [t, self] */
+  lua_getiuservalue(L, 2, D_UV_EXC);
+  dgt_call(L, t, 2, "connection_lost", 1);
+  return 0;
+}
+
+static void dgt_call_lost(aio_loop *loop, lua_State *L, void *p) {
+  if (L != NULL)
+    aio_run_posted(loop, L, l_dgt_lost_body, p, "Exception in callback "
+                   "protocol.connection_lost()");
+}
+
+/* Closes the socket and schedules connection_lost(exc at eidx, 0: nil)
+ * once. */
+static void dgt_force_close(lua_State *L, dgt *t, int eidx) {
+  int top = lua_gettop(L);
+  eidx = eidx ? lua_absindex(L, eidx) : 0;
+  t->closing = 1;
+  if (t->u) {
+    udp *u = t->u;
+    u->t = NULL;
+    t->u = NULL;
+    udp_close_hook((uv_handle_t *)&u->h);
+  }
+  if (t->lost || !dgt_push(L, t))
+    return;
+  t->lost = 1;
+  if (eidx) {
+    lua_pushvalue(L, eidx);
+    lua_setiuservalue(L, top + 1, D_UV_EXC);
+  }
+  aio_ready_push(L, t->loop, AIO_R_CFUNC, t, 0, dgt_call_lost, 1);
+  lua_settop(L, top);
+}
+
+/* Delivers the queued datagrams and a receive error. */
+static void dgt_dispatch(lua_State *L, udp *u) {
+  dgt *t = u->t;
+  int top = lua_gettop(L);
+  if (!t->started || !dgt_push(L, t))
+    return;
+  while (u->head != NULL && t->u == u) {
+    dgram *d = u->head;
+    u->head = d->next;
+    if (u->head == NULL)
+      u->tail = &u->head;
+    u->queued -= d->len + 1;
+    lua_pushlstring(L, d->data, d->len);
+    aio_push_sockaddr(L, (struct sockaddr *)&d->from);
+    free(d);
+    if (!dgt_call(L, t, top + 1, "datagram_received", 2))
+      break;
+  }
+  if (t->u == u && u->err) {
+    int err = u->err;
+    u->err = 0;
+    aio_push_uverror(L, err, "recvfrom");
+    dgt_call(L, t, top + 1, "error_received", 1);
+  }
+  if (t->u == u)
+    start_receiving(u);
+  lua_settop(L, top);
+}
+
+static dgt *check_dgt(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AIO_DGT_MT);
+}
+
+/* sendto(data [, addr]): addr is {host, port} (numeric), nil on a
+ * transport made with remote_addr. A failure goes to the protocol's
+ * error_received, as asyncio's; a closing transport drops the data. */
+static int l_dgt_sendto(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  struct sockaddr_storage ss;
+  const struct sockaddr *sa = NULL;
+  int r;
+  uv_buf_t b;
+  uv_udp_send_t *req;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_rawgeti(L, 3, 1);
+    lua_rawgeti(L, 3, 2);
+    r = aio_sockaddr_parse(luaL_checkstring(L, -2),
+                           (int)luaL_checkinteger(L, -1), &ss);
+    lua_pop(L, 2);
+    if (r != 0)
+      return luaL_argerror(L, 3, "numeric {host, port} expected");
+    if (t->has_peer)
+      return aio_raisef(L, AIO_E_VALUE, "Invalid address: must be None "
+                        "or the remote address");
+    sa = (struct sockaddr *)&ss;
+  } else if (!t->has_peer)
+    return luaL_argerror(L, 3, "address expected (no remote_addr)");
+  if (t->u == NULL || t->closing)
+    return 0;
+  b = uv_buf_init((char *)data, (unsigned)len);
+  r = uv_udp_try_send(&t->u->h, &b, 1, sa);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) {
+    req = malloc(sizeof *req + len);
+    if (req == NULL)
+      return luaL_error(L, "not enough memory");
+    memcpy(req + 1, data, len);
+    b = uv_buf_init((char *)(req + 1), (unsigned)len);
+    r = uv_udp_send(req, &t->u->h, &b, 1, sa, on_sent);
+    if (r != 0)
+      free(req);
+  }
+  if (r < 0) {
+    lua_settop(L, 1);
+    aio_push_uverror(L, r, "sendto");
+    dgt_call(L, t, 1, "error_received", 1);
+  }
+  return 0;
+}
+
+static int l_dgt_close(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  if (!t->closing)
+    dgt_force_close(L, t, 0);
+  return 0;
+}
+
+static int l_dgt_is_closing(lua_State *L) {
+  lua_pushboolean(L, check_dgt(L, 1)->closing);
+  return 1;
+}
+
+static int l_dgt_get_write_buffer_size(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  lua_pushinteger(L, t->u ? (lua_Integer)t->u->h.send_queue_size : 0);
+  return 1;
+}
+
+/* get_extra_info(name [, default]): "sockname", "peername", "socket". */
+static int l_dgt_get_extra_info(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  struct sockaddr_storage ss;
+  int n = sizeof ss;
+  lua_settop(L, 3);
+  if (strcmp(name, "peername") == 0 && t->has_peer)
+    aio_push_sockaddr(L, (struct sockaddr *)&t->peer);
+  else if (t->u && (strcmp(name, "sockname") == 0 ||
+                    strcmp(name, "socket") == 0) &&
+           uv_udp_getsockname(&t->u->h, (struct sockaddr *)&ss, &n) == 0) {
+    if (name[1] == 'o') { /* sockname */
+      aio_push_sockaddr(L, (struct sockaddr *)&ss);
+      return 1;
+    }
+    lua_createtable(L, 0, 2);
+    {
+      uv_os_fd_t fd = -1;
+      uv_fileno((uv_handle_t *)&t->u->h, &fd);
+      lua_pushinteger(L, fd);
+    }
+    lua_setfield(L, -2, "fd");
+    lua_pushinteger(L, ss.ss_family);
+    lua_setfield(L, -2, "family");
+  }
+  return 1;
+}
+
+static int l_dgt_get_protocol(lua_State *L) {
+  check_dgt(L, 1);
+  lua_getiuservalue(L, 1, D_UV_PROTO);
+  return 1;
+}
+
+static int l_dgt_set_protocol(lua_State *L) {
+  check_dgt(L, 1);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, D_UV_PROTO);
+  return 0;
+}
+
+/* connection_made from the ready queue, then receiving. */
+static int l_dgt_start_body(lua_State *L) {
+  dgt *t = lua_touserdata(L, 1);
+  if (!dgt_push(L, t) || t->closing)
+    return 0;
+  lua_pushvalue(L, 2);
+  if (dgt_call(L, t, 2, "connection_made", 1)) {
+    t->started = 1;
+    if (t->u) {
+      start_receiving(t->u);
+      if (t->u->head)
+        aio_io_notify(&t->u->io, EV_RECV);
+    }
+  }
+  return 0;
+}
+
+static void dgt_start_soon(aio_loop *loop, lua_State *L, void *p) {
+  if (L != NULL)
+    aio_run_posted(loop, L, l_dgt_start_body, p, "Exception in callback "
+                   "protocol.connection_made()");
+}
+
+/* _start(protocol) (create_datagram_endpoint). */
+static int l_dgt__start(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, D_UV_PROTO);
+  aio_ready_push(L, t->loop, AIO_R_CFUNC, t, 0, dgt_start_soon, 1);
+  return 0;
+}
+
+static int l_dgt__tostring(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  lua_pushfstring(L, "<DatagramTransport%s>",
+                  t->u == NULL ? " closed" : t->closing ? " closing" : "");
+  return 1;
+}
+
+static int l_dgt__gc(lua_State *L) {
+  dgt *t = lua_touserdata(L, 1);
+  if (t->u) {
+    t->u->t = NULL;
+    udp_close_hook((uv_handle_t *)&t->u->h);
+    t->u = NULL;
+  }
+  return 0;
+}
+
+/* _dgram_open(local {host, port} or nil, remote {host, port} or nil [,
+ * {reuse_port =, allow_broadcast =}]): numeric hosts; one of the two
+ * given. Returns a DatagramTransport with no protocol yet. */
+static int l_dgram_open(lua_State *L) {
+  struct sockaddr_storage ls, rs;
+  aio_loop *loop;
+  dgt *t;
+  udp *u;
+  int r, has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L,
+                                                                      2);
+  lua_settop(L, 3);
+  if (has_remote) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_rawgeti(L, 2, 1);
+    lua_rawgeti(L, 2, 2);
+    r = aio_sockaddr_parse(luaL_checkstring(L, -2),
+                           (int)luaL_checkinteger(L, -1), &rs);
+    lua_pop(L, 2);
+    if (r != 0)
+      return luaL_argerror(L, 2, "numeric {host, port} expected");
+  }
+  if (has_local) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_rawgeti(L, 1, 1);
+    lua_rawgeti(L, 1, 2);
+    r = aio_sockaddr_parse(luaL_checkstring(L, -2),
+                           (int)luaL_optinteger(L, -1, 0), &ls);
+    lua_pop(L, 2);
+    if (r != 0)
+      return luaL_argerror(L, 1, "numeric {host, port} expected");
+  } else if (has_remote)
+    aio_sockaddr_parse(rs.ss_family == AF_INET6 ? "::" : "0.0.0.0", 0, &ls);
+  else
+    return aio_raisef(L, AIO_E_VALUE, "unexpected address family");
+  loop = aio_get_event_loop(L);
+  aio_check_open(L, loop);
+  t = lua_newuserdatauv(L, sizeof *t, D_UV_COUNT); /* 4 */
+  memset(t, 0, sizeof *t);
+  t->loop = loop;
+  luaL_setmetatable(L, AIO_DGT_MT);
+  aio_push_loop(L, loop);
+  lua_setiuservalue(L, 4, D_UV_LOOP);
+  u = calloc(1, sizeof *u);
+  if (u == NULL || (u->rbuf = malloc(RECV_BUF)) == NULL) {
+    free(u);
+    return luaL_error(L, "not enough memory");
+  }
+  u->tail = &u->head;
+  u->limit = DEFAULT_LIMIT;
+  r = uv_udp_init_ex(loop->uv, &u->h, ls.ss_family);
+  if (r != 0) {
+    free(u->rbuf);
+    free(u);
+    return aio_raise_uv(L, r, "socket");
+  }
+  u->io.close = udp_close_hook;
+  u->io.shut = udp_shut;
+  u->io.dispatch = udp_dispatch;
+  aio_io_link(loop, &u->io, (uv_handle_t *)&u->h);
+  u->t = t;
+  t->u = u;
+  aio_waiter_set(L, &t->anchor_key, 4);
+  r = 0;
+  if (lua_istable(L, 3)) {
+    if (lua_getfield(L, 3, "reuse_port") != LUA_TNIL && lua_toboolean(L, -1))
+      r = aio_set_reuse_port((uv_handle_t *)&u->h);
+    lua_pop(L, 1);
+  }
+  if (r == 0)
+    r = uv_udp_bind(&u->h, (struct sockaddr *)&ls, 0);
+  if (r == 0 && lua_istable(L, 3)) {
+    if (lua_getfield(L, 3, "allow_broadcast") != LUA_TNIL &&
+        lua_toboolean(L, -1))
+      r = uv_udp_set_broadcast(&u->h, 1);
+    lua_pop(L, 1);
+  }
+  if (r == 0 && has_remote) {
+    r = uv_udp_connect(&u->h, (struct sockaddr *)&rs);
+    memcpy(&t->peer, &rs, sizeof rs);
+    t->has_peer = 1;
+  }
+  if (r != 0) {
+    t->lost = 1; /* never started: nothing to tell */
+    aio_waiter_drop(L, &t->anchor_key);
+    dgt_force_close(L, t, 0);
+    return aio_raise_uv(L, r, has_remote ? "connect" : "bind");
+  }
+  lua_settop(L, 4);
+  return 1;
+}
+
+static const luaL_Reg dgt_methods[] = {
+    {"sendto", l_dgt_sendto},
+    {"close", l_dgt_close},
+    {"abort", l_dgt_close},
+    {"is_closing", l_dgt_is_closing},
+    {"get_extra_info", l_dgt_get_extra_info},
+    {"get_write_buffer_size", l_dgt_get_write_buffer_size},
+    {"get_protocol", l_dgt_get_protocol},
+    {"set_protocol", l_dgt_set_protocol},
+    {"_start", l_dgt__start},
+    {NULL, NULL}};
+
+static const luaL_Reg dgt_metamethods[] = {
+    {"__gc", l_dgt__gc},
+    {"__tostring", l_dgt__tostring},
+    {NULL, NULL}};
+
 static const luaL_Reg udp_funcs[] = {
     {"_udp_open", l_udp_open},
+    {"_dgram_open", l_dgram_open},
     {NULL, NULL}};
 
 void aio_open_udp(lua_State *L) {
   aio_newclass(L, AIO_UDP_MT, AIO_K_OTHER, ep_methods, ep_metamethods);
+  aio_newclass(L, AIO_DGT_MT, AIO_K_OTHER, dgt_methods, dgt_metamethods);
   luaL_setfuncs(L, udp_funcs, 0);
 }

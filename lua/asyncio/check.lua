@@ -89,28 +89,20 @@ local function bad_number(v, kind)
   end
 end
 
---- A number that is not NaN (nil allowed when `optional`).
-function M.number(v, n, fname, optional)
-  if optional and v == nil then return v end
-  local why = bad_number(v, "number")
-  if why then M.argerror(n, fname, why, 2) end
-  return v
+-- The checker of numbers of `kind`, nil allowed when `optional`:
+-- "number" (not NaN), "finite" (no infinity either), "integer" (finite,
+-- integer-valued, returned as an integer).
+local function number_check(kind)
+  return function(v, n, fname, optional)
+    if optional and v == nil then return v end
+    local why = bad_number(v, kind)
+    if why then M.argerror(n, fname, why, 2) end
+    if kind == "integer" then return math.tointeger(v) end
+    return v
+  end
 end
-
---- A finite number (no NaN, no infinity).
-function M.finite(v, n, fname, optional)
-  if optional and v == nil then return v end
-  local why = bad_number(v, "finite")
-  if why then M.argerror(n, fname, why, 2) end
-  return v
-end
-
---- An integer-valued finite number, returned as an integer.
-function M.integer(v, n, fname, optional)
-  if optional and v == nil then return v end
-  local why = bad_number(v, "integer")
-  if why then M.argerror(n, fname, why, 2) end
-  return math.tointeger(v)
-end
+M.number = number_check("number")
+M.finite = number_check("finite")
+M.integer = number_check("integer")
 
 return M

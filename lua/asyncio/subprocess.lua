@@ -28,7 +28,8 @@ end
 -- streams default to the parent's; asyncio.PIPE makes a stream,
 -- asyncio.DEVNULL discards, stderr = asyncio.STDOUT joins stdout. env
 -- replaces the whole environment.
-M.create_subprocess_exec = async(function(program, ...)
+--- The argv list and options of program, ... for function `name`.
+local function exec_args(name, program, ...)
   local n, opts = select("#", ...), nil
   local argv = {tostring(program)}
   for i = 1, n do
@@ -38,10 +39,15 @@ M.create_subprocess_exec = async(function(program, ...)
     elseif type(a) == "string" or type(a) == "number" then
       argv[#argv + 1] = tostring(a)
     else
-      error(("bad argument #%d to 'create_subprocess_exec' (string "
-             .. "expected, got %s)"):format(i + 1, type(a)), 2)
+      error(("bad argument #%d to '%s' (string expected, got %s)")
+            :format(i + 1, name, type(a)), 3)
     end
   end
+  return argv, opts
+end
+
+M.create_subprocess_exec = async(function(program, ...)
+  local argv, opts = exec_args("create_subprocess_exec", program, ...)
   return core._spawn(tostring(program), argv, opts)
 end)
 
@@ -91,5 +97,138 @@ core._Process.communicate = async(function(self, input)
   await(self:wait())
   return res[2], res[3]
 end)
+
+-- ------------------------------------------------------------------
+-- loop:subprocess_exec / subprocess_shell: the subprocess transport and
+-- SubprocessProtocol (pipe_data_received(fd, data),
+-- pipe_connection_lost(fd, exc), process_exited(), connection_made,
+-- connection_lost), on the Process of process.c: a task per output pipe
+-- reads it and hands the data over.
+
+local SubprocessTransport = {}
+SubprocessTransport.__index = SubprocessTransport
+SubprocessTransport.__name = "asyncio.SubprocessTransport"
+
+function SubprocessTransport:get_pid() return self._proc.pid end
+function SubprocessTransport:get_returncode() return self._proc.returncode end
+function SubprocessTransport:is_closing() return self._closed end
+
+--- get_pipe_transport(fd): the transport of the child's stdin (0),
+-- stdout (1) or stderr (2), or nil when that stream is not a pipe.
+function SubprocessTransport:get_pipe_transport(fd)
+  local p = self._proc
+  if fd == 0 then return p.stdin and p.stdin.transport end
+  local r = fd == 1 and p.stdout or fd == 2 and p.stderr or nil
+  return r and r:_get_transport()
+end
+
+function SubprocessTransport:send_signal(sig) self._proc:send_signal(sig) end
+function SubprocessTransport:terminate() self._proc:terminate() end
+function SubprocessTransport:kill() self._proc:kill() end
+
+--- close(): closes the pipes and kills a child still running, as
+-- asyncio's.
+function SubprocessTransport:close()
+  if self._closed then return end
+  self._closed = true
+  local p = self._proc
+  if p.stdin then p.stdin:close() end
+  for fd = 1, 2 do
+    local t = self:get_pipe_transport(fd)
+    if t then t:close() end
+  end
+  if p.returncode == nil then pcall(p.kill, p) end
+end
+
+SubprocessTransport.__tostring = function(self)
+  return ("<SubprocessTransport pid=%d%s>"):format(self._proc.pid,
+    self._proc.returncode and " returncode=" .. self._proc.returncode
+    or " running")
+end
+
+--- Calls proto:name(...) if it has it; an error goes to the exception
+-- handler.
+local function notify(loop, transport, proto, name, ...)
+  local fn = proto[name]
+  if fn == nil then return end
+  local ok, err = pcall(fn, proto, ...)
+  if not ok then
+    if iserror(err) and not iserror(err, errors.Exception) then
+      error(err, 0)
+    end
+    loop:call_exception_handler{
+      message = "Exception in callback protocol." .. name .. "()",
+      exception = err, transport = transport, protocol = proto}
+  end
+end
+
+local pipe_reader = async(function(loop, t, proto, fd, reader)
+  while true do
+    local ok, data = pcall(await, reader:read(65536))
+    if not ok then
+      notify(loop, t, proto, "pipe_connection_lost", fd, data)
+      return
+    end
+    if data == "" then break end
+    notify(loop, t, proto, "pipe_data_received", fd, data)
+  end
+  notify(loop, t, proto, "pipe_connection_lost", fd, nil)
+end)
+
+local watch = async(function(loop, t, proto)
+  local p = t._proc
+  local readers = {}
+  for fd, r in pairs{p.stdout, p.stderr} do
+    readers[#readers + 1] = core.create_task(pipe_reader(loop, t, proto, fd,
+                                                         r))
+  end
+  await(p:wait())
+  notify(loop, t, proto, "process_exited")
+  for _, task in ipairs(readers) do await(task) end
+  if p.stdin then
+    p.stdin:close()
+    notify(loop, t, proto, "pipe_connection_lost", 0, nil)
+  end
+  t._closed = true
+  notify(loop, t, proto, "connection_lost", nil)
+end)
+
+local function subprocess(loop, factory, file, argv, opts, name)
+  if type(factory) ~= "function" and
+     not (getmetatable(factory) or {}).__call then
+    error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
+          :format(name, type(factory)), 3)
+  end
+  local o = {stdin = core.PIPE, stdout = core.PIPE, stderr = core.PIPE}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local proto = factory()
+  local p = core._spawn(file, argv, o)
+  local t = setmetatable({_proc = p, _closed = false}, SubprocessTransport)
+  notify(loop, t, proto, "connection_made", t)
+  t._watch = core.create_task(watch(loop, t, proto))
+  return t, proto
+end
+
+--- loop:subprocess_exec(factory, program, arg... [, opts]) -> transport,
+-- protocol. stdin, stdout and stderr default to asyncio.PIPE; the other
+-- options are create_subprocess_exec's.
+M.subprocess_exec = async(function(loop, factory, program, ...)
+  local argv, opts = exec_args("subprocess_exec", program, ...)
+  return subprocess(loop, factory, tostring(program), argv, opts,
+                    "subprocess_exec")
+end)
+
+--- loop:subprocess_shell(factory, cmd [, opts]) -> transport, protocol
+M.subprocess_shell = async(function(loop, factory, cmd, opts)
+  if type(cmd) ~= "string" then
+    error("bad argument #2 to 'subprocess_shell' (string expected)", 2)
+  end
+  return subprocess(loop, factory, "/bin/sh", {"/bin/sh", "-c", cmd}, opts,
+                    "subprocess_shell")
+end)
+
+core._EventLoop.subprocess_exec = M.subprocess_exec
+core._EventLoop.subprocess_shell = M.subprocess_shell
+M.subprocess_exec, M.subprocess_shell = nil, nil
 
 return M

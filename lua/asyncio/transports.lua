@@ -23,7 +23,7 @@ local error, ipairs, pcall, require, tostring, type =
 
 local M = {}
 
-local SOCK_STREAM = core.SOCK_STREAM
+local SOCK_STREAM, SOCK_DGRAM = core.SOCK_STREAM, core.SOCK_DGRAM
 
 --- The numeric addresses of host (a name, a numeric address, or nil for
 -- every local interface when passive, else the loopback), without
@@ -257,10 +257,39 @@ M.connect_write_pipe = async(function(loop, factory, pipe)
   return connect_pipe(loop, factory, pipe, false, "connect_write_pipe")
 end)
 
+--- The {host, port} option `name` with a numeric host (resolved), or
+-- nil.
+local function dgram_addr(opts, name, passive)
+  local addr = opt(opts, name)
+  if addr == nil then return nil end
+  if type(addr) ~= "table" then
+    error(("bad option '%s' ({host, port} expected, got %s)")
+          :format(name, type(addr)), 4)
+  end
+  local host = addr[1]
+  if host == nil or host == "" then
+    host = passive and "0.0.0.0" or "127.0.0.1"
+  end
+  return {resolve(host, addr[2], SOCK_DGRAM, passive)[1], addr[2] or 0}
+end
+
+--- loop:create_datagram_endpoint(factory [, {local_addr = {host, port},
+-- remote_addr = {host, port}, reuse_port =, allow_broadcast =}]) ->
+-- transport, protocol. The transport has sendto(data [, addr]),
+-- close(), abort(), is_closing(), get_extra_info(name [, default]); the
+-- protocol gets datagram_received(data, addr) and error_received(exc).
+M.create_datagram_endpoint = async(function(loop, factory, opts)
+  check_factory(factory, "create_datagram_endpoint")
+  local t = core._dgram_open(dgram_addr(opts, "local_addr", true),
+                             dgram_addr(opts, "remote_addr", false), opts)
+  return start(loop, t, factory)
+end)
+
 local Loop = core._EventLoop
 for _, name in ipairs{"create_connection", "create_unix_connection",
                       "create_server", "create_unix_server",
-                      "connect_read_pipe", "connect_write_pipe"} do
+                      "connect_read_pipe", "connect_write_pipe",
+                      "create_datagram_endpoint"} do
   Loop[name] = M[name]
 end
 --- loop:start_tls(transport, protocol, sslcontext [, opts]): the TLS

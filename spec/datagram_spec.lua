@@ -1,0 +1,175 @@
+-- loop:create_datagram_endpoint: the datagram transport and its protocol
+-- (datagram_received, error_received, connection_made, connection_lost),
+-- against a Python UDP peer where a real peer is needed.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local assert = require "luassert"
+local h = dofile("spec/helpers.lua")
+
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+
+--- A protocol logging its callbacks; `got` is a future of the first n
+-- datagrams, `lost` of connection_lost.
+local function recorder(n)
+  local loop = asyncio.get_running_loop()
+  local p = {log = {}, datagrams = {}, errors = {},
+             got = loop:create_future(), lost = loop:create_future()}
+  function p:connection_made(t)
+    self.transport = t
+    self.log[#self.log + 1] = "connection_made"
+  end
+  function p:datagram_received(data, addr)
+    self.log[#self.log + 1] = "datagram_received"
+    self.datagrams[#self.datagrams + 1] = {data, addr}
+    if #self.datagrams == n then self.got:set_result(self.datagrams) end
+  end
+  function p:error_received(exc)
+    self.log[#self.log + 1] = "error_received"
+    self.errors[#self.errors + 1] = exc
+  end
+  function p:connection_lost(exc)
+    self.log[#self.log + 1] = "connection_lost"
+    self.lost:set_result(exc)
+  end
+  return p
+end
+
+describe("create_datagram_endpoint", function()
+  it("two endpoints exchange datagrams with their addresses",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local a, pa = await(loop:create_datagram_endpoint(function()
+      return recorder(2)
+    end, {local_addr = {"127.0.0.1", 0}}))
+    local addr_a = a:get_extra_info("sockname")
+    local b, pb = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {remote_addr = addr_a}))
+    assert.equal("asyncio.DatagramTransport", getmetatable(a).__name)
+    assert.same(addr_a, b:get_extra_info("peername"))
+    assert.same({"connection_made"}, pb.log)
+    b:sendto("one")
+    b:sendto("two")
+    local got = await(pa.got)
+    local addr_b = b:get_extra_info("sockname")
+    assert.same({{"one", addr_b}, {"two", addr_b}}, got)
+    a:sendto("back", addr_b)
+    assert.same({{"back", addr_a}}, await(pb.got))
+    -- a connected endpoint refuses another address
+    assert.is_true(iserror(h.error_of(b.sendto, b, "x", {"127.0.0.1", 9}),
+                           asyncio.ValueError))
+    a:close()
+    b:close()
+    assert.is_true(a:is_closing())
+    assert.is_nil(await(pa.lost))
+    assert.is_nil(await(pb.lost))
+    assert.same({"connection_made", "datagram_received", "datagram_received",
+                 "connection_lost"}, pa.log)
+    a:sendto("dropped", addr_b) -- a closed transport drops it
+    a:close()
+    assert.equal(1, #pa.log - 3) -- connection_lost once
+  end))
+
+  it("talks to a Python UDP echo peer", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local py = await(asyncio.create_subprocess_exec("python3", "-c", [[
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+data, addr = s.recvfrom(100)
+s.sendto(data.upper(), addr)
+]], {stdout = asyncio.PIPE}))
+    local port = tonumber(await(py.stdout:readline()))
+    local t, p = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {remote_addr = {"127.0.0.1", port}}))
+    t:sendto("ping")
+    assert.same({{"PING", {"127.0.0.1", port}}}, await(p.got))
+    assert.equal(0, await(py:wait()))
+    t:close()
+    await(p.lost)
+  end))
+
+  it("a refused connected datagram goes to error_received",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    -- a port nobody listens on: bind one, note it, close it
+    local probe = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {local_addr = {"127.0.0.1", 0}}))
+    local port = probe:get_extra_info("sockname")[2]
+    probe:close()
+    local t, p = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {remote_addr = {"127.0.0.1", port}}))
+    local seen = loop:create_future()
+    local err_received = p.error_received
+    function p:error_received(exc)
+      err_received(self, exc)
+      if not seen:done() then seen:set_result(exc) end
+    end
+    t:sendto("anyone?")
+    t:sendto("anyone?")
+    local exc = await(seen)
+    assert.is_true(iserror(exc, asyncio.ConnectionRefusedError))
+    assert.is_false(t:is_closing()) -- the endpoint goes on
+    t:close()
+    await(p.lost)
+  end))
+
+  it("an error in datagram_received is reported, then connection_lost(exc)",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local ctxs = {}
+    loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+    local a, pa = await(loop:create_datagram_endpoint(function()
+      local p = recorder(1)
+      function p:datagram_received() error(asyncio.ValueError("bad")) end
+      return p
+    end, {local_addr = {"127.0.0.1", 0}}))
+    local b, pb = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {remote_addr = a:get_extra_info("sockname")}))
+    b:sendto("x")
+    local exc = await(pa.lost)
+    assert.is_true(iserror(exc, asyncio.ValueError))
+    assert.equal(1, #ctxs)
+    assert.equal("Fatal error: protocol.datagram_received() call failed.",
+                 ctxs[1].message)
+    assert.equal(a, ctxs[1].transport)
+    assert.is_true(a:is_closing())
+    b:close()
+    await(pb.lost)
+  end))
+
+  it("needs an address; bad options raise", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local err = h.await_error(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end))
+    assert.equal("ValueError: unexpected address family", tostring(err))
+    err = h.await_error(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {local_addr = "127.0.0.1"}))
+    assert.matches("bad option 'local_addr'", tostring(err))
+  end))
+
+  it("allow_broadcast and reuse_port are accepted", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local a, pa = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {local_addr = {"127.0.0.1", 0}, reuse_port = true,
+          allow_broadcast = true}))
+    local port = a:get_extra_info("sockname")[2]
+    local b, pb = await(loop:create_datagram_endpoint(function()
+      return recorder(1)
+    end, {local_addr = {"127.0.0.1", port}, reuse_port = true}))
+    assert.equal(port, b:get_extra_info("sockname")[2])
+    a:close()
+    b:close()
+    await(pa.lost)
+    await(pb.lost)
+  end))
+end)
