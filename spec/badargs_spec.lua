@@ -7,11 +7,7 @@
 local proc = dofile("spec/fixtures/proc.lua")
 
 local function sweep(context)
-<<<<<<< HEAD
-  local r = proc.run{"timeout", "150", proc.luaio,
-=======
   local r = proc.run{"timeout", "180", proc.luaio,
->>>>>>> main
                      proc.fixture("badargs.lua"), context}
   local last = r.stdout:match("CALL ([^\n]*)\n[^\n]*$") or "?"
   local problems = {}
