@@ -561,6 +561,7 @@ static int run_ready(lua_State *L, aio_loop *loop) {
     uint64_t t0 = loop->debug ? uv_hrtime() : 0;
     int prop;
     ready_pop(L, loop, &e);
+    loop->progress++;
     prop = run_entry(L, loop, &e);
     if (loop->debug)
       check_slow(loop, &e, t0);
@@ -963,6 +964,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   uv_timer_init(loop->uv, loop->poll_timer);
   uv_unref((uv_handle_t *)loop->poll_timer);
   loop->closed = 0;
+  aio_dump_register_loop(L);
   return loop;
 }
 
