@@ -24,7 +24,8 @@ VERSION = 0.1.0
 PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
   libreadline-dev luarocks redis-server $(BATTERY_PKGS) $(PEER_PKGS)
 # the batteries' libraries, and the real peers their specs talk to
-BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson
+BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson \
+  zlib1g-dev
 PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools
 CHECK_PKGS = valgrind
 BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis
@@ -64,7 +65,7 @@ BATTERY_ssl_CFLAGS = $(shell $(PKG_CONFIG) --cflags openssl)
 BATTERY_ssl_LIBS = $(shell $(PKG_CONFIG) --libs openssl)
 BATTERY_http_DIR = http
 BATTERY_http_CFLAGS =
-BATTERY_http_LIBS = -lhttp_parser
+BATTERY_http_LIBS = -lhttp_parser -lz $(shell $(PKG_CONFIG) --libs libcrypto)
 BATTERY_redis_DIR = redis
 BATTERY_redis_CFLAGS = $(shell $(PKG_CONFIG) --cflags hiredis)
 BATTERY_redis_LIBS = $(shell $(PKG_CONFIG) --libs hiredis)

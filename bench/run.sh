@@ -148,6 +148,55 @@ client_pair() {
   echo "$line"
 }
 
+# wrk_pair N SERVER...: one run of an HTTP server workload (w12): SERVER
+# N PORT on a fresh port, loaded by Debian's wrk for W12_SECONDS (3) with
+# 50 keep-alive connections; prints the line, named after $IMPL.
+wrk_pair() {
+  command -v wrk >/dev/null 2>&1 || { echo "wrk not installed" >&2; return 1; }
+  n=$1
+  shift
+  TCP_PORT=$((TCP_PORT + 1))
+  $LIMIT "$@" "$n" "$TCP_PORT" &
+  server=$!
+  wait_port "$TCP_PORT" || { kill "$server"; wait "$server"; return 1; }
+  secs=${W12_SECONDS:-3}
+  rps=$(wrk -t2 -c50 -d"${secs}s" "http://127.0.0.1:$TCP_PORT/" |
+        awk '/^Requests\/sec:/ {print $2}')
+  kill "$server" 2>/dev/null
+  wait "$server" 2>/dev/null
+  [ -n "$rps" ] || return 1
+  awk -v impl="$IMPL" -v s="$secs" -v r="$rps" \
+    'BEGIN { printf "%s/w12_http_server %d %.4f %.0f\n", impl, r * s, s, r }'
+}
+
+# http_client_pair N CLIENT...: runs CLIENT N PORT against Node's hello
+# server (bench/node/w12_http_server.js) on a fresh port (w13).
+http_client_pair() {
+  n=$1
+  shift
+  TCP_PORT=$((TCP_PORT + 1))
+  $LIMIT "$NODE" "$DIR/node/w12_http_server.js" 1 "$TCP_PORT" &
+  server=$!
+  wait_port "$TCP_PORT" || { kill "$server"; wait "$server"; return 1; }
+  line=$($LIMIT "$@" "$n" "$TCP_PORT")
+  st=$?
+  kill "$server" 2>/dev/null
+  wait "$server" 2>/dev/null
+  [ $st -eq 0 ] && echo "$line"
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (5 s at most)
+wait_port() {
+  i=0
+  while [ $i -lt 100 ]; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.05
+    i=$((i + 1))
+  done
+  return 1
+}
+
 # build_tls: tls_client (OpenSSL) and a throwaway certificate in $TMP for
 # the TLS workloads.
 build_tls() {
@@ -177,7 +226,7 @@ run_workload() {
   while [ "$i" -lt "$RUNS" ]; do
     while read -r impl cmd; do
       IMPL=$impl
-      case $cmd in tcp_pair*|tls_pair*|redis_bench*) pre="" ;;
+      case $cmd in tcp_pair*|tls_pair*|redis_bench*|wrk_pair*|http_client_pair*) pre="" ;;
         *) pre=$LIMIT ;; esac
       if line=$(eval "$pre $cmd" 2>"$TMP/err") &&
          line=$(echo "$line" | tail -n 1) && [ -n "$line" ]; then
@@ -351,6 +400,15 @@ if command -v redis-server >/dev/null 2>&1; then
 else
   echo "skipping w14_redis, w15_workqueue: redis-server not installed"
 fi
+
+W13=${W13_N:-20000}
+add w12_http_server luaio   wrk_pair 1 "$LUAIO" "$DIR/w12_http_server.lua"
+add w12_http_server asyncio wrk_pair 1 "$PYTHON" "$DIR/py/w12_http_server.py"
+add w12_http_server uvloop  wrk_pair 1 "$PYTHON" "$DIR/py/w12_http_server.py" --uvloop
+add w12_http_server node    wrk_pair 1 "$NODE" "$DIR/node/w12_http_server.js"
+add w13_http_client luaio   http_client_pair "$W13" "$LUAIO" "$DIR/w13_http_client.lua"
+add w13_http_client asyncio http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py"
+add w13_http_client uvloop  http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py" --uvloop
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
   "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"

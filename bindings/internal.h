@@ -224,6 +224,13 @@ struct aio_loop {
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
   struct aio_io *ios;     /* I/O objects' uv handles (io.c) */
   uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
+  uv_signal_t *sigquit;   /* SIGQUIT dump trigger while running (dump.c) */
+  uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
+  unsigned quits, quits_seen;
+  unsigned long progress; /* ready entries run so far */
+  unsigned long hang_progress;
+  uint64_t hang_since;
+  unsigned char hang_tick, hang_dumped;
   int interrupts;         /* SIGINTs received while running */
   int interrupts_seen;
 
@@ -587,6 +594,9 @@ void aio_future_add_callback(lua_State *L, int fidx);
 void aio_push_waiter(lua_State *L, aio_task *t);
 /* Pushes the task object for a task pointer (it must be pending). */
 void aio_push_task(lua_State *L, aio_task *t);
+void aio_task_describe(lua_State *L, aio_task *t, char *buf, size_t size);
+/* The debug mode of new loops (--debug, LUAIO_DEBUG=1). */
+int aio_debug_default(void);
 /* The loop is closing: its pending tasks get finalizers, so that they
  * report "Task was destroyed but it is pending!" when collected. */
 void aio_tasks_orphaned(lua_State *L, aio_loop *loop);
@@ -866,6 +876,10 @@ size_t aio_transport_buffer_size(aio_transport *t);
 /* Pushes "tcp", "unix" or "pipe". */
 const char *aio_transport_kind(aio_transport *t);
 
+/* writelines: replaces the list of strings at idx (the top of the
+ * stack) by their concatenation; raises for an item that is no string. */
+void aio_join_list(lua_State *L, int idx);
+
 /* A new unconnected stream of `kind` (raises OSError). */
 enum { AIO_SK_TCP, AIO_SK_UNIX, AIO_SK_PIPE };
 aio_stream *aio_stream_new(lua_State *L, aio_loop *loop, int kind);
@@ -940,6 +954,21 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
 void aio_signal_loop_started(lua_State *L, aio_loop *loop);
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop);
 void aio_signal_dispatch(lua_State *L, aio_loop *loop);
+/* While a loop runs, in the main thread, a signal the script does not
+ * handle and whose disposition is the default: an unref'd watcher calling
+ * cb (NULL when any of that is not so, or out of memory). */
+uv_signal_t *aio_default_watch(aio_loop *loop, int signum,
+                               uv_signal_cb cb);
+
+/* The task dump's core part (dump.c): the loop userdata on top joins the
+ * state's list of loops; the SIGQUIT and hang triggers start and stop
+ * with a run; dispatch prints the dump when one fired. */
+void aio_dump_register_loop(lua_State *L);
+void aio_dump_loop_started(aio_loop *loop);
+void aio_dump_loop_stopped(aio_loop *loop);
+void aio_dump_sigquit_taken(aio_loop *loop);
+void aio_dump_dispatch(lua_State *L, aio_loop *loop);
+void aio_open_dump(lua_State *L);
 void aio_signal_close_all(lua_State *L, aio_loop *loop);
 /* The signal number at idx: an integer, or a name of asyncio.signals
  * ("SIGTERM"); raises ValueError for an unknown name. */

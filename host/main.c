@@ -9,6 +9,9 @@
  *     -E        ignore environment variables
  *     -W        turn warnings on
  *     --debug   asyncio debug mode for every loop
+ *     --dump-on-hang=SECONDS
+ *               print asyncio.dump_tasks() when a loop made no progress
+ *               for SECONDS
  *     --        stop handling options
  *     -         run stdin as the script
  *
@@ -16,6 +19,9 @@
  * loop (asyncio.run, run_until_complete), as a Python script does. With no
  * script and a terminal on stdin, a REPL runs each input as a task on one
  * loop, so `await` works at top level.
+ *
+ * While a loop runs, SIGQUIT (Ctrl-\) prints asyncio.dump_tasks() on
+ * stderr and the program goes on, unless the script handles SIGQUIT.
  *
  * Exit status: 0 on success, 1 on an uncaught error (message and
  * traceback on stderr), 130 when the script ends with KeyboardInterrupt.
@@ -59,6 +65,9 @@ static void print_usage(const char *badoption) {
           "  -E        ignore environment variables\n"
           "  -W        turn warnings on\n"
           "  --debug   run every event loop in asyncio debug mode\n"
+          "  --dump-on-hang=SECONDS\n"
+          "            print the tasks when a loop made no progress for\n"
+          "            SECONDS\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n",
           progname);
@@ -230,6 +239,18 @@ static int handle_script(lua_State *L, char **argv, int *interrupted) {
   return report(L, status, interrupted);
 }
 
+#define DUMP_ON_HANG "--dump-on-hang="
+
+/* The SECONDS of --dump-on-hang=SECONDS, or -1 when it is not a positive
+ * number. */
+static double dump_seconds(const char *opt) {
+  char *end;
+  double s = strtod(opt + sizeof DUMP_ON_HANG - 1, &end);
+  if (end == opt + sizeof DUMP_ON_HANG - 1 || *end != '\0' || !(s > 0))
+    return -1;
+  return s;
+}
+
 /* Option flags */
 #define has_error 1
 #define has_i 2
@@ -253,6 +274,11 @@ static int collectargs(char **argv, int *first) {
     case '-':
       if (strcmp(argv[i], "--debug") == 0)
         break;
+      if (strncmp(argv[i], DUMP_ON_HANG, sizeof DUMP_ON_HANG - 1) == 0) {
+        if (dump_seconds(argv[i]) < 0)
+          return has_error;
+        break;
+      }
       if (strcmp(argv[i], "--help") == 0) {
         *first = i;
         return has_error;
@@ -340,6 +366,24 @@ static int runargs(lua_State *L, char **argv, int n, int *interrupted) {
     }
   }
   return 1;
+}
+
+/* The task dump of running loops: on SIGQUIT always, and after
+ * --dump-on-hang's SECONDS without progress. */
+static void set_dump_triggers(lua_State *L, char **argv, int n) {
+  double hang = 0;
+  int i;
+  for (i = 1; i < n; i++)
+    if (strncmp(argv[i], DUMP_ON_HANG, sizeof DUMP_ON_HANG - 1) == 0)
+      hang = dump_seconds(argv[i]);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "asyncio.core");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "_set_dump_triggers");
+  lua_pushboolean(L, 1);
+  lua_pushnumber(L, hang);
+  lua_call(L, 2, 0);
+  lua_pop(L, 1);
 }
 
 static int handle_luainit(lua_State *L, int *interrupted) {
@@ -513,6 +557,7 @@ static int pmain(lua_State *L) {
   lua_pop(L, 1);
   if (args & has_E) /* -E: LUAIO_DEBUG is ignored too */
     set_default_debug(L, 0);
+  set_dump_triggers(L, argv, script);
   createargtable(L, argv, c->argc, script);
   lua_gc(L, LUA_GCRESTART);
   /* generational, a minor collection every 50 % of growth (Lua's default

@@ -197,7 +197,7 @@ describe("luaio CLI", function()
     assert.equal(1, r.status)
     assert.equal("", r.stdout)
     has(r.stderr, "fail_task.lua:13: plain failure in the task")
-    has(r.stderr, "stack traceback:")
+    has(r.stderr, "stack traceback of task 'Task-1':")
     has(r.stderr, "fail_task.lua:18:")
   end)
 

@@ -196,3 +196,73 @@ describe("the default exception handler", function()
     has(r.stderr, "RuntimeError: odd")
   end)
 end)
+
+describe("what diagnostics name", function()
+  local failing = [[
+local asyncio = require "asyncio"
+local M = {}
+function M.handler(x) error("boom " .. x) end
+local function work(n) M.handler(n) end
+asyncio.run(asyncio.async(function()
+  local t = asyncio.create_task(asyncio.async(function() work(1) end)(),
+                                {name = "worker-1"})
+  asyncio.await(t)
+end))
+]]
+
+  it("a task's traceback names the task, its frames by their names, and "
+     .. "leaves out the library's frames unless --debug", function()
+    local r = proc.run({proc.luaio, "-"}, {stdin = failing})
+    assert.equal(1, r.status)
+    has(r.stderr, "stack traceback of task 'worker-1':")
+    has(r.stderr, "stdin:3: in field 'handler'")
+    has(r.stderr, "stdin:4: in upvalue 'work'")
+    has(r.stderr, "(awaited from)\nstack traceback of task 'Task-1':")
+    assert.is_nil(r.stderr:find("asyncio/", 1, true), r.stderr)
+    assert.is_nil(r.stderr:find("[C]: in ?", 1, true), r.stderr)
+    local d = proc.run({proc.luaio, "--debug", "-"}, {stdin = failing})
+    assert.equal(1, d.status)
+    has(d.stderr, "stack traceback of task 'worker-1':")
+    assert.truthy(d.stderr:find("asyncio/[%w_]+%.lua:%d+:") or
+                  d.stderr:find("[C]: in ?", 1, true), d.stderr)
+  end)
+
+  it("the slow-step warning names the task and where it resumed",
+     function()
+    local r = proc.run{proc.luaio, "--debug", "-e", [[
+      local asyncio = require "asyncio"
+      -- each step spins for 0.15 s of CPU time, past the 0.1 s threshold
+      local function spin()
+        local t0 = os.clock()
+        while os.clock() - t0 < 0.15 do end
+      end
+      asyncio.run(asyncio.async(function()
+        local t = asyncio.create_task(asyncio.async(function()
+          spin() asyncio.await(asyncio.sleep(0)) spin()
+        end)(), {name = "slowpoke"})
+        asyncio.await(t)
+      end))
+    ]]}
+    assert.equal(0, r.status, r.stderr)
+    has(r.stderr, "asyncio: executing a step of task 'slowpoke' (first step)"
+                  .. " took ")
+    has(r.stderr, "asyncio: executing a step of task 'slowpoke' resumed at "
+                  .. "(command line):9 took ")
+  end)
+
+  it("the never-awaited warning says how to see the coroutine's origin",
+     function()
+    local code = [[
+      local asyncio = require "asyncio"
+      asyncio.async(function() end)()
+      collectgarbage() collectgarbage()
+    ]]
+    local r = proc.run{proc.luaio, "-e", code}
+    assert.equal("RuntimeWarning: coroutine 'function <(command line):2>' "
+                 .. "was never awaited\n(run with --debug or LUAIO_DEBUG=1 "
+                 .. "to see where it was created)\n", r.stderr)
+    local d = proc.run{proc.luaio, "--debug", "-e", code}
+    has(d.stderr, "Coroutine created at")
+    assert.is_nil(d.stderr:find("run with --debug", 1, true))
+  end)
+end)

@@ -22,7 +22,8 @@ local function normalise(text)
 end
 
 local NEVER_AWAITED =
-  "^RuntimeWarning: coroutine '[^\n]-' was never awaited\n$"
+  "^RuntimeWarning: coroutine '[^\n]-' was never awaited\n" ..
+  "%(run with %-%-debug or LUAIO_DEBUG=1 to see where it was created%)\n$"
 
 local function pending_report_or_none(err)
   return err == "" or err:find("^Task was destroyed but it is pending!")

@@ -7,6 +7,18 @@ local proc = dofile("spec/fixtures/proc.lua")
 
 local M = {}
 
+--- Asserts that text contains (has) or lacks the plain string s,
+-- showing the text when it does not.
+function M.has(text, s)
+  assert.is_truthy(text:find(s, 1, true),
+                   ("%q not found in:\n%s"):format(s, text))
+end
+
+function M.lacks(text, s)
+  assert.is_falsy(text:find(s, 1, true),
+                  ("%q found in:\n%s"):format(s, text))
+end
+
 --- A test body run as a task on a virtual-clock loop.
 function M.vspec(fn)
   return aspec.async({clock = "virtual"}, fn)

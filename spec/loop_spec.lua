@@ -451,8 +451,9 @@ describe("event loop", function()
     assert.equal(0, r.status)
     assert.equal("true\n", r.stdout)
     local lines = proc.lines(r.stderr)
-    assert.equal(1, #lines)
+    assert.equal(2, #lines) -- the warning, then how to see its origin
     assert.matches("was never awaited", lines[1], 1, true)
+    assert.matches("run with --debug", lines[2], 1, true)
     assert.matches("(command line):6>", lines[1], 1, true)
   end)
 

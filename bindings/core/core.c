@@ -60,7 +60,16 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
     lua_setfield(L, LUA_REGISTRYINDEX, name);
   }
   luaL_setfuncs(L, metamethods, 0);
-  lua_newtable(L);
+  /* a second opening keeps the methods table too (kept as __methods,
+   * since some classes wrap __index in a function): methods the Lua side
+   * added to it (asyncio.transports' loop methods, Process:communicate)
+   * stay */
+  if (lua_getfield(L, -1, "__methods") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__methods");
+  }
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pushlightuserdata(L, (void *)&aio_kind_tags[kind]);
@@ -77,6 +86,7 @@ LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   aio_open_future(L);
   aio_open_coro(L);
   aio_open_signal(L);
+  aio_open_dump(L);
   aio_open_locks(L);
   aio_open_queue(L);
   aio_open_transport(L);

@@ -324,6 +324,9 @@ static int l_coro__gc(lua_State *L) {
             lua_tostring(L, -1));
     if (c->origin && lua_getiuservalue(L, 1, c->nargs + 2) == LUA_TSTRING)
       fprintf(stderr, "Coroutine created at %s\n", lua_tostring(L, -1));
+    else
+      fprintf(stderr, "(run with --debug or LUAIO_DEBUG=1 to see where "
+                      "it was created)\n");
     fflush(stderr);
   }
   return 0;

@@ -109,22 +109,41 @@ static void add_frame(luaL_Buffer *b, lua_State *L, lua_Debug *ar) {
   luaL_addvalue(b);
 }
 
+/* A frame of luaio's own Lua sources (embedded as "@lua/asyncio/...",
+ * or installed under ".../lua/5.4/asyncio/"), or a C frame with no name:
+ * left out of tracebacks outside debug mode. */
+static int is_library_frame(const lua_Debug *ar) {
+  if (*ar->what == 'C')
+    return *ar->namewhat == '\0';
+  return ar->source[0] == '@' && (strncmp(ar->source, "@lua/asyncio/", 13) == 0 ||
+                                  strstr(ar->source, "/lua/asyncio/") != NULL ||
+                                  strstr(ar->source, "/5.4/asyncio/") != NULL);
+}
+
 void aio_traceback(lua_State *L, lua_State *L1, int level) {
   lua_Debug ar;
   luaL_Buffer b;
-  int n = 0;
+  int n = 0, hidden = 0, all = aio_debug_default();
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "stack traceback:");
   while (lua_getstack(L1, level++, &ar)) {
-    if (n++ == 24) { /* enough: long recursions elide the middle */
+    if (n == 24) { /* enough: long recursions elide the middle */
+      n++;
       luaL_addstring(&b, "\n\t...");
       while (lua_getstack(L1, level + 10, &ar))
         level += 10;
       continue;
     }
     lua_getinfo(L1, "Sln", &ar);
+    if (!all && is_library_frame(&ar)) {
+      hidden++;
+      continue;
+    }
+    n++;
     add_frame(&b, L, &ar);
   }
+  if (hidden > 0 && n == 0)
+    luaL_addstring(&b, "\n\t(only library frames: --debug shows them)");
   luaL_pushresult(&b);
 }
 

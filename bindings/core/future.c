@@ -665,6 +665,30 @@ static void push_task_name(lua_State *L, int tidx, aio_task *t) {
   lua_pushfstring(L, "Task-%I", t->id);
 }
 
+/* Writes "'name' resumed at src:line" (or "'name' starting") into buf,
+ * for the slow-step warning of debug mode. Raises only on memory errors. */
+void aio_task_describe(lua_State *L, aio_task *t, char *buf, size_t size) {
+  lua_Debug ar;
+  int level = 0;
+  const char *where = NULL;
+  aio_push_task(L, t);
+  push_task_name(L, -1, t);
+  if (t->started && t->co != NULL) {
+    /* the innermost Lua frame of the suspended coroutine */
+    while (lua_getstack(t->co, level++, &ar)) {
+      lua_getinfo(t->co, "Sl", &ar);
+      if (*ar.what != 'C' && ar.currentline > 0) {
+        where = lua_pushfstring(L, "resumed at %s:%d", ar.short_src,
+                                ar.currentline);
+        break;
+      }
+    }
+  }
+  snprintf(buf, size, "task '%s' %s", lua_tostring(L, where ? -2 : -1),
+           where ? where : t->started ? "resumed" : "(first step)");
+  lua_pop(L, where ? 3 : 2);
+}
+
 /* Adds " coro=<name() running at src:line>" (or done, defined at). */
 static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
                           aio_task *t) {
@@ -743,6 +767,21 @@ static int task_body_k(lua_State *L, int status, lua_KContext ctx);
 
 static const char key_task_tb = 0;
 
+/* Replaces the traceback on top ("stack traceback:\n...") with one whose
+ * first line names the task: "stack traceback of task 'name':". */
+static void name_traceback(lua_State *L, aio_task *t) {
+  static const char head[] = "stack traceback:";
+  const char *tb = lua_tostring(L, -1);
+  if (t == NULL || strncmp(tb, head, sizeof head - 1) != 0)
+    return;
+  aio_push_task(L, t);
+  push_task_name(L, lua_gettop(L), t);
+  lua_pushfstring(L, "stack traceback of task '%s':%s", lua_tostring(L, -1),
+                  tb + sizeof head - 1);
+  lua_replace(L, -4);
+  lua_pop(L, 2);
+}
+
 static int task_msgh(lua_State *L) {
   /* a cancellation is control flow, not a failure to explain: no
    * traceback (it would cost more than the rest of the cancel) */
@@ -751,6 +790,7 @@ static int task_msgh(lua_State *L) {
     return 1;
   }
   aio_traceback(L, L, 1);
+  name_traceback(L, aio_current_task_of(L));
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "traceback") == LUA_TNIL &&

@@ -36,7 +36,7 @@ static _Thread_local aio_loop *tl_running;
  * (Python's PYTHONASYNCIODEBUG). */
 static int default_debug = -1;
 
-static int debug_default(void) {
+int aio_debug_default(void) {
   if (default_debug < 0) {
     const char *env = getenv("LUAIO_DEBUG");
     default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
@@ -540,15 +540,18 @@ static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
   return 0;
 }
 
-/* Debug mode: warns about an entry that ran longer than slow_callback. */
-static void check_slow(aio_loop *loop, aio_ready *e, uint64_t t0) {
+/* Debug mode: warns about an entry that ran longer than slow_callback;
+ * `task` describes the task of a step (aio_task_describe), else "". */
+static void check_slow(aio_loop *loop, const char *task, uint64_t t0) {
   double took = (double)(uv_hrtime() - t0) / 1e9;
-  const char *what = "callback";
   if (took < loop->slow_callback)
     return;
-  if (e->kind == AIO_R_STEP || e->kind == AIO_R_SLEEP)
-    what = "task step";
-  fprintf(stderr, "asyncio: executing a %s took %.3f seconds\n", what, took);
+  if (*task)
+    fprintf(stderr, "asyncio: executing a step of %s took %.3f seconds\n",
+            task, took);
+  else
+    fprintf(stderr, "asyncio: executing a callback took %.3f seconds\n",
+            took);
 }
 
 /* Runs the snapshot of ready entries. Returns 1 if an error propagates
@@ -558,12 +561,20 @@ static int run_ready(lua_State *L, aio_loop *loop) {
   int base = lua_gettop(L);
   while (n-- > 0 && loop->rcount > 0) {
     aio_ready e;
-    uint64_t t0 = loop->debug ? uv_hrtime() : 0;
+    uint64_t t0 = 0;
+    char task[256];
     int prop;
+    task[0] = '\0';
     ready_pop(L, loop, &e);
+    if (loop->debug) {
+      if (e.kind == AIO_R_STEP || e.kind == AIO_R_SLEEP)
+        aio_task_describe(L, e.p, task, sizeof task);
+      t0 = uv_hrtime();
+    }
+    loop->progress++;
     prop = run_entry(L, loop, &e);
     if (loop->debug)
-      check_slow(loop, &e, t0);
+      check_slow(loop, task, t0);
     if (prop) {
       /* the error is on top: keep it alone above base */
       if (lua_gettop(L) > base + 1)
@@ -913,7 +924,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
   loop->watch_sigint = 1;
-  loop->debug = (unsigned char)debug_default();
+  loop->debug = (unsigned char)aio_debug_default();
   loop->clock = clock;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop->L = lua_tothread(L, -1);
@@ -963,6 +974,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   uv_timer_init(loop->uv, loop->poll_timer);
   uv_unref((uv_handle_t *)loop->poll_timer);
   loop->closed = 0;
+  aio_dump_register_loop(L);
   return loop;
 }
 
@@ -1151,7 +1163,7 @@ static const luaL_Reg loop_metamethods[] = {
 
 int aio_debug_mode(lua_State *L) {
   aio_loop *loop = aio_running_loop(L);
-  return loop ? loop->debug : debug_default();
+  return loop ? loop->debug : aio_debug_default();
 }
 
 static int l__set_default_debug(lua_State *L) {

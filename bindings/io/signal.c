@@ -115,6 +115,8 @@ static int l_loop_add_signal_handler(lua_State *L) {
     aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
     loop->sigint = NULL;
   }
+  if (signum == SIGQUIT)
+    aio_dump_sigquit_taken(loop); /* the script's handler replaces it */
   return 0;
 }
 
@@ -145,6 +147,7 @@ static int l_loop_remove_signal_handler(lua_State *L) {
 
 void aio_signal_close_all(lua_State *L, aio_loop *loop) {
   (void)L;
+  aio_dump_loop_stopped(loop);
   while (loop->signals)
     drop_watch(loop, &loop->signals);
   if (loop->sigint) {
@@ -157,30 +160,38 @@ static int is_main_thread(void) {
   return (pid_t)syscall(SYS_gettid) == getpid();
 }
 
-void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
+uv_signal_t *aio_default_watch(aio_loop *loop, int signum,
+                               uv_signal_cb cb) {
   struct sigaction sa;
-  (void)L;
-  if (!loop->watch_sigint || loop->sigint || !is_main_thread() ||
-      find_watch(loop, SIGINT, NULL))
-    return;
-  if (sigaction(SIGINT, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
-    return;
-  loop->sigint = calloc(1, sizeof *loop->sigint);
-  if (loop->sigint == NULL)
-    return;
-  uv_signal_init(loop->uv, loop->sigint);
-  loop->sigint->data = loop;
+  uv_signal_t *h;
+  if (!is_main_thread() || find_watch(loop, signum, NULL))
+    return NULL;
+  if (sigaction(signum, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
+    return NULL;
+  h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return NULL;
+  uv_signal_init(loop->uv, h);
+  h->data = loop;
   loop->handles_open++;
-  if (uv_signal_start(loop->sigint, on_sigint, SIGINT) != 0) {
-    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
-    loop->sigint = NULL;
-    return;
+  if (uv_signal_start(h, cb, signum) != 0) {
+    aio_loop_close_handle(loop, (uv_handle_t *)h);
+    return NULL;
   }
-  uv_unref((uv_handle_t *)loop->sigint);
+  uv_unref((uv_handle_t *)h);
+  return h;
+}
+
+void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
+  (void)L;
+  aio_dump_loop_started(loop);
+  if (loop->watch_sigint && loop->sigint == NULL)
+    loop->sigint = aio_default_watch(loop, SIGINT, on_sigint);
 }
 
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
   (void)L;
+  aio_dump_loop_stopped(loop);
   if (loop->sigint) {
     aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
     loop->sigint = NULL;
@@ -189,6 +200,8 @@ void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
 
 void aio_signal_dispatch(lua_State *L, aio_loop *loop) {
   aio_sigwatch *w;
+  if (loop->quits != loop->quits_seen || loop->hang_tick)
+    aio_dump_dispatch(L, loop);
   if (loop->interrupts != loop->interrupts_seen) {
     aio_task *t = loop->interrupt_task;
     loop->interrupts_seen = loop->interrupts;

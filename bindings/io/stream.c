@@ -1210,22 +1210,8 @@ static int l_writer_write(lua_State *L) {
 
 /* writelines(list): one write of the strings joined. */
 static int l_writer_writelines(lua_State *L) {
-  luaL_Buffer b;
-  lua_Integer i, n;
   check_open_writer(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  n = luaL_len(L, 2);
-  luaL_buffinit(L, &b);
-  for (i = 1; i <= n; i++) {
-    lua_geti(L, 2, i);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      return luaL_error(L, "bad item #%d to 'writelines' (string expected, "
-                        "got %s)", (int)i, luaL_typename(L, -1));
-    luaL_addvalue(&b);
-  }
-  luaL_pushresult(&b);
-  lua_replace(L, 2);
+  aio_join_list(L, 2);
   return l_writer_write(L);
 }
 

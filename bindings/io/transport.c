@@ -840,23 +840,28 @@ static int l_write(lua_State *L) {
 
 /* writelines(list): one write of the strings joined. */
 static int l_writelines(lua_State *L) {
+  check_transport(L, 1);
+  aio_join_list(L, 2);
+  return l_write(L);
+}
+
+void aio_join_list(lua_State *L, int idx) {
   luaL_Buffer b;
   lua_Integer i, n;
-  check_transport(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  n = luaL_len(L, 2);
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_settop(L, idx);
+  n = luaL_len(L, idx);
   luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {
-    lua_geti(L, 2, i);
+    lua_geti(L, idx, i);
     if (lua_type(L, -1) != LUA_TSTRING)
-      return luaL_error(L, "bad item #%d to 'writelines' (string expected, "
-                        "got %s)", (int)i, luaL_typename(L, -1));
+      luaL_error(L, "bad item #%d to 'writelines' (string expected, got "
+                 "%s)", (int)i, luaL_typename(L, -1));
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  lua_replace(L, 2);
-  return l_write(L);
+  lua_replace(L, idx);
 }
 
 static int l_write_eof(lua_State *L) {

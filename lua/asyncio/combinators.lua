@@ -30,6 +30,11 @@ local pack = table.pack
 
 local M = {}
 
+-- gather's outer future -> its children (what dump_tasks shows as the
+-- tasks the awaiting task waits for); weak, so it keeps nothing alive
+local gathered = setmetatable({}, {__mode = "k"})
+M._gathered = gathered
+
 M.FIRST_COMPLETED = "FIRST_COMPLETED"
 M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 M.ALL_COMPLETED = "ALL_COMPLETED"
@@ -211,6 +216,7 @@ function M.gather(...)
     if cancelled then cancel_requested = true end
     return cancelled
   end}
+  gathered[outer] = children
   if done_futs then
     for i = 1, #done_futs do on_child_done(done_futs[i]) end
   end

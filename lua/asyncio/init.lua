@@ -51,7 +51,8 @@ end
 
 --- Parts of the API written in Lua; each returns a table merged here.
 for _, name in ipairs{"combinators", "taskgroup", "timeouts", "locks",
-                      "threads", "streams", "subprocess", "runners"} do
+                      "threads", "streams", "subprocess", "runners",
+                      "dump"} do
   for k, v in pairs(require("asyncio." .. name)) do M[k] = v end
 end
 

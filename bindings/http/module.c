@@ -1,0 +1,20 @@
+/*
+ * module.c - the entry point of asyncio._http: the C side of asyncio.http
+ * (the parser binding on libhttp_parser, head writing and chunk framing,
+ * gzip/deflate decoding on zlib, the WebSocket frame codec).
+ * Nothing here touches the event loop: the transport is Lua's.
+ */
+#include "internal.h"
+#include "http.h"
+
+AIO_EXPORT int luaopen_asyncio__http(lua_State *L);
+
+/* Pushes the module table. */
+AIO_EXPORT int luaopen_asyncio__http(lua_State *L) {
+  lua_newtable(L);
+  aio_http_open_parser(L);
+  aio_http_open_writer(L);
+  aio_http_open_inflate(L);
+  aio_http_open_ws(L);
+  return 1;
+}

@@ -1,0 +1,347 @@
+/*
+ * parser.c - HTTP/1.x messages parsed by libhttp_parser into Lua values.
+ *
+ *   local p = _http.Parser("request" | "response" [, {max_field_size =,
+ *                          max_headers =}])
+ *   local events, rest = p:feed(data)   -- or nil, name, description
+ *   local events = p:feed_eof()         -- the end of the stream
+ *   p:skip_body(true)                   -- the next response has no body
+ *
+ * events is a list, in wire order, of:
+ *   - a head table {method =, url = (requests) | status =, reason =
+ *     (responses), major =, minor =, headers =, keep_alive =, upgrade =,
+ *     chunked =, content_length = (or nil)};
+ *   - a string: a piece of the current message's body (chunk framing
+ *     removed);
+ *   - true: the current message is complete.
+ * headers keeps every field in arrival order as a flat list {name1,
+ * value1, name2, value2, ...} (names as sent) and, under each lower-cased
+ * name, the first value: the asyncio.http multidict wraps this table.
+ * rest is set when the connection switched protocols (Upgrade, CONNECT):
+ * the bytes after the head, which the parser does not read; feed nothing
+ * more then. After an error the parser stays failed: every feed returns
+ * the same error. Fields longer than max_field_size (8190) or more than
+ * max_headers (128) fields are the error "HPE_HEADER_OVERFLOW".
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <http_parser.h>
+
+#include "internal.h"
+#include "http.h"
+
+#define PARSER_MT "asyncio.http.Parser"
+
+/* What the accumulation buffer holds now. */
+enum { IN_NONE, IN_START, IN_FIELD, IN_VALUE };
+
+typedef struct parser {
+  http_parser p;
+  lua_State *L;        /* valid during feed only */
+  int events;          /* stack index of the events table during feed */
+  int nevents;
+  char *buf;           /* the start-line piece or field name + value */
+  size_t len, cap, field_len;
+  int state;           /* IN_* */
+  int nheaders;
+  int skip_body;
+  int failed;          /* an error happened: its name is kept */
+  const char *own_err; /* our own error name (limits), or NULL */
+  size_t max_field;
+  int max_headers;
+} parser;
+
+static http_parser_settings settings;
+
+/* Appends to the buffer; returns 0, or -1 when over the field limit. */
+static int buf_add(parser *ps, const char *at, size_t n) {
+  if (ps->len + n > ps->max_field * 2 + 2) {
+    ps->own_err = "HPE_HEADER_OVERFLOW";
+    return -1;
+  }
+  if (ps->len + n > ps->cap) {
+    size_t cap = ps->cap ? ps->cap : 256;
+    while (cap < ps->len + n) cap *= 2;
+    char *b = realloc(ps->buf, cap);
+    if (!b) { ps->own_err = "HPE_OUT_OF_MEMORY"; return -1; }
+    ps->buf = b;
+    ps->cap = cap;
+  }
+  memcpy(ps->buf + ps->len, at, n);
+  ps->len += n;
+  return 0;
+}
+
+/* Pushes the head table being built (uservalue 1 of the parser at index
+ * 1 of ps->L). */
+static void push_head(parser *ps) {
+  lua_getiuservalue(ps->L, 1, 1);
+}
+
+/* Moves what the buffer holds into the head table: the url or reason,
+ * or one header field. Returns 0 or -1 (a limit). */
+static int flush(parser *ps) {
+  lua_State *L = ps->L;
+  if (ps->state == IN_START) {
+    push_head(ps);
+    lua_pushlstring(L, ps->buf, ps->len);
+    lua_setfield(L, -2, ps->p.type == HTTP_REQUEST ? "url" : "reason");
+    lua_pop(L, 1);
+  } else if (ps->state == IN_VALUE || ps->state == IN_FIELD) {
+    size_t flen = ps->state == IN_FIELD ? ps->len : ps->field_len;
+    if (flen > ps->max_field || ps->len - flen > ps->max_field ||
+        ps->nheaders >= ps->max_headers) {
+      ps->own_err = "HPE_HEADER_OVERFLOW";
+      return -1;
+    }
+    push_head(ps);
+    lua_getfield(L, -1, "headers");
+    int n = ps->nheaders++;
+    lua_pushlstring(L, ps->buf, flen);
+    lua_rawseti(L, -2, 2 * n + 1);
+    lua_pushlstring(L, ps->buf + flen, ps->len - flen);
+    lua_rawseti(L, -2, 2 * n + 2);
+    for (size_t i = 0; i < flen; i++)
+      ps->buf[i] = (char)tolower((unsigned char)ps->buf[i]);
+    lua_pushlstring(L, ps->buf, flen);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+      lua_pushlstring(L, ps->buf, flen);
+      lua_pushlstring(L, ps->buf + flen, ps->len - flen);
+      lua_rawset(L, -4);
+    }
+    lua_pop(L, 3);
+  }
+  ps->len = ps->field_len = 0;
+  ps->state = IN_NONE;
+  return 0;
+}
+
+static void push_event(parser *ps) {
+  lua_rawseti(ps->L, ps->events, ++ps->nevents);
+}
+
+static int on_message_begin(http_parser *hp) {
+  parser *ps = hp->data;
+  lua_State *L = ps->L;
+  lua_createtable(L, 0, 10);
+  lua_createtable(L, 16, 8);
+  lua_setfield(L, -2, "headers");
+  lua_setiuservalue(L, 1, 1);
+  ps->len = ps->field_len = 0;
+  ps->nheaders = 0;
+  ps->state = IN_NONE;
+  return 0;
+}
+
+static int on_start_piece(http_parser *hp, const char *at, size_t n) {
+  parser *ps = hp->data;
+  ps->state = IN_START;
+  return buf_add(ps, at, n);
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t n) {
+  parser *ps = hp->data;
+  if (ps->state != IN_FIELD) {
+    if (flush(ps)) return -1;
+    ps->state = IN_FIELD;
+  }
+  return buf_add(ps, at, n);
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t n) {
+  parser *ps = hp->data;
+  if (ps->state == IN_FIELD) {
+    ps->field_len = ps->len;
+    ps->state = IN_VALUE;
+  }
+  return buf_add(ps, at, n);
+}
+
+static int on_headers_complete(http_parser *hp) {
+  parser *ps = hp->data;
+  lua_State *L = ps->L;
+  if (flush(ps)) return -1;
+  push_head(ps);
+  if (hp->type == HTTP_REQUEST) {
+    lua_pushstring(L, http_method_str((enum http_method)hp->method));
+    lua_setfield(L, -2, "method");
+    lua_getfield(L, -1, "url");
+    if (lua_isnil(L, -1)) {
+      lua_pushliteral(L, "");
+      lua_setfield(L, -3, "url");
+    }
+    lua_pop(L, 1);
+  } else {
+    lua_pushinteger(L, hp->status_code);
+    lua_setfield(L, -2, "status");
+    lua_getfield(L, -1, "reason");
+    if (lua_isnil(L, -1)) {
+      lua_pushliteral(L, "");
+      lua_setfield(L, -3, "reason");
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, hp->http_major);
+  lua_setfield(L, -2, "major");
+  lua_pushinteger(L, hp->http_minor);
+  lua_setfield(L, -2, "minor");
+  lua_pushboolean(L, http_should_keep_alive(hp));
+  lua_setfield(L, -2, "keep_alive");
+  lua_pushboolean(L, hp->upgrade);
+  lua_setfield(L, -2, "upgrade");
+  lua_pushboolean(L, (hp->flags & F_CHUNKED) != 0);
+  lua_setfield(L, -2, "chunked");
+  if (hp->flags & F_CONTENTLENGTH) {
+    lua_pushinteger(L, (lua_Integer)hp->content_length);
+    lua_setfield(L, -2, "content_length");
+  }
+  push_event(ps);
+  if (hp->type == HTTP_RESPONSE && ps->skip_body) {
+    ps->skip_body = 0;
+    return 1;
+  }
+  return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t n) {
+  parser *ps = hp->data;
+  lua_pushlstring(ps->L, at, n);
+  push_event(ps);
+  return 0;
+}
+
+static int on_message_complete(http_parser *hp) {
+  parser *ps = hp->data;
+  lua_pushboolean(ps->L, 1);
+  push_event(ps);
+  return 0;
+}
+
+static parser *check_parser(lua_State *L) {
+  return luaL_checkudata(L, 1, PARSER_MT);
+}
+
+/* Pushes nil, name, description of the parser's error; returns 3. */
+static int push_failure(lua_State *L, parser *ps) {
+  enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
+  lua_pushnil(L);
+  if (ps->own_err) {
+    lua_pushstring(L, ps->own_err);
+    lua_pushstring(L, "header field or line too large");
+  } else {
+    lua_pushstring(L, http_errno_name(e));
+    lua_pushstring(L, http_errno_description(e));
+  }
+  return 3;
+}
+
+/* Runs the parser over s (NULL: the end); pushes the results. */
+static int run(lua_State *L, parser *ps, const char *s, size_t n) {
+  if (ps->failed) return push_failure(L, ps);
+  lua_settop(L, 2);
+  lua_createtable(L, 4, 0);
+  ps->L = L;
+  ps->events = 3;
+  ps->nevents = 0;
+  size_t done = http_parser_execute(&ps->p, &settings, s, n);
+  ps->L = NULL;
+  if (HTTP_PARSER_ERRNO(&ps->p) != HPE_OK) {
+    ps->failed = 1;
+    return push_failure(L, ps);
+  }
+  if (ps->p.upgrade) {
+    lua_pushlstring(L, s ? s + done : "", s ? n - done : 0);
+    return 2;
+  }
+  if (s && done != n) { /* cannot happen without an error or upgrade */
+    ps->failed = 1;
+    ps->own_err = "HPE_UNKNOWN";
+    return push_failure(L, ps);
+  }
+  return 1;
+}
+
+/* p:feed(data) -> events [, rest] | nil, name, description */
+static int l_feed(lua_State *L) {
+  parser *ps = check_parser(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  if (n == 0) { lua_newtable(L); return 1; }
+  return run(L, ps, s, n);
+}
+
+/* p:feed_eof() -> events | nil, name, description */
+static int l_feed_eof(lua_State *L) {
+  return run(L, check_parser(L), NULL, 0);
+}
+
+/* p:skip_body(flag): the next response's head is all there is of it (the
+ * answer to a HEAD request, a 1xx/204/304 is known by the parser). */
+static int l_skip_body(lua_State *L) {
+  parser *ps = check_parser(L);
+  ps->skip_body = lua_toboolean(L, 2);
+  return 0;
+}
+
+static int l_gc(lua_State *L) {
+  parser *ps = luaL_checkudata(L, 1, PARSER_MT);
+  free(ps->buf);
+  ps->buf = NULL;
+  ps->len = ps->cap = 0;
+  return 0;
+}
+
+/* Parser(kind [, opts]) -> a new parser of requests or responses. */
+static int l_new(lua_State *L) {
+  static const char *const kinds[] = {"request", "response", NULL};
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lua_Integer max_field = 8190, max_headers = 128;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "max_field_size") != LUA_TNIL)
+      max_field = luaL_checkinteger(L, -1);
+    if (lua_getfield(L, 2, "max_headers") != LUA_TNIL)
+      max_headers = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, max_field > 0 && max_field < (1 << 24) &&
+                  max_headers > 0 && max_headers < (1 << 16), 2,
+                  "limits out of range");
+  }
+  parser *ps = lua_newuserdatauv(L, sizeof *ps, 1);
+  memset(ps, 0, sizeof *ps);
+  http_parser_init(&ps->p, kind == 0 ? HTTP_REQUEST : HTTP_RESPONSE);
+  ps->p.data = ps;
+  ps->max_field = (size_t)max_field;
+  ps->max_headers = (int)max_headers;
+  luaL_setmetatable(L, PARSER_MT);
+  return 1;
+}
+
+static const luaL_Reg parser_methods[] = {
+  {"feed", l_feed},
+  {"feed_eof", l_feed_eof},
+  {"skip_body", l_skip_body},
+  {NULL, NULL}
+};
+
+void aio_http_open_parser(lua_State *L) {
+  http_parser_settings_init(&settings);
+  settings.on_message_begin = on_message_begin;
+  settings.on_url = on_start_piece;
+  settings.on_status = on_start_piece;
+  settings.on_header_field = on_header_field;
+  settings.on_header_value = on_header_value;
+  settings.on_headers_complete = on_headers_complete;
+  settings.on_body = on_body;
+  settings.on_message_complete = on_message_complete;
+  if (luaL_newmetatable(L, PARSER_MT)) {
+    luaL_newlib(L, parser_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_new);
+  lua_setfield(L, -2, "Parser");
+}

@@ -1,0 +1,94 @@
+/*
+ * writer.c - HTTP/1.1 heads and chunk framing, built in one string.
+ *
+ *   _http.head(start_line, fields [, body]) -> string
+ *     fields is a flat list {name1, value1, name2, value2, ...}; values
+ *     may be strings or numbers. The result is start_line CRLF, each
+ *     "name: value" CRLF, CRLF, then body when given: one write. A CR or
+ *     LF (or NUL) in the start line, a name or a value raises (header
+ *     injection), as does a name that is empty or holds ':' or a space.
+ *   _http.chunk(data) -> the chunk framing of data (hex size CRLF data
+ *     CRLF); "" gives the last chunk "0\r\n\r\n".
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "http.h"
+
+/* Raises unless s[0..n) is free of CR, LF and NUL (and, for a name, of
+ * ':', spaces and emptiness). */
+static void check_text(lua_State *L, const char *s, size_t n, int name,
+                       const char *what) {
+  if (name && n == 0) luaL_error(L, "empty header name");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r' || c == '\n' || c == 0 ||
+        (name && (c == ':' || c == ' ' || c == '\t')))
+      luaL_error(L, "invalid character in %s", what);
+  }
+}
+
+/* head(start_line, fields [, body]) -> string */
+static int l_head(lua_State *L) {
+  size_t n;
+  const char *line = luaL_checklstring(L, 1, &n);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t bn = 0;
+  const char *body = luaL_optlstring(L, 3, NULL, &bn);
+  lua_settop(L, 3); /* the buffer's slots come after */
+  check_text(L, line, n, 0, "start line");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, line, n);
+  luaL_addlstring(&b, "\r\n", 2);
+  lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
+  for (lua_Integer i = 1; i + 1 <= count; i += 2) {
+    lua_rawgeti(L, 2, i);
+    lua_rawgeti(L, 2, i + 1);
+    size_t kn, vn;
+    const char *k = lua_tolstring(L, -2, &kn);
+    const char *v = lua_tolstring(L, -1, &vn);
+    if (!k || !v) luaL_error(L, "header %d is not a string", (int)(i / 2 + 1));
+    check_text(L, k, kn, 1, "header name");
+    check_text(L, v, vn, 0, "header value");
+    /* the buffer may sit on the stack: take the pair out first */
+    lua_pushfstring(L, "%s: %s\r\n", k, v);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    luaL_addvalue(&b);
+  }
+  luaL_addlstring(&b, "\r\n", 2);
+  if (body) luaL_addlstring(&b, body, bn);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* chunk(data) -> framed string */
+static int l_chunk(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (n == 0) {
+    lua_pushliteral(L, "0\r\n\r\n");
+    return 1;
+  }
+  char size[32];
+  int sn = snprintf(size, sizeof size, "%zx\r\n", n);
+  luaL_Buffer b;
+  luaL_buffinitsize(L, &b, n + (size_t)sn + 2);
+  luaL_addlstring(&b, size, (size_t)sn);
+  luaL_addlstring(&b, s, n);
+  luaL_addlstring(&b, "\r\n", 2);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static const luaL_Reg writer_functions[] = {
+  {"head", l_head},
+  {"chunk", l_chunk},
+  {NULL, NULL}
+};
+
+void aio_http_open_writer(lua_State *L) {
+  luaL_setfuncs(L, writer_functions, 0);
+}

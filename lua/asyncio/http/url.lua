@@ -1,0 +1,100 @@
+--- asyncio.http.url: the URLs of the HTTP client (a small part of yarl).
+--
+--   local u = url.parse("http://h:8080/a/b?x=1")
+--   u.scheme, u.host, u.port, u.path, u.query  --> "http" "h" 8080 ...
+--   url.join(u, "../c")  url.format(u)
+
+local M = {}
+
+local DEFAULT_PORT = {http = 80, https = 443, ws = 80, wss = 443}
+
+local function invalid(cls, s)
+  error(cls and cls(s) or ("invalid URL: " .. tostring(s)), 0)
+end
+
+--- parse(s [, errcls]) -> {scheme, host, port, path, query, fragment,
+-- host_header}; raises errcls(s) when s is not an absolute http(s)/ws(s)
+-- URL.
+function M.parse(s, errcls)
+  if type(s) == "table" then return s end
+  if type(s) ~= "string" then invalid(errcls, s) end
+  local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then invalid(errcls, s) end
+  scheme = scheme:lower()
+  if not DEFAULT_PORT[scheme] then invalid(errcls, s) end
+  local authority, tail = rest:match("^([^/?#]*)(.*)$")
+  authority = authority:gsub("^.*@", "")
+  local host, port
+  if authority:sub(1, 1) == "[" then
+    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
+  else
+    host, port = authority:match("^([^:]*):?(%d*)$")
+  end
+  if not host or host == "" or host:find("[%s%c]") then
+    invalid(errcls, s)
+  end
+  local explicit = port ~= ""
+  port = explicit and tonumber(port) or DEFAULT_PORT[scheme]
+  if port < 1 or port > 65535 then invalid(errcls, s) end
+  tail = tail:gsub("#.*$", "")
+  local path, query = tail:match("^([^?]*)%??(.*)$")
+  if path == "" then path = "/" end
+  if path:find("[%s%c]") or query:find("[%c]") then invalid(errcls, s) end
+  query = query:gsub(" ", "%%20")
+  local h = host:find(":", 1, true) and "[" .. host .. "]" or host
+  return {scheme = scheme, host = host:lower(), port = port, path = path,
+    query = query,
+    host_header = (port == DEFAULT_PORT[scheme]) and h or
+      (h .. ":" .. port)}
+end
+
+--- format(u) -> the URL as a string
+function M.format(u)
+  local h = u.host:find(":", 1, true) and "[" .. u.host .. "]" or u.host
+  local port = u.port == DEFAULT_PORT[u.scheme] and "" or (":" .. u.port)
+  return u.scheme .. "://" .. h .. port .. u.path ..
+    (u.query ~= "" and ("?" .. u.query) or "")
+end
+
+local function remove_dots(path)
+  local out = {}
+  for seg in (path .. "/"):gmatch("([^/]*)/") do
+    if seg == ".." then
+      if #out > 1 then out[#out] = nil end
+    elseif seg ~= "." then
+      out[#out + 1] = seg
+    end
+  end
+  local r = table.concat(out, "/")
+  if path:sub(-1) ~= "/" and path:match("/%.%.?$") then r = r .. "/" end
+  if r:sub(1, 1) ~= "/" then r = "/" .. r end
+  return r
+end
+
+--- join(base, ref [, errcls]) -> ref resolved against base (a parsed URL
+-- or nil); ref may be absolute, "//host/...", "/path", "?q" or relative.
+function M.join(base, ref, errcls)
+  if type(ref) == "table" then return ref end
+  if type(ref) ~= "string" then invalid(errcls, ref) end
+  if ref:match("^%a[%w+.-]*://") then return M.parse(ref, errcls) end
+  if not base then invalid(errcls, ref) end
+  if ref:sub(1, 2) == "//" then return M.parse(base.scheme .. ":" .. ref,
+                                               errcls) end
+  local u = {scheme = base.scheme, host = base.host, port = base.port,
+             host_header = base.host_header}
+  ref = ref:gsub("#.*$", "")
+  local path, query = ref:match("^([^?]*)%??(.*)$")
+  if path == "" then
+    u.path = base.path
+    u.query = ref:find("?", 1, true) and query or base.query
+  elseif path:sub(1, 1) == "/" then
+    u.path, u.query = remove_dots(path), query
+  else
+    local dir = base.path:match("^(.*/)") or "/"
+    u.path, u.query = remove_dots(dir .. path), query
+  end
+  if u.path:find("[%s%c]") then invalid(errcls, ref) end
+  return u
+end
+
+return M

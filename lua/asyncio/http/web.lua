@@ -1,0 +1,1039 @@
+--- asyncio.http.web: an HTTP/1.1 server in aiohttp.web's shape.
+--
+--   local web = require "asyncio.http.web"
+--   local app = web.Application()
+--   app.router:add_get("/hello/{name}", async(function(request)
+--     return web.Response{text = "hi " .. request.match_info.name}
+--   end))
+--   web.run_app(app, {host = "127.0.0.1", port = 8080})
+--
+-- Each connection is served by one task on asyncio streams: requests are
+-- parsed by libhttp_parser (asyncio._http), answered one after the other
+-- in arrival order (pipelined requests too), the connection kept alive
+-- while both sides want it. A request's body (at most client_max_size
+-- bytes, else 413) is read before its handler runs. A handler error is a
+-- 500 (the traceback goes to web.log_error) and the server goes on;
+-- malformed input is a 400 and a closed connection, an oversized head a
+-- 431, a head slower than header_timeout a closed connection.
+
+local asyncio = require "asyncio"
+local _http = require "asyncio._http"
+local http = require "asyncio.http"
+local headers_mod = require "asyncio.http.headers"
+
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+local concat = table.concat
+local error, ipairs, pairs, pcall, setmetatable, tostring, type =
+  error, ipairs, pairs, pcall, setmetatable, tostring, type
+local CIMultiDict = headers_mod.CIMultiDict
+local is_cancel = http._is_cancel
+
+local M = {}
+
+---------------------------------------------------------------------------
+-- Logging
+
+--- log_error(message, err): where handler errors go (stderr); replace it
+-- to capture them.
+function M.log_error(message, err)
+  local tb = type(err) == "table" and err.traceback or ""
+  io.stderr:write(tostring(message), ": ", tostring(err), "\n",
+                  tostring(tb or ""), "\n")
+end
+
+---------------------------------------------------------------------------
+-- Status reasons
+
+local REASONS = {
+  [100] = "Continue", [101] = "Switching Protocols", [200] = "OK",
+  [201] = "Created", [202] = "Accepted", [204] = "No Content",
+  [206] = "Partial Content", [301] = "Moved Permanently", [302] = "Found",
+  [303] = "See Other", [304] = "Not Modified",
+  [307] = "Temporary Redirect", [308] = "Permanent Redirect",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
+  [404] = "Not Found", [405] = "Method Not Allowed",
+  [406] = "Not Acceptable", [408] = "Request Timeout", [409] = "Conflict",
+  [410] = "Gone", [411] = "Length Required",
+  [413] = "Request Entity Too Large", [414] = "Request-URI Too Long",
+  [415] = "Unsupported Media Type", [422] = "Unprocessable Entity",
+  [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large",
+  [500] = "Internal Server Error", [501] = "Not Implemented",
+  [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout",
+}
+M.REASONS = REASONS
+
+---------------------------------------------------------------------------
+-- The HTTPException family
+
+local HTTPException = asyncio.Exception:subclass("web.HTTPException")
+M.HTTPException = HTTPException
+
+local function exc_init(status, name)
+  return function(e, opts)
+    if type(opts) == "string" then opts = {text = opts} end
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("bad argument #1 to '%s' (table expected, got %s)")
+            :format(name, type(opts)), 3)
+    end
+    opts = opts or {}
+    e.status = status
+    e.reason = opts.reason or REASONS[status] or ""
+    e.location = opts.location
+    if status >= 300 and status < 400 and status ~= 304 and
+        not e.location then
+      error(("bad argument #1 to '%s' (location expected)"):format(name), 3)
+    end
+    e.text = opts.text or (status >= 400 and (status .. ": " .. e.reason))
+      or ""
+    e.body = opts.body
+    e.content_type = opts.content_type
+    e.headers = opts.headers
+    e.message = e.reason
+  end
+end
+
+local EXCEPTIONS = {
+  {"HTTPOk", 200}, {"HTTPCreated", 201}, {"HTTPNoContent", 204},
+  {"HTTPMovedPermanently", 301}, {"HTTPFound", 302}, {"HTTPSeeOther", 303},
+  {"HTTPNotModified", 304}, {"HTTPTemporaryRedirect", 307},
+  {"HTTPPermanentRedirect", 308},
+  {"HTTPBadRequest", 400}, {"HTTPUnauthorized", 401},
+  {"HTTPForbidden", 403}, {"HTTPNotFound", 404},
+  {"HTTPMethodNotAllowed", 405}, {"HTTPNotAcceptable", 406},
+  {"HTTPRequestTimeout", 408}, {"HTTPConflict", 409}, {"HTTPGone", 410},
+  {"HTTPLengthRequired", 411}, {"HTTPRequestEntityTooLarge", 413},
+  {"HTTPUnsupportedMediaType", 415}, {"HTTPUnprocessableEntity", 422},
+  {"HTTPTooManyRequests", 429},
+  {"HTTPRequestHeaderFieldsTooLarge", 431},
+  {"HTTPInternalServerError", 500}, {"HTTPNotImplemented", 501},
+  {"HTTPBadGateway", 502}, {"HTTPServiceUnavailable", 503},
+  {"HTTPGatewayTimeout", 504},
+}
+local groups = {
+  [2] = HTTPException:subclass("web.HTTPSuccessful"),
+  [3] = HTTPException:subclass("web.HTTPRedirection"),
+  [4] = HTTPException:subclass("web.HTTPClientError"),
+  [5] = HTTPException:subclass("web.HTTPServerError"),
+}
+M.HTTPSuccessful, M.HTTPRedirection = groups[2], groups[3]
+M.HTTPClientError, M.HTTPServerError = groups[4], groups[5]
+for _, x in ipairs(EXCEPTIONS) do
+  local name, status = x[1], x[2]
+  local cls = groups[status // 100]:subclass("web." .. name,
+                                             exc_init(status, name))
+  cls.status_code = status
+  M[name] = cls
+end
+
+---------------------------------------------------------------------------
+-- Responses
+
+local date_cache, date_at = "", -1
+local function http_date()
+  local now = os.time()
+  if now ~= date_at then
+    date_at = now
+    date_cache = os.date("!%a, %d %b %Y %H:%M:%S GMT", now)
+  end
+  return date_cache
+end
+
+local StreamResponse = {__name = "web.StreamResponse"}
+StreamResponse.__index = StreamResponse
+M.StreamResponse_class = StreamResponse
+
+local Response = setmetatable({__name = "web.Response"},
+                              {__index = StreamResponse})
+Response.__index = Response
+
+local function init_response(r, opts, fname)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(("bad argument #1 to '%s' (table expected, got %s)")
+          :format(fname, type(opts)), 3)
+  end
+  local status = opts.status or 200
+  if math.type(status) ~= "integer" or status < 100 or status > 999 then
+    error("bad option 'status' (integer 100-999 expected)", 3)
+  end
+  r.status = status
+  r.reason = opts.reason or REASONS[status] or ""
+  r.headers = CIMultiDict(opts.headers)
+  r.content_type = opts.content_type
+  r.charset = opts.charset
+  r.prepared = false
+  r.cookies = {}
+  return r
+end
+
+--- StreamResponse([{status =, reason =, headers =}]): a response written
+-- piece by piece: await(resp:prepare(request)), await(resp:write(data)),
+-- await(resp:write_eof()); chunked unless content_length is set first.
+function M.StreamResponse(opts)
+  local r = init_response(setmetatable({}, StreamResponse), opts,
+                          "StreamResponse")
+  return r
+end
+
+--- Response{status =, reason =, text =, body =, content_type =,
+-- charset =, headers =}
+function M.Response(opts)
+  local r = init_response(setmetatable({}, Response), opts, "Response")
+  opts = opts or {}
+  if opts.text ~= nil and opts.body ~= nil then
+    error("only one of text and body may be given", 2)
+  end
+  if opts.text ~= nil then
+    r.text = tostring(opts.text)
+    r.body = r.text
+    if not r.content_type and not r.headers:contains("Content-Type") then
+      r.content_type = "text/plain"
+      r.charset = r.charset or "utf-8"
+    end
+  elseif opts.body ~= nil then
+    r.body = tostring(opts.body)
+    if not r.content_type and not r.headers:contains("Content-Type") then
+      r.content_type = "application/octet-stream"
+    end
+  end
+  return r
+end
+
+--- json_response(value [, {status =, headers =, content_type =}])
+function M.json_response(value, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'json_response' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local ok, body = pcall(http._json().encode, value)
+  if not ok then error(asyncio.ValueError(body), 2) end
+  return M.Response{status = opts.status, reason = opts.reason,
+    headers = opts.headers, body = body,
+    content_type = opts.content_type or "application/json"}
+end
+
+--- set_cookie(name, value [, {max_age =, path =, domain =, expires =,
+-- secure =, httponly =, samesite =}])
+function StreamResponse:set_cookie(name, value, opts)
+  opts = opts or {}
+  local parts = {name .. "=" .. tostring(value)}
+  if opts.domain then parts[#parts + 1] = "Domain=" .. opts.domain end
+  if opts.expires then parts[#parts + 1] = "expires=" .. opts.expires end
+  if opts.max_age then parts[#parts + 1] = "Max-Age=" .. opts.max_age end
+  parts[#parts + 1] = "Path=" .. (opts.path or "/")
+  if opts.samesite then parts[#parts + 1] = "SameSite=" .. opts.samesite end
+  if opts.secure then parts[#parts + 1] = "Secure" end
+  if opts.httponly then parts[#parts + 1] = "HttpOnly" end
+  self.headers:add("Set-Cookie", concat(parts, "; "))
+end
+
+--- del_cookie(name)
+function StreamResponse:del_cookie(name, opts)
+  opts = opts or {}
+  self:set_cookie(name, "", {max_age = 0, path = opts.path,
+    domain = opts.domain, expires = "Thu, 01 Jan 1970 00:00:00 GMT"})
+end
+
+--- The head fields of r (a list for _http.head).
+local function head_fields(r, body_len, chunked, close)
+  local f = {"Server", "luaio", "Date", http_date()}
+  local ct = r.content_type
+  if ct and not r.headers:contains("Content-Type") then
+    if r.charset then ct = ct .. "; charset=" .. r.charset end
+    f[#f + 1] = "Content-Type"; f[#f + 1] = ct
+  end
+  for name, value in r.headers:items() do
+    local l = name:lower()
+    if l ~= "content-length" and l ~= "transfer-encoding" and
+        l ~= "connection" then
+      f[#f + 1] = name; f[#f + 1] = value
+    end
+  end
+  if chunked then
+    f[#f + 1] = "Transfer-Encoding"; f[#f + 1] = "chunked"
+  elseif body_len then
+    f[#f + 1] = "Content-Length"; f[#f + 1] = body_len
+  end
+  if close then
+    f[#f + 1] = "Connection"; f[#f + 1] = "close"
+  elseif r._http10_keep_alive then
+    f[#f + 1] = "Connection"; f[#f + 1] = "keep-alive"
+  end
+  return f
+end
+
+--- prepare(request) -> Coroutine: sends the head
+StreamResponse.prepare = async(function(self, request)
+  if self.prepared then return end
+  local conn = request._conn
+  self._conn = conn
+  self._request = request
+  self.prepared = true
+  local status = self.status
+  local no_body = request.method == "HEAD" or status == 204 or
+    status == 304 or status < 200
+  local cl = self.content_length or
+    tonumber(self.headers["content-length"])
+  self._chunked = not no_body and not cl and request.version[2] >= 1
+    and request.version[1] == 1
+  if not self._chunked and not cl and not no_body then
+    conn.keep_alive = false -- HTTP/1.0: the end is the close
+  end
+  self._no_body = no_body
+  self._http10_keep_alive = conn.keep_alive and request.version[2] == 0
+  conn.writer:write(_http.head(("HTTP/1.1 %d %s"):format(status,
+    self.reason), head_fields(self, not no_body and cl or
+    (no_body and cl) or nil, self._chunked, not conn.keep_alive)))
+  await(conn.writer:drain())
+end)
+
+--- write(data) -> Coroutine: one piece of the body
+StreamResponse.write = async(function(self, data)
+  if not self.prepared then
+    error(asyncio.RuntimeError("Cannot call write() before prepare()"), 2)
+  end
+  if self._eof then
+    error(asyncio.RuntimeError("Cannot call write() after write_eof()"), 2)
+  end
+  data = tostring(data)
+  if data == "" or self._no_body then return end
+  local w = self._conn.writer
+  w:write(self._chunked and _http.chunk(data) or data)
+  await(w:drain())
+end)
+
+--- write_eof() -> Coroutine: the end of the body
+StreamResponse.write_eof = async(function(self, data)
+  if self._eof then return end
+  if data then await(self:write(data)) end
+  self._eof = true
+  if self._chunked then
+    self._conn.writer:write(_http.chunk(""))
+  end
+  await(self._conn.writer:drain())
+end)
+
+--- A Response is sent in one write: head and body.
+Response.prepare = async(function(self, request)
+  if self.prepared then return end
+  local conn = request._conn
+  self._conn = conn
+  self.prepared = true
+  self._eof = true
+  local body = self.body or ""
+  local no_body = request.method == "HEAD" or self.status == 204 or
+    self.status == 304 or self.status < 200
+  self._http10_keep_alive = conn.keep_alive and request.version[2] == 0
+  conn.writer:write(_http.head(("HTTP/1.1 %d %s"):format(self.status,
+    self.reason), head_fields(self, (self.status ~= 204 and
+    self.status >= 200) and #body or nil, false, not conn.keep_alive),
+    not no_body and body or nil))
+  await(conn.writer:drain())
+end)
+Response.write_eof = async(function(self) end)
+
+local function exception_response(e)
+  local r = M.Response{status = e.status, reason = e.reason,
+    headers = e.headers, content_type = e.content_type}
+  if e.location then r.headers:set("Location", e.location) end
+  if e.body then
+    r.body = e.body
+  elseif e.text and e.status ~= 204 and e.status ~= 304 then
+    r.body = e.text
+    if not r.content_type and not r.headers:contains("Content-Type") then
+      r.content_type, r.charset = "text/plain", "utf-8"
+    end
+  end
+  return r
+end
+
+---------------------------------------------------------------------------
+-- WebSocketResponse
+
+local ws_mod = require "asyncio.http.ws"
+M.WSMsgType = ws_mod.WSMsgType
+
+local WSResponse = {__name = "web.WebSocketResponse"}
+WSResponse.__index = function(t, k)
+  local v = WSResponse[k]
+  if v ~= nil then return v end
+  local ws = rawget(t, "_ws")
+  if not ws then
+    if k == "closed" then return false end
+    if type(ws_mod.WebSocket[k]) == "function" then
+      return function()
+        error(asyncio.RuntimeError("Call .prepare() first"), 2)
+      end
+    end
+    return nil
+  end
+  local x = ws[k]
+  if type(x) == "function" then
+    return function(_, ...) return x(ws, ...) end
+  end
+  return x
+end
+
+--- WebSocketResponse([{max_msg_size = 4 MiB}]): await(ws:prepare(
+-- request)) answers the handshake; then the methods of a WebSocket
+-- (send_str, send_bytes, send_json, receive, receive_str, receive_json,
+-- iter, close, ping) and the fields closed, close_code.
+function M.WebSocketResponse(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'WebSocketResponse' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  return setmetatable({status = 101, prepared = false,
+    headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
+end
+
+WSResponse.prepare = async(function(self, request)
+  if self.prepared then return end
+  local h = request.headers
+  local key = h["sec-websocket-key"]
+  if request.method ~= "GET" or
+      (h["upgrade"] or ""):lower() ~= "websocket" then
+    error(M.HTTPBadRequest{text = "No WebSocket UPGRADE hdr: " ..
+      tostring(h["upgrade"])}, 0)
+  end
+  if not (h["connection"] or ""):lower():find("upgrade", 1, true) then
+    error(M.HTTPBadRequest{text = "No CONNECTION upgrade hdr"}, 0)
+  end
+  if h["sec-websocket-version"] ~= "13" then
+    error(M.HTTPBadRequest{text = "Unsupported version: " ..
+      tostring(h["sec-websocket-version"])}, 0)
+  end
+  if not key or #key ~= 24 or not key:match("^[%w+/]+==$") then
+    error(M.HTTPBadRequest{text = "Handshake error: " .. tostring(key)}, 0)
+  end
+  local conn = request._conn
+  conn.keep_alive = false
+  self.prepared, self._eof = true, true
+  local f = {"Upgrade", "websocket", "Connection", "upgrade",
+    "Sec-WebSocket-Accept", _http.ws_accept(key)}
+  for name, value in self.headers:items() do
+    f[#f + 1] = name; f[#f + 1] = value
+  end
+  conn.writer:write(_http.head("HTTP/1.1 101 Switching Protocols", f))
+  await(conn.writer:drain())
+  self._ws = ws_mod.new(conn.reader, conn.writer, {client = false,
+    rest = conn.rest, max_msg_size = self._opts.max_msg_size})
+end)
+
+WSResponse.write_eof = async(function() end)
+
+---------------------------------------------------------------------------
+-- Requests
+
+local function unquote(s, plus)
+  if plus then s = s:gsub("+", " ") end
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+--- "a=1&b=2" -> {a = "1", b = "2"} (the first value of each name) and
+-- the list of {name, value} pairs.
+local function parse_qs(qs)
+  local first, all = {}, {}
+  for pair in qs:gmatch("[^&;]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k, v = unquote(k, true), unquote(v, true)
+    all[#all + 1] = {k, v}
+    if first[k] == nil then first[k] = v end
+  end
+  return first, all
+end
+M._parse_qs = parse_qs
+
+local Request = {__name = "web.Request"}
+Request.__index = Request
+
+--- read() -> Coroutine -> the body
+Request.read = async(function(self)
+  if self._body == nil then self._body = await(self.content:read()) end
+  return self._body
+end)
+
+Request.text = Request.read
+
+--- json() -> Coroutine -> the body decoded by lua-cjson
+Request.json = async(function(self)
+  local body = await(self:read())
+  local ok, v = pcall(http._json().decode, body)
+  if not ok then
+    error(M.HTTPBadRequest{text = "Invalid JSON: " .. tostring(v)}, 0)
+  end
+  return v
+end)
+
+--- post() -> Coroutine -> the form fields of an urlencoded body
+-- (name -> first value; all pairs under .all)
+Request.post = async(function(self)
+  local body = await(self:read())
+  local ct = (self.headers["content-type"] or ""):lower()
+  if ct ~= "" and not ct:find("application/x-www-form-urlencoded", 1,
+                               true) then
+    return setmetatable({}, {__index = {all = {}}})
+  end
+  local first, all = parse_qs(body)
+  return setmetatable(first, {__index = {all = all}})
+end)
+
+function Request:__tostring()
+  return ("<Request %s %s >"):format(self.method, self.path)
+end
+
+---------------------------------------------------------------------------
+-- The router
+
+local Router = {__name = "web.UrlDispatcher"}
+Router.__index = Router
+
+-- {name:regex} for the regexes a Lua pattern can say
+local REGEX = {["\\d+"] = "%d+", ["[0-9]+"] = "%d+", ["\\w+"] = "[%w_]+",
+  [".*"] = ".*", [".+"] = ".+", ["[^/]+"] = "[^/]+",
+  ["[^{}/]+"] = "[^/]+", ["[a-z]+"] = "%l+", ["[A-Za-z]+"] = "%a+"}
+
+local function compile(path)
+  if not path:find("{", 1, true) then return nil end
+  local names, pat, i = {}, {"^"}, 1
+  while true do
+    local s, e, spec = path:find("{([^}]*)}", i)
+    local lit = path:sub(i, (s or 0) - 1)
+    if not s then lit = path:sub(i) end
+    pat[#pat + 1] = lit:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+    if not s then break end
+    local name, re = spec:match("^([%a_][%w_]*):(.+)$")
+    if not name then name = spec:match("^[%a_][%w_]*$") end
+    if not name then error("invalid route pattern: " .. path, 4) end
+    local lp = "[^/]+"
+    if re then
+      lp = REGEX[re]
+      if not lp then error("unsupported regex in route: " .. re, 4) end
+    end
+    names[#names + 1] = name
+    pat[#pat + 1] = "(" .. lp .. ")"
+    i = e + 1
+  end
+  pat[#pat + 1] = "$"
+  return concat(pat), names
+end
+
+--- add_route(method, path, handler [, {name =}]) -> the route
+function Router:add_route(method, path, handler, opts)
+  if type(method) ~= "string" then
+    error("bad argument #1 to 'add_route' (string expected)", 2)
+  end
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+    error("bad argument #2 to 'add_route' (path starting with / expected)",
+          2)
+  end
+  if type(handler) ~= "function" and type(handler) ~= "table" then
+    error("bad argument #3 to 'add_route' (function expected, got " ..
+          type(handler) .. ")", 2)
+  end
+  method = method:upper()
+  local route = {method = method, path = path, handler = handler,
+                 name = opts and opts.name}
+  local pat, names = compile(path)
+  if pat then
+    route.pattern, route.names = pat, names
+    self._dynamic[#self._dynamic + 1] = route
+  else
+    local t = self._exact[path]
+    if not t then t = {}; self._exact[path] = t end
+    t[method] = route
+  end
+  if route.name then self.named[route.name] = route end
+  return route
+end
+
+for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
+                   "options"} do
+  Router["add_" .. m] = function(self, path, handler, opts)
+    local r = self:add_route(m:upper(), path, handler, opts)
+    if m == "get" and not (opts and opts.allow_head == false) then
+      self:add_route("HEAD", path, handler)
+    end
+    return r
+  end
+end
+
+--- add_static(prefix, dir): files under dir served at prefix/...
+function Router:add_static(prefix, dir)
+  prefix = prefix:gsub("/$", "")
+  self:add_route("GET", prefix .. "/{filename:.*}", async(function(request)
+    local name = request.match_info.filename
+    for seg in name:gmatch("[^/]+") do
+      if seg == ".." then error(M.HTTPForbidden(), 0) end
+    end
+    local fs = require "asyncio.fs"
+    local ok, data = pcall(function()
+      local f <close> = await(fs.open(dir .. "/" .. name, "rb"))
+      return await(f:read("a"))
+    end)
+    if not ok or name == "" then error(M.HTTPNotFound(), 0) end
+    return M.Response{body = data,
+      content_type = M._guess_type(name)}
+  end))
+end
+
+local TYPES = {html = "text/html", htm = "text/html", txt = "text/plain",
+  css = "text/css", js = "text/javascript", json = "application/json",
+  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg",
+  gif = "image/gif", svg = "image/svg+xml"}
+function M._guess_type(name)
+  local ext = name:match("%.(%w+)$")
+  return ext and TYPES[ext:lower()] or "application/octet-stream"
+end
+
+--- resolve(method, path) -> route, match_info | nil, status, allowed
+function Router:resolve(method, path)
+  local t = self._exact[path]
+  local allowed = {}
+  if t then
+    local r = t[method] or t["*"]
+    if r then return r, {} end
+    for m in pairs(t) do allowed[#allowed + 1] = m end
+  end
+  for _, r in ipairs(self._dynamic) do
+    local caps = {path:match(r.pattern)}
+    if caps[1] then
+      if r.method == method or r.method == "*" then
+        local mi = {}
+        for i, name in ipairs(r.names) do mi[name] = caps[i] end
+        return r, mi
+      end
+      allowed[#allowed + 1] = r.method
+    end
+  end
+  if #allowed > 0 then
+    table.sort(allowed)
+    return nil, 405, allowed
+  end
+  return nil, 404
+end
+
+---------------------------------------------------------------------------
+-- Application
+
+local Application = {__name = "web.Application"}
+Application.__index = function(t, k)
+  local v = Application[k]
+  if v ~= nil then return v end
+  return rawget(t, "_state")[k]
+end
+Application.__newindex = function(t, k, v) rawget(t, "_state")[k] = v end
+
+--- Application([{middlewares =, client_max_size = 1048576}])
+function M.Application(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'Application' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  local app = {_state = {},
+    router = setmetatable({_exact = {}, _dynamic = {}, named = {}},
+                          Router),
+    middlewares = opts.middlewares or {},
+    client_max_size = opts.client_max_size or 1024 * 1024,
+    on_startup = {}, on_shutdown = {}, on_cleanup = {}}
+  return setmetatable(app, Application)
+end
+
+local function call_handler(h, request)
+  local r = h(request)
+  if asyncio.iscoroutine(r) or asyncio.isfuture(r) then r = await(r) end
+  return r
+end
+
+--- The response to request (raises what the handlers raise).
+function Application:_handle(request)
+  local route, mi, allowed = self.router:resolve(request.method,
+                                                 request.path)
+  local h
+  if route then
+    request.match_info = mi
+    request.route = route
+    h = route.handler
+  else
+    request.match_info = {}
+    h = function()
+      if mi == 405 then
+        error(M.HTTPMethodNotAllowed{headers = {Allow =
+          concat(allowed, ", ")}}, 0)
+      end
+      error(M.HTTPNotFound(), 0)
+    end
+  end
+  local mws = self.middlewares
+  for i = #mws, 1, -1 do
+    local mw, nxt = mws[i], h
+    h = async(function(req)
+      return call_handler(function(r) return mw(r, nxt) end, req)
+    end)
+  end
+  return call_handler(h, request)
+end
+
+---------------------------------------------------------------------------
+-- Serving a connection
+
+local BUFSIZE = 65536
+
+-- a string error gets the traceback of where it was raised
+local function add_traceback(e)
+  if type(e) == "string" then
+    return asyncio.RuntimeError(e)
+  end
+  return e
+end
+
+--- next_event(conn, timeout [, in_head]) -> event | nil, errname (nil,
+-- nil at EOF). Each read waits at most timeout seconds; in_head (waiting
+-- for a request's head): once its first bytes came, the rest of the head
+-- must come within the server's header_timeout.
+local function next_event(conn, timeout, in_head)
+  while true do
+    local ev = conn.events[conn.ev]
+    if ev ~= nil then
+      conn.events[conn.ev] = nil
+      conn.ev = conn.ev + 1
+      if type(ev) == "table" then conn.head_deadline = nil end
+      return ev
+    end
+    if conn.eof then return nil end
+    local t = timeout
+    if in_head and conn.head_deadline then
+      local left = conn.head_deadline - conn.loop:time()
+      if left <= 0 then conn.eof = true return nil, "timeout" end
+      if not t or left < t then t = left end
+    end
+    local aw = conn.reader:read(BUFSIZE)
+    local ok, data
+    if t then
+      ok, data = pcall(await, asyncio.wait_for(aw, t))
+    else
+      ok, data = pcall(await, aw)
+    end
+    if not ok then
+      if is_cancel(data) then error(data, 0) end
+      conn.eof = true
+      if iserror(data, asyncio.TimeoutError) then return nil, "timeout" end
+      return nil
+    end
+    if in_head and not conn.head_deadline then
+      conn.head_deadline = conn.loop:time() + conn.server.header_timeout
+    end
+    local events, name
+    if data == "" then
+      -- the client's end: a message cut short is not answered
+      conn.eof = true
+      events = conn.parser:feed_eof()
+      if not events then return nil end
+    else
+      events, name = conn.parser:feed(data)
+      if events and name then conn.rest = name end -- an upgrade's bytes
+    end
+    if not events then
+      conn.eof = true
+      return nil, name
+    end
+    conn.events, conn.ev = events, 1
+  end
+end
+
+local function send_error(conn, status, text)
+  conn.keep_alive = false
+  local r = M.Response{status = status, text = text or
+    (status .. ": " .. REASONS[status])}
+  r._http10_keep_alive = false
+  local ok = pcall(function()
+    conn.writer:write(_http.head(("HTTP/1.1 %d %s"):format(status,
+      r.reason), head_fields(r, #r.body, false, true), r.body))
+    await(conn.writer:drain())
+  end)
+  return ok
+end
+
+local function parse_target(url)
+  local path, qs = url:match("^([^?#]*)%??([^#]*)")
+  if not path or path:sub(1, 1) ~= "/" then
+    -- absolute-form (a proxy request) or '*'
+    path = url:match("^%a[%w+.-]*://[^/]*(/[^?#]*)") or path
+  end
+  return path or "/", qs or ""
+end
+
+--- Reads the body of the current request (events up to its end);
+-- returns the body or nil, status.
+local function read_body(conn, head, max_size)
+  local cl = head.content_length
+  if cl and max_size > 0 and cl > max_size then return nil, 413, cl end
+  local parts, size = {}, 0
+  if cl and cl > 0 then
+    local expect = head.headers["expect"]
+    if expect and expect:lower() == "100-continue" then
+      conn.writer:write("HTTP/1.1 100 Continue\r\n\r\n")
+    end
+  elseif head.chunked then
+    local expect = head.headers["expect"]
+    if expect and expect:lower() == "100-continue" then
+      conn.writer:write("HTTP/1.1 100 Continue\r\n\r\n")
+    end
+  end
+  while true do
+    local ev, err = next_event(conn, conn.server.read_timeout)
+    if ev == true then break end
+    if ev == nil then return nil, err and 400 or nil end
+    size = size + #ev
+    if max_size > 0 and size > max_size then return nil, 413, size end
+    parts[#parts + 1] = ev
+  end
+  return concat(parts)
+end
+
+local function respond(conn, request, resp)
+  if getmetatable(resp) == nil or type(resp.prepare) ~= "function" then
+    M.log_error("Error handling request", asyncio.RuntimeError(
+      "handler returned " .. tostring(resp) .. ", not a response"))
+    resp = exception_response(M.HTTPInternalServerError())
+  end
+  if not resp.prepared then await(resp:prepare(request)) end
+  if not resp._eof then await(resp:write_eof()) end
+end
+
+--- Serves one connection until it closes.
+local function serve(server, reader, writer)
+  local conn = {server = server, reader = reader, writer = writer,
+    parser = _http.Parser("request", {max_field_size =
+      server.max_field_size}),
+    events = {}, ev = 1, eof = false, keep_alive = true,
+    task = asyncio.current_task(), busy = false,
+    loop = asyncio.get_running_loop()}
+  server._conns[conn] = true
+  server._nconns = server._nconns + 1
+  local peer = writer:get_extra_info("peername")
+  local remote = type(peer) == "table" and (peer.host or peer[1]) or nil
+  local app = server.app
+  local ok, err = pcall(function()
+    while conn.keep_alive and not server._closing do
+      -- the next request's head
+      local head, perr = next_event(conn, server.keepalive_timeout, true)
+      if head == nil then
+        if perr == "HPE_HEADER_OVERFLOW" then
+          send_error(conn, 431)
+        elseif perr and perr ~= "timeout" then
+          send_error(conn, 400)
+        end
+        return
+      end
+      conn.busy = true
+      local path, qs = parse_target(head.url)
+      local request = setmetatable({method = head.method,
+        path = unquote(path), raw_path = head.url, query_string = qs,
+        headers = headers_mod.wrap(head.headers),
+        version = {head.major, head.minor}, remote = remote,
+        keep_alive = head.keep_alive, app = app, _conn = conn,
+        host = head.headers["host"], scheme = server.scheme,
+        _state = {}}, Request)
+      request.query = parse_qs(qs)
+      request.url = server.scheme .. "://" .. (request.host or "") ..
+        head.url
+      conn.keep_alive = head.keep_alive and not head.upgrade
+      local body, status, size = read_body(conn, head,
+                                           app.client_max_size)
+      if not body then
+        if status == 413 then
+          send_error(conn, 413, ("Maximum request body size %d exceeded, "
+            .. "actual body size %d"):format(app.client_max_size, size))
+        elseif status then
+          send_error(conn, status)
+        end
+        return
+      end
+      local content = asyncio.StreamReader()
+      if body ~= "" then content:feed_data(body) end
+      content:feed_eof()
+      request.content = content
+      request._body = body
+      local hok, resp = xpcall(app._handle, add_traceback, app, request)
+      if not hok then
+        if is_cancel(resp) then error(resp, 0) end
+        if iserror(resp, HTTPException) then
+          resp = exception_response(resp)
+        else
+          M.log_error("Error handling request", resp)
+          resp = exception_response(M.HTTPInternalServerError())
+        end
+      end
+      if server._closing then conn.keep_alive = false end
+      local wok, werr = pcall(respond, conn, request, resp)
+      if not wok then
+        if is_cancel(werr) then error(werr, 0) end
+        if getmetatable(resp) and resp.prepared then return end
+        M.log_error("Error handling request", werr)
+        send_error(conn, 500)
+        return
+      end
+      conn.busy = false
+      if server._closing then return end
+    end
+  end)
+  server._conns[conn] = nil
+  server._nconns = server._nconns - 1
+  writer:close()
+  if server._nconns == 0 and server._idle then server._idle:set() end
+  if not ok and not is_cancel(err) then
+    M.log_error("Error serving connection", err)
+  end
+  if not ok and is_cancel(err) then error(err, 0) end
+end
+
+---------------------------------------------------------------------------
+-- AppRunner, TCPSite, run_app
+
+local AppRunner = {__name = "web.AppRunner"}
+AppRunner.__index = AppRunner
+
+--- AppRunner(app [, {keepalive_timeout = 75, header_timeout = 60,
+-- read_timeout = nil (each read of a body), shutdown_timeout = 60,
+-- max_field_size = 8190}])
+function M.AppRunner(app, opts)
+  if getmetatable(app) ~= Application then
+    error("bad argument #1 to 'AppRunner' (web.Application expected)", 2)
+  end
+  opts = opts or {}
+  return setmetatable({app = app, sites = {},
+    keepalive_timeout = opts.keepalive_timeout or 75,
+    header_timeout = opts.header_timeout or 60,
+    read_timeout = opts.read_timeout,
+    shutdown_timeout = opts.shutdown_timeout or 60,
+    max_field_size = opts.max_field_size or 8190,
+    _conns = {}, _nconns = 0, _closing = false, scheme = "http"},
+    AppRunner)
+end
+
+--- setup() -> Coroutine: runs the app's on_startup callbacks
+AppRunner.setup = async(function(self)
+  for _, cb in ipairs(self.app.on_startup) do
+    call_handler(cb, self.app)
+  end
+end)
+
+--- The addresses served, as "http://host:port" strings.
+function AppRunner:addresses()
+  local out = {}
+  for _, site in ipairs(self.sites) do
+    for _, s in ipairs(site.server.sockets) do
+      out[#out + 1] = {s.host, s.port}
+    end
+  end
+  return out
+end
+
+--- cleanup() -> Coroutine: stops accepting, closes idle connections,
+-- lets in-flight requests finish (at most shutdown_timeout seconds, then
+-- cancels them), runs on_shutdown / on_cleanup.
+AppRunner.cleanup = async(function(self)
+  self._closing = true
+  for _, site in ipairs(self.sites) do site.server:close() end
+  for _, cb in ipairs(self.app.on_shutdown) do
+    call_handler(cb, self.app)
+  end
+  for conn in pairs(self._conns) do
+    if not conn.busy then conn.writer:close() end
+  end
+  if self._nconns > 0 then
+    self._idle = asyncio.Event()
+    local ok = pcall(await, asyncio.wait_for(self._idle:wait(),
+                                             self.shutdown_timeout))
+    if not ok then
+      for conn in pairs(self._conns) do
+        if conn.task then conn.task:cancel() end
+      end
+    end
+  end
+  for _, site in ipairs(self.sites) do
+    await(site.server:wait_closed())
+  end
+  for _, cb in ipairs(self.app.on_cleanup) do
+    call_handler(cb, self.app)
+  end
+end)
+
+local TCPSite = {__name = "web.TCPSite"}
+TCPSite.__index = TCPSite
+
+--- TCPSite(runner [, host [, port [, {ssl_context =, backlog =,
+-- reuse_port =}]]])
+function M.TCPSite(runner, host, port, opts)
+  if getmetatable(runner) ~= AppRunner then
+    error("bad argument #1 to 'TCPSite' (web.AppRunner expected)", 2)
+  end
+  if type(host) == "table" and port == nil then opts, host = host, nil end
+  opts = opts or {}
+  return setmetatable({runner = runner, host = host or "0.0.0.0",
+    port = port or (opts.ssl_context and 8443 or 8080), opts = opts},
+    TCPSite)
+end
+
+--- start() -> Coroutine: listens
+TCPSite.start = async(function(self)
+  local runner = self.runner
+  if self.opts.ssl_context then runner.scheme = "https" end
+  self.server = await(asyncio.start_server(function(r, w)
+    return async(serve)(runner, r, w)
+  end, self.host, self.port, {ssl = self.opts.ssl_context,
+    backlog = self.opts.backlog, reuse_port = self.opts.reuse_port}))
+  runner.sites[#runner.sites + 1] = self
+  self.port = self.server.sockets[1].port
+  self.name = ("%s://%s:%d"):format(runner.scheme, self.host, self.port)
+end)
+
+--- run_app(app [, {host = "0.0.0.0", port = 8080, ssl_context =,
+-- print = print, shutdown_timeout =}]): serves until SIGINT or SIGTERM,
+-- then shuts down gracefully. app may be a coroutine returning the app.
+function M.run_app(app, opts)
+  if getmetatable(app) ~= Application and not asyncio.iscoroutine(app) then
+    error("bad argument #1 to 'run_app' (web.Application expected, got " ..
+          type(app) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'run_app' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local main = async(function()
+    if asyncio.iscoroutine(app) then app = await(app) end
+    local runner = M.AppRunner(app, opts)
+    await(runner:setup())
+    local site = M.TCPSite(runner, opts.host, opts.port,
+                           {ssl_context = opts.ssl_context})
+    await(site:start())
+    local out = opts.print
+    if out == nil then out = print end
+    if out then
+      out(("======== Running on %s ========\n(Press CTRL+C to quit)")
+          :format(site.name))
+      io.stdout:flush()
+    end
+    local stop = asyncio.Event()
+    local loop = asyncio.get_running_loop()
+    loop:add_signal_handler("SIGINT", function() stop:set() end)
+    loop:add_signal_handler("SIGTERM", function() stop:set() end)
+    await(stop:wait())
+    loop:remove_signal_handler("SIGINT")
+    loop:remove_signal_handler("SIGTERM")
+    await(runner:cleanup())
+  end)
+  asyncio.run(main())
+end
+
+M.Application_class = Application
+M.Request_class = Request
+return M

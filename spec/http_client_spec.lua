@@ -1,0 +1,337 @@
+-- spec/http_client_spec.lua: asyncio.http's ClientSession against a real
+-- aiohttp server (spec/fixtures/aiohttp_peer.py under Debian's Python)
+-- and Python's http.server: methods, params, bodies, headers, keep-alive,
+-- errors, timeouts, cancellation.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local http = require "asyncio.http"
+local cjson = require "cjson"
+local peers = dofile("spec/fixtures/http_peers.lua")
+local async, await = asyncio.async, asyncio.await
+
+local function err_of(aw)
+  local ok, e = pcall(await, aw)
+  assert.is_false(ok, "expected an error")
+  return e
+end
+
+local function pairs_to_map(list)
+  local m = {}
+  for _, kv in ipairs(list) do m[kv[1]:lower()] = kv[2] end
+  return m
+end
+
+describe("asyncio.http client", function()
+  teardown(peers.stop)
+
+  it("gets a page: status, reason, headers, text", aspec.async(function()
+    local base = await(peers.aiohttp())
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get(base .. "/hello"))
+    assert.equal(200, r.status)
+    assert.equal("OK", r.reason)
+    assert.equal(base .. "/hello", r.url)
+    assert.equal("text/plain; charset=utf-8", r.headers["Content-Type"])
+    assert.equal("text/plain; charset=utf-8", r.headers["content-type"])
+    assert.equal("12", r.headers:get("CONTENT-LENGTH"))
+    assert.equal("Hello, world", await(r:text()))
+    assert.equal("Hello, world", await(r:read())) -- kept
+  end))
+
+  it("keeps every value of a repeated header", aspec.async(function()
+    local s <close> = http.ClientSession{
+      base_url = await(peers.aiohttp())}
+    local r <close> = await(s:get("/multi"))
+    assert.same({"one", "two"}, r.headers:getall("x-multi"))
+    assert.equal("one", r.headers["X-Multi"])
+    assert.same({}, r.headers:getall("x-none", {}))
+    await(r:read())
+  end))
+
+  it("sends params, headers, form, json and string bodies",
+     aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp()),
+      headers = {["X-Session"] = "s1"}}
+    local r = await(s:get("/echo?a=0", {params = {b = "x y", c = "é&"},
+      headers = {["X-Req"] = "r1"}}))
+    local v = await(r:json())
+    assert.equal("GET", v.method)
+    assert.same({{"a", "0"}, {"b", "x y"}, {"c", "é&"}}, v.query)
+    local h = pairs_to_map(v.headers)
+    assert.equal("s1", h["x-session"])
+    assert.equal("r1", h["x-req"])
+    r = await(s:post("/echo", {data = {name = "bob", n = 3}}))
+    v = await(r:json())
+    assert.equal("n=3&name=bob", v.body)
+    assert.equal("application/x-www-form-urlencoded",
+                 pairs_to_map(v.headers)["content-type"])
+    r = await(s:put("/echo", {json = {k = {1, 2}}}))
+    v = await(r:json())
+    assert.equal("PUT", v.method)
+    assert.same({k = {1, 2}}, cjson.decode(v.body))
+    assert.equal("application/json", pairs_to_map(v.headers)["content-type"])
+    for _, m in ipairs{"patch", "delete", "options"} do
+      r = await(s[m](s, "/echo", {data = "raw " .. m}))
+      v = await(r:json())
+      assert.equal(m:upper(), v.method)
+      assert.equal("raw " .. m, v.body)
+    end
+    r = await(s:head("/hello"))
+    assert.equal(200, r.status)
+    assert.equal("", await(r:read()))
+  end))
+
+  it("streams a request body from a function (chunked)",
+     aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local n = 0
+    local r = await(s:post("/echo", {data = function()
+      n = n + 1
+      await(asyncio.sleep(0))
+      if n <= 3 then return "part" .. n .. ";" end
+    end}))
+    local v = await(r:json())
+    assert.equal("part1;part2;part3;", v.body)
+    assert.equal("chunked", pairs_to_map(v.headers)["transfer-encoding"])
+  end))
+
+  it("reuses a kept-alive connection, and opens another after a close",
+     aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local p1 = await(await(s:get("/peer")):text())
+    local p2 = await(await(s:get("/peer")):text())
+    assert.equal(p1, p2)
+    assert.equal("bye", await(await(s:get("/close")):text()))
+    local p3 = await(await(s:get("/peer")):text())
+    assert.are_not.equal(p1, p3)
+    -- a response closed unread gives its connection up
+    local r = await(s:get("/hello"))
+    r:close()
+    local p4 = await(await(s:get("/peer")):text())
+    assert.are_not.equal(p3, p4)
+  end))
+
+  it("reads a chunked body piece by piece", aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local r <close> = await(s:get("/chunked", {params = {n = 4}}))
+    local got = {}
+    for chunk in r.content:iter_chunked(4) do got[#got + 1] = chunk end
+    assert.equal("chunk0;chunk1;chunk2;chunk3;", table.concat(got))
+    for _, c in ipairs(got) do assert.is_true(#c <= 4) end
+    local r2 <close> = await(s:get("/chunked", {params = {n = 2}}))
+    assert.equal("chunk0;chu", await(r2.content:readexactly(10)))
+    assert.equal("nk1;", await(r2.content:read()))
+    assert.is_true(r2.content:at_eof())
+  end))
+
+  it("raises ClientResponseError from raise_for_status",
+     aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local r = await(s:get("/status/404"))
+    assert.equal(404, r.status)
+    local ok, e = pcall(r.raise_for_status, r)
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, http.ClientResponseError))
+    assert.is_true(asyncio.iserror(e, http.ClientError))
+    assert.equal(404, e.status)
+    local s2 <close> = http.ClientSession{base_url = await(peers.aiohttp()),
+      raise_for_status = true}
+    e = err_of(s2:get("/status/503"))
+    assert.equal(503, e.status)
+    assert.equal(200, await(s2:get("/status/200")).status)
+  end))
+
+  it("raises ClientConnectorError when nobody listens",
+     aspec.async(function()
+    local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+    local port = srv.sockets[1].port
+    srv:close()
+    await(srv:wait_closed())
+    local s <close> = http.ClientSession()
+    local e = err_of(s:get("http://127.0.0.1:" .. port .. "/"))
+    assert.is_true(asyncio.iserror(e, http.ClientConnectorError))
+    assert.is_true(asyncio.iserror(e, http.ClientConnectionError))
+    assert.matches("Cannot connect to host 127.0.0.1:" .. port, e.message)
+  end))
+
+  it("raises InvalidURL", aspec.async(function()
+    local s <close> = http.ClientSession()
+    for _, u in ipairs{"nope", "ftp://x/", "http://", "/relative",
+                       "http://a b/"} do
+      local e = err_of(s:get(u))
+      assert.is_true(asyncio.iserror(e, http.InvalidURL), u)
+    end
+  end))
+
+  it("raises ServerDisconnectedError when the server closes mid-head",
+     aspec.async(function()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      await(r:readuntil("\r\n\r\n"))
+      w:write("HTTP/1.1 200 OK\r\nContent-")
+      await(w:drain())
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local e = err_of(s:get("http://127.0.0.1:" .. srv.sockets[1].port))
+    assert.is_true(asyncio.iserror(e, http.ServerDisconnectedError))
+    srv:close()
+  end))
+
+  it("raises ClientPayloadError on a truncated body", aspec.async(function()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      await(r:readuntil("\r\n\r\n"))
+      w:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+      await(w:drain())
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local r = await(s:get("http://127.0.0.1:" .. srv.sockets[1].port))
+    local e = err_of(r:read())
+    assert.is_true(asyncio.iserror(e, http.ClientPayloadError))
+    srv:close()
+  end))
+
+  it("bounds a request by its timeouts", aspec.async(function()
+    local base = await(peers.aiohttp())
+    local s <close> = http.ClientSession{base_url = base,
+      timeout = http.ClientTimeout{total = 0.2}}
+    local e = err_of(s:get("/slow", {params = {s = 5}}))
+    assert.is_true(asyncio.iserror(e, asyncio.TimeoutError))
+    e = err_of(s:get("/slow", {params = {s = 5},
+      timeout = http.ClientTimeout{sock_read = 0.1}}))
+    assert.is_true(asyncio.iserror(e, asyncio.TimeoutError))
+    -- the session still works, on a fresh connection
+    assert.equal("Hello, world", await(await(s:get("/hello")):text()))
+  end))
+
+  it("closes the connection of a cancelled request", aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local t = asyncio.create_task(s:get("/slow", {params = {s = 5}}))
+    await(asyncio.sleep(0.05))
+    t:cancel()
+    assert.is_false(pcall(await, t))
+    assert.is_true(t:cancelled())
+    local idle = 0
+    for _, list in pairs(s._pool) do idle = idle + #list end
+    assert.equal(0, idle)
+    assert.equal("Hello, world", await(await(s:get("/hello")):text()))
+  end))
+
+  it("talks HTTP/1.0 with python -m http.server", aspec.async(function()
+    local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+    local port = srv.sockets[1].port
+    srv:close()
+    await(srv:wait_closed())
+    local p = await(asyncio.create_subprocess_exec(peers.PYTHON, "-m",
+      "http.server", port, "--bind", "127.0.0.1", "--directory", "spec",
+      {stdout = asyncio.DEVNULL, stderr = asyncio.DEVNULL}))
+    local s <close> = http.ClientSession()
+    local r
+    for _ = 1, 200 do
+      local ok, v = pcall(await, s:get(("http://127.0.0.1:%d/"
+        .. "http_client_spec.lua"):format(port)))
+      if ok then r = v break end
+      await(asyncio.sleep(0.02))
+    end
+    local f <close> = io.open("spec/http_client_spec.lua", "rb")
+    assert.equal(200, r.status)
+    assert.equal(f:read("a"), await(r:text()))
+    p:kill()
+    await(p:wait())
+  end))
+
+  it("follows redirects, keeping the history", aspec.async(function()
+    local base = await(peers.aiohttp())
+    local s <close> = http.ClientSession{base_url = base}
+    local r <close> = await(s:get("/redirect/3"))
+    assert.equal(200, r.status)
+    assert.equal("landed", await(r:text()))
+    assert.equal(base .. "/redirect/0", r.url)
+    assert.equal(3, #r.history)
+    assert.same({302, base .. "/redirect/3"},
+                {r.history[1].status, r.history[1].url})
+    local e = err_of(s:get("/redirect/3", {max_redirects = 2}))
+    assert.is_true(asyncio.iserror(e, http.TooManyRedirects))
+    assert.is_true(asyncio.iserror(e, http.ClientResponseError))
+    local r2 <close> = await(s:get("/redirect/1", {allow_redirects = false}))
+    assert.equal(302, r2.status)
+    assert.equal("/redirect/0", r2.headers["Location"])
+    assert.same({}, r2.history)
+    -- 303 after a POST: a GET without the body
+    local r3 <close> = await(s:post("/see-other", {data = "payload"}))
+    local v = await(r3:json())
+    assert.same({"GET", ""}, {v.method, v.body})
+  end))
+
+  it("keeps cookies per session; bare-IP hosts only when unsafe",
+     aspec.async(function()
+    local base = await(peers.aiohttp())
+    local s <close> = http.ClientSession{base_url = base}
+    await(await(s:get("/setcookie")):read())
+    assert.same({}, await(await(s:get("/cookies")):json()))
+    local s2 <close> = http.ClientSession{base_url = base,
+      cookie_jar = http.CookieJar{unsafe = true}}
+    await(await(s2:get("/setcookie")):read())
+    assert.same({session = "abc123"}, await(await(s2:get("/cookies")):json()))
+    assert.equal(1, s2.cookie_jar:len())
+    local s3 <close> = http.ClientSession{base_url = base}
+    assert.same({}, await(await(s3:get("/cookies")):json()))
+  end))
+
+  it("matches cookies by domain, path, security and age", function()
+    local url = http.URL
+    local jar = http.CookieJar()
+    local u = url.parse("http://www.example.com/app/page")
+    jar:update_cookies({"a=1", "b=2; Path=/; Domain=example.com",
+      "c=3; Path=/other", "d=4; Secure", "e=5; Max-Age=0",
+      "f=6; Domain=evil.org", "g=7; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+      "h=8; Expires=Fri, 01 Jan 2100 00:00:00 GMT"}, u)
+    assert.equal("a=1; b=2; h=8",
+      jar:filter_cookies(url.parse("http://www.example.com/app/x")))
+    assert.equal("b=2",
+      jar:filter_cookies(url.parse("http://api.example.com/")))
+    assert.equal("a=1; b=2; d=4; h=8",
+      jar:filter_cookies(url.parse("https://www.example.com/app/")))
+    assert.equal("", jar:filter_cookies(url.parse("http://evil.org/")))
+    jar:update_cookies({"a=gone; Max-Age=0"}, u)
+    assert.equal("b=2; h=8",
+      jar:filter_cookies(url.parse("http://www.example.com/app/x")))
+    jar:clear()
+    assert.equal(0, jar:len())
+  end)
+
+  it("decodes gzip and deflate bodies", aspec.async(function()
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local r <close> = await(s:get("/gzip"))
+    assert.equal("gzip", r.headers["Content-Encoding"])
+    assert.equal(string.rep("compressed ", 100), await(r:text()))
+    local r2 <close> = await(s:get("/deflate"))
+    assert.equal("deflate", r2.headers["Content-Encoding"])
+    assert.equal(string.rep("deflated ", 100), await(r2:text()))
+  end))
+
+  it("raises ClientPayloadError on a corrupt gzip body",
+     aspec.async(function()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      await(r:readuntil("\r\n\r\n"))
+      w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+        .. "Content-Length: 9\r\n\r\nnot gzip!")
+      await(w:drain())
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get("http://127.0.0.1:" .. srv.sockets[1].port))
+    local e = err_of(r:read())
+    assert.is_true(asyncio.iserror(e, http.ClientPayloadError))
+    srv:close()
+  end))
+
+  it("checks its arguments", function()
+    local s = http.ClientSession()
+    assert.has_error(function() s:request(1, "http://x/") end,
+      "bad argument #2 to 'request' (string expected, got number)")
+    assert.has_error(function() s:get(nil) end,
+      "bad argument #3 to 'request' (string expected, got nil)")
+    assert.has_error(function() http.ClientTimeout{total = "x"} end)
+  end)
+end)

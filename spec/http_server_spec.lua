@@ -1,0 +1,345 @@
+-- spec/http_server_spec.lua: asyncio.http.web driven by curl, Python's
+-- aiohttp client and raw sockets: routing, responses, handler errors,
+-- keep-alive and pipelining, malformed and oversized input, slow heads,
+-- graceful shutdown.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local web = require "asyncio.http.web"
+local http = require "asyncio.http"
+local cjson = require "cjson"
+local peers = dofile("spec/fixtures/http_peers.lua")
+local async, await = asyncio.async, asyncio.await
+
+local logged
+local function app_under_test(opts)
+  local app = web.Application(opts)
+  local r = app.router
+  r:add_get("/", async(function() return web.Response{text = "root"} end))
+  r:add_get("/hello/{name}", async(function(request)
+    return web.Response{text = "hi " .. request.match_info.name}
+  end))
+  r:add_get("/items/{id:\\d+}", async(function(request)
+    return web.json_response({id = tonumber(request.match_info.id),
+                              q = request.query.q})
+  end))
+  r:add_post("/echo", async(function(request)
+    local body = await(request:read())
+    return web.Response{body = body, headers = {["X-Len"] = #body},
+                        content_type = "application/x-echo"}
+  end))
+  r:add_post("/form", async(function(request)
+    local form = await(request:post())
+    return web.json_response({name = form.name, n = form.n})
+  end))
+  r:add_put("/json", async(function(request)
+    local v = await(request:json())
+    return web.json_response({got = v}, {status = 201})
+  end))
+  r:add_get("/boom", async(function() error("kaboom") end))
+  r:add_get("/missing", async(function()
+    error(web.HTTPNotFound{text = "no such thing"})
+  end))
+  r:add_get("/moved", async(function()
+    error(web.HTTPFound{location = "/"})
+  end))
+  r:add_get("/stream", async(function(request)
+    local resp = web.StreamResponse()
+    await(resp:prepare(request))
+    for i = 1, 3 do await(resp:write("piece" .. i .. ";")) end
+    await(resp:write_eof())
+    return resp
+  end))
+  r:add_get("/slow", async(function(request)
+    await(asyncio.sleep(tonumber(request.query.s)))
+    return web.Response{text = "slow done"}
+  end))
+  r:add_get("/headers", async(function(request)
+    return web.json_response(request.headers:getall("X-Many"))
+  end))
+  return app
+end
+
+--- A started runner on a free port: runner, base URL.
+local function start(app, opts)
+  local runner = web.AppRunner(app or app_under_test(), opts)
+  await(runner:setup())
+  local site = web.TCPSite(runner, "127.0.0.1", 0)
+  await(site:start())
+  return runner, "http://127.0.0.1:" .. site.port, site.port
+end
+
+--- Sends raw bytes, returns everything read until the server closes.
+local function raw(port, data, opts)
+  local r, w = await(asyncio.open_connection("127.0.0.1", port))
+  w:write(data)
+  await(w:drain())
+  if opts and opts.eof then w:write_eof() end
+  local out = await(asyncio.wait_for(r:read(), 5))
+  w:close()
+  return out
+end
+
+describe("asyncio.http.web", function()
+  teardown(peers.stop)
+  before_each(function()
+    logged = {}
+    web.log_error = function(msg, err)
+      logged[#logged + 1] = msg .. ": " .. tostring(err)
+    end
+  end)
+
+  it("answers curl: routes, patterns, json, 404 and 405",
+     aspec.async(function()
+    local runner, base = start()
+    local out, st = await(peers.run{"curl", "-s", "-i", base .. "/"})
+    assert.equal(0, st)
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.matches("\r\nContent%-Type: text/plain; charset=utf%-8\r\n", out)
+    assert.matches("\r\nContent%-Length: 4\r\n", out)
+    assert.matches("\r\n\r\nroot$", out)
+    out = await(peers.run{"curl", "-s", base .. "/hello/ada"})
+    assert.equal("hi ada", out)
+    out = await(peers.run{"curl", "-s", base .. "/items/42?q=a%20b"})
+    assert.same({id = 42, q = "a b"}, cjson.decode(out))
+    out = await(peers.run{"curl", "-s", "-o", "/dev/null", "-w",
+      "%{http_code}", base .. "/items/abc"})
+    assert.equal("404", out)
+    out = await(peers.run{"curl", "-s", "-i", "-X", "DELETE", base .. "/"})
+    assert.matches("^HTTP/1.1 405 Method Not Allowed\r\n", out)
+    assert.matches("\r\nAllow: GET, HEAD\r\n", out)
+    out = await(peers.run{"curl", "-s", "-I", base .. "/"})
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.matches("\r\nContent%-Length: 4\r\n\r\n$", out)
+    await(runner:cleanup())
+  end))
+
+  it("reads bodies: raw, form, json, and 100-continue",
+     aspec.async(function()
+    local runner, base = start()
+    local out = await(peers.run{"curl", "-s", "-i", "--data-binary",
+      "hello body", base .. "/echo"})
+    assert.matches("\r\nX%-Len: 10\r\n", out)
+    assert.matches("\r\nContent%-Type: application/x%-echo\r\n", out)
+    assert.matches("\r\n\r\nhello body$", out)
+    out = await(peers.run{"curl", "-s", "-d", "name=a+b%21", "-d", "n=3",
+      base .. "/form"})
+    assert.same({name = "a b!", n = "3"}, cjson.decode(out))
+    out = await(peers.run{"curl", "-s", "-i", "-X", "PUT", "-H",
+      "Content-Type: application/json", "-d", '{"k":[1,2]}',
+      base .. "/json"})
+    assert.matches("^HTTP/1.1 201 Created\r\n", out)
+    assert.same({got = {k = {1, 2}}}, cjson.decode(out:match("\r\n\r\n(.*)$")))
+    -- a large body: curl asks for 100-continue first
+    local big = string.rep("x", 200000)
+    out = await(peers.run({"curl", "-s", "--data-binary", "@-",
+      base .. "/echo"}, big))
+    assert.equal(big, out)
+    await(runner:cleanup())
+  end))
+
+  it("turns handler errors into 500 (logged) and HTTPExceptions into "
+     .. "their status", aspec.async(function()
+    local runner, base = start()
+    local out = await(peers.run{"curl", "-s", "-i", base .. "/boom"})
+    assert.matches("^HTTP/1.1 500 Internal Server Error\r\n", out)
+    assert.equal(1, #logged)
+    assert.matches("kaboom", logged[1])
+    out = await(peers.run{"curl", "-s", "-i", base .. "/missing"})
+    assert.matches("^HTTP/1.1 404 Not Found\r\n", out)
+    assert.matches("\r\n\r\nno such thing$", out)
+    out = await(peers.run{"curl", "-s", "-i", base .. "/moved"})
+    assert.matches("^HTTP/1.1 302 Found\r\n", out)
+    assert.matches("\r\nLocation: /\r\n", out)
+    -- the server goes on
+    assert.equal("root", (await(peers.run{"curl", "-s", base .. "/"})))
+    assert.equal(1, #logged)
+    await(runner:cleanup())
+  end))
+
+  it("streams a chunked response", aspec.async(function()
+    local runner, base, port = start()
+    local out = await(peers.run{"curl", "-s", base .. "/stream"})
+    assert.equal("piece1;piece2;piece3;", out)
+    out = raw(port, "GET /stream HTTP/1.1\r\nHost: x\r\n"
+      .. "Connection: close\r\n\r\n")
+    assert.matches("\r\nTransfer%-Encoding: chunked\r\n", out)
+    assert.matches("\r\n\r\n7\r\npiece1;\r\n7\r\npiece2;\r\n7\r\npiece3;"
+      .. "\r\n0\r\n\r\n$", out)
+    await(runner:cleanup())
+  end))
+
+  it("keeps connections alive and answers pipelined requests in order",
+     aspec.async(function()
+    local runner, _, port = start()
+    local out = raw(port,
+      "GET /hello/one HTTP/1.1\r\nHost: x\r\n\r\n" ..
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcde" ..
+      "GET /slow?s=0.05 HTTP/1.1\r\nHost: x\r\n\r\n" ..
+      "GET /hello/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    local bodies, at = {}, 1
+    while true do
+      local s, e = out:find("\r\n\r\n", at, true)
+      if not s then break end
+      local n = tonumber(out:sub(at, s):match("Content%-Length: (%d+)"))
+      bodies[#bodies + 1] = out:sub(e + 1, e + n)
+      at = e + n + 1
+    end
+    assert.same({"hi one", "abcde", "slow done", "hi two"}, bodies)
+    local n = 0
+    for _ in out:gmatch("HTTP/1.1 200 OK") do n = n + 1 end
+    assert.equal(4, n)
+    assert.matches("Connection: close\r\n", out)
+    -- an HTTP/1.0 request is answered and closed
+    out = raw(port, "GET / HTTP/1.0\r\n\r\n")
+    assert.matches("^HTTP/1.1 200 OK\r\n.*\r\nConnection: close\r\n", out)
+    await(runner:cleanup())
+  end))
+
+  it("answers malformed requests with 400 and closes",
+     aspec.async(function()
+    local runner, _, port = start()
+    for _, bad in ipairs{
+      "GARBAGE\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost x\r\n\r\n",
+      "GET / HTTP/9.9x\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+        .. "Content-Length: 2\r\n\r\nab",
+    } do
+      local out = raw(port, bad)
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out, bad)
+      assert.matches("\r\nConnection: close\r\n", out, bad)
+    end
+    -- a request cut short by the client's end: closed, no answer
+    assert.equal("", raw(port, "GET / HTTP/1.1\r\nHo", {eof = true}))
+    await(runner:cleanup())
+  end))
+
+  it("refuses oversized heads (431) and bodies (413)",
+     aspec.async(function()
+    local app = app_under_test{client_max_size = 1000}
+    local runner, _, port = start(app)
+    local out = raw(port, "GET / HTTP/1.1\r\nX-Big: " ..
+      string.rep("a", 10000) .. "\r\n\r\n")
+    assert.matches("^HTTP/1.1 431 Request Header Fields Too Large\r\n", out)
+    local many = {}
+    for i = 1, 200 do many[i] = "X-H" .. i .. ": v\r\n" end
+    out = raw(port, "GET / HTTP/1.1\r\n" .. table.concat(many) .. "\r\n")
+    assert.matches("^HTTP/1.1 431 ", out)
+    out = raw(port, "POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"
+      .. string.rep("b", 5000))
+    assert.matches("^HTTP/1.1 413 Request Entity Too Large\r\n", out)
+    assert.matches("Maximum request body size 1000 exceeded", out)
+    out = raw(port, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked"
+      .. "\r\n\r\n7d0\r\n" .. string.rep("c", 2000) .. "\r\n0\r\n\r\n")
+    assert.matches("^HTTP/1.1 413 ", out)
+    await(runner:cleanup())
+  end))
+
+  it("closes a connection whose head is too slow", aspec.async(function()
+    local runner, _, port = start(nil, {header_timeout = 0.3,
+                                        keepalive_timeout = 5})
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    -- a byte every 50 ms: each read is quick, the head never ends
+    local drip = asyncio.create_task(async(function()
+      for c in ("GET / HTTP/1.1\r\nX-Slow: " .. string.rep("a", 200))
+               :gmatch(".") do
+        w:write(c)
+        await(asyncio.sleep(0.05))
+      end
+    end)())
+    local t0 = asyncio.get_running_loop():time()
+    assert.equal("", await(asyncio.wait_for(r:read(), 5)))
+    assert.is_true(asyncio.get_running_loop():time() - t0 < 2)
+    drip:cancel()
+    pcall(await, drip)
+    w:close()
+    await(runner:cleanup())
+  end))
+
+  it("serves Python's aiohttp client with keep-alive",
+     aspec.async(function()
+    local runner, base = start()
+    local code = [[
+import asyncio, sys, aiohttp
+async def main():
+    async with aiohttp.ClientSession() as s:
+        for i in range(3):
+            async with s.get(sys.argv[1] + "/hello/py%d" % i) as r:
+                print(r.status, await r.text())
+        async with s.post(sys.argv[1] + "/echo", data=b"x" * 70000) as r:
+            print(r.status, len(await r.read()))
+        async with s.get(sys.argv[1] + "/headers",
+                         headers=[("X-Many", "1"), ("X-Many", "2")]) as r:
+            print(await r.json())
+        print(len(s.connector._conns))
+asyncio.run(main())
+]]
+    local out, st, err = await(peers.python(code, base))
+    assert.equal(0, st, err)
+    assert.equal("200 hi py0\n200 hi py1\n200 hi py2\n200 70000\n"
+      .. "['1', '2']\n1\n", out)
+    await(runner:cleanup())
+  end))
+
+  it("is a server for asyncio.http's own client", aspec.async(function()
+    local runner, base = start()
+    local s <close> = http.ClientSession{base_url = base}
+    local r = await(s:post("/echo", {data = "round trip"}))
+    assert.equal("round trip", await(r:text()))
+    r = await(s:put("/json", {json = {1, 2, 3}}))
+    assert.equal(201, r.status)
+    assert.same({got = {1, 2, 3}}, await(r:json()))
+    await(runner:cleanup())
+  end))
+
+  it("runs middlewares in order around the handler", aspec.async(function()
+    local order = {}
+    local function mw(tag)
+      return async(function(request, handler)
+        order[#order + 1] = tag .. ">"
+        local resp = await(handler(request))
+        order[#order + 1] = "<" .. tag
+        resp.headers:add("X-MW", tag)
+        return resp
+      end)
+    end
+    local app = web.Application{middlewares = {mw("a"), mw("b")}}
+    app.router:add_get("/", async(function()
+      order[#order + 1] = "h"
+      return web.Response{text = "ok"}
+    end))
+    local runner, base = start(app)
+    local s <close> = http.ClientSession()
+    local r = await(s:get(base .. "/"))
+    assert.same({"b", "a"}, r.headers:getall("X-MW"))
+    assert.same({"a>", "b>", "h", "<b", "<a"}, order)
+    await(r:read())
+    await(runner:cleanup())
+  end))
+
+  it("shuts down gracefully: in-flight requests finish",
+     aspec.async(function()
+    local runner, base = start()
+    local s <close> = http.ClientSession{base_url = base}
+    local t = asyncio.create_task(s:get("/slow", {params = {s = 0.2}}))
+    await(asyncio.sleep(0.05))
+    await(runner:cleanup())
+    local r = await(t)
+    assert.equal("slow done", await(r:text()))
+    local e = select(2, pcall(await, s:get("/")))
+    assert.is_true(asyncio.iserror(e, http.ClientConnectionError))
+  end))
+
+  it("checks its arguments", function()
+    local app = web.Application()
+    assert.has_error(function() app.router:add_get("x", function() end) end,
+      "bad argument #2 to 'add_route' (path starting with / expected)")
+    assert.has_error(function() app.router:add_get("/", 3) end,
+      "bad argument #3 to 'add_route' (function expected, got number)")
+    assert.has_error(function() web.Response{status = "x"} end)
+    assert.has_error(function() web.AppRunner({}) end,
+      "bad argument #1 to 'AppRunner' (web.Application expected)")
+  end)
+end)
