@@ -13,28 +13,9 @@ local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 
 local ROOT = io.popen("id -u"):read("l") == "0"
 
-local dir
-before_each(function()
-  dir = io.popen("mktemp -d /tmp/luaio-fs-file.XXXXXX"):read("l")
-end)
-after_each(function()
-  os.execute("chmod -R u+rwx " .. dir .. " && rm -rf " .. dir)
-end)
-
-local function path(name) return dir .. "/" .. name end
-
---- Writes a file with Lua's io (the reference), or reads one.
-local function put(name, data)
-  local f = assert(io.open(path(name), "wb"))
-  f:write(data)
-  f:close()
-end
-local function get(name)
-  local f = assert(io.open(path(name), "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local tmp = dofile("spec/fixtures/fsdir.lua")("luaio-fs-file", before_each,
+                                                after_each)
+local path, put, get = tmp.path, tmp.put, tmp.get
 
 local function await_error(aw) return h.await_error(aw) end
 
@@ -66,10 +47,10 @@ describe("fs.open", function()
   it("a directory raises IsADirectoryError, in every mode",
      aspec.async(function()
     for _, mode in ipairs{"r", "w", "a", "r+"} do
-      local e = await_error(fs.open(dir, mode))
+      local e = await_error(fs.open(tmp.dir(), mode))
       assert.is_true(iserror(e, asyncio.IsADirectoryError), mode)
       assert.equal(21, e.errno)
-      assert.equal(dir, e.filename)
+      assert.equal(tmp.dir(), e.filename)
     end
   end))
 

@@ -13,28 +13,9 @@ local await, iserror = asyncio.await, asyncio.iserror
 
 local ROOT = io.popen("id -u"):read("l") == "0"
 
-local dir
-before_each(function()
-  dir = io.popen("mktemp -d /tmp/luaio-fs.XXXXXX"):read("l")
-end)
-after_each(function()
-  os.execute("chmod -R u+rwx " .. dir .. " && rm -rf " .. dir)
-end)
-
-local function path(name) return dir .. "/" .. name end
-
-local function put(name, data)
-  local f = assert(io.open(path(name), "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function get(name)
-  local f = assert(io.open(path(name), "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local tmp = dofile("spec/fixtures/fsdir.lua")("luaio-fs", before_each,
+                                                after_each)
+local path, put, get = tmp.path, tmp.put, tmp.get
 
 --- Awaits aw, which must raise an error of class cls with errno; returns
 -- the error.
@@ -61,7 +42,7 @@ describe("fs.stat and fs.lstat", function()
       assert.equal("number", type(st[k]))
       assert.is_true(math.abs(st[k] - os.time()) < 60, k)
     end
-    assert.equal("directory", await(fs.stat(dir)).type)
+    assert.equal("directory", await(fs.stat(tmp.dir())).type)
   end))
 
   it("tell links, fifos, sockets and character devices apart",
@@ -98,7 +79,7 @@ describe("fs.exists", function()
      aspec.async(function()
     put("a", "")
     assert.is_true(await(fs.exists(path("a"))))
-    assert.is_true(await(fs.exists(dir)))
+    assert.is_true(await(fs.exists(tmp.dir())))
     assert.is_false(await(fs.exists(path("missing"))))
     assert.is_false(await(fs.exists(path("a/below"))))
     assert.is_false(await(fs.exists("")))
@@ -112,7 +93,7 @@ describe("fs.scandir and fs.listdir", function()
     assert.is_true(os.execute("mkdir " .. path("sub")))
     assert.is_true(os.execute("ln -s b.txt " .. path("ln")))
     local seen = {}
-    for e in fs.scandir(dir) do
+    for e in fs.scandir(tmp.dir()) do
       seen[e.name] = e.type
       assert.equal(path(e.name), e.path)
     end
@@ -122,7 +103,7 @@ describe("fs.scandir and fs.listdir", function()
   it("listdir gives the names, sorted (libuv's scandir sorts them)",
      aspec.async(function()
     for _, n in ipairs{"c", "a", "B", "b"} do put(n, "") end
-    assert.same({"B", "a", "b", "c"}, await(fs.listdir(dir)))
+    assert.same({"B", "a", "b", "c"}, await(fs.listdir(tmp.dir())))
     await(fs.mkdir(path("empty")))
     assert.same({}, await(fs.listdir(path("empty"))))
   end))
@@ -209,7 +190,7 @@ describe("fs.unlink, fs.rename and fs.copyfile", function()
     await(fs.unlink(path("a")))
     assert.is_false(await(fs.exists(path("a"))))
     fails(asyncio.FileNotFoundError, 2, fs.unlink(path("a")))
-    fails(asyncio.IsADirectoryError, 21, fs.unlink(dir))
+    fails(asyncio.IsADirectoryError, 21, fs.unlink(tmp.dir()))
   end))
 
   it("rename moves and replaces; failures name both paths",
@@ -258,8 +239,8 @@ describe("fs.readfile and fs.writefile", function()
   it("raise the OSError kin of open", aspec.async(function()
     local e = fails(asyncio.FileNotFoundError, 2, fs.readfile(path("n")))
     assert.equal(path("n"), e.filename)
-    fails(asyncio.IsADirectoryError, 21, fs.readfile(dir))
-    fails(asyncio.IsADirectoryError, 21, fs.writefile(dir, "x"))
+    fails(asyncio.IsADirectoryError, 21, fs.readfile(tmp.dir()))
+    fails(asyncio.IsADirectoryError, 21, fs.writefile(tmp.dir(), "x"))
     fails(asyncio.FileNotFoundError, 2, fs.writefile(path("n/x"), "x"))
   end))
 end)
@@ -269,7 +250,7 @@ describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
      aspec.async(function()
     local a = await(fs.mkdtemp(path("tmp-XXXXXX")))
     local b = await(fs.mkdtemp(path("tmp-XXXXXX")))
-    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/tmp%-......$", a)
+    assert.matches("^" .. tmp.dir():gsub("%p", "%%%0") .. "/tmp%-......$", a)
     assert.not_equal(a, b)
     local st = await(fs.stat(a))
     assert.equal("directory", st.type)
@@ -283,9 +264,9 @@ describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
      aspec.async(function()
     put("a", "")
     assert.is_true(os.execute("ln -s a " .. path("l")))
-    local real = await(fs.realpath(dir))
+    local real = await(fs.realpath(tmp.dir()))
     assert.equal(real .. "/a", await(fs.realpath(path("./l"))))
-    assert.equal(real .. "/a", await(fs.realpath(dir .. "/../"
+    assert.equal(real .. "/a", await(fs.realpath(tmp.dir() .. "/../"
                                                  .. real:match("[^/]+$")
                                                  .. "/a")))
     fails(asyncio.FileNotFoundError, 2, fs.realpath(path("none")))
