@@ -21,6 +21,13 @@ local function rm(dir)
 end
 
 local q = proc.quote
+
+-- under make check-asan, programs that load the instrumented library or
+-- modules without being instrumented themselves (lua5.4, the C host) need
+-- the sanitizer runtime first, as spec/fixtures/proc.lua gives lua5.4
+local preload = os.getenv("LUAIO_LUA_PRELOAD")
+local LD = (preload and preload ~= "") and
+           "LD_PRELOAD=" .. q(preload) .. " " or ""
 local make = "make --no-print-directory BUILD=" .. q(proc.build)
 
 describe("make install", function()
@@ -64,7 +71,7 @@ describe("make install", function()
                                  flags:gsub("\n", "")))
     local needed = sh("readelf -d " .. q(exe))
     assert.truthy(needed:find("[libluaio.so.0]", 1, true), needed)
-    local out = sh(("LD_LIBRARY_PATH=%s LUA_PATH=%s %s"):format(
+    local out = sh((LD .. "LD_LIBRARY_PATH=%s LUA_PATH=%s %s"):format(
       q(root .. "/lib"),
       q(root .. "/share/lua/5.4/?.lua;" .. root .. "/share/lua/5.4/?/init.lua;;"),
       q(exe)))
@@ -94,7 +101,7 @@ describe("luarocks", function()
     assert.equal("ran\n", out)
     local lpath = tree2 .. "/share/lua/5.4/?.lua;" .. tree2 ..
                   "/share/lua/5.4/?/init.lua;;"
-    out = sh(("LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
+    out = sh((LD .. "LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
       q(lpath), q(tree2 .. "/lib/lua/5.4/?.so;;"),
       q("local a = require 'asyncio' print(a.run(a.sleep(0, 'from lua5.4')), "
         .. "package.searchpath('asyncio.core', package.cpath):find("
@@ -129,7 +136,8 @@ end)
 
   it("the README's LUA_PATH and LUA_CPATH work from any directory", function()
     local root = proc.root
-    local out = sh(("cd /tmp && LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
+    local out = sh(("cd /tmp && " .. LD ..
+                    "LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
       q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
       q(proc.build .. "/?.so;;"),
       q("local a = require 'asyncio' print(a.run(a.sleep(0, 'ok')))")))
