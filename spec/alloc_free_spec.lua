@@ -50,6 +50,22 @@ describe("awaiting a C operation that completes at once", function()
     assert.equal(0, q:qsize())
   end))
 
+  it("writer:drain() with nothing to wait for allocates nothing",
+     vspec(function()
+    -- a writer over a transport written in Lua that is never paused
+    local transport = {is_closing = function() return false end,
+                       write = function() end}
+    local w = asyncio.StreamWriter(transport, {}, nil,
+                                   asyncio.get_running_loop())
+    local drained = 0
+    local grown = growth(function()
+      await(w:drain())
+      drained = drained + 1
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(N + 10, drained)
+  end))
+
   it("an uncontended Lock allocates nothing", vspec(function()
     local lock = asyncio.Lock()
     local inside, acquired = 0, 0

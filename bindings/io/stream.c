@@ -78,7 +78,8 @@ typedef struct aio_writer {
 
 enum {
   W_UV_TRANSPORT = 1, W_UV_PROTO, W_UV_READER, W_UV_LOOP,
-  W_UV_COUNT = W_UV_LOOP
+  W_UV_DRAIN, /* the kept drain() operation (aio_ccoro_kept) */
+  W_UV_COUNT = W_UV_DRAIN
 };
 
 static const aio_proto_vt srp_vt;
@@ -1310,7 +1311,7 @@ static int drain_body(lua_State *L) {
 
 static int l_writer_drain(lua_State *L) {
   test_writer(L, 1);
-  return aio_ccoro_method(L, 1, drain_body);
+  return aio_ccoro_kept(L, 1, drain_body, W_UV_DRAIN);
 }
 
 static int wait_closed_body(lua_State *L);
