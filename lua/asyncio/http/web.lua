@@ -188,8 +188,10 @@ function M.Response(opts)
   if opts.text ~= nil then
     r.text = tostring(opts.text)
     r.body = r.text
-    if not r.content_type and not r.headers:contains("Content-Type") then
-      r.content_type = "text/plain"
+    -- as aiohttp: text is sent as text/plain unless said otherwise, in
+    -- UTF-8 unless a charset is given
+    if not r.headers:contains("Content-Type") then
+      r.content_type = r.content_type or "text/plain"
       r.charset = r.charset or "utf-8"
     end
   elseif opts.body ~= nil then
