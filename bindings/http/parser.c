@@ -48,6 +48,7 @@ typedef struct parser {
   int nheaders;
   int skip_body;
   int failed;          /* an error happened: its name is kept */
+  int upgraded;        /* a message that switches protocols ended */
   const char *own_err; /* our own error name (limits), or NULL */
   size_t max_field;
   int max_headers;
@@ -57,6 +58,7 @@ static http_parser_settings settings;
 
 /* Appends to the buffer; returns 0, or -1 when over the field limit. */
 static int buf_add(parser *ps, const char *at, size_t n) {
+  if (n == 0) return 0;
   if (ps->len + n > ps->max_field * 2 + 2) {
     ps->own_err = "HPE_HEADER_OVERFLOW";
     return -1;
@@ -212,10 +214,13 @@ static int on_body(http_parser *hp, const char *at, size_t n) {
   return 0;
 }
 
+/* The end of a message. An upgrade takes effect here, after the body
+ * of a request that has one: hp->upgrade is set from the head on. */
 static int on_message_complete(http_parser *hp) {
   parser *ps = hp->data;
   lua_pushboolean(ps->L, 1);
   push_event(ps);
+  if (hp->upgrade) ps->upgraded = 1;
   return 0;
 }
 
@@ -251,7 +256,7 @@ static int run(lua_State *L, parser *ps, const char *s, size_t n) {
     ps->failed = 1;
     return push_failure(L, ps);
   }
-  if (ps->p.upgrade) {
+  if (ps->upgraded) {
     lua_pushlstring(L, s ? s + done : "", s ? n - done : 0);
     return 2;
   }
