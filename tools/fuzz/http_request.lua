@@ -9,34 +9,8 @@
 -- ends), the same upgrade remainder, and fail alike: an error is a name
 -- "HPE_..." and a description, and a failed parser keeps failing.
 local _http = require "asyncio._http"
-
--- Two runs' errors agree when both failed alike. Not compared: which of
--- two errors comes first when they sit in different layers (the parser's
--- and the decoder's: a feed that fails returns no events, so the decoder
--- may see a body piece in one run only), and the header limits, which the
--- glue checks when a field is handed over -- at a chunk's end, or only at
--- the next field's ':' when the bytes come whole.
-local function agree(a, b)
-  if a == b then return true end
-  if not a or not b then return false end
-  return a:find("^decode") ~= nil or b:find("^decode") ~= nil or
-    a == "HPE_HEADER_OVERFLOW" or b == "HPE_HEADER_OVERFLOW"
-end
-
-local function same(a, b)
-  if type(a) ~= type(b) then return false end
-  if type(a) ~= "table" then return a == b end
-  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
-  for k in pairs(b) do if a[k] == nil then return false end end
-  return true
-end
-
-local function check_error(events, name, why)
-  if events ~= nil or type(name) ~= "string" or
-      not name:find("^HPE_") or type(why) ~= "string" then
-    error("bad failure: " .. tostring(name) .. " " .. tostring(why), 0)
-  end
-end
+local compare = dofile("tools/fuzz/lib/compare.lua")
+local same, agree = compare.same, compare.agree
 
 -- Parses stream fed in chunks of sizes(k) bytes (nil: whole): the
 -- events (consecutive body pieces joined), the upgrade's remainder, and
@@ -57,7 +31,7 @@ local function parse(kind, opts, stream, sizes)
     local n = sizes and sizes(k) or #stream
     local events, r, why = p:feed(stream:sub(i, i + n - 1))
     if not events then
-      check_error(events, r, why)
+      compare.check_failure(events, r, why)
       local again, r2 = p:feed("x")
       if again ~= nil or r2 ~= r then error("a failed parser revived", 0) end
       return out, nil, r
@@ -70,7 +44,7 @@ local function parse(kind, opts, stream, sizes)
   end
   local events, name, why = p:feed_eof()
   if not events then
-    check_error(events, name, why)
+    compare.check_failure(events, name, why)
     return out, nil, name
   end
   add(events)
