@@ -466,7 +466,8 @@ int aio_await(lua_State *L) {
   /* the common case first: a C operation (q:get()), whose metatable is
    * upvalue 1 (see aio_open_coro) */
   if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int op = lua_rawequal(L, -1, lua_upvalueindex(1));
+    int op = lua_topointer(L, -1) ==
+             lua_topointer(L, lua_upvalueindex(1));
     lua_settop(L, 1);
     if (op)
       return await_coro(L);
