@@ -943,24 +943,42 @@ local ws_mod = require "asyncio.http.ws"
 M.WSMsgType = ws_mod.WSMsgType
 M.WSServerHandshakeError = M.ClientResponseError:subclass(
   "http.WSServerHandshakeError")
+M.WSCloseCode = ws_mod.WSCloseCode
+M.WebSocketError = ws_mod.WebSocketError
 
---- ws_connect(url [, {headers =, timeout =, max_msg_size =, ssl =}]) ->
--- Coroutine -> a WebSocket (see asyncio.http.ws): the connection leaves
--- the pool for good.
+local function has_token(value, token)
+  for t in (value or ""):gmatch("[^,]+") do
+    if t:match("^%s*(.-)%s*$"):lower() == token then return true end
+  end
+  return false
+end
+
+--- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
+-- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
+-- 4 MiB, timeout = 10 (close's wait; a ClientTimeout bounds the
+-- handshake instead), origin =, ssl =}]) -> Coroutine -> a WebSocket (see
+-- asyncio.http.ws; ws.protocol the subprotocol the server chose among
+-- protocols): the connection leaves the pool for good.
 ClientSession.ws_connect = async(function(self, url, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'ws_connect' (table expected, got " ..
           type(opts) .. ")", 2)
   end
   opts = opts or {}
+  ws_mod.check_opts(opts, "ws_connect")
   local key = _http.ws_key()
   local hdrs = CIMultiDict(opts.headers)
   hdrs:set("Upgrade", "websocket")
   hdrs:set("Connection", "Upgrade")
   hdrs:set("Sec-WebSocket-Key", key)
   hdrs:set("Sec-WebSocket-Version", "13")
+  if opts.protocols and #opts.protocols > 0 then
+    hdrs:set("Sec-WebSocket-Protocol", table.concat(opts.protocols, ","))
+  end
+  if opts.origin then hdrs:set("Origin", tostring(opts.origin)) end
   local resp = await(self:request("GET", url, {headers = hdrs,
-    allow_redirects = false, timeout = opts.timeout, ssl = opts.ssl}))
+    allow_redirects = false, timeout = type(opts.timeout) == "table" and
+    opts.timeout or nil, ssl = opts.ssl}))
   local function fail(message)
     resp:close()
     error(M.WSServerHandshakeError{status = resp.status, message = message,
@@ -970,14 +988,22 @@ ClientSession.ws_connect = async(function(self, url, opts)
   if (resp.headers["upgrade"] or ""):lower() ~= "websocket" then
     fail("Invalid upgrade header")
   end
+  if not has_token(resp.headers["connection"], "upgrade") then
+    fail("Invalid connection header")
+  end
   if resp.headers["sec-websocket-accept"] ~= _http.ws_accept(key) then
     fail("Invalid challenge response")
   end
+  local protocol = ws_mod.choose_protocol(
+    resp.headers["sec-websocket-protocol"], opts.protocols)
   local conn = resp._conn
   resp._conn, resp._done = nil, true
   self:_release_permits(conn)
   return ws_mod.new(conn.reader, conn.writer, {client = true,
-    rest = conn.rest, max_msg_size = opts.max_msg_size})
+    rest = conn.rest, max_msg_size = opts.max_msg_size,
+    heartbeat = opts.heartbeat, autoping = opts.autoping,
+    autoclose = opts.autoclose, receive_timeout = opts.receive_timeout,
+    timeout = opts.timeout, protocol = protocol})
 end)
 
 M._ClientResponse = ClientResponse
