@@ -2,7 +2,7 @@
 --
 -- The pages are README.md and docs/*.md. Their fenced code blocks whose
 -- info string starts with `lua` are examples, read as follows (the same
--- convention is written for authors in docs/README.md):
+-- convention is written for authors in docs/index.md):
 --
 --   ```lua               a whole program: it runs as it stands, in a
 --                        fresh `luaio` process whose working directory is
