@@ -195,24 +195,33 @@ void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n) {
     luaL_error(L, "not enough memory");
 }
 
-/* Makes room for n more values in the values ring. */
+/* Makes room for n more values in the values ring. The table keeps its
+ * slots: when the ring wraps, its first entries move to just after the
+ * old end, where the order continues (Lua grows the array part itself),
+ * so growing costs the wrapped entries only, not the whole ring. */
 static void values_reserve(lua_State *L, aio_loop *loop, unsigned n) {
-  unsigned ncap = loop->vcap ? loop->vcap : READY_MIN, mask, i;
+  unsigned ncap = loop->vcap ? loop->vcap : READY_MIN, wrapped = 0, i;
   if (loop->vcount + n <= loop->vcap)
     return;
   while (ncap < loop->vcount + n)
     ncap *= 2;
-  mask = loop->vcap - 1;
-  lua_createtable(L, (int)ncap, 0);
-  aio_push_env(L, loop, AIO_ENV_READY); /* [new, old] */
-  for (i = 0; i < loop->vcount; i++) {
-    lua_rawgeti(L, -1, ((loop->vhead + i) & mask) + 1);
-    lua_rawseti(L, -3, i + 1);
+  if (loop->vcap == 0) {
+    lua_createtable(L, (int)ncap, 0);
+    set_env(L, loop, AIO_ENV_READY);
+    loop->vhead = 0;
+  } else if (loop->vhead + loop->vcount > loop->vcap)
+    wrapped = loop->vhead + loop->vcount - loop->vcap;
+  if (wrapped > 0) {
+    aio_push_env(L, loop, AIO_ENV_READY);
+    for (i = 0; i < wrapped; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      lua_rawseti(L, -2, loop->vcap + i + 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  set_env(L, loop, AIO_ENV_READY);
   loop->vcap = ncap;
-  loop->vhead = 0;
 }
 
 void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
