@@ -359,13 +359,52 @@ aio_remote *aio_remote_new(lua_State *L, aio_loop *loop);
 int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data);
 /* The same with a queue node the caller provides (inside its job, to save
  * an allocation): fn(loop, L, data) must free it; owned must be 0. */
+typedef struct aio_gate aio_gate;
 typedef struct aio_post {
   struct aio_post *next;
   aio_cfunc fn;
   void *data;
+  aio_gate *gate;      /* the mark that counted it, or NULL */
   unsigned char owned; /* allocated by aio_remote_post */
 } aio_post;
 int aio_remote_post_node(aio_remote *r, aio_post *node);
+
+/* A high-water mark on thread-safe posts (asyncio.threadsafe's maxsize,
+ * the loop's post limit of the embedding API). A post counted by a gate
+ * stays counted until its callback starts (or is disposed of because the
+ * loop closed): the callback calls aio_gate_leave(node->gate). While
+ * `limit` posts are counted, another thread posting through the gate
+ * waits, until the count is down to limit / 2; the loop's own thread
+ * never waits (its post goes beyond the mark, counted). Fields are guarded by the remote's mutex. */
+struct aio_gate {
+  aio_remote *r;
+  unsigned limit;        /* 0: unbounded (nothing waits) */
+  unsigned count, peak;  /* counted posts now, and at most */
+  unsigned waiters;
+  unsigned long waited;  /* foreign posts that found it full */
+  uv_cond_t room;
+  struct aio_gate *next; /* the remote's gates, woken when it closes */
+};
+typedef struct aio_gate_stats {
+  unsigned limit, count, peak;
+  unsigned long waited;
+} aio_gate_stats;
+/* Sets up g on r with the mark `limit`; returns 0 or a libuv error. */
+int aio_gate_init(aio_remote *r, aio_gate *g, unsigned limit);
+void aio_gate_destroy(aio_gate *g);
+/* Queues node through g (NULL: ungated, as aio_remote_post_node). With
+ * `wait` a full gate makes a foreign thread wait for room; without, it
+ * returns UV_EAGAIN and queues nothing. UV_ECANCELED: the loop closed. */
+int aio_remote_post_gated(aio_remote *r, aio_post *node, aio_gate *g,
+                          int wait);
+/* A counted post has run or was disposed of (g NULL: nothing to do). */
+void aio_gate_leave(aio_gate *g);
+void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st);
+/* The loop-wide gate of LoopRef:call_soon_threadsafe and luaio posts;
+ * aio_remote_set_limit changes its mark (0: unbounded) and wakes the
+ * waiters. */
+aio_gate *aio_remote_gate(aio_remote *r);
+void aio_remote_set_limit(aio_remote *r, unsigned limit);
 /* Moves posted callbacks to the ready queue (loop thread only). */
 void aio_remote_drain(lua_State *L, aio_loop *loop);
 /* True when posts may be waiting (cheap, lock-free). */

@@ -188,8 +188,10 @@ function M.Response(opts)
   if opts.text ~= nil then
     r.text = tostring(opts.text)
     r.body = r.text
-    if not r.content_type and not r.headers:contains("Content-Type") then
-      r.content_type = "text/plain"
+    -- as aiohttp: text is sent as text/plain unless said otherwise, in
+    -- UTF-8 unless a charset is given
+    if not r.headers:contains("Content-Type") then
+      r.content_type = r.content_type or "text/plain"
       r.charset = r.charset or "utf-8"
     end
   elseif opts.body ~= nil then
@@ -355,6 +357,7 @@ end
 
 local ws_mod = require "asyncio.http.ws"
 M.WSMsgType = ws_mod.WSMsgType
+M.WSCloseCode = ws_mod.WSCloseCode
 
 local WSResponse = {__name = "web.WebSocketResponse"}
 WSResponse.__index = function(t, k)
@@ -377,15 +380,17 @@ WSResponse.__index = function(t, k)
   return x
 end
 
---- WebSocketResponse([{max_msg_size = 4 MiB}]): await(ws:prepare(
--- request)) answers the handshake; then the methods of a WebSocket
--- (send_str, send_bytes, send_json, receive, receive_str, receive_json,
--- iter, close, ping) and the fields closed, close_code.
+--- WebSocketResponse([{max_msg_size = 4 MiB, heartbeat =, autoping =
+-- true, autoclose = true, receive_timeout =, timeout = 10, protocols =
+-- {...}}]): await(ws:prepare(request)) answers the handshake (choosing
+-- the first of the client's subprotocols that protocols lists: then
+-- ws.ws_protocol); then the methods and fields of asyncio.http.ws.
 function M.WebSocketResponse(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #1 to 'WebSocketResponse' (table expected, got " ..
           type(opts) .. ")", 2)
   end
+  ws_mod.check_opts(opts or {}, "WebSocketResponse")
   return setmetatable({status = 101, prepared = false,
     headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
 end
@@ -411,19 +416,35 @@ WSResponse.prepare = async(function(self, request)
   end
   local conn = request._conn
   conn.keep_alive = false
-  self.prepared, self._eof = true, true
+  self.prepared = true
+  local o = self._opts
+  local protocol = ws_mod.choose_protocol(h["sec-websocket-protocol"],
+                                   o.protocols)
   local f = {"Upgrade", "websocket", "Connection", "upgrade",
     "Sec-WebSocket-Accept", _http.ws_accept(key)}
+  if protocol then
+    f[#f + 1] = "Sec-WebSocket-Protocol"; f[#f + 1] = protocol
+  end
   for name, value in self.headers:items() do
     f[#f + 1] = name; f[#f + 1] = value
   end
   conn.writer:write(_http.head("HTTP/1.1 101 Switching Protocols", f))
   await(conn.writer:drain())
   self._ws = ws_mod.new(conn.reader, conn.writer, {client = false,
-    rest = conn.rest, max_msg_size = self._opts.max_msg_size})
+    rest = conn.rest, max_msg_size = o.max_msg_size,
+    heartbeat = o.heartbeat, autoping = o.autoping,
+    autoclose = o.autoclose, receive_timeout = o.receive_timeout,
+    timeout = o.timeout, protocol = protocol})
+  self._ws._server = true
+  self.ws_protocol = protocol
 end)
 
-WSResponse.write_eof = async(function() end)
+--- write_eof(): what the server does after the handler returns the
+-- response: closes the websocket (code 1000) unless it is closed.
+WSResponse.write_eof = async(function(self)
+  self._eof = true
+  if self._ws and not self._ws.closed then await(self._ws:close()) end
+end)
 
 ---------------------------------------------------------------------------
 -- Requests
