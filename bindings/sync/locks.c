@@ -64,9 +64,10 @@ void aio_wq_push(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
   q->live++;
 }
 
-/* Drops removed entries from the head. The table is on top. */
+/* Drops removed entries from the head. The table is on top. Removed
+ * entries are count - live: with none, there is nothing to look at. */
 static void wq_trim(lua_State *L, aio_waitq *q) {
-  while (q->count > 0) {
+  while (q->count > q->live) {
     if (lua_rawgeti(L, -1, q->head + 1) != LUA_TBOOLEAN) {
       lua_pop(L, 1);
       return;
@@ -78,7 +79,8 @@ static void wq_trim(lua_State *L, aio_waitq *q) {
     q->count--;
     q->base++;
   }
-  q->head = 0;
+  if (q->count == 0)
+    q->head = 0;
 }
 
 int aio_wq_remove(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
@@ -92,14 +94,22 @@ int aio_wq_remove(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
   slot = (q->head + pos) & (q->cap - 1);
   lua_getiuservalue(L, owner, uv);
   lua_rawgeti(L, -1, slot + 1);
-  if (!lua_rawequal(L, -1, fidx)) {
+  if (lua_touserdata(L, -1) != (void *)f) { /* the entry is another's */
     lua_pop(L, 2);
     return 0;
   }
   lua_pop(L, 1);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, slot + 1);
   q->live--;
+  if (pos == 0) { /* the head (FIFO hand-offs): it leaves the ring */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, slot + 1);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    q->base++;
+  } else {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, slot + 1);
+  }
   wq_trim(L, q);
   lua_pop(L, 1);
   return 1;
@@ -111,7 +121,7 @@ int aio_wq_first(lua_State *L, aio_waitq *q, int owner, int uv) {
   lua_getiuservalue(L, owner, uv);
   wq_trim(L, q);
   lua_rawgeti(L, -1, q->head + 1);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return 1;
 }
 
