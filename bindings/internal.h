@@ -57,6 +57,21 @@ aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
  * naming `tname`. */
 void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);
+/* aio_checkkind for hot paths, for the C types whose struct starts with a
+ * `const char *` tag, the address of a static of their file that only
+ * their constructor writes (neither Lua code nor another library can
+ * forge it): a full userdata of `size` bytes starting with `tag` is one
+ * without a metatable look-up (two API calls); anything else goes to
+ * aio_checkkind, which raises unless it is one. Light userdata have
+ * length 0. */
+static inline void *aio_checktagged(lua_State *L, int idx, size_t size,
+                                    const char *tag, aio_kind kind,
+                                    const char *tname) {
+  const char **p = lua_touserdata(L, idx);
+  if (p != NULL && lua_rawlen(L, idx) == size && *p == tag)
+    return p;
+  return aio_checkkind(L, idx, kind, tname);
+}
 
 /* The metatables made on hot paths are also kept in the registry under
  * these addresses: setting one by address (aio_setmt) avoids looking its
