@@ -195,14 +195,15 @@ enum {
   AIO_ENV_READY,      /* ring of the ready entries' Lua values */
   AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
   AIO_ENV_TASKS,      /* task id -> pending task */
-  AIO_ENV_HOT = AIO_ENV_TASKS, /* the slots above live in loop->hot */
+  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe (looked up
+                         by every call of one, from another thread) */
+  AIO_ENV_HOT = AIO_ENV_THREADSAFE, /* the slots above live in loop->hot */
   AIO_ENV_HANDLER,    /* custom exception handler or nil */
   AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe, or nil */
-  AIO_ENV_COUNT = AIO_ENV_THREADSAFE
+  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
 };
 
 struct aio_loop {
@@ -353,6 +354,9 @@ void aio_report(lua_State *L, aio_loop *loop);
  * it. Never raises. */
 void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
                       int exc_idx, const char *key, int key_idx);
+/* The message handler of aio_pcall, for callers that push it below the
+ * function themselves (saving the stack rotations). */
+int aio_msgh(lua_State *L);
 /* Runs fn with nargs arguments below it on the stack in protected mode,
  * with a traceback-capturing message handler; on error leaves the error
  * value on the stack and returns its status, else pops fn and arguments
