@@ -45,6 +45,8 @@ typedef enum {
   AIO_K_EVENT,
   AIO_K_SEMAPHORE,
   AIO_K_QUEUE,
+  AIO_K_READER,   /* StreamReader (stream.c) */
+  AIO_K_WRITER,   /* StreamWriter: each has a metatable of its own */
   AIO_K_OTHER,
   AIO_K_COUNT
 } aio_kind;

@@ -1015,6 +1015,10 @@ static int l_new_event_loop(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Current and running loops                                           */
 
+/* Set (true in the registry) by an explicit set_event_loop(nil): as in
+ * CPython, get_event_loop() then raises instead of making a loop. */
+static const char key_unset = 0;
+
 aio_loop *aio_get_event_loop(lua_State *L) {
   aio_loop *loop = aio_running_loop(L);
   if (loop)
@@ -1023,6 +1027,10 @@ aio_loop *aio_get_event_loop(lua_State *L) {
   loop = aio_test_loop(L, -1);
   lua_pop(L, 1);
   if (loop == NULL) {
+    int unset = lua_rawgetp(L, LUA_REGISTRYINDEX, &key_unset) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (unset)
+      aio_raisef(L, AIO_E_RUNTIME, "There is no current event loop");
     loop = aio_loop_new(L, NULL, AIO_CLOCK_REAL);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
   }
@@ -1034,10 +1042,28 @@ static int l_get_event_loop(lua_State *L) {
   return 1;
 }
 
+/* set_event_loop(loop | nil): nil makes get_event_loop() raise until a
+ * loop is set again (CPython's policy once set_event_loop was called). */
 static int l_set_event_loop(lua_State *L) {
   if (!lua_isnoneornil(L, 1))
     aio_check_loop_any(L, 1);
   lua_settop(L, 1);
+  if (lua_isnil(L, 1))
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_unset);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  return 0;
+}
+
+/* _unset_event_loop(): no current loop, and get_event_loop() makes a new
+ * one on demand (the teardown of asyncio.run, a Runner, asyncio.busted:
+ * DESIGN's "a later get_event_loop() makes a fresh one"). */
+static int l__unset_event_loop(lua_State *L) {
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_unset);
+  lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
   return 0;
 }
@@ -1185,6 +1211,7 @@ static const luaL_Reg loop_funcs[] = {
     {"new_event_loop", l_new_event_loop},
     {"get_event_loop", l_get_event_loop},
     {"set_event_loop", l_set_event_loop},
+    {"_unset_event_loop", l__unset_event_loop},
     {"get_running_loop", l_get_running_loop},
     {"_get_running_loop", l__get_running_loop},
     {NULL, NULL}};

@@ -42,6 +42,14 @@ M.ClientConnectionError =
 M.ClientOSError = M.ClientConnectionError:subclass("http.ClientOSError")
 M.ClientConnectorError =
   M.ClientOSError:subclass("http.ClientConnectorError")
+-- TLS failures while connecting, as aiohttp: a certificate that does not
+-- verify (`.certificate_error`: the ssl.SSLCertVerificationError, with
+-- verify_code and verify_message), any other ssl.SSLError
+M.ClientSSLError = M.ClientConnectorError:subclass("http.ClientSSLError")
+M.ClientConnectorCertificateError =
+  M.ClientSSLError:subclass("http.ClientConnectorCertificateError")
+M.ClientConnectorSSLError =
+  M.ClientSSLError:subclass("http.ClientConnectorSSLError")
 M.ServerDisconnectedError = M.ClientConnectionError:subclass(
   "http.ServerDisconnectedError", function(e, msg)
     e.message = msg or "Server disconnected"
@@ -457,29 +465,54 @@ function ClientSession:_release(conn, reusable)
   end
 end
 
+--- The `ssl` of open_connection for a request's `ssl` option, as
+-- aiohttp's: nil or true verify with the system's CAs (and the host
+-- name), false does not verify at all, an ssl.SSLContext is used as it is.
+local no_verify
+local function tls_context(opt)
+  if opt == nil or opt == true then return true end
+  if opt ~= false then return opt end
+  if not no_verify then
+    local ssl = require "asyncio.ssl"
+    no_verify = ssl.create_default_context()
+    no_verify.check_hostname = false
+    no_verify.verify_mode = ssl.CERT_NONE
+  end
+  return no_verify
+end
+
+--- Takes the permits of a connection to key (the session's limit, then
+-- the host's).
+local function acquire(self, key)
+  if self._limit then await(self._limit:acquire()) end
+  if self._limit_per_host > 0 then
+    local ph = self._per_host[key]
+    if not ph then
+      ph = asyncio.Semaphore(self._limit_per_host)
+      self._per_host[key] = ph
+    end
+    local ok, e = pcall(await, ph:acquire())
+    if not ok then
+      if self._limit then self._limit:release() end
+      error(e, 0)
+    end
+  end
+end
+local acquire_co = async(acquire)
+
 --- A connection to u (a parsed URL): an idle one or a new one, with its
 -- permits taken. Returns conn, reused.
 function ClientSession:_connect(u, opts, timeout)
   local key = u.scheme .. "://" .. u.host .. ":" .. u.port
-  local function acquire()
-    if self._limit then await(self._limit:acquire()) end
-    if self._limit_per_host > 0 then
-      local ph = self._per_host[key]
-      if not ph then
-        ph = asyncio.Semaphore(self._limit_per_host)
-        self._per_host[key] = ph
-      end
-      local ok, e = pcall(await, ph:acquire())
-      if not ok then
-        if self._limit then self._limit:release() end
-        error(e, 0)
-      end
-    end
+  if opts.ssl ~= nil and opts.ssl ~= true and
+      (u.scheme == "https" or u.scheme == "wss") then
+    -- a connection verified otherwise is not shared
+    key = key .. " " .. tostring(opts.ssl)
   end
   if timeout.connect then
-    bounded(async(acquire)(), timeout.connect)
+    bounded(acquire_co(self, key), timeout.connect)
   else
-    acquire()
+    acquire(self, key)
   end
   local idle = self._pool[key]
   while idle and #idle > 0 do
@@ -492,8 +525,7 @@ function ClientSession:_connect(u, opts, timeout)
   end
   local copts
   if u.scheme == "https" or u.scheme == "wss" then
-    copts = {ssl = opts.ssl == nil and true or opts.ssl,
-             server_hostname = u.host}
+    copts = {ssl = tls_context(opts.ssl), server_hostname = u.host}
   end
   local ok, r, w = pcall(bounded, asyncio.open_connection(u.host, u.port,
     copts), timeout.sock_connect or timeout.connect)
@@ -502,10 +534,22 @@ function ClientSession:_connect(u, opts, timeout)
     local ph = self._per_host[key]
     if ph then ph:release() end
     if is_cancel(r) or iserror(r, asyncio.TimeoutError) then error(r, 0) end
-    local e = M.ClientConnectorError(("Cannot connect to host %s:%d "
-      .. "ssl:%s [%s]"):format(u.host, u.port, copts and "default" or
-      "False", tostring(r and r.message or r)))
+    local cls = M.ClientConnectorError
+    if copts and iserror(r, asyncio.OSError) then
+      local ssl = require "asyncio.ssl"
+      if iserror(r, ssl.SSLCertVerificationError) then
+        cls = M.ClientConnectorCertificateError
+      elseif iserror(r, ssl.SSLError) then
+        cls = M.ClientConnectorSSLError
+      end
+    end
+    local e = cls(("Cannot connect to host %s:%d ssl:%s [%s]"):format(
+      u.host, u.port, copts and "default" or "False",
+      tostring(r and r.message or r)))
     e.os_error = r
+    if cls == M.ClientConnectorCertificateError then
+      e.certificate_error = r
+    end
     e.host, e.port = u.host, u.port
     error(e, 0)
   end
@@ -912,7 +956,7 @@ end
 --- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
 -- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
 -- 4 MiB, timeout = 10 (close's wait; a ClientTimeout bounds the
--- handshake instead), origin =}]) -> Coroutine -> a WebSocket (see
+-- handshake instead), origin =, ssl =}]) -> Coroutine -> a WebSocket (see
 -- asyncio.http.ws; ws.protocol the subprotocol the server chose among
 -- protocols): the connection leaves the pool for good.
 ClientSession.ws_connect = async(function(self, url, opts)
@@ -934,7 +978,7 @@ ClientSession.ws_connect = async(function(self, url, opts)
   if opts.origin then hdrs:set("Origin", tostring(opts.origin)) end
   local resp = await(self:request("GET", url, {headers = hdrs,
     allow_redirects = false, timeout = type(opts.timeout) == "table" and
-    opts.timeout or nil}))
+    opts.timeout or nil, ssl = opts.ssl}))
   local function fail(message)
     resp:close()
     error(M.WSServerHandshakeError{status = resp.status, message = message,
