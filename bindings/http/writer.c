@@ -18,8 +18,8 @@
 
 /* Raises unless s[0..n) is free of CR, LF and NUL (and, for a name, of
  * ':', spaces and emptiness). */
-static void check_text(lua_State *L, const char *s, size_t n, int name,
-                       const char *what) {
+void aio_http_check_text(lua_State *L, const char *s, size_t n, int name,
+                         const char *what) {
   if (name && n == 0) luaL_error(L, "empty header name");
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -37,7 +37,7 @@ static int l_head(lua_State *L) {
   size_t bn = 0;
   const char *body = luaL_optlstring(L, 3, NULL, &bn);
   lua_settop(L, 3); /* the buffer's slots come after */
-  check_text(L, line, n, 0, "start line");
+  aio_http_check_text(L, line, n, 0, "start line");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, line, n);
@@ -50,8 +50,8 @@ static int l_head(lua_State *L) {
     const char *k = lua_tolstring(L, -2, &kn);
     const char *v = lua_tolstring(L, -1, &vn);
     if (!k || !v) luaL_error(L, "header %d is not a string", (int)(i / 2 + 1));
-    check_text(L, k, kn, 1, "header name");
-    check_text(L, v, vn, 0, "header value");
+    aio_http_check_text(L, k, kn, 1, "header name");
+    aio_http_check_text(L, v, vn, 0, "header value");
     /* the buffer may sit on the stack: take the pair out first */
     lua_pushfstring(L, "%s: %s\r\n", k, v);
     lua_replace(L, -3);
