@@ -26,7 +26,7 @@ local concat = table.concat
 local error, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, setmetatable, tostring, type
 local CIMultiDict = headers_mod.CIMultiDict
-local wrap_headers = headers_mod.wrap
+local CIMultiDict_mt = headers_mod.class
 local rawlen = rawlen
 local is_cancel = http._is_cancel
 local ConnectionResetError = asyncio.ConnectionResetError
@@ -151,9 +151,14 @@ local Response = setmetatable({__name = "web.Response"},
                               {__index = StreamResponse})
 Response.__index = Response
 
-local function init_response(r, opts, fname)
-  opts = opts or {}
-  if type(opts) ~= "table" then
+local EMPTY = {}
+
+--- A new response of class cls from opts (fname names the caller in
+-- errors); every field set at once.
+local function new_response(cls, opts, fname)
+  if opts == nil then
+    opts = EMPTY
+  elseif type(opts) ~= "table" then
     error(("bad argument #1 to '%s' (table expected, got %s)")
           :format(fname, type(opts)), 3)
   end
@@ -161,44 +166,53 @@ local function init_response(r, opts, fname)
   if math.type(status) ~= "integer" or status < 100 or status > 999 then
     error("bad option 'status' (integer 100-999 expected)", 3)
   end
-  r.status = status
-  r.reason = opts.reason or REASONS[status] or ""
-  r.headers = CIMultiDict(opts.headers)
-  r.content_type = opts.content_type
-  r.charset = opts.charset
-  r.prepared = false
-  r.cookies = {}
-  return r
+  local h = opts.headers
+  return setmetatable({status = status,
+    reason = opts.reason or REASONS[status] or "",
+    headers = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt),
+    content_type = opts.content_type, charset = opts.charset,
+    prepared = false, text = false, body = false}, cls), opts
 end
 
 --- StreamResponse([{status =, reason =, headers =}]): a response written
 -- piece by piece: await(resp:prepare(request)), await(resp:write(data)),
 -- await(resp:write_eof()); chunked unless content_length is set first.
 function M.StreamResponse(opts)
-  local r = init_response(setmetatable({}, StreamResponse), opts,
-                          "StreamResponse")
+  local r = new_response(StreamResponse, opts, "StreamResponse")
+  r.text, r.body = nil, nil
   return r
+end
+
+--- Is there a Content-Type among the headers h?
+local function has_ctype(h)
+  return rawlen(h) > 0 and h:contains("Content-Type")
 end
 
 --- Response{status =, reason =, text =, body =, content_type =,
 -- charset =, headers =}
 function M.Response(opts)
-  local r = init_response(setmetatable({}, Response), opts, "Response")
-  opts = opts or {}
-  if opts.text ~= nil and opts.body ~= nil then
+  local r
+  r, opts = new_response(Response, opts, "Response")
+  local text, body = opts.text, opts.body
+  if text ~= nil and body ~= nil then
     error("only one of text and body may be given", 2)
   end
-  if opts.text ~= nil then
-    r.text = tostring(opts.text)
-    r.body = r.text
-    if not r.content_type and not r.headers:contains("Content-Type") then
+  if text ~= nil then
+    if type(text) ~= "string" then text = tostring(text) end
+    r.text, r.body = text, text
+    if not r.content_type and not has_ctype(r.headers) then
       r.content_type = "text/plain"
       r.charset = r.charset or "utf-8"
     end
-  elseif opts.body ~= nil then
-    r.body = tostring(opts.body)
-    if not r.content_type and not r.headers:contains("Content-Type") then
-      r.content_type = "application/octet-stream"
+  else
+    r.text = nil
+    if body ~= nil then
+      r.body = tostring(body)
+      if not r.content_type and not has_ctype(r.headers) then
+        r.content_type = "application/octet-stream"
+      end
+    else
+      r.body = nil
     end
   end
   return r
@@ -655,10 +669,12 @@ end
 --- resolve(method, path) -> route, match_info | nil, status, allowed
 function Router:resolve(method, path)
   local t = self._exact[path]
-  local allowed = {}
   if t then
     local r = t[method] or t["*"]
     if r then return r, {} end
+  end
+  local allowed = {}
+  if t then
     for m in pairs(t) do allowed[#allowed + 1] = m end
   end
   for _, r in ipairs(self._dynamic) do
@@ -961,6 +977,17 @@ local function target_path(path, url)
   return path
 end
 
+-- {major, minor} tables, one per version (read-only by contract)
+local versions = setmetatable({}, {__index = function(t, major)
+  local by_minor = setmetatable({}, {__index = function(u, minor)
+    local v = {major, minor}
+    u[minor] = v
+    return v
+  end})
+  t[major] = by_minor
+  return by_minor
+end})
+
 local function respond(conn, request, resp)
   if getmetatable(resp) == Response then
     if not resp.prepared then M._send_response(conn, resp, request) end
@@ -986,10 +1013,10 @@ local function handle(conn, head)
   local request = setmetatable({method = head.method,
     path = target_path(head.path, head.url), raw_path = head.url,
     query_string = head.query_string,
-    headers = wrap_headers(hh), version = {head.major, head.minor},
+    headers = setmetatable(hh, CIMultiDict_mt),
+    version = versions[head.major][head.minor],
     remote = conn.remote, keep_alive = head.keep_alive, app = app,
-    _conn = conn, host = hh["host"], scheme = server.scheme,
-    _state = {}}, Request)
+    _conn = conn, host = hh["host"], scheme = server.scheme}, Request)
   if head.has_body then
     local max, cl = app.client_max_size, head.content_length
     if cl and max > 0 and cl > max then
@@ -1226,4 +1253,5 @@ end
 M.Application_class = Application
 M.Request_class = Request
 M._Conn = Conn
+M._conn_factory = conn_factory
 return M
