@@ -7,14 +7,16 @@
 --   end))
 --   web.run_app(app, {host = "127.0.0.1", port = 8080})
 --
--- Each connection is served by one task on asyncio streams: requests are
--- parsed by libhttp_parser (asyncio._http), answered one after the other
--- in arrival order (pipelined requests too), the connection kept alive
--- while both sides want it. A request's body (at most client_max_size
--- bytes, else 413) is read before its handler runs. A handler error is a
--- 500 (the traceback goes to web.log_error) and the server goes on;
--- malformed input is a 400 and a closed connection, an oversized head a
--- 431, a head slower than header_timeout a closed connection.
+-- Each connection is a C protocol (asyncio._http's ServerProtocol, on
+-- libhttp_parser) on a transport of loop:create_server, with one task
+-- that answers its requests one after the other in arrival order
+-- (pipelined requests too), the connection kept alive while both sides
+-- want it. A handler starts at its request's head: the body streams into
+-- request.content (at most client_max_size bytes, else 413). A handler
+-- error is a 500 (the traceback goes to web.log_error) and the server
+-- goes on; malformed input is a 400 and a closed connection, an
+-- oversized head a 431, a head slower than header_timeout a closed
+-- connection. See docs/http.md, "How the server works".
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
@@ -861,6 +863,8 @@ function Conn:on_request(head)
     local c = StreamReader()
     self.content = c
     head.content = c
+    local rt = self.server.read_timeout
+    if rt then self:_arm(self.loop:time() + rt) end
   end
   self:_wake()
 end
