@@ -41,7 +41,9 @@
  *
  * Responses: p:respond(status_line, date, content_type, headers, length,
  * chunked, connection, body) writes the whole response (or its head) in
- * one transport write; p:write(data) writes raw bytes.
+ * one transport write, or corks it while pipelined requests wait (then
+ * the batch is one write); p:write(data) writes raw bytes, p:flush()
+ * what is corked.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,6 +74,8 @@ typedef struct srv {
   size_t roff, rlen, rcap;
   char *body;            /* body bytes parsed by one execute */
   size_t blen, bcap;
+  char *obuf;            /* corked responses (pipelined), not written */
+  size_t olen, ocap;
   uint64_t body_total, max_body;
   int ev;                /* EV_* */
   unsigned char inflight;  /* a request is served (until finish) */
@@ -232,6 +236,33 @@ static void call_transport(lua_State *L, int uidx, const char *name,
   lua_insert(L, base + 1);
   lua_insert(L, base + 2);
   lua_call(L, nargs + 1, 0);
+}
+
+/* Writes what is corked, if anything. */
+static void flush_out(lua_State *L, srv *ps, int uidx) {
+  if (ps->olen == 0)
+    return;
+  lua_pushlstring(L, ps->obuf, ps->olen);
+  ps->olen = 0;
+  call_transport(L, uidx, "write", 1);
+}
+
+/* Appends the string on top (popped) to the corked bytes. */
+static void cork(lua_State *L, srv *ps) {
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  if (ps->olen + n > ps->ocap) {
+    size_t cap = ps->ocap ? ps->ocap : 4096;
+    while (cap < ps->olen + n) cap *= 2;
+    char *b = realloc(ps->obuf, cap);
+    if (!b)
+      luaL_error(L, "not enough memory");
+    ps->obuf = b;
+    ps->ocap = cap;
+  }
+  memcpy(ps->obuf + ps->olen, s, n);
+  ps->olen += n;
+  lua_pop(L, 1);
 }
 
 /* Gives conn the body bytes the last execute parsed. */
@@ -529,12 +560,19 @@ static int l_server_take_rest(lua_State *L) {
   return 1;
 }
 
-/* write(data): raw bytes to the transport. */
+/* write(data): raw bytes to the transport, after what is corked. */
 static int l_server_write(lua_State *L) {
-  check_srv(L, 1);
+  srv *ps = check_srv(L, 1);
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
+  flush_out(L, ps, 1);
   call_transport(L, 1, "write", 1);
+  return 0;
+}
+
+/* flush(): writes the corked responses. */
+static int l_server_flush(lua_State *L) {
+  flush_out(L, check_srv(L, 1), 1);
   return 0;
 }
 
@@ -581,16 +619,18 @@ static void add_fields(lua_State *L, luaL_Buffer *b, int idx) {
 }
 
 /* respond(status_line, date, content_type, headers, length, chunked,
- * connection, body): one write of
+ * connection, body) -> corked: one write of
  *   status_line CRLF Server: luaio CRLF Date: date CRLF
  *   [Content-Type: content_type CRLF] the headers (a flat list, nil for
  *   none; Content-Length, Transfer-Encoding and Connection left out)
  *   [Transfer-Encoding: chunked | Content-Length: length CRLF]
  *   [Connection: connection CRLF] CRLF [body]
- * Raises for a CR, LF or NUL in a name or value. */
+ * Raises for a CR, LF or NUL in a name or value. When the next request
+ * is already buffered (pipelined), the bytes are kept instead (corked =
+ * true) and go out with the last response of the batch, or flush(). */
 static int l_server_respond(lua_State *L) {
   size_t ln, dn, cn = 0, bn = 0, kn = 0;
-  check_srv(L, 1);
+  srv *ps = check_srv(L, 1);
   const char *line = luaL_checklstring(L, 2, &ln);
   const char *date = luaL_checklstring(L, 3, &dn);
   const char *ct = luaL_optlstring(L, 4, NULL, &cn);
@@ -627,8 +667,18 @@ static int l_server_respond(lua_State *L) {
   if (body)
     luaL_addlstring(&b, body, bn);
   luaL_pushresult(&b);
-  call_transport(L, 1, "write", 1);
-  return 0;
+  if (ps->msg_done && ps->rlen > ps->roff && !ps->lost) {
+    cork(L, ps);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (ps->olen > 0) {
+    cork(L, ps);
+    flush_out(L, ps, 1);
+  } else
+    call_transport(L, 1, "write", 1);
+  lua_pushboolean(L, 0);
+  return 1;
 }
 
 static int l_server__gc(lua_State *L) {
@@ -636,8 +686,10 @@ static int l_server__gc(lua_State *L) {
   aio_http_acc_free(&ps->acc);
   free(ps->rbuf);
   free(ps->body);
-  ps->rbuf = ps->body = NULL;
+  free(ps->obuf);
+  ps->rbuf = ps->body = ps->obuf = NULL;
   ps->rlen = ps->roff = ps->rcap = ps->blen = ps->bcap = 0;
+  ps->olen = ps->ocap = 0;
   return 0;
 }
 
@@ -688,6 +740,7 @@ static const luaL_Reg server_methods[] = {
   {"finish", l_server_finish},
   {"take_rest", l_server_take_rest},
   {"write", l_server_write},
+  {"flush", l_server_flush},
   {"respond", l_server_respond},
   {NULL, NULL}
 };

@@ -298,6 +298,11 @@ local function connection_header(r, conn, request)
   return nil
 end
 
+local function flush_conn(conn)
+  conn.flushing = false
+  if not conn.lost then conn.proto:flush() end
+end
+
 --- Writes r (a Response) whole on conn in one write: head and body.
 -- request is nil for the server's own error answers.
 function M._send_response(conn, r, request)
@@ -309,10 +314,15 @@ function M._send_response(conn, r, request)
   local no_body = status == 204 or status == 304 or status < 200 or
     (request and request.method == "HEAD")
   local h = r.headers
-  conn.proto:respond(status_lines[status][r.reason], http_date(),
-    content_type(r), rawlen(h) > 0 and h or nil,
-    (status ~= 204 and status >= 200) and #body or nil, false,
-    connection_header(r, conn, request), not no_body and body or nil)
+  if conn.proto:respond(status_lines[status][r.reason], http_date(),
+      content_type(r), rawlen(h) > 0 and h or nil,
+      (status ~= 204 and status >= 200) and #body or nil, false,
+      connection_header(r, conn, request), not no_body and body or nil)
+      and not conn.flushing then
+    -- corked behind pipelined requests: out by the end of this turn
+    conn.flushing = true
+    conn.loop:call_soon(flush_conn, conn)
+  end
 end
 
 --- prepare(request) -> Coroutine: sends the head
@@ -334,10 +344,11 @@ StreamResponse.prepare = async(function(self, request)
   end
   self._no_body = no_body
   local h = self.headers
-  conn.proto:respond(status_lines[status][self.reason], http_date(),
-    content_type(self), rawlen(h) > 0 and h or nil,
-    (not no_body or cl) and cl or nil, self._chunked,
-    connection_header(self, conn, request), nil)
+  if conn.proto:respond(status_lines[status][self.reason], http_date(),
+      content_type(self), rawlen(h) > 0 and h or nil, cl, self._chunked,
+      connection_header(self, conn, request), nil) then
+    conn.proto:flush() -- a stream's head goes out at once
+  end
   conn:_drain()
 end)
 
@@ -461,6 +472,7 @@ WSResponse.prepare = async(function(self, request)
   conn.proto:write(_http.head("HTTP/1.1 101 Switching Protocols", f))
   -- the transport goes to a stream protocol, with what came after the
   -- head
+  conn.upgraded = true
   local rest = conn.proto:take_rest()
   local t = conn.transport
   local reader = asyncio.StreamReader()
@@ -839,6 +851,7 @@ local function send_error(conn, status, text)
     (status .. ": " .. REASONS[status])}
   r._http10_keep_alive = false
   M._send_response(conn, r, nil)
+  conn.proto:flush()
   conn.transport:close()
 end
 
@@ -1092,6 +1105,7 @@ serve = async(function(conn)
     conn.timer:cancel()
     conn.timer = nil
   end
+  if not conn.lost and not conn.upgraded then conn.proto:flush() end
   conn.transport:close()
   server._conns[conn] = nil
   server._nconns = server._nconns - 1
