@@ -45,6 +45,8 @@ typedef enum {
   AIO_K_EVENT,
   AIO_K_SEMAPHORE,
   AIO_K_QUEUE,
+  AIO_K_READER,   /* StreamReader (stream.c) */
+  AIO_K_WRITER,   /* StreamWriter: each has a metatable of its own */
   AIO_K_OTHER,
   AIO_K_COUNT
 } aio_kind;
@@ -57,6 +59,21 @@ aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
  * naming `tname`. */
 void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);
+/* aio_checkkind for hot paths, for the C types whose struct starts with a
+ * `const char *` tag, the address of a static of their file that only
+ * their constructor writes (neither Lua code nor another library can
+ * forge it): a full userdata of `size` bytes starting with `tag` is one
+ * without a metatable look-up (two API calls); anything else goes to
+ * aio_checkkind, which raises unless it is one. Light userdata have
+ * length 0. */
+static inline void *aio_checktagged(lua_State *L, int idx, size_t size,
+                                    const char *tag, aio_kind kind,
+                                    const char *tname) {
+  const char **p = lua_touserdata(L, idx);
+  if (p != NULL && lua_rawlen(L, idx) == size && *p == tag)
+    return p;
+  return aio_checkkind(L, idx, kind, tname);
+}
 
 /* The metatables made on hot paths are also kept in the registry under
  * these addresses: setting one by address (aio_setmt) avoids looking its
@@ -180,14 +197,15 @@ enum {
   AIO_ENV_READY,      /* ring of the ready entries' Lua values */
   AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
   AIO_ENV_TASKS,      /* task id -> pending task */
-  AIO_ENV_HOT = AIO_ENV_TASKS, /* the slots above live in loop->hot */
+  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe (looked up
+                         by every call of one, from another thread) */
+  AIO_ENV_HOT = AIO_ENV_THREADSAFE, /* the slots above live in loop->hot */
   AIO_ENV_HANDLER,    /* custom exception handler or nil */
   AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe, or nil */
-  AIO_ENV_COUNT = AIO_ENV_THREADSAFE
+  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
 };
 
 struct aio_loop {
@@ -338,6 +356,9 @@ void aio_report(lua_State *L, aio_loop *loop);
  * it. Never raises. */
 void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
                       int exc_idx, const char *key, int key_idx);
+/* The message handler of aio_pcall, for callers that push it below the
+ * function themselves (saving the stack rotations). */
+int aio_msgh(lua_State *L);
 /* Runs fn with nargs arguments below it on the stack in protected mode,
  * with a traceback-capturing message handler; on error leaves the error
  * value on the stack and returns its status, else pops fn and arguments
@@ -357,13 +378,52 @@ aio_remote *aio_remote_new(lua_State *L, aio_loop *loop);
 int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data);
 /* The same with a queue node the caller provides (inside its job, to save
  * an allocation): fn(loop, L, data) must free it; owned must be 0. */
+typedef struct aio_gate aio_gate;
 typedef struct aio_post {
   struct aio_post *next;
   aio_cfunc fn;
   void *data;
+  aio_gate *gate;      /* the mark that counted it, or NULL */
   unsigned char owned; /* allocated by aio_remote_post */
 } aio_post;
 int aio_remote_post_node(aio_remote *r, aio_post *node);
+
+/* A high-water mark on thread-safe posts (asyncio.threadsafe's maxsize,
+ * the loop's post limit of the embedding API). A post counted by a gate
+ * stays counted until its callback starts (or is disposed of because the
+ * loop closed): the callback calls aio_gate_leave(node->gate). While
+ * `limit` posts are counted, another thread posting through the gate
+ * waits, until the count is down to limit / 2; the loop's own thread
+ * never waits (its post goes beyond the mark, counted). Fields are guarded by the remote's mutex. */
+struct aio_gate {
+  aio_remote *r;
+  unsigned limit;        /* 0: unbounded (nothing waits) */
+  unsigned count, peak;  /* counted posts now, and at most */
+  unsigned waiters;
+  unsigned long waited;  /* foreign posts that found it full */
+  uv_cond_t room;
+  struct aio_gate *next; /* the remote's gates, woken when it closes */
+};
+typedef struct aio_gate_stats {
+  unsigned limit, count, peak;
+  unsigned long waited;
+} aio_gate_stats;
+/* Sets up g on r with the mark `limit`; returns 0 or a libuv error. */
+int aio_gate_init(aio_remote *r, aio_gate *g, unsigned limit);
+void aio_gate_destroy(aio_gate *g);
+/* Queues node through g (NULL: ungated, as aio_remote_post_node). With
+ * `wait` a full gate makes a foreign thread wait for room; without, it
+ * returns UV_EAGAIN and queues nothing. UV_ECANCELED: the loop closed. */
+int aio_remote_post_gated(aio_remote *r, aio_post *node, aio_gate *g,
+                          int wait);
+/* A counted post has run or was disposed of (g NULL: nothing to do). */
+void aio_gate_leave(aio_gate *g);
+void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st);
+/* The loop-wide gate of LoopRef:call_soon_threadsafe and luaio posts;
+ * aio_remote_set_limit changes its mark (0: unbounded) and wakes the
+ * waiters. */
+aio_gate *aio_remote_gate(aio_remote *r);
+void aio_remote_set_limit(aio_remote *r, unsigned limit);
 /* Moves posted callbacks to the ready queue (loop thread only). */
 void aio_remote_drain(lua_State *L, aio_loop *loop);
 /* True when posts may be waiting (cheap, lock-free). */

@@ -4,13 +4,14 @@
 -- Tutorial: seeds/004_d4f6bba75a86f4a7.txt, "限制並發數量方法"
 -- (limiting concurrency), after "aiohttp並發量太大的異常解決方案".
 -- Python -> Lua: `async with semaphore:` -> a to-be-closed guard,
--- `local _ <close> = await(semaphore)`; aiohttp's session.get ->
--- lib/http.lua's get; the tutorial's search-engine URL -> the local SMS
+-- `local _ <close> = await(semaphore)`; aiohttp's ClientSession and
+-- session.get -> asyncio.http's, each a to-be-closed variable (`async
+-- with`); the tutorial's search-engine URL -> the local SMS
 -- service (sms_server.lua: /1 answers after 1 s), so that 500 requests
 -- really are in flight at once. Takes 2 s.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local asyncio = require "asyncio"
-local http = require "lib.http"
+local http = require "asyncio.http"
 local sms = require "lib.sms"
 local async, await = asyncio.async, asyncio.await
 
@@ -19,7 +20,8 @@ local semaphore
 
 local get_http = async(function(url)
   local _ <close> = await(semaphore)
-  local res = await(http.get(url))
+  local session <close> = http.ClientSession()
+  local res <close> = await(session:get(url))
   count = count + 1
   print(count, res.status)
 end)

@@ -2,14 +2,16 @@
 -- second while main sleeps two; each prints the time it finished.
 -- Tutorial: seeds/003_8e0f6095b614971a.txt, "1. asyncio".
 -- Python -> Lua: the tutorial's blocking requests.get (which would stall
--- the loop) -> the non-blocking await(http.get(url)) of lib/http.lua; its
--- LAN server -> the local SMS service (sms_server.lua, path /0 answers at
--- once); time.time() -> example.now() (the loop's clock); f-string ->
+-- the loop) -> asyncio.http's http.request("GET", url), awaited (one
+-- request on a session of its own, its body read, as aiohttp.request);
+-- resp.text -> await(resp:text()); its LAN server -> the local SMS
+-- service (sms_server.lua, path /0 answers at once); time.time() ->
+-- example.now() (the loop's clock); f-string ->
 -- string.format; try/finally -> example.finally. Takes 2 s.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local example = require "lib.example"
 local asyncio = require "asyncio"
-local http = require "lib.http"
+local http = require "asyncio.http"
 local sms = require "lib.sms"
 local async, await = asyncio.async, asyncio.await
 
@@ -19,8 +21,8 @@ local url
 -- create an asynchronous function
 local task_func = async(function()
   await(asyncio.sleep(1))
-  local resp = await(http.get(url))
-  print(("task_func: %.6f - %s"):format(now(), resp.body))
+  local resp = await(http.request("GET", url))
+  print(("task_func: %.6f - %s"):format(now(), await(resp:text())))
 end)
 
 local main = async(function(loop)

@@ -11,7 +11,9 @@
 -- main thread as redis-py does); the daemon loop thread ->
 -- asyncio.start_loop_thread(), never joined; do_some_work is sent there,
 -- so it requires what it uses and takes the service's address as an
--- argument; aiohttp -> lib/http.lua; try/except/else -> asyncio.pcall;
+-- argument; aiohttp -> asyncio.http (`async with
+-- aiohttp.ClientSession() as session` and `async with session.get(url)
+-- as resp` -> to-be-closed variables); try/except/else -> asyncio.pcall;
 -- `except Exception as e: print('error', e)` -> asyncio.pcall around the
 -- main loop (Ctrl-C, a KeyboardInterrupt, goes through, as in Python).
 --
@@ -31,11 +33,12 @@ local count = tonumber(arg[1])
 
 local do_some_work = async(function(x, base)
   local aio = require "asyncio"
-  local http = require "lib.http"
+  local http = require "asyncio.http"
   local fetch = aio.async(function(url)
-    local resp = aio.await(http.get(url))
+    local session <close> = http.ClientSession()
+    local resp <close> = aio.await(session:get(url))
     print(resp.status)
-    return resp.body
+    return aio.await(resp:text())
   end)
   print("Waiting ", x)
   local ok, ret = aio.pcall(function()

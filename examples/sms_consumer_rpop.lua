@@ -27,11 +27,12 @@ local count = tonumber(arg[1])
 
 local do_some_work = async(function(x, base)
   local aio = require "asyncio"
-  local http = require "lib.http"
+  local http = require "asyncio.http"
   local fetch = aio.async(function(url)
-    local resp = aio.await(http.get(url))
+    local session <close> = http.ClientSession()
+    local resp <close> = aio.await(session:get(url))
     print(resp.status)
-    return resp.body
+    return aio.await(resp:text())
   end)
   print("Waiting ", x)
   local ok, ret = aio.pcall(function()

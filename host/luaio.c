@@ -11,6 +11,7 @@
  * thread-safe queue of threads.c), never to the host: using one after the
  * host closed fails with LUAIO_CLOSED instead of touching freed memory.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -429,6 +430,7 @@ static int run_post(lua_State *L) {
 
 static void post_run(aio_loop *loop, lua_State *L, void *p) {
   post_job *job = p;
+  aio_gate_leave(job->node.gate);
   if (L == NULL)
     job->fn(NULL, job->ud);
   else
@@ -436,17 +438,21 @@ static void post_run(aio_loop *loop, lua_State *L, void *p) {
   free(job);
 }
 
-static int post_to(aio_remote *r, luaio_callback fn, void *ud) {
+/* Posts through the loop's mark: `wait` makes a foreign thread wait for
+ * room, else a full mark returns LUAIO_FULL. */
+static int post_to(aio_remote *r, luaio_callback fn, void *ud, int wait) {
   post_job *job = malloc(sizeof *job);
+  int err;
   if (job == NULL)
     return LUAIO_NOMEM;
   job->node.fn = post_run;
   job->node.data = job;
   job->fn = fn;
   job->ud = ud;
-  if (aio_remote_post_node(r, &job->node) != 0) {
+  err = aio_remote_post_gated(r, &job->node, aio_remote_gate(r), wait);
+  if (err != 0) {
     free(job);
-    return LUAIO_CLOSED;
+    return err == UV_EAGAIN ? LUAIO_FULL : LUAIO_CLOSED;
   }
   return LUAIO_OK;
 }
@@ -461,7 +467,11 @@ luaio_poster *luaio_poster_new(luaio_host *h) {
 }
 
 int luaio_poster_post(luaio_poster *p, luaio_callback fn, void *ud) {
-  return post_to(p->r, fn, ud);
+  return post_to(p->r, fn, ud, 1);
+}
+
+int luaio_poster_trypost(luaio_poster *p, luaio_callback fn, void *ud) {
+  return post_to(p->r, fn, ud, 0);
 }
 
 void luaio_poster_free(luaio_poster *p) {
@@ -472,7 +482,21 @@ void luaio_poster_free(luaio_poster *p) {
 }
 
 int luaio_post(luaio_host *h, luaio_callback fn, void *ud) {
-  return post_to(h->remote, fn, ud);
+  return post_to(h->remote, fn, ud, 1);
+}
+
+void luaio_set_post_limit(luaio_host *h, size_t maxsize) {
+  aio_remote_set_limit(h->remote,
+                       maxsize > UINT_MAX ? UINT_MAX : (unsigned)maxsize);
+}
+
+void luaio_get_post_stats(luaio_host *h, luaio_post_stats *st) {
+  aio_gate_stats g;
+  aio_gate_get_stats(aio_remote_gate(h->remote), &g);
+  st->maxsize = g.limit;
+  st->queued = g.count;
+  st->peak = g.peak;
+  st->waited = g.waited;
 }
 
 /* ------------------------------------------------------------------ */

@@ -22,6 +22,8 @@
 #ifndef LUAIO_H
 #define LUAIO_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 #ifdef __cplusplus
@@ -36,6 +38,7 @@ extern "C" {
 #define LUAIO_ERROR -1     /* a Lua error: see luaio_last_error() */
 #define LUAIO_CLOSED -2    /* the loop is closed: nothing was done */
 #define LUAIO_NOMEM -3
+#define LUAIO_FULL -4      /* the post limit is reached: nothing was done */
 
 /* Makes require "asyncio" (and its submodules) available in L without any
  * file on disk: the C core is registered in package.preload and the Lua
@@ -115,14 +118,45 @@ typedef void (*luaio_callback)(lua_State *L, void *ud);
 /* Posters let any thread hand callbacks to a host's loop; never lost,
  * never coalesced. A poster outlives its host safely. Posting returns
  * LUAIO_OK, LUAIO_NOMEM, or LUAIO_CLOSED when the loop is closed already
- * (fn is then not called at all). */
+ * (fn is then not called at all).
+ *
+ * By default the queue of posted callbacks is unbounded: posters never
+ * wait, and memory grows while they outpace the loop. With a post limit
+ * (luaio_set_post_limit) at most `maxsize` posted callbacks wait to run
+ * (posted, not yet started): luaio_poster_post and luaio_post called from
+ * another thread then wait until the loop has started enough of them to
+ * be down to maxsize / 2 (or closed: LUAIO_CLOSED), and
+ * luaio_poster_trypost returns LUAIO_FULL at once
+ * without queueing anything. On the loop's own thread (the one that
+ * created the host) posting never waits, as waiting would deadlock: the
+ * post is queued beyond the limit (trypost still returns LUAIO_FULL). The
+ * limit also applies to call_soon_threadsafe through a loop reference
+ * from Lua threads (asyncio.threadsafe functions have their own maxsize).
+ * A thread that waits is not woken in any particular order with others;
+ * each thread's own posts run in the order it made them. */
 typedef struct luaio_poster luaio_poster;
 LUAIO_API luaio_poster *luaio_poster_new(luaio_host *h);
 LUAIO_API int luaio_poster_post(luaio_poster *p, luaio_callback fn,
                                 void *ud);
+/* Never waits: LUAIO_FULL when the post limit is reached. */
+LUAIO_API int luaio_poster_trypost(luaio_poster *p, luaio_callback fn,
+                                   void *ud);
 LUAIO_API void luaio_poster_free(luaio_poster *p);
 /* Shorthand for posting while the host is known to be alive. */
 LUAIO_API int luaio_post(luaio_host *h, luaio_callback fn, void *ud);
+
+/* Sets the post limit (0: unbounded, the default); raising it or setting
+ * 0 lets waiting posters go on. Posts made while no limit is set are not
+ * counted. Host thread only. */
+LUAIO_API void luaio_set_post_limit(luaio_host *h, size_t maxsize);
+typedef struct luaio_post_stats {
+  size_t maxsize;        /* the limit (0: none) */
+  size_t queued;         /* counted posts not yet started */
+  size_t peak;           /* the most counted posts queued at once */
+  unsigned long waited;  /* posts that had to wait (or got LUAIO_FULL) */
+} luaio_post_stats;
+/* Any thread. */
+LUAIO_API void luaio_get_post_stats(luaio_host *h, luaio_post_stats *st);
 
 /* A Future created from C: luaio_future_new pushes it on L (the thread
  * the caller runs in, e.g. inside a C function called from a task; NULL

@@ -150,6 +150,26 @@ describe("error classes", function()
     assert.is_true(iserror(eg, asyncio.Exception))
   end)
 
+  it("an ExceptionGroup's repr lists its exceptions, as Python's",
+     function()
+    local eg = asyncio.ExceptionGroup("msg", {asyncio.ValueError("boom")})
+    assert.equal("ExceptionGroup('msg', [ValueError('boom')])",
+                 asyncio.repr(eg))
+    local nested = asyncio.ExceptionGroup("outer", {
+      asyncio.TimeoutError(), asyncio.ExceptionGroup("inner", {"s", 3})})
+    assert.equal("ExceptionGroup('outer', [TimeoutError(), "
+                 .. "ExceptionGroup('inner', ['s', 3])])",
+                 asyncio.repr(nested))
+    -- as a Future's exception too
+    local loop = asyncio.new_event_loop()
+    local fut = loop:create_future()
+    fut:set_exception(eg)
+    assert.equal("<Future finished exception=ExceptionGroup('msg', "
+                 .. "[ValueError('boom')])>", tostring(fut))
+    fut:exception()
+    loop:close()
+  end)
+
   it("IncompleteReadError and LimitOverrunError carry their fields",
      function()
     local ir = asyncio.IncompleteReadError("ab", 5)

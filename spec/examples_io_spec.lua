@@ -14,8 +14,7 @@ local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 
-package.path = "examples/?.lua;" .. package.path
-local http = require "lib.http"
+local http = require "asyncio.http"
 
 local servers = dofile("spec/fixtures/servers.lua")
 local h = dofile("spec/helpers.lua")
@@ -60,21 +59,27 @@ describe("I/O examples", function()
     local base = await(servers.sms_url())
     local loop = asyncio.get_running_loop()
     local t0, order = loop:time(), {}
+    local session <close> = http.ClientSession()
     local function get(path)
       return asyncio.create_task(async(function()
-        local resp = await(http.get(base .. path))
+        local resp <close> = await(session:get(base .. path))
+        local body = await(resp:text())
         order[#order + 1] = path
-        return {resp.status, resp.body, loop:time() - t0}
+        return {resp.status, body, loop:time() - t0,
+                resp.headers["Content-Type"]}
       end)())
     end
     local results = await(asyncio.gather(get("/error"), get("/1"), get("/0"),
-                                         get("/nope")))
-    assert.same({200, "error!"}, {results[1][1], results[1][2]})
+                                         get("/nope"), get("/1x")))
+    -- Flask answers text/html in UTF-8
+    assert.same({200, "error!", "text/html; charset=utf-8"},
+                {results[1][1], results[1][2], results[1][4]})
     assert.is_true(results[1][3] >= 3)
     assert.same({200, "1 It works"}, {results[2][1], results[2][2]})
     assert.is_true(results[2][3] >= 1)
     assert.same({200, "0 It works"}, {results[3][1], results[3][2]})
     assert.equal(404, results[4][1])
+    assert.equal(404, results[5][1])
     local at = {}
     for i, path in ipairs(order) do at[path] = i end
     assert.is_true(at["/0"] < at["/1"] and at["/1"] < at["/error"])

@@ -277,7 +277,7 @@ describe("Future", function()
 
   it("B40 Future() with no running and no set loop binds to "
      .. "get_event_loop(), which creates one", function()
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop() -- as asyncio.run leaves it
     local fut = asyncio.Future()
     local bound = fut:get_loop()
     assert.is_not_nil(bound)
@@ -407,6 +407,44 @@ describe("Future tostring", function()
   local loop
   h.each_virtual_loop(function(l) loop = l end)
 
+  it("elides callbacks past two as base_futures's _format_callbacks does",
+     function()
+    local fut = loop:create_future()
+    local function first() end
+    local function middle() end
+    local function last() end
+    fut:add_done_callback(first)
+    assert.equal("<Future pending cb=[first()]>", tostring(fut))
+    fut:add_done_callback(last)
+    assert.equal("<Future pending cb=[first(), last()]>", tostring(fut))
+    fut:remove_done_callback(last)
+    fut:add_done_callback(middle)
+    fut:add_done_callback(middle)
+    fut:add_done_callback(last)
+    assert.equal("<Future pending cb=[first(), <2 more>, last()]>",
+                 tostring(fut))
+    fut:cancel()
+  end)
+
+  it("a Task shows its done callbacks after what it waits for",
+     function()
+    local function on_done() end
+    local gate = loop:create_future()
+    local t = loop:create_task(asyncio.async(function()
+      return asyncio.await(gate)
+    end)(), {name = "w"})
+    t:add_done_callback(on_done)
+    h.run_once(loop)
+    local r = tostring(t)
+    assert.matches("^<Task pending name='w' coro=<.-> wait_for=<Future "
+                   .. "pending cb=%[Task%.task_wakeup%(%)%]> "
+                   .. "cb=%[on_done%(%)%]>$", r)
+    gate:set_result(1)
+    loop:run_until_complete(t)
+    assert.matches("^<Task finished name='w' coro=<.-> result=1>$",
+                   tostring(t))
+  end)
+
   it("shows pending, finished with the result, and cancelled", function()
     local fut = loop:create_future()
     assert.equal("<Future pending>", tostring(fut))
@@ -438,11 +476,12 @@ describe("Future tostring", function()
   it("a repr longer than the C buffer's first block stays whole",
      function()
     local many = loop:create_future()
-    local function on_done() end
-    for _ = 1, 200 do many:add_done_callback(on_done) end
+    local results = {}
+    for i = 1, 200 do results[i] = ("r"):rep(10) .. i end
+    many:set_result(table.unpack(results))
     local repr = tostring(many)
-    assert.equal("<Future pending cb=[" .. ("on_done(), "):rep(199)
-                 .. "on_done()]>", repr)
+    assert.equal("<Future finished result='"
+                 .. table.concat(results, "', '") .. "'>", repr)
     local long = loop:create_future()
     local a, b = ("a"):rep(700), ("b"):rep(700)
     long:set_result(a, b, 3)

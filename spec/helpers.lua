@@ -100,7 +100,8 @@ function M.unvary(line)
               :gsub("(time:) [%d.e+-]+$", "%1 <t>")
               :gsub("(invoked at) [%d.e+-]+$", "%1 <t>")
               :gsub(" at 0x%x+", "")
-              :gsub(" at [^ >]+:%d+>", " at <loc>>"))
+              :gsub(" at [^ >]+:%d+>", " at <loc>>")
+              :gsub("function <[^ >]+:%d+>", "function <loc>"))
 end
 
 --- interrupted(file, lines) -> what proc.run returns, for

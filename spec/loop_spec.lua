@@ -608,3 +608,46 @@ describe("asyncio.busted", function()
     assert.equal(2.5, loop:time() - t0)
   end))
 end)
+
+describe("the current loop", function()
+  local core = require "asyncio.core"
+  after_each(function() core._unset_event_loop() end)
+
+  it("get_event_loop() makes a loop when none was ever set", function()
+    core._unset_event_loop()
+    local loop = asyncio.get_event_loop()
+    assert.is_false(loop:is_closed())
+    assert.equal(loop, asyncio.get_event_loop())
+    loop:close()
+  end)
+
+  it("get_event_loop() raises after an explicit set_event_loop(nil), as "
+     .. "CPython's policy does, until a loop is set again", function()
+    local loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncio.set_event_loop(nil)
+    local ok, err = pcall(asyncio.get_event_loop)
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(err, asyncio.RuntimeError))
+    assert.equal("There is no current event loop", err.message)
+    -- what binds to the current loop raises the same
+    assert.is_false((pcall(asyncio.Future)))
+    asyncio.set_event_loop(loop)
+    assert.equal(loop, asyncio.get_event_loop())
+    loop:close()
+  end)
+
+  it("asyncio.run leaves no loop set, and get_event_loop() then makes a "
+     .. "fresh one (DESIGN), even after an explicit set_event_loop(nil)",
+     function()
+    asyncio.set_event_loop(nil)
+    local ran = asyncio.run(function()
+      return asyncio.get_running_loop()
+    end)
+    local fresh = asyncio.get_event_loop()
+    assert.are_not.equal(ran, fresh)
+    assert.is_true(ran:is_closed())
+    assert.is_false(fresh:is_closed())
+    fresh:close()
+  end)
+end)

@@ -173,6 +173,31 @@ describe("create_subprocess_exec", function()
     assert.equal("ENOENT", err.name)
   end))
 
+  it("the OSError of a missing program names it, as Python's",
+     aspec.async(function()
+    local err = raises(function()
+      return await(asyncio.create_subprocess_exec("no-such-prog-xyz", "a"))
+    end)
+    assert.equal("FileNotFoundError: [Errno 2] No such file or directory: "
+                 .. "'no-such-prog-xyz'", tostring(err))
+    assert.equal("no-such-prog-xyz", err.filename)
+    assert.equal(2, err.errno)
+    -- a missing working directory is named instead
+    err = raises(function()
+      return await(asyncio.create_subprocess_exec("true",
+                                                  {cwd = "/no/such/dir"}))
+    end)
+    assert.is_true(iserror(err, asyncio.FileNotFoundError))
+    assert.equal("/no/such/dir", err.filename)
+    -- the low-level subprocess_exec too
+    local loop = asyncio.get_running_loop()
+    err = raises(function()
+      return await(loop:subprocess_exec(function() return {} end,
+                                        "no-such-prog-xyz"))
+    end)
+    assert.equal("no-such-prog-xyz", err.filename)
+  end))
+
   it("bad options and arguments raise", aspec.async(function()
     assert.matches("bad option 'stdout'", tostring(raises(function()
       return sh("true", {stdout = STDOUT})

@@ -35,6 +35,34 @@ describe("Queue", function()
     assert.same({1, 3, 2}, drain(q))
   end))
 
+  it("M166 stays FIFO when its storage grows while it wraps around",
+     vspec(function()
+    local q = asyncio.Queue()
+    local want, n = {}, 0
+    -- fill, take some from the front, then put past the first capacity
+    -- so that the items wrap around the start before the storage grows
+    for _ = 1, 16 do n = n + 1; q:put_nowait(n) end
+    for i = 1, 10 do assert.equal(i, await(q:get())) end
+    for _ = 1, 100 do n = n + 1; await(q:put(n)) end
+    for i = 11, n do want[#want + 1] = i end
+    assert.same(want, drain(q))
+  end))
+
+  it("M167 q.maxsize is a field; queues of one maxsize share a metatable",
+     function()
+    local a, b, c = asyncio.Queue(3), asyncio.LifoQueue(3), asyncio.Queue()
+    assert.equal(3, a.maxsize)
+    assert.equal(3, b.maxsize)
+    assert.equal(0, c.maxsize)
+    assert.equal(2.5, asyncio.PriorityQueue(2.5).maxsize)
+    assert.equal(getmetatable(a), getmetatable(b))
+    assert.are_not.equal(getmetatable(a), getmetatable(c))
+    assert.is_nil(a.nosuchfield)
+    assert.equal("function", type(c.get))
+    assert.equal("<asyncio.LifoQueue maxsize=3 qsize=0 tasks=0>",
+                 tostring(b))
+  end)
+
   it("M167 empty, full, qsize and maxsize; maxsize <= 0 is unbounded",
     vspec(function()
       local q = asyncio.Queue()

@@ -236,7 +236,9 @@ describe("asyncio.run", function()
 end)
 
 describe("asyncio.Runner", function()
-  after_each(function() asyncio.set_event_loop(nil) end)
+  -- no current loop, as asyncio.run leaves it (an explicit
+  -- set_event_loop(nil) would make get_event_loop() raise)
+  after_each(function() require("asyncio.core")._unset_event_loop() end)
 
   it("U247 one loop serves several runs; what a run leaves pending lives on",
      function()

@@ -268,7 +268,7 @@ describe("S: asyncio.threadsafe", function()
   end)
 
   it("with no current loop it binds to get_event_loop()", function()
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop() -- as asyncio.run leaves it
     local got
     local tf = asyncio.threadsafe(function(v) got = v end)
     local loop = asyncio.get_event_loop()
@@ -583,6 +583,35 @@ describe("B: wrap_future", function()
       assert.is_true(fut:cancelled())
       assert.is_false(cf:cancelled())
       assert.equal(42, cf:result(0))
+    end))
+
+  it("wrap_future of a concurrent future already done is done one "
+     .. "iteration later, as CPython's (it copies the state with "
+     .. "call_soon_threadsafe), and can be cancelled meanwhile",
+    aspec.async({clock = "virtual"}, function()
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local cf = ex:submit(function() return "r", 2 end)
+      assert.equal("r", cf:result(10))
+      local fut = asyncio.wrap_future(cf)
+      assert.is_false(fut:done())
+      await(sleep(0))
+      assert.is_true(fut:done())
+      assert.same({"r", 2}, {fut:result()})
+      local other = asyncio.wrap_future(cf)
+      assert.is_true(other:cancel())
+      await(sleep(0))
+      assert.is_true(other:cancelled())
+      assert.is_false(cf:cancelled())
+      -- an error and a cancellation cross the same way
+      local bad = ex:submit(function()
+        error(require("asyncio").ValueError("no"))
+      end)
+      pcall(bad.result, bad, 10)
+      local wbad = asyncio.wrap_future(bad)
+      assert.is_false(wbad:done())
+      local ok, err = pcall(await, wbad)
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(err, asyncio.ValueError))
     end))
 end)
 

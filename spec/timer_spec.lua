@@ -213,6 +213,54 @@ describe("timers", function()
     assert.same(want, order)
   end)
 
+  it("TimerHandles compare by when (<, <=, >, >=) and are equal as "
+     .. "events.py's: same when, callback, arguments and cancelled state",
+     function()
+    local function f() end
+    local function g() end
+    local a, b = loop:call_at(5, f, 1, "x"), loop:call_at(5, f, 1, "x")
+    local c = loop:call_at(6, f, 1, "x")
+    assert.is_false(rawequal(a, b))
+    assert.is_true(a == b)
+    assert.is_true(a <= b and a >= b)
+    assert.is_false(a < b or a > b)
+    assert.is_true(a < c and a <= c and c > a and c >= a)
+    assert.is_false(a == c)
+    assert.is_false(a == loop:call_at(5, g, 1, "x"))  -- another callback
+    assert.is_false(a == loop:call_at(5, f, 1, "y"))  -- another argument
+    assert.is_false(a == loop:call_at(5, f, 1))       -- fewer arguments
+    a:cancel()
+    assert.is_false(a == b)       -- cancelled against not cancelled
+    assert.is_true(a < c)         -- still ordered by when
+    b:cancel()
+    assert.is_true(a == b)        -- both dropped callback and arguments
+    -- a plain Handle is only equal to itself and cannot be ordered
+    local h1 = loop:call_soon(f)
+    assert.is_true(h1 == h1)
+    assert.is_false(h1 == loop:call_soon(f))
+    assert.is_false(h1 == c)
+    local ok, err = pcall(function() return h1 < c end)
+    assert.is_false(ok)
+    assert.matches("only TimerHandles are ordered", err)
+    for _, t in ipairs{b, c, h1} do t:cancel() end
+  end)
+
+  it("a Handle's repr hides its arguments outside debug mode (3.13)",
+     function()
+    local function cb() end
+    local h1 = loop:call_soon(cb, "secret", 2)
+    local t1 = loop:call_at(3, cb, "secret")
+    assert.equal("<Handle cb()>", tostring(h1))
+    assert.equal("<TimerHandle when=3.0 cb()>", tostring(t1))
+    loop:set_debug(true)
+    assert.equal("<Handle cb('secret', 2)>", tostring(h1))
+    assert.equal("<TimerHandle when=3.0 cb('secret')>", tostring(t1))
+    loop:set_debug(false)
+    h1:cancel()
+    t1:cancel()
+    assert.equal("<Handle cancelled>", tostring(h1))
+  end)
+
   it("call_later(math.huge) never fires and is not a live timer", function()
     local ran = 0
     local h = loop:call_later(math.huge, function() ran = ran + 1 end)

@@ -1,6 +1,7 @@
 -- spec/websocket_spec.lua: WebSockets both ways against aiohttp (its
 -- server with asyncio.http's ws_connect, its client with
--- web.WebSocketResponse), and the frame codec of asyncio._http.
+-- web.WebSocketResponse; spec/fixtures/aiohttp_ws_peer.py), raw sockets
+-- for what aiohttp cannot send. The frame codec is ws_frame_spec's.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local http = require "asyncio.http"
@@ -9,44 +10,10 @@ local _http = require "asyncio._http"
 local peers = dofile("spec/fixtures/http_peers.lua")
 local async, await = asyncio.async, asyncio.await
 local T = http.WSMsgType
+local cjson = require "cjson"
 
 describe("WebSockets", function()
   teardown(peers.stop)
-
-  it("builds, parses and checks frames in C", function()
-    assert.equal("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
-                 _http.ws_accept("dGhlIHNhbXBsZSBub25jZQ=="))
-    for _, n in ipairs{0, 5, 125, 126, 65535, 65536, 70000} do
-      local payload = string.rep("p", n)
-      local f = _http.ws_build(2, payload, {mask = true})
-      local fin, op, got, nxt = _http.ws_parse(f, 1, {masked = true})
-      assert.same({true, 2, payload, #f + 1}, {fin, op, got, nxt})
-      -- every proper prefix asks for more
-      for cut = 0, math.min(#f - 1, 20) do
-        assert.is_nil(_http.ws_parse(f:sub(1, cut)))
-      end
-      assert.is_nil(_http.ws_parse(f:sub(1, #f - 1)))
-    end
-    local f = _http.ws_build(1, "hi", {fin = false})
-    assert.same({false, 1, "hi", #f + 1},
-                {_http.ws_parse(f, 1, {masked = false})})
-    assert.same({false, 1002, "unmasked frame from the client"},
-                {_http.ws_parse(f, 1, {masked = true})})
-    assert.same({false, 1002, "reserved bits set"},
-                {_http.ws_parse("\xf1\x00")})
-    assert.same({false, 1002, "invalid opcode"}, {_http.ws_parse("\x83\x00")})
-    assert.same({false, 1002, "invalid control frame"},
-                {_http.ws_parse("\x09\x00")})
-    assert.same({false, 1009, "frame too large"},
-      {_http.ws_parse(_http.ws_build(2, string.rep("x", 100)), 1,
-                      {max_size = 10})})
-    assert.has_error(function() _http.ws_build(9, string.rep("x", 126)) end)
-    assert.is_true(_http.utf8_valid("h\xc3\xa9 \xf0\x9f\x98\x80"))
-    for _, bad in ipairs{"\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80",
-                         "\xff"} do
-      assert.is_false(_http.utf8_valid(bad))
-    end
-  end)
 
   it("talks to aiohttp's server with ws_connect", aspec.async(function()
     local base = await(peers.aiohttp())
@@ -95,8 +62,10 @@ describe("WebSockets", function()
       local ws = web.WebSocketResponse()
       await(ws:prepare(request))
       for m in ws:iter() do
-        log[#log + 1] = m.type .. ":" .. m.data
-        if m.type == T.TEXT then
+        log[#log + 1] = m.type .. ":" .. tostring(m.data)
+        if m.type == T.ERROR then
+          log[#log + 1] = "error " .. m.data.code
+        elseif m.type == T.TEXT then
           if m.data == "bye" then
             await(ws:close{code = 4001, message = "done"})
           else
@@ -142,8 +111,9 @@ asyncio.run(main())
     assert.equal(0, st, err)
     assert.equal("got one\nb'cba'\n100004\nCLOSE 4001 done\nTrue 4001\n",
                  out)
+    -- close_code is the code of the peer's answer (aiohttp answers 1000)
     assert.same({"1:one", "2:abc", "1:" .. string.rep("x", 100000), "1:bye",
-                 "end 4001"}, log)
+                 "end 1000"}, log)
     await(runner:cleanup())
   end))
 
@@ -182,4 +152,370 @@ asyncio.run(main())
     w:close()
     await(runner:cleanup())
   end))
+
+  -----------------------------------------------------------------------
+  -- aiohttp's options: heartbeat, protocols, timeouts, max_msg_size,
+  -- autoclose, close() from another task
+
+  local PEER = "spec/fixtures/aiohttp_ws_peer.py"
+  local ws_peer -- "127.0.0.1:PORT" of the aiohttp ws server, started once
+  local function aiohttp_ws()
+    if ws_peer then return ws_peer.url end
+    local p = await(asyncio.create_subprocess_exec(peers.PYTHON, PEER,
+      "server", {stdout = asyncio.PIPE}))
+    ws_peer = {pid = p.pid}
+    local line = await(p.stdout:readline())
+    ws_peer.url = "ws://127.0.0.1:" .. assert(line:match("^PORT (%d+)"),
+                                               line)
+    return ws_peer.url
+  end
+  teardown(function()
+    if ws_peer then os.execute("kill " .. ws_peer.pid) end
+  end)
+  -- what the aiohttp handlers saw, once key is there (they record it
+  -- after their connection ended, which may be after ours did)
+  local function peer_seen(s, key)
+    for _ = 1, 500 do
+      local r <close> = await(s:get((aiohttp_ws():gsub("^ws", "http")) ..
+                                    "/last"))
+      local seen = await(r:json())
+      if seen[key] ~= nil then return seen end
+      await(asyncio.sleep(0.01))
+    end
+    error("the aiohttp peer never recorded " .. key)
+  end
+  -- a bound on waits that should end by themselves: a hang fails
+  local function bounded(aw) return await(asyncio.wait_for(aw, 5)) end
+
+  it("heartbeat: a peer that never answers pings is closed with 1006",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/deaf",
+      {heartbeat = 0.1}))
+    local m = bounded(ws:receive())
+    assert.equal(T.ERROR, m.type)
+    assert.is_true(asyncio.iserror(m.data, asyncio.TimeoutError))
+    assert.equal(m.data, ws:exception())
+    assert.equal(1006, ws.close_code)
+    assert.is_true(ws.closed)
+    assert.same({type = T.CLOSED}, await(ws:receive()))
+    assert.is_false(await(ws:close()))
+    -- the peer saw one ping, unanswered, then the end
+    assert.equal(1, peer_seen(s, "deaf_pings").deaf_pings)
+  end))
+
+  it("answers aiohttp's heartbeat pings while receiving",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/hb"))
+    -- the peer sends "3 pongs" once three of its pings were answered
+    assert.same({type = T.TEXT, data = "3 pongs"}, bounded(ws:receive()))
+    assert.same({type = T.CLOSE, data = 4003, extra = ""},
+                bounded(ws:receive()))
+    assert.equal(4003, ws.close_code)
+    assert.is_nil(ws:exception())
+  end))
+
+  it("negotiates a subprotocol with aiohttp's server (match, no match)",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/proto",
+      {protocols = {"x", "chat"}}))
+    assert.equal("chat", ws.protocol)
+    assert.equal("chat", await(ws:receive_str()))
+    await(ws:close())
+    ws = await(s:ws_connect(aiohttp_ws() .. "/proto",
+      {protocols = {"nope"}}))
+    assert.is_nil(ws.protocol)
+    assert.equal("None", await(ws:receive_str()))
+    await(ws:close())
+  end))
+
+  it("receive(timeout) and receive_timeout raise TimeoutError and keep "
+     .. "the connection", aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/ws",
+      {receive_timeout = 0.05}))
+    for _, call in ipairs{function() return ws:receive(0.05) end,
+                          function() return ws:receive() end,
+                          function() return ws:receive_str() end} do
+      local ok, e = pcall(await, call())
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.TimeoutError))
+      assert.equal(1006, ws.close_code)
+      assert.is_false(ws.closed)
+    end
+    -- a message split over the timeout is not lost
+    await(ws:send_str("big:300000"))
+    assert.equal(300000, #await(ws:receive_str(5)))
+    await(ws:send_str("after"))
+    assert.equal("after", await(ws:receive_str(5)))
+    assert.is_true(await(ws:close()))
+    assert.equal(1000, ws.close_code)
+  end))
+
+  it("max_msg_size: a bigger message closes with 1009 both ways",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/ws?tag=big",
+      {max_msg_size = 1000}))
+    await(ws:send_str("big:1000"))
+    assert.equal(1000, #await(ws:receive_str()))
+    await(ws:send_str("big:1001"))
+    local m = bounded(ws:receive())
+    assert.equal(T.ERROR, m.type)
+    assert.is_true(asyncio.iserror(m.data, http.WebSocketError))
+    assert.equal(1009, m.data.code)
+    assert.equal(1009, ws.close_code)
+    assert.equal(T.CLOSED, await(ws:receive()).type)
+    -- the other way: aiohttp's max_msg_size
+    ws = await(s:ws_connect(aiohttp_ws() .. "/small"))
+    await(ws:send_str(("y"):rep(1001)))
+    assert.same({type = T.CLOSE, data = 1009, extra = ""},
+                bounded(ws:receive()))
+    -- the aiohttp server saw our close frame's 1009
+    assert.equal(1009, peer_seen(s, "big").big)
+  end))
+
+  it("close() from another task: the receiver gets CLOSING; closed "
+     .. "receives give CLOSED", aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/ws?tag=later"))
+    local got, first = {}, asyncio.Event()
+    local reader = asyncio.create_task(async(function()
+      for m in ws:iter() do
+        got[#got + 1] = m.data
+        first:set()
+      end
+      got[#got + 1] = "end"
+    end)())
+    await(ws:send_str("one"))
+    bounded(first:wait()) -- the reader is in receive() again
+    assert.is_true(await(ws:close{code = 4005, message = "later"}))
+    bounded(reader)
+    assert.same({"one", "end"}, got)
+    assert.equal(1000, ws.close_code) -- aiohttp answers with 1000
+    assert.is_false(await(ws:close()))
+    assert.same({type = T.CLOSED}, await(ws:receive()))
+    assert.equal(4005, peer_seen(s, "later").later)
+  end))
+
+  it("autoclose = false: CLOSE, then CLOSING until close() answers",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/ws",
+      {autoclose = false, autoping = false}))
+    await(ws:send_str("ping"))
+    assert.same({type = T.PING, data = "srv"}, bounded(ws:receive()))
+    await(ws:send_str("close"))
+    assert.same({type = T.CLOSE, data = 4001, extra = "server bye"},
+                bounded(ws:receive()))
+    assert.is_false(ws.closed)
+    assert.same({type = T.CLOSING}, await(ws:receive()))
+    assert.is_true(await(ws:close()))
+    assert.is_true(ws.closed)
+    assert.equal(4001, ws.close_code)
+  end))
+
+  -- luaio's server, driven by aiohttp's client (the scenarios of
+  -- aiohttp_ws_peer.py)
+  it("serves aiohttp's client: heartbeat, protocols, timeouts, "
+     .. "max_msg_size", aspec.async(function()
+    local log = {}
+    local app = web.Application()
+    app.router:add_get("/proto", async(function(request)
+      local ws = web.WebSocketResponse{protocols = {"chat", "superchat"}}
+      await(ws:prepare(request))
+      await(ws:send_str(ws.ws_protocol or "None"))
+      for _ in ws:iter() do end
+      return ws
+    end))
+    app.router:add_get("/hb", async(function(request)
+      local ws = web.WebSocketResponse{heartbeat = 0.1}
+      await(ws:prepare(request))
+      local m = await(ws:receive())
+      log.hb = {m.type, asyncio.iserror(m.data, asyncio.TimeoutError),
+                ws.close_code, ws:exception() == m.data}
+      return ws
+    end))
+    app.router:add_get("/pings", async(function(request)
+      local ws = web.WebSocketResponse{autoping = false}
+      await(ws:prepare(request))
+      local n = 0
+      for m in ws:iter() do
+        if m.type == T.PING then
+          n = n + 1
+          await(ws:pong(m.data))
+          if n == 3 then
+            await(ws:send_str("3 pings"))
+            log.pings_close = await(ws:close{code = 4003})
+          end
+        end
+      end
+      return ws
+    end))
+    app.router:add_get("/small", async(function(request)
+      local ws = web.WebSocketResponse{max_msg_size = 1000}
+      await(ws:prepare(request))
+      for m in ws:iter() do
+        if m.type == T.TEXT then await(ws:send_str(m.data))
+        elseif m.type == T.ERROR then log.small = m.data.code end
+      end
+      return ws
+    end))
+    app.router:add_get("/timeout", async(function(request)
+      local ws = web.WebSocketResponse{receive_timeout = 0.05}
+      await(ws:prepare(request))
+      local ok, e = pcall(await, ws:receive())
+      log.timeout = {ok, asyncio.iserror(e, asyncio.TimeoutError)}
+      await(ws:send_str("timed out"))
+      return ws -- the server closes it (write_eof)
+    end))
+    local runner = web.AppRunner(app)
+    await(runner:setup())
+    local site = web.TCPSite(runner, "127.0.0.1", 0)
+    await(site:start())
+    local out, st, err = await(peers.run{peers.PYTHON, PEER, "client",
+      "http://127.0.0.1:" .. site.port, "protocols", "deaf", "heartbeat",
+      "too_big", "silent"})
+    await(runner:cleanup())
+    assert.equal(0, st, err)
+    local v = cjson.decode(out)
+    assert.same({match = "superchat", match_msg = "superchat",
+                 none = cjson.null, none_msg = "None"}, v.protocols)
+    -- our heartbeat pinged the deaf client once, then closed with 1006
+    assert.same({T.PING, ""}, v.deaf.got[1])
+    assert.equal(2, #v.deaf.got)
+    assert.same({T.ERROR, true, 1006, true}, log.hb)
+    -- aiohttp's heartbeat pings reached the handler (autoping off)
+    assert.same({{T.TEXT, "3 pings"}, {T.CLOSE, 4003}}, v.heartbeat.got)
+    assert.is_true(log.pings_close)
+    assert.equal(999, v.too_big.first)
+    assert.same({{T.CLOSE, 1009}}, v.too_big.got)
+    assert.equal(1009, log.small)
+    assert.same({{T.TEXT, "timed out"}, {T.CLOSE, 1000}}, v.silent.got)
+    assert.same({false, true}, log.timeout)
+  end))
+
+  it("raises bad arguments for wrong options", aspec.async(function()
+    local s <close> = http.ClientSession()
+    assert.has_error(function() web.WebSocketResponse{heartbeat = "x"} end,
+      "bad argument #1 to 'WebSocketResponse' (field 'heartbeat': a "
+      .. "number >= 0 expected, got x)")
+    assert.has_error(function() web.WebSocketResponse{protocols = "a"} end,
+      "bad argument #1 to 'WebSocketResponse' (field 'protocols': table "
+      .. "expected, got string)")
+    assert.has_error(function()
+      web.WebSocketResponse{protocols = {"a b"}}
+    end, "bad argument #1 to 'WebSocketResponse' (protocols[1]: a token "
+      .. "expected)")
+    local ok, e = pcall(await, s:ws_connect(aiohttp_ws() .. "/ws",
+      {receive_timeout = -1}))
+    assert.is_false(ok)
+    assert.matches("field 'receive_timeout'", tostring(e))
+  end))
+
+  -----------------------------------------------------------------------
+  -- raw peers: what aiohttp does not send
+
+  -- a luaio echo server recording what its handler saw
+  local function echo_server(seen)
+    local app = web.Application()
+    app.router:add_get("/echo", async(function(request)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(request))
+      for m in ws:iter() do
+        if m.type == T.ERROR then seen.error = m.data
+        elseif m.type == T.TEXT then await(ws:send_str(m.data)) end
+      end
+      seen.close_code = ws.close_code
+      return ws
+    end))
+    local runner = web.AppRunner(app)
+    await(runner:setup())
+    local site = web.TCPSite(runner, "127.0.0.1", 0)
+    await(site:start())
+    return runner, site.port
+  end
+
+  -- a raw client: the handshake by hand; frames() reads server frames
+  local function raw_client(port)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+      .. "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+      .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert.matches("^HTTP/1.1 101 ", bounded(r:readuntil("\r\n\r\n")))
+    local buf = ""
+    local function frame()
+      while true do
+        local fin, op, payload, nxt = _http.ws_parse(buf, 1,
+                                                     {masked = false})
+        if fin ~= nil then
+          buf = buf:sub(nxt)
+          return fin, op, payload
+        end
+        local data = bounded(r:read(65536))
+        if data == "" then return nil end
+        buf = buf .. data
+      end
+    end
+    return w, frame
+  end
+
+  local function masked(op, payload, fin)
+    return _http.ws_build(op, payload, {mask = true, fin = fin})
+  end
+
+  it("reassembles fragments with a ping between them (raw client)",
+     aspec.async(function()
+    local seen = {}
+    local runner, port = echo_server(seen)
+    local w, frame = raw_client(port)
+    w:write(masked(1, "h\xc3", false) .. masked(9, "mid"))
+    await(w:drain())
+    w:write(masked(0, "\xa9l", false) .. masked(0, "lo"))
+    assert.same({true, 10, "mid"}, {frame()}) -- the automatic pong
+    assert.same({true, 1, "h\xc3\xa9llo"}, {frame()}) -- é split
+    w:write(masked(8, string.pack(">I2", 1000)))
+    assert.same({true, 8, string.pack(">I2", 1000)}, {frame()})
+    assert.is_nil(frame()) -- then the server closes the transport
+    w:close()
+    await(runner:cleanup())
+    assert.equal(1000, seen.close_code)
+    assert.is_nil(seen.error)
+  end))
+
+  for _, case in ipairs{
+    {"an unmasked frame", _http.ws_build(1, "x"), 1002},
+    {"a reserved bit", "\xc1\x80abcd", 1002},
+    {"an unknown opcode", "\x83\x80abcd", 1002},
+    {"a continuation without a start", masked(0, "x"), 1002},
+    {"a new message inside a fragmented one",
+     masked(1, "a", false) .. masked(1, "b"), 1002},
+    {"a close code out of range", masked(8, string.pack(">I2", 999)), 1002},
+    {"bad UTF-8 in a close reason",
+     masked(8, string.pack(">I2", 1000) .. "\xff"), 1007},
+    {"bad UTF-8 in a fragmented text message",
+     masked(1, "ok", false) .. masked(0, "\xff"), 1007},
+    {"a message over max_msg_size in fragments",
+     masked(2, ("x"):rep(3000000), false) .. masked(0, ("x"):rep(2000000)),
+     1009},
+  } do
+    it("closes with " .. case[3] .. " on " .. case[1] .. " (raw client)",
+       aspec.async(function()
+      local seen = {}
+      local runner, port = echo_server(seen)
+      local w, frame = raw_client(port)
+      w:write(case[2])
+      local fin, op, data = frame()
+      assert.same({true, 8, case[3]}, {fin, op,
+        (string.unpack(">I2", data))})
+      assert.is_nil(frame())
+      w:close()
+      await(runner:cleanup())
+      assert.equal(case[3], seen.close_code)
+      assert.is_true(asyncio.iserror(seen.error, http.WebSocketError))
+      assert.equal(case[3], seen.error.code)
+    end))
+  end
 end)

@@ -30,18 +30,18 @@ void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname) {
 }
 
 aio_kind aio_kindof(lua_State *L, int idx) {
-  aio_kind k = AIO_K_NONE;
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    /* mt[AIO_KIND_KEY] is a light userdata tag: an integer key keeps the
-     * look-up in the array part; the tag's address proves it is ours */
-    if (lua_rawgeti(L, -1, AIO_KIND_KEY) == LUA_TLIGHTUSERDATA) {
-      const char *tag = lua_touserdata(L, -1);
-      if (tag >= aio_kind_tags && tag < aio_kind_tags + AIO_K_COUNT)
-        k = (aio_kind)(tag - aio_kind_tags);
-    }
-    lua_pop(L, 2);
-  }
-  return k;
+  const char *tag;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return AIO_K_NONE;
+  /* mt[AIO_KIND_KEY] is a light userdata tag: an integer key keeps the
+   * look-up in the array part; the tag's address proves it is ours (any
+   * other value gives NULL or an address outside the tags) */
+  lua_rawgeti(L, -1, AIO_KIND_KEY);
+  tag = lua_touserdata(L, -1);
+  lua_settop(L, -3);
+  if (tag >= aio_kind_tags && tag < aio_kind_tags + AIO_K_COUNT)
+    return (aio_kind)(tag - aio_kind_tags);
+  return AIO_K_NONE;
 }
 
 void aio_newclass(lua_State *L, const char *name, aio_kind kind,

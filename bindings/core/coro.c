@@ -416,13 +416,28 @@ static int await_coro(lua_State *L) {
   int nargs;
   lua_CFunction body = c->body;
   if (body != NULL) { /* a C operation */
-    int i;
-    push_args(L, 1, coro_take(L, 1));
-    for (i = 3; c->cached && i <= c->nargs + 1; i++) {
-      lua_pushnil(L); /* a kept operation lets go of its arguments */
-      lua_setiuservalue(L, 1, i);
+    int i, n = c->nargs;
+    if (c->state != AIO_CORO_NEW)
+      return aio_raisef(L, AIO_E_RUNTIME,
+                        "cannot reuse already awaited coroutine");
+    c->state = AIO_CORO_STARTED;
+    if (n > LUA_MINSTACK - 2) /* a C function always has LUA_MINSTACK */
+      luaL_checkstack(L, n + 2, "too many arguments");
+    if (n == 0) {
+      lua_settop(L, 0);
+      return body(L);
     }
-    lua_remove(L, 1);
+    /* [coro] -> [arg1, ..., argn]: arguments 2..n go above the coro,
+     * then the first replaces it (no rotation of the stack) */
+    for (i = 3; i <= n + 1; i++) {
+      lua_getiuservalue(L, 1, i);
+      if (c->cached) { /* a kept operation lets go of its arguments */
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, i);
+      }
+    }
+    lua_getiuservalue(L, 1, 2);
+    lua_replace(L, 1);
     return body(L);
   }
   nargs = aio_coro_start(L, 1, L); /* [coro, fn, args...] */
@@ -440,10 +455,23 @@ static int await_coro(lua_State *L) {
 }
 
 int aio_await(lua_State *L) {
-  aio_task *t = aio_check_await(L, "await");
+  aio_task *t = aio_current_task_of(L);
   int depth;
-  luaL_checkany(L, 1);
-  lua_settop(L, 1);
+  if (t == NULL)
+    t = aio_check_await(L, "await"); /* raises */
+  if (lua_gettop(L) != 1) {
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+  }
+  /* the common case first: a C operation (q:get()), whose metatable is
+   * upvalue 1 (see aio_open_coro) */
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    int op = lua_topointer(L, -1) ==
+             lua_topointer(L, lua_upvalueindex(1));
+    lua_settop(L, 1);
+    if (op)
+      return await_coro(L);
+  }
   for (depth = 0; depth < 100; depth++) {
     aio_kind k = aio_kindof(L, 1);
     switch (k) {
@@ -597,7 +625,6 @@ static const luaL_Reg ccoro_metamethods[] = {
 
 static const luaL_Reg coro_funcs[] = {
     {"async", l_async},
-    {"await", aio_await},
     {"iscoroutine", l_iscoroutine},
     {"iscoroutinefunction", l_iscoroutinefunction},
     {NULL, NULL}};
@@ -613,6 +640,9 @@ void aio_open_coro(lua_State *L) {
   aio_cache_mt(L, AIO_CORO_MT, &aio_mt_coro);
   aio_cache_mt(L, AIO_CCORO_MT, &aio_mt_ccoro);
   luaL_setfuncs(L, coro_funcs, 0);
+  luaL_getmetatable(L, AIO_CCORO_MT);
+  lua_pushcclosure(L, aio_await, 1);
+  lua_setfield(L, -2, "await");
   /* sleep is the coroutine function of aio_sleep_body, a C operation
    * whose Coroutine objects are kept */
   lua_pushcfunction(L, aio_sleep_body);

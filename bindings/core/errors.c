@@ -246,7 +246,37 @@ static void push_quoted(lua_State *L, int idx) {
   luaL_pushresult(&b);
 }
 
+static void pushrepr(lua_State *L, int idx, int depth);
+
+/* A list argument of an error object (a table with no metatable, as the
+ * exceptions of an ExceptionGroup): "[repr(t[1]), ...]", as Python's
+ * list repr; "[...]" past a nesting depth (a cycle). */
+static void push_list_repr(lua_State *L, int idx, int depth) {
+  luaL_Buffer b;
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+  if (depth > 8) {
+    lua_pushliteral(L, "[...]");
+    return;
+  }
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '[');
+  for (i = 1; i <= n; i++) {
+    if (i > 1)
+      luaL_addstring(&b, ", ");
+    lua_rawgeti(L, idx, i);
+    pushrepr(L, -1, depth + 1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, ']');
+  luaL_pushresult(&b);
+}
+
 void aio_pushrepr(lua_State *L, int idx) {
+  pushrepr(L, idx, 0);
+}
+
+static void pushrepr(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, NULL);
   if (lua_type(L, idx) == LUA_TSTRING) {
@@ -272,7 +302,10 @@ void aio_pushrepr(lua_State *L, int idx) {
       if (i > 1)
         lua_pushliteral(L, ", ");
       lua_rawgeti(L, base + 1, i);
-      aio_pushrepr(L, -1);
+      if (lua_type(L, -1) == LUA_TTABLE && !lua_getmetatable(L, -1))
+        push_list_repr(L, lua_gettop(L), depth + 1);
+      else
+        pushrepr(L, -1, depth + 1);
       lua_remove(L, -2);
     }
     lua_pushliteral(L, ")");

@@ -590,23 +590,33 @@ static void push_callback(lua_State *L, int fidx, aio_future *f, unsigned i) {
   }
 }
 
+static void add_callback_repr(lua_State *L, luaL_Buffer *b, int fidx,
+                              aio_future *f, unsigned i) {
+  push_callback(L, fidx, f, i);
+  if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+    lua_pushliteral(L, "Task.task_wakeup");
+  else
+    aio_pushfuncname(L, -1);
+  lua_remove(L, -2);
+  luaL_addvalue(b);
+  luaL_addstring(b, "()");
+}
+
+/* " cb=[a()]", " cb=[a(), b()]", or past two, as base_futures's
+ * _format_callbacks: " cb=[a(), <N more>, z()]". */
 static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
                                aio_future *f) {
-  unsigned i;
   if (f->ncb == 0)
     return;
   luaL_addstring(b, " cb=[");
-  for (i = 1; i <= f->ncb; i++) {
-    if (i > 1)
-      luaL_addstring(b, ", ");
-    push_callback(L, fidx, f, i);
-    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
-      lua_pushliteral(L, "Task.task_wakeup");
-    else
-      aio_pushfuncname(L, -1);
-    lua_remove(L, -2);
+  add_callback_repr(L, b, fidx, f, 1);
+  if (f->ncb > 2) {
+    lua_pushfstring(L, ", <%d more>", (int)(f->ncb - 2));
     luaL_addvalue(b);
-    luaL_addstring(b, "()");
+  }
+  if (f->ncb > 1) {
+    luaL_addstring(b, ", ");
+    add_callback_repr(L, b, fidx, f, f->ncb);
   }
   luaL_addchar(b, ']');
 }
@@ -737,16 +747,15 @@ void aio_future_pushrepr(lua_State *L, int idx) {
     luaL_addvalue(&b);
     add_coro_repr(L, &b, idx, t);
   }
-  add_outcome_repr(L, &b, idx, f);
-  if (!f->is_task)
-    add_callbacks_repr(L, &b, idx, f);
-  else if (f->state == AIO_PENDING && ((aio_task *)f)->waiter) {
+  if (f->is_task && f->state == AIO_PENDING && ((aio_task *)f)->waiter) {
     luaL_addstring(&b, " wait_for=");
     aio_push_waiter(L, (aio_task *)f);
     aio_future_pushrepr(L, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
   }
+  add_outcome_repr(L, &b, idx, f);
+  add_callbacks_repr(L, &b, idx, f);
   luaL_addchar(&b, '>');
   luaL_pushresult(&b);
 }
@@ -927,20 +936,27 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  if (lua_getfield(L, eidx, "waiter") == LUA_TUSERDATA &&
+  /* at integer key 1 of EXTRA: an array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
+    /* its callbacks slot was emptied when it completed (unless an
+     * exception gave it a reporter); a value it holds is dropped only
+     * when it could be big (an error, a message), not the `true` of a
+     * wake-up */
+    if (f->state == AIO_CANCELLED || f->has_exc) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, -2, AIO_FU_VALUE);
+      lua_pushnil(L);
+      lua_setiuservalue(L, -2, AIO_FU_CB);
+    }
     memset(f, 0, sizeof *f);
     f->loop = t->fut.loop;
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, AIO_FU_VALUE);
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, AIO_FU_CB);
   } else {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_setfield(L, eidx, "waiter");
+    lua_rawseti(L, eidx, 1);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);

@@ -129,7 +129,8 @@ static int l_handle__tostring(lua_State *L) {
     lua_remove(L, -2);
     luaL_addvalue(&b);
     luaL_addchar(&b, '(');
-    for (i = 0; i < h->nargs; i++) {
+    /* the arguments only in debug mode: they may hold secrets (3.13) */
+    for (i = 0; h->loop->debug && i < h->nargs; i++) {
       if (i > 0)
         luaL_addstring(&b, ", ");
       lua_getiuservalue(L, 1, UV_ARG0 + i);
@@ -141,6 +142,64 @@ static int l_handle__tostring(lua_State *L) {
   }
   luaL_addchar(&b, '>');
   luaL_pushresult(&b);
+  return 1;
+}
+
+/* Comparisons of TimerHandles, as events.py's: ordered by `when`; equal
+ * when `when`, the callback, the arguments (==, metamethods included)
+ * and the cancelled flag are (a cancelled handle has dropped its
+ * callback and arguments). A plain Handle is equal only to itself and
+ * cannot be ordered. */
+static aio_handle *check_timerhandle(lua_State *L, int idx) {
+  aio_handle *h = check_handle(L, idx);
+  if (!h->timer)
+    luaL_error(L, "attempt to compare two asyncio.Handle values "
+                  "(only TimerHandles are ordered)");
+  return h;
+}
+
+static int handles_equal(lua_State *L, aio_handle *a, aio_handle *b) {
+  int i;
+  if (a == b)
+    return 1;
+  if (!a->timer || !b->timer || a->when != b->when ||
+      a->cancelled != b->cancelled || a->nargs != b->nargs)
+    return 0;
+  if (a->cancelled)
+    return 1;
+  for (i = 0; i <= a->nargs; i++) {
+    int eq;
+    lua_getiuservalue(L, 1, UV_FN + i);
+    lua_getiuservalue(L, 2, UV_FN + i);
+    eq = lua_compare(L, -2, -1, LUA_OPEQ);
+    lua_pop(L, 2);
+    if (!eq)
+      return 0;
+  }
+  return 1;
+}
+
+static int l_handle__eq(lua_State *L) {
+  aio_handle *a, *b;
+  if (aio_kindof(L, 1) != AIO_K_HANDLE || aio_kindof(L, 2) != AIO_K_HANDLE) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  a = lua_touserdata(L, 1);
+  b = lua_touserdata(L, 2);
+  lua_pushboolean(L, handles_equal(L, a, b));
+  return 1;
+}
+
+static int l_handle__lt(lua_State *L) {
+  aio_handle *a = check_timerhandle(L, 1), *b = check_timerhandle(L, 2);
+  lua_pushboolean(L, a->when < b->when);
+  return 1;
+}
+
+static int l_handle__le(lua_State *L) {
+  aio_handle *a = check_timerhandle(L, 1), *b = check_timerhandle(L, 2);
+  lua_pushboolean(L, a->when < b->when || handles_equal(L, a, b));
   return 1;
 }
 
@@ -173,6 +232,9 @@ static const luaL_Reg handle_methods[] = {
 
 static const luaL_Reg handle_metamethods[] = {
     {"__tostring", l_handle__tostring},
+    {"__eq", l_handle__eq},
+    {"__lt", l_handle__lt},
+    {"__le", l_handle__le},
     {NULL, NULL}};
 
 void aio_open_handle(lua_State *L) {

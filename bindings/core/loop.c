@@ -195,24 +195,33 @@ void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n) {
     luaL_error(L, "not enough memory");
 }
 
-/* Makes room for n more values in the values ring. */
+/* Makes room for n more values in the values ring. The table keeps its
+ * slots: when the ring wraps, its first entries move to just after the
+ * old end, where the order continues (Lua grows the array part itself),
+ * so growing costs the wrapped entries only, not the whole ring. */
 static void values_reserve(lua_State *L, aio_loop *loop, unsigned n) {
-  unsigned ncap = loop->vcap ? loop->vcap : READY_MIN, mask, i;
+  unsigned ncap = loop->vcap ? loop->vcap : READY_MIN, wrapped = 0, i;
   if (loop->vcount + n <= loop->vcap)
     return;
   while (ncap < loop->vcount + n)
     ncap *= 2;
-  mask = loop->vcap - 1;
-  lua_createtable(L, (int)ncap, 0);
-  aio_push_env(L, loop, AIO_ENV_READY); /* [new, old] */
-  for (i = 0; i < loop->vcount; i++) {
-    lua_rawgeti(L, -1, ((loop->vhead + i) & mask) + 1);
-    lua_rawseti(L, -3, i + 1);
+  if (loop->vcap == 0) {
+    lua_createtable(L, (int)ncap, 0);
+    set_env(L, loop, AIO_ENV_READY);
+    loop->vhead = 0;
+  } else if (loop->vhead + loop->vcount > loop->vcap)
+    wrapped = loop->vhead + loop->vcount - loop->vcap;
+  if (wrapped > 0) {
+    aio_push_env(L, loop, AIO_ENV_READY);
+    for (i = 0; i < wrapped; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      lua_rawseti(L, -2, loop->vcap + i + 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  set_env(L, loop, AIO_ENV_READY);
   loop->vcap = ncap;
-  loop->vhead = 0;
 }
 
 void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
@@ -287,7 +296,7 @@ static const char aio_key_lasttb = 0;
 
 /* Message handler: error objects get their traceback; for other values
  * the traceback is stashed for the reporter. */
-static int msgh(lua_State *L) {
+int aio_msgh(lua_State *L) {
   aio_traceback(L, L, 1);
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
@@ -304,7 +313,7 @@ static int msgh(lua_State *L) {
 
 int aio_pcall(lua_State *L, int nargs) {
   int base = lua_gettop(L) - nargs, st;
-  lua_pushcfunction(L, msgh);
+  lua_pushcfunction(L, aio_msgh);
   lua_insert(L, base);
   st = lua_pcall(L, nargs, 0, base);
   lua_remove(L, base);
@@ -943,7 +952,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   loop->hot[AIO_ENV_SELF - 1] = luaL_ref(L, LUA_REGISTRYINDEX);
-  for (i = AIO_ENV_SELF; i < AIO_ENV_HOT; i++) { /* READY, TIMERS, TASKS */
+  for (i = AIO_ENV_SELF; i < AIO_ENV_HOT; i++) { /* READY ... THREADSAFE */
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -1006,6 +1015,10 @@ static int l_new_event_loop(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Current and running loops                                           */
 
+/* Set (true in the registry) by an explicit set_event_loop(nil): as in
+ * CPython, get_event_loop() then raises instead of making a loop. */
+static const char key_unset = 0;
+
 aio_loop *aio_get_event_loop(lua_State *L) {
   aio_loop *loop = aio_running_loop(L);
   if (loop)
@@ -1014,6 +1027,10 @@ aio_loop *aio_get_event_loop(lua_State *L) {
   loop = aio_test_loop(L, -1);
   lua_pop(L, 1);
   if (loop == NULL) {
+    int unset = lua_rawgetp(L, LUA_REGISTRYINDEX, &key_unset) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (unset)
+      aio_raisef(L, AIO_E_RUNTIME, "There is no current event loop");
     loop = aio_loop_new(L, NULL, AIO_CLOCK_REAL);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
   }
@@ -1025,10 +1042,28 @@ static int l_get_event_loop(lua_State *L) {
   return 1;
 }
 
+/* set_event_loop(loop | nil): nil makes get_event_loop() raise until a
+ * loop is set again (CPython's policy once set_event_loop was called). */
 static int l_set_event_loop(lua_State *L) {
   if (!lua_isnoneornil(L, 1))
     aio_check_loop_any(L, 1);
   lua_settop(L, 1);
+  if (lua_isnil(L, 1))
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_unset);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
+  return 0;
+}
+
+/* _unset_event_loop(): no current loop, and get_event_loop() makes a new
+ * one on demand (the teardown of asyncio.run, a Runner, asyncio.busted:
+ * DESIGN's "a later get_event_loop() makes a fresh one"). */
+static int l__unset_event_loop(lua_State *L) {
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_unset);
+  lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_current);
   return 0;
 }
@@ -1176,6 +1211,7 @@ static const luaL_Reg loop_funcs[] = {
     {"new_event_loop", l_new_event_loop},
     {"get_event_loop", l_get_event_loop},
     {"set_event_loop", l_set_event_loop},
+    {"_unset_event_loop", l__unset_event_loop},
     {"get_running_loop", l_get_running_loop},
     {"_get_running_loop", l__get_running_loop},
     {NULL, NULL}};

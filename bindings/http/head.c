@@ -54,21 +54,24 @@ int aio_http_acc_flush(lua_State *L, aio_http_acc *a, int hidx,
       a->own_err = "HPE_HEADER_OVERFLOW";
       return -1;
     }
-    lua_getfield(L, hidx, "headers");
+    lua_getfield(L, hidx, "headers");                 /* [h] */
     int n = a->nheaders++;
     lua_pushlstring(L, a->buf, flen);
     lua_rawseti(L, -2, 2 * n + 1);
-    lua_pushlstring(L, a->buf + flen, a->len - flen);
-    lua_rawseti(L, -2, 2 * n + 2);
+    lua_pushlstring(L, a->buf + flen, a->len - flen);  /* [h, value] */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, 2 * n + 2);
     for (size_t i = 0; i < flen; i++)
       a->buf[i] = (char)tolower((unsigned char)a->buf[i]);
-    lua_pushlstring(L, a->buf, flen);
-    if (lua_rawget(L, -2) == LUA_TNIL) {
-      lua_pushlstring(L, a->buf, flen);
-      lua_pushlstring(L, a->buf + flen, a->len - flen);
-      lua_rawset(L, -4);
-    }
-    lua_pop(L, 2);
+    lua_pushlstring(L, a->buf, flen);             /* [h, value, lname] */
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -4) == LUA_TNIL) { /* the first of its name */
+      lua_pop(L, 1);
+      lua_insert(L, -2);                          /* [h, lname, value] */
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    } else
+      lua_pop(L, 4);
   }
   a->len = a->field_len = 0;
   a->state = AIO_ACC_NONE;

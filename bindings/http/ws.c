@@ -6,12 +6,17 @@
  *     must). Raises for a control frame over 125 bytes or a bad opcode.
  *   _http.ws_parse(buf [, pos [, {masked =, max_size =}]])
  *     -> fin, opcode, payload, next_pos   a whole frame at pos (1 default),
- *        its payload unmasked; next_pos is where the following frame starts
- *     -> nil                              more bytes are needed
- *     -> false, code, reason              a protocol error: code is the
- *        close code to send (1002 protocol, 1009 too big)
+ *        its payload unmasked (fin a boolean: false for a fragment that
+ *        more follow); next_pos is where the following frame starts
+ *     -> nil                              more bytes are needed, the
+ *        frame's header is not whole yet
+ *     -> nil, nil, need                   more bytes are needed: the
+ *        frame is need bytes long from pos (wait for that much)
+ *     -> nil, code, reason                a protocol error: code is the
+ *        close code to send (1002 protocol, 1009 over max_size)
  *     masked = true requires masked frames (a server's input), false
- *     requires unmasked ones (a client's), nil accepts both.
+ *     requires unmasked ones (a client's), nil accepts both; max_size
+ *     (default 4 MiB, 0 none) bounds one frame's payload.
  *   _http.utf8_valid(s) -> boolean: strict UTF-8 (no surrogates, no
  *     overlong forms, nothing above U+10FFFF).
  *   _http.ws_accept(key) -> the Sec-WebSocket-Accept value of a key.
@@ -51,9 +56,8 @@ static int l_build(lua_State *L) {
   }
   luaL_argcheck(L, op >= 0 && op <= 15 && valid_opcode((int)op), 1,
                 "invalid opcode");
-  if (op >= 8 && (n > 125 || !fin))
-    return luaL_error(L, "control frames are unfragmented, at most 125 "
-                      "bytes");
+  luaL_argcheck(L, op < 8 || (n <= 125 && fin), 2,
+                "control frames are unfragmented, at most 125 bytes");
   unsigned char head[14];
   size_t h = 0;
   head[h++] = (unsigned char)((fin ? 0x80 : 0) | op);
@@ -88,7 +92,7 @@ static int l_build(lua_State *L) {
 }
 
 static int parse_error(lua_State *L, int code, const char *why) {
-  lua_pushboolean(L, 0);
+  lua_pushnil(L);
   lua_pushinteger(L, code);
   lua_pushstring(L, why);
   return 3;
@@ -140,7 +144,13 @@ static int l_parse(lua_State *L) {
     return parse_error(L, 1009, "frame too large");
   size_t keyat = h;
   if (masked) h += 4;
-  if (avail < h || avail - h < n) { lua_pushnil(L); return 1; }
+  if (avail < h || avail - h < n) {
+    lua_pushnil(L);
+    if ((uint64_t)h + n > (uint64_t)LUA_MAXINTEGER) return 1;
+    lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)(h + n));
+    return 3;
+  }
   lua_pushboolean(L, fin);
   lua_pushinteger(L, op);
   if (masked) {

@@ -12,10 +12,12 @@
  * and closes the handle. Closing the loop kills nothing: it closes the
  * handles and the pipes.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -360,6 +362,20 @@ static void push_process(lua_State *L, aio_loop *loop, proc *p,
   aio_waiter_set(L, &ud->anchor_key, -1);
 }
 
+/* Raises the OSError of a failed spawn of the program at index 1 as
+ * Python does: it names the program (.filename), or the working directory
+ * when that is what is missing. */
+static int raise_spawn_error(lua_State *L, int uverr, const char *cwd) {
+  struct stat st;
+  if (cwd != NULL && stat(cwd, &st) != 0) {
+    lua_pushstring(L, cwd);
+    aio_push_path_error(L, uv_translate_sys_error(errno), "spawn",
+                        lua_gettop(L), 0);
+  } else
+    aio_push_path_error(L, uverr, "spawn", 1, 0);
+  return lua_error(L);
+}
+
 /* _spawn(file, args, opts): args is the full argv list (args[1] is the
  * program name the child sees). opts: stdin, stdout, stderr, cwd, env,
  * limit, start_new_session. Returns a Process. */
@@ -414,7 +430,7 @@ static int l_spawn(lua_State *L) {
   if (r != 0) {
     proc_close_hook((uv_handle_t *)&p->h);
     abort_pipes(pipes);
-    return aio_raise_uv(L, r, "spawn");
+    return raise_spawn_error(L, r, o.cwd);
   }
   push_process(L, loop, p, pipes, limit);
   return 1;

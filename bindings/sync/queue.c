@@ -36,6 +36,7 @@ enum {
 };
 
 typedef struct aio_queue {
+  const char *tag;       /* &queue_tag (aio_checktagged) */
   aio_loop *loop;
   aio_waitq getters, putters, joiners;
   double maxsize;        /* <= 0: unbounded */
@@ -48,9 +49,14 @@ typedef struct aio_queue {
 static const char *const kind_names[] = {"Queue", "LifoQueue",
                                          "PriorityQueue"};
 
+static const char queue_tag = 0;
+
 static aio_queue *check_queue(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_QUEUE, AIO_QUEUE_MT);
+  return aio_checktagged(L, idx, sizeof(aio_queue), &queue_tag, AIO_K_QUEUE,
+                         AIO_QUEUE_MT);
 }
+
+
 
 /* Pushes maxsize as an integer when it is one, else as a float. */
 static void push_maxsize(lua_State *L, aio_queue *q) {
@@ -68,18 +74,23 @@ static int is_full(aio_queue *q) {
 /* ------------------------------------------------------------------ */
 /* Storage                                                             */
 
+/* Doubles the ring of the full FIFO queue at index 1. The table keeps
+ * its slots: when the ring wraps (head > 0), the `head` entries of its
+ * start move to just after the old end, where the order continues; Lua
+ * grows the table's array part itself as the new slots are filled. */
 static void ring_grow(lua_State *L, aio_queue *q) {
-  unsigned ncap = q->cap ? q->cap * 2 : 16, i, mask = q->cap - 1;
-  lua_getiuservalue(L, 1, Q_UV_ITEMS);
-  lua_createtable(L, (int)ncap, 0);
-  for (i = 0; i < q->count; i++) {
-    lua_rawgeti(L, -2, ((q->head + i) & mask) + 1);
-    lua_rawseti(L, -2, i + 1);
+  unsigned ncap = q->cap ? q->cap * 2 : 16, i;
+  if (q->head > 0) {
+    lua_getiuservalue(L, 1, Q_UV_ITEMS);
+    for (i = 0; i < q->head; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      lua_rawseti(L, -2, q->cap + i + 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pop(L, 1);
   }
-  lua_setiuservalue(L, 1, Q_UV_ITEMS);
-  lua_pop(L, 1);
   q->cap = ncap;
-  q->head = 0;
 }
 
 /* Heap helpers: entries are (KEYS[i], SEQS[i], ITEMS[i]), 1-based; the
@@ -242,7 +253,7 @@ static void take_item(lua_State *L, aio_queue *q) {
     lua_rawgeti(L, -1, q->head + 1);
     lua_pushnil(L);
     lua_rawseti(L, -3, q->head + 1);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
   } else if (q->kind == Q_LIFO) {
@@ -250,7 +261,7 @@ static void take_item(lua_State *L, aio_queue *q) {
     lua_rawgeti(L, -1, q->count);
     lua_pushnil(L);
     lua_rawseti(L, -3, q->count);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     q->count--;
   } else {
     heap_pop(L, q);
@@ -522,20 +533,54 @@ static int l_queue__tostring(lua_State *L) {
   return 1;
 }
 
-/* Properties are fields (q.maxsize); methods come from the methods table
- * (upvalue 1), looked up first: a method look-up (every q:get()) needs no
- * check of the queue, its call does one. */
-static int l_queue__index(lua_State *L) {
-  const char *key;
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-    return 1;
-  key = lua_tostring(L, 2);
-  if (key && strcmp(key, "maxsize") == 0) {
-    push_maxsize(L, check_queue(L, 1));
-    return 1;
+/* Metatables. q.maxsize is a field, as the other methods are: a queue's
+ * metatable has as __index a table {maxsize = m} whose own metatable is
+ * the class (AIO_QUEUE_MT, whose __index is the methods table). So a
+ * method look-up (every q:get()) is two table look-ups in the VM and no
+ * call of a function. Queues of the same maxsize share that metatable:
+ * they are kept in a weak-valued registry table keyed by maxsize, so
+ * there are as many as distinct maxsizes in use. */
+static const char key_mts = 0;
+
+/* Pushes the metatable of queues of q's maxsize, making it if needed. */
+static void push_queue_mt(lua_State *L, aio_queue *q) {
+  int cache;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_mts) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_mts);
   }
-  return 0;
+  cache = lua_gettop(L);
+  push_maxsize(L, q);
+  if (lua_rawget(L, cache) == LUA_TTABLE) {
+    lua_remove(L, cache);
+    return;
+  }
+  lua_pop(L, 1);
+  luaL_getmetatable(L, AIO_QUEUE_MT);            /* [cache, class] */
+  lua_createtable(L, 1, 4);                      /* the metatable */
+  lua_rawgeti(L, cache + 1, AIO_KIND_KEY);
+  lua_rawseti(L, -2, AIO_KIND_KEY);
+  lua_getfield(L, cache + 1, "__name");
+  lua_setfield(L, -2, "__name");
+  lua_getfield(L, cache + 1, "__tostring");
+  lua_setfield(L, -2, "__tostring");
+  lua_createtable(L, 0, 1);                      /* its __index */
+  push_maxsize(L, q);
+  lua_setfield(L, -2, "maxsize");
+  lua_pushvalue(L, cache + 1);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "__index");
+  push_maxsize(L, q);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, cache);                          /* cache[maxsize] = mt */
+  lua_replace(L, cache);
+  lua_settop(L, cache);
 }
 
 /* Queue([maxsize]), LifoQueue([maxsize]), PriorityQueue([maxsize]) */
@@ -545,9 +590,11 @@ static int queue_new(lua_State *L, int kind) {
   luaL_argcheck(L, isfinite(maxsize), 1, "maxsize is not a finite number");
   q = lua_newuserdatauv(L, sizeof *q, Q_UV_COUNT);
   memset(q, 0, sizeof *q);
+  q->tag = &queue_tag;
   q->kind = (unsigned char)kind;
   q->maxsize = maxsize;
-  luaL_setmetatable(L, AIO_QUEUE_MT);
+  push_queue_mt(L, q);
+  lua_setmetatable(L, -2);
   lua_newtable(L);
   lua_setiuservalue(L, -2, Q_UV_ITEMS);
   if (kind == Q_PRIORITY) {
@@ -600,9 +647,6 @@ void aio_open_queue(lua_State *L) {
   static const luaL_Reg none[] = {{NULL, NULL}};
   aio_newclass(L, AIO_QUEUE_MT, AIO_K_QUEUE, queue_methods, none);
   luaL_getmetatable(L, AIO_QUEUE_MT);
-  lua_getfield(L, -1, "__index"); /* the methods table */
-  lua_pushcclosure(L, l_queue__index, 1);
-  lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, l_queue__tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);

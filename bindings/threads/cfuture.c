@@ -401,11 +401,10 @@ int aio_cfuture_wrap(lua_State *L, int cfidx, aio_loop *loop) {
     cf->waiters = w;
   }
   uv_mutex_unlock(&cf->mu);
-  if (!parked) { /* done already: fill the Future now */
-    luaL_unref(L, LUA_REGISTRYINDEX, futref);
-    aio_remote_release(w->r);
-    free(w);
-    fill_future(L, fidx, cf);
+  if (!parked) { /* done already: filled at a later iteration, as
+                    CPython's call_soon_threadsafe does (cancellable) */
+    w->next = NULL;
+    notify(cf, w);
   }
   lua_settop(L, fidx);
   return 1;

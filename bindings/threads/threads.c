@@ -21,6 +21,7 @@
  * fields; Lua is never called with it held.
  */
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ struct aio_remote {
   aio_loop *loop;      /* NULL once the loop closed */
   uv_async_t *wakeup;  /* valid while loop != NULL */
   uv_thread_t tid;     /* the loop thread running it (start_loop_thread) */
+  uv_thread_t owner;   /* the thread that made the loop: it never waits */
+  aio_gate gate;       /* the loop-wide mark (limit 0: none) */
+  aio_gate *gates;     /* every gate on this remote, the loop's included */
   unsigned char has_thread, joined;
 };
 
@@ -49,10 +53,16 @@ aio_remote *aio_remote_new(lua_State *L, aio_loop *loop) {
     free(r);
     luaL_error(L, "not enough memory");
   }
+  if (aio_gate_init(r, &r->gate, 0) != 0) {
+    uv_mutex_destroy(&r->mu);
+    free(r);
+    luaL_error(L, "not enough memory");
+  }
   atomic_init(&r->refs, 1);
   atomic_init(&r->pending, 0);
   r->loop = loop;
   r->wakeup = loop->wakeup;
+  r->owner = uv_thread_self();
   return r;
 }
 
@@ -64,6 +74,7 @@ void aio_remote_release(aio_remote *r) {
   if (atomic_fetch_sub(&r->refs, 1) == 1) {
     if (r->has_thread && !r->joined)
       pthread_detach(r->tid); /* nobody will join it: let it go */
+    aio_gate_destroy(&r->gate);
     uv_mutex_destroy(&r->mu);
     free(r);
   }
@@ -77,10 +88,122 @@ int aio_remote_closed(aio_remote *r) {
   return closed;
 }
 
-/* Links p at the tail of the queue and wakes the loop. */
-static int enqueue(aio_remote *r, post *p) {
-  p->next = NULL;
+/* ------------------------------------------------------------------ */
+/* High-water marks                                                    */
+
+int aio_gate_init(aio_remote *r, aio_gate *g, unsigned limit) {
+  int err;
+  memset(g, 0, sizeof *g);
+  err = uv_cond_init(&g->room);
+  if (err != 0)
+    return err;
+  g->r = r;
+  g->limit = limit;
   uv_mutex_lock(&r->mu);
+  g->next = r->gates;
+  r->gates = g;
+  uv_mutex_unlock(&r->mu);
+  return 0;
+}
+
+void aio_gate_destroy(aio_gate *g) {
+  aio_remote *r = g->r;
+  aio_gate **pp;
+  if (r == NULL)
+    return;
+  uv_mutex_lock(&r->mu);
+  for (pp = &r->gates; *pp; pp = &(*pp)->next)
+    if (*pp == g) {
+      *pp = g->next;
+      break;
+    }
+  uv_mutex_unlock(&r->mu);
+  uv_cond_destroy(&g->room);
+  g->r = NULL;
+}
+
+/* Takes a place in g for a post (mu held). When g is full: without
+ * `wait` returns UV_EAGAIN; with it, a foreign thread waits for room and
+ * the loop's own thread goes beyond the mark. Returns 0 (counted),
+ * UV_EAGAIN (full, no wait) or UV_ECANCELED (the loop closed). */
+static int gate_enter(aio_remote *r, aio_gate *g, int wait) {
+  if (g->limit != 0 && g->count >= g->limit && r->loop != NULL) {
+    uv_thread_t self = uv_thread_self();
+    if (!wait) {
+      g->waited++;
+      return UV_EAGAIN;
+    }
+    if (!uv_thread_equal(&self, &r->owner)) { /* the loop's: beyond */
+      g->waited++;
+      g->waiters++;
+      while (g->limit != 0 && g->count >= g->limit && r->loop != NULL)
+        uv_cond_wait(&g->room, &r->mu);
+      g->waiters--;
+    }
+  }
+  if (r->loop == NULL)
+    return UV_ECANCELED;
+  if (++g->count > g->peak)
+    g->peak = g->count;
+  return 0;
+}
+
+void aio_gate_leave(aio_gate *g) {
+  if (g == NULL)
+    return;
+  uv_mutex_lock(&g->r->mu);
+  g->count--;
+  /* posters are let through in batches, once the queue is down to half
+   * the mark: one wake-up per call would cost a thread switch each */
+  if (g->waiters && g->count <= g->limit / 2)
+    uv_cond_broadcast(&g->room);
+  uv_mutex_unlock(&g->r->mu);
+}
+
+void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st) {
+  uv_mutex_lock(&g->r->mu);
+  st->limit = g->limit;
+  st->count = g->count;
+  st->peak = g->peak;
+  st->waited = g->waited;
+  uv_mutex_unlock(&g->r->mu);
+}
+
+aio_gate *aio_remote_gate(aio_remote *r) {
+  return &r->gate;
+}
+
+void aio_remote_set_limit(aio_remote *r, unsigned limit) {
+  uv_mutex_lock(&r->mu);
+  r->gate.limit = limit;
+  uv_cond_broadcast(&r->gate.room); /* a higher mark makes room */
+  uv_mutex_unlock(&r->mu);
+}
+
+/* Wakes every waiting poster: the loop closed (mu held). */
+static void wake_gates(aio_remote *r) {
+  aio_gate *g;
+  for (g = r->gates; g; g = g->next)
+    uv_cond_broadcast(&g->room);
+}
+
+/* ------------------------------------------------------------------ */
+/* The queue of posts                                                  */
+
+/* Links p at the tail of the queue and wakes the loop; through gate g
+ * (NULL: none) as aio_remote_post_gated says. */
+static int enqueue(aio_remote *r, post *p, aio_gate *g, int wait) {
+  p->next = NULL;
+  p->gate = NULL;
+  uv_mutex_lock(&r->mu);
+  if (g != NULL && g->limit != 0) {
+    int err = gate_enter(r, g, wait);
+    if (err != 0) {
+      uv_mutex_unlock(&r->mu);
+      return err;
+    }
+    p->gate = g;
+  }
   if (r->loop == NULL) {
     uv_mutex_unlock(&r->mu);
     return UV_ECANCELED;
@@ -105,7 +228,7 @@ int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
   p->fn = fn;
   p->data = data;
   p->owned = 1;
-  err = enqueue(r, p);
+  err = enqueue(r, p, NULL, 0);
   if (err != 0)
     free(p);
   return err;
@@ -113,7 +236,13 @@ int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
 
 int aio_remote_post_node(aio_remote *r, aio_post *p) {
   p->owned = 0;
-  return enqueue(r, p);
+  return enqueue(r, p, NULL, 0);
+}
+
+int aio_remote_post_gated(aio_remote *r, aio_post *p, aio_gate *g,
+                          int wait) {
+  p->owned = 0;
+  return enqueue(r, p, g, wait);
 }
 
 /* Takes the whole queue. */
@@ -174,6 +303,7 @@ void aio_remote_close(aio_remote *r) {
   uv_mutex_lock(&r->mu);
   loop = r->loop;
   r->loop = NULL;
+  wake_gates(r);
   uv_mutex_unlock(&r->mu);
   for (p = take_all(r); p; p = next) {
     int owned = p->owned;
@@ -417,6 +547,7 @@ static int run_call_job(lua_State *L) {
 
 static void call_job_run(aio_loop *loop, lua_State *L, void *p) {
   call_job *job = p;
+  aio_gate_leave(job->node.gate);
   if (L != NULL && !atomic_load(&job->cancelled))
     aio_run_posted(loop, L, run_call_job, job,
                    "Exception in callback (threadsafe call)");
@@ -426,7 +557,8 @@ static void call_job_run(aio_loop *loop, lua_State *L, void *p) {
 }
 
 /* Posts fn(args) (n values from stack index first) to r and pushes its
- * handle; raises (closed loop: RuntimeError; SendError). */
+ * handle; raises (closed loop: RuntimeError; SendError). Waits while the
+ * loop's post limit is reached (not in the loop's own thread). */
 static void post_call(lua_State *L, aio_remote *r, int first, int n) {
   call_job *job, **hud = lua_newuserdatauv(L, sizeof *hud, 0);
   aio_msg *msg;
@@ -444,7 +576,7 @@ static void post_call(lua_State *L, aio_remote *r, int first, int n) {
   atomic_init(&job->refs, 2);
   atomic_init(&job->cancelled, 0);
   *hud = job;
-  if (aio_remote_post_node(r, &job->node) != 0) {
+  if (aio_remote_post_gated(r, &job->node, aio_remote_gate(r), 1) != 0) {
     call_job_run(NULL, NULL, job);
     aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
@@ -542,6 +674,8 @@ typedef struct tsfn {
   aio_remote *r;
   int fnref; /* in the loop's env THREADSAFE table: the function goes
                 with the loop, also when the loop closed before this */
+  aio_gate *gate; /* &mark with a maxsize, else NULL */
+  aio_gate mark;
 } tsfn;
 
 typedef struct tsfn_job {
@@ -578,6 +712,8 @@ static void tsfn_release(void *o) {
   if (atomic_fetch_sub(&f->refs, 1) == 1) {
     /* the function lives in the loop's state: release it there */
     aio_remote_post(f->r, tsfn_unref_job, (void *)(intptr_t)f->fnref);
+    if (f->gate)
+      aio_gate_destroy(f->gate);
     aio_remote_release(f->r);
     free(f);
   }
@@ -605,21 +741,28 @@ static const aio_shared_type tsfn_type = {"asyncio.ThreadsafeFunction",
  * call: the hot path of w6 has no frame of its own). */
 static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_job *job = p;
+  aio_gate_leave(job->node.gate);
   if (L != NULL) {
-    int n;
+    int n, base = lua_gettop(L);
+    /* [msgh, fn, args...]: aio_pcall without moving the handler under
+     * the function afterwards */
+    lua_pushcfunction(L, aio_msgh);
     push_tsfn_table(L, loop);
     lua_rawgeti(L, -1, job->fn->fnref);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     n = aio_msg_unpack(L, job->args);
-    if (aio_pcall(L, n) != LUA_OK)
+    if (lua_pcall(L, n, 0, base + 1) != LUA_OK)
       posted_failed(loop, L, "Exception in threadsafe function");
+    if (!loop->propagate)
+      lua_settop(L, base);
   }
   aio_msg_free(job->args);
   tsfn_release(job->fn);
   free(job);
 }
 
-/* Calling the function from any thread schedules fn(args) on its loop. */
+/* Calling the function from any thread schedules fn(args) on its loop;
+ * with a maxsize, another thread waits while maxsize calls are queued. */
 static int l_tsfn__call(lua_State *L) {
   tsfn *f = *(tsfn **)luaL_checkudata(L, 1, AIO_TSFN_MT);
   tsfn_job *job;
@@ -634,7 +777,7 @@ static int l_tsfn__call(lua_State *L) {
   job->node.fn = tsfn_job_run;
   job->node.data = job;
   tsfn_retain(f);
-  if (aio_remote_post_node(f->r, &job->node) != 0) {
+  if (aio_remote_post_gated(f->r, &job->node, f->gate, 1) != 0) {
     tsfn_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
@@ -649,26 +792,75 @@ static int l_tsfn__gc(lua_State *L) {
   return 0;
 }
 
-/* threadsafe(fn) -> a shareable callable bound to the current loop */
+/* tf:stats() -> {maxsize =, qsize =, peak =, waited =} */
+static int l_tsfn_stats(lua_State *L) {
+  tsfn *f = *(tsfn **)luaL_checkudata(L, 1, AIO_TSFN_MT);
+  aio_gate_stats st = {0, 0, 0, 0};
+  if (f->gate)
+    aio_gate_get_stats(f->gate, &st);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, st.limit);
+  lua_setfield(L, -2, "maxsize");
+  lua_pushinteger(L, st.count);
+  lua_setfield(L, -2, "qsize");
+  lua_pushinteger(L, st.peak);
+  lua_setfield(L, -2, "peak");
+  lua_pushinteger(L, (lua_Integer)st.waited);
+  lua_setfield(L, -2, "waited");
+  return 1;
+}
+
+/* The maxsize of threadsafe's options at idx (0: unbounded); raises
+ * "bad argument" for options that are not a table or a maxsize that is
+ * not an integer. */
+static unsigned tsfn_maxsize(lua_State *L, int idx) {
+  lua_Integer n;
+  int isnum;
+  if (lua_isnoneornil(L, idx))
+    return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "maxsize");
+  n = lua_tointegerx(L, -1, &isnum);
+  if (!isnum && !lua_isnil(L, -1))
+    luaL_argerror(L, idx, "maxsize must be an integer");
+  lua_pop(L, 1);
+  if (n > (lua_Integer)UINT_MAX)
+    luaL_argerror(L, idx, "maxsize is too large");
+  return n > 0 ? (unsigned)n : 0; /* 0 or negative: unbounded */
+}
+
+/* threadsafe(fn [, {maxsize =}]) -> a shareable callable bound to the
+ * current loop */
 static int l_threadsafe(lua_State *L) {
   aio_loop *loop;
   tsfn *f, **ud;
   int fnref;
+  unsigned maxsize;
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  maxsize = tsfn_maxsize(L, 2);
   loop = aio_get_event_loop(L);
   aio_check_open(L, loop);
+  ud = lua_newuserdatauv(L, sizeof *ud, 0); /* first: it may raise */
+  *ud = NULL;
+  luaL_setmetatable(L, AIO_TSFN_MT);
   push_tsfn_table(L, loop);
   lua_pushvalue(L, 1);
   fnref = luaL_ref(L, -2);
   f = malloc(sizeof *f);
+  if (f != NULL) {
+    f->gate = NULL;
+    if (maxsize > 0 && aio_gate_init(loop->remote, &f->mark, maxsize) == 0)
+      f->gate = &f->mark;
+    else if (maxsize > 0) {
+      free(f);
+      f = NULL;
+    }
+  }
   if (f == NULL) {
     luaL_unref(L, -1, fnref);
     return luaL_error(L, "not enough memory");
   }
-  lua_pop(L, 1);
-  ud = lua_newuserdatauv(L, sizeof *ud, 0);
-  *ud = NULL;
-  luaL_setmetatable(L, AIO_TSFN_MT);
+  lua_pop(L, 1); /* the table: the userdata is on top */
   atomic_init(&f->refs, 1);
   f->r = loop->remote;
   aio_remote_retain(f->r);
@@ -790,6 +982,10 @@ static const luaL_Reg tshandle_metamethods[] = {
     {"__gc", l_tshandle__gc},
     {NULL, NULL}};
 
+static const luaL_Reg tsfn_methods[] = {
+    {"stats", l_tsfn_stats},
+    {NULL, NULL}};
+
 static const luaL_Reg tsfn_metamethods[] = {
     {"__call", l_tsfn__call},
     {"__gc", l_tsfn__gc},
@@ -801,12 +997,11 @@ static const luaL_Reg threads_funcs[] = {
     {NULL, NULL}};
 
 void aio_open_threads(lua_State *L) {
-  static const luaL_Reg none[] = {{NULL, NULL}};
   aio_newclass(L, AIO_LOOPREF_MT, AIO_K_OTHER, loopref_methods,
                loopref_metamethods);
   aio_newclass(L, AIO_TSHANDLE_MT, AIO_K_OTHER, tshandle_methods,
                tshandle_metamethods);
-  aio_newclass(L, AIO_TSFN_MT, AIO_K_OTHER, none, tsfn_metamethods);
+  aio_newclass(L, AIO_TSFN_MT, AIO_K_OTHER, tsfn_methods, tsfn_metamethods);
   aio_shared_register(&loopref_type);
   aio_shared_register(&tsfn_type);
   luaL_setfuncs(L, threads_funcs, 0);

@@ -52,7 +52,7 @@ function M.async(opts, fn)
     collectgarbage()
     local counts_before_close = loop:_counts()
     loop:close()
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
     collectgarbage()
     collectgarbage()
     if not ok then

@@ -150,7 +150,7 @@ function Runner:close()
   -- the loop is closed anyway
   pcall(cancel_all_tasks, loop)
   pcall(loop.shutdown_default_executor, loop)
-  if self._set_loop then core.set_event_loop(nil) end
+  if self._set_loop then core._unset_event_loop() end
   loop:close()
   self._loop = nil
 end

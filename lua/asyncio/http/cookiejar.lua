@@ -113,6 +113,7 @@ end
 
 --- filter_cookies(url) -> the Cookie header value for url ("" for none)
 function CookieJar:filter_cookies(u)
+  if next(self._cookies) == nil then return "" end
   local now, out = os.time(), {}
   local secure = u.scheme == "https" or u.scheme == "wss"
   local keys = {}

@@ -42,6 +42,14 @@ M.ClientConnectionError =
 M.ClientOSError = M.ClientConnectionError:subclass("http.ClientOSError")
 M.ClientConnectorError =
   M.ClientOSError:subclass("http.ClientConnectorError")
+-- TLS failures while connecting, as aiohttp: a certificate that does not
+-- verify (`.certificate_error`: the ssl.SSLCertVerificationError, with
+-- verify_code and verify_message), any other ssl.SSLError
+M.ClientSSLError = M.ClientConnectorError:subclass("http.ClientSSLError")
+M.ClientConnectorCertificateError =
+  M.ClientSSLError:subclass("http.ClientConnectorCertificateError")
+M.ClientConnectorSSLError =
+  M.ClientSSLError:subclass("http.ClientConnectorSSLError")
 M.ServerDisconnectedError = M.ClientConnectionError:subclass(
   "http.ServerDisconnectedError", function(e, msg)
     e.message = msg or "Server disconnected"
@@ -228,8 +236,9 @@ M._urlencode = urlencode
 local StreamContent = {}
 StreamContent.__index = StreamContent
 
---- The next piece of the body, "" at its end.
-StreamContent._piece = async(function(self)
+--- The next piece of the body, "" at its end (a plain function that
+-- awaits: callable from any coroutine function running in a task).
+local function piece(self)
   local resp = self.resp
   if self.buf ~= "" then
     local b = self.buf
@@ -249,32 +258,42 @@ StreamContent._piece = async(function(self)
   end
   if resp._decoder then ev = resp._decoder(ev) end
   return ev
-end)
+end
+StreamContent._piece = async(piece)
 
---- read([n]) -> up to n bytes (all of the body without n); "" at the end
-StreamContent.read = async(function(self, n)
-  if n == nil or n < 0 then
-    local parts = {}
-    while true do
-      local p = await(self:_piece())
-      if p == "" then break end
-      parts[#parts + 1] = p
-    end
-    return concat(parts)
+--- The rest of the body: most bodies come in one piece, joined only
+-- when there are more.
+local function read_all(self)
+  local first = piece(self)
+  if first == "" then return first end
+  local p = piece(self)
+  if p == "" then return first end
+  local parts = {first, p}
+  while true do
+    p = piece(self)
+    if p == "" then return concat(parts) end
+    parts[#parts + 1] = p
   end
-  local p = await(self:_piece())
+end
+
+local function read_some(self, n)
+  if n == nil or n < 0 then return read_all(self) end
+  local p = piece(self)
   if #p > n then
     self.buf = p:sub(n + 1)
     p = p:sub(1, n)
   end
   return p
-end)
+end
+
+--- read([n]) -> up to n bytes (all of the body without n); "" at the end
+StreamContent.read = async(read_some)
 
 --- readexactly(n) -> n bytes; raises asyncio.IncompleteReadError short
 StreamContent.readexactly = async(function(self, n)
   local parts, got = {}, 0
   while got < n do
-    local p = await(self:read(n - got))
+    local p = read_some(self, n - got)
     if p == "" then
       error(asyncio.IncompleteReadError(concat(parts), n), 0)
     end
@@ -288,7 +307,7 @@ end)
 StreamContent.readline = async(function(self)
   local parts = {}
   while true do
-    local p = await(self:_piece())
+    local p = piece(self)
     if p == "" then return concat(parts) end
     local i = p:find("\n", 1, true)
     if i then
@@ -304,7 +323,7 @@ end)
 -- task: pieces of at most n bytes until the end.
 function StreamContent:iter_chunked(n)
   return function()
-    local p = await(self:read(n))
+    local p = read_some(self, n)
     if p ~= "" then return p end
   end
 end
@@ -312,7 +331,7 @@ end
 --- iter_any(): the pieces as they arrive
 function StreamContent:iter_any()
   return function()
-    local p = await(self:_piece())
+    local p = piece(self)
     if p ~= "" then return p end
   end
 end
@@ -352,21 +371,22 @@ ClientResponse.__gc = ClientResponse.close
 
 --- read() -> the whole body (kept: read, text and json may be called
 -- again)
-ClientResponse.read = async(function(self)
-  if self._body == nil then
-    self._body = await(self.content:read())
+local function read_body(self)
+  local body = self._body
+  if body == nil then
+    body = read_all(self.content)
+    self._body = body
   end
-  return self._body
-end)
+  return body
+end
+ClientResponse.read = async(read_body)
 
 --- text() -> the body as a string (Lua strings are bytes: no decoding)
-ClientResponse.text = async(function(self)
-  return await(self:read())
-end)
+ClientResponse.text = ClientResponse.read
 
 --- json() -> the body decoded by lua-cjson (nil for an empty body)
 ClientResponse.json = async(function(self, opts)
-  local body = await(self:read())
+  local body = read_body(self)
   local ct = self.headers["content-type"] or ""
   local want = opts and opts.content_type
   if want == nil then want = "application/json" end
@@ -419,7 +439,7 @@ function M.ClientSession(opts)
     _limit_per_host = opts.limit_per_host or 0, _per_host = {},
     _raise = opts.raise_for_status or false,
     cookie_jar = opts.cookie_jar or cookiejar.CookieJar(),
-    _pool = {}, closed = false}, ClientSession)
+    _pool = {}, closed = false, _urls = {}, _nurls = 0}, ClientSession)
 end
 
 --- Gives conn back: kept idle when reusable, else closed; frees its
@@ -445,26 +465,55 @@ function ClientSession:_release(conn, reusable)
   end
 end
 
+--- The `ssl` of open_connection for a request's `ssl` option, as
+-- aiohttp's: nil or true verify with the system's CAs (and the host
+-- name), false does not verify at all, an ssl.SSLContext is used as it is.
+local no_verify
+local function tls_context(opt)
+  if opt == nil or opt == true then return true end
+  if opt ~= false then return opt end
+  if not no_verify then
+    local ssl = require "asyncio.ssl"
+    no_verify = ssl.create_default_context()
+    no_verify.check_hostname = false
+    no_verify.verify_mode = ssl.CERT_NONE
+  end
+  return no_verify
+end
+
+--- Takes the permits of a connection to key (the session's limit, then
+-- the host's).
+local function acquire(self, key)
+  if self._limit then await(self._limit:acquire()) end
+  if self._limit_per_host > 0 then
+    local ph = self._per_host[key]
+    if not ph then
+      ph = asyncio.Semaphore(self._limit_per_host)
+      self._per_host[key] = ph
+    end
+    local ok, e = pcall(await, ph:acquire())
+    if not ok then
+      if self._limit then self._limit:release() end
+      error(e, 0)
+    end
+  end
+end
+local acquire_co = async(acquire)
+
 --- A connection to u (a parsed URL): an idle one or a new one, with its
 -- permits taken. Returns conn, reused.
 function ClientSession:_connect(u, opts, timeout)
   local key = u.scheme .. "://" .. u.host .. ":" .. u.port
-  local function acquire()
-    if self._limit then await(self._limit:acquire()) end
-    if self._limit_per_host > 0 then
-      local ph = self._per_host[key]
-      if not ph then
-        ph = asyncio.Semaphore(self._limit_per_host)
-        self._per_host[key] = ph
-      end
-      local ok, e = pcall(await, ph:acquire())
-      if not ok then
-        if self._limit then self._limit:release() end
-        error(e, 0)
-      end
-    end
+  if opts.ssl ~= nil and opts.ssl ~= true and
+      (u.scheme == "https" or u.scheme == "wss") then
+    -- a connection verified otherwise is not shared
+    key = key .. " " .. tostring(opts.ssl)
   end
-  bounded(async(acquire)(), timeout.connect)
+  if timeout.connect then
+    bounded(acquire_co(self, key), timeout.connect)
+  else
+    acquire(self, key)
+  end
   local idle = self._pool[key]
   while idle and #idle > 0 do
     local conn = remove(idle)
@@ -476,8 +525,7 @@ function ClientSession:_connect(u, opts, timeout)
   end
   local copts
   if u.scheme == "https" or u.scheme == "wss" then
-    copts = {ssl = opts.ssl == nil and true or opts.ssl,
-             server_hostname = u.host}
+    copts = {ssl = tls_context(opts.ssl), server_hostname = u.host}
   end
   local ok, r, w = pcall(bounded, asyncio.open_connection(u.host, u.port,
     copts), timeout.sock_connect or timeout.connect)
@@ -486,10 +534,22 @@ function ClientSession:_connect(u, opts, timeout)
     local ph = self._per_host[key]
     if ph then ph:release() end
     if is_cancel(r) or iserror(r, asyncio.TimeoutError) then error(r, 0) end
-    local e = M.ClientConnectorError(("Cannot connect to host %s:%d "
-      .. "ssl:%s [%s]"):format(u.host, u.port, copts and "default" or
-      "False", tostring(r and r.message or r)))
+    local cls = M.ClientConnectorError
+    if copts and iserror(r, asyncio.OSError) then
+      local ssl = require "asyncio.ssl"
+      if iserror(r, ssl.SSLCertVerificationError) then
+        cls = M.ClientConnectorCertificateError
+      elseif iserror(r, ssl.SSLError) then
+        cls = M.ClientConnectorSSLError
+      end
+    end
+    local e = cls(("Cannot connect to host %s:%d ssl:%s [%s]"):format(
+      u.host, u.port, copts and "default" or "False",
+      tostring(r and r.message or r)))
     e.os_error = r
+    if cls == M.ClientConnectorCertificateError then
+      e.certificate_error = r
+    end
     e.host, e.port = u.host, u.port
     error(e, 0)
   end
@@ -606,17 +666,20 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history)
     local ok, head = pcall(exchange, conn, method, u, hdrs, body,
                            timeout.sock_read)
     if ok then
+      -- at most 16 fields: the table's hash part stays at 16 slots
+      local hh = head.headers
       local resp = setmetatable({
         status = head.status, reason = head.reason, method = method,
-        url = url_mod.format(u), _url = u, version = {head.major, head.minor},
-        headers = headers_mod.wrap(head.headers), history = history,
+        url = u.str or url_mod.format(u), _url = u,
+        version = {head.major, head.minor},
+        headers = headers_mod.wrap(hh), history = history,
         _session = self, _conn = conn, _sock_read = timeout.sock_read,
         _keep_alive = head.keep_alive and not head.upgrade,
-        _done = false, _head = head}, ClientResponse)
+        _done = false, content = false,
+        _decoder = content_decoder(rawget(hh, "content-encoding"))},
+        ClientResponse)
       resp.content = setmetatable({resp = resp, buf = ""}, StreamContent)
-      resp._decoder = content_decoder(resp.headers["content-encoding"])
       conn.in_body = true
-      if head.upgrade then resp._upgrade = true end
       return resp
     end
     self:_release(conn, false)
@@ -640,9 +703,104 @@ end
 local REDIRECTS = {[301] = true, [302] = true, [303] = true, [307] = true,
                    [308] = true}
 
+--- url parsed against the session's base_url; the parsed URLs of string
+-- URLs are kept (at most URL_CACHE of them), so they are never changed:
+-- callers copy one before changing it.
+local URL_CACHE = 64
+
+function ClientSession:_url(url)
+  local cache = self._urls
+  local u = cache[url]
+  if u then return u end
+  u = url_mod.join(self._base, url, M.InvalidURL)
+  if type(url) == "string" then
+    u.str = url_mod.format(u)
+    if self._nurls >= URL_CACHE then
+      cache = {}
+      self._urls, self._nurls = cache, 0
+    end
+    cache[url] = u
+    self._nurls = self._nurls + 1
+  end
+  return u
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+--- The fields every request of the session sends unless its own headers
+-- say otherwise: the session's headers, then the defaults they lack, as
+-- a flat list {name1, value1, ...} with the lower-cased names in `names`
+-- (made again when session.headers changed).
+local function same_list(a, b)
+  local n = #a
+  if n ~= #b then return false end
+  for i = 1, n do
+    if a[i] ~= b[i] then return false end
+  end
+  return true
+end
+
+function ClientSession:_fields()
+  local f = self._fixed
+  if f and same_list(f.session, self.headers) then return f end
+  local h = CIMultiDict()
+  h:extend(self.headers)
+  if not h:contains("Accept") then h:add("Accept", "*/*") end
+  if not h:contains("Accept-Encoding") and _http.Inflater then
+    h:add("Accept-Encoding", "gzip, deflate")
+  end
+  if not h:contains("User-Agent") then
+    h:add("User-Agent", "luaio-http/0.1")
+  end
+  f = {names = {}, session = table.move(self.headers, 1, #self.headers, 1,
+                                        {})}
+  for i = 1, #h, 2 do
+    f[i], f[i + 1] = h[i], h[i + 1]
+    f.names[#f.names + 1] = h[i]:lower()
+  end
+  self._fixed = f
+  return f
+end
+
+--- The head fields of a request to u: Host, then the session's and the
+-- request's headers, then the defaults (a CIMultiDict).
+function ClientSession:_head_fields(u, opts)
+  if opts.headers == nil then
+    local f = self:_fields()
+    local hdrs = {"Host", u.host_header, host = u.host_header}
+    local n = #f
+    table.move(f, 1, n, 3, hdrs)
+    local names = f.names
+    for i = 1, #names do
+      local key = names[i]
+      if hdrs[key] == nil then hdrs[key] = f[2 * i] end
+    end
+    return headers_mod.wrap(hdrs)
+  end
+  local hdrs = CIMultiDict()
+  hdrs:add("Host", u.host_header)
+  hdrs:extend(self.headers)
+  local extra = CIMultiDict(opts.headers)
+  for name, value in extra:items() do hdrs:set(name, value) end
+  if not hdrs:contains("Accept") then hdrs:add("Accept", "*/*") end
+  if not hdrs:contains("Accept-Encoding") and _http.Inflater then
+    hdrs:add("Accept-Encoding", "gzip, deflate")
+  end
+  if not hdrs:contains("User-Agent") then
+    hdrs:add("User-Agent", "luaio-http/0.1")
+  end
+  return hdrs
+end
+
 function ClientSession:_request(method, url, opts)
-  local u = url_mod.join(self._base, url, M.InvalidURL)
+  local u = self:_url(url)
   if opts.params then
+    u = copy(u)
+    u.str = nil
     local q = type(opts.params) == "string" and opts.params or
       urlencode(opts.params)
     if q ~= "" then
@@ -655,26 +813,14 @@ function ClientSession:_request(method, url, opts)
   local allow = opts.allow_redirects
   if allow == nil then allow = true end
   while true do
-    local hdrs = CIMultiDict()
-    hdrs:add("Host", u.host_header)
-    hdrs:extend(self.headers)
-    if opts.headers then
-      local extra = CIMultiDict(opts.headers)
-      for name, value in extra:items() do hdrs:set(name, value) end
-    end
-    if not hdrs:contains("Accept") then hdrs:add("Accept", "*/*") end
-    if not hdrs:contains("Accept-Encoding") and _http.Inflater then
-      hdrs:add("Accept-Encoding", "gzip, deflate")
-    end
-    if not hdrs:contains("User-Agent") then
-      hdrs:add("User-Agent", "luaio-http/0.1")
-    end
+    local hdrs = self:_head_fields(u, opts)
     add_cookies_header(self, u, hdrs)
     local body = request_body(opts, hdrs)
     local resp = self:_send(method, u, opts, hdrs, body, timeout, history)
-    if self.cookie_jar and self.cookie_jar.update_cookies then
-      self.cookie_jar:update_cookies(resp.headers:getall("Set-Cookie", {}),
-                                     u)
+    local jar = self.cookie_jar
+    if jar and jar.update_cookies and
+        rawget(resp.headers, "set-cookie") ~= nil then
+      jar:update_cookies(resp.headers:getall("Set-Cookie"), u)
     end
     local loc = resp.headers["location"]
     if not (allow and REDIRECTS[resp.status] and loc) then
@@ -713,12 +859,54 @@ end
 --- request(method, url [, opts]) -> Coroutine -> ClientResponse with its
 -- head read; opts: params, headers, data, json, allow_redirects,
 -- max_redirects, timeout, raise_for_status, ssl.
+local NO_OPTS = {}
+
+--- A request's `total` bound, as asyncio.timeout(seconds) in the calling
+-- task, with less made per request: on expiry the task is cancelled;
+-- leaving the scope with that cancellation (and no other one pending
+-- since it was entered) raises TimeoutError instead.
+local Deadline = {__name = "http.Deadline"}
+Deadline.__index = Deadline
+
+local function expire(d)
+  d.handle = nil
+  d.expired = true
+  d.task:cancel()
+end
+
+function Deadline:__close(err)
+  local h = self.handle
+  if h then
+    self.handle = nil
+    h:cancel()
+  end
+  if self.expired and self.task:uncancel() <= self.cancelling and
+      err ~= nil and iserror(err, asyncio.CancelledError) then
+    local te = asyncio.TimeoutError()
+    te.cause = err
+    error(te, 0)
+  end
+end
+
+local function deadline(seconds)
+  local loop = asyncio.get_running_loop()
+  local task = asyncio.current_task(loop)
+  local d = setmetatable({task = task, cancelling = task:cancelling(),
+                          expired = false, handle = false}, Deadline)
+  d.handle = loop:call_later(seconds, expire, d)
+  return d
+end
+
 local do_request = async(function(self, method, url, opts)
-  opts = opts or {}
+  opts = opts or NO_OPTS
   local timeout = opts.timeout or self.timeout
-  local resp = bounded(async(function()
-    return self:_request(method:upper(), url, opts)
-  end)(), timeout.total)
+  local resp
+  if timeout.total then
+    local _ <close> = deadline(timeout.total)
+    resp = self:_request(method:upper(), url, opts)
+  else
+    resp = self:_request(method:upper(), url, opts)
+  end
   local raise = opts.raise_for_status
   if raise == nil then raise = self._raise end
   if raise then resp:raise_for_status() end
@@ -791,24 +979,42 @@ local ws_mod = require "asyncio.http.ws"
 M.WSMsgType = ws_mod.WSMsgType
 M.WSServerHandshakeError = M.ClientResponseError:subclass(
   "http.WSServerHandshakeError")
+M.WSCloseCode = ws_mod.WSCloseCode
+M.WebSocketError = ws_mod.WebSocketError
 
---- ws_connect(url [, {headers =, timeout =, max_msg_size =}]) ->
--- Coroutine -> a WebSocket (see asyncio.http.ws): the connection leaves
--- the pool for good.
+local function has_token(value, token)
+  for t in (value or ""):gmatch("[^,]+") do
+    if t:match("^%s*(.-)%s*$"):lower() == token then return true end
+  end
+  return false
+end
+
+--- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
+-- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
+-- 4 MiB, timeout = 10 (close's wait; a ClientTimeout bounds the
+-- handshake instead), origin =, ssl =}]) -> Coroutine -> a WebSocket (see
+-- asyncio.http.ws; ws.protocol the subprotocol the server chose among
+-- protocols): the connection leaves the pool for good.
 ClientSession.ws_connect = async(function(self, url, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'ws_connect' (table expected, got " ..
           type(opts) .. ")", 2)
   end
   opts = opts or {}
+  ws_mod.check_opts(opts, "ws_connect")
   local key = _http.ws_key()
   local hdrs = CIMultiDict(opts.headers)
   hdrs:set("Upgrade", "websocket")
   hdrs:set("Connection", "Upgrade")
   hdrs:set("Sec-WebSocket-Key", key)
   hdrs:set("Sec-WebSocket-Version", "13")
+  if opts.protocols and #opts.protocols > 0 then
+    hdrs:set("Sec-WebSocket-Protocol", table.concat(opts.protocols, ","))
+  end
+  if opts.origin then hdrs:set("Origin", tostring(opts.origin)) end
   local resp = await(self:request("GET", url, {headers = hdrs,
-    allow_redirects = false, timeout = opts.timeout}))
+    allow_redirects = false, timeout = type(opts.timeout) == "table" and
+    opts.timeout or nil, ssl = opts.ssl}))
   local function fail(message)
     resp:close()
     error(M.WSServerHandshakeError{status = resp.status, message = message,
@@ -818,14 +1024,22 @@ ClientSession.ws_connect = async(function(self, url, opts)
   if (resp.headers["upgrade"] or ""):lower() ~= "websocket" then
     fail("Invalid upgrade header")
   end
+  if not has_token(resp.headers["connection"], "upgrade") then
+    fail("Invalid connection header")
+  end
   if resp.headers["sec-websocket-accept"] ~= _http.ws_accept(key) then
     fail("Invalid challenge response")
   end
+  local protocol = ws_mod.choose_protocol(
+    resp.headers["sec-websocket-protocol"], opts.protocols)
   local conn = resp._conn
   resp._conn, resp._done = nil, true
   self:_release_permits(conn)
   return ws_mod.new(conn.reader, conn.writer, {client = true,
-    rest = conn.rest, max_msg_size = opts.max_msg_size})
+    rest = conn.rest, max_msg_size = opts.max_msg_size,
+    heartbeat = opts.heartbeat, autoping = opts.autoping,
+    autoclose = opts.autoclose, receive_timeout = opts.receive_timeout,
+    timeout = opts.timeout, protocol = protocol})
 end)
 
 M._ClientResponse = ClientResponse

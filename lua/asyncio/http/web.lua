@@ -202,8 +202,10 @@ function M.Response(opts)
   if text ~= nil then
     if type(text) ~= "string" then text = tostring(text) end
     r.text, r.body = text, text
-    if not r.content_type and not has_ctype(r.headers) then
-      r.content_type = "text/plain"
+    -- as aiohttp: text is sent as text/plain unless said otherwise, in
+    -- UTF-8 unless a charset is given
+    if not has_ctype(r.headers) then
+      r.content_type = r.content_type or "text/plain"
       r.charset = r.charset or "utf-8"
     end
   else
@@ -407,6 +409,7 @@ end
 
 local ws_mod = require "asyncio.http.ws"
 M.WSMsgType = ws_mod.WSMsgType
+M.WSCloseCode = ws_mod.WSCloseCode
 
 local WSResponse = {__name = "web.WebSocketResponse"}
 WSResponse.__index = function(t, k)
@@ -429,15 +432,17 @@ WSResponse.__index = function(t, k)
   return x
 end
 
---- WebSocketResponse([{max_msg_size = 4 MiB}]): await(ws:prepare(
--- request)) answers the handshake; then the methods of a WebSocket
--- (send_str, send_bytes, send_json, receive, receive_str, receive_json,
--- iter, close, ping) and the fields closed, close_code.
+--- WebSocketResponse([{max_msg_size = 4 MiB, heartbeat =, autoping =
+-- true, autoclose = true, receive_timeout =, timeout = 10, protocols =
+-- {...}}]): await(ws:prepare(request)) answers the handshake (choosing
+-- the first of the client's subprotocols that protocols lists: then
+-- ws.ws_protocol); then the methods and fields of asyncio.http.ws.
 function M.WebSocketResponse(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #1 to 'WebSocketResponse' (table expected, got " ..
           type(opts) .. ")", 2)
   end
+  ws_mod.check_opts(opts or {}, "WebSocketResponse")
   return setmetatable({status = 101, prepared = false,
     headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
 end
@@ -463,9 +468,15 @@ WSResponse.prepare = async(function(self, request)
   end
   local conn = request._conn
   conn.keep_alive = false
-  self.prepared, self._eof = true, true
+  self.prepared = true
+  local o = self._opts
+  local protocol = ws_mod.choose_protocol(h["sec-websocket-protocol"],
+                                   o.protocols)
   local f = {"Upgrade", "websocket", "Connection", "upgrade",
     "Sec-WebSocket-Accept", _http.ws_accept(key)}
+  if protocol then
+    f[#f + 1] = "Sec-WebSocket-Protocol"; f[#f + 1] = protocol
+  end
   for name, value in self.headers:items() do
     f[#f + 1] = name; f[#f + 1] = value
   end
@@ -483,10 +494,20 @@ WSResponse.prepare = async(function(self, request)
   local writer = asyncio.StreamWriter(t, sp, reader, conn.loop)
   await(writer:drain())
   self._ws = ws_mod.new(reader, writer, {client = false,
-    rest = rest, max_msg_size = self._opts.max_msg_size})
+    rest = rest, max_msg_size = o.max_msg_size,
+    heartbeat = o.heartbeat, autoping = o.autoping,
+    autoclose = o.autoclose, receive_timeout = o.receive_timeout,
+    timeout = o.timeout, protocol = protocol})
+  self._ws._server = true
+  self.ws_protocol = protocol
 end)
 
-WSResponse.write_eof = async(function() end)
+--- write_eof(): what the server does after the handler returns the
+-- response: closes the websocket (code 1000) unless it is closed.
+WSResponse.write_eof = async(function(self)
+  self._eof = true
+  if self._ws and not self._ws.closed then await(self._ws:close()) end
+end)
 
 ---------------------------------------------------------------------------
 -- Requests
@@ -652,29 +673,88 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   end
 end
 
---- add_static(prefix, dir): files under dir served at prefix/...
-function Router:add_static(prefix, dir)
+--- add_static(prefix, dir [, {chunk_size = 262144, follow_symlinks =
+-- false}]): the files under dir served at prefix/<path>, for GET and HEAD
+-- (aiohttp's StaticResource). The path is percent-decoded first; a ".."
+-- segment or a directory is refused (403), a missing file, a name with
+-- a NUL and (unless follow_symlinks) a file whose real path leaves dir are
+-- not found (404). The answer has the Content-Type its extension names,
+-- Content-Length and Last-Modified (If-Modified-Since: 304); the file is
+-- sent in chunk_size pieces, never read whole.
+function Router:add_static(prefix, dir, opts)
+  if type(prefix) ~= "string" then
+    error("bad argument #1 to 'add_static' (string expected, got " ..
+          type(prefix) .. ")", 2)
+  end
+  if type(dir) ~= "string" then
+    error("bad argument #2 to 'add_static' (string expected, got " ..
+          type(dir) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'add_static' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local chunk = opts.chunk_size or 262144
   prefix = prefix:gsub("/$", "")
-  self:add_route("GET", prefix .. "/{filename:.*}", async(function(request)
+  dir = dir:gsub("(.)/$", "%1")
+  local fs = require "asyncio.fs"
+  local root -- dir's real path, found at the first request
+  local handler = async(function(request)
     local name = request.match_info.filename
     for seg in name:gmatch("[^/]+") do
       if seg == ".." then error(M.HTTPForbidden(), 0) end
     end
-    local fs = require "asyncio.fs"
-    local ok, data = pcall(function()
-      local f <close> = await(fs.open(dir .. "/" .. name, "rb"))
-      return await(f:read("a"))
-    end)
-    if not ok or name == "" then error(M.HTTPNotFound(), 0) end
-    return M.Response{body = data,
-      content_type = M._guess_type(name)}
-  end))
+    if name:find("\0", 1, true) then error(M.HTTPNotFound(), 0) end
+    local path = dir .. "/" .. name
+    local ok, st = pcall(await, fs.stat(path))
+    if not ok then error(M.HTTPNotFound(), 0) end
+    if st.type == "directory" then error(M.HTTPForbidden(), 0) end
+    if st.type ~= "file" then error(M.HTTPNotFound(), 0) end
+    if not opts.follow_symlinks then
+      root = root or await(fs.realpath(dir))
+      local real = await(fs.realpath(path))
+      if real:sub(1, #root + 1) ~= root .. "/" then
+        error(M.HTTPNotFound(), 0)
+      end
+    end
+    local mtime = math.floor(st.mtime)
+    local last = os.date("!%a, %d %b %Y %H:%M:%S GMT", mtime)
+    local since = request.headers["if-modified-since"]
+    if since == last then
+      return M.Response{status = 304, headers = {["Last-Modified"] = last}}
+    end
+    local f <close> = await(fs.open(path, "rb"))
+    local resp = M.StreamResponse{headers = {["Last-Modified"] = last}}
+    resp.content_type = M._guess_type(name)
+    resp.content_length = st.size
+    await(resp:prepare(request))
+    if request.method ~= "HEAD" then
+      local left = st.size
+      while left > 0 do
+        local piece = await(f:read(math.min(chunk, left)))
+        if not piece then break end -- the file shrank: the client sees it
+        left = left - #piece
+        await(resp:write(piece))
+      end
+    end
+    await(resp:write_eof())
+    return resp
+  end)
+  self:add_route("GET", prefix .. "/{filename:.*}", handler)
+  self:add_route("HEAD", prefix .. "/{filename:.*}", handler)
 end
 
 local TYPES = {html = "text/html", htm = "text/html", txt = "text/plain",
-  css = "text/css", js = "text/javascript", json = "application/json",
-  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg",
-  gif = "image/gif", svg = "image/svg+xml"}
+  css = "text/css", js = "text/javascript", mjs = "text/javascript",
+  json = "application/json", xml = "application/xml",
+  csv = "text/csv", md = "text/markdown", pdf = "application/pdf",
+  wasm = "application/wasm", zip = "application/zip",
+  gz = "application/gzip", png = "image/png", jpg = "image/jpeg",
+  jpeg = "image/jpeg", gif = "image/gif", svg = "image/svg+xml",
+  webp = "image/webp", ico = "image/vnd.microsoft.icon",
+  woff = "font/woff", woff2 = "font/woff2", mp4 = "video/mp4",
+  mp3 = "audio/mpeg"}
 function M._guess_type(name)
   local ext = name:match("%.(%w+)$")
   return ext and TYPES[ext:lower()] or "application/octet-stream"

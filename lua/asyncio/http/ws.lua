@@ -1,19 +1,25 @@
 --- asyncio.http.ws: the WebSocket connection shared by the client
 -- (session:ws_connect) and the server (web.WebSocketResponse), on a
--- stream's reader and writer. Frames are built, parsed, unmasked and
--- UTF-8-checked in C (asyncio._http, bindings/http/ws.c).
+-- stream's reader and writer, in the shape of aiohttp's
+-- ClientWebSocketResponse / WebSocketResponse. Frames are built, parsed,
+-- unmasked and UTF-8-checked in C (asyncio._http, bindings/http/ws.c).
 --
--- receive() answers pings itself, reassembles fragmented messages and
--- returns {type =, data =, extra =} with type one of WSMsgType: TEXT and
--- BINARY (data the payload), CLOSE (data the code, extra the reason; the
--- close frame is answered and the connection closed), CLOSED (after the
--- end), ERROR (a protocol error: a close frame with its code was sent).
+-- receive([timeout]) returns {type =, data =, extra =} with type one of
+-- WSMsgType: TEXT and BINARY (data the payload), CLOSE (data the peer's
+-- code, extra its reason), CLOSING (close() was called by another task
+-- while this one was receiving, or the peer's close awaits our close()
+-- when autoclose is off), CLOSED (after the end), ERROR (data the error:
+-- a WebSocketError with .code after a protocol error, for which a close
+-- frame with that code was sent; an asyncio.TimeoutError when the
+-- heartbeat got no pong), and PING/PONG when autoping is off. One task
+-- receives at a time; any task may send.
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat = table.concat
+local ws_parse, ws_build = _http.ws_parse, _http.ws_build
 
 local M = {}
 
@@ -21,50 +27,176 @@ local WSMsgType = {CONTINUATION = 0, TEXT = 1, BINARY = 2, PING = 9,
   PONG = 10, CLOSE = 8, CLOSING = 256, CLOSED = 257, ERROR = 258}
 M.WSMsgType = WSMsgType
 
+local WSCloseCode = {OK = 1000, GOING_AWAY = 1001, PROTOCOL_ERROR = 1002,
+  UNSUPPORTED_DATA = 1003, ABNORMAL_CLOSURE = 1006, INVALID_TEXT = 1007,
+  POLICY_VIOLATION = 1008, MESSAGE_TOO_BIG = 1009,
+  MANDATORY_EXTENSION = 1010, INTERNAL_ERROR = 1011, SERVICE_RESTART = 1012,
+  TRY_AGAIN_LATER = 1013, BAD_GATEWAY = 1014}
+M.WSCloseCode = WSCloseCode
+
+--- WebSocketError(code, message): a protocol error (the data of an ERROR
+-- message); .code is the close code that was sent.
+M.WebSocketError = asyncio.Exception:subclass("http.WebSocketError",
+  function(e, code, message)
+    e.code = code
+    e.message = message
+  end)
+
 local OP_CLOSE, OP_PING, OP_PONG = 8, 9, 10
+local BUFSIZE = 65536
+-- a server returning CLOSED this many times raises instead (aiohttp's
+-- guard against a receive loop that ignores the end)
+local CLOSED_THRESHOLD = 5
 
 local WebSocket = {}
 WebSocket.__index = WebSocket
 M.WebSocket = WebSocket
 
---- new(reader, writer, {client =, rest =, max_msg_size =, on_close =})
-function M.new(reader, writer, opts)
-  return setmetatable({_reader = reader, _writer = writer,
-    _client = opts.client, _buf = opts.rest or "", _pos = 1,
-    _max = opts.max_msg_size or 4 * 1024 * 1024,
-    _on_close = opts.on_close, closed = false, close_code = nil,
-    _closing = false}, WebSocket)
+local function is_cancel(e)
+  return iserror(e) and not iserror(e, asyncio.Exception)
 end
 
 local function msg(t, data, extra)
   return {type = t, data = data, extra = extra}
 end
 
+local function opt_number(v, name, fname)
+  if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
+    error(("bad argument #1 to '%s' (field '%s': a number >= 0 expected, "
+      .. "got %s)"):format(fname, name, tostring(v)), 4)
+  end
+  return v
+end
+
+--- check_opts(opts, fname): raises a bad argument for a wrong option of
+-- WebSocketResponse or ws_connect (called from those, level 3).
+function M.check_opts(opts, fname)
+  opt_number(opts.heartbeat, "heartbeat", fname)
+  opt_number(opts.receive_timeout, "receive_timeout", fname)
+  opt_number(opts.max_msg_size, "max_msg_size", fname)
+  if type(opts.timeout) == "number" then
+    opt_number(opts.timeout, "timeout", fname)
+  end
+  if opts.heartbeat == 0 then
+    error(("bad argument #1 to '%s' (field 'heartbeat': must be > 0)")
+      :format(fname), 3)
+  end
+  local p = opts.protocols
+  if p ~= nil then
+    if type(p) ~= "table" then
+      error(("bad argument #1 to '%s' (field 'protocols': table expected, "
+        .. "got %s)"):format(fname, type(p)), 3)
+    end
+    for i, v in ipairs(p) do
+      if type(v) ~= "string" or not v:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+        error(("bad argument #1 to '%s' (protocols[%d]: a token expected)")
+          :format(fname, i), 3)
+      end
+    end
+  end
+end
+
+--- choose_protocol(offered, protocols) -> the first subprotocol of the
+-- header value offered ("a, b") that the list protocols holds, or nil.
+function M.choose_protocol(offered, protocols)
+  if not offered or not protocols then return nil end
+  for p in offered:gmatch("[^,]+") do
+    p = p:match("^%s*(.-)%s*$")
+    for _, mine in ipairs(protocols) do
+      if p == mine then return p end
+    end
+  end
+end
+
+--- new(reader, writer, {client =, rest =, max_msg_size = 4 MiB (0: no
+-- limit), heartbeat =, autoping = true, autoclose = true,
+-- receive_timeout =, timeout = 10 (close's wait), protocol =,
+-- on_close =}) -> a WebSocket. Starts the heartbeat when asked.
+function M.new(reader, writer, opts)
+  local ws = setmetatable({_reader = reader, _writer = writer,
+    _client = opts.client, _buf = opts.rest or "", _pos = 1,
+    _max = opts.max_msg_size or 4 * 1024 * 1024,
+    _autoping = opts.autoping ~= false, _autoclose = opts.autoclose ~= false,
+    _receive_timeout = opts.receive_timeout,
+    _close_timeout = type(opts.timeout) == "number" and opts.timeout or 10,
+    _on_close = opts.on_close, protocol = opts.protocol,
+    closed = false, close_code = nil}, WebSocket)
+  if opts.heartbeat then
+    ws._hb = opts.heartbeat
+    ws._loop = asyncio.get_running_loop()
+    ws._last_rx = ws._loop:time()
+    ws:_hb_arm(ws._hb)
+  end
+  return ws
+end
+
+---------------------------------------------------------------------------
+-- Heartbeat (aiohttp's): heartbeat seconds after the last frame received,
+-- a ping; no frame within half of that after it fails the connection
+-- with 1006 and an asyncio.TimeoutError. Frames count when a receive (or
+-- close) reads them.
+
+local hb_ping
+
+local function hb_check(self)
+  self._hb_handle = nil
+  if self.closed then return end
+  local now = self._loop:time()
+  if self._last_rx >= self._ping_at then
+    return self:_hb_arm(self._last_rx + self._hb - now)
+  end
+  self._hb_exc = asyncio.TimeoutError(("No PONG received after %g "
+    .. "seconds"):format(self._hb / 2))
+  self._exception = self._hb_exc
+  self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+  self:_finish() -- a receive in progress sees the end, then the error
+end
+
+hb_ping = function(self)
+  self._hb_handle = nil
+  if self.closed then return end
+  local now = self._loop:time()
+  local idle = now - self._last_rx
+  if idle < self._hb then return self:_hb_arm(self._hb - idle) end
+  self._ping_at = now
+  pcall(self._writer.write, self._writer,
+        ws_build(OP_PING, "", {mask = self._client}))
+  self._hb_handle = self._loop:call_later(self._hb / 2, hb_check, self)
+end
+
+function WebSocket:_hb_arm(delay)
+  self._hb_handle = self._loop:call_later(delay, hb_ping, self)
+end
+
+---------------------------------------------------------------------------
+-- Sending
+
 --- Sends one frame (raises ConnectionResetError once closed).
 function WebSocket:_send(op, payload)
-  if self._closing and op ~= OP_CLOSE then
+  if self.closed or self._sent_close then
     error(asyncio.ConnectionResetError("Cannot write to closing transport"),
           3)
   end
-  self._writer:write(_http.ws_build(op, payload, {mask = self._client}))
+  self._writer:write(ws_build(op, payload, {mask = self._client}))
   return self._writer:drain()
+end
+
+local function need_string(v, fname)
+  if type(v) ~= "string" then
+    error(("bad argument #1 to '%s' (string expected, got %s)"):format(
+      fname, type(v)), 3)
+  end
 end
 
 --- send_str(s) -> Coroutine
 function WebSocket:send_str(s)
-  if type(s) ~= "string" then
-    error("bad argument #1 to 'send_str' (string expected, got " ..
-          type(s) .. ")", 2)
-  end
+  need_string(s, "send_str")
   return self:_send(1, s)
 end
 
 --- send_bytes(b) -> Coroutine
 function WebSocket:send_bytes(b)
-  if type(b) ~= "string" then
-    error("bad argument #1 to 'send_bytes' (string expected, got " ..
-          type(b) .. ")", 2)
-  end
+  need_string(b, "send_bytes")
   return self:_send(2, b)
 end
 
@@ -74,124 +206,237 @@ function WebSocket:send_json(v)
 end
 
 --- ping([data]) / pong([data]) -> Coroutine
-function WebSocket:ping(data) return self:_send(OP_PING, data or "") end
-function WebSocket:pong(data) return self:_send(OP_PONG, data or "") end
+function WebSocket:ping(data)
+  if data ~= nil then need_string(data, "ping") end
+  return self:_send(OP_PING, data or "")
+end
+function WebSocket:pong(data)
+  if data ~= nil then need_string(data, "pong") end
+  return self:_send(OP_PONG, data or "")
+end
 
+--- Writes a close frame with code (0: empty) without waiting; false when
+-- the transport refused it.
+function WebSocket:_write_close(code, reason)
+  self._sent_close = true
+  local payload = code == 0 and "" or
+    string.pack(">I2", code) .. (reason or ""):sub(1, 123)
+  return pcall(self._writer.write, self._writer,
+               ws_build(OP_CLOSE, payload, {mask = self._client}))
+end
+
+--- The end: closes the transport once, stops the heartbeat.
 function WebSocket:_finish()
-  if not self.closed then
-    self.closed = true
+  self.closed = true
+  if self._hb_handle then
+    self._hb_handle:cancel()
+    self._hb_handle = nil
+  end
+  if not self._done then
+    self._done = true
     self._writer:close()
     if self._on_close then self._on_close() end
   end
 end
 
---- The next frame: fin, opcode, payload | false, code, reason | nil at
--- the end of the stream.
+---------------------------------------------------------------------------
+-- Receiving
+
+--- The next frame: fin (a boolean), opcode, payload | "error", code,
+-- reason | nil at the end of the stream. Raises what cancels the task. A frame whose
+-- header says it needs more bytes is read in pieces joined once.
 function WebSocket:_frame()
+  local opts = {masked = not self._client, max_size = self._max}
   while true do
-    local fin, op, payload, nxt = _http.ws_parse(self._buf, self._pos,
-      {masked = not self._client, max_size = self._max})
-    if fin == false then return false, op, payload end
+    local fin, op, payload, nxt = ws_parse(self._buf, self._pos, opts)
+    if fin == nil and op then return "error", op, payload end
     if fin ~= nil then
       self._pos = nxt
-      if nxt > 65536 then
-        self._buf, self._pos = self._buf:sub(nxt), 1
-      end
+      if self._hb then self._last_rx = self._loop:time() end
       return fin, op, payload
     end
-    local ok, data = pcall(await, self._reader:read(65536))
-    if not ok then
-      if iserror(data, asyncio.Exception) then return nil end
-      error(data, 0)
-    end
-    if data == "" then return nil end
-    if self._pos > 1 then
-      self._buf, self._pos = self._buf:sub(self._pos), 1
-    end
-    self._buf = self._buf .. data
+    local need, pieces = payload or 0, {self._buf:sub(self._pos)}
+    local have = #pieces[1]
+    repeat
+      if self._done then return nil end
+      local ok, data = pcall(await, self._reader:read(BUFSIZE))
+      if not ok then
+        -- keeps what came: a cancelled receive loses no byte
+        self._buf, self._pos = concat(pieces), 1
+        if is_cancel(data) then error(data, 0) end
+        return nil
+      end
+      if data == "" then
+        self._buf, self._pos = concat(pieces), 1
+        return nil
+      end
+      pieces[#pieces + 1] = data
+      have = have + #data
+    until have >= need
+    self._buf, self._pos = concat(pieces), 1
   end
 end
 
---- Fails the connection with code: sends the close frame, closes.
+--- Fails the connection with code: sends the close frame, closes; the
+-- ERROR message.
 function WebSocket:_fail(code, reason)
   self.close_code = code
-  if not self._closing then
-    self._closing = true
-    pcall(function()
-      self._writer:write(_http.ws_build(OP_CLOSE,
-        string.pack(">I2", code) .. (reason or ""):sub(1, 120),
-        {mask = self._client}))
-    end)
-  end
+  if not self._sent_close then self:_write_close(code, reason) end
   self:_finish()
-  return msg(WSMsgType.ERROR, asyncio.ConnectionError(reason or ""))
+  local e = M.WebSocketError(code, reason)
+  self._exception = e
+  return msg(WSMsgType.ERROR, e)
 end
 
---- receive() -> Coroutine -> a message (see the file comment)
-WebSocket.receive = async(function(self)
-  if self.closed then return msg(WSMsgType.CLOSED) end
-  local op0, parts, size = nil, {}, 0
+--- A close frame's payload: code, reason | false, close code, why.
+local function close_payload(payload)
+  if #payload == 0 then return 0, "" end
+  if #payload == 1 then return false, 1002, "invalid close frame" end
+  local code = string.unpack(">I2", payload)
+  if code < 1000 or (code >= 1004 and code <= 1006) or
+      (code >= 1015 and code < 3000) or code >= 5000 then
+    return false, 1002, "invalid close code " .. code
+  end
+  local reason = payload:sub(3)
+  if not _http.utf8_valid(reason) then
+    return false, 1007, "invalid UTF-8 in the close reason"
+  end
+  return code, reason
+end
+
+--- The peer's close frame arrived.
+function WebSocket:_peer_close(payload)
+  local code, reason, why = close_payload(payload)
+  if not code then return self:_fail(reason, why) end
+  self._got_close = true
+  self.close_code = code
+  if self._sent_close then
+    self:_finish()
+  elseif self._autoclose then
+    self:_write_close(WSCloseCode.OK)
+    self:_finish()
+  end
+  return msg(WSMsgType.CLOSE, code, reason)
+end
+
+--- A data frame: the message when it is whole, else nil (the fragments
+-- so far stay on self, so a timeout between them loses nothing).
+function WebSocket:_data(fin, op, payload)
+  local op0 = self._frag_op
+  if op == 0 then
+    if not op0 then return self:_fail(1002, "unexpected continuation") end
+    self._parts[#self._parts + 1] = payload
+    self._size = self._size + #payload
+  else
+    if op0 then return self:_fail(1002, "expected a continuation") end
+    op0 = op
+    if not fin then
+      self._frag_op, self._parts, self._size = op, {payload}, #payload
+    end
+  end
+  if self._frag_op and self._max > 0 and self._size > self._max then
+    return self:_fail(1009, "message too big")
+  end
+  if not fin then return nil end
+  local data = payload
+  if self._frag_op then
+    data = concat(self._parts)
+    self._frag_op, self._parts, self._size = nil, nil, nil
+  end
+  if op0 == 1 then
+    if not _http.utf8_valid(data) then
+      return self:_fail(1007, "invalid UTF-8 text")
+    end
+    return msg(WSMsgType.TEXT, data)
+  end
+  return msg(WSMsgType.BINARY, data)
+end
+
+--- Reads until a message for the caller of receive.
+function WebSocket:_read_message()
   while true do
     local fin, op, payload = self:_frame()
     if fin == nil then
-      self.close_code = self.close_code or 1006
+      if self._hb_exc then return msg(WSMsgType.ERROR, self._hb_exc) end
+      if not self.close_code then
+        self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+      end
       self:_finish()
       return msg(WSMsgType.CLOSED)
     end
-    if fin == false then return self:_fail(op, payload) end
+    if fin == "error" then return self:_fail(op, payload) end
     if op == OP_PING then
-      if not self._closing then pcall(await, self:pong(payload)) end
-    elseif op == OP_PONG then -- luaio sends no pings of its own
+      if not self._autoping then return msg(WSMsgType.PING, payload) end
+      local ok, e = pcall(function()
+        self._writer:write(ws_build(OP_PONG, payload, {mask = self._client}))
+        await(self._writer:drain())
+      end)
+      if not ok and is_cancel(e) then error(e, 0) end
+    elseif op == OP_PONG then
+      if not self._autoping then return msg(WSMsgType.PONG, payload) end
     elseif op == OP_CLOSE then
-      local code, reason = 1005, ""
-      if #payload >= 2 then
-        code = string.unpack(">I2", payload)
-        reason = payload:sub(3)
-        if code < 1000 or (code >= 1004 and code <= 1006) or
-            (code >= 1012 and code < 3000) or code >= 5000 or
-            not _http.utf8_valid(reason) then
-          return self:_fail(1002, "invalid close frame")
-        end
-      elseif #payload == 1 then
-        return self:_fail(1002, "invalid close frame")
-      end
-      self.close_code = code
-      if not self._closing then
-        self._closing = true
-        pcall(function()
-          self._writer:write(_http.ws_build(OP_CLOSE,
-            #payload >= 2 and string.pack(">I2", code) or "",
-            {mask = self._client}))
-        end)
-      end
-      self:_finish()
-      return msg(WSMsgType.CLOSE, code, reason)
-    elseif op == 0 then
-      if not op0 then return self:_fail(1002, "unexpected continuation") end
-      parts[#parts + 1] = payload
-      size = size + #payload
+      return self:_peer_close(payload)
     else
-      if op0 then return self:_fail(1002, "expected a continuation") end
-      op0, parts, size = op, {payload}, #payload
-    end
-    if size > self._max then
-      return self:_fail(1009, "message too big")
-    end
-    if op0 and fin and op < 8 then
-      local data = #parts == 1 and parts[1] or concat(parts)
-      if op0 == 1 then
-        if not _http.utf8_valid(data) then
-          return self:_fail(1007, "invalid UTF-8 text")
-        end
-        return msg(WSMsgType.TEXT, data)
-      end
-      return msg(WSMsgType.BINARY, data)
+      local m = self:_data(fin, op, payload)
+      if m then return m end
     end
   end
+end
+
+--- receive([timeout]) -> Coroutine -> a message (see the file comment).
+-- timeout (or the receive_timeout option) bounds the wait: then
+-- asyncio.TimeoutError is raised, close_code becomes 1006 and the
+-- connection stays usable.
+WebSocket.receive = async(function(self, timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout)
+      then
+    error("bad argument #1 to 'receive' (number expected, got " ..
+          type(timeout) .. ")", 0)
+  end
+  if self._receiving then
+    error(asyncio.RuntimeError("Concurrent call to receive() is not "
+      .. "allowed"), 0)
+  end
+  if self.closed then
+    if self._server then
+      self._closed_reads = (self._closed_reads or 0) + 1
+      if self._closed_reads >= CLOSED_THRESHOLD then
+        error(asyncio.RuntimeError("WebSocket connection is closed."), 0)
+      end
+    end
+    return msg(WSMsgType.CLOSED)
+  end
+  if self._got_close then return msg(WSMsgType.CLOSING) end
+  timeout = timeout or self._receive_timeout
+  local task = asyncio.current_task()
+  self._receiving = task
+  local ok, m
+  if timeout then
+    ok, m = pcall(function()
+      local cm <close> = asyncio.timeout(timeout)
+      return self:_read_message()
+    end)
+  else
+    ok, m = pcall(self._read_message, self)
+  end
+  self._receiving = nil
+  local interrupted = self._interrupted
+  self._interrupted = nil
+  if interrupted then interrupted:set_result(true) end
+  if not ok then
+    if interrupted and is_cancel(m) and task:uncancel() == 0 then
+      return msg(WSMsgType.CLOSING)
+    end
+    if iserror(m, asyncio.TimeoutError) or is_cancel(m) then
+      self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+    end
+    error(m, 0)
+  end
+  return m
 end)
 
-local function expect(self, t, fname)
-  local m = await(self:receive())
+local function expect(self, t, fname, timeout)
+  local m = await(self:receive(timeout))
   if m.type ~= t then
     error(asyncio.TypeError(("Received message %d:%s is not %s"):format(
       m.type, tostring(m.data), fname)), 0)
@@ -199,51 +444,109 @@ local function expect(self, t, fname)
   return m.data
 end
 
---- receive_str() / receive_bytes() / receive_json() -> Coroutine
-WebSocket.receive_str = async(function(self)
-  return expect(self, WSMsgType.TEXT, "WSMsgType.TEXT")
+--- receive_str / receive_bytes / receive_json([timeout]) -> Coroutine
+WebSocket.receive_str = async(function(self, timeout)
+  return expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout)
 end)
-WebSocket.receive_bytes = async(function(self)
-  return expect(self, WSMsgType.BINARY, "WSMsgType.BINARY")
+WebSocket.receive_bytes = async(function(self, timeout)
+  return expect(self, WSMsgType.BINARY, "WSMsgType.BINARY", timeout)
 end)
-WebSocket.receive_json = async(function(self)
-  local s = expect(self, WSMsgType.TEXT, "WSMsgType.TEXT")
+WebSocket.receive_json = async(function(self, timeout)
+  local s = expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout)
   return require("asyncio.http")._json().decode(s)
 end)
 
---- iter(): for msg in ws:iter() do (inside a task): messages until the
--- connection closes (CLOSE, CLOSED and ERROR end it)
+--- iter(): for msg in ws:iter() do (inside a task): messages until
+-- CLOSE, CLOSING or CLOSED (not given to the loop); ERROR is given.
 function WebSocket:iter()
   return function()
     local m = await(self:receive())
-    if m.type ~= WSMsgType.CLOSE and m.type ~= WSMsgType.CLOSED and
-        m.type ~= WSMsgType.ERROR then
+    local t = m.type
+    if t ~= WSMsgType.CLOSE and t ~= WSMsgType.CLOSING and
+        t ~= WSMsgType.CLOSED then
       return m
     end
   end
 end
 
+--- exception() -> the error that ended the connection (a protocol
+-- error, the heartbeat's or close's TimeoutError), or nil
+function WebSocket:exception() return self._exception end
+
+--- Reads frames until the peer's close (close's wait): its code, or nil
+-- when the stream ended or failed first.
+function WebSocket:_await_close()
+  while true do
+    local fin, op, payload = self:_frame()
+    if fin == nil or fin == "error" then return nil end
+    if op == OP_CLOSE then
+      local code = close_payload(payload)
+      return code or nil
+    end
+  end
+end
+
 --- close([{code = 1000, message = ""}]) -> Coroutine -> true when this
--- call closed it: sends the close frame, waits (at most timeout = 10
--- seconds) for the peer's, then closes the connection.
+-- call closed it, false when it was closed already. A receive in
+-- another task returns CLOSING first. Sends the close frame, then (unless
+-- the peer closed first) waits at most timeout (10) seconds for the
+-- peer's: close_code is the peer's code, or 1006 with exception() the
+-- TimeoutError when none came.
 WebSocket.close = async(function(self, opts)
-  if self.closed or self._closing then return false end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'close' (table expected, got " ..
+          type(opts) .. ")", 0)
+  end
   opts = opts or {}
-  local code = opts.code or 1000
-  self._closing = true
-  self.close_code = code
-  local ok = pcall(function()
-    self._writer:write(_http.ws_build(OP_CLOSE, string.pack(">I2", code)
-      .. (opts.message or ""):sub(1, 120), {mask = self._client}))
+  local code = opts.code or WSCloseCode.OK
+  if math.type(code) ~= "integer" or code < 0 or code > 65535 then
+    error("bad argument #1 to 'close' (field 'code': an integer in "
+      .. "0..65535 expected)", 0)
+  end
+  local reader = self._receiving
+  if reader and not self.closed and reader ~= asyncio.current_task() then
+    local done = asyncio.get_running_loop():create_future()
+    self._interrupted = done
+    reader:cancel()
+    await(done)
+  end
+  if self.closed or self._sent_close then return false end
+  if self._hb_handle then
+    self._hb_handle:cancel()
+    self._hb_handle = nil
+  end
+  local message = opts.message ~= nil and tostring(opts.message) or ""
+  local ok, err = pcall(function()
+    self._sent_close = true
+    self._writer:write(ws_build(OP_CLOSE, string.pack(">I2", code) ..
+      message:sub(1, 123), {mask = self._client}))
     await(self._writer:drain())
   end)
-  if ok then
-    pcall(await, asyncio.wait_for(async(function()
-      while true do
-        local fin, op = self:_frame()
-        if fin == nil or fin == false or op == OP_CLOSE then return end
-      end
-    end)(), opts.timeout or 10))
+  self.closed = true
+  if not ok then
+    self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+    self:_finish()
+    if is_cancel(err) then error(err, 0) end
+    self._exception = err
+    return true
+  end
+  if self._got_close then
+    self:_finish()
+    return true
+  end
+  local wok, peer = pcall(function()
+    local cm <close> = asyncio.timeout(opts.timeout or self._close_timeout)
+    return self:_await_close()
+  end)
+  if wok and peer then
+    self.close_code = peer
+  else
+    self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+    if not wok then
+      self:_finish()
+      if is_cancel(peer) then error(peer, 0) end
+      self._exception = peer
+    end
   end
   self:_finish()
   return true

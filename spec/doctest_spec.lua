@@ -1,0 +1,168 @@
+-- spec/doctest_spec.lua: every Lua example of the docs runs (doc tests).
+--
+-- The pages are README.md and docs/*.md. Their fenced code blocks whose
+-- info string starts with `lua` are examples, read as follows (the same
+-- convention is written for authors in docs/index.md):
+--
+--   ```lua               a whole program: it runs as it stands, in a
+--                        fresh `luaio` process whose working directory is
+--                        an empty temporary directory, and must exit 0
+--                        within 20 seconds without a "never awaited" or
+--                        "Task was destroyed" report on stderr.
+--   ```lua norun         a fragment that cannot run alone (it uses names
+--                        the text around it introduces, or talks to a
+--                        service that is not there): it must compile.
+--   ```lua prelude       the page's "every example starts with" block
+--                        (the `require` lines): it is put before each
+--                        later example of the page, run or compiled.
+--   ```lua needs=redis   runs with a redis-server the spec starts on a
+--                        free port: the block writes Redis's address with
+--                        the default port, 6379, which the spec replaces
+--                        by its server's port.
+--   -- doctest: continue as the first line of a block joins it to the
+--                        page's previous example: they run as one
+--                        program, with the first block's tags.
+--
+-- Every program is started at once (eight at a time), so the spec takes
+-- as long as the slowest example; one test per example reports its page
+-- and line.
+local asyncio = require "asyncio"
+local async, await = asyncio.async, asyncio.await
+local proc = dofile("spec/fixtures/proc.lua")
+local servers = dofile("spec/fixtures/servers.lua")
+
+local TIMEOUT = 20 -- seconds, per example
+
+local function pages()
+  local list = {"README.md"}
+  local p = assert(io.popen("ls docs/*.md"))
+  for path in p:lines() do list[#list + 1] = path end
+  p:close()
+  return list
+end
+
+--- examples(path) -> an array of {page =, line =, code =, norun =,
+-- needs =}: the page's Lua examples, continued blocks joined.
+local function examples(path)
+  local list, block, prelude = {}, nil, ""
+  local n = 0
+  for line in (proc.slurp(path) .. "\n"):gmatch("(.-)\n") do
+    n = n + 1
+    if block then
+      if line:match("^```%s*$") then
+        local code = table.concat(block.lines, "\n") .. "\n"
+        if code:match("^%-%- doctest: continue\n") and #list > 0 then
+          local prev = list[#list]
+          prev.code = prev.code .. code
+          prev.needs = prev.needs or block.needs
+        elseif block.lua and block.prelude then
+          prelude = prelude .. code
+        elseif block.lua then
+          list[#list + 1] = {page = path, line = block.line,
+                             code = prelude .. code, norun = block.norun,
+                             needs = block.needs}
+        end
+        block = nil
+      else
+        block.lines[#block.lines + 1] = line
+      end
+    else
+      local info = line:match("^```(.*)$")
+      if info then
+        local words = {}
+        for w in info:gmatch("%S+") do words[w] = true end
+        block = {line = n, lines = {}, lua = info:match("^lua%f[%s%z]"),
+                 norun = words.norun, prelude = words.prelude,
+                 needs = info:match("needs=(%w+)")}
+      end
+    end
+  end
+  assert(block == nil, path .. ": a code block is not closed")
+  return list
+end
+
+local function tempdir()
+  local p = assert(io.popen("mktemp -d"))
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+--- run(ex, redis_port) -> {status =, stdout =, stderr =} of the example
+-- run as a program in a temporary directory; status "timeout" when it
+-- ran past TIMEOUT (it is killed).
+local run = async(function(ex, redis_port)
+  local code = ex.code
+  if ex.needs == "redis" then code = code:gsub("6379", redis_port) end
+  local dir = tempdir()
+  local f = assert(io.open(dir .. "/example.lua", "w"))
+  f:write(code)
+  f:close()
+  local p = await(asyncio.create_subprocess_exec(proc.luaio, "example.lua",
+    {cwd = dir, stdin = asyncio.DEVNULL, stdout = asyncio.PIPE,
+     stderr = asyncio.PIPE}))
+  local ok, out, err = pcall(await, asyncio.wait_for(p:communicate(),
+                                                      TIMEOUT))
+  local status = p.returncode
+  if not ok then
+    p:kill()
+    await(p:wait())
+    out, err, status = "", tostring(out), "timeout"
+  end
+  os.execute("rm -rf " .. proc.quote(dir))
+  return {status = status, stdout = out, stderr = err}
+end)
+
+local all = {}
+for _, page in ipairs(pages()) do
+  for _, ex in ipairs(examples(page)) do all[#all + 1] = ex end
+end
+
+describe("the docs' Lua examples", function()
+  setup(function()
+    asyncio.run(async(function()
+      local port
+      for _, ex in ipairs(all) do
+        if ex.needs == "redis" and not ex.norun then
+          port = port or await(servers.redis_port())
+        end
+      end
+      local sem = asyncio.Semaphore(8)
+      local jobs = {}
+      for _, ex in ipairs(all) do
+        if not ex.norun then
+          jobs[#jobs + 1] = asyncio.create_task(async(function()
+            local _ <close> = await(sem)
+            ex.result = await(run(ex, port))
+          end)())
+        end
+      end
+      if #jobs > 0 then await(asyncio.gather(table.unpack(jobs))) end
+    end)())
+  end)
+  teardown(servers.stop)
+
+  it("are found on the pages", function()
+    assert.is_true(#all > 50, "only " .. #all .. " examples found")
+  end)
+
+  for _, ex in ipairs(all) do
+    local where = ("%s:%d"):format(ex.page, ex.line)
+    if ex.norun then
+      it(where .. " (norun) compiles", function()
+        local fn, err = load(ex.code, "=" .. where, "t")
+        assert(fn, err)
+      end)
+    else
+      it(where .. " runs" .. (ex.needs and " with " .. ex.needs or ""),
+         function()
+        local r = assert(ex.result, "not run")
+        local report = ("%s: exit %s\n--- stdout\n%s--- stderr\n%s")
+          :format(where, tostring(r.status), r.stdout, r.stderr)
+        assert(r.status == 0, report)
+        assert(not r.stderr:find("never awaited", 1, true), report)
+        assert(not r.stderr:find("Task was destroyed", 1, true), report)
+      end)
+    end
+  end
+end)
