@@ -59,6 +59,21 @@ aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
  * naming `tname`. */
 void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);
+/* aio_checkkind for hot paths, for the C types whose struct starts with a
+ * `const char *` tag, the address of a static of their file that only
+ * their constructor writes (neither Lua code nor another library can
+ * forge it): a full userdata of `size` bytes starting with `tag` is one
+ * without a metatable look-up (two API calls); anything else goes to
+ * aio_checkkind, which raises unless it is one. Light userdata have
+ * length 0. */
+static inline void *aio_checktagged(lua_State *L, int idx, size_t size,
+                                    const char *tag, aio_kind kind,
+                                    const char *tname) {
+  const char **p = lua_touserdata(L, idx);
+  if (p != NULL && lua_rawlen(L, idx) == size && *p == tag)
+    return p;
+  return aio_checkkind(L, idx, kind, tname);
+}
 
 /* The metatables made on hot paths are also kept in the registry under
  * these addresses: setting one by address (aio_setmt) avoids looking its
@@ -182,14 +197,15 @@ enum {
   AIO_ENV_READY,      /* ring of the ready entries' Lua values */
   AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
   AIO_ENV_TASKS,      /* task id -> pending task */
-  AIO_ENV_HOT = AIO_ENV_TASKS, /* the slots above live in loop->hot */
+  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe (looked up
+                         by every call of one, from another thread) */
+  AIO_ENV_HOT = AIO_ENV_THREADSAFE, /* the slots above live in loop->hot */
   AIO_ENV_HANDLER,    /* custom exception handler or nil */
   AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe, or nil */
-  AIO_ENV_COUNT = AIO_ENV_THREADSAFE
+  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
 };
 
 struct aio_loop {
@@ -340,6 +356,9 @@ void aio_report(lua_State *L, aio_loop *loop);
  * it. Never raises. */
 void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
                       int exc_idx, const char *key, int key_idx);
+/* The message handler of aio_pcall, for callers that push it below the
+ * function themselves (saving the stack rotations). */
+int aio_msgh(lua_State *L);
 /* Runs fn with nargs arguments below it on the stack in protected mode,
  * with a traceback-capturing message handler; on error leaves the error
  * value on the stack and returns its status, else pops fn and arguments

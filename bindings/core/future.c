@@ -960,20 +960,27 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  if (lua_getfield(L, eidx, "waiter") == LUA_TUSERDATA &&
+  /* at integer key 1 of EXTRA: an array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
+    /* its callbacks slot was emptied when it completed (unless an
+     * exception gave it a reporter); a value it holds is dropped only
+     * when it could be big (an error, a message), not the `true` of a
+     * wake-up */
+    if (f->state == AIO_CANCELLED || f->has_exc) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, -2, AIO_FU_VALUE);
+      lua_pushnil(L);
+      lua_setiuservalue(L, -2, AIO_FU_CB);
+    }
     memset(f, 0, sizeof *f);
     f->loop = t->fut.loop;
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, AIO_FU_VALUE);
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, AIO_FU_CB);
   } else {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_setfield(L, eidx, "waiter");
+    lua_rawseti(L, eidx, 1);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);

@@ -97,21 +97,25 @@ static int flush(parser *ps) {
       return -1;
     }
     push_head(ps);
-    lua_getfield(L, -1, "headers");
+    lua_getfield(L, -1, "headers");                   /* [head, h] */
     int n = ps->nheaders++;
     lua_pushlstring(L, ps->buf, flen);
     lua_rawseti(L, -2, 2 * n + 1);
-    lua_pushlstring(L, ps->buf + flen, ps->len - flen);
-    lua_rawseti(L, -2, 2 * n + 2);
+    lua_pushlstring(L, ps->buf + flen, ps->len - flen); /* [.., value] */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, 2 * n + 2);
     for (size_t i = 0; i < flen; i++)
       ps->buf[i] = (char)tolower((unsigned char)ps->buf[i]);
-    lua_pushlstring(L, ps->buf, flen);
-    if (lua_rawget(L, -2) == LUA_TNIL) {
-      lua_pushlstring(L, ps->buf, flen);
-      lua_pushlstring(L, ps->buf + flen, ps->len - flen);
-      lua_rawset(L, -4);
+    lua_pushlstring(L, ps->buf, flen);           /* [.., value, lname] */
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -4) == LUA_TNIL) { /* the first of its name */
+      lua_pop(L, 1);
+      lua_insert(L, -2);                         /* [.., lname, value] */
+      lua_rawset(L, -3);
+      lua_pop(L, 2);
+    } else {
+      lua_pop(L, 5);
     }
-    lua_pop(L, 3);
   }
   ps->len = ps->field_len = 0;
   ps->state = IN_NONE;

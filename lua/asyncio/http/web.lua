@@ -584,29 +584,88 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   end
 end
 
---- add_static(prefix, dir): files under dir served at prefix/...
-function Router:add_static(prefix, dir)
+--- add_static(prefix, dir [, {chunk_size = 262144, follow_symlinks =
+-- false}]): the files under dir served at prefix/<path>, for GET and HEAD
+-- (aiohttp's StaticResource). The path is percent-decoded first; a ".."
+-- segment or a directory is refused (403), a missing file, a name with
+-- a NUL and (unless follow_symlinks) a file whose real path leaves dir are
+-- not found (404). The answer has the Content-Type its extension names,
+-- Content-Length and Last-Modified (If-Modified-Since: 304); the file is
+-- sent in chunk_size pieces, never read whole.
+function Router:add_static(prefix, dir, opts)
+  if type(prefix) ~= "string" then
+    error("bad argument #1 to 'add_static' (string expected, got " ..
+          type(prefix) .. ")", 2)
+  end
+  if type(dir) ~= "string" then
+    error("bad argument #2 to 'add_static' (string expected, got " ..
+          type(dir) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'add_static' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local chunk = opts.chunk_size or 262144
   prefix = prefix:gsub("/$", "")
-  self:add_route("GET", prefix .. "/{filename:.*}", async(function(request)
+  dir = dir:gsub("(.)/$", "%1")
+  local fs = require "asyncio.fs"
+  local root -- dir's real path, found at the first request
+  local handler = async(function(request)
     local name = request.match_info.filename
     for seg in name:gmatch("[^/]+") do
       if seg == ".." then error(M.HTTPForbidden(), 0) end
     end
-    local fs = require "asyncio.fs"
-    local ok, data = pcall(function()
-      local f <close> = await(fs.open(dir .. "/" .. name, "rb"))
-      return await(f:read("a"))
-    end)
-    if not ok or name == "" then error(M.HTTPNotFound(), 0) end
-    return M.Response{body = data,
-      content_type = M._guess_type(name)}
-  end))
+    if name:find("\0", 1, true) then error(M.HTTPNotFound(), 0) end
+    local path = dir .. "/" .. name
+    local ok, st = pcall(await, fs.stat(path))
+    if not ok then error(M.HTTPNotFound(), 0) end
+    if st.type == "directory" then error(M.HTTPForbidden(), 0) end
+    if st.type ~= "file" then error(M.HTTPNotFound(), 0) end
+    if not opts.follow_symlinks then
+      root = root or await(fs.realpath(dir))
+      local real = await(fs.realpath(path))
+      if real:sub(1, #root + 1) ~= root .. "/" then
+        error(M.HTTPNotFound(), 0)
+      end
+    end
+    local mtime = math.floor(st.mtime)
+    local last = os.date("!%a, %d %b %Y %H:%M:%S GMT", mtime)
+    local since = request.headers["if-modified-since"]
+    if since == last then
+      return M.Response{status = 304, headers = {["Last-Modified"] = last}}
+    end
+    local f <close> = await(fs.open(path, "rb"))
+    local resp = M.StreamResponse{headers = {["Last-Modified"] = last}}
+    resp.content_type = M._guess_type(name)
+    resp.content_length = st.size
+    await(resp:prepare(request))
+    if request.method ~= "HEAD" then
+      local left = st.size
+      while left > 0 do
+        local piece = await(f:read(math.min(chunk, left)))
+        if not piece then break end -- the file shrank: the client sees it
+        left = left - #piece
+        await(resp:write(piece))
+      end
+    end
+    await(resp:write_eof())
+    return resp
+  end)
+  self:add_route("GET", prefix .. "/{filename:.*}", handler)
+  self:add_route("HEAD", prefix .. "/{filename:.*}", handler)
 end
 
 local TYPES = {html = "text/html", htm = "text/html", txt = "text/plain",
-  css = "text/css", js = "text/javascript", json = "application/json",
-  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg",
-  gif = "image/gif", svg = "image/svg+xml"}
+  css = "text/css", js = "text/javascript", mjs = "text/javascript",
+  json = "application/json", xml = "application/xml",
+  csv = "text/csv", md = "text/markdown", pdf = "application/pdf",
+  wasm = "application/wasm", zip = "application/zip",
+  gz = "application/gzip", png = "image/png", jpg = "image/jpeg",
+  jpeg = "image/jpeg", gif = "image/gif", svg = "image/svg+xml",
+  webp = "image/webp", ico = "image/vnd.microsoft.icon",
+  woff = "font/woff", woff2 = "font/woff2", mp4 = "video/mp4",
+  mp3 = "audio/mpeg"}
 function M._guess_type(name)
   local ext = name:match("%.(%w+)$")
   return ext and TYPES[ext:lower()] or "application/octet-stream"
