@@ -385,6 +385,7 @@ typedef struct aio_post {
   void *data;
   aio_gate *gate;      /* the mark that counted it, or NULL */
   unsigned char owned; /* allocated by aio_remote_post */
+  unsigned char batch; /* posted with aio_remote_post_batched */
 } aio_post;
 int aio_remote_post_node(aio_remote *r, aio_post *node);
 
@@ -416,6 +417,14 @@ void aio_gate_destroy(aio_gate *g);
  * returns UV_EAGAIN and queues nothing. UV_ECANCELED: the loop closed. */
 int aio_remote_post_gated(aio_remote *r, aio_post *node, aio_gate *g,
                           int wait);
+/* As aio_remote_post_gated, for callbacks that run several posts in one
+ * call: consecutive batched posts of the same fn (nothing posted between
+ * them) become one ready entry, fn(loop, L, data of the first), and fn
+ * finds the others through node->next (the data of each, NULL after the
+ * last), to run them in the order posted. When the loop closes, each is
+ * disposed of alone (fn with L == NULL and next NULL). */
+int aio_remote_post_batched(aio_remote *r, aio_post *node, aio_gate *g,
+                            int wait);
 /* A counted post has run or was disposed of (g NULL: nothing to do). */
 void aio_gate_leave(aio_gate *g);
 void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st);
@@ -510,6 +519,11 @@ void aio_shared_register(const aio_shared_type *type);
  * paths; else they are all "args[i]". Raises SendError; on success the
  * message owns references to the shared objects it holds. */
 aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first);
+/* As aio_msg_pack, with `room` bytes for the caller in the message's own
+ * allocation, at *roomp (aligned for any type; also for n == 0, which
+ * then makes an empty message): aio_msg_free frees them with it. */
+aio_msg *aio_msg_pack_room(lua_State *L, int first, int n, int fn_first,
+                           size_t room, void **roomp);
 /* Pushes the message's values (in any state) and returns their number. */
 int aio_msg_unpack(lua_State *L, const aio_msg *m);
 /* Frees a message (NULL is fine), releasing its shared references. */
@@ -574,29 +588,35 @@ enum {
   AIO_FU_COUNT = AIO_FU_CB
 };
 enum {
-  AIO_TU_THREAD = AIO_FU_COUNT + 1, /* the task's coroutine thread */
-  AIO_TU_CORO,      /* the Coroutine object the task runs */
-  AIO_TU_WAITER,    /* the error the next step raises (throwing), or
-                       nil */
-  AIO_TU_EXTRA,     /* {name=, cancel_msg=, traceback=} or nil: what
-                       few tasks need */
-  AIO_TU_COUNT = AIO_TU_EXTRA
+  AIO_TU_CORO = AIO_FU_COUNT + 1, /* the Coroutine object the task
+                       runs, or, once the
+                       task needs more (name=, cancel_msg=, traceback=,
+                       waiter=), a table of those with it at [1] */
+  AIO_TU_COUNT = AIO_TU_CORO
 };
+/* While a task is pending, its VALUE slot (its outcome once done) holds
+ * the error the next step raises (throwing), or nil: one slot less in
+ * every Task. */
+#define AIO_TU_WAITER AIO_FU_VALUE
+/* Likewise its LOOP slot holds its coroutine thread while it is pending
+ * (the thread keeps the loop userdata at the base of its stack, below
+ * the trampoline) and the loop once it is done. */
+#define AIO_TU_THREAD AIO_FU_LOOP
 
-struct aio_future {
+struct aio_future {         /* 24 bytes on 64-bit platforms */
   aio_loop *loop;
   unsigned wq_slot;         /* sequence number in a waiter queue */
   int nres;                 /* number of result values */
   unsigned ncb;             /* number of done callbacks */
-  unsigned char state;      /* aio_fstate */
-  unsigned char is_task;
-  unsigned char has_exc;    /* finished with an exception */
-  unsigned char log_tb;     /* exception not yet retrieved */
-  unsigned char cb_list;    /* AIO_FU_CB holds a list table */
-  unsigned char cancel_msg; /* cancelled: VALUE holds a message, not an
+  unsigned state : 2;       /* aio_fstate */
+  unsigned is_task : 1;
+  unsigned has_exc : 1;     /* finished with an exception */
+  unsigned log_tb : 1;      /* exception not yet retrieved */
+  unsigned cb_list : 1;     /* AIO_FU_CB holds a list table */
+  unsigned cancel_msg : 1;  /* cancelled: VALUE holds a message, not an
                                error object */
-  unsigned char cancel_hook; /* pending: VALUE holds a function that
-                                cancel() calls instead (gather) */
+  unsigned cancel_hook : 1; /* pending: VALUE holds a function that
+                               cancel() calls instead (gather) */
 };
 
 /* Why a task is suspended. */
@@ -607,26 +627,28 @@ typedef enum {
   AIO_WAIT_YIELD    /* sleep(0): its step is already queued */
 } aio_wait_kind;
 
+/* Laid out without padding (72 bytes on 64-bit platforms): every
+ * pending task holds one, so its size counts (spec/task_memory_spec). */
 struct aio_task {
   aio_future fut;
   lua_State *co;            /* anchored by AIO_TU_THREAD */
   aio_future *waiter;       /* the future awaited, or NULL */
-  int waiter_idx;           /* its slot in the suspended frame of co */
   lua_Integer id;           /* n of the default name Task-<n>, and the
                                task's key in the loop's pending table */
+  int waiter_idx;           /* its slot in the suspended frame of co */
   unsigned sleep_gen;
   int num_cancels;          /* cancel() requests not yet uncancelled */
   int nargs;                /* arguments waiting on co for the first step */
-  unsigned char wait_kind;  /* aio_wait_kind */
-  unsigned char must_cancel;
-  unsigned char started;
-  unsigned char awaiting;   /* set by a legitimate await before yielding */
-  unsigned char throwing;   /* the next step raises AIO_TU_WAITER's value */
-  unsigned char resume_throw; /* this resume passes an error to raise */
-  unsigned char bad_yield;  /* the next step raises "bad yield" by hook */
-  unsigned char sleep_in_heap; /* the current sleep's timer is live */
   unsigned timer_refs;      /* timer heap entries pointing at the task,
                                live or dead (see aio_timer_task_retired) */
+  unsigned wait_kind : 2;   /* aio_wait_kind */
+  unsigned must_cancel : 1;
+  unsigned started : 1;
+  unsigned awaiting : 1;    /* set by a legitimate await before yielding */
+  unsigned throwing : 1;    /* the next step raises AIO_TU_WAITER's value */
+  unsigned resume_throw : 1; /* this resume passes an error to raise */
+  unsigned bad_yield : 1;   /* the next step raises "bad yield" by hook */
+  unsigned sleep_in_heap : 1; /* the current sleep's timer is live */
 };
 
 aio_future *aio_check_future(lua_State *L, int idx);
