@@ -220,6 +220,10 @@ struct aio_loop {
   int hot[AIO_ENV_HOT];   /* registry refs of the values of the slots
                              SELF to TASKS themselves (one look-up
                              instead of two on hot paths); always tables */
+  int mt_ref[2];          /* registry refs of the Future and Task
+                             metatables: making one looks its metatable
+                             up in the registry's array part, not under
+                             a light userdata key in its hash part */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the

@@ -73,14 +73,24 @@ void aio_push_task(lua_State *L, aio_task *t) {
 /* ------------------------------------------------------------------ */
 /* Creation                                                            */
 
-aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+/* Pushes a new pending Future of loop; the loop userdata is at lidx, or
+ * lidx is 0. */
+static aio_future *future_new(lua_State *L, aio_loop *loop, int lidx) {
   aio_future *f = lua_newuserdatauv(L, sizeof *f, AIO_FU_COUNT);
   memset(f, 0, sizeof *f);
   f->loop = loop;
-  aio_setmt(L, &aio_mt_future);
-  aio_push_loop(L, loop);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[0]);
+  lua_setmetatable(L, -2);
+  if (lidx)
+    lua_pushvalue(L, lidx);
+  else
+    aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, AIO_FU_LOOP);
   return f;
+}
+
+aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+  return future_new(L, loop, 0);
 }
 
 /* Reporters. A future that holds something to report if it is lost (an
@@ -874,7 +884,8 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   memset(t, 0, sizeof *t);
   t->fut.loop = loop;
   t->fut.is_task = 1;
-  aio_setmt(L, &aio_mt_task);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[1]);
+  lua_setmetatable(L, -2);
   co = lua_newthread(L);
   t->co = co;
   aio_push_loop(L, loop); /* kept by the thread, below its trampoline */
@@ -1474,7 +1485,7 @@ static int l_loop_create_future(lua_State *L) {
     if (hook)
       luaL_checktype(L, -1, LUA_TFUNCTION);
   }
-  f = aio_future_new(L, loop);
+  f = future_new(L, loop, 1);
   if (hook) {
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, AIO_FU_VALUE);
