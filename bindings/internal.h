@@ -579,9 +579,9 @@ enum {
 };
 enum {
   AIO_TU_CORO = AIO_FU_COUNT + 1, /* the Coroutine object the task
-                       runs, or, once the
-                       task needs more (name=, cancel_msg=, traceback=,
-                       waiter=), a table of those with it at [1] */
+                       runs, or, once the task needs more, a table of
+                       those (name=, cancel_msg=, traceback=, its kept
+                       wait future at [1]) with it at [2] */
   AIO_TU_COUNT = AIO_TU_CORO
 };
 /* While a task is pending, its VALUE slot (its outcome once done) holds

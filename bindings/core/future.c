@@ -116,10 +116,15 @@ static int get_extra(lua_State *L, int tidx) {
   return LUA_TNIL;
 }
 
+/* The integer keys of a task's extra table: the future it keeps for its
+ * waits on primitives (aio_task_wait_future) and the Coroutine object
+ * (the slot the table took over held it). */
+enum { EXTRA_WAITER = 1, EXTRA_CORO = 2 };
+
 /* Pushes the Coroutine object the task at tidx runs. */
 static void push_coro(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -1, EXTRA_CORO);
     lua_remove(L, -2);
   }
 }
@@ -951,9 +956,9 @@ static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
 /* Pushes the EXTRA table of the task at tidx, creating it. */
 static void push_extra(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) != LUA_TTABLE) {
-    lua_createtable(L, 1, 2);
+    lua_createtable(L, 2, 2);
     lua_insert(L, -2);
-    lua_rawseti(L, -2, 1); /* the Coroutine object */
+    lua_rawseti(L, -2, EXTRA_CORO);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, tidx, AIO_TU_CORO);
   }
@@ -971,8 +976,8 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  /* at integer key 1 of EXTRA: an array slot, no string hashing */
-  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
+  /* at an integer key of EXTRA: an array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, EXTRA_WAITER) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
     /* its callbacks slot was emptied when it completed (unless an
@@ -991,7 +996,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, eidx, 1);
+    lua_rawseti(L, eidx, EXTRA_WAITER);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
