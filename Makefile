@@ -22,7 +22,8 @@ VERSION = 0.1.0
 # gcc's C headers (libc6-dev) are only a Recommends, which apt-get skips
 # with --no-install-recommends; redis-server serves examples_io_spec.lua.
 PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
-  libreadline-dev luarocks redis-server $(BATTERY_PKGS) $(PEER_PKGS)
+  libreadline-dev luarocks redis-server libsdl2-dev $(BATTERY_PKGS) \
+  $(PEER_PKGS)
 # the batteries' libraries, and the real peers their specs talk to
 BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson \
   zlib1g-dev
@@ -93,14 +94,23 @@ SOMAJOR = 0
 SONAME = libluaio.so.$(SOMAJOR)
 SOLIB = $(BUILD)/libluaio.so.$(VERSION)
 
-.PHONY: all run test test-c test-spec check check-asan check-valgrind \
+.PHONY: sdl-game-skipped all run test test-c test-spec check check-asan check-valgrind \
   install-lua rock check-tsan check-alloc check-fuzz fuzz bench install \
   uninstall clean deps
 
 EMBED_BIN = $(BUILD)/examples/embed/game
+# the SDL2 game (examples/embed/sdl_game.c) is built only where SDL2 is
+# installed (libsdl2-dev, in PKGS); spec/embed_sdl_spec.lua fails without it
+SDL_GAME = $(BUILD)/examples/embed/sdl_game
+HAVE_SDL2 := $(shell $(PKG_CONFIG) --exists sdl2 2>/dev/null && echo yes)
+ifeq ($(HAVE_SDL2),yes)
+SDL_TARGET = $(SDL_GAME)
+else
+SDL_TARGET = sdl-game-skipped
+endif
 
 all: $(CLI) $(MODULE) $(BATTERY_MODULES) $(LIB) $(SOLIB) $(CTEST_BIN) \
-  $(EMBED_BIN) $(BUILD)/tools/allocfail
+  $(EMBED_BIN) $(SDL_TARGET) $(BUILD)/tools/allocfail
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -181,6 +191,17 @@ $(EMBED_BIN): examples/embed/game.c $(LIB) $(SHIM_OBJ)
 	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(SHIM_OBJ) $(LIB) $(LDFLAGS) \
 	  $(BATTERY_LIBS) $(LUA_LIBS) $(UV_LIBS) -lm -lpthread
+
+$(SDL_GAME): examples/embed/sdl_game.c $(LIB)
+	@mkdir -p $(dir $@)
+	@test -n "$(Q)" && echo "  LD      $@" || true
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags sdl2) -o $@ $< \
+	  $(LIB) $(LDFLAGS) $(BATTERY_LIBS) $(LUA_LIBS) $(UV_LIBS) \
+	  $(shell $(PKG_CONFIG) --libs sdl2) -lm -lpthread
+
+sdl-game-skipped:
+	@echo "  SKIP    $(SDL_GAME): SDL2 not found (pkg-config sdl2);" \
+	  "make test as root installs libsdl2-dev"
 
 EXAMPLE ?= examples/hello.lua
 run: deps
@@ -318,6 +339,8 @@ install: all install-lua
 	install -m 644 host/luaio.h $(D)$(PREFIX)/include/luaio.h
 	install -m 644 docs/luaio.1 $(D)$(MANDIR)/man1/luaio.1
 	install -m 644 README.md $(DOCS) $(D)$(DOCDIR)/
+	install -d $(D)$(DOCDIR)/img
+	install -m 644 docs/img/*.png $(D)$(DOCDIR)/img/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  -e 's|@LIBS@|$(strip $(BATTERY_LIBS))|' luaio.pc.in \
 	  > $(D)$(LIBDIR)/pkgconfig/luaio.pc

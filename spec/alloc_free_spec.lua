@@ -104,6 +104,18 @@ describe("awaiting a C operation that completes at once", function()
     assert.equal(t0, loop:time())
   end))
 
+  it("reader:read(n) of buffered data allocates nothing but the data",
+     vspec(function()
+    local r = asyncio.StreamReader()
+    local got = 0
+    local grown = growth(function()
+      r:feed_data("x") -- a short string: interned, no new object
+      if await(r:read(1)) == "x" then got = got + 1 end
+    end)
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(N + 10, got)
+  end))
+
   it("waiting on a set Event allocates nothing", vspec(function()
     local ev = asyncio.Event()
     ev:set()
@@ -232,6 +244,32 @@ describe("a task waiting on a primitive", function()
     assert.equal(2000, turns)
     -- two tasks waiting about 1000 times each: a future per wait would
     -- be over 200 KB
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+  end))
+
+  it("a task waiting for stream data allocates nothing per wait",
+     vspec(function()
+    local r = asyncio.StreamReader()
+    local got = 0
+    local reader = h.spawn(function()
+      for _ = 1, 2000 do
+        if await(r:read(1)) == "y" then got = got + 1 end
+      end
+    end)
+    await(asyncio.sleep(0))
+    collectgarbage()
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    for _ = 1, 2000 do
+      r:feed_data("y") -- wakes the waiting task
+      await(asyncio.sleep(0))
+    end
+    local grown = (collectgarbage("count") - before) * 1024
+    collectgarbage("restart")
+    await(reader)
+    assert.equal(2000, got)
+    -- 2000 waits: a future and an operation object per wait would be
+    -- over 400 KB
     assert.is_true(grown < TOLERANCE, grown .. " bytes")
   end))
 

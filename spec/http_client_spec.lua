@@ -95,6 +95,81 @@ describe("asyncio.http client", function()
     assert.equal("chunked", pairs_to_map(v.headers)["transfer-encoding"])
   end))
 
+  it("sends an async file as the body with its length, byte for byte",
+     aspec.async(function()
+    local fs = require "asyncio.fs"
+    local web = require "asyncio.http.web"
+    local path = os.tmpname()
+    local block = {}
+    for i = 0, 255 do block[#block + 1] = string.char(i) end
+    block = table.concat(block)
+    local data = block:rep(3 * 4096) .. "tail" -- 3 MiB and 4 bytes
+    local out = assert(io.open(path, "wb"))
+    out:write(data)
+    out:close()
+    local sum = await(peers.run{"sha256sum", path}):match("^(%x+)")
+    local s <close> = http.ClientSession()
+    -- to Python's aiohttp, which hashes what it receives
+    local base = await(peers.aiohttp())
+    do
+      local f <close> = await(fs.open(path, "rb"))
+      local v = await(await(s:post(base .. "/digest", {data = f})):json())
+      -- as aiohttp: a file that can seek is sent with Content-Length
+      assert.same({#data, sum, tostring(#data)},
+                  {v.length, v.sha256, v.content_length})
+      assert.equal(cjson.null, v.transfer_encoding)
+    end
+    do -- from where the file stands
+      local f <close> = await(fs.open(path, "rb"))
+      await(f:seek("set", #data - 10))
+      local v = await(await(s:post(base .. "/digest", {data = f})):json())
+      assert.same({10, "10"}, {v.length, v.content_length})
+    end
+    -- to our own server
+    local app = web.Application{client_max_size = 8 * 1024 * 1024}
+    app.router:add_post("/echo", async(function(request)
+      return web.Response{body = await(request:read()), headers = {
+        ["X-CL"] = request.headers["Content-Length"]}}
+    end))
+    local runner = web.AppRunner(app)
+    await(runner:setup())
+    local site = web.TCPSite(runner, "127.0.0.1", 0)
+    await(site:start())
+    do
+      local f <close> = await(fs.open(path, "rb"))
+      local r <close> = await(s:post(("http://127.0.0.1:%d/echo")
+                                     :format(site.port), {data = f}))
+      assert.equal(tostring(#data), r.headers["X-CL"])
+      assert.is_true(data == await(r:read()), "the body differs")
+    end
+    await(runner:cleanup())
+    os.remove(path)
+  end))
+
+  it("raises ClientPayloadError when a file ends short of its length",
+     aspec.async(function()
+    -- an async file (as asyncio.fs's) that says it holds 100 bytes and
+    -- gives 10
+    local File, given = {}, false
+    local fake = setmetatable({}, {__index = File})
+    function File:seek(whence)
+      return async(function() return whence == "end" and 100 or 0 end)()
+    end
+    function File:read()
+      return async(function()
+        if given then return nil end
+        given = true
+        return ("x"):rep(10)
+      end)()
+    end
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local e = err_of(s:post("/digest", {data = fake}))
+    assert.is_true(asyncio.iserror(e, http.ClientPayloadError), tostring(e))
+    assert.matches("90 bytes short", e.message)
+    -- the session goes on, on another connection
+    assert.equal("Hello, world", await(await(s:get("/hello")):text()))
+  end))
+
   it("reuses a kept-alive connection, and opens another after a close",
      aspec.async(function()
     local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}

@@ -41,14 +41,22 @@ struct aio_reader {
   size_t off, len, cap;
   size_t limit;
   size_t want;         /* the waiter wakes once len >= want (or eof) */
-  aio_future *waiter;  /* the future a reading task waits on (registered
-                          under the reader's address), or NULL */
+  aio_future *waiter;  /* the future a reading task waits on: that
+                          task's own (aio_task_wait_future), or NULL */
+  aio_task *wtask;     /* the task waiting on it; valid while the future
+                          is pending and the loop open (the reader keeps
+                          its loop: R_UV_LOOP) */
   unsigned char eof, paused, has_exc;
+  unsigned char wf_busy; /* R_UV_WAITF serves a wait not yet resumed */
 };
 
 enum {
   R_UV_LOOP = 1, R_UV_EXC, R_UV_TRANSPORT, R_UV_PROTO,
-  R_UV_COUNT = R_UV_PROTO
+  /* the kept operations of read, readexactly, readuntil and readline
+   * (aio_ccoro_kept): a reading loop allocates no Coroutine object */
+  R_UV_READ, R_UV_READEXACTLY, R_UV_READUNTIL, R_UV_READLINE,
+  R_UV_WAITF, /* the future reading tasks wait on, reused (reader_wait) */
+  R_UV_COUNT = R_UV_WAITF
 };
 
 /* The stream protocol. */
@@ -162,11 +170,22 @@ static int reader_reserve(aio_reader *r, size_t n) {
   return 0;
 }
 
+/* Wakes the task waiting for data, if any. No registry: the future sits
+ * in the frame of the suspended task (aio_push_waiter), which its loop
+ * anchors while it is pending; a closed loop wakes nothing. */
 static void wake_reader(lua_State *L, aio_reader *r) {
-  if (r->waiter == NULL)
+  aio_future *f = r->waiter;
+  aio_task *t = r->wtask;
+  if (f == NULL)
     return;
   r->waiter = NULL;
-  aio_waiters_wake(L, r);
+  r->wtask = NULL;
+  if (r->loop == NULL || r->loop->closed || f->state != AIO_PENDING ||
+      t->fut.state != AIO_PENDING || t->waiter != f)
+    return;
+  aio_push_waiter(L, t);
+  aio_wake_future(L, -1);
+  lua_pop(L, 1);
 }
 
 static void reader_feed_eof(lua_State *L, aio_reader *r) {
@@ -194,8 +213,11 @@ static void reader_set_transport(lua_State *L, aio_reader *r, int ridx,
 }
 
 
+/* Registry key of the reader metatable (aio_setmt). */
+static const char reader_mt = 0;
+
 static aio_reader *check_reader(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AIO_READER_MT);
+  return aio_checkkind(L, idx, AIO_K_READER, AIO_READER_MT);
 }
 
 /* Pushes a new reader (limit 0: the default). */
@@ -203,7 +225,7 @@ static aio_reader *reader_new(lua_State *L, size_t limit) {
   aio_reader *r = lua_newuserdatauv(L, sizeof *r, R_UV_COUNT);
   memset(r, 0, sizeof *r);
   r->limit = limit ? limit : DEFAULT_LIMIT;
-  luaL_setmetatable(L, AIO_READER_MT);
+  aio_setmt(L, &reader_mt);
   return r;
 }
 
@@ -242,6 +264,37 @@ static void reader_check_exc(lua_State *L, aio_reader *r, int ridx) {
  * 1, the operation's argument (or nil) at 2. */
 #define READ_FIDX 3
 
+/* Pushes a pending future of t's loop for t's wait: the one the reader
+ * keeps (at index 1) when no wait it served is still to be resumed and
+ * it is done (no waiter holds it), reset; else the task's own. */
+static void push_wait_future(lua_State *L, aio_reader *r, aio_task *t) {
+  aio_future *f;
+  if (!r->wf_busy) {
+    if (lua_getiuservalue(L, 1, R_UV_WAITF) == LUA_TUSERDATA) {
+      f = lua_touserdata(L, -1);
+      if (f->state == AIO_PENDING || f->ncb != 0 || f->loop != t->fut.loop)
+        f = NULL;
+      else {
+        memset(f, 0, sizeof *f);
+        f->loop = t->fut.loop;
+        lua_pushnil(L);
+        lua_setiuservalue(L, -2, AIO_FU_VALUE);
+      }
+    } else {
+      lua_pop(L, 1);
+      f = aio_future_new(L, t->fut.loop);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, R_UV_WAITF);
+    }
+    if (f != NULL) {
+      r->wf_busy = 1;
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  aio_task_wait_future(L, t); /* the task's own, reused */
+}
+
 /* Suspends the task until len >= want or the end of the stream, with
  * continuation k (ctx passed along). */
 static int reader_wait(lua_State *L, aio_reader *r, const char *what,
@@ -258,22 +311,34 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
   lua_settop(L, READ_FIDX - 1);
-  r->waiter = aio_future_new(L, t->fut.loop);
-  r->want = want;
   if (r->paused)
     reader_resume(L, r, 1);
-  return aio_waiters_await(L, t, r, ctx, k);
+  push_wait_future(L, r, t);
+  r->waiter = lua_touserdata(L, READ_FIDX);
+  r->wtask = t;
+  r->want = want;
+  return aio_await_future(L, t, READ_FIDX, ctx, k);
 }
 
 /* In a continuation: ends the wait, raising when the task was cancelled
  * or thrown an error; else pops the future. The buffer is left as it
  * is. */
 static void reader_resumed(lua_State *L, aio_reader *r) {
+  aio_future *f = lua_touserdata(L, READ_FIDX);
   /* a wake-up cleared r->waiter, which may hold another task's future
    * by now */
-  if (r->waiter == lua_touserdata(L, READ_FIDX))
+  if (r->waiter == f) {
     r->waiter = NULL;
-  aio_waiters_resumed(L, r, READ_FIDX);
+    r->wtask = NULL;
+  }
+  if (lua_getiuservalue(L, 1, R_UV_WAITF) == LUA_TUSERDATA &&
+      lua_touserdata(L, -1) == f)
+    r->wf_busy = 0; /* its wait is over: reusable once done */
+  lua_pop(L, 1);
+  if (aio_resume_take_throw(L, aio_current_task_of(L)))
+    lua_error(L);
+  if (f->state == AIO_CANCELLED)
+    aio_future_push_result(L, READ_FIDX); /* raises the CancelledError */
   lua_settop(L, READ_FIDX - 1);
 }
 
@@ -290,8 +355,10 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* [reader, n] */
 static int read_body(lua_State *L) {
-  aio_reader *r = check_reader(L, 1);
-  lua_Integer n = luaL_optinteger(L, 2, -1);
+  /* a body runs only from the operation its method made: the reader
+   * and n were checked there */
+  aio_reader *r = lua_touserdata(L, 1);
+  lua_Integer n = lua_isnoneornil(L, 2) ? -1 : lua_tointeger(L, 2);
   lua_settop(L, 2);
   reader_check_exc(L, r, 1);
   if (n == 0) {
@@ -318,7 +385,7 @@ static int read_body(lua_State *L) {
 static int l_reader_read(lua_State *L) {
   check_reader(L, 1);
   luaL_optinteger(L, 2, -1);
-  return aio_ccoro_method(L, 2, read_body);
+  return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
 }
 
 /* readexactly(n) --------------------------------------------------- */
@@ -348,8 +415,8 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* [reader, n] */
 static int readexactly_body(lua_State *L) {
-  aio_reader *r = check_reader(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
+  aio_reader *r = lua_touserdata(L, 1); /* checked by the method */
+  lua_Integer n = lua_tointeger(L, 2);
   lua_settop(L, 2);
   if (n < 0)
     return aio_raisef(L, AIO_E_VALUE,
@@ -371,7 +438,7 @@ static int readexactly_body(lua_State *L) {
 static int l_reader_readexactly(lua_State *L) {
   check_reader(L, 1);
   luaL_checkinteger(L, 2);
-  return aio_ccoro_method(L, 2, readexactly_body);
+  return aio_ccoro_kept(L, 2, readexactly_body, R_UV_READEXACTLY);
 }
 
 /* readuntil(sep) / readline() --------------------------------------- */
@@ -541,7 +608,7 @@ static int l_reader_readuntil(lua_State *L) {
   check_reader(L, 1);
   if (!lua_isnoneornil(L, 2))
     check_separators(L, 2);
-  return aio_ccoro_method(L, 2, readuntil_body);
+  return aio_ccoro_kept(L, 2, readuntil_body, R_UV_READUNTIL);
 }
 
 /* readline: a line with its "\n"; at the end, what is left (maybe "").
@@ -587,14 +654,13 @@ static int readline_run(lua_State *L, size_t offset, int nil_at_eof) {
 }
 
 static int readline_body(lua_State *L) {
-  check_reader(L, 1);
-  lua_settop(L, 1);
+  lua_settop(L, 1); /* the reader, checked by the method */
   return readline_run(L, 0, 0);
 }
 
 static int l_reader_readline(lua_State *L) {
   check_reader(L, 1);
-  return aio_ccoro_method(L, 1, readline_body);
+  return aio_ccoro_kept(L, 1, readline_body, R_UV_READLINE);
 }
 
 /* The iterator of `for line in reader:lines()` and `for line in reader`:
@@ -698,14 +764,10 @@ static int l_reader__tostring(lua_State *L) {
     lua_pushfstring(L, " limit=%I", (lua_Integer)r->limit);
     luaL_addvalue(&b);
   }
-  if (r->waiter) {
+  if (r->waiter && !r->loop->closed && r->wtask->waiter == r->waiter) {
     luaL_addstring(&b, " waiter=");
-    aio_waiter_get(L, r); /* the future, or a list holding it */
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_rawgeti(L, -1, 1);
-      lua_remove(L, -2);
-    }
-    aio_pushrepr(L, -1);
+    aio_push_waiter(L, r->wtask);
+    aio_future_pushrepr(L, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
   }
@@ -741,8 +803,8 @@ static int l_reader_get_transport(lua_State *L) {
  * pipe closes), as nothing could read what came. */
 static int l_reader__gc(lua_State *L) {
   aio_reader *r = lua_touserdata(L, 1);
-  if (r->waiter)
-    aio_waiter_drop(L, r); /* its task went with it */
+  r->waiter = NULL; /* its task went with it */
+  r->wtask = NULL;
   if (r->proto && r->proto->reader == r)
     r->proto->reader = NULL;
   if (r->t) {
@@ -1106,28 +1168,20 @@ static int l_stream_factory(lua_State *L) {
 /* Each writer has a metatable of its own, so that `writer.transport` is
  * a plain field while method look-ups stay table look-ups (an __index
  * function would cost every writer:write): a copy of the class's
- * metatable (AIO_WRITER_MT) marked with writer_tag, whose __index is
- * itself, holding the fields transport and _protocol, and whose own
- * metatable (registry[&writer_methods_mt]) sends the rest to the
- * methods. */
-static const char writer_tag = 0, writer_methods_mt = 0;
+ * metatable (AIO_WRITER_MT, with its kind tag AIO_K_WRITER in the array
+ * part), whose __index is itself, holding the fields transport and
+ * _protocol, and whose own metatable (registry[&writer_methods_mt])
+ * sends the rest to the methods. */
+static const char writer_methods_mt = 0;
 
 static aio_writer *test_writer(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p != NULL && lua_getmetatable(L, idx)) {
-    int ok = lua_rawgetp(L, -1, &writer_tag) != LUA_TNIL;
-    lua_pop(L, 2);
-    if (ok)
-      return p;
-  }
-  luaL_typeerror(L, idx, AIO_WRITER_MT);
-  return NULL;
+  return aio_checkkind(L, idx, AIO_K_WRITER, AIO_WRITER_MT);
 }
 
 /* Sets the writer metatable with the transport at tidx and protocol at
  * pidx on the writer on top. */
 static void writer_setmt(lua_State *L, int tidx, int pidx) {
-  lua_createtable(L, 0, 12); /* [w, mt] */
+  lua_createtable(L, 1, 12); /* [w, mt]: the kind tag in its array */
   luaL_getmetatable(L, AIO_WRITER_MT);
   lua_pushnil(L);
   while (lua_next(L, -2)) { /* [w, mt, class, k, v] */
@@ -1138,8 +1192,6 @@ static void writer_setmt(lua_State *L, int tidx, int pidx) {
   lua_pop(L, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, -2, &writer_tag);
   lua_pushvalue(L, tidx);
   lua_setfield(L, -2, "transport");
   lua_pushvalue(L, pidx);
@@ -1291,7 +1343,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* [writer] */
 static int drain_body(lua_State *L) {
-  aio_writer *w = test_writer(L, 1);
+  aio_writer *w = lua_touserdata(L, 1); /* checked by the method */
   srp *pr = w->proto;
   aio_task *t;
   lua_settop(L, 1);
@@ -1503,14 +1555,15 @@ static const luaL_Reg stream_funcs[] = {
     {NULL, NULL}};
 
 void aio_open_stream(lua_State *L) {
-  aio_newclass(L, AIO_READER_MT, AIO_K_OTHER, reader_methods,
+  aio_newclass(L, AIO_READER_MT, AIO_K_READER, reader_methods,
                reader_metamethods);
+  aio_cache_mt(L, AIO_READER_MT, &reader_mt);
   aio_newclass(L, AIO_SRP_MT, AIO_K_OTHER, srp_methods, srp_metamethods);
   luaL_getmetatable(L, AIO_SRP_MT);
   lua_pushlightuserdata(L, (void *)&srp_vt);
   lua_setfield(L, -2, AIO_PROTO_VT);
   lua_pop(L, 1);
-  aio_newclass(L, AIO_WRITER_MT, AIO_K_OTHER, writer_methods,
+  aio_newclass(L, AIO_WRITER_MT, AIO_K_WRITER, writer_methods,
                writer_metamethods);
   luaL_getmetatable(L, AIO_WRITER_MT);
   lua_getfield(L, -1, "__index");

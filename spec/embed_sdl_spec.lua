@@ -1,0 +1,172 @@
+-- spec/embed_sdl_spec.lua: examples/embed/sdl_game.c, luaio inside a real
+-- SDL2 frame loop, run headless (SDL's dummy video driver: a window
+-- surface in memory) with its --report, which prints one line per frame:
+--   frame N time T paused 0|1 step_ms MS npcs X,Y X,Y X,Y
+-- then a summary (budget, fetched data). The program is built only where
+-- SDL2 is installed (libsdl2-dev, in the Makefile's PKGS): without it
+-- these tests fail and say so.
+--
+-- Under make check-valgrind (LUAIO_VALGRIND=1) the program itself also
+-- runs under valgrind's memcheck, which must find no leak and no error.
+local proc = dofile("spec/fixtures/proc.lua")
+
+local GAME = proc.build .. "/examples/embed/sdl_game"
+local FRAMES, PAUSE, RESUME, BUDGET = 240, 60, 120, 4
+-- The step's contract: it returns once its budget (waiting included) is
+-- spent, after at most one more iteration of ready work. On a machine
+-- shared with other jobs a frame can be preempted, hence a generous bound
+-- on the worst frame and a tight one on the median.
+local WORST_MARGIN, MEDIAN_MARGIN = 16, 1
+
+local function installed()
+  local f = io.open(GAME, "rb")
+  if f then f:close() return end
+  error(GAME .. " was not built: SDL2 is missing (pkg-config sdl2). " ..
+        "Run `make test` as root: it installs the Makefile's PKGS, " ..
+        "libsdl2-dev among them.", 0)
+end
+
+--- play(args [, wrap]) -> the report parsed: {frames = {[n] = {time =,
+-- paused =, ms =, npcs = "x,y x,y ..."}}, lines =, stdout =, stderr =,
+-- status =}.
+local function play(args, wrap)
+  installed()
+  local argv = {}
+  for _, a in ipairs(wrap or {}) do argv[#argv + 1] = a end
+  argv[#argv + 1] = GAME
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  argv[#argv + 1] = "--report"
+  local r = proc.run(argv, {env = {SDL_VIDEODRIVER = "dummy",
+                                   SDL_AUDIODRIVER = "dummy"}})
+  r.frames, r.lines = {}, {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    local n, t, p, ms, npcs = line:match(
+      "^frame (%d+) time ([%d.]+) paused ([01]) step_ms ([%d.]+) npcs (.*)$")
+    if n then
+      r.frames[tonumber(n)] = {time = tonumber(t), paused = p == "1",
+                               ms = tonumber(ms), npcs = npcs}
+    else
+      r.lines[#r.lines + 1] = line
+    end
+  end
+  return r
+end
+
+local function clean_exit(r)
+  local report = ("exit %s\n%s%s"):format(tostring(r.status),
+                                          table.concat(r.lines, "\n"),
+                                          r.stderr)
+  assert(r.status == 0, report)
+  assert(not r.stderr:find("Task was destroyed", 1, true), report)
+  assert(not r.stderr:find("script error", 1, true), report)
+  assert(not r.stderr:find("never awaited", 1, true), report)
+end
+
+local function has_line(r, pattern)
+  for _, line in ipairs(r.lines) do
+    if line:match(pattern) then return line end
+  end
+  error(("no line matching %q in:\n%s"):format(pattern,
+                                               table.concat(r.lines, "\n")))
+end
+
+describe("the SDL2 game (examples/embed/sdl_game)", function()
+  local shot = os.tmpname()
+  local r
+  setup(function()
+    r = play{"--frames", FRAMES, "--fps", 0, "--budget", BUDGET,
+             "--pause-at", PAUSE, "--resume-at", RESUME,
+             "--screenshot", shot}
+  end)
+  teardown(function() os.remove(shot) end)
+
+  it("plays every frame and exits cleanly, no task left destroyed",
+     function()
+    clean_exit(r)
+    for n = 1, FRAMES do assert(r.frames[n], "frame " .. n .. " missing") end
+    has_line(r, "^closing at game time ")
+  end)
+
+  it("keeps each frame's luaio_step within its budget", function()
+    local line = has_line(r, "^budget_ms ")
+    assert.equal(BUDGET, tonumber(line:match("^budget_ms ([%d.]+)")))
+    local times = {}
+    for n = 1, FRAMES do
+      local ms = r.frames[n].ms
+      times[n] = ms
+      assert(ms <= BUDGET + WORST_MARGIN,
+             ("frame %d: luaio_step took %.3f ms, budget %d ms")
+               :format(n, ms, BUDGET))
+    end
+    table.sort(times)
+    local median = times[FRAMES // 2]
+    assert(median <= BUDGET + MEDIAN_MARGIN,
+           ("median luaio_step %.3f ms, budget %d ms"):format(median, BUDGET))
+    -- the report's own maximum is the largest frame's
+    assert.near(times[FRAMES],
+                tonumber(line:match("max_step_ms ([%d.]+)")), 0.001)
+  end)
+
+  it("freezes the NPC tasks while game time is paused, and they move on "
+     .. "after", function()
+    local before, first = r.frames[PAUSE - 1], r.frames[PAUSE]
+    assert.is_false(before.paused)
+    -- they moved before the pause
+    assert.are_not.equal(r.frames[1].npcs, before.npcs)
+    for n = PAUSE, RESUME - 1 do
+      local f = r.frames[n]
+      assert.is_true(f.paused, "frame " .. n)
+      assert.equal(first.time, f.time)
+      assert.equal(first.npcs, f.npcs, "frame " .. n)
+    end
+    assert.equal(before.time, first.time)
+    local after = r.frames[RESUME + 10]
+    assert.is_false(r.frames[RESUME].paused)
+    assert.near(first.time + 11 / 60, after.time, 1e-5)
+    assert.are_not.equal(first.npcs, after.npcs)
+  end)
+
+  it("scales the NPCs' game time with the speed", function()
+    -- at speed 2, frame 29 is game time 29/30, frame 58's at speed 1:
+    -- the NPCs stand where they stood then
+    local fast = play{"--frames", 30, "--fps", 0, "--speed", 2}
+    clean_exit(fast)
+    assert.near(29 / 30, fast.frames[29].time, 1e-5)
+    assert.near(29 / 30, r.frames[58].time, 1e-5)
+    assert.equal(r.frames[58].npcs, fast.frames[29].npcs)
+    assert.near(1.0, fast.frames[30].time, 1e-5)
+  end)
+
+  it("fetched the scores over HTTP in the background", function()
+    has_line(r, "^%[frame %d+%] fetched 8 scores %(HTTP 200%)$")
+    assert.equal("fetched 8 bars 12 40 33 75 58 90 64 21",
+                 has_line(r, "^fetched "))
+  end)
+
+  it("wrote the last frame as a BMP of the window's size", function()
+    local bmp = proc.slurp(shot)
+    assert.equal("BM", bmp:sub(1, 2))
+    local size, offset = string.unpack("<I4", bmp, 3),
+                         string.unpack("<I4", bmp, 11)
+    local w, h, _, bpp = string.unpack("<i4i4I2I2", bmp, 19)
+    assert.same({640, 360}, {w, h})
+    assert.equal(#bmp, size)
+    assert.equal(#bmp, offset + 640 * 360 * bpp // 8)
+  end)
+
+  it("leaks nothing" .. (os.getenv("LUAIO_VALGRIND") == "1"
+                         and " (under valgrind)" or ""), function()
+    if os.getenv("LUAIO_VALGRIND") ~= "1" then
+      -- the clean exit above: every task was cancelled and collected
+      clean_exit(r)
+      return
+    end
+    local v = play({"--frames", 60, "--fps", 0, "--pause-at", 20,
+                    "--resume-at", 40},
+                   {"valgrind", "--error-exitcode=99", "--leak-check=full",
+                    "--errors-for-leak-kinds=definite,indirect",
+                    "--show-leak-kinds=definite,indirect", "--quiet"})
+    clean_exit(v)
+    has_line(v, "^fetched 8 bars")
+  end)
+end)
