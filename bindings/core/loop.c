@@ -17,6 +17,7 @@
  * are still serviced.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +34,21 @@ const char aio_key_current = 0;
 static _Thread_local aio_loop *tl_running;
 
 /* Debug mode of new loops: --debug or LUAIO_DEBUG=1 in the environment
- * (Python's PYTHONASYNCIODEBUG). */
-static int default_debug = -1;
+ * (Python's PYTHONASYNCIODEBUG). Every thread's states read it (loops
+ * and tracebacks made in executor workers and loop threads): atomic, set
+ * once from the environment unless --debug set it first. */
+static atomic_int default_debug = -1;
 
 int aio_debug_default(void) {
-  if (default_debug < 0) {
+  int v = atomic_load_explicit(&default_debug, memory_order_relaxed);
+  if (v < 0) {
     const char *env = getenv("LUAIO_DEBUG");
-    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
+    int expected = -1;
+    v = env != NULL && env[0] != '\0' && env[0] != '0';
+    if (!atomic_compare_exchange_strong(&default_debug, &expected, v))
+      v = expected; /* another thread, or --debug, got there first */
   }
-  return default_debug;
+  return v;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1211,7 +1218,7 @@ int aio_debug_mode(lua_State *L) {
 }
 
 static int l__set_default_debug(lua_State *L) {
-  default_debug = lua_toboolean(L, 1);
+  atomic_store(&default_debug, lua_toboolean(L, 1));
   return 0;
 }
 

@@ -18,8 +18,8 @@
 
 /* Raises unless s[0..n) is free of CR, LF and NUL (and, for a name, of
  * ':', spaces and emptiness). */
-static void check_text(lua_State *L, const char *s, size_t n, int name,
-                       const char *what) {
+void aio_http_check_text(lua_State *L, const char *s, size_t n, int name,
+                         const char *what) {
   if (name && n == 0) luaL_error(L, "empty header name");
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -50,13 +50,13 @@ static int l_head(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   const char *body = luaL_optlstring(L, 3, NULL, &bn);
   lua_settop(L, 3); /* the buffer's slots come after */
-  check_text(L, line, n, 0, "start line");
+  aio_http_check_text(L, line, n, 0, "start line");
   lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
   total = n + 2 + 2 + bn;
   for (lua_Integer i = 1; i + 1 <= count; i += 2) {
     field(L, i, &k, &kn, &v, &vn);
-    check_text(L, k, kn, 1, "header name");
-    check_text(L, v, vn, 0, "header value");
+    aio_http_check_text(L, k, kn, 1, "header name");
+    aio_http_check_text(L, v, vn, 0, "header value");
     total += kn + 2 + vn + 2;
     lua_pop(L, 2);
   }
