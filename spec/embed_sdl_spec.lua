@@ -13,10 +13,12 @@ local proc = dofile("spec/fixtures/proc.lua")
 local GAME = proc.build .. "/examples/embed/sdl_game"
 local FRAMES, PAUSE, RESUME, BUDGET = 240, 60, 120, 4
 -- The step's contract: it returns once its budget (waiting included) is
--- spent, after at most one more iteration of ready work. On a machine
--- shared with other jobs a frame can be preempted, hence a generous bound
--- on the worst frame and a tight one on the median.
-local WORST_MARGIN, MEDIAN_MARGIN = 16, 1
+-- spent, after at most one more iteration of ready work. About half the
+-- frames have nothing to run and wait the whole budget for I/O, so the
+-- median frame is near the budget. On a machine shared with other jobs a
+-- frame can be preempted or woken late, hence a generous bound on the
+-- worst frame and a tighter one on the median.
+local WORST_MARGIN, MEDIAN_MARGIN = 16, 3
 
 local function installed()
   local f = io.open(GAME, "rb")
