@@ -11,7 +11,10 @@
 --                        "Task was destroyed" report on stderr.
 --   ```lua norun         a fragment that cannot run alone (it uses names
 --                        the text around it introduces, or talks to a
---                        service that is not there): it must compile.
+--                        service that is not there): it must compile, and
+--                        each field it names of the library's modules
+--                        (asyncio.X, http.X, web.X, ssl.X, redis.X, wq.X,
+--                        fs.X, outside strings and comments) must exist.
 --   ```lua prelude       the page's "every example starts with" block
 --                        (the `require` lines): it is put before each
 --                        later example of the page, run or compiled.
@@ -78,6 +81,30 @@ local function examples(path)
     end
   end
   assert(block == nil, path .. ": a code block is not closed")
+  return list
+end
+
+-- the names a fragment may use for the library's modules
+local MODULES = {asyncio = "asyncio", http = "asyncio.http",
+                 web = "asyncio.http.web", ssl = "asyncio.ssl",
+                 redis = "asyncio.redis", wq = "asyncio.workqueue",
+                 fs = "asyncio.fs"}
+
+--- missing(code) -> an array of the "module.field" names the code uses
+-- that do not exist (strings and comments left out; a name the code
+-- binds to something else than the module is not checked).
+local function missing(code)
+  code = code:gsub("%[(=*)%[.-%]%1%]", ""):gsub("%-%-[^\n]*", "")
+             :gsub('"[^"\n]*"', '""'):gsub("'[^'\n]*'", "''")
+  local list = {}
+  for alias, field in code:gmatch("%f[%w_.]([%a_][%w_]*)%.([%a_][%w_]*)") do
+    local mod = MODULES[alias]
+    local bound = code:match("local%s+" .. alias .. "%s*=%s*([^\n]*)")
+    if mod and (bound == nil or bound:find("require", 1, true)) and
+       require(mod)[field] == nil then
+      list[#list + 1] = alias .. "." .. field
+    end
+  end
   return list
 end
 
@@ -149,9 +176,11 @@ describe("the docs' Lua examples", function()
   for _, ex in ipairs(all) do
     local where = ("%s:%d"):format(ex.page, ex.line)
     if ex.norun then
-      it(where .. " (norun) compiles", function()
+      it(where .. " (norun) compiles and names what exists", function()
         local fn, err = load(ex.code, "=" .. where, "t")
         assert(fn, err)
+        assert.same({}, missing(ex.code), where .. " uses names that do "
+                    .. "not exist")
       end)
     else
       it(where .. " runs" .. (ex.needs and " with " .. ex.needs or ""),
