@@ -59,6 +59,21 @@ aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
  * naming `tname`. */
 void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);
+/* aio_checkkind for hot paths, for the C types whose struct starts with a
+ * `const char *` tag, the address of a static of their file that only
+ * their constructor writes (neither Lua code nor another library can
+ * forge it): a full userdata of `size` bytes starting with `tag` is one
+ * without a metatable look-up (two API calls); anything else goes to
+ * aio_checkkind, which raises unless it is one. Light userdata have
+ * length 0. */
+static inline void *aio_checktagged(lua_State *L, int idx, size_t size,
+                                    const char *tag, aio_kind kind,
+                                    const char *tname) {
+  const char **p = lua_touserdata(L, idx);
+  if (p != NULL && lua_rawlen(L, idx) == size && *p == tag)
+    return p;
+  return aio_checkkind(L, idx, kind, tname);
+}
 
 /* The metatables made on hot paths are also kept in the registry under
  * these addresses: setting one by address (aio_setmt) avoids looking its
@@ -182,14 +197,15 @@ enum {
   AIO_ENV_READY,      /* ring of the ready entries' Lua values */
   AIO_ENV_TIMERS,     /* seq -> TimerHandle or task */
   AIO_ENV_TASKS,      /* task id -> pending task */
-  AIO_ENV_HOT = AIO_ENV_TASKS, /* the slots above live in loop->hot */
+  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe (looked up
+                         by every call of one, from another thread) */
+  AIO_ENV_HOT = AIO_ENV_THREADSAFE, /* the slots above live in loop->hot */
   AIO_ENV_HANDLER,    /* custom exception handler or nil */
   AIO_ENV_SIGNALS,    /* signum -> {handle, fn, args...} */
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_THREADSAFE, /* ref -> function of asyncio.threadsafe, or nil */
-  AIO_ENV_COUNT = AIO_ENV_THREADSAFE
+  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
 };
 
 struct aio_loop {
@@ -340,6 +356,9 @@ void aio_report(lua_State *L, aio_loop *loop);
  * it. Never raises. */
 void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
                       int exc_idx, const char *key, int key_idx);
+/* The message handler of aio_pcall, for callers that push it below the
+ * function themselves (saving the stack rotations). */
+int aio_msgh(lua_State *L);
 /* Runs fn with nargs arguments below it on the stack in protected mode,
  * with a traceback-capturing message handler; on error leaves the error
  * value on the stack and returns its status, else pops fn and arguments
@@ -555,29 +574,35 @@ enum {
   AIO_FU_COUNT = AIO_FU_CB
 };
 enum {
-  AIO_TU_THREAD = AIO_FU_COUNT + 1, /* the task's coroutine thread */
-  AIO_TU_CORO,      /* the Coroutine object the task runs */
-  AIO_TU_WAITER,    /* the error the next step raises (throwing), or
-                       nil */
-  AIO_TU_EXTRA,     /* {name=, cancel_msg=, traceback=} or nil: what
-                       few tasks need */
-  AIO_TU_COUNT = AIO_TU_EXTRA
+  AIO_TU_CORO = AIO_FU_COUNT + 1, /* the Coroutine object the task
+                       runs, or, once the
+                       task needs more (name=, cancel_msg=, traceback=,
+                       waiter=), a table of those with it at [1] */
+  AIO_TU_COUNT = AIO_TU_CORO
 };
+/* While a task is pending, its VALUE slot (its outcome once done) holds
+ * the error the next step raises (throwing), or nil: one slot less in
+ * every Task. */
+#define AIO_TU_WAITER AIO_FU_VALUE
+/* Likewise its LOOP slot holds its coroutine thread while it is pending
+ * (the thread keeps the loop userdata at the base of its stack, below
+ * the trampoline) and the loop once it is done. */
+#define AIO_TU_THREAD AIO_FU_LOOP
 
-struct aio_future {
+struct aio_future {         /* 24 bytes on 64-bit platforms */
   aio_loop *loop;
   unsigned wq_slot;         /* sequence number in a waiter queue */
   int nres;                 /* number of result values */
   unsigned ncb;             /* number of done callbacks */
-  unsigned char state;      /* aio_fstate */
-  unsigned char is_task;
-  unsigned char has_exc;    /* finished with an exception */
-  unsigned char log_tb;     /* exception not yet retrieved */
-  unsigned char cb_list;    /* AIO_FU_CB holds a list table */
-  unsigned char cancel_msg; /* cancelled: VALUE holds a message, not an
+  unsigned state : 2;       /* aio_fstate */
+  unsigned is_task : 1;
+  unsigned has_exc : 1;     /* finished with an exception */
+  unsigned log_tb : 1;      /* exception not yet retrieved */
+  unsigned cb_list : 1;     /* AIO_FU_CB holds a list table */
+  unsigned cancel_msg : 1;  /* cancelled: VALUE holds a message, not an
                                error object */
-  unsigned char cancel_hook; /* pending: VALUE holds a function that
-                                cancel() calls instead (gather) */
+  unsigned cancel_hook : 1; /* pending: VALUE holds a function that
+                               cancel() calls instead (gather) */
 };
 
 /* Why a task is suspended. */
@@ -588,26 +613,28 @@ typedef enum {
   AIO_WAIT_YIELD    /* sleep(0): its step is already queued */
 } aio_wait_kind;
 
+/* Laid out without padding (72 bytes on 64-bit platforms): every
+ * pending task holds one, so its size counts (spec/task_memory_spec). */
 struct aio_task {
   aio_future fut;
   lua_State *co;            /* anchored by AIO_TU_THREAD */
   aio_future *waiter;       /* the future awaited, or NULL */
-  int waiter_idx;           /* its slot in the suspended frame of co */
   lua_Integer id;           /* n of the default name Task-<n>, and the
                                task's key in the loop's pending table */
+  int waiter_idx;           /* its slot in the suspended frame of co */
   unsigned sleep_gen;
   int num_cancels;          /* cancel() requests not yet uncancelled */
   int nargs;                /* arguments waiting on co for the first step */
-  unsigned char wait_kind;  /* aio_wait_kind */
-  unsigned char must_cancel;
-  unsigned char started;
-  unsigned char awaiting;   /* set by a legitimate await before yielding */
-  unsigned char throwing;   /* the next step raises AIO_TU_WAITER's value */
-  unsigned char resume_throw; /* this resume passes an error to raise */
-  unsigned char bad_yield;  /* the next step raises "bad yield" by hook */
-  unsigned char sleep_in_heap; /* the current sleep's timer is live */
   unsigned timer_refs;      /* timer heap entries pointing at the task,
                                live or dead (see aio_timer_task_retired) */
+  unsigned wait_kind : 2;   /* aio_wait_kind */
+  unsigned must_cancel : 1;
+  unsigned started : 1;
+  unsigned awaiting : 1;    /* set by a legitimate await before yielding */
+  unsigned throwing : 1;    /* the next step raises AIO_TU_WAITER's value */
+  unsigned resume_throw : 1; /* this resume passes an error to raise */
+  unsigned bad_yield : 1;   /* the next step raises "bad yield" by hook */
+  unsigned sleep_in_heap : 1; /* the current sleep's timer is live */
 };
 
 aio_future *aio_check_future(lua_State *L, int idx);

@@ -95,6 +95,55 @@ describe("asyncio.http client", function()
     assert.equal("chunked", pairs_to_map(v.headers)["transfer-encoding"])
   end))
 
+  it("sends an async file as the body (chunked), byte for byte",
+     aspec.async(function()
+    local fs = require "asyncio.fs"
+    local web = require "asyncio.http.web"
+    local path = os.tmpname()
+    local block = {}
+    for i = 0, 255 do block[#block + 1] = string.char(i) end
+    block = table.concat(block)
+    local data = block:rep(3 * 4096) .. "tail" -- 3 MiB and 4 bytes
+    local out = assert(io.open(path, "wb"))
+    out:write(data)
+    out:close()
+    local sum = await(peers.run{"sha256sum", path}):match("^(%x+)")
+    local s <close> = http.ClientSession()
+    -- to Python's aiohttp, which hashes what it receives
+    local base = await(peers.aiohttp())
+    do
+      local f <close> = await(fs.open(path, "rb"))
+      local v = await(await(s:post(base .. "/digest", {data = f})):json())
+      assert.same({#data, sum, "chunked"},
+                  {v.length, v.sha256, v.transfer_encoding})
+    end
+    do -- from where the file stands
+      local f <close> = await(fs.open(path, "rb"))
+      await(f:seek("set", #data - 10))
+      local v = await(await(s:post(base .. "/digest", {data = f})):json())
+      assert.equal(10, v.length)
+    end
+    -- to our own server
+    local app = web.Application{client_max_size = 8 * 1024 * 1024}
+    app.router:add_post("/echo", async(function(request)
+      return web.Response{body = await(request:read()), headers = {
+        ["X-TE"] = request.headers["Transfer-Encoding"]}}
+    end))
+    local runner = web.AppRunner(app)
+    await(runner:setup())
+    local site = web.TCPSite(runner, "127.0.0.1", 0)
+    await(site:start())
+    do
+      local f <close> = await(fs.open(path, "rb"))
+      local r <close> = await(s:post(("http://127.0.0.1:%d/echo")
+                                     :format(site.port), {data = f}))
+      assert.equal("chunked", r.headers["X-TE"])
+      assert.is_true(data == await(r:read()), "the body differs")
+    end
+    await(runner:cleanup())
+    os.remove(path)
+  end))
+
   it("reuses a kept-alive connection, and opens another after a close",
      aspec.async(function()
     local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}

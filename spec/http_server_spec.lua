@@ -8,6 +8,7 @@ local web = require "asyncio.http.web"
 local http = require "asyncio.http"
 local cjson = require "cjson"
 local peers = dofile("spec/fixtures/http_peers.lua")
+local certs = dofile("spec/fixtures/certs.lua")
 local async, await = asyncio.async, asyncio.await
 
 local logged
@@ -60,10 +61,10 @@ local function app_under_test(opts)
 end
 
 --- A started runner on a free port: runner, base URL.
-local function start(app, opts)
+local function start(app, opts, site_opts)
   local runner = web.AppRunner(app or app_under_test(), opts)
   await(runner:setup())
-  local site = web.TCPSite(runner, "127.0.0.1", 0)
+  local site = web.TCPSite(runner, "127.0.0.1", 0, site_opts)
   await(site:start())
   return runner, "http://127.0.0.1:" .. site.port, site.port
 end
@@ -330,6 +331,92 @@ asyncio.run(main())
     assert.equal("slow done", await(r:text()))
     local e = select(2, pcall(await, s:get("/")))
     assert.is_true(asyncio.iserror(e, http.ClientConnectionError))
+  end))
+
+  it("streams a request body: the handler starts at the head",
+     aspec.async(function()
+    local events = {}
+    local started, got_first = asyncio.Event(), asyncio.Event()
+    local app = web.Application()
+    app.router:add_post("/up", async(function(request)
+      events[#events + 1] = "handler"
+      started:set()
+      local first = await(request.content:readexactly(5))
+      events[#events + 1] = "read " .. first
+      got_first:set()
+      local rest = await(request:read())
+      events[#events + 1] = "read " .. rest
+      return web.Response{text = first .. "|" .. rest}
+    end))
+    local runner, _, port = start(app)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+      .. "\r\nConnection: close\r\n\r\n")
+    events[#events + 1] = "head sent"
+    await(started:wait())
+    w:write("5\r\nhello\r\n")
+    events[#events + 1] = "first sent"
+    await(got_first:wait())
+    w:write("6\r\n world\r\n0\r\n\r\n")
+    events[#events + 1] = "rest sent"
+    local out = await(asyncio.wait_for(r:read(), 5))
+    w:close()
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.matches("\r\n\r\nhello| world$", out)
+    assert.same({"head sent", "handler", "first sent", "read hello",
+                 "rest sent", "read  world"}, events)
+    await(runner:cleanup())
+  end))
+
+  it("refuses a streamed body that grows over client_max_size (413)",
+     aspec.async(function()
+    local events = {}
+    local started = asyncio.Event()
+    local app = web.Application{client_max_size = 1000}
+    app.router:add_post("/up", async(function(request)
+      events[#events + 1] = "handler"
+      started:set()
+      local ok, e = pcall(await, request:read())
+      events[#events + 1] = ok and "read" or
+        asyncio.iserror(e, web.HTTPRequestEntityTooLarge) and "413"
+        or tostring(e)
+      error(e, 0)
+    end))
+    local runner, _, port = start(app)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+      .. "\r\n\r\n258\r\n" .. string.rep("a", 600) .. "\r\n")
+    await(started:wait())
+    events[#events + 1] = "second chunk"
+    w:write("258\r\n" .. string.rep("b", 600) .. "\r\n0\r\n\r\n")
+    local out = await(asyncio.wait_for(r:read(), 5))
+    w:close()
+    assert.matches("^HTTP/1.1 413 Request Entity Too Large\r\n", out)
+    assert.matches("\r\nConnection: close\r\n", out)
+    assert.matches("Maximum request body size 1000 exceeded, actual body "
+      .. "size 1200$", out)
+    assert.same({"handler", "second chunk", "413"}, events)
+    assert.same({}, logged)
+    await(runner:cleanup())
+  end))
+
+  it("serves HTTPS with ssl_context: curl, keep-alive, bodies",
+     aspec.async(function()
+    local runner, _, port = start(nil, nil,
+                                  {ssl_context = certs.server_ctx()})
+    local base = "https://127.0.0.1:" .. port
+    local out, st, err = await(peers.run{"curl", "-s", "-v", "--cacert",
+      certs.path("ca.pem"), base .. "/hello/tls", "-w", "\n",
+      base .. "/hello/again"})
+    assert.equal(0, st, err)
+    assert.equal("hi tls\nhi again\n", out)
+    assert.matches("Re%-using existing connection", err) -- keep-alive
+    local big = string.rep("z", 100000)
+    out, st, err = await(peers.run({"curl", "-s", "--cacert",
+      certs.path("ca.pem"), "--data-binary", "@-", base .. "/echo"}, big))
+    assert.equal(0, st, err)
+    assert.equal(big, out)
+    await(runner:cleanup())
   end))
 
   it("checks its arguments", function()

@@ -95,6 +95,25 @@ aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
 
 static void push_extra(lua_State *L, int tidx);
 
+/* Pushes the extra table of the task at tidx (it shares the CORO slot
+ * with the Coroutine object) and returns LUA_TTABLE, or pushes nil. Any
+ * future may be given: a plain one has none. */
+static int get_extra(lua_State *L, int tidx) {
+  if (lua_getiuservalue(L, tidx, AIO_TU_CORO) == LUA_TTABLE)
+    return LUA_TTABLE;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  return LUA_TNIL;
+}
+
+/* Pushes the Coroutine object the task at tidx runs. */
+static void push_coro(lua_State *L, int tidx) {
+  if (lua_getiuservalue(L, tidx, AIO_TU_CORO) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+}
+
 static void attach_reporter(lua_State *L, int fidx, aio_future *f) {
   lua_newuserdatauv(L, 0, 1);
   lua_pushvalue(L, fidx);
@@ -123,7 +142,7 @@ static void report_lost(lua_State *L, int fidx, aio_future *f) {
     lua_pushvalue(L, fidx);
     lua_setfield(L, -2, "future");
     if (f->is_task) {
-      if (lua_getiuservalue(L, fidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+      if (get_extra(L, fidx) == LUA_TTABLE) {
         lua_getfield(L, -1, "traceback");
         lua_setfield(L, -3, "traceback");
       }
@@ -204,16 +223,18 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
   aio_timer_task_retired(L, loop, fidx);
   t->co = NULL;
   t->waiter = NULL;
-  lua_pushnil(L);
+  aio_push_loop(L, loop); /* the THREAD slot keeps the loop from now on */
   lua_setiuservalue(L, fidx, AIO_TU_THREAD);
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, AIO_TU_WAITER);
+  /* the VALUE slot (AIO_TU_WAITER while pending) holds the outcome */
 }
 
 /* Stores n results (popped) and marks the future finished. */
 static void store_result(lua_State *L, int fidx, aio_future *f, int n) {
   f->cancel_hook = 0;
-  if (n == 1)
+  if (n == 0) { /* what the slot held while pending goes */
+    lua_pushnil(L);
+    lua_setiuservalue(L, fidx, AIO_FU_VALUE);
+  } else if (n == 1)
     lua_setiuservalue(L, fidx, AIO_FU_VALUE);
   else if (n > 1) {
     int i;
@@ -332,7 +353,7 @@ static void stash_task_traceback(lua_State *L, int fidx) {
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, err);
   lua_setfield(L, -2, "err");
-  if (lua_getiuservalue(L, fidx, AIO_TU_EXTRA) == LUA_TTABLE)
+  if (get_extra(L, fidx) == LUA_TTABLE)
     lua_getfield(L, -1, "traceback");
   else
     lua_pushnil(L);
@@ -569,8 +590,11 @@ static int l_future_remove_done_callback(lua_State *L) {
 }
 
 static int l_future_get_loop(lua_State *L) {
-  aio_check_future(L, 1);
-  lua_getiuservalue(L, 1, AIO_FU_LOOP);
+  aio_future *f = aio_check_future(L, 1);
+  if (f->is_task && ((aio_task *)f)->co != NULL)
+    aio_push_loop(L, f->loop); /* its slot holds its thread */
+  else
+    lua_getiuservalue(L, 1, AIO_FU_LOOP);
   return 1;
 }
 
@@ -664,7 +688,7 @@ static const char *state_name(aio_future *f) {
 
 /* Pushes the task's name. */
 static void push_task_name(lua_State *L, int tidx, aio_task *t) {
-  if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+  if (get_extra(L, tidx) == LUA_TTABLE) {
     if (lua_getfield(L, -1, "name") != LUA_TNIL) {
       lua_remove(L, -2);
       return;
@@ -705,7 +729,7 @@ static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
   lua_Debug ar;
   int level = 0, line = -1;
   luaL_addstring(b, " coro=<");
-  lua_getiuservalue(L, tidx, AIO_TU_CORO);
+  push_coro(L, tidx);
   aio_coro_pushfn(L, -1);
   lua_getinfo(L, ">S", &ar); /* pops the function */
   aio_coro_pushname(L, -1);
@@ -851,11 +875,11 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   t->fut.loop = loop;
   t->fut.is_task = 1;
   aio_setmt(L, &aio_mt_task);
-  aio_push_loop(L, loop);
-  lua_setiuservalue(L, tidx, AIO_FU_LOOP);
   co = lua_newthread(L);
-  lua_setiuservalue(L, tidx, AIO_TU_THREAD);
   t->co = co;
+  aio_push_loop(L, loop); /* kept by the thread, below its trampoline */
+  lua_xmove(L, co, 1);
+  lua_setiuservalue(L, tidx, AIO_TU_THREAD);
   lua_pushcfunction(co, task_body);
   nargs = aio_coro_start(L, cidx, co);
   t->nargs = nargs + 1;
@@ -864,12 +888,11 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   t->id = (lua_Integer)atomic_fetch_add(&task_counter, 1) + 1;
   if (oidx && lua_istable(L, oidx) &&
       lua_getfield(L, oidx, "name") != LUA_TNIL) {
-    lua_createtable(L, 0, 2);
-    lua_insert(L, -2);
     luaL_tolstring(L, -1, NULL);
-    lua_setfield(L, -3, "name");
-    lua_pop(L, 1);
-    lua_setiuservalue(L, tidx, AIO_TU_EXTRA);
+    push_extra(L, tidx);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "name");
+    lua_pop(L, 2);
   } else if (oidx && lua_istable(L, oidx))
     lua_pop(L, 1);
   /* room for the first step first: once registered as pending, the
@@ -916,11 +939,12 @@ static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
 
 /* Pushes the EXTRA table of the task at tidx, creating it. */
 static void push_extra(lua_State *L, int tidx) {
-  if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 2);
+  if (lua_getiuservalue(L, tidx, AIO_TU_CORO) != LUA_TTABLE) {
+    lua_createtable(L, 1, 2);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1); /* the Coroutine object */
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, tidx, AIO_TU_EXTRA);
+    lua_setiuservalue(L, tidx, AIO_TU_CORO);
   }
 }
 
@@ -936,20 +960,27 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  if (lua_getfield(L, eidx, "waiter") == LUA_TUSERDATA &&
+  /* at integer key 1 of EXTRA: an array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
+    /* its callbacks slot was emptied when it completed (unless an
+     * exception gave it a reporter); a value it holds is dropped only
+     * when it could be big (an error, a message), not the `true` of a
+     * wake-up */
+    if (f->state == AIO_CANCELLED || f->has_exc) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, -2, AIO_FU_VALUE);
+      lua_pushnil(L);
+      lua_setiuservalue(L, -2, AIO_FU_CB);
+    }
     memset(f, 0, sizeof *f);
     f->loop = t->fut.loop;
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, AIO_FU_VALUE);
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, AIO_FU_CB);
   } else {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_setfield(L, eidx, "waiter");
+    lua_rawseti(L, eidx, 1);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
@@ -957,7 +988,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
 
 /* Pushes the cancel message stored by cancel(msg), or nil. */
 static void push_cancel_msg(lua_State *L, int tidx) {
-  if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+  if (get_extra(L, tidx) == LUA_TTABLE) {
     lua_getfield(L, -1, "cancel_msg");
     lua_remove(L, -2);
   }
@@ -975,7 +1006,7 @@ void aio_task_forward_cancel(lua_State *L, aio_task *t, int fidx) {
 
 static void set_cancel_msg(lua_State *L, int tidx, int midx) {
   if (midx == 0 || lua_isnil(L, midx)) {
-    if (lua_getiuservalue(L, tidx, AIO_TU_EXTRA) == LUA_TTABLE) {
+    if (get_extra(L, tidx) == LUA_TTABLE) {
       lua_pushnil(L);
       lua_setfield(L, -2, "cancel_msg");
     }
@@ -1222,6 +1253,8 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   loop->current = t;
   t->awaiting = 0;
   status = lua_resume(co, L, nargs, &nres);
+  if (status == LUA_OK)
+    nres--; /* a finished thread counts the loop at its base too */
   loop->current = NULL;
   t->resume_throw = 0;
   if (t->bad_yield && status != LUA_YIELD) {
@@ -1311,7 +1344,7 @@ static int l_task_set_name(lua_State *L) {
 
 static int l_task_get_coro(lua_State *L) {
   aio_check_task(L, 1);
-  lua_getiuservalue(L, 1, AIO_TU_CORO);
+  push_coro(L, 1);
   return 1;
 }
 

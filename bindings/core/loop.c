@@ -296,7 +296,7 @@ static const char aio_key_lasttb = 0;
 
 /* Message handler: error objects get their traceback; for other values
  * the traceback is stashed for the reporter. */
-static int msgh(lua_State *L) {
+int aio_msgh(lua_State *L) {
   aio_traceback(L, L, 1);
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
@@ -313,7 +313,7 @@ static int msgh(lua_State *L) {
 
 int aio_pcall(lua_State *L, int nargs) {
   int base = lua_gettop(L) - nargs, st;
-  lua_pushcfunction(L, msgh);
+  lua_pushcfunction(L, aio_msgh);
   lua_insert(L, base);
   st = lua_pcall(L, nargs, 0, base);
   lua_remove(L, base);
@@ -952,7 +952,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   loop->hot[AIO_ENV_SELF - 1] = luaL_ref(L, LUA_REGISTRYINDEX);
-  for (i = AIO_ENV_SELF; i < AIO_ENV_HOT; i++) { /* READY, TIMERS, TASKS */
+  for (i = AIO_ENV_SELF; i < AIO_ENV_HOT; i++) { /* READY ... THREADSAFE */
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }

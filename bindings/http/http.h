@@ -14,4 +14,33 @@ void aio_http_open_writer(lua_State *L);
 void aio_http_open_inflate(lua_State *L);
 void aio_http_open_ws(lua_State *L);
 
+/* A head being collected (head.c); the limits are set by the owner. */
+enum { AIO_ACC_NONE, AIO_ACC_START, AIO_ACC_FIELD, AIO_ACC_VALUE };
+typedef struct aio_http_acc {
+  char *buf;           /* the start-line piece or field name + value */
+  size_t len, cap, field_len;
+  int state;           /* AIO_ACC_* */
+  int nheaders;
+  size_t max_field;
+  int max_headers;
+  const char *own_err; /* our own error name (limits), or NULL */
+} aio_http_acc;
+
+int aio_http_acc_add(aio_http_acc *a, const char *at, size_t n);
+int aio_http_acc_flush(lua_State *L, aio_http_acc *a, int hidx,
+                       const char *start_key);
+void aio_http_acc_reset(aio_http_acc *a);
+int aio_http_acc_start(aio_http_acc *a, const char *at, size_t n);
+int aio_http_acc_field(lua_State *L, aio_http_acc *a, int hidx,
+                       const char *start_key, const char *at, size_t n);
+int aio_http_acc_value(aio_http_acc *a, const char *at, size_t n);
+void aio_http_acc_free(aio_http_acc *a);
+
+/* Raises unless s[0..n) is free of CR, LF and NUL (and, for a name, of
+ * ':', spaces and emptiness): header injection (writer.c). */
+void aio_http_check_text(lua_State *L, const char *s, size_t n, int name,
+                         const char *what);
+
+void aio_http_open_server(lua_State *L);
+
 #endif

@@ -23,7 +23,6 @@
  * the same error. Fields longer than max_field_size (8190) or more than
  * max_headers (128) fields are the error "HPE_HEADER_OVERFLOW".
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,88 +33,34 @@
 
 #define PARSER_MT "asyncio.http.Parser"
 
-/* What the accumulation buffer holds now. */
-enum { IN_NONE, IN_START, IN_FIELD, IN_VALUE };
-
 typedef struct parser {
   http_parser p;
   lua_State *L;        /* valid during feed only */
   int events;          /* stack index of the events table during feed */
   int nevents;
-  char *buf;           /* the start-line piece or field name + value */
-  size_t len, cap, field_len;
-  int state;           /* IN_* */
-  int nheaders;
+  aio_http_acc acc;    /* the head being collected (head.c) */
   int skip_body;
   int failed;          /* an error happened: its name is kept */
-  const char *own_err; /* our own error name (limits), or NULL */
-  size_t max_field;
-  int max_headers;
 } parser;
 
 static http_parser_settings settings;
 
-/* Appends to the buffer; returns 0, or -1 when over the field limit. */
-static int buf_add(parser *ps, const char *at, size_t n) {
-  if (ps->len + n > ps->max_field * 2 + 2) {
-    ps->own_err = "HPE_HEADER_OVERFLOW";
-    return -1;
-  }
-  if (ps->len + n > ps->cap) {
-    size_t cap = ps->cap ? ps->cap : 256;
-    while (cap < ps->len + n) cap *= 2;
-    char *b = realloc(ps->buf, cap);
-    if (!b) { ps->own_err = "HPE_OUT_OF_MEMORY"; return -1; }
-    ps->buf = b;
-    ps->cap = cap;
-  }
-  memcpy(ps->buf + ps->len, at, n);
-  ps->len += n;
-  return 0;
+static const char *start_key(parser *ps) {
+  return ps->p.type == HTTP_REQUEST ? "url" : "reason";
 }
 
 /* Pushes the head table being built (uservalue 1 of the parser at index
- * 1 of ps->L). */
-static void push_head(parser *ps) {
+ * 1 of ps->L); returns its index. */
+static int push_head(parser *ps) {
   lua_getiuservalue(ps->L, 1, 1);
+  return lua_gettop(ps->L);
 }
 
-/* Moves what the buffer holds into the head table: the url or reason,
- * or one header field. Returns 0 or -1 (a limit). */
+/* Moves what the buffer holds into the head table; 0 or -1 (a limit). */
 static int flush(parser *ps) {
-  lua_State *L = ps->L;
-  if (ps->state == IN_START) {
-    push_head(ps);
-    lua_pushlstring(L, ps->buf, ps->len);
-    lua_setfield(L, -2, ps->p.type == HTTP_REQUEST ? "url" : "reason");
-    lua_pop(L, 1);
-  } else if (ps->state == IN_VALUE || ps->state == IN_FIELD) {
-    size_t flen = ps->state == IN_FIELD ? ps->len : ps->field_len;
-    if (flen > ps->max_field || ps->len - flen > ps->max_field ||
-        ps->nheaders >= ps->max_headers) {
-      ps->own_err = "HPE_HEADER_OVERFLOW";
-      return -1;
-    }
-    push_head(ps);
-    lua_getfield(L, -1, "headers");
-    int n = ps->nheaders++;
-    lua_pushlstring(L, ps->buf, flen);
-    lua_rawseti(L, -2, 2 * n + 1);
-    lua_pushlstring(L, ps->buf + flen, ps->len - flen);
-    lua_rawseti(L, -2, 2 * n + 2);
-    for (size_t i = 0; i < flen; i++)
-      ps->buf[i] = (char)tolower((unsigned char)ps->buf[i]);
-    lua_pushlstring(L, ps->buf, flen);
-    if (lua_rawget(L, -2) == LUA_TNIL) {
-      lua_pushlstring(L, ps->buf, flen);
-      lua_pushlstring(L, ps->buf + flen, ps->len - flen);
-      lua_rawset(L, -4);
-    }
-    lua_pop(L, 3);
-  }
-  ps->len = ps->field_len = 0;
-  ps->state = IN_NONE;
-  return 0;
+  int r = aio_http_acc_flush(ps->L, &ps->acc, push_head(ps), start_key(ps));
+  lua_pop(ps->L, 1);
+  return r;
 }
 
 static void push_event(parser *ps) {
@@ -129,34 +74,24 @@ static int on_message_begin(http_parser *hp) {
   lua_createtable(L, 16, 8);
   lua_setfield(L, -2, "headers");
   lua_setiuservalue(L, 1, 1);
-  ps->len = ps->field_len = 0;
-  ps->nheaders = 0;
-  ps->state = IN_NONE;
+  aio_http_acc_reset(&ps->acc);
   return 0;
 }
 
 static int on_start_piece(http_parser *hp, const char *at, size_t n) {
-  parser *ps = hp->data;
-  ps->state = IN_START;
-  return buf_add(ps, at, n);
+  return aio_http_acc_start(&((parser *)hp->data)->acc, at, n);
 }
 
 static int on_header_field(http_parser *hp, const char *at, size_t n) {
   parser *ps = hp->data;
-  if (ps->state != IN_FIELD) {
-    if (flush(ps)) return -1;
-    ps->state = IN_FIELD;
-  }
-  return buf_add(ps, at, n);
+  int r = aio_http_acc_field(ps->L, &ps->acc, push_head(ps), start_key(ps),
+                             at, n);
+  lua_pop(ps->L, 1);
+  return r;
 }
 
 static int on_header_value(http_parser *hp, const char *at, size_t n) {
-  parser *ps = hp->data;
-  if (ps->state == IN_FIELD) {
-    ps->field_len = ps->len;
-    ps->state = IN_VALUE;
-  }
-  return buf_add(ps, at, n);
+  return aio_http_acc_value(&((parser *)hp->data)->acc, at, n);
 }
 
 static int on_headers_complete(http_parser *hp) {
@@ -227,8 +162,8 @@ static parser *check_parser(lua_State *L) {
 static int push_failure(lua_State *L, parser *ps) {
   enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
   lua_pushnil(L);
-  if (ps->own_err) {
-    lua_pushstring(L, ps->own_err);
+  if (ps->acc.own_err) {
+    lua_pushstring(L, ps->acc.own_err);
     lua_pushstring(L, "header field or line too large");
   } else {
     lua_pushstring(L, http_errno_name(e));
@@ -257,7 +192,7 @@ static int run(lua_State *L, parser *ps, const char *s, size_t n) {
   }
   if (s && done != n) { /* cannot happen without an error or upgrade */
     ps->failed = 1;
-    ps->own_err = "HPE_UNKNOWN";
+    ps->acc.own_err = "HPE_UNKNOWN";
     return push_failure(L, ps);
   }
   return 1;
@@ -287,9 +222,7 @@ static int l_skip_body(lua_State *L) {
 
 static int l_gc(lua_State *L) {
   parser *ps = luaL_checkudata(L, 1, PARSER_MT);
-  free(ps->buf);
-  ps->buf = NULL;
-  ps->len = ps->cap = 0;
+  aio_http_acc_free(&ps->acc);
   return 0;
 }
 
@@ -312,8 +245,8 @@ static int l_new(lua_State *L) {
   memset(ps, 0, sizeof *ps);
   http_parser_init(&ps->p, kind == 0 ? HTTP_REQUEST : HTTP_RESPONSE);
   ps->p.data = ps;
-  ps->max_field = (size_t)max_field;
-  ps->max_headers = (int)max_headers;
+  ps->acc.max_field = (size_t)max_field;
+  ps->acc.max_headers = (int)max_headers;
   luaL_setmetatable(L, PARSER_MT);
   return 1;
 }

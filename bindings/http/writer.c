@@ -18,8 +18,8 @@
 
 /* Raises unless s[0..n) is free of CR, LF and NUL (and, for a name, of
  * ':', spaces and emptiness). */
-static void check_text(lua_State *L, const char *s, size_t n, int name,
-                       const char *what) {
+void aio_http_check_text(lua_State *L, const char *s, size_t n, int name,
+                         const char *what) {
   if (name && n == 0) luaL_error(L, "empty header name");
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -29,38 +29,60 @@ static void check_text(lua_State *L, const char *s, size_t n, int name,
   }
 }
 
-/* head(start_line, fields [, body]) -> string */
+/* Pushes field i of the list at index 2 (name, value); raises unless
+ * both are strings (or numbers) free of injected lines. */
+static void field(lua_State *L, lua_Integer i, const char **k, size_t *kn,
+                  const char **v, size_t *vn) {
+  lua_rawgeti(L, 2, i);
+  lua_rawgeti(L, 2, i + 1);
+  *k = lua_tolstring(L, -2, kn);
+  *v = lua_tolstring(L, -1, vn);
+  if (!*k || !*v)
+    luaL_error(L, "header %d is not a string", (int)(i / 2 + 1));
+}
+
+/* head(start_line, fields [, body]) -> string. Two passes over the
+ * fields: the first checks them and sums their sizes, the second copies
+ * them into a buffer of that size (no string made per field). */
 static int l_head(lua_State *L) {
-  size_t n;
-  const char *line = luaL_checklstring(L, 1, &n);
+  size_t n, bn = 0, kn, vn, total;
+  const char *line = luaL_checklstring(L, 1, &n), *k, *v;
   luaL_checktype(L, 2, LUA_TTABLE);
-  size_t bn = 0;
   const char *body = luaL_optlstring(L, 3, NULL, &bn);
   lua_settop(L, 3); /* the buffer's slots come after */
-  check_text(L, line, n, 0, "start line");
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addlstring(&b, line, n);
-  luaL_addlstring(&b, "\r\n", 2);
+  aio_http_check_text(L, line, n, 0, "start line");
   lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
+  total = n + 2 + 2 + bn;
   for (lua_Integer i = 1; i + 1 <= count; i += 2) {
-    lua_rawgeti(L, 2, i);
-    lua_rawgeti(L, 2, i + 1);
-    size_t kn, vn;
-    const char *k = lua_tolstring(L, -2, &kn);
-    const char *v = lua_tolstring(L, -1, &vn);
-    if (!k || !v) luaL_error(L, "header %d is not a string", (int)(i / 2 + 1));
-    check_text(L, k, kn, 1, "header name");
-    check_text(L, v, vn, 0, "header value");
-    /* the buffer may sit on the stack: take the pair out first */
-    lua_pushfstring(L, "%s: %s\r\n", k, v);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-    luaL_addvalue(&b);
+    field(L, i, &k, &kn, &v, &vn);
+    aio_http_check_text(L, k, kn, 1, "header name");
+    aio_http_check_text(L, v, vn, 0, "header value");
+    total += kn + 2 + vn + 2;
+    lua_pop(L, 2);
   }
-  luaL_addlstring(&b, "\r\n", 2);
-  if (body) luaL_addlstring(&b, body, bn);
-  luaL_pushresult(&b);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, total);
+  memcpy(p, line, n);
+  p += n;
+  memcpy(p, "\r\n", 2);
+  p += 2;
+  /* balanced pushes above the buffer, no buffer call in between */
+  for (lua_Integer i = 1; i + 1 <= count; i += 2) {
+    field(L, i, &k, &kn, &v, &vn);
+    memcpy(p, k, kn);
+    p += kn;
+    memcpy(p, ": ", 2);
+    p += 2;
+    memcpy(p, v, vn);
+    p += vn;
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    lua_pop(L, 2);
+  }
+  memcpy(p, "\r\n", 2);
+  p += 2;
+  if (body) memcpy(p, body, bn);
+  luaL_pushresultsize(&b, total);
   return 1;
 }
 

@@ -64,9 +64,10 @@ void aio_wq_push(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
   q->live++;
 }
 
-/* Drops removed entries from the head. The table is on top. */
+/* Drops removed entries from the head. The table is on top. Removed
+ * entries are count - live: with none, there is nothing to look at. */
 static void wq_trim(lua_State *L, aio_waitq *q) {
-  while (q->count > 0) {
+  while (q->count > q->live) {
     if (lua_rawgeti(L, -1, q->head + 1) != LUA_TBOOLEAN) {
       lua_pop(L, 1);
       return;
@@ -78,7 +79,8 @@ static void wq_trim(lua_State *L, aio_waitq *q) {
     q->count--;
     q->base++;
   }
-  q->head = 0;
+  if (q->count == 0)
+    q->head = 0;
 }
 
 int aio_wq_remove(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
@@ -92,14 +94,22 @@ int aio_wq_remove(lua_State *L, aio_waitq *q, int owner, int uv, int fidx) {
   slot = (q->head + pos) & (q->cap - 1);
   lua_getiuservalue(L, owner, uv);
   lua_rawgeti(L, -1, slot + 1);
-  if (!lua_rawequal(L, -1, fidx)) {
+  if (lua_touserdata(L, -1) != (void *)f) { /* the entry is another's */
     lua_pop(L, 2);
     return 0;
   }
   lua_pop(L, 1);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, slot + 1);
   q->live--;
+  if (pos == 0) { /* the head (FIFO hand-offs): it leaves the ring */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, slot + 1);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    q->base++;
+  } else {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, slot + 1);
+  }
   wq_trim(L, q);
   lua_pop(L, 1);
   return 1;
@@ -111,7 +121,7 @@ int aio_wq_first(lua_State *L, aio_waitq *q, int owner, int uv) {
   lua_getiuservalue(L, owner, uv);
   wq_trim(L, q);
   lua_rawgeti(L, -1, q->head + 1);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return 1;
 }
 
@@ -204,13 +214,16 @@ static int acquired(lua_State *L, int guard) {
 enum { LOCK_UV_WAITERS = 1, LOCK_UV_LOOP, LOCK_UV_OP, LOCK_UV_COUNT };
 
 typedef struct aio_lock {
+  const char *tag;  /* &lock_tag (aio_checktagged) */
   aio_loop *loop;
   aio_waitq waiters;
   int locked;
 } aio_lock;
 
+static const char lock_tag = 0;
+
 static aio_lock *check_lock(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_LOCK, AIO_LOCK_MT);
+  return aio_checktagged(L, idx, sizeof(aio_lock), &lock_tag, AIO_K_LOCK, AIO_LOCK_MT);
 }
 
 static int any_not_cancelled(lua_State *L, int fidx, void *ud) {
@@ -308,6 +321,7 @@ static int l_lock__tostring(lua_State *L) {
 static int l_lock_new(lua_State *L) {
   aio_lock *lk = lua_newuserdatauv(L, sizeof *lk, LOCK_UV_COUNT - 1);
   memset(lk, 0, sizeof *lk);
+  lk->tag = &lock_tag;
   lua_newtable(L);
   lua_setiuservalue(L, -2, LOCK_UV_WAITERS);
   luaL_setmetatable(L, AIO_LOCK_MT);
@@ -320,13 +334,16 @@ static int l_lock_new(lua_State *L) {
 enum { EVENT_UV_WAITERS = 1, EVENT_UV_LOOP, EVENT_UV_OP, EVENT_UV_COUNT };
 
 typedef struct aio_event {
+  const char *tag;  /* &event_tag (aio_checktagged) */
   aio_loop *loop;
   aio_waitq waiters;
   int value;
 } aio_event;
 
+static const char event_tag = 0;
+
 static aio_event *check_event(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_EVENT, AIO_EVENT_MT);
+  return aio_checktagged(L, idx, sizeof(aio_event), &event_tag, AIO_K_EVENT, AIO_EVENT_MT);
 }
 
 static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -399,6 +416,7 @@ static int l_event__tostring(lua_State *L) {
 static int l_event_new(lua_State *L) {
   aio_event *ev = lua_newuserdatauv(L, sizeof *ev, EVENT_UV_COUNT - 1);
   memset(ev, 0, sizeof *ev);
+  ev->tag = &event_tag;
   lua_newtable(L);
   lua_setiuservalue(L, -2, EVENT_UV_WAITERS);
   luaL_setmetatable(L, AIO_EVENT_MT);
@@ -411,14 +429,17 @@ static int l_event_new(lua_State *L) {
 enum { SEM_UV_WAITERS = 1, SEM_UV_LOOP, SEM_UV_OP, SEM_UV_COUNT };
 
 typedef struct aio_sem {
+  const char *tag;  /* &sem_tag (aio_checktagged) */
   aio_loop *loop;
   aio_waitq waiters;
   lua_Integer value;
   lua_Integer bound; /* BoundedSemaphore: the initial value; else -1 */
 } aio_sem;
 
+static const char sem_tag = 0;
+
 static aio_sem *check_sem(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_SEMAPHORE, AIO_SEMAPHORE_MT);
+  return aio_checktagged(L, idx, sizeof(aio_sem), &sem_tag, AIO_K_SEMAPHORE, AIO_SEMAPHORE_MT);
 }
 
 /* locked(): no permit, or a live waiter queued (a newcomer must not
@@ -544,6 +565,7 @@ static int sem_new(lua_State *L, int bounded) {
                       "Semaphore initial value must be >= 0");
   s = lua_newuserdatauv(L, sizeof *s, SEM_UV_COUNT - 1);
   memset(s, 0, sizeof *s);
+  s->tag = &sem_tag;
   s->value = value;
   s->bound = bounded ? value : -1;
   lua_newtable(L);

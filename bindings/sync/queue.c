@@ -36,7 +36,7 @@ enum {
 };
 
 typedef struct aio_queue {
-  const char *tag;       /* &queue_tag: see self_queue */
+  const char *tag;       /* &queue_tag (aio_checktagged) */
   aio_loop *loop;
   aio_waitq getters, putters, joiners;
   double maxsize;        /* <= 0: unbounded */
@@ -52,20 +52,11 @@ static const char *const kind_names[] = {"Queue", "LifoQueue",
 static const char queue_tag = 0;
 
 static aio_queue *check_queue(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_QUEUE, AIO_QUEUE_MT);
+  return aio_checktagged(L, idx, sizeof(aio_queue), &queue_tag, AIO_K_QUEUE,
+                         AIO_QUEUE_MT);
 }
 
-/* check_queue for index 1 on the hot paths (get, put): a full userdata of
- * the queue's size that starts with the address of queue_tag, which only
- * queue_new writes and neither Lua code nor another library can forge,
- * is a queue; two calls instead of a metatable look-up. Light userdata
- * have length 0, other values no userdata address. */
-static aio_queue *self_queue(lua_State *L) {
-  aio_queue *q = lua_touserdata(L, 1);
-  if (q != NULL && lua_rawlen(L, 1) == sizeof *q && q->tag == &queue_tag)
-    return q;
-  return check_queue(L, 1);
-}
+
 
 /* Pushes maxsize as an integer when it is one, else as a float. */
 static void push_maxsize(lua_State *L, aio_queue *q) {
@@ -434,12 +425,12 @@ static int queue_put_body(lua_State *L) {
 }
 
 static int l_queue_get(lua_State *L) {
-  self_queue(L);
+  check_queue(L, 1);
   return aio_ccoro_kept(L, 1, queue_get_body, Q_UV_GET);
 }
 
 static int l_queue_put(lua_State *L) {
-  self_queue(L);
+  check_queue(L, 1);
   return aio_ccoro_kept(L, 2, queue_put_body, Q_UV_PUT);
 }
 

@@ -743,13 +743,18 @@ static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_job *job = p;
   aio_gate_leave(job->node.gate);
   if (L != NULL) {
-    int n;
+    int n, base = lua_gettop(L);
+    /* [msgh, fn, args...]: aio_pcall without moving the handler under
+     * the function afterwards */
+    lua_pushcfunction(L, aio_msgh);
     push_tsfn_table(L, loop);
     lua_rawgeti(L, -1, job->fn->fnref);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     n = aio_msg_unpack(L, job->args);
-    if (aio_pcall(L, n) != LUA_OK)
+    if (lua_pcall(L, n, 0, base + 1) != LUA_OK)
       posted_failed(loop, L, "Exception in threadsafe function");
+    if (!loop->propagate)
+      lua_settop(L, base);
   }
   aio_msg_free(job->args);
   tsfn_release(job->fn);

@@ -861,12 +861,48 @@ end
 -- max_redirects, timeout, raise_for_status, ssl.
 local NO_OPTS = {}
 
+--- A request's `total` bound, as asyncio.timeout(seconds) in the calling
+-- task, with less made per request: on expiry the task is cancelled;
+-- leaving the scope with that cancellation (and no other one pending
+-- since it was entered) raises TimeoutError instead.
+local Deadline = {__name = "http.Deadline"}
+Deadline.__index = Deadline
+
+local function expire(d)
+  d.handle = nil
+  d.expired = true
+  d.task:cancel()
+end
+
+function Deadline:__close(err)
+  local h = self.handle
+  if h then
+    self.handle = nil
+    h:cancel()
+  end
+  if self.expired and self.task:uncancel() <= self.cancelling and
+      err ~= nil and iserror(err, asyncio.CancelledError) then
+    local te = asyncio.TimeoutError()
+    te.cause = err
+    error(te, 0)
+  end
+end
+
+local function deadline(seconds)
+  local loop = asyncio.get_running_loop()
+  local task = asyncio.current_task(loop)
+  local d = setmetatable({task = task, cancelling = task:cancelling(),
+                          expired = false, handle = false}, Deadline)
+  d.handle = loop:call_later(seconds, expire, d)
+  return d
+end
+
 local do_request = async(function(self, method, url, opts)
   opts = opts or NO_OPTS
   local timeout = opts.timeout or self.timeout
   local resp
   if timeout.total then
-    local _ <close> = asyncio.timeout(timeout.total)
+    local _ <close> = deadline(timeout.total)
     resp = self:_request(method:upper(), url, opts)
   else
     resp = self:_request(method:upper(), url, opts)

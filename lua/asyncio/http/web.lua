@@ -7,14 +7,16 @@
 --   end))
 --   web.run_app(app, {host = "127.0.0.1", port = 8080})
 --
--- Each connection is served by one task on asyncio streams: requests are
--- parsed by libhttp_parser (asyncio._http), answered one after the other
--- in arrival order (pipelined requests too), the connection kept alive
--- while both sides want it. A request's body (at most client_max_size
--- bytes, else 413) is read before its handler runs. A handler error is a
--- 500 (the traceback goes to web.log_error) and the server goes on;
--- malformed input is a 400 and a closed connection, an oversized head a
--- 431, a head slower than header_timeout a closed connection.
+-- Each connection is a C protocol (asyncio._http's ServerProtocol, on
+-- libhttp_parser) on a transport of loop:create_server, with one task
+-- that answers its requests one after the other in arrival order
+-- (pipelined requests too), the connection kept alive while both sides
+-- want it. A handler starts at its request's head: the body streams into
+-- request.content (at most client_max_size bytes, else 413). A handler
+-- error is a 500 (the traceback goes to web.log_error) and the server
+-- goes on; malformed input is a 400 and a closed connection, an
+-- oversized head a 431, a head slower than header_timeout a closed
+-- connection. See docs/http.md, "How the server works".
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
@@ -26,7 +28,10 @@ local concat = table.concat
 local error, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, setmetatable, tostring, type
 local CIMultiDict = headers_mod.CIMultiDict
+local CIMultiDict_mt = headers_mod.class
+local rawlen = rawlen
 local is_cancel = http._is_cancel
+local ConnectionResetError = asyncio.ConnectionResetError
 
 local M = {}
 
@@ -148,9 +153,14 @@ local Response = setmetatable({__name = "web.Response"},
                               {__index = StreamResponse})
 Response.__index = Response
 
-local function init_response(r, opts, fname)
-  opts = opts or {}
-  if type(opts) ~= "table" then
+local EMPTY = {}
+
+--- A new response of class cls from opts (fname names the caller in
+-- errors); every field set at once.
+local function new_response(cls, opts, fname)
+  if opts == nil then
+    opts = EMPTY
+  elseif type(opts) ~= "table" then
     error(("bad argument #1 to '%s' (table expected, got %s)")
           :format(fname, type(opts)), 3)
   end
@@ -158,46 +168,55 @@ local function init_response(r, opts, fname)
   if math.type(status) ~= "integer" or status < 100 or status > 999 then
     error("bad option 'status' (integer 100-999 expected)", 3)
   end
-  r.status = status
-  r.reason = opts.reason or REASONS[status] or ""
-  r.headers = CIMultiDict(opts.headers)
-  r.content_type = opts.content_type
-  r.charset = opts.charset
-  r.prepared = false
-  r.cookies = {}
-  return r
+  local h = opts.headers
+  return setmetatable({status = status,
+    reason = opts.reason or REASONS[status] or "",
+    headers = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt),
+    content_type = opts.content_type, charset = opts.charset,
+    prepared = false, text = false, body = false}, cls), opts
 end
 
 --- StreamResponse([{status =, reason =, headers =}]): a response written
 -- piece by piece: await(resp:prepare(request)), await(resp:write(data)),
 -- await(resp:write_eof()); chunked unless content_length is set first.
 function M.StreamResponse(opts)
-  local r = init_response(setmetatable({}, StreamResponse), opts,
-                          "StreamResponse")
+  local r = new_response(StreamResponse, opts, "StreamResponse")
+  r.text, r.body = nil, nil
   return r
+end
+
+--- Is there a Content-Type among the headers h?
+local function has_ctype(h)
+  return rawlen(h) > 0 and h:contains("Content-Type")
 end
 
 --- Response{status =, reason =, text =, body =, content_type =,
 -- charset =, headers =}
 function M.Response(opts)
-  local r = init_response(setmetatable({}, Response), opts, "Response")
-  opts = opts or {}
-  if opts.text ~= nil and opts.body ~= nil then
+  local r
+  r, opts = new_response(Response, opts, "Response")
+  local text, body = opts.text, opts.body
+  if text ~= nil and body ~= nil then
     error("only one of text and body may be given", 2)
   end
-  if opts.text ~= nil then
-    r.text = tostring(opts.text)
-    r.body = r.text
+  if text ~= nil then
+    if type(text) ~= "string" then text = tostring(text) end
+    r.text, r.body = text, text
     -- as aiohttp: text is sent as text/plain unless said otherwise, in
     -- UTF-8 unless a charset is given
-    if not r.headers:contains("Content-Type") then
+    if not has_ctype(r.headers) then
       r.content_type = r.content_type or "text/plain"
       r.charset = r.charset or "utf-8"
     end
-  elseif opts.body ~= nil then
-    r.body = tostring(opts.body)
-    if not r.content_type and not r.headers:contains("Content-Type") then
-      r.content_type = "application/octet-stream"
+  else
+    r.text = nil
+    if body ~= nil then
+      r.body = tostring(body)
+      if not r.content_type and not has_ctype(r.headers) then
+        r.content_type = "application/octet-stream"
+      end
+    else
+      r.body = nil
     end
   end
   return r
@@ -239,32 +258,73 @@ function StreamResponse:del_cookie(name, opts)
     domain = opts.domain, expires = "Thu, 01 Jan 1970 00:00:00 GMT"})
 end
 
---- The head fields of r (a list for _http.head).
-local function head_fields(r, body_len, chunked, close)
-  local f = {"Server", "luaio", "Date", http_date()}
+-- "HTTP/1.1 200 OK" by status and reason
+local status_lines = setmetatable({}, {__index = function(t, status)
+  local by_reason = setmetatable({}, {__index = function(u, reason)
+    local line = ("HTTP/1.1 %d %s"):format(status, reason)
+    u[reason] = line
+    return line
+  end})
+  t[status] = by_reason
+  return by_reason
+end})
+
+-- "text/plain; charset=utf-8" by content type and charset
+local ctypes = setmetatable({}, {__index = function(t, ct)
+  local by_cs = setmetatable({}, {__index = function(u, cs)
+    local v = ct .. "; charset=" .. cs
+    u[cs] = v
+    return v
+  end})
+  t[ct] = by_cs
+  return by_cs
+end})
+
+--- The Content-Type r adds (nil when its headers have one).
+local function content_type(r)
   local ct = r.content_type
-  if ct and not r.headers:contains("Content-Type") then
-    if r.charset then ct = ct .. "; charset=" .. r.charset end
-    f[#f + 1] = "Content-Type"; f[#f + 1] = ct
+  if not ct then return nil end
+  local h = r.headers
+  if rawlen(h) > 0 and h:contains("Content-Type") then return nil end
+  local cs = r.charset
+  return cs and ctypes[ct][cs] or ct
+end
+
+--- The Connection header of a response on conn (nil for none).
+local function connection_header(r, conn, request)
+  if not conn.keep_alive then return "close" end
+  if request and request.version[2] == 0 then
+    r._http10_keep_alive = true
+    return "keep-alive"
   end
-  for name, value in r.headers:items() do
-    local l = name:lower()
-    if l ~= "content-length" and l ~= "transfer-encoding" and
-        l ~= "connection" then
-      f[#f + 1] = name; f[#f + 1] = value
-    end
+  return nil
+end
+
+local function flush_conn(conn)
+  conn.flushing = false
+  if not conn.lost then conn.proto:flush() end
+end
+
+--- Writes r (a Response) whole on conn in one write: head and body.
+-- request is nil for the server's own error answers.
+function M._send_response(conn, r, request)
+  r._conn = conn
+  r.prepared = true
+  r._eof = true
+  local status = r.status
+  local body = r.body or ""
+  local no_body = status == 204 or status == 304 or status < 200 or
+    (request and request.method == "HEAD")
+  local h = r.headers
+  if conn.proto:respond(status_lines[status][r.reason], http_date(),
+      content_type(r), rawlen(h) > 0 and h or nil,
+      (status ~= 204 and status >= 200) and #body or nil, false,
+      connection_header(r, conn, request), not no_body and body or nil)
+      and not conn.flushing then
+    -- corked behind pipelined requests: out by the end of this turn
+    conn.flushing = true
+    conn.loop:call_soon(flush_conn, conn)
   end
-  if chunked then
-    f[#f + 1] = "Transfer-Encoding"; f[#f + 1] = "chunked"
-  elseif body_len then
-    f[#f + 1] = "Content-Length"; f[#f + 1] = body_len
-  end
-  if close then
-    f[#f + 1] = "Connection"; f[#f + 1] = "close"
-  elseif r._http10_keep_alive then
-    f[#f + 1] = "Connection"; f[#f + 1] = "keep-alive"
-  end
-  return f
 end
 
 --- prepare(request) -> Coroutine: sends the head
@@ -285,11 +345,13 @@ StreamResponse.prepare = async(function(self, request)
     conn.keep_alive = false -- HTTP/1.0: the end is the close
   end
   self._no_body = no_body
-  self._http10_keep_alive = conn.keep_alive and request.version[2] == 0
-  conn.writer:write(_http.head(("HTTP/1.1 %d %s"):format(status,
-    self.reason), head_fields(self, not no_body and cl or
-    (no_body and cl) or nil, self._chunked, not conn.keep_alive)))
-  await(conn.writer:drain())
+  local h = self.headers
+  if conn.proto:respond(status_lines[status][self.reason], http_date(),
+      content_type(self), rawlen(h) > 0 and h or nil, cl, self._chunked,
+      connection_header(self, conn, request), nil) then
+    conn.proto:flush() -- a stream's head goes out at once
+  end
+  conn:_drain()
 end)
 
 --- write(data) -> Coroutine: one piece of the body
@@ -302,9 +364,10 @@ StreamResponse.write = async(function(self, data)
   end
   data = tostring(data)
   if data == "" or self._no_body then return end
-  local w = self._conn.writer
-  w:write(self._chunked and _http.chunk(data) or data)
-  await(w:drain())
+  local conn = self._conn
+  if conn.lost then error(ConnectionResetError("Connection lost"), 0) end
+  conn.proto:write(self._chunked and _http.chunk(data) or data)
+  conn:_drain()
 end)
 
 --- write_eof() -> Coroutine: the end of the body
@@ -313,27 +376,16 @@ StreamResponse.write_eof = async(function(self, data)
   if data then await(self:write(data)) end
   self._eof = true
   if self._chunked then
-    self._conn.writer:write(_http.chunk(""))
+    self._conn.proto:write("0\r\n\r\n")
   end
-  await(self._conn.writer:drain())
+  self._conn:_drain()
 end)
 
 --- A Response is sent in one write: head and body.
 Response.prepare = async(function(self, request)
   if self.prepared then return end
-  local conn = request._conn
-  self._conn = conn
-  self.prepared = true
-  self._eof = true
-  local body = self.body or ""
-  local no_body = request.method == "HEAD" or self.status == 204 or
-    self.status == 304 or self.status < 200
-  self._http10_keep_alive = conn.keep_alive and request.version[2] == 0
-  conn.writer:write(_http.head(("HTTP/1.1 %d %s"):format(self.status,
-    self.reason), head_fields(self, (self.status ~= 204 and
-    self.status >= 200) and #body or nil, false, not conn.keep_alive),
-    not no_body and body or nil))
-  await(conn.writer:drain())
+  M._send_response(request._conn, self, request)
+  request._conn:_drain()
 end)
 Response.write_eof = async(function(self) end)
 
@@ -428,10 +480,21 @@ WSResponse.prepare = async(function(self, request)
   for name, value in self.headers:items() do
     f[#f + 1] = name; f[#f + 1] = value
   end
-  conn.writer:write(_http.head("HTTP/1.1 101 Switching Protocols", f))
-  await(conn.writer:drain())
-  self._ws = ws_mod.new(conn.reader, conn.writer, {client = false,
-    rest = conn.rest, max_msg_size = o.max_msg_size,
+  conn.proto:write(_http.head("HTTP/1.1 101 Switching Protocols", f))
+  -- the transport goes to a stream protocol, with what came after the
+  -- head
+  conn.upgraded = true
+  local rest = conn.proto:take_rest()
+  local t = conn.transport
+  local reader = asyncio.StreamReader()
+  local sp = asyncio.StreamReaderProtocol(reader)
+  t:set_protocol(sp)
+  sp:connection_made(t)
+  if conn.lost then sp:connection_lost(nil) end
+  local writer = asyncio.StreamWriter(t, sp, reader, conn.loop)
+  await(writer:drain())
+  self._ws = ws_mod.new(reader, writer, {client = false,
+    rest = rest, max_msg_size = o.max_msg_size,
     heartbeat = o.heartbeat, autoping = o.autoping,
     autoclose = o.autoclose, receive_timeout = o.receive_timeout,
     timeout = o.timeout, protocol = protocol})
@@ -471,7 +534,33 @@ end
 M._parse_qs = parse_qs
 
 local Request = {__name = "web.Request"}
-Request.__index = Request
+
+-- Fields computed when first read.
+local LAZY = {
+  query = function(r)
+    local first = parse_qs(r.query_string)
+    return first
+  end,
+  url = function(r)
+    return r.scheme .. "://" .. (r.host or "") .. r.raw_path
+  end,
+  content = function() -- a request with no body
+    local c = asyncio.StreamReader()
+    c:feed_eof()
+    return c
+  end,
+}
+
+Request.__index = function(r, k)
+  local v = Request[k]
+  if v ~= nil then return v end
+  local f = LAZY[k]
+  if f then
+    v = f(r)
+    rawset(r, k, v)
+  end
+  return v
+end
 
 --- read() -> Coroutine -> the body
 Request.read = async(function(self)
@@ -584,29 +673,88 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   end
 end
 
---- add_static(prefix, dir): files under dir served at prefix/...
-function Router:add_static(prefix, dir)
+--- add_static(prefix, dir [, {chunk_size = 262144, follow_symlinks =
+-- false}]): the files under dir served at prefix/<path>, for GET and HEAD
+-- (aiohttp's StaticResource). The path is percent-decoded first; a ".."
+-- segment or a directory is refused (403), a missing file, a name with
+-- a NUL and (unless follow_symlinks) a file whose real path leaves dir are
+-- not found (404). The answer has the Content-Type its extension names,
+-- Content-Length and Last-Modified (If-Modified-Since: 304); the file is
+-- sent in chunk_size pieces, never read whole.
+function Router:add_static(prefix, dir, opts)
+  if type(prefix) ~= "string" then
+    error("bad argument #1 to 'add_static' (string expected, got " ..
+          type(prefix) .. ")", 2)
+  end
+  if type(dir) ~= "string" then
+    error("bad argument #2 to 'add_static' (string expected, got " ..
+          type(dir) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'add_static' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local chunk = opts.chunk_size or 262144
   prefix = prefix:gsub("/$", "")
-  self:add_route("GET", prefix .. "/{filename:.*}", async(function(request)
+  dir = dir:gsub("(.)/$", "%1")
+  local fs = require "asyncio.fs"
+  local root -- dir's real path, found at the first request
+  local handler = async(function(request)
     local name = request.match_info.filename
     for seg in name:gmatch("[^/]+") do
       if seg == ".." then error(M.HTTPForbidden(), 0) end
     end
-    local fs = require "asyncio.fs"
-    local ok, data = pcall(function()
-      local f <close> = await(fs.open(dir .. "/" .. name, "rb"))
-      return await(f:read("a"))
-    end)
-    if not ok or name == "" then error(M.HTTPNotFound(), 0) end
-    return M.Response{body = data,
-      content_type = M._guess_type(name)}
-  end))
+    if name:find("\0", 1, true) then error(M.HTTPNotFound(), 0) end
+    local path = dir .. "/" .. name
+    local ok, st = pcall(await, fs.stat(path))
+    if not ok then error(M.HTTPNotFound(), 0) end
+    if st.type == "directory" then error(M.HTTPForbidden(), 0) end
+    if st.type ~= "file" then error(M.HTTPNotFound(), 0) end
+    if not opts.follow_symlinks then
+      root = root or await(fs.realpath(dir))
+      local real = await(fs.realpath(path))
+      if real:sub(1, #root + 1) ~= root .. "/" then
+        error(M.HTTPNotFound(), 0)
+      end
+    end
+    local mtime = math.floor(st.mtime)
+    local last = os.date("!%a, %d %b %Y %H:%M:%S GMT", mtime)
+    local since = request.headers["if-modified-since"]
+    if since == last then
+      return M.Response{status = 304, headers = {["Last-Modified"] = last}}
+    end
+    local f <close> = await(fs.open(path, "rb"))
+    local resp = M.StreamResponse{headers = {["Last-Modified"] = last}}
+    resp.content_type = M._guess_type(name)
+    resp.content_length = st.size
+    await(resp:prepare(request))
+    if request.method ~= "HEAD" then
+      local left = st.size
+      while left > 0 do
+        local piece = await(f:read(math.min(chunk, left)))
+        if not piece then break end -- the file shrank: the client sees it
+        left = left - #piece
+        await(resp:write(piece))
+      end
+    end
+    await(resp:write_eof())
+    return resp
+  end)
+  self:add_route("GET", prefix .. "/{filename:.*}", handler)
+  self:add_route("HEAD", prefix .. "/{filename:.*}", handler)
 end
 
 local TYPES = {html = "text/html", htm = "text/html", txt = "text/plain",
-  css = "text/css", js = "text/javascript", json = "application/json",
-  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg",
-  gif = "image/gif", svg = "image/svg+xml"}
+  css = "text/css", js = "text/javascript", mjs = "text/javascript",
+  json = "application/json", xml = "application/xml",
+  csv = "text/csv", md = "text/markdown", pdf = "application/pdf",
+  wasm = "application/wasm", zip = "application/zip",
+  gz = "application/gzip", png = "image/png", jpg = "image/jpeg",
+  jpeg = "image/jpeg", gif = "image/gif", svg = "image/svg+xml",
+  webp = "image/webp", ico = "image/vnd.microsoft.icon",
+  woff = "font/woff", woff2 = "font/woff2", mp4 = "video/mp4",
+  mp3 = "audio/mpeg"}
 function M._guess_type(name)
   local ext = name:match("%.(%w+)$")
   return ext and TYPES[ext:lower()] or "application/octet-stream"
@@ -615,10 +763,12 @@ end
 --- resolve(method, path) -> route, match_info | nil, status, allowed
 function Router:resolve(method, path)
   local t = self._exact[path]
-  local allowed = {}
   if t then
     local r = t[method] or t["*"]
     if r then return r, {} end
+  end
+  local allowed = {}
+  if t then
     for m in pairs(t) do allowed[#allowed + 1] = m end
   end
   for _, r in ipairs(self._dynamic) do
@@ -703,8 +853,20 @@ end
 
 ---------------------------------------------------------------------------
 -- Serving a connection
-
-local BUFSIZE = 65536
+--
+-- Each connection is a C protocol (_http.ServerProtocol) on a transport
+-- of loop:create_server: it parses what arrives straight from the
+-- transport's buffer and calls the Conn methods below once per complete
+-- head (then for body pieces). One task per connection serves its
+-- requests one after the other, in arrival order: it builds the request,
+-- runs the handler (which may await), writes the response, then tells
+-- the protocol to go on with the next request (pipelined ones wait in
+-- its buffer). A request's body streams into request.content as it
+-- arrives, so the handler starts at the head.
+--
+-- Timeouts use one timer per connection at most, re-armed lazily: a
+-- deadline field moves with each request, the timer only checks it when
+-- it fires.
 
 -- a string error gets the traceback of where it was raised
 local function add_traceback(e)
@@ -714,205 +876,335 @@ local function add_traceback(e)
   return e
 end
 
---- next_event(conn, timeout [, in_head]) -> event | nil, errname (nil,
--- nil at EOF). Each read waits at most timeout seconds; in_head (waiting
--- for a request's head): once its first bytes came, the rest of the head
--- must come within the server's header_timeout.
-local function next_event(conn, timeout, in_head)
-  while true do
-    local ev = conn.events[conn.ev]
-    if ev ~= nil then
-      conn.events[conn.ev] = nil
-      conn.ev = conn.ev + 1
-      if type(ev) == "table" then conn.head_deadline = nil end
-      return ev
+local Conn = {}
+Conn.__index = Conn
+
+local StreamReader = asyncio.StreamReader
+
+local function on_timer(conn)
+  conn.timer = nil
+  local d = conn.deadline
+  if not d or conn.done then return end
+  local loop = conn.loop
+  if loop:time() < d then
+    conn.timer_at = d
+    conn.timer = loop:call_at(d, on_timer, conn)
+    return
+  end
+  conn.deadline = nil
+  if conn.serving then -- a body read too slow
+    conn.keep_alive = false
+    local c = conn.content
+    if c and not c:at_eof() then
+      c:set_exception(asyncio.TimeoutError())
     end
-    if conn.eof then return nil end
-    local t = timeout
-    if in_head and conn.head_deadline then
-      local left = conn.head_deadline - conn.loop:time()
-      if left <= 0 then conn.eof = true return nil, "timeout" end
-      if not t or left < t then t = left end
-    end
-    local aw = conn.reader:read(BUFSIZE)
-    local ok, data
-    if t then
-      ok, data = pcall(await, asyncio.wait_for(aw, t))
-    else
-      ok, data = pcall(await, aw)
-    end
-    if not ok then
-      if is_cancel(data) then error(data, 0) end
-      conn.eof = true
-      if iserror(data, asyncio.TimeoutError) then return nil, "timeout" end
-      return nil
-    end
-    if in_head and not conn.head_deadline then
-      conn.head_deadline = conn.loop:time() + conn.server.header_timeout
-    end
-    local events, name
-    if data == "" then
-      -- the client's end: a message cut short is not answered
-      conn.eof = true
-      events = conn.parser:feed_eof()
-      if not events then return nil end
-    else
-      events, name = conn.parser:feed(data)
-      if events and name then conn.rest = name end -- an upgrade's bytes
-    end
-    if not events then
-      conn.eof = true
-      return nil, name
-    end
-    conn.events, conn.ev = events, 1
+    return
+  end
+  conn.transport:close() -- idle, or a head too slow: no answer
+end
+
+--- The connection times out at `when` (loop time) unless a request
+-- comes first.
+function Conn:_arm(when)
+  self.deadline = when
+  local t = self.timer
+  if t then
+    if self.timer_at <= when then return end -- it fires, then re-arms
+    t:cancel()
+  end
+  self.timer_at = when
+  self.timer = self.loop:call_at(when, on_timer, self)
+end
+
+function Conn:_wake()
+  local w = self.waiter
+  if w then
+    self.waiter = nil
+    w:set_result(true)
   end
 end
 
 local function send_error(conn, status, text)
   conn.keep_alive = false
+  if conn.lost then return end
   local r = M.Response{status = status, text = text or
     (status .. ": " .. REASONS[status])}
   r._http10_keep_alive = false
-  local ok = pcall(function()
-    conn.writer:write(_http.head(("HTTP/1.1 %d %s"):format(status,
-      r.reason), head_fields(r, #r.body, false, true), r.body))
-    await(conn.writer:drain())
-  end)
-  return ok
+  M._send_response(conn, r, nil)
+  conn.proto:flush()
+  conn.transport:close()
 end
 
-local function parse_target(url)
-  local path, qs = url:match("^([^?#]*)%??([^#]*)")
-  if not path or path:sub(1, 1) ~= "/" then
-    -- absolute-form (a proxy request) or '*'
+local serve
+
+function Conn:on_made(transport)
+  self.transport = transport
+  local server = self.server
+  server._conns[self] = true
+  server._nconns = server._nconns + 1
+  local peer = transport:get_extra_info("peername")
+  self.remote = type(peer) == "table" and (peer.host or peer[1]) or nil
+  self:_arm(self.loop:time() + server.keepalive_timeout)
+  self.task = self.loop:create_task(serve(self))
+end
+
+function Conn:on_request(head)
+  self.head = head
+  self.serving = true
+  self.deadline = nil
+  if head.has_body then
+    local c = StreamReader()
+    self.content = c
+    head.content = c
+    local rt = self.server.read_timeout
+    if rt then self:_arm(self.loop:time() + rt) end
+  end
+  self:_wake()
+end
+
+function Conn:on_body(data)
+  local c = self.content
+  if c then c:feed_data(data) end
+  local rt = self.server.read_timeout
+  if rt then self:_arm(self.loop:time() + rt) end
+end
+
+function Conn:on_body_end()
+  local c = self.content
+  if c then c:feed_eof() end
+  self.content = nil
+  if self.serving then self.deadline = nil end
+end
+
+function Conn:on_error(name, size)
+  self.keep_alive = false
+  self.failed = true
+  local c = self.content
+  if self.serving and c then -- the body of the request being served
+    self.content = nil
+    if name == "HPE_BODY_TOO_LARGE" then
+      local max = self.server.app.client_max_size
+      c:set_exception(M.HTTPRequestEntityTooLarge{text = ("Maximum "
+        .. "request body size %d exceeded, actual body size %d")
+        :format(max, size)})
+    else
+      c:set_exception(M.HTTPBadRequest{text = "Bad request body: " ..
+        name})
+    end
+    return
+  end
+  if self.serving then return end
+  if name == "HPE_HEADER_OVERFLOW" then
+    send_error(self, 431)
+  elseif name == "HPE_BODY_TOO_LARGE" then
+    send_error(self, 413)
+  else
+    send_error(self, 400)
+  end
+  self:_wake()
+end
+
+function Conn:on_partial()
+  if not self.serving then
+    self:_arm(self.loop:time() + self.server.header_timeout)
+  end
+end
+
+function Conn:on_eof()
+  self.eof = true
+  if self.serving then
+    local c = self.content
+    if c then
+      self.content = nil
+      c:set_exception(ConnectionResetError("Connection lost"))
+    end
+    return true -- the response still goes out, then the close
+  end
+  self:_wake()
+  return false
+end
+
+function Conn:on_lost()
+  self.lost = true
+  local c = self.content
+  if c then
+    self.content = nil
+    c:set_exception(ConnectionResetError("Connection lost"))
+  end
+  if self.timer then
+    self.timer:cancel()
+    self.timer = nil
+  end
+  self:_wake()
+  self:on_resume_writing()
+end
+
+function Conn:on_pause_writing() self.wpaused = true end
+
+function Conn:on_resume_writing()
+  self.wpaused = false
+  local d = self.drainer
+  if d then
+    self.drainer = nil
+    d:set_result(true)
+  end
+end
+
+--- Waits while the transport's buffer is over its high-water mark.
+function Conn:_drain()
+  if self.lost then
+    error(ConnectionResetError("Connection lost"), 0)
+  end
+  if not self.wpaused then return end
+  local f = self.loop:create_future()
+  self.drainer = f
+  await(f)
+  if self.lost then
+    error(ConnectionResetError("Connection lost"), 0)
+  end
+end
+
+--- Pushes "/a%20b" -> "/a b"; an absolute-form target's path.
+local function target_path(path, url)
+  if path:byte(1) ~= 47 then -- absolute-form (a proxy request) or '*'
     path = url:match("^%a[%w+.-]*://[^/]*(/[^?#]*)") or path
+    if path == "" then path = "/" end
   end
-  return path or "/", qs or ""
+  if path:find("%", 1, true) then path = unquote(path) end
+  return path
 end
 
---- Reads the body of the current request (events up to its end);
--- returns the body or nil, status.
-local function read_body(conn, head, max_size)
-  local cl = head.content_length
-  if cl and max_size > 0 and cl > max_size then return nil, 413, cl end
-  local parts, size = {}, 0
-  if cl and cl > 0 then
-    local expect = head.headers["expect"]
-    if expect and expect:lower() == "100-continue" then
-      conn.writer:write("HTTP/1.1 100 Continue\r\n\r\n")
-    end
-  elseif head.chunked then
-    local expect = head.headers["expect"]
-    if expect and expect:lower() == "100-continue" then
-      conn.writer:write("HTTP/1.1 100 Continue\r\n\r\n")
-    end
-  end
-  while true do
-    local ev, err = next_event(conn, conn.server.read_timeout)
-    if ev == true then break end
-    if ev == nil then return nil, err and 400 or nil end
-    size = size + #ev
-    if max_size > 0 and size > max_size then return nil, 413, size end
-    parts[#parts + 1] = ev
-  end
-  return concat(parts)
-end
+-- {major, minor} tables, one per version (read-only by contract)
+local versions = setmetatable({}, {__index = function(t, major)
+  local by_minor = setmetatable({}, {__index = function(u, minor)
+    local v = {major, minor}
+    u[minor] = v
+    return v
+  end})
+  t[major] = by_minor
+  return by_minor
+end})
 
 local function respond(conn, request, resp)
+  if getmetatable(resp) == Response then
+    if not resp.prepared then M._send_response(conn, resp, request) end
+    return
+  end
   if getmetatable(resp) == nil or type(resp.prepare) ~= "function" then
     M.log_error("Error handling request", asyncio.RuntimeError(
       "handler returned " .. tostring(resp) .. ", not a response"))
     resp = exception_response(M.HTTPInternalServerError())
+    M._send_response(conn, resp, request)
+    return
   end
   if not resp.prepared then await(resp:prepare(request)) end
   if not resp._eof then await(resp:write_eof()) end
 end
 
---- Serves one connection until it closes.
-local function serve(server, reader, writer)
-  local conn = {server = server, reader = reader, writer = writer,
-    parser = _http.Parser("request", {max_field_size =
-      server.max_field_size}),
-    events = {}, ev = 1, eof = false, keep_alive = true,
-    task = asyncio.current_task(), busy = false,
-    loop = asyncio.get_running_loop()}
-  server._conns[conn] = true
-  server._nconns = server._nconns + 1
-  local peer = writer:get_extra_info("peername")
-  local remote = type(peer) == "table" and (peer.host or peer[1]) or nil
+--- Serves one request (head: the protocol's head table).
+local function handle(conn, head)
+  local server = conn.server
   local app = server.app
+  if not head.keep_alive or head.upgrade then conn.keep_alive = false end
+  local hh = head.headers
+  local request = setmetatable({method = head.method,
+    path = target_path(head.path, head.url), raw_path = head.url,
+    query_string = head.query_string,
+    headers = setmetatable(hh, CIMultiDict_mt),
+    version = versions[head.major][head.minor],
+    remote = conn.remote, keep_alive = head.keep_alive, app = app,
+    _conn = conn, host = hh["host"], scheme = server.scheme}, Request)
+  if head.has_body then
+    local max, cl = app.client_max_size, head.content_length
+    if cl and max > 0 and cl > max then
+      send_error(conn, 413, ("Maximum request body size %d exceeded, "
+        .. "actual body size %d"):format(max, cl))
+      return
+    end
+    request.content = head.content
+    local expect = hh["expect"]
+    if expect and expect:lower() == "100-continue" then
+      conn.proto:write("HTTP/1.1 100 Continue\r\n\r\n")
+    end
+  end
+  local hok, resp = xpcall(app._handle, add_traceback, app, request)
+  if not hok then
+    if is_cancel(resp) then error(resp, 0) end
+    if iserror(resp, HTTPException) then
+      resp = exception_response(resp)
+    else
+      M.log_error("Error handling request", resp)
+      resp = exception_response(M.HTTPInternalServerError())
+    end
+  end
+  if server._closing or conn.eof or conn.failed then
+    conn.keep_alive = false
+  end
+  local wok, werr = pcall(respond, conn, request, resp)
+  if not wok then
+    if is_cancel(werr) then error(werr, 0) end
+    if iserror(werr, ConnectionResetError) then return end
+    if getmetatable(resp) and resp.prepared then
+      conn.keep_alive = false
+      return
+    end
+    M.log_error("Error handling request", werr)
+    send_error(conn, 500)
+  end
+end
+
+--- The task of a connection: its requests, one after the other.
+serve = async(function(conn)
+  local server = conn.server
   local ok, err = pcall(function()
-    while conn.keep_alive and not server._closing do
-      -- the next request's head
-      local head, perr = next_event(conn, server.keepalive_timeout, true)
-      if head == nil then
-        if perr == "HPE_HEADER_OVERFLOW" then
-          send_error(conn, 431)
-        elseif perr and perr ~= "timeout" then
-          send_error(conn, 400)
+    while true do
+      local head = conn.head
+      if not head then
+        if conn.lost or conn.eof or conn.failed or not conn.keep_alive
+            or server._closing then
+          break
         end
-        return
+        local w = conn.loop:create_future()
+        conn.waiter = w
+        await(w)
+        head = conn.head
+        if not head then break end
       end
-      conn.busy = true
-      local path, qs = parse_target(head.url)
-      local request = setmetatable({method = head.method,
-        path = unquote(path), raw_path = head.url, query_string = qs,
-        headers = headers_mod.wrap(head.headers),
-        version = {head.major, head.minor}, remote = remote,
-        keep_alive = head.keep_alive, app = app, _conn = conn,
-        host = head.headers["host"], scheme = server.scheme,
-        _state = {}}, Request)
-      request.query = parse_qs(qs)
-      request.url = server.scheme .. "://" .. (request.host or "") ..
-        head.url
-      conn.keep_alive = head.keep_alive and not head.upgrade
-      local body, status, size = read_body(conn, head,
-                                           app.client_max_size)
-      if not body then
-        if status == 413 then
-          send_error(conn, 413, ("Maximum request body size %d exceeded, "
-            .. "actual body size %d"):format(app.client_max_size, size))
-        elseif status then
-          send_error(conn, status)
-        end
-        return
-      end
-      local content = asyncio.StreamReader()
-      if body ~= "" then content:feed_data(body) end
-      content:feed_eof()
-      request.content = content
-      request._body = body
-      local hok, resp = xpcall(app._handle, add_traceback, app, request)
-      if not hok then
-        if is_cancel(resp) then error(resp, 0) end
-        if iserror(resp, HTTPException) then
-          resp = exception_response(resp)
-        else
-          M.log_error("Error handling request", resp)
-          resp = exception_response(M.HTTPInternalServerError())
-        end
-      end
-      if server._closing then conn.keep_alive = false end
-      local wok, werr = pcall(respond, conn, request, resp)
-      if not wok then
-        if is_cancel(werr) then error(werr, 0) end
-        if getmetatable(resp) and resp.prepared then return end
-        M.log_error("Error handling request", werr)
-        send_error(conn, 500)
-        return
-      end
-      conn.busy = false
-      if server._closing then return end
+      conn.head = nil
+      handle(conn, head)
+      if not conn.keep_alive or conn.lost or server._closing then break end
+      conn.serving = false
+      conn.content = nil
+      conn:_arm(conn.loop:time() + server.keepalive_timeout)
+      conn.proto:finish() -- the next request may come at once
     end
   end)
+  conn.done = true
+  conn.serving = false
+  if conn.timer then
+    conn.timer:cancel()
+    conn.timer = nil
+  end
+  if not conn.lost and not conn.upgraded then conn.proto:flush() end
+  conn.transport:close()
   server._conns[conn] = nil
   server._nconns = server._nconns - 1
-  writer:close()
   if server._nconns == 0 and server._idle then server._idle:set() end
-  if not ok and not is_cancel(err) then
+  if not ok then
+    if is_cancel(err) then error(err, 0) end
     M.log_error("Error serving connection", err)
   end
-  if not ok and is_cancel(err) then error(err, 0) end
+end)
+
+--- The protocol factory of a runner's sites.
+local function conn_factory(server)
+  return function()
+    local conn = setmetatable({server = server, loop = server._loop,
+      keep_alive = true}, Conn)
+    conn.proto = _http.ServerProtocol(conn, {max_field_size =
+      server.max_field_size, max_body = server.app.client_max_size})
+    return conn.proto
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -967,7 +1259,7 @@ AppRunner.cleanup = async(function(self)
     call_handler(cb, self.app)
   end
   for conn in pairs(self._conns) do
-    if not conn.busy then conn.writer:close() end
+    if not conn.serving then conn.transport:close() end
   end
   if self._nconns > 0 then
     self._idle = asyncio.Event()
@@ -1007,10 +1299,11 @@ end
 TCPSite.start = async(function(self)
   local runner = self.runner
   if self.opts.ssl_context then runner.scheme = "https" end
-  self.server = await(asyncio.start_server(function(r, w)
-    return async(serve)(runner, r, w)
-  end, self.host, self.port, {ssl = self.opts.ssl_context,
-    backlog = self.opts.backlog, reuse_port = self.opts.reuse_port}))
+  local loop = asyncio.get_running_loop()
+  runner._loop = loop
+  self.server = await(loop:create_server(conn_factory(runner), self.host,
+    self.port, {ssl = self.opts.ssl_context, backlog = self.opts.backlog,
+    reuse_port = self.opts.reuse_port}))
   runner.sites[#runner.sites + 1] = self
   self.port = self.server.sockets[1].port
   self.name = ("%s://%s:%d"):format(runner.scheme, self.host, self.port)
@@ -1057,4 +1350,6 @@ end
 
 M.Application_class = Application
 M.Request_class = Request
+M._Conn = Conn
+M._conn_factory = conn_factory
 return M
