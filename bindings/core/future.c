@@ -94,6 +94,7 @@ aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
 #define AIO_REPORTER_MT "asyncio.Reporter"
 
 static void push_extra(lua_State *L, int tidx);
+#define EXTRA_WAITER 2 /* EXTRA's key of a task's kept waiter future */
 
 /* Pushes the extra table of the task at tidx (it shares the CORO slot
  * with the Coroutine object) and returns LUA_TTABLE, or pushes nil. Any
@@ -944,10 +945,12 @@ static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
   return f;
 }
 
-/* Pushes the EXTRA table of the task at tidx, creating it. */
+/* Pushes the EXTRA table of the task at tidx, creating it: the Coroutine
+ * object at [1], the future its waits on locks and queues reuse at
+ * [EXTRA_WAITER], string keys for the rest. */
 static void push_extra(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) != LUA_TTABLE) {
-    lua_createtable(L, 1, 2);
+    lua_createtable(L, 2, 2);
     lua_insert(L, -2);
     lua_rawseti(L, -2, 1); /* the Coroutine object */
     lua_pushvalue(L, -1);
@@ -967,8 +970,9 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  /* at integer key 1 of EXTRA: an array slot, no string hashing */
-  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
+  /* at integer key 2 of EXTRA (1 is the Coroutine object): an array
+   * slot, no string hashing */
+  if (lua_rawgeti(L, eidx, EXTRA_WAITER) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
     /* its callbacks slot was emptied when it completed (unless an
@@ -987,7 +991,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, eidx, 1);
+    lua_rawseti(L, eidx, EXTRA_WAITER);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
