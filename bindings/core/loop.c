@@ -894,6 +894,10 @@ static int l_loop__gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
   }
+  for (i = 0; i < 2; i++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, loop->mt_ref[i]);
+    loop->mt_ref[i] = LUA_NOREF;
+  }
   loop->finalized = 1;
   if (loop->remote)
     aio_remote_release(loop->remote);
@@ -936,6 +940,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop->env = LUA_NOREF;
   for (i = 0; i < AIO_ENV_HOT; i++)
     loop->hot[i] = LUA_NOREF;
+  loop->mt_ref[0] = loop->mt_ref[1] = LUA_NOREF;
   loop->closed = 1; /* until it is set up: __gc must not close it */
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
@@ -963,6 +968,10 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_future);
+  loop->mt_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
+  loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Everything that can fail comes before the libuv loop exists: until
    * loop->uv is set, __gc frees the handles' memory (never initialized)
    * and the remote part. */
