@@ -13,8 +13,9 @@
  *   conn:on_made(transport)      connection_made
  *   conn:on_request(head)        a complete head: {method =, url =,
  *     path = (the target up to '?' or '#'), query_string =, major =,
- *     minor =, keep_alive =, upgrade =, chunked =, content_length =
- *     (or nil), has_body =, headers = (as parser.c's)}
+ *     minor =, keep_alive =, upgrade =, chunked =, content_length =,
+ *     has_body =, headers = (as parser.c's)}; the booleans are nil when
+ *     false, content_length when absent
  *   conn:on_body(data)           a piece of that request's body
  *   conn:on_body_end()           its body is complete
  *   conn:on_error(name [, size]) malformed input (libhttp_parser's error
@@ -101,8 +102,8 @@ static int push_head(srv *ps) {
 static int on_message_begin(http_parser *hp) {
   srv *ps = hp->data;
   lua_State *L = ps->L;
-  lua_createtable(L, 0, 14);
-  lua_createtable(L, 16, 8);
+  lua_createtable(L, 0, 8);
+  lua_createtable(L, 8, 4);
   lua_setfield(L, -2, "headers");
   lua_setiuservalue(L, ps->uidx, SV_HEAD);
   aio_http_acc_reset(&ps->acc);
@@ -142,8 +143,11 @@ static void split_target(lua_State *L, int hidx) {
   lua_setfield(L, hidx, "query_string");
 }
 
+/* head[k] = true when v (false is left out: nil). */
 static void set_bool(lua_State *L, int hidx, const char *k, int v) {
-  lua_pushboolean(L, v);
+  if (!v)
+    return;
+  lua_pushboolean(L, 1);
   lua_setfield(L, hidx, k);
 }
 
@@ -657,9 +661,10 @@ static int l_server_respond(lua_State *L) {
   if (chunked)
     luaL_addstring(&b, "Transfer-Encoding: chunked\r\n");
   else if (has_len) {
-    char num[32];
-    int n = snprintf(num, sizeof num, "%lld", (long long)len);
-    add_field(&b, "Content-Length", 14, num, (size_t)n);
+    char num[24], *e = num + sizeof num, *q = e;
+    unsigned long long u = len < 0 ? 0 : (unsigned long long)len;
+    do *--q = (char)('0' + u % 10); while ((u /= 10) != 0);
+    add_field(&b, "Content-Length", 14, q, (size_t)(e - q));
   }
   if (conn)
     add_field(&b, "Connection", 10, conn, kn);
