@@ -18,10 +18,11 @@
  *     false, content_length when absent
  *   conn:on_body(data)           a piece of that request's body
  *   conn:on_body_end()           its body is complete
- *   conn:on_error(name [, size]) malformed input (libhttp_parser's error
- *     name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE" with
- *     the size reached when the body goes over max_body): nothing more is
- *     parsed
+ *   conn:on_error(name, size, in_body) malformed input (libhttp_parser's
+ *     error name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE"
+ *     when the body goes over max_body; size: the body bytes so far;
+ *     in_body: the head of that message was given to on_request):
+ *     nothing more is parsed
  *   conn:on_partial()            the first bytes of a head came, not all
  *     of it (once per head)
  *   conn:on_eof() -> keep        the client's end; true keeps the
@@ -81,7 +82,7 @@ typedef struct srv {
   int ev;                /* EV_* */
   unsigned char inflight;  /* a request is served (until finish) */
   unsigned char msg_done;  /* its message is complete */
-  unsigned char has_body, in_head, told_partial, failed, upgraded;
+  unsigned char has_body, in_head, in_body, told_partial, failed, upgraded;
   unsigned char driving, lost, rpaused, detached, too_large;
 } srv;
 
@@ -184,6 +185,7 @@ static int on_headers_complete(http_parser *hp) {
   set_bool(L, h, "has_body", ps->has_body);
   lua_pop(L, 1);
   ps->in_head = 0;
+  ps->in_body = 1;
   ps->ev = EV_HEAD;
   http_parser_pause(hp, 1);
   return 0;
@@ -211,6 +213,7 @@ static int on_body(http_parser *hp, const char *at, size_t n) {
 
 static int on_message_complete(http_parser *hp) {
   srv *ps = hp->data;
+  ps->in_body = 0;
   ps->ev = EV_DONE;
   http_parser_pause(hp, 1);
   return 0;
@@ -344,7 +347,8 @@ static void drive_body(lua_State *L, srv *ps, int uidx) {
       ps->failed = 1;
       push_error_name(L, ps);
       lua_pushinteger(L, (lua_Integer)ps->body_total);
-      call_conn(L, uidx, "on_error", 2, 0);
+      lua_pushboolean(L, ps->in_body);
+      call_conn(L, uidx, "on_error", 3, 0);
     } else if (ps->p.upgrade)
       ps->upgraded = 1;
     else if (n < avail) { /* cannot happen without an error or upgrade */
@@ -434,12 +438,27 @@ static int push_self(lua_State *L, srv *ps) {
   return 0;
 }
 
+static int l_wake(lua_State *L) {
+  drive(L, lua_touserdata(L, 1), 2);
+  return 0;
+}
+
+/* Data came on a C transport. A failure of conn aborts the transport,
+ * then goes to the loop (reported as an I/O callback's). */
 static void srv_wake(lua_State *L, void *p) {
   srv *ps = p;
+  int top = lua_gettop(L);
   if (!push_self(L, ps))
     return;
-  drive(L, ps, lua_gettop(L));
-  lua_pop(L, 1);
+  lua_pushcfunction(L, l_wake);
+  lua_pushlightuserdata(L, ps);
+  lua_pushvalue(L, top + 1);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (!ps->lost)
+      call_transport(L, top + 1, "abort", 0);
+    lua_error(L);
+  }
+  lua_settop(L, top);
 }
 
 static void srv_connection_made(lua_State *L, void *p, int pidx, int tidx) {
