@@ -727,26 +727,20 @@ static int l_server__tostring(lua_State *L) {
 
 /* ServerProtocol(conn [, {max_field_size =, max_headers =, max_body =}]) */
 static int l_server_new(lua_State *L) {
-  lua_Integer max_field = 8190, max_headers = 128, max_body = 0;
+  lua_Integer max_body = 0;
+  aio_http_acc limits;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (lua_getfield(L, 2, "max_field_size") != LUA_TNIL)
-      max_field = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 2, "max_headers") != LUA_TNIL)
-      max_headers = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 2, "max_body") != LUA_TNIL)
-      max_body = luaL_checkinteger(L, -1);
-    luaL_argcheck(L, max_field > 0 && max_field < (1 << 24) &&
-                  max_headers > 0 && max_headers < (1 << 16) &&
-                  max_body >= 0, 2, "limits out of range");
+  aio_http_acc_options(L, 2, &limits);
+  if (lua_istable(L, 2) && lua_getfield(L, 2, "max_body") != LUA_TNIL) {
+    max_body = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, max_body >= 0, 2, "limits out of range");
   }
   srv *ps = lua_newuserdatauv(L, sizeof *ps, SV_COUNT);
   memset(ps, 0, sizeof *ps);
   http_parser_init(&ps->p, HTTP_REQUEST);
   ps->p.data = ps;
-  ps->acc.max_field = (size_t)max_field;
-  ps->acc.max_headers = (int)max_headers;
+  ps->acc.max_field = limits.max_field;
+  ps->acc.max_headers = limits.max_headers;
   ps->max_body = (uint64_t)max_body;
   luaL_setmetatable(L, SERVER_MT);
   lua_pushvalue(L, 1);
