@@ -385,6 +385,7 @@ typedef struct aio_post {
   void *data;
   aio_gate *gate;      /* the mark that counted it, or NULL */
   unsigned char owned; /* allocated by aio_remote_post */
+  unsigned char batch; /* posted with aio_remote_post_batched */
 } aio_post;
 int aio_remote_post_node(aio_remote *r, aio_post *node);
 
@@ -416,6 +417,14 @@ void aio_gate_destroy(aio_gate *g);
  * returns UV_EAGAIN and queues nothing. UV_ECANCELED: the loop closed. */
 int aio_remote_post_gated(aio_remote *r, aio_post *node, aio_gate *g,
                           int wait);
+/* As aio_remote_post_gated, for callbacks that run several posts in one
+ * call: consecutive batched posts of the same fn (nothing posted between
+ * them) become one ready entry, fn(loop, L, data of the first), and fn
+ * finds the others through node->next (the data of each, NULL after the
+ * last), to run them in the order posted. When the loop closes, each is
+ * disposed of alone (fn with L == NULL and next NULL). */
+int aio_remote_post_batched(aio_remote *r, aio_post *node, aio_gate *g,
+                            int wait);
 /* A counted post has run or was disposed of (g NULL: nothing to do). */
 void aio_gate_leave(aio_gate *g);
 void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st);
@@ -510,6 +519,11 @@ void aio_shared_register(const aio_shared_type *type);
  * paths; else they are all "args[i]". Raises SendError; on success the
  * message owns references to the shared objects it holds. */
 aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first);
+/* As aio_msg_pack, with `room` bytes for the caller in the message's own
+ * allocation, at *roomp (aligned for any type; also for n == 0, which
+ * then makes an empty message): aio_msg_free frees them with it. */
+aio_msg *aio_msg_pack_room(lua_State *L, int first, int n, int fn_first,
+                           size_t room, void **roomp);
 /* Pushes the message's values (in any state) and returns their number. */
 int aio_msg_unpack(lua_State *L, const aio_msg *m);
 /* Frees a message (NULL is fine), releasing its shared references. */

@@ -267,6 +267,53 @@ describe("S: asyncio.threadsafe", function()
     asyncio.set_event_loop(nil)
   end)
 
+  it("calls posted together run in order; one that raises is reported "
+     .. "and the calls after it still run", function()
+    local loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    local contexts, log = {}, {}
+    loop:set_exception_handler(function(_, ctx)
+      contexts[#contexts + 1] = ctx
+    end)
+    local tf = asyncio.threadsafe(function(v)
+      log[#log + 1] = v
+      if v == 2 or v == 4 then error("boom " .. v) end
+    end)
+    local other = asyncio.threadsafe(function(v)
+      log[#log + 1] = "other " .. v
+    end)
+    tf(1); tf(2); tf(3); other(1)
+    loop:call_soon_threadsafe(function() log[#log + 1] = "soon" end)
+    tf(4); tf(5)
+    loop:run_until_complete(sleep(0))
+    assert.same({1, 2, 3, "other 1", "soon", 4, 5}, log)
+    assert.equal(2, #contexts)
+    assert.truthy(tostring(contexts[1].exception):find("boom 2"))
+    assert.truthy(tostring(contexts[2].exception):find("boom 4"))
+    loop:close()
+    asyncio.set_event_loop(nil)
+  end)
+
+  it("a KeyboardInterrupt from one of calls posted together leaves the "
+     .. "run; the calls after it run in the next one", function()
+    local loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    local log = {}
+    local tf = asyncio.threadsafe(function(v)
+      log[#log + 1] = v
+      if v == 2 then error(asyncio.KeyboardInterrupt()) end
+    end)
+    tf(1); tf(2); tf(3); tf(4)
+    local ok, err = pcall(loop.run_until_complete, loop, sleep(0))
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(err, asyncio.KeyboardInterrupt))
+    assert.same({1, 2}, log)
+    loop:run_until_complete(sleep(0))
+    assert.same({1, 2, 3, 4}, log)
+    loop:close()
+    asyncio.set_event_loop(nil)
+  end)
+
   it("with no current loop it binds to get_event_loop()", function()
     require("asyncio.core")._unset_event_loop() -- as asyncio.run leaves it
     local got

@@ -193,15 +193,22 @@ static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
   int list = f->cb_list;
   if (n == 0)
     return;
-  lua_getiuservalue(L, fidx, AIO_FU_CB);
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, AIO_FU_CB);
   f->ncb = 0;
   f->cb_list = 0;
   if (!list) {
+    /* a task's wake-up (a light userdata, the usual single callback)
+     * holds nothing: the slot is left as it is, to be overwritten by
+     * the next callback */
+    if (lua_getiuservalue(L, fidx, AIO_FU_CB) != LUA_TLIGHTUSERDATA) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, fidx, AIO_FU_CB);
+    }
     schedule_one(L, f->loop, fidx);
     return;
   }
+  lua_getiuservalue(L, fidx, AIO_FU_CB);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, AIO_FU_CB);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     schedule_one(L, f->loop, fidx);

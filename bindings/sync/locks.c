@@ -180,13 +180,14 @@ int aio_prim_wait(lua_State *L, aio_task *t, aio_waitq *q, int uv,
   return aio_await_future(L, t, fidx, ctx, k);
 }
 
-/* set_result(true) on the future at fidx unless it is done. */
+/* Completes the future at fidx unless it is done. Its value is never
+ * read (the waiter looks at its state only), so it has none: storing one
+ * would cost a user value write per wake-up. */
 static int wake(lua_State *L, int fidx) {
   aio_future *f = lua_touserdata(L, fidx);
   if (f->state != AIO_PENDING)
     return 0;
-  lua_pushboolean(L, 1);
-  aio_future_set_result(L, fidx, 1);
+  aio_future_set_result(L, fidx, 0);
   return 1;
 }
 

@@ -192,9 +192,11 @@ static void wake_gates(aio_remote *r) {
 
 /* Links p at the tail of the queue and wakes the loop; through gate g
  * (NULL: none) as aio_remote_post_gated says. */
-static int enqueue(aio_remote *r, post *p, aio_gate *g, int wait) {
+static int enqueue(aio_remote *r, post *p, aio_gate *g, int wait,
+                   int batch) {
   p->next = NULL;
   p->gate = NULL;
+  p->batch = (unsigned char)batch;
   uv_mutex_lock(&r->mu);
   if (g != NULL && g->limit != 0) {
     int err = gate_enter(r, g, wait);
@@ -228,7 +230,7 @@ int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
   p->fn = fn;
   p->data = data;
   p->owned = 1;
-  err = enqueue(r, p, NULL, 0);
+  err = enqueue(r, p, NULL, 0, 0);
   if (err != 0)
     free(p);
   return err;
@@ -236,13 +238,19 @@ int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
 
 int aio_remote_post_node(aio_remote *r, aio_post *p) {
   p->owned = 0;
-  return enqueue(r, p, NULL, 0);
+  return enqueue(r, p, NULL, 0, 0);
 }
 
 int aio_remote_post_gated(aio_remote *r, aio_post *p, aio_gate *g,
                           int wait) {
   p->owned = 0;
-  return enqueue(r, p, g, wait);
+  return enqueue(r, p, g, wait, 0);
+}
+
+int aio_remote_post_batched(aio_remote *r, aio_post *p, aio_gate *g,
+                            int wait) {
+  p->owned = 0;
+  return enqueue(r, p, g, wait, 1);
 }
 
 /* Takes the whole queue. */
@@ -291,6 +299,14 @@ void aio_remote_drain(lua_State *L, aio_loop *loop) {
   }
   for (p = list; p; p = next) {
     next = p->next;
+    if (p->batch) { /* the run of batched posts of this fn: one entry */
+      post *last = p;
+      while (next != NULL && next->batch && next->fn == p->fn) {
+        last = next;
+        next = next->next;
+      }
+      last->next = NULL;
+    }
     aio_ready_push_raw(L, loop, AIO_R_CFUNC, p->data, 0, p->fn, 0);
     if (p->owned)
       free(p);
@@ -308,6 +324,7 @@ void aio_remote_close(aio_remote *r) {
   for (p = take_all(r); p; p = next) {
     int owned = p->owned;
     next = p->next;
+    p->next = NULL; /* a batched post is disposed of alone */
     p->fn(loop, NULL, p->data);
     if (owned)
       free(p);
@@ -679,7 +696,8 @@ typedef struct tsfn {
 } tsfn;
 
 typedef struct tsfn_job {
-  aio_post node; /* one allocation per call: the queue node is inside */
+  aio_post node; /* the queue node; the job itself lives in the block of
+                    its message (one allocation per call) */
   tsfn *fn;
   aio_msg *args;
 } tsfn_job;
@@ -719,65 +737,148 @@ static void tsfn_release(void *o) {
   }
 }
 
+/* The userdata of a thread-safe function: a reference to the shared
+ * part, after a tag that tells it from other userdata without a look-up
+ * of its metatable by name (every call checks it). */
+static const char tsfn_tag = 0;
+
+typedef struct tsfn_ud {
+  const char *tag; /* &tsfn_tag */
+  tsfn *f;         /* NULL once released */
+} tsfn_ud;
+
+static tsfn_ud *test_tsfn_ud(lua_State *L, int idx) {
+  tsfn_ud *u = lua_touserdata(L, idx);
+  if (u != NULL && lua_rawlen(L, idx) == sizeof *u && u->tag == &tsfn_tag)
+    return u;
+  return luaL_testudata(L, idx, AIO_TSFN_MT);
+}
+
+static tsfn_ud *check_tsfn_ud(lua_State *L, int idx) {
+  tsfn_ud *u = test_tsfn_ud(L, idx);
+  if (u == NULL)
+    luaL_typeerror(L, idx, AIO_TSFN_MT);
+  return u;
+}
+
+/* Pushes a new userdata (raises before it refers to anything). */
+static tsfn_ud *new_tsfn_ud(lua_State *L) {
+  tsfn_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->tag = &tsfn_tag;
+  u->f = NULL;
+  luaL_setmetatable(L, AIO_TSFN_MT);
+  return u;
+}
+
 static void *tsfn_test(lua_State *L, int idx) {
-  tsfn **ud = luaL_testudata(L, idx, AIO_TSFN_MT);
-  return ud ? *ud : NULL;
+  tsfn_ud *u = test_tsfn_ud(L, idx);
+  return u ? u->f : NULL;
 }
 
 static void tsfn_push(lua_State *L, void *o) {
-  tsfn **ud = lua_newuserdatauv(L, sizeof *ud, 0);
-  *ud = NULL;
-  luaL_setmetatable(L, AIO_TSFN_MT);
+  tsfn_ud *u = new_tsfn_ud(L);
   tsfn_retain(o);
-  *ud = o;
+  u->f = o;
 }
 
 static const aio_shared_type tsfn_type = {"asyncio.ThreadsafeFunction",
                                           tsfn_test, tsfn_retain,
                                           tsfn_release, tsfn_push};
 
-/* Calls the function with the job's arguments in protected mode (the
- * look-up and the unpacking raise only on memory errors, before the
- * call: the hot path of w6 has no frame of its own). */
-static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
-  tsfn_job *job = p;
-  aio_gate_leave(job->node.gate);
-  if (L != NULL) {
-    int n, base = lua_gettop(L);
-    /* [msgh, fn, args...]: aio_pcall without moving the handler under
-     * the function afterwards */
-    lua_pushcfunction(L, aio_msgh);
-    push_tsfn_table(L, loop);
-    lua_rawgeti(L, -1, job->fn->fnref);
-    lua_replace(L, -2);
-    n = aio_msg_unpack(L, job->args);
-    if (lua_pcall(L, n, 0, base + 1) != LUA_OK)
-      posted_failed(loop, L, "Exception in threadsafe function");
-    if (!loop->propagate)
-      lua_settop(L, base);
-  }
+/* Releases a job (and what it holds) once its call is on the stack; the
+ * job lives in the allocation of its message (aio_msg_pack_room). */
+static void tsfn_job_free(tsfn_job *job) {
+  tsfn *f = job->fn;
   aio_msg_free(job->args);
-  tsfn_release(job->fn);
-  free(job);
+  tsfn_release(f);
+}
+
+/* The jobs of one ready entry: consecutive calls posted with
+ * aio_remote_post_batched, linked by node.next. */
+typedef struct tsfn_chain {
+  tsfn_job *next;    /* the next job to call, or NULL */
+  tsfn_job *taking;  /* the job being unpacked (freed if that raises) */
+} tsfn_chain;
+
+/* [chain, functions table]: calls the chain's jobs in order, in one
+ * protected call: a call that raises leaves the rest of the chain for
+ * the next protected call (see tsfn_job_run). */
+static int tsfn_chain_body(lua_State *L) {
+  tsfn_chain *c = lua_touserdata(L, 1);
+  while (c->next != NULL) {
+    tsfn_job *job = c->next;
+    int n;
+    c->next = job->node.next ? job->node.next->data : NULL;
+    c->taking = job;
+    aio_gate_leave(job->node.gate);
+    lua_rawgeti(L, 2, job->fn->fnref);
+    n = aio_msg_unpack(L, job->args); /* raises only for memory */
+    c->taking = NULL;
+    tsfn_job_free(job);
+    lua_call(L, n, 0);
+  }
+  return 0;
+}
+
+/* Calls each job of the chain starting at p with its arguments, in the
+ * order posted, all in one protected call (one per error): the hot path
+ * of w6 costs one lua_call per call. An error goes to the exception
+ * handler and the chain goes on; a fatal one (KeyboardInterrupt,
+ * SystemExit) leaves the run with it, and the calls after it go back to
+ * the ready queue (at its end: after what was queued meanwhile). */
+static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
+  tsfn_chain c;
+  c.next = p;
+  c.taking = NULL;
+  if (L == NULL) { /* the loop closed: dispose of them */
+    while (c.next != NULL) {
+      tsfn_job *job = c.next;
+      c.next = job->node.next ? job->node.next->data : NULL;
+      aio_gate_leave(job->node.gate);
+      tsfn_job_free(job);
+    }
+    return;
+  }
+  while (c.next != NULL) {
+    int base = lua_gettop(L);
+    lua_pushcfunction(L, aio_msgh);
+    lua_pushcfunction(L, tsfn_chain_body);
+    lua_pushlightuserdata(L, &c);
+    push_tsfn_table(L, loop);
+    if (lua_pcall(L, 2, 0, base + 1) != LUA_OK) {
+      if (c.taking != NULL) {
+        tsfn_job_free(c.taking);
+        c.taking = NULL;
+      }
+      posted_failed(loop, L, "Exception in threadsafe function");
+      if (loop->propagate) {
+        if (c.next != NULL && aio_ready_fit(loop, 1))
+          aio_ready_push_raw(L, loop, AIO_R_CFUNC, c.next, 0, tsfn_job_run,
+                             0);
+        else if (c.next != NULL) /* no memory for the entry: dropped */
+          tsfn_job_run(loop, NULL, c.next);
+        return; /* the error stays on top */
+      }
+    }
+    lua_settop(L, base);
+  }
 }
 
 /* Calling the function from any thread schedules fn(args) on its loop;
  * with a maxsize, another thread waits while maxsize calls are queued. */
 static int l_tsfn__call(lua_State *L) {
-  tsfn *f = *(tsfn **)luaL_checkudata(L, 1, AIO_TSFN_MT);
+  tsfn *f = check_tsfn_ud(L, 1)->f;
+  void *room;
   tsfn_job *job;
-  aio_msg *args = aio_msg_pack(L, 2, lua_gettop(L) - 1, 0);
-  job = malloc(sizeof *job);
-  if (job == NULL) {
-    aio_msg_free(args);
-    return luaL_error(L, "not enough memory");
-  }
+  aio_msg *args = aio_msg_pack_room(L, 2, lua_gettop(L) - 1, 0, sizeof *job,
+                                    &room);
+  job = room;
   job->fn = f;
   job->args = args;
   job->node.fn = tsfn_job_run;
   job->node.data = job;
   tsfn_retain(f);
-  if (aio_remote_post_gated(f->r, &job->node, f->gate, 1) != 0) {
+  if (aio_remote_post_batched(f->r, &job->node, f->gate, 1) != 0) {
     tsfn_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
   }
@@ -785,16 +886,16 @@ static int l_tsfn__call(lua_State *L) {
 }
 
 static int l_tsfn__gc(lua_State *L) {
-  tsfn **ud = luaL_checkudata(L, 1, AIO_TSFN_MT);
-  if (*ud)
-    tsfn_release(*ud);
-  *ud = NULL;
+  tsfn_ud *u = check_tsfn_ud(L, 1);
+  if (u->f)
+    tsfn_release(u->f);
+  u->f = NULL;
   return 0;
 }
 
 /* tf:stats() -> {maxsize =, qsize =, peak =, waited =} */
 static int l_tsfn_stats(lua_State *L) {
-  tsfn *f = *(tsfn **)luaL_checkudata(L, 1, AIO_TSFN_MT);
+  tsfn *f = check_tsfn_ud(L, 1)->f;
   aio_gate_stats st = {0, 0, 0, 0};
   if (f->gate)
     aio_gate_get_stats(f->gate, &st);
@@ -833,16 +934,15 @@ static unsigned tsfn_maxsize(lua_State *L, int idx) {
  * current loop */
 static int l_threadsafe(lua_State *L) {
   aio_loop *loop;
-  tsfn *f, **ud;
+  tsfn *f;
+  tsfn_ud *ud;
   int fnref;
   unsigned maxsize;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   maxsize = tsfn_maxsize(L, 2);
   loop = aio_get_event_loop(L);
   aio_check_open(L, loop);
-  ud = lua_newuserdatauv(L, sizeof *ud, 0); /* first: it may raise */
-  *ud = NULL;
-  luaL_setmetatable(L, AIO_TSFN_MT);
+  ud = new_tsfn_ud(L); /* first: it may raise */
   push_tsfn_table(L, loop);
   lua_pushvalue(L, 1);
   fnref = luaL_ref(L, -2);
@@ -865,7 +965,7 @@ static int l_threadsafe(lua_State *L) {
   f->r = loop->remote;
   aio_remote_retain(f->r);
   f->fnref = fnref;
-  *ud = f;
+  ud->f = f;
   return 1;
 }
 

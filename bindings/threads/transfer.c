@@ -434,7 +434,14 @@ static void put_simple(unsigned char **w, lua_State *L, int idx) {
   *w = p;
 }
 
-static aio_msg *pack_simple(lua_State *L, int first, int n) {
+/* Bytes of a block before its room (aio_msg_pack_room): aligned for any
+ * type. */
+#define ROOM_ALIGN 16
+static size_t room_offset(size_t used) {
+  return (used + ROOM_ALIGN - 1) / ROOM_ALIGN * ROOM_ALIGN;
+}
+
+static aio_msg *pack_simple(lua_State *L, int first, int n, size_t room) {
   size_t total = 0;
   int i, nshared = 0;
   aio_msg *m;
@@ -448,7 +455,8 @@ static aio_msg *pack_simple(lua_State *L, int first, int n) {
     nshared += st != NULL;
     total += sz;
   }
-  m = malloc(sizeof *m + total);
+  m = malloc(room ? room_offset(sizeof *m + total) + room
+                  : sizeof *m + total);
   if (m == NULL)
     luaL_error(L, "not enough memory");
   m->buf = (unsigned char *)(m + 1);
@@ -460,19 +468,22 @@ static aio_msg *pack_simple(lua_State *L, int first, int n) {
   return m;
 }
 
-aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
+/* aio_msg_pack and aio_msg_pack_room: `room` bytes more in the block
+ * (0: none, and no message at all for no value). */
+static aio_msg *pack(lua_State *L, int first, int n, int fn_first,
+                     size_t room) {
   packer p;
   aio_msg *m;
   int i, st, base;
   first = lua_absindex(L, first);
   if (first + n - 1 > lua_gettop(L)) /* missing values are nil */
     lua_settop(L, first + n - 1);
-  if (n == 0)
+  if (n == 0 && room == 0)
     return NULL; /* nothing to send: no message at all */
-  m = pack_simple(L, first, n);
+  m = pack_simple(L, first, n, room);
   if (m != NULL)
     return m;
-  m = calloc(1, sizeof *m);
+  m = calloc(1, room ? room_offset(sizeof *m) + room : sizeof *m);
   if (m == NULL)
     luaL_error(L, "not enough memory");
   p.L = L;
@@ -495,6 +506,18 @@ aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
     lua_settop(L, base + 1);
     lua_error(L);
   }
+  return m;
+}
+
+aio_msg *aio_msg_pack(lua_State *L, int first, int n, int fn_first) {
+  return pack(L, first, n, fn_first, 0);
+}
+
+aio_msg *aio_msg_pack_room(lua_State *L, int first, int n, int fn_first,
+                           size_t room, void **roomp) {
+  aio_msg *m = pack(L, first, n, fn_first, room);
+  *roomp = (char *)m + room_offset(sizeof *m + (m->buf ==
+                                   (unsigned char *)(m + 1) ? m->len : 0));
   return m;
 }
 
