@@ -947,7 +947,7 @@ static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
 /* Pushes the EXTRA table of the task at tidx, creating it. */
 static void push_extra(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) != LUA_TTABLE) {
-    lua_createtable(L, 1, 2);
+    lua_createtable(L, 2, 2); /* [1] Coroutine, [2] kept wait future */
     lua_insert(L, -2);
     lua_rawseti(L, -2, 1); /* the Coroutine object */
     lua_pushvalue(L, -1);
@@ -967,8 +967,9 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  /* at integer key 1 of EXTRA: an array slot, no string hashing */
-  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
+  /* at integer key 2 of EXTRA (key 1 is the Coroutine object): an
+   * array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, 2) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
     /* its callbacks slot was emptied when it completed (unless an
@@ -987,7 +988,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, eidx, 1);
+    lua_rawseti(L, eidx, 2);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
