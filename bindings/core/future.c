@@ -73,14 +73,24 @@ void aio_push_task(lua_State *L, aio_task *t) {
 /* ------------------------------------------------------------------ */
 /* Creation                                                            */
 
-aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+/* Pushes a new pending Future of loop; the loop userdata is at lidx, or
+ * lidx is 0. */
+static aio_future *future_new(lua_State *L, aio_loop *loop, int lidx) {
   aio_future *f = lua_newuserdatauv(L, sizeof *f, AIO_FU_COUNT);
   memset(f, 0, sizeof *f);
   f->loop = loop;
-  aio_setmt(L, &aio_mt_future);
-  aio_push_loop(L, loop);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[0]);
+  lua_setmetatable(L, -2);
+  if (lidx)
+    lua_pushvalue(L, lidx);
+  else
+    aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, AIO_FU_LOOP);
   return f;
+}
+
+aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+  return future_new(L, loop, 0);
 }
 
 /* Reporters. A future that holds something to report if it is lost (an
@@ -106,10 +116,15 @@ static int get_extra(lua_State *L, int tidx) {
   return LUA_TNIL;
 }
 
+/* The integer keys of a task's extra table: the future it keeps for its
+ * waits on primitives (aio_task_wait_future) and the Coroutine object
+ * (the slot the table took over held it). */
+enum { EXTRA_WAITER = 1, EXTRA_CORO = 2 };
+
 /* Pushes the Coroutine object the task at tidx runs. */
 static void push_coro(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -1, EXTRA_CORO);
     lua_remove(L, -2);
   }
 }
@@ -881,7 +896,8 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   memset(t, 0, sizeof *t);
   t->fut.loop = loop;
   t->fut.is_task = 1;
-  aio_setmt(L, &aio_mt_task);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[1]);
+  lua_setmetatable(L, -2);
   co = lua_newthread(L);
   t->co = co;
   aio_push_loop(L, loop); /* kept by the thread, below its trampoline */
@@ -947,9 +963,9 @@ static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
 /* Pushes the EXTRA table of the task at tidx, creating it. */
 static void push_extra(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) != LUA_TTABLE) {
-    lua_createtable(L, 2, 2); /* [1] Coroutine, [2] kept wait future */
+    lua_createtable(L, 2, 2);
     lua_insert(L, -2);
-    lua_rawseti(L, -2, 1); /* the Coroutine object */
+    lua_rawseti(L, -2, EXTRA_CORO);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, tidx, AIO_TU_CORO);
   }
@@ -967,9 +983,8 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  /* at integer key 2 of EXTRA (key 1 is the Coroutine object): an
-   * array slot, no string hashing */
-  if (lua_rawgeti(L, eidx, 2) == LUA_TUSERDATA &&
+  /* at an integer key of EXTRA: an array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, EXTRA_WAITER) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
     /* its callbacks slot was emptied when it completed (unless an
@@ -988,7 +1003,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, eidx, 2);
+    lua_rawseti(L, eidx, EXTRA_WAITER);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
@@ -1482,7 +1497,7 @@ static int l_loop_create_future(lua_State *L) {
     if (hook)
       luaL_checktype(L, -1, LUA_TFUNCTION);
   }
-  f = aio_future_new(L, loop);
+  f = future_new(L, loop, 1);
   if (hook) {
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, AIO_FU_VALUE);
