@@ -432,6 +432,10 @@ int aio_remote_post_batched(aio_remote *r, aio_post *node, aio_gate *g,
 /* A counted post has run or was disposed of (g NULL: nothing to do). */
 void aio_gate_leave(aio_gate *g);
 void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st);
+/* Around a blocking wait of this thread: the marks of the loops it made
+ * are lifted meanwhile (their posters would wait for it). No lock held. */
+void aio_blocking_begin(void);
+void aio_blocking_end(void);
 /* The loop-wide gate of LoopRef:call_soon_threadsafe and luaio posts;
  * aio_remote_set_limit changes its mark (0: unbounded) and wakes the
  * waiters. */
