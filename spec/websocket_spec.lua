@@ -12,6 +12,15 @@ local async, await = asyncio.async, asyncio.await
 local T = http.WSMsgType
 local cjson = require "cjson"
 
+-- serves app on a free port of 127.0.0.1: the runner and the port
+local function serve(app)
+  local runner = web.AppRunner(app)
+  await(runner:setup())
+  local site = web.TCPSite(runner, "127.0.0.1", 0)
+  await(site:start())
+  return runner, site.port
+end
+
 describe("WebSockets", function()
   teardown(peers.stop)
 
@@ -84,10 +93,7 @@ describe("WebSockets", function()
   it("serves aiohttp's client with WebSocketResponse",
      aspec.async(function()
     local log = {}
-    local runner = web.AppRunner(ws_app(log))
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
+    local runner, port = serve(ws_app(log))
     local code = [[
 import asyncio, sys, aiohttp
 async def main():
@@ -107,7 +113,7 @@ async def main():
 asyncio.run(main())
 ]]
     local out, st, err = await(peers.python(code,
-      "http://127.0.0.1:" .. site.port .. "/ws"))
+      "http://127.0.0.1:" .. port .. "/ws"))
     assert.equal(0, st, err)
     assert.equal("got one\nb'cba'\n100004\nCLOSE 4001 done\nTrue 4001\n",
                  out)
@@ -120,11 +126,8 @@ asyncio.run(main())
   it("speaks to itself, and rejects a plain GET on a ws route",
      aspec.async(function()
     local log = {}
-    local runner = web.AppRunner(ws_app(log))
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
-    local url = "http://127.0.0.1:" .. site.port .. "/ws"
+    local runner, port = serve(ws_app(log))
+    local url = "http://127.0.0.1:" .. port .. "/ws"
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect(url))
     await(ws:send_str("a"))
@@ -136,7 +139,7 @@ asyncio.run(main())
     assert.equal(400, r.status)
     assert.matches("No WebSocket UPGRADE", await(r:text()))
     -- a client sending bad UTF-8 text is closed with 1007
-    local rd, w = await(asyncio.open_connection("127.0.0.1", site.port))
+    local rd, w = await(asyncio.open_connection("127.0.0.1", port))
     w:write("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
       .. "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
       .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -394,12 +397,9 @@ asyncio.run(main())
       await(ws:send_str("timed out"))
       return ws -- the server closes it (write_eof)
     end))
-    local runner = web.AppRunner(app)
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
+    local runner, port = serve(app)
     local out, st, err = await(peers.run{peers.PYTHON, PEER, "client",
-      tostring(PEER_HB), "http://127.0.0.1:" .. site.port, "protocols",
+      tostring(PEER_HB), "http://127.0.0.1:" .. port, "protocols",
       "deaf", "heartbeat", "too_big", "silent"})
     await(runner:cleanup())
     assert.equal(0, st, err)
@@ -454,11 +454,7 @@ asyncio.run(main())
       seen.close_code = ws.close_code
       return ws
     end))
-    local runner = web.AppRunner(app)
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
-    return runner, site.port
+    return serve(app)
   end
 
   -- a raw client: the handshake by hand; frames() reads server frames
