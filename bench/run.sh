@@ -160,13 +160,26 @@ wrk_pair() {
   server=$!
   wait_port "$TCP_PORT" || { kill "$server"; wait "$server"; return 1; }
   secs=${W12_SECONDS:-3}
+  # the server's own process (under timeout(1), its child)
+  spid=$(pgrep -P "$server" | head -n 1)
+  [ -n "$spid" ] || spid=$server
+  t0=$(proc_ticks "$spid")
   rps=$(wrk -t2 -c50 -d"${secs}s" "http://127.0.0.1:$TCP_PORT/" |
         awk '/^Requests\/sec:/ {print $2}')
+  t1=$(proc_ticks "$spid")
   kill "$server" 2>/dev/null
   wait "$server" 2>/dev/null
   [ -n "$rps" ] || return 1
-  awk -v impl="$IMPL" -v s="$secs" -v r="$rps" \
-    'BEGIN { printf "%s/w12_http_server %d %.4f %.0f\n", impl, r * s, s, r }'
+  awk -v impl="$IMPL" -v s="$secs" -v r="$rps" -v a="$t0" -v b="$t1" \
+    -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { c = (b - a) / hz
+             printf "%s/w12_http_server %d %.4f %.0f cpu=%.2f " \
+               "us_per_req=%.1f\n", impl, r * s, s, r, c, c * 1e6 / (r * s) }'
+}
+
+# proc_ticks PID: user + system CPU ticks of the process (and its threads)
+proc_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # http_client_pair N CLIENT...: runs CLIENT N PORT against Node's hello

@@ -162,7 +162,7 @@ asyncio.run(main())
   -- under valgrind (fifty times slower) they are longer
   local SLOW = os.getenv("LUAIO_VALGRIND") == "1"
   local HB = SLOW and 2 or 0.1        -- ours
-  local PEER_HB = SLOW and 2 or 0.05  -- aiohttp's
+  local PEER_HB = SLOW and 2 or 0.2   -- aiohttp's
   local ws_peer -- "127.0.0.1:PORT" of the aiohttp ws server, started once
   local function aiohttp_ws()
     if ws_peer then return ws_peer.url end
@@ -305,6 +305,22 @@ asyncio.run(main())
     assert.is_false(await(ws:close()))
     assert.same({type = T.CLOSED}, await(ws:receive()))
     assert.equal(4005, peer_seen(s, "later").later)
+  end))
+
+  it("<close> on a client websocket sends a close frame and closes",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local kept
+    do
+      local ws <close> = await(s:ws_connect(aiohttp_ws() .. "/ws?tag=scope"))
+      await(ws:send_str("in scope"))
+      assert.equal("in scope", await(ws:receive_str()))
+      kept = ws
+    end
+    assert.is_true(kept.closed)
+    assert.equal(1000, kept.close_code)
+    assert.same({type = T.CLOSED}, await(kept:receive()))
+    assert.equal(1000, peer_seen(s, "scope").scope)
   end))
 
   it("autoclose = false: CLOSE, then CLOSING until close() answers",

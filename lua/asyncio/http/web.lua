@@ -976,7 +976,7 @@ function Conn:on_body_end()
   if self.serving then self.deadline = nil end
 end
 
-function Conn:on_error(name, size)
+function Conn:on_error(name, size, in_body)
   self.keep_alive = false
   self.failed = true
   local c = self.content
@@ -994,7 +994,9 @@ function Conn:on_error(name, size)
     return
   end
   if self.serving then return end
-  if name == "HPE_HEADER_OVERFLOW" then
+  if in_body then -- the rest of a body its handler left unread
+    self.transport:close()
+  elseif name == "HPE_HEADER_OVERFLOW" then
     send_error(self, 431)
   elseif name == "HPE_BODY_TOO_LARGE" then
     send_error(self, 413)
