@@ -264,6 +264,40 @@ asyncio.run(main())
     assert.equal(1000, ws.close_code)
   end))
 
+  it("a receive timed out between fragments or inside a frame loses "
+     .. "nothing (raw server)", aspec.async(function()
+    local go = {asyncio.Event(), asyncio.Event()}
+    local server = await(asyncio.start_server(async(function(r, w)
+      local head = await(r:readuntil("\r\n\r\n"))
+      local key = head:match("[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: (%S+)")
+      local frame = _http.ws_build(0, "-end", {fin = true})
+      w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        .. "Connection: Upgrade\r\nSec-WebSocket-Accept: " ..
+        _http.ws_accept(key) .. "\r\n\r\n" ..
+        _http.ws_build(1, "start", {fin = false}) .. frame:sub(1, 3))
+      await(go[1]:wait())
+      w:write(frame:sub(4, 5))
+      await(go[2]:wait())
+      w:write(frame:sub(6) .. _http.ws_build(8, string.pack(">I2", 1000)))
+      await(r:read())
+      w:close()
+    end), "127.0.0.1", 0))
+    local port = server.sockets[1]:getsockname()[2]
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("ws://127.0.0.1:" .. port .. "/"))
+    for i = 1, 2 do
+      local ok, e = pcall(await, ws:receive(0.02))
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.TimeoutError))
+      go[i]:set()
+    end
+    assert.same({type = T.TEXT, data = "start-end"}, bounded(ws:receive()))
+    assert.same({type = T.CLOSE, data = 1000, extra = ""},
+                bounded(ws:receive()))
+    server:close()
+    await(server:wait_closed())
+  end))
+
   it("max_msg_size: a bigger message closes with 1009 both ways",
      aspec.async(function()
     local s <close> = http.ClientSession()
