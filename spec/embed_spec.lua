@@ -47,4 +47,23 @@ describe("the embedding API in a game-shaped program", function()
     assert.is_true(tonumber(got) >= 32)
     assert.is_true(tonumber(result_at) >= tonumber(got))
   end)
+
+  -- Under make check-valgrind (LUAIO_VALGRIND=1) the game runs under its
+  -- own memcheck, which must find no error and no leak (exit 99 if it
+  -- does); the frames its slowed-down steps reach are not compared.
+  it("exits cleanly with every frame played" ..
+     (os.getenv("LUAIO_VALGRIND") == "1" and " (under valgrind)" or ""),
+     function()
+    local wrap = ""
+    if os.getenv("LUAIO_VALGRIND") == "1" then
+      wrap = "valgrind --error-exitcode=99 --leak-check=full " ..
+             "--errors-for-leak-kinds=definite,indirect " ..
+             "--show-leak-kinds=definite,indirect --quiet "
+    end
+    local out, status = run(wrap .. build .. "/examples/embed/game")
+    assert.equal(0, status, out)
+    assert.truthy(out:find("frames: 360, game time: 5.00 s", 1, true), out)
+    assert.falsy(out:find("Task was destroyed", 1, true), out)
+    assert.truthy(out:find("scout's result: 3-4-5-6-7", 1, true), out)
+  end)
 end)
