@@ -548,7 +548,8 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
 
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
   int i;
-  lua_settop(L, nargs);
+  if (lua_gettop(L) != nargs)
+    lua_settop(L, nargs);
   if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
     aio_coro *c = lua_touserdata(L, -1);
     if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
