@@ -969,6 +969,8 @@ static void push_extra(lua_State *L, int tidx) {
  * served is over (done: no waiter queue holds it any more, and only the
  * task's own wake-up, a light userdata, was ever added to it), reset;
  * else a new one, which the task keeps from now on. */
+static const char key_waiter = 0;
+
 void aio_task_wait_future(lua_State *L, aio_task *t) {
   int tidx, eidx;
   aio_future *f;
@@ -976,8 +978,9 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  /* at integer key 1 of EXTRA: an array slot, no string hashing */
-  if (lua_rawgeti(L, eidx, 1) == LUA_TUSERDATA &&
+  /* under a light userdata key of EXTRA (whose integer key 1 holds the
+   * Coroutine object): no string to look up */
+  if (lua_rawgetp(L, eidx, &key_waiter) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
     /* its callbacks slot was emptied when it completed (unless an
@@ -996,7 +999,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, eidx, 1);
+    lua_rawsetp(L, eidx, &key_waiter);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
