@@ -228,6 +228,10 @@ struct aio_loop {
   int hot[AIO_ENV_HOT];   /* registry refs of the values of the slots
                              SELF to TASKS themselves (one look-up
                              instead of two on hot paths); always tables */
+  int mt_ref[2];          /* registry refs of the Future and Task
+                             metatables: making one looks its metatable
+                             up in the registry's array part, not under
+                             a light userdata key in its hash part */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -597,9 +601,9 @@ enum {
 };
 enum {
   AIO_TU_CORO = AIO_FU_COUNT + 1, /* the Coroutine object the task
-                       runs, or, once the
-                       task needs more (name=, cancel_msg=, traceback=,
-                       waiter=), a table of those with it at [1] */
+                       runs, or, once the task needs more, a table of
+                       those (name=, cancel_msg=, traceback=, its kept
+                       wait future at [1]) with it at [2] */
   AIO_TU_COUNT = AIO_TU_CORO
 };
 /* While a task is pending, its VALUE slot (its outcome once done) holds

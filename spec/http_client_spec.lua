@@ -95,7 +95,7 @@ describe("asyncio.http client", function()
     assert.equal("chunked", pairs_to_map(v.headers)["transfer-encoding"])
   end))
 
-  it("sends an async file as the body (chunked), byte for byte",
+  it("sends an async file as the body with its length, byte for byte",
      aspec.async(function()
     local fs = require "asyncio.fs"
     local web = require "asyncio.http.web"
@@ -114,20 +114,22 @@ describe("asyncio.http client", function()
     do
       local f <close> = await(fs.open(path, "rb"))
       local v = await(await(s:post(base .. "/digest", {data = f})):json())
-      assert.same({#data, sum, "chunked"},
-                  {v.length, v.sha256, v.transfer_encoding})
+      -- as aiohttp: a file that can seek is sent with Content-Length
+      assert.same({#data, sum, tostring(#data)},
+                  {v.length, v.sha256, v.content_length})
+      assert.equal(cjson.null, v.transfer_encoding)
     end
     do -- from where the file stands
       local f <close> = await(fs.open(path, "rb"))
       await(f:seek("set", #data - 10))
       local v = await(await(s:post(base .. "/digest", {data = f})):json())
-      assert.equal(10, v.length)
+      assert.same({10, "10"}, {v.length, v.content_length})
     end
     -- to our own server
     local app = web.Application{client_max_size = 8 * 1024 * 1024}
     app.router:add_post("/echo", async(function(request)
       return web.Response{body = await(request:read()), headers = {
-        ["X-TE"] = request.headers["Transfer-Encoding"]}}
+        ["X-CL"] = request.headers["Content-Length"]}}
     end))
     local runner = web.AppRunner(app)
     await(runner:setup())
@@ -137,11 +139,35 @@ describe("asyncio.http client", function()
       local f <close> = await(fs.open(path, "rb"))
       local r <close> = await(s:post(("http://127.0.0.1:%d/echo")
                                      :format(site.port), {data = f}))
-      assert.equal("chunked", r.headers["X-TE"])
+      assert.equal(tostring(#data), r.headers["X-CL"])
       assert.is_true(data == await(r:read()), "the body differs")
     end
     await(runner:cleanup())
     os.remove(path)
+  end))
+
+  it("raises ClientPayloadError when a file ends short of its length",
+     aspec.async(function()
+    -- an async file (as asyncio.fs's) that says it holds 100 bytes and
+    -- gives 10
+    local File, given = {}, false
+    local fake = setmetatable({}, {__index = File})
+    function File:seek(whence)
+      return async(function() return whence == "end" and 100 or 0 end)()
+    end
+    function File:read()
+      return async(function()
+        if given then return nil end
+        given = true
+        return ("x"):rep(10)
+      end)()
+    end
+    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
+    local e = err_of(s:post("/digest", {data = fake}))
+    assert.is_true(asyncio.iserror(e, http.ClientPayloadError), tostring(e))
+    assert.matches("90 bytes short", e.message)
+    -- the session goes on, on another connection
+    assert.equal("Hello, world", await(await(s:get("/hello")):text()))
   end))
 
   it("reuses a kept-alive connection, and opens another after a close",

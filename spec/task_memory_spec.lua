@@ -20,7 +20,7 @@ end
 
 -- Debian's liblua5.4 (5.4.4, 64-bit): a thread is 928 bytes and each
 -- CallInfo 64, so 1120 of the 1410 a sleeping task holds today are its
--- thread with three frames; the Task userdata is 184 (72 of C, four user
+-- thread with three frames; the Task userdata is 176 (72 of C, four user
 -- values), the Coroutine object 88, the loop's anchor about 20. A
 -- finished task keeps its Task, its Coroutine object and its result
 -- (about 300).

@@ -325,6 +325,40 @@ describe("Task introspection", function()
                    tostring(t))
   end)
 
+  it("get_coro and the name stay the task's own once it waited on a "
+     .. "lock, a queue and an event (its extra fields share a slot with "
+     .. "the Coroutine object)", function()
+    local lock, q, ev = asyncio.Lock(), asyncio.Queue(), asyncio.Event()
+    local worker = async(function()
+      for _ = 1, 3 do
+        do local _ <close> = await(lock) end
+        await(q:get())
+        await(ev:wait())
+        ev:clear()
+      end
+      return "done"
+    end)
+    local coro = worker()
+    local t = loop:create_task(coro, {name = "w"})
+    local feeder = async(function()
+      for _ = 1, 3 do
+        await(lock:acquire())
+        await(asyncio.sleep(0))
+        lock:release()
+        await(asyncio.sleep(0))
+        q:put_nowait(1)
+        await(asyncio.sleep(0))
+        ev:set()
+        await(asyncio.sleep(0))
+      end
+    end)
+    loop:run_until_complete(feeder())
+    assert.equal("done", loop:run_until_complete(t))
+    assert.equal(coro, t:get_coro())
+    assert.equal("w", t:get_name())
+    assert.matches("coro=<worker%(%) done", tostring(t))
+  end)
+
   it("get_coro returns the Coroutine object the task runs", function()
     local coro = async(function() end)()
     local t = loop:create_task(coro)

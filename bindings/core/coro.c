@@ -61,7 +61,7 @@ static aio_coro *check_coro(lua_State *L, int idx) {
 }
 
 /* A coroutine function is a C closure of coro_factory with upvalues
- * (fn, name, itself). Its name is resolved once, from the call site of its
+ * (fn, name, itself, the metatable of its Coroutine objects). Its name is resolved once, from the call site of its
  * first call (how Lua itself names functions in tracebacks), so that every
  * repr of its coroutines agrees; false when the call site gives none. */
 static void name_from_call(lua_State *L) {
@@ -75,7 +75,7 @@ static void name_from_call(lua_State *L) {
 }
 
 /* The Coroutine objects of a C coroutine function made with `keep`
- * (asyncio.sleep): a C operation (no finalizer) kept in upvalue 4 and
+ * (asyncio.sleep): a C operation (no finalizer) kept in upvalue 5 and
  * armed again by the next call once awaited, as aio_ccoro_kept does;
  * calls with more than KEPT_ARGS arguments get one of their own. Its
  * uservalue 1 is the coroutine function, for its name. */
@@ -84,10 +84,10 @@ static void name_from_call(lua_State *L) {
 static int kept_c_coro(lua_State *L, int n) {
   aio_coro *c = NULL;
   int i;
-  if (n <= KEPT_ARGS && lua_type(L, lua_upvalueindex(4)) == LUA_TUSERDATA) {
-    c = lua_touserdata(L, lua_upvalueindex(4));
+  if (n <= KEPT_ARGS && lua_type(L, lua_upvalueindex(5)) == LUA_TUSERDATA) {
+    c = lua_touserdata(L, lua_upvalueindex(5));
     if (c->state == AIO_CORO_STARTED)
-      lua_pushvalue(L, lua_upvalueindex(4));
+      lua_pushvalue(L, lua_upvalueindex(5));
     else
       c = NULL; /* armed and not awaited yet: a new one */
   }
@@ -96,12 +96,13 @@ static int kept_c_coro(lua_State *L, int n) {
     c->body = lua_tocfunction(L, lua_upvalueindex(1));
     c->origin = 0;
     c->cached = 1;
-    aio_setmt(L, &aio_mt_ccoro);
+    lua_pushvalue(L, lua_upvalueindex(4));
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, lua_upvalueindex(3));
     lua_setiuservalue(L, -2, 1);
     if (n <= KEPT_ARGS) {
       lua_pushvalue(L, -1);
-      lua_replace(L, lua_upvalueindex(4));
+      lua_replace(L, lua_upvalueindex(5));
     }
   }
   c->state = AIO_CORO_NEW;
@@ -119,7 +120,7 @@ static int coro_factory(lua_State *L) {
   int n = lua_gettop(L), i;
   aio_coro *c;
   int origin;
-  if (lua_type(L, lua_upvalueindex(4)) != LUA_TNONE)
+  if (lua_type(L, lua_upvalueindex(5)) != LUA_TNONE)
     return kept_c_coro(L, n);
   origin = aio_debug_mode(L);
   if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
@@ -134,7 +135,8 @@ static int coro_factory(lua_State *L) {
     aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
   }
-  aio_setmt(L, &aio_mt_coro);
+  lua_pushvalue(L, lua_upvalueindex(4)); /* the metatable */
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_setiuservalue(L, -2, 1);
   for (i = 1; i <= n; i++) {
@@ -584,9 +586,12 @@ static void push_coro_function(lua_State *L, int fidx, const char *name,
   else
     lua_pushnil(L);
   lua_pushnil(L);
+  /* the metatable of its Coroutine objects (no registry look-up per
+   * call) */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, keep ? &aio_mt_ccoro : &aio_mt_coro);
   if (keep)
     lua_pushboolean(L, 0);
-  lua_pushcclosure(L, coro_factory, keep ? 4 : 3);
+  lua_pushcclosure(L, coro_factory, keep ? 5 : 4);
   lua_pushvalue(L, -1);
   lua_setupvalue(L, -2, 3); /* itself */
 }

@@ -18,12 +18,14 @@
  * (add_signal_handler) replaces the SIGQUIT trigger, as for SIGINT.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
 static const char key_loops = 0;
-static lua_Integer loops_made = 0; /* stamps of loops, process-wide */
+/* stamps of loops, process-wide: loops are made in every thread */
+static atomic_llong loops_made = 0;
 static int dump_on_sigquit = 0;
 static double dump_hang = 0;
 
@@ -40,7 +42,7 @@ void aio_dump_register_loop(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loops);
   }
   lua_pushvalue(L, -2);
-  lua_pushinteger(L, ++loops_made);
+  lua_pushinteger(L, (lua_Integer)atomic_fetch_add(&loops_made, 1) + 1);
   lua_rawset(L, -3);
   lua_pop(L, 1);
 }

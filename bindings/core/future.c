@@ -74,14 +74,24 @@ void aio_push_task(lua_State *L, aio_task *t) {
 /* ------------------------------------------------------------------ */
 /* Creation                                                            */
 
-aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+/* Pushes a new pending Future of loop; the loop userdata is at lidx, or
+ * lidx is 0. */
+static aio_future *future_new(lua_State *L, aio_loop *loop, int lidx) {
   aio_future *f = lua_newuserdatauv(L, sizeof *f, AIO_FU_COUNT);
   memset(f, 0, sizeof *f);
   f->loop = loop;
-  aio_setmt(L, &aio_mt_future);
-  aio_push_loop(L, loop);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[0]);
+  lua_setmetatable(L, -2);
+  if (lidx)
+    lua_pushvalue(L, lidx);
+  else
+    aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, AIO_FU_LOOP);
   return f;
+}
+
+aio_future *aio_future_new(lua_State *L, aio_loop *loop) {
+  return future_new(L, loop, 0);
 }
 
 /* Reporters. A future that holds something to report if it is lost (an
@@ -107,10 +117,15 @@ static int get_extra(lua_State *L, int tidx) {
   return LUA_TNIL;
 }
 
+/* The integer keys of a task's extra table: the future it keeps for its
+ * waits on primitives (aio_task_wait_future) and the Coroutine object
+ * (the slot the table took over held it). */
+enum { EXTRA_WAITER = 1, EXTRA_CORO = 2 };
+
 /* Pushes the Coroutine object the task at tidx runs. */
 static void push_coro(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -1, EXTRA_CORO);
     lua_remove(L, -2);
   }
 }
@@ -890,7 +905,8 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   memset(t, 0, sizeof *t);
   t->fut.loop = loop;
   t->fut.is_task = 1;
-  aio_setmt(L, &aio_mt_task);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[1]);
+  lua_setmetatable(L, -2);
   co = lua_newthread(L);
   t->co = co;
   aio_push_loop(L, loop); /* kept by the thread, below its trampoline */
@@ -956,9 +972,9 @@ static aio_future *create_task_future(lua_State *L, aio_loop *loop, int cidx,
 /* Pushes the EXTRA table of the task at tidx, creating it. */
 static void push_extra(lua_State *L, int tidx) {
   if (lua_getiuservalue(L, tidx, AIO_TU_CORO) != LUA_TTABLE) {
-    lua_createtable(L, 1, 2);
+    lua_createtable(L, 2, 2);
     lua_insert(L, -2);
-    lua_rawseti(L, -2, 1); /* the Coroutine object */
+    lua_rawseti(L, -2, EXTRA_CORO);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, tidx, AIO_TU_CORO);
   }
@@ -969,8 +985,6 @@ static void push_extra(lua_State *L, int tidx) {
  * served is over (done: no waiter queue holds it any more, and only the
  * task's own wake-up, a light userdata, was ever added to it), reset;
  * else a new one, which the task keeps from now on. */
-static const char key_waiter = 0;
-
 void aio_task_wait_future(lua_State *L, aio_task *t) {
   int tidx, eidx;
   aio_future *f;
@@ -978,9 +992,8 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
   tidx = lua_gettop(L);
   push_extra(L, tidx);
   eidx = tidx + 1;
-  /* under a light userdata key of EXTRA (whose integer key 1 holds the
-   * Coroutine object): no string to look up */
-  if (lua_rawgetp(L, eidx, &key_waiter) == LUA_TUSERDATA &&
+  /* at an integer key of EXTRA: an array slot, no string hashing */
+  if (lua_rawgeti(L, eidx, EXTRA_WAITER) == LUA_TUSERDATA &&
       (f = lua_touserdata(L, -1))->state != AIO_PENDING && !f->is_task &&
       f->ncb == 0) {
     /* its callbacks slot was emptied when it completed (unless an
@@ -999,7 +1012,7 @@ void aio_task_wait_future(lua_State *L, aio_task *t) {
     lua_pop(L, 1);
     aio_future_new(L, t->fut.loop);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, eidx, &key_waiter);
+    lua_rawseti(L, eidx, EXTRA_WAITER);
   }
   lua_replace(L, tidx);
   lua_settop(L, tidx);
@@ -1493,7 +1506,7 @@ static int l_loop_create_future(lua_State *L) {
     if (hook)
       luaL_checktype(L, -1, LUA_TFUNCTION);
   }
-  f = aio_future_new(L, loop);
+  f = future_new(L, loop, 1);
   if (hook) {
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, AIO_FU_VALUE);

@@ -17,6 +17,7 @@
  * are still serviced.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +34,21 @@ const char aio_key_current = 0;
 static _Thread_local aio_loop *tl_running;
 
 /* Debug mode of new loops: --debug or LUAIO_DEBUG=1 in the environment
- * (Python's PYTHONASYNCIODEBUG). */
-static int default_debug = -1;
+ * (Python's PYTHONASYNCIODEBUG). Every thread's states read it (loops
+ * and tracebacks made in executor workers and loop threads): atomic, set
+ * once from the environment unless --debug set it first. */
+static atomic_int default_debug = -1;
 
 int aio_debug_default(void) {
-  if (default_debug < 0) {
+  int v = atomic_load_explicit(&default_debug, memory_order_relaxed);
+  if (v < 0) {
     const char *env = getenv("LUAIO_DEBUG");
-    default_debug = env != NULL && env[0] != '\0' && env[0] != '0';
+    int expected = -1;
+    v = env != NULL && env[0] != '\0' && env[0] != '0';
+    if (!atomic_compare_exchange_strong(&default_debug, &expected, v))
+      v = expected; /* another thread, or --debug, got there first */
   }
-  return default_debug;
+  return v;
 }
 
 /* ------------------------------------------------------------------ */
@@ -887,6 +894,10 @@ static int l_loop__gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
   }
+  for (i = 0; i < 2; i++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, loop->mt_ref[i]);
+    loop->mt_ref[i] = LUA_NOREF;
+  }
   loop->finalized = 1;
   if (loop->remote)
     aio_remote_release(loop->remote);
@@ -929,6 +940,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop->env = LUA_NOREF;
   for (i = 0; i < AIO_ENV_HOT; i++)
     loop->hot[i] = LUA_NOREF;
+  loop->mt_ref[0] = loop->mt_ref[1] = LUA_NOREF;
   loop->closed = 1; /* until it is set up: __gc must not close it */
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
@@ -956,6 +968,10 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_future);
+  loop->mt_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
+  loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Everything that can fail comes before the libuv loop exists: until
    * loop->uv is set, __gc frees the handles' memory (never initialized)
    * and the remote part. */
@@ -1202,7 +1218,7 @@ int aio_debug_mode(lua_State *L) {
 }
 
 static int l__set_default_debug(lua_State *L) {
-  default_debug = lua_toboolean(L, 1);
+  atomic_store(&default_debug, lua_toboolean(L, 1));
   return 0;
 }
 

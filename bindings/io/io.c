@@ -72,15 +72,17 @@ static int l_io_dispatch(lua_State *L) {
   return 0;
 }
 
-/* Dispatches in protected mode on L; failures (memory errors only) go to
- * the loop's exception handler. */
+/* Dispatches in protected mode on L; failures (memory errors only: a
+ * protocol's Lua callbacks are called under their own protection) go to
+ * the loop's exception handler, without a traceback, which would only
+ * show this function. */
 static void dispatch_on(lua_State *L, aio_io *io) {
   aio_loop *loop = io->loop;
   if (!lua_checkstack(L, 8))
     return;
   lua_pushcfunction(L, l_io_dispatch);
   lua_pushlightuserdata(L, io);
-  if (aio_pcall(L, 1) != LUA_OK) {
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     aio_report_error(L, loop, "Exception in an I/O callback", -1, NULL, 0);
     lua_pop(L, 1);
   }

@@ -566,8 +566,23 @@ local function add_cookies_header(self, u, hdrs)
   end
 end
 
---- The request's head fields and body (string, or an iterator function
--- of pieces for a chunked body).
+--- The bytes of an async file from where it stands to its end, or nil
+-- when it cannot seek (a pipe); it is left where it stood.
+local function file_left(f)
+  local ok, size = pcall(function()
+    local pos = await(f:seek("cur"))
+    local size = await(f:seek("end"))
+    await(f:seek("set", pos))
+    return size - pos
+  end)
+  if ok then return size end
+  if is_cancel(size) then error(size, 0) end
+  return nil
+end
+
+--- The request's head fields and body (string, an iterator function
+-- of pieces for a chunked body, or {size =, read = function(n)} for a
+-- file of known length, sent as it is).
 local function request_body(opts, hdrs)
   local body = opts.data
   if opts.json ~= nil then
@@ -585,7 +600,21 @@ local function request_body(opts, hdrs)
     end
   elseif body ~= nil and type(body) ~= "string" then
     local src = body
-    if type(src) == "table" and src.read then -- an async file
+    local size = type(src) == "table" and src.seek and
+      not hdrs:contains("Transfer-Encoding") and file_left(src)
+    if size then -- a file that can seek: its length is known, as aiohttp
+      if not hdrs:contains("Content-Length") then
+        hdrs:add("Content-Length", size)
+      end
+      return {size = size, read = function(n)
+        local piece = await(src:read(n))
+        if piece == nil or piece == "" then
+          error(M.ClientPayloadError(("the file ended %d bytes short of "
+            .. "its Content-Length"):format(n)), 0)
+        end
+        return piece
+      end}
+    elseif type(src) == "table" and src.read then -- an async file
       body = function()
         local piece = await(src:read(65536))
         if piece ~= "" then return piece end
@@ -622,6 +651,16 @@ local function exchange(conn, method, u, hdrs, body, sock_read)
       end
     end
     w:write(_http.chunk(""))
+  elseif type(body) == "table" then -- a file of known length
+    w:write(_http.head(method .. " " .. target .. " HTTP/1.1", hdrs))
+    local left = body.size
+    while left > 0 do
+      local piece = body.read(left < 65536 and left or 65536)
+      if #piece > left then piece = piece:sub(1, left) end
+      left = left - #piece
+      w:write(piece)
+      await(w:drain())
+    end
   else
     w:write(_http.head(method .. " " .. target .. " HTTP/1.1", hdrs, body))
   end
@@ -685,7 +724,7 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history)
     self:_release(conn, false)
     -- a kept connection the server had closed: once more, on a new one
     if not (reused and not conn.got_bytes and attempt == 1 and
-            type(body) ~= "function" and
+            (body == nil or type(body) == "string") and
             (iserror(head, M.ServerDisconnectedError) or
              iserror(head, M.ClientOSError) or
              iserror(head, asyncio.ConnectionError))) then
