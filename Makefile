@@ -261,7 +261,8 @@ FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZ_TARGETS = $(basename $(notdir $(wildcard tools/fuzz/*.lua)))
 FUZZ_BUILD = BUILD=build-fuzz CC=$(FUZZ_CC) \
-  OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" \
+  OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer \
+  -fno-sanitize-recover=all" \
   LDFLAGS="-fsanitize=address,undefined"
 build-fuzz/tools/fuzz: tools/fuzz/driver.c build-fuzz/libluaio.a
 	@mkdir -p $(dir $@)

@@ -132,4 +132,52 @@ describe("asyncio._http parser", function()
     assert.equal("a\r\n0123456789\r\n", _http.chunk("0123456789"))
     assert.equal("0\r\n\r\n", _http.chunk(""))
   end)
+
+  -- found by tools/fuzz/http_request.lua: the upgrade took effect at the
+  -- head when a chunk ended there, before the request's body
+  it("switches protocols after the body of an upgrade request, however "
+     .. "split", function()
+    local req = "PUT /x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: "
+      .. "Upgrade\r\nContent-Length: 3\r\n\r\nabcRAW"
+    for n = 1, #req do
+      local p = _http.Parser("request")
+      local body, rest, done = "", nil, false
+      for i = 1, #req, n do
+        local ev, r = assert(p:feed(req:sub(i, i + n - 1)))
+        for _, e in ipairs(ev) do
+          if type(e) == "string" then body = body .. e end
+          if e == true then done = true end
+        end
+        if r then rest = r .. req:sub(i + n) break end
+      end
+      assert.same({"abc", true, "RAW"}, {body, done, rest}, "split " .. n)
+    end
+  end)
+
+  -- found by tools/fuzz/http_response.lua (UBSan: memcpy from NULL)
+  it("takes an empty reason phrase", function()
+    local m = messages(parse("response",
+      "HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", 64))
+    assert.same({200, ""}, {m[1].status, m[1].reason})
+  end)
+
+  -- found by tools/fuzz/http_response.lua: a raw deflate body fed a byte
+  -- at a time was taken for a broken zlib stream
+  it("decodes zlib and raw deflate bodies fed in any pieces", function()
+    -- "hello hello hello" as a zlib stream and as raw deflate
+    local zlib = "\x78\x9c\xcb\x48\xcd\xc9\xc9\x57\xc8\x40\x90\x00" ..
+      "\x3a\x2e\x06\x7d"
+    local raw = zlib:sub(3, -5)
+    for _, stream in ipairs{zlib, raw} do
+      for n = 1, #stream do
+        local z = _http.Inflater("deflate")
+        local out = {}
+        for i = 1, #stream, n do
+          out[#out + 1] = z:feed(stream:sub(i, i + n - 1))
+        end
+        assert.equal("hello hello hello", table.concat(out))
+        assert.is_true(z:finish())
+      end
+    end
+  end)
 end)

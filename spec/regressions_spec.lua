@@ -4,7 +4,8 @@
 -- "no timer"; SystemExit is fatal like KeyboardInterrupt; the periodic poll
 -- really polls when no handle is referenced; a future whose callbacks
 -- were all removed stores the next one alone, not in the emptied list;
--- a future counts its callbacks beyond 65535).
+-- a future counts its callbacks beyond 65535; a task's kept waiter
+-- future has a table slot of its own).
 local asyncio = require "asyncio"
 local h = dofile("spec/helpers.lua")
 local proc = dofile("spec/fixtures/proc.lua")
@@ -180,6 +181,34 @@ describe("regressions", function()
                          unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4"}})
       assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
     end
+  end)
+
+  it("a task that waited on an Event, a Lock or a Queue keeps its "
+     .. "coroutine", function()
+    -- the future such waits reuse shared the task's table slot of its
+    -- Coroutine object: get_coro() gave that future, and the Coroutine
+    -- object was read (and reset) as if it were one
+    local ev, lock, q = asyncio.Event(), asyncio.Lock(), asyncio.Queue()
+    local waiter = async(function()
+      await(ev:wait())
+      local _ <close> = await(lock)
+      return await(q:get())
+    end)
+    local c = waiter()
+    loop:run_until_complete(async(function()
+      await(lock:acquire())
+      local t = asyncio.create_task(c)
+      await(asyncio.sleep(0))
+      assert.equal(c, t:get_coro())
+      ev:set()
+      await(asyncio.sleep(0))
+      lock:release()
+      await(asyncio.sleep(0))
+      assert.equal(c, t:get_coro())
+      q:put_nowait("item")
+      assert.equal("item", await(t))
+      assert.equal(c, t:get_coro())
+    end)())
   end)
 
   it("objects made before the module is opened again still finalize",

@@ -158,11 +158,16 @@ asyncio.run(main())
   -- autoclose, close() from another task
 
   local PEER = "spec/fixtures/aiohttp_ws_peer.py"
+  -- heartbeats, in seconds: a pong must come within half of one, so
+  -- under valgrind (fifty times slower) they are longer
+  local SLOW = os.getenv("LUAIO_VALGRIND") == "1"
+  local HB = SLOW and 2 or 0.1        -- ours
+  local PEER_HB = SLOW and 2 or 0.05  -- aiohttp's
   local ws_peer -- "127.0.0.1:PORT" of the aiohttp ws server, started once
   local function aiohttp_ws()
     if ws_peer then return ws_peer.url end
     local p = await(asyncio.create_subprocess_exec(peers.PYTHON, PEER,
-      "server", {stdout = asyncio.PIPE}))
+      "server", tostring(PEER_HB), {stdout = asyncio.PIPE}))
     ws_peer = {pid = p.pid}
     local line = await(p.stdout:readline())
     ws_peer.url = "ws://127.0.0.1:" .. assert(line:match("^PORT (%d+)"),
@@ -185,13 +190,15 @@ asyncio.run(main())
     error("the aiohttp peer never recorded " .. key)
   end
   -- a bound on waits that should end by themselves: a hang fails
-  local function bounded(aw) return await(asyncio.wait_for(aw, 5)) end
+  local function bounded(aw)
+    return await(asyncio.wait_for(aw, SLOW and 60 or 5))
+  end
 
   it("heartbeat: a peer that never answers pings is closed with 1006",
      aspec.async(function()
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect(aiohttp_ws() .. "/deaf",
-      {heartbeat = 0.1}))
+      {heartbeat = HB}))
     local m = bounded(ws:receive())
     assert.equal(T.ERROR, m.type)
     assert.is_true(asyncio.iserror(m.data, asyncio.TimeoutError))
@@ -331,7 +338,7 @@ asyncio.run(main())
       return ws
     end))
     app.router:add_get("/hb", async(function(request)
-      local ws = web.WebSocketResponse{heartbeat = 0.1}
+      local ws = web.WebSocketResponse{heartbeat = HB}
       await(ws:prepare(request))
       local m = await(ws:receive())
       log.hb = {m.type, asyncio.iserror(m.data, asyncio.TimeoutError),
@@ -376,8 +383,8 @@ asyncio.run(main())
     local site = web.TCPSite(runner, "127.0.0.1", 0)
     await(site:start())
     local out, st, err = await(peers.run{peers.PYTHON, PEER, "client",
-      "http://127.0.0.1:" .. site.port, "protocols", "deaf", "heartbeat",
-      "too_big", "silent"})
+      tostring(PEER_HB), "http://127.0.0.1:" .. site.port, "protocols",
+      "deaf", "heartbeat", "too_big", "silent"})
     await(runner:cleanup())
     assert.equal(0, st, err)
     local v = cjson.decode(out)

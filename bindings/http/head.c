@@ -21,6 +21,7 @@
 /* Appends to the buffer; returns 0, or -1 (own_err set) when over the
  * field limit or out of memory. No Lua. */
 int aio_http_acc_add(aio_http_acc *a, const char *at, size_t n) {
+  if (n == 0) return 0; /* a->buf may be NULL yet */
   if (a->len + n > a->max_field * 2 + 2) {
     a->own_err = "HPE_HEADER_OVERFLOW";
     return -1;

@@ -9,8 +9,9 @@
  * feed raises "invalid compressed data" on a corrupt stream, and a
  * stream may not decode to more than 1 GiB in all (a zip bomb bound).
  * "deflate" takes a zlib stream, or a raw deflate stream as some servers
- * send (tried when the zlib header is wrong). The zlib state is freed by
- * the garbage collector or once the stream ended.
+ * send: its first two bytes decide (a valid zlib header or not), however
+ * the stream is cut into pieces. The zlib state is freed by the garbage
+ * collector or once the stream ended.
  */
 #include <string.h>
 
@@ -26,8 +27,9 @@ typedef struct inflater {
   z_stream z;
   int live;      /* z holds zlib state */
   int ended;     /* Z_STREAM_END seen */
-  int raw_tried; /* deflate: a raw stream was tried */
-  int started;   /* some input was decoded */
+  int decided;   /* gzip, or deflate whose header was read */
+  int nhead;     /* deflate: bytes kept in head until decided */
+  unsigned char head[2];
   int gzip;
   size_t total;
 } inflater;
@@ -44,43 +46,28 @@ static void close_stream(inflater *f) {
   f->live = 0;
 }
 
-/* z:feed(data) -> decoded string; raises on corrupt data */
-static int l_feed(lua_State *L) {
-  inflater *f = luaL_checkudata(L, 1, INFLATER_MT);
-  size_t n;
-  const char *s = luaL_checklstring(L, 2, &n);
-  if (f->ended || n == 0) { lua_pushliteral(L, ""); return 1; }
-  if (!f->live) return luaL_error(L, "invalid compressed data");
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
+/* Decodes s[0..n) into the buffer b (on the stack top); raises on
+ * corrupt data (after freeing the zlib state). */
+static void decode(lua_State *L, inflater *f, luaL_Buffer *b,
+                   const unsigned char *s, size_t n) {
   f->z.next_in = (Bytef *)s;
   f->z.avail_in = (uInt)n;
   while (f->z.avail_in > 0 && !f->ended) {
-    char *out = luaL_prepbuffer(&b);
+    char *out = luaL_prepbuffer(b);
     f->z.next_out = (Bytef *)out;
     f->z.avail_out = LUAL_BUFFERSIZE;
     int rc = inflate(&f->z, Z_NO_FLUSH);
     size_t got = LUAL_BUFFERSIZE - f->z.avail_out;
-    if (rc == Z_DATA_ERROR && !f->gzip && !f->raw_tried && !f->started) {
-      /* not a zlib stream: try raw deflate from the start */
-      close_stream(f);
-      f->raw_tried = 1;
-      if (open_stream(f, -MAX_WBITS)) return luaL_error(L, "out of memory");
-      f->z.next_in = (Bytef *)s;
-      f->z.avail_in = (uInt)n;
-      continue;
-    }
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
       close_stream(f);
-      return luaL_error(L, "invalid compressed data");
+      luaL_error(L, "invalid compressed data");
     }
-    f->started = 1;
     f->total += got;
     if (f->total > MAX_OUTPUT) {
       close_stream(f);
-      return luaL_error(L, "decoded body too large");
+      luaL_error(L, "decoded body too large");
     }
-    luaL_addsize(&b, got);
+    luaL_addsize(b, got);
     if (rc == Z_STREAM_END) {
       f->ended = 1;
       close_stream(f);
@@ -88,6 +75,49 @@ static int l_feed(lua_State *L) {
       break;
     }
   }
+}
+
+/* A zlib header (RFC 1950): deflate method, a window up to 32K, and the
+ * check bits. */
+static int zlib_header(const unsigned char h[2]) {
+  return (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 &&
+         ((h[0] << 8) | h[1]) % 31 == 0;
+}
+
+/* deflate: keeps the first two bytes of s[0..*n) until both came, then
+ * opens a raw stream if they are no zlib header. Advances *s and *n past
+ * what it kept; returns 0 while undecided. */
+static int decide(lua_State *L, inflater *f, const unsigned char **s,
+                  size_t *n) {
+  while (f->nhead < 2 && *n > 0) {
+    f->head[f->nhead++] = **s;
+    (*s)++;
+    (*n)--;
+  }
+  if (f->nhead < 2) return 0;
+  f->decided = 1;
+  if (!zlib_header(f->head)) {
+    close_stream(f);
+    if (open_stream(f, -MAX_WBITS)) luaL_error(L, "out of memory");
+  }
+  return 1;
+}
+
+/* z:feed(data) -> decoded string; raises on corrupt data */
+static int l_feed(lua_State *L) {
+  inflater *f = luaL_checkudata(L, 1, INFLATER_MT);
+  size_t n;
+  const unsigned char *s =
+    (const unsigned char *)luaL_checklstring(L, 2, &n);
+  if (f->ended || n == 0) { lua_pushliteral(L, ""); return 1; }
+  if (!f->live) return luaL_error(L, "invalid compressed data");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (!f->decided) {
+    if (!decide(L, f, &s, &n)) { luaL_pushresult(&b); return 1; }
+    decode(L, f, &b, f->head, 2);
+  }
+  if (n > 0 && !f->ended) decode(L, f, &b, s, n);
   luaL_pushresult(&b);
   return 1;
 }
@@ -113,6 +143,7 @@ static int l_new(lua_State *L) {
   memset(f, 0, sizeof *f);
   luaL_setmetatable(L, INFLATER_MT);
   f->gzip = kind == 0;
+  f->decided = f->gzip;
   if (open_stream(f, kind == 0 ? 16 + MAX_WBITS : MAX_WBITS))
     return luaL_error(L, "out of memory");
   return 1;

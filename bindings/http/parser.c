@@ -41,6 +41,7 @@ typedef struct parser {
   aio_http_acc acc;    /* the head being collected (head.c) */
   int skip_body;
   int failed;          /* an error happened: its name is kept */
+  int upgraded;        /* a message that switches protocols ended */
 } parser;
 
 static http_parser_settings settings;
@@ -147,10 +148,13 @@ static int on_body(http_parser *hp, const char *at, size_t n) {
   return 0;
 }
 
+/* The end of a message. An upgrade takes effect here, after the body
+ * of a request that has one: hp->upgrade is set from the head on. */
 static int on_message_complete(http_parser *hp) {
   parser *ps = hp->data;
   lua_pushboolean(ps->L, 1);
   push_event(ps);
+  if (hp->upgrade) ps->upgraded = 1;
   return 0;
 }
 
@@ -186,7 +190,7 @@ static int run(lua_State *L, parser *ps, const char *s, size_t n) {
     ps->failed = 1;
     return push_failure(L, ps);
   }
-  if (ps->p.upgrade) {
+  if (ps->upgraded) {
     lua_pushlstring(L, s ? s + done : "", s ? n - done : 0);
     return 2;
   }

@@ -341,9 +341,9 @@ static void drive_body(lua_State *L, srv *ps, int uidx) {
       push_error_name(L, ps);
       lua_pushinteger(L, (lua_Integer)ps->body_total);
       call_conn(L, uidx, "on_error", 2, 0);
-    } else if (ps->p.upgrade)
-      ps->upgraded = 1;
-    else if (n < avail) { /* cannot happen without an error or upgrade */
+    } else if (n < avail) { /* cannot happen without an error or pause */
+      /* (an upgrade takes effect at its message's end, paused() above:
+       * p.upgrade is set from the head on, before a body) */
       ps->failed = 1;
       lua_pushliteral(L, "HPE_UNKNOWN");
       call_conn(L, uidx, "on_error", 1, 0);

@@ -247,8 +247,10 @@ static void reader_consume(lua_State *L, aio_reader *r, size_t n) {
     reader_resume(L, r, 1);
 }
 
+/* Pushes the next n bytes and consumes them (buf may be NULL when
+ * n is 0). */
 static void push_take(lua_State *L, aio_reader *r, size_t n) {
-  lua_pushlstring(L, r->buf + r->off, n);
+  lua_pushlstring(L, n ? r->buf + r->off : "", n);
   reader_consume(L, r, n);
 }
 

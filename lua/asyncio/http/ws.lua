@@ -243,8 +243,9 @@ end
 -- Receiving
 
 --- The next frame: fin (a boolean), opcode, payload | "error", code,
--- reason | nil at the end of the stream. Raises what cancels the task. A frame whose
--- header says it needs more bytes is read in pieces joined once.
+-- reason | nil at the end of the stream. Raises what cancels the task.
+-- A frame whose header says it needs more bytes is read in pieces
+-- joined once.
 function WebSocket:_frame()
   local opts = {masked = not self._client, max_size = self._max}
   while true do
