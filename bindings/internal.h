@@ -1067,12 +1067,17 @@ int aio_check_signal(lua_State *L, int idx);
 /* ------------------------------------------------------------------ */
 /* Memory (mem.c)                                                      */
 
-/* Every C allocation of the module (and of the batteries) goes through
- * aio_mem, which is libc's malloc family unless a test harness replaced
- * it (tools/alloc/allocfail.c fails allocation N to test every failure
+/* Every C allocation of the core module goes through aio_mem, which is
+ * libc's malloc family unless a test harness replaced it
+ * (tools/alloc/allocfail.c fails allocation N to test every failure
  * path). The macros below route the usual names there; mem.c itself
  * defines AIO_MEM_IMPL to see libc's. Memory from these functions is
- * always freed with free() here, never by another library. */
+ * always freed with free() here, never by another library.
+ *
+ * A battery (AIO_BATTERY, set by the Makefile) is a shared object of its
+ * own: `require` loads it with RTLD_LOCAL, so it cannot see the core's
+ * hidden aio_mem, and uses libc's allocator directly. No allocation
+ * crosses between a battery and the core. */
 #include <stdlib.h>
 
 typedef struct aio_allocator {
@@ -1084,7 +1089,7 @@ typedef struct aio_allocator {
 
 extern aio_allocator aio_mem;
 
-#ifndef AIO_MEM_IMPL
+#if !defined(AIO_MEM_IMPL) && !defined(AIO_BATTERY)
 #define malloc(size) (aio_mem.alloc(size))
 #define calloc(n, size) (aio_mem.zalloc((n), (size)))
 #define realloc(p, size) (aio_mem.resize((p), (size)))
