@@ -245,7 +245,7 @@ struct aio_loop {
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
   struct aio_io *ios;     /* I/O objects' uv handles (io.c) */
-  uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
+  uv_signal_t *sigint;    /* SIGINT watcher from the first run, or NULL */
   uv_signal_t *sigquit;   /* SIGQUIT dump trigger while running (dump.c) */
   uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
   unsigned quits, quits_seen;
@@ -264,7 +264,7 @@ struct aio_loop {
   unsigned char own_uv, running, stopping, closed, debug, finalized;
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
-  unsigned char watch_sigint; /* watch SIGINT while running */
+  unsigned char watch_sigint; /* watch SIGINT from the first run on */
   unsigned char executor_shutdown; /* the default executor is shut down */
   unsigned char task_factory; /* env TASK_FACTORY is set */
   double slow_callback;   /* debug mode: report callbacks slower than this */

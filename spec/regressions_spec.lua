@@ -224,6 +224,28 @@ describe("regressions", function()
                 {r.status, r.stdout, r.stderr})
   end)
 
+  it("a Ctrl-C between two runs of a loop is raised by its next run",
+     function()
+    -- the SIGINT watch was closed at the end of each run: a Ctrl-C queued
+    -- but not yet read was lost (thread_worker_daemon.lua then ran on), and
+    -- one that came between runs killed the process
+    local code = [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.get_event_loop()
+      loop:run_until_complete(asyncio.sleep(0))
+      local pid = io.open("/proc/self/stat"):read("n")
+      assert(io.popen("kill -INT " .. pid)):close()
+      print("between runs")
+      local ok, err = pcall(loop.run_until_complete, loop,
+                            loop:create_future())
+      print(ok, asyncio.iserror(err, asyncio.KeyboardInterrupt), err.message)
+      loop:close()
+    ]]
+    local r = proc.run{proc.luaio, "-e", code}
+    assert.same({0, "between runs\nfalse\ttrue\tinterrupted\n", ""},
+                {r.status, r.stdout, r.stderr})
+  end)
+
   it("a task that waited on an Event, a Lock or a Queue keeps its "
      .. "coroutine", function()
     -- the future such waits reuse shared the task's table slot of its
