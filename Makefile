@@ -119,7 +119,7 @@ $(BUILD)/obj/%.o: %.c
 
 # a battery's objects get its library's flags
 define battery_rules
-$(call battery_obj,$(1)): ALL_CFLAGS += $(BATTERY_$(1)_CFLAGS)
+$(call battery_obj,$(1)): ALL_CFLAGS += -DAIO_BATTERY $(BATTERY_$(1)_CFLAGS)
 $(BUILD)/asyncio/_$(1).so: $(call battery_obj,$(1))
 	@mkdir -p $$(dir $$@)
 	@test -n "$(Q)" && echo "  LD      $$@" || true

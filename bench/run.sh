@@ -28,6 +28,7 @@
 #   W11_N         MiB copied by w11_files (default 1024)
 #   W14_N W15_N   commands of w14_redis, jobs of w15_workqueue (default
 #                 200000, 20000)
+#   W16_N         messages echoed by w16_ws_echo (default 100000)
 #   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT seconds before a run counts as failed (default 120)
@@ -422,6 +423,10 @@ add w12_http_server node    wrk_pair 1 "$NODE" "$DIR/node/w12_http_server.js"
 add w13_http_client luaio   http_client_pair "$W13" "$LUAIO" "$DIR/w13_http_client.lua"
 add w13_http_client asyncio http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py"
 add w13_http_client uvloop  http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py" --uvloop
+W16=${W16_N:-100000}
+add w16_ws_echo luaio   "$LUAIO" "$DIR/w16_ws_echo.lua" "$W16"
+add w16_ws_echo asyncio "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16"
+add w16_ws_echo uvloop  "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16" --uvloop
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
   "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
