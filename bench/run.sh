@@ -28,6 +28,7 @@
 #   W11_N         MiB copied by w11_files (default 1024)
 #   W14_N W15_N   commands of w14_redis, jobs of w15_workqueue (default
 #                 200000, 20000)
+#   W16_N         messages echoed by w16_ws_echo (default 100000)
 #   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT seconds before a run counts as failed (default 120)
@@ -160,13 +161,26 @@ wrk_pair() {
   server=$!
   wait_port "$TCP_PORT" || { kill "$server"; wait "$server"; return 1; }
   secs=${W12_SECONDS:-3}
+  # the server's own process (under timeout(1), its child)
+  spid=$(pgrep -P "$server" | head -n 1)
+  [ -n "$spid" ] || spid=$server
+  t0=$(proc_ticks "$spid")
   rps=$(wrk -t2 -c50 -d"${secs}s" "http://127.0.0.1:$TCP_PORT/" |
         awk '/^Requests\/sec:/ {print $2}')
+  t1=$(proc_ticks "$spid")
   kill "$server" 2>/dev/null
   wait "$server" 2>/dev/null
   [ -n "$rps" ] || return 1
-  awk -v impl="$IMPL" -v s="$secs" -v r="$rps" \
-    'BEGIN { printf "%s/w12_http_server %d %.4f %.0f\n", impl, r * s, s, r }'
+  awk -v impl="$IMPL" -v s="$secs" -v r="$rps" -v a="$t0" -v b="$t1" \
+    -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { c = (b - a) / hz
+             printf "%s/w12_http_server %d %.4f %.0f cpu=%.2f " \
+               "us_per_req=%.1f\n", impl, r * s, s, r, c, c * 1e6 / (r * s) }'
+}
+
+# proc_ticks PID: user + system CPU ticks of the process (and its threads)
+proc_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # http_client_pair N CLIENT...: runs CLIENT N PORT against Node's hello
@@ -409,6 +423,10 @@ add w12_http_server node    wrk_pair 1 "$NODE" "$DIR/node/w12_http_server.js"
 add w13_http_client luaio   http_client_pair "$W13" "$LUAIO" "$DIR/w13_http_client.lua"
 add w13_http_client asyncio http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py"
 add w13_http_client uvloop  http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py" --uvloop
+W16=${W16_N:-100000}
+add w16_ws_echo luaio   "$LUAIO" "$DIR/w16_ws_echo.lua" "$W16"
+add w16_ws_echo asyncio "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16"
+add w16_ws_echo uvloop  "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16" --uvloop
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
   "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"

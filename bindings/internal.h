@@ -253,7 +253,7 @@ struct aio_loop {
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
   struct aio_io *ios;     /* I/O objects' uv handles (io.c) */
-  uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
+  uv_signal_t *sigint;    /* SIGINT watcher from the first run, or NULL */
   uv_signal_t *sigquit;   /* SIGQUIT dump trigger while running (dump.c) */
   uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
   unsigned quits, quits_seen;
@@ -272,7 +272,7 @@ struct aio_loop {
   unsigned char own_uv, running, stopping, closed, debug, finalized;
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
-  unsigned char watch_sigint; /* watch SIGINT while running */
+  unsigned char watch_sigint; /* watch SIGINT from the first run on */
   unsigned char executor_shutdown; /* the default executor is shut down */
   unsigned char task_factory; /* env TASK_FACTORY is set */
   double slow_callback;   /* debug mode: report callbacks slower than this */
@@ -440,6 +440,10 @@ int aio_remote_post_batched(aio_remote *r, aio_post *node, aio_gate *g,
 /* A counted post has run or was disposed of (g NULL: nothing to do). */
 void aio_gate_leave(aio_gate *g);
 void aio_gate_get_stats(aio_gate *g, aio_gate_stats *st);
+/* Around a blocking wait of this thread: the marks of the loops it made
+ * are lifted meanwhile (their posters would wait for it). No lock held. */
+void aio_blocking_begin(void);
+void aio_blocking_end(void);
 /* The loop-wide gate of LoopRef:call_soon_threadsafe and luaio posts;
  * aio_remote_set_limit changes its mark (0: unbounded) and wakes the
  * waiters. */
@@ -1071,12 +1075,17 @@ int aio_check_signal(lua_State *L, int idx);
 /* ------------------------------------------------------------------ */
 /* Memory (mem.c)                                                      */
 
-/* Every C allocation of the module (and of the batteries) goes through
- * aio_mem, which is libc's malloc family unless a test harness replaced
- * it (tools/alloc/allocfail.c fails allocation N to test every failure
+/* Every C allocation of the core module goes through aio_mem, which is
+ * libc's malloc family unless a test harness replaced it
+ * (tools/alloc/allocfail.c fails allocation N to test every failure
  * path). The macros below route the usual names there; mem.c itself
  * defines AIO_MEM_IMPL to see libc's. Memory from these functions is
- * always freed with free() here, never by another library. */
+ * always freed with free() here, never by another library.
+ *
+ * A battery (AIO_BATTERY, set by the Makefile) is a shared object of its
+ * own: `require` loads it with RTLD_LOCAL, so it cannot see the core's
+ * hidden aio_mem, and uses libc's allocator directly. No allocation
+ * crosses between a battery and the core. */
 #include <stdlib.h>
 
 typedef struct aio_allocator {
@@ -1088,7 +1097,7 @@ typedef struct aio_allocator {
 
 extern aio_allocator aio_mem;
 
-#ifndef AIO_MEM_IMPL
+#if !defined(AIO_MEM_IMPL) && !defined(AIO_BATTERY)
 #define malloc(size) (aio_mem.alloc(size))
 #define calloc(n, size) (aio_mem.zalloc((n), (size)))
 #define realloc(p, size) (aio_mem.resize((p), (size)))

@@ -133,7 +133,11 @@ typedef void (*luaio_callback)(lua_State *L, void *ud);
  * limit also applies to call_soon_threadsafe through a loop reference
  * from Lua threads (asyncio.threadsafe functions have their own maxsize).
  * A thread that waits is not woken in any particular order with others;
- * each thread's own posts run in the order it made them. */
+ * each thread's own posts run in the order it made them. While the host
+ * thread blocks in luaio's own waits (joining executor workers, a Lua
+ * cf:result or Channel get/put) the limit is lifted; a host thread that
+ * blocks in its own code (pthread_join of a posting thread) must drive
+ * the loop or have that thread use luaio_poster_trypost. */
 typedef struct luaio_poster luaio_poster;
 LUAIO_API luaio_poster *luaio_poster_new(luaio_host *h);
 LUAIO_API int luaio_poster_post(luaio_poster *p, luaio_callback fn,

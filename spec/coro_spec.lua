@@ -44,7 +44,7 @@ describe("coroutine functions", function()
   end))
 
   it("calling a coroutine function needs no loop", function()
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
     local ran = 0
     local c = async(function() ran = ran + 1 end)()
     assert.is_true(asyncio.iscoroutine(c))

@@ -11,7 +11,10 @@
 --                        "Task was destroyed" report on stderr.
 --   ```lua norun         a fragment that cannot run alone (it uses names
 --                        the text around it introduces, or talks to a
---                        service that is not there): it must compile.
+--                        service that is not there): it must compile, and
+--                        each field it names of the library's modules
+--                        (asyncio.X, http.X, web.X, ssl.X, redis.X, wq.X,
+--                        fs.X, outside strings and comments) must exist.
 --   ```lua prelude       the page's "every example starts with" block
 --                        (the `require` lines): it is put before each
 --                        later example of the page, run or compiled.
@@ -81,6 +84,52 @@ local function examples(path)
   return list
 end
 
+-- the names a fragment may use for the library's modules
+local MODULES = {asyncio = "asyncio", http = "asyncio.http",
+                 web = "asyncio.http.web", ssl = "asyncio.ssl",
+                 redis = "asyncio.redis", wq = "asyncio.workqueue",
+                 fs = "asyncio.fs"}
+
+--- names(code) -> an array of the "module.field" names the code uses
+-- (strings and comments left out; a name the code binds to something
+-- else than the module is not one).
+local function names(code)
+  code = code:gsub("%[(=*)%[.-%]%1%]", ""):gsub("%-%-[^\n]*", "")
+             :gsub('"[^"\n]*"', '""'):gsub("'[^'\n]*'", "''")
+  local list = {}
+  for alias, field in code:gmatch("%f[%w_.]([%a_][%w_]*)%.([%a_][%w_]*)") do
+    local bound = code:match("local%s+" .. alias .. "%s*=%s*([^\n]*)")
+    if MODULES[alias] and (bound == nil or bound:find("require", 1, true))
+    then
+      list[#list + 1] = alias .. "." .. field
+    end
+  end
+  return list
+end
+
+--- absent(list) -> the set of the "module.field" names of list that do
+-- not exist, looked up by a luaio process: loading the modules here
+-- would leave copies of them behind, which busted unloads after this
+-- file while asyncio, which stays, remembers their error classes.
+local function absent(list)
+  local modules = {}
+  for alias, mod in pairs(MODULES) do
+    modules[#modules + 1] = ("%s = %q"):format(alias, mod)
+  end
+  local checker = "local MODULES = {" .. table.concat(modules, ", ") ..
+                  "}\n" .. [[
+    for line in io.lines() do
+      local alias, field = line:match("^(.-)%.(.*)$")
+      if require(MODULES[alias])[field] == nil then print(line) end
+    end]]
+  local r = proc.run({proc.luaio, "-e", checker},
+                     {stdin = table.concat(list, "\n") .. "\n"})
+  assert(r.status == 0, r.stderr)
+  local set = {}
+  for name in r.stdout:gmatch("[^\n]+") do set[name] = true end
+  return set
+end
+
 local function tempdir()
   local p = assert(io.popen("mktemp -d"))
   local dir = p:read("l")
@@ -119,7 +168,15 @@ for _, page in ipairs(pages()) do
 end
 
 describe("the docs' Lua examples", function()
+  local missing
   setup(function()
+    local used = {}
+    for _, ex in ipairs(all) do
+      if ex.norun then
+        for _, name in ipairs(names(ex.code)) do used[#used + 1] = name end
+      end
+    end
+    missing = absent(used)
     asyncio.run(async(function()
       local port
       for _, ex in ipairs(all) do
@@ -149,9 +206,14 @@ describe("the docs' Lua examples", function()
   for _, ex in ipairs(all) do
     local where = ("%s:%d"):format(ex.page, ex.line)
     if ex.norun then
-      it(where .. " (norun) compiles", function()
+      it(where .. " (norun) compiles and names what exists", function()
         local fn, err = load(ex.code, "=" .. where, "t")
         assert(fn, err)
+        local bad = {}
+        for _, name in ipairs(names(ex.code)) do
+          if missing[name] then bad[#bad + 1] = name end
+        end
+        assert.same({}, bad, where .. " uses names that do not exist")
       end)
     else
       it(where .. " runs" .. (ex.needs and " with " .. ex.needs or ""),

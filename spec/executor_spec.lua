@@ -145,7 +145,7 @@ describe("T: run_in_executor", function()
       local gate = asyncio.Channel()
       local fut = loop:run_in_executor(ex, wait_gate, gate)
       loop:close()
-      asyncio.set_event_loop(nil)
+      require("asyncio.core")._unset_event_loop()
       gate:put("late")
       ex:shutdown(true)
       assert.is_false(fut:done())
@@ -187,7 +187,7 @@ describe("T: run_in_executor", function()
     assert.equal(2, loop:run_until_complete(
       loop:run_in_executor(ex, function() return 2 end)))
     loop:close()
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
   end)
 
   it("T244 asyncio.run shuts the default executor down, waiting for it",

@@ -348,7 +348,7 @@ describe("gather", function()
     assert.equal(2, loop:time())
     local empty = gather()
     assert.equal(loop, empty:get_loop())
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
     loop:close()
   end)
 

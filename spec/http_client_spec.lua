@@ -146,6 +146,27 @@ describe("asyncio.http client", function()
     os.remove(path)
   end))
 
+  it("sends an async file that cannot seek (a FIFO) chunked",
+     aspec.async(function()
+    local fs = require "asyncio.fs"
+    local dir = await(fs.mkdtemp("/tmp/luaio-fifo-XXXXXX"))
+    local fifo = dir .. "/f"
+    local _, made = await(peers.run{"mkfifo", fifo})
+    assert.equal(0, made)
+    -- a writer on the other end: 200 KB, then its end closes
+    local writer = await(asyncio.create_subprocess_exec("sh", "-c",
+      "head -c 200000 /dev/zero | tr '\\0' 'z' > " .. fifo))
+    local f <close> = await(fs.open(fifo, "rb"))
+    local s <close> = http.ClientSession()
+    local v = await(await(s:post(await(peers.aiohttp()) .. "/digest",
+                                 {data = f})):json())
+    assert.same({200000, "chunked", cjson.null},
+                {v.length, v.transfer_encoding, v.content_length})
+    assert.equal(0, await(writer:wait()))
+    await(fs.unlink(fifo))
+    await(fs.rmdir(dir))
+  end))
+
   it("raises ClientPayloadError when a file ends short of its length",
      aspec.async(function()
     -- an async file (as asyncio.fs's) that says it holds 100 bytes and

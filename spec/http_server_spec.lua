@@ -424,6 +424,51 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("skips a body its handler left unread and goes on with the next "
+     .. "request", aspec.async(function()
+    local app = web.Application()
+    app.router:add_post("/ignore", async(function()
+      return web.Response{text = "ignored"}
+    end))
+    app.router:add_get("/", async(function()
+      return web.Response{text = "next"}
+    end))
+    local runner, _, port = start(app)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 10"
+      .. "\r\n\r\n01234")
+    local head = await(asyncio.wait_for(r:readuntil("\r\n\r\n"), 5))
+    assert.matches("^HTTP/1.1 200 OK\r\n", head)
+    assert.equal("ignored", await(r:readexactly(7)))
+    w:write("56789GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    local out = await(asyncio.wait_for(r:read(), 5))
+    w:close()
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.matches("\r\n\r\nnext$", out)
+    await(runner:cleanup())
+  end))
+
+  it("bounds each piece of a body by read_timeout", aspec.async(function()
+    local app = web.Application()
+    local seen
+    app.router:add_post("/up", async(function(request)
+      local ok, e = pcall(await, request:read())
+      seen = ok and "read" or asyncio.iserror(e, asyncio.TimeoutError)
+        and "timeout" or tostring(e)
+      return web.Response{status = 408, text = seen}
+    end))
+    local runner, _, port = start(app, {read_timeout = 0.2})
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+      .. "0123")
+    local out = await(asyncio.wait_for(r:read(), 5))
+    w:close()
+    assert.equal("timeout", seen)
+    assert.matches("^HTTP/1.1 408 Request Timeout\r\n", out)
+    assert.matches("\r\nConnection: close\r\n", out)
+    await(runner:cleanup())
+  end))
+
   it("serves HTTPS with ssl_context: curl, keep-alive, bodies",
      aspec.async(function()
     local runner, _, port = start(nil, nil,

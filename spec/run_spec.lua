@@ -36,7 +36,7 @@ end
 describe("asyncio.run", function()
   after_each(function()
     assert.is_false((pcall(asyncio.get_running_loop)))
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
   end)
 
   it("U239 returns main's result", function()

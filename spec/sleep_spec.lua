@@ -198,7 +198,7 @@ describe("sleep", function()
 
   it("sleep returns a Coroutine object and needs no loop until awaited",
      function()
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
     local c = asyncio.sleep(1)
     assert.is_true(asyncio.iscoroutine(c))
     c:close()

@@ -368,6 +368,37 @@ describe("Task introspection", function()
     assert.equal(coro, t:get_coro())
   end)
 
+  it("get_coro stays the Coroutine object after waits on an Event, a "
+     .. "Lock and a Queue", function()
+    local ev, lock, q = asyncio.Event(), asyncio.Lock(), asyncio.Queue()
+    local coro = async(function()
+      for _ = 1, 2 do
+        await(ev:wait())
+        ev:clear()
+        await(q:get())
+        await(lock:acquire())
+        lock:release()
+      end
+      return "done"
+    end)()
+    local t = loop:create_task(coro)
+    loop:run_until_complete(async(function()
+      await(lock:acquire())
+      for i = 1, 2 do
+        await(asyncio.sleep(0))
+        ev:set()
+        await(asyncio.sleep(0))
+        q:put_nowait(i)
+        await(asyncio.sleep(0))
+        lock:release()
+        await(asyncio.sleep(0))
+        if i == 1 then await(lock:acquire()) end
+      end
+    end)())
+    assert.equal("done", loop:run_until_complete(t))
+    assert.equal(coro, t:get_coro())
+  end)
+
   it("get_stack lists 'src:line: in ...' frames of a suspended task, none "
      .. "when done", function()
     local fut = loop:create_future()

@@ -428,7 +428,7 @@ describe("TaskGroup", function()
     end)
     loop:run_until_complete(main())
     assert.equal(1, loop:time())
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
     loop:close()
   end)
 

@@ -93,6 +93,26 @@ describe("threadsafe with a maxsize", function()
       assert.equal(1, tf:stats().waited)
     end))
 
+  it("while the loop's thread blocks (cf:result, joining workers) the mark "
+     .. "is lifted: a caller waiting for room does not deadlock it",
+    aspec.async(function()
+      local got = {}
+      local tf = asyncio.threadsafe(function(i) got[#got + 1] = i end,
+                                    {maxsize = 1})
+      local ex = asyncio.ThreadPoolExecutor(1)
+      local cf = ex:submit(function(call)
+        for i = 1, 3 do call(i) end
+        return "sent"
+      end, tf)
+      -- blocks this loop's thread: nothing runs the queue meanwhile
+      assert.equal("sent", cf:result(30))
+      ex:shutdown(true)
+      assert.same({}, got)
+      assert.equal(3, tf:stats().peak) -- beyond the mark, counted
+      await(asyncio.sleep(0))
+      assert.same({1, 2, 3}, got)
+    end))
+
   it("without a maxsize nothing is counted", aspec.async(function()
       local tf = asyncio.threadsafe(function() end)
       tf(); tf()

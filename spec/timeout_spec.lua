@@ -340,7 +340,7 @@ describe("timeout", function()
     assert.is_false(ok)
     assert.is_true(iserror(e, TimeoutError))
     assert.equal(0.5, loop:time())
-    asyncio.set_event_loop(nil)
+    require("asyncio.core")._unset_event_loop()
     loop:close()
   end)
 

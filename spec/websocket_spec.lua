@@ -12,6 +12,15 @@ local async, await = asyncio.async, asyncio.await
 local T = http.WSMsgType
 local cjson = require "cjson"
 
+-- serves app on a free port of 127.0.0.1: the runner and the port
+local function serve(app)
+  local runner = web.AppRunner(app)
+  await(runner:setup())
+  local site = web.TCPSite(runner, "127.0.0.1", 0)
+  await(site:start())
+  return runner, site.port
+end
+
 describe("WebSockets", function()
   teardown(peers.stop)
 
@@ -84,10 +93,7 @@ describe("WebSockets", function()
   it("serves aiohttp's client with WebSocketResponse",
      aspec.async(function()
     local log = {}
-    local runner = web.AppRunner(ws_app(log))
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
+    local runner, port = serve(ws_app(log))
     local code = [[
 import asyncio, sys, aiohttp
 async def main():
@@ -107,7 +113,7 @@ async def main():
 asyncio.run(main())
 ]]
     local out, st, err = await(peers.python(code,
-      "http://127.0.0.1:" .. site.port .. "/ws"))
+      "http://127.0.0.1:" .. port .. "/ws"))
     assert.equal(0, st, err)
     assert.equal("got one\nb'cba'\n100004\nCLOSE 4001 done\nTrue 4001\n",
                  out)
@@ -120,11 +126,8 @@ asyncio.run(main())
   it("speaks to itself, and rejects a plain GET on a ws route",
      aspec.async(function()
     local log = {}
-    local runner = web.AppRunner(ws_app(log))
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
-    local url = "http://127.0.0.1:" .. site.port .. "/ws"
+    local runner, port = serve(ws_app(log))
+    local url = "http://127.0.0.1:" .. port .. "/ws"
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect(url))
     await(ws:send_str("a"))
@@ -136,7 +139,7 @@ asyncio.run(main())
     assert.equal(400, r.status)
     assert.matches("No WebSocket UPGRADE", await(r:text()))
     -- a client sending bad UTF-8 text is closed with 1007
-    local rd, w = await(asyncio.open_connection("127.0.0.1", site.port))
+    local rd, w = await(asyncio.open_connection("127.0.0.1", port))
     w:write("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
       .. "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
       .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -162,7 +165,7 @@ asyncio.run(main())
   -- under valgrind (fifty times slower) they are longer
   local SLOW = os.getenv("LUAIO_VALGRIND") == "1"
   local HB = SLOW and 2 or 0.1        -- ours
-  local PEER_HB = SLOW and 2 or 0.05  -- aiohttp's
+  local PEER_HB = SLOW and 2 or 0.2   -- aiohttp's
   local ws_peer -- "127.0.0.1:PORT" of the aiohttp ws server, started once
   local function aiohttp_ws()
     if ws_peer then return ws_peer.url end
@@ -261,6 +264,40 @@ asyncio.run(main())
     assert.equal(1000, ws.close_code)
   end))
 
+  it("a receive timed out between fragments or inside a frame loses "
+     .. "nothing (raw server)", aspec.async(function()
+    local go = {asyncio.Event(), asyncio.Event()}
+    local server = await(asyncio.start_server(async(function(r, w)
+      local head = await(r:readuntil("\r\n\r\n"))
+      local key = head:match("[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: (%S+)")
+      local frame = _http.ws_build(0, "-end", {fin = true})
+      w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        .. "Connection: Upgrade\r\nSec-WebSocket-Accept: " ..
+        _http.ws_accept(key) .. "\r\n\r\n" ..
+        _http.ws_build(1, "start", {fin = false}) .. frame:sub(1, 3))
+      await(go[1]:wait())
+      w:write(frame:sub(4, 5))
+      await(go[2]:wait())
+      w:write(frame:sub(6) .. _http.ws_build(8, string.pack(">I2", 1000)))
+      await(r:read())
+      w:close()
+    end), "127.0.0.1", 0))
+    local port = server.sockets[1]:getsockname()[2]
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("ws://127.0.0.1:" .. port .. "/"))
+    for i = 1, 2 do
+      local ok, e = pcall(await, ws:receive(0.02))
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.TimeoutError))
+      go[i]:set()
+    end
+    assert.same({type = T.TEXT, data = "start-end"}, bounded(ws:receive()))
+    assert.same({type = T.CLOSE, data = 1000, extra = ""},
+                bounded(ws:receive()))
+    server:close()
+    await(server:wait_closed())
+  end))
+
   it("max_msg_size: a bigger message closes with 1009 both ways",
      aspec.async(function()
     local s <close> = http.ClientSession()
@@ -305,6 +342,22 @@ asyncio.run(main())
     assert.is_false(await(ws:close()))
     assert.same({type = T.CLOSED}, await(ws:receive()))
     assert.equal(4005, peer_seen(s, "later").later)
+  end))
+
+  it("<close> on a client websocket sends a close frame and closes",
+     aspec.async(function()
+    local s <close> = http.ClientSession()
+    local kept
+    do
+      local ws <close> = await(s:ws_connect(aiohttp_ws() .. "/ws?tag=scope"))
+      await(ws:send_str("in scope"))
+      assert.equal("in scope", await(ws:receive_str()))
+      kept = ws
+    end
+    assert.is_true(kept.closed)
+    assert.equal(1000, kept.close_code)
+    assert.same({type = T.CLOSED}, await(kept:receive()))
+    assert.equal(1000, peer_seen(s, "scope").scope)
   end))
 
   it("autoclose = false: CLOSE, then CLOSING until close() answers",
@@ -378,12 +431,9 @@ asyncio.run(main())
       await(ws:send_str("timed out"))
       return ws -- the server closes it (write_eof)
     end))
-    local runner = web.AppRunner(app)
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
+    local runner, port = serve(app)
     local out, st, err = await(peers.run{peers.PYTHON, PEER, "client",
-      tostring(PEER_HB), "http://127.0.0.1:" .. site.port, "protocols",
+      tostring(PEER_HB), "http://127.0.0.1:" .. port, "protocols",
       "deaf", "heartbeat", "too_big", "silent"})
     await(runner:cleanup())
     assert.equal(0, st, err)
@@ -402,6 +452,31 @@ asyncio.run(main())
     assert.equal(1009, log.small)
     assert.same({{T.TEXT, "timed out"}, {T.CLOSE, 1000}}, v.silent.got)
     assert.same({false, true}, log.timeout)
+  end))
+
+  it("a server handler receiving after the end gets CLOSED, then "
+     .. "RuntimeError the fifth time", aspec.async(function()
+    local seen, done = {}, asyncio.Event()
+    local app = web.Application()
+    app.router:add_get("/ws", async(function(request)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(request))
+      for _ in ws:iter() do end
+      for _ = 1, 5 do
+        local ok, m = pcall(await, ws:receive())
+        seen[#seen + 1] = ok and m.type or tostring(m)
+      end
+      done:set()
+      return ws
+    end))
+    local runner, port = serve(app)
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("ws://127.0.0.1:" .. port .. "/ws"))
+    assert.is_true(await(ws:close()))
+    bounded(done:wait())
+    await(runner:cleanup())
+    assert.same({T.CLOSED, T.CLOSED, T.CLOSED, T.CLOSED,
+                 "RuntimeError: WebSocket connection is closed."}, seen)
   end))
 
   it("raises bad arguments for wrong options", aspec.async(function()
@@ -438,11 +513,7 @@ asyncio.run(main())
       seen.close_code = ws.close_code
       return ws
     end))
-    local runner = web.AppRunner(app)
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
-    return runner, site.port
+    return serve(app)
   end
 
   -- a raw client: the handshake by hand; frames() reads server frames

@@ -61,9 +61,10 @@ static aio_coro *check_coro(lua_State *L, int idx) {
 }
 
 /* A coroutine function is a C closure of coro_factory with upvalues
- * (fn, name, itself, the metatable of its Coroutine objects). Its name is resolved once, from the call site of its
- * first call (how Lua itself names functions in tracebacks), so that every
- * repr of its coroutines agrees; false when the call site gives none. */
+ * (fn, name, itself, the metatable of its Coroutine objects). Its name is
+ * resolved once, from the call site of its first call (how Lua itself
+ * names functions in tracebacks), so that every repr of its coroutines
+ * agrees; false when the call site gives none. */
 static void name_from_call(lua_State *L) {
   lua_Debug ar;
   if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&

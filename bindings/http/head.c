@@ -79,6 +79,26 @@ int aio_http_acc_flush(lua_State *L, aio_http_acc *a, int hidx,
   return 0;
 }
 
+/* Reads the limits of the options table at idx (none or nil: the
+ * defaults, 8190 and 128) into a: max_field_size, max_headers. Raises
+ * "bad argument #idx" for a bad table or a limit out of range. */
+void aio_http_acc_options(lua_State *L, int idx, aio_http_acc *a) {
+  lua_Integer max_field = 8190, max_headers = 128;
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if (lua_getfield(L, idx, "max_field_size") != LUA_TNIL)
+      max_field = luaL_checkinteger(L, -1);
+    if (lua_getfield(L, idx, "max_headers") != LUA_TNIL)
+      max_headers = luaL_checkinteger(L, -1);
+    lua_pop(L, 2);
+    luaL_argcheck(L, max_field > 0 && max_field < (1 << 24) &&
+                  max_headers > 0 && max_headers < (1 << 16), idx,
+                  "limits out of range");
+  }
+  a->max_field = (size_t)max_field;
+  a->max_headers = (int)max_headers;
+}
+
 /* A new message: nothing accumulated, no field counted. */
 void aio_http_acc_reset(aio_http_acc *a) {
   a->len = a->field_len = 0;

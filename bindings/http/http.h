@@ -29,6 +29,7 @@ typedef struct aio_http_acc {
 int aio_http_acc_add(aio_http_acc *a, const char *at, size_t n);
 int aio_http_acc_flush(lua_State *L, aio_http_acc *a, int hidx,
                        const char *start_key);
+void aio_http_acc_options(lua_State *L, int idx, aio_http_acc *a);
 void aio_http_acc_reset(aio_http_acc *a);
 int aio_http_acc_start(aio_http_acc *a, const char *at, size_t n);
 int aio_http_acc_field(lua_State *L, aio_http_acc *a, int hidx,

@@ -234,23 +234,14 @@ static int l_gc(lua_State *L) {
 static int l_new(lua_State *L) {
   static const char *const kinds[] = {"request", "response", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
-  lua_Integer max_field = 8190, max_headers = 128;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (lua_getfield(L, 2, "max_field_size") != LUA_TNIL)
-      max_field = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 2, "max_headers") != LUA_TNIL)
-      max_headers = luaL_checkinteger(L, -1);
-    luaL_argcheck(L, max_field > 0 && max_field < (1 << 24) &&
-                  max_headers > 0 && max_headers < (1 << 16), 2,
-                  "limits out of range");
-  }
+  aio_http_acc limits;
+  aio_http_acc_options(L, 2, &limits);
   parser *ps = lua_newuserdatauv(L, sizeof *ps, 1);
   memset(ps, 0, sizeof *ps);
   http_parser_init(&ps->p, kind == 0 ? HTTP_REQUEST : HTTP_RESPONSE);
   ps->p.data = ps;
-  ps->acc.max_field = (size_t)max_field;
-  ps->acc.max_headers = (int)max_headers;
+  ps->acc.max_field = limits.max_field;
+  ps->acc.max_headers = limits.max_headers;
   luaL_setmetatable(L, PARSER_MT);
   return 1;
 }

@@ -13,14 +13,16 @@
  *   conn:on_made(transport)      connection_made
  *   conn:on_request(head)        a complete head: {method =, url =,
  *     path = (the target up to '?' or '#'), query_string =, major =,
- *     minor =, keep_alive =, upgrade =, chunked =, content_length =
- *     (or nil), has_body =, headers = (as parser.c's)}
+ *     minor =, keep_alive =, upgrade =, chunked =, content_length =,
+ *     has_body =, headers = (as parser.c's)}; the booleans are nil when
+ *     false, content_length when absent
  *   conn:on_body(data)           a piece of that request's body
  *   conn:on_body_end()           its body is complete
- *   conn:on_error(name [, size]) malformed input (libhttp_parser's error
- *     name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE" with
- *     the size reached when the body goes over max_body): nothing more is
- *     parsed
+ *   conn:on_error(name, size, in_body) malformed input (libhttp_parser's
+ *     error name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE"
+ *     when the body goes over max_body; size: the body bytes so far;
+ *     in_body: the head of that message was given to on_request):
+ *     nothing more is parsed
  *   conn:on_partial()            the first bytes of a head came, not all
  *     of it (once per head)
  *   conn:on_eof() -> keep        the client's end; true keeps the
@@ -80,7 +82,7 @@ typedef struct srv {
   int ev;                /* EV_* */
   unsigned char inflight;  /* a request is served (until finish) */
   unsigned char msg_done;  /* its message is complete */
-  unsigned char has_body, in_head, told_partial, failed, upgraded;
+  unsigned char has_body, in_head, in_body, told_partial, failed, upgraded;
   unsigned char driving, lost, rpaused, detached, too_large;
 } srv;
 
@@ -101,8 +103,8 @@ static int push_head(srv *ps) {
 static int on_message_begin(http_parser *hp) {
   srv *ps = hp->data;
   lua_State *L = ps->L;
-  lua_createtable(L, 0, 14);
-  lua_createtable(L, 16, 8);
+  lua_createtable(L, 0, 8);
+  lua_createtable(L, 8, 4);
   lua_setfield(L, -2, "headers");
   lua_setiuservalue(L, ps->uidx, SV_HEAD);
   aio_http_acc_reset(&ps->acc);
@@ -142,8 +144,11 @@ static void split_target(lua_State *L, int hidx) {
   lua_setfield(L, hidx, "query_string");
 }
 
+/* head[k] = true when v (false is left out: nil). */
 static void set_bool(lua_State *L, int hidx, const char *k, int v) {
-  lua_pushboolean(L, v);
+  if (!v)
+    return;
+  lua_pushboolean(L, 1);
   lua_setfield(L, hidx, k);
 }
 
@@ -180,6 +185,7 @@ static int on_headers_complete(http_parser *hp) {
   set_bool(L, h, "has_body", ps->has_body);
   lua_pop(L, 1);
   ps->in_head = 0;
+  ps->in_body = 1;
   ps->ev = EV_HEAD;
   http_parser_pause(hp, 1);
   return 0;
@@ -207,6 +213,7 @@ static int on_body(http_parser *hp, const char *at, size_t n) {
 
 static int on_message_complete(http_parser *hp) {
   srv *ps = hp->data;
+  ps->in_body = 0;
   ps->ev = EV_DONE;
   http_parser_pause(hp, 1);
   return 0;
@@ -340,7 +347,8 @@ static void drive_body(lua_State *L, srv *ps, int uidx) {
       ps->failed = 1;
       push_error_name(L, ps);
       lua_pushinteger(L, (lua_Integer)ps->body_total);
-      call_conn(L, uidx, "on_error", 2, 0);
+      lua_pushboolean(L, ps->in_body);
+      call_conn(L, uidx, "on_error", 3, 0);
     } else if (n < avail) { /* cannot happen without an error or pause */
       /* (an upgrade takes effect at its message's end, paused() above:
        * p.upgrade is set from the head on, before a body) */
@@ -430,12 +438,27 @@ static int push_self(lua_State *L, srv *ps) {
   return 0;
 }
 
+static int l_wake(lua_State *L) {
+  drive(L, lua_touserdata(L, 1), 2);
+  return 0;
+}
+
+/* Data came on a C transport. A failure of conn aborts the transport,
+ * then goes to the loop (reported as an I/O callback's). */
 static void srv_wake(lua_State *L, void *p) {
   srv *ps = p;
+  int top = lua_gettop(L);
   if (!push_self(L, ps))
     return;
-  drive(L, ps, lua_gettop(L));
-  lua_pop(L, 1);
+  lua_pushcfunction(L, l_wake);
+  lua_pushlightuserdata(L, ps);
+  lua_pushvalue(L, top + 1);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (!ps->lost)
+      call_transport(L, top + 1, "abort", 0);
+    lua_error(L);
+  }
+  lua_settop(L, top);
 }
 
 static void srv_connection_made(lua_State *L, void *p, int pidx, int tidx) {
@@ -657,9 +680,10 @@ static int l_server_respond(lua_State *L) {
   if (chunked)
     luaL_addstring(&b, "Transfer-Encoding: chunked\r\n");
   else if (has_len) {
-    char num[32];
-    int n = snprintf(num, sizeof num, "%lld", (long long)len);
-    add_field(&b, "Content-Length", 14, num, (size_t)n);
+    char num[24], *e = num + sizeof num, *q = e;
+    unsigned long long u = len < 0 ? 0 : (unsigned long long)len;
+    do *--q = (char)('0' + u % 10); while ((u /= 10) != 0);
+    add_field(&b, "Content-Length", 14, q, (size_t)(e - q));
   }
   if (conn)
     add_field(&b, "Connection", 10, conn, kn);
@@ -703,26 +727,20 @@ static int l_server__tostring(lua_State *L) {
 
 /* ServerProtocol(conn [, {max_field_size =, max_headers =, max_body =}]) */
 static int l_server_new(lua_State *L) {
-  lua_Integer max_field = 8190, max_headers = 128, max_body = 0;
+  lua_Integer max_body = 0;
+  aio_http_acc limits;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (lua_getfield(L, 2, "max_field_size") != LUA_TNIL)
-      max_field = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 2, "max_headers") != LUA_TNIL)
-      max_headers = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 2, "max_body") != LUA_TNIL)
-      max_body = luaL_checkinteger(L, -1);
-    luaL_argcheck(L, max_field > 0 && max_field < (1 << 24) &&
-                  max_headers > 0 && max_headers < (1 << 16) &&
-                  max_body >= 0, 2, "limits out of range");
+  aio_http_acc_options(L, 2, &limits);
+  if (lua_istable(L, 2) && lua_getfield(L, 2, "max_body") != LUA_TNIL) {
+    max_body = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, max_body >= 0, 2, "limits out of range");
   }
   srv *ps = lua_newuserdatauv(L, sizeof *ps, SV_COUNT);
   memset(ps, 0, sizeof *ps);
   http_parser_init(&ps->p, HTTP_REQUEST);
   ps->p.data = ps;
-  ps->acc.max_field = (size_t)max_field;
-  ps->acc.max_headers = (int)max_headers;
+  ps->acc.max_field = limits.max_field;
+  ps->acc.max_headers = limits.max_headers;
   ps->max_body = (uint64_t)max_body;
   luaL_setmetatable(L, SERVER_MT);
   lua_pushvalue(L, 1);

@@ -312,11 +312,13 @@ static int cf_result_aux(lua_State *L, int want_exc) {
   aio_cfuture *cf = check_cf(L, 1);
   uint64_t deadline = aio_deadline_arg(L, 2);
   int done;
+  aio_blocking_begin();
   uv_mutex_lock(&cf->mu);
   while (!(done = is_done(cf->state)) &&
          aio_cond_wait_until(&cf->cond, &cf->mu, deadline))
     ;
   uv_mutex_unlock(&cf->mu);
+  aio_blocking_end();
   if (!done)
     return aio_raisef(L, AIO_E_TIMEOUT, "concurrent future not done "
                       "within the timeout");

@@ -240,11 +240,13 @@ static int l_channel_put(lua_State *L) {
   luaL_checkany(L, 2);
   deadline = aio_deadline_arg(L, 3);
   msg = aio_msg_pack(L, 2, 1, 0);
+  aio_blocking_begin();
   uv_mutex_lock(&ch->mu);
   while ((st = put_locked(ch, msg, &wake)) == CH_WAIT &&
          aio_cond_wait_until(&ch->writable, &ch->mu, deadline))
     ;
   uv_mutex_unlock(&ch->mu);
+  aio_blocking_end();
   wake_list(wake);
   if (st == CH_DONE)
     return 0;
@@ -259,11 +261,13 @@ static int l_channel_get(lua_State *L) {
   ch_waiter *wake = NULL;
   aio_msg *msg;
   int st, n;
+  aio_blocking_begin();
   uv_mutex_lock(&ch->mu);
   while ((st = get_locked(ch, &msg, &wake)) == CH_WAIT &&
          aio_cond_wait_until(&ch->readable, &ch->mu, deadline))
     ;
   uv_mutex_unlock(&ch->mu);
+  aio_blocking_end();
   wake_list(wake);
   if (st != CH_DONE)
     return raise_status(L, st == CH_WAIT ? CH_TIMEOUT : st, "get");

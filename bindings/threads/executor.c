@@ -147,6 +147,7 @@ static int join_workers(aio_executor *ex) {
   w = ex->workers;
   ex->workers = NULL;
   uv_mutex_unlock(&ex->mu);
+  aio_blocking_begin();
   for (; w; w = next) {
     next = w->next;
     if (uv_thread_equal(&w->tid, &self)) {
@@ -156,6 +157,7 @@ static int join_workers(aio_executor *ex) {
       uv_thread_join(&w->tid);
     free(w);
   }
+  aio_blocking_end();
   return in_worker;
 }
 

@@ -44,8 +44,13 @@ struct aio_remote {
   uv_thread_t owner;   /* the thread that made the loop: it never waits */
   aio_gate gate;       /* the loop-wide mark (limit 0: none) */
   aio_gate *gates;     /* every gate on this remote, the loop's included */
+  atomic_int owner_blocked; /* the owner thread is in a blocking wait */
+  struct aio_remote *owned_next; /* the owner thread's open loops */
   unsigned char has_thread, joined;
 };
+
+/* The remotes of the open loops this thread made (owner only). */
+static _Thread_local aio_remote *tl_owned;
 
 aio_remote *aio_remote_new(lua_State *L, aio_loop *loop) {
   aio_remote *r = calloc(1, sizeof *r);
@@ -63,7 +68,20 @@ aio_remote *aio_remote_new(lua_State *L, aio_loop *loop) {
   r->loop = loop;
   r->wakeup = loop->wakeup;
   r->owner = uv_thread_self();
+  atomic_init(&r->owner_blocked, 0);
+  r->owned_next = tl_owned;
+  tl_owned = r;
   return r;
+}
+
+/* Takes r off its owner's list (called on the owner thread). */
+static void disown(aio_remote *r) {
+  aio_remote **pp;
+  for (pp = &tl_owned; *pp; pp = &(*pp)->owned_next)
+    if (*pp == r) {
+      *pp = r->owned_next;
+      return;
+    }
 }
 
 void aio_remote_retain(aio_remote *r) {
@@ -136,7 +154,8 @@ static int gate_enter(aio_remote *r, aio_gate *g, int wait) {
     if (!uv_thread_equal(&self, &r->owner)) { /* the loop's: beyond */
       g->waited++;
       g->waiters++;
-      while (g->limit != 0 && g->count >= g->limit && r->loop != NULL)
+      while (g->limit != 0 && g->count >= g->limit && r->loop != NULL &&
+             atomic_load(&r->owner_blocked) == 0)
         uv_cond_wait(&g->room, &r->mu);
       g->waiters--;
     }
@@ -180,11 +199,33 @@ void aio_remote_set_limit(aio_remote *r, unsigned limit) {
   uv_mutex_unlock(&r->mu);
 }
 
-/* Wakes every waiting poster: the loop closed (mu held). */
+/* Wakes every waiting poster: the loop closed, or its thread blocks
+ * (mu held). */
 static void wake_gates(aio_remote *r) {
   aio_gate *g;
   for (g = r->gates; g; g = g->next)
     uv_cond_broadcast(&g->room);
+}
+
+/* While a thread blocks (cf:result, Channel put/get, joining workers or
+ * a loop thread), the loops it made cannot run their queues: posters
+ * waiting at their marks would wait for it while it waits for them. So
+ * the marks of its loops are lifted (posts go beyond them, counted) until
+ * aio_blocking_end. Takes no lock of the caller's: call it with none. */
+void aio_blocking_begin(void) {
+  aio_remote *r;
+  for (r = tl_owned; r; r = r->owned_next) {
+    atomic_fetch_add(&r->owner_blocked, 1);
+    uv_mutex_lock(&r->mu);
+    wake_gates(r);
+    uv_mutex_unlock(&r->mu);
+  }
+}
+
+void aio_blocking_end(void) {
+  aio_remote *r;
+  for (r = tl_owned; r; r = r->owned_next)
+    atomic_fetch_sub(&r->owner_blocked, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -321,6 +362,7 @@ void aio_remote_close(aio_remote *r) {
   r->loop = NULL;
   wake_gates(r);
   uv_mutex_unlock(&r->mu);
+  disown(r);
   for (p = take_all(r); p; p = next) {
     int owned = p->owned;
     next = p->next;
@@ -638,7 +680,9 @@ static int l_loopref_join(lua_State *L) {
   if (!can)
     return aio_raisef(L, AIO_E_RUNTIME, "cannot join this loop: not a loop "
                       "thread, already joined, or its own thread");
+  aio_blocking_begin();
   uv_thread_join(&r->tid);
+  aio_blocking_end();
   return 0;
 }
 

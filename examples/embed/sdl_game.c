@@ -25,12 +25,15 @@
  * --fps 0 runs the frames back to back (game time still advances one
  * fixed step per frame). --pause-at and --resume-at press P at those
  * frames through SDL's event queue, as a player would. --screenshot saves
- * the last frame (SDL_SaveBMP). --report prints one line per frame (the
- * time luaio_step took, game time, NPC positions) and a summary.
+ * the last frame (SDL_SaveBMP). --report prints one line per frame (game
+ * time, the wall-clock and CPU time luaio_step took, NPC positions), a
+ * line with the NPC positions when the game pauses and when it resumes,
+ * and a summary.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <SDL.h>
 #include <lauxlib.h>
@@ -72,6 +75,16 @@ typedef struct game {
   int nbars;
   int fetched;       /* set when the script called game.bars */
 } game;
+
+/* The time luaio_step takes: wall-clock time (waiting for I/O included,
+ * and whatever else the machine ran meanwhile) and the CPU time of this
+ * thread (the Lua work and the loop's own). */
+typedef struct step_stats {
+  double wall_ms, cpu_ms;       /* the last step's */
+  double max_wall, max_cpu, total_wall, total_cpu;
+  long over;                    /* steps whose wall time passed the budget */
+  long n;
+} step_stats;
 
 static double game_clock(void *ud) {
   return ((game *)ud)->time;
@@ -264,34 +277,78 @@ static void on_error(luaio_host *h, const char *text, void *ud) {
   fprintf(stderr, "script error: %s\n", text);
 }
 
+/* milliseconds of CPU time of the calling thread (0 where unknown) */
+static double cpu_ms_now(void) {
+#ifdef CLOCK_THREAD_CPUTIME_ID
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+#endif
+  return 0;
+}
+
+static double ms_since(Uint64 t0) {
+  return (double)(SDL_GetPerformanceCounter() - t0) * 1000.0 /
+         (double)SDL_GetPerformanceFrequency();
+}
+
+/* luaio_step(h, budget_ms), accounted in st; returns what it returns. */
+static double timed_step(luaio_host *h, double budget_ms, step_stats *st) {
+  Uint64 t0 = SDL_GetPerformanceCounter();
+  double c0 = cpu_ms_now(), r = luaio_step(h, budget_ms);
+  st->cpu_ms = cpu_ms_now() - c0;
+  st->wall_ms = ms_since(t0);
+  st->total_wall += st->wall_ms;
+  st->total_cpu += st->cpu_ms;
+  if (st->wall_ms > st->max_wall)
+    st->max_wall = st->wall_ms;
+  if (st->cpu_ms > st->max_cpu)
+    st->max_cpu = st->cpu_ms;
+  if (st->wall_ms > budget_ms)
+    st->over++;
+  st->n++;
+  return r;
+}
+
+static void print_summary(const options *o, const game *g,
+                          const step_stats *st) {
+  int i;
+  double n = st->n > 0 ? (double)st->n : 1;
+  printf("budget_ms %.3f max_step_ms %.3f mean_step_ms %.3f max_cpu_ms "
+         "%.3f mean_cpu_ms %.3f over_budget %ld frames %ld\n", o->budget_ms,
+         st->max_wall, st->total_wall / n, st->max_cpu, st->total_cpu / n,
+         st->over, st->n);
+  printf("fetched %d bars", g->fetched ? g->nbars : -1);
+  for (i = 0; i < g->nbars; i++)
+    printf(" %d", g->bars[i]);
+  printf("\n");
+}
+
 /* The frame loop; returns the exit status. */
 static int play(const options *o, game *g, luaio_host *h, SDL_Window *win) {
-  Uint64 freq = SDL_GetPerformanceFrequency();
-  double max_ms = 0, total_ms = 0;
-  long over = 0;
+  step_stats st;
   int status = 0;
+  memset(&st, 0, sizeof st);
   for (g->frame = 1; g->frame <= o->frames && !g->quit; g->frame++) {
-    Uint64 start = SDL_GetPerformanceCounter(), t0, t1;
+    Uint64 start = SDL_GetPerformanceCounter();
     SDL_Surface *surface;
-    double ms;
+    int was_paused = g->paused;
     if (g->frame == o->pause_at || g->frame == o->resume_at)
       press(SDLK_p);
     poll_events(g);
+    if (o->report && g->paused != was_paused) {
+      printf("%s frame %ld time %.6f npcs", g->paused ? "pause" : "resume",
+             g->frame, g->time);
+      print_npcs(g);
+      printf("\n");
+    }
     if (!g->paused)
       g->time += STEP * g->speed;
-    t0 = SDL_GetPerformanceCounter();
-    if (luaio_step(h, o->budget_ms) < -1) {
+    if (timed_step(h, o->budget_ms, &st) < -1) {
       fprintf(stderr, "sdl_game: %s\n", luaio_last_error(h));
       status = 1;
       break;
     }
-    t1 = SDL_GetPerformanceCounter();
-    ms = (double)(t1 - t0) * 1000.0 / (double)freq;
-    total_ms += ms;
-    if (ms > max_ms)
-      max_ms = ms;
-    if (ms > o->budget_ms)
-      over++;
     surface = SDL_GetWindowSurface(win);
     if (surface == NULL) {
       fprintf(stderr, "sdl_game: %s\n", SDL_GetError());
@@ -301,15 +358,13 @@ static int play(const options *o, game *g, luaio_host *h, SDL_Window *win) {
     draw(surface, g);
     SDL_UpdateWindowSurface(win);
     if (o->report) {
-      printf("frame %ld time %.6f paused %d step_ms %.3f npcs", g->frame,
-             g->time, g->paused, ms);
+      printf("frame %ld time %.6f paused %d step_ms %.3f cpu_ms %.3f npcs",
+             g->frame, g->time, g->paused, st.wall_ms, st.cpu_ms);
       print_npcs(g);
       printf("\n");
     }
     if (o->fps > 0) { /* pace the frames */
-      double left = 1000.0 / o->fps -
-        (double)(SDL_GetPerformanceCounter() - start) * 1000.0 /
-        (double)freq;
+      double left = 1000.0 / o->fps - ms_since(start);
       if (left >= 1)
         SDL_Delay((Uint32)left);
     }
@@ -319,16 +374,8 @@ static int play(const options *o, game *g, luaio_host *h, SDL_Window *win) {
     fprintf(stderr, "sdl_game: %s\n", SDL_GetError());
     status = 1;
   }
-  if (o->report) {
-    printf("budget_ms %.3f max_step_ms %.3f mean_step_ms %.3f "
-           "over_budget %ld frames %ld\n", o->budget_ms, max_ms,
-           g->frame > 1 ? total_ms / (double)(g->frame - 1) : 0.0, over,
-           g->frame - 1);
-    printf("fetched %d bars", g->fetched ? g->nbars : -1);
-    for (int i = 0; i < g->nbars; i++)
-      printf(" %d", g->bars[i]);
-    printf("\n");
-  }
+  if (o->report)
+    print_summary(o, g, &st);
   return status;
 }
 

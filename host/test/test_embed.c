@@ -10,18 +10,9 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "check.h"
 #include "luaio.h"
 
-static int failures;
-
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,      \
-              #cond);                                                       \
-      failures++;                                                           \
-    }                                                                       \
-  } while (0)
 
 /* Reads global `name` of the host's state as an integer. */
 static long long global_int(luaio_host *h, const char *name) {

@@ -13,18 +13,9 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "check.h"
 #include "luaio.h"
 
-static int failures;
-
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,      \
-              #cond);                                                       \
-      failures++;                                                           \
-    }                                                                       \
-  } while (0)
 
 static const char greeting[] = "hello from the host\n";
 static int ticks, accepted;

@@ -10,18 +10,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "check.h"
 #include "luaio.h"
 
-static int failures;
-
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,      \
-              #cond);                                                       \
-      failures++;                                                           \
-    }                                                                       \
-  } while (0)
 
 /* Fewer posts under valgrind, which runs one thread at a time. */
 static int shrink(void) {
@@ -181,19 +172,26 @@ static void *one_post_main(void *arg) {
   return NULL;
 }
 
-/* A poster waiting for room goes on when the limit is lifted. */
-static void test_lifting_the_limit(void) {
+/* A host with a limit of 1, reached from its own thread, and a thread
+ * (*tid, posting 2 through a->p) waiting for room. */
+static luaio_host *host_with_waiter(poster_arg *a, pthread_t *tid) {
   luaio_host *h = luaio_host_new(NULL);
-  poster_arg a;
-  pthread_t tid;
   C = (counts){0};
   C.h = h;
   C.limit = 1000;
   luaio_set_post_limit(h, 1);
   CHECK(luaio_post(h, arrive, (void *)1) == LUAIO_OK);
-  a = (poster_arg){luaio_poster_new(h), 0, 2, -100};
-  pthread_create(&tid, NULL, one_post_main, &a);
+  *a = (poster_arg){luaio_poster_new(h), 0, 2, -100};
+  pthread_create(tid, NULL, one_post_main, a);
   CHECK(wait_for_waited(h, 1));
+  return h;
+}
+
+/* A poster waiting for room goes on when the limit is lifted. */
+static void test_lifting_the_limit(void) {
+  poster_arg a;
+  pthread_t tid;
+  luaio_host *h = host_with_waiter(&a, &tid);
   luaio_set_post_limit(h, 0);
   pthread_join(tid, NULL);
   CHECK(a.failed == LUAIO_OK);
@@ -206,17 +204,9 @@ static void test_lifting_the_limit(void) {
 /* Closing the host wakes a waiting poster with LUAIO_CLOSED; the queued
  * callback is called with L == NULL. */
 static void test_close_wakes_poster(void) {
-  luaio_host *h = luaio_host_new(NULL);
   poster_arg a;
   pthread_t tid;
-  C = (counts){0};
-  C.h = h;
-  C.limit = 1000;
-  luaio_set_post_limit(h, 1);
-  CHECK(luaio_post(h, arrive, (void *)1) == LUAIO_OK);
-  a = (poster_arg){luaio_poster_new(h), 0, 2, -100};
-  pthread_create(&tid, NULL, one_post_main, &a);
-  CHECK(wait_for_waited(h, 1));
+  luaio_host *h = host_with_waiter(&a, &tid);
   luaio_host_close(h);
   pthread_join(tid, NULL);
   CHECK(a.failed == LUAIO_CLOSED);

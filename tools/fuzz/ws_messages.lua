@@ -45,7 +45,7 @@ local function run(flags, stream, split)
   local client = flags & 1 == 1
   local max = flags & 8 ~= 0 and 100 or 4 * 1024 * 1024
   local reader = asyncio.StreamReader()
-  local writer = setmetatable({out = {}}, Writer)
+  local writer = setmetatable({out = {}, closed = false}, Writer)
   local got = {}
   local main = asyncio.async(function()
     local ws = ws_mod.new(reader, writer, {client = client,

@@ -976,7 +976,7 @@ function Conn:on_body_end()
   if self.serving then self.deadline = nil end
 end
 
-function Conn:on_error(name, size)
+function Conn:on_error(name, size, in_body)
   self.keep_alive = false
   self.failed = true
   local c = self.content
@@ -994,7 +994,9 @@ function Conn:on_error(name, size)
     return
   end
   if self.serving then return end
-  if name == "HPE_HEADER_OVERFLOW" then
+  if in_body then -- the rest of a body its handler left unread
+    self.transport:close()
+  elseif name == "HPE_HEADER_OVERFLOW" then
     send_error(self, 431)
   elseif name == "HPE_BODY_TOO_LARGE" then
     send_error(self, 413)
@@ -1238,7 +1240,7 @@ AppRunner.setup = async(function(self)
   end
 end)
 
---- The addresses served, as "http://host:port" strings.
+--- The addresses served, as {host, port} pairs (aiohttp: socket names).
 function AppRunner:addresses()
   local out = {}
   for _, site in ipairs(self.sites) do

@@ -470,6 +470,17 @@ function WebSocket:iter()
   end
 end
 
+--- local ws <close> = await(session:ws_connect(url)): at the end of the
+-- scope an open connection sends a close frame (1000) and closes its
+-- transport at once, without waiting for the peer's answer (await
+-- ws:close() for the whole handshake).
+function WebSocket:__close()
+  if self.closed then return end
+  if not self._sent_close then self:_write_close(WSCloseCode.OK) end
+  if not self.close_code then self.close_code = WSCloseCode.OK end
+  self:_finish()
+end
+
 --- exception() -> the error that ended the connection (a protocol
 -- error, the heartbeat's or close's TimeoutError), or nil
 function WebSocket:exception() return self._exception end
