@@ -119,7 +119,7 @@ $(BUILD)/obj/%.o: %.c
 
 # a battery's objects get its library's flags
 define battery_rules
-$(call battery_obj,$(1)): ALL_CFLAGS += $(BATTERY_$(1)_CFLAGS)
+$(call battery_obj,$(1)): ALL_CFLAGS += -DAIO_BATTERY $(BATTERY_$(1)_CFLAGS)
 $(BUILD)/asyncio/_$(1).so: $(call battery_obj,$(1))
 	@mkdir -p $$(dir $$@)
 	@test -n "$(Q)" && echo "  LD      $$@" || true
@@ -288,18 +288,19 @@ check-fuzz:
 # valgrind follows the child processes the specs start (luaio, lua5.4,
 # the shells and `env` that start them); the peers and small tools are
 # not ours and run natively, and so does tools/allocfail (its thousands
-# of forked runs are checked under ASan by check-alloc). A child with an
-# error exits 99, which its spec sees as a failure. The embedding examples
-# (examples/embed/game, sdl_game) are skipped here: their specs check
-# frame-by-frame budgets that a program slowed down by memcheck misses,
-# so each spec runs its example under its own valgrind when
-# LUAIO_VALGRIND=1 (and that nested valgrind, too, is not traced).
+# of forked runs are checked under ASan by check-alloc), and the embedding
+# examples (their specs time frames; embed_spec and embed_sdl_spec run
+# their own valgrind on game and sdl_game under LUAIO_VALGRIND). A child with an error exits 99,
+# which its spec sees as a failure.
 VALGRIND_SKIP_LIST = *python* *redis-server *redis-cli *openssl *curl \
-  *wrk *node *nodejs */valgrind */embed/game */embed/sdl_game */sleep */cat */true */false */pwd */kill */mkdir */rm \
+  *wrk *node *nodejs */sleep */cat */true */false */pwd */kill */mkdir */rm \
   */sha256sum */mktemp */timeout */echo */printf */test */id */ls */head \
   */tail */wc */grep */sed */stat */dd */cp */mv */touch */chmod */ln \
   */readlink */uname */date */tr */sort */pkg-config */cc */gcc */make \
-  */luarocks */busted */allocfail
+  */luarocks */busted */allocfail *valgrind* */examples/embed/*
+# shells that only exec a tool the spec then signals (a valgrind'd shell
+# can miss a signal sent while it execs)
+VALGRIND_SKIP_ARGS = *exec sleep*
 empty :=
 space := $(empty) $(empty)
 comma := ,
@@ -307,7 +308,8 @@ VALGRIND_SKIP = $(subst $(space),$(comma),$(strip $(VALGRIND_SKIP_LIST)))
 VALGRIND = valgrind --error-exitcode=99 --child-silent-after-fork=yes \
   --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --show-leak-kinds=definite,indirect --quiet --trace-children=yes \
-  --trace-children-skip='$(VALGRIND_SKIP)'
+  --trace-children-skip='$(VALGRIND_SKIP)' \
+  --trace-children-skip-by-arg='$(VALGRIND_SKIP_ARGS)'
 check-valgrind:
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
 	  OPT="-O0 -g" CLI_WRAP="$(VALGRIND)" test-c test-spec

@@ -54,6 +54,14 @@ typedef enum {
  * address of aio_kind_tags[kind], which no other library can forge. */
 #define AIO_KIND_KEY 1
 extern const char aio_kind_tags[AIO_K_COUNT];
+/* The kind whose tag is at `tag` (the value of mt[AIO_KIND_KEY] as a
+ * pointer), or AIO_K_NONE. */
+static inline aio_kind aio_tag_kind(const void *tag) {
+  const char *p = tag;
+  if (p >= aio_kind_tags && p < aio_kind_tags + AIO_K_COUNT)
+    return (aio_kind)(p - aio_kind_tags);
+  return AIO_K_NONE;
+}
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
@@ -245,7 +253,7 @@ struct aio_loop {
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
   struct aio_io *ios;     /* I/O objects' uv handles (io.c) */
-  uv_signal_t *sigint;    /* SIGINT watcher while running, or NULL */
+  uv_signal_t *sigint;    /* SIGINT watcher from the first run, or NULL */
   uv_signal_t *sigquit;   /* SIGQUIT dump trigger while running (dump.c) */
   uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
   unsigned quits, quits_seen;
@@ -264,7 +272,7 @@ struct aio_loop {
   unsigned char own_uv, running, stopping, closed, debug, finalized;
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
-  unsigned char watch_sigint; /* watch SIGINT while running */
+  unsigned char watch_sigint; /* watch SIGINT from the first run on */
   unsigned char executor_shutdown; /* the default executor is shut down */
   unsigned char task_factory; /* env TASK_FACTORY is set */
   double slow_callback;   /* debug mode: report callbacks slower than this */
@@ -1067,12 +1075,17 @@ int aio_check_signal(lua_State *L, int idx);
 /* ------------------------------------------------------------------ */
 /* Memory (mem.c)                                                      */
 
-/* Every C allocation of the module (and of the batteries) goes through
- * aio_mem, which is libc's malloc family unless a test harness replaced
- * it (tools/alloc/allocfail.c fails allocation N to test every failure
+/* Every C allocation of the core module goes through aio_mem, which is
+ * libc's malloc family unless a test harness replaced it
+ * (tools/alloc/allocfail.c fails allocation N to test every failure
  * path). The macros below route the usual names there; mem.c itself
  * defines AIO_MEM_IMPL to see libc's. Memory from these functions is
- * always freed with free() here, never by another library. */
+ * always freed with free() here, never by another library.
+ *
+ * A battery (AIO_BATTERY, set by the Makefile) is a shared object of its
+ * own: `require` loads it with RTLD_LOCAL, so it cannot see the core's
+ * hidden aio_mem, and uses libc's allocator directly. No allocation
+ * crosses between a battery and the core. */
 #include <stdlib.h>
 
 typedef struct aio_allocator {
@@ -1084,7 +1097,7 @@ typedef struct aio_allocator {
 
 extern aio_allocator aio_mem;
 
-#ifndef AIO_MEM_IMPL
+#if !defined(AIO_MEM_IMPL) && !defined(AIO_BATTERY)
 #define malloc(size) (aio_mem.alloc(size))
 #define calloc(n, size) (aio_mem.zalloc((n), (size)))
 #define realloc(p, size) (aio_mem.resize((p), (size)))

@@ -454,6 +454,31 @@ asyncio.run(main())
     assert.same({false, true}, log.timeout)
   end))
 
+  it("a server handler receiving after the end gets CLOSED, then "
+     .. "RuntimeError the fifth time", aspec.async(function()
+    local seen, done = {}, asyncio.Event()
+    local app = web.Application()
+    app.router:add_get("/ws", async(function(request)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(request))
+      for _ in ws:iter() do end
+      for _ = 1, 5 do
+        local ok, m = pcall(await, ws:receive())
+        seen[#seen + 1] = ok and m.type or tostring(m)
+      end
+      done:set()
+      return ws
+    end))
+    local runner, port = serve(app)
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("ws://127.0.0.1:" .. port .. "/ws"))
+    assert.is_true(await(ws:close()))
+    bounded(done:wait())
+    await(runner:cleanup())
+    assert.same({T.CLOSED, T.CLOSED, T.CLOSED, T.CLOSED,
+                 "RuntimeError: WebSocket connection is closed."}, seen)
+  end))
+
   it("raises bad arguments for wrong options", aspec.async(function()
     local s <close> = http.ClientSession()
     assert.has_error(function() web.WebSocketResponse{heartbeat = "x"} end,

@@ -189,13 +189,14 @@ void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
     loop->sigint = aio_default_watch(loop, SIGINT, on_sigint);
 }
 
+/* The SIGINT watch outlives the run: it stays until the loop closes (or a
+ * handler of the script's takes SIGINT). Closing it here lost a Ctrl-C
+ * that libuv had queued but the run had not read yet, and let one that
+ * came between two runs kill the process; kept, such a Ctrl-C is counted
+ * and raised by the loop's next run. */
 void aio_signal_loop_stopped(lua_State *L, aio_loop *loop) {
   (void)L;
   aio_dump_loop_stopped(loop);
-  if (loop->sigint) {
-    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
-    loop->sigint = NULL;
-  }
 }
 
 void aio_signal_dispatch(lua_State *L, aio_loop *loop) {

@@ -1240,7 +1240,7 @@ AppRunner.setup = async(function(self)
   end
 end)
 
---- The addresses served, as "http://host:port" strings.
+--- The addresses served, as {host, port} pairs (aiohttp: socket names).
 function AppRunner:addresses()
   local out = {}
   for _, site in ipairs(self.sites) do
