@@ -54,6 +54,14 @@ typedef enum {
  * address of aio_kind_tags[kind], which no other library can forge. */
 #define AIO_KIND_KEY 1
 extern const char aio_kind_tags[AIO_K_COUNT];
+/* The kind whose tag is at `tag` (the value of mt[AIO_KIND_KEY] as a
+ * pointer), or AIO_K_NONE. */
+static inline aio_kind aio_tag_kind(const void *tag) {
+  const char *p = tag;
+  if (p >= aio_kind_tags && p < aio_kind_tags + AIO_K_COUNT)
+    return (aio_kind)(p - aio_kind_tags);
+  return AIO_K_NONE;
+}
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error

@@ -56,6 +56,25 @@ describe("gather", function()
     assert.same({1, 2}, g:result())
   end))
 
+  it("F83 children completing in one step complete the gather one "
+     .. "iteration later, failures and successes mixed", vspec(function()
+    local a, b, c, d = asyncio.Future(), asyncio.Future(), asyncio.Future(),
+                       asyncio.Future()
+    local g = gather(a, b, c, d, {return_exceptions = true})
+    local err = asyncio.ValueError("x")
+    b:set_result(2) -- successes before the last are only counted
+    a:set_exception(err)
+    c:set_result(3) -- after a failure's callback is queued
+    assert.is_false(g:done())
+    d:set_result(4)
+    assert.is_false(g:done())
+    iterations(1)
+    assert.is_true(g:done())
+    local r = g:result()
+    assert.equal(err, r[1])
+    assert.same({2, 3, 4}, {r[2], r[3], r[4]})
+  end))
+
   it("F84 the first error completes the gather with that very error; the "
      .. "other children go on", vspec(function()
     local loop = asyncio.get_running_loop()

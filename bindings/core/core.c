@@ -39,9 +39,7 @@ aio_kind aio_kindof(lua_State *L, int idx) {
   lua_rawgeti(L, -1, AIO_KIND_KEY);
   tag = lua_touserdata(L, -1);
   lua_settop(L, -3);
-  if (tag >= aio_kind_tags && tag < aio_kind_tags + AIO_K_COUNT)
-    return (aio_kind)(tag - aio_kind_tags);
-  return AIO_K_NONE;
+  return aio_tag_kind(tag);
 }
 
 void aio_newclass(lua_State *L, const char *name, aio_kind kind,

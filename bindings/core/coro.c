@@ -466,17 +466,19 @@ int aio_await(lua_State *L) {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
   }
-  /* the common case first: a C operation (q:get()), whose metatable is
-   * upvalue 1 (see aio_open_coro) */
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int op = lua_topointer(L, -1) ==
-             lua_topointer(L, lua_upvalueindex(1));
-    lua_settop(L, 1);
-    if (op)
-      return await_coro(L);
-  }
   for (depth = 0; depth < 100; depth++) {
-    aio_kind k = aio_kindof(L, 1);
+    aio_kind k = AIO_K_NONE;
+    /* aio_kindof with the common case first: a C operation (q:get()),
+     * whose metatable is upvalue 1 (see aio_open_coro) */
+    if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+      if (lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1))) {
+        lua_settop(L, 1);
+        return await_coro(L);
+      }
+      lua_rawgeti(L, -1, AIO_KIND_KEY);
+      k = aio_tag_kind(lua_touserdata(L, -1));
+      lua_settop(L, 1);
+    }
     switch (k) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
@@ -549,7 +551,8 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
 
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
   int i;
-  lua_settop(L, nargs);
+  if (lua_gettop(L) != nargs)
+    lua_settop(L, nargs);
   if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
     aio_coro *c = lua_touserdata(L, -1);
     if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */

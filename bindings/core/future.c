@@ -19,6 +19,7 @@
  * loop) once they hold an exception: that is the only case in which
  * collecting one reports something. Tasks always have one.
  */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,12 +192,16 @@ void aio_tasks_orphaned(lua_State *L, aio_loop *loop) {
 /* Completion                                                          */
 
 /* Appends the ready entry of one callback (on top, popped). */
+/* gather's children's done-callback and its fast path (see gather_cb) */
+static int gather_cb(lua_State *L);
+static int gather_fast(lua_State *L, int fidx);
+
 static void schedule_one(lua_State *L, aio_loop *loop, int fidx) {
   if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
     aio_task *t = lua_touserdata(L, -1);
     lua_pop(L, 1);
     aio_schedule_step(L, loop, t);
-  } else {
+  } else if (!gather_fast(L, fidx)) {
     lua_pushvalue(L, fidx);
     aio_ready_push(L, loop, AIO_R_FUTCB, NULL, 0, NULL, 2);
   }
@@ -641,7 +646,11 @@ static void add_callback_repr(lua_State *L, luaL_Buffer *b, int fidx,
   push_callback(L, fidx, f, i);
   if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
     lua_pushliteral(L, "Task.task_wakeup");
-  else
+  else if (lua_tocfunction(L, -1) == gather_cb) {
+    lua_getupvalue(L, -1, 2); /* gather's Lua callback */
+    aio_pushfuncname(L, -1);
+    lua_remove(L, -2);
+  } else
     aio_pushfuncname(L, -1);
   lua_remove(L, -2);
   luaL_addvalue(b);
@@ -1622,6 +1631,89 @@ static int l_isfuture(lua_State *L) {
 
 /* _succeeded(fut) -> true when fut finished with a result (not cancelled,
  * no exception): gather's per-child test in one call. */
+/* gather's done-callback for its children (combinators.lua): a C closure
+ * over a counter and gather's Lua callback, cb(child, nfinished). Python
+ * calls gather's callback once per child, from the ready queue; when the
+ * child succeeded, others are still running and no earlier call of the
+ * gather's callback is still queued, that call has nothing to do but
+ * count (and nothing else of the gather can look at the count before it
+ * would have run), so the child's completion counts it at once
+ * (gather_fast) and queues nothing. Any other completion queues the
+ * closure, which counts and calls the Lua callback. */
+typedef struct gather_counter {
+  unsigned total;    /* children; UINT_MAX until gather sets it */
+  unsigned finished; /* children counted */
+  unsigned queued;   /* calls of the closure queued and not yet run */
+} gather_counter;
+
+static int gather_cb(lua_State *L) {
+  gather_counter *c = lua_touserdata(L, lua_upvalueindex(1));
+  if (c->queued > 0)
+    c->queued--;
+  c->finished++;
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_insert(L, 1);
+  lua_pushinteger(L, c->finished);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* For schedule_one, the callback on top of the done future at fidx:
+ * counts a succeeded child at once when gather_cb allows it (returns 1,
+ * the callback popped); else returns 0 (the caller queues the call). */
+static int gather_fast(lua_State *L, int fidx) {
+  gather_counter *c;
+  aio_future *f = lua_touserdata(L, fidx);
+  if (lua_tocfunction(L, -1) != gather_cb)
+    return 0;
+  lua_getupvalue(L, -1, 1);
+  c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (c->queued == 0 && f->state == AIO_FINISHED && !f->has_exc &&
+      c->finished + 1 < c->total) {
+    c->finished++;
+    lua_pop(L, 1);
+    return 1;
+  }
+  c->queued++;
+  return 0;
+}
+
+static gather_counter *check_gather_cb(lua_State *L) {
+  if (lua_tocfunction(L, 1) != gather_cb)
+    luaL_argerror(L, 1, "gather callback expected");
+  lua_getupvalue(L, 1, 1);
+  return lua_touserdata(L, -1);
+}
+
+/* _gather_callback(fn) -> the done-callback for gather's children */
+static int l__gather_callback(lua_State *L) {
+  gather_counter *c;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->total = UINT_MAX;
+  c->finished = c->queued = 0;
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, gather_cb, 2);
+  return 1;
+}
+
+/* _gather_total(cb, n): gather has n children */
+static int l__gather_total(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0 && n < UINT_MAX, 2, "out of range");
+  check_gather_cb(L)->total = (unsigned)n;
+  return 0;
+}
+
+/* _gather_count(cb) -> children counted, after counting one more (a child
+ * that was done when gather started) */
+static int l__gather_count(lua_State *L) {
+  lua_pushinteger(L, ++check_gather_cb(L)->finished);
+  return 1;
+}
+
 static int l__succeeded(lua_State *L) {
   aio_future *f = aio_check_future(L, 1);
   lua_pushboolean(L, f->state == AIO_FINISHED && !f->has_exc);
@@ -1638,6 +1730,9 @@ static const luaL_Reg future_funcs[] = {
     {"isfuture", l_isfuture},
     {"_traceback_of", l__traceback_of},
     {"_succeeded", l__succeeded},
+    {"_gather_callback", l__gather_callback},
+    {"_gather_total", l__gather_total},
+    {"_gather_count", l__gather_count},
     {NULL, NULL}};
 
 void aio_open_future(lua_State *L) {

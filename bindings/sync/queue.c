@@ -383,14 +383,15 @@ static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   check_woken(L, q, &q->getters, Q_UV_GETTERS, 2, can_get);
+  lua_settop(L, 1);
   return queue_get_body(L);
 }
 
-/* The body of q:get(), awaited inline: [queue] (checked by q:get()) */
+/* The body of q:get(), awaited inline: [queue] (checked by q:get(); the
+ * operation's stack is exactly that) */
 static int queue_get_body(lua_State *L) {
   aio_queue *q = lua_touserdata(L, 1);
   aio_task *t;
-  lua_settop(L, 1);
   if (get_aux(L, q, 0))
     return 1;
   if (q->shut)
@@ -407,15 +408,15 @@ static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   check_woken(L, q, &q->putters, Q_UV_PUTTERS, 3, can_put);
+  lua_settop(L, 2);
   return queue_put_body(L);
 }
 
 /* The body of q:put(item), awaited inline: [queue, item] (checked by
- * q:put()) */
+ * q:put(); the operation's stack is exactly that) */
 static int queue_put_body(lua_State *L) {
   aio_queue *q = lua_touserdata(L, 1);
   aio_task *t;
-  lua_settop(L, 2);
   if (!is_full(q) || q->shut) {
     put_aux(L, q, 2, 1);
     return 0;

@@ -20,7 +20,7 @@ local check = require "asyncio.check"
 
 local async, await = core.async, core.await
 local ensure_future, isfuture = core.ensure_future, core.isfuture
-local succeeded = core._succeeded
+local succeeded, gather_callback = core._succeeded, core._gather_callback
 local iscoroutine, iserror = core.iscoroutine, core.iserror
 local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
@@ -136,14 +136,13 @@ function M.gather(...)
     return outer
   end
 
-  local nchildren, nfinished = 0, 0
+  local nchildren = 0
   local outer -- set once the children are set up
   local cancel_requested = false
-  -- The hot path: a child succeeded and others are still running costs
-  -- a count and one look at its state.
-  local function on_child_done(fut)
-    nfinished = nfinished + 1
+  -- nfinished: the children counted by watch, the C done-callback below
+  local function on_child_done(fut, nfinished)
     -- a child that succeeded while others still run: nothing to look at
+    -- (watch counts most of those in C, without calling this function)
     if nfinished < nchildren and succeeded(fut) then return end
     if outer == nil or outer:done() then
       -- a child failed the gather already, or the gather itself raised
@@ -178,7 +177,7 @@ function M.gather(...)
       outer:set_result(results)
     end
   end
-
+  local watch = gather_callback(on_child_done)
   -- A future passed several times is a child several times: each of its
   -- callbacks counts once, which gives the same outcome as counting it
   -- once. Only the tasks made for Coroutine objects and __await values
@@ -199,12 +198,12 @@ function M.gather(...)
         done_futs = done_futs or {}
         done_futs[#done_futs + 1] = fut
       else
-        fut:add_done_callback(on_child_done)
+        fut:add_done_callback(watch)
       end
     end
     children[i] = fut
   end
-
+  core._gather_total(watch, nchildren)
   -- Cancelling the gather (directly, or as the waiter of a cancelled
   -- task) cancels its children instead of the gather itself, which then
   -- completes when they are done (Python's _GatheringFuture.cancel).
@@ -218,7 +217,9 @@ function M.gather(...)
   end}
   gathered[outer] = children
   if done_futs then
-    for i = 1, #done_futs do on_child_done(done_futs[i]) end
+    for i = 1, #done_futs do
+      on_child_done(done_futs[i], core._gather_count(watch))
+    end
   end
   return outer
 end
