@@ -582,10 +582,11 @@ describe("large reads and writes", function()
     await(ticker)
     assert.equal(#data, #back)
     assert.is_true(back == data)
-    -- each await costs the ticker one step; a blocked loop would count a
-    -- handful, not hundreds
-    assert.is_true(during_write > 100, "ticks during write: " .. during_write)
-    assert.is_true(ticks - during_write > 100,
+    -- each loop iteration gives the ticker one step: a loop blocked for the
+    -- whole operation counts at most two, one that goes on counts many
+    -- (hundreds on an idle machine, fewer when the cores are busy)
+    assert.is_true(during_write > 5, "ticks during write: " .. during_write)
+    assert.is_true(ticks - during_write > 5,
                    "ticks during read: " .. (ticks - during_write))
   end))
 end)
