@@ -50,17 +50,31 @@ typedef enum {
   AIO_K_OTHER,
   AIO_K_COUNT
 } aio_kind;
-/* The integer key of the kind tag in our metatables; the tag is the
- * address of aio_kind_tags[kind], which no other library can forge. */
+/* The integer key of the kind tag in our metatables. The tag names
+ * aio_kind_tags[kind], which no other library can forge; it is stored
+ * XORed with the address of the metatable holding it, so that a tag read
+ * from one of our metatables and copied into another library's writable
+ * one (getmetatable(io.stdout)[1] = ...) decodes to no kind there. */
 #define AIO_KIND_KEY 1
 extern const char aio_kind_tags[AIO_K_COUNT];
-/* The kind whose tag is at `tag` (the value of mt[AIO_KIND_KEY] as a
- * pointer), or AIO_K_NONE. */
-static inline aio_kind aio_tag_kind(const void *tag) {
-  const char *p = tag;
+/* The kind of the metatable at mtidx (AIO_K_NONE if it holds no valid
+ * tag); pushes nothing. */
+static inline aio_kind aio_mt_kind(lua_State *L, int mtidx) {
+  uintptr_t mt = (uintptr_t)lua_topointer(L, mtidx);
+  const char *p;
+  lua_rawgeti(L, mtidx, AIO_KIND_KEY);
+  p = (const char *)((uintptr_t)lua_touserdata(L, -1) ^ mt);
+  lua_pop(L, 1);
   if (p >= aio_kind_tags && p < aio_kind_tags + AIO_K_COUNT)
     return (aio_kind)(p - aio_kind_tags);
   return AIO_K_NONE;
+}
+/* Stores kind's tag in the metatable at mtidx (see AIO_KIND_KEY). */
+static inline void aio_set_mt_kind(lua_State *L, int mtidx, aio_kind kind) {
+  uintptr_t mt = (uintptr_t)lua_topointer(L, mtidx);
+  mtidx = lua_absindex(L, mtidx);
+  lua_pushlightuserdata(L, (void *)((uintptr_t)&aio_kind_tags[kind] ^ mt));
+  lua_rawseti(L, mtidx, AIO_KIND_KEY);
 }
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);

@@ -246,6 +246,36 @@ describe("regressions", function()
                 {r.status, r.stdout, r.stderr})
   end)
 
+  it("a kind tag copied into another library's metatable forges nothing",
+     function()
+    -- io's file metatable is writable from Lua: with a Queue's or a Lock's
+    -- tag at [1], a FILE* was taken for a Queue (a crash in get_nowait)
+    local code = [[
+      local asyncio = require "asyncio"
+      local file_mt = getmetatable(io.stdout)
+      local samples = {asyncio.Queue(), asyncio.Lock(), asyncio.Event(),
+                       asyncio.Semaphore(),
+                       asyncio.new_event_loop():create_future()}
+      for _, obj in ipairs(samples) do
+        file_mt[1] = rawget(getmetatable(obj), 1)
+        for _, name in ipairs{"get_nowait", "put_nowait", "release",
+                              "is_set", "locked", "done"} do
+          local method = obj[name]
+          if method then
+            local ok, err = pcall(method, io.stdout, 1)
+            assert(not ok and tostring(err):find("expected, got FILE*", 1,
+                                                 true), tostring(err))
+          end
+        end
+        assert(not asyncio.isfuture(io.stdout))
+      end
+      file_mt[1] = nil
+      print("no forgery")
+    ]]
+    local r = proc.run{proc.luaio, "-e", code}
+    assert.same({0, "no forgery\n", ""}, {r.status, r.stdout, r.stderr})
+  end)
+
   it("a task that waited on an Event, a Lock or a Queue keeps its "
      .. "coroutine", function()
     -- the future such waits reuse shared the task's table slot of its

@@ -30,16 +30,15 @@ void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname) {
 }
 
 aio_kind aio_kindof(lua_State *L, int idx) {
-  const char *tag;
+  aio_kind kind;
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return AIO_K_NONE;
   /* mt[AIO_KIND_KEY] is a light userdata tag: an integer key keeps the
-   * look-up in the array part; the tag's address proves it is ours (any
-   * other value gives NULL or an address outside the tags) */
-  lua_rawgeti(L, -1, AIO_KIND_KEY);
-  tag = lua_touserdata(L, -1);
-  lua_settop(L, -3);
-  return aio_tag_kind(tag);
+   * look-up in the array part; decoded against this metatable it proves
+   * it is ours (any other value gives an address outside the tags) */
+  kind = aio_mt_kind(L, -1);
+  lua_pop(L, 1);
+  return kind;
 }
 
 void aio_newclass(lua_State *L, const char *name, aio_kind kind,
@@ -70,8 +69,7 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
   }
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
-  lua_pushlightuserdata(L, (void *)&aio_kind_tags[kind]);
-  lua_rawseti(L, -2, AIO_KIND_KEY);
+  aio_set_mt_kind(L, -1, kind);
   lua_pop(L, 1);
 }
 

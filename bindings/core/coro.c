@@ -475,8 +475,7 @@ int aio_await(lua_State *L) {
         lua_settop(L, 1);
         return await_coro(L);
       }
-      lua_rawgeti(L, -1, AIO_KIND_KEY);
-      k = aio_tag_kind(lua_touserdata(L, -1));
+      k = aio_mt_kind(L, -1);
       lua_settop(L, 1);
     }
     switch (k) {

@@ -1192,6 +1192,7 @@ static void writer_setmt(lua_State *L, int tidx, int pidx) {
     lua_rawset(L, -5);
   }
   lua_pop(L, 1);
+  aio_set_mt_kind(L, -1, AIO_K_WRITER); /* the copied tag was the class's */
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, tidx);

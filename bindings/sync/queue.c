@@ -565,8 +565,7 @@ static void push_queue_mt(lua_State *L, aio_queue *q) {
   lua_pop(L, 1);
   luaL_getmetatable(L, AIO_QUEUE_MT);            /* [cache, class] */
   lua_createtable(L, 1, 4);                      /* the metatable */
-  lua_rawgeti(L, cache + 1, AIO_KIND_KEY);
-  lua_rawseti(L, -2, AIO_KIND_KEY);
+  aio_set_mt_kind(L, -1, AIO_K_QUEUE);
   lua_getfield(L, cache + 1, "__name");
   lua_setfield(L, -2, "__name");
   lua_getfield(L, cache + 1, "__tostring");
