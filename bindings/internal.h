@@ -76,6 +76,10 @@ static inline void aio_set_mt_kind(lua_State *L, int mtidx, aio_kind kind) {
   lua_pushlightuserdata(L, (void *)((uintptr_t)&aio_kind_tags[kind] ^ mt));
   lua_rawseti(L, mtidx, AIO_KIND_KEY);
 }
+/* Pushes registry[key], a table with the weak mode `mode` ("k", "v" or
+ * "kv"), making it the first time. Raises only memory errors. */
+void aio_push_weak_registry_table(lua_State *L, const void *key,
+                                  const char *mode);
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error

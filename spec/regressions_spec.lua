@@ -11,6 +11,16 @@ local h = dofile("spec/helpers.lua")
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
+--- Runs code under stock lua5.4 from /tmp, finding luaio's Lua sources
+-- and C modules in this checkout only.
+local function run_stock_lua(code)
+  return proc.run({"lua5.4", "-e", code}, {cwd = "/tmp",
+    env = {LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root ..
+                      "/lua/?/init.lua;;",
+           LUA_CPATH = proc.build .. "/?.so;;"},
+    unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4"}})
+end
+
 describe("regressions", function()
   local loop
   h.each_virtual_loop(function(l) loop = l end)
@@ -164,11 +174,6 @@ describe("regressions", function()
   end)
 
   it("require 'asyncio' works from stock lua5.4 (20 runs)", function()
-    local env = {
-      LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root ..
-                 "/lua/?/init.lua;;",
-      LUA_CPATH = proc.build .. "/?.so;;",
-    }
     local code = [[
       local asyncio = require "asyncio"
       print(asyncio.run(asyncio.async(function()
@@ -177,8 +182,7 @@ describe("regressions", function()
       end)))
     ]]
     for _ = 1, 20 do
-      local r = proc.run({"lua5.4", "-e", code}, {cwd = "/tmp", env = env,
-                         unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4"}})
+      local r = run_stock_lua(code)
       assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
     end
   end)
@@ -187,11 +191,6 @@ describe("regressions", function()
     -- a battery is a shared object of its own, loaded RTLD_LOCAL: it
     -- once needed the core's hidden allocator symbol and failed to load
     -- ("undefined symbol: aio_mem") everywhere but in the luaio binary
-    local env = {
-      LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root ..
-                 "/lua/?/init.lua;;",
-      LUA_CPATH = proc.build .. "/?.so;;",
-    }
     local code = [[
       local asyncio = require "asyncio"
       local ssl = require "asyncio.ssl"
@@ -218,8 +217,7 @@ describe("regressions", function()
         return resp.status .. " " .. body
       end)))
     ]]
-    local r = proc.run({"lua5.4", "-e", code}, {cwd = "/tmp", env = env,
-                       unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4"}})
+    local r = run_stock_lua(code)
     assert.same({0, "true\ntable\n200 hello\n", ""},
                 {r.status, r.stdout, r.stderr})
   end)

@@ -29,6 +29,20 @@ void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname) {
   return lua_touserdata(L, idx);
 }
 
+void aio_push_weak_registry_table(lua_State *L, const void *key,
+                                  const char *mode) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 aio_kind aio_kindof(lua_State *L, int idx) {
   aio_kind kind;
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))

@@ -31,16 +31,7 @@ static double dump_hang = 0;
 
 /* Adds the loop userdata on top (left there) to the weak list of loops. */
 void aio_dump_register_loop(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loops) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loops);
-  }
+  aio_push_weak_registry_table(L, &key_loops, "k");
   lua_pushvalue(L, -2);
   lua_pushinteger(L, (lua_Integer)atomic_fetch_add(&loops_made, 1) + 1);
   lua_rawset(L, -3);

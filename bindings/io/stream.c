@@ -841,16 +841,7 @@ static int l_reader_new(lua_State *L) {
 static const char key_readers = 0;
 
 static void push_weak_readers(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_readers) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_readers);
-  }
+  aio_push_weak_registry_table(L, &key_readers, "v");
 }
 
 /* Pushes the protocol's reader, or nil. */

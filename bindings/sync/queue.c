@@ -546,16 +546,7 @@ static const char key_mts = 0;
 /* Pushes the metatable of queues of q's maxsize, making it if needed. */
 static void push_queue_mt(lua_State *L, aio_queue *q) {
   int cache;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_mts) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_mts);
-  }
+  aio_push_weak_registry_table(L, &key_mts, "v");
   cache = lua_gettop(L);
   push_maxsize(L, q);
   if (lua_rawget(L, cache) == LUA_TTABLE) {
