@@ -334,6 +334,8 @@ add w5_lock node      "$NODE" "$N/w5_lock.js" "$W5"
 add w6_threadsafe luaio   "$LUAIO" "$DIR/w6_threadsafe.lua" "$W6"
 add w6_threadsafe asyncio "$PYTHON" "$DIR/py/w6_threadsafe.py" "$W6"
 add w6_threadsafe uvloop  "$PYTHON" "$DIR/py/w6_threadsafe.py" "$W6" --uvloop
+add w6_threadsafe luv     "$LUA" "$P/w6_threadsafe.lua" "$W6" luv
+add w6_threadsafe cqueues "$LUA" "$P/w6_threadsafe.lua" "$W6" cqueues
 add w6_threadsafe node    "$NODE" "$N/w6_threadsafe.js" "$W6"
 add w6_threadsafe limit   "$BIN/uv_threadsafe" "$W6"
 
@@ -350,6 +352,8 @@ add w8_gather_wait luaio   "$LUAIO" "$DIR/w8_gather_wait.lua" "$W8"
 add w8_gather_wait asyncio "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8"
 add w8_gather_wait uvloop  "$PYTHON" "$DIR/py/w8_gather_wait.py" "$W8" \
                              --uvloop
+add w8_gather_wait luv     "$LUA" "$P/w8_gather_wait.lua" "$W8" luv
+add w8_gather_wait cqueues "$LUA" "$P/w8_gather_wait.lua" "$W8" cqueues
 add w8_gather_wait node    "$NODE" "$N/w8_gather_wait.js" "$W8"
 
 add w9_tls_echo luaio   tls_pair "$W9" "$LUAIO" "$DIR/w9_tls_echo.lua"
@@ -423,6 +427,7 @@ add w12_http_server node    wrk_pair 1 "$NODE" "$DIR/node/w12_http_server.js"
 add w13_http_client luaio   http_client_pair "$W13" "$LUAIO" "$DIR/w13_http_client.lua"
 add w13_http_client asyncio http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py"
 add w13_http_client uvloop  http_client_pair "$W13" "$PYTHON" "$DIR/py/w13_http_client.py" --uvloop
+add w13_http_client node    http_client_pair "$W13" "$NODE" "$DIR/node/w13_http_client.js"
 W16=${W16_N:-100000}
 add w16_ws_echo luaio   "$LUAIO" "$DIR/w16_ws_echo.lua" "$W16"
 add w16_ws_echo asyncio "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16"

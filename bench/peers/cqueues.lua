@@ -1,8 +1,13 @@
 --- A minimal asyncio-like layer on cqueues, for the cqueues twins of the
 -- workloads: tasks are coroutines of one cqueues controller (cq:wrap),
 -- sleep is cqueues.sleep, and futures, queues and locks wait on cqueues
--- condition variables. The same API as luv.lua; no cancellation, no
--- error classes.
+-- condition variables. The same API as luv.lua; no error classes.
+-- Cancellation (for w8), the smallest that works: only a sleep made with
+-- cancellable_sleep can be cancelled; it waits on a condition of its own
+-- with the sleep as timeout (cqueues.poll), and cancel(task) signals it
+-- so that the sleep returns M.CANCELLED, which the task returns.
+-- wait_first(tasks) polls the tasks' done conditions at once
+-- (cqueues.poll takes many).
 
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
@@ -14,6 +19,7 @@ local cq
 function M.spawn(fn, arg)
   local t = {done = false, cond = condition.new()}
   cq:wrap(function()
+    t.co = coroutine.running()
     local r = fn(arg)
     t.done, t.value = true, r
     t.cond:signal()
@@ -34,6 +40,44 @@ function M.set_result(f, v)
 end
 
 M.sleep = cqueues.sleep
+
+M.CANCELLED = setmetatable({}, {__name = "CANCELLED"})
+local sleepers = {}  -- coroutine -> condition of its cancellable sleep
+local poll = cqueues.poll
+
+--- cancellable_sleep(s) -> nil, or M.CANCELLED when cancelled.
+function M.cancellable_sleep(s)
+  local co = coroutine.running()
+  local c = condition.new()
+  sleepers[co] = c
+  poll(c, s)
+  if sleepers[co] == c then
+    sleepers[co] = nil
+    return nil
+  end
+  return M.CANCELLED
+end
+
+--- cancel(task) -> whether it was in a cancellable sleep.
+function M.cancel(t)
+  local c = t.co and sleepers[t.co]
+  if not c then return false end
+  sleepers[t.co] = nil
+  c:signal()
+  return true
+end
+
+--- wait_first(tasks) -> the first of tasks found done.
+function M.wait_first(tasks)
+  local conds = {}
+  while true do
+    for i = 1, #tasks do
+      if tasks[i].done then return tasks[i] end
+      conds[i] = tasks[i].cond
+    end
+    poll(table.unpack(conds))
+  end
+end
 
 function M.queue()
   return {items = {}, ih = 1, it = 0, cond = condition.new()}

@@ -3,8 +3,14 @@
 -- runs what was ready when an iteration began (as asyncio does), timers
 -- are libuv timers, and futures, queues and locks hand values and
 -- ownership straight to their first waiter. Deliberately lean: no
--- cancellation, no error classes, one waiter per future; the fairest
--- (fastest) shape a luv user would write for these workloads.
+-- error classes, one waiter per future; the fairest (fastest) shape a
+-- luv user would write for these workloads. Cancellation (for w8) is
+-- the smallest that works: only a sleep made with cancellable_sleep can
+-- be cancelled; cancel(task) stops its timer and resumes the task with
+-- M.CANCELLED, which the task returns (its coroutine runs to its end, as
+-- a cancelled asyncio task unwinds). wait_first(tasks) suspends until
+-- the first of the tasks is done (a shared waiter set on each task and
+-- taken off again, as asyncio.wait adds and removes done-callbacks).
 
 local uv = require "luv"
 local create, resume, yield, running =
@@ -26,12 +32,19 @@ local function trampoline(t)
   t.done, t.value = true, r
   local w = t.waiter
   if w then wake(w, r) end
+  local g = t.group
+  if g and g.co then
+    local co = g.co
+    g.co = nil
+    wake(co, t)
+  end
 end
 
 --- spawn(fn, arg) -> task; fn(arg) runs from the next iteration.
 function M.spawn(fn, arg)
-  local t = {fn = fn, arg = arg, done = false}
-  wake(create(trampoline), t)
+  local co = create(trampoline)
+  local t = {fn = fn, arg = arg, done = false, co = co}
+  wake(co, t)
   return t
 end
 
@@ -65,6 +78,47 @@ function M.sleep(s)
     wake(co)
   end)
   return yield()
+end
+
+M.CANCELLED = setmetatable({}, {__name = "CANCELLED"})
+local sleepers = {}  -- coroutine -> timer of its cancellable sleep
+
+--- cancellable_sleep(s) -> nil, or M.CANCELLED when cancelled.
+function M.cancellable_sleep(s)
+  local co = running()
+  local timer = uv.new_timer()
+  sleepers[co] = timer
+  timer:start(math.floor(s * 1000 + 0.5), 0, function()
+    sleepers[co] = nil
+    timer:close()
+    wake(co)
+  end)
+  return yield()
+end
+
+--- cancel(task) -> whether it was in a cancellable sleep (and is now
+-- resumed with M.CANCELLED at the next iteration).
+function M.cancel(t)
+  local co = t.co
+  local timer = sleepers[co]
+  if not timer then return false end
+  sleepers[co] = nil
+  timer:stop()
+  timer:close()
+  wake(co, M.CANCELLED)
+  return true
+end
+
+--- wait_first(tasks) -> the first of tasks to be done.
+function M.wait_first(tasks)
+  for i = 1, #tasks do
+    if tasks[i].done then return tasks[i] end
+  end
+  local g = {co = running()}
+  for i = 1, #tasks do tasks[i].group = g end
+  local first = yield()
+  for i = 1, #tasks do tasks[i].group = nil end
+  return first
 end
 
 --- FIFO queue: get hands an item straight to the first blocked getter.
