@@ -44,4 +44,13 @@ void aio_http_check_text(lua_State *L, const char *s, size_t n, int name,
 
 void aio_http_open_server(lua_State *L);
 
+/* Registers a class of the module (module.c): the metatable `name` with
+ * __index = methods and __gc = gc, made once per state, and the
+ * constructor ctor as module[ctor_name] (the module table is at -2 on
+ * return). Leaves the metatable on top and returns 1 if this call made
+ * it (the caller adds what else it needs), 0 if it existed. */
+int aio_http_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction gc, lua_CFunction ctor,
+                   const char *ctor_name);
+
 #endif

@@ -156,13 +156,6 @@ static const luaL_Reg inflater_methods[] = {
 };
 
 void aio_http_open_inflate(lua_State *L) {
-  if (luaL_newmetatable(L, INFLATER_MT)) {
-    luaL_newlib(L, inflater_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  aio_http_class(L, INFLATER_MT, inflater_methods, l_gc, l_new, "Inflater");
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_new);
-  lua_setfield(L, -2, "Inflater");
 }

@@ -11,6 +11,23 @@
 
 AIO_EXPORT int luaopen_asyncio__http(lua_State *L);
 
+int aio_http_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction gc, lua_CFunction ctor,
+                   const char *ctor_name) {
+  int made;
+  lua_pushcfunction(L, ctor);
+  lua_setfield(L, -2, ctor_name);
+  made = luaL_newmetatable(L, name);
+  if (made) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  return made;
+}
+
 /* Pushes the module table. */
 AIO_EXPORT int luaopen_asyncio__http(lua_State *L) {
   lua_newtable(L);

@@ -263,13 +263,6 @@ void aio_http_open_parser(lua_State *L) {
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
   settings.on_message_complete = on_message_complete;
-  if (luaL_newmetatable(L, PARSER_MT)) {
-    luaL_newlib(L, parser_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  aio_http_class(L, PARSER_MT, parser_methods, l_gc, l_new, "Parser");
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_new);
-  lua_setfield(L, -2, "Parser");
 }

@@ -772,17 +772,12 @@ void aio_http_open_server(lua_State *L) {
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
   settings.on_message_complete = on_message_complete;
-  if (luaL_newmetatable(L, SERVER_MT)) {
-    luaL_newlib(L, server_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_server__gc);
-    lua_setfield(L, -2, "__gc");
+  if (aio_http_class(L, SERVER_MT, server_methods, l_server__gc,
+                     l_server_new, "ServerProtocol")) {
     lua_pushcfunction(L, l_server__tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushlightuserdata(L, (void *)&srv_vt);
     lua_setfield(L, -2, AIO_PROTO_VT);
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_server_new);
-  lua_setfield(L, -2, "ServerProtocol");
 }
