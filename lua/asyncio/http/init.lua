@@ -783,11 +783,10 @@ local function same_list(a, b)
   return true
 end
 
-function ClientSession:_fields()
-  local f = self._fixed
-  if f and same_list(f.session, self.headers) then return f end
-  local h = CIMultiDict()
-  h:extend(self.headers)
+--- Adds to the CIMultiDict h the fields a request carries unless the
+-- caller set them: Accept, Accept-Encoding (when zlib is there) and
+-- User-Agent.
+local function add_default_fields(h)
   if not h:contains("Accept") then h:add("Accept", "*/*") end
   if not h:contains("Accept-Encoding") and _http.Inflater then
     h:add("Accept-Encoding", "gzip, deflate")
@@ -795,6 +794,14 @@ function ClientSession:_fields()
   if not h:contains("User-Agent") then
     h:add("User-Agent", "luaio-http/0.1")
   end
+end
+
+function ClientSession:_fields()
+  local f = self._fixed
+  if f and same_list(f.session, self.headers) then return f end
+  local h = CIMultiDict()
+  h:extend(self.headers)
+  add_default_fields(h)
   f = {names = {}, session = table.move(self.headers, 1, #self.headers, 1,
                                         {})}
   for i = 1, #h, 2 do
@@ -825,13 +832,7 @@ function ClientSession:_head_fields(u, opts)
   hdrs:extend(self.headers)
   local extra = CIMultiDict(opts.headers)
   for name, value in extra:items() do hdrs:set(name, value) end
-  if not hdrs:contains("Accept") then hdrs:add("Accept", "*/*") end
-  if not hdrs:contains("Accept-Encoding") and _http.Inflater then
-    hdrs:add("Accept-Encoding", "gzip, deflate")
-  end
-  if not hdrs:contains("User-Agent") then
-    hdrs:add("User-Agent", "luaio-http/0.1")
-  end
+  add_default_fields(hdrs)
   return hdrs
 end
 
