@@ -4,15 +4,8 @@ local proc = dofile("spec/fixtures/proc.lua")
 
 local luaio, fixture = proc.luaio, proc.fixture
 
-local function has(text, s)
-  assert.is_truthy(text:find(s, 1, true),
-                   ("%q not found in:\n%s"):format(s, text))
-end
-
-local function lacks(text, s)
-  assert.is_falsy(text:find(s, 1, true),
-                  ("%q found in:\n%s"):format(s, text))
-end
+local helpers = dofile("spec/helpers.lua")
+local has, lacks = helpers.has, helpers.lacks
 
 --- Runs luaio with the arguments, then lua5.4 with the same ones.
 local function both(args, opts)

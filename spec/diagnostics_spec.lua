@@ -16,10 +16,7 @@ local function handler_fixture(mode)
   return proc.run{proc.luaio, proc.fixture("handler.lua"), mode}
 end
 
-local function has(text, s)
-  assert.is_truthy(text:find(s, 1, true),
-                   ("%q not found in:\n%s"):format(s, text))
-end
+local has = dofile("spec/helpers.lua").has
 
 describe("diagnostics", function()
   local loop, reports

@@ -3,15 +3,8 @@
 -- by spec/fixtures/pty_session.py, and through a pipe.
 local proc = dofile("spec/fixtures/proc.lua")
 
-local function has(text, s)
-  assert.is_truthy(text:find(s, 1, true),
-                   ("%q not found in:\n%s"):format(s, text))
-end
-
-local function lacks(text, s)
-  assert.is_falsy(text:find(s, 1, true),
-                  ("%q found in:\n%s"):format(s, text))
-end
+local helpers = dofile("spec/helpers.lua")
+local has, lacks = helpers.has, helpers.lacks
 
 --- Plays the steps on a terminal; returns the transcript (CRs dropped)
 -- and the home directory used (for the history file).
