@@ -47,6 +47,11 @@ aio_kind aio_kindof(lua_State *L, int idx) {
   aio_kind kind;
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return AIO_K_NONE;
+  kind = aio_running_mt_kind(lua_topointer(L, -1));
+  if (kind != AIO_K_NONE) {
+    lua_pop(L, 1);
+    return kind;
+  }
   /* mt[AIO_KIND_KEY] is a light userdata tag: an integer key keeps the
    * look-up in the array part; decoded against this metatable it proves
    * it is ours (any other value gives an address outside the tags) */

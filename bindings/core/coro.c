@@ -50,7 +50,18 @@ aio_task *aio_check_await(lua_State *L, const char *what) {
 static int coro_factory(lua_State *L);
 
 aio_coro *aio_test_coro(lua_State *L, int idx) {
-  return aio_kindof(L, idx) == AIO_K_CORO ? lua_touserdata(L, idx) : NULL;
+  return aio_to_coro(L, idx);
+}
+
+/* Fills the block of a new Coroutine object (not started). */
+static void coro_init(aio_coro *c, lua_CFunction body, int nargs,
+                      int origin, int cached) {
+  c->body = body;
+  c->magic = AIO_CORO_MAGIC;
+  c->nargs = (unsigned)nargs;
+  c->state = AIO_CORO_NEW;
+  c->origin = (unsigned)origin;
+  c->cached = (unsigned)cached;
 }
 
 static aio_coro *check_coro(lua_State *L, int idx) {
@@ -94,9 +105,7 @@ static int kept_c_coro(lua_State *L, int n) {
   }
   if (c == NULL) {
     c = lua_newuserdatauv(L, sizeof *c, 1 + (n > KEPT_ARGS ? n : KEPT_ARGS));
-    c->body = lua_tocfunction(L, lua_upvalueindex(1));
-    c->origin = 0;
-    c->cached = 1;
+    coro_init(c, lua_tocfunction(L, lua_upvalueindex(1)), n, 0, 1);
     lua_pushvalue(L, lua_upvalueindex(4));
     lua_setmetatable(L, -2);
     lua_pushvalue(L, lua_upvalueindex(3));
@@ -127,11 +136,7 @@ static int coro_factory(lua_State *L) {
   if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
     name_from_call(L);
   c = lua_newuserdatauv(L, sizeof *c, 1 + n + origin);
-  c->nargs = n;
-  c->state = AIO_CORO_NEW;
-  c->origin = (unsigned char)origin;
-  c->body = NULL;
-  c->cached = 0;
+  coro_init(c, NULL, n, origin, 0);
   if (origin) { /* where it was created, for the never-awaited report */
     aio_traceback(L, L, 1);
     lua_setiuservalue(L, -2, n + 2);
@@ -467,23 +472,14 @@ int aio_await(lua_State *L) {
     lua_settop(L, 1);
   }
   for (depth = 0; depth < 100; depth++) {
-    aio_kind k = AIO_K_NONE;
-    /* aio_kindof with the common case first: a C operation (q:get()),
-     * whose metatable is upvalue 1 (see aio_open_coro) */
-    if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-      if (lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1))) {
-        lua_settop(L, 1);
-        return await_coro(L);
-      }
-      k = aio_mt_kind(L, -1);
-      lua_settop(L, 1);
-    }
+    aio_kind k;
+    if (aio_to_coro(L, 1) != NULL) /* the common case: q:get(), sleep */
+      return await_coro(L);
+    k = aio_kindof(L, 1);
     switch (k) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
       return await_future(L, t);
-    case AIO_K_CORO:
-      return await_coro(L);
     case AIO_K_LOCK:
       return aio_lock_guard_body(L);
     case AIO_K_SEMAPHORE:
@@ -514,11 +510,7 @@ static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
   int nvals = nargs + (body == NULL), top = lua_gettop(L);
   int base = top - nvals + 1, uv = body == NULL ? 1 : 2, i;
   c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
-  c->nargs = nargs;
-  c->state = AIO_CORO_NEW;
-  c->origin = 0;
-  c->cached = 0;
-  c->body = body;
+  coro_init(c, body, nargs, 0, 0);
   aio_setmt(L, body == NULL ? &aio_mt_coro : &aio_mt_ccoro);
   for (i = base; i <= top; i++) {
     lua_pushvalue(L, i);
@@ -648,8 +640,7 @@ void aio_open_coro(lua_State *L) {
   aio_cache_mt(L, AIO_CORO_MT, &aio_mt_coro);
   aio_cache_mt(L, AIO_CCORO_MT, &aio_mt_ccoro);
   luaL_setfuncs(L, coro_funcs, 0);
-  luaL_getmetatable(L, AIO_CCORO_MT);
-  lua_pushcclosure(L, aio_await, 1);
+  lua_pushcfunction(L, aio_await);
   lua_setfield(L, -2, "await");
   /* sleep is the coroutine function of aio_sleep_body, a C operation
    * whose Coroutine objects are kept */

@@ -423,6 +423,17 @@ static void report_entry_error(lua_State *L, aio_loop *loop, int obj) {
 /* ------------------------------------------------------------------ */
 /* Running                                                             */
 
+aio_kind aio_running_mt_kind(const void *mt) {
+  aio_loop *loop = tl_running;
+  if (loop != NULL) {
+    if (mt == loop->mt_ptr[1])
+      return AIO_K_TASK;
+    if (mt == loop->mt_ptr[0])
+      return AIO_K_FUTURE;
+  }
+  return AIO_K_NONE;
+}
+
 aio_loop *aio_running_loop(lua_State *L) {
   aio_loop *loop = tl_running;
   lua_State *main;
@@ -969,8 +980,10 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_future);
+  loop->mt_ptr[0] = lua_topointer(L, -1);
   loop->mt_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
+  loop->mt_ptr[1] = lua_topointer(L, -1);
   loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Everything that can fail comes before the libuv loop exists: until
    * loop->uv is set, __gc frees the handles' memory (never initialized)
