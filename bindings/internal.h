@@ -80,10 +80,11 @@ static inline void aio_set_mt_kind(lua_State *L, int mtidx, aio_kind kind) {
  * "kv"), making it the first time. Raises only memory errors. */
 void aio_push_weak_registry_table(lua_State *L, const void *key,
                                   const char *mode);
-/* The kind of the metatable at address mt when it is the Future or the
- * Task metatable of the loop running on this thread (the loop keeps
- * both alive, so no other object has their address), else AIO_K_NONE:
- * the common case of aio_kindof without reading a tag. */
+/* The kind of the metatable at address mt when it is a Future, Task or
+ * Coroutine metatable of the state of the loop running on this thread
+ * (its registry keeps them while the state lives, so no other object
+ * has their address), else AIO_K_NONE: the common case of aio_kindof,
+ * without reading a tag. */
 aio_kind aio_running_mt_kind(const void *mt);
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
@@ -198,6 +199,10 @@ typedef struct aio_msg aio_msg;
 typedef struct aio_future aio_future;
 typedef struct aio_task aio_task;
 
+/* The metatables whose addresses a loop keeps (aio_running_mt_kind). */
+enum { AIO_MT_FUTURE, AIO_MT_TASK, AIO_MT_CORO, AIO_MT_CCORO,
+       AIO_MT_PTR_COUNT };
+
 /* A C callback run from the ready queue. The Lua value stored with the
  * entry (or nil) is on top of L's stack when it is called; the callback
  * must leave the stack as it found it. It runs inside the loop's
@@ -255,8 +260,9 @@ struct aio_loop {
                              metatables: making one looks its metatable
                              up in the registry's array part, not under
                              a light userdata key in its hash part */
-  const void *mt_ptr[2];  /* their addresses: await tells a Future or
-                             Task by its metatable alone */
+  const void *mt_ptr[AIO_MT_PTR_COUNT]; /* the addresses of the Future,
+                             Task and Coroutine metatables (see
+                             aio_running_mt_kind) */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -762,34 +768,18 @@ aio_task *aio_current_task_of(lua_State *L);
 /* ------------------------------------------------------------------ */
 /* Coroutine objects and await (coro.c)                                */
 
-/* 16 bytes on 64-bit platforms, the magic included (see aio_to_coro). */
 typedef struct aio_coro {
   lua_CFunction body;     /* a C operation's body (aio_push_ccoro); NULL
                              for others, whose function is uservalue 1 */
-  uint32_t magic;         /* AIO_CORO_MAGIC, written by the constructors */
-  unsigned nargs : 21;    /* arguments: uservalues 2..nargs+1 (a call has
-                             fewer than LUAI_MAXSTACK, 1e6 < 2^20) */
-  unsigned state : 1;     /* AIO_CORO_* */
-  unsigned origin : 1;    /* debug mode: uservalue nargs+2 is the
+  int nargs;              /* arguments: uservalues 2..nargs+1 */
+  unsigned char state;    /* AIO_CORO_* */
+  unsigned char origin;   /* debug mode: uservalue nargs+2 is the
                              traceback of where it was created */
-  unsigned cached : 1;    /* a C operation its object keeps for reuse
+  unsigned char cached;   /* a C operation its object keeps for reuse
                              (aio_ccoro_kept) */
 } aio_coro;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
-#define AIO_CORO_MAGIC 0xC0A5C0DEu
-
-/* The Coroutine object at idx, or NULL: a full userdata whose block is
- * exactly an aio_coro carrying the magic. Two API calls and no metatable
- * look-up, for await's hot path; only C code writes a userdata's block,
- * so Lua code cannot forge one. */
-static inline aio_coro *aio_to_coro(lua_State *L, int idx) {
-  aio_coro *c = lua_touserdata(L, idx);
-  if (c != NULL && lua_rawlen(L, idx) == sizeof *c &&
-      c->magic == AIO_CORO_MAGIC)
-    return c;
-  return NULL;
-}
 aio_coro *aio_test_coro(lua_State *L, int idx);
 /* Marks the Coroutine at `cidx` as started and pushes its function and
  * arguments onto `to` (which may be another thread of the same state).

@@ -50,18 +50,17 @@ aio_task *aio_check_await(lua_State *L, const char *what) {
 static int coro_factory(lua_State *L);
 
 aio_coro *aio_test_coro(lua_State *L, int idx) {
-  return aio_to_coro(L, idx);
+  return aio_kindof(L, idx) == AIO_K_CORO ? lua_touserdata(L, idx) : NULL;
 }
 
 /* Fills the block of a new Coroutine object (not started). */
 static void coro_init(aio_coro *c, lua_CFunction body, int nargs,
                       int origin, int cached) {
   c->body = body;
-  c->magic = AIO_CORO_MAGIC;
-  c->nargs = (unsigned)nargs;
+  c->nargs = nargs;
   c->state = AIO_CORO_NEW;
-  c->origin = (unsigned)origin;
-  c->cached = (unsigned)cached;
+  c->origin = (unsigned char)origin;
+  c->cached = (unsigned char)cached;
 }
 
 static aio_coro *check_coro(lua_State *L, int idx) {
@@ -472,11 +471,9 @@ int aio_await(lua_State *L) {
     lua_settop(L, 1);
   }
   for (depth = 0; depth < 100; depth++) {
-    aio_kind k;
-    if (aio_to_coro(L, 1) != NULL) /* the common case: q:get(), sleep */
+    switch (aio_kindof(L, 1)) {
+    case AIO_K_CORO: /* the common case: q:get(), sleep */
       return await_coro(L);
-    k = aio_kindof(L, 1);
-    switch (k) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
       return await_future(L, t);

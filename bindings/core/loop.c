@@ -424,13 +424,15 @@ static void report_entry_error(lua_State *L, aio_loop *loop, int obj) {
 /* Running                                                             */
 
 aio_kind aio_running_mt_kind(const void *mt) {
+  static const aio_kind kinds[AIO_MT_PTR_COUNT] = {
+      [AIO_MT_FUTURE] = AIO_K_FUTURE, [AIO_MT_TASK] = AIO_K_TASK,
+      [AIO_MT_CORO] = AIO_K_CORO, [AIO_MT_CCORO] = AIO_K_CORO};
   aio_loop *loop = tl_running;
-  if (loop != NULL) {
-    if (mt == loop->mt_ptr[1])
-      return AIO_K_TASK;
-    if (mt == loop->mt_ptr[0])
-      return AIO_K_FUTURE;
-  }
+  int i;
+  if (loop != NULL)
+    for (i = AIO_MT_PTR_COUNT - 1; i >= 0; i--) /* C operations first */
+      if (mt == loop->mt_ptr[i])
+        return kinds[i];
   return AIO_K_NONE;
 }
 
@@ -943,6 +945,19 @@ static uv_handle_t *new_handle(lua_State *L, aio_loop *loop, size_t size) {
 
 /* Pushes a new loop userdata. `uv` is the host's libuv loop or NULL for
  * a loop of its own. */
+/* The registry keeps these metatables for the life of the state. */
+static void keep_mt_addresses(lua_State *L, aio_loop *loop) {
+  static const char *const keys[AIO_MT_PTR_COUNT] = {
+      [AIO_MT_FUTURE] = &aio_mt_future, [AIO_MT_TASK] = &aio_mt_task,
+      [AIO_MT_CORO] = &aio_mt_coro, [AIO_MT_CCORO] = &aio_mt_ccoro};
+  int i;
+  for (i = 0; i < AIO_MT_PTR_COUNT; i++) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, keys[i]);
+    loop->mt_ptr[i] = lua_topointer(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   aio_loop *loop;
   int r, i;
@@ -980,11 +995,10 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_future);
-  loop->mt_ptr[0] = lua_topointer(L, -1);
   loop->mt_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
-  loop->mt_ptr[1] = lua_topointer(L, -1);
   loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
+  keep_mt_addresses(L, loop);
   /* Everything that can fail comes before the libuv loop exists: until
    * loop->uv is set, __gc frees the handles' memory (never initialized)
    * and the remote part. */
