@@ -56,8 +56,6 @@ static aio_queue *check_queue(lua_State *L, int idx) {
                          AIO_QUEUE_MT);
 }
 
-
-
 /* Pushes maxsize as an integer when it is one, else as a float. */
 static void push_maxsize(lua_State *L, aio_queue *q) {
   lua_Integer i;
