@@ -87,7 +87,12 @@ static void on_wakeup(uv_async_t *a) {
 /* Checks                                                              */
 
 aio_loop *aio_test_loop(lua_State *L, int idx) {
-  return aio_kindof(L, idx) == AIO_K_LOOP ? lua_touserdata(L, idx) : NULL;
+  void *p = lua_touserdata(L, idx);
+  /* the running loop (loop:create_future() in a task) by its address: a
+   * full userdata whose block is the running loop's is that loop */
+  if (p != NULL && p == (void *)tl_running && lua_type(L, idx) == LUA_TUSERDATA)
+    return p;
+  return aio_kindof(L, idx) == AIO_K_LOOP ? p : NULL;
 }
 
 aio_loop *aio_check_loop_any(lua_State *L, int idx) {
