@@ -34,6 +34,7 @@ typedef struct aio_reader aio_reader;
 typedef struct srp srp;
 
 struct aio_reader {
+  const char *tag;     /* &reader_tag (aio_checktagged) */
   srp *proto;          /* the protocol feeding it, or NULL */
   aio_transport *t;    /* its transport when a C one, else NULL */
   aio_loop *loop;      /* bound loop (also user value R_UV_LOOP) */
@@ -79,6 +80,7 @@ enum {
 };
 
 typedef struct aio_writer {
+  const char *tag;     /* &writer_tag (aio_checktagged) */
   aio_transport *t;    /* its transport when a C one, else NULL */
   srp *proto;          /* its protocol when a StreamReaderProtocol */
   unsigned char closed; /* close() was called */
@@ -215,15 +217,18 @@ static void reader_set_transport(lua_State *L, aio_reader *r, int ridx,
 
 /* Registry key of the reader metatable (aio_setmt). */
 static const char reader_mt = 0;
+static const char reader_tag = 0;
 
 static aio_reader *check_reader(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_READER, AIO_READER_MT);
+  return aio_checktagged(L, idx, sizeof(aio_reader), &reader_tag,
+                         AIO_K_READER, AIO_READER_MT);
 }
 
 /* Pushes a new reader (limit 0: the default). */
 static aio_reader *reader_new(lua_State *L, size_t limit) {
   aio_reader *r = lua_newuserdatauv(L, sizeof *r, R_UV_COUNT);
   memset(r, 0, sizeof *r);
+  r->tag = &reader_tag;
   r->limit = limit ? limit : DEFAULT_LIMIT;
   aio_setmt(L, &reader_mt);
   return r;
@@ -1166,9 +1171,11 @@ static int l_stream_factory(lua_State *L) {
  * _protocol, and whose own metatable (registry[&writer_methods_mt])
  * sends the rest to the methods. */
 static const char writer_methods_mt = 0;
+static const char writer_tag = 0;
 
 static aio_writer *test_writer(lua_State *L, int idx) {
-  return aio_checkkind(L, idx, AIO_K_WRITER, AIO_WRITER_MT);
+  return aio_checktagged(L, idx, sizeof(aio_writer), &writer_tag,
+                         AIO_K_WRITER, AIO_WRITER_MT);
 }
 
 /* Sets the writer metatable with the transport at tidx and protocol at
@@ -1205,6 +1212,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   ridx = ridx ? lua_absindex(L, ridx) : 0;
   w = lua_newuserdatauv(L, sizeof *w, W_UV_COUNT);
   memset(w, 0, sizeof *w);
+  w->tag = &writer_tag;
   w->t = aio_test_transport(L, tidx);
   w->proto = luaL_testudata(L, pidx, AIO_SRP_MT);
   writer_setmt(L, tidx, pidx);
