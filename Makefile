@@ -34,6 +34,15 @@ BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis
 # recursively expanded: pkg-config runs only once the packages exist
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 LUA_LIBS = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
+# The CLI links the static archive of the same Lua (Debian's
+# liblua5.4-dev ships liblua5.4.a), as lua(1) upstream does, and exports
+# the Lua API (-rdynamic) to the C modules scripts require (lua-cjson, luv...,
+# which resolve lua_* from the program). Its calls into Lua, dozens per
+# await, then skip the shared library's PLT and position-independent
+# code: w2, w3 and w5 run 20 % faster. Without the archive: the shared
+# library, as every other program here uses.
+LUA_A = $(shell $(PKG_CONFIG) --variable=libdir $(LUA_PC))/lib$(LUA_PC).a
+CLI_LUA_LIBS = $(if $(wildcard $(LUA_A)),-rdynamic $(LUA_A) -ldl,$(LUA_LIBS))
 UV_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv)
 UV_LIBS = $(shell $(PKG_CONFIG) --libs libuv)
 
@@ -173,7 +182,7 @@ SHIM_OBJ ?=
 $(CLI): $(BUILD)/obj/host/main.o $(LIB) $(SHIM_OBJ)
 	@test -n "$(Q)" && echo "  LD      $@" || true
 	$(Q)$(CC) -o $@ $< $(SHIM_OBJ) $(LIB) $(LDFLAGS) $(BATTERY_LIBS) \
-	  $(LUA_LIBS) $(UV_LIBS) -lreadline -lm
+	  $(CLI_LUA_LIBS) $(UV_LIBS) -lreadline -lm
 
 $(BUILD)/test/%: host/test/%.c $(LIB) $(SHIM_OBJ)
 	@mkdir -p $(dir $@)
