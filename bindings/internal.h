@@ -671,10 +671,14 @@ typedef enum {
   AIO_WAIT_NONE,    /* scheduled to run (or running) */
   AIO_WAIT_FUTURE,  /* on the future in AIO_TU_WAITER */
   AIO_WAIT_SLEEP,   /* on a timer entry of generation sleep_gen */
-  AIO_WAIT_YIELD    /* sleep(0): its step is already queued */
+  AIO_WAIT_YIELD,   /* sleep(0), or woken: its step is already queued */
+  AIO_WAIT_PRIM     /* in the aio_taskq of a primitive (a Lock) */
 } aio_wait_kind;
 
-/* Laid out without padding (72 bytes on 64-bit platforms): every
+/* How the wait of a task in an aio_taskq ended (aio_task.wstate). */
+enum { AIO_TW_PENDING, AIO_TW_WOKEN, AIO_TW_CANCELLED };
+
+/* Laid out without padding (80 bytes on 64-bit platforms): every
  * pending task holds one, so its size counts (spec/task_memory_spec). */
 struct aio_task {
   aio_future fut;
@@ -682,13 +686,14 @@ struct aio_task {
   aio_future *waiter;       /* the future awaited, or NULL */
   lua_Integer id;           /* n of the default name Task-<n>, and the
                                task's key in the loop's pending table */
+  aio_task *wnext;          /* the next task of the aio_taskq it is in */
   int waiter_idx;           /* its slot in the suspended frame of co */
   unsigned sleep_gen;
   int num_cancels;          /* cancel() requests not yet uncancelled */
   int nargs;                /* arguments waiting on co for the first step */
   unsigned timer_refs;      /* timer heap entries pointing at the task,
                                live or dead (see aio_timer_task_retired) */
-  unsigned wait_kind : 2;   /* aio_wait_kind */
+  unsigned wait_kind : 3;   /* aio_wait_kind */
   unsigned must_cancel : 1;
   unsigned started : 1;
   unsigned awaiting : 1;    /* set by a legitimate await before yielding */
@@ -696,6 +701,7 @@ struct aio_task {
   unsigned resume_throw : 1; /* this resume passes an error to raise */
   unsigned bad_yield : 1;   /* the next step raises "bad yield" by hook */
   unsigned sleep_in_heap : 1; /* the current sleep's timer is live */
+  unsigned wstate : 2;      /* AIO_TW_*: its wait in an aio_taskq */
 };
 
 aio_future *aio_check_future(lua_State *L, int idx);
@@ -751,6 +757,13 @@ void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
 void aio_future_pushrepr(lua_State *L, int idx);
 /* task:cancel(msg) for the task at tidx, message at midx (0: none). */
 int aio_task_cancel(lua_State *L, int tidx, int midx);
+/* Ends the wait of t in an aio_taskq because of a cancellation requested
+ * while t ran (aio_tq_wait): its next step raises CancelledError with the
+ * message cancel() stored. */
+void aio_task_cancel_prim_wait(lua_State *L, aio_task *t);
+/* Pushes what the pending wait of t in an aio_taskq shows in reprs: the
+ * Future Python's primitive would wait on ("<Future pending cb=[...]>"). */
+void aio_push_prim_wait_repr(lua_State *L, aio_task *t);
 /* Hands a cancellation requested while t ran to the future at fidx it
  * now awaits, with the message cancel() stored (Python's __step after a
  * yield); the request is consumed if the future got cancelled. */
@@ -870,6 +883,33 @@ int aio_wq_popleft(lua_State *L, aio_waitq *q, int owner, int uv);
 /* Calls fn on each queued future until it returns non-zero. */
 int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
                 int (*fn)(lua_State *L, int fidx, void *ud), void *ud);
+/* A FIFO of the tasks waiting on a primitive without a Future each (the
+ * Lock): a task is its own entry (aio_task.wnext, wstate), so a wait
+ * allocates nothing and a wake-up schedules the task's step directly.
+ * While the loop the primitive is bound to is open, every task in the
+ * list is pending, so its loop keeps it; once that loop is closed its
+ * tasks may be collected, and the list is dropped unread (aio_tq_open).
+ * A woken or cancelled task stays in the list until its continuation
+ * removes it, as Python's waiter futures stay in their deque. */
+typedef struct aio_taskq {
+  aio_task *head, *tail;
+  unsigned count;
+} aio_taskq;
+
+/* The list of a primitive bound to `loop` (NULL: never waited on),
+ * emptied first if that loop is closed. */
+aio_taskq *aio_tq_open(aio_taskq *q, aio_loop *loop);
+/* Removes t from q if it is there (O(1) at the head). */
+void aio_tq_remove(aio_taskq *q, aio_task *t);
+/* Wakes t (in a list, its wait pending): its step is scheduled. */
+void aio_tq_wake(lua_State *L, aio_task *t);
+/* Appends the running task t to q and suspends it; k continues the
+ * primitive's C function with the same stack, where it must call
+ * aio_resume_take_throw first (1: a CancelledError is on top), then
+ * remove t from q. Use as `return aio_tq_wait(...)`. */
+int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
+                lua_KFunction k);
+
 /* For a primitive at stack index 1: checks the caller is a task (naming
  * the operation `what`), binds the primitive to the task's loop on first
  * use (keeping the loop in user value `uvloop`) and raises RuntimeError

@@ -83,6 +83,27 @@ describe("awaiting a C operation that completes at once", function()
     assert.is_false(lock:locked())
   end))
 
+  it("a Lock handed between two tasks allocates nothing", vspec(function()
+    -- each round the other task waits: the waiter is the task itself,
+    -- with no Future
+    local lock = asyncio.Lock()
+    local rounds = 0
+    local other = asyncio.create_task(asyncio.async(function()
+      while true do
+        local _ <close> = await(lock)
+        await(asyncio.sleep(0))
+      end
+    end)())
+    await(asyncio.sleep(0))
+    local grown = growth(function()
+      local _ <close> = await(lock)
+      rounds = rounds + 1
+    end)
+    other:cancel()
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(N + 10, rounds)
+  end))
+
   it("an uncontended Semaphore allocates nothing", vspec(function()
     local sem = asyncio.Semaphore(2)
     local grown = growth(function()

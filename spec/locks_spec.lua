@@ -229,6 +229,57 @@ describe("Lock", function()
     assert.equal(0, waiters(lock))
   end)
 
+  it("N a task cancelled while it ran raises CancelledError, with the "
+     .. "message, at the acquire that must wait", vspec(function()
+    local lock = asyncio.Lock()
+    await(lock:acquire())
+    local reached = 0
+    local t = create_task(async(function()
+      asyncio.current_task():cancel("stop")
+      reached = reached + 1
+      await(lock:acquire())
+      reached = reached + 1
+    end)())
+    local err = await_error(t)
+    assert.is_true(iserror(err, CancelledError))
+    assert.equal("stop", err.message)
+    assert.equal(1, reached)
+    assert.is_true(t:cancelled())
+    assert.equal(0, waiters(lock))
+    -- the lock is still the holder's, and a new waiter gets it
+    local got = create_task(lock:acquire())
+    await(sleep(0))
+    lock:release()
+    assert.is_true(await(got))
+    assert.is_true(lock:locked())
+  end))
+
+  it("N a lock whose loop closed with tasks queued on it forgets them",
+     function()
+    local lock = asyncio.Lock()
+    local loop1 = asyncio.new_event_loop{clock = "virtual"}
+    local reports = {}
+    loop1:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx.message
+    end)
+    loop1:run_until_complete(async(function()
+      await(lock:acquire())
+      for _ = 1, 3 do create_task(lock:acquire()) end
+      await(sleep(0))
+      assert.equal(3, waiters(lock))
+    end)())
+    loop1:close()
+    collectgarbage()
+    collectgarbage()   -- the queued tasks are gone
+    assert.same({"Task was destroyed but it is pending!",
+                 "Task was destroyed but it is pending!",
+                 "Task was destroyed but it is pending!"}, reports)
+    assert.equal(0, waiters(lock))
+    lock:release()     -- wakes nobody
+    assert.is_false(lock:locked())
+    assert.equal("<asyncio.Lock [unlocked]>", tostring(lock))
+  end)
+
   it("N acquire and the guard outside a task raise RuntimeError", function()
     local lock = asyncio.Lock()
     local acquire = lock:acquire()

@@ -99,6 +99,17 @@ static int l__task_awaits(lua_State *L) {
     lua_pushliteral(L, "waiting");
     push_waiting(L, t);
     return 4;
+  } else if (t->wait_kind == AIO_WAIT_PRIM) {
+    /* no Future: its repr stands for it, the primitive is at index 1 of
+     * the suspended C function (aio_tq_wait) */
+    lua_pushliteral(L, "waiting");
+    aio_push_prim_wait_repr(L, t);
+    if (lua_gettop(t->co) >= 1) {
+      lua_pushvalue(t->co, 1);
+      lua_xmove(t->co, L, 1);
+    } else
+      lua_pushnil(L);
+    return 4;
   } else if (t->wait_kind == AIO_WAIT_SLEEP) {
     lua_pushliteral(L, "sleeping");
     lua_pushnil(L);

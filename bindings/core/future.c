@@ -808,6 +808,11 @@ void aio_future_pushrepr(lua_State *L, int idx) {
     aio_future_pushrepr(L, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
+  } else if (f->is_task && f->state == AIO_PENDING &&
+             ((aio_task *)f)->wait_kind == AIO_WAIT_PRIM) {
+    luaL_addstring(&b, " wait_for=");
+    aio_push_prim_wait_repr(L, (aio_task *)f);
+    luaL_addvalue(&b);
   }
   add_outcome_repr(L, &b, idx, f);
   add_callbacks_repr(L, &b, idx, f);
@@ -1060,6 +1065,36 @@ static void drop_sleep(lua_State *L, aio_task *t) {
   }
 }
 
+/* Ends the wait of the task t at tidx: its next step, scheduled now,
+ * raises the error on top (popped). A wait in an aio_taskq ends
+ * cancelled, as Python's waiter future would. */
+static void wake_throwing(lua_State *L, int tidx, aio_task *t) {
+  lua_setiuservalue(L, tidx, AIO_TU_WAITER);
+  if (t->wait_kind == AIO_WAIT_PRIM)
+    t->wstate = AIO_TW_CANCELLED;
+  t->throwing = 1;
+  t->wait_kind = AIO_WAIT_YIELD;
+  aio_schedule_step(L, t->fut.loop, t);
+}
+
+void aio_task_cancel_prim_wait(lua_State *L, aio_task *t) {
+  int tidx;
+  aio_push_task(L, t);
+  tidx = lua_gettop(L);
+  push_cancel_msg(L, tidx);
+  aio_pusherror(L, AIO_E_CANCELLED, !lua_isnil(L, -1));
+  if (lua_isnil(L, -2))
+    lua_remove(L, -2);
+  t->must_cancel = 0;
+  wake_throwing(L, tidx, t);
+  lua_pop(L, 1);
+}
+
+void aio_push_prim_wait_repr(lua_State *L, aio_task *t) {
+  (void)t; /* woken or cancelled, it is no longer AIO_WAIT_PRIM */
+  lua_pushliteral(L, "<Future pending cb=[Task.task_wakeup()]>");
+}
+
 int aio_task_cancel(lua_State *L, int tidx, int midx) {
   aio_task *t = lua_touserdata(L, tidx);
   aio_loop *loop = t->fut.loop;
@@ -1080,19 +1115,19 @@ int aio_task_cancel(lua_State *L, int tidx, int midx) {
     lua_pop(L, 1);
     if (r)
       return 1;
-  } else if (t->wait_kind == AIO_WAIT_SLEEP) {
-    /* the sleep is over: the task wakes with CancelledError(msg) */
+  } else if (t->wait_kind == AIO_WAIT_SLEEP ||
+             t->wait_kind == AIO_WAIT_PRIM) {
+    /* the sleep or the wait is over: the task wakes with
+     * CancelledError(msg) */
     aio_check_open(L, loop);
-    drop_sleep(L, t);
+    if (t->wait_kind == AIO_WAIT_SLEEP)
+      drop_sleep(L, t);
     if (midx && !lua_isnil(L, midx)) {
       lua_pushvalue(L, midx);
       aio_pusherror(L, AIO_E_CANCELLED, 1);
     } else
       aio_pusherror(L, AIO_E_CANCELLED, 0);
-    lua_setiuservalue(L, tidx, AIO_TU_WAITER);
-    t->throwing = 1;
-    t->wait_kind = AIO_WAIT_YIELD;
-    aio_schedule_step(L, loop, t);
+    wake_throwing(L, tidx, t);
     return 1;
   }
   t->must_cancel = 1;

@@ -153,6 +153,58 @@ int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
 }
 
 /* ------------------------------------------------------------------ */
+/* The task queue (aio_taskq)                                          */
+
+aio_taskq *aio_tq_open(aio_taskq *q, aio_loop *loop) {
+  if (loop != NULL && loop->closed) {
+    /* its tasks are no longer anchored: forget them unread */
+    q->head = q->tail = NULL;
+    q->count = 0;
+  }
+  return q;
+}
+
+void aio_tq_remove(aio_taskq *q, aio_task *t) {
+  aio_task *prev = NULL, *p = q->head;
+  while (p != NULL && p != t) {
+    prev = p;
+    p = p->wnext;
+  }
+  if (p == NULL)
+    return;
+  if (prev == NULL)
+    q->head = t->wnext;
+  else
+    prev->wnext = t->wnext;
+  if (q->tail == t)
+    q->tail = prev;
+  t->wnext = NULL;
+  q->count--;
+}
+
+void aio_tq_wake(lua_State *L, aio_task *t) {
+  t->wstate = AIO_TW_WOKEN;
+  t->wait_kind = AIO_WAIT_YIELD; /* a cancel() now is raised by its step */
+  aio_schedule_step(L, t->fut.loop, t);
+}
+
+int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
+                lua_KFunction k) {
+  t->wnext = NULL;
+  if (q->tail != NULL)
+    q->tail->wnext = t;
+  else
+    q->head = t;
+  q->tail = t;
+  q->count++;
+  t->wstate = AIO_TW_PENDING;
+  t->wait_kind = AIO_WAIT_PRIM;
+  if (t->must_cancel) /* requested while it ran: it ends this wait */
+    aio_task_cancel_prim_wait(L, t);
+  return aio_task_suspend(L, t, ctx, k);
+}
+
+/* ------------------------------------------------------------------ */
 /* Binding to a loop                                                   */
 
 aio_task *aio_prim_enter(lua_State *L, aio_loop **bound, int uvloop,
@@ -209,15 +261,22 @@ static int acquired(lua_State *L, int guard) {
   return 1;
 }
 
+static int any_not_cancelled(lua_State *L, int fidx, void *ud) {
+  (void)ud;
+  return ((aio_future *)lua_touserdata(L, fidx))->state != AIO_CANCELLED;
+}
+
 /* ------------------------------------------------------------------ */
 /* Lock                                                                */
 
-enum { LOCK_UV_WAITERS = 1, LOCK_UV_LOOP, LOCK_UV_OP, LOCK_UV_COUNT };
+enum { LOCK_UV_LOOP = 1, LOCK_UV_OP, LOCK_UV_COUNT };
 
+/* Its waiters are the tasks themselves (aio_taskq), not futures: a Lock
+ * is the primitive of hand-offs under contention (w5). */
 typedef struct aio_lock {
   const char *tag;  /* &lock_tag (aio_checktagged) */
   aio_loop *loop;
-  aio_waitq waiters;
+  aio_taskq waiters;
   int locked;
 } aio_lock;
 
@@ -227,31 +286,38 @@ static aio_lock *check_lock(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_lock), &lock_tag, AIO_K_LOCK, AIO_LOCK_MT);
 }
 
-static int any_not_cancelled(lua_State *L, int fidx, void *ud) {
-  (void)ud;
-  return ((aio_future *)lua_touserdata(L, fidx))->state != AIO_CANCELLED;
+static aio_taskq *lock_waiters(aio_lock *lk) {
+  return aio_tq_open(&lk->waiters, lk->loop);
 }
 
-static void lock_wake_first(lua_State *L, aio_lock *lk, int idx) {
-  if (aio_wq_first(L, &lk->waiters, idx, LOCK_UV_WAITERS)) {
-    wake(L, lua_gettop(L));
-    lua_pop(L, 1);
-  }
+/* Python's `any(not w.cancelled() for w in self._waiters)`. */
+static int any_waiter_not_cancelled(aio_lock *lk) {
+  aio_task *t;
+  for (t = lock_waiters(lk)->head; t != NULL; t = t->wnext)
+    if (t->wstate != AIO_TW_CANCELLED)
+      return 1;
+  return 0;
+}
+
+/* Python's _wake_up_first: the first waiter, unless its wait is over. */
+static void lock_wake_first(lua_State *L, aio_lock *lk) {
+  aio_task *t = lock_waiters(lk)->head;
+  if (t != NULL && t->wstate == AIO_TW_PENDING)
+    aio_tq_wake(L, t);
 }
 
 /* ctx: the guard flag of acquired() */
 static int lock_acquire_k(lua_State *L, int status, lua_KContext ctx) {
   aio_lock *lk = lua_touserdata(L, 1);
   aio_task *t = aio_current_task_of(L);
-  aio_future *f = lua_touserdata(L, 2);
   int threw = aio_resume_take_throw(L, t);
   (void)status;
-  aio_wq_remove(L, &lk->waiters, 1, LOCK_UV_WAITERS, 2);
-  if (threw || f->state == AIO_CANCELLED) {
+  aio_tq_remove(lock_waiters(lk), t);
+  if (threw) {
     /* whoever woke us expected us to take the lock: pass it on */
     if (!lk->locked)
-      lock_wake_first(L, lk, 1);
-    return raise_cancelled(L, threw, 2);
+      lock_wake_first(L, lk);
+    return lua_error(L);
   }
   lk->locked = 1;
   return acquired(L, (int)ctx);
@@ -264,14 +330,12 @@ static int lock_acquire(lua_State *L, int guard) {
   aio_lock *lk = lua_touserdata(L, 1);
   aio_task *t;
   lua_settop(L, 1);
-  if (!lk->locked && !aio_wq_each(L, &lk->waiters, 1, LOCK_UV_WAITERS,
-                                  any_not_cancelled, NULL)) {
+  if (!lk->locked && !any_waiter_not_cancelled(lk)) {
     lk->locked = 1;
     return acquired(L, guard);
   }
   t = aio_prim_enter(L, &lk->loop, LOCK_UV_LOOP, "acquire");
-  return aio_prim_wait(L, t, &lk->waiters, LOCK_UV_WAITERS, guard,
-                       lock_acquire_k);
+  return aio_tq_wait(L, t, lock_waiters(lk), guard, lock_acquire_k);
 }
 
 /* lock:acquire() */
@@ -299,7 +363,7 @@ static int l_lock_release(lua_State *L) {
   if (!lk->locked)
     return aio_raisef(L, AIO_E_RUNTIME, "Lock is not acquired.");
   lk->locked = 0;
-  lock_wake_first(L, lk, 1);
+  lock_wake_first(L, lk);
   return 0;
 }
 
@@ -310,9 +374,10 @@ static int l_lock_locked(lua_State *L) {
 
 static int l_lock__tostring(lua_State *L) {
   aio_lock *lk = check_lock(L, 1);
-  if (lk->waiters.live)
+  unsigned waiters = lock_waiters(lk)->count;
+  if (waiters)
     lua_pushfstring(L, "<asyncio.Lock [%s, waiters:%d]>",
-                    lk->locked ? "locked" : "unlocked", (int)lk->waiters.live);
+                    lk->locked ? "locked" : "unlocked", (int)waiters);
   else
     lua_pushfstring(L, "<asyncio.Lock [%s]>",
                     lk->locked ? "locked" : "unlocked");
@@ -323,8 +388,6 @@ static int l_lock_new(lua_State *L) {
   aio_lock *lk = lua_newuserdatauv(L, sizeof *lk, LOCK_UV_COUNT - 1);
   memset(lk, 0, sizeof *lk);
   lk->tag = &lock_tag;
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, LOCK_UV_WAITERS);
   luaL_setmetatable(L, AIO_LOCK_MT);
   return 1;
 }
