@@ -261,11 +261,6 @@ static int acquired(lua_State *L, int guard) {
   return 1;
 }
 
-static int any_not_cancelled(lua_State *L, int fidx, void *ud) {
-  (void)ud;
-  return ((aio_future *)lua_touserdata(L, fidx))->state != AIO_CANCELLED;
-}
-
 /* ------------------------------------------------------------------ */
 /* Lock                                                                */
 
@@ -490,12 +485,13 @@ static int l_event_new(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Semaphore and BoundedSemaphore                                      */
 
-enum { SEM_UV_WAITERS = 1, SEM_UV_LOOP, SEM_UV_OP, SEM_UV_COUNT };
+enum { SEM_UV_LOOP = 1, SEM_UV_OP, SEM_UV_COUNT };
 
+/* Its waiters are the tasks themselves (aio_taskq), as a Lock's. */
 typedef struct aio_sem {
   const char *tag;  /* &sem_tag (aio_checktagged) */
   aio_loop *loop;
-  aio_waitq waiters;
+  aio_taskq waiters;
   lua_Integer value;
   lua_Integer bound; /* BoundedSemaphore: the initial value; else -1 */
 } aio_sem;
@@ -506,52 +502,52 @@ static aio_sem *check_sem(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_sem), &sem_tag, AIO_K_SEMAPHORE, AIO_SEMAPHORE_MT);
 }
 
+static aio_taskq *sem_waiters(aio_sem *s) {
+  return aio_tq_open(&s->waiters, s->loop);
+}
+
 /* locked(): no permit, or a live waiter queued (a newcomer must not
  * overtake queued tasks even when a permit is free). */
-static int sem_locked(lua_State *L, aio_sem *s, int idx) {
-  return s->value == 0 ||
-         aio_wq_each(L, &s->waiters, idx, SEM_UV_WAITERS, any_not_cancelled,
-                     NULL);
+static int sem_locked(aio_sem *s) {
+  aio_task *t;
+  if (s->value == 0)
+    return 1;
+  for (t = sem_waiters(s)->head; t != NULL; t = t->wnext)
+    if (t->wstate != AIO_TW_CANCELLED)
+      return 1;
+  return 0;
 }
 
-static int wake_first_pending(lua_State *L, int fidx, void *ud) {
-  aio_sem *s = ud;
-  if (((aio_future *)lua_touserdata(L, fidx))->state != AIO_PENDING)
-    return 0;
-  s->value--;
-  wake(L, fidx);
-  return 1;
+/* Wakes the first waiter not yet woken, giving it a permit (Python's
+ * _wake_up_next). */
+static int sem_wake_next(lua_State *L, aio_sem *s) {
+  aio_task *t;
+  for (t = sem_waiters(s)->head; t != NULL; t = t->wnext)
+    if (t->wstate == AIO_TW_PENDING) {
+      s->value--;
+      aio_tq_wake(L, t);
+      return 1;
+    }
+  return 0;
 }
 
-/* Wakes the first waiter not yet woken, giving it a permit. */
-static int sem_wake_next(lua_State *L, aio_sem *s, int idx) {
-  return aio_wq_each(L, &s->waiters, idx, SEM_UV_WAITERS, wake_first_pending,
-                     s);
-}
-
-static void sem_wake_while_free(lua_State *L, aio_sem *s, int idx) {
-  while (s->value > 0 && sem_wake_next(L, s, idx))
+static void sem_wake_while_free(lua_State *L, aio_sem *s) {
+  while (s->value > 0 && sem_wake_next(L, s))
     ;
 }
 
 /* ctx: the guard flag of acquired() */
 static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
   aio_sem *s = lua_touserdata(L, 1);
-  aio_future *f = lua_touserdata(L, 2);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  aio_task *t = aio_current_task_of(L);
+  int threw = aio_resume_take_throw(L, t);
   (void)status;
-  aio_wq_remove(L, &s->waiters, 1, SEM_UV_WAITERS, 2);
-  if (threw || f->state == AIO_CANCELLED) {
-    if (f->state == AIO_FINISHED)
-      s->value++; /* woken with a permit we will not use: give it back */
-    if (threw)
-      lua_insert(L, 3);
-    sem_wake_while_free(L, s, 1);
-    if (threw)
-      lua_settop(L, 3);
-    return raise_cancelled(L, threw, 2);
-  }
-  sem_wake_while_free(L, s, 1);
+  aio_tq_remove(sem_waiters(s), t);
+  if (threw && t->wstate == AIO_TW_WOKEN)
+    s->value++; /* woken with a permit we will not use: give it back */
+  sem_wake_while_free(L, s);
+  if (threw)
+    return lua_error(L);
   return acquired(L, (int)ctx);
 }
 
@@ -561,13 +557,12 @@ static int sem_acquire(lua_State *L, int guard) {
   aio_sem *s = lua_touserdata(L, 1);
   aio_task *t;
   lua_settop(L, 1);
-  if (!sem_locked(L, s, 1)) {
+  if (!sem_locked(s)) {
     s->value--;
     return acquired(L, guard);
   }
   t = aio_prim_enter(L, &s->loop, SEM_UV_LOOP, "acquire");
-  return aio_prim_wait(L, t, &s->waiters, SEM_UV_WAITERS, guard,
-                       sem_acquire_k);
+  return aio_tq_wait(L, t, sem_waiters(s), guard, sem_acquire_k);
 }
 
 /* sem:acquire() */
@@ -596,25 +591,26 @@ static int l_sem_release(lua_State *L) {
     return aio_raisef(L, AIO_E_VALUE,
                       "BoundedSemaphore released too many times");
   s->value++;
-  sem_wake_next(L, s, 1);
+  sem_wake_next(L, s);
   return 0;
 }
 
 static int l_sem_locked(lua_State *L) {
   aio_sem *s = check_sem(L, 1);
-  lua_pushboolean(L, sem_locked(L, s, 1));
+  lua_pushboolean(L, sem_locked(s));
   return 1;
 }
 
 static int l_sem__tostring(lua_State *L) {
   aio_sem *s = check_sem(L, 1);
   const char *name = s->bound >= 0 ? "BoundedSemaphore" : "Semaphore";
-  if (sem_locked(L, s, 1))
+  unsigned waiters = sem_waiters(s)->count;
+  if (sem_locked(s))
     lua_pushfstring(L, "<asyncio.%s [locked", name);
   else
     lua_pushfstring(L, "<asyncio.%s [unlocked, value:%I", name, s->value);
-  if (s->waiters.live)
-    lua_pushfstring(L, ", waiters:%d]>", (int)s->waiters.live);
+  if (waiters)
+    lua_pushfstring(L, ", waiters:%d]>", (int)waiters);
   else
     lua_pushliteral(L, "]>");
   lua_concat(L, 2);
@@ -632,8 +628,6 @@ static int sem_new(lua_State *L, int bounded) {
   s->tag = &sem_tag;
   s->value = value;
   s->bound = bounded ? value : -1;
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, SEM_UV_WAITERS);
   luaL_setmetatable(L, bounded ? AIO_BSEMAPHORE_MT : AIO_SEMAPHORE_MT);
   return 1;
 }
