@@ -2,11 +2,14 @@
  * locks.c - Lock, Event, Semaphore and BoundedSemaphore, and the FIFO
  * waiter queue they share with the queues (queue.c).
  *
- * Each blocked operation waits on a Future of its own, queued in FIFO
- * order, as asyncio does: waking a waiter only completes its future; the
- * waiter takes the lock, permit or item itself when its task runs. So a
- * waiter cancelled after being woken never takes anything with it: its
- * continuation sees the cancellation and passes the wake-up on.
+ * Each blocked operation waits in FIFO order, as on a Future of its own
+ * in asyncio: a Lock or Semaphore queues the waiting task itself
+ * (aio_taskq: nothing is allocated, a wake-up schedules the task), an
+ * Event or a queue the Future its task keeps for such waits (aio_waitq).
+ * Waking a waiter only ends its wait; the waiter takes the lock, permit
+ * or item itself when its task runs. So a waiter cancelled after being
+ * woken never takes anything with it: its continuation sees the
+ * cancellation and passes the wake-up on.
  *
  * Primitives are created without a loop and bind to the loop of the first
  * task that waits on them; using one from another loop raises
