@@ -193,6 +193,14 @@ void aio_tq_wake(lua_State *L, aio_task *t) {
 
 int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
                 lua_KFunction k) {
+  if (!lua_isyieldable(L)) /* before linking: a failed yield must not
+                              leave t in the list */
+    aio_raisef(L, AIO_E_RUNTIME, "attempt to yield across a C-call boundary");
+  if (t->must_cancel) { /* requested while it ran: it ends this wait */
+    t->wnext = NULL;
+    aio_task_cancel_prim_wait(L, t);
+    return aio_task_suspend(L, t, ctx, k);
+  }
   t->wnext = NULL;
   if (q->tail != NULL)
     q->tail->wnext = t;
@@ -202,8 +210,6 @@ int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
   q->count++;
   t->wstate = AIO_TW_PENDING;
   t->wait_kind = AIO_WAIT_PRIM;
-  if (t->must_cancel) /* requested while it ran: it ends this wait */
-    aio_task_cancel_prim_wait(L, t);
   return aio_task_suspend(L, t, ctx, k);
 }
 
