@@ -42,7 +42,7 @@ LUA_LIBS = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
 # code: w2, w3 and w5 run 20 % faster. Without the archive: the shared
 # library, as every other program here uses.
 LUA_A = $(shell $(PKG_CONFIG) --variable=libdir $(LUA_PC))/lib$(LUA_PC).a
-CLI_LUA_LIBS = $(if $(wildcard $(LUA_A)),-rdynamic $(LUA_A) -ldl,$(LUA_LIBS))
+CLI_LUA_LIBS ?= $(if $(wildcard $(LUA_A)),-rdynamic $(LUA_A) -ldl,$(LUA_LIBS))
 UV_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv)
 UV_LIBS = $(shell $(PKG_CONFIG) --libs libuv)
 

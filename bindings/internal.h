@@ -761,9 +761,9 @@ int aio_task_cancel(lua_State *L, int tidx, int midx);
  * while t ran (aio_tq_wait): its next step raises CancelledError with the
  * message cancel() stored. */
 void aio_task_cancel_prim_wait(lua_State *L, aio_task *t);
-/* Pushes what the pending wait of t in an aio_taskq shows in reprs: the
- * Future Python's primitive would wait on ("<Future pending cb=[...]>"). */
-void aio_push_prim_wait_repr(lua_State *L, aio_task *t);
+/* What a pending wait in an aio_taskq shows in reprs: the Future
+ * Python's primitive would wait on. */
+#define AIO_PRIM_WAIT_REPR "<Future pending cb=[Task.task_wakeup()]>"
 /* Hands a cancellation requested while t ran to the future at fidx it
  * now awaits, with the message cancel() stored (Python's __step after a
  * yield); the request is consumed if the future got cancelled. */
@@ -793,6 +793,7 @@ typedef struct aio_coro {
 } aio_coro;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
+
 aio_coro *aio_test_coro(lua_State *L, int idx);
 /* Marks the Coroutine at `cidx` as started and pushes its function and
  * arguments onto `to` (which may be another thread of the same state).

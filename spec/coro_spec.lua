@@ -403,3 +403,42 @@ describe("never-awaited coroutines", function()
     assert.equal("after gc\n", err)
   end)
 end)
+
+describe("await where the task cannot yield", function()
+  -- __tostring is called by tostring without a continuation: a yield
+  -- there fails. await raises before it registers anything, so neither
+  -- the lock nor the future holds the task after it is gone.
+  it("raises RuntimeError and leaves no waiter on a lock or a future",
+     aspec.async({clock = "virtual"}, function()
+    local loop = asyncio.get_running_loop()
+    local lock, fut = asyncio.Lock(), loop:create_future()
+    await(lock:acquire())
+    local errs = {}
+    local t = asyncio.create_task(async(function()
+      local on_lock = setmetatable({}, {__tostring = function()
+        await(lock:acquire())
+      end})
+      local on_fut = setmetatable({}, {__tostring = function()
+        await(fut)
+      end})
+      errs[1] = select(2, pcall(tostring, on_lock))
+      errs[2] = select(2, pcall(tostring, on_fut))
+      return "finished"
+    end)())
+    assert.equal("finished", await(t))
+    for i = 1, 2 do
+      assert.is_true(asyncio.iserror(errs[i], asyncio.RuntimeError))
+      assert.matches("yield across a C%-call boundary", errs[i].message)
+    end
+    assert.equal("<asyncio.Lock [locked]>", tostring(lock))
+    t = nil
+    collectgarbage()
+    collectgarbage()
+    -- waking what the gone task tried to wait on reaches nobody
+    fut:set_result(1)
+    lock:release()
+    await(asyncio.sleep(0))
+    assert.is_false(lock:locked())
+    assert.equal(1, await(fut))
+  end))
+end)

@@ -466,6 +466,12 @@ int aio_await(lua_State *L) {
   int depth;
   if (t == NULL)
     t = aio_check_await(L, "await"); /* raises */
+  /* checked before any waiter is registered: a yield that failed after
+   * (a task awaiting inside __tostring) would leave the task queued on a
+   * lock, or its wake-up on a future, past its end */
+  if (!lua_isyieldable(L))
+    return aio_raisef(L, AIO_E_RUNTIME, "cannot await here: attempt to "
+                      "yield across a C-call boundary");
   if (lua_gettop(L) != 1) {
     luaL_checkany(L, 1);
     lua_settop(L, 1);

@@ -72,9 +72,9 @@ static double sleep_when(aio_task *t) {
 /* Pushes the future t waits on and the object it waits through (nil if
  * none): the C function that suspended the task keeps that object
  * (lock:acquire's lock, reader:read's reader) at index 1 of its frame. */
-static void push_waiting(lua_State *L, aio_task *t) {
-  aio_push_waiter(L, t);
-  if (t->waiter_idx != 1 && lua_gettop(t->co) >= 1) {
+static void push_via(lua_State *L, aio_task *t) {
+  if (lua_gettop(t->co) >= 1) {
+    lua_checkstack(t->co, 1);
     lua_pushvalue(t->co, 1);
     lua_xmove(t->co, L, 1);
     if (!lua_isuserdata(L, -1) && !lua_istable(L, -1)) {
@@ -82,6 +82,14 @@ static void push_waiting(lua_State *L, aio_task *t) {
       lua_pushnil(L);
     }
   } else
+    lua_pushnil(L);
+}
+
+static void push_waiting(lua_State *L, aio_task *t) {
+  aio_push_waiter(L, t);
+  if (t->waiter_idx != 1)
+    push_via(L, t);
+  else
     lua_pushnil(L);
 }
 
@@ -103,12 +111,8 @@ static int l__task_awaits(lua_State *L) {
     /* no Future: its repr stands for it, the primitive is at index 1 of
      * the suspended C function (aio_tq_wait) */
     lua_pushliteral(L, "waiting");
-    aio_push_prim_wait_repr(L, t);
-    if (lua_gettop(t->co) >= 1) {
-      lua_pushvalue(t->co, 1);
-      lua_xmove(t->co, L, 1);
-    } else
-      lua_pushnil(L);
+    lua_pushliteral(L, AIO_PRIM_WAIT_REPR);
+    push_via(L, t);
     return 4;
   } else if (t->wait_kind == AIO_WAIT_SLEEP) {
     lua_pushliteral(L, "sleeping");

@@ -810,9 +810,7 @@ void aio_future_pushrepr(lua_State *L, int idx) {
     luaL_addvalue(&b);
   } else if (f->is_task && f->state == AIO_PENDING &&
              ((aio_task *)f)->wait_kind == AIO_WAIT_PRIM) {
-    luaL_addstring(&b, " wait_for=");
-    aio_push_prim_wait_repr(L, (aio_task *)f);
-    luaL_addvalue(&b);
+    luaL_addstring(&b, " wait_for=" AIO_PRIM_WAIT_REPR);
   }
   add_outcome_repr(L, &b, idx, f);
   add_callbacks_repr(L, &b, idx, f);
@@ -1088,11 +1086,6 @@ void aio_task_cancel_prim_wait(lua_State *L, aio_task *t) {
   t->must_cancel = 0;
   wake_throwing(L, tidx, t);
   lua_pop(L, 1);
-}
-
-void aio_push_prim_wait_repr(lua_State *L, aio_task *t) {
-  (void)t; /* woken or cancelled, it is no longer AIO_WAIT_PRIM */
-  lua_pushliteral(L, "<Future pending cb=[Task.task_wakeup()]>");
 }
 
 int aio_task_cancel(lua_State *L, int tidx, int midx) {

@@ -475,11 +475,13 @@ typedef struct run_state {
 
 static void run_begin(lua_State *L, aio_loop *loop, run_state *rs) {
   rs->prev = tl_running;
+  aio_push_loop(L, loop);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_running);
+  /* published once nothing above can fail on memory: the type checks
+   * trust the running loop's addresses (aio_running_mt_kind) */
   tl_running = loop;
   loop->running = 1;
   loop->Lrun = L;
-  aio_push_loop(L, loop);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio_key_running);
   aio_signal_loop_started(L, loop);
 }
 
@@ -948,8 +950,6 @@ static uv_handle_t *new_handle(lua_State *L, aio_loop *loop, size_t size) {
   return h;
 }
 
-/* Pushes a new loop userdata. `uv` is the host's libuv loop or NULL for
- * a loop of its own. */
 /* The registry keeps these metatables for the life of the state. */
 static void keep_mt_addresses(lua_State *L, aio_loop *loop) {
   static const char *const keys[AIO_MT_PTR_COUNT] = {
@@ -963,6 +963,8 @@ static void keep_mt_addresses(lua_State *L, aio_loop *loop) {
   }
 }
 
+/* Pushes a new loop userdata. `uv` is the host's libuv loop or NULL for
+ * a loop of its own. */
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   aio_loop *loop;
   int r, i;

@@ -193,15 +193,12 @@ void aio_tq_wake(lua_State *L, aio_task *t) {
 
 int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
                 lua_KFunction k) {
-  if (!lua_isyieldable(L)) /* before linking: a failed yield must not
-                              leave t in the list */
-    aio_raisef(L, AIO_E_RUNTIME, "attempt to yield across a C-call boundary");
-  if (t->must_cancel) { /* requested while it ran: it ends this wait */
-    t->wnext = NULL;
+  t->wnext = NULL;
+  if (t->must_cancel) { /* requested while it ran: it ends this wait,
+                         * unlinked (making the error may fail) */
     aio_task_cancel_prim_wait(L, t);
     return aio_task_suspend(L, t, ctx, k);
   }
-  t->wnext = NULL;
   if (q->tail != NULL)
     q->tail->wnext = t;
   else
