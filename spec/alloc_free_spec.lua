@@ -87,10 +87,11 @@ describe("awaiting a C operation that completes at once", function()
     -- each round the other task waits: the waiter is the task itself,
     -- with no Future
     local lock = asyncio.Lock()
-    local rounds = 0
+    local rounds, other_rounds = 0, 0
     local other = asyncio.create_task(asyncio.async(function()
       while true do
         local _ <close> = await(lock)
+        other_rounds = other_rounds + 1
         await(asyncio.sleep(0))
       end
     end)())
@@ -102,6 +103,8 @@ describe("awaiting a C operation that completes at once", function()
     other:cancel()
     assert.is_true(grown < TOLERANCE, grown .. " bytes")
     assert.equal(N + 10, rounds)
+    -- the lock went back and forth: every round waited for the other
+    assert.is_true(other_rounds >= N + 10, other_rounds .. " rounds")
   end))
 
   it("an uncontended Semaphore allocates nothing", vspec(function()
