@@ -16,19 +16,6 @@ local function both(args, opts)
   return proc.run(a, opts), proc.run(b, opts)
 end
 
---- A fresh empty directory; removed by the caller with rmdir_r.
-local function tempdir()
-  local p = assert(io.popen("mktemp -d"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
-
-local function rmdir_r(dir)
-  assert(dir:match("^/tmp/"), dir)
-  os.execute("rm -rf " .. proc.quote(dir))
-end
-
 local asyncio_probe = [[
   local asyncio = require "asyncio"
   print(asyncio.run(asyncio.async(function()
@@ -234,7 +221,7 @@ describe("luaio CLI", function()
   end)
 
   it("require 'asyncio' needs no Lua file beside the binary", function()
-    local dir = tempdir()
+    local dir = proc.tempdir()
     local copy = dir .. "/luaio"
     assert.is_true(os.execute("cp " .. proc.quote(luaio) .. " " ..
                               proc.quote(copy)))
@@ -242,7 +229,7 @@ describe("luaio CLI", function()
       env = {LUA_PATH = "/nonexistent/?.lua",
              LUA_CPATH = "/nonexistent/?.so"},
       unset = {"LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_INIT", "LUA_INIT_5_4"}})
-    rmdir_r(dir)
+    proc.rmdir(dir)
     assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
   end)
 end)

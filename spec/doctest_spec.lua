@@ -130,20 +130,13 @@ local function absent(list)
   return set
 end
 
-local function tempdir()
-  local p = assert(io.popen("mktemp -d"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
-
 --- run(ex, redis_port) -> {status =, stdout =, stderr =} of the example
 -- run as a program in a temporary directory; status "timeout" when it
 -- ran past TIMEOUT (it is killed).
 local run = async(function(ex, redis_port)
   local code = ex.code
   if ex.needs == "redis" then code = code:gsub("6379", redis_port) end
-  local dir = tempdir()
+  local dir = proc.tempdir()
   local f = assert(io.open(dir .. "/example.lua", "w"))
   f:write(code)
   f:close()
@@ -158,7 +151,7 @@ local run = async(function(ex, redis_port)
     await(p:wait())
     out, err, status = "", tostring(out), "timeout"
   end
-  os.execute("rm -rf " .. proc.quote(dir))
+  proc.rmdir(dir)
   return {status = status, stdout = out, stderr = err}
 end)
 

@@ -143,14 +143,6 @@ describe("dump_tasks", function()
 end)
 
 describe("the CLI", function()
-  local function script(body)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(body)
-    f:close()
-    return path
-  end
-
   -- the script sends itself SIGQUIT from a child (kill $PPID), waits for
   -- the child, then ends normally
   local quit_self = [[
@@ -172,7 +164,7 @@ end)
 ]]
 
   it("prints the dump on SIGQUIT and goes on", function()
-    local path = script(quit_self:format(""))
+    local path = proc.tempfile(quit_self:format(""))
     local r = proc.run{proc.luaio, path}
     os.remove(path)
     assert.equal(0, r.status)
@@ -184,7 +176,7 @@ end)
   end)
 
   it("leaves SIGQUIT to a script that handles it", function()
-    local path = script(quit_self:format(
+    local path = proc.tempfile(quit_self:format(
       [[asyncio.get_running_loop():add_signal_handler("SIGQUIT",
           function() print("handled") end)]]))
     local r = proc.run{proc.luaio, path}
@@ -196,7 +188,7 @@ end)
 
   it("--dump-on-hang=SECONDS prints it once when nothing ran that long",
      function()
-    local path = script([[
+    local path = proc.tempfile([[
 local asyncio = require "asyncio"
 asyncio.run(function()
   asyncio.await(asyncio.sleep(0.6))

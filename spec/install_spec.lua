@@ -11,14 +11,7 @@ local function sh(cmd, opts)
   return r.stdout
 end
 
-local function tempdir()
-  return (sh("mktemp -d"):gsub("%s+$", ""))
-end
-
-local function rm(dir)
-  assert(dir:match("^/tmp/"), dir)
-  os.execute("rm -rf " .. proc.quote(dir))
-end
+local tempdir, rm = proc.tempdir, proc.rmdir
 
 local q = proc.quote
 

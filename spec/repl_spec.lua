@@ -9,16 +9,11 @@ local has, lacks = helpers.has, helpers.lacks
 --- Plays the steps on a terminal; returns the transcript (CRs dropped)
 -- and the home directory used (for the history file).
 local function session(steps)
-  local home = proc.run{"mktemp", "-d"}.stdout:gsub("%s+$", "")
+  local home = proc.tempdir()
   local r = proc.run({"python3", proc.fixture("pty_session.py"), proc.luaio},
                      {stdin = table.concat(steps, "\n") .. "\n",
                       env = {HOME = home}})
   return r.stdout:gsub("\r", ""), home, r.status
-end
-
-local function cleanup(home)
-  assert(home:match("^/tmp/"))
-  os.execute("rm -rf " .. proc.quote(home))
 end
 
 describe("the REPL on a terminal", function()
@@ -35,7 +30,7 @@ describe("the REPL on a terminal", function()
       "expect > ", [[send asyncio.get_running_loop():create_future()\n]],
       "expect <Future pending>",
       "expect > ", [[send \x04]]}
-    cleanup(home)
+    proc.rmdir(home)
     assert.equal(0, status, out)
     lacks(out, "\nnil\n")
     has(out, "EXIT 0")
@@ -46,7 +41,7 @@ describe("the REPL on a terminal", function()
       "expect > ", [[send for i = 1, 2 do\n]], "expect >> ",
       [[send print("line", i)\n]], "expect >> ", [[send end\n]],
       "expect line\t2", "expect > ", [[send \x04]]}
-    cleanup(home)
+    proc.rmdir(home)
     assert.equal(0, status, out)
     has(out, "line\t1")
   end)
@@ -58,7 +53,7 @@ describe("the REPL on a terminal", function()
       "expect > ", [[send \x04]]}
     assert.equal(0, status, out)
     local hist = proc.slurp(home .. "/.luaio_history")
-    cleanup(home)
+    proc.rmdir(home)
     assert.equal("y = 6 * 7\ny\ny\n", hist)
   end)
 
@@ -75,7 +70,7 @@ describe("the REPL on a terminal", function()
       "expect > ", [[send half typed\x03]], "expect KeyboardInterrupt",
       "expect > ", [[send print("alive", t:done())\n]],
       "expect alive\tfalse", "expect > ", [[send \x04]]}
-    cleanup(home)
+    proc.rmdir(home)
     assert.equal(0, status, out)
     lacks(out, "destroyed")
     lacks(out, "pending!")
