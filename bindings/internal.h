@@ -757,10 +757,19 @@ void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
 void aio_future_pushrepr(lua_State *L, int idx);
 /* task:cancel(msg) for the task at tidx, message at midx (0: none). */
 int aio_task_cancel(lua_State *L, int tidx, int midx);
-/* Ends the wait of t in an aio_taskq because of a cancellation requested
- * while t ran (aio_tq_wait): its next step raises CancelledError with the
- * message cancel() stored. */
-void aio_task_cancel_prim_wait(lua_State *L, aio_task *t);
+/* Suspends the running task t in a wait without a Future that C code
+ * ends with aio_task_wake_prim (a task in a Lock's aio_taskq, a task
+ * reading a StreamReader): wait_kind AIO_WAIT_PRIM, wstate
+ * AIO_TW_PENDING. cancel() ends it with wstate AIO_TW_CANCELLED and
+ * schedules the step, which throws CancelledError; so does a cancellation
+ * requested while t ran, at once. k continues the suspended C function
+ * with the same stack and must call aio_resume_take_throw first (1: the
+ * error is on top). Use as `return aio_task_wait_prim(...)`. */
+int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
+                       lua_KFunction k);
+/* Ends the pending wait of t (wstate AIO_TW_PENDING): wstate becomes
+ * AIO_TW_WOKEN and its step is scheduled. */
+void aio_task_wake_prim(lua_State *L, aio_task *t);
 /* What a pending wait in an aio_taskq shows in reprs: the Future
  * Python's primitive would wait on. */
 #define AIO_PRIM_WAIT_REPR "<Future pending cb=[Task.task_wakeup()]>"
@@ -902,12 +911,10 @@ typedef struct aio_taskq {
 aio_taskq *aio_tq_open(aio_taskq *q, aio_loop *loop);
 /* Removes t from q if it is there (O(1) at the head). */
 void aio_tq_remove(aio_taskq *q, aio_task *t);
-/* Wakes t (in a list, its wait pending): its step is scheduled. */
-void aio_tq_wake(lua_State *L, aio_task *t);
-/* Appends the running task t to q and suspends it; k continues the
- * primitive's C function with the same stack, where it must call
- * aio_resume_take_throw first (1: a CancelledError is on top), then
- * remove t from q. Use as `return aio_tq_wait(...)`. */
+/* Appends the running task t to q and suspends it (aio_task_wait_prim;
+ * wake it with aio_task_wake_prim); its continuation k must remove t from
+ * q. A cancellation requested while t ran ends the wait at once, t not
+ * linked. Use as `return aio_tq_wait(...)`. */
 int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
                 lua_KFunction k);
 

@@ -1075,7 +1075,10 @@ static void wake_throwing(lua_State *L, int tidx, aio_task *t) {
   aio_schedule_step(L, t->fut.loop, t);
 }
 
-void aio_task_cancel_prim_wait(lua_State *L, aio_task *t) {
+/* Ends the wait t enters because of a cancellation requested while t
+ * ran: its next step raises CancelledError with the message cancel()
+ * stored. */
+static void cancel_prim_wait(lua_State *L, aio_task *t) {
   int tidx;
   aio_push_task(L, t);
   tidx = lua_gettop(L);
@@ -1086,6 +1089,27 @@ void aio_task_cancel_prim_wait(lua_State *L, aio_task *t) {
   t->must_cancel = 0;
   wake_throwing(L, tidx, t);
   lua_pop(L, 1);
+}
+
+int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
+                       lua_KFunction k) {
+  if (t->must_cancel) {
+    /* requested while it ran: the wait ends cancelled before it starts
+     * (not left as an earlier wait ended: a semaphore's continuation
+     * gives back the permit of a woken wait) */
+    t->wstate = AIO_TW_CANCELLED;
+    cancel_prim_wait(L, t);
+  } else {
+    t->wstate = AIO_TW_PENDING;
+    t->wait_kind = AIO_WAIT_PRIM;
+  }
+  return aio_task_suspend(L, t, ctx, k);
+}
+
+void aio_task_wake_prim(lua_State *L, aio_task *t) {
+  t->wstate = AIO_TW_WOKEN;
+  t->wait_kind = AIO_WAIT_YIELD; /* a cancel() now is raised by its step */
+  aio_schedule_step(L, t->fut.loop, t);
 }
 
 int aio_task_cancel(lua_State *L, int tidx, int midx) {
