@@ -390,6 +390,11 @@ int aio_ready_fit(aio_loop *loop, unsigned n);
 void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n);
 /* Schedules one step of task `t` (call_soon(task.__step)). */
 void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t);
+/* aio_schedule_step from a uv callback, without Lua and without raising:
+ * only while the loop runs on this thread, no thread-safe post is queued
+ * (they go first) and the ready queue has room; else returns 0 and
+ * schedules nothing. */
+int aio_try_schedule_step(aio_loop *loop, aio_task *t);
 
 /* Calls the loop's exception handler with the context table on top of
  * the stack (popped). Never raises. */
@@ -770,6 +775,9 @@ int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
 /* Ends the pending wait of t (wstate AIO_TW_PENDING): wstate becomes
  * AIO_TW_WOKEN and its step is scheduled. */
 void aio_task_wake_prim(lua_State *L, aio_task *t);
+/* aio_task_wake_prim from a uv callback of t's loop, without Lua: returns
+ * 0, changing nothing, when that needs Lua (aio_try_schedule_step). */
+int aio_task_try_wake_prim(aio_task *t);
 /* What a pending wait in an aio_taskq shows in reprs: the Future
  * Python's primitive would wait on. */
 #define AIO_PRIM_WAIT_REPR "<Future pending cb=[Task.task_wakeup()]>"
@@ -1021,7 +1029,8 @@ typedef struct aio_transport aio_transport;
 typedef struct aio_proto_vt {
   /* uv context (no Lua): where the next read lands (len 0: no room),
    * and that n bytes arrived there; nonzero asks dispatch to call
-   * wake. */
+   * wake (buffer_updated may wake a task itself when it can without
+   * Lua: aio_task_try_wake_prim). */
   void (*get_buffer)(void *p, uv_buf_t *buf);
   int (*buffer_updated)(void *p, size_t n);
   void (*wake)(lua_State *L, void *p);

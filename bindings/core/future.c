@@ -1112,6 +1112,14 @@ void aio_task_wake_prim(lua_State *L, aio_task *t) {
   aio_schedule_step(L, t->fut.loop, t);
 }
 
+int aio_task_try_wake_prim(aio_task *t) {
+  if (!aio_try_schedule_step(t->fut.loop, t))
+    return 0;
+  t->wstate = AIO_TW_WOKEN;
+  t->wait_kind = AIO_WAIT_YIELD;
+  return 1;
+}
+
 int aio_task_cancel(lua_State *L, int tidx, int midx) {
   aio_task *t = lua_touserdata(L, tidx);
   aio_loop *loop = t->fut.loop;

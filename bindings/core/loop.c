@@ -280,6 +280,22 @@ void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
   aio_ready_push(L, loop, AIO_R_STEP, t, 0, NULL, 0);
 }
 
+int aio_try_schedule_step(aio_loop *loop, aio_task *t) {
+  aio_ready *e;
+  if (loop->closed || loop->Lrun == NULL ||
+      (loop->remote && aio_remote_has_posts(loop->remote)) ||
+      (loop->rcount == loop->rcap && !aio_ready_fit(loop, 1)))
+    return 0;
+  e = &loop->ready[(loop->rhead + loop->rcount) & (loop->rcap - 1)];
+  e->kind = AIO_R_STEP;
+  e->nvals = 0;
+  e->n = 0;
+  e->p = t;
+  e->cfn = NULL;
+  loop->rcount++;
+  return 1;
+}
+
 /* Pops the head entry into *e and pushes its Lua values. */
 static void ready_pop(lua_State *L, aio_loop *loop, aio_ready *e) {
   unsigned k;
