@@ -1689,8 +1689,6 @@ static int l_isfuture(lua_State *L) {
   return 1;
 }
 
-/* _succeeded(fut) -> true when fut finished with a result (not cancelled,
- * no exception): gather's per-child test in one call. */
 /* gather's done-callback for its children (combinators.lua): a C closure
  * over a counter and gather's Lua callback, cb(child, nfinished). Python
  * calls gather's callback once per child, from the ready queue; when the
@@ -1759,14 +1757,6 @@ static int l__gather_callback(lua_State *L) {
   return 1;
 }
 
-/* _gather_total(cb, n): gather has n children */
-static int l__gather_total(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n >= 0 && n < UINT_MAX, 2, "out of range");
-  check_gather_cb(L)->total = (unsigned)n;
-  return 0;
-}
-
 /* _gather_count(cb) -> children counted, after counting one more (a child
  * that was done when gather started) */
 static int l__gather_count(lua_State *L) {
@@ -1774,6 +1764,90 @@ static int l__gather_count(lua_State *L) {
   return 1;
 }
 
+/* _gather_watch(cb, children, n) -> nchildren, loop, done|nil: gather's
+ * set-up of its children, in argument order. children[i] becomes
+ * ensure_future(children[i], loop of the first child), an awaitable given
+ * several times wrapping once (its task is a child once; a future given
+ * several times is a child each time); cb is added to every child not
+ * yet done, and the done ones are listed, in order. cb's total is set
+ * last: an argument that raises leaves it unset, the callbacks already
+ * added staying (Python does the same). */
+static int l__gather_watch(lua_State *L) {
+  enum { CB = 1, CHILDREN, N, WRAPPED, DONE };
+  gather_counter *c = check_gather_cb(L);
+  lua_Integer n = luaL_checkinteger(L, N), i;
+  unsigned nchildren = 0, ndone = 0;
+  aio_loop *loop = NULL;
+  luaL_checktype(L, CHILDREN, LUA_TTABLE);
+  lua_settop(L, N);
+  lua_pushnil(L); /* WRAPPED: awaitable -> its task, made when needed */
+  lua_pushnil(L); /* DONE: made when needed */
+  for (i = 1; i <= n; i++) {
+    aio_future *f;
+    lua_rawgeti(L, CHILDREN, i); /* [arg] */
+    if (!lua_isnil(L, WRAPPED)) {
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, WRAPPED) != LUA_TNIL) { /* [arg, its task] */
+        lua_rawseti(L, CHILDREN, i);
+        lua_pop(L, 1);
+        continue;
+      }
+      lua_pop(L, 1);
+    }
+    if (aio_ensure_future(L, -1, loop)) { /* [arg, fut]: a new task */
+      if (lua_isnil(L, WRAPPED)) {
+        lua_newtable(L);
+        lua_replace(L, WRAPPED);
+      }
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, WRAPPED);
+    }
+    f = lua_touserdata(L, -1);
+    loop = f->loop;
+    nchildren++;
+    if (f->state != AIO_PENDING) {
+      if (lua_isnil(L, DONE)) {
+        lua_newtable(L);
+        lua_replace(L, DONE);
+      }
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, DONE, ++ndone);
+    } else {
+      lua_pushvalue(L, CB);
+      aio_future_add_callback(L, -2);
+    }
+    lua_rawseti(L, CHILDREN, i);
+    lua_pop(L, 1); /* the argument */
+  }
+  c->total = nchildren;
+  lua_pushinteger(L, nchildren);
+  aio_push_loop(L, loop);
+  lua_pushvalue(L, DONE);
+  return 3;
+}
+
+/* _gather_results(children, n) -> {the first result of each child}, for
+ * a gather whose children all succeeded. */
+static int l__gather_results(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 2), i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_createtable(L, n > 0 && n < INT_MAX ? (int)n : 0, 0);
+  for (i = 1; i <= n; i++) {
+    int top = lua_gettop(L);
+    lua_rawgeti(L, 1, i);
+    aio_check_future(L, top + 1);
+    aio_future_push_result(L, top + 1);
+    lua_settop(L, top + 2); /* its first value */
+    lua_rawseti(L, 3, i);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* _succeeded(fut) -> true when fut finished with a result (not cancelled,
+ * no exception): gather's per-child test in one call. */
 static int l__succeeded(lua_State *L) {
   aio_future *f = aio_check_future(L, 1);
   lua_pushboolean(L, f->state == AIO_FINISHED && !f->has_exc);
@@ -1791,7 +1865,8 @@ static const luaL_Reg future_funcs[] = {
     {"_traceback_of", l__traceback_of},
     {"_succeeded", l__succeeded},
     {"_gather_callback", l__gather_callback},
-    {"_gather_total", l__gather_total},
+    {"_gather_watch", l__gather_watch},
+    {"_gather_results", l__gather_results},
     {"_gather_count", l__gather_count},
     {NULL, NULL}};
 

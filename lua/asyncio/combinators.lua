@@ -21,6 +21,8 @@ local check = require "asyncio.check"
 local async, await = core.async, core.await
 local ensure_future, isfuture = core.ensure_future, core.isfuture
 local succeeded, gather_callback = core._succeeded, core._gather_callback
+local gather_watch, gather_results = core._gather_watch,
+                                     core._gather_results
 local iscoroutine, iserror = core.iscoroutine, core.iserror
 local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
@@ -164,7 +166,7 @@ function M.gather(...)
     if return_exceptions then
       for i = 1, n do results[i] = outcome(children[i]) end
     else -- every child succeeded
-      for i = 1, n do results[i] = (children[i]:result()) end
+      results = gather_results(children, n)
     end
     if cancel_requested then
       -- cancelled while children were running: the cancellation wins,
@@ -178,32 +180,13 @@ function M.gather(...)
     end
   end
   local watch = gather_callback(on_child_done)
-  -- A future passed several times is a child several times: each of its
-  -- callbacks counts once, which gives the same outcome as counting it
-  -- once. Only the tasks made for Coroutine objects and __await values
-  -- need a map, so that each runs once.
-  local wrapped, done_futs, loop
-  for i = 1, n do
-    local arg = children[i]
-    local fut = wrapped and wrapped[arg]
-    if not fut then
-      fut = ensure_future(arg, loop)
-      if fut ~= arg then
-        wrapped = wrapped or {}
-        wrapped[arg] = fut
-      end
-      loop = loop or fut:get_loop()
-      nchildren = nchildren + 1
-      if fut:done() then
-        done_futs = done_futs or {}
-        done_futs[#done_futs + 1] = fut
-      else
-        fut:add_done_callback(watch)
-      end
-    end
-    children[i] = fut
-  end
-  core._gather_total(watch, nchildren)
+  -- Each child is ensure_future of its argument, watched by `watch`
+  -- unless already done (those are counted below, in order). A future
+  -- passed several times is a child several times: each of its callbacks
+  -- counts once, which gives the same outcome as counting it once. A
+  -- Coroutine object or __await value passed several times runs once.
+  local loop, done_futs
+  nchildren, loop, done_futs = gather_watch(watch, children, n)
   -- Cancelling the gather (directly, or as the waiter of a cancelled
   -- task) cancels its children instead of the gather itself, which then
   -- completes when they are done (Python's _GatheringFuture.cancel).
