@@ -162,6 +162,8 @@ int aio_iserror_named(lua_State *L, int idx, const char *name);
 /* True for the errors that must leave the loop instead of reaching the
  * exception handler (KeyboardInterrupt, SystemExit). */
 int aio_isfatal(lua_State *L, int idx);
+/* Pushes the error class `cls`. */
+void aio_push_error_class(lua_State *L, aio_errclass cls);
 /* If the value at `idx` is an error object without a traceback, sets its
  * traceback to the one of thread `co` (the failed coroutine). */
 void aio_set_traceback(lua_State *L, int idx, lua_State *co);
@@ -241,7 +243,8 @@ enum {
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
+  AIO_ENV_CANCELLED,  /* the CancelledError class (loop->cancelled_cls) */
+  AIO_ENV_COUNT = AIO_ENV_CANCELLED
 };
 
 struct aio_loop {
@@ -263,6 +266,9 @@ struct aio_loop {
   const void *mt_ptr[AIO_MT_PTR_COUNT]; /* the addresses of the Future,
                              Task and Coroutine metatables (see
                              aio_running_mt_kind) */
+  const void *cancelled_cls; /* the address of the CancelledError class
+                             when the loop was made, which its env keeps
+                             (aio_loop_iscancelled) */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -318,6 +324,10 @@ struct aio_loop {
 /* Pushes a new loop userdata running on `uv` (NULL: a libuv loop of its
  * own). */
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock);
+/* aio_iserror(L, idx, AIO_E_CANCELLED) for an error met by loop's tasks:
+ * an instance of the CancelledError class is told by the address of its
+ * metatable, without a look-up (cancelling many tasks costs less). */
+int aio_loop_iscancelled(lua_State *L, aio_loop *loop, int idx);
 /* One iteration; `max_wait` bounds the poll in seconds (< 0: unbounded).
  * Returns 1 if an error must propagate out of the run (left on the
  * stack), else 0. The loop must be running. */

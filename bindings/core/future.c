@@ -852,12 +852,14 @@ static void name_traceback(lua_State *L, aio_task *t) {
 static int task_msgh(lua_State *L) {
   /* a cancellation is control flow, not a failure to explain: no
    * traceback (it would cost more than the rest of the cancel) */
-  if (aio_iserror(L, 1, AIO_E_CANCELLED)) {
+  aio_task *t = aio_current_task_of(L);
+  if (t != NULL ? aio_loop_iscancelled(L, t->fut.loop, 1)
+                : aio_iserror(L, 1, AIO_E_CANCELLED)) {
     lua_settop(L, 1);
     return 1;
   }
   aio_traceback(L, L, 1);
-  name_traceback(L, aio_current_task_of(L));
+  name_traceback(L, t);
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "traceback") == LUA_TNIL &&
@@ -1207,7 +1209,7 @@ static void task_returned(lua_State *L, int tidx, aio_task *t, int n) {
  * (popped). Returns 1 if that error must leave the loop. */
 static int task_raised(lua_State *L, int tidx, aio_task *t) {
   int e = lua_gettop(L);
-  if (aio_iserror(L, e, AIO_E_CANCELLED)) {
+  if (aio_loop_iscancelled(L, t->fut.loop, e)) {
     finish_cancelled(L, tidx, &t->fut, 0);
     return 0;
   }
@@ -1846,6 +1848,106 @@ static int l__gather_results(lua_State *L) {
   return 1;
 }
 
+/* wait's helpers (combinators.lua): one call over its list of futures
+ * instead of one method call per future. */
+
+/* _unique(aws) -> the values aws[1..#aws] without repeats, in first-seen
+ * order (as indexing and # do: metamethods apply). */
+static int l__unique(lua_State *L) {
+  lua_Integer n, i, k = 0;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  n = luaL_len(L, 1);
+  luaL_argcheck(L, n >= 0 && n < INT_MAX, 1, "too many values");
+  lua_createtable(L, (int)n, 0); /* 2: the list */
+  lua_createtable(L, 0, (int)n); /* 3: seen */
+  for (i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 3) != LUA_TNIL) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, 3); /* raises for a nil or NaN value, as t[v] = true */
+    lua_rawseti(L, 2, ++k);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* The length of the list at idx, checked. */
+static int list_len(lua_State *L, int idx) {
+  lua_Unsigned n;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  n = lua_rawlen(L, idx);
+  luaL_argcheck(L, n < INT_MAX, idx, "too many values");
+  return (int)n;
+}
+
+/* _ensure_futures(fs, loop): fs[i] = ensure_future(fs[i], loop) for
+ * each i, in order. */
+static int l__ensure_futures(lua_State *L) {
+  int n = list_len(L, 1), i;
+  aio_loop *loop = aio_check_loop_any(L, 2);
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    aio_ensure_future(L, 3, loop);
+    lua_rawseti(L, 1, i);
+    lua_settop(L, 2);
+  }
+  return 0;
+}
+
+/* The future fs[i] (list at 1) pushed, checked. */
+static aio_future *push_listed_future(lua_State *L, int i) {
+  lua_rawgeti(L, 1, i);
+  return aio_check_future(L, -1);
+}
+
+/* _add_done_callbacks(fs, cb): fs[i]:add_done_callback(cb) for each i. */
+static int l__add_done_callbacks(lua_State *L) {
+  int n = list_len(L, 1), i;
+  check_callable(L, 2, "add_done_callback");
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    push_listed_future(L, i);
+    lua_pushvalue(L, 2);
+    aio_future_add_callback(L, 3);
+    lua_settop(L, 2);
+  }
+  return 0;
+}
+
+/* _remove_done_callbacks(fs, cb) -> done, pending: removes cb from each
+ * future of fs, then splits fs into the done and the pending ones (in fs
+ * order). */
+static int l__remove_done_callbacks(lua_State *L) {
+  int n = list_len(L, 1), i, ndone = 0, npending = 0;
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    if (push_listed_future(L, i)->state != AIO_PENDING)
+      ndone++;
+    remove_callbacks(L, 3, 2);
+    lua_settop(L, 2);
+  }
+  lua_createtable(L, ndone, 0);     /* 3: done */
+  lua_createtable(L, n - ndone, 0); /* 4: pending */
+  ndone = 0;
+  for (i = 1; i <= n; i++) {
+    aio_future *f = push_listed_future(L, i);
+    if (f->state != AIO_PENDING)
+      lua_rawseti(L, 3, ++ndone);
+    else
+      lua_rawseti(L, 4, ++npending);
+  }
+  return 2;
+}
+
 /* _succeeded(fut) -> true when fut finished with a result (not cancelled,
  * no exception): gather's per-child test in one call. */
 static int l__succeeded(lua_State *L) {
@@ -1866,6 +1968,10 @@ static const luaL_Reg future_funcs[] = {
     {"_succeeded", l__succeeded},
     {"_gather_callback", l__gather_callback},
     {"_gather_watch", l__gather_watch},
+    {"_unique", l__unique},
+    {"_ensure_futures", l__ensure_futures},
+    {"_add_done_callbacks", l__add_done_callbacks},
+    {"_remove_done_callbacks", l__remove_done_callbacks},
     {"_gather_results", l__gather_results},
     {"_gather_count", l__gather_count},
     {NULL, NULL}};

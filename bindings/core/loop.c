@@ -926,6 +926,7 @@ static int l_loop__gc(lua_State *L) {
   }
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
+  loop->cancelled_cls = NULL; /* no longer kept */
   for (i = 0; i < AIO_ENV_HOT; i++) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
@@ -1022,6 +1023,9 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
   loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
   keep_mt_addresses(L, loop);
+  aio_push_error_class(L, AIO_E_CANCELLED);
+  loop->cancelled_cls = lua_topointer(L, -1);
+  set_env(L, loop, AIO_ENV_CANCELLED);
   /* Everything that can fail comes before the libuv loop exists: until
    * loop->uv is set, __gc frees the handles' memory (never initialized)
    * and the remote part. */
