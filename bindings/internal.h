@@ -162,7 +162,7 @@ int aio_iserror_named(lua_State *L, int idx, const char *name);
 /* True for the errors that must leave the loop instead of reaching the
  * exception handler (KeyboardInterrupt, SystemExit). */
 int aio_isfatal(lua_State *L, int idx);
-/* Pushes the error class `cls`. */
+/* Pushes the error class `cls` (nil before asyncio.errors is loaded). */
 void aio_push_error_class(lua_State *L, aio_errclass cls);
 /* If the value at `idx` is an error object without a traceback, sets its
  * traceback to the one of thread `co` (the failed coroutine). */

@@ -74,7 +74,13 @@ int aio_iserror(lua_State *L, int idx, aio_errclass cls) {
 }
 
 void aio_push_error_class(lua_State *L, aio_errclass cls) {
-  push_class(L, cls);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_classes) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushnil(L); /* asyncio.errors not loaded yet */
+    return;
+  }
+  lua_rawgeti(L, -1, (lua_Integer)cls + 1);
+  lua_remove(L, -2);
 }
 
 int aio_loop_iscancelled(lua_State *L, aio_loop *loop, int idx) {

@@ -1824,9 +1824,25 @@ static int l__gather_watch(lua_State *L) {
   }
   c->total = nchildren;
   lua_pushinteger(L, nchildren);
-  aio_push_loop(L, loop);
+  if (loop != NULL)
+    aio_push_loop(L, loop);
+  else
+    lua_pushnil(L); /* no children */
   lua_pushvalue(L, DONE);
   return 3;
+}
+
+/* Pushes the future list[i] of the list at index 1, raising an argument
+ * error when it is not one. */
+static aio_future *push_listed_future(lua_State *L, lua_Integer i) {
+  aio_future *f;
+  lua_rawgeti(L, 1, i);
+  f = aio_test_future(L, -1);
+  if (f == NULL)
+    luaL_argerror(L, 1, lua_pushfstring(L, "asyncio.Future expected at "
+                                        "index %I, got %s", i,
+                                        luaL_typename(L, -1)));
+  return f;
 }
 
 /* _gather_results(children, n) -> {the first result of each child}, for
@@ -1838,8 +1854,7 @@ static int l__gather_results(lua_State *L) {
   lua_createtable(L, n > 0 && n < INT_MAX ? (int)n : 0, 0);
   for (i = 1; i <= n; i++) {
     int top = lua_gettop(L);
-    lua_rawgeti(L, 1, i);
-    aio_check_future(L, top + 1);
+    push_listed_future(L, i);
     aio_future_push_result(L, top + 1);
     lua_settop(L, top + 2); /* its first value */
     lua_rawseti(L, 3, i);
@@ -1900,12 +1915,6 @@ static int l__ensure_futures(lua_State *L) {
     lua_settop(L, 2);
   }
   return 0;
-}
-
-/* The future fs[i] (list at 1) pushed, checked. */
-static aio_future *push_listed_future(lua_State *L, int i) {
-  lua_rawgeti(L, 1, i);
-  return aio_check_future(L, -1);
 }
 
 /* _add_done_callbacks(fs, cb): fs[i]:add_done_callback(cb) for each i. */
