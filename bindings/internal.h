@@ -162,6 +162,8 @@ int aio_iserror_named(lua_State *L, int idx, const char *name);
 /* True for the errors that must leave the loop instead of reaching the
  * exception handler (KeyboardInterrupt, SystemExit). */
 int aio_isfatal(lua_State *L, int idx);
+/* Pushes the error class `cls` (nil before asyncio.errors is loaded). */
+void aio_push_error_class(lua_State *L, aio_errclass cls);
 /* If the value at `idx` is an error object without a traceback, sets its
  * traceback to the one of thread `co` (the failed coroutine). */
 void aio_set_traceback(lua_State *L, int idx, lua_State *co);
@@ -241,7 +243,8 @@ enum {
   AIO_ENV_EXECUTOR,   /* default executor or nil */
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
-  AIO_ENV_COUNT = AIO_ENV_TASK_FACTORY
+  AIO_ENV_CANCELLED,  /* the CancelledError class (loop->cancelled_cls) */
+  AIO_ENV_COUNT = AIO_ENV_CANCELLED
 };
 
 struct aio_loop {
@@ -263,6 +266,9 @@ struct aio_loop {
   const void *mt_ptr[AIO_MT_PTR_COUNT]; /* the addresses of the Future,
                              Task and Coroutine metatables (see
                              aio_running_mt_kind) */
+  const void *cancelled_cls; /* the address of the CancelledError class
+                             when the loop was made, which its env keeps
+                             (aio_loop_iscancelled) */
 
   /* The ready queue: a ring of C entries, and a second ring (the env
    * READY table) holding, in the same FIFO order, the Lua values of the
@@ -318,6 +324,10 @@ struct aio_loop {
 /* Pushes a new loop userdata running on `uv` (NULL: a libuv loop of its
  * own). */
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock);
+/* aio_iserror(L, idx, AIO_E_CANCELLED) for an error met by loop's tasks:
+ * an instance of the CancelledError class is told by the address of its
+ * metatable, without a look-up (cancelling many tasks costs less). */
+int aio_loop_iscancelled(lua_State *L, aio_loop *loop, int idx);
 /* One iteration; `max_wait` bounds the poll in seconds (< 0: unbounded).
  * Returns 1 if an error must propagate out of the run (left on the
  * stack), else 0. The loop must be running. */
@@ -390,6 +400,11 @@ int aio_ready_fit(aio_loop *loop, unsigned n);
 void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n);
 /* Schedules one step of task `t` (call_soon(task.__step)). */
 void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t);
+/* aio_schedule_step from a uv callback, without Lua and without raising:
+ * only while the loop runs on this thread, no thread-safe post is queued
+ * (they go first) and the ready queue has room; else returns 0 and
+ * schedules nothing. */
+int aio_try_schedule_step(aio_loop *loop, aio_task *t);
 
 /* Calls the loop's exception handler with the context table on top of
  * the stack (popped). Never raises. */
@@ -757,10 +772,22 @@ void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,
 void aio_future_pushrepr(lua_State *L, int idx);
 /* task:cancel(msg) for the task at tidx, message at midx (0: none). */
 int aio_task_cancel(lua_State *L, int tidx, int midx);
-/* Ends the wait of t in an aio_taskq because of a cancellation requested
- * while t ran (aio_tq_wait): its next step raises CancelledError with the
- * message cancel() stored. */
-void aio_task_cancel_prim_wait(lua_State *L, aio_task *t);
+/* Suspends the running task t in a wait without a Future that C code
+ * ends with aio_task_wake_prim (a task in a Lock's aio_taskq, a task
+ * reading a StreamReader): wait_kind AIO_WAIT_PRIM, wstate
+ * AIO_TW_PENDING. cancel() ends it with wstate AIO_TW_CANCELLED and
+ * schedules the step, which throws CancelledError; so does a cancellation
+ * requested while t ran, at once. k continues the suspended C function
+ * with the same stack and must call aio_resume_take_throw first (1: the
+ * error is on top). Use as `return aio_task_wait_prim(...)`. */
+int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
+                       lua_KFunction k);
+/* Ends the pending wait of t (wstate AIO_TW_PENDING): wstate becomes
+ * AIO_TW_WOKEN and its step is scheduled. */
+void aio_task_wake_prim(lua_State *L, aio_task *t);
+/* aio_task_wake_prim from a uv callback of t's loop, without Lua: returns
+ * 0, changing nothing, when that needs Lua (aio_try_schedule_step). */
+int aio_task_try_wake_prim(aio_task *t);
 /* What a pending wait in an aio_taskq shows in reprs: the Future
  * Python's primitive would wait on. */
 #define AIO_PRIM_WAIT_REPR "<Future pending cb=[Task.task_wakeup()]>"
@@ -902,12 +929,10 @@ typedef struct aio_taskq {
 aio_taskq *aio_tq_open(aio_taskq *q, aio_loop *loop);
 /* Removes t from q if it is there (O(1) at the head). */
 void aio_tq_remove(aio_taskq *q, aio_task *t);
-/* Wakes t (in a list, its wait pending): its step is scheduled. */
-void aio_tq_wake(lua_State *L, aio_task *t);
-/* Appends the running task t to q and suspends it; k continues the
- * primitive's C function with the same stack, where it must call
- * aio_resume_take_throw first (1: a CancelledError is on top), then
- * remove t from q. Use as `return aio_tq_wait(...)`. */
+/* Appends the running task t to q and suspends it (aio_task_wait_prim;
+ * wake it with aio_task_wake_prim); its continuation k must remove t from
+ * q. A cancellation requested while t ran ends the wait at once, t not
+ * linked. Use as `return aio_tq_wait(...)`. */
 int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
                 lua_KFunction k);
 
@@ -1014,7 +1039,8 @@ typedef struct aio_transport aio_transport;
 typedef struct aio_proto_vt {
   /* uv context (no Lua): where the next read lands (len 0: no room),
    * and that n bytes arrived there; nonzero asks dispatch to call
-   * wake. */
+   * wake (buffer_updated may wake a task itself when it can without
+   * Lua: aio_task_try_wake_prim). */
   void (*get_buffer)(void *p, uv_buf_t *buf);
   int (*buffer_updated)(void *p, size_t n);
   void (*wake)(lua_State *L, void *p);

@@ -518,4 +518,19 @@ describe("cancellation", function()
     collectgarbage()
     assert.same({}, reports)
   end)
+
+  it("D a task raising CancelledError, or an instance of a subclass of "
+     .. "it, ends cancelled with that very error", aspec.async(function()
+    local Stop = CancelledError:subclass("Stop")
+    for _, cls in ipairs({CancelledError, Stop}) do
+      local e = cls("why")
+      local t = asyncio.create_task(async(function() error(e, 0) end)())
+      local ok, got = pcall(await, t)
+      assert.is_false(ok)
+      assert.is_true(t:cancelled())
+      assert.equal(e, got)
+      assert.is_true(iserror(got, cls))
+      assert.equal("why", got.message)
+    end
+  end))
 end)

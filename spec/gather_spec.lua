@@ -339,6 +339,29 @@ describe("gather", function()
                              awaitable("object"))))
   end))
 
+  it("F a future of another loop than the first child's raises "
+     .. "ValueError; the children set up before it still complete",
+     vspec(function()
+    local reports = 0
+    asyncio.get_running_loop():set_exception_handler(function()
+      reports = reports + 1
+    end)
+    local other = asyncio.new_event_loop{clock = "virtual"}
+    local first = asyncio.Future()
+    local err = h.error_of(gather, first, other:create_future())
+    assert.is_true(iserror(err, asyncio.ValueError), tostring(err))
+    assert.equal("The future belongs to a different loop than the one "
+                 .. "specified as the loop argument", err.message)
+    -- the first child is watched: completing it runs gather's callback,
+    -- which finds no gather and reports nothing
+    assert.matches("cb=%[", tostring(first))
+    first:set_result(1)
+    iterations(2)
+    assert.equal(1, first:result())
+    assert.equal(0, reports)
+    other:close()
+  end))
+
   it("F made with no running loop, binds to get_event_loop()", function()
     local loop = asyncio.new_event_loop{clock = "virtual"}
     asyncio.set_event_loop(loop)

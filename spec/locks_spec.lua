@@ -630,6 +630,28 @@ describe("Semaphore", function()
       assert.is_true(await(asyncio.wait_for(sem:acquire(), 1)))
     end))
 
+  it("Q215 a task woken by an earlier wait, cancelled while it runs, "
+     .. "takes no permit from its next acquire", vspec(function()
+    local sem = asyncio.Semaphore(1)
+    await(sem:acquire())
+    local rounds = 0
+    local t = create_task(async(function()
+      await(sem:acquire()) -- waits, then is woken with the permit
+      rounds = rounds + 1
+      asyncio.current_task():cancel()
+      await(sem:acquire()) -- must wait: ends cancelled at once
+      rounds = rounds + 1
+    end)())
+    await(sleep(0))
+    sem:release()
+    assert.is_true(iserror(await_error(t), CancelledError))
+    assert.equal(1, rounds)
+    -- the task holds the one permit (never released): none was made
+    assert.equal(0, sem:_get_value())
+    assert.is_true(sem:locked())
+    assert.equal(0, waiters(sem))
+  end))
+
   it("Q216 a cancelled queued acquire leaves no live waiter",
     vspec(function()
       local loop = asyncio.get_running_loop()

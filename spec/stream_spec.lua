@@ -374,6 +374,45 @@ describe("streams", function()
       assert.equal("line\n", await(r:readline()))
     end))
 
+    it("a read entered with a cancellation requested while the task ran "
+       .. "ends at once, and leaves the reader free", aspec.async(function()
+      local r = asyncio.StreamReader()
+      local reached = 0
+      local t = spawn(function()
+        asyncio.current_task():cancel("enough")
+        reached = reached + 1
+        local data = await(r:read(5))
+        reached = reached + 1
+        return data
+      end)
+      local err = raises(await, t)
+      assert.is_true(iserror(err, asyncio.CancelledError))
+      assert.equal("enough", err.message)
+      assert.equal(1, reached)
+      assert.equal("<StreamReader>", tostring(r))
+      local other = asyncio.create_task(r:read(5))
+      await(asyncio.sleep(0))
+      r:feed_data("abc")
+      assert.equal("abc", await(other))
+    end))
+
+    it("a cancelled read not yet resumed still holds the reader, as "
+       .. "Python's cancelled waiter does", aspec.async(function()
+      local r = asyncio.StreamReader()
+      local t = asyncio.create_task(r:read(5))
+      await(asyncio.sleep(0))
+      t:cancel()
+      assert.equal("<StreamReader waiter=<Future cancelled>>", tostring(r))
+      local err = raises(function() return await(r:read(5)) end)
+      assert.is_true(iserror(err, asyncio.RuntimeError))
+      assert.equal("read() called while another coroutine is already "
+                   .. "waiting for incoming data", err.message)
+      assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
+      assert.equal("<StreamReader>", tostring(r))
+      r:feed_data("abc")
+      assert.equal("abc", await(r:read(5)))
+    end))
+
     it("a reader woken with its data does not unregister a task that "
        .. "began waiting before it ran", aspec.async(function()
       local r = asyncio.StreamReader()

@@ -158,6 +158,38 @@ describe("wait", function()
     assert.equal("b", b:result())
   end))
 
+  it("G106 wait takes its callback off every child when it returns and "
+     .. "when its task is cancelled", vspec(function()
+    local a, b = create_task(sleep(0.3, "a")), create_task(sleep(0.1, "b"))
+    local done, pending = await(wait({a, b},
+                                     {return_when = asyncio.FIRST_COMPLETED}))
+    assert.same({b}, done)
+    assert.same({a}, pending)
+    assert.is_nil(tostring(a):match("cb=")) -- pending, no callback left
+    local waiter = create_task(wait({a}))
+    await(sleep(0.05))
+    assert.is_not_nil(tostring(a):match("cb=%["))
+    waiter:cancel()
+    assert.is_true(iserror(await_error(waiter), CancelledError))
+    assert.is_nil(tostring(a):match("cb="))
+    assert.equal("a", await(a))
+  end))
+
+  it("G109 a list object with __len and __index is read as Lua reads it",
+     vspec(function()
+    local f, g = asyncio.Future(), asyncio.Future()
+    f:set_result(1)
+    local items = {f, g, f}
+    local reads = 0
+    local proxy = setmetatable({}, {
+      __len = function() return #items end,
+      __index = function(_, i) reads = reads + 1; return items[i] end})
+    local done, pending = await(wait(proxy, {timeout = 0}))
+    assert.equal(3, reads)
+    assert.same({f}, done)
+    assert.same({g}, pending)
+  end))
+
   it("G107 argument errors: empty list, bad return_when, a single "
      .. "awaitable", vspec(function()
     local e = await_error(wait({}))

@@ -73,6 +73,25 @@ int aio_iserror(lua_State *L, int idx, aio_errclass cls) {
   return r;
 }
 
+void aio_push_error_class(lua_State *L, aio_errclass cls) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_classes) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushnil(L); /* asyncio.errors not loaded yet */
+    return;
+  }
+  lua_rawgeti(L, -1, (lua_Integer)cls + 1);
+  lua_remove(L, -2);
+}
+
+int aio_loop_iscancelled(lua_State *L, aio_loop *loop, int idx) {
+  const void *mt;
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+    return 0;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == loop->cancelled_cls || aio_iserror(L, idx, AIO_E_CANCELLED);
+}
+
 int aio_iserror_named(lua_State *L, int idx, const char *name) {
   int r;
   idx = lua_absindex(L, idx);

@@ -852,12 +852,14 @@ static void name_traceback(lua_State *L, aio_task *t) {
 static int task_msgh(lua_State *L) {
   /* a cancellation is control flow, not a failure to explain: no
    * traceback (it would cost more than the rest of the cancel) */
-  if (aio_iserror(L, 1, AIO_E_CANCELLED)) {
+  aio_task *t = aio_current_task_of(L);
+  if (t != NULL ? aio_loop_iscancelled(L, t->fut.loop, 1)
+                : aio_iserror(L, 1, AIO_E_CANCELLED)) {
     lua_settop(L, 1);
     return 1;
   }
   aio_traceback(L, L, 1);
-  name_traceback(L, aio_current_task_of(L));
+  name_traceback(L, t);
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "traceback") == LUA_TNIL &&
@@ -1075,7 +1077,10 @@ static void wake_throwing(lua_State *L, int tidx, aio_task *t) {
   aio_schedule_step(L, t->fut.loop, t);
 }
 
-void aio_task_cancel_prim_wait(lua_State *L, aio_task *t) {
+/* Ends the wait t enters because of a cancellation requested while t
+ * ran: its next step raises CancelledError with the message cancel()
+ * stored. */
+static void cancel_prim_wait(lua_State *L, aio_task *t) {
   int tidx;
   aio_push_task(L, t);
   tidx = lua_gettop(L);
@@ -1086,6 +1091,35 @@ void aio_task_cancel_prim_wait(lua_State *L, aio_task *t) {
   t->must_cancel = 0;
   wake_throwing(L, tidx, t);
   lua_pop(L, 1);
+}
+
+int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
+                       lua_KFunction k) {
+  if (t->must_cancel) {
+    /* requested while it ran: the wait ends cancelled before it starts
+     * (not left as an earlier wait ended: a semaphore's continuation
+     * gives back the permit of a woken wait) */
+    t->wstate = AIO_TW_CANCELLED;
+    cancel_prim_wait(L, t);
+  } else {
+    t->wstate = AIO_TW_PENDING;
+    t->wait_kind = AIO_WAIT_PRIM;
+  }
+  return aio_task_suspend(L, t, ctx, k);
+}
+
+void aio_task_wake_prim(lua_State *L, aio_task *t) {
+  t->wstate = AIO_TW_WOKEN;
+  t->wait_kind = AIO_WAIT_YIELD; /* a cancel() now is raised by its step */
+  aio_schedule_step(L, t->fut.loop, t);
+}
+
+int aio_task_try_wake_prim(aio_task *t) {
+  if (!aio_try_schedule_step(t->fut.loop, t))
+    return 0;
+  t->wstate = AIO_TW_WOKEN;
+  t->wait_kind = AIO_WAIT_YIELD;
+  return 1;
 }
 
 int aio_task_cancel(lua_State *L, int tidx, int midx) {
@@ -1175,7 +1209,7 @@ static void task_returned(lua_State *L, int tidx, aio_task *t, int n) {
  * (popped). Returns 1 if that error must leave the loop. */
 static int task_raised(lua_State *L, int tidx, aio_task *t) {
   int e = lua_gettop(L);
-  if (aio_iserror(L, e, AIO_E_CANCELLED)) {
+  if (aio_loop_iscancelled(L, t->fut.loop, e)) {
     finish_cancelled(L, tidx, &t->fut, 0);
     return 0;
   }
@@ -1657,8 +1691,6 @@ static int l_isfuture(lua_State *L) {
   return 1;
 }
 
-/* _succeeded(fut) -> true when fut finished with a result (not cancelled,
- * no exception): gather's per-child test in one call. */
 /* gather's done-callback for its children (combinators.lua): a C closure
  * over a counter and gather's Lua callback, cb(child, nfinished). Python
  * calls gather's callback once per child, from the ready queue; when the
@@ -1727,14 +1759,6 @@ static int l__gather_callback(lua_State *L) {
   return 1;
 }
 
-/* _gather_total(cb, n): gather has n children */
-static int l__gather_total(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n >= 0 && n < UINT_MAX, 2, "out of range");
-  check_gather_cb(L)->total = (unsigned)n;
-  return 0;
-}
-
 /* _gather_count(cb) -> children counted, after counting one more (a child
  * that was done when gather started) */
 static int l__gather_count(lua_State *L) {
@@ -1742,6 +1766,199 @@ static int l__gather_count(lua_State *L) {
   return 1;
 }
 
+/* _gather_watch(cb, children, n) -> nchildren, loop, done|nil: gather's
+ * set-up of its children, in argument order. children[i] becomes
+ * ensure_future(children[i], loop of the first child), an awaitable given
+ * several times wrapping once (its task is a child once; a future given
+ * several times is a child each time); cb is added to every child not
+ * yet done, and the done ones are listed, in order. cb's total is set
+ * last: an argument that raises leaves it unset, the callbacks already
+ * added staying (Python does the same). */
+static int l__gather_watch(lua_State *L) {
+  enum { CB = 1, CHILDREN, N, WRAPPED, DONE };
+  gather_counter *c = check_gather_cb(L);
+  lua_Integer n = luaL_checkinteger(L, N), i;
+  unsigned nchildren = 0, ndone = 0;
+  aio_loop *loop = NULL;
+  luaL_checktype(L, CHILDREN, LUA_TTABLE);
+  lua_settop(L, N);
+  lua_pushnil(L); /* WRAPPED: awaitable -> its task, made when needed */
+  lua_pushnil(L); /* DONE: made when needed */
+  for (i = 1; i <= n; i++) {
+    aio_future *f;
+    lua_rawgeti(L, CHILDREN, i); /* [arg] */
+    if (!lua_isnil(L, WRAPPED)) {
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, WRAPPED) != LUA_TNIL) { /* [arg, its task] */
+        lua_rawseti(L, CHILDREN, i);
+        lua_pop(L, 1);
+        continue;
+      }
+      lua_pop(L, 1);
+    }
+    if (aio_ensure_future(L, -1, loop)) { /* [arg, fut]: a new task */
+      if (lua_isnil(L, WRAPPED)) {
+        lua_newtable(L);
+        lua_replace(L, WRAPPED);
+      }
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, WRAPPED);
+    }
+    f = lua_touserdata(L, -1);
+    loop = f->loop;
+    nchildren++;
+    if (f->state != AIO_PENDING) {
+      if (lua_isnil(L, DONE)) {
+        lua_newtable(L);
+        lua_replace(L, DONE);
+      }
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, DONE, ++ndone);
+    } else {
+      lua_pushvalue(L, CB);
+      aio_future_add_callback(L, -2);
+    }
+    lua_rawseti(L, CHILDREN, i);
+    lua_pop(L, 1); /* the argument */
+  }
+  c->total = nchildren;
+  lua_pushinteger(L, nchildren);
+  if (loop != NULL)
+    aio_push_loop(L, loop);
+  else
+    lua_pushnil(L); /* no children */
+  lua_pushvalue(L, DONE);
+  return 3;
+}
+
+/* Pushes the future list[i] of the list at index 1, raising an argument
+ * error when it is not one. */
+static aio_future *push_listed_future(lua_State *L, lua_Integer i) {
+  aio_future *f;
+  lua_rawgeti(L, 1, i);
+  f = aio_test_future(L, -1);
+  if (f == NULL)
+    luaL_argerror(L, 1, lua_pushfstring(L, "asyncio.Future expected at "
+                                        "index %I, got %s", i,
+                                        luaL_typename(L, -1)));
+  return f;
+}
+
+/* _gather_results(children, n) -> {the first result of each child}, for
+ * a gather whose children all succeeded. */
+static int l__gather_results(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 2), i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_createtable(L, n > 0 && n < INT_MAX ? (int)n : 0, 0);
+  for (i = 1; i <= n; i++) {
+    int top = lua_gettop(L);
+    push_listed_future(L, i);
+    aio_future_push_result(L, top + 1);
+    lua_settop(L, top + 2); /* its first value */
+    lua_rawseti(L, 3, i);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* wait's helpers (combinators.lua): one call over its list of futures
+ * instead of one method call per future. */
+
+/* _unique(aws) -> the values aws[1..#aws] without repeats, in first-seen
+ * order (as indexing and # do: metamethods apply). */
+static int l__unique(lua_State *L) {
+  lua_Integer n, i, k = 0;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  n = luaL_len(L, 1);
+  luaL_argcheck(L, n >= 0 && n < INT_MAX, 1, "too many values");
+  lua_createtable(L, (int)n, 0); /* 2: the list */
+  lua_createtable(L, 0, (int)n); /* 3: seen */
+  for (i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 3) != LUA_TNIL) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, 3); /* raises for a nil or NaN value, as t[v] = true */
+    lua_rawseti(L, 2, ++k);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* The length of the list at idx, checked. */
+static int list_len(lua_State *L, int idx) {
+  lua_Unsigned n;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  n = lua_rawlen(L, idx);
+  luaL_argcheck(L, n < INT_MAX, idx, "too many values");
+  return (int)n;
+}
+
+/* _ensure_futures(fs, loop): fs[i] = ensure_future(fs[i], loop) for
+ * each i, in order. */
+static int l__ensure_futures(lua_State *L) {
+  int n = list_len(L, 1), i;
+  aio_loop *loop = aio_check_loop_any(L, 2);
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    aio_ensure_future(L, 3, loop);
+    lua_rawseti(L, 1, i);
+    lua_settop(L, 2);
+  }
+  return 0;
+}
+
+/* _add_done_callbacks(fs, cb): fs[i]:add_done_callback(cb) for each i. */
+static int l__add_done_callbacks(lua_State *L) {
+  int n = list_len(L, 1), i;
+  check_callable(L, 2, "add_done_callback");
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    push_listed_future(L, i);
+    lua_pushvalue(L, 2);
+    aio_future_add_callback(L, 3);
+    lua_settop(L, 2);
+  }
+  return 0;
+}
+
+/* _remove_done_callbacks(fs, cb) -> done, pending: removes cb from each
+ * future of fs, then splits fs into the done and the pending ones (in fs
+ * order). */
+static int l__remove_done_callbacks(lua_State *L) {
+  int n = list_len(L, 1), i, ndone = 0, npending = 0;
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  for (i = 1; i <= n; i++) {
+    if (push_listed_future(L, i)->state != AIO_PENDING)
+      ndone++;
+    remove_callbacks(L, 3, 2);
+    lua_settop(L, 2);
+  }
+  lua_createtable(L, ndone, 0);     /* 3: done */
+  lua_createtable(L, n - ndone, 0); /* 4: pending */
+  ndone = 0;
+  for (i = 1; i <= n; i++) {
+    aio_future *f = push_listed_future(L, i);
+    if (f->state != AIO_PENDING)
+      lua_rawseti(L, 3, ++ndone);
+    else
+      lua_rawseti(L, 4, ++npending);
+  }
+  return 2;
+}
+
+/* _succeeded(fut) -> true when fut finished with a result (not cancelled,
+ * no exception): gather's per-child test in one call. */
 static int l__succeeded(lua_State *L) {
   aio_future *f = aio_check_future(L, 1);
   lua_pushboolean(L, f->state == AIO_FINISHED && !f->has_exc);
@@ -1759,7 +1976,12 @@ static const luaL_Reg future_funcs[] = {
     {"_traceback_of", l__traceback_of},
     {"_succeeded", l__succeeded},
     {"_gather_callback", l__gather_callback},
-    {"_gather_total", l__gather_total},
+    {"_gather_watch", l__gather_watch},
+    {"_unique", l__unique},
+    {"_ensure_futures", l__ensure_futures},
+    {"_add_done_callbacks", l__add_done_callbacks},
+    {"_remove_done_callbacks", l__remove_done_callbacks},
+    {"_gather_results", l__gather_results},
     {"_gather_count", l__gather_count},
     {NULL, NULL}};
 

@@ -280,6 +280,22 @@ void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
   aio_ready_push(L, loop, AIO_R_STEP, t, 0, NULL, 0);
 }
 
+int aio_try_schedule_step(aio_loop *loop, aio_task *t) {
+  aio_ready *e;
+  if (loop->closed || loop->Lrun == NULL ||
+      (loop->remote && aio_remote_has_posts(loop->remote)) ||
+      (loop->rcount == loop->rcap && !aio_ready_fit(loop, 1)))
+    return 0;
+  e = &loop->ready[(loop->rhead + loop->rcount) & (loop->rcap - 1)];
+  e->kind = AIO_R_STEP;
+  e->nvals = 0;
+  e->n = 0;
+  e->p = t;
+  e->cfn = NULL;
+  loop->rcount++;
+  return 1;
+}
+
 /* Pops the head entry into *e and pushes its Lua values. */
 static void ready_pop(lua_State *L, aio_loop *loop, aio_ready *e) {
   unsigned k;
@@ -910,6 +926,7 @@ static int l_loop__gc(lua_State *L) {
   }
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;
+  loop->cancelled_cls = NULL; /* no longer kept */
   for (i = 0; i < AIO_ENV_HOT; i++) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
@@ -1006,6 +1023,9 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
   loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
   keep_mt_addresses(L, loop);
+  aio_push_error_class(L, AIO_E_CANCELLED);
+  loop->cancelled_cls = lua_topointer(L, -1);
+  set_env(L, loop, AIO_ENV_CANCELLED);
   /* Everything that can fail comes before the libuv loop exists: until
    * loop->uv is set, __gc frees the handles' memory (never initialized)
    * and the remote part. */

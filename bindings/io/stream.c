@@ -41,14 +41,14 @@ struct aio_reader {
   char *buf;
   size_t off, len, cap;
   size_t limit;
-  size_t want;         /* the waiter wakes once len >= want (or eof) */
-  aio_future *waiter;  /* the future a reading task waits on: that
-                          task's own (aio_task_wait_future), or NULL */
-  aio_task *wtask;     /* the task waiting on it; valid while the future
-                          is pending and the loop open (the reader keeps
-                          its loop: R_UV_LOOP) */
+  size_t want;         /* the waiting task wakes once len >= want (or
+                          at the end of the stream) */
+  aio_task *wtask;     /* the task waiting for data (a wait without a
+                          Future: aio_task_wait_prim), or NULL; cleared by
+                          its wake-up or by its continuation, so valid
+                          while the loop is open (the reader keeps its
+                          loop: R_UV_LOOP) */
   unsigned char eof, paused, has_exc;
-  unsigned char wf_busy; /* R_UV_WAITF serves a wait not yet resumed */
 };
 
 enum {
@@ -56,8 +56,7 @@ enum {
   /* the kept operations of read, readexactly, readuntil and readline
    * (aio_ccoro_kept): a reading loop allocates no Coroutine object */
   R_UV_READ, R_UV_READEXACTLY, R_UV_READUNTIL, R_UV_READLINE,
-  R_UV_WAITF, /* the future reading tasks wait on, reused (reader_wait) */
-  R_UV_COUNT = R_UV_WAITF
+  R_UV_COUNT = R_UV_READLINE
 };
 
 /* The stream protocol. */
@@ -172,22 +171,33 @@ static int reader_reserve(aio_reader *r, size_t n) {
   return 0;
 }
 
-/* Wakes the task waiting for data, if any. No registry: the future sits
- * in the frame of the suspended task (aio_push_waiter), which its loop
- * anchors while it is pending; a closed loop wakes nothing. */
-static void wake_reader(lua_State *L, aio_reader *r) {
-  aio_future *f = r->waiter;
+/* Is the task waiting for data still in that wait (not cancelled)? Only
+ * while the loop is open: a closed loop's tasks may be collected. */
+static int reader_wait_pending(aio_reader *r) {
   aio_task *t = r->wtask;
-  if (f == NULL)
-    return;
-  r->waiter = NULL;
+  return t != NULL && r->loop != NULL && !r->loop->closed &&
+         t->fut.state == AIO_PENDING && t->wait_kind == AIO_WAIT_PRIM &&
+         t->wstate == AIO_TW_PENDING;
+}
+
+/* wake_reader from a uv callback (no Lua): returns 0, changing nothing,
+ * when the wake-up needs Lua context. */
+static int reader_try_wake(aio_reader *r) {
+  if (reader_wait_pending(r) && !aio_task_try_wake_prim(r->wtask))
+    return 0;
   r->wtask = NULL;
-  if (r->loop == NULL || r->loop->closed || f->state != AIO_PENDING ||
-      t->fut.state != AIO_PENDING || t->waiter != f)
-    return;
-  aio_push_waiter(L, t);
-  aio_wake_future(L, -1);
-  lua_pop(L, 1);
+  return 1;
+}
+
+/* Wakes the task waiting for data, if any, as Python's _wakeup_waiter:
+ * the reader forgets it either way. Its loop anchors the task while it
+ * is pending; a closed loop wakes nothing. */
+static void wake_reader(lua_State *L, aio_reader *r) {
+  int pending = reader_wait_pending(r);
+  aio_task *t = r->wtask;
+  r->wtask = NULL;
+  if (pending)
+    aio_task_wake_prim(L, t);
 }
 
 static void reader_feed_eof(lua_State *L, aio_reader *r) {
@@ -267,47 +277,14 @@ static void reader_check_exc(lua_State *L, aio_reader *r, int ridx) {
   }
 }
 
-/* Where a reading operation's wait keeps its future: the reader is at
- * 1, the operation's argument (or nil) at 2. */
-#define READ_FIDX 3
-
-/* Pushes a pending future of t's loop for t's wait: the one the reader
- * keeps (at index 1) when no wait it served is still to be resumed and
- * it is done (no waiter holds it), reset; else the task's own. */
-static void push_wait_future(lua_State *L, aio_reader *r, aio_task *t) {
-  aio_future *f;
-  if (!r->wf_busy) {
-    if (lua_getiuservalue(L, 1, R_UV_WAITF) == LUA_TUSERDATA) {
-      f = lua_touserdata(L, -1);
-      if (f->state == AIO_PENDING || f->ncb != 0 || f->loop != t->fut.loop)
-        f = NULL;
-      else {
-        memset(f, 0, sizeof *f);
-        f->loop = t->fut.loop;
-        lua_pushnil(L);
-        lua_setiuservalue(L, -2, AIO_FU_VALUE);
-      }
-    } else {
-      lua_pop(L, 1);
-      f = aio_future_new(L, t->fut.loop);
-      lua_pushvalue(L, -1);
-      lua_setiuservalue(L, 1, R_UV_WAITF);
-    }
-    if (f != NULL) {
-      r->wf_busy = 1;
-      return;
-    }
-    lua_pop(L, 1);
-  }
-  aio_task_wait_future(L, t); /* the task's own, reused */
-}
-
 /* Suspends the task until len >= want or the end of the stream, with
- * continuation k (ctx passed along). */
+ * continuation k (ctx passed along), which must call reader_resumed
+ * first. The reader is at 1, the operation's argument (or nil) at 2; no
+ * Future is made: the reader wakes the task itself. */
 static int reader_wait(lua_State *L, aio_reader *r, const char *what,
                        size_t want, lua_KContext ctx, lua_KFunction k) {
   aio_task *t;
-  if (r->waiter)
+  if (r->wtask)
     return aio_raisef(L, AIO_E_RUNTIME, "%s() called while another "
                       "coroutine is already waiting for incoming data",
                       what);
@@ -317,36 +294,25 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
-  lua_settop(L, READ_FIDX - 1);
+  lua_settop(L, 2);
   if (r->paused)
     reader_resume(L, r, 1);
-  push_wait_future(L, r, t);
-  r->waiter = lua_touserdata(L, READ_FIDX);
-  r->wtask = t;
-  r->want = want;
-  return aio_await_future(L, t, READ_FIDX, ctx, k);
+  if (!t->must_cancel) { /* else the wait ends at once */
+    r->wtask = t;
+    r->want = want;
+  }
+  return aio_task_wait_prim(L, t, ctx, k);
 }
 
 /* In a continuation: ends the wait, raising when the task was cancelled
- * or thrown an error; else pops the future. The buffer is left as it
- * is. */
+ * or thrown an error. The buffer is left as it is. */
 static void reader_resumed(lua_State *L, aio_reader *r) {
-  aio_future *f = lua_touserdata(L, READ_FIDX);
-  /* a wake-up cleared r->waiter, which may hold another task's future
-   * by now */
-  if (r->waiter == f) {
-    r->waiter = NULL;
+  aio_task *t = aio_current_task_of(L);
+  /* a wake-up cleared r->wtask, which may be another task's by now */
+  if (r->wtask == t)
     r->wtask = NULL;
-  }
-  if (lua_getiuservalue(L, 1, R_UV_WAITF) == LUA_TUSERDATA &&
-      lua_touserdata(L, -1) == f)
-    r->wf_busy = 0; /* its wait is over: reusable once done */
-  lua_pop(L, 1);
-  if (aio_resume_take_throw(L, aio_current_task_of(L)))
+  if (aio_resume_take_throw(L, t))
     lua_error(L);
-  if (f->state == AIO_CANCELLED)
-    aio_future_push_result(L, READ_FIDX); /* raises the CancelledError */
-  lua_settop(L, READ_FIDX - 1);
 }
 
 /* read([n]) -------------------------------------------------------- */
@@ -726,9 +692,9 @@ static int l_reader_feed_data(lua_State *L) {
     return luaL_error(L, "not enough memory");
   memcpy(r->buf + r->off + r->len, data, len);
   r->len += len;
-  if (r->waiter && r->len >= r->want)
+  if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused && !r->waiter)
+  else if (r->len > r->limit && !r->paused && !r->wtask)
     reader_pause(L, r, 1); /* not while a read waits for more */
   return 0;
 }
@@ -771,13 +737,10 @@ static int l_reader__tostring(lua_State *L) {
     lua_pushfstring(L, " limit=%I", (lua_Integer)r->limit);
     luaL_addvalue(&b);
   }
-  if (r->waiter && !r->loop->closed && r->wtask->waiter == r->waiter) {
-    luaL_addstring(&b, " waiter=");
-    aio_push_waiter(L, r->wtask);
-    aio_future_pushrepr(L, -1);
-    lua_remove(L, -2);
-    luaL_addvalue(&b);
-  }
+  if (reader_wait_pending(r)) /* the Future Python's reader waits on */
+    luaL_addstring(&b, " waiter=" AIO_PRIM_WAIT_REPR);
+  else if (r->wtask && !r->loop->closed) /* cancelled, not yet resumed */
+    luaL_addstring(&b, " waiter=<Future cancelled>");
   if (r->has_exc) {
     luaL_addstring(&b, " exception=");
     lua_getiuservalue(L, 1, R_UV_EXC);
@@ -810,8 +773,7 @@ static int l_reader_get_transport(lua_State *L) {
  * pipe closes), as nothing could read what came. */
 static int l_reader__gc(lua_State *L) {
   aio_reader *r = lua_touserdata(L, 1);
-  r->waiter = NULL; /* its task went with it */
-  r->wtask = NULL;
+  r->wtask = NULL; /* its task went with it */
   if (r->proto && r->proto->reader == r)
     r->proto->reader = NULL;
   if (r->t) {
@@ -997,9 +959,10 @@ static void srp_get_buffer(void *p, uv_buf_t *buf) {
 static int srp_buffer_updated(void *p, size_t n) {
   aio_reader *r = ((srp *)p)->reader;
   r->len += n;
-  if (r->len > r->limit && !(r->waiter && r->len < r->want))
+  if (r->len > r->limit && !(r->wtask && r->len < r->want))
     reader_pause(NULL, r, 0);
-  return r->waiter && r->len >= r->want;
+  /* the waiting task wakes from here when it can, else from srp_wake */
+  return r->wtask && r->len >= r->want && !reader_try_wake(r);
 }
 
 static void srp_wake(lua_State *L, void *p) {
@@ -1073,9 +1036,9 @@ static int l_srp_data_received(lua_State *L) {
     return luaL_error(L, "not enough memory");
   memcpy(r->buf + r->off + r->len, data, len);
   r->len += len;
-  if (r->waiter && r->len >= r->want)
+  if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused && !r->waiter) {
+  else if (r->len > r->limit && !r->paused && !r->wtask) {
     push_reader(L, pr);
     reader_pause(L, r, -1);
   }

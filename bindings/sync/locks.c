@@ -185,29 +185,18 @@ void aio_tq_remove(aio_taskq *q, aio_task *t) {
   q->count--;
 }
 
-void aio_tq_wake(lua_State *L, aio_task *t) {
-  t->wstate = AIO_TW_WOKEN;
-  t->wait_kind = AIO_WAIT_YIELD; /* a cancel() now is raised by its step */
-  aio_schedule_step(L, t->fut.loop, t);
-}
-
 int aio_tq_wait(lua_State *L, aio_task *t, aio_taskq *q, lua_KContext ctx,
                 lua_KFunction k) {
   t->wnext = NULL;
-  if (t->must_cancel) { /* requested while it ran: it ends this wait,
-                         * unlinked (making the error may fail) */
-    aio_task_cancel_prim_wait(L, t);
-    return aio_task_suspend(L, t, ctx, k);
+  if (!t->must_cancel) { /* else the wait ends at once, unlinked */
+    if (q->tail != NULL)
+      q->tail->wnext = t;
+    else
+      q->head = t;
+    q->tail = t;
+    q->count++;
   }
-  if (q->tail != NULL)
-    q->tail->wnext = t;
-  else
-    q->head = t;
-  q->tail = t;
-  q->count++;
-  t->wstate = AIO_TW_PENDING;
-  t->wait_kind = AIO_WAIT_PRIM;
-  return aio_task_suspend(L, t, ctx, k);
+  return aio_task_wait_prim(L, t, ctx, k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -304,7 +293,7 @@ static int any_waiter_not_cancelled(aio_lock *lk) {
 static void lock_wake_first(lua_State *L, aio_lock *lk) {
   aio_task *t = lock_waiters(lk)->head;
   if (t != NULL && t->wstate == AIO_TW_PENDING)
-    aio_tq_wake(L, t);
+    aio_task_wake_prim(L, t);
 }
 
 /* ctx: the guard flag of acquired() */
@@ -531,7 +520,7 @@ static int sem_wake_next(lua_State *L, aio_sem *s) {
   for (t = sem_waiters(s)->head; t != NULL; t = t->wnext)
     if (t->wstate == AIO_TW_PENDING) {
       s->value--;
-      aio_tq_wake(L, t);
+      aio_task_wake_prim(L, t);
       return 1;
     }
   return 0;

@@ -21,6 +21,11 @@ local check = require "asyncio.check"
 local async, await = core.async, core.await
 local ensure_future, isfuture = core.ensure_future, core.isfuture
 local succeeded, gather_callback = core._succeeded, core._gather_callback
+local gather_watch, gather_results = core._gather_watch,
+                                     core._gather_results
+local unique, ensure_futures = core._unique, core._ensure_futures
+local add_done_callbacks, remove_done_callbacks =
+  core._add_done_callbacks, core._remove_done_callbacks
 local iscoroutine, iserror = core.iscoroutine, core.iserror
 local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
@@ -82,22 +87,21 @@ end
 -- without duplicates, in first-seen order. `what` names the caller's
 -- expectation for the TypeError.
 local function collect(aws, what)
-  local list, seen = {}, {}
-  local function add(aw)
-    if not seen[aw] then
-      seen[aw] = true
-      list[#list + 1] = aw
-    end
-  end
   if type(aws) == "function" then
-    for aw in aws do add(aw) end
+    local list, seen = {}, {}
+    for aw in aws do
+      if not seen[aw] then
+        seen[aw] = true
+        list[#list + 1] = aw
+      end
+    end
+    return list
   elseif type(aws) == "table" and not is_awaitable(aws) then
-    for i = 1, #aws do add(aws[i]) end
+    return unique(aws)
   else
     error(errors.TypeError(("expect %s, not %s")
                            :format(what, type_name(aws))), 3)
   end
-  return list
 end
 
 local function release_waiter(waiter)
@@ -164,7 +168,7 @@ function M.gather(...)
     if return_exceptions then
       for i = 1, n do results[i] = outcome(children[i]) end
     else -- every child succeeded
-      for i = 1, n do results[i] = (children[i]:result()) end
+      results = gather_results(children, n)
     end
     if cancel_requested then
       -- cancelled while children were running: the cancellation wins,
@@ -178,32 +182,13 @@ function M.gather(...)
     end
   end
   local watch = gather_callback(on_child_done)
-  -- A future passed several times is a child several times: each of its
-  -- callbacks counts once, which gives the same outcome as counting it
-  -- once. Only the tasks made for Coroutine objects and __await values
-  -- need a map, so that each runs once.
-  local wrapped, done_futs, loop
-  for i = 1, n do
-    local arg = children[i]
-    local fut = wrapped and wrapped[arg]
-    if not fut then
-      fut = ensure_future(arg, loop)
-      if fut ~= arg then
-        wrapped = wrapped or {}
-        wrapped[arg] = fut
-      end
-      loop = loop or fut:get_loop()
-      nchildren = nchildren + 1
-      if fut:done() then
-        done_futs = done_futs or {}
-        done_futs[#done_futs + 1] = fut
-      else
-        fut:add_done_callback(watch)
-      end
-    end
-    children[i] = fut
-  end
-  core._gather_total(watch, nchildren)
+  -- Each child is ensure_future of its argument, watched by `watch`
+  -- unless already done (those are counted below, in order). A future
+  -- passed several times is a child several times: each of its callbacks
+  -- counts once, which gives the same outcome as counting it once. A
+  -- Coroutine object or __await value passed several times runs once.
+  local loop, done_futs
+  nchildren, loop, done_futs = gather_watch(watch, children, n)
   -- Cancelling the gather (directly, or as the waiter of a cancelled
   -- task) cancels its children instead of the gather itself, which then
   -- completes when they are done (Python's _GatheringFuture.cancel).
@@ -282,16 +267,11 @@ local function wait_futures(loop, fs, timeout, return_when)
       release_waiter(waiter)
     end
   end
-  for i = 1, #fs do fs[i]:add_done_callback(on_completion) end
+  add_done_callbacks(fs, on_completion)
   local ok, err = pcall(await, waiter)
   if handle then handle:cancel() end
-  for i = 1, #fs do fs[i]:remove_done_callback(on_completion) end
+  local done, pending = remove_done_callbacks(fs, on_completion)
   if not ok then error(err, 0) end -- the waiting task was cancelled
-  local done, pending = {}, {}
-  for i = 1, #fs do
-    local f = fs[i]
-    if f:done() then done[#done + 1] = f else pending[#pending + 1] = f end
-  end
   return done, pending
 end
 
@@ -318,7 +298,7 @@ M.wait = async(function(aws, opts)
                             tostring(return_when)), 0)
   end
   local loop = core.get_running_loop()
-  for i = 1, #fs do fs[i] = ensure_future(fs[i], loop) end
+  ensure_futures(fs, loop)
   return wait_futures(loop, fs, timeout, return_when)
 end)
 
