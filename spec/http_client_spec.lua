@@ -131,14 +131,11 @@ describe("asyncio.http client", function()
       return web.Response{body = await(request:read()), headers = {
         ["X-CL"] = request.headers["Content-Length"]}}
     end))
-    local runner = web.AppRunner(app)
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
+    local runner, port = await(peers.serve(app))
     do
       local f <close> = await(fs.open(path, "rb"))
       local r <close> = await(s:post(("http://127.0.0.1:%d/echo")
-                                     :format(site.port), {data = f}))
+                                     :format(port), {data = f}))
       assert.equal(tostring(#data), r.headers["X-CL"])
       assert.is_true(data == await(r:read()), "the body differs")
     end

@@ -7,6 +7,7 @@ local aspec = require "asyncio.busted"
 local http = require "asyncio.http"
 local web = require "asyncio.http.web"
 local _http = require "asyncio._http"
+local peers = dofile("spec/fixtures/http_peers.lua")
 local async, await = asyncio.async, asyncio.await
 
 local function random_bytes(n)
@@ -65,14 +66,11 @@ describe("HTTP fuzzing", function()
     app.router:add_post("/", async(function(request)
       return web.Response{body = await(request:read())}
     end))
-    local runner = web.AppRunner(app, {header_timeout = 2})
-    await(runner:setup())
-    local site = web.TCPSite(runner, "127.0.0.1", 0)
-    await(site:start())
+    local runner, port = await(peers.serve(app, {header_timeout = 2}))
     local errors_logged = 0
     web.log_error = function() errors_logged = errors_logged + 1 end
     for i = 1, 120 do
-      local r, w = await(asyncio.open_connection("127.0.0.1", site.port))
+      local r, w = await(asyncio.open_connection("127.0.0.1", port))
       local data = i % 2 == 0 and random_bytes(math.random(1, 2000))
         or random_http(math.random(1, 60))
       w:write(data)
@@ -91,7 +89,7 @@ describe("HTTP fuzzing", function()
       .. "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
       .. "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     for _ = 1, 40 do
-      local r, w = await(asyncio.open_connection("127.0.0.1", site.port))
+      local r, w = await(asyncio.open_connection("127.0.0.1", port))
       local pos = 1
       while pos <= #reqs do
         local n = math.random(1, 30)

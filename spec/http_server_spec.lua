@@ -62,11 +62,9 @@ end
 
 --- A started runner on a free port: runner, base URL.
 local function start(app, opts, site_opts)
-  local runner = web.AppRunner(app or app_under_test(), opts)
-  await(runner:setup())
-  local site = web.TCPSite(runner, "127.0.0.1", 0, site_opts)
-  await(site:start())
-  return runner, "http://127.0.0.1:" .. site.port, site.port
+  local runner, port = await(peers.serve(app or app_under_test(), opts,
+                                        site_opts))
+  return runner, "http://127.0.0.1:" .. port, port
 end
 
 --- Sends raw bytes, returns everything read until the server closes.

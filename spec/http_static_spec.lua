@@ -21,11 +21,8 @@ local function start(opts)
   app.router:add_get("/", async(function()
     return web.Response{text = "root"}
   end))
-  local runner = web.AppRunner(app)
-  await(runner:setup())
-  local site = web.TCPSite(runner, "127.0.0.1", 0)
-  await(site:start())
-  return runner, "http://127.0.0.1:" .. site.port, site.port
+  local runner, port = await(peers.serve(app))
+  return runner, "http://127.0.0.1:" .. port, port
 end
 
 --- The status line of a raw request for target.

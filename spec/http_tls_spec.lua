@@ -38,11 +38,9 @@ end
 
 --- Our web server on a free port with TLS from ctx: runner, base URL.
 local function start(ctx)
-  local runner = web.AppRunner(app_under_test())
-  await(runner:setup())
-  local site = web.TCPSite(runner, "127.0.0.1", 0, {ssl_context = ctx})
-  await(site:start())
-  return runner, "https://127.0.0.1:" .. site.port
+  local runner, port = await(peers.serve(app_under_test(), nil,
+                                        {ssl_context = ctx}))
+  return runner, "https://127.0.0.1:" .. port
 end
 
 --- A server context holding the certificate `name` (.pem, .key).

@@ -12,15 +12,6 @@ local async, await = asyncio.async, asyncio.await
 local T = http.WSMsgType
 local cjson = require "cjson"
 
--- serves app on a free port of 127.0.0.1: the runner and the port
-local function serve(app)
-  local runner = web.AppRunner(app)
-  await(runner:setup())
-  local site = web.TCPSite(runner, "127.0.0.1", 0)
-  await(site:start())
-  return runner, site.port
-end
-
 describe("WebSockets", function()
   teardown(peers.stop)
 
@@ -93,7 +84,7 @@ describe("WebSockets", function()
   it("serves aiohttp's client with WebSocketResponse",
      aspec.async(function()
     local log = {}
-    local runner, port = serve(ws_app(log))
+    local runner, port = await(peers.serve(ws_app(log)))
     local code = [[
 import asyncio, sys, aiohttp
 async def main():
@@ -126,7 +117,7 @@ asyncio.run(main())
   it("speaks to itself, and rejects a plain GET on a ws route",
      aspec.async(function()
     local log = {}
-    local runner, port = serve(ws_app(log))
+    local runner, port = await(peers.serve(ws_app(log)))
     local url = "http://127.0.0.1:" .. port .. "/ws"
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect(url))
@@ -431,7 +422,7 @@ asyncio.run(main())
       await(ws:send_str("timed out"))
       return ws -- the server closes it (write_eof)
     end))
-    local runner, port = serve(app)
+    local runner, port = await(peers.serve(app))
     local out, st, err = await(peers.run{peers.PYTHON, PEER, "client",
       tostring(PEER_HB), "http://127.0.0.1:" .. port, "protocols",
       "deaf", "heartbeat", "too_big", "silent"})
@@ -469,7 +460,7 @@ asyncio.run(main())
       done:set()
       return ws
     end))
-    local runner, port = serve(app)
+    local runner, port = await(peers.serve(app))
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect("ws://127.0.0.1:" .. port .. "/ws"))
     assert.is_true(await(ws:close()))
@@ -513,7 +504,7 @@ asyncio.run(main())
       seen.close_code = ws.close_code
       return ws
     end))
-    return serve(app)
+    return await(peers.serve(app))
   end
 
   -- a raw client: the handshake by hand; frames() reads server frames
