@@ -28,16 +28,8 @@ end
 
 describe("cancellation", function()
   local loop, reports
-  before_each(function()
-    loop = asyncio.new_event_loop{clock = "virtual"}
-    reports = {}
-    loop:set_exception_handler(function(_, ctx)
-      reports[#reports + 1] = ctx
-    end)
-  end)
+  h.each_reporting_loop(function(l, r) loop, reports = l, r end)
   after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
     assert.same({}, reports)
   end)
 

@@ -3,7 +3,8 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local proc = dofile("spec/fixtures/proc.lua")
-local raises = dofile("spec/helpers.lua").raises
+local h = dofile("spec/helpers.lua")
+local raises = h.raises
 local async, await = asyncio.async, asyncio.await
 
 local iserror, CancelledError = asyncio.iserror, asyncio.CancelledError
@@ -292,14 +293,7 @@ end)
 
 describe("to-be-closed variables in tasks", function()
   local loop, log
-  before_each(function()
-    loop = asyncio.new_event_loop{clock = "virtual"}
-    log = {}
-  end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_virtual_loop(function(l) loop, log = l, {} end)
 
   -- A value whose __close logs, awaits one second, and logs again.
   local function closer(name)

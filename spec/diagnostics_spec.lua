@@ -4,7 +4,8 @@ local asyncio = require "asyncio"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
-local raised = dofile("spec/helpers.lua").error_of
+local h = dofile("spec/helpers.lua")
+local raised, has = h.error_of, h.has
 
 local function collect()
   collectgarbage()
@@ -16,22 +17,9 @@ local function handler_fixture(mode)
   return proc.run{proc.luaio, proc.fixture("handler.lua"), mode}
 end
 
-local has = dofile("spec/helpers.lua").has
-
 describe("diagnostics", function()
   local loop, reports
-  before_each(function()
-    loop = asyncio.new_event_loop{clock = "virtual"}
-    reports = {}
-    loop:set_exception_handler(function(l, ctx)
-      assert.equal(loop, l)
-      reports[#reports + 1] = ctx
-    end)
-  end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_reporting_loop(function(l, r) loop, reports = l, r end)
 
   it("V249 a failed task nobody asked is reported when collected",
      function()

@@ -9,7 +9,8 @@ local async, await = asyncio.async, asyncio.await
 
 local iserror = asyncio.iserror
 
-local raises = dofile("spec/helpers.lua").error_of
+local h = dofile("spec/helpers.lua")
+local raises = h.error_of
 
 describe("getaddrinfo", function()
   it("resolves localhost to loopback entries with family, type, proto, "
@@ -93,20 +94,10 @@ describe("getaddrinfo", function()
   end))
 
   it("a loop closed during a lookup can be collected", function()
-    local weak = setmetatable({}, {__mode = "v"})
-    do
-      local loop = asyncio.new_event_loop()
-      loop:set_exception_handler(function() end) -- the orphaned task
-      weak[1] = loop
-      loop:create_task(asyncio.getaddrinfo("localhost", 80))
-      -- the task starts the lookup, then the loop stops before polling
-      loop:call_soon(function() loop:stop() end)
-      loop:run_forever()
-      loop:close()
-    end
-    collectgarbage()
-    collectgarbage()
-    assert.is_nil(weak[1])
+    -- the task starts the lookup, then the loop stops before polling
+    h.assert_loop_collected(function()
+      return asyncio.getaddrinfo("localhost", 80)
+    end)
   end)
 
   it("bad options raise", aspec.async(function()

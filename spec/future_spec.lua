@@ -17,17 +17,7 @@ end
 
 describe("Future", function()
   local loop, reports
-  before_each(function()
-    loop = asyncio.new_event_loop{clock = "virtual"}
-    reports = {}
-    loop:set_exception_handler(function(_, ctx)
-      reports[#reports + 1] = ctx
-    end)
-  end)
-  after_each(function()
-    if not loop:is_closed() then loop:close() end
-    assert.same(0, loop:_counts().handles)
-  end)
+  h.each_reporting_loop(function(l, r) loop, reports = l, r end)
 
   it("B29 a new future is neither done nor cancelled", function()
     local fut = loop:create_future()

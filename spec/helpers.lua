@@ -47,6 +47,47 @@ function M.each_virtual_loop(set)
   end)
 end
 
+--- each_reporting_loop(set): as each_virtual_loop, and the loop's
+-- exception handler collects each context it is given (asserting that it
+-- is called with this loop) into a fresh table: set(loop, reports).
+function M.each_reporting_loop(set)
+  M.each_virtual_loop(function(loop)
+    local reports = {}
+    loop:set_exception_handler(function(l, ctx)
+      assert.equal(loop, l)
+      reports[#reports + 1] = ctx
+    end)
+    set(loop, reports)
+  end)
+end
+
+--- assert_loop_collected(start): a fresh loop runs one iteration of a
+-- task awaiting start() (the awaitable it returns), so that the task has
+-- begun its work, and is closed with the task still pending; the loop
+-- must then be garbage-collected (nothing the work left keeps it alive).
+function M.assert_loop_collected(start)
+  local weak = setmetatable({}, {__mode = "v"})
+  do
+    local loop = asyncio.new_event_loop()
+    loop:set_exception_handler(function() end) -- the orphaned task
+    weak[1] = loop
+    loop:create_task(start())
+    loop:call_soon(function() loop:stop() end)
+    loop:run_forever()
+    loop:close()
+  end
+  collectgarbage()
+  collectgarbage()
+  assert.is_nil(weak[1])
+end
+
+--- sockpath() -> a fresh path for a Unix socket, free (nothing there).
+function M.sockpath()
+  local path = os.tmpname()
+  os.remove(path)
+  return path .. ".sock"
+end
+
 --- run_once(loop): exactly one iteration of a loop that is not running
 -- (a stop requested before run_forever, semantics A15).
 function M.run_once(loop)

@@ -681,20 +681,10 @@ describe("streams", function()
 
     it("a loop closed while a task connects can be collected",
        function()
-      local weak = setmetatable({}, {__mode = "v"})
-      do
-        local loop = asyncio.new_event_loop()
-        loop:set_exception_handler(function() end) -- the orphaned task
-        weak[1] = loop
-        loop:create_task(asyncio.open_connection("127.0.0.1", 9))
-        -- the task starts connecting, then the loop stops before polling
-        loop:call_soon(function() loop:stop() end)
-        loop:run_forever()
-        loop:close()
-      end
-      collectgarbage()
-      collectgarbage()
-      assert.is_nil(weak[1])
+      -- the task starts connecting, then the loop stops before polling
+      h.assert_loop_collected(function()
+        return asyncio.open_connection("127.0.0.1", 9)
+      end)
     end)
 
     it("collecting an unclosed reader and writer closes the connection",
@@ -719,11 +709,7 @@ describe("streams", function()
   end)
 
   describe("Unix sockets", function()
-    local function sockpath()
-      local path = os.tmpname()
-      os.remove(path)
-      return path .. ".sock"
-    end
+    local sockpath = h.sockpath
 
     it("open_unix_connection talks to start_unix_server",
        aspec.async(function()

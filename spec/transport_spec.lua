@@ -26,11 +26,7 @@ end
 
 local function port_of(srv) return srv.sockets[1].port end
 
-local function sockpath()
-  local path = os.tmpname()
-  os.remove(path)
-  return path .. ".sock"
-end
+local sockpath = h.sockpath
 
 --- An echo server of protocol sinks that echo and close at the end.
 local function echo_server(loop)
