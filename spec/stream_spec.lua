@@ -884,6 +884,27 @@ describe("streams", function()
       return t
     end
 
+    it("reading stops past twice the limit and starts again at the "
+       .. "limit, as Python's StreamReader", aspec.async(function()
+      local t = lua_transport()
+      local r = asyncio.StreamReader{limit = 8}
+      local p = asyncio.StreamReaderProtocol(r)
+      p:connection_made(t)
+      p:data_received(string.rep("a", 16)) -- 16: not over 2 x 8
+      assert.equal(0, t.paused)
+      p:data_received("b") -- 17
+      assert.equal(1, t.paused)
+      p:data_received(string.rep("c", 10)) -- already paused: once
+      assert.equal(1, t.paused)
+      assert.equal(string.rep("a", 16), await(r:readexactly(16)))
+      assert.equal(0, t.resumed) -- 11 left, over the limit
+      assert.equal("bcc", await(r:readexactly(3)))
+      assert.equal(1, t.resumed) -- 8 left
+      assert.equal(string.rep("c", 8), await(r:read(100)))
+      assert.equal(1, t.resumed)
+      assert.equal(1, t.paused)
+    end))
+
     it("StreamReaderProtocol feeds the reader, StreamWriter writes "
        .. "through the transport", aspec.async(function()
       local loop = asyncio.get_running_loop()

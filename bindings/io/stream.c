@@ -16,11 +16,11 @@
  * clears (asyncio's weak reference): an abandoned client stream can be
  * collected, and a collected StreamWriter closes its transport.
  *
- * Flow control follows asyncio: reading stops while the buffer holds more
- * than `limit` bytes (64 KiB by default) and starts again once a read
- * drains it or a reader waits for more; drain() waits while the
- * transport has paused the protocol (more than its high-water mark
- * queued), until it resumes it.
+ * Flow control follows asyncio: reading stops once the buffer holds more
+ * than twice `limit` bytes (64 KiB by default) and starts again once
+ * reads drain it to `limit` or a reader waits for more; drain() waits
+ * while the transport has paused the protocol (more than its high-water
+ * mark queued), until it resumes it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +249,14 @@ static void reader_bind(lua_State *L, aio_reader *r, int ridx,
   r->loop = loop;
   aio_push_loop(L, loop);
   lua_setiuservalue(L, ridx, R_UV_LOOP);
+}
+
+/* Is the buffer over the mark at which reading stops: twice the limit,
+ * as Python's feed_data (reading starts again at the limit, so a reader
+ * draining its buffer does not stop and start the transport at each
+ * chunk)? */
+static int over_limit(const aio_reader *r) {
+  return r->len > r->limit && r->len - r->limit > r->limit;
 }
 
 /* Consumes n bytes of the reader at stack index 1; reading starts
@@ -694,7 +702,7 @@ static int l_reader_feed_data(lua_State *L) {
   r->len += len;
   if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused && !r->wtask)
+  else if (over_limit(r) && !r->paused && !r->wtask)
     reader_pause(L, r, 1); /* not while a read waits for more */
   return 0;
 }
@@ -959,7 +967,7 @@ static void srp_get_buffer(void *p, uv_buf_t *buf) {
 static int srp_buffer_updated(void *p, size_t n) {
   aio_reader *r = ((srp *)p)->reader;
   r->len += n;
-  if (r->len > r->limit && !(r->wtask && r->len < r->want))
+  if (over_limit(r) && !(r->wtask && r->len < r->want))
     reader_pause(NULL, r, 0);
   /* the waiting task wakes from here when it can, else from srp_wake */
   return r->wtask && r->len >= r->want && !reader_try_wake(r);
@@ -1038,7 +1046,7 @@ static int l_srp_data_received(lua_State *L) {
   r->len += len;
   if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
-  else if (r->len > r->limit && !r->paused && !r->wtask) {
+  else if (over_limit(r) && !r->paused && !r->wtask) {
     push_reader(L, pr);
     reader_pause(L, r, -1);
   }
