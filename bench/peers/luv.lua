@@ -65,7 +65,10 @@ function M.set_result(f, v)
   if w then f.waiter = nil; wake(w, v) end
 end
 
---- sleep(s): s == 0 yields one iteration; else a libuv timer.
+--- sleep(s): s == 0 yields one iteration; else a libuv timer, due s
+-- after now. libuv counts a timer from the loop's time, cached when the
+-- iteration began: refreshed first, so that a sleep started late in a
+-- long iteration lasts s, as asyncio's call_later reads the clock.
 function M.sleep(s)
   local co = running()
   if s <= 0 then
@@ -73,6 +76,7 @@ function M.sleep(s)
     return yield()
   end
   local timer = uv.new_timer()
+  uv.update_time()
   timer:start(math.floor(s * 1000 + 0.5), 0, function()
     timer:close()
     wake(co)
@@ -88,6 +92,7 @@ function M.cancellable_sleep(s)
   local co = running()
   local timer = uv.new_timer()
   sleepers[co] = timer
+  uv.update_time() -- as in sleep
   timer:start(math.floor(s * 1000 + 0.5), 0, function()
     sleepers[co] = nil
     timer:close()
