@@ -782,8 +782,9 @@ int aio_task_cancel(lua_State *L, int tidx, int midx);
  * error is on top). Use as `return aio_task_wait_prim(...)`. */
 int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
                        lua_KFunction k);
-/* Ends the pending wait of t (wstate AIO_TW_PENDING): wstate becomes
- * AIO_TW_WOKEN and its step is scheduled. */
+/* Ends the pending wait of t (wstate AIO_TW_PENDING): its step is
+ * scheduled and wstate becomes AIO_TW_WOKEN. If scheduling raises (out
+ * of memory), t still waits, unchanged. */
 void aio_task_wake_prim(lua_State *L, aio_task *t);
 /* aio_task_wake_prim from a uv callback of t's loop, without Lua: returns
  * 0, changing nothing, when that needs Lua (aio_try_schedule_step). */
@@ -911,14 +912,17 @@ int aio_wq_popleft(lua_State *L, aio_waitq *q, int owner, int uv);
 /* Calls fn on each queued future until it returns non-zero. */
 int aio_wq_each(lua_State *L, aio_waitq *q, int owner, int uv,
                 int (*fn)(lua_State *L, int fidx, void *ud), void *ud);
-/* A FIFO of the tasks waiting on a primitive without a Future each (the
- * Lock): a task is its own entry (aio_task.wnext, wstate), so a wait
+/* A FIFO of the tasks waiting on a primitive without a Future each (a
+ * Lock, a Semaphore, a Queue's getters, putters and joiners): a task is
+ * its own entry (aio_task.wnext, wstate), so a wait
  * allocates nothing and a wake-up schedules the task's step directly.
  * While the loop the primitive is bound to is open, every task in the
  * list is pending, so its loop keeps it; once that loop is closed its
  * tasks may be collected, and the list is dropped unread (aio_tq_open).
- * A woken or cancelled task stays in the list until its continuation
- * removes it, as Python's waiter futures stay in their deque. */
+ * A cancelled task stays in the list until its continuation removes it,
+ * as Python's waiter futures stay in their deque; so does a woken one in
+ * a Lock's or Semaphore's list, while a Queue takes a task out as it
+ * wakes it (Python's _wakeup_next pops its waiters). */
 typedef struct aio_taskq {
   aio_task *head, *tail;
   unsigned count;

@@ -107,6 +107,29 @@ describe("awaiting a C operation that completes at once", function()
     assert.is_true(other_rounds >= N + 10, other_rounds .. " rounds")
   end))
 
+  it("a Queue of one slot between two tasks allocates nothing",
+     vspec(function()
+    -- each put waits for the getter and each get for the putter: the
+    -- waiters are the tasks themselves, with no Future
+    local q = asyncio.Queue(1)
+    local got, sum = 0, 0
+    local consumer = asyncio.create_task(asyncio.async(function()
+      while true do
+        sum = sum + await(q:get())
+        got = got + 1
+      end
+    end)())
+    local grown = growth(function()
+      await(q:put(1))
+      await(q:put(1))
+    end)
+    await(asyncio.sleep(0))
+    consumer:cancel()
+    assert.is_true(grown < TOLERANCE, grown .. " bytes")
+    assert.equal(2 * (N + 10), got)
+    assert.equal(2 * (N + 10), sum)
+  end))
+
   it("an uncontended Semaphore allocates nothing", vspec(function()
     local sem = asyncio.Semaphore(2)
     local grown = growth(function()

@@ -292,6 +292,55 @@ describe("Queue", function()
       assert.equal(0, putters(q))
     end))
 
+  it("M a task cancelled while it ran raises CancelledError, with the "
+     .. "message, at the get that must wait; it takes nothing and leaves "
+     .. "no getter", vspec(function()
+    local q = asyncio.Queue()
+    local reached = 0
+    local t = create_task(async(function()
+      asyncio.current_task():cancel("stop")
+      reached = reached + 1
+      local v = await(q:get())
+      reached = reached + 1
+      return v
+    end)())
+    local err = await_error(t)
+    assert.is_true(iserror(err, CancelledError))
+    assert.equal("stop", err.message)
+    assert.equal(1, reached)
+    assert.equal(0, getters(q))
+    -- a later getter is served
+    local other = create_task(q:get())
+    await(sleep(0))
+    assert.equal(1, getters(q))
+    q:put_nowait("x")
+    assert.equal("x", await(other))
+  end))
+
+  it("M a queue whose loop closed with tasks waiting on it forgets them",
+     function()
+    local q = asyncio.Queue(1)
+    local loop1 = asyncio.new_event_loop{clock = "virtual"}
+    local reports = {}
+    loop1:set_exception_handler(function(_, ctx)
+      reports[#reports + 1] = ctx.message
+    end)
+    loop1:run_until_complete(async(function()
+      for _ = 1, 2 do create_task(q:get()) end
+      await(sleep(0))
+      assert.equal(2, getters(q))
+    end)())
+    loop1:close()
+    collectgarbage()
+    collectgarbage() -- the waiting tasks are gone
+    assert.same({"Task was destroyed but it is pending!",
+                 "Task was destroyed but it is pending!"}, reports)
+    assert.equal(0, getters(q))
+    q:put_nowait(1) -- wakes nobody
+    assert.equal(1, q:qsize())
+    assert.equal("<asyncio.Queue maxsize=1 qsize=1 tasks=1>", tostring(q))
+  end)
+
   it("M177 a getter timed out by wait_for does not linger", vspec(function()
     local q = asyncio.Queue(5)
     local err = await_error(asyncio.wait_for(q:get(), 0.1))

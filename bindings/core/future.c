@@ -1109,9 +1109,9 @@ int aio_task_wait_prim(lua_State *L, aio_task *t, lua_KContext ctx,
 }
 
 void aio_task_wake_prim(lua_State *L, aio_task *t) {
+  aio_schedule_step(L, t->fut.loop, t); /* may raise: t still waits */
   t->wstate = AIO_TW_WOKEN;
   t->wait_kind = AIO_WAIT_YIELD; /* a cancel() now is raised by its step */
-  aio_schedule_step(L, t->fut.loop, t);
 }
 
 int aio_task_try_wake_prim(aio_task *t) {

@@ -26,9 +26,6 @@ enum {
   Q_UV_ITEMS = 1,
   Q_UV_KEYS,    /* priority: the heap's keys */
   Q_UV_SEQS,    /* priority: insertion numbers */
-  Q_UV_GETTERS,
-  Q_UV_PUTTERS,
-  Q_UV_JOINERS,
   Q_UV_LOOP,
   Q_UV_GET,     /* the kept get() and put() operations (aio_ccoro_kept) */
   Q_UV_PUT,
@@ -38,7 +35,8 @@ enum {
 typedef struct aio_queue {
   const char *tag;       /* &queue_tag (aio_checktagged) */
   aio_loop *loop;
-  aio_waitq getters, putters, joiners;
+  aio_taskq getters, putters, joiners; /* the tasks waiting to get, to
+                                          put, for join() (no Future) */
   double maxsize;        /* <= 0: unbounded */
   unsigned head, count, cap;
   lua_Integer unfinished;
@@ -270,21 +268,42 @@ static void take_item(lua_State *L, aio_queue *q) {
 /* ------------------------------------------------------------------ */
 /* Waking                                                              */
 
-/* Pops waiters off the front until one is woken (Python's _wakeup_next);
- * returns 0 when none was left. */
-static int wakeup_next(lua_State *L, aio_waitq *w, int uv) {
-  while (aio_wq_popleft(L, w, 1, uv)) {
-    int woke = aio_future_set_result(L, lua_gettop(L), 0);
-    lua_pop(L, 1);
-    if (woke)
+/* The list w of q, emptied first if q's loop is closed. */
+static aio_taskq *waiters(aio_queue *q, aio_taskq *w) {
+  return aio_tq_open(w, q->loop);
+}
+
+/* Takes waiters off the front of w until one whose wait is pending, and
+ * wakes it (Python's _wakeup_next); returns 0 when none was left. A task
+ * leaves the list only once woken: if waking raises (memory), it stays
+ * queued and pending. */
+static int wakeup_next(lua_State *L, aio_queue *q, aio_taskq *w) {
+  aio_task *t;
+  w = waiters(q, w);
+  while ((t = w->head) != NULL) {
+    if (t->wstate == AIO_TW_PENDING) {
+      aio_task_wake_prim(L, t);
+      aio_tq_remove(w, t);
       return 1;
+    }
+    aio_tq_remove(w, t); /* cancelled: its continuation ends it */
   }
   return 0;
 }
 
-static void wake_all(lua_State *L, aio_waitq *w, int uv) {
-  while (wakeup_next(L, w, uv))
+static void wake_all(lua_State *L, aio_queue *q, aio_taskq *w) {
+  while (wakeup_next(L, q, w))
     ;
+}
+
+/* The tasks of w still waiting (not cancelled), for the repr. */
+static unsigned live_waiters(aio_queue *q, aio_taskq *w) {
+  aio_task *t;
+  unsigned n = 0;
+  for (t = waiters(q, w)->head; t != NULL; t = t->wnext)
+    if (t->wstate == AIO_TW_PENDING)
+      n++;
+  return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -305,7 +324,7 @@ static int put_aux(lua_State *L, aio_queue *q, int iidx, int raise) {
   }
   store_item(L, q, iidx);
   q->unfinished++;
-  wakeup_next(L, &q->getters, Q_UV_GETTERS);
+  wakeup_next(L, q, &q->getters);
   return 1;
 }
 
@@ -320,7 +339,7 @@ static int get_aux(lua_State *L, aio_queue *q, int raise) {
     return 0;
   }
   take_item(L, q);
-  wakeup_next(L, &q->putters, Q_UV_PUTTERS);
+  wakeup_next(L, q, &q->putters);
   return 1;
 }
 
@@ -341,28 +360,20 @@ static int l_queue_get_nowait(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* get / put                                                           */
 
-/* The waiter at index fidx (top, below a thrown error) of w resumed:
- * returns for its normal wake-up; else (cancelled, or thrown an error)
- * passes a wake-up it got on and raises. */
-static void check_woken(lua_State *L, aio_queue *q, aio_waitq *w, int uv,
-                        int fidx, int (*can_pass)(aio_queue *)) {
-  aio_future *f = lua_touserdata(L, fidx);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
-  if (!threw && f->state != AIO_CANCELLED)
+/* In the continuation of a wait in w: the task leaves w (a cancelled
+ * wait is still in it) and returns for its normal wake-up; else (the
+ * error on top: cancelled) a wake-up it got and will not use goes to the
+ * next waiter, as Python's get and put pass it on, and it raises. */
+static void end_wait(lua_State *L, aio_queue *q, aio_taskq *w,
+                     int (*can_pass)(aio_queue *)) {
+  aio_task *t = aio_current_task_of(L);
+  int threw = aio_resume_take_throw(L, t);
+  aio_tq_remove(waiters(q, w), t);
+  if (!threw)
     return;
-  if (f->state == AIO_PENDING) { /* just in case: never woken */
-    lua_pushnil(L);
-    aio_future_cancel(L, fidx);
-  }
-  aio_wq_remove(L, w, 1, uv, fidx);
-  /* woken but not taking: pass the wake-up on */
-  if (can_pass(q) && f->state != AIO_CANCELLED)
-    wakeup_next(L, w, uv);
-  if (threw) {
-    lua_settop(L, fidx + 1);
-    lua_error(L);
-  }
-  aio_future_push_result(L, fidx); /* raises CancelledError */
+  if (t->wstate == AIO_TW_WOKEN && can_pass(q))
+    wakeup_next(L, q, w);
+  lua_error(L);
 }
 
 static int can_get(aio_queue *q) {
@@ -375,12 +386,12 @@ static int can_put(aio_queue *q) {
 
 static int queue_get_body(lua_State *L);
 
-/* [queue, getter]: gets again unless it raises */
+/* [queue]: gets again unless it raises */
 static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
   aio_queue *q = lua_touserdata(L, 1);
   (void)status;
   (void)ctx;
-  check_woken(L, q, &q->getters, Q_UV_GETTERS, 2, can_get);
+  end_wait(L, q, &q->getters, can_get);
   lua_settop(L, 1);
   return queue_get_body(L);
 }
@@ -395,17 +406,17 @@ static int queue_get_body(lua_State *L) {
   if (q->shut)
     return aio_raisef(L, AIO_E_QUEUE_SHUTDOWN, "Queue is shut down");
   t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "get");
-  return aio_prim_wait(L, t, &q->getters, Q_UV_GETTERS, 0, queue_get_k);
+  return aio_tq_wait(L, t, waiters(q, &q->getters), 0, queue_get_k);
 }
 
 static int queue_put_body(lua_State *L);
 
-/* [queue, item, putter]: puts again unless it raises */
+/* [queue, item]: puts again unless it raises */
 static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
   aio_queue *q = lua_touserdata(L, 1);
   (void)status;
   (void)ctx;
-  check_woken(L, q, &q->putters, Q_UV_PUTTERS, 3, can_put);
+  end_wait(L, q, &q->putters, can_put);
   lua_settop(L, 2);
   return queue_put_body(L);
 }
@@ -420,7 +431,7 @@ static int queue_put_body(lua_State *L) {
     return 0;
   }
   t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "put");
-  return aio_prim_wait(L, t, &q->putters, Q_UV_PUTTERS, 0, queue_put_k);
+  return aio_tq_wait(L, t, waiters(q, &q->putters), 0, queue_put_k);
 }
 
 static int l_queue_get(lua_State *L) {
@@ -441,21 +452,20 @@ static int l_queue_task_done(lua_State *L) {
   if (q->unfinished <= 0)
     return aio_raisef(L, AIO_E_VALUE, "task_done() called too many times");
   if (--q->unfinished == 0)
-    wake_all(L, &q->joiners, Q_UV_JOINERS);
+    wake_all(L, q, &q->joiners);
   return 0;
 }
 
+/* [queue]: the join is over, unless it raises */
 static int queue_join_k(lua_State *L, int status, lua_KContext ctx) {
   aio_queue *q = lua_touserdata(L, 1);
-  aio_future *f = lua_touserdata(L, 2);
-  int threw = aio_resume_take_throw(L, aio_current_task_of(L));
+  aio_task *t = aio_current_task_of(L);
+  int threw = aio_resume_take_throw(L, t);
   (void)status;
   (void)ctx;
-  aio_wq_remove(L, &q->joiners, 1, Q_UV_JOINERS, 2);
+  aio_tq_remove(waiters(q, &q->joiners), t);
   if (threw)
     return lua_error(L);
-  if (f->state == AIO_CANCELLED)
-    return aio_future_push_result(L, 2);
   return 0;
 }
 
@@ -466,7 +476,7 @@ static int queue_join_body(lua_State *L) {
   if (q->unfinished == 0)
     return 0;
   t = aio_prim_enter(L, &q->loop, Q_UV_LOOP, "join");
-  return aio_prim_wait(L, t, &q->joiners, Q_UV_JOINERS, 0, queue_join_k);
+  return aio_tq_wait(L, t, waiters(q, &q->joiners), 0, queue_join_k);
 }
 
 static int l_queue_join(lua_State *L) {
@@ -488,10 +498,10 @@ static int l_queue_shutdown(lua_State *L) {
         q->unfinished--;
     }
     if (q->unfinished == 0)
-      wake_all(L, &q->joiners, Q_UV_JOINERS);
+      wake_all(L, q, &q->joiners);
   }
-  wake_all(L, &q->getters, Q_UV_GETTERS);
-  wake_all(L, &q->putters, Q_UV_PUTTERS);
+  wake_all(L, q, &q->getters);
+  wake_all(L, q, &q->putters);
   return 0;
 }
 
@@ -515,16 +525,17 @@ static int l_queue_full(lua_State *L) {
 
 static int l_queue__tostring(lua_State *L) {
   aio_queue *q = check_queue(L, 1);
+  unsigned n;
   push_maxsize(L, q);
   lua_pushfstring(L, "<asyncio.%s maxsize=%s qsize=%d tasks=%I",
                   kind_names[q->kind], lua_tostring(L, -1), (int)q->count,
                   q->unfinished);
-  if (q->getters.live)
-    lua_pushfstring(L, " getters[%d]", (int)q->getters.live);
+  if ((n = live_waiters(q, &q->getters)) > 0)
+    lua_pushfstring(L, " getters[%d]", (int)n);
   else
     lua_pushliteral(L, "");
-  if (q->putters.live)
-    lua_pushfstring(L, " putters[%d]", (int)q->putters.live);
+  if ((n = live_waiters(q, &q->putters)) > 0)
+    lua_pushfstring(L, " putters[%d]", (int)n);
   else
     lua_pushliteral(L, "");
   lua_pushstring(L, q->shut ? " shutdown>" : ">");
@@ -592,12 +603,6 @@ static int queue_new(lua_State *L, int kind) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, Q_UV_SEQS);
   }
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, Q_UV_GETTERS);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, Q_UV_PUTTERS);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, Q_UV_JOINERS);
   return 1;
 }
 
