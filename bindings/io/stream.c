@@ -193,11 +193,10 @@ static int reader_try_wake(aio_reader *r) {
  * the reader forgets it either way. Its loop anchors the task while it
  * is pending; a closed loop wakes nothing. */
 static void wake_reader(lua_State *L, aio_reader *r) {
-  int pending = reader_wait_pending(r);
   aio_task *t = r->wtask;
+  if (reader_wait_pending(r))
+    aio_task_wake_prim(L, t); /* may raise: the reader keeps the task */
   r->wtask = NULL;
-  if (pending)
-    aio_task_wake_prim(L, t);
 }
 
 static void reader_feed_eof(lua_State *L, aio_reader *r) {

@@ -368,7 +368,8 @@ static void end_wait(lua_State *L, aio_queue *q, aio_taskq *w,
                      int (*can_pass)(aio_queue *)) {
   aio_task *t = aio_current_task_of(L);
   int threw = aio_resume_take_throw(L, t);
-  aio_tq_remove(waiters(q, w), t);
+  if (t->wstate != AIO_TW_WOKEN) /* a woken task left w as it woke */
+    aio_tq_remove(waiters(q, w), t);
   if (!threw)
     return;
   if (t->wstate == AIO_TW_WOKEN && can_pass(q))
@@ -463,7 +464,8 @@ static int queue_join_k(lua_State *L, int status, lua_KContext ctx) {
   int threw = aio_resume_take_throw(L, t);
   (void)status;
   (void)ctx;
-  aio_tq_remove(waiters(q, &q->joiners), t);
+  if (t->wstate != AIO_TW_WOKEN) /* a woken task left the list */
+    aio_tq_remove(waiters(q, &q->joiners), t);
   if (threw)
     return lua_error(L);
   return 0;
