@@ -810,6 +810,9 @@ aio_task *aio_current_task_of(lua_State *L);
 /* Coroutine objects and await (coro.c)                                */
 
 typedef struct aio_coro {
+  const char *tag;        /* &coro_tag of coro.c, which only coro_init
+                             writes: await knows a Coroutine by it
+                             without a metatable look-up */
   lua_CFunction body;     /* a C operation's body (aio_push_ccoro); NULL
                              for others, whose function is uservalue 1 */
   int nargs;              /* arguments: uservalues 2..nargs+1 */

@@ -49,13 +49,29 @@ aio_task *aio_check_await(lua_State *L, const char *what) {
 
 static int coro_factory(lua_State *L);
 
+static const char coro_tag = 0;
+
+/* Is the userdata p at idx a Coroutine object? A full userdata of its
+ * size starting with &coro_tag is one (see aio_checktagged), without a
+ * look-up of its metatable. Light userdata have length 0. */
+static int is_coro(lua_State *L, int idx, void *p) {
+  return p != NULL && lua_rawlen(L, idx) == sizeof(aio_coro) &&
+         ((aio_coro *)p)->tag == &coro_tag;
+}
+
+static aio_coro *to_coro(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  return is_coro(L, idx, p) ? p : NULL;
+}
+
 aio_coro *aio_test_coro(lua_State *L, int idx) {
-  return aio_kindof(L, idx) == AIO_K_CORO ? lua_touserdata(L, idx) : NULL;
+  return to_coro(L, idx);
 }
 
 /* Fills the block of a new Coroutine object (not started). */
 static void coro_init(aio_coro *c, lua_CFunction body, int nargs,
                       int origin, int cached) {
+  c->tag = &coro_tag;
   c->body = body;
   c->nargs = nargs;
   c->state = AIO_CORO_NEW;
@@ -400,9 +416,8 @@ int aio_resume_take_throw(lua_State *L, aio_task *t) {
   return 0;
 }
 
-/* Awaits the future at index 1 (the only value on the stack). */
-static int await_future(lua_State *L, aio_task *t) {
-  aio_future *f = lua_touserdata(L, 1);
+/* Awaits the future f at index 1 (the only value on the stack). */
+static int await_future(lua_State *L, aio_task *t, aio_future *f) {
   if (f->state != AIO_PENDING)
     return aio_future_push_result(L, 1);
   return aio_await_future(L, t, 1, 0, await_future_k);
@@ -418,8 +433,7 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
  * C operation such as q:get(), or sleep) runs in await's own frame, as if
  * await were that function: its arguments become the whole stack, its
  * yields and results are await's. */
-static int await_coro(lua_State *L) {
-  aio_coro *c = lua_touserdata(L, 1);
+static int await_coro(lua_State *L, aio_coro *c) {
   int nargs;
   lua_CFunction body = c->body;
   if (body != NULL) { /* a C operation */
@@ -477,12 +491,13 @@ int aio_await(lua_State *L) {
     lua_settop(L, 1);
   }
   for (depth = 0; depth < 100; depth++) {
+    void *p = lua_touserdata(L, 1);
+    if (is_coro(L, 1, p)) /* the common case: q:get(), sleep */
+      return await_coro(L, p);
     switch (aio_kindof(L, 1)) {
-    case AIO_K_CORO: /* the common case: q:get(), sleep */
-      return await_coro(L);
     case AIO_K_FUTURE:
     case AIO_K_TASK:
-      return await_future(L, t);
+      return await_future(L, t, p);
     case AIO_K_LOCK:
       return aio_lock_guard_body(L);
     case AIO_K_SEMAPHORE:

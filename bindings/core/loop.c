@@ -451,7 +451,8 @@ aio_kind aio_running_mt_kind(const void *mt) {
   aio_loop *loop = tl_running;
   int i;
   if (loop != NULL)
-    for (i = AIO_MT_PTR_COUNT - 1; i >= 0; i--) /* C operations first */
+    /* Futures and Tasks first: await knows a Coroutine by its tag */
+    for (i = 0; i < AIO_MT_PTR_COUNT; i++)
       if (mt == loop->mt_ptr[i])
         return kinds[i];
   return AIO_K_NONE;
