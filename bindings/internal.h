@@ -873,6 +873,11 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
  * awaiting the old reference again performs the new call), and a kept
  * operation has no "never awaited" report (no C operation has one). */
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
+/* aio_ccoro_kept for an owner whose block keeps, in *kept (NULL at
+ * first), the address of the Coroutine in its slot, which only this
+ * function writes: reuse needs no look-up of the block. */
+int aio_ccoro_kept_at(lua_State *L, int nargs, lua_CFunction body,
+                      int slot, aio_coro **kept);
 /* The bodies await(lock) and await(sem) run directly, with the stack
  * [obj], instead of the Coroutine obj's __await would return (locks.c).
  * Fixed functions, not a table the opener fills: every Lua state opens

@@ -558,30 +558,44 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
   return 1;
 }
 
-int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+int aio_ccoro_kept_at(lua_State *L, int nargs, lua_CFunction body,
+                      int slot, aio_coro **kept) {
+  aio_coro *c = NULL;
   int i;
   if (lua_gettop(L) != nargs)
     lua_settop(L, nargs);
-  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
-    aio_coro *c = lua_touserdata(L, -1);
-    if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
-      c->state = AIO_CORO_NEW;
-      for (i = 2; i <= nargs; i++) {
-        lua_pushvalue(L, i);
-        lua_setiuservalue(L, -2, i + 1);
-      }
-      return 1;
+  if (kept != NULL) { /* the owner's copy of the slot's block */
+    if (*kept != NULL && (*kept)->state == AIO_CORO_STARTED) {
+      c = *kept;
+      lua_getiuservalue(L, 1, slot);
     }
+  } else if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA &&
+             (c = lua_touserdata(L, -1))->state != AIO_CORO_STARTED)
+    c = NULL;
+  if (c != NULL) { /* awaited: arm it again */
+    c->state = AIO_CORO_NEW;
+    for (i = 2; i <= nargs; i++) {
+      lua_pushvalue(L, i);
+      lua_setiuservalue(L, -2, i + 1);
+    }
+    return 1;
   }
-  lua_pop(L, 1);
+  lua_settop(L, nargs);
   /* none yet, or it is armed and not awaited yet: a new one, kept */
   for (i = 1; i <= nargs; i++)
     lua_pushvalue(L, i);
   coro_new(L, nargs, body);
-  ((aio_coro *)lua_touserdata(L, -1))->cached = 1;
+  c = lua_touserdata(L, -1);
+  c->cached = 1;
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, slot);
+  if (kept != NULL)
+    *kept = c;
   return 1;
+}
+
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+  return aio_ccoro_kept_at(L, nargs, body, slot, NULL);
 }
 
 /* Pushes a new coroutine function for the function at fidx, named `name`

@@ -41,6 +41,8 @@ typedef struct aio_queue {
   unsigned head, count, cap;
   lua_Integer unfinished;
   lua_Integer seq;
+  aio_coro *kept_get, *kept_put; /* the blocks of Q_UV_GET and Q_UV_PUT
+                                    (aio_ccoro_kept_at) */
   unsigned char kind, shut;
 } aio_queue;
 
@@ -222,9 +224,8 @@ static void heap_pop(lua_State *L, aio_queue *q) {
   lua_settop(L, top + 1);
 }
 
-/* Adds the item at iidx. The queue is at index 1. */
+/* Adds the item at iidx (a positive index). The queue is at index 1. */
 static void store_item(lua_State *L, aio_queue *q, int iidx) {
-  iidx = lua_absindex(L, iidx);
   if (q->kind == Q_FIFO) {
     if (q->count == q->cap)
       ring_grow(L, q);
@@ -242,14 +243,15 @@ static void store_item(lua_State *L, aio_queue *q, int iidx) {
   q->count++;
 }
 
-/* Removes the next item and pushes it. The queue is at index 1. */
+/* Removes the next item and pushes it on top. The queue is at index 1. A
+ * FIFO or LIFO queue leaves its items table under the item (the callers
+ * return the top value, or reset the stack). */
 static void take_item(lua_State *L, aio_queue *q) {
   if (q->kind == Q_FIFO) {
     lua_getiuservalue(L, 1, Q_UV_ITEMS);
     lua_rawgeti(L, -1, q->head + 1);
     lua_pushnil(L);
     lua_rawseti(L, -3, q->head + 1);
-    lua_replace(L, -2);
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
   } else if (q->kind == Q_LIFO) {
@@ -257,7 +259,6 @@ static void take_item(lua_State *L, aio_queue *q) {
     lua_rawgeti(L, -1, q->count);
     lua_pushnil(L);
     lua_rawseti(L, -3, q->count);
-    lua_replace(L, -2);
     q->count--;
   } else {
     heap_pop(L, q);
@@ -328,7 +329,8 @@ static int put_aux(lua_State *L, aio_queue *q, int iidx, int raise) {
   return 1;
 }
 
-/* get_nowait: pushes the item, or returns 0 (raising if `raise`). */
+/* get_nowait: pushes the item (on top, as take_item), or returns 0
+ * (raising if `raise`). */
 static int get_aux(lua_State *L, aio_queue *q, int raise) {
   if (q->count == 0) {
     if (raise) {
@@ -436,13 +438,13 @@ static int queue_put_body(lua_State *L) {
 }
 
 static int l_queue_get(lua_State *L) {
-  check_queue(L, 1);
-  return aio_ccoro_kept(L, 1, queue_get_body, Q_UV_GET);
+  aio_queue *q = check_queue(L, 1);
+  return aio_ccoro_kept_at(L, 1, queue_get_body, Q_UV_GET, &q->kept_get);
 }
 
 static int l_queue_put(lua_State *L) {
-  check_queue(L, 1);
-  return aio_ccoro_kept(L, 2, queue_put_body, Q_UV_PUT);
+  aio_queue *q = check_queue(L, 1);
+  return aio_ccoro_kept_at(L, 2, queue_put_body, Q_UV_PUT, &q->kept_put);
 }
 
 /* ------------------------------------------------------------------ */
@@ -495,7 +497,7 @@ static int l_queue_shutdown(lua_State *L) {
   if (immediate) {
     while (q->count > 0) {
       take_item(L, q);
-      lua_pop(L, 1);
+      lua_settop(L, 1);
       if (q->unfinished > 0)
         q->unfinished--;
     }
