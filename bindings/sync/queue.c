@@ -551,7 +551,10 @@ static int l_queue__tostring(lua_State *L) {
  * metatable has as __index a table {maxsize = m} whose own metatable is
  * the class (AIO_QUEUE_MT, whose __index is the methods table). So a
  * method look-up (every q:get()) is two table look-ups in the VM and no
- * call of a function. Queues of the same maxsize share that metatable:
+ * call of a function. The methods table holds maxsize = 0 itself, which
+ * the {maxsize = m} tables hide: an unbounded queue (maxsize 0, the
+ * default) has it as __index, one look-up. Queues of the same maxsize
+ * share that metatable:
  * they are kept in a weak-valued registry table keyed by maxsize, so
  * there are as many as distinct maxsizes in use. */
 static const char key_mts = 0;
@@ -574,11 +577,15 @@ static void push_queue_mt(lua_State *L, aio_queue *q) {
   lua_setfield(L, -2, "__name");
   lua_getfield(L, cache + 1, "__tostring");
   lua_setfield(L, -2, "__tostring");
-  lua_createtable(L, 0, 1);                      /* its __index */
-  push_maxsize(L, q);
-  lua_setfield(L, -2, "maxsize");
-  lua_pushvalue(L, cache + 1);
-  lua_setmetatable(L, -2);
+  if (q->maxsize == 0) /* its __index: the methods, where maxsize is 0 */
+    lua_getfield(L, cache + 1, "__index");
+  else {
+    lua_createtable(L, 0, 1);                    /* its __index */
+    push_maxsize(L, q);
+    lua_setfield(L, -2, "maxsize");
+    lua_pushvalue(L, cache + 1);
+    lua_setmetatable(L, -2);
+  }
   lua_setfield(L, -2, "__index");
   push_maxsize(L, q);
   lua_pushvalue(L, -2);
@@ -645,6 +652,10 @@ void aio_open_queue(lua_State *L) {
   static const luaL_Reg none[] = {{NULL, NULL}};
   aio_newclass(L, AIO_QUEUE_MT, AIO_K_QUEUE, queue_methods, none);
   luaL_getmetatable(L, AIO_QUEUE_MT);
+  lua_getfield(L, -1, "__index"); /* q.maxsize of unbounded queues */
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "maxsize");
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_queue__tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
