@@ -378,12 +378,10 @@ static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
   return aio_future_push_result(L, 1);
 }
 
-int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
-                     lua_KFunction k) {
-  aio_future *f;
+/* aio_await_future for the future f at the absolute index fidx. */
+static int await_future_at(lua_State *L, aio_task *t, aio_future *f,
+                           int fidx, lua_KContext ctx, lua_KFunction k) {
   int top = lua_gettop(L);
-  fidx = lua_absindex(L, fidx);
-  f = lua_touserdata(L, fidx);
   if (f == &t->fut) {
     aio_future_pushrepr(L, fidx);
     return aio_raisef(L, AIO_E_RUNTIME, "Task cannot await on itself: %s",
@@ -408,6 +406,12 @@ int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
   return aio_task_suspend(L, t, ctx, k);
 }
 
+int aio_await_future(lua_State *L, aio_task *t, int fidx, lua_KContext ctx,
+                     lua_KFunction k) {
+  fidx = lua_absindex(L, fidx);
+  return await_future_at(L, t, lua_touserdata(L, fidx), fidx, ctx, k);
+}
+
 int aio_resume_take_throw(lua_State *L, aio_task *t) {
   if (t != NULL && t->resume_throw) {
     t->resume_throw = 0;
@@ -420,7 +424,7 @@ int aio_resume_take_throw(lua_State *L, aio_task *t) {
 static int await_future(lua_State *L, aio_task *t, aio_future *f) {
   if (f->state != AIO_PENDING)
     return aio_future_push_result(L, 1);
-  return aio_await_future(L, t, 1, 0, await_future_k);
+  return await_future_at(L, t, f, 1, 0, await_future_k);
 }
 
 static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
