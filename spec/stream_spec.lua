@@ -905,6 +905,30 @@ describe("streams", function()
       assert.equal(1, t.paused)
     end))
 
+    it("data past twice the limit that wakes a waiting read also stops "
+       .. "reading, as Python's feed_data", aspec.async(function()
+      local t = lua_transport()
+      local r = asyncio.StreamReader{limit = 8}
+      local p = asyncio.StreamReaderProtocol(r)
+      p:connection_made(t)
+      local reader = asyncio.create_task(r:read(4))
+      await(asyncio.sleep(0)) -- the read waits
+      p:data_received(string.rep("x", 20))
+      assert.equal(1, t.paused)
+      assert.equal("xxxx", await(reader))
+      assert.equal(0, t.resumed) -- 16 left, over the limit
+      -- the same through feed_data on the reader itself
+      local r2 = asyncio.StreamReader{limit = 8}
+      local p2 = asyncio.StreamReaderProtocol(r2)
+      local t2 = lua_transport()
+      p2:connection_made(t2)
+      local reader2 = asyncio.create_task(r2:readexactly(2))
+      await(asyncio.sleep(0))
+      r2:feed_data(string.rep("y", 17))
+      assert.equal(1, t2.paused)
+      assert.equal("yy", await(reader2))
+    end))
+
     it("StreamReaderProtocol feeds the reader, StreamWriter writes "
        .. "through the transport", aspec.async(function()
       local loop = asyncio.get_running_loop()

@@ -190,6 +190,23 @@ describe("wait", function()
     assert.same({g}, pending)
   end))
 
+  it("a __len claiming more values than there are sizes nothing by "
+     .. "it: the read stops at the first error", vspec(function()
+    local f = asyncio.Future()
+    f:set_result(1)
+    local reads = 0
+    local liar = setmetatable({}, {
+      __len = function() return 2 ^ 30 end,
+      __index = function(_, i)
+        reads = reads + 1
+        if i > 1 then error("no value " .. i) end
+        return f
+      end})
+    local e = await_error(wait(liar))
+    assert.matches("no value 2", tostring(e))
+    assert.equal(2, reads)
+  end))
+
   it("G107 argument errors: empty list, bad return_when, a single "
      .. "awaitable", vspec(function()
     local e = await_error(wait({}))

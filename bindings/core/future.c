@@ -1066,15 +1066,19 @@ static void drop_sleep(lua_State *L, aio_task *t) {
 }
 
 /* Ends the wait of the task t at tidx: its next step, scheduled now,
- * raises the error on top (popped). A wait in an aio_taskq ends
- * cancelled, as Python's waiter future would. */
+ * raises the error on top (popped). A sleep's timer entry dies; a wait
+ * in an aio_taskq ends cancelled, as Python's waiter future would. The
+ * step is scheduled first: when that raises (memory), t still waits as
+ * it did, and can still be woken or cancelled. */
 static void wake_throwing(lua_State *L, int tidx, aio_task *t) {
-  lua_setiuservalue(L, tidx, AIO_TU_WAITER);
-  if (t->wait_kind == AIO_WAIT_PRIM)
+  aio_schedule_step(L, t->fut.loop, t);
+  if (t->wait_kind == AIO_WAIT_SLEEP)
+    drop_sleep(L, t);
+  else if (t->wait_kind == AIO_WAIT_PRIM)
     t->wstate = AIO_TW_CANCELLED;
+  lua_setiuservalue(L, tidx, AIO_TU_WAITER);
   t->throwing = 1;
   t->wait_kind = AIO_WAIT_YIELD;
-  aio_schedule_step(L, t->fut.loop, t);
 }
 
 /* Ends the wait t enters because of a cancellation requested while t
@@ -1088,8 +1092,8 @@ static void cancel_prim_wait(lua_State *L, aio_task *t) {
   aio_pusherror(L, AIO_E_CANCELLED, !lua_isnil(L, -1));
   if (lua_isnil(L, -2))
     lua_remove(L, -2);
-  t->must_cancel = 0;
   wake_throwing(L, tidx, t);
+  t->must_cancel = 0;
   lua_pop(L, 1);
 }
 
@@ -1147,8 +1151,6 @@ int aio_task_cancel(lua_State *L, int tidx, int midx) {
     /* the sleep or the wait is over: the task wakes with
      * CancelledError(msg) */
     aio_check_open(L, loop);
-    if (t->wait_kind == AIO_WAIT_SLEEP)
-      drop_sleep(L, t);
     if (midx && !lua_isnil(L, midx)) {
       lua_pushvalue(L, midx);
       aio_pusherror(L, AIO_E_CANCELLED, 1);
@@ -1869,13 +1871,17 @@ static int l__gather_results(lua_State *L) {
 /* _unique(aws) -> the values aws[1..#aws] without repeats, in first-seen
  * order (as indexing and # do: metamethods apply). */
 static int l__unique(lua_State *L) {
-  lua_Integer n, i, k = 0;
+  lua_Integer n, i, k = 0, size;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   n = luaL_len(L, 1);
   luaL_argcheck(L, n >= 0 && n < INT_MAX, 1, "too many values");
-  lua_createtable(L, (int)n, 0); /* 2: the list */
-  lua_createtable(L, 0, (int)n); /* 3: seen */
+  /* sized by what the list holds, not by what a __len claims */
+  size = lua_type(L, 1) == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, 1) : 0;
+  if (size > n)
+    size = n;
+  lua_createtable(L, (int)size, 0); /* 2: the list */
+  lua_createtable(L, 0, (int)size); /* 3: seen */
   for (i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
     lua_pushvalue(L, -1);

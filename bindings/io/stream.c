@@ -258,6 +258,14 @@ static int over_limit(const aio_reader *r) {
   return r->len > r->limit && r->len - r->limit > r->limit;
 }
 
+/* Must reading stop now data arrived: over the mark, not yet paused, and
+ * no read waiting for more than the buffer holds (Python's feed_data
+ * stops after waking the reader; a read that needs more starts reading
+ * again, as _wait_for_data does)? */
+static int must_pause(const aio_reader *r) {
+  return over_limit(r) && !r->paused && !(r->wtask && r->len < r->want);
+}
+
 /* Consumes n bytes of the reader at stack index 1; reading starts
  * again once the buffer is under the limit. */
 static void reader_consume(lua_State *L, aio_reader *r, size_t n) {
@@ -701,8 +709,8 @@ static int l_reader_feed_data(lua_State *L) {
   r->len += len;
   if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
-  else if (over_limit(r) && !r->paused && !r->wtask)
-    reader_pause(L, r, 1); /* not while a read waits for more */
+  if (must_pause(r))
+    reader_pause(L, r, 1);
   return 0;
 }
 
@@ -966,7 +974,7 @@ static void srp_get_buffer(void *p, uv_buf_t *buf) {
 static int srp_buffer_updated(void *p, size_t n) {
   aio_reader *r = ((srp *)p)->reader;
   r->len += n;
-  if (over_limit(r) && !(r->wtask && r->len < r->want))
+  if (must_pause(r))
     reader_pause(NULL, r, 0);
   /* the waiting task wakes from here when it can, else from srp_wake */
   return r->wtask && r->len >= r->want && !reader_try_wake(r);
@@ -1045,7 +1053,7 @@ static int l_srp_data_received(lua_State *L) {
   r->len += len;
   if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
-  else if (over_limit(r) && !r->paused && !r->wtask) {
+  if (must_pause(r)) {
     push_reader(L, pr);
     reader_pause(L, r, -1);
   }

@@ -352,8 +352,8 @@ static int l_lock_release(lua_State *L) {
   aio_lock *lk = check_lock(L, 1);
   if (!lk->locked)
     return aio_raisef(L, AIO_E_RUNTIME, "Lock is not acquired.");
+  lock_wake_first(L, lk); /* raises before anything changed */
   lk->locked = 0;
-  lock_wake_first(L, lk);
   return 0;
 }
 
@@ -513,13 +513,13 @@ static int sem_locked(aio_sem *s) {
   return 0;
 }
 
-/* Wakes the first waiter not yet woken, giving it a permit (Python's
- * _wake_up_next). */
+/* Wakes the first waiter not yet woken (Python's _wake_up_next); the
+ * caller hands it a permit when this returns 1. Returns 0 when no task
+ * waits. A wake-up that raises (memory) changes nothing. */
 static int sem_wake_next(lua_State *L, aio_sem *s) {
   aio_task *t;
   for (t = sem_waiters(s)->head; t != NULL; t = t->wnext)
     if (t->wstate == AIO_TW_PENDING) {
-      s->value--;
       aio_task_wake_prim(L, t);
       return 1;
     }
@@ -528,7 +528,7 @@ static int sem_wake_next(lua_State *L, aio_sem *s) {
 
 static void sem_wake_while_free(lua_State *L, aio_sem *s) {
   while (s->value > 0 && sem_wake_next(L, s))
-    ;
+    s->value--;
 }
 
 /* ctx: the guard flag of acquired() */
@@ -585,8 +585,8 @@ static int l_sem_release(lua_State *L) {
   if (s->bound >= 0 && s->value >= s->bound)
     return aio_raisef(L, AIO_E_VALUE,
                       "BoundedSemaphore released too many times");
-  s->value++;
-  sem_wake_next(L, s);
+  if (!sem_wake_next(L, s)) /* else the permit goes to the woken task */
+    s->value++;
   return 0;
 }
 

@@ -323,9 +323,13 @@ static int put_aux(lua_State *L, aio_queue *q, int iidx, int raise) {
       aio_raisef(L, AIO_E_QUEUE_FULL, "Queue is full");
     return 0;
   }
+  /* the getter woken first: a wake-up that raises (memory) leaves the
+   * queue as it was, and a store that raises (memory, a priority's
+   * comparison) leaves the getter to find the queue empty and wait
+   * again, as Python's getters loop */
+  wakeup_next(L, q, &q->getters);
   store_item(L, q, iidx);
   q->unfinished++;
-  wakeup_next(L, q, &q->getters);
   return 1;
 }
 
@@ -340,8 +344,8 @@ static int get_aux(lua_State *L, aio_queue *q, int raise) {
     }
     return 0;
   }
+  wakeup_next(L, q, &q->putters); /* first, as in put_aux */
   take_item(L, q);
-  wakeup_next(L, q, &q->putters);
   return 1;
 }
 

@@ -43,6 +43,26 @@ local r = h.run(function()
   local b1 = asyncio.create_task(barrier:wait())
   local i2 = await(barrier:wait())
   local i1 = await(b1)
+  -- wake-ups of waiting tasks: a release each, and a cancelled sleep
+  local l2, s2 = asyncio.Lock(), asyncio.Semaphore(0)
+  await(l2:acquire())
+  local lw = asyncio.create_task(async(function()
+    local _ <close> = await(l2)
+    return 1
+  end)())
+  local sw = asyncio.create_task(async(function()
+    await(s2:acquire())
+    return 2
+  end)())
+  local sl = asyncio.create_task(asyncio.sleep(100))
+  await(asyncio.sleep(0))
+  l2:release()
+  s2:release()
+  sl:cancel()
+  h.check(await(lw) + await(sw) == 3, "woken")
+  local ok, err = pcall(await, sl)
+  if not ok and not sl:cancelled() then error(err, 0) end -- its own
+  h.check(not ok, "cancelled sleep")
   return got, w, i1 + i2
 end, {clock = "virtual"})
 h.check(r == 15, "sum")
