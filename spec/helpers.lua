@@ -61,6 +61,25 @@ function M.each_reporting_loop(set)
   end)
 end
 
+--- close_with_waiters(n, body): a fresh virtual-clock loop runs the
+-- function body as a task (body leaves tasks waiting on something), is
+-- closed with them pending, and the collector runs: exactly n tasks
+-- must have been reported destroyed while pending.
+function M.close_with_waiters(n, body)
+  local loop = asyncio.new_event_loop{clock = "virtual"}
+  local reports = {}
+  loop:set_exception_handler(function(_, ctx)
+    reports[#reports + 1] = ctx.message
+  end)
+  loop:run_until_complete(asyncio.async(body)())
+  loop:close()
+  collectgarbage()
+  collectgarbage() -- the waiting tasks are gone
+  local expected = {}
+  for i = 1, n do expected[i] = "Task was destroyed but it is pending!" end
+  assert.same(expected, reports)
+end
+
 --- assert_loop_collected(start): a fresh loop runs one iteration of a
 -- task awaiting start() (the awaitable it returns), so that the task has
 -- begun its work, and is closed with the task still pending; the loop

@@ -884,12 +884,18 @@ describe("streams", function()
       return t
     end
 
-    it("reading stops past twice the limit and starts again at the "
-       .. "limit, as Python's StreamReader", aspec.async(function()
-      local t = lua_transport()
+    --- A reader of limit 8 fed by a protocol connected to the transport t.
+    local function limited_reader(t)
       local r = asyncio.StreamReader{limit = 8}
       local p = asyncio.StreamReaderProtocol(r)
       p:connection_made(t)
+      return r, p
+    end
+
+    it("reading stops past twice the limit and starts again at the "
+       .. "limit, as Python's StreamReader", aspec.async(function()
+      local t = lua_transport()
+      local r, p = limited_reader(t)
       p:data_received(string.rep("a", 16)) -- 16: not over 2 x 8
       assert.equal(0, t.paused)
       p:data_received("b") -- 17
@@ -908,9 +914,7 @@ describe("streams", function()
     it("data past twice the limit that wakes a waiting read also stops "
        .. "reading, as Python's feed_data", aspec.async(function()
       local t = lua_transport()
-      local r = asyncio.StreamReader{limit = 8}
-      local p = asyncio.StreamReaderProtocol(r)
-      p:connection_made(t)
+      local r, p = limited_reader(t)
       local reader = asyncio.create_task(r:read(4))
       await(asyncio.sleep(0)) -- the read waits
       p:data_received(string.rep("x", 20))
@@ -918,10 +922,8 @@ describe("streams", function()
       assert.equal("xxxx", await(reader))
       assert.equal(0, t.resumed) -- 16 left, over the limit
       -- the same through feed_data on the reader itself
-      local r2 = asyncio.StreamReader{limit = 8}
-      local p2 = asyncio.StreamReaderProtocol(r2)
       local t2 = lua_transport()
-      p2:connection_made(t2)
+      local r2 = limited_reader(t2)
       local reader2 = asyncio.create_task(r2:readexactly(2))
       await(asyncio.sleep(0))
       r2:feed_data(string.rep("y", 17))
@@ -933,9 +935,7 @@ describe("streams", function()
        .. "through the transport", aspec.async(function()
       local loop = asyncio.get_running_loop()
       local t = lua_transport()
-      local r = asyncio.StreamReader{limit = 8}
-      local p = asyncio.StreamReaderProtocol(r)
-      p:connection_made(t)
+      local r, p = limited_reader(t)
       local w = asyncio.StreamWriter(t, p, r, loop)
       assert.equal(t, w.transport)
       assert.equal(r, w:get_reader())
