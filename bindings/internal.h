@@ -91,20 +91,25 @@ aio_kind aio_kindof(lua_State *L, int idx);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
  * naming `tname`. */
 void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);
-/* aio_checkkind for hot paths, for the C types whose struct starts with a
- * `const char *` tag, the address of a static of their file that only
- * their constructor writes (neither Lua code nor another library can
- * forge it): a full userdata of `size` bytes starting with `tag` is one
- * without a metatable look-up (two API calls); anything else goes to
- * aio_checkkind, which raises unless it is one. Light userdata have
- * length 0. */
+/* For hot paths, the C types whose struct starts with a `const char *`
+ * tag, the address of a static of their file that only their
+ * constructor writes (neither Lua code nor another library can forge
+ * it): a full userdata of `size` bytes starting with `tag` is one,
+ * known without a metatable look-up (two API calls). aio_testtagged
+ * returns its block or NULL (light userdata have length 0);
+ * aio_checktagged sends anything else to aio_checkkind, which raises
+ * unless it is one. */
+static inline void *aio_testtagged(lua_State *L, int idx, size_t size,
+                                   const char *tag) {
+  const char **p = lua_touserdata(L, idx);
+  return p != NULL && lua_rawlen(L, idx) == size && *p == tag ? p : NULL;
+}
+
 static inline void *aio_checktagged(lua_State *L, int idx, size_t size,
                                     const char *tag, aio_kind kind,
                                     const char *tname) {
-  const char **p = lua_touserdata(L, idx);
-  if (p != NULL && lua_rawlen(L, idx) == size && *p == tag)
-    return p;
-  return aio_checkkind(L, idx, kind, tname);
+  void *p = aio_testtagged(L, idx, size, tag);
+  return p != NULL ? p : aio_checkkind(L, idx, kind, tname);
 }
 
 /* The metatables made on hot paths are also kept in the registry under
@@ -810,9 +815,7 @@ aio_task *aio_current_task_of(lua_State *L);
 /* Coroutine objects and await (coro.c)                                */
 
 typedef struct aio_coro {
-  const char *tag;        /* &coro_tag of coro.c, which only coro_init
-                             writes: await knows a Coroutine by it
-                             without a metatable look-up */
+  const char *tag;        /* &coro_tag of coro.c (aio_testtagged) */
   lua_CFunction body;     /* a C operation's body (aio_push_ccoro); NULL
                              for others, whose function is uservalue 1 */
   int nargs;              /* arguments: uservalues 2..nargs+1 */
@@ -873,11 +876,6 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
  * awaiting the old reference again performs the new call), and a kept
  * operation has no "never awaited" report (no C operation has one). */
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
-/* aio_ccoro_kept for an owner whose block keeps, in *kept (NULL at
- * first), the address of the Coroutine in its slot, which only this
- * function writes: reuse needs no look-up of the block. */
-int aio_ccoro_kept_at(lua_State *L, int nargs, lua_CFunction body,
-                      int slot, aio_coro **kept);
 /* The bodies await(lock) and await(sem) run directly, with the stack
  * [obj], instead of the Coroutine obj's __await would return (locks.c).
  * Fixed functions, not a table the opener fills: every Lua state opens

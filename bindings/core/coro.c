@@ -49,23 +49,11 @@ aio_task *aio_check_await(lua_State *L, const char *what) {
 
 static int coro_factory(lua_State *L);
 
+/* A Coroutine object's block starts with &coro_tag (aio_testtagged). */
 static const char coro_tag = 0;
 
-/* Is the userdata p at idx a Coroutine object? A full userdata of its
- * size starting with &coro_tag is one (see aio_checktagged), without a
- * look-up of its metatable. Light userdata have length 0. */
-static int is_coro(lua_State *L, int idx, void *p) {
-  return p != NULL && lua_rawlen(L, idx) == sizeof(aio_coro) &&
-         ((aio_coro *)p)->tag == &coro_tag;
-}
-
-static aio_coro *to_coro(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  return is_coro(L, idx, p) ? p : NULL;
-}
-
 aio_coro *aio_test_coro(lua_State *L, int idx) {
-  return to_coro(L, idx);
+  return aio_testtagged(L, idx, sizeof(aio_coro), &coro_tag);
 }
 
 /* Fills the block of a new Coroutine object (not started). */
@@ -495,13 +483,13 @@ int aio_await(lua_State *L) {
     lua_settop(L, 1);
   }
   for (depth = 0; depth < 100; depth++) {
-    void *p = lua_touserdata(L, 1);
-    if (is_coro(L, 1, p)) /* the common case: q:get(), sleep */
-      return await_coro(L, p);
+    aio_coro *c = aio_test_coro(L, 1);
+    if (c != NULL) /* the common case: q:get(), sleep */
+      return await_coro(L, c);
     switch (aio_kindof(L, 1)) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
-      return await_future(L, t, p);
+      return await_future(L, t, lua_touserdata(L, 1));
     case AIO_K_LOCK:
       return aio_lock_guard_body(L);
     case AIO_K_SEMAPHORE:
@@ -562,44 +550,30 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
   return 1;
 }
 
-int aio_ccoro_kept_at(lua_State *L, int nargs, lua_CFunction body,
-                      int slot, aio_coro **kept) {
-  aio_coro *c = NULL;
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
   int i;
   if (lua_gettop(L) != nargs)
     lua_settop(L, nargs);
-  if (kept != NULL) { /* the owner's copy of the slot's block */
-    if (*kept != NULL && (*kept)->state == AIO_CORO_STARTED) {
-      c = *kept;
-      lua_getiuservalue(L, 1, slot);
+  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
+    aio_coro *c = lua_touserdata(L, -1);
+    if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
+      c->state = AIO_CORO_NEW;
+      for (i = 2; i <= nargs; i++) {
+        lua_pushvalue(L, i);
+        lua_setiuservalue(L, -2, i + 1);
+      }
+      return 1;
     }
-  } else if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA &&
-             (c = lua_touserdata(L, -1))->state != AIO_CORO_STARTED)
-    c = NULL;
-  if (c != NULL) { /* awaited: arm it again */
-    c->state = AIO_CORO_NEW;
-    for (i = 2; i <= nargs; i++) {
-      lua_pushvalue(L, i);
-      lua_setiuservalue(L, -2, i + 1);
-    }
-    return 1;
   }
-  lua_settop(L, nargs);
+  lua_pop(L, 1);
   /* none yet, or it is armed and not awaited yet: a new one, kept */
   for (i = 1; i <= nargs; i++)
     lua_pushvalue(L, i);
   coro_new(L, nargs, body);
-  c = lua_touserdata(L, -1);
-  c->cached = 1;
+  ((aio_coro *)lua_touserdata(L, -1))->cached = 1;
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, slot);
-  if (kept != NULL)
-    *kept = c;
   return 1;
-}
-
-int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
-  return aio_ccoro_kept_at(L, nargs, body, slot, NULL);
 }
 
 /* Pushes a new coroutine function for the function at fidx, named `name`

@@ -693,6 +693,21 @@ static int l_reader_set_exception(lua_State *L) {
   return 0;
 }
 
+/* Appends data fed from Lua to the buffer of r and wakes a read it
+ * satisfies; returns whether reading must now stop (must_pause: the
+ * caller pauses, as Python's feed_data does after the wake-up). Raises
+ * on memory, before anything changed. */
+static int reader_feed(lua_State *L, aio_reader *r, const char *data,
+                       size_t len) {
+  if (reader_reserve(r, len) != 0)
+    luaL_error(L, "not enough memory");
+  memcpy(r->buf + r->off + r->len, data, len);
+  r->len += len;
+  if (r->wtask && r->len >= r->want)
+    wake_reader(L, r);
+  return must_pause(r);
+}
+
 /* feed_data(data): appends to the buffer of a reader (normally one with
  * no transport, as asyncio's StreamReader() in tests). */
 static int l_reader_feed_data(lua_State *L) {
@@ -703,13 +718,7 @@ static int l_reader_feed_data(lua_State *L) {
     return aio_raisef(L, AIO_E_RUNTIME, "feed_data after feed_eof");
   if (len == 0)
     return 0;
-  if (reader_reserve(r, len) != 0)
-    return luaL_error(L, "not enough memory");
-  memcpy(r->buf + r->off + r->len, data, len);
-  r->len += len;
-  if (r->wtask && r->len >= r->want)
-    wake_reader(L, r);
-  if (must_pause(r))
+  if (reader_feed(L, r, data, len))
     reader_pause(L, r, 1);
   return 0;
 }
@@ -1047,13 +1056,7 @@ static int l_srp_data_received(lua_State *L) {
   aio_reader *r = pr->reader;
   if (r == NULL || len == 0)
     return 0;
-  if (reader_reserve(r, len) != 0)
-    return luaL_error(L, "not enough memory");
-  memcpy(r->buf + r->off + r->len, data, len);
-  r->len += len;
-  if (r->wtask && r->len >= r->want)
-    wake_reader(L, r);
-  if (must_pause(r)) {
+  if (reader_feed(L, r, data, len)) {
     push_reader(L, pr);
     reader_pause(L, r, -1);
   }

@@ -41,8 +41,6 @@ typedef struct aio_queue {
   unsigned head, count, cap;
   lua_Integer unfinished;
   lua_Integer seq;
-  aio_coro *kept_get, *kept_put; /* the blocks of Q_UV_GET and Q_UV_PUT
-                                    (aio_ccoro_kept_at) */
   unsigned char kind, shut;
 } aio_queue;
 
@@ -442,13 +440,13 @@ static int queue_put_body(lua_State *L) {
 }
 
 static int l_queue_get(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
-  return aio_ccoro_kept_at(L, 1, queue_get_body, Q_UV_GET, &q->kept_get);
+  check_queue(L, 1);
+  return aio_ccoro_kept(L, 1, queue_get_body, Q_UV_GET);
 }
 
 static int l_queue_put(lua_State *L) {
-  aio_queue *q = check_queue(L, 1);
-  return aio_ccoro_kept_at(L, 2, queue_put_body, Q_UV_PUT, &q->kept_put);
+  check_queue(L, 1);
+  return aio_ccoro_kept(L, 2, queue_put_body, Q_UV_PUT);
 }
 
 /* ------------------------------------------------------------------ */
