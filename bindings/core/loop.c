@@ -463,6 +463,9 @@ aio_loop *aio_running_loop(lua_State *L) {
   lua_State *main;
   if (loop == NULL)
     return NULL;
+  /* the loop's own thread or its running task's: surely its state */
+  if (L == loop->L || (loop->current != NULL && loop->current->co == L))
+    return loop;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main = lua_tothread(L, -1);
   lua_pop(L, 1);
