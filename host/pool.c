@@ -93,7 +93,12 @@ static void pool_give(pool *p, void *b, size_t n) {
   p->free[k] = b;
 }
 
-/* lua_Alloc: as Lua's contract says, on failure the old block stays. */
+/* lua_Alloc: as Lua's contract says, on failure the old block stays, and
+ * a shrink never fails. When no memory is left for the smaller block, the
+ * old one is kept: freed later with its new size, it joins that size's
+ * free list, a block larger than its class needs, which is safe (a
+ * malloc'd one is then never given back to malloc: only when memory ran
+ * out). */
 static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   pool *p = ud;
   void *nb;
@@ -114,8 +119,8 @@ static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       size_class(osize) == size_class(nsize))
     return ptr;
   nb = nsize <= POOL_MAX ? pool_take(p, nsize) : malloc(nsize);
-  if (nb == NULL)
-    return NULL;
+  if (nb == NULL) /* Lua assumes a shrink never fails: the block stays, */
+    return nsize < osize ? ptr : NULL; /* served later as a smaller one */
   memcpy(nb, ptr, osize < nsize ? osize : nsize);
   if (osize <= POOL_MAX)
     pool_give(p, ptr, osize);
