@@ -1149,10 +1149,14 @@ static int l_stream_factory(lua_State *L) {
  * function would cost every writer:write): a copy of the class's
  * metatable (AIO_WRITER_MT, with its kind tag AIO_K_WRITER in the array
  * part), whose __index is itself, holding the fields transport and
- * _protocol, and whose own metatable (registry[&writer_methods_mt])
- * sends the rest to the methods. */
+ * _protocol and the methods a writing loop calls (HOT_METHODS, as the
+ * methods table had them when the writer was made: one look-up each),
+ * and whose own metatable (registry[&writer_methods_mt]) sends the rest
+ * to the methods. The copy's 16 hash slots hold them all, so the hot
+ * methods cost a writer no memory. */
 static const char writer_methods_mt = 0;
 static const char writer_tag = 0;
+static const char *const HOT_METHODS[] = {"write", "writelines", "drain"};
 
 static aio_writer *test_writer(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_writer), &writer_tag,
@@ -1162,6 +1166,7 @@ static aio_writer *test_writer(lua_State *L, int idx) {
 /* Sets the writer metatable with the transport at tidx and protocol at
  * pidx on the writer on top. */
 static void writer_setmt(lua_State *L, int tidx, int pidx) {
+  size_t i;
   lua_createtable(L, 1, 12); /* [w, mt]: the kind tag in its array */
   luaL_getmetatable(L, AIO_WRITER_MT);
   lua_pushnil(L);
@@ -1178,6 +1183,12 @@ static void writer_setmt(lua_State *L, int tidx, int pidx) {
   lua_setfield(L, -2, "transport");
   lua_pushvalue(L, pidx);
   lua_setfield(L, -2, "_protocol");
+  lua_getfield(L, -1, "__methods"); /* [w, mt, methods] */
+  for (i = 0; i < sizeof HOT_METHODS / sizeof *HOT_METHODS; i++) {
+    lua_getfield(L, -1, HOT_METHODS[i]);
+    lua_setfield(L, -3, HOT_METHODS[i]);
+  }
+  lua_pop(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
   lua_setmetatable(L, -2);
   lua_setmetatable(L, -2);
