@@ -82,6 +82,7 @@ typedef struct aio_writer {
   const char *tag;     /* &writer_tag (aio_checktagged) */
   aio_transport *t;    /* its transport when a C one, else NULL */
   srp *proto;          /* its protocol when a StreamReaderProtocol */
+  aio_reader *reader;  /* its reader (user value W_UV_READER), or NULL */
   unsigned char closed; /* close() was called */
 } aio_writer;
 
@@ -1213,6 +1214,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   lua_pushvalue(L, pidx);
   lua_setiuservalue(L, -2, W_UV_PROTO);
   if (ridx) {
+    w->reader = lua_touserdata(L, ridx);
     lua_pushvalue(L, ridx);
     lua_setiuservalue(L, -2, W_UV_READER);
   }
@@ -1335,17 +1337,15 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   return drain_body(L);
 }
 
-/* [writer] */
+/* [writer] (the whole stack) */
 static int drain_body(lua_State *L) {
   aio_writer *w = lua_touserdata(L, 1); /* checked by the method */
   srp *pr = w->proto;
   aio_task *t;
-  lua_settop(L, 1);
-  if (lua_getiuservalue(L, 1, W_UV_READER) == LUA_TUSERDATA) {
-    aio_reader *r = lua_touserdata(L, -1);
-    reader_check_exc(L, r, 2);
+  if (w->reader && w->reader->has_exc) {
+    lua_getiuservalue(L, 1, W_UV_READER);
+    reader_check_exc(L, w->reader, 2);
   }
-  lua_settop(L, 1);
   if ((pr && pr->lost) || writer_is_closing(L, w, 1))
     return raise_lost(L, w);
   if (pr == NULL || !pr->paused)
