@@ -22,6 +22,7 @@
  * while the transport has paused the protocol (more than its high-water
  * mark queued), until it resumes it.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,7 +311,8 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2)
+    lua_settop(L, 2);
   if (r->paused)
     reader_resume(L, r, 1);
   if (!t->must_cancel) { /* else the wait ends at once */
@@ -333,22 +335,30 @@ static void reader_resumed(lua_State *L, aio_reader *r) {
 
 /* read([n]) -------------------------------------------------------- */
 
-static int read_body(lua_State *L);
+static int read_run(lua_State *L, aio_reader *r, lua_Integer n);
 
+/* ctx: n (read_run) */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_reader *r = lua_touserdata(L, 1);
   (void)status;
-  (void)ctx;
-  reader_resumed(L, lua_touserdata(L, 1));
-  return read_body(L);
+  reader_resumed(L, r);
+  return read_run(L, r, (lua_Integer)ctx);
 }
 
 /* [reader, n] */
 static int read_body(lua_State *L) {
   /* a body runs only from the operation its method made: the reader
    * and n were checked there */
-  aio_reader *r = lua_touserdata(L, 1);
   lua_Integer n = lua_isnoneornil(L, 2) ? -1 : lua_tointeger(L, 2);
-  lua_settop(L, 2);
+  /* n travels in the continuation's context: a read of more than it
+   * holds reads what the buffer has, as n does */
+  if (n > INTPTR_MAX)
+    n = INTPTR_MAX;
+  return read_run(L, lua_touserdata(L, 1), n);
+}
+
+/* The reader at 1, its argument at 2; values above them are ignored. */
+static int read_run(lua_State *L, aio_reader *r, lua_Integer n) {
   reader_check_exc(L, r, 1);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -356,7 +366,7 @@ static int read_body(lua_State *L) {
   }
   if (n < 0) {
     if (!r->eof)
-      return reader_wait(L, r, "read", (size_t)-1, 0, read_k);
+      return reader_wait(L, r, "read", (size_t)-1, (lua_KContext)n, read_k);
     push_take(L, r, r->len);
     return 1;
   }
@@ -365,7 +375,7 @@ static int read_body(lua_State *L) {
       lua_pushliteral(L, "");
       return 1;
     }
-    return reader_wait(L, r, "read", 1, 0, read_k);
+    return reader_wait(L, r, "read", 1, (lua_KContext)n, read_k);
   }
   push_take(L, r, r->len < (size_t)n ? r->len : (size_t)n);
   return 1;
