@@ -349,7 +349,10 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
 static int read_body(lua_State *L) {
   /* a body runs only from the operation its method made: the reader
    * and n were checked there */
-  lua_Integer n = lua_isnoneornil(L, 2) ? -1 : lua_tointeger(L, 2);
+  int isnum;
+  lua_Integer n = lua_tointegerx(L, 2, &isnum);
+  if (!isnum) /* nil or none */
+    n = -1;
   /* n travels in the continuation's context: a read of more than it
    * holds reads what the buffer has, as n does */
   if (n > INTPTR_MAX)
@@ -383,7 +386,8 @@ static int read_run(lua_State *L, aio_reader *r, lua_Integer n) {
 
 static int l_reader_read(lua_State *L) {
   check_reader(L, 1);
-  luaL_optinteger(L, 2, -1);
+  if (!lua_isinteger(L, 2) && !lua_isnoneornil(L, 2))
+    luaL_checkinteger(L, 2); /* raises unless it converts, as optinteger */
   return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
 }
 
