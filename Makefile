@@ -90,7 +90,7 @@ BATTERY_OBJ = $(foreach b,$(BATTERIES),$(call battery_obj,$(b)))
 BATTERY_MODULES = $(foreach b,$(BATTERIES),$(BUILD)/asyncio/_$(b).so)
 BATTERY_LIBS = $(foreach b,$(BATTERIES),$(BATTERY_$(b)_LIBS))
 
-HOST_OBJ = $(BUILD)/obj/host/luaio.o $(BUILD)/obj/gen/luaio_sources.o
+HOST_OBJ = $(BUILD)/obj/host/luaio.o $(BUILD)/obj/host/pool.o $(BUILD)/obj/gen/luaio_sources.o
 LUA_SRC = $(shell find lua/asyncio -name '*.lua' | sort)
 # lua/asyncio/http/init.lua -> asyncio.http, lua/asyncio/fs.lua -> asyncio.fs
 lua_module = $(patsubst %.init,%,$(subst /,.,$(patsubst lua/%.lua,%,$(1))))
@@ -243,8 +243,10 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-asan check-alloc check-fuzz \
 	  check-valgrind check-tsan
 
+# The checking builds give every Lua block to the system allocator
+# (LUAIO_SYSTEM_ALLOC, host/pool.c), where the checkers see each one.
 ASAN_BUILD = BUILD=build-asan LDFLAGS="-fsanitize=address,undefined" \
-  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -DLUAIO_SYSTEM_ALLOC"
 check-asan:
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -323,7 +325,7 @@ VALGRIND = valgrind --error-exitcode=99 --child-silent-after-fork=yes \
   --trace-children-skip-by-arg='$(VALGRIND_SKIP_ARGS)'
 check-valgrind:
 	$(Q)LUAIO_VALGRIND=1 $(MAKE) --no-print-directory BUILD=build-vg \
-	  OPT="-O0 -g" CLI_WRAP="$(VALGRIND)" test-c test-spec
+	  OPT="-O0 -g -DLUAIO_SYSTEM_ALLOC" CLI_WRAP="$(VALGRIND)" test-c test-spec
 
 # ThreadSanitizer: the C tests and the specs that use threads: executors,
 # loop threads, channels, and libuv's thread pool (asyncio.fs, DNS), the
@@ -341,7 +343,7 @@ check-tsan:
 	$(Q)TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  LUAIO_LUA_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
 	  $(MAKE) --no-print-directory BUILD=build-tsan \
-	  OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  OPT="-O1 -g -fsanitize=thread -DLUAIO_SYSTEM_ALLOC" LDFLAGS="-fsanitize=thread" \
 	  SHIM_OBJ=build-tsan/obj/tools/tsan/longjmp_chk.o \
 	  test-c test-spec BUSTED_ARGS="$(TSAN_SPECS)"
 

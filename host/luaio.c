@@ -21,6 +21,7 @@
 #include "internal.h"
 #include "luaio.h"
 #include "luaio_sources.h"
+#include "pool.h"
 
 struct luaio_host {
   lua_State *L;
@@ -197,7 +198,7 @@ luaio_host *luaio_host_new(const luaio_config *cfg) {
   h->loopref = LUA_NOREF;
   h->L = cfg->L;
   if (h->L == NULL) {
-    h->L = luaL_newstate();
+    h->L = luaio_pool_newstate();
     h->own_L = 1;
     if (h->L == NULL) {
       free(h);
@@ -212,7 +213,7 @@ luaio_host *luaio_host_new(const luaio_config *cfg) {
             lua_tostring(h->L, -1));
     lua_pop(h->L, 1);
     if (h->own_L)
-      lua_close(h->L);
+      luaio_pool_close(h->L);
     free(h);
     return NULL;
   }
@@ -278,7 +279,7 @@ void luaio_host_close(luaio_host *h) {
   luaL_unref(L, LUA_REGISTRYINDEX, h->loopref);
   aio_remote_release(h->remote);
   if (h->own_L)
-    lua_close(L);
+    luaio_pool_close(L);
   else
     lua_gc(L, LUA_GCCOLLECT);
   free(h->last_error);

@@ -41,6 +41,7 @@
 #include <lualib.h>
 
 #include "luaio.h"
+#include "pool.h"
 
 #define PROGNAME "luaio"
 #define EXIT_INTERRUPTED 130
@@ -595,7 +596,7 @@ failed:
 int main(int argc, char **argv) {
   cli c;
   int status;
-  lua_State *L = luaL_newstate();
+  lua_State *L = luaio_pool_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n",
             argv[0]);
@@ -612,6 +613,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
     c.status = EXIT_FAILURE;
   }
-  lua_close(L);
+  luaio_pool_close(L);
   return c.status;
 }
