@@ -198,6 +198,16 @@ describe("streams", function()
       close_pair(p)
     end))
 
+    it("read(n) that waited returns at most n bytes of what then arrived",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:read(3)) end)
+      await(asyncio.sleep(0))
+      r:feed_data("hello")
+      assert.equal("hel", await(t))
+      assert.equal("lo", await(r:read(10)))
+    end))
+
     it("readline returns lines with their newline, then the rest, then ''",
        aspec.async(function()
       local p = pair()

@@ -1365,7 +1365,8 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
     }
   }
   if (status == LUA_YIELD && t->awaiting) { /* the usual end of a step */
-    lua_pop(co, nres);
+    if (nres > 0) /* suspensions yield nothing */
+      lua_pop(co, nres);
     lua_settop(L, top);
     return;
   }

@@ -638,7 +638,8 @@ static int run_ready(lua_State *L, aio_loop *loop) {
       lua_settop(L, base + 1);
       return 1;
     }
-    lua_settop(L, base);
+    if (lua_gettop(L) != base)
+      lua_settop(L, base);
   }
   return 0;
 }

@@ -22,6 +22,7 @@
  * while the transport has paused the protocol (more than its high-water
  * mark queued), until it resumes it.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,7 @@ typedef struct aio_writer {
   const char *tag;     /* &writer_tag (aio_checktagged) */
   aio_transport *t;    /* its transport when a C one, else NULL */
   srp *proto;          /* its protocol when a StreamReaderProtocol */
+  aio_reader *reader;  /* its reader (user value W_UV_READER), or NULL */
   unsigned char closed; /* close() was called */
 } aio_writer;
 
@@ -309,7 +311,8 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2)
+    lua_settop(L, 2);
   if (r->paused)
     reader_resume(L, r, 1);
   if (!t->must_cancel) { /* else the wait ends at once */
@@ -332,22 +335,33 @@ static void reader_resumed(lua_State *L, aio_reader *r) {
 
 /* read([n]) -------------------------------------------------------- */
 
-static int read_body(lua_State *L);
+static int read_run(lua_State *L, aio_reader *r, lua_Integer n);
 
+/* ctx: n (read_run) */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_reader *r = lua_touserdata(L, 1);
   (void)status;
-  (void)ctx;
-  reader_resumed(L, lua_touserdata(L, 1));
-  return read_body(L);
+  reader_resumed(L, r);
+  return read_run(L, r, (lua_Integer)ctx);
 }
 
 /* [reader, n] */
 static int read_body(lua_State *L) {
   /* a body runs only from the operation its method made: the reader
    * and n were checked there */
-  aio_reader *r = lua_touserdata(L, 1);
-  lua_Integer n = lua_isnoneornil(L, 2) ? -1 : lua_tointeger(L, 2);
-  lua_settop(L, 2);
+  int isnum;
+  lua_Integer n = lua_tointegerx(L, 2, &isnum);
+  if (!isnum) /* nil or none */
+    n = -1;
+  /* n travels in the continuation's context: a read of more than it
+   * holds reads what the buffer has, as n does */
+  if (n > INTPTR_MAX)
+    n = INTPTR_MAX;
+  return read_run(L, lua_touserdata(L, 1), n);
+}
+
+/* The reader at 1, its argument at 2; values above them are ignored. */
+static int read_run(lua_State *L, aio_reader *r, lua_Integer n) {
   reader_check_exc(L, r, 1);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -355,7 +369,7 @@ static int read_body(lua_State *L) {
   }
   if (n < 0) {
     if (!r->eof)
-      return reader_wait(L, r, "read", (size_t)-1, 0, read_k);
+      return reader_wait(L, r, "read", (size_t)-1, (lua_KContext)n, read_k);
     push_take(L, r, r->len);
     return 1;
   }
@@ -364,7 +378,7 @@ static int read_body(lua_State *L) {
       lua_pushliteral(L, "");
       return 1;
     }
-    return reader_wait(L, r, "read", 1, 0, read_k);
+    return reader_wait(L, r, "read", 1, (lua_KContext)n, read_k);
   }
   push_take(L, r, r->len < (size_t)n ? r->len : (size_t)n);
   return 1;
@@ -372,7 +386,8 @@ static int read_body(lua_State *L) {
 
 static int l_reader_read(lua_State *L) {
   check_reader(L, 1);
-  luaL_optinteger(L, 2, -1);
+  if (!lua_isinteger(L, 2) && !lua_isnoneornil(L, 2))
+    luaL_checkinteger(L, 2); /* raises unless it converts, as optinteger */
   return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
 }
 
@@ -1149,10 +1164,14 @@ static int l_stream_factory(lua_State *L) {
  * function would cost every writer:write): a copy of the class's
  * metatable (AIO_WRITER_MT, with its kind tag AIO_K_WRITER in the array
  * part), whose __index is itself, holding the fields transport and
- * _protocol, and whose own metatable (registry[&writer_methods_mt])
- * sends the rest to the methods. */
+ * _protocol and the methods a writing loop calls (HOT_METHODS, as the
+ * methods table had them when the writer was made: one look-up each),
+ * and whose own metatable (registry[&writer_methods_mt]) sends the rest
+ * to the methods. The copy's 16 hash slots hold them all, so the hot
+ * methods cost a writer no memory. */
 static const char writer_methods_mt = 0;
 static const char writer_tag = 0;
+static const char *const HOT_METHODS[] = {"write", "writelines", "drain"};
 
 static aio_writer *test_writer(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_writer), &writer_tag,
@@ -1162,6 +1181,7 @@ static aio_writer *test_writer(lua_State *L, int idx) {
 /* Sets the writer metatable with the transport at tidx and protocol at
  * pidx on the writer on top. */
 static void writer_setmt(lua_State *L, int tidx, int pidx) {
+  size_t i;
   lua_createtable(L, 1, 12); /* [w, mt]: the kind tag in its array */
   luaL_getmetatable(L, AIO_WRITER_MT);
   lua_pushnil(L);
@@ -1178,6 +1198,12 @@ static void writer_setmt(lua_State *L, int tidx, int pidx) {
   lua_setfield(L, -2, "transport");
   lua_pushvalue(L, pidx);
   lua_setfield(L, -2, "_protocol");
+  lua_getfield(L, -1, "__methods"); /* [w, mt, methods] */
+  for (i = 0; i < sizeof HOT_METHODS / sizeof *HOT_METHODS; i++) {
+    lua_getfield(L, -1, HOT_METHODS[i]);
+    lua_setfield(L, -3, HOT_METHODS[i]);
+  }
+  lua_pop(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
   lua_setmetatable(L, -2);
   lua_setmetatable(L, -2);
@@ -1202,6 +1228,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   lua_pushvalue(L, pidx);
   lua_setiuservalue(L, -2, W_UV_PROTO);
   if (ridx) {
+    w->reader = lua_touserdata(L, ridx);
     lua_pushvalue(L, ridx);
     lua_setiuservalue(L, -2, W_UV_READER);
   }
@@ -1324,17 +1351,15 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   return drain_body(L);
 }
 
-/* [writer] */
+/* [writer] (the whole stack) */
 static int drain_body(lua_State *L) {
   aio_writer *w = lua_touserdata(L, 1); /* checked by the method */
   srp *pr = w->proto;
   aio_task *t;
-  lua_settop(L, 1);
-  if (lua_getiuservalue(L, 1, W_UV_READER) == LUA_TUSERDATA) {
-    aio_reader *r = lua_touserdata(L, -1);
-    reader_check_exc(L, r, 2);
+  if (w->reader && w->reader->has_exc) {
+    lua_getiuservalue(L, 1, W_UV_READER);
+    reader_check_exc(L, w->reader, 2);
   }
-  lua_settop(L, 1);
   if ((pr && pr->lost) || writer_is_closing(L, w, 1))
     return raise_lost(L, w);
   if (pr == NULL || !pr->paused)
