@@ -120,7 +120,9 @@ add() {
 # request in flight each); prints the client's line, named after the
 # implementation in $IMPL. tls_pair: the same over TLS 1.3 (w9), SERVER
 # N PORT CONNS CERT KEY driven by tls_client.
-TCP_PORT=$((20000 + $$ % 20000))
+# The ports stay below Linux's ephemeral range (32768 and up), where a
+# client socket of an earlier workload could hold one.
+TCP_PORT=$((20000 + $$ % 10000))
 tcp_pair() {
   build_c || return 1
   client_pair tcp_client "" "$@"
@@ -389,7 +391,7 @@ add w11_files cp       "$PYTHON" "$DIR/py/w11_files.py" "$W11" --cp
 # w15: N jobs through asyncio.workqueue with 4 worker processes, next to
 # the same reliable-queue pattern written with redis-py (bench/py/).
 W14=${W14_N:-200000} W15=${W15_N:-20000}
-REDIS_BENCH_PORT=$((30000 + $$ % 20000))
+REDIS_BENCH_PORT=$((30100 + $$ % 2000))
 redis_bench() {
   redis-benchmark -h 127.0.0.1 -p "$REDIS_BENCH_PORT" -c 50 \
       -n $(($1 / 2)) -t set,get --csv 2>/dev/null |
