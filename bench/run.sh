@@ -122,7 +122,7 @@ add() {
 # N PORT CONNS CERT KEY driven by tls_client.
 # The ports stay below Linux's ephemeral range (32768 and up), where a
 # client socket of an earlier workload could hold one.
-TCP_PORT=$((20000 + $$ % 10000))
+TCP_PORT=$((20000 + $$ % 9000))
 tcp_pair() {
   build_c || return 1
   client_pair tcp_client "" "$@"
