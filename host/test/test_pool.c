@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -68,6 +69,55 @@ static void test_contract(void) {
   CHECK(f(ud, b, 40, 0) == NULL);
   luaio_pool_close(L);
 }
+
+#ifndef LUAIO_SYSTEM_ALLOC
+/* The process's address space now (VmSize), in bytes, or 0. */
+static rlim_t address_space(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f == NULL)
+    return 0;
+  if (fscanf(f, "%lu", &pages) != 1)
+    pages = 0;
+  fclose(f);
+  return (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Lua assumes a shrink never fails. With no memory left for a new chunk
+ * (the address space capped where it is, and the pool's last chunk used
+ * up), a large block and a small one shrink to smaller classes (whose
+ * free lists a fresh state leaves empty): each keeps its contents, and
+ * allocating still fails cleanly. */
+static void test_shrink_without_memory(void) {
+  lua_State *L = luaio_pool_newstate();
+  struct rlimit old, cap;
+  void *ud;
+  lua_Alloc f;
+  unsigned char *big, *small, *b;
+  long taken = 0;
+  CHECK(L != NULL);
+  f = lua_getallocf(L, &ud);
+  big = f(ud, NULL, LUA_TSTRING, 3000);
+  small = f(ud, NULL, LUA_TSTRING, 1000);
+  CHECK(big != NULL && small != NULL);
+  fill(big, 3000, 5);
+  fill(small, 1000, 6);
+  CHECK(getrlimit(RLIMIT_AS, &old) == 0);
+  cap = old;
+  cap.rlim_cur = address_space();
+  CHECK(cap.rlim_cur > 0 && setrlimit(RLIMIT_AS, &cap) == 0);
+  while (f(ud, NULL, LUA_TSTRING, 16) != NULL && taken < 100000000)
+    taken++; /* the last chunk's room, and any the cap still allows */
+  b = f(ud, big, 3000, 1000 - 16); /* to the class below small's */
+  CHECK(b != NULL && intact(b, 1000 - 16, 5));
+  small = f(ud, small, 1000, 1000 - 32);
+  CHECK(small != NULL && intact(small, 1000 - 32, 6));
+  CHECK(f(ud, NULL, LUA_TSTRING, 16) == NULL);
+  setrlimit(RLIMIT_AS, &old);
+  CHECK(taken > 0);
+  luaio_pool_close(L); /* big's malloc'd block stays with the pool */
+}
+#endif
 
 /* A state on the pool runs Lua whose strings and tables take every size
  * class, grow past the small blocks and are collected, many times over:
@@ -150,6 +200,9 @@ int main(void) {
   test_contract();
   test_lua_churn();
   test_warnings();
+#ifndef LUAIO_SYSTEM_ALLOC
+  test_shrink_without_memory();
+#endif
   if (failures) {
     fprintf(stderr, "test_pool: %d failures\n", failures);
     return 1;
