@@ -1351,14 +1351,14 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   return drain_body(L);
 }
 
-/* [writer] (the whole stack) */
+/* [writer] */
 static int drain_body(lua_State *L) {
   aio_writer *w = lua_touserdata(L, 1); /* checked by the method */
   srp *pr = w->proto;
   aio_task *t;
-  if (w->reader && w->reader->has_exc) {
+  if (w->reader && w->reader->has_exc) { /* raises its exception */
     lua_getiuservalue(L, 1, W_UV_READER);
-    reader_check_exc(L, w->reader, 2);
+    reader_check_exc(L, w->reader, -1);
   }
   if ((pr && pr->lost) || writer_is_closing(L, w, 1))
     return raise_lost(L, w);
