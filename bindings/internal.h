@@ -1064,6 +1064,17 @@ typedef struct aio_proto_vt {
   void (*resume_writing)(lua_State *L, void *p, int pidx);
 } aio_proto_vt;
 
+/* The data path of a C transport for a battery, which is a shared
+ * object of its own and cannot link the core's aio_transport_write: the
+ * Transport metatable holds this table of entries, a light userdata,
+ * under AIO_TRANSPORT_VT; `t` is the Transport userdata's address. */
+#define AIO_TRANSPORT_VT "__aio_transport"
+typedef struct aio_transport_vt {
+  /* aio_transport_write: may raise as it does */
+  void (*write)(lua_State *L, aio_transport *t, const char *data,
+                size_t len);
+} aio_transport_vt;
+
 /* The transport at idx, or NULL if the value is not one. */
 aio_transport *aio_test_transport(lua_State *L, int idx);
 /* Data path for C callers (Lua context). write: raises RuntimeError

@@ -563,9 +563,13 @@ static int pmain(lua_State *L) {
   lua_gc(L, LUA_GCRESTART);
   /* generational, a minor collection every 50 % of growth (Lua's default
    * is 20): tasks are made in bursts that mostly survive, and each minor
-   * collection re-traverses the big tables they touched (bench/README.md,
-   * "Collector settings") */
-  lua_gc(L, LUA_GCGEN, 50, 100);
+   * collection re-traverses the big tables they touched. A major one
+   * once the heap is 4 times what the last one left (Lua's default: 2):
+   * with minor steps this large, the young garbage of I/O (strings of
+   * 64 KiB and more) would otherwise push the heap past twice its base
+   * between two minor collections and make most of them major ones
+   * (bench/README.md, "Collector settings") */
+  lua_gc(L, LUA_GCGEN, 50, 300);
   if (!(args & has_E) && handle_luainit(L, &interrupted) != LUA_OK)
     goto failed;
   if (!runargs(L, argv, script, &interrupted))

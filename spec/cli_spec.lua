@@ -41,6 +41,14 @@ describe("luaio CLI", function()
     end
   end)
 
+  it("runs the script under the generational collector (man page)",
+     function()
+    -- asking for a mode returns the one before (a new state's is
+    -- incremental)
+    local r = proc.run{luaio, "-e", "io.write(collectgarbage('incremental'))"}
+    assert.same({0, "generational", ""}, {r.status, r.stdout, r.stderr})
+  end)
+
   it("-e runs each statement in order", function()
     local r = proc.run{luaio, "-e", "x = 20", "-e", "print(x + 22)"}
     assert.same({0, "42\n", ""}, {r.status, r.stdout, r.stderr})

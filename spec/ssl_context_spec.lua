@@ -6,10 +6,23 @@ local asyncio = require "asyncio"
 local ssl = require "asyncio.ssl"
 local iserror = asyncio.iserror
 
+local aspec = require "asyncio.busted"
+local async, await = asyncio.async, asyncio.await
+
 local h = dofile("spec/helpers.lua")
 local certs = dofile("spec/fixtures/certs.lua")
 
 local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
+
+--- Awaits until pred() holds, one loop iteration at a time (at most
+-- 1000).
+local function until_done(pred)
+  for _ = 1, 1000 do
+    if pred() then return end
+    await(asyncio.sleep(0))
+  end
+  error("condition not reached")
+end
 
 --- Runs the handshake of two engines through memory; returns the
 -- client's error and the server's (nil when fine).
@@ -283,6 +296,41 @@ describe("asyncio.ssl", function()
       assert.is_true(sdone)
       assert.is_true((c:shutdown(answer)))
     end)
+
+    it("write(data, transport) hands the ciphertext to a core transport",
+       aspec.async(function()
+      local c = client_ctx():wrap_bio(false, "localhost")
+      local s = server_ctx():wrap_bio(true)
+      pump(c, s)
+      local got, lost = {}, 0
+      local srv = await(asyncio.start_server(async(function(r, w)
+        got[#got + 1] = await(r:read())
+        w:close()
+      end), "127.0.0.1", 0))
+      local loop = asyncio.get_running_loop()
+      local t = await(loop:create_connection(function()
+        return {connection_lost = function() lost = lost + 1 end}
+      end, "127.0.0.1", srv.sockets[1].port))
+      -- a core transport: no string comes back, the bytes went out
+      local out, n, err = c:write(("b"):rep(70000), t)
+      assert.is_nil(out)
+      assert.equal(70000, n)
+      assert.is_nil(err)
+      -- a transport written in Lua (a table): the string comes back
+      local out2, n2 = c:write("tail", {write = error})
+      assert.equal(4, n2)
+      t:write(out2)
+      t:write_eof()
+      -- what the transport raises, write raises; nothing is kept for later
+      h.raises(asyncio.RuntimeError, c.write, c, "late", t)
+      assert.is_nil((c:write("", t)))
+      until_done(function() return got[1] ~= nil end)
+      assert.equal(("b"):rep(70000) .. "tail", (s:feed(got[1])))
+      t:close()
+      srv:close()
+      await(srv:wait_closed())
+      until_done(function() return lost == 1 end)
+    end))
 
     it("paused reading keeps the ciphertext until asked", function()
       local c = client_ctx():wrap_bio(false, "localhost")

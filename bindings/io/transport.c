@@ -1234,9 +1234,15 @@ static const luaL_Reg transport_funcs[] = {
     {"_pipe_open", l_pipe_open},
     {NULL, NULL}};
 
+static const aio_transport_vt transport_vt = {aio_transport_write};
+
 void aio_open_transport(lua_State *L) {
   aio_newclass(L, AIO_TRANSPORT_MT, AIO_K_OTHER, transport_methods,
                transport_metamethods);
+  luaL_getmetatable(L, AIO_TRANSPORT_MT);
+  lua_pushlightuserdata(L, (void *)&transport_vt);
+  lua_setfield(L, -2, AIO_TRANSPORT_VT);
+  lua_pop(L, 1);
   luaL_setfuncs(L, transport_funcs, 0);
   luaL_getmetatable(L, AIO_LOOP_MT);
   lua_getfield(L, -1, "__index");

@@ -14,8 +14,13 @@
  * hot path:
  *
  *   plain, out, events, err = obj:feed(ciphertext, read)
- *   out, written, err      = obj:write(plaintext)
+ *   out, written, err      = obj:write(plaintext [, transport])
  *   done, out, err         = obj:shutdown()
+ *
+ * Given a transport of the core (a TCP, Unix or pipe one), write() hands
+ * the ciphertext to it directly, through the entries its metatable
+ * publishes (AIO_TRANSPORT_VT), and returns no string: the bulk of a
+ * connection's output never becomes a Lua string.
  *
  * The userdata keeps its context (user value 1) and server_hostname
  * (user value 2); the SSL keeps its own reference to the SSL_CTX.
@@ -175,20 +180,60 @@ static int in_end(tls_obj *o) {
   return ok;
 }
 
-/* Pushes the ciphertext written since the last call (nil if none) and
- * forgets it; a big buffer is given back to the allocator. */
-static void push_out(lua_State *L, tls_obj *o) {
-  if (o->olen == 0) {
-    lua_pushnil(L);
-    return;
-  }
-  lua_pushlstring(L, o->obuf, o->olen);
+/* Forgets the ciphertext handed out; a big buffer is given back to the
+ * allocator. */
+static void out_done(tls_obj *o) {
   o->olen = 0;
   if (o->ocap > 256 * 1024) {
     free(o->obuf);
     o->obuf = NULL;
     o->ocap = 0;
   }
+}
+
+/* Pushes the ciphertext written since the last call (nil if none) and
+ * forgets it. */
+static void push_out(lua_State *L, tls_obj *o) {
+  if (o->olen == 0) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_pushlstring(L, o->obuf, o->olen);
+  out_done(o);
+}
+
+/* The core's entries for the transport at idx, or NULL when the value
+ * is no core transport (a transport written in Lua, TLS's own). */
+static const aio_transport_vt *transport_vt(lua_State *L, int idx) {
+  const aio_transport_vt *vt = NULL;
+  int type;
+  if (lua_type(L, idx) != LUA_TUSERDATA ||
+      !luaL_testudata(L, idx, AIO_TRANSPORT_MT))
+    return NULL;
+  type = luaL_getmetafield(L, idx, AIO_TRANSPORT_VT);
+  if (type == LUA_TLIGHTUSERDATA)
+    vt = lua_touserdata(L, -1);
+  if (type != LUA_TNIL)
+    lua_pop(L, 1);
+  return vt;
+}
+
+/* Writes the ciphertext written since the last call to the core
+ * transport at tidx, pushing nil, or pushes it as push_out does when
+ * tvt is NULL. The buffer is emptied first: what the transport raises
+ * leaves nothing to send twice. */
+static void send_out(lua_State *L, tls_obj *o, const aio_transport_vt *tvt,
+                     int tidx) {
+  size_t n = o->olen;
+  if (tvt == NULL) {
+    push_out(L, o);
+    return;
+  }
+  o->olen = 0;
+  if (n > 0)
+    tvt->write(L, lua_touserdata(L, tidx), o->obuf, n);
+  out_done(o);
+  lua_pushnil(L);
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,13 +373,15 @@ static int l_obj_feed(lua_State *L) {
   return 4;
 }
 
-/* obj:write(plaintext) -> out|nil, written [, err]. Encrypts all of it,
- * unless the TLS layer must first read (written is then short and err
- * nil: write the rest after the next feed). */
+/* obj:write(plaintext [, transport]) -> out|nil, written [, err].
+ * Encrypts all of it, unless the TLS layer must first read (written is
+ * then short and err nil: write the rest after the next feed). With a
+ * core transport, the ciphertext goes to it and out is nil. */
 static int l_obj_write(lua_State *L) {
   tls_obj *o = check_obj(L, 1);
   size_t len, done = 0;
   const char *data = luaL_checklstring(L, 2, &len);
+  const aio_transport_vt *tvt = transport_vt(L, 3);
   int code = 0;
   clear_errors();
   if (!in_begin(o, NULL, 0))
@@ -349,7 +396,7 @@ static int l_obj_write(lua_State *L) {
     done += (size_t)n;
   }
   (void)in_end(o); /* only kept ciphertext was read: nothing to copy */
-  push_out(L, o);
+  send_out(L, o, tvt, 3);
   lua_pushinteger(L, (lua_Integer)done);
   if (!code || (is_want(code) && !o->nomem))
     return 2;

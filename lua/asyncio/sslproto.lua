@@ -159,8 +159,9 @@ function Transport:write(data)
   end
   local p = self._ssl_protocol
   if p._state == WRAPPED and not p._backlog then
-    -- the hot path: encrypt all of it, hand it to the raw transport
-    local out, n, err = p._obj_write(p._sslobj, data)
+    -- the hot path: encrypt all of it, hand it to the raw transport (a
+    -- core transport gets it from C: out is then nil)
+    local out, n, err = p._obj_write(p._sslobj, data, p._transport)
     if out then p._transport:write(out) end
     if err or n < #data then p:_write_rest(data, n, err) end
   elseif #data > 0 then
@@ -502,7 +503,7 @@ function SSLProtocol:_write_appdata(data)
     self:_control_app_writing()
     return
   end
-  local out, n, err = self._obj_write(self._sslobj, data)
+  local out, n, err = self._obj_write(self._sslobj, data, self._transport)
   if out then self._transport:write(out) end
   if err or n < #data then self:_write_rest(data, n, err) end
 end
@@ -522,7 +523,7 @@ function SSLProtocol:_do_write()
   local i = 1
   while b[i] do
     local data = b[i]
-    local out, n, err = self._obj_write(obj, data)
+    local out, n, err = self._obj_write(obj, data, t)
     if out and t then t:write(out) end
     if err then return self:_fatal_error(err, "Fatal error on SSL protocol") end
     self._backlog_size = self._backlog_size - n
