@@ -207,8 +207,7 @@ static void push_out(lua_State *L, tls_obj *o) {
 static const aio_transport_vt *transport_vt(lua_State *L, int idx) {
   const aio_transport_vt *vt = NULL;
   int type;
-  if (lua_type(L, idx) != LUA_TUSERDATA ||
-      !luaL_testudata(L, idx, AIO_TRANSPORT_MT))
+  if (!luaL_testudata(L, idx, AIO_TRANSPORT_MT))
     return NULL;
   type = luaL_getmetafield(L, idx, AIO_TRANSPORT_VT);
   if (type == LUA_TLIGHTUSERDATA)
