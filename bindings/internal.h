@@ -823,8 +823,23 @@ typedef struct aio_coro {
   unsigned char origin;   /* debug mode: uservalue nargs+2 is the
                              traceback of where it was created */
   unsigned char cached;   /* a C operation its object keeps for reuse
-                             (aio_ccoro_kept) */
+                             (aio_ccoro_kept); AIO_CORO_FAST: an
+                             aio_fast_op, kept (aio_ccoro_kept_fast) */
 } aio_coro;
+
+enum { AIO_CORO_FAST = 2 };
+
+/* A kept C operation with a fast path: await runs `fast` first, with the
+ * stack [op] and the arguments still in the op's uservalues 3..nargs+1
+ * (uservalue 2 is the owner, uservalue 1 what the owner gave it). `fast`
+ * completes the operation when it can do so at once, without waiting,
+ * waking anyone or calling Lua, and returns its number of results; else
+ * it changes nothing and returns -1, and the body runs as usual. */
+typedef struct aio_fast_op {
+  aio_coro c;
+  void *owner;            /* the userdata block at uservalue 2 */
+  int (*fast)(lua_State *L, struct aio_fast_op *op);
+} aio_fast_op;
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
 
@@ -876,6 +891,11 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
  * awaiting the old reference again performs the new call), and a kept
  * operation has no "never awaited" report (no C operation has one). */
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
+/* As aio_ccoro_kept, for an operation with a fast path (aio_fast_op):
+ * its object's uservalue 1 is the owner's uservalue `aux` (0: none). */
+int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
+                        int slot, int (*fast)(lua_State *, aio_fast_op *),
+                        int aux);
 /* The bodies await(lock) and await(sem) run directly, with the stack
  * [obj], instead of the Coroutine obj's __await would return (locks.c).
  * Fixed functions, not a table the opener fills: every Lua state opens

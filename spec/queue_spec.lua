@@ -824,3 +824,77 @@ describe("queue misuse and reprs", function()
     loop2:close()
   end)
 end)
+
+-- An awaited put or get that need not wait (an unbounded or non-full
+-- queue, an item there, nobody to wake) completes in await's fast path;
+-- these check that it is the same operation as the slow one.
+describe("put and get that complete at once", function()
+  it("M LifoQueue: awaited puts and gets come out last in, first out",
+    vspec(function()
+      local q = asyncio.LifoQueue()
+      for i = 1, 40 do await(q:put(i)) end
+      local out = {}
+      for i = 1, 40 do out[i] = await(q:get()) end
+      for i = 1, 40 do assert.equal(41 - i, out[i]) end
+      assert.is_true(q:empty())
+    end))
+
+  it("M an operation armed but not awaited puts its own item when awaited "
+     .. "later, after a newer one", vspec(function()
+      local q = asyncio.Queue()
+      local a = q:put("a")
+      assert.equal(0, q:qsize())
+      await(q:put("b"))
+      await(a)
+      assert.same({"b", "a"}, drain(q))
+      local get1 = q:get()
+      q:put_nowait("x")
+      q:put_nowait("y")
+      assert.equal("x", await(q:get()))
+      assert.equal("y", await(get1))
+    end))
+
+  it("M awaited puts count as unfinished: join waits for each task_done",
+    vspec(function()
+      local q = asyncio.Queue()
+      for i = 1, 3 do await(q:put(i)) end
+      local joined = 0
+      local joiner = create_task(async(function()
+        await(q:join())
+        joined = joined + 1
+      end)())
+      for i = 1, 3 do
+        assert.equal(i, await(q:get()))
+        await(sleep(0))
+        assert.equal(0, joined)
+        q:task_done()
+      end
+      await(joiner)
+      assert.equal(1, joined)
+    end))
+
+  it("M the queue lets go of an item once it was taken", vspec(function()
+    local q = asyncio.Queue()
+    await(q:put(0)) -- the queue makes its storage: the next put need not
+    assert.equal(0, await(q:get()))
+    local weak = setmetatable({}, {__mode = "v"})
+    local function put_one()
+      local item = {}
+      weak[1] = item
+      await(q:put(item))
+    end
+    put_one()
+    assert.is_table(await(q:get()))
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+  end))
+
+  it("M a put or get wrapped in a task runs as when awaited", vspec(function()
+    local q = asyncio.Queue()
+    await(create_task(q:put(5)))
+    await(q:put(6))
+    assert.equal(5, await(create_task(q:get())))
+    assert.equal(6, await(q:get()))
+  end))
+end)

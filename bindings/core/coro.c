@@ -52,8 +52,15 @@ static int coro_factory(lua_State *L);
 /* A Coroutine object's block starts with &coro_tag (aio_testtagged). */
 static const char coro_tag = 0;
 
+/* Either block size is a Coroutine: aio_coro, or the aio_fast_op that
+ * starts with one. */
 aio_coro *aio_test_coro(lua_State *L, int idx) {
-  return aio_testtagged(L, idx, sizeof(aio_coro), &coro_tag);
+  size_t n = lua_rawlen(L, idx);
+  const char **p;
+  if (n != sizeof(aio_coro) && n != sizeof(aio_fast_op))
+    return NULL;
+  p = lua_touserdata(L, idx); /* NULL for a string or a table */
+  return p != NULL && *p == &coro_tag ? (aio_coro *)p : NULL;
 }
 
 /* Fills the block of a new Coroutine object (not started). */
@@ -434,6 +441,11 @@ static int await_coro(lua_State *L, aio_coro *c) {
       return aio_raisef(L, AIO_E_RUNTIME,
                         "cannot reuse already awaited coroutine");
     c->state = AIO_CORO_STARTED;
+    if (c->cached == AIO_CORO_FAST) {
+      int nres = ((aio_fast_op *)c)->fast(L, (aio_fast_op *)c);
+      if (nres >= 0)
+        return nres;
+    }
     if (n > LUA_MINSTACK - 2) /* a C function always has LUA_MINSTACK */
       luaL_checkstack(L, n + 2, "too many arguments");
     if (n == 0) {
@@ -550,10 +562,12 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
   return 1;
 }
 
-int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+/* Pushes the kept operation in the uservalue `slot` of the object at 1,
+ * armed again with the arguments 2..nargs, and returns 1; or returns 0
+ * (nothing pushed) when there is none or it is armed and not awaited
+ * yet. */
+static int rearm_kept(lua_State *L, int nargs, int slot) {
   int i;
-  if (lua_gettop(L) != nargs)
-    lua_settop(L, nargs);
   if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
     aio_coro *c = lua_touserdata(L, -1);
     if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
@@ -566,13 +580,54 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
     }
   }
   lua_pop(L, 1);
+  return 0;
+}
+
+/* Makes the operation the object at 1 keeps from now on (uservalue
+ * `slot`) and leaves it on top. */
+static void keep_new(lua_State *L, int slot) {
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, slot);
+}
+
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+  int i;
+  if (lua_gettop(L) != nargs)
+    lua_settop(L, nargs);
+  if (rearm_kept(L, nargs, slot))
+    return 1;
   /* none yet, or it is armed and not awaited yet: a new one, kept */
   for (i = 1; i <= nargs; i++)
     lua_pushvalue(L, i);
   coro_new(L, nargs, body);
   ((aio_coro *)lua_touserdata(L, -1))->cached = 1;
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, slot);
+  keep_new(L, slot);
+  return 1;
+}
+
+int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
+                        int slot, int (*fast)(lua_State *, aio_fast_op *),
+                        int aux) {
+  aio_fast_op *op;
+  int i;
+  if (lua_gettop(L) != nargs)
+    lua_settop(L, nargs);
+  if (rearm_kept(L, nargs, slot))
+    return 1;
+  op = lua_newuserdatauv(L, sizeof *op, 1 + nargs);
+  coro_init(&op->c, body, nargs, 0, AIO_CORO_FAST);
+  op->owner = lua_touserdata(L, 1);
+  op->fast = fast;
+  aio_setmt(L, &aio_mt_ccoro);
+  if (aux) {
+    lua_getiuservalue(L, 1, aux);
+    lua_setiuservalue(L, -2, 1);
+  }
+  for (i = 1; i <= nargs; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  keep_new(L, slot);
   return 1;
 }
 

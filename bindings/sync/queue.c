@@ -439,14 +439,55 @@ static int queue_put_body(lua_State *L) {
   return aio_tq_wait(L, t, waiters(q, &q->putters), 0, queue_put_k);
 }
 
+/* The fast paths of q:get() and q:put(item) awaited (aio_fast_op): the
+ * operation's uservalue 1 is the queue's items table. A FIFO or LIFO
+ * queue takes or stores the item right there when nobody waits to be
+ * woken by it and the ring has room; anything else (a priority queue, a
+ * wait, a wake-up, growth, shutdown) is left to the body. */
+static int queue_get_fast(lua_State *L, aio_fast_op *op) {
+  aio_queue *q = op->owner;
+  lua_Integer i;
+  if (q->count == 0 || q->kind == Q_PRIORITY || q->putters.head != NULL)
+    return -1;
+  i = q->kind == Q_FIFO ? q->head + 1 : q->count;
+  lua_getiuservalue(L, 1, 1);
+  lua_rawgeti(L, -1, i);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, i);
+  if (q->kind == Q_FIFO)
+    q->head = (q->head + 1) & (q->cap - 1);
+  q->count--;
+  return 1;
+}
+
+static int queue_put_fast(lua_State *L, aio_fast_op *op) {
+  aio_queue *q = op->owner;
+  lua_Integer i;
+  if (q->kind == Q_PRIORITY || q->shut || is_full(q) ||
+      q->getters.head != NULL || (q->kind == Q_FIFO && q->count == q->cap))
+    return -1;
+  i = q->kind == Q_FIFO ? ((q->head + q->count) & (q->cap - 1)) + 1
+                        : q->count + 1;
+  lua_getiuservalue(L, 1, 1);
+  lua_getiuservalue(L, 1, 3);
+  lua_rawseti(L, -2, i);
+  lua_pushnil(L); /* a kept operation lets go of its argument */
+  lua_setiuservalue(L, 1, 3);
+  q->count++;
+  q->unfinished++;
+  return 0;
+}
+
 static int l_queue_get(lua_State *L) {
   check_queue(L, 1);
-  return aio_ccoro_kept(L, 1, queue_get_body, Q_UV_GET);
+  return aio_ccoro_kept_fast(L, 1, queue_get_body, Q_UV_GET, queue_get_fast,
+                             Q_UV_ITEMS);
 }
 
 static int l_queue_put(lua_State *L) {
   check_queue(L, 1);
-  return aio_ccoro_kept(L, 2, queue_put_body, Q_UV_PUT);
+  return aio_ccoro_kept_fast(L, 2, queue_put_body, Q_UV_PUT, queue_put_fast,
+                             Q_UV_ITEMS);
 }
 
 /* ------------------------------------------------------------------ */
