@@ -1369,9 +1369,22 @@ static int drain_body(lua_State *L) {
   return aio_waiters_await(L, t, &pr->drain_key, 0, drain_k);
 }
 
+/* The fast path of writer:drain() awaited (aio_fast_op): a writer on a
+ * core transport that is open, not lost and not paused has nothing to
+ * wait for and nothing to raise. */
+static int drain_fast(lua_State *L, aio_fast_op *op) {
+  aio_writer *w = op->owner;
+  srp *pr = w->proto;
+  (void)L;
+  if (w->t == NULL || (w->reader && w->reader->has_exc) ||
+      (pr && (pr->lost || pr->paused)) || aio_transport_is_closing(w->t))
+    return -1;
+  return 0;
+}
+
 static int l_writer_drain(lua_State *L) {
   test_writer(L, 1);
-  return aio_ccoro_kept(L, 1, drain_body, W_UV_DRAIN);
+  return aio_ccoro_kept_fast(L, 1, drain_body, W_UV_DRAIN, drain_fast, 0);
 }
 
 static int wait_closed_body(lua_State *L);

@@ -338,9 +338,21 @@ int aio_lock_guard_body(lua_State *L) {
   return lock_acquire(L, 1);
 }
 
+/* The fast path of lock:acquire() awaited (aio_fast_op): a free lock
+ * nobody is queued for is taken at once. */
+static int lock_acquire_fast(lua_State *L, aio_fast_op *op) {
+  aio_lock *lk = op->owner;
+  if (lk->locked || lk->waiters.head != NULL)
+    return -1;
+  lk->locked = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_lock_acquire(lua_State *L) {
   check_lock(L, 1);
-  return aio_ccoro_kept(L, 1, lock_acquire_body, LOCK_UV_OP);
+  return aio_ccoro_kept_fast(L, 1, lock_acquire_body, LOCK_UV_OP,
+                             lock_acquire_fast, 0);
 }
 
 static int l_lock__await(lua_State *L) {
@@ -426,9 +438,18 @@ static int event_wait_body(lua_State *L) {
                        event_wait_k);
 }
 
+/* The fast path of ev:wait() awaited (aio_fast_op): a set event. */
+static int event_wait_fast(lua_State *L, aio_fast_op *op) {
+  if (!((aio_event *)op->owner)->value)
+    return -1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_event_wait(lua_State *L) {
   check_event(L, 1);
-  return aio_ccoro_kept(L, 1, event_wait_body, EVENT_UV_OP);
+  return aio_ccoro_kept_fast(L, 1, event_wait_body, EVENT_UV_OP,
+                             event_wait_fast, 0);
 }
 
 static int wake_each(lua_State *L, int fidx, void *ud) {
@@ -570,9 +591,21 @@ int aio_sem_guard_body(lua_State *L) {
   return sem_acquire(L, 1);
 }
 
+/* The fast path of sem:acquire() awaited (aio_fast_op): a permit left
+ * and nobody queued. */
+static int sem_acquire_fast(lua_State *L, aio_fast_op *op) {
+  aio_sem *s = op->owner;
+  if (s->value == 0 || s->waiters.head != NULL)
+    return -1;
+  s->value--;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_sem_acquire(lua_State *L) {
   check_sem(L, 1);
-  return aio_ccoro_kept(L, 1, sem_acquire_body, SEM_UV_OP);
+  return aio_ccoro_kept_fast(L, 1, sem_acquire_body, SEM_UV_OP,
+                             sem_acquire_fast, 0);
 }
 
 static int l_sem__await(lua_State *L) {
