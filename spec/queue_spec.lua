@@ -890,6 +890,36 @@ describe("put and get that complete at once", function()
     assert.is_nil(weak[1])
   end))
 
+  it("M an awaited put wakes the getter waiting for it", vspec(function()
+    local q = asyncio.Queue()
+    await(q:put(0)) -- storage made: the next put could complete at once
+    assert.equal(0, await(q:get()))
+    local getter = create_task(async(function() return await(q:get()) end)())
+    await(sleep(0))
+    await(q:put(1))
+    assert.equal(1, await(asyncio.wait_for(getter, 0.5)))
+  end))
+
+  it("M awaited gets stay FIFO while the ring's head wraps around",
+    vspec(function()
+      local q = asyncio.Queue()
+      for i = 1, 16 do q:put_nowait(i) end
+      for i = 1, 40 do
+        assert.equal(i, await(q:get()))
+        q:put_nowait(i + 16)
+      end
+      assert.equal(16, q:qsize())
+    end))
+
+  it("M PriorityQueue: awaited puts and gets keep priority order",
+    vspec(function()
+      local q = asyncio.PriorityQueue()
+      for _, v in ipairs{5, 1, 3} do await(q:put(v)) end
+      local out = {}
+      for i = 1, 3 do out[i] = await(q:get()) end
+      assert.same({1, 3, 5}, out)
+    end))
+
   it("M a put or get wrapped in a task runs as when awaited", vspec(function()
     local q = asyncio.Queue()
     await(create_task(q:put(5)))
