@@ -835,11 +835,13 @@ enum { AIO_CORO_FAST = 2 };
  * completes the operation when it can do so at once, without waiting,
  * waking anyone or calling Lua, and returns its number of results; else
  * it changes nothing and returns -1, and the body runs as usual. */
-typedef struct aio_fast_op {
+typedef struct aio_fast_op aio_fast_op;
+typedef int (*aio_fast_fn)(lua_State *L, aio_fast_op *op);
+struct aio_fast_op {
   aio_coro c;
   void *owner;            /* the userdata block at uservalue 2 */
-  int (*fast)(lua_State *L, struct aio_fast_op *op);
-} aio_fast_op;
+  aio_fast_fn fast;
+};
 
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
 
@@ -894,8 +896,7 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
 /* As aio_ccoro_kept, for an operation with a fast path (aio_fast_op):
  * its object's uservalue 1 is the owner's uservalue `aux` (0: none). */
 int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
-                        int slot, int (*fast)(lua_State *, aio_fast_op *),
-                        int aux);
+                        int slot, aio_fast_fn fast, int aux);
 /* The bodies await(lock) and await(sem) run directly, with the stack
  * [obj], instead of the Coroutine obj's __await would return (locks.c).
  * Fixed functions, not a table the opener fills: every Lua state opens

@@ -14,16 +14,6 @@ local certs = dofile("spec/fixtures/certs.lua")
 
 local server_ctx, client_ctx = certs.server_ctx, certs.client_ctx
 
---- Awaits until pred() holds, one loop iteration at a time (at most
--- 1000).
-local function until_done(pred)
-  for _ = 1, 1000 do
-    if pred() then return end
-    await(asyncio.sleep(0))
-  end
-  error("condition not reached")
-end
-
 --- Runs the handshake of two engines through memory; returns the
 -- client's error and the server's (nil when fine).
 local function pump(c, s)
@@ -302,14 +292,14 @@ describe("asyncio.ssl", function()
       local c = client_ctx():wrap_bio(false, "localhost")
       local s = server_ctx():wrap_bio(true)
       pump(c, s)
-      local got, lost = {}, 0
+      local loop = asyncio.get_running_loop()
+      local received, lost = loop:create_future(), loop:create_future()
       local srv = await(asyncio.start_server(async(function(r, w)
-        got[#got + 1] = await(r:read())
+        received:set_result(await(r:read()))
         w:close()
       end), "127.0.0.1", 0))
-      local loop = asyncio.get_running_loop()
       local t = await(loop:create_connection(function()
-        return {connection_lost = function() lost = lost + 1 end}
+        return {connection_lost = function() lost:set_result(true) end}
       end, "127.0.0.1", srv.sockets[1].port))
       -- a core transport: no string comes back, the bytes went out
       local out, n, err = c:write(("b"):rep(70000), t)
@@ -326,12 +316,12 @@ describe("asyncio.ssl", function()
       -- make one record, as long as tail's
       h.raises(asyncio.RuntimeError, c.write, c, "late", t)
       assert.equal(#out2, #c:write("next", {}))
-      until_done(function() return got[1] ~= nil end)
-      assert.equal(("b"):rep(70000) .. "tail", (s:feed(got[1])))
+      local got = await(asyncio.wait_for(received, 10))
+      assert.equal(("b"):rep(70000) .. "tail", (s:feed(got)))
       t:close()
       srv:close()
       await(srv:wait_closed())
-      until_done(function() return lost == 1 end)
+      assert.is_true(await(asyncio.wait_for(lost, 10)))
     end))
 
     it("paused reading keeps the ciphertext until asked", function()

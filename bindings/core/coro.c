@@ -523,15 +523,18 @@ int aio_await(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Module functions                                                    */
 
-/* Replaces the values on top by a new Coroutine: [fn, args...] when body
- * is NULL, else the `nargs` arguments of the C operation `body`, whose
- * Coroutine has no finalizer (the metatables are set once: a finalizer
- * registered by a first metatable stays). */
-static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
+/* Replaces the values on top by a new Coroutine of a block of `size`
+ * bytes (aio_coro, or a larger block that starts with one) and returns
+ * the block: [fn, args...] when body is NULL, else the `nargs`
+ * arguments of the C operation `body`, whose Coroutine has no finalizer
+ * (the metatables are set once: a finalizer registered by a first
+ * metatable stays). */
+static aio_coro *coro_new(lua_State *L, int nargs, lua_CFunction body,
+                          size_t size) {
   aio_coro *c;
   int nvals = nargs + (body == NULL), top = lua_gettop(L);
   int base = top - nvals + 1, uv = body == NULL ? 1 : 2, i;
-  c = lua_newuserdatauv(L, sizeof *c, 1 + nargs);
+  c = lua_newuserdatauv(L, size, 1 + nargs);
   coro_init(c, body, nargs, 0, 0);
   aio_setmt(L, body == NULL ? &aio_mt_coro : &aio_mt_ccoro);
   for (i = base; i <= top; i++) {
@@ -540,6 +543,7 @@ static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
   }
   lua_insert(L, base);
   lua_settop(L, base);
+  return c;
 }
 
 /* C operations (lock:acquire(), q:get(), reader:read(n), ...) are made
@@ -549,11 +553,11 @@ static void coro_new(lua_State *L, int nargs, lua_CFunction body) {
 #define AIO_CCORO_MT "asyncio.Coroutine (C)"
 
 void aio_coro_new(lua_State *L, int nargs) {
-  coro_new(L, nargs, NULL);
+  coro_new(L, nargs, NULL, sizeof(aio_coro));
 }
 
 void aio_push_ccoro(lua_State *L, lua_CFunction body, int nargs) {
-  coro_new(L, nargs, body);
+  coro_new(L, nargs, body, sizeof(aio_coro));
 }
 
 int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
@@ -583,14 +587,13 @@ static int rearm_kept(lua_State *L, int nargs, int slot) {
   return 0;
 }
 
-/* Makes the operation the object at 1 keeps from now on (uservalue
- * `slot`) and leaves it on top. */
-static void keep_new(lua_State *L, int slot) {
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, slot);
+int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+  return aio_ccoro_kept_fast(L, nargs, body, slot, NULL, 0);
 }
 
-int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
+int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
+                        int slot, aio_fast_fn fast, int aux) {
+  aio_coro *c;
   int i;
   if (lua_gettop(L) != nargs)
     lua_settop(L, nargs);
@@ -599,35 +602,20 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
   /* none yet, or it is armed and not awaited yet: a new one, kept */
   for (i = 1; i <= nargs; i++)
     lua_pushvalue(L, i);
-  coro_new(L, nargs, body);
-  ((aio_coro *)lua_touserdata(L, -1))->cached = 1;
-  keep_new(L, slot);
-  return 1;
-}
-
-int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
-                        int slot, int (*fast)(lua_State *, aio_fast_op *),
-                        int aux) {
-  aio_fast_op *op;
-  int i;
-  if (lua_gettop(L) != nargs)
-    lua_settop(L, nargs);
-  if (rearm_kept(L, nargs, slot))
-    return 1;
-  op = lua_newuserdatauv(L, sizeof *op, 1 + nargs);
-  coro_init(&op->c, body, nargs, 0, AIO_CORO_FAST);
-  op->owner = lua_touserdata(L, 1);
-  op->fast = fast;
-  aio_setmt(L, &aio_mt_ccoro);
-  if (aux) {
-    lua_getiuservalue(L, 1, aux);
-    lua_setiuservalue(L, -2, 1);
+  c = coro_new(L, nargs, body, fast ? sizeof(aio_fast_op) : sizeof *c);
+  c->cached = 1;
+  if (fast) {
+    aio_fast_op *op = (aio_fast_op *)c;
+    c->cached = AIO_CORO_FAST;
+    op->owner = lua_touserdata(L, 1);
+    op->fast = fast;
+    if (aux) {
+      lua_getiuservalue(L, 1, aux);
+      lua_setiuservalue(L, -2, 1);
+    }
   }
-  for (i = 1; i <= nargs; i++) {
-    lua_pushvalue(L, i);
-    lua_setiuservalue(L, -2, i + 1);
-  }
-  keep_new(L, slot);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, slot);
   return 1;
 }
 

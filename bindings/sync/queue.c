@@ -222,46 +222,53 @@ static void heap_pop(lua_State *L, aio_queue *q) {
   lua_settop(L, top + 1);
 }
 
+/* FIFO and LIFO storage, the items table under the top. store_top
+ * stores the item on top (popped) as the queue's last one (a FIFO
+ * queue's ring has room); take_top pushes the next item out of a
+ * non-empty queue and clears its slot. */
+static void store_top(lua_State *L, aio_queue *q) {
+  lua_rawseti(L, -2, q->kind == Q_FIFO
+                         ? ((q->head + q->count) & (q->cap - 1)) + 1
+                         : q->count + 1);
+  q->count++;
+}
+
+static void take_top(lua_State *L, aio_queue *q) {
+  lua_Integer k = q->kind == Q_FIFO ? q->head + 1 : q->count;
+  lua_rawgeti(L, -1, k);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, k);
+  if (q->kind == Q_FIFO)
+    q->head = (q->head + 1) & (q->cap - 1);
+  q->count--;
+}
+
 /* Adds the item at iidx (a positive index). The queue is at index 1. */
 static void store_item(lua_State *L, aio_queue *q, int iidx) {
-  if (q->kind == Q_FIFO) {
-    if (q->count == q->cap)
-      ring_grow(L, q);
-    lua_getiuservalue(L, 1, Q_UV_ITEMS);
-    lua_pushvalue(L, iidx);
-    lua_rawseti(L, -2, ((q->head + q->count) & (q->cap - 1)) + 1);
-    lua_pop(L, 1);
-  } else if (q->kind == Q_LIFO) {
-    lua_getiuservalue(L, 1, Q_UV_ITEMS);
-    lua_pushvalue(L, iidx);
-    lua_rawseti(L, -2, q->count + 1);
-    lua_pop(L, 1);
-  } else
+  if (q->kind == Q_PRIORITY) {
     heap_push(L, q, iidx);
-  q->count++;
+    q->count++;
+    return;
+  }
+  if (q->kind == Q_FIFO && q->count == q->cap)
+    ring_grow(L, q);
+  lua_getiuservalue(L, 1, Q_UV_ITEMS);
+  lua_pushvalue(L, iidx);
+  store_top(L, q);
+  lua_pop(L, 1);
 }
 
 /* Removes the next item and pushes it on top. The queue is at index 1. A
  * FIFO or LIFO queue leaves its items table under the item (the callers
  * return the top value, or reset the stack). */
 static void take_item(lua_State *L, aio_queue *q) {
-  if (q->kind == Q_FIFO) {
-    lua_getiuservalue(L, 1, Q_UV_ITEMS);
-    lua_rawgeti(L, -1, q->head + 1);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, q->head + 1);
-    q->head = (q->head + 1) & (q->cap - 1);
-    q->count--;
-  } else if (q->kind == Q_LIFO) {
-    lua_getiuservalue(L, 1, Q_UV_ITEMS);
-    lua_rawgeti(L, -1, q->count);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, q->count);
-    q->count--;
-  } else {
+  if (q->kind == Q_PRIORITY) {
     heap_pop(L, q);
     q->count--;
+    return;
   }
+  lua_getiuservalue(L, 1, Q_UV_ITEMS);
+  take_top(L, q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -446,34 +453,23 @@ static int queue_put_body(lua_State *L) {
  * wait, a wake-up, growth, shutdown) is left to the body. */
 static int queue_get_fast(lua_State *L, aio_fast_op *op) {
   aio_queue *q = op->owner;
-  lua_Integer i;
   if (q->count == 0 || q->kind == Q_PRIORITY || q->putters.head != NULL)
     return -1;
-  i = q->kind == Q_FIFO ? q->head + 1 : q->count;
   lua_getiuservalue(L, 1, 1);
-  lua_rawgeti(L, -1, i);
-  lua_pushnil(L);
-  lua_rawseti(L, -3, i);
-  if (q->kind == Q_FIFO)
-    q->head = (q->head + 1) & (q->cap - 1);
-  q->count--;
+  take_top(L, q);
   return 1;
 }
 
 static int queue_put_fast(lua_State *L, aio_fast_op *op) {
   aio_queue *q = op->owner;
-  lua_Integer i;
   if (q->kind == Q_PRIORITY || q->shut || is_full(q) ||
       q->getters.head != NULL || (q->kind == Q_FIFO && q->count == q->cap))
     return -1;
-  i = q->kind == Q_FIFO ? ((q->head + q->count) & (q->cap - 1)) + 1
-                        : q->count + 1;
   lua_getiuservalue(L, 1, 1);
   lua_getiuservalue(L, 1, 3);
-  lua_rawseti(L, -2, i);
+  store_top(L, q);
   lua_pushnil(L); /* a kept operation lets go of its argument */
   lua_setiuservalue(L, 1, 3);
-  q->count++;
   q->unfinished++;
   return 0;
 }
