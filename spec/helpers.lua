@@ -119,6 +119,15 @@ function M.spawn(fn, ...)
   return asyncio.create_task(asyncio.async(fn)(...))
 end
 
+--- Awaits until cond() holds, checking it after each turn of the loop
+-- (at most 10 s): for what the C core does with no event to wait on,
+-- such as a C transport's reader pausing.
+function M.turns_until(cond)
+  asyncio.await(asyncio.wait_for(asyncio.async(function()
+    while not cond() do asyncio.await(asyncio.sleep(0)) end
+  end)(), 10))
+end
+
 --- Calls fn(...), which must raise; returns the error, whatever it is.
 function M.error_of(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -110,26 +110,51 @@ describe("streams", function()
     it("a cancelled connect raises CancelledError and closes its socket",
        aspec.async(function()
       local loop = asyncio.get_running_loop()
-      local accepted = {}
+      local accepted, arrived = {}, asyncio.Event()
       local srv = await(asyncio.start_server(function(r, w)
-        accepted[#accepted + 1] = {r, w}
+        accepted[#accepted + 1] = {r = r, w = w,
+                                   peer = w:get_extra_info("peername")}
+        arrived:set()
       end, "127.0.0.1", 0))
+      local port = srv.sockets[1].port
       local before = loop:_counts().handles
       local t = spawn(function()
-        return await(asyncio.open_connection("127.0.0.1",
-                                             srv.sockets[1].port))
+        return await(asyncio.open_connection("127.0.0.1", port))
       end)
       -- runs right after the task's first step, which started the connect
       loop:call_soon(function() t:cancel() end)
       local err = raises(await, t)
       assert.is_true(iserror(err, asyncio.CancelledError))
-      await(asyncio.sleep(0.02))
-      for _, a in ipairs(accepted) do -- the server saw the socket close
-        local ok, data = pcall(await, a[1]:read())
-        assert.is_true(not ok or data == "")
-        a[2]:close()
+      -- The cancel may come before or after the handshake, so the server
+      -- may or may not accept that socket. A second connection settles
+      -- it: the server accepts in order, so once it has accepted this
+      -- one, it has accepted the cancelled one if it ever will.
+      local _, sw = await(asyncio.open_connection("127.0.0.1", port))
+      local me = sw:get_extra_info("sockname")
+      local function accepted_me()
+        local last = accepted[#accepted]
+        return last and last.peer[1] == me[1] and last.peer[2] == me[2]
       end
-      await(asyncio.sleep(0))
+      await(asyncio.wait_for(async(function()
+        while not accepted_me() do
+          arrived:clear()
+          await(arrived:wait())
+        end
+      end)(), 10))
+      assert.is_true(#accepted <= 2)
+      for i = 1, #accepted - 1 do -- the server saw the cancelled socket close
+        local ok, data = pcall(await,
+                               asyncio.wait_for(accepted[i].r:read(), 10))
+        assert.is_true(not ok and iserror(data, asyncio.ConnectionError)
+                       or data == "", tostring(data))
+      end
+      sw:close()
+      await(sw:wait_closed())
+      for _, a in ipairs(accepted) do
+        a.w:close()
+        pcall(await, a.w:wait_closed()) -- raises if the peer reset
+      end
+      -- no socket of the cancelled connect is left open
       assert.equal(before, loop:_counts().handles)
       srv:close()
       await(srv:wait_closed())
@@ -222,15 +247,16 @@ describe("streams", function()
 
     it("readexactly returns exactly n bytes across several writes",
        aspec.async(function()
-      local p = pair()
-      local t = spawn(function() return await(p.cr:readexactly(10)) end)
-      p.sw:write("12345")
-      await(asyncio.sleep(0.005))
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:readexactly(10)) end)
+      await(asyncio.sleep(0)) -- the read waits
+      r:feed_data("12345")
+      await(asyncio.sleep(0)) -- a read woken by it would have run
+      assert.equal(5, r:_buffer().len)
       assert.is_false(t:done())
-      p.sw:write("67890abc")
+      r:feed_data("67890abc")
       assert.equal("1234567890", await(t))
-      assert.equal("abc", await(p.cr:readexactly(3)))
-      close_pair(p)
+      assert.equal("abc", await(r:readexactly(3)))
     end))
 
     it("readexactly at the end raises IncompleteReadError with the partial "
@@ -256,15 +282,16 @@ describe("streams", function()
 
     it("readuntil(sep) returns the data through a multi-byte separator",
        aspec.async(function()
-      local p = pair()
-      local t = spawn(function() return await(p.cr:readuntil("\r\n")) end)
-      p.sw:write("GET / HTTP/1.1\r")
-      await(asyncio.sleep(0.005))
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:readuntil("\r\n")) end)
+      await(asyncio.sleep(0)) -- the read waits
+      r:feed_data("GET / HTTP/1.1\r") -- half the separator
+      await(asyncio.sleep(0)) -- a read woken by it would have run
+      assert.equal(15, r:_buffer().len)
       assert.is_false(t:done())
-      p.sw:write("\nHost: x\r\n")
+      r:feed_data("\nHost: x\r\n")
       assert.equal("GET / HTTP/1.1\r\n", await(t))
-      assert.equal("Host: x\r\n", await(p.cr:readuntil("\r\n")))
-      close_pair(p)
+      assert.equal("Host: x\r\n", await(r:readuntil("\r\n")))
     end))
 
     it("readuntil at the end raises IncompleteReadError(partial, nil)",
@@ -363,14 +390,16 @@ describe("streams", function()
     end)
 
     it("a cancelled read leaves the buffer intact", aspec.async(function()
-      local p = pair()
-      local t = spawn(function() return await(p.cr:readexactly(10)) end)
-      p.sw:write("12345")
-      await(asyncio.sleep(0.01))
+      local r = asyncio.StreamReader()
+      local t = spawn(function() return await(r:readexactly(10)) end)
+      await(asyncio.sleep(0)) -- the read waits
+      r:feed_data("12345") -- not enough: the read waits on
+      await(asyncio.sleep(0))
+      assert.is_false(t:done())
       t:cancel()
       assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
-      assert.equal("12345", await(p.cr:readexactly(5)))
-      close_pair(p)
+      r:feed_eof() -- what the buffer holds, without waiting for more
+      assert.equal("12345", await(r:read()))
     end))
 
     it("a read cancelled after its data arrived leaves the data",
@@ -627,8 +656,9 @@ describe("streams", function()
     it("a writer's reader still returns the data that arrived before close",
        aspec.async(function()
       local p = pair()
-      p.sw:write("buffered")
-      await(asyncio.sleep(0.01))
+      p.sw:write("!buffered")
+      assert.equal("!", await(p.cr:readexactly(1))) -- proof it arrived
+      assert.equal(8, p.cr:_buffer().len) -- in the same read
       p.cw:close()
       assert.equal("buffered", await(p.cr:read()))
       assert.equal("", await(p.cr:read()))
@@ -654,9 +684,11 @@ describe("streams", function()
       local p = pair({limit = 1024})
       local data = string.rep("y", 1 << 20)
       p.sw:write(data)
-      await(asyncio.sleep(0.02))
-      local b = p.cr:_buffer()
-      assert.is_true(b.paused)
+      local b
+      h.turns_until(function()
+        b = p.cr:_buffer()
+        return b.paused
+      end)
       assert.is_true(b.len > 1024)
       assert.is_true(b.len < 1024 + 65536 + 1)
       local n = 0
