@@ -298,34 +298,52 @@ describe("asyncio.http client", function()
   end))
 
   it("closes the connection of a cancelled request", aspec.async(function()
-    local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}
-    local t = asyncio.create_task(s:get("/slow", {params = {s = 5}}))
-    await(asyncio.sleep(0.05))
+    -- /slow never answers: the server shows when its request arrived and
+    -- what it then read until the client closed (EOF: "")
+    local arrived, closed = asyncio.Future(), asyncio.Future()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      local head = await(r:readuntil("\r\n\r\n"))
+      if head:match("^GET /slow ") then
+        arrived:set_result(true)
+        local ok, rest = pcall(await, r:read())
+        closed:set_result(ok and rest or tostring(rest))
+      else
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"
+          .. "Hello, world")
+        await(w:drain())
+      end
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession{
+      base_url = "http://127.0.0.1:" .. srv.sockets[1].port}
+    local t = asyncio.create_task(s:get("/slow"))
+    await(asyncio.wait_for(arrived, 10)) -- the request is on the wire
     t:cancel()
     assert.is_false(pcall(await, t))
     assert.is_true(t:cancelled())
+    assert.equal("", await(asyncio.wait_for(closed, 10)))
     local idle = 0
     for _, list in pairs(s._pool) do idle = idle + #list end
     assert.equal(0, idle)
     assert.equal("Hello, world", await(await(s:get("/hello")):text()))
+    srv:close()
   end))
 
   it("talks HTTP/1.0 with python -m http.server", aspec.async(function()
-    local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
-    local port = srv.sockets[1].port
-    srv:close()
-    await(srv:wait_closed())
-    local p = await(asyncio.create_subprocess_exec(peers.PYTHON, "-m",
-      "http.server", port, "--bind", "127.0.0.1", "--directory", "spec",
-      {stdout = asyncio.DEVNULL, stderr = asyncio.DEVNULL}))
+    -- port 0: it listens on a free port, then prints "Serving HTTP on
+    -- 127.0.0.1 port N (http://127.0.0.1:N/) ..."
+    local p = await(asyncio.create_subprocess_exec(peers.PYTHON, "-u", "-m",
+      "http.server", "0", "--bind", "127.0.0.1", "--directory", "spec",
+      {stdout = asyncio.PIPE, stderr = asyncio.PIPE}))
+    local _ <close> = setmetatable({}, {__close = function() -- on failure
+      if p.returncode == nil then p:kill() end
+    end})
+    local line = await(asyncio.wait_for(p.stdout:readline(), 10))
+    local port = assert(line:match("^Serving HTTP on [%d.]+ port (%d+)"),
+                        "http.server: " .. line)
     local s <close> = http.ClientSession()
-    local r
-    for _ = 1, 200 do
-      local ok, v = pcall(await, s:get(("http://127.0.0.1:%d/"
-        .. "http_client_spec.lua"):format(port)))
-      if ok then r = v break end
-      await(asyncio.sleep(0.02))
-    end
+    local r = await(s:get(("http://127.0.0.1:%d/http_client_spec.lua")
+      :format(port)))
     local f <close> = io.open("spec/http_client_spec.lua", "rb")
     assert.equal(200, r.status)
     assert.equal(f:read("a"), await(r:text()))

@@ -320,13 +320,26 @@ asyncio.run(main())
 
   it("shuts down gracefully: in-flight requests finish",
      aspec.async(function()
-    local runner, base = start()
+    -- /held is in flight until cleanup has begun (on_shutdown), and
+    -- cleanup ends only once it finished
+    local started, shutting, events = asyncio.Event(), asyncio.Event(), {}
+    local app = app_under_test()
+    app.router:add_get("/held", async(function()
+      started:set()
+      await(shutting:wait())
+      events[#events + 1] = "handler done"
+      return web.Response{text = "held done"}
+    end))
+    app.on_shutdown[#app.on_shutdown + 1] = function() shutting:set() end
+    local runner, base = start(app)
     local s <close> = http.ClientSession{base_url = base}
-    local t = asyncio.create_task(s:get("/slow", {params = {s = 0.2}}))
-    await(asyncio.sleep(0.05))
-    await(runner:cleanup())
+    local t = asyncio.create_task(s:get("/held"))
+    await(asyncio.wait_for(started:wait(), 10))
+    await(asyncio.wait_for(runner:cleanup(), 10))
+    events[#events + 1] = "cleanup done"
+    assert.same({"handler done", "cleanup done"}, events)
     local r = await(t)
-    assert.equal("slow done", await(r:text()))
+    assert.equal("held done", await(r:text()))
     local e = select(2, pcall(await, s:get("/")))
     assert.is_true(asyncio.iserror(e, http.ClientConnectionError))
   end))

@@ -171,21 +171,19 @@ asyncio.run(main())
   teardown(function()
     if ws_peer then os.execute("kill " .. ws_peer.pid) end
   end)
-  -- what the aiohttp handlers saw, once key is there (they record it
-  -- after their connection ended, which may be after ours did)
-  local function peer_seen(s, key)
-    for _ = 1, 500 do
-      local r <close> = await(s:get((aiohttp_ws():gsub("^ws", "http")) ..
-                                    "/last"))
-      local seen = await(r:json())
-      if seen[key] ~= nil then return seen end
-      await(asyncio.sleep(0.01))
-    end
-    error("the aiohttp peer never recorded " .. key)
-  end
   -- a bound on waits that should end by themselves: a hang fails
   local function bounded(aw)
     return await(asyncio.wait_for(aw, SLOW and 60 or 5))
+  end
+  -- what the aiohttp handlers saw, once key is there: the peer answers
+  -- /last?key= when its handler recorded key (after its connection
+  -- ended, which may be after ours did)
+  local function peer_seen(s, key)
+    local r <close> = bounded(s:get((aiohttp_ws():gsub("^ws", "http")) ..
+                                    "/last", {params = {key = key}}))
+    local seen = await(r:json())
+    assert.is_not_nil(seen[key], "the aiohttp peer never recorded " .. key)
+    return seen
   end
 
   it("heartbeat: a peer that never answers pings is closed with 1006",
