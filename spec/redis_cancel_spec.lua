@@ -22,14 +22,22 @@ describe("asyncio.redis cancellation", function()
     local r = await(redis.from_url(url, {pool_size = 2 * CONSUMERS}))
     await(r:flushdb())
     local popped, moved = {}, {}
+    -- a consumer returns when it takes "end"; the last one sets all_ended
+    local ended, all_ended = 0, asyncio.Event()
     local consumer = async(function(kind)
       while true do
+        local v
         if kind == "brpop" then
-          local _, v = await(r:brpop({"q"}, 0))
-          popped[#popped + 1] = v
+          v = select(2, await(r:brpop({"q"}, 0)))
+          if v ~= "end" then popped[#popped + 1] = v end
         else
-          moved[#moved + 1] = await(r:blmove("q", "processing", 0,
-                                             "RIGHT", "LEFT"))
+          v = await(r:blmove("q", "processing", 0, "RIGHT", "LEFT"))
+          if v ~= "end" then moved[#moved + 1] = v end
+        end
+        if v == "end" then
+          ended = ended + 1
+          if ended == CONSUMERS then all_ended:set() end
+          return
         end
       end
     end)
@@ -53,11 +61,16 @@ describe("asyncio.redis cancellation", function()
                                                           or "blmove"))
     end
     await(producer)
-    -- let the consumers take what is left, then stop them all
-    local r2 = await(redis.from_url(url))
-    while await(r2:llen("q")) > 0 do await(asyncio.sleep(0.01)) end
-    for _, t in ipairs(tasks) do t:cancel() end
+    -- the consumers take what is left, then an "end" each: the queue
+    -- is served from the right, so the items go first. A cancelled BLMOVE
+    -- may still take one "end" (into "processing") before Redis unblocks
+    -- it, hence CANCELS more.
+    local ends = {}
+    for i = 1, CONSUMERS + CANCELS do ends[i] = "end" end
+    await(r:lpush("q", table.unpack(ends)))
+    await(asyncio.wait_for(all_ended:wait(), 10))
     await(asyncio.wait(tasks))
+    local r2 = await(redis.from_url(url))
     await(r:close())   -- waits for the cancelled pops to be put back
     local left = await(r2:lrange("q", 0, -1))
     local processing = await(r2:lrange("processing", 0, -1))
@@ -65,9 +78,11 @@ describe("asyncio.redis cancellation", function()
     local count = {}
     local function add(list, what)
       for _, v in ipairs(list) do
-        v = tonumber(v)
-        assert(count[v] == nil, ("item %d twice (%s)"):format(v, what))
-        count[v] = what
+        if v ~= "end" then
+          v = tonumber(v)
+          assert(count[v] == nil, ("item %d twice (%s)"):format(v, what))
+          count[v] = what
+        end
       end
     end
     add(popped, "popped")

@@ -4,7 +4,7 @@ local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
 local servers = dofile("spec/fixtures/servers.lua")
-local await = asyncio.await
+local async, await = asyncio.async, asyncio.await
 
 describe("asyncio.redis pub/sub", function()
   teardown(servers.stop)
@@ -41,18 +41,23 @@ describe("asyncio.redis pub/sub", function()
     local r <close> = await(redis.from_url(await(servers.redis_url(7))))
     local ps = r:pubsub()
     await(ps:subscribe("c"))
-    local publisher = asyncio.create_task(asyncio.async(function()
-      for i = 1, 3 do
-        while await(r:publish("c", "m" .. i)) == 0 do
-          await(asyncio.sleep(0.01))
-        end
-      end
-    end)())
+    local publisher
     local got = {}
-    for msg in ps:listen() do
-      got[#got + 1] = msg.type .. ":" .. tostring(msg.data)
-      if msg.data == "m3" then await(ps:unsubscribe()) end
-    end
+    await(asyncio.wait_for(async(function()
+      for msg in ps:listen() do
+        got[#got + 1] = msg.type .. ":" .. tostring(msg.data)
+        if msg.type == "subscribe" then
+          -- Redis confirmed the subscription: each message published
+          -- from now on reaches it
+          publisher = asyncio.create_task(async(function()
+            for i = 1, 3 do
+              assert.equal(1, await(r:publish("c", "m" .. i)))
+            end
+          end)())
+        end
+        if msg.data == "m3" then await(ps:unsubscribe()) end
+      end
+    end)(), 10))
     await(publisher)
     assert.same({"subscribe:1", "message:m1", "message:m2", "message:m3",
                  "unsubscribe:0"}, got)

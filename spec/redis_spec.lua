@@ -16,6 +16,23 @@ local function client(db)
   return r
 end
 
+--- Waits (10 s at most) until the server, asked over client r's shared
+-- connection, lists a client blocked (flag b) in command cmd: a blocking
+-- command sent on a dedicated connection has reached Redis and waits.
+local function until_blocked(r, cmd)
+  await(asyncio.wait_for(async(function()
+    while true do
+      local list = await(r:execute_command("CLIENT", "LIST"))
+      for line in list:gmatch("[^\n]+") do
+        if line:find(" flags=b ", 1, true)
+           and line:find(" cmd=" .. cmd .. " ", 1, true) then
+          return
+        end
+      end
+    end
+  end)(), 10))
+end
+
 local function err_of(aw)
   local ok, e = pcall(await, aw)
   assert.is_false(ok, "expected an error")
@@ -119,7 +136,7 @@ describe("asyncio.redis", function()
     assert.same({"l", "b"}, {key, value})
     -- a pop that waits is served by a push from another task
     local t = asyncio.create_task(r:blpop({"q"}, 5))
-    await(asyncio.sleep(0.05))
+    until_blocked(r, "blpop")
     await(r:rpush("q", "item"))
     assert.same({"q", "item"}, {await(t)})
     assert.is_nil(await(r:brpop({"empty"}, 0.1)))
@@ -189,7 +206,7 @@ describe("asyncio.redis", function()
     assert.equal(1, await(r:xack("st", "g", id1)))
     -- XREAD BLOCK waits on its own connection
     local t = asyncio.create_task(r:xread({st = "$"}, {block = 2000}))
-    await(asyncio.sleep(0.05))
+    until_blocked(r, "xread")
     local id3 = await(r:xadd("st", {f = "3"}))
     assert.same({{"st", {{id3, {f = "3"}}}}}, await(t))
     assert.same({}, await(r:xread({st = "$"}, {block = 50})))
@@ -285,14 +302,31 @@ describe("asyncio.redis", function()
 
   it("fails the commands in flight when the server dies, and reconnects "
      .. "once it is back", aspec.async(function()
-    local srv = await(servers.redis_server({"--enable-debug-command",
-                                            "yes"}))
-    local r = await(redis.from_url("redis://127.0.0.1:" .. srv.port))
+    -- a script running over 10 ms makes Redis answer the others BUSY
+    local srv = await(servers.redis_server({"--busy-reply-threshold",
+                                            "10"}))
+    local url = "redis://127.0.0.1:" .. srv.port
+    local r = await(redis.from_url(url))
+    local probe = await(redis.from_url(url))
     assert.is_true(await(r:set("k", "v")))
+    assert.is_true(await(probe:ping()))  -- its connection is open
+    -- a blocking pop on a dedicated connection, waiting in Redis
     local blocked = asyncio.create_task(r:brpop({"q"}, 0))
-    local slow = asyncio.create_task(r:execute_command("DEBUG", "SLEEP",
-                                                       "0.5"))
-    await(asyncio.sleep(0.05))
+    until_blocked(r, "brpop")
+    -- a command on the shared connection that never ends, running in
+    -- Redis once another client is answered BUSY
+    local slow = asyncio.create_task(r:eval("while true do end", 0))
+    await(asyncio.wait_for(async(function()
+      while true do
+        local ok, e = pcall(await, probe:ping())
+        if not ok then
+          if not asyncio.iserror(e, redis.ResponseError) then error(e, 0) end
+          assert.matches("^BUSY", e.message)
+          return
+        end
+      end
+    end)(), 10))
+    await(probe:close())
     await(servers.kill_server(srv))
     assert.is_true(asyncio.iserror(err_of(slow), redis.ConnectionError))
     assert.is_true(asyncio.iserror(err_of(blocked), redis.ConnectionError))

@@ -22,26 +22,28 @@ local function fresh_queue(name, opts)
 end
 
 --- Starts n worker processes; returns their Process objects once each
--- printed "ready".
+-- printed "ready" (it holds a lease).
 local function start_workers(url, name, n, lease, concurrency)
   local ps = {}
   for i = 1, n do
     ps[i] = await(asyncio.create_subprocess_exec(proc.luaio,
       proc.fixture("wq_worker.lua"), url, name, lease, concurrency,
       {stdout = asyncio.PIPE}))
-    assert.equal("ready\n", await(ps[i].stdout:readline()))
+    assert.equal("ready\n",
+                 await(asyncio.wait_for(ps[i].stdout:readline(), 10)))
   end
   return ps
 end
 
---- Waits until q:counts()[field] reaches n (within 10 s).
-local function wait_count(q, field, n)
-  local loop = asyncio.get_running_loop()
-  local deadline = loop:time() + 10
-  while (await(q:counts()))[field] < n do
-    assert(loop:time() < deadline, field .. " did not reach " .. n)
-    await(asyncio.sleep(0.01))
+--- Reads the next n lines of worker p, each "start <job id>" (a gated
+-- job it started): -> the set of those ids.
+local function read_starts(p, n)
+  local ids = {}
+  for _ = 1, n do
+    local line = await(asyncio.wait_for(p.stdout:readline(), 10))
+    ids[assert(line:match("^start (%S+)\n$"), line)] = true
   end
+  return ids
 end
 
 local function stop_all(ps)
@@ -150,18 +152,15 @@ describe("asyncio.workqueue", function()
     local q, r, url = fresh_queue("q2")
     local ps = start_workers(url, "q2", 3, 5, 20)
     -- three workers, three leases (ids unique across processes)
-    await(asyncio.wait_for(asyncio.async(function()
-      while await(r:zcard("wq:q2:workers")) < 3 do
-        await(asyncio.sleep(0.01))
-      end
-    end)(), 5))
+    assert.equal(3, await(r:zcard("wq:q2:workers")))
     local jobs = {}
     for i = 1, 1000 do jobs[i] = q:enqueue("square", {x = i}) end
     jobs = await(asyncio.gather(table.unpack(jobs)))
-    wait_count(q, "done", 1000)
-    for i, job in ipairs(jobs) do
-      assert.equal(i * i, await(job:result()))
-    end
+    await(asyncio.wait_for(async(function()
+      for i, job in ipairs(jobs) do
+        assert.equal(i * i, await(job:result()))
+      end
+    end)(), 30))
     local executed = await(r:lrange("executed", 0, -1))
     assert.equal(1000, #executed)
     local seen = {}
@@ -172,7 +171,7 @@ describe("asyncio.workqueue", function()
     stop_all(ps)
     for _, p in ipairs(ps) do
       assert.equal(0, p.returncode)
-      assert.equal("stopped\n", await(p.stdout:readline()))
+      assert.equal("stopping\nstopped\n", await(p.stdout:read()))
     end
     assert.same({queued = 0, deferred = 0, running = 0, done = 1000,
                  dead = 0}, await(q:counts()))
@@ -184,20 +183,26 @@ describe("asyncio.workqueue", function()
     local q, r, url = fresh_queue("q3")
     local ps = start_workers(url, "q3", 3, 1, 10)
     local jobs = {}
-    for i = 1, 60 do jobs[i] = q:enqueue("sleepy", {x = i, s = 0.3}) end
+    for i = 1, 60 do jobs[i] = q:enqueue("gated", {x = i}) end
     jobs = await(asyncio.gather(table.unpack(jobs)))
-    -- wait until the first worker holds jobs, then kill it
-    wait_count(q, "running", 30)
+    -- the first worker fills its ten slots (the gate is closed: its jobs
+    -- cannot end), then dies
+    local held = read_starts(ps[1], 10)
     ps[1]:kill()
     await(ps[1]:wait())
-    wait_count(q, "done", 60)
-    local redelivered = 0
-    for i, job in ipairs(jobs) do
-      assert.equal(i, await(job:result()))
-      await(job:refresh())
-      if job.attempts > 1 then redelivered = redelivered + 1 end
+    await(r:rpush("gate", "open"))
+    await(asyncio.wait_for(async(function()
+      for i, job in ipairs(jobs) do assert.equal(i, await(job:result())) end
+    end)(), 30))
+    -- the dead worker's jobs ran again elsewhere
+    for _, job in ipairs(jobs) do
+      if held[job.id] then
+        assert.is_true(await(job:refresh()))
+        assert.is_true(job.attempts > 1, "job not redelivered")
+        held[job.id] = nil
+      end
     end
-    assert.is_true(redelivered > 0, "no job was redelivered")
+    assert.is_nil(next(held))
     stop_all(ps)
     await(r:close())
   end))
@@ -207,11 +212,17 @@ describe("asyncio.workqueue", function()
     local q, r, url = fresh_queue("q4")
     local ps = start_workers(url, "q4", 1, 5, 5)
     local jobs = {}
-    for i = 1, 8 do jobs[i] = await(q:enqueue("sleepy", {x = i, s = 0.2})) end
-    wait_count(q, "running", 5)
+    for i = 1, 8 do jobs[i] = await(q:enqueue("gated", {x = i})) end
+    -- five running (the concurrency), held at the closed gate
+    local started = read_starts(ps[1], 5)
     ps[1]:send_signal("SIGTERM")
-    await(ps[1]:wait())
+    assert.equal("stopping\n",
+                 await(asyncio.wait_for(ps[1].stdout:readline(), 10)))
+    await(r:rpush("gate", "open"))
+    await(asyncio.wait_for(ps[1]:wait(), 10))
     assert.equal(0, ps[1].returncode)
+    assert.equal("stopped\n", await(ps[1].stdout:readline()))
+    for i = 1, 5 do assert.is_true(started[jobs[i].id]) end
     local c = await(q:counts())
     assert.same({5, 3, 0}, {c.done, c.queued, c.running})
     for i = 1, 5 do assert.equal("done", await(jobs[i]:status())) end
