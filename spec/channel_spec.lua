@@ -3,7 +3,9 @@
 --
 -- Plain threads (this one when no loop runs, executor workers) block in
 -- put/get; tasks await aput/aget without blocking their loop. Real clock:
--- time-outs are checked with lower bounds only.
+-- time-outs are checked with lower bounds only. The task tests that check
+-- nothing more happens run on the virtual clock, where a sleep ends only
+-- once the loop is idle.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
@@ -225,8 +227,8 @@ describe("Channel: tasks", function()
     local ch = Channel()
     local ticks = 0
     local getter = create_task(async(function() return await(ch:aget()) end)())
-    for _ = 1, 3 do
-      await(sleep(0.001))
+    for _ = 1, 3 do -- the getter parks in the first iteration
+      await(sleep(0))
       ticks = ticks + 1
     end
     assert.is_false(getter:done())
@@ -285,7 +287,7 @@ describe("Channel: tasks", function()
       local putter = create_task(async(function()
         return await(full:aput("y"))
       end)())
-      await(sleep(0.01))
+      await(sleep(0)) -- both park in their first step
       assert.is_false(getter:done())
       assert.is_false(putter:done())
       empty:close()
@@ -298,15 +300,18 @@ describe("Channel: tasks", function()
       assert.equal("x", await(full:aget())) -- left before close: drained
     end))
 
-  it("a cancelled aget never takes an item", aspec.async(function()
+  it("a cancelled aget never takes an item", aspec.async({clock = "virtual"},
+                                                        function()
     local ch = Channel()
     local getter = create_task(async(function() return await(ch:aget()) end)())
-    await(sleep(0.01))
+    await(sleep(0)) -- it parks in its first step
     getter:cancel()
     local err = await_error(getter)
     assert.is_true(iserror(err, asyncio.CancelledError))
     ch:put("kept")
-    await(sleep(0.01))
+    -- virtual clock: the sleep ends once the loop is idle, so the
+    -- wake-up the put posted, and any task it woke, have run
+    await(sleep(1))
     assert.equal(1, ch:qsize())
     assert.equal("kept", ch:get(0))
   end))
@@ -315,7 +320,7 @@ describe("Channel: tasks", function()
     aspec.async(function()
       local ch = Channel()
       local getter = create_task(async(function() return await(ch:aget()) end)())
-      await(sleep(0.01))
+      await(sleep(0)) -- it parks in its first step
       ch:put("kept") -- wakes the getter: its wake-up is on the way
       getter:cancel() -- before it runs
       local err = await_error(getter)
@@ -337,7 +342,7 @@ describe("Channel: tasks", function()
             return await(ch:aget())
           end)())
         end
-        await(sleep(0.01))
+        await(sleep(0)) -- both park in their first step
         ch:put("item")
         getters[cancelled]:cancel()
         await_error(getters[cancelled])
@@ -347,17 +352,20 @@ describe("Channel: tasks", function()
       end
     end))
 
-  it("a cancelled aput never adds its item", aspec.async(function()
+  it("a cancelled aput never adds its item", aspec.async({clock = "virtual"},
+                                                       function()
     local ch = Channel(1)
     ch:put("first")
     local putter = create_task(async(function()
       await(ch:aput("second"))
     end)())
-    await(sleep(0.01))
+    await(sleep(0)) -- it parks in its first step
     putter:cancel()
-    await_error(putter)
-    assert.equal("first", ch:get(0))
-    await(sleep(0.01))
+    assert.is_true(iserror(await_error(putter), asyncio.CancelledError))
+    assert.equal("first", ch:get(0)) -- frees the slot
+    -- virtual clock: the sleep ends once the loop is idle, so the
+    -- wake-up the get posted, and any task it woke, have run
+    await(sleep(1))
     assert.equal(0, ch:qsize())
   end))
 

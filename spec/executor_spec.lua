@@ -217,12 +217,20 @@ describe("T: to_thread", function()
 
   it("T235 returns a coroutine: nothing runs until awaited",
     aspec.async(function()
+      -- a default executor of our own: its repr counts the workers it
+      -- started, and a submitted job starts one at once
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      asyncio.get_running_loop():set_default_executor(ex)
       local ran = asyncio.Channel()
       local coro = asyncio.to_thread(function(r) r:put(1) end, ran)
       assert.is_true(asyncio.iscoroutine(coro))
-      await(sleep(0.02))
+      await(sleep(0))
+      assert.equal("<ThreadPoolExecutor max_workers=1 workers=0>",
+                   tostring(ex))
       assert.equal(0, ran:qsize())
       await(coro)
+      assert.equal("<ThreadPoolExecutor max_workers=1 workers=1>",
+                   tostring(ex))
       assert.equal(1, ran:qsize())
     end))
 

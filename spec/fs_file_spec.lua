@@ -318,35 +318,39 @@ describe("File:write and File:seek", function()
   end))
 
   it("a read, a seek and close write the buffered data out first; so do "
-     .. "<close> and collection, without waiting", aspec.async(function()
-    local f = await(fs.open(path("a"), "w+"))
-    await(f:write("abc"))
-    assert.equal(0, await(f:seek("set")))
-    assert.equal("abc", await(f:read("a")))
-    await(f:write("def"))
-    await(f:close())
-    assert.equal("abcdef", get("a"))
-    local scoped
-    do
-      local g <close> = await(fs.open(path("b"), "w"))
-      await(g:write("scoped"))
-      scoped = g
-    end
-    await(scoped:close()) -- waits for the write and the close under way
-    assert.equal("scoped", get("b"))
-    local h2 = await(fs.open(path("c"), "a"))
-    await(h2:write("collected"))
-    h2 = nil -- luacheck: ignore
-    collectgarbage()
-    collectgarbage()
-    -- nothing is left to wait on: poll the file, a bounded number of
-    -- iterations
-    for _ = 1, 1000 do
-      if get("c") == "collected" then break end
-      await(asyncio.sleep(0.001))
-    end
+     .. "<close> and collection, without waiting", function()
+    -- its own loop: closing it runs the collected file's requests to
+    -- their end, which nothing else can await
+    local loop <close> = asyncio.new_event_loop()
+    local gone = setmetatable({}, {__mode = "v"})
+    loop:run_until_complete(async(function()
+      local f = await(fs.open(path("a"), "w+"))
+      await(f:write("abc"))
+      assert.equal(0, await(f:seek("set")))
+      assert.equal("abc", await(f:read("a")))
+      await(f:write("def"))
+      await(f:close())
+      assert.equal("abcdef", get("a"))
+      local scoped
+      do
+        local g <close> = await(fs.open(path("b"), "w"))
+        await(g:write("scoped"))
+        scoped = g
+      end
+      await(scoped:close()) -- waits for the write and the close under way
+      assert.equal("scoped", get("b"))
+      local h2 = await(fs.open(path("c"), "a"))
+      await(h2:write("collected"))
+      gone[1] = h2
+      h2 = nil -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(gone[1])
+    end)())
+    loop:close()
+    assert.equal(0, loop:_counts().handles)
     assert.equal("collected", get("c"))
-  end))
+  end)
 
   it("many small writes become few requests and keep their order",
      aspec.async(function()
@@ -542,24 +546,31 @@ describe("cancellation", function()
   end))
 
   it("a cancelled open closes the descriptor it may have opened",
-     aspec.async(function()
+     function()
     put("a", "x")
-    local function nfds() return #await(fs.listdir("/proc/self/fd")) end
+    --- The descriptors this process has open, counted on a loop of its
+    -- own (the same way each time).
+    local function nfds()
+      local counter <close> = asyncio.new_event_loop()
+      return #counter:run_until_complete(fs.listdir("/proc/self/fd"))
+    end
     local before = nfds()
-    for _ = 1, 20 do
-      local t = h.spawn(function() return await(fs.open(path("a"))) end)
-      await(asyncio.sleep(0))
-      t:cancel()
-      pcall(await, t)
-    end
-    local f <close> = await(fs.open(path("a"))) -- every request ended
-    await(f:close())
-    for _ = 1, 1000 do
-      if nfds() <= before then break end
-      await(asyncio.sleep(0.001))
-    end
+    -- its own loop: an open given up still runs on the pool, then its
+    -- descriptor closes, with nothing to await; closing the loop runs
+    -- those requests to their end
+    local loop <close> = asyncio.new_event_loop()
+    loop:run_until_complete(async(function()
+      for _ = 1, 20 do
+        local t = h.spawn(function() return await(fs.open(path("a"))) end)
+        await(asyncio.sleep(0))
+        t:cancel()
+        pcall(await, t)
+      end
+    end)())
+    loop:close()
+    assert.equal(0, loop:_counts().handles)
     assert.equal(before, nfds())
-  end))
+  end)
 end)
 
 describe("large reads and writes", function()

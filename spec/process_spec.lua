@@ -268,15 +268,35 @@ describe("subprocesses and the loop", function()
 
   it("closing the loop closes the pipes: the child reads its end",
      function()
+    -- Nobody watches the child once its loop is closed, so it reports
+    -- on a FIFO it holds open until it exits: what its read returned,
+    -- then the FIFO's end, which is its exit.
+    local fifo = os.tmpname()
+    os.remove(fifo)
+    assert.is_true(os.execute("mkfifo " .. fifo))
     local loop = asyncio.new_event_loop()
-    local p = loop:run_until_complete(async(function()
-      return sh("read x", {stdin = PIPE})
+    loop:run_until_complete(async(function()
+      return sh("exec 3>" .. fifo .. "; read x; echo \"read $?\" >&3",
+                {stdin = PIPE})
     end)())
+    local rf = assert(io.open(fifo, "r")) -- meets the child's open
+    os.remove(fifo)
     loop:close()
-    for _ = 1, 500 do
-      if not alive(p.pid) then break end
-      os.execute("sleep 0.01")
-    end
-    assert.is_false(alive(p.pid))
+    local watch = asyncio.new_event_loop()
+    local report = watch:run_until_complete(async(function()
+      local lost = watch:create_future()
+      local data = {}
+      await(watch:connect_read_pipe(function()
+        return {
+          data_received = function(_, d) data[#data + 1] = d end,
+          connection_lost = function() lost:set_result(nil) end,
+        }
+      end, rf))
+      await(asyncio.wait_for(lost, 10))
+      return table.concat(data)
+    end)())
+    watch:close()
+    -- read x met the end of stdin (status 1), and the child is gone
+    assert.equal("read 1\n", report)
   end)
 end)

@@ -38,13 +38,13 @@ local function handshake(t)
   return not ok1 and e1 or nil, not ok2 and e2 or nil
 end
 
---- Awaits until pred() holds, one loop iteration at a time (at most n).
-local function until_true(pred, n)
-  for _ = 1, n or 1000 do
-    if pred() then return true end
-    await(asyncio.sleep(0))
+--- received(rec, n, ...): awaits until each recorder given has received
+-- at least its count of bytes (10 seconds guard against a hang).
+local function received(...)
+  local args = table.pack(...)
+  for i = 1, args.n, 2 do
+    await(asyncio.wait_for(args[i]:received(args[i + 1]), 10))
   end
-  error("condition not reached")
 end
 
 describe("asyncio.sslproto", function()
@@ -59,9 +59,7 @@ describe("asyncio.sslproto", function()
       ct:write("hello ")
       ct:writelines({"from ", "the client"})
       st:write("and back")
-      until_true(function()
-        return #t.s:data() == 21 and #t.c:data() == 8
-      end)
+      received(t.s, 21, t.c, 8)
       assert.equal("hello from the client", t.s:data())
       assert.equal("and back", t.c:data())
     end))
@@ -205,9 +203,7 @@ describe("asyncio.sslproto", function()
           pos = pos + n
         end
       end
-      until_true(function()
-        return #t.s:data() >= #block and #t.c:data() >= #block
-      end)
+      received(t.s, #block, t.c, #block)
       assert.is_true(t.s:data() == block, "server side data differs")
       assert.is_true(t.c:data() == block, "client side data differs")
     end))
@@ -310,7 +306,8 @@ describe("asyncio.sslproto", function()
       assert.is_true(st:get_read_buffer_size() > 0)
       assert.is_false(t.sa.reading)
       st:resume_reading()
-      until_true(function() return #t.s:data() == sent end)
+      received(t.s, sent)
+      assert.equal(sent, #t.s:data())
       assert.same({"made", "pause", "resume"}, t.c.events)
       assert.equal(0, ct:get_write_buffer_size())
     end))
@@ -326,7 +323,8 @@ describe("asyncio.sslproto", function()
       assert.equal(250, t.ca.low)
       ct:write(("y"):rep(5000))
       assert.same({"made", "pause"}, t.c.events)
-      until_true(function() return #t.s:data() == 5000 end)
+      received(t.s, 5000)
+      assert.equal(("y"):rep(5000), t.s:data())
       assert.same({"made", "pause", "resume"}, t.c.events)
       local e = h.raises(asyncio.ValueError, ct.set_write_buffer_limits, ct,
                          10, 20)
@@ -341,7 +339,8 @@ describe("asyncio.sslproto", function()
       local ca, sa = pipes.pair(loop, c, s)
       await(asyncio.sleep(0))
       ca:write("STARTTLS\n")
-      until_true(function() return s:data() == "STARTTLS\n" end)
+      received(s, #"STARTTLS\n")
+      assert.equal("STARTTLS\n", s:data())
       local server = asyncio.create_task(loop:start_tls(sa, s, server_ctx(),
         {server_side = true}))
       local ct = await(loop:start_tls(ca, c, client_ctx(),
@@ -351,9 +350,9 @@ describe("asyncio.sslproto", function()
       assert.equal(c, ct:get_protocol())
       ct:write("secret")
       st:write("reply")
-      until_true(function()
-        return s:data() == "STARTTLS\nsecret" and c:data() == "reply"
-      end)
+      received(s, #"STARTTLS\nsecret", c, #"reply")
+      assert.equal("STARTTLS\nsecret", s:data())
+      assert.equal("reply", c:data())
       -- connection_made is not called again
       assert.same({"made"}, c.events)
       ct:close()

@@ -110,6 +110,11 @@ describe("thread regressions", function()
     do
       local ex = asyncio.ThreadPoolExecutor(2)
       ex:submit(function(pool, g, d)
+        -- closing the worker's state, once the worker left its loop,
+        -- reports it
+        _G.WORKER_END = setmetatable({}, {__gc = function()
+          d:put("worker state closed")
+        end})
         g:get(10) -- until this state's reference is gone
         pool = nil
         collectgarbage()
@@ -122,9 +127,9 @@ describe("thread regressions", function()
     gate:put(true)
     assert.equal("job done", done:get(10))
     -- the worker drops the last reference with the job's message, then
-    -- goes on with its loop: it must still find its pool there
-    local idle = asyncio.Channel()
-    pcall(idle.get, idle, 0.1)
+    -- goes on with its loop: it must still find its pool there, see it
+    -- shut down, and end
+    assert.equal("worker state closed", done:get(10))
   end)
 
   it("Channel put and aput need a value", function()

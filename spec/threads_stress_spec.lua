@@ -59,8 +59,12 @@ describe("threads under stress", function()
       end
       assert.equal(expected, seen)
       assert.equal(0, bad)
-      -- nothing more arrives afterwards
-      await(asyncio.sleep(0.01))
+      -- nothing more arrives afterwards: every post was made before its
+      -- job returned, so before this call_soon, and posts that happen
+      -- before a call_soon run before its callback
+      local flushed = loop:create_future()
+      loop:call_soon(flushed.set_result, flushed, true)
+      await(flushed)
       assert.equal(expected, seen)
     end))
 
