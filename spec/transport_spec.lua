@@ -215,6 +215,149 @@ describe("transports", function()
   end))
 end)
 
+describe("create_connection with happy_eyeballs_delay", function()
+  local transports = require "asyncio.transports"
+
+  --- Makes host names resolve to `addrs` until the value returned is
+  -- closed.
+  local function resolving_to(addrs)
+    local resolve = transports._resolve
+    transports._resolve = function() return addrs end
+    return setmetatable({}, {__close = function()
+      transports._resolve = resolve
+    end})
+  end
+
+  it("orders the addresses by family in turn, as asyncio's interleave",
+     function()
+    local addrs = {"::1", "::2", "10.0.0.1", "10.0.0.2", "::3"}
+    assert.same({"::1", "10.0.0.1", "::2", "10.0.0.2", "::3"},
+                transports._interleave(addrs, 1))
+    assert.same({"::1", "::2", "10.0.0.1", "::3", "10.0.0.2"},
+                transports._interleave(addrs, 2))
+    assert.same({"10.0.0.1", "10.0.0.2"},
+                transports._interleave({"10.0.0.1", "10.0.0.2"}, 1))
+  end)
+
+  it("a refused address starts the next one at once", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    -- 127.0.0.3 is loopback too, but nobody listens there: refused. With
+    -- a 60 s delay only the failure can start the second attempt.
+    local _ <close> = resolving_to({"127.0.0.3", "127.0.0.1"})
+    local t, p = await(asyncio.wait_for(loop:create_connection(sink,
+      "some.host", port_of(srv), {happy_eyeballs_delay = 60}), 10))
+    assert.equal("127.0.0.1", t:get_extra_info("peername")[1])
+    t:write("ping")
+    t:write_eof()
+    assert.is_nil(await(p.lost))
+    assert.equal("ping", p.data)
+    -- streams pass the option on
+    local r, w = await(asyncio.wait_for(asyncio.open_connection("some.host",
+      port_of(srv), {happy_eyeballs_delay = 60}), 10))
+    w:write("pong")
+    w:write_eof()
+    assert.equal("pong", await(r:read()))
+    w:close()
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("a connect that gets no answer: the next address starts after the "
+     .. "delay and wins; the first is given up", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    -- 127.0.0.1:port drops SYNs (full accept queue); 127.0.0.2:port echoes
+    local peer = await(asyncio.create_subprocess_exec("/usr/bin/python3",
+      "spec/fixtures/full_backlog.py", "127.0.0.1",
+      {stdin = asyncio.PIPE, stdout = asyncio.PIPE}))
+    local line = await(asyncio.wait_for(peer.stdout:readline(), 10))
+    local port = tonumber((assert(line:match("^PORT (%d+)"), line)))
+    local srv = await(loop:create_server(function()
+      local p = sink()
+      function p:data_received(d) self.transport:write(d) end
+      return p
+    end, "127.0.0.2", port))
+    local before = loop:_counts().handles
+    do
+      local _ <close> = resolving_to({"127.0.0.1", "127.0.0.2"})
+      -- in turn, the first connect would wait for minutes: the guard
+      -- fails the test
+      local t, p = await(asyncio.wait_for(loop:create_connection(sink,
+        "some.host", port, {happy_eyeballs_delay = 0.1}), 10))
+      assert.same({"127.0.0.2", port}, t:get_extra_info("peername"))
+      t:write("echo")
+      t:close()
+      await(p.lost)
+    end
+    -- the unanswered connect's socket is closed too
+    assert.equal(before, loop:_counts().handles)
+    peer.stdin:close()
+    assert.equal(0, await(peer:wait()))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("two addresses that both accept: one connection is returned and no "
+     .. "other stays open", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local got, marker, reads = {}, asyncio.Event(), {}
+    local srv = await(asyncio.start_server(async(function(r, w)
+      local data = await(r:read())
+      got[#got + 1] = data
+      if data == "marker" then marker:set() end
+      w:close()
+    end), "127.0.0.1", 0))
+    local before = loop:_counts().handles
+    do
+      local _ <close> = resolving_to({"127.0.0.1", "127.0.0.1"})
+      local t, p = await(loop:create_connection(sink, "some.host",
+        port_of(srv), {happy_eyeballs_delay = 0}))
+      t:write("winner")
+      t:close()
+      await(p.lost)
+    end
+    -- accepts are in order: once the server read the marker's connection,
+    -- it has read every connection the race left
+    local _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv)))
+    w:write("marker")
+    w:write_eof()
+    await(asyncio.wait_for(marker:wait(), 10))
+    w:close()
+    await(w:wait_closed())
+    for _, data in ipairs(got) do reads[data] = (reads[data] or 0) + 1 end
+    assert.equal(1, reads.winner)
+    assert.equal(1, reads.marker)
+    assert.equal(#got - 2, reads[""] or 0) -- a loser that connected: EOF
+    assert.equal(before, loop:_counts().handles)
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("every address refused: what connect raised", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local _ <close> = resolving_to({"127.0.0.2", "127.0.0.3"})
+    local err = h.await_error(loop:create_connection(sink, "some.host",
+      port_of(srv), {happy_eyeballs_delay = 0.05}))
+    assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("checks its options", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local err = h.await_error(loop:create_connection(sink, "127.0.0.1", 1,
+      {happy_eyeballs_delay = "soon"}))
+    assert.is_true(iserror(err, asyncio.TypeError))
+    assert.equal("TypeError: happy_eyeballs_delay must be a number, not "
+                 .. "string", tostring(err))
+    err = h.await_error(loop:create_connection(sink, "127.0.0.1", 1,
+      {interleave = 1.5}))
+    assert.equal("TypeError: interleave must be an integer, not number",
+                 tostring(err))
+  end))
+end)
+
 describe("Server with transports", function()
   --- A server whose connections stay open and idle; returns it and the
   -- list of its protocols.

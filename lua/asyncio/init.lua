@@ -59,7 +59,8 @@ end
 --- Modules reached as fields on first use (the core never loads the
 -- batteries): asyncio.fs is require "asyncio.fs", asyncio.ssl is
 -- require "asyncio.ssl".
-local lazy = {fs = "asyncio.fs", ssl = "asyncio.ssl"}
+local lazy = {fs = "asyncio.fs", ssl = "asyncio.ssl",
+              staggered = "asyncio.staggered"}
 setmetatable(M, {__index = function(t, k)
   local name = lazy[k]
   if name == nil then return nil end

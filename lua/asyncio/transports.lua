@@ -16,10 +16,11 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local async, await, iserror = core.async, core.await, core.iserror
-local error, ipairs, pcall, require, tostring, type =
-  error, ipairs, pcall, require, tostring, type
+local error, ipairs, math, pcall, require, tostring, type =
+  error, ipairs, math, pcall, require, tostring, type
 
 local M = {}
 
@@ -146,10 +147,90 @@ local function start(loop, raw, factory, ctx, hostname, opts)
   return p._app_transport, app
 end
 
+--- The options happy_eyeballs_delay (nil or a number of seconds) and
+-- interleave (an integer; 1 when happy_eyeballs_delay is given without
+-- it, else 0), checked.
+local function eyeballs_options(opts)
+  local delay, interleave = opt(opts, "happy_eyeballs_delay"),
+                            opt(opts, "interleave")
+  if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
+    error(errors.TypeError("happy_eyeballs_delay must be a number, not "
+                           .. check.typename(delay)), 0)
+  end
+  if interleave ~= nil and math.type(interleave) ~= "integer" then
+    error(errors.TypeError("interleave must be an integer, not "
+                           .. check.typename(interleave)), 0)
+  end
+  return delay, interleave or (delay ~= nil and 1 or 0)
+end
+
+--- addrs reordered as asyncio's _interleave_addrinfos does: the first
+-- `first_count` - 1 addresses of the first address family, then one
+-- address of each family in turn (families in order of first
+-- appearance), each family's addresses in their own order.
+function M._interleave(addrs, first_count)
+  local families, by_family = {}, {}
+  for _, addr in ipairs(addrs) do
+    local f = core._ip_family(addr) or 0
+    if by_family[f] == nil then
+      by_family[f] = {}
+      families[#families + 1] = f
+    end
+    local list = by_family[f]
+    list[#list + 1] = addr
+  end
+  local out, first = {}, by_family[families[1]]
+  local skip = math.max(0, math.min(first_count - 1, #first))
+  for i = 1, skip do out[i] = first[i] end
+  local next_of = {[families[1]] = skip + 1}
+  repeat
+    local added = false
+    for _, f in ipairs(families) do
+      local i = next_of[f] or 1
+      if by_family[f][i] ~= nil then
+        out[#out + 1] = by_family[f][i]
+        next_of[f] = i + 1
+        added = true
+      end
+    end
+  until not added
+  return out
+end
+
+--- Connects to the first of addrs that accepts, trying each after the
+-- one before it failed; raises what they all raised.
+local function connect_in_turn(addrs, port, opts)
+  local errs = {}
+  for _, addr in ipairs(addrs) do
+    local ok, raw = try_await(core._tcp_connect(addr, port, opts))
+    if ok then return raw end
+    errs[#errs + 1] = raw
+  end
+  raise_all(errs)
+end
+
+--- Happy Eyeballs (RFC 8305), as asyncio's happy_eyeballs_delay: the
+-- next address is tried when the one before it failed or `delay`
+-- seconds after it started; the first connection made wins and the
+-- attempts still connecting are cancelled (their sockets closed).
+local function connect_staggered(addrs, port, opts, delay)
+  local fns = {}
+  for i, addr in ipairs(addrs) do
+    fns[i] = function() return core._tcp_connect(addr, port, opts) end
+  end
+  local staggered = require "asyncio.staggered"
+  local raw, _, excs = await(staggered.staggered_race(fns, delay))
+  if raw ~= nil then return raw end
+  local errs = {}
+  for i = 1, excs.n do errs[#errs + 1] = excs[i] end
+  raise_all(errs)
+end
+
 --- loop:create_connection(factory, host, port [, {ssl =,
 -- server_hostname =, local_addr = {host, port}, happy_eyeballs_delay =,
--- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) -> transport,
--- protocol: the first address of host that accepts.
+-- interleave =, ssl_handshake_timeout =, ssl_shutdown_timeout =}]) ->
+-- transport, protocol: the first address of host that accepts, tried in
+-- turn, or raced with happy_eyeballs_delay (connect_staggered).
 M.create_connection = async(function(loop, factory, host, port, opts)
   check_factory(factory, "create_connection")
   local ctx = ssl_context(opts, false)
@@ -161,20 +242,23 @@ M.create_connection = async(function(loop, factory, host, port, opts)
     end
     hostname = host
   end
-  local errs = {}
-  for _, addr in ipairs(resolve(host, port, SOCK_STREAM)) do
-    local ok, raw = try_await(core._tcp_connect(addr, port, opts))
-    if ok then return start(loop, raw, factory, ctx, hostname, opts) end
-    errs[#errs + 1] = raw
+  local delay, interleave = eyeballs_options(opts)
+  local addrs = M._resolve(host, port, SOCK_STREAM) -- specs replace it
+  if interleave ~= 0 then addrs = M._interleave(addrs, interleave) end
+  local raw
+  if delay == nil then
+    raw = connect_in_turn(addrs, port, opts)
+  else
+    raw = connect_staggered(addrs, port, opts, delay)
   end
-  raise_all(errs)
+  return start(loop, raw, factory, ctx, hostname, opts)
 end)
 
 --- loop:create_unix_connection(factory, path [, {ssl =,
 -- server_hostname =, ...}]) -> transport, protocol
 M.create_unix_connection = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_connection")
-  require("asyncio.check").type(path, 2, "create_unix_connection", "string")
+  check.type(path, 2, "create_unix_connection", "string")
   local ctx = ssl_context(opts, false)
   local hostname = opt(opts, "server_hostname")
   if ctx and hostname == nil then
@@ -234,7 +318,7 @@ end)
 -- server closes.
 M.create_unix_server = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_server")
-  require("asyncio.check").type(path, 2, "create_unix_server", "string")
+  check.type(path, 2, "create_unix_server", "string")
   return core._unix_server(server_factory(loop, factory, opts), path, opts)
 end)
 
@@ -243,7 +327,7 @@ end)
 -- transport owns it from then on.
 local function connect_pipe(loop, factory, pipe, readable, name)
   check_factory(factory, name)
-  require("asyncio.check").type(pipe, 2, name, io.type(pipe) and "userdata"
+  check.type(pipe, 2, name, io.type(pipe) and "userdata"
                                 or "number")
   local t = core._pipe_open(pipe, readable)
   return start(loop, t, factory)
