@@ -1,7 +1,7 @@
 -- spec/stream_limit_spec.lua: the StreamReader buffer limit
--- (bindings/io/stream.c): LimitOverrunError from readuntil / readline, what
--- stays in the buffer, and a peer sending an endless line, which must not
--- make the reader's memory grow.
+-- (bindings/io/stream.c): LimitOverrunError from readuntil, ValueError
+-- from readline (as asyncio), what stays in the buffer, and a peer sending
+-- an endless line, which must not make the reader's memory grow.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
@@ -51,12 +51,22 @@ describe("stream limit", function()
     assert.equal(data, await(r:read()))
   end))
 
-  it("readline past the limit raises and drops the long line through its "
-     .. "newline", aspec.async(function()
+  it("readline past the limit raises ValueError, as asyncio, and drops "
+     .. "the long line through its newline", aspec.async(function()
     local r = reader_with(16, string.rep("y", 20) .. "\nnext\n", true)
     local err = raises(function() return await(r:readline()) end)
-    assert.is_true(iserror(err, asyncio.LimitOverrunError))
+    assert.is_true(iserror(err, asyncio.ValueError))
+    assert.is_false(iserror(err, asyncio.LimitOverrunError))
+    assert.equal("Separator is found, but chunk is longer than limit",
+                 err.message)
     assert.equal("next\n", await(r:readline()))
+    -- no newline within the limit: what was buffered goes
+    r = reader_with(16, string.rep("z", 40), true)
+    err = raises(function() return await(r:readline()) end)
+    assert.is_true(iserror(err, asyncio.ValueError))
+    assert.equal("Separator is not found, and chunk exceed the limit",
+                 err.message)
+    assert.equal("", await(r:read()))
   end))
 
   it("readline past the limit without a newline drops what it buffered",
@@ -84,7 +94,7 @@ describe("stream limit", function()
     end)))
   end)
 
-  it("a peer sending an endless line gets LimitOverrunError without "
+  it("a peer sending an endless line gets ValueError without "
      .. "memory growth", aspec.async(function()
     local limit = 65536
     local total = 64 << 20 -- 64 MiB, never a newline
@@ -110,7 +120,7 @@ describe("stream limit", function()
         tail = res
         break
       end
-      assert.is_true(iserror(res, asyncio.LimitOverrunError))
+      assert.is_true(iserror(res, asyncio.ValueError))
       overruns = overruns + 1
     end
     -- every limit's worth of the line raised, and what came after the

@@ -474,14 +474,17 @@ static int scan_until(aio_reader *r, const char *sep, size_t seplen,
   return r->eof ? U_EOF : U_WAIT;
 }
 
+/* asyncio's words for an overrun of the limit (st: U_OVER_*). */
+static const char *overrun_message(int st) {
+  return st == U_OVER_FOUND
+             ? "Separator is found, but chunk is longer than limit"
+             : "Separator is not found, and chunk exceed the limit";
+}
+
 static int raise_overrun(lua_State *L, int st, size_t consumed) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
   lua_getfield(L, -1, "LimitOverrunError");
-  lua_pushstring(L, st == U_OVER_FOUND
-                        ? "Separator is found, but chunk is longer than "
-                          "limit"
-                        : "Separator is not found, and chunk exceed the "
-                          "limit");
+  lua_pushstring(L, overrun_message(st));
   lua_pushinteger(L, (lua_Integer)consumed);
   lua_call(L, 2, 1);
   return lua_error(L);
@@ -615,9 +618,9 @@ static int l_reader_readuntil(lua_State *L) {
 }
 
 /* readline: a line with its "\n"; at the end, what is left (maybe "").
- * Past the limit it raises LimitOverrunError after dropping the long
- * line (through its newline when it arrived), as asyncio does before
- * raising ValueError. `nil_at_eof`: the lines() iterator ends with nil. */
+ * Past the limit it drops the long line (through its newline when it
+ * arrived) and raises ValueError with LimitOverrunError's message, as
+ * asyncio does. `nil_at_eof`: the lines() iterator ends with nil. */
 static int readline_run(lua_State *L, size_t offset, int nil_at_eof);
 
 static int readline_k(lua_State *L, int status, lua_KContext ctx) {
@@ -647,12 +650,12 @@ static int readline_run(lua_State *L, size_t offset, int nil_at_eof) {
     }
     push_take(L, r, r->len);
     return 1;
-  default:
+  default: /* as asyncio's readline: the line dropped, ValueError */
     if (st == U_OVER_FOUND)
       reader_consume(L, r, pos + 1);
     else
       reader_consume(L, r, r->len);
-    return raise_overrun(L, st, pos);
+    return aio_raisef(L, AIO_E_VALUE, "%s", overrun_message(st));
   }
 }
 
