@@ -162,6 +162,8 @@ describe("asyncio.http.web", function()
     out = raw(port, "GET /stream HTTP/1.1\r\nHost: x\r\n"
       .. "Connection: close\r\n\r\n")
     assert.matches("\r\nTransfer%-Encoding: chunked\r\n", out)
+    -- no content type given: aiohttp's default
+    assert.matches("\r\nContent%-Type: application/octet%-stream\r\n", out)
     assert.matches("\r\n\r\n7\r\npiece1;\r\n7\r\npiece2;\r\n7\r\npiece3;"
       .. "\r\n0\r\n\r\n$", out)
     await(runner:cleanup())
@@ -316,6 +318,31 @@ asyncio.run(main())
     assert.same({"a>", "b>", "h", "<b", "<a"}, order)
     await(r:read())
     await(runner:cleanup())
+  end))
+
+  it("runs on_startup at setup, then on_shutdown and on_cleanup at "
+     .. "cleanup, in order, awaiting what they return",
+     aspec.async(function()
+    local app, calls = app_under_test(), {}
+    local function signal(name)
+      return async(function(a)
+        assert.equal(app, a)
+        await(asyncio.sleep(0)) -- awaited before the next one runs
+        calls[#calls + 1] = name
+      end)
+    end
+    table.insert(app.on_startup, signal("startup 1"))
+    table.insert(app.on_startup, function()
+      calls[#calls + 1] = "startup 2"
+    end)
+    table.insert(app.on_shutdown, signal("shutdown"))
+    table.insert(app.on_cleanup, signal("cleanup"))
+    local runner, base = start(app)
+    assert.same({"startup 1", "startup 2"}, calls)
+    local s <close> = http.ClientSession{base_url = base}
+    assert.equal("root", await(await(s:get("/")):text()))
+    await(runner:cleanup())
+    assert.same({"startup 1", "startup 2", "shutdown", "cleanup"}, calls)
   end))
 
   it("shuts down gracefully: in-flight requests finish",

@@ -346,8 +346,12 @@ StreamResponse.prepare = async(function(self, request)
   end
   self._no_body = no_body
   local h = self.headers
+  local ct = content_type(self)
+  if ct == nil and status ~= 204 and status ~= 304 and not has_ctype(h) then
+    ct = "application/octet-stream" -- aiohttp's default
+  end
   if conn.proto:respond(status_lines[status][self.reason], http_date(),
-      content_type(self), rawlen(h) > 0 and h or nil, cl, self._chunked,
+      ct, rawlen(h) > 0 and h or nil, cl, self._chunked,
       connection_header(self, conn, request), nil) then
     conn.proto:flush() -- a stream's head goes out at once
   end
