@@ -320,6 +320,22 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("a TCPSite without a host listens on every interface and is named "
+     .. "0.0.0.0, as aiohttp's", aspec.async(function()
+    local runner = web.AppRunner(app_under_test())
+    await(runner:setup())
+    local site = web.TCPSite(runner, nil, 0)
+    await(site:start())
+    assert.equal("http://0.0.0.0:" .. site.port, site.name)
+    local hosts = {}
+    for _, a in ipairs(runner:addresses()) do hosts[a[1]] = true end
+    assert.is_true(hosts["0.0.0.0"])
+    local s <close> = http.ClientSession()
+    assert.equal("root", await(await(s:get(("http://127.0.0.1:%d/")
+      :format(site.port))):text()))
+    await(runner:cleanup())
+  end))
+
   it("runs on_startup at setup, then on_shutdown and on_cleanup at "
      .. "cleanup, in order, awaiting what they return",
      aspec.async(function()

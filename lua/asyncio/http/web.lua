@@ -1296,7 +1296,8 @@ function M.TCPSite(runner, host, port, opts)
   end
   if type(host) == "table" and port == nil then opts, host = host, nil end
   opts = opts or {}
-  return setmetatable({runner = runner, host = host or "0.0.0.0",
+  -- host nil: every interface, IPv6 too (its name says 0.0.0.0)
+  return setmetatable({runner = runner, host = host,
     port = port or (opts.ssl_context and 8443 or 8080), opts = opts},
     TCPSite)
 end
@@ -1312,12 +1313,14 @@ TCPSite.start = async(function(self)
     reuse_port = self.opts.reuse_port}))
   runner.sites[#runner.sites + 1] = self
   self.port = self.server.sockets[1].port
-  self.name = ("%s://%s:%d"):format(runner.scheme, self.host, self.port)
+  self.name = ("%s://%s:%d"):format(runner.scheme, self.host or "0.0.0.0",
+                                    self.port)
 end)
 
---- run_app(app [, {host = "0.0.0.0", port = 8080, ssl_context =,
--- print = print, shutdown_timeout =}]): serves until SIGINT or SIGTERM,
--- then shuts down gracefully. app may be a coroutine returning the app.
+--- run_app(app [, {host = nil (every interface), port = 8080,
+-- ssl_context =, print = print, shutdown_timeout =}]): serves until
+-- SIGINT or SIGTERM, then shuts down gracefully. app may be a coroutine
+-- returning the app.
 function M.run_app(app, opts)
   if getmetatable(app) ~= Application and not asyncio.iscoroutine(app) then
     error("bad argument #1 to 'run_app' (web.Application expected, got " ..
