@@ -80,6 +80,11 @@ describe("asyncio.ssl", function()
       local e = h.raises(asyncio.ValueError, ssl.create_default_context,
                          {nid = 1})
       assert.is_not_nil(e)
+      -- not a Purpose at all: TypeError, as Python's
+      h.raises(asyncio.TypeError, ssl.create_default_context, "x")
+      -- a misspelt option must not fall back to the system's CAs
+      e = h.error_of(ssl.create_default_context, {cafil = "ca.pem"})
+      assert.matches("bad option 'cafil' to 'create_default_context'", e)
       -- cafile/capath/cadata replace the system store
       local one = ssl.create_default_context{cadata = certs.read("ca.pem")}
       assert.same({x509 = 1, crl = 0, x509_ca = 1}, one:cert_store_stats())

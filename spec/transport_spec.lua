@@ -346,6 +346,10 @@ describe("create_connection with happy_eyeballs_delay", function()
 
   it("checks its options", aspec.async(function()
     local loop = asyncio.get_running_loop()
+    local bad = h.await_error(loop:create_connection(sink, "127.0.0.1", 1,
+      {ssl = "yes"}))
+    assert.equal("TypeError: ssl argument must be an SSLContext, true or "
+                 .. "nil, not string", tostring(bad))
     local err = h.await_error(loop:create_connection(sink, "127.0.0.1", 1,
       {happy_eyeballs_delay = "soon"}))
     assert.is_true(iserror(err, asyncio.TypeError))

@@ -17,7 +17,7 @@
 local C = require "asyncio._ssl"
 local errors = require "asyncio.errors"
 
-local error, type = error, type
+local error, pairs, tostring, type = error, pairs, tostring, type
 
 local M = {}
 
@@ -165,8 +165,16 @@ function M.create_default_context(purpose, opts)
   check_arg(opts, 2, "create_default_context", "table", true)
   purpose = purpose or M.Purpose.SERVER_AUTH
   opts = opts or {}
+  for k in pairs(opts) do -- a misspelt cafile must not mean the system's
+    if k ~= "cafile" and k ~= "capath" and k ~= "cadata" then
+      error(("bad option '%s' to 'create_default_context' (cafile, capath "
+             .. "or cadata expected)"):format(tostring(k)), 2)
+    end
+  end
   local ctx
-  if purpose == M.Purpose.SERVER_AUTH then
+  if type(purpose) ~= "table" or purpose.nid == nil then -- not a Purpose
+    error(errors.TypeError(tostring(purpose)), 2)
+  elseif purpose == M.Purpose.SERVER_AUTH then
     ctx = C.SSLContext(M.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = M.CERT_REQUIRED
     ctx.check_hostname = true

@@ -103,6 +103,12 @@ local function ssl_context(opts, server_side)
     end
     return require("asyncio.ssl").create_default_context()
   end
+  -- a context is an object: asyncio.sslproto (which may be replaced)
+  -- takes it from here
+  if type(ssl) ~= "userdata" and type(ssl) ~= "table" then
+    error(errors.TypeError(("ssl argument must be an SSLContext, true or "
+                            .. "nil, not %s"):format(check.typename(ssl))), 0)
+  end
   return ssl
 end
 
