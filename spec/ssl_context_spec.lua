@@ -164,6 +164,19 @@ describe("asyncio.ssl", function()
         .. "function expected%)", h.error_of(function()
           ctx:load_cert_chain(certs.path("server.pem"), enc, true)
         end))
+      -- numbers are not taken for strings
+      assert.matches("bad argument #3 to 'load_cert_chain' %(string or "
+        .. "function expected%)", h.error_of(function()
+          ctx:load_cert_chain(certs.path("server.pem"), enc, 42)
+        end))
+      assert.matches("bad argument #1 to 'load_cert_chain' %(string "
+        .. "expected, got number%)", h.error_of(function()
+          ctx:load_cert_chain(42)
+        end))
+      -- a directory: IsADirectoryError naming it, as Python's open
+      e = h.raises(asyncio.IsADirectoryError, ctx.load_cert_chain, ctx,
+                   "/tmp")
+      assert.equal(21, e.errno)
     end)
 
     it("load_verify_locations: cafile, capath, cadata (PEM or DER)",

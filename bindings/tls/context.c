@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -176,6 +177,25 @@ static void check_readable(lua_State *L, const char *path) {
     tls_raise_errno(L, errno, path);
 }
 
+/* check_readable for a file: a directory raises IsADirectoryError, as
+ * Python's open does. */
+static void check_file(lua_State *L, const char *path) {
+  struct stat st;
+  check_readable(L, path);
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    tls_raise_errno(L, EISDIR, path);
+}
+
+/* The path argument at idx (nil: `dflt`): a string, not a number Lua
+ * would turn into one. */
+static const char *check_path(lua_State *L, int idx, const char *dflt) {
+  if (dflt != NULL && lua_isnoneornil(L, idx))
+    return dflt;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_typeerror(L, idx, "string");
+  return lua_tostring(L, idx);
+}
+
 /* Raises what the password callback recorded, else the SSL error. */
 static int raise_load(lua_State *L, pw_info *pw) {
   if (pw->failed) {
@@ -191,19 +211,19 @@ static int raise_load(lua_State *L, pw_info *pw) {
 /* ctx:load_cert_chain(certfile [, keyfile [, password]]) */
 static int l_context_load_cert_chain(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
-  const char *cert = luaL_checkstring(L, 2);
-  const char *key = luaL_optstring(L, 3, cert);
+  const char *cert = check_path(L, 2, NULL);
+  const char *key = check_path(L, 3, cert);
   pw_info pw = {L, 0, 0};
   pem_password_cb *old_cb = SSL_CTX_get_default_passwd_cb(c->ctx);
   void *old_ud = SSL_CTX_get_default_passwd_cb_userdata(c->ctx);
   int ok;
   if (!lua_isnoneornil(L, 4)) {
-    if (!lua_isstring(L, 4) && !lua_isfunction(L, 4))
+    if (lua_type(L, 4) != LUA_TSTRING && !lua_isfunction(L, 4))
       return luaL_argerror(L, 4, "string or function expected");
     pw.idx = 4;
   }
-  check_readable(L, cert);
-  check_readable(L, key);
+  check_file(L, cert);
+  check_file(L, key);
   lua_settop(L, 4);
   ERR_clear_error();
   /* an encrypted key without a password fails instead of prompting */
