@@ -53,6 +53,30 @@ describe("TLS over sockets", function()
     stop(srv)
   end))
 
+  it("a peer that ends with close_notify: the handler's last write and "
+     .. "drain do not raise, as asyncio's (the write is dropped)",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local outcome = loop:create_future()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      local got = await(r:read()) -- through the peer's close_notify
+      w:write(got:upper())
+      local ok, err = pcall(await, w:drain())
+      outcome:set_result({got = got, drained = ok, err = err,
+                          closing = w:is_closing()})
+      close(w)
+    end), "127.0.0.1", 0, {ssl = server_ctx()}))
+    local _, w = await(asyncio.open_connection("127.0.0.1",
+      srv.sockets[1].port, {ssl = client_ctx()}))
+    w:write("bye")
+    close(w)
+    local o = await(asyncio.wait_for(outcome, 10))
+    assert.same({got = "bye", drained = true, closing = true},
+                {got = o.got, drained = o.drained, closing = o.closing,
+                 err = o.err})
+    stop(srv)
+  end))
+
   it("protocols: create_connection and create_server with ssl",
      aspec.async(function()
     local loop = asyncio.get_running_loop()

@@ -1344,6 +1344,20 @@ static int raise_lost(lua_State *L, aio_writer *w) {
 }
 
 static int drain_body(lua_State *L);
+static int drain_open(lua_State *L, aio_writer *w);
+
+/* After the turn of the loop drain gives a closing transport: raises if
+ * the connection was lost meanwhile, else goes on as for an open one. */
+static int drain_closing_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_writer *w = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  aio_resume_check(L, aio_current_task_of(L));
+  lua_settop(L, 1);
+  if (w->proto && w->proto->lost)
+    return raise_lost(L, w);
+  return drain_open(L, w);
+}
 
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   aio_writer *w = lua_touserdata(L, 1);
@@ -1354,22 +1368,39 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   return drain_body(L);
 }
 
-/* [writer] */
-static int drain_body(lua_State *L) {
-  aio_writer *w = lua_touserdata(L, 1); /* checked by the method */
+/* Waits while the protocol is paused (asyncio's _drain_helper, once not
+ * lost). [writer] */
+static int drain_open(lua_State *L, aio_writer *w) {
   srp *pr = w->proto;
   aio_task *t;
-  if (w->reader && w->reader->has_exc) { /* raises its exception */
-    lua_getiuservalue(L, 1, W_UV_READER);
-    reader_check_exc(L, w->reader, -1);
-  }
-  if ((pr && pr->lost) || writer_is_closing(L, w, 1))
-    return raise_lost(L, w);
   if (pr == NULL || !pr->paused)
     return 0;
   t = aio_check_await(L, "drain");
   aio_future_new(L, t->fut.loop);
   return aio_waiters_await(L, t, &pr->drain_key, 0, drain_k);
+}
+
+/* As asyncio's StreamWriter.drain: the reader's exception; a lost
+ * connection raises; a closing transport first gives the loop one turn,
+ * so that its connection_lost may run (a TLS transport's reaches the
+ * protocol a few callbacks after the socket closed), and raises only if
+ * it did. [writer] */
+static int drain_body(lua_State *L) {
+  aio_writer *w = lua_touserdata(L, 1); /* checked by the method */
+  srp *pr = w->proto;
+  if (w->reader && w->reader->has_exc) { /* raises its exception */
+    lua_getiuservalue(L, 1, W_UV_READER);
+    reader_check_exc(L, w->reader, -1);
+  }
+  if (pr && pr->lost)
+    return raise_lost(L, w);
+  if (writer_is_closing(L, w, 1)) {
+    aio_task *t = aio_check_await(L, "drain");
+    t->wait_kind = AIO_WAIT_YIELD;
+    aio_schedule_step(L, t->fut.loop, t);
+    return aio_task_suspend(L, t, 0, drain_closing_k);
+  }
+  return drain_open(L, w);
 }
 
 /* The fast path of writer:drain() awaited (aio_fast_op): a writer on a
