@@ -119,8 +119,28 @@ local function flush(c)
   end
 end
 
---- Encodes the command (argv table) and returns the future of its reply.
+--- Raises Lua's "bad argument" error (DESIGN: a wrong type is argument
+-- misuse; redis-py raises DataError) unless every argument of argv, 1 to
+-- argv.n (or #argv), is a string or a number other than NaN: Redis has
+-- no nil, boolean or table arguments. Arguments count from the command
+-- name: rpush("l", "a", nil) is "bad argument #3 to 'RPUSH'".
+local function check_argv(argv)
+  for i = 1, argv.n or #argv do
+    local v = argv[i]
+    local t = type(v)
+    if t ~= "string" and (t ~= "number" or v ~= v) then
+      error(("bad argument #%d to '%s' (string or number expected, got "
+             .. "%s)"):format(i - 1, tostring(argv[1]),
+                              t == "number" and "NaN" or t), 0)
+    end
+  end
+  return argv
+end
+
+--- Encodes the command (argv table, checked) and returns the future of
+-- its reply.
 local function send_argv(c, argv)
+  check_argv(argv)
   local fut = c.loop:create_future()
   if c.closed then
     fut:set_exception(c.err)
@@ -139,6 +159,7 @@ end
 
 --- Encodes a command whose replies go to c.push (pub/sub), no future.
 local function send_push(c, argv)
+  check_argv(argv)
   if c.closed then error(c.err, 0) end
   c.proto:command_list(argv)
   if not c.flushing then
@@ -216,9 +237,10 @@ local open_conn = async(function(o)
   c.flush = function() flush(c) end
   c.task = asyncio.create_task(read_loop(c))
   local auth, sel
-  if o.password then
-    auth = send_argv(c, o.username and {"AUTH", o.username, o.password}
-                         or {"AUTH", o.password})
+  if o.username then
+    auth = send_argv(c, {"AUTH", o.username, o.password or ""})
+  elseif o.password then
+    auth = send_argv(c, {"AUTH", o.password})
   end
   if o.db and o.db ~= 0 then sel = send_argv(c, {"SELECT", o.db}) end
   local id = send_argv(c, {"CLIENT", "ID"})
@@ -275,11 +297,12 @@ local function url_unescape(s)
   end))
 end
 
---- Redis{host =, port =, db =, password =, username =, pool_size =,
--- socket_timeout =, socket_connect_timeout =, ssl =, path =} -> a
--- client, not connected yet. socket_timeout (seconds) bounds the wait
--- for each reply of an ordinary command (not of blocking ones) and for
--- connecting; past it redis.TimeoutError.
+--- Redis{host =, port =, db =, password =, username =, pool_size =
+-- (or redis-py's name max_connections), socket_timeout =,
+-- socket_connect_timeout =, ssl =, path =} -> a client, not connected
+-- yet. socket_timeout (seconds) bounds the wait for each reply of an
+-- ordinary command (not of blocking ones) and for connecting; past it
+-- redis.TimeoutError.
 function M.Redis(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -289,63 +312,154 @@ function M.Redis(opts)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do o[k] = v end
+  o.pool_size = opts.pool_size or opts.max_connections or o.pool_size
+  o.max_connections = nil
+  local size = math.tointeger(o.pool_size)
+  if not size or size < 1 then
+    error("bad option 'pool_size' to 'Redis' (positive integer expected)",
+          2)
+  end
+  o.pool_size = size
   o.port = math.tointeger(tonumber(o.port)) or o.port
   o.db = math.tointeger(tonumber(o.db)) or 0
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
                        nrecovering = 0, closed = false}, Redis)
 end
 
---- from_url(url [, opts]): redis://[[user]:pass@]host[:port][/db],
--- rediss:// (TLS), unix:///path?db=n. opts override the URL's parts.
+--- Converters of URL query values (unescaped strings) to option values;
+-- nil for a value that does not convert.
+local function url_int(s)
+  return s:match("^%s*[+-]?%d+%s*$") and math.tointeger(tonumber(s)) or nil
+end
+local function url_number(s)
+  if s:find("[xX]") then return nil end
+  return tonumber(s)
+end
+local function url_bool(s)  -- as redis-py's to_bool
+  local u = s:upper()
+  return not (u == "0" or u == "F" or u == "FALSE" or u == "N" or u == "NO")
+end
+local function url_string(s) return s end
+
+--- The query parameters from_url knows (redis-py's, less those with no
+-- luaio meaning) and how each converts.
+local URL_PARAMS = {
+  db = url_int, socket_timeout = url_number,
+  socket_connect_timeout = url_number, max_connections = url_int,
+  pool_size = url_int, password = url_string, username = url_string,
+  ssl_check_hostname = url_bool, ssl_cert_reqs = url_string,
+}
+
+--- "k=v&k2=v2" -> {k = v, ...}: %- and +-unescaped, the first value of a
+-- name kept, blank values skipped (urllib's parse_qs). Unknown names and
+-- values that do not convert raise redis.DataError.
+local function parse_query(query)
+  local out = {}
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if k and v ~= "" then
+      k, v = url_unescape(k), url_unescape((v:gsub("+", " ")))
+      local conv = URL_PARAMS[k]
+      if not conv then
+        error(M.DataError(("Unsupported parameter '%s' in Redis URL")
+          :format(k)), 0)
+      end
+      local cv = conv(v)
+      if cv == nil then
+        error(M.DataError(("Invalid value for `%s` in connection URL.")
+          :format(k)), 0)
+      end
+      if out[k] == nil then out[k] = cv end
+    end
+  end
+  return out
+end
+
+--- The parts of netloc "[user[:password]@]host[:port]" into o, as
+-- urllib's urlsplit reads them (a user without ':' has no password).
+local function parse_netloc(netloc, o)
+  local auth, hostport = netloc:match("^(.*)@([^@]*)$")
+  if auth then
+    local user, pass = auth:match("^([^:]*):(.*)$")
+    if not user then user = auth end
+    if user ~= "" then o.username = url_unescape(user) end
+    if pass and pass ~= "" then o.password = url_unescape(pass) end
+  else
+    hostport = netloc
+  end
+  local host, port = hostport:match("^%[(.*)%]:?(.*)$")
+  if not host then host, port = hostport:match("^([^:]*):?(.*)$") end
+  if host ~= "" then o.host = url_unescape(host) end
+  if port ~= "" then
+    o.port = url_int(port)
+    if not o.port then
+      error(M.DataError(("Port could not be cast to integer value as %q")
+        :format(port)), 0)
+    end
+  end
+end
+
+--- The default TLS context of a rediss:// URL, with its query's
+-- ssl_check_hostname and ssl_cert_reqs ("none", "optional", "required").
+local function default_ssl(o)
+  local ok, ssl = pcall(require, "asyncio.ssl")
+  if not ok then
+    error(M.ConnectionError("rediss:// needs asyncio.ssl"), 0)
+  end
+  local ctx = ssl.create_default_context()
+  local reqs = o.ssl_cert_reqs
+  if reqs == "none" or reqs == "optional" then
+    ctx.check_hostname = false
+    ctx.verify_mode = reqs == "none" and ssl.CERT_NONE or ssl.CERT_OPTIONAL
+  end
+  if o.ssl_check_hostname ~= nil then
+    ctx.check_hostname = o.ssl_check_hostname
+  end
+  o.ssl_cert_reqs, o.ssl_check_hostname = nil, nil
+  return ctx
+end
+
+--- from_url(url [, opts]): redis://[[user][:pass]@]host[:port][/db][?query],
+-- rediss:// (TLS), unix://[[user][:pass]@]/path[?query]. The query takes
+-- URL_PARAMS (db, password, username, socket_timeout, ...). Precedence:
+-- opts, then the query, then the URL's other parts (a ?db= beats /db).
 function M.from_url(url, opts)
   if type(url) ~= "string" then
     error("bad argument #1 to 'from_url' (string expected, got "
           .. type(url) .. ")", 2)
   end
-  local o = {}
-  local scheme, rest = url:match("^(%a+)://(.*)$")
-  if scheme == "unix" then
-    local path, query = rest:match("^([^?]*)%??(.*)$")
-    o.path = url_unescape(path)
-    local db = query:match("db=(%d+)")
-    if db then o.db = tonumber(db) end
-  elseif scheme == "redis" or scheme == "rediss" then
-    local auth, hostpart = rest:match("^(.*)@([^@]*)$")
-    if not auth then hostpart = rest end
-    local hostport, path = hostpart:match("^([^/]*)(.*)$")
-    if auth then
-      local user, pass = auth:match("^([^:]*):(.*)$")
-      if user then
-        if user ~= "" then o.username = url_unescape(user) end
-        o.password = url_unescape(pass)
-      else
-        o.password = url_unescape(auth)
-      end
-    end
-    local host, port = hostport:match("^%[(.*)%]:?(%d*)$")
-    if not host then host, port = hostport:match("^([^:]*):?(%d*)$") end
-    if host and host ~= "" then o.host = host end
-    if port and port ~= "" then o.port = tonumber(port) end
-    local db = path:match("^/(%d+)")
-    if db then o.db = tonumber(db) end
-    if scheme == "rediss" then o.ssl = true end
-  else
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "redis" and scheme ~= "rediss" and scheme ~= "unix" then
     error(M.DataError("Redis URL must specify one of the following "
       .. "schemes (redis://, rediss://, unix://)"), 2)
   end
-  if opts then for k, v in pairs(opts) do o[k] = v end end
-  if o.ssl == true then
-    local ok, ssl = pcall(require, "asyncio.ssl")
-    if not ok then
-      error(M.ConnectionError("rediss:// needs asyncio.ssl"), 2)
+  local netloc, path, query =
+    rest:gsub("#.*$", ""):match("^([^/?]*)([^?]*)%??(.*)$")
+  local ok, o = pcall(function()
+    local o = {}
+    parse_netloc(netloc, o)
+    if scheme == "unix" then
+      o.host, o.port = nil, nil
+      if path ~= "" then o.path = url_unescape(path) end
+    else
+      local db = url_unescape(path):gsub("/", "")
+      o.db = url_int(db)
     end
-    o.ssl = ssl.create_default_context()
-  end
+    for k, v in pairs(parse_query(query)) do o[k] = v end
+    if scheme == "rediss" then o.ssl = true end
+    if opts then for k, v in pairs(opts) do o[k] = v end end
+    if o.ssl == true then o.ssl = default_ssl(o) end
+    o.ssl_cert_reqs, o.ssl_check_hostname = nil, nil
+    return o
+  end)
+  if not ok then error(o, 2) end
   return M.Redis(o)
 end
 
-local function check_open(self)
-  if self.closed then error(M.ConnectionError("Redis client is closed"), 0) end
+--- A closed client opens connections again when used, as redis-py's.
+local function reopen(self)
+  self.closed = false
 end
 
 --- The shared (pipelined) connection, opened on first use; the callers
@@ -353,7 +467,7 @@ end
 local function shared(self)
   local c = self.conn
   if c and not c.closed then return c end
-  check_open(self)
+  reopen(self)
   local opening = self.opening
   if not opening then
     opening = asyncio.ensure_future(open_conn(self.opts))
@@ -375,8 +489,8 @@ end
 --- A dedicated connection: an idle one, a new one while fewer than
 -- pool_size are out, else the next one released.
 local acquire = async(function(self)
+  reopen(self)
   while true do
-    check_open(self)
     local idle = self.idle
     while #idle > 0 do
       local c = idle[#idle]
@@ -531,6 +645,7 @@ end
 
 --- Runs a blocking command on a dedicated connection.
 local run_blocking = async(function(self, argv, conv)
+  check_argv(argv)
   local c = await(acquire(self))
   local fut = send_argv(c, argv)
   local ok, v = pcall(await, asyncio.shield(fut))
@@ -569,7 +684,7 @@ local PUBSUB_ONLY = {SUBSCRIBE = true, PSUBSCRIBE = true, MONITOR = true,
 
 --- r:execute_command(name, ...) -> the raw reply of any command.
 function Redis:execute_command(...)
-  local argv = {...}
+  local argv = {n = select("#", ...), ...}
   local name = argv[1]
   if type(name) ~= "string" then
     error("bad argument #1 to 'execute_command' (string expected, got "
@@ -633,7 +748,30 @@ end
 
 local function to_bool(v) return v == 1 or v == "OK" end
 local function ok_true(v) return v == "OK" or v == true end
-local function to_num(v) if v == nil then return nil end return tonumber(v) end
+
+local FLOAT_WORDS = {inf = math.huge, ["+inf"] = math.huge,
+                     ["-inf"] = -math.huge}
+
+--- A float reply (a score, INCRBYFLOAT's result) -> a Lua float, as
+-- redis-py's float(): "2" is 2.0, "inf" / "+inf" / "-inf" are
+-- +-math.huge; nil stays nil. Anything else raises redis.ResponseError.
+local function to_float(v)
+  if v == nil then return nil end
+  local n = type(v) == "number" and v or
+    (type(v) == "string" and not v:find("[xX]") and tonumber(v))
+  if n then return n + 0.0 end
+  n = type(v) == "string" and FLOAT_WORDS[v:lower()]
+  if n then return n end
+  error(M.ResponseError(("Invalid float reply: %s"):format(tostring(v))),
+        0)
+end
+
+--- A list of float replies (ZMSCORE) -> floats, holes kept.
+local function to_floats(v)
+  local out = {n = v.n or #v}
+  for i = 1, out.n do out[i] = to_float(v[i]) end
+  return out
+end
 
 --- [k1, v1, k2, v2, ...] -> {k1 = v1, ...}
 local function pairs_to_table(v)
@@ -649,10 +787,16 @@ local function to_set(v)
   return t
 end
 
---- [m1, s1, m2, s2] -> {{m1, s1}, {m2, s2}} with numeric scores.
+local function to_bools(v)
+  local out = {n = v.n or #v}
+  for i = 1, out.n do out[i] = v[i] == 1 end
+  return out
+end
+
+--- [m1, s1, m2, s2] -> {{m1, s1}, {m2, s2}} with float scores.
 local function score_pairs(v)
   local out = {}
-  for i = 1, #v, 2 do out[#out + 1] = {v[i], tonumber(v[i + 1])} end
+  for i = 1, #v, 2 do out[#out + 1] = {v[i], to_float(v[i + 1])} end
   return out
 end
 
@@ -674,26 +818,69 @@ local function xread_reply(v)
   return out
 end
 
+--- An INFO value: "a=1,b=x" -> {a = 1, b = "x"} (redis-py 5's rule: a
+-- value holding "=" is such a table; one with an item that is not k=v
+-- stays a string), "1.5" -> 1.5, "12" -> 12, anything else a string.
+local function info_value(s)
+  if s:find("=", 1, true) then
+    local t = {}
+    for item in (s .. ","):gmatch("([^,]*),") do
+      local k, v = item:match("^(.*)=(.*)$")
+      if not k then return s end
+      t[k] = info_value(v)
+    end
+    return t
+  end
+  if s:match("^[+-]?%d+$") then return math.tointeger(tonumber(s)) or s end
+  if s:find(".", 1, true) and not s:find("[xX]") then
+    return tonumber(s) or s
+  end
+  return s
+end
+
+--- An INFO reply -> a table of its fields (module lines in a list,
+-- modules).
 local function parse_info(v)
   local t = {}
   for line in v:gmatch("[^\r\n]+") do
     if line:sub(1, 1) ~= "#" then
       local k, val = line:match("^([^:]+):(.*)$")
-      if k then t[k] = math.tointeger(tonumber(val)) or tonumber(val)
-        or val end
+      if k == "cmdstat_host" then k, val = line:match("^(.*):(.*)$") end
+      if k == "module" then
+        t.modules = t.modules or {}
+        t.modules[#t.modules + 1] = info_value(val)
+      elseif k then
+        t[k] = info_value(val)
+      end
     end
   end
   return t
 end
 
 ---------------------------------------------------------------------------
--- Named commands: each builds an argv table and names its conversion;
--- the same builders serve Redis (run at once) and Pipeline (queued).
+-- Named commands: each builds an argv table (its count in field n, so a
+-- nil argument is a hole that send_argv reports) and names its
+-- conversion; the same builders serve Redis (run at once) and Pipeline
+-- (queued).
 
 local COMMANDS = {}   -- name -> function(...) -> argv, conv, blocking
 
+--- An argv table of the arguments, nil ones included.
+local function A(...) return {n = select("#", ...), ...} end
+
+--- Appends the values to argv (nil ones as holes).
+local function push(argv, ...)
+  local n = argv.n
+  for i = 1, select("#", ...) do argv[n + i] = (select(i, ...)) end
+  argv.n = n + select("#", ...)
+  return argv
+end
+
+--- Appends the elements 1 .. list.n (or #list) of a list to argv.
 local function push_all(argv, list)
-  for i = 1, #list do argv[#argv + 1] = list[i] end
+  local n, m = argv.n, list.n or #list
+  for i = 1, m do argv[n + i] = list[i] end
+  argv.n = n + m
   return argv
 end
 
@@ -703,13 +890,40 @@ local function list_args(argv, ...)
   if type(first) == "table" and select("#", ...) == 1 then
     return push_all(argv, first)
   end
-  return push_all(argv, {...})
+  return push(argv, ...)
+end
+
+--- Appends a mapping's pairs (key, value) to argv.
+local function push_map(argv, mapping)
+  for k, v in pairs(mapping) do push(argv, k, v) end
+  return argv
+end
+
+--- Appends the words of the flags set in o (a table or nil), in order.
+local function push_flags(argv, o, names)
+  if o then
+    for _, name in ipairs(names) do
+      if o[name] then push(argv, name:upper()) end
+    end
+  end
+  return argv
 end
 
 local function cmd(name, fn) COMMANDS[name] = fn end
 
-local function simple(name, word, conv)
-  cmd(name, function(...) return {word, ...}, conv end)
+--- A command sent as word followed by the method's arguments. The first
+-- nreq are required (a nil among them is an error); nil ones after them
+-- are optional and dropped (nreq nil: all are required).
+local function simple(name, word, conv, nreq)
+  cmd(name, function(...)
+    local argv = A(word, ...)
+    if nreq then
+      while argv.n > nreq + 1 and argv[argv.n] == nil do
+        argv.n = argv.n - 1
+      end
+    end
+    return argv, conv
+  end)
 end
 
 -- strings
@@ -718,36 +932,36 @@ local function ok_or_nil(v)
   return v == "OK"
 end
 
+--- Appends the expiry options of SET and GETEX.
+local function push_expiry(argv, o)
+  for _, name in ipairs{"ex", "px", "exat", "pxat"} do
+    if o[name] then push(argv, name:upper(), o[name]) end
+  end
+  return argv
+end
+
 cmd("set", function(key, value, o)
-  local argv = {"SET", key, value}
+  local argv = A("SET", key, value)
   local conv = ok_or_nil
   if o then
-    if o.ex then push_all(argv, {"EX", o.ex}) end
-    if o.px then push_all(argv, {"PX", o.px}) end
-    if o.exat then push_all(argv, {"EXAT", o.exat}) end
-    if o.pxat then push_all(argv, {"PXAT", o.pxat}) end
-    if o.nx then argv[#argv + 1] = "NX" end
-    if o.xx then argv[#argv + 1] = "XX" end
-    if o.keepttl then argv[#argv + 1] = "KEEPTTL" end
-    if o.get then argv[#argv + 1] = "GET"; conv = nil end
+    push_expiry(argv, o)
+    push_flags(argv, o, {"nx", "xx", "keepttl"})
+    if o.get then push(argv, "GET"); conv = nil end
   end
   return argv, conv
 end)
 simple("get", "GET")
-cmd("mget", function(...) return list_args({"MGET"}, ...) end)
+simple("getset", "GETSET")
+cmd("mget", function(...) return list_args(A("MGET"), ...) end)
 cmd("mset", function(mapping)
-  local argv = {"MSET"}
-  for k, v in pairs(mapping) do argv[#argv + 1] = k; argv[#argv + 1] = v end
-  return argv, ok_true
+  return push_map(A("MSET"), mapping), ok_true
 end)
 cmd("msetnx", function(mapping)
-  local argv = {"MSETNX"}
-  for k, v in pairs(mapping) do argv[#argv + 1] = k; argv[#argv + 1] = v end
-  return argv, to_bool
+  return push_map(A("MSETNX"), mapping), to_bool
 end)
 simple("incr", "INCR")
 simple("incrby", "INCRBY")
-simple("incrbyfloat", "INCRBYFLOAT", to_num)
+simple("incrbyfloat", "INCRBYFLOAT", to_float)
 simple("decr", "DECR")
 simple("decrby", "DECRBY")
 simple("append", "APPEND")
@@ -756,43 +970,68 @@ simple("getdel", "GETDEL")
 simple("getrange", "GETRANGE")
 simple("setrange", "SETRANGE")
 cmd("getex", function(key, o)
-  local argv = {"GETEX", key}
+  local argv = A("GETEX", key)
   if o then
-    if o.ex then push_all(argv, {"EX", o.ex}) end
-    if o.px then push_all(argv, {"PX", o.px}) end
-    if o.exat then push_all(argv, {"EXAT", o.exat}) end
-    if o.pxat then push_all(argv, {"PXAT", o.pxat}) end
-    if o.persist then argv[#argv + 1] = "PERSIST" end
+    push_expiry(argv, o)
+    if o.persist then push(argv, "PERSIST") end
   end
   return argv
 end)
 simple("setnx", "SETNX", to_bool)
 cmd("setex", function(key, time, value)
-  return {"SETEX", key, time, value}, ok_true
+  return A("SETEX", key, time, value), ok_true
 end)
 cmd("psetex", function(key, ms, value)
-  return {"PSETEX", key, ms, value}, ok_true
+  return A("PSETEX", key, ms, value), ok_true
 end)
 
 -- keys
-cmd("delete", function(...) return list_args({"DEL"}, ...) end)
-cmd("unlink", function(...) return list_args({"UNLINK"}, ...) end)
-cmd("exists", function(...) return list_args({"EXISTS"}, ...) end)
-simple("expire", "EXPIRE", to_bool)
-simple("pexpire", "PEXPIRE", to_bool)
-simple("expireat", "EXPIREAT", to_bool)
+cmd("delete", function(...) return list_args(A("DEL"), ...) end)
+cmd("unlink", function(...) return list_args(A("UNLINK"), ...) end)
+cmd("exists", function(...) return list_args(A("EXISTS"), ...) end)
+
+--- EXPIRE and its kin: (name, time [, {nx, xx, gt, lt}]) -> boolean.
+local function expire_cmd(name, word)
+  cmd(name, function(key, time, o)
+    return push_flags(A(word, key, time), o, {"nx", "xx", "gt", "lt"}),
+      to_bool
+  end)
+end
+expire_cmd("expire", "EXPIRE")
+expire_cmd("pexpire", "PEXPIRE")
+expire_cmd("expireat", "EXPIREAT")
+expire_cmd("pexpireat", "PEXPIREAT")
 simple("ttl", "TTL")
 simple("pttl", "PTTL")
 simple("persist", "PERSIST", to_bool)
-cmd("keys", function(pattern) return {"KEYS", pattern or "*"} end)
-cmd("scan", function(cursor, o)
-  local argv = {"SCAN", cursor or 0}
+cmd("keys", function(pattern) return A("KEYS", pattern or "*") end)
+
+local function scan_reply(v) return {tonumber(v[1]), v[2]} end
+
+--- Appends SCAN's options {match, count, type} (type: SCAN only).
+local function push_scan_opts(argv, o, with_type)
   if o then
-    if o.match then push_all(argv, {"MATCH", o.match}) end
-    if o.count then push_all(argv, {"COUNT", o.count}) end
-    if o.type then push_all(argv, {"TYPE", o.type}) end
+    if o.match then push(argv, "MATCH", o.match) end
+    if o.count then push(argv, "COUNT", o.count) end
+    if with_type and o.type then push(argv, "TYPE", o.type) end
   end
-  return argv, function(v) return {tonumber(v[1]), v[2]} end
+  return argv
+end
+cmd("scan", function(cursor, o)
+  return push_scan_opts(A("SCAN", cursor or 0), o, true), scan_reply
+end)
+cmd("sscan", function(name, cursor, o)
+  return push_scan_opts(A("SSCAN", name, cursor or 0), o), scan_reply
+end)
+cmd("hscan", function(name, cursor, o)
+  return push_scan_opts(A("HSCAN", name, cursor or 0), o), function(v)
+    return {tonumber(v[1]), pairs_to_table(v[2])}
+  end
+end)
+cmd("zscan", function(name, cursor, o)
+  return push_scan_opts(A("ZSCAN", name, cursor or 0), o), function(v)
+    return {tonumber(v[1]), score_pairs(v[2])}
+  end
 end)
 simple("type", "TYPE")
 simple("rename", "RENAME", ok_true)
@@ -800,31 +1039,40 @@ simple("renamenx", "RENAMENX", to_bool)
 simple("randomkey", "RANDOMKEY")
 
 -- lists
-cmd("lpush", function(key, ...) return list_args({"LPUSH", key}, ...) end)
-cmd("rpush", function(key, ...) return list_args({"RPUSH", key}, ...) end)
+cmd("lpush", function(key, ...) return list_args(A("LPUSH", key), ...) end)
+cmd("rpush", function(key, ...) return list_args(A("RPUSH", key), ...) end)
 simple("lpushx", "LPUSHX")
 simple("rpushx", "RPUSHX")
-simple("lpop", "LPOP")
-simple("rpop", "RPOP")
+simple("lpop", "LPOP", nil, 1)
+simple("rpop", "RPOP", nil, 1)
 simple("llen", "LLEN")
 simple("lrange", "LRANGE")
 simple("lindex", "LINDEX")
 simple("lset", "LSET", ok_true)
 simple("lrem", "LREM")
 simple("ltrim", "LTRIM", ok_true)
+simple("linsert", "LINSERT")
+cmd("lpos", function(name, value, o)
+  local argv = A("LPOS", name, value)
+  if o then
+    if o.rank then push(argv, "RANK", o.rank) end
+    if o.count then push(argv, "COUNT", o.count) end
+    if o.maxlen then push(argv, "MAXLEN", o.maxlen) end
+  end
+  return argv
+end)
 cmd("lmove", function(src, dst, wherefrom, whereto)
-  return {"LMOVE", src, dst, wherefrom or "LEFT", whereto or "RIGHT"}
+  return A("LMOVE", src, dst, wherefrom or "LEFT", whereto or "RIGHT")
 end)
 simple("rpoplpush", "RPOPLPUSH")
 
 --- Blocking pops: keys (a list or one key) then the timeout (seconds,
 -- 0 forever). The reply table (or nil on timeout).
 local function keys_timeout(word, keys, timeout)
-  local argv = {word}
+  local argv = A(word)
   if type(keys) == "table" then push_all(argv, keys)
-  else argv[2] = keys end
-  argv[#argv + 1] = timeout or 0
-  return argv
+  else push(argv, keys) end
+  return push(argv, timeout or 0)
 end
 cmd("brpop", function(keys, timeout)
   return keys_timeout("BRPOP", keys, timeout), nil, true
@@ -833,114 +1081,144 @@ cmd("blpop", function(keys, timeout)
   return keys_timeout("BLPOP", keys, timeout), nil, true
 end)
 cmd("blmove", function(src, dst, timeout, wherefrom, whereto)
-  return {"BLMOVE", src, dst, wherefrom or "LEFT", whereto or "RIGHT",
-          timeout or 0}, nil, true
+  return A("BLMOVE", src, dst, wherefrom or "LEFT", whereto or "RIGHT",
+           timeout or 0), nil, true
 end)
 cmd("brpoplpush", function(src, dst, timeout)
-  return {"BRPOPLPUSH", src, dst, timeout or 0}, nil, true
+  return A("BRPOPLPUSH", src, dst, timeout or 0), nil, true
 end)
 
 -- hashes
 cmd("hset", function(name, key, value, o)
-  local argv = {"HSET", name}
+  local argv = A("HSET", name)
   if type(key) == "table" and value == nil and o == nil then
     -- hset(name, {mapping = t}) or hset(name, t)
     o, key = key.mapping and key or {mapping = key}, nil
   end
-  if key ~= nil then push_all(argv, {key, value}) end
-  if o and o.mapping then
-    for k, v in pairs(o.mapping) do
-      argv[#argv + 1] = k
-      argv[#argv + 1] = v
-    end
-  end
-  if #argv == 2 then
+  if key ~= nil then push(argv, key, value) end
+  if o and o.mapping then push_map(argv, o.mapping) end
+  if argv.n == 2 then
     error(M.DataError("'hset' with no key value pairs"), 3)
   end
   return argv
 end)
+cmd("hmset", function(name, mapping)
+  if type(mapping) ~= "table" or next(mapping) == nil then
+    error(M.DataError("'hmset' with 'mapping' of length 0"), 3)
+  end
+  return push_map(A("HMSET", name), mapping), ok_true
+end)
 simple("hget", "HGET")
 simple("hgetall", "HGETALL", pairs_to_table)
-cmd("hdel", function(name, ...) return list_args({"HDEL", name}, ...) end)
+cmd("hdel", function(name, ...) return list_args(A("HDEL", name), ...) end)
 simple("hincrby", "HINCRBY")
-simple("hincrbyfloat", "HINCRBYFLOAT", to_num)
+simple("hincrbyfloat", "HINCRBYFLOAT", to_float)
 simple("hkeys", "HKEYS")
 simple("hvals", "HVALS")
 simple("hlen", "HLEN")
 simple("hexists", "HEXISTS", to_bool)
 simple("hsetnx", "HSETNX", to_bool)
-cmd("hmget", function(name, ...) return list_args({"HMGET", name}, ...) end)
+cmd("hmget", function(name, ...) return list_args(A("HMGET", name), ...) end)
 
 -- sets
-cmd("sadd", function(name, ...) return list_args({"SADD", name}, ...) end)
-cmd("srem", function(name, ...) return list_args({"SREM", name}, ...) end)
+cmd("sadd", function(name, ...) return list_args(A("SADD", name), ...) end)
+cmd("srem", function(name, ...) return list_args(A("SREM", name), ...) end)
 simple("smembers", "SMEMBERS", to_set)
 simple("sismember", "SISMEMBER", to_bool)
+cmd("smismember", function(name, ...)
+  return list_args(A("SMISMEMBER", name), ...), to_bools
+end)
 simple("scard", "SCARD")
-simple("spop", "SPOP")
-cmd("sinter", function(...) return list_args({"SINTER"}, ...), to_set end)
-cmd("sunion", function(...) return list_args({"SUNION"}, ...), to_set end)
+simple("spop", "SPOP", nil, 1)
+simple("srandmember", "SRANDMEMBER", nil, 1)
+cmd("sinter", function(...) return list_args(A("SINTER"), ...), to_set end)
+cmd("sunion", function(...) return list_args(A("SUNION"), ...), to_set end)
 
 -- sorted sets
 cmd("zadd", function(name, mapping, o)
-  local argv = {"ZADD", name}
+  local argv = push_flags(A("ZADD", name), o, {"nx", "xx", "gt", "lt", "ch"})
   local conv
-  if o then
-    if o.nx then argv[#argv + 1] = "NX" end
-    if o.xx then argv[#argv + 1] = "XX" end
-    if o.gt then argv[#argv + 1] = "GT" end
-    if o.lt then argv[#argv + 1] = "LT" end
-    if o.ch then argv[#argv + 1] = "CH" end
-    if o.incr then argv[#argv + 1] = "INCR"; conv = to_num end
-  end
-  for member, score in pairs(mapping) do
-    argv[#argv + 1] = score
-    argv[#argv + 1] = member
-  end
+  if o and o.incr then push(argv, "INCR"); conv = to_float end
+  for member, score in pairs(mapping) do push(argv, score, member) end
   return argv, conv
 end)
---- ZRANGE and ZREVRANGE: {desc =} (ZRANGE only), {withscores =}.
-local function zrange_cmd(word)
-  return function(name, start, stop, o)
-    local argv = {word, name, start, stop}
-    if o and o.desc and word == "ZRANGE" then argv[#argv + 1] = "REV" end
+
+--- Appends LIMIT offset num, both or neither (names: how the method
+-- calls them).
+local function push_limit(argv, offset, num, names)
+  if (offset == nil) ~= (num == nil) then
+    error(M.DataError(("``%s`` and ``%s`` must both be specified.")
+      :format(names[1], names[2])), 4)
+  end
+  if offset ~= nil then push(argv, "LIMIT", offset, num) end
+  return argv
+end
+
+--- zrange(name, start, stop [, {desc, withscores, byscore, bylex,
+-- offset, num}]): ZRANGE with BYSCORE / BYLEX, REV, LIMIT, WITHSCORES.
+cmd("zrange", function(name, start, stop, o)
+  o = o or {}
+  if o.byscore and o.bylex then
+    error(M.DataError("``byscore`` and ``bylex`` can not be specified "
+      .. "together."), 3)
+  end
+  if o.bylex and o.withscores then
+    error(M.DataError("``withscores`` not supported in combination "
+      .. "with ``bylex``."), 3)
+  end
+  local argv = A("ZRANGE", name, start, stop)
+  if o.byscore then push(argv, "BYSCORE") end
+  if o.bylex then push(argv, "BYLEX") end
+  if o.desc then push(argv, "REV") end
+  push_limit(argv, o.offset, o.num, {"offset", "num"})
+  if o.withscores then return push(argv, "WITHSCORES"), score_pairs end
+  return argv
+end)
+cmd("zrevrange", function(name, start, stop, o)
+  local argv = A("ZREVRANGE", name, start, stop)
+  if o and o.withscores then return push(argv, "WITHSCORES"), score_pairs end
+  return argv
+end)
+
+--- ZRANGEBYSCORE / ZREVRANGEBYSCORE (name, first bound, second bound
+-- [, {withscores, start, num}]).
+local function zbyscore(word)
+  return function(name, a, b, o)
+    local argv = A(word, name, a, b)
+    push_limit(argv, o and o.start, o and o.num, {"start", "num"})
     if o and o.withscores then
-      argv[#argv + 1] = "WITHSCORES"
-      return argv, score_pairs
+      return push(argv, "WITHSCORES"), score_pairs
     end
     return argv
   end
 end
-cmd("zrange", zrange_cmd("ZRANGE"))
-cmd("zrevrange", zrange_cmd("ZREVRANGE"))
-cmd("zrangebyscore", function(name, min, max, o)
-  local argv = {"ZRANGEBYSCORE", name, min, max}
-  local conv
-  if o and o.withscores then
-    argv[#argv + 1] = "WITHSCORES"
-    conv = score_pairs
+cmd("zrangebyscore", zbyscore("ZRANGEBYSCORE"))
+cmd("zrevrangebyscore", zbyscore("ZREVRANGEBYSCORE"))
+cmd("zrem", function(name, ...) return list_args(A("ZREM", name), ...) end)
+simple("zscore", "ZSCORE", to_float)
+cmd("zmscore", function(name, members)
+  if type(members) ~= "table" or (members.n or #members) == 0 then
+    error(M.DataError("ZMSCORE members must be a non-empty list"), 3)
   end
-  if o and o.start then push_all(argv, {"LIMIT", o.start, o.num}) end
-  return argv, conv
+  return push_all(A("ZMSCORE", name), members), to_floats
 end)
-cmd("zrem", function(name, ...) return list_args({"ZREM", name}, ...) end)
-simple("zscore", "ZSCORE", to_num)
 cmd("zincrby", function(name, amount, value)
-  return {"ZINCRBY", name, amount, value}, to_num
+  return A("ZINCRBY", name, amount, value), to_float
 end)
 simple("zcard", "ZCARD")
 simple("zcount", "ZCOUNT")
 simple("zrank", "ZRANK")
+simple("zrevrank", "ZREVRANK")
 simple("zremrangebyscore", "ZREMRANGEBYSCORE")
 cmd("zpopmin", function(name, count)
-  return {"ZPOPMIN", name, count or 1}, score_pairs
+  return A("ZPOPMIN", name, count or 1), score_pairs
 end)
 cmd("zpopmax", function(name, count)
-  return {"ZPOPMAX", name, count or 1}, score_pairs
+  return A("ZPOPMAX", name, count or 1), score_pairs
 end)
 local function bzpop_conv(v)
   if v == nil then return nil end
-  return {v[1], v[2], tonumber(v[3])}
+  return {v[1], v[2], to_float(v[3])}
 end
 cmd("bzpopmin", function(keys, timeout)
   return keys_timeout("BZPOPMIN", keys, timeout), bzpop_conv, true
@@ -950,16 +1228,34 @@ cmd("bzpopmax", function(keys, timeout)
 end)
 
 -- streams
-cmd("xadd", function(name, fields, o)
-  local argv = {"XADD", name}
-  if o and o.nomkstream then argv[#argv + 1] = "NOMKSTREAM" end
-  if o and o.maxlen then
-    push_all(argv, {"MAXLEN", o.approximate == false and "=" or "~",
-                    o.maxlen})
+
+--- Appends MAXLEN / MINID [~|=] threshold [LIMIT n] (XADD, XTRIM).
+local function push_trim(argv, o)
+  if o.maxlen ~= nil and o.minid ~= nil then
+    error(M.DataError("Only one of ``maxlen`` or ``minid`` may be "
+      .. "specified"), 4)
   end
-  argv[#argv + 1] = o and o.id or "*"
-  for k, v in pairs(fields) do argv[#argv + 1] = k; argv[#argv + 1] = v end
+  local word = o.maxlen ~= nil and "MAXLEN" or o.minid ~= nil and "MINID"
+  if word then
+    push(argv, word, o.approximate == false and "=" or "~",
+         o.maxlen or o.minid)
+    if o.limit then push(argv, "LIMIT", o.limit) end
+  end
   return argv
+end
+cmd("xadd", function(name, fields, o)
+  local argv = A("XADD", name)
+  if o and o.nomkstream then push(argv, "NOMKSTREAM") end
+  if o then push_trim(argv, o) end
+  push(argv, o and o.id or "*")
+  return push_map(argv, fields)
+end)
+cmd("xtrim", function(name, o)
+  if not o or (o.maxlen == nil and o.minid == nil) then
+    error(M.DataError("One of ``maxlen`` or ``minid`` must be specified"),
+          3)
+  end
+  return push_trim(A("XTRIM", name), o)
 end)
 
 --- streams: {name = id, ...} or a list of {name, id}.
@@ -970,40 +1266,45 @@ local function streams_args(argv, streams)
   else
     for k, v in pairs(streams) do names[#names + 1] = k; ids[#ids + 1] = v end
   end
-  argv[#argv + 1] = "STREAMS"
+  push(argv, "STREAMS")
   push_all(argv, names)
   return push_all(argv, ids)
 end
 cmd("xread", function(streams, o)
-  local argv = {"XREAD"}
-  if o and o.count then push_all(argv, {"COUNT", o.count}) end
-  if o and o.block then push_all(argv, {"BLOCK", o.block}) end
+  local argv = A("XREAD")
+  if o and o.count then push(argv, "COUNT", o.count) end
+  if o and o.block then push(argv, "BLOCK", o.block) end
   return streams_args(argv, streams), xread_reply, o and o.block ~= nil
 end)
 cmd("xreadgroup", function(group, consumer, streams, o)
-  local argv = {"XREADGROUP", "GROUP", group, consumer}
-  if o and o.count then push_all(argv, {"COUNT", o.count}) end
-  if o and o.block then push_all(argv, {"BLOCK", o.block}) end
-  if o and o.noack then argv[#argv + 1] = "NOACK" end
+  local argv = A("XREADGROUP", "GROUP", group, consumer)
+  if o and o.count then push(argv, "COUNT", o.count) end
+  if o and o.block then push(argv, "BLOCK", o.block) end
+  if o and o.noack then push(argv, "NOACK") end
   return streams_args(argv, streams), xread_reply, o and o.block ~= nil
 end)
 cmd("xack", function(name, group, ...)
-  return list_args({"XACK", name, group}, ...)
+  return list_args(A("XACK", name, group), ...)
 end)
 cmd("xgroup_create", function(name, group, id, o)
-  local argv = {"XGROUP", "CREATE", name, group, id or "$"}
-  if o and o.mkstream then argv[#argv + 1] = "MKSTREAM" end
+  local argv = A("XGROUP", "CREATE", name, group, id or "$")
+  if o and o.mkstream then push(argv, "MKSTREAM") end
   return argv, ok_true
 end)
 simple("xlen", "XLEN")
 cmd("xrange", function(name, min, max, o)
-  local argv = {"XRANGE", name, min or "-", max or "+"}
-  if o and o.count then push_all(argv, {"COUNT", o.count}) end
+  local argv = A("XRANGE", name, min or "-", max or "+")
+  if o and o.count then push(argv, "COUNT", o.count) end
   return argv, stream_entries
 end)
-cmd("xdel", function(name, ...) return list_args({"XDEL", name}, ...) end)
+cmd("xrevrange", function(name, max, min, o)
+  local argv = A("XREVRANGE", name, max or "+", min or "-")
+  if o and o.count then push(argv, "COUNT", o.count) end
+  return argv, stream_entries
+end)
+cmd("xdel", function(name, ...) return list_args(A("XDEL", name), ...) end)
 cmd("xpending", function(name, group)
-  return {"XPENDING", name, group}, function(v)
+  return A("XPENDING", name, group), function(v)
     local consumers = {}
     for i, c in ipairs(v[4] or {}) do
       consumers[i] = {name = c[1], pending = tonumber(c[2])}
@@ -1011,49 +1312,63 @@ cmd("xpending", function(name, group)
     return {pending = v[1], min = v[2], max = v[3], consumers = consumers}
   end
 end)
+--- xclaim(name, group, consumer, min_idle_time, ids [, {idle, time,
+-- retrycount, force, justid}]) -> entries (ids with justid).
+cmd("xclaim", function(name, group, consumer, min_idle_time, ids, o)
+  if type(ids) ~= "table" or (ids.n or #ids) == 0 then
+    error(M.DataError("XCLAIM message_ids must be a non empty list or "
+      .. "tuple of message IDs to claim"), 3)
+  end
+  local argv = push_all(A("XCLAIM", name, group, consumer, min_idle_time),
+                        ids)
+  o = o or {}
+  for _, k in ipairs{"idle", "time", "retrycount"} do
+    if o[k] ~= nil then push(argv, k:upper(), o[k]) end
+  end
+  push_flags(argv, o, {"force", "justid"})
+  if o.justid then return argv end
+  return argv, stream_entries
+end)
 cmd("xautoclaim", function(name, group, consumer, min_idle_time, start, o)
-  local argv = {"XAUTOCLAIM", name, group, consumer, min_idle_time,
-                start or "0-0"}
-  if o and o.count then push_all(argv, {"COUNT", o.count}) end
+  local argv = A("XAUTOCLAIM", name, group, consumer, min_idle_time,
+                 start or "0-0")
+  if o and o.count then push(argv, "COUNT", o.count) end
   return argv, function(v)
     return {v[1], stream_entries(v[2]), v[3] or {}}
   end
 end)
 
 -- scripts
-local function eval_args(word, script, numkeys, ...)
-  return {word, script, numkeys, ...}
-end
-cmd("eval", function(...) return eval_args("EVAL", ...) end)
-cmd("evalsha", function(...) return eval_args("EVALSHA", ...) end)
-cmd("script_load", function(src) return {"SCRIPT", "LOAD", src} end)
-cmd("script_exists", function(...)
-  return list_args({"SCRIPT", "EXISTS"}, ...), function(v)
-    local out = {}
-    for i = 1, #v do out[i] = v[i] == 1 end
-    return out
-  end
+cmd("eval", function(script, numkeys, ...)
+  return A("EVAL", script, numkeys, ...)
 end)
-cmd("script_flush", function() return {"SCRIPT", "FLUSH"}, ok_true end)
+cmd("evalsha", function(sha, numkeys, ...)
+  return A("EVALSHA", sha, numkeys, ...)
+end)
+cmd("script_load", function(src) return A("SCRIPT", "LOAD", src) end)
+cmd("script_exists", function(...)
+  return list_args(A("SCRIPT", "EXISTS"), ...), to_bools
+end)
+cmd("script_flush", function() return A("SCRIPT", "FLUSH"), ok_true end)
 
 -- server
 cmd("ping", function(msg)
-  if msg then return {"PING", msg} end
-  return {"PING"}, function(v) return v == "PONG" end
+  if msg then return A("PING", msg) end
+  return A("PING"), function(v) return v == "PONG" end
 end)
-cmd("echo", function(v) return {"ECHO", v} end)
-cmd("flushdb", function() return {"FLUSHDB"}, ok_true end)
-cmd("flushall", function() return {"FLUSHALL"}, ok_true end)
+simple("echo", "ECHO")
+cmd("flushdb", function() return A("FLUSHDB"), ok_true end)
+cmd("flushall", function() return A("FLUSHALL"), ok_true end)
 cmd("info", function(section)
-  if section then return {"INFO", section}, parse_info end
-  return {"INFO"}, parse_info
+  if section then return A("INFO", section), parse_info end
+  return A("INFO"), parse_info
 end)
-cmd("dbsize", function() return {"DBSIZE"} end)
-cmd("time", function() return {"TIME"}, function(v)
+cmd("dbsize", function() return A("DBSIZE") end)
+cmd("time", function() return A("TIME"), function(v)
   return tonumber(v[1]), tonumber(v[2])
 end end)
 simple("publish", "PUBLISH")
-cmd("client_id", function() return {"CLIENT", "ID"} end)
+cmd("client_id", function() return A("CLIENT", "ID") end)
 
 M._COMMANDS = COMMANDS
 
@@ -1066,6 +1381,10 @@ local function unpack_or_nil(t)
   return unpack(t, 1, t.n or #t)
 end
 
+--- A Coroutine that raises e: a method's bad arguments raise where it
+-- is awaited, as every other failure of the command does.
+local raise_later = async(function(e) error(e, 0) end)
+
 for name, build in pairs(COMMANDS) do
   if MULTI_VALUE[name] then
     local conv_unpack = async(function(self, ...)
@@ -1076,7 +1395,8 @@ for name, build in pairs(COMMANDS) do
     Redis[name] = conv_unpack
   else
     Redis[name] = function(self, ...)
-      local argv, conv, blocking = build(...)
+      local ok, argv, conv, blocking = pcall(build, ...)
+      if not ok then return raise_later(argv) end
       if blocking then return run_blocking(self, argv, conv) end
       return run(self, argv, conv)
     end
@@ -1086,38 +1406,50 @@ end
 -- Aliases of redis-py.
 Redis.del = Redis.delete
 
----------------------------------------------------------------------------
--- Scripts
-
-local Script = {}
-Script.__index = Script
-
---- r:register_script(src) -> a Script: await(script(keys, args)) runs it
--- with EVALSHA, loading it first when Redis answers NOSCRIPT.
-function Redis:register_script(src)
-  if type(src) ~= "string" then
-    error("bad argument #1 to 'register_script' (string expected, got "
-          .. type(src) .. ")", 2)
+--- A for-loop iterator over a SCAN-family command, from cursor 0 until
+-- Redis gives cursor 0 back. build(cursor) -> its argv; each step
+-- returns the next element (stride 1) or element pair (stride 2, the
+-- second converted by conv2). Inside a task: a step may await the next
+-- batch.
+local function scan_iterator(self, build, stride, conv2)
+  local cursor, flat, i = nil, {}, 1
+  return function()
+    while flat[i] == nil do
+      if cursor == 0 then return nil end
+      local reply = await(run(self, (build(cursor or 0))))
+      cursor, flat, i = tonumber(reply[1]), reply[2] or {}, 1
+    end
+    local a, b = flat[i], flat[i + 1]
+    i = i + stride
+    if stride == 1 then return a end
+    if conv2 then b = conv2(b) end
+    return a, b
   end
-  return setmetatable({client = self, script = src}, Script)
 end
 
---- script(keys, args [, client]) -> a Coroutine of the script's reply.
-Script.__call = async(function(self, keys, args, client)
-  client = client or self.client
-  keys, args = keys or {}, args or {}
-  local argv = {"EVALSHA", self.sha or "", #keys}
-  push_all(argv, keys)
-  push_all(argv, args)
-  if self.sha then
-    local ok, v = pcall(await, run(client, argv))
-    if ok then return v end
-    if not iserror(v, M.NoScriptError) then error(v, 0) end
-  end
-  self.sha = await(run(client, {"SCRIPT", "LOAD", self.script}))
-  argv[2] = self.sha
-  return await(run(client, argv))
-end)
+--- for key in r:scan_iter{match =, count =, type =} do ... end
+function Redis:scan_iter(o)
+  return scan_iterator(self, function(cur) return COMMANDS.scan(cur, o) end,
+                       1)
+end
+--- for member in r:sscan_iter(name [, {match =, count =}]) do ... end
+function Redis:sscan_iter(name, o)
+  return scan_iterator(self, function(cur)
+    return COMMANDS.sscan(name, cur, o)
+  end, 1)
+end
+--- for field, value in r:hscan_iter(name [, {match =, count =}]) do
+function Redis:hscan_iter(name, o)
+  return scan_iterator(self, function(cur)
+    return COMMANDS.hscan(name, cur, o)
+  end, 2)
+end
+--- for member, score in r:zscan_iter(name [, {match =, count =}]) do
+function Redis:zscan_iter(name, o)
+  return scan_iterator(self, function(cur)
+    return COMMANDS.zscan(name, cur, o)
+  end, 2, to_float)
+end
 
 ---------------------------------------------------------------------------
 -- Pipelines and transactions
@@ -1125,22 +1457,32 @@ end)
 local Pipeline = {}
 Pipeline.__index = Pipeline
 
---- r:pipeline([transaction = true]) -> a Pipeline: named calls queue
--- commands (and return the pipeline), await(p:execute()) sends them in
--- one write and returns the list of replies (field n: their count).
-function Redis:pipeline(transaction)
+--- r:pipeline([transaction]) or r:pipeline{transaction =} (default
+-- true) -> a Pipeline: named calls queue commands (and return the
+-- pipeline), await(p:execute()) sends them in one write and returns the
+-- list of replies (field n: their count); #p is the number queued.
+function Redis:pipeline(o)
+  local transaction = o
+  if type(o) == "table" then transaction = o.transaction end
   return setmetatable({client = self, transaction = transaction ~= false,
-                       cmds = {}, convs = {}, watching = false,
-                       explicit_multi = false}, Pipeline)
+                       cmds = {}, convs = {}, scripts = {},
+                       watching = false, explicit_multi = false}, Pipeline)
 end
 
+Pipeline.__len = function(self) return #self.cmds end
+
+--- await(p) -> p, as redis-py's pipelines (so await(script(k, a, p))
+-- reads as redis-py's `await script(keys, args, client=pipe)`).
+Pipeline.__await = async(function(self) return self end)
+
+--- Queues a checked command (argv) with its reply conversion.
 local function queue(p, argv, conv)
+  check_argv(argv)
   local n = #p.cmds + 1
   p.cmds[n] = argv
   p.convs[n] = conv or false
   return p
 end
-
 --- After WATCH and before MULTI, commands run at once (redis-py's
 -- immediate mode), on the watching connection.
 local run_on = async(function(c, argv, conv)
@@ -1162,10 +1504,11 @@ Pipeline.del = Pipeline.delete
 
 --- p:execute_command(name, ...) queues any command (raw reply).
 function Pipeline:execute_command(...)
+  local argv = {n = select("#", ...), ...}
   if self.watching and not self.explicit_multi then
-    return run_on(self.conn, {...})
+    return run_on(self.conn, argv)
   end
-  return queue(self, {...})
+  return queue(self, argv)
 end
 
 --- await(p:watch(key, ...)): WATCHes the keys on a connection the
@@ -1195,7 +1538,7 @@ end
 
 --- p:reset(): forgets the queue and gives back the watching connection.
 function Pipeline:reset()
-  self.cmds, self.convs = {}, {}
+  self.cmds, self.convs, self.scripts = {}, {}, {}
   self.explicit_multi = false
   local c = self.conn
   if c then
@@ -1218,67 +1561,95 @@ local function annotate(e, i, argv)
   return ne
 end
 
---- await(p:execute([raise_on_error = true])) -> the list of replies.
--- An error reply raises (the first one, naming its command) or, with
--- raise_on_error false, stands in the list. A transaction whose WATCHed
--- keys changed raises redis.WatchError.
-Pipeline.execute = async(function(self, raise_on_error)
+--- Loads the scripts queued on p (SCRIPT LOAD on connection c, which
+-- gives back the sha of each) and puts their sha in their EVALSHA.
+local function load_scripts(p, c)
+  local loads = {}
+  for i, script in pairs(p.scripts) do
+    loads[i] = send_argv(c, A("SCRIPT", "LOAD", script.script))
+  end
+  for i, script in pairs(p.scripts) do
+    script.sha = await(loads[i])
+    p.cmds[i][2] = script.sha
+  end
+end
+
+--- The replies of cmds in MULTI/EXEC on c, converted; error replies
+-- raise (the first) or, unless raise, stand in the list.
+local function exec_transaction(c, cmds, convs, raise)
+  local futs = {}
+  local multi = send_argv(c, {"MULTI"})
+  for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
+  local exec = send_argv(c, {"EXEC"})
+  await(multi)
+  local first_err
+  for i = 1, #cmds do
+    local okq, e = pcall(await, futs[i])
+    if not okq and not first_err then first_err = annotate(e, i, cmds[i]) end
+  end
+  local okx, replies = pcall(await, exec)
+  if not okx then error(first_err or replies, 0) end
+  if replies == nil then
+    error(M.WatchError("Watched variable changed."), 0)
+  end
+  local out = {n = #cmds}
+  for i = 1, #cmds do
+    local v = replies[i]
+    if iserror(v) then
+      if raise then error(annotate(v, i, cmds[i]), 0) end
+      out[i] = v
+    elseif convs[i] then
+      out[i] = convs[i](v)
+    else
+      out[i] = v
+    end
+  end
+  return out
+end
+
+--- The replies of cmds sent together (no transaction) on c, converted;
+-- error replies as in exec_transaction.
+local function exec_plain(c, cmds, convs, raise)
+  local futs = {}
+  for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
+  local out, first_err = {n = #cmds}, nil
+  for i = 1, #cmds do
+    local okr, v = pcall(await, futs[i])
+    if okr then
+      if convs[i] then out[i] = convs[i](v) else out[i] = v end
+    elseif iserror(v, M.ResponseError) then
+      out[i] = v
+      first_err = first_err or annotate(v, i, cmds[i])
+    else
+      error(v, 0)
+    end
+  end
+  if first_err and raise then error(first_err, 0) end
+  return out
+end
+
+--- await(p:execute([raise_on_error])) or p:execute{raise_on_error =}
+-- (default true) -> the list of replies. An error reply raises (the
+-- first one, naming its command) or, with raise_on_error false, stands
+-- in the list. A transaction whose WATCHed keys changed raises
+-- redis.WatchError. The pipeline is empty afterwards.
+Pipeline.execute = async(function(self, o)
+  local raise = o
+  if type(o) == "table" then raise = o.raise_on_error end
+  raise = raise ~= false
   local cmds, convs = self.cmds, self.convs
   local client = self.client
   local c = self.conn
   local ok, res = pcall(function()
     if #cmds == 0 and not self.watching then return {n = 0} end
     if c == nil then c = shared(client) end
-    local futs, exec = {}, nil
+    if next(self.scripts) then load_scripts(self, c) end
     if self.transaction then
-      local multi = send_argv(c, {"MULTI"})
-      for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
-      exec = send_argv(c, {"EXEC"})
-      await(multi)
-      local first_err
-      for i = 1, #cmds do
-        local okq, e = pcall(await, futs[i])
-        if not okq and not first_err then first_err = annotate(e, i, cmds[i]) end
-      end
-      local okx, replies = pcall(await, exec)
-      if not okx then
-        if first_err then error(first_err, 0) end
-        error(replies, 0)
-      end
-      if replies == nil then
-        error(M.WatchError("Watched variable changed."), 0)
-      end
-      local out = {n = #cmds}
-      for i = 1, #cmds do
-        local v = replies[i]
-        if iserror(v) then
-          if raise_on_error ~= false then error(annotate(v, i, cmds[i]), 0) end
-          out[i] = v
-        elseif convs[i] then
-          out[i] = convs[i](v)
-        else
-          out[i] = v
-        end
-      end
-      return out
+      return exec_transaction(c, cmds, convs, raise)
     end
-    for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
-    local out, first_err = {n = #cmds}, nil
-    for i = 1, #cmds do
-      local okr, v = pcall(await, futs[i])
-      if okr then
-        if convs[i] then out[i] = convs[i](v) else out[i] = v end
-      elseif iserror(v, M.ResponseError) then
-        out[i] = v
-        first_err = first_err or annotate(v, i, cmds[i])
-      else
-        error(v, 0)
-      end
-    end
-    if first_err and raise_on_error ~= false then error(first_err, 0) end
-    return out
+    return exec_plain(c, cmds, convs, raise)
   end)
-  self.cmds, self.convs = {}, {}
+  self.cmds, self.convs, self.scripts = {}, {}, {}
   self.explicit_multi = false
   if self.conn then
     self.conn = nil
@@ -1288,6 +1659,58 @@ Pipeline.execute = async(function(self, raise_on_error)
   if not ok then error(res, 0) end
   return res
 end)
+
+---------------------------------------------------------------------------
+-- Scripts
+
+local Script = {}
+Script.__index = Script
+
+--- r:register_script(src) -> a Script: await(script(keys, args)) runs it
+-- with EVALSHA, loading it first when Redis answers NOSCRIPT.
+function Redis:register_script(src)
+  if type(src) ~= "string" then
+    error("bad argument #1 to 'register_script' (string expected, got "
+          .. type(src) .. ")", 2)
+  end
+  return setmetatable({client = self, script = src}, Script)
+end
+
+--- Runs the script's EVALSHA argv with send(argv) -> an awaitable of the
+-- reply, loading the script on NOSCRIPT (or when its sha is unknown).
+local run_script = async(function(self, argv, send)
+  if self.sha then
+    argv[2] = self.sha
+    local ok, v = pcall(await, send(argv))
+    if ok then return v end
+    if not iserror(v, M.NoScriptError) then error(v, 0) end
+  end
+  self.sha = await(send(A("SCRIPT", "LOAD", self.script)))
+  argv[2] = self.sha
+  return await(send(argv))
+end)
+
+--- script(keys, args [, client]) -> a Coroutine of the script's reply.
+-- With a pipeline as client, EVALSHA is queued on it and the pipeline
+-- returned (awaitable too); its execute() loads the script first.
+function Script:__call(keys, args, client)
+  keys, args = keys or {}, args or {}
+  local argv = A("EVALSHA", self.sha or "", #keys)
+  push_all(argv, keys)
+  push_all(argv, args)
+  if getmetatable(client) ~= Pipeline then
+    local c = client or self.client
+    return run_script(self, argv, function(a) return run(c, a) end)
+  end
+  if client.watching and not client.explicit_multi then
+    return run_script(self, argv, function(a)
+      return run_on(client.conn, a)
+    end)
+  end
+  queue(client, argv)
+  client.scripts[#client.cmds] = self
+  return client
+end
 
 ---------------------------------------------------------------------------
 -- Pub/sub
@@ -1354,7 +1777,7 @@ end)
 local function ps_command(word)
   return async(function(self, ...)
     local c = await(ps_connect(self))
-    local argv = list_args({word}, ...)
+    local argv = list_args(A(word), ...)
     send_push(c, argv)
     if word == "SUBSCRIBE" or word == "PSUBSCRIBE" then
       self.subscribed = true

@@ -1,0 +1,326 @@
+-- spec/redis_compat_spec.lua: asyncio.redis where it follows redis-py
+-- closely, against a real redis-server (spec/fixtures/servers.lua):
+-- from_url's query string and user-only URLs, infinite and float scores,
+-- ZRANGE's BYSCORE/BYLEX/LIMIT, Lua's bad argument error for arguments
+-- Redis cannot take, EXPIRE's options, INFO's nested values, reuse after
+-- close, scripts in pipelines, pipeline options, the SCAN iterators and
+-- the other methods redis-py has, and max_connections.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local redis = require "asyncio.redis"
+local servers = dofile("spec/fixtures/servers.lua")
+local async, await = asyncio.async, asyncio.await
+
+--- A client on database db of the spec's server, database emptied.
+local function client(db)
+  local r = await(redis.from_url(await(servers.redis_url(db or 7))))
+  await(r:flushdb())
+  return r
+end
+
+local function err_of(aw)
+  local ok, e = pcall(await, aw)
+  assert.is_false(ok, "expected an error")
+  return e
+end
+
+local function is_float(x) return math.type(x) == "float" end
+
+describe("asyncio.redis as redis-py", function()
+  teardown(servers.stop)
+
+  it("from_url reads the query string, as redis-py's", function()
+    local o = redis.from_url("redis://cache.example.com:6380?db=2").opts
+    assert.same({"cache.example.com", 6380, 2}, {o.host, o.port, o.db})
+    o = redis.from_url("redis://h/1?db=3&socket_timeout=0.5"
+                       .. "&socket_connect_timeout=2&max_connections=4").opts
+    assert.same({"h", 6379, 3, 0.5, 2, 4}, {o.host, o.port, o.db,
+      o.socket_timeout, o.socket_connect_timeout, o.pool_size})
+    o = redis.from_url("redis://h?password=p%20w&username=u+x").opts
+    assert.same({"p w", "u x"}, {o.password, o.username})
+    -- a user with no ':' has no password (urllib's reading)
+    o = redis.from_url("redis://user@h:7000").opts
+    assert.same({"user", nil, "h", 7000}, {o.username, o.password,
+                                            o.host, o.port})
+    o = redis.from_url("unix:///tmp/r.sock?db=3&socket_timeout=1").opts
+    assert.same({"/tmp/r.sock", 3, 1}, {o.path, o.db, o.socket_timeout})
+    -- options given to from_url win over the URL, its query included
+    o = redis.from_url("redis://h/1?db=2", {db = 4}).opts
+    assert.equal(4, o.db)
+    for _, bad in ipairs{"redis://h?db=x", "redis://h?retry=1",
+                         "redis://h:port/0"} do
+      local ok, e = pcall(redis.from_url, bad)
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, redis.DataError), tostring(e))
+    end
+  end)
+
+  it("from_url's ?db= and a user alone reach the server",
+     aspec.async(function()
+    local port = await(servers.redis_port())
+    local r <close> = client(8)
+    await(r:set("where", "db8"))
+    local q <close> = await(redis.from_url(
+      ("redis://default@127.0.0.1:%d?db=8"):format(port)))
+    assert.equal("db8", await(q:get("where")))
+    await(q:close())
+    await(r:close())
+  end))
+
+  it("parses infinite scores and returns scores as floats",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:zadd("z", {top = math.huge, bottom = -math.huge, two = 2}))
+    assert.equal(math.huge, await(r:zscore("z", "top")))
+    assert.equal(-math.huge, await(r:zscore("z", "bottom")))
+    local two = await(r:zscore("z", "two"))
+    assert.equal(2, two)
+    assert.is_true(is_float(two))
+    assert.same({{"bottom", -math.huge}, {"two", 2.0}, {"top", math.huge}},
+                await(r:zrange("z", 0, -1, {withscores = true})))
+    local ms = await(r:zmscore("z", {"top", "nope", "two"}))
+    assert.same({math.huge, nil, 2.0, n = 3}, ms)
+    assert.is_true(is_float(ms[3]))
+    assert.equal(math.huge, await(r:zincrby("z", 1, "top")))
+    local inc = await(r:zincrby("z", 1, "two"))
+    assert.is_true(is_float(inc) and inc == 3)
+    assert.is_true(is_float(await(r:zadd("z", {two = 1}, {incr = true}))))
+    assert.is_true(is_float(await(r:incrbyfloat("f", 2))))
+    assert.is_true(is_float(await(r:hincrbyfloat("h", "f", 2))))
+    local popped = await(r:zpopmin("z"))
+    assert.same({{"bottom", -math.huge}}, popped)
+    local _, member, score = await(r:bzpopmin({"z"}, 1))
+    assert.equal("two", member)
+    assert.is_true(is_float(score))
+  end))
+
+  it("zrange with byscore, bylex, desc, offset and num",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:zadd("z", {a = 1, b = 2, c = 3, d = 4}))
+    assert.same({"b", "c", n = 2}, await(r:zrange("z", 2, 3,
+                                                  {byscore = true})))
+    assert.same({{"c", 3.0}, {"b", 2.0}}, await(r:zrange("z", "(4", 2,
+      {byscore = true, desc = true, withscores = true})))
+    assert.same({"b", "c", n = 2}, await(r:zrange("z", "-inf", "+inf",
+      {byscore = true, offset = 1, num = 2})))
+    await(r:zadd("lex", {a = 0, b = 0, c = 0}))
+    assert.same({"b", "c", n = 2}, await(r:zrange("lex", "[b", "+",
+                                                  {bylex = true})))
+    assert.same({"b", n = 1}, await(r:zrange("lex", "+", "-",
+      {bylex = true, desc = true, offset = 1, num = 1})))
+    assert.same({"d", "c", n = 2}, await(r:zrange("z", 0, 1, {desc = true})))
+    for _, o in ipairs{{byscore = true, bylex = true}, {offset = 1},
+                       {bylex = true, withscores = true}} do
+      assert.is_true(asyncio.iserror(err_of(r:zrange("z", 0, 1, o)),
+                                     redis.DataError))
+    end
+  end))
+
+  it("raises Lua's bad argument error for arguments Redis cannot take, "
+     .. "sending nothing", aspec.async(function()
+    local r <close> = client()
+    local cases = {
+      function() return r:rpush("l", "a", nil, "c") end,
+      function() return r:set("k", nil) end,
+      function() return r:set("k", true) end,
+      function() return r:set("k", {}) end,
+      function() return r:set("k", 0 / 0) end,
+      function() return r:mset({a = false}) end,
+      function() return r:execute_command("SET", "k", nil) end,
+      function() return r:blpop({"l", true}, 1) end,
+    }
+    for i, f in ipairs(cases) do
+      local e = err_of(f())
+      assert.equal("string", type(e), i .. tostring(e))
+      assert.matches("^bad argument #%d to '%u+' %(string or number "
+                     .. "expected, got %a+%)$", e)
+    end
+    assert.equal("bad argument #3 to 'RPUSH' (string or number expected, "
+                 .. "got nil)", err_of(cases[1]()))
+    assert.equal("bad argument #2 to 'SET' (string or number expected, "
+                 .. "got NaN)", err_of(cases[5]()))
+    assert.equal(0, await(r:llen("l")))
+    assert.equal(0, await(r:exists("k")))
+    -- a pipeline refuses them when they are queued
+    local p = r:pipeline()
+    local ok, e = pcall(p.set, p, "k", nil)
+    assert.is_false(ok)
+    assert.matches("^bad argument #2 to 'SET'", e)
+    assert.equal(0, #p)
+    -- the blocking command gave its connection back
+    assert.equal(0, r.nconns - #r.idle)
+  end))
+
+  it("expire and its kin take nx, xx, gt and lt", aspec.async(function()
+    local r <close> = client()
+    await(r:set("k", "v"))
+    assert.is_false(await(r:expire("k", 100, {xx = true})))
+    assert.is_true(await(r:expire("k", 100, {nx = true})))
+    assert.is_false(await(r:expire("k", 50, {gt = true})))
+    assert.is_true(await(r:expire("k", 50, {lt = true})))
+    assert.is_true(await(r:pexpire("k", 200000, {gt = true})))
+    local now = await(r:time())
+    assert.is_false(await(r:expireat("k", now + 10, {gt = true})))
+    assert.is_true(await(r:pexpireat("k", (now + 300) * 1000, {xx = true})))
+    assert.is_true(await(r:ttl("k")) > 250)
+  end))
+
+  it("info parses nested values into tables of numbers",
+     aspec.async(function()
+    local r <close> = client(7)
+    await(r:set("a", 1))
+    local info = await(r:info())
+    assert.same({keys = 1, expires = 0, avg_ttl = 0}, info.db7)
+    assert.is_true(math.type(info.db7.keys) == "integer")
+    assert.is_true(is_float(info.mem_fragmentation_ratio))
+    local stats = await(r:info("commandstats"))
+    local set = stats.cmdstat_set
+    assert.equal("table", type(set))
+    assert.is_true(set.calls >= 1)
+    assert.is_true(is_float(set.usec_per_call))
+    err_of(r:execute_command("NOSUCHCOMMAND"))
+    assert.is_true(await(r:info("errorstats")).errorstat_ERR.count >= 1)
+  end))
+
+  it("a closed client reconnects when used again", aspec.async(function()
+    local r = client()
+    await(r:set("k", "v"))
+    await(r:close())
+    assert.equal("v", await(r:get("k")))
+    assert.is_nil(await(r:blpop({"nothing"}, 0.05)))
+    await(r:close())
+    do local r2 <close> = client() await(r2:set("k", "w")) end
+    assert.equal("w", await(r:get("k")))
+    await(r:close())
+  end))
+
+  it("runs a registered script in a pipeline, loading it first",
+     aspec.async(function()
+    local r <close> = client()
+    local s = r:register_script("return redis.call('INCRBY', KEYS[1], "
+                                .. "ARGV[1])")
+    for _, tx in ipairs{true, false} do
+      await(r:script_flush())
+      local p = r:pipeline{transaction = tx}
+      p:set("n", 10)
+      assert.equal(p, s({"n"}, {5}, p))
+      assert.equal(p, await(s({"n"}, {1}, p)))
+      p:get("n")
+      assert.same({true, 15, 16, "16", n = 4}, await(p:execute()))
+    end
+    -- the Script knows its sha now: a direct call reloads after a flush
+    await(r:script_flush())
+    assert.equal(17, await(s({"n"}, {1})))
+  end))
+
+  it("pipeline and execute take their options as tables; #p counts",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:set("s", "v"))
+    local p = r:pipeline{transaction = false}
+    assert.is_false(p.transaction)
+    p:incr("n"):lpush("s", "x"):incr("n")
+    assert.equal(3, #p)
+    local res = await(p:execute{raise_on_error = false})
+    assert.equal(1, res[1])
+    assert.is_true(asyncio.iserror(res[2], redis.ResponseError))
+    assert.equal(2, res[3])
+    assert.equal(0, #p)
+    p = r:pipeline(false)
+    assert.is_false(p.transaction)
+    assert.is_true(r:pipeline{}.transaction)
+    p = r:pipeline()
+    p:lpush("s", "x")
+    assert.is_true(asyncio.iserror(err_of(p:execute{}), redis.ResponseError))
+  end))
+
+  it("scan, hscan, sscan, zscan and their iterators", aspec.async(function()
+    local r <close> = client()
+    for i = 1, 30 do await(r:set("key:" .. i, i)) end
+    await(r:set("other", 1))
+    local seen, n = {}, 0
+    for key in r:scan_iter{match = "key:*", count = 7} do
+      seen[key] = true
+      n = n + 1
+    end
+    assert.equal(30, n)
+    assert.is_true(seen["key:30"])
+    await(r:hset("h", {mapping = {a = "1", b = "2"}}))
+    local h = {}
+    for field, value in r:hscan_iter("h") do h[field] = value end
+    assert.same({a = "1", b = "2"}, h)
+    assert.same({0, {a = "1", b = "2"}}, await(r:hscan("h", 0)))
+    await(r:sadd("s", "x", "y"))
+    local s = {}
+    for m in r:sscan_iter("s", {match = "x"}) do s[#s + 1] = m end
+    assert.same({"x"}, s)
+    assert.equal(0, await(r:sscan("s"))[1])
+    await(r:zadd("z", {a = 1, b = math.huge}))
+    local z = {}
+    for m, score in r:zscan_iter("z") do z[m] = score end
+    assert.same({a = 1.0, b = math.huge}, z)
+    assert.is_true(is_float(z.a))
+    assert.same({0, {{"a", 1.0}, {"b", math.huge}}}, await(r:zscan("z", 0)))
+  end))
+
+  it("has redis-py's other methods, with its reply shapes",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:set("k", "old"))
+    assert.equal("old", await(r:getset("k", "new")))
+    assert.is_true(await(r:hmset("hm", {a = 1, b = 2})))
+    assert.same({a = "1", b = "2"}, await(r:hgetall("hm")))
+    await(r:rpush("l", "a", "b", "a"))
+    assert.equal(4, await(r:linsert("l", "BEFORE", "b", "x")))
+    assert.equal(-1, await(r:linsert("l", "AFTER", "nope", "x")))
+    assert.equal(0, await(r:lpos("l", "a")))
+    assert.same({0, 3, n = 2}, await(r:lpos("l", "a", {count = 0})))
+    assert.equal(3, await(r:lpos("l", "a", {rank = -1})))
+    assert.is_nil(await(r:lpos("l", "zz")))
+    await(r:sadd("s", "m"))
+    assert.equal("m", await(r:srandmember("s")))
+    assert.same({"m", n = 1}, await(r:srandmember("s", 3)))
+    assert.same({true, false, n = 2}, await(r:smismember("s", {"m", "q"})))
+    assert.same({true, n = 1}, await(r:smismember("s", "m")))
+    await(r:zadd("z", {a = 1, b = 2, c = 3}))
+    assert.equal(0, await(r:zrevrank("z", "c")))
+    assert.same({"c", "b", n = 2}, await(r:zrevrangebyscore("z", 3, 2)))
+    assert.same({{"b", 2.0}}, await(r:zrevrangebyscore("z", "+inf", "-inf",
+      {start = 1, num = 1, withscores = true})))
+    assert.is_true(asyncio.iserror(err_of(r:zmscore("z", {})),
+                                   redis.DataError))
+    for i = 1, 5 do await(r:xadd("st", {f = i}, {id = i .. "-0"})) end
+    local rev = await(r:xrevrange("st", "+", "-", {count = 2}))
+    assert.same({{"5-0", {f = "5"}}, {"4-0", {f = "4"}}}, rev)
+    assert.equal(2, await(r:xtrim("st", {maxlen = 3, approximate = false})))
+    assert.equal(1, await(r:xtrim("st", {minid = "4-0",
+                                          approximate = false})))
+    assert.is_true(asyncio.iserror(err_of(r:xtrim("st")), redis.DataError))
+    await(r:xgroup_create("st", "g", "0"))
+    await(r:xreadgroup("g", "c1", {st = ">"}))
+    local claimed = await(r:xclaim("st", "g", "c2", 0, {"4-0"}))
+    assert.same({{"4-0", {f = "4"}}}, claimed)
+    assert.same({"5-0", n = 1},
+                await(r:xclaim("st", "g", "c2", 0, {"5-0"}, {justid = true})))
+    assert.equal("c2", await(r:xpending("st", "g")).consumers[1].name)
+  end))
+
+  it("takes redis-py's max_connections as the pool size, waiting for a "
+     .. "connection past it", aspec.async(function()
+    local port = await(servers.redis_port())
+    local r <close> = redis.Redis{port = port, max_connections = 1}
+    assert.equal(1, r.opts.pool_size)
+    assert.equal(3, redis.Redis{pool_size = 3, max_connections = 1}
+                      .opts.pool_size)
+    assert.is_false(pcall(redis.Redis, {max_connections = 0}))
+    local loop = asyncio.get_running_loop()
+    local t0 = loop:time()
+    local a = asyncio.create_task(r:blpop({"none1"}, 0.2))
+    local b = asyncio.create_task(r:blpop({"none2"}, 0.2))
+    await(asyncio.gather(a, b))
+    assert.is_true(loop:time() - t0 >= 0.35)
+    assert.equal(1, r.nconns)
+    await(r:close())
+  end))
+end)
