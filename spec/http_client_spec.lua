@@ -442,6 +442,8 @@ describe("asyncio.http client", function()
     assert.has_error(function() s:request(1, "http://x/") end,
       "bad argument #2 to 'request' (string expected, got number)")
     assert.has_error(function() s:get(nil) end,
+      "bad argument #2 to 'get' (string expected, got nil)")
+    assert.has_error(function() s:request("GET", nil) end,
       "bad argument #3 to 'request' (string expected, got nil)")
     assert.has_error(function() http.ClientTimeout{total = "x"} end)
   end)

@@ -198,22 +198,32 @@ static int l_utf8_valid(lua_State *L) {
   return 1;
 }
 
-/* Pushes the base64 form of md[0..n) (n <= 20). */
-static void push_b64(lua_State *L, const unsigned char *md, int n) {
+/* Pushes the base64 form (RFC 4648, padded) of b[0..n). */
+static void push_b64(lua_State *L, const unsigned char *b, size_t n) {
   static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char out[32];
-  size_t o = 0;
-  for (int i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)md[i] << 16;
-    if (i + 1 < n) v |= (uint32_t)md[i + 1] << 8;
-    if (i + 2 < n) v |= md[i + 2];
-    out[o++] = b64[(v >> 18) & 63];
-    out[o++] = b64[(v >> 12) & 63];
-    out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-    out[o++] = i + 2 < n ? b64[v & 63] : '=';
+  luaL_Buffer buf;
+  luaL_buffinit(L, &buf);
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)b[i] << 16;
+    char *out = luaL_prepbuffsize(&buf, 4);
+    if (i + 1 < n) v |= (uint32_t)b[i + 1] << 8;
+    if (i + 2 < n) v |= b[i + 2];
+    out[0] = b64[(v >> 18) & 63];
+    out[1] = b64[(v >> 12) & 63];
+    out[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+    out[3] = i + 2 < n ? b64[v & 63] : '=';
+    luaL_addsize(&buf, 4);
   }
-  lua_pushlstring(L, out, o);
+  luaL_pushresult(&buf);
+}
+
+/* base64(s) -> s in base64 (the client's BasicAuth) */
+static int l_base64(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  push_b64(L, (const unsigned char *)s, n);
+  return 1;
 }
 
 /* ws_key() -> a fresh Sec-WebSocket-Key (16 random bytes, base64) */
@@ -250,6 +260,7 @@ static const luaL_Reg ws_functions[] = {
   {"utf8_valid", l_utf8_valid},
   {"ws_accept", l_accept},
   {"ws_key", l_key},
+  {"base64", l_base64},
   {NULL, NULL}
 };
 

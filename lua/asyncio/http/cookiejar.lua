@@ -61,9 +61,28 @@ local function path_match(path, cpath)
   return cpath:sub(-1) == "/" or path:sub(#cpath + 1, #cpath + 1) == "/"
 end
 
---- update_cookies(set_cookie_values, url): url a parsed URL (the one that
--- sent them)
+--- Keeps cookies (name -> value, or a list of "name=value") for every
+-- host and path: the jar's domain "" matches any host.
+local function share(self, cookies)
+  for k, v in pairs(cookies) do
+    local name, value = k, v
+    if math.type(k) == "integer" then
+      name, value = tostring(v):match("^%s*([^=;%s]+)%s*=%s*([^;]*)")
+    end
+    if name then
+      name = tostring(name)
+      self._cookies[";/;" .. name] = {name = name, value = tostring(value),
+        domain = "", host_only = false, path = "/", secure = false}
+    end
+  end
+end
+
+--- update_cookies(cookies [, url]): cookies a list of Set-Cookie values,
+-- url the parsed URL that sent them. Without url, cookies (a name ->
+-- value table, or a list of "name=value") are sent to every host, as
+-- aiohttp's update_cookies without a response URL.
 function CookieJar:update_cookies(values, u)
+  if u == nil then return share(self, values) end
   if not self.unsafe and is_ip(u.host) then return end
   local now = os.time()
   for _, v in ipairs(values) do
@@ -128,7 +147,7 @@ function CookieJar:filter_cookies(u)
     local c = self._cookies[key]
     if c.expires and c.expires <= now then
       self._cookies[key] = nil
-    elseif (c.host_only and u.host == c.domain or
+    elseif (c.domain == "" or c.host_only and u.host == c.domain or
             not c.host_only and domain_match(u.host, c.domain)) and
         path_match(u.path, c.path) and (secure or not c.secure) then
       out[#out + 1] = c.name .. "=" .. c.value

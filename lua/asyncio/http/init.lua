@@ -50,28 +50,73 @@ M.ClientConnectorCertificateError =
   M.ClientSSLError:subclass("http.ClientConnectorCertificateError")
 M.ClientConnectorSSLError =
   M.ClientSSLError:subclass("http.ClientConnectorSSLError")
-M.ServerDisconnectedError = M.ClientConnectionError:subclass(
+M.ServerConnectionError =
+  M.ClientConnectionError:subclass("http.ServerConnectionError")
+M.ServerDisconnectedError = M.ServerConnectionError:subclass(
   "http.ServerDisconnectedError", function(e, msg)
     e.message = msg or "Server disconnected"
   end)
+-- A read over sock_read, or a connection not made within connect /
+-- sock_connect. As aiohttp's, it is both a ServerConnectionError and an
+-- asyncio.TimeoutError: iserror looks a class up in the `__is` set of
+-- the error's class, so TimeoutError and its ancestors join that set (as
+-- asyncio.errors gives ExceptionGroup its second base).
+M.ServerTimeoutError =
+  M.ServerConnectionError:subclass("http.ServerTimeoutError")
+for cls in pairs(asyncio.TimeoutError.__is) do
+  M.ServerTimeoutError.__is[cls] = true
+end
 M.ClientPayloadError = ClientError:subclass("http.ClientPayloadError")
-M.ClientResponseError = ClientError:subclass("http.ClientResponseError",
-  function(e, info)
-    info = type(info) == "table" and info or {message = info}
-    e.status = info.status
-    e.headers = info.headers
-    e.request_info = info.request_info
-    e.history = info.history
-    e.message = ("%s, message=%q, url=%q"):format(tostring(e.status),
-      tostring(info.message or ""), tostring(info.url or ""))
-  end)
+
+--- s as Python's repr of a str: single quotes, double ones when s holds
+-- a single quote and no double quote.
+local function py_repr(s)
+  s = tostring(s)
+  local q = (s:find("'", 1, true) and not s:find('"', 1, true)) and '"'
+    or "'"
+  return q .. s:gsub("\\", "\\\\"):gsub(q, "\\" .. q) .. q
+end
+
+--- ClientResponseError{status =, message =, request_info =, history =,
+-- headers =}, as aiohttp's: message is the reason alone ("Not Found"),
+-- status 0 unless given, request_info the {method, url, real_url,
+-- headers} of the request; tostring gives aiohttp's str after the class
+-- name: "http.ClientResponseError: 404, message='Not Found', url='...'".
+local function response_error_init(e, info)
+  info = type(info) == "table" and info or {message = info}
+  e.status = info.status or 0
+  e.message = info.message ~= nil and tostring(info.message) or ""
+  e.request_info = info.request_info
+  e.history = info.history or {}
+  e.headers = info.headers
+end
+
+local function response_error_tostring(e)
+  local ri = e.request_info
+  return ("%s: %s, message=%s, url=%s"):format(getmetatable(e).__name,
+    tostring(e.status), py_repr(e.message),
+    py_repr(ri and ri.real_url or ""))
+end
+
+local function response_error_class(name, base)
+  local cls = base:subclass(name, response_error_init)
+  cls.__tostring = response_error_tostring
+  return cls
+end
+M._response_error_class = response_error_class
+
+M.ClientResponseError =
+  response_error_class("http.ClientResponseError", ClientError)
+M.ContentTypeError =
+  response_error_class("http.ContentTypeError", M.ClientResponseError)
 M.TooManyRedirects =
-  M.ClientResponseError:subclass("http.TooManyRedirects")
+  response_error_class("http.TooManyRedirects", M.ClientResponseError)
 M.InvalidURL = ClientError:subclass("http.InvalidURL", function(e, url)
   e.url = url
   e.message = tostring(url)
 end)
-M.ClientPayloadError = ClientError:subclass("http.ClientPayloadError")
+--- Invalid JSON in json() (aiohttp: json.JSONDecodeError, a ValueError)
+M.JSONDecodeError = asyncio.ValueError:subclass("http.JSONDecodeError")
 
 local function is_cancel(e)
   return iserror(e) and not iserror(e, asyncio.Exception)
@@ -101,7 +146,7 @@ local ClientTimeout = {__name = "http.ClientTimeout"}
 ClientTimeout.__index = ClientTimeout
 
 --- ClientTimeout{total =, connect =, sock_read =, sock_connect =}: seconds
--- (nil: no bound). total bounds the whole request up to the head read;
+-- (nil: no bound). total bounds the whole request, its body read too;
 -- connect the wait for and making of a connection; sock_read each read.
 function M.ClientTimeout(t)
   if t ~= nil and type(t) ~= "table" then
@@ -122,9 +167,85 @@ function M.ClientTimeout(t)
 end
 local DEFAULT_TIMEOUT = M.ClientTimeout{total = 300, sock_connect = 30}
 
+--- The ClientTimeout of a `timeout` option: a number is the total, as
+-- aiohttp 3.8 takes it.
+local function as_timeout(t)
+  if type(t) == "number" then return M.ClientTimeout{total = t} end
+  return t
+end
+
 local function bounded(aw, seconds)
   if seconds then return await(asyncio.wait_for(aw, seconds)) end
   return await(aw)
+end
+
+---------------------------------------------------------------------------
+-- BasicAuth
+
+local base64 = _http.base64 -- RFC 4648, padded (bindings/http/ws.c)
+
+--- s (UTF-8) in latin-1, as Python's str.encode("latin1"); a string that
+-- is not UTF-8 is taken as latin-1 bytes already.
+local function latin1(s)
+  if not s:find("[\128-\255]") or not utf8.len(s) then return s end
+  local out = {}
+  for _, cp in utf8.codes(s) do
+    if cp > 255 then
+      error(asyncio.ValueError(("'latin-1' codec can't encode character "
+        .. "U+%04X"):format(cp)), 0)
+    end
+    out[#out + 1] = string.char(cp)
+  end
+  return concat(out)
+end
+
+local BasicAuth = {__name = "http.BasicAuth"}
+BasicAuth.__index = BasicAuth
+local ENCODINGS = {latin1 = "latin1", ["latin-1"] = "latin1",
+  ["iso-8859-1"] = "latin1", ["utf-8"] = "utf-8", utf8 = "utf-8"}
+
+--- BasicAuth(login [, password = "" [, encoding = "latin1"]]): HTTP Basic
+-- credentials, as aiohttp's (a ":" in login raises ValueError). With
+-- "latin1" the UTF-8 strings are sent in latin-1, as aiohttp; "utf-8"
+-- sends their bytes as they are.
+local function new_basic_auth(_, login, password, encoding)
+  if type(login) ~= "string" then
+    error("bad argument #1 to 'BasicAuth' (string expected, got " ..
+          type(login) .. ")", 2)
+  end
+  if password ~= nil and type(password) ~= "string" then
+    error("bad argument #2 to 'BasicAuth' (string expected, got " ..
+          type(password) .. ")", 2)
+  end
+  if encoding ~= nil and not ENCODINGS[tostring(encoding):lower()] then
+    error("bad argument #3 to 'BasicAuth' ('latin1' or 'utf-8' expected)",
+          2)
+  end
+  if login:find(":", 1, true) then
+    error(asyncio.ValueError('A ":" is not allowed in login (RFC 1945#'
+      .. 'section-11.1)'), 2)
+  end
+  return setmetatable({login = login, password = password or "",
+    encoding = encoding or "latin1"}, BasicAuth)
+end
+setmetatable(BasicAuth, {__call = new_basic_auth})
+M.BasicAuth = BasicAuth
+
+--- auth:encode() -> "Basic <base64 of login:password>"
+function BasicAuth:encode()
+  local creds = self.login .. ":" .. self.password
+  if ENCODINGS[self.encoding:lower()] == "latin1" then
+    creds = latin1(creds)
+  end
+  return "Basic " .. base64(creds)
+end
+
+--- BasicAuth.from_url(url [, encoding]) -> the BasicAuth of the
+-- credentials in url (a string or parsed URL), nil when it has none
+function BasicAuth.from_url(url, encoding)
+  local u = url_mod.parse(url, M.InvalidURL)
+  if u.user == nil then return nil end
+  return new_basic_auth(nil, u.user, u.password or "", encoding)
 end
 
 ---------------------------------------------------------------------------
@@ -149,8 +270,12 @@ function Connection:close()
 end
 
 --- The next parser event (head table, body string, true at the end of a
--- message); raises ServerDisconnectedError / ClientPayloadError.
-function Connection:next_event(sock_read)
+-- message). Raises ServerDisconnectedError, ClientPayloadError, a
+-- ClientResponseError (status 400) for a malformed head,
+-- ServerTimeoutError when a read takes over sock_read seconds and
+-- asyncio.TimeoutError past `deadline` (a loop time: the request's
+-- total bound).
+function Connection:next_event(sock_read, deadline)
   while true do
     local ev = self.events[self.ev]
     if ev ~= nil then
@@ -161,12 +286,20 @@ function Connection:next_event(sock_read)
     if self.eof then
       error(M.ServerDisconnectedError(), 0)
     end
-    local ok, data = pcall(bounded, self.reader:read(BUFSIZE), sock_read)
+    local bound, by_total = sock_read, false
+    if deadline then
+      local left = deadline - asyncio.get_running_loop():time()
+      if left <= 0 then error(asyncio.TimeoutError(), 0) end
+      if not bound or left < bound then bound, by_total = left, true end
+    end
+    local ok, data = pcall(bounded, self.reader:read(BUFSIZE), bound)
     if not ok then
-      if iserror(data, asyncio.TimeoutError) or is_cancel(data) then
-        error(data, 0)
+      if is_cancel(data) or iserror(data, ClientError) then error(data, 0) end
+      if iserror(data, asyncio.TimeoutError) then
+        if by_total then error(data, 0) end
+        error(M.ServerTimeoutError("Timeout on reading data from socket"),
+              0)
       end
-      if iserror(data, ClientError) then error(data, 0) end
       error(M.ClientOSError(tostring(data.message or data)), 0)
     end
     self.got_bytes = true
@@ -187,7 +320,8 @@ function Connection:next_event(sock_read)
         error(M.ClientPayloadError(("Response payload is not completed"
           .. " (%s: %s)"):format(name, desc)), 0)
       end
-      error(M.ClientResponseError{message = name .. ": " .. desc}, 0)
+      error(M.ClientResponseError{status = 400, message = name .. ": " ..
+        desc}, 0)
     end
     self.events, self.ev = events, 1
   end
@@ -196,20 +330,31 @@ end
 ---------------------------------------------------------------------------
 -- Request bodies
 
-local function urlencode_value(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return ("%%%02X"):format(c:byte())
-  end))
+local function pct(c) return ("%%%02X"):format(c:byte()) end
+
+--- s in a form body, as Python's quote_plus: unreserved bytes kept, a
+-- space as "+", any other byte as %XX.
+local function quote_form(s)
+  return (tostring(s):gsub("[^%w%-%._~ ]", pct):gsub(" ", "+"))
 end
-M._quote = urlencode_value
+M._quote = quote_form
+
+--- s as a name or value of a URL's query, as yarl quotes it: the bytes
+-- a query allows kept, a space as "+", "+" as %2B unless keep_plus (a
+-- query string given whole: its "+" already means a space).
+local function quote_query(s, keep_plus)
+  s = tostring(s):gsub("[^%w%-%._~!%$'%(%)%*,/:%?@ %+]", pct)
+  if not keep_plus then s = s:gsub("%+", "%%2B") end
+  return (s:gsub(" ", "+"))
+end
 
 --- Form fields (a name -> value table, names sorted, or a list of
--- {name, value}) as application/x-www-form-urlencoded.
-local function urlencode(form)
+-- {name, value}) as name=value pairs joined by "&", each quoted by quote.
+local function urlencode(form, quote)
+  quote = quote or quote_form
   local parts = {}
   for i = 1, #form do
-    parts[#parts + 1] = urlencode_value(form[i][1]) .. "=" ..
-      urlencode_value(form[i][2])
+    parts[#parts + 1] = quote(form[i][1]) .. "=" .. quote(form[i][2])
   end
   local names = {}
   for k in pairs(form) do
@@ -220,15 +365,31 @@ local function urlencode(form)
     local v = form[k]
     if type(v) == "table" then
       for _, x in ipairs(v) do
-        parts[#parts + 1] = urlencode_value(k) .. "=" .. urlencode_value(x)
+        parts[#parts + 1] = quote(k) .. "=" .. quote(x)
       end
     else
-      parts[#parts + 1] = urlencode_value(k) .. "=" .. urlencode_value(v)
+      parts[#parts + 1] = quote(k) .. "=" .. quote(v)
     end
   end
   return concat(parts, "&")
 end
 M._urlencode = urlencode
+
+local function quote_param(s) return quote_query(s, false) end
+
+--- The query of a request's `params`: a table as form fields, a string
+-- as aiohttp reads one (split at "&" and the first "=", empty pieces
+-- dropped, each name and value quoted as yarl does).
+local function params_query(params)
+  if type(params) ~= "string" then return urlencode(params, quote_param) end
+  local parts = {}
+  for piece in params:gmatch("[^&]+") do
+    local name, value = piece:match("^([^=]*)=?(.*)$")
+    parts[#parts + 1] = quote_query(name, true) .. "=" ..
+      quote_query(value, true)
+  end
+  return concat(parts, "&")
+end
 
 ---------------------------------------------------------------------------
 -- ClientResponse and its content
@@ -237,9 +398,14 @@ local StreamContent = {}
 StreamContent.__index = StreamContent
 
 --- The next piece of the body, "" at its end (a plain function that
--- awaits: callable from any coroutine function running in a task).
+-- awaits: callable from any coroutine function running in a task);
+-- raises ClientConnectionError once the response was released or closed,
+-- as aiohttp's.
 local function piece(self)
   local resp = self.resp
+  if resp._released then
+    error(M.ClientConnectionError("Connection closed"), 0)
+  end
   if self.buf ~= "" then
     local b = self.buf
     self.buf = ""
@@ -247,7 +413,8 @@ local function piece(self)
   end
   if resp._done then return "" end
   local conn = resp._conn
-  local ok, ev = pcall(conn.next_event, conn, resp._sock_read)
+  local ok, ev = pcall(conn.next_event, conn, resp._sock_read,
+                       conn.deadline)
   if not ok then
     resp:close()
     error(ev, 0)
@@ -276,6 +443,14 @@ local function read_all(self)
   end
 end
 
+--- Raises unless n (argument #1 of fname) is nil or a number.
+local function check_size(n, fname)
+  if n ~= nil and type(n) ~= "number" then
+    error(("bad argument #1 to '%s' (number expected, got %s)")
+      :format(fname, type(n)), 3)
+  end
+end
+
 local function read_some(self, n)
   if n == nil or n < 0 then return read_all(self) end
   local p = piece(self)
@@ -287,10 +462,14 @@ local function read_some(self, n)
 end
 
 --- read([n]) -> up to n bytes (all of the body without n); "" at the end
-StreamContent.read = async(read_some)
+local read_co = async(read_some)
+function StreamContent:read(n)
+  check_size(n, "read")
+  return read_co(self, n)
+end
 
 --- readexactly(n) -> n bytes; raises asyncio.IncompleteReadError short
-StreamContent.readexactly = async(function(self, n)
+local readexactly_co = async(function(self, n)
   local parts, got = {}, 0
   while got < n do
     local p = read_some(self, n - got)
@@ -302,6 +481,11 @@ StreamContent.readexactly = async(function(self, n)
   end
   return concat(parts)
 end)
+
+function StreamContent:readexactly(n)
+  check_size(n or false, "readexactly")
+  return readexactly_co(self, n)
+end
 
 --- readline() -> the next line with its "\n" (the rest at the end)
 StreamContent.readline = async(function(self)
@@ -322,6 +506,7 @@ end)
 --- iter_chunked(n): for chunk in resp.content:iter_chunked(n) do, in a
 -- task: pieces of at most n bytes until the end.
 function StreamContent:iter_chunked(n)
+  check_size(n or false, "iter_chunked")
   return function()
     local p = read_some(self, n)
     if p ~= "" then return p end
@@ -341,7 +526,69 @@ function StreamContent:at_eof()
 end
 
 local ClientResponse = {__name = "http.ClientResponse"}
-ClientResponse.__index = ClientResponse
+
+--- request_info(method, u, hdrs) -> {method =, url =, real_url =,
+-- headers =}: the request a response or an error answers (aiohttp's
+-- RequestInfo; real_url is url: fragments are dropped when parsed)
+local function request_info(method, u, hdrs)
+  local url = u.str or url_mod.format(u)
+  return {method = method, url = url, real_url = url, headers = hdrs}
+end
+
+--- The Content-Type v as aiohttp reads it: the lower-cased type
+-- ("application/octet-stream" when there is none, "text/plain" when
+-- it is not type/subtype) and its charset parameter (or nil).
+local function content_type(v)
+  if v == nil then return "application/octet-stream", nil end
+  local mime = v:match("^%s*([^;%s]*)"):lower()
+  if not mime:find("/", 1, true) then mime = "text/plain" end
+  for name, value in v:gmatch(";%s*([^=;%s]+)%s*=%s*([^;]*)") do
+    if name:lower() == "charset" then
+      return mime, (value:gsub("%s+$", ""):gsub('^"(.*)"$', "%1"))
+    end
+  end
+  return mime, nil
+end
+
+--- The cookies of the Set-Cookie fields of headers: name -> value
+local function response_cookies(headers)
+  local out = {}
+  for _, v in ipairs(headers:getall("Set-Cookie", {})) do
+    local name, value = v:match("^%s*([^=;%s]+)%s*=%s*([^;]*)")
+    if name then
+      out[name] = value:gsub("%s+$", ""):gsub('^"(.*)"$', "%1")
+    end
+  end
+  return out
+end
+
+-- The attributes of a response made on first use (kept then): most
+-- responses never need them.
+local LAZY = {
+  ok = function(r) return r.status < 400 end,
+  real_url = function(r) return r.url end,
+  request_info = function(r) return request_info(r.method, r._url, r._hdrs)
+  end,
+  content_type = function(r)
+    return (content_type(rawget(r.headers, "content-type")))
+  end,
+  charset = function(r) -- nil is not kept: made again at each use
+    local _, cs = content_type(rawget(r.headers, "content-type"))
+    return cs
+  end,
+  cookies = function(r) return response_cookies(r.headers) end,
+}
+
+function ClientResponse.__index(r, k)
+  local v = ClientResponse[k]
+  if v ~= nil then return v end
+  local make = LAZY[k]
+  if make then
+    v = make(r)
+    rawset(r, k, v)
+    return v
+  end
+end
 
 --- Ends the response: its connection goes back to the session's pool
 -- when the message ended cleanly, else it is closed.
@@ -353,13 +600,17 @@ function ClientResponse:_finish()
   if conn then self._session:_release(conn, self._keep_alive) end
 end
 
---- release(): gives the connection back (closed unless the body was read)
+--- release(): gives the connection back (closed unless the body was
+-- read); the body can not be read any more, as in aiohttp.
 function ClientResponse:release()
+  self._released = true
   if not self._done then self:close() end
 end
 
---- close(): closes the connection unless the body was read to its end
+--- close(): closes the connection unless the body was read to its end;
+-- the body can not be read any more.
 function ClientResponse:close()
+  self._released = true
   if self._done then return end
   self._done = true
   local conn = self._conn
@@ -370,12 +621,14 @@ ClientResponse.__close = ClientResponse.close
 ClientResponse.__gc = ClientResponse.close
 
 --- read() -> the whole body (kept: read, text and json may be called
--- again)
+-- again until the response is released or closed, as aiohttp's)
 local function read_body(self)
   local body = self._body
   if body == nil then
     body = read_all(self.content)
     self._body = body
+  elseif self._released then
+    error(M.ClientConnectionError("Connection closed"), 0)
   end
   return body
 end
@@ -384,27 +637,51 @@ ClientResponse.read = async(read_body)
 --- text() -> the body as a string (Lua strings are bytes: no decoding)
 ClientResponse.text = ClientResponse.read
 
---- json() -> the body decoded by lua-cjson (nil for an empty body)
+--- Whether the Content-Type value ct (lower-cased) is what json()
+-- expects: for "application/json", any application/json or
+-- application/<x>+json (aiohttp's regex); else ct holds `want`.
+local function json_type_ok(ct, want)
+  if want ~= "application/json" then return ct:find(want, 1, true) ~= nil end
+  return ct:find("^application/json") ~= nil or
+    ct:find("^application/[%w_.+-]+%+json") ~= nil
+end
+
+--- json([{content_type = "application/json"}]) -> the body decoded by
+-- lua-cjson (nil for an empty body); another content type raises
+-- ContentTypeError (content_type = false: no check), invalid JSON
+-- http.JSONDecodeError (a ValueError) with the decoder's message.
 ClientResponse.json = async(function(self, opts)
   local body = read_body(self)
-  local ct = self.headers["content-type"] or ""
+  local ct = (self.headers["content-type"] or ""):lower()
   local want = opts and opts.content_type
   if want == nil then want = "application/json" end
-  if want and not ct:lower():find(want, 1, true) then
-    error(M.ContentTypeError{status = self.status, url = self.url,
-      message = "Attempt to decode JSON with unexpected mimetype: " ..
-      ct}, 2)
+  if want and not json_type_ok(ct, tostring(want)) then
+    error(M.ContentTypeError{request_info = self.request_info,
+      history = self.history, headers = self.headers,
+      message = "Attempt to decode JSON with unexpected mimetype: " .. ct},
+      0)
   end
   if body:match("^%s*$") then return nil end
-  return json().decode(body)
+  local ok, v = pcall(json().decode, body)
+  if not ok then
+    error(M.JSONDecodeError((tostring(v):gsub("^[^:]*:%d+: ", ""))), 0)
+  end
+  return v
 end)
+
+--- get_encoding() -> the charset of Content-Type, else "utf-8" (no
+-- detection from the body)
+function ClientResponse:get_encoding()
+  return self.charset or "utf-8"
+end
 
 --- raise_for_status(): raises ClientResponseError for a status >= 400
 function ClientResponse:raise_for_status()
   if self.status >= 400 then
     self:release()
     error(M.ClientResponseError{status = self.status, message = self.reason,
-      url = self.url, headers = self.headers, history = self.history}, 2)
+      request_info = self.request_info, headers = self.headers,
+      history = self.history}, 2)
   end
 end
 
@@ -413,7 +690,82 @@ function ClientResponse:__tostring()
                                                   self.reason)
 end
 
-M.ContentTypeError = M.ClientResponseError:subclass("http.ContentTypeError")
+
+---------------------------------------------------------------------------
+-- Options
+
+-- The kinds of option values: each a test and what it expects.
+local KINDS = {
+  any = {function() return true end},
+  table = {function(v) return type(v) == "table" end, "table"},
+  boolean = {function(v) return type(v) == "boolean" end, "boolean"},
+  string = {function(v) return type(v) == "string" end, "string"},
+  count = {function(v) return math.type(v) == "integer" and v >= 0 end,
+           "non-negative integer"},
+  timeout = {function(v)
+    return getmetatable(v) == ClientTimeout or
+      type(v) == "number" and v >= 0 end, "ClientTimeout or number"},
+  auth = {function(v) return getmetatable(v) == BasicAuth end,
+          "http.BasicAuth"},
+  params = {function(v)
+    return type(v) == "string" or type(v) == "table" end,
+    "string or table"},
+  data = {function(v)
+    return type(v) == "string" or type(v) == "table" or
+      type(v) == "function" end,
+    "string, table, async file or function"},
+}
+
+-- The options of a request, and of a session, with their kinds
+local REQUEST_OPTS = {params = "params", headers = "table", data = "data",
+  json = "any", allow_redirects = "boolean", max_redirects = "count",
+  timeout = "timeout", raise_for_status = "boolean", ssl = "any",
+  auth = "auth", cookies = "table"}
+local SESSION_OPTS = {base_url = "any", headers = "table",
+  timeout = "timeout", limit = "count", limit_per_host = "count",
+  raise_for_status = "boolean", cookie_jar = "table", auth = "auth",
+  cookies = "table", auto_decompress = "boolean"}
+
+--- The message of a params table holding a value that is not a string
+-- or a number (aiohttp raises TypeError), or nil.
+local function params_error(params, fname, argn)
+  local function bad(v)
+    return type(v) ~= "string" and type(v) ~= "number" and
+      ("bad argument #%d to '%s' (field 'params': string or number "
+       .. "values expected, got %s)"):format(argn, fname, type(v))
+  end
+  for k, v in pairs(params) do
+    if type(v) ~= "table" then
+      if bad(v) then return bad(v) end
+    else -- {name, value} in a list, or a list of values under a name
+      local first = math.type(k) == "integer" and 2 or 1
+      for i = first, #v do
+        if bad(v[i]) then return bad(v[i]) end
+      end
+    end
+  end
+  return nil
+end
+
+--- The message of the first bad option of opts for argument #argn of
+-- fname (an unknown name, a value of another kind), or nil.
+local function opts_error(opts, known, fname, argn)
+  for k, v in pairs(opts) do
+    local kind = known[k]
+    if kind == nil then
+      return ("bad argument #%d to '%s' (unknown option '%s')")
+        :format(argn, fname, tostring(k))
+    end
+    local test, what = KINDS[kind][1], KINDS[kind][2]
+    if not test(v) then
+      return ("bad argument #%d to '%s' (field '%s': %s expected, got %s)")
+        :format(argn, fname, k, what, math.type(v) == "float" and
+                "number" or type(v))
+    end
+  end
+  return type(opts.params) == "table" and
+    params_error(opts.params, fname, argn) or nil
+end
 
 ---------------------------------------------------------------------------
 -- ClientSession
@@ -422,23 +774,31 @@ local ClientSession = {__name = "http.ClientSession"}
 ClientSession.__index = ClientSession
 
 --- ClientSession([{base_url =, headers =, timeout =, limit = 100,
--- limit_per_host = 0, raise_for_status = false, cookie_jar =}])
+-- limit_per_host = 0, raise_for_status = false, cookie_jar =, auth =,
+-- cookies =, auto_decompress = true}]); cookies (name -> value) go into
+-- the jar for every host, as aiohttp's.
 function M.ClientSession(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
     error("bad argument #1 to 'ClientSession' (table expected, got " ..
           type(opts) .. ")", 2)
   end
+  local msg = opts_error(opts, SESSION_OPTS, "ClientSession", 1)
+  if msg then error(msg, 2) end
   local base
   if opts.base_url then base = url_mod.parse(opts.base_url, M.InvalidURL) end
   local limit = opts.limit or 100
+  local jar = opts.cookie_jar or cookiejar.CookieJar()
+  if opts.cookies and jar.update_cookies then
+    jar:update_cookies(opts.cookies)
+  end
   return setmetatable({
     _base = base, headers = CIMultiDict(opts.headers),
-    timeout = opts.timeout or DEFAULT_TIMEOUT,
+    timeout = as_timeout(opts.timeout) or DEFAULT_TIMEOUT,
     _limit = limit > 0 and asyncio.Semaphore(limit) or nil,
     _limit_per_host = opts.limit_per_host or 0, _per_host = {},
-    _raise = opts.raise_for_status or false,
-    cookie_jar = opts.cookie_jar or cookiejar.CookieJar(),
+    _raise = opts.raise_for_status or false, auth = opts.auth,
+    _decompress = opts.auto_decompress ~= false, cookie_jar = jar,
     _pool = {}, closed = false, _urls = {}, _nurls = 0}, ClientSession)
 end
 
@@ -500,8 +860,15 @@ local function acquire(self, key)
 end
 local acquire_co = async(acquire)
 
+local function connect_timeout(u)
+  return M.ServerTimeoutError("Connection timeout to host " ..
+                              url_mod.format(u))
+end
+
 --- A connection to u (a parsed URL): an idle one or a new one, with its
--- permits taken. Returns conn, reused.
+-- permits taken. Returns conn, reused. Raises ServerTimeoutError past
+-- timeout.connect (waiting for permits and connecting) or
+-- sock_connect (connecting).
 function ClientSession:_connect(u, opts, timeout)
   local key = u.scheme .. "://" .. u.host .. ":" .. u.port
   if opts.ssl ~= nil and opts.ssl ~= true and
@@ -510,7 +877,11 @@ function ClientSession:_connect(u, opts, timeout)
     key = key .. " " .. tostring(opts.ssl)
   end
   if timeout.connect then
-    bounded(acquire_co(self, key), timeout.connect)
+    local ok, e = pcall(bounded, acquire_co(self, key), timeout.connect)
+    if not ok then
+      if iserror(e, asyncio.TimeoutError) then e = connect_timeout(u) end
+      error(e, 0)
+    end
   else
     acquire(self, key)
   end
@@ -533,7 +904,10 @@ function ClientSession:_connect(u, opts, timeout)
     if self._limit then self._limit:release() end
     local ph = self._per_host[key]
     if ph then ph:release() end
-    if is_cancel(r) or iserror(r, asyncio.TimeoutError) then error(r, 0) end
+    if is_cancel(r) then error(r, 0) end
+    if iserror(r, asyncio.TimeoutError) and r.errno == nil then -- ours
+      error(connect_timeout(u), 0)
+    end
     local cls = M.ClientConnectorError
     if copts and iserror(r, asyncio.OSError) then
       local ssl = require "asyncio.ssl"
@@ -556,14 +930,32 @@ function ClientSession:_connect(u, opts, timeout)
   return new_connection(r, w, key), false
 end
 
-local function add_cookies_header(self, u, hdrs)
+--- Sets the Cookie field of hdrs, as aiohttp: the caller's own Cookie
+-- field, the jar's cookies for u over it, then the request's `cookies`
+-- (name -> value, or nil) over those, sorted by name.
+local function add_cookies_header(self, u, hdrs, cookies)
   local jar = self.cookie_jar
-  if jar and jar.filter_cookies then
-    local c = jar:filter_cookies(u)
-    if c and c ~= "" and not hdrs:contains("Cookie") then
-      hdrs:add("Cookie", c)
+  local c = jar and jar.filter_cookies and jar:filter_cookies(u) or ""
+  local own = hdrs["cookie"]
+  if cookies == nil and own == nil then -- the common case: the jar's
+    if c ~= "" then hdrs:add("Cookie", c) end
+    return
+  end
+  local values, names = {}, {}
+  local function put(name, value)
+    name = tostring(name)
+    if values[name] == nil then names[#names + 1] = name end
+    values[name] = tostring(value)
+  end
+  for _, src in ipairs{own or "", c} do
+    for name, value in src:gmatch("([^=;%s]+)=([^;]*)") do
+      put(name, value)
     end
   end
+  for name, value in pairs(cookies or {}) do put(name, value) end
+  table.sort(names)
+  for i, name in ipairs(names) do names[i] = name .. "=" .. values[name] end
+  hdrs:set("Cookie", #names > 0 and concat(names, "; ") or nil)
 end
 
 --- The bytes of an async file from where it stands to its end, or nil
@@ -585,11 +977,13 @@ end
 -- file of known length, sent as it is).
 local function request_body(opts, hdrs)
   local body = opts.data
-  if opts.json ~= nil then
-    if body ~= nil then
-      error("data and json parameters can not be used at the same time", 0)
+  if opts.json ~= nil then -- data is nil: _request checked
+    local ok, encoded = pcall(json().encode, opts.json)
+    if not ok then -- a value JSON can not hold (aiohttp: TypeError)
+      error(asyncio.TypeError((tostring(encoded):gsub("^[^:]*:%d+: ", ""))),
+            0)
     end
-    body = json().encode(opts.json)
+    body = encoded
     if not hdrs:contains("Content-Type") then
       hdrs:add("Content-Type", "application/json")
     end
@@ -636,12 +1030,26 @@ local function request_body(opts, hdrs)
   return body
 end
 
---- Sends one request on conn and reads its head: returns the head.
-local function exchange(conn, method, u, hdrs, body, sock_read)
-  local target = u.path .. (u.query ~= "" and "?" .. u.query or "")
+--- The bytes of a request's head (with a string body after it); a
+-- field the C writer refuses (CR, LF or NUL in it, a bad name) raises
+-- ValueError, as aiohttp's.
+local function request_head(method, u, hdrs, body)
+  local line = method .. " " .. u.path ..
+    (u.query ~= "" and "?" .. u.query or "") .. " HTTP/1.1"
+  local ok, bytes = pcall(_http.head, line, hdrs,
+                          type(body) == "string" and body or nil)
+  if not ok then
+    error(asyncio.ValueError((tostring(bytes):gsub("^[^:]*:%d+: ", ""))), 0)
+  end
+  return bytes
+end
+
+--- Sends one request (head: its bytes) on conn and reads its head:
+-- returns the head.
+local function exchange(conn, method, head, body, sock_read)
   local w = conn.writer
+  w:write(head)
   if type(body) == "function" then
-    w:write(_http.head(method .. " " .. target .. " HTTP/1.1", hdrs))
     while true do
       local piece = body()
       if piece == nil then break end
@@ -652,7 +1060,6 @@ local function exchange(conn, method, u, hdrs, body, sock_read)
     end
     w:write(_http.chunk(""))
   elseif type(body) == "table" then -- a file of known length
-    w:write(_http.head(method .. " " .. target .. " HTTP/1.1", hdrs))
     local left = body.size
     while left > 0 do
       local piece = body.read(left < 65536 and left or 65536)
@@ -661,19 +1068,18 @@ local function exchange(conn, method, u, hdrs, body, sock_read)
       w:write(piece)
       await(w:drain())
     end
-  else
-    w:write(_http.head(method .. " " .. target .. " HTTP/1.1", hdrs, body))
   end
   await(w:drain())
   if method == "HEAD" then conn.parser:skip_body(true) end
   while true do
-    local head = conn:next_event(sock_read)
-    if type(head) == "table" then
-      if head.status >= 200 or head.status == 101 then return head end
+    local h = conn:next_event(sock_read)
+    if type(h) == "table" then
+      if h.status >= 200 or h.status == 101 then return h end
       -- an interim response (100 Continue): its end comes at once
       local done = conn:next_event(sock_read)
       if done ~= true then
-        error(M.ClientResponseError{message = "bad interim response"}, 0)
+        error(M.ClientResponseError{status = 400,
+          message = "bad interim response"}, 0)
       end
     end
   end
@@ -695,14 +1101,16 @@ local function content_decoder(enc)
 end
 
 --- One request/response without redirects: a ClientResponse with its
--- head read.
-function ClientSession:_send(method, u, opts, hdrs, body, timeout, history)
+-- head read; the reads of its body stop at `deadline` (a loop time).
+function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
+                             deadline)
+  local head_bytes = request_head(method, u, hdrs, body)
   local attempt = 0
   while true do
     attempt = attempt + 1
     local conn, reused = self:_connect(u, opts, timeout)
-    conn.got_bytes = false
-    local ok, head = pcall(exchange, conn, method, u, hdrs, body,
+    conn.got_bytes, conn.deadline = false, deadline
+    local ok, head = pcall(exchange, conn, method, head_bytes, body,
                            timeout.sock_read)
     if ok then
       -- at most 16 fields: the table's hash part stays at 16 slots
@@ -710,18 +1118,23 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history)
       local resp = setmetatable({
         status = head.status, reason = head.reason, method = method,
         url = u.str or url_mod.format(u), _url = u,
-        version = {head.major, head.minor},
+        version = {head.major, head.minor, major = head.major,
+                   minor = head.minor},
         headers = headers_mod.wrap(hh), history = history,
         _session = self, _conn = conn, _sock_read = timeout.sock_read,
         _keep_alive = head.keep_alive and not head.upgrade,
-        _done = false, content = false,
-        _decoder = content_decoder(rawget(hh, "content-encoding"))},
+        _done = false, content = false, _hdrs = hdrs,
+        _decoder = self._decompress and
+          content_decoder(rawget(hh, "content-encoding"))},
         ClientResponse)
       resp.content = setmetatable({resp = resp, buf = ""}, StreamContent)
       conn.in_body = true
       return resp
     end
     self:_release(conn, false)
+    if iserror(head, M.ClientResponseError) and not head.request_info then
+      head.request_info = request_info(method, u, hdrs)
+    end
     -- a kept connection the server had closed: once more, on a new one
     if not (reused and not conn.got_bytes and attempt == 1 and
             (body == nil or type(body) == "string") and
@@ -836,27 +1249,70 @@ function ClientSession:_head_fields(u, opts)
   return hdrs
 end
 
-function ClientSession:_request(method, url, opts)
+--- Adds the Authorization field of a request to u, as aiohttp: from
+-- `auth` (the request's, kept across the redirects within its origin),
+-- else from the credentials in u, else from the session's auth (which
+-- does not follow a redirect to another origin either: aiohttp 3.8 sends
+-- it there). Returns the auth to keep. Raises ValueError for auth with
+-- credentials in u, or for either with an Authorization field.
+local function add_auth_header(self, u, hdrs, auth, crossed)
+  local from_url = u.user and BasicAuth(u.user, u.password or "")
+  if auth and from_url then
+    error(asyncio.ValueError("Cannot combine AUTH argument with "
+      .. "credentials encoded in URL"), 0)
+  end
+  auth = auth or from_url
+  local a = auth or not crossed and self.auth
+  if a then
+    if hdrs:contains("Authorization") then
+      error(asyncio.ValueError("Cannot combine AUTHORIZATION header with "
+        .. "AUTH argument or credentials encoded in URL"), 0)
+    end
+    hdrs:add("Authorization", a:encode())
+  end
+  return auth
+end
+
+--- u without its user and password (u itself when it has none)
+local function without_credentials(u)
+  if u.user == nil then return u end
+  local c = copy(u)
+  c.user, c.password = nil, nil
+  return c
+end
+
+--- The request, its redirects followed: the last ClientResponse. Past
+-- `deadline` (a loop time) the reads of its body raise TimeoutError.
+function ClientSession:_request(method, url, opts, timeout, deadline)
   local u = self:_url(url)
   if opts.params then
     u = copy(u)
     u.str = nil
-    local q = type(opts.params) == "string" and opts.params or
-      urlencode(opts.params)
+    local q = params_query(opts.params)
     if q ~= "" then
       u.query = u.query ~= "" and (u.query .. "&" .. q) or q
     end
   end
-  local timeout = opts.timeout or self.timeout
+  if opts.data ~= nil and opts.json ~= nil then
+    error(asyncio.ValueError("data and json parameters can not be used "
+      .. "at the same time"), 0)
+  end
   local history = {}
   local max_redirects = opts.max_redirects or 10
-  local allow = opts.allow_redirects
-  if allow == nil then allow = true end
+  local allow = opts.allow_redirects ~= false
+  -- crossed: a redirect left the first origin; credentials stay behind
+  local auth, cookies, crossed = opts.auth, opts.cookies, false
   while true do
     local hdrs = self:_head_fields(u, opts)
-    add_cookies_header(self, u, hdrs)
+    if crossed then
+      hdrs:set("Authorization", nil)
+      hdrs:set("Cookie", nil)
+    end
+    auth = add_auth_header(self, u, hdrs, auth, crossed)
+    add_cookies_header(self, u, hdrs, cookies)
     local body = request_body(opts, hdrs)
-    local resp = self:_send(method, u, opts, hdrs, body, timeout, history)
+    local resp = self:_send(method, u, opts, hdrs, body, timeout, history,
+                            deadline)
     local jar = self.cookie_jar
     if jar and jar.update_cookies and
         rawget(resp.headers, "set-cookie") ~= nil then
@@ -866,14 +1322,15 @@ function ClientSession:_request(method, url, opts)
     if not (allow and REDIRECTS[resp.status] and loc) then
       return resp
     end
+    -- as aiohttp: reaching max_redirects raises (0: no limit)
     history[#history + 1] = resp
-    if #history > max_redirects then
-      resp:release()
-      error(M.TooManyRedirects{status = resp.status, message = resp.reason,
-        url = resp.url, history = history}, 0)
+    if max_redirects > 0 and #history >= max_redirects then
+      resp:close()
+      error(M.TooManyRedirects{request_info = history[1].request_info,
+        history = history}, 0)
     end
     await(resp:read())
-    local nu = url_mod.join(u, loc, M.InvalidURL)
+    local nu = url_mod.join(without_credentials(u), loc, M.InvalidURL)
     if resp.status == 303 and method ~= "HEAD" or
         (resp.status == 301 or resp.status == 302) and method == "POST" then
       method = "GET"
@@ -882,15 +1339,8 @@ function ClientSession:_request(method, url, opts)
       o.data, o.json = nil, nil
       opts = o
     end
-    if nu.host ~= u.host or nu.port ~= u.port then
-      -- credentials do not follow to another origin
-      if opts.headers then
-        local o = {}
-        for k, v in pairs(opts) do o[k] = v end
-        o.headers = CIMultiDict(opts.headers)
-        o.headers:set("Authorization", nil)
-        opts = o
-      end
+    if nu.scheme ~= u.scheme or nu.host ~= u.host or nu.port ~= u.port then
+      crossed, auth, cookies = true, nil, nil
     end
     u = nu
   end
@@ -898,7 +1348,8 @@ end
 
 --- request(method, url [, opts]) -> Coroutine -> ClientResponse with its
 -- head read; opts: params, headers, data, json, allow_redirects,
--- max_redirects, timeout, raise_for_status, ssl.
+-- max_redirects, timeout, raise_for_status, ssl, auth, cookies (see
+-- REQUEST_OPTS).
 local NO_OPTS = {}
 
 --- A request's `total` bound, as asyncio.timeout(seconds) in the calling
@@ -932,20 +1383,20 @@ local function deadline(seconds)
   local loop = asyncio.get_running_loop()
   local task = asyncio.current_task(loop)
   local d = setmetatable({task = task, cancelling = task:cancelling(),
-                          expired = false, handle = false}, Deadline)
+    expired = false, handle = false, at = loop:time() + seconds}, Deadline)
   d.handle = loop:call_later(seconds, expire, d)
   return d
 end
 
 local do_request = async(function(self, method, url, opts)
   opts = opts or NO_OPTS
-  local timeout = opts.timeout or self.timeout
+  local timeout = as_timeout(opts.timeout) or self.timeout
   local resp
   if timeout.total then
-    local _ <close> = deadline(timeout.total)
-    resp = self:_request(method:upper(), url, opts)
+    local d <close> = deadline(timeout.total)
+    resp = self:_request(method:upper(), url, opts, timeout, d.at)
   else
-    resp = self:_request(method:upper(), url, opts)
+    resp = self:_request(method:upper(), url, opts, timeout)
   end
   local raise = opts.raise_for_status
   if raise == nil then raise = self._raise end
@@ -953,22 +1404,37 @@ local do_request = async(function(self, method, url, opts)
   return resp
 end)
 
-function ClientSession.request(self, method, url, opts)
-  if getmetatable(self) ~= ClientSession then
-    error("bad argument #1 to 'request' (ClientSession expected)", 2)
+--- The message of the first bad argument of a request made by fname
+-- (url its argument #argn, opts #argn + 1), or nil.
+local function request_args_error(url, opts, fname, argn)
+  if type(url) ~= "string" and not (type(url) == "table" and url.host) then
+    return ("bad argument #%d to '%s' (string expected, got %s)")
+      :format(argn, fname, type(url))
   end
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then
+    return ("bad argument #%d to '%s' (table expected, got %s)")
+      :format(argn + 1, fname, type(opts))
+  end
+  return opts_error(opts, REQUEST_OPTS, fname, argn + 1)
+end
+
+--- Raises unless self is a session (s.get(url) instead of s:get(url)).
+local function check_session(self, fname)
+  if getmetatable(self) ~= ClientSession then
+    error(("bad argument #1 to '%s' (http.ClientSession expected, got %s)")
+      :format(fname, type(self)), 3)
+  end
+end
+
+function ClientSession.request(self, method, url, opts)
+  check_session(self, "request")
   if type(method) ~= "string" then
     error("bad argument #2 to 'request' (string expected, got " ..
           type(method) .. ")", 2)
   end
-  if type(url) ~= "string" and not (type(url) == "table" and url.host) then
-    error("bad argument #3 to 'request' (string expected, got " ..
-          type(url) .. ")", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #4 to 'request' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
+  local msg = request_args_error(url, opts, "request", 3)
+  if msg then error(msg, 2) end
   if self.closed then error(asyncio.RuntimeError("Session is closed"), 2) end
   return do_request(self, method, url, opts)
 end
@@ -977,7 +1443,13 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
                    "options"} do
   local METHOD = m:upper()
   ClientSession[m] = function(self, url, opts)
-    return self:request(METHOD, url, opts)
+    check_session(self, m)
+    local msg = request_args_error(url, opts, m, 2)
+    if msg then error(msg, 2) end
+    if self.closed then
+      error(asyncio.RuntimeError("Session is closed"), 2)
+    end
+    return do_request(self, METHOD, url, opts)
   end
 end
 
@@ -999,9 +1471,7 @@ function ClientSession:__close()
   self._pool = {}
 end
 
---- request(method, url [, opts]) -> Coroutine -> ClientResponse whose
--- body is read (aiohttp.request): a session of its own, closed after.
-M.request = async(function(method, url, opts)
+local module_request = async(function(method, url, opts)
   local s = M.ClientSession()
   local ok, resp = pcall(await, s:request(method, url, opts))
   if ok then
@@ -1012,13 +1482,25 @@ M.request = async(function(method, url, opts)
   return resp
 end)
 
+--- request(method, url [, opts]) -> Coroutine -> ClientResponse whose
+-- body is read (aiohttp.request): a session of its own, closed after.
+function M.request(method, url, opts)
+  if type(method) ~= "string" then
+    error("bad argument #1 to 'request' (string expected, got " ..
+          type(method) .. ")", 2)
+  end
+  local msg = request_args_error(url, opts, "request", 2)
+  if msg then error(msg, 2) end
+  return module_request(method, url, opts)
+end
+
 ---------------------------------------------------------------------------
 -- WebSockets
 
 local ws_mod = require "asyncio.http.ws"
 M.WSMsgType = ws_mod.WSMsgType
-M.WSServerHandshakeError = M.ClientResponseError:subclass(
-  "http.WSServerHandshakeError")
+M.WSServerHandshakeError = response_error_class(
+  "http.WSServerHandshakeError", M.ClientResponseError)
 M.WSCloseCode = ws_mod.WSCloseCode
 M.WebSocketError = ws_mod.WebSocketError
 
@@ -1028,6 +1510,10 @@ local function has_token(value, token)
   end
   return false
 end
+
+local WS_OPTS = {headers = "table", protocols = "any", heartbeat = "any",
+  autoping = "any", autoclose = "any", receive_timeout = "any",
+  max_msg_size = "any", timeout = "any", origin = "any", ssl = "any"}
 
 --- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
 -- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
@@ -1041,6 +1527,8 @@ ClientSession.ws_connect = async(function(self, url, opts)
           type(opts) .. ")", 2)
   end
   opts = opts or {}
+  local msg = opts_error(opts, WS_OPTS, "ws_connect", 2)
+  if msg then error(msg, 2) end
   ws_mod.check_opts(opts, "ws_connect")
   local key = _http.ws_key()
   local hdrs = CIMultiDict(opts.headers)
@@ -1058,7 +1546,8 @@ ClientSession.ws_connect = async(function(self, url, opts)
   local function fail(message)
     resp:close()
     error(M.WSServerHandshakeError{status = resp.status, message = message,
-      url = resp.url, headers = resp.headers}, 0)
+      request_info = resp.request_info, headers = resp.headers,
+      history = resp.history}, 0)
   end
   if resp.status ~= 101 then fail("Invalid response status") end
   if (resp.headers["upgrade"] or ""):lower() ~= "websocket" then

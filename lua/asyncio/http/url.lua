@@ -12,9 +12,15 @@ local function invalid(cls, s)
   error(cls and cls(s) or ("invalid URL: " .. tostring(s)), 0)
 end
 
---- parse(s [, errcls]) -> {scheme, host, port, path, query, fragment,
--- host_header}; raises errcls(s) when s is not an absolute http(s)/ws(s)
--- URL.
+local function unquote(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16))
+  end))
+end
+
+--- parse(s [, errcls]) -> {scheme, host, port, path, query, host_header,
+-- user, password}; raises errcls(s) when s is not an absolute
+-- http(s)/ws(s) URL. user and password (percent-decoded, nil when
+-- absent) come from "user:password@"; format leaves them out.
 function M.parse(s, errcls)
   if type(s) == "table" then return s end
   if type(s) ~= "string" then invalid(errcls, s) end
@@ -23,7 +29,14 @@ function M.parse(s, errcls)
   scheme = scheme:lower()
   if not DEFAULT_PORT[scheme] then invalid(errcls, s) end
   local authority, tail = rest:match("^([^/?#]*)(.*)$")
+  local userinfo = authority:match("^(.*)@")
   authority = authority:gsub("^.*@", "")
+  local user, password
+  if userinfo and userinfo ~= "" then
+    user, password = userinfo:match("^([^:]*):(.*)$")
+    user = unquote(user or userinfo)
+    password = password and unquote(password)
+  end
   local host, port
   if authority:sub(1, 1) == "[" then
     host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
@@ -43,7 +56,7 @@ function M.parse(s, errcls)
   query = query:gsub(" ", "%%20")
   local h = host:find(":", 1, true) and "[" .. host .. "]" or host
   return {scheme = scheme, host = host:lower(), port = port, path = path,
-    query = query,
+    query = query, user = user, password = password,
     host_header = (port == DEFAULT_PORT[scheme]) and h or
       (h .. ":" .. port)}
 end
@@ -72,7 +85,8 @@ local function remove_dots(path)
 end
 
 --- join(base, ref [, errcls]) -> ref resolved against base (a parsed URL
--- or nil); ref may be absolute, "//host/...", "/path", "?q" or relative.
+-- or nil); ref may be absolute, "//host/...", "/path", "?q" or relative
+-- (then base's user and password stay, as RFC 3986 and yarl say).
 function M.join(base, ref, errcls)
   if type(ref) == "table" then return ref end
   if type(ref) ~= "string" then invalid(errcls, ref) end
@@ -81,7 +95,8 @@ function M.join(base, ref, errcls)
   if ref:sub(1, 2) == "//" then return M.parse(base.scheme .. ":" .. ref,
                                                errcls) end
   local u = {scheme = base.scheme, host = base.host, port = base.port,
-             host_header = base.host_header}
+             host_header = base.host_header, user = base.user,
+             password = base.password}
   ref = ref:gsub("#.*$", "")
   local path, query = ref:match("^([^?]*)%??(.*)$")
   if path == "" then

@@ -1,0 +1,377 @@
+-- spec/http_client_compat_spec.lua: asyncio.http's ClientSession where an
+-- audit against aiohttp 3.8 found it differed: credentials across
+-- redirects, BasicAuth, cookies and option checks, reads after release,
+-- max_redirects, ClientResponseError, ServerTimeoutError, json(), the
+-- response's attributes, params quoting and the total timeout. The
+-- server is asyncio.http.web (an echo of what it received) and raw
+-- sockets for malformed answers.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local http = require "asyncio.http"
+local web = require "asyncio.http.web"
+local peers = dofile("spec/fixtures/http_peers.lua")
+local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
+
+local function err_of(aw)
+  local ok, e = pcall(await, aw)
+  assert.is_false(ok, "expected an error")
+  return e
+end
+
+-- The app: /echo answers {method, target, headers = {{name, value}...}};
+-- /redir?to=URL a 302 there; /chain/N N redirects; /ct?ct=T&body=B;
+-- /slowbody sends 5 bytes, then the rest 2 s later.
+local function echo_app()
+  local app = web.Application()
+  local function echo(request)
+    local h = {}
+    for name, value in request.headers:items() do h[#h + 1] = {name, value} end
+    return web.json_response({method = request.method,
+      target = request.raw_path, headers = h,
+      body = await(request:text())})
+  end
+  app.router:add_route("*", "/echo", async(echo))
+  app.router:add_get("/redir", async(function(request)
+    return web.Response{status = 302,
+      headers = {Location = request.query.to}}
+  end))
+  app.router:add_get("/chain/{n}", async(function(request)
+    local n = tonumber(request.match_info.n)
+    if n == 0 then return web.Response{text = "end"} end
+    return web.Response{status = 302,
+      headers = {Location = "/chain/" .. (n - 1)}}
+  end))
+  app.router:add_get("/ct", async(function(request)
+    return web.Response{body = request.query.body or '{"a": 1}',
+      headers = {["Content-Type"] = request.query.ct}}
+  end))
+  app.router:add_get("/status/{n}", async(function(request)
+    return web.Response{status = tonumber(request.match_info.n),
+      text = "status"}
+  end))
+  app.router:add_get("/slowbody", async(function(request)
+    local resp = web.StreamResponse()
+    resp.content_length = 10
+    await(resp:prepare(request))
+    await(resp:write("12345"))
+    await(asyncio.sleep(2))
+    await(resp:write("67890"))
+    await(resp:write_eof())
+    return resp
+  end))
+  return app
+end
+
+-- serve() -> base URL ("http://127.0.0.1:PORT"), runner
+local serve = async(function()
+  local runner, port = await(peers.serve(echo_app()))
+  return "http://127.0.0.1:" .. port, runner, port
+end)
+
+-- The header named name (any case) that /echo received, or nil
+local function received(v, name)
+  for _, kv in ipairs(v.headers) do
+    if kv[1]:lower() == name:lower() then return kv[2] end
+  end
+  return nil
+end
+
+-- A server answering every request with the bytes `answer`: its base URL
+local raw_server = async(function(answer)
+  local srv = await(asyncio.start_server(async(function(r, w)
+    await(r:readuntil("\r\n\r\n"))
+    w:write(answer)
+    await(w:drain())
+    w:close()
+  end), "127.0.0.1", 0))
+  return "http://127.0.0.1:" .. srv.sockets[1].port, srv
+end)
+
+describe("asyncio.http client, as aiohttp", function()
+  teardown(peers.stop)
+
+  it("drops a session's Authorization on a redirect to another host",
+     aspec.async(function()
+    local base, runner, port = await(serve())
+    local s <close> = http.ClientSession{
+      headers = {Authorization = "Bearer sess"}}
+    local other = ("http://localhost:%d/echo"):format(port)
+    local r <close> = await(s:get(base .. "/redir", {params = {to = other}}))
+    local v = await(r:json())
+    assert.equal(other, r.url)
+    assert.is_nil(received(v, "Authorization"))
+    -- the same host keeps it
+    local r2 <close> = await(s:get(base .. "/redir",
+                                   {params = {to = "/echo"}}))
+    assert.equal("Bearer sess", received(await(r2:json()), "Authorization"))
+    -- a request's auth and cookies do not follow either
+    local r3 <close> = await(s:get(base .. "/redir", {params = {to = other},
+      headers = {Authorization = "Bearer req"}, cookies = {c = "1"}}))
+    v = await(r3:json())
+    assert.is_nil(received(v, "Authorization"))
+    assert.is_nil(received(v, "Cookie"))
+    await(runner:cleanup())
+  end))
+
+  it("sends BasicAuth from auth =, the session and the URL",
+     aspec.async(function()
+    local base, runner, port = await(serve())
+    local a = http.BasicAuth("user", "pa:ss")
+    assert.equal("Basic dXNlcjpwYTpzcw==", a:encode())
+    assert.equal("Basic dTo=", http.BasicAuth("u"):encode())
+    -- latin-1 by default, as aiohttp; utf-8 sends the bytes as they are
+    assert.equal("Basic 6To=", http.BasicAuth("\u{e9}"):encode())
+    assert.equal("Basic w6k6", http.BasicAuth("\u{e9}", "", "utf-8"):encode())
+    local base64 = require("asyncio._http").base64
+    assert.same({"", "Zg==", "Zm8=", "Zm9vYmFy"},
+                {base64(""), base64("f"), base64("fo"), base64("foobar")})
+    local e = select(2, pcall(http.BasicAuth, "a:b"))
+    assert.is_true(iserror(e, asyncio.ValueError))
+    local fu = http.BasicAuth.from_url("http://us%40r:p%3Aw@h/x")
+    assert.same({"us@r", "p:w"}, {fu.login, fu.password})
+    assert.is_nil(http.BasicAuth.from_url("http://h/x"))
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get(base .. "/echo", {auth = a}))
+    assert.equal("Basic dXNlcjpwYTpzcw==",
+                 received(await(r:json()), "Authorization"))
+    -- credentials in the URL: the header, and not in the target or url
+    local r2 <close> = await(s:get(
+      ("http://u:p@127.0.0.1:%d/echo?x=1"):format(port)))
+    local v = await(r2:json())
+    assert.equal("Basic dTpw", received(v, "Authorization"))
+    assert.equal("/echo?x=1", v.target)
+    assert.equal(base .. "/echo?x=1", r2.url)
+    local s2 <close> = http.ClientSession{auth = http.BasicAuth("a", "b")}
+    local r3 <close> = await(s2:get(base .. "/echo"))
+    assert.equal("Basic YTpi", received(await(r3:json()), "Authorization"))
+    -- two sources of credentials: ValueError, as aiohttp
+    e = err_of(s:get(("http://u:p@127.0.0.1:%d/echo"):format(port),
+                     {auth = a}))
+    assert.is_true(iserror(e, asyncio.ValueError))
+    assert.matches("Cannot combine AUTH argument", e.message)
+    e = err_of(s:get(base .. "/echo", {auth = a,
+      headers = {Authorization = "Bearer x"}}))
+    assert.is_true(iserror(e, asyncio.ValueError))
+    e = err_of(s2:get(base .. "/echo",
+      {headers = {Authorization = "Bearer x"}}))
+    assert.matches("Cannot combine AUTHORIZATION header", e.message)
+    await(runner:cleanup())
+  end))
+
+  it("sends cookies of the session and of a request; refuses unknown "
+     .. "options", aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{cookies = {sc = "1"}}
+    local r <close> = await(s:get(base .. "/echo"))
+    assert.equal("sc=1", received(await(r:json()), "Cookie"))
+    local r2 <close> = await(s:get(base .. "/echo", {cookies = {c1 = "v1",
+      sc = "2"}, headers = {Cookie = "own=x"}}))
+    assert.equal("c1=v1; own=x; sc=2", received(await(r2:json()), "Cookie"))
+    assert.has_error(function() s:get(base, {alow_redirects = false}) end,
+      "bad argument #3 to 'get' (unknown option 'alow_redirects')")
+    assert.has_error(function() s:request("GET", base, {nope = 1}) end,
+      "bad argument #4 to 'request' (unknown option 'nope')")
+    assert.has_error(function() http.ClientSession{limt = 1} end,
+      "bad argument #1 to 'ClientSession' (unknown option 'limt')")
+    -- every documented option is taken
+    local s2 <close> = http.ClientSession{base_url = base, headers = {},
+      timeout = http.ClientTimeout{total = 5}, limit = 10,
+      limit_per_host = 2, raise_for_status = false,
+      cookie_jar = http.CookieJar(), auth = http.BasicAuth("a"),
+      cookies = {}, auto_decompress = true}
+    local r3 <close> = await(s2:post("/echo", {params = {q = 1},
+      headers = {}, data = "x", allow_redirects = true, max_redirects = 5,
+      timeout = 5, raise_for_status = true, ssl = false, cookies = {}}))
+    assert.equal(200, r3.status)
+    await(runner:cleanup())
+  end))
+
+  it("raises ClientConnectionError reading after release or close",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession()
+    local r = await(s:get(base .. "/status/200"))
+    r:release()
+    local e = err_of(r:read())
+    assert.is_true(iserror(e, http.ClientConnectionError))
+    assert.equal("Connection closed", e.message)
+    r = await(s:get(base .. "/status/200"))
+    r:close()
+    assert.is_true(iserror(err_of(r.content:read()),
+                           http.ClientConnectionError))
+    r = await(s:get(base .. "/status/200"))
+    assert.equal("status", await(r:read()))
+    assert.equal("status", await(r:text())) -- kept
+    r:release()
+    assert.is_true(iserror(err_of(r:read()), http.ClientConnectionError))
+    await(runner:cleanup())
+  end))
+
+  it("raises TooManyRedirects on reaching max_redirects (0: no limit)",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base}
+    local e = err_of(s:get("/chain/3", {max_redirects = 3}))
+    assert.is_true(iserror(e, http.TooManyRedirects))
+    assert.is_true(iserror(e, http.ClientResponseError))
+    assert.same({0, ""}, {e.status, e.message})
+    assert.equal(3, #e.history)
+    assert.equal(base .. "/chain/3", e.request_info.real_url)
+    assert.equal("http.TooManyRedirects: 0, message='', url='" .. base ..
+                 "/chain/3'", tostring(e))
+    e = err_of(s:get("/chain/5", {max_redirects = 2}))
+    assert.equal(2, #e.history)
+    local r <close> = await(s:get("/chain/3", {max_redirects = 0}))
+    assert.same({200, 3}, {r.status, #r.history})
+    local r2 <close> = await(s:get("/chain/3", {max_redirects = 4}))
+    assert.equal(200, r2.status)
+    await(runner:cleanup())
+  end))
+
+  it("fills ClientResponseError as aiohttp; malformed heads are 400",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get(base .. "/status/404"))
+    local ok, e = pcall(r.raise_for_status, r)
+    assert.is_false(ok)
+    assert.same({404, "Not Found"}, {e.status, e.message})
+    assert.same({"GET", base .. "/status/404", base .. "/status/404"},
+      {e.request_info.method, e.request_info.url, e.request_info.real_url})
+    assert.equal("*/*", e.request_info.headers["Accept"])
+    assert.equal("http.ClientResponseError: 404, message='Not Found', "
+                 .. "url='" .. base .. "/status/404'", tostring(e))
+    await(runner:cleanup())
+    for _, answer in ipairs{"HTTP/1.1 abc OK\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"} do
+      local url, srv = await(raw_server(answer))
+      e = err_of(s:get(url .. "/x"))
+      assert.is_true(iserror(e, http.ClientResponseError), tostring(e))
+      assert.equal(400, e.status)
+      assert.equal(url .. "/x", e.request_info.url)
+      srv:close()
+    end
+  end))
+
+  it("raises ServerTimeoutError, also an asyncio.TimeoutError, for "
+     .. "sock_read and connect", aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base, limit = 1,
+      timeout = http.ClientTimeout{sock_read = 0.2, connect = 0.2}}
+    local r = await(s:get("/slowbody"))
+    -- the only connection is taken: the next request cannot get one
+    local e = err_of(s:get("/echo"))
+    assert.is_true(iserror(e, http.ServerTimeoutError))
+    assert.matches("^Connection timeout to host", e.message)
+    e = err_of(r:read())
+    assert.is_true(iserror(e, http.ServerTimeoutError))
+    assert.is_true(iserror(e, http.ServerConnectionError))
+    assert.is_true(iserror(e, http.ClientError))
+    assert.is_true(iserror(e, asyncio.TimeoutError))
+    assert.equal("Timeout on reading data from socket", e.message)
+    assert.is_true(iserror(http.ServerDisconnectedError(),
+                           http.ServerConnectionError))
+    await(runner:cleanup())
+  end))
+
+  it("decodes +json types, raises ValueError for bad JSON and misuse",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base}
+    local r <close> = await(s:get("/ct", {params = {
+      ct = "application/vnd.api+json"}}))
+    assert.same({a = 1}, await(r:json()))
+    local r2 <close> = await(s:get("/ct", {params = {
+      ct = "application/json", body = "{bad}"}}))
+    local e = err_of(r2:json())
+    assert.is_true(iserror(e, http.JSONDecodeError))
+    assert.is_true(iserror(e, asyncio.ValueError))
+    assert.not_matches("%.lua:%d+:", e.message)
+    local r3 <close> = await(s:get("/ct", {params = {ct = "text/json"}}))
+    e = err_of(r3:json())
+    assert.is_true(iserror(e, http.ContentTypeError))
+    assert.matches("unexpected mimetype: text/json", e.message)
+    e = err_of(s:post("/echo", {data = "x", json = {a = 1}}))
+    assert.is_true(iserror(e, asyncio.ValueError))
+    for _, h in ipairs{{["X-A"] = "v\r\nX-Inj: 1"}, {["X\nB"] = "v"}} do
+      e = err_of(s:get("/echo", {headers = h}))
+      assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
+    end
+    await(runner:cleanup())
+  end))
+
+  it("has aiohttp's response attributes", aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base}
+    local r <close> = await(s:get("/ct", {params = {
+      ct = 'Text/HTML; Charset="ISO-8859-1"'}}))
+    assert.same({true, "text/html", "ISO-8859-1", "ISO-8859-1"},
+      {r.ok, r.content_type, r.charset, r:get_encoding()})
+    assert.same({1, 1, 1, 1}, {r.version.major, r.version.minor,
+                               r.version[1], r.version[2]})
+    assert.equal(r.url, r.real_url)
+    assert.same({"GET", r.url}, {r.request_info.method, r.request_info.url})
+    assert.same({}, r.cookies)
+    local r2 <close> = await(s:get("/status/404"))
+    assert.is_false(r2.ok)
+    await(runner:cleanup())
+    local url, srv = await(raw_server("HTTP/1.1 200 OK\r\nSet-Cookie: a=1"
+      .. "\r\nSet-Cookie: b=\"2\"; Path=/\r\nContent-Length: 0\r\n\r\n"))
+    local r3 <close> = await(s:get(url))
+    assert.same({a = "1", b = "2"}, r3.cookies)
+    assert.same({"application/octet-stream", nil, "utf-8"},
+                {r3.content_type, r3.charset, r3:get_encoding()})
+    srv:close()
+  end))
+
+  it("quotes params as yarl; checks argument types",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base}
+    local function target(params)
+      local r <close> = await(s:get("/echo", {params = params}))
+      return await(r:json()).target
+    end
+    assert.equal("/echo?x=1&y=a+b", target("x=1&y=a b"))
+    assert.equal("/echo?a=1&b=%2520c+d", target("a=1&b=%20c+d"))
+    assert.equal("/echo?a=1%0D%0AX:+1", target("a=1\r\nX: 1"))
+    assert.equal("/echo?q=%C3%A9&r=a/b?c", target("q=\u{e9}&r=a/b?c"))
+    assert.equal("/echo?q=a+b%26c/d?e:f~g%2B", target({q = "a b&c/d?e:f~g+"}))
+    assert.has_error(function() s.get(base) end,
+      "bad argument #1 to 'get' (http.ClientSession expected, got string)")
+    assert.has_error(function() s:get("/echo", {params = 5}) end,
+      "bad argument #3 to 'get' (field 'params': string or table "
+      .. "expected, got number)")
+    assert.has_error(function() s:get("/echo", {max_redirects = "x"}) end,
+      "bad argument #3 to 'get' (field 'max_redirects': non-negative "
+      .. "integer expected, got string)")
+    assert.has_error(function() s:get("/echo", {timeout = "x"}) end,
+      "bad argument #3 to 'get' (field 'timeout': ClientTimeout or number "
+      .. "expected, got string)")
+    assert.has_error(function() http.ClientSession{limit = "x"} end,
+      "bad argument #1 to 'ClientSession' (field 'limit': non-negative "
+      .. "integer expected, got string)")
+    -- a number is the total, as aiohttp 3.8 takes it
+    local r = await(s:get("/slowbody", {timeout = 0.1}))
+    local e = err_of(r:read())
+    assert.is_true(iserror(e, asyncio.TimeoutError))
+    local s2 <close> = http.ClientSession{base_url = base, timeout = 5}
+    assert.equal(5, s2.timeout.total)
+    await(runner:cleanup())
+  end))
+
+  it("bounds the body's reading by the total timeout",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base,
+      timeout = http.ClientTimeout{total = 0.3}}
+    local loop = asyncio.get_running_loop()
+    local t0 = loop:time()
+    local r = await(s:get("/slowbody"))
+    local e = err_of(r:read())
+    assert.is_true(iserror(e, asyncio.TimeoutError))
+    assert.is_false(iserror(e, http.ServerTimeoutError))
+    assert.is_true(loop:time() - t0 < 1.5)
+    await(runner:cleanup())
+  end))
+end)
