@@ -192,6 +192,24 @@ describe("start_server", function()
     assert.equal("LATE\n", ask(port, "late\n"))
     srv:close()
     await(srv:wait_closed())
+    -- awaited, as Python's coroutine: `await server.start_serving()`
+    srv = await(asyncio.start_server(upper_echo, "127.0.0.1", 0,
+                                     {start_serving = false}))
+    assert.is_nil(await(srv:start_serving()))
+    assert.is_true(srv:is_serving())
+    assert.equal("AWAITED\n", ask(port_of(srv), "awaited\n"))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("wait_closed on an open server waits for close(), as Python 3.12.1+",
+     aspec.async(function()
+    local srv = await(asyncio.start_server(upper_echo, "127.0.0.1", 0))
+    local waiter = asyncio.create_task(srv:wait_closed())
+    for _ = 1, 3 do await(asyncio.sleep(0)) end
+    assert.is_false(waiter:done())
+    srv:close()
+    assert.is_nil(await(asyncio.wait_for(waiter, 10)))
   end))
 
   it("binding a port in use raises an OSError named EADDRINUSE",

@@ -289,15 +289,22 @@ static int server_start(lua_State *L, aio_server *srv) {
   return 0;
 }
 
+/* start_serving() starts accepting at once and returns a Coroutine
+ * object that, awaited, gives the loop one turn (Python's is a coroutine
+ * function: `await server.start_serving()`); called alone it still
+ * starts, as luaio's callers did before it could be awaited. */
 static int l_server_start_serving(lua_State *L) {
   aio_server *srv = check_server(L, 1);
   lua_settop(L, 1);
   server_start(L, srv);
-  return 0;
+  lua_settop(L, 0);
+  lua_pushinteger(L, 0); /* sleep(0) */
+  return aio_ccoro_method(L, 1, aio_sleep_body);
 }
 
-/* wait_closed(): once closed, when the last accepted connection closed
- * (Python 3.12+). */
+/* wait_closed(): once the server is closed and the last accepted
+ * connection closed, in either order (Python 3.12.1+): an open server
+ * makes it wait too. */
 static int server_wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   aio_server *srv = lua_touserdata(L, 1);
   (void)status;
@@ -310,7 +317,7 @@ static int server_wait_closed_body(lua_State *L) {
   aio_server *srv = check_server(L, 1);
   aio_task *t;
   lua_settop(L, 1);
-  if (!srv->closed || srv->core->active == 0)
+  if (srv->closed && srv->core->active == 0)
     return 0;
   t = aio_check_await(L, "wait_closed");
   aio_future_new(L, t->fut.loop);
