@@ -607,9 +607,11 @@ typedef struct aio_handle {
 } aio_handle;
 
 /* Pushes a new Handle (timer = 0) or TimerHandle for the function at
- * `fidx` and the `nargs` values after it. */
+ * `fidx` and the `nargs` values after it. A coroutine function or a
+ * Coroutine object raises TypeError "coroutines cannot be used with
+ * <what>()", as asyncio's callbacks do. */
 aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
-                           int timer, double when);
+                           int timer, double when, const char *what);
 /* Runs the handle on top of the stack (popped) unless cancelled. */
 void aio_handle_run(lua_State *L, aio_loop *loop);
 
@@ -846,6 +848,8 @@ struct aio_fast_op {
 enum { AIO_CORO_NEW, AIO_CORO_STARTED };
 
 aio_coro *aio_test_coro(lua_State *L, int idx);
+/* Whether the value at idx is a coroutine function (asyncio.async's). */
+int aio_is_coroutine_function(lua_State *L, int idx);
 /* Marks the Coroutine at `cidx` as started and pushes its function and
  * arguments onto `to` (which may be another thread of the same state).
  * Raises RuntimeError if it was already awaited or wrapped in a task.

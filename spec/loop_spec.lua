@@ -165,6 +165,29 @@ describe("event loop", function()
     assert.equal(0, loop:_counts().timers)
   end)
 
+  it("A11 a coroutine function or object as a callback raises TypeError, "
+     .. "as asyncio's _check_callback", function()
+    local fn = asyncio.async(function() end)
+    local function message(f, ...)
+      local e = raised(f, ...)
+      assert_error(asyncio.TypeError, nil, e)
+      return e.message
+    end
+    assert.equal("coroutines cannot be used with call_soon()",
+                 message(loop.call_soon, loop, fn))
+    assert.equal("coroutines cannot be used with call_later()",
+                 message(loop.call_later, loop, 1, fn))
+    assert.equal("coroutines cannot be used with call_at()",
+                 message(loop.call_at, loop, 1, fn))
+    assert.equal("coroutines cannot be used with call_soon_threadsafe()",
+                 message(loop.call_soon_threadsafe, loop, fn))
+    local coro = fn()
+    assert.equal("coroutines cannot be used with call_soon()",
+                 message(loop.call_soon, loop, coro))
+    coro:close()
+    assert.equal(0, loop:_counts().timers)
+  end)
+
   it("A12 a callback error goes to the handler and the loop goes on", function()
     local seen, after = {}, 0
     loop:set_exception_handler(function(l, ctx) seen[#seen + 1] = {l, ctx} end)

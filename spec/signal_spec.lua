@@ -41,6 +41,18 @@ describe("signal handlers", function()
     assert.is_true(loop:remove_signal_handler("SIGUSR1"))
   end))
 
+  it("a coroutine function as the handler raises TypeError and is not "
+     .. "registered", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local ok, e = pcall(loop.add_signal_handler, loop, "SIGUSR1",
+                        asyncio.async(function() end))
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.TypeError))
+    assert.equal("coroutines cannot be used with add_signal_handler()",
+                 e.message)
+    assert.is_false(loop:remove_signal_handler("SIGUSR1"))
+  end))
+
   it("signals are named or numbered (asyncio.signals)", aspec.async(function()
     local loop = asyncio.get_running_loop()
     local got = loop:create_future()

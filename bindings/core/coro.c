@@ -658,8 +658,12 @@ static int l_iscoroutine(lua_State *L) {
   return 1;
 }
 
+int aio_is_coroutine_function(lua_State *L, int idx) {
+  return lua_tocfunction(L, idx) == coro_factory;
+}
+
 static int l_iscoroutinefunction(lua_State *L) {
-  lua_pushboolean(L, lua_tocfunction(L, 1) == coro_factory);
+  lua_pushboolean(L, aio_is_coroutine_function(L, 1));
   return 1;
 }
 

@@ -15,15 +15,18 @@
 #define UV_ARG0 3
 
 aio_handle *aio_handle_new(lua_State *L, aio_loop *loop, int fidx, int nargs,
-                           int timer, double when) {
+                           int timer, double when, const char *what) {
   aio_handle *h;
   int i;
   fidx = lua_absindex(L, fidx);
   if (lua_type(L, fidx) != LUA_TFUNCTION) {
+    if (aio_test_coro(L, fidx) != NULL)
+      aio_raisef(L, AIO_E_TYPE, "coroutines cannot be used with %s()", what);
     if (luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
       luaL_typeerror(L, fidx, "function");
     lua_pop(L, 1);
-  }
+  } else if (aio_is_coroutine_function(L, fidx))
+    aio_raisef(L, AIO_E_TYPE, "coroutines cannot be used with %s()", what);
   h = lua_newuserdatauv(L, sizeof *h, UV_ARG0 - 1 + nargs);
   memset(h, 0, sizeof *h);
   h->loop = loop;
@@ -203,13 +206,16 @@ static int l_handle__le(lua_State *L) {
   return 1;
 }
 
-/* loop:call_soon(fn, ...) -> Handle */
-static int l_loop_call_soon(lua_State *L) {
-  aio_loop *loop = aio_check_loop(L, 1);
-  aio_handle_new(L, loop, 2, lua_gettop(L) - 2, 0, 0);
+static int call_soon(lua_State *L, aio_loop *loop, const char *what) {
+  aio_handle_new(L, loop, 2, lua_gettop(L) - 2, 0, 0, what);
   lua_pushvalue(L, -1);
   aio_ready_push(L, loop, AIO_R_HANDLE, NULL, 0, NULL, 1);
   return 1;
+}
+
+/* loop:call_soon(fn, ...) -> Handle */
+static int l_loop_call_soon(lua_State *L) {
+  return call_soon(L, aio_check_loop(L, 1), "call_soon");
 }
 
 /* loop:call_soon_threadsafe(fn, ...) from the loop's own state: as
@@ -218,7 +224,7 @@ static int l_loop_call_soon(lua_State *L) {
  * (threads.c). */
 static int l_loop_call_soon_threadsafe(lua_State *L) {
   aio_loop *loop = aio_check_loop(L, 1);
-  l_loop_call_soon(L);
+  call_soon(L, loop, "call_soon_threadsafe");
   uv_async_send(loop->wakeup);
   return 1;
 }

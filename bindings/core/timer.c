@@ -230,13 +230,14 @@ void aio_timers_clear(lua_State *L, aio_loop *loop) {
 /* ------------------------------------------------------------------ */
 /* call_later / call_at                                                */
 
-static int schedule_at(lua_State *L, aio_loop *loop, double when) {
+static int schedule_at(lua_State *L, aio_loop *loop, double when,
+                       const char *what) {
   aio_handle *h;
   int n = lua_gettop(L);
   aio_check_open(L, loop);
   if (when != when)
     return aio_raisef(L, AIO_E_VALUE, "Invalid delay: NaN (not a number)");
-  h = aio_handle_new(L, loop, 3, n - 3, 1, when);
+  h = aio_handle_new(L, loop, 3, n - 3, 1, when, what);
   if (when != HUGE_VAL) {
     lua_pushvalue(L, -1);
     aio_timer_push(L, loop, when, AIO_R_HANDLE, h, 0);
@@ -256,13 +257,13 @@ static double check_time(lua_State *L, int idx, const char *what) {
 static int l_loop_call_later(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   double delay = check_time(L, 2, "delay");
-  return schedule_at(L, loop, aio_loop_time(loop) + delay);
+  return schedule_at(L, loop, aio_loop_time(loop) + delay, "call_later");
 }
 
 /* loop:call_at(when, fn, ...) -> TimerHandle */
 static int l_loop_call_at(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
-  return schedule_at(L, loop, check_time(L, 2, "when"));
+  return schedule_at(L, loop, check_time(L, 2, "when"), "call_at");
 }
 
 /* ------------------------------------------------------------------ */

@@ -88,7 +88,7 @@ static int l_loop_add_signal_handler(lua_State *L) {
   aio_loop *loop = aio_check_loop(L, 1);
   int signum = check_signum(L, 2);
   aio_sigwatch *w = find_watch(loop, signum, NULL);
-  aio_handle_new(L, loop, 3, lua_gettop(L) - 3, 0, 0);
+  aio_handle_new(L, loop, 3, lua_gettop(L) - 3, 0, 0, "add_signal_handler");
   if (w == NULL) {
     int r;
     w = calloc(1, sizeof *w);
