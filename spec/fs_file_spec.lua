@@ -106,10 +106,36 @@ describe("fs.open", function()
     local e = h.error_of(fs.open, 42)
     assert.matches("bad argument #1 to 'open' %(string expected, got "
                    .. "number%)", e)
-    for _, mode in ipairs{"x", "rw", "r+b+", "", 3} do
+    for _, mode in ipairs{"rw", "r+b+", "", 3, "rbt", "rr", "q", "xw"} do
       e = h.error_of(fs.open, path("a"), mode)
       assert.matches("bad argument #2 to 'open' %(invalid mode%)", e)
     end
+  end))
+
+  it("takes Python's mode spellings: rb+, br, rt, and x (exclusive "
+     .. "creation)", aspec.async(function()
+    put("a", "abc")
+    local f <close> = await(fs.open(path("a"), "rb+"))
+    assert.equal("rb+", f.mode)
+    assert.equal("ab", await(f:read(2)))
+    await(f:write("Z"))
+    await(f:close())
+    assert.equal("abZ", get("a"))
+    for _, mode in ipairs{"br", "rt", "tr"} do
+      local g <close> = await(fs.open(path("a"), mode))
+      assert.equal("abZ", await(g:read("a")))
+    end
+    local x <close> = await(fs.open(path("new"), "x"))
+    await(x:write("made"))
+    await(x:close())
+    assert.equal("made", get("new"))
+    local err = h.await_error(fs.open(path("new"), "xb"))
+    assert.is_true(asyncio.iserror(err, asyncio.FileExistsError))
+    assert.equal(path("new"), err.filename)
+    local rw <close> = await(fs.open(path("fresh"), "x+"))
+    await(rw:write("12"))
+    assert.equal(0, await(rw:seek("set")))
+    assert.equal("12", await(rw:read("a")))
   end))
 
   it("reading a file opened to write raises UnsupportedOperation (an "

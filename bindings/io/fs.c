@@ -697,13 +697,15 @@ static int l_fs_ftruncate(lua_State *L) {
 /* Operations on paths                                                 */
 
 /* io.open's mode ("r", "w", "a", "r+", "w+", "a+", "b" anywhere after
- * the letter) to open(2) flags; -1 for an invalid mode. */
+ * the letter), or Python's "x" (exclusive creation), to open(2) flags;
+ * -1 for an invalid mode. */
 static int mode_flags(const char *m) {
   int flags;
   switch (*m++) {
   case 'r': flags = O_RDONLY; break;
   case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
   case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
+  case 'x': flags = O_WRONLY | O_CREAT | O_EXCL; break;
   default: return -1;
   }
   if (*m == '+') {

@@ -606,13 +606,30 @@ function File:fileno()
   return self._fd:fileno()
 end
 
-local function valid_mode(mode)
-  return type(mode) == "string" and find(mode, "^[rwa]%+?b*$") ~= nil
+--- The canonical form ("r", "w+", "xb"...) of an open mode, or nil when
+-- it is not one: io.open's ("r", "w", "a", "r+", "w+", "a+", with "b"s
+-- after them) or Python's (one of r/w/x/a, "+", "b" or "t", each at
+-- most once, in any order: "rb+", "br", "rt", "x").
+local function canonical_mode(mode)
+  if type(mode) ~= "string" then return nil end
+  if find(mode, "^[rwa]%+?b*$") then return mode end
+  if #mode > 4 or find(mode, "[^rwxab+t]") then return nil end
+  local kind, seen = nil, {}
+  for c in mode:gmatch(".") do
+    if seen[c] then return nil end
+    seen[c] = true
+    if find(c, "[rwxa]") then
+      if kind then return nil end
+      kind = c
+    end
+  end
+  if not kind or (seen.b and seen.t) then return nil end
+  return kind .. (seen["+"] and "+" or "") .. (seen.b and "b" or "")
 end
 
 local Lock = core.Lock
 
-local open_coro = async(function(path, mode)
+local open_coro = async(function(path, mode, given)
   local fd = await(c_open(path, mode))
   local ok, st = pcall(await, c_fstat(fd))
   if not ok then
@@ -625,7 +642,7 @@ local open_coro = async(function(path, mode)
   end
   local kind, plus = match(mode, "^(.)(%+?)")
   local f = setmetatable({
-    name = path, mode = mode, closed = false,
+    name = path, mode = given, closed = false,
     _fd = fd, _pos = 0, _buf = "", _bpos = 1, _lock = Lock(),
     _wbuf = {}, _wlen = 0, _wstart = 0,
     _readable = kind == "r" or plus == "+",
@@ -640,12 +657,14 @@ end)
 
 --- fs.open(path [, mode]) -> Coroutine; awaited, an asyncio.File. Modes
 -- are io.open's: "r" (default), "w", "a", "r+", "w+", "a+", each with an
--- optional "b" (no effect).
+-- optional "b" (no effect), or Python's spellings of them ("rb+", "rt")
+-- and "x" / "x+" (create, failing with FileExistsError if it exists).
 function M.open(path, mode)
   check_path(path, 1, "open")
   if mode == nil then mode = "r" end
-  if not valid_mode(mode) then argerror(2, "open", "invalid mode") end
-  return open_coro(path, mode)
+  local canonical = canonical_mode(mode)
+  if not canonical then argerror(2, "open", "invalid mode") end
+  return open_coro(path, canonical, mode)
 end
 
 -- ----------------------------------------------------------------------
