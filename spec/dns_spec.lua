@@ -56,13 +56,20 @@ describe("getaddrinfo", function()
     assert.equal(5000, infos[1].port)
   end))
 
-  it("a name that does not resolve raises an OSError named EAI_...",
-     aspec.async(function()
+  it("a name that does not resolve raises gaierror (an OSError named "
+     .. "EAI_...), with Python's errno and text", aspec.async(function()
     local err = raises(function()
       return await(asyncio.getaddrinfo("no-such-host.invalid", 80))
     end)
+    assert.is_true(iserror(err, asyncio.gaierror))
     assert.is_true(iserror(err, asyncio.OSError))
     assert.matches("^EAI_", err.name)
+    assert.is_true(err.errno < 0, tostring(err.errno)) -- glibc's EAI_*
+    if err.name == "EAI_NONAME" then -- no resolver here gives EAI_AGAIN
+      assert.equal(-2, err.errno)
+      assert.equal("Name or service not known", err.strerror)
+    end
+    assert.equal(err.name .. ": " .. err.strerror, err.message)
   end))
 
   it("loop:getaddrinfo is the same lookup", aspec.async(function()

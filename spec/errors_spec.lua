@@ -36,6 +36,7 @@ local parents = {
   ConnectionResetError = "ConnectionError",
   BrokenPipeError = "ConnectionError",
   FileNotFoundError = "OSError",
+  gaierror = "OSError",
 }
 
 describe("error classes", function()

@@ -7,6 +7,7 @@
  * the classes the core raises, builds error objects by calling them, maps
  * libuv error codes to OSError subclasses and formats Python-style reprs.
  */
+#include <netdb.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -216,8 +217,51 @@ static const char *oserror_class(int err) {
   }
 }
 
+/* The EAI_* code of a libuv look-up failure (UV_EAI_*), 0 for another
+ * error: such failures raise socket.gaierror, as Python's getaddrinfo. */
+static int eai_code(int uverr) {
+  switch (uverr) {
+  case UV_EAI_ADDRFAMILY: return EAI_ADDRFAMILY;
+  case UV_EAI_AGAIN: return EAI_AGAIN;
+  case UV_EAI_BADFLAGS: return EAI_BADFLAGS;
+  case UV_EAI_CANCELED: return EAI_CANCELED;
+  case UV_EAI_FAIL: return EAI_FAIL;
+  case UV_EAI_FAMILY: return EAI_FAMILY;
+  case UV_EAI_MEMORY: return EAI_MEMORY;
+  case UV_EAI_NODATA: return EAI_NODATA;
+  case UV_EAI_NONAME: return EAI_NONAME;
+  case UV_EAI_OVERFLOW: return EAI_OVERFLOW;
+  case UV_EAI_SERVICE: return EAI_SERVICE;
+  case UV_EAI_SOCKTYPE: return EAI_SOCKTYPE;
+  default: return 0;
+  }
+}
+
+/* Pushes the gaierror of a look-up failure: Python's errno and
+ * gai_strerror text, libuv's name ("EAI_NONAME") as for other errors. */
+static void push_gaierror(lua_State *L, int uverr, int eai) {
+  lua_getfield(L, -1, "gaierror");
+  lua_remove(L, -2);
+  lua_pushinteger(L, eai);
+  lua_pushstring(L, gai_strerror(eai));
+  lua_call(L, 2, 1);
+  lua_pushstring(L, uv_err_name(uverr));
+  lua_setfield(L, -2, "name");
+  lua_pushfstring(L, "%s: %s", uv_err_name(uverr), gai_strerror(eai));
+  lua_setfield(L, -2, "message");
+}
+
 void aio_push_uverror(lua_State *L, int uverr, const char *what) {
+  int eai = eai_code(uverr);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
+  if (eai != 0) {
+    push_gaierror(L, uverr, eai);
+    if (what) {
+      lua_pushstring(L, what);
+      lua_setfield(L, -2, "op");
+    }
+    return;
+  }
   lua_getfield(L, -1, oserror_class(uverr));
   lua_remove(L, -2);
   lua_pushinteger(L, -uverr); /* errno, as Python's OSError.errno */

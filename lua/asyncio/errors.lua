@@ -155,6 +155,9 @@ class("IsADirectoryError", OSError)
 class("NotADirectoryError", OSError)
 class("PermissionError", OSError)
 class("ProcessLookupError", OSError)
+-- socket.gaierror: a failed name look-up; errno is the EAI_* code
+-- (negative, as Python's: -2 for EAI_NONAME)
+class("gaierror", OSError)
 -- io.UnsupportedOperation: an OSError and a ValueError, as in Python
 -- (reading a file opened for writing only).
 M.UnsupportedOperation = class("UnsupportedOperation", OSError)
