@@ -362,6 +362,30 @@ describe("create_connection with happy_eyeballs_delay", function()
   end))
 end)
 
+describe("the family option", function()
+  it("limits a server and a connection to one address family, as "
+     .. "asyncio's family=", aspec.async(function()
+    local srv = await(asyncio.start_server(function(_, w) w:close() end,
+                                           nil, 0, {family = asyncio.AF_INET}))
+    assert.equal(1, #srv.sockets)
+    assert.equal("0.0.0.0", srv.sockets[1].host)
+    local port = srv.sockets[1].port
+    local _, w = await(asyncio.open_connection("127.0.0.1", port,
+                                               {family = asyncio.AF_INET}))
+    assert.equal("127.0.0.1", w:get_extra_info("peername")[1])
+    w:close()
+    -- a numeric address of the other family does not resolve
+    local err = h.await_error(asyncio.open_connection("127.0.0.1", port,
+      {family = asyncio.AF_INET6}))
+    assert.is_true(iserror(err, asyncio.gaierror))
+    err = h.await_error(asyncio.open_connection("127.0.0.1", port,
+                                                {family = 99}))
+    assert.is_true(iserror(err, asyncio.ValueError))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+end)
+
 describe("Server with transports", function()
   --- A server whose connections stay open and idle; returns it and the
   -- list of its protocols.

@@ -28,11 +28,15 @@ local SOCK_STREAM, SOCK_DGRAM = core.SOCK_STREAM, core.SOCK_DGRAM
 
 --- The numeric addresses of host (a name, a numeric address, or nil for
 -- every local interface when passive, else the loopback), without
--- duplicates, in getaddrinfo's order.
-function M._resolve(host, port, socktype, passive)
-  if host ~= nil and core._ip_family(host) then return {host} end
+-- duplicates, in getaddrinfo's order; with `family` (asyncio.AF_INET or
+-- AF_INET6, as asyncio's family=) only that family's, gaierror if none.
+function M._resolve(host, port, socktype, passive, family)
+  if family == core.AF_UNSPEC then family = nil end
+  local numeric = host ~= nil and core._ip_family(host)
+  if numeric and (family == nil or numeric == family) then return {host} end
   local infos = await(core.getaddrinfo(host, port, {
-    type = socktype, flags = passive and core.AI_PASSIVE or nil}))
+    type = socktype, family = family,
+    flags = passive and core.AI_PASSIVE or nil}))
   local seen, out = {}, {}
   for _, ai in ipairs(infos) do
     if not seen[ai.addr] then
@@ -153,6 +157,18 @@ local function start(loop, raw, factory, ctx, hostname, opts)
   return p._app_transport, app
 end
 
+--- The `family` option: nil, asyncio.AF_UNSPEC, AF_INET or AF_INET6.
+local function family_option(opts)
+  local family = opt(opts, "family")
+  if family ~= nil and family ~= core.AF_UNSPEC and family ~= core.AF_INET
+     and family ~= core.AF_INET6 then
+    error(errors.ValueError(("family must be asyncio.AF_INET, AF_INET6 or "
+                             .. "AF_UNSPEC, not %s"):format(tostring(family))),
+          0)
+  end
+  return family
+end
+
 --- The options happy_eyeballs_delay (nil or a number of seconds) and
 -- interleave (an integer; 1 when happy_eyeballs_delay is given without
 -- it, else 0), checked.
@@ -249,7 +265,8 @@ M.create_connection = async(function(loop, factory, host, port, opts)
     hostname = host
   end
   local delay, interleave = eyeballs_options(opts)
-  local addrs = M._resolve(host, port, SOCK_STREAM) -- specs replace it
+  local addrs = M._resolve(host, port, SOCK_STREAM, false, -- specs
+                           family_option(opts))      -- replace it
   if interleave ~= 0 then addrs = M._interleave(addrs, interleave) end
   local raw
   if delay == nil then
@@ -312,7 +329,7 @@ M.create_server = async(function(loop, factory, host, port, opts)
   local addrs = {}
   for _, h in ipairs(type(host) == "table" and host or {host or ""}) do
     for _, addr in ipairs(resolve(h ~= "" and h or nil, port, SOCK_STREAM,
-                                  true)) do
+                                  true, family_option(opts))) do
       addrs[#addrs + 1] = {addr, port}
     end
   end
