@@ -34,6 +34,7 @@ local is_cancel = http._is_cancel
 local ConnectionResetError = asyncio.ConnectionResetError
 
 local M = {}
+local EMPTY = {} -- read-only by contract
 
 ---------------------------------------------------------------------------
 -- Logging
@@ -49,23 +50,35 @@ end
 ---------------------------------------------------------------------------
 -- Status reasons
 
+-- every status Python's http.HTTPStatus names, with its phrase
 local REASONS = {
-  [100] = "Continue", [101] = "Switching Protocols", [200] = "OK",
-  [201] = "Created", [202] = "Accepted", [204] = "No Content",
-  [206] = "Partial Content", [301] = "Moved Permanently", [302] = "Found",
-  [303] = "See Other", [304] = "Not Modified",
-  [307] = "Temporary Redirect", [308] = "Permanent Redirect",
-  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
+  [100] = "Continue", [101] = "Switching Protocols", [102] = "Processing",
+  [103] = "Early Hints", [200] = "OK", [201] = "Created", [202] = "Accepted",
+  [203] = "Non-Authoritative Information", [204] = "No Content",
+  [205] = "Reset Content", [206] = "Partial Content", [207] = "Multi-Status",
+  [208] = "Already Reported", [226] = "IM Used", [300] = "Multiple Choices",
+  [301] = "Moved Permanently", [302] = "Found", [303] = "See Other",
+  [304] = "Not Modified", [305] = "Use Proxy", [307] = "Temporary Redirect",
+  [308] = "Permanent Redirect", [400] = "Bad Request",
+  [401] = "Unauthorized", [402] = "Payment Required", [403] = "Forbidden",
   [404] = "Not Found", [405] = "Method Not Allowed",
-  [406] = "Not Acceptable", [408] = "Request Timeout", [409] = "Conflict",
-  [410] = "Gone", [411] = "Length Required",
+  [406] = "Not Acceptable", [407] = "Proxy Authentication Required",
+  [408] = "Request Timeout", [409] = "Conflict", [410] = "Gone",
+  [411] = "Length Required", [412] = "Precondition Failed",
   [413] = "Request Entity Too Large", [414] = "Request-URI Too Long",
-  [415] = "Unsupported Media Type", [422] = "Unprocessable Entity",
-  [429] = "Too Many Requests",
-  [431] = "Request Header Fields Too Large",
-  [500] = "Internal Server Error", [501] = "Not Implemented",
-  [502] = "Bad Gateway", [503] = "Service Unavailable",
-  [504] = "Gateway Timeout",
+  [415] = "Unsupported Media Type",
+  [416] = "Requested Range Not Satisfiable", [417] = "Expectation Failed",
+  [418] = "I'm a Teapot", [421] = "Misdirected Request",
+  [422] = "Unprocessable Entity", [423] = "Locked",
+  [424] = "Failed Dependency", [425] = "Too Early",
+  [426] = "Upgrade Required", [428] = "Precondition Required",
+  [429] = "Too Many Requests", [431] = "Request Header Fields Too Large",
+  [451] = "Unavailable For Legal Reasons", [500] = "Internal Server Error",
+  [501] = "Not Implemented", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+  [505] = "HTTP Version Not Supported", [506] = "Variant Also Negotiates",
+  [507] = "Insufficient Storage", [508] = "Loop Detected",
+  [510] = "Not Extended", [511] = "Network Authentication Required",
 }
 M.REASONS = REASONS
 
@@ -75,52 +88,98 @@ M.REASONS = REASONS
 local HTTPException = asyncio.Exception:subclass("web.HTTPException")
 M.HTTPException = HTTPException
 
+-- statuses whose exceptions have no body (aiohttp's empty_body)
+local EMPTY_BODY = {[204] = true, [205] = true, [304] = true}
+
+--- The reason of a response: opts_reason (checked against header
+-- injection: ValueError as aiohttp) or the standard phrase.
+local function check_reason(reason, status)
+  if reason == nil then return REASONS[status] or "" end
+  reason = tostring(reason)
+  if reason:find("[\r\n]") then
+    error(asyncio.ValueError("Reason cannot contain \\r or \\n"), 3)
+  end
+  return reason
+end
+
+--- The constructor of an exception class: opts is a table {text =,
+-- body =, reason =, headers =, content_type =, location = (redirects),
+-- method =, allowed_methods = (405)}; a string is the text, or the
+-- location of a redirect (HTTPFound("/x") as aiohttp).
 local function exc_init(status, name)
+  local redirect = status >= 300 and status < 400 and status ~= 304
   return function(e, opts)
-    if type(opts) == "string" then opts = {text = opts} end
+    if type(opts) == "string" then
+      opts = redirect and {location = opts} or {text = opts}
+    end
     if opts ~= nil and type(opts) ~= "table" then
       error(("bad argument #1 to '%s' (table expected, got %s)")
             :format(name, type(opts)), 3)
     end
-    opts = opts or {}
+    opts = opts or EMPTY
     e.status = status
-    e.reason = opts.reason or REASONS[status] or ""
+    e.reason = check_reason(opts.reason, status)
     e.location = opts.location
-    if status >= 300 and status < 400 and status ~= 304 and
-        not e.location then
+    if redirect and not e.location then
       error(("bad argument #1 to '%s' (location expected)"):format(name), 3)
     end
-    e.text = opts.text or (status >= 400 and (status .. ": " .. e.reason))
-      or ""
+    e.text = opts.text or (not EMPTY_BODY[status] and
+      (status .. ": " .. e.reason)) or ""
     e.body = opts.body
     e.content_type = opts.content_type
     e.headers = opts.headers
     e.message = e.reason
+    if status == 405 then
+      local allowed = {}
+      for i, m in ipairs(opts.allowed_methods or EMPTY) do
+        allowed[i] = m:upper()
+      end
+      table.sort(allowed)
+      e.method = opts.method and opts.method:upper()
+      e.allowed_methods = allowed
+      e.headers = CIMultiDict(e.headers or EMPTY)
+      e.headers:set("Allow", concat(allowed, ","))
+    end
   end
 end
 
+-- aiohttp's classes, in its order
 local EXCEPTIONS = {
-  {"HTTPOk", 200}, {"HTTPCreated", 201}, {"HTTPNoContent", 204},
-  {"HTTPMovedPermanently", 301}, {"HTTPFound", 302}, {"HTTPSeeOther", 303},
-  {"HTTPNotModified", 304}, {"HTTPTemporaryRedirect", 307},
+  {"HTTPOk", 200}, {"HTTPCreated", 201}, {"HTTPAccepted", 202},
+  {"HTTPNonAuthoritativeInformation", 203}, {"HTTPNoContent", 204},
+  {"HTTPResetContent", 205}, {"HTTPPartialContent", 206},
+  {"HTTPMultipleChoices", 300}, {"HTTPMovedPermanently", 301},
+  {"HTTPFound", 302}, {"HTTPSeeOther", 303}, {"HTTPNotModified", 304},
+  {"HTTPUseProxy", 305}, {"HTTPTemporaryRedirect", 307},
   {"HTTPPermanentRedirect", 308},
   {"HTTPBadRequest", 400}, {"HTTPUnauthorized", 401},
-  {"HTTPForbidden", 403}, {"HTTPNotFound", 404},
-  {"HTTPMethodNotAllowed", 405}, {"HTTPNotAcceptable", 406},
+  {"HTTPPaymentRequired", 402}, {"HTTPForbidden", 403},
+  {"HTTPNotFound", 404}, {"HTTPMethodNotAllowed", 405},
+  {"HTTPNotAcceptable", 406}, {"HTTPProxyAuthenticationRequired", 407},
   {"HTTPRequestTimeout", 408}, {"HTTPConflict", 409}, {"HTTPGone", 410},
-  {"HTTPLengthRequired", 411}, {"HTTPRequestEntityTooLarge", 413},
-  {"HTTPUnsupportedMediaType", 415}, {"HTTPUnprocessableEntity", 422},
-  {"HTTPTooManyRequests", 429},
+  {"HTTPLengthRequired", 411}, {"HTTPPreconditionFailed", 412},
+  {"HTTPRequestEntityTooLarge", 413}, {"HTTPRequestURITooLong", 414},
+  {"HTTPUnsupportedMediaType", 415},
+  {"HTTPRequestRangeNotSatisfiable", 416}, {"HTTPExpectationFailed", 417},
+  {"HTTPMisdirectedRequest", 421}, {"HTTPUnprocessableEntity", 422},
+  {"HTTPFailedDependency", 424}, {"HTTPUpgradeRequired", 426},
+  {"HTTPPreconditionRequired", 428}, {"HTTPTooManyRequests", 429},
   {"HTTPRequestHeaderFieldsTooLarge", 431},
+  {"HTTPUnavailableForLegalReasons", 451},
   {"HTTPInternalServerError", 500}, {"HTTPNotImplemented", 501},
   {"HTTPBadGateway", 502}, {"HTTPServiceUnavailable", 503},
-  {"HTTPGatewayTimeout", 504},
+  {"HTTPGatewayTimeout", 504}, {"HTTPVersionNotSupported", 505},
+  {"HTTPVariantAlsoNegotiates", 506}, {"HTTPInsufficientStorage", 507},
+  {"HTTPNotExtended", 510}, {"HTTPNetworkAuthenticationRequired", 511},
 }
+-- HTTPError: the base of the 4xx and 5xx classes, as aiohttp's
+local HTTPError = HTTPException:subclass("web.HTTPError")
+M.HTTPError = HTTPError
 local groups = {
   [2] = HTTPException:subclass("web.HTTPSuccessful"),
   [3] = HTTPException:subclass("web.HTTPRedirection"),
-  [4] = HTTPException:subclass("web.HTTPClientError"),
-  [5] = HTTPException:subclass("web.HTTPServerError"),
+  [4] = HTTPError:subclass("web.HTTPClientError"),
+  [5] = HTTPError:subclass("web.HTTPServerError"),
 }
 M.HTTPSuccessful, M.HTTPRedirection = groups[2], groups[3]
 M.HTTPClientError, M.HTTPServerError = groups[4], groups[5]
@@ -153,7 +212,6 @@ local Response = setmetatable({__name = "web.Response"},
                               {__index = StreamResponse})
 Response.__index = Response
 
-local EMPTY = {}
 
 --- A new response of class cls from opts (fname names the caller in
 -- errors); every field set at once.
@@ -170,7 +228,7 @@ local function new_response(cls, opts, fname)
   end
   local h = opts.headers
   return setmetatable({status = status,
-    reason = opts.reason or REASONS[status] or "",
+    reason = check_reason(opts.reason, status),
     headers = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt),
     content_type = opts.content_type, charset = opts.charset,
     prepared = false, text = false, body = false}, cls), opts
@@ -195,6 +253,7 @@ end
 function M.Response(opts)
   local r
   r, opts = new_response(Response, opts, "Response")
+  local status = r.status
   local text, body = opts.text, opts.body
   if text ~= nil and body ~= nil then
     error("only one of text and body may be given", 2)
@@ -203,10 +262,14 @@ function M.Response(opts)
     if type(text) ~= "string" then text = tostring(text) end
     r.text, r.body = text, text
     -- as aiohttp: text is sent as text/plain unless said otherwise, in
-    -- UTF-8 unless a charset is given
-    if not has_ctype(r.headers) then
+    -- UTF-8 unless a charset is given (a Content-Type header too)
+    local h = r.headers
+    if not has_ctype(h) then
       r.content_type = r.content_type or "text/plain"
       r.charset = r.charset or "utf-8"
+    elseif not h["content-type"]:lower():find("charset", 1, true) then
+      h:set("Content-Type", h["content-type"] .. "; charset=" ..
+            (r.charset or "utf-8"))
     end
   else
     r.text = nil
@@ -217,37 +280,95 @@ function M.Response(opts)
       end
     else
       r.body = nil
+      if not r.content_type and not has_ctype(r.headers) and
+          not EMPTY_BODY[status] and status >= 200 then
+        r.content_type = "application/octet-stream" -- as aiohttp
+      end
     end
   end
   return r
 end
 
---- json_response(value [, {status =, headers =, content_type =}])
+--- json_response(value [, {status =, reason =, headers =, content_type
+-- = "application/json", dumps = (lua-cjson's encode)}]): the value
+-- encoded by dumps, sent as text (so "; charset=utf-8", as aiohttp).
 function M.json_response(value, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'json_response' (table expected, got " ..
           type(opts) .. ")", 2)
   end
-  opts = opts or {}
-  local ok, body = pcall(http._json().encode, value)
+  opts = opts or EMPTY
+  local ok, body = pcall(opts.dumps or http._json().encode, value)
   if not ok then error(asyncio.ValueError(body), 2) end
   return M.Response{status = opts.status, reason = opts.reason,
-    headers = opts.headers, body = body,
+    headers = opts.headers, text = body,
     content_type = opts.content_type or "application/json"}
 end
 
---- set_cookie(name, value [, {max_age =, path =, domain =, expires =,
--- secure =, httponly =, samesite =}])
+-- CookieError: an illegal cookie name or attribute (a ValueError; in
+-- Python http.cookies.CookieError)
+local CookieError = asyncio.ValueError:subclass("web.CookieError")
+M.CookieError = CookieError
+
+-- the bytes a cookie name or unquoted value may hold (RFC 2109 tokens,
+-- as Python's http.cookies._LegalChars)
+local LEGAL = "^[%w!#$%%&'*+%-.^_`|~:]+$"
+
+-- how a byte is escaped inside a quoted value: as Python's _quote
+local COOKIE_ESC = {['"'] = '\\"', ["\\"] = "\\\\", [","] = "\\054",
+                    [";"] = "\\073"}
+local function cookie_esc(c)
+  local b = c:byte()
+  if b < 32 or b > 126 then return ("\\%03o"):format(b) end
+  return COOKIE_ESC[c]
+end
+
+--- value as sent: unchanged when all its bytes are legal, else
+-- double-quoted with '"', '\', ',', ';', control and non-ASCII bytes
+-- escaped (so a value can never add attributes).
+local function quote_cookie(value)
+  if value == "" or value:find(LEGAL) then return value end
+  return '"' .. value:gsub('[%c"\\,;\128-\255]', cookie_esc) .. '"'
+end
+
+--- An attribute value, raising CookieError for what would end it or the
+-- header (';', CR, LF, other control bytes).
+local function cookie_attr(what, v)
+  v = tostring(v)
+  if v:find("[;%c]") then
+    error(CookieError(("invalid character in cookie %s"):format(what)), 3)
+  end
+  return v
+end
+
+--- set_cookie(name, value [, {max_age =, path = "/", domain =, expires =,
+-- secure =, httponly =, samesite =}]): adds a Set-Cookie header.
+-- The value is quoted as Python's http.cookies does when it holds bytes
+-- outside the legal set; an illegal name or an attribute with ';' or a
+-- control byte raises web.CookieError (a ValueError).
 function StreamResponse:set_cookie(name, value, opts)
-  opts = opts or {}
-  local parts = {name .. "=" .. tostring(value)}
-  if opts.domain then parts[#parts + 1] = "Domain=" .. opts.domain end
-  if opts.expires then parts[#parts + 1] = "expires=" .. opts.expires end
-  if opts.max_age then parts[#parts + 1] = "Max-Age=" .. opts.max_age end
-  parts[#parts + 1] = "Path=" .. (opts.path or "/")
-  if opts.samesite then parts[#parts + 1] = "SameSite=" .. opts.samesite end
-  if opts.secure then parts[#parts + 1] = "Secure" end
+  opts = opts or EMPTY
+  if type(name) ~= "string" or not name:find(LEGAL) then
+    error(CookieError(("Illegal key %q"):format(tostring(name))), 2)
+  end
+  local parts = {name .. "=" .. quote_cookie(tostring(value))}
+  -- in the order of Python's Morsel (its attribute names sorted)
+  if opts.domain then
+    parts[#parts + 1] = "Domain=" .. cookie_attr("domain", opts.domain)
+  end
+  if opts.expires then
+    parts[#parts + 1] = "expires=" .. cookie_attr("expires", opts.expires)
+  end
   if opts.httponly then parts[#parts + 1] = "HttpOnly" end
+  if opts.max_age then
+    parts[#parts + 1] = "Max-Age=" .. cookie_attr("max_age", opts.max_age)
+  end
+  parts[#parts + 1] = "Path=" .. cookie_attr("path", opts.path or "/")
+  if opts.samesite then
+    parts[#parts + 1] = "SameSite=" .. cookie_attr("samesite",
+                                                   opts.samesite)
+  end
+  if opts.secure then parts[#parts + 1] = "Secure" end
   self.headers:add("Set-Cookie", concat(parts, "; "))
 end
 
@@ -309,18 +430,19 @@ end
 -- request is nil for the server's own error answers.
 function M._send_response(conn, r, request)
   r._conn = conn
-  r.prepared = true
-  r._eof = true
   local status = r.status
   local body = r.body or ""
   local no_body = status == 204 or status == 304 or status < 200 or
     (request and request.method == "HEAD")
   local h = r.headers
-  if conn.proto:respond(status_lines[status][r.reason], http_date(),
-      content_type(r), rawlen(h) > 0 and h or nil,
-      (status ~= 204 and status >= 200) and #body or nil, false,
-      connection_header(r, conn, request), not no_body and body or nil)
-      and not conn.flushing then
+  -- respond raises (writing nothing) for a CR, LF or NUL in the head:
+  -- r stays unprepared, so the caller can still answer 500
+  local corked = conn.proto:respond(status_lines[status][r.reason],
+    http_date(), content_type(r), rawlen(h) > 0 and h or nil,
+    (status ~= 204 and status >= 200) and #body or nil, false,
+    connection_header(r, conn, request), not no_body and body or nil)
+  r.prepared, r._eof = true, true
+  if corked and not conn.flushing then
     -- corked behind pipelined requests: out by the end of this turn
     conn.flushing = true
     conn.loop:call_soon(flush_conn, conn)
@@ -333,7 +455,6 @@ StreamResponse.prepare = async(function(self, request)
   local conn = request._conn
   self._conn = conn
   self._request = request
-  self.prepared = true
   local status = self.status
   local no_body = request.method == "HEAD" or status == 204 or
     status == 304 or status < 200
@@ -350,11 +471,12 @@ StreamResponse.prepare = async(function(self, request)
   if ct == nil and status ~= 204 and status ~= 304 and not has_ctype(h) then
     ct = "application/octet-stream" -- aiohttp's default
   end
-  if conn.proto:respond(status_lines[status][self.reason], http_date(),
-      ct, rawlen(h) > 0 and h or nil, cl, self._chunked,
-      connection_header(self, conn, request), nil) then
-    conn.proto:flush() -- a stream's head goes out at once
-  end
+  -- raises (nothing written, still unprepared) for a CR or LF in it
+  local corked = conn.proto:respond(status_lines[status][self.reason],
+    http_date(), ct, rawlen(h) > 0 and h or nil, cl, self._chunked,
+    connection_header(self, conn, request), nil)
+  self.prepared = true
+  if corked then conn.proto:flush() end -- a stream's head goes out now
   conn:_drain()
 end)
 
@@ -393,18 +515,107 @@ Response.prepare = async(function(self, request)
 end)
 Response.write_eof = async(function(self) end)
 
-local function exception_response(e)
-  local r = M.Response{status = e.status, reason = e.reason,
-    headers = e.headers, content_type = e.content_type}
-  if e.location then r.headers:set("Location", e.location) end
-  if e.body then
-    r.body = e.body
-  elseif e.text and e.status ~= 204 and e.status ~= 304 then
-    r.body = e.text
-    if not r.content_type and not r.headers:contains("Content-Type") then
-      r.content_type, r.charset = "text/plain", "utf-8"
+local MONTHS = {jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
+  jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12}
+
+--- Seconds since the epoch of the UTC date y-m-d h:mi:sec (no time
+-- zone involved: days from the civil date).
+local function utc_time(y, m, d, h, mi, sec)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return ((era * 146097 + doe - 719468) * 24 + h) * 3600 + mi * 60 + sec
+end
+
+--- An HTTP date (RFC 7231: IMF-fixdate, or the obsolete RFC 850 and
+-- asctime forms) as seconds since the epoch; nil when s is none of them.
+local function parse_http_date(s)
+  if type(s) ~= "string" then return nil end
+  local d, mon, y, h, mi, sec =
+    s:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d then -- RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    d, mon, y, h, mi, sec =
+      s:match("^%a+, (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    if y then
+      y = tonumber(y)
+      y = y + (y < 70 and 2000 or 1900)
     end
   end
+  if not d then -- asctime: Sun Nov  6 08:49:37 1994
+    mon, d, h, mi, sec, y =
+      s:match("^%a%a%a (%a%a%a) ([ %d]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  end
+  local m = mon and MONTHS[mon:lower()]
+  if not m then return nil end
+  d, h, mi, sec = tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  if d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  return utc_time(tonumber(y), m, d, h, mi, sec)
+end
+M._parse_http_date = parse_http_date
+
+local FileResponse = setmetatable({__name = "web.FileResponse"},
+                                  {__index = StreamResponse})
+FileResponse.__index = FileResponse
+
+--- FileResponse(path [, {chunk_size = 262144, status =, reason =,
+-- headers =}]): the file at path, sent by prepare in chunk_size pieces
+-- (never read whole) with the Content-Type its extension names (unless
+-- set), Content-Length and Last-Modified; a request whose
+-- If-Modified-Since is at or after the file's mtime gets a 304. A file
+-- that cannot be opened is the error of fs.stat (a 500, as aiohttp 3.8).
+function M.FileResponse(path, opts)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'FileResponse' (string expected, got " ..
+          type(path) .. ")", 2)
+  end
+  local r = new_response(FileResponse, opts, "FileResponse")
+  r.text, r.body = nil, nil
+  r._path, r._chunk = path, (opts or EMPTY).chunk_size or 262144
+  return r
+end
+
+--- prepare(request) -> Coroutine: sends the whole file (or the 304)
+FileResponse.prepare = async(function(self, request)
+  if self.prepared then return end
+  local fs = require "asyncio.fs"
+  local st = self._stat or await(fs.stat(self._path))
+  -- as aiohttp: Last-Modified rounds the mtime up, and a date at or
+  -- after the mtime (compared as times) is a 304
+  self.headers:set("Last-Modified", os.date("!%a, %d %b %Y %H:%M:%S GMT",
+                                            math.ceil(st.mtime)))
+  local since = parse_http_date(request.headers["if-modified-since"])
+  if since and st.mtime <= since then
+    self.status, self.reason = 304, REASONS[304]
+    await(StreamResponse.prepare(self, request))
+    return await(self:write_eof())
+  end
+  local f <close> = await(fs.open(self._path, "rb"))
+  self.content_type = self.content_type or M._guess_type(self._path)
+  self.content_length = st.size
+  await(StreamResponse.prepare(self, request))
+  if request.method ~= "HEAD" then
+    local left = st.size
+    while left > 0 do
+      local piece = await(f:read(math.min(self._chunk, left)))
+      if not piece then break end -- the file shrank: the client sees it
+      left = left - #piece
+      await(self:write(piece))
+    end
+  end
+  await(self:write_eof())
+end)
+
+--- The Response an HTTPException e stands for: its body, else its text
+-- (none for 204, 205 and 304), its Location.
+local function exception_response(e)
+  local text = e.body == nil and not EMPTY_BODY[e.status] and e.text
+    or nil
+  local r = M.Response{status = e.status, reason = e.reason,
+    headers = e.headers, content_type = e.content_type, body = e.body,
+    text = text}
+  if e.location then r.headers:set("Location", e.location) end
   return r
 end
 
@@ -523,6 +734,54 @@ local function unquote(s, plus)
   end))
 end
 
+-- The methods of a MultiDict (query strings and forms), aiohttp's
+-- MultiDictProxy: the table itself maps each name to its first value
+-- (so pairs() sees names only); every {name, value} pair in order is
+-- under .all. A field named like a method hides it: then call
+-- web.MultiDict.getall(t, name).
+local KeyError = headers_mod.KeyError
+local MultiDict = {}
+M.MultiDict = MultiDict
+
+--- getall(name [, default]) -> the list of every value of name (raises
+-- KeyError when there is none and no default, as multidict)
+function MultiDict.getall(t, name, default)
+  local out = {}
+  for _, p in ipairs(getmetatable(t).__index.all) do
+    if p[1] == name then out[#out + 1] = p[2] end
+  end
+  if #out == 0 then
+    if default ~= nil then return default end
+    error(KeyError(name), 2)
+  end
+  return out
+end
+
+--- get(name [, default]) -> the first value or default
+function MultiDict.get(t, name, default)
+  local v = rawget(t, name)
+  if v == nil then return default end
+  return v
+end
+
+--- items() -> iterator of name, value over every pair in order
+function MultiDict.items(t)
+  local all, i = getmetatable(t).__index.all, 0
+  return function()
+    i = i + 1
+    local p = all[i]
+    if p then return p[1], p[2] end
+  end
+end
+
+local MultiDict_mt = {__index = MultiDict}
+
+--- first (name -> first value) as a MultiDict of the pairs all.
+local function multidict(first, all)
+  return setmetatable(first, {__name = "web.MultiDict",
+    __index = setmetatable({all = all}, MultiDict_mt)})
+end
+
 --- "a=1&b=2" -> {a = "1", b = "2"} (the first value of each name) and
 -- the list of {name, value} pairs.
 local function parse_qs(qs)
@@ -537,14 +796,86 @@ local function parse_qs(qs)
 end
 M._parse_qs = parse_qs
 
+--- A Cookie header -> name -> value (quoted values unquoted as Python's
+-- http.cookies: \ooo octal escapes and \c).
+local function parse_cookies(h)
+  local out = {}
+  for item in (h or ""):gmatch("[^;]+") do
+    local k, v = item:match("^%s*([^=%s]+)%s*=%s*(.-)%s*$")
+    if k then
+      local q = v:match('^"(.*)"$')
+      if q then
+        v = q:gsub("\\(%d%d%d)", function(o)
+          return string.char(tonumber(o, 8) % 256)
+        end):gsub("\\(.)", "%1")
+      end
+      if out[k] == nil then out[k] = v end
+    end
+  end
+  return out
+end
+
+--- The quoted string of s at i (its opening quote) -> its text (\\c is
+-- c), the index after its closing quote (or after s when unclosed).
+local function quoted_string(s, i)
+  local buf, j = {}, i + 1
+  while j <= #s do
+    local _, b, text, c = s:find('^([^"\\]*)(["\\]?)', j)
+    buf[#buf + 1] = text
+    j = b + 1
+    if c == '"' or c == "" then break end
+    buf[#buf + 1] = s:sub(j, j) -- the escaped byte
+    j = j + 1
+  end
+  return concat(buf), j
+end
+
+--- '; a=1; b="x;y"' -> {a = "1", b = "x;y"} (names lower-cased).
+local function parse_params(s)
+  local params, i = {}, 1
+  while true do
+    local k, j = s:match("^[%s;]*([^=;%s]+)%s*=%s*()", i)
+    if not k then return params end
+    local v
+    if s:byte(j) == 34 then
+      v, i = quoted_string(s, j)
+    else
+      v, i = s:match("^([^;]*)()", j)
+      v = v:match("^(.-)%s*$")
+    end
+    params[k:lower()] = v
+  end
+end
+
+--- A Content-Type header -> the type (lower-cased, default
+-- application/octet-stream as aiohttp), its parameters (names
+-- lower-cased, quotes removed).
+local function parse_ctype(h)
+  local ct, rest = (h or ""):match("^%s*([^;%s]*)%s*(.*)$")
+  if ct == "" then ct = "application/octet-stream" end
+  return ct:lower(), parse_params(rest)
+end
+
 local Request = {__name = "web.Request"}
 
 -- Fields computed when first read.
 local LAZY = {
-  query = function(r)
-    local first = parse_qs(r.query_string)
-    return first
+  query = function(r) return multidict(parse_qs(r.query_string)) end,
+  cookies = function(r) return parse_cookies(r.headers["cookie"]) end,
+  content_length = function(r)
+    local n = r.headers["content-length"]
+    return n and math.tointeger(tonumber(n)) or nil
   end,
+  content_type = function(r)
+    local ct = parse_ctype(r.headers["content-type"])
+    return ct
+  end,
+  charset = function(r)
+    local _, params = parse_ctype(r.headers["content-type"])
+    return params.charset
+  end,
+  secure = function(r) return r.scheme == "https" end,
+  body_exists = function(r) return rawget(r, "_has_body") == true end,
   url = function(r)
     return r.scheme .. "://" .. (r.host or "") .. r.raw_path
   end,
@@ -555,7 +886,16 @@ local LAZY = {
   end,
 }
 
+-- fields read each time
+local LIVE = {
+  can_read_body = function(r)
+    return rawget(r, "_has_body") == true and not r.content:at_eof()
+  end,
+}
+
 Request.__index = function(r, k)
+  local live = LIVE[k]
+  if live then return live(r) end
   local v = Request[k]
   if v ~= nil then return v end
   local f = LAZY[k]
@@ -584,17 +924,92 @@ Request.json = async(function(self)
   return v
 end)
 
---- post() -> Coroutine -> the form fields of an urlencoded body
--- (name -> first value; all pairs under .all)
+local function bad_form(why)
+  error(M.HTTPBadRequest{text = "Bad multipart/form-data body: " .. why}, 0)
+end
+
+--- The headers of a multipart part (s: its head, CRLF-separated lines)
+-- as lower-cased name -> value.
+local function part_headers(s)
+  local h = {}
+  for line in s:gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+    if not k then bad_form("bad part header") end
+    h[k:lower()] = v
+  end
+  return h
+end
+
+--- One part of a form: the name, and the value (a string, or for a file
+-- {filename =, content_type =, headers =, body =}).
+local function form_field(head, content)
+  local h = part_headers(head)
+  local disp, rest = (h["content-disposition"] or ""):match(
+    "^%s*([^;%s]*)(.*)$")
+  local params = parse_params(rest)
+  if disp:lower() ~= "form-data" or not params.name then
+    bad_form("part without a form-data name")
+  end
+  local filename = params.filename
+  if not filename and params["filename*"] then -- RFC 5987: utf-8''a%20b
+    filename = unquote(params["filename*"]:match("^[^']*'[^']*'(.*)$")
+                       or params["filename*"])
+  end
+  if not filename then return params.name, content end
+  return params.name, {filename = filename, headers = h, body = content,
+    content_type = h["content-type"] or "text/plain"}
+end
+
+--- A multipart/form-data body (RFC 7578) with its boundary -> name ->
+-- first value and the {name, value} pairs. Raises HTTPBadRequest for a
+-- missing boundary, an unterminated part or a part without a name.
+local function parse_multipart(body, boundary)
+  if not boundary or #boundary == 0 or #boundary > 70 then
+    bad_form("missing or invalid boundary")
+  end
+  local delim = "\r\n--" .. boundary
+  -- the first delimiter opens the body, or ends a preamble line
+  local _, e = ("\r\n" .. body):find(delim, 1, true)
+  if not e then bad_form("no boundary") end
+  local pos, first, all = e - 1, {}, {}
+  while body:sub(pos, pos + 1) ~= "--" do -- "--": the close delimiter
+    local _, le = body:find("^[ \t]*\r\n", pos)
+    if not le then bad_form("bad delimiter line") end
+    local hs, cs, he = le + 1
+    if body:sub(hs, hs + 1) == "\r\n" then -- a part with no header
+      he, cs = hs - 1, hs + 2
+    else
+      he = body:find("\r\n\r\n", hs, true)
+      if not he then bad_form("unterminated part head") end
+      he, cs = he - 1, he + 4
+    end
+    local ce = body:find(delim, cs, true)
+    if not ce then bad_form("unterminated part") end
+    local name, value = form_field(body:sub(hs, he), body:sub(cs, ce - 1))
+    all[#all + 1] = {name, value}
+    if first[name] == nil then first[name] = value end
+    pos = ce + #delim
+  end
+  return first, all
+end
+M._parse_multipart = parse_multipart
+
+--- post() -> Coroutine -> the form of the body as a MultiDict (name ->
+-- first value; web.MultiDict methods; all pairs under .all):
+-- application/x-www-form-urlencoded (or no Content-Type) and
+-- multipart/form-data, whose fields are strings and whose files are
+-- tables {filename =, content_type =, headers =, body =}; empty for any
+-- other type, as aiohttp. The body is read whole (client_max_size).
 Request.post = async(function(self)
   local body = await(self:read())
-  local ct = (self.headers["content-type"] or ""):lower()
-  if ct ~= "" and not ct:find("application/x-www-form-urlencoded", 1,
-                               true) then
-    return setmetatable({}, {__index = {all = {}}})
+  local ct, params = parse_ctype(self.headers["content-type"])
+  if not self.headers["content-type"] or
+      ct == "application/x-www-form-urlencoded" then
+    return multidict(parse_qs(body))
+  elseif ct == "multipart/form-data" then
+    return multidict(parse_multipart(body, params.boundary))
   end
-  local first, all = parse_qs(body)
-  return setmetatable(first, {__index = {all = all}})
+  return multidict({}, {})
 end)
 
 function Request:__tostring()
@@ -722,32 +1137,97 @@ function Router:add_static(prefix, dir, opts)
         error(M.HTTPNotFound(), 0)
       end
     end
-    local mtime = math.floor(st.mtime)
-    local last = os.date("!%a, %d %b %Y %H:%M:%S GMT", mtime)
-    local since = request.headers["if-modified-since"]
-    if since == last then
-      return M.Response{status = 304, headers = {["Last-Modified"] = last}}
-    end
-    local f <close> = await(fs.open(path, "rb"))
-    local resp = M.StreamResponse{headers = {["Last-Modified"] = last}}
-    resp.content_type = M._guess_type(name)
-    resp.content_length = st.size
+    local resp = M.FileResponse(path, {chunk_size = chunk})
+    resp._stat = st
     await(resp:prepare(request))
-    if request.method ~= "HEAD" then
-      local left = st.size
-      while left > 0 do
-        local piece = await(f:read(math.min(chunk, left)))
-        if not piece then break end -- the file shrank: the client sees it
-        left = left - #piece
-        await(resp:write(piece))
-      end
-    end
-    await(resp:write_eof())
     return resp
   end)
   self:add_route("GET", prefix .. "/{filename:.*}", handler)
   self:add_route("HEAD", prefix .. "/{filename:.*}", handler)
 end
+
+---------------------------------------------------------------------------
+-- Route definitions (aiohttp's RouteTableDef, web.get, web.static...)
+
+local RouteDef = {__name = "web.RouteDef"}
+RouteDef.__index = RouteDef
+
+--- Registers the definition on router.
+function RouteDef:register(router)
+  if self.method == "STATIC" then
+    return router:add_static(self.path, self.handler, self.opts)
+  end
+  if self.method == "GET" then
+    return router:add_get(self.path, self.handler, self.opts)
+  end
+  return router:add_route(self.method, self.path, self.handler, self.opts)
+end
+
+local function route_def(method, path, handler, opts)
+  return setmetatable({method = method, path = path, handler = handler,
+                       opts = opts}, RouteDef)
+end
+
+--- route(method, path, handler [, opts]) -> a RouteDef for add_routes;
+-- get/post/put/patch/delete/head/options(path, handler [, opts]) and
+-- static(prefix, dir [, opts]) likewise.
+function M.route(method, path, handler, opts)
+  return route_def(method:upper(), path, handler, opts)
+end
+function M.static(prefix, dir, opts)
+  return route_def("STATIC", prefix, dir, opts)
+end
+for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
+                   "options"} do
+  M[m] = function(path, handler, opts)
+    return route_def(m:upper(), path, handler, opts)
+  end
+end
+
+--- add_routes(defs): registers each RouteDef of the list defs (a
+-- RouteTableDef or {web.get(...), ...}).
+function Router:add_routes(defs)
+  for _, d in ipairs(defs) do d:register(self) end
+end
+
+local RouteTableDef = {__name = "web.RouteTableDef"}
+RouteTableDef.__index = RouteTableDef
+
+--- RouteTableDef(): a list of RouteDefs filled by
+-- routes:get(path, handler [, opts]) (also post, put, patch, delete,
+-- head, options, route(method, path, handler) and static(prefix, dir)),
+-- or, aiohttp's decorator, routes:get(path)(handler) -> handler; then
+-- app.router:add_routes(routes).
+function M.RouteTableDef()
+  return setmetatable({}, RouteTableDef)
+end
+
+local function table_add(self, method, path, handler, opts)
+  if handler == nil then -- the decorator form
+    return function(h, o)
+      self[#self + 1] = route_def(method, path, h, o)
+      return h
+    end
+  end
+  self[#self + 1] = route_def(method, path, handler, opts)
+  return handler
+end
+function RouteTableDef:route(method, path, handler, opts)
+  return table_add(self, method:upper(), path, handler, opts)
+end
+function RouteTableDef:static(prefix, dir, opts)
+  self[#self + 1] = route_def("STATIC", prefix, dir, opts)
+end
+for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
+                   "options"} do
+  RouteTableDef[m] = function(self, path, handler, opts)
+    return table_add(self, m:upper(), path, handler, opts)
+  end
+end
+
+--- middleware(fn) -> fn: aiohttp's decorator, which new-style
+-- middlewares no longer need (every middleware here is one).
+function M.middleware(fn) return fn end
 
 local TYPES = {html = "text/html", htm = "text/html", txt = "text/plain",
   css = "text/css", js = "text/javascript", mjs = "text/javascript",
@@ -764,8 +1244,12 @@ function M._guess_type(name)
   return ext and TYPES[ext:lower()] or "application/octet-stream"
 end
 
---- resolve(method, path) -> route, match_info | nil, status, allowed
-function Router:resolve(method, path)
+--- resolve(method, path [, raw]) -> route, match_info | nil, status,
+-- allowed. path is decoded; raw (default path) is the path as sent: as
+-- aiohttp, {name} segments match it, then each value is decoded (so
+-- /a%2Fb matches /{name} with name "a/b").
+function Router:resolve(method, path, raw)
+  raw = raw or path
   local t = self._exact[path]
   if t then
     local r = t[method] or t["*"]
@@ -776,11 +1260,14 @@ function Router:resolve(method, path)
     for m in pairs(t) do allowed[#allowed + 1] = m end
   end
   for _, r in ipairs(self._dynamic) do
-    local caps = {path:match(r.pattern)}
+    local caps = {raw:match(r.pattern)}
     if caps[1] then
       if r.method == method or r.method == "*" then
         local mi = {}
-        for i, name in ipairs(r.names) do mi[name] = caps[i] end
+        for i, name in ipairs(r.names) do
+          local v = caps[i]
+          mi[name] = v:find("%", 1, true) and unquote(v) or v
+        end
         return r, mi
       end
       allowed[#allowed + 1] = r.method
@@ -829,7 +1316,7 @@ end
 --- The response to request (raises what the handlers raise).
 function Application:_handle(request)
   local route, mi, allowed = self.router:resolve(request.method,
-                                                 request.path)
+    request.path, request._rpath)
   local h
   if route then
     request.match_info = mi
@@ -837,13 +1324,15 @@ function Application:_handle(request)
     h = route.handler
   else
     request.match_info = {}
-    h = function()
+    -- a coroutine function: the 404/405 is raised when awaited, inside
+    -- the middlewares' pcall(await, handler(req)), so they can catch it
+    h = async(function()
       if mi == 405 then
-        error(M.HTTPMethodNotAllowed{headers = {Allow =
-          concat(allowed, ", ")}}, 0)
+        error(M.HTTPMethodNotAllowed{method = request.method,
+          allowed_methods = allowed}, 0)
       end
       error(M.HTTPNotFound(), 0)
-    end
+    end)
   end
   local mws = self.middlewares
   for i = #mws, 1, -1 do
@@ -1070,14 +1559,15 @@ function Conn:_drain()
   end
 end
 
---- Pushes "/a%20b" -> "/a b"; an absolute-form target's path.
+--- The path of a target, as sent ("/a%20b") and decoded ("/a b"); an
+-- absolute-form target's path.
 local function target_path(path, url)
   if path:byte(1) ~= 47 then -- absolute-form (a proxy request) or '*'
     path = url:match("^%a[%w+.-]*://[^/]*(/[^?#]*)") or path
     if path == "" then path = "/" end
   end
-  if path:find("%", 1, true) then path = unquote(path) end
-  return path
+  if path:find("%", 1, true) then return path, unquote(path) end
+  return path, path
 end
 
 -- {major, minor} tables, one per version (read-only by contract)
@@ -1113,8 +1603,9 @@ local function handle(conn, head)
   local app = server.app
   if not head.keep_alive or head.upgrade then conn.keep_alive = false end
   local hh = head.headers
+  local rpath, path = target_path(head.path, head.url)
   local request = setmetatable({method = head.method,
-    path = target_path(head.path, head.url), raw_path = head.url,
+    path = path, _rpath = rpath, raw_path = head.url,
     query_string = head.query_string,
     headers = setmetatable(hh, CIMultiDict_mt),
     version = versions[head.major][head.minor],
@@ -1127,7 +1618,7 @@ local function handle(conn, head)
         .. "actual body size %d"):format(max, cl))
       return
     end
-    request.content = head.content
+    request.content, request._has_body = head.content, true
     local expect = hh["expect"]
     if expect and expect:lower() == "100-continue" then
       conn.proto:write("HTTP/1.1 100 Continue\r\n\r\n")
@@ -1150,11 +1641,13 @@ local function handle(conn, head)
   if not wok then
     if is_cancel(werr) then error(werr, 0) end
     if iserror(werr, ConnectionResetError) then return end
+    -- never silent: logged, then a 500 if the head did not go out (it
+    -- raised before writing: a CR or LF in it), else the close
+    M.log_error("Error handling request", werr)
     if getmetatable(resp) and resp.prepared then
       conn.keep_alive = false
       return
     end
-    M.log_error("Error handling request", werr)
     send_error(conn, 500)
   end
 end

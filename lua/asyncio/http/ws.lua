@@ -171,12 +171,17 @@ end
 ---------------------------------------------------------------------------
 -- Sending
 
---- Sends one frame (raises ConnectionResetError once closed).
+-- the awaitable of a send once closed: raises when awaited, as
+-- aiohttp's coroutines (so pcall(await, ws:send_str(x)) catches it)
+local raise_closed = async(function()
+  error(asyncio.ConnectionResetError("Cannot write to closing transport"),
+        0)
+end)
+
+--- Sends one frame -> an awaitable (raising ConnectionResetError when
+-- awaited once closed).
 function WebSocket:_send(op, payload)
-  if self.closed or self._sent_close then
-    error(asyncio.ConnectionResetError("Cannot write to closing transport"),
-          3)
-  end
+  if self.closed or self._sent_close then return raise_closed() end
   self._writer:write(ws_build(op, payload, {mask = self._client}))
   return self._writer:drain()
 end

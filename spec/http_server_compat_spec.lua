@@ -1,0 +1,378 @@
+-- spec/http_server_compat_spec.lua: asyncio.http.web where an aiohttp
+-- audit found it apart (middlewares and the router's 404/405, cookie
+-- quoting, Transfer-Encoding smuggling, CR/LF in responses, static
+-- If-Modified-Since, closed WebSocket sends, %2F in {name}, request
+-- fields, multipart forms, response defaults, the exception classes,
+-- RouteTableDef and FileResponse). Each case names its audit item.
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local web = require "asyncio.http.web"
+local http = require "asyncio.http"
+local peers = dofile("spec/fixtures/http_peers.lua")
+local async, await = asyncio.async, asyncio.await
+
+local logged
+
+--- A started runner on a free port for app: runner, base URL, port.
+local function start(app)
+  local runner, port = await(peers.serve(app))
+  return runner, "http://127.0.0.1:" .. port, port
+end
+
+--- Sends raw bytes, returns what the server sends until it closes (or
+-- nil, "timeout" when it keeps the connection open 1 s).
+local function raw(port, data)
+  local r, w = await(asyncio.open_connection("127.0.0.1", port))
+  w:write(data)
+  local ok, out = pcall(await, asyncio.wait_for(r:read(), 1))
+  w:close()
+  if not ok then return nil, "timeout" end
+  return out
+end
+
+local function get(url, opts)
+  local s <close> = http.ClientSession()
+  local r = await(s:get(url, opts))
+  local body = await(r:text())
+  return r, body
+end
+
+describe("asyncio.http.web (aiohttp audit)", function()
+  teardown(peers.stop)
+  before_each(function()
+    logged = {}
+    web.log_error = function(msg, err)
+      logged[#logged + 1] = msg .. ": " .. tostring(err)
+    end
+  end)
+
+  it("lets middlewares catch the router's 404 and 405 (item 1)",
+     aspec.async(function()
+    local order = {}
+    local function mw(name)
+      return async(function(req, handler)
+        order[#order + 1] = name .. ">"
+        local ok, r = pcall(await, handler(req))
+        order[#order + 1] = "<" .. name
+        if not ok then
+          if asyncio.iserror(r, web.HTTPNotFound) then
+            return web.Response{status = 404, text = "custom by " .. name}
+          end
+          error(r, 0)
+        end
+        return r
+      end)
+    end
+    local app = web.Application{middlewares = {mw("A"), mw("B")}}
+    app.router:add_get("/ok", async(function()
+      return web.Response{text = "ok"}
+    end))
+    local runner, base = start(app)
+    local r, body = get(base .. "/missing")
+    assert.equal(404, r.status)
+    assert.equal("custom by B", body)
+    assert.equal("A> B> <B <A", table.concat(order, " "))
+    local s <close> = http.ClientSession()
+    r = await(s:post(base .. "/ok", {data = "x"}))
+    assert.equal(405, r.status)
+    assert.equal("GET,HEAD", r.headers["Allow"])
+    await(runner:cleanup())
+  end))
+
+  it("quotes cookie values and refuses bad names and attributes (item 2)",
+     function()
+    local r = web.Response{text = "x"}
+    r:set_cookie("sid", 'v; Domain=evil.com\1"\\\233 ,x')
+    r:set_cookie("ok", "abc", {httponly = true, max_age = 5,
+                               domain = "d.com"})
+    assert.same({'sid="v\\073 Domain=evil.com\\001\\"\\\\\\351 \\054x"; ' ..
+                 'Path=/', "ok=abc; Domain=d.com; HttpOnly; Max-Age=5; Path=/"},
+                r.headers:getall("Set-Cookie"))
+    for _, name in ipairs{"a b", "a;b", "a=b", "a\r\n", ""} do
+      local ok, e = pcall(r.set_cookie, r, name, "v")
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, web.CookieError))
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError))
+    end
+    for _, o in ipairs{{path = "/x; Domain=e"}, {domain = "x\r\nY: 1"},
+                       {samesite = "Lax\n"}, {expires = "a;b"}} do
+      assert.is_false(pcall(r.set_cookie, r, "a", "v", o))
+    end
+    assert.equal(2, #r.headers:getall("Set-Cookie"))
+  end)
+
+  it("answers a Transfer-Encoding not ending in chunked or two Hosts " ..
+     "with 400 and a close (item 3)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_post("/p", async(function(req)
+      return web.Response{text = "got[" .. await(req:read()) .. "]"}
+    end))
+    local runner, _, port = start(app)
+    local body = "\r\n3\r\nabc\r\n0\r\n\r\n"
+    for _, te in ipairs{"xchunked", "chunked, gzip", "\11chunked",
+                        "identity", "chunked\r\nTransfer-Encoding: gzip"} do
+      local out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\n" ..
+                      "Transfer-Encoding: " .. te .. "\r\n" .. body)
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+      assert.not_matches("got", out)
+    end
+    local out = raw(port, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+    for _, te in ipairs{"chunked", "CHUNKED", "gzip, chunked",
+                        "gzip\r\nTransfer-Encoding: chunked"} do
+      out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                .. "Transfer-Encoding: " .. te .. "\r\n" .. body)
+      assert.matches("^HTTP/1.1 200 OK\r\n.*got%[abc%]$", out)
+    end
+    await(runner:cleanup())
+  end))
+
+  it("never drops a response with CR or LF silently (item 4)",
+     aspec.async(function()
+    local ok, e = pcall(web.Response, {reason = "OK\r\nX-Injected: 1"})
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.ValueError))
+    local app = web.Application()
+    app.router:add_get("/r", async(function(req)
+      local k = req.query.k
+      if k == "hdr" then
+        return web.Response{text = "x", headers = {["X-A"] = "a\r\nX-I: 1"}}
+      elseif k == "ct" then
+        return web.Response{text = "x", content_type = "text/html\r\nX-I: 1"}
+      elseif k == "loc" then
+        error(web.HTTPFound{location = "/x\r\nX-I: 1"})
+      elseif k == "stream" then
+        local resp = web.StreamResponse{headers = {["X-A"] = "a\nb"}}
+        await(resp:prepare(req))
+      end
+    end))
+    local runner, base = start(app)
+    for i, k in ipairs{"hdr", "ct", "loc", "stream"} do
+      local r, body = get(base .. "/r?k=" .. k)
+      assert.equal(500, r.status)
+      assert.not_matches("X%-I", body)
+      assert.is_nil(r.headers["X-I"])
+      assert.equal(i, #logged)
+      assert.matches("invalid character", logged[i])
+    end
+    await(runner:cleanup())
+  end))
+
+  it("compares If-Modified-Since as a date (item 5)", aspec.async(function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && printf hello > " .. dir ..
+                      "/a.txt && touch -d '2020-01-02 03:04:05.5Z' " ..
+                      dir .. "/a.txt"))
+    assert.equal(1577934246, web._parse_http_date(
+      "Thu, 02 Jan 2020 03:04:06 GMT"))
+    assert.equal(1577934246, web._parse_http_date(
+      "Thursday, 02-Jan-20 03:04:06 GMT"))
+    assert.equal(1577934246, web._parse_http_date("Thu Jan  2 03:04:06 2020"))
+    assert.is_nil(web._parse_http_date("yesterday"))
+    local app = web.Application()
+    app.router:add_static("/s", dir)
+    local runner, base = start(app)
+    local r = get(base .. "/s/a.txt")
+    -- rounded up, as aiohttp
+    assert.equal("Thu, 02 Jan 2020 03:04:06 GMT", r.headers["Last-Modified"])
+    local function status(since)
+      return (get(base .. "/s/a.txt",
+                  {headers = {["If-Modified-Since"] = since}})).status
+    end
+    assert.equal(304, status("Thu, 02 Jan 2020 03:04:06 GMT"))
+    assert.equal(304, status("Fri, 03 Jan 2020 00:00:00 GMT"))
+    assert.equal(304, status("Sat, 01 Jan 2050 00:00:00 GMT"))
+    assert.equal(200, status("Thu, 02 Jan 2020 03:04:05 GMT"))
+    assert.equal(200, status("not a date"))
+    local resp = web.FileResponse(dir .. "/a.txt") -- item 10
+    assert.equal("web.FileResponse", getmetatable(resp).__name)
+    app = web.Application()
+    app.router:add_get("/f", async(function()
+      return web.FileResponse(dir .. "/a.txt")
+    end))
+    await(runner:cleanup())
+    runner, base = start(app)
+    local body
+    r, body = get(base .. "/f")
+    assert.equal("hello", body)
+    assert.equal("text/plain", r.headers["Content-Type"])
+    await(runner:cleanup())
+    os.execute("rm -rf " .. dir)
+  end))
+
+  it("raises a closed WebSocket's sends when awaited (item 6)",
+     aspec.async(function()
+    local results
+    local app = web.Application()
+    app.router:add_get("/ws", async(function(req)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(req))
+      await(ws:close())
+      results = {}
+      for _, call in ipairs{function() return ws:send_str("x") end,
+          function() return ws:send_bytes("x") end,
+          function() return ws:send_json({1}) end,
+          function() return ws:ping() end,
+          function() return ws:pong() end} do
+        local aw = call() -- must not raise here
+        local ok, e = pcall(await, aw)
+        results[#results + 1] = not ok and
+          asyncio.iserror(e, asyncio.ConnectionResetError)
+      end
+      return ws
+    end))
+    local runner, base = start(app)
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect(base .. "/ws"))
+    await(ws:receive())
+    await(ws:close())
+    await(runner:cleanup())
+    assert.same({true, true, true, true, true}, results)
+  end))
+
+  it("matches {name} on the raw path, then decodes it (item 7)",
+     aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/hello/{name}", async(function(req)
+      return web.Response{text = "[" .. req.match_info.name .. "]"}
+    end))
+    local runner, base = start(app)
+    local r, body = get(base .. "/hello/a%2Fb%20c")
+    assert.equal(200, r.status)
+    assert.equal("[a/b c]", body)
+    await(runner:cleanup())
+  end))
+
+  it("has aiohttp's request fields and parses multipart forms (item 8)",
+     aspec.async(function()
+    local seen
+    local app = web.Application()
+    app.router:add_route("*", "/info", async(function(req)
+      seen = {cookies = req.cookies, content_length = req.content_length,
+        can_read_body = req.can_read_body, body_exists = req.body_exists,
+        content_type = req.content_type, charset = req.charset,
+        secure = req.secure, a = req.query:getall("a", {}), q = req.query.a,
+        none = req.query:getall("zz", false)}
+      if req.method == "POST" then seen.form = await(req:post()) end
+      return web.Response{text = "ok"}
+    end))
+    local runner, _, port = start(app)
+    raw(port, "GET /info?a=1&a=2 HTTP/1.1\r\nHost: x\r\nCookie: a=1; " ..
+        'b="q\\073r"\r\nConnection: close\r\n\r\n')
+    assert.same({cookies = {a = "1", b = "q;r"}, can_read_body = false,
+      body_exists = false, content_type = "application/octet-stream",
+      secure = false, a = {"1", "2"}, q = "1", none = false}, seen)
+    local mp = "preamble\r\n--B\r\nContent-Disposition: form-data; " ..
+      'name="f"\r\n\r\nval\r\n--B\r\nContent-Disposition: form-data; ' ..
+      'name="up"; filename="a;b.txt"\r\nContent-Type: text/csv\r\n\r\n' ..
+      "file\r\ndata\r\n--B\r\nContent-Disposition: form-data; name=\"f\"" ..
+      "\r\n\r\n\r\n--B--\r\n"
+    local o1 = raw(port, "POST /info HTTP/1.1\r\nHost: x\r\nContent-Type: " ..
+        "multipart/form-data; charset=utf-8; boundary=\"B\"\r\n" ..
+        "Content-Length: " .. #mp .. "\r\nConnection: close\r\n\r\n" .. mp)
+    assert.matches("^HTTP/1.1 200", o1)
+    assert.equal(#mp, seen.content_length)
+    assert.is_true(seen.body_exists)
+    assert.is_true(seen.can_read_body)
+    assert.equal("multipart/form-data", seen.content_type)
+    assert.equal("utf-8", seen.charset)
+    local form = seen.form
+    assert.equal("val", form.f)
+    assert.same({"val", ""}, form:getall("f"))
+    assert.equal("a;b.txt", form.up.filename)
+    assert.equal("text/csv", form.up.content_type)
+    assert.equal("file\r\ndata", form.up.body)
+    for _, bad in ipairs{"--B\r\nContent-Disposition: form-data\r\n\r\nx" ..
+        "\r\n--B--\r\n", "--B\r\nContent-Disposition: form-data; " ..
+        'name="a"\r\n\r\nno end', "no boundary at all"} do
+      local out = raw(port, "POST /info HTTP/1.1\r\nHost: x\r\n" ..
+        "Content-Type: multipart/form-data; boundary=B\r\nContent-Length: "
+        .. #bad .. "\r\nConnection: close\r\n\r\n" .. bad)
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+    end
+    await(runner:cleanup())
+  end))
+
+  it("sends aiohttp's response defaults (item 9)", aspec.async(function()
+    local app = web.Application()
+    local r = app.router
+    r:add_get("/json", async(function()
+      return web.json_response({1}, {dumps = function() return "[ok]" end})
+    end))
+    r:add_get("/html", async(function()
+      return web.Response{text = "x", headers = {["Content-Type"] =
+        "text/html"}}
+    end))
+    r:add_get("/empty", async(function() return web.Response() end))
+    r:add_get("/found", async(function() error(web.HTTPFound("/x")) end))
+    r:add_get("/teapot", async(function()
+      return web.Response{status = 418, text = "t"}
+    end))
+    r:add_get("/405", async(function()
+      error(web.HTTPMethodNotAllowed{method = "patch",
+        allowed_methods = {"PUT", "GET"}})
+    end))
+    local runner, base, port = start(app)
+    local resp, body = get(base .. "/json")
+    assert.equal("[ok]", body)
+    assert.equal("application/json; charset=utf-8",
+                 resp.headers["Content-Type"])
+    resp = get(base .. "/html")
+    assert.equal("text/html; charset=utf-8", resp.headers["Content-Type"])
+    resp = get(base .. "/empty")
+    assert.equal("application/octet-stream", resp.headers["Content-Type"])
+    local out = raw(port, "GET /found HTTP/1.1\r\nHost: x\r\n" ..
+                    "Connection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 302 Found\r\n.*Location: /x\r\n", out)
+    assert.matches("\r\n\r\n302: Found$", out)
+    out = raw(port, "GET /teapot HTTP/1.1\r\nHost: x\r\n" ..
+              "Connection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 418 I'm a Teapot\r\n", out)
+    resp, body = get(base .. "/405")
+    assert.equal(405, resp.status)
+    assert.equal("GET,PUT", resp.headers["Allow"])
+    await(runner:cleanup())
+  end))
+
+  it("has aiohttp's names: HTTPError, every exception class, middleware, "
+     .. "RouteTableDef (item 10)", aspec.async(function()
+    for _, n in ipairs{"HTTPAccepted", "HTTPPreconditionFailed",
+        "HTTPRequestRangeNotSatisfiable", "HTTPRequestURITooLong",
+        "HTTPVersionNotSupported", "HTTPExpectationFailed",
+        "HTTPMultipleChoices", "HTTPUseProxy", "HTTPPaymentRequired",
+        "HTTPMisdirectedRequest", "HTTPFailedDependency",
+        "HTTPUpgradeRequired", "HTTPPreconditionRequired",
+        "HTTPUnavailableForLegalReasons", "HTTPVariantAlsoNegotiates",
+        "HTTPInsufficientStorage", "HTTPNotExtended",
+        "HTTPNetworkAuthenticationRequired", "HTTPResetContent",
+        "HTTPNonAuthoritativeInformation", "HTTPProxyAuthenticationRequired"}
+        do
+      assert.is_table(web[n], n)
+    end
+    assert.is_true(asyncio.iserror(web.HTTPNotFound(), web.HTTPError))
+    assert.is_true(asyncio.iserror(web.HTTPBadGateway(), web.HTTPError))
+    assert.is_false(asyncio.iserror(web.HTTPOk(), web.HTTPError))
+    assert.equal(412, web.HTTPPreconditionFailed().status)
+    local f = function() end
+    assert.equal(f, web.middleware(f))
+    local routes = web.RouteTableDef()
+    local h = routes:get("/a")(async(function()
+      return web.Response{text = "a"}
+    end))
+    assert.is_function(h)
+    routes:post("/b", async(function() return web.Response{text = "b"} end))
+    local app = web.Application()
+    app.router:add_routes(routes)
+    app.router:add_routes{web.put("/c", async(function()
+      return web.Response{text = "c"}
+    end))}
+    local runner, base = start(app)
+    local s <close> = http.ClientSession()
+    assert.equal("a", await(await(s:get(base .. "/a")):text()))
+    assert.equal("b", await(await(s:post(base .. "/b")):text()))
+    assert.equal("c", await(await(s:put(base .. "/c")):text()))
+    assert.equal(200, await(s:head(base .. "/a")).status)
+    await(runner:cleanup())
+  end))
+end)
