@@ -1163,7 +1163,17 @@ function RouteDef:register(router)
   return router:add_route(self.method, self.path, self.handler, self.opts)
 end
 
-local function route_def(method, path, handler, opts)
+--- A RouteDef, its arguments checked for `fname` (whose argument #first
+-- is the path); handler is a directory for STATIC.
+local function route_def(fname, first, method, path, handler, opts)
+  local check = require "asyncio.check"
+  check.type(path, first, fname, "string")
+  if method == "STATIC" then
+    check.type(handler, first + 1, fname, "string")
+  else
+    check.callable(handler, first + 1, fname)
+  end
+  check.opts(opts, first + 2, fname)
   return setmetatable({method = method, path = path, handler = handler,
                        opts = opts}, RouteDef)
 end
@@ -1172,15 +1182,16 @@ end
 -- get/post/put/patch/delete/head/options(path, handler [, opts]) and
 -- static(prefix, dir [, opts]) likewise.
 function M.route(method, path, handler, opts)
-  return route_def(method:upper(), path, handler, opts)
+  require("asyncio.check").type(method, 1, "route", "string")
+  return route_def("route", 2, method:upper(), path, handler, opts)
 end
 function M.static(prefix, dir, opts)
-  return route_def("STATIC", prefix, dir, opts)
+  return route_def("static", 1, "STATIC", prefix, dir, opts)
 end
 for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
                    "options"} do
   M[m] = function(path, handler, opts)
-    return route_def(m:upper(), path, handler, opts)
+    return route_def(m, 1, m:upper(), path, handler, opts)
   end
 end
 
@@ -1202,26 +1213,28 @@ function M.RouteTableDef()
   return setmetatable({}, RouteTableDef)
 end
 
-local function table_add(self, method, path, handler, opts)
+local function table_add(self, fname, first, method, path, handler, opts)
   if handler == nil then -- the decorator form
+    require("asyncio.check").type(path, first, fname, "string")
     return function(h, o)
-      self[#self + 1] = route_def(method, path, h, o)
+      self[#self + 1] = route_def(fname, first, method, path, h, o)
       return h
     end
   end
-  self[#self + 1] = route_def(method, path, handler, opts)
+  self[#self + 1] = route_def(fname, first, method, path, handler, opts)
   return handler
 end
 function RouteTableDef:route(method, path, handler, opts)
-  return table_add(self, method:upper(), path, handler, opts)
+  require("asyncio.check").type(method, 1, "route", "string")
+  return table_add(self, "route", 2, method:upper(), path, handler, opts)
 end
 function RouteTableDef:static(prefix, dir, opts)
-  self[#self + 1] = route_def("STATIC", prefix, dir, opts)
+  self[#self + 1] = route_def("static", 1, "STATIC", prefix, dir, opts)
 end
 for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
                    "options"} do
   RouteTableDef[m] = function(self, path, handler, opts)
-    return table_add(self, m:upper(), path, handler, opts)
+    return table_add(self, m, 1, m:upper(), path, handler, opts)
   end
 end
 
