@@ -39,12 +39,7 @@ end
 
 describe("asyncio.http.web (aiohttp audit)", function()
   teardown(peers.stop)
-  before_each(function()
-    logged = {}
-    web.log_error = function(msg, err)
-      logged[#logged + 1] = msg .. ": " .. tostring(err)
-    end
-  end)
+  before_each(function() logged = peers.capture_web_log() end)
 
   it("lets middlewares catch the router's 404 and 405 (item 1)",
      aspec.async(function()

@@ -80,12 +80,7 @@ end
 
 describe("asyncio.http.web", function()
   teardown(peers.stop)
-  before_each(function()
-    logged = {}
-    web.log_error = function(msg, err)
-      logged[#logged + 1] = msg .. ": " .. tostring(err)
-    end
-  end)
+  before_each(function() logged = peers.capture_web_log() end)
 
   it("answers curl: routes, patterns, json, 404 and 405",
      aspec.async(function()

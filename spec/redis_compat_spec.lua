@@ -13,9 +13,7 @@ local async, await = asyncio.async, asyncio.await
 
 --- A client on database db of the spec's server, database emptied.
 local function client(db)
-  local r = await(redis.from_url(await(servers.redis_url(db or 7))))
-  await(r:flushdb())
-  return r
+  return await(servers.client(db or 7))
 end
 
 local function err_of(aw)

@@ -7,9 +7,7 @@ local servers = dofile("spec/fixtures/servers.lua")
 local await = asyncio.await
 
 local function client()
-  local r = await(redis.from_url(await(servers.redis_url(6))))
-  await(r:flushdb())
-  return r
+  return await(servers.client(6))
 end
 
 describe("asyncio.redis pipelines", function()

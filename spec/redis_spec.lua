@@ -11,9 +11,7 @@ local async, await = asyncio.async, asyncio.await
 
 --- A client on database db of the spec's server, database emptied.
 local function client(db)
-  local r = await(redis.from_url(await(servers.redis_url(db or 5))))
-  await(r:flushdb())
-  return r
+  return await(servers.client(db or 5))
 end
 
 --- Waits (10 s at most) until the server, asked over client r's shared

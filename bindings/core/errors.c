@@ -237,40 +237,34 @@ static int eai_code(int uverr) {
   }
 }
 
-/* Pushes the gaierror of a look-up failure: Python's errno and
- * gai_strerror text, libuv's name ("EAI_NONAME") as for other errors. */
-static void push_gaierror(lua_State *L, int uverr, int eai) {
-  lua_getfield(L, -1, "gaierror");
+/* Replaces the error classes table on top by cls(errnum, strerror), an
+ * OSError kin named `name` (libuv's "ECONNREFUSED", "EAI_NONAME") whose
+ * message is "NAME: strerror". */
+static void push_named_oserror(lua_State *L, const char *cls,
+                               lua_Integer errnum, const char *strerror,
+                               const char *name) {
+  lua_getfield(L, -1, cls);
   lua_remove(L, -2);
-  lua_pushinteger(L, eai);
-  lua_pushstring(L, gai_strerror(eai));
+  lua_pushinteger(L, errnum);
+  lua_pushstring(L, strerror);
   lua_call(L, 2, 1);
-  lua_pushstring(L, uv_err_name(uverr));
+  lua_pushstring(L, name);
   lua_setfield(L, -2, "name");
-  lua_pushfstring(L, "%s: %s", uv_err_name(uverr), gai_strerror(eai));
+  lua_pushfstring(L, "%s: %s", name, strerror);
   lua_setfield(L, -2, "message");
 }
 
+/* A look-up failure is a gaierror with Python's errno and gai_strerror's
+ * text; any other carries errno as Python's OSError.errno. */
 void aio_push_uverror(lua_State *L, int uverr, const char *what) {
   int eai = eai_code(uverr);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
-  if (eai != 0) {
-    push_gaierror(L, uverr, eai);
-    if (what) {
-      lua_pushstring(L, what);
-      lua_setfield(L, -2, "op");
-    }
-    return;
-  }
-  lua_getfield(L, -1, oserror_class(uverr));
-  lua_remove(L, -2);
-  lua_pushinteger(L, -uverr); /* errno, as Python's OSError.errno */
-  lua_pushstring(L, uv_strerror(uverr));
-  lua_call(L, 2, 1);
-  lua_pushstring(L, uv_err_name(uverr));
-  lua_setfield(L, -2, "name");
-  lua_pushfstring(L, "%s: %s", uv_err_name(uverr), uv_strerror(uverr));
-  lua_setfield(L, -2, "message");
+  if (eai != 0)
+    push_named_oserror(L, "gaierror", eai, gai_strerror(eai),
+                       uv_err_name(uverr));
+  else
+    push_named_oserror(L, oserror_class(uverr), -uverr,
+                       uv_strerror(uverr), uv_err_name(uverr));
   if (what) {
     lua_pushstring(L, what);
     lua_setfield(L, -2, "op");

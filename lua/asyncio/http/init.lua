@@ -16,6 +16,7 @@
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
+local check = require "asyncio.check"
 local headers_mod = require "asyncio.http.headers"
 local url_mod = require "asyncio.http.url"
 local cookiejar = require "asyncio.http.cookiejar"
@@ -209,14 +210,8 @@ local ENCODINGS = {latin1 = "latin1", ["latin-1"] = "latin1",
 -- "latin1" the UTF-8 strings are sent in latin-1, as aiohttp; "utf-8"
 -- sends their bytes as they are.
 local function new_basic_auth(_, login, password, encoding)
-  if type(login) ~= "string" then
-    error("bad argument #1 to 'BasicAuth' (string expected, got " ..
-          type(login) .. ")", 2)
-  end
-  if password ~= nil and type(password) ~= "string" then
-    error("bad argument #2 to 'BasicAuth' (string expected, got " ..
-          type(password) .. ")", 2)
-  end
+  check.type(login, 1, "BasicAuth", "string")
+  check.type(password, 2, "BasicAuth", "string", true)
   if encoding ~= nil and not ENCODINGS[tostring(encoding):lower()] then
     error("bad argument #3 to 'BasicAuth' ('latin1' or 'utf-8' expected)",
           2)
