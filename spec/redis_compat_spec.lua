@@ -16,11 +16,7 @@ local function client(db)
   return await(servers.client(db or 7))
 end
 
-local function err_of(aw)
-  local ok, e = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = dofile("spec/helpers.lua").await_error
 
 local function is_float(x) return math.type(x) == "float" end
 

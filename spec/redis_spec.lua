@@ -31,11 +31,7 @@ local function until_blocked(r, cmd)
   end)(), 10))
 end
 
-local function err_of(aw)
-  local ok, e = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = dofile("spec/helpers.lua").await_error
 
 describe("asyncio.redis", function()
   teardown(servers.stop)
