@@ -29,7 +29,7 @@ BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson \
   zlib1g-dev
 PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools
 CHECK_PKGS = valgrind
-BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis
+BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis wrk
 
 # recursively expanded: pkg-config runs only once the packages exist
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
