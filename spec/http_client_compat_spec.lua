@@ -365,13 +365,12 @@ describe("asyncio.http client, as aiohttp", function()
     local base, runner = await(serve())
     local s <close> = http.ClientSession{base_url = base,
       timeout = http.ClientTimeout{total = 0.3}}
-    local loop = asyncio.get_running_loop()
-    local t0 = loop:time()
+    -- the head comes at once and the body's end 2 s later: without the
+    -- bound the read would return the body
     local r = await(s:get("/slowbody"))
     local e = err_of(r:read())
     assert.is_true(iserror(e, asyncio.TimeoutError))
     assert.is_false(iserror(e, http.ServerTimeoutError))
-    assert.is_true(loop:time() - t0 < 1.5)
     await(runner:cleanup())
   end))
 end)
