@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 #include "http.h"
@@ -43,6 +44,29 @@ int aio_http_acc_add(aio_http_acc *a, const char *at, size_t n) {
  * index; its "headers" field a table): the start-line piece under
  * start_key, or one header field. Returns 0 or -1 (a limit). Leaves the
  * stack as it found it; raises only on memory errors. */
+/* Is s[0..n), trimmed of spaces and tabs, "chunked" in any case? */
+static int is_chunked(const char *s, size_t n) {
+  while (n > 0 && (*s == ' ' || *s == '\t')) { s++; n--; }
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+  return n == 7 && strncasecmp(s, "chunked", 7) == 0;
+}
+
+/* Notes the framing facts of the field in buf: its lower-cased name of
+ * flen bytes, then its value. */
+static void note_framing(aio_http_acc *a, size_t flen) {
+  const char *v = a->buf + flen, *c;
+  size_t vn = a->len - flen;
+  if (flen == 4 && memcmp(a->buf, "host", 4) == 0)
+    a->hosts++;
+  else if (flen == 17 && memcmp(a->buf, "transfer-encoding", 17) == 0) {
+    const char *last = v;
+    while ((c = memchr(last, ',', vn - (size_t)(last - v))) != NULL)
+      last = c + 1;
+    a->te = 1;
+    a->te_chunked = is_chunked(last, vn - (size_t)(last - v));
+  }
+}
+
 int aio_http_acc_flush(lua_State *L, aio_http_acc *a, int hidx,
                        const char *start_key) {
   if (a->state == AIO_ACC_START) {
@@ -64,6 +88,7 @@ int aio_http_acc_flush(lua_State *L, aio_http_acc *a, int hidx,
     lua_rawseti(L, -3, 2 * n + 2);
     for (size_t i = 0; i < flen; i++)
       a->buf[i] = (char)tolower((unsigned char)a->buf[i]);
+    note_framing(a, flen);
     lua_pushlstring(L, a->buf, flen);             /* [h, value, lname] */
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -4) == LUA_TNIL) { /* the first of its name */
@@ -102,7 +127,8 @@ void aio_http_acc_options(lua_State *L, int idx, aio_http_acc *a) {
 /* A new message: nothing accumulated, no field counted. */
 void aio_http_acc_reset(aio_http_acc *a) {
   a->len = a->field_len = 0;
-  a->nheaders = 0;
+  a->nheaders = a->hosts = 0;
+  a->te = a->te_chunked = 0;
   a->state = AIO_ACC_NONE;
 }
 

@@ -152,47 +152,15 @@ static void set_bool(lua_State *L, int hidx, const char *k, int v) {
   lua_setfield(L, hidx, k);
 }
 
-/* Is s[0..n), trimmed of spaces and tabs, "chunked" in any case? */
-static int is_chunked(const char *s, size_t n) {
-  while (n > 0 && (*s == ' ' || *s == '\t')) { s++; n--; }
-  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-  return n == 7 && strncasecmp(s, "chunked", 7) == 0;
-}
-
-/* Request smuggling guards on the head at hidx (its fields flushed):
- * the name of the error when a Transfer-Encoding's last coding (over all
- * its fields, in order) is not exactly "chunked", or when it is but the
- * parser did not take the body as chunked, or when Host comes twice;
- * NULL when the head is sound. Leaves the stack as it found it. */
-static const char *check_framing(lua_State *L, http_parser *hp, int hidx,
-                                 int nheaders) {
-  const char *last = NULL;
-  size_t last_n = 0;
-  int hosts = 0, te = 0;
-  lua_getfield(L, hidx, "headers");
-  for (int i = 0; i < nheaders; i++) {
-    size_t kn, vn;
-    lua_rawgeti(L, -1, 2 * i + 1);
-    lua_rawgeti(L, -2, 2 * i + 2);
-    const char *k = lua_tolstring(L, -2, &kn);
-    const char *v = lua_tolstring(L, -1, &vn);
-    if (kn == 4 && strncasecmp(k, "host", 4) == 0)
-      hosts++;
-    else if (kn == 17 && strncasecmp(k, "transfer-encoding", 17) == 0) {
-      const char *c = memchr(v, ',', vn), *next;
-      te = 1;
-      while (c && (next = memchr(c + 1, ',', vn - (size_t)(c + 1 - v))))
-        c = next;
-      /* v stays referenced by the headers table after the pop */
-      last = c ? c + 1 : v;
-      last_n = vn - (size_t)(last - v);
-    }
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1);
-  if (hosts > 1)
+/* Request smuggling guards, from the framing facts the accumulator
+ * noted: the name of the error when a Transfer-Encoding's last coding
+ * (over all its fields, in order) is not exactly "chunked", or when it is
+ * but the parser did not take the body as chunked, or when Host comes
+ * twice; NULL when the head is sound. */
+static const char *check_framing(const aio_http_acc *a, http_parser *hp) {
+  if (a->hosts > 1)
     return "HPE_DUPLICATE_HOST";
-  if (te && (!is_chunked(last, last_n) || !(hp->flags & F_CHUNKED)))
+  if (a->te && (!a->te_chunked || !(hp->flags & F_CHUNKED)))
     return "HPE_INVALID_TRANSFER_ENCODING";
   return NULL;
 }
@@ -205,7 +173,7 @@ static int on_headers_complete(http_parser *hp) {
     lua_pop(L, 1);
     return -1;
   }
-  if ((ps->acc.own_err = check_framing(L, hp, h, ps->acc.nheaders))) {
+  if ((ps->acc.own_err = check_framing(&ps->acc, hp))) {
     lua_pop(L, 1);
     return -1;
   }
