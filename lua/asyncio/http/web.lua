@@ -206,7 +206,6 @@ end
 
 local StreamResponse = {__name = "web.StreamResponse"}
 StreamResponse.__index = StreamResponse
-M.StreamResponse_class = StreamResponse
 
 local Response = setmetatable({__name = "web.Response"},
                               {__index = StreamResponse})
@@ -1863,8 +1862,6 @@ function M.run_app(app, opts)
   asyncio.run(main())
 end
 
-M.Application_class = Application
-M.Request_class = Request
 M._Conn = Conn
 M._conn_factory = conn_factory
 return M
