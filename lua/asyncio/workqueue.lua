@@ -47,6 +47,98 @@ M.JobError = M.WorkQueueError:subclass("workqueue.JobError")
 M.PayloadError = M.WorkQueueError:subclass("workqueue.PayloadError")
 
 ---------------------------------------------------------------------------
+-- Options: every table of options is checked whole, so that a misspelt
+-- name or a value of the wrong kind raises instead of being ignored.
+
+local function finite(v)
+  return type(v) == "number" and v == v and v ~= math.huge
+    and v ~= -math.huge
+end
+
+-- v as an integer when it is a number with an integer value, else nil.
+local function int(v)
+  return math.type(v) and math.tointeger(v)
+end
+
+-- "what expected, got ..." naming v's type, or v itself when it is a
+-- number out of range and `value` is set.
+local function expected(what, v, value)
+  return ("%s expected, got %s")
+    :format(what, value and type(v) == "number" and tostring(v) or type(v))
+end
+
+-- Each kind of option value: a function of the value returning nil when
+-- it is good, else why not.
+local KINDS = {
+  seconds = function(v)
+    if not (finite(v) and v >= 0) then
+      return expected("non-negative number", v, true)
+    end
+  end,
+  lease = function(v)
+    if not (finite(v) and v > 0) then
+      return expected("positive number", v, true)
+    end
+  end,
+  timeout = function(v)
+    if type(v) ~= "number" or v ~= v then return expected("number", v, true) end
+  end,
+  count = function(v)
+    if not (int(v) and v >= 0) then
+      return expected("non-negative integer", v, true)
+    end
+  end,
+  slots = function(v)
+    if not (int(v) and v >= 1) then
+      return expected("positive integer", v, true)
+    end
+  end,
+  string = function(v)
+    if type(v) ~= "string" then return expected("string", v) end
+  end,
+  redis = function(v)
+    if type(v) ~= "string" and not (type(v) == "table"
+        and type(v.register_script) == "function") then
+      return expected("Redis URL or client", v)
+    end
+  end,
+  functions = function(v)
+    if type(v) ~= "table" then return expected("table", v) end
+    for k, f in pairs(v) do
+      local mt = getmetatable(f)
+      if type(f) ~= "function" and not (type(mt) == "table"
+                                        and rawget(mt, "__call")) then
+        return ("function expected at '%s', got %s"):format(tostring(k),
+                                                           type(f))
+      end
+    end
+  end,
+}
+
+--- Checks o, argument #n of fname, against known (option name -> kind)
+-- and returns a copy (integers as integers), {} for nil. Raises "bad
+-- argument #n to 'fname' (unknown option 'x')" or "(field 'x': ...
+-- expected, got ...)" at `level`, as the public function would pass it
+-- to error (0: no position).
+local function check_opts(o, known, n, fname, level)
+  local function bad(msg)
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg),
+          level > 0 and level + 2 or 0)
+  end
+  if o == nil then return {} end
+  if type(o) ~= "table" then bad(expected("table", o)) end
+  local out = {}
+  for k, v in pairs(o) do
+    local kind = known[k]
+    if kind == nil then bad(("unknown option '%s'"):format(tostring(k))) end
+    local why = KINDS[kind](v)
+    if why then bad(("field '%s': %s"):format(k, why)) end
+    out[k] = (kind == "count" or kind == "slots") and int(v) or v
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
 -- Payload encoding, version 1: "WQ1" then one value:
 --   "n" nil | "t" true | "f" false | "i" int64 (LE) | "d" double (LE)
 --   | "s" u32 length (LE) + bytes
@@ -313,6 +405,9 @@ Queue.__index = Queue
 local Job = {}
 Job.__index = Job
 
+local QUEUE_OPTS = {redis = "redis", lease = "lease", retry_delay = "seconds",
+                    result_ttl = "count", retries = "count"}
+
 --- Queue(name, {redis = url or client, lease = 30, retry_delay = 1,
 -- result_ttl = 3600, retries = 0})
 function M.Queue(name, opts)
@@ -320,14 +415,16 @@ function M.Queue(name, opts)
     error("bad argument #1 to 'Queue' (string expected, got "
           .. type(name) .. ")", 2)
   end
-  opts = opts or {}
+  opts = check_opts(opts, QUEUE_OPTS, 2, "Queue", 2)
   local r = opts.redis or "redis://127.0.0.1:6379/0"
-  if type(r) == "string" then r = redis.from_url(r) end
+  local own = type(r) == "string"
+  if own then r = redis.from_url(r) end
   local q = setmetatable({name = name, redis = r, prefix = "wq:" .. name
                           .. ":", lease = opts.lease or 30,
                           retry_delay = opts.retry_delay or 1,
                           result_ttl = opts.result_ttl or 3600,
-                          retries = opts.retries or 0}, Queue)
+                          retries = opts.retries or 0, own_redis = own},
+                         Queue)
   q.scripts = {}
   for k, src in pairs{enqueue = ENQUEUE, claim = CLAIM, finish = FINISH,
                       fail = FAIL, tick = TICK, leave = LEAVE,
@@ -369,6 +466,10 @@ local function job_of(q, id, fields)
                        attempts = fields and fields.attempts or 0}, Job)
 end
 
+local ENQUEUE_OPTS = {retries = "count", timeout = "seconds",
+                      job_id = "string", delay = "seconds",
+                      retry_delay = "seconds"}
+
 --- await(q:enqueue(fn_name, args [, {retries =, timeout =, job_id =,
 -- delay =, retry_delay =}])) -> Job. With a job_id already queued, the
 -- job is not enqueued twice (the Job of that id is returned).
@@ -377,7 +478,7 @@ Queue.enqueue = async(function(self, fn, args, o)
     error("bad argument #1 to 'enqueue' (string expected, got "
           .. type(fn) .. ")", 0)
   end
-  o = o or {}
+  o = check_opts(o, ENQUEUE_OPTS, 3, "enqueue", 0)
   local id = o.job_id or new_id()
   await(self.scripts.enqueue({}, {self.prefix, id, fn, M.encode(args),
     o.retries or self.retries, o.timeout or 0, o.delay or 0,
@@ -387,6 +488,10 @@ end)
 
 --- await(q:job(id)) -> the Job of an id (nil if Redis has no such job).
 Queue.job = async(function(self, id)
+  if type(id) ~= "string" then
+    error("bad argument #1 to 'job' (string expected, got "
+          .. type(id) .. ")", 0)
+  end
   local j = job_of(self, id)
   if not await(j:refresh()) then return nil end
   return j
@@ -432,8 +537,11 @@ Queue.counts = async(function(self)
           dead = tonumber(res[3].dead) or 0}
 end)
 
---- await(q:close()): closes the client the queue made from a URL.
-Queue.close = async(function(self) await(self.redis:close()) end)
+--- await(q:close()): closes the client the queue made from a URL (a
+-- client given as the option redis stays open: it is its owner's).
+Queue.close = async(function(self)
+  if self.own_redis then await(self.redis:close()) end
+end)
 
 ---------------------------------------------------------------------------
 -- Job
@@ -457,12 +565,17 @@ Job.status = async(function(self)
 end)
 
 --- The error a failed job raises where its result is awaited: its class
--- when asyncio knows the name (asyncio.ValueError ...), else JobError;
--- the traceback is the remote one.
+-- when asyncio knows the name (asyncio.ValueError ...) and it is an
+-- Exception, else JobError (a remote CancelledError must not cancel the
+-- task that waits); the traceback is the remote one.
 local function job_error(cls, msg, tb)
   local errors = require "asyncio.errors"
   local c = cls and errors[cls]
-  if type(c) ~= "table" or not rawget(c, "__is") then c = M.JobError end
+  if type(c) ~= "table" or type(rawget(c, "__is")) ~= "table"
+     or not c.__is[asyncio.Exception] then
+    c = M.JobError
+    if msg == nil or msg == "" then msg = cls end
+  end
   local e = c(msg)
   e.traceback = tb
   e.remote_class = cls
@@ -474,10 +587,11 @@ end
 -- done or dead; raises the job's error if it is dead, asyncio's
 -- TimeoutError when the timeout passes first.
 Job.result = async(function(self, o)
+  o = check_opts(o, {timeout = "timeout"}, 1, "result", 0)
   local q = self.queue
   local r = q.redis
   local loop = asyncio.get_running_loop()
-  local deadline = o and o.timeout and loop:time() + o.timeout
+  local deadline = o.timeout and loop:time() + o.timeout
   while true do
     local h = await(q.scripts.watch({}, {q.prefix, self.id}))
     local state = h[1]
@@ -522,12 +636,15 @@ local function hostname()
   return name and name:match("^[%w.-]+$") or "host"
 end
 
+local WORKER_OPTS = {functions = "functions", concurrency = "slots",
+                     lease = "lease"}
+
 --- Worker(q, {functions = {name = fn}, concurrency = 10, lease =})
 function M.Worker(q, opts)
   if getmetatable(q) ~= Queue then
     error("bad argument #1 to 'Worker' (workqueue.Queue expected)", 2)
   end
-  opts = opts or {}
+  opts = check_opts(opts, WORKER_OPTS, 2, "Worker", 2)
   return setmetatable({queue = q, functions = opts.functions or {},
                        concurrency = opts.concurrency or 10,
                        lease = opts.lease or q.lease,
@@ -536,22 +653,65 @@ function M.Worker(q, opts)
                       Worker)
 end
 
-local function error_parts(e)
+--- -> class name, message and traceback of what a job raised; tb is the
+-- traceback taken where a value that is not an error object was raised.
+local function error_parts(e, tb)
   if iserror(e) then
     local cls = getmetatable(e)
     return rawget(cls, "__name") or "Exception", tostring(e.message),
       tostring(rawget(e, "traceback") or "")
   end
-  return "", tostring(e), debug.traceback()
+  return "", tostring(e), tb or ""
 end
 
---- Runs one job in its own task: finish or fail it in Redis.
+--- Reports err, which the worker outlives, to the loop's exception
+-- handler.
+local function report(self, what, err)
+  asyncio.get_running_loop():call_exception_handler{
+    message = ("workqueue worker %s %s"):format(self.id, what),
+    exception = err}
+end
+
+--- Runs script (finish or fail) until Redis takes it: while Redis cannot
+-- be reached, the job's outcome is only here (and the job stays with
+-- this worker, whose lease the ticker renews once Redis is back). The
+-- first failure is reported.
+local settle = async(function(self, script, argv)
+  local delay = 0.05
+  while true do
+    local ok, e = asyncio.pcall(await, script({}, argv))
+    if ok then return end
+    if not (iserror(e, redis.ConnectionError)
+            or iserror(e, redis.TimeoutError)) then
+      error(e, 0)
+    end
+    if delay == 0.05 then
+      report(self, "cannot record the end of a job (retrying)", e)
+    end
+    await(asyncio.sleep(delay))
+    delay = math.min(delay * 2, self.lease / 3)
+  end
+end)
+
+--- Runs one job in its own task: finish or fail it in Redis. A
+-- CancelledError that the worker did not ask for (the function awaited
+-- something cancelled) fails the job like any error; the worker's own
+-- cancellation propagates, leaving the job to its lease.
 local run_job = async(function(self, j)
   local q = self.queue
   local id, fname, payload, attempts, timeout =
     j[1], j[2], j[3], tonumber(j[4]), tonumber(j[5]) or 0
   local job = job_of(q, id, {fn = fname, attempts = attempts})
-  local res = pack(asyncio.pcall(function()
+  local tb
+  local function note(e)
+    if not iserror(e) then
+      tb = debug.traceback(nil, 2)
+    elseif rawget(e, "traceback") == nil then
+      e.traceback = debug.traceback(nil, 2)
+    end
+    return e
+  end
+  local res = pack(xpcall(function()
     local fn = self.functions[fname]
     if fn == nil then
       error(M.JobError("no function '" .. tostring(fname)
@@ -569,28 +729,48 @@ local run_job = async(function(self, j)
       return await(asyncio.wait_for(call(), timeout))
     end
     return await(call())
-  end))
+  end, note))
+  local e = res[2]
+  if not res[1] and iserror(e) and not iserror(e, asyncio.Exception)
+     and not (iserror(e, asyncio.CancelledError)
+              and asyncio.current_task():cancelling() == 0) then
+    error(e, 0)
+  end
   if res[1] then
     local okp, payload_out = pcall(M.encode, pack(unpack(res, 2, res.n)))
     if okp then
-      await(q.scripts.finish({}, {q.prefix, self.id, id, payload_out}))
+      await(settle(self, q.scripts.finish, {q.prefix, self.id, id,
+                                            payload_out}))
       return
     end
     res = {false, payload_out}
   end
-  local cls, msg, tb = error_parts(res[2])
-  await(q.scripts.fail({}, {q.prefix, self.id, id, cls, msg, tb}))
+  local cls, msg, trace = error_parts(res[2], tb)
+  await(settle(self, q.scripts.fail, {q.prefix, self.id, id, cls, msg,
+                                      trace}))
 end)
 
 --- The periodic tick: renews this worker's lease, promotes due delayed
--- jobs, requeues the jobs of dead workers.
+-- jobs, requeues the jobs of dead workers. A failed tick is reported
+-- (once until one succeeds) and tried again: the renewals must go on.
 local ticker = async(function(self)
   local q = self.queue
+  local failing = false
   while true do
-    local res = await(q.scripts.tick({}, {q.prefix, self.id, self.lease}))
     local wait = math.min(self.lease / 3, 0.1)
-    local nxt = tonumber(res[3])
-    if nxt and nxt >= 0 then wait = math.max(0.001, math.min(wait, nxt)) end
+    local ok, res = asyncio.pcall(await, q.scripts.tick({}, {q.prefix,
+                                                            self.id,
+                                                            self.lease}))
+    if ok then
+      failing = false
+      local nxt = tonumber(res[3])
+      if nxt and nxt >= 0 then
+        wait = math.max(0.001, math.min(wait, nxt))
+      end
+    elseif not failing then
+      failing = true
+      report(self, "cannot renew its lease (retrying)", res)
+    end
     await(asyncio.sleep(wait))
   end
 end)
@@ -610,6 +790,10 @@ local function spawn(self, j)
   end)
 end
 
+-- loop -> {workers = set of the workers running on it, sig = whether
+-- their SIGTERM handler is installed}: one handler stops them all.
+local on_loop = setmetatable({}, {__mode = "k"})
+
 --- await(w:run()): takes jobs until w:stop() or SIGTERM, then waits for
 -- the running ones and returns. Cancelling it cancels the running jobs
 -- (their lease then expires and they are delivered again).
@@ -617,9 +801,16 @@ Worker.run = async(function(self)
   local q = self.queue
   local r, P = q.redis, q.prefix
   local loop = asyncio.get_running_loop()
-  self.stopping = false
-  local sig = pcall(loop.add_signal_handler, loop, "SIGTERM",
-                    function() self:stop() end)
+  local mine = on_loop[loop]
+  if mine == nil then
+    local workers = {}
+    mine = {workers = workers}
+    mine.sig = pcall(loop.add_signal_handler, loop, "SIGTERM", function()
+      for w in pairs(workers) do w:stop() end
+    end)
+    on_loop[loop] = mine
+  end
+  mine.workers[self] = true
   local tick = asyncio.create_task(ticker(self))
   local ok, err = pcall(function()
     while not self.stopping do
@@ -655,7 +846,12 @@ Worker.run = async(function(self)
     await(q.scripts.leave({}, {P, self.id}))
   end)
   tick:cancel()
-  if sig then pcall(loop.remove_signal_handler, loop, "SIGTERM") end
+  self.stopping = false -- a stop() before run() is not lost; after, reset
+  mine.workers[self] = nil
+  if next(mine.workers) == nil then
+    on_loop[loop] = nil
+    if mine.sig then pcall(loop.remove_signal_handler, loop, "SIGTERM") end
+  end
   if not ok then
     for t in pairs(self.running) do t:cancel() end
     error(err, 0)

@@ -1,0 +1,202 @@
+-- spec/workqueue_worker_spec.lua: an asyncio.workqueue Worker against a
+-- real redis-server, where it went wrong before: the traceback kept for
+-- an error that is not an error object (it showed the worker's code, not
+-- where the job raised); a job that awaits something cancelled (it
+-- stayed "running" until the worker exited); a tick or a finishing
+-- script that meets a dropped connection (the lease renewals stopped for
+-- good, or the job stayed "running"); w:stop() before run() took its
+-- first step (it was lost: run() never returned); SIGTERM with two
+-- workers on one loop (only the last one stopped).
+local asyncio = require "asyncio"
+local aspec = require "asyncio.busted"
+local redis = require "asyncio.redis"
+local wq = require "asyncio.workqueue"
+local servers = dofile("spec/fixtures/servers.lua")
+local async, await = asyncio.async, asyncio.await
+
+--- A queue on a fresh database 9, and its client.
+local function fresh_queue(name, opts)
+  local r = await(servers.client(9))
+  opts = opts or {}
+  opts.redis = r
+  return wq.Queue(name, opts), r
+end
+
+--- The error the awaitable raises (fails when it raises none).
+local function err_of(aw)
+  local ok, e = pcall(await, aw)
+  assert.is_false(ok, "no error")
+  return e
+end
+
+--- Makes q's script `name` raise redis.ConnectionError at its calls
+-- listed in `failing` (call numbers); returns an Event set by every call
+-- that succeeded after them, and the table {calls =} that counts.
+local function break_script(q, name, failing)
+  local real, seen = q.scripts[name], {calls = 0}
+  local after = asyncio.Event()
+  local last = 0
+  for n in pairs(failing) do last = math.max(last, n) end
+  q.scripts[name] = async(function(...)
+    seen.calls = seen.calls + 1
+    if failing[seen.calls] then
+      error(redis.ConnectionError("connection dropped"))
+    end
+    local res = await(real(...))
+    if seen.calls > last then after:set() end
+    return res
+  end)
+  return after, seen
+end
+
+--- Replaces the loop's exception handler: -> the list of contexts.
+local function capture_reports()
+  local reports = {}
+  asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+    reports[#reports + 1] = ctx
+  end)
+  return reports
+end
+
+describe("asyncio.workqueue worker", function()
+  teardown(servers.stop)
+
+  it("keeps the traceback of where a job raised a plain value",
+     aspec.async(function()
+    local q, r = fresh_queue("t1")
+    local line = debug.getinfo(1, "l").currentline + 1
+    local function boom() error("boom at the job") end
+    local w = wq.Worker(q, {functions = {boom = boom}})
+    local run = asyncio.create_task(w:run())
+    local job = await(q:enqueue("boom", {}))
+    local e = err_of(job:result{timeout = 10})
+    assert.is_true(asyncio.iserror(e, wq.JobError), tostring(e))
+    assert.matches("boom at the job", e.message)
+    local here = "workqueue_worker_spec.lua:" .. line .. ":"
+    assert.truthy(e.traceback:find(here, 1, true), e.traceback)
+    local dl = await(q:dead_letters())
+    assert.equal(1, #dl)
+    assert.truthy(dl[1].traceback:find(here, 1, true), dl[1].traceback)
+    w:stop()
+    await(run)
+    await(r:close())
+  end))
+
+  it("fails a job that awaits something cancelled (the waiter is not "
+     .. "cancelled) and goes on", aspec.async(function()
+    local q, r = fresh_queue("t2")
+    local calls = 0
+    local w = wq.Worker(q, {functions = {
+      cancelled = async(function()
+        calls = calls + 1
+        local f = asyncio.Future()
+        f:cancel()
+        await(f)
+      end),
+      ok = function() return "ok" end,
+    }})
+    local run = asyncio.create_task(w:run())
+    local job = await(q:enqueue("cancelled", {}, {retries = 1,
+                                                  retry_delay = 0}))
+    local e = err_of(job:result{timeout = 10})
+    assert.is_true(asyncio.iserror(e, wq.JobError), tostring(e))
+    assert.equal("CancelledError", e.remote_class)
+    assert.equal("CancelledError", e.message)
+    assert.equal(2, calls)
+    assert.equal("dead", await(job:status()))
+    assert.is_true(await(job:refresh()))
+    assert.equal(2, job.attempts)
+    assert.equal("ok", await(await(q:enqueue("ok", {})):result{timeout = 10}))
+    assert.is_false(run:done())
+    w:stop()
+    await(run)
+    await(r:close())
+  end))
+
+  it("a failed tick is reported once and the lease renewals go on",
+     aspec.async(function()
+    local q, r = fresh_queue("t3", {lease = 1})
+    local reports = capture_reports()
+    local renewed, seen = break_script(q, "tick", {[2] = true, [3] = true})
+    local w = wq.Worker(q, {functions = {}})
+    local run = asyncio.create_task(w:run())
+    await(asyncio.wait_for(renewed:wait(), 10))
+    assert.is_true(seen.calls >= 4)
+    -- the worker's lease runs past Redis's clock again
+    local t = await(r:execute_command("TIME"))
+    local lease = tonumber(await(r:execute_command("ZSCORE", "wq:t3:workers",
+                                                   w.id)))
+    assert.is_true(lease > tonumber(t[1]) + tonumber(t[2]) / 1e6)
+    assert.equal(1, #reports)
+    assert.matches("cannot renew its lease", reports[1].message)
+    assert.is_true(asyncio.iserror(reports[1].exception,
+                                   redis.ConnectionError))
+    w:stop()
+    await(run)
+    await(r:close())
+  end))
+
+  it("a job's end that meets a dropped connection is recorded once Redis "
+     .. "answers", aspec.async(function()
+    local q, r = fresh_queue("t4")
+    local reports = capture_reports()
+    local _, seen = break_script(q, "finish", {[1] = true, [2] = true})
+    local w = wq.Worker(q, {functions = {f = function() return 42 end}})
+    local run = asyncio.create_task(w:run())
+    local job = await(q:enqueue("f", {}))
+    assert.equal(42, await(job:result{timeout = 10}))
+    assert.equal(3, seen.calls)
+    assert.equal("done", await(job:status()))
+    assert.equal(1, #reports)
+    assert.matches("cannot record the end of a job", reports[1].message)
+    w:stop()
+    await(run)
+    assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 0},
+                await(q:counts()))
+    await(r:close())
+  end))
+
+  it("w:stop() before run() took its first step stops it",
+     aspec.async(function()
+    local q, r = fresh_queue("t5")
+    local calls = 0
+    local job = await(q:enqueue("f", {}))
+    local w = wq.Worker(q, {functions = {f = function() calls = calls + 1 end}})
+    local run = asyncio.create_task(w:run())
+    w:stop()
+    local ok = pcall(await, asyncio.wait_for(asyncio.shield(run), 10))
+    if not ok then w:stop() end
+    await(run)
+    assert.is_true(ok, "run() did not return")
+    assert.equal(0, calls)
+    assert.equal("queued", await(job:status()))
+    -- and the worker runs again afterwards
+    run = asyncio.create_task(w:run())
+    await(job:result{timeout = 10})
+    assert.equal(1, calls)
+    w:stop()
+    await(run)
+    await(r:close())
+  end))
+
+  it("SIGTERM stops every worker running on the loop",
+     aspec.async(function()
+    local q, r = fresh_queue("t6")
+    local a = wq.Worker(q, {functions = {}})
+    local b = wq.Worker(wq.Queue("t6b", {redis = r}), {functions = {}})
+    local runs = {asyncio.create_task(a:run()), asyncio.create_task(b:run())}
+    await(asyncio.sleep(0)) -- both runs took their first step
+    local kill = await(asyncio.create_subprocess_exec("sh", "-c",
+                                                      "kill -TERM $PPID"))
+    assert.equal(0, await(kill:wait()))
+    local stopped = {}
+    for i, run in ipairs(runs) do
+      stopped[i] = pcall(await, asyncio.wait_for(asyncio.shield(run), 10))
+    end
+    a:stop()
+    b:stop()
+    for _, run in ipairs(runs) do await(run) end
+    assert.same({true, true}, stopped)
+    await(r:close())
+  end))
+end)
