@@ -31,6 +31,9 @@ struct luaio_host {
   aio_remote *remote;
   luaio_error_fn on_error;
   void *on_error_ud;
+  luaio_host **box;      /* the host as its handler sees it: NULL once
+                            closed (the handler may outlive the host) */
+  int boxref;            /* the box, in the registry */
   luaio_clock_fn clock;
   void *clock_ud;
   char *last_error;
@@ -113,15 +116,22 @@ const char *luaio_last_error(luaio_host *h) {
 }
 
 /* The loop's exception handler when the host has one: formats the
- * context as the default handler would and hands the text over. */
+ * context as the default handler would and hands the text over. Its
+ * upvalue is the host's box: a report made after luaio_host_close (a
+ * failed task the state's owner kept, collected later) is printed on
+ * stderr, as the default handler would. */
 static int host_handler(lua_State *L) {
-  luaio_host *h = lua_touserdata(L, lua_upvalueindex(1));
+  luaio_host *h = *(luaio_host **)lua_touserdata(L, lua_upvalueindex(1));
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
   lua_getfield(L, -1, "format_context");
   lua_pushvalue(L, 2);
   lua_call(L, 1, 1);
-  if (h->on_error)
+  if (h != NULL && h->on_error)
     h->on_error(h, lua_tostring(L, -1), h->on_error_ud);
+  else if (h == NULL) {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    fflush(stderr);
+  }
   return 0;
 }
 
@@ -131,7 +141,7 @@ static int install_handler(lua_State *L) {
   lua_getfield(L, -1, "set_exception_handler");
   lua_insert(L, -2);
   if (h->on_error) {
-    lua_pushlightuserdata(L, h);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->boxref);
     lua_pushcclosure(L, host_handler, 1);
   } else
     lua_pushnil(L);
@@ -176,6 +186,9 @@ static int setup_host(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "asyncio");
   lua_call(L, 1, 0);
+  h->box = lua_newuserdatauv(L, sizeof *h->box, 0);
+  *h->box = h;
+  h->boxref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->loop = aio_loop_new(L, uv, AIO_CLOCK_REAL);
   h->loop->watch_sigint = 0;
   lua_pushvalue(L, -1);
@@ -196,6 +209,7 @@ luaio_host *luaio_host_new(const luaio_config *cfg) {
     cfg = &none;
   }
   h->loopref = LUA_NOREF;
+  h->boxref = LUA_NOREF;
   h->L = cfg->L;
   if (h->L == NULL) {
     h->L = luaio_pool_newstate();
@@ -214,6 +228,10 @@ luaio_host *luaio_host_new(const luaio_config *cfg) {
     lua_pop(h->L, 1);
     if (h->own_L)
       luaio_pool_close(h->L);
+    else if (h->boxref != LUA_NOREF) {
+      *h->box = NULL;
+      luaL_unref(h->L, LUA_REGISTRYINDEX, h->boxref);
+    }
     free(h);
     return NULL;
   }
@@ -229,12 +247,16 @@ lua_State *luaio_state(luaio_host *h) {
   return h->L;
 }
 
+/* How long luaio_host_close lets cancelled tasks clean up (real time). */
+#define CLOSE_GRACE_NS UINT64_C(1000000000)
+
 /* Cancels the pending tasks, lets them finish, shuts the executors down
  * and closes the loop (asyncio.run's ending). */
 static int close_host(lua_State *L) {
   luaio_host *h = lua_touserdata(L, 1);
   aio_loop *loop = h->loop;
-  int i, n, guard;
+  uint64_t deadline;
+  int i, n;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "asyncio");
   lua_call(L, 1, 1);
@@ -247,11 +269,19 @@ static int close_host(lua_State *L) {
     aio_task_cancel(L, lua_gettop(L), 0);
     lua_pop(L, 1);
   }
-  /* let them run their cleanup (bounded: a task may refuse to end) */
-  for (guard = 0; guard < 1000 && (loop->npending > 0 || loop->rcount > 0);
-       guard++)
-    if (aio_loop_step(L, loop, 0))
+  /* let them run their cleanup, waiting for the timers and I/O it
+   * awaits as asyncio.run does, but for CLOSE_GRACE_NS of real time at
+   * most: a task may refuse to end, or sleep on a host clock that stands
+   * still (those left are then reported as destroyed while pending) */
+  deadline = uv_hrtime() + CLOSE_GRACE_NS;
+  while (loop->npending > 0 || loop->rcount > 0) {
+    uint64_t now = uv_hrtime();
+    if (now >= deadline)
+      break;
+    if (aio_loop_step(L, loop,
+                      loop->rcount > 0 ? 0 : (double)(deadline - now) / 1e9))
       lua_pop(L, 1); /* a fatal error while closing: nothing to do */
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->loopref);
   lua_getfield(L, -1, "shutdown_default_executor");
   lua_pushvalue(L, -2);
@@ -280,8 +310,11 @@ void luaio_host_close(luaio_host *h) {
   aio_remote_release(h->remote);
   if (h->own_L)
     luaio_pool_close(L);
-  else
+  else {
     lua_gc(L, LUA_GCCOLLECT);
+    *h->box = NULL; /* the state lives on, and so may the handler */
+    luaL_unref(L, LUA_REGISTRYINDEX, h->boxref);
+  }
   free(h->last_error);
   free(h);
 }
@@ -522,7 +555,10 @@ static int complete_protected(lua_State *L) {
     aio_future_set_result(L, fidx, lua_gettop(L) - top);
     break;
   case COMPLETE_ERROR:
-    aio_pusherrorf(L, AIO_E_RUNTIME, "%s", f->message);
+    if (f->message)
+      aio_pusherrorf(L, AIO_E_RUNTIME, "%s", f->message);
+    else
+      aio_pusherror(L, AIO_E_RUNTIME, 0);
     aio_future_set_exception(L, fidx);
     break;
   default:
@@ -607,8 +643,11 @@ static void push_string(lua_State *L, void *ud) {
 }
 
 int luaio_future_resolve_string(luaio_future *f, const char *s) {
-  char *copy = strdup(s);
-  if (copy == NULL)
+  char *copy;
+  if (f == NULL)
+    return LUAIO_ERROR;
+  copy = s ? strdup(s) : NULL; /* NULL: the value is nil */
+  if (s != NULL && copy == NULL)
     return LUAIO_NOMEM;
   return complete(f, COMPLETE_VALUES, push_string, copy, NULL);
 }
@@ -620,7 +659,10 @@ static void push_number(lua_State *L, void *ud) {
 }
 
 int luaio_future_resolve_number(luaio_future *f, double n) {
-  double *copy = malloc(sizeof *copy);
+  double *copy;
+  if (f == NULL)
+    return LUAIO_ERROR;
+  copy = malloc(sizeof *copy);
   if (copy == NULL)
     return LUAIO_NOMEM;
   *copy = n;

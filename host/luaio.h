@@ -99,15 +99,23 @@ LUAIO_API double luaio_step(luaio_host *h, double budget_ms);
 /* Supplies (or, with NULL, removes) the host clock. */
 LUAIO_API void luaio_set_clock(luaio_host *h, luaio_clock_fn clock,
                                void *ud);
-/* Installs the error handler (NULL: print on stderr). */
+/* Installs the error handler (NULL: print on stderr). It is called only
+ * while the host is open: a report made after luaio_host_close in a state
+ * that lives on (a failed task it kept, collected later) is printed on
+ * stderr. */
 LUAIO_API void luaio_set_error_handler(luaio_host *h, luaio_error_fn fn,
                                        void *ud);
 /* The message of the last LUAIO_ERROR (valid until the next call). */
 LUAIO_API const char *luaio_last_error(luaio_host *h);
 
-/* Closes the host: pending tasks are cancelled and given a chance to
- * clean up, executors are shut down, handles closed, and the state closed
- * if the host created it. */
+/* Closes the host: pending tasks are cancelled and the loop runs until
+ * they are done (their cleanup may await timers and I/O), for one second
+ * of real time at most; those still pending then are reported as
+ * destroyed. Then executors are shut down, handles closed, and the state
+ * closed if the host created it. On a uv_loop_t of the program's
+ * (luaio_config.uv_loop), luaio's handles are closing when this returns:
+ * the program's next uv_run finishes them (before uv_loop_close). h may be
+ * NULL (nothing is done). */
 LUAIO_API void luaio_host_close(luaio_host *h);
 
 /* A C callback run on the loop's thread, as a ready callback (FIFO with
@@ -167,7 +175,9 @@ LUAIO_API void luaio_get_post_stats(luaio_host *h, luaio_post_stats *st);
  * for the host's main thread) and returns a handle with which any thread
  * completes it exactly once (NULL on error: see luaio_last_error()).
  * Completing consumes the handle, whatever it returns but LUAIO_NOMEM:
- * LUAIO_OK, or LUAIO_CLOSED when the loop is closed already. */
+ * LUAIO_OK, or LUAIO_CLOSED when the loop is closed already. A NULL
+ * handle (a failed luaio_future_new) returns LUAIO_ERROR and does nothing
+ * else (push is not called). */
 typedef struct luaio_future luaio_future;
 typedef void (*luaio_push_fn)(lua_State *L, void *ud); /* pushes values */
 LUAIO_API luaio_future *luaio_future_new(luaio_host *h, lua_State *L);
@@ -176,9 +186,11 @@ LUAIO_API luaio_future *luaio_future_new(luaio_host *h, lua_State *L);
  * L == NULL so that ud can be released. */
 LUAIO_API int luaio_future_resolve(luaio_future *f, luaio_push_fn push,
                                    void *ud);
+/* The string is copied; NULL resolves with nil. */
 LUAIO_API int luaio_future_resolve_string(luaio_future *f, const char *s);
 LUAIO_API int luaio_future_resolve_number(luaio_future *f, double n);
-/* Completes with asyncio.RuntimeError(message). */
+/* Completes with asyncio.RuntimeError(message) (message copied; NULL:
+ * asyncio.RuntimeError() with no message). */
 LUAIO_API int luaio_future_reject(luaio_future *f, const char *message);
 LUAIO_API int luaio_future_cancel(luaio_future *f);
 

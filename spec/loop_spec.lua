@@ -621,6 +621,52 @@ describe("asyncio.busted", function()
     assert.equal("virtual-free", (await(asyncio.sleep(0, "virtual-free"))))
   end))
 
+  -- the failures of a test body, as busted would see them
+  local function failure(fn)
+    local ok, err = pcall(aspec.async(fn))
+    assert.is_false(ok)
+    return tostring(err)
+  end
+
+  it("fails a test on an error, on a task still pending at its end, on a "
+     .. "task exception nobody retrieved, on a callback error", function()
+    h.has(failure(function() await(asyncio.sleep(0)) error("boom") end),
+        "boom")
+    h.has(failure(function() asyncio.create_task(asyncio.sleep(10)) end),
+        "1 task(s) still pending at the end of the test")
+    h.has(failure(function()
+      asyncio.create_task(asyncio.async(function() error("lost") end)())
+      await(asyncio.sleep(0))
+    end), "Task exception was never retrieved")
+    h.has(failure(function()
+      asyncio.get_running_loop():call_soon(function() error("cb") end)
+      await(asyncio.sleep(0))
+    end), "Exception in callback")
+  end)
+
+  it("a failed task the test kept is reported on stderr once collected, "
+     .. "not swallowed", function()
+    local r = proc.run{proc.luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local aspec = require "asyncio.busted"
+      local kept
+      aspec.async(function()
+        kept = asyncio.create_task(asyncio.async(function()
+          error("kept failure")
+        end)())
+        asyncio.await(asyncio.sleep(0))
+      end)()
+      print("test passed")
+      kept = nil
+      collectgarbage() collectgarbage()
+      print("collected")
+    ]]}
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("test passed\ncollected\n", r.stdout)
+    h.has(r.stderr, "Task exception was never retrieved")
+    h.has(r.stderr, "kept failure")
+  end)
+
   it("A5 sleeps on the virtual clock advance time() exactly",
      aspec.async({clock = "virtual"}, function()
     local loop = asyncio.get_running_loop()

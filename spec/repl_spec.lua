@@ -85,6 +85,41 @@ describe("the REPL on a pipe (-i)", function()
     assert.equal("> > 2\n> > \n", r.stdout:gsub("^luaio [^\n]*\n", ""))
   end)
 
+  it("reads '=exp' as 'return exp', as lua 5.4's REPL does", function()
+    local r = proc.run({proc.luaio, "-i"}, {stdin = "=6 * 7\nx = 1\n=x\n"})
+    assert.equal(0, r.status)
+    assert.equal("", r.stderr)
+    assert.equal("> 42\n> > 1\n> \n", r.stdout:gsub("^luaio [^\n]*\n", ""))
+  end)
+
+  it("shows an error as lua does, with its traceback, and goes on",
+     function()
+    local r = proc.run({proc.luaio, "-i"}, {stdin = table.concat({
+      "local function f() error('deep') end f()",
+      "error({})",
+      "error(nil)",
+      "error(setmetatable({}, {__tostring = function() return 'shown' end}))",
+      "error(asyncio.ValueError('bad value'))",
+      "print('after')"}, "\n") .. "\n"})
+    assert.equal(0, r.status)
+    has(r.stdout, "after\n")
+    -- each error: its message, then a traceback that names the input
+    local want = {"stdin:1: deep", "(error object is a table value)",
+                  "(error object is a nil value)", "shown",
+                  "ValueError: bad value"}
+    local lines = {}
+    for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    local i = 1
+    for _, msg in ipairs(want) do
+      while lines[i] and lines[i] ~= msg do i = i + 1 end
+      assert.equal(msg, lines[i], r.stderr)
+      assert.matches("^stack traceback", lines[i + 1] or "", 1)
+      has(table.concat(lines, "\n", i + 2, math.min(#lines, i + 4)),
+          "stdin:1:")
+    end
+    lacks(r.stderr, "table: 0x")
+  end)
+
   it("reports an error and goes on", function()
     local r = proc.run({proc.luaio, "-i"},
                        {stdin = "error('boom')\nprint('after')\n"})

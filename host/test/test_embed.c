@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -269,6 +270,105 @@ static void test_close_cancels(void) {
   lua_close(L);
 }
 
+/* Closing runs the loop until the cancelled tasks are done, as
+ * asyncio.run does: a cleanup that awaits a timer finishes before
+ * luaio_host_close returns. */
+static void test_close_awaits_cleanup(void) {
+  lua_State *L = luaL_newstate();
+  luaio_config cfg;
+  luaio_host *h;
+  luaL_openlibs(L);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.L = L; /* attached: the state stays ours to look at */
+  h = luaio_host_new(&cfg);
+  luaio_spawn(h, "local asyncio = require 'asyncio'\n"
+                 "pcall(asyncio.await, asyncio.sleep(3600))\n"
+                 "asyncio.await(asyncio.sleep(0.05))\n"
+                 "cleaned = 'after the timer'",
+              "=sleeper");
+  luaio_step(h, 0);
+  luaio_host_close(h);
+  lua_getglobal(L, "cleaned");
+  CHECK(lua_isstring(L, -1) &&
+        strcmp(lua_tostring(L, -1), "after the timer") == 0);
+  lua_pop(L, 1);
+  lua_close(L);
+}
+
+/* The error handler is called only while its host is open: a failed
+ * task the state's owner kept, collected after the host closed, is
+ * reported on stderr, not to the handler of a freed host. */
+static void test_handler_after_close(void) {
+  lua_State *L = luaL_newstate();
+  luaio_config cfg;
+  luaio_host *h;
+  FILE *out = tmpfile(); /* stderr while the task is collected */
+  char text[2048];
+  size_t n;
+  int saved;
+  CHECK(out != NULL);
+  luaL_openlibs(L);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.L = L;
+  cfg.on_error = on_error;
+  h = luaio_host_new(&cfg);
+  CHECK(luaio_dostring(h, "local asyncio = require 'asyncio'\n"
+                          "kept = asyncio.get_event_loop():create_task(\n"
+                          "  asyncio.async(function() error('kept') end)())",
+                          "=test") == LUAIO_OK);
+  CHECK(luaio_run(h) == LUAIO_OK);
+  handled = 0;
+  luaio_host_close(h);
+  CHECK(handled == 0); /* still referenced: not reported yet */
+  fflush(stderr);
+  saved = dup(2);
+  CHECK(saved >= 0 && dup2(fileno(out), 2) == 2);
+  CHECK(luaL_dostring(L, "kept = nil collectgarbage() collectgarbage()") ==
+        LUA_OK);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  CHECK(handled == 0);
+  rewind(out);
+  n = fread(text, 1, sizeof text - 1, out);
+  text[n] = '\0';
+  fclose(out);
+  CHECK(strstr(text, "Task exception was never retrieved") != NULL);
+  CHECK(strstr(text, "kept") != NULL);
+  lua_close(L);
+}
+
+/* Futures completed with NULL: a NULL handle does nothing (and leaks
+ * nothing), a NULL string resolves with nil, a NULL message rejects with
+ * a RuntimeError without a message. */
+static void test_future_null_arguments(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  lua_State *L = luaio_state(h);
+  luaio_future *f, *g;
+  CHECK(luaio_future_resolve_string(NULL, "x") == LUAIO_ERROR);
+  CHECK(luaio_future_resolve_number(NULL, 1) == LUAIO_ERROR);
+  CHECK(luaio_future_resolve(NULL, push_one, NULL) == LUAIO_ERROR);
+  CHECK(luaio_future_reject(NULL, "x") == LUAIO_ERROR);
+  CHECK(luaio_future_cancel(NULL) == LUAIO_ERROR);
+  f = luaio_future_new(h, NULL);
+  lua_setglobal(L, "fnil");
+  g = luaio_future_new(h, NULL);
+  lua_setglobal(L, "frej");
+  CHECK(luaio_future_resolve_string(f, NULL) == LUAIO_OK);
+  CHECK(luaio_future_reject(g, NULL) == LUAIO_OK);
+  CHECK(luaio_spawn(h, "local asyncio = require 'asyncio'\n"
+                       "local n = select('#', asyncio.await(fnil))\n"
+                       "nil_got = n .. ' ' .. tostring(asyncio.await(fnil))\n"
+                       "local ok, e = pcall(asyncio.await, frej)\n"
+                       "rej_got = tostring(e)", "=nulls") == LUAIO_OK);
+  CHECK(luaio_run(h) == LUAIO_OK);
+  CHECK(global_str(h, "nil_got") &&
+        strcmp(global_str(h, "nil_got"), "1 nil") == 0);
+  CHECK(global_str(h, "rej_got") &&
+        strcmp(global_str(h, "rej_got"), "RuntimeError") == 0);
+  luaio_host_close(h);
+}
+
 int main(void) {
   test_run_to_completion();
   test_step_with_host_clock();
@@ -277,6 +377,9 @@ int main(void) {
   test_future_after_close();
   test_error_handler();
   test_close_cancels();
+  test_close_awaits_cleanup();
+  test_handler_after_close();
+  test_future_null_arguments();
   if (failures) {
     fprintf(stderr, "test_embed: %d check(s) failed\n", failures);
     return 1;

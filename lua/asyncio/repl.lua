@@ -10,6 +10,7 @@
 -- The module returns the function that runs the REPL.
 local asyncio = require "asyncio"
 local errors = require "asyncio.errors"
+local core = require "asyncio.core"
 
 local MAX_ITEMS = 10 -- entries a table shows before "..."
 
@@ -61,12 +62,29 @@ local function show(n, ...)
   if any then print(table.concat(out, "\t")) end
 end
 
+--- The text lua's REPL shows for an error value: strings and numbers as
+-- they are, else __tostring's string, else "(error object is a ... value)".
+local function message(e)
+  if type(e) == "string" or type(e) == "number" then return tostring(e) end
+  local mt = getmetatable(e)
+  if type(mt) == "table" and mt.__tostring then
+    local s = tostring(e)
+    if type(s) == "string" then return s end
+  end
+  return ("(error object is a %s value)"):format(type(e))
+end
+
+--- Shows an input's error with its traceback, as lua and python do: the
+-- one the error object carries, else the failed task's.
 local function report(e)
   if errors.iserror(e, errors.KeyboardInterrupt) then
     io.stderr:write("KeyboardInterrupt\n")
-  else
-    io.stderr:write(tostring(e), "\n")
+    return
   end
+  local tb = type(e) == "table" and rawget(e, "traceback")
+  if type(tb) ~= "string" then tb = core._traceback_of(e) end
+  io.stderr:write(message(e), "\n")
+  if type(tb) == "string" then io.stderr:write(tb, "\n") end
 end
 
 --- The input: readline on a terminal (nil at the end, false after
@@ -97,6 +115,8 @@ end
 local function read_input(input)
   local src = input("> ")
   if not src then return src end
+  -- lua 5.4's REPL still reads "=exp" as "return exp"
+  src = src:gsub("^=", "return ", 1)
   local fn, err = compile(src)
   while not fn and incomplete(err) do
     local more = input(">> ")
