@@ -213,6 +213,52 @@ describe("luaio CLI", function()
     assert.equal("cleanup\n", r.stdout)
   end)
 
+  -- the loop cannot poll while Lua code is busy: a second Ctrl-C must
+  -- still stop that code, as Python's does (`timeout` only guards
+  -- against a hang)
+  it("a second Ctrl-C stops a task busy in plain Lua: cleanup, exit 130",
+     function()
+    local r = proc.run{"timeout", "60", luaio, fixture("interrupt.lua"),
+                       "busy"}
+    assert.equal(130, r.status)
+    assert.equal("cleanup\n", r.stdout)
+    has(r.stderr, "KeyboardInterrupt")
+    r = proc.run{"timeout", "60", luaio, fixture("interrupt.lua"), "busy",
+                 "catch"}
+    assert.same({0, "cleanup\nrun raised KeyboardInterrupt\n"},
+                {r.status, r.stdout})
+  end)
+
+  it("a second Ctrl-C stops a busy callback; main's cleanup still runs",
+     function()
+    local r = proc.run{"timeout", "60", luaio, fixture("interrupt.lua"),
+                       "busycb", "catch"}
+    assert.same({0, "cleanup\nrun raised KeyboardInterrupt\n"},
+                {r.status, r.stdout})
+  end)
+
+  it("a second Ctrl-C stops plain Lua after a run; it is not replayed",
+     function()
+    local r = proc.run{"timeout", "60", luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.get_event_loop()
+      loop:run_until_complete(asyncio.sleep(0)) -- the watch stays
+      local f = assert(io.open("/proc/self/stat"))
+      local pid = f:read("n")
+      f:close()
+      local ok, e = pcall(function()
+        for i = 1, math.maxinteger do
+          if i == 10 or i == 20 then
+            assert(io.popen("kill -INT " .. pid)):close()
+          end
+        end
+      end)
+      print(ok, asyncio.iserror(e, asyncio.KeyboardInterrupt))
+      print(loop:run_until_complete(asyncio.sleep(0, "next run")))
+    ]]}
+    assert.same({0, "false\ttrue\nnext run\n"}, {r.status, r.stdout})
+  end)
+
   it("exits 130 for a KeyboardInterrupt of a subclass too, 1 for others",
      function()
     local r = proc.run{luaio, "-e", [[

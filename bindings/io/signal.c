@@ -13,7 +13,17 @@
  * The SIGINT watch exists only while a loop runs, in the main thread, when
  * SIGINT has its default disposition (the process stays killable by
  * Ctrl-C outside the loop, and a host's own handler is left alone).
+ *
+ * libuv only queues a signal for the loop's next poll, which never comes
+ * while Lua code is busy (a task or callback in a loop of its own, plain
+ * Lua after a run). So the watch puts a handler of its own in front of
+ * libuv's (chained): a SIGINT that comes while an earlier one is still
+ * unread by the loop arms a hook on the Lua threads that may be running,
+ * which raises KeyboardInterrupt at their next instruction, as Python's
+ * second Ctrl-C raises it in the code that runs.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +55,93 @@ static void on_signal(uv_signal_t *h, int signum) {
   ((aio_sigwatch *)h)->count++;
 }
 
+/* The busy-code interrupt (see the top). Set and cleared in the loop's
+ * thread; read by the handler, which runs there too (another thread that
+ * gets the signal passes it on). */
+static struct sigaction uv_sigint;    /* libuv's handler, chained */
+static aio_loop *volatile stuck_loop; /* the loop whose watch it is */
+static pthread_t stuck_thread;        /* the thread it runs in */
+static volatile sig_atomic_t unread;  /* SIGINTs the loop has not read */
+static volatile sig_atomic_t armed;   /* a hook waits to raise */
+static int answered; /* unread SIGINTs the raised KeyboardInterrupt
+                        answered: the loop drops them when it reads them */
+
+/* The hook armed on busy threads: the first to run raises. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (!armed)
+    return; /* another thread raised it */
+  armed = 0;
+  answered = unread;
+  aio_pusherrorf(L, AIO_E_KEYBOARD_INTERRUPT, "interrupted");
+  lua_error(L);
+}
+
+static void arm(lua_State *L) {
+  if (L != NULL)
+    lua_sethook(L, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static void on_sigint_signal(int signum) {
+  int saved = errno;
+  aio_loop *loop = stuck_loop;
+  if (loop != NULL && !pthread_equal(pthread_self(), stuck_thread)) {
+    pthread_kill(stuck_thread, signum); /* handled there, chain included */
+    errno = saved;
+    return;
+  }
+  if (uv_sigint.sa_handler != SIG_DFL && uv_sigint.sa_handler != SIG_IGN)
+    uv_sigint.sa_handler(signum);
+  if (loop != NULL && ++unread >= 2) { /* the loop did not poll since */
+    armed = 1;
+    arm(loop->L);
+    arm(loop->Lrun);
+    if (loop->current != NULL)
+      arm(loop->current->co);
+  }
+  errno = saved;
+}
+
+/* Puts on_sigint_signal in front of the handler libuv installed for the
+ * watch of loop. */
+static void chain_sigint(aio_loop *loop) {
+  struct sigaction sa, old;
+  if (sigaction(SIGINT, NULL, &old) != 0)
+    return;
+  if (old.sa_handler != on_sigint_signal) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint_signal;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    uv_sigint = old;
+    if (sigaction(SIGINT, &sa, NULL) != 0)
+      return;
+  }
+  unread = answered = 0;
+  stuck_thread = pthread_self();
+  stuck_loop = loop;
+}
+
+/* Closes loop's SIGINT watch; the chained handler stops arming hooks
+ * (libuv restores SIGINT's default once no handle of its watches it). */
+static void drop_sigint_watch(aio_loop *loop) {
+  if (stuck_loop == loop)
+    stuck_loop = NULL;
+  aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
+  loop->sigint = NULL;
+}
+
 static void on_sigint(uv_signal_t *h, int signum) {
   aio_loop *loop = h->data;
   (void)signum;
-  loop->interrupts++;
+  if (unread > 0)
+    unread--;
+  if (answered > 0)
+    answered--;
+  else
+    loop->interrupts++;
 }
 
 int aio_check_signal(lua_State *L, int idx) {
@@ -110,11 +203,8 @@ static int l_loop_add_signal_handler(lua_State *L) {
   aio_push_env(L, loop, AIO_ENV_SIGNALS);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, signum);
-  if (signum == SIGINT && loop->sigint) {
-    /* the user's handler now owns Ctrl-C */
-    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
-    loop->sigint = NULL;
-  }
+  if (signum == SIGINT && loop->sigint)
+    drop_sigint_watch(loop); /* the user's handler now owns Ctrl-C */
   if (signum == SIGQUIT)
     aio_dump_sigquit_taken(loop); /* the script's handler replaces it */
   return 0;
@@ -150,10 +240,8 @@ void aio_signal_close_all(lua_State *L, aio_loop *loop) {
   aio_dump_loop_stopped(loop);
   while (loop->signals)
     drop_watch(loop, &loop->signals);
-  if (loop->sigint) {
-    aio_loop_close_handle(loop, (uv_handle_t *)loop->sigint);
-    loop->sigint = NULL;
-  }
+  if (loop->sigint)
+    drop_sigint_watch(loop);
 }
 
 static int is_main_thread(void) {
@@ -185,8 +273,11 @@ uv_signal_t *aio_default_watch(aio_loop *loop, int signum,
 void aio_signal_loop_started(lua_State *L, aio_loop *loop) {
   (void)L;
   aio_dump_loop_started(loop);
-  if (loop->watch_sigint && loop->sigint == NULL)
+  if (loop->watch_sigint && loop->sigint == NULL) {
     loop->sigint = aio_default_watch(loop, SIGINT, on_sigint);
+    if (loop->sigint != NULL)
+      chain_sigint(loop);
+  }
 }
 
 /* The SIGINT watch outlives the run: it stays until the loop closes (or a
