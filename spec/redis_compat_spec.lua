@@ -4,7 +4,9 @@
 -- ZRANGE's BYSCORE/BYLEX/LIMIT, Lua's bad argument error for arguments
 -- Redis cannot take, EXPIRE's options, INFO's nested values, reuse after
 -- close, scripts in pipelines, pipeline options, the SCAN iterators and
--- the other methods redis-py has, and max_connections.
+-- the other methods redis-py has, max_connections, the error classes of
+-- replies, ACL users, socket_timeout while connecting, and scripts
+-- called with named arguments.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -319,5 +321,108 @@ describe("asyncio.redis as redis-py", function()
     assert.equal(1, r.nconns)
     assert.equal(0, #r.waiters)
     await(r:close())
+  end))
+
+  -- regression: OOM and the ERR replies redis-py tells apart by message
+  -- were plain ResponseErrors
+  it("maps error replies to redis-py's classes", aspec.async(function()
+    local cases = {
+      {"OOM command not allowed when used memory > 'maxmemory'.",
+       redis.OutOfMemoryError,
+       "command not allowed when used memory > 'maxmemory'."},
+      {"ERR max number of clients reached", redis.ConnectionError},
+      {"ERR invalid password", redis.AuthenticationError},
+      {"ERR Client sent AUTH, but no password is set",
+       redis.AuthenticationError},
+      {"ERR wrong number of arguments for 'auth' command",
+       redis.AuthenticationWrongNumberOfArgsError},
+      {"ERR Error unloading module: no such module with that name",
+       redis.ModuleError},
+      {"ERR unknown command 'X'", redis.ResponseError,
+       "unknown command 'X'"},
+      {"WRONGTYPE Operation", redis.ResponseError, "WRONGTYPE Operation"},
+    }
+    for _, c in ipairs(cases) do
+      local e = redis._reply_error(c[1])
+      assert.equal(c[2], getmetatable(e), c[1])
+      if c[3] then assert.equal(c[3], e.message) end
+    end
+    assert.is_true(asyncio.iserror(redis._reply_error("OOM x"),
+                                   redis.ResponseError))
+    -- from a server
+    local srv = await(servers.redis_server({"--maxmemory", "1"}))
+    local r = await(redis.Redis{port = srv.port})
+    local e = err_of(r:set("k", "v"))
+    assert.is_true(asyncio.iserror(e, redis.OutOfMemoryError), tostring(e))
+    await(r:close())
+    await(servers.kill_server(srv))
+  end))
+
+  -- regression: every connection ran CLIENT ID, which an ACL user may not
+  -- run, so such a user could not connect at all
+  it("works for an ACL user who may not run CLIENT ID or CLIENT UNBLOCK",
+     aspec.async(function()
+    local srv = await(servers.redis_server())
+    local admin = await(redis.Redis{port = srv.port})
+    assert.equal("OK", await(admin:execute_command("ACL", "SETUSER",
+      "limited", "on", ">pw", "~*", "+get", "+blpop", "+ping")))
+    local r = await(redis.Redis{port = srv.port, username = "limited",
+                                password = "pw"})
+    assert.is_nil(await(r:get("k")))
+    local e = err_of(r:set("k", "v"))
+    assert.is_true(asyncio.iserror(e, redis.NoPermissionError), tostring(e))
+    assert.matches("'set' command", e.message)
+    -- a cancelled blocking pop cannot be unblocked: its connection is
+    -- closed instead, and the pool carries on
+    local t = asyncio.create_task(r:blpop({"q"}, 0))
+    await(asyncio.wait_for(async(function()  -- until Redis holds it
+      repeat
+        local list = await(admin:execute_command("CLIENT", "LIST"))
+      until list:find(" flags=b .* cmd=blpop ")
+    end)(), 10))
+    t:cancel()
+    assert.is_true(asyncio.iserror(err_of(t), asyncio.CancelledError))
+    assert.is_nil(await(r:blpop({"q"}, 0.05)))
+    assert.is_true(await(r:ping()))
+    await(r:close())
+    await(admin:close())
+    await(servers.kill_server(srv))
+  end))
+
+  -- regression: AUTH, SELECT and CLIENT ID were awaited with no limit
+  it("socket_connect_timeout bounds the replies that open a connection",
+     aspec.async(function()
+    local srv = await(servers.redis_server({"--requirepass", "pw"}))
+    srv.process:send_signal("SIGSTOP")
+    for _, o in ipairs{{}, {password = "pw", db = 2}} do
+      o.port, o.socket_connect_timeout = srv.port, 0.2
+      local e = err_of(asyncio.wait_for(redis.Redis(o):initialize(), 10))
+      assert.is_true(asyncio.iserror(e, redis.TimeoutError), tostring(e))
+    end
+    srv.process:send_signal("SIGCONT")
+    local r = await(redis.Redis{port = srv.port, password = "pw",
+                                socket_connect_timeout = 0.2})
+    assert.is_true(await(r:ping()))
+    await(r:close())
+    await(servers.kill_server(srv))
+  end))
+
+  -- regression: script{keys =, args =} ran with no keys and no args
+  it("a registered script takes redis-py's keys, args and client as "
+     .. "named arguments", aspec.async(function()
+    local r <close> = client()
+    local s = r:register_script("return {#KEYS, #ARGV, "
+      .. "table.concat(KEYS, ','), table.concat(ARGV, ',')}")
+    assert.same({1, 1, "k", "a", n = 4},
+                await(s{keys = {"k"}, args = {"a"}}))
+    assert.same({1, 0, "k", "", n = 4}, await(s{keys = {"k"}}))
+    assert.same({0, 2, "", "a,b", n = 4}, await(s{args = {"a", "b"}}))
+    local p = r:pipeline()
+    assert.equal(p, s{keys = {"x"}, args = {"y"}, client = p})
+    assert.same({{1, 1, "x", "y", n = 4}, n = 1}, await(p:execute()))
+    assert.has_error(function() s{key = {"k"}} end,
+                     "bad argument #1 to 'Script' (unknown option 'key')")
+    -- a plain list of keys is still a list
+    assert.same({1, 0, "k", "", n = 4}, await(s({"k"})))
   end))
 end)

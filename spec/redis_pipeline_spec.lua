@@ -1,10 +1,12 @@
 -- spec/redis_pipeline_spec.lua: explicit pipelines and MULTI/EXEC
--- transactions of asyncio.redis, WATCH conflicts, errors inside them.
+-- transactions of asyncio.redis, WATCH conflicts, UNWATCH, errors inside
+-- them, socket_timeout on their replies.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
 local servers = dofile("spec/fixtures/servers.lua")
 local await = asyncio.await
+local err_of = dofile("spec/helpers.lua").await_error
 
 local function client()
   return await(servers.client(6))
@@ -103,5 +105,74 @@ describe("asyncio.redis pipelines", function()
     -- the watching connection went back to the pool
     assert.equal(1, #r.idle)
     await(r:close())
+  end))
+
+  -- regression: Pipeline had no unwatch()
+  it("unwatch() forgets the watched keys", aspec.async(function()
+    local r <close> = client()
+    await(r:set("w", "1"))
+    local p <close> = r:pipeline()
+    assert.is_true(await(p:unwatch()))  -- nothing watched: nothing sent
+    await(p:watch("w"))
+    await(r:set("w", "2"))
+    assert.is_true(await(p:unwatch()))
+    assert.equal("2", await(p:get("w")))  -- still immediate
+    p:multi()
+    p:set("w", "3")
+    assert.same({true, n = 1}, await(p:execute()))
+    assert.equal("3", await(r:get("w")))
+    await(r:close())
+  end))
+
+  -- regression: a failure before EXEC gave the connection back to the
+  -- pool still watching, and the next transaction on it failed
+  it("a transaction failing before EXEC does not leave its keys watched",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:set("w", "1"))
+    local bad = r:register_script("this is not Lua")
+    local p = r:pipeline()
+    await(p:watch("w"))
+    p:multi()
+    bad({}, {}, p)
+    local e = err_of(p:execute())  -- its SCRIPT LOAD fails
+    assert.is_true(asyncio.iserror(e, redis.ResponseError), tostring(e))
+    assert.equal(1, #r.idle)
+    -- the same connection, from the pool, for another transaction
+    local q <close> = r:pipeline()
+    await(q:watch("other"))
+    await(r:set("w", "2"))
+    q:multi()
+    q:set("other", "x")
+    assert.same({true, n = 1}, await(q:execute()))
+    await(r:close())
+  end))
+
+  -- regression: pipeline replies were awaited with no time limit
+  it("socket_timeout bounds the replies of a pipeline and of a "
+     .. "transaction", aspec.async(function()
+    local srv = await(servers.redis_server())
+    local r = await(redis.Redis{port = srv.port, socket_timeout = 0.2})
+    for _, tx in ipairs{false, true} do
+      assert.is_true(await(r:ping()))  -- connected
+      srv.process:send_signal("SIGSTOP")
+      local p = r:pipeline(tx)
+      p:set("k", "v"):get("k")
+      local e = err_of(asyncio.wait_for(p:execute(), 10))
+      srv.process:send_signal("SIGCONT")
+      assert.is_true(asyncio.iserror(e, redis.TimeoutError), tostring(e))
+      assert.equal(0, #p)
+    end
+    -- WATCH's immediate commands likewise
+    local p <close> = r:pipeline()
+    await(p:watch("k"))
+    srv.process:send_signal("SIGSTOP")
+    local e = err_of(asyncio.wait_for(p:get("k"), 10))
+    srv.process:send_signal("SIGCONT")
+    assert.is_true(asyncio.iserror(e, redis.TimeoutError), tostring(e))
+    p:reset()
+    assert.equal("v", await(r:get("k")))
+    await(r:close())
+    await(servers.kill_server(srv))
   end))
 end)

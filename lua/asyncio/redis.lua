@@ -54,6 +54,10 @@ M.NoScriptError = M.ResponseError:subclass("redis.NoScriptError")
 M.ExecAbortError = M.ResponseError:subclass("redis.ExecAbortError")
 M.ReadOnlyError = M.ResponseError:subclass("redis.ReadOnlyError")
 M.NoPermissionError = M.ResponseError:subclass("redis.NoPermissionError")
+M.OutOfMemoryError = M.ResponseError:subclass("redis.OutOfMemoryError")
+M.ModuleError = M.ResponseError:subclass("redis.ModuleError")
+M.AuthenticationWrongNumberOfArgsError = M.ResponseError:subclass(
+  "redis.AuthenticationWrongNumberOfArgsError")
 M.ProtocolError = M.ConnectionError:subclass("redis.ProtocolError")
 
 -- error reply prefix -> class; the prefix is dropped from the message
@@ -62,12 +66,34 @@ local ERROR_CODES = {
   LOADING = M.BusyLoadingError, NOSCRIPT = M.NoScriptError,
   READONLY = M.ReadOnlyError, NOAUTH = M.AuthenticationError,
   NOPERM = M.NoPermissionError, WRONGPASS = M.AuthenticationError,
+  OOM = M.OutOfMemoryError,
+}
+
+-- the ERR replies redis-py gives a class of their own, by message
+local ERR_MESSAGES = {
+  ["max number of clients reached"] = M.ConnectionError,
+  ["invalid password"] = M.AuthenticationError,
+  ["wrong number of arguments for 'auth' command"] =
+    M.AuthenticationWrongNumberOfArgsError,
+  ["wrong number of arguments for 'AUTH' command"] =
+    M.AuthenticationWrongNumberOfArgsError,
+  ["Error loading the extension. Please check the server logs."] =
+    M.ModuleError,
+  ["Error unloading module: no such module with that name"] = M.ModuleError,
+  ["Error unloading module: operation not possible."] = M.ModuleError,
+  ["Error unloading module: the module exports one or more module-side "
+   .. "data types, can't unload"] = M.ModuleError,
+  ["AUTH <password> called without any password configured for the "
+   .. "default user. Are you sure your configuration is correct?"] =
+    M.AuthenticationError,
+  ["Client sent AUTH, but no password is set"] = M.AuthenticationError,
 }
 
 --- The error object for an error reply, as redis-py's parse_error.
 local function reply_error(msg)
   local code, rest = msg:match("^(%u+) (.*)$")
   local cls = code and ERROR_CODES[code]
+  if code == "ERR" then cls = ERR_MESSAGES[rest] or cls end
   if cls then return cls(rest) end
   return M.ResponseError(msg)
 end
@@ -204,8 +230,32 @@ local read_loop = async(function(c)
   if not ok and is_cancel(err) then error(err, 0) end
 end)
 
+--- Awaits the reply future fut of connection c within socket_timeout
+-- seconds; past it, raises redis.TimeoutError and closes c (as redis-py
+-- does: the reply may still come, the connection is not trusted).
+local function await_timeout(c, fut, timeout)
+  local ok, v = pcall(await, asyncio.wait_for(asyncio.shield(fut), timeout))
+  if ok then return v end
+  if iserror(v, asyncio.TimeoutError) then
+    c.quiet[fut] = true
+    conn_lost(c, M.TimeoutError("Timeout reading from socket"))
+    error(M.TimeoutError("Timeout reading from socket"), 0)
+  end
+  error(v, 0)
+end
+
+--- The reply of future fut of connection c: within timeout seconds if
+-- timeout is not nil (see await_timeout), else as long as it takes.
+local function await_reply(c, fut, timeout)
+  if timeout then return await_timeout(c, fut, timeout) end
+  return await(fut)
+end
+
 --- Opens a connection for client options o: connects, starts its reader
--- task, authenticates, selects the database and learns its client id.
+-- task, authenticates, selects the database and learns its client id
+-- (nil when the user may not run CLIENT ID). socket_connect_timeout
+-- bounds the connection and each of these replies; socket_timeout, when
+-- it is not given, the connection only.
 local open_conn = async(function(o)
   local ok, reader, writer = pcall(function()
     local aw
@@ -250,9 +300,10 @@ local open_conn = async(function(o)
       if not fut:cancelled() then fut:exception() end
     end)
   end
+  local timeout = o.socket_connect_timeout
   local okh, err = pcall(function()
     if auth then
-      local okauth, e = pcall(await, auth)
+      local okauth, e = pcall(await_reply, c, auth, timeout)
       if not okauth then
         if iserror(e, M.ResponseError) then
           e = M.AuthenticationError(e.message)
@@ -260,14 +311,15 @@ local open_conn = async(function(o)
         error(e, 0)
       end
     end
-    if sel then await(sel) end
-    c.id = await(id)
+    if sel then await_reply(c, sel, timeout) end
+    -- an ACL user may lack CLIENT ID: the connection works without it
+    -- (a cancelled blocking command then closes its connection)
+    local okid, v = pcall(await_reply, c, id, timeout)
+    if okid then c.id = v
+    elseif not iserror(v, M.ResponseError) then error(v, 0) end
   end)
   if not okh then
     c:close()
-    if iserror(err, M.ResponseError) and err.message:find("NOAUTH") then
-      err = M.AuthenticationError(err.message)
-    end
     error(err, 0)
   end
   return c
@@ -540,20 +592,6 @@ local function release(self, c)
 end
 Redis.release = release
 
---- Awaits the reply future fut of connection c within socket_timeout
--- seconds; past it, raises redis.TimeoutError and closes c (as redis-py
--- does: the reply may still come, the connection is not trusted).
-local function await_timeout(c, fut, timeout)
-  local ok, v = pcall(await, asyncio.wait_for(asyncio.shield(fut), timeout))
-  if ok then return v end
-  if iserror(v, asyncio.TimeoutError) then
-    c.quiet[fut] = true
-    conn_lost(c, M.TimeoutError("Timeout reading from socket"))
-    error(M.TimeoutError("Timeout reading from socket"), 0)
-  end
-  error(v, 0)
-end
-
 --- Runs argv on the shared connection; conv(reply) converts the reply.
 local run = async(function(self, argv, conv)
   local c = self.conn
@@ -626,14 +664,19 @@ local function recover(self, c, fut, restore)
   local function unblock()
     if fut:done() then return end
     local o = helper_conn(self, c)
-    if o == nil then return c:close() end
+    if o == nil or c.id == nil then return c:close() end
     local u = send_argv(o, {"CLIENT", "UNBLOCK", c.id})
     o.quiet[u] = true
     u:add_done_callback(function(uf)
       quiet(uf)
       if fut:done() then return end
-      if not uf:cancelled() and uf:exception() == nil and uf:result() == 1
-      then return end -- the command's nil reply is on its way
+      local e = not uf:cancelled() and uf:exception()
+      if iserror(e, M.ResponseError) then
+        return c:close() -- refused: an ACL user without CLIENT UNBLOCK
+      end
+      if not uf:cancelled() and not e and uf:result() == 1 then
+        return -- the command's nil reply is on its way
+      end
       tries = tries + 1
       if tries > 100 then return c:close() end
       -- the command has not reached Redis yet: try again shortly
@@ -1484,9 +1527,11 @@ local function queue(p, argv, conv)
   return p
 end
 --- After WATCH and before MULTI, commands run at once (redis-py's
--- immediate mode), on the watching connection.
-local run_on = async(function(c, argv, conv)
-  local v = await(send_argv(c, argv))
+-- immediate mode), on the watching connection of pipeline p, within the
+-- client's socket_timeout.
+local run_on = async(function(p, argv, conv)
+  local c = p.conn
+  local v = await_reply(c, send_argv(c, argv), p.client.opts.socket_timeout)
   if conv then return conv(v) end
   return v
 end)
@@ -1495,7 +1540,7 @@ for name, build in pairs(COMMANDS) do
   Pipeline[name] = function(self, ...)
     local argv, conv = build(...)
     if self.watching and not self.explicit_multi then
-      return run_on(self.conn, argv, conv)
+      return run_on(self, argv, conv)
     end
     return queue(self, argv, conv)
   end
@@ -1506,7 +1551,7 @@ Pipeline.del = Pipeline.delete
 function Pipeline:execute_command(...)
   local argv = {n = select("#", ...), ...}
   if self.watching and not self.explicit_multi then
-    return run_on(self.conn, argv)
+    return run_on(self, argv)
   end
   return queue(self, argv)
 end
@@ -1519,9 +1564,25 @@ Pipeline.watch = async(function(self, ...)
   end
   if not self.conn then self.conn = await(acquire(self.client)) end
   self.watching = true
-  await(send_argv(self.conn, {"WATCH", ...}))
+  await(run_on(self, A("WATCH", ...)))
   return true
 end)
+
+--- await(p:unwatch()) -> true: forgets the WATCHed keys (UNWATCH on the
+-- watching connection, which the pipeline keeps until execute() or
+-- reset(), its calls still running at once until p:multi()).
+Pipeline.unwatch = async(function(self)
+  if self.watching and self.conn then await(run_on(self, {"UNWATCH"})) end
+  return true
+end)
+
+--- Sends UNWATCH on c, its reply (or failure) read and dropped.
+local function unwatch_quietly(c)
+  if c.closed then return end
+  local u = send_argv(c, {"UNWATCH"})
+  c.quiet[u] = true
+  u:add_done_callback(quiet)
+end
 
 --- p:multi(): the commands from here on are queued for MULTI/EXEC.
 function Pipeline:multi()
@@ -1543,9 +1604,7 @@ function Pipeline:reset()
   local c = self.conn
   if c then
     self.conn = nil
-    if self.watching and not c.closed then
-      send_argv(c, {"UNWATCH"})
-    end
+    if self.watching then unwatch_quietly(c) end
     release(self.client, c)
   end
   self.watching = false
@@ -1561,34 +1620,50 @@ local function annotate(e, i, argv)
   return ne
 end
 
+--- Sends argv on c for a pipeline: -> the reply's future, whose failure
+-- counts as handled (a cancelled execute() never awaits it).
+local function send_quiet(c, argv)
+  local f = send_argv(c, argv)
+  f:add_done_callback(quiet)
+  return f
+end
+
 --- Loads the scripts queued on p (SCRIPT LOAD on connection c, which
 -- gives back the sha of each) and puts their sha in their EVALSHA.
-local function load_scripts(p, c)
+local function load_scripts(p, c, timeout)
   local loads = {}
   for i, script in pairs(p.scripts) do
-    loads[i] = send_argv(c, A("SCRIPT", "LOAD", script.script))
+    loads[i] = send_quiet(c, A("SCRIPT", "LOAD", script.script))
   end
   for i, script in pairs(p.scripts) do
-    script.sha = await(loads[i])
+    script.sha = await_reply(c, loads[i], timeout)
     p.cmds[i][2] = script.sha
   end
 end
 
---- The replies of cmds in MULTI/EXEC on c, converted; error replies
--- raise (the first) or, unless raise, stand in the list.
-local function exec_transaction(c, cmds, convs, raise)
+--- The replies of cmds in MULTI/EXEC on c (each awaited within timeout
+-- seconds, nil: no limit), converted; error replies raise (the first)
+-- or, unless raise, stand in the list. Other failures (a lost
+-- connection, a timeout) raise as they are.
+local function exec_transaction(c, cmds, convs, raise, timeout)
   local futs = {}
-  local multi = send_argv(c, {"MULTI"})
-  for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
-  local exec = send_argv(c, {"EXEC"})
-  await(multi)
+  local multi = send_quiet(c, {"MULTI"})
+  for i = 1, #cmds do futs[i] = send_quiet(c, cmds[i]) end
+  local exec = send_quiet(c, {"EXEC"})
+  await_reply(c, multi, timeout)
   local first_err
   for i = 1, #cmds do
-    local okq, e = pcall(await, futs[i])
-    if not okq and not first_err then first_err = annotate(e, i, cmds[i]) end
+    local okq, e = pcall(await_reply, c, futs[i], timeout)
+    if not okq then
+      if not iserror(e, M.ResponseError) then error(e, 0) end
+      first_err = first_err or annotate(e, i, cmds[i])
+    end
   end
-  local okx, replies = pcall(await, exec)
-  if not okx then error(first_err or replies, 0) end
+  local okx, replies = pcall(await_reply, c, exec, timeout)
+  if not okx then
+    if not iserror(replies, M.ResponseError) then error(replies, 0) end
+    error(first_err or replies, 0)
+  end
   if replies == nil then
     error(M.WatchError("Watched variable changed."), 0)
   end
@@ -1609,12 +1684,12 @@ end
 
 --- The replies of cmds sent together (no transaction) on c, converted;
 -- error replies as in exec_transaction.
-local function exec_plain(c, cmds, convs, raise)
+local function exec_plain(c, cmds, convs, raise, timeout)
   local futs = {}
-  for i = 1, #cmds do futs[i] = send_argv(c, cmds[i]) end
+  for i = 1, #cmds do futs[i] = send_quiet(c, cmds[i]) end
   local out, first_err = {n = #cmds}, nil
   for i = 1, #cmds do
-    local okr, v = pcall(await, futs[i])
+    local okr, v = pcall(await_reply, c, futs[i], timeout)
     if okr then
       if convs[i] then out[i] = convs[i](v) else out[i] = v end
     elseif iserror(v, M.ResponseError) then
@@ -1640,19 +1715,22 @@ Pipeline.execute = async(function(self, o)
   local cmds, convs = self.cmds, self.convs
   local client = self.client
   local c = self.conn
+  local timeout = client.opts.socket_timeout
   local ok, res = pcall(function()
     if #cmds == 0 and not self.watching then return {n = 0} end
     if c == nil then c = shared(client) end
-    if next(self.scripts) then load_scripts(self, c) end
+    if next(self.scripts) then load_scripts(self, c, timeout) end
     if self.transaction then
-      return exec_transaction(c, cmds, convs, raise)
+      return exec_transaction(c, cmds, convs, raise, timeout)
     end
-    return exec_plain(c, cmds, convs, raise)
+    return exec_plain(c, cmds, convs, raise, timeout)
   end)
   self.cmds, self.convs, self.scripts = {}, {}, {}
   self.explicit_multi = false
   if self.conn then
     self.conn = nil
+    -- EXEC forgets the WATCHed keys; a failure before it may not have
+    if not ok and self.watching then unwatch_quietly(c) end
     self.watching = false
     release(client, c)
   end
@@ -1690,10 +1768,26 @@ local run_script = async(function(self, argv, send)
   return await(send(argv))
 end)
 
---- script(keys, args [, client]) -> a Coroutine of the script's reply.
+local SCRIPT_OPTIONS = {keys = true, args = true, client = true}
+
+--- script(keys, args [, client]) or script{keys =, args =, client =}
+-- (redis-py's keyword arguments) -> a Coroutine of the script's reply.
 -- With a pipeline as client, EVALSHA is queued on it and the pipeline
 -- returned (awaitable too); its execute() loads the script first.
 function Script:__call(keys, args, client)
+  if type(keys) == "table" and args == nil and client == nil then
+    local named = false
+    for k in pairs(keys) do
+      if type(k) == "string" and k ~= "n" then
+        if not SCRIPT_OPTIONS[k] then
+          error(("bad argument #1 to 'Script' (unknown option '%s')")
+            :format(k), 2)
+        end
+        named = true
+      end
+    end
+    if named then keys, args, client = keys.keys, keys.args, keys.client end
+  end
   keys, args = keys or {}, args or {}
   local argv = A("EVALSHA", self.sha or "", #keys)
   push_all(argv, keys)
@@ -1704,7 +1798,7 @@ function Script:__call(keys, args, client)
   end
   if client.watching and not client.explicit_multi then
     return run_script(self, argv, function(a)
-      return run_on(client.conn, a)
+      return run_on(client, a)
     end)
   end
   queue(client, argv)
@@ -1718,23 +1812,31 @@ end
 local PubSub = {}
 PubSub.__index = PubSub
 
---- r:pubsub() -> a PubSub on a connection of its own (opened on the first
--- subscribe).
+--- r:pubsub([{ignore_subscribe_messages =}]) -> a PubSub on a connection
+-- of its own (opened on the first subscribe). ps.channels and
+-- ps.patterns map what it is subscribed to, to true or to the handler
+-- given; ps.subscribed tells whether there is any.
 function Redis:pubsub(opts)
   return setmetatable({client = self, channels = {}, patterns = {},
-                       subscribed = false,
+                       -- names whose unsubscribe Redis has not confirmed
+                       unsub_channels = {}, unsub_patterns = {},
+                       subscribed = false, generation = 0,
                        ignore_subscribe_messages = opts and
                          opts.ignore_subscribe_messages or false,
                        queue = asyncio.Queue()}, PubSub)
+end
+
+local function update_subscribed(ps)
+  ps.subscribed = next(ps.channels) ~= nil or next(ps.patterns) ~= nil
 end
 
 local MESSAGE_KINDS = {message = true, pmessage = true, subscribe = true,
                        unsubscribe = true, psubscribe = true,
                        punsubscribe = true, pong = true}
 
---- A RESP2 push array -> {type, channel, pattern, data}.
+--- A RESP2 push array -> {type, channel, pattern, data}. A confirmed
+-- unsubscribe forgets its channel (pattern), as redis-py's.
 local function to_message(ps, v)
-  if type(v) ~= "table" then return nil end
   local kind = v[1]
   local msg
   if kind == "pmessage" then
@@ -1744,64 +1846,162 @@ local function to_message(ps, v)
   else
     msg = {type = kind, channel = v[2], data = v[3]}
   end
-  if kind == "subscribe" or kind == "psubscribe" then
-    (kind == "subscribe" and ps.channels or ps.patterns)[v[2]] = true
-  elseif kind == "unsubscribe" or kind == "punsubscribe" then
-    (kind == "unsubscribe" and ps.channels or ps.patterns)[v[2]] = nil
-  end
-  if kind ~= "message" and kind ~= "pmessage" and kind ~= "pong" then
-    ps.subscribed = math.tointeger(v[3]) ~= 0
+  -- v[2] is nil when UNSUBSCRIBE found nothing to unsubscribe from
+  if (kind == "unsubscribe" or kind == "punsubscribe") and v[2] ~= nil then
+    local pending, map = ps.unsub_channels, ps.channels
+    if kind == "punsubscribe" then
+      pending, map = ps.unsub_patterns, ps.patterns
+    end
+    if pending[v[2]] then
+      pending[v[2]], map[v[2]] = nil, nil
+      update_subscribed(ps)
+    end
   end
   return msg
 end
 
-local ps_connect = async(function(self)
-  if self.conn and not self.conn.closed then return self.conn end
-  if self.closed then error(M.PubSubError("PubSub is closed"), 0) end
-  local c = await(open_conn(self.client.opts))
-  c.push = function(ok, v)
-    if ok == nil then -- lost
-      self.queue:put_nowait(false)
-      return
-    end
-    if ok and MESSAGE_KINDS[type(v) == "table" and v[1]] then
-      self.queue:put_nowait(to_message(self, v))
-    elseif not ok then
-      self.queue:put_nowait(v)
-    end
+--- What the connection of ps reads: messages and error replies go to
+-- ps.queue, as does the error that ended the connection (ok nil). A
+-- PING reply outside subscribed mode ("PONG", or its message) is a
+-- pong message, as redis-py's.
+local function on_push(ps, ok, v)
+  if not ok then
+    ps.queue:put_nowait(v)
+    return
   end
+  if type(v) ~= "table" then v = {"pong", v == "PONG" and "" or v} end
+  if MESSAGE_KINDS[v[1]] then ps.queue:put_nowait(to_message(ps, v)) end
+end
+
+--- The names of a map's keys, as an argv tail.
+local function keys_argv(argv, map)
+  for k in pairs(map) do push(argv, k) end
+  return argv
+end
+
+--- Opens the connection of ps and subscribes it again to its channels
+-- and patterns (after a lost connection, as redis-py's on_connect).
+local ps_open = async(function(self)
+  local generation = self.generation
+  local c = await(open_conn(self.client.opts))
+  if self.generation ~= generation then -- closed meanwhile
+    c:close()
+    error(M.ConnectionError("Connection closed."), 0)
+  end
+  c.push = function(ok, v) on_push(self, ok, v) end
   self.conn = c
+  self.unsub_channels, self.unsub_patterns = {}, {}
+  if next(self.channels) then
+    send_push(c, keys_argv(A("SUBSCRIBE"), self.channels))
+  end
+  if next(self.patterns) then
+    send_push(c, keys_argv(A("PSUBSCRIBE"), self.patterns))
+  end
   return c
 end)
 
-local function ps_command(word)
-  return async(function(self, ...)
-    local c = await(ps_connect(self))
-    local argv = list_args(A(word), ...)
-    send_push(c, argv)
-    if word == "SUBSCRIBE" or word == "PSUBSCRIBE" then
-      self.subscribed = true
+--- The connection of ps, opened (again) when it has none or lost it; the
+-- tasks that come while it opens wait for the same attempt.
+local function ps_connect(self)
+  local c = self.conn
+  if c and not c.closed then return c end
+  local opening = self.opening
+  if not opening then
+    opening = asyncio.ensure_future(ps_open(self))
+    self.opening = opening
+    opening:add_done_callback(function(f)
+      if self.opening == f then self.opening = nil end
+      quiet(f)
+    end)
+  end
+  return await(asyncio.shield(opening))
+end
+
+--- The argv of a (p)subscribe call and its handlers: the arguments are
+-- names, or one table listing names and mapping names to handlers
+-- ({"sport", news = fn}, redis-py's keyword arguments).
+local function subscribe_args(word, fname, ...)
+  local argv, handlers = A(word), {}
+  local first = ...
+  if select("#", ...) ~= 1 or type(first) ~= "table" then
+    return push(argv, ...), handlers
+  end
+  local len = first.n or #first
+  push_all(argv, first)
+  for k, h in pairs(first) do
+    local listed = math.type(k) == "integer" and k >= 1 and k <= len
+    if not listed and not (k == "n" and math.type(h) == "integer") then
+      if type(k) ~= "string" or type(h) ~= "function" then
+        error(("bad argument #1 to '%s' (field '%s': function expected, "
+               .. "got %s)"):format(fname, tostring(k), type(h)), 0)
+      end
+      push(argv, k)
+      handlers[k] = h
     end
+  end
+  return argv, handlers
+end
+
+local function ps_subscribe(word, fname, kind)
+  return async(function(self, ...)
+    local argv, handlers = subscribe_args(word, fname, ...)
+    send_push(ps_connect(self), argv)
+    -- recorded once sent, so that a reconnection subscribes again
+    local map, pending = self[kind], self["unsub_" .. kind]
+    for i = 2, argv.n do
+      local name = argv[i]
+      map[name] = handlers[name] or true
+      pending[name] = nil
+    end
+    update_subscribed(self)
     return true
   end)
 end
-PubSub.subscribe = ps_command("SUBSCRIBE")
-PubSub.psubscribe = ps_command("PSUBSCRIBE")
-PubSub.unsubscribe = ps_command("UNSUBSCRIBE")
-PubSub.punsubscribe = ps_command("PUNSUBSCRIBE")
-PubSub.ping = ps_command("PING")
+
+local function ps_unsubscribe(word, kind)
+  return async(function(self, ...)
+    local argv = list_args(A(word), ...)
+    local pending = self["unsub_" .. kind]
+    if argv.n == 1 then
+      for name in pairs(self[kind]) do pending[name] = true end
+    else
+      for i = 2, argv.n do pending[argv[i]] = true end
+    end
+    send_push(ps_connect(self), argv)
+    return true
+  end)
+end
+
+--- await(ps:subscribe(channel, ...)), ps:subscribe{channel, ...,
+-- channel = handler}; psubscribe likewise with patterns. A handler gets
+-- the messages of its channel (pattern) instead of get_message() and
+-- listen(); it may return an awaitable, which is awaited.
+PubSub.subscribe = ps_subscribe("SUBSCRIBE", "subscribe", "channels")
+PubSub.psubscribe = ps_subscribe("PSUBSCRIBE", "psubscribe", "patterns")
+--- await(ps:unsubscribe([channel, ...])): from every channel when none is
+-- named; punsubscribe likewise. The confirmations come as messages.
+PubSub.unsubscribe = ps_unsubscribe("UNSUBSCRIBE", "channels")
+PubSub.punsubscribe = ps_unsubscribe("PUNSUBSCRIBE", "patterns")
+--- await(ps:ping([message])): the reply comes as a "pong" message.
+PubSub.ping = async(function(self, msg)
+  send_push(ps_connect(self), msg == nil and A("PING") or A("PING", msg))
+  return true
+end)
 
 --- Takes the next message (waiting up to timeout seconds; nil: forever)
--- and returns it, nil on timeout; raises when the connection is lost.
+-- and returns it, nil on timeout; raises an error reply, and the error
+-- that ended the connection (once: the next call opens a new one and
+-- subscribes it again).
 local next_message = async(function(self, timeout)
   local q = self.queue
+  local c = self.conn
+  if q:qsize() == 0 and c and c.closed and self.subscribed then
+    ps_connect(self)
+  end
   local msg
   if q:qsize() > 0 then
     msg = q:get_nowait()
   elseif timeout == 0 then
-    if self.conn == nil or self.conn.closed then
-      if self.conn and self.conn.err then error(self.conn.err, 0) end
-    end
     return nil
   elseif timeout then
     local ok, v = pcall(await, asyncio.wait_for(q:get(), timeout))
@@ -1813,31 +2013,45 @@ local next_message = async(function(self, timeout)
   else
     msg = await(q:get())
   end
-  if msg == false then
-    error(self.conn and self.conn.err or M.ConnectionError(
-      "Connection closed."), 0)
-  end
   if iserror(msg) then error(msg, 0) end
   return msg
 end)
 
+--- msg, or nil when it goes to its channel's (pattern's) handler instead
+-- or is a confirmation to ignore.
+local function handle(self, msg, ignore)
+  local kind = msg.type
+  if kind == "message" or kind == "pmessage" then
+    local h
+    if kind == "pmessage" then h = self.patterns[msg.pattern]
+    else h = self.channels[msg.channel] end
+    if type(h) ~= "function" then return msg end
+    local res = h(msg)
+    if asyncio.iscoroutine(res) or asyncio.isfuture(res) then await(res) end
+    return nil
+  end
+  if kind ~= "pong" and (ignore or self.ignore_subscribe_messages) then
+    return nil
+  end
+  return msg
+end
+
 --- await(ps:get_message{timeout =, ignore_subscribe_messages =}) -> the
 -- next message or nil. timeout 0 (the default, as redis-py) never waits;
--- math.huge waits as long as it takes.
+-- math.huge waits as long as it takes. Messages that go to a handler,
+-- and ignored confirmations, are skipped.
 PubSub.get_message = async(function(self, o)
   local timeout = o and o.timeout or 0
   if timeout == math.huge then timeout = nil end
   local ignore = o and o.ignore_subscribe_messages
-  if ignore == nil then ignore = self.ignore_subscribe_messages end
-  local deadline = timeout and asyncio.get_running_loop():time() + timeout
+  local loop = asyncio.get_running_loop()
+  local deadline = timeout and loop:time() + timeout
   while true do
-    local left = deadline and math.max(0,
-      deadline - asyncio.get_running_loop():time())
+    local left = deadline and math.max(0, deadline - loop:time())
     local msg = await(next_message(self, left))
     if msg == nil then return nil end
-    if not (ignore and msg.type ~= "message" and msg.type ~= "pmessage")
-    then return msg end
-    if left == 0 then return nil end
+    msg = handle(self, msg, ignore)
+    if msg then return msg end
   end
 end)
 
@@ -1845,22 +2059,62 @@ end)
 -- included, while subscribed to anything (inside a task).
 function PubSub:listen()
   return function()
-    if not self.subscribed and self.queue:qsize() == 0 then return nil end
-    return await(next_message(self, nil))
+    while self.subscribed or self.queue:qsize() > 0 do
+      local msg = handle(self, await(next_message(self, nil)))
+      if msg then return msg end
+    end
+    return nil
   end
 end
 
---- await(ps:close()) (also reset/aclose): closes its connection.
-PubSub.close = async(function(self)
-  self.closed = true
-  if self.conn then self.conn:close() end
+--- await(ps:run{poll_timeout = 1, exception_handler =}): hands every
+-- message to its handler until cancelled; each channel and pattern
+-- needs one (else redis.PubSubError). An error is raised, or given to
+-- exception_handler(e, ps) (awaited if it returns an awaitable), after
+-- which run() goes on (a lost connection is opened again).
+PubSub.run = async(function(self, o)
+  o = o or {}
+  for kind, word in pairs{channels = "Channel", patterns = "Pattern"} do
+    for name, h in pairs(self[kind]) do
+      if type(h) ~= "function" then
+        error(M.PubSubError(("%s: '%s' has no handler registered")
+          :format(word, name)), 0)
+      end
+    end
+  end
+  local poll, on_error = o.poll_timeout or 1, o.exception_handler
+  while true do
+    local ok, e = pcall(await, self:get_message{
+      ignore_subscribe_messages = true, timeout = poll})
+    if not ok then
+      if is_cancel(e) or not on_error then error(e, 0) end
+      local res = on_error(e, self)
+      if asyncio.iscoroutine(res) or asyncio.isfuture(res) then
+        await(res)
+      end
+    end
+    await(asyncio.sleep(0))
+  end
 end)
+
+--- Closes the connection and forgets the subscriptions: the PubSub may
+-- subscribe again (on a new connection), as redis-py's after reset().
+local function ps_close(self)
+  self.generation = self.generation + 1
+  local c = self.conn
+  self.conn, self.opening = nil, nil
+  if c then c:close() end -- a listen() waiting gets ConnectionError
+  self.channels, self.patterns = {}, {}
+  self.unsub_channels, self.unsub_patterns = {}, {}
+  self.subscribed = false
+  self.queue = asyncio.Queue()
+end
+
+--- await(ps:close()) (also aclose, reset; <close> at once).
+PubSub.close = async(ps_close)
 PubSub.aclose = PubSub.close
 PubSub.reset = PubSub.close
-PubSub.__close = function(self)
-  self.closed = true
-  if self.conn then self.conn:close() end
-end
+PubSub.__close = ps_close
 
 M._Pipeline, M._PubSub, M._Script = Pipeline, PubSub, Script
 M._Protocol = Protocol
