@@ -6,7 +6,7 @@ local aspec = require "asyncio.busted"
 local assert = require "luassert"
 local h = dofile("spec/helpers.lua")
 
-local await = asyncio.await
+local await, iserror = asyncio.await, asyncio.iserror
 
 local function sink()
   local loop = asyncio.get_running_loop()
@@ -84,6 +84,87 @@ describe("pipe transports", function()
     assert.equal("closed file", io.type(rf))
     t:close()
     os.remove(fifo)
+  end))
+
+  it("write_eof closes a write pipe, as asyncio's: the reader sees its end",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local out = os.tmpname()
+    local t, p = await(loop:connect_write_pipe(sink,
+                                               io.popen("cat > " .. out, "w")))
+    assert.is_true(t:can_write_eof())
+    t:write("before eof")
+    t:write_eof()
+    assert.is_true(t:is_closing())
+    t:write("after eof") -- dropped, as asyncio's write pipe does
+    assert.is_nil(await(asyncio.wait_for(p.lost, 10)))
+    assert.same({"connection_made", "connection_lost"}, p.log)
+    local r = assert(io.open(out))
+    assert.equal("before eof", r:read("a")) -- cat ended: its file was closed
+    r:close()
+    os.remove(out)
+  end))
+
+  it("a write pipe whose reader closed its end: connection_lost(nil)",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t, p = await(loop:connect_write_pipe(sink, io.popen("true", "w")))
+    assert.is_nil(await(asyncio.wait_for(p.lost, 10)))
+    assert.same({"connection_made", "connection_lost"}, p.log)
+    assert.is_true(t:is_closing())
+  end))
+
+  it("a child spawned later does not inherit the pipe", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t = await(loop:connect_write_pipe(sink, io.popen("cat", "w")))
+    local fd = assert(tonumber(tostring(t):match("fd=(%d+)")))
+    -- the child looks for the transport's pipe among its descriptors
+    local child = await(asyncio.create_subprocess_exec("sh", "-c", [[
+      target=$(readlink /proc/$PPID/fd/$1)
+      for f in /proc/$$/fd/*; do
+        [ "$(readlink "$f")" = "$target" ] && echo inherited
+      done
+      echo checked]], "sh", tostring(fd), {stdout = asyncio.PIPE}))
+    assert.equal("checked\n", await(child.stdout:read()))
+    assert.equal(0, await(child:wait()))
+    t:close()
+    await(t:get_protocol().lost)
+  end))
+
+  it("writing to a read pipe raises; the transport goes on",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t, p = await(loop:connect_read_pipe(sink,
+                                              io.popen("echo still", "r")))
+    assert.matches("attempt to call 'write' on a read pipe transport",
+                   h.error_of(t.write, t, "x"))
+    assert.matches("attempt to call 'write_eof' on a read pipe transport",
+                   h.error_of(t.write_eof, t))
+    assert.is_false(t:is_closing())
+    assert.is_nil(await(p.lost))
+    assert.equal("still\n", p.data)
+  end))
+
+  it("a file that is not a pipe, socket or terminal raises ValueError",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local f = assert(io.open("spec/pipe_transport_spec.lua"))
+    local err = h.await_error(loop:connect_read_pipe(sink, f))
+    assert.is_true(iserror(err, asyncio.ValueError))
+    assert.equal("ValueError: Pipe transport is for pipes/sockets only.",
+                 tostring(err))
+    f:close()
+    local name = os.tmpname()
+    f = assert(io.open(name, "w"))
+    err = h.await_error(loop:connect_write_pipe(sink, f))
+    assert.equal("ValueError: Pipe transport is only for pipes, sockets and "
+                 .. "character devices", tostring(err))
+    f:close()
+    f = assert(io.open("/dev/null", "w"))
+    assert.is_true(iserror(h.await_error(loop:connect_write_pipe(sink, f)),
+                           asyncio.ValueError))
+    f:close()
+    os.remove(name)
   end))
 
   it("a bad pipe argument raises", aspec.async(function()

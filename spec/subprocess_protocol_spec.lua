@@ -8,7 +8,7 @@ local aspec = require "asyncio.busted"
 local assert = require "luassert"
 local h = dofile("spec/helpers.lua")
 
-local await = asyncio.await
+local await, iserror = asyncio.await, asyncio.iserror
 
 local function recorder()
   local loop = asyncio.get_running_loop()
@@ -71,7 +71,140 @@ describe("subprocess transports", function()
     assert.equal(#p.events, index_of(p.events, "connection_lost"))
     assert.is_true(index_of(p.events, "process_exited")
                    < index_of(p.events, "connection_lost"))
+    -- only close() makes it closing, as asyncio's
+    assert.is_false(t:is_closing())
+    t:close()
     assert.is_true(t:is_closing())
+  end))
+
+  it("closing the child's stdin calls pipe_connection_lost(0) then, before "
+     .. "the output", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t, p = await(loop:subprocess_exec(recorder, "cat"))
+    local stdin = t:get_pipe_transport(0)
+    stdin:write("hello\n")
+    stdin:close()
+    await(asyncio.wait_for(p.lost, 10))
+    assert.equal("hello\n", p.out[1])
+    assert.equal("connection_made", p.events[1])
+    assert.equal("pipe_connection_lost 0 nil", p.events[2])
+    assert.equal(6, #p.events) -- and the ends of 1 and 2, and the exit
+    assert.equal("connection_lost", p.events[#p.events])
+  end))
+
+  it("write_eof on the child's stdin closes it; the child sees its end",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t, p = await(loop:subprocess_exec(recorder, "cat"))
+    local stdin = t:get_pipe_transport(0)
+    assert.is_true(stdin:can_write_eof())
+    stdin:write("eof\n")
+    stdin:write_eof()
+    assert.is_true(stdin:is_closing())
+    stdin:write("dropped") -- as asyncio's pipe: no error, nothing sent
+    await(asyncio.wait_for(p.lost, 10))
+    assert.equal("eof\n", p.out[1])
+    assert.equal(0, t:get_returncode())
+    assert.equal("pipe_connection_lost 0 nil", p.events[2])
+  end))
+
+  it("a child that closes its stdin: pipe_connection_lost(0) while it runs",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local stdin_lost = loop:create_future()
+    local t, p = await(loop:subprocess_exec(function()
+      local p = recorder()
+      local base = p.pipe_connection_lost
+      function p:pipe_connection_lost(fd, exc)
+        base(self, fd, exc)
+        if fd == 0 then stdin_lost:set_result(exc) end
+      end
+      return p
+    end, "sh", "-c", "exec 0<&-; exec sleep 30"))
+    assert.is_nil(await(asyncio.wait_for(stdin_lost, 10)))
+    assert.is_nil(t:get_returncode())
+    assert.is_nil(p.counts.process_exited)
+    t:kill()
+    assert.equal(-9, await(p.exited))
+    await(p.lost)
+  end))
+
+  it("a child writing into its stdin (a socket) does not close it",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t, p = await(loop:subprocess_exec(recorder, "sh", "-c",
+      "echo junk >&0; echo ready; read x; echo got $x"))
+    assert.equal(1, await(p.data)) -- "ready": the junk was written before
+    t:get_pipe_transport(0):write("line\n")
+    await(asyncio.wait_for(p.lost, 10))
+    assert.equal("ready\ngot line\n", p.out[1])
+    assert.equal(0, t:get_returncode())
+  end))
+
+  it("get_extra_info('subprocess'), get_protocol and set_protocol",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t, p = await(loop:subprocess_exec(recorder, "true"))
+    local proc = t:get_extra_info("subprocess")
+    assert.equal(t:get_pid(), proc.pid)
+    assert.equal(t:get_pipe_transport(1), proc.stdout)
+    assert.equal("dflt", t:get_extra_info("nothing", "dflt"))
+    assert.equal(p, t:get_protocol())
+    local q = recorder()
+    q.transport = t
+    t:set_protocol(q)
+    assert.equal(q, t:get_protocol())
+    await(q.lost) -- the new protocol is told the rest
+    assert.equal(0, await(q.exited))
+    assert.equal(0, await(proc:wait()))
+  end))
+
+  it("the stdin pipe's flow control calls the protocol's pause_writing "
+     .. "and resume_writing", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local resumed = loop:create_future()
+    local t, p = await(loop:subprocess_exec(function()
+      local p = recorder()
+      function p:pause_writing() self.counts.pause = (self.counts.pause or 0)
+                                                     + 1 end
+      function p:resume_writing()
+        self.counts.resume = (self.counts.resume or 0) + 1
+        resumed:set_result(true)
+      end
+      return p
+    end, "sh", "-c", "cat > /dev/null"))
+    local stdin = t:get_pipe_transport(0)
+    stdin:set_write_buffer_limits(1)
+    stdin:write(string.rep("x", 4 * 1024 * 1024)) -- more than a socket holds
+    assert.equal(1, p.counts.pause)
+    await(asyncio.wait_for(resumed, 10))
+    assert.equal(1, p.counts.resume)
+    stdin:close()
+    await(asyncio.wait_for(p.lost, 10))
+    assert.equal(0, t:get_returncode())
+  end))
+
+  it("an error in a protocol callback is reported; the rest goes on",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local reported = {}
+    loop:set_exception_handler(function(_, ctx)
+      reported[#reported + 1] = ctx
+    end)
+    local t, p = await(loop:subprocess_exec(function()
+      local p = recorder()
+      function p:pipe_data_received() error(asyncio.ValueError("boom")) end
+      return p
+    end, "echo", "out", {stdin = asyncio.DEVNULL, stderr = asyncio.DEVNULL}))
+    await(p.lost)
+    loop:set_exception_handler(nil)
+    assert.equal(1, #reported)
+    assert.equal("Exception in callback protocol.pipe_data_received()",
+                 reported[1].message)
+    assert.is_true(iserror(reported[1].exception, asyncio.ValueError))
+    assert.equal(t, reported[1].transport)
+    assert.equal(1, p.counts["pipe_connection_lost 1 nil"])
+    assert.equal(1, p.counts.process_exited)
   end))
 
   it("subprocess_shell, and a child killed by a signal",

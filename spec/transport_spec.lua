@@ -104,6 +104,9 @@ describe("transports", function()
                          1, 2)
     assert.equal("ValueError: high (1) must be >= low (2) must be >= 0",
                  tostring(err))
+    -- low defaults to high // 4, floored as Python's
+    assert.equal("ValueError: high (-1) must be >= low (-1) must be >= 0",
+                 tostring(h.error_of(t.set_write_buffer_limits, t, -1)))
     t:set_write_buffer_limits(nil, 100)
     assert.same({100, 400}, {t:get_write_buffer_limits()})
     t:set_write_buffer_limits(100)

@@ -337,10 +337,11 @@ static int open_stdio(lua_State *L, aio_loop *loop, int oidx,
   return 0;
 }
 
-/* Pushes the Process of the running child p, with its streams, and
- * anchors it while the child runs. */
+/* Pushes the Process of the running child p, with its streams (raw:
+ * its pipes' transports, with no protocol yet), and anchors it while the
+ * child runs. */
 static void push_process(lua_State *L, aio_loop *loop, proc *p,
-                         aio_stream *pipes[3], size_t limit) {
+                         aio_stream *pipes[3], size_t limit, int raw) {
   int i;
   pud *ud = lua_newuserdatauv(L, sizeof *ud, P_UV_COUNT);
   memset(ud, 0, sizeof *ud);
@@ -353,7 +354,9 @@ static void push_process(lua_State *L, aio_loop *loop, proc *p,
   for (i = 0; i < 3; i++) {
     if (pipes[i] == NULL)
       continue;
-    if (i == 0)
+    if (raw)
+      aio_transport_push(L, pipes[i], i != 0, i == 0);
+    else if (i == 0)
       aio_stream_push_writer(L, pipes[i]);
     else
       aio_stream_push_reader(L, pipes[i], limit);
@@ -376,9 +379,11 @@ static int raise_spawn_error(lua_State *L, int uverr, const char *cwd) {
   return lua_error(L);
 }
 
-/* _spawn(file, args, opts): args is the full argv list (args[1] is the
- * program name the child sees). opts: stdin, stdout, stderr, cwd, env,
- * limit, start_new_session. Returns a Process. */
+/* _spawn(file, args, opts [, raw]): args is the full argv list (args[1]
+ * is the program name the child sees). opts: stdin, stdout, stderr, cwd,
+ * env, limit, start_new_session. Returns a Process, whose stdin, stdout
+ * and stderr are streams, or with raw the pipes' transports, which the
+ * caller starts with its protocols (loop:subprocess_exec). */
 static int l_spawn(lua_State *L) {
   uv_process_options_t o;
   uv_stdio_container_t stdio[3];
@@ -388,7 +393,7 @@ static int l_spawn(lua_State *L) {
   aio_loop *loop;
   proc *p;
   size_t limit;
-  int r;
+  int r, raw = lua_toboolean(L, 4);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3))
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -432,7 +437,7 @@ static int l_spawn(lua_State *L) {
     abort_pipes(pipes);
     return raise_spawn_error(L, r, o.cwd);
   }
-  push_process(L, loop, p, pipes, limit);
+  push_process(L, loop, p, pipes, limit, raw);
   return 1;
 }
 

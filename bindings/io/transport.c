@@ -25,13 +25,19 @@
  * buffer grows over the high-water mark (64 KiB) and resume_writing()
  * when it falls to the low one (16 KiB); set_write_buffer_limits
  * changes them. pause_reading/resume_reading stop and restart reading.
+ *
+ * Pipes are asyncio's pipe transports: a read pipe cannot be written, a
+ * write pipe's write_eof closes it, and a write pipe watches its reader
+ * (aio_hup) so that it is lost when the reader closes its end.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <errno.h>
+#include <fcntl.h>
 
 #include "transport.h"
 
@@ -45,7 +51,8 @@ enum {
   EV_EOF = 4,     /* end of the stream */
   EV_FATAL = 8,   /* a read or write error: the transport is lost */
   EV_DRAIN = 16,  /* the write buffer fell to the low-water mark */
-  EV_FLUSHED = 32 /* a closing transport's writes went out */
+  EV_FLUSHED = 32, /* a closing transport's writes went out */
+  EV_HUP = 64     /* a write pipe's reader closed its end */
 };
 
 /* ------------------------------------------------------------------ */
@@ -53,6 +60,103 @@ enum {
 
 static void stream_dispatch(lua_State *L, aio_io *io, unsigned ev);
 static void stream_shut(lua_State *L, aio_io *io);
+
+/* A write pipe's watch on its reader, as asyncio's write pipe transport
+ * polls its descriptor for reading: a poll handle on a duplicate of the
+ * descriptor (the stream's own polling is libuv's), on which any event
+ * means the reader closed its end. An I/O object of its own, freed in its
+ * close callback; the duplicate is closed with the handle, so the reader
+ * sees the end when the stream closes. */
+struct aio_hup {
+  aio_io io;
+  uv_poll_t h;
+  aio_stream *s;          /* NULL once the stream let it go */
+  int fd;                 /* the duplicate, -1 once closed */
+};
+
+static void on_hup_closed(uv_handle_t *h) {
+  aio_io_release((aio_io *)h->data);
+}
+
+static void hup_close_hook(uv_handle_t *h) {
+  aio_hup *w = h->data;
+  if (uv_is_closing(h))
+    return;
+  uv_close(h, on_hup_closed); /* stops polling: the fd may go */
+  if (w->fd >= 0) {
+    close(w->fd);
+    w->fd = -1;
+  }
+}
+
+/* Detaches the stream's watch and closes it. */
+static void hup_stop(aio_stream *s) {
+  aio_hup *w = s->hup;
+  if (w == NULL)
+    return;
+  s->hup = NULL;
+  w->s = NULL;
+  hup_close_hook((uv_handle_t *)&w->h);
+}
+
+static void hup_shut(lua_State *L, aio_io *io) {
+  aio_hup *w = (aio_hup *)io;
+  (void)L;
+  if (w->s)
+    hup_stop(w->s);
+  else
+    hup_close_hook((uv_handle_t *)&w->h);
+}
+
+/* A pipe's write end polls readable only when its reader is gone; a
+ * socket's (a child's stdin is one end of a socket pair) also when the
+ * child wrote into its stdin, which nobody reads: that is dropped. */
+static void on_hup(uv_poll_t *h, int status, int events) {
+  aio_hup *w = h->data;
+  char buf[4096];
+  int i;
+  (void)events;
+  for (i = 0; status == 0 && i < 16; i++) {
+    ssize_t n = recv(w->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return; /* the reader is still there */
+    break;    /* the end, or an error: a pipe's ENOTSOCK */
+  }
+  if (i == 16)
+    return;   /* still more: the next poll goes on */
+  uv_poll_stop(h);
+  if (w->s)
+    aio_io_notify(&w->s->io, EV_HUP);
+}
+
+/* Starts watching the reader of the write pipe s. Without the watch (no
+ * memory, no descriptor), a closed reader is learnt at the next write. */
+static void hup_start(aio_stream *s) {
+  aio_loop *loop = s->io.loop;
+  uv_os_fd_t fd;
+  aio_hup *w;
+  if (s->hup || s->killed || loop == NULL || uv_fileno(&s->u.h, &fd) != 0)
+    return;
+  w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return;
+  w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (w->fd < 0 || uv_poll_init(loop->uv, &w->h, w->fd) != 0) {
+    if (w->fd >= 0)
+      close(w->fd);
+    free(w);
+    return;
+  }
+  w->io.close = hup_close_hook;
+  w->io.shut = hup_shut;
+  aio_io_link(loop, &w->io, (uv_handle_t *)&w->h);
+  w->s = s;
+  s->hup = w;
+  if (uv_poll_start(&w->h, UV_READABLE | UV_DISCONNECT, on_hup) != 0)
+    hup_stop(s);
+}
 
 static void on_stream_closed(uv_handle_t *h) {
   aio_stream *s = h->data;
@@ -64,6 +168,7 @@ static void on_stream_closed(uv_handle_t *h) {
 
 /* The `close` hook of aio_io for loop.c's last-resort walk. */
 static void stream_close_hook(uv_handle_t *h) {
+  hup_stop(h->data);
   if (!uv_is_closing(h))
     uv_close(h, on_stream_closed);
 }
@@ -631,9 +736,16 @@ static void maybe_resume(lua_State *L, aio_transport *t) {
   proto_entry(L, t, P_RESUME, "protocol.resume_writing() failed", 0);
 }
 
+/* Raises for writing to a read pipe (asyncio's has no write methods). */
+static void check_writable(lua_State *L, aio_transport *t, const char *what) {
+  if (t->readonly)
+    luaL_error(L, "attempt to call '%s' on a read pipe transport", what);
+}
+
 void aio_transport_write(lua_State *L, aio_transport *t, const char *data,
                          size_t len) {
   int r;
+  check_writable(L, t, "write");
   if (t->eof_sent)
     aio_raisef(L, AIO_E_RUNTIME, "Cannot call write() after write_eof()");
   if (len == 0 || t->closing || t->s == NULL)
@@ -650,8 +762,16 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
 }
 
+/* write_eof(): a socket shuts its writing side down once the buffer went
+ * out; a write pipe has no half-close and closes, as asyncio's (its
+ * reader then sees the end). */
 void aio_transport_write_eof(lua_State *L, aio_transport *t) {
   int r;
+  check_writable(L, t, "write_eof");
+  if (t->writeonly) {
+    aio_transport_close(L, t);
+    return;
+  }
   if (t->closing || t->eof_sent)
     return;
   t->eof_sent = 1;
@@ -682,6 +802,12 @@ static void stream_dispatch(lua_State *L, aio_io *io, unsigned ev) {
     on_eof(L, t);
   if ((ev & EV_FATAL) && !t->lost)
     fatal_uv(L, t, s->err, "read");
+  if ((ev & EV_HUP) && !t->lost) { /* asyncio: lost, "broken" if data waits */
+    if (s->wbytes > 0)
+      fatal_uv(L, t, UV_EPIPE, "write");
+    else
+      force_close(L, t, 0);
+  }
   if (ev & EV_DRAIN)
     maybe_resume(L, t);
   if ((ev & EV_FLUSHED) && t->closing)
@@ -754,6 +880,8 @@ static int l_start_body(lua_State *L) {
   if (!t->closing && t->vt->connection_made)
     t->vt->connection_made(L, t->proto, 3, 2);
   update_reading(t);
+  if (t->writeonly && t->kind == AIO_SK_PIPE && !t->closing && t->s)
+    hup_start(t->s);
   return 0;
 }
 
@@ -915,7 +1043,8 @@ static int l_set_write_buffer_limits(lua_State *L) {
     high = lua_isnoneornil(L, 3) ? HIGH_WATER : 4 * luaL_checkinteger(L, 3);
   else
     high = luaL_checkinteger(L, 2);
-  low = lua_isnoneornil(L, 3) ? high / 4 : luaL_checkinteger(L, 3);
+  low = lua_isnoneornil(L, 3) ? (high >= 0 ? high / 4 : -((3 - high) / 4))
+                              : luaL_checkinteger(L, 3); /* high // 4 */
   if (!(high >= low && low >= 0))
     return aio_raisef(L, AIO_E_VALUE, "high (%I) must be >= low (%I) must "
                       "be >= 0", high, low);
@@ -1163,6 +1292,22 @@ static int l_unix_connect(lua_State *L) {
   return aio_ccoro_method(L, 1, unix_connect_body);
 }
 
+/* Raises ValueError, as asyncio's pipe transports do, unless fd is a
+ * pipe, a socket or a terminal: what libuv can poll (a regular file, or
+ * a character device such as /dev/null, would abort the loop). */
+static void check_pipe_fd(lua_State *L, int fd, int readable) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    aio_raise_uv(L, uv_translate_sys_error(errno), "fstat");
+  if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+      (S_ISCHR(st.st_mode) && isatty(fd)))
+    return;
+  aio_raisef(L, AIO_E_VALUE, readable
+             ? "Pipe transport is for pipes/sockets only."
+             : "Pipe transport is only for pipes, sockets and character "
+               "devices");
+}
+
 /* _pipe_open(pipe, readable): a Transport over a pipe (or any stream
  * fd): pipe is a Lua file, whose descriptor the transport duplicates and
  * which it keeps and closes when lost, or a descriptor it takes
@@ -1175,11 +1320,16 @@ static int l_pipe_open(lua_State *L) {
   if (f != NULL) {
     if (f->closef == NULL)
       return luaL_argerror(L, 1, "attempt to use a closed file");
-    fd = dup(fileno(f->f));
+    check_pipe_fd(L, fileno(f->f), ro);
+    /* no child spawned later may inherit either descriptor: it would
+     * keep the pipe open after the transport closed it */
+    fcntl(fileno(f->f), F_SETFD, FD_CLOEXEC);
+    fd = fcntl(fileno(f->f), F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
       return aio_raise_uv(L, uv_translate_sys_error(errno), "dup");
   } else if (lua_isinteger(L, 1)) {
     fd = (int)lua_tointeger(L, 1);
+    check_pipe_fd(L, fd, ro);
   } else
     return luaL_typeerror(L, 1, "file or file descriptor");
   aio_check_open(L, loop);

@@ -9,6 +9,9 @@
 
 #include "../internal.h"
 
+/* A write pipe's watch on its reader (transport.c). */
+typedef struct aio_hup aio_hup;
+
 /* The uv half. Its uv callbacks never call Lua: they record events
  * (aio_io_notify) that transport.c dispatches. */
 struct aio_stream {
@@ -23,6 +26,7 @@ struct aio_stream {
   uv_shutdown_t sreq;
   aio_transport *t;       /* the owning transport, or NULL */
   struct aio_stream *next_accepted; /* in a listener's queue (server.c) */
+  aio_hup *hup;           /* a write pipe's watch on its reader, or NULL */
   char *rbuf;             /* a Lua protocol's data not yet delivered */
   size_t rlen, rcap;
   size_t wbytes;          /* bytes queued in write requests */

@@ -3,7 +3,8 @@
  * Lua facade resolves names), ep:sendto, await(ep:recvfrom()), close;
  * and asyncio's datagram transport (loop:create_datagram_endpoint, the C
  * half is _dgram_open), whose protocol gets datagram_received(data,
- * addr) and error_received(exc).
+ * addr) and error_received(exc), and whose write buffer limits call its
+ * pause_writing and resume_writing.
  *
  * Received datagrams queue in C (each with its sender's address) until
  * recvfrom takes them; past `limit` queued bytes (64 KiB by default)
@@ -55,21 +56,25 @@ struct endpoint {
 
 enum { EP_UV_LOOP = 1, EP_UV_COUNT = EP_UV_LOOP };
 
-enum { EV_RECV = 1 };
+enum { EV_RECV = 1, EV_DRAIN = 2 };
 
 /* A datagram transport (userdata AIO_DGT_MT), anchored from its creation
  * until connection_lost was called, as the stream transports. */
 struct dgt {
   udp *u;              /* NULL once closed */
   aio_loop *loop;
-  struct sockaddr_storage peer;
+  struct sockaddr_storage peer; /* remote_addr: where sendto sends */
+  size_t high, low;    /* write buffer limits */
   unsigned char started, closing, lost, has_peer;
+  unsigned char connected; /* the socket is connected to peer (not with
+                              allow_broadcast, as asyncio's) */
+  unsigned char wpaused;   /* pause_writing was called */
   char anchor_key;
 };
 
 enum { D_UV_PROTO = 1, D_UV_LOOP, D_UV_EXC, D_UV_COUNT = D_UV_EXC };
 
-static void dgt_dispatch(lua_State *L, udp *u);
+static void dgt_dispatch(lua_State *L, udp *u, unsigned ev);
 
 static void on_udp_closed(uv_handle_t *h) {
   udp *u = h->data;
@@ -119,11 +124,10 @@ static void udp_shut(lua_State *L, aio_io *io) {
 
 static void udp_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   udp *u = (udp *)io;
-  (void)ev;
   if (u->ep)
     wake_receiver(L, u->ep);
   else if (u->t)
-    dgt_dispatch(L, u);
+    dgt_dispatch(L, u, ev);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -242,9 +246,14 @@ static int l_ep_recvfrom(lua_State *L) {
   return aio_ccoro_method(L, 1, recvfrom_body);
 }
 
+/* A queued datagram went (or was dropped: a lost datagram is not an
+ * error UDP reports). A paused transport may resume. */
 static void on_sent(uv_udp_send_t *req, int status) {
-  (void)status; /* a lost datagram is not an error UDP reports */
+  udp *u = req->handle->data;
   free(req);
+  if (status != UV_ECANCELED && u->t && u->t->wpaused &&
+      u->h.send_queue_size <= u->t->low)
+    aio_io_notify(&u->io, EV_DRAIN);
 }
 
 static int send_to(lua_State *L, udp *u, const char *data, size_t len,
@@ -461,9 +470,10 @@ static void dgt_force_close(lua_State *L, dgt *t, int eidx);
 
 /* Calls the protocol's method `name` with the nargs values on top
  * (popped), the transport at tidx. An error is reported and aborts the
- * transport (connection_lost gets it). Returns 0 on error. */
-static int dgt_call(lua_State *L, dgt *t, int tidx, const char *name,
-                    int nargs) {
+ * transport (connection_lost gets it), or with `soft` (pause_writing,
+ * resume_writing) is only reported, as asyncio's. Returns 0 on error. */
+static int dgt_call_aux(lua_State *L, dgt *t, int tidx, const char *name,
+                        int nargs, int soft) {
   int base = lua_gettop(L) - nargs + 1;
   lua_pushcfunction(L, l_dgt_call);
   lua_pushvalue(L, tidx);
@@ -477,7 +487,10 @@ static int dgt_call(lua_State *L, dgt *t, int tidx, const char *name,
     lua_error(L);
   }
   lua_createtable(L, 0, 4);
-  lua_pushfstring(L, "Fatal error: protocol.%s() call failed.", name);
+  if (soft)
+    lua_pushfstring(L, "protocol.%s() failed", name);
+  else
+    lua_pushfstring(L, "Fatal error: protocol.%s() call failed.", name);
   lua_setfield(L, -2, "message");
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "exception");
@@ -486,9 +499,32 @@ static int dgt_call(lua_State *L, dgt *t, int tidx, const char *name,
   lua_getiuservalue(L, tidx, D_UV_PROTO);
   lua_setfield(L, -2, "protocol");
   aio_report(L, t->loop);
-  dgt_force_close(L, t, -1);
+  if (!soft)
+    dgt_force_close(L, t, -1);
   lua_pop(L, 1);
   return 0;
+}
+
+static int dgt_call(lua_State *L, dgt *t, int tidx, const char *name,
+                    int nargs) {
+  return dgt_call_aux(L, t, tidx, name, nargs, 0);
+}
+
+/* Flow control, as asyncio's: pause_writing once the queue of datagrams
+ * libuv could not send at once grows over the high-water mark,
+ * resume_writing once it fell to the low one (the transport at tidx). */
+static void dgt_maybe_pause(lua_State *L, dgt *t, int tidx) {
+  if (t->wpaused || t->u == NULL || t->u->h.send_queue_size <= t->high)
+    return;
+  t->wpaused = 1;
+  dgt_call_aux(L, t, tidx, "pause_writing", 0, 1);
+}
+
+static void dgt_maybe_resume(lua_State *L, dgt *t, int tidx) {
+  if (!t->wpaused || (t->u && t->u->h.send_queue_size > t->low))
+    return;
+  t->wpaused = 0;
+  dgt_call_aux(L, t, tidx, "resume_writing", 0, 1);
 }
 
 /* [t]: connection_lost(exc) from the ready queue; lets the transport
@@ -532,12 +568,14 @@ static void dgt_force_close(lua_State *L, dgt *t, int eidx) {
   lua_settop(L, top);
 }
 
-/* Delivers the queued datagrams and a receive error. */
-static void dgt_dispatch(lua_State *L, udp *u) {
+/* Delivers the queued datagrams and a receive error; resumes writing. */
+static void dgt_dispatch(lua_State *L, udp *u, unsigned ev) {
   dgt *t = u->t;
   int top = lua_gettop(L);
   if (!t->started || !dgt_push(L, t))
     return;
+  if (ev & EV_DRAIN)
+    dgt_maybe_resume(L, t, top + 1);
   while (u->head != NULL && t->u == u) {
     dgram *d = u->head;
     u->head = d->next;
@@ -565,6 +603,24 @@ static dgt *check_dgt(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AIO_DGT_MT);
 }
 
+/* Whether a and b are the same IPv4 or IPv6 address and port. */
+static int same_addr(const struct sockaddr_storage *a,
+                     const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family)
+    return 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+  }
+  return 0;
+}
+
 /* sendto(data [, addr]): addr is {host, port} (numeric), nil on a
  * transport made with remote_addr. A failure goes to the protocol's
  * error_received, as asyncio's; a closing transport drops the data. */
@@ -586,12 +642,14 @@ static int l_dgt_sendto(lua_State *L) {
     lua_pop(L, 2);
     if (r != 0)
       return luaL_argerror(L, 3, "numeric {host, port} expected");
-    if (t->has_peer)
+    if (t->has_peer && !same_addr(&ss, &t->peer))
       return aio_raisef(L, AIO_E_VALUE, "Invalid address: must be None "
                         "or the remote address");
     sa = (struct sockaddr *)&ss;
   } else if (!t->has_peer)
     return luaL_argerror(L, 3, "address expected (no remote_addr)");
+  if (t->has_peer) /* to remote_addr: the connected socket's own peer */
+    sa = t->connected ? NULL : (struct sockaddr *)&t->peer;
   if (t->u == NULL || t->closing)
     return 0;
   b = uv_buf_init((char *)data, (unsigned)len);
@@ -605,6 +663,10 @@ static int l_dgt_sendto(lua_State *L) {
     r = uv_udp_send(req, &t->u->h, &b, 1, sa, on_sent);
     if (r != 0)
       free(req);
+    else {
+      lua_settop(L, 1);
+      dgt_maybe_pause(L, t, 1);
+    }
   }
   if (r < 0) {
     lua_settop(L, 1);
@@ -612,6 +674,33 @@ static int l_dgt_sendto(lua_State *L) {
     dgt_call(L, t, 1, "error_received", 1);
   }
   return 0;
+}
+
+/* set_write_buffer_limits([high [, low]]), as the stream transports'. */
+static int l_dgt_set_write_buffer_limits(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  lua_Integer high, low;
+  if (lua_isnoneornil(L, 2))
+    high = lua_isnoneornil(L, 3) ? DEFAULT_LIMIT : 4 * luaL_checkinteger(L, 3);
+  else
+    high = luaL_checkinteger(L, 2);
+  low = lua_isnoneornil(L, 3) ? (high >= 0 ? high / 4 : -((3 - high) / 4))
+                              : luaL_checkinteger(L, 3); /* high // 4 */
+  if (!(high >= low && low >= 0))
+    return aio_raisef(L, AIO_E_VALUE, "high (%I) must be >= low (%I) must "
+                      "be >= 0", high, low);
+  t->high = (size_t)high;
+  t->low = (size_t)low;
+  lua_settop(L, 1);
+  dgt_maybe_pause(L, t, 1);
+  return 0;
+}
+
+static int l_dgt_get_write_buffer_limits(lua_State *L) {
+  dgt *t = check_dgt(L, 1);
+  lua_pushinteger(L, (lua_Integer)t->low);
+  lua_pushinteger(L, (lua_Integer)t->high);
+  return 2;
 }
 
 static int l_dgt_close(lua_State *L) {
@@ -639,7 +728,7 @@ static int l_dgt_get_extra_info(lua_State *L) {
   struct sockaddr_storage ss;
   int n = sizeof ss;
   lua_settop(L, 3);
-  if (strcmp(name, "peername") == 0 && t->has_peer)
+  if (strcmp(name, "peername") == 0 && t->connected)
     aio_push_sockaddr(L, (struct sockaddr *)&t->peer);
   else if (t->u && (strcmp(name, "sockname") == 0 ||
                     strcmp(name, "socket") == 0) &&
@@ -727,14 +816,16 @@ static int l_dgt__gc(lua_State *L) {
 
 /* _dgram_open(local {host, port} or nil, remote {host, port} or nil [,
  * {reuse_port =, allow_broadcast =}]): numeric hosts; one of the two
- * given. Returns a DatagramTransport with no protocol yet. */
+ * given. The socket is connected to remote, except with allow_broadcast
+ * (asyncio's: remote is then only sendto's default). Returns a
+ * DatagramTransport with no protocol yet. */
 static int l_dgram_open(lua_State *L) {
   struct sockaddr_storage ls, rs;
   aio_loop *loop;
   dgt *t;
   udp *u;
-  int r, has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L,
-                                                                      2);
+  int r, broadcast = 0, has_local = !lua_isnoneornil(L, 1),
+      has_remote = !lua_isnoneornil(L, 2);
   lua_settop(L, 3);
   if (has_remote) {
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -764,6 +855,8 @@ static int l_dgram_open(lua_State *L) {
   t = lua_newuserdatauv(L, sizeof *t, D_UV_COUNT); /* 4 */
   memset(t, 0, sizeof *t);
   t->loop = loop;
+  t->high = DEFAULT_LIMIT;
+  t->low = DEFAULT_LIMIT / 4;
   luaL_setmetatable(L, AIO_DGT_MT);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, 4, D_UV_LOOP);
@@ -796,13 +889,19 @@ static int l_dgram_open(lua_State *L) {
   if (r == 0)
     r = uv_udp_bind(&u->h, (struct sockaddr *)&ls, 0);
   if (r == 0 && lua_istable(L, 3)) {
-    if (lua_getfield(L, 3, "allow_broadcast") != LUA_TNIL &&
-        lua_toboolean(L, -1))
+    broadcast = lua_getfield(L, 3, "allow_broadcast") != LUA_TNIL &&
+                lua_toboolean(L, -1);
+    if (broadcast)
       r = uv_udp_set_broadcast(&u->h, 1);
     lua_pop(L, 1);
   }
   if (r == 0 && has_remote) {
-    r = uv_udp_connect(&u->h, (struct sockaddr *)&rs);
+    /* with allow_broadcast, asyncio does not connect: remote_addr is only
+     * where sendto sends, and datagrams come from anyone */
+    if (!broadcast) {
+      r = uv_udp_connect(&u->h, (struct sockaddr *)&rs);
+      t->connected = 1;
+    }
     memcpy(&t->peer, &rs, sizeof rs);
     t->has_peer = 1;
   }
@@ -823,6 +922,8 @@ static const luaL_Reg dgt_methods[] = {
     {"is_closing", l_dgt_is_closing},
     {"get_extra_info", l_dgt_get_extra_info},
     {"get_write_buffer_size", l_dgt_get_write_buffer_size},
+    {"set_write_buffer_limits", l_dgt_set_write_buffer_limits},
+    {"get_write_buffer_limits", l_dgt_get_write_buffer_limits},
     {"get_protocol", l_dgt_get_protocol},
     {"set_protocol", l_dgt_set_protocol},
     {"_start", l_dgt__start},

@@ -102,24 +102,35 @@ end)
 -- loop:subprocess_exec / subprocess_shell: the subprocess transport and
 -- SubprocessProtocol (pipe_data_received(fd, data),
 -- pipe_connection_lost(fd, exc), process_exited(), connection_made,
--- connection_lost), on the Process of process.c: a task per output pipe
--- reads it and hands the data over.
+-- connection_lost), as asyncio's base_subprocess: the child's pipes are
+-- pipe transports (process.c's raw mode) whose protocols pass what
+-- happens on to the subprocess protocol; a task waits for the exit.
+-- connection_lost follows once the child exited and every pipe was lost.
 
 local SubprocessTransport = {}
 SubprocessTransport.__index = SubprocessTransport
 SubprocessTransport.__name = "asyncio.SubprocessTransport"
 
-function SubprocessTransport:get_pid() return self._proc.pid end
-function SubprocessTransport:get_returncode() return self._proc.returncode end
+function SubprocessTransport:get_pid() return self._pid end
+function SubprocessTransport:get_returncode() return self._returncode end
+--- true once close() was called (not when the child merely ended), as
+-- asyncio's.
 function SubprocessTransport:is_closing() return self._closed end
+function SubprocessTransport:get_protocol() return self._protocol end
+function SubprocessTransport:set_protocol(p) self._protocol = p end
+
+--- get_extra_info(name [, default]): "subprocess" is the Process (whose
+-- stdin, stdout and stderr are the pipe transports).
+function SubprocessTransport:get_extra_info(name, default)
+  if name == "subprocess" then return self._proc end
+  return default
+end
 
 --- get_pipe_transport(fd): the transport of the child's stdin (0),
 -- stdout (1) or stderr (2), or nil when that stream is not a pipe.
 function SubprocessTransport:get_pipe_transport(fd)
-  local p = self._proc
-  if fd == 0 then return p.stdin and p.stdin.transport end
-  local r = fd == 1 and p.stdout or fd == 2 and p.stderr or nil
-  return r and r:_get_transport()
+  local pp = self._pipes[fd]
+  return pp and pp.pipe
 end
 
 function SubprocessTransport:send_signal(sig) self._proc:send_signal(sig) end
@@ -131,27 +142,28 @@ function SubprocessTransport:kill() self._proc:kill() end
 function SubprocessTransport:close()
   if self._closed then return end
   self._closed = true
-  local p = self._proc
-  if p.stdin then p.stdin:close() end
-  for fd = 1, 2 do
-    local t = self:get_pipe_transport(fd)
-    if t then t:close() end
+  for fd = 0, 2 do
+    local pp = self._pipes[fd]
+    if pp then pp.pipe:close() end
   end
-  if p.returncode == nil then pcall(p.kill, p) end
+  local p = self._proc
+  if self._returncode == nil and p.returncode == nil then pcall(p.kill, p) end
 end
 
 SubprocessTransport.__tostring = function(self)
-  return ("<SubprocessTransport pid=%d%s>"):format(self._proc.pid,
-    self._proc.returncode and " returncode=" .. self._proc.returncode
-    or " running")
+  local rc = self._returncode
+  return ("<SubprocessTransport pid=%d%s%s>"):format(self._pid,
+    self._closed and " closed" or "",
+    rc and " returncode=" .. rc or " running")
 end
 
 --- Calls proto:name(...) if it has it; an error goes to the exception
--- handler.
+-- handler (a BaseException that is no Exception goes through).
 local function notify(loop, transport, proto, name, ...)
-  local fn = proto[name]
-  if fn == nil then return end
-  local ok, err = pcall(fn, proto, ...)
+  local ok, err = pcall(function(...)
+    local fn = proto[name]
+    if fn ~= nil then fn(proto, ...) end
+  end, ...)
   if not ok then
     if iserror(err) and not iserror(err, errors.Exception) then
       error(err, 0)
@@ -162,35 +174,50 @@ local function notify(loop, transport, proto, name, ...)
   end
 end
 
-local pipe_reader = async(function(loop, t, proto, fd, reader)
-  while true do
-    local ok, data = pcall(await, reader:read(65536))
-    if not ok then
-      notify(loop, t, proto, "pipe_connection_lost", fd, data)
-      return
-    end
-    if data == "" then break end
-    notify(loop, t, proto, "pipe_data_received", fd, data)
+--- Calls the protocol's method `name`, or queues the call until its
+-- connection_made ran.
+function SubprocessTransport:_call(name, ...)
+  local pending = self._pending
+  if pending then
+    pending[#pending + 1] = table.pack(name, ...)
+  else
+    notify(self._loop, self, self._protocol, name, ...)
   end
-  notify(loop, t, proto, "pipe_connection_lost", fd, nil)
-end)
+end
 
-local watch = async(function(loop, t, proto)
-  local p = t._proc
-  local readers = {}
-  for fd, r in pairs{p.stdout, p.stderr} do
-    readers[#readers + 1] = core.create_task(pipe_reader(loop, t, proto, fd,
-                                                         r))
+--- connection_lost(nil), once the child exited and every pipe was lost.
+function SubprocessTransport:_try_finish()
+  if self._finished or self._returncode == nil then return end
+  for fd = 0, 2 do
+    local pp = self._pipes[fd]
+    if pp and not pp.disconnected then return end
   end
-  await(p:wait())
-  notify(loop, t, proto, "process_exited")
-  for _, task in ipairs(readers) do await(task) end
-  if p.stdin then
-    p.stdin:close()
-    notify(loop, t, proto, "pipe_connection_lost", 0, nil)
-  end
-  t._closed = true
-  notify(loop, t, proto, "connection_lost", nil)
+  self._finished = true
+  self:_call("connection_lost", nil)
+end
+
+--- The protocol of a pipe transport of the child (asyncio's
+-- ReadSubprocessPipeProto / WriteSubprocessPipeProto).
+local PipeProto = {}
+PipeProto.__index = PipeProto
+
+function PipeProto:data_received(data)
+  self.proc:_call("pipe_data_received", self.fd, data)
+end
+
+function PipeProto:connection_lost(exc)
+  self.disconnected = true
+  self.proc:_call("pipe_connection_lost", self.fd, exc)
+  self.proc:_try_finish()
+end
+
+function PipeProto:pause_writing() self.proc:_call("pause_writing") end
+function PipeProto:resume_writing() self.proc:_call("resume_writing") end
+
+local watch = async(function(t)
+  t._returncode = await(t._proc:wait())
+  t:_call("process_exited")
+  t:_try_finish()
 end)
 
 local function subprocess(loop, factory, file, argv, opts, name)
@@ -202,10 +229,32 @@ local function subprocess(loop, factory, file, argv, opts, name)
   local o = {stdin = core.PIPE, stdout = core.PIPE, stderr = core.PIPE}
   for k, v in pairs(opts or {}) do o[k] = v end
   local proto = factory()
-  local p = core._spawn(file, argv, o)
-  local t = setmetatable({_proc = p, _closed = false}, SubprocessTransport)
+  local p = core._spawn(file, argv, o, true)
+  local t = setmetatable({_proc = p, _pid = p.pid, _protocol = proto,
+                          _loop = loop, _closed = false, _finished = false,
+                          _pipes = {}, _pending = {}}, SubprocessTransport)
+  local pipes = {[0] = p.stdin, p.stdout, p.stderr}
+  for fd = 0, 2 do
+    local pipe = pipes[fd]
+    if pipe ~= nil then
+      local pp = setmetatable({proc = t, fd = fd, pipe = pipe,
+                               disconnected = false}, PipeProto)
+      t._pipes[fd] = pp
+      pipe:_start(pp)
+    end
+  end
+  t._watch = core.create_task(watch(t))
+  -- the pipes' connection_made run first (from the ready queue), then
+  -- the protocol's, then what happened meanwhile
+  local ok, err = pcall(await, core.sleep(0))
+  if not ok then
+    t:close()
+    error(err, 0)
+  end
+  local pending = t._pending
+  t._pending = nil
   notify(loop, t, proto, "connection_made", t)
-  t._watch = core.create_task(watch(loop, t, proto))
+  for _, c in ipairs(pending) do t:_call(table.unpack(c, 1, c.n)) end
   return t, proto
 end
 

@@ -364,9 +364,9 @@ M.connect_write_pipe = async(function(loop, factory, pipe)
   return connect_pipe(loop, factory, pipe, false, "connect_write_pipe")
 end)
 
---- The {host, port} option `name` with a numeric host (resolved), or
--- nil.
-local function dgram_addr(opts, name, passive)
+--- The numeric addresses of the {host, port} option `name` (of
+-- `family` when given), or nil.
+local function dgram_addrs(opts, name, passive, family)
   local addr = opt(opts, name)
   if addr == nil then return nil end
   if type(addr) ~= "table" then
@@ -375,20 +375,75 @@ local function dgram_addr(opts, name, passive)
   end
   local host = addr[1]
   if host == nil or host == "" then
-    host = passive and "0.0.0.0" or "127.0.0.1"
+    host = passive and (family == core.AF_INET6 and "::" or "0.0.0.0")
+           or (family == core.AF_INET6 and "::1" or "127.0.0.1")
   end
-  return {resolve(host, addr[2], SOCK_DGRAM, passive)[1], addr[2] or 0}
+  local out = {}
+  for i, a in ipairs(resolve(host, addr[2], SOCK_DGRAM, passive, family)) do
+    out[i] = {a, addr[2] or 0}
+  end
+  return out
+end
+
+--- The {local, remote} pairs to try, as asyncio's: per address family
+-- (in order of first appearance), the first address of each option, for
+-- the families every given option has; ValueError "can not get address
+-- information" when none. With neither option, `family`'s wildcard.
+local function dgram_pairs(opts)
+  local family = family_option(opts)
+  local locals = dgram_addrs(opts, "local_addr", true, family)
+  local remotes = dgram_addrs(opts, "remote_addr", false, family)
+  if locals == nil and remotes == nil then
+    if family == nil or family == core.AF_UNSPEC then
+      error(errors.ValueError("unexpected address family"), 0)
+    end
+    return {{{family == core.AF_INET6 and "::" or "0.0.0.0", 0}}}
+  end
+  local order, by_family = {}, {}
+  for i, list in ipairs{locals or {}, remotes or {}} do
+    for _, addr in ipairs(list) do
+      local f = core._ip_family(addr[1])
+      if by_family[f] == nil then
+        by_family[f] = {}
+        order[#order + 1] = f
+      end
+      if by_family[f][i] == nil then by_family[f][i] = addr end
+    end
+  end
+  local pairs_ = {}
+  for _, f in ipairs(order) do
+    local pair = by_family[f]
+    if (locals == nil or pair[1]) and (remotes == nil or pair[2]) then
+      pairs_[#pairs_ + 1] = pair
+    end
+  end
+  if #pairs_ == 0 then
+    error(errors.ValueError("can not get address information"), 0)
+  end
+  return pairs_
 end
 
 --- loop:create_datagram_endpoint(factory [, {local_addr = {host, port},
--- remote_addr = {host, port}, reuse_port =, allow_broadcast =}]) ->
--- transport, protocol. The transport has sendto(data [, addr]),
--- close(), abort(), is_closing(), get_extra_info(name [, default]); the
+-- remote_addr = {host, port}, family =, reuse_port =,
+-- allow_broadcast =}]) -> transport, protocol. The transport has
+-- sendto(data [, addr]), close(), abort(), is_closing(),
+-- get_extra_info(name [, default]), the write buffer's methods; the
 -- protocol gets datagram_received(data, addr) and error_received(exc).
+-- Each address family both addresses have is tried in turn; the first
+-- failure is raised when all fail.
 M.create_datagram_endpoint = async(function(loop, factory, opts)
   check_factory(factory, "create_datagram_endpoint")
-  local t = core._dgram_open(dgram_addr(opts, "local_addr", true),
-                             dgram_addr(opts, "remote_addr", false), opts)
+  local errs, t = {}, nil
+  for _, pair in ipairs(dgram_pairs(opts)) do
+    local ok, res = pcall(core._dgram_open, pair[1], pair[2], opts)
+    if ok then
+      t = res
+      break
+    end
+    if not iserror(res, errors.OSError) then error(res, 0) end
+    errs[#errs + 1] = res
+  end
+  if t == nil then error(errs[1], 0) end
   return start(loop, t, factory)
 end)
 
