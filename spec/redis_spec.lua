@@ -363,6 +363,14 @@ describe("asyncio.redis", function()
     local e = err_of(r:execute_command("DEBUG", "SLEEP", "0.3"))
     assert.is_true(asyncio.iserror(e, redis.TimeoutError), tostring(e))
     assert.is_false(asyncio.iserror(e, asyncio.TimeoutError))
+    -- while the server sleeps, a new connection's handshake is bound by
+    -- socket_timeout too (redis-py's); a client without one sees the
+    -- sleep end
+    e = err_of(r:set("k", "v"))
+    assert.is_true(asyncio.iserror(e, redis.TimeoutError), tostring(e))
+    local patient = redis.from_url("redis://127.0.0.1:" .. srv.port)
+    assert.is_true(await(patient:ping()))
+    await(patient:close())
     assert.is_true(await(r:set("k", "v")))
     assert.equal("v", await(r:get("k")))
     -- blocking commands are not bound by it

@@ -254,8 +254,8 @@ end
 --- Opens a connection for client options o: connects, starts its reader
 -- task, authenticates, selects the database and learns its client id
 -- (nil when the user may not run CLIENT ID). socket_connect_timeout
--- bounds the connection and each of these replies; socket_timeout, when
--- it is not given, the connection only.
+-- bounds the connection and each of these replies; without it,
+-- socket_timeout bounds the replies (as redis-py's), not the connection.
 local open_conn = async(function(o)
   local ok, reader, writer = pcall(function()
     local aw
@@ -300,7 +300,7 @@ local open_conn = async(function(o)
       if not fut:cancelled() then fut:exception() end
     end)
   end
-  local timeout = o.socket_connect_timeout
+  local timeout = o.socket_connect_timeout or o.socket_timeout
   local okh, err = pcall(function()
     if auth then
       local okauth, e = pcall(await_reply, c, auth, timeout)
