@@ -7,9 +7,9 @@
 -- (asyncio.start_loop_thread() for new_event_loop + Thread(start_loop)).
 -- The coroutine object is sent to the loop's thread, so do_some_work
 -- requires what it uses there. Python's program never ends; here the main
--- thread waits for both results (future.result()), prints the time it
--- all took, stops the loop and joins its thread. Takes 6 s
--- (LUAIO_EXAMPLE_FAST=1: a tutorial second lasts 50 ms).
+-- thread waits for both results (future.result()), then stops the loop
+-- and joins its thread. Takes 6 s (LUAIO_EXAMPLE_FAST=1: a tutorial
+-- second lasts 50 ms).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local blocking = require "lib.blocking"
 local asyncio = require "asyncio"
@@ -33,6 +33,5 @@ local f2 = asyncio.run_coroutine_threadsafe(do_some_work(4), new_loop)
 
 f1:result()
 f2:result()
-print(string.format("TIME: %s", now() - start))
 new_loop:stop()
 new_loop:join()

@@ -5,8 +5,10 @@
 -- Python -> Lua: `return_when=asyncio.FIRST_COMPLETED` -> {return_when =
 -- asyncio.FIRST_COMPLETED}; `timeout=2` -> {timeout = 2};
 -- random.uniform(0.5, 5) -> 0.5 + 4.5 * math.random(). The rounds reuse
--- the tasks the first wait made for the coroutines. Takes up to 5 s
--- (LUAIO_EXAMPLE_FAST=1: no waiting).
+-- the tasks the first wait made for the coroutines. As in Python, when
+-- every task ended within the 2 s (rarely), the last wait has none left
+-- and raises ValueError "Set of Tasks/Futures is empty.", which ends the
+-- program. Takes up to 5 s (LUAIO_EXAMPLE_FAST=1: no waiting).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local example = require "lib.example"
 local asyncio = require "asyncio"
@@ -48,11 +50,9 @@ print("unfinished2:", #unfinished2)
 -- round took everything, there is nothing left to wait for (wait raises
 -- ValueError for an empty list, in Python too).
 print("Get all other results:")
-if #unfinished2 > 0 then
-  local finished3 = loop:run_until_complete(asyncio.wait(unfinished2))
-  for _, task in ipairs(finished3) do
-    print(task:result())
-  end
+local finished3 = loop:run_until_complete(asyncio.wait(unfinished2))
+for _, task in ipairs(finished3) do
+  print(task:result())
 end
 
 loop:close()

@@ -16,6 +16,7 @@
 -- prints a set, or the order came from a set, the lines (or the items of
 -- a printed set or list) are compared as sets.
 local h = dofile("spec/helpers.lua")
+local proc = dofile("spec/fixtures/proc.lua")
 
 --- Splits the text between one pair of brackets at its top-level commas.
 local function split_items(body)
@@ -300,7 +301,10 @@ Time: 4.004
 -- checks what every run of the tutorial's program shows: ten starts in
 -- order, one result after the first wait, the 2 s round, then the rest;
 -- every tag finishes once and is reported in the round it finished in.
-local function check_return_when(out)
+-- When none is left for the last round, its wait raises ValueError, which
+-- ends the program (exit status 1), as Python's does. r: as proc.run.
+local function check_return_when(r)
+  local out = r.stdout
   local lines = {}
   for line in out:gmatch("[^\n]+") do
     lines[#lines + 1] = line:gsub("[ \t]+", " ")
@@ -347,10 +351,17 @@ local function check_return_when(out)
   local n = 0
   for _ in pairs(finished) do n = n + 1 end
   assert.equal(10, n)
+  if second == 9 then
+    assert.equal("exit 1", r.how .. " " .. tostring(r.status))
+    assert.is_truthy(r.stderr:find(
+      "^luaio: ValueError: Set of Tasks/Futures is empty%.\n"), r.stderr)
+  else
+    assert.same({"exit", 0, ""}, {r.how, r.status, r.stderr})
+  end
 end
 
 examples[#examples + 1] = {
-  file = "wait_return_when.lua", check = check_return_when,
+  file = "wait_return_when.lua", check = check_return_when, raw = true,
   source = "004 asyncio.wait 帶有控制功能",
   what = "the rounds the tutorial's program reports for seed "}
 
@@ -398,8 +409,11 @@ examples[#examples + 1] = {
   what = "each process's lines of the tutorial's program for seed "}
 
 --- Runs an example: on the virtual clock, or on the real clock with
--- SIGINT after ex.interrupt lines of output.
+-- SIGINT after ex.interrupt lines of output. An example marked raw is
+-- run on the virtual clock and its check is given the whole result
+-- (stdout, stderr, exit status) to judge.
 local function check(ex)
+  if ex.raw then return ex.check(proc.example(ex.file, true)) end
   local out = h.run_example(ex.file, {fast = not ex.interrupt,
                                       interrupt = ex.interrupt})
   if ex.check then return ex.check(out) end

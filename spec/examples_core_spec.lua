@@ -14,6 +14,7 @@
 -- Lua file:line in a task's) and where Python 3.13 differs from the
 -- tutorial's older Python (name='Task-N' in task reprs).
 local h = dofile("spec/helpers.lua")
+local proc = dofile("spec/fixtures/proc.lua")
 
 --- normalise(text) -> text with what may differ between runs, or between
 -- Python's print and Lua's, made equal (h.example_lines, h.unvary).
@@ -33,7 +34,8 @@ end
 -- py (the tutorial shows no output: the expected text is Python 3.13's),
 -- and optionally: elapsed = the TIME values on the virtual clock, stderr =
 -- a pattern stderr must match or a predicate it must satisfy (default:
--- stderr is empty), real = also run it on the real clock.
+-- stderr is empty), status = the exit status (default 0; then stderr is a
+-- pattern), real = also run it on the real clock.
 local examples = {
   {file = "coroutine_run.lua", source = "000 定義一個協程",
    elapsed = {0}, expected = [[
@@ -265,12 +267,15 @@ Done
 Waiting 3
 Done
 ]]},
+  -- The RuntimeError ends the program, as in Python: status 1, the error
+  -- and its traceback on stderr, then the never-awaited coroutine.
   {file = "loop_closed_run.lua", py = true,
-   source = "003 1.6 (closed)",
-   stderr = NEVER_AWAITED, expected = [[
+   source = "003 1.6 (closed)", status = 1,
+   stderr = "^luaio: RuntimeError: Event loop is closed\nstack traceback:\n"
+     .. ".-\nRuntimeWarning: coroutine 'do_some_work' was never awaited\n",
+   expected = [[
 Waiting 1
 Done
-RuntimeError: Event loop is closed
 ]]},
   {file = "timer.lua", py = true,
    source = "003 1.8", expected = [[
@@ -285,8 +290,21 @@ After calling loop
 ]]},
 }
 
+--- run(ex, fast) -> the stdout of ex.file, asserting its exit status
+-- (ex.status, default 0) and its stderr (ex.stderr, as h.run_example).
+local function run(ex, fast)
+  if not ex.status then
+    return h.run_example(ex.file, {fast = fast}, ex.stderr)
+  end
+  local r = proc.example(ex.file, fast)
+  assert.are.equal("exit " .. ex.status, r.how .. " " .. tostring(r.status),
+                   "exit status; stderr:\n" .. r.stderr)
+  assert.is_truthy(r.stderr:match(ex.stderr), "stderr:\n" .. r.stderr)
+  return r.stdout
+end
+
 local function check(ex, fast)
-  local out = h.run_example(ex.file, {fast = fast}, ex.stderr)
+  local out = run(ex, fast)
   assert.are.equal(normalise(ex.expected), normalise(out))
   if fast and ex.elapsed then h.assert_times(out, ex.elapsed) end
 end

@@ -62,6 +62,11 @@ end
 
 -- Seed 001's thread and process programs: file, section, at_least (the
 -- tutorial seconds the run must last), check(lines).
+-- thread_race and thread_lock add a million per thread, as the tutorial;
+-- under valgrind (make check) a thousand, which runs the same code
+local PER_THREAD = os.getenv("LUAIO_VALGRIND") == "1" and 1000 or 1000000
+local ADDITIONS = PER_THREAD ~= 1000000 and {tostring(PER_THREAD)} or nil
+
 local plain = {
   {file = "thread_subclass.lua", section = "继承Thread类", at_least = 5,
    check = function(lines)
@@ -94,6 +99,65 @@ local plain = {
      assert.equal("强制结束", table.remove(lines))
      assert.is_true(#lines >= 1)
      for i, line in ipairs(lines) do assert.equal(tostring(i), line) end
+   end},
+  {file = "thread_race.lua", section = "编写一个资源抢占的多线程",
+   at_least = 0, args = ADDITIONS, check = function(lines)
+     -- two threads' additions, some of which may be lost
+     assert.equal(1, #lines)
+     local n = math.tointeger(tonumber(lines[1]))
+     assert.is_truthy(n, lines[1])
+     assert.is_true(n >= 1 and n <= 2 * PER_THREAD, lines[1])
+   end},
+  {file = "thread_lock.lua", section = "使用Lock", at_least = 0,
+   args = ADDITIONS, check = function(lines)
+     assert.same({tostring(2 * PER_THREAD)}, lines)
+   end},
+  {file = "thread_rlock.lua", section = "使用RLock", at_least = 0,
+   check = function(lines)
+     local want = {}
+     for i = 1, 10000 do want[i] = tostring(i) end
+     assert.same(want, lines)
+   end},
+  {file = "thread_semaphore.lua", section = "使用Semaphore", at_least = 15,
+   check = function(lines)
+     -- the main thread's line last; before it, turns of at most three
+     -- threads, two seconds each: at most 8 turns in its 15 s
+     assert.equal("******* 0", table.remove(lines))
+     assert.is_true(#lines >= 3 and #lines <= 3 * 8, #lines .. " lines")
+     for _, line in ipairs(lines) do
+       assert.truthy(line:find("^%-%-%-%-%-%-%-%- %d+$"), line)
+     end
+   end},
+  {file = "thread_barrier.lua", section = "使用Barrier", at_least = 9 + 15,
+   check = function(lines)
+     -- the threads go on by threes, in the order they came
+     assert.equal(10, #lines)
+     for k = 0, 2 do
+       local three = {lines[3 * k + 1], lines[3 * k + 2], lines[3 * k + 3]}
+       local want = {}
+       for i = 1, 3 do want[i] = "-------- " .. 3 * k + i - 1 end
+       assert.same(want, sorted(three))
+     end
+     assert.equal("******* 0", lines[10])
+   end},
+  {file = "thread_event.lua", section = "使用Event", at_least = 5,
+   check = function(lines)
+     -- one line a second; the main's comes with the fifth, in either order
+     assert.equal(6, #lines)
+     if lines[6] == "********" then
+       table.remove(lines, 6)
+     else
+       assert.equal("********", lines[5])
+       table.remove(lines, 5)
+     end
+     assert.same({"--------", "--------", "--------", "--------",
+                  "--------"}, lines)
+   end},
+  {file = "thread_condition.lua", section = "使用Condition", at_least = 10,
+   check = function(lines)
+     -- the two threads take turns, stars first
+     assert.same(("*******\n--------\n"):rep(5),
+                 table.concat(lines, "\n") .. "\n")
    end},
 }
 for _, ex in ipairs(plain) do examples[#examples + 1] = ex end
@@ -211,10 +275,32 @@ end)
 
 describe("seed 001's thread and process examples", function()
 
+  it("thread_barrier.lua: each three print once the third of them has "
+     .. "started, 3 s apart (seed 001 使用Barrier)", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local t0 = loop:time()
+    local p = await(asyncio.create_subprocess_exec(proc.luaio,
+      "examples/thread_barrier.lua", {stdout = asyncio.PIPE,
+      env = {PATH = os.getenv("PATH"), LUAIO_EXAMPLE_FAST = "1"}}))
+    for k = 1, 3 do
+      -- the threads start a second apart, so the third of a three
+      -- starts 3k seconds in: none of the three prints before
+      local first = await(p.stdout:readline())
+      local at = (loop:time() - t0) / h.FAST_SCALE
+      assert.truthy(first:find("^%-%-%-%-%-%-%-%- %d\n$"), first)
+      assert.is_true(at >= 3 * k, ("three %d printed at %.2f tutorial s")
+                     :format(k, at))
+      await(p.stdout:readline())
+      await(p.stdout:readline())
+    end
+    await(p:communicate())
+    assert.equal(0, p.returncode)
+  end))
+
   for _, ex in ipairs(plain) do
     it(ex.file .. " prints what seed 001's " .. ex.section .. " prints",
       function()
-        local r, took = h.timed_example(ex.file)
+        local r, took = h.timed_example(ex.file, ex.args)
         assert.same({"exit", 0, ""}, {r.how, r.status, r.stderr})
         ex.check(lines_of(r.stdout))
         assert.is_true(took >= ex.at_least, ("ran %.2f tutorial seconds, "

@@ -216,14 +216,15 @@ function M.run_example(file, opts, stderr_ok)
   return r.stdout
 end
 
---- timed_example(file) -> what proc.example returns for examples/<file>
--- in fast mode, and the tutorial seconds the run took (a thread example's
--- fast mode lasts M.FAST_SCALE real seconds per tutorial second).
+--- timed_example(file [, args]) -> what proc.example returns for
+-- examples/<file> (with the arguments args) in fast mode, and the
+-- tutorial seconds the run took (a thread example's fast mode lasts
+-- M.FAST_SCALE real seconds per tutorial second).
 M.FAST_SCALE = 0.05
-function M.timed_example(file)
+function M.timed_example(file, args)
   local clock = asyncio.new_event_loop() -- read for its monotonic time
   local t0 = clock:time()
-  local r = proc.example(file, true)
+  local r = proc.example(file, true, args)
   local took = (clock:time() - t0) / M.FAST_SCALE
   clock:close()
   return r, took
