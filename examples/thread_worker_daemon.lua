@@ -6,8 +6,8 @@
 -- child thread), the program with t.setDaemon(True).
 -- Python -> Lua: the loop thread and Redis as in thread_worker_redis.lua;
 -- `try: ... except KeyboardInterrupt as e: print(e)` -> pcall and
--- asyncio.iserror, printing the error's message ("interrupted" here,
--- empty in Python). A daemon thread -> a loop thread that is not joined:
+-- asyncio.iserror, printing the error's message (empty, as Python's
+-- str(e)). A daemon thread -> a loop thread that is not joined:
 -- the process ends when the main chunk does. The `# print('start rpop')`
 -- of the tutorial stays a comment.
 --

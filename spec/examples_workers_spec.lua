@@ -196,8 +196,8 @@ describe("master-worker tutorial examples", function()
     local out = await(servers.read_until(p, ends_with("Done 1")))
     p:send_signal("SIGINT")
     local rest, err = await(p:communicate())
-    assert.same({"Waiting 1", "Done 1", "interrupted"},
-                lines_of(table.concat(out) .. rest))
+    -- print(e) of a Ctrl-C's KeyboardInterrupt prints an empty line
+    assert.equal("Waiting 1\nDone 1\n\n", table.concat(out) .. rest)
     assert.equal("", err)
     assert.equal(0, p.returncode)
     await(conn:close())

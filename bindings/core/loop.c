@@ -672,7 +672,7 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
   aio_signal_dispatch(L, loop);
   if (loop->interrupted) {
     loop->interrupted = 0;
-    aio_pusherrorf(L, AIO_E_KEYBOARD_INTERRUPT, "interrupted");
+    aio_pusherror(L, AIO_E_KEYBOARD_INTERRUPT, 0);
     return 1;
   }
   if (loop->hcount > 0)

@@ -74,7 +74,7 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
     return; /* another thread raised it */
   armed = 0;
   answered = unread;
-  aio_pusherrorf(L, AIO_E_KEYBOARD_INTERRUPT, "interrupted");
+  aio_pusherror(L, AIO_E_KEYBOARD_INTERRUPT, 0);
   lua_error(L);
 }
 
