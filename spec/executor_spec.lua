@@ -177,8 +177,14 @@ describe("T: run_in_executor", function()
       pcall(idle.get, idle, 0.05)
       d:put("done")
     end, done)
-    loop:shutdown_default_executor()
+    -- Python's coroutine method: here it waits, then returns a done
+    -- Future, so that await(loop:shutdown_default_executor()) works too
+    local fut = loop:shutdown_default_executor()
     assert.equal(1, done:qsize())
+    assert.is_true(asyncio.isfuture(fut))
+    assert.is_true(fut:done())
+    assert.equal(0, select("#", loop:run_until_complete(fut)))
+    assert.is_true(loop:shutdown_default_executor():done()) -- again
     local err = raises(asyncio.RuntimeError, loop.run_in_executor, loop, nil,
                        print)
     assert.equal("Executor shutdown has been called", err.message)
@@ -238,7 +244,8 @@ describe("T: to_thread", function()
     local calls = asyncio.Channel()
     await(asyncio.to_thread(function(c) c:put("call") end, calls))
     -- wait for the workers: any second call would have happened by now
-    asyncio.get_running_loop():shutdown_default_executor()
+    -- (awaited, as Python's coroutine method is)
+    await(asyncio.get_running_loop():shutdown_default_executor())
     assert.equal(1, calls:qsize())
   end))
 

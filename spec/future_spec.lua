@@ -29,8 +29,12 @@ describe("Future", function()
   it("B30 result() and exception() of a pending future raise "
      .. "InvalidStateError", function()
     local fut = loop:create_future()
-    raises(asyncio.InvalidStateError, fut.result, fut)
-    raises(asyncio.InvalidStateError, fut.exception, fut)
+    -- the messages of CPython's Future (_asyncio)
+    assert.equal("Result is not set.",
+                 raises(asyncio.InvalidStateError, fut.result, fut).message)
+    assert.equal("Exception is not set.",
+                 raises(asyncio.InvalidStateError, fut.exception,
+                        fut).message)
   end)
 
   it("B31 set_result completes the future once; later sets raise, "
@@ -472,10 +476,51 @@ describe("Future tostring", function()
     local repr = tostring(many)
     assert.equal("<Future finished result='"
                  .. table.concat(results, "', '") .. "'>", repr)
+    -- an exception is shown whole (a result would be cut, see below)
     local long = loop:create_future()
-    local a, b = ("a"):rep(700), ("b"):rep(700)
-    long:set_result(a, b, 3)
-    assert.equal("<Future finished result='" .. a .. "', '" .. b .. "', 3>",
+    local a = ("a"):rep(1400)
+    long:set_exception(asyncio.ValueError(a))
+    assert.equal("<Future finished exception=ValueError('" .. a .. "')>",
                  tostring(long))
+    long:exception()
+  end)
+
+  it("cuts a long string result in the middle as reprlib.repr does; "
+     .. "the exception stays whole", function()
+    local function shown(...)
+      local fut = loop:create_future()
+      fut:set_result(...)
+      return tostring(fut)
+    end
+    -- Python: repr(Future) with the result "x" * 100
+    assert.equal("<Future finished result='xxxxxxxxxxxx...xxxxxxxxxxxxx'>",
+                 shown(("x"):rep(100)))
+    local az = ("abcdefghijklmnopqrstuvwxyz"):rep(4)
+    assert.equal("<Future finished result='abcdefghijkl...nopqrstuvwxyz'>",
+                 shown(az))
+    -- 28 characters fit (30 with the quotes), 29 do not
+    assert.equal("<Future finished result='" .. ("y"):rep(28) .. "'>",
+                 shown(("y"):rep(28)))
+    assert.equal("<Future finished result='yyyyyyyyyyyy...yyyyyyyyyyyyy'>",
+                 shown(("y"):rep(29)))
+    -- each of several results; other values as before
+    assert.equal("<Future finished result='zzzzzzzzzzzz...zzzzzzzzzzzzz', "
+                 .. "42, 'ok'>", shown(("z"):rep(50), 42, "ok"))
+    -- counted in bytes, but never cut inside a UTF-8 sequence
+    local e = shown(("\u{e9}"):rep(40))
+    assert.truthy(utf8.len(e), e)
+    assert.equal("<Future finished result='" .. ("\u{e9}"):rep(6) .. "..."
+                 .. ("\u{e9}"):rep(6) .. "'>", e)
+    -- a task's result too
+    local t = loop:create_task(async(function() return ("w"):rep(64) end)(),
+                               {name = "big"})
+    loop:run_until_complete(t)
+    assert.matches("^<Task finished name='big' coro=<.-> "
+                   .. "result='wwwwwwwwwwww%.%.%.wwwwwwwwwwwww'>$", tostring(t))
+    local fut = loop:create_future()
+    fut:set_exception(asyncio.ValueError(("v"):rep(64)))
+    assert.equal("<Future finished exception=ValueError('" .. ("v"):rep(64)
+                 .. "')>", tostring(fut))
+    fut:exception()
   end)
 end)

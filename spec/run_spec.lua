@@ -280,14 +280,24 @@ describe("asyncio.Runner", function()
                  raised(runner.get_loop, runner))
   end)
 
-  it("U247 a runner closed before use never makes a loop", function()
+  it("U247 closing a runner before use does nothing: it makes no loop and "
+     .. "can still run, as Python's", function()
     local made = 0
     local runner = asyncio.Runner{loop_factory = function()
       made = made + 1
-      return asyncio.new_event_loop()
+      return asyncio.new_event_loop{clock = "virtual"}
     end}
     runner:close()
+    runner:close()
     assert.equal(0, made)
+    assert.equal(7, runner:run(async(function()
+      await(asyncio.sleep(1))
+      return 7
+    end)))
+    assert.equal(1, made)
+    local loop = runner:get_loop()
+    runner:close()
+    assert_finished(loop)
     assert_error(asyncio.RuntimeError, "^Runner is closed$",
                  raised(runner.get_loop, runner))
   end)

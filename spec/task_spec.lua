@@ -424,6 +424,94 @@ describe("Task introspection", function()
     assert.same({}, t:get_stack())
   end)
 
+  it("get_stack{limit =} keeps the newest frames of a suspended task, the "
+     .. "oldest of a failed one; a failed task lists its error's frames",
+     function()
+    local fut = loop:create_future()
+    local inner = async(function() return await(fut) end)
+    local t = loop:create_task(async(function()
+      return await(inner())
+    end)())
+    run_once(loop)
+    local all = t:get_stack()
+    assert.equal(#all, #t:get_stack{limit = #all + 5})
+    assert.same({}, t:get_stack{limit = 0})
+    assert.same({}, t:get_stack{limit = -1})
+    assert.same({all[#all - 1], all[#all]}, t:get_stack{limit = 2})
+    fut:set_result(1)
+    loop:run_until_complete(t)
+    assert.same({}, t:get_stack{limit = 1})
+
+    -- failed: the frames of the error's traceback, outermost first
+    local deep = async(function() error(asyncio.ValueError("deep")) end)
+    local body_line
+    local f = loop:create_task(async(function()
+      body_line = debug.getinfo(1, "l").currentline + 1
+      await(deep())
+    end)())
+    local ok = pcall(loop.run_until_complete, loop, f)
+    assert.is_false(ok)
+    local frames = f:get_stack()
+    assert.is_true(#frames >= 2)
+    assert.matches("task_spec%.lua:" .. body_line .. ": in ", frames[1])
+    assert.matches("task_spec%.lua:%d+: in ", frames[#frames])
+    assert.same({frames[1]}, f:get_stack{limit = 1})
+    -- an error that is not an object: the traceback the task kept
+    local g = loop:create_task(async(function() error("plain") end)())
+    assert.is_false(pcall(loop.run_until_complete, loop, g))
+    assert.is_true(#g:get_stack() >= 1)
+    assert.matches("task_spec%.lua:%d+: in ", g:get_stack()[1])
+    -- cancelled: no frames
+    local c = loop:create_task(async(function() end)())
+    c:cancel()
+    assert.is_false(pcall(loop.run_until_complete, loop, c))
+    assert.same({}, c:get_stack())
+    assert.matches("'limit' must be an integer",
+                   h.error_of(t.get_stack, t, {limit = "x"}))
+  end)
+
+  it("print_stack says 'No stack for' without frames, 'Traceback for' "
+     .. "and the error for a failed task; takes {limit =, file =}",
+     function()
+    local function capture(t, arg)
+      local out = {}
+      local file = {write = function(_, text) out[#out + 1] = text end}
+      if arg then arg.file = file else arg = file end
+      t:print_stack(arg)
+      assert.equal(1, #out)
+      return out[1]
+    end
+    local fresh = loop:create_task(async(function() end)())
+    assert.equal("No stack for " .. tostring(fresh) .. "\n", capture(fresh))
+    loop:run_until_complete(fresh)
+    assert.equal("No stack for " .. tostring(fresh) .. "\n", capture(fresh))
+
+    local f = loop:create_task(async(function()
+      error(asyncio.ValueError("bad"))
+    end)())
+    assert.is_false(pcall(loop.run_until_complete, loop, f))
+    local text = capture(f)
+    local head = "Traceback for " .. tostring(f)
+                 .. " (most recent call last):\n"
+    assert.equal(head, text:sub(1, #head))
+    assert.matches("\n  [^\n]*task_spec%.lua:%d+: in [^\n]*\n", text)
+    assert.equal("ValueError: bad\n", text:sub(-#"ValueError: bad\n"))
+    -- limit = 0: no frames, but still the error (as Python's)
+    assert.equal("No stack for " .. tostring(f) .. "\nValueError: bad\n",
+                 capture(f, {limit = 0}))
+
+    local gate = loop:create_future()
+    local s = loop:create_task(async(function() return await(gate) end)())
+    run_once(loop)
+    local one = capture(s, {limit = 1})
+    assert.equal("Stack for " .. tostring(s) .. " (most recent call last):"
+                 .. "\n  " .. s:get_stack{limit = 1}[1] .. "\n", one)
+    assert.matches("'file' must be a file",
+                   h.error_of(s.print_stack, s, {file = 5}))
+    gate:set_result(1)
+    loop:run_until_complete(s)
+  end)
+
   it("print_stack writes the repr and the frames; long names and a task "
      .. "waiting on a task keep the repr whole", function()
     local fut = loop:create_future()

@@ -405,7 +405,7 @@ int aio_future_push_result(lua_State *L, int fidx) {
   aio_future *f = lua_touserdata(L, fidx);
   switch (f->state) {
   case AIO_PENDING:
-    return aio_raisef(L, AIO_E_INVALID_STATE, "Result is not ready.");
+    return aio_raisef(L, AIO_E_INVALID_STATE, "Result is not set.");
   case AIO_CANCELLED:
     push_cancelled_error(L, fidx, f);
     return lua_error(L);
@@ -676,15 +676,82 @@ static void add_callbacks_repr(lua_State *L, luaL_Buffer *b, int fidx,
   luaL_addchar(b, ']');
 }
 
+/* Where Python's slice s[from:] of a string of len bytes starts. */
+static size_t slice_from(lua_Integer from, size_t len) {
+  if (from < 0)
+    from += (lua_Integer)len;
+  return from < 0 ? 0 : (size_t)from;
+}
+
+/* A cut of s before byte i, moved back (or forward, for the start of a
+ * tail) out of the middle of a UTF-8 sequence. */
+static size_t utf8_back(const char *s, size_t i) {
+  while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+    i--;
+  return i;
+}
+
+static size_t utf8_fwd(const char *s, size_t i, size_t len) {
+  while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+    i++;
+  return i;
+}
+
+/* Pushes s[:head] .. mid .. s[from:], a cut string of len bytes. */
+static void push_cut(lua_State *L, const char *s, size_t len, size_t head,
+                     const char *mid, lua_Integer from) {
+  size_t h = len <= head ? len : utf8_back(s, head);
+  size_t f = utf8_fwd(s, slice_from(from, len), len);
+  lua_pushlstring(L, s, h);
+  lua_pushstring(L, mid);
+  lua_pushlstring(L, s + f, len - f);
+  lua_concat(L, 3);
+}
+
+/* Pushes the repr of the value on top (popped) as Python's Future repr
+ * shows a result, with reprlib.repr: a string whose repr is longer than
+ * 30 characters is cut in the middle ('abcdefghijkl...nopqrstuvwxyz'),
+ * so that a task holding a large body prints on one line. */
+static void push_result_repr(lua_State *L) {
+  enum { MAX = 30, HEAD = (MAX - 3) / 2, TAIL = MAX - 3 - HEAD };
+  size_t len, rlen;
+  const char *s, *r;
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    aio_pushrepr(L, -1);
+    lua_remove(L, -2);
+    return;
+  }
+  s = lua_tolstring(L, -1, &len);
+  lua_pushlstring(L, s, len <= MAX ? len : utf8_back(s, MAX));
+  aio_pushrepr(L, -1); /* [s, s[:30], repr] */
+  lua_remove(L, -2);
+  if (lua_rawlen(L, -1) <= MAX) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  push_cut(L, s, len, HEAD, "", (lua_Integer)len - TAIL);
+  aio_pushrepr(L, -1); /* [s, s[:i] .. s[-j:], repr] */
+  r = lua_tolstring(L, -1, &rlen);
+  push_cut(L, r, rlen, HEAD, "...", (lua_Integer)rlen - TAIL);
+  lua_replace(L, -4);
+  lua_pop(L, 2);
+}
+
 /* Adds the repr of the future's value (i-th of several when i > 0). */
-static void add_value_repr(lua_State *L, luaL_Buffer *b, int fidx, int i) {
+static void add_value_repr(lua_State *L, luaL_Buffer *b, int fidx, int i,
+                           int is_result) {
   lua_getiuservalue(L, fidx, AIO_FU_VALUE);
   if (i > 0) {
     lua_rawgeti(L, -1, i);
     lua_remove(L, -2);
   }
-  aio_pushrepr(L, -1);
-  lua_remove(L, -2);
+  if (is_result)
+    push_result_repr(L);
+  else {
+    aio_pushrepr(L, -1);
+    lua_remove(L, -2);
+  }
   luaL_addvalue(b);
 }
 
@@ -695,13 +762,13 @@ static void add_outcome_repr(lua_State *L, luaL_Buffer *b, int fidx,
     return;
   luaL_addstring(b, f->has_exc ? " exception=" : " result=");
   if (f->has_exc || f->nres <= 1) {
-    add_value_repr(L, b, fidx, 0);
+    add_value_repr(L, b, fidx, 0, !f->has_exc);
     return;
   }
   for (i = 1; i <= f->nres; i++) {
     if (i > 1)
       luaL_addstring(b, ", ");
-    add_value_repr(L, b, fidx, i);
+    add_value_repr(L, b, fidx, i, 1);
   }
 }
 
@@ -1445,19 +1512,107 @@ static int l_task_get_coro(lua_State *L) {
   return 1;
 }
 
-/* get_stack() -> list of "source:line: in name" strings, outermost
- * frame first (the body), innermost last; empty when not suspended. */
+/* The `limit` of get_stack's options table at index idx (or none: -1);
+ * raises "bad argument" when it is not an integer. */
+static lua_Integer stack_limit(lua_State *L, int idx) {
+  lua_Integer limit = -1;
+  if (lua_isnoneornil(L, idx))
+    return -1;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_getfield(L, idx, "limit") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1))
+      luaL_argerror(L, idx, "'limit' must be an integer");
+    limit = lua_tointeger(L, -1);
+    if (limit < 0)
+      limit = 0;
+  }
+  lua_pop(L, 1);
+  return limit;
+}
+
+/* Appends to the list on top the frames of the traceback string on top
+ * of it (popped): its first block of "\t"-indented lines, oldest first
+ * (a Lua traceback lists the newest first), at most `limit` of them (the
+ * oldest) unless limit < 0. A failed task's frames, as Python's get_stack
+ * takes them from the exception's traceback. */
+static void add_traceback_frames(lua_State *L, lua_Integer limit) {
+  const char *tb = lua_tostring(L, -1), *line, *eol;
+  int list = lua_gettop(L) - 1, n = 0, i;
+  line = strchr(tb, '\n'); /* skip the "stack traceback:" line */
+  while (line != NULL && line[1] == '\t') {
+    line += 2;
+    eol = strchr(line, '\n');
+    /* "(...tail calls...)", "..." (skipped levels) are no frames */
+    if (*line != '(' && *line != '.') {
+      luaL_checkstack(L, 1, "too many frames");
+      lua_pushlstring(L, line, eol ? (size_t)(eol - line) : strlen(line));
+      n++;
+    }
+    line = eol;
+  }
+  if (limit >= 0 && n > limit) {
+    /* keep the oldest: the last pushed */
+    lua_rotate(L, list + 2, (int)limit);
+    lua_settop(L, list + 1 + (int)limit);
+    n = (int)limit;
+  }
+  for (i = 1; i <= n; i++) /* the oldest is on top */
+    lua_rawseti(L, list, i);
+  lua_pop(L, 1);
+}
+
+/* Pushes the traceback string of a task that failed (of its error
+ * object, or the one kept for an error of another type), or nil. */
+static void push_failure_traceback(lua_State *L, int tidx) {
+  lua_getiuservalue(L, tidx, AIO_FU_VALUE);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_getfield(L, -1, "traceback");
+    lua_remove(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      return;
+  }
+  lua_pop(L, 1);
+  if (get_extra(L, tidx) == LUA_TTABLE) {
+    lua_getfield(L, -1, "traceback");
+    lua_remove(L, -2);
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* get_stack([{limit = n}]) -> list of "source:line: in name" strings,
+ * outermost frame first (the body), innermost last. A suspended task
+ * gives the frames of its coroutine (the newest n with a limit); a task
+ * that failed, those of its error's traceback (the oldest n); any other
+ * task none. */
 static int l_task_get_stack(lua_State *L) {
   aio_task *t = aio_check_task(L, 1);
+  lua_Integer limit = stack_limit(L, 2);
   lua_Debug ar;
   int level = 0, n = 0, i;
+  lua_settop(L, 1);
   lua_newtable(L);
+  if (limit == 0)
+    return 1;
+  if (t->fut.state == AIO_FINISHED && t->fut.has_exc) {
+    push_failure_traceback(L, 1);
+    if (lua_isnil(L, -1))
+      lua_pop(L, 1);
+    else
+      add_traceback_frames(L, limit);
+    return 1;
+  }
   if (t->co == NULL || !t->started || t->co == L)
     return 1;
   while (lua_getstack(t->co, level, &ar))
     level++;
   /* skip the trampoline (outermost) frame */
-  for (i = level - 2; i >= 0; i--) {
+  i = level - 2;
+  if (limit > 0 && i >= limit)
+    i = (int)limit - 1;
+  for (; i >= 0; i--) {
     lua_getstack(t->co, i, &ar);
     lua_getinfo(t->co, "Sln", &ar);
     if (ar.currentline >= 0)
@@ -1471,39 +1626,71 @@ static int l_task_get_stack(lua_State *L) {
   return 1;
 }
 
-/* print_stack([file]): writes "Stack for <task> (most recent call last):"
- * and the frames of get_stack() to file (any object with :write) or to
- * stderr. */
-static int l_task_print_stack(lua_State *L) {
-  int i, n, t;
-  aio_check_task(L, 1);
-  lua_settop(L, 2);
-  t = lua_type(L, 2);
-  if (t == LUA_TUSERDATA && luaL_getmetafield(L, 2, "__index") != LUA_TNIL)
+/* A file for print_stack: a table, or a userdata with methods, that has
+ * a write field. */
+static int is_file(lua_State *L, int idx) {
+  int t = lua_type(L, idx), r;
+  if (t == LUA_TUSERDATA) {
+    if (luaL_getmetafield(L, idx, "__index") == LUA_TNIL)
+      return 0;
     lua_pop(L, 1);
-  else if (t != LUA_TTABLE && t != LUA_TNIL)
+  } else if (t != LUA_TTABLE)
+    return 0;
+  r = lua_getfield(L, idx, "write") != LUA_TNIL;
+  lua_pop(L, 1);
+  return r;
+}
+
+/* print_stack([file | {limit =, file =}]): writes, as Python's
+ * print_stack, "Stack for <task> (most recent call last):" ("Traceback
+ * for" when the task failed, "No stack for <task>" when there are no
+ * frames), the frames of get_stack{limit =} and, when the task failed,
+ * its error, to file (any object with :write) or to stderr. */
+static int l_task_print_stack(lua_State *L) {
+  aio_task *t = aio_check_task(L, 1);
+  int i, n, failed = t->fut.state == AIO_FINISHED && t->fut.has_exc;
+  lua_settop(L, 2);
+  lua_pushnil(L); /* 3: the options for get_stack */
+  if (lua_type(L, 2) == LUA_TTABLE && !is_file(L, 2)) {
+    lua_pushvalue(L, 2);
+    lua_replace(L, 3);
+    lua_getfield(L, 3, "file");
+    lua_replace(L, 2);
+    if (!lua_isnil(L, 2) && !is_file(L, 2))
+      luaL_argerror(L, 2, "'file' must be a file");
+  } else if (!lua_isnil(L, 2) && !is_file(L, 2))
     luaL_typeerror(L, 2, "file");
   lua_pushcfunction(L, l_task_get_stack);
   lua_pushvalue(L, 1);
-  lua_call(L, 1, 1); /* [task, file, frames] */
+  lua_pushvalue(L, 3);
+  lua_call(L, 2, 1); /* [task, file, opts, frames] */
+  n = (int)luaL_len(L, 4);
   aio_future_pushrepr(L, 1);
-  lua_pushfstring(L, "Stack for %s (most recent call last):\n",
-                  lua_tostring(L, -1));
+  if (n == 0)
+    lua_pushfstring(L, "No stack for %s\n", lua_tostring(L, -1));
+  else
+    lua_pushfstring(L, "%s for %s (most recent call last):\n",
+                    failed ? "Traceback" : "Stack", lua_tostring(L, -1));
   lua_remove(L, -2);
-  n = (int)luaL_len(L, 3);
   for (i = 1; i <= n; i++) {
     lua_pushliteral(L, "  ");
-    lua_rawgeti(L, 3, i);
+    lua_rawgeti(L, 4, i);
     lua_pushliteral(L, "\n");
     lua_concat(L, 4);
+  }
+  if (failed) {
+    lua_getiuservalue(L, 1, AIO_FU_VALUE);
+    luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+    lua_pushliteral(L, "\n");
+    lua_concat(L, 3);
   }
   if (lua_isnil(L, 2)) {
     fputs(lua_tostring(L, -1), stderr);
     fflush(stderr);
     return 0;
   }
-  if (lua_getfield(L, 2, "write") == LUA_TNIL)
-    luaL_typeerror(L, 2, "file");
+  lua_getfield(L, 2, "write");
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -3);
   lua_call(L, 2, 0);

@@ -411,14 +411,20 @@ static int l_loop_run_in_executor(lua_State *L) {
   return aio_cfuture_wrap(L, -1, loop);
 }
 
-/* loop:shutdown_default_executor(): waits for its workers. */
+/* loop:shutdown_default_executor() -> a done Future: waits for the
+ * workers (blocking), then returns a Future already completed, so that
+ * Python's `await loop.shutdown_default_executor()` reads
+ * `await(loop:shutdown_default_executor())` here too. */
 static int l_loop_shutdown_default_executor(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   loop->executor_shutdown = 1;
   aio_push_env(L, loop, AIO_ENV_EXECUTOR);
   if (!lua_isnil(L, -1))
     executor_shutdown(check_executor(L, -1), 1);
-  return 0;
+  lua_settop(L, 1);
+  aio_future_new(L, loop);
+  aio_future_set_result(L, 2, 0);
+  return 1;
 }
 
 /* loop:set_default_executor(executor) */

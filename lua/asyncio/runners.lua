@@ -137,13 +137,12 @@ function Runner:run(main)
 end
 
 --- runner:close(): cancels what is left, shuts the default executor
--- down, closes the loop (and unsets it). A second close does nothing.
+-- down, closes the loop (and unsets it). A second close does nothing,
+-- and so does closing a runner that never made its loop: as Python's,
+-- it can still run afterwards.
 function Runner:close()
   check.self(self, Runner, "close")
-  if self._state ~= INITIALIZED then
-    self._state = CLOSED
-    return
-  end
+  if self._state ~= INITIALIZED then return end
   local loop = self._loop
   self._state = CLOSED
   -- a KeyboardInterrupt during the shutdown leaves the rest of it undone;
