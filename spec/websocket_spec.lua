@@ -208,7 +208,8 @@ asyncio.run(main())
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect(aiohttp_ws() .. "/hb"))
     -- the peer sends "3 pongs" once three of its pings were answered
-    assert.same({type = T.TEXT, data = "3 pongs"}, bounded(ws:receive()))
+    assert.same({type = T.TEXT, data = "3 pongs", extra = ""},
+                bounded(ws:receive()))
     assert.same({type = T.CLOSE, data = 4003, extra = ""},
                 bounded(ws:receive()))
     assert.equal(4003, ws.close_code)
@@ -280,7 +281,8 @@ asyncio.run(main())
       assert.is_true(asyncio.iserror(e, asyncio.TimeoutError))
       go[i]:set()
     end
-    assert.same({type = T.TEXT, data = "start-end"}, bounded(ws:receive()))
+    assert.same({type = T.TEXT, data = "start-end", extra = ""},
+                bounded(ws:receive()))
     assert.same({type = T.CLOSE, data = 1000, extra = ""},
                 bounded(ws:receive()))
     server:close()
@@ -355,7 +357,8 @@ asyncio.run(main())
     local ws = await(s:ws_connect(aiohttp_ws() .. "/ws",
       {autoclose = false, autoping = false}))
     await(ws:send_str("ping"))
-    assert.same({type = T.PING, data = "srv"}, bounded(ws:receive()))
+    assert.same({type = T.PING, data = "srv", extra = ""},
+                bounded(ws:receive()))
     await(ws:send_str("close"))
     assert.same({type = T.CLOSE, data = 4001, extra = "server bye"},
                 bounded(ws:receive()))

@@ -6,6 +6,7 @@
  *   local events, rest = p:feed(data)   -- or nil, name, description
  *   local events = p:feed_eof()         -- the end of the stream
  *   p:skip_body(true)                   -- the next response has no body
+ *                                       -- (1xx, 204, 304 never have one)
  *
  * events is a list, in wire order, of:
  *   - a head table {method =, url = (requests) | status =, reason =
@@ -134,9 +135,17 @@ static int on_headers_complete(http_parser *hp) {
     lua_setfield(L, -2, "content_length");
   }
   push_event(ps);
-  if (hp->type == HTTP_RESPONSE && ps->skip_body) {
-    ps->skip_body = 0;
-    return 1;
+  if (hp->type == HTTP_RESPONSE) {
+    /* RFC 9112 6.3: an interim, 204 or 304 response ends with its head,
+     * whatever Content-Length or Transfer-Encoding says (the parser
+     * would wait for that body). skip_body is kept across an interim
+     * answer for the final one; 101 is left to the upgrade. */
+    unsigned status = hp->status_code;
+    if (status / 100 == 1 && status != 101) return 1;
+    if (ps->skip_body || status == 204 || status == 304) {
+      ps->skip_body = 0;
+      return 1;
+    }
   }
   return 0;
 }
@@ -217,7 +226,7 @@ static int l_feed_eof(lua_State *L) {
 }
 
 /* p:skip_body(flag): the next response's head is all there is of it (the
- * answer to a HEAD request, a 1xx/204/304 is known by the parser). */
+ * answer to a HEAD request; a 1xx/204/304 is known without it). */
 static int l_skip_body(lua_State *L) {
   parser *ps = check_parser(L);
   ps->skip_body = lua_toboolean(L, 2);

@@ -67,6 +67,12 @@ M.ServerTimeoutError =
 for cls in pairs(asyncio.TimeoutError.__is) do
   M.ServerTimeoutError.__is[cls] = true
 end
+-- aiohttp 3.10's subclasses: a connection not made within connect /
+-- sock_connect, a read over sock_read
+M.ConnectionTimeoutError =
+  M.ServerTimeoutError:subclass("http.ConnectionTimeoutError")
+M.SocketTimeoutError =
+  M.ServerTimeoutError:subclass("http.SocketTimeoutError")
 M.ClientPayloadError = ClientError:subclass("http.ClientPayloadError")
 
 --- s as Python's repr of a str: single quotes, double ones when s holds
@@ -292,17 +298,17 @@ function Connection:next_event(sock_read, deadline)
       if is_cancel(data) or iserror(data, ClientError) then error(data, 0) end
       if iserror(data, asyncio.TimeoutError) then
         if by_total then error(data, 0) end
-        error(M.ServerTimeoutError("Timeout on reading data from socket"),
+        error(M.SocketTimeoutError("Timeout on reading data from socket"),
               0)
       end
       error(M.ClientOSError(tostring(data.message or data)), 0)
     end
-    self.got_bytes = true
     local events, name, desc
     if data == "" then
       self.eof = true
       events, name, desc = self.parser:feed_eof()
     else
+      self.got_bytes = true
       events, name, desc = self.parser:feed(data)
     end
     if events and name then self.rest = name end -- an upgrade's bytes
@@ -389,6 +395,19 @@ end
 ---------------------------------------------------------------------------
 -- ClientResponse and its content
 
+--- Whether the rest of the response's message is parsed already (the
+-- answer to a HEAD, a 204, a short body read in one piece): its
+-- connection can be reused without reading it.
+local function message_parsed(conn)
+  local events, i = conn.events, conn.ev
+  while true do
+    local ev = events[i]
+    if ev == nil then return false end
+    if ev == true then return events[i + 1] == nil end
+    i = i + 1
+  end
+end
+
 local StreamContent = {}
 StreamContent.__index = StreamContent
 
@@ -411,6 +430,7 @@ local function piece(self)
   local ok, ev = pcall(conn.next_event, conn, resp._sock_read,
                        conn.deadline)
   if not ok then
+    if not is_cancel(ev) then self.exc = ev end
     resp:close()
     error(ev, 0)
   end
@@ -482,21 +502,51 @@ function StreamContent:readexactly(n)
   return readexactly_co(self, n)
 end
 
---- readline() -> the next line with its "\n" (the rest at the end)
-StreamContent.readline = async(function(self)
-  local parts = {}
+--- The body up to sep and it included, or the rest when it ends first.
+-- A separator may straddle two pieces: each piece is searched with the
+-- last #sep - 1 bytes before it.
+local function read_until(self, sep)
+  local parts, n, tail = {}, #sep, ""
   while true do
     local p = piece(self)
     if p == "" then return concat(parts) end
-    local i = p:find("\n", 1, true)
+    local w = tail .. p
+    local i = w:find(sep, 1, true)
     if i then
-      self.buf = p:sub(i + 1)
-      parts[#parts + 1] = p:sub(1, i)
+      local stop = i + n - 1 - #tail -- sep's last byte, in p
+      self.buf = p:sub(stop + 1)
+      parts[#parts + 1] = p:sub(1, stop)
       return concat(parts)
     end
     parts[#parts + 1] = p
+    tail = n > 1 and w:sub(-(n - 1)) or ""
   end
+end
+
+--- readline() -> the next line with its "\n" (the rest at the end)
+StreamContent.readline = async(function(self)
+  return read_until(self, "\n")
 end)
+
+--- readuntil([sep = "\n"]) -> the body up to sep, sep included (the
+-- rest at the end), as aiohttp's
+local readuntil_co = async(read_until)
+function StreamContent:readuntil(sep)
+  if sep == nil then sep = "\n" end
+  if type(sep) ~= "string" then
+    error("bad argument #1 to 'readuntil' (string expected, got " ..
+          type(sep) .. ")", 2)
+  end
+  if sep == "" then
+    error(asyncio.ValueError("Separator should be at least one-byte string"),
+          2)
+  end
+  return readuntil_co(self, sep)
+end
+
+--- readany() -> the next piece of the body as it arrived (what is
+-- buffered first); "" at the end
+StreamContent.readany = StreamContent._piece
 
 --- iter_chunked(n): for chunk in resp.content:iter_chunked(n) do, in a
 -- task: pieces of at most n bytes until the end.
@@ -516,8 +566,20 @@ function StreamContent:iter_any()
   end
 end
 
+--- at_eof() -> whether the body is read to its end; is_eof() ->
+-- whether its end arrived (some of it may wait to be read)
 function StreamContent:at_eof()
   return self.buf == "" and self.resp._done
+end
+
+function StreamContent:is_eof()
+  local resp = self.resp
+  return resp._done or message_parsed(resp._conn)
+end
+
+--- exception() -> the error that cut the body short, or nil
+function StreamContent:exception()
+  return self.exc
 end
 
 local ClientResponse = {__name = "http.ClientResponse"}
@@ -595,11 +657,20 @@ function ClientResponse:_finish()
   if conn then self._session:_release(conn, self._keep_alive) end
 end
 
---- release(): gives the connection back (closed unless the body was
--- read); the body can not be read any more, as in aiohttp.
+--- release(): gives the connection back: to the pool when the body was
+-- read to its end, or has all arrived (the answer to a HEAD, a 204, a
+-- short body), else closed; the body can not be read any more, as in
+-- aiohttp. Leaving a `local resp <close>` scope releases, as leaving
+-- aiohttp's `async with`.
 function ClientResponse:release()
   self._released = true
-  if not self._done then self:close() end
+  if self._done then return end
+  local conn = self._conn
+  if conn and message_parsed(conn) then
+    conn.events, conn.ev = {}, 1
+    return self:_finish()
+  end
+  self:close()
 end
 
 --- close(): closes the connection unless the body was read to its end;
@@ -612,7 +683,7 @@ function ClientResponse:close()
   self._conn = nil
   if conn then self._session:_release(conn, false) end
 end
-ClientResponse.__close = ClientResponse.close
+ClientResponse.__close = ClientResponse.release
 ClientResponse.__gc = ClientResponse.close
 
 --- read() -> the whole body (kept: read, text and json may be called
@@ -709,17 +780,24 @@ local KINDS = {
     return type(v) == "string" or type(v) == "table" or
       type(v) == "function" end,
     "string, table, async file or function"},
+  names = {function(v)
+    if type(v) ~= "table" then return false end
+    for _, name in pairs(v) do
+      if type(name) ~= "string" then return false end
+    end
+    return true end, "list of strings"},
 }
 
 -- The options of a request, and of a session, with their kinds
 local REQUEST_OPTS = {params = "params", headers = "table", data = "data",
   json = "any", allow_redirects = "boolean", max_redirects = "count",
   timeout = "timeout", raise_for_status = "boolean", ssl = "any",
-  auth = "auth", cookies = "table"}
+  auth = "auth", cookies = "table", skip_auto_headers = "names"}
 local SESSION_OPTS = {base_url = "any", headers = "table",
   timeout = "timeout", limit = "count", limit_per_host = "count",
   raise_for_status = "boolean", cookie_jar = "table", auth = "auth",
-  cookies = "table", auto_decompress = "boolean"}
+  cookies = "table", auto_decompress = "boolean",
+  skip_auto_headers = "names", force_close = "boolean"}
 
 --- The message of a params table holding a value that is not a string
 -- or a number (aiohttp raises TypeError), or nil.
@@ -762,6 +840,15 @@ local function opts_error(opts, known, fname, argn)
     params_error(opts.params, fname, argn) or nil
 end
 
+--- The set of the lower-cased names of the list names, added to the set
+-- base (not changed; nil: none).
+local function name_set(names, base)
+  local set = {}
+  for k in pairs(base or {}) do set[k] = true end
+  for _, name in ipairs(names) do set[name:lower()] = true end
+  return set
+end
+
 ---------------------------------------------------------------------------
 -- ClientSession
 
@@ -770,8 +857,10 @@ ClientSession.__index = ClientSession
 
 --- ClientSession([{base_url =, headers =, timeout =, limit = 100,
 -- limit_per_host = 0, raise_for_status = false, cookie_jar =, auth =,
--- cookies =, auto_decompress = true}]); cookies (name -> value) go into
--- the jar for every host, as aiohttp's.
+-- cookies =, auto_decompress = true, skip_auto_headers =, force_close =
+-- false}]); cookies (name -> value) go into the jar for every host, as
+-- aiohttp's; force_close (aiohttp's TCPConnector option) closes every
+-- connection after its response instead of keeping it.
 function M.ClientSession(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -794,6 +883,8 @@ function M.ClientSession(opts)
     _limit_per_host = opts.limit_per_host or 0, _per_host = {},
     _raise = opts.raise_for_status or false, auth = opts.auth,
     _decompress = opts.auto_decompress ~= false, cookie_jar = jar,
+    _skip = opts.skip_auto_headers and name_set(opts.skip_auto_headers),
+    _force_close = opts.force_close or false,
     _pool = {}, closed = false, _urls = {}, _nurls = 0}, ClientSession)
 end
 
@@ -810,7 +901,8 @@ end
 
 function ClientSession:_release(conn, reusable)
   if not self:_release_permits(conn) then return end
-  if reusable and not self.closed and conn.writer and not conn.eof and
+  if reusable and not self.closed and not self._force_close and
+      conn.writer and not conn.eof and
       conn.ev > #conn.events then
     local idle = self._pool[conn.key]
     if not idle then idle = {}; self._pool[conn.key] = idle end
@@ -856,8 +948,8 @@ end
 local acquire_co = async(acquire)
 
 local function connect_timeout(u)
-  return M.ServerTimeoutError("Connection timeout to host " ..
-                              url_mod.format(u))
+  return M.ConnectionTimeoutError("Connection timeout to host " ..
+                                  url_mod.format(u))
 end
 
 --- A connection to u (a parsed URL): an idle one or a new one, with its
@@ -967,10 +1059,28 @@ local function file_left(f)
   return nil
 end
 
+-- Methods whose requests carry no body unless given one (aiohttp's
+-- GET_METHODS), and those whose requests get a Content-Type anyway
+local BODYLESS = {GET = true, HEAD = true, OPTIONS = true, TRACE = true}
+local POST_METHODS = {POST = true, PUT = true, PATCH = true}
+
+--- Adds the Content-Type ct to hdrs unless they have one or skip (a set
+-- of lower-cased names, or nil) holds it.
+local function default_type(hdrs, skip, ct)
+  if not hdrs:contains("Content-Type") and
+      not (skip and skip["content-type"]) then
+    hdrs:add("Content-Type", ct)
+  end
+end
+
 --- The request's head fields and body (string, an iterator function
 -- of pieces for a chunked body, or {size =, read = function(n)} for a
--- file of known length, sent as it is).
-local function request_body(opts, hdrs)
+-- file of known length, sent as it is), as aiohttp 3.8 makes them: a
+-- Content-Type for every body (application/octet-stream for bytes, an
+-- iterator or a file) and for every POST, PUT and PATCH; Content-Length
+-- 0 for a request without a body unless its method is GET, HEAD,
+-- OPTIONS or TRACE. skip: the lower-cased names of skip_auto_headers.
+local function request_body(opts, hdrs, method, skip)
   local body = opts.data
   if opts.json ~= nil then -- data is nil: _request checked
     local ok, encoded = pcall(json().encode, opts.json)
@@ -979,18 +1089,15 @@ local function request_body(opts, hdrs)
             0)
     end
     body = encoded
-    if not hdrs:contains("Content-Type") then
-      hdrs:add("Content-Type", "application/json")
-    end
+    default_type(hdrs, skip, "application/json")
   elseif type(body) == "table" and getmetatable(body) == nil then
     body = urlencode(body)
-    if not hdrs:contains("Content-Type") then
-      hdrs:add("Content-Type", "application/x-www-form-urlencoded")
-    end
+    default_type(hdrs, skip, "application/x-www-form-urlencoded")
   elseif body ~= nil and type(body) ~= "string" then
     local src = body
     local size = type(src) == "table" and src.seek and
       not hdrs:contains("Transfer-Encoding") and file_left(src)
+    default_type(hdrs, skip, "application/octet-stream")
     if size then -- a file that can seek: its length is known, as aiohttp
       if not hdrs:contains("Content-Length") then
         hdrs:add("Content-Length", size)
@@ -1018,9 +1125,16 @@ local function request_body(opts, hdrs)
       hdrs:add("Transfer-Encoding", "chunked")
     end
     return body
+  elseif body ~= nil or POST_METHODS[method] then
+    default_type(hdrs, skip, "application/octet-stream")
   end
-  if body ~= nil and not hdrs:contains("Content-Length") then
-    hdrs:add("Content-Length", #body)
+  if not hdrs:contains("Content-Length") then
+    if body ~= nil then
+      hdrs:add("Content-Length", #body)
+    elseif not BODYLESS[method] and not hdrs:contains("Transfer-Encoding")
+        then
+      hdrs:add("Content-Length", 0)
+    end
   end
   return body
 end
@@ -1095,6 +1209,9 @@ local function content_decoder(enc)
   end
 end
 
+local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, TRACE = true,
+                    PUT = true, DELETE = true}
+
 --- One request/response without redirects: a ClientResponse with its
 -- head read; the reads of its body stop at `deadline` (a loop time).
 function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
@@ -1104,7 +1221,7 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
   while true do
     attempt = attempt + 1
     local conn, reused = self:_connect(u, opts, timeout)
-    conn.got_bytes, conn.deadline = false, deadline
+    conn.got_bytes, conn.deadline, conn.in_body = false, deadline, false
     local ok, head = pcall(exchange, conn, method, head_bytes, body,
                            timeout.sock_read)
     if ok then
@@ -1130,8 +1247,10 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
     if iserror(head, M.ClientResponseError) and not head.request_info then
       head.request_info = request_info(method, u, hdrs)
     end
-    -- a kept connection the server had closed: once more, on a new one
+    -- a kept connection the server had closed: an idempotent request
+    -- once more, on a new one (RFC 9112 9.3.1.1; aiohttp 3.9)
     if not (reused and not conn.got_bytes and attempt == 1 and
+            IDEMPOTENT[method] and
             (body == nil or type(body) == "string") and
             (iserror(head, M.ServerDisconnectedError) or
              iserror(head, M.ClientOSError) or
@@ -1191,15 +1310,22 @@ local function same_list(a, b)
   return true
 end
 
+local NO_SKIP = {}
+
 --- Adds to the CIMultiDict h the fields a request carries unless the
--- caller set them: Accept, Accept-Encoding (when zlib is there) and
--- User-Agent.
-local function add_default_fields(h)
-  if not h:contains("Accept") then h:add("Accept", "*/*") end
-  if not h:contains("Accept-Encoding") and _http.Inflater then
+-- caller set them or skip (a set of lower-cased names, as
+-- skip_auto_headers) holds them: Accept, Accept-Encoding (when zlib is
+-- there) and User-Agent.
+local function add_default_fields(h, skip)
+  skip = skip or NO_SKIP
+  if not h:contains("Accept") and not skip.accept then
+    h:add("Accept", "*/*")
+  end
+  if not h:contains("Accept-Encoding") and _http.Inflater and
+      not skip["accept-encoding"] then
     h:add("Accept-Encoding", "gzip, deflate")
   end
-  if not h:contains("User-Agent") then
+  if not h:contains("User-Agent") and not skip["user-agent"] then
     h:add("User-Agent", "luaio-http/0.1")
   end
 end
@@ -1209,7 +1335,7 @@ function ClientSession:_fields()
   if f and same_list(f.session, self.headers) then return f end
   local h = CIMultiDict()
   h:extend(self.headers)
-  add_default_fields(h)
+  add_default_fields(h, self._skip)
   f = {names = {}, session = table.move(self.headers, 1, #self.headers, 1,
                                         {})}
   for i = 1, #h, 2 do
@@ -1222,8 +1348,8 @@ end
 
 --- The head fields of a request to u: Host, then the session's and the
 -- request's headers, then the defaults (a CIMultiDict).
-function ClientSession:_head_fields(u, opts)
-  if opts.headers == nil then
+function ClientSession:_head_fields(u, opts, skip)
+  if opts.headers == nil and skip == self._skip then
     local f = self:_fields()
     local hdrs = {"Host", u.host_header, host = u.host_header}
     local n = #f
@@ -1238,9 +1364,11 @@ function ClientSession:_head_fields(u, opts)
   local hdrs = CIMultiDict()
   hdrs:add("Host", u.host_header)
   hdrs:extend(self.headers)
-  local extra = CIMultiDict(opts.headers)
-  for name, value in extra:items() do hdrs:set(name, value) end
-  add_default_fields(hdrs)
+  if opts.headers ~= nil then
+    local extra = CIMultiDict(opts.headers)
+    for name, value in extra:items() do hdrs:set(name, value) end
+  end
+  add_default_fields(hdrs, skip)
   return hdrs
 end
 
@@ -1292,20 +1420,25 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
     error(asyncio.ValueError("data and json parameters can not be used "
       .. "at the same time"), 0)
   end
+  local skip = self._skip
+  if opts.skip_auto_headers then
+    skip = name_set(opts.skip_auto_headers, skip)
+  end
   local history = {}
   local max_redirects = opts.max_redirects or 10
   local allow = opts.allow_redirects ~= false
   -- crossed: a redirect left the first origin; credentials stay behind
   local auth, cookies, crossed = opts.auth, opts.cookies, false
   while true do
-    local hdrs = self:_head_fields(u, opts)
+    local hdrs = self:_head_fields(u, opts, skip)
+    if opts._no_length then hdrs:set("Content-Length", nil) end
     if crossed then
       hdrs:set("Authorization", nil)
       hdrs:set("Cookie", nil)
     end
     auth = add_auth_header(self, u, hdrs, auth, crossed)
     add_cookies_header(self, u, hdrs, cookies)
-    local body = request_body(opts, hdrs)
+    local body = request_body(opts, hdrs, method, skip)
     local resp = self:_send(method, u, opts, hdrs, body, timeout, history,
                             deadline)
     local jar = self.cookie_jar
@@ -1313,7 +1446,7 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
         rawget(resp.headers, "set-cookie") ~= nil then
       jar:update_cookies(resp.headers:getall("Set-Cookie"), u)
     end
-    local loc = resp.headers["location"]
+    local loc = resp.headers["location"] or resp.headers["uri"]
     if not (allow and REDIRECTS[resp.status] and loc) then
       return resp
     end
@@ -1325,13 +1458,20 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
         history = history}, 0)
     end
     await(resp:read())
+    -- as aiohttp: a Location of another scheme ("ftp:", "mailto:",
+    -- "ws:") is not followed
+    local scheme = loc:match("^(%a[%w+.-]*):")
+    if scheme and scheme:lower() ~= "http" and scheme:lower() ~= "https"
+        then
+      error(asyncio.ValueError("Can redirect only to http or https"), 0)
+    end
     local nu = url_mod.join(without_credentials(u), loc, M.InvalidURL)
     if resp.status == 303 and method ~= "HEAD" or
         (resp.status == 301 or resp.status == 302) and method == "POST" then
       method = "GET"
       local o = {}
       for k, v in pairs(opts) do o[k] = v end
-      o.data, o.json = nil, nil
+      o.data, o.json, o._no_length = nil, nil, true
       opts = o
     end
     if nu.scheme ~= u.scheme or nu.host ~= u.host or nu.port ~= u.port then
@@ -1434,15 +1574,28 @@ function ClientSession.request(self, method, url, opts)
   return do_request(self, method, url, opts)
 end
 
+-- head(url [, opts]) does not follow redirects unless allow_redirects =
+-- true, as aiohttp's (request("HEAD", ...) follows them).
+local HEAD_OPTS = {allow_redirects = false}
+
 for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
                    "options"} do
   local METHOD = m:upper()
+  local is_head = m == "head"
   ClientSession[m] = function(self, url, opts)
     check_session(self, m)
     local msg = request_args_error(url, opts, m, 2)
     if msg then error(msg, 2) end
     if self.closed then
       error(asyncio.RuntimeError("Session is closed"), 2)
+    end
+    if is_head and (opts == nil or opts.allow_redirects == nil) then
+      if opts == nil then
+        opts = HEAD_OPTS
+      else
+        opts = copy(opts)
+        opts.allow_redirects = false
+      end
     end
     return do_request(self, METHOD, url, opts)
   end

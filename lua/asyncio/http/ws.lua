@@ -5,14 +5,15 @@
 -- unmasked and UTF-8-checked in C (asyncio._http, bindings/http/ws.c).
 --
 -- receive([timeout]) returns {type =, data =, extra =} with type one of
--- WSMsgType: TEXT and BINARY (data the payload), CLOSE (data the peer's
--- code, extra its reason), CLOSING (close() was called by another task
--- while this one was receiving, or the peer's close awaits our close()
--- when autoclose is off), CLOSED (after the end), ERROR (data the error:
--- a WebSocketError with .code after a protocol error, for which a close
--- frame with that code was sent; an asyncio.TimeoutError when the
--- heartbeat got no pong), and PING/PONG when autoping is off. One task
--- receives at a time; any task may send.
+-- WSMsgType: TEXT and BINARY (data the payload, extra "" as aiohttp's),
+-- CLOSE (data the peer's code, extra its reason), CLOSING (close() was
+-- called by another task while this one was receiving, or the peer's
+-- close awaits our close() when autoclose is off), CLOSED (after the
+-- end), ERROR (data the error: a WebSocketError with .code after a
+-- protocol error, for which a close frame with that code was sent; an
+-- asyncio.TimeoutError when the heartbeat got no pong), and PING/PONG
+-- (extra "") when autoping is off. One task receives at a time; any task
+-- may send.
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
@@ -353,9 +354,9 @@ function WebSocket:_data(fin, op, payload)
     if not _http.utf8_valid(data) then
       return self:_fail(1007, "invalid UTF-8 text")
     end
-    return msg(WSMsgType.TEXT, data)
+    return msg(WSMsgType.TEXT, data, "")
   end
-  return msg(WSMsgType.BINARY, data)
+  return msg(WSMsgType.BINARY, data, "")
 end
 
 --- Reads until a message for the caller of receive.
@@ -372,14 +373,14 @@ function WebSocket:_read_message()
     end
     if fin == "error" then return self:_fail(op, payload) end
     if op == OP_PING then
-      if not self._autoping then return msg(WSMsgType.PING, payload) end
+      if not self._autoping then return msg(WSMsgType.PING, payload, "") end
       local ok, e = pcall(function()
         self._writer:write(ws_build(OP_PONG, payload, {mask = self._client}))
         await(self._writer:drain())
       end)
       if not ok and is_cancel(e) then error(e, 0) end
     elseif op == OP_PONG then
-      if not self._autoping then return msg(WSMsgType.PONG, payload) end
+      if not self._autoping then return msg(WSMsgType.PONG, payload, "") end
     elseif op == OP_CLOSE then
       return self:_peer_close(payload)
     else
