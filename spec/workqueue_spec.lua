@@ -118,7 +118,7 @@ describe("asyncio.workqueue", function()
     -- a job for a function the worker lacks, and a timeout
     local nf = await(q:enqueue("nosuch", {}))
     e = select(2, pcall(await, nf:result{timeout = 5}))
-    assert.is_true(asyncio.iserror(e, wq.JobError))
+    assert.is_true(asyncio.iserror(e, wq.JobError), tostring(e))
     assert.matches("no function 'nosuch'", e.message)
     local s = await(q:enqueue("slow", {}, {timeout = 0.05}))
     e = select(2, pcall(await, s:result{timeout = 5}))
