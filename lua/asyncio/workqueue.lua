@@ -570,7 +570,13 @@ end)
 -- task that waits); the traceback is the remote one.
 local function job_error(cls, msg, tb)
   local errors = require "asyncio.errors"
-  local c = cls and errors[cls]
+  -- this module's own classes first: errors[] keeps the first class
+  -- registered under a name, which may be another loading's of this
+  -- module (busted reloads modules between spec files)
+  local own = {["workqueue.JobError"] = M.JobError,
+               ["workqueue.PayloadError"] = M.PayloadError,
+               ["workqueue.WorkQueueError"] = M.WorkQueueError}
+  local c = cls and (own[cls] or errors[cls])
   if type(c) ~= "table" or type(rawget(c, "__is")) ~= "table"
      or not c.__is[asyncio.Exception] then
     c = M.JobError
