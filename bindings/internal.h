@@ -1102,6 +1102,11 @@ typedef struct aio_transport_vt {
 
 /* The transport at idx, or NULL if the value is not one. */
 aio_transport *aio_test_transport(lua_State *L, int idx);
+/* The arguments (high, low) at 2 and 3 of a set_write_buffer_limits, as
+ * asyncio reads them: high defaults to def_high (4 * low when low is
+ * given), low to high // 4; raises ValueError unless high >= low >= 0. */
+void aio_check_write_limits(lua_State *L, lua_Integer def_high,
+                            size_t *high, size_t *low);
 /* Data path for C callers (Lua context). write: raises RuntimeError
  * after write_eof; a closing transport drops the data; a failure loses
  * the transport (connection_lost gets the error). */

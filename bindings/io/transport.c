@@ -1034,22 +1034,27 @@ static int l_is_reading(lua_State *L) {
   return 1;
 }
 
-/* set_write_buffer_limits([high [, low]]), as asyncio's: high defaults
- * to 64 KiB (4 * low when low is given), low to high / 4. */
-static int l_set_write_buffer_limits(lua_State *L) {
-  aio_transport *t = check_transport(L, 1);
+void aio_check_write_limits(lua_State *L, lua_Integer def_high,
+                            size_t *high_out, size_t *low_out) {
   lua_Integer high, low;
   if (lua_isnoneornil(L, 2))
-    high = lua_isnoneornil(L, 3) ? HIGH_WATER : 4 * luaL_checkinteger(L, 3);
+    high = lua_isnoneornil(L, 3) ? def_high : 4 * luaL_checkinteger(L, 3);
   else
     high = luaL_checkinteger(L, 2);
   low = lua_isnoneornil(L, 3) ? (high >= 0 ? high / 4 : -((3 - high) / 4))
                               : luaL_checkinteger(L, 3); /* high // 4 */
   if (!(high >= low && low >= 0))
-    return aio_raisef(L, AIO_E_VALUE, "high (%I) must be >= low (%I) must "
-                      "be >= 0", high, low);
-  t->high = (size_t)high;
-  t->low = (size_t)low;
+    aio_raisef(L, AIO_E_VALUE, "high (%I) must be >= low (%I) must be >= 0",
+               high, low);
+  *high_out = (size_t)high;
+  *low_out = (size_t)low;
+}
+
+/* set_write_buffer_limits([high [, low]]), as asyncio's: high defaults
+ * to 64 KiB. */
+static int l_set_write_buffer_limits(lua_State *L) {
+  aio_transport *t = check_transport(L, 1);
+  aio_check_write_limits(L, HIGH_WATER, &t->high, &t->low);
   maybe_pause(L, t);
   return 0;
 }

@@ -679,18 +679,7 @@ static int l_dgt_sendto(lua_State *L) {
 /* set_write_buffer_limits([high [, low]]), as the stream transports'. */
 static int l_dgt_set_write_buffer_limits(lua_State *L) {
   dgt *t = check_dgt(L, 1);
-  lua_Integer high, low;
-  if (lua_isnoneornil(L, 2))
-    high = lua_isnoneornil(L, 3) ? DEFAULT_LIMIT : 4 * luaL_checkinteger(L, 3);
-  else
-    high = luaL_checkinteger(L, 2);
-  low = lua_isnoneornil(L, 3) ? (high >= 0 ? high / 4 : -((3 - high) / 4))
-                              : luaL_checkinteger(L, 3); /* high // 4 */
-  if (!(high >= low && low >= 0))
-    return aio_raisef(L, AIO_E_VALUE, "high (%I) must be >= low (%I) must "
-                      "be >= 0", high, low);
-  t->high = (size_t)high;
-  t->low = (size_t)low;
+  aio_check_write_limits(L, DEFAULT_LIMIT, &t->high, &t->low);
   lua_settop(L, 1);
   dgt_maybe_pause(L, t, 1);
   return 0;
