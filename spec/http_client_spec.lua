@@ -9,11 +9,7 @@ local cjson = require "cjson"
 local peers = dofile("spec/fixtures/http_peers.lua")
 local async, await = asyncio.async, asyncio.await
 
-local function err_of(aw)
-  local ok, e = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = dofile("spec/helpers.lua").await_error
 
 local function pairs_to_map(list)
   local m = {}

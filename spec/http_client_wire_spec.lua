@@ -14,11 +14,7 @@ local web = require "asyncio.http.web"
 local peers = dofile("spec/fixtures/http_peers.lua")
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 
-local function err_of(aw)
-  local ok, e = pcall(await, aw)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = dofile("spec/helpers.lua").await_error
 
 -- /echo answers {method, headers = {{name, value}...}, body};
 -- /r302 a 302 to /echo.

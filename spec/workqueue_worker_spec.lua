@@ -23,11 +23,7 @@ local function fresh_queue(name, opts)
 end
 
 --- The error the awaitable raises (fails when it raises none).
-local function err_of(aw)
-  local ok, e = pcall(await, aw)
-  assert.is_false(ok, "no error")
-  return e
-end
+local err_of = dofile("spec/helpers.lua").await_error
 
 --- Makes q's script `name` raise redis.ConnectionError at its calls
 -- listed in `failing` (call numbers); returns an Event set by every call

@@ -568,15 +568,16 @@ end)
 -- when asyncio knows the name (asyncio.ValueError ...) and it is an
 -- Exception, else JobError (a remote CancelledError must not cancel the
 -- task that waits); the traceback is the remote one.
+-- This module's own classes by name, looked up first: errors[] keeps the
+-- first class registered under a name, which may be another loading's of
+-- this module (busted reloads modules between spec files).
+local OWN_CLASSES = {["workqueue.JobError"] = M.JobError,
+                     ["workqueue.PayloadError"] = M.PayloadError,
+                     ["workqueue.WorkQueueError"] = M.WorkQueueError}
+
 local function job_error(cls, msg, tb)
   local errors = require "asyncio.errors"
-  -- this module's own classes first: errors[] keeps the first class
-  -- registered under a name, which may be another loading's of this
-  -- module (busted reloads modules between spec files)
-  local own = {["workqueue.JobError"] = M.JobError,
-               ["workqueue.PayloadError"] = M.PayloadError,
-               ["workqueue.WorkQueueError"] = M.WorkQueueError}
-  local c = cls and (own[cls] or errors[cls])
+  local c = cls and (OWN_CLASSES[cls] or errors[cls])
   if type(c) ~= "table" or type(rawget(c, "__is")) ~= "table"
      or not c.__is[asyncio.Exception] then
     c = M.JobError
