@@ -1,5 +1,6 @@
--- spec/dns_spec.lua: asyncio.getaddrinfo and loop:getaddrinfo
--- (bindings/io/dns.c), on libuv's thread pool.
+-- spec/dns_spec.lua: asyncio.getaddrinfo / loop:getaddrinfo and
+-- asyncio.getnameinfo / loop:getnameinfo (bindings/io/dns.c), on
+-- libuv's thread pool.
 --
 -- Only names every host resolves locally (localhost, numeric addresses)
 -- and a reserved name that never resolves (.invalid, RFC 2606).
@@ -113,4 +114,74 @@ describe("getaddrinfo", function()
     end)
     assert.matches("bad option 'family'", tostring(err))
   end))
+end)
+
+describe("getnameinfo", function()
+  local NUMERIC = asyncio.NI_NUMERICHOST | asyncio.NI_NUMERICSERV
+
+  it("with NI_NUMERICHOST | NI_NUMERICSERV gives the address back as "
+     .. "host and service strings", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local host, service = await(loop:getnameinfo({"127.0.0.1", 8080},
+                                                  NUMERIC))
+    assert.equal("127.0.0.1", host)
+    assert.equal("8080", service)
+    host, service = await(asyncio.getnameinfo({"::1", 443}, NUMERIC))
+    assert.equal("::1", host)
+    assert.equal("443", service)
+  end))
+
+  it("without flags names the host (loopback has a name in every hosts "
+     .. "file)", aspec.async(function()
+    local host, service = await(asyncio.getnameinfo({"127.0.0.1", 65000},
+                                asyncio.NI_NUMERICSERV))
+    assert.equal("string", type(host))
+    assert.not_equal("127.0.0.1", host)
+    assert.equal("65000", service)
+  end))
+
+  it("a host that is not a numeric address raises gaierror EAI_NONAME, "
+     .. "as Python's", aspec.async(function()
+    local err = raises(function()
+      return await(asyncio.getnameinfo({"localhost", 22}))
+    end)
+    assert.is_true(iserror(err, asyncio.gaierror))
+    assert.equal("EAI_NONAME", err.name)
+    assert.equal(-2, err.errno)
+    assert.equal("getnameinfo", err.op)
+  end))
+
+  it("a bad address or flags raise when the call is made, naming the "
+     .. "argument", function()
+    local loop = asyncio.new_event_loop()
+    finally(function() loop:close() end)
+    assert.matches("bad argument #2 .*table expected, got string",
+                   raises(loop.getnameinfo, loop, "127.0.0.1"))
+    assert.matches("bad argument #1 .*host must be a string",
+                   raises(asyncio.getnameinfo, {80}))
+    assert.matches("bad argument #1 .*port must be an integer",
+                   raises(asyncio.getnameinfo, {"127.0.0.1"}))
+    assert.matches("bad argument #1 .*port must be 0%-65535",
+                   raises(asyncio.getnameinfo, {"127.0.0.1", 70000}))
+    assert.matches("bad argument #2 .*number expected",
+                   raises(asyncio.getnameinfo, {"127.0.0.1", 1}, "x"))
+  end)
+
+  it("a cancelled lookup raises CancelledError and the loop resolves "
+     .. "again", aspec.async(function()
+    local t = asyncio.create_task(asyncio.getnameinfo({"127.0.0.1", 1}))
+    await(asyncio.sleep(0))
+    t:cancel()
+    assert.is_true(iserror(raises(await, t), asyncio.CancelledError))
+    local host, service = await(asyncio.getnameinfo({"127.0.0.1", 2},
+                                                    NUMERIC))
+    assert.equal("127.0.0.1", host)
+    assert.equal("2", service)
+  end))
+
+  it("a loop closed during a lookup can be collected", function()
+    h.assert_loop_collected(function()
+      return asyncio.getnameinfo({"127.0.0.1", 80})
+    end)
+  end)
 end)

@@ -1,6 +1,6 @@
 /*
- * dns.c - addresses: asyncio.getaddrinfo / loop:getaddrinfo on libuv's
- * thread pool, the socket constants (asyncio.AF_INET, ...), and the
+ * dns.c - addresses: asyncio.getaddrinfo / loop:getaddrinfo and
+ * asyncio.getnameinfo / loop:getnameinfo on libuv's thread pool, the socket constants (asyncio.AF_INET, ...), and the
  * conversions between numeric hosts, sockaddrs and {host, port} tables
  * that the other I/O files share.
  *
@@ -9,6 +9,7 @@
  * last frees it: the awaiting task after reading the answer, or the uv
  * callback when the task went away first (cancelled, or its loop closed).
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -76,53 +77,82 @@ static int l_ip_family(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------ */
-/* getaddrinfo                                                         */
+/* Look-ups: getaddrinfo and getnameinfo                               */
 
-typedef struct gai {
+/* One request on libuv's thread pool, of either kind. */
+typedef struct lookup {
   aio_io io;
-  uv_getaddrinfo_t req;
-  struct addrinfo *res;
+  union {
+    uv_req_t any;
+    uv_getaddrinfo_t addr;
+    uv_getnameinfo_t name; /* its answer stays in req.name.host/service */
+  } req;
+  struct addrinfo *res; /* getaddrinfo's answers */
   int status;
   unsigned char done, abandoned;
-} gai;
+} lookup;
 
-static void gai_free(gai *g) {
+static void lookup_free(lookup *g) {
   if (g->res)
     uv_freeaddrinfo(g->res);
   g->res = NULL;
   aio_io_release(&g->io);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res) {
-  gai *g = req->data;
+/* The request finished: wakes the task, or frees it if nobody waits. */
+static void lookup_done(lookup *g, int status) {
   g->done = 1;
   g->status = status;
-  g->res = res;
   if (g->abandoned)
-    gai_free(g);
+    lookup_free(g);
   else
     aio_io_notify(&g->io, 1);
 }
 
-static void gai_dispatch(lua_State *L, aio_io *io, unsigned ev) {
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  lookup *g = req->data;
+  g->res = res;
+  lookup_done(g, status);
+}
+
+static void on_named(uv_getnameinfo_t *req, int status, const char *host,
+                     const char *service) {
+  (void)host; /* the same as req->host */
+  (void)service;
+  lookup_done(req->data, status);
+}
+
+static void lookup_dispatch(lua_State *L, aio_io *io, unsigned ev) {
   (void)ev;
   aio_waiters_wake(L, io);
 }
 
 /* Gives the request up (the task is leaving): the callback frees it. */
-static void gai_abandon(gai *g) {
+static void lookup_abandon(lookup *g) {
   g->abandoned = 1;
   if (g->done)
-    gai_free(g);
+    lookup_free(g);
   else
-    uv_cancel((uv_req_t *)&g->req);
+    uv_cancel(&g->req.any);
 }
 
 /* The loop closes: the task will never read the answer. */
-static void gai_shut(lua_State *L, aio_io *io) {
+static void lookup_shut(lua_State *L, aio_io *io) {
   aio_waiter_drop(L, io);
-  gai_abandon((gai *)io);
+  lookup_abandon((lookup *)io);
+}
+
+/* A lookup linked to t's loop, with its request's data set. */
+static lookup *lookup_new(lua_State *L, aio_task *t) {
+  lookup *g = calloc(1, sizeof *g);
+  if (g == NULL)
+    luaL_error(L, "not enough memory");
+  g->req.any.data = g;
+  g->io.shut = lookup_shut;
+  g->io.dispatch = lookup_dispatch;
+  aio_io_link(t->fut.loop, &g->io, NULL);
+  return g;
 }
 
 /* Pushes the list of answers. */
@@ -154,30 +184,49 @@ static void push_answers(lua_State *L, struct addrinfo *res) {
   }
 }
 
-/* [host, port, opts, g, fut] */
-static int gai_k(lua_State *L, int status, lua_KContext ctx) {
-  gai *g = lua_touserdata(L, 4);
+enum { LOOKUP_ADDR, LOOKUP_NAME };
+
+/* [arg1, arg2, arg3, g, fut]; ctx is LOOKUP_ADDR or LOOKUP_NAME. */
+static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
+  lookup *g = lua_touserdata(L, 4);
   aio_future *f = lua_touserdata(L, 5);
   int threw = aio_resume_take_throw(L, aio_current_task_of(L));
   (void)status;
-  (void)ctx;
   if (threw || f->state == AIO_CANCELLED || !g->done) {
     aio_waiter_drop(L, &g->io);
-    gai_abandon(g);
+    lookup_abandon(g);
     if (threw)
       return lua_error(L);
     return aio_future_push_result(L, 5);
   }
   if (g->status < 0) {
     int err = g->status;
-    gai_free(g);
-    return aio_raise_uv(L, err, "getaddrinfo");
+    lookup_free(g);
+    return aio_raise_uv(L, err, ctx == LOOKUP_ADDR ? "getaddrinfo"
+                                                   : "getnameinfo");
   }
   lua_settop(L, 3);
-  push_answers(L, g->res);
-  gai_free(g);
-  return 1;
+  if (ctx == LOOKUP_NAME) {
+    lua_pushstring(L, g->req.name.host);
+    lua_pushstring(L, g->req.name.service);
+  } else {
+    push_answers(L, g->res);
+  }
+  lookup_free(g);
+  return ctx == LOOKUP_NAME ? 2 : 1;
 }
+
+/* Suspends t on the lookup g started: [arg1, arg2, arg3] become
+ * [arg1, arg2, arg3, g, fut] for lookup_k. */
+static int lookup_await(lua_State *L, aio_task *t, lookup *g, int kind) {
+  lua_settop(L, 3);
+  lua_pushlightuserdata(L, g);
+  aio_future_new(L, t->fut.loop);
+  return aio_waiters_await(L, t, &g->io, kind, lookup_k);
+}
+
+/* ------------------------------------------------------------------ */
+/* getaddrinfo                                                         */
 
 static int opt_int(lua_State *L, int oidx, const char *name, int def) {
   int v = def;
@@ -199,7 +248,7 @@ static int gai_body(lua_State *L) {
   const char *host = luaL_optstring(L, 1, NULL);
   const char *service = NULL;
   aio_task *t;
-  gai *g;
+  lookup *g;
   int r;
   lua_settop(L, 3);
   if (lua_type(L, 2) == LUA_TNUMBER) {
@@ -213,22 +262,14 @@ static int gai_body(lua_State *L) {
   hints.ai_protocol = opt_int(L, 3, "proto", 0);
   hints.ai_flags = opt_int(L, 3, "flags", 0);
   t = aio_check_await(L, "getaddrinfo");
-  g = calloc(1, sizeof *g);
-  if (g == NULL)
-    return luaL_error(L, "not enough memory");
-  g->req.data = g;
-  g->io.shut = gai_shut;
-  g->io.dispatch = gai_dispatch;
-  aio_io_link(t->fut.loop, &g->io, NULL);
-  r = uv_getaddrinfo(t->fut.loop->uv, &g->req, on_resolved, host, service,
-                     &hints);
+  g = lookup_new(L, t);
+  r = uv_getaddrinfo(t->fut.loop->uv, &g->req.addr, on_resolved, host,
+                     service, &hints);
   if (r != 0) {
     aio_io_release(&g->io);
     return aio_raise_uv(L, r, "getaddrinfo");
   }
-  lua_pushlightuserdata(L, g);
-  aio_future_new(L, t->fut.loop);
-  return aio_waiters_await(L, t, &g->io, 0, gai_k);
+  return lookup_await(L, t, g, LOOKUP_ADDR);
 }
 
 /* getaddrinfo(host, port [, {family =, type =, proto =, flags =}]) ->
@@ -262,6 +303,61 @@ static int l_loop_getaddrinfo(lua_State *L) {
   return l_getaddrinfo(L);
 }
 
+/* ------------------------------------------------------------------ */
+/* getnameinfo                                                         */
+
+/* [host, port, flags]: the address was checked when the call was made;
+ * a host that is not a numeric address fails as Python's does, with
+ * gaierror EAI_NONAME. */
+static int gni_body(lua_State *L) {
+  struct sockaddr_storage ss;
+  aio_task *t = aio_check_await(L, "getnameinfo");
+  lookup *g;
+  int r = aio_sockaddr_parse(lua_tostring(L, 1), (int)lua_tointeger(L, 2),
+                             &ss);
+  if (r != 0)
+    return aio_raise_uv(L, UV_EAI_NONAME, "getnameinfo");
+  g = lookup_new(L, t);
+  r = uv_getnameinfo(t->fut.loop->uv, &g->req.name, on_named,
+                     (const struct sockaddr *)&ss, (int)lua_tointeger(L, 3));
+  if (r != 0) {
+    aio_io_release(&g->io);
+    return aio_raise_uv(L, r, "getnameinfo");
+  }
+  return lookup_await(L, t, g, LOOKUP_NAME);
+}
+
+/* getnameinfo({host, port} [, flags]) -> a Coroutine object; awaited,
+ * host, service (Python's tuple as two values). The address at base is
+ * checked now and its parts passed on to the body. */
+static int getnameinfo_at(lua_State *L, int base) {
+  lua_Integer port, flags = luaL_optinteger(L, base + 1, 0);
+  luaL_checktype(L, base, LUA_TTABLE);
+  if (lua_rawgeti(L, base, 1) != LUA_TSTRING)
+    return luaL_argerror(L, base, "{host, port} expected (host must be a "
+                         "string)");
+  if (lua_rawgeti(L, base, 2) != LUA_TNUMBER || !lua_isinteger(L, -1))
+    return luaL_argerror(L, base, "{host, port} expected (port must be an "
+                         "integer)");
+  port = lua_tointeger(L, -1);
+  if (port < 0 || port > 65535)
+    return luaL_argerror(L, base, "port must be 0-65535");
+  if (flags < INT_MIN || flags > INT_MAX)
+    return luaL_argerror(L, base + 1, "flags out of range");
+  lua_pushinteger(L, flags); /* [..., host, port, flags] */
+  aio_push_ccoro(L, gni_body, 3);
+  return 1;
+}
+
+static int l_getnameinfo_fn(lua_State *L) {
+  return getnameinfo_at(L, 1);
+}
+
+static int l_loop_getnameinfo(lua_State *L) {
+  aio_check_loop(L, 1);
+  return getnameinfo_at(L, 2);
+}
+
 static const struct {
   const char *name;
   int value;
@@ -274,10 +370,15 @@ static const struct {
     {"AI_NUMERICHOST", AI_NUMERICHOST},
     {"AI_NUMERICSERV", AI_NUMERICSERV},
     {"AI_ADDRCONFIG", AI_ADDRCONFIG},
+    {"NI_NUMERICHOST", NI_NUMERICHOST},
+    {"NI_NUMERICSERV", NI_NUMERICSERV},
+    {"NI_NAMEREQD", NI_NAMEREQD},   {"NI_NOFQDN", NI_NOFQDN},
+    {"NI_DGRAM", NI_DGRAM},
     {NULL, 0}};
 
 static const luaL_Reg dns_funcs[] = {
     {"getaddrinfo", l_getaddrinfo_fn},
+    {"getnameinfo", l_getnameinfo_fn},
     {"_ip_family", l_ip_family},
     {NULL, NULL}};
 
@@ -292,5 +393,7 @@ void aio_open_dns(lua_State *L) {
   lua_getfield(L, -1, "__index");
   lua_pushcfunction(L, l_loop_getaddrinfo);
   lua_setfield(L, -2, "getaddrinfo");
+  lua_pushcfunction(L, l_loop_getnameinfo);
+  lua_setfield(L, -2, "getnameinfo");
   lua_pop(L, 2);
 }
