@@ -154,7 +154,7 @@ TIME: 4.00
 Waiting: 1
 Waiting: 2
 Waiting: 2
-{<Task pending name='Task-1' coro=<do_some_work() running at examples/stop_all_tasks.lua:27> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_all_tasks.lua:27> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-4' coro=<wait() running at lua/asyncio/combinators.lua:262> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_all_tasks.lua:27> cb=[function <lua/asyncio/combinators.lua:277>()]>}
+{<Task pending name='Task-1' coro=<do_some_work() running at examples/stop_all_tasks.lua:27> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_all_tasks.lua:27> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-4' coro=<wait() running at lua/asyncio/combinators.lua:262> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_all_tasks.lua:27> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>}
 true
 true
 true
@@ -166,7 +166,7 @@ TIME: 0.8858370780944824
 Waiting: 1
 Waiting: 2
 Waiting: 2
-{<Task pending name='Task-1' coro=<main() running at examples/stop_main_task.lua:43> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_main_task.lua:28> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_main_task.lua:28> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-4' coro=<do_some_work() running at examples/stop_main_task.lua:28> cb=[function <lua/asyncio/combinators.lua:277>()]>}
+{<Task pending name='Task-1' coro=<main() running at examples/stop_main_task.lua:43> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_main_task.lua:28> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_main_task.lua:28> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-4' coro=<do_some_work() running at examples/stop_main_task.lua:28> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>}
 true
 ]]},
   {file = "stop_tasks.lua", source = "004 協程的停止",
@@ -174,7 +174,7 @@ true
 Waiting: 1
 Waiting: 2
 Waiting: 2
-{<Task pending name='Task-1' coro=<do_some_work() running at examples/stop_tasks.lua:27> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_tasks.lua:27> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-4' coro=<wait() running at lua/asyncio/combinators.lua:262> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_tasks.lua:27> cb=[function <lua/asyncio/combinators.lua:277>()]>}
+{<Task pending name='Task-1' coro=<do_some_work() running at examples/stop_tasks.lua:27> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-2' coro=<do_some_work() running at examples/stop_tasks.lua:27> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>, <Task pending name='Task-4' coro=<wait() running at lua/asyncio/combinators.lua:262> wait_for=<Future pending cb=[Task.task_wakeup()]>>, <Task pending name='Task-3' coro=<do_some_work() running at examples/stop_tasks.lua:27> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[function <lua/asyncio/combinators.lua:277>()]>}
 true
 true
 true

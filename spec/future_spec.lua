@@ -439,6 +439,26 @@ describe("Future tostring", function()
                    tostring(t))
   end)
 
+  it("a Task asleep in sleep(d > 0) waits for a future in its repr, as "
+     .. "Python's; after sleep(0) it waits for nothing", function()
+    local function task_of(delay, name)
+      return loop:create_task(asyncio.async(function()
+        asyncio.await(asyncio.sleep(delay))
+      end)(), {name = name})
+    end
+    local long, short = task_of(10, "long"), task_of(0, "short")
+    h.run_once(loop)
+    assert.matches("^<Task pending name='long' coro=<.-> wait_for=<Future "
+                   .. "pending cb=%[Task%.task_wakeup%(%)%]>>$",
+                   tostring(long))
+    assert.matches("^<Task pending name='short' coro=<.* running at "
+                   .. "spec/future_spec%.lua:%d+>>$", tostring(short))
+    assert.not_matches("wait_for", tostring(short))
+    long:cancel()
+    loop:run_until_complete(asyncio.gather(long, short,
+                                           {return_exceptions = true}))
+  end)
+
   it("shows pending, finished with the result, and cancelled", function()
     local fut = loop:create_future()
     assert.equal("<Future pending>", tostring(fut))

@@ -876,7 +876,9 @@ void aio_future_pushrepr(lua_State *L, int idx) {
     lua_remove(L, -2);
     luaL_addvalue(&b);
   } else if (f->is_task && f->state == AIO_PENDING &&
-             ((aio_task *)f)->wait_kind == AIO_WAIT_PRIM) {
+             (((aio_task *)f)->wait_kind == AIO_WAIT_PRIM ||
+              ((aio_task *)f)->wait_kind == AIO_WAIT_SLEEP)) {
+    /* no Future: Python's sleep(d > 0) and primitives wait on one */
     luaL_addstring(&b, " wait_for=" AIO_PRIM_WAIT_REPR);
   }
   add_outcome_repr(L, &b, idx, f);
