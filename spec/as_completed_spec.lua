@@ -204,4 +204,18 @@ describe("as_completed", function()
       assert.equal("a", await(t2))
       assert.equal("b", await(b))
     end))
+
+  it("an unknown option raises when the call is made; timeout is taken",
+     vspec(function()
+    local f = asyncio.Future()
+    local e = h.error_of(function()
+      asyncio.as_completed({f}, {timout = 1})
+    end)
+    assert.equal("bad argument #2 to 'as_completed' (unknown option "
+                 .. "'timout')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    f:set_result(1)
+    for fut in asyncio.as_completed({f}, {timeout = 10}) do
+      assert.equal(1, await(fut))
+    end
+  end))
 end)

@@ -156,6 +156,38 @@ s.sendto(data.upper(), addr)
     assert.matches("bad option 'local_addr'", tostring(err))
   end))
 
+  it("an unknown option raises a bad-argument error naming argument #2, "
+     .. "before any socket is opened; the documented ones are taken",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local made = 0
+    local function factory()
+      made = made + 1
+      return recorder(1)
+    end
+    for name, v in pairs{local_adr = {"127.0.0.1", 0}, reuse_address = true,
+                         sock = 3, limit = 10} do
+      assert.equal("bad argument #2 to 'create_datagram_endpoint' "
+                   .. "(unknown option '" .. name .. "')",
+                   h.await_error(loop:create_datagram_endpoint(factory,
+                     {local_addr = {"127.0.0.1", 0}, [name] = v})))
+    end
+    assert.equal(0, made)
+    local a, pa = await(loop:create_datagram_endpoint(factory,
+      {local_addr = {"127.0.0.1", 0}, family = asyncio.AF_INET,
+       reuse_port = true, allow_broadcast = false}))
+    local b, pb = await(loop:create_datagram_endpoint(factory,
+      {remote_addr = a:get_extra_info("sockname"), family = asyncio.AF_INET,
+       reuse_port = false, allow_broadcast = false}))
+    b:sendto("hi")
+    assert.equal("hi", await(asyncio.wait_for(pa.got, 10))[1][1])
+    assert.equal(2, made)
+    a:close()
+    b:close()
+    await(pa.lost)
+    await(pb.lost)
+  end))
+
   it("allow_broadcast and reuse_port are accepted", aspec.async(function()
     local loop = asyncio.get_running_loop()
     local a, pa = await(loop:create_datagram_endpoint(function()

@@ -108,6 +108,30 @@ describe("getaddrinfo", function()
     end)
   end)
 
+  it("an unknown option raises when the call is made, naming the "
+     .. "function and the argument; family, type, proto and flags are "
+     .. "taken", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local function message_of(fn)
+      return (tostring(raises(fn)):gsub("^[^\n]-:%d+: ", ""))
+    end
+    assert.equal("bad argument #3 to 'getaddrinfo' (unknown option "
+                 .. "'socktype')", message_of(function()
+      asyncio.getaddrinfo("127.0.0.1", 80, {socktype = asyncio.SOCK_STREAM})
+    end))
+    assert.equal("bad argument #3 to 'getaddrinfo' (unknown option "
+                 .. "'protocol')", message_of(function()
+      loop:getaddrinfo("127.0.0.1", 80, {protocol = 0})
+    end))
+    local infos = await(loop:getaddrinfo("127.0.0.1", 80, {
+      family = asyncio.AF_INET, type = asyncio.SOCK_STREAM,
+      proto = asyncio.IPPROTO_TCP, flags = asyncio.AI_NUMERICHOST}))
+    assert.equal(1, #infos)
+    assert.same({asyncio.AF_INET, asyncio.SOCK_STREAM, asyncio.IPPROTO_TCP,
+                 "127.0.0.1", 80}, {infos[1].family, infos[1].type,
+                 infos[1].proto, infos[1].addr, infos[1].port})
+  end))
+
   it("bad options raise", aspec.async(function()
     local err = raises(function()
       return await(asyncio.getaddrinfo("localhost", 80, {family = "inet"}))

@@ -156,6 +156,18 @@ describe("fs.mkdir and fs.rmdir", function()
           fs.mkdir(path("file/x/y"), {parents = true}))
   end))
 
+  it("an unknown option raises at the call; every documented one is "
+     .. "taken", aspec.async(function()
+    assert.has_error(function() fs.mkdir(path("d"), {parent = true}) end,
+      "bad argument #2 to 'mkdir' (unknown option 'parent')")
+    assert.has_error(function() fs.mkdir(path("d"), {exists_ok = true}) end,
+      "bad argument #2 to 'mkdir' (unknown option 'exists_ok')")
+    assert.is_false(await(fs.exists(path("d"))))
+    await(fs.mkdir(path("d/e"), {parents = true, exist_ok = true,
+                                 mode = tonumber("750", 8)}))
+    assert.equal("directory", await(fs.stat(path("d/e"))).type)
+  end))
+
   it(ROOT and "as root, mkdir in a read-only directory succeeds (root is "
      .. "not refused; this run is root)"
      or "mkdir in a read-only directory raises PermissionError",

@@ -391,4 +391,28 @@ describe("gather", function()
     assert.is_false(ok)
     assert.is_true(iserror(e, asyncio.TypeError))
   end))
+
+  it("a trailing options table with an unknown key raises, naming the "
+     .. "argument; return_exceptions is taken", vspec(function()
+    local a = asyncio.Future()
+    local function message_of(...)
+      local args = table.pack(...)
+      local e = h.error_of(function()
+        gather(table.unpack(args, 1, args.n))
+      end)
+      return (tostring(e):gsub("^[^\n]-:%d+: ", ""))
+    end
+    assert.equal("bad argument #2 to 'gather' (unknown option "
+                 .. "'return_exception')",
+                 message_of(a, {return_exception = true}))
+    -- a list of awaitables given as the last argument by mistake
+    assert.equal("bad argument #1 to 'gather' (unknown option '1')",
+                 message_of({a}))
+    assert.equal("bad argument #1 to 'gather' (unknown option 'x')",
+                 message_of({x = 1}))
+    local e = asyncio.ValueError("failed")
+    a:set_exception(e)
+    assert.same({e, 2}, await(gather(a, sleep(0, 2),
+                                     {return_exceptions = true})))
+  end))
 end)

@@ -164,9 +164,9 @@ describe("asyncio.http client, as aiohttp", function()
       sc = "2"}, headers = {Cookie = "own=x"}}))
     assert.equal("c1=v1; own=x; sc=2", received(await(r2:json()), "Cookie"))
     assert.has_error(function() s:get(base, {alow_redirects = false}) end,
-      "bad argument #3 to 'get' (unknown option 'alow_redirects')")
+      "bad argument #2 to 'get' (unknown option 'alow_redirects')")
     assert.has_error(function() s:request("GET", base, {nope = 1}) end,
-      "bad argument #4 to 'request' (unknown option 'nope')")
+      "bad argument #3 to 'request' (unknown option 'nope')")
     assert.has_error(function() http.ClientSession{limt = 1} end,
       "bad argument #1 to 'ClientSession' (unknown option 'limt')")
     -- every documented option is taken
@@ -179,6 +179,40 @@ describe("asyncio.http client, as aiohttp", function()
       headers = {}, data = "x", allow_redirects = true, max_redirects = 5,
       timeout = 5, raise_for_status = true, ssl = false, cookies = {}}))
     assert.equal(200, r3.status)
+    await(runner:cleanup())
+  end))
+
+  it("ClientTimeout, CookieJar and json() refuse unknown options; "
+     .. "request errors count arguments as Lua does", aspec.async(function()
+    local base, runner = await(serve())
+    assert.has_error(function() http.ClientTimeout{totl = 5} end,
+      "bad argument #1 to 'ClientTimeout' (unknown option 'totl')")
+    -- aiohttp's, which luaio does not have
+    assert.has_error(function() http.ClientTimeout{ceil_threshold = 5} end,
+      "bad argument #1 to 'ClientTimeout' (unknown option 'ceil_threshold')")
+    assert.has_error(function() http.CookieJar{unsave = true} end,
+      "bad argument #1 to 'CookieJar' (unknown option 'unsave')")
+    assert.has_error(function() http.CookieJar{quote_cookie = false} end,
+      "bad argument #1 to 'CookieJar' (unknown option 'quote_cookie')")
+    local t = http.ClientTimeout{total = 5, connect = 4, sock_read = 3,
+                                 sock_connect = 2}
+    assert.same({5, 4, 3, 2}, {t.total, t.connect, t.sock_read,
+                               t.sock_connect})
+    assert.is_true(http.CookieJar{unsafe = true}.unsafe)
+    local s <close> = http.ClientSession{base_url = base}
+    local r <close> = await(s:get("/ct", {params = {ct = "text/plain"}}))
+    assert.has_error(function() r:json{content_typ = false} end,
+      "bad argument #1 to 'json' (unknown option 'content_typ')")
+    assert.has_error(function() r:json{loads = function() end} end,
+      "bad argument #1 to 'json' (unknown option 'loads')")
+    assert.same({a = 1}, await(r:json{content_type = false}))
+    -- self counts when the call is not a method call, as in Lua's errors
+    assert.has_error(function() s.get(s, "/echo", {alow = 1}) end,
+      "bad argument #3 to 'get' (unknown option 'alow')")
+    assert.has_error(function() s.request(s, "GET", "/echo", {alow = 1}) end,
+      "bad argument #4 to 'request' (unknown option 'alow')")
+    assert.has_error(function() http.request("GET", base, {alow = 1}) end,
+      "bad argument #3 to 'request' (unknown option 'alow')")
     await(runner:cleanup())
   end))
 
@@ -336,13 +370,13 @@ describe("asyncio.http client, as aiohttp", function()
     assert.has_error(function() s.get(base) end,
       "bad argument #1 to 'get' (http.ClientSession expected, got string)")
     assert.has_error(function() s:get("/echo", {params = 5}) end,
-      "bad argument #3 to 'get' (field 'params': string or table "
+      "bad argument #2 to 'get' (field 'params': string or table "
       .. "expected, got number)")
     assert.has_error(function() s:get("/echo", {max_redirects = "x"}) end,
-      "bad argument #3 to 'get' (field 'max_redirects': non-negative "
+      "bad argument #2 to 'get' (field 'max_redirects': non-negative "
       .. "integer expected, got string)")
     assert.has_error(function() s:get("/echo", {timeout = "x"}) end,
-      "bad argument #3 to 'get' (field 'timeout': ClientTimeout or number "
+      "bad argument #2 to 'get' (field 'timeout': ClientTimeout or number "
       .. "expected, got string)")
     assert.has_error(function() http.ClientSession{limit = "x"} end,
       "bad argument #1 to 'ClientSession' (field 'limit': non-negative "

@@ -436,11 +436,11 @@ describe("asyncio.http client", function()
   it("checks its arguments", function()
     local s = http.ClientSession()
     assert.has_error(function() s:request(1, "http://x/") end,
-      "bad argument #2 to 'request' (string expected, got number)")
+      "bad argument #1 to 'request' (string expected, got number)")
     assert.has_error(function() s:get(nil) end,
-      "bad argument #2 to 'get' (string expected, got nil)")
+      "bad argument #1 to 'get' (string expected, got nil)")
     assert.has_error(function() s:request("GET", nil) end,
-      "bad argument #3 to 'request' (string expected, got nil)")
+      "bad argument #2 to 'request' (string expected, got nil)")
     assert.has_error(function() http.ClientTimeout{total = "x"} end)
   end)
 end)

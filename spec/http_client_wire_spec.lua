@@ -294,7 +294,7 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     assert.not_matches("accept", head)
     assert.has_error(function()
       s:get(url, {skip_auto_headers = "User-Agent"})
-    end, "bad argument #3 to 'get' (field 'skip_auto_headers': list of "
+    end, "bad argument #2 to 'get' (field 'skip_auto_headers': list of "
       .. "strings expected, got string)")
     srv:close()
   end))

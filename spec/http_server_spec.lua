@@ -547,4 +547,136 @@ asyncio.run(main())
     assert.has_error(function() web.AppRunner({}) end,
       "bad argument #1 to 'AppRunner' (web.Application expected)")
   end)
+
+  it("refuses unknown options at the call, naming the function and the "
+     .. "argument", function()
+    local function raises(msg, fn) assert.has_error(fn, msg) end
+    local noop = function() end
+    raises("bad argument #1 to 'Application' (unknown option "
+           .. "'client_maxsize')",
+           function() web.Application{client_maxsize = 1} end)
+    -- aiohttp's options that luaio does not have are not ignored either
+    raises("bad argument #1 to 'Application' (unknown option 'debug')",
+           function() web.Application{debug = true} end)
+    local app = web.Application()
+    raises("bad argument #2 to 'AppRunner' (unknown option "
+           .. "'shutdown_timout')",
+           function() web.AppRunner(app, {shutdown_timout = 1}) end)
+    raises("bad argument #2 to 'AppRunner' (unknown option "
+           .. "'handle_signals')",
+           function() web.AppRunner(app, {handle_signals = true}) end)
+    local runner = web.AppRunner(app)
+    raises("bad argument #4 to 'TCPSite' (unknown option 'shutdown_timout')",
+           function()
+             web.TCPSite(runner, "127.0.0.1", 0, {shutdown_timout = 1})
+           end)
+    raises("bad argument #2 to 'TCPSite' (unknown option 'reuse_address')",
+           function() web.TCPSite(runner, {reuse_address = true}) end)
+    raises("bad argument #2 to 'run_app' (unknown option 'prot')",
+           function() web.run_app(app, {prot = 8080}) end)
+    raises("bad argument #1 to 'Response' (unknown option 'txt')",
+           function() web.Response{txt = "x"} end)
+    raises("bad argument #1 to 'Response' (unknown option 'zlib_executor')",
+           function() web.Response{zlib_executor = 1} end)
+    raises("bad argument #1 to 'StreamResponse' (unknown option 'text')",
+           function() web.StreamResponse{text = "x"} end)
+    raises("bad argument #2 to 'json_response' (unknown option 'text')",
+           function() web.json_response({}, {text = "x"}) end)
+    raises("bad argument #2 to 'FileResponse' (unknown option 'chunksize')",
+           function() web.FileResponse("/x", {chunksize = 1}) end)
+    raises("bad argument #1 to 'HTTPNotFound' (unknown option 'txt')",
+           function() web.HTTPNotFound{txt = "x"} end)
+    raises("bad argument #1 to 'HTTPNotFound' (unknown option "
+           .. "'allowed_methods')",
+           function() web.HTTPNotFound{allowed_methods = {"GET"}} end)
+    local resp = web.Response()
+    raises("bad argument #3 to 'set_cookie' (unknown option 'maxage')",
+           function() resp:set_cookie("a", "b", {maxage = 1}) end)
+    raises("bad argument #2 to 'del_cookie' (unknown option 'secure')",
+           function() resp:del_cookie("a", {secure = true}) end)
+    assert.is_nil(resp.headers["set-cookie"])
+    local r = app.router
+    raises("bad argument #4 to 'add_route' (unknown option 'nam')",
+           function() r:add_route("GET", "/a", noop, {nam = "a"}) end)
+    raises("bad argument #3 to 'add_post' (unknown option 'allow_head')",
+           function() r:add_post("/a", noop, {allow_head = false}) end)
+    raises("bad argument #3 to 'add_get' (unknown option 'expect_handler')",
+           function() r:add_get("/a", noop, {expect_handler = noop}) end)
+    raises("bad argument #3 to 'add_static' (unknown option 'show_index')",
+           function() r:add_static("/s", "/tmp", {show_index = true}) end)
+    assert.is_nil(r:resolve("GET", "/a"))
+    raises("bad argument #3 to 'get' (unknown option 'allowhead')",
+           function() web.get("/a", noop, {allowhead = false}) end)
+    raises("bad argument #3 to 'post' (unknown option 'allow_head')",
+           function() web.post("/a", noop, {allow_head = false}) end)
+    raises("bad argument #3 to 'static' (unknown option 'name')",
+           function() web.static("/s", "/tmp", {name = "s"}) end)
+    local routes = web.RouteTableDef()
+    raises("bad argument #3 to 'get' (unknown option 'nme')",
+           function() routes:get("/a", noop, {nme = "a"}) end)
+    assert.equal(0, #routes)
+  end)
+
+  it("takes every documented option", function()
+    local noop = function() end
+    local app = web.Application{middlewares = {}, client_max_size = 10}
+    assert.equal(10, app.client_max_size)
+    local runner = web.AppRunner(app, {keepalive_timeout = 1,
+      header_timeout = 2, read_timeout = 3, shutdown_timeout = 4,
+      max_field_size = 5})
+    assert.same({1, 2, 3, 4, 5}, {runner.keepalive_timeout,
+      runner.header_timeout, runner.read_timeout, runner.shutdown_timeout,
+      runner.max_field_size})
+    local site = web.TCPSite(runner, "127.0.0.1", 0, {ssl_context = false,
+      backlog = 10, reuse_port = true})
+    assert.equal(10, site.opts.backlog)
+    assert.equal(8443, web.TCPSite(runner, {ssl_context = certs.server_ctx()})
+      .port)
+    local resp = web.Response{status = 201, reason = "Made", text = "x",
+      content_type = "text/html", charset = "latin1", headers = {A = "1"}}
+    assert.same({201, "Made", "text/html", "latin1", "1"}, {resp.status,
+      resp.reason, resp.content_type, resp.charset, resp.headers.a})
+    assert.equal("y", web.Response{body = "y"}.body)
+    local sr = web.StreamResponse{status = 202, reason = "Later",
+      headers = {}, content_type = "text/plain", charset = "utf-8"}
+    assert.same({202, "text/plain"}, {sr.status, sr.content_type})
+    local j = web.json_response({1}, {status = 203, reason = "J",
+      headers = {}, content_type = "application/x+json",
+      dumps = function() return "[1]" end})
+    assert.same({203, "[1]", "application/x+json"}, {j.status, j.text,
+                                                      j.content_type})
+    local f = web.FileResponse("/x", {chunk_size = 7, status = 200,
+      reason = "OK", headers = {}, content_type = "text/plain",
+      charset = "utf-8"})
+    assert.equal(7, f._chunk)
+    local e = web.HTTPMethodNotAllowed{method = "put",
+      allowed_methods = {"get"}, text = "no", body = "b", reason = "Nope",
+      headers = {}, content_type = "text/plain", location = "/x"}
+    assert.same({"PUT", "GET"}, {e.method, e.headers.allow})
+    assert.equal("/y", web.HTTPFound{location = "/y"}.location)
+    resp:set_cookie("a", "b", {max_age = 1, path = "/p", domain = "d.org",
+      expires = "Thu, 01 Jan 2099 00:00:00 GMT", secure = true,
+      httponly = true, samesite = "Lax"})
+    resp:del_cookie("c", {path = "/p", domain = "d.org"})
+    assert.equal(2, #resp.headers:getall("Set-Cookie"))
+    local r = app.router
+    r:add_get("/g", noop, {name = "g", allow_head = false})
+    r:add_route("PUT", "/p", noop, {name = "p"})
+    r:add_post("/q", noop, {name = "q"})
+    r:add_static("/s", "/tmp", {chunk_size = 4, follow_symlinks = true})
+    assert.is_not_nil(r.named.g and r.named.p and r.named.q)
+    local _, status = r:resolve("HEAD", "/g")
+    assert.equal(405, status)
+    local routes = web.RouteTableDef()
+    routes:get("/t", noop, {name = "t", allow_head = false})
+    routes:post("/u", noop, {name = "u"})
+    routes:static("/st", "/tmp", {chunk_size = 4, follow_symlinks = true})
+    r:add_routes(routes)
+    r:add_routes{web.get("/v", noop, {name = "v", allow_head = true}),
+                 web.route("DELETE", "/w", noop, {name = "w"}),
+                 web.static("/sv", "/tmp", {chunk_size = 4})}
+    for _, name in ipairs{"t", "u", "v", "w"} do
+      assert.is_not_nil(r.named[name], name)
+    end
+  end)
 end)

@@ -603,6 +603,24 @@ describe("task factory", function()
     assert.equal(7, loop:run_until_complete(asyncio.sleep(0, 7)))
   end)
 
+  it("create_task rejects an unknown option before the factory is "
+     .. "called; the factory gets {name =} as given", function()
+    local calls = {}
+    loop:set_task_factory(function(l, coro, opts)
+      calls[#calls + 1] = opts
+      return asyncio.Task(coro, {loop = l, name = opts and opts.name})
+    end)
+    local coro = asyncio.sleep(0, "ran")
+    local e = raised(function() loop:create_task(coro, {nmae = "x"}) end)
+    assert.equal("bad argument #2 to 'create_task' (unknown option 'nmae')",
+                 (e:gsub("^[^\n]-:%d+: ", "")))
+    assert.equal(0, #calls)
+    local t = loop:create_task(coro, {name = "x"})
+    assert.same({{name = "x"}}, calls)
+    assert.equal("x", t:get_name())
+    assert.equal("ran", loop:run_until_complete(t))
+  end)
+
   it("asyncio.Task(coro [, {loop =, name =}]) makes a Task directly",
      function()
     local t = asyncio.Task(asyncio.sleep(0, "r"), {loop = loop, name = "x"})
@@ -615,7 +633,58 @@ describe("task factory", function()
   end)
 end)
 
+describe("loop options (Python's keyword arguments)", function()
+  --- The message of the error fn raises, without a "file:line:" prefix.
+  local function message_of(fn)
+    return (tostring(raised(fn)):gsub("^[^\n]-:%d+: ", ""))
+  end
+
+  it("new_event_loop rejects an unknown option; {clock =, debug =} are "
+     .. "taken", function()
+    assert.equal("bad argument #1 to 'new_event_loop' (unknown option "
+                 .. "'clok')", message_of(function()
+      asyncio.new_event_loop{clok = "virtual"}
+    end))
+    assert.equal("bad argument #1 to 'new_event_loop' (unknown option "
+                 .. "'loop_factory')", message_of(function()
+      asyncio.new_event_loop{clock = "virtual", loop_factory = print}
+    end))
+    local loop = asyncio.new_event_loop{clock = "virtual", debug = true}
+    assert.is_true(loop:get_debug())
+    assert.equal(0, loop:time())
+    loop:close()
+  end)
+
+  it("create_future rejects an unknown option; {cancel =} is taken",
+     function()
+    local loop = asyncio.new_event_loop{clock = "virtual"}
+    assert.equal("bad argument #1 to 'create_future' (unknown option "
+                 .. "'cancle')", message_of(function()
+      loop:create_future{cancle = function() end}
+    end))
+    local hooked = 0
+    local fut = loop:create_future{cancel = function() hooked = hooked + 1 end}
+    fut:cancel()
+    assert.equal(1, hooked)
+    assert.is_false(fut:done())
+    loop:close()
+  end)
+end)
+
 describe("asyncio.busted", function()
+  it("async rejects an unknown option when the test is made; {clock =, "
+     .. "debug =} are taken", function()
+    local e = raised(function() aspec.async({clok = "virtual"}, print) end)
+    assert.equal("bad argument #1 to 'async' (unknown option 'clok')",
+                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    aspec.async({clock = "virtual", debug = true}, function()
+      local loop = asyncio.get_running_loop()
+      assert.is_true(loop:get_debug())
+      await(asyncio.sleep(3600))
+      assert.equal(3600, loop:time())
+    end)()
+  end)
+
   it("runs the body as a task on a fresh loop", aspec.async(function()
     assert.is_not_nil(asyncio.current_task())
     assert.equal("virtual-free", (await(asyncio.sleep(0, "virtual-free"))))

@@ -207,6 +207,42 @@ describe("create_subprocess_exec", function()
     end)))
   end))
 
+  it("an unknown option raises a bad-argument error naming its argument, "
+     .. "before the child is started", aspec.async(function()
+    local mark = os.tmpname()
+    os.remove(mark)
+    -- Python's options that are not implemented are unknown too
+    for name, v in pairs{stdoutt = PIPE, shell = true, text = true,
+                         pass_fds = {3}} do
+      assert.equal("bad argument #4 to 'create_subprocess_exec' (unknown "
+                   .. "option '" .. name .. "')", raises(function()
+        return await(asyncio.create_subprocess_exec("/bin/sh", "-c",
+                                                    "touch " .. mark,
+                                                    {[name] = v}))
+      end))
+    end
+    assert.equal("bad argument #2 to 'create_subprocess_exec' (unknown "
+                 .. "option 'timeout')", raises(function()
+      return await(asyncio.create_subprocess_exec("true", {timeout = 1}))
+    end))
+    await(asyncio.sleep(0.05))
+    assert.is_nil(io.open(mark), "the child ran")
+  end))
+
+  it("every documented option is taken", aspec.async(function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local p = sh("cat; pwd; echo $X; echo e >&2",
+                 {stdin = PIPE, stdout = PIPE, stderr = STDOUT, cwd = dir,
+                  env = {X = "x", PATH = os.getenv("PATH")}, limit = 1000,
+                  start_new_session = true})
+    local out = await(p:communicate("in\n"))
+    os.remove(dir)
+    assert.equal("in\n" .. dir .. "\nx\ne\n", out)
+    assert.equal(0, p.returncode)
+  end))
+
   it("wait is cancellable and composes with wait_for",
      aspec.async(function()
     local p = sh("read x", {stdin = PIPE})
@@ -250,6 +286,25 @@ describe("create_subprocess_shell", function()
                                                     {stdout = PIPE}))
     assert.equal("42\n", (await(p:communicate())))
     assert.equal(0, p.returncode)
+  end))
+
+  it("an unknown option raises a bad-argument error (argument #2), "
+     .. "before the child is started; the documented ones are taken",
+     aspec.async(function()
+    local mark = os.tmpname()
+    os.remove(mark)
+    assert.equal("bad argument #2 to 'create_subprocess_shell' (unknown "
+                 .. "option 'executable')", raises(function()
+      return await(asyncio.create_subprocess_shell("touch " .. mark,
+                                                   {executable = "/bin/sh"}))
+    end))
+    await(asyncio.sleep(0.05))
+    assert.is_nil(io.open(mark), "the child ran")
+    local p = await(asyncio.create_subprocess_shell("cat; echo $X >&2",
+      {stdin = PIPE, stdout = PIPE, stderr = PIPE, cwd = "/",
+       env = {X = "x", PATH = os.getenv("PATH")}, limit = 1000,
+       start_new_session = false}))
+    assert.same({"in", "x\n"}, {await(p:communicate("in"))})
   end))
 end)
 

@@ -43,6 +43,9 @@ describe("asyncio.redis as redis-py", function()
     -- options given to from_url win over the URL, its query included
     o = redis.from_url("redis://h/1?db=2", {db = 4}).opts
     assert.equal(4, o.db)
+    -- ?decode_responses= is taken, as redis-py's, and changes nothing
+    o = redis.from_url("redis://h?decode_responses=True&db=1").opts
+    assert.same({1, nil}, {o.db, o.decode_responses})
     for _, bad in ipairs{"redis://h?db=x", "redis://h?retry=1",
                          "redis://h:port/0"} do
       local ok, e = pcall(redis.from_url, bad)

@@ -207,6 +207,167 @@ describe("asyncio.redis", function()
     await(r:close())
   end))
 
+  it("an unknown option raises at the call, naming the function and the "
+     .. "argument", function()
+    local function raises(msg, fn) assert.has_error(fn, msg) end
+    raises("bad argument #1 to 'Redis' (unknown option 'sockettimeout')",
+           function() redis.Redis{sockettimeout = 5} end)
+    -- redis-py's options that luaio does not have are not ignored either
+    raises("bad argument #1 to 'Redis' (unknown option "
+           .. "'health_check_interval')",
+           function() redis.Redis{health_check_interval = 30} end)
+    -- decode_responses is taken (replies are Lua strings either way)
+    assert.is_table(redis.Redis{decode_responses = true})
+    raises("bad option 'decode_responses' to 'Redis' (boolean expected)",
+           function() redis.Redis{decode_responses = "yes"} end)
+    raises("bad argument #1 to 'Redis' (unknown option 'ssl_cert_reqs')",
+           function() redis.Redis{ssl_cert_reqs = "none"} end)
+    raises("bad argument #2 to 'from_url' (unknown option 'pool')",
+           function() redis.from_url("redis://h", {pool = 3}) end)
+    local r = redis.from_url("redis://127.0.0.1:1")  -- never connected
+    raises("bad argument #3 to 'set' (unknown option 'exx')",
+           function() r:set("k", "v", {exx = 10}) end)
+    -- counted as Lua counts: self too when not called as a method
+    raises("bad argument #4 to 'set' (unknown option 'exx')",
+           function() redis._Redis.set(r, "k", "v", {exx = 10}) end)
+    raises("bad argument #2 to 'getex' (table expected, got string)",
+           function() r:getex("k", "persist") end)
+    raises("bad argument #3 to 'expire' (unknown option 'gte')",
+           function() r:expire("k", 1, {gte = true}) end)
+    raises("bad argument #4 to 'zrange' (unknown option 'score_cast_func')",
+           function() r:zrange("z", 0, -1, {score_cast_func = tonumber}) end)
+    raises("bad argument #6 to 'xclaim' (unknown option 'justids')",
+           function() r:xclaim("s", "g", "c", 0, {"1-0"}, {justids = 1}) end)
+    raises("bad argument #1 to 'scan_iter' (unknown option '_type')",
+           function() r:scan_iter{_type = "string"} end)
+    raises("bad argument #2 to 'hscan_iter' (unknown option 'no_values')",
+           function() r:hscan_iter("h", {no_values = true}) end)
+    raises("bad argument #1 to 'pipeline' (unknown option 'shard_hint')",
+           function() r:pipeline{shard_hint = "x"} end)
+    local p = r:pipeline()
+    raises("bad argument #3 to 'zadd' (unknown option 'nxx')",
+           function() p:zadd("z", {a = 1}, {nxx = true}) end)
+    assert.equal(0, #p)
+    raises("bad argument #1 to 'execute' (unknown option 'raise_on_errors')",
+           function() p:execute{raise_on_errors = false} end)
+    raises("bad argument #1 to 'pubsub' (unknown option 'ignore')",
+           function() r:pubsub{ignore = true} end)
+    local ps = r:pubsub()
+    raises("bad argument #1 to 'get_message' (unknown option 'timout')",
+           function() ps:get_message{timout = 1} end)
+    raises("bad argument #1 to 'run' (unknown option 'sleep_time')",
+           function() ps:run{sleep_time = 1} end)
+  end)
+
+  it("takes every documented option", aspec.async(function()
+    local port = await(servers.redis_port())
+    local c = redis.Redis{host = "127.0.0.1", port = port, db = 5,
+      pool_size = 4, max_connections = 4, socket_timeout = 5,
+      socket_connect_timeout = 5, ssl = false}
+    assert.same({"127.0.0.1", port, 4}, {c.opts.host, c.opts.port,
+                                          c.opts.pool_size})
+    assert.equal("/tmp/r.sock", redis.Redis{path = "/tmp/r.sock",
+      username = "u", password = "p"}.opts.path)
+    local t = redis.from_url("rediss://h", {port = 1, db = 1,
+      password = "p", username = "u", pool_size = 2, max_connections = 2,
+      socket_timeout = 1, socket_connect_timeout = 1,
+      ssl_cert_reqs = "none", ssl_check_hostname = false})
+    assert.equal(require("asyncio.ssl").CERT_NONE, t.opts.ssl.verify_mode)
+    assert.equal("/x", redis.from_url("redis://h", {path = "/x"}).opts.path)
+    local r <close> = client()
+    local now = os.time()
+    for _, o in ipairs{{ex = 100}, {px = 100000}, {exat = now + 100},
+                       {pxat = (now + 100) * 1000}, {xx = true},
+                       {keepttl = true}, {get = true}} do
+      assert.is_not_nil(await(r:set("k", "v", o)))
+    end
+    assert.is_nil(await(r:set("k", "v", {nx = true})))
+    for _, o in ipairs{{ex = 100}, {px = 100000}, {exat = now + 100},
+                       {pxat = (now + 100) * 1000}, {persist = true}} do
+      assert.equal("v", await(r:getex("k", o)))
+    end
+    await(r:set("e", "v"))
+    for _, o in ipairs{{nx = true}, {xx = true}, {gt = true}, {lt = true}} do
+      for _, m in ipairs{"expire", "pexpire", "expireat", "pexpireat"} do
+        assert.is_boolean(await(r[m](r, "e", now + 1000, o)))
+      end
+    end
+    await(r:rpush("l", "a", "b", "a"))
+    assert.same({0, n = 1}, await(r:lpos("l", "a", {rank = 1, count = 1,
+                                                     maxlen = 0})))
+    assert.equal(2, await(r:hset("h", "f", "v", {mapping = {g = "w"}})))
+    await(r:sadd("s", "m"))
+    for _, o in ipairs{{nx = true}, {xx = true, gt = true, ch = true},
+                       {lt = true}} do
+      assert.is_number(await(r:zadd("z", {a = 1, b = 2}, o)))
+    end
+    assert.equal(3.0, await(r:zadd("z", {a = 2}, {incr = true})))
+    assert.same({{"a", 3.0}}, await(r:zrange("z", 0, 0, {withscores = true,
+                                                          desc = true})))
+    assert.same({"b", n = 1}, await(r:zrange("z", "-inf", "+inf",
+      {byscore = true, offset = 0, num = 1})))
+    assert.equal(2, #await(r:zrange("z", "-", "+", {bylex = true})))
+    assert.same({{"a", 3.0}}, await(r:zrevrange("z", 0, 0,
+                                                 {withscores = true})))
+    for _, m in ipairs{"zrangebyscore", "zrevrangebyscore"} do
+      assert.equal(1, #await(r[m](r, "z", m == "zrangebyscore" and "-inf"
+        or "+inf", m == "zrangebyscore" and "+inf" or "-inf",
+        {withscores = true, start = 0, num = 1})))
+    end
+    for _, cmd in ipairs{{"scan", 0, {match = "*", count = 10,
+                                      type = "string"}},
+                         {"sscan", "s", 0, {match = "*", count = 10}},
+                         {"hscan", "h", 0, {match = "*", count = 10}},
+                         {"zscan", "z", 0, {match = "*", count = 10}}} do
+      local reply = await(r[cmd[1]](r, table.unpack(cmd, 2)))
+      assert.equal(0, reply[1])
+    end
+    local n = 0
+    for _ in r:scan_iter{match = "*", count = 10, type = "list"} do
+      n = n + 1
+    end
+    for _ in r:sscan_iter("s", {match = "*", count = 10}) do n = n + 1 end
+    for _ in r:hscan_iter("h", {match = "*", count = 10}) do n = n + 1 end
+    for _ in r:zscan_iter("z", {match = "*", count = 10}) do n = n + 1 end
+    assert.equal(6, n)
+    assert.equal("1-0", await(r:xadd("st", {f = "1"}, {id = "1-0"})))
+    assert.equal("2-0", await(r:xadd("st", {f = "2"}, {id = "2-0",
+      nomkstream = true, maxlen = 10, approximate = false})))
+    await(r:xadd("st", {f = "3"}, {id = "3-0", minid = "0-1", limit = 10}))
+    assert.equal(0, await(r:xtrim("st", {maxlen = 10, approximate = true,
+                                         limit = 100})))
+    assert.equal(0, await(r:xtrim("st", {minid = "0-1"})))
+    assert.is_true(await(r:xgroup_create("st2", "g", "0",
+                                         {mkstream = true})))
+    assert.is_true(await(r:xgroup_create("st", "g", "0")))
+    assert.equal(1, #await(r:xread({st = "0"}, {count = 1, block = 10}))[1][2])
+    assert.equal(1, #await(r:xreadgroup("g", "c", {st = ">"},
+      {count = 1, block = 10}))[1][2])
+    await(r:xreadgroup("g", "c", {st = ">"}, {count = 1, noack = true}))
+    assert.equal(1, #await(r:xrange("st", "-", "+", {count = 1})))
+    assert.equal(1, #await(r:xrevrange("st", "+", "-", {count = 1})))
+    assert.same({"1-0", n = 1}, await(r:xclaim("st", "g", "c2", 0, {"1-0"},
+      {idle = 0, retrycount = 1, force = true, justid = true})))
+    assert.equal(1, #await(r:xclaim("st", "g", "c", 0, {"1-0"},
+      {time = (now - 1) * 1000})))
+    assert.equal(1, #await(r:xautoclaim("st", "g", "c2", 0, "0-0",
+                                        {count = 1}))[2])
+    local p = r:pipeline{transaction = false}
+    p:get("k")
+    assert.same({"v", n = 1}, await(p:execute{raise_on_error = false}))
+    local ps = r:pubsub{ignore_subscribe_messages = true}
+    await(ps:subscribe{news = function() end})
+    assert.is_nil(await(ps:get_message{timeout = 0,
+                                       ignore_subscribe_messages = true}))
+    local runner = asyncio.create_task(ps:run{poll_timeout = 0.01,
+      exception_handler = function() end})
+    await(asyncio.sleep(0.02))
+    runner:cancel()
+    assert.is_false(pcall(await, runner))
+    await(ps:close())
+    await(r:close())
+  end))
+
   it("scripts: eval, evalsha and register_script with NOSCRIPT reload",
      aspec.async(function()
     local r <close> = client()

@@ -142,8 +142,10 @@ describe("reliability", function()
     it("wait, as_completed, wait_for and open_udp refuse options that are "
        .. "not tables", h.vspec(function()
       local fut = asyncio.get_running_loop():create_future()
+      -- wait's options are checked when the call is made (the Python
+      -- keyword arguments), its other arguments when awaited
       bad("bad argument #2 to 'wait' %(table expected, got number%)",
-          await, asyncio.wait({fut}, 5))
+          asyncio.wait, {fut}, 5)
       bad("bad argument #2 to 'as_completed' %(table expected, got string%)",
           asyncio.as_completed, {}, "x")
       bad("bad argument #2 to 'wait_for' %(number expected, got string%)",

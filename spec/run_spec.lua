@@ -202,6 +202,33 @@ describe("asyncio.run", function()
     assert.equal(3600, t)
   end)
 
+  it("run rejects an unknown option before making a loop; {clock =, "
+     .. "debug =, loop_factory =} are taken", function()
+    local ran = false
+    local main = async(function() ran = true end)
+    for _, case in ipairs{{{clok = "virtual"}, "clok"},
+                          {{debug = true, loop = 1}, "loop"}} do
+      local e = raised(function() asyncio.run(main, case[1]) end)
+      assert.equal("bad argument #2 to 'run' (unknown option '" .. case[2]
+                   .. "')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    end
+    assert.is_false(ran)
+    local made
+    assert.same({true, 3600}, {asyncio.run(async(function()
+      local loop = asyncio.get_running_loop()
+      await(asyncio.sleep(3600))
+      return loop:get_debug(), loop:time()
+    end), {clock = "virtual", debug = true})})
+    assert.equal(1, asyncio.run(async(function()
+      await(asyncio.sleep(1))
+      return asyncio.get_running_loop():time()
+    end), {loop_factory = function()
+      made = asyncio.new_event_loop{clock = "virtual"}
+      return made
+    end}))
+    assert_finished(made)
+  end)
+
   it("U248 Ctrl-C cancels a sleeping main; run raises KeyboardInterrupt",
      function()
     local r = interrupted("sleep")
@@ -300,6 +327,19 @@ describe("asyncio.Runner", function()
     assert_finished(loop)
     assert_error(asyncio.RuntimeError, "^Runner is closed$",
                  raised(runner.get_loop, runner))
+  end)
+
+  it("Runner rejects an unknown option when made; the options are copied",
+     function()
+    local e = raised(function() asyncio.Runner{clock = "virtual", dbug = 1} end)
+    assert.equal("bad argument #1 to 'Runner' (unknown option 'dbug')",
+                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    local opts = {clock = "virtual", debug = true}
+    local runner <close> = asyncio.Runner(opts)
+    opts.clock, opts.bogus = "real", true -- too late to matter
+    local loop = runner:get_loop()
+    assert.is_true(loop:get_debug())
+    assert.equal(0, loop:time())
   end)
 
   it("U247 run from inside its own running loop raises RuntimeError",

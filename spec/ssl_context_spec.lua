@@ -84,7 +84,8 @@ describe("asyncio.ssl", function()
       h.raises(asyncio.TypeError, ssl.create_default_context, "x")
       -- a misspelt option must not fall back to the system's CAs
       e = h.error_of(ssl.create_default_context, {cafil = "ca.pem"})
-      assert.matches("bad option 'cafil' to 'create_default_context'", e)
+      assert.matches("bad argument #1 to 'create_default_context' "
+                     .. "%(unknown option 'cafil'%)", e)
       -- cafile/capath/cadata replace the system store
       local one = ssl.create_default_context{cadata = certs.read("ca.pem")}
       assert.same({x509 = 1, crl = 0, x509_ca = 1}, one:cert_store_stats())
@@ -203,6 +204,33 @@ describe("asyncio.ssl", function()
                    e.message)
       h.raises(asyncio.FileNotFoundError, ctx.load_verify_locations, ctx,
                "/nonexistent/ca.pem")
+    end)
+
+    it("an unknown option of create_default_context or "
+       .. "load_verify_locations raises, naming it", function()
+      assert.has_error(function()
+        ssl.create_default_context{cafile = certs.path("ca.pem"),
+                                   ca_file = "x"}
+      end, "bad argument #1 to 'create_default_context' (unknown option "
+        .. "'ca_file')")
+      assert.has_error(function()
+        ssl.create_default_context(ssl.Purpose.SERVER_AUTH, {capth = "/"})
+      end, "bad argument #2 to 'create_default_context' (unknown option "
+        .. "'capth')")
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      assert.has_error(function()
+        ctx:load_verify_locations{cafil = certs.path("ca.pem")}
+      end, "bad argument #1 to 'load_verify_locations' (unknown option "
+        .. "'cafil')")
+      assert.equal(0, ctx:cert_store_stats().x509)
+      -- every documented option is taken
+      ctx:load_verify_locations{cafile = certs.path("ca.pem"),
+        capath = certs.dir(), cadata = certs.read("rogue_ca.pem")}
+      assert.equal(2, ctx:cert_store_stats().x509_ca)
+      local c = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+        {cafile = certs.path("ca.pem"), capath = certs.dir(),
+         cadata = certs.read("rogue_ca.pem")})
+      assert.equal(2, c:cert_store_stats().x509_ca)
     end)
 
     it("set_ciphers and set_alpn_protocols check what they get", function()

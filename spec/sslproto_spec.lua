@@ -312,6 +312,24 @@ describe("asyncio.sslproto", function()
       assert.equal(0, ct:get_write_buffer_size())
     end))
 
+    it("SSLProtocol rejects an unknown option (argument #7) and takes "
+       .. "its documented ones", aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      assert.equal("bad argument #7 to 'SSLProtocol' (unknown option "
+                   .. "'ssl_handshake_timout')", h.error_of(
+                     sslproto.SSLProtocol, loop, pipes.recorder(loop),
+                     client_ctx(), nil, false, "localhost",
+                     {ssl_handshake_timout = 1}))
+      local t = tls_pair{
+        client_opts = {ssl_handshake_timeout = 5, ssl_shutdown_timeout = 3,
+                       call_connection_made = false},
+        server_opts = {ssl_handshake_timeout = 5, ssl_shutdown_timeout = 3,
+                       call_connection_made = true}}
+      assert.is_nil(handshake(t))
+      assert.same({}, t.c.events) -- not told, as asked
+      assert.same({"made"}, t.s.events)
+    end))
+
     it("write buffer limits pass through to the raw transport",
        aspec.async(function()
       local t = tls_pair()
@@ -373,6 +391,37 @@ describe("asyncio.sslproto", function()
       assert.equal(62, e.verify_code)
       assert.is_true(iserror(h.await_error(server), ssl.SSLError))
       assert.is_true(ca.closing)
+    end))
+
+    it("rejects an unknown option (argument #4) before touching the "
+       .. "transport; takes the documented ones", aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local c, s = pipes.recorder(loop), pipes.recorder(loop)
+      local ca, sa = pipes.pair(loop, c, s)
+      await(asyncio.sleep(0))
+      assert.equal("bad argument #4 to 'start_tls' (unknown option "
+                   .. "'server_hostnme')", h.await_error(loop:start_tls(ca,
+                     c, client_ctx(), {server_hostnme = "localhost"})))
+      assert.equal("bad argument #4 to 'start_tls' (unknown option "
+                   .. "'call_connection_made')", h.await_error(
+                     loop:start_tls(ca, c, client_ctx(),
+                                    {call_connection_made = true})))
+      assert.is_false(ca.closing)
+      ca:write("still plain\n")
+      received(s, #"still plain\n")
+      local server = asyncio.create_task(loop:start_tls(sa, s, server_ctx(),
+        {server_side = true, ssl_handshake_timeout = 5,
+         ssl_shutdown_timeout = 5}))
+      local ct = await(loop:start_tls(ca, c, client_ctx(),
+        {server_side = false, server_hostname = "localhost",
+         ssl_handshake_timeout = 5, ssl_shutdown_timeout = 5}))
+      local st = await(server)
+      ct:write("secret")
+      received(s, #"still plain\nsecret")
+      assert.equal("still plain\nsecret", s:data())
+      st:close()
+      await(c.lost)
+      await(s.lost)
     end))
 
     it("checks its arguments", aspec.async(function()

@@ -1052,4 +1052,155 @@ describe("streams", function()
       assert.same({"hi"}, t.written)
     end))
   end)
+
+  describe("options", function()
+    --- Awaits aw, which must fail with "bad argument #n to 'fname'
+    -- (unknown option 'name')".
+    local function unknown(n, fname, name, aw)
+      assert.equal(("bad argument #%d to '%s' (unknown option '%s')")
+                   :format(n, fname, name), h.await_error(aw))
+    end
+    --- Awaits aw, which must fail with ValueError "<name> is only
+    -- meaningful with ssl": the option was taken, not rejected.
+    local function ssl_only(name, aw)
+      local e = h.await_error(aw)
+      assert.equal(name .. " is only meaningful with ssl", e.message)
+    end
+    local function stop(srv)
+      srv:close()
+      await(srv:wait_closed())
+    end
+
+    it("an unknown option raises a bad-argument error naming the "
+       .. "function and argument, before anything is opened",
+       aspec.async(function()
+      local accepted = 0
+      local srv = await(asyncio.start_server(function(_, w)
+        accepted = accepted + 1
+        w:close()
+      end, "127.0.0.1", 0))
+      local port = srv.sockets[1].port
+      unknown(4, "start_server", "backlogg", asyncio.start_server(
+        function() end, "127.0.0.1", 0, {backlogg = 1}))
+      unknown(3, "open_connection", "limt",
+              asyncio.open_connection("127.0.0.1", port, {limt = 10}))
+      -- a server's option is not a client's, and the other way round,
+      -- as in Python
+      unknown(3, "open_connection", "backlog",
+              asyncio.open_connection("127.0.0.1", port, {backlog = 1}))
+      unknown(4, "start_server", "server_hostname", asyncio.start_server(
+        function() end, "127.0.0.1", 0, {server_hostname = "x"}))
+      unknown(4, "start_server", "local_addr", asyncio.start_server(
+        function() end, "127.0.0.1", 0, {local_addr = {"127.0.0.1", 0}}))
+      unknown(3, "open_connection", "1",
+              asyncio.open_connection("127.0.0.1", port, {10}))
+      local path = h.sockpath()
+      unknown(3, "start_unix_server", "reuse_port", asyncio.start_unix_server(
+        function() end, path, {reuse_port = true}))
+      assert.is_nil(io.open(path), "the socket file was made")
+      unknown(2, "open_unix_connection", "local_addr",
+              asyncio.open_unix_connection(path, {local_addr = {"x", 1}}))
+      -- nothing connected
+      await(asyncio.sleep(0.01))
+      assert.equal(0, accepted)
+      stop(srv)
+    end))
+
+    it("open_connection and start_server take their documented options "
+       .. "(limit and loop:create_connection's or create_server's)",
+       aspec.async(function()
+      local lines = {}
+      local srv = await(asyncio.start_server(async(function(r, w)
+        lines[#lines + 1] = await(r:readline())
+        w:close()
+      end), "127.0.0.1", 0, {limit = 100, backlog = 10,
+                            start_serving = true, family = asyncio.AF_INET,
+                            reuse_port = true, reuse_address = true,
+                            ssl = false}))
+      local port = srv.sockets[1].port
+      local r, w = await(asyncio.open_connection("127.0.0.1", port,
+        {limit = 10, local_addr = {"127.0.0.1", 0},
+         family = asyncio.AF_INET, happy_eyeballs_delay = 0.25,
+         interleave = 1, ssl = false}))
+      w:write("a line\n")
+      assert.equal("", await(r:read()))
+      w:close()
+      assert.same({"a line\n"}, lines)
+      -- the TLS options are taken, and refused without ssl as asyncio's
+      for _, name in ipairs{"server_hostname", "ssl_handshake_timeout",
+                            "ssl_shutdown_timeout"} do
+        ssl_only(name, asyncio.open_connection("127.0.0.1", port,
+          {[name] = name == "server_hostname" and "x" or 1}))
+      end
+      for _, name in ipairs{"ssl_handshake_timeout",
+                            "ssl_shutdown_timeout"} do
+        ssl_only(name, asyncio.start_server(function() end, "127.0.0.1", 0,
+                                            {[name] = 1}))
+      end
+      stop(srv)
+    end))
+
+    it("the Unix-socket twins take their documented options",
+       aspec.async(function()
+      local path = h.sockpath()
+      local srv = await(asyncio.start_unix_server(function(_, w)
+        w:write("hi")
+        w:close()
+      end, path, {limit = 100, backlog = 10, start_serving = true,
+                  ssl = false}))
+      local r, w = await(asyncio.open_unix_connection(path,
+                                                      {limit = 10,
+                                                       ssl = false}))
+      assert.equal("hi", await(r:read()))
+      w:close()
+      for _, name in ipairs{"server_hostname", "ssl_handshake_timeout",
+                            "ssl_shutdown_timeout"} do
+        ssl_only(name, asyncio.open_unix_connection(path,
+          {[name] = name == "server_hostname" and "x" or 1}))
+      end
+      for _, name in ipairs{"ssl_handshake_timeout",
+                            "ssl_shutdown_timeout"} do
+        ssl_only(name, asyncio.start_unix_server(function() end,
+                                                 h.sockpath(), {[name] = 1}))
+      end
+      stop(srv)
+    end))
+
+    it("writer:start_tls rejects an unknown option (argument #2) and "
+       .. "passes its own on to loop:start_tls", aspec.async(function()
+      local srv = await(asyncio.start_server(function(_, w) w:close() end,
+                                             "127.0.0.1", 0))
+      local _, w = await(asyncio.open_connection("127.0.0.1",
+                                                 srv.sockets[1].port))
+      local Loop = asyncio._core._EventLoop
+      local saved, got = Loop.start_tls, nil
+      Loop.start_tls = async(function(_, _, _, _, opts)
+        got = opts
+        error("stand-in", 0)
+      end)
+      local ok, err = pcall(function()
+        -- server_side is loop:start_tls's, not the writer's
+        unknown(2, "start_tls", "server_side",
+                w:start_tls({}, {server_side = true}))
+        assert.is_nil(got)
+        assert.equal("stand-in", h.await_error(w:start_tls({},
+          {server_hostname = "h", ssl_handshake_timeout = 1,
+           ssl_shutdown_timeout = 2})))
+        assert.same({server_side = false, server_hostname = "h",
+                     ssl_handshake_timeout = 1, ssl_shutdown_timeout = 2},
+                    got)
+      end)
+      Loop.start_tls = saved
+      assert(ok, err)
+      w:close()
+      stop(srv)
+    end))
+
+    it("StreamReader rejects an unknown option and takes limit", function()
+      assert.matches("^bad argument #1 to '[%w.]*StreamReader' %(unknown "
+                     .. "option 'limt'%)$",
+                     raises(asyncio.StreamReader, {limt = 10}))
+      assert.matches("limit=10", tostring(asyncio.StreamReader{limit = 10}))
+    end)
+  end)
 end)

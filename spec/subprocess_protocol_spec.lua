@@ -144,7 +144,9 @@ describe("subprocess transports", function()
   it("get_extra_info('subprocess'), get_protocol and set_protocol",
      aspec.async(function()
     local loop = asyncio.get_running_loop()
-    local t, p = await(loop:subprocess_exec(recorder, "true"))
+    -- cat runs until its stdin closes (a child that ends at once may be
+    -- all told to p before set_protocol)
+    local t, p = await(loop:subprocess_exec(recorder, "cat"))
     local proc = t:get_extra_info("subprocess")
     assert.equal(t:get_pid(), proc.pid)
     assert.equal(t:get_pipe_transport(1), proc.stdout)
@@ -154,6 +156,7 @@ describe("subprocess transports", function()
     q.transport = t
     t:set_protocol(q)
     assert.equal(q, t:get_protocol())
+    t:get_pipe_transport(0):close()
     await(q.lost) -- the new protocol is told the rest
     assert.equal(0, await(q.exited))
     assert.equal(0, await(proc:wait()))
@@ -244,5 +247,52 @@ describe("subprocess transports", function()
     local err = h.await_error(loop:subprocess_exec(recorder,
       "/nonexistent/program"))
     assert.is_true(asyncio.iserror(err, asyncio.FileNotFoundError))
+  end))
+
+  it("an argument is counted from the factory (self excluded), as in "
+     .. "the other loop methods", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    assert.equal("bad argument #3 to 'subprocess_exec' (string expected, "
+                 .. "got boolean)", h.await_error(loop:subprocess_exec(
+                   recorder, "echo", true)))
+    assert.equal("bad argument #4 to 'subprocess_exec' (string expected, "
+                 .. "got function)", h.await_error(loop:subprocess_exec(
+                   recorder, "echo", "a", print, "b")))
+  end))
+
+  it("an unknown option raises a bad-argument error naming its argument, "
+     .. "before the child is started; the documented options are taken",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local mark = os.tmpname()
+    os.remove(mark)
+    local made = 0
+    local function factory()
+      made = made + 1
+      return recorder()
+    end
+    assert.equal("bad argument #5 to 'subprocess_exec' (unknown option "
+                 .. "'shell')", h.await_error(loop:subprocess_exec(factory,
+                   "sh", "-c", "touch " .. mark, {shell = false})))
+    assert.equal("bad argument #3 to 'subprocess_shell' (unknown option "
+                 .. "'bufsize')", h.await_error(loop:subprocess_shell(
+                   factory, "touch " .. mark, {bufsize = 0})))
+    await(asyncio.sleep(0.05))
+    assert.is_nil(io.open(mark), "the child ran")
+    assert.equal(0, made)
+    local all = {stdin = asyncio.DEVNULL, stdout = asyncio.PIPE,
+                 stderr = asyncio.STDOUT, cwd = "/",
+                 env = {X = "x", PATH = os.getenv("PATH")}, limit = 1000,
+                 start_new_session = true}
+    local t, p = await(loop:subprocess_exec(factory, "sh", "-c",
+                                            "pwd; echo $X >&2", all))
+    assert.is_nil(await(p.lost))
+    assert.equal("/\nx\n", p.out[1])
+    t:close()
+    t, p = await(loop:subprocess_shell(factory, "pwd; echo $X >&2", all))
+    assert.is_nil(await(p.lost))
+    assert.equal("/\nx\n", p.out[1])
+    t:close()
+    assert.equal(2, made)
   end))
 end)

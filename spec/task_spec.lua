@@ -543,3 +543,79 @@ describe("Task introspection", function()
     loop:run_until_complete(outer)
   end)
 end)
+
+describe("Task options (Python's keyword arguments)", function()
+  local loop
+  h.each_virtual_loop(function(l) loop = l end)
+
+  --- The message of the error fn raises, without a "file:line:" prefix.
+  local function message_of(fn)
+    return (tostring(h.error_of(fn)):gsub("^[^\n]-:%d+: ", ""))
+  end
+
+  it("loop:create_task and Task reject an unknown option, naming the "
+     .. "function and the argument, and make nothing", function()
+    local coro = async(function() return "ran" end)()
+    assert.equal("bad argument #2 to 'create_task' (unknown option 'nmae')",
+      message_of(function() loop:create_task(coro, {nmae = "x"}) end))
+    assert.equal("bad argument #2 to 'create_task' (unknown option "
+                 .. "'context')", message_of(function()
+      loop:create_task(coro, {name = "x", context = {}})
+    end))
+    assert.equal("bad argument #2 to 'create_task' (unknown option '1')",
+      message_of(function() loop:create_task(coro, {"x"}) end))
+    assert.equal("bad argument #2 to 'Task' (unknown option 'eager_start')",
+      message_of(function()
+        asyncio.Task(coro, {loop = loop, eager_start = true})
+      end))
+    assert.same({}, asyncio.all_tasks(loop))
+    -- the coroutine was not taken: it still runs, and every documented
+    -- option is taken
+    local t = loop:create_task(coro, {name = "named"})
+    assert.equal("named", t:get_name())
+    assert.equal("ran", loop:run_until_complete(t))
+    local d = asyncio.Task(asyncio.sleep(0, "direct"),
+                           {loop = loop, name = "direct"})
+    assert.equal("direct", d:get_name())
+    assert.equal("direct", loop:run_until_complete(d))
+  end)
+
+  it("asyncio.create_task rejects an unknown option; {name =} is taken",
+     aspec.async({clock = "virtual"}, function()
+    local coro = asyncio.sleep(0, "ran")
+    assert.equal("bad argument #2 to 'create_task' (unknown option 'nmae')",
+      message_of(function() asyncio.create_task(coro, {nmae = "x"}) end))
+    local t = asyncio.create_task(coro, {name = "named"})
+    assert.equal("named", t:get_name())
+    assert.equal("ran", await(t))
+  end))
+
+  it("get_stack and print_stack reject an unknown option; {limit =} and "
+     .. "{limit =, file =} are taken", function()
+    local gate = loop:create_future()
+    local t = loop:create_task(async(function() return await(gate) end)())
+    run_once(loop)
+    assert.equal("bad argument #1 to 'get_stack' (unknown option 'limt')",
+      message_of(function() t:get_stack{limt = 1} end))
+    assert.equal("bad argument #1 to 'get_stack' (unknown option 'file')",
+      message_of(function() t:get_stack{limit = 1, file = io.stderr} end))
+    assert.equal("bad argument #1 to 'print_stack' (unknown option "
+                 .. "'fille')", message_of(function()
+      t:print_stack{limit = 1, fille = io.stderr}
+    end))
+    assert.equal(1, #t:get_stack{limit = 1})
+    local out = {}
+    t:print_stack{limit = 1,
+                  file = {write = function(_, s) out[#out + 1] = s end}}
+    assert.equal(1, #out)
+    assert.equal("Stack for " .. tostring(t) .. " (most recent call last):"
+                 .. "\n  " .. t:get_stack{limit = 1}[1] .. "\n", out[1])
+    -- print_stack's own 'limit' error names print_stack
+    assert.equal("bad argument #1 to 'print_stack' ('limit' must be an "
+                 .. "integer)", message_of(function()
+      t:print_stack{limit = "x"}
+    end))
+    gate:set_result(1)
+    loop:run_until_complete(t)
+  end)
+end)

@@ -572,4 +572,31 @@ describe("TaskGroup", function()
     assert.equal("obj", t1:result())
     assert.equal("fut", t2:result())
   end))
+
+  it("create_task rejects an unknown option before anything, the group "
+     .. "going on; {name =} is taken", vspec(function()
+    local e, t
+    local coro = value_after(0.1, "ran")
+    do
+      local tg <close> = TaskGroup()
+      e = raises(function() tg:create_task(coro, {nmae = "x"}) end)
+      t = tg:create_task(coro, {name = "named"})
+    end
+    assert.equal("bad argument #2 to 'create_task' (unknown option 'nmae')",
+                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    assert.equal("named", t:get_name())
+    assert.equal("ran", t:result())
+  end))
+
+  it("create_task checks its options before whether the group was "
+     .. "entered", function()
+    local tg = TaskGroup() -- outside a task: not entered
+    local coro = value_after(0, 1)
+    local e = raises(function() tg:create_task(coro, {context = {}}) end)
+    assert.equal("bad argument #2 to 'create_task' (unknown option "
+                 .. "'context')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    e = raises(function() tg:create_task(coro, {name = "x"}) end)
+    assert.is_true(iserror(e, RuntimeError))
+    assert.matches("has not been entered", e.message)
+  end)
 end)

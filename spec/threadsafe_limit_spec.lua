@@ -138,4 +138,17 @@ describe("threadsafe with a maxsize", function()
       assert.is_false(ok)
       assert.matches("maxsize is too large", err)
     end)
+
+  it("an unknown option is a bad argument; {maxsize =} is taken",
+    aspec.async(function()
+      local f = function() end
+      local ok, err = pcall(function()
+        asyncio.threadsafe(f, {max_size = 10})
+      end)
+      assert.is_false(ok)
+      assert.equal("bad argument #2 to 'threadsafe' (unknown option "
+                   .. "'max_size')", (err:gsub("^[^\n]-:%d+: ", "")))
+      local tf = asyncio.threadsafe(f, {maxsize = 10})
+      assert.equal(10, tf:stats().maxsize)
+    end))
 end)

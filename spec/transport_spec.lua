@@ -586,6 +586,64 @@ describe("the TLS hook", function()
     assert.equal("example.test", client_side.hostname)
   end))
 
+  it("with ssl, every TLS option is taken by the create_* methods and "
+     .. "the streams' functions, and reaches SSLProtocol",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local timeouts = {ssl_handshake_timeout = 5, ssl_shutdown_timeout = 6}
+    local sctx, cctx = {name = "server"}, {name = "client"}
+    local function tls(ctx, more)
+      local o = {ssl = ctx}
+      for k, v in pairs(timeouts) do o[k] = v end
+      for k, v in pairs(more or {}) do o[k] = v end
+      return o
+    end
+    local function echo()
+      local p = sink()
+      function p:data_received(d) self.transport:write(d) end
+      function p:eof_received() end
+      return p
+    end
+    local path = sockpath()
+    local servers = {
+      await(loop:create_server(echo, "127.0.0.1", 0, tls(sctx))),
+      await(loop:create_unix_server(echo, path, tls(sctx))),
+      await(asyncio.start_server(function(_, w) w:close() end,
+                                 "127.0.0.1", 0, tls(sctx, {limit = 10}))),
+      await(asyncio.start_unix_server(function(_, w) w:close() end,
+                                      sockpath(), tls(sctx, {limit = 10}))),
+    }
+    local host = {server_hostname = "h.test"}
+    local t1, p1 = await(loop:create_connection(sink, "127.0.0.1",
+      port_of(servers[1]), tls(cctx, host)))
+    local t2, p2 = await(loop:create_unix_connection(sink, path,
+                                                     tls(cctx, host)))
+    local _, w3 = await(asyncio.open_connection("127.0.0.1",
+      port_of(servers[3]), tls(cctx, {server_hostname = "h.test",
+                                      limit = 10})))
+    for _, t in ipairs{t1, t2, w3} do t:close() end
+    await(p1.lost)
+    await(p2.lost)
+    await(w3:wait_closed())
+    for _, srv in ipairs(servers) do
+      srv:close()
+      await(srv:wait_closed())
+    end
+    -- the server sides of the connections accepted before the close
+    local clients = 0
+    for _, m in ipairs(made) do
+      assert.same(timeouts, m.opts)
+      if m.server_side then
+        assert.equal(sctx, m.ctx)
+      else
+        clients = clients + 1
+        assert.equal("h.test", m.hostname)
+        assert.equal(cctx, m.ctx)
+      end
+    end
+    assert.equal(3, clients)
+  end))
+
   it("ssl = true asks asyncio.ssl for the default client context; servers "
      .. "need a context", aspec.async(function()
     local loop = asyncio.get_running_loop()
@@ -659,5 +717,99 @@ describe("the TLS hook", function()
     w:close()
     srv:close()
     await(srv:wait_closed())
+  end))
+end)
+
+describe("options", function()
+  --- Awaits aw, which must fail with "bad argument #n to 'fname'
+  -- (unknown option 'name')".
+  local function unknown(n, fname, name, aw)
+    assert.equal(("bad argument #%d to '%s' (unknown option '%s')")
+                 :format(n, fname, name), h.await_error(aw))
+  end
+
+  it("an unknown option raises a bad-argument error naming the method "
+     .. "and the argument (self not counted), before anything is opened",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local made = 0
+    local function factory()
+      made = made + 1
+      return sink()
+    end
+    local srv = echo_server(loop)
+    local port = port_of(srv)
+    -- limit is open_connection's (the reader's), not the transport's
+    unknown(4, "create_connection", "limit",
+            loop:create_connection(factory, "127.0.0.1", port, {limit = 1}))
+    unknown(4, "create_connection", "sock",
+            loop:create_connection(factory, "127.0.0.1", port, {sock = 3}))
+    unknown(4, "create_server", "limit",
+            loop:create_server(factory, "127.0.0.1", 0, {limit = 1}))
+    unknown(4, "create_server", "server_hostname",
+            loop:create_server(factory, "127.0.0.1", 0,
+                               {server_hostname = "x"}))
+    local path = sockpath()
+    unknown(3, "create_unix_server", "reuse_port",
+            loop:create_unix_server(factory, path, {reuse_port = true}))
+    assert.is_nil(io.open(path), "the socket file was made")
+    unknown(3, "create_unix_connection", "family",
+            loop:create_unix_connection(factory, path,
+                                        {family = asyncio.AF_UNIX}))
+    assert.equal(0, made)
+    -- not a table
+    assert.equal("bad argument #4 to 'create_connection' (table expected, "
+                 .. "got string)", h.await_error(loop:create_connection(
+                   factory, "127.0.0.1", port, "ssl")))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
+  it("the documented options are taken", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = await(loop:create_server(function()
+      local p = sink()
+      function p:data_received(d) self.transport:write(d) end
+      function p:eof_received() end
+      return p
+    end, "127.0.0.1", 0, {family = asyncio.AF_INET, backlog = 10,
+                          reuse_port = true, reuse_address = true,
+                          start_serving = false, ssl = false}))
+    assert.is_false(srv:is_serving())
+    await(srv:start_serving())
+    local t, p = await(loop:create_connection(sink, "127.0.0.1",
+      port_of(srv), {local_addr = {"127.0.0.1", 0}, family = asyncio.AF_INET,
+                     happy_eyeballs_delay = 0.25, interleave = 1,
+                     ssl = false}))
+    t:write("x")
+    t:write_eof()
+    await(p.lost)
+    assert.equal("x", p.data)
+    srv:close()
+    await(srv:wait_closed())
+    local path = sockpath()
+    srv = await(loop:create_unix_server(sink, path,
+      {backlog = 10, start_serving = true, ssl = false}))
+    t, p = await(loop:create_unix_connection(sink, path, {ssl = false}))
+    t:close()
+    await(p.lost)
+    srv:close()
+    await(srv:wait_closed())
+    -- the TLS ones too (see "the TLS hook"): without ssl they are refused
+    -- as asyncio's are, not as unknown
+    local function ssl_only(name, aw)
+      assert.equal(name .. " is only meaningful with ssl",
+                   h.await_error(aw).message)
+    end
+    for _, name in ipairs{"server_hostname", "ssl_handshake_timeout",
+                          "ssl_shutdown_timeout"} do
+      local o = {[name] = name == "server_hostname" and "x" or 1}
+      ssl_only(name, loop:create_connection(sink, "127.0.0.1", 1, o))
+      ssl_only(name, loop:create_unix_connection(sink, path, o))
+      if name ~= "server_hostname" then -- not a server's option
+        ssl_only(name, loop:create_server(sink, "127.0.0.1", 0, o))
+        ssl_only(name, loop:create_unix_server(sink, path, o))
+      end
+    end
   end))
 end)

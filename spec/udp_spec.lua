@@ -146,6 +146,24 @@ describe("open_udp", function()
     b:close()
   end))
 
+  it("an unknown option raises a bad-argument error (argument #3); the "
+     .. "documented options are taken", aspec.async(function()
+    for name, v in pairs{limt = 10, remote_addr = {"127.0.0.1", 9},
+                         reuse_port = true} do
+      assert.equal("bad argument #3 to 'open_udp' (unknown option '"
+                   .. name .. "')", h.await_error(
+                     asyncio.open_udp("127.0.0.1", 0, {[name] = v})))
+    end
+    local a, aport = open()
+    local b = await(asyncio.open_udp("127.0.0.1", 0,
+      {limit = 10, broadcast = true, remote_host = "127.0.0.1",
+       remote_port = aport}))
+    b:send("hi")
+    assert.equal("hi", (await(a:recvfrom())))
+    a:close()
+    b:close()
+  end))
+
   it("resolves a local host name", aspec.async(function()
     local ep = await(asyncio.open_udp("localhost", 0))
     assert.equal("127.0.0.1", ep:getsockname()[1])

@@ -230,6 +230,22 @@ describe("wait", function()
     c:close()
   end))
 
+  it("an unknown option raises when the call is made, before the "
+     .. "Coroutine object exists; timeout and return_when are taken",
+     vspec(function()
+    local f = asyncio.Future()
+    local e = h.error_of(function() wait({f}, {retrun_when = "x"}) end)
+    assert.equal("bad argument #2 to 'wait' (unknown option 'retrun_when')",
+                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    e = h.error_of(function() wait({f}, 5) end)
+    assert.equal("bad argument #2 to 'wait' (table expected, got number)",
+                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+    local c = wait({f}, {timeout = 0.1, return_when = asyncio.ALL_COMPLETED})
+    assert.is_true(asyncio.iscoroutine(c))
+    local done, pending = await(c)
+    assert.same({{}, {f}}, {done, pending})
+  end))
+
   it("G108 (DESIGN) Coroutine objects are wrapped in tasks, in array order",
      vspec(function()
     local log = {}

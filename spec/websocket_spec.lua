@@ -483,10 +483,42 @@ asyncio.run(main())
       web.WebSocketResponse{protocols = {"a b"}}
     end, "bad argument #1 to 'WebSocketResponse' (protocols[1]: a token "
       .. "expected)")
-    local ok, e = pcall(await, s:ws_connect(aiohttp_ws() .. "/ws",
-      {receive_timeout = -1}))
-    assert.is_false(ok)
-    assert.matches("field 'receive_timeout'", tostring(e))
+    -- raised at the call, before any connection
+    assert.has_error(function()
+      s:ws_connect("ws://127.0.0.1:1/ws", {receive_timeout = -1})
+    end, "bad argument #2 to 'ws_connect' (field 'receive_timeout': a "
+      .. "number >= 0 expected, got -1)")
+  end))
+
+  it("refuses unknown options at the call; takes every documented one",
+     aspec.async(function()
+    assert.has_error(function() web.WebSocketResponse{heartbeet = 1} end,
+      "bad argument #1 to 'WebSocketResponse' (unknown option 'heartbeet')")
+    -- aiohttp's, which luaio does not have
+    assert.has_error(function() web.WebSocketResponse{compress = 15} end,
+      "bad argument #1 to 'WebSocketResponse' (unknown option 'compress')")
+    local s <close> = http.ClientSession()
+    assert.has_error(function()
+      s:ws_connect("ws://127.0.0.1:1/ws", {protocol = {"chat"}})
+    end, "bad argument #2 to 'ws_connect' (unknown option 'protocol')")
+    web.WebSocketResponse{protocols = {"chat"}, heartbeat = 5,
+      autoping = true, autoclose = true, receive_timeout = 5,
+      max_msg_size = 1024, timeout = 5}
+    local ws = await(s:ws_connect(aiohttp_ws() .. "/ws", {
+      headers = {["X-A"] = "1"}, protocols = {"chat"}, heartbeat = 30,
+      autoping = true, autoclose = true, receive_timeout = 5,
+      max_msg_size = 65536, timeout = 5, origin = "http://x",
+      ssl = false}))
+    await(ws:send_str("hi"))
+    assert.equal("hi", await(ws:receive_str()))
+    assert.has_error(function() ws:close{cod = 4000} end,
+      "bad argument #1 to 'close' (unknown option 'cod')")
+    assert.has_error(function() ws:close{drain = false} end,
+      "bad argument #1 to 'close' (unknown option 'drain')")
+    assert.is_false(ws.closed)
+    assert.is_true(await(ws:close{code = 4000, message = "bye",
+                                  timeout = 5}))
+    assert.equal(1000, ws.close_code)
   end))
 
   -----------------------------------------------------------------------

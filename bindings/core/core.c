@@ -2,6 +2,8 @@
  * core.c - the "asyncio.core" module: registers every concept's functions
  * and metatables in one table. The public facade is lua/asyncio/init.lua.
  */
+#include <string.h>
+
 #include "internal.h"
 
 const char aio_kind_tags[AIO_K_COUNT];
@@ -27,6 +29,26 @@ void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname) {
   if (aio_kindof(L, idx) != kind)
     luaL_typeerror(L, idx, tname);
   return lua_touserdata(L, idx);
+}
+
+void aio_check_options(lua_State *L, int idx, const char *const known[]) {
+  int i;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (i = 0; known[i] != NULL && strcmp(known[i], k) != 0; i++)
+        ;
+      if (known[i] != NULL)
+        continue;
+    }
+    luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'",
+                                          luaL_tolstring(L, -1, NULL)));
+  }
 }
 
 void aio_push_weak_registry_table(lua_State *L, const void *key,

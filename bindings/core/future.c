@@ -1514,13 +1514,11 @@ static int l_task_get_coro(lua_State *L) {
   return 1;
 }
 
-/* The `limit` of get_stack's options table at index idx (or none: -1);
- * raises "bad argument" when it is not an integer. */
+/* The `limit` of the options table at index idx (or none: -1); raises
+ * "bad argument" when it is not an integer. The caller checked that idx
+ * holds a table, and its keys. */
 static lua_Integer stack_limit(lua_State *L, int idx) {
   lua_Integer limit = -1;
-  if (lua_isnoneornil(L, idx))
-    return -1;
-  luaL_checktype(L, idx, LUA_TTABLE);
   if (lua_getfield(L, idx, "limit") != LUA_TNIL) {
     if (!lua_isinteger(L, -1))
       luaL_argerror(L, idx, "'limit' must be an integer");
@@ -1584,30 +1582,29 @@ static void push_failure_traceback(lua_State *L, int tidx) {
   }
 }
 
-/* get_stack([{limit = n}]) -> list of "source:line: in name" strings,
- * outermost frame first (the body), innermost last. A suspended task
- * gives the frames of its coroutine (the newest n with a limit); a task
- * that failed, those of its error's traceback (the oldest n); any other
- * task none. */
-static int l_task_get_stack(lua_State *L) {
-  aio_task *t = aio_check_task(L, 1);
-  lua_Integer limit = stack_limit(L, 2);
+/* Pushes the list of "source:line: in name" strings of the task t at
+ * tidx, outermost frame first (the body), innermost last. A suspended
+ * task gives the frames of its coroutine (the newest `limit` unless
+ * limit < 0); a task that failed, those of its error's traceback (the
+ * oldest `limit`); any other task none. */
+static void push_stack(lua_State *L, int tidx, aio_task *t,
+                       lua_Integer limit) {
   lua_Debug ar;
   int level = 0, n = 0, i;
-  lua_settop(L, 1);
+  tidx = lua_absindex(L, tidx);
   lua_newtable(L);
   if (limit == 0)
-    return 1;
+    return;
   if (t->fut.state == AIO_FINISHED && t->fut.has_exc) {
-    push_failure_traceback(L, 1);
+    push_failure_traceback(L, tidx);
     if (lua_isnil(L, -1))
       lua_pop(L, 1);
     else
       add_traceback_frames(L, limit);
-    return 1;
+    return;
   }
   if (t->co == NULL || !t->started || t->co == L)
-    return 1;
+    return;
   while (lua_getstack(t->co, level, &ar))
     level++;
   /* skip the trampoline (outermost) frame */
@@ -1625,6 +1622,24 @@ static int l_task_get_stack(lua_State *L) {
                       ar.name ? ar.name : "function");
     lua_rawseti(L, -2, ++n);
   }
+}
+
+/* The options of get_stack and print_stack */
+static const char *const get_stack_options[] = {"limit", NULL};
+static const char *const print_stack_options[] = {"limit", "file", NULL};
+
+/* get_stack([{limit = n}]) -> list of "source:line: in name" strings (see
+ * push_stack). */
+static int l_task_get_stack(lua_State *L) {
+  aio_task *t = aio_check_task(L, 1);
+  lua_Integer limit = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    aio_check_options(L, 2, get_stack_options);
+    limit = stack_limit(L, 2);
+  }
+  lua_settop(L, 1);
+  push_stack(L, 1, t, limit);
   return 1;
 }
 
@@ -1651,22 +1666,19 @@ static int is_file(lua_State *L, int idx) {
 static int l_task_print_stack(lua_State *L) {
   aio_task *t = aio_check_task(L, 1);
   int i, n, failed = t->fut.state == AIO_FINISHED && t->fut.has_exc;
+  lua_Integer limit = -1;
   lua_settop(L, 2);
-  lua_pushnil(L); /* 3: the options for get_stack */
   if (lua_type(L, 2) == LUA_TTABLE && !is_file(L, 2)) {
-    lua_pushvalue(L, 2);
-    lua_replace(L, 3);
-    lua_getfield(L, 3, "file");
+    aio_check_options(L, 2, print_stack_options);
+    limit = stack_limit(L, 2);
+    lua_getfield(L, 2, "file");
     lua_replace(L, 2);
     if (!lua_isnil(L, 2) && !is_file(L, 2))
       luaL_argerror(L, 2, "'file' must be a file");
   } else if (!lua_isnil(L, 2) && !is_file(L, 2))
     luaL_typeerror(L, 2, "file");
-  lua_pushcfunction(L, l_task_get_stack);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
-  lua_call(L, 2, 1); /* [task, file, opts, frames] */
-  n = (int)luaL_len(L, 4);
+  push_stack(L, 1, t, limit); /* [task, file, frames] */
+  n = (int)luaL_len(L, 3);
   aio_future_pushrepr(L, 1);
   if (n == 0)
     lua_pushfstring(L, "No stack for %s\n", lua_tostring(L, -1));
@@ -1676,7 +1688,7 @@ static int l_task_print_stack(lua_State *L) {
   lua_remove(L, -2);
   for (i = 1; i <= n; i++) {
     lua_pushliteral(L, "  ");
-    lua_rawgeti(L, 4, i);
+    lua_rawgeti(L, 3, i);
     lua_pushliteral(L, "\n");
     lua_concat(L, 4);
   }
@@ -1751,11 +1763,13 @@ static int l_future_new(lua_State *L) {
  * future is pending and returns what fn returns; fn decides whether and
  * when the future completes (gather's cancel cancels its children). */
 static int l_loop_create_future(lua_State *L) {
+  static const char *const options[] = {"cancel", NULL};
   aio_loop *loop = aio_check_loop(L, 1);
   aio_future *f;
   int hook = 0;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
+    aio_check_options(L, 2, options);
     hook = lua_getfield(L, 2, "cancel") != LUA_TNIL;
     if (hook)
       luaL_checktype(L, -1, LUA_TFUNCTION);
@@ -1769,13 +1783,27 @@ static int l_loop_create_future(lua_State *L) {
   return 1;
 }
 
+/* The options of create_task, which a task factory gets as they are:
+ * Python 3.13's create_task takes no other keyword (its `context` has no
+ * counterpart here). */
+static const char *const create_task_options[] = {"name", NULL};
+
+/* The index of create_task's options at idx (0 when none): a table whose
+ * keys are create_task_options, else a "bad argument" error. A hot path:
+ * without options it only looks at the type. */
+static int check_create_task_options(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx))
+    return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  aio_check_options(L, idx, create_task_options);
+  return idx;
+}
+
 /* loop:create_task(coro [, {name=}]) */
 static int l_loop_create_task(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   luaL_checkany(L, 2);
-  if (!lua_isnoneornil(L, 3))
-    luaL_checktype(L, 3, LUA_TTABLE);
-  aio_create_task(L, loop, 2, lua_isnoneornil(L, 3) ? 0 : 3);
+  aio_create_task(L, loop, 2, check_create_task_options(L, 3));
   return 1;
 }
 
@@ -1785,9 +1813,7 @@ static int l_create_task(lua_State *L) {
   if (loop == NULL)
     return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
   luaL_checkany(L, 1);
-  if (!lua_isnoneornil(L, 2))
-    luaL_checktype(L, 2, LUA_TTABLE);
-  aio_create_task(L, loop, 1, lua_isnoneornil(L, 2) ? 0 : 2);
+  aio_create_task(L, loop, 1, check_create_task_options(L, 2));
   return 1;
 }
 
@@ -1795,10 +1821,12 @@ static int l_create_task(lua_State *L) {
  * factory (a factory makes its tasks this way); without a loop, on
  * get_event_loop()'s. */
 static int l_task_new(lua_State *L) {
+  static const char *const options[] = {"loop", "name", NULL};
   aio_loop *loop = NULL;
   luaL_checkany(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
+    aio_check_options(L, 2, options);
     if (lua_getfield(L, 2, "loop") != LUA_TNIL)
       loop = aio_check_loop_any(L, -1);
     lua_pop(L, 1);

@@ -1062,6 +1062,8 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   return loop;
 }
 
+static const char *const loop_options[] = {"clock", "debug", NULL};
+
 /* new_event_loop([{clock = "virtual"|"real", debug = bool}]) */
 static int l_new_event_loop(lua_State *L) {
   aio_clock_kind clock = AIO_CLOCK_REAL;
@@ -1069,6 +1071,7 @@ static int l_new_event_loop(lua_State *L) {
   aio_loop *loop;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    aio_check_options(L, 1, loop_options);
     if (lua_getfield(L, 1, "clock") != LUA_TNIL) {
       const char *c = luaL_checkstring(L, -1);
       if (strcmp(c, "virtual") == 0)

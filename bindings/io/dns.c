@@ -282,13 +282,17 @@ static int l_getaddrinfo(lua_State *L) {
 /* Checks host, port and opts at base.. when the call is made (the body
  * runs later, where an error could not name the function). */
 static void check_gai_args(lua_State *L, int base) {
+  static const char *const options[] = {"family", "type", "proto", "flags",
+                                        NULL};
   luaL_optstring(L, base, NULL);
   if (lua_type(L, base + 1) == LUA_TNUMBER)
     luaL_checkinteger(L, base + 1);
   else
     luaL_optstring(L, base + 1, NULL);
-  if (!lua_isnoneornil(L, base + 2))
+  if (!lua_isnoneornil(L, base + 2)) {
     luaL_checktype(L, base + 2, LUA_TTABLE);
+    aio_check_options(L, base + 2, options);
+  }
 }
 
 static int l_getaddrinfo_fn(lua_State *L) {

@@ -831,12 +831,15 @@ static int l_reader__gc(lua_State *L) {
   return 0;
 }
 
+static const char *const reader_options[] = {"limit", NULL};
+
 /* asyncio.StreamReader([{limit =}]): a reader fed by feed_data (or by a
- * StreamReaderProtocol). */
+ * StreamReaderProtocol). Another option name raises. */
 static int l_reader_new(lua_State *L) {
   size_t limit;
   if (!lua_isnoneornil(L, 1) && !lua_istable(L, 1))
     return luaL_typeerror(L, 1, "table of options or nil");
+  aio_check_options(L, 1, reader_options);
   limit = aio_opt_limit(L, 1);
   reader_new(L, limit);
   return 1;

@@ -956,14 +956,16 @@ static int l_tsfn_stats(lua_State *L) {
 }
 
 /* The maxsize of threadsafe's options at idx (0: unbounded); raises
- * "bad argument" for options that are not a table or a maxsize that is
- * not an integer. */
+ * "bad argument" for options that are not a table, hold another key, or
+ * a maxsize that is not an integer. */
 static unsigned tsfn_maxsize(lua_State *L, int idx) {
+  static const char *const options[] = {"maxsize", NULL};
   lua_Integer n;
   int isnum;
   if (lua_isnoneornil(L, idx))
     return 0;
   luaL_checktype(L, idx, LUA_TTABLE);
+  aio_check_options(L, idx, options);
   lua_getfield(L, idx, "maxsize");
   n = lua_tointegerx(L, -1, &isnum);
   if (!isnum && !lua_isnil(L, -1))

@@ -15,6 +15,7 @@
 -- is collected, as it would be without busted.
 local asyncio = require "asyncio"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local M = {}
 
@@ -36,10 +37,14 @@ local function finish_pending(loop)
   return left
 end
 
+-- The options of async: new_event_loop's.
+local OPTIONS = check.option_set({"clock", "debug"})
+
 --- async([opts,] fn) -> a function for busted's `it`.
 function M.async(opts, fn)
   if fn == nil then fn, opts = opts, nil end
   assert(type(fn) == "function", "asyncio.busted.async: function expected")
+  check.options(opts, 1, "async", OPTIONS)
   return function(...)
     local loop = asyncio.new_event_loop(opts)
     asyncio.set_event_loop(loop)

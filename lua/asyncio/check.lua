@@ -8,8 +8,8 @@
 
 local M = {}
 
-local getinfo, type, getmetatable, error, rawget =
-  debug.getinfo, type, getmetatable, error, rawget
+local getinfo, type, getmetatable, error, rawget, pairs, ipairs, select =
+  debug.getinfo, type, getmetatable, error, rawget, pairs, ipairs, select
 
 --- The type name Lua's errors use: a metatable's `__name` if it has one.
 function M.typename(v)
@@ -63,6 +63,32 @@ function M.opts(v, n, fname)
     M.argerror(n, fname, expected(v, "table"), 2)
   end
   return v
+end
+
+--- An optional options table whose keys are all names in the set
+-- `known` (name -> true): Python raises TypeError for an unexpected
+-- keyword argument, so a misspelt option is not ignored. Raises "bad
+-- argument #n to 'fname' (unknown option 'x')".
+function M.options(v, n, fname, known)
+  if v == nil then return v end
+  if type(v) ~= "table" then M.argerror(n, fname, expected(v, "table"), 2) end
+  for k in pairs(v) do
+    if known[k] == nil then
+      M.argerror(n, fname, ("unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
+  return v
+end
+
+--- The set of the names in the list `names`, with those of the sets
+-- `...` (the options of a function whose options go on to another).
+function M.option_set(names, ...)
+  local set = {}
+  for _, name in ipairs(names) do set[name] = true end
+  for i = 1, select("#", ...) do
+    for name in pairs((select(i, ...))) do set[name] = true end
+  end
+  return set
 end
 
 --- A callable value: a function or a value whose metatable has __call.

@@ -115,6 +115,8 @@ local function is_options(v)
   return type(v) == "table" and getmetatable(v) == nil
 end
 
+local GATHER_OPTIONS = check.option_set({"return_exceptions"})
+
 --- gather(aw, ... [, {return_exceptions = bool}]) -> Future of the list
 -- of the children's first values, in argument order.
 --
@@ -130,6 +132,7 @@ function M.gather(...)
   local n = children.n
   local return_exceptions = false
   if n > 0 and is_options(children[n]) then
+    check.options(children[n], n, "gather", GATHER_OPTIONS)
     return_exceptions = children[n].return_exceptions and true or false
     children[n] = nil
     n = n - 1
@@ -282,8 +285,7 @@ end
 -- objects and __await values are wrapped in tasks, in array order, and
 -- those tasks are what done/pending hold. Never raises the children's
 -- errors and never cancels them, not even on timeout.
-M.wait = async(function(aws, opts)
-  check.opts(opts, 2, "wait")
+local wait = async(function(aws, opts)
   local fs = collect(aws, "a list of futures")
   if #fs == 0 then
     error(errors.ValueError("Set of Tasks/Futures is empty."), 0)
@@ -301,6 +303,15 @@ M.wait = async(function(aws, opts)
   ensure_futures(fs, loop)
   return wait_futures(loop, fs, timeout, return_when)
 end)
+
+local WAIT_OPTIONS = check.option_set({"timeout", "return_when"})
+
+-- The options are checked when the call is made, as Python checks its
+-- keyword arguments; their values and aws when awaited, as Python does.
+function M.wait(aws, opts)
+  check.options(opts, 2, "wait", WAIT_OPTIONS)
+  return (wait(aws, opts)) -- no tail call: it names the Coroutine "wait"
+end
 
 -- ------------------------------------------------------------------
 -- as_completed
@@ -395,6 +406,8 @@ function AsCompleted:__tostring()
   return ("<as_completed %d left>"):format(self._left)
 end
 
+local AS_COMPLETED_OPTIONS = check.option_set({"timeout"})
+
 --- as_completed(aws [, {timeout =}]) -> an iterator object over the
 -- completions of aws (an array or an iterator function of awaitables,
 -- duplicates collapsed; Coroutine objects wrapped in tasks at once).
@@ -405,7 +418,7 @@ end
 -- completion. Leaving the loop early and iterating again later resumes
 -- where it stopped. it:awaitables() gives Python's plain iteration.
 function M.as_completed(aws, opts)
-  check.opts(opts, 2, "as_completed")
+  check.options(opts, 2, "as_completed", AS_COMPLETED_OPTIONS)
   check.number(opts and opts.timeout, 2, "as_completed", true)
   local list = collect(aws, "an iterable of futures")
   local timeout = opts and opts.timeout

@@ -19,6 +19,7 @@
 -- tasks that share it).
 
 local core = require "asyncio.core"
+local check = require "asyncio.check"
 local errors = require "asyncio.errors"
 
 local async, await, iserror = core.async, core.await, core.iserror
@@ -759,15 +760,14 @@ mkdir_coro = async(function(path, mode, parents, exist_ok)
   error(err, 0)
 end)
 
+local MKDIR_OPTS = check.option_set{"parents", "exist_ok", "mode"}
+
 --- fs.mkdir(path [, {parents =, exist_ok =, mode =}]) -> Coroutine, as
 -- pathlib's mkdir: parents makes the missing parents, exist_ok accepts an
 -- existing directory; mode (default 0777) is masked by the umask.
 function M.mkdir(path, opts)
   check_path(path, 1, "mkdir")
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(2, "mkdir", "table expected, got " .. typename(opts))
-  end
-  opts = opts or {}
+  opts = check.options(opts, 2, "mkdir", MKDIR_OPTS) or {}
   local mode = opts.mode == nil and 511 or check_int(opts.mode, 2, "mkdir")
   if not opts.parents and not opts.exist_ok then
     return core._fs_mkdir(path, mode)

@@ -26,6 +26,7 @@
 
 local asyncio = require "asyncio"
 local _redis = require "asyncio._redis"
+local check = require "asyncio.check"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local error, ipairs, pairs, pcall, select, setmetatable, tonumber,
@@ -349,6 +350,14 @@ local function url_unescape(s)
   end))
 end
 
+-- The options of Redis{...}: redis-py's keyword arguments that luaio has
+-- (others, such as health_check_interval, raise). decode_responses is
+-- taken and changes nothing: a reply is a Lua string, which is what
+-- redis-py gives with decode_responses = true and without it.
+local REDIS_OPTS = check.option_set{"host", "port", "path", "db", "password",
+  "username", "pool_size", "max_connections", "socket_timeout",
+  "socket_connect_timeout", "ssl", "decode_responses"}
+
 --- Redis{host =, port =, db =, password =, username =, pool_size =
 -- (or redis-py's name max_connections), socket_timeout =,
 -- socket_connect_timeout =, ssl =, path =} -> a client, not connected
@@ -356,16 +365,16 @@ end
 -- ordinary command (not of blocking ones) and for connecting; past it
 -- redis.TimeoutError.
 function M.Redis(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'Redis' (table expected, got "
-          .. type(opts) .. ")", 2)
-  end
+  opts = check.options(opts, 1, "Redis", REDIS_OPTS) or {}
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do o[k] = v end
   o.pool_size = opts.pool_size or opts.max_connections or o.pool_size
-  o.max_connections = nil
+  o.max_connections, o.decode_responses = nil, nil
+  if opts.decode_responses ~= nil and
+      type(opts.decode_responses) ~= "boolean" then
+    error("bad option 'decode_responses' to 'Redis' (boolean expected)", 2)
+  end
   local size = math.tointeger(o.pool_size)
   if not size or size < 1 then
     error("bad option 'pool_size' to 'Redis' (positive integer expected)",
@@ -400,6 +409,7 @@ local URL_PARAMS = {
   socket_connect_timeout = url_number, max_connections = url_int,
   pool_size = url_int, password = url_string, username = url_string,
   ssl_check_hostname = url_bool, ssl_cert_reqs = url_string,
+  decode_responses = url_bool,
 }
 
 --- "k=v&k2=v2" -> {k = v, ...}: %- and +-unescaped, the first value of a
@@ -471,6 +481,11 @@ local function default_ssl(o)
   return ctx
 end
 
+-- The options of from_url: Redis's, and the TLS settings of rediss://
+-- URLs its query also takes.
+local FROM_URL_OPTS = check.option_set({"ssl_check_hostname",
+                                        "ssl_cert_reqs"}, REDIS_OPTS)
+
 --- from_url(url [, opts]): redis://[[user][:pass]@]host[:port][/db][?query],
 -- rediss:// (TLS), unix://[[user][:pass]@]/path[?query]. The query takes
 -- URL_PARAMS (db, password, username, socket_timeout, ...). Precedence:
@@ -480,6 +495,7 @@ function M.from_url(url, opts)
     error("bad argument #1 to 'from_url' (string expected, got "
           .. type(url) .. ")", 2)
   end
+  check.options(opts, 2, "from_url", FROM_URL_OPTS)
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and scheme:lower()
   if scheme ~= "redis" and scheme ~= "rediss" and scheme ~= "unix" then
@@ -1415,6 +1431,58 @@ cmd("client_id", function() return A("CLIENT", "ID") end)
 
 M._COMMANDS = COMMANDS
 
+--- The commands that take an options table (redis-py's keyword
+-- arguments): name -> {its argument number, self not counted, the set of
+-- the options it takes}. Another name raises at the call, as Python's
+-- TypeError for an unexpected keyword argument.
+local CMD_OPTS
+do
+  local expiry = {"ex", "px", "exat", "pxat"}
+  local scan = {"match", "count"}
+  local function opts(i, names, ...)
+    return {i, check.option_set(names, ...)}
+  end
+  CMD_OPTS = {
+    set = opts(3, {"nx", "xx", "keepttl", "get"}, check.option_set(expiry)),
+    getex = opts(2, {"persist"}, check.option_set(expiry)),
+    scan = opts(2, {"match", "count", "type"}),
+    sscan = opts(3, scan), hscan = opts(3, scan), zscan = opts(3, scan),
+    lpos = opts(3, {"rank", "count", "maxlen"}),
+    hset = opts(4, {"mapping"}),
+    zadd = opts(3, {"nx", "xx", "gt", "lt", "ch", "incr"}),
+    zrange = opts(4, {"withscores", "desc", "byscore", "bylex", "offset",
+                      "num"}),
+    zrevrange = opts(4, {"withscores"}),
+    zrangebyscore = opts(4, {"withscores", "start", "num"}),
+    zrevrangebyscore = opts(4, {"withscores", "start", "num"}),
+    xadd = opts(3, {"id", "maxlen", "minid", "approximate", "limit",
+                    "nomkstream"}),
+    xtrim = opts(2, {"maxlen", "minid", "approximate", "limit"}),
+    xread = opts(2, {"count", "block"}),
+    xreadgroup = opts(4, {"count", "block", "noack"}),
+    xgroup_create = opts(4, {"mkstream"}),
+    xrange = opts(4, {"count"}), xrevrange = opts(4, {"count"}),
+    xclaim = opts(6, {"idle", "time", "retrycount", "force", "justid"}),
+    xautoclaim = opts(6, {"count"}),
+  }
+  for _, name in ipairs{"expire", "pexpire", "expireat", "pexpireat"} do
+    CMD_OPTS[name] = opts(3, {"nx", "xx", "gt", "lt"})
+  end
+end
+
+--- method, or for a command taking options (CMD_OPTS), a method that
+-- checks them first.
+local function checking(name, method)
+  local copts = CMD_OPTS[name]
+  if not copts then return method end
+  local i, set = copts[1], copts[2]
+  return function(self, ...)
+    local o = select(i, ...)
+    if o ~= nil then check.options(o, i + 1, name, set) end
+    return method(self, ...)
+  end
+end
+
 -- Redis methods: run the built command; multi-valued replies of the
 -- blocking pops are returned as several values (nil on timeout).
 local MULTI_VALUE = {brpop = true, blpop = true, bzpopmin = true,
@@ -1437,12 +1505,12 @@ for name, build in pairs(COMMANDS) do
     end)
     Redis[name] = conv_unpack
   else
-    Redis[name] = function(self, ...)
+    Redis[name] = checking(name, function(self, ...)
       local ok, argv, conv, blocking = pcall(build, ...)
       if not ok then return raise_later(argv) end
       if blocking then return run_blocking(self, argv, conv) end
       return run(self, argv, conv)
-    end
+    end)
   end
 end
 
@@ -1472,23 +1540,27 @@ end
 
 --- for key in r:scan_iter{match =, count =, type =} do ... end
 function Redis:scan_iter(o)
+  check.options(o, 2, "scan_iter", CMD_OPTS.scan[2])
   return scan_iterator(self, function(cur) return COMMANDS.scan(cur, o) end,
                        1)
 end
 --- for member in r:sscan_iter(name [, {match =, count =}]) do ... end
 function Redis:sscan_iter(name, o)
+  check.options(o, 3, "sscan_iter", CMD_OPTS.sscan[2])
   return scan_iterator(self, function(cur)
     return COMMANDS.sscan(name, cur, o)
   end, 1)
 end
 --- for field, value in r:hscan_iter(name [, {match =, count =}]) do
 function Redis:hscan_iter(name, o)
+  check.options(o, 3, "hscan_iter", CMD_OPTS.hscan[2])
   return scan_iterator(self, function(cur)
     return COMMANDS.hscan(name, cur, o)
   end, 2)
 end
 --- for member, score in r:zscan_iter(name [, {match =, count =}]) do
 function Redis:zscan_iter(name, o)
+  check.options(o, 3, "zscan_iter", CMD_OPTS.zscan[2])
   return scan_iterator(self, function(cur)
     return COMMANDS.zscan(name, cur, o)
   end, 2, to_float)
@@ -1500,13 +1572,18 @@ end
 local Pipeline = {}
 Pipeline.__index = Pipeline
 
+local PIPELINE_OPTS = check.option_set{"transaction"}
+
 --- r:pipeline([transaction]) or r:pipeline{transaction =} (default
 -- true) -> a Pipeline: named calls queue commands (and return the
 -- pipeline), await(p:execute()) sends them in one write and returns the
 -- list of replies (field n: their count); #p is the number queued.
 function Redis:pipeline(o)
   local transaction = o
-  if type(o) == "table" then transaction = o.transaction end
+  if type(o) == "table" then
+    check.options(o, 2, "pipeline", PIPELINE_OPTS)
+    transaction = o.transaction
+  end
   return setmetatable({client = self, transaction = transaction ~= false,
                        cmds = {}, convs = {}, scripts = {},
                        watching = false, explicit_multi = false}, Pipeline)
@@ -1537,13 +1614,13 @@ local run_on = async(function(p, argv, conv)
 end)
 
 for name, build in pairs(COMMANDS) do
-  Pipeline[name] = function(self, ...)
+  Pipeline[name] = checking(name, function(self, ...)
     local argv, conv = build(...)
     if self.watching and not self.explicit_multi then
       return run_on(self, argv, conv)
     end
     return queue(self, argv, conv)
-  end
+  end)
 end
 Pipeline.del = Pipeline.delete
 
@@ -1703,15 +1780,9 @@ local function exec_plain(c, cmds, convs, raise, timeout)
   return out
 end
 
---- await(p:execute([raise_on_error])) or p:execute{raise_on_error =}
--- (default true) -> the list of replies. An error reply raises (the
--- first one, naming its command) or, with raise_on_error false, stands
--- in the list. A transaction whose WATCHed keys changed raises
--- redis.WatchError. The pipeline is empty afterwards.
-Pipeline.execute = async(function(self, o)
-  local raise = o
-  if type(o) == "table" then raise = o.raise_on_error end
-  raise = raise ~= false
+--- Sends the commands of pipeline self (see Pipeline:execute); raise:
+-- whether an error reply raises.
+local execute = async(function(self, raise)
   local cmds, convs = self.cmds, self.convs
   local client = self.client
   local c = self.conn
@@ -1737,6 +1808,22 @@ Pipeline.execute = async(function(self, o)
   if not ok then error(res, 0) end
   return res
 end)
+
+local EXECUTE_OPTS = check.option_set{"raise_on_error"}
+
+--- await(p:execute([raise_on_error])) or p:execute{raise_on_error =}
+-- (default true) -> the list of replies. An error reply raises (the
+-- first one, naming its command) or, with raise_on_error false, stands
+-- in the list. A transaction whose WATCHed keys changed raises
+-- redis.WatchError. The pipeline is empty afterwards.
+function Pipeline:execute(o)
+  local raise = o
+  if type(o) == "table" then
+    check.options(o, 2, "execute", EXECUTE_OPTS)
+    raise = o.raise_on_error
+  end
+  return execute(self, raise ~= false)
+end
 
 ---------------------------------------------------------------------------
 -- Scripts
@@ -1812,11 +1899,14 @@ end
 local PubSub = {}
 PubSub.__index = PubSub
 
+local PUBSUB_OPTS = check.option_set{"ignore_subscribe_messages"}
+
 --- r:pubsub([{ignore_subscribe_messages =}]) -> a PubSub on a connection
 -- of its own (opened on the first subscribe). ps.channels and
 -- ps.patterns map what it is subscribed to, to true or to the handler
 -- given; ps.subscribed tells whether there is any.
 function Redis:pubsub(opts)
+  check.options(opts, 2, "pubsub", PUBSUB_OPTS)
   return setmetatable({client = self, channels = {}, patterns = {},
                        -- names whose unsubscribe Redis has not confirmed
                        unsub_channels = {}, unsub_patterns = {},
@@ -2036,14 +2126,9 @@ local function handle(self, msg, ignore)
   return msg
 end
 
---- await(ps:get_message{timeout =, ignore_subscribe_messages =}) -> the
--- next message or nil. timeout 0 (the default, as redis-py) never waits;
--- math.huge waits as long as it takes. Messages that go to a handler,
--- and ignored confirmations, are skipped.
-PubSub.get_message = async(function(self, o)
-  local timeout = o and o.timeout or 0
-  if timeout == math.huge then timeout = nil end
-  local ignore = o and o.ignore_subscribe_messages
+--- The next message within timeout seconds (nil: no limit), skipping
+-- those that go to a handler and, with ignore, confirmations.
+local get_message = async(function(self, timeout, ignore)
   local loop = asyncio.get_running_loop()
   local deadline = timeout and loop:time() + timeout
   while true do
@@ -2054,6 +2139,20 @@ PubSub.get_message = async(function(self, o)
     if msg then return msg end
   end
 end)
+
+local GET_MESSAGE_OPTS = check.option_set{"timeout",
+                                          "ignore_subscribe_messages"}
+
+--- await(ps:get_message{timeout =, ignore_subscribe_messages =}) -> the
+-- next message or nil. timeout 0 (the default, as redis-py) never waits;
+-- math.huge waits as long as it takes. Messages that go to a handler,
+-- and ignored confirmations, are skipped.
+function PubSub:get_message(o)
+  check.options(o, 2, "get_message", GET_MESSAGE_OPTS)
+  local timeout = o and o.timeout or 0
+  if timeout == math.huge then timeout = nil end
+  return get_message(self, timeout, o and o.ignore_subscribe_messages)
+end
 
 --- for msg in ps:listen() do ... end: every message, confirmations
 -- included, while subscribed to anything (inside a task).
@@ -2067,13 +2166,9 @@ function PubSub:listen()
   end
 end
 
---- await(ps:run{poll_timeout = 1, exception_handler =}): hands every
--- message to its handler until cancelled; each channel and pattern
--- needs one (else redis.PubSubError). An error is raised, or given to
--- exception_handler(e, ps) (awaited if it returns an awaitable), after
--- which run() goes on (a lost connection is opened again).
-PubSub.run = async(function(self, o)
-  o = o or {}
+--- Dispatches the messages of ps (see PubSub:run), polling every poll
+-- seconds; errors go to on_error when there is one.
+local run_handlers = async(function(self, poll, on_error)
   for kind, word in pairs{channels = "Channel", patterns = "Pattern"} do
     for name, h in pairs(self[kind]) do
       if type(h) ~= "function" then
@@ -2082,7 +2177,6 @@ PubSub.run = async(function(self, o)
       end
     end
   end
-  local poll, on_error = o.poll_timeout or 1, o.exception_handler
   while true do
     local ok, e = pcall(await, self:get_message{
       ignore_subscribe_messages = true, timeout = poll})
@@ -2096,6 +2190,19 @@ PubSub.run = async(function(self, o)
     await(asyncio.sleep(0))
   end
 end)
+
+local RUN_OPTS = check.option_set{"poll_timeout", "exception_handler"}
+
+--- await(ps:run{poll_timeout = 1, exception_handler =}): hands every
+-- message to its handler until cancelled; each channel and pattern
+-- needs one (else redis.PubSubError). An error is raised, or given to
+-- exception_handler(e, ps) (awaited if it returns an awaitable), after
+-- which run() goes on (a lost connection is opened again).
+function PubSub:run(o)
+  check.options(o, 2, "run", RUN_OPTS)
+  o = o or {}
+  return run_handlers(self, o.poll_timeout or 1, o.exception_handler)
+end
 
 --- Closes the connection and forgets the subscriptions: the PubSub may
 -- subscribe again (on a new connection), as redis-py's after reset().

@@ -78,11 +78,11 @@ end
 local function lazy_init(self)
   check_open(self)
   if self._loop then return self._loop end
-  local factory = self._opts.loop_factory
-  if factory then
-    self._loop = factory()
+  local opts = self._opts
+  if opts.loop_factory then
+    self._loop = opts.loop_factory()
   else
-    self._loop = core.new_event_loop(self._opts)
+    self._loop = core.new_event_loop{clock = opts.clock, debug = opts.debug}
     core.set_event_loop(self._loop)
     self._set_loop = true
   end
@@ -90,14 +90,22 @@ local function lazy_init(self)
   return self._loop
 end
 
+-- The options of Runner and run: new_event_loop's, and loop_factory.
+local RUNNER_OPTIONS = check.option_set({"clock", "debug", "loop_factory"})
+
 --- Runner([opts]): opts as new_event_loop's ({clock =, debug =}), plus
--- loop_factory, a function returning the loop to use.
+-- loop_factory, a function returning the loop to use. The options are
+-- copied: changing the table afterwards changes nothing.
 function M.Runner(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(errors.TypeError("Runner: 'opts' must be a table, got " ..
                            type(opts)), 2)
   end
-  return setmetatable({_opts = opts or {}, _state = CREATED}, Runner)
+  check.options(opts, 1, "Runner", RUNNER_OPTIONS)
+  opts = opts or {}
+  return setmetatable({_opts = {clock = opts.clock, debug = opts.debug,
+                                loop_factory = opts.loop_factory},
+                       _state = CREATED}, Runner)
 end
 
 --- runner:get_loop(): the runner's loop, made on first use.
@@ -160,8 +168,12 @@ function Runner:__tostring()
   return ("<asyncio.Runner %s>"):format(self._state)
 end
 
---- run(main [, opts]): main run by a fresh Runner, which is then closed.
+--- run(main [, opts]): main run by a fresh Runner, which is then closed;
+-- opts as Runner's.
 function M.run(main, opts)
+  if type(opts) == "table" then
+    check.options(opts, 2, "run", RUNNER_OPTIONS)
+  end
   if core._get_running_loop() ~= nil then
     error(RuntimeError(
       "asyncio.run() cannot be called from a running event loop"), 2)

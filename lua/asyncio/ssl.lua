@@ -15,6 +15,7 @@
 -- fields. The TLS transport itself is asyncio.sslproto.
 
 local C = require "asyncio._ssl"
+local check = require "asyncio.check"
 local errors = require "asyncio.errors"
 
 local error, pairs, tostring, type = error, pairs, tostring, type
@@ -121,6 +122,10 @@ local function check_self(ctx, fname)
   end
 end
 
+-- Python's keyword arguments naming the CAs to trust; a misspelt one
+-- must not leave the system's CA store in use.
+local CA_OPTS = check.option_set{"cafile", "capath", "cadata"}
+
 --- ctx:load_verify_locations(cafile) or
 -- ctx:load_verify_locations{cafile =, capath =, cadata =} (also
 -- positionally: cafile, capath, cadata). cadata is PEM text or DER.
@@ -128,6 +133,7 @@ function methods.load_verify_locations(ctx, cafile, capath, cadata)
   local fname = "load_verify_locations"
   check_self(ctx, fname)
   if type(cafile) == "table" then
+    check.options(cafile, 2, fname, CA_OPTS)
     local o = cafile
     cafile, capath, cadata = o.cafile, o.capath, o.cadata
   end
@@ -159,18 +165,12 @@ M.is_context = C.is_context
 -- the system's CA store (or the given ones); for Purpose.CLIENT_AUTH a
 -- server context.
 function M.create_default_context(purpose, opts)
+  local n = 2
   if type(purpose) == "table" and purpose.nid == nil and opts == nil then
-    purpose, opts = nil, purpose
+    purpose, opts, n = nil, purpose, 1
   end
-  check_arg(opts, 2, "create_default_context", "table", true)
+  opts = check.options(opts, n, "create_default_context", CA_OPTS) or {}
   purpose = purpose or M.Purpose.SERVER_AUTH
-  opts = opts or {}
-  for k in pairs(opts) do -- a misspelt cafile must not mean the system's
-    if k ~= "cafile" and k ~= "capath" and k ~= "cadata" then
-      error(("bad option '%s' to 'create_default_context' (cafile, capath "
-             .. "or cadata expected)"):format(tostring(k)), 2)
-    end
-  end
   local ctx
   if type(purpose) ~= "table" or purpose.nid == nil then -- not a Purpose
     error(errors.TypeError(tostring(purpose)), 2)

@@ -23,6 +23,7 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
+local check = require "asyncio.check"
 
 local async, await, iserror = core.async, core.await, core.iserror
 local error, pcall, setmetatable, tostring, type =
@@ -40,6 +41,13 @@ local UNWRAPPED, DO_HANDSHAKE, WRAPPED, FLUSHING, SHUTDOWN =
 local APP_INIT, APP_CON_MADE, APP_EOF, APP_CON_LOST = 0, 1, 2, 3
 
 local EV_HANDSHAKE, EV_EOF = 1, 2   -- SSLObject:feed's event bits
+
+-- The options of SSLProtocol and start_tls; any other name raises
+-- "unknown option".
+local PROTOCOL_OPTIONS = check.option_set{"ssl_handshake_timeout",
+  "ssl_shutdown_timeout", "call_connection_made"}
+local START_TLS_OPTIONS = check.option_set{"server_side", "server_hostname",
+  "ssl_handshake_timeout", "ssl_shutdown_timeout"}
 
 --- Raises what a protocol callback raised when it is not an ordinary
 -- error (CancelledError, KeyboardInterrupt, SystemExit go through).
@@ -200,7 +208,7 @@ M._SSLProtocol = SSLProtocol
 -- fails with its error. sslcontext nil: a default client context.
 function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
                        server_hostname, opts)
-  opts = opts or {}
+  opts = check.options(opts, 7, "SSLProtocol", PROTOCOL_OPTIONS) or {}
   local hs = check_timeout("ssl_handshake_timeout",
                            opts.ssl_handshake_timeout,
                            M.SSL_HANDSHAKE_TIMEOUT)
@@ -670,7 +678,7 @@ end
 -- -> the TLS transport: upgrades a live connection; protocol stays the
 -- application's protocol (its connection_made is not called again).
 M.start_tls = async(function(loop, transport, protocol, sslcontext, opts)
-  opts = opts or {}
+  opts = check.options(opts, 4, "start_tls", START_TLS_OPTIONS) or {}
   local ssl = require "asyncio.ssl"
   if not ssl.is_context(sslcontext) then
     error(errors.TypeError("sslcontext is expected to be an instance of "

@@ -5,9 +5,10 @@
 -- StreamReader, StreamReaderProtocol and StreamWriter are C objects of
 -- the core (bindings/io/stream.c), the transports and servers too
 -- (transport.c, server.c); these functions go through the loop's
--- create_connection / create_server (asyncio.transports) with the stream
--- protocol. Every function here is a coroutine function: call it and
--- await the result.
+-- create_connection / create_server (asyncio.transports: the twins that
+-- leave the options, checked here, unchecked) with the stream protocol.
+-- Every function here is a coroutine function: call it and await the
+-- result.
 --
 --   local reader, writer = await(asyncio.open_connection("127.0.0.1", 80))
 --   local srv = await(asyncio.start_server(handle, "127.0.0.1", 0))
@@ -29,6 +30,25 @@ local resolve = transports._resolve
 
 local DEFAULT_LIMIT = 65536
 
+-- The options of each function: those of the loop method it goes through
+-- (whose unchecked twin it calls) and limit, as Python's `limit=,
+-- **kwds`; any other name raises "unknown option".
+local option_set = check.option_set
+local LIMIT = {"limit"}
+local CONNECTION_OPTIONS = option_set(LIMIT, transports._CONNECTION_OPTIONS)
+local UNIX_CONNECTION_OPTIONS =
+  option_set(LIMIT, transports._UNIX_CONNECTION_OPTIONS)
+local SERVER_OPTIONS = option_set(LIMIT, transports._SERVER_OPTIONS)
+local UNIX_SERVER_OPTIONS = option_set(LIMIT, transports._UNIX_SERVER_OPTIONS)
+local START_TLS_OPTIONS = option_set{"server_hostname",
+  "ssl_handshake_timeout", "ssl_shutdown_timeout"}
+local UDP_OPTIONS = option_set{"limit", "broadcast", "remote_host",
+                               "remote_port"}
+local create_connection, create_unix_connection =
+  transports._create_connection, transports._create_unix_connection
+local create_server, create_unix_server =
+  transports._create_server, transports._create_unix_server
+
 local function limit_of(opts)
   local limit = opts and opts.limit
   if limit == nil then return DEFAULT_LIMIT end
@@ -48,55 +68,60 @@ local function open_with(connect, opts)
   return reader, StreamWriter(transport, protocol, reader, loop)
 end
 
---- open_connection(host, port [, {limit =, local_addr = {host, port},
--- ssl =, server_hostname =, ssl_handshake_timeout =,
+--- open_connection(host, port [, {limit =, and loop:create_connection's:
+-- local_addr = {host, port}, family =, happy_eyeballs_delay =,
+-- interleave =, ssl =, server_hostname =, ssl_handshake_timeout =,
 -- ssl_shutdown_timeout =}]) -> reader, writer: the first address of
 -- host that accepts.
 M.open_connection = async(function(host, port, opts)
   check.type(host, 1, "open_connection", "string", true)
   check.integer(port, 2, "open_connection")
-  check.opts(opts, 3, "open_connection")
+  check.options(opts, 3, "open_connection", CONNECTION_OPTIONS)
   return open_with(function(loop, factory)
-    return loop:create_connection(factory, host, port, opts)
+    return create_connection(loop, factory, host, port, opts)
   end, opts)
 end)
 
---- start_server(client_cb, host, port [, {backlog =, limit =,
--- start_serving =, reuse_port =, ssl =}]) -> Server. client_cb(reader,
--- writer) is called for each connection; when it returns a Coroutine
--- object (a coroutine function), that runs as a task. host may be a
--- list of hosts; nil or "" listens on every interface. Port 0 lets the
--- system choose (see server.sockets).
+--- start_server(client_cb, host, port [, {limit =, and
+-- loop:create_server's: family =, backlog =, reuse_port =,
+-- reuse_address =, start_serving =, ssl =, ssl_handshake_timeout =,
+-- ssl_shutdown_timeout =}]) -> Server. client_cb(reader, writer) is
+-- called for each connection; when it returns a Coroutine object (a
+-- coroutine function), that runs as a task. host may be a list of
+-- hosts; nil or "" listens on every interface. Port 0 lets the system
+-- choose (see server.sockets).
 M.start_server = async(function(client_cb, host, port, opts)
   check.callable(client_cb, 1, "start_server")
   if type(host) ~= "table" then
     check.type(host, 2, "start_server", "string", true)
   end
   check.integer(port, 3, "start_server", true)
-  check.opts(opts, 4, "start_server")
+  check.options(opts, 4, "start_server", SERVER_OPTIONS)
   local loop = core.get_running_loop()
-  return await(loop:create_server(
+  return await(create_server(loop,
     core._stream_factory(limit_of(opts), client_cb), host, port, opts))
 end)
 
---- open_unix_connection(path [, {limit =, ssl =, server_hostname =}])
--- -> reader, writer
+--- open_unix_connection(path [, {limit =, ssl =, server_hostname =,
+-- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) -> reader, writer
 M.open_unix_connection = async(function(path, opts)
   check.type(path, 1, "open_unix_connection", "string")
-  check.opts(opts, 2, "open_unix_connection")
+  check.options(opts, 2, "open_unix_connection", UNIX_CONNECTION_OPTIONS)
   return open_with(function(loop, factory)
-    return loop:create_unix_connection(factory, path, opts)
+    return create_unix_connection(loop, factory, path, opts)
   end, opts)
 end)
 
---- start_unix_server(client_cb, path [, {backlog =, limit =, ssl =}]) ->
--- Server. The socket file is removed when the server closes.
+--- start_unix_server(client_cb, path [, {limit =, backlog =,
+-- start_serving =, ssl =, ssl_handshake_timeout =,
+-- ssl_shutdown_timeout =}]) -> Server. The socket file is removed when
+-- the server closes.
 M.start_unix_server = async(function(client_cb, path, opts)
   check.callable(client_cb, 1, "start_unix_server")
   check.type(path, 2, "start_unix_server", "string")
-  check.opts(opts, 3, "start_unix_server")
+  check.options(opts, 3, "start_unix_server", UNIX_SERVER_OPTIONS)
   local loop = core.get_running_loop()
-  return await(loop:create_unix_server(
+  return await(create_unix_server(loop,
     core._stream_factory(limit_of(opts), client_cb), path, opts))
 end)
 
@@ -106,6 +131,7 @@ end)
 -- gives the new transport, which the writer and its protocol use from
 -- then on. A writer of start_server's is the server side, as in Python.
 core._StreamWriter.start_tls = async(function(self, sslcontext, opts)
+  check.options(opts, 2, "start_tls", START_TLS_OPTIONS)
   local loop = core.get_running_loop()
   local protocol = self._protocol
   await(self:drain())
@@ -128,7 +154,7 @@ M.open_udp = async(function(local_host, local_port, opts)
   if local_port and (local_port < 0 or local_port > 65535) then
     check.argerror(2, "open_udp", "port must be 0-65535")
   end
-  check.opts(opts, 3, "open_udp")
+  check.options(opts, 3, "open_udp", UDP_OPTIONS)
   local host = local_host
   if host == nil or host == "" then
     host = "0.0.0.0"

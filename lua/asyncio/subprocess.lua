@@ -12,6 +12,7 @@
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local combinators = require "asyncio.combinators"
+local check = require "asyncio.check"
 
 local async, await, iserror = core.async, core.await, core.iserror
 local getmetatable, pcall, select, tostring, type =
@@ -23,13 +24,14 @@ local function is_options(v)
   return type(v) == "table" and getmetatable(v) == nil
 end
 
---- create_subprocess_exec(program, arg..., [{stdin =, stdout =, stderr =,
--- cwd =, env =, limit =, start_new_session =}]) -> Process. Standard
--- streams default to the parent's; asyncio.PIPE makes a stream,
--- asyncio.DEVNULL discards, stderr = asyncio.STDOUT joins stdout. env
--- replaces the whole environment.
---- The argv list and options of program, ... for function `name`.
-local function exec_args(name, program, ...)
+-- The options of every function here (Python's keyword arguments that
+-- are implemented); any other name raises "unknown option".
+local OPTIONS = check.option_set{"stdin", "stdout", "stderr", "cwd", "env",
+                                 "limit", "start_new_session"}
+
+--- The argv list and options of program, ... for function `name`, and
+-- the argument number of the options (program is argument `first`).
+local function exec_args(name, first, program, ...)
   local n, opts = select("#", ...), nil
   local argv = {tostring(program)}
   for i = 1, n do
@@ -40,14 +42,21 @@ local function exec_args(name, program, ...)
       argv[#argv + 1] = tostring(a)
     else
       error(("bad argument #%d to '%s' (string expected, got %s)")
-            :format(i + 1, name, type(a)), 3)
+            :format(first + i, name, type(a)), 3)
     end
   end
-  return argv, opts
+  return argv, opts, first + n
 end
 
+--- create_subprocess_exec(program, arg..., [{stdin =, stdout =, stderr =,
+-- cwd =, env =, limit =, start_new_session =}]) -> Process. Standard
+-- streams default to the parent's; asyncio.PIPE makes a stream,
+-- asyncio.DEVNULL discards, stderr = asyncio.STDOUT joins stdout. env
+-- replaces the whole environment.
 M.create_subprocess_exec = async(function(program, ...)
-  local argv, opts = exec_args("create_subprocess_exec", program, ...)
+  local argv, opts, n = exec_args("create_subprocess_exec", 1, program,
+                                  ...)
+  check.options(opts, n, "create_subprocess_exec", OPTIONS)
   return core._spawn(tostring(program), argv, opts)
 end)
 
@@ -58,10 +67,7 @@ M.create_subprocess_shell = async(function(cmd, opts)
     error("bad argument #1 to 'create_subprocess_shell' (string expected)",
           2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #2 to 'create_subprocess_shell' (table expected, "
-           .. "got %s)"):format(type(opts)), 2)
-  end
+  check.options(opts, 2, "create_subprocess_shell", OPTIONS)
   return core._spawn("/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end)
 
@@ -220,12 +226,16 @@ local watch = async(function(t)
   t:_try_finish()
 end)
 
-local function subprocess(loop, factory, file, argv, opts, name)
+--- Raises a bad-argument error for a factory that cannot be called.
+local function check_factory(factory, name)
   if type(factory) ~= "function" and
      not (getmetatable(factory) or {}).__call then
     error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
           :format(name, type(factory)), 3)
   end
+end
+
+local function subprocess(loop, factory, file, argv, opts)
   local o = {stdin = core.PIPE, stdout = core.PIPE, stderr = core.PIPE}
   for k, v in pairs(opts or {}) do o[k] = v end
   local proto = factory()
@@ -262,18 +272,20 @@ end
 -- protocol. stdin, stdout and stderr default to asyncio.PIPE; the other
 -- options are create_subprocess_exec's.
 M.subprocess_exec = async(function(loop, factory, program, ...)
-  local argv, opts = exec_args("subprocess_exec", program, ...)
-  return subprocess(loop, factory, tostring(program), argv, opts,
-                    "subprocess_exec")
+  check_factory(factory, "subprocess_exec")
+  local argv, opts, n = exec_args("subprocess_exec", 2, program, ...)
+  check.options(opts, n, "subprocess_exec", OPTIONS)
+  return subprocess(loop, factory, tostring(program), argv, opts)
 end)
 
 --- loop:subprocess_shell(factory, cmd [, opts]) -> transport, protocol
 M.subprocess_shell = async(function(loop, factory, cmd, opts)
+  check_factory(factory, "subprocess_shell")
   if type(cmd) ~= "string" then
     error("bad argument #2 to 'subprocess_shell' (string expected)", 2)
   end
-  return subprocess(loop, factory, "/bin/sh", {"/bin/sh", "-c", cmd}, opts,
-                    "subprocess_shell")
+  check.options(opts, 3, "subprocess_shell", OPTIONS)
+  return subprocess(loop, factory, "/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end)
 
 core._EventLoop.subprocess_exec = M.subprocess_exec

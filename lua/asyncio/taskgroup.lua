@@ -138,13 +138,16 @@ local function dispose(coro)
   if core.iscoroutine(coro) then coro:close() end
 end
 
+-- The options of create_task: loop:create_task's.
+local CREATE_TASK_OPTIONS = check.option_set({"name"})
+
 --- tg:create_task(coro [, {name =}]) -> the new Task, a child of the
 -- group. Raises RuntimeError when the group is not entered, has
 -- finished, or is shutting down after a failure (the coroutine is then
 -- closed, so it does not report as never awaited).
 function TaskGroup:create_task(coro, opts)
   check.self(self, TaskGroup, "create_task")
-  check.opts(opts, 3, "create_task")
+  check.options(opts, 3, "create_task", CREATE_TASK_OPTIONS)
   if not self._entered then
     dispose(coro)
     error(RuntimeError(("TaskGroup %s has not been entered")

@@ -26,6 +26,27 @@ local M = {}
 
 local SOCK_STREAM, SOCK_DGRAM = core.SOCK_STREAM, core.SOCK_DGRAM
 
+-- The options each method takes (Python's keyword arguments): any other
+-- name raises "unknown option". asyncio.streams adds its own (limit) to
+-- the method's set and calls the method's unchecked twin (_create_*).
+local option_set = check.option_set
+local TLS_OPTIONS = option_set{"ssl", "ssl_handshake_timeout",
+                               "ssl_shutdown_timeout"}
+local UNIX_CONNECTION_OPTIONS = option_set({"server_hostname"}, TLS_OPTIONS)
+local CONNECTION_OPTIONS = option_set({"local_addr", "family",
+  "happy_eyeballs_delay", "interleave"}, UNIX_CONNECTION_OPTIONS)
+local UNIX_SERVER_OPTIONS = option_set({"backlog", "start_serving"},
+                                       TLS_OPTIONS)
+-- reuse_address is taken and always on (libuv's bind sets it)
+local SERVER_OPTIONS = option_set({"family", "reuse_port", "reuse_address"},
+                                  UNIX_SERVER_OPTIONS)
+local DATAGRAM_OPTIONS = option_set{"local_addr", "remote_addr", "family",
+                                    "reuse_port", "allow_broadcast"}
+M._CONNECTION_OPTIONS = CONNECTION_OPTIONS
+M._UNIX_CONNECTION_OPTIONS = UNIX_CONNECTION_OPTIONS
+M._SERVER_OPTIONS = SERVER_OPTIONS
+M._UNIX_SERVER_OPTIONS = UNIX_SERVER_OPTIONS
+
 --- The numeric addresses of host (a name, a numeric address, or nil for
 -- every local interface when passive, else the loopback), without
 -- duplicates, in getaddrinfo's order; with `family` (asyncio.AF_INET or
@@ -249,12 +270,12 @@ local function connect_staggered(addrs, port, opts, delay)
 end
 
 --- loop:create_connection(factory, host, port [, {ssl =,
--- server_hostname =, local_addr = {host, port}, happy_eyeballs_delay =,
--- interleave =, ssl_handshake_timeout =, ssl_shutdown_timeout =}]) ->
--- transport, protocol: the first address of host that accepts, tried in
--- turn, or raced with happy_eyeballs_delay (connect_staggered).
-M.create_connection = async(function(loop, factory, host, port, opts)
-  check_factory(factory, "create_connection")
+-- server_hostname =, local_addr = {host, port}, family =,
+-- happy_eyeballs_delay =, interleave =, ssl_handshake_timeout =,
+-- ssl_shutdown_timeout =}]) -> transport, protocol: the first address of
+-- host that accepts, tried in turn, or raced with happy_eyeballs_delay
+-- (connect_staggered). Its body, with the options already checked.
+local function create_connection(loop, factory, host, port, opts)
   local ctx = ssl_context(opts, false)
   local hostname = opt(opts, "server_hostname")
   if ctx and hostname == nil then
@@ -275,13 +296,20 @@ M.create_connection = async(function(loop, factory, host, port, opts)
     raw = connect_staggered(addrs, port, opts, delay)
   end
   return start(loop, raw, factory, ctx, hostname, opts)
+end
+
+M.create_connection = async(function(loop, factory, host, port, opts)
+  check_factory(factory, "create_connection")
+  check.options(opts, 4, "create_connection", CONNECTION_OPTIONS)
+  return create_connection(loop, factory, host, port, opts)
 end)
+-- unchecked, for open_connection (which checked its arguments)
+M._create_connection = async(create_connection)
 
 --- loop:create_unix_connection(factory, path [, {ssl =,
--- server_hostname =, ...}]) -> transport, protocol
-M.create_unix_connection = async(function(loop, factory, path, opts)
-  check_factory(factory, "create_unix_connection")
-  check.type(path, 2, "create_unix_connection", "string")
+-- server_hostname =, ssl_handshake_timeout =, ssl_shutdown_timeout =}])
+-- -> transport, protocol. Its body, with the arguments already checked.
+local function create_unix_connection(loop, factory, path, opts)
   local ctx = ssl_context(opts, false)
   local hostname = opt(opts, "server_hostname")
   if ctx and hostname == nil then
@@ -290,7 +318,16 @@ M.create_unix_connection = async(function(loop, factory, path, opts)
   end
   local raw = await(core._unix_connect(path))
   return start(loop, raw, factory, ctx, hostname, opts)
+end
+
+M.create_unix_connection = async(function(loop, factory, path, opts)
+  check_factory(factory, "create_unix_connection")
+  check.type(path, 2, "create_unix_connection", "string")
+  check.options(opts, 3, "create_unix_connection", UNIX_CONNECTION_OPTIONS)
+  return create_unix_connection(loop, factory, path, opts)
 end)
+-- unchecked, for open_unix_connection
+M._create_unix_connection = async(create_unix_connection)
 
 --- The factory a server calls per connection: with TLS, an SSLProtocol
 -- (server side) around the application's protocol; a failed handshake
@@ -317,13 +354,13 @@ local function server_factory(loop, factory, opts)
   end
 end
 
---- loop:create_server(factory, host, port [, {ssl =, backlog =,
+--- loop:create_server(factory, host, port [, {ssl =, family =, backlog =,
 -- reuse_port =, reuse_address =, start_serving =,
 -- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) -> Server. host
 -- may be a list of hosts; nil or "" listens on every interface. Port 0
--- lets the system choose (see server.sockets).
-M.create_server = async(function(loop, factory, host, port, opts)
-  check_factory(factory, "create_server")
+-- lets the system choose (see server.sockets). Its body, with the
+-- options already checked.
+local function create_server(loop, factory, host, port, opts)
   port = port or 0
   local make = server_factory(loop, factory, opts)
   local addrs = {}
@@ -334,16 +371,31 @@ M.create_server = async(function(loop, factory, host, port, opts)
     end
   end
   return core._tcp_server(make, addrs, opts)
+end
+
+M.create_server = async(function(loop, factory, host, port, opts)
+  check_factory(factory, "create_server")
+  check.options(opts, 4, "create_server", SERVER_OPTIONS)
+  return create_server(loop, factory, host, port, opts)
 end)
+-- unchecked, for start_server (which checked its arguments)
+M._create_server = async(create_server)
 
 --- loop:create_unix_server(factory, path [, {ssl =, backlog =,
--- start_serving =}]) -> Server. The socket file is removed when the
--- server closes.
+-- start_serving =, ssl_handshake_timeout =, ssl_shutdown_timeout =}])
+-- -> Server. The socket file is removed when the server closes.
+local function create_unix_server(loop, factory, path, opts)
+  return core._unix_server(server_factory(loop, factory, opts), path, opts)
+end
+
 M.create_unix_server = async(function(loop, factory, path, opts)
   check_factory(factory, "create_unix_server")
   check.type(path, 2, "create_unix_server", "string")
-  return core._unix_server(server_factory(loop, factory, opts), path, opts)
+  check.options(opts, 3, "create_unix_server", UNIX_SERVER_OPTIONS)
+  return create_unix_server(loop, factory, path, opts)
 end)
+-- unchecked, for start_unix_server
+M._create_unix_server = async(create_unix_server)
 
 --- connect_read_pipe(factory, pipe) / connect_write_pipe(factory, pipe):
 -- pipe is a Lua file (io.open, io.popen) or a file descriptor; the
@@ -433,6 +485,7 @@ end
 -- failure is raised when all fail.
 M.create_datagram_endpoint = async(function(loop, factory, opts)
   check_factory(factory, "create_datagram_endpoint")
+  check.options(opts, 2, "create_datagram_endpoint", DATAGRAM_OPTIONS)
   local errs, t = {}, nil
   for _, pair in ipairs(dgram_pairs(opts)) do
     local ok, res = pcall(core._dgram_open, pair[1], pair[2], opts)

@@ -9,6 +9,8 @@
 -- (a Domain must match the host), Secure cookies go only to https/wss,
 -- Max-Age and Expires end cookies (the clock is os.time()).
 
+local check = require "asyncio.check"
+
 local M = {}
 
 local CookieJar = {__name = "http.CookieJar"}
@@ -40,12 +42,11 @@ local function is_ip(host)
     host:find(":", 1, true) ~= nil
 end
 
+local JAR_OPTS = check.option_set{"unsafe"}
+
 --- CookieJar([{unsafe = false}])
 function M.CookieJar(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #1 to 'CookieJar' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
+  check.options(opts, 1, "CookieJar", JAR_OPTS)
   return setmetatable({unsafe = opts and opts.unsafe or false,
                        _cookies = {}}, CookieJar)
 end

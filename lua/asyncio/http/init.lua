@@ -152,16 +152,15 @@ M._json = json
 local ClientTimeout = {__name = "http.ClientTimeout"}
 ClientTimeout.__index = ClientTimeout
 
+local TIMEOUTS = {"total", "connect", "sock_read", "sock_connect"}
+local TIMEOUT_OPTS = check.option_set(TIMEOUTS)
+
 --- ClientTimeout{total =, connect =, sock_read =, sock_connect =}: seconds
 -- (nil: no bound). total bounds the whole request, its body read too;
 -- connect the wait for and making of a connection; sock_read each read.
 function M.ClientTimeout(t)
-  if t ~= nil and type(t) ~= "table" then
-    error("bad argument #1 to 'ClientTimeout' (table expected, got " ..
-          type(t) .. ")", 2)
-  end
-  t = t or {}
-  for _, k in ipairs{"total", "connect", "sock_read", "sock_connect"} do
+  t = check.options(t, 1, "ClientTimeout", TIMEOUT_OPTS) or {}
+  for _, k in ipairs(TIMEOUTS) do
     local v = t[k]
     if v ~= nil and (type(v) ~= "number" or v < 0) then
       error(("bad argument #1 to 'ClientTimeout' (field '%s': "
@@ -712,15 +711,11 @@ local function json_type_ok(ct, want)
     ct:find("^application/[%w_.+-]+%+json") ~= nil
 end
 
---- json([{content_type = "application/json"}]) -> the body decoded by
--- lua-cjson (nil for an empty body); another content type raises
--- ContentTypeError (content_type = false: no check), invalid JSON
--- http.JSONDecodeError (a ValueError) with the decoder's message.
-ClientResponse.json = async(function(self, opts)
+--- The body of response self decoded (see ClientResponse:json); want:
+-- the content type expected, or false.
+local json_body = async(function(self, want)
   local body = read_body(self)
   local ct = (self.headers["content-type"] or ""):lower()
-  local want = opts and opts.content_type
-  if want == nil then want = "application/json" end
   if want and not json_type_ok(ct, tostring(want)) then
     error(M.ContentTypeError{request_info = self.request_info,
       history = self.history, headers = self.headers,
@@ -734,6 +729,19 @@ ClientResponse.json = async(function(self, opts)
   end
   return v
 end)
+
+local JSON_OPTS = check.option_set{"content_type"}
+
+--- json([{content_type = "application/json"}]) -> the body decoded by
+-- lua-cjson (nil for an empty body); another content type raises
+-- ContentTypeError (content_type = false: no check), invalid JSON
+-- http.JSONDecodeError (a ValueError) with the decoder's message.
+function ClientResponse:json(opts)
+  check.options(opts, 2, "json", JSON_OPTS)
+  local want = opts and opts.content_type
+  if want == nil then want = "application/json" end
+  return json_body(self, want)
+end
 
 --- get_encoding() -> the charset of Content-Type, else "utf-8" (no
 -- detection from the body)
@@ -818,6 +826,15 @@ local function params_error(params, fname, argn)
     end
   end
   return nil
+end
+
+--- The number Lua's errors give argument #n (self counted) of the public
+-- function that calls this: one less when it was called as a method
+-- (s:get(url)), as luaL_argerror counts.
+local function argn(n)
+  local ar = debug.getinfo(2, "n")
+  if ar and ar.namewhat == "method" then return n - 1 end
+  return n
 end
 
 --- The message of the first bad option of opts for argument #argn of
@@ -1564,11 +1581,12 @@ end
 
 function ClientSession.request(self, method, url, opts)
   check_session(self, "request")
+  local n = argn(2)
   if type(method) ~= "string" then
-    error("bad argument #2 to 'request' (string expected, got " ..
-          type(method) .. ")", 2)
+    error(("bad argument #%d to 'request' (string expected, got %s)")
+      :format(n, type(method)), 2)
   end
-  local msg = request_args_error(url, opts, "request", 3)
+  local msg = request_args_error(url, opts, "request", n + 1)
   if msg then error(msg, 2) end
   if self.closed then error(asyncio.RuntimeError("Session is closed"), 2) end
   return do_request(self, method, url, opts)
@@ -1584,7 +1602,7 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   local is_head = m == "head"
   ClientSession[m] = function(self, url, opts)
     check_session(self, m)
-    local msg = request_args_error(url, opts, m, 2)
+    local msg = request_args_error(url, opts, m, argn(2))
     if msg then error(msg, 2) end
     if self.closed then
       error(asyncio.RuntimeError("Session is closed"), 2)
@@ -1663,21 +1681,8 @@ local WS_OPTS = {headers = "table", protocols = "any", heartbeat = "any",
   autoping = "any", autoclose = "any", receive_timeout = "any",
   max_msg_size = "any", timeout = "any", origin = "any", ssl = "any"}
 
---- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
--- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
--- 4 MiB, timeout = 10 (close's wait; a ClientTimeout bounds the
--- handshake instead), origin =, ssl =}]) -> Coroutine -> a WebSocket (see
--- asyncio.http.ws; ws.protocol the subprotocol the server chose among
--- protocols): the connection leaves the pool for good.
-ClientSession.ws_connect = async(function(self, url, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'ws_connect' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  local msg = opts_error(opts, WS_OPTS, "ws_connect", 2)
-  if msg then error(msg, 2) end
-  ws_mod.check_opts(opts, "ws_connect")
+--- The handshake of session:ws_connect(url, opts), opts checked.
+local ws_connect = async(function(self, url, opts)
   local key = _http.ws_key()
   local hdrs = CIMultiDict(opts.headers)
   hdrs:set("Upgrade", "websocket")
@@ -1718,6 +1723,26 @@ ClientSession.ws_connect = async(function(self, url, opts)
     autoclose = opts.autoclose, receive_timeout = opts.receive_timeout,
     timeout = opts.timeout, protocol = protocol})
 end)
+
+--- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
+-- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
+-- 4 MiB, timeout = 10 (close's wait; a ClientTimeout bounds the
+-- handshake instead), origin =, ssl =}]) -> Coroutine -> a WebSocket (see
+-- asyncio.http.ws; ws.protocol the subprotocol the server chose among
+-- protocols): the connection leaves the pool for good. Bad options
+-- raise at the call.
+function ClientSession.ws_connect(self, url, opts)
+  local n = argn(3)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #%d to 'ws_connect' (table expected, got %s)")
+      :format(n, type(opts)), 2)
+  end
+  opts = opts or {}
+  local msg = opts_error(opts, WS_OPTS, "ws_connect", n)
+  if msg then error(msg, 2) end
+  ws_mod.check_opts(opts, "ws_connect", n)
+  return ws_connect(self, url, opts)
+end
 
 M._ClientResponse = ClientResponse
 M._ClientSession = ClientSession

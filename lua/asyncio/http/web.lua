@@ -20,6 +20,7 @@
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
+local check = require "asyncio.check"
 local http = require "asyncio.http"
 local headers_mod = require "asyncio.http.headers"
 
@@ -35,6 +36,20 @@ local ConnectionResetError = asyncio.ConnectionResetError
 
 local M = {}
 local EMPTY = {} -- read-only by contract
+
+--- Raises "bad argument #n to 'fname' (unknown option 'x')" when the
+-- table opts has a key the set known lacks (Python's TypeError for an
+-- unexpected keyword argument); level as error's, from the caller of
+-- this. For the checks made below the public function (check.options
+-- serves those it makes itself).
+local function check_known(opts, known, n, fname, level)
+  for k in pairs(opts) do
+    if known[k] == nil then
+      error(("bad argument #%d to '%s' (unknown option '%s')")
+        :format(n, fname, tostring(k)), level + 1)
+    end
+  end
+end
 
 ---------------------------------------------------------------------------
 -- Logging
@@ -106,8 +121,14 @@ end
 -- body =, reason =, headers =, content_type =, location = (redirects),
 -- method =, allowed_methods = (405)}; a string is the text, or the
 -- location of a redirect (HTTPFound("/x") as aiohttp).
+local EXC_OPTS = check.option_set{"text", "body", "reason", "headers",
+                                   "content_type", "location"}
+local EXC_405_OPTS = check.option_set({"method", "allowed_methods"},
+                                      EXC_OPTS)
+
 local function exc_init(status, name)
   local redirect = status >= 300 and status < 400 and status ~= 304
+  local known = status == 405 and EXC_405_OPTS or EXC_OPTS
   return function(e, opts)
     if type(opts) == "string" then
       opts = redirect and {location = opts} or {text = opts}
@@ -117,6 +138,7 @@ local function exc_init(status, name)
             :format(name, type(opts)), 3)
     end
     opts = opts or EMPTY
+    check_known(opts, known, 1, name, 3)
     e.status = status
     e.reason = check_reason(opts.reason, status)
     e.location = opts.location
@@ -212,15 +234,22 @@ local Response = setmetatable({__name = "web.Response"},
 Response.__index = Response
 
 
---- A new response of class cls from opts (fname names the caller in
--- errors); every field set at once.
-local function new_response(cls, opts, fname)
+-- The options of the responses: the head's, then each kind's own
+local HEAD_OPTS = check.option_set{"status", "reason", "headers",
+                                   "content_type", "charset"}
+local RESPONSE_OPTS = check.option_set({"text", "body"}, HEAD_OPTS)
+local FILE_OPTS = check.option_set({"chunk_size"}, HEAD_OPTS)
+
+--- A new response of class cls from opts, argument #n of fname, which
+-- takes the options of the set known; every field set at once.
+local function new_response(cls, opts, fname, n, known)
   if opts == nil then
     opts = EMPTY
   elseif type(opts) ~= "table" then
-    error(("bad argument #1 to '%s' (table expected, got %s)")
-          :format(fname, type(opts)), 3)
+    error(("bad argument #%d to '%s' (table expected, got %s)")
+          :format(n, fname, type(opts)), 3)
   end
+  check_known(opts, known, n, fname, 3)
   local status = opts.status or 200
   if math.type(status) ~= "integer" or status < 100 or status > 999 then
     error("bad option 'status' (integer 100-999 expected)", 3)
@@ -237,7 +266,8 @@ end
 -- piece by piece: await(resp:prepare(request)), await(resp:write(data)),
 -- await(resp:write_eof()); chunked unless content_length is set first.
 function M.StreamResponse(opts)
-  local r = new_response(StreamResponse, opts, "StreamResponse")
+  local r = new_response(StreamResponse, opts, "StreamResponse", 1,
+                         HEAD_OPTS)
   r.text, r.body = nil, nil
   return r
 end
@@ -251,7 +281,7 @@ end
 -- charset =, headers =}
 function M.Response(opts)
   local r
-  r, opts = new_response(Response, opts, "Response")
+  r, opts = new_response(Response, opts, "Response", 1, RESPONSE_OPTS)
   local status = r.status
   local text, body = opts.text, opts.body
   if text ~= nil and body ~= nil then
@@ -288,15 +318,14 @@ function M.Response(opts)
   return r
 end
 
+local JSON_OPTS = check.option_set{"status", "reason", "headers",
+                                   "content_type", "dumps"}
+
 --- json_response(value [, {status =, reason =, headers =, content_type
 -- = "application/json", dumps = (lua-cjson's encode)}]): the value
 -- encoded by dumps, sent as text (so "; charset=utf-8", as aiohttp).
 function M.json_response(value, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'json_response' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
-  opts = opts or EMPTY
+  opts = check.options(opts, 2, "json_response", JSON_OPTS) or EMPTY
   local ok, body = pcall(opts.dumps or http._json().encode, value)
   if not ok then error(asyncio.ValueError(body), 2) end
   return M.Response{status = opts.status, reason = opts.reason,
@@ -340,13 +369,16 @@ local function cookie_attr(what, v)
   return v
 end
 
+local COOKIE_OPTS = check.option_set{"max_age", "path", "domain", "expires",
+                                     "secure", "httponly", "samesite"}
+
 --- set_cookie(name, value [, {max_age =, path = "/", domain =, expires =,
 -- secure =, httponly =, samesite =}]): adds a Set-Cookie header.
 -- The value is quoted as Python's http.cookies does when it holds bytes
 -- outside the legal set; an illegal name or an attribute with ';' or a
 -- control byte raises web.CookieError (a ValueError).
 function StreamResponse:set_cookie(name, value, opts)
-  opts = opts or EMPTY
+  opts = check.options(opts, 4, "set_cookie", COOKIE_OPTS) or EMPTY
   if type(name) ~= "string" or not name:find(LEGAL) then
     error(CookieError(("Illegal key %q"):format(tostring(name))), 2)
   end
@@ -371,9 +403,11 @@ function StreamResponse:set_cookie(name, value, opts)
   self.headers:add("Set-Cookie", concat(parts, "; "))
 end
 
---- del_cookie(name)
+local DEL_COOKIE_OPTS = check.option_set{"path", "domain"}
+
+--- del_cookie(name [, {path = "/", domain =}])
 function StreamResponse:del_cookie(name, opts)
-  opts = opts or {}
+  opts = check.options(opts, 3, "del_cookie", DEL_COOKIE_OPTS) or EMPTY
   self:set_cookie(name, "", {max_age = 0, path = opts.path,
     domain = opts.domain, expires = "Thu, 01 Jan 1970 00:00:00 GMT"})
 end
@@ -569,7 +603,7 @@ function M.FileResponse(path, opts)
     error("bad argument #1 to 'FileResponse' (string expected, got " ..
           type(path) .. ")", 2)
   end
-  local r = new_response(FileResponse, opts, "FileResponse")
+  local r = new_response(FileResponse, opts, "FileResponse", 2, FILE_OPTS)
   r.text, r.body = nil, nil
   r._path, r._chunk = path, (opts or EMPTY).chunk_size or 262144
   return r
@@ -646,17 +680,17 @@ WSResponse.__index = function(t, k)
   return x
 end
 
+local WS_OPTS = check.option_set{"protocols", "heartbeat", "autoping",
+  "autoclose", "receive_timeout", "max_msg_size", "timeout"}
+
 --- WebSocketResponse([{max_msg_size = 4 MiB, heartbeat =, autoping =
 -- true, autoclose = true, receive_timeout =, timeout = 10, protocols =
 -- {...}}]): await(ws:prepare(request)) answers the handshake (choosing
 -- the first of the client's subprotocols that protocols lists: then
 -- ws.ws_protocol); then the methods and fields of asyncio.http.ws.
 function M.WebSocketResponse(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #1 to 'WebSocketResponse' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
-  ws_mod.check_opts(opts or {}, "WebSocketResponse")
+  check.options(opts, 1, "WebSocketResponse", WS_OPTS)
+  ws_mod.check_opts(opts or {}, "WebSocketResponse", 1)
   return setmetatable({status = 101, prepared = false,
     headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
 end
@@ -1051,22 +1085,24 @@ local function compile(path)
   return concat(pat), names
 end
 
---- add_route(method, path, handler [, {name =}]) -> the route
-function Router:add_route(method, path, handler, opts)
+--- Adds the route of method, path and handler, named name (or nil),
+-- to the router; bad arguments raise as add_route's, at the line that
+-- called the public function calling this.
+local function route_add(self, method, path, handler, name)
   if type(method) ~= "string" then
-    error("bad argument #1 to 'add_route' (string expected)", 2)
+    error("bad argument #1 to 'add_route' (string expected)", 3)
   end
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("bad argument #2 to 'add_route' (path starting with / expected)",
-          2)
+          3)
   end
   if type(handler) ~= "function" and type(handler) ~= "table" then
     error("bad argument #3 to 'add_route' (function expected, got " ..
-          type(handler) .. ")", 2)
+          type(handler) .. ")", 3)
   end
   method = method:upper()
   local route = {method = method, path = path, handler = handler,
-                 name = opts and opts.name}
+                 name = name}
   local pat, names = compile(path)
   if pat then
     route.pattern, route.names = pat, names
@@ -1080,16 +1116,33 @@ function Router:add_route(method, path, handler, opts)
   return route
 end
 
+-- The options of add_route and add_post ..., and those of add_get
+local ROUTE_OPTS = check.option_set{"name"}
+local GET_OPTS = check.option_set({"allow_head"}, ROUTE_OPTS)
+
+--- add_route(method, path, handler [, {name =}]) -> the route
+function Router:add_route(method, path, handler, opts)
+  check.options(opts, 5, "add_route", ROUTE_OPTS)
+  local route = route_add(self, method, path, handler, opts and opts.name)
+  return route
+end
+
+--- add_get/add_post/.../add_options(path, handler [, {name =}]) -> the
+-- route; add_get also answers HEAD unless allow_head = false.
 for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
                    "options"} do
+  local known = m == "get" and GET_OPTS or ROUTE_OPTS
   Router["add_" .. m] = function(self, path, handler, opts)
-    local r = self:add_route(m:upper(), path, handler, opts)
+    check.options(opts, 4, "add_" .. m, known)
+    local r = route_add(self, m:upper(), path, handler, opts and opts.name)
     if m == "get" and not (opts and opts.allow_head == false) then
-      self:add_route("HEAD", path, handler)
+      route_add(self, "HEAD", path, handler)
     end
     return r
   end
 end
+
+local STATIC_OPTS = check.option_set{"chunk_size", "follow_symlinks"}
 
 --- add_static(prefix, dir [, {chunk_size = 262144, follow_symlinks =
 -- false}]): the files under dir served at prefix/<path>, for GET and HEAD
@@ -1112,7 +1165,8 @@ function Router:add_static(prefix, dir, opts)
     error("bad argument #3 to 'add_static' (table expected, got " ..
           type(opts) .. ")", 2)
   end
-  opts = opts or {}
+  opts = opts or EMPTY
+  check_known(opts, STATIC_OPTS, 3, "add_static", 2)
   local chunk = opts.chunk_size or 262144
   prefix = prefix:gsub("/$", "")
   dir = dir:gsub("(.)/$", "%1")
@@ -1165,14 +1219,14 @@ end
 --- A RouteDef, its arguments checked for `fname` (whose argument #first
 -- is the path); handler is a directory for STATIC.
 local function route_def(fname, first, method, path, handler, opts)
-  local check = require "asyncio.check"
   check.type(path, first, fname, "string")
   if method == "STATIC" then
     check.type(handler, first + 1, fname, "string")
   else
     check.callable(handler, first + 1, fname)
   end
-  check.opts(opts, first + 2, fname)
+  check.options(opts, first + 2, fname, method == "STATIC" and STATIC_OPTS
+                or method == "GET" and GET_OPTS or ROUTE_OPTS)
   return setmetatable({method = method, path = path, handler = handler,
                        opts = opts}, RouteDef)
 end
@@ -1181,7 +1235,7 @@ end
 -- get/post/put/patch/delete/head/options(path, handler [, opts]) and
 -- static(prefix, dir [, opts]) likewise.
 function M.route(method, path, handler, opts)
-  require("asyncio.check").type(method, 1, "route", "string")
+  check.type(method, 1, "route", "string")
   return route_def("route", 2, method:upper(), path, handler, opts)
 end
 function M.static(prefix, dir, opts)
@@ -1214,7 +1268,7 @@ end
 
 local function table_add(self, fname, first, method, path, handler, opts)
   if handler == nil then -- the decorator form
-    require("asyncio.check").type(path, first, fname, "string")
+    check.type(path, first, fname, "string")
     return function(h, o)
       self[#self + 1] = route_def(fname, first, method, path, h, o)
       return h
@@ -1224,7 +1278,7 @@ local function table_add(self, fname, first, method, path, handler, opts)
   return handler
 end
 function RouteTableDef:route(method, path, handler, opts)
-  require("asyncio.check").type(method, 1, "route", "string")
+  check.type(method, 1, "route", "string")
   return table_add(self, "route", 2, method:upper(), path, handler, opts)
 end
 function RouteTableDef:static(prefix, dir, opts)
@@ -1303,13 +1357,11 @@ Application.__index = function(t, k)
 end
 Application.__newindex = function(t, k, v) rawget(t, "_state")[k] = v end
 
+local APP_OPTS = check.option_set{"middlewares", "client_max_size"}
+
 --- Application([{middlewares =, client_max_size = 1048576}])
 function M.Application(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'Application' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
+  opts = check.options(opts, 1, "Application", APP_OPTS) or EMPTY
   local app = {_state = {},
     router = setmetatable({_exact = {}, _dynamic = {}, named = {}},
                           Router),
@@ -1724,6 +1776,9 @@ end
 local AppRunner = {__name = "web.AppRunner"}
 AppRunner.__index = AppRunner
 
+local RUNNER_OPTS = check.option_set{"keepalive_timeout", "header_timeout",
+  "read_timeout", "shutdown_timeout", "max_field_size"}
+
 --- AppRunner(app [, {keepalive_timeout = 75, header_timeout = 60,
 -- read_timeout = nil (each read of a body), shutdown_timeout = 60,
 -- max_field_size = 8190}])
@@ -1731,7 +1786,7 @@ function M.AppRunner(app, opts)
   if getmetatable(app) ~= Application then
     error("bad argument #1 to 'AppRunner' (web.Application expected)", 2)
   end
-  opts = opts or {}
+  opts = check.options(opts, 2, "AppRunner", RUNNER_OPTS) or EMPTY
   return setmetatable({app = app, sites = {},
     keepalive_timeout = opts.keepalive_timeout or 75,
     header_timeout = opts.header_timeout or 60,
@@ -1793,14 +1848,19 @@ end)
 local TCPSite = {__name = "web.TCPSite"}
 TCPSite.__index = TCPSite
 
+local SITE_OPTS = check.option_set{"ssl_context", "backlog", "reuse_port"}
+
 --- TCPSite(runner [, host [, port [, {ssl_context =, backlog =,
--- reuse_port =}]]])
+-- reuse_port =}]]]); the options may come in host's place.
 function M.TCPSite(runner, host, port, opts)
   if getmetatable(runner) ~= AppRunner then
     error("bad argument #1 to 'TCPSite' (web.AppRunner expected)", 2)
   end
-  if type(host) == "table" and port == nil then opts, host = host, nil end
-  opts = opts or {}
+  local n = 4
+  if type(host) == "table" and port == nil then
+    opts, host, n = host, nil, 2
+  end
+  opts = check.options(opts, n, "TCPSite", SITE_OPTS) or {}
   -- host nil: every interface, IPv6 too (its name says 0.0.0.0)
   return setmetatable({runner = runner, host = host,
     port = port or (opts.ssl_context and 8443 or 8080), opts = opts},
@@ -1822,23 +1882,26 @@ TCPSite.start = async(function(self)
                                     self.port)
 end)
 
+local RUN_APP_OPTS = check.option_set({"host", "port", "ssl_context",
+                                       "print"}, RUNNER_OPTS)
+
 --- run_app(app [, {host = nil (every interface), port = 8080,
--- ssl_context =, print = print, shutdown_timeout =}]): serves until
--- SIGINT or SIGTERM, then shuts down gracefully. app may be a coroutine
--- returning the app.
+-- ssl_context =, print = print, and AppRunner's options
+-- (shutdown_timeout = 60 ...)}]): serves until SIGINT or SIGTERM, then
+-- shuts down gracefully. app may be a coroutine returning the app.
 function M.run_app(app, opts)
   if getmetatable(app) ~= Application and not asyncio.iscoroutine(app) then
     error("bad argument #1 to 'run_app' (web.Application expected, got " ..
           type(app) .. ")", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'run_app' (table expected, got " ..
-          type(opts) .. ")", 2)
+  opts = check.options(opts, 2, "run_app", RUN_APP_OPTS) or {}
+  local runner_opts = {}
+  for k, v in pairs(opts) do
+    if RUNNER_OPTS[k] then runner_opts[k] = v end
   end
-  opts = opts or {}
   local main = async(function()
     if asyncio.iscoroutine(app) then app = await(app) end
-    local runner = M.AppRunner(app, opts)
+    local runner = M.AppRunner(app, runner_opts)
     await(runner:setup())
     local site = M.TCPSite(runner, opts.host, opts.port,
                            {ssl_context = opts.ssl_context})

@@ -61,37 +61,39 @@ local function msg(t, data, extra)
   return {type = t, data = data, extra = extra}
 end
 
-local function opt_number(v, name, fname)
+local function opt_number(v, name, fname, n)
   if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
-    error(("bad argument #1 to '%s' (field '%s': a number >= 0 expected, "
-      .. "got %s)"):format(fname, name, tostring(v)), 4)
+    error(("bad argument #%d to '%s' (field '%s': a number >= 0 expected, "
+      .. "got %s)"):format(n, fname, name, tostring(v)), 4)
   end
   return v
 end
 
---- check_opts(opts, fname): raises a bad argument for a wrong option of
--- WebSocketResponse or ws_connect (called from those, level 3).
-function M.check_opts(opts, fname)
-  opt_number(opts.heartbeat, "heartbeat", fname)
-  opt_number(opts.receive_timeout, "receive_timeout", fname)
-  opt_number(opts.max_msg_size, "max_msg_size", fname)
+--- check_opts(opts, fname, n): raises a bad argument for a wrong value of
+-- an option of WebSocketResponse or ws_connect, whose argument #n opts
+-- is (called from those, level 3). Their own option sets reject
+-- unknown names.
+function M.check_opts(opts, fname, n)
+  opt_number(opts.heartbeat, "heartbeat", fname, n)
+  opt_number(opts.receive_timeout, "receive_timeout", fname, n)
+  opt_number(opts.max_msg_size, "max_msg_size", fname, n)
   if type(opts.timeout) == "number" then
-    opt_number(opts.timeout, "timeout", fname)
+    opt_number(opts.timeout, "timeout", fname, n)
   end
   if opts.heartbeat == 0 then
-    error(("bad argument #1 to '%s' (field 'heartbeat': must be > 0)")
-      :format(fname), 3)
+    error(("bad argument #%d to '%s' (field 'heartbeat': must be > 0)")
+      :format(n, fname), 3)
   end
   local p = opts.protocols
   if p ~= nil then
     if type(p) ~= "table" then
-      error(("bad argument #1 to '%s' (field 'protocols': table expected, "
-        .. "got %s)"):format(fname, type(p)), 3)
+      error(("bad argument #%d to '%s' (field 'protocols': table expected, "
+        .. "got %s)"):format(n, fname, type(p)), 3)
     end
     for i, v in ipairs(p) do
       if type(v) ~= "string" or not v:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-        error(("bad argument #1 to '%s' (protocols[%d]: a token expected)")
-          :format(fname, i), 3)
+        error(("bad argument #%d to '%s' (protocols[%d]: a token expected)")
+          :format(n, fname, i), 3)
       end
     end
   end
@@ -504,23 +506,9 @@ function WebSocket:_await_close()
   end
 end
 
---- close([{code = 1000, message = ""}]) -> Coroutine -> true when this
--- call closed it, false when it was closed already. A receive in
--- another task returns CLOSING first. Sends the close frame, then (unless
--- the peer closed first) waits at most timeout (10) seconds for the
--- peer's: close_code is the peer's code, or 1006 with exception() the
--- TimeoutError when none came.
-WebSocket.close = async(function(self, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #1 to 'close' (table expected, got " ..
-          type(opts) .. ")", 0)
-  end
-  opts = opts or {}
-  local code = opts.code or WSCloseCode.OK
-  if math.type(code) ~= "integer" or code < 0 or code > 65535 then
-    error("bad argument #1 to 'close' (field 'code': an integer in "
-      .. "0..65535 expected)", 0)
-  end
+--- The closing handshake of ws self (see WebSocket:close), its
+-- arguments checked; timeout nil: the websocket's.
+local close = async(function(self, code, message, timeout)
   local reader = self._receiving
   if reader and not self.closed and reader ~= asyncio.current_task() then
     local done = asyncio.get_running_loop():create_future()
@@ -533,7 +521,7 @@ WebSocket.close = async(function(self, opts)
     self._hb_handle:cancel()
     self._hb_handle = nil
   end
-  local message = opts.message ~= nil and tostring(opts.message) or ""
+  message = message ~= nil and tostring(message) or ""
   local ok, err = pcall(function()
     self._sent_close = true
     self._writer:write(ws_build(OP_CLOSE, string.pack(">I2", code) ..
@@ -553,7 +541,7 @@ WebSocket.close = async(function(self, opts)
     return true
   end
   local wok, peer = pcall(function()
-    local cm <close> = asyncio.timeout(opts.timeout or self._close_timeout)
+    local cm <close> = asyncio.timeout(timeout or self._close_timeout)
     return self:_await_close()
   end)
   if wok and peer then
@@ -569,5 +557,34 @@ WebSocket.close = async(function(self, opts)
   self:_finish()
   return true
 end)
+
+local CLOSE_OPTS = {code = true, message = true, timeout = true}
+
+--- close([{code = 1000, message = "", timeout =}]) -> Coroutine -> true
+-- when this call closed it, false when it was closed already. A receive
+-- in another task returns CLOSING first. Sends the close frame, then
+-- (unless the peer closed first) waits at most timeout (the websocket's,
+-- 10 by default) seconds for the peer's: close_code is the peer's code,
+-- or 1006 with exception() the TimeoutError when none came. Bad options
+-- raise at the call.
+function WebSocket:close(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'close' (table expected, got " ..
+          type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not CLOSE_OPTS[k] then
+      error(("bad argument #1 to 'close' (unknown option '%s')")
+        :format(tostring(k)), 2)
+    end
+  end
+  local code = opts.code or WSCloseCode.OK
+  if math.type(code) ~= "integer" or code < 0 or code > 65535 then
+    error("bad argument #1 to 'close' (field 'code': an integer in "
+      .. "0..65535 expected)", 2)
+  end
+  return close(self, code, opts.message, opts.timeout)
+end
 
 return M
