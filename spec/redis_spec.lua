@@ -352,6 +352,15 @@ describe("asyncio.redis", function()
       {time = (now - 1) * 1000})))
     assert.equal(1, #await(r:xautoclaim("st", "g", "c2", 0, "0-0",
                                         {count = 1}))[2])
+    -- the options may come in place of the optional arguments before them
+    assert.is_true(await(r:xgroup_create("st3", "g", {mkstream = true})))
+    assert.equal(2, #await(r:xrange("st", {count = 2})))
+    assert.equal("3-0", await(r:xrevrange("st", "+", {count = 1}))[1][1])
+    assert.equal(1, #await(r:xautoclaim("st", "g", "c", 0, {count = 1}))[2])
+    assert.has_error(function() r:xrange("st", {cuont = 2}) end,
+                     "bad argument #2 to 'xrange' (unknown option 'cuont')")
+    assert.has_error(function() r:xautoclaim("st", "g", "c", 0, {cnt = 1}) end,
+      "bad argument #5 to 'xautoclaim' (unknown option 'cnt')")
     local p = r:pipeline{transaction = false}
     p:get("k")
     assert.same({"v", n = 1}, await(p:execute{raise_on_error = false}))

@@ -1346,17 +1346,28 @@ cmd("xack", function(name, group, ...)
   return list_args(A("XACK", name, group), ...)
 end)
 cmd("xgroup_create", function(name, group, id, o)
+  if type(id) == "table" then id, o = nil, id end -- (name, group, {...})
   local argv = A("XGROUP", "CREATE", name, group, id or "$")
   if o and o.mkstream then push(argv, "MKSTREAM") end
   return argv, ok_true
 end)
 simple("xlen", "XLEN")
+--- The optional range ends of xrange and xrevrange, and the options,
+-- which may come in place of either end.
+local function range_args(a, b, o)
+  if type(a) == "table" then return nil, nil, a end
+  if type(b) == "table" then return a, nil, b end
+  return a, b, o
+end
+
 cmd("xrange", function(name, min, max, o)
+  min, max, o = range_args(min, max, o)
   local argv = A("XRANGE", name, min or "-", max or "+")
   if o and o.count then push(argv, "COUNT", o.count) end
   return argv, stream_entries
 end)
 cmd("xrevrange", function(name, max, min, o)
+  max, min, o = range_args(max, min, o)
   local argv = A("XREVRANGE", name, max or "+", min or "-")
   if o and o.count then push(argv, "COUNT", o.count) end
   return argv, stream_entries
@@ -1389,6 +1400,7 @@ cmd("xclaim", function(name, group, consumer, min_idle_time, ids, o)
   return argv, stream_entries
 end)
 cmd("xautoclaim", function(name, group, consumer, min_idle_time, start, o)
+  if type(start) == "table" then start, o = nil, start end
   local argv = A("XAUTOCLAIM", name, group, consumer, min_idle_time,
                  start or "0-0")
   if o and o.count then push(argv, "COUNT", o.count) end
@@ -1433,14 +1445,19 @@ M._COMMANDS = COMMANDS
 
 --- The commands that take an options table (redis-py's keyword
 -- arguments): name -> {its argument number, self not counted, the set of
--- the options it takes}. Another name raises at the call, as Python's
--- TypeError for an unexpected keyword argument.
+-- the options it takes, the first argument number it may come at when
+-- optional arguments before it are left out}. Another name raises at
+-- the call, as Python's TypeError for an unexpected keyword argument.
 local CMD_OPTS
 do
   local expiry = {"ex", "px", "exat", "pxat"}
   local scan = {"match", "count"}
   local function opts(i, names, ...)
-    return {i, check.option_set(names, ...)}
+    return {i, check.option_set(names, ...), i}
+  end
+  -- for a command whose options may follow fewer arguments
+  local function opts_from(first, i, names)
+    return {i, check.option_set(names), first}
   end
   CMD_OPTS = {
     set = opts(3, {"nx", "xx", "keepttl", "get"}, check.option_set(expiry)),
@@ -1460,10 +1477,11 @@ do
     xtrim = opts(2, {"maxlen", "minid", "approximate", "limit"}),
     xread = opts(2, {"count", "block"}),
     xreadgroup = opts(4, {"count", "block", "noack"}),
-    xgroup_create = opts(4, {"mkstream"}),
-    xrange = opts(4, {"count"}), xrevrange = opts(4, {"count"}),
+    xgroup_create = opts_from(3, 4, {"mkstream"}),
+    xrange = opts_from(2, 4, {"count"}),
+    xrevrange = opts_from(2, 4, {"count"}),
     xclaim = opts(6, {"idle", "time", "retrycount", "force", "justid"}),
-    xautoclaim = opts(6, {"count"}),
+    xautoclaim = opts_from(5, 6, {"count"}),
   }
   for _, name in ipairs{"expire", "pexpire", "expireat", "pexpireat"} do
     CMD_OPTS[name] = opts(3, {"nx", "xx", "gt", "lt"})
@@ -1475,10 +1493,22 @@ end
 local function checking(name, method)
   local copts = CMD_OPTS[name]
   if not copts then return method end
-  local i, set = copts[1], copts[2]
+  local i, set, first = copts[1], copts[2], copts[3]
+  if first == i then
+    return function(self, ...)
+      local o = select(i, ...)
+      if o ~= nil then check.options(o, i + 1, name, set) end
+      return method(self, ...)
+    end
+  end
   return function(self, ...)
-    local o = select(i, ...)
-    if o ~= nil then check.options(o, i + 1, name, set) end
+    for k = first, i do
+      local o = select(k, ...)
+      if type(o) == "table" then
+        check.options(o, k + 1, name, set)
+        break
+      end
+    end
     return method(self, ...)
   end
 end
