@@ -64,8 +64,8 @@ describe("asyncio.workqueue arguments", function()
     await(r:close())
   end))
 
-  it("enqueue rejects unknown options and bad values and writes nothing",
-     aspec.async(function()
+  it("enqueue rejects unknown options and bad values when it is called, "
+     .. "and writes nothing", aspec.async(function()
     local r = await(servers.client(9))
     local q = wq.Queue("b", {redis = r})
     for _, case in ipairs{
@@ -84,12 +84,12 @@ describe("asyncio.workqueue arguments", function()
                                        .. "number expected, got string)"},
     } do
       assert_msg("bad argument #3 to 'enqueue' " .. case[2],
-                 err_of(await, q:enqueue("f", {}, case[1])))
+                 err_of(q.enqueue, q, "f", {}, case[1]))
     end
     assert_msg("bad argument #3 to 'enqueue' (table expected, got number)",
-               err_of(await, q:enqueue("f", {}, 30)))
+               err_of(q.enqueue, q, "f", {}, 30))
     assert_msg("bad argument #1 to 'enqueue' (string expected, got "
-               .. "function)", err_of(await, q:enqueue(print, {})))
+               .. "function)", err_of(q.enqueue, q, print, {}))
     assert.equal(0, await(r:dbsize()))
     -- the job_id of the refused enqueue is free: a good one runs
     local w = wq.Worker(q, {functions = {f = function() return "ran" end}})
@@ -108,8 +108,8 @@ describe("asyncio.workqueue arguments", function()
     local q = wq.Queue("c", {redis = r})
     local job = await(q:enqueue("nobody_runs_this", {}))
     -- no worker: a misspelt timeout would wait forever
-    local function result_err(o)
-      return err_of(await, asyncio.wait_for(job:result(o), 5))
+    local function result_err(o) -- raised by the call, before any wait
+      return err_of(job.result, job, o)
     end
     assert_msg("bad argument #1 to 'result' (unknown option 'timout')",
                result_err{timout = 0.01})

@@ -470,21 +470,25 @@ local ENQUEUE_OPTS = {retries = "count", timeout = "seconds",
                       job_id = "string", delay = "seconds",
                       retry_delay = "seconds"}
 
---- await(q:enqueue(fn_name, args [, {retries =, timeout =, job_id =,
--- delay =, retry_delay =}])) -> Job. With a job_id already queued, the
--- job is not enqueued twice (the Job of that id is returned).
-Queue.enqueue = async(function(self, fn, args, o)
-  if type(fn) ~= "string" then
-    error("bad argument #1 to 'enqueue' (string expected, got "
-          .. type(fn) .. ")", 0)
-  end
-  o = check_opts(o, ENQUEUE_OPTS, 3, "enqueue", 0)
+local enqueue = async(function(self, fn, args, o)
   local id = o.job_id or new_id()
   await(self.scripts.enqueue({}, {self.prefix, id, fn, M.encode(args),
     o.retries or self.retries, o.timeout or 0, o.delay or 0,
     o.retry_delay or self.retry_delay, self.result_ttl}))
   return job_of(self, id, {fn = fn})
 end)
+
+--- await(q:enqueue(fn_name, args [, {retries =, timeout =, job_id =,
+-- delay =, retry_delay =}])) -> Job. With a job_id already queued, the
+-- job is not enqueued twice (the Job of that id is returned). The
+-- arguments are checked when the call is made.
+function Queue:enqueue(fn, args, o)
+  if type(fn) ~= "string" then
+    error("bad argument #1 to 'enqueue' (string expected, got "
+          .. type(fn) .. ")", 2)
+  end
+  return enqueue(self, fn, args, check_opts(o, ENQUEUE_OPTS, 3, "enqueue", 2))
+end
 
 --- await(q:job(id)) -> the Job of an id (nil if Redis has no such job).
 Queue.job = async(function(self, id)
@@ -589,12 +593,7 @@ local function job_error(cls, msg, tb)
   return e
 end
 
---- await(job:result{timeout =}) -> the values the function returned.
--- Waits (as long as it takes without a timeout) while the job is not
--- done or dead; raises the job's error if it is dead, asyncio's
--- TimeoutError when the timeout passes first.
-Job.result = async(function(self, o)
-  o = check_opts(o, {timeout = "timeout"}, 1, "result", 0)
+local result = async(function(self, o)
   local q = self.queue
   local r = q.redis
   local loop = asyncio.get_running_loop()
@@ -624,6 +623,15 @@ Job.result = async(function(self, o)
     await(r:blmove(nk, nk, math.max(wait, 0.01), "RIGHT", "LEFT"))
   end
 end)
+
+--- await(job:result{timeout =}) -> the values the function returned.
+-- Waits (as long as it takes without a timeout) while the job is not
+-- done or dead; raises the job's error if it is dead, asyncio's
+-- TimeoutError when the timeout passes first. The options are checked
+-- when the call is made.
+function Job:result(o)
+  return result(self, check_opts(o, {timeout = "timeout"}, 1, "result", 2))
+end
 
 function Job:__tostring()
   return ("<Job %s %s>"):format(self.id, tostring(self.fn))
