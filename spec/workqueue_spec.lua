@@ -123,6 +123,10 @@ describe("asyncio.workqueue", function()
     local s = await(q:enqueue("slow", {}, {timeout = 0.05}))
     e = select(2, pcall(await, s:result{timeout = 5}))
     assert.is_true(asyncio.iserror(e, asyncio.TimeoutError), tostring(e))
+    assert.equal("job exceeded its timeout of 0.05 s", e.message)
+    dl = await(q:dead_letters())
+    assert.same({s.id, "job exceeded its timeout of 0.05 s"},
+                {dl[1].id, dl[1].error})
     -- result{timeout} of a job nobody runs raises TimeoutError
     local never = await(q:enqueue("add", {x = 1, y = 1}, {delay = 60}))
     assert.equal("deferred", await(never:status()))

@@ -726,6 +726,7 @@ local run_job = async(function(self, j)
     end
     return e
   end
+  local started = asyncio.get_running_loop():time()
   local res = pack(xpcall(function()
     local fn = self.functions[fname]
     if fn == nil then
@@ -746,6 +747,12 @@ local run_job = async(function(self, j)
     return await(call())
   end, note))
   local e = res[2]
+  if not res[1] and timeout > 0 and iserror(e, asyncio.TimeoutError)
+     and e.message == "" and
+     asyncio.get_running_loop():time() - started >= timeout then
+    -- wait_for's own TimeoutError has no message: the dead letter says why
+    e.message = ("job exceeded its timeout of %g s"):format(timeout)
+  end
   if not res[1] and iserror(e) and not iserror(e, asyncio.Exception)
      and not (iserror(e, asyncio.CancelledError)
               and asyncio.current_task():cancelling() == 0) then
