@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -61,8 +62,10 @@ static void on_signal(uv_signal_t *h, int signum) {
 static struct sigaction uv_sigint;    /* libuv's handler, chained */
 static aio_loop *volatile stuck_loop; /* the loop whose watch it is */
 static pthread_t stuck_thread;        /* the thread it runs in */
-static volatile sig_atomic_t unread;  /* SIGINTs the loop has not read */
-static volatile sig_atomic_t armed;   /* a hook waits to raise */
+/* Lock-free atomics, so that the handler's increment and the loop's
+ * decrement of the same counter, on the same thread, never lose one. */
+static atomic_int unread;             /* SIGINTs the loop has not read */
+static atomic_int armed;              /* a hook waits to raise */
 static int answered; /* unread SIGINTs the raised KeyboardInterrupt
                         answered: the loop drops them when it reads them */
 
@@ -70,10 +73,9 @@ static int answered; /* unread SIGINTs the raised KeyboardInterrupt
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  if (!armed)
+  if (!atomic_exchange(&armed, 0))
     return; /* another thread raised it */
-  armed = 0;
-  answered = unread;
+  answered = atomic_load(&unread);
   aio_pusherror(L, AIO_E_KEYBOARD_INTERRUPT, 0);
   lua_error(L);
 }
@@ -94,8 +96,9 @@ static void on_sigint_signal(int signum) {
   }
   if (uv_sigint.sa_handler != SIG_DFL && uv_sigint.sa_handler != SIG_IGN)
     uv_sigint.sa_handler(signum);
-  if (loop != NULL && ++unread >= 2) { /* the loop did not poll since */
-    armed = 1;
+  if (loop != NULL && atomic_fetch_add(&unread, 1) + 1 >= 2) {
+    /* the loop did not poll since the last one */
+    atomic_store(&armed, 1);
     arm(loop->L);
     arm(loop->Lrun);
     if (loop->current != NULL)
@@ -119,7 +122,8 @@ static void chain_sigint(aio_loop *loop) {
     if (sigaction(SIGINT, &sa, NULL) != 0)
       return;
   }
-  unread = answered = 0;
+  atomic_store(&unread, 0);
+  answered = 0;
   stuck_thread = pthread_self();
   stuck_loop = loop;
 }
@@ -135,9 +139,10 @@ static void drop_sigint_watch(aio_loop *loop) {
 
 static void on_sigint(uv_signal_t *h, int signum) {
   aio_loop *loop = h->data;
+  int n = atomic_load(&unread);
   (void)signum;
-  if (unread > 0)
-    unread--;
+  while (n > 0 && !atomic_compare_exchange_weak(&unread, &n, n - 1))
+    ;
   if (answered > 0)
     answered--;
   else
