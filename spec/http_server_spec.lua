@@ -539,10 +539,15 @@ asyncio.run(main())
 
   it("checks its arguments", function()
     local app = web.Application()
+    -- each method names itself and counts its own arguments
     assert.has_error(function() app.router:add_get("x", function() end) end,
+      "bad argument #1 to 'add_get' (path starting with / expected)")
+    assert.has_error(function() app.router:add_post("/", 3) end,
+      "bad argument #2 to 'add_post' (function expected, got number)")
+    assert.has_error(function() app.router:add_route("GET", "x", print) end,
       "bad argument #2 to 'add_route' (path starting with / expected)")
-    assert.has_error(function() app.router:add_get("/", 3) end,
-      "bad argument #3 to 'add_route' (function expected, got number)")
+    assert.has_error(function() app.router:add_route(1, "/", print) end,
+      "bad argument #1 to 'add_route' (string expected)")
     assert.has_error(function() web.Response{status = "x"} end)
     assert.has_error(function() web.AppRunner({}) end,
       "bad argument #1 to 'AppRunner' (web.Application expected)")

@@ -114,8 +114,31 @@ void aio_newclass(lua_State *L, const char *name, aio_kind kind,
   lua_pop(L, 1);
 }
 
+/* _unknown_option(opts, set) -> the first key of the table opts that is
+ * not a key of the table set, or nothing: the loop of
+ * asyncio.check.options, in C because some functions that take options
+ * run once per request (a web.Response, a Redis command). */
+static int l_unknown_option(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 2) == LUA_TNIL) {
+      lua_pop(L, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 LUAMOD_API int luaopen_asyncio_core(lua_State *L) {
   lua_newtable(L);
+  lua_pushcfunction(L, l_unknown_option);
+  lua_setfield(L, -2, "_unknown_option");
   aio_open_errors(L);
   aio_open_loop(L);
   aio_open_handle(L);

@@ -1783,19 +1783,22 @@ static int l_loop_create_future(lua_State *L) {
   return 1;
 }
 
-/* The options of create_task, which a task factory gets as they are:
- * Python 3.13's create_task takes no other keyword (its `context` has no
- * counterpart here). */
+/* The options create_task takes when it makes the Task itself (Python's
+ * `context` has no counterpart here). */
 static const char *const create_task_options[] = {"name", NULL};
 
-/* The index of create_task's options at idx (0 when none): a table whose
- * keys are create_task_options, else a "bad argument" error. A hot path:
- * without options it only looks at the type. */
-static int check_create_task_options(lua_State *L, int idx) {
+/* The index of create_task's options at idx (0 when none): a table, else
+ * a "bad argument" error. Without a task factory its keys must be
+ * create_task_options; a factory gets the table as it is and decides, as
+ * Python 3.13's create_task passes its keyword arguments on to the
+ * factory. A hot path: without options it only looks at the type. */
+static int check_create_task_options(lua_State *L, int idx,
+                                     aio_loop *loop) {
   if (lua_isnoneornil(L, idx))
     return 0;
   luaL_checktype(L, idx, LUA_TTABLE);
-  aio_check_options(L, idx, create_task_options);
+  if (!loop->task_factory || loop->closed)
+    aio_check_options(L, idx, create_task_options);
   return idx;
 }
 
@@ -1803,7 +1806,7 @@ static int check_create_task_options(lua_State *L, int idx) {
 static int l_loop_create_task(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   luaL_checkany(L, 2);
-  aio_create_task(L, loop, 2, check_create_task_options(L, 3));
+  aio_create_task(L, loop, 2, check_create_task_options(L, 3, loop));
   return 1;
 }
 
@@ -1813,7 +1816,7 @@ static int l_create_task(lua_State *L) {
   if (loop == NULL)
     return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
   luaL_checkany(L, 1);
-  aio_create_task(L, loop, 1, check_create_task_options(L, 2));
+  aio_create_task(L, loop, 1, check_create_task_options(L, 2, loop));
   return 1;
 }
 

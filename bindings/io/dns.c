@@ -1,8 +1,9 @@
 /*
  * dns.c - addresses: asyncio.getaddrinfo / loop:getaddrinfo and
- * asyncio.getnameinfo / loop:getnameinfo on libuv's thread pool, the socket constants (asyncio.AF_INET, ...), and the
- * conversions between numeric hosts, sockaddrs and {host, port} tables
- * that the other I/O files share.
+ * asyncio.getnameinfo / loop:getnameinfo on libuv's thread pool, the
+ * socket constants (asyncio.AF_INET, ...), and the conversions between
+ * numeric hosts, sockaddrs and {host, port} tables that the other I/O
+ * files share.
  *
  * A lookup is an I/O object without a handle (aio_io with handle NULL) in
  * the loop's list, so that closing the loop cancels it. Whoever finishes

@@ -8,6 +8,8 @@
 
 local M = {}
 
+local unknown_option = require("asyncio.core")._unknown_option
+
 local getinfo, type, getmetatable, error, rawget, pairs, ipairs, select =
   debug.getinfo, type, getmetatable, error, rawget, pairs, ipairs, select
 
@@ -72,10 +74,9 @@ end
 function M.options(v, n, fname, known)
   if v == nil then return v end
   if type(v) ~= "table" then M.argerror(n, fname, expected(v, "table"), 2) end
-  for k in pairs(v) do
-    if known[k] == nil then
-      M.argerror(n, fname, ("unknown option '%s'"):format(tostring(k)), 2)
-    end
+  local k = unknown_option(v, known)
+  if k ~= nil then
+    M.argerror(n, fname, ("unknown option '%s'"):format(tostring(k)), 2)
   end
   return v
 end

@@ -1488,19 +1488,21 @@ do
   end
 end
 
---- method, or for a command taking options (CMD_OPTS), a method that
--- checks them first.
-local function checking(name, method)
+--- The argument number (self not counted) and option set of command
+-- `name` when its options come at one place, else nil: its method checks
+-- them itself (no frame more per call).
+local function fixed_opts(name)
   local copts = CMD_OPTS[name]
-  if not copts then return method end
+  if copts and copts[3] == copts[1] then return copts[1], copts[2] end
+  return nil
+end
+
+--- method, or for a command whose options may come at several places
+-- (CMD_OPTS), a method that checks them first.
+local function shifted_check(name, method)
+  local copts = CMD_OPTS[name]
+  if not copts or copts[3] == copts[1] then return method end
   local i, set, first = copts[1], copts[2], copts[3]
-  if first == i then
-    return function(self, ...)
-      local o = select(i, ...)
-      if o ~= nil then check.options(o, i + 1, name, set) end
-      return method(self, ...)
-    end
-  end
   return function(self, ...)
     for k = first, i do
       local o = select(k, ...)
@@ -1535,7 +1537,12 @@ for name, build in pairs(COMMANDS) do
     end)
     Redis[name] = conv_unpack
   else
-    Redis[name] = checking(name, function(self, ...)
+    local oi, oset = fixed_opts(name)
+    Redis[name] = shifted_check(name, function(self, ...)
+      if oi then
+        local o = select(oi, ...)
+        if o ~= nil then check.options(o, oi + 1, name, oset) end
+      end
       local ok, argv, conv, blocking = pcall(build, ...)
       if not ok then return raise_later(argv) end
       if blocking then return run_blocking(self, argv, conv) end
@@ -1644,7 +1651,12 @@ local run_on = async(function(p, argv, conv)
 end)
 
 for name, build in pairs(COMMANDS) do
-  Pipeline[name] = checking(name, function(self, ...)
+  local oi, oset = fixed_opts(name)
+  Pipeline[name] = shifted_check(name, function(self, ...)
+    if oi then
+      local o = select(oi, ...)
+      if o ~= nil then check.options(o, oi + 1, name, oset) end
+    end
     local argv, conv = build(...)
     if self.watching and not self.explicit_multi then
       return run_on(self, argv, conv)
@@ -2231,7 +2243,8 @@ local RUN_OPTS = check.option_set{"poll_timeout", "exception_handler"}
 function PubSub:run(o)
   check.options(o, 2, "run", RUN_OPTS)
   o = o or {}
-  return run_handlers(self, o.poll_timeout or 1, o.exception_handler)
+  local run = run_handlers -- its Coroutine objects take the caller's name
+  return run(self, o.poll_timeout or 1, o.exception_handler)
 end
 
 --- Closes the connection and forgets the subscriptions: the PubSub may

@@ -749,7 +749,8 @@ local run_job = async(function(self, j)
   local e = res[2]
   if not res[1] and timeout > 0 and iserror(e, asyncio.TimeoutError)
      and e.message == "" and
-     asyncio.get_running_loop():time() - started >= timeout then
+     asyncio.get_running_loop():time() >= started + timeout then
+    -- (the sum wait_for's deadline is: a difference may round below)
     -- wait_for's own TimeoutError has no message: the dead letter says why
     e.message = ("job exceeded its timeout of %g s"):format(timeout)
   end

@@ -740,7 +740,8 @@ function ClientResponse:json(opts)
   check.options(opts, 2, "json", JSON_OPTS)
   local want = opts and opts.content_type
   if want == nil then want = "application/json" end
-  return json_body(self, want)
+  local json = json_body -- its Coroutine objects take the caller's name
+  return json(self, want)
 end
 
 --- get_encoding() -> the charset of Content-Type, else "utf-8" (no
@@ -829,10 +830,11 @@ local function params_error(params, fname, argn)
 end
 
 --- The number Lua's errors give argument #n (self counted) of the public
--- function that calls this: one less when it was called as a method
--- (s:get(url)), as luaL_argerror counts.
-local function argn(n)
-  local ar = debug.getinfo(2, "n")
+-- function `level` frames above the caller of this (1: the caller):
+-- one less when it was called as a method (s:get(url)), as
+-- luaL_argerror counts. It reads debug information: for errors only.
+local function argn(n, level)
+  local ar = debug.getinfo((level or 1) + 1, "n")
   if ar and ar.namewhat == "method" then return n - 1 end
   return n
 end
@@ -1558,17 +1560,24 @@ end)
 
 --- The message of the first bad argument of a request made by fname
 -- (url its argument #argn, opts #argn + 1), or nil.
-local function request_args_error(url, opts, fname, argn)
-  if type(url) ~= "string" and not (type(url) == "table" and url.host) then
+local function request_args_error(url, opts, fname, n)
+  local good_url = type(url) == "string" or
+    (type(url) == "table" and url.host ~= nil)
+  if good_url and (opts == nil or type(opts) == "table" and
+                   opts_error(opts, REQUEST_OPTS, fname, 0) == nil) then
+    return nil -- the common case, without debug information
+  end
+  local k = argn(n, 2)
+  if not good_url then
     return ("bad argument #%d to '%s' (string expected, got %s)")
-      :format(argn, fname, type(url))
+      :format(k, fname, type(url))
   end
   if opts == nil then return nil end
   if type(opts) ~= "table" then
     return ("bad argument #%d to '%s' (table expected, got %s)")
-      :format(argn + 1, fname, type(opts))
+      :format(k + 1, fname, type(opts))
   end
-  return opts_error(opts, REQUEST_OPTS, fname, argn + 1)
+  return opts_error(opts, REQUEST_OPTS, fname, k + 1)
 end
 
 --- Raises unless self is a session (s.get(url) instead of s:get(url)).
@@ -1581,12 +1590,11 @@ end
 
 function ClientSession.request(self, method, url, opts)
   check_session(self, "request")
-  local n = argn(2)
   if type(method) ~= "string" then
     error(("bad argument #%d to 'request' (string expected, got %s)")
-      :format(n, type(method)), 2)
+      :format(argn(2), type(method)), 2)
   end
-  local msg = request_args_error(url, opts, "request", n + 1)
+  local msg = request_args_error(url, opts, "request", 3)
   if msg then error(msg, 2) end
   if self.closed then error(asyncio.RuntimeError("Session is closed"), 2) end
   return do_request(self, method, url, opts)
@@ -1602,7 +1610,7 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   local is_head = m == "head"
   ClientSession[m] = function(self, url, opts)
     check_session(self, m)
-    local msg = request_args_error(url, opts, m, argn(2))
+    local msg = request_args_error(url, opts, m, 2)
     if msg then error(msg, 2) end
     if self.closed then
       error(asyncio.RuntimeError("Session is closed"), 2)

@@ -33,6 +33,7 @@ local CIMultiDict_mt = headers_mod.class
 local rawlen = rawlen
 local is_cancel = http._is_cancel
 local ConnectionResetError = asyncio.ConnectionResetError
+local unknown_option = require("asyncio.core")._unknown_option
 
 local M = {}
 local EMPTY = {} -- read-only by contract
@@ -43,11 +44,10 @@ local EMPTY = {} -- read-only by contract
 -- this. For the checks made below the public function (check.options
 -- serves those it makes itself).
 local function check_known(opts, known, n, fname, level)
-  for k in pairs(opts) do
-    if known[k] == nil then
-      error(("bad argument #%d to '%s' (unknown option '%s')")
-        :format(n, fname, tostring(k)), level + 1)
-    end
+  local k = unknown_option(opts, known)
+  if k ~= nil then
+    error(("bad argument #%d to '%s' (unknown option '%s')")
+      :format(n, fname, tostring(k)), level + 1)
   end
 end
 
@@ -1088,17 +1088,14 @@ end
 --- Adds the route of method, path and handler, named name (or nil),
 -- to the router; bad arguments raise as add_route's, at the line that
 -- called the public function calling this.
-local function route_add(self, method, path, handler, name)
-  if type(method) ~= "string" then
-    error("bad argument #1 to 'add_route' (string expected)", 3)
-  end
+local function route_add(self, method, path, handler, name, fname, n)
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
-    error("bad argument #2 to 'add_route' (path starting with / expected)",
-          3)
+    error(("bad argument #%d to '%s' (path starting with / expected)")
+          :format(n, fname), 3)
   end
   if type(handler) ~= "function" and type(handler) ~= "table" then
-    error("bad argument #3 to 'add_route' (function expected, got " ..
-          type(handler) .. ")", 3)
+    error(("bad argument #%d to '%s' (function expected, got %s)")
+          :format(n + 1, fname, type(handler)), 3)
   end
   method = method:upper()
   local route = {method = method, path = path, handler = handler,
@@ -1123,8 +1120,11 @@ local GET_OPTS = check.option_set({"allow_head"}, ROUTE_OPTS)
 --- add_route(method, path, handler [, {name =}]) -> the route
 function Router:add_route(method, path, handler, opts)
   check.options(opts, 5, "add_route", ROUTE_OPTS)
-  local route = route_add(self, method, path, handler, opts and opts.name)
-  return route
+  if type(method) ~= "string" then
+    error("bad argument #1 to 'add_route' (string expected)", 2)
+  end
+  return route_add(self, method, path, handler, opts and opts.name,
+                   "add_route", 2)
 end
 
 --- add_get/add_post/.../add_options(path, handler [, {name =}]) -> the
@@ -1134,9 +1134,10 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   local known = m == "get" and GET_OPTS or ROUTE_OPTS
   Router["add_" .. m] = function(self, path, handler, opts)
     check.options(opts, 4, "add_" .. m, known)
-    local r = route_add(self, m:upper(), path, handler, opts and opts.name)
+    local r = route_add(self, m:upper(), path, handler, opts and opts.name,
+                        "add_" .. m, 1)
     if m == "get" and not (opts and opts.allow_head == false) then
-      route_add(self, "HEAD", path, handler)
+      route_add(self, "HEAD", path, handler, nil, "add_get", 1)
     end
     return r
   end
