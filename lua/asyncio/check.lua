@@ -70,13 +70,18 @@ end
 --- An optional options table whose keys are all names in the set
 -- `known` (name -> true): Python raises TypeError for an unexpected
 -- keyword argument, so a misspelt option is not ignored. Raises "bad
--- argument #n to 'fname' (unknown option 'x')".
-function M.options(v, n, fname, known)
+-- argument #n to 'fname' (unknown option 'x')". `level` counts the
+-- frames from the caller of this to the public function (1, the default:
+-- the public function calls it).
+function M.options(v, n, fname, known, level)
+  level = (level or 1) + 1
   if v == nil then return v end
-  if type(v) ~= "table" then M.argerror(n, fname, expected(v, "table"), 2) end
+  if type(v) ~= "table" then
+    M.argerror(n, fname, expected(v, "table"), level)
+  end
   local k = unknown_option(v, known)
   if k ~= nil then
-    M.argerror(n, fname, ("unknown option '%s'"):format(tostring(k)), 2)
+    M.argerror(n, fname, ("unknown option '%s'"):format(tostring(k)), level)
   end
   return v
 end

@@ -1609,19 +1609,24 @@ end
 local Pipeline = {}
 Pipeline.__index = Pipeline
 
-local PIPELINE_OPTS = check.option_set{"transaction"}
+--- The flag of a method whose one keyword argument, `key`, comes as
+-- itself or as {key = v} (no other option), argument #1 of method
+-- `fname`: true unless false.
+local function flag_arg(o, fname, key)
+  if type(o) == "table" then
+    check.options(o, 2, fname, {[key] = true}, 2)
+    o = o[key]
+  end
+  return o ~= false
+end
 
 --- r:pipeline([transaction]) or r:pipeline{transaction =} (default
 -- true) -> a Pipeline: named calls queue commands (and return the
 -- pipeline), await(p:execute()) sends them in one write and returns the
 -- list of replies (field n: their count); #p is the number queued.
 function Redis:pipeline(o)
-  local transaction = o
-  if type(o) == "table" then
-    check.options(o, 2, "pipeline", PIPELINE_OPTS)
-    transaction = o.transaction
-  end
-  return setmetatable({client = self, transaction = transaction ~= false,
+  local transaction = flag_arg(o, "pipeline", "transaction")
+  return setmetatable({client = self, transaction = transaction,
                        cmds = {}, convs = {}, scripts = {},
                        watching = false, explicit_multi = false}, Pipeline)
 end
@@ -1851,20 +1856,13 @@ local execute = async(function(self, raise)
   return res
 end)
 
-local EXECUTE_OPTS = check.option_set{"raise_on_error"}
-
 --- await(p:execute([raise_on_error])) or p:execute{raise_on_error =}
 -- (default true) -> the list of replies. An error reply raises (the
 -- first one, naming its command) or, with raise_on_error false, stands
 -- in the list. A transaction whose WATCHed keys changed raises
 -- redis.WatchError. The pipeline is empty afterwards.
 function Pipeline:execute(o)
-  local raise = o
-  if type(o) == "table" then
-    check.options(o, 2, "execute", EXECUTE_OPTS)
-    raise = o.raise_on_error
-  end
-  return execute(self, raise ~= false)
+  return execute(self, flag_arg(o, "execute", "raise_on_error"))
 end
 
 ---------------------------------------------------------------------------
