@@ -1100,6 +1100,16 @@ describe("streams", function()
       assert.is_nil(io.open(path), "the socket file was made")
       unknown(2, "open_unix_connection", "local_addr",
               asyncio.open_unix_connection(path, {local_addr = {"x", 1}}))
+      -- a bad limit names its function too
+      for fname, aw in pairs{
+        open_connection = asyncio.open_connection("127.0.0.1", port,
+                                                  {limit = 0}),
+        start_server = asyncio.start_server(function() end, "127.0.0.1", 0,
+                                            {limit = 1.5}),
+      } do
+        assert.equal(("bad option 'limit' to '%s' (positive integer "
+                      .. "expected)"):format(fname), h.await_error(aw))
+      end
       -- nothing connected
       await(asyncio.sleep(0.01))
       assert.equal(0, accepted)

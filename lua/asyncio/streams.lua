@@ -49,20 +49,22 @@ local create_connection, create_unix_connection =
 local create_server, create_unix_server =
   transports._create_server, transports._create_unix_server
 
-local function limit_of(opts)
+--- The limit option of the function fname (the default without one).
+local function limit_of(opts, fname)
   local limit = opts and opts.limit
   if limit == nil then return DEFAULT_LIMIT end
   if math.type(limit) ~= "integer" or limit <= 0 then
-    error("bad option 'limit' (positive integer expected)", 3)
+    error(("bad option 'limit' to '%s' (positive integer expected)")
+          :format(fname), 0)
   end
   return limit
 end
 
 --- Connects with the stream protocol through connect(loop, factory):
--- returns reader, writer.
-local function open_with(connect, opts)
+-- returns reader, writer; fname names the function for errors.
+local function open_with(connect, opts, fname)
   local loop = core.get_running_loop()
-  local reader = StreamReader{limit = limit_of(opts)}
+  local reader = StreamReader{limit = limit_of(opts, fname)}
   local protocol = StreamReaderProtocol(reader)
   local transport = await(connect(loop, function() return protocol end))
   return reader, StreamWriter(transport, protocol, reader, loop)
@@ -79,7 +81,7 @@ M.open_connection = async(function(host, port, opts)
   check.options(opts, 3, "open_connection", CONNECTION_OPTIONS)
   return open_with(function(loop, factory)
     return create_connection(loop, factory, host, port, opts)
-  end, opts)
+  end, opts, "open_connection")
 end)
 
 --- start_server(client_cb, host, port [, {limit =, and
@@ -99,7 +101,8 @@ M.start_server = async(function(client_cb, host, port, opts)
   check.options(opts, 4, "start_server", SERVER_OPTIONS)
   local loop = core.get_running_loop()
   return await(create_server(loop,
-    core._stream_factory(limit_of(opts), client_cb), host, port, opts))
+    core._stream_factory(limit_of(opts, "start_server"), client_cb), host,
+    port, opts))
 end)
 
 --- open_unix_connection(path [, {limit =, ssl =, server_hostname =,
@@ -109,7 +112,7 @@ M.open_unix_connection = async(function(path, opts)
   check.options(opts, 2, "open_unix_connection", UNIX_CONNECTION_OPTIONS)
   return open_with(function(loop, factory)
     return create_unix_connection(loop, factory, path, opts)
-  end, opts)
+  end, opts, "open_unix_connection")
 end)
 
 --- start_unix_server(client_cb, path [, {limit =, backlog =,
@@ -122,7 +125,8 @@ M.start_unix_server = async(function(client_cb, path, opts)
   check.options(opts, 3, "start_unix_server", UNIX_SERVER_OPTIONS)
   local loop = core.get_running_loop()
   return await(create_unix_server(loop,
-    core._stream_factory(limit_of(opts), client_cb), path, opts))
+    core._stream_factory(limit_of(opts, "start_unix_server"), client_cb),
+    path, opts))
 end)
 
 --- writer:start_tls(sslcontext [, {server_hostname =,
