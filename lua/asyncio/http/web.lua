@@ -249,7 +249,9 @@ local function new_response(cls, opts, fname, n, known)
     error(("bad argument #%d to '%s' (table expected, got %s)")
           :format(n, fname, type(opts)), 3)
   end
-  check_known(opts, known, n, fname, 3)
+  if opts ~= EMPTY and unknown_option(opts, known) ~= nil then
+    check_known(opts, known, n, fname, 3) -- raises
+  end
   local status = opts.status or 200
   if math.type(status) ~= "integer" or status < 100 or status > 999 then
     error("bad option 'status' (integer 100-999 expected)", 3)
