@@ -1,6 +1,7 @@
 -- thread_semaphore.lua: nine threads take turns printing, at most three
 -- at a time: each holds the semaphore for two seconds while it prints.
--- After fifteen seconds the main thread prints its own count.
+-- After fifteen seconds (and the threads' last turns) the main thread
+-- prints its own count.
 -- Tutorial: seeds/001_06256a0f1b3d8a40.txt, "使用Semaphore" (using a
 -- Semaphore); no asyncio in it.
 -- Python -> Lua: threading.Semaphore(3) -> threading.Semaphore(3) of
@@ -9,9 +10,9 @@
 -- are executor workers (asyncio.ThreadPoolExecutor(9)), each given its
 -- number; time.sleep -> lib/blocking.lua; print -> io.write of the whole
 -- line, flushed (print writes a line in pieces, which the other threads'
--- lines could split: Python's do). Python's threads print forever; here, once
--- the main thread has printed, they stop at their next turn (the Event
--- `stop`), and the program ends when they have. Takes 16 s
+-- lines could split: Python's do). Python's threads print forever; here,
+-- after fifteen seconds they stop at their next turn (the Event `stop`),
+-- and once they have, the main thread prints its count last. Takes 16 s
 -- (LUAIO_EXAMPLE_FAST=1: a tutorial second lasts 50 ms).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local blocking = require "lib.blocking"
@@ -39,6 +40,8 @@ for i = 0, 8 do
 end
 
 blocking.sleep(15)
-print("*******", num)
+-- the threads stop first, so that no turn prints after the main line (a
+-- thread could take its turn between this print and stop:set())
 stop:set()
 threads:shutdown()
+print("*******", num)
