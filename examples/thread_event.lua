@@ -31,6 +31,9 @@ local t = threads:submit(fun, event)
 
 for _ = 1, 5 do
   blocking.sleep(1)
+  -- a set made before the thread cleared the last one would be lost and
+  -- leave it waiting forever: on a very slow machine, wait for the clear
+  while event:is_set() do blocking.sleep(0.01) end
   event:set()
 end
 
