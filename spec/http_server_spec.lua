@@ -290,6 +290,37 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("request:json() and resp:json() give JSON's numbers without a "
+     .. "fraction as integers, as Python's int (lua-cjson reads floats)",
+     aspec.async(function()
+    local function types(v)
+      return {math.type(v.n), math.type(v.f), math.type(v.list[1]),
+              math.type(v.list[2].deep), math.type(v.e), math.type(v.huge)}
+    end
+    local WANT = {"integer", "float", "integer", "integer", "integer",
+                  "float"}
+    local app = web.Application()
+    app.router:add_put("/types", async(function(request)
+      local v = await(request:json())
+      return web.Response{text = table.concat(types(v), " ")}
+    end))
+    app.router:add_get("/doc", async(function()
+      return web.Response{text = '{"n": 7, "f": 2.5, "list": [1, '
+        .. '{"deep": -3}], "e": 4e2, "huge": 1e300}',
+        content_type = "application/json"}
+    end))
+    local runner, base = start(app)
+    local s <close> = http.ClientSession{base_url = base}
+    local r = await(s:put("/types", {data = '{"n": 7, "f": 2.5, '
+      .. '"list": [1, {"deep": -3}], "e": 4e2, "huge": 1e300}'}))
+    assert.equal(table.concat(WANT, " "), await(r:text()))
+    local v = await(await(s:get("/doc")):json())
+    assert.same(WANT, types(v))
+    assert.same({7, 2.5, 1, -3, 400},
+                {v.n, v.f, v.list[1], v.list[2].deep, v.e})
+    await(runner:cleanup())
+  end))
+
   it("runs middlewares in order around the handler", aspec.async(function()
     local order = {}
     local function mw(tag)

@@ -146,6 +146,31 @@ local function json()
 end
 M._json = json
 
+--- v with its integral floats made integers, in place: lua-cjson reads
+-- every JSON number as a float, where Python's json gives int for 1
+-- (and float for 1.5). So 1.0 in the text becomes 1 too.
+local function integers(v)
+  local t = type(v)
+  if t == "number" then return math.tointeger(v) or v end
+  if t ~= "table" then return v end
+  for k, x in pairs(v) do
+    local tx = type(x)
+    if tx == "number" then
+      local i = math.tointeger(x)
+      if i then v[k] = i end
+    elseif tx == "table" then
+      integers(x)
+    end
+  end
+  return v
+end
+
+--- decode_json(s) -> the value of the JSON text s, numbers without a
+-- fraction as integers (see integers); raises lua-cjson's error.
+function M._decode_json(s)
+  return integers(json().decode(s))
+end
+
 ---------------------------------------------------------------------------
 -- ClientTimeout
 
@@ -723,7 +748,7 @@ local json_body = async(function(self, want)
       0)
   end
   if body:match("^%s*$") then return nil end
-  local ok, v = pcall(json().decode, body)
+  local ok, v = pcall(M._decode_json, body)
   if not ok then
     error(M.JSONDecodeError((tostring(v):gsub("^[^:]*:%d+: ", ""))), 0)
   end

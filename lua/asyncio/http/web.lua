@@ -952,7 +952,7 @@ Request.text = Request.read
 --- json() -> Coroutine -> the body decoded by lua-cjson
 Request.json = async(function(self)
   local body = await(self:read())
-  local ok, v = pcall(http._json().decode, body)
+  local ok, v = pcall(http._decode_json, body)
   if not ok then
     error(M.HTTPBadRequest{text = "Invalid JSON: " .. tostring(v)}, 0)
   end

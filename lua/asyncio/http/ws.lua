@@ -462,7 +462,7 @@ WebSocket.receive_bytes = async(function(self, timeout)
 end)
 WebSocket.receive_json = async(function(self, timeout)
   local s = expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout)
-  return require("asyncio.http")._json().decode(s)
+  return require("asyncio.http")._decode_json(s)
 end)
 
 --- iter(): for msg in ws:iter() do (inside a task): messages until
