@@ -19,14 +19,7 @@ local err_of = dofile("spec/helpers.lua").await_error
 -- /slowbody sends 5 bytes, then the rest 2 s later.
 local function echo_app()
   local app = web.Application()
-  local function echo(request)
-    local h = {}
-    for name, value in request.headers:items() do h[#h + 1] = {name, value} end
-    return web.json_response({method = request.method,
-      target = request.raw_path, headers = h,
-      body = await(request:text())})
-  end
-  app.router:add_route("*", "/echo", async(echo))
+  app.router:add_route("*", "/echo", peers.echo)
   app.router:add_get("/redir", async(function(request)
     return web.Response{status = 302,
       headers = {Location = request.query.to}}
@@ -64,13 +57,7 @@ local serve = async(function()
   return "http://127.0.0.1:" .. port, runner, port
 end)
 
--- The header named name (any case) that /echo received, or nil
-local function received(v, name)
-  for _, kv in ipairs(v.headers) do
-    if kv[1]:lower() == name:lower() then return kv[2] end
-  end
-  return nil
-end
+local received = peers.received
 
 -- A server answering every request with the bytes `answer`: its base URL
 local raw_server = async(function(answer)

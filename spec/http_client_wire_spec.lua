@@ -16,16 +16,11 @@ local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 
 local err_of = dofile("spec/helpers.lua").await_error
 
--- /echo answers {method, headers = {{name, value}...}, body};
+-- /echo answers {method, target, headers = {{name, value}...}, body};
 -- /r302 a 302 to /echo.
 local serve = async(function()
   local app = web.Application()
-  app.router:add_route("*", "/echo", async(function(request)
-    local h = {}
-    for name, value in request.headers:items() do h[#h + 1] = {name, value} end
-    return web.json_response({method = request.method, headers = h,
-      body = await(request:text())})
-  end))
+  app.router:add_route("*", "/echo", peers.echo)
   app.router:add_route("*", "/r302", async(function()
     return web.Response{status = 302, headers = {Location = "/echo"}}
   end))
@@ -33,13 +28,7 @@ local serve = async(function()
   return "http://127.0.0.1:" .. port, runner
 end)
 
--- The header named name (any case) of an /echo answer, or nil
-local function received(v, name)
-  for _, kv in ipairs(v.headers) do
-    if kv[1]:lower() == name:lower() then return kv[2] end
-  end
-  return nil
-end
+local received = peers.received
 
 --- Reads one request from r: its head (a string, nil at the end of the
 -- stream), its target and its body (Content-Length or chunked).
