@@ -602,6 +602,16 @@ int aio_msg_unpack(lua_State *L, const aio_msg *m);
 /* Frees a message (NULL is fine), releasing its shared references. */
 void aio_msg_free(aio_msg *m);
 
+/* Blocks of AIO_BLOCK_SIZE bytes for what one thread allocates and
+ * another frees (blocks.c): recycled between threads in chains instead
+ * of freed into another thread's malloc arena. aio_block_alloc returns
+ * NULL when out of memory; aio_block_free takes NULL. */
+#define AIO_BLOCK_SIZE 256
+void *aio_block_alloc(void);
+void aio_block_free(void *b);
+/* The blocks in the shared pool now (for tests). */
+unsigned aio_block_pool_size(void);
+
 /* ------------------------------------------------------------------ */
 /* Handles and timers (handle.c, timer.c)                              */
 

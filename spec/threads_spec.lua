@@ -234,6 +234,29 @@ describe("S: asyncio.threadsafe", function()
       assert.same({3}, log)
     end))
 
+  it("lets its function go once the callable is collected, after calls "
+     .. "made with it", aspec.async(function()
+    local weak = setmetatable({}, {__mode = "k"})
+    local calls = 0
+    local function call_three_times()
+      local fn = function() calls = calls + 1 end
+      weak[fn] = true
+      local tf = asyncio.threadsafe(fn)
+      tf(); tf(); tf()
+    end
+    call_three_times()
+    await(sleep(0))
+    assert.equal(3, calls)
+    collectgarbage()
+    collectgarbage()
+    assert.is_not_nil(next(weak)) -- the loop lets it go in its next turn
+    await(sleep(0))
+    await(sleep(0))
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(weak))
+  end))
+
   it("is bound to the current loop, runs fn with the copied arguments",
     aspec.async(function()
       local loop = asyncio.get_running_loop()

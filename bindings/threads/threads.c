@@ -769,9 +769,9 @@ static void tsfn_retain(void *o) {
   atomic_fetch_add(&((tsfn *)o)->refs, 1);
 }
 
-static void tsfn_release(void *o) {
-  tsfn *f = o;
-  if (atomic_fetch_sub(&f->refs, 1) == 1) {
+/* Drops n references at once. */
+static void tsfn_release_n(tsfn *f, int n) {
+  if (atomic_fetch_sub(&f->refs, n) == n) {
     /* the function lives in the loop's state: release it there */
     aio_remote_post(f->r, tsfn_unref_job, (void *)(intptr_t)f->fnref);
     if (f->gate)
@@ -781,14 +781,25 @@ static void tsfn_release(void *o) {
   }
 }
 
+static void tsfn_release(void *o) {
+  tsfn_release_n(o, 1);
+}
+
 /* The userdata of a thread-safe function: a reference to the shared
  * part, after a tag that tells it from other userdata without a look-up
- * of its metatable by name (every call checks it). */
+ * of its metatable by name (every call checks it). Each call's job holds
+ * a reference; the userdata takes them TSFN_CREDIT at a time, so that a
+ * poster does not write the shared count on every call (the loop, which
+ * writes it when it releases them, would take its cache line back each
+ * time). */
 static const char tsfn_tag = 0;
+
+#define TSFN_CREDIT 64
 
 typedef struct tsfn_ud {
   const char *tag; /* &tsfn_tag */
   tsfn *f;         /* NULL once released */
+  int credit;      /* references held for calls to come */
 } tsfn_ud;
 
 static tsfn_ud *test_tsfn_ud(lua_State *L, int idx) {
@@ -810,6 +821,7 @@ static tsfn_ud *new_tsfn_ud(lua_State *L) {
   tsfn_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->tag = &tsfn_tag;
   u->f = NULL;
+  u->credit = 0;
   luaL_setmetatable(L, AIO_TSFN_MT);
   return u;
 }
@@ -838,11 +850,34 @@ static void tsfn_job_free(tsfn_job *job) {
 }
 
 /* The jobs of one ready entry: consecutive calls posted with
- * aio_remote_post_batched, linked by node.next. */
+ * aio_remote_post_batched, linked by node.next. The references of the
+ * jobs already called are released together, per run of jobs of one
+ * function (held, nheld), when the chain ends or another function's job
+ * comes. */
 typedef struct tsfn_chain {
   tsfn_job *next;    /* the next job to call, or NULL */
   tsfn_job *taking;  /* the job being unpacked (freed if that raises) */
+  tsfn *held;        /* the function of the references held, or NULL */
+  int nheld;
 } tsfn_chain;
+
+static void chain_release_held(tsfn_chain *c) {
+  if (c->held != NULL)
+    tsfn_release_n(c->held, c->nheld);
+  c->held = NULL;
+  c->nheld = 0;
+}
+
+/* Frees a job whose call is on the stack; its reference joins the held
+ * ones. */
+static void chain_job_done(tsfn_chain *c, tsfn_job *job) {
+  tsfn *f = job->fn;
+  aio_msg_free(job->args);
+  if (f != c->held)
+    chain_release_held(c);
+  c->held = f;
+  c->nheld++;
+}
 
 /* [chain, functions table]: calls the chain's jobs in order, in one
  * protected call: a call that raises leaves the rest of the chain for
@@ -858,7 +893,7 @@ static int tsfn_chain_body(lua_State *L) {
     lua_rawgeti(L, 2, job->fn->fnref);
     n = aio_msg_unpack(L, job->args); /* raises only for memory */
     c->taking = NULL;
-    tsfn_job_free(job);
+    chain_job_done(c, job);
     lua_call(L, n, 0);
   }
   return 0;
@@ -874,6 +909,8 @@ static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
   tsfn_chain c;
   c.next = p;
   c.taking = NULL;
+  c.held = NULL;
+  c.nheld = 0;
   if (L == NULL) { /* the loop closed: dispose of them */
     while (c.next != NULL) {
       tsfn_job *job = c.next;
@@ -894,6 +931,7 @@ static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
         tsfn_job_free(c.taking);
         c.taking = NULL;
       }
+      chain_release_held(&c);
       posted_failed(loop, L, "Exception in threadsafe function");
       if (loop->propagate) {
         if (c.next != NULL && aio_ready_fit(loop, 1))
@@ -906,12 +944,14 @@ static void tsfn_job_run(aio_loop *loop, lua_State *L, void *p) {
     }
     lua_settop(L, base);
   }
+  chain_release_held(&c);
 }
 
 /* Calling the function from any thread schedules fn(args) on its loop;
  * with a maxsize, another thread waits while maxsize calls are queued. */
 static int l_tsfn__call(lua_State *L) {
-  tsfn *f = check_tsfn_ud(L, 1)->f;
+  tsfn_ud *u = check_tsfn_ud(L, 1);
+  tsfn *f = u->f;
   void *room;
   tsfn_job *job;
   aio_msg *args = aio_msg_pack_room(L, 2, lua_gettop(L) - 1, 0, sizeof *job,
@@ -921,7 +961,11 @@ static int l_tsfn__call(lua_State *L) {
   job->args = args;
   job->node.fn = tsfn_job_run;
   job->node.data = job;
-  tsfn_retain(f);
+  if (u->credit == 0) {
+    atomic_fetch_add(&f->refs, TSFN_CREDIT);
+    u->credit = TSFN_CREDIT;
+  }
+  u->credit--; /* the job's reference */
   if (aio_remote_post_batched(f->r, &job->node, f->gate, 1) != 0) {
     tsfn_job_run(NULL, NULL, job);
     return aio_raisef(L, AIO_E_RUNTIME, "Event loop is closed");
@@ -932,8 +976,9 @@ static int l_tsfn__call(lua_State *L) {
 static int l_tsfn__gc(lua_State *L) {
   tsfn_ud *u = check_tsfn_ud(L, 1);
   if (u->f)
-    tsfn_release(u->f);
+    tsfn_release_n(u->f, 1 + u->credit);
   u->f = NULL;
+  u->credit = 0;
   return 0;
 }
 

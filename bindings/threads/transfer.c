@@ -29,6 +29,7 @@ enum {
 struct aio_msg {
   size_t len, cap;
   int nshared;       /* shared references held by the message */
+  int block;         /* allocated with aio_block_alloc */
   unsigned char *buf;
 };
 
@@ -442,7 +443,7 @@ static size_t room_offset(size_t used) {
 }
 
 static aio_msg *pack_simple(lua_State *L, int first, int n, size_t room) {
-  size_t total = 0;
+  size_t total = 0, size;
   int i, nshared = 0;
   aio_msg *m;
   unsigned char *w;
@@ -455,10 +456,11 @@ static aio_msg *pack_simple(lua_State *L, int first, int n, size_t room) {
     nshared += st != NULL;
     total += sz;
   }
-  m = malloc(room ? room_offset(sizeof *m + total) + room
-                  : sizeof *m + total);
+  size = room ? room_offset(sizeof *m + total) + room : sizeof *m + total;
+  m = size <= AIO_BLOCK_SIZE ? aio_block_alloc() : malloc(size);
   if (m == NULL)
     luaL_error(L, "not enough memory");
+  m->block = size <= AIO_BLOCK_SIZE;
   m->buf = (unsigned char *)(m + 1);
   m->len = m->cap = total;
   m->nshared = nshared;
@@ -750,5 +752,8 @@ void aio_msg_free(aio_msg *m) {
   release_shared(m);
   if (!inline_buffer(m))
     free(m->buf);
-  free(m);
+  if (m->block)
+    aio_block_free(m);
+  else
+    free(m);
 }
