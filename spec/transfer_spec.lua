@@ -158,6 +158,37 @@ describe("transfer: functions", function()
     assert.same({true, "007"}, {same:result(5)})
   end)
 
+  it("a function sent again arrives as the function that came before",
+    function()
+      local function double(x) return x * 2 end
+      ex:submit(function(f) TRANSFER_SPEC_FN = f end, double):result(5)
+      local same = ex:submit(function(f)
+        local was = TRANSFER_SPEC_FN
+        TRANSFER_SPEC_FN = nil
+        return was == f, f(4)
+      end, double)
+      assert.same({true, 8}, {same:result(5)})
+    end)
+
+  it("a new function arrives as itself after one of the same size was "
+     .. "collected", function()
+    local function call_there(f)
+      return ex:submit(function(g) return g() end, f):result(5)
+    end
+    local function send_a() return call_there(function() return "a" end) end
+    local function send_b() return call_there(function() return "b" end) end
+    local got = {}
+    for i = 1, 4 do
+      got[#got + 1] = send_a()
+      collectgarbage()
+      collectgarbage()
+      got[#got + 1] = send_b()
+      collectgarbage()
+      collectgarbage()
+    end
+    assert.equal("abababab", table.concat(got))
+  end)
+
   it("results come back the same way: a function made in the worker",
     function()
       local f = ex:submit(function()

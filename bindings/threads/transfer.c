@@ -161,19 +161,86 @@ static void fail(packer *p, const char *why) {
   lua_error(L);
 }
 
+/* lua_dump's writer into a buffer opened at its first call, above the
+ * function being dumped. */
+typedef struct dump_state {
+  luaL_Buffer b;
+  int open;
+} dump_state;
+
 static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
-  packer *p = ud;
-  (void)L;
-  put(p, data, n);
+  dump_state *d = ud;
+  if (!d->open) {
+    luaL_buffinit(L, &d->b);
+    d->open = 1;
+  }
+  luaL_addlstring(&d->b, data, n);
   return 0;
+}
+
+/* Registry keys of a state's function caches: the bytecode of the
+ * functions it sent (weak keys: function -> bytecode), and the functions
+ * it received (at most LOAD_CACHE_MAX, then it starts again). A function
+ * sent again is neither dumped nor loaded again, and arrives as the
+ * function that came before: it has no upvalue but the receiver's _ENV,
+ * so nothing tells the two apart but identity.
+ *
+ * The receiver's cache is keyed by the address of the bytecode string in
+ * the sender (a light userdata: no hashing of the bytecode), and holds,
+ * for each function, the bytecode it was loaded from, which must equal
+ * the bytecode received: an address freed and used again for another
+ * function's bytecode is then a miss. */
+static const char dump_cache_key = 0, load_cache_key = 0;
+#define LOAD_CACHE_MAX 128
+
+/* Pushes the registry's cache under key, made on demand (weak keys with
+ * `mode`). */
+static void push_cache(lua_State *L, const void *key, const char *mode) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  if (mode != NULL) {
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, mode);
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* Pushes the bytecode of the Lua function at idx, or nil when it cannot
+ * be dumped. */
+static void push_bytecode(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  push_cache(L, &dump_cache_key, "k");
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TSTRING) { /* [cache, nil] */
+    dump_state d;
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    d.open = 0;
+    if (lua_dump(L, dump_writer, &d, 0) != 0 || !d.open) {
+      lua_pop(L, 2);
+      lua_pushnil(L);
+      return;
+    }
+    luaL_pushresult(&d.b); /* [cache, fn, code] */
+    lua_remove(L, -2);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
 }
 
 static void pack_value(packer *p, int idx);
 
 static void pack_function(packer *p, int idx) {
   lua_State *L = p->L;
-  const char *name;
-  size_t at;
+  const char *name, *code;
+  size_t len;
   if (lua_iscfunction(L, idx)) {
     lua_CFunction f = lua_tocfunction(L, idx);
     if (lua_getupvalue(L, idx, 1) != NULL)
@@ -188,18 +255,17 @@ static void pack_function(packer *p, int idx) {
     if (strcmp(name, "_ENV") != 0 || lua_getupvalue(L, idx, 2) != NULL)
       fail(p, "function with upvalues");
   }
-  put_byte(p, T_LFUNC);
-  at = p->m->len;
-  put_size(p, 0); /* length, filled in below */
-  lua_pushvalue(L, idx);
-  if (lua_dump(L, dump_writer, p, 0) != 0)
+  luaL_checkstack(L, 6, "too many values to send");
+  push_bytecode(L, idx);
+  if (lua_isnil(L, -1))
     fail(p, "function cannot be dumped");
-  lua_pop(L, 1);
-  {
-    size_t len = p->m->len - at - sizeof(size_t);
-    memcpy(p->m->buf + at, &len, sizeof len);
-  }
+  code = lua_tolstring(L, -1, &len);
+  put_byte(p, T_LFUNC);
+  put_size(p, len);
+  put(p, code, len);
   put_byte(p, name != NULL); /* has _ENV */
+  put(p, &code, sizeof code); /* its key in the receiver's cache */
+  lua_pop(L, 1);
 }
 
 /* Error objects: class name, then the fields as a table. */
@@ -556,6 +622,66 @@ static size_t get_size(reader *r) {
 
 static void unpack_value(reader *r);
 
+/* Pushes the function cached under key in the cache on top (replacing
+ * it) and returns 1 when it was loaded from the same bytecode; else
+ * leaves the cache alone and returns 0. */
+static int cached_function(lua_State *L, const char *code, size_t len,
+                           void *key) {
+  if (lua_rawgetp(L, -1, key) == LUA_TFUNCTION) { /* [cache, fn] */
+    size_t clen;
+    const char *cached;
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3); /* [cache, fn, code] */
+    cached = lua_tolstring(L, -1, &clen);
+    if (cached != NULL && clen == len && memcmp(cached, code, len) == 0) {
+      lua_pop(L, 1);
+      lua_replace(L, -2);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Pushes the function of the bytecode (len bytes at code), loaded or
+ * from the state's cache of received functions under key; with has_env,
+ * its one upvalue is the state's globals. */
+static void push_loaded(lua_State *L, const char *code, size_t len,
+                        int has_env, void *key) {
+  lua_Integer n;
+  luaL_checkstack(L, 5, "too many values received");
+  push_cache(L, &load_cache_key, NULL);
+  if (cached_function(L, code, len, key))
+    return;
+  lua_pushlstring(L, code, len); /* [cache, code] */
+  if (luaL_loadbufferx(L, code, len, "=(sent function)", "b") != LUA_OK)
+    lua_error(L);
+  if (has_env) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_setupvalue(L, -2, 1);
+  }
+  lua_rawgeti(L, -3, 0); /* the count of cached functions */
+  n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (n >= LOAD_CACHE_MAX) { /* start again: a new cache */
+    lua_newtable(L);
+    lua_replace(L, -4);
+    lua_pushvalue(L, -3);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &load_cache_key);
+    n = 0;
+  }
+  lua_pushinteger(L, n + 1);
+  lua_rawseti(L, -4, 0);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, -4, key); /* cache[key] = fn */
+  lua_pushvalue(L, -1);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -5); /* cache[fn] = code */
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
 /* Shared objects and error objects need the core's metatables and error
  * classes in the receiving state (a worker state may not have required
  * asyncio yet). */
@@ -633,13 +759,12 @@ static void unpack_value(reader *r) {
   case T_LFUNC: {
     size_t len = get_size(r);
     const char *code = (const char *)r->m->buf + r->pos;
+    int has_env;
+    void *key;
     r->pos += len;
-    if (luaL_loadbufferx(L, code, len, "=(sent function)", "b") != LUA_OK)
-      lua_error(L);
-    if (get_byte(r)) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-      lua_setupvalue(L, -2, 1);
-    }
+    has_env = get_byte(r);
+    get(r, &key, sizeof key);
+    push_loaded(L, code, len, has_env, key);
     break;
   }
   case T_CFUNC: {
@@ -718,7 +843,7 @@ static void release_shared(aio_msg *m) {
     case T_LFUNC: {
       size_t len;
       memcpy(&len, m->buf + pos, sizeof len);
-      pos += sizeof len + len + 1;
+      pos += sizeof len + len + 1 + sizeof(void *);
       break;
     }
     case T_CFUNC:
