@@ -923,6 +923,9 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
  * the module, from any thread. */
 int aio_lock_guard_body(lua_State *L);
 int aio_sem_guard_body(lua_State *L);
+/* The guard body of the userdata p of len bytes when it is a Lock or a
+ * Semaphore, else NULL (p not NULL). */
+lua_CFunction aio_guard_body_of(const void *p, size_t len);
 /* Replaces [fn, args...] (nargs arguments) on top by a Coroutine object
  * running fn(args). */
 void aio_coro_new(lua_State *L, int nargs);

@@ -54,13 +54,19 @@ static const char coro_tag = 0;
 
 /* Either block size is a Coroutine: aio_coro, or the aio_fast_op that
  * starts with one. */
+/* Is the userdata block p of len bytes a Coroutine object? */
+static int is_coro_block(const char *const *p, size_t len) {
+  return (len == sizeof(aio_coro) || len == sizeof(aio_fast_op)) &&
+         *p == &coro_tag;
+}
+
 aio_coro *aio_test_coro(lua_State *L, int idx) {
   size_t n = lua_rawlen(L, idx);
   const char **p;
   if (n != sizeof(aio_coro) && n != sizeof(aio_fast_op))
     return NULL;
   p = lua_touserdata(L, idx); /* NULL for a string or a table */
-  return p != NULL && *p == &coro_tag ? (aio_coro *)p : NULL;
+  return p != NULL && is_coro_block(p, n) ? (aio_coro *)p : NULL;
 }
 
 /* Fills the block of a new Coroutine object (not started). */
@@ -495,17 +501,20 @@ int aio_await(lua_State *L) {
     lua_settop(L, 1);
   }
   for (depth = 0; depth < 100; depth++) {
-    aio_coro *c = aio_test_coro(L, 1);
-    if (c != NULL) /* the common case: q:get(), sleep */
-      return await_coro(L, c);
+    size_t len = lua_rawlen(L, 1);
+    const char **p = lua_touserdata(L, 1); /* NULL unless a userdata */
+    if (p != NULL) {
+      lua_CFunction guard;
+      if (is_coro_block(p, len)) /* the common case: q:get(), sleep */
+        return await_coro(L, (aio_coro *)p);
+      guard = aio_guard_body_of(p, len); /* await(lock), await(sem) */
+      if (guard != NULL)
+        return guard(L);
+    }
     switch (aio_kindof(L, 1)) {
     case AIO_K_FUTURE:
     case AIO_K_TASK:
       return await_future(L, t, lua_touserdata(L, 1));
-    case AIO_K_LOCK:
-      return aio_lock_guard_body(L);
-    case AIO_K_SEMAPHORE:
-      return aio_sem_guard_body(L);
     default:
       if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
         aio_pushrepr(L, 1);

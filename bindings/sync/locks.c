@@ -591,6 +591,17 @@ int aio_sem_guard_body(lua_State *L) {
   return sem_acquire(L, 1);
 }
 
+/* The guard body for the userdata p of len bytes when it is a Lock or a
+ * Semaphore (their tags), else NULL: await's dispatch, without the
+ * metatable look-up of aio_kindof. */
+lua_CFunction aio_guard_body_of(const void *p, size_t len) {
+  if (len == sizeof(aio_lock) && *(const char *const *)p == &lock_tag)
+    return aio_lock_guard_body;
+  if (len == sizeof(aio_sem) && *(const char *const *)p == &sem_tag)
+    return aio_sem_guard_body;
+  return NULL;
+}
+
 /* The fast path of sem:acquire() awaited (aio_fast_op): a permit left
  * and nobody queued. */
 static int sem_acquire_fast(lua_State *L, aio_fast_op *op) {
