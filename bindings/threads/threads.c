@@ -263,8 +263,12 @@ static int enqueue(aio_remote *r, post *p, aio_gate *g, int wait,
   return 0;
 }
 
+/* A post of aio_remote_post is a block of blocks.c: made in one thread,
+ * freed in the loop's. */
+_Static_assert(sizeof(post) <= AIO_BLOCK_SIZE, "a post fits in a block");
+
 int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
-  post *p = malloc(sizeof *p);
+  post *p = aio_block_alloc();
   int err;
   if (p == NULL)
     return UV_ENOMEM;
@@ -273,7 +277,7 @@ int aio_remote_post(aio_remote *r, aio_cfunc fn, void *data) {
   p->owned = 1;
   err = enqueue(r, p, NULL, 0, 0);
   if (err != 0)
-    free(p);
+    aio_block_free(p);
   return err;
 }
 
@@ -350,7 +354,7 @@ void aio_remote_drain(lua_State *L, aio_loop *loop) {
     }
     aio_ready_push_raw(L, loop, AIO_R_CFUNC, p->data, 0, p->fn, 0);
     if (p->owned)
-      free(p);
+      aio_block_free(p);
   }
 }
 
@@ -369,7 +373,7 @@ void aio_remote_close(aio_remote *r) {
     p->next = NULL; /* a batched post is disposed of alone */
     p->fn(loop, NULL, p->data);
     if (owned)
-      free(p);
+      aio_block_free(p);
   }
 }
 
