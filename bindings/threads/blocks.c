@@ -27,6 +27,7 @@
  */
 #define AIO_MEM_IMPL /* malloc and free are libc's here */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -67,7 +68,7 @@ static int npool;
 static _Thread_local cache tl_cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
-static int cache_key_made;
+static atomic_int cache_key_made; /* 0 again once the library unloads */
 
 static void free_list(block *b) {
   while (b != NULL) {
@@ -88,7 +89,8 @@ static void drop_cache(void *p) {
 }
 
 static void make_cache_key(void) {
-  cache_key_made = pthread_key_create(&cache_key, drop_cache) == 0;
+  atomic_store(&cache_key_made,
+               pthread_key_create(&cache_key, drop_cache) == 0);
 }
 
 /* Makes sure the calling thread's blocks are given back when it exits;
@@ -97,7 +99,8 @@ static int register_cache(cache *c) {
   if (c->registered)
     return 1;
   pthread_once(&cache_key_once, make_cache_key);
-  if (!cache_key_made || pthread_setspecific(cache_key, c) != 0)
+  if (!atomic_load(&cache_key_made) ||
+      pthread_setspecific(cache_key, c) != 0)
     return 0;
   c->registered = 1;
   return 1;
@@ -179,7 +182,6 @@ __attribute__((destructor)) static void drop_pool(void) {
   while (npool > 0)
     free_list(pool[--npool]);
   pthread_mutex_unlock(&pool_mu);
-  if (cache_key_made)
+  if (atomic_exchange(&cache_key_made, 0))
     pthread_key_delete(cache_key);
-  cache_key_made = 0;
 }
