@@ -213,6 +213,7 @@ static void push_cache(lua_State *L, const void *key, const char *mode) {
 /* Pushes the bytecode of the Lua function at idx, or nil when it cannot
  * be dumped. */
 static void push_bytecode(lua_State *L, int idx) {
+  int base = lua_gettop(L);
   idx = lua_absindex(L, idx);
   push_cache(L, &dump_cache_key, "k");
   lua_pushvalue(L, idx);
@@ -222,7 +223,7 @@ static void push_bytecode(lua_State *L, int idx) {
     lua_pushvalue(L, idx);
     d.open = 0;
     if (lua_dump(L, dump_writer, &d, 0) != 0 || !d.open) {
-      lua_pop(L, 2);
+      lua_settop(L, base);
       lua_pushnil(L);
       return;
     }
