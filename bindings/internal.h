@@ -77,7 +77,8 @@ static inline void aio_set_mt_kind(lua_State *L, int mtidx, aio_kind kind) {
   lua_rawseti(L, mtidx, AIO_KIND_KEY);
 }
 /* Pushes registry[key], a table with the weak mode `mode` ("k", "v" or
- * "kv"), making it the first time. Raises only memory errors. */
+ * "kv"; NULL: a plain table), making it the first time. Raises only
+ * memory errors. */
 void aio_push_weak_registry_table(lua_State *L, const void *key,
                                   const char *mode);
 /* The kind of the metatable at address mt when it is a Future, Task or

@@ -193,29 +193,12 @@ static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
 static const char dump_cache_key = 0, load_cache_key = 0;
 #define LOAD_CACHE_MAX 128
 
-/* Pushes the registry's cache under key, made on demand (weak keys with
- * `mode`). */
-static void push_cache(lua_State *L, const void *key, const char *mode) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE)
-    return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  if (mode != NULL) {
-    lua_createtable(L, 0, 1);
-    lua_pushstring(L, mode);
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-  }
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
-}
-
 /* Pushes the bytecode of the Lua function at idx, or nil when it cannot
  * be dumped. */
 static void push_bytecode(lua_State *L, int idx) {
   int base = lua_gettop(L);
   idx = lua_absindex(L, idx);
-  push_cache(L, &dump_cache_key, "k");
+  aio_push_weak_registry_table(L, &dump_cache_key, "k");
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) != LUA_TSTRING) { /* [cache, nil] */
     dump_state d;
@@ -652,7 +635,7 @@ static void push_loaded(lua_State *L, const char *code, size_t len,
                         int has_env, void *key) {
   lua_Integer n;
   luaL_checkstack(L, 5, "too many values received");
-  push_cache(L, &load_cache_key, NULL);
+  aio_push_weak_registry_table(L, &load_cache_key, NULL);
   if (cached_function(L, code, len, key))
     return;
   lua_pushlstring(L, code, len); /* [cache, code] */
