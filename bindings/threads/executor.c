@@ -97,6 +97,7 @@ static void worker_main(void *arg) {
   lua_State *L = aio_state_new(ex->cfg);
   for (;;) {
     job *j;
+    int last; /* the queue is empty after j */
     uv_mutex_lock(&ex->mu);
     while (ex->head == NULL && !ex->shutdown) {
       ex->idle++;
@@ -112,6 +113,7 @@ static void worker_main(void *arg) {
     ex->head = j->next;
     if (ex->head == NULL)
       ex->tail = NULL;
+    last = ex->head == NULL;
     uv_mutex_unlock(&ex->mu);
     if (L == NULL)
       aio_cfuture_cancel(j->cf); /* no state to run it in */
@@ -120,7 +122,12 @@ static void worker_main(void *arg) {
     aio_msg_free(j->msg);
     aio_cfuture_release(j->cf);
     free(j);
-    if (L != NULL)
+    /* a step of the collector when the queue runs empty, so that an idle
+     * worker lets go of what its jobs left (shared objects among it);
+     * while jobs are queued, their allocations pace the collector (a
+     * step after each job cost more than the job: w6 --ref, run_in_
+     * executor of small functions) */
+    if (L != NULL && last)
       lua_gc(L, LUA_GCSTEP, 0);
   }
   if (L != NULL)
