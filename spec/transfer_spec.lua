@@ -170,6 +170,15 @@ describe("transfer: functions", function()
       assert.same({true, 8}, {same:result(5)})
     end)
 
+  it("a function sent again with plain values runs as the first time, "
+     .. "globals included", function()
+    local function triple(x) return x * 3 end
+    local apply = function(f, x) return tostring(f(x)) end -- _ENV
+    local got = {}
+    for i = 1, 3 do got[i] = ex:submit(apply, triple, i):result(5) end
+    assert.same({"3", "6", "9"}, got)
+  end)
+
   it("a new function arrives as itself after one of the same size was "
      .. "collected", function()
     local function call_there(f)

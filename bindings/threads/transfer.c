@@ -406,6 +406,35 @@ static int pack_protected(lua_State *L) {
  * (nil, booleans, numbers, strings, light C functions, shareable
  * objects): their size is known in advance, so the message is one
  * allocation, built without a protected call or any Lua table. */
+/* The bytecode of the Lua function at idx (len bytes) when it has no
+ * upvalue but _ENV (*has_env: it has that one) and this state sent it
+ * before; else NULL. Allocates nothing: the string stays in the cache
+ * while the function lives. */
+static const char *cached_bytecode(lua_State *L, int idx, size_t *len,
+                                   int *has_env) {
+  const char *name, *code = NULL;
+  luaL_checkstack(L, 3, "too many values to send");
+  name = lua_getupvalue(L, idx, 1);
+  if (name != NULL) {
+    lua_pop(L, 1);
+    if (strcmp(name, "_ENV") != 0)
+      return NULL;
+    if (lua_getupvalue(L, idx, 2) != NULL) {
+      lua_pop(L, 1);
+      return NULL;
+    }
+  }
+  *has_env = name != NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) == LUA_TTABLE) {
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TSTRING)
+      code = lua_tolstring(L, -1, len);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return code;
+}
+
 static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
                           void **obj) {
   size_t len;
@@ -419,8 +448,12 @@ static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
     lua_tolstring(L, idx, &len);
     return 1 + sizeof(size_t) + len;
   case LUA_TFUNCTION:
-    if (!lua_iscfunction(L, idx))
-      return 0;
+    if (!lua_iscfunction(L, idx)) { /* a Lua function sent before */
+      int has_env;
+      if (cached_bytecode(L, idx, &len, &has_env) == NULL)
+        return 0;
+      return 1 + sizeof(size_t) + len + 1 + sizeof(const char *);
+    }
     if (lua_getupvalue(L, idx, 1) != NULL) { /* a C closure */
       lua_pop(L, 1);
       return 0;
@@ -467,6 +500,20 @@ static void put_simple(unsigned char **w, lua_State *L, int idx) {
   }
   case LUA_TFUNCTION: {
     lua_CFunction f = lua_tocfunction(L, idx);
+    if (f == NULL) { /* as pack_function writes it */
+      size_t len;
+      int has_env;
+      const char *code = cached_bytecode(L, idx, &len, &has_env);
+      *p++ = T_LFUNC;
+      memcpy(p, &len, sizeof len);
+      p += sizeof len;
+      memcpy(p, code, len);
+      p += len;
+      *p++ = (unsigned char)has_env;
+      memcpy(p, &code, sizeof code);
+      p += sizeof code;
+      break;
+    }
     *p++ = T_CFUNC;
     memcpy(p, &f, sizeof f);
     p += sizeof f;
