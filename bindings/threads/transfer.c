@@ -435,8 +435,18 @@ static const char *cached_bytecode(lua_State *L, int idx, size_t *len,
   return code;
 }
 
-static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
-                          void **obj) {
+/* What pack_simple learns of a value while sizing it, for writing it. */
+typedef struct simple_val {
+  const aio_shared_type *st; /* a shareable object: its type, or NULL */
+  void *obj;
+  const char *code;          /* a Lua function sent before: its bytecode */
+  size_t len;
+  int has_env;
+} simple_val;
+
+#define SIMPLE_MAX 16 /* values pack_simple takes at most */
+
+static size_t simple_size(lua_State *L, int idx, simple_val *v) {
   size_t len;
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
@@ -449,10 +459,10 @@ static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
     return 1 + sizeof(size_t) + len;
   case LUA_TFUNCTION:
     if (!lua_iscfunction(L, idx)) { /* a Lua function sent before */
-      int has_env;
-      if (cached_bytecode(L, idx, &len, &has_env) == NULL)
+      v->code = cached_bytecode(L, idx, &v->len, &v->has_env);
+      if (v->code == NULL)
         return 0;
-      return 1 + sizeof(size_t) + len + 1 + sizeof(const char *);
+      return 1 + sizeof(size_t) + v->len + 1 + sizeof(const char *);
     }
     if (lua_getupvalue(L, idx, 1) != NULL) { /* a C closure */
       lua_pop(L, 1);
@@ -460,14 +470,15 @@ static size_t simple_size(lua_State *L, int idx, const aio_shared_type **st,
     }
     return 1 + sizeof(lua_CFunction);
   case LUA_TUSERDATA:
-    *st = shared_of(L, idx, obj);
-    return *st ? 1 + sizeof(void *) * 2 : 0;
+    v->st = shared_of(L, idx, &v->obj);
+    return v->st ? 1 + sizeof(void *) * 2 : 0;
   default:
     return 0;
   }
 }
 
-static void put_simple(unsigned char **w, lua_State *L, int idx) {
+static void put_simple(unsigned char **w, lua_State *L, int idx,
+                       const simple_val *v) {
   unsigned char *p = *w;
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
@@ -501,17 +512,14 @@ static void put_simple(unsigned char **w, lua_State *L, int idx) {
   case LUA_TFUNCTION: {
     lua_CFunction f = lua_tocfunction(L, idx);
     if (f == NULL) { /* as pack_function writes it */
-      size_t len;
-      int has_env;
-      const char *code = cached_bytecode(L, idx, &len, &has_env);
       *p++ = T_LFUNC;
-      memcpy(p, &len, sizeof len);
-      p += sizeof len;
-      memcpy(p, code, len);
-      p += len;
-      *p++ = (unsigned char)has_env;
-      memcpy(p, &code, sizeof code);
-      p += sizeof code;
+      memcpy(p, &v->len, sizeof v->len);
+      p += sizeof v->len;
+      memcpy(p, v->code, v->len);
+      p += v->len;
+      *p++ = (unsigned char)v->has_env;
+      memcpy(p, &v->code, sizeof v->code);
+      p += sizeof v->code;
       break;
     }
     *p++ = T_CFUNC;
@@ -519,15 +527,12 @@ static void put_simple(unsigned char **w, lua_State *L, int idx) {
     p += sizeof f;
     break;
   }
-  default: { /* a shareable object */
-    void *obj = NULL;
-    const aio_shared_type *type = shared_of(L, idx, &obj);
+  default: /* a shareable object */
     *p++ = T_SHARED;
-    memcpy(p, &type, sizeof type);
-    memcpy(p + sizeof type, &obj, sizeof obj);
-    p += sizeof type + sizeof obj;
-    type->retain(obj);
-  }
+    memcpy(p, &v->st, sizeof v->st);
+    memcpy(p + sizeof v->st, &v->obj, sizeof v->obj);
+    p += sizeof v->st + sizeof v->obj;
+    v->st->retain(v->obj);
   }
   *w = p;
 }
@@ -544,13 +549,16 @@ static aio_msg *pack_simple(lua_State *L, int first, int n, size_t room) {
   int i, nshared = 0;
   aio_msg *m;
   unsigned char *w;
+  simple_val vals[SIMPLE_MAX];
+  if (n > SIMPLE_MAX)
+    return NULL;
   for (i = 0; i < n; i++) {
-    const aio_shared_type *st = NULL;
-    void *obj;
-    size_t sz = simple_size(L, first + i, &st, &obj);
+    size_t sz;
+    vals[i].st = NULL;
+    sz = simple_size(L, first + i, &vals[i]);
     if (sz == 0)
       return NULL;
-    nshared += st != NULL;
+    nshared += vals[i].st != NULL;
     total += sz;
   }
   size = room ? room_offset(sizeof *m + total) + room : sizeof *m + total;
@@ -563,7 +571,7 @@ static aio_msg *pack_simple(lua_State *L, int first, int n, size_t room) {
   m->nshared = nshared;
   w = m->buf;
   for (i = 0; i < n; i++)
-    put_simple(&w, L, first + i);
+    put_simple(&w, L, first + i, &vals[i]);
   return m;
 }
 
