@@ -52,9 +52,8 @@ static int coro_factory(lua_State *L);
 /* A Coroutine object's block starts with &coro_tag (aio_testtagged). */
 static const char coro_tag = 0;
 
-/* Either block size is a Coroutine: aio_coro, or the aio_fast_op that
- * starts with one. */
-/* Is the userdata block p of len bytes a Coroutine object? */
+/* Is the userdata block p of len bytes a Coroutine object? Either size
+ * is one: aio_coro, or the aio_fast_op that starts with one. */
 static int is_coro_block(const char *const *p, size_t len) {
   return (len == sizeof(aio_coro) || len == sizeof(aio_fast_op)) &&
          *p == &coro_tag;

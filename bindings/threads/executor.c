@@ -124,9 +124,8 @@ static void worker_main(void *arg) {
     free(j);
     /* a step of the collector when the queue runs empty, so that an idle
      * worker lets go of what its jobs left (shared objects among it);
-     * while jobs are queued, their allocations pace the collector (a
-     * step after each job cost more than the job: w6 --ref, run_in_
-     * executor of small functions) */
+     * while jobs are queued, their own allocations pace the collector
+     * (a forced step after each job cost more than a small job) */
     if (L != NULL && last)
       lua_gc(L, LUA_GCSTEP, 0);
   }
