@@ -89,12 +89,13 @@ void aio_push_weak_registry_table(lua_State *L, const void *key,
 aio_kind aio_running_mt_kind(const void *mt);
 /* Returns the kind of the value at idx (AIO_K_NONE if not ours). */
 aio_kind aio_kindof(lua_State *L, int idx);
-/* Raises "bad argument #idx to 'f' (unknown option 'x')" when the options
- * table at idx (a positive index; anything but a table is left to the
- * caller) has a key that is not one of the names in `known`, a list ended
- * by NULL. Python raises TypeError for an unexpected keyword argument; a
- * misspelt option must not be ignored. */
-void aio_check_options(lua_State *L, int idx, const char *const known[]);
+/* The optional options table at idx (a positive index): returns 0 when
+ * there is none (none or nil), 1 when it is a table whose keys are all
+ * names in `known` (a list ended by NULL); raises "bad argument #idx to
+ * 'f' (table expected, got x)" for anything else, and "(unknown option
+ * 'x')" for another key: Python raises TypeError for an unexpected
+ * keyword argument, and a misspelt option must not be ignored. */
+int aio_check_options(lua_State *L, int idx, const char *const known[]);
 /* The userdata at idx if it is of `kind`, else a "bad argument" error
  * naming `tname`. */
 void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname);

@@ -31,11 +31,11 @@ void *aio_checkkind(lua_State *L, int idx, aio_kind kind, const char *tname) {
   return lua_touserdata(L, idx);
 }
 
-void aio_check_options(lua_State *L, int idx, const char *const known[]) {
+int aio_check_options(lua_State *L, int idx, const char *const known[]) {
   int i;
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return;
-  idx = lua_absindex(L, idx);
+  if (lua_isnoneornil(L, idx))
+    return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -49,6 +49,7 @@ void aio_check_options(lua_State *L, int idx, const char *const known[]) {
     luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'",
                                           luaL_tolstring(L, -1, NULL)));
   }
+  return 1;
 }
 
 void aio_push_weak_registry_table(lua_State *L, const void *key,

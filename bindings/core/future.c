@@ -1633,11 +1633,8 @@ static const char *const print_stack_options[] = {"limit", "file", NULL};
 static int l_task_get_stack(lua_State *L) {
   aio_task *t = aio_check_task(L, 1);
   lua_Integer limit = -1;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    aio_check_options(L, 2, get_stack_options);
+  if (aio_check_options(L, 2, get_stack_options))
     limit = stack_limit(L, 2);
-  }
   lua_settop(L, 1);
   push_stack(L, 1, t, limit);
   return 1;
@@ -1767,9 +1764,7 @@ static int l_loop_create_future(lua_State *L) {
   aio_loop *loop = aio_check_loop(L, 1);
   aio_future *f;
   int hook = 0;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    aio_check_options(L, 2, options);
+  if (aio_check_options(L, 2, options)) {
     hook = lua_getfield(L, 2, "cancel") != LUA_TNIL;
     if (hook)
       luaL_checktype(L, -1, LUA_TFUNCTION);
@@ -1796,9 +1791,10 @@ static int check_create_task_options(lua_State *L, int idx,
                                      aio_loop *loop) {
   if (lua_isnoneornil(L, idx))
     return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
   if (!loop->task_factory || loop->closed)
     aio_check_options(L, idx, create_task_options);
+  else
+    luaL_checktype(L, idx, LUA_TTABLE);
   return idx;
 }
 
@@ -1827,9 +1823,7 @@ static int l_task_new(lua_State *L) {
   static const char *const options[] = {"loop", "name", NULL};
   aio_loop *loop = NULL;
   luaL_checkany(L, 1);
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    aio_check_options(L, 2, options);
+  if (aio_check_options(L, 2, options)) {
     if (lua_getfield(L, 2, "loop") != LUA_TNIL)
       loop = aio_check_loop_any(L, -1);
     lua_pop(L, 1);

@@ -1069,9 +1069,7 @@ static int l_new_event_loop(lua_State *L) {
   aio_clock_kind clock = AIO_CLOCK_REAL;
   int debug = -1;
   aio_loop *loop;
-  if (!lua_isnoneornil(L, 1)) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    aio_check_options(L, 1, loop_options);
+  if (aio_check_options(L, 1, loop_options)) {
     if (lua_getfield(L, 1, "clock") != LUA_TNIL) {
       const char *c = luaL_checkstring(L, -1);
       if (strcmp(c, "virtual") == 0)

@@ -290,10 +290,7 @@ static void check_gai_args(lua_State *L, int base) {
     luaL_checkinteger(L, base + 1);
   else
     luaL_optstring(L, base + 1, NULL);
-  if (!lua_isnoneornil(L, base + 2)) {
-    luaL_checktype(L, base + 2, LUA_TTABLE);
-    aio_check_options(L, base + 2, options);
-  }
+  aio_check_options(L, base + 2, options);
 }
 
 static int l_getaddrinfo_fn(lua_State *L) {

@@ -1011,10 +1011,8 @@ static unsigned tsfn_maxsize(lua_State *L, int idx) {
   static const char *const options[] = {"maxsize", NULL};
   lua_Integer n;
   int isnum;
-  if (lua_isnoneornil(L, idx))
+  if (!aio_check_options(L, idx, options))
     return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  aio_check_options(L, idx, options);
   lua_getfield(L, idx, "maxsize");
   n = lua_tointegerx(L, -1, &isnum);
   if (!isnum && !lua_isnil(L, -1))
