@@ -60,12 +60,9 @@ static int is_coro_block(const char *const *p, size_t len) {
 }
 
 aio_coro *aio_test_coro(lua_State *L, int idx) {
-  size_t n = lua_rawlen(L, idx);
-  const char **p;
-  if (n != sizeof(aio_coro) && n != sizeof(aio_fast_op))
-    return NULL;
-  p = lua_touserdata(L, idx); /* NULL for a string or a table */
-  return p != NULL && is_coro_block(p, n) ? (aio_coro *)p : NULL;
+  const char **p = lua_touserdata(L, idx); /* NULL unless a userdata */
+  return p != NULL && is_coro_block(p, lua_rawlen(L, idx)) ? (aio_coro *)p
+                                                           : NULL;
 }
 
 /* Fills the block of a new Coroutine object (not started). */

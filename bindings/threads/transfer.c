@@ -178,6 +178,23 @@ static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
   return 0;
 }
 
+/* Can the Lua function at idx be sent: has it no upvalue but _ENV?
+ * *has_env tells whether it has that one. Leaves the stack as it was. */
+static int sendable_lfunction(lua_State *L, int idx, int *has_env) {
+  const char *name = lua_getupvalue(L, idx, 1);
+  *has_env = name != NULL;
+  if (name == NULL)
+    return 1;
+  lua_pop(L, 1);
+  if (strcmp(name, "_ENV") != 0)
+    return 0;
+  if (lua_getupvalue(L, idx, 2) != NULL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
 /* Registry keys of a state's function caches: the bytecode of the
  * functions it sent (weak keys: function -> bytecode), and the functions
  * it received (at most LOAD_CACHE_MAX, then it starts again). A function
@@ -223,8 +240,9 @@ static void pack_value(packer *p, int idx);
 
 static void pack_function(packer *p, int idx) {
   lua_State *L = p->L;
-  const char *name, *code;
+  const char *code;
   size_t len;
+  int has_env;
   if (lua_iscfunction(L, idx)) {
     lua_CFunction f = lua_tocfunction(L, idx);
     if (lua_getupvalue(L, idx, 1) != NULL)
@@ -233,13 +251,9 @@ static void pack_function(packer *p, int idx) {
     put(p, &f, sizeof f);
     return;
   }
-  name = lua_getupvalue(L, idx, 1);
-  if (name != NULL) {
-    lua_pop(L, 1);
-    if (strcmp(name, "_ENV") != 0 || lua_getupvalue(L, idx, 2) != NULL)
-      fail(p, "function with upvalues");
-  }
   luaL_checkstack(L, 6, "too many values to send");
+  if (!sendable_lfunction(L, idx, &has_env))
+    fail(p, "function with upvalues");
   push_bytecode(L, idx);
   if (lua_isnil(L, -1))
     fail(p, "function cannot be dumped");
@@ -247,7 +261,7 @@ static void pack_function(packer *p, int idx) {
   put_byte(p, T_LFUNC);
   put_size(p, len);
   put(p, code, len);
-  put_byte(p, name != NULL); /* has _ENV */
+  put_byte(p, has_env);
   put(p, &code, sizeof code); /* its key in the receiver's cache */
   lua_pop(L, 1);
 }
@@ -412,19 +426,10 @@ static int pack_protected(lua_State *L) {
  * while the function lives. */
 static const char *cached_bytecode(lua_State *L, int idx, size_t *len,
                                    int *has_env) {
-  const char *name, *code = NULL;
+  const char *code = NULL;
   luaL_checkstack(L, 3, "too many values to send");
-  name = lua_getupvalue(L, idx, 1);
-  if (name != NULL) {
-    lua_pop(L, 1);
-    if (strcmp(name, "_ENV") != 0)
-      return NULL;
-    if (lua_getupvalue(L, idx, 2) != NULL) {
-      lua_pop(L, 1);
-      return NULL;
-    }
-  }
-  *has_env = name != NULL;
+  if (!sendable_lfunction(L, idx, has_env))
+    return NULL;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) == LUA_TTABLE) {
     lua_pushvalue(L, idx);
     if (lua_rawget(L, -2) == LUA_TSTRING)
