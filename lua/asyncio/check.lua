@@ -97,6 +97,18 @@ function M.option_set(names, ...)
   return set
 end
 
+--- Raises "bad argument #1 to 'fname' (protocol factory expected, got
+-- t)", at the caller of the function that calls it, unless factory (the
+-- first argument of the transports' create_* and subprocess_*) can be
+-- called.
+function M.factory(factory, fname)
+  if type(factory) ~= "function" and
+     not (getmetatable(factory) or {}).__call then
+    error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
+          :format(fname, type(factory)), 3)
+  end
+end
+
 --- A callable value: a function or a value whose metatable has __call.
 function M.callable(v, n, fname, optional)
   if type(v) == "function" or (optional and v == nil) then return v end

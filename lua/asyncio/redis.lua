@@ -1488,21 +1488,20 @@ do
   end
 end
 
---- The argument number (self not counted) and option set of command
--- `name` when its options come at one place, else nil: its method checks
--- them itself (no frame more per call).
-local function fixed_opts(name)
+--- method, or for a command that takes options (CMD_OPTS), a method that
+-- checks them first: at their one place, or at the first table among the
+-- places they may come (after optional arguments).
+local function with_options(name, method)
   local copts = CMD_OPTS[name]
-  if copts and copts[3] == copts[1] then return copts[1], copts[2] end
-  return nil
-end
-
---- method, or for a command whose options may come at several places
--- (CMD_OPTS), a method that checks them first.
-local function shifted_check(name, method)
-  local copts = CMD_OPTS[name]
-  if not copts or copts[3] == copts[1] then return method end
+  if not copts then return method end
   local i, set, first = copts[1], copts[2], copts[3]
+  if first == i then
+    return function(self, ...)
+      local o = select(i, ...)
+      if o ~= nil then check.options(o, i + 1, name, set) end
+      return method(self, ...)
+    end
+  end
   return function(self, ...)
     for k = first, i do
       local o = select(k, ...)
@@ -1537,12 +1536,7 @@ for name, build in pairs(COMMANDS) do
     end)
     Redis[name] = conv_unpack
   else
-    local oi, oset = fixed_opts(name)
-    Redis[name] = shifted_check(name, function(self, ...)
-      if oi then
-        local o = select(oi, ...)
-        if o ~= nil then check.options(o, oi + 1, name, oset) end
-      end
+    Redis[name] = with_options(name, function(self, ...)
       local ok, argv, conv, blocking = pcall(build, ...)
       if not ok then return raise_later(argv) end
       if blocking then return run_blocking(self, argv, conv) end
@@ -1612,9 +1606,11 @@ Pipeline.__index = Pipeline
 --- The flag of a method whose one keyword argument, `key`, comes as
 -- itself or as {key = v} (no other option), argument #1 of method
 -- `fname`: true unless false.
+local FLAG_SETS = {transaction = check.option_set{"transaction"},
+                   raise_on_error = check.option_set{"raise_on_error"}}
 local function flag_arg(o, fname, key)
   if type(o) == "table" then
-    check.options(o, 2, fname, {[key] = true}, 2)
+    check.options(o, 2, fname, FLAG_SETS[key], 2)
     o = o[key]
   end
   return o ~= false
@@ -1656,12 +1652,7 @@ local run_on = async(function(p, argv, conv)
 end)
 
 for name, build in pairs(COMMANDS) do
-  local oi, oset = fixed_opts(name)
-  Pipeline[name] = shifted_check(name, function(self, ...)
-    if oi then
-      local o = select(oi, ...)
-      if o ~= nil then check.options(o, oi + 1, name, oset) end
-    end
+  Pipeline[name] = with_options(name, function(self, ...)
     local argv, conv = build(...)
     if self.watching and not self.explicit_multi then
       return run_on(self, argv, conv)

@@ -226,14 +226,7 @@ local watch = async(function(t)
   t:_try_finish()
 end)
 
---- Raises a bad-argument error for a factory that cannot be called.
-local function check_factory(factory, name)
-  if type(factory) ~= "function" and
-     not (getmetatable(factory) or {}).__call then
-    error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
-          :format(name, type(factory)), 3)
-  end
-end
+local check_factory = check.factory
 
 local function subprocess(loop, factory, file, argv, opts)
   local o = {stdin = core.PIPE, stdout = core.PIPE, stderr = core.PIPE}

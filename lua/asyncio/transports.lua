@@ -96,13 +96,7 @@ local function try_await(aw)
   return table.unpack(res, 1, res.n)
 end
 
-local function check_factory(factory, name)
-  if type(factory) ~= "function" and
-     not (getmetatable(factory) or {}).__call then
-    error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
-          :format(name, type(factory)), 3)
-  end
-end
+local check_factory = check.factory
 
 local function opt(opts, name)
   return opts and opts[name]

@@ -466,6 +466,7 @@ local function job_of(q, id, fields)
                        attempts = fields and fields.attempts or 0}, Job)
 end
 
+local RESULT_OPTS = {timeout = "timeout"}
 local ENQUEUE_OPTS = {retries = "count", timeout = "seconds",
                       job_id = "string", delay = "seconds",
                       retry_delay = "seconds"}
@@ -630,7 +631,7 @@ end)
 -- TimeoutError when the timeout passes first. The options are checked
 -- when the call is made.
 function Job:result(o)
-  return result(self, check_opts(o, {timeout = "timeout"}, 1, "result", 2))
+  return result(self, check_opts(o, RESULT_OPTS, 1, "result", 2))
 end
 
 function Job:__tostring()

@@ -1134,10 +1134,11 @@ end
 for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
                    "options"} do
   local known = m == "get" and GET_OPTS or ROUTE_OPTS
-  Router["add_" .. m] = function(self, path, handler, opts)
-    check.options(opts, 4, "add_" .. m, known)
+  local fname = "add_" .. m
+  Router[fname] = function(self, path, handler, opts)
+    check.options(opts, 4, fname, known)
     local r = route_add(self, m:upper(), path, handler, opts and opts.name,
-                        "add_" .. m, 1)
+                        fname, 1)
     if m == "get" and not (opts and opts.allow_head == false) then
       route_add(self, "HEAD", path, handler, nil, "add_get", 1)
     end

@@ -17,6 +17,7 @@
 
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
+local check = require "asyncio.check"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat = table.concat
@@ -558,7 +559,8 @@ local close = async(function(self, code, message, timeout)
   return true
 end)
 
-local CLOSE_OPTS = {code = true, message = true, timeout = true}
+local CLOSE_OPTS = check.option_set{"code", "message", "timeout"}
+local NO_OPTS = {}
 
 --- close([{code = 1000, message = "", timeout =}]) -> Coroutine -> true
 -- when this call closed it, false when it was closed already. A receive
@@ -568,17 +570,7 @@ local CLOSE_OPTS = {code = true, message = true, timeout = true}
 -- or 1006 with exception() the TimeoutError when none came. Bad options
 -- raise at the call.
 function WebSocket:close(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #1 to 'close' (table expected, got " ..
-          type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not CLOSE_OPTS[k] then
-      error(("bad argument #1 to 'close' (unknown option '%s')")
-        :format(tostring(k)), 2)
-    end
-  end
+  opts = check.options(opts, 2, "close", CLOSE_OPTS) or NO_OPTS
   local code = opts.code or WSCloseCode.OK
   if math.type(code) ~= "integer" or code < 0 or code > 65535 then
     error("bad argument #1 to 'close' (field 'code': an integer in "
