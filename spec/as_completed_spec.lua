@@ -214,8 +214,20 @@ describe("as_completed", function()
     assert.equal("bad argument #2 to 'as_completed' (unknown option "
                  .. "'timout')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
     f:set_result(1)
+    local got = {}
     for fut in asyncio.as_completed({f}, {timeout = 10}) do
-      assert.equal(1, await(fut))
+      got[#got + 1] = await(fut)
     end
+    assert.same({1}, got)
+    local loop = asyncio.get_running_loop()
+    local t0 = loop:time()
+    local never = asyncio.Future()
+    local e2 = h.error_of(function()
+      for fut in asyncio.as_completed({never}, {timeout = 10}) do
+        await(fut)
+      end
+    end)
+    assert.is_true(iserror(e2, asyncio.TimeoutError))
+    assert.equal(10, loop:time() - t0)
   end))
 end)

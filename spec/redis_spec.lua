@@ -370,9 +370,11 @@ describe("asyncio.redis", function()
                                        ignore_subscribe_messages = true}))
     local runner = asyncio.create_task(ps:run{poll_timeout = 0.01,
       exception_handler = function() end})
-    await(asyncio.sleep(0.02))
+    await(asyncio.sleep(0))
+    assert.is_false(runner:done()) -- its options were taken: it runs
     runner:cancel()
     assert.is_false(pcall(await, runner))
+    assert.is_true(runner:cancelled())
     await(ps:close())
     await(r:close())
   end))

@@ -604,14 +604,14 @@ describe("the TLS hook", function()
       function p:eof_received() end
       return p
     end
-    local path = sockpath()
+    local path, path4 = sockpath(), sockpath()
     local servers = {
       await(loop:create_server(echo, "127.0.0.1", 0, tls(sctx))),
       await(loop:create_unix_server(echo, path, tls(sctx))),
       await(asyncio.start_server(function(_, w) w:close() end,
                                  "127.0.0.1", 0, tls(sctx, {limit = 10}))),
       await(asyncio.start_unix_server(function(_, w) w:close() end,
-                                      sockpath(), tls(sctx, {limit = 10}))),
+                                      path4, tls(sctx, {limit = 10}))),
     }
     local host = {server_hostname = "h.test"}
     local t1, p1 = await(loop:create_connection(sink, "127.0.0.1",
@@ -621,10 +621,13 @@ describe("the TLS hook", function()
     local _, w3 = await(asyncio.open_connection("127.0.0.1",
       port_of(servers[3]), tls(cctx, {server_hostname = "h.test",
                                       limit = 10})))
-    for _, t in ipairs{t1, t2, w3} do t:close() end
+    local _, w4 = await(asyncio.open_unix_connection(path4,
+      tls(cctx, {server_hostname = "h.test", limit = 10})))
+    for _, t in ipairs{t1, t2, w3, w4} do t:close() end
     await(p1.lost)
     await(p2.lost)
     await(w3:wait_closed())
+    await(w4:wait_closed())
     for _, srv in ipairs(servers) do
       srv:close()
       await(srv:wait_closed())
@@ -641,7 +644,7 @@ describe("the TLS hook", function()
         assert.equal(cctx, m.ctx)
       end
     end
-    assert.equal(3, clients)
+    assert.equal(4, clients)
   end))
 
   it("ssl = true asks asyncio.ssl for the default client context; servers "
