@@ -212,7 +212,7 @@ describe("as_completed", function()
       asyncio.as_completed({f}, {timout = 1})
     end)
     assert.equal("bad argument #2 to 'as_completed' (unknown option "
-                 .. "'timout')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 .. "'timout')", h.message(e))
     f:set_result(1)
     local got = {}
     for fut in asyncio.as_completed({f}, {timeout = 10}) do

@@ -113,7 +113,7 @@ describe("getaddrinfo", function()
      .. "taken", aspec.async(function()
     local loop = asyncio.get_running_loop()
     local function message_of(fn)
-      return (tostring(raises(fn)):gsub("^[^\n]-:%d+: ", ""))
+      return h.message(raises(fn))
     end
     assert.equal("bad argument #3 to 'getaddrinfo' (unknown option "
                  .. "'socktype')", message_of(function()

@@ -400,7 +400,7 @@ describe("gather", function()
       local e = h.error_of(function()
         gather(table.unpack(args, 1, args.n))
       end)
-      return (tostring(e):gsub("^[^\n]-:%d+: ", ""))
+      return h.message(e)
     end
     assert.equal("bad argument #2 to 'gather' (unknown option "
                  .. "'return_exception')",

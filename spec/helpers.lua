@@ -24,11 +24,24 @@ function M.vspec(fn)
   return aspec.async({clock = "virtual"}, fn)
 end
 
+--- The message of error e without the "file:line: " that error() puts
+-- before it.
+function M.message(e)
+  return (tostring(e):gsub("^[^\n]-:%d+: ", ""))
+end
+
 --- Awaits aw, which must fail; returns its error.
 function M.await_error(aw)
   local ok, err = pcall(asyncio.await, aw)
   assert.is_false(ok, "expected an error")
   return err
+end
+
+--- Awaits aw, which must fail with "bad argument #n to 'fname' (unknown
+-- option 'name')".
+function M.unknown_option(n, fname, name, aw)
+  assert.equal(("bad argument #%d to '%s' (unknown option '%s')")
+               :format(n, fname, name), M.await_error(aw))
 end
 
 --- each_virtual_loop(set): each test of the enclosing describe block

@@ -609,7 +609,7 @@ describe("task factory", function()
     local coro = asyncio.sleep(0, "ran")
     local e = raised(function() loop:create_task(coro, {nmae = "x"}) end)
     assert.equal("bad argument #2 to 'create_task' (unknown option 'nmae')",
-                 (e:gsub("^[^\n]-:%d+: ", "")))
+                 h.message(e))
     local calls = {}
     loop:set_task_factory(function(l, c, opts)
       calls[#calls + 1] = opts
@@ -644,7 +644,7 @@ end)
 describe("loop options (Python's keyword arguments)", function()
   --- The message of the error fn raises, without a "file:line:" prefix.
   local function message_of(fn)
-    return (tostring(raised(fn)):gsub("^[^\n]-:%d+: ", ""))
+    return h.message(raised(fn))
   end
 
   it("new_event_loop rejects an unknown option; {clock =, debug =} are "
@@ -684,7 +684,7 @@ describe("asyncio.busted", function()
      .. "debug =} are taken", function()
     local e = raised(function() aspec.async({clok = "virtual"}, print) end)
     assert.equal("bad argument #1 to 'async' (unknown option 'clok')",
-                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 h.message(e))
     aspec.async({clock = "virtual", debug = true}, function()
       local loop = asyncio.get_running_loop()
       assert.is_true(loop:get_debug())

@@ -5,7 +5,8 @@ local aspec = require "asyncio.busted"
 local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
-local raised = dofile("spec/helpers.lua").error_of
+local h = dofile("spec/helpers.lua")
+local raised = h.error_of
 
 local function assert_error(cls, pattern, e)
   assert.is_true(asyncio.iserror(e, cls), "not a " .. tostring(cls) ..
@@ -210,7 +211,7 @@ describe("asyncio.run", function()
                           {{debug = true, loop = 1}, "loop"}} do
       local e = raised(function() asyncio.run(main, case[1]) end)
       assert.equal("bad argument #2 to 'run' (unknown option '" .. case[2]
-                   .. "')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                   .. "')", h.message(e))
     end
     assert.is_false(ran)
     local made
@@ -333,7 +334,7 @@ describe("asyncio.Runner", function()
      function()
     local e = raised(function() asyncio.Runner{clock = "virtual", dbug = 1} end)
     assert.equal("bad argument #1 to 'Runner' (unknown option 'dbug')",
-                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 h.message(e))
     local opts = {clock = "virtual", debug = true}
     local runner <close> = asyncio.Runner(opts)
     opts.clock, opts.bogus = "real", true -- too late to matter

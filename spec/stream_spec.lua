@@ -1054,12 +1054,7 @@ describe("streams", function()
   end)
 
   describe("options", function()
-    --- Awaits aw, which must fail with "bad argument #n to 'fname'
-    -- (unknown option 'name')".
-    local function unknown(n, fname, name, aw)
-      assert.equal(("bad argument #%d to '%s' (unknown option '%s')")
-                   :format(n, fname, name), h.await_error(aw))
-    end
+    local unknown = h.unknown_option
     --- Awaits aw, which must fail with ValueError "<name> is only
     -- meaningful with ssl": the option was taken, not rejected.
     local function ssl_only(name, aw)

@@ -550,7 +550,7 @@ describe("Task options (Python's keyword arguments)", function()
 
   --- The message of the error fn raises, without a "file:line:" prefix.
   local function message_of(fn)
-    return (tostring(h.error_of(fn)):gsub("^[^\n]-:%d+: ", ""))
+    return h.message(h.error_of(fn))
   end
 
   it("loop:create_task and Task reject an unknown option, naming the "

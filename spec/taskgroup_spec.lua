@@ -583,7 +583,7 @@ describe("TaskGroup", function()
       t = tg:create_task(coro, {name = "named"})
     end
     assert.equal("bad argument #2 to 'create_task' (unknown option 'nmae')",
-                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 h.message(e))
     assert.equal("named", t:get_name())
     assert.equal("ran", t:result())
   end))
@@ -594,7 +594,7 @@ describe("TaskGroup", function()
     local coro = value_after(0, 1)
     local e = raises(function() tg:create_task(coro, {context = {}}) end)
     assert.equal("bad argument #2 to 'create_task' (unknown option "
-                 .. "'context')", (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 .. "'context')", h.message(e))
     e = raises(function() tg:create_task(coro, {name = "x"}) end)
     assert.is_true(iserror(e, RuntimeError))
     assert.matches("has not been entered", e.message)

@@ -5,6 +5,7 @@
 -- order; the loop's own thread never waits. `make check` also runs this
 -- file under ThreadSanitizer and valgrind (LUAIO_VALGRIND=1: fewer calls).
 local asyncio = require "asyncio"
+local h = dofile("spec/helpers.lua")
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
 
@@ -147,7 +148,7 @@ describe("threadsafe with a maxsize", function()
       end)
       assert.is_false(ok)
       assert.equal("bad argument #2 to 'threadsafe' (unknown option "
-                   .. "'max_size')", (err:gsub("^[^\n]-:%d+: ", "")))
+                   .. "'max_size')", h.message(err))
       local tf = asyncio.threadsafe(f, {maxsize = 10})
       assert.equal(10, tf:stats().maxsize)
     end))

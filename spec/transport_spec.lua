@@ -724,12 +724,7 @@ describe("the TLS hook", function()
 end)
 
 describe("options", function()
-  --- Awaits aw, which must fail with "bad argument #n to 'fname'
-  -- (unknown option 'name')".
-  local function unknown(n, fname, name, aw)
-    assert.equal(("bad argument #%d to '%s' (unknown option '%s')")
-                 :format(n, fname, name), h.await_error(aw))
-  end
+  local unknown = h.unknown_option
 
   it("an unknown option raises a bad-argument error naming the method "
      .. "and the argument (self not counted), before anything is opened",

@@ -236,10 +236,10 @@ describe("wait", function()
     local f = asyncio.Future()
     local e = h.error_of(function() wait({f}, {retrun_when = "x"}) end)
     assert.equal("bad argument #2 to 'wait' (unknown option 'retrun_when')",
-                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 h.message(e))
     e = h.error_of(function() wait({f}, 5) end)
     assert.equal("bad argument #2 to 'wait' (table expected, got number)",
-                 (tostring(e):gsub("^[^\n]-:%d+: ", "")))
+                 h.message(e))
     local c = wait({f}, {timeout = 0.1, return_when = asyncio.ALL_COMPLETED})
     assert.is_true(asyncio.iscoroutine(c))
     local done, pending = await(c)
