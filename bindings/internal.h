@@ -297,6 +297,9 @@ struct aio_loop {
   uint64_t hseq;
 
   aio_task *current;      /* task being stepped, or NULL */
+  aio_task *starting;     /* task whose thread a first step is making:
+                             if that raises, the run schedules the step
+                             again (see run_loop) */
   unsigned npending;      /* pending tasks (entries of env TASKS) */
   unsigned handles_open;  /* uv handles not yet closed (debug counts) */
   unsigned polls_skipped;
@@ -718,8 +721,9 @@ typedef enum {
 /* How the wait of a task in an aio_taskq ended (aio_task.wstate). */
 enum { AIO_TW_PENDING, AIO_TW_WOKEN, AIO_TW_CANCELLED };
 
-/* Laid out without padding (80 bytes on 64-bit platforms): every
- * pending task holds one, so its size counts (spec/task_memory_spec). */
+/* Laid out without inner padding (80 bytes on 64-bit platforms, the last
+ * 4 free): every pending task holds one, so its size counts
+ * (spec/task_memory_spec). */
 struct aio_task {
   aio_future fut;
   lua_State *co;            /* anchored by AIO_TU_THREAD */
@@ -730,7 +734,6 @@ struct aio_task {
   int waiter_idx;           /* its slot in the suspended frame of co */
   unsigned sleep_gen;
   int num_cancels;          /* cancel() requests not yet uncancelled */
-  int nargs;                /* arguments waiting on co for the first step */
   unsigned timer_refs;      /* timer heap entries pointing at the task,
                                live or dead (see aio_timer_task_retired) */
   unsigned wait_kind : 3;   /* aio_wait_kind */
@@ -863,7 +866,11 @@ struct aio_fast_op {
   aio_fast_fn fast;
 };
 
-enum { AIO_CORO_NEW, AIO_CORO_STARTED };
+/* A Coroutine is new, then started (awaited, or run by a task), or
+ * taken: wrapped in a task that has not made its first step yet, which
+ * holds its function and arguments until then (a kept operation in that
+ * state is not armed again). */
+enum { AIO_CORO_NEW, AIO_CORO_STARTED, AIO_CORO_TAKEN };
 
 aio_coro *aio_test_coro(lua_State *L, int idx);
 /* Whether the value at idx is a coroutine function (asyncio.async's). */
@@ -873,6 +880,13 @@ int aio_is_coroutine_function(lua_State *L, int idx);
  * Raises RuntimeError if it was already awaited or wrapped in a task.
  * Returns the number of arguments. */
 int aio_coro_start(lua_State *L, int cidx, lua_State *to);
+/* aio_coro_start in two halves, for a task: aio_coro_take marks the
+ * Coroutine at cidx as taken (raising as aio_coro_start does), and
+ * aio_coro_start_taken, at the task's first step, pushes its function
+ * and arguments onto `to`, marks it started and returns the number of
+ * arguments. */
+void aio_coro_take(lua_State *L, int cidx);
+int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to);
 /* Pushes the function the Coroutine at cidx runs. */
 void aio_coro_pushfn(lua_State *L, int cidx);
 /* Pushes the name of the coroutine's function (for reprs). */

@@ -244,6 +244,27 @@ describe("kept C operations", function()
     assert.equal("y", await(op))
   end))
 
+  it("a kept operation wrapped in a task is not armed again before the "
+     .. "task's first step", vspec(function()
+    local loop = asyncio.get_running_loop()
+    local q = asyncio.Queue()
+    local slept = asyncio.sleep(2, "task's")
+    local t = asyncio.create_task(slept)
+    -- the task has not run yet: these calls must not take its objects
+    local op = asyncio.sleep(1, "mine")
+    assert.are_not.equal(slept, op)
+    assert.equal("mine", await(op))
+    local tg = asyncio.create_task(q:get())
+    local get = q:get()
+    assert.are_not.equal(tg:get_coro(), get)
+    q:put_nowait("first")
+    q:put_nowait("second")
+    assert.equal("first", await(tg))
+    assert.equal("second", await(get))
+    assert.equal("task's", await(t))
+    assert.equal(2, loop:time())
+  end))
+
   it("a blocked get cancelled hands its wake-up on (FIFO kept)",
      vspec(function()
     local q = asyncio.Queue()

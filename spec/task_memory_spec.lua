@@ -26,6 +26,9 @@ end
 -- (about 300).
 local SLEEPING_BOUND = 1430
 local DONE_BOUND = 320
+-- A task waiting for its first step has no thread yet: its Task and
+-- Coroutine objects and its anchor (about 306; 1234 with the thread).
+local WAITING_BOUND = 320
 
 describe("the memory a task holds", function()
   it("a task sleeping in asyncio.sleep holds at most " .. SLEEPING_BOUND ..
@@ -44,6 +47,20 @@ describe("the memory a task holds", function()
     local sum = 0
     for i = 1, N do sum = sum + await(tasks[i]) end
     assert.equal(N * (N + 1) // 2, sum)
+  end))
+
+  it("a task waiting for its first step holds no thread yet (at most " ..
+     WAITING_BOUND .. " bytes)", vspec(function()
+    local work = async(function(i) return i end)
+    local tasks = {}
+    for i = 1, N do tasks[i] = false end
+    local before = heap()
+    for i = 1, N do tasks[i] = asyncio.create_task(work(i)) end
+    local per_task = (heap() - before) / N
+    assert.is_true(per_task <= WAITING_BOUND, per_task .. " bytes")
+    assert.is_false(tasks[1]:done())
+    await(asyncio.sleep(0))
+    assert.equal(N, tasks[N]:result())
   end))
 
   it("a finished task lets go of its thread (at most " .. DONE_BOUND ..

@@ -164,34 +164,48 @@ static int coro_factory(lua_State *L) {
   return 1;
 }
 
-/* Marks the Coroutine at cidx as started (raising if it already was). */
-static aio_coro *coro_take(lua_State *L, int cidx) {
+/* Marks the Coroutine at cidx as `state` (started, or taken by a task),
+ * raising if it was awaited or taken before. */
+static aio_coro *coro_take(lua_State *L, int cidx, int state) {
   aio_coro *c = lua_touserdata(L, cidx);
   if (c->state != AIO_CORO_NEW)
     aio_raisef(L, AIO_E_RUNTIME, "cannot reuse already awaited coroutine");
-  c->state = AIO_CORO_STARTED;
-  luaL_checkstack(L, c->nargs + 2, "too many arguments");
+  c->state = (unsigned char)state;
   return c;
 }
 
-/* Pushes the arguments of the Coroutine c at cidx. */
-static void push_args(lua_State *L, int cidx, aio_coro *c) {
+/* Pushes the function and the arguments of the Coroutine c at cidx onto
+ * `to`; returns the number of arguments. */
+static int push_body(lua_State *L, int cidx, aio_coro *c, lua_State *to) {
   int i;
-  for (i = 2; i <= c->nargs + 1; i++)
-    lua_getiuservalue(L, cidx, i);
-}
-
-int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
-  aio_coro *c;
-  cidx = lua_absindex(L, cidx);
-  c = coro_take(L, cidx);
+  luaL_checkstack(L, c->nargs + 2, "too many arguments");
   if (to != L)
     luaL_checkstack(to, c->nargs + 2, "too many arguments");
   aio_coro_pushfn(L, cidx);
-  push_args(L, cidx, c);
+  for (i = 2; i <= c->nargs + 1; i++)
+    lua_getiuservalue(L, cidx, i);
   if (to != L)
     lua_xmove(L, to, c->nargs + 1);
   return c->nargs;
+}
+
+int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
+  cidx = lua_absindex(L, cidx);
+  return push_body(L, cidx, coro_take(L, cidx, AIO_CORO_STARTED), to);
+}
+
+void aio_coro_take(lua_State *L, int cidx) {
+  coro_take(L, cidx, AIO_CORO_TAKEN);
+}
+
+int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to) {
+  aio_coro *c;
+  int nargs;
+  cidx = lua_absindex(L, cidx);
+  c = lua_touserdata(L, cidx);
+  nargs = push_body(L, cidx, c, to);
+  c->state = AIO_CORO_STARTED; /* a kept operation may be armed again */
+  return nargs;
 }
 
 /* Pushes loaded[mod][name] found equal to the function at fidx, or
@@ -356,7 +370,8 @@ static int l_coro__gc(lua_State *L) {
  * is not reported (Python's coro.close()). */
 static int l_coro_close(lua_State *L) {
   aio_coro *c = check_coro(L, 1);
-  c->state = AIO_CORO_STARTED;
+  if (c->state == AIO_CORO_NEW) /* a task's stays its own */
+    c->state = AIO_CORO_STARTED;
   return 0;
 }
 

@@ -960,8 +960,7 @@ static int task_body_k(lua_State *L, int status, lua_KContext ctx) {
 
 aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   aio_task *t;
-  lua_State *co;
-  int tidx, nargs;
+  int tidx;
   cidx = lua_absindex(L, cidx);
   oidx = oidx ? lua_absindex(L, oidx) : 0;
   if (aio_test_coro(L, cidx) == NULL) {
@@ -981,14 +980,12 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   t->fut.is_task = 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[1]);
   lua_setmetatable(L, -2);
-  co = lua_newthread(L);
-  t->co = co;
-  aio_push_loop(L, loop); /* kept by the thread, below its trampoline */
-  lua_xmove(L, co, 1);
+  /* the thread comes at the first step (task_start): until then the
+   * Coroutine object holds the body and its arguments, and a task
+   * waiting for its first step costs the collector no thread */
+  aio_coro_take(L, cidx);
+  aio_push_loop(L, loop);
   lua_setiuservalue(L, tidx, AIO_TU_THREAD);
-  lua_pushcfunction(co, task_body);
-  nargs = aio_coro_start(L, cidx, co);
-  t->nargs = nargs + 1;
   lua_pushvalue(L, cidx);
   lua_setiuservalue(L, tidx, AIO_TU_CORO);
   t->id = (lua_Integer)atomic_fetch_add(&task_counter, 1) + 1;
@@ -1376,11 +1373,34 @@ static void need_task(lua_State *L, int tidx, aio_task *t) {
   }
 }
 
+/* The first step of the task t (at tidx, or nil there): makes its
+ * thread, [loop, trampoline, fn, args...], which its THREAD slot holds
+ * from now on, and returns the number of values to resume it with. A
+ * memory error leaves the task as it was, for the run to schedule the
+ * step again (loop->starting). */
+static int task_start(lua_State *L, int tidx, aio_task *t) {
+  lua_State *co;
+  int nargs;
+  t->fut.loop->starting = t;
+  need_task(L, tidx, t);
+  co = lua_newthread(L);
+  lua_getiuservalue(L, tidx, AIO_TU_THREAD); /* the loop until now */
+  lua_xmove(L, co, 1); /* kept by the thread, below its trampoline */
+  lua_pushcfunction(co, task_body);
+  push_coro(L, tidx);
+  nargs = aio_coro_start_taken(L, -1, co);
+  lua_pop(L, 1);
+  lua_setiuservalue(L, tidx, AIO_TU_THREAD);
+  t->co = co;
+  t->fut.loop->starting = NULL;
+  return nargs + 1;
+}
+
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   int top = lua_gettop(L), tidx = top + 1, nargs = 0, nres = 0, status;
   int throwing, bad_yield;
   lua_State *co = t->co;
-  if (t->fut.state != AIO_PENDING || co == NULL)
+  if (t->fut.state != AIO_PENDING)
     return;
   luaL_checkstack(L, 8, NULL);
   lua_pushnil(L); /* tidx: the task, once need_task looked it up */
@@ -1398,14 +1418,14 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   if (!t->started) {
     if (throwing) {
       /* cancelled before its first step: the body never runs */
-      lua_pop(co, lua_gettop(co));
       t->bad_yield = 0;
       task_raised(L, tidx, t);
       lua_settop(L, top);
       return;
     }
+    nargs = task_start(L, tidx, t);
+    co = t->co;
     t->started = 1;
-    nargs = t->nargs;
   } else if (throwing && bad_yield) {
     lua_sethook(co, bad_yield_hook, LUA_MASKCOUNT, 1);
     /* the hook finds the error in the WAITER slot again */

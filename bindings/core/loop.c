@@ -713,8 +713,16 @@ static int run_loop(lua_State *L, aio_loop *loop, double max_wait, int once) {
   lua_pushlightuserdata(L, &a);
   st = lua_pcall(L, 1, 1, 0);
   run_end(L, loop, &rs);
-  if (st != LUA_OK)
+  if (st != LUA_OK) {
+    if (loop->starting != NULL) {
+      /* a first step could not make the task's thread (memory): the
+       * task stays pending and not started, its step queued again */
+      aio_task *t = loop->starting;
+      loop->starting = NULL;
+      aio_schedule_step(L, loop, t);
+    }
     lua_error(L);
+  }
   if (a.prop)
     return 1;
   lua_pop(L, 1);
