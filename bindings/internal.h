@@ -612,6 +612,8 @@ void aio_msg_free(aio_msg *m);
  * of freed into another thread's malloc arena. aio_block_alloc returns
  * NULL when out of memory; aio_block_free takes NULL. */
 #define AIO_BLOCK_SIZE 256
+/* The most blocks the shared pool keeps (blocks.c: chains of 32). */
+#define AIO_BLOCK_POOL_MAX 8192
 void *aio_block_alloc(void);
 void aio_block_free(void *b);
 /* The blocks in the shared pool now (for tests). */

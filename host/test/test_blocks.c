@@ -78,10 +78,10 @@ static void *free_many(void *p) {
 
 static void test_pool_bounded(void) {
   pthread_t tid;
-  int n = 10000;
+  int n = 3 * AIO_BLOCK_POOL_MAX;
   CHECK(pthread_create(&tid, NULL, free_many, &n) == 0);
   pthread_join(tid, NULL);
-  CHECK(aio_block_pool_size() == (POOLED ? 1024 : 0));
+  CHECK(aio_block_pool_size() == (POOLED ? AIO_BLOCK_POOL_MAX : 0));
 }
 
 /* A producer thread allocates and fills blocks, a consumer checks and
