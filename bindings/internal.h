@@ -257,7 +257,10 @@ enum {
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
   AIO_ENV_CANCELLED,  /* the CancelledError class (loop->cancelled_cls) */
-  AIO_ENV_COUNT = AIO_ENV_CANCELLED
+  AIO_ENV_ANCHORS,    /* ref -> a value a request given up by its task
+                         still reads (fs.c: a written string), or nil;
+                         dropped once the closed loop's requests ended */
+  AIO_ENV_COUNT = AIO_ENV_ANCHORS
 };
 
 struct aio_loop {

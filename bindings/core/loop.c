@@ -889,6 +889,8 @@ static void loop_close(lua_State *L, aio_loop *loop, int collected) {
   if (loop->own_uv) {
     uv_run(loop->uv, UV_RUN_DEFAULT);
     uv_loop_close(loop->uv);
+    lua_pushnil(L); /* every request ended: nothing reads them now */
+    set_env(L, loop, AIO_ENV_ANCHORS);
   } else {
     /* the host's loop finishes the closes later: the callbacks must not
      * touch this loop then */

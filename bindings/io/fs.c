@@ -148,12 +148,23 @@ static const char *const op_names[OP_COUNT] = {
     "stat",  "lstat", "exists", "mkdir", "rmdir",    "unlink",  "rename",
     "copyfile", "scandir", "mkdtemp", "realpath", "chmod"};
 
+/* A write of BORROW_MIN bytes or more awaited on a loop that owns its
+ * libuv loop writes the Lua string itself instead of a copy: the string
+ * is kept in the loop's ANCHORS table until the request ends (released
+ * by whoever reads its end: fs_finish, or fs_dispatch for a request its
+ * task gave up). A loop that closes runs its requests to their end
+ * before it drops that table. Other writes (smaller ones, detached ones,
+ * and those on a host's libuv loop, whose requests may end after the Lua
+ * state) write a copy. */
+#define BORROW_MIN 4096
+
 typedef struct fsreq {
   aio_io io;
   uv_fs_t req;
   fsfile *file;          /* a reference, or NULL */
   char *buf;             /* owned: the read target or the written copy */
   int64_t after;         /* append write: the descriptor's offset after */
+  int anchor;            /* the written string's ref in ANCHORS, or 0 */
   unsigned char op, done, abandoned;
   unsigned char detached; /* a write nobody awaits: failures are reported */
 } fsreq;
@@ -164,6 +175,36 @@ static void fsreq_free(fsreq *r) {
   if (r->file)
     file_unref(r->file);
   aio_io_release(&r->io);
+}
+
+/* Keeps the string at stack index sidx in loop's ANCHORS table for a
+ * request that writes it; returns its ref there. Raises only memory
+ * errors. */
+static int anchor_string(lua_State *L, aio_loop *loop, int sidx) {
+  int ref;
+  sidx = lua_absindex(L, sidx);
+  aio_push_env(L, loop, AIO_ENV_ANCHORS);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    aio_set_env(L, loop, AIO_ENV_ANCHORS);
+  }
+  lua_pushvalue(L, sidx);
+  ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  return ref;
+}
+
+/* Releases what anchor_string kept (in Lua context, the loop open). */
+static void release_anchor(lua_State *L, fsreq *r) {
+  if (r->anchor == 0)
+    return;
+  aio_push_env(L, r->io.loop, AIO_ENV_ANCHORS);
+  if (lua_istable(L, -1))
+    luaL_unref(L, -1, r->anchor);
+  lua_pop(L, 1);
+  r->anchor = 0;
 }
 
 /* The request ended (in its uv callback): the file may close now. */
@@ -208,6 +249,7 @@ static void fs_dispatch(lua_State *L, aio_io *io, unsigned ev) {
     aio_waiters_wake(L, io);
     return;
   }
+  release_anchor(L, r);
   if (r->file->inflight == 0)
     aio_waiters_wake(L, r->file);
   if (r->detached && r->req.result < 0 && r->io.loop) {
@@ -237,9 +279,10 @@ static void drop_result(fsreq *r) {
 /* Gives the request up (its task is leaving): the callback frees it. A
  * close is never cancelled (the descriptor would stay open), nor a
  * detached write (its data would be lost). */
-static void fs_abandon(fsreq *r) {
+static void fs_abandon(lua_State *L, fsreq *r) {
   r->abandoned = 1;
   if (r->done) {
+    release_anchor(L, r);
     drop_result(r);
     fsreq_free(r);
   } else if (r->op != OP_CLOSE && !r->detached)
@@ -249,7 +292,7 @@ static void fs_abandon(fsreq *r) {
 /* The loop closes: nobody will read the answer. */
 static void fs_shut(lua_State *L, aio_io *io) {
   aio_waiter_drop(L, io);
-  fs_abandon((fsreq *)io);
+  fs_abandon(L, (fsreq *)io);
 }
 
 /* Sets up the zeroed request r for op and puts it in loop's list; a
@@ -406,6 +449,7 @@ static int op_paths(fsop op) {
 static int fs_finish(lua_State *L, fsreq *r) {
   ssize_t res = r->req.result;
   int nres = 0;
+  release_anchor(L, r);
   if (r->file && r->file->inflight == 0)
     aio_waiters_wake(L, r->file);
   if (r->op == OP_EXISTS) {
@@ -470,7 +514,7 @@ static int fs_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (threw || f->state == AIO_CANCELLED || !r->done) {
     aio_waiter_drop(L, &r->io);
-    fs_abandon(r);
+    fs_abandon(L, r);
     if (threw)
       return lua_error(L);
     return aio_future_push_result(L, ridx + 1); /* the CancelledError */
@@ -487,6 +531,7 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
     fsop op = (fsop)r->op;
     int np = op_paths(op);
     r->file = NULL; /* it took no reference yet */
+    release_anchor(L, r);
     fsreq_free(r);
     push_fs_error(L, rc, op_names[op], np > 0 ? 1 : 0, np > 1 ? 2 : 0);
     return lua_error(L);
@@ -577,18 +622,32 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
   size_t n;
   const char *data = lua_tolstring(L, 2, &n);
   int64_t off = (int64_t)lua_tointeger(L, 3);
-  fsreq *r = fsreq_new(L, t, OP_WRITE);
+  aio_loop *loop = t->fut.loop;
+  int anchor = n >= BORROW_MIN && loop->own_uv ? anchor_string(L, loop, 2)
+                                               : 0;
+  fsreq *r = calloc(1, sizeof *r);
   uv_buf_t b;
-  r->file = f;
-  r->after = off < 0 ? -1 : 0;
-  r->buf = malloc(n > 0 ? n : 1);
-  if (r->buf == NULL) {
-    r->file = NULL;
-    fsreq_free(r);
+  if (r != NULL && !anchor && (r->buf = malloc(n > 0 ? n : 1)) == NULL) {
+    free(r);
+    r = NULL;
+  }
+  if (r == NULL) {
+    if (anchor) {
+      aio_push_env(L, loop, AIO_ENV_ANCHORS);
+      luaL_unref(L, -1, anchor);
+    }
     return luaL_error(L, "not enough memory");
   }
-  memcpy(r->buf, data, n);
-  b = uv_buf_init(r->buf, (unsigned)n);
+  fsreq_init(r, loop, OP_WRITE, 0);
+  r->anchor = anchor;
+  r->after = off < 0 ? -1 : 0;
+  if (anchor)
+    b = uv_buf_init((char *)data, (unsigned)n);
+  else {
+    memcpy(r->buf, data, n);
+    b = uv_buf_init(r->buf, (unsigned)n);
+  }
+  r->file = f;
   return fs_await(L, t, r, uv_fs_write(t->fut.loop->uv, &r->req, f->fd, &b,
                                        1, off, on_fs_done));
 }
