@@ -257,9 +257,9 @@ enum {
   AIO_ENV_STOPCB,     /* the done-callback of run_until_complete */
   AIO_ENV_TASK_FACTORY, /* set_task_factory's callable or nil */
   AIO_ENV_CANCELLED,  /* the CancelledError class (loop->cancelled_cls) */
-  AIO_ENV_ANCHORS,    /* ref -> a value a request given up by its task
-                         still reads (fs.c: a written string), or nil;
-                         dropped once the closed loop's requests ended */
+  AIO_ENV_ANCHORS,    /* ref -> a value a request in flight reads (fs.c:
+                         the string a write writes), or nil; dropped once
+                         the closed loop's requests ended */
   AIO_ENV_COUNT = AIO_ENV_ANCHORS
 };
 
@@ -693,9 +693,10 @@ enum {
  * the error the next step raises (throwing), or nil: one slot less in
  * every Task. */
 #define AIO_TU_WAITER AIO_FU_VALUE
-/* Likewise its LOOP slot holds its coroutine thread while it is pending
- * (the thread keeps the loop userdata at the base of its stack, below
- * the trampoline) and the loop once it is done. */
+/* Likewise its LOOP slot holds the loop until the task's first step,
+ * its coroutine thread from that step while it is pending (the thread
+ * keeps the loop userdata at the base of its stack, below the
+ * trampoline), and the loop again once it is done. */
 #define AIO_TU_THREAD AIO_FU_LOOP
 
 struct aio_future {         /* 24 bytes on 64-bit platforms */
@@ -731,7 +732,8 @@ enum { AIO_TW_PENDING, AIO_TW_WOKEN, AIO_TW_CANCELLED };
  * (spec/task_memory_spec). */
 struct aio_task {
   aio_future fut;
-  lua_State *co;            /* anchored by AIO_TU_THREAD */
+  lua_State *co;            /* anchored by AIO_TU_THREAD; NULL until the
+                               first step and once done */
   aio_future *waiter;       /* the future awaited, or NULL */
   lua_Integer id;           /* n of the default name Task-<n>, and the
                                task's key in the loop's pending table */

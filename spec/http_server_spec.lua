@@ -448,6 +448,32 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("request.content iterates as aiohttp's: iter_chunked(n) as the "
+     .. "body arrives", aspec.async(function()
+    local chunks, sent = {}, asyncio.Event()
+    local app = web.Application()
+    app.router:add_post("/up", async(function(request)
+      for chunk in request.content:iter_chunked(4) do
+        chunks[#chunks + 1] = chunk
+        if #chunks == 1 then sent:set() end
+      end
+      assert.is_true(request.content:is_eof())
+      assert.equal("", request.content:read_nowait())
+      return web.Response{text = table.concat(chunks, "|")}
+    end))
+    local runner, _, port = start(app)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+      .. "\r\nConnection: close\r\n\r\n6\r\nabcdef\r\n")
+    await(asyncio.wait_for(sent:wait(), 10)) -- a step per piece, in time
+    w:write("3\r\nghi\r\n0\r\n\r\n")
+    local out = await(asyncio.wait_for(r:read(), 10))
+    w:close()
+    assert.matches("\r\n\r\nabcd|ef|ghi$", out)
+    assert.same({"abcd", "ef", "ghi"}, chunks)
+    await(runner:cleanup())
+  end))
+
   -- the same bug tools/fuzz/http_request.lua found in parser.c: an
   -- upgrade request's body was taken for the new protocol's bytes when
   -- it came after the head in another read

@@ -895,6 +895,85 @@ describe("streams", function()
                    tostring(r))
     end))
 
+    it("iter_chunked(n) and iter_any() iterate the pieces, awaiting "
+       .. "each, until the end (aiohttp's)", aspec.async(function()
+      local r = asyncio.StreamReader()
+      local got, steps = {}, 0
+      local t = h.spawn(function()
+        for chunk in r:iter_chunked(4) do
+          steps = steps + 1
+          got[#got + 1] = chunk
+        end
+        return "end"
+      end)
+      r:feed_data("abcdef")
+      await(asyncio.sleep(0))
+      assert.same({"abcd", "ef"}, got) -- what was buffered, 4 at most
+      r:feed_data("gh")
+      r:feed_eof()
+      assert.equal("end", await(t))
+      assert.same({"abcd", "ef", "gh"}, got)
+      assert.equal(3, steps)
+
+      local any = asyncio.StreamReader()
+      local pieces = {}
+      local ta = h.spawn(function()
+        for piece in any:iter_any() do pieces[#pieces + 1] = piece end
+      end)
+      any:feed_data("one")
+      any:feed_data("two") -- both buffered before the task runs: one piece
+      await(asyncio.sleep(0))
+      any:feed_data("three")
+      await(asyncio.sleep(0))
+      any:feed_eof()
+      await(ta)
+      assert.same({"onetwo", "three"}, pieces)
+      assert.matches("positive integer expected",
+                     raises(r.iter_chunked, r, 0))
+      assert.matches("number expected", raises(r.iter_chunked, r, "x"))
+    end))
+
+    it("an iterator raises the reader's exception; outside a task it "
+       .. "raises as await does", aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:feed_data("ab")
+      r:set_exception(asyncio.ValueError("broken"))
+      local e = h.await_error(h.spawn(function()
+        for _ in r:iter_any() do end
+      end))
+      assert.is_true(iserror(e, asyncio.ValueError))
+      local plain = asyncio.StreamReader()
+      local ok, err = coroutine.resume(coroutine.create(function()
+        for _ in plain:iter_chunked(2) do end
+      end))
+      assert.is_false(ok)
+      assert.matches("read", tostring(err))
+    end))
+
+    it("readany() awaits what is buffered; read_nowait([n]) takes it "
+       .. "without waiting; is_eof() tells the end arrived",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      assert.equal("", r:read_nowait())
+      local t = asyncio.create_task(r:readany())
+      await(asyncio.sleep(0))
+      assert.is_false(t:done())
+      local e = h.error_of(r.read_nowait, r)
+      assert.matches("Called while some coroutine is waiting", tostring(e))
+      r:feed_data("hello")
+      r:feed_data(" world")
+      assert.equal("hello world", await(t))
+      r:feed_data("abcdef")
+      assert.equal("ab", r:read_nowait(2))
+      assert.is_false(r:is_eof())
+      r:feed_eof()
+      assert.is_true(r:is_eof())
+      assert.is_false(r:at_eof()) -- "cdef" waits to be read
+      assert.equal("cdef", r:read_nowait())
+      assert.is_true(r:at_eof())
+      assert.equal("", await(r:readany()))
+    end))
+
     it("a bad argument to StreamReader raises a bad-argument error",
        function()
       for _, bad in ipairs{5, "limit", true} do

@@ -716,10 +716,12 @@ static int run_loop(lua_State *L, aio_loop *loop, double max_wait, int once) {
   if (st != LUA_OK) {
     if (loop->starting != NULL) {
       /* a first step could not make the task's thread (memory): the
-       * task stays pending and not started, its step queued again */
+       * task stays pending and not started, its step queued again (at
+       * the end of the queue). The step that failed left its entry's
+       * room: the raw push neither allocates nor drains posts. */
       aio_task *t = loop->starting;
       loop->starting = NULL;
-      aio_schedule_step(L, loop, t);
+      aio_ready_push_raw(L, loop, AIO_R_STEP, t, 0, NULL, 0);
     }
     lua_error(L);
   }

@@ -150,9 +150,10 @@ static const char *const op_names[OP_COUNT] = {
 
 /* A write of BORROW_MIN bytes or more awaited on a loop that owns its
  * libuv loop writes the Lua string itself instead of a copy: the string
- * is kept in the loop's ANCHORS table until the request ends (released
- * by whoever reads its end: fs_finish, or fs_dispatch for a request its
- * task gave up). A loop that closes runs its requests to their end
+ * is kept in the loop's ANCHORS table until the request ends, released
+ * by whoever sees its end in Lua context (fs_finish; fs_dispatch or
+ * fs_abandon for a request its task gave up; fs_await when the request
+ * could not start). A loop that closes runs its requests to their end
  * before it drops that table. Other writes (smaller ones, detached ones,
  * and those on a host's libuv loop, whose requests may end after the Lua
  * state) write a copy. */

@@ -335,7 +335,12 @@ static void reader_resumed(lua_State *L, aio_reader *r) {
 
 /* read([n]) -------------------------------------------------------- */
 
-static int read_run(lua_State *L, aio_reader *r, lua_Integer n);
+static int read_run_at(lua_State *L, aio_reader *r, lua_Integer n,
+                       int nil_at_eof);
+
+static int read_run(lua_State *L, aio_reader *r, lua_Integer n) {
+  return read_run_at(L, r, n, 0);
+}
 
 /* ctx: n (read_run) */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
@@ -343,6 +348,14 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   reader_resumed(L, r);
   return read_run(L, r, (lua_Integer)ctx);
+}
+
+/* ctx: n, for an iterator (nil at the end) */
+static int iter_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_reader *r = lua_touserdata(L, 1);
+  (void)status;
+  reader_resumed(L, r);
+  return read_run_at(L, r, (lua_Integer)ctx, 1);
 }
 
 /* [reader, n] */
@@ -360,8 +373,11 @@ static int read_body(lua_State *L) {
   return read_run(L, lua_touserdata(L, 1), n);
 }
 
-/* The reader at 1, its argument at 2; values above them are ignored. */
-static int read_run(lua_State *L, aio_reader *r, lua_Integer n) {
+/* The reader at 1, its argument at 2; values above them are ignored.
+ * read(n): up to n bytes ("" at the end); an iterator's step
+ * (nil_at_eof, n > 0) gives nil instead of "". */
+static int read_run_at(lua_State *L, aio_reader *r, lua_Integer n,
+                       int nil_at_eof) {
   reader_check_exc(L, r, 1);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -375,10 +391,14 @@ static int read_run(lua_State *L, aio_reader *r, lua_Integer n) {
   }
   if (r->len == 0) {
     if (r->eof) {
-      lua_pushliteral(L, "");
+      if (nil_at_eof)
+        lua_pushnil(L);
+      else
+        lua_pushliteral(L, "");
       return 1;
     }
-    return reader_wait(L, r, "read", 1, (lua_KContext)n, read_k);
+    return reader_wait(L, r, "read", 1, (lua_KContext)n,
+                       nil_at_eof ? iter_k : read_k);
   }
   push_take(L, r, r->len < (size_t)n ? r->len : (size_t)n);
   return 1;
@@ -389,6 +409,67 @@ static int l_reader_read(lua_State *L) {
   if (!lua_isinteger(L, 2) && !lua_isnoneornil(L, 2))
     luaL_checkinteger(L, 2); /* raises unless it converts, as optinteger */
   return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
+}
+
+/* The most an iterator step or readany() takes: what is buffered. */
+#define READ_ANY ((lua_Integer)(INTPTR_MAX / 2))
+
+/* readany(): what is buffered once something is ("" at the end), as
+ * aiohttp's StreamReader.readany. */
+static int l_reader_readany(lua_State *L) {
+  check_reader(L, 1);
+  lua_settop(L, 1);
+  lua_pushinteger(L, READ_ANY);
+  return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
+}
+
+/* The iterator of iter_chunked(n) and iter_any() (upvalue 1: n): awaits
+ * the next piece inside the task; nil at the end. */
+static int l_reader_iter_next(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  lua_Integer n = lua_tointeger(L, lua_upvalueindex(1));
+  lua_settop(L, 1);
+  lua_pushinteger(L, n); /* [reader, n], as a read's body sees them */
+  return read_run_at(L, r, n, 1);
+}
+
+static int push_iterator(lua_State *L, lua_Integer n) {
+  lua_pushinteger(L, n);
+  lua_pushcclosure(L, l_reader_iter_next, 1);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+/* for chunk in reader:iter_chunked(n) do: pieces of at most n bytes
+ * until the end (aiohttp's iter_chunked). */
+static int l_reader_iter_chunked(lua_State *L) {
+  lua_Integer n;
+  check_reader(L, 1);
+  n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n > 0, 2, "positive integer expected");
+  return push_iterator(L, n < READ_ANY ? n : READ_ANY);
+}
+
+/* for chunk in reader:iter_any() do: what is buffered each time data
+ * arrived, until the end (aiohttp's iter_any). */
+static int l_reader_iter_any(lua_State *L) {
+  check_reader(L, 1);
+  return push_iterator(L, READ_ANY);
+}
+
+/* read_nowait([n]): up to n bytes of what is buffered (all of it without
+ * n), "" when nothing is, without waiting; RuntimeError while a read is
+ * waiting (aiohttp's read_nowait). */
+static int l_reader_read_nowait(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, -1);
+  reader_check_exc(L, r, 1);
+  if (r->wtask)
+    return aio_raisef(L, AIO_E_RUNTIME, "Called while some coroutine is "
+                      "waiting for incoming data.");
+  lua_settop(L, 1);
+  push_take(L, r, n < 0 || (size_t)n > r->len ? r->len : (size_t)n);
+  return 1;
 }
 
 /* readexactly(n) --------------------------------------------------- */
@@ -689,6 +770,13 @@ static int l_reader_lines(lua_State *L) {
 static int l_reader_at_eof(lua_State *L) {
   aio_reader *r = check_reader(L, 1);
   lua_pushboolean(L, r->eof && r->len == 0);
+  return 1;
+}
+
+/* is_eof(): whether the end arrived (some data may wait to be read), as
+ * aiohttp's. */
+static int l_reader_is_eof(lua_State *L) {
+  lua_pushboolean(L, check_reader(L, 1)->eof);
   return 1;
 }
 
@@ -1553,7 +1641,12 @@ static const luaL_Reg reader_methods[] = {
     {"readline", l_reader_readline},
     {"readexactly", l_reader_readexactly},
     {"readuntil", l_reader_readuntil},
+    {"readany", l_reader_readany},
+    {"read_nowait", l_reader_read_nowait},
+    {"iter_chunked", l_reader_iter_chunked},
+    {"iter_any", l_reader_iter_any},
     {"at_eof", l_reader_at_eof},
+    {"is_eof", l_reader_is_eof},
     {"lines", l_reader_lines},
     {"exception", l_reader_exception},
     {"set_exception", l_reader_set_exception},

@@ -16,12 +16,12 @@
  *     CHAIN_LEN allocations), and only then calls malloc.
  *
  * The pool keeps at most MAX_CHAINS chains (2 MiB of blocks); a chain
- * beyond them is given back to malloc. A burst leaves that many in
+ * beyond them is given back to malloc. A burst leaves many blocks in
  * flight: in w6 a poster runs ahead of the loop, which then frees the
- * backlog; with 32 chains most of those frees went to malloc's free,
- * on the loop's side, and the run was 10-15% slower. A thread's lists are given back when it exits (a
- * thread-specific key's destructor), and the pool and the unloading
- * thread's lists when the library is unloaded.
+ * backlog; with 32 chains most of those frees went to malloc's free, on
+ * the loop's side, and the run was 10-15% slower. A thread's lists are
+ * given back when it exits (a thread-specific key's destructor), and the
+ * pool and the unloading thread's lists when the library is unloaded.
  *
  * Builds for ASan and valgrind (LUAIO_SYSTEM_ALLOC without TSan), and a
  * harness that replaced aio_mem (tools/alloc counts every block), get
