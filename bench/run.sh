@@ -242,7 +242,7 @@ run_workload() {
   while [ "$i" -lt "$RUNS" ]; do
     while read -r impl cmd; do
       IMPL=$impl
-      case $cmd in tcp_pair*|tls_pair*|redis_bench*|wrk_pair*|http_client_pair*) pre="" ;;
+      case $cmd in tcp_pair*|tls_pair*|redis_bench*|wrk_pair*|http_client_pair*|synced*) pre="" ;;
         *) pre=$LIMIT ;; esac
       if line=$(eval "$pre $cmd" 2>"$TMP/err") &&
          line=$(echo "$line" | tail -n 1) && [ -n "$line" ]; then
@@ -376,12 +376,19 @@ add w10_tls_bulk uvloop  "$PYTHON" "$DIR/py/w10_tls_bulk.py" "$W10" \
 # worst_gap_ms= is its longest gap (idle_gap_ms= the same with nothing
 # else running). Rows: asyncio.fs's read/write loop, fs.copyfile, CPython's
 # asyncio.to_thread (what aiofiles does), and cp(1), the limit.
+# Each run starts after sync(1): the disk has written back what the run
+# before left dirty, or that run's writeback and discards slow this one
+# (without it, which implementation came after which swung w11 by 2x).
 W11=${W11_N:-1024}
-add w11_files luaio    "$LUAIO" "$DIR/w11_files.lua" "$W11"
-add w11_files copyfile "$LUAIO" "$DIR/w11_files.lua" "$W11" --copyfile
-add w11_files asyncio  "$PYTHON" "$DIR/py/w11_files.py" "$W11"
-add w11_files uvloop   "$PYTHON" "$DIR/py/w11_files.py" "$W11" --uvloop
-add w11_files cp       "$PYTHON" "$DIR/py/w11_files.py" "$W11" --cp
+synced() {
+  sync
+  $LIMIT "$@"
+}
+add w11_files luaio    synced "$LUAIO" "$DIR/w11_files.lua" "$W11"
+add w11_files copyfile synced "$LUAIO" "$DIR/w11_files.lua" "$W11" --copyfile
+add w11_files asyncio  synced "$PYTHON" "$DIR/py/w11_files.py" "$W11"
+add w11_files uvloop   synced "$PYTHON" "$DIR/py/w11_files.py" "$W11" --uvloop
+add w11_files cp       synced "$PYTHON" "$DIR/py/w11_files.py" "$W11" --cp
 
 # w14, w15: Redis. run.sh starts a redis-server of its own (no
 # persistence) on a free port, stopped at the end; the rows get its URL
