@@ -391,6 +391,9 @@ void aio_push_loop(lua_State *L, aio_loop *loop);
 void aio_push_env(lua_State *L, aio_loop *loop, int slot);
 /* Sets env slot `slot` to the value on top (popped). */
 void aio_set_env(lua_State *L, aio_loop *loop, int slot);
+/* Pushes the table in env slot `slot` of the open loop, making it the
+ * first time. */
+void aio_push_env_table(lua_State *L, aio_loop *loop, int slot);
 /* The loop running in L's state, or NULL. Pushes nothing. */
 aio_loop *aio_running_loop(lua_State *L);
 /* Returns the running loop, or get_event_loop() semantics: the loop set

@@ -151,6 +151,16 @@ void aio_set_env(lua_State *L, aio_loop *loop, int slot) {
   set_env(L, loop, slot);
 }
 
+void aio_push_env_table(lua_State *L, aio_loop *loop, int slot) {
+  aio_push_env(L, loop, slot);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    set_env(L, loop, slot);
+  }
+}
+
 void aio_push_loop(lua_State *L, aio_loop *loop) {
   if (loop->env == LUA_NOREF) {
     lua_pushnil(L);

@@ -184,13 +184,7 @@ static void fsreq_free(fsreq *r) {
 static int anchor_string(lua_State *L, aio_loop *loop, int sidx) {
   int ref;
   sidx = lua_absindex(L, sidx);
-  aio_push_env(L, loop, AIO_ENV_ANCHORS);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    aio_set_env(L, loop, AIO_ENV_ANCHORS);
-  }
+  aio_push_env_table(L, loop, AIO_ENV_ANCHORS);
   lua_pushvalue(L, sidx);
   ref = luaL_ref(L, -2);
   lua_pop(L, 1);

@@ -752,13 +752,7 @@ typedef struct tsfn_job {
 
 /* Pushes the loop's table of thread-safe functions (made on demand). */
 static void push_tsfn_table(lua_State *L, aio_loop *loop) {
-  aio_push_env(L, loop, AIO_ENV_THREADSAFE);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    aio_set_env(L, loop, AIO_ENV_THREADSAFE);
-  }
+  aio_push_env_table(L, loop, AIO_ENV_THREADSAFE);
 }
 
 static void tsfn_unref_job(aio_loop *loop, lua_State *L, void *p) {

@@ -238,6 +238,24 @@ static void push_bytecode(lua_State *L, int idx) {
 
 static void pack_value(packer *p, int idx);
 
+/* A Lua function in a message: T_LFUNC, the bytecode's length and bytes,
+ * whether it has _ENV, and the bytecode's address (its key in the
+ * receiver's cache). LFUNC_SIZE(len) bytes; write_lfunc writes them at w
+ * and returns their end. */
+#define LFUNC_SIZE(len) (1 + sizeof(size_t) + (len) + 1 + sizeof(const char *))
+
+static unsigned char *write_lfunc(unsigned char *w, const char *code,
+                                  size_t len, int has_env) {
+  *w++ = T_LFUNC;
+  memcpy(w, &len, sizeof len);
+  w += sizeof len;
+  memcpy(w, code, len);
+  w += len;
+  *w++ = (unsigned char)has_env;
+  memcpy(w, &code, sizeof code);
+  return w + sizeof code;
+}
+
 static void pack_function(packer *p, int idx) {
   lua_State *L = p->L;
   const char *code;
@@ -258,11 +276,9 @@ static void pack_function(packer *p, int idx) {
   if (lua_isnil(L, -1))
     fail(p, "function cannot be dumped");
   code = lua_tolstring(L, -1, &len);
-  put_byte(p, T_LFUNC);
-  put_size(p, len);
-  put(p, code, len);
-  put_byte(p, has_env);
-  put(p, &code, sizeof code); /* its key in the receiver's cache */
+  reserve(p, LFUNC_SIZE(len));
+  p->m->len = (size_t)(write_lfunc(p->m->buf + p->m->len, code, len,
+                                   has_env) - p->m->buf);
   lua_pop(L, 1);
 }
 
@@ -382,7 +398,7 @@ static void pack_value(packer *p, int idx) {
     pack_function(p, idx);
     break;
   case LUA_TUSERDATA: {
-    void *obj;
+    void *obj = NULL;
     const aio_shared_type *type = shared_of(L, idx, &obj);
     if (type == NULL) {
       lua_pushfstring(L, "%s value", luaL_typename(L, idx));
@@ -467,7 +483,7 @@ static size_t simple_size(lua_State *L, int idx, simple_val *v) {
       v->code = cached_bytecode(L, idx, &v->len, &v->has_env);
       if (v->code == NULL)
         return 0;
-      return 1 + sizeof(size_t) + v->len + 1 + sizeof(const char *);
+      return LFUNC_SIZE(v->len);
     }
     if (lua_getupvalue(L, idx, 1) != NULL) { /* a C closure */
       lua_pop(L, 1);
@@ -516,15 +532,8 @@ static void put_simple(unsigned char **w, lua_State *L, int idx,
   }
   case LUA_TFUNCTION: {
     lua_CFunction f = lua_tocfunction(L, idx);
-    if (f == NULL) { /* as pack_function writes it */
-      *p++ = T_LFUNC;
-      memcpy(p, &v->len, sizeof v->len);
-      p += sizeof v->len;
-      memcpy(p, v->code, v->len);
-      p += v->len;
-      *p++ = (unsigned char)v->has_env;
-      memcpy(p, &v->code, sizeof v->code);
-      p += sizeof v->code;
+    if (f == NULL) { /* a Lua function sent before */
+      p = write_lfunc(p, v->code, v->len, v->has_env);
       break;
     }
     *p++ = T_CFUNC;
