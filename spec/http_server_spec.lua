@@ -354,11 +354,50 @@ asyncio.run(main())
     await(site:start())
     assert.equal("http://0.0.0.0:" .. site.port, site.name)
     local hosts = {}
-    for _, a in ipairs(runner:addresses()) do hosts[a[1]] = true end
-    assert.is_true(hosts["0.0.0.0"])
+    for _, a in ipairs(runner.addresses) do hosts[a[1]] = a[2] end
+    assert.equal(site.port, hosts["0.0.0.0"])
     local s <close> = http.ClientSession()
     assert.equal("root", await(await(s:get(("http://127.0.0.1:%d/")
       :format(site.port))):text()))
+    await(runner:cleanup())
+  end))
+
+  it("site:stop() stops listening and leaves runner.addresses; a request "
+     .. "in flight on it still gets its answer, as aiohttp's",
+     aspec.async(function()
+    local app = app_under_test()
+    local entered, release = asyncio.Event(), asyncio.Event()
+    app.router:add_get("/hold", async(function()
+      entered:set()
+      await(release:wait())
+      return web.Response{text = "held"}
+    end))
+    local runner = web.AppRunner(app)
+    await(runner:setup())
+    local a = web.TCPSite(runner, "127.0.0.1", 0)
+    local b = web.TCPSite(runner, "127.0.0.1", 0)
+    await(a:start())
+    await(b:start())
+    assert.same({{"127.0.0.1", a.port}, {"127.0.0.1", b.port}},
+                runner.addresses)
+    local s <close> = http.ClientSession()
+    local held = asyncio.ensure_future(s:get(("http://127.0.0.1:%d/hold")
+      :format(a.port)))
+    await(entered:wait())
+    await(a:stop())
+    assert.same({{"127.0.0.1", b.port}}, runner.addresses)
+    local ok, err = pcall(await, asyncio.open_connection("127.0.0.1",
+                                                          a.port))
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(err, asyncio.ConnectionRefusedError))
+    release:set()
+    assert.equal("held", await(await(held):text()))
+    assert.equal("root", await(await(s:get(("http://127.0.0.1:%d/")
+      :format(b.port))):text()))
+    await(a:stop()) -- twice: nothing
+    local never = web.TCPSite(runner, "127.0.0.1", 0)
+    await(never:stop()) -- not started: nothing
+    assert.same({b}, runner.sites)
     await(runner:cleanup())
   end))
 

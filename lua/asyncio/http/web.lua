@@ -1778,7 +1778,23 @@ end
 -- AppRunner, TCPSite, run_app
 
 local AppRunner = {__name = "web.AppRunner"}
-AppRunner.__index = AppRunner
+
+--- runner.addresses: the addresses served, as {host, port} pairs, of
+-- every started site in start order (aiohttp's property: socket names).
+local function runner_addresses(self)
+  local out = {}
+  for _, site in ipairs(self.sites) do
+    for _, s in ipairs(site.server.sockets) do
+      out[#out + 1] = {s.host, s.port}
+    end
+  end
+  return out
+end
+
+function AppRunner.__index(self, k)
+  if k == "addresses" then return runner_addresses(self) end
+  return AppRunner[k]
+end
 
 local RUNNER_OPTS = check.option_set{"keepalive_timeout", "header_timeout",
   "read_timeout", "shutdown_timeout", "max_field_size"}
@@ -1807,17 +1823,6 @@ AppRunner.setup = async(function(self)
     call_handler(cb, self.app)
   end
 end)
-
---- The addresses served, as {host, port} pairs (aiohttp: socket names).
-function AppRunner:addresses()
-  local out = {}
-  for _, site in ipairs(self.sites) do
-    for _, s in ipairs(site.server.sockets) do
-      out[#out + 1] = {s.host, s.port}
-    end
-  end
-  return out
-end
 
 --- cleanup() -> Coroutine: stops accepting, closes idle connections,
 -- lets in-flight requests finish (at most shutdown_timeout seconds, then
@@ -1884,6 +1889,17 @@ TCPSite.start = async(function(self)
   self.port = self.server.sockets[1].port
   self.name = ("%s://%s:%d"):format(runner.scheme, self.host or "0.0.0.0",
                                     self.port)
+end)
+
+--- stop() -> Coroutine: stops listening and forgets the site (aiohttp's
+-- BaseSite.stop). Its connections go on: the runner's cleanup() ends
+-- them. Stopping a site not started, or twice, does nothing.
+TCPSite.stop = async(function(self)
+  local sites = self.runner.sites
+  for i = #sites, 1, -1 do
+    if sites[i] == self then table.remove(sites, i) end
+  end
+  if self.server then self.server:close() end
 end)
 
 local RUN_APP_OPTS = check.option_set({"host", "port", "ssl_context",
