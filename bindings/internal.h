@@ -193,7 +193,8 @@ void aio_pushrepr(lua_State *L, int idx);
 typedef enum {
   AIO_CLOCK_REAL,     /* monotonic clock, uv_hrtime */
   AIO_CLOCK_VIRTUAL,  /* starts at 0, jumps to the next deadline when idle */
-  AIO_CLOCK_HOST      /* supplied by the embedding host */
+  AIO_CLOCK_HOST,     /* supplied by the embedding host */
+  AIO_CLOCK_LUA       /* a Lua function, env slot CLOCK (aio_loop_now) */
 } aio_clock_kind;
 
 typedef double (*aio_clock_fn)(void *ud);
@@ -260,7 +261,8 @@ enum {
   AIO_ENV_ANCHORS,    /* ref -> a value a request in flight reads (fs.c:
                          the string a write writes), or nil; dropped once
                          the closed loop's requests ended */
-  AIO_ENV_COUNT = AIO_ENV_ANCHORS
+  AIO_ENV_CLOCK,      /* the clock function of an AIO_CLOCK_LUA loop */
+  AIO_ENV_COUNT = AIO_ENV_CLOCK
 };
 
 struct aio_loop {
@@ -324,6 +326,8 @@ struct aio_loop {
   double vnow;            /* virtual clock: current time */
   aio_clock_fn host_clock;
   void *host_clock_ud;
+  double lua_now;         /* AIO_CLOCK_LUA: what its function last
+                             returned (aio_loop_time gives that) */
 
   unsigned char own_uv, running, stopping, closed, debug, finalized;
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
@@ -403,7 +407,11 @@ aio_loop *aio_get_event_loop(lua_State *L);
  * setting, else the default (--debug, LUAIO_DEBUG). */
 int aio_debug_mode(lua_State *L);
 /* The loop's clock, in seconds. */
+/* The loop's clock, without calling Lua: a Lua clock's last reading. */
 double aio_loop_time(aio_loop *loop);
+/* The loop's clock; a Lua clock is called on L (what it raises, or a
+ * TypeError for a result that is not a number, propagates). */
+double aio_loop_now(lua_State *L, aio_loop *loop);
 
 /* Appends an entry to the ready queue. The Lua values of the entry are
  * taken from the stack: `nvals` (0, 1 or 2) values are popped (obj, then

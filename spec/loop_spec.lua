@@ -663,6 +663,68 @@ describe("loop options (Python's keyword arguments)", function()
     loop:close()
   end)
 
+  it("a clock function is the loop's time: timers fall due by it, and a "
+     .. "clock that pauses holds them back (a game's clock)", function()
+    local now, readings = 10, 0
+    local loop = asyncio.new_event_loop{clock = function()
+      readings = readings + 1
+      return now
+    end}
+    assert.equal(10, loop:time())
+    local fired = {}
+    loop:call_later(0.5, function() fired[#fired + 1] = loop:time() end)
+    local slept = loop:create_task(asyncio.sleep(1, "slept"))
+    loop:run_until_complete(asyncio.sleep(0))
+    assert.same({}, fired) -- paused: nothing is due
+    now = 10.5
+    loop:run_until_complete(asyncio.sleep(0))
+    assert.same({10.5}, fired)
+    assert.is_false(slept:done())
+    now = 11
+    assert.equal("slept", loop:run_until_complete(slept))
+    assert.same({10.5}, fired)
+    assert.is_true(readings >= 5)
+    -- a callable table is a clock too
+    local clock = setmetatable({}, {__call = function() return 42 end})
+    local other = asyncio.new_event_loop{clock = clock}
+    assert.equal(42, other:time())
+    other:close()
+    loop:close()
+  end)
+
+  it("a bad clock is refused by new_event_loop; what a clock function "
+     .. "raises propagates from loop:time() and from the run", function()
+    assert.equal("bad clock true to 'new_event_loop' (expected 'real', "
+                 .. "'virtual' or a function)", message_of(function()
+      asyncio.new_event_loop{clock = true}
+    end))
+    assert.equal("bad clock 'fast' to 'new_event_loop' (expected 'real', "
+                 .. "'virtual' or a function)", message_of(function()
+      asyncio.new_event_loop{clock = "fast"}
+    end))
+    local e = raised(function()
+      asyncio.new_event_loop{clock = function() return "soon" end}
+    end)
+    assert.is_true(asyncio.iserror(e, asyncio.TypeError))
+    assert.equal("the loop's clock returned 'soon', not a number",
+                 e.message)
+    local broken = false
+    local loop = asyncio.new_event_loop{clock = function()
+      if broken then error("clock stopped", 0) end
+      return 1
+    end}
+    loop:call_later(1, function() end)
+    broken = true
+    assert.equal("clock stopped", message_of(function() loop:time() end))
+    assert.equal("clock stopped", message_of(function()
+      loop:run_until_complete(asyncio.sleep(0))
+    end))
+    assert.is_false(loop:is_running())
+    broken = false
+    assert.equal(1, loop:time())
+    loop:close()
+  end)
+
   it("create_future rejects an unknown option; {cancel =} is taken",
      function()
     local loop = asyncio.new_event_loop{clock = "virtual"}

@@ -180,9 +180,29 @@ double aio_loop_time(aio_loop *loop) {
     return loop->vnow;
   case AIO_CLOCK_HOST:
     return loop->host_clock(loop->host_clock_ud);
+  case AIO_CLOCK_LUA:
+    return loop->lua_now;
   default:
     return (double)uv_hrtime() / 1e9;
   }
+}
+
+double aio_loop_now(lua_State *L, aio_loop *loop) {
+  double now;
+  if (loop->clock != AIO_CLOCK_LUA)
+    return aio_loop_time(loop);
+  luaL_checkstack(L, 2, NULL);
+  aio_push_env(L, loop, AIO_ENV_CLOCK);
+  lua_call(L, 0, 1);
+  now = lua_tonumber(L, -1);
+  if (lua_type(L, -1) != LUA_TNUMBER || now != now) { /* or NaN */
+    aio_pushrepr(L, -1);
+    aio_raisef(L, AIO_E_TYPE, "the loop's clock returned %s, not a number",
+               lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  loop->lua_now = now;
+  return now;
 }
 
 /* ------------------------------------------------------------------ */
@@ -670,7 +690,7 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
         loop->vnow = next; /* nothing to do until then: jump */
       timeout = 0;
     } else {
-      timeout = next - aio_loop_time(loop);
+      timeout = next - aio_loop_now(L, loop);
       if (timeout < 0)
         timeout = 0;
     }
@@ -686,7 +706,7 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
     return 1;
   }
   if (loop->hcount > 0)
-    aio_timers_run_due(L, loop, aio_loop_time(loop));
+    aio_timers_run_due(L, loop, aio_loop_now(L, loop));
   return run_ready(L, loop);
 }
 
@@ -822,7 +842,7 @@ static int l_loop_is_closed(lua_State *L) {
 }
 
 static int l_loop_time(lua_State *L) {
-  lua_pushnumber(L, aio_loop_time(aio_check_loop_any(L, 1)));
+  lua_pushnumber(L, aio_loop_now(L, aio_check_loop_any(L, 1)));
   return 1;
 }
 
@@ -1086,27 +1106,54 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
 
 static const char *const loop_options[] = {"clock", "debug", NULL};
 
-/* new_event_loop([{clock = "virtual"|"real", debug = bool}]) */
+/* The clock option at idx: "real", "virtual", or a function (or a
+ * callable) that returns the time in seconds. */
+static aio_clock_kind clock_option(lua_State *L, int idx) {
+  const char *c;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    return AIO_CLOCK_REAL;
+  case LUA_TSTRING:
+    c = lua_tostring(L, idx);
+    if (strcmp(c, "virtual") == 0)
+      return AIO_CLOCK_VIRTUAL;
+    if (strcmp(c, "real") == 0)
+      return AIO_CLOCK_REAL;
+    break;
+  case LUA_TFUNCTION:
+    return AIO_CLOCK_LUA;
+  default:
+    if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+      lua_pop(L, 1);
+      return AIO_CLOCK_LUA;
+    }
+  }
+  aio_pushrepr(L, idx);
+  return luaL_error(L, "bad clock %s to 'new_event_loop' (expected 'real', "
+                    "'virtual' or a function)", lua_tostring(L, -1));
+}
+
+/* new_event_loop([{clock = "virtual"|"real"|fn, debug = bool}]) */
 static int l_new_event_loop(lua_State *L) {
   aio_clock_kind clock = AIO_CLOCK_REAL;
   int debug = -1;
   aio_loop *loop;
+  lua_settop(L, 1);
   if (aio_check_options(L, 1, loop_options)) {
-    if (lua_getfield(L, 1, "clock") != LUA_TNIL) {
-      const char *c = luaL_checkstring(L, -1);
-      if (strcmp(c, "virtual") == 0)
-        clock = AIO_CLOCK_VIRTUAL;
-      else if (strcmp(c, "real") != 0)
-        return luaL_error(L, "bad clock '%s' to 'new_event_loop' "
-                          "(expected 'real' or 'virtual')", c);
-    }
+    lua_getfield(L, 1, "clock"); /* 2 */
+    clock = clock_option(L, 2);
     if (lua_getfield(L, 1, "debug") != LUA_TNIL)
       debug = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   loop = aio_loop_new(L, NULL, clock);
   if (debug >= 0)
     loop->debug = (unsigned char)debug;
+  if (clock == AIO_CLOCK_LUA) {
+    lua_pushvalue(L, 2);
+    set_env(L, loop, AIO_ENV_CLOCK);
+    aio_loop_now(L, loop); /* a first reading: what it raises, raises */
+  }
   return 1;
 }
 

@@ -257,7 +257,7 @@ static double check_time(lua_State *L, int idx, const char *what) {
 static int l_loop_call_later(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   double delay = check_time(L, 2, "delay");
-  return schedule_at(L, loop, aio_loop_time(loop) + delay, "call_later");
+  return schedule_at(L, loop, aio_loop_now(L, loop) + delay, "call_later");
 }
 
 /* loop:call_at(when, fn, ...) -> TimerHandle */
@@ -296,7 +296,7 @@ int aio_sleep_body(lua_State *L) {
     t->wait_kind = AIO_WAIT_YIELD;
     aio_schedule_step(L, loop, t);
   } else {
-    double when = aio_loop_time(loop) + delay;
+    double when = aio_loop_now(L, loop) + delay;
     t->sleep_gen++;
     t->wait_kind = AIO_WAIT_SLEEP;
     if (when != HUGE_VAL) {
