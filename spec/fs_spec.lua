@@ -26,8 +26,13 @@ local function fails(cls, errno, aw)
   return e
 end
 
-it("asyncio.fs is require 'asyncio.fs'", function()
+it("asyncio.fs is require 'asyncio.fs'; the other batteries are fields "
+   .. "of asyncio the same way", function()
   assert.equal(fs, asyncio.fs)
+  for _, name in ipairs{"ssl", "http", "redis", "workqueue", "staggered"} do
+    assert.equal(require("asyncio." .. name), asyncio[name], name)
+  end
+  assert.is_nil(asyncio.nosuchmodule)
 end)
 
 describe("fs.stat and fs.lstat", function()

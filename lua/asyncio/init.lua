@@ -58,9 +58,10 @@ end
 
 --- Modules reached as fields on first use (the core never loads the
 -- batteries): asyncio.fs is require "asyncio.fs", asyncio.ssl is
--- require "asyncio.ssl".
+-- require "asyncio.ssl", and so on.
 local lazy = {fs = "asyncio.fs", ssl = "asyncio.ssl",
-              staggered = "asyncio.staggered"}
+              staggered = "asyncio.staggered", http = "asyncio.http",
+              redis = "asyncio.redis", workqueue = "asyncio.workqueue"}
 setmetatable(M, {__index = function(t, k)
   local name = lazy[k]
   if name == nil then return nil end
