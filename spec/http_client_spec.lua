@@ -417,6 +417,32 @@ describe("asyncio.http client", function()
     assert.equal(string.rep("deflated ", 100), await(r2:text()))
   end))
 
+  it("reads a gzip body whose first chunk decodes to nothing (the gzip "
+     .. "header alone) to its end", aspec.async(function()
+    local text = string.rep("hello gzip ", 20)
+    local gz = assert(io.popen("printf '" .. text .. "' | gzip -c")):read("a")
+    local function chunk(b) return ("%x\r\n%s\r\n"):format(#b, b) end
+    local srv = await(asyncio.start_server(async(function(r, w)
+      for _ = 1, 2 do
+        await(r:readuntil("\r\n\r\n"))
+        w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+          .. "Transfer-Encoding: chunked\r\n\r\n" .. chunk(gz:sub(1, 10))
+          .. chunk(gz:sub(11, 12)) .. chunk(gz:sub(13)) .. "0\r\n\r\n")
+        await(w:drain())
+      end
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local url = "http://127.0.0.1:" .. srv.sockets[1].port
+    local r <close> = await(s:get(url))
+    assert.equal(text, await(r:text()))
+    local r2 <close> = await(s:get(url)) -- the same connection, read whole
+    local pieces = {}
+    for p in r2.content:iter_any() do pieces[#pieces + 1] = p end
+    assert.equal(text, table.concat(pieces))
+    srv:close()
+  end))
+
   it("raises ClientPayloadError on a corrupt gzip body",
      aspec.async(function()
     local srv = await(asyncio.start_server(async(function(r, w)

@@ -451,19 +451,23 @@ local function piece(self)
   end
   if resp._done then return "" end
   local conn = resp._conn
-  local ok, ev = pcall(conn.next_event, conn, resp._sock_read,
-                       conn.deadline)
-  if not ok then
-    if not is_cancel(ev) then self.exc = ev end
-    resp:close()
-    error(ev, 0)
+  while true do
+    local ok, ev = pcall(conn.next_event, conn, resp._sock_read,
+                         conn.deadline)
+    if not ok then
+      if not is_cancel(ev) then self.exc = ev end
+      resp:close()
+      error(ev, 0)
+    end
+    if ev == true then
+      resp:_finish()
+      return ""
+    end
+    if resp._decoder then ev = resp._decoder(ev) end
+    -- a piece that decodes to nothing yet (a gzip header alone) is not
+    -- the end: "" means that
+    if ev ~= "" then return ev end
   end
-  if ev == true then
-    resp:_finish()
-    return ""
-  end
-  if resp._decoder then ev = resp._decoder(ev) end
-  return ev
 end
 StreamContent._piece = async(piece)
 
