@@ -443,6 +443,48 @@ describe("asyncio.http client", function()
     srv:close()
   end))
 
+  it("content:readchunk() and iter_chunks() give each HTTP chunk with "
+     .. "true, as aiohttp's; an end parsed after its bytes comes as \"\", "
+     .. "true", aspec.async(function()
+    local first_read = asyncio.Event()
+    local function chunk(b) return ("%x\r\n%s\r\n"):format(#b, b) end
+    local srv = await(asyncio.start_server(async(function(r, w)
+      local head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      await(r:readuntil("\r\n\r\n"))
+      w:write(head .. chunk("abc") .. chunk("de") .. chunk("f")
+              .. "0\r\n\r\n")
+      await(r:readuntil("\r\n\r\n"))
+      w:write(head .. chunk("abc") .. chunk("de") .. "0\r\n\r\n")
+      await(r:readuntil("\r\n\r\n"))
+      w:write(head .. "3\r\nxyz")
+      await(w:drain())
+      await(first_read:wait())
+      w:write("\r\n0\r\n\r\n")
+      await(w:drain())
+      w:close()
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local url = "http://127.0.0.1:" .. srv.sockets[1].port
+    local r1 <close> = await(s:get(url))
+    local got = {}
+    for data, ends in r1.content:iter_chunks() do
+      got[#got + 1] = data .. (ends and "|" or "~")
+    end
+    assert.same({"abc|", "de|", "f|"}, got)
+    assert.same({"", false}, {await(r1.content:readchunk())})
+    local r2 <close> = await(s:get(url))
+    assert.equal("ab", await(r2.content:read(2)))
+    assert.same({"c", true}, {await(r2.content:readchunk())})
+    assert.same({"de", true}, {await(r2.content:readchunk())})
+    assert.same({"", false}, {await(r2.content:readchunk())})
+    local r3 <close> = await(s:get(url))
+    assert.same({"xyz", false}, {await(r3.content:readchunk())})
+    first_read:set()
+    assert.same({"", true}, {await(r3.content:readchunk())})
+    assert.same({"", false}, {await(r3.content:readchunk())})
+    srv:close()
+  end))
+
   it("raises ClientPayloadError on a corrupt gzip body",
      aspec.async(function()
     local srv = await(asyncio.start_server(async(function(r, w)

@@ -55,14 +55,25 @@ describe("asyncio._http parser", function()
     end
   end)
 
-  it("marks each message's end", function()
+  it("marks each message's end, and each chunk's end after its data",
+     function()
     local ev = parse("request", REQS, #REQS)
     local kinds = {}
     for _, e in ipairs(ev) do
       kinds[#kinds + 1] = type(e) == "table" and "h" or
-        (e == true and "end" or "b")
+        (e == true and "end" or e == false and "chunk" or "b")
     end
-    assert.same({"h", "end", "h", "b", "end", "h", "b", "b", "end"}, kinds)
+    assert.same({"h", "end", "h", "b", "end",
+                 "h", "b", "chunk", "b", "chunk", "end"}, kinds)
+    -- split at every byte: the same ends, after the same bytes
+    for n = 1, #REQS do
+      local seq, body = {}, ""
+      for _, e in ipairs(parse("request", REQS, n)) do
+        if type(e) == "string" then body = body .. e
+        elseif e == false then seq[#seq + 1] = body end
+      end
+      assert.same({"hello" .. "abc", "hello" .. "abcde"}, seq, "split " .. n)
+    end
   end)
 
   it("parses responses: status, reason, bodies to the close", function()

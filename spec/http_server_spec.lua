@@ -513,6 +513,30 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("request.content:iter_chunks() gives each HTTP chunk of a chunked "
+     .. "body with true, as aiohttp's readchunk; other bodies with false",
+     aspec.async(function()
+    local app = web.Application()
+    app.router:add_post("/chunks", async(function(request)
+      local got = {}
+      for data, ends in request.content:iter_chunks() do
+        got[#got + 1] = data .. (ends and "|" or "~")
+      end
+      local last = {await(request.content:readchunk())}
+      got[#got + 1] = ("%q,%s"):format(last[1], last[2])
+      return web.Response{text = table.concat(got, " ")}
+    end))
+    local runner, _, port = start(app)
+    local out = raw(port, "POST /chunks HTTP/1.1\r\nHost: x\r\n"
+      .. "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      .. "3\r\nabc\r\n5;ext=1\r\ndefgh\r\n1\r\ni\r\n0\r\n\r\n")
+    assert.matches("\r\n\r\nabc| defgh| i| \"\",false$", out)
+    out = raw(port, "POST /chunks HTTP/1.1\r\nHost: x\r\n"
+      .. "Content-Length: 5\r\nConnection: close\r\n\r\nhello")
+    assert.matches("\r\n\r\nhello~ \"\",false$", out)
+    await(runner:cleanup())
+  end))
+
   -- the same bug tools/fuzz/http_request.lua found in parser.c: an
   -- upgrade request's body was taken for the new protocol's bytes when
   -- it came after the head in another read

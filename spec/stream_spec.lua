@@ -974,6 +974,85 @@ describe("streams", function()
       assert.equal("", await(r:readany()))
     end))
 
+    it("readchunk() gives the body up to each HTTP chunk end with true, "
+       .. "what is buffered with false, then \"\", false (aiohttp's)",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:begin_http_chunk_receiving()
+      r:begin_http_chunk_receiving() -- again: nothing
+      r:feed_data("abc")
+      r:end_http_chunk_receiving()
+      r:feed_data("de")
+      r:feed_data("f")
+      r:end_http_chunk_receiving()
+      r:end_http_chunk_receiving() -- no byte since the last end: none
+      r:feed_data("gh")
+      assert.same({"abc", true}, {await(r:readchunk())})
+      assert.same({"def", true}, {await(r:readchunk())})
+      assert.same({"gh", false}, {await(r:readchunk())})
+      -- a read past a chunk end takes the end with it
+      r:feed_data("ijk")
+      r:end_http_chunk_receiving()
+      r:feed_data("lm")
+      r:end_http_chunk_receiving()
+      assert.equal("ijkl", await(r:read(4)))
+      assert.same({"m", true}, {await(r:readchunk())})
+      -- a read up to a chunk end leaves it: "", true
+      r:feed_data("no")
+      r:end_http_chunk_receiving()
+      assert.equal("no", await(r:readexactly(2)))
+      assert.same({"", true}, {await(r:readchunk())})
+      -- a waiting readchunk wakes with the data
+      local t = asyncio.create_task(r:readchunk())
+      await(asyncio.sleep(0))
+      assert.is_false(t:done())
+      r:feed_data("pq")
+      r:end_http_chunk_receiving()
+      assert.same({"pq", true}, {await(t)})
+      r:feed_eof()
+      assert.same({"", false}, {await(r:readchunk())})
+      -- a reader never told of chunks: what is buffered, false
+      local plain = asyncio.StreamReader()
+      plain:feed_data("xy")
+      assert.same({"xy", false}, {await(plain:readchunk())})
+    end))
+
+    it("iter_chunks() iterates readchunk()'s pairs until the end; the "
+       .. "chunk calls check their order, as aiohttp's",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:begin_http_chunk_receiving()
+      local got = {}
+      local t = h.spawn(function()
+        for data, ends in r:iter_chunks() do
+          got[#got + 1] = data .. (ends and "|" or "~")
+        end
+        return "end"
+      end)
+      r:feed_data("ab")
+      r:end_http_chunk_receiving()
+      r:feed_data("cd")
+      await(asyncio.sleep(0))
+      r:feed_data("e")
+      r:end_http_chunk_receiving()
+      r:feed_eof()
+      assert.equal("end", await(t))
+      assert.same({"ab|", "cd~", "e|"}, got)
+      local fed = asyncio.StreamReader()
+      fed:feed_data("x")
+      assert.matches("Called begin_http_chunk_receiving when some data was "
+                     .. "already fed", tostring(h.error_of(
+                       fed.begin_http_chunk_receiving, fed)))
+      local e = h.error_of(fed.end_http_chunk_receiving, fed)
+      assert.is_true(iserror(e, asyncio.RuntimeError))
+      assert.equal("Called end_chunk_receiving without calling "
+                   .. "begin_chunk_receiving first", e.message)
+      local broken = asyncio.StreamReader()
+      broken:set_exception(asyncio.ValueError("cut"))
+      assert.is_true(iserror(h.await_error(broken:readchunk()),
+                             asyncio.ValueError))
+    end))
+
     it("a bad argument to StreamReader raises a bad-argument error",
        function()
       for _, bad in ipairs{5, "limit", true} do

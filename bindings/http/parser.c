@@ -14,6 +14,8 @@
  *     chunked =, content_length = (or nil)};
  *   - a string: a piece of the current message's body (chunk framing
  *     removed);
+ *   - false: a chunk of a chunked body ended with the last piece (not
+ *     given for the final chunk of size 0);
  *   - true: the current message is complete.
  * headers keeps every field in arrival order as a flat list {name1,
  * value1, name2, value2, ...} (names as sent) and, under each lower-cased
@@ -24,6 +26,7 @@
  * the same error. Fields longer than max_field_size (8190) or more than
  * max_headers (128) fields are the error "HPE_HEADER_OVERFLOW".
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +46,7 @@ typedef struct parser {
   int skip_body;
   int failed;          /* an error happened: its name is kept */
   int upgraded;        /* a message that switches protocols ended */
+  uint64_t chunk_size; /* the size of the chunk being parsed */
 } parser;
 
 static http_parser_settings settings;
@@ -154,6 +158,20 @@ static int on_body(http_parser *hp, const char *at, size_t n) {
   parser *ps = hp->data;
   lua_pushlstring(ps->L, at, n);
   push_event(ps);
+  return 0;
+}
+
+static int on_chunk_header(http_parser *hp) {
+  ((parser *)hp->data)->chunk_size = hp->content_length;
+  return 0;
+}
+
+static int on_chunk_complete(http_parser *hp) {
+  parser *ps = hp->data;
+  if (ps->chunk_size > 0) {
+    lua_pushboolean(ps->L, 0);
+    push_event(ps);
+  }
   return 0;
 }
 
@@ -271,6 +289,8 @@ void aio_http_open_parser(lua_State *L) {
   settings.on_header_value = on_header_value;
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
+  settings.on_chunk_header = on_chunk_header;
+  settings.on_chunk_complete = on_chunk_complete;
   settings.on_message_complete = on_message_complete;
   aio_http_class(L, PARSER_MT, parser_methods, l_gc, l_new, "Parser");
   lua_pop(L, 1);

@@ -17,6 +17,8 @@
  *     has_body =, headers = (as parser.c's)}; the booleans are nil when
  *     false, content_length when absent
  *   conn:on_body(data)           a piece of that request's body
+ *   conn:on_chunk_end()          a chunk of a chunked body ended with
+ *     the last piece given (not called for the final chunk of size 0)
  *   conn:on_body_end()           its body is complete
  *   conn:on_error(name, size, in_body) malformed input (libhttp_parser's
  *     error name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE"
@@ -62,7 +64,7 @@
 #define HOLD (256 * 1024) /* unparsed bytes kept while a request runs */
 
 /* What the parser paused for. */
-enum { EV_NONE, EV_HEAD, EV_DONE };
+enum { EV_NONE, EV_HEAD, EV_CHUNK, EV_DONE };
 
 /* Uservalues. */
 enum { SV_CONN = 1, SV_TRANSPORT, SV_HEAD, SV_COUNT = SV_HEAD };
@@ -79,6 +81,7 @@ typedef struct srv {
   char *obuf;            /* corked responses (pipelined), not written */
   size_t olen, ocap;
   uint64_t body_total, max_body;
+  uint64_t chunk_size;   /* the size of the chunk being parsed */
   int ev;                /* EV_* */
   unsigned char inflight;  /* a request is served (until finish) */
   unsigned char msg_done;  /* its message is complete */
@@ -228,6 +231,22 @@ static int on_body(http_parser *hp, const char *at, size_t n) {
   return 0;
 }
 
+static int on_chunk_header(http_parser *hp) {
+  ((srv *)hp->data)->chunk_size = hp->content_length;
+  return 0;
+}
+
+/* A chunk with data ended: the parser pauses so that conn gets its bytes
+ * before on_chunk_end (aiohttp's end_http_chunk_receiving). */
+static int on_chunk_complete(http_parser *hp) {
+  srv *ps = hp->data;
+  if (ps->chunk_size == 0)
+    return 0; /* the last chunk */
+  ps->ev = EV_CHUNK;
+  http_parser_pause(hp, 1);
+  return 0;
+}
+
 static int on_message_complete(http_parser *hp) {
   srv *ps = hp->data;
   ps->in_body = 0;
@@ -332,6 +351,8 @@ static void paused(lua_State *L, srv *ps, int uidx) {
     lua_pushnil(L);
     lua_setiuservalue(L, uidx, SV_HEAD);
     call_conn(L, uidx, "on_request", 1, 0);
+  } else if (ev == EV_CHUNK) {
+    call_conn(L, uidx, "on_chunk_end", 0, 0);
   } else if (ev == EV_DONE) {
     ps->msg_done = 1;
     if (ps->p.upgrade) /* the rest is another protocol's */
@@ -788,6 +809,8 @@ void aio_http_open_server(lua_State *L) {
   settings.on_header_value = on_header_value;
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
+  settings.on_chunk_header = on_chunk_header;
+  settings.on_chunk_complete = on_chunk_complete;
   settings.on_message_complete = on_message_complete;
   if (aio_http_class(L, SERVER_MT, server_methods, l_server__gc,
                      l_server_new, "ServerProtocol")) {

@@ -50,6 +50,15 @@ struct aio_reader {
                           while the loop is open (the reader keeps its
                           loop: R_UV_LOOP) */
   unsigned char eof, paused, has_exc;
+  unsigned char chunked; /* begin_http_chunk_receiving was called */
+  /* HTTP chunk ends (aiohttp's readchunk): positions, counted in bytes
+   * fed since the start, where a chunk of a chunked body ended; ring of
+   * nends from ends[ehead], none behind what was read (reader_consume
+   * drops those) */
+  uint64_t fed;        /* bytes fed since the start */
+  uint64_t last_end;   /* the last chunk end recorded, read or not */
+  uint64_t *ends;
+  unsigned ehead, nends, ecap;
 };
 
 enum {
@@ -57,7 +66,8 @@ enum {
   /* the kept operations of read, readexactly, readuntil and readline
    * (aio_ccoro_kept): a reading loop allocates no Coroutine object */
   R_UV_READ, R_UV_READEXACTLY, R_UV_READUNTIL, R_UV_READLINE,
-  R_UV_COUNT = R_UV_READLINE
+  R_UV_READCHUNK,
+  R_UV_COUNT = R_UV_READCHUNK
 };
 
 /* The stream protocol. */
@@ -268,6 +278,16 @@ static int must_pause(const aio_reader *r) {
   return over_limit(r) && !r->paused && !(r->wtask && r->len < r->want);
 }
 
+/* Drops the chunk ends behind what was read (a read other than
+ * readchunk went past them), as aiohttp does. */
+static void drop_passed_ends(aio_reader *r) {
+  uint64_t cursor = r->fed - r->len;
+  while (r->nends > 0 && r->ends[r->ehead] < cursor) {
+    r->ehead = (r->ehead + 1) % r->ecap;
+    r->nends--;
+  }
+}
+
 /* Consumes n bytes of the reader at stack index 1; reading starts
  * again once the buffer is under the limit. */
 static void reader_consume(lua_State *L, aio_reader *r, size_t n) {
@@ -275,6 +295,8 @@ static void reader_consume(lua_State *L, aio_reader *r, size_t n) {
   r->len -= n;
   if (r->len == 0)
     r->off = 0;
+  if (r->nends > 0)
+    drop_passed_ends(r);
   if (r->paused && r->len <= r->limit)
     reader_resume(L, r, 1);
 }
@@ -470,6 +492,115 @@ static int l_reader_read_nowait(lua_State *L) {
   lua_settop(L, 1);
   push_take(L, r, n < 0 || (size_t)n > r->len ? r->len : (size_t)n);
   return 1;
+}
+
+/* readchunk(), iter_chunks(): HTTP chunks -------------------------- */
+
+/* begin_http_chunk_receiving(): the body fed from now on is chunked (the
+ * HTTP parser calls it before the first byte), as aiohttp's. */
+static int l_reader_begin_http_chunk(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  if (!r->chunked && r->fed > 0)
+    return aio_raisef(L, AIO_E_RUNTIME, "Called begin_http_chunk_receiving "
+                      "when some data was already fed");
+  r->chunked = 1;
+  return 0;
+}
+
+/* end_http_chunk_receiving(): a chunk of the body ended with the last
+ * byte fed (nothing is recorded when no byte came since the last end: a
+ * chunk that decoded to nothing, the last chunk of size 0). */
+static int l_reader_end_http_chunk(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  if (!r->chunked)
+    return aio_raisef(L, AIO_E_RUNTIME, "Called end_chunk_receiving "
+                      "without calling begin_chunk_receiving first");
+  if (r->fed == r->last_end)
+    return 0;
+  if (r->nends == r->ecap) { /* grow the ring, unwrapped into the front */
+    unsigned ncap = r->ecap ? r->ecap * 2 : 4, i;
+    uint64_t *ne = malloc(ncap * sizeof *ne);
+    if (ne == NULL)
+      return luaL_error(L, "not enough memory");
+    for (i = 0; i < r->nends; i++)
+      ne[i] = r->ends[(r->ehead + i) % r->ecap];
+    free(r->ends);
+    r->ends = ne;
+    r->ecap = ncap;
+    r->ehead = 0;
+  }
+  r->ends[(r->ehead + r->nends) % r->ecap] = r->fed;
+  r->nends++;
+  r->last_end = r->fed;
+  return 0;
+}
+
+static int readchunk_run(lua_State *L, aio_reader *r, int iter);
+
+/* ctx: iter (readchunk_run) */
+static int readchunk_k(lua_State *L, int status, lua_KContext ctx) {
+  aio_reader *r = lua_touserdata(L, 1);
+  (void)status;
+  reader_resumed(L, r);
+  return readchunk_run(L, r, (int)ctx);
+}
+
+/* The reader at 1. readchunk(): data, end_of_http_chunk: the body up to
+ * the next chunk end and true; else what is buffered and false; "",
+ * false at the end. An iterator's step (iter) gives nil at the end. */
+static int readchunk_run(lua_State *L, aio_reader *r, int iter) {
+  reader_check_exc(L, r, 1);
+  if (r->nends > 0) { /* never behind the cursor: reader_consume */
+    uint64_t end = r->ends[r->ehead];
+    r->ehead = (r->ehead + 1) % r->ecap;
+    r->nends--;
+    push_take(L, r, (size_t)(end - (r->fed - r->len)));
+    lua_pushboolean(L, 1);
+    return 2;
+  }
+  if (r->len > 0) {
+    push_take(L, r, r->len);
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  if (r->eof) {
+    if (iter) {
+      lua_pushnil(L);
+      return 1;
+    }
+    lua_pushliteral(L, "");
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  return reader_wait(L, r, "readchunk", 1, (lua_KContext)iter,
+                     readchunk_k);
+}
+
+/* [reader] */
+static int readchunk_body(lua_State *L) {
+  return readchunk_run(L, lua_touserdata(L, 1), 0);
+}
+
+static int l_reader_readchunk(lua_State *L) {
+  check_reader(L, 1);
+  return aio_ccoro_kept(L, 1, readchunk_body, R_UV_READCHUNK);
+}
+
+/* The iterator of iter_chunks(): awaits the next (data, end_of_chunk)
+ * inside the task; nil at the end. */
+static int l_reader_iter_chunks_next(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  lua_settop(L, 1);
+  return readchunk_run(L, r, 1);
+}
+
+/* for data, end_of_chunk in reader:iter_chunks() do: readchunk()'s pairs
+ * until the end (aiohttp's iter_chunks). */
+static int l_reader_iter_chunks(lua_State *L) {
+  check_reader(L, 1);
+  lua_pushcfunction(L, l_reader_iter_chunks_next);
+  lua_pushvalue(L, 1);
+  return 2;
 }
 
 /* readexactly(n) --------------------------------------------------- */
@@ -809,6 +940,7 @@ static int reader_feed(lua_State *L, aio_reader *r, const char *data,
     luaL_error(L, "not enough memory");
   memcpy(r->buf + r->off + r->len, data, len);
   r->len += len;
+  r->fed += len;
   if (r->wtask && r->len >= r->want)
     wake_reader(L, r);
   return must_pause(r);
@@ -916,6 +1048,9 @@ static int l_reader__gc(lua_State *L) {
   free(r->buf);
   r->buf = NULL;
   r->len = r->cap = r->off = 0;
+  free(r->ends);
+  r->ends = NULL;
+  r->nends = r->ecap = 0;
   return 0;
 }
 
@@ -1092,6 +1227,7 @@ static void srp_get_buffer(void *p, uv_buf_t *buf) {
 static int srp_buffer_updated(void *p, size_t n) {
   aio_reader *r = ((srp *)p)->reader;
   r->len += n;
+  r->fed += n;
   if (must_pause(r))
     reader_pause(NULL, r, 0);
   /* the waiting task wakes from here when it can, else from srp_wake */
@@ -1645,6 +1781,10 @@ static const luaL_Reg reader_methods[] = {
     {"read_nowait", l_reader_read_nowait},
     {"iter_chunked", l_reader_iter_chunked},
     {"iter_any", l_reader_iter_any},
+    {"readchunk", l_reader_readchunk},
+    {"iter_chunks", l_reader_iter_chunks},
+    {"begin_http_chunk_receiving", l_reader_begin_http_chunk},
+    {"end_http_chunk_receiving", l_reader_end_http_chunk},
     {"at_eof", l_reader_at_eof},
     {"is_eof", l_reader_is_eof},
     {"lines", l_reader_lines},

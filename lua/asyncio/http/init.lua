@@ -435,21 +435,23 @@ end
 local StreamContent = {}
 StreamContent.__index = StreamContent
 
---- The next piece of the body, "" at its end (a plain function that
--- awaits: callable from any coroutine function running in a task);
--- raises ClientConnectionError once the response was released or closed,
--- as aiohttp's.
-local function piece(self)
+--- The next piece of the body ("" at its end) and whether a chunk of a
+-- chunked body ends with it (a plain function that awaits: callable from
+-- any coroutine function running in a task); raises ClientConnectionError
+-- once the response was released or closed, as aiohttp's. A chunk's end
+-- parsed only after its last bytes were given is skipped, unless
+-- lone_ends asks for it as "", true (readchunk).
+local function piece(self, lone_ends)
   local resp = self.resp
   if resp._released then
     error(M.ClientConnectionError("Connection closed"), 0)
   end
   if self.buf ~= "" then
-    local b = self.buf
-    self.buf = ""
-    return b
+    local b, ends = self.buf, self.buf_ends
+    self.buf, self.buf_ends, self.open = "", false, not ends
+    return b, ends
   end
-  if resp._done then return "" end
+  if resp._done then return "", false end
   local conn = resp._conn
   while true do
     local ok, ev = pcall(conn.next_event, conn, resp._sock_read,
@@ -461,15 +463,29 @@ local function piece(self)
     end
     if ev == true then
       resp:_finish()
-      return ""
+      return "", false
+    elseif ev == false then -- a chunk's end, after bytes given before
+      if self.open then
+        self.open = false
+        if lone_ends then return "", true end
+      end
+    else
+      if resp._decoder then ev = resp._decoder(ev) end
+      -- a piece that decodes to nothing yet (a gzip header alone) is not
+      -- the end: "" means that
+      if ev ~= "" then
+        local ends = conn.events[conn.ev] == false -- parsed with it
+        if ends then
+          conn.events[conn.ev] = nil
+          conn.ev = conn.ev + 1
+        end
+        self.open = not ends
+        return ev, ends
+      end
     end
-    if resp._decoder then ev = resp._decoder(ev) end
-    -- a piece that decodes to nothing yet (a gzip header alone) is not
-    -- the end: "" means that
-    if ev ~= "" then return ev end
   end
 end
-StreamContent._piece = async(piece)
+StreamContent._piece = async(function(self) return (piece(self)) end)
 
 --- The rest of the body: most bodies come in one piece, joined only
 -- when there are more.
@@ -494,11 +510,17 @@ local function check_size(n, fname)
   end
 end
 
+--- Keeps the bytes of piece p from i on for the next read; ends: a chunk
+-- ends with p.
+local function keep_rest(self, p, i, ends)
+  self.buf, self.buf_ends, self.open = p:sub(i), ends, true
+end
+
 local function read_some(self, n)
   if n == nil or n < 0 then return read_all(self) end
-  local p = piece(self)
+  local p, ends = piece(self)
   if #p > n then
-    self.buf = p:sub(n + 1)
+    keep_rest(self, p, n + 1, ends)
     p = p:sub(1, n)
   end
   return p
@@ -536,13 +558,13 @@ end
 local function read_until(self, sep)
   local parts, n, tail = {}, #sep, ""
   while true do
-    local p = piece(self)
+    local p, ends = piece(self)
     if p == "" then return concat(parts) end
     local w = tail .. p
     local i = w:find(sep, 1, true)
     if i then
       local stop = i + n - 1 - #tail -- sep's last byte, in p
-      self.buf = p:sub(stop + 1)
+      if stop < #p then keep_rest(self, p, stop + 1, ends) end
       parts[#parts + 1] = p:sub(1, stop)
       return concat(parts)
     end
@@ -591,6 +613,22 @@ function StreamContent:iter_any()
   return function()
     local p = piece(self)
     if p ~= "" then return p end
+  end
+end
+
+--- readchunk() -> data, end_of_http_chunk: the next piece and whether a
+-- chunk of a chunked body ends with it ("", true for an end that came
+-- after its bytes were read); "", false at the end (aiohttp's readchunk)
+StreamContent.readchunk = async(function(self)
+  return piece(self, true)
+end)
+
+--- iter_chunks(): for data, end_of_http_chunk in resp.content:iter_chunks()
+-- do, in a task: readchunk()'s pairs until the end
+function StreamContent:iter_chunks()
+  return function()
+    local p, ends = piece(self, true)
+    if p ~= "" or ends then return p, ends end
   end
 end
 
@@ -1287,7 +1325,8 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
         _decoder = self._decompress and
           content_decoder(rawget(hh, "content-encoding"))},
         ClientResponse)
-      resp.content = setmetatable({resp = resp, buf = ""}, StreamContent)
+      resp.content = setmetatable({resp = resp, buf = "", buf_ends = false,
+                                   open = false}, StreamContent)
       conn.in_body = true
       return resp
     end

@@ -1515,6 +1515,7 @@ function Conn:on_request(head)
   self.deadline = nil
   if head.has_body then
     local c = StreamReader()
+    if head.chunked then c:begin_http_chunk_receiving() end
     self.content = c
     head.content = c
     local rt = self.server.read_timeout
@@ -1528,6 +1529,11 @@ function Conn:on_body(data)
   if c then c:feed_data(data) end
   local rt = self.server.read_timeout
   if rt then self:_arm(self.loop:time() + rt) end
+end
+
+function Conn:on_chunk_end()
+  local c = self.content
+  if c then c:end_http_chunk_receiving() end
 end
 
 function Conn:on_body_end()
