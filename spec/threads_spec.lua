@@ -685,6 +685,91 @@ describe("B: wrap_future", function()
     end))
 end)
 
+describe("concurrent futures: add_done_callback", function()
+  --- Blocks its worker until `gate` has an item; returns that item.
+  local function wait_gate(gate)
+    return gate:get(10)
+  end
+
+  it("calls each callback with the future once it is done, in the order "
+     .. "added, from this thread's loop; at once when it is done already",
+    aspec.async({clock = "virtual"}, function()
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local gate = asyncio.Channel()
+      local cf = ex:submit(wait_gate, gate)
+      local calls = {}
+      cf:add_done_callback(function(f)
+        calls[#calls + 1] = {"first", f == cf, f:result(0)}
+      end)
+      cf:add_done_callback(function(f)
+        calls[#calls + 1] = {"second", f:result(0)}
+      end)
+      await(sleep(0))
+      assert.same({}, calls)
+      gate:put("go")
+      assert.equal("go", await(cf)) -- added last: woken after them
+      assert.same({{"first", true, "go"}, {"second", "go"}}, calls)
+      cf:add_done_callback(function(f)
+        calls[#calls + 1] = {"late", f:done()}
+      end)
+      assert.same({"late", true}, calls[3])
+      -- a cancelled future calls them too
+      local busy = ex:submit(wait_gate, gate)
+      local queued = ex:submit(function() return "never" end)
+      local cancelled
+      queued:add_done_callback(function(f) cancelled = f:cancelled() end)
+      assert.is_true(queued:cancel())
+      gate:put("free")
+      assert.equal("free", await(busy))
+      await(sleep(0))
+      assert.is_true(cancelled)
+    end))
+
+  it("what a callback raises goes to the loop's exception handler, as "
+     .. "concurrent.futures logs it", aspec.async({clock = "virtual"},
+    function()
+      local ex <close> = asyncio.ThreadPoolExecutor(1)
+      local seen = {}
+      asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+        seen[#seen + 1] = ctx
+      end)
+      local cf = ex:submit(function() return 1 end)
+      assert.equal(1, cf:result(10))
+      cf:add_done_callback(function() error(asyncio.ValueError("cb")) end)
+      assert.equal(1, #seen)
+      assert.equal("exception calling callback for <ConcurrentFuture "
+                   .. "finished>", seen[1].message)
+      assert.is_true(iserror(seen[1].exception, asyncio.ValueError))
+      assert.equal(cf, seen[1].future)
+      local gate = asyncio.Channel()
+      local pending = ex:submit(wait_gate, gate)
+      pending:add_done_callback(function() error("late", 0) end)
+      gate:put(2)
+      assert.equal(2, await(pending))
+      await(sleep(0))
+      assert.equal(2, #seen)
+      assert.equal("late", seen[2].exception)
+      assert.equal(pending, seen[2].future)
+      assert.matches("function expected",
+                     tostring(h.error_of(cf.add_done_callback, cf, 5)))
+    end))
+
+  it("a pending future without a running loop in this thread: "
+     .. "RuntimeError; a done one calls at once", function()
+    local ex <close> = asyncio.ThreadPoolExecutor(1)
+    local gate = asyncio.Channel()
+    local cf = ex:submit(wait_gate, gate)
+    local e = h.error_of(cf.add_done_callback, cf, function() end)
+    assert.is_true(iserror(e, asyncio.RuntimeError))
+    assert.matches("^no running event loop", e.message)
+    gate:put(3)
+    assert.equal(3, cf:result(10))
+    local got
+    cf:add_done_callback(function(f) got = f:result(0) end)
+    assert.equal(3, got)
+  end)
+end)
+
 describe("A: other threads and the loop", function()
   it("A28 another thread gets the loop as a LoopRef: call_soon_threadsafe "
      .. "and no call_soon, call_later, call_at or create_task", function()

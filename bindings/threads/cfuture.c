@@ -15,6 +15,7 @@
  */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,8 +128,23 @@ static void notify_run(aio_loop *loop, lua_State *L, void *p) {
   free(w);
 }
 
-/* Posts the waiters taken from cf once it is done (without the mutex). */
+/* The waiters in the order they came (cf->waiters holds the newest
+ * first). */
+static cf_waiter *oldest_first(cf_waiter *w) {
+  cf_waiter *out = NULL;
+  while (w) {
+    cf_waiter *next = w->next;
+    w->next = out;
+    out = w;
+    w = next;
+  }
+  return out;
+}
+
+/* Posts the waiters taken from cf once it is done (without the mutex), in
+ * the order they came: the Futures of one loop complete in that order. */
 static void notify(aio_cfuture *cf, cf_waiter *w) {
+  w = oldest_first(w);
   while (w) {
     cf_waiter *next = w->next;
     aio_cfuture_retain(cf);
@@ -427,6 +443,68 @@ static int l_wrap_future(lua_State *L) {
                                    ? NULL : aio_check_loop(L, 2));
 }
 
+/* fn(cf), fn at fidx and cf at cfidx: what fn raises is reported as
+ * concurrent.futures logs it, "exception calling callback for <cf>", to
+ * the exception handler of loop, or on stderr without one. */
+static void call_done_callback(lua_State *L, int fidx, int cfidx,
+                               aio_loop *loop) {
+  int err;
+  lua_pushvalue(L, fidx);
+  lua_pushvalue(L, cfidx);
+  if (aio_pcall(L, 1) == LUA_OK)
+    return;
+  err = lua_gettop(L);
+  lua_pushliteral(L, "exception calling callback for ");
+  luaL_tolstring(L, cfidx, NULL);
+  lua_concat(L, 2);
+  if (loop != NULL)
+    aio_report_error(L, loop, lua_tostring(L, -1), err, "future", cfidx);
+  else {
+    fprintf(stderr, "%s\n%s\n", lua_tostring(L, -1),
+            luaL_tolstring(L, err, NULL));
+    fflush(stderr);
+  }
+  lua_settop(L, err - 1);
+}
+
+/* The done-callback of the Future add_done_callback waits on: fn(cf),
+ * its upvalues. */
+static int done_callback_run(lua_State *L) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  call_done_callback(L, 1, 2, aio_running_loop(L));
+  return 0;
+}
+
+/* cf:add_done_callback(fn): fn(cf) once cf is done, in this thread (a
+ * Lua function runs in its own state only; concurrent.futures calls it
+ * in the thread that completes the future): at once when cf is done,
+ * else from this thread's running loop, in an iteration after cf
+ * completes, in the order added. */
+static int l_cf_add_done_callback(lua_State *L) {
+  aio_cfuture *cf = check_cf(L, 1);
+  aio_loop *loop = aio_running_loop(L);
+  if (lua_type(L, 2) != LUA_TFUNCTION &&
+      luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
+    return luaL_typeerror(L, 2, "function");
+  lua_settop(L, 2);
+  if (is_done(state_of(cf))) {
+    call_done_callback(L, 2, 1, loop);
+    return 0;
+  }
+  if (loop == NULL)
+    return aio_raisef(L, AIO_E_RUNTIME, "no running event loop: the "
+                      "callbacks of a pending concurrent future run in the "
+                      "loop of the thread that adds them");
+  aio_cfuture_wrap(L, 1, loop); /* 3 */
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, done_callback_run, 2);
+  aio_future_add_callback(L, 3);
+  return 0;
+}
+
 static int l_cf__gc(lua_State *L) {
   cf_ud *ud = luaL_checkudata(L, 1, AIO_CFUTURE_MT);
   aio_cfuture_release(ud->cf);
@@ -567,6 +645,7 @@ static const luaL_Reg cf_methods[] = {
     {"cancelled", l_cf_cancelled},
     {"running", l_cf_running},
     {"cancel", l_cf_cancel},
+    {"add_done_callback", l_cf_add_done_callback},
     {NULL, NULL}};
 
 static const luaL_Reg cf_metamethods[] = {
