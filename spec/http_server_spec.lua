@@ -593,6 +593,59 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("decodes a request body sent with Content-Encoding gzip or deflate, "
+     .. "as aiohttp; a corrupt, truncated or too large one is a 400 or "
+     .. "413", aspec.async(function()
+    local text = string.rep("compressed request ", 30)
+    local function zip(input, cmd) -- input: printable, no quote
+      local f = assert(io.popen("printf '" .. input .. "' | " .. cmd))
+      local out = f:read("a")
+      f:close()
+      return out
+    end
+    local gz = zip(text, "gzip -c")
+    local zlib = zip(text, "python3 -c 'import sys, zlib; "
+      .. "sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))'")
+    local app = web.Application{client_max_size = 600}
+    app.router:add_post("/echo", async(function(request)
+      local pieces = {}
+      for data, ends in request.content:iter_chunks() do
+        pieces[#pieces + 1] = data .. (ends and "|" or "")
+      end
+      return web.Response{text = table.concat(pieces)}
+    end))
+    local runner, base, port = start(app)
+    local s <close> = http.ClientSession()
+    local function post(body, enc)
+      local r <close> = await(s:post(base .. "/echo", {data = body,
+        headers = {["Content-Encoding"] = enc}}))
+      return r.status, await(r:text())
+    end
+    assert.same({200, text}, {post(gz, "gzip")})
+    assert.same({200, text}, {post(zlib, "deflate")})
+    assert.same({200, "raw"}, {post("raw", "br")}) -- left as sent
+    local st, body = post("not gzip at all", "gzip")
+    assert.same({400, "Can not decode content-encoding: gzip"}, {st, body})
+    st, body = post(gz:sub(1, -9), "GZip")
+    assert.same({400, "Can not decode content-encoding: gzip (truncated)"},
+                {st, body})
+    local big = zip(string.rep("0", 700), "gzip -c")
+    assert.is_true(#big < 600) -- small as sent, too large decoded
+    st, body = post(big, "gzip")
+    assert.equal(413, st)
+    assert.equal("Maximum request body size 600 exceeded, actual body "
+                 .. "size 700", body)
+    -- chunked and compressed: a chunk decoding to nothing ends no chunk
+    local function chunk(b) return ("%x\r\n%s\r\n"):format(#b, b) end
+    local out = raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+      .. "Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+      .. "Connection: close\r\n\r\n" .. chunk(gz:sub(1, 10))
+      .. chunk(gz:sub(11)) .. "0\r\n\r\n")
+    assert.matches("\r\n\r\n" .. text .. "|$", out)
+    assert.same({}, logged)
+    await(runner:cleanup())
+  end))
+
   it("skips a body its handler left unread and goes on with the next "
      .. "request", aspec.async(function()
     local app = web.Application()

@@ -1509,6 +1509,16 @@ function Conn:on_made(transport)
   self.task = self.loop:create_task(serve(self))
 end
 
+--- The decoder of a request body sent with Content-Encoding gzip or
+-- deflate (aiohttp decodes them too), or nil: other codings stay as sent.
+local function body_decoder(head)
+  local enc = head.headers["content-encoding"]
+  enc = enc and enc:lower():match("^%s*(.-)%s*$")
+  if enc == "gzip" or enc == "deflate" then
+    return _http.Inflater(enc), enc
+  end
+end
+
 function Conn:on_request(head)
   self.head = head
   self.serving = true
@@ -1518,15 +1528,46 @@ function Conn:on_request(head)
     if head.chunked then c:begin_http_chunk_receiving() end
     self.content = c
     head.content = c
+    self.inflater, self.coding = body_decoder(head)
+    self.decoded = 0
     local rt = self.server.read_timeout
     if rt then self:_arm(self.loop:time() + rt) end
   end
   self:_wake()
 end
 
+--- The request's body reader fails with err and gets no more of it.
+function Conn:_fail_body(err)
+  local c = self.content
+  self.content = nil
+  self.keep_alive = false
+  c:set_exception(err)
+end
+
+--- Decodes a piece of a compressed body (nil once the body failed:
+-- undecodable, or decoded past client_max_size).
+function Conn:_decode(data)
+  local ok, out = pcall(self.inflater.feed, self.inflater, data)
+  if not ok then
+    self:_fail_body(M.HTTPBadRequest{text = "Can not decode "
+      .. "content-encoding: " .. self.coding})
+    return nil
+  end
+  self.decoded = self.decoded + #out
+  local max = self.server.app.client_max_size
+  if max > 0 and self.decoded > max then
+    self:_fail_body(M.HTTPRequestEntityTooLarge{text = ("Maximum request "
+      .. "body size %d exceeded, actual body size %d")
+      :format(max, self.decoded)})
+    return nil
+  end
+  return out
+end
+
 function Conn:on_body(data)
   local c = self.content
-  if c then c:feed_data(data) end
+  if c and self.inflater then data = self:_decode(data) end
+  if c and data and data ~= "" then c:feed_data(data) end
   local rt = self.server.read_timeout
   if rt then self:_arm(self.loop:time() + rt) end
 end
@@ -1538,6 +1579,11 @@ end
 
 function Conn:on_body_end()
   local c = self.content
+  if c and self.inflater and not self.inflater:finish() then
+    self:_fail_body(M.HTTPBadRequest{text = "Can not decode "
+      .. "content-encoding: " .. self.coding .. " (truncated)"})
+    c = nil
+  end
   if c then c:feed_eof() end
   self.content = nil
   if self.serving then self.deadline = nil end
