@@ -716,12 +716,15 @@ describe("loop options (Python's keyword arguments)", function()
     loop:call_later(1, function() end)
     broken = true
     assert.equal("clock stopped", message_of(function() loop:time() end))
+    local t = loop:create_task(asyncio.sleep(0, "after"))
     assert.equal("clock stopped", message_of(function()
-      loop:run_until_complete(asyncio.sleep(0))
+      loop:run_until_complete(t)
     end))
     assert.is_false(loop:is_running())
+    assert.is_false(t:done())
     broken = false
     assert.equal(1, loop:time())
+    assert.equal("after", loop:run_until_complete(t)) -- it goes on
     loop:close()
   end)
 
