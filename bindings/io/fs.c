@@ -533,10 +533,16 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
   }
   if (r->file)
     fsreq_hold(r, r->file);
+  /* abandoned until the task waits on it: should the future or the
+   * waiter entry fail to allocate, the request ends and frees itself as
+   * one a cancelled task gave up */
+  r->abandoned = 1;
   lua_pushlightuserdata(L, r);
   ridx = lua_gettop(L);
   aio_future_new(L, t->fut.loop);
-  return aio_waiters_await(L, t, &r->io, ridx, fs_k);
+  aio_waiters_add(L, &r->io, -1);
+  r->abandoned = 0;
+  return aio_await_future(L, t, lua_gettop(L), ridx, fs_k);
 }
 
 /* ------------------------------------------------------------------ */

@@ -187,10 +187,13 @@ static lua_State *new_state(void) {
 
 /* Whether the error message is a clean report of the failure. */
 static int is_memory_error(const char *msg) {
-  /* ENOBUFS: libuv's answer when a read's buffer cannot be allocated */
+  /* ENOBUFS: libuv's answer when a read's buffer cannot be allocated;
+   * "Cannot allocate memory": an OSError of errno ENOMEM (a libuv file
+   * request that could not allocate, as asyncio.fs reports it) */
   return msg && (strstr(msg, "not enough memory") ||
                  strstr(msg, "ENOMEM") || strstr(msg, "ENOBUFS") ||
-                 strstr(msg, "cannot allocate memory"));
+                 strstr(msg, "cannot allocate memory") ||
+                 strstr(msg, "Cannot allocate memory"));
 }
 
 enum { R_RESULT, R_MEMORY, R_UNEXPECTED, R_LEAK, R_DONE, R_SETUP,

@@ -1,0 +1,30 @@
+-- tools/alloc/files.lua: asyncio.fs under memory pressure: a small and a
+-- large write (the large one writes the Lua string itself, anchored while
+-- the request runs), reads, stat, a listing, removal.
+local h = dofile("tools/alloc/harness.lua")
+local asyncio = require "asyncio"
+local fs = require "asyncio.fs"
+local await = asyncio.await
+
+local dir = os.tmpname()
+os.remove(dir)
+
+local ok, r = pcall(h.run, function()
+  await(fs.mkdir(dir))
+  local path = dir .. "/f"
+  local f = await(fs.open(path, "w"))
+  await(f:write("head "))
+  await(f:write(string.rep("x", 8192)))
+  await(f:close())
+  local st = await(fs.stat(path))
+  local g = await(fs.open(path, "r"))
+  local head = await(g:read(5))
+  local rest = await(g:read("a"))
+  await(g:close())
+  local names = await(fs.listdir(dir))
+  return head .. #rest .. ":" .. st.size .. ":" .. #names
+end)
+os.remove(dir .. "/f")
+os.remove(dir)
+if not ok then error(r, 0) end
+h.check(r == "head 8192:8197:1", "files: " .. tostring(r))
