@@ -1018,16 +1018,33 @@ end)
 cmd("msetnx", function(mapping)
   return push_map(A("MSETNX"), mapping), to_bool
 end)
-simple("incr", "INCR")
-simple("incrby", "INCRBY")
-simple("incrbyfloat", "INCRBYFLOAT", to_float)
-simple("decr", "DECR")
-simple("decrby", "DECRBY")
+-- incr(name [, amount = 1]) and its kin take redis-py's defaults
+cmd("incr", function(name, amount)
+  if amount == nil then return A("INCR", name) end
+  return A("INCRBY", name, amount)
+end)
+cmd("incrby", function(name, amount) return A("INCRBY", name, amount or 1) end)
+cmd("incrbyfloat", function(name, amount)
+  return A("INCRBYFLOAT", name, amount or 1.0), to_float
+end)
+cmd("decr", function(name, amount)
+  if amount == nil then return A("DECR", name) end
+  return A("DECRBY", name, amount)
+end)
+cmd("decrby", function(name, amount) return A("DECRBY", name, amount or 1) end)
 simple("append", "APPEND")
 simple("strlen", "STRLEN")
 simple("getdel", "GETDEL")
 simple("getrange", "GETRANGE")
 simple("setrange", "SETRANGE")
+simple("setbit", "SETBIT")
+simple("getbit", "GETBIT")
+simple("bitcount", "BITCOUNT", nil, 1)
+cmd("pfadd", function(name, ...) return list_args(A("PFADD", name), ...) end)
+cmd("pfcount", function(...) return list_args(A("PFCOUNT"), ...) end)
+cmd("pfmerge", function(dest, ...)
+  return list_args(A("PFMERGE", dest), ...), ok_true
+end)
 cmd("getex", function(key, o)
   local argv = A("GETEX", key)
   if o then
@@ -1061,6 +1078,14 @@ expire_cmd("pexpire", "PEXPIRE")
 expire_cmd("expireat", "EXPIREAT")
 expire_cmd("pexpireat", "PEXPIREAT")
 simple("ttl", "TTL")
+simple("expiretime", "EXPIRETIME")
+simple("pexpiretime", "PEXPIRETIME")
+cmd("copy", function(src, dst, o)
+  local argv = A("COPY", src, dst)
+  if o and o.destination_db ~= nil then push(argv, "DB", o.destination_db) end
+  if o and o.replace then push(argv, "REPLACE") end
+  return argv, to_bool
+end)
 simple("pttl", "PTTL")
 simple("persist", "PERSIST", to_bool)
 cmd("keys", function(pattern) return A("KEYS", pattern or "*") end)
@@ -1170,8 +1195,23 @@ end)
 simple("hget", "HGET")
 simple("hgetall", "HGETALL", pairs_to_table)
 cmd("hdel", function(name, ...) return list_args(A("HDEL", name), ...) end)
-simple("hincrby", "HINCRBY")
-simple("hincrbyfloat", "HINCRBYFLOAT", to_float)
+cmd("hincrby", function(name, key, amount)
+  return A("HINCRBY", name, key, amount or 1)
+end)
+cmd("hincrbyfloat", function(name, key, amount)
+  return A("HINCRBYFLOAT", name, key, amount or 1.0), to_float
+end)
+simple("hstrlen", "HSTRLEN")
+cmd("hrandfield", function(key, count, o)
+  if type(count) == "table" then count, o = nil, count end
+  local argv = A("HRANDFIELD", key)
+  if count ~= nil then push(argv, count) end
+  if o and o.withvalues then
+    if count == nil then push(argv, 1) end
+    push(argv, "WITHVALUES")
+  end
+  return argv
+end)
 simple("hkeys", "HKEYS")
 simple("hvals", "HVALS")
 simple("hlen", "HLEN")
@@ -1192,6 +1232,14 @@ simple("spop", "SPOP", nil, 1)
 simple("srandmember", "SRANDMEMBER", nil, 1)
 cmd("sinter", function(...) return list_args(A("SINTER"), ...), to_set end)
 cmd("sunion", function(...) return list_args(A("SUNION"), ...), to_set end)
+cmd("sdiff", function(...) return list_args(A("SDIFF"), ...), to_set end)
+for _, name in ipairs{"sinterstore", "sunionstore", "sdiffstore"} do
+  local word = name:upper()
+  cmd(name, function(dest, ...) return list_args(A(word, dest), ...) end)
+end
+cmd("smove", function(src, dst, value)
+  return A("SMOVE", src, dst, value), to_bool
+end)
 
 -- sorted sets
 cmd("zadd", function(name, mapping, o)
@@ -1269,6 +1317,59 @@ simple("zcount", "ZCOUNT")
 simple("zrank", "ZRANK")
 simple("zrevrank", "ZREVRANK")
 simple("zremrangebyscore", "ZREMRANGEBYSCORE")
+simple("zremrangebyrank", "ZREMRANGEBYRANK")
+simple("zremrangebylex", "ZREMRANGEBYLEX")
+simple("zlexcount", "ZLEXCOUNT")
+cmd("zrangebylex", function(name, min, max, start, num)
+  local argv = A("ZRANGEBYLEX", name, min, max)
+  if (start == nil) ~= (num == nil) then
+    error(M.DataError("``start`` and ``num`` must both be specified"), 3)
+  end
+  if start ~= nil then push(argv, "LIMIT", start, num) end
+  return argv
+end)
+cmd("zrevrangebylex", function(name, max, min, start, num)
+  local argv = A("ZREVRANGEBYLEX", name, max, min)
+  if (start == nil) ~= (num == nil) then
+    error(M.DataError("``start`` and ``num`` must both be specified"), 3)
+  end
+  if start ~= nil then push(argv, "LIMIT", start, num) end
+  return argv
+end)
+--- ZUNIONSTORE / ZINTERSTORE dest numkeys keys [WEIGHTS ...] [AGGREGATE
+-- a]: keys a list, or a table key -> weight (redis-py's dict)
+local function zstore(word)
+  return function(dest, keys, o)
+    if type(keys) ~= "table" then
+      error(M.DataError(word .. " keys must be a list or a table of "
+        .. "key = weight"), 3)
+    end
+    local names, weights = {}, nil
+    if (keys.n or #keys) > 0 then
+      for i = 1, keys.n or #keys do names[i] = keys[i] end
+    else
+      weights = {}
+      for k, w in pairs(keys) do
+        names[#names + 1] = k
+        weights[#weights + 1] = w
+      end
+    end
+    local argv = push_all(A(word, dest, #names), names)
+    if weights then push_all(push(argv, "WEIGHTS"), weights) end
+    if o and o.aggregate then push(argv, "AGGREGATE", o.aggregate:upper()) end
+    return argv
+  end
+end
+cmd("zunionstore", zstore("ZUNIONSTORE"))
+cmd("zinterstore", zstore("ZINTERSTORE"))
+cmd("zrandmember", function(key, count, o)
+  if type(count) == "table" then count, o = nil, count end
+  if o and o.withscores then
+    return A("ZRANDMEMBER", key, count or 1, "WITHSCORES"), score_pairs
+  end
+  if count == nil then return A("ZRANDMEMBER", key) end
+  return A("ZRANDMEMBER", key, count)
+end)
 cmd("zpopmin", function(name, count)
   return A("ZPOPMIN", name, count or 1), score_pairs
 end)
@@ -1350,6 +1451,40 @@ cmd("xgroup_create", function(name, group, id, o)
   local argv = A("XGROUP", "CREATE", name, group, id or "$")
   if o and o.mkstream then push(argv, "MKSTREAM") end
   return argv, ok_true
+end)
+cmd("xgroup_destroy", function(name, group)
+  return A("XGROUP", "DESTROY", name, group)
+end)
+cmd("xgroup_delconsumer", function(name, group, consumer)
+  return A("XGROUP", "DELCONSUMER", name, group, consumer)
+end)
+cmd("xgroup_createconsumer", function(name, group, consumer)
+  return A("XGROUP", "CREATECONSUMER", name, group, consumer)
+end)
+cmd("xgroup_setid", function(name, group, id)
+  return A("XGROUP", "SETID", name, group, id), ok_true
+end)
+--- An XINFO reply: [k1, v1, ...] -> {k1 = v1}, its entries (first-entry,
+-- last-entry) as {id, {field = value}}
+local function xinfo_map(v)
+  local t = pairs_to_table(v)
+  for _, k in ipairs{"first-entry", "last-entry"} do
+    local e = t[k]
+    if type(e) == "table" then t[k] = stream_entries({e})[1] end
+  end
+  return t
+end
+local function xinfo_list(v)
+  local out = {}
+  for i = 1, #v do out[i] = xinfo_map(v[i]) end
+  return out
+end
+cmd("xinfo_stream", function(name) return A("XINFO", "STREAM", name),
+  xinfo_map end)
+cmd("xinfo_groups", function(name) return A("XINFO", "GROUPS", name),
+  xinfo_list end)
+cmd("xinfo_consumers", function(name, group)
+  return A("XINFO", "CONSUMERS", name, group), xinfo_list
 end)
 simple("xlen", "XLEN")
 --- The optional range ends of xrange and xrevrange, and the options,
@@ -1440,6 +1575,27 @@ cmd("time", function() return A("TIME"), function(v)
 end end)
 simple("publish", "PUBLISH")
 cmd("client_id", function() return A("CLIENT", "ID") end)
+cmd("client_setname", function(name)
+  return A("CLIENT", "SETNAME", name), ok_true
+end)
+cmd("client_getname", function() return A("CLIENT", "GETNAME") end)
+--- CLIENT LIST's lines -> {{id = "3", addr = ..., name = ...}, ...}
+local function client_list(v)
+  local out = {}
+  for line in tostring(v):gmatch("[^\r\n]+") do
+    local c = {}
+    for k, val in line:gmatch("(%S-)=(%S*)") do c[k] = val end
+    out[#out + 1] = c
+  end
+  return out
+end
+cmd("client_list", function() return A("CLIENT", "LIST"), client_list end)
+cmd("config_get", function(pattern)
+  return A("CONFIG", "GET", pattern or "*"), pairs_to_table
+end)
+cmd("config_set", function(name, value)
+  return A("CONFIG", "SET", name, value), ok_true
+end)
 
 M._COMMANDS = COMMANDS
 
@@ -1482,6 +1638,11 @@ do
     xrevrange = opts_from(2, 4, {"count"}),
     xclaim = opts(6, {"idle", "time", "retrycount", "force", "justid"}),
     xautoclaim = opts_from(5, 6, {"count"}),
+    zunionstore = opts(3, {"aggregate"}),
+    zinterstore = opts(3, {"aggregate"}),
+    zrandmember = opts_from(2, 3, {"withscores"}),
+    hrandfield = opts_from(2, 3, {"withvalues"}),
+    copy = opts(3, {"destination_db", "replace"}),
   }
   for _, name in ipairs{"expire", "pexpire", "expireat", "pexpireat"} do
     CMD_OPTS[name] = opts(3, {"nx", "xx", "gt", "lt"})
