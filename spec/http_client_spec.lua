@@ -77,6 +77,44 @@ describe("asyncio.http client", function()
     assert.equal("", await(r:read()))
   end))
 
+  it("JSON null is http.null; json{loads =} decodes with a function of "
+     .. "the caller's, on both sides, as aiohttp's loads; content_length",
+     aspec.async(function()
+    local web = require "asyncio.http.web"
+    local app = web.Application()
+    app.router:add_post("/j", async(function(request)
+      local v = await(request:json())
+      local raw = await(request:json{loads = function(t) return "raw:" .. t
+      end})
+      return web.json_response({next = v.next, is_null = v.next == web.null,
+                                raw = raw})
+    end))
+    local runner, port = await(peers.serve(app))
+    local s <close> = http.ClientSession()
+    local url = "http://127.0.0.1:" .. port .. "/j"
+    local r <close> = await(s:post(url, {data = '{"next": null}',
+      headers = {["Content-Type"] = "application/json"}}))
+    local v = await(r:json())
+    assert.equal(http.null, v.next)
+    assert.equal(cjson.null, v.next)
+    assert.is_true(v.is_null)
+    assert.equal('raw:{"next": null}', v.raw)
+    assert.equal(#await(r:read()), r.content_length)
+    local seen
+    local got = await(r:json{loads = function(text)
+      seen = text
+      return "mine"
+    end})
+    assert.equal("mine", got)
+    assert.equal(await(r:read()), seen)
+    local ok, e = pcall(r.json, r, {loads = 5})
+    assert.is_false(ok)
+    assert.matches("option 'loads': function expected", tostring(e))
+    local bad <close> = await(s:post(url, {data = "{nope"}))
+    assert.equal(400, bad.status)
+    await(runner:cleanup())
+  end))
+
   it("streams a request body from a function (chunked)",
      aspec.async(function()
     local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}

@@ -36,5 +36,9 @@ AIO_EXPORT int luaopen_asyncio__http(lua_State *L) {
   aio_http_open_inflate(L);
   aio_http_open_ws(L);
   aio_http_open_server(L);
+  /* JSON's null as lua-cjson decodes it (a NULL light userdata, equal to
+   * cjson.null), for http.null without loading lua-cjson */
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
   return 1;
 }

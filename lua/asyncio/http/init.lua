@@ -171,6 +171,21 @@ function M._decode_json(s)
   return integers(json().decode(s))
 end
 
+--- JSON's null as the decoders give it (lua-cjson's cjson.null, a light
+-- userdata): `v == http.null`. It is a true value, unlike Python's None.
+M.null = _http.null
+
+--- The loads option of the json methods (aiohttp's): a function that
+-- decodes the text, or nil for the default; argument n of fname.
+function M._check_loads(loads, n, fname)
+  if loads ~= nil and type(loads) ~= "function" and
+     not (getmetatable(loads) or {}).__call then
+    error(("bad argument #%d to '%s' (option 'loads': function expected, "
+           .. "got %s)"):format(n, fname, type(loads)), 3)
+  end
+  return loads or M._decode_json
+end
+
 ---------------------------------------------------------------------------
 -- ClientTimeout
 
@@ -700,6 +715,10 @@ local LAZY = {
     return cs
   end,
   cookies = function(r) return response_cookies(r.headers) end,
+  content_length = function(r) -- nil is not kept: made again at each use
+    local v = rawget(r.headers, "content-length")
+    return v and math.tointeger(tonumber(v)) or nil
+  end,
 }
 
 function ClientResponse.__index(r, k)
@@ -780,7 +799,7 @@ end
 
 --- The body of response self decoded (see ClientResponse:json); want:
 -- the content type expected, or false.
-local json_body = async(function(self, want)
+local json_body = async(function(self, want, loads)
   local body = read_body(self)
   local ct = (self.headers["content-type"] or ""):lower()
   if want and not json_type_ok(ct, tostring(want)) then
@@ -790,6 +809,7 @@ local json_body = async(function(self, want)
       0)
   end
   if body:match("^%s*$") then return nil end
+  if loads ~= M._decode_json then return loads(body) end
   local ok, v = pcall(M._decode_json, body)
   if not ok then
     error(M.JSONDecodeError((tostring(v):gsub("^[^:]*:%d+: ", ""))), 0)
@@ -797,18 +817,20 @@ local json_body = async(function(self, want)
   return v
 end)
 
-local JSON_OPTS = check.option_set{"content_type"}
+local JSON_OPTS = check.option_set{"content_type", "loads"}
 
---- json([{content_type = "application/json"}]) -> the body decoded by
--- lua-cjson (nil for an empty body); another content type raises
--- ContentTypeError (content_type = false: no check), invalid JSON
--- http.JSONDecodeError (a ValueError) with the decoder's message.
+--- json([{content_type = "application/json", loads =}]) -> the body
+-- decoded by lua-cjson, or by loads(text) (nil for an empty body);
+-- another content type raises ContentTypeError (content_type = false:
+-- no check), invalid JSON http.JSONDecodeError (a ValueError) with the
+-- decoder's message.
 function ClientResponse:json(opts)
   check.options(opts, 2, "json", JSON_OPTS)
   local want = opts and opts.content_type
   if want == nil then want = "application/json" end
+  local loads = M._check_loads(opts and opts.loads, 2, "json")
   local json = json_body -- its Coroutine objects take the caller's name
-  return json(self, want)
+  return json(self, want, loads)
 end
 
 --- get_encoding() -> the charset of Content-Type, else "utf-8" (no

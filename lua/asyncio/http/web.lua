@@ -37,6 +37,7 @@ local unknown_option = require("asyncio.core")._unknown_option
 
 local M = {}
 local EMPTY = {} -- read-only by contract
+M.null = http.null -- JSON's null, as lua-cjson decodes it
 
 --- Raises "bad argument #n to 'fname' (unknown option 'x')" when the
 -- table opts has a key the set known lacks (Python's TypeError for an
@@ -949,15 +950,23 @@ end)
 
 Request.text = Request.read
 
---- json() -> Coroutine -> the body decoded by lua-cjson
-Request.json = async(function(self)
+local request_json = async(function(self, loads)
   local body = await(self:read())
-  local ok, v = pcall(http._decode_json, body)
+  local ok, v = pcall(loads, body)
   if not ok then
     error(M.HTTPBadRequest{text = "Invalid JSON: " .. tostring(v)}, 0)
   end
   return v
 end)
+local REQUEST_JSON_OPTS = check.option_set{"loads"}
+
+--- json([{loads =}]) -> Coroutine -> the body decoded by lua-cjson, or by
+-- loads(text) (aiohttp's); what fails to decode is a 400
+function Request:json(opts)
+  check.options(opts, 2, "json", REQUEST_JSON_OPTS)
+  local json = request_json -- its Coroutine objects take the caller's name
+  return json(self, http._check_loads(opts and opts.loads, 2, "json"))
+end
 
 local function bad_form(why)
   error(M.HTTPBadRequest{text = "Bad multipart/form-data body: " .. why}, 0)

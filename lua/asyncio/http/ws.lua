@@ -58,8 +58,22 @@ local function is_cancel(e)
   return iserror(e) and not iserror(e, asyncio.Exception)
 end
 
+--- A received message: {type =, data =, extra =} (aiohttp's WSMessage)
+-- with json([{loads =}]): its data decoded, as receive_json.
+local WSMessage = {}
+WSMessage.__index = WSMessage
+M.WSMessage = WSMessage
+
+local MSG_JSON_OPTS = check.option_set{"loads"}
+
+function WSMessage:json(opts)
+  check.options(opts, 2, "json", MSG_JSON_OPTS)
+  local http = require "asyncio.http"
+  return http._check_loads(opts and opts.loads, 2, "json")(self.data)
+end
+
 local function msg(t, data, extra)
-  return {type = t, data = data, extra = extra}
+  return setmetatable({type = t, data = data, extra = extra}, WSMessage)
 end
 
 local function opt_number(v, name, fname, n)
