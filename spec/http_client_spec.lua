@@ -115,6 +115,68 @@ describe("asyncio.http client", function()
     await(runner:cleanup())
   end))
 
+  it("sends a FormData, or a data table holding a file, as "
+     .. "multipart/form-data, the file read as it is sent (aiohttp's)",
+     aspec.async(function()
+    local web = require "asyncio.http.web"
+    local fs = require "asyncio.fs"
+    local app = web.Application()
+    app.router:add_post("/form", async(function(request)
+      local form = await(request:post())
+      local out = {ctype = request.content_type}
+      for k, v in pairs(form) do
+        if type(v) == "table" then
+          out[k] = {v.filename, v.content_type, v.body}
+        else
+          out[k] = v
+        end
+      end
+      out.all_tags = form:getall("tag", {})
+      return web.json_response(out)
+    end))
+    local runner, port = await(peers.serve(app))
+    local url = "http://127.0.0.1:" .. port .. "/form"
+    local path = os.tmpname()
+    local content = string.rep("file bytes\0\r\n", 10000) -- 120 KB
+    local w = assert(io.open(path, "wb")); w:write(content); w:close()
+    local s <close> = http.ClientSession()
+    local form = http.FormData()
+    form:add_field("title", 'a "quoted"\r\nname')
+    form:add_field("tag", "one")
+    form:add_field("tag", 2)
+    local f = await(fs.open(path, "rb"))
+    form:add_field("upload", f, {content_type = "application/x-test"})
+    form:add_field("note", "as text", {filename = "note.txt"})
+    local r <close> = await(s:post(url, {data = form}))
+    local v = await(r:json())
+    assert.equal("multipart/form-data", v.ctype)
+    assert.equal('a "quoted"\r\nname', v.title)
+    assert.same({"one", "2"}, v.all_tags)
+    assert.same({path:match("[^/]*$"), "application/x-test", content},
+                v.upload)
+    assert.same({"note.txt", "application/octet-stream", "as text"},
+                v.note)
+    await(f:close())
+    -- a plain data table holding a file goes as multipart too
+    local g = await(fs.open(path, "rb"))
+    local r2 <close> = await(s:post(url, {data = {name = "x", doc = g}}))
+    local v2 = await(r2:json())
+    assert.equal("x", v2.name)
+    assert.equal(content, v2.doc[3])
+    await(g:close())
+    -- only strings: urlencoded, as aiohttp's
+    local plain = http.FormData{b = "2", a = "1"}
+    local r3 <close> = await(s:post(url, {data = plain}))
+    local v3 = await(r3:json())
+    assert.same({"application/x-www-form-urlencoded", "1", "2"},
+                {v3.ctype, v3.a, v3.b})
+    os.remove(path)
+    assert.is_false(pcall(form.add_field, form, 1, "x"))
+    assert.is_false(pcall(form.add_field, form, "x", true))
+    assert.is_false(pcall(form.add_field, form, "x", "y", {filname = "z"}))
+    await(runner:cleanup())
+  end))
+
   it("streams a request body from a function (chunked)",
      aspec.async(function()
     local s <close> = http.ClientSession{base_url = await(peers.aiohttp())}

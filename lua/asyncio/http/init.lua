@@ -1174,6 +1174,142 @@ local POST_METHODS = {POST = true, PUT = true, PATCH = true}
 
 --- Adds the Content-Type ct to hdrs unless they have one or skip (a set
 -- of lower-cased names, or nil) holds it.
+---------------------------------------------------------------------------
+-- FormData and multipart/form-data bodies
+
+--- An async file (asyncio.fs's, or any table with a read method): a form
+-- field holding one is sent as a file part.
+local function is_file(v)
+  return type(v) == "table" and type(v.read) == "function"
+end
+
+local FormData = {__name = "http.FormData"}
+FormData.__index = FormData
+M.FormData = FormData
+
+local FIELD_OPTS = check.option_set{"filename", "content_type"}
+
+--- FormData([fields]): a form built field by field, as aiohttp's; fields
+-- as a data table (name -> value, or a list of {name, value}). Sent as
+-- multipart/form-data when a field is a file or has a filename or a
+-- content type, else urlencoded.
+setmetatable(FormData, {__call = function(_, fields)
+  local f = setmetatable({_fields = {}, _multipart = false}, FormData)
+  if fields ~= nil then
+    if type(fields) ~= "table" then
+      error("bad argument #1 to 'FormData' (table expected, got "
+            .. type(fields) .. ")", 2)
+    end
+    for i = 1, #fields do f:add_field(fields[i][1], fields[i][2]) end
+    local names = {}
+    for k in pairs(fields) do
+      if type(k) == "string" then names[#names + 1] = k end
+    end
+    table.sort(names)
+    for _, k in ipairs(names) do
+      local v = fields[k]
+      if type(v) == "table" and not is_file(v) then
+        for _, x in ipairs(v) do f:add_field(k, x) end
+      else
+        f:add_field(k, v)
+      end
+    end
+  end
+  return f
+end})
+
+--- form:add_field(name, value [, {filename =, content_type =}]): value a
+-- string, a number or an async file (its name gives the filename).
+function FormData:add_field(name, value, opts)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'add_field' (string expected, got "
+          .. type(name) .. ")", 2)
+  end
+  local tv = type(value)
+  if tv ~= "string" and tv ~= "number" and not is_file(value) then
+    error("bad argument #2 to 'add_field' (string, number or async file "
+          .. "expected, got " .. tv .. ")", 2)
+  end
+  opts = check.options(opts, 3, "add_field", FIELD_OPTS) or {}
+  local filename = opts.filename
+  if filename == nil and is_file(value) and type(value.name) == "string"
+      then
+    filename = value.name:match("[^/]*$")
+  end
+  if filename or opts.content_type or is_file(value) then
+    self._multipart = true
+  end
+  self._fields[#self._fields + 1] = {name = name, value = value,
+    filename = filename, content_type = opts.content_type}
+end
+
+--- A name or filename in a Content-Disposition header: quoted, with ",
+-- CR and LF percent-encoded (the HTML form encoding).
+local function disposition_quote(s)
+  return '"' .. s:gsub('[\r\n"]', function(c)
+    return ("%%%02X"):format(c:byte())
+  end) .. '"'
+end
+
+--- The head of a part of a multipart body.
+local function part_head(boundary, field)
+  local h = {"--", boundary, "\r\nContent-Disposition: form-data; name=",
+             disposition_quote(field.name)}
+  if field.filename then
+    h[#h + 1] = "; filename=" .. disposition_quote(field.filename)
+  end
+  local ct = field.content_type or (is_file(field.value) or field.filename)
+    and "application/octet-stream" or "text/plain; charset=utf-8"
+  h[#h + 1] = "\r\nContent-Type: " .. ct .. "\r\n\r\n"
+  return concat(h)
+end
+
+--- The multipart/form-data body of form: a string, or a function of its
+-- pieces when a field is a file (read as it is sent); and its boundary.
+local function multipart_body(form)
+  local boundary = ("%08x%08x%08x%08x"):format(math.random(0, 0xffffffff),
+    math.random(0, 0xffffffff), math.random(0, 0xffffffff),
+    math.random(0, 0xffffffff))
+  local pieces, streamed = {}, false
+  for _, field in ipairs(form._fields) do
+    pieces[#pieces + 1] = part_head(boundary, field)
+    if is_file(field.value) then
+      streamed = true
+      pieces[#pieces + 1] = field.value
+    else
+      pieces[#pieces + 1] = tostring(field.value)
+    end
+    pieces[#pieces + 1] = "\r\n"
+  end
+  pieces[#pieces + 1] = "--" .. boundary .. "--\r\n"
+  if not streamed then return concat(pieces), boundary end
+  local i = 1
+  return function()
+    while true do
+      local p = pieces[i]
+      if p == nil then return nil end
+      if type(p) == "string" then
+        i = i + 1
+        return p
+      end
+      local chunk = await(p:read(65536))
+      if chunk ~= nil and chunk ~= "" then return chunk end
+      i = i + 1
+    end
+  end, boundary
+end
+
+--- Whether a data table has a file among its values (then it goes as
+-- multipart/form-data, as aiohttp's).
+local function has_file(data)
+  for _, v in pairs(data) do
+    if is_file(v) or (type(v) == "table" and is_file(v[2])) then
+      return true
+    end
+  end
+  return false
+end
+
 local function default_type(hdrs, skip, ct)
   if not hdrs:contains("Content-Type") and
       not (skip and skip["content-type"]) then
@@ -1198,6 +1334,25 @@ local function request_body(opts, hdrs, method, skip)
     end
     body = encoded
     default_type(hdrs, skip, "application/json")
+  elseif type(body) == "table" and (getmetatable(body) == FormData or
+         (getmetatable(body) == nil and has_file(body))) then
+    local form = getmetatable(body) == FormData and body or FormData(body)
+    if not form._multipart then
+      local list = {}
+      for i, f in ipairs(form._fields) do list[i] = {f.name, f.value} end
+      body = urlencode(list)
+      default_type(hdrs, skip, "application/x-www-form-urlencoded")
+    else
+      local boundary
+      body, boundary = multipart_body(form)
+      default_type(hdrs, skip, "multipart/form-data; boundary=" .. boundary)
+      if type(body) == "function" then
+        if not hdrs:contains("Transfer-Encoding") then
+          hdrs:add("Transfer-Encoding", "chunked")
+        end
+        return body
+      end
+    end
   elseif type(body) == "table" and getmetatable(body) == nil then
     body = urlencode(body)
     default_type(hdrs, skip, "application/x-www-form-urlencoded")
