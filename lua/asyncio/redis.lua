@@ -60,6 +60,9 @@ M.ModuleError = M.ResponseError:subclass("redis.ModuleError")
 M.AuthenticationWrongNumberOfArgsError = M.ResponseError:subclass(
   "redis.AuthenticationWrongNumberOfArgsError")
 M.ProtocolError = M.ConnectionError:subclass("redis.ProtocolError")
+--- Lock's errors: it is not held, or no longer by this holder
+M.LockError = RedisError:subclass("redis.LockError")
+M.LockNotOwnedError = M.LockError:subclass("redis.LockNotOwnedError")
 
 -- error reply prefix -> class; the prefix is dropped from the message
 local ERROR_CODES = {
@@ -2015,6 +2018,15 @@ end)
 -- redis.WatchError. The pipeline is empty afterwards.
 function Pipeline:execute(o)
   return execute(self, flag_arg(o, "execute", "raise_on_error"))
+end
+
+---------------------------------------------------------------------------
+-- Locks
+
+--- r:lock(name [, {timeout =, sleep = 0.1, blocking = true,
+-- blocking_timeout =}]) -> a redis.Lock (asyncio.redis.lock), redis-py's
+function Redis:lock(name, opts)
+  return require("asyncio.redis.lock").new(M, self, name, opts)
 end
 
 ---------------------------------------------------------------------------
