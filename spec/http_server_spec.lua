@@ -8,6 +8,7 @@ local web = require "asyncio.http.web"
 local http = require "asyncio.http"
 local cjson = require "cjson"
 local peers = dofile("spec/fixtures/http_peers.lua")
+local h = dofile("spec/helpers.lua")
 local certs = dofile("spec/fixtures/certs.lua")
 local async, await = asyncio.async, asyncio.await
 
@@ -399,6 +400,54 @@ asyncio.run(main())
     await(never:stop()) -- not started: nothing
     assert.same({b}, runner.sites)
     await(runner:cleanup())
+  end))
+
+  it("cleanup_ctx: each entry sets up before on_startup and returns its "
+     .. "cleanup, run in reverse before on_cleanup (aiohttp's generators)",
+     aspec.async(function()
+    local app, calls = web.Application(), {}
+    local function ctx(name)
+      return async(function(a)
+        assert.equal(app, a)
+        calls[#calls + 1] = name .. " up"
+        await(asyncio.sleep(0))
+        return async(function(b)
+          assert.equal(app, b)
+          await(asyncio.sleep(0))
+          calls[#calls + 1] = name .. " down"
+        end)
+      end)
+    end
+    table.insert(app.cleanup_ctx, ctx("db"))
+    table.insert(app.cleanup_ctx, function()
+      calls[#calls + 1] = "cache up"
+      return function() calls[#calls + 1] = "cache down" end
+    end)
+    table.insert(app.on_startup, function() calls[#calls + 1] = "startup" end)
+    table.insert(app.on_cleanup, function() calls[#calls + 1] = "cleanup" end)
+    local runner = web.AppRunner(app)
+    await(runner:setup())
+    assert.same({"db up", "cache up", "startup"}, calls)
+    await(runner:cleanup())
+    assert.same({"db up", "cache up", "startup", "cache down", "db down",
+                 "cleanup"}, calls)
+
+    -- an entry that fails: the ones set up before it are cleaned up
+    local failing, seen = web.Application(), {}
+    table.insert(failing.cleanup_ctx, function()
+      seen[#seen + 1] = "a up"
+      return function() seen[#seen + 1] = "a down" end
+    end)
+    table.insert(failing.cleanup_ctx, function() error("no db", 0) end)
+    local e = h.await_error(web.AppRunner(failing):setup())
+    assert.equal("no db", e)
+    assert.same({"a up", "a down"}, seen)
+    local bad = web.Application()
+    table.insert(bad.cleanup_ctx, function() return 42 end)
+    e = h.await_error(web.AppRunner(bad):setup())
+    assert.is_true(asyncio.iserror(e, asyncio.TypeError))
+    assert.equal("cleanup_ctx entry 1 returned number, not its cleanup "
+                 .. "function", e.message)
   end))
 
   it("runs on_startup at setup, then on_shutdown and on_cleanup at "

@@ -1380,7 +1380,7 @@ function M.Application(opts)
                           Router),
     middlewares = opts.middlewares or {},
     client_max_size = opts.client_max_size or 1024 * 1024,
-    on_startup = {}, on_shutdown = {}, on_cleanup = {}}
+    on_startup = {}, on_shutdown = {}, on_cleanup = {}, cleanup_ctx = {}}
   return setmetatable(app, Application)
 end
 
@@ -1878,8 +1878,38 @@ function M.AppRunner(app, opts)
     AppRunner)
 end
 
---- setup() -> Coroutine: runs the app's on_startup callbacks
+--- Runs the cleanup functions the app's cleanup_ctx entries gave, the
+-- last set up first; raises the first error once all ran.
+local function run_cleanups(self)
+  local exits, first = self._exits or {}, nil
+  self._exits = nil
+  for i = #exits, 1, -1 do
+    local ok, e = pcall(call_handler, exits[i], self.app)
+    if not ok and first == nil then first = e end
+  end
+  if first ~= nil then error(first, 0) end
+end
+
+--- setup() -> Coroutine: sets up the app's cleanup_ctx entries (each
+-- fn(app) does its setup and returns its cleanup function, aiohttp's
+-- generator up to its yield and after it), then runs its on_startup
+-- callbacks. An entry that fails has the ones before it cleaned up.
 AppRunner.setup = async(function(self)
+  self._exits = {}
+  for i, ctx in ipairs(self.app.cleanup_ctx) do
+    local ok, exit = pcall(call_handler, ctx, self.app)
+    if not ok then
+      pcall(run_cleanups, self)
+      error(exit, 0)
+    end
+    if type(exit) ~= "function" and not (getmetatable(exit) or {}).__call
+        then
+      pcall(run_cleanups, self)
+      error(asyncio.TypeError(("cleanup_ctx entry %d returned %s, not its "
+        .. "cleanup function"):format(i, type(exit))), 0)
+    end
+    self._exits[#self._exits + 1] = exit
+  end
   for _, cb in ipairs(self.app.on_startup) do
     call_handler(cb, self.app)
   end
@@ -1910,9 +1940,11 @@ AppRunner.cleanup = async(function(self)
   for _, site in ipairs(self.sites) do
     await(site.server:wait_closed())
   end
+  local ok, err = pcall(run_cleanups, self)
   for _, cb in ipairs(self.app.on_cleanup) do
     call_handler(cb, self.app)
   end
+  if not ok then error(err, 0) end
 end)
 
 local TCPSite = {__name = "web.TCPSite"}
