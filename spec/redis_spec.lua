@@ -364,6 +364,15 @@ describe("asyncio.redis", function()
       ssl_cert_reqs = "none", ssl_check_hostname = false})
     assert.equal(require("asyncio.ssl").CERT_NONE, t.opts.ssl.verify_mode)
     assert.equal("/x", redis.from_url("redis://h", {path = "/x"}).opts.path)
+    assert.equal("/y", redis.Redis{unix_socket_path = "/y"}.opts.path)
+    -- redis-py's classmethod, and client_name set on each connection
+    local named <close> = redis.Redis.from_url(("redis://127.0.0.1:%d/5"
+      .. "?client_name=from-url"):format(port))
+    assert.equal("from-url", await(named:client_getname()))
+    local named2 <close> = redis.Redis{port = port, client_name = "kw"}
+    assert.equal("kw", await(named2:client_getname()))
+    assert.matches("bad option 'client_name'",
+                   tostring(select(2, pcall(redis.Redis, {client_name = 1}))))
     local r <close> = client()
     local now = os.time()
     for _, o in ipairs{{ex = 100}, {px = 100000}, {exat = now + 100},

@@ -297,9 +297,11 @@ local open_conn = async(function(o)
     auth = send_argv(c, {"AUTH", o.password})
   end
   if o.db and o.db ~= 0 then sel = send_argv(c, {"SELECT", o.db}) end
+  local name = o.client_name and send_argv(c, {"CLIENT", "SETNAME",
+                                               o.client_name})
   local id = send_argv(c, {"CLIENT", "ID"})
   -- on failure the first error is raised; the others are expected
-  for _, f in ipairs{auth or id, sel or id, id} do
+  for _, f in ipairs{auth or id, sel or id, name or id, id} do
     f:add_done_callback(function(fut)
       if not fut:cancelled() then fut:exception() end
     end)
@@ -316,6 +318,7 @@ local open_conn = async(function(o)
       end
     end
     if sel then await_reply(c, sel, timeout) end
+    if name then await_reply(c, name, timeout) end
     -- an ACL user may lack CLIENT ID: the connection works without it
     -- (a cancelled blocking command then closes its connection)
     local okid, v = pcall(await_reply, c, id, timeout)
@@ -357,9 +360,12 @@ end
 -- (others, such as health_check_interval, raise). decode_responses is
 -- taken and changes nothing: a reply is a Lua string, which is what
 -- redis-py gives with decode_responses = true and without it.
+-- unix_socket_path is redis-py's name of path; client_name is set on
+-- every connection (CLIENT SETNAME).
 local REDIS_OPTS = check.option_set{"host", "port", "path", "db", "password",
   "username", "pool_size", "max_connections", "socket_timeout",
-  "socket_connect_timeout", "ssl", "decode_responses"}
+  "socket_connect_timeout", "ssl", "decode_responses", "unix_socket_path",
+  "client_name"}
 
 --- Redis{host =, port =, db =, password =, username =, pool_size =
 -- (or redis-py's name max_connections), socket_timeout =,
@@ -367,13 +373,17 @@ local REDIS_OPTS = check.option_set{"host", "port", "path", "db", "password",
 -- yet. socket_timeout (seconds) bounds the wait for each reply of an
 -- ordinary command (not of blocking ones) and for connecting; past it
 -- redis.TimeoutError.
-function M.Redis(opts)
+local function new_client(opts)
   opts = check.options(opts, 1, "Redis", REDIS_OPTS) or {}
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do o[k] = v end
   o.pool_size = opts.pool_size or opts.max_connections or o.pool_size
-  o.max_connections, o.decode_responses = nil, nil
+  o.path = opts.path or opts.unix_socket_path
+  o.max_connections, o.decode_responses, o.unix_socket_path = nil, nil, nil
+  if o.client_name ~= nil and type(o.client_name) ~= "string" then
+    error("bad option 'client_name' to 'Redis' (string expected)", 2)
+  end
   if opts.decode_responses ~= nil and
       type(opts.decode_responses) ~= "boolean" then
     error("bad option 'decode_responses' to 'Redis' (boolean expected)", 2)
@@ -412,7 +422,7 @@ local URL_PARAMS = {
   socket_connect_timeout = url_number, max_connections = url_int,
   pool_size = url_int, password = url_string, username = url_string,
   ssl_check_hostname = url_bool, ssl_cert_reqs = url_string,
-  decode_responses = url_bool,
+  decode_responses = url_bool, client_name = url_string,
 }
 
 --- "k=v&k2=v2" -> {k = v, ...}: %- and +-unescaped, the first value of a
@@ -525,8 +535,14 @@ function M.from_url(url, opts)
     return o
   end)
   if not ok then error(o, 2) end
-  return M.Redis(o)
+  return new_client(o)
 end
+
+--- redis.Redis{...} makes a client (new_client); redis.Redis.from_url(url
+-- [, opts]) is from_url, as redis-py's classmethod.
+M.Redis = setmetatable({from_url = M.from_url}, {
+  __call = function(_, opts) return new_client(opts) end,
+  __name = "redis.Redis"})
 
 --- A closed client opens connections again when used, as redis-py's.
 local function reopen(self)
