@@ -402,6 +402,44 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("a response's text or body set after it was made is what is sent, "
+     .. "as aiohttp's setters; request.path_qs", aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/text", async(function()
+      local resp = web.Response{text = "first"}
+      resp.text = "changed"
+      return resp
+    end))
+    app.router:add_get("/body", async(function()
+      local resp = web.Response{text = "first"}
+      resp.body = "raw bytes"
+      return resp
+    end))
+    app.router:add_get("/qs", async(function(request)
+      return web.Response{text = request.path_qs}
+    end))
+    app.router:add_get("/late", async(function()
+      local resp = web.Response()
+      resp.text = "late text"
+      return resp
+    end))
+    local runner, base = start(app)
+    local s <close> = http.ClientSession()
+    local function get(path)
+      local r <close> = await(s:get(base .. path))
+      return await(r:text()), r.headers["Content-Type"], r.content_length
+    end
+    assert.same({"changed", "text/plain; charset=utf-8", 7},
+                {get("/text")})
+    assert.same({"raw bytes", "text/plain; charset=utf-8", 9},
+                {get("/body")})
+    assert.same({"late text", "text/plain; charset=utf-8", 9},
+                {get("/late")})
+    assert.equal("/qs?a=1&b=%20", (get("/qs?a=1&b=%20")))
+    assert.equal("/qs", (get("/qs")))
+    await(runner:cleanup())
+  end))
+
   it("cleanup_ctx: each entry sets up before on_startup and returns its "
      .. "cleanup, run in reverse before on_cleanup (aiohttp's generators)",
      aspec.async(function()

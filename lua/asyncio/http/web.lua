@@ -292,7 +292,7 @@ function M.Response(opts)
   end
   if text ~= nil then
     if type(text) ~= "string" then text = tostring(text) end
-    r.text, r.body = text, text
+    r.text, r.body, r._text = text, text, text
     -- as aiohttp: text is sent as text/plain unless said otherwise, in
     -- UTF-8 unless a charset is given (a Content-Type header too)
     local h = r.headers
@@ -464,9 +464,21 @@ end
 
 --- Writes r (a Response) whole on conn in one write: head and body.
 -- request is nil for the server's own error answers.
+--- A text set on the response after it was made (aiohttp's text setter)
+-- becomes its body; a response made without text becomes text/plain.
+local function take_new_text(r)
+  local text = r.text
+  if type(text) ~= "string" then text = tostring(text) end
+  if r._text == nil and r.content_type == "application/octet-stream" then
+    r.content_type, r.charset = "text/plain", r.charset or "utf-8"
+  end
+  r.text, r.body, r._text = text, text, text
+end
+
 function M._send_response(conn, r, request)
   r._conn = conn
   local status = r.status
+  if r.text and r.text ~= r._text then take_new_text(r) end
   local body = r.body or ""
   local no_body = status == 204 or status == 304 or status < 200 or
     (request and request.method == "HEAD")
@@ -914,6 +926,10 @@ local LAZY = {
   body_exists = function(r) return rawget(r, "_has_body") == true end,
   url = function(r)
     return r.scheme .. "://" .. (r.host or "") .. r.raw_path
+  end,
+  path_qs = function(r)
+    local qs = r.query_string
+    return qs ~= "" and r.path .. "?" .. qs or r.path
   end,
   content = function() -- a request with no body
     local c = asyncio.StreamReader()
