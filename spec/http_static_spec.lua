@@ -70,6 +70,42 @@ describe("web static files", function()
     await(runner:cleanup())
   end))
 
+  it("serves byte ranges as aiohttp's FileResponse: 206 with "
+     .. "Content-Range, 416 for one it cannot serve, the whole file when "
+     .. "If-Range is older than it", aspec.async(function()
+    local runner, base = start()
+    local data = "0123456789abcdefghij" -- 20 bytes
+    tmp.put("public/r.txt", data)
+    local s <close> = http.ClientSession{base_url = base}
+    local function get(range, extra)
+      local headers = {Range = range}
+      for k, v in pairs(extra or {}) do headers[k] = v end
+      local r <close> = await(s:get("/static/r.txt", {headers = headers}))
+      assert.equal("bytes", r.headers["Accept-Ranges"])
+      return {r.status, await(r:read()), r.headers["Content-Range"]}
+    end
+    assert.same({206, "2345", "bytes 2-5/20"}, get("bytes=2-5"))
+    assert.same({206, "fghij", "bytes 15-19/20"}, get("bytes=15-"))
+    assert.same({206, "hij", "bytes 17-19/20"}, get("bytes=-3"))
+    assert.same({206, data, "bytes 0-19/20"}, get("bytes=-50"))
+    assert.same({206, "j", "bytes 19-19/20"}, get("bytes=19-100"))
+    assert.same({416, "", "bytes */20"}, get("bytes=20-"))
+    assert.same({416, "", "bytes */20"}, get("bytes=5-2"))
+    assert.same({416, "", "bytes */20"}, get("bytes=1-2,4-5"))
+    assert.same({416, "", "bytes */20"}, get("lines=1-2"))
+    assert.same({200, data}, get(nil))
+    assert.same({200, data}, get("bytes=2-5",
+      {["If-Range"] = "Thu, 01 Jan 1970 00:00:00 GMT"}))
+    assert.same({206, "2345", "bytes 2-5/20"}, get("bytes=2-5",
+      {["If-Range"] = "Fri, 01 Jan 2100 00:00:00 GMT"}))
+    -- curl agrees
+    local out, code = await(peers.run{"curl", "-s", "-r", "3-6", base ..
+                                      "/static/r.txt"})
+    assert.equal(0, code)
+    assert.equal("3456", out)
+    await(runner:cleanup())
+  end))
+
   it("answers HEAD with the head only", aspec.async(function()
     local runner, base = start()
     tmp.put("public/a.txt", ("x"):rep(1000))

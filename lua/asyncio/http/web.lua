@@ -625,6 +625,33 @@ function M.FileResponse(path, opts)
 end
 
 --- prepare(request) -> Coroutine: sends the whole file (or the 304)
+--- The part of a file of size bytes (modified at mtime) a request's
+-- Range header asks for, as aiohttp's FileResponse reads it (one range,
+-- bytes=a-b, a- or -n): nil for the whole file (no Range, or an If-Range
+-- date older than the file), start and count, or false when it cannot
+-- be served (416).
+local function file_range(request, size, mtime)
+  local rng = request.headers["range"]
+  if rng == nil then return nil end
+  local since = parse_http_date(request.headers["if-range"])
+  if since and mtime > since then return nil end
+  local s, e = rng:match("^bytes=(%d*)-(%d*)$")
+  if not s then return false end
+  s, e = tonumber(s), tonumber(e)
+  if s == nil and e == nil then return false end
+  if s == nil then -- the last e bytes
+    s = math.max(size - e, 0)
+    if s >= size then return false end
+    return s, size - s
+  end
+  if e ~= nil then
+    e = e + 1 -- inclusive in the header
+    if s >= e then return false end
+  end
+  if s >= size then return false end
+  return s, math.min(e or size, size) - s
+end
+
 FileResponse.prepare = async(function(self, request)
   if self.prepared then return end
   local fs = require "asyncio.fs"
@@ -639,12 +666,28 @@ FileResponse.prepare = async(function(self, request)
     await(StreamResponse.prepare(self, request))
     return await(self:write_eof())
   end
+  self.headers:set("Accept-Ranges", "bytes")
+  local start, count = file_range(request, st.size, st.mtime)
+  if start == false then
+    self.headers:set("Content-Range", "bytes */" .. st.size)
+    self.status, self.reason = 416, REASONS[416]
+    self.content_length = 0
+    await(StreamResponse.prepare(self, request))
+    return await(self:write_eof())
+  end
   local f <close> = await(fs.open(self._path, "rb"))
   self.content_type = self.content_type or M._guess_type(self._path)
-  self.content_length = st.size
+  if start then
+    self.status, self.reason = 206, REASONS[206]
+    self.headers:set("Content-Range", ("bytes %d-%d/%d"):format(start,
+      start + count - 1, st.size))
+    await(f:seek("set", start))
+  end
+  count = count or st.size
+  self.content_length = count
   await(StreamResponse.prepare(self, request))
   if request.method ~= "HEAD" then
-    local left = st.size
+    local left = count
     while left > 0 do
       local piece = await(f:read(math.min(self._chunk, left)))
       if not piece then break end -- the file shrank: the client sees it
