@@ -43,6 +43,28 @@ describe("WebSockets", function()
     assert.equal(T.CLOSED, await(ws:receive()).type)
   end))
 
+  it("ws_connect takes params, auth and method, as aiohttp's",
+     aspec.async(function()
+    local app = web.Application()
+    app.router:add_route("*", "/who", async(function(request)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(request))
+      await(ws:send_str(request.method .. " " .. tostring(request.query.q)
+        .. " " .. tostring(request.headers["Authorization"])))
+      await(ws:close())
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/who",
+      {params = {q = "x y"}, auth = http.BasicAuth("u", "p")}))
+    assert.equal("GET x y Basic dTpw", await(ws:receive_str()))
+    await(ws:close())
+    assert.matches("field 'method': string expected", tostring(select(2,
+      pcall(s.ws_connect, s, "http://127.0.0.1:1/", {method = 1}))))
+    await(runner:cleanup())
+  end))
+
   it("closes with a handshake from the client side", aspec.async(function()
     local base = await(peers.aiohttp())
     local s <close> = http.ClientSession()

@@ -1932,7 +1932,8 @@ end
 
 local WS_OPTS = {headers = "table", protocols = "any", heartbeat = "any",
   autoping = "any", autoclose = "any", receive_timeout = "any",
-  max_msg_size = "any", timeout = "any", origin = "any", ssl = "any"}
+  max_msg_size = "any", timeout = "any", origin = "any", ssl = "any",
+  params = "params", auth = "auth", method = "string"}
 
 --- The handshake of session:ws_connect(url, opts), opts checked.
 local ws_connect = async(function(self, url, opts)
@@ -1946,7 +1947,8 @@ local ws_connect = async(function(self, url, opts)
     hdrs:set("Sec-WebSocket-Protocol", table.concat(opts.protocols, ","))
   end
   if opts.origin then hdrs:set("Origin", tostring(opts.origin)) end
-  local resp = await(self:request("GET", url, {headers = hdrs,
+  local resp = await(self:request(opts.method or "GET", url, {
+    headers = hdrs, params = opts.params, auth = opts.auth,
     allow_redirects = false, timeout = type(opts.timeout) == "table" and
     opts.timeout or nil, ssl = opts.ssl}))
   local function fail(message)
@@ -1980,7 +1982,8 @@ end)
 --- ws_connect(url [, {headers =, protocols = {...}, heartbeat =,
 -- autoping = true, autoclose = true, receive_timeout =, max_msg_size =
 -- 4 MiB, timeout = 10 (close's wait; a ClientTimeout bounds the
--- handshake instead), origin =, ssl =}]) -> Coroutine -> a WebSocket (see
+-- handshake instead), origin =, ssl =, params =, auth =, method =
+-- "GET"}]) -> Coroutine -> a WebSocket (see
 -- asyncio.http.ws; ws.protocol the subprotocol the server chose among
 -- protocols): the connection leaves the pool for good. Bad options
 -- raise at the call.
