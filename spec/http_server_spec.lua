@@ -440,6 +440,30 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("a named route builds its URL: url_for(parts [, query]), as "
+     .. "aiohttp's router[name].url_for", function()
+    local app = web.Application()
+    local r = app.router
+    local h = async(function() return web.Response() end)
+    r:add_get("/users/{id:\\d+}/posts/{slug}", h, {name = "post"})
+    r:add_get("/about", h, {name = "about"})
+    r:add_static("/static/", "/tmp", {name = "static"})
+    -- a "/" stays, as yarl's path quoting leaves it
+    assert.equal("/users/7/posts/a%20b/c%3F", r.named.post:url_for{id = 7,
+      slug = "a b/c?"})
+    assert.equal("/users/7/posts/x?page=2&q=a+b",
+                 r.post:url_for({id = 7, slug = "x"}, {page = 2, q = "a b"}))
+    assert.equal("/about", r.about:url_for())
+    assert.equal("/about?x=1", r.about:url_for(nil, "x=1"))
+    assert.equal("/static/css/site.css",
+                 r.static:url_for{filename = "css/site.css"})
+    local ok, e = pcall(r.post.url_for, r.post, {id = 1})
+    assert.is_false(ok)
+    assert.equal("KeyError: slug", tostring(e))
+    assert.is_nil(r.nosuchroute)
+    assert.equal("function", type(r.add_get)) -- methods come first
+  end)
+
   it("cleanup_ctx: each entry sets up before on_startup and returns its "
      .. "cleanup, run in reverse before on_cleanup (aiohttp's generators)",
      aspec.async(function()
@@ -874,8 +898,8 @@ asyncio.run(main())
            function() web.get("/a", noop, {allowhead = false}) end)
     raises("bad argument #3 to 'post' (unknown option 'allow_head')",
            function() web.post("/a", noop, {allow_head = false}) end)
-    raises("bad argument #3 to 'static' (unknown option 'name')",
-           function() web.static("/s", "/tmp", {name = "s"}) end)
+    raises("bad argument #3 to 'static' (unknown option 'nam')",
+           function() web.static("/s", "/tmp", {nam = "s"}) end)
     local routes = web.RouteTableDef()
     raises("bad argument #3 to 'get' (unknown option 'nme')",
            function() routes:get("/a", noop, {nme = "a"}) end)

@@ -1123,7 +1123,54 @@ end
 -- The router
 
 local Router = {__name = "web.UrlDispatcher"}
-Router.__index = Router
+
+--- router.name is the route named name (aiohttp's router["name"]) when
+-- no method has that name; router.named[name] always is.
+function Router.__index(router, k)
+  local m = Router[k]
+  if m ~= nil then return m end
+  return rawget(router, "named")[k]
+end
+
+local Route = {__name = "web.Route"}
+Route.__index = Route
+
+--- A route path's part: percent-encoded but for what a path may hold.
+local function quote_path(s)
+  return (s:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@/]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+
+--- route:url_for([parts [, query]]) -> the route's path with each
+-- {name} (or {name:regex}) replaced by parts[name], percent-encoded, and
+-- query (a table of parameters or a string) after a "?": aiohttp's
+-- url_for(**parts).with_query(query), as a string. A missing part
+-- raises KeyError.
+function Route:url_for(parts, query)
+  if parts ~= nil and type(parts) ~= "table" then
+    error("bad argument #1 to 'url_for' (table expected, got "
+          .. type(parts) .. ")", 2)
+  end
+  parts = parts or EMPTY
+  local missing
+  local path = self.path:gsub("{([%a_][%w_]*)[^}]*}", function(name)
+    local v = parts[name]
+    if v == nil then
+      missing = missing or name
+      return ""
+    end
+    return quote_path(tostring(v))
+  end)
+  if missing then error(KeyError(missing), 2) end
+  if query == nil then return path end
+  if type(query) == "table" then query = http._urlencode(query) end
+  if type(query) ~= "string" then
+    error("bad argument #2 to 'url_for' (table or string expected, got "
+          .. type(query) .. ")", 2)
+  end
+  return query == "" and path or path .. "?" .. query
+end
 
 -- {name:regex} for the regexes a Lua pattern can say
 local REGEX = {["\\d+"] = "%d+", ["[0-9]+"] = "%d+", ["\\w+"] = "[%w_]+",
@@ -1168,8 +1215,8 @@ local function route_add(self, method, path, handler, name, fname, n)
           :format(n + 1, fname, type(handler)), 3)
   end
   method = method:upper()
-  local route = {method = method, path = path, handler = handler,
-                 name = name}
+  local route = setmetatable({method = method, path = path,
+                              handler = handler, name = name}, Route)
   local pat, names = compile(path)
   if pat then
     route.pattern, route.names = pat, names
@@ -1214,7 +1261,8 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   end
 end
 
-local STATIC_OPTS = check.option_set{"chunk_size", "follow_symlinks"}
+local STATIC_OPTS = check.option_set{"chunk_size", "follow_symlinks",
+                                     "name"}
 
 --- add_static(prefix, dir [, {chunk_size = 262144, follow_symlinks =
 -- false}]): the files under dir served at prefix/<path>, for GET and HEAD
@@ -1267,8 +1315,10 @@ function Router:add_static(prefix, dir, opts)
     await(resp:prepare(request))
     return resp
   end)
-  self:add_route("GET", prefix .. "/{filename:.*}", handler)
+  local route = self:add_route("GET", prefix .. "/{filename:.*}", handler,
+                               {name = opts.name})
   self:add_route("HEAD", prefix .. "/{filename:.*}", handler)
+  return route
 end
 
 ---------------------------------------------------------------------------
