@@ -5,7 +5,7 @@ local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
 local servers = dofile("spec/fixtures/servers.lua")
-local await = asyncio.await
+local async, await = asyncio.async, asyncio.await
 local err_of = dofile("spec/helpers.lua").await_error
 
 local function client()
@@ -104,6 +104,37 @@ describe("asyncio.redis pipelines", function()
     assert.equal("202", await(r:get("balance")))
     -- the watching connection went back to the pool
     assert.equal(1, #r.idle)
+    await(r:close())
+  end))
+
+  it("r:transaction(func, keys...) retries func until no watched key "
+     .. "changed, as redis-py's helper", aspec.async(function()
+    local r <close> = client()
+    await(r:set("acct", "10"))
+    local calls = 0
+    local replies = await(r:transaction(function(pipe)
+      calls = calls + 1
+      local cur = tonumber(await(pipe:get("acct")))
+      if calls == 1 then await(r:incr("acct")) end -- a conflict, once
+      pipe:multi()
+      pipe:set("acct", cur * 2)
+    end, "acct"))
+    assert.equal(2, calls)
+    assert.same({true, n = 1}, replies)
+    assert.equal("22", await(r:get("acct")))
+    local value = await(r:transaction(async(function(pipe)
+      local cur = await(pipe:get("acct"))
+      pipe:multi()
+      pipe:incr("acct")
+      return "saw " .. cur
+    end), "acct", {value_from_callable = true, watch_delay = 0.01}))
+    assert.equal("saw 22", value)
+    assert.equal("23", await(r:get("acct")))
+    local e = err_of(r:transaction(function() error("own", 0) end, "acct"))
+    assert.equal("own", e)
+    assert.matches("unknown option 'value_from_callabel'", tostring(select(2,
+      pcall(r.transaction, r, print, "k", {value_from_callabel = true}))))
+    assert.equal(1, #r.idle) -- the watching connection went back
     await(r:close())
   end))
 

@@ -1807,6 +1807,50 @@ function Redis:pipeline(o)
                        watching = false, explicit_multi = false}, Pipeline)
 end
 
+local TRANSACTION_OPTS = check.option_set{"value_from_callable",
+                                          "watch_delay"}
+
+local run_transaction = async(function(self, func, watches, o)
+  local p <close> = self:pipeline(true)
+  while true do
+    local ok, res = pcall(function()
+      if #watches > 0 then await(p:watch(table.unpack(watches))) end
+      local value = func(p)
+      if asyncio.iscoroutine(value) or asyncio.isfuture(value) then
+        value = await(value)
+      end
+      local replies = await(p:execute())
+      if o.value_from_callable then return value end
+      return replies
+    end)
+    if ok then return res end
+    if not iserror(res, M.WatchError) then error(res, 0) end
+    p:reset()
+    if o.watch_delay and o.watch_delay > 0 then
+      await(asyncio.sleep(o.watch_delay))
+    end
+  end
+end)
+
+--- r:transaction(func, key, ... [, {value_from_callable =, watch_delay
+-- =}]) -> Coroutine: redis-py's helper: watches the keys on a
+-- transactional pipeline, calls func(pipe) (awaiting what it returns),
+-- executes, and starts again when a watched key changed (WatchError);
+-- the replies of execute(), or func's value with value_from_callable.
+function Redis:transaction(func, ...)
+  if type(func) ~= "function" then
+    error("bad argument #1 to 'transaction' (function expected, got "
+          .. type(func) .. ")", 2)
+  end
+  local watches, o = table.pack(...), nil
+  if type(watches[watches.n]) == "table" then
+    o = check.options(watches[watches.n], watches.n + 1, "transaction",
+                      TRANSACTION_OPTS)
+    watches[watches.n], watches.n = nil, watches.n - 1
+  end
+  return run_transaction(self, func, watches, o or {})
+end
+
 Pipeline.__len = function(self) return #self.cmds end
 
 --- await(p) -> p, as redis-py's pipelines (so await(script(k, a, p))
