@@ -464,6 +464,74 @@ asyncio.run(main())
     assert.equal("function", type(r.add_get)) -- methods come first
   end)
 
+  it("request:multipart() reads the parts as they arrive: read_chunk, "
+     .. "read, text, json, a part left unread skipped (aiohttp's "
+     .. "MultipartReader)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_post("/up", async(function(request)
+      local reader = await(request:multipart())
+      local out = {}
+      for part in reader:iter() do
+        if part.filename then
+          local n, pieces, biggest = 0, {}, 0
+          while true do
+            local chunk = await(part:read_chunk(1000))
+            if chunk == "" then break end
+            n = n + 1
+            biggest = math.max(biggest, #chunk)
+            pieces[#pieces + 1] = chunk
+          end
+          out[#out + 1] = ("%s=%s:%d:%s:%s"):format(part.name, part.filename,
+            #table.concat(pieces), tostring(biggest <= 1000),
+            tostring(table.concat(pieces) == string.rep("0123456789\r\n",
+                                                         20000)))
+        elseif part.name == "skip" then
+          -- left unread: next() skips it
+        elseif part.name == "doc" then
+          out[#out + 1] = "doc=" .. await(part:json()).k
+        else
+          out[#out + 1] = part.name .. "=" .. await(part:text())
+        end
+      end
+      assert.is_nil(await(reader:next()))
+      return web.Response{text = table.concat(out, " ")}
+    end))
+    local runner, base, port = start(app)
+    local path = os.tmpname()
+    local w = assert(io.open(path, "wb"))
+    w:write(string.rep("0123456789\r\n", 20000))
+    w:close()
+    local s <close> = http.ClientSession()
+    local fs = require "asyncio.fs"
+    local form = http.FormData()
+    form:add_field("a", "1")
+    form:add_field("skip", string.rep("x", 5000))
+    local f = await(fs.open(path, "rb"))
+    form:add_field("file", f, {filename = "big.bin"})
+    form:add_field("doc", '{"k": "v"}', {content_type = "application/json"})
+    form:add_field("z", "last")
+    local r <close> = await(s:post(base .. "/up", {data = form}))
+    assert.equal("a=1 file=big.bin:240000:true:true doc=v z=last",
+                 await(r:text()))
+    await(f:close())
+    -- curl's multipart agrees
+    local out, code = await(peers.run{"curl", "-s", "-F", "a=x y",
+      "-F", "file=@" .. path .. ";filename=c.bin", base .. "/up"})
+    assert.equal(0, code)
+    assert.equal("a=x y file=c.bin:240000:true:true", out)
+    os.remove(path)
+    -- not multipart, or cut short: 400
+    local bad <close> = await(s:post(base .. "/up", {data = "x"}))
+    assert.equal(400, bad.status)
+    local cut = "--XX\r\nContent-Disposition: form-data"
+    local raw_out = raw(port, "POST /up HTTP/1.1\r\nHost: x\r\n"
+      .. "Content-Type: multipart/form-data; boundary=XX\r\n"
+      .. "Content-Length: " .. #cut .. "\r\nConnection: close\r\n\r\n"
+      .. cut)
+    assert.matches("^HTTP/1.1 400", raw_out)
+    await(runner:cleanup())
+  end))
+
   it("cleanup_ctx: each entry sets up before on_startup and returns its "
      .. "cleanup, run in reverse before on_cleanup (aiohttp's generators)",
      aspec.async(function()

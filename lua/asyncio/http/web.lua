@@ -1115,6 +1115,190 @@ Request.post = async(function(self)
   return multidict({}, {})
 end)
 
+---------------------------------------------------------------------------
+-- request:multipart(): a multipart body read part by part as it arrives
+-- (aiohttp's MultipartReader and BodyPartReader)
+
+local MultipartReader = {__name = "web.MultipartReader"}
+MultipartReader.__index = MultipartReader
+local BodyPartReader = {__name = "web.BodyPartReader"}
+BodyPartReader.__index = BodyPartReader
+
+local MAX_PART_HEAD = 16384 -- the bytes of a part's head, at most
+
+--- The reader's buffer holds the body read and not yet taken from
+-- mr._pos on; compact drops what was taken.
+local function compact(mr)
+  if mr._pos > 1 then
+    mr._buf, mr._pos = mr._buf:sub(mr._pos), 1
+  end
+end
+
+--- Appends the next piece of the body to the reader's buffer; false at
+-- the end of the body.
+local function more(mr)
+  local piece = await(mr._content:readany())
+  if piece == "" then return false end
+  compact(mr)
+  mr._buf = mr._buf .. piece
+  return true
+end
+
+--- Reads to the next delimiter line and past it: true for another part,
+-- false for the close delimiter (what follows it is ignored).
+local function past_delimiter(mr)
+  compact(mr)
+  while true do
+    local buf = mr._buf
+    local _, e = buf:find(mr._delim, 1, true)
+    if e then
+      while #buf < e + 2 do
+        if not more(mr) then bad_form("unterminated delimiter") end
+        buf = mr._buf
+      end
+      if buf:sub(e + 1, e + 2) == "--" then
+        mr._buf = ""
+        return false
+      end
+      while not mr._buf:find("\r\n", e + 1, true) do
+        if #mr._buf > e + 1024 or not more(mr) then
+          bad_form("bad delimiter line")
+        end
+      end
+      local _, le = mr._buf:find("^[ \t]*\r\n", e + 1)
+      if not le then bad_form("bad delimiter line") end
+      mr._buf = mr._buf:sub(le + 1)
+      return true
+    end
+    -- keep what may be the start of a delimiter
+    if #buf > #mr._delim then mr._buf = buf:sub(-#mr._delim) end
+    if not more(mr) then bad_form("no boundary") end
+  end
+end
+
+--- A part's head: its headers, name and filename.
+local function read_part_head(mr)
+  local head
+  compact(mr)
+  while true do
+    if mr._buf:sub(1, 2) == "\r\n" then -- a part with no header
+      head, mr._buf = "", mr._buf:sub(3)
+      break
+    end
+    local he = mr._buf:find("\r\n\r\n", 1, true)
+    if he then
+      head, mr._buf = mr._buf:sub(1, he - 1), mr._buf:sub(he + 4)
+      break
+    end
+    if #mr._buf > MAX_PART_HEAD then bad_form("part head too large") end
+    if not more(mr) then bad_form("unterminated part head") end
+  end
+  local name, value = form_field(head, "")
+  local part = setmetatable({name = name, headers = part_headers(head),
+    _reader = mr, _done = false}, BodyPartReader)
+  if type(value) == "table" then part.filename = value.filename end
+  return part
+end
+
+--- reader:next() -> Coroutine -> the next part, nil after the last (the
+-- rest of the current one is skipped first), as aiohttp's next()
+MultipartReader.next = async(function(self)
+  if self._part and not self._part._done then await(self._part:release()) end
+  self._part = nil
+  if self._ended then return nil end
+  if not self._started then
+    self._started = true
+    -- the first delimiter opens the body, or ends a preamble line
+    compact(self)
+    self._buf = "\r\n" .. self._buf
+  end
+  if not past_delimiter(self) then
+    self._ended = true
+    return nil
+  end
+  self._part = read_part_head(self)
+  return self._part
+end)
+
+--- for part in reader:iter() do (in a task): the parts in turn
+function MultipartReader:iter()
+  return function() return await(self:next()) end
+end
+
+--- part:read_chunk([size = 8192]) -> Coroutine -> up to size bytes of the
+-- part, "" at its end
+BodyPartReader.read_chunk = async(function(self, size)
+  size = size or 8192
+  if math.type(size) ~= "integer" or size <= 0 then
+    error("bad argument #1 to 'read_chunk' (positive integer expected)", 0)
+  end
+  if self._done then return "" end
+  local mr = self._reader
+  local delim = mr._delim
+  while true do
+    local buf, pos = mr._buf, mr._pos
+    local i = buf:find(delim, pos, true)
+    if i then -- the part ends before i: the delimiter stays for next()
+      if i == pos then
+        self._done = true
+        return ""
+      end
+      local n = math.min(i - pos, size)
+      mr._pos = pos + n
+      return buf:sub(pos, pos + n - 1)
+    end
+    -- the bytes that cannot start a delimiter
+    local safe = #buf - pos + 1 - #delim + 1
+    if safe > 0 then
+      local n = math.min(safe, size)
+      mr._pos = pos + n
+      return buf:sub(pos, pos + n - 1)
+    end
+    if not more(mr) then bad_form("unterminated part") end
+  end
+end)
+
+--- part:read() -> Coroutine -> the rest of the part (also part:text(),
+-- bytes as they are); part:json() decodes it; part:release() skips it.
+BodyPartReader.read = async(function(self)
+  local parts = {}
+  while true do
+    local chunk = await(self:read_chunk(65536))
+    if chunk == "" then return concat(parts) end
+    parts[#parts + 1] = chunk
+  end
+end)
+BodyPartReader.text = BodyPartReader.read
+BodyPartReader.json = async(function(self)
+  local body = await(self:read())
+  if body == "" then return nil end
+  local ok, v = pcall(http._decode_json, body)
+  if not ok then
+    error(M.HTTPBadRequest{text = "Invalid JSON: " .. tostring(v)}, 0)
+  end
+  return v
+end)
+BodyPartReader.release = async(function(self)
+  while await(self:read_chunk(65536)) ~= "" do end
+end)
+
+--- multipart() -> Coroutine -> a MultipartReader of the body, which it
+-- reads as it arrives (client_max_size still bounds it): the body must
+-- be multipart/* with a boundary, else HTTPBadRequest.
+Request.multipart = async(function(self)
+  local ct, params = parse_ctype(self.headers["content-type"])
+  if not ct or not ct:find("^multipart/") then
+    bad_form("not a multipart body")
+  end
+  local boundary = params.boundary
+  if not boundary or #boundary == 0 or #boundary > 70 then
+    bad_form("missing or invalid boundary")
+  end
+  return setmetatable({_content = self.content, _buf = "", _pos = 1,
+    _delim = "\r\n--" .. boundary, _started = false, _ended = false},
+    MultipartReader)
+end)
+
 function Request:__tostring()
   return ("<Request %s %s >"):format(self.method, self.path)
 end
