@@ -237,7 +237,7 @@ static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
 }
 
 /* The task at fidx is done: it leaves its loop's pending set and drops
- * its thread. */
+ * its thread, if it still holds one (t->co set: see drop_thread). */
 static void task_retire(lua_State *L, int fidx, aio_task *t) {
   aio_loop *loop = t->fut.loop;
   if (loop->env != LUA_NOREF && !loop->closed) {
@@ -248,10 +248,12 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
     loop->npending--;
   }
   aio_timer_task_retired(L, loop, fidx);
-  t->co = NULL;
   t->waiter = NULL;
-  aio_push_loop(L, loop); /* the THREAD slot keeps the loop from now on */
-  lua_setiuservalue(L, fidx, AIO_TU_THREAD);
+  if (t->co != NULL) {
+    aio_push_loop(L, loop); /* the THREAD slot keeps the loop from now on */
+    lua_setiuservalue(L, fidx, AIO_TU_THREAD);
+    t->co = NULL;
+  }
   /* the VALUE slot (AIO_TU_WAITER while pending) holds the outcome */
 }
 
@@ -1396,6 +1398,16 @@ static int task_start(lua_State *L, int tidx, aio_task *t) {
   return nargs + 1;
 }
 
+/* The thread of t (at tidx) returned and its results were moved off it:
+ * what remains on its stack is the loop userdata task_start put at its
+ * base, which the THREAD slot keeps instead of the thread from now on
+ * (the thread is done), sparing task_retire a look-up of the loop. */
+static void drop_thread(lua_State *L, int tidx, aio_task *t) {
+  lua_xmove(t->co, L, 1);
+  lua_setiuservalue(L, tidx, AIO_TU_THREAD);
+  t->co = NULL;
+}
+
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   int top = lua_gettop(L), tidx = top + 1, nargs = 0, nres = 0, status;
   int throwing, bad_yield;
@@ -1465,6 +1477,7 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   else if (status == LUA_OK) {
     luaL_checkstack(L, nres + 4, "too many results");
     lua_xmove(co, L, nres);
+    drop_thread(L, tidx, t);
     task_returned(L, tidx, t, nres);
   } else {
     lua_xmove(co, L, 1);
