@@ -277,8 +277,9 @@ struct aio_loop {
   int hot[AIO_ENV_HOT];   /* registry refs of the values of the slots
                              SELF to TASKS themselves (one look-up
                              instead of two on hot paths); always tables */
-  int mt_ref[2];          /* registry refs of the Future and Task
-                             metatables: making one looks its metatable
+  int mt_ref[AIO_MT_PTR_COUNT]; /* registry refs of the same metatables
+                             (AIO_MT_*): making a Future or a Task, or
+                             starting a Coroutine, looks its metatable
                              up in the registry's array part, not under
                              a light userdata key in its hash part */
   const void *mt_ptr[AIO_MT_PTR_COUNT]; /* the addresses of the Future,
@@ -898,12 +899,12 @@ int aio_is_coroutine_function(lua_State *L, int idx);
  * Raises RuntimeError if it was already awaited or wrapped in a task.
  * Returns the number of arguments. */
 int aio_coro_start(lua_State *L, int cidx, lua_State *to);
-/* aio_coro_start in two halves, for a task: aio_coro_take marks the
- * Coroutine at cidx as taken (raising as aio_coro_start does), and
+/* aio_coro_start in two halves, for a task of `loop`: aio_coro_take marks
+ * the Coroutine at cidx as taken (raising as aio_coro_start does), and
  * aio_coro_start_taken, at the task's first step, pushes its function
  * and arguments onto `to`, marks it started and returns the number of
  * arguments. */
-void aio_coro_take(lua_State *L, int cidx);
+void aio_coro_take(lua_State *L, int cidx, aio_loop *loop);
 int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to);
 /* Pushes the function the Coroutine at cidx runs. */
 void aio_coro_pushfn(lua_State *L, int cidx);

@@ -164,13 +164,26 @@ static int coro_factory(lua_State *L) {
   return 1;
 }
 
-/* Marks the Coroutine at cidx as `state` (started, or taken by a task),
- * raising if it was awaited or taken before. */
-static aio_coro *coro_take(lua_State *L, int cidx, int state) {
+/* Marks the Coroutine at cidx (a positive index) as `state` (started,
+ * or taken by a task), raising if it was awaited or taken before. One
+ * with a finalizer (made with a Lua function: c->body is NULL) has
+ * nothing left to report from now on: it takes the metatable without
+ * __gc, which differs in nothing else (aio_open_coro), so that the
+ * collector skips the call of an idle finalizer. `loop`, when not NULL,
+ * is an open loop of L's state, whose ref finds that metatable. */
+static aio_coro *coro_take(lua_State *L, int cidx, int state,
+                           aio_loop *loop) {
   aio_coro *c = lua_touserdata(L, cidx);
   if (c->state != AIO_CORO_NEW)
     aio_raisef(L, AIO_E_RUNTIME, "cannot reuse already awaited coroutine");
   c->state = (unsigned char)state;
+  if (c->body == NULL) {
+    if (loop != NULL)
+      lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[AIO_MT_CCORO]);
+    else
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_ccoro);
+    lua_setmetatable(L, cidx);
+  }
   return c;
 }
 
@@ -189,13 +202,20 @@ static int push_body(lua_State *L, int cidx, aio_coro *c, lua_State *to) {
   return c->nargs;
 }
 
-int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
+/* aio_coro_start, for a caller that may know an open loop (or NULL) */
+static int coro_start(lua_State *L, int cidx, lua_State *to,
+                      aio_loop *loop) {
   cidx = lua_absindex(L, cidx);
-  return push_body(L, cidx, coro_take(L, cidx, AIO_CORO_STARTED), to);
+  return push_body(L, cidx, coro_take(L, cidx, AIO_CORO_STARTED, loop),
+                   to);
 }
 
-void aio_coro_take(lua_State *L, int cidx) {
-  coro_take(L, cidx, AIO_CORO_TAKEN);
+int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
+  return coro_start(L, cidx, to, NULL);
+}
+
+void aio_coro_take(lua_State *L, int cidx, aio_loop *loop) {
+  coro_take(L, lua_absindex(L, cidx), AIO_CORO_TAKEN, loop);
 }
 
 int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to) {
@@ -449,7 +469,7 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
  * C operation such as q:get(), or sleep) runs in await's own frame, as if
  * await were that function: its arguments become the whole stack, its
  * yields and results are await's. */
-static int await_coro(lua_State *L, aio_coro *c) {
+static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   int nargs;
   lua_CFunction body = c->body;
   if (body != NULL) { /* a C operation */
@@ -482,7 +502,7 @@ static int await_coro(lua_State *L, aio_coro *c) {
     lua_replace(L, 1);
     return body(L);
   }
-  nargs = aio_coro_start(L, 1, L); /* [coro, fn, args...] */
+  nargs = coro_start(L, 1, L, t->fut.loop); /* [coro, fn, args...] */
   body = lua_tocfunction(L, 2);
   if (body != NULL) {
     if (lua_getupvalue(L, 2, 1) == NULL) { /* a light C function */
@@ -517,7 +537,7 @@ int aio_await(lua_State *L) {
     if (p != NULL) {
       lua_CFunction guard;
       if (is_coro_block(p, len)) /* the common case: q:get(), sleep */
-        return await_coro(L, (aio_coro *)p);
+        return await_coro(L, t, (aio_coro *)p);
       guard = aio_guard_body_of(p, len); /* await(lock), await(sem) */
       if (guard != NULL)
         return guard(L);
@@ -713,7 +733,14 @@ void aio_open_coro(lua_State *L) {
   luaL_getmetatable(L, AIO_CCORO_MT);
   lua_pushliteral(L, AIO_CORO_MT); /* the name users see in errors */
   lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  /* one methods table for both: a Coroutine changes metatables when it
+   * starts (coro_take), and keeps the methods Lua code may have added */
+  luaL_getmetatable(L, AIO_CORO_MT);
+  lua_getfield(L, -1, "__methods");
+  lua_setfield(L, -3, "__methods");
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "__index");
+  lua_pop(L, 2);
   aio_cache_mt(L, AIO_CORO_MT, &aio_mt_coro);
   aio_cache_mt(L, AIO_CCORO_MT, &aio_mt_ccoro);
   luaL_setfuncs(L, coro_funcs, 0);

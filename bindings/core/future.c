@@ -80,7 +80,7 @@ static aio_future *future_new(lua_State *L, aio_loop *loop, int lidx) {
   aio_future *f = lua_newuserdatauv(L, sizeof *f, AIO_FU_COUNT);
   memset(f, 0, sizeof *f);
   f->loop = loop;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[0]);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[AIO_MT_FUTURE]);
   lua_setmetatable(L, -2);
   if (lidx)
     lua_pushvalue(L, lidx);
@@ -980,12 +980,12 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   memset(t, 0, sizeof *t);
   t->fut.loop = loop;
   t->fut.is_task = 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[1]);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_ref[AIO_MT_TASK]);
   lua_setmetatable(L, -2);
   /* the thread comes at the first step (task_start): until then the
    * Coroutine object holds the body and its arguments, and a task
    * waiting for its first step costs the collector no thread */
-  aio_coro_take(L, cidx);
+  aio_coro_take(L, cidx, loop);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, tidx, AIO_TU_THREAD);
   lua_pushvalue(L, cidx);

@@ -978,7 +978,7 @@ static int l_loop__gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->hot[i]);
     loop->hot[i] = LUA_NOREF;
   }
-  for (i = 0; i < 2; i++) {
+  for (i = 0; i < AIO_MT_PTR_COUNT; i++) {
     luaL_unref(L, LUA_REGISTRYINDEX, loop->mt_ref[i]);
     loop->mt_ref[i] = LUA_NOREF;
   }
@@ -1015,7 +1015,7 @@ static uv_handle_t *new_handle(lua_State *L, aio_loop *loop, size_t size) {
 }
 
 /* The registry keeps these metatables for the life of the state. */
-static void keep_mt_addresses(lua_State *L, aio_loop *loop) {
+static void keep_mts(lua_State *L, aio_loop *loop) {
   static const char *const keys[AIO_MT_PTR_COUNT] = {
       [AIO_MT_FUTURE] = &aio_mt_future, [AIO_MT_TASK] = &aio_mt_task,
       [AIO_MT_CORO] = &aio_mt_coro, [AIO_MT_CCORO] = &aio_mt_ccoro};
@@ -1023,7 +1023,7 @@ static void keep_mt_addresses(lua_State *L, aio_loop *loop) {
   for (i = 0; i < AIO_MT_PTR_COUNT; i++) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, keys[i]);
     loop->mt_ptr[i] = lua_topointer(L, -1);
-    lua_pop(L, 1);
+    loop->mt_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
 }
 
@@ -1037,7 +1037,8 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop->env = LUA_NOREF;
   for (i = 0; i < AIO_ENV_HOT; i++)
     loop->hot[i] = LUA_NOREF;
-  loop->mt_ref[0] = loop->mt_ref[1] = LUA_NOREF;
+  for (i = 0; i < AIO_MT_PTR_COUNT; i++)
+    loop->mt_ref[i] = LUA_NOREF;
   loop->closed = 1; /* until it is set up: __gc must not close it */
   luaL_setmetatable(L, AIO_LOOP_MT);
   loop->slow_callback = 0.1;
@@ -1065,11 +1066,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
     lua_newtable(L);
     loop->hot[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_future);
-  loop->mt_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_mt_task);
-  loop->mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
-  keep_mt_addresses(L, loop);
+  keep_mts(L, loop);
   aio_push_error_class(L, AIO_E_CANCELLED);
   loop->cancelled_cls = lua_topointer(L, -1);
   set_env(L, loop, AIO_ENV_CANCELLED);
