@@ -48,6 +48,13 @@ aio_task *aio_check_await(lua_State *L, const char *what) {
 /* Coroutine objects                                                   */
 
 static int coro_factory(lua_State *L);
+static int kept_factory(lua_State *L);
+
+/* Whether f is the C function of a coroutine function: coro_factory, or
+ * kept_factory for the C operations whose Coroutine objects are kept. */
+static int is_factory(lua_CFunction f) {
+  return f == coro_factory || f == kept_factory;
+}
 
 /* A Coroutine object's block starts with &coro_tag (aio_testtagged). */
 static const char coro_tag = 0;
@@ -98,22 +105,25 @@ static void name_from_call(lua_State *L) {
   lua_replace(L, lua_upvalueindex(2));
 }
 
-/* The Coroutine objects of a C coroutine function made with `keep`
- * (asyncio.sleep): a C operation (no finalizer) kept in upvalue 5 and
- * armed again by the next call once awaited, as aio_ccoro_kept does;
- * calls with more than KEPT_ARGS arguments get one of their own. Its
- * uservalue 1 is the coroutine function, for its name. */
+/* The coroutine function of a C operation made with `keep`
+ * (asyncio.sleep) is a closure of kept_factory instead, with the same
+ * upvalues, fn being a light C function and named, and a fifth: its
+ * Coroutine objects are C operations (no finalizer) of which it keeps
+ * one, in upvalue 5 (false until the first call), armed again by the
+ * next call once awaited, as aio_ccoro_kept does; calls with more than
+ * KEPT_ARGS arguments get one of their own. Their uservalue 1 is the
+ * coroutine function, for its name. */
 #define KEPT_ARGS 2
 
-static int kept_c_coro(lua_State *L, int n) {
+static int kept_factory(lua_State *L) {
+  int n = lua_gettop(L), i;
   aio_coro *c = NULL;
-  int i;
-  if (n <= KEPT_ARGS && lua_type(L, lua_upvalueindex(5)) == LUA_TUSERDATA) {
-    c = lua_touserdata(L, lua_upvalueindex(5));
-    if (c->state == AIO_CORO_STARTED)
+  if (n <= KEPT_ARGS) {
+    c = lua_touserdata(L, lua_upvalueindex(5)); /* NULL: false */
+    if (c != NULL && c->state == AIO_CORO_STARTED)
       lua_pushvalue(L, lua_upvalueindex(5));
     else
-      c = NULL; /* armed and not awaited yet: a new one */
+      c = NULL; /* none yet, or armed and not awaited yet: a new one */
   }
   if (c == NULL) {
     c = lua_newuserdatauv(L, sizeof *c, 1 + (n > KEPT_ARGS ? n : KEPT_ARGS));
@@ -141,10 +151,7 @@ static int kept_c_coro(lua_State *L, int n) {
 static int coro_factory(lua_State *L) {
   int n = lua_gettop(L), i;
   aio_coro *c;
-  int origin;
-  if (lua_type(L, lua_upvalueindex(5)) != LUA_TNONE)
-    return kept_c_coro(L, n);
-  origin = aio_debug_mode(L);
+  int origin = aio_debug_mode(L);
   if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL)
     name_from_call(L);
   c = lua_newuserdatauv(L, sizeof *c, 1 + n + origin);
@@ -234,7 +241,7 @@ int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to) {
 static int matches(lua_State *L, int vidx, int fidx) {
   if (lua_rawequal(L, vidx, fidx))
     return 1;
-  if (lua_tocfunction(L, vidx) == coro_factory &&
+  if (is_factory(lua_tocfunction(L, vidx)) &&
       lua_getupvalue(L, vidx, 1) != NULL) {
     int r = lua_rawequal(L, -1, fidx);
     lua_pop(L, 1);
@@ -326,7 +333,7 @@ void aio_coro_pushfn(lua_State *L, int cidx) {
     return;
   }
   lua_getiuservalue(L, cidx, 1);
-  if (lua_tocfunction(L, -1) == coro_factory) {
+  if (is_factory(lua_tocfunction(L, -1))) {
     lua_getupvalue(L, -1, 1);
     lua_remove(L, -2);
   }
@@ -335,7 +342,7 @@ void aio_coro_pushfn(lua_State *L, int cidx) {
 void aio_coro_pushname(lua_State *L, int cidx) {
   cidx = lua_absindex(L, cidx);
   lua_getiuservalue(L, cidx, 1);
-  if (lua_tocfunction(L, -1) == coro_factory) {
+  if (is_factory(lua_tocfunction(L, -1))) {
     lua_getupvalue(L, -1, 2);
     if (lua_type(L, -1) == LUA_TSTRING) {
       lua_remove(L, -2);
@@ -661,7 +668,7 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
 
 /* Pushes a new coroutine function for the function at fidx, named `name`
  * (NULL: resolved at its first call); with `keep`, fidx is a light C
- * function whose Coroutine objects are kept (kept_c_coro). */
+ * function whose Coroutine objects are kept (kept_factory). */
 static void push_coro_function(lua_State *L, int fidx, const char *name,
                                int keep) {
   fidx = lua_absindex(L, fidx);
@@ -674,15 +681,17 @@ static void push_coro_function(lua_State *L, int fidx, const char *name,
   /* the metatable of its Coroutine objects (no registry look-up per
    * call) */
   lua_rawgetp(L, LUA_REGISTRYINDEX, keep ? &aio_mt_ccoro : &aio_mt_coro);
-  if (keep)
+  if (keep) {
     lua_pushboolean(L, 0);
-  lua_pushcclosure(L, coro_factory, keep ? 5 : 4);
+    lua_pushcclosure(L, kept_factory, 5);
+  } else
+    lua_pushcclosure(L, coro_factory, 4);
   lua_pushvalue(L, -1);
   lua_setupvalue(L, -2, 3); /* itself */
 }
 
 static int l_async(lua_State *L) {
-  if (lua_tocfunction(L, 1) == coro_factory) {
+  if (is_factory(lua_tocfunction(L, 1))) {
     lua_settop(L, 1);
     return 1; /* already a coroutine function */
   }
@@ -699,7 +708,7 @@ static int l_iscoroutine(lua_State *L) {
 }
 
 int aio_is_coroutine_function(lua_State *L, int idx) {
-  return lua_tocfunction(L, idx) == coro_factory;
+  return is_factory(lua_tocfunction(L, idx));
 }
 
 static int l_iscoroutinefunction(lua_State *L) {
