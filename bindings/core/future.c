@@ -68,7 +68,7 @@ void aio_push_waiter(lua_State *L, aio_task *t) {
 void aio_push_task(lua_State *L, aio_task *t) {
   aio_push_env(L, t->fut.loop, AIO_ENV_TASKS);
   lua_rawgeti(L, -1, t->id);
-  lua_remove(L, -2);
+  lua_replace(L, -2); /* no rotation */
 }
 
 /* ------------------------------------------------------------------ */
@@ -1369,9 +1369,11 @@ static int take_throw(lua_State *L, int tidx, aio_task *t) {
 /* The task object of a step sits at tidx; a plain resume that ends in an
  * await never needs it, so the step looks it up only when it must. */
 static void need_task(lua_State *L, int tidx, aio_task *t) {
-  if (lua_isnil(L, tidx)) {
-    aio_push_task(L, t);
-    lua_replace(L, tidx);
+  if (lua_isnil(L, tidx)) { /* as aio_push_task, straight into tidx */
+    aio_push_env(L, t->fut.loop, AIO_ENV_TASKS);
+    lua_rawgeti(L, -1, t->id);
+    lua_copy(L, -1, tidx);
+    lua_pop(L, 2);
   }
 }
 
