@@ -898,9 +898,10 @@ static int l_future__tostring(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Tasks                                                               */
 
-/* The coroutine's main function: calls the body (fn, args...) under
- * lua_pcallk with a traceback-stashing handler, so that to-be-closed
- * variables are closed inside the coroutine, where __close can yield. */
+/* The coroutine's main function, called as (task_msgh, fn, args...):
+ * calls the body (fn, args...) under lua_pcallk with that
+ * traceback-stashing handler, so that to-be-closed variables are closed
+ * inside the coroutine, where __close can yield. */
 static int task_body_k(lua_State *L, int status, lua_KContext ctx);
 
 static const char key_task_tb = 0;
@@ -946,9 +947,7 @@ static int task_msgh(lua_State *L) {
 }
 
 static int task_body(lua_State *L) {
-  int nargs = lua_gettop(L) - 1;
-  lua_pushcfunction(L, task_msgh);
-  lua_insert(L, 1);
+  int nargs = lua_gettop(L) - 2;
   return task_body_k(L, lua_pcallk(L, nargs, LUA_MULTRET, 1, 0, task_body_k),
                      0);
 }
@@ -1378,10 +1377,11 @@ static void need_task(lua_State *L, int tidx, aio_task *t) {
 }
 
 /* The first step of the task t (at tidx, or nil there): makes its
- * thread, [loop, trampoline, fn, args...], which its THREAD slot holds
- * from now on, and returns the number of values to resume it with. A
- * memory error leaves the task as it was, for the run to schedule the
- * step again (loop->starting). */
+ * thread, [loop, trampoline, task_msgh, fn, args...], which its THREAD
+ * slot holds from now on, and returns the number of values to resume it
+ * with. (A new thread has room for LUA_MINSTACK values; push_body checks
+ * for fn and the arguments.) A memory error leaves the task as it was,
+ * for the run to schedule the step again (loop->starting). */
 static int task_start(lua_State *L, int tidx, aio_task *t) {
   lua_State *co;
   int nargs;
@@ -1391,13 +1391,14 @@ static int task_start(lua_State *L, int tidx, aio_task *t) {
   lua_getiuservalue(L, tidx, AIO_TU_THREAD); /* the loop until now */
   lua_xmove(L, co, 1); /* kept by the thread, below its trampoline */
   lua_pushcfunction(co, task_body);
+  lua_pushcfunction(co, task_msgh);
   push_coro(L, tidx);
   nargs = aio_coro_start_taken(L, -1, co);
   lua_pop(L, 1);
   lua_setiuservalue(L, tidx, AIO_TU_THREAD);
   t->co = co;
   t->fut.loop->starting = NULL;
-  return nargs + 1;
+  return nargs + 2;
 }
 
 /* The thread of t (at tidx) returned and its results were moved off it:
