@@ -335,7 +335,7 @@ void aio_coro_pushfn(lua_State *L, int cidx) {
   lua_getiuservalue(L, cidx, 1);
   if (is_factory(lua_tocfunction(L, -1))) {
     lua_getupvalue(L, -1, 1);
-    lua_remove(L, -2);
+    lua_replace(L, -2); /* no rotation */
   }
 }
 
