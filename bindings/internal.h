@@ -810,7 +810,11 @@ aio_future *aio_create_task(lua_State *L, aio_loop *loop, int cidx,
  * (aio_prim_wait): the task's kept one once free, so that waiting
  * allocates nothing after the first wait. */
 void aio_task_wait_future(lua_State *L, aio_task *t);
-/* Runs one step of task `t`. */
+/* The stack room a task step needs on L above its top: the loop's run
+ * of its ready entries ensures it once for all of them, as each entry
+ * leaves L's stack as it found it. */
+#define AIO_STEP_ROOM 8
+/* Runs one step of task `t`; L has room for AIO_STEP_ROOM values. */
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t);
 /* Wakes a task whose sleep of generation `gen` is due. */
 void aio_task_sleep_done(lua_State *L, aio_loop *loop, aio_task *t,

@@ -1417,7 +1417,6 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   lua_State *co = t->co;
   if (t->fut.state != AIO_PENDING)
     return;
-  luaL_checkstack(L, 8, NULL);
   lua_pushnil(L); /* tidx: the task, once need_task looked it up */
   if (t->must_cancel || t->throwing)
     need_task(L, tidx, t);

@@ -645,6 +645,8 @@ static void check_slow(aio_loop *loop, const char *task, uint64_t t0) {
 static int run_ready(lua_State *L, aio_loop *loop) {
   unsigned n = loop->rcount;
   int base = lua_gettop(L);
+  /* every entry starts at base (or just above, with its values) */
+  luaL_checkstack(L, AIO_STEP_ROOM, NULL);
   while (n-- > 0 && loop->rcount > 0) {
     aio_ready e;
     uint64_t t0 = 0;
