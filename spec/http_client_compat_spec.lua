@@ -190,8 +190,8 @@ describe("asyncio.http client, as aiohttp", function()
     local r <close> = await(s:get("/ct", {params = {ct = "text/plain"}}))
     assert.has_error(function() r:json{content_typ = false} end,
       "bad argument #1 to 'json' (unknown option 'content_typ')")
-    assert.has_error(function() r:json{loads = function() end} end,
-      "bad argument #1 to 'json' (unknown option 'loads')")
+    assert.has_error(function() r:json{loadz = function() end} end,
+      "bad argument #1 to 'json' (unknown option 'loadz')")
     assert.same({a = 1}, await(r:json{content_type = false}))
     -- self counts when the call is not a method call, as in Lua's errors
     assert.has_error(function() s.get(s, "/echo", {alow = 1}) end,
