@@ -15,6 +15,8 @@ local function client()
 end
 
 describe("redis.Lock", function()
+  teardown(servers.stop)
+
   it("one holder at a time: acquire, locked, owned, release; a second "
      .. "holder gets false without blocking", aspec.async(function()
     local r <close> = client()

@@ -1339,22 +1339,19 @@ simple("zremrangebyscore", "ZREMRANGEBYSCORE")
 simple("zremrangebyrank", "ZREMRANGEBYRANK")
 simple("zremrangebylex", "ZREMRANGEBYLEX")
 simple("zlexcount", "ZLEXCOUNT")
-cmd("zrangebylex", function(name, min, max, start, num)
-  local argv = A("ZRANGEBYLEX", name, min, max)
-  if (start == nil) ~= (num == nil) then
-    error(M.DataError("``start`` and ``num`` must both be specified"), 3)
+--- ZRANGEBYLEX / ZREVRANGEBYLEX name a b [LIMIT start num]
+local function bylex(word)
+  return function(name, a, b, start, num)
+    local argv = A(word, name, a, b)
+    if (start == nil) ~= (num == nil) then
+      error(M.DataError("``start`` and ``num`` must both be specified"), 3)
+    end
+    if start ~= nil then push(argv, "LIMIT", start, num) end
+    return argv
   end
-  if start ~= nil then push(argv, "LIMIT", start, num) end
-  return argv
-end)
-cmd("zrevrangebylex", function(name, max, min, start, num)
-  local argv = A("ZREVRANGEBYLEX", name, max, min)
-  if (start == nil) ~= (num == nil) then
-    error(M.DataError("``start`` and ``num`` must both be specified"), 3)
-  end
-  if start ~= nil then push(argv, "LIMIT", start, num) end
-  return argv
-end)
+end
+cmd("zrangebylex", bylex("ZRANGEBYLEX"))
+cmd("zrevrangebylex", bylex("ZREVRANGEBYLEX"))
 --- ZUNIONSTORE / ZINTERSTORE dest numkeys keys [WEIGHTS ...] [AGGREGATE
 -- a]: keys a list, or a table key -> weight (redis-py's dict)
 local function zstore(word)

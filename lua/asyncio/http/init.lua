@@ -388,14 +388,17 @@ local function quote_query(s, keep_plus)
   return (s:gsub(" ", "+"))
 end
 
---- Form fields (a name -> value table, names sorted, or a list of
--- {name, value}) as name=value pairs joined by "&", each quoted by quote.
-local function urlencode(form, quote)
-  quote = quote or quote_form
-  local parts = {}
-  for i = 1, #form do
-    parts[#parts + 1] = quote(form[i][1]) .. "=" .. quote(form[i][2])
-  end
+--- An async file (asyncio.fs's, or any table with a read method): a form
+-- field holding one is sent as a file part.
+local function is_file(v)
+  return type(v) == "table" and type(v.read) == "function"
+end
+
+--- Calls fn(name, value) for each field of a form table: its list of
+-- {name, value} pairs first, then its names sorted, a list value giving
+-- one field per element (an async file is one value).
+local function each_field(form, fn)
+  for i = 1, #form do fn(form[i][1], form[i][2]) end
   local names = {}
   for k in pairs(form) do
     if type(k) == "string" then names[#names + 1] = k end
@@ -403,14 +406,22 @@ local function urlencode(form, quote)
   table.sort(names)
   for _, k in ipairs(names) do
     local v = form[k]
-    if type(v) == "table" then
-      for _, x in ipairs(v) do
-        parts[#parts + 1] = quote(k) .. "=" .. quote(x)
-      end
+    if type(v) == "table" and not is_file(v) then
+      for _, x in ipairs(v) do fn(k, x) end
     else
-      parts[#parts + 1] = quote(k) .. "=" .. quote(v)
+      fn(k, v)
     end
   end
+end
+
+--- Form fields (a form table, see each_field) as name=value pairs joined
+-- by "&", each quoted by quote.
+local function urlencode(form, quote)
+  quote = quote or quote_form
+  local parts = {}
+  each_field(form, function(k, v)
+    parts[#parts + 1] = quote(k) .. "=" .. quote(v)
+  end)
   return concat(parts, "&")
 end
 M._urlencode = urlencode
@@ -1177,12 +1188,6 @@ local POST_METHODS = {POST = true, PUT = true, PATCH = true}
 ---------------------------------------------------------------------------
 -- FormData and multipart/form-data bodies
 
---- An async file (asyncio.fs's, or any table with a read method): a form
--- field holding one is sent as a file part.
-local function is_file(v)
-  return type(v) == "table" and type(v.read) == "function"
-end
-
 local FormData = {__name = "http.FormData"}
 FormData.__index = FormData
 M.FormData = FormData
@@ -1200,20 +1205,7 @@ setmetatable(FormData, {__call = function(_, fields)
       error("bad argument #1 to 'FormData' (table expected, got "
             .. type(fields) .. ")", 2)
     end
-    for i = 1, #fields do f:add_field(fields[i][1], fields[i][2]) end
-    local names = {}
-    for k in pairs(fields) do
-      if type(k) == "string" then names[#names + 1] = k end
-    end
-    table.sort(names)
-    for _, k in ipairs(names) do
-      local v = fields[k]
-      if type(v) == "table" and not is_file(v) then
-        for _, x in ipairs(v) do f:add_field(k, x) end
-      else
-        f:add_field(k, v)
-      end
-    end
+    each_field(fields, function(k, v) f:add_field(k, v) end)
   end
   return f
 end})
