@@ -423,6 +423,11 @@ asyncio.run(main())
       resp.text = "late text"
       return resp
     end))
+    app.router:add_get("/html", async(function()
+      local resp = web.Response{content_type = "text/html"}
+      resp.text = "<p>"
+      return resp
+    end))
     local runner, base = start(app)
     local s <close> = http.ClientSession()
     local function get(path)
@@ -435,7 +440,9 @@ asyncio.run(main())
                 {get("/body")})
     assert.same({"late text", "text/plain; charset=utf-8", 9},
                 {get("/late")})
+    assert.same({"<p>", "text/html; charset=utf-8", 3}, {get("/html")})
     assert.equal("/qs?a=1&b=%20", (get("/qs?a=1&b=%20")))
+    assert.equal("/q%73?x=%2F", (get("/q%73?x=%2F"))) -- as sent, encoded
     assert.equal("/qs", (get("/qs")))
     await(runner:cleanup())
   end))
@@ -531,6 +538,27 @@ asyncio.run(main())
     assert.matches("^HTTP/1.1 400", raw_out)
     await(runner:cleanup())
   end))
+
+  it("run_app cleans up however serving ends: a port already in use "
+     .. "still runs the cleanup_ctx teardowns, as aiohttp's", function()
+    local loop = asyncio.new_event_loop()
+    local busy = loop:run_until_complete(asyncio.start_server(
+      function() end, "127.0.0.1", 0))
+    local port = busy.sockets[1].port
+    local app, calls = web.Application(), {}
+    table.insert(app.cleanup_ctx, function()
+      calls[#calls + 1] = "up"
+      return function() calls[#calls + 1] = "down" end
+    end)
+    local ok, e = pcall(web.run_app, app, {host = "127.0.0.1", port = port,
+                                           print = false})
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.OSError))
+    assert.same({"up", "down"}, calls)
+    busy:close()
+    loop:run_until_complete(busy:wait_closed())
+    loop:close()
+  end)
 
   it("cleanup_ctx: each entry sets up before on_startup and returns its "
      .. "cleanup, run in reverse before on_cleanup (aiohttp's generators)",

@@ -89,6 +89,10 @@ describe("web static files", function()
     assert.same({206, "hij", "bytes 17-19/20"}, get("bytes=-3"))
     assert.same({206, data, "bytes 0-19/20"}, get("bytes=-50"))
     assert.same({206, "j", "bytes 19-19/20"}, get("bytes=19-100"))
+    assert.same({206, data, "bytes 0-19/20"},
+                get("bytes=0-9223372036854775807"))
+    assert.same({206, data, "bytes 0-19/20"},
+                get("bytes=0-99999999999999999999"))
     assert.same({416, "", "bytes */20"}, get("bytes=20-"))
     assert.same({416, "", "bytes */20"}, get("bytes=5-2"))
     assert.same({416, "", "bytes */20"}, get("bytes=1-2,4-5"))

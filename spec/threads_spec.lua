@@ -750,6 +750,21 @@ describe("concurrent futures: add_done_callback", function()
       assert.equal(2, #seen)
       assert.equal("late", seen[2].exception)
       assert.equal(pending, seen[2].future)
+      -- a failure the callback reads is not reported as never retrieved
+      local failing = ex:submit(function(g)
+        g:get(10)
+        error("worker failed", 0)
+      end, gate)
+      local saw
+      failing:add_done_callback(function(f) saw = f:exception() end)
+      gate:put(3)
+      while saw == nil do await(sleep(0)) end
+      assert.equal("worker failed", saw)
+      for _ = 1, 3 do
+        collectgarbage()
+        await(sleep(0))
+      end
+      assert.equal(2, #seen)
       assert.matches("function expected",
                      tostring(h.error_of(cf.add_done_callback, cf, 5)))
     end))

@@ -2,17 +2,21 @@
  * inflate.c - gzip and deflate content decoding on zlib, for the client's
  * Content-Encoding.
  *
- *   local z = _http.Inflater("gzip" | "deflate")
+ *   local z = _http.Inflater("gzip" | "deflate" [, max_output])
  *   local out = z:feed(piece)     -- the bytes decoded so far ("" maybe)
  *   z:finish()                    -- true when the stream ended cleanly
+ *   z:size()                      -- the bytes decoded in all
  *
- * feed raises "invalid compressed data" on a corrupt stream, and a
- * stream may not decode to more than 1 GiB in all (a zip bomb bound).
+ * feed raises "invalid compressed data" on a corrupt stream, and "decoded
+ * body too large" as soon as the stream decodes to more than max_output
+ * bytes in all (default and most: 1 GiB; a zip bomb bound: at most one
+ * more buffer of output is made past it).
  * "deflate" takes a zlib stream, or a raw deflate stream as some servers
  * send: its first two bytes decide (a valid zlib header or not), however
  * the stream is cut into pieces. The zlib state is freed by the garbage
  * collector or once the stream ended.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -32,6 +36,7 @@ typedef struct inflater {
   unsigned char head[2];
   int gzip;
   size_t total;
+  size_t max;    /* the most total may reach */
 } inflater;
 
 static int open_stream(inflater *f, int window) {
@@ -63,7 +68,7 @@ static void decode(lua_State *L, inflater *f, luaL_Buffer *b,
       luaL_error(L, "invalid compressed data");
     }
     f->total += got;
-    if (f->total > MAX_OUTPUT) {
+    if (f->total > f->max) {
       close_stream(f);
       luaL_error(L, "decoded body too large");
     }
@@ -130,17 +135,29 @@ static int l_finish(lua_State *L) {
   return 1;
 }
 
+/* z:size() -> the bytes decoded in all */
+static int l_size(lua_State *L) {
+  inflater *f = luaL_checkudata(L, 1, INFLATER_MT);
+  lua_pushinteger(L, (lua_Integer)f->total);
+  return 1;
+}
+
 static int l_gc(lua_State *L) {
   close_stream(luaL_checkudata(L, 1, INFLATER_MT));
   return 0;
 }
 
-/* Inflater(kind) -> a decoder of a "gzip" or "deflate" stream */
+/* Inflater(kind [, max_output]) -> a decoder of a "gzip" or "deflate"
+ * stream */
 static int l_new(lua_State *L) {
   static const char *const kinds[] = {"gzip", "deflate", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
-  inflater *f = lua_newuserdatauv(L, sizeof *f, 0);
+  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)MAX_OUTPUT);
+  inflater *f;
+  luaL_argcheck(L, max > 0, 2, "positive integer expected");
+  f = lua_newuserdatauv(L, sizeof *f, 0);
   memset(f, 0, sizeof *f);
+  f->max = (uint64_t)max < MAX_OUTPUT ? (size_t)max : MAX_OUTPUT;
   luaL_setmetatable(L, INFLATER_MT);
   f->gzip = kind == 0;
   f->decided = f->gzip;
@@ -152,6 +169,7 @@ static int l_new(lua_State *L) {
 static const luaL_Reg inflater_methods[] = {
   {"feed", l_feed},
   {"finish", l_finish},
+  {"size", l_size},
   {NULL, NULL}
 };
 

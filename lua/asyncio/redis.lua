@@ -2083,7 +2083,8 @@ end
 --- r:lock(name [, {timeout =, sleep = 0.1, blocking = true,
 -- blocking_timeout =}]) -> a redis.Lock (asyncio.redis.lock), redis-py's
 function Redis:lock(name, opts)
-  return require("asyncio.redis.lock").new(M, self, name, opts)
+  local lock = require("asyncio.redis.lock").new(M, self, name, opts)
+  return lock -- not a tail call: new's errors name this call's caller
 end
 
 ---------------------------------------------------------------------------

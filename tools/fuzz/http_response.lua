@@ -42,7 +42,7 @@ local function parse(stream, skip, forced, sizes)
           ev = dec
         end
         out[#out] = out[#out] .. ev
-      else
+      elseif ev == true then -- the message's end (false: a chunk's end)
         out[#out + 1] = z and z:finish() or true
         z = nil
       end

@@ -472,9 +472,17 @@ local function piece(self, lone_ends)
   if resp._released then
     error(M.ClientConnectionError("Connection closed"), 0)
   end
+  -- a chunk end a read other than readchunk took its bytes up to stays
+  -- for readchunk, until more bytes are read (aiohttp's cursor rule)
+  if self.at_end and lone_ends then
+    self.at_end = false
+    return "", true
+  end
+  self.at_end = false
   if self.buf ~= "" then
     local b, ends = self.buf, self.buf_ends
     self.buf, self.buf_ends, self.open = "", false, not ends
+    self.at_end = ends and not lone_ends
     return b, ends
   end
   if resp._done then return "", false end
@@ -506,6 +514,7 @@ local function piece(self, lone_ends)
           conn.ev = conn.ev + 1
         end
         self.open = not ends
+        self.at_end = ends and not lone_ends
         return ev, ends
       end
     end
@@ -539,7 +548,8 @@ end
 --- Keeps the bytes of piece p from i on for the next read; ends: a chunk
 -- ends with p.
 local function keep_rest(self, p, i, ends)
-  self.buf, self.buf_ends, self.open = p:sub(i), ends, true
+  self.buf, self.buf_ends, self.open, self.at_end = p:sub(i), ends, true,
+    false
 end
 
 local function read_some(self, n)
@@ -1183,8 +1193,6 @@ end
 local BODYLESS = {GET = true, HEAD = true, OPTIONS = true, TRACE = true}
 local POST_METHODS = {POST = true, PUT = true, PATCH = true}
 
---- Adds the Content-Type ct to hdrs unless they have one or skip (a set
--- of lower-cased names, or nil) holds it.
 ---------------------------------------------------------------------------
 -- FormData and multipart/form-data bodies
 
@@ -1294,14 +1302,13 @@ end
 --- Whether a data table has a file among its values (then it goes as
 -- multipart/form-data, as aiohttp's).
 local function has_file(data)
-  for _, v in pairs(data) do
-    if is_file(v) or (type(v) == "table" and is_file(v[2])) then
-      return true
-    end
-  end
-  return false
+  local found = false
+  each_field(data, function(_, v) found = found or is_file(v) end)
+  return found
 end
 
+--- Adds the Content-Type ct to hdrs unless they have one or skip (a set
+-- of lower-cased names, or nil) holds it.
 local function default_type(hdrs, skip, ct)
   if not hdrs:contains("Content-Type") and
       not (skip and skip["content-type"]) then
@@ -1495,7 +1502,8 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
           content_decoder(rawget(hh, "content-encoding"))},
         ClientResponse)
       resp.content = setmetatable({resp = resp, buf = "", buf_ends = false,
-                                   open = false}, StreamContent)
+                                   open = false, at_end = false},
+                                  StreamContent)
       conn.in_body = true
       return resp
     end

@@ -465,12 +465,23 @@ end
 --- Writes r (a Response) whole on conn in one write: head and body.
 -- request is nil for the server's own error answers.
 --- A text set on the response after it was made (aiohttp's text setter)
--- becomes its body; a response made without text becomes text/plain.
+-- becomes its body, sent with a charset (utf-8 unless one is set); a
+-- response made without text becomes text/plain.
 local function take_new_text(r)
   local text = r.text
   if type(text) ~= "string" then text = tostring(text) end
-  if r._text == nil and r.content_type == "application/octet-stream" then
-    r.content_type, r.charset = "text/plain", r.charset or "utf-8"
+  local h = r.headers
+  if has_ctype(h) then
+    if not h["content-type"]:lower():find("charset", 1, true) then
+      h:set("Content-Type", h["content-type"] .. "; charset=" ..
+            (r.charset or "utf-8"))
+    end
+  else
+    if r.content_type == nil or
+        r.content_type == "application/octet-stream" then
+      r.content_type = "text/plain"
+    end
+    r.charset = r.charset or "utf-8"
   end
   r.text, r.body, r._text = text, text, text
 end
@@ -624,7 +635,6 @@ function M.FileResponse(path, opts)
   return r
 end
 
---- prepare(request) -> Coroutine: sends the whole file (or the 304)
 --- The part of a file of size bytes (modified at mtime) a request's
 -- Range header asks for, as aiohttp's FileResponse reads it (one range,
 -- bytes=a-b, a- or -n): nil for the whole file (no Range, or an If-Range
@@ -645,13 +655,15 @@ local function file_range(request, size, mtime)
     return s, size - s
   end
   if e ~= nil then
-    e = e + 1 -- inclusive in the header
-    if s >= e then return false end
+    e = math.min(e, size - 1) + 1 -- inclusive in the header; past the end:
+    if s >= e then return false end -- the rest of the file
   end
   if s >= size then return false end
   return s, math.min(e or size, size) - s
 end
 
+--- prepare(request) -> Coroutine: sends the file, the part of it a Range
+-- asks for (206), a 416, or the 304
 FileResponse.prepare = async(function(self, request)
   if self.prepared then return end
   local fs = require "asyncio.fs"
@@ -970,9 +982,8 @@ local LAZY = {
   url = function(r)
     return r.scheme .. "://" .. (r.host or "") .. r.raw_path
   end,
-  path_qs = function(r)
-    local qs = r.query_string
-    return qs ~= "" and r.path .. "?" .. qs or r.path
+  path_qs = function(r) -- the target as sent, without a fragment
+    return (r.raw_path:gsub("#.*$", ""))
   end,
   content = function() -- a request with no body
     local c = asyncio.StreamReader()
@@ -1813,11 +1824,11 @@ end
 
 --- The decoder of a request body sent with Content-Encoding gzip or
 -- deflate (aiohttp decodes them too), or nil: other codings stay as sent.
-local function body_decoder(head)
+local function body_decoder(head, max)
   local enc = head.headers["content-encoding"]
   enc = enc and enc:lower():match("^%s*(.-)%s*$")
   if enc == "gzip" or enc == "deflate" then
-    return _http.Inflater(enc), enc
+    return _http.Inflater(enc, max > 0 and max or nil), enc
   end
 end
 
@@ -1830,8 +1841,8 @@ function Conn:on_request(head)
     if head.chunked then c:begin_http_chunk_receiving() end
     self.content = c
     head.content = c
-    self.inflater, self.coding = body_decoder(head)
-    self.decoded = 0
+    self.inflater, self.coding = body_decoder(head,
+                                              self.server.app.client_max_size)
     local rt = self.server.read_timeout
     if rt then self:_arm(self.loop:time() + rt) end
   end
@@ -1849,21 +1860,20 @@ end
 --- Decodes a piece of a compressed body (nil once the body failed:
 -- undecodable, or decoded past client_max_size).
 function Conn:_decode(data)
-  local ok, out = pcall(self.inflater.feed, self.inflater, data)
-  if not ok then
+  local z = self.inflater
+  local ok, out = pcall(z.feed, z, data)
+  if ok then return out end
+  -- the inflater stops once past client_max_size: the bytes it decoded
+  -- so far are the size reported
+  local max = self.server.app.client_max_size
+  if max > 0 and z:size() > max then
+    self:_fail_body(M.HTTPRequestEntityTooLarge{text = ("Maximum request "
+      .. "body size %d exceeded, actual body size %d"):format(max, z:size())})
+  else
     self:_fail_body(M.HTTPBadRequest{text = "Can not decode "
       .. "content-encoding: " .. self.coding})
-    return nil
   end
-  self.decoded = self.decoded + #out
-  local max = self.server.app.client_max_size
-  if max > 0 and self.decoded > max then
-    self:_fail_body(M.HTTPRequestEntityTooLarge{text = ("Maximum request "
-      .. "body size %d exceeded, actual body size %d")
-      :format(max, self.decoded)})
-    return nil
-  end
-  return out
+  return nil
 end
 
 function Conn:on_body(data)
@@ -2308,25 +2318,30 @@ function M.run_app(app, opts)
   local main = async(function()
     if asyncio.iscoroutine(app) then app = await(app) end
     local runner = M.AppRunner(app, runner_opts)
-    await(runner:setup())
-    local site = M.TCPSite(runner, opts.host, opts.port,
-                           {ssl_context = opts.ssl_context})
-    await(site:start())
-    local out = opts.print
-    if out == nil then out = print end
-    if out then
-      out(("======== Running on %s ========\n(Press CTRL+C to quit)")
-          :format(site.name))
-      io.stdout:flush()
-    end
-    local stop = asyncio.Event()
     local loop = asyncio.get_running_loop()
-    loop:add_signal_handler("SIGINT", function() stop:set() end)
-    loop:add_signal_handler("SIGTERM", function() stop:set() end)
-    await(stop:wait())
+    -- as aiohttp's _run_app: the runner is cleaned up however serving
+    -- ends (a site that cannot listen, a failing on_startup, a cancel)
+    local ok, err = pcall(function()
+      await(runner:setup())
+      local site = M.TCPSite(runner, opts.host, opts.port,
+                             {ssl_context = opts.ssl_context})
+      await(site:start())
+      local out = opts.print
+      if out == nil then out = print end
+      if out then
+        out(("======== Running on %s ========\n(Press CTRL+C to quit)")
+            :format(site.name))
+        io.stdout:flush()
+      end
+      local stop = asyncio.Event()
+      loop:add_signal_handler("SIGINT", function() stop:set() end)
+      loop:add_signal_handler("SIGTERM", function() stop:set() end)
+      await(stop:wait())
+    end)
     loop:remove_signal_handler("SIGINT")
     loop:remove_signal_handler("SIGTERM")
     await(runner:cleanup())
+    if not ok then error(err, 0) end
   end)
   asyncio.run(main())
 end

@@ -67,26 +67,31 @@ local function new_token()
     math.random(0, 0xffffffff))
 end
 
-local function check_seconds(v, name, fname, n)
+--- Raises unless v is nil or a number >= 0 (option name of argument n
+-- of fname), at `level` (3: the caller of check_seconds's caller).
+local function check_seconds(v, name, fname, n, level)
   if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
     error(("bad argument #%d to '%s' (option '%s': non-negative number "
-           .. "expected, got %s)"):format(n, fname, name, tostring(v)), 3)
+           .. "expected, got %s)"):format(n, fname, name, tostring(v)),
+          level or 3)
   end
 end
 
 --- new(redis_module, client, name [, opts]): see Redis:lock.
 function M.new(redis, client, name, opts)
-  if type(name) ~= "string" then
+  if type(name) ~= "string" then -- errors name r:lock's caller
     error("bad argument #1 to 'lock' (string expected, got " .. type(name)
           .. ")", 3)
   end
-  opts = check.options(opts, 2, "lock", LOCK_OPTS) or {}
-  check_seconds(opts.timeout, "timeout", "lock", 2)
-  check_seconds(opts.sleep, "sleep", "lock", 2)
-  check_seconds(opts.blocking_timeout, "blocking_timeout", "lock", 2)
+  opts = check.options(opts, 3, "lock", LOCK_OPTS, 2) or {}
+  check_seconds(opts.timeout, "timeout", "lock", 2, 4)
+  check_seconds(opts.sleep, "sleep", "lock", 2, 4)
+  check_seconds(opts.blocking_timeout, "blocking_timeout", "lock", 2, 4)
   local blocking = opts.blocking
   if blocking == nil then blocking = true end
-  return setmetatable({redis = client, name = name, timeout = opts.timeout,
+  local timeout = opts.timeout
+  if timeout == 0 then timeout = nil end -- no expiry, as redis-py's
+  return setmetatable({redis = client, name = name, timeout = timeout,
     sleep = opts.sleep or 0.1, blocking = blocking,
     blocking_timeout = opts.blocking_timeout, token = nil,
     _errors = {redis.LockError, redis.LockNotOwnedError},
@@ -103,7 +108,7 @@ end
 local acquire = async(function(self, blocking, blocking_timeout, token)
   local loop = asyncio.get_running_loop()
   local stop_at = blocking_timeout and loop:time() + blocking_timeout
-  local px = self.timeout and math.floor(self.timeout * 1000) or nil
+  local px = self.timeout and math.max(1, math.floor(self.timeout * 1000))
   while true do
     if await(self.redis:set(self.name, token, {nx = true, px = px})) then
       self.token = token
@@ -120,7 +125,7 @@ end)
 -- true once held; false when not blocking, or past blocking_timeout
 -- seconds (the lock's options by default), as redis-py's.
 function Lock:acquire(opts)
-  opts = check.options(opts, 1, "acquire", ACQUIRE_OPTS) or {}
+  opts = check.options(opts, 2, "acquire", ACQUIRE_OPTS) or {}
   check_seconds(opts.blocking_timeout, "blocking_timeout", "acquire", 1)
   local blocking = opts.blocking
   if blocking == nil then blocking = self.blocking end
@@ -166,7 +171,7 @@ end
 --- extend(seconds [, {replace_ttl = false}]) -> Coroutine: adds seconds
 -- to the lock's time to live (or sets it to that).
 function Lock:extend(additional, opts)
-  opts = check.options(opts, 2, "extend", EXTEND_OPTS) or {}
+  opts = check.options(opts, 3, "extend", EXTEND_OPTS) or {}
   if type(additional) ~= "number" then
     error("bad argument #1 to 'extend' (number expected, got "
           .. type(additional) .. ")", 2)
