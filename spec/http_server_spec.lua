@@ -741,6 +741,26 @@ asyncio.run(main())
     out = raw(port, "POST /chunks HTTP/1.1\r\nHost: x\r\n"
       .. "Content-Length: 5\r\nConnection: close\r\n\r\nhello")
     assert.matches("\r\n\r\nhello~ \"\",false$", out)
+    -- a chunk's end that comes after its bytes were read: "", true
+    local first = asyncio.Event()
+    app.router:add_post("/late", async(function(request)
+      local got = {}
+      local data, ends = await(request.content:readchunk())
+      got[1] = data .. (ends and "|" or "~")
+      first:set()
+      for d, e in request.content:iter_chunks() do
+        got[#got + 1] = d .. (e and "|" or "~")
+      end
+      return web.Response{text = table.concat(got, " ")}
+    end))
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("POST /late HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+      .. "chunked\r\nConnection: close\r\n\r\n3\r\nabc")
+    await(first:wait())
+    w:write("\r\n2\r\nde\r\n0\r\n\r\n")
+    out = await(asyncio.wait_for(r:read(), 5))
+    w:close()
+    assert.matches("\r\n\r\nabc~ | de|$", out)
     await(runner:cleanup())
   end))
 

@@ -1017,6 +1017,34 @@ describe("streams", function()
       assert.same({"xy", false}, {await(plain:readchunk())})
     end))
 
+    it("_feed_http(data, ends) feeds the server's bytes with the chunk "
+       .. "ends among them; past 65536 unread ends no more are kept",
+       aspec.async(function()
+      local r = asyncio.StreamReader()
+      r:_feed_http("abcdef", string.pack("=I4I4", 3, 6))
+      r:_feed_http("", string.pack("=I4", 0)) -- no byte since: no end
+      r:_feed_http("gh", "")
+      assert.same({"abc", true}, {await(r:readchunk())})
+      assert.same({"def", true}, {await(r:readchunk())})
+      assert.same({"gh", false}, {await(r:readchunk())})
+      assert.matches("packed offsets expected",
+                     tostring(h.error_of(r._feed_http, r, "x", "abc")))
+      local many = asyncio.StreamReader()
+      local n = 70000
+      local offs = {}
+      for i = 1, n do offs[i] = string.pack("=I4", i) end
+      many:_feed_http(string.rep("x", n), table.concat(offs))
+      many:feed_eof()
+      local ends, pieces, bytes = 0, 0, 0
+      for data, e in many:iter_chunks() do
+        pieces, bytes = pieces + 1, bytes + #data
+        if e then ends = ends + 1 end
+      end
+      assert.equal(65536, ends)
+      assert.equal(65537, pieces) -- the rest in one piece
+      assert.equal(n, bytes)
+    end))
+
     it("iter_chunks() iterates readchunk()'s pairs until the end; the "
        .. "chunk calls check their order, as aiohttp's",
        aspec.async(function()

@@ -16,9 +16,9 @@
  *     minor =, keep_alive =, upgrade =, chunked =, content_length =,
  *     has_body =, headers = (as parser.c's)}; the booleans are nil when
  *     false, content_length when absent
- *   conn:on_body(data)           a piece of that request's body
- *   conn:on_chunk_end()          a chunk of a chunked body ended with
- *     the last piece given (not called for the final chunk of size 0)
+ *   conn:on_body(data [, ends])  a piece of that request's body; ends,
+ *     when chunks of a chunked body ended in it, packs their end offsets
+ *     in data as native uint32 (the final chunk of size 0 has none)
  *   conn:on_body_end()           its body is complete
  *   conn:on_error(name, size, in_body) malformed input (libhttp_parser's
  *     error name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE"
@@ -64,7 +64,7 @@
 #define HOLD (256 * 1024) /* unparsed bytes kept while a request runs */
 
 /* What the parser paused for. */
-enum { EV_NONE, EV_HEAD, EV_CHUNK, EV_DONE };
+enum { EV_NONE, EV_HEAD, EV_DONE };
 
 /* Uservalues. */
 enum { SV_CONN = 1, SV_TRANSPORT, SV_HEAD, SV_COUNT = SV_HEAD };
@@ -78,6 +78,8 @@ typedef struct srv {
   size_t roff, rlen, rcap;
   char *body;            /* body bytes parsed by one execute */
   size_t blen, bcap;
+  uint32_t *ends;        /* offsets in body where chunks ended */
+  size_t nends, ecap;
   char *obuf;            /* corked responses (pipelined), not written */
   size_t olen, ocap;
   uint64_t body_total, max_body;
@@ -236,14 +238,20 @@ static int on_chunk_header(http_parser *hp) {
   return 0;
 }
 
-/* A chunk with data ended: the parser pauses so that conn gets its bytes
- * before on_chunk_end (aiohttp's end_http_chunk_receiving). */
+/* A chunk with data ended: its offset in the body bytes of this execute
+ * goes to conn with them (aiohttp's end_http_chunk_receiving). */
 static int on_chunk_complete(http_parser *hp) {
   srv *ps = hp->data;
   if (ps->chunk_size == 0)
     return 0; /* the last chunk */
-  ps->ev = EV_CHUNK;
-  http_parser_pause(hp, 1);
+  if (ps->nends == ps->ecap) {
+    size_t cap = ps->ecap ? ps->ecap * 2 : 16;
+    uint32_t *e = realloc(ps->ends, cap * sizeof *e);
+    if (!e) { ps->acc.own_err = "HPE_OUT_OF_MEMORY"; return -1; }
+    ps->ends = e;
+    ps->ecap = cap;
+  }
+  ps->ends[ps->nends++] = (uint32_t)ps->blen;
   return 0;
 }
 
@@ -308,11 +316,17 @@ static void cork(lua_State *L, srv *ps) {
   lua_pop(L, 1);
 }
 
-/* Gives conn the body bytes the last execute parsed. */
+/* Gives conn the body bytes the last execute parsed, and the chunk ends
+ * among them. */
 static void deliver_body(lua_State *L, srv *ps, int uidx) {
+  int nargs = 1;
   lua_pushlstring(L, ps->body, ps->blen);
-  ps->blen = 0;
-  call_conn(L, uidx, "on_body", 1, 0);
+  if (ps->nends > 0) {
+    lua_pushlstring(L, (const char *)ps->ends, ps->nends * sizeof *ps->ends);
+    nargs = 2;
+  }
+  ps->blen = ps->nends = 0;
+  call_conn(L, uidx, "on_body", nargs, 0);
 }
 
 /* Pushes the name of the parser's error. */
@@ -351,8 +365,6 @@ static void paused(lua_State *L, srv *ps, int uidx) {
     lua_pushnil(L);
     lua_setiuservalue(L, uidx, SV_HEAD);
     call_conn(L, uidx, "on_request", 1, 0);
-  } else if (ev == EV_CHUNK) {
-    call_conn(L, uidx, "on_chunk_end", 0, 0);
   } else if (ev == EV_DONE) {
     ps->msg_done = 1;
     if (ps->p.upgrade) /* the rest is another protocol's */
@@ -376,7 +388,7 @@ static void drive_body(lua_State *L, srv *ps, int uidx) {
     n = http_parser_execute(&ps->p, &settings, ps->rbuf + ps->roff, avail);
     ps->L = NULL;
     ps->roff += n;
-    if (ps->blen)
+    if (ps->blen || ps->nends) /* an end may come with no byte */
       deliver_body(L, ps, uidx);
     e = HTTP_PARSER_ERRNO(&ps->p);
     if (e == HPE_PAUSED)
@@ -748,6 +760,9 @@ static int l_server__gc(lua_State *L) {
   aio_http_acc_free(&ps->acc);
   free(ps->rbuf);
   free(ps->body);
+  free(ps->ends);
+  ps->ends = NULL;
+  ps->nends = ps->ecap = 0;
   free(ps->obuf);
   ps->rbuf = ps->body = ps->obuf = NULL;
   ps->rlen = ps->roff = ps->rcap = ps->blen = ps->bcap = 0;

@@ -496,6 +496,9 @@ static int l_reader_read_nowait(lua_State *L) {
 
 /* readchunk(), iter_chunks(): HTTP chunks -------------------------- */
 
+static int reader_feed(lua_State *L, aio_reader *r, const char *data,
+                       size_t len);
+
 /* begin_http_chunk_receiving(): the body fed from now on is chunked (the
  * HTTP parser calls it before the first byte), as aiohttp's. */
 static int l_reader_begin_http_chunk(lua_State *L) {
@@ -507,21 +510,24 @@ static int l_reader_begin_http_chunk(lua_State *L) {
   return 0;
 }
 
-/* end_http_chunk_receiving(): a chunk of the body ended with the last
- * byte fed (nothing is recorded when no byte came since the last end: a
- * chunk that decoded to nothing, the last chunk of size 0). */
-static int l_reader_end_http_chunk(lua_State *L) {
-  aio_reader *r = check_reader(L, 1);
-  if (!r->chunked)
-    return aio_raisef(L, AIO_E_RUNTIME, "Called end_chunk_receiving "
-                      "without calling begin_chunk_receiving first");
-  if (r->fed == r->last_end)
-    return 0;
+/* The most chunk ends a reader keeps unread: past it, the ends of more
+ * chunks are not recorded (their bytes are read as one piece), so that
+ * a body of tiny chunks nobody reads costs no more than its bytes. */
+#define MAX_CHUNK_ENDS 65536
+
+/* Records a chunk end at `end` (bytes fed since the start), unless no
+ * byte came since the last one (a chunk that decoded to nothing, the
+ * last chunk of size 0) or MAX_CHUNK_ENDS wait unread. */
+static void add_chunk_end(lua_State *L, aio_reader *r, uint64_t end) {
+  if (end <= r->last_end || r->nends >= MAX_CHUNK_ENDS)
+    return;
   if (r->nends == r->ecap) { /* grow the ring, unwrapped into the front */
     unsigned ncap = r->ecap ? r->ecap * 2 : 4, i;
     uint64_t *ne = malloc(ncap * sizeof *ne);
-    if (ne == NULL)
-      return luaL_error(L, "not enough memory");
+    if (ne == NULL) {
+      luaL_error(L, "not enough memory");
+      return;
+    }
     for (i = 0; i < r->nends; i++)
       ne[i] = r->ends[(r->ehead + i) % r->ecap];
     free(r->ends);
@@ -529,9 +535,47 @@ static int l_reader_end_http_chunk(lua_State *L) {
     r->ecap = ncap;
     r->ehead = 0;
   }
-  r->ends[(r->ehead + r->nends) % r->ecap] = r->fed;
+  r->ends[(r->ehead + r->nends) % r->ecap] = end;
   r->nends++;
-  r->last_end = r->fed;
+  r->last_end = end;
+}
+
+/* end_http_chunk_receiving(): a chunk of the body ended with the last
+ * byte fed (see add_chunk_end). */
+static int l_reader_end_http_chunk(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  if (!r->chunked)
+    return aio_raisef(L, AIO_E_RUNTIME, "Called end_chunk_receiving "
+                      "without calling begin_chunk_receiving first");
+  add_chunk_end(L, r, r->fed);
+  return 0;
+}
+
+/* _feed_http(data, ends): feed_data(data) for the HTTP server, with the
+ * ends of the chunks that ended in data: offsets in it packed as native
+ * uint32 (bindings/http/server.c), each an end_http_chunk_receiving. */
+static int l_reader__feed_http(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  size_t len, elen, i;
+  const char *data = luaL_checklstring(L, 2, &len);
+  const char *ends = luaL_checklstring(L, 3, &elen);
+  uint64_t base = r->fed;
+  int pause = 0;
+  if (r->eof)
+    return aio_raisef(L, AIO_E_RUNTIME, "feed_data after feed_eof");
+  luaL_argcheck(L, elen % sizeof(uint32_t) == 0, 3, "packed offsets "
+                "expected");
+  r->chunked = 1;
+  if (len > 0)
+    pause = reader_feed(L, r, data, len);
+  for (i = 0; i < elen; i += sizeof(uint32_t)) {
+    uint32_t off;
+    memcpy(&off, ends + i, sizeof off);
+    if (off <= len)
+      add_chunk_end(L, r, base + off);
+  }
+  if (pause)
+    reader_pause(L, r, 1);
   return 0;
 }
 
@@ -1785,6 +1829,7 @@ static const luaL_Reg reader_methods[] = {
     {"iter_chunks", l_reader_iter_chunks},
     {"begin_http_chunk_receiving", l_reader_begin_http_chunk},
     {"end_http_chunk_receiving", l_reader_end_http_chunk},
+    {"_feed_http", l_reader__feed_http},
     {"at_eof", l_reader_at_eof},
     {"is_eof", l_reader_is_eof},
     {"lines", l_reader_lines},

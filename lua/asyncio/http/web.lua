@@ -1876,17 +1876,36 @@ function Conn:_decode(data)
   return nil
 end
 
-function Conn:on_body(data)
-  local c = self.content
-  if c and self.inflater then data = self:_decode(data) end
-  if c and data and data ~= "" then c:feed_data(data) end
-  local rt = self.server.read_timeout
-  if rt then self:_arm(self.loop:time() + rt) end
+--- Feeds a compressed piece to the body reader c, decoded, with its
+-- chunk ends (offsets packed in ends, or nil) after what each chunk
+-- decoded to.
+function Conn:_feed_decoded(c, data, ends)
+  local from = 1
+  for i = 1, ends and #ends or 0, 4 do
+    local off = string.unpack("=I4", ends, i)
+    local out = self:_decode(data:sub(from, off))
+    if out == nil then return end -- the body failed
+    if out ~= "" then c:feed_data(out) end
+    c:end_http_chunk_receiving()
+    from = off + 1
+  end
+  local out = self:_decode(data:sub(from))
+  if out and out ~= "" then c:feed_data(out) end
 end
 
-function Conn:on_chunk_end()
+function Conn:on_body(data, ends)
   local c = self.content
-  if c then c:end_http_chunk_receiving() end
+  if c then
+    if self.inflater then
+      self:_feed_decoded(c, data, ends)
+    elseif ends then
+      c:_feed_http(data, ends)
+    elseif data ~= "" then
+      c:feed_data(data)
+    end
+  end
+  local rt = self.server.read_timeout
+  if rt then self:_arm(self.loop:time() + rt) end
 end
 
 function Conn:on_body_end()
