@@ -168,6 +168,18 @@ function Lock:release()
   return run_owned(self, self._release, {token}, "release")
 end
 
+--- Raises LockError, naming the caller of the method `what`, unless the
+-- lock is held here and has a timeout.
+local function check_renewable(self, what)
+  if self.token == nil then
+    error(self._errors[1](("Cannot %s an unlocked lock"):format(what)), 3)
+  end
+  if self.timeout == nil then
+    error(self._errors[1](("Cannot %s a lock with no timeout")
+      :format(what)), 3)
+  end
+end
+
 --- extend(seconds [, {replace_ttl = false}]) -> Coroutine: adds seconds
 -- to the lock's time to live (or sets it to that).
 function Lock:extend(additional, opts)
@@ -176,12 +188,7 @@ function Lock:extend(additional, opts)
     error("bad argument #1 to 'extend' (number expected, got "
           .. type(additional) .. ")", 2)
   end
-  if self.token == nil then
-    error(self._errors[1]("Cannot extend an unlocked lock"), 2)
-  end
-  if self.timeout == nil then
-    error(self._errors[1]("Cannot extend a lock with no timeout"), 2)
-  end
+  check_renewable(self, "extend")
   return run_owned(self, self._extend, {self.token,
     math.floor(additional * 1000), opts.replace_ttl and "1" or "0"},
     "extend")
@@ -189,12 +196,7 @@ end
 
 --- reacquire() -> Coroutine: resets the time to live to the timeout.
 function Lock:reacquire()
-  if self.token == nil then
-    error(self._errors[1]("Cannot reacquire an unlocked lock"), 2)
-  end
-  if self.timeout == nil then
-    error(self._errors[1]("Cannot reacquire a lock with no timeout"), 2)
-  end
+  check_renewable(self, "reacquire")
   return run_owned(self, self._reacquire, {self.token,
     math.floor(self.timeout * 1000)}, "reacquire")
 end
