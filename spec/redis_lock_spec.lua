@@ -14,6 +14,21 @@ local function client()
   return await(servers.client(6))
 end
 
+--- Awaits aw, which must raise LockNotOwnedError for the method `what`.
+local function not_owned(aw, what)
+  local e = h.await_error(aw)
+  assert.is_true(iserror(e, redis.LockNotOwnedError))
+  assert.is_true(iserror(e, redis.LockError))
+  assert.equal(("Cannot %s a lock that's no longer owned"):format(what),
+               e.message)
+end
+
+--- Asserts that key's time to live is in (lo, hi] milliseconds.
+local function ttl_in(r, key, lo, hi)
+  local ttl = await(r:pttl(key))
+  assert.is_true(ttl > lo and ttl <= hi, tostring(ttl))
+end
+
 describe("redis.Lock", function()
   teardown(servers.stop)
 
@@ -73,13 +88,8 @@ describe("redis.Lock", function()
     await(r:delete("res3")) -- as its timeout would
     local b = r:lock("res3", {timeout = 60})
     assert.is_true(await(b:acquire()))
-    local e = h.await_error(a:extend(5))
-    assert.is_true(iserror(e, redis.LockNotOwnedError))
-    assert.equal("Cannot extend a lock that's no longer owned", e.message)
-    e = h.await_error(a:release())
-    assert.is_true(iserror(e, redis.LockNotOwnedError))
-    assert.is_true(iserror(e, redis.LockError))
-    assert.equal("Cannot release a lock that's no longer owned", e.message)
+    not_owned(a:extend(5), "extend")
+    not_owned(a:release(), "release")
     assert.is_true(await(b:owned())) -- b's lock was left alone
     await(b:release())
   end))
@@ -89,17 +99,13 @@ describe("redis.Lock", function()
     local r <close> = client()
     local a = r:lock("res4", {timeout = 10})
     assert.is_true(await(a:acquire()))
-    local ttl = await(r:pttl("res4"))
-    assert.is_true(ttl > 9000 and ttl <= 10000, tostring(ttl))
+    ttl_in(r, "res4", 9000, 10000)
     await(a:extend(5))
-    ttl = await(r:pttl("res4"))
-    assert.is_true(ttl > 14000 and ttl <= 15000, tostring(ttl))
+    ttl_in(r, "res4", 14000, 15000)
     await(a:extend(3, {replace_ttl = true}))
-    ttl = await(r:pttl("res4"))
-    assert.is_true(ttl > 2000 and ttl <= 3000, tostring(ttl))
+    ttl_in(r, "res4", 2000, 3000)
     await(a:reacquire())
-    ttl = await(r:pttl("res4"))
-    assert.is_true(ttl > 9000 and ttl <= 10000, tostring(ttl))
+    ttl_in(r, "res4", 9000, 10000)
     await(a:release())
     local zero = r:lock("res7", {timeout = 0}) -- no expiry, as redis-py
     assert.is_true(await(zero:acquire()))

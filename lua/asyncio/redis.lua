@@ -1037,20 +1037,21 @@ end)
 cmd("msetnx", function(mapping)
   return push_map(A("MSETNX"), mapping), to_bool
 end)
--- incr(name [, amount = 1]) and its kin take redis-py's defaults
-cmd("incr", function(name, amount)
-  if amount == nil then return A("INCR", name) end
-  return A("INCRBY", name, amount)
-end)
-cmd("incrby", function(name, amount) return A("INCRBY", name, amount or 1) end)
+-- incr(name [, amount = 1]) and its kin take redis-py's defaults: word
+-- alone without an amount, word_by with one
+local function counter(word, word_by)
+  return function(name, amount)
+    if amount == nil then return A(word, name) end
+    return A(word_by, name, amount)
+  end
+end
+cmd("incr", counter("INCR", "INCRBY"))
+cmd("incrby", counter("INCR", "INCRBY"))
+cmd("decr", counter("DECR", "DECRBY"))
+cmd("decrby", counter("DECR", "DECRBY"))
 cmd("incrbyfloat", function(name, amount)
   return A("INCRBYFLOAT", name, amount or 1.0), to_float
 end)
-cmd("decr", function(name, amount)
-  if amount == nil then return A("DECR", name) end
-  return A("DECRBY", name, amount)
-end)
-cmd("decrby", function(name, amount) return A("DECRBY", name, amount or 1) end)
 simple("append", "APPEND")
 simple("strlen", "STRLEN")
 simple("getdel", "GETDEL")

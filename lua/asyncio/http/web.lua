@@ -1074,57 +1074,7 @@ local function form_field(head, content)
     content_type = h["content-type"] or "text/plain"}
 end
 
---- A multipart/form-data body (RFC 7578) with its boundary -> name ->
--- first value and the {name, value} pairs. Raises HTTPBadRequest for a
--- missing boundary, an unterminated part or a part without a name.
-local function parse_multipart(body, boundary)
-  if not boundary or #boundary == 0 or #boundary > 70 then
-    bad_form("missing or invalid boundary")
-  end
-  local delim = "\r\n--" .. boundary
-  -- the first delimiter opens the body, or ends a preamble line
-  local _, e = ("\r\n" .. body):find(delim, 1, true)
-  if not e then bad_form("no boundary") end
-  local pos, first, all = e - 1, {}, {}
-  while body:sub(pos, pos + 1) ~= "--" do -- "--": the close delimiter
-    local _, le = body:find("^[ \t]*\r\n", pos)
-    if not le then bad_form("bad delimiter line") end
-    local hs, cs, he = le + 1
-    if body:sub(hs, hs + 1) == "\r\n" then -- a part with no header
-      he, cs = hs - 1, hs + 2
-    else
-      he = body:find("\r\n\r\n", hs, true)
-      if not he then bad_form("unterminated part head") end
-      he, cs = he - 1, he + 4
-    end
-    local ce = body:find(delim, cs, true)
-    if not ce then bad_form("unterminated part") end
-    local name, value = form_field(body:sub(hs, he), body:sub(cs, ce - 1))
-    all[#all + 1] = {name, value}
-    if first[name] == nil then first[name] = value end
-    pos = ce + #delim
-  end
-  return first, all
-end
-M._parse_multipart = parse_multipart
 
---- post() -> Coroutine -> the form of the body as a MultiDict (name ->
--- first value; web.MultiDict methods; all pairs under .all):
--- application/x-www-form-urlencoded (or no Content-Type) and
--- multipart/form-data, whose fields are strings and whose files are
--- tables {filename =, content_type =, headers =, body =}; empty for any
--- other type, as aiohttp. The body is read whole (client_max_size).
-Request.post = async(function(self)
-  local body = await(self:read())
-  local ct, params = parse_ctype(self.headers["content-type"])
-  if not self.headers["content-type"] or
-      ct == "application/x-www-form-urlencoded" then
-    return multidict(parse_qs(body))
-  elseif ct == "multipart/form-data" then
-    return multidict(parse_multipart(body, params.boundary))
-  end
-  return multidict({}, {})
-end)
 
 ---------------------------------------------------------------------------
 -- request:multipart(): a multipart body read part by part as it arrives
@@ -1293,6 +1243,50 @@ BodyPartReader.release = async(function(self)
   while await(self:read_chunk(65536)) ~= "" do end
 end)
 
+--- A MultipartReader of the body that the StreamReader content gives,
+-- in parts split by boundary (HTTPBadRequest when there is none or it is
+-- longer than RFC 2046's 70 bytes).
+local function multipart_reader(content, boundary)
+  if not boundary or #boundary == 0 or #boundary > 70 then
+    bad_form("missing or invalid boundary")
+  end
+  return setmetatable({_content = content, _buf = "", _pos = 1,
+    _delim = "\r\n--" .. boundary, _started = false, _ended = false},
+    MultipartReader)
+end
+
+--- post() -> Coroutine -> the form of the body as a MultiDict (name ->
+-- first value; web.MultiDict methods; all pairs under .all):
+-- application/x-www-form-urlencoded (or no Content-Type) and
+-- multipart/form-data, whose fields are strings and whose files are
+-- tables {filename =, content_type =, headers =, body =}; empty for any
+-- other type, as aiohttp. The body is read whole (client_max_size).
+Request.post = async(function(self)
+  local body = await(self:read())
+  local ct, params = parse_ctype(self.headers["content-type"])
+  if not self.headers["content-type"] or
+      ct == "application/x-www-form-urlencoded" then
+    return multidict(parse_qs(body))
+  elseif ct == "multipart/form-data" then -- the reader of multipart()
+    local content = asyncio.StreamReader()
+    if body ~= "" then content:feed_data(body) end
+    content:feed_eof()
+    local first, all = {}, {}
+    for part in multipart_reader(content, params.boundary):iter() do
+      local value = await(part:read())
+      if part.filename then
+        value = {filename = part.filename, headers = part.headers,
+                 body = value,
+                 content_type = part.headers["content-type"] or "text/plain"}
+      end
+      all[#all + 1] = {part.name, value}
+      if first[part.name] == nil then first[part.name] = value end
+    end
+    return multidict(first, all)
+  end
+  return multidict({}, {})
+end)
+
 --- multipart() -> Coroutine -> a MultipartReader of the body, which it
 -- reads as it arrives (client_max_size still bounds it): the body must
 -- be multipart/* with a boundary, else HTTPBadRequest.
@@ -1301,13 +1295,7 @@ Request.multipart = async(function(self)
   if not ct or not ct:find("^multipart/") then
     bad_form("not a multipart body")
   end
-  local boundary = params.boundary
-  if not boundary or #boundary == 0 or #boundary > 70 then
-    bad_form("missing or invalid boundary")
-  end
-  return setmetatable({_content = self.content, _buf = "", _pos = 1,
-    _delim = "\r\n--" .. boundary, _started = false, _ended = false},
-    MultipartReader)
+  return multipart_reader(self.content, params.boundary)
 end)
 
 function Request:__tostring()
@@ -1319,13 +1307,10 @@ end
 
 local Router = {__name = "web.UrlDispatcher"}
 
---- router.name is the route named name (aiohttp's router["name"]) when
--- no method has that name; router.named[name] always is.
-function Router.__index(router, k)
-  local m = Router[k]
-  if m ~= nil then return m end
-  return rawget(router, "named")[k]
-end
+-- router.named[name] is the route named name; so is router.name
+-- (aiohttp's router["name"]), a field route_add sets when no method or
+-- field of the router has that name.
+Router.__index = Router
 
 local Route = {__name = "web.Route"}
 Route.__index = Route
@@ -1421,7 +1406,14 @@ local function route_add(self, method, path, handler, name, fname, n)
     if not t then t = {}; self._exact[path] = t end
     t[method] = route
   end
-  if route.name then self.named[route.name] = route end
+  if route.name then
+    self.named[route.name] = route
+    local held = rawget(self, route.name)
+    if Router[route.name] == nil and
+        (held == nil or getmetatable(held) == Route) then
+      rawset(self, route.name, route)
+    end
+  end
   return route
 end
 
@@ -1849,6 +1841,12 @@ function Conn:on_request(head)
   self:_wake()
 end
 
+--- The 413 of a body over client_max_size max, of size bytes so far.
+local function too_large(max, size)
+  return M.HTTPRequestEntityTooLarge{text = ("Maximum request body size "
+    .. "%d exceeded, actual body size %d"):format(max, size)}
+end
+
 --- The request's body reader fails with err and gets no more of it.
 function Conn:_fail_body(err)
   local c = self.content
@@ -1867,8 +1865,7 @@ function Conn:_decode(data)
   -- so far are the size reported
   local max = self.server.app.client_max_size
   if max > 0 and z:size() > max then
-    self:_fail_body(M.HTTPRequestEntityTooLarge{text = ("Maximum request "
-      .. "body size %d exceeded, actual body size %d"):format(max, z:size())})
+    self:_fail_body(too_large(max, z:size()))
   else
     self:_fail_body(M.HTTPBadRequest{text = "Can not decode "
       .. "content-encoding: " .. self.coding})
@@ -1923,17 +1920,11 @@ end
 function Conn:on_error(name, size, in_body)
   self.keep_alive = false
   self.failed = true
-  local c = self.content
-  if self.serving and c then -- the body of the request being served
-    self.content = nil
+  if self.serving and self.content then -- the body being served
     if name == "HPE_BODY_TOO_LARGE" then
-      local max = self.server.app.client_max_size
-      c:set_exception(M.HTTPRequestEntityTooLarge{text = ("Maximum "
-        .. "request body size %d exceeded, actual body size %d")
-        :format(max, size)})
+      self:_fail_body(too_large(self.server.app.client_max_size, size))
     else
-      c:set_exception(M.HTTPBadRequest{text = "Bad request body: " ..
-        name})
+      self:_fail_body(M.HTTPBadRequest{text = "Bad request body: " .. name})
     end
     return
   end
