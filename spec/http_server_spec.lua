@@ -405,28 +405,22 @@ asyncio.run(main())
   it("a response's text or body set after it was made is what is sent, "
      .. "as aiohttp's setters; request.path_qs", aspec.async(function()
     local app = web.Application()
-    app.router:add_get("/text", async(function()
-      local resp = web.Response{text = "first"}
-      resp.text = "changed"
-      return resp
-    end))
-    app.router:add_get("/body", async(function()
-      local resp = web.Response{text = "first"}
-      resp.body = "raw bytes"
-      return resp
-    end))
+    -- path -> the response made, the field set after, its value
+    local made = {
+      text = {{text = "first"}, "text", "changed"},
+      body = {{text = "first"}, "body", "raw bytes"},
+      late = {nil, "text", "late text"},
+      html = {{content_type = "text/html"}, "text", "<p>"},
+    }
+    for path, m in pairs(made) do
+      app.router:add_get("/" .. path, async(function()
+        local resp = web.Response(m[1])
+        resp[m[2]] = m[3]
+        return resp
+      end))
+    end
     app.router:add_get("/qs", async(function(request)
       return web.Response{text = request.path_qs}
-    end))
-    app.router:add_get("/late", async(function()
-      local resp = web.Response()
-      resp.text = "late text"
-      return resp
-    end))
-    app.router:add_get("/html", async(function()
-      local resp = web.Response{content_type = "text/html"}
-      resp.text = "<p>"
-      return resp
     end))
     local runner, base = start(app)
     local s <close> = http.ClientSession()
