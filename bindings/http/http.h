@@ -12,6 +12,7 @@
 void aio_http_open_parser(lua_State *L);
 void aio_http_open_writer(lua_State *L);
 void aio_http_open_inflate(lua_State *L);
+void aio_http_open_deflate(lua_State *L);
 void aio_http_open_ws(lua_State *L);
 
 /* A head being collected (head.c); the limits are set by the owner. */

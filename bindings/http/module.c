@@ -1,7 +1,7 @@
 /*
  * module.c - the entry point of asyncio._http: the C side of asyncio.http
  * (the parser binding on libhttp_parser, head writing and chunk framing,
- * gzip/deflate decoding on zlib, the WebSocket frame codec, the server
+ * gzip/deflate decoding and encoding on zlib, the WebSocket frame codec, the server
  * protocol). Nothing here touches the event loop directly: the server
  * protocol is driven by the core's transports through the protocol
  * vtable, and calls transports through their Lua methods.
@@ -34,6 +34,7 @@ AIO_EXPORT int luaopen_asyncio__http(lua_State *L) {
   aio_http_open_parser(L);
   aio_http_open_writer(L);
   aio_http_open_inflate(L);
+  aio_http_open_deflate(L);
   aio_http_open_ws(L);
   aio_http_open_server(L);
   /* JSON's null as lua-cjson decodes it (a NULL light userdata, equal to

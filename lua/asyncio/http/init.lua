@@ -895,6 +895,9 @@ local KINDS = {
   params = {function(v)
     return type(v) == "string" or type(v) == "table" end,
     "string or table"},
+  compress = {function(v)
+    return v == "deflate" or v == "gzip" or type(v) == "boolean" end,
+    "\"deflate\", \"gzip\" or boolean"},
   data = {function(v)
     return type(v) == "string" or type(v) == "table" or
       type(v) == "function" end,
@@ -911,7 +914,8 @@ local KINDS = {
 local REQUEST_OPTS = {params = "params", headers = "table", data = "data",
   json = "any", allow_redirects = "boolean", max_redirects = "count",
   timeout = "timeout", raise_for_status = "boolean", ssl = "any",
-  auth = "auth", cookies = "table", skip_auto_headers = "names"}
+  auth = "auth", cookies = "table", skip_auto_headers = "names",
+  compress = "compress"}
 local SESSION_OPTS = {base_url = "any", headers = "table",
   timeout = "timeout", limit = "count", limit_per_host = "count",
   raise_for_status = "boolean", cookie_jar = "table", auth = "auth",
@@ -1401,6 +1405,59 @@ local function request_body(opts, hdrs, method, skip)
   return body
 end
 
+--- The body (as request_body returns it) encoded with coding (Content-
+-- Encoding "deflate" or "gzip"), as pieces of a chunked body.
+local function compressed_body(body, coding)
+  local z, done = _http.Deflater(coding), false
+  local read = body
+  if type(body) == "string" then
+    read = function()
+      if body == nil then return nil end
+      local piece = body
+      body = nil
+      return piece
+    end
+  elseif type(body) == "table" then -- a file of known length
+    local left = body.size
+    read = function()
+      if left == 0 then return nil end
+      local piece = body.read(left < 65536 and left or 65536)
+      if #piece > left then piece = piece:sub(1, left) end
+      left = left - #piece
+      return piece
+    end
+  end
+  return function()
+    if done then return nil end
+    local piece = read()
+    if piece == nil then
+      done = true
+      return z:finish()
+    end
+    return z:feed(piece)
+  end
+end
+
+--- request_body, then the body compressed as the option compress asks
+-- (aiohttp's compress=: true is "deflate"; sent chunked, without a
+-- Content-Length). A request without a body is sent as it is.
+local function encoded_body(opts, hdrs, method, skip)
+  local body = request_body(opts, hdrs, method, skip)
+  local compress = opts.compress
+  if not compress or body == nil or body == "" then return body end
+  if hdrs:contains("Content-Encoding") then
+    error(asyncio.ValueError("compress can not be set if Content-Encoding "
+                             .. "header is set"), 0)
+  end
+  local coding = compress == true and "deflate" or compress
+  hdrs:set("Content-Encoding", coding)
+  hdrs:set("Content-Length", nil)
+  if not hdrs:contains("Transfer-Encoding") then
+    hdrs:add("Transfer-Encoding", "chunked")
+  end
+  return compressed_body(body, coding)
+end
+
 --- The bytes of a request's head (with a string body after it); a
 -- field the C writer refuses (CR, LF or NUL in it, a bad name) raises
 -- ValueError, as aiohttp's.
@@ -1702,7 +1759,7 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
     end
     auth = add_auth_header(self, u, hdrs, auth, crossed)
     add_cookies_header(self, u, hdrs, cookies)
-    local body = request_body(opts, hdrs, method, skip)
+    local body = encoded_body(opts, hdrs, method, skip)
     local resp = self:_send(method, u, opts, hdrs, body, timeout, history,
                             deadline)
     local jar = self.cookie_jar

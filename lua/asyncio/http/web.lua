@@ -262,7 +262,8 @@ local function new_response(cls, opts, fname, n, known)
     reason = check_reason(opts.reason, status),
     headers = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt),
     content_type = opts.content_type, charset = opts.charset,
-    prepared = false, text = false, body = false}, cls), opts
+    prepared = false, text = false, body = false, compression = false},
+    cls), opts
 end
 
 --- StreamResponse([{status =, reason =, headers =}]): a response written
@@ -462,6 +463,74 @@ local function flush_conn(conn)
   if not conn.lost then conn.proto:flush() end
 end
 
+-- The content codings a response may be compressed with, as aiohttp's
+-- web.ContentCoding; enable_compression takes one of them (or true for
+-- "deflate", false for "identity", as aiohttp's deprecated booleans).
+M.ContentCoding = {deflate = "deflate", gzip = "gzip",
+                   identity = "identity"}
+
+--- enable_compression([force [, strategy]]): the body is sent compressed
+-- with force, or else with the first of deflate and gzip (aiohttp's
+-- order) that the request's Accept-Encoding names; strategy is zlib's
+-- (0..4). Content-Length becomes the compressed one (Response) or goes
+-- (StreamResponse: chunked).
+function StreamResponse:enable_compression(force, strategy)
+  if force == true then
+    force = "deflate"
+  elseif force == false then
+    force = "identity"
+  elseif force ~= nil and M.ContentCoding[force] ~= force then
+    error(("bad argument #1 to 'enable_compression' (\"deflate\", "
+           .. "\"gzip\", \"identity\" or boolean expected, got %s)")
+          :format(type(force) == "string" and ("%q"):format(force)
+                  or type(force)), 2)
+  end
+  if strategy ~= nil and (math.type(strategy) ~= "integer" or
+                          strategy < 0 or strategy > 4) then
+    error("bad argument #2 to 'enable_compression' (integer 0..4 "
+          .. "expected)", 2)
+  end
+  self.compression = true
+  self._compression_force, self._compression_strategy = force, strategy
+end
+
+--- Does the Accept-Encoding value accept (lower-cased) name the coding?
+-- A q of 0 refuses it.
+local function accepts(accept, coding)
+  for item in accept:gmatch("[^,]+") do
+    local name, params = item:match("^%s*([^;%s]+)%s*(.*)$")
+    if name == coding then
+      local q = params:match(";%s*q%s*=%s*([%d.]+)")
+      return not q or (tonumber(q) or 1) > 0
+    end
+  end
+  return false
+end
+
+--- The coding r's body is compressed with for request (nil: none).
+local function content_coding(r, request)
+  if not r.compression or request == nil then return nil end
+  local status = r.status
+  if status == 204 or status == 304 or status < 200 then return nil end
+  local coding = r._compression_force
+  if coding == nil then
+    local accept = request.headers["accept-encoding"]
+    accept = accept and accept:lower() or ""
+    coding = accepts(accept, "deflate") and "deflate" or
+      accepts(accept, "gzip") and "gzip" or nil
+  end
+  if coding == "identity" then return nil end
+  return coding
+end
+
+--- Marks the head of r as compressed with coding: Content-Encoding set,
+-- its own Content-Length gone.
+local function set_coding(r, coding)
+  local h = r.headers
+  h:set("Content-Length", nil)
+  h:set("Content-Encoding", coding)
+end
+
 --- Writes r (a Response) whole on conn in one write: head and body.
 -- request is nil for the server's own error answers.
 --- A text set on the response after it was made (aiohttp's text setter)
@@ -493,6 +562,12 @@ function M._send_response(conn, r, request)
   local body = r.body or ""
   local no_body = status == 204 or status == 304 or status < 200 or
     (request and request.method == "HEAD")
+  local coding = content_coding(r, request)
+  if coding then -- a HEAD's head says what a GET's would
+    set_coding(r, coding)
+    body = _http.Deflater(coding, nil, r._compression_strategy)
+      :finish(body)
+  end
   local h = r.headers
   -- respond raises (writing nothing) for a CR, LF or NUL in the head:
   -- r stays unprepared, so the caller can still answer 500
@@ -519,6 +594,15 @@ StreamResponse.prepare = async(function(self, request)
     status == 304 or status < 200
   local cl = self.content_length or
     tonumber(self.headers["content-length"])
+  local coding = content_coding(self, request)
+  if coding then
+    set_coding(self, coding)
+    cl = nil
+    if not no_body then
+      self._deflate = _http.Deflater(coding, nil,
+                                     self._compression_strategy)
+    end
+  end
   self._chunked = not no_body and not cl and request.version[2] >= 1
     and request.version[1] == 1
   if not self._chunked and not cl and not no_body then
@@ -551,6 +635,10 @@ StreamResponse.write = async(function(self, data)
   if data == "" or self._no_body then return end
   local conn = self._conn
   if conn.lost then error(ConnectionResetError("Connection lost"), 0) end
+  if self._deflate then
+    data = self._deflate:feed(data)
+    if data == "" then return end -- zlib holds it for now
+  end
   conn.proto:write(self._chunked and _http.chunk(data) or data)
   conn:_drain()
 end)
@@ -560,6 +648,11 @@ StreamResponse.write_eof = async(function(self, data)
   if self._eof then return end
   if data then await(self:write(data)) end
   self._eof = true
+  local z = self._deflate
+  if z and not self._conn.lost then -- what zlib held back, and its end
+    local tail = z:finish() -- never "": zlib ends with a trailer
+    self._conn.proto:write(self._chunked and _http.chunk(tail) or tail)
+  end
   if self._chunked then
     self._conn.proto:write("0\r\n\r\n")
   end
