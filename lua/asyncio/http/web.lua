@@ -1541,6 +1541,13 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   end
 end
 
+--- add_view(path, view [, {name =}]) -> the route: every method at path
+-- goes to view, a web.View class (aiohttp's add_route("*", ...)).
+function Router:add_view(path, view, opts)
+  check.options(opts, 4, "add_view", ROUTE_OPTS)
+  return route_add(self, "*", path, view, opts and opts.name, "add_view", 1)
+end
+
 local STATIC_OPTS = check.option_set{"chunk_size", "follow_symlinks",
                                      "name"}
 
@@ -1650,6 +1657,11 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head",
   end
 end
 
+--- view(path, view [, opts]) -> a RouteDef of add_view for add_routes
+function M.view(path, view, opts)
+  return route_def("view", 1, "*", path, view, opts)
+end
+
 --- add_routes(defs): registers each RouteDef of the list defs (a
 -- RouteTableDef or {web.get(...), ...}).
 function Router:add_routes(defs)
@@ -1682,6 +1694,9 @@ end
 function RouteTableDef:route(method, path, handler, opts)
   check.type(method, 1, "route", "string")
   return table_add(self, "route", 2, method:upper(), path, handler, opts)
+end
+function RouteTableDef:view(path, view, opts)
+  return table_add(self, "view", 1, "*", path, view, opts)
 end
 function RouteTableDef:static(prefix, dir, opts)
   self[#self + 1] = route_def("static", 1, "STATIC", prefix, dir, opts)
@@ -1773,10 +1788,68 @@ function M.Application(opts)
   return setmetatable(app, Application)
 end
 
+--- Is r something to await: a Coroutine, a Future or an object whose
+-- metatable has __await (a web.View)?
+local function awaitable(r)
+  if asyncio.iscoroutine(r) or asyncio.isfuture(r) then return true end
+  local mt = getmetatable(r)
+  return type(mt) == "table" and rawget(mt, "__await") ~= nil
+end
+
 local function call_handler(h, request)
   local r = h(request)
-  if asyncio.iscoroutine(r) or asyncio.isfuture(r) then r = await(r) end
+  if awaitable(r) then r = await(r) end
   return r
+end
+
+---------------------------------------------------------------------------
+-- Class-based views (aiohttp's web.View)
+
+-- the methods a view may answer, as aiohttp's hdrs.METH_ALL
+local VIEW_METHODS = {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS",
+                      "PATCH", "POST", "PUT", "TRACE"}
+local IS_VIEW_METHOD = {}
+for _, m in ipairs(VIEW_METHODS) do IS_VIEW_METHOD[m] = true end
+
+--- The response of the view instance v: the method of its class named
+-- by the request's method, lower-cased, called with v (and awaited when
+-- it returns something to await); 405 naming the methods the class has
+-- when it has none of that name (HEAD is not GET here, as aiohttp's).
+local view_response = async(function(v)
+  local method = v.request.method
+  local fn = IS_VIEW_METHOD[method] and v[method:lower()]
+  if fn == nil or fn == false then
+    local allowed = {}
+    for _, m in ipairs(VIEW_METHODS) do
+      if v[m:lower()] then allowed[#allowed + 1] = m end
+    end
+    error(M.HTTPMethodNotAllowed{method = method,
+                                 allowed_methods = allowed}, 0)
+  end
+  local r = fn(v)
+  if awaitable(r) then r = await(r) end
+  return r
+end)
+
+local ViewClass = {__name = "web.View"}
+ViewClass.__index = ViewClass
+
+--- View(methods) -> a view class: a handler for add_view (or
+-- web.view, routes:view). Each request makes an instance, {request =
+-- request}, whose fields come from methods (and its own __index chain:
+-- a base view's methods table for inheritance); awaiting it calls
+-- instance:get(), instance:post() ... as the request's method says.
+function M.View(methods)
+  check.type(methods, 1, "View", "table")
+  return setmetatable({methods = methods,
+    _instance_mt = {__index = methods, __await = view_response,
+                    __name = "web.View"}}, ViewClass)
+end
+
+--- cls(request) -> the view instance for request (await it for the
+-- response), as aiohttp's MyView(request).
+function ViewClass.__call(cls, request)
+  return setmetatable({request = request}, cls._instance_mt)
 end
 
 --- The response to request (raises what the handlers raise).
