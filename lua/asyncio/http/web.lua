@@ -1078,6 +1078,22 @@ local LAZY = {
   path_qs = function(r) -- the target as sent, without a fragment
     return (r.raw_path:gsub("#.*$", ""))
   end,
+  -- the state of the request's application, then of each application
+  -- it is a sub-application of, looked up in that order (aiohttp's
+  -- ChainMapProxy)
+  config_dict = function(r)
+    local apps = rawget(r, "_apps") or {r.app}
+    return setmetatable({}, {__name = "web.ChainMapProxy",
+      __index = function(_, k)
+        for i = #apps, 1, -1 do
+          local v = rawget(apps[i], "_state")[k]
+          if v ~= nil then return v end
+        end
+      end,
+      __newindex = function()
+        error("config_dict is read-only", 2)
+      end})
+  end,
   content = function() -- a request with no body
     local c = asyncio.StreamReader()
     c:feed_eof()
@@ -1479,6 +1495,10 @@ end
 -- to the router; bad arguments raise as add_route's, at the line that
 -- called the public function calling this.
 local function route_add(self, method, path, handler, name, fname, n)
+  if self._frozen then
+    error(asyncio.RuntimeError("Cannot register a resource into frozen "
+                               .. "router."), 3)
+  end
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error(("bad argument #%d to '%s' (path starting with / expected)")
           :format(n, fname), 3)
@@ -1727,10 +1747,12 @@ function M._guess_type(name)
   return ext and TYPES[ext:lower()] or "application/octet-stream"
 end
 
---- resolve(method, path [, raw]) -> route, match_info | nil, status,
--- allowed. path is decoded; raw (default path) is the path as sent: as
--- aiohttp, {name} segments match it, then each value is decoded (so
--- /a%2Fb matches /{name} with name "a/b").
+--- resolve(method, path [, raw]) -> route, match_info [, apps] | nil,
+-- status, allowed. path is decoded; raw (default path) is the path as
+-- sent: as aiohttp, {name} segments match it, then each value is decoded
+-- (so /a%2Fb matches /{name} with name "a/b"). The routes of the router
+-- come first, then those of its sub-applications: apps lists the ones a
+-- route was found in, outermost first.
 function Router:resolve(method, path, raw)
   raw = raw or path
   local t = self._exact[path]
@@ -1756,11 +1778,34 @@ function Router:resolve(method, path, raw)
       allowed[#allowed + 1] = r.method
     end
   end
+  local r, mi, apps = self:_resolve_subapps(method, path, raw, allowed)
+  if r then return r, mi, apps end
   if #allowed > 0 then
     table.sort(allowed)
     return nil, 405, allowed
   end
   return nil, 404
+end
+
+--- The route of a sub-application whose prefix holds raw (resolve's
+-- arguments), its match_info, and the list of the applications it is
+-- in, outermost first; else nil, with the methods the path has in them
+-- added to allowed. (A sub-application's 404 or 405 is its parent's, as
+-- aiohttp's: only the parent's middlewares see it.)
+function Router:_resolve_subapps(method, path, raw, allowed)
+  for _, sub in ipairs(self._subapps) do
+    local prefix = sub.prefix
+    if raw == prefix or raw:sub(1, #prefix + 1) == prefix .. "/" then
+      local r, mi, more = sub.app.router:resolve(method, path, raw)
+      if r then
+        local apps = {sub.app}
+        for _, a in ipairs(more or {}) do apps[#apps + 1] = a end
+        return r, mi, apps
+      end
+      for _, m in ipairs(more or {}) do allowed[#allowed + 1] = m end
+    end
+  end
+  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -1780,8 +1825,8 @@ local APP_OPTS = check.option_set{"middlewares", "client_max_size"}
 function M.Application(opts)
   opts = check.options(opts, 1, "Application", APP_OPTS) or EMPTY
   local app = {_state = {},
-    router = setmetatable({_exact = {}, _dynamic = {}, named = {}},
-                          Router),
+    router = setmetatable({_exact = {}, _dynamic = {}, named = {},
+                           _subapps = {}}, Router),
     middlewares = opts.middlewares or {},
     client_max_size = opts.client_max_size or 1024 * 1024,
     on_startup = {}, on_shutdown = {}, on_cleanup = {}, cleanup_ctx = {}}
@@ -1800,6 +1845,66 @@ local function call_handler(h, request)
   local r = h(request)
   if awaitable(r) then r = await(r) end
   return r
+end
+
+--- Puts prefix before the path of every route of router and of the
+-- routers of its sub-applications (aiohttp's add_prefix).
+local function prefix_routes(router, prefix)
+  local exact = router._exact
+  router._exact = {}
+  for path, t in pairs(exact) do
+    router._exact[prefix .. path] = t
+    for _, route in pairs(t) do route.path = prefix .. route.path end
+  end
+  for _, route in ipairs(router._dynamic) do
+    route.path = prefix .. route.path
+    route.pattern, route.names = compile(route.path)
+  end
+  for _, sub in ipairs(router._subapps) do
+    sub.prefix = prefix .. sub.prefix
+    prefix_routes(sub.app.router, prefix)
+  end
+end
+
+--- The hooks that run a sub-application's own signals and cleanup_ctx
+-- from its parent's: aiohttp's _reg_subapp_signals.
+local startup, shutdown, cleanup
+
+--- add_subapp(prefix, subapp) -> subapp: serves subapp's routes under
+-- prefix (a trailing "/" dropped), its middlewares inside the parent's,
+-- request.app being subapp; its on_startup, on_shutdown, on_cleanup and
+-- cleanup_ctx run when the parent's reach this point. Neither router
+-- takes routes afterwards (RuntimeError), as aiohttp's frozen ones.
+function Application:add_subapp(prefix, subapp)
+  if type(prefix) ~= "string" then
+    error(asyncio.TypeError("Prefix must be str"), 2)
+  end
+  if getmetatable(subapp) ~= Application then
+    error("bad argument #2 to 'add_subapp' (web.Application expected, got "
+          .. check.typename(subapp) .. ")", 2)
+  end
+  prefix = prefix:gsub("/+$", "")
+  if prefix == "" then
+    error(asyncio.ValueError("Prefix cannot be empty"), 2)
+  end
+  if rawget(self, "_frozen") then
+    error(asyncio.RuntimeError("Cannot add sub application to frozen "
+                               .. "application"), 2)
+  end
+  if rawget(subapp, "_frozen") or subapp == self then
+    error(asyncio.RuntimeError("Cannot add frozen application"), 2)
+  end
+  prefix_routes(subapp.router, prefix)
+  rawset(subapp, "_frozen", true)
+  subapp.router._frozen = true
+  local subs = self.router._subapps
+  subs[#subs + 1] = {prefix = prefix, app = subapp}
+  local on_startup, on_shutdown, on_cleanup = rawget(self, "on_startup"),
+    rawget(self, "on_shutdown"), rawget(self, "on_cleanup")
+  on_startup[#on_startup + 1] = function() startup(subapp) end
+  on_shutdown[#on_shutdown + 1] = function() shutdown(subapp) end
+  on_cleanup[#on_cleanup + 1] = function() cleanup(subapp) end
+  return subapp
 end
 
 ---------------------------------------------------------------------------
@@ -1852,16 +1957,35 @@ function ViewClass.__call(cls, request)
   return setmetatable({request = request}, cls._instance_mt)
 end
 
+--- The handler h inside the middlewares of app (the first outermost).
+local function with_middlewares(app, h)
+  local mws = app.middlewares
+  for i = #mws, 1, -1 do
+    local mw, nxt = mws[i], h
+    h = async(function(req)
+      return call_handler(function(r) return mw(r, nxt) end, req)
+    end)
+  end
+  return h
+end
+
 --- The response to request (raises what the handlers raise).
 function Application:_handle(request)
-  local route, mi, allowed = self.router:resolve(request.method,
+  -- extra: a sub-application route's applications, or a 405's methods
+  local route, mi, extra = self.router:resolve(request.method,
     request.path, request._rpath)
   local h
   if route then
     request.match_info = mi
     request.route = route
     h = route.handler
+    if extra then -- self, then each sub-application, the innermost last
+      local apps = {self, table.unpack(extra)}
+      request.app, request._apps = apps[#apps], apps
+      for i = #apps, 2, -1 do h = with_middlewares(apps[i], h) end
+    end
   else
+    local allowed = extra
     request.match_info = {}
     -- a coroutine function: the 404/405 is raised when awaited, inside
     -- the middlewares' pcall(await, handler(req)), so they can catch it
@@ -1873,14 +1997,7 @@ function Application:_handle(request)
       error(M.HTTPNotFound(), 0)
     end)
   end
-  local mws = self.middlewares
-  for i = #mws, 1, -1 do
-    local mw, nxt = mws[i], h
-    h = async(function(req)
-      return call_handler(function(r) return mw(r, nxt) end, req)
-    end)
-  end
-  return call_handler(h, request)
+  return call_handler(with_middlewares(self, h), request)
 end
 
 ---------------------------------------------------------------------------
@@ -2359,39 +2476,61 @@ end
 
 --- Runs the cleanup functions the app's cleanup_ctx entries gave, the
 -- last set up first; raises the first error once all ran.
-local function run_cleanups(self)
-  local exits, first = self._exits or {}, nil
-  self._exits = nil
+--- Runs the cleanup functions app's cleanup_ctx entries gave, the
+-- last first; all run, then the first error raises.
+local function run_cleanups(app)
+  local exits, first = rawget(app, "_exits") or {}, nil
+  rawset(app, "_exits", nil)
   for i = #exits, 1, -1 do
-    local ok, e = pcall(call_handler, exits[i], self.app)
+    local ok, e = pcall(call_handler, exits[i], app)
     if not ok and first == nil then first = e end
   end
   if first ~= nil then error(first, 0) end
 end
 
---- setup() -> Coroutine: sets up the app's cleanup_ctx entries (each
--- fn(app) does its setup and returns its cleanup function, aiohttp's
--- generator up to its yield and after it), then runs its on_startup
--- callbacks. An entry that fails has the ones before it cleaned up.
-AppRunner.setup = async(function(self)
-  self._exits = {}
-  for i, ctx in ipairs(self.app.cleanup_ctx) do
-    local ok, exit = pcall(call_handler, ctx, self.app)
+--- Sets up app's cleanup_ctx entries (each fn(app) does its setup and
+-- returns its cleanup function, aiohttp's generator up to its yield and
+-- after it), then runs its on_startup callbacks. An entry that fails
+-- has the ones before it cleaned up.
+function startup(app)
+  local exits = {}
+  rawset(app, "_exits", exits)
+  for i, ctx in ipairs(rawget(app, "cleanup_ctx")) do
+    local ok, exit = pcall(call_handler, ctx, app)
     if not ok then
-      pcall(run_cleanups, self)
+      pcall(run_cleanups, app)
       error(exit, 0)
     end
     if type(exit) ~= "function" and not (getmetatable(exit) or {}).__call
         then
-      pcall(run_cleanups, self)
+      pcall(run_cleanups, app)
       error(asyncio.TypeError(("cleanup_ctx entry %d returned %s, not its "
         .. "cleanup function"):format(i, type(exit))), 0)
     end
-    self._exits[#self._exits + 1] = exit
+    exits[#exits + 1] = exit
   end
-  for _, cb in ipairs(self.app.on_startup) do
-    call_handler(cb, self.app)
-  end
+  for _, cb in ipairs(rawget(app, "on_startup")) do call_handler(cb, app) end
+end
+
+--- Runs app's on_shutdown callbacks.
+function shutdown(app)
+  for _, cb in ipairs(rawget(app, "on_shutdown")) do call_handler(cb, app) end
+end
+
+--- Runs app's cleanup functions (run_cleanups), then its on_cleanup
+-- callbacks; then raises the cleanup functions' first error.
+function cleanup(app)
+  local ok, err = pcall(run_cleanups, app)
+  for _, cb in ipairs(rawget(app, "on_cleanup")) do call_handler(cb, app) end
+  if not ok then error(err, 0) end
+end
+
+--- setup() -> Coroutine: freezes the app (no more sub-applications),
+-- then starts it: its cleanup_ctx entries, then its on_startup callbacks
+-- (those of its sub-applications among them).
+AppRunner.setup = async(function(self)
+  rawset(self.app, "_frozen", true)
+  startup(self.app)
 end)
 
 --- cleanup() -> Coroutine: stops accepting, closes idle connections,
@@ -2400,9 +2539,7 @@ end)
 AppRunner.cleanup = async(function(self)
   self._closing = true
   for _, site in ipairs(self.sites) do site.server:close() end
-  for _, cb in ipairs(self.app.on_shutdown) do
-    call_handler(cb, self.app)
-  end
+  shutdown(self.app)
   for conn in pairs(self._conns) do
     if not conn.serving then conn.transport:close() end
   end
@@ -2419,11 +2556,7 @@ AppRunner.cleanup = async(function(self)
   for _, site in ipairs(self.sites) do
     await(site.server:wait_closed())
   end
-  local ok, err = pcall(run_cleanups, self)
-  for _, cb in ipairs(self.app.on_cleanup) do
-    call_handler(cb, self.app)
-  end
-  if not ok then error(err, 0) end
+  cleanup(self.app)
 end)
 
 local TCPSite = {__name = "web.TCPSite"}
