@@ -27,7 +27,7 @@ PKGS = gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted \
 # the batteries' libraries, and the real peers their specs talk to
 BATTERY_PKGS = libssl-dev libhttp-parser-dev libhiredis-dev lua-cjson \
   zlib1g-dev
-PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools
+PEER_PKGS = openssl curl python3 python3-aiohttp redis-tools tinyproxy
 CHECK_PKGS = valgrind
 BENCH_PKGS = python3 python3-uvloop lua-luv lua-cqueues nodejs python3-redis wrk
 

@@ -43,6 +43,9 @@ M.ClientConnectionError =
 M.ClientOSError = M.ClientConnectionError:subclass("http.ClientOSError")
 M.ClientConnectorError =
   M.ClientOSError:subclass("http.ClientConnectorError")
+-- a proxy that could not be reached
+M.ClientProxyConnectionError =
+  M.ClientConnectorError:subclass("http.ClientProxyConnectionError")
 -- TLS failures while connecting, as aiohttp: a certificate that does not
 -- verify (`.certificate_error`: the ssl.SSLCertVerificationError, with
 -- verify_code and verify_message), any other ssl.SSLError
@@ -116,6 +119,9 @@ M.ClientResponseError =
   response_error_class("http.ClientResponseError", ClientError)
 M.ContentTypeError =
   response_error_class("http.ContentTypeError", M.ClientResponseError)
+-- a proxy that refused to open a tunnel (its status and reason)
+M.ClientHttpProxyError =
+  response_error_class("http.ClientHttpProxyError", M.ClientResponseError)
 M.TooManyRedirects =
   response_error_class("http.TooManyRedirects", M.ClientResponseError)
 M.InvalidURL = ClientError:subclass("http.InvalidURL", function(e, url)
@@ -895,6 +901,7 @@ local KINDS = {
   params = {function(v)
     return type(v) == "string" or type(v) == "table" end,
     "string or table"},
+  proxy = {function(v) return type(v) == "string" end, "string"},
   compress = {function(v)
     return v == "deflate" or v == "gzip" or type(v) == "boolean" end,
     "\"deflate\", \"gzip\" or boolean"},
@@ -915,12 +922,14 @@ local REQUEST_OPTS = {params = "params", headers = "table", data = "data",
   json = "any", allow_redirects = "boolean", max_redirects = "count",
   timeout = "timeout", raise_for_status = "boolean", ssl = "any",
   auth = "auth", cookies = "table", skip_auto_headers = "names",
-  compress = "compress"}
+  compress = "compress", proxy = "proxy", proxy_auth = "auth",
+  proxy_headers = "table"}
 local SESSION_OPTS = {base_url = "any", headers = "table",
   timeout = "timeout", limit = "count", limit_per_host = "count",
   raise_for_status = "boolean", cookie_jar = "table", auth = "auth",
   cookies = "table", auto_decompress = "boolean",
-  skip_auto_headers = "names", force_close = "boolean"}
+  skip_auto_headers = "names", force_close = "boolean", proxy = "proxy",
+  proxy_auth = "auth", trust_env = "boolean"}
 
 --- The message of a params table holding a value that is not a string
 -- or a number (aiohttp raises TypeError), or nil.
@@ -1018,6 +1027,8 @@ function M.ClientSession(opts)
     _decompress = opts.auto_decompress ~= false, cookie_jar = jar,
     _skip = opts.skip_auto_headers and name_set(opts.skip_auto_headers),
     _force_close = opts.force_close or false,
+    _proxy = opts.proxy, _proxy_auth = opts.proxy_auth,
+    _trust_env = opts.trust_env or false,
     _pool = {}, closed = false, _urls = {}, _nurls = 0}, ClientSession)
 end
 
@@ -1061,6 +1072,106 @@ local function tls_context(opt)
   return no_verify
 end
 
+---------------------------------------------------------------------------
+-- Proxies
+
+-- the proxy variable of the environment for each scheme (trust_env)
+local ENV_PROXY = {http = "http", ws = "http", https = "https",
+                   wss = "https"}
+
+--- Does the environment's no_proxy (or NO_PROXY) exempt u: "*", or an
+-- entry that is its host or host:port, or ends it after a "." (a leading
+-- "." ignored), as Python's urllib matches them?
+local function no_proxy(u)
+  local list = os.getenv("no_proxy") or os.getenv("NO_PROXY") or ""
+  local host = u.host
+  local hostport = host .. ":" .. u.port
+  for entry in list:gmatch("[^,%s]+") do
+    entry = entry:lower():gsub("^%.+", "")
+    if entry == "*" then return true end
+    for _, h in ipairs{host, hostport} do
+      if h == entry or h:sub(-#entry - 1) == "." .. entry then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+--- The environment's proxy URL for u (http_proxy or HTTP_PROXY,
+-- https_proxy or HTTPS_PROXY), or nil.
+local function env_proxy(u)
+  local name = ENV_PROXY[u.scheme]
+  local proxy = os.getenv(name .. "_proxy") or os.getenv(name:upper() ..
+                                                         "_PROXY")
+  if proxy == nil or proxy == "" or no_proxy(u) then return nil end
+  return proxy
+end
+
+--- The proxy of a request to u, {u =, auth =, headers =}, or nil: the
+-- request's proxy option, else the session's, else (trust_env) the
+-- environment's; its credentials are proxy_auth, else those of its URL.
+-- Only http:// proxies are supported (ValueError otherwise).
+function ClientSession:_proxy_for(u, opts)
+  local proxy = opts.proxy or self._proxy
+  if proxy == nil and self._trust_env then proxy = env_proxy(u) end
+  if proxy == nil then return nil end
+  local p = url_mod.parse(proxy, M.InvalidURL)
+  if p.scheme ~= "http" then
+    error(asyncio.ValueError("Only http proxies are supported"), 0)
+  end
+  local auth = opts.proxy_auth or self._proxy_auth or
+    (p.user and BasicAuth(p.user, p.password or ""))
+  return {u = p, auth = auth, headers = opts.proxy_headers}
+end
+
+--- Does a request to u through a proxy go through a CONNECT tunnel?
+-- (Only plain http requests are sent to the proxy itself.)
+local function tunnelled(u) return u.scheme ~= "http" end
+
+--- Adds the fields a request sent to the proxy itself carries: its
+-- Proxy-Authorization and proxy_headers.
+local function add_proxy_fields(hdrs, proxy)
+  if proxy.auth then hdrs:set("Proxy-Authorization", proxy.auth:encode()) end
+  for name, value in pairs(proxy.headers or {}) do
+    hdrs:set(name, value)
+  end
+end
+
+local default_tls
+--- The SSLContext start_tls takes for a request's `ssl` option
+-- (tls_context's, with a default context for its true).
+local function start_tls_context(opt)
+  local ctx = tls_context(opt)
+  if ctx ~= true then return ctx end
+  if not default_tls then
+    default_tls = require("asyncio.ssl").create_default_context()
+  end
+  return default_tls
+end
+
+--- Opens a tunnel to u through the proxy connection r, w (CONNECT
+-- host:port), then TLS over it for https and wss (ssl: the request's
+-- option). A status other than 200 raises ClientHttpProxyError.
+local function open_tunnel(r, w, u, proxy, ssl)
+  local h = u.host:find(":", 1, true) and "[" .. u.host .. "]" or u.host
+  local target = h .. ":" .. u.port
+  local hdrs = CIMultiDict()
+  hdrs:add("Host", target)
+  add_proxy_fields(hdrs, proxy)
+  w:write(_http.head("CONNECT " .. target .. " HTTP/1.1", hdrs))
+  local ok, head = pcall(await, r:readuntil("\r\n\r\n"))
+  local status, reason
+  if ok then status, reason = head:match("^HTTP/1%.%d (%d%d%d) ?([^\r]*)") end
+  if status ~= "200" then
+    error(M.ClientHttpProxyError{status = tonumber(status) or 0,
+      message = reason or "bad answer to CONNECT"}, 0)
+  end
+  if u.scheme == "https" or u.scheme == "wss" then
+    await(w:start_tls(start_tls_context(ssl), {server_hostname = u.host}))
+  end
+end
+
 --- Takes the permits of a connection to key (the session's limit, then
 -- the host's).
 local function acquire(self, key)
@@ -1080,6 +1191,32 @@ local function acquire(self, key)
 end
 local acquire_co = async(acquire)
 
+--- open_connection to u (copts: its TLS options), or through proxy:
+-- to the proxy, then a tunnel (open_tunnel) unless u is plain http. A
+-- proxy that cannot be reached raises ClientProxyConnectionError.
+local open_stream = async(function(u, copts, proxy, ssl)
+  if not proxy then return await(asyncio.open_connection(u.host, u.port,
+                                                        copts)) end
+  local p = proxy.u
+  local ok, r, w = pcall(await, asyncio.open_connection(p.host, p.port))
+  if not ok then
+    if is_cancel(r) or iserror(r, asyncio.TimeoutError) then error(r, 0) end
+    local e = M.ClientProxyConnectionError(("Cannot connect to host "
+      .. "%s:%d ssl:False [%s]"):format(p.host, p.port,
+      tostring(r and r.message or r)))
+    e.os_error, e.host, e.port = r, p.host, p.port
+    error(e, 0)
+  end
+  if tunnelled(u) then
+    local tok, e = pcall(open_tunnel, r, w, u, proxy, ssl)
+    if not tok then
+      w:close()
+      error(e, 0)
+    end
+  end
+  return r, w
+end)
+
 local function connect_timeout(u)
   return M.ConnectionTimeoutError("Connection timeout to host " ..
                                   url_mod.format(u))
@@ -1089,12 +1226,16 @@ end
 -- permits taken. Returns conn, reused. Raises ServerTimeoutError past
 -- timeout.connect (waiting for permits and connecting) or
 -- sock_connect (connecting).
-function ClientSession:_connect(u, opts, timeout)
+function ClientSession:_connect(u, opts, timeout, proxy)
   local key = u.scheme .. "://" .. u.host .. ":" .. u.port
   if opts.ssl ~= nil and opts.ssl ~= true and
       (u.scheme == "https" or u.scheme == "wss") then
     -- a connection verified otherwise is not shared
     key = key .. " " .. tostring(opts.ssl)
+  end
+  if proxy then
+    key = ("%s via %s:%d %s"):format(key, proxy.u.host, proxy.u.port,
+      proxy.auth and proxy.auth:encode() or "")
   end
   if timeout.connect then
     local ok, e = pcall(bounded, acquire_co(self, key), timeout.connect)
@@ -1118,13 +1259,13 @@ function ClientSession:_connect(u, opts, timeout)
   if u.scheme == "https" or u.scheme == "wss" then
     copts = {ssl = tls_context(opts.ssl), server_hostname = u.host}
   end
-  local ok, r, w = pcall(bounded, asyncio.open_connection(u.host, u.port,
-    copts), timeout.sock_connect or timeout.connect)
+  local ok, r, w = pcall(bounded, open_stream(u, copts, proxy, opts.ssl),
+                         timeout.sock_connect or timeout.connect)
   if not ok then
     if self._limit then self._limit:release() end
     local ph = self._per_host[key]
     if ph then ph:release() end
-    if is_cancel(r) then error(r, 0) end
+    if is_cancel(r) or iserror(r, ClientError) then error(r, 0) end
     if iserror(r, asyncio.TimeoutError) and r.errno == nil then -- ours
       error(connect_timeout(u), 0)
     end
@@ -1458,12 +1599,14 @@ local function encoded_body(opts, hdrs, method, skip)
   return compressed_body(body, coding)
 end
 
---- The bytes of a request's head (with a string body after it); a
--- field the C writer refuses (CR, LF or NUL in it, a bad name) raises
--- ValueError, as aiohttp's.
-local function request_head(method, u, hdrs, body)
-  local line = method .. " " .. u.path ..
-    (u.query ~= "" and "?" .. u.query or "") .. " HTTP/1.1"
+--- The bytes of a request's head (with a string body after it), its
+-- target in absolute form for a proxy (absolute); a field the C writer
+-- refuses (CR, LF or NUL in it, a bad name) raises ValueError, as
+-- aiohttp's.
+local function request_head(method, u, hdrs, body, absolute)
+  local target = absolute and url_mod.format(u) or u.path ..
+    (u.query ~= "" and "?" .. u.query or "")
+  local line = method .. " " .. target .. " HTTP/1.1"
   local ok, bytes = pcall(_http.head, line, hdrs,
                           type(body) == "string" and body or nil)
   if not ok then
@@ -1535,11 +1678,14 @@ local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, TRACE = true,
 -- head read; the reads of its body stop at `deadline` (a loop time).
 function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
                              deadline)
-  local head_bytes = request_head(method, u, hdrs, body)
+  local proxy = self:_proxy_for(u, opts)
+  local to_proxy = proxy and not tunnelled(u)
+  if to_proxy then add_proxy_fields(hdrs, proxy) end
+  local head_bytes = request_head(method, u, hdrs, body, to_proxy)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local conn, reused = self:_connect(u, opts, timeout)
+    local conn, reused = self:_connect(u, opts, timeout, proxy)
     conn.got_bytes, conn.deadline, conn.in_body = false, deadline, false
     local ok, head = pcall(exchange, conn, method, head_bytes, body,
                            timeout.sock_read)
@@ -1990,7 +2136,8 @@ end
 local WS_OPTS = {headers = "table", protocols = "any", heartbeat = "any",
   autoping = "any", autoclose = "any", receive_timeout = "any",
   max_msg_size = "any", timeout = "any", origin = "any", ssl = "any",
-  params = "params", auth = "auth", method = "string"}
+  params = "params", auth = "auth", method = "string", proxy = "proxy",
+  proxy_auth = "auth", proxy_headers = "table"}
 
 --- The handshake of session:ws_connect(url, opts), opts checked.
 local ws_connect = async(function(self, url, opts)
@@ -2007,7 +2154,8 @@ local ws_connect = async(function(self, url, opts)
   local resp = await(self:request(opts.method or "GET", url, {
     headers = hdrs, params = opts.params, auth = opts.auth,
     allow_redirects = false, timeout = type(opts.timeout) == "table" and
-    opts.timeout or nil, ssl = opts.ssl}))
+    opts.timeout or nil, ssl = opts.ssl, proxy = opts.proxy,
+    proxy_auth = opts.proxy_auth, proxy_headers = opts.proxy_headers}))
   local function fail(message)
     resp:close()
     error(M.WSServerHandshakeError{status = resp.status, message = message,
