@@ -12,11 +12,6 @@ local async, await = asyncio.async, asyncio.await
 
 local TEXT = ("compress me, "):rep(200)
 
---- A started server of app: runner, base URL.
-local function start(app)
-  local runner, port = await(peers.serve(app))
-  return runner, "http://127.0.0.1:" .. port
-end
 
 --- curl's answer to a GET of url with the extra arguments: head, body.
 local function curl(url, ...)
@@ -104,11 +99,11 @@ describe("HTTP compression", function()
   describe("enable_compression", function()
     it("sends a Response deflated to curl, with its compressed length",
        aspec.async(function()
-      local runner, base = start(app_of(function(r)
+      local runner, base = await(peers.start(app_of(function(r)
         assert.is_false(r.compression)
         r:enable_compression()
         assert.is_true(r.compression)
-      end))
+      end)))
       -- curl --compressed asks for deflate and gzip: aiohttp's order
       -- picks deflate
       local head, body = curl(base .. "/text", "--compressed")
@@ -123,9 +118,9 @@ describe("HTTP compression", function()
 
     it("picks gzip when only gzip is accepted, and nothing when none is",
        aspec.async(function()
-      local runner, base = start(app_of(function(r)
+      local runner, base = await(peers.start(app_of(function(r)
         r:enable_compression()
-      end))
+      end)))
       for _, case in ipairs{
           {"gzip", "gzip"}, {"deflate;q=0, gzip;q=0.5", "gzip"},
           {"GZIP", "gzip"}, {"br", nil}, {"identity", nil},
@@ -148,17 +143,20 @@ describe("HTTP compression", function()
 
     it("streams a StreamResponse forced to gzip, chunked, to aiohttp",
        aspec.async(function()
-      local runner, base = start(app_of(function(r)
+      local runner, base = await(peers.start(app_of(function(r)
         r:enable_compression("gzip")
-      end))
+      end)))
       local out, st = await(peers.python([[
 import asyncio, sys, aiohttp
 async def main():
     async with aiohttp.ClientSession() as s:
-        async with s.get(sys.argv[1], headers={"Accept-Encoding": "br"}) as r:
+        h = {"Accept-Encoding": "br"}
+        async with s.get(sys.argv[1], headers=h) as r:
             body = await r.text()
-            print(r.headers["Content-Encoding"], r.headers["Transfer-Encoding"],
-                  "Content-Length" in r.headers, len(body), body == sys.argv[2])
+            print(r.headers["Content-Encoding"],
+                  r.headers["Transfer-Encoding"],
+                  "Content-Length" in r.headers, len(body),
+                  body == sys.argv[2])
 asyncio.run(main())
 ]], base .. "/stream", TEXT))
       assert.equal(0, st)
@@ -167,14 +165,16 @@ asyncio.run(main())
     end))
 
     it("leaves identity, 204 and HEAD bodies alone", aspec.async(function()
-      local runner, base = start(app_of(function(r)
+      local runner, base = await(peers.start(app_of(function(r)
         r:enable_compression(web.ContentCoding.identity)
-      end))
+      end)))
       local head, body = curl(base .. "/text", "--compressed")
       assert.is_nil(header(head, "Content-Encoding"))
       assert.equal(TEXT, body)
       await(runner:cleanup())
-      runner, base = start(app_of(function(r) r:enable_compression(true) end))
+      runner, base = await(peers.start(app_of(function(r)
+        r:enable_compression(true)
+      end)))
       head = curl(base .. "/nothing", "--compressed")
       assert.truthy(head:match("^HTTP/1.1 204"))
       assert.is_nil(header(head, "Content-Encoding"))
@@ -198,7 +198,7 @@ asyncio.run(main())
         r:enable_compression("gzip")
         return r
       end)
-      local runner, base = start(app)
+      local runner, base = await(peers.start(app))
       local s <close> = http.ClientSession()
       local r = await(s:get(base .. "/file"))
       assert.equal("gzip", r.headers["content-encoding"])
@@ -253,7 +253,7 @@ asyncio.run(main())
         return web.Response{text = req.headers["content-encoding"] .. " " ..
           await(req:text())}
       end))
-      local runner, base = start(app)
+      local runner, base = await(peers.start(app))
       local s <close> = http.ClientSession()
       local r = await(s:post(base .. "/", {json = {a = TEXT},
                                           compress = "gzip"}))

@@ -66,8 +66,8 @@ describe("the client through a proxy", function()
     local r = await(s:get(base .. "/echo", {proxy = proxy}))
     assert.equal(407, r.status)
     r:release()
-    local ok, e = pcall(await, s:get(tls .. "/hello", {proxy = proxy,
-                                                      ssl = certs.client_ctx()}))
+    local ok, e = pcall(await, s:get(tls .. "/hello",
+      {proxy = proxy, ssl = certs.client_ctx()}))
     assert.is_false(ok)
     assert.is_true(asyncio.iserror(e, http.ClientHttpProxyError), tostring(e))
     assert.is_true(asyncio.iserror(e, http.ClientResponseError))

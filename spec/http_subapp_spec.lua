@@ -9,11 +9,6 @@ local http = require "asyncio.http"
 local peers = dofile("spec/fixtures/http_peers.lua")
 local async, await = asyncio.async, asyncio.await
 
---- A started server of app: runner, base URL.
-local function start(app)
-  local runner, port = await(peers.serve(app))
-  return runner, "http://127.0.0.1:" .. port
-end
 
 --- {status, body} of a request (our client)
 local function answer(method, url)
@@ -39,7 +34,7 @@ describe("add_subapp", function()
     admin.router:add_get("/users/{id}", whoami, {name = "user"})
     admin.router:add_get("/", whoami)
     assert.equal(admin, root:add_subapp("/admin/", admin))
-    local runner, base = start(root)
+    local runner, base = await(peers.start(root))
     assert.same({200, "root root's 1"}, answer("GET", base .. "/1"))
     assert.same({200, "admin admin's 7"},
                 answer("GET", base .. "/admin/users/7"))
@@ -66,7 +61,7 @@ describe("add_subapp", function()
     api.router:add_post("/items", whoami)
     api.router:add_put("/items", whoami)
     root:add_subapp("/api", api)
-    local runner, base = start(root)
+    local runner, base = await(peers.start(root))
     local s <close> = http.ClientSession()
     local r = await(s:get(base .. "/api/items"))
     assert.equal(405, r.status)
@@ -94,7 +89,7 @@ describe("add_subapp", function()
     sub:add_subapp("/b", inner)
     sub.router:add_get("/x/{id}", whoami)
     root:add_subapp("/a", sub)
-    local runner, base = start(root)
+    local runner, base = await(peers.start(root))
     assert.same({200, "inner nil 1"}, answer("GET", base .. "/a/b/x/1"))
     assert.same({"r1>", "r2>", "s1>", "i1>", "<i1", "<s1", "<r2", "<r1"},
                 log)
@@ -128,7 +123,7 @@ describe("add_subapp", function()
     root.on_startup[#root.on_startup + 1] = note("root startup 2")
     root.on_shutdown[#root.on_shutdown + 1] = note("root shutdown")
     root.on_cleanup[#root.on_cleanup + 1] = note("root cleanup")
-    local runner = start(root)
+    local runner = await(peers.start(root))
     assert.same({"root ctx up", "root startup", "sub ctx up true",
                  "sub startup", "root startup 2"}, log)
     log = {}
@@ -161,7 +156,7 @@ describe("add_subapp", function()
 
   it("cannot be added once the parent runs", aspec.async(function()
     local root = web.Application()
-    local runner = start(root)
+    local runner = await(peers.start(root))
     local ok, e = pcall(root.add_subapp, root, "/late", web.Application())
     assert.is_true(asyncio.iserror(e, asyncio.RuntimeError))
     assert.equal("Cannot add sub application to frozen application",

@@ -7,11 +7,6 @@ local http = require "asyncio.http"
 local peers = dofile("spec/fixtures/http_peers.lua")
 local async, await = asyncio.async, asyncio.await
 
---- A started server of app: runner, base URL.
-local function start(app)
-  local runner, port = await(peers.serve(app))
-  return runner, "http://127.0.0.1:" .. port
-end
 
 --- method url [, body] -> status, body, headers (our client)
 local function call(method, url, body)
@@ -46,7 +41,7 @@ describe("web.View", function()
     local route = app.router:add_view("/items/{id}", Item)
     assert.equal("*", route.method)
     assert.equal(Item, route.handler)
-    local runner, base = start(app)
+    local runner, base = await(peers.start(app))
     assert.same({200, "item 7"}, answer("GET", base .. "/items/7"))
     assert.same({201, "stored abc"},
                 answer("POST", base .. "/items/7", "abc"))
@@ -60,7 +55,7 @@ describe("web.View", function()
      aspec.async(function()
     local app = web.Application()
     app.router:add_view("/items/{id}", Item)
-    local runner, base = start(app)
+    local runner, base = await(peers.start(app))
     for _, m in ipairs{"DELETE", "HEAD", "PATCH", "OPTIONS"} do
       local status, _, headers = call(m, base .. "/items/1")
       assert.equal(405, status, m)
@@ -84,7 +79,7 @@ describe("web.View", function()
     routes:view("/b/{id}", Item, {name = "b"})
     app.router:add_routes(routes)
     app.router:add_routes{web.view("/c/{id}", Item)}
-    local runner, base = start(app)
+    local runner, base = await(peers.start(app))
     for i, p in ipairs{"a", "b", "c"} do
       local status, body, headers = call("GET", base .. "/" .. p .. "/" .. i)
       assert.same({200, "item " .. i, tostring(i)},
@@ -104,7 +99,7 @@ describe("web.View", function()
     }, {__index = Item.methods}))
     local app = web.Application()
     app.router:add_view("/items/{id}", Child)
-    local runner, base = start(app)
+    local runner, base = await(peers.start(app))
     assert.same({200, "item 3"}, answer("GET", base .. "/items/3"))
     assert.same({200, "deleted /items/3"},
                 answer("DELETE", base .. "/items/3"))
@@ -122,7 +117,8 @@ describe("web.View", function()
     assert.equal("item 5", await(v).text)
     assert.has_error(function() web.View(5) end,
       "bad argument #1 to 'View' (table expected, got number)")
-    assert.has_error(function() web.Application().router:add_view("x", Item) end,
+    local router = web.Application().router
+    assert.has_error(function() router:add_view("x", Item) end,
       "bad argument #1 to 'add_view' (path starting with / expected)")
   end))
 end)

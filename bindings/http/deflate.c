@@ -62,8 +62,21 @@ static void encode(lua_State *L, deflater *d, luaL_Buffer *b,
            (flush == Z_FINISH && rc != Z_STREAM_END));
 }
 
-/* Checks that z (at 1) can take more, and pushes its piece (at 2, or ""
- * when opt and none is given); returns it. */
+/* encode for all of s[0..n), in slices of what zlib's uInt counts; the
+ * last one with flush (and none for an empty piece with Z_NO_FLUSH). */
+static void encode_all(lua_State *L, deflater *d, luaL_Buffer *b,
+                       const unsigned char *s, size_t n, int flush) {
+  const size_t most = (size_t)UINT32_MAX / 2;
+  while (n > most) {
+    encode(L, d, b, s, most, Z_NO_FLUSH);
+    s += most;
+    n -= most;
+  }
+  if (n > 0 || flush != Z_NO_FLUSH) encode(L, d, b, s, n, flush);
+}
+
+/* Checks that z (at 1) can take more, and returns it with its piece (at
+ * 2, or "" when opt and none is given) in *s, *n. */
 static deflater *check_open(lua_State *L, const unsigned char **s,
                             size_t *n, int opt) {
   deflater *d = luaL_checkudata(L, 1, DEFLATER_MT);
@@ -80,13 +93,7 @@ static int l_feed(lua_State *L) {
   deflater *d = check_open(L, &s, &n, 0);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  /* zlib counts input in uInt: a larger piece goes in slices */
-  while (n > 0) {
-    size_t slice = n > (size_t)UINT32_MAX / 2 ? (size_t)UINT32_MAX / 2 : n;
-    encode(L, d, &b, s, slice, Z_NO_FLUSH);
-    s += slice;
-    n -= slice;
-  }
+  encode_all(L, d, &b, s, n, Z_NO_FLUSH);
   luaL_pushresult(&b);
   return 1;
 }
@@ -98,12 +105,7 @@ static int l_finish(lua_State *L) {
   deflater *d = check_open(L, &s, &n, 1);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  while (n > (size_t)UINT32_MAX / 2) {
-    encode(L, d, &b, s, (size_t)UINT32_MAX / 2, Z_NO_FLUSH);
-    s += (size_t)UINT32_MAX / 2;
-    n -= (size_t)UINT32_MAX / 2;
-  }
-  encode(L, d, &b, s, n, Z_FINISH);
+  encode_all(L, d, &b, s, n, Z_FINISH);
   d->finished = 1;
   close_stream(d);
   luaL_pushresult(&b);
