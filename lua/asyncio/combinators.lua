@@ -31,7 +31,7 @@ local CancelledError, TimeoutError = errors.CancelledError,
   errors.TimeoutError
 local error, getmetatable, pcall, rawget, type =
   error, getmetatable, pcall, rawget, type
-local pack = table.pack
+local select = select
 
 local M = {}
 
@@ -127,9 +127,10 @@ local GATHER_OPTIONS = check.option_set({"return_exceptions"})
 -- with it, errors are values in their slots. Cancelling the returned
 -- future, or the task that awaits it, cancels every child not yet done.
 function M.gather(...)
-  -- the children, one slot per argument, filled in place of the arguments
-  local children = pack(...)
-  local n = children.n
+  -- the children, one slot per argument, filled in place of the
+  -- arguments (a table constructor: no per-element call as in table.pack)
+  local children = {...}
+  local n = select("#", ...)
   local return_exceptions = false
   if n > 0 and is_options(children[n]) then
     check.options(children[n], n, "gather", GATHER_OPTIONS)
