@@ -437,10 +437,8 @@ int aio_future_push_result(lua_State *L, int fidx) {
 /* ------------------------------------------------------------------ */
 /* Done callbacks                                                      */
 
-void aio_future_add_callback(lua_State *L, int fidx) {
-  aio_future *f;
-  fidx = lua_absindex(L, fidx);
-  f = lua_touserdata(L, fidx);
+/* aio_future_add_callback for the future f at the absolute index fidx. */
+static void add_callback(lua_State *L, int fidx, aio_future *f) {
   if (f->state != AIO_PENDING) {
     schedule_one(L, f->loop, fidx);
     return;
@@ -462,6 +460,11 @@ void aio_future_add_callback(lua_State *L, int fidx) {
     lua_pop(L, 1);
   }
   f->ncb++;
+}
+
+void aio_future_add_callback(lua_State *L, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  add_callback(L, fidx, lua_touserdata(L, fidx));
 }
 
 /* Removes every callback rawequal to the value at vidx; returns how many
@@ -1868,14 +1871,19 @@ static int l_task_new(lua_State *L) {
   return 1;
 }
 
+/* ensure_future's check of a future f given with a loop (NULL: none). */
+static void check_future_loop(lua_State *L, aio_future *f, aio_loop *loop) {
+  if (loop != NULL && f->loop != loop)
+    aio_raisef(L, AIO_E_VALUE, "The future belongs to a different loop "
+               "than the one specified as the loop argument");
+}
+
 int aio_ensure_future(lua_State *L, int idx, aio_loop *loop) {
   aio_future *f;
   idx = lua_absindex(L, idx);
   f = aio_test_future(L, idx);
   if (f != NULL) {
-    if (loop != NULL && f->loop != loop)
-      aio_raisef(L, AIO_E_VALUE, "The future belongs to a different loop "
-                 "than the one specified as the loop argument");
+    check_future_loop(L, f, loop);
     lua_pushvalue(L, idx);
     return 0;
   }
@@ -2018,6 +2026,29 @@ static int l__gather_count(lua_State *L) {
   return 1;
 }
 
+/* _gather_watch's stack: its arguments, then two tables made when
+ * needed (nil until then). */
+enum { GW_CB = 1, GW_CHILDREN, GW_N,
+       GW_WRAPPED, /* awaitable -> the task made for it */
+       GW_DONE };  /* the children done at the start, in order */
+
+/* Counts the child f at fidx: lists it in GW_DONE (*ndone entries) when
+ * it is done, else adds GW_CB to its done-callbacks. */
+static void watch_child(lua_State *L, int fidx, aio_future *f,
+                        unsigned *ndone) {
+  if (f->state != AIO_PENDING) {
+    if (lua_isnil(L, GW_DONE)) {
+      lua_newtable(L);
+      lua_replace(L, GW_DONE);
+    }
+    lua_pushvalue(L, fidx);
+    lua_rawseti(L, GW_DONE, ++*ndone);
+  } else {
+    lua_pushvalue(L, GW_CB);
+    add_callback(L, fidx, f);
+  }
+}
+
 /* _gather_watch(cb, children, n) -> nchildren, loop, done|nil: gather's
  * set-up of its children, in argument order. children[i] becomes
  * ensure_future(children[i], loop of the first child), an awaitable given
@@ -2027,51 +2058,52 @@ static int l__gather_count(lua_State *L) {
  * last: an argument that raises leaves it unset, the callbacks already
  * added staying (Python does the same). */
 static int l__gather_watch(lua_State *L) {
-  enum { CB = 1, CHILDREN, N, WRAPPED, DONE };
   gather_counter *c = check_gather_cb(L);
-  lua_Integer n = luaL_checkinteger(L, N), i;
+  lua_Integer n = luaL_checkinteger(L, GW_N), i;
   unsigned nchildren = 0, ndone = 0;
   aio_loop *loop = NULL;
-  luaL_checktype(L, CHILDREN, LUA_TTABLE);
-  lua_settop(L, N);
-  lua_pushnil(L); /* WRAPPED: awaitable -> its task, made when needed */
-  lua_pushnil(L); /* DONE: made when needed */
+  luaL_checktype(L, GW_CHILDREN, LUA_TTABLE);
+  lua_settop(L, GW_N);
+  lua_pushnil(L); /* GW_WRAPPED */
+  lua_pushnil(L); /* GW_DONE */
   for (i = 1; i <= n; i++) {
+    int arg = GW_DONE + 1;
     aio_future *f;
-    lua_rawgeti(L, CHILDREN, i); /* [arg] */
-    if (!lua_isnil(L, WRAPPED)) {
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, WRAPPED) != LUA_TNIL) { /* [arg, its task] */
-        lua_rawseti(L, CHILDREN, i);
+    lua_rawgeti(L, GW_CHILDREN, i); /* [arg] */
+    f = aio_test_future(L, arg);
+    if (f != NULL) {
+      /* ensure_future(f) is f, already in its slot (never a key of
+       * GW_WRAPPED: those are the awaitables that made a task) */
+      check_future_loop(L, f, loop);
+      loop = f->loop;
+      nchildren++;
+      watch_child(L, arg, f, &ndone);
+      lua_pop(L, 1);
+      continue;
+    }
+    if (!lua_isnil(L, GW_WRAPPED)) {
+      lua_pushvalue(L, arg);
+      if (lua_rawget(L, GW_WRAPPED) != LUA_TNIL) { /* [arg, its task] */
+        lua_rawseti(L, GW_CHILDREN, i);
         lua_pop(L, 1);
         continue;
       }
       lua_pop(L, 1);
     }
-    if (aio_ensure_future(L, -1, loop)) { /* [arg, fut]: a new task */
-      if (lua_isnil(L, WRAPPED)) {
+    if (aio_ensure_future(L, arg, loop)) { /* [arg, fut]: a new task */
+      if (lua_isnil(L, GW_WRAPPED)) {
         lua_newtable(L);
-        lua_replace(L, WRAPPED);
+        lua_replace(L, GW_WRAPPED);
       }
-      lua_pushvalue(L, -2);
-      lua_pushvalue(L, -2);
-      lua_rawset(L, WRAPPED);
+      lua_pushvalue(L, arg);
+      lua_pushvalue(L, arg + 1);
+      lua_rawset(L, GW_WRAPPED);
     }
-    f = lua_touserdata(L, -1);
+    f = lua_touserdata(L, arg + 1);
     loop = f->loop;
     nchildren++;
-    if (f->state != AIO_PENDING) {
-      if (lua_isnil(L, DONE)) {
-        lua_newtable(L);
-        lua_replace(L, DONE);
-      }
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, DONE, ++ndone);
-    } else {
-      lua_pushvalue(L, CB);
-      aio_future_add_callback(L, -2);
-    }
-    lua_rawseti(L, CHILDREN, i);
+    watch_child(L, arg + 1, f, &ndone);
+    lua_rawseti(L, GW_CHILDREN, i);
     lua_pop(L, 1); /* the argument */
   }
   c->total = nchildren;
@@ -2080,7 +2112,7 @@ static int l__gather_watch(lua_State *L) {
     aio_push_loop(L, loop);
   else
     lua_pushnil(L); /* no children */
-  lua_pushvalue(L, DONE);
+  lua_pushvalue(L, GW_DONE);
   return 3;
 }
 
