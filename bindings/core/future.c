@@ -2137,10 +2137,13 @@ static int l__gather_results(lua_State *L) {
   lua_settop(L, 2);
   lua_createtable(L, n > 0 && n < INT_MAX ? (int)n : 0, 0);
   for (i = 1; i <= n; i++) {
-    int top = lua_gettop(L);
-    push_listed_future(L, i);
-    aio_future_push_result(L, top + 1);
-    lua_settop(L, top + 2); /* its first value */
+    aio_future *f = push_listed_future(L, i); /* at 4 */
+    if (f->state == AIO_FINISHED && !f->has_exc && f->nres == 1)
+      lua_getiuservalue(L, 4, AIO_FU_VALUE); /* what push_result pushes */
+    else {
+      aio_future_push_result(L, 4);
+      lua_settop(L, 5); /* its first value */
+    }
     lua_rawseti(L, 3, i);
     lua_pop(L, 1);
   }
