@@ -194,16 +194,18 @@ void aio_tasks_orphaned(lua_State *L, aio_loop *loop) {
 /* Appends the ready entry of one callback (on top, popped). */
 /* gather's children's done-callback and its fast path (see gather_cb) */
 static int gather_cb(lua_State *L);
-static int gather_fast(lua_State *L, int fidx);
+static int gather_fast(lua_State *L, aio_future *f);
 
-static void schedule_one(lua_State *L, aio_loop *loop, int fidx) {
-  if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+/* The callback on top, of Lua type `type`, belongs to the done future f
+ * at fidx. */
+static void schedule_one(lua_State *L, int fidx, aio_future *f, int type) {
+  if (type == LUA_TLIGHTUSERDATA) {
     aio_task *t = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    aio_schedule_step(L, loop, t);
-  } else if (!gather_fast(L, fidx)) {
+    aio_schedule_step(L, f->loop, t);
+  } else if (!gather_fast(L, f)) {
     lua_pushvalue(L, fidx);
-    aio_ready_push(L, loop, AIO_R_FUTCB, NULL, 0, NULL, 2);
+    aio_ready_push(L, f->loop, AIO_R_FUTCB, NULL, 0, NULL, 2);
   }
 }
 
@@ -219,20 +221,19 @@ static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
     /* a task's wake-up (a light userdata, the usual single callback)
      * holds nothing: the slot is left as it is, to be overwritten by
      * the next callback */
-    if (lua_getiuservalue(L, fidx, AIO_FU_CB) != LUA_TLIGHTUSERDATA) {
+    int type = lua_getiuservalue(L, fidx, AIO_FU_CB);
+    if (type != LUA_TLIGHTUSERDATA) {
       lua_pushnil(L);
       lua_setiuservalue(L, fidx, AIO_FU_CB);
     }
-    schedule_one(L, f->loop, fidx);
+    schedule_one(L, fidx, f, type);
     return;
   }
   lua_getiuservalue(L, fidx, AIO_FU_CB);
   lua_pushnil(L);
   lua_setiuservalue(L, fidx, AIO_FU_CB);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    schedule_one(L, f->loop, fidx);
-  }
+  for (i = 1; i <= n; i++)
+    schedule_one(L, fidx, f, lua_rawgeti(L, -1, i));
   lua_pop(L, 1);
 }
 
@@ -440,7 +441,7 @@ int aio_future_push_result(lua_State *L, int fidx) {
 /* aio_future_add_callback for the future f at the absolute index fidx. */
 static void add_callback(lua_State *L, int fidx, aio_future *f) {
   if (f->state != AIO_PENDING) {
-    schedule_one(L, f->loop, fidx);
+    schedule_one(L, fidx, f, lua_type(L, -1));
     return;
   }
   if (f->ncb == 0) {
@@ -1979,23 +1980,22 @@ static int gather_cb(lua_State *L) {
   return 0;
 }
 
-/* For schedule_one, the callback on top of the done future at fidx:
- * counts a succeeded child at once when gather_cb allows it (returns 1,
- * the callback popped); else returns 0 (the caller queues the call). */
-static int gather_fast(lua_State *L, int fidx) {
+/* For schedule_one, the callback on top of the done future f: counts a
+ * succeeded child at once when gather_cb allows it (returns 1, the
+ * callback popped); else returns 0 (the caller queues the call). */
+static int gather_fast(lua_State *L, aio_future *f) {
   gather_counter *c;
-  aio_future *f = lua_touserdata(L, fidx);
   if (lua_tocfunction(L, -1) != gather_cb)
     return 0;
   lua_getupvalue(L, -1, 1);
   c = lua_touserdata(L, -1);
-  lua_pop(L, 1);
   if (c->queued == 0 && f->state == AIO_FINISHED && !f->has_exc &&
       c->finished + 1 < c->total) {
     c->finished++;
-    lua_pop(L, 1);
+    lua_pop(L, 2); /* the counter and the callback */
     return 1;
   }
+  lua_pop(L, 1);
   c->queued++;
   return 0;
 }
