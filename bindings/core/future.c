@@ -1369,18 +1369,16 @@ static int take_throw(lua_State *L, int tidx, aio_task *t) {
   return 0;
 }
 
-/* The task object of a step sits at tidx; a plain resume that ends in an
- * await never needs it, so the step looks it up only when it must. */
+/* The task object of a step goes at tidx, the slot just above the
+ * step's base; a plain resume that ends in an await never needs it, so
+ * the step pushes it only when it must: until then nothing else is
+ * pushed and the stack ends below tidx. */
 static void need_task(lua_State *L, int tidx, aio_task *t) {
-  if (lua_isnil(L, tidx)) { /* as aio_push_task, straight into tidx */
-    aio_push_env(L, t->fut.loop, AIO_ENV_TASKS);
-    lua_rawgeti(L, -1, t->id);
-    lua_copy(L, -1, tidx);
-    lua_pop(L, 2);
-  }
+  if (lua_gettop(L) < tidx)
+    aio_push_task(L, t);
 }
 
-/* The first step of the task t (at tidx, or nil there): makes its
+/* The first step of the task t (at tidx, or not pushed yet): makes its
  * thread, [loop, trampoline, task_msgh, fn, args...], which its THREAD
  * slot holds from now on, and returns the number of values to resume it
  * with. (A new thread has room for LUA_MINSTACK values; push_body checks
@@ -1421,7 +1419,6 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   lua_State *co = t->co;
   if (t->fut.state != AIO_PENDING)
     return;
-  lua_pushnil(L); /* tidx: the task, once need_task looked it up */
   if (t->must_cancel || t->throwing)
     need_task(L, tidx, t);
   bad_yield = t->bad_yield;
