@@ -238,7 +238,7 @@ static void schedule_callbacks(lua_State *L, int fidx, aio_future *f) {
 }
 
 /* The task at fidx is done: it leaves its loop's pending set and drops
- * its thread, if it still holds one (t->co set: see drop_thread). */
+ * its thread, if it still holds one (t->co set: see task_finished). */
 static void task_retire(lua_State *L, int fidx, aio_task *t) {
   aio_loop *loop = t->fut.loop;
   if (loop->env != LUA_NOREF && !loop->closed) {
@@ -1379,9 +1379,10 @@ static void need_task(lua_State *L, int tidx, aio_task *t) {
 }
 
 /* The first step of the task t (at tidx, or not pushed yet): makes its
- * thread, [loop, trampoline, task_msgh, fn, args...], which its THREAD
- * slot holds from now on, and returns the number of values to resume it
- * with. (A new thread has room for LUA_MINSTACK values; push_body checks
+ * thread, [loop, task, trampoline, task_msgh, fn, args...], which its
+ * THREAD slot holds from now on, and returns the number of values to
+ * resume it with. The loop and the task stay at the base of the thread
+ * (see task_finished). (A new thread has room for LUA_MINSTACK values; push_body checks
  * for fn and the arguments.) A memory error leaves the task as it was,
  * for the run to schedule the step again (loop->starting). */
 static int task_start(lua_State *L, int tidx, aio_task *t) {
@@ -1391,7 +1392,8 @@ static int task_start(lua_State *L, int tidx, aio_task *t) {
   need_task(L, tidx, t);
   co = lua_newthread(L);
   lua_getiuservalue(L, tidx, AIO_TU_THREAD); /* the loop until now */
-  lua_xmove(L, co, 1); /* kept by the thread, below its trampoline */
+  lua_pushvalue(L, tidx);
+  lua_xmove(L, co, 2); /* kept by the thread, below its trampoline */
   lua_pushcfunction(co, task_body);
   lua_pushcfunction(co, task_msgh);
   push_coro(L, tidx);
@@ -1403,14 +1405,26 @@ static int task_start(lua_State *L, int tidx, aio_task *t) {
   return nargs + 2;
 }
 
-/* The thread of t (at tidx) returned and its results were moved off it:
- * what remains on its stack is the loop userdata task_start put at its
- * base, which the THREAD slot keeps instead of the thread from now on
- * (the thread is done), sparing task_retire a look-up of the loop. */
-static void drop_thread(lua_State *L, int tidx, aio_task *t) {
-  lua_xmove(t->co, L, 1);
+/* The thread of t returned nres values, above the loop and the task
+ * that task_start put at its base: the task goes to tidx (the step's
+ * look-up of it is spared, unless it made one already) with the
+ * results above it, and the thread, which is done, is left empty: the
+ * THREAD slot keeps the loop instead of it from now on (task_retire
+ * looks the loop up only for a thread that did not return). Then the
+ * task is finished with those results. */
+static void task_finished(lua_State *L, int tidx, aio_task *t, int nres) {
+  lua_State *co = t->co;
+  luaL_checkstack(L, nres + 4, "too many results");
+  if (lua_gettop(L) < tidx)
+    lua_xmove(co, L, nres + 1); /* [task, results] */
+  else {
+    lua_xmove(co, L, nres);
+    lua_pop(co, 1); /* the task, at tidx already */
+  }
+  lua_xmove(co, L, 1);
   lua_setiuservalue(L, tidx, AIO_TU_THREAD);
   t->co = NULL;
+  task_returned(L, tidx, t, nres);
 }
 
 void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
@@ -1454,7 +1468,7 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
   t->awaiting = 0;
   status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_OK)
-    nres--; /* a finished thread counts the loop at its base too */
+    nres -= 2; /* a finished thread counts its base too (loop, task) */
   loop->current = NULL;
   t->resume_throw = 0;
   if (t->bad_yield && status != LUA_YIELD) {
@@ -1474,15 +1488,15 @@ void aio_task_step(lua_State *L, aio_loop *loop, aio_task *t) {
     lua_settop(L, top);
     return;
   }
+  if (status == LUA_OK) {
+    task_finished(L, tidx, t, nres);
+    lua_settop(L, top);
+    return;
+  }
   need_task(L, tidx, t);
   if (status == LUA_YIELD)
     task_bad_yield(L, tidx, t, nres);
-  else if (status == LUA_OK) {
-    luaL_checkstack(L, nres + 4, "too many results");
-    lua_xmove(co, L, nres);
-    drop_thread(L, tidx, t);
-    task_returned(L, tidx, t, nres);
-  } else {
+  else {
     lua_xmove(co, L, 1);
     if (task_raised(L, tidx, t)) {
       loop->propagate = 1;
