@@ -1414,7 +1414,10 @@ static int task_start(lua_State *L, int tidx, aio_task *t) {
  * task is finished with those results. */
 static void task_finished(lua_State *L, int tidx, aio_task *t, int nres) {
   lua_State *co = t->co;
-  luaL_checkstack(L, nres + 4, "too many results");
+  /* the task, the results and 4 more for finishing, above at most
+   * the task: within AIO_STEP_ROOM for a few results */
+  if (nres > AIO_STEP_ROOM - 5)
+    luaL_checkstack(L, nres + 4, "too many results");
   if (lua_gettop(L) < tidx)
     lua_xmove(co, L, nres + 1); /* [task, results] */
   else {
