@@ -248,7 +248,8 @@ static void task_retire(lua_State *L, int fidx, aio_task *t) {
     lua_pop(L, 1);
     loop->npending--;
   }
-  aio_timer_task_retired(L, loop, fidx);
+  if (t->timer_refs != 0) /* else no timer entry needs it kept */
+    aio_timer_task_retired(L, loop, fidx);
   t->waiter = NULL;
   if (t->co != NULL) {
     aio_push_loop(L, loop); /* the THREAD slot keeps the loop from now on */
