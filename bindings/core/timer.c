@@ -269,11 +269,12 @@ static int l_loop_call_at(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* sleep                                                               */
 
+/* The stack is [delay, result] as aio_sleep_body left it: a resume
+ * that is not a throw passes nothing. */
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   aio_resume_check(L, aio_current_task_of(L));
-  lua_settop(L, 2);
   return 1;
 }
 
@@ -289,7 +290,10 @@ int aio_sleep_body(lua_State *L) {
   delay = lua_tonumber(L, 1);
   if (delay != delay)
     return aio_raisef(L, AIO_E_VALUE, "Invalid delay: NaN (not a number)");
-  lua_settop(L, 2);
+  if (lua_gettop(L) == 1) /* sleep(delay), the usual call */
+    lua_pushnil(L);
+  else
+    lua_settop(L, 2);
   if (delay <= 0 || t->must_cancel) {
     /* yield for exactly one iteration (a pending cancellation is then
      * delivered by the step) */
