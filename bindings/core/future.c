@@ -990,7 +990,8 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
    * Coroutine object holds the body and its arguments, and a task
    * waiting for its first step costs the collector no thread */
   aio_coro_take(L, cidx, loop);
-  aio_push_loop(L, loop);
+  aio_push_env(L, loop, AIO_ENV_SELF); /* at tidx + 1 until the end */
+  lua_rawgeti(L, -1, 1); /* the loop */
   lua_setiuservalue(L, tidx, AIO_TU_THREAD);
   lua_pushvalue(L, cidx);
   lua_setiuservalue(L, tidx, AIO_TU_CORO);
@@ -1010,7 +1011,7 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   aio_push_env(L, loop, AIO_ENV_TASKS);
   lua_pushvalue(L, tidx);
   lua_rawseti(L, -2, t->id);
-  lua_pop(L, 1);
+  lua_settop(L, tidx); /* the env tables go */
   loop->npending++;
   aio_ready_push_raw(L, loop, AIO_R_STEP, t, 0, NULL, 0);
   return t;
