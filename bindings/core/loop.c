@@ -584,7 +584,6 @@ static void poll_io(aio_loop *loop, double timeout) {
  * when an error must propagate out of the loop (the error is left on the
  * stack), else 0. */
 static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
-  int top = lua_gettop(L);
   switch (e->kind) {
   case AIO_R_HANDLE:
     aio_handle_run(L, loop);
@@ -605,7 +604,7 @@ static int run_entry(lua_State *L, aio_loop *loop, aio_ready *e) {
   case AIO_R_CFUNC: {
     /* the callback sees the entry's value on top; a fatal error it lets
      * out is left above it */
-    int below = top - (e->nvals ? 1 : 0);
+    int below = lua_gettop(L) - (e->nvals ? 1 : 0);
     if (e->nvals == 0)
       lua_pushnil(L);
     e->cfn(loop, L, e->p);
