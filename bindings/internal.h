@@ -392,8 +392,17 @@ aio_loop *aio_test_loop(lua_State *L, int idx);
 void aio_check_open(lua_State *L, aio_loop *loop);
 /* Pushes the loop's userdata. */
 void aio_push_loop(lua_State *L, aio_loop *loop);
-/* Pushes env slot `slot` of the loop. */
-void aio_push_env(lua_State *L, aio_loop *loop, int slot);
+/* aio_push_env for the slots that do not live in loop->hot. */
+void aio_push_env_cold(lua_State *L, aio_loop *loop, int slot);
+/* Pushes env slot `slot` of the loop (nil once the loop dropped its
+ * env). Inline: the hot slots, read on every task step, are one registry
+ * read. */
+static inline void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
+  if (slot <= AIO_ENV_HOT && loop->env != LUA_NOREF)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->hot[slot - 1]);
+  else
+    aio_push_env_cold(L, loop, slot);
+}
 /* Sets env slot `slot` to the value on top (popped). */
 void aio_set_env(lua_State *L, aio_loop *loop, int slot);
 /* Pushes the table in env slot `slot` of the open loop, making it the

@@ -118,7 +118,7 @@ static int hot_index(int slot) {
   return slot <= AIO_ENV_HOT ? slot - 1 : -1;
 }
 
-void aio_push_env(lua_State *L, aio_loop *loop, int slot) {
+void aio_push_env_cold(lua_State *L, aio_loop *loop, int slot) {
   int h = hot_index(slot);
   if (loop->env == LUA_NOREF) {
     lua_pushnil(L);
