@@ -913,11 +913,11 @@ int aio_is_coroutine_function(lua_State *L, int idx);
  * Returns the number of arguments. */
 int aio_coro_start(lua_State *L, int cidx, lua_State *to);
 /* aio_coro_start in two halves, for a task of `loop`: aio_coro_take marks
- * the Coroutine at cidx as taken (raising as aio_coro_start does), and
- * aio_coro_start_taken, at the task's first step, pushes its function
- * and arguments onto `to`, marks it started and returns the number of
- * arguments. */
-void aio_coro_take(lua_State *L, int cidx, aio_loop *loop);
+ * the Coroutine c (aio_test_coro's block) at the positive index cidx as
+ * taken (raising as aio_coro_start does), and aio_coro_start_taken, at
+ * the task's first step, pushes its function and arguments onto `to`,
+ * marks it started and returns the number of arguments. */
+void aio_coro_take(lua_State *L, int cidx, aio_coro *c, aio_loop *loop);
 int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to);
 /* Pushes the function the Coroutine at cidx runs. */
 void aio_coro_pushfn(lua_State *L, int cidx);

@@ -171,16 +171,15 @@ static int coro_factory(lua_State *L) {
   return 1;
 }
 
-/* Marks the Coroutine at cidx (a positive index) as `state` (started,
+/* Marks the Coroutine c at cidx (a positive index) as `state` (started,
  * or taken by a task), raising if it was awaited or taken before. One
  * with a finalizer (made with a Lua function: c->body is NULL) has
  * nothing left to report from now on: it takes the metatable without
  * __gc, which differs in nothing else (aio_open_coro), so that the
  * collector skips the call of an idle finalizer. `loop`, when not NULL,
  * is an open loop of L's state, whose ref finds that metatable. */
-static aio_coro *coro_take(lua_State *L, int cidx, int state,
+static aio_coro *coro_take(lua_State *L, int cidx, aio_coro *c, int state,
                            aio_loop *loop) {
-  aio_coro *c = lua_touserdata(L, cidx);
   if (c->state != AIO_CORO_NEW)
     aio_raisef(L, AIO_E_RUNTIME, "cannot reuse already awaited coroutine");
   c->state = (unsigned char)state;
@@ -213,7 +212,9 @@ static int push_body(lua_State *L, int cidx, aio_coro *c, lua_State *to) {
 static int coro_start(lua_State *L, int cidx, lua_State *to,
                       aio_loop *loop) {
   cidx = lua_absindex(L, cidx);
-  return push_body(L, cidx, coro_take(L, cidx, AIO_CORO_STARTED, loop),
+  return push_body(L, cidx,
+                   coro_take(L, cidx, lua_touserdata(L, cidx),
+                             AIO_CORO_STARTED, loop),
                    to);
 }
 
@@ -221,8 +222,8 @@ int aio_coro_start(lua_State *L, int cidx, lua_State *to) {
   return coro_start(L, cidx, to, NULL);
 }
 
-void aio_coro_take(lua_State *L, int cidx, aio_loop *loop) {
-  coro_take(L, lua_absindex(L, cidx), AIO_CORO_TAKEN, loop);
+void aio_coro_take(lua_State *L, int cidx, aio_coro *c, aio_loop *loop) {
+  coro_take(L, cidx, c, AIO_CORO_TAKEN, loop);
 }
 
 int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to) {

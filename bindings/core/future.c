@@ -966,10 +966,11 @@ static int task_body_k(lua_State *L, int status, lua_KContext ctx) {
 
 aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   aio_task *t;
+  aio_coro *c;
   int tidx;
   cidx = lua_absindex(L, cidx);
   oidx = oidx ? lua_absindex(L, oidx) : 0;
-  if (aio_test_coro(L, cidx) == NULL) {
+  if ((c = aio_test_coro(L, cidx)) == NULL) {
     aio_pushrepr(L, cidx);
     aio_raisef(L, AIO_E_TYPE, "a coroutine was expected, got %s",
                lua_tostring(L, -1));
@@ -989,7 +990,7 @@ aio_task *aio_task_new(lua_State *L, aio_loop *loop, int cidx, int oidx) {
   /* the thread comes at the first step (task_start): until then the
    * Coroutine object holds the body and its arguments, and a task
    * waiting for its first step costs the collector no thread */
-  aio_coro_take(L, cidx, loop);
+  aio_coro_take(L, cidx, c, loop);
   aio_push_env(L, loop, AIO_ENV_SELF); /* at tidx + 1 until the end */
   lua_rawgeti(L, -1, 1); /* the loop */
   lua_setiuservalue(L, tidx, AIO_TU_THREAD);
