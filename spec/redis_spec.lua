@@ -304,8 +304,8 @@ describe("asyncio.redis", function()
            function() redis.Redis{sockettimeout = 5} end)
     -- redis-py's options that luaio does not have are not ignored either
     raises("bad argument #1 to 'Redis' (unknown option "
-           .. "'health_check_interval')",
-           function() redis.Redis{health_check_interval = 30} end)
+           .. "'retry_on_error')",
+           function() redis.Redis{retry_on_error = {}} end)
     -- decode_responses is taken (replies are Lua strings either way)
     assert.is_table(redis.Redis{decode_responses = true})
     raises("bad option 'decode_responses' to 'Redis' (boolean expected)",

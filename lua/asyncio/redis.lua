@@ -225,6 +225,7 @@ local read_loop = async(function(c)
           error(M.ProtocolError("reply with no command waiting"), 0)
         end
       end
+      if c.hc then c.next_check = c.loop:time() + c.hc end
     end
   end)
   if not ok and type(err) == "string" and err:find("protocol error") then
@@ -253,6 +254,31 @@ end
 local function await_reply(c, fut, timeout)
   if timeout then return await_timeout(c, fut, timeout) end
   return await(fut)
+end
+
+--- redis-py's check_health: when c has read nothing for its
+-- health_check_interval (c.hc) seconds, PINGs it and waits for the PONG
+-- (within timeout, as a reply); the callers that find it due meanwhile
+-- wait for the same PING. A connection that fails it is closed and the
+-- error raised: redis.TimeoutError, or redis.ConnectionError.
+local function check_health(c, timeout)
+  if c.loop:time() <= c.next_check then return end
+  local ping = c.checking
+  if not ping then
+    ping = send_argv(c, {"PING"})
+    c.checking = ping
+  end
+  -- shielded: a caller cancelled while it waits leaves the PING to the
+  -- others
+  local ok, v = pcall(await_reply, c,
+                      timeout and ping or asyncio.shield(ping), timeout)
+  if c.checking == ping then c.checking = nil end
+  if ok and v == "PONG" then return end
+  if ok then -- an answer, but not PONG
+    c:close()
+    error(M.ConnectionError("Bad response from PING health check"), 0)
+  end
+  error(v, 0) -- a timeout or a lost connection (c is closed), or a cancel
 end
 
 --- Opens a connection for client options o: connects, starts its reader
@@ -289,6 +315,8 @@ local open_conn = async(function(o)
                           head = 0, tail = 0, loop = asyncio.get_running_loop(),
                           flushing = false, closed = false}, Conn)
   c.flush = function() flush(c) end
+  local hc = o.health_check_interval
+  if hc and hc > 0 then c.hc, c.next_check = hc, c.loop:time() + hc end
   c.task = asyncio.create_task(read_loop(c))
   local auth, sel
   if o.username then
@@ -357,7 +385,7 @@ local function url_unescape(s)
 end
 
 -- The options of Redis{...}: redis-py's keyword arguments that luaio has
--- (others, such as health_check_interval, raise). decode_responses is
+-- (others, such as retry or retry_on_error, raise). decode_responses is
 -- taken and changes nothing: a reply is a Lua string, which is what
 -- redis-py gives with decode_responses = true and without it.
 -- unix_socket_path is redis-py's name of path; client_name is set on
@@ -365,7 +393,7 @@ end
 local REDIS_OPTS = check.option_set{"host", "port", "path", "db", "password",
   "username", "pool_size", "max_connections", "socket_timeout",
   "socket_connect_timeout", "ssl", "decode_responses", "unix_socket_path",
-  "client_name"}
+  "client_name", "health_check_interval", "retry_on_timeout"}
 
 --- Redis{host =, port =, db =, password =, username =, pool_size =
 -- (or redis-py's name max_connections), socket_timeout =,
@@ -384,9 +412,16 @@ local function new_client(opts)
   if o.client_name ~= nil and type(o.client_name) ~= "string" then
     error("bad option 'client_name' to 'Redis' (string expected)", 2)
   end
-  if opts.decode_responses ~= nil and
-      type(opts.decode_responses) ~= "boolean" then
-    error("bad option 'decode_responses' to 'Redis' (boolean expected)", 2)
+  for _, name in ipairs{"decode_responses", "retry_on_timeout"} do
+    if opts[name] ~= nil and type(opts[name]) ~= "boolean" then
+      error(("bad option '%s' to 'Redis' (boolean expected)"):format(name),
+            2)
+    end
+  end
+  local hc = opts.health_check_interval
+  if hc ~= nil and (type(hc) ~= "number" or hc < 0 or hc ~= hc) then
+    error("bad option 'health_check_interval' to 'Redis' (non-negative "
+          .. "number expected)", 2)
   end
   local size = math.tointeger(o.pool_size)
   if not size or size < 1 then
@@ -423,6 +458,7 @@ local URL_PARAMS = {
   pool_size = url_int, password = url_string, username = url_string,
   ssl_check_hostname = url_bool, ssl_cert_reqs = url_string,
   decode_responses = url_bool, client_name = url_string,
+  health_check_interval = url_number, retry_on_timeout = url_bool,
 }
 
 --- "k=v&k2=v2" -> {k = v, ...}: %- and +-unescaped, the first value of a
@@ -573,6 +609,17 @@ local function shared(self)
   return c
 end
 
+--- Health-checks the idle connection c as acquire takes it: one that
+-- fails is closed (acquire then takes another); a caller cancelled
+-- meanwhile leaves it idle again.
+local function checked_idle(self, c)
+  local ok, e = pcall(check_health, c, self.opts.socket_timeout)
+  if not ok and is_cancel(e) then
+    if not c.closed then self.idle[#self.idle + 1] = c end
+    error(e, 0)
+  end
+end
+
 --- A dedicated connection: an idle one, a new one while fewer than
 -- pool_size are out, else the next one released.
 local acquire = async(function(self)
@@ -582,6 +629,7 @@ local acquire = async(function(self)
     while #idle > 0 do
       local c = idle[#idle]
       idle[#idle] = nil
+      if c.hc and not c.closed then checked_idle(self, c) end
       if not c.closed then return c end
       self.nconns = self.nconns - 1
     end
@@ -627,14 +675,38 @@ local function release(self, c)
 end
 Redis.release = release
 
---- Runs argv on the shared connection; conv(reply) converts the reply.
-local run = async(function(self, argv, conv)
+--- The reply to argv on the shared connection (checked first when its
+-- health check is due), within timeout seconds if given.
+local function run_once(self, argv, timeout)
   local c = self.conn
   if c == nil or c.closed then c = shared(self) end
+  if c.hc then check_health(c, timeout) end
   local fut = send_argv(c, argv)
+  if timeout then return await_timeout(c, fut, timeout) end
+  return await(fut)
+end
+
+--- run_once, once more on a new connection after a redis.TimeoutError or
+-- redis.ConnectionError (redis-py's retry_on_timeout: one retry, no
+-- backoff, for both).
+local function run_retried(self, argv, timeout)
+  local ok, v = pcall(run_once, self, argv, timeout)
+  if ok then return v end
+  if not (iserror(v, M.TimeoutError) or iserror(v, M.ConnectionError)) then
+    error(v, 0)
+  end
+  return run_once(self, argv, timeout)
+end
+
+--- Runs argv on the shared connection; conv(reply) converts the reply.
+local run = async(function(self, argv, conv)
+  local o = self.opts
   local v
-  local timeout = self.opts.socket_timeout
-  if timeout then v = await_timeout(c, fut, timeout) else v = await(fut) end
+  if o.retry_on_timeout then
+    v = run_retried(self, argv, o.socket_timeout)
+  else
+    v = run_once(self, argv, o.socket_timeout)
+  end
   if conv then return conv(v) end
   return v
 end)
@@ -2049,7 +2121,10 @@ local execute = async(function(self, raise)
   local timeout = client.opts.socket_timeout
   local ok, res = pcall(function()
     if #cmds == 0 and not self.watching then return {n = 0} end
-    if c == nil then c = shared(client) end
+    if c == nil then
+      c = shared(client)
+      if c.hc then check_health(c, timeout) end
+    end
     if next(self.scripts) then load_scripts(self, c, timeout) end
     if self.transaction then
       return exec_transaction(c, cmds, convs, raise, timeout)
