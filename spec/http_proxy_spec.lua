@@ -9,6 +9,7 @@ local http = require "asyncio.http"
 local web = require "asyncio.http.web"
 local certs = dofile("spec/fixtures/certs.lua")
 local peers = dofile("spec/fixtures/http_peers.lua")
+local proc = dofile("spec/fixtures/proc.lua")
 local async, await = asyncio.async, asyncio.await
 
 --- GET url through proxy (opts: the request's): the echo peer's answer.
@@ -125,7 +126,7 @@ describe("the client through a proxy", function()
     local env = {PATH = os.getenv("PATH"), HTTP_PROXY = proxy}
     local function run(extra)
       for k, v in pairs(extra) do env[k] = v end
-      local p = await(asyncio.create_subprocess_exec("build/luaio", "-",
+      local p = await(asyncio.create_subprocess_exec(proc.luaio, "-",
         base, {stdin = asyncio.PIPE, stdout = asyncio.PIPE, env = env}))
       local out = await(p:communicate(script))
       assert.equal(0, p.returncode)
