@@ -59,6 +59,11 @@ struct aio_reader {
   uint64_t last_end;   /* the last chunk end recorded, read or not */
   uint64_t *ends;
   unsigned ehead, nends, ecap;
+  /* read(n)'s kept operation (R_UV_READ) takes no argument: its n is
+   * read_n, which changes only while no operation armed with it is
+   * still to run (read_armed counts those: armed, minus bodies run) */
+  lua_Integer read_n;
+  size_t read_armed;
 };
 
 enum {
@@ -67,7 +72,8 @@ enum {
    * (aio_ccoro_kept): a reading loop allocates no Coroutine object */
   R_UV_READ, R_UV_READEXACTLY, R_UV_READUNTIL, R_UV_READLINE,
   R_UV_READCHUNK,
-  R_UV_COUNT = R_UV_READCHUNK
+  R_UV_READ_N, /* read(n) with an n other than read_n: [reader, n] */
+  R_UV_COUNT = R_UV_READ_N
 };
 
 /* The stream protocol. */
@@ -318,8 +324,9 @@ static void reader_check_exc(lua_State *L, aio_reader *r, int ridx) {
 
 /* Suspends the task until len >= want or the end of the stream, with
  * continuation k (ctx passed along), which must call reader_resumed
- * first. The reader is at 1, the operation's argument (or nil) at 2; no
- * Future is made: the reader wakes the task itself. */
+ * first. The reader is at 1, the operation's argument (if it has one)
+ * at 2, values above are dropped; no Future is made: the reader wakes
+ * the task itself. */
 static int reader_wait(lua_State *L, aio_reader *r, const char *what,
                        size_t want, lua_KContext ctx, lua_KFunction k) {
   aio_task *t;
@@ -333,7 +340,7 @@ static int reader_wait(lua_State *L, aio_reader *r, const char *what,
   else if (r->loop != t->fut.loop)
     return aio_raisef(L, AIO_E_RUNTIME, "StreamReader is bound to a "
                       "different event loop");
-  if (lua_gettop(L) != 2)
+  if (lua_gettop(L) > 2)
     lua_settop(L, 2);
   if (r->paused)
     reader_resume(L, r, 1);
@@ -380,19 +387,16 @@ static int iter_k(lua_State *L, int status, lua_KContext ctx) {
   return read_run_at(L, r, (lua_Integer)ctx, 1);
 }
 
-/* [reader, n] */
+/* [reader]: the kept read(n), n being r->read_n */
+static int read_kept_body(lua_State *L) {
+  aio_reader *r = lua_touserdata(L, 1);
+  r->read_armed--;
+  return read_run(L, r, r->read_n);
+}
+
+/* [reader, n]: the reader and the integer n come from push_read_op */
 static int read_body(lua_State *L) {
-  /* a body runs only from the operation its method made: the reader
-   * and n were checked there */
-  int isnum;
-  lua_Integer n = lua_tointegerx(L, 2, &isnum);
-  if (!isnum) /* nil or none */
-    n = -1;
-  /* n travels in the continuation's context: a read of more than it
-   * holds reads what the buffer has, as n does */
-  if (n > INTPTR_MAX)
-    n = INTPTR_MAX;
-  return read_run(L, lua_touserdata(L, 1), n);
+  return read_run(L, lua_touserdata(L, 1), lua_tointeger(L, 2));
 }
 
 /* The reader at 1, its argument at 2; values above them are ignored.
@@ -426,11 +430,34 @@ static int read_run_at(lua_State *L, aio_reader *r, lua_Integer n,
   return 1;
 }
 
+/* The operation of read(n) (n < 0: to the end): the kept one of no
+ * argument when n is read_n or may become it, else one of [reader, n]. */
+static int push_read_op(lua_State *L, aio_reader *r, lua_Integer n) {
+  /* n travels in the continuation's context: a read of more than it
+   * holds reads what the buffer has, as n does */
+  if (n > INTPTR_MAX)
+    n = INTPTR_MAX;
+  if (r->read_armed == 0 || r->read_n == n) {
+    r->read_n = n;
+    aio_ccoro_kept(L, 1, read_kept_body, R_UV_READ);
+    r->read_armed++; /* once armed: a memory error arms nothing */
+    return 1;
+  }
+  lua_settop(L, 1);
+  lua_pushinteger(L, n);
+  return aio_ccoro_kept(L, 2, read_body, R_UV_READ_N);
+}
+
 static int l_reader_read(lua_State *L) {
-  check_reader(L, 1);
-  if (!lua_isinteger(L, 2) && !lua_isnoneornil(L, 2))
-    luaL_checkinteger(L, 2); /* raises unless it converts, as optinteger */
-  return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
+  aio_reader *r = check_reader(L, 1);
+  int isnum;
+  lua_Integer n = lua_tointegerx(L, 2, &isnum);
+  if (!isnum) {
+    if (!lua_isnoneornil(L, 2))
+      luaL_checkinteger(L, 2); /* raises: it does not convert */
+    n = -1;
+  }
+  return push_read_op(L, r, n);
 }
 
 /* The most an iterator step or readany() takes: what is buffered. */
@@ -439,10 +466,7 @@ static int l_reader_read(lua_State *L) {
 /* readany(): what is buffered once something is ("" at the end), as
  * aiohttp's StreamReader.readany. */
 static int l_reader_readany(lua_State *L) {
-  check_reader(L, 1);
-  lua_settop(L, 1);
-  lua_pushinteger(L, READ_ANY);
-  return aio_ccoro_kept(L, 2, read_body, R_UV_READ);
+  return push_read_op(L, check_reader(L, 1), READ_ANY);
 }
 
 /* The iterator of iter_chunked(n) and iter_any() (upvalue 1: n): awaits
