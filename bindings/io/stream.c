@@ -1595,7 +1595,9 @@ static aio_writer *check_open_writer(lua_State *L, int idx) {
 static int l_writer_write(lua_State *L) {
   size_t len;
   aio_writer *w = check_open_writer(L, 1);
-  const char *data = luaL_checklstring(L, 2, &len);
+  const char *data = lua_tolstring(L, 2, &len);
+  if (data == NULL)
+    data = luaL_checklstring(L, 2, &len); /* raises */
   if (w->t)
     aio_transport_write(L, w->t, data, len);
   else {

@@ -689,28 +689,30 @@ static void on_write(uv_write_t *req, int status) {
     aio_io_notify(&s->io, ev);
 }
 
-/* Writes or queues a copy of data. Returns 0 or a libuv error. */
-static int stream_write(aio_stream *s, const char *data, size_t len) {
+/* Writes at once what the socket takes of data (nothing while writes are
+ * queued): returns the bytes written, or a libuv error (UV_EAGAIN: none
+ * taken). */
+static int stream_try_write(aio_stream *s, const char *data, size_t len) {
+  uv_buf_t b;
+  if (s->wbytes != 0)
+    return UV_EAGAIN;
+  b.base = (char *)data;
+  b.len = len;
+  return uv_try_write(&s->u.s, &b, 1);
+}
+
+/* Queues a copy of data. Returns 0 or a libuv error. */
+static int stream_queue(aio_stream *s, const char *data, size_t len) {
   uv_buf_t b;
   wreq *w;
   int r;
-  if (s->wbytes == 0) {
-    b = uv_buf_init((char *)data, (unsigned)len);
-    r = uv_try_write(&s->u.s, &b, 1);
-    if (r >= 0) {
-      if ((size_t)r == len)
-        return 0;
-      data += r;
-      len -= (size_t)r;
-    } else if (r != UV_EAGAIN && r != UV_ENOSYS)
-      return r;
-  }
   w = malloc(sizeof *w + len);
   if (w == NULL)
     return UV_ENOMEM;
   memcpy(w + 1, data, len);
   w->len = len;
-  b = uv_buf_init((char *)(w + 1), (unsigned)len);
+  b.base = (char *)(w + 1);
+  b.len = len;
   r = uv_write(&w->req, &s->u.s, &b, 1, on_write);
   if (r != 0) {
     free(w);
@@ -742,19 +744,53 @@ static void check_writable(lua_State *L, aio_transport *t, const char *what) {
     luaL_error(L, "attempt to call '%s' on a read pipe transport", what);
 }
 
-void aio_transport_write(lua_State *L, aio_transport *t, const char *data,
-                         size_t len) {
+/* The rest of aio_transport_write once `tried` (0, or the result of
+ * stream_try_write) left data to queue or an error. */
+static void __attribute__((noinline))
+write_rest(lua_State *L, aio_transport *t, const char *data, size_t len,
+           int tried) {
+  int r = tried;
+  if (r >= 0) {
+    data += r;
+    len -= (size_t)r;
+    r = stream_queue(t->s, data, len);
+  } else if (r == UV_EAGAIN || r == UV_ENOSYS)
+    r = stream_queue(t->s, data, len);
+  if (r != 0)
+    fatal_uv(L, t, r, "write");
+  else if (t->s->wbytes > t->high)
+    maybe_pause(L, t);
+}
+
+/* aio_transport_write with every check, for any transport. */
+static void __attribute__((noinline))
+write_checked(lua_State *L, aio_transport *t, const char *data, size_t len) {
   int r;
   check_writable(L, t, "write");
   if (t->eof_sent)
     aio_raisef(L, AIO_E_RUNTIME, "Cannot call write() after write_eof()");
   if (len == 0 || t->closing || t->s == NULL)
     return; /* asyncio drops writes to a closed transport */
-  r = stream_write(t->s, data, len);
-  if (r != 0)
-    fatal_uv(L, t, r, "write");
-  else if (t->s->wbytes > t->high)
-    maybe_pause(L, t);
+  r = stream_try_write(t->s, data, len);
+  if (r < 0 || (size_t)r != len)
+    write_rest(L, t, data, len, r);
+}
+
+/* The common case inline: an open, writable transport with nothing
+ * queued, whose socket takes the whole of data (the buffer stays empty,
+ * so under any high-water mark). */
+void aio_transport_write(lua_State *L, aio_transport *t, const char *data,
+                         size_t len) {
+  aio_stream *s = t->s;
+  int r;
+  if (t->readonly || t->eof_sent || len == 0 || t->closing || s == NULL ||
+      s->wbytes != 0) {
+    write_checked(L, t, data, len);
+    return;
+  }
+  r = stream_try_write(s, data, len);
+  if (r < 0 || (size_t)r != len)
+    write_rest(L, t, data, len, r);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
