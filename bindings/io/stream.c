@@ -199,14 +199,19 @@ static void reader_resume(lua_State *L, aio_reader *r, int ridx) {
   }
 }
 
+static int reader_make_room(aio_reader *r, size_t n);
+
 /* Makes room for n more bytes after the buffered ones: moves them to the
  * start of the buffer, else grows it (at least doubling). Returns 0, or
  * -1 when memory is short. */
-static int reader_reserve(aio_reader *r, size_t n) {
+static inline int reader_reserve(aio_reader *r, size_t n) {
+  return r->cap - r->off - r->len >= n ? 0 : reader_make_room(r, n);
+}
+
+/* reader_reserve when the room after the buffered bytes is short. */
+static int reader_make_room(aio_reader *r, size_t n) {
   size_t ncap;
   char *nb;
-  if (r->cap - r->off - r->len >= n)
-    return 0;
   if (r->off > 0) {
     memmove(r->buf, r->buf + r->off, r->len);
     r->off = 0;
@@ -331,7 +336,7 @@ static void drop_passed_ends(aio_reader *r) {
 
 /* Consumes n bytes of the reader at stack index 1; reading starts
  * again once the buffer is under the limit. */
-static void reader_consume(lua_State *L, aio_reader *r, size_t n) {
+static inline void reader_consume(lua_State *L, aio_reader *r, size_t n) {
   r->off += n;
   r->len -= n;
   if (r->len == 0)
