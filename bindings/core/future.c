@@ -1385,9 +1385,10 @@ static void need_task(lua_State *L, int tidx, aio_task *t) {
  * thread, [loop, task, trampoline, task_msgh, fn, args...], which its
  * THREAD slot holds from now on, and returns the number of values to
  * resume it with. The loop and the task stay at the base of the thread
- * (see task_finished). (A new thread has room for LUA_MINSTACK values; push_body checks
- * for fn and the arguments.) A memory error leaves the task as it was,
- * for the run to schedule the step again (loop->starting). */
+ * (see task_finished). (A new thread has room for LUA_MINSTACK values;
+ * push_body checks for fn and the arguments.) A memory error leaves the
+ * task as it was, for the run to schedule the step again
+ * (loop->starting). */
 static int task_start(lua_State *L, int tidx, aio_task *t) {
   lua_State *co;
   int nargs;

@@ -1,8 +1,8 @@
 /*
  * module.c - the entry point of asyncio._http: the C side of asyncio.http
  * (the parser binding on libhttp_parser, head writing and chunk framing,
- * gzip/deflate decoding and encoding on zlib, the WebSocket frame codec, the server
- * protocol). Nothing here touches the event loop directly: the server
+ * gzip/deflate decoding and encoding on zlib, the WebSocket frame codec,
+ * the server protocol). Nothing here touches the event loop directly: the server
  * protocol is driven by the core's transports through the protocol
  * vtable, and calls transports through their Lua methods.
  */
