@@ -885,7 +885,8 @@ typedef struct aio_coro {
 enum { AIO_CORO_FAST = 2 };
 
 /* A kept C operation with a fast path: await runs `fast` first, with the
- * stack [op] and the arguments still in the op's uservalues 3..nargs+1
+ * op at index 1 (values above it, await's extra arguments, are to be
+ * ignored) and the arguments still in the op's uservalues 3..nargs+1
  * (uservalue 2 is the owner, uservalue 1 what the owner gave it). `fast`
  * completes the operation when it can do so at once, without waiting,
  * waking anyone or calling Lua, and returns its number of results; else
@@ -965,6 +966,13 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
  * its object's uservalue 1 is the owner's uservalue `aux` (0: none). */
 int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
                         int slot, aio_fast_fn fast, int aux);
+/* As aio_ccoro_kept_fast, cheaper: *kept, a field of the owner (NULL
+ * when it is made), is the block of the operation kept at `slot`, which
+ * only this function writes; extra arguments are ignored, absent ones
+ * are nil. */
+int aio_fast_op_kept(lua_State *L, aio_fast_op **kept, int nargs,
+                     lua_CFunction body, int slot, aio_fast_fn fast,
+                     int aux);
 /* The bodies await(lock) and await(sem) run directly, with the stack
  * [obj], instead of the Coroutine obj's __await would return (locks.c).
  * Fixed functions, not a table the opener fills: every Lua state opens

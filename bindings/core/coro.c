@@ -473,42 +473,57 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 1;
 }
 
-/* Runs the Coroutine object at index 1 inline in the task. A C body (a
- * C operation such as q:get(), or sleep) runs in await's own frame, as if
- * await were that function: its arguments become the whole stack, its
- * yields and results are await's. */
+/* Runs the body of the C operation c at index 1, already marked started,
+ * in await's own frame, as if await were that function: its arguments
+ * become the whole stack, its yields and results are await's. */
+static int run_cop(lua_State *L, aio_coro *c) {
+  int i, n = c->nargs;
+  if (n > LUA_MINSTACK - 2) /* a C function always has LUA_MINSTACK */
+    luaL_checkstack(L, n + 2, "too many arguments");
+  if (n == 0) {
+    lua_settop(L, 0);
+    return c->body(L);
+  }
+  /* [coro] -> [arg1, ..., argn]: arguments 2..n go above the coro,
+   * then the first replaces it (no rotation of the stack) */
+  for (i = 3; i <= n + 1; i++) {
+    lua_getiuservalue(L, 1, i);
+    if (c->cached) { /* a kept operation lets go of its arguments */
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, i);
+    }
+  }
+  lua_getiuservalue(L, 1, 2);
+  lua_replace(L, 1);
+  return c->body(L);
+}
+
+/* Starts the operation op at index 1 (not started yet): its fast path,
+ * else its body, with the stack reset to [op]. */
+static int run_fast_op(lua_State *L, aio_fast_op *op) {
+  int nres;
+  op->c.state = AIO_CORO_STARTED;
+  nres = op->fast(L, op);
+  if (nres >= 0)
+    return nres;
+  lua_settop(L, 1);
+  return run_cop(L, &op->c);
+}
+
+/* Runs the Coroutine object at index 1 inline in the task: a C body (a
+ * C operation such as q:get(), or sleep) with run_cop; a Lua function as
+ * a plain call in the task. */
 static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   int nargs;
   lua_CFunction body = c->body;
   if (body != NULL) { /* a C operation */
-    int i, n = c->nargs;
     if (c->state != AIO_CORO_NEW)
       return aio_raisef(L, AIO_E_RUNTIME,
                         "cannot reuse already awaited coroutine");
+    if (c->cached == AIO_CORO_FAST)
+      return run_fast_op(L, (aio_fast_op *)c);
     c->state = AIO_CORO_STARTED;
-    if (c->cached == AIO_CORO_FAST) {
-      int nres = ((aio_fast_op *)c)->fast(L, (aio_fast_op *)c);
-      if (nres >= 0)
-        return nres;
-    }
-    if (n > LUA_MINSTACK - 2) /* a C function always has LUA_MINSTACK */
-      luaL_checkstack(L, n + 2, "too many arguments");
-    if (n == 0) {
-      lua_settop(L, 0);
-      return body(L);
-    }
-    /* [coro] -> [arg1, ..., argn]: arguments 2..n go above the coro,
-     * then the first replaces it (no rotation of the stack) */
-    for (i = 3; i <= n + 1; i++) {
-      lua_getiuservalue(L, 1, i);
-      if (c->cached) { /* a kept operation lets go of its arguments */
-        lua_pushnil(L);
-        lua_setiuservalue(L, 1, i);
-      }
-    }
-    lua_getiuservalue(L, 1, 2);
-    lua_replace(L, 1);
-    return body(L);
+    return run_cop(L, c);
   }
   nargs = coro_start(L, 1, L, t->fut.loop); /* [coro, fn, args...] */
   body = lua_tocfunction(L, 2);
@@ -524,27 +539,19 @@ static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   return await_coro_k(L, LUA_OK, 0);
 }
 
-int aio_await(lua_State *L) {
-  aio_task *t = aio_current_task_of(L);
+/* aio_await past its checks, for the value at index 1 whose userdata
+ * block is p (NULL: none) of len bytes (lua_rawlen). */
+static int await_value(lua_State *L, aio_task *t, const char **p,
+                       size_t len) {
   int depth;
-  if (t == NULL)
-    t = aio_check_await(L, "await"); /* raises */
-  /* checked before any waiter is registered: a yield that failed after
-   * (a task awaiting inside __tostring) would leave the task queued on a
-   * lock, or its wake-up on a future, past its end */
-  if (!lua_isyieldable(L))
-    return aio_raisef(L, AIO_E_RUNTIME, "cannot await here: attempt to "
-                      "yield across a C-call boundary");
   if (lua_gettop(L) != 1) {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
   }
   for (depth = 0; depth < 100; depth++) {
-    size_t len = lua_rawlen(L, 1);
-    const char **p = lua_touserdata(L, 1); /* NULL unless a userdata */
     if (p != NULL) {
       lua_CFunction guard;
-      if (is_coro_block(p, len)) /* the common case: q:get(), sleep */
+      if (is_coro_block(p, len)) /* q:get() ... once armed anew, sleep */
         return await_coro(L, t, (aio_coro *)p);
       guard = aio_guard_body_of(p, len); /* await(lock), await(sem) */
       if (guard != NULL)
@@ -564,8 +571,33 @@ int aio_await(lua_State *L) {
       lua_call(L, 1, 1);
       lua_replace(L, 1);
     }
+    len = lua_rawlen(L, 1);
+    p = lua_touserdata(L, 1); /* NULL unless a userdata */
   }
   return aio_raisef(L, AIO_E_TYPE, "__await chain too deep");
+}
+
+int aio_await(lua_State *L) {
+  aio_task *t = aio_current_task_of(L);
+  size_t len;
+  const char **p = NULL;
+  if (t == NULL)
+    t = aio_check_await(L, "await"); /* raises */
+  /* checked before any waiter is registered: a yield that failed after
+   * (a task awaiting inside __tostring) would leave the task queued on a
+   * lock, or its wake-up on a future, past its end */
+  if (!lua_isyieldable(L))
+    return aio_raisef(L, AIO_E_RUNTIME, "cannot await here: attempt to "
+                      "yield across a C-call boundary");
+  /* index 1 is acceptable even on an empty stack (nil: length 0); no
+   * block of ours is shorter than a pointer */
+  len = lua_rawlen(L, 1);
+  if (len >= sizeof *p)
+    p = lua_touserdata(L, 1); /* NULL unless a full userdata */
+  if (len == sizeof(aio_fast_op) && p != NULL && *p == &coro_tag &&
+      ((aio_coro *)p)->state == AIO_CORO_NEW) /* q:get(), q:put(x) */
+    return /* every Coroutine block of that size is one (coro_new) */ run_fast_op(L, (aio_fast_op *)p);
+  return await_value(L, t, p, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -664,6 +696,26 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
   }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, slot);
+  return 1;
+}
+
+int aio_fast_op_kept(lua_State *L, aio_fast_op **kept, int nargs,
+                     lua_CFunction body, int slot, aio_fast_fn fast,
+                     int aux) {
+  aio_fast_op *op = *kept;
+  int i;
+  if (op != NULL && op->c.state == AIO_CORO_STARTED) {
+    lua_getiuservalue(L, 1, slot); /* op, above any extra arguments */
+    op->c.state = AIO_CORO_NEW;
+    for (i = 2; i <= nargs; i++) { /* an absent one pushes nil */
+      lua_pushvalue(L, i);
+      lua_setiuservalue(L, -2, i + 1);
+    }
+    return 1;
+  }
+  /* none yet, or armed and not awaited yet, or taken by a task */
+  aio_ccoro_kept_fast(L, nargs, body, slot, fast, aux);
+  *kept = lua_touserdata(L, -1);
   return 1;
 }
 

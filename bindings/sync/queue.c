@@ -41,6 +41,7 @@ typedef struct aio_queue {
   unsigned head, count, cap;
   lua_Integer unfinished;
   lua_Integer seq;
+  aio_fast_op *getop, *putop; /* the kept operations (aio_fast_op_kept) */
   unsigned char kind, shut;
 } aio_queue;
 
@@ -475,15 +476,15 @@ static int queue_put_fast(lua_State *L, aio_fast_op *op) {
 }
 
 static int l_queue_get(lua_State *L) {
-  check_queue(L, 1);
-  return aio_ccoro_kept_fast(L, 1, queue_get_body, Q_UV_GET, queue_get_fast,
-                             Q_UV_ITEMS);
+  aio_queue *q = check_queue(L, 1);
+  return aio_fast_op_kept(L, &q->getop, 1, queue_get_body, Q_UV_GET,
+                          queue_get_fast, Q_UV_ITEMS);
 }
 
 static int l_queue_put(lua_State *L) {
-  check_queue(L, 1);
-  return aio_ccoro_kept_fast(L, 2, queue_put_body, Q_UV_PUT, queue_put_fast,
-                             Q_UV_ITEMS);
+  aio_queue *q = check_queue(L, 1);
+  return aio_fast_op_kept(L, &q->putop, 2, queue_put_body, Q_UV_PUT,
+                          queue_put_fast, Q_UV_ITEMS);
 }
 
 /* ------------------------------------------------------------------ */
