@@ -893,10 +893,17 @@ enum { AIO_CORO_FAST = 2 };
  * it changes nothing and returns -1, and the body runs as usual. */
 typedef struct aio_fast_op aio_fast_op;
 typedef int (*aio_fast_fn)(lua_State *L, aio_fast_op *op);
+/* An owner may keep an operation's argument elsewhere until the
+ * operation runs: then its `settle` (NULL: none) puts it back into the
+ * op's uservalue, and is called, with the op at the absolute index idx,
+ * before anything but `fast` reads the arguments (the body when `fast`
+ * returns -1, a task's first step). */
+typedef void (*aio_fast_settle)(lua_State *L, aio_fast_op *op, int idx);
 struct aio_fast_op {
   aio_coro c;
   void *owner;            /* the userdata block at uservalue 2 */
   aio_fast_fn fast;
+  aio_fast_settle settle;
 };
 
 /* A Coroutine is new, then started (awaited, or run by a task), or

@@ -928,3 +928,139 @@ describe("put and get that complete at once", function()
     assert.equal(6, await(q:get()))
   end))
 end)
+
+-- A FIFO queue's kept put operation, armed again by q:put(x), keeps x in
+-- the ring slot x takes once awaited (queue.c, push_slot): these check
+-- that what a user sees is that of an operation holding its argument.
+describe("Queue put armed and awaited later", function()
+  --- q with its kept put operation awaited once, so that q:put(x)
+  -- arms it again.
+  local function warm(q)
+    await(q:put("w"))
+    assert.equal("w", await(q:get()))
+  end
+
+  it("M a put never awaited puts nothing", vspec(function()
+    local q = asyncio.Queue()
+    warm(q)
+    local _ = q:put(1)
+    assert.equal(0, q:qsize())
+    assert.is_true(q:empty())
+    assert.is_true(iserror(select(2, pcall(q.get_nowait, q)), QueueEmpty))
+    await(q:put(2))
+    assert.same({2}, drain(q))
+  end))
+
+  it("M armed puts run in the order they are awaited", vspec(function()
+    local q = asyncio.Queue()
+    warm(q)
+    local a = q:put(1)
+    local b = q:put(2)
+    await(b)
+    await(a)
+    local c = q:put(3)
+    q:put_nowait(4)
+    await(c)
+    await(q:put(5))
+    assert.same({2, 1, 4, 3, 5}, drain(q))
+  end))
+
+  it("M an armed put survives gets, growth and wrap-around",
+    vspec(function()
+      local q = asyncio.Queue()
+      warm(q)
+      for i = 1, 15 do q:put_nowait(i) end
+      local op = q:put(16)
+      for i = 1, 10 do assert.equal(i, await(q:get())) end
+      await(op)
+      local op2 = q:put(17)
+      for i = 18, 40 do q:put_nowait(i) end -- grows the ring
+      await(op2)
+      local want = {}
+      for i = 11, 16 do want[#want + 1] = i end
+      for i = 18, 40 do want[#want + 1] = i end
+      want[#want + 1] = 17
+      assert.same(want, drain(q))
+    end))
+
+  it("M an armed put of nil puts nil", vspec(function()
+    local q = asyncio.Queue()
+    warm(q)
+    local op = q:put(nil)
+    q:put_nowait(false)
+    await(op)
+    assert.equal(2, q:qsize())
+    assert.is_false(q:get_nowait())
+    assert.is_nil(q:get_nowait())
+  end))
+
+  it("M a closed armed put puts nothing, and the next one works",
+    vspec(function()
+      local q = asyncio.Queue()
+      warm(q)
+      local op = q:put(1)
+      op:close()
+      await(q:put(2))
+      q:put(3):close()
+      q:put_nowait(4)
+      assert.same({2, 4}, drain(q))
+    end))
+
+  it("M an armed put wrapped in a task, or waiting for room",
+    vspec(function()
+      local q = asyncio.Queue(1)
+      warm(q)
+      local t = create_task(q:put(1))
+      await(t)
+      local op = q:put(2) -- the queue is full
+      local t2 = create_task(async(function() await(op) end)())
+      await(sleep(0))
+      assert.equal(1, putters(q))
+      assert.equal(1, await(q:get()))
+      await(t2)
+      assert.same({2}, drain(q))
+    end))
+
+  it("M an armed put wakes a waiting getter", vspec(function()
+    local q = asyncio.Queue()
+    warm(q)
+    local got = create_task(q:get())
+    await(sleep(0))
+    assert.equal(1, getters(q))
+    local op = q:put(7)
+    await(op)
+    assert.equal(7, await(got))
+    assert.equal(0, q:qsize())
+  end))
+
+  it("M an armed put raises QueueShutDown after shutdown",
+    vspec(function()
+      local q = asyncio.Queue()
+      warm(q)
+      q:put_nowait(1)
+      local op = q:put(2)
+      q:shutdown(true)
+      assert.is_true(iserror(await_error(op), QueueShutDown))
+      assert.equal(0, q:qsize())
+    end))
+
+  it("M an item put and taken is not kept alive by the queue",
+    vspec(function()
+      local q = asyncio.Queue()
+      warm(q)
+      local weak = setmetatable({}, {__mode = "k"})
+      local a, b, c = {}, {}, {}
+      weak[a], weak[b], weak[c] = true, true, true
+      await(q:put(a))
+      assert.equal(a, await(q:get()))
+      await(create_task(q:put(c)))
+      assert.equal(c, await(q:get()))
+      local op = q:put(b) -- armed, never awaited
+      op:close()
+      a, b, c, op = nil, nil, nil, nil
+      await(q:put(1)) -- the closed put's item leaves the ring
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(weak))
+    end))
+end)

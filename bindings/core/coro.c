@@ -194,15 +194,22 @@ static aio_coro *coro_take(lua_State *L, int cidx, aio_coro *c, int state,
 }
 
 /* Pushes the function and the arguments of the Coroutine c at cidx onto
- * `to`; returns the number of arguments. */
+ * `to`; returns the number of arguments. A kept operation lets go of
+ * them (not of its owner, uservalue 2). */
 static int push_body(lua_State *L, int cidx, aio_coro *c, lua_State *to) {
   int i;
   luaL_checkstack(L, c->nargs + 2, "too many arguments");
   if (to != L)
     luaL_checkstack(to, c->nargs + 2, "too many arguments");
+  if (c->cached == AIO_CORO_FAST && ((aio_fast_op *)c)->settle != NULL)
+    ((aio_fast_op *)c)->settle(L, (aio_fast_op *)c, cidx);
   aio_coro_pushfn(L, cidx);
   for (i = 2; i <= c->nargs + 1; i++)
     lua_getiuservalue(L, cidx, i);
+  for (i = 3; c->cached && i <= c->nargs + 1; i++) { /* as run_cop */
+    lua_pushnil(L);
+    lua_setiuservalue(L, cidx, i);
+  }
   if (to != L)
     lua_xmove(L, to, c->nargs + 1);
   return c->nargs;
@@ -476,7 +483,7 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
 /* Runs the body of the C operation c at index 1, already marked started,
  * in await's own frame, as if await were that function: its arguments
  * become the whole stack, its yields and results are await's. */
-static int run_cop(lua_State *L, aio_coro *c) {
+static inline int run_cop(lua_State *L, aio_coro *c) {
   int i, n = c->nargs;
   if (n > LUA_MINSTACK - 2) /* a C function always has LUA_MINSTACK */
     luaL_checkstack(L, n + 2, "too many arguments");
@@ -498,21 +505,28 @@ static int run_cop(lua_State *L, aio_coro *c) {
   return c->body(L);
 }
 
-/* Starts the operation op at index 1 (not started yet): its fast path,
- * else its body, with the stack reset to [op]. */
-static int run_fast_op(lua_State *L, aio_fast_op *op) {
-  int nres;
-  op->c.state = AIO_CORO_STARTED;
-  nres = op->fast(L, op);
-  if (nres >= 0)
-    return nres;
-  lua_settop(L, 1);
-  return run_cop(L, &op->c);
+/* Starts the C operation c at index 1, new, in await's frame: the fast
+ * path of one that has it (whatever lies above index 1), else its body
+ * with the stack reset to [c]. */
+static inline __attribute__((always_inline)) int start_cop(lua_State *L,
+                                                         aio_coro *c) {
+  c->state = AIO_CORO_STARTED;
+  if (c->cached == AIO_CORO_FAST) {
+    aio_fast_op *op = (aio_fast_op *)c;
+    int nres = op->fast(L, op);
+    if (nres >= 0)
+      return nres;
+    lua_settop(L, 1);
+    if (op->settle != NULL)
+      op->settle(L, op, 1);
+  } else if (lua_gettop(L) != 1)
+    lua_settop(L, 1);
+  return run_cop(L, c);
 }
 
-/* Runs the Coroutine object at index 1 inline in the task: a C body (a
- * C operation such as q:get(), or sleep) with run_cop; a Lua function as
- * a plain call in the task. */
+/* Runs the Coroutine object at index 1, the only value on the stack,
+ * inline in the task: a C body (a C operation such as q:get(), or sleep)
+ * with start_cop; a Lua function as a plain call in the task. */
 static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   int nargs;
   lua_CFunction body = c->body;
@@ -520,10 +534,7 @@ static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
     if (c->state != AIO_CORO_NEW)
       return aio_raisef(L, AIO_E_RUNTIME,
                         "cannot reuse already awaited coroutine");
-    if (c->cached == AIO_CORO_FAST)
-      return run_fast_op(L, (aio_fast_op *)c);
-    c->state = AIO_CORO_STARTED;
-    return run_cop(L, c);
+    return start_cop(L, c);
   }
   nargs = coro_start(L, 1, L, t->fut.loop); /* [coro, fn, args...] */
   body = lua_tocfunction(L, 2);
@@ -539,8 +550,18 @@ static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   return await_coro_k(L, LUA_OK, 0);
 }
 
-/* aio_await past its checks, for the value at index 1 whose userdata
- * block is p (NULL: none) of len bytes (lua_rawlen). */
+/* Awaits the Coroutine object c at index 1: inlined in both callers,
+ * for the C operations of hot loops (q:get(), sleep(s)). */
+static inline __attribute__((always_inline)) int
+await_coro_at1(lua_State *L, aio_task *t, aio_coro *c) {
+  if (c->body != NULL && c->state == AIO_CORO_NEW)
+    return start_cop(L, c);
+  lua_settop(L, 1);
+  return await_coro(L, t, c);
+}
+
+/* aio_await past its checks, for the value at index 1, not a Coroutine
+ * object, whose userdata block is p (NULL: none) of len bytes. */
 static int await_value(lua_State *L, aio_task *t, const char **p,
                        size_t len) {
   int depth;
@@ -550,10 +571,7 @@ static int await_value(lua_State *L, aio_task *t, const char **p,
   }
   for (depth = 0; depth < 100; depth++) {
     if (p != NULL) {
-      lua_CFunction guard;
-      if (is_coro_block(p, len)) /* q:get() ... once armed anew, sleep */
-        return await_coro(L, t, (aio_coro *)p);
-      guard = aio_guard_body_of(p, len); /* await(lock), await(sem) */
+      lua_CFunction guard = aio_guard_body_of(p, len); /* await(lock) */
       if (guard != NULL)
         return guard(L);
     }
@@ -573,6 +591,8 @@ static int await_value(lua_State *L, aio_task *t, const char **p,
     }
     len = lua_rawlen(L, 1);
     p = lua_touserdata(L, 1); /* NULL unless a userdata */
+    if (p != NULL && is_coro_block(p, len)) /* what __await returned */
+      return await_coro_at1(L, t, (aio_coro *)p);
   }
   return aio_raisef(L, AIO_E_TYPE, "__await chain too deep");
 }
@@ -580,7 +600,7 @@ static int await_value(lua_State *L, aio_task *t, const char **p,
 int aio_await(lua_State *L) {
   aio_task *t = aio_current_task_of(L);
   size_t len;
-  const char **p = NULL;
+  const char **p;
   if (t == NULL)
     t = aio_check_await(L, "await"); /* raises */
   /* checked before any waiter is registered: a yield that failed after
@@ -589,14 +609,11 @@ int aio_await(lua_State *L) {
   if (!lua_isyieldable(L))
     return aio_raisef(L, AIO_E_RUNTIME, "cannot await here: attempt to "
                       "yield across a C-call boundary");
-  /* index 1 is acceptable even on an empty stack (nil: length 0); no
-   * block of ours is shorter than a pointer */
+  /* index 1 is acceptable even on an empty stack (nil: length 0) */
   len = lua_rawlen(L, 1);
-  if (len >= sizeof *p)
-    p = lua_touserdata(L, 1); /* NULL unless a full userdata */
-  if (len == sizeof(aio_fast_op) && p != NULL && *p == &coro_tag &&
-      ((aio_coro *)p)->state == AIO_CORO_NEW) /* q:get(), q:put(x) */
-    return /* every Coroutine block of that size is one (coro_new) */ run_fast_op(L, (aio_fast_op *)p);
+  p = lua_touserdata(L, 1); /* NULL unless a userdata */
+  if (p != NULL && is_coro_block(p, len))
+    return await_coro_at1(L, t, (aio_coro *)p);
   return await_value(L, t, p, len);
 }
 
@@ -689,6 +706,7 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
     c->cached = AIO_CORO_FAST;
     op->owner = lua_touserdata(L, 1);
     op->fast = fast;
+    op->settle = NULL;
     if (aux) {
       lua_getiuservalue(L, 1, aux);
       lua_setiuservalue(L, -2, 1);

@@ -42,6 +42,8 @@ typedef struct aio_queue {
   lua_Integer unfinished;
   lua_Integer seq;
   aio_fast_op *getop, *putop; /* the kept operations (aio_fast_op_kept) */
+  aio_fast_op *spec;     /* NULL, or putop armed, whose item waits in the
+                            ring's push slot (push_slot) */
   unsigned char kind, shut;
 } aio_queue;
 
@@ -244,8 +246,57 @@ static void take_top(lua_State *L, aio_queue *q) {
   q->count--;
 }
 
+/* A FIFO queue's kept put operation, armed again by q:put(x) while the
+ * ring has room, puts x in the slot x takes once the operation is
+ * awaited, the push slot (the queue's `spec`): awaiting it then only
+ * counts the item, and a q:put(x) never awaited puts nothing (the count
+ * is the same).
+ * The slot stays the push slot while no item is added: a get moves the
+ * head and the count, not their sum. So whatever adds an item, or makes
+ * another put operation, first ends the speculation (unspec): x goes
+ * back to the operation's uservalue 3, where a put operation not kept
+ * in the push slot has its argument. */
+
+/* The push slot of a FIFO queue with room. */
+static lua_Integer push_slot(aio_queue *q) {
+  return ((q->head + q->count) & (q->cap - 1)) + 1;
+}
+
+/* Ends the speculation of q, whose operation is at the absolute index
+ * opidx: its item goes back to it unless `keep` is 0 (it will never
+ * run). Allocates nothing: the slots exist. */
+static void unspec(lua_State *L, aio_queue *q, int opidx, int keep) {
+  lua_Integer k = push_slot(q);
+  lua_getiuservalue(L, opidx, 1); /* the items */
+  if (keep) {
+    lua_rawgeti(L, -1, k);
+    lua_setiuservalue(L, opidx, 3);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, -2, k);
+  lua_pop(L, 1);
+  q->spec = NULL;
+}
+
+/* unspec, the queue at index 1: the operation is its kept one. One
+ * closed (coro:close(), started without running) never runs. */
+static void unspec_queue(lua_State *L, aio_queue *q) {
+  lua_getiuservalue(L, 1, Q_UV_PUT);
+  unspec(L, q, lua_gettop(L), q->spec->c.state != AIO_CORO_STARTED);
+  lua_pop(L, 1);
+}
+
+/* The put operation's settle (aio_fast_op): it is about to run. */
+static void queue_put_settle(lua_State *L, aio_fast_op *op, int idx) {
+  aio_queue *q = op->owner;
+  if (q->spec == op)
+    unspec(L, q, idx, 1);
+}
+
 /* Adds the item at iidx (a positive index). The queue is at index 1. */
 static void store_item(lua_State *L, aio_queue *q, int iidx) {
+  if (q->spec != NULL)
+    unspec_queue(L, q);
   if (q->kind == Q_PRIORITY) {
     heap_push(L, q, iidx);
     q->count++;
@@ -463,8 +514,16 @@ static int queue_get_fast(lua_State *L, aio_fast_op *op) {
 
 static int queue_put_fast(lua_State *L, aio_fast_op *op) {
   aio_queue *q = op->owner;
-  if (q->kind == Q_PRIORITY || q->shut || is_full(q) ||
-      q->getters.head != NULL || (q->kind == Q_FIFO && q->count == q->cap))
+  if (q->shut || is_full(q) || q->getters.head != NULL)
+    return -1;
+  if (q->spec == op) { /* its item is in the push slot */
+    q->spec = NULL;
+    q->count++;
+    q->unfinished++;
+    return 0;
+  }
+  if (q->kind == Q_PRIORITY || q->spec != NULL ||
+      (q->kind == Q_FIFO && q->count == q->cap))
     return -1;
   lua_getiuservalue(L, 1, 1);
   lua_getiuservalue(L, 1, 3);
@@ -481,10 +540,31 @@ static int l_queue_get(lua_State *L) {
                           queue_get_fast, Q_UV_ITEMS);
 }
 
+/* Arms the kept put operation op of the FIFO queue q, whose ring has
+ * room, again, with the item at index 2 in the push slot (where the item
+ * of op closed may be). */
+static int arm_spec(lua_State *L, aio_queue *q, aio_fast_op *op) {
+  lua_getiuservalue(L, 1, Q_UV_ITEMS);
+  lua_pushvalue(L, 2); /* nil when absent */
+  lua_rawseti(L, -2, push_slot(q));
+  op->c.state = AIO_CORO_NEW;
+  q->spec = op;
+  lua_getiuservalue(L, 1, Q_UV_PUT);
+  return 1;
+}
+
 static int l_queue_put(lua_State *L) {
   aio_queue *q = check_queue(L, 1);
-  return aio_fast_op_kept(L, &q->putop, 2, queue_put_body, Q_UV_PUT,
-                          queue_put_fast, Q_UV_ITEMS);
+  aio_fast_op *op = q->putop;
+  if (op != NULL && op->c.state == AIO_CORO_STARTED && q->kind == Q_FIFO &&
+      q->count < q->cap) /* a full ring grows when an item is added */
+    return arm_spec(L, q, op);
+  if (q->spec != NULL) /* armed and not run: a new operation */
+    unspec_queue(L, q);
+  aio_fast_op_kept(L, &q->putop, 2, queue_put_body, Q_UV_PUT,
+                   queue_put_fast, Q_UV_ITEMS);
+  q->putop->settle = queue_put_settle;
+  return 1;
 }
 
 /* ------------------------------------------------------------------ */
