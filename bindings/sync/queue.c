@@ -236,11 +236,11 @@ static void store_top(lua_State *L, aio_queue *q) {
   q->count++;
 }
 
-static void take_top(lua_State *L, aio_queue *q) {
+static inline void take_top(lua_State *L, aio_queue *q) {
   lua_Integer k = q->kind == Q_FIFO ? q->head + 1 : q->count;
   lua_rawgeti(L, -1, k);
   lua_pushnil(L);
-  lua_rawseti(L, -3, k);
+  lua_seti(L, -3, k);
   if (q->kind == Q_FIFO)
     q->head = (q->head + 1) & (q->cap - 1);
   q->count--;
@@ -512,16 +512,8 @@ static int queue_get_fast(lua_State *L, aio_fast_op *op) {
   return 1;
 }
 
-static int queue_put_fast(lua_State *L, aio_fast_op *op) {
-  aio_queue *q = op->owner;
-  if (q->shut || is_full(q) || q->getters.head != NULL)
-    return -1;
-  if (q->spec == op) { /* its item is in the push slot */
-    q->spec = NULL;
-    q->count++;
-    q->unfinished++;
-    return 0;
-  }
+/* queue_put_fast for an operation holding its item (uservalue 3) */
+static int put_fast_held(lua_State *L, aio_queue *q) {
   if (q->kind == Q_PRIORITY || q->spec != NULL ||
       (q->kind == Q_FIFO && q->count == q->cap))
     return -1;
@@ -534,8 +526,26 @@ static int queue_put_fast(lua_State *L, aio_fast_op *op) {
   return 0;
 }
 
+static int queue_put_fast(lua_State *L, aio_fast_op *op) {
+  aio_queue *q = op->owner;
+  if (q->shut || is_full(q) || q->getters.head != NULL)
+    return -1;
+  if (q->spec != op)
+    return put_fast_held(L, q);
+  q->spec = NULL; /* its item is in the push slot */
+  q->count++;
+  q->unfinished++;
+  return 0;
+}
+
 static int l_queue_get(lua_State *L) {
   aio_queue *q = check_queue(L, 1);
+  aio_fast_op *op = q->getop;
+  if (op != NULL && op->c.state == AIO_CORO_STARTED) { /* arm it again */
+    op->c.state = AIO_CORO_NEW;
+    lua_getiuservalue(L, 1, Q_UV_GET);
+    return 1;
+  }
   return aio_fast_op_kept(L, &q->getop, 1, queue_get_body, Q_UV_GET,
                           queue_get_fast, Q_UV_ITEMS);
 }
