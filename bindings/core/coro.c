@@ -480,19 +480,13 @@ static int await_coro_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 1;
 }
 
-/* Runs the body of the C operation c at index 1, already marked started,
- * in await's own frame, as if await were that function: its arguments
- * become the whole stack, its yields and results are await's. */
-static inline int run_cop(lua_State *L, aio_coro *c) {
-  int i, n = c->nargs;
+/* run_cop for n > 1 arguments: [coro] -> [arg1, ..., argn] (arguments
+ * 2..n go above the coro, then the first replaces it: no rotation) */
+static __attribute__((noinline)) void push_cop_args(lua_State *L,
+                                                   aio_coro *c, int n) {
+  int i;
   if (n > LUA_MINSTACK - 2) /* a C function always has LUA_MINSTACK */
     luaL_checkstack(L, n + 2, "too many arguments");
-  if (n == 0) {
-    lua_settop(L, 0);
-    return c->body(L);
-  }
-  /* [coro] -> [arg1, ..., argn]: arguments 2..n go above the coro,
-   * then the first replaces it (no rotation of the stack) */
   for (i = 3; i <= n + 1; i++) {
     lua_getiuservalue(L, 1, i);
     if (c->cached) { /* a kept operation lets go of its arguments */
@@ -502,6 +496,20 @@ static inline int run_cop(lua_State *L, aio_coro *c) {
   }
   lua_getiuservalue(L, 1, 2);
   lua_replace(L, 1);
+}
+
+/* Runs the body of the C operation c at index 1, already marked started,
+ * in await's own frame, as if await were that function: its arguments
+ * become the whole stack, its yields and results are await's. */
+static inline int run_cop(lua_State *L, aio_coro *c) {
+  int n = c->nargs;
+  if (n == 0)
+    lua_settop(L, 0);
+  else if (n == 1) { /* the usual case: sleep(s), q:get() waiting */
+    lua_getiuservalue(L, 1, 2);
+    lua_replace(L, 1);
+  } else
+    push_cop_args(L, c, n);
   return c->body(L);
 }
 
@@ -560,18 +568,28 @@ await_coro_at1(lua_State *L, aio_task *t, aio_coro *c) {
   return await_coro(L, t, c);
 }
 
-/* aio_await past its checks, for the value at index 1, not a Coroutine
- * object, whose userdata block is p (NULL: none) of len bytes. */
-static int await_value(lua_State *L, aio_task *t, const char **p,
-                       size_t len) {
+/* Awaits what __await of the value at index 1 returns, and so on. */
+static __attribute__((noinline)) int await_dunder(lua_State *L,
+                                                  aio_task *t) {
   int depth;
-  if (lua_gettop(L) != 1) {
-    luaL_checkany(L, 1);
-    lua_settop(L, 1);
-  }
   for (depth = 0; depth < 100; depth++) {
+    const char **p;
+    size_t len;
+    if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
+      aio_pushrepr(L, 1);
+      return aio_raisef(L, AIO_E_TYPE, "object %s can't be used in "
+                        "'await' expression", lua_tostring(L, -1));
+    }
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_replace(L, 1);
+    len = lua_rawlen(L, 1);
+    p = lua_touserdata(L, 1); /* NULL unless a userdata */
     if (p != NULL) {
-      lua_CFunction guard = aio_guard_body_of(p, len); /* await(lock) */
+      lua_CFunction guard;
+      if (is_coro_block(p, len))
+        return await_coro_at1(L, t, (aio_coro *)p);
+      guard = aio_guard_body_of(p, len); /* await(lock), await(sem) */
       if (guard != NULL)
         return guard(L);
     }
@@ -580,19 +598,8 @@ static int await_value(lua_State *L, aio_task *t, const char **p,
     case AIO_K_TASK:
       return await_future(L, t, lua_touserdata(L, 1));
     default:
-      if (luaL_getmetafield(L, 1, "__await") == LUA_TNIL) {
-        aio_pushrepr(L, 1);
-        return aio_raisef(L, AIO_E_TYPE, "object %s can't be used in "
-                          "'await' expression", lua_tostring(L, -1));
-      }
-      lua_pushvalue(L, 1);
-      lua_call(L, 1, 1);
-      lua_replace(L, 1);
+      break;
     }
-    len = lua_rawlen(L, 1);
-    p = lua_touserdata(L, 1); /* NULL unless a userdata */
-    if (p != NULL && is_coro_block(p, len)) /* what __await returned */
-      return await_coro_at1(L, t, (aio_coro *)p);
   }
   return aio_raisef(L, AIO_E_TYPE, "__await chain too deep");
 }
@@ -614,7 +621,22 @@ int aio_await(lua_State *L) {
   p = lua_touserdata(L, 1); /* NULL unless a userdata */
   if (p != NULL && is_coro_block(p, len))
     return await_coro_at1(L, t, (aio_coro *)p);
-  return await_value(L, t, p, len);
+  if (lua_gettop(L) != 1) {
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+  }
+  if (p != NULL) {
+    lua_CFunction guard = aio_guard_body_of(p, len); /* await(lock) */
+    if (guard != NULL)
+      return guard(L);
+  }
+  switch (aio_kindof(L, 1)) {
+  case AIO_K_FUTURE:
+  case AIO_K_TASK:
+    return await_future(L, t, lua_touserdata(L, 1));
+  default:
+    return await_dunder(L, t);
+  }
 }
 
 /* ------------------------------------------------------------------ */

@@ -52,7 +52,9 @@ static const char *const kind_names[] = {"Queue", "LifoQueue",
 
 static const char queue_tag = 0;
 
-static aio_queue *check_queue(lua_State *L, int idx) {
+/* inlined: q:get() and q:put(x) run it once per item */
+static inline __attribute__((always_inline)) aio_queue *
+check_queue(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_queue), &queue_tag, AIO_K_QUEUE,
                          AIO_QUEUE_MT);
 }
