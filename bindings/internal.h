@@ -890,7 +890,9 @@ enum { AIO_CORO_FAST = 2 };
  * (uservalue 2 is the owner, uservalue 1 what the owner gave it). `fast`
  * completes the operation when it can do so at once, without waiting,
  * waking anyone or calling Lua, and returns its number of results; else
- * it changes nothing and returns -1, and the body runs as usual. */
+ * it changes nothing and returns -1, and the body runs as usual. It runs
+ * in any coroutine that may yield, a task's or not: await looks for the
+ * awaiting task only when `fast` returns -1. */
 typedef struct aio_fast_op aio_fast_op;
 typedef int (*aio_fast_fn)(lua_State *L, aio_fast_op *op);
 /* An owner may keep an operation's argument elsewhere until the

@@ -1064,3 +1064,34 @@ describe("Queue put armed and awaited later", function()
       assert.is_nil(next(weak))
     end))
 end)
+
+-- await(op) of a C operation with a fast path tries that path before it
+-- looks for the awaiting task (coro.c, await_coro_at1): in a coroutine
+-- that is not a task's own, what completes at once completes, as a
+-- Python coroutine driven by send() completes an await that never
+-- suspends; what its fast path leaves to its body (a wait, a wake-up,
+-- the ring's growth) raises as before, and leaves the operation new.
+describe("put and get in a coroutine that is not a task's own",
+  function()
+  it("M complete when they need not wait, else raise RuntimeError",
+    vspec(function()
+      local q = asyncio.Queue()
+      q:put_nowait(0) -- the ring has room now: put needs no growth
+      assert.equal(0, q:get_nowait())
+      local co = coroutine.wrap(function()
+        await(q:put(1))
+        local got = await(q:get())
+        local op = q:get()
+        local ok, err = pcall(await, op) -- empty: it would wait
+        return got, ok, err, op
+      end)
+      local got, ok, err, op = co()
+      assert.equal(1, got)
+      assert.is_false(ok)
+      assert.is_true(iserror(err, RuntimeError), tostring(err))
+      assert.matches("not a task's own", err.message)
+      q:put_nowait(2)
+      assert.equal(2, await(op)) -- still new: it runs in the task
+      assert.equal(0, q:qsize())
+    end))
+end)

@@ -513,37 +513,24 @@ static inline int run_cop(lua_State *L, aio_coro *c) {
   return c->body(L);
 }
 
-/* Starts the C operation c at index 1, new, in await's frame: the fast
- * path of one that has it (whatever lies above index 1), else its body
- * with the stack reset to [c]. */
-static inline __attribute__((always_inline)) int start_cop(lua_State *L,
-                                                         aio_coro *c) {
-  c->state = AIO_CORO_STARTED;
-  if (c->cached == AIO_CORO_FAST) {
-    aio_fast_op *op = (aio_fast_op *)c;
-    int nres = op->fast(L, op);
-    if (nres >= 0)
-      return nres;
-    lua_settop(L, 1);
-    if (op->settle != NULL)
-      op->settle(L, op, 1);
-  } else if (lua_gettop(L) != 1)
-    lua_settop(L, 1);
-  return run_cop(L, c);
+/* Runs the body of the C operation op at index 1, started, whose fast
+ * path declined: with the stack reset to [op] and its arguments back. */
+static int run_declined(lua_State *L, aio_fast_op *op) {
+  lua_settop(L, 1);
+  if (op->settle != NULL)
+    op->settle(L, op, 1);
+  return run_cop(L, &op->c);
 }
 
-/* Runs the Coroutine object at index 1, the only value on the stack,
- * inline in the task: a C body (a C operation such as q:get(), or sleep)
- * with start_cop; a Lua function as a plain call in the task. */
+/* Runs the Coroutine object c at index 1, the only value on the stack,
+ * not a new C operation, inline in the task: a Lua function as a plain
+ * call in the task. */
 static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   int nargs;
   lua_CFunction body = c->body;
-  if (body != NULL) { /* a C operation */
-    if (c->state != AIO_CORO_NEW)
-      return aio_raisef(L, AIO_E_RUNTIME,
-                        "cannot reuse already awaited coroutine");
-    return start_cop(L, c);
-  }
+  if (body != NULL) /* a C operation, not new (await_coro_at1) */
+    return aio_raisef(L, AIO_E_RUNTIME,
+                      "cannot reuse already awaited coroutine");
   nargs = coro_start(L, 1, L, t->fut.loop); /* [coro, fn, args...] */
   body = lua_tocfunction(L, 2);
   if (body != NULL) {
@@ -558,14 +545,41 @@ static int await_coro(lua_State *L, aio_task *t, aio_coro *c) {
   return await_coro_k(L, LUA_OK, 0);
 }
 
-/* Awaits the Coroutine object c at index 1: inlined in both callers,
- * for the C operations of hot loops (q:get(), sleep(s)). */
+/* The task awaiting in L, or raises. */
+static aio_task *awaiting_task(lua_State *L) {
+  aio_task *t = aio_current_task_of(L);
+  return t != NULL ? t : aio_check_await(L, "await");
+}
+
+/* Awaits the Coroutine object c at index 1, in a coroutine that may
+ * yield. The fast path of a new C operation needs no task: it completes
+ * at once, or changes nothing and the operation stays new if there is
+ * no task to run its body. */
 static inline __attribute__((always_inline)) int
-await_coro_at1(lua_State *L, aio_task *t, aio_coro *c) {
-  if (c->body != NULL && c->state == AIO_CORO_NEW)
-    return start_cop(L, c);
-  lua_settop(L, 1);
-  return await_coro(L, t, c);
+await_coro_at1(lua_State *L, aio_coro *c) {
+  if (c->body == NULL || c->state != AIO_CORO_NEW) {
+    aio_task *t = awaiting_task(L);
+    lua_settop(L, 1);
+    return await_coro(L, t, c);
+  }
+  if (c->cached == AIO_CORO_FAST) {
+    aio_fast_op *op = (aio_fast_op *)c;
+    int nres;
+    c->state = AIO_CORO_STARTED;
+    nres = op->fast(L, op);
+    if (nres >= 0)
+      return nres;
+    if (aio_current_task_of(L) == NULL) {
+      c->state = AIO_CORO_NEW;
+      aio_check_await(L, "await"); /* raises */
+    }
+    return run_declined(L, op);
+  }
+  awaiting_task(L);
+  c->state = AIO_CORO_STARTED;
+  if (lua_gettop(L) != 1)
+    lua_settop(L, 1);
+  return run_cop(L, c);
 }
 
 /* Awaits what __await of the value at index 1 returns, and so on. */
@@ -588,7 +602,7 @@ static __attribute__((noinline)) int await_dunder(lua_State *L,
     if (p != NULL) {
       lua_CFunction guard;
       if (is_coro_block(p, len))
-        return await_coro_at1(L, t, (aio_coro *)p);
+        return await_coro_at1(L, (aio_coro *)p);
       guard = aio_guard_body_of(p, len); /* await(lock), await(sem) */
       if (guard != NULL)
         return guard(L);
@@ -605,22 +619,23 @@ static __attribute__((noinline)) int await_dunder(lua_State *L,
 }
 
 int aio_await(lua_State *L) {
-  aio_task *t = aio_current_task_of(L);
+  aio_task *t;
   size_t len;
   const char **p;
-  if (t == NULL)
-    t = aio_check_await(L, "await"); /* raises */
   /* checked before any waiter is registered: a yield that failed after
    * (a task awaiting inside __tostring) would leave the task queued on a
    * lock, or its wake-up on a future, past its end */
-  if (!lua_isyieldable(L))
+  if (!lua_isyieldable(L)) {
+    awaiting_task(L); /* raises outside a task */
     return aio_raisef(L, AIO_E_RUNTIME, "cannot await here: attempt to "
                       "yield across a C-call boundary");
+  }
   /* index 1 is acceptable even on an empty stack (nil: length 0) */
   len = lua_rawlen(L, 1);
   p = lua_touserdata(L, 1); /* NULL unless a userdata */
   if (p != NULL && is_coro_block(p, len))
-    return await_coro_at1(L, t, (aio_coro *)p);
+    return await_coro_at1(L, (aio_coro *)p);
+  t = awaiting_task(L);
   if (lua_gettop(L) != 1) {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
