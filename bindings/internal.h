@@ -978,7 +978,8 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
 /* As aio_ccoro_kept_fast, cheaper: *kept, a field of the owner (NULL
  * when it is made), is the block of the operation kept at `slot`, which
  * only this function writes; extra arguments are ignored, absent ones
- * are nil. */
+ * are nil. `fast` may be NULL: an operation with no fast path (its
+ * block is an aio_fast_op all the same). */
 int aio_fast_op_kept(lua_State *L, aio_fast_op **kept, int nargs,
                      lua_CFunction body, int slot, aio_fast_fn fast,
                      int aux);

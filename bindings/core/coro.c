@@ -725,22 +725,21 @@ int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot) {
   return aio_ccoro_kept_fast(L, nargs, body, slot, NULL, 0);
 }
 
-int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
-                        int slot, aio_fast_fn fast, int aux) {
+/* Pushes a new operation of the object at 1 (its arguments: 1..nargs,
+ * the whole stack) that the object keeps in its uservalue `slot`, in a
+ * block of `size` bytes: an aio_coro, or an aio_fast_op whose fast path
+ * is `fast` (none when NULL) and whose uservalue 1 is the object's
+ * uservalue `aux` (0: none). Returns the block. */
+static aio_coro *kept_new(lua_State *L, int nargs, lua_CFunction body,
+                          int slot, aio_fast_fn fast, int aux, size_t size) {
   aio_coro *c;
   int i;
-  if (lua_gettop(L) != nargs)
-    lua_settop(L, nargs);
-  if (rearm_kept(L, nargs, slot))
-    return 1;
-  /* none yet, or it is armed and not awaited yet: a new one, kept */
   for (i = 1; i <= nargs; i++)
     lua_pushvalue(L, i);
-  c = coro_new(L, nargs, body, fast ? sizeof(aio_fast_op) : sizeof *c);
-  c->cached = 1;
-  if (fast) {
+  c = coro_new(L, nargs, body, size);
+  c->cached = fast ? AIO_CORO_FAST : 1;
+  if (size >= sizeof(aio_fast_op)) {
     aio_fast_op *op = (aio_fast_op *)c;
-    c->cached = AIO_CORO_FAST;
     op->owner = lua_touserdata(L, 1);
     op->fast = fast;
     op->settle = NULL;
@@ -751,6 +750,18 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
   }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, slot);
+  return c;
+}
+
+int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
+                        int slot, aio_fast_fn fast, int aux) {
+  if (lua_gettop(L) != nargs)
+    lua_settop(L, nargs);
+  if (rearm_kept(L, nargs, slot))
+    return 1;
+  /* none yet, or it is armed and not awaited yet: a new one, kept */
+  kept_new(L, nargs, body, slot, fast, aux,
+           fast ? sizeof(aio_fast_op) : sizeof(aio_coro));
   return 1;
 }
 
@@ -769,8 +780,10 @@ int aio_fast_op_kept(lua_State *L, aio_fast_op **kept, int nargs,
     return 1;
   }
   /* none yet, or armed and not awaited yet, or taken by a task */
-  aio_ccoro_kept_fast(L, nargs, body, slot, fast, aux);
-  *kept = lua_touserdata(L, -1);
+  if (lua_gettop(L) != nargs)
+    lua_settop(L, nargs);
+  *kept = (aio_fast_op *)kept_new(L, nargs, body, slot, fast, aux,
+                                  sizeof(aio_fast_op));
   return 1;
 }
 

@@ -64,7 +64,7 @@ struct aio_reader {
    * still to run (read_armed counts those: armed, minus bodies run) */
   lua_Integer read_n;
   size_t read_armed;
-  aio_coro *read_op;   /* the operation in R_UV_READ, or NULL */
+  aio_fast_op *read_op; /* the operation in R_UV_READ (aio_fast_op_kept) */
 };
 
 enum {
@@ -101,7 +101,7 @@ typedef struct aio_writer {
   aio_transport *t;    /* its transport when a C one, else NULL */
   srp *proto;          /* its protocol when a StreamReaderProtocol */
   aio_reader *reader;  /* its reader (user value W_UV_READER), or NULL */
-  aio_coro *drain_op;  /* the operation in W_UV_DRAIN, or NULL */
+  aio_fast_op *drain_op; /* the one in W_UV_DRAIN (aio_fast_op_kept) */
   unsigned char closed; /* close() was called */
 } aio_writer;
 
@@ -126,39 +126,6 @@ static void call_transport(lua_State *L, int idx, int uv, const char *name,
   lua_insert(L, base + 1);
   lua_insert(L, base + 2); /* [fn, transport, args...] */
   lua_call(L, nargs + 1, nres);
-}
-
-/* ------------------------------------------------------------------ */
-/* Kept operations of no argument                                      */
-
-/* A reader or writer keeps its kept operation of no argument (read's,
- * drain's) in a user value and its address in its block, so that a call
- * after an await arms it again with no look-up. The block's pointer
- * names the operation in the user value as long as the object lives:
- * only kept_push fills that user value, and it updates the pointer. */
-
-/* Arms again op, the operation of no argument kept in user value `slot`
- * of the object at 1, as aio_ccoro_kept does once it has been awaited,
- * and pushes it. Returns 0, pushing nothing, when op is NULL or not
- * awaited yet. */
-static int kept_rearm(lua_State *L, aio_coro *op, int slot) {
-  if (op == NULL || op->state != AIO_CORO_STARTED)
-    return 0;
-  op->state = AIO_CORO_NEW;
-  lua_getiuservalue(L, 1, slot);
-  return 1;
-}
-
-/* The kept operation of no argument of the object at 1, in user value
- * `slot`, its address at *op: armed again, else a new one (with the
- * fast path `fast`, if not NULL). Pushes it. */
-static int kept_push(lua_State *L, aio_coro **op, lua_CFunction body,
-                     int slot, aio_fast_fn fast) {
-  if (kept_rearm(L, *op, slot))
-    return 1;
-  aio_ccoro_kept_fast(L, 1, body, slot, fast, 0);
-  *op = lua_touserdata(L, -1);
-  return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -479,7 +446,7 @@ static int push_read_op(lua_State *L, aio_reader *r, lua_Integer n) {
     n = INTPTR_MAX;
   if (r->read_armed == 0 || r->read_n == n) {
     r->read_n = n;
-    kept_push(L, &r->read_op, read_kept_body, R_UV_READ, NULL);
+    aio_fast_op_kept(L, &r->read_op, 1, read_kept_body, R_UV_READ, NULL, 0);
     r->read_armed++; /* once armed: a memory error arms nothing */
     return 1;
   }
@@ -1756,7 +1723,8 @@ static int drain_fast(lua_State *L, aio_fast_op *op) {
 
 static int l_writer_drain(lua_State *L) {
   aio_writer *w = test_writer(L, 1);
-  return kept_push(L, &w->drain_op, drain_body, W_UV_DRAIN, drain_fast);
+  return aio_fast_op_kept(L, &w->drain_op, 1, drain_body, W_UV_DRAIN,
+                          drain_fast, 0);
 }
 
 static int wait_closed_body(lua_State *L);
