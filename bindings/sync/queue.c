@@ -78,7 +78,10 @@ static int is_full(aio_queue *q) {
 /* Doubles the ring of the full FIFO queue at index 1. The table keeps
  * its slots: when the ring wraps (head > 0), the `head` entries of its
  * start move to just after the old end, where the order continues; Lua
- * grows the table's array part itself as the new slots are filled. */
+ * grows the table's array part itself as the new slots are filled.
+ * They are all copied before any is cleared, and the copies are the
+ * only writes that may allocate: a memory error leaves the ring as it
+ * was (with stray copies past its end, which later growth overwrites). */
 static void ring_grow(lua_State *L, aio_queue *q) {
   unsigned ncap = q->cap ? q->cap * 2 : 16, i;
   if (q->head > 0) {
@@ -86,6 +89,8 @@ static void ring_grow(lua_State *L, aio_queue *q) {
     for (i = 0; i < q->head; i++) {
       lua_rawgeti(L, -1, i + 1);
       lua_rawseti(L, -2, q->cap + i + 1);
+    }
+    for (i = 0; i < q->head; i++) {
       lua_pushnil(L);
       lua_rawseti(L, -2, i + 1);
     }

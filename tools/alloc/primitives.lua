@@ -16,6 +16,24 @@ local r = h.run(function()
   for i = 1, 5 do await(q:put(i)) end
   await(q:join())
   await(consumer)
+  -- a wrapped ring that grows keeps its order, even when growing fails
+  -- part-way (nil items leave holes, so the moved slots go to the hash
+  -- part, where each may allocate)
+  local rq, want = asyncio.Queue(), {}
+  for i = 1, 16 do
+    local v = (i <= 3 or i > 10) and i or nil
+    rq:put_nowait(v)
+    want[i] = v
+  end
+  for i = 1, 3 do h.check(rq:get_nowait() == want[i], "ring head") end
+  for i = 17, 19 do rq:put_nowait(i); want[i] = i end
+  local grown, err = pcall(rq.put_nowait, rq, 20) -- full: it grows
+  if grown then want[20] = 20 end
+  for i = 4, grown and 20 or 19 do
+    h.check(rq:get_nowait() == want[i], "ring order")
+  end
+  h.check(rq:empty(), "ring end")
+  if not grown then error(err, 0) end
   local pq = asyncio.PriorityQueue()
   pq:put_nowait({2, "b"}); pq:put_nowait({1, "a"})
   h.check(pq:get_nowait()[2] == "a", "priority")
