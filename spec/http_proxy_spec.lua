@@ -148,6 +148,21 @@ describe("the client through a proxy", function()
     assert.equal("false false ", run("x," .. base:match("//(.*)$")))
   end))
 
+  it("times out a proxy that never answers CONNECT as a connection",
+     aspec.async(function()
+    local srv = await(asyncio.start_server(async(function(r)
+      await(r:read()) -- reads the CONNECT, never answers
+    end), "127.0.0.1", 0))
+    local s <close> = http.ClientSession()
+    local ok, e = pcall(await, s:get("https://127.0.0.1:9/x", {
+      proxy = "http://127.0.0.1:" .. srv.sockets[1].port,
+      timeout = http.ClientTimeout{sock_connect = 0.2}}))
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, http.ConnectionTimeoutError),
+                   tostring(e))
+    srv:close()
+  end))
+
   it("raises ClientProxyConnectionError for a proxy it cannot reach, "
      .. "and refuses other proxy schemes", aspec.async(function()
     local probe = await(asyncio.start_server(function() end, "127.0.0.1", 0))

@@ -1161,6 +1161,7 @@ local function open_tunnel(r, w, u, proxy, ssl)
   add_proxy_fields(hdrs, proxy)
   w:write(_http.head("CONNECT " .. target .. " HTTP/1.1", hdrs))
   local ok, head = pcall(await, r:readuntil("\r\n\r\n"))
+  if not ok and is_cancel(head) then error(head, 0) end -- a timeout's too
   local status, reason
   if ok then status, reason = head:match("^HTTP/1%.%d (%d%d%d) ?([^\r]*)") end
   if status ~= "200" then
