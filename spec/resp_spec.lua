@@ -106,6 +106,29 @@ describe("asyncio._redis Protocol", function()
     end
   end)
 
+  it("takes an array header's count on trust only once its elements "
+     .. "come", function()
+    -- a malformed or hostile header announcing 2^31-1 or 5e7 elements
+    -- must not make the reader allocate for them up front
+    for _, count in ipairs{2147483647, 50000000} do
+      collectgarbage()
+      local before = collectgarbage("count")
+      local p <close> = _redis.Protocol(errobj)
+      p:feed("*" .. count .. "\r\n:1\r\n:2\r\n")
+      assert.same({}, {p:get()})             -- incomplete: nothing yet
+      assert.is_true(collectgarbage("count") - before < 1024,
+                     "KiB allocated for *" .. count)
+    end
+    -- a real array still reads whole, however long
+    local parts = {"*3000\r\n"}
+    for i = 1, 3000 do parts[#parts + 1] = ":" .. i .. "\r\n" end
+    local out = replies(table.concat(parts), 1000)
+    assert.equal(1, #out)
+    assert.equal(3000, out[1][2].n)
+    assert.equal(3000, #out[1][2])
+    assert.equal(2999, out[1][2][2999])
+  end)
+
   it("uses the error factory's value, or the message if it fails",
      function()
     local p <close> = _redis.Protocol(function() error("boom") end)

@@ -106,11 +106,17 @@ static void *create_string(const redisReadTask *task, char *s, size_t len) {
   return TOKEN;
 }
 
+/* The most array slots preallocated for a header's count: the count is
+ * the peer's word (hiredis takes up to INT_MAX), so a table grows past
+ * this only as its elements arrive. */
+#define PREALLOC_MAX 1024
+
 static void *create_array(const redisReadTask *task, int elements) {
   protocol *p = task_proto(task);
   lua_State *L = p->L;
   int depth = task_depth(p, task);
-  lua_createtable(L, elements > 0 ? elements : 0, 1);
+  lua_createtable(L, elements < 0 ? 0
+                  : elements > PREALLOC_MAX ? PREALLOC_MAX : elements, 1);
   lua_pushinteger(L, elements);
   lua_setfield(L, -2, "n");
   lua_pushvalue(L, -1);
