@@ -1542,7 +1542,7 @@ cmd("xgroup_create", function(name, group, id, o)
   return argv, ok_true
 end)
 cmd("xgroup_destroy", function(name, group)
-  return A("XGROUP", "DESTROY", name, group)
+  return A("XGROUP", "DESTROY", name, group), to_bool
 end)
 cmd("xgroup_delconsumer", function(name, group, consumer)
   return A("XGROUP", "DELCONSUMER", name, group, consumer)
