@@ -151,6 +151,40 @@ describe("asyncio.redis as redis-py", function()
     assert.equal(0, r.nconns - #r.idle)
   end))
 
+  it("raises a bad argument error naming the method for a mapping or "
+     .. "streams argument that is not a table", aspec.async(function()
+    local r <close> = client()
+    local cases = {
+      {"bad argument #2 to 'zadd' (table expected, got string)",
+       function() return r:zadd("z", "a") end},
+      {"bad argument #1 to 'mset' (table expected, got no value)",
+       function() return r:mset() end},
+      {"bad argument #1 to 'msetnx' (table expected, got string)",
+       function() return r:msetnx("a") end},
+      {"bad argument #2 to 'hset' (field 'mapping': table expected, got "
+       .. "string)", function() return r:hset("h", {mapping = "a"}) end},
+      {"bad argument #4 to 'hset' (field 'mapping': table expected, got "
+       .. "number)", function() return r:hset("h", "f", "v",
+                                               {mapping = 1}) end},
+      {"bad argument #2 to 'xadd' (table expected, got no value)",
+       function() return r:xadd("s") end},
+      {"bad argument #1 to 'xread' (table expected, got string)",
+       function() return r:xread("s") end},
+      {"bad argument #3 to 'xreadgroup' (table expected, got no value)",
+       function() return r:xreadgroup("g", "c") end},
+    }
+    for _, case in ipairs(cases) do
+      assert.equal(case[1], err_of(case[2]()))
+    end
+    -- a pipeline raises it when the command is queued
+    local p = r:pipeline()
+    local ok, e = pcall(p.zadd, p, "z", "a")
+    assert.is_false(ok)
+    assert.equal("bad argument #2 to 'zadd' (table expected, got string)", e)
+    assert.equal(0, #p)
+    assert.equal(0, await(r:exists("z", "h", "s")))
+  end))
+
   it("expire and its kin take nx, xx, gt and lt", aspec.async(function()
     local r <close> = client()
     await(r:set("k", "v"))

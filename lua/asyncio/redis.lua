@@ -1043,9 +1043,22 @@ local function list_args(argv, ...)
   return push(argv, ...)
 end
 
---- Appends a mapping's pairs (key, value) to argv.
-local function push_map(argv, mapping)
-  for k, v in pairs(mapping) do push(argv, k, v) end
+--- Raises "bad argument #n to 'fname' (table expected, got x)" unless
+-- v is a table (what a command's mapping or list argument must be);
+-- field names the option of argument n that holds v, if any.
+local function need_table(v, n, fname, field)
+  if type(v) ~= "table" then
+    error(("bad argument #%d to '%s' (%stable expected, got %s)"):format(
+      n, fname, field and ("field '%s': "):format(field) or "",
+      v == nil and "no value" or type(v)), 0)
+  end
+  return v
+end
+
+--- Appends the pairs (key, value) of mapping, argument #n of the method
+-- fname (a table, checked), to argv.
+local function push_map(argv, mapping, n, fname)
+  for k, v in pairs(need_table(mapping, n, fname)) do push(argv, k, v) end
   return argv
 end
 
@@ -1104,10 +1117,10 @@ simple("get", "GET")
 simple("getset", "GETSET")
 cmd("mget", function(...) return list_args(A("MGET"), ...) end)
 cmd("mset", function(mapping)
-  return push_map(A("MSET"), mapping), ok_true
+  return push_map(A("MSET"), mapping, 1, "mset"), ok_true
 end)
 cmd("msetnx", function(mapping)
-  return push_map(A("MSETNX"), mapping), to_bool
+  return push_map(A("MSETNX"), mapping, 1, "msetnx"), to_bool
 end)
 -- incr(name [, amount = 1]) and its kin take redis-py's defaults: word
 -- alone without an amount, word_by with one
@@ -1267,12 +1280,16 @@ end)
 -- hashes
 cmd("hset", function(name, key, value, o)
   local argv = A("HSET", name)
+  local n = 4 -- the argument that holds the option mapping
   if type(key) == "table" and value == nil and o == nil then
     -- hset(name, {mapping = t}) or hset(name, t)
-    o, key = key.mapping and key or {mapping = key}, nil
+    o, key, n = key.mapping and key or {mapping = key}, nil, 2
   end
   if key ~= nil then push(argv, key, value) end
-  if o and o.mapping then push_map(argv, o.mapping) end
+  if o and o.mapping then
+    need_table(o.mapping, n, "hset", "mapping")
+    push_map(argv, o.mapping)
+  end
   if argv.n == 2 then
     error(M.DataError("'hset' with no key value pairs"), 3)
   end
@@ -1338,7 +1355,9 @@ cmd("zadd", function(name, mapping, o)
   local argv = push_flags(A("ZADD", name), o, {"nx", "xx", "gt", "lt", "ch"})
   local conv
   if o and o.incr then push(argv, "INCR"); conv = to_float end
-  for member, score in pairs(mapping) do push(argv, score, member) end
+  for member, score in pairs(need_table(mapping, 2, "zadd")) do
+    push(argv, score, member)
+  end
   return argv, conv
 end)
 
@@ -1497,7 +1516,7 @@ cmd("xadd", function(name, fields, o)
   if o and o.nomkstream then push(argv, "NOMKSTREAM") end
   if o then push_trim(argv, o) end
   push(argv, o and o.id or "*")
-  return push_map(argv, fields)
+  return push_map(argv, fields, 2, "xadd")
 end)
 cmd("xtrim", function(name, o)
   if not o or (o.maxlen == nil and o.minid == nil) then
@@ -1507,9 +1526,11 @@ cmd("xtrim", function(name, o)
   return push_trim(A("XTRIM", name), o)
 end)
 
---- streams: {name = id, ...} or a list of {name, id}.
-local function streams_args(argv, streams)
+--- streams (argument #n of fname): {name = id, ...} or a list of
+-- {name, id}.
+local function streams_args(argv, streams, n, fname)
   local names, ids = {}, {}
+  need_table(streams, n, fname)
   if #streams > 0 then
     for i, s in ipairs(streams) do names[i], ids[i] = s[1], s[2] end
   else
@@ -1523,14 +1544,16 @@ cmd("xread", function(streams, o)
   local argv = A("XREAD")
   if o and o.count then push(argv, "COUNT", o.count) end
   if o and o.block then push(argv, "BLOCK", o.block) end
-  return streams_args(argv, streams), xread_reply, o and o.block ~= nil
+  return streams_args(argv, streams, 1, "xread"), xread_reply,
+    o and o.block ~= nil
 end)
 cmd("xreadgroup", function(group, consumer, streams, o)
   local argv = A("XREADGROUP", "GROUP", group, consumer)
   if o and o.count then push(argv, "COUNT", o.count) end
   if o and o.block then push(argv, "BLOCK", o.block) end
   if o and o.noack then push(argv, "NOACK") end
-  return streams_args(argv, streams), xread_reply, o and o.block ~= nil
+  return streams_args(argv, streams, 3, "xreadgroup"), xread_reply,
+    o and o.block ~= nil
 end)
 cmd("xack", function(name, group, ...)
   return list_args(A("XACK", name, group), ...)
