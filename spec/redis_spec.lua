@@ -314,6 +314,26 @@ describe("asyncio.redis", function()
            function() redis.Redis{decode_responses = "yes"} end)
     raises("bad argument #1 to 'Redis' (unknown option 'ssl_cert_reqs')",
            function() redis.Redis{ssl_cert_reqs = "none"} end)
+    -- values are checked too: a db that does not convert is not
+    -- database 0, a timeout that is not a number not a failure later
+    raises("bad option 'db' to 'Redis' (non-negative integer expected)",
+           function() redis.Redis{db = "x"} end)
+    raises("bad option 'db' to 'Redis' (non-negative integer expected)",
+           function() redis.Redis{db = -1} end)
+    raises("bad option 'port' to 'Redis' (integer in 0 .. 65535 "
+           .. "expected)", function() redis.Redis{port = "x"} end)
+    raises("bad option 'socket_timeout' to 'Redis' (positive number "
+           .. "expected)", function() redis.Redis{socket_timeout = "5"} end)
+    raises("bad option 'socket_connect_timeout' to 'Redis' (positive "
+           .. "number expected)",
+           function() redis.from_url("redis://h", {socket_connect_timeout
+                                                   = 0}) end)
+    raises("bad option 'host' to 'Redis' (string expected)",
+           function() redis.Redis{host = 127} end)
+    raises("bad option 'password' to 'Redis' (string expected)",
+           function() redis.Redis{password = {}} end)
+    local o = redis.Redis{db = "3", port = "6380"}.opts
+    assert.same({3, "integer", 6380}, {o.db, math.type(o.db), o.port})
     raises("bad argument #2 to 'from_url' (unknown option 'pool')",
            function() redis.from_url("redis://h", {pool = 3}) end)
     local r = redis.from_url("redis://127.0.0.1:1")  -- never connected

@@ -395,6 +395,45 @@ local REDIS_OPTS = check.option_set{"host", "port", "path", "db", "password",
   "socket_connect_timeout", "ssl", "decode_responses", "unix_socket_path",
   "client_name", "health_check_interval", "retry_on_timeout"}
 
+--- Raises "bad option 'name' to 'Redis' (what expected)" at the caller
+-- of new_client's caller.
+local function bad_option(name, what)
+  error(("bad option '%s' to 'Redis' (%s expected)"):format(name, what), 4)
+end
+
+--- v as an integer within lo .. hi when it is one or a string of one
+-- (a port, a database number), else nil.
+local function int_in(v, lo, hi)
+  local i = (type(v) == "number" or type(v) == "string")
+    and math.tointeger(tonumber(v))
+  if i and i >= lo and i <= hi then return i end
+  return nil
+end
+
+--- Checks the values of the options o that Redis{} and from_url take
+-- as they are (a wrong one would otherwise surface only when a command
+-- connects, or never: a db that does not convert chose database 0).
+local function check_values(o)
+  for _, name in ipairs{"host", "path", "password", "username"} do
+    local v = o[name]
+    if v ~= nil and type(v) ~= "string" then bad_option(name, "string") end
+  end
+  for _, name in ipairs{"socket_timeout", "socket_connect_timeout"} do
+    local v = o[name]
+    if v ~= nil and not (type(v) == "number" and v > 0) then
+      bad_option(name, "positive number")
+    end
+  end
+  for name, what in pairs{port = "integer in 0 .. 65535",
+                          db = "non-negative integer"} do
+    local v = o[name]
+    if v ~= nil then
+      o[name] = int_in(v, 0, name == "port" and 65535 or math.maxinteger)
+      if o[name] == nil then bad_option(name, what) end
+    end
+  end
+end
+
 --- Redis{host =, port =, db =, password =, username =, pool_size =
 -- (or redis-py's name max_connections), socket_timeout =,
 -- socket_connect_timeout =, ssl =, path =} -> a client, not connected
@@ -418,6 +457,7 @@ local function new_client(opts)
             2)
     end
   end
+  check_values(o)
   local hc = opts.health_check_interval
   if hc ~= nil and (type(hc) ~= "number" or hc < 0 or hc ~= hc) then
     error("bad option 'health_check_interval' to 'Redis' (non-negative "
@@ -429,8 +469,6 @@ local function new_client(opts)
           2)
   end
   o.pool_size = size
-  o.port = math.tointeger(tonumber(o.port)) or o.port
-  o.db = math.tointeger(tonumber(o.db)) or 0
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
                        nrecovering = 0, closed = false}, Redis)
 end
