@@ -627,6 +627,52 @@ describe("asyncio.redis", function()
     await(servers.kill_server(srv))
   end))
 
+  it("a malformed reply fails the commands in flight with "
+     .. "redis.ProtocolError, and the next command has a new connection",
+     aspec.async(function()
+    -- a fake server: CLIENT ID answered, then the first command of the
+    -- first connection gets `bad` and every other command :1
+    local conns, bad = 0, nil
+    local srv = await(asyncio.start_server(async(function(rd, wr)
+      conns = conns + 1
+      local mine = conns
+      while true do
+        local data = await(rd:read(4096))
+        if data == "" then break end
+        for cmd in data:gmatch("%*%d+\r\n%$%d+\r\n(%u+)") do
+          if cmd == "CLIENT" then wr:write(":7\r\n")
+          elseif mine == 1 and bad then wr:write(bad); bad = nil
+          else wr:write(":1\r\n") end
+        end
+      end
+      wr:close()
+    end), "127.0.0.1", 0))
+    local port = srv.sockets[1].port
+    for _, case in ipairs{
+        {"?what\r\n", 'Protocol error, got "?" as reply type byte'},
+        {("*1\r\n"):rep(9) .. ":1\r\n",
+         "No support for nested multi bulk replies with depth > 7"},
+        {"%1\r\n+a\r\n+b\r\n", 'Protocol error, got "%" as reply type byte'},
+      } do
+      conns, bad = 0, case[1]
+      local r = redis.Redis{port = port, socket_timeout = 5}
+      await(r)
+      local first = asyncio.create_task(r:get("a"))
+      local second = asyncio.create_task(r:get("b"))
+      for _, t in ipairs{first, second} do
+        local e = err_of(t)
+        assert.is_true(asyncio.iserror(e, redis.ProtocolError), tostring(e))
+        assert.is_true(asyncio.iserror(e, redis.ConnectionError))
+        -- hiredis's words, no Lua position of the library's
+        assert.equal(case[2], e.message)
+      end
+      assert.equal(1, await(r:get("c")))
+      assert.equal(2, conns)
+      await(r:close())
+    end
+    srv:close()
+  end))
+
   it("rediss:// talks TLS to a redis-server with a TLS port, checking "
      .. "its certificate", aspec.async(function()
     local srv = await(servers.redis_server(nil, nil, {

@@ -228,9 +228,9 @@ local read_loop = async(function(c)
       if c.hc then c.next_check = c.loop:time() + c.hc end
     end
   end)
-  if not ok and type(err) == "string" and err:find("protocol error") then
-    err = M.ProtocolError(err)
-  end
+  -- Protocol:get's "[position: ]protocol error: <hiredis's words>"
+  local what = type(err) == "string" and err:match("protocol error: (.*)$")
+  if not ok and what then err = M.ProtocolError(what) end
   conn_lost(c, err)
   if not ok and is_cancel(err) then error(err, 0) end
 end)
