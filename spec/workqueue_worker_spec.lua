@@ -175,6 +175,36 @@ describe("asyncio.workqueue worker", function()
     await(r:close())
   end))
 
+  it("a worker run again after its run() was cancelled delivers the "
+     .. "jobs that run left again", aspec.async(function()
+    local q, r = fresh_queue("t7", {lease = 1})
+    local started, release = asyncio.Event(), asyncio.Event()
+    local attempts = {}
+    local function f(_, job)
+      attempts[#attempts + 1] = job.attempts
+      started:set()
+      await(release:wait())
+      return "done"
+    end
+    local job = await(q:enqueue("f", {}))
+    local w = wq.Worker(q, {functions = {f = f}})
+    local run = asyncio.create_task(w:run())
+    await(asyncio.wait_for(started:wait(), 10))
+    run:cancel() -- the running job is cancelled, left in w's list
+    assert.is_false(pcall(await, run))
+    release:set()
+    -- the same worker, run again, renews the lease of its id: it must
+    -- not leave the job it held before to a lease that never expires
+    run = asyncio.create_task(w:run())
+    assert.equal("done", await(job:result{timeout = 10}))
+    assert.same({1, 2}, attempts)
+    w:stop()
+    await(run)
+    assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 0},
+                await(q:counts()))
+    await(r:close())
+  end))
+
   it("SIGTERM stops every worker running on the loop",
      aspec.async(function()
     local q, r = fresh_queue("t6")

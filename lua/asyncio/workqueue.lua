@@ -380,8 +380,9 @@ if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
 return {#due, requeued, tostring(wait)}
 ]]
 
--- ARGV: P, worker. A worker leaving: what it holds and does not run goes
--- back to the head of the queue; its lease goes.
+-- ARGV: P, worker. A worker leaving, or starting (what a run() cancelled
+-- earlier left): what it holds and does not run goes back to the head
+-- of the queue; its lease goes.
 local LEAVE = [[
 local P, W = ARGV[1], ARGV[2]
 local proc = P .. 'proc:' .. W
@@ -820,7 +821,9 @@ local on_loop = setmetatable({}, {__mode = "k"})
 
 --- await(w:run()): takes jobs until w:stop() or SIGTERM, then waits for
 -- the running ones and returns. Cancelling it cancels the running jobs
--- (their lease then expires and they are delivered again).
+-- (their lease then expires and they are delivered again; a run() of
+-- the same worker, which would renew that lease, first puts them back
+-- in the queue).
 Worker.run = async(function(self)
   local q = self.queue
   local r, P = q.redis, q.prefix
@@ -837,6 +840,8 @@ Worker.run = async(function(self)
   mine.workers[self] = true
   local tick = asyncio.create_task(ticker(self))
   local ok, err = pcall(function()
+    -- what this worker holds is left from a cancelled run()
+    await(q.scripts.leave({}, {P, self.id}))
     while not self.stopping do
       local free = self.concurrency - self.nrunning
       if free <= 0 then
