@@ -205,6 +205,44 @@ describe("asyncio.workqueue worker", function()
     await(r:close())
   end))
 
+  it("a job that a stopped worker's cancelled BLMOVE takes after the "
+     .. "worker left is delivered by another worker", aspec.async(function()
+    local q, r = fresh_queue("t8", {lease = 0.5})
+    -- w's BLMOVE reaches Redis only when `gate` opens, as one sent just
+    -- before w:stop() may reach it after the script w runs as it leaves
+    local gate, sent = asyncio.Event(), asyncio.Event()
+    local real = r.blmove
+    r.blmove = async(function(self, ...)
+      local args = table.pack(...)
+      local late = asyncio.ensure_future(async(function()
+        sent:set()
+        await(gate:wait())
+        return await(real(self, table.unpack(args, 1, args.n)))
+      end)())
+      return await(asyncio.shield(late)) -- w:stop() cancels this only
+    end)
+    local w = wq.Worker(q, {functions = {}})
+    local run = asyncio.create_task(w:run())
+    await(asyncio.wait_for(sent:wait(), 10))
+    w:stop()
+    await(asyncio.wait_for(run, 10))
+    r.blmove = nil
+    local job = await(q:enqueue("f", {}))
+    gate:set() -- the late BLMOVE moves the job into w's list
+    await(asyncio.wait_for(async(function()
+      while await(r:llen("wq:t8:proc:" .. w.id)) == 0 do
+        await(asyncio.sleep(0.01))
+      end
+    end)(), 10))
+    -- another worker's tick puts it back once w's lease is over
+    local other = wq.Worker(q, {functions = {f = function() return 7 end}})
+    local run2 = asyncio.create_task(other:run())
+    assert.equal(7, await(job:result{timeout = 10}))
+    other:stop()
+    await(run2)
+    await(r:close())
+  end))
+
   it("SIGTERM stops every worker running on the loop",
      aspec.async(function()
     local q, r = fresh_queue("t6")

@@ -15,7 +15,8 @@
 --                    the queue: an id is always in some list)
 --   P.."workers"     sorted set: worker id -> lease deadline (Redis time);
 --                    each worker renews its own, which renews the leases
---                    of every job it holds
+--                    of every job it holds (and keeps it one lease more
+--                    when it stops)
 --   P.."delayed"     sorted set: id -> due time (delay =, retry backoff)
 --   P.."dead"        list of the ids of dead jobs (dead letters)
 --   P.."job:"..id    hash: fn, args, state, attempts, failures, retries,
@@ -380,11 +381,13 @@ if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
 return {#due, requeued, tostring(wait)}
 ]]
 
--- ARGV: P, worker. A worker leaving, or starting (what a run() cancelled
--- earlier left): what it holds and does not run goes back to the head
--- of the queue; its lease goes.
-local LEAVE = [[
-local P, W = ARGV[1], ARGV[2]
+-- ARGV: P, worker, lease. A worker leaving, or starting (what a run()
+-- cancelled earlier left): what it holds and does not run goes back to
+-- the head of the queue. Its lease is kept `lease` seconds more, so that
+-- the ticks of the other workers still reap its list: its last BLMOVE,
+-- cancelled, may reach Redis after this script and take a job there.
+local LEAVE = NOW .. [[
+local P, W, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local proc = P .. 'proc:' .. W
 local n = 0
 while true do
@@ -393,7 +396,7 @@ while true do
   redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
   n = n + 1
 end
-redis.call('ZREM', P .. 'workers', W)
+redis.call('ZADD', P .. 'workers', now + lease, W)
 return n
 ]]
 
@@ -841,7 +844,7 @@ Worker.run = async(function(self)
   local tick = asyncio.create_task(ticker(self))
   local ok, err = pcall(function()
     -- what this worker holds is left from a cancelled run()
-    await(q.scripts.leave({}, {P, self.id}))
+    await(q.scripts.leave({}, {P, self.id, self.lease}))
     while not self.stopping do
       local free = self.concurrency - self.nrunning
       if free <= 0 then
@@ -872,7 +875,7 @@ Worker.run = async(function(self)
       await(self.slot)
       self.slot = nil
     end
-    await(q.scripts.leave({}, {P, self.id}))
+    await(q.scripts.leave({}, {P, self.id, self.lease}))
   end)
   tick:cancel()
   self.stopping = false -- a stop() before run() is not lost; after, reset
