@@ -360,6 +360,30 @@ describe("asyncio.redis as redis-py", function()
     await(r:close())
   end))
 
+  it("a pool waiter cancelled just as a place frees passes the place on "
+     .. "to the next waiter", aspec.async(function()
+    local port = await(servers.redis_port())
+    local r <close> = await(redis.Redis{port = port, db = 7, pool_size = 1})
+    await(r:delete("q1", "q2"))
+    -- the pool's one connection, held by a watching pipeline
+    local p = r:pipeline()
+    await(p:watch("k"))
+    local b = asyncio.create_task(r:brpop({"q1"}, 0))
+    local c = asyncio.create_task(r:brpop({"q2"}, 0))
+    while #r.waiters < 2 do await(asyncio.sleep(0)) end
+    -- the pipeline's connection is lost: giving it back frees a place
+    local id = await(p:execute_command("CLIENT", "ID"))
+    await(r:execute_command("CLIENT", "KILL", "ID", id))
+    local e = err_of(p:get("k"))
+    assert.is_true(asyncio.iserror(e, redis.ConnectionError), tostring(e))
+    p:reset()   -- b is told that a place is free ...
+    b:cancel()  -- ... and is cancelled before it takes it: c must get it
+    await(r:rpush("q2", "v"))
+    assert.same({"q2", "v"}, {await(asyncio.wait_for(c, 10))})
+    assert.is_true(b:cancelled())
+    assert.same({1, 0}, {r.nconns, #r.waiters})
+  end))
+
   -- regression: OOM and the ERR replies redis-py tells apart by message
   -- were plain ResponseErrors
   it("maps error replies to redis-py's classes", aspec.async(function()

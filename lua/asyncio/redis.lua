@@ -658,6 +658,21 @@ local function checked_idle(self, c)
   end
 end
 
+--- Hands what a release gives, a connection or false (a place freed), to
+-- the first waiter still waiting; a connection nobody waits for goes
+-- idle.
+local function hand_on(self, c)
+  local ws = self.waiters
+  while #ws > 0 do
+    local w = table.remove(ws, 1)
+    if not w:done() then
+      w:set_result(c)
+      return
+    end
+  end
+  if c then self.idle[#self.idle + 1] = c end
+end
+
 --- A dedicated connection: an idle one, a new one while fewer than
 -- pool_size are out, else the next one released.
 local acquire = async(function(self)
@@ -685,8 +700,10 @@ local acquire = async(function(self)
     self.waiters[#self.waiters + 1] = w
     local ok, c = pcall(await, w)
     if not ok then
-      if w:done() and not w:cancelled() and w:result() then
-        self.release(self, w:result())
+      -- cancelled once handed something: it goes to the next waiter
+      if w:done() and not w:cancelled() then
+        local got = w:result()
+        if got then self.release(self, got) else hand_on(self, false) end
       end
       error(c, 0)
     end
@@ -696,20 +713,12 @@ end)
 
 --- Gives a dedicated connection back (a closed one frees its place).
 local function release(self, c)
-  local ws = self.waiters
   if c.closed or self.closed then
     if not c.closed then c:close() end
     self.nconns = self.nconns - 1
     c = false
   end
-  while #ws > 0 do
-    local w = table.remove(ws, 1)
-    if not w:done() then
-      w:set_result(c)
-      return
-    end
-  end
-  if c then self.idle[#self.idle + 1] = c end
+  hand_on(self, c)
 end
 Redis.release = release
 
