@@ -384,6 +384,26 @@ describe("asyncio.redis as redis-py", function()
     assert.same({1, 0}, {r.nconns, #r.waiters})
   end))
 
+  it("a pool waiter is told when a connection that was to take the last "
+     .. "place fails to open", aspec.async(function()
+    -- a port nobody listens on: every connection is refused
+    local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+    local port = srv.sockets[1].port
+    srv:close()
+    await(srv:wait_closed())
+    local r <close> = redis.Redis{port = port, pool_size = 1}
+    local a = asyncio.create_task(r:blpop({"q1"}, 0))
+    local b = asyncio.create_task(r:blpop({"q2"}, 0))
+    -- a takes the one place and fails to connect; b, which waited for
+    -- that place, tries in turn instead of waiting for good
+    for _, t in ipairs{a, b} do
+      local ok, e = pcall(await, asyncio.wait_for(t, 10))
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, redis.ConnectionError), tostring(e))
+    end
+    assert.same({0, 0}, {r.nconns, #r.waiters})
+  end))
+
   -- regression: OOM and the ERR replies redis-py tells apart by message
   -- were plain ResponseErrors
   it("maps error replies to redis-py's classes", aspec.async(function()

@@ -691,6 +691,7 @@ local acquire = async(function(self)
       local ok, c = pcall(await, open_conn(self.opts))
       if not ok then
         self.nconns = self.nconns - 1
+        hand_on(self, false) -- the place is free again
         error(c, 0)
       end
       return c
