@@ -3,7 +3,8 @@
 -- quoting, Transfer-Encoding smuggling, CR/LF in responses, static
 -- If-Modified-Since, closed WebSocket sends, %2F in {name}, request
 -- fields, multipart forms, response defaults, the exception classes,
--- RouteTableDef and FileResponse). Each case names its audit item.
+-- RouteTableDef and FileResponse, queries split at '&' only). Each case
+-- names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -368,6 +369,27 @@ describe("asyncio.http.web (aiohttp audit)", function()
     assert.equal("b", await(await(s:post(base .. "/b")):text()))
     assert.equal("c", await(await(s:put(base .. "/c")):text()))
     assert.equal(200, await(s:head(base .. "/a")).status)
+    await(runner:cleanup())
+  end))
+
+  it("splits a query and a form at '&' only, not ';' (item 11)",
+     aspec.async(function()
+    local seen = {}
+    local app = web.Application()
+    app.router:add_route("*", "/q", async(function(req)
+      seen[#seen + 1] = req.query:getall("a", {})
+      if req.method == "POST" then
+        seen[#seen + 1] = await(req:post()):getall("a", {})
+      end
+      return web.Response{text = "ok"}
+    end))
+    local runner, _, port = start(app)
+    raw(port, "GET /q?a=1;b=2&a=3 HTTP/1.1\r\nHost: x\r\n" ..
+        "Connection: close\r\n\r\n")
+    raw(port, "POST /q HTTP/1.1\r\nHost: x\r\nContent-Type: " ..
+        "application/x-www-form-urlencoded\r\nContent-Length: 7\r\n" ..
+        "Connection: close\r\n\r\na=1;b=2")
+    assert.same({{"1;b=2", "3"}, {}, {"1;b=2"}}, seen)
     await(runner:cleanup())
   end))
 end)

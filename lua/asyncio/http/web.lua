@@ -979,10 +979,12 @@ local function multidict(first, all)
 end
 
 --- "a=1&b=2" -> {a = "1", b = "2"} (the first value of each name) and
--- the list of {name, value} pairs.
+-- the list of {name, value} pairs. Only "&" separates pairs, as aiohttp
+-- (yarl, and Python's parse_qsl since 3.9.2): "a=1;b=2" is a = "1;b=2",
+-- so a proxy and this server cannot read one query two ways.
 local function parse_qs(qs)
   local first, all = {}, {}
-  for pair in qs:gmatch("[^&;]+") do
+  for pair in qs:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
     k, v = unquote(k, true), unquote(v, true)
     all[#all + 1] = {k, v}
