@@ -3,8 +3,9 @@
 -- quoting, Transfer-Encoding smuggling, CR/LF in responses, static
 -- If-Modified-Since, closed WebSocket sends, %2F in {name}, request
 -- fields, multipart forms, response defaults, the exception classes,
--- RouteTableDef and FileResponse, queries split at '&' only). Each case
--- names its audit item.
+-- RouteTableDef and FileResponse, queries split at '&' only, a
+-- StreamResponse's body within its Content-Length). Each case names its
+-- audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -390,6 +391,40 @@ describe("asyncio.http.web (aiohttp audit)", function()
         "application/x-www-form-urlencoded\r\nContent-Length: 7\r\n" ..
         "Connection: close\r\n\r\na=1;b=2")
     assert.same({{"1;b=2", "3"}, {}, {"1;b=2"}}, seen)
+    await(runner:cleanup())
+  end))
+
+  it("keeps a StreamResponse's body within its Content-Length (item 12)",
+     aspec.async(function()
+    local app = web.Application()
+    local function stream(len, ...)
+      local pieces = {...}
+      return async(function(req)
+        local r = web.StreamResponse()
+        r.content_length = len
+        await(r:prepare(req))
+        for _, p in ipairs(pieces) do await(r:write(p)) end
+        await(r:write_eof())
+        return r
+      end)
+    end
+    app.router:add_get("/long", stream(2, "abcd", "ef"))
+    app.router:add_get("/short", stream(3, "a"))
+    app.router:add_get("/next", async(function()
+      return web.Response{text = "next"}
+    end))
+    local runner, _, port = start(app)
+    -- the bytes past the length are dropped, as aiohttp: the next
+    -- response on the connection is read as itself
+    local out = raw(port, "GET /long HTTP/1.1\r\nHost: x\r\n\r\n" ..
+      "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert.matches("\r\n\r\nabHTTP/1.1 200 OK\r\n", out)
+    assert.matches("\r\n\r\nnext$", out)
+    -- a body left short ends with the connection, the next request unread
+    out = raw(port, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n" ..
+      "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.matches("^HTTP/1.1 200 OK\r\n.*Content%-Length: 3\r\n", out)
+    assert.matches("\r\n\r\na$", out)
     await(runner:cleanup())
   end))
 end)

@@ -609,6 +609,8 @@ StreamResponse.prepare = async(function(self, request)
     conn.keep_alive = false -- HTTP/1.0: the end is the close
   end
   self._no_body = no_body
+  -- the bytes the Content-Length still allows (nil: no bound)
+  self._left = not self._chunked and not no_body and cl or nil
   local h = self.headers
   local ct = content_type(self)
   if ct == nil and status ~= 204 and status ~= 304 and not has_ctype(h) then
@@ -623,7 +625,8 @@ StreamResponse.prepare = async(function(self, request)
   conn:_drain()
 end)
 
---- write(data) -> Coroutine: one piece of the body
+--- write(data) -> Coroutine: one piece of the body; what goes past a
+-- Content-Length set before prepare() is dropped.
 StreamResponse.write = async(function(self, data)
   if not self.prepared then
     error(asyncio.RuntimeError("Cannot call write() before prepare()"), 2)
@@ -635,6 +638,12 @@ StreamResponse.write = async(function(self, data)
   if data == "" or self._no_body then return end
   local conn = self._conn
   if conn.lost then error(ConnectionResetError("Connection lost"), 0) end
+  local left = self._left
+  if left then -- past the Content-Length: dropped, as aiohttp
+    if #data > left then data = data:sub(1, left) end
+    self._left = left - #data
+    if data == "" then return end
+  end
   if self._deflate then
     data = self._deflate:feed(data)
     if data == "" then return end -- zlib holds it for now
@@ -656,6 +665,9 @@ StreamResponse.write_eof = async(function(self, data)
   if self._chunked then
     self._conn.proto:write("0\r\n\r\n")
   end
+  -- a body short of its Content-Length ends with the connection: the
+  -- client must not read the next response as the rest of it
+  if self._left and self._left > 0 then self._conn.keep_alive = false end
   self._conn:_drain()
 end)
 
