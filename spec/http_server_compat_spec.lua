@@ -4,8 +4,8 @@
 -- If-Modified-Since, closed WebSocket sends, %2F in {name}, request
 -- fields, multipart forms, response defaults, the exception classes,
 -- RouteTableDef and FileResponse, queries split at '&' only, a
--- StreamResponse's body within its Content-Length). Each case names its
--- audit item.
+-- StreamResponse's body within its Content-Length, set_status). Each case
+-- names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -425,6 +425,36 @@ describe("asyncio.http.web (aiohttp audit)", function()
       "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
     assert.matches("^HTTP/1.1 200 OK\r\n.*Content%-Length: 3\r\n", out)
     assert.matches("\r\n\r\na$", out)
+    await(runner:cleanup())
+  end))
+
+  it("has StreamResponse:set_status, as aiohttp (item 13)",
+     aspec.async(function()
+    local after
+    local app = web.Application()
+    app.router:add_get("/s", async(function(req)
+      local r = web.StreamResponse()
+      r:set_status(201, "Made")
+      await(r:prepare(req))
+      after = select(2, pcall(r.set_status, r, 200))
+      return r
+    end))
+    app.router:add_get("/r", async(function()
+      local r = web.Response{text = "x"}
+      r:set_status(418)
+      return r
+    end))
+    local runner, _, port = start(app)
+    assert.matches("^HTTP/1.1 201 Made\r\n", raw(port, "GET /s HTTP/1.1\r\n"
+      .. "Host: x\r\nConnection: close\r\n\r\n"))
+    assert.is_true(asyncio.iserror(after, asyncio.RuntimeError))
+    assert.matches("^HTTP/1.1 418 I'm a Teapot\r\n", raw(port, "GET /r " ..
+      "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    local r = web.Response()
+    assert.error_matches(function() r:set_status("200") end,
+      "bad argument #1 to 'set_status' %(integer 100%-999 expected")
+    assert.error_matches(function() r:set_status(200, "a\r\nb") end,
+      "Reason cannot contain")
     await(runner:cleanup())
   end))
 end)

@@ -416,6 +416,26 @@ function StreamResponse:del_cookie(name, opts)
     domain = opts.domain, expires = "Thu, 01 Jan 1970 00:00:00 GMT"})
 end
 
+--- set_status(status [, reason]): a new status, and its reason (the
+-- standard phrase unless given), as aiohttp; RuntimeError once the head
+-- went out.
+function StreamResponse:set_status(status, reason)
+  if self.prepared then
+    error(asyncio.RuntimeError("Cannot change the response status code "
+      .. "after the headers have been sent"), 2)
+  end
+  if math.type(status) ~= "integer" or status < 100 or status > 999 then
+    check.argerror(2, "set_status", "integer 100-999 expected, got "
+      .. check.typename(status))
+  end
+  if reason ~= nil and type(reason) ~= "string" then
+    check.argerror(3, "set_status", "string expected, got "
+      .. check.typename(reason))
+  end
+  self.reason = check_reason(reason, status)
+  self.status = status
+end
+
 -- "HTTP/1.1 200 OK" by status and reason
 local status_lines = setmetatable({}, {__index = function(t, status)
   local by_reason = setmetatable({}, {__index = function(u, reason)
