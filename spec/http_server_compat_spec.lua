@@ -4,8 +4,8 @@
 -- If-Modified-Since, closed WebSocket sends, %2F in {name}, request
 -- fields, multipart forms, response defaults, the exception classes,
 -- RouteTableDef and FileResponse, queries split at '&' only, a
--- StreamResponse's body within its Content-Length, set_status). Each case
--- names its audit item.
+-- StreamResponse's body within its Content-Length, set_status, response
+-- bodies that are no string). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -455,6 +455,48 @@ describe("asyncio.http.web (aiohttp audit)", function()
       "bad argument #1 to 'set_status' %(integer 100%-999 expected")
     assert.error_matches(function() r:set_status(200, "a\r\nb") end,
       "Reason cannot contain")
+    await(runner:cleanup())
+  end))
+
+  it("refuses a body that is no string and a Content-Type given twice "
+     .. "(item 14)", aspec.async(function()
+    assert.error_matches(function() web.Response{text = {}} end,
+      "bad argument #1 to 'Response' %(field 'text': string expected, got "
+      .. "table%)")
+    assert.error_matches(function() web.Response{body = true} end,
+      "field 'body': string expected, got boolean")
+    assert.error_matches(function() web.HTTPNotFound{text = {}} end,
+      "bad argument #1 to 'HTTPNotFound' %(field 'text'")
+    assert.equal("5", web.Response{text = 5}.text)
+    for _, f in ipairs{
+      function() web.Response{text = "x", content_type = "text/html",
+        headers = {["content-type"] = "text/plain"}} end,
+      function() web.StreamResponse{charset = "latin1",
+        headers = {["Content-Type"] = "text/plain"}} end,
+      function() web.json_response({}, {headers = {["Content-Type"] =
+        "text/x-json"}}) end,
+      function() web.HTTPBadRequest{content_type = "text/html",
+        headers = {["Content-Type"] = "text/plain"}} end} do
+      local ok, e = pcall(f)
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+      assert.matches("passing both Content%-Type header and content_type",
+        tostring(e))
+    end
+    local written
+    local app = web.Application()
+    app.router:add_get("/w", async(function(req)
+      local r = web.StreamResponse()
+      await(r:prepare(req))
+      written = select(2, pcall(await, r:write({})))
+      await(r:write(42))
+      return r
+    end))
+    local runner, base = start(app)
+    local _, body = get(base .. "/w")
+    assert.equal("42", body)
+    assert.matches("bad argument #1 to 'write' %(string expected, got " ..
+      "table%)", written)
     await(runner:cleanup())
   end))
 end)

@@ -98,6 +98,30 @@ local REASONS = {
 }
 M.REASONS = REASONS
 
+--- Is there a Content-Type among the headers h?
+local function has_ctype(h)
+  return rawlen(h) > 0 and h:contains("Content-Type")
+end
+
+--- Raises what aiohttp refuses in the options opts of a response (or an
+-- HTTP exception), argument #1 of fname, whose headers are h (a
+-- CIMultiDict); level as error's, from the caller of this: a text or body
+-- that is no string (a number is taken, as Lua's strings take it), and a
+-- content_type or charset besides a Content-Type header (ValueError).
+local function check_body_opts(opts, h, fname, level)
+  for _, name in ipairs{"text", "body"} do
+    local v = opts[name]
+    if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then
+      error(("bad argument #1 to '%s' (field '%s': string expected, got "
+        .. "%s)"):format(fname, name, check.typename(v)), level + 1)
+    end
+  end
+  if (opts.content_type or opts.charset) and has_ctype(h) then
+    error(asyncio.ValueError("passing both Content-Type header and "
+      .. "content_type or charset params is forbidden"), level + 1)
+  end
+end
+
 ---------------------------------------------------------------------------
 -- The HTTPException family
 
@@ -140,6 +164,7 @@ local function exc_init(status, name)
     end
     opts = opts or EMPTY
     check_known(opts, known, 1, name, 3)
+    check_body_opts(opts, CIMultiDict(opts.headers or EMPTY), name, 3)
     e.status = status
     e.reason = check_reason(opts.reason, status)
     e.location = opts.location
@@ -258,9 +283,10 @@ local function new_response(cls, opts, fname, n, known)
     error("bad option 'status' (integer 100-999 expected)", 3)
   end
   local h = opts.headers
+  h = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt)
+  check_body_opts(opts, h, fname, 3)
   return setmetatable({status = status,
-    reason = check_reason(opts.reason, status),
-    headers = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt),
+    reason = check_reason(opts.reason, status), headers = h,
     content_type = opts.content_type, charset = opts.charset,
     prepared = false, text = false, body = false, compression = false},
     cls), opts
@@ -274,11 +300,6 @@ function M.StreamResponse(opts)
                          HEAD_OPTS)
   r.text, r.body = nil, nil
   return r
-end
-
---- Is there a Content-Type among the headers h?
-local function has_ctype(h)
-  return rawlen(h) > 0 and h:contains("Content-Type")
 end
 
 --- Response{status =, reason =, text =, body =, content_type =,
@@ -654,7 +675,13 @@ StreamResponse.write = async(function(self, data)
   if self._eof then
     error(asyncio.RuntimeError("Cannot call write() after write_eof()"), 2)
   end
-  data = tostring(data)
+  if type(data) ~= "string" then
+    if type(data) ~= "number" then
+      error(("bad argument #1 to 'write' (string expected, got %s)")
+        :format(check.typename(data)), 2)
+    end
+    data = tostring(data)
+  end
   if data == "" or self._no_body then return end
   local conn = self._conn
   if conn.lost then error(ConnectionResetError("Connection lost"), 0) end
