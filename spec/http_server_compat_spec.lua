@@ -5,7 +5,8 @@
 -- fields, multipart forms, response defaults, the exception classes,
 -- RouteTableDef and FileResponse, queries split at '&' only, a
 -- StreamResponse's body within its Content-Length, set_status, response
--- bodies that are no string). Each case names its audit item.
+-- bodies that are no string, HTTP exceptions' headers). Each case names
+-- its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -497,6 +498,29 @@ describe("asyncio.http.web (aiohttp audit)", function()
     assert.equal("42", body)
     assert.matches("bad argument #1 to 'write' %(string expected, got " ..
       "table%)", written)
+    await(runner:cleanup())
+  end))
+
+  it("gives every HTTP exception its headers, a redirect's Location in "
+     .. "them (item 15)", aspec.async(function()
+    local f = web.HTTPFound("/x")
+    assert.equal("/x", f.headers["Location"])
+    assert.equal("/y", web.HTTPSeeOther{location = "/y", headers = {
+      ["X-A"] = "1"}}.headers:get("location"))
+    local nf = web.HTTPNotFound()
+    assert.equal(0, nf.headers:len())
+    assert.equal("1", web.HTTPBadRequest{headers = {["X-A"] = "1"}}
+      .headers["x-a"])
+    -- a middleware reads the Location of a redirect a handler raised
+    local app = web.Application{middlewares = {async(function(req, h)
+      local ok, e = pcall(await, h(req))
+      if ok then return e end
+      return web.Response{text = "to " .. e.headers["Location"]}
+    end)}}
+    app.router:add_get("/r", async(function() error(web.HTTPFound("/z")) end))
+    local runner, base = start(app)
+    local _, body = get(base .. "/r")
+    assert.equal("to /z", body)
     await(runner:cleanup())
   end))
 end)

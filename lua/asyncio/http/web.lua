@@ -164,7 +164,10 @@ local function exc_init(status, name)
     end
     opts = opts or EMPTY
     check_known(opts, known, 1, name, 3)
-    check_body_opts(opts, CIMultiDict(opts.headers or EMPTY), name, 3)
+    -- headers: always a CIMultiDict, with the Location of a redirect and
+    -- the Allow of a 405 in it, as aiohttp's
+    local h = CIMultiDict(opts.headers or EMPTY)
+    check_body_opts(opts, h, name, 3)
     e.status = status
     e.reason = check_reason(opts.reason, status)
     e.location = opts.location
@@ -175,7 +178,8 @@ local function exc_init(status, name)
       (status .. ": " .. e.reason)) or ""
     e.body = opts.body
     e.content_type = opts.content_type
-    e.headers = opts.headers
+    e.headers = h
+    if redirect then h:set("Location", tostring(e.location)) end
     e.message = e.reason
     if status == 405 then
       local allowed = {}
@@ -185,8 +189,7 @@ local function exc_init(status, name)
       table.sort(allowed)
       e.method = opts.method and opts.method:upper()
       e.allowed_methods = allowed
-      e.headers = CIMultiDict(e.headers or EMPTY)
-      e.headers:set("Allow", concat(allowed, ","))
+      h:set("Allow", concat(allowed, ","))
     end
   end
 end
