@@ -172,9 +172,15 @@ local function integers(v)
 end
 
 --- decode_json(s) -> the value of the JSON text s, numbers without a
--- fraction as integers (see integers); raises lua-cjson's error.
+-- fraction as integers (see integers); invalid JSON raises
+-- http.JSONDecodeError (a ValueError, as Python's) with lua-cjson's
+-- message, for every json method that decodes by default.
 function M._decode_json(s)
-  return integers(json().decode(s))
+  local ok, v = pcall(json().decode, s)
+  if not ok then
+    error(M.JSONDecodeError((tostring(v):gsub("^[^:]*:%d+: ", ""))), 2)
+  end
+  return integers(v)
 end
 
 --- JSON's null as the decoders give it (lua-cjson's cjson.null, a light
@@ -836,12 +842,7 @@ local json_body = async(function(self, want, loads)
       0)
   end
   if body:match("^%s*$") then return nil end
-  if loads ~= M._decode_json then return loads(body) end
-  local ok, v = pcall(M._decode_json, body)
-  if not ok then
-    error(M.JSONDecodeError((tostring(v):gsub("^[^:]*:%d+: ", ""))), 0)
-  end
-  return v
+  return loads(body)
 end)
 
 local JSON_OPTS = check.option_set{"content_type", "loads"}

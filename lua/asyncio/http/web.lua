@@ -1193,11 +1193,18 @@ end)
 
 Request.text = Request.read
 
+--- Why a body failed to decode as JSON: the decoder's message.
+local function json_why(e)
+  if iserror(e) and e.message ~= nil then return tostring(e.message) end
+  return tostring(e)
+end
+
 local request_json = async(function(self, loads)
   local body = await(self:read())
   local ok, v = pcall(loads, body)
   if not ok then
-    error(M.HTTPBadRequest{text = "Invalid JSON: " .. tostring(v)}, 0)
+    if is_cancel(v) then error(v, 0) end
+    error(M.HTTPBadRequest{text = "Invalid JSON: " .. json_why(v)}, 0)
   end
   return v
 end)
@@ -1408,7 +1415,7 @@ BodyPartReader.json = async(function(self)
   if body == "" then return nil end
   local ok, v = pcall(http._decode_json, body)
   if not ok then
-    error(M.HTTPBadRequest{text = "Invalid JSON: " .. tostring(v)}, 0)
+    error(M.HTTPBadRequest{text = "Invalid JSON: " .. json_why(v)}, 0)
   end
   return v
 end)
