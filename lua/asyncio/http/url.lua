@@ -17,6 +17,23 @@ local function unquote(s)
   end))
 end
 
+-- the bytes sent as %XX in a path (all but RFC 3986's pchar, "/" and
+-- "%") and in a query ("?" kept too)
+local PATH_UNSAFE = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/%%]"
+local QUERY_UNSAFE = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/%?%%]"
+
+local function pct(c) return ("%%%02X"):format(c:byte()) end
+
+--- s (a path or a query) as it may go on the wire, as yarl requotes a
+-- URL: each byte in unsafe (a space, non-ASCII, '"', "<"...) as %XX and
+-- a "%" that starts no %XX as "%25"; a %XX stays as it is.
+local function requote(s, unsafe)
+  s = s:gsub(unsafe, pct)
+  return (s:gsub("%%(%x?%x?)", function(h)
+    if #h < 2 then return "%25" .. h end
+  end))
+end
+
 --- parse(s [, errcls]) -> {scheme, host, port, path, query, host_header,
 -- user, password}; raises errcls(s) when s is not an absolute
 -- http(s)/ws(s) URL. user and password (percent-decoded, nil when
@@ -52,11 +69,11 @@ function M.parse(s, errcls)
   tail = tail:gsub("#.*$", "")
   local path, query = tail:match("^([^?]*)%??(.*)$")
   if path == "" then path = "/" end
-  if path:find("[%s%c]") or query:find("[%c]") then invalid(errcls, s) end
-  query = query:gsub(" ", "%%20")
+  if path:find("%c") or query:find("%c") then invalid(errcls, s) end
   local h = host:find(":", 1, true) and "[" .. host .. "]" or host
-  return {scheme = scheme, host = host:lower(), port = port, path = path,
-    query = query, user = user, password = password,
+  return {scheme = scheme, host = host:lower(), port = port,
+    path = requote(M.remove_dots(path), PATH_UNSAFE),
+    query = requote(query, QUERY_UNSAFE), user = user, password = password,
     host_header = (port == DEFAULT_PORT[scheme]) and h or
       (h .. ":" .. port)}
 end
@@ -69,7 +86,9 @@ function M.format(u)
     (u.query ~= "" and ("?" .. u.query) or "")
 end
 
-local function remove_dots(path)
+--- remove_dots(path) -> path without its "." and ".." segments (RFC
+-- 3986's remove_dot_segments, as yarl normalizes a path)
+function M.remove_dots(path)
   local out = {}
   for seg in (path .. "/"):gmatch("([^/]*)/") do
     if seg == ".." then
@@ -103,12 +122,14 @@ function M.join(base, ref, errcls)
     u.path = base.path
     u.query = ref:find("?", 1, true) and query or base.query
   elseif path:sub(1, 1) == "/" then
-    u.path, u.query = remove_dots(path), query
+    u.path, u.query = M.remove_dots(path), query
   else
     local dir = base.path:match("^(.*/)") or "/"
-    u.path, u.query = remove_dots(dir .. path), query
+    u.path, u.query = M.remove_dots(dir .. path), query
   end
-  if u.path:find("[%s%c]") then invalid(errcls, ref) end
+  if u.path:find("%c") or u.query:find("%c") then invalid(errcls, ref) end
+  u.path = requote(u.path, PATH_UNSAFE)
+  u.query = requote(u.query, QUERY_UNSAFE)
   return u
 end
 
