@@ -2,9 +2,10 @@
 -- audit against aiohttp 3.8 found it differed: credentials across
 -- redirects, BasicAuth, cookies and option checks, reads after release,
 -- max_redirects, ClientResponseError, ServerTimeoutError, json(), the
--- response's attributes, params quoting, the total timeout and URL
--- requoting. The server is asyncio.http.web (an echo of what it
--- received) and raw sockets for malformed answers.
+-- response's attributes, params quoting, the total timeout, URL
+-- requoting and methods that are no token. The server is
+-- asyncio.http.web (an echo of what it received) and raw sockets for
+-- malformed answers.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local http = require "asyncio.http"
@@ -434,5 +435,21 @@ describe("asyncio.http client, as aiohttp", function()
     local e = err_of(s:get(base .. "/a\nb"))
     assert.is_true(iserror(e, http.InvalidURL))
     srv:close()
+  end))
+
+  it("refuses a method that is not an HTTP token at the call, as aiohttp "
+     .. "3.9", aspec.async(function()
+    local s <close> = http.ClientSession()
+    for _, m in ipairs{"G ET", "", "GET /x HTTP/1.1\r\nX: y\r\n\r\nGET",
+                       "PO\0ST", "GÉT"} do
+      local ok, e = pcall(s.request, s, m, "http://127.0.0.1:1/")
+      assert.is_false(ok, m)
+      assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
+      assert.matches("^ValueError: Method cannot contain non%-token " ..
+        "characters '[^\r\n]*'$", tostring(e))
+    end
+    -- a token goes on: here to a port where nothing listens
+    local e = err_of(s:request("X-CUSTOM.1~", "http://127.0.0.1:1/"))
+    assert.is_true(iserror(e, http.ClientConnectorError), tostring(e))
   end))
 end)

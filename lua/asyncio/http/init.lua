@@ -2044,6 +2044,14 @@ function ClientSession.request(self, method, url, opts)
     error(("bad argument #%d to 'request' (string expected, got %s)")
       :format(argn(2), type(method)), 2)
   end
+  -- a method is an HTTP token (RFC 9110), as aiohttp 3.9 checks
+  if not method:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    local shown = method:gsub("[%c\128-\255]", function(c)
+      return ("\\x%02x"):format(c:byte())
+    end)
+    error(asyncio.ValueError(("Method cannot contain non-token characters "
+      .. "'%s'"):format(shown)), 2)
+  end
   local msg = request_args_error(url, opts, "request", 3)
   if msg then error(msg, 2) end
   if self.closed then error(asyncio.RuntimeError("Session is closed"), 2) end
