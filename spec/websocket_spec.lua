@@ -689,4 +689,41 @@ asyncio.run(main())
     assert.matches("^Invalid JSON: Expected [^\n]*$", await(r:text()))
     await(runner:cleanup())
   end))
+
+  it("send_json takes dumps and receive_json loads and timeout, as "
+     .. "aiohttp's keywords", aspec.async(function()
+    local got = {}
+    local app = web.Application()
+    app.router:add_get("/ws", asyncio.async(function(req)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(req))
+      await(ws:send_json({a = 1}, {dumps = function(v)
+        return '{"d":' .. v.a .. '}'
+      end}))
+      got[#got + 1] = await(ws:receive_json{loads = function(text)
+        return "L:" .. text
+      end})
+      got[#got + 1] = await(ws:receive_json{timeout = 5})[1]
+      await(ws:close())
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+    assert.same({d = 1}, await(ws:receive_json()))
+    local ok, e = pcall(ws.send_json, ws, {f = print})
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+    assert.error_matches(function() local x = ws:send_json(1, {dumps = 5})
+      return x end, "bad argument #2 to 'send_json' %(option 'dumps': "
+      .. "function expected, got number%)")
+    assert.error_matches(function() local x = ws:receive_json{tmeout = 1}
+      return x end, "bad argument #1 to 'receive_json' %(unknown option "
+      .. "'tmeout'%)")
+    await(ws:send_json("x"))
+    await(ws:send_json({7}))
+    assert.equal(T.CLOSE, await(ws:receive()).type)
+    assert.same({'L:"x"', 7}, got)
+    await(runner:cleanup())
+  end))
 end)

@@ -223,9 +223,29 @@ function WebSocket:send_bytes(b)
   return self:_send(2, b)
 end
 
---- send_json(v) -> Coroutine
-function WebSocket:send_json(v)
-  return self:_send(1, require("asyncio.http")._json().encode(v))
+local SEND_JSON_OPTS = check.option_set{"dumps"}
+
+--- send_json(v [, {dumps =}]) -> Coroutine: v as the text dumps(v)
+-- gives (lua-cjson's encode by default), as aiohttp's; a value that does
+-- not encode raises ValueError at the call, as json_response.
+function WebSocket:send_json(v, opts)
+  check.options(opts, 3, "send_json", SEND_JSON_OPTS)
+  local dumps = opts and opts.dumps
+  if dumps ~= nil and type(dumps) ~= "function" and
+      not (getmetatable(dumps) or {}).__call then
+    check.argerror(3, "send_json", "option 'dumps': function expected, got "
+      .. check.typename(dumps))
+  end
+  local ok, s = pcall(dumps or require("asyncio.http")._json().encode, v)
+  if not ok then
+    if iserror(s) then error(s, 2) end
+    error(asyncio.ValueError((tostring(s):gsub("^[^:]*:%d+: ", ""))), 2)
+  end
+  if type(s) ~= "string" then
+    check.argerror(3, "send_json", "option 'dumps': returned "
+      .. check.typename(s) .. ", not a string")
+  end
+  return self:_send(1, s)
 end
 
 --- ping([data]) / pong([data]) -> Coroutine
@@ -475,10 +495,28 @@ end)
 WebSocket.receive_bytes = async(function(self, timeout)
   return expect(self, WSMsgType.BINARY, "WSMsgType.BINARY", timeout)
 end)
-WebSocket.receive_json = async(function(self, timeout)
-  local s = expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout)
-  return require("asyncio.http")._decode_json(s)
+local receive_json = async(function(self, timeout, loads)
+  return loads(expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout))
 end)
+local RECEIVE_JSON_OPTS = check.option_set{"timeout", "loads"}
+
+--- receive_json([timeout | {timeout =, loads =}]) -> Coroutine: the next
+-- TEXT message decoded by loads(text) (lua-cjson by default: invalid
+-- JSON raises http.JSONDecodeError), as aiohttp's keyword arguments.
+function WebSocket:receive_json(opts)
+  local timeout, loads = opts, nil
+  if type(opts) == "table" then
+    check.options(opts, 2, "receive_json", RECEIVE_JSON_OPTS)
+    timeout, loads = opts.timeout, opts.loads
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout)
+      then
+    check.argerror(2, "receive_json", "number or table expected, got "
+      .. check.typename(opts))
+  end
+  loads = require("asyncio.http")._check_loads(loads, 2, "receive_json")
+  return receive_json(self, timeout, loads)
+end
 
 --- iter(): for msg in ws:iter() do (inside a task): messages until
 -- CLOSE, CLOSING or CLOSED (not given to the loop); ERROR is given.
