@@ -726,4 +726,32 @@ asyncio.run(main())
     assert.same({'L:"x"', 7}, got)
     await(runner:cleanup())
   end))
+
+  it("can_prepare tells a handshake from a plain request, as aiohttp's",
+     aspec.async(function()
+    local readies, again = {}, nil
+    local app = web.Application()
+    app.router:add_get("/both", asyncio.async(function(req)
+      local ws = web.WebSocketResponse{protocols = {"chat"}}
+      local ready = ws:can_prepare(req)
+      readies[#readies + 1] = ready
+      if not ready.ok then return web.Response{text = "plain"} end
+      await(ws:prepare(req))
+      again = select(2, pcall(ws.can_prepare, ws, req))
+      await(ws:send_str("ws:" .. tostring(ws.ws_protocol)))
+      await(ws:close())
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local url = "http://127.0.0.1:" .. port .. "/both"
+    local s <close> = http.ClientSession()
+    local r = await(s:get(url))
+    assert.equal("plain", await(r:text()))
+    local ws = await(s:ws_connect(url, {protocols = {"x", "chat"}}))
+    assert.equal("ws:chat", await(ws:receive_str()))
+    assert.equal(T.CLOSE, await(ws:receive()).type)
+    assert.same({{ok = false}, {ok = true, protocol = "chat"}}, readies)
+    assert.is_true(asyncio.iserror(again, asyncio.RuntimeError))
+    await(runner:cleanup())
+  end))
 end)

@@ -920,25 +920,44 @@ function M.WebSocketResponse(opts)
     headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
 end
 
-WSResponse.prepare = async(function(self, request)
-  if self.prepared then return end
+--- Why request is no WebSocket handshake this server answers: the
+-- HTTPBadRequest to raise, or nil.
+local function handshake_error(request)
   local h = request.headers
   local key = h["sec-websocket-key"]
   if request.method ~= "GET" or
       (h["upgrade"] or ""):lower() ~= "websocket" then
-    error(M.HTTPBadRequest{text = "No WebSocket UPGRADE hdr: " ..
-      tostring(h["upgrade"])}, 0)
+    return M.HTTPBadRequest{text = "No WebSocket UPGRADE hdr: " ..
+      tostring(h["upgrade"])}
   end
   if not (h["connection"] or ""):lower():find("upgrade", 1, true) then
-    error(M.HTTPBadRequest{text = "No CONNECTION upgrade hdr"}, 0)
+    return M.HTTPBadRequest{text = "No CONNECTION upgrade hdr"}
   end
   if h["sec-websocket-version"] ~= "13" then
-    error(M.HTTPBadRequest{text = "Unsupported version: " ..
-      tostring(h["sec-websocket-version"])}, 0)
+    return M.HTTPBadRequest{text = "Unsupported version: " ..
+      tostring(h["sec-websocket-version"])}
   end
   if not key or #key ~= 24 or not key:match("^[%w+/]+==$") then
-    error(M.HTTPBadRequest{text = "Handshake error: " .. tostring(key)}, 0)
+    return M.HTTPBadRequest{text = "Handshake error: " .. tostring(key)}
   end
+end
+
+--- can_prepare(request) -> {ok =, protocol =}: whether prepare(request)
+-- would answer the handshake, and the subprotocol it would choose, as
+-- aiohttp's WebSocketReady; RuntimeError once prepared.
+function WSResponse:can_prepare(request)
+  if self.prepared then error(asyncio.RuntimeError("Already started"), 2) end
+  if handshake_error(request) then return {ok = false} end
+  return {ok = true, protocol = ws_mod.choose_protocol(
+    request.headers["sec-websocket-protocol"], self._opts.protocols)}
+end
+
+WSResponse.prepare = async(function(self, request)
+  if self.prepared then return end
+  local bad = handshake_error(request)
+  if bad then error(bad, 0) end
+  local h = request.headers
+  local key = h["sec-websocket-key"]
   local conn = request._conn
   conn.keep_alive = false
   self.prepared = true
