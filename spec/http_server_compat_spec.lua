@@ -5,8 +5,8 @@
 -- fields, multipart forms, response defaults, the exception classes,
 -- RouteTableDef and FileResponse, queries split at '&' only, a
 -- StreamResponse's body within its Content-Length, set_status, response
--- bodies that are no string, HTTP exceptions' headers). Each case names
--- its audit item.
+-- bodies that are no string, HTTP exceptions' headers, field names with
+-- whitespace). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -521,6 +521,28 @@ describe("asyncio.http.web (aiohttp audit)", function()
     local runner, base = start(app)
     local _, body = get(base .. "/r")
     assert.equal("to /z", body)
+    await(runner:cleanup())
+  end))
+
+  it("answers a field name holding whitespace with 400 and a close "
+     .. "(item 16)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_post("/p", async(function(req)
+      return web.Response{text = "got[" .. await(req:read()) .. "]"}
+    end))
+    local runner, _, port = start(app)
+    -- libhttp_parser takes "Transfer-Encoding :" as the framing field: a
+    -- proxy that reads Content-Length instead would see another request
+    for _, field in ipairs{"Transfer-Encoding : chunked",
+        "Transfer-Encoding\t: chunked", "Content-Length : 3", "X-A b: 1"} do
+      local out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\n" .. field ..
+        "\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+      assert.not_matches("got", out)
+    end
+    local out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\nX-A: b c\r\n" ..
+      "Content-Length: 3\r\nConnection: close\r\n\r\nabc")
+    assert.matches("^HTTP/1.1 200 OK\r\n.*got%[abc%]$", out)
     await(runner:cleanup())
   end))
 end)

@@ -56,6 +56,8 @@ static int is_chunked(const char *s, size_t n) {
 static void note_framing(aio_http_acc *a, size_t flen) {
   const char *v = a->buf + flen, *c;
   size_t vn = a->len - flen;
+  if (memchr(a->buf, ' ', flen) || memchr(a->buf, '\t', flen))
+    a->spaced_name = 1;
   if (flen == 4 && memcmp(a->buf, "host", 4) == 0)
     a->hosts++;
   else if (flen == 17 && memcmp(a->buf, "transfer-encoding", 17) == 0) {
@@ -128,7 +130,7 @@ void aio_http_acc_options(lua_State *L, int idx, aio_http_acc *a) {
 void aio_http_acc_reset(aio_http_acc *a) {
   a->len = a->field_len = 0;
   a->nheaders = a->hosts = 0;
-  a->te = a->te_chunked = 0;
+  a->te = a->te_chunked = a->spaced_name = 0;
   a->state = AIO_ACC_NONE;
 }
 

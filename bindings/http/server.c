@@ -161,8 +161,11 @@ static void set_bool(lua_State *L, int hidx, const char *k, int v) {
  * noted: the name of the error when a Transfer-Encoding's last coding
  * (over all its fields, in order) is not exactly "chunked", or when it is
  * but the parser did not take the body as chunked, or when Host comes
- * twice; NULL when the head is sound. */
+ * twice, or when a field name holds whitespace (RFC 9112 5.1: a server
+ * must answer 400); NULL when the head is sound. */
 static const char *check_framing(const aio_http_acc *a, http_parser *hp) {
+  if (a->spaced_name)
+    return "HPE_INVALID_HEADER_TOKEN";
   if (a->hosts > 1)
     return "HPE_DUPLICATE_HOST";
   if (a->te && (!a->te_chunked || !(hp->flags & F_CHUNKED)))
