@@ -6,7 +6,7 @@
 -- RouteTableDef and FileResponse, queries split at '&' only, a
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
--- whitespace). Each case names its audit item.
+-- whitespace, getone). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -543,6 +543,29 @@ describe("asyncio.http.web (aiohttp audit)", function()
     local out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\nX-A: b c\r\n" ..
       "Content-Length: 3\r\nConnection: close\r\n\r\nabc")
     assert.matches("^HTTP/1.1 200 OK\r\n.*got%[abc%]$", out)
+    await(runner:cleanup())
+  end))
+
+  it("has multidict's getone on headers, query and form (item 17)",
+     aspec.async(function()
+    local seen
+    local app = web.Application()
+    app.router:add_post("/g", async(function(req)
+      local form = await(req:post())
+      seen = {req.query:getone("a"), req.query:getone("zz", "d"),
+        req.headers:getone("x-b"), form:getone("f"),
+        select(2, pcall(req.query.getone, req.query, "zz")),
+        select(2, pcall(req.headers.getone, req.headers, "x-zz"))}
+      return web.Response{text = "ok"}
+    end))
+    local runner, _, port = start(app)
+    raw(port, "POST /g?a=1&a=2 HTTP/1.1\r\nHost: x\r\nX-B: 3\r\n" ..
+      "Content-Type: application/x-www-form-urlencoded\r\n" ..
+      "Content-Length: 7\r\nConnection: close\r\n\r\nf=4&f=5")
+    assert.same({"1", "d", "3", "4"}, {seen[1], seen[2], seen[3], seen[4]})
+    local KeyError = require("asyncio.http.headers").KeyError
+    assert.is_true(asyncio.iserror(seen[5], KeyError))
+    assert.is_true(asyncio.iserror(seen[6], KeyError))
     await(runner:cleanup())
   end))
 end)

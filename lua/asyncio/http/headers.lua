@@ -45,6 +45,15 @@ function methods.get(t, name, default)
   return v
 end
 
+--- getone(name [, default]) -> the first value (raises KeyError when
+-- there is none and no default, as multidict)
+function methods.getone(t, name, default)
+  local v = rawget(t, lower(name))
+  if v ~= nil then return v end
+  if default ~= nil then return default end
+  error(M.KeyError(name), 2)
+end
+
 --- getall(name [, default]) -> the list of every value (raises KeyError
 -- when there is none and no default, as multidict)
 function methods.getall(t, name, default)

@@ -1034,6 +1034,15 @@ function MultiDict.getall(t, name, default)
   return out
 end
 
+--- getone(name [, default]) -> the first value (raises KeyError when
+-- there is none and no default, as multidict)
+function MultiDict.getone(t, name, default)
+  local v = rawget(t, name)
+  if v ~= nil then return v end
+  if default ~= nil then return default end
+  error(KeyError(name), 2)
+end
+
 --- get(name [, default]) -> the first value or default
 function MultiDict.get(t, name, default)
   local v = rawget(t, name)
