@@ -754,4 +754,34 @@ asyncio.run(main())
     assert.is_true(asyncio.iserror(again, asyncio.RuntimeError))
     await(runner:cleanup())
   end))
+
+  it("refuses a control frame's payload over 125 bytes at the call",
+     aspec.async(function()
+    local got = {}
+    local app = web.Application()
+    app.router:add_get("/ws", asyncio.async(function(req)
+      local ws = web.WebSocketResponse{autoping = false}
+      await(ws:prepare(req))
+      for m in ws:iter() do got[#got + 1] = {m.type, #m.data} end
+      got[#got + 1] = {ws.close_code}
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+    local x126 = ("x"):rep(126)
+    assert.error_matches(function() local r = ws:ping(x126); return r end,
+      "bad argument #1 to 'ping' %(at most 125 bytes expected, got 126%)")
+    assert.error_matches(function() local r = ws:pong(x126); return r end,
+      "bad argument #1 to 'pong' %(at most 125 bytes expected, got 126%)")
+    assert.error_matches(function()
+      local r = ws:close{message = ("x"):rep(124)}; return r
+    end, "bad argument #1 to 'close' %(field 'message': at most 123 bytes")
+    await(ws:ping(("x"):rep(125)))
+    -- 61 two-byte characters: 122 bytes, sent whole (no cut character)
+    assert.is_true(await(ws:close{code = 4001, message = ("é"):rep(61)}))
+    assert.equal(1000, ws.close_code)
+    assert.same({{T.PING, 125}, {4001}}, got)
+    await(runner:cleanup())
+  end))
 end)

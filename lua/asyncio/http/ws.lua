@@ -248,14 +248,24 @@ function WebSocket:send_json(v, opts)
   return self:_send(1, s)
 end
 
+--- A control frame's payload (at most 125 bytes, RFC 6455 5.5), argument
+-- #1 of fname.
+local function control_data(data, fname)
+  if data == nil then return "" end
+  need_string(data, fname)
+  if #data > 125 then
+    error(("bad argument #1 to '%s' (at most 125 bytes expected, got %d)")
+      :format(fname, #data), 3)
+  end
+  return data
+end
+
 --- ping([data]) / pong([data]) -> Coroutine
 function WebSocket:ping(data)
-  if data ~= nil then need_string(data, "ping") end
-  return self:_send(OP_PING, data or "")
+  return self:_send(OP_PING, control_data(data, "ping"))
 end
 function WebSocket:pong(data)
-  if data ~= nil then need_string(data, "pong") end
-  return self:_send(OP_PONG, data or "")
+  return self:_send(OP_PONG, control_data(data, "pong"))
 end
 
 --- Writes a close frame with code (0: empty) without waiting; false when
@@ -578,7 +588,7 @@ local close = async(function(self, code, message, timeout)
   local ok, err = pcall(function()
     self._sent_close = true
     self._writer:write(ws_build(OP_CLOSE, string.pack(">I2", code) ..
-      message:sub(1, 123), {mask = self._client}))
+      message, {mask = self._client}))
     await(self._writer:drain())
   end)
   self.closed = true
@@ -628,7 +638,13 @@ function WebSocket:close(opts)
     error("bad argument #1 to 'close' (field 'code': an integer in "
       .. "0..65535 expected)", 2)
   end
-  return close(self, code, opts.message, opts.timeout)
+  local message = opts.message
+  if message ~= nil and #tostring(message) > 123 then
+    -- a close frame is a control frame: 2 bytes of code, then these
+    error(("bad argument #1 to 'close' (field 'message': at most 123 bytes "
+      .. "expected, got %d)"):format(#tostring(message)), 2)
+  end
+  return close(self, code, message, opts.timeout)
 end
 
 return M
