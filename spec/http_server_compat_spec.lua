@@ -6,7 +6,7 @@
 -- RouteTableDef and FileResponse, queries split at '&' only, a
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
--- whitespace, getone). Each case names its audit item.
+-- whitespace, getone, route checks). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -568,4 +568,26 @@ describe("asyncio.http.web (aiohttp audit)", function()
     assert.is_true(asyncio.iserror(seen[6], KeyError))
     await(runner:cleanup())
   end))
+
+  it("refuses a duplicate route name, a repeated {name} and a method that "
+     .. "is no token, as aiohttp (item 18)", function()
+    local h = async(function() return web.Response{text = "x"} end)
+    local router = web.Application().router
+    local first = router:add_get("/n", h, {name = "n"})
+    for _, f in ipairs{
+      function() router:add_post("/n2", h, {name = "n"}) end,
+      function() router:add_get("/y/{a}/{a}", h) end,
+      function() router:add_route("G ET", "/z", h) end,
+      function() router:add_route("", "/z", h) end} do
+      local ok, e = pcall(f)
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+    end
+    assert.equal(first, router.n)
+    assert.equal(first, router.named.n)
+    -- a name goes to one route; a method token and "*" are taken
+    router:add_route("purge", "/p", h, {name = "p"})
+    router:add_route("*", "/any", h)
+    assert.equal("PURGE", router.p.method)
+  end)
 end)

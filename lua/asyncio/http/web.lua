@@ -1582,6 +1582,12 @@ local function compile(path)
       lp = REGEX[re]
       if not lp then error("unsupported regex in route: " .. re, 4) end
     end
+    for _, seen in ipairs(names) do
+      if seen == name then -- as aiohttp (Python's re refuses it)
+        error(asyncio.ValueError(("Bad pattern '%s': redefinition of "
+          .. "name '%s'"):format(path, name)), 4)
+      end
+    end
     names[#names + 1] = name
     pat[#pat + 1] = "(" .. lp .. ")"
     i = e + 1
@@ -1607,6 +1613,15 @@ local function route_add(self, method, path, handler, name, fname, n)
           :format(n + 1, fname, type(handler)), 3)
   end
   method = method:upper()
+  if method ~= "*" and not method:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    error(asyncio.ValueError(("%s is not allowed HTTP method")
+      :format(method)), 3)
+  end
+  if name ~= nil and self.named[name] ~= nil then
+    error(asyncio.ValueError(("Duplicate '%s', already handled by %s %s")
+      :format(tostring(name), self.named[name].method,
+              self.named[name].path)), 3)
+  end
   local route = setmetatable({method = method, path = path,
                               handler = handler, name = name}, Route)
   local pat, names = compile(path)
