@@ -13,6 +13,28 @@ local check = require "asyncio.check"
 
 local M = {}
 
+-- the bytes a cookie name or unquoted value may hold (RFC 2109 tokens,
+-- as Python's http.cookies._LegalChars)
+M.LEGAL = "^[%w!#$%%&'*+%-.^_`|~:]+$"
+
+-- how a byte is escaped inside a quoted value: as Python's _quote
+local ESC = {['"'] = '\\"', ["\\"] = "\\\\", [","] = "\\054",
+             [";"] = "\\073"}
+local function esc(c)
+  local b = c:byte()
+  if b < 32 or b > 126 then return ("\\%03o"):format(b) end
+  return ESC[c]
+end
+
+--- quote(value) -> value as a Cookie or Set-Cookie header carries it, as
+-- Python's http.cookies: unchanged when all its bytes are legal (or it is
+-- empty), else double-quoted with '"', '\', ',', ';', control and
+-- non-ASCII bytes escaped, so it can never end the cookie or add another.
+function M.quote(value)
+  if value == "" or value:find(M.LEGAL) then return value end
+  return '"' .. value:gsub('[%c"\\,;\128-\255]', esc) .. '"'
+end
+
 local CookieJar = {__name = "http.CookieJar"}
 CookieJar.__index = CookieJar
 
@@ -71,9 +93,10 @@ local function share(self, cookies)
       name, value = tostring(v):match("^%s*([^=;%s]+)%s*=%s*([^;]*)")
     end
     if name then
-      name = tostring(name)
-      self._cookies[";/;" .. name] = {name = name, value = tostring(value),
-        domain = "", host_only = false, path = "/", secure = false}
+      name, value = tostring(name), tostring(value)
+      self._cookies[";/;" .. name] = {name = name, value = value,
+        coded = M.quote(value), domain = "", host_only = false, path = "/",
+        secure = false}
     end
   end
 end
@@ -89,9 +112,10 @@ function CookieJar:update_cookies(values, u)
   for _, v in ipairs(values) do
     local name, value, attrs = v:match("^%s*([^=;%s]+)%s*=%s*([^;]*)(.*)$")
     if name then
-      value = value:gsub("%s+$", "")
-      if value:match('^".*"$') then value = value:sub(2, -2) end
-      local c = {name = name, value = value, domain = u.host,
+      -- sent back as it came (coded: quoted, escapes and all), as aiohttp
+      local coded = value:gsub("%s+$", "")
+      value = coded:match('^"(.*)"$') or coded
+      local c = {name = name, value = value, coded = coded, domain = u.host,
                  host_only = true, path = nil, secure = false}
       local expires
       for attr in attrs:gmatch(";%s*([^;]*)") do
@@ -151,7 +175,7 @@ function CookieJar:filter_cookies(u)
     elseif (c.domain == "" or c.host_only and u.host == c.domain or
             not c.host_only and domain_match(u.host, c.domain)) and
         path_match(u.path, c.path) and (secure or not c.secure) then
-      out[#out + 1] = c.name .. "=" .. c.value
+      out[#out + 1] = c.name .. "=" .. c.coded
     end
   end
   return table.concat(out, "; ")

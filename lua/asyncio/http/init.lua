@@ -1315,7 +1315,10 @@ local function add_cookies_header(self, u, hdrs, cookies)
       put(name, value)
     end
   end
-  for name, value in pairs(cookies or {}) do put(name, value) end
+  -- the request's own values, quoted as the jar's (aiohttp's SimpleCookie)
+  for name, value in pairs(cookies or {}) do
+    put(name, cookiejar.quote(tostring(value)))
+  end
   table.sort(names)
   for i, name in ipairs(names) do names[i] = name .. "=" .. values[name] end
   hdrs:set("Cookie", #names > 0 and concat(names, "; ") or nil)

@@ -23,6 +23,7 @@ local _http = require "asyncio._http"
 local check = require "asyncio.check"
 local http = require "asyncio.http"
 local headers_mod = require "asyncio.http.headers"
+local cookiejar = require "asyncio.http.cookiejar"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat = table.concat
@@ -366,26 +367,10 @@ end
 local CookieError = asyncio.ValueError:subclass("web.CookieError")
 M.CookieError = CookieError
 
--- the bytes a cookie name or unquoted value may hold (RFC 2109 tokens,
--- as Python's http.cookies._LegalChars)
-local LEGAL = "^[%w!#$%%&'*+%-.^_`|~:]+$"
-
--- how a byte is escaped inside a quoted value: as Python's _quote
-local COOKIE_ESC = {['"'] = '\\"', ["\\"] = "\\\\", [","] = "\\054",
-                    [";"] = "\\073"}
-local function cookie_esc(c)
-  local b = c:byte()
-  if b < 32 or b > 126 then return ("\\%03o"):format(b) end
-  return COOKIE_ESC[c]
-end
-
---- value as sent: unchanged when all its bytes are legal, else
--- double-quoted with '"', '\', ',', ';', control and non-ASCII bytes
--- escaped (so a value can never add attributes).
-local function quote_cookie(value)
-  if value == "" or value:find(LEGAL) then return value end
-  return '"' .. value:gsub('[%c"\\,;\128-\255]', cookie_esc) .. '"'
-end
+-- the bytes a cookie name may hold; a value is quoted as Python's
+-- http.cookies quotes it (so it can never add attributes)
+local LEGAL = cookiejar.LEGAL
+local quote_cookie = cookiejar.quote
 
 --- An attribute value, raising CookieError for what would end it or the
 -- header (';', CR, LF, other control bytes).
