@@ -6,7 +6,8 @@
 -- RouteTableDef and FileResponse, queries split at '&' only, a
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
--- whitespace, getone, route checks). Each case names its audit item.
+-- whitespace, getone, route checks, errors after a head went out). Each
+-- case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -590,4 +591,35 @@ describe("asyncio.http.web (aiohttp audit)", function()
     router:add_route("*", "/any", h)
     assert.equal("PURGE", router.p.method)
   end)
+
+  it("sends no second response when a handler fails after its head went "
+     .. "out (item 19)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/stream", async(function(req)
+      local r = web.StreamResponse()
+      await(r:prepare(req))
+      await(r:write("part"))
+      error("boom")
+    end))
+    app.router:add_get("/ws", async(function(req)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(req))
+      await(ws:send_str("hi"))
+      error(web.HTTPNotFound())
+    end))
+    local runner, _, port = start(app)
+    -- the chunked body stops where the handler failed, then the close
+    local out = raw(port, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.matches("^HTTP/1.1 200 OK\r\n.*\r\n\r\n4\r\npart\r\n$", out)
+    -- the WebSocket's frames, then the close: no HTTP in the stream
+    out = raw(port, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket" ..
+      "\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" ..
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert.matches("^HTTP/1.1 101 ", out)
+    assert.equal("\x81\x02hi", out:match("\r\n\r\n(.*)$"))
+    assert.equal(2, #logged)
+    assert.matches("^Error handling request: .*boom", logged[1])
+    assert.matches("^Error handling request: web.HTTPNotFound", logged[2])
+    await(runner:cleanup())
+  end))
 end)

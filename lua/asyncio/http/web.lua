@@ -605,6 +605,7 @@ function M._send_response(conn, r, request)
     (status ~= 204 and status >= 200) and #body or nil, false,
     connection_header(r, conn, request), not no_body and body or nil)
   r.prepared, r._eof = true, true
+  conn.responded = true
   if corked and not conn.flushing then
     -- corked behind pipelined requests: out by the end of this turn
     conn.flushing = true
@@ -650,6 +651,7 @@ StreamResponse.prepare = async(function(self, request)
     http_date(), ct, rawlen(h) > 0 and h or nil, cl, self._chunked,
     connection_header(self, conn, request), nil)
   self.prepared = true
+  conn.responded = true
   if corked then conn.proto:flush() end -- a stream's head goes out now
   conn:_drain()
 end)
@@ -945,6 +947,7 @@ WSResponse.prepare = async(function(self, request)
   local key = h["sec-websocket-key"]
   local conn = request._conn
   conn.keep_alive = false
+  conn.responded = true
   self.prepared = true
   local o = self._opts
   local protocol = ws_mod.choose_protocol(h["sec-websocket-protocol"],
@@ -2448,9 +2451,18 @@ local function handle(conn, head)
       conn.proto:write("HTTP/1.1 100 Continue\r\n\r\n")
     end
   end
+  conn.responded = false -- set once a head for this request goes out
   local hok, resp = xpcall(app._handle, add_traceback, app, request)
   if not hok then
     if is_cancel(resp) then error(resp, 0) end
+    if conn.responded then
+      -- a StreamResponse or WebSocket already sent its head: no other
+      -- response can follow it, so the error is logged and the
+      -- connection closed, as aiohttp
+      M.log_error("Error handling request", resp)
+      conn.keep_alive = false
+      return
+    end
     if iserror(resp, HTTPException) then
       resp = exception_response(resp)
     else
