@@ -480,4 +480,17 @@ describe("asyncio.http client, as aiohttp", function()
     assert.equal("x y", jar:cookies()[2].value)
     srv:close()
   end))
+
+  it("takes a timeout of 0 as no bound, as aiohttp", aspec.async(function()
+    local runner, base = await(peers.start(echo_app()))
+    local s <close> = http.ClientSession{timeout = http.ClientTimeout{
+      total = 0, connect = 0, sock_read = 0, sock_connect = 0}}
+    for _, t in ipairs{false, 0, http.ClientTimeout{total = 0},
+        http.ClientTimeout{sock_read = 0, connect = 0, sock_connect = 0}} do
+      local r = await(s:get(base .. "/status/200", {timeout = t or nil}))
+      assert.equal("status", await(r:text()))
+    end
+    assert.equal(0, http.ClientTimeout{total = 0}.total) -- kept as given
+    await(runner:cleanup())
+  end))
 end)

@@ -232,6 +232,20 @@ local function as_timeout(t)
   return t
 end
 
+--- The bounds a ClientTimeout t sets: its fields, a 0 left out (no
+-- bound), as aiohttp's ("None or 0 disables a particular timeout check").
+local function bounds(t)
+  if t.total ~= 0 and t.connect ~= 0 and t.sock_read ~= 0 and
+      t.sock_connect ~= 0 then
+    return t -- the common case, without a copy
+  end
+  local b = {}
+  for _, k in ipairs(TIMEOUTS) do
+    if t[k] ~= 0 then b[k] = t[k] end
+  end
+  return b
+end
+
 local function bounded(aw, seconds)
   if seconds then return await(asyncio.wait_for(aw, seconds)) end
   return await(aw)
@@ -1997,7 +2011,7 @@ end
 
 local do_request = async(function(self, method, url, opts)
   opts = opts or NO_OPTS
-  local timeout = as_timeout(opts.timeout) or self.timeout
+  local timeout = bounds(as_timeout(opts.timeout) or self.timeout)
   local resp
   if timeout.total then
     local d <close> = deadline(timeout.total)
