@@ -774,6 +774,10 @@ asyncio.run(main())
       "bad argument #1 to 'ping' %(at most 125 bytes expected, got 126%)")
     assert.error_matches(function() local r = ws:pong(x126); return r end,
       "bad argument #1 to 'pong' %(at most 125 bytes expected, got 126%)")
+    -- the error points at the caller's line
+    local _, e = pcall(function() local r = ws:ping({}); return r end)
+    assert.matches("^spec/websocket_spec.lua:%d+: bad argument #1 to " ..
+      "'ping' %(string expected, got table%)", e)
     assert.error_matches(function()
       local r = ws:close{message = ("x"):rep(124)}; return r
     end, "bad argument #1 to 'close' %(field 'message': at most 123 bytes")

@@ -252,7 +252,10 @@ end
 -- #1 of fname.
 local function control_data(data, fname)
   if data == nil then return "" end
-  need_string(data, fname)
+  if type(data) ~= "string" then
+    error(("bad argument #1 to '%s' (string expected, got %s)"):format(
+      fname, type(data)), 3)
+  end
   if #data > 125 then
     error(("bad argument #1 to '%s' (at most 125 bytes expected, got %d)")
       :format(fname, #data), 3)
