@@ -6,8 +6,8 @@
 -- RouteTableDef and FileResponse, queries split at '&' only, a
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
--- whitespace, getone, route checks, errors after a head went out). Each
--- case names its audit item.
+-- whitespace, getone, route checks, errors after a head went out,
+-- json_response's text and body). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -620,6 +620,34 @@ describe("asyncio.http.web (aiohttp audit)", function()
     assert.equal(2, #logged)
     assert.matches("^Error handling request: .*boom", logged[1])
     assert.matches("^Error handling request: web.HTTPNotFound", logged[2])
+    await(runner:cleanup())
+  end))
+
+  it("json_response takes text or body instead of a value, as aiohttp "
+     .. "(item 20)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/t", async(function()
+      return web.json_response(nil, {text = '{"a": 1}', status = 201})
+    end))
+    app.router:add_get("/b", async(function()
+      return web.json_response(nil, {body = "[2]"})
+    end))
+    local runner, _, port = start(app)
+    local out = raw(port, "GET /t HTTP/1.1\r\nHost: x\r\n" ..
+      "Connection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 201 Created\r\n", out)
+    assert.matches("\r\nContent%-Type: application/json; charset=utf%-8\r\n",
+      out)
+    assert.matches('\r\n\r\n{"a": 1}$', out)
+    out = raw(port, "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert.matches("\r\nContent%-Type: application/json\r\n", out)
+    assert.matches("\r\n\r\n%[2%]$", out)
+    for _, args in ipairs{{{1}, {text = "[1]"}}, {nil, {text = "1",
+        body = "1"}}} do
+      local ok, e = pcall(web.json_response, args[1], args[2])
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+    end
     await(runner:cleanup())
   end))
 end)

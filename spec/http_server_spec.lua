@@ -979,8 +979,8 @@ asyncio.run(main())
            function() web.Response{zlib_executor = 1} end)
     raises("bad argument #1 to 'StreamResponse' (unknown option 'text')",
            function() web.StreamResponse{text = "x"} end)
-    raises("bad argument #2 to 'json_response' (unknown option 'text')",
-           function() web.json_response({}, {text = "x"}) end)
+    raises("bad argument #2 to 'json_response' (unknown option 'txt')",
+           function() web.json_response({}, {txt = "x"}) end)
     raises("bad argument #2 to 'FileResponse' (unknown option 'chunksize')",
            function() web.FileResponse("/x", {chunksize = 1}) end)
     raises("bad argument #1 to 'HTTPNotFound' (unknown option 'txt')",

@@ -348,17 +348,28 @@ function M.Response(opts)
 end
 
 local JSON_OPTS = check.option_set{"status", "reason", "headers",
-                                   "content_type", "dumps"}
+                                   "content_type", "dumps", "text", "body"}
 
 --- json_response(value [, {status =, reason =, headers =, content_type
--- = "application/json", dumps = (lua-cjson's encode)}]): the value
--- encoded by dumps, sent as text (so "; charset=utf-8", as aiohttp).
+-- = "application/json", dumps = (lua-cjson's encode), text =, body =}]):
+-- the value encoded by dumps, sent as text (so "; charset=utf-8", as
+-- aiohttp); or, with value nil, the JSON text or body given already
+-- (ValueError with a value too, as aiohttp).
 function M.json_response(value, opts)
   opts = check.options(opts, 2, "json_response", JSON_OPTS) or EMPTY
-  local ok, body = pcall(opts.dumps or http._json().encode, value)
-  if not ok then error(asyncio.ValueError(body), 2) end
+  local text, body = opts.text, opts.body
+  if text ~= nil or body ~= nil then
+    if value ~= nil or (text ~= nil and body ~= nil) then
+      error(asyncio.ValueError("only one of data, text, or body should be "
+        .. "specified"), 2)
+    end
+  else
+    local ok
+    ok, text = pcall(opts.dumps or http._json().encode, value)
+    if not ok then error(asyncio.ValueError(text), 2) end
+  end
   return M.Response{status = opts.status, reason = opts.reason,
-    headers = opts.headers, text = body,
+    headers = opts.headers, text = text, body = body,
     content_type = opts.content_type or "application/json"}
 end
 
