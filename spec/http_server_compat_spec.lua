@@ -7,7 +7,8 @@
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
 -- whitespace, getone, route checks, errors after a head went out,
--- json_response's text and body). Each case names its audit item.
+-- json_response's text and body, BasicAuth.decode). Each case names its
+-- audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -648,6 +649,32 @@ describe("asyncio.http.web (aiohttp audit)", function()
       assert.is_false(ok)
       assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
     end
+    await(runner:cleanup())
+  end))
+
+  it("has BasicAuth.decode for a request's Authorization, as aiohttp "
+     .. "(item 21)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/a", async(function(req)
+      local a = http.BasicAuth.decode(req.headers["Authorization"])
+      return web.Response{text = a.login .. "|" .. a.password}
+    end))
+    local runner, base = start(app)
+    local _, body = get(base .. "/a", {auth = http.BasicAuth("jé", "p:w")})
+    assert.equal("jé|p:w", body)
+    -- aiohttp's errors, all ValueError
+    for bad, why in pairs{["Bearer x"] = "Unknown authorization method",
+        Basic = "Could not parse", ["Basic !!!!"] = "Invalid base64",
+        ["Basic dXNlcjpw=x="] = "Invalid base64",
+        ["Basic dXNlcg=="] = "Invalid credentials"} do
+      local ok, e = pcall(http.BasicAuth.decode, bad)
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+      assert.matches(why, tostring(e), 1, true)
+    end
+    local u = http.BasicAuth.decode(http.BasicAuth("jé", "x", "utf-8")
+      :encode(), "utf-8")
+    assert.same({"jé", "x"}, {u.login, u.password})
     await(runner:cleanup())
   end))
 end)

@@ -314,6 +314,63 @@ function BasicAuth.from_url(url, encoding)
   return new_basic_auth(nil, u.user, u.password or "", encoding)
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64_VALUE = {}
+for i = 1, 64 do B64_VALUE[B64:byte(i)] = i - 1 end
+
+--- s decoded from padded base64 (RFC 4648), or nil when it is not that
+-- (Python's b64decode with validate=True).
+local function unbase64(s)
+  if #s % 4 ~= 0 or not s:find("^[%w+/]*=?=?$") then return nil end
+  local out = {}
+  for i = 1, #s, 4 do
+    local a, b, c, d = s:byte(i, i + 3)
+    local n, pad = 0, 0
+    for _, x in ipairs{a, b, c, d} do
+      if x == 61 then pad = pad + 1; n = n * 64
+      elseif pad > 0 then return nil -- a "=" inside
+      else n = n * 64 + B64_VALUE[x] end
+    end
+    local bytes = string.char(n >> 16 & 255, n >> 8 & 255, n & 255)
+    out[#out + 1] = bytes:sub(1, 3 - pad)
+  end
+  return concat(out)
+end
+
+--- latin-1 bytes as UTF-8 (the Lua strings of this API are UTF-8 text).
+local function from_latin1(s)
+  return (s:gsub("[\128-\255]", function(c) return utf8.char(c:byte()) end))
+end
+
+--- BasicAuth.decode(header [, encoding = "latin1"]) -> the BasicAuth of
+-- an Authorization header value ("Basic <base64>"), as aiohttp's;
+-- ValueError for another scheme, bad base64 or no ":" in the credentials.
+function BasicAuth.decode(header, encoding)
+  check.type(header, 1, "decode", "string")
+  local kind = ENCODINGS[tostring(encoding or "latin1"):lower()]
+  if not kind then
+    error("bad argument #2 to 'decode' ('latin1' or 'utf-8' expected)", 2)
+  end
+  local scheme, creds = header:match("^(%S+) (.*)$")
+  if not scheme then
+    error(asyncio.ValueError("Could not parse authorization header."), 2)
+  end
+  if scheme:lower() ~= "basic" then
+    error(asyncio.ValueError("Unknown authorization method " .. scheme), 2)
+  end
+  local plain = unbase64(creds)
+  if not plain then error(asyncio.ValueError("Invalid base64 encoding."), 2) end
+  if kind == "latin1" then
+    plain = from_latin1(plain)
+  elseif not utf8.len(plain) then
+    error(asyncio.ValueError("Invalid credentials."), 2)
+  end
+  local login, password = plain:match("^([^:]*):(.*)$")
+  if not login then error(asyncio.ValueError("Invalid credentials."), 2) end
+  return setmetatable({login = login, password = password,
+    encoding = encoding or "latin1"}, BasicAuth)
+end
+
 ---------------------------------------------------------------------------
 -- Connections
 
