@@ -7,8 +7,8 @@
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
 -- whitespace, getone, route checks, errors after a head went out,
--- json_response's text and body, BasicAuth.decode). Each case names its
--- audit item.
+-- json_response's text and body, BasicAuth.decode, content_length). Each
+-- case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -675,6 +675,32 @@ describe("asyncio.http.web (aiohttp audit)", function()
     local u = http.BasicAuth.decode(http.BasicAuth("jé", "x", "utf-8")
       :encode(), "utf-8")
     assert.same({"jé", "x"}, {u.login, u.password})
+    await(runner:cleanup())
+  end))
+
+  it("computes a Response's content_length, as aiohttp's property "
+     .. "(item 22)", aspec.async(function()
+    assert.equal(2, web.Response{text = "hi"}.content_length)
+    assert.equal(3, web.Response{body = "abc"}.content_length)
+    assert.equal(0, web.Response().content_length)
+    assert.equal(7, web.json_response({a = 1}).content_length)
+    local r = web.Response{text = "x"}
+    r.text = "longer"
+    assert.equal(6, r.content_length)
+    -- a logging middleware reads it, as with aiohttp
+    local sizes = {}
+    local app = web.Application{middlewares = {async(function(req, h)
+      local resp = await(h(req))
+      sizes[#sizes + 1] = resp.content_length
+      return resp
+    end)}}
+    app.router:add_get("/x", async(function()
+      return web.Response{text = "hello"}
+    end))
+    local runner, base = start(app)
+    local _, body = get(base .. "/x")
+    assert.equal("hello", body)
+    assert.same({5}, sizes)
     await(runner:cleanup())
   end))
 end)

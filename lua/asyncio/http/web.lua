@@ -261,7 +261,19 @@ StreamResponse.__index = StreamResponse
 
 local Response = setmetatable({__name = "web.Response"},
                               {__index = StreamResponse})
-Response.__index = Response
+
+--- A Response's fields, and its content_length as aiohttp's property
+-- computes it (unless set): its Content-Length header's, else the length
+-- of its body (text or body, as it stands), 0 without one.
+function Response.__index(r, k)
+  if k ~= "content_length" then return Response[k] end
+  local h = rawget(r, "headers")
+  local cl = h and rawlen(h) > 0 and tonumber(h["content-length"])
+  if cl then return cl end
+  local b = rawget(r, "text") or rawget(r, "body")
+  if type(b) == "number" then b = tostring(b) end
+  return type(b) == "string" and #b or 0
+end
 
 
 -- The options of the responses: the head's, then each kind's own
