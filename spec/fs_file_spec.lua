@@ -197,6 +197,20 @@ describe("File:read", function()
     assert.is_nil(none[1])
   end))
 
+  it("read('n') takes what io's takes: an exponent only after a digit",
+     aspec.async(function()
+    for _, text in ipairs{"e5", ".e5", "0xp1", "1e", "0e2x", "-.5e-1;",
+                          "0x1p4", "1.5.3"} do
+      put("n", text)
+      local g = io.open(path("n"), "rb")
+      local want, want_rest = g:read("n"), g:read("a")
+      g:close()
+      local f <close> = await(fs.open(path("n")))
+      assert.equal(want, await(f:read("n")), text)
+      assert.equal(want_rest, await(f:read("a")), text)
+    end
+  end))
+
   it("read() is read('l'); CRLF keeps its CR as io does",
      aspec.async(function()
     put("a", "one\r\ntwo")

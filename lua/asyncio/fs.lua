@@ -244,9 +244,13 @@ local function read_number(self)
   accept("^[%+%-]")
   local hex = accept("^0[xX]")
   local digits = hex and "^%x+" or "^%d+"
+  local start = p
   accept(digits)
   if accept("^%.") then accept(digits) end
-  if accept(hex and "^[pP]" or "^[eE]") then
+  -- as io, an exponent only follows a digit ("e5" and ".e5" stop before
+  -- the "e"); a "0x" prefix is not one
+  if find(sub(buf, start, p - 1), hex and "%x" or "%d") and
+     accept(hex and "^[pP]" or "^[eE]") then
     accept("^[%+%-]")
     accept("^%d+")
   end
