@@ -137,6 +137,10 @@ describe("asyncio.ssl", function()
                          ctx, "/nonexistent/cert.pem")
       assert.equal(2, e.errno)
       assert.equal("/nonexistent/cert.pem", e.filename)
+      -- Python's OSError message, as asyncio.fs's
+      assert.equal("No such file or directory", e.strerror)
+      assert.equal("FileNotFoundError: [Errno 2] No such file or directory: "
+                   .. "'/nonexistent/cert.pem'", tostring(e))
       e = h.raises(ssl.SSLError, ctx.load_cert_chain, ctx,
                    certs.path("server.pem"), certs.path("client.key"))
       assert.equal("KEY_VALUES_MISMATCH", e.reason)
@@ -202,8 +206,10 @@ describe("asyncio.ssl", function()
       e = h.raises(asyncio.TypeError, ctx.load_verify_locations, ctx, {})
       assert.equal("cafile, capath and cadata cannot be all omitted",
                    e.message)
-      h.raises(asyncio.FileNotFoundError, ctx.load_verify_locations, ctx,
-               "/nonexistent/ca.pem")
+      e = h.raises(asyncio.FileNotFoundError, ctx.load_verify_locations,
+                   ctx, "/nonexistent/ca.pem")
+      assert.equal("[Errno 2] No such file or directory: "
+                   .. "'/nonexistent/ca.pem'", e.message)
     end)
 
     it("an unknown option of create_default_context or "

@@ -62,9 +62,17 @@ int tls_raise_errno(lua_State *L, int err, const char *path) {
   case EISDIR: cls = "IsADirectoryError"; break;
   case ENOTDIR: cls = "NotADirectoryError"; break;
   }
-  tls_push_error(L, cls, err, strerror(err));
+  tls_push_error(L, cls, err, strerror(err));   /* [e] */
   lua_pushstring(L, path);
   lua_setfield(L, -2, "filename");
+  /* the message as Python's OSError with a filename (and asyncio.fs's):
+   * [Errno 2] No such file or directory: 'ca.pem' */
+  lua_pushfstring(L, "[Errno %d] %s: ", err, strerror(err));
+  push_class(L, "repr");                          /* [e, msg, repr] */
+  lua_pushstring(L, path);
+  lua_call(L, 1, 1);
+  lua_concat(L, 2);                               /* [e, msg] */
+  lua_setfield(L, -2, "message");
   return lua_error(L);
 }
 

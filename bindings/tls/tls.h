@@ -49,7 +49,8 @@ typedef struct tls_ctx {
 /* errors.c                                                            */
 
 /* Keeps the table of error classes at idx (SSLError, ..., and asyncio's
- * ValueError, OSError kin) for the functions below. */
+ * ValueError, OSError kin; `repr`, asyncio's repr of a value) for the
+ * functions below. */
 void tls_set_classes(lua_State *L, int idx);
 /* Pushes classes[cls](errnum, msg), a new error object (not raised). */
 void tls_push_error(lua_State *L, const char *cls, int errnum,
@@ -66,7 +67,8 @@ void tls_push_ssl_error(lua_State *L, SSL *ssl, int code,
  * of a context function. */
 int tls_raise_ssl(lua_State *L);
 /* Raises the OSError kin for errno `err` on file `path` ("[Errno 2] No
- * such file or directory", .filename), as Python does. */
+ * such file or directory: 'path'", .errno, .strerror, .filename), as
+ * Python's OSError with a filename. */
 int tls_raise_errno(lua_State *L, int err, const char *path);
 
 /* ------------------------------------------------------------------ */

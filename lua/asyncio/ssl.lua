@@ -51,6 +51,7 @@ C._set_classes{
   PermissionError = errors.PermissionError,
   IsADirectoryError = errors.IsADirectoryError,
   NotADirectoryError = errors.NotADirectoryError,
+  repr = errors.repr, -- quotes file names in OSError messages
 }
 
 -- Constants -------------------------------------------------------------
