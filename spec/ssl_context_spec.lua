@@ -66,6 +66,19 @@ describe("asyncio.ssl", function()
       assert.equal(ssl.CERT_NONE, ctx.verify_mode)
     end)
 
+    it("every context starts with Python's verify_flags, " ..
+       "VERIFY_X509_TRUSTED_FIRST", function()
+      for _, p in ipairs{ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER,
+                         ssl.PROTOCOL_TLS} do
+        assert.equal(ssl.VERIFY_X509_TRUSTED_FIRST,
+                     ssl.SSLContext(p).verify_flags)
+      end
+      -- create_default_context adds Python 3.13's strict checks to it
+      assert.equal(ssl.VERIFY_X509_TRUSTED_FIRST | ssl.VERIFY_X509_STRICT
+                   | ssl.VERIFY_X509_PARTIAL_CHAIN,
+                   ssl.create_default_context().verify_flags)
+    end)
+
     it("create_default_context: a client's by default, a server's for " ..
        "CLIENT_AUTH, strict X.509 checks", function()
       local c = ssl.create_default_context()

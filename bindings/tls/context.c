@@ -86,6 +86,10 @@ static int l_context_new(lua_State *L) {
   SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
   SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)SID_CTX,
                                  sizeof SID_CTX - 1);
+  /* Python's verify_flags: VERIFY_X509_TRUSTED_FIRST (OpenSSL 3 builds
+   * chains that way anyway; the flag is what ctx.verify_flags shows) */
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(c->ctx),
+                              X509_V_FLAG_TRUSTED_FIRST);
   X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(c->ctx),
                                   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   if (proto == TLS_PROTOCOL_TLS_CLIENT) {
