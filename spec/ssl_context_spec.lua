@@ -123,6 +123,9 @@ describe("asyncio.ssl", function()
       h.raises(asyncio.ValueError, function() ctx.verify_mode = 7 end)
       assert.matches("SSLContext has no field 'verfiy_mode'",
                      h.error_of(function() ctx.verfiy_mode = 1 end))
+      -- reading a misspelt field raises too (Python's AttributeError)
+      assert.matches("SSLContext has no field 'check_hostnme'",
+                     h.error_of(function() return ctx.check_hostnme end))
       assert.matches("read%-only",
                      h.error_of(function() ctx.protocol = 17 end))
     end)

@@ -465,7 +465,7 @@ static int version_set(lua_State *L, tls_ctx *c, int is_min) {
   return 0;
 }
 
-/* __index: methods first, then the fields. */
+/* __index: methods first, then the fields; any other key raises. */
 static int l_context__index(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
   const char *k = luaL_checkstring(L, 2);
@@ -488,8 +488,8 @@ static int l_context__index(lua_State *L) {
     lua_pushinteger(L, c->protocol);
   else if (strcmp(k, "security_level") == 0)
     lua_pushinteger(L, SSL_CTX_get_security_level(c->ctx));
-  else
-    lua_pushnil(L);
+  else /* a misspelt setting must not read as nil (Python raises) */
+    return luaL_error(L, "SSLContext has no field '%s'", k);
   return 1;
 }
 
