@@ -160,6 +160,39 @@ describe("transports", function()
     await(srv:wait_closed())
   end))
 
+  it("create_connection and create_server check host and port at the "
+     .. "call", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    -- a number is no host name (it used to resolve as an address)
+    local err = h.await_error(loop:create_connection(sink, 5, 1))
+    assert.matches("bad argument #2 to 'create_connection' %(string "
+                   .. "expected, got number%)", err)
+    err = h.await_error(loop:create_connection(sink, "127.0.0.1", "x"))
+    assert.matches("bad argument #3 to 'create_connection' %(number "
+                   .. "expected, got string%)", err)
+    err = h.await_error(loop:create_connection(sink, "127.0.0.1"))
+    assert.matches("bad argument #3 to 'create_connection' %(number "
+                   .. "expected, got no value%)", err)
+    err = h.await_error(loop:create_server(sink, 5, 0))
+    assert.matches("bad argument #2 to 'create_server' %(string "
+                   .. "expected, got number%)", err)
+    err = h.await_error(loop:create_server(sink, {"127.0.0.1", 5}, 0))
+    assert.matches("bad argument #2 to 'create_server' %(list of strings "
+                   .. "expected, item 2 is number%)", err)
+    err = h.await_error(loop:create_server(sink, "127.0.0.1", 1.5))
+    assert.matches("bad argument #3 to 'create_server' %(number has no "
+                   .. "integer representation%)", err)
+    err = h.await_error(asyncio.start_server(function() end, {"::1", true},
+                                             0))
+    assert.matches("bad argument #2 to 'start_server' %(list of strings "
+                   .. "expected, item 2 is boolean%)", err)
+    -- nil host and port: every interface, a port the system picks
+    local srv = await(loop:create_server(sink, nil, nil))
+    assert.is_true(srv.sockets[1].port > 0)
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
   it("server_hostname and ssl timeouts without ssl raise ValueError",
      aspec.async(function()
     local loop = asyncio.get_running_loop()

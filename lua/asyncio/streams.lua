@@ -94,9 +94,7 @@ end)
 -- choose (see server.sockets).
 M.start_server = async(function(client_cb, host, port, opts)
   check.callable(client_cb, 1, "start_server")
-  if type(host) ~= "table" then
-    check.type(host, 2, "start_server", "string", true)
-  end
+  transports._check_hosts(host, 2, "start_server")
   check.integer(port, 3, "start_server", true)
   check.options(opts, 4, "start_server", SERVER_OPTIONS)
   local loop = core.get_running_loop()

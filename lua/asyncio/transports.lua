@@ -294,6 +294,8 @@ end
 
 M.create_connection = async(function(loop, factory, host, port, opts)
   check_factory(factory, "create_connection")
+  check.type(host, 2, "create_connection", "string", true)
+  port = check.integer(port, 3, "create_connection")
   check.options(opts, 4, "create_connection", CONNECTION_OPTIONS)
   return create_connection(loop, factory, host, port, opts)
 end)
@@ -348,6 +350,21 @@ local function server_factory(loop, factory, opts)
   end
 end
 
+--- Checks argument n of fname, the host(s) of a server: nil, a string or
+-- a list of strings.
+local function check_hosts(host, n, fname)
+  if type(host) ~= "table" then
+    return check.type(host, n, fname, "string", true)
+  end
+  for i, h in ipairs(host) do
+    if type(h) ~= "string" then
+      check.argerror(n, fname, ("list of strings expected, item %d is %s")
+                     :format(i, check.typename(h)), 2)
+    end
+  end
+end
+M._check_hosts = check_hosts
+
 --- loop:create_server(factory, host, port [, {ssl =, family =, backlog =,
 -- reuse_port =, reuse_address =, start_serving =,
 -- ssl_handshake_timeout =, ssl_shutdown_timeout =}]) -> Server. host
@@ -369,6 +386,8 @@ end
 
 M.create_server = async(function(loop, factory, host, port, opts)
   check_factory(factory, "create_server")
+  check_hosts(host, 2, "create_server")
+  port = check.integer(port, 3, "create_server", true)
   check.options(opts, 4, "create_server", SERVER_OPTIONS)
   return create_server(loop, factory, host, port, opts)
 end)
