@@ -347,6 +347,19 @@ describe("asyncio.sslproto", function()
       local e = h.raises(asyncio.ValueError, ct.set_write_buffer_limits, ct,
                          10, 20)
       assert.equal("high (10) must be >= low (20) must be >= 0", e.message)
+      -- integers, checked at the call as the socket transports' are
+      assert.equal("bad argument #1 to 'set_write_buffer_limits' (number "
+                   .. "expected, got string)", h.error_of(function()
+                     ct:set_write_buffer_limits("x") end):match("bad.*"))
+      assert.equal("bad argument #2 to 'set_write_buffer_limits' (number "
+                   .. "has no integer representation)", h.error_of(function()
+                     ct:set_write_buffer_limits(nil, 1.5) end):match("bad.*"))
+      assert.equal("bad argument #1 to 'set_read_buffer_limits' (number "
+                   .. "expected, got table)", h.error_of(function()
+                     ct:set_read_buffer_limits({}) end):match("bad.*"))
+      -- nothing was changed by the refused calls
+      assert.same({250, 1000}, {ct:get_write_buffer_limits()})
+      assert.same({64 * 1024, 256 * 1024}, {ct:get_read_buffer_limits()})
     end))
   end)
 

@@ -131,7 +131,11 @@ function Transport:resume_reading()
   self._ssl_protocol:_resume_reading()
 end
 
+--- set_write_buffer_limits([high [, low]]): integers, as the socket
+-- transports' (the raw transport gets them too).
 function Transport:set_write_buffer_limits(high, low)
+  high = check.integer(high, 2, "set_write_buffer_limits", true)
+  low = check.integer(low, 3, "set_write_buffer_limits", true)
   self._ssl_protocol:_set_write_buffer_limits(high, low)
 end
 
@@ -146,6 +150,8 @@ function Transport:get_write_buffer_size()
 end
 
 function Transport:set_read_buffer_limits(high, low)
+  high = check.integer(high, 2, "set_read_buffer_limits", true)
+  low = check.integer(low, 3, "set_read_buffer_limits", true)
   local p = self._ssl_protocol
   p._read_high, p._read_low = check_limits(high, low, 256 * 1024)
   p:_control_ssl_reading()
