@@ -740,6 +740,33 @@ print(n, h.hexdigest())
     assert.equal("bbb", await(f:read(3)))
   end))
 
+  it("a connection lost midway: the error is raised and the file is left "
+     .. "after what was sent, as loop.sendfile's", aspec.async(function()
+    put("a", string.rep("z", 1000000))
+    local f <close> = await(fs.open(path("a"), "rb"))
+    -- a writer whose connection is lost at the second drain
+    local writes, drains = {}, 0
+    local writer = {
+      write = function(_, data) writes[#writes + 1] = #data end,
+      drain = async(function()
+        drains = drains + 1
+        if drains == 2 then
+          error(asyncio.ConnectionResetError("Connection lost"))
+        end
+      end)}
+    local sendfile = require("asyncio.core")._StreamWriter.sendfile
+    local e = h.await_error(sendfile(writer, f, 10))
+    assert.is_true(iserror(e, asyncio.ConnectionResetError))
+    assert.same({262144, 262144}, writes)
+    assert.equal(10 + 2 * 262144, await(f:seek()))
+    -- nothing sent: the position does not move
+    await(f:seek("set", 5))
+    writer.write = function() error(asyncio.BrokenPipeError("gone")) end
+    e = h.await_error(sendfile(writer, f, 100))
+    assert.is_true(iserror(e, asyncio.BrokenPipeError))
+    assert.equal(5, await(f:seek()))
+  end))
+
   it("checks its arguments", aspec.async(function()
     put("a", "x")
     local f = await(fs.open(path("a")))

@@ -864,17 +864,24 @@ local sendfile_coro = async(function(writer, file, offset, count)
   flush_writes(file)
   if not file._seekable then error(oserror(29, "sendfile"), 0) end
   local sent = 0
-  while count == nil or sent < count do
-    local want = SEND_CHUNK
-    if count then want = min(want, count - sent) end
-    local chunk = await(c_read(file._fd, want, offset + sent))
-    if #chunk == 0 then break end
-    writer:write(chunk)
-    sent = sent + #chunk
-    await(writer:drain())
+  local ok, err = pcall(function()
+    while count == nil or sent < count do
+      local want = SEND_CHUNK
+      if count then want = min(want, count - sent) end
+      local chunk = await(c_read(file._fd, want, offset + sent))
+      if #chunk == 0 then break end
+      writer:write(chunk)
+      sent = sent + #chunk
+      await(writer:drain())
+    end
+  end)
+  -- as loop.sendfile, even when it failed: the file is left after the
+  -- data handed to the writer
+  if ok or sent > 0 then
+    drop_buffer(file)
+    file._pos = offset + sent
   end
-  drop_buffer(file) -- as loop.sendfile: the file is left after the data
-  file._pos = offset + sent
+  if not ok then error(err, 0) end
   return sent
 end)
 
