@@ -317,6 +317,12 @@ describe("bad arguments", function()
                    .. "string%)", h.error_of(fs.mkdir, "a", "p"))
     assert.matches("bad argument #2 to 'chmod' %(number expected, got "
                    .. "string%)", h.error_of(fs.chmod, "a", "rw"))
+    -- a numeric string is no mode: "644" would be decimal 644 (0o1204,
+    -- the sticky bit); Python raises TypeError
+    assert.matches("bad argument #2 to 'chmod' %(number expected, got "
+                   .. "string%)", h.error_of(fs.chmod, "a", "644"))
+    assert.matches("bad argument #2 to 'mkdir' %(number expected, got "
+                   .. "string%)", h.error_of(fs.mkdir, "a", {mode = "755"}))
     assert.matches("bad argument #2 to 'writefile' %(string expected, got "
                    .. "no value%)", h.error_of(fs.writefile, "a"))
   end)

@@ -64,8 +64,10 @@ local function check_path(p, i, fname)
   end
 end
 
-local function check_int(v, i, fname)
-  if tointeger(v) == nil then
+--- An integer argument; a numeric string is taken as Lua's io takes it,
+-- unless `strict`.
+local function check_int(v, i, fname, strict)
+  if (strict and type(v) ~= "number") or tointeger(v) == nil then
     argerror(i, fname, type(v) == "number"
              and "number has no integer representation"
              or "number expected, got " .. typename(v), 1)
@@ -728,7 +730,9 @@ end
 --- fs.chmod(path, mode), mode an integer (tonumber("644", 8)).
 function M.chmod(path, mode)
   check_path(path, 1, "chmod")
-  return core._fs_chmod(path, check_int(mode, 2, "chmod"))
+  -- strict: "644" would be decimal 644 (0o1204, the sticky bit and no
+  -- read for the owner); Python raises TypeError
+  return core._fs_chmod(path, check_int(mode, 2, "chmod", true))
 end
 
 --- fs.mkdtemp(template) -> the path of a new directory (mode 0700):
@@ -772,7 +776,8 @@ local MKDIR_OPTS = check.option_set{"parents", "exist_ok", "mode"}
 function M.mkdir(path, opts)
   check_path(path, 1, "mkdir")
   opts = check.options(opts, 2, "mkdir", MKDIR_OPTS) or {}
-  local mode = opts.mode == nil and 511 or check_int(opts.mode, 2, "mkdir")
+  local mode = opts.mode == nil and 511
+               or check_int(opts.mode, 2, "mkdir", true) -- as chmod's
   if not opts.parents and not opts.exist_ok then
     return core._fs_mkdir(path, mode)
   end
