@@ -312,6 +312,47 @@ describe("asyncio.sslproto", function()
       assert.equal(0, ct:get_write_buffer_size())
     end))
 
+    it("an error in the app's pause_writing or resume_writing is " ..
+       "reported and the connection goes on, as in Python",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local reports = {}
+      loop:set_exception_handler(function(_, ctx)
+        reports[#reports + 1] = ctx
+      end)
+      local t = tls_pair()
+      handshake(t)
+      local c = t.c
+      function c:pause_writing()
+        self.events[#self.events + 1] = "pause"
+        error(asyncio.RuntimeError("pause failed"))
+      end
+      function c:resume_writing()
+        self.events[#self.events + 1] = "resume"
+        error(asyncio.RuntimeError("resume failed"))
+      end
+      local ct = c.transport
+      ct:set_write_buffer_limits(1000)
+      ct:write(("y"):rep(5000))
+      received(t.s, 5000)
+      assert.same({"made", "pause", "resume"}, c.events)
+      assert.equal(2, #reports)
+      assert.equal("protocol.pause_writing() failed", reports[1].message)
+      assert.equal("pause failed", reports[1].exception.message)
+      assert.equal(ct, reports[1].transport)
+      assert.equal("protocol.resume_writing() failed", reports[2].message)
+      -- still open both ways
+      assert.is_false(ct:is_closing())
+      ct:write("more")
+      received(t.s, 5004)
+      t.s.transport:write("back")
+      received(c, 4)
+      assert.equal("back", c:data())
+      ct:close()
+      assert.is_nil(await(c.lost))
+      loop:set_exception_handler(nil)
+    end))
+
     it("SSLProtocol rejects an unknown option (argument #7) and takes "
        .. "its documented ones", aspec.async(function()
       local loop = asyncio.get_running_loop()

@@ -266,6 +266,21 @@ function SSLProtocol:_app_call(name, ...)
   return false
 end
 
+--- Calls the app's flow-control method `name` (pause_writing,
+-- resume_writing), if it has one. An ordinary error is only reported, as
+-- Python's: the connection goes on.
+function SSLProtocol:_app_notify(name)
+  local app = self._app_protocol
+  local f = app and app[name]
+  if not f then return end
+  local ok, err = pcall(f, app)
+  if ok then return end
+  pass_fatal(err)
+  self._loop:call_exception_handler{
+    message = "protocol." .. name .. "() failed", exception = err,
+    transport = self._app_transport, protocol = self}
+end
+
 function SSLProtocol:_get_extra_info(name, default)
   local v = self._extra[name]
   if v ~= nil then return v end
@@ -576,11 +591,11 @@ function SSLProtocol:_control_app_writing()
   local want = self._raw_paused or self._backlog_size >= self._high
   if want and not self._app_writing_paused then
     self._app_writing_paused = true
-    self:_app_call("pause_writing")
+    self:_app_notify("pause_writing")
   elseif not want and self._app_writing_paused
     and self._backlog_size <= self._low then
     self._app_writing_paused = false
-    self:_app_call("resume_writing")
+    self:_app_notify("resume_writing")
   end
 end
 
