@@ -147,6 +147,15 @@ describe("asyncio.sslproto", function()
       e = h.error_of(t.c.transport.write, t.c.transport, 42)
       assert.matches("bad argument #1 to 'write' %(string expected, got "
                      .. "number%)", e)
+      -- writelines checks as the socket transports' do
+      local ct = t.c.transport
+      assert.matches("bad argument #1 to 'writelines' %(table expected, "
+                     .. "got nil%)", h.error_of(function()
+                       ct:writelines() end))
+      assert.matches("bad item #2 to 'writelines' %(string expected, got "
+                     .. "number%)", h.error_of(function()
+                       ct:writelines{"a", 42} end))
+      assert.equal(0, ct:get_write_buffer_size()) -- nothing went out
       t.c.transport:abort()
       await(t.c.lost)
       assert.is_true(iserror(await(t.s.lost), asyncio.ConnectionResetError))

@@ -183,7 +183,19 @@ function Transport:write(data)
   end
 end
 
+--- writelines(list): one write of the strings joined; refuses what the
+-- socket transports' writelines refuses (a list item that is no string).
 function Transport:writelines(list)
+  if type(list) ~= "table" then
+    check.argerror(2, "writelines", "table expected, got "
+                   .. (list == nil and "nil" or check.typename(list)), 1)
+  end
+  for i = 1, #list do
+    if type(list[i]) ~= "string" then
+      error(("bad item #%d to 'writelines' (string expected, got %s)")
+            :format(i, check.typename(list[i])), 2)
+    end
+  end
   self:write(concat(list))
 end
 
