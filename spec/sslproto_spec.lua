@@ -291,6 +291,20 @@ describe("asyncio.sslproto", function()
       e = h.raises(asyncio.ValueError, sslproto.SSLProtocol, loop, {}, nil,
                    nil, true)
       assert.equal("Server side SSL needs a valid SSLContext", e.message)
+      -- what is no context says so (it failed as "attempt to call a nil
+      -- value (method 'wrap_bio')"), for ssl = {} of open_connection too
+      e = h.raises(asyncio.TypeError, sslproto.SSLProtocol, loop, {},
+                   io.stdout, nil, false, "localhost")
+      assert.matches("^sslcontext is expected to be an instance of "
+                     .. "ssl.SSLContext, got file", e.message)
+      local srv = await(asyncio.start_server(function() end, "127.0.0.1",
+                                             0))
+      e = h.await_error(asyncio.open_connection("127.0.0.1",
+        srv.sockets[1].port, {ssl = {}}))
+      assert.is_true(iserror(e, asyncio.TypeError))
+      srv:close()
+      srv:close_clients()
+      await(srv:wait_closed())
     end))
   end)
 

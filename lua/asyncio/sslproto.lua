@@ -234,9 +234,13 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
                            M.SSL_SHUTDOWN_TIMEOUT)
   server_side = not not server_side
   if server_side then server_hostname = nil end
+  local ssl = require "asyncio.ssl"
   if not sslcontext then
-    sslcontext = require("asyncio.ssl")._create_transport_context(
-      server_side, server_hostname)
+    sslcontext = ssl._create_transport_context(server_side, server_hostname)
+  elseif not ssl.is_context(sslcontext) then -- not a failed index later
+    error(errors.TypeError("sslcontext is expected to be an instance of "
+                           .. "ssl.SSLContext, got " .. tostring(sslcontext)),
+          2)
   end
   local self = setmetatable({
     _loop = loop, _app_protocol = app_protocol, _sslcontext = sslcontext,
