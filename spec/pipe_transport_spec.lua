@@ -174,6 +174,10 @@ describe("pipe transports", function()
     local f = io.popen("true")
     f:close()
     err = h.await_error(loop:connect_read_pipe(sink, f))
-    assert.matches("attempt to use a closed file", tostring(err))
+    assert.matches("bad argument #2 to 'connect_read_pipe' %(attempt to "
+                   .. "use a closed file%)", tostring(err))
+    err = h.await_error(loop:connect_write_pipe(sink, 1.5))
+    assert.matches("bad argument #2 to 'connect_write_pipe' %(number has "
+                   .. "no integer representation%)", tostring(err))
   end))
 end)

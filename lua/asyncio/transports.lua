@@ -415,8 +415,11 @@ M._create_unix_server = async(create_unix_server)
 -- transport owns it from then on.
 local function connect_pipe(loop, factory, pipe, readable, name)
   check_factory(factory, name)
-  check.type(pipe, 2, name, io.type(pipe) and "userdata"
-                                or "number")
+  if io.type(pipe) == "closed file" then
+    check.argerror(2, name, "attempt to use a closed file", 2)
+  elseif not io.type(pipe) then
+    pipe = check.integer(pipe, 2, name)
+  end
   local t = core._pipe_open(pipe, readable)
   return start(loop, t, factory)
 end
