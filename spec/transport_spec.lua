@@ -193,6 +193,42 @@ describe("transports", function()
     await(srv:wait_closed())
   end))
 
+  it("local_addr takes a host name, bound to an address of the remote's "
+     .. "family, as asyncio's", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srv = echo_server(loop)
+    local t = await(loop:create_connection(sink, "127.0.0.1", port_of(srv),
+      {local_addr = {"localhost", 0}}))
+    assert.equal("127.0.0.1", t:get_extra_info("sockname")[1])
+    t:close()
+    -- no local address of that family: asyncio's OSError, no bind tried
+    local err = h.await_error(loop:create_connection(sink, "127.0.0.1",
+      port_of(srv), {local_addr = {"::1", 0}}))
+    assert.is_true(iserror(err, asyncio.OSError))
+    assert.equal("no matching local address with family=AF_INET found",
+                 err.message)
+    -- malformed addresses and backlogs are named, not taken for others
+    for _, case in ipairs{
+      {"x", "{host, port} expected, got string"},
+      {{5, 0}, "host must be a string, got number"},
+      {{"127.0.0.1", "x"}, "port must be an integer, got string"}} do
+      err = h.await_error(loop:create_connection(sink, "127.0.0.1",
+        port_of(srv), {local_addr = case[1]}))
+      assert.matches("bad option 'local_addr' %(" .. case[2]:gsub("%p", "%%%0")
+                     .. "%)", tostring(err))
+    end
+    err = h.await_error(loop:create_datagram_endpoint(sink,
+      {local_addr = {"127.0.0.1", "x"}}))
+    assert.matches("bad option 'local_addr' %(port must be an integer",
+                   tostring(err))
+    err = h.await_error(loop:create_server(sink, "127.0.0.1", 0,
+                                           {backlog = "x"}))
+    assert.matches("bad option 'backlog' %(integer expected, got string%)",
+                   tostring(err))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
   it("server_hostname and ssl timeouts without ssl raise ValueError",
      aspec.async(function()
     local loop = asyncio.get_running_loop()

@@ -19,8 +19,8 @@ local errors = require "asyncio.errors"
 local check = require "asyncio.check"
 
 local async, await, iserror = core.async, core.await, core.iserror
-local error, ipairs, math, pcall, require, tostring, type =
-  error, ipairs, math, pcall, require, tostring, type
+local error, ipairs, math, pairs, pcall, require, tostring, type =
+  error, ipairs, math, pairs, pcall, require, tostring, type
 
 local M = {}
 
@@ -234,12 +234,62 @@ function M._interleave(addrs, first_count)
   return out
 end
 
+--- The {host, port} option `name` (local_addr, remote_addr), checked: a
+-- table whose host is a string or nil and port an integer or nil. Raises
+-- "bad option 'name' (...)" otherwise.
+local function addr_option(opts, name)
+  local addr = opt(opts, name)
+  if addr == nil then return nil end
+  local why
+  if type(addr) ~= "table" then
+    why = "{host, port} expected, got " .. check.typename(addr)
+  elseif addr[1] ~= nil and type(addr[1]) ~= "string" then
+    why = "host must be a string, got " .. check.typename(addr[1])
+  elseif addr[2] ~= nil and (type(addr[2]) ~= "number"
+                             or math.tointeger(addr[2]) == nil) then
+    why = "port must be an integer, got " .. check.typename(addr[2])
+  end
+  if why then error(("bad option '%s' (%s)"):format(name, why), 0) end
+  return addr
+end
+
+local AF_NAMES = {[core.AF_INET] = "AF_INET", [core.AF_INET6] = "AF_INET6"}
+
+--- The options of the connect to each remote address: bind(addr) ->
+-- opts, with local_addr's host (a name or an address) resolved as
+-- asyncio does and the first local address of addr's family bound; or
+-- nil and the OSError asyncio raises when there is none of that family.
+local function local_binder(opts, family)
+  local la = addr_option(opts, "local_addr")
+  if la == nil or la[1] == nil then
+    opts = opts or {}
+    return function() return opts end
+  end
+  local locals = M._resolve(la[1], la[2], SOCK_STREAM, false, family)
+  return function(addr)
+    local family = core._ip_family(addr)
+    for _, l in ipairs(locals) do
+      if core._ip_family(l) == family then
+        local o = {}
+        for k, v in pairs(opts) do o[k] = v end
+        o.local_addr = {l, la[2]}
+        return o
+      end
+    end
+    return nil, errors.OSError(("no matching local address with "
+      .. "family=%s found"):format(AF_NAMES[family] or tostring(family)))
+  end
+end
+
 --- Connects to the first of addrs that accepts, trying each after the
--- one before it failed; raises what they all raised.
-local function connect_in_turn(addrs, port, opts)
+-- one before it failed; raises what they all raised. bind(addr) gives
+-- each connect's options (local_binder).
+local function connect_in_turn(addrs, port, bind)
   local errs = {}
   for _, addr in ipairs(addrs) do
-    local ok, raw = try_await(core._tcp_connect(addr, port, opts))
+    local o, raw = bind(addr)
+    local ok = false
+    if o then ok, raw = try_await(core._tcp_connect(addr, port, o)) end
     if ok then return raw end
     errs[#errs + 1] = raw
   end
@@ -250,10 +300,14 @@ end
 -- next address is tried when the one before it failed or `delay`
 -- seconds after it started; the first connection made wins and the
 -- attempts still connecting are cancelled (their sockets closed).
-local function connect_staggered(addrs, port, opts, delay)
+local function connect_staggered(addrs, port, bind, delay)
   local fns = {}
   for i, addr in ipairs(addrs) do
-    fns[i] = function() return core._tcp_connect(addr, port, opts) end
+    fns[i] = function()
+      local o, err = bind(addr)
+      if not o then error(err, 0) end -- this attempt's failure
+      return core._tcp_connect(addr, port, o)
+    end
   end
   local staggered = require "asyncio.staggered"
   local raw, _, excs = await(staggered.staggered_race(fns, delay))
@@ -280,14 +334,16 @@ local function create_connection(loop, factory, host, port, opts)
     hostname = host
   end
   local delay, interleave = eyeballs_options(opts)
+  local family = family_option(opts)
   local addrs = M._resolve(host, port, SOCK_STREAM, false, -- specs
-                           family_option(opts))      -- replace it
+                           family)                   -- replace it
   if interleave ~= 0 then addrs = M._interleave(addrs, interleave) end
+  local bind = local_binder(opts, family)
   local raw
   if delay == nil then
-    raw = connect_in_turn(addrs, port, opts)
+    raw = connect_in_turn(addrs, port, bind)
   else
-    raw = connect_staggered(addrs, port, opts, delay)
+    raw = connect_staggered(addrs, port, bind, delay)
   end
   return start(loop, raw, factory, ctx, hostname, opts)
 end
@@ -350,6 +406,15 @@ local function server_factory(loop, factory, opts)
   end
 end
 
+--- The backlog option, checked: nil or an integer.
+local function check_backlog(opts)
+  local b = opt(opts, "backlog")
+  if b ~= nil and (type(b) ~= "number" or math.tointeger(b) == nil) then
+    error(("bad option 'backlog' (integer expected, got %s)")
+          :format(check.typename(b)), 0)
+  end
+end
+
 --- Checks argument n of fname, the host(s) of a server: nil, a string or
 -- a list of strings.
 local function check_hosts(host, n, fname)
@@ -373,6 +438,7 @@ M._check_hosts = check_hosts
 -- options already checked.
 local function create_server(loop, factory, host, port, opts)
   port = port or 0
+  check_backlog(opts)
   local make = server_factory(loop, factory, opts)
   local addrs = {}
   for _, h in ipairs(type(host) == "table" and host or {host or ""}) do
@@ -398,6 +464,7 @@ M._create_server = async(create_server)
 -- start_serving =, ssl_handshake_timeout =, ssl_shutdown_timeout =}])
 -- -> Server. The socket file is removed when the server closes.
 local function create_unix_server(loop, factory, path, opts)
+  check_backlog(opts)
   return core._unix_server(server_factory(loop, factory, opts), path, opts)
 end
 
@@ -435,12 +502,8 @@ end)
 --- The numeric addresses of the {host, port} option `name` (of
 -- `family` when given), or nil.
 local function dgram_addrs(opts, name, passive, family)
-  local addr = opt(opts, name)
+  local addr = addr_option(opts, name)
   if addr == nil then return nil end
-  if type(addr) ~= "table" then
-    error(("bad option '%s' ({host, port} expected, got %s)")
-          :format(name, type(addr)), 4)
-  end
   local host = addr[1]
   if host == nil or host == "" then
     host = passive and (family == core.AF_INET6 and "::" or "0.0.0.0")
