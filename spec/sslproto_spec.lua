@@ -294,6 +294,10 @@ describe("asyncio.sslproto", function()
       -- what is no context says so (it failed as "attempt to call a nil
       -- value (method 'wrap_bio')"), for ssl = {} of open_connection too
       e = h.raises(asyncio.TypeError, sslproto.SSLProtocol, loop, {},
+                   client_ctx(), nil, false, 5)
+      assert.equal("server_hostname must be a string, got number",
+                   e.message)
+      e = h.raises(asyncio.TypeError, sslproto.SSLProtocol, loop, {},
                    io.stdout, nil, false, "localhost")
       assert.matches("^sslcontext is expected to be an instance of "
                      .. "ssl.SSLContext, got file", e.message)

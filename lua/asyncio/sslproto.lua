@@ -234,6 +234,11 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
                            M.SSL_SHUTDOWN_TIMEOUT)
   server_side = not not server_side
   if server_side then server_hostname = nil end
+  if server_hostname ~= nil and type(server_hostname) ~= "string" then
+    -- a number would otherwise be taken for a name ("5")
+    error(errors.TypeError("server_hostname must be a string, got "
+                           .. check.typename(server_hostname)), 2)
+  end
   local ssl = require "asyncio.ssl"
   if not sslcontext then
     sslcontext = ssl._create_transport_context(server_side, server_hostname)
