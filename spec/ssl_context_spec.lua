@@ -123,6 +123,16 @@ describe("asyncio.ssl", function()
       h.raises(asyncio.ValueError, function() ctx.verify_mode = 7 end)
       assert.matches("SSLContext has no field 'verfiy_mode'",
                      h.error_of(function() ctx.verfiy_mode = 1 end))
+      -- a value of the wrong type names the field
+      assert.matches("bad value for SSLContext field 'verify_mode' "
+                     .. "%(integer expected, got string%)",
+                     h.error_of(function() ctx.verify_mode = "2" end))
+      assert.matches("bad value for SSLContext field 'minimum_version' "
+                     .. "%(number has no integer representation%)",
+                     h.error_of(function() ctx.minimum_version = 1.5 end))
+      assert.matches("bad value for SSLContext field 'options' %(integer "
+                     .. "expected, got nil%)",
+                     h.error_of(function() ctx.options = nil end))
       -- reading a misspelt field raises too (Python's AttributeError)
       assert.matches("SSLContext has no field 'check_hostnme'",
                      h.error_of(function() return ctx.check_hostnme end))

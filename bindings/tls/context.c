@@ -433,6 +433,21 @@ static int l_context_cert_store_stats(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Fields                                                              */
 
+/* The integer assigned to field `k` (the value at index 3 of
+ * __newindex); raises "bad value for SSLContext field 'k' (...)" for
+ * anything else, as luaL_checkinteger would name a 'newindex'. */
+static lua_Integer check_field_int(lua_State *L, const char *k) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, 3, &isint);
+  if (!isint || lua_type(L, 3) != LUA_TNUMBER)
+    luaL_error(L, "bad value for SSLContext field '%s' (%s)", k,
+               lua_type(L, 3) == LUA_TNUMBER
+                   ? "number has no integer representation"
+                   : lua_pushfstring(L, "integer expected, got %s",
+                                     luaL_typename(L, 3)));
+  return v;
+}
+
 /* Python's TLSVersion for an OpenSSL protocol version bound (0: none). */
 static lua_Integer version_get(int v, int is_min) {
   if (v == 0)
@@ -442,7 +457,8 @@ static lua_Integer version_get(int v, int is_min) {
 }
 
 static int version_set(lua_State *L, tls_ctx *c, int is_min) {
-  lua_Integer v = luaL_checkinteger(L, 3);
+  lua_Integer v = check_field_int(L, is_min ? "minimum_version"
+                                            : "maximum_version");
   char hex[32];
   int ok;
   switch (v) {
@@ -502,7 +518,7 @@ static int l_context__newindex(lua_State *L) {
       set_verify_mode(c, TLS_CERT_REQUIRED);
     c->check_hostname = (unsigned char)on;
   } else if (strcmp(k, "verify_mode") == 0) {
-    lua_Integer m = luaL_checkinteger(L, 3);
+    lua_Integer m = check_field_int(L, k);
     if (m < TLS_CERT_NONE || m > TLS_CERT_REQUIRED)
       return tls_raise(L, "ValueError", "invalid value for verify_mode");
     if (m == TLS_CERT_NONE && c->check_hostname)
@@ -516,12 +532,12 @@ static int l_context__newindex(lua_State *L) {
   } else if (strcmp(k, "verify_flags") == 0) {
     X509_VERIFY_PARAM *p = SSL_CTX_get0_param(c->ctx);
     unsigned long now = X509_VERIFY_PARAM_get_flags(p);
-    unsigned long want = (unsigned long)luaL_checkinteger(L, 3);
+    unsigned long want = (unsigned long)check_field_int(L, k);
     X509_VERIFY_PARAM_clear_flags(p, now & ~want);
     X509_VERIFY_PARAM_set_flags(p, ~now & want);
   } else if (strcmp(k, "options") == 0) {
     uint64_t now = SSL_CTX_get_options(c->ctx);
-    uint64_t want = (uint64_t)luaL_checkinteger(L, 3);
+    uint64_t want = (uint64_t)check_field_int(L, k);
     SSL_CTX_clear_options(c->ctx, now & ~want);
     SSL_CTX_set_options(c->ctx, ~now & want);
   } else if (strcmp(k, "protocol") == 0 ||
