@@ -786,6 +786,38 @@ describe("asyncio.busted", function()
     end), "Exception in callback")
   end)
 
+  it("shows the traceback of the task that raised a string error",
+     function()
+    local e = failure(function()
+      await(asyncio.sleep(0))
+      error("boom")
+    end)
+    h.has(e, "boom\nstack traceback of task 'Task-")
+    h.has(e, "in global 'error'")
+  end)
+
+  it("a failed assertion in the body stays busted's failure (not an "
+     .. "error), with the task's traceback; pending() stays pending",
+     function()
+    local _, direct = pcall(assert.equal, 1, 2)
+    local ok, err = pcall(aspec.async(function()
+      await(asyncio.sleep(0))
+      assert.equal(1, 2)
+    end))
+    assert.is_false(ok)
+    assert.equal(getmetatable(direct), getmetatable(err))
+    h.has(tostring(err), "Expected objects to be equal.")
+    h.has(tostring(err), "stack traceback of task 'Task-")
+    local _, later = pcall(pending, "later")
+    ok, err = pcall(aspec.async(function()
+      await(asyncio.sleep(0))
+      pending("later")
+    end))
+    assert.is_false(ok)
+    assert.equal(getmetatable(later), getmetatable(err))
+    assert.equal("later", err.message)
+  end)
+
   it("a failed task the test kept is reported on stderr once collected, "
      .. "not swallowed", function()
     local r = proc.run{proc.luaio, "-e", [[

@@ -6,7 +6,9 @@
 --   end))
 --
 -- Each body runs as a task on a fresh loop (virtual clock on request) that
--- is the current loop while it runs. The test fails when the body raises,
+-- is the current loop while it runs. The test fails when the body raises
+-- (with the raising task's traceback; a failed assertion stays busted's
+-- failure),
 -- when a task is still pending at its end (such tasks are cancelled and
 -- awaited first, so nothing leaks into the next test), when the loop's
 -- exception handler was called (a callback error, a task exception nobody
@@ -16,6 +18,7 @@
 local asyncio = require "asyncio"
 local errors = require "asyncio.errors"
 local check = require "asyncio.check"
+local core = require "asyncio.core"
 
 local M = {}
 
@@ -37,6 +40,28 @@ local function finish_pending(loop)
   return left
 end
 
+--- Raises the body's error err as busted should see it, with the
+-- traceback of the task that raised it (tb: kept for a string error): a
+-- failed assertion or pending() stays busted's own object (a failure or
+-- a pending test, not an error), a failure's message followed by the
+-- traceback when it is a string; any other error becomes its text and
+-- traceback.
+local function raise_body_error(err, tb)
+  if type(err) == "table" then
+    tb = err.traceback
+    local mt = getmetatable(err)
+    local kind = type(mt) == "table" and rawget(mt, "__type") or nil
+    if kind ~= nil then
+      if kind == "failure" and tb and type(err.message) == "string" then
+        err.message = err.message .. "\n" .. tostring(tb)
+      end
+      error(err, 0)
+    end
+  end
+  if tb then error(tostring(err) .. "\n" .. tostring(tb), 0) end
+  error(err, 0)
+end
+
 -- The options of async: new_event_loop's.
 local OPTIONS = check.option_set({"clock", "debug"})
 
@@ -54,6 +79,7 @@ function M.async(opts, fn)
     end)
     local ok, err = pcall(loop.run_until_complete, loop,
                           asyncio.async(fn)(...))
+    local tb = not ok and core._traceback_of(err) or nil
     local left = finish_pending(loop)
     collectgarbage()
     collectgarbage()
@@ -65,12 +91,7 @@ function M.async(opts, fn)
     -- what the test kept is reported when collected, after the test: on
     -- stderr, by the default handler, not into this finished list
     loop:set_exception_handler(nil)
-    if not ok then
-      if type(err) == "table" and err.traceback then
-        error(tostring(err) .. "\n" .. tostring(err.traceback), 0)
-      end
-      error(err, 0)
-    end
+    if not ok then raise_body_error(err, tb) end
     if #left > 0 then
       error(("%d task(s) still pending at the end of the test, first: %s")
             :format(#left, tostring(left[1])), 0)
