@@ -104,7 +104,13 @@ static int is_interrupt(lua_State *L, int idx) {
  * the traceback of where they were raised (in a task, usually), which is
  * the one worth showing. */
 static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
+  const char *msg = NULL;
+  if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+    /* a copy: lua_tostring turns a number into a string in place, and the
+     * error must stay the value the task raised (_traceback_of below) */
+    lua_pushvalue(L, 1);
+    msg = lua_tostring(L, -1);
+  }
   lua_pushboolean(L, is_interrupt(L, 1));
   lua_setfield(L, LUA_REGISTRYINDEX, "luaio.interrupted");
   if (msg == NULL) {

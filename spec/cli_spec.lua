@@ -189,6 +189,20 @@ describe("luaio CLI", function()
     has(r.stderr, "fail_task.lua:18:")
   end)
 
+  it("exits 1 with the task's traceback when main fails (number error)",
+     function()
+    local r = proc.run{luaio, "-e", [[
+      local asyncio = require "asyncio"
+      asyncio.run(asyncio.async(function()
+        asyncio.await(asyncio.sleep(0))
+        error(42)
+      end)())
+    ]]}
+    assert.equal(1, r.status)
+    has(r.stderr, "luaio: 42\nstack traceback of task 'Task-1':")
+    has(r.stderr, "(command line):4:")
+  end)
+
   it("await at the top level of a script raises", function()
     local r = proc.run{luaio, "-e", [[
       local asyncio = require "asyncio"
