@@ -338,13 +338,28 @@ int luaio_dofile(luaio_host *h, const char *path) {
   return LUAIO_OK;
 }
 
-/* A spawned chunk's failure is reported at once (nobody awaits it). */
+/* A spawned chunk's failure is reported at once (nobody awaits it), with
+ * the traceback of the task where it was raised, as the report of a task
+ * exception nobody retrieved has it (an error object carries its own). */
 static int report_spawned(lua_State *L) {
   aio_future *f = aio_check_future(L, 1);
   if (f->state == AIO_FINISHED && f->has_exc) {
     f->log_tb = 0;
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "Exception in spawned task");
+    lua_setfield(L, -2, "message");
     lua_getiuservalue(L, 1, AIO_FU_VALUE);
-    aio_report_error(L, f->loop, "Exception in spawned task", -1, "task", 1);
+    lua_setfield(L, -2, "exception");
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "task");
+    /* a task's extra table keeps the traceback of its failure */
+    if (lua_getiuservalue(L, 1, AIO_TU_CORO) == LUA_TTABLE)
+      lua_getfield(L, -1, "traceback");
+    else
+      lua_pushnil(L);
+    lua_setfield(L, -3, "traceback");
+    lua_pop(L, 1);
+    aio_report(L, f->loop);
   }
   return 0;
 }

@@ -246,6 +246,9 @@ static void test_error_handler(void) {
   luaio_run(h);
   CHECK(handled == 2);
   CHECK(strstr(handled_text, "task failed") != NULL);
+  /* the text has the traceback of the task where the error was raised */
+  CHECK(strstr(handled_text, "stack traceback of task") != NULL);
+  CHECK(strstr(handled_text, "failing:1: in main chunk") != NULL);
   luaio_host_close(h);
 }
 
