@@ -246,6 +246,19 @@ describe("wait", function()
     assert.same({{}, {f}}, {done, pending})
   end))
 
+  it("a bad timeout raises, naming wait and the argument, before any "
+     .. "Coroutine object is wrapped in a task", vspec(function()
+    local n = #asyncio.all_tasks()
+    local c = sleep(0)
+    local e = await_error(wait({c}, {timeout = "soon"}))
+    assert.equal("bad argument #2 to 'wait' (number expected, got string)",
+                 h.message(e))
+    e = await_error(wait({c}, {timeout = 0 / 0}))
+    assert.equal("bad argument #2 to 'wait' (number is NaN)", h.message(e))
+    assert.equal(n, #asyncio.all_tasks())
+    c:close()
+  end))
+
   it("G108 (DESIGN) Coroutine objects are wrapped in tasks, in array order",
      vspec(function()
     local log = {}

@@ -285,7 +285,8 @@ end
 -- aws is an array (or an iterator function) of awaitables; Coroutine
 -- objects and __await values are wrapped in tasks, in array order, and
 -- those tasks are what done/pending hold. Never raises the children's
--- errors and never cancels them, not even on timeout.
+-- errors and never cancels them, not even on timeout. Bad options raise
+-- before any awaitable is wrapped.
 local wait = async(function(aws, opts)
   local fs = collect(aws, "a list of futures")
   if #fs == 0 then
@@ -293,7 +294,7 @@ local wait = async(function(aws, opts)
   end
   local timeout, return_when = nil, "ALL_COMPLETED"
   if opts ~= nil then
-    timeout = opts.timeout
+    timeout = check.number(opts.timeout, 2, "wait", true)
     if opts.return_when ~= nil then return_when = opts.return_when end
   end
   if not RETURN_WHEN[return_when] then
