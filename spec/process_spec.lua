@@ -222,6 +222,34 @@ describe("create_subprocess_exec", function()
     end)))
   end))
 
+  it("a program that is not a string raises a bad-argument error, before "
+     .. "any child is started", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local factory = function() return {} end
+    assert.equal(0, spawns_of(function()
+      assert.equal("bad argument #1 to 'create_subprocess_exec' (string "
+                   .. "expected, got nil)", raises(function()
+        return await(asyncio.create_subprocess_exec())
+      end))
+      assert.equal("bad argument #1 to 'create_subprocess_exec' (string "
+                   .. "expected, got table)", raises(function()
+        return await(asyncio.create_subprocess_exec({stdout = PIPE}))
+      end))
+      assert.equal("bad argument #2 to 'subprocess_exec' (string "
+                   .. "expected, got boolean)", raises(function()
+        return await(loop:subprocess_exec(factory, false, "x"))
+      end))
+      assert.equal("bad argument #1 to 'create_subprocess_shell' (string "
+                   .. "expected, got number)", raises(function()
+        return await(asyncio.create_subprocess_shell(5))
+      end))
+      assert.equal("bad argument #2 to 'subprocess_shell' (string "
+                   .. "expected, got no value)", raises(function()
+        return await(loop:subprocess_shell(factory))
+      end))
+    end))
+  end))
+
   it("an unknown option raises a bad-argument error naming its argument, "
      .. "before the child is started", aspec.async(function()
     assert.equal(0, spawns_of(function()

@@ -29,20 +29,28 @@ end
 local OPTIONS = check.option_set{"stdin", "stdout", "stderr", "cwd", "env",
                                  "limit", "start_new_session"}
 
+--- Raises "bad argument #n to 'name' (string expected, got <type>)"
+-- unless v is a string or a number, `level` frames above the caller.
+local function check_word(v, n, name, level)
+  if type(v) ~= "string" and type(v) ~= "number" then
+    error(("bad argument #%d to '%s' (string expected, got %s)")
+          :format(n, name, type(v)), level + 1)
+  end
+end
+
 --- The argv list and options of program, ... for function `name`, and
 -- the argument number of the options (program is argument `first`).
 local function exec_args(name, first, program, ...)
+  check_word(program, first, name, 3)
   local n, opts = select("#", ...), nil
   local argv = {tostring(program)}
   for i = 1, n do
     local a = select(i, ...)
     if i == n and (a == nil or is_options(a)) then
       opts = a
-    elseif type(a) == "string" or type(a) == "number" then
-      argv[#argv + 1] = tostring(a)
     else
-      error(("bad argument #%d to '%s' (string expected, got %s)")
-            :format(first + i, name, type(a)), 3)
+      check_word(a, first + i, name, 3)
+      argv[#argv + 1] = tostring(a)
     end
   end
   return argv, opts, first + n
@@ -63,10 +71,7 @@ end)
 --- create_subprocess_shell(cmd [, opts]) -> Process running
 -- /bin/sh -c cmd.
 M.create_subprocess_shell = async(function(cmd, opts)
-  if type(cmd) ~= "string" then
-    error("bad argument #1 to 'create_subprocess_shell' (string expected)",
-          2)
-  end
+  check.type(cmd, 1, "create_subprocess_shell", "string")
   check.options(opts, 2, "create_subprocess_shell", OPTIONS)
   return core._spawn("/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end)
@@ -274,9 +279,7 @@ end)
 --- loop:subprocess_shell(factory, cmd [, opts]) -> transport, protocol
 M.subprocess_shell = async(function(loop, factory, cmd, opts)
   check_factory(factory, "subprocess_shell")
-  if type(cmd) ~= "string" then
-    error("bad argument #2 to 'subprocess_shell' (string expected)", 2)
-  end
+  check.type(cmd, 2, "subprocess_shell", "string")
   check.options(opts, 3, "subprocess_shell", OPTIONS)
   return subprocess(loop, factory, "/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end)
