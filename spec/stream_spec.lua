@@ -38,6 +38,36 @@ local spawn = h.spawn
 
 describe("streams", function()
   describe("open_connection", function()
+    it("a port outside 0-65535 raises a bad-argument error naming the "
+       .. "function and the argument (Python raises OverflowError)",
+       aspec.async(function()
+      local loop = asyncio.get_running_loop()
+      local factory = function() return {} end
+      local cases = {
+        {"bad argument #2 to 'open_connection' (port must be 0-65535)",
+         function() return asyncio.open_connection("127.0.0.1", 70000) end},
+        {"bad argument #2 to 'open_connection' (port must be 0-65535)",
+         function() return asyncio.open_connection("127.0.0.1", -1) end},
+        {"bad argument #3 to 'start_server' (port must be 0-65535)",
+         function()
+           return asyncio.start_server(factory, "127.0.0.1", 65536)
+         end},
+        {"bad argument #3 to 'create_connection' (port must be 0-65535)",
+         function()
+           return loop:create_connection(factory, "127.0.0.1", 70000)
+         end},
+        {"bad argument #3 to 'create_server' (port must be 0-65535)",
+         function()
+           return loop:create_server(factory, "127.0.0.1", 70000)
+         end},
+        {"bad argument #2 to 'open_udp' (port must be 0-65535)",
+         function() return asyncio.open_udp("127.0.0.1", 70000) end},
+      }
+      for _, case in ipairs(cases) do
+        assert.equal(case[1], raises(function() return await(case[2]()) end))
+      end
+    end))
+
     it("returns a reader and a writer connected to the server",
        aspec.async(function()
       local p = pair()

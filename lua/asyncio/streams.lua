@@ -77,7 +77,7 @@ end
 -- host that accepts.
 M.open_connection = async(function(host, port, opts)
   check.type(host, 1, "open_connection", "string", true)
-  check.integer(port, 2, "open_connection")
+  check.port(port, 2, "open_connection")
   check.options(opts, 3, "open_connection", CONNECTION_OPTIONS)
   return open_with(function(loop, factory)
     return create_connection(loop, factory, host, port, opts)
@@ -95,7 +95,7 @@ end)
 M.start_server = async(function(client_cb, host, port, opts)
   check.callable(client_cb, 1, "start_server")
   transports._check_hosts(host, 2, "start_server")
-  check.integer(port, 3, "start_server", true)
+  check.port(port, 3, "start_server", true)
   check.options(opts, 4, "start_server", SERVER_OPTIONS)
   local loop = core.get_running_loop()
   return await(create_server(loop,
@@ -152,10 +152,7 @@ end)
 -- getsockname(), close(). local_host nil binds every interface.
 M.open_udp = async(function(local_host, local_port, opts)
   check.type(local_host, 1, "open_udp", "string", true)
-  check.integer(local_port, 2, "open_udp", true)
-  if local_port and (local_port < 0 or local_port > 65535) then
-    check.argerror(2, "open_udp", "port must be 0-65535")
-  end
+  check.port(local_port, 2, "open_udp", true)
   check.options(opts, 3, "open_udp", UDP_OPTIONS)
   local host = local_host
   if host == nil or host == "" then
