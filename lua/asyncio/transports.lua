@@ -235,8 +235,8 @@ function M._interleave(addrs, first_count)
 end
 
 --- The {host, port} option `name` (local_addr, remote_addr), checked: a
--- table whose host is a string or nil and port an integer or nil. Raises
--- "bad option 'name' (...)" otherwise.
+-- table whose host is a string or nil and port an integer in 0-65535 or
+-- nil. Raises "bad option 'name' (...)" otherwise.
 local function addr_option(opts, name)
   local addr = opt(opts, name)
   if addr == nil then return nil end
@@ -248,6 +248,8 @@ local function addr_option(opts, name)
   elseif addr[2] ~= nil and (type(addr[2]) ~= "number"
                              or math.tointeger(addr[2]) == nil) then
     why = "port must be an integer, got " .. check.typename(addr[2])
+  elseif addr[2] ~= nil and (addr[2] < 0 or addr[2] > 65535) then
+    why = "port must be 0-65535"
   end
   if why then error(("bad option '%s' (%s)"):format(name, why), 0) end
   return addr
