@@ -375,7 +375,10 @@ install: all install-lua
 	ln -sf $(SONAME) $(D)$(LIBDIR)/libluaio.so
 	install -m 644 host/luaio.h $(D)$(PREFIX)/include/luaio.h
 	install -m 644 docs/luaio.1 $(D)$(MANDIR)/man1/luaio.1
-	install -m 644 README.md $(DOCS) $(D)$(DOCDIR)/
+	install -m 644 $(DOCS) $(D)$(DOCDIR)/
+	# the README sits next to the docs there: its docs/ links lose docs/
+	sed -e 's|](docs/|](|g' README.md > $(D)$(DOCDIR)/README.md
+	chmod 644 $(D)$(DOCDIR)/README.md
 	install -d $(D)$(DOCDIR)/img
 	install -m 644 docs/img/*.png $(D)$(DOCDIR)/img/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \

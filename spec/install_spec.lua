@@ -46,6 +46,17 @@ describe("make install", function()
                  sh("readlink " .. q(root .. "/lib/libluaio.so")))
     local dyn = sh("readelf -d " .. q(root .. "/lib/libluaio.so.0.1.0"))
     assert.truthy(dyn:find("Library soname: [libluaio.so.0]", 1, true), dyn)
+    -- the README's links reach the docs installed next to it
+    local docdir = root .. "/share/doc/luaio/"
+    local links = 0
+    for target in proc.slurp(docdir .. "README.md"):gmatch("%]%(([^)#]+)") do
+      if not target:match("^%a+:") then
+        links = links + 1
+        assert.equal(0, proc.run{"test", "-f", docdir .. target}.status,
+                     target)
+      end
+    end
+    assert.is_true(links > 0)
     local pc = proc.slurp(root .. "/lib/pkgconfig/luaio.pc")
     assert.truthy(pc:find("Libs: -L${libdir} -lluaio", 1, true), pc)
   end)
