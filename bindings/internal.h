@@ -454,6 +454,11 @@ void aio_report(lua_State *L, aio_loop *loop);
  * it. Never raises. */
 void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
                       int exc_idx, const char *key, int key_idx);
+/* Reports the exception of the finished future at fidx (log_tb cleared):
+ * {message = msg, exception =, [key] = the future, and for a task the
+ * traceback of where its failure was raised}. Never raises. */
+void aio_report_exception(lua_State *L, int fidx, const char *msg,
+                          const char *key);
 /* The message handler of aio_pcall, for callers that push it below the
  * function themselves (saving the stack rotations). */
 int aio_msgh(lua_State *L);

@@ -340,27 +340,11 @@ int luaio_dofile(luaio_host *h, const char *path) {
 
 /* A spawned chunk's failure is reported at once (nobody awaits it), with
  * the traceback of the task where it was raised, as the report of a task
- * exception nobody retrieved has it (an error object carries its own). */
+ * exception nobody retrieved has it. */
 static int report_spawned(lua_State *L) {
   aio_future *f = aio_check_future(L, 1);
-  if (f->state == AIO_FINISHED && f->has_exc) {
-    f->log_tb = 0;
-    lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "Exception in spawned task");
-    lua_setfield(L, -2, "message");
-    lua_getiuservalue(L, 1, AIO_FU_VALUE);
-    lua_setfield(L, -2, "exception");
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "task");
-    /* a task's extra table keeps the traceback of its failure */
-    if (lua_getiuservalue(L, 1, AIO_TU_CORO) == LUA_TTABLE)
-      lua_getfield(L, -1, "traceback");
-    else
-      lua_pushnil(L);
-    lua_setfield(L, -3, "traceback");
-    lua_pop(L, 1);
-    aio_report(L, f->loop);
-  }
+  if (f->state == AIO_FINISHED && f->has_exc)
+    aio_report_exception(L, 1, "Exception in spawned task", "task");
   return 0;
 }
 

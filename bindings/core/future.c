@@ -144,31 +144,38 @@ static void attach_reporter(lua_State *L, int fidx, aio_future *f) {
     lua_setiuservalue(L, fidx, AIO_FU_CB);
 }
 
+void aio_report_exception(lua_State *L, int fidx, const char *msg,
+                          const char *key) {
+  aio_future *f = lua_touserdata(L, fidx);
+  fidx = lua_absindex(L, fidx);
+  f->log_tb = 0;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  lua_getiuservalue(L, fidx, AIO_FU_VALUE);
+  lua_setfield(L, -2, "exception");
+  lua_pushvalue(L, fidx);
+  lua_setfield(L, -2, key);
+  if (f->is_task) { /* its extra table keeps where the failure was raised */
+    if (get_extra(L, fidx) == LUA_TTABLE) {
+      lua_getfield(L, -1, "traceback");
+      lua_setfield(L, -3, "traceback");
+    }
+    lua_pop(L, 1);
+  }
+  aio_report(L, f->loop);
+}
+
 /* The report of a future that was collected (at fidx). */
 static void report_lost(lua_State *L, int fidx, aio_future *f) {
-  aio_loop *loop = f->loop;
-  if (f->state == AIO_FINISHED && f->has_exc && f->log_tb) {
-    f->log_tb = 0;
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, f->is_task ? "Task exception was never retrieved"
-                                 : "Future exception was never retrieved");
-    lua_setfield(L, -2, "message");
-    lua_getiuservalue(L, fidx, AIO_FU_VALUE);
-    lua_setfield(L, -2, "exception");
-    lua_pushvalue(L, fidx);
-    lua_setfield(L, -2, "future");
-    if (f->is_task) {
-      if (get_extra(L, fidx) == LUA_TTABLE) {
-        lua_getfield(L, -1, "traceback");
-        lua_setfield(L, -3, "traceback");
-      }
-      lua_pop(L, 1);
-    }
-    aio_report(L, loop);
-  } else if (f->is_task && f->state == AIO_PENDING) {
-    aio_report_error(L, loop, "Task was destroyed but it is pending!", 0,
+  if (f->state == AIO_FINISHED && f->has_exc && f->log_tb)
+    aio_report_exception(L, fidx, f->is_task
+                                      ? "Task exception was never retrieved"
+                                      : "Future exception was never retrieved",
+                         "future");
+  else if (f->is_task && f->state == AIO_PENDING)
+    aio_report_error(L, f->loop, "Task was destroyed but it is pending!", 0,
                      "task", fidx);
-  }
 }
 
 static int l_reporter__gc(lua_State *L) {
