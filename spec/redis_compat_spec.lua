@@ -370,7 +370,9 @@ describe("asyncio.redis as redis-py", function()
     await(p:watch("k"))
     local b = asyncio.create_task(r:brpop({"q1"}, 0))
     local c = asyncio.create_task(r:brpop({"q2"}, 0))
-    while #r.waiters < 2 do await(asyncio.sleep(0)) end
+    await(asyncio.wait_for(async(function()
+      while #r.waiters < 2 do await(asyncio.sleep(0)) end
+    end)(), 10))
     -- the pipeline's connection is lost: giving it back frees a place
     local id = await(p:execute_command("CLIENT", "ID"))
     await(r:execute_command("CLIENT", "KILL", "ID", id))

@@ -211,7 +211,7 @@ describe("transports", function()
     for _, case in ipairs{
       {"x", "{host, port} expected, got string"},
       {{5, 0}, "host must be a string, got number"},
-      {{"127.0.0.1", "x"}, "port must be an integer, got string"},
+      {{"127.0.0.1", "x"}, "number expected, got string"},
       {{"127.0.0.1", 65536}, "port must be 0-65535"},
       {{"127.0.0.1", -1}, "port must be 0-65535"}} do
       err = h.await_error(loop:create_connection(sink, "127.0.0.1",
@@ -221,7 +221,7 @@ describe("transports", function()
     end
     err = h.await_error(loop:create_datagram_endpoint(sink,
       {local_addr = {"127.0.0.1", "x"}}))
-    assert.matches("bad option 'local_addr' %(port must be an integer",
+    assert.matches("bad option 'local_addr' %(number expected, got string",
                    tostring(err))
     err = h.await_error(loop:create_datagram_endpoint(sink,
       {remote_addr = {"127.0.0.1", 70000}}))

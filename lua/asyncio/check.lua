@@ -149,15 +149,20 @@ M.number = number_check("number")
 M.finite = number_check("finite")
 M.integer = number_check("integer")
 
+--- Why v is not a port number (an integer in 0 .. 65535), or nil: for
+-- checks that word their errors otherwise (options).
+function M.bad_port(v)
+  local why = bad_number(v, "integer")
+  if why then return why end
+  if v < 0 or v > 65535 then return "port must be 0-65535" end
+end
+
 --- A port number: an integer in 0 .. 65535 (nil when `optional`),
 -- returned as an integer.
 function M.port(v, n, fname, optional)
   if optional and v == nil then return v end
-  local why = bad_number(v, "integer")
+  local why = M.bad_port(v)
   if why then M.argerror(n, fname, why, 2) end
-  if v < 0 or v > 65535 then
-    M.argerror(n, fname, "port must be 0-65535", 2)
-  end
   return math.tointeger(v)
 end
 

@@ -64,10 +64,9 @@ local function check_path(p, i, fname)
   end
 end
 
---- An integer argument; a numeric string is taken as Lua's io takes it,
--- unless `strict`.
-local function check_int(v, i, fname, strict)
-  if (strict and type(v) ~= "number") or tointeger(v) == nil then
+--- An integer argument; a numeric string is taken as Lua's io takes it.
+local function check_int(v, i, fname)
+  if tointeger(v) == nil then
     argerror(i, fname, type(v) == "number"
              and "number has no integer representation"
              or "number expected, got " .. typename(v), 1)
@@ -732,7 +731,7 @@ function M.chmod(path, mode)
   check_path(path, 1, "chmod")
   -- strict: "644" would be decimal 644 (0o1204, the sticky bit and no
   -- read for the owner); Python raises TypeError
-  return core._fs_chmod(path, check_int(mode, 2, "chmod", true))
+  return core._fs_chmod(path, check.integer(mode, 2, "chmod"))
 end
 
 --- fs.mkdtemp(template) -> the path of a new directory (mode 0700):
@@ -777,7 +776,7 @@ function M.mkdir(path, opts)
   check_path(path, 1, "mkdir")
   opts = check.options(opts, 2, "mkdir", MKDIR_OPTS) or {}
   local mode = opts.mode == nil and 511
-               or check_int(opts.mode, 2, "mkdir", true) -- as chmod's
+               or check.integer(opts.mode, 2, "mkdir") -- as chmod's
   if not opts.parents and not opts.exist_ok then
     return core._fs_mkdir(path, mode)
   end

@@ -202,6 +202,7 @@ end
 -- (or hands them to c.push) until the connection ends.
 local read_loop = async(function(c)
   local reader, proto, futs = c.reader, c.proto, c.futs
+  local parsing = false -- in proto:get(), whose only error is the stream's
   local ok, err = pcall(function()
     while true do
       local data = await(reader:read(65536))
@@ -209,7 +210,9 @@ local read_loop = async(function(c)
         "Connection closed by server."), 0) end
       proto:feed(data)
       while true do
+        parsing = true
         local okr, v = proto:get()
+        parsing = false
         if okr == nil then break end
         local h = c.head + 1
         local fut = futs[h]
@@ -228,9 +231,11 @@ local read_loop = async(function(c)
       if c.hc then c.next_check = c.loop:time() + c.hc end
     end
   end)
-  -- Protocol:get's "[position: ]protocol error: <hiredis's words>"
-  local what = type(err) == "string" and err:match("protocol error: (.*)$")
-  if not ok and what then err = M.ProtocolError(what) end
+  -- Protocol:get's "[position: ]protocol error: <hiredis's words>" (a
+  -- push handler's error is its own, whatever it says)
+  local what = not ok and parsing and type(err) == "string"
+    and err:match("protocol error: (.*)$")
+  if what then err = M.ProtocolError(what) end
   conn_lost(c, err)
   if not ok and is_cancel(err) then error(err, 0) end
 end)
@@ -412,11 +417,17 @@ end
 
 --- Checks the values of the options o that Redis{} and from_url take
 -- as they are (a wrong one would otherwise surface only when a command
--- connects, or never: a db that does not convert chose database 0).
+-- connects, or never: a db that does not convert chose database 0), in a
+-- fixed order, so that of two bad options the same one is named.
 local function check_values(o)
-  for _, name in ipairs{"host", "path", "password", "username"} do
+  for _, name in ipairs{"host", "path", "password", "username",
+                        "client_name"} do
     local v = o[name]
     if v ~= nil and type(v) ~= "string" then bad_option(name, "string") end
+  end
+  for _, name in ipairs{"decode_responses", "retry_on_timeout"} do
+    local v = o[name]
+    if v ~= nil and type(v) ~= "boolean" then bad_option(name, "boolean") end
   end
   for _, name in ipairs{"socket_timeout", "socket_connect_timeout"} do
     local v = o[name]
@@ -424,12 +435,17 @@ local function check_values(o)
       bad_option(name, "positive number")
     end
   end
-  for name, what in pairs{port = "integer in 0 .. 65535",
-                          db = "non-negative integer"} do
-    local v = o[name]
+  local hc = o.health_check_interval
+  if hc ~= nil and not (type(hc) == "number" and hc >= 0) then
+    bad_option("health_check_interval", "non-negative number")
+  end
+  for _, c in ipairs{{"port", 0, 65535, "integer in 0 .. 65535"},
+                     {"db", 0, math.maxinteger, "non-negative integer"},
+                     {"pool_size", 1, math.maxinteger, "positive integer"}} do
+    local name, v = c[1], o[c[1]]
     if v ~= nil then
-      o[name] = int_in(v, 0, name == "port" and 65535 or math.maxinteger)
-      if o[name] == nil then bad_option(name, what) end
+      o[name] = int_in(v, c[2], c[3])
+      if o[name] == nil then bad_option(name, c[4]) end
     end
   end
 end
@@ -447,28 +463,9 @@ local function new_client(opts)
   for k, v in pairs(opts) do o[k] = v end
   o.pool_size = opts.pool_size or opts.max_connections or o.pool_size
   o.path = opts.path or opts.unix_socket_path
-  o.max_connections, o.decode_responses, o.unix_socket_path = nil, nil, nil
-  if o.client_name ~= nil and type(o.client_name) ~= "string" then
-    error("bad option 'client_name' to 'Redis' (string expected)", 2)
-  end
-  for _, name in ipairs{"decode_responses", "retry_on_timeout"} do
-    if opts[name] ~= nil and type(opts[name]) ~= "boolean" then
-      error(("bad option '%s' to 'Redis' (boolean expected)"):format(name),
-            2)
-    end
-  end
+  o.max_connections, o.unix_socket_path = nil, nil
   check_values(o)
-  local hc = opts.health_check_interval
-  if hc ~= nil and (type(hc) ~= "number" or hc < 0 or hc ~= hc) then
-    error("bad option 'health_check_interval' to 'Redis' (non-negative "
-          .. "number expected)", 2)
-  end
-  local size = math.tointeger(o.pool_size)
-  if not size or size < 1 then
-    error("bad option 'pool_size' to 'Redis' (positive integer expected)",
-          2)
-  end
-  o.pool_size = size
+  o.decode_responses = nil
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
                        nrecovering = 0, closed = false}, Redis)
 end
@@ -1104,9 +1101,11 @@ local function need_table(v, n, fname, field)
 end
 
 --- Appends the pairs (key, value) of mapping, argument #n of the method
--- fname (a table, checked), to argv.
-local function push_map(argv, mapping, n, fname)
-  for k, v in pairs(need_table(mapping, n, fname)) do push(argv, k, v) end
+-- fname (or its option `field`; a table, checked), to argv.
+local function push_map(argv, mapping, n, fname, field)
+  for k, v in pairs(need_table(mapping, n, fname, field)) do
+    push(argv, k, v)
+  end
   return argv
 end
 
@@ -1335,8 +1334,7 @@ cmd("hset", function(name, key, value, o)
   end
   if key ~= nil then push(argv, key, value) end
   if o and o.mapping then
-    need_table(o.mapping, n, "hset", "mapping")
-    push_map(argv, o.mapping)
+    push_map(argv, o.mapping, n, "hset", "mapping")
   end
   if argv.n == 2 then
     error(M.DataError("'hset' with no key value pairs"), 3)
@@ -1347,7 +1345,7 @@ cmd("hmset", function(name, mapping)
   if type(mapping) ~= "table" or next(mapping) == nil then
     error(M.DataError("'hmset' with 'mapping' of length 0"), 3)
   end
-  return push_map(A("HMSET", name), mapping), ok_true
+  return push_map(A("HMSET", name), mapping, 2, "hmset"), ok_true
 end)
 simple("hget", "HGET")
 simple("hgetall", "HGETALL", pairs_to_table)

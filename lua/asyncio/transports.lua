@@ -245,11 +245,8 @@ local function addr_option(opts, name)
     why = "{host, port} expected, got " .. check.typename(addr)
   elseif addr[1] ~= nil and type(addr[1]) ~= "string" then
     why = "host must be a string, got " .. check.typename(addr[1])
-  elseif addr[2] ~= nil and (type(addr[2]) ~= "number"
-                             or math.tointeger(addr[2]) == nil) then
-    why = "port must be an integer, got " .. check.typename(addr[2])
-  elseif addr[2] ~= nil and (addr[2] < 0 or addr[2] > 65535) then
-    why = "port must be 0-65535"
+  elseif addr[2] ~= nil then
+    why = check.bad_port(addr[2])
   end
   if why then error(("bad option '%s' (%s)"):format(name, why), 0) end
   return addr
