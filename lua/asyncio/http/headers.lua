@@ -15,6 +15,10 @@ local lower, setmetatable, rawget, rawset, type, tostring, pairs =
   string.lower, setmetatable, rawget, rawset, type, tostring, pairs
 
 local M = {}
+
+--- The pattern of an HTTP token (RFC 9110: a method, a WebSocket
+-- subprotocol, a field name), the whole string.
+M.TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
 M.KeyError = require("asyncio").Exception:subclass("KeyError")
 local methods = {}
 local CIMultiDict = {__name = "CIMultiDict"}

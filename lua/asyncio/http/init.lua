@@ -190,12 +190,19 @@ M.null = _http.null
 --- The loads option of the json methods (aiohttp's): a function that
 -- decodes the text, or nil for the default; argument n of fname.
 function M._check_loads(loads, n, fname)
-  if loads ~= nil and type(loads) ~= "function" and
-     not (getmetatable(loads) or {}).__call then
-    error(("bad argument #%d to '%s' (option 'loads': function expected, "
-           .. "got %s)"):format(n, fname, type(loads)), 3)
+  return M._check_codec(loads, "loads", n, fname, 3) or M._decode_json
+end
+
+--- f, the option `option` (loads, dumps) of argument #n of fname: a
+-- callable or nil, checked; the error is raised at `level` above the
+-- caller (1 by default: the caller's caller).
+function M._check_codec(f, option, n, fname, level)
+  if f ~= nil and type(f) ~= "function" and
+     not (getmetatable(f) or {}).__call then
+    error(("bad argument #%d to '%s' (option '%s': function expected, "
+           .. "got %s)"):format(n, fname, option, type(f)), (level or 2) + 1)
   end
-  return loads or M._decode_json
+  return f
 end
 
 ---------------------------------------------------------------------------
@@ -324,13 +331,10 @@ local function unbase64(s)
   if #s % 4 ~= 0 or not s:find("^[%w+/]*=?=?$") then return nil end
   local out = {}
   for i = 1, #s, 4 do
-    local a, b, c, d = s:byte(i, i + 3)
-    local n, pad = 0, 0
-    for _, x in ipairs{a, b, c, d} do
-      if x == 61 then pad = pad + 1; n = n * 64
-      elseif pad > 0 then return nil -- a "=" inside
-      else n = n * 64 + B64_VALUE[x] end
-    end
+    local a, b, c, d = s:byte(i, i + 3) -- "=" (61) only in c and d
+    local pad = (c == 61 and 1 or 0) + (d == 61 and 1 or 0)
+    local n = B64_VALUE[a] << 18 | B64_VALUE[b] << 12
+      | (B64_VALUE[c] or 0) << 6 | (B64_VALUE[d] or 0)
     local bytes = string.char(n >> 16 & 255, n >> 8 & 255, n & 255)
     out[#out + 1] = bytes:sub(1, 3 - pad)
   end
@@ -367,8 +371,7 @@ function BasicAuth.decode(header, encoding)
   end
   local login, password = plain:match("^([^:]*):(.*)$")
   if not login then error(asyncio.ValueError("Invalid credentials."), 2) end
-  return setmetatable({login = login, password = password,
-    encoding = encoding or "latin1"}, BasicAuth)
+  return new_basic_auth(nil, login, password, encoding)
 end
 
 ---------------------------------------------------------------------------
@@ -2119,7 +2122,7 @@ function ClientSession.request(self, method, url, opts)
       :format(argn(2), type(method)), 2)
   end
   -- a method is an HTTP token (RFC 9110), as aiohttp 3.9 checks
-  if not method:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+  if not method:find(headers_mod.TOKEN) then
     local shown = method:gsub("[%c\128-\255]", function(c)
       return ("\\x%02x"):format(c:byte())
     end)

@@ -28,10 +28,31 @@ local function pct(c) return ("%%%02X"):format(c:byte()) end
 -- URL: each byte in unsafe (a space, non-ASCII, '"', "<"...) as %XX and
 -- a "%" that starts no %XX as "%25"; a %XX stays as it is.
 local function requote(s, unsafe)
+  if not s:find(unsafe) and not s:find("%", 1, true) then return s end
   s = s:gsub(unsafe, pct)
   return (s:gsub("%%(%x?%x?)", function(h)
     if #h < 2 then return "%25" .. h end
   end))
+end
+
+--- remove_dots(path) -> path without its "." and ".." segments (RFC
+-- 3986's remove_dot_segments, as yarl normalizes a path)
+local function remove_dots(path)
+  if path:sub(1, 1) == "/" and not path:find("/.", 1, true) then
+    return path -- no dot segment: the usual path, as it is
+  end
+  local out = {}
+  for seg in (path .. "/"):gmatch("([^/]*)/") do
+    if seg == ".." then
+      if #out > 1 then out[#out] = nil end
+    elseif seg ~= "." then
+      out[#out + 1] = seg
+    end
+  end
+  local r = table.concat(out, "/")
+  if path:sub(-1) ~= "/" and path:match("/%.%.?$") then r = r .. "/" end
+  if r:sub(1, 1) ~= "/" then r = "/" .. r end
+  return r
 end
 
 --- parse(s [, errcls]) -> {scheme, host, port, path, query, host_header,
@@ -72,7 +93,7 @@ function M.parse(s, errcls)
   if path:find("%c") or query:find("%c") then invalid(errcls, s) end
   local h = host:find(":", 1, true) and "[" .. host .. "]" or host
   return {scheme = scheme, host = host:lower(), port = port,
-    path = requote(M.remove_dots(path), PATH_UNSAFE),
+    path = requote(remove_dots(path), PATH_UNSAFE),
     query = requote(query, QUERY_UNSAFE), user = user, password = password,
     host_header = (port == DEFAULT_PORT[scheme]) and h or
       (h .. ":" .. port)}
@@ -84,23 +105,6 @@ function M.format(u)
   local port = u.port == DEFAULT_PORT[u.scheme] and "" or (":" .. u.port)
   return u.scheme .. "://" .. h .. port .. u.path ..
     (u.query ~= "" and ("?" .. u.query) or "")
-end
-
---- remove_dots(path) -> path without its "." and ".." segments (RFC
--- 3986's remove_dot_segments, as yarl normalizes a path)
-function M.remove_dots(path)
-  local out = {}
-  for seg in (path .. "/"):gmatch("([^/]*)/") do
-    if seg == ".." then
-      if #out > 1 then out[#out] = nil end
-    elseif seg ~= "." then
-      out[#out + 1] = seg
-    end
-  end
-  local r = table.concat(out, "/")
-  if path:sub(-1) ~= "/" and path:match("/%.%.?$") then r = r .. "/" end
-  if r:sub(1, 1) ~= "/" then r = "/" .. r end
-  return r
 end
 
 --- join(base, ref [, errcls]) -> ref resolved against base (a parsed URL
@@ -122,10 +126,10 @@ function M.join(base, ref, errcls)
     u.path = base.path
     u.query = ref:find("?", 1, true) and query or base.query
   elseif path:sub(1, 1) == "/" then
-    u.path, u.query = M.remove_dots(path), query
+    u.path, u.query = remove_dots(path), query
   else
     local dir = base.path:match("^(.*/)") or "/"
-    u.path, u.query = M.remove_dots(dir .. path), query
+    u.path, u.query = remove_dots(dir .. path), query
   end
   if u.path:find("%c") or u.query:find("%c") then invalid(errcls, ref) end
   u.path = requote(u.path, PATH_UNSAFE)

@@ -460,10 +460,7 @@ function StreamResponse:set_status(status, reason)
     check.argerror(2, "set_status", "integer 100-999 expected, got "
       .. check.typename(status))
   end
-  if reason ~= nil and type(reason) ~= "string" then
-    check.argerror(3, "set_status", "string expected, got "
-      .. check.typename(reason))
-  end
+  check.type(reason, 3, "set_status", "string", true)
   self.reason = check_reason(reason, status)
   self.status = status
 end
@@ -1624,7 +1621,7 @@ local function route_add(self, method, path, handler, name, fname, n)
           :format(n + 1, fname, type(handler)), 3)
   end
   method = method:upper()
-  if method ~= "*" and not method:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+  if method ~= "*" and not method:find(headers_mod.TOKEN) then
     error(asyncio.ValueError(("%s is not allowed HTTP method")
       :format(method)), 3)
   end

@@ -18,6 +18,7 @@
 local asyncio = require "asyncio"
 local _http = require "asyncio._http"
 local check = require "asyncio.check"
+local TOKEN = require("asyncio.http.headers").TOKEN
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat = table.concat
@@ -106,7 +107,7 @@ function M.check_opts(opts, fname, n)
         .. "got %s)"):format(n, fname, type(p)), 3)
     end
     for i, v in ipairs(p) do
-      if type(v) ~= "string" or not v:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+      if type(v) ~= "string" or not v:match(TOKEN) then
         error(("bad argument #%d to '%s' (protocols[%d]: a token expected)")
           :format(n, fname, i), 3)
       end
@@ -230,13 +231,10 @@ local SEND_JSON_OPTS = check.option_set{"dumps"}
 -- not encode raises ValueError at the call, as json_response.
 function WebSocket:send_json(v, opts)
   check.options(opts, 3, "send_json", SEND_JSON_OPTS)
-  local dumps = opts and opts.dumps
-  if dumps ~= nil and type(dumps) ~= "function" and
-      not (getmetatable(dumps) or {}).__call then
-    check.argerror(3, "send_json", "option 'dumps': function expected, got "
-      .. check.typename(dumps))
-  end
-  local ok, s = pcall(dumps or require("asyncio.http")._json().encode, v)
+  local http = require "asyncio.http"
+  local dumps = http._check_codec(opts and opts.dumps, "dumps", 2,
+                                  "send_json")
+  local ok, s = pcall(dumps or http._json().encode, v)
   if not ok then
     if iserror(s) then error(s, 2) end
     error(asyncio.ValueError((tostring(s):gsub("^[^:]*:%d+: ", ""))), 2)
