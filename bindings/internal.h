@@ -1213,7 +1213,8 @@ size_t aio_transport_buffer_size(aio_transport *t);
 const char *aio_transport_kind(aio_transport *t);
 
 /* writelines: replaces the list of strings at idx (the top of the
- * stack) by their concatenation; raises for an item that is no string. */
+ * stack) by their concatenation (a number joins as Lua writes it); raises
+ * for an item that is neither. */
 void aio_join_list(lua_State *L, int idx);
 
 /* A new unconnected stream of `kind` (raises OSError). */

@@ -60,11 +60,19 @@ describe("transports", function()
     t:write("a")
     t:writelines({"b", "c"})
     t:write("")
+    -- a number is written as Lua writes it (io.write's rule); anything
+    -- else is refused and writes nothing
+    t:write(42)
+    t:writelines({1.5, "d"})
+    assert.matches("bad argument #1 to 'write' %(string expected, got "
+                   .. "boolean%)", h.error_of(function() t:write(true) end))
+    assert.matches("bad item #2 to 'writelines' %(string expected, got "
+                   .. "table%)", h.error_of(function() t:writelines{"x", {}} end))
     t:write_eof()
     assert.is_true(iserror(h.error_of(t.write, t, "late"),
                            asyncio.RuntimeError))
     assert.is_nil(await(p.lost))
-    assert.equal("abc", p.data)
+    assert.equal("abc421.5d", p.data)
     assert.equal(1, p.eofs)
     assert.is_true(t:is_closing())
     assert.is_false(t:is_reading())

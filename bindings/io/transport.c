@@ -1019,7 +1019,7 @@ void aio_join_list(lua_State *L, int idx) {
   luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {
     lua_geti(L, idx, i);
-    if (lua_type(L, -1) != LUA_TSTRING)
+    if (!lua_isstring(L, -1)) /* a number is written as Lua writes it */
       luaL_error(L, "bad item #%d to 'writelines' (string expected, got "
                  "%s)", (int)i, luaL_typename(L, -1));
     luaL_addvalue(&b);

@@ -166,10 +166,15 @@ function Transport:get_read_buffer_size()
   return self._ssl_protocol._sslobj:pending_in()
 end
 
+--- write(data): a string; a number is written as Lua writes it (42 as
+-- "42"), as the socket transports and io.write do.
 function Transport:write(data)
-  if type(data) ~= "string" then
+  local kind = type(data)
+  if kind == "number" then
+    data = tostring(data)
+  elseif kind ~= "string" then
     error(("bad argument #1 to 'write' (string expected, got %s)")
-          :format(type(data)), 2)
+          :format(check.typename(data)), 2)
   end
   local p = self._ssl_protocol
   if p._state == WRAPPED and not p._backlog then
@@ -183,15 +188,16 @@ function Transport:write(data)
   end
 end
 
---- writelines(list): one write of the strings joined; refuses what the
--- socket transports' writelines refuses (a list item that is no string).
+--- writelines(list): one write of the strings (or numbers) joined; refuses
+-- what the socket transports' writelines refuses (any other list item).
 function Transport:writelines(list)
   if type(list) ~= "table" then
     check.argerror(2, "writelines", "table expected, got "
                    .. (list == nil and "nil" or check.typename(list)), 1)
   end
   for i = 1, #list do
-    if type(list[i]) ~= "string" then
+    local kind = type(list[i])
+    if kind ~= "string" and kind ~= "number" then
       error(("bad item #%d to 'writelines' (string expected, got %s)")
             :format(i, check.typename(list[i])), 2)
     end
