@@ -88,8 +88,8 @@ describe("dump_tasks", function()
     -- the stacks point at the lines that await
     has(text, "Task 'sleeper' (id 2) sleeping (wakes in 25.000 s)\n" ..
               "    stack (most recent call last):\n" ..
-              "      spec/dump_tasks_spec.lua:" .. here + 1 .. ": in function")
-    has(text, "      spec/dump_tasks_spec.lua:" .. here + 2 .. ": in function")
+              "      spec/dump_tasks_spec.lua:" .. here + 1 .. ": in sleeper")
+    has(text, "      spec/dump_tasks_spec.lua:" .. here + 2 .. ": in locker")
     local tree = lines_from(text,
       "  Await tree (a task above the tasks it awaits):")
     assert.same({

@@ -399,17 +399,24 @@ describe("Task introspection", function()
     assert.equal(coro, t:get_coro())
   end)
 
-  it("get_stack lists 'src:line: in ...' frames of a suspended task, none "
-     .. "when done", function()
+  it("get_stack lists 'src:line: in ...' frames of a suspended task, its "
+     .. "body's first line before it starts, none when done", function()
     local fut = loop:create_future()
     local inner = async(function() return await(fut) end)
-    local t = loop:create_task(async(function()
+    local defined = debug.getinfo(1, "l").currentline + 1
+    local outer = async(function()
       return await(inner())
-    end)())
-    assert.same({}, t:get_stack())
+    end)
+    local t = loop:create_task(outer())
+    -- as Python's new coroutine's frame: where the body is defined, named
+    -- after the coroutine
+    assert.same({"spec/task_spec.lua:" .. defined .. ": in outer"},
+                t:get_stack())
     run_once(loop)
     local stack = t:get_stack()
     assert.is_true(#stack >= 2)
+    assert.equal("spec/task_spec.lua:" .. defined + 1 .. ": in outer",
+                 stack[1])
     local lua_frames = 0
     for _, frame in ipairs(stack) do
       assert.equal("string", type(frame))
@@ -481,8 +488,12 @@ describe("Task introspection", function()
       assert.equal(1, #out)
       return out[1]
     end
+    local defined = debug.getinfo(1, "l").currentline + 1
     local fresh = loop:create_task(async(function() end)())
-    assert.equal("No stack for " .. tostring(fresh) .. "\n", capture(fresh))
+    assert.equal("Stack for " .. tostring(fresh) .. " (most recent call "
+                 .. "last):\n  spec/task_spec.lua:" .. defined .. ": in "
+                 .. "function <spec/task_spec.lua:" .. defined .. ">\n",
+                 capture(fresh))
     loop:run_until_complete(fresh)
     assert.equal("No stack for " .. tostring(fresh) .. "\n", capture(fresh))
 

@@ -1646,11 +1646,40 @@ static void push_failure_traceback(lua_State *L, int tidx) {
   }
 }
 
+/* Pushes "source:line: in name" for a frame at `line` (none when < 0)
+ * of the function `ar` describes; `name` NULL: "function". */
+static void push_frame(lua_State *L, const lua_Debug *ar, int line,
+                       const char *name) {
+  if (name == NULL)
+    name = "function";
+  if (line >= 0)
+    lua_pushfstring(L, "%s:%d: in %s", ar->short_src, line, name);
+  else
+    lua_pushfstring(L, "%s: in %s", ar->short_src, name);
+}
+
+/* Pushes the frame of the body of the pending task at tidx before its
+ * first step, where its function is defined: Python's get_stack gives a
+ * new coroutine's frame at its first line. The frame is named after the
+ * coroutine, as the task's repr names it. */
+static void push_unstarted_frame(lua_State *L, int tidx) {
+  lua_Debug ar;
+  push_coro(L, tidx);
+  aio_coro_pushfn(L, -1);
+  lua_getinfo(L, ">S", &ar); /* pops the function */
+  aio_coro_pushname(L, -1);
+  push_frame(L, &ar, ar.linedefined > 0 ? ar.linedefined : -1,
+             lua_tostring(L, -1));
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
 /* Pushes the list of "source:line: in name" strings of the task t at
- * tidx, outermost frame first (the body), innermost last. A suspended
- * task gives the frames of its coroutine (the newest `limit` unless
- * limit < 0); a task that failed, those of its error's traceback (the
- * oldest `limit`); any other task none. */
+ * tidx, outermost frame first (the body, named after the coroutine
+ * when Lua knows no name for it), innermost last. A suspended task
+ * gives the frames of its coroutine (the newest `limit` unless limit <
+ * 0), one not started yet its body's frame; a task that failed, those
+ * of its error's traceback (the oldest `limit`); any other task none. */
 static void push_stack(lua_State *L, int tidx, aio_task *t,
                        lua_Integer limit) {
   lua_Debug ar;
@@ -1667,6 +1696,11 @@ static void push_stack(lua_State *L, int tidx, aio_task *t,
       add_traceback_frames(L, limit);
     return;
   }
+  if (t->fut.state == AIO_PENDING && !t->started) {
+    push_unstarted_frame(L, tidx);
+    lua_rawseti(L, -2, 1);
+    return;
+  }
   if (t->co == NULL || !t->started || t->co == L)
     return;
   while (lua_getstack(t->co, level, &ar))
@@ -1676,14 +1710,19 @@ static void push_stack(lua_State *L, int tidx, aio_task *t,
   if (limit > 0 && i >= limit)
     i = (int)limit - 1;
   for (; i >= 0; i--) {
+    const char *name;
     lua_getstack(t->co, i, &ar);
     lua_getinfo(t->co, "Sln", &ar);
-    if (ar.currentline >= 0)
-      lua_pushfstring(L, "%s:%d: in %s", ar.short_src, ar.currentline,
-                      ar.name ? ar.name : "function");
-    else
-      lua_pushfstring(L, "%s: in %s", ar.short_src,
-                      ar.name ? ar.name : "function");
+    name = ar.name;
+    if (name == NULL && i == level - 2) { /* the body */
+      push_coro(L, tidx);
+      aio_coro_pushname(L, -1);
+      lua_remove(L, -2);
+      name = lua_tostring(L, -1);
+    }
+    push_frame(L, &ar, ar.currentline, name);
+    if (name != ar.name)
+      lua_remove(L, -2);
     lua_rawseti(L, -2, ++n);
   }
 }
