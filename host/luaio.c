@@ -436,6 +436,10 @@ double luaio_step(luaio_host *h, double budget_ms) {
 int luaio_run(luaio_host *h) {
   aio_loop *loop = h->loop;
   double next;
+  if (loop->closed) { /* as luaio_step: closed from Lua, say so */
+    set_error(h, "Event loop is closed");
+    return LUAIO_CLOSED;
+  }
   while (loop->npending > 0 || loop->rcount > 0 ||
          aio_timers_next(h->L, loop, &next)) {
     int r = step_once(h, -1);

@@ -84,16 +84,18 @@ LUAIO_API int luaio_dofile(luaio_host *h, const char *path);
 LUAIO_API int luaio_spawn(luaio_host *h, const char *code, const char *name);
 
 /* Runs the loop until no task is pending and nothing is scheduled (it
- * blocks while waiting for timers, I/O or posts). LUAIO_OK, or LUAIO_ERROR
- * when a KeyboardInterrupt-class error left the loop. */
+ * blocks while waiting for timers, I/O or posts). LUAIO_OK, LUAIO_ERROR
+ * when a KeyboardInterrupt-class error left the loop, or LUAIO_CLOSED
+ * when Lua closed the loop (loop:close()): nothing was run. */
 LUAIO_API int luaio_run(luaio_host *h);
 
 /* One bounded step: runs the work that is ready and the timers that are
  * due, polls I/O, and returns after at most budget_ms milliseconds of
  * waiting (it never waits when work is ready). Returns the milliseconds
  * until the next timer deadline, 0 when work is ready now, -1 when
- * nothing is scheduled, or LUAIO_ERROR - 1 (< -1) when an error left the
- * loop (see luaio_last_error()). */
+ * nothing is scheduled, or, below -1, a code minus one: LUAIO_ERROR - 1
+ * when an error left the loop (see luaio_last_error()), LUAIO_CLOSED - 1
+ * when Lua closed the loop. */
 LUAIO_API double luaio_step(luaio_host *h, double budget_ms);
 
 /* Supplies (or, with NULL, removes) the host clock. */

@@ -55,6 +55,26 @@ static void test_run_to_completion(void) {
   luaio_host_close(h);
 }
 
+/* A loop that Lua closed runs nothing more: luaio_run says LUAIO_CLOSED,
+ * luaio_step LUAIO_CLOSED - 1, each with the loop's message. */
+static void test_loop_closed_from_lua(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  CHECK(luaio_dostring(h, "local asyncio = require 'asyncio'\n"
+                          "local loop = asyncio.get_event_loop()\n"
+                          "ran = 0\n"
+                          "loop:call_soon(function() ran = ran + 1 end)\n"
+                          "loop:run_until_complete(asyncio.sleep(0))\n"
+                          "loop:call_soon(function() ran = ran + 1 end)\n"
+                          "loop:close()",
+                          "=test") == LUAIO_OK);
+  CHECK(global_int(h, "ran") == 1);
+  CHECK(luaio_run(h) == LUAIO_CLOSED);
+  CHECK(strstr(luaio_last_error(h), "closed") != NULL);
+  CHECK(luaio_step(h, 0) == LUAIO_CLOSED - 1);
+  CHECK(global_int(h, "ran") == 1);
+  luaio_host_close(h);
+}
+
 /* A host clock that the test moves by hand. */
 static double fake_now;
 static double fake_clock(void *ud) {
@@ -374,6 +394,7 @@ static void test_future_null_arguments(void) {
 
 int main(void) {
   test_run_to_completion();
+  test_loop_closed_from_lua();
   test_step_with_host_clock();
   test_posts_from_thread();
   test_future_from_thread();
