@@ -235,7 +235,9 @@ static void heap_pop(lua_State *L, aio_queue *q) {
 /* FIFO and LIFO storage, the items table under the top. store_top
  * stores the item on top (popped) as the queue's last one (a FIFO
  * queue's ring has room); take_top pushes the next item out of a
- * non-empty queue and clears its slot. */
+ * non-empty queue and clears its slot if the item is collectable (a
+ * number, a boolean or a light userdata left in a free slot holds
+ * nothing alive; the slot is written before it is read again). */
 static void store_top(lua_State *L, aio_queue *q) {
   lua_rawseti(L, -2, q->kind == Q_FIFO
                          ? ((q->head + q->count) & (q->cap - 1)) + 1
@@ -245,9 +247,10 @@ static void store_top(lua_State *L, aio_queue *q) {
 
 static inline void take_top(lua_State *L, aio_queue *q) {
   lua_Integer k = q->kind == Q_FIFO ? q->head + 1 : q->count;
-  lua_rawgeti(L, -1, k);
-  lua_pushnil(L);
-  lua_seti(L, -3, k);
+  if (lua_rawgeti(L, -1, k) > LUA_TNUMBER) {
+    lua_pushnil(L);
+    lua_seti(L, -3, k);
+  }
   if (q->kind == Q_FIFO)
     q->head = (q->head + 1) & (q->cap - 1);
   q->count--;
