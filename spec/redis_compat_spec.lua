@@ -5,8 +5,8 @@
 -- Redis cannot take, EXPIRE's options, INFO's nested values, reuse after
 -- close, scripts in pipelines, pipeline options, the SCAN iterators and
 -- the other methods redis-py has, max_connections, the error classes of
--- replies, ACL users, socket_timeout while connecting, and scripts
--- called with named arguments.
+-- replies, ACL users, socket_timeout while connecting, scripts called
+-- with named arguments, and setbit's boolean bits.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -337,6 +337,33 @@ describe("asyncio.redis as redis-py", function()
     assert.same({"5-0", n = 1},
                 await(r:xclaim("st", "g", "c2", 0, {"5-0"}, {justid = true})))
     assert.equal("c2", await(r:xpending("st", "g")).consumers[1].name)
+  end))
+
+  it("setbit takes a boolean bit, as redis-py's (value and 1 or 0)",
+     aspec.async(function()
+    local r <close> = client()
+    assert.equal(0, await(r:setbit("bits", 7, true)))
+    assert.equal(1, await(r:getbit("bits", 7)))
+    assert.equal(1, await(r:setbit("bits", 7, false)))
+    assert.equal(0, await(r:getbit("bits", 7)))
+    assert.equal(0, await(r:setbit("bits", 6, 1)))
+    assert.equal(1, await(r:setbit("bits", 6, 0)))
+    assert.equal(0, await(r:setbit("bits", 5, "1")))
+    assert.equal(1, await(r:bitcount("bits")))
+    for _, case in ipairs{{2, "2"}, {-1, "-1"}, {0.5, "0.5"},
+                          {"x", "string"}, {nil, "no value"},
+                          {{}, "table"}} do
+      assert.equal("bad argument #3 to 'setbit' (0, 1 or boolean "
+                   .. "expected, got " .. case[2] .. ")",
+                   err_of(r:setbit("bits", 0, case[1])))
+    end
+    -- a pipeline refuses it when the command is queued
+    local p = r:pipeline()
+    local ok, e = pcall(p.setbit, p, "bits", 0, 2)
+    assert.is_false(ok)
+    assert.matches("^bad argument #3 to 'setbit'", e)
+    assert.equal(0, #p)
+    assert.equal(1, await(r:bitcount("bits")))
   end))
 
   it("takes redis-py's max_connections as the pool size, waiting for a "

@@ -1189,7 +1189,21 @@ simple("strlen", "STRLEN")
 simple("getdel", "GETDEL")
 simple("getrange", "GETRANGE")
 simple("setrange", "SETRANGE")
-simple("setbit", "SETBIT")
+--- setbit(name, offset, value): value is a bit, 0 or 1 (numbers or
+-- strings, as Redis reads them), or a boolean (redis-py sends `value and
+-- 1 or 0`); anything else is a bad argument, as Redis takes no other bit.
+local BITS = {[0] = 0, [1] = 1, ["0"] = "0", ["1"] = "1", [false] = 0,
+              [true] = 1}
+cmd("setbit", function(name, offset, value)
+  local bit = BITS[value]
+  if bit == nil then
+    error(("bad argument #3 to 'setbit' (0, 1 or boolean expected, got %s)")
+      :format(value == nil and "no value"
+              or type(value) == "number" and tostring(value)
+              or type(value)), 0)
+  end
+  return A("SETBIT", name, offset, bit)
+end)
 simple("getbit", "GETBIT")
 simple("bitcount", "BITCOUNT", nil, 1)
 cmd("pfadd", function(name, ...) return list_args(A("PFADD", name), ...) end)
