@@ -6,7 +6,8 @@
 -- close, scripts in pipelines, pipeline options, the SCAN iterators and
 -- the other methods redis-py has, max_connections, the error classes of
 -- replies, ACL users, socket_timeout while connecting, scripts called
--- with named arguments, and setbit's boolean bits.
+-- with named arguments, setbit's boolean bits, and whole floats sent
+-- as 2.0.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -364,6 +365,37 @@ describe("asyncio.redis as redis-py", function()
     assert.matches("^bad argument #3 to 'setbit'", e)
     assert.equal(0, #p)
     assert.equal(1, await(r:bitcount("bits")))
+  end))
+
+  it("sends a whole float as 2.0, as redis-py sends repr(2.0)",
+     aspec.async(function()
+    local r <close> = client()
+    for _, case in ipairs{{2.0, "2.0"}, {-3.0, "-3.0"}, {0.0, "0.0"},
+                          {2 ^ 53, "9007199254740992.0"}, {0.1, "0.1"},
+                          {1e16, "1e+16"}, {math.huge, "inf"}, {2, "2"}} do
+      assert.is_true(await(r:set("k", case[1])))
+      assert.equal(case[2], await(r:get("k")))
+    end
+    assert.equal(tostring(2.0), await(r:echo(2.0)))
+    await(r:rpush("l", 1.0, 1))
+    assert.same({"1.0", "1", n = 2}, await(r:lrange("l", 0, -1)))
+    await(r:hset("h", {mapping = {f = 5.0}}))
+    assert.equal("5.0", await(r:hget("h", "f")))
+    await(r:execute_command("SET", "e", 6.0))
+    assert.equal("6.0", await(r:get("e")))
+    local p = r:pipeline()
+    assert.same({true, "7.0", n = 2}, await(p:set("p", 7.0):get("p"):execute()))
+    -- a whole float score or amount still reads as the number it is
+    await(r:zadd("z", {m = 2.0}))
+    assert.equal(2.0, await(r:zscore("z", "m")))
+    assert.equal(3.0, await(r:zincrby("z", 1.0, "m")))
+    assert.equal(2.0, await(r:incrbyfloat("n", 2.0)))
+    assert.equal(4.0, await(r:hincrbyfloat("h", "g", 4.0)))
+    -- where Redis wants an integer it refuses one, as redis-py's
+    local e = err_of(r:expire("k", 10 / 2))
+    assert.is_true(asyncio.iserror(e, redis.ResponseError))
+    assert.equal("value is not an integer or out of range", e.message)
+    assert.is_true(await(r:expire("k", 10 // 2)))
   end))
 
   it("takes redis-py's max_connections as the pool size, waiting for a "

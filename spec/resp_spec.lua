@@ -152,6 +152,25 @@ describe("asyncio._redis Protocol", function()
     assert.equal("*1\r\n$4\r\nPING\r\n", _redis.encode("PING"))
   end)
 
+  it("encodes a whole float with .0 after it, as Python's repr",
+     function()
+    local function arg(v) return _redis.encode(v):match("\n([^\r]*)\r\n$") end
+    assert.equal("2.0", arg(2.0))
+    assert.equal("-3.0", arg(-3.0))
+    assert.equal("-0.0", arg(-0.0))
+    assert.equal("123456789012345.0", arg(123456789012345.0))
+    assert.equal("9007199254740992.0", arg(2.0 ^ 53))
+    assert.equal("2", arg(2))
+    assert.equal("1e+16", arg(1e16))
+    assert.equal("1e-05", arg(1e-5))
+    assert.equal("inf", arg(math.huge))
+    assert.equal("-inf", arg(-math.huge))
+    local p <close> = _redis.Protocol(errobj)
+    p:command_list({"SET", "k", 4.0, n = 3})
+    assert.equal("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n4.0\r\n",
+                 p:take())
+  end)
+
   it("refuses what Redis cannot take, leaving the buffer as it was",
      function()
     local p <close> = _redis.Protocol(errobj)

@@ -237,14 +237,21 @@ static void out_append(lua_State *L, protocol *p, const char *s,
   p->len += len;
 }
 
-/* Writes the shortest "%.Ng" form of d that reads back as d (as Python's
- * repr does, which is what redis-py sends). Returns its length. */
+/* Writes d as redis-py sends a Python float (its repr): the shortest
+ * "%.Ng" form that reads back as d, with ".0" after a form that would
+ * read as an integer ("2.0", as Lua's tostring writes it too); exponent
+ * forms ("1e+16") and "inf" / "-inf" stay as they are. Returns the
+ * length written. */
 static int format_double(char *buf, size_t size, double d) {
   int prec, n = 0;
   if (isinf(d)) return snprintf(buf, size, d > 0 ? "inf" : "-inf");
   for (prec = 15; prec <= 17; prec++) {
     n = snprintf(buf, size, "%.*g", prec, d);
     if (strtod(buf, NULL) == d) break;
+  }
+  if (buf[strspn(buf, "-0123456789")] == '\0' && (size_t)n + 3 <= size) {
+    memcpy(buf + n, ".0", 3);
+    n += 2;
   }
   return n;
 }
@@ -259,9 +266,9 @@ static void check_arg(lua_State *L, int idx) {
     luaL_argerror(L, idx, "NaN is not a valid Redis argument");
 }
 
-/* Appends argument idx (checked) as a bulk string: strings as they are, integers
- * in decimal, floats in their shortest exact form. Anything else is a
- * bad argument (Redis has no booleans, nor nil arguments). */
+/* Appends argument idx (checked) as a bulk string: strings as they are,
+ * integers in decimal, floats as format_double writes them. Anything
+ * else is a bad argument (Redis has no booleans, nor nil arguments). */
 static void append_arg(lua_State *L, protocol *p, int idx) {
   char head[32], num[64];
   const char *s;
