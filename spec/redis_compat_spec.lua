@@ -6,8 +6,8 @@
 -- close, scripts in pipelines, pipeline options, the SCAN iterators and
 -- the other methods redis-py has, max_connections, the error classes of
 -- replies, ACL users, socket_timeout while connecting, scripts called
--- with named arguments, setbit's boolean bits, and whole floats sent
--- as 2.0.
+-- with named arguments, setbit's boolean bits, whole floats sent as
+-- 2.0, and xautoclaim's justid.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -396,6 +396,23 @@ describe("asyncio.redis as redis-py", function()
     assert.is_true(asyncio.iserror(e, redis.ResponseError))
     assert.equal("value is not an integer or out of range", e.message)
     assert.is_true(await(r:expire("k", 10 // 2)))
+  end))
+
+  it("xautoclaim takes justid: the claimed ids alone, as redis-py's",
+     aspec.async(function()
+    local r <close> = client()
+    for i = 1, 3 do await(r:xadd("st", {f = i}, {id = i .. "-0"})) end
+    await(r:xgroup_create("st", "g", "0"))
+    await(r:xreadgroup("g", "c1", {st = ">"}))
+    assert.same({"1-0", "2-0", n = 2}, await(r:xautoclaim("st", "g", "c2",
+      0, {count = 2, justid = true})))
+    assert.same({"3-0", n = 1}, await(r:xautoclaim("st", "g", "c2", 0,
+      "3-0", {justid = true})))
+    local pending = await(r:xpending("st", "g"))
+    assert.same({{name = "c2", pending = 3}}, pending.consumers)
+    -- without it, entries and the cursor as before
+    assert.same({"2-0", {{"1-0", {f = "1"}}}, {n = 0}},
+      await(r:xautoclaim("st", "g", "c3", 0, {count = 1, justid = false})))
   end))
 
   it("takes redis-py's max_connections as the pool size, waiting for a "

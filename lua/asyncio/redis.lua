@@ -1706,11 +1706,17 @@ cmd("xclaim", function(name, group, consumer, min_idle_time, ids, o)
   if o.justid then return argv end
   return argv, stream_entries
 end)
+--- xautoclaim(name, group, consumer, min_idle_time [, start] [, {count,
+-- justid}]) -> {next_id, entries, deleted}; with justid the claimed ids
+-- alone, as redis-py's (Redis's cursor and deleted ids are dropped).
 cmd("xautoclaim", function(name, group, consumer, min_idle_time, start, o)
   if type(start) == "table" then start, o = nil, start end
   local argv = A("XAUTOCLAIM", name, group, consumer, min_idle_time,
                  start or "0-0")
   if o and o.count then push(argv, "COUNT", o.count) end
+  if o and o.justid then
+    return push(argv, "JUSTID"), function(v) return v[2] end
+  end
   return argv, function(v)
     return {v[1], stream_entries(v[2]), v[3] or {}}
   end
@@ -1809,7 +1815,7 @@ do
     xrange = opts_from(2, 4, {"count"}),
     xrevrange = opts_from(2, 4, {"count"}),
     xclaim = opts(6, {"idle", "time", "retrycount", "force", "justid"}),
-    xautoclaim = opts_from(5, 6, {"count"}),
+    xautoclaim = opts_from(5, 6, {"count", "justid"}),
     zunionstore = opts(3, {"aggregate"}),
     zinterstore = opts(3, {"aggregate"}),
     zrandmember = opts_from(2, 3, {"withscores"}),
