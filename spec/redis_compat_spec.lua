@@ -7,7 +7,7 @@
 -- the other methods redis-py has, max_connections, the error classes of
 -- replies, ACL users, socket_timeout while connecting, scripts called
 -- with named arguments, setbit's boolean bits, whole floats sent as
--- 2.0, and xautoclaim's justid.
+-- 2.0, xautoclaim's justid and bitcount's mode.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -413,6 +413,27 @@ describe("asyncio.redis as redis-py", function()
     -- without it, entries and the cursor as before
     assert.same({"2-0", {{"1-0", {f = "1"}}}, {n = 0}},
       await(r:xautoclaim("st", "g", "c3", 0, {count = 1, justid = false})))
+  end))
+
+  it("bitcount takes mode BYTE or BIT (Redis 7), as redis-py's",
+     aspec.async(function()
+    local r <close> = client()
+    await(r:set("b", "\xff\xf0"))
+    assert.equal(12, await(r:bitcount("b")))
+    assert.equal(4, await(r:bitcount("b", 1, 1)))
+    assert.equal(4, await(r:bitcount("b", 1, 1, {mode = "BYTE"})))
+    assert.equal(4, await(r:bitcount("b", 8, 15, {mode = "BIT"})))
+    assert.equal(5, await(r:bitcount("b", 5, 9, {mode = "bit"})))
+    -- start and end go together, as redis-py's
+    for _, e in ipairs{err_of(r:bitcount("b", 0)),
+                       err_of(r:bitcount("b", 0, {mode = "BIT"}))} do
+      assert.is_true(asyncio.iserror(e, redis.DataError))
+      assert.equal("Both start and end must be specified", e.message)
+    end
+    assert.has_error(function() r:bitcount("b", 0, -1, {mod = "BIT"}) end,
+                     "bad argument #4 to 'bitcount' (unknown option 'mod')")
+    assert.equal("bad argument #4 to 'bitcount' (table expected, got "
+                 .. "string)", err_of(r:bitcount("b", 0, -1, "BIT")))
   end))
 
   it("takes redis-py's max_connections as the pool size, waiting for a "

@@ -1205,7 +1205,21 @@ cmd("setbit", function(name, offset, value)
   return A("SETBIT", name, offset, bit)
 end)
 simple("getbit", "GETBIT")
-simple("bitcount", "BITCOUNT", nil, 1)
+--- bitcount(name [, start, end] [, {mode}]): mode "BYTE" or "BIT"
+-- (Redis 7) tells what start and end count; they go together, as
+-- redis-py's.
+cmd("bitcount", function(name, start, stop, o)
+  if type(start) == "table" then start, o = nil, start
+  elseif type(stop) == "table" then stop, o = nil, stop end
+  if (start == nil) ~= (stop == nil) then
+    error(M.DataError("Both start and end must be specified"), 0)
+  end
+  if o ~= nil then need_table(o, 4, "bitcount") end
+  local argv = A("BITCOUNT", name)
+  if start ~= nil then push(argv, start, stop) end
+  if o and o.mode ~= nil then push(argv, o.mode) end
+  return argv
+end)
 cmd("pfadd", function(name, ...) return list_args(A("PFADD", name), ...) end)
 cmd("pfcount", function(...) return list_args(A("PFCOUNT"), ...) end)
 cmd("pfmerge", function(dest, ...)
@@ -1812,6 +1826,7 @@ do
     xread = opts(2, {"count", "block"}),
     xreadgroup = opts(4, {"count", "block", "noack"}),
     xgroup_create = opts_from(3, 4, {"mkstream"}),
+    bitcount = opts_from(2, 4, {"mode"}),
     xrange = opts_from(2, 4, {"count"}),
     xrevrange = opts_from(2, 4, {"count"}),
     xclaim = opts(6, {"idle", "time", "retrycount", "force", "justid"}),
