@@ -7,7 +7,7 @@
 -- the other methods redis-py has, max_connections, the error classes of
 -- replies, ACL users, socket_timeout while connecting, scripts called
 -- with named arguments, setbit's boolean bits, whole floats sent as
--- 2.0, xautoclaim's justid and bitcount's mode.
+-- 2.0, xautoclaim's justid, bitcount's mode and client_list's filters.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -434,6 +434,42 @@ describe("asyncio.redis as redis-py", function()
                      "bad argument #4 to 'bitcount' (unknown option 'mod')")
     assert.equal("bad argument #4 to 'bitcount' (table expected, got "
                  .. "string)", err_of(r:bitcount("b", 0, -1, "BIT")))
+  end))
+
+  it("client_list filters by type and client_id, as redis-py's",
+     aspec.async(function()
+    local r <close> = client()
+    local other <close> = client()
+    local id, other_id = await(r:client_id()), await(other:client_id())
+    local ps = r:pubsub()
+    await(ps:subscribe("news"))
+    local function ids(list)
+      local out = {}
+      for _, c in ipairs(list) do out[#out + 1] = tonumber(c.id) end
+      table.sort(out)
+      return out
+    end
+    assert.same({id}, ids(await(r:client_list{client_id = {id}})))
+    assert.same({id, other_id}, ids(await(r:client_list{
+      client_id = {tostring(other_id), id}})))
+    local pubsub = await(r:client_list{type = "pubsub"})
+    assert.equal(1, #pubsub)
+    assert.equal("1", pubsub[1].sub)
+    local normal = await(r:client_list{type = "NORMAL"})
+    for _, c in ipairs(normal) do assert.equal("0", c.sub) end
+    assert.is_true(#normal >= 2)
+    assert.is_true(#await(r:client_list()) >= 3)
+    -- another type is redis-py's DataError; the options are checked
+    local e = err_of(r:client_list{type = "nope"})
+    assert.is_true(asyncio.iserror(e, redis.DataError))
+    assert.equal("CLIENT LIST type must be one of 'normal', 'master', "
+                 .. "'replica', 'pubsub'", e.message)
+    assert.equal("bad argument #1 to 'client_list' (field 'client_id': "
+                 .. "table expected, got number)",
+                 err_of(r:client_list{client_id = id}))
+    assert.has_error(function() r:client_list{_type = "normal"} end,
+      "bad argument #1 to 'client_list' (unknown option '_type')")
+    await(ps:close())
   end))
 
   it("takes redis-py's max_connections as the pool size, waiting for a "

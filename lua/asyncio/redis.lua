@@ -1781,7 +1781,27 @@ local function client_list(v)
   end
   return out
 end
-cmd("client_list", function() return A("CLIENT", "LIST"), client_list end)
+local CLIENT_TYPES = {normal = true, master = true, replica = true,
+                      pubsub = true}
+--- client_list([{type, client_id}]): the clients of one type (redis-py's
+-- _type; the types redis-py takes) or of the ids in the list client_id,
+-- each id an argument of its own (redis-py 4.3 joins them into one,
+-- which Redis takes only for a single id).
+cmd("client_list", function(o)
+  local argv = A("CLIENT", "LIST")
+  if o and o.type ~= nil then
+    if type(o.type) ~= "string" or not CLIENT_TYPES[o.type:lower()] then
+      error(M.DataError("CLIENT LIST type must be one of 'normal', "
+        .. "'master', 'replica', 'pubsub'"), 0)
+    end
+    push(argv, "TYPE", o.type)
+  end
+  if o and o.client_id ~= nil then
+    local ids = need_table(o.client_id, 1, "client_list", "client_id")
+    if (ids.n or #ids) > 0 then push_all(push(argv, "ID"), ids) end
+  end
+  return argv, client_list
+end)
 cmd("config_get", function(pattern)
   return A("CONFIG", "GET", pattern or "*"), pairs_to_table
 end)
@@ -1836,6 +1856,7 @@ do
     zrandmember = opts_from(2, 3, {"withscores"}),
     hrandfield = opts_from(2, 3, {"withvalues"}),
     copy = opts(3, {"destination_db", "replace"}),
+    client_list = opts(1, {"type", "client_id"}),
   }
   for _, name in ipairs{"expire", "pexpire", "expireat", "pexpireat"} do
     CMD_OPTS[name] = opts(3, {"nx", "xx", "gt", "lt"})
