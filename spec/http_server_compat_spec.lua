@@ -7,8 +7,8 @@
 -- StreamResponse's body within its Content-Length, set_status, response
 -- bodies that are no string, HTTP exceptions' headers, field names with
 -- whitespace, getone, route checks, errors after a head went out,
--- json_response's text and body, BasicAuth.decode, content_length). Each
--- case names its audit item.
+-- json_response's text and body, BasicAuth.decode, content_length,
+-- query_string decoded). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -701,6 +701,26 @@ describe("asyncio.http.web (aiohttp audit)", function()
     local _, body = get(base .. "/x")
     assert.equal("hello", body)
     assert.same({5}, sizes)
+    await(runner:cleanup())
+  end))
+
+  it("percent-decodes query_string as yarl, and parses query from the "
+     .. "query as sent (item 23)", aspec.async(function()
+    local seen
+    local app = web.Application()
+    app.router:add_get("/q", async(function(req)
+      seen = {qs = req.query_string, e = req.query.e, f = req.query.f,
+        g = req.query.g, h = req.query.h, path_qs = req.path_qs,
+        n = #req.query.all}
+      return web.Response{text = "ok"}
+    end))
+    local runner, _, port = start(app)
+    -- aiohttp 3.8's values for this target
+    local target = "/q?a=%20b&c=d&e=x%26y&f=1+2&g=%2b&h=%C3%A9%3b&%"
+    raw(port, "GET " .. target .. " HTTP/1.1\r\nHost: x\r\n" ..
+        "Connection: close\r\n\r\n")
+    assert.same({qs = "a= b&c=d&e=x%26y&f=1 2&g=%2B&h=é%3B&%", e = "x&y",
+      f = "1 2", g = "+", h = "é;", path_qs = target, n = 7}, seen)
     await(runner:cleanup())
   end))
 end)

@@ -1019,6 +1019,21 @@ local function unquote(s, plus)
   end))
 end
 
+-- the bytes whose %XX a decoded query string keeps (yarl's)
+local QS_KEPT = {["+"] = true, ["="] = true, ["&"] = true, [";"] = true}
+
+--- A raw query string decoded as yarl's query_string: "+" is a space and
+-- a %XX its byte, but %2B, %3D, %26 and %3B stay (upper-cased), so the
+-- pairs read as sent.
+local function unquote_qs(s)
+  if not s:find("[%%+]") then return s end
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h)
+    local c = string.char(tonumber(h, 16))
+    if QS_KEPT[c] then return "%" .. h:upper() end
+    return c
+  end))
+end
+
 -- The methods of a MultiDict (query strings and forms), aiohttp's
 -- MultiDictProxy: the table itself maps each name to its first value
 -- (so pairs() sees names only); every {name, value} pair in order is
@@ -1156,7 +1171,9 @@ local Request = {__name = "web.Request"}
 
 -- Fields computed when first read.
 local LAZY = {
-  query = function(r) return multidict(parse_qs(r.query_string)) end,
+  -- pairs split from the query as sent: a %26 in a value splits nothing
+  query = function(r) return multidict(parse_qs(r._raw_query)) end,
+  query_string = function(r) return unquote_qs(r._raw_query) end,
   cookies = function(r) return parse_cookies(r.headers["cookie"]) end,
   content_length = function(r)
     local n = r.headers["content-length"]
@@ -2453,7 +2470,7 @@ local function handle(conn, head)
   local rpath, path = target_path(head.path, head.url)
   local request = setmetatable({method = head.method,
     path = path, _rpath = rpath, raw_path = head.url,
-    query_string = head.query_string,
+    _raw_query = head.query_string,
     headers = setmetatable(hh, CIMultiDict_mt),
     version = versions[head.major][head.minor],
     remote = conn.remote, keep_alive = head.keep_alive, app = app,
