@@ -8,7 +8,8 @@
 -- bodies that are no string, HTTP exceptions' headers, field names with
 -- whitespace, getone, route checks, errors after a head went out,
 -- json_response's text and body, BasicAuth.decode, content_length,
--- query_string decoded). Each case names its audit item.
+-- query_string decoded, HTTP/1.0 answers). Each case names its audit
+-- item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -721,6 +722,50 @@ describe("asyncio.http.web (aiohttp audit)", function()
         "Connection: close\r\n\r\n")
     assert.same({qs = "a= b&c=d&e=x%26y&f=1 2&g=%2B&h=é%3B&%", e = "x&y",
       f = "1 2", g = "+", h = "é;", path_qs = target, n = 7}, seen)
+    await(runner:cleanup())
+  end))
+
+  it("answers an HTTP/1.0 request in HTTP/1.0 and closes unless it asked "
+     .. "for keep-alive (item 24)", aspec.async(function()
+    local app = web.Application{client_max_size = 10}
+    app.router:add_route("*", "/r", async(function(req)
+      return web.Response{text = "ok " .. await(req:text())}
+    end))
+    app.router:add_get("/s", async(function(req)
+      local r = web.StreamResponse()
+      await(r:prepare(req))
+      await(r:write("ab"))
+      await(r:write_eof())
+      return r
+    end))
+    local runner, _, port = start(app)
+    -- raw() returns only once the server closes
+    local out = raw(port, "GET /r HTTP/1.0\r\n\r\n")
+    assert.matches("^HTTP/1.0 200 OK\r\n", out)
+    assert.matches("\r\n\r\nok $", out)
+    out = raw(port, "GET /r HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" ..
+              "GET /missing HTTP/1.0\r\n\r\n")
+    local first, second = out:match("^(.-\r\n\r\nok )(.*)$")
+    assert.matches("^HTTP/1.0 200 OK\r\n", first)
+    assert.matches("\r\nConnection: keep%-alive\r\n", first)
+    assert.matches("^HTTP/1.0 404 Not Found\r\n", second)
+    -- a stream of unknown length: no chunks in HTTP/1.0, the close ends it
+    out = raw(port, "GET /s HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert.matches("^HTTP/1.0 200 OK\r\n", out)
+    assert.not_matches("Transfer%-Encoding", out)
+    assert.matches("\r\n\r\nab$", out)
+    -- no interim 100 Continue to an HTTP/1.0 client
+    out = raw(port, "POST /r HTTP/1.0\r\nContent-Length: 2\r\n" ..
+              "Expect: 100-continue\r\n\r\nhi")
+    assert.matches("^HTTP/1.0 200 OK\r\n", out)
+    assert.matches("\r\n\r\nok hi$", out)
+    out = raw(port, "POST /r HTTP/1.0\r\nContent-Length: 20\r\n\r\n")
+    assert.matches("^HTTP/1.0 413 Request Entity Too Large\r\n", out)
+    -- HTTP/1.1 as before
+    out = raw(port, "POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+              .. "Expect: 100-continue\r\nConnection: close\r\n\r\nhi")
+    assert.matches("^HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
+                   out)
     await(runner:cleanup())
   end))
 end)

@@ -188,7 +188,7 @@ describe("asyncio.http.web", function()
     assert.matches("Connection: close\r\n", out)
     -- an HTTP/1.0 request is answered and closed
     out = raw(port, "GET / HTTP/1.0\r\n\r\n")
-    assert.matches("^HTTP/1.1 200 OK\r\n.*\r\nConnection: close\r\n", out)
+    assert.matches("^HTTP/1.0 200 OK\r\n.*\r\nConnection: close\r\n", out)
     await(runner:cleanup())
   end))
 

@@ -465,16 +465,40 @@ function StreamResponse:set_status(status, reason)
   self.status = status
 end
 
--- "HTTP/1.1 200 OK" by status and reason
-local status_lines = setmetatable({}, {__index = function(t, status)
-  local by_reason = setmetatable({}, {__index = function(u, reason)
-    local line = ("HTTP/1.1 %d %s"):format(status, reason)
-    u[reason] = line
-    return line
+-- {major, minor} tables, one per version (read-only by contract)
+local versions = setmetatable({}, {__index = function(t, major)
+  local by_minor = setmetatable({}, {__index = function(u, minor)
+    local v = {major, minor}
+    u[minor] = v
+    return v
   end})
-  t[status] = by_reason
-  return by_reason
+  t[major] = by_minor
+  return by_minor
 end})
+
+-- "HTTP/1.1 200 OK" by version (a request's), status and reason
+local status_lines = setmetatable({}, {__mode = "k",
+  __index = function(t, v)
+    local by_status = setmetatable({}, {__index = function(u, status)
+      local by_reason = setmetatable({}, {__index = function(w, reason)
+        local line = ("HTTP/%d.%d %d %s"):format(v[1], v[2], status, reason)
+        w[reason] = line
+        return line
+      end})
+      u[status] = by_reason
+      return by_reason
+    end})
+    t[v] = by_status
+    return by_status
+  end})
+
+--- The status line of r answering request: in the request's version, as
+-- aiohttp ("HTTP/1.0 200 OK" to an HTTP/1.0 request); HTTP/1.1 without
+-- one (a request that could not be parsed).
+local function status_line(r, request)
+  local v = request and request.version or versions[1][1]
+  return status_lines[v][r.status][r.reason]
+end
 
 -- "text/plain; charset=utf-8" by content type and charset
 local ctypes = setmetatable({}, {__index = function(t, ct)
@@ -620,7 +644,7 @@ function M._send_response(conn, r, request)
   local h = r.headers
   -- respond raises (writing nothing) for a CR, LF or NUL in the head:
   -- r stays unprepared, so the caller can still answer 500
-  local corked = conn.proto:respond(status_lines[status][r.reason],
+  local corked = conn.proto:respond(status_line(r, request),
     http_date(), content_type(r), rawlen(h) > 0 and h or nil,
     (status ~= 204 and status >= 200) and #body or nil, false,
     connection_header(r, conn, request), not no_body and body or nil)
@@ -667,7 +691,7 @@ StreamResponse.prepare = async(function(self, request)
     ct = "application/octet-stream" -- aiohttp's default
   end
   -- raises (nothing written, still unprepared) for a CR or LF in it
-  local corked = conn.proto:respond(status_lines[status][self.reason],
+  local corked = conn.proto:respond(status_line(self, request),
     http_date(), ct, rawlen(h) > 0 and h or nil, cl, self._chunked,
     connection_header(self, conn, request), nil)
   self.prepared = true
@@ -2212,13 +2236,15 @@ function Conn:_wake()
   end
 end
 
-local function send_error(conn, status, text)
+--- Answers status (text: its body) and closes conn; request (nil when
+-- none was parsed) gives the version of the answer.
+local function send_error(conn, status, text, request)
   conn.keep_alive = false
   if conn.lost then return end
   local r = M.Response{status = status, text = text or
     (status .. ": " .. REASONS[status])}
   r._http10_keep_alive = false
-  M._send_response(conn, r, nil)
+  M._send_response(conn, r, request)
   conn.proto:flush()
   conn.transport:close()
 end
@@ -2434,17 +2460,6 @@ local function target_path(path, url)
   return path, path
 end
 
--- {major, minor} tables, one per version (read-only by contract)
-local versions = setmetatable({}, {__index = function(t, major)
-  local by_minor = setmetatable({}, {__index = function(u, minor)
-    local v = {major, minor}
-    u[minor] = v
-    return v
-  end})
-  t[major] = by_minor
-  return by_minor
-end})
-
 local function respond(conn, request, resp)
   if getmetatable(resp) == Response then
     if not resp.prepared then M._send_response(conn, resp, request) end
@@ -2479,11 +2494,13 @@ local function handle(conn, head)
     local max, cl = app.client_max_size, head.content_length
     if cl and max > 0 and cl > max then
       send_error(conn, 413, ("Maximum request body size %d exceeded, "
-        .. "actual body size %d"):format(max, cl))
+        .. "actual body size %d"):format(max, cl), request)
       return
     end
     request.content, request._has_body = head.content, true
-    local expect = hh["expect"]
+    -- an HTTP/1.0 client knows no interim response (RFC 7231 5.1.1)
+    local v = request.version
+    local expect = v[1] == 1 and v[2] >= 1 and hh["expect"]
     if expect and expect:lower() == "100-continue" then
       conn.proto:write("HTTP/1.1 100 Continue\r\n\r\n")
     end
@@ -2521,7 +2538,7 @@ local function handle(conn, head)
       conn.keep_alive = false
       return
     end
-    send_error(conn, 500)
+    send_error(conn, 500, nil, request)
   end
 end
 
