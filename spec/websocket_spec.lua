@@ -788,4 +788,48 @@ asyncio.run(main())
     assert.same({{T.PING, 125}, {4001}}, got)
     await(runner:cleanup())
   end))
+
+  it("answers Sec-WebSocket-Version 13, 8 and 7, as aiohttp; refuses "
+     .. "others with its 400 text", aspec.async(function()
+    local app = web.Application()
+    local readies = {}
+    app.router:add_get("/v", asyncio.async(function(req)
+      local ws = web.WebSocketResponse()
+      readies[#readies + 1] = ws:can_prepare(req).ok
+      await(ws:prepare(req))
+      await(ws:close())
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    -- the answer's head (101), or all of it (an error, then the close)
+    local function handshake(version)
+      local r, w = await(asyncio.open_connection("127.0.0.1", port))
+      w:write("GET /v HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        .. "Connection: Upgrade\r\n"
+        .. (version and "Sec-WebSocket-Version: " .. version .. "\r\n"
+            or "")
+        .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+      local out = bounded(r:readuntil("\r\n\r\n"))
+      if not out:match("^HTTP/1.1 101 ") then
+        out = out .. bounded(r:read())
+      end
+      w:close()
+      return out
+    end
+    for _, v in ipairs{"13", "8", "7"} do
+      local out = handshake(v)
+      assert.matches("^HTTP/1.1 101 ", out)
+      assert.matches("Sec%-WebSocket%-Accept: s3pPLMBiTxaQ9kYGzzhZRbK%+xOo=",
+                     out)
+    end
+    for _, case in ipairs{{"6", "Unsupported version: 6"},
+                          {"14", "Unsupported version: 14"},
+                          {nil, "Unsupported version: "}} do
+      local out = handshake(case[1])
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+      assert.equal(case[2], out:match("\r\n\r\n(.*)$"))
+    end
+    assert.same({true, true, true, false, false, false}, readies)
+    await(runner:cleanup())
+  end))
 end)

@@ -951,6 +951,10 @@ function M.WebSocketResponse(opts)
     headers = CIMultiDict(), _opts = opts or {}}, WSResponse)
 end
 
+-- the Sec-WebSocket-Version values answered, aiohttp's: RFC 6455's 13,
+-- and 7 and 8 of its drafts, whose handshake is the same
+local WS_VERSIONS = {["13"] = true, ["8"] = true, ["7"] = true}
+
 --- Why request is no WebSocket handshake this server answers: the
 -- HTTPBadRequest to raise, or nil.
 local function handshake_error(request)
@@ -964,9 +968,9 @@ local function handshake_error(request)
   if not (h["connection"] or ""):lower():find("upgrade", 1, true) then
     return M.HTTPBadRequest{text = "No CONNECTION upgrade hdr"}
   end
-  if h["sec-websocket-version"] ~= "13" then
-    return M.HTTPBadRequest{text = "Unsupported version: " ..
-      tostring(h["sec-websocket-version"])}
+  local version = h["sec-websocket-version"] or ""
+  if not WS_VERSIONS[version] then
+    return M.HTTPBadRequest{text = "Unsupported version: " .. version}
   end
   if not key or #key ~= 24 or not key:match("^[%w+/]+==$") then
     return M.HTTPBadRequest{text = "Handshake error: " .. tostring(key)}
