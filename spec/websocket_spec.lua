@@ -832,4 +832,55 @@ asyncio.run(main())
     assert.same({true, true, true, false, false, false}, readies)
     await(runner:cleanup())
   end))
+
+  it("counts the arguments of a WebSocketResponse's methods as a "
+     .. "client websocket's (bad options)", aspec.async(function()
+    -- each call raises at once; the error names the caller's line
+    local calls = {
+      function(ws) local r = ws:close{cod = 4000}; return r end,
+      function(ws) local r = ws:receive_json{timout = 1}; return r end,
+      function(ws) local r = ws:receive_json("x"); return r end,
+      function(ws) local r = ws:send_json(1, {dump = 1}); return r end,
+      function(ws)
+        local r = ws:send_json(1, {dumps = function() return 1 end})
+        return r
+      end,
+    }
+    local function errors(ws)
+      local out = {}
+      for i, call in ipairs(calls) do
+        local ok, e = pcall(call, ws)
+        assert.is_false(ok)
+        out[i] = tostring(e):gsub("^spec/websocket_spec.lua:%d+: ", "")
+      end
+      return out
+    end
+    local server_errors
+    local app = web.Application()
+    app.router:add_get("/ws", asyncio.async(function(req)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(req))
+      server_errors = errors(ws)
+      await(ws:send_str("done"))
+      await(ws:close())
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local s <close> = http.ClientSession()
+    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+    assert.equal("done", await(ws:receive_str()))
+    local expected = {
+      "bad argument #1 to 'close' (unknown option 'cod')",
+      "bad argument #1 to 'receive_json' (unknown option 'timout')",
+      "bad argument #1 to 'receive_json' (number or table expected, got "
+        .. "string)",
+      "bad argument #2 to 'send_json' (unknown option 'dump')",
+      "bad argument #2 to 'send_json' (option 'dumps': returned number, "
+        .. "not a string)",
+    }
+    assert.same(expected, server_errors)
+    assert.same(expected, errors(ws))
+    assert.equal(T.CLOSE, await(ws:receive()).type)
+    await(runner:cleanup())
+  end))
 end)

@@ -915,25 +915,25 @@ local ws_mod = require "asyncio.http.ws"
 M.WSMsgType = ws_mod.WSMsgType
 M.WSCloseCode = ws_mod.WSCloseCode
 
+local function not_prepared()
+  error(asyncio.RuntimeError("Call .prepare() first"), 2)
+end
+
+-- A WebSocketResponse is its WebSocket once prepared (ws_mod.new makes
+-- it one): the methods of asyncio.http.ws are called on it directly, as
+-- on a client's, so their bad arguments are counted alike.
 local WSResponse = {__name = "web.WebSocketResponse"}
+local WebSocket = ws_mod.WebSocket
 WSResponse.__index = function(t, k)
   local v = WSResponse[k]
   if v ~= nil then return v end
-  local ws = rawget(t, "_ws")
-  if not ws then
+  v = WebSocket[k]
+  if rawget(t, "_reader") == nil then -- not prepared
     if k == "closed" then return false end
-    if type(ws_mod.WebSocket[k]) == "function" then
-      return function()
-        error(asyncio.RuntimeError("Call .prepare() first"), 2)
-      end
-    end
+    if type(v) == "function" then return not_prepared end
     return nil
   end
-  local x = ws[k]
-  if type(x) == "function" then
-    return function(_, ...) return x(ws, ...) end
-  end
-  return x
+  return v
 end
 
 local WS_OPTS = check.option_set{"protocols", "heartbeat", "autoping",
@@ -1021,12 +1021,12 @@ WSResponse.prepare = async(function(self, request)
   if conn.lost then sp:connection_lost(nil) end
   local writer = asyncio.StreamWriter(t, sp, reader, conn.loop)
   await(writer:drain())
-  self._ws = ws_mod.new(reader, writer, {client = false,
+  ws_mod.new(reader, writer, {client = false,
     rest = rest, max_msg_size = o.max_msg_size,
     heartbeat = o.heartbeat, autoping = o.autoping,
     autoclose = o.autoclose, receive_timeout = o.receive_timeout,
-    timeout = o.timeout, protocol = protocol})
-  self._ws._server = true
+    timeout = o.timeout, protocol = protocol}, self)
+  self._server = true
   self.ws_protocol = protocol
 end)
 
@@ -1034,7 +1034,9 @@ end)
 -- response: closes the websocket (code 1000) unless it is closed.
 WSResponse.write_eof = async(function(self)
   self._eof = true
-  if self._ws and not self._ws.closed then await(self._ws:close()) end
+  if rawget(self, "_reader") and not self.closed then
+    await(self:close())
+  end
 end)
 
 ---------------------------------------------------------------------------

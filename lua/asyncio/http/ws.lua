@@ -130,16 +130,22 @@ end
 --- new(reader, writer, {client =, rest =, max_msg_size = 4 MiB (0: no
 -- limit), heartbeat =, autoping = true, autoclose = true,
 -- receive_timeout =, timeout = 10 (close's wait), protocol =,
--- on_close =}) -> a WebSocket. Starts the heartbeat when asked.
-function M.new(reader, writer, opts)
-  local ws = setmetatable({_reader = reader, _writer = writer,
-    _client = opts.client, _buf = opts.rest or "", _pos = 1,
-    _max = opts.max_msg_size or 4 * 1024 * 1024,
-    _autoping = opts.autoping ~= false, _autoclose = opts.autoclose ~= false,
-    _receive_timeout = opts.receive_timeout,
-    _close_timeout = type(opts.timeout) == "number" and opts.timeout or 10,
-    _on_close = opts.on_close, protocol = opts.protocol,
-    closed = false, close_code = nil}, WebSocket)
+-- on_close =} [, obj]) -> a WebSocket. Starts the heartbeat when asked.
+-- obj, when given, becomes the WebSocket (web.WebSocketResponse: it
+-- keeps its metatable, whose __index must find WebSocket's methods), so
+-- its methods are called on it directly and count their arguments as
+-- the caller wrote them.
+function M.new(reader, writer, opts, obj)
+  local ws = obj or setmetatable({}, WebSocket)
+  ws._reader, ws._writer = reader, writer
+  ws._client, ws._buf, ws._pos = opts.client, opts.rest or "", 1
+  ws._max = opts.max_msg_size or 4 * 1024 * 1024
+  ws._autoping = opts.autoping ~= false
+  ws._autoclose = opts.autoclose ~= false
+  ws._receive_timeout = opts.receive_timeout
+  ws._close_timeout = type(opts.timeout) == "number" and opts.timeout or 10
+  ws._on_close, ws.protocol = opts.on_close, opts.protocol
+  ws.closed, ws.close_code = false, nil
   if opts.heartbeat then
     ws._hb = opts.heartbeat
     ws._loop = asyncio.get_running_loop()
