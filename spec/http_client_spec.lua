@@ -109,7 +109,17 @@ describe("asyncio.http client", function()
     assert.equal(await(r:read()), seen)
     local ok, e = pcall(r.json, r, {loads = 5})
     assert.is_false(ok)
-    assert.matches("option 'loads': function expected", tostring(e))
+    assert.matches("bad argument #2 to 'json' %(option 'loads': function "
+                   .. "expected, got number%)", tostring(e))
+    -- a method call counts as Lua does, self left out (as for an unknown
+    -- option of the same call)
+    ok, e = pcall(function() local x = r:json{loads = 5} return x end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'json' %(option 'loads': function "
+                   .. "expected, got number%)", tostring(e))
+    ok, e = pcall(function() local x = r:json{loadz = 5} return x end)
+    assert.matches("bad argument #1 to 'json' %(unknown option 'loadz'%)",
+                   tostring(e))
     local bad <close> = await(s:post(url, {data = "{nope"}))
     assert.equal(400, bad.status)
     await(runner:cleanup())

@@ -193,14 +193,16 @@ function M._check_loads(loads, n, fname)
   return M._check_codec(loads, "loads", n, fname, 3) or M._decode_json
 end
 
---- f, the option `option` (loads, dumps) of argument #n of fname: a
--- callable or nil, checked; the error is raised at `level` above the
--- caller (1 by default: the caller's caller).
+--- f, the option `option` (loads, dumps) of argument #n of fname (self
+-- counted: a method call names it #n-1, as check.argerror does): a
+-- callable or nil, checked. `level` is 2 when fname calls this function
+-- (the default), one more for each function in between; the error
+-- blames fname's caller.
 function M._check_codec(f, option, n, fname, level)
   if f ~= nil and type(f) ~= "function" and
      not (getmetatable(f) or {}).__call then
-    error(("bad argument #%d to '%s' (option '%s': function expected, "
-           .. "got %s)"):format(n, fname, option, type(f)), (level or 2) + 1)
+    check.argerror(n, fname, ("option '%s': function expected, got %s")
+      :format(option, type(f)), level or 2)
   end
   return f
 end

@@ -522,12 +522,9 @@ local function content_type(r)
 end
 
 --- The Connection header of a response on conn (nil for none).
-local function connection_header(r, conn, request)
+local function connection_header(conn, request)
   if not conn.keep_alive then return "close" end
-  if request and request.version[2] == 0 then
-    r._http10_keep_alive = true
-    return "keep-alive"
-  end
+  if request and request.version[2] == 0 then return "keep-alive" end
   return nil
 end
 
@@ -647,7 +644,7 @@ function M._send_response(conn, r, request)
   local corked = conn.proto:respond(status_line(r, request),
     http_date(), content_type(r), rawlen(h) > 0 and h or nil,
     (status ~= 204 and status >= 200) and #body or nil, false,
-    connection_header(r, conn, request), not no_body and body or nil)
+    connection_header(conn, request), not no_body and body or nil)
   r.prepared, r._eof = true, true
   conn.responded = true
   if corked and not conn.flushing then
@@ -693,7 +690,7 @@ StreamResponse.prepare = async(function(self, request)
   -- raises (nothing written, still unprepared) for a CR or LF in it
   local corked = conn.proto:respond(status_line(self, request),
     http_date(), ct, rawlen(h) > 0 and h or nil, cl, self._chunked,
-    connection_header(self, conn, request), nil)
+    connection_header(conn, request), nil)
   self.prepared = true
   conn.responded = true
   if corked then conn.proto:flush() end -- a stream's head goes out now
@@ -2249,7 +2246,6 @@ local function send_error(conn, status, text, request)
   if conn.lost then return end
   local r = M.Response{status = status, text = text or
     (status .. ": " .. REASONS[status])}
-  r._http10_keep_alive = false
   M._send_response(conn, r, request)
   conn.proto:flush()
   conn.transport:close()

@@ -238,7 +238,7 @@ local SEND_JSON_OPTS = check.option_set{"dumps"}
 function WebSocket:send_json(v, opts)
   check.options(opts, 3, "send_json", SEND_JSON_OPTS)
   local http = require "asyncio.http"
-  local dumps = http._check_codec(opts and opts.dumps, "dumps", 2,
+  local dumps = http._check_codec(opts and opts.dumps, "dumps", 3,
                                   "send_json")
   local ok, s = pcall(dumps or http._json().encode, v)
   if not ok then
