@@ -15,6 +15,14 @@ local cjson = require "cjson"
 describe("WebSockets", function()
   teardown(peers.stop)
 
+  -- Serves app; returns its runner, a session and that session's
+  -- websocket to app's /ws.
+  local function serve_and_connect(app)
+    local runner, port = await(peers.serve(app))
+    local s = http.ClientSession()
+    return runner, s, await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+  end
+
   it("talks to aiohttp's server with ws_connect", aspec.async(function()
     local base = await(peers.aiohttp())
     local s <close> = http.ClientSession()
@@ -707,9 +715,7 @@ asyncio.run(main())
       await(ws:close())
       return ws
     end))
-    local runner, port = await(peers.serve(app))
-    local s <close> = http.ClientSession()
-    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+    local runner, s <close>, ws = serve_and_connect(app)
     assert.same({d = 1}, await(ws:receive_json()))
     local ok, e = pcall(ws.send_json, ws, {f = print})
     assert.is_false(ok)
@@ -766,9 +772,7 @@ asyncio.run(main())
       got[#got + 1] = {ws.close_code}
       return ws
     end))
-    local runner, port = await(peers.serve(app))
-    local s <close> = http.ClientSession()
-    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+    local runner, s <close>, ws = serve_and_connect(app)
     local x126 = ("x"):rep(126)
     assert.error_matches(function() local r = ws:ping(x126); return r end,
       "bad argument #1 to 'ping' %(at most 125 bytes expected, got 126%)")
@@ -865,9 +869,7 @@ asyncio.run(main())
       await(ws:close())
       return ws
     end))
-    local runner, port = await(peers.serve(app))
-    local s <close> = http.ClientSession()
-    local ws = await(s:ws_connect("http://127.0.0.1:" .. port .. "/ws"))
+    local runner, s <close>, ws = serve_and_connect(app)
     assert.equal("done", await(ws:receive_str()))
     local expected = {
       "bad argument #1 to 'close' (unknown option 'cod')",
