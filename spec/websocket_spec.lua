@@ -794,7 +794,8 @@ asyncio.run(main())
   end))
 
   it("answers Sec-WebSocket-Version 13, 8 and 7, as aiohttp; refuses "
-     .. "others with its 400 text", aspec.async(function()
+     .. "others, and bad Upgrade, Connection and key headers, with its 400 "
+     .. "texts", aspec.async(function()
     local app = web.Application()
     local readies = {}
     app.router:add_get("/v", asyncio.async(function(req)
@@ -805,17 +806,27 @@ asyncio.run(main())
       return ws
     end))
     local runner, port = await(peers.serve(app))
-    -- the answer's head (101), or all of it (an error, then the close)
-    local function handshake(version)
+    -- the answer's head (101), or all of it (an error);
+    -- o.upgrade, o.connection, o.key replace those headers (false: left
+    -- out)
+    local function handshake(version, o)
+      o = o or {}
+      local function field(name, v, default)
+        if v == false then return "" end
+        return name .. ": " .. (v or default) .. "\r\n"
+      end
       local r, w = await(asyncio.open_connection("127.0.0.1", port))
-      w:write("GET /v HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        .. "Connection: Upgrade\r\n"
+      w:write("GET /v HTTP/1.1\r\nHost: x\r\n"
+        .. field("Upgrade", o.upgrade, "websocket")
+        .. field("Connection", o.connection, "Upgrade")
         .. (version and "Sec-WebSocket-Version: " .. version .. "\r\n"
             or "")
-        .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .. field("Sec-WebSocket-Key", o.key, "dGhlIHNhbXBsZSBub25jZQ==")
+        .. "\r\n")
       local out = bounded(r:readuntil("\r\n\r\n"))
-      if not out:match("^HTTP/1.1 101 ") then
-        out = out .. bounded(r:read())
+      if not out:match("^HTTP/1.1 101 ") then -- the 400's body
+        local n = tonumber(out:match("\r\nContent%-Length: (%d+)\r\n"))
+        out = out .. bounded(r:readexactly(n))
       end
       w:close()
       return out
@@ -826,14 +837,28 @@ asyncio.run(main())
       assert.matches("Sec%-WebSocket%-Accept: s3pPLMBiTxaQ9kYGzzhZRbK%+xOo=",
                      out)
     end
+    -- an Upgrade value with spaces around it is taken, as aiohttp strips
+    assert.matches("^HTTP/1.1 101 ", handshake("13", {upgrade = " websocket"}))
     for _, case in ipairs{{"6", "Unsupported version: 6"},
                           {"14", "Unsupported version: 14"},
-                          {nil, "Unsupported version: "}} do
-      local out = handshake(case[1])
+                          {nil, "Unsupported version: "},
+                          {"13", "No WebSocket UPGRADE hdr: h2c\n Can "
+                             .. '"Upgrade" only to "WebSocket".',
+                           {upgrade = "h2c"}},
+                          {"13", "No WebSocket UPGRADE hdr: nil\n Can "
+                             .. '"Upgrade" only to "WebSocket".',
+                           {upgrade = false}},
+                          {"13", "No CONNECTION upgrade hdr: keep-alive",
+                           {connection = "keep-alive"}},
+                          {"13", "Handshake error: 'c2hvcnQ='",
+                           {key = "c2hvcnQ="}},
+                          {"13", "Handshake error: nil", {key = false}}} do
+      local out = handshake(case[1], case[3])
       assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
       assert.equal(case[2], out:match("\r\n\r\n(.*)$"))
     end
-    assert.same({true, true, true, false, false, false}, readies)
+    assert.same({true, true, true, true, false, false, false, false, false,
+                 false, false, false}, readies)
     await(runner:cleanup())
   end))
 

@@ -957,20 +957,24 @@ local WS_VERSIONS = {["13"] = true, ["8"] = true, ["7"] = true}
 local function handshake_error(request)
   local h = request.headers
   local key = h["sec-websocket-key"]
+  -- the 400 texts are aiohttp's (a value absent is nil where Python
+  -- writes None; the key is quoted as Python's repr quotes it)
   if request.method ~= "GET" or
-      (h["upgrade"] or ""):lower() ~= "websocket" then
+      (h["upgrade"] or ""):lower():match("^%s*(.-)%s*$") ~= "websocket" then
     return M.HTTPBadRequest{text = "No WebSocket UPGRADE hdr: " ..
-      tostring(h["upgrade"])}
+      tostring(h["upgrade"]) .. '\n Can "Upgrade" only to "WebSocket".'}
   end
   if not (h["connection"] or ""):lower():find("upgrade", 1, true) then
-    return M.HTTPBadRequest{text = "No CONNECTION upgrade hdr"}
+    return M.HTTPBadRequest{text = "No CONNECTION upgrade hdr: " ..
+      tostring(h["connection"])}
   end
   local version = h["sec-websocket-version"] or ""
   if not WS_VERSIONS[version] then
     return M.HTTPBadRequest{text = "Unsupported version: " .. version}
   end
   if not key or #key ~= 24 or not key:match("^[%w+/]+==$") then
-    return M.HTTPBadRequest{text = "Handshake error: " .. tostring(key)}
+    return M.HTTPBadRequest{text = "Handshake error: " ..
+      (key and "'" .. key .. "'" or "nil")}
   end
 end
 
