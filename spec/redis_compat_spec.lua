@@ -432,8 +432,9 @@ describe("asyncio.redis as redis-py", function()
     end
     assert.has_error(function() r:bitcount("b", 0, -1, {mod = "BIT"}) end,
                      "bad argument #4 to 'bitcount' (unknown option 'mod')")
-    assert.equal("bad argument #4 to 'bitcount' (table expected, got "
-                 .. "string)", err_of(r:bitcount("b", 0, -1, "BIT")))
+    assert.has_error(function() r:bitcount("b", 0, -1, "BIT") end,
+                     "bad argument #4 to 'bitcount' (table expected, got "
+                     .. "string)")
   end))
 
   it("client_list filters by type and client_id, as redis-py's",

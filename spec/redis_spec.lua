@@ -350,6 +350,12 @@ describe("asyncio.redis", function()
            function() r:zrange("z", 0, -1, {score_cast_func = tonumber}) end)
     raises("bad argument #6 to 'xclaim' (unknown option 'justids')",
            function() r:xclaim("s", "g", "c", 0, {"1-0"}, {justids = 1}) end)
+    -- options that may come early (optional arguments left out) are
+    -- checked in their own last place too
+    raises("bad argument #4 to 'xrange' (table expected, got string)",
+           function() r:xrange("s", "-", "+", "count") end)
+    raises("bad argument #6 to 'xautoclaim' (table expected, got number)",
+           function() r:xautoclaim("s", "g", "c", 0, "0-0", 5) end)
     raises("bad argument #1 to 'scan_iter' (unknown option '_type')",
            function() r:scan_iter{_type = "string"} end)
     raises("bad argument #2 to 'hscan_iter' (unknown option 'no_values')",

@@ -1214,7 +1214,6 @@ cmd("bitcount", function(name, start, stop, o)
   if (start == nil) ~= (stop == nil) then
     error(M.DataError("Both start and end must be specified"), 0)
   end
-  if o ~= nil then need_table(o, 4, "bitcount") end
   local argv = A("BITCOUNT", name)
   if start ~= nil then push(argv, start, stop) end
   if o and o.mode ~= nil then push(argv, o.mode) end
@@ -1877,10 +1876,13 @@ local function with_options(name, method)
       return method(self, ...)
     end
   end
+  -- the table may come early; a value other than a table is checked
+  -- only in the last place, the options' own (earlier ones are
+  -- arguments)
   return function(self, ...)
     for k = first, i do
       local o = select(k, ...)
-      if type(o) == "table" then
+      if type(o) == "table" or (k == i and o ~= nil) then
         check.options(o, k + 1, name, set)
         break
       end
