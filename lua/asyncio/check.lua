@@ -102,21 +102,24 @@ end
 -- first argument of the transports' create_* and subprocess_*) can be
 -- called.
 function M.factory(factory, fname)
-  if type(factory) ~= "function" and
-     not (getmetatable(factory) or {}).__call then
+  if not M.is_callable(factory) then
     error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
           :format(fname, type(factory)), 3)
   end
 end
 
---- A callable value: a function or a value whose metatable has __call.
-function M.callable(v, n, fname, optional)
-  if type(v) == "function" or (optional and v == nil) then return v end
+--- Whether v can be called: a function, or a value whose metatable (a
+-- table) has __call.
+function M.is_callable(v)
+  if type(v) == "function" then return true end
   local mt = getmetatable(v)
-  if type(mt) ~= "table" or rawget(mt, "__call") == nil then
-    M.argerror(n, fname, expected(v, "function"), 2)
-  end
-  return v
+  return type(mt) == "table" and rawget(mt, "__call") ~= nil
+end
+
+--- A callable value (M.is_callable), argument #n of fname.
+function M.callable(v, n, fname, optional)
+  if (optional and v == nil) or M.is_callable(v) then return v end
+  M.argerror(n, fname, expected(v, "function"), 2)
 end
 
 -- Why v is not a number as `kind` asks ("number", "finite", "integer"),

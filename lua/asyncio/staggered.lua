@@ -101,8 +101,7 @@ M.staggered_race = async(function(coro_fns, delay)
   check.type(coro_fns, 1, "staggered_race", "table")
   check.number(delay, 2, "staggered_race", true)
   for i, fn in ipairs(coro_fns) do
-    local mt = getmetatable(fn)
-    if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
+    if not check.is_callable(fn) then
       check.argerror(1, "staggered_race", ("function expected at "
         .. "coro_fns[%d], got %s"):format(i, check.typename(fn)))
     end

@@ -35,6 +35,7 @@
 -- decoding never runs code, and a malformed payload fails its job.
 
 local asyncio = require "asyncio"
+local check = require "asyncio.check"
 local redis = require "asyncio.redis"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
@@ -106,9 +107,7 @@ local KINDS = {
   functions = function(v)
     if type(v) ~= "table" then return expected("table", v) end
     for k, f in pairs(v) do
-      local mt = getmetatable(f)
-      if type(f) ~= "function" and not (type(mt) == "table"
-                                        and rawget(mt, "__call")) then
+      if not check.is_callable(f) then
         return ("function expected at '%s', got %s"):format(tostring(k),
                                                            type(f))
       end

@@ -199,8 +199,7 @@ end
 -- (the default), one more for each function in between; the error
 -- blames fname's caller.
 function M._check_codec(f, option, n, fname, level)
-  if f ~= nil and type(f) ~= "function" and
-     not (getmetatable(f) or {}).__call then
+  if f ~= nil and not check.is_callable(f) then
     check.argerror(n, fname, ("option '%s': function expected, got %s")
       :format(option, type(f)), level or 2)
   end
