@@ -385,12 +385,16 @@ static int step_protected(lua_State *L) {
   return 0;
 }
 
+/* LUAIO_CLOSED, with Python's message, for a loop closed from Lua. */
+static int refuse_closed(luaio_host *h) {
+  set_error(h, "Event loop is closed");
+  return LUAIO_CLOSED;
+}
+
 static int step_once(luaio_host *h, double wait) {
   lua_State *L = h->L;
-  if (h->loop->closed) {
-    set_error(h, "Event loop is closed");
-    return LUAIO_CLOSED;
-  }
+  if (h->loop->closed)
+    return refuse_closed(h);
   lua_pushcfunction(L, step_protected);
   lua_pushlightuserdata(L, h);
   lua_pushnumber(L, wait);
@@ -436,10 +440,8 @@ double luaio_step(luaio_host *h, double budget_ms) {
 int luaio_run(luaio_host *h) {
   aio_loop *loop = h->loop;
   double next;
-  if (loop->closed) { /* as luaio_step: closed from Lua, say so */
-    set_error(h, "Event loop is closed");
-    return LUAIO_CLOSED;
-  }
+  if (loop->closed) /* as luaio_step: closed from Lua, say so */
+    return refuse_closed(h);
   while (loop->npending > 0 || loop->rcount > 0 ||
          aio_timers_next(h->L, loop, &next)) {
     int r = step_once(h, -1);

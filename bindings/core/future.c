@@ -130,6 +130,19 @@ static void push_coro(lua_State *L, int tidx) {
   }
 }
 
+/* Pushes the name of the coroutine the task at tidx runs, as its repr
+ * gives it; when ar is not NULL, fills it ("S") with where the
+ * coroutine's function is defined. */
+static void push_coro_name(lua_State *L, int tidx, lua_Debug *ar) {
+  push_coro(L, tidx);
+  if (ar != NULL) {
+    aio_coro_pushfn(L, -1);
+    lua_getinfo(L, ">S", ar); /* pops the function */
+  }
+  aio_coro_pushname(L, -1);
+  lua_remove(L, -2); /* the coroutine object */
+}
+
 static void attach_reporter(lua_State *L, int fidx, aio_future *f) {
   lua_newuserdatauv(L, 0, 1);
   lua_pushvalue(L, fidx);
@@ -841,11 +854,7 @@ static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
   lua_Debug ar;
   int level = 0, line = -1;
   luaL_addstring(b, " coro=<");
-  push_coro(L, tidx);
-  aio_coro_pushfn(L, -1);
-  lua_getinfo(L, ">S", &ar); /* pops the function */
-  aio_coro_pushname(L, -1);
-  lua_remove(L, -2); /* the coroutine object */
+  push_coro_name(L, tidx, &ar);
   luaL_addvalue(b);
   if (t->co != NULL && t->started) {
     /* the body's frame is the one just above the trampoline */
@@ -1664,14 +1673,10 @@ static void push_frame(lua_State *L, const lua_Debug *ar, int line,
  * coroutine, as the task's repr names it. */
 static void push_unstarted_frame(lua_State *L, int tidx) {
   lua_Debug ar;
-  push_coro(L, tidx);
-  aio_coro_pushfn(L, -1);
-  lua_getinfo(L, ">S", &ar); /* pops the function */
-  aio_coro_pushname(L, -1);
+  push_coro_name(L, tidx, &ar);
   push_frame(L, &ar, ar.linedefined > 0 ? ar.linedefined : -1,
              lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  lua_remove(L, -2); /* the name */
 }
 
 /* Pushes the list of "source:line: in name" strings of the task t at
@@ -1715,9 +1720,7 @@ static void push_stack(lua_State *L, int tidx, aio_task *t,
     lua_getinfo(t->co, "Sln", &ar);
     name = ar.name;
     if (name == NULL && i == level - 2) { /* the body */
-      push_coro(L, tidx);
-      aio_coro_pushname(L, -1);
-      lua_remove(L, -2);
+      push_coro_name(L, tidx, NULL);
       name = lua_tostring(L, -1);
     }
     push_frame(L, &ar, ar.currentline, name);
