@@ -208,6 +208,11 @@ double aio_loop_now(lua_State *L, aio_loop *loop) {
 /* ------------------------------------------------------------------ */
 /* The ready queue                                                     */
 
+/* Whether other threads posted callbacks not drained yet (one load). */
+static inline int has_posts(const aio_loop *loop) {
+  return loop->remote != NULL && aio_remote_has_posts(loop->remote);
+}
+
 /* Makes room for n more entries in the ring; returns 0 (changing
  * nothing) when out of memory. Never raises. */
 int aio_ready_fit(aio_loop *loop, unsigned n) {
@@ -231,7 +236,7 @@ int aio_ready_fit(aio_loop *loop, unsigned n) {
 }
 
 void aio_ready_reserve(lua_State *L, aio_loop *loop, unsigned n) {
-  if (loop->remote && aio_remote_has_posts(loop->remote))
+  if (has_posts(loop))
     aio_remote_drain(L, loop);
   if (!aio_ready_fit(loop, n))
     luaL_error(L, "not enough memory");
@@ -269,7 +274,7 @@ static void values_reserve(lua_State *L, aio_loop *loop, unsigned n) {
 void aio_ready_push(lua_State *L, aio_loop *loop, aio_ready_kind kind,
                     void *p, unsigned n, aio_cfunc cfn, int nvals) {
   /* posts from other threads that happened before this push go first */
-  if (loop->remote && aio_remote_has_posts(loop->remote))
+  if (has_posts(loop))
     aio_remote_drain(L, loop);
   aio_ready_push_raw(L, loop, kind, p, n, cfn, nvals);
 }
@@ -313,7 +318,7 @@ void aio_schedule_step(lua_State *L, aio_loop *loop, aio_task *t) {
 int aio_try_schedule_step(aio_loop *loop, aio_task *t) {
   aio_ready *e;
   if (loop->closed || loop->Lrun == NULL ||
-      (loop->remote && aio_remote_has_posts(loop->remote)) ||
+      has_posts(loop) ||
       (loop->rcount == loop->rcap && !aio_ready_fit(loop, 1)))
     return 0;
   e = &loop->ready[(loop->rhead + loop->rcount) & (loop->rcap - 1)];
@@ -679,7 +684,8 @@ static int run_ready(lua_State *L, aio_loop *loop) {
  * Returns 1 if an error propagates (left on the stack). */
 int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
   double timeout;
-  aio_remote_drain(L, loop);
+  if (has_posts(loop))
+    aio_remote_drain(L, loop);
   if (loop->rcount > 0 || loop->stopping)
     timeout = 0;
   else {
@@ -699,7 +705,8 @@ int aio_run_once(lua_State *L, aio_loop *loop, double max_wait) {
   if (max_wait >= 0 && (timeout < 0 || timeout > max_wait))
     timeout = max_wait;
   poll_io(loop, timeout);
-  aio_remote_drain(L, loop);
+  if (has_posts(loop))
+    aio_remote_drain(L, loop);
   aio_signal_dispatch(L, loop);
   if (loop->interrupted) {
     loop->interrupted = 0;
