@@ -354,6 +354,32 @@ static int l_ep__tostring(lua_State *L) {
   return 1;
 }
 
+/* A new socket record on loop, its handle of `family` (AF_UNSPEC: made
+ * when bound) linked to the loop's I/O, receiving up to `limit` bytes
+ * before it pauses; raises on failure, leaving nothing behind. */
+static udp *udp_new(lua_State *L, aio_loop *loop, unsigned family,
+                    size_t limit) {
+  int r;
+  udp *u = calloc(1, sizeof *u);
+  if (u == NULL || (u->rbuf = malloc(RECV_BUF)) == NULL) {
+    free(u);
+    luaL_error(L, "not enough memory");
+  }
+  u->tail = &u->head;
+  u->limit = limit;
+  r = uv_udp_init_ex(loop->uv, &u->h, family);
+  if (r != 0) {
+    free(u->rbuf);
+    free(u);
+    aio_raise_uv(L, r, "socket");
+  }
+  u->io.close = udp_close_hook;
+  u->io.shut = udp_shut;
+  u->io.dispatch = udp_dispatch;
+  aio_io_link(loop, &u->io, (uv_handle_t *)&u->h);
+  return u;
+}
+
 /* _udp_open(host, port [, {limit =, remote_host =, remote_port =,
  * broadcast =}]): numeric hosts. */
 static int l_udp_open(lua_State *L) {
@@ -363,6 +389,7 @@ static int l_udp_open(lua_State *L) {
   aio_loop *loop;
   endpoint *ep;
   udp *u;
+  size_t limit;
   if (!lua_isnoneornil(L, 3))
     luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
@@ -376,25 +403,8 @@ static int l_udp_open(lua_State *L) {
   luaL_setmetatable(L, AIO_UDP_MT);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, 4, EP_UV_LOOP);
-  u = calloc(1, sizeof *u);
-  if (u == NULL || (u->rbuf = malloc(RECV_BUF)) == NULL) {
-    free(u);
-    return luaL_error(L, "not enough memory");
-  }
-  u->tail = &u->head;
-  u->limit = aio_opt_limit(L, 3);
-  if (u->limit == 0)
-    u->limit = DEFAULT_LIMIT;
-  r = uv_udp_init(loop->uv, &u->h);
-  if (r != 0) {
-    free(u->rbuf);
-    free(u);
-    return aio_raise_uv(L, r, "socket");
-  }
-  u->io.close = udp_close_hook;
-  u->io.shut = udp_shut;
-  u->io.dispatch = udp_dispatch;
-  aio_io_link(loop, &u->io, (uv_handle_t *)&u->h);
+  limit = aio_opt_limit(L, 3);
+  u = udp_new(L, loop, AF_UNSPEC, limit != 0 ? limit : DEFAULT_LIMIT);
   u->ep = ep;
   ep->u = u;
   r = uv_udp_bind(&u->h, (struct sockaddr *)&ss, 0);
@@ -849,23 +859,7 @@ static int l_dgram_open(lua_State *L) {
   luaL_setmetatable(L, AIO_DGT_MT);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, 4, D_UV_LOOP);
-  u = calloc(1, sizeof *u);
-  if (u == NULL || (u->rbuf = malloc(RECV_BUF)) == NULL) {
-    free(u);
-    return luaL_error(L, "not enough memory");
-  }
-  u->tail = &u->head;
-  u->limit = DEFAULT_LIMIT;
-  r = uv_udp_init_ex(loop->uv, &u->h, ls.ss_family);
-  if (r != 0) {
-    free(u->rbuf);
-    free(u);
-    return aio_raise_uv(L, r, "socket");
-  }
-  u->io.close = udp_close_hook;
-  u->io.shut = udp_shut;
-  u->io.dispatch = udp_dispatch;
-  aio_io_link(loop, &u->io, (uv_handle_t *)&u->h);
+  u = udp_new(L, loop, ls.ss_family, DEFAULT_LIMIT);
   u->t = t;
   t->u = u;
   aio_waiter_set(L, &t->anchor_key, 4);
