@@ -353,6 +353,31 @@ describe("ThreadPoolExecutor", function()
     assert.truthy(tostring(ex):find(" shutdown>$"), tostring(ex))
   end)
 
+  it("shutdown does nothing once the executor was finalized; the other "
+     .. "methods raise RuntimeError", function()
+    local ex = asyncio.ThreadPoolExecutor(1)
+    getmetatable(ex).__gc(ex) -- as the collector runs it when a state closes
+    assert.same({}, {ex:shutdown()})
+    assert.same({}, {ex:shutdown(false)})
+    local e = raises(asyncio.RuntimeError, ex.submit, ex, function() end)
+    assert.equal("the ThreadPoolExecutor was finalized", e.message)
+    raises(asyncio.RuntimeError, ex.map, ex, function() end, {1})
+  end)
+
+  it("a loop never closed shuts its default executor down quietly when "
+     .. "the state closes, after the executor's own finalizer", function()
+    local proc = dofile("spec/fixtures/proc.lua")
+    local r = proc.run{proc.luaio, "-e", [[
+      local asyncio = require "asyncio"
+      local loop = asyncio.get_event_loop()
+      print(loop:run_until_complete(asyncio.to_thread(function()
+        return 41 + 1
+      end)))]]}
+    assert.equal(0, r.status)
+    assert.equal("42\n", r.stdout)
+    assert.equal("", r.stderr)
+  end)
+
   it("shutdown(false) returns at once; queued functions still run",
     function()
       local ex = asyncio.ThreadPoolExecutor(1)

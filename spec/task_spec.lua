@@ -102,6 +102,23 @@ describe("Task", function()
     assert.equal(1042, loop:run_until_complete(outer()))
   end)
 
+  it("asyncio.create_task with no running loop binds to get_event_loop(), "
+     .. "as gather and ensure_future do", function()
+    asyncio.set_event_loop(loop)
+    finally(function() require("asyncio.core")._unset_event_loop() end)
+    local runs = 0
+    local t = asyncio.create_task(async(function(x)
+      runs = runs + 1
+      await(asyncio.sleep(0))
+      return x * 2
+    end)(21), {name = "top"})
+    assert.equal(loop, t:get_loop())
+    assert.equal("top", t:get_name())
+    assert.equal(0, runs)
+    assert.equal(42, loop:run_until_complete(t))
+    assert.equal(1, runs)
+  end)
+
   it("C46 create_task with something that is not a coroutine raises "
      .. "TypeError", function()
     local fn = async(function() end)

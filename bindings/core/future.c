@@ -1913,11 +1913,14 @@ static int l_loop_create_task(lua_State *L) {
 }
 
 /* create_task(coro [, {name=}]): on the running loop */
+/* create_task(coro [, {name =}]): on the running loop; with none
+ * running, on get_event_loop()'s, as gather, shield and ensure_future
+ * bind (where Python raises RuntimeError "no running event loop"). */
 static int l_create_task(lua_State *L) {
   aio_loop *loop = aio_running_loop(L);
-  if (loop == NULL)
-    return aio_raisef(L, AIO_E_RUNTIME, "no running event loop");
   luaL_checkany(L, 1);
+  if (loop == NULL)
+    loop = aio_get_event_loop(L);
   aio_create_task(L, loop, 1, check_create_task_options(L, 2, loop));
   return 1;
 }

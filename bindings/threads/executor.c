@@ -260,11 +260,14 @@ static const aio_shared_type executor_type = {
     "asyncio.ThreadPoolExecutor", executor_test, executor_retain,
     executor_release, executor_push};
 
+/* The executor at idx. One already finalized (only another finalizer
+ * of a closing state can still reach it) has let its workers go: it is
+ * shut down for good. */
 static aio_executor *check_executor(lua_State *L, int idx) {
-  aio_executor *ex = executor_test(L, idx);
-  if (ex == NULL)
-    luaL_typeerror(L, idx, AIO_EXECUTOR_MT);
-  return ex;
+  ex_ud *ud = luaL_checkudata(L, idx, AIO_EXECUTOR_MT);
+  if (ud->ex == NULL)
+    aio_raisef(L, AIO_E_RUNTIME, "the ThreadPoolExecutor was finalized");
+  return ud->ex;
 }
 
 static int default_workers(void) {
@@ -359,10 +362,13 @@ static int l_executor_map(lua_State *L) {
   return 1;
 }
 
-/* ex:shutdown([wait = true]) */
+/* ex:shutdown([wait = true]); as Python's, again and again: once
+ * finalized too (a loop collected when the state closes shuts its
+ * default executor down, which may have been finalized first). */
 static int l_executor_shutdown(lua_State *L) {
-  aio_executor *ex = check_executor(L, 1);
-  executor_shutdown(ex, lua_isnoneornil(L, 2) || lua_toboolean(L, 2));
+  ex_ud *ud = luaL_checkudata(L, 1, AIO_EXECUTOR_MT);
+  if (ud->ex != NULL)
+    executor_shutdown(ud->ex, lua_isnoneornil(L, 2) || lua_toboolean(L, 2));
   return 0;
 }
 
