@@ -266,8 +266,8 @@ enum {
 };
 
 struct aio_loop {
-  uv_loop_t *uv;          /* own_uv ? &uv_own : the host's loop */
-  uv_loop_t uv_own;
+  uv_loop_t *uv;          /* own_uv ? a libuv loop of its own (malloc'd,
+                             freed by __gc) : the host's loop */
   uv_timer_t *poll_timer; /* wakes a blocking poll at the next deadline */
   uv_async_t *wakeup;     /* wakes a blocking poll from other threads */
   aio_remote *remote;     /* the part other threads may touch */
@@ -331,6 +331,7 @@ struct aio_loop {
                              returned (aio_loop_time gives that) */
 
   unsigned char own_uv, running, stopping, closed, debug, finalized;
+  unsigned char abandoned; /* finalized while running (loop_abandon) */
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
   unsigned char watch_sigint; /* watch SIGINT from the first run on */

@@ -319,4 +319,63 @@ describe("regressions", function()
     assert.equal(getmetatable(q), getmetatable(again.Queue()))
     assert.has_no.errors(function() getmetatable(ex).__gc(ex) end)
   end)
+
+  -- os.exit(code, true) inside a task closes the state under the running
+  -- loop: its finalizer cannot close it (that runs libuv below itself)
+  -- and abandons it instead (run under valgrind by make check-valgrind)
+  local function exits_quietly(code)
+    local r = proc.run{"timeout", "20", proc.luaio, "-e", code}
+    assert.equal("", r.stderr)
+    assert.equal(0, r.status)
+    assert.equal("exiting\n", r.stdout)
+  end
+
+  it("os.exit(0, true) in a task, with an executor made before the loop, "
+     .. "exits cleanly (the executor's finalizer joined its workers "
+     .. "through the loop's freed remote: an abort)", function()
+    exits_quietly([[
+      local asyncio = require "asyncio"
+      local ex = asyncio.ThreadPoolExecutor(1)
+      asyncio.run(function()
+        asyncio.await(asyncio.wrap_future(ex:submit(function() end)))
+        print("exiting")
+        os.exit(0, true)
+      end)]])
+  end)
+
+  it("os.exit(0, true) in a task, with a file open and its close queued "
+     .. "on libuv's thread pool, exits cleanly (the pool signalled the "
+     .. "freed libuv loop)", function()
+    exits_quietly([[
+      local asyncio = require "asyncio"
+      local fs = require "asyncio.fs"
+      asyncio.run(function()
+        local f = asyncio.await(fs.open("spec/regressions_spec.lua"))
+        assert(asyncio.await(f:read(5)) == "-- sp")
+        print("exiting")
+        io.stdout:flush()
+        os.exit(0, true)
+      end)]])
+  end)
+
+  it("asyncio.run ending with a client still connected to an HTTP server "
+     .. "reports nothing (the server's connection woke its cancelled "
+     .. "waiter: InvalidStateError)", function()
+    exits_quietly([[
+      local asyncio = require "asyncio"
+      local web = require "asyncio.http.web"
+      local async, await = asyncio.async, asyncio.await
+      asyncio.run(async(function()
+        local app = web.Application()
+        app.router:add_get("/", function() return web.Response{text = "ok"} end)
+        local runner = web.AppRunner(app)
+        await(runner:setup())
+        local site = web.TCPSite(runner, "127.0.0.1", 0)
+        await(site:start())
+        local _, w = await(asyncio.open_connection("127.0.0.1", site.port))
+        w:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await(w:drain())
+        print("exiting")
+      end))]])
+  end)
 end)

@@ -967,6 +967,32 @@ static int l_loop_close(lua_State *L) {
 
 /* Objects finalized in the same collection may still see the loop's
  * memory: `finalized` tells them it is gone. */
+/* The libuv loops of abandoned loops, linked through their `data`:
+ * kept, and reachable, until the process ends (loop_abandon). */
+static _Atomic(uv_loop_t *) abandoned_uv;
+
+/* The state closes under its running loop (os.exit(code, true) from a
+ * task or a callback, below which the loop's run and maybe libuv's are
+ * still on the C stack): the loop never runs again, and closing it would
+ * run libuv inside itself. Other threads stop posting to it (its remote
+ * leaves this thread's list of loops), its default executor shuts down,
+ * and its libuv loop and handles stay allocated, never freed: a request
+ * still running on libuv's thread pool signals that loop when it ends,
+ * up to the process's exit. */
+static void loop_abandon(lua_State *L, aio_loop *loop) {
+  loop->closed = 1;
+  loop->abandoned = 1;
+  if (loop->remote)
+    aio_remote_close(loop->remote);
+  aio_executor_shutdown_default(L, loop);
+  if (loop->own_uv) {
+    uv_loop_t *head = atomic_load(&abandoned_uv);
+    do
+      loop->uv->data = head;
+    while (!atomic_compare_exchange_weak(&abandoned_uv, &head, loop->uv));
+  }
+}
+
 static int l_loop__gc(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   int i;
@@ -974,6 +1000,8 @@ static int l_loop__gc(lua_State *L) {
     return 0;
   if (!loop->closed && !loop->running)
     loop_close(L, loop, 1);
+  else if (!loop->closed)
+    loop_abandon(L, loop);
   if (loop->uv == NULL) { /* its creation failed: the handles never met
                              libuv */
     free(loop->poll_timer);
@@ -998,6 +1026,8 @@ static int l_loop__gc(lua_State *L) {
   free(loop->heap);
   loop->ready = NULL;
   loop->heap = NULL;
+  if (loop->own_uv && !loop->abandoned)
+    free(loop->uv); /* closed: uv_loop_close is done */
   return 0;
 }
 
@@ -1086,21 +1116,28 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop->wakeup = (uv_async_t *)new_handle(L, loop, sizeof *loop->wakeup);
   loop->remote = aio_remote_new(L, loop);
   if (uv == NULL) {
-    r = uv_loop_init(&loop->uv_own);
-    if (r != 0)
+    uv_loop_t *own = malloc(sizeof *own);
+    if (own == NULL)
+      luaL_error(L, "not enough memory");
+    r = uv_loop_init(own);
+    if (r != 0) {
+      free(own);
       aio_raise_uv(L, r, "uv_loop_init");
-  }
-  r = uv_async_init(uv ? uv : &loop->uv_own, loop->wakeup, on_wakeup);
-  if (r != 0) {
-    if (uv == NULL)
-      uv_loop_close(&loop->uv_own); /* holds no handle yet */
-    aio_raise_uv(L, r, "uv_async_init");
-  }
-  if (uv == NULL) {
-    loop->uv = &loop->uv_own;
+    }
+    r = uv_async_init(own, loop->wakeup, on_wakeup);
+    if (r != 0) {
+      uv_loop_close(own); /* holds no handle yet */
+      free(own);
+      aio_raise_uv(L, r, "uv_async_init");
+    }
+    loop->uv = own;
     loop->own_uv = 1;
-  } else
+  } else {
+    r = uv_async_init(uv, loop->wakeup, on_wakeup);
+    if (r != 0)
+      aio_raise_uv(L, r, "uv_async_init");
     loop->uv = uv;
+  }
   uv_unref((uv_handle_t *)loop->wakeup);
   uv_timer_init(loop->uv, loop->poll_timer);
   uv_unref((uv_handle_t *)loop->poll_timer);

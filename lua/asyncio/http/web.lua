@@ -2235,11 +2235,13 @@ function Conn:_arm(when)
   self.timer = self.loop:call_at(when, on_timer, self)
 end
 
+--- Wakes the task waiting for data, unless its wait already ended (a
+-- cancelled serving task's waiter is cancelled with it).
 function Conn:_wake()
   local w = self.waiter
   if w then
     self.waiter = nil
-    w:set_result(true)
+    if not w:done() then w:set_result(true) end
   end
 end
 
@@ -2437,7 +2439,7 @@ function Conn:on_resume_writing()
   local d = self.drainer
   if d then
     self.drainer = nil
-    d:set_result(true)
+    if not d:done() then d:set_result(true) end
   end
 end
 
