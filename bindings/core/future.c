@@ -1912,7 +1912,6 @@ static int l_loop_create_task(lua_State *L) {
   return 1;
 }
 
-/* create_task(coro [, {name=}]): on the running loop */
 /* create_task(coro [, {name =}]): on the running loop; with none
  * running, on get_event_loop()'s, as gather, shield and ensure_future
  * bind (where Python raises RuntimeError "no running event loop"). */

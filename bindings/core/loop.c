@@ -965,8 +965,6 @@ static int l_loop_close(lua_State *L) {
   return 0;
 }
 
-/* Objects finalized in the same collection may still see the loop's
- * memory: `finalized` tells them it is gone. */
 /* The libuv loops of abandoned loops, linked through their `data`:
  * kept, and reachable, until the process ends (loop_abandon). */
 static _Atomic(uv_loop_t *) abandoned_uv;
@@ -993,6 +991,8 @@ static void loop_abandon(lua_State *L, aio_loop *loop) {
   }
 }
 
+/* Objects finalized in the same collection may still see the loop's
+ * memory: `finalized` tells them it is gone. */
 static int l_loop__gc(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
   int i;
