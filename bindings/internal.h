@@ -331,7 +331,6 @@ struct aio_loop {
                              returned (aio_loop_time gives that) */
 
   unsigned char own_uv, running, stopping, closed, debug, finalized;
-  unsigned char abandoned; /* finalized while running (loop_abandon) */
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
   unsigned char watch_sigint; /* watch SIGINT from the first run on */

@@ -979,7 +979,6 @@ static _Atomic(uv_loop_t *) abandoned_uv;
  * up to the process's exit. */
 static void loop_abandon(lua_State *L, aio_loop *loop) {
   loop->closed = 1;
-  loop->abandoned = 1;
   if (loop->remote)
     aio_remote_close(loop->remote);
   aio_executor_shutdown_default(L, loop);
@@ -995,13 +994,13 @@ static void loop_abandon(lua_State *L, aio_loop *loop) {
  * memory: `finalized` tells them it is gone. */
 static int l_loop__gc(lua_State *L) {
   aio_loop *loop = aio_check_loop_any(L, 1);
-  int i;
+  int i, abandoned = !loop->closed && loop->running;
   if (loop->finalized)
     return 0;
-  if (!loop->closed && !loop->running)
-    loop_close(L, loop, 1);
-  else if (!loop->closed)
+  if (abandoned)
     loop_abandon(L, loop);
+  else
+    loop_close(L, loop, 1); /* nothing to do once closed */
   if (loop->uv == NULL) { /* its creation failed: the handles never met
                              libuv */
     free(loop->poll_timer);
@@ -1026,7 +1025,7 @@ static int l_loop__gc(lua_State *L) {
   free(loop->heap);
   loop->ready = NULL;
   loop->heap = NULL;
-  if (loop->own_uv && !loop->abandoned)
+  if (loop->own_uv && !abandoned)
     free(loop->uv); /* closed: uv_loop_close is done */
   return 0;
 }
@@ -1069,6 +1068,7 @@ static void keep_mts(lua_State *L, aio_loop *loop) {
  * a loop of its own. */
 aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   aio_loop *loop;
+  uv_loop_t *own = NULL; /* a libuv loop of its own, when uv is NULL */
   int r, i;
   loop = lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
@@ -1116,7 +1116,7 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
   loop->wakeup = (uv_async_t *)new_handle(L, loop, sizeof *loop->wakeup);
   loop->remote = aio_remote_new(L, loop);
   if (uv == NULL) {
-    uv_loop_t *own = malloc(sizeof *own);
+    own = malloc(sizeof *own);
     if (own == NULL)
       luaL_error(L, "not enough memory");
     r = uv_loop_init(own);
@@ -1124,20 +1124,17 @@ aio_loop *aio_loop_new(lua_State *L, uv_loop_t *uv, aio_clock_kind clock) {
       free(own);
       aio_raise_uv(L, r, "uv_loop_init");
     }
-    r = uv_async_init(own, loop->wakeup, on_wakeup);
-    if (r != 0) {
+  }
+  r = uv_async_init(own ? own : uv, loop->wakeup, on_wakeup);
+  if (r != 0) {
+    if (own != NULL) {
       uv_loop_close(own); /* holds no handle yet */
       free(own);
-      aio_raise_uv(L, r, "uv_async_init");
     }
-    loop->uv = own;
-    loop->own_uv = 1;
-  } else {
-    r = uv_async_init(uv, loop->wakeup, on_wakeup);
-    if (r != 0)
-      aio_raise_uv(L, r, "uv_async_init");
-    loop->uv = uv;
+    aio_raise_uv(L, r, "uv_async_init");
   }
+  loop->uv = own ? own : uv;
+  loop->own_uv = own != NULL;
   uv_unref((uv_handle_t *)loop->wakeup);
   uv_timer_init(loop->uv, loop->poll_timer);
   uv_unref((uv_handle_t *)loop->poll_timer);
