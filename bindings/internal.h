@@ -938,8 +938,17 @@ int aio_coro_start_taken(lua_State *L, int cidx, lua_State *to);
 void aio_coro_pushfn(lua_State *L, int cidx);
 /* Pushes the name of the coroutine's function (for reprs). */
 void aio_coro_pushname(lua_State *L, int cidx);
-/* Pushes a printable name for the function at idx: its global name when
- * it has one, else "function <source:line>". */
+/* The name of a C operation's body in reprs, Python's qualified name of
+ * the method ("Queue.get"): each module names its bodies when it opens. */
+typedef struct aio_op_name {
+  lua_CFunction body;
+  const char *name;
+} aio_op_name;
+/* Names the bodies of `names` (ended by {NULL, NULL}) in L's state. */
+void aio_name_ops(lua_State *L, const aio_op_name *names);
+/* Pushes a printable name for the function at idx: the name aio_name_ops
+ * gave it, its global name when it has one, else "function <source:line>"
+ * ("function <C>" for a C function). */
 void aio_pushfuncname(lua_State *L, int idx);
 /* Suspends the running task until its next step; k is the continuation.
  * Must be called as `return aio_task_suspend(L, t, ctx, k)`. */

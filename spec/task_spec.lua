@@ -342,6 +342,32 @@ describe("Task introspection", function()
                    tostring(t))
   end)
 
+  it("tostring names a task's C operation as Python names the method",
+     function()
+    local q, lock, ev = asyncio.Queue(), asyncio.Lock(), asyncio.Event()
+    assert.equal("<coroutine object Queue.get>", tostring(q:get()))
+    local tasks = {
+      loop:create_task(q:get()), loop:create_task(q:put(1)),
+      loop:create_task(q:join()), loop:create_task(ev:wait()),
+      loop:create_task(lock:acquire()), loop:create_task(lock:acquire()),
+      loop:create_task(asyncio.sleep(10)),
+    }
+    run_once(loop)
+    local names = {}
+    for i, t in ipairs(tasks) do
+      names[i] = tostring(t):match("coro=<(.-)>")
+    end
+    assert.same({"Queue.get() running at [C]",
+                 "Queue.put() done, defined at [C]",
+                 "Queue.join() running at [C]", "Event.wait() running at [C]",
+                 "Lock.acquire() done, defined at [C]",
+                 "Lock.acquire() running at [C]", "sleep() running at [C]"},
+                names)
+    for _, t in ipairs(tasks) do t:cancel() end
+    tasks[#tasks + 1] = {return_exceptions = true}
+    loop:run_until_complete(asyncio.gather(table.unpack(tasks)))
+  end)
+
   it("get_coro and the name stay the task's own once it waited on a "
      .. "lock, a queue and an event (its extra fields share a slot with "
      .. "the Coroutine object)", function()

@@ -316,10 +316,41 @@ static int find_local(lua_State *L, int fidx) {
   return 0;
 }
 
+/* C operations' bodies by name: the registry's table at &key_op_names,
+ * function -> name. */
+static const char key_op_names = 0;
+
+void aio_name_ops(lua_State *L, const aio_op_name *names) {
+  aio_push_weak_registry_table(L, &key_op_names, NULL);
+  for (; names->body != NULL; names++) {
+    lua_pushcfunction(L, names->body);
+    lua_pushstring(L, names->name);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+}
+
+/* Pushes the name aio_name_ops gave the C function at idx, if any. */
+static int push_op_name(lua_State *L, int idx) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_op_names) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TSTRING) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_remove(L, -2);
+  return 1;
+}
+
 void aio_pushfuncname(lua_State *L, int idx) {
   lua_Debug ar;
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 10, NULL);
+  if (lua_iscfunction(L, idx) && push_op_name(L, idx))
+    return;
   if (find_global(L, idx) || find_local(L, idx))
     return;
   if (lua_type(L, idx) != LUA_TFUNCTION) {

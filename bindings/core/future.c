@@ -865,11 +865,12 @@ static void add_coro_repr(lua_State *L, luaL_Buffer *b, int tidx,
         lua_getinfo(t->co, "l", &fr))
       line = fr.currentline;
   }
-  if (t->fut.state != AIO_PENDING)
-    lua_pushfstring(L, "() done, defined at %s:%d>", ar.short_src,
-                    ar.linedefined);
+  luaL_addstring(b, t->fut.state != AIO_PENDING ? "() done, defined at "
+                                                 : "() running at ");
+  if (*ar.what == 'C') /* a C operation: no line to show */
+    lua_pushfstring(L, "%s>", ar.short_src);
   else
-    lua_pushfstring(L, "() running at %s:%d>", ar.short_src,
+    lua_pushfstring(L, "%s:%d>", ar.short_src,
                     line >= 0 ? line : ar.linedefined);
   luaL_addvalue(b);
 }

@@ -384,8 +384,15 @@ static const luaL_Reg dns_funcs[] = {
     {"_ip_family", l_ip_family},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {gai_body, "EventLoop.getaddrinfo"},
+    {gni_body, "EventLoop.getnameinfo"},
+    {NULL, NULL}};
+
 void aio_open_dns(lua_State *L) {
   int i;
+  aio_name_ops(L, op_names);
   luaL_setfuncs(L, dns_funcs, 0);
   for (i = 0; constants[i].name; i++) {
     lua_pushinteger(L, constants[i].value);

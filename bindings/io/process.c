@@ -453,7 +453,13 @@ static const luaL_Reg process_metamethods[] = {
     {"__tostring", l_process__tostring},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {wait_body, "Process.wait"},
+    {NULL, NULL}};
+
 void aio_open_process(lua_State *L) {
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_PROCESS_MT, AIO_K_OTHER, process_methods,
                process_metamethods);
   luaL_getmetatable(L, AIO_PROCESS_MT);

@@ -717,7 +717,14 @@ static const luaL_Reg server_funcs[] = {
     {"_unix_server", l_unix_server},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {server_wait_closed_body, "Server.wait_closed"},
+    {serve_forever_body, "Server.serve_forever"},
+    {NULL, NULL}};
+
 void aio_open_server(lua_State *L) {
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_SERVER_MT, AIO_K_OTHER, server_methods,
                server_metamethods);
   luaL_getmetatable(L, AIO_SERVER_MT);

@@ -1926,7 +1926,20 @@ static const luaL_Reg stream_funcs[] = {
     {"_stream_factory", l_stream_factory},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {read_kept_body, "StreamReader.read"},
+    {read_body, "StreamReader.read"},
+    {readchunk_body, "StreamReader.readchunk"},
+    {readexactly_body, "StreamReader.readexactly"},
+    {readuntil_body, "StreamReader.readuntil"},
+    {readline_body, "StreamReader.readline"},
+    {drain_body, "StreamWriter.drain"},
+    {wait_closed_body, "StreamWriter.wait_closed"},
+    {NULL, NULL}};
+
 void aio_open_stream(lua_State *L) {
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_READER_MT, AIO_K_READER, reader_methods,
                reader_metamethods);
   aio_cache_mt(L, AIO_READER_MT, &reader_mt);

@@ -922,7 +922,13 @@ static const luaL_Reg udp_funcs[] = {
     {"_dgram_open", l_dgram_open},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {recvfrom_body, "DatagramEndpoint.recvfrom"},
+    {NULL, NULL}};
+
 void aio_open_udp(lua_State *L) {
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_UDP_MT, AIO_K_OTHER, ep_methods, ep_metamethods);
   aio_newclass(L, AIO_DGT_MT, AIO_K_OTHER, dgt_methods, dgt_metamethods);
   luaL_setfuncs(L, udp_funcs, 0);

@@ -731,7 +731,17 @@ static const luaL_Reg locks_funcs[] = {
     {"BoundedSemaphore", l_bsem_new},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {lock_acquire_body, "Lock.acquire"},
+    {aio_lock_guard_body, "Lock.__aenter__"},
+    {event_wait_body, "Event.wait"},
+    {sem_acquire_body, "Semaphore.acquire"},
+    {aio_sem_guard_body, "Semaphore.__aenter__"},
+    {NULL, NULL}};
+
 void aio_open_locks(lua_State *L) {
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_LOCK_MT, AIO_K_LOCK, lock_methods, lock_metamethods);
   aio_newclass(L, AIO_EVENT_MT, AIO_K_EVENT, event_methods,
                event_metamethods);

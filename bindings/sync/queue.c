@@ -788,8 +788,16 @@ static const luaL_Reg queue_funcs[] = {
     {"PriorityQueue", l_priorityqueue_new},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {queue_get_body, "Queue.get"},
+    {queue_put_body, "Queue.put"},
+    {queue_join_body, "Queue.join"},
+    {NULL, NULL}};
+
 void aio_open_queue(lua_State *L) {
   static const luaL_Reg none[] = {{NULL, NULL}};
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_QUEUE_MT, AIO_K_QUEUE, queue_methods, none);
   luaL_getmetatable(L, AIO_QUEUE_MT);
   lua_getfield(L, -1, "__index"); /* q.maxsize of unbounded queues */

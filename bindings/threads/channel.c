@@ -495,7 +495,14 @@ static const luaL_Reg channel_metamethods[] = {
     {"__tostring", l_channel__tostring},
     {NULL, NULL}};
 
+/* Names of the C operations in reprs (aio_name_ops). */
+static const aio_op_name op_names[] = {
+    {aget_body, "Channel.aget"},
+    {aput_body, "Channel.aput"},
+    {NULL, NULL}};
+
 void aio_open_channel(lua_State *L) {
+  aio_name_ops(L, op_names);
   aio_newclass(L, AIO_CHANNEL_MT, AIO_K_OTHER, channel_methods,
                channel_metamethods);
   aio_shared_register(&channel_type);
