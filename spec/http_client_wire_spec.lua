@@ -5,8 +5,11 @@
 -- connection, the content's readany / readuntil / is_eof / exception,
 -- the default Content-Type and Content-Length of requests,
 -- skip_auto_headers, force_close, the timeout subclasses and the retry of
--- an idempotent request on a kept connection the server closed. The
--- peers are asyncio.http.web and scripted raw sockets.
+-- an idempotent request on a kept connection the server closed; and
+-- where a third one found it differed: stray bytes after a response, a
+-- body that does not decode, an empty Location, a redirect's body and a
+-- request header given more than once. The peers are asyncio.http.web
+-- and scripted raw sockets.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local http = require "asyncio.http"
@@ -329,6 +332,117 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     assert.is_true(iserror(e, asyncio.TimeoutError))
     go:set()
     srv:close()
+  end))
+
+  it("takes a 204 followed by stray bytes, and does not reuse its "
+     .. "connection", aspec.async(function()
+    local url, srv, stats = await(keep_alive(function(target)
+      if target == "/stray" then
+        return "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
+      end
+      return ok_answer("ok")
+    end))
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get(url .. "/stray"))
+    assert.equal(204, r.status)
+    assert.equal("", await(r:read()))
+    local r2 <close> = await(s:get(url .. "/ok"))
+    assert.equal("ok", await(r2:text()))
+    assert.equal(2, stats.connections)
+    srv:close()
+  end))
+
+  it("does not hand out a kept connection that got bytes while idle",
+     aspec.async(function()
+    local body_read, late_sent = asyncio.Event(), asyncio.Event()
+    local url, srv, stats = await(scripted(function(r, w, n)
+      read_request(r)
+      if n == 1 then -- the body is 2 bytes long; 3 more come later
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhe")
+        await(body_read:wait())
+        w:write("llo")
+        await(w:drain())
+        late_sent:set()
+        read_request(r)
+        return
+      end
+      w:write(ok_answer("ok"))
+      await(w:drain())
+    end))
+    local s <close> = http.ClientSession()
+    do
+      local r <close> = await(s:get(url))
+      assert.equal("he", await(r:read()))
+    end
+    body_read:set()
+    await(late_sent:wait())
+    -- loopback: the bytes are readable from the next poll on
+    await(asyncio.sleep(0))
+    await(asyncio.sleep(0))
+    local r <close> = await(s:get(url, {timeout = 5}))
+    assert.equal("ok", await(r:text()))
+    assert.equal(2, stats.connections)
+    srv:close()
+  end))
+
+  it("frees the connection of a body that does not decode; reading it "
+     .. "again raises the same error", aspec.async(function()
+    local url, srv = await(keep_alive(function(target)
+      if target == "/gz" then
+        return "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+          .. "Content-Length: 7\r\n\r\nnotgzip"
+      end
+      return ok_answer("ok")
+    end))
+    local s <close> = http.ClientSession{limit = 1}
+    local r = await(s:get(url .. "/gz"))
+    local e = err_of(r:read())
+    assert.is_true(iserror(e, http.ClientPayloadError), tostring(e))
+    assert.equal(e, r.content:exception())
+    assert.equal(e, err_of(r:read()))
+    -- the one permit is free again
+    local r2 <close> = await(s:get(url .. "/ok", {timeout = 5}))
+    assert.equal("ok", await(r2:text()))
+    srv:close()
+  end))
+
+  it("takes an empty Location for none; follows a redirect without "
+     .. "reading its body", aspec.async(function()
+    local url, srv = await(keep_alive(function(target)
+      if target == "/empty" then
+        return "HTTP/1.1 302 Found\r\nLocation: \r\n"
+          .. "Content-Length: 0\r\n\r\n"
+      elseif target == "/stalled" then -- 3 bytes of 100, then nothing
+        return "HTTP/1.1 302 Found\r\nLocation: /ok\r\n"
+          .. "Content-Length: 100\r\n\r\nabc"
+      end
+      return ok_answer("ok")
+    end))
+    local s <close> = http.ClientSession()
+    local r <close> = await(s:get(url .. "/empty"))
+    assert.equal(302, r.status)
+    assert.same({}, r.history)
+    local r2 <close> = await(s:get(url .. "/stalled", {timeout = 5}))
+    assert.equal(200, r2.status)
+    assert.equal("ok", await(r2:text()))
+    assert.equal(302, r2.history[1].status)
+    srv:close()
+  end))
+
+  it("sends every value of a request header given more than once, the "
+     .. "first in place of the session's", aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base,
+                                         headers = {["X-Multi"] = "s"}}
+    local r <close> = await(s:get("/echo", {headers = {{"X-Multi", "1"},
+                                                       {"x-multi", "2"}}}))
+    local v = await(r:json())
+    local values = {}
+    for _, kv in ipairs(v.headers) do
+      if kv[1]:lower() == "x-multi" then values[#values + 1] = kv[2] end
+    end
+    assert.same({"1", "2"}, values)
+    await(runner:cleanup())
   end))
 
   it("sends an idempotent request again when a kept connection was "

@@ -119,6 +119,26 @@ describe("asyncio._http parser", function()
     assert.equal("HPE_INVALID_EOF_STATE", select(2, p:feed_eof()))
   end)
 
+  it("gives the messages a feed completed before its error, the error "
+     .. "after; idle() is true between messages only", function()
+    local p = _http.Parser("response")
+    assert.is_true(p:idle())
+    local ev = assert(p:feed("HTTP/1.1 204 No Content\r\nContent-Length: 5"
+      .. "\r\n\r\nhello"))
+    assert.equal(2, #ev)
+    assert.equal(204, ev[1].status)
+    assert.is_true(ev[2])
+    assert.is_false(p:idle())
+    local none, name = p:feed("HTTP/1.1 200 OK\r\n\r\n")
+    assert.is_nil(none)
+    assert.equal("HPE_INVALID_CONSTANT", name)
+    p = _http.Parser("response")
+    assert.equal(1, #p:feed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"))
+    assert.is_false(p:idle())
+    assert.equal(2, #p:feed("ok"))
+    assert.is_true(p:idle())
+  end)
+
   it("limits fields and their number", function()
     local p = _http.Parser("request", {max_field_size = 10})
     assert.equal("HPE_HEADER_OVERFLOW", select(2,

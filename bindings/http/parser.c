@@ -23,7 +23,11 @@
  * rest is set when the connection switched protocols (Upgrade, CONNECT):
  * the bytes after the head, which the parser does not read; feed nothing
  * more then. After an error the parser stays failed: every feed returns
- * the same error. Fields longer than max_field_size (8190) or more than
+ * the same error. A feed whose bytes complete messages before the error
+ * returns the events of those messages first (a 204 followed by stray
+ * bytes is still a 204), and the error from its next feed.
+ * p:idle() is true between messages: no byte of a next message read, no
+ * error. Fields longer than max_field_size (8190) or more than
  * max_headers (128) fields are the error "HPE_HEADER_OVERFLOW".
  */
 #include <stdint.h>
@@ -46,6 +50,8 @@ typedef struct parser {
   int skip_body;
   int failed;          /* an error happened: its name is kept */
   int upgraded;        /* a message that switches protocols ended */
+  int in_message;      /* bytes of a message read, its end not yet */
+  int complete_events; /* events of this feed up to its last message end */
   uint64_t chunk_size; /* the size of the chunk being parsed */
 } parser;
 
@@ -81,6 +87,7 @@ static int on_message_begin(http_parser *hp) {
   lua_setfield(L, -2, "headers");
   lua_setiuservalue(L, 1, 1);
   aio_http_acc_reset(&ps->acc);
+  ps->in_message = 1;
   return 0;
 }
 
@@ -181,6 +188,8 @@ static int on_message_complete(http_parser *hp) {
   parser *ps = hp->data;
   lua_pushboolean(ps->L, 1);
   push_event(ps);
+  ps->in_message = 0;
+  ps->complete_events = ps->nevents;
   if (hp->upgrade) ps->upgraded = 1;
   return 0;
 }
@@ -211,11 +220,18 @@ static int run(lua_State *L, parser *ps, const char *s, size_t n) {
   ps->L = L;
   ps->events = 3;
   ps->nevents = 0;
+  ps->complete_events = 0;
   size_t done = http_parser_execute(&ps->p, &settings, s, n);
   ps->L = NULL;
   if (HTTP_PARSER_ERRNO(&ps->p) != HPE_OK) {
     ps->failed = 1;
-    return push_failure(L, ps);
+    if (ps->complete_events == 0)
+      return push_failure(L, ps);
+    while (ps->nevents > ps->complete_events) { /* the broken message's */
+      lua_pushnil(L);
+      lua_rawseti(L, 3, ps->nevents--);
+    }
+    return 1;
   }
   if (ps->upgraded) {
     lua_pushlstring(L, s ? s + done : "", s ? n - done : 0);
@@ -241,6 +257,13 @@ static int l_feed(lua_State *L) {
 /* p:feed_eof() -> events | nil, name, description */
 static int l_feed_eof(lua_State *L) {
   return run(L, check_parser(L), NULL, 0);
+}
+
+/* p:idle() -> whether the parser is between messages, not failed */
+static int l_idle(lua_State *L) {
+  parser *ps = check_parser(L);
+  lua_pushboolean(L, !ps->failed && !ps->in_message);
+  return 1;
 }
 
 /* p:skip_body(flag): the next response's head is all there is of it (the
@@ -276,6 +299,7 @@ static int l_new(lua_State *L) {
 static const luaL_Reg parser_methods[] = {
   {"feed", l_feed},
   {"feed_eof", l_feed_eof},
+  {"idle", l_idle},
   {"skip_body", l_skip_body},
   {NULL, NULL}
 };

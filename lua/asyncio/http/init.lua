@@ -556,6 +556,7 @@ StreamContent.__index = StreamContent
 -- lone_ends asks for it as "", true (readchunk).
 local function piece(self, lone_ends)
   local resp = self.resp
+  if self.exc then error(self.exc, 0) end -- as aiohttp's set_exception
   if resp._released then
     error(M.ClientConnectionError("Connection closed"), 0)
   end
@@ -577,6 +578,9 @@ local function piece(self, lone_ends)
   while true do
     local ok, ev = pcall(conn.next_event, conn, resp._sock_read,
                          conn.deadline)
+    if ok and type(ev) == "string" and resp._decoder then
+      ok, ev = pcall(resp._decoder, ev)
+    end
     if not ok then
       if not is_cancel(ev) then self.exc = ev end
       resp:close()
@@ -591,7 +595,6 @@ local function piece(self, lone_ends)
         if lone_ends then return "", true end
       end
     else
-      if resp._decoder then ev = resp._decoder(ev) end
       -- a piece that decodes to nothing yet (a gzip header alone) is not
       -- the end: "" means that
       if ev ~= "" then
@@ -1123,7 +1126,7 @@ function ClientSession:_release(conn, reusable)
   if not self:_release_permits(conn) then return end
   if reusable and not self.closed and not self._force_close and
       conn.writer and not conn.eof and
-      conn.ev > #conn.events then
+      conn.ev > #conn.events and conn.parser:idle() then
     local idle = self._pool[conn.key]
     if not idle then idle = {}; self._pool[conn.key] = idle end
     idle[#idle + 1] = conn
@@ -1326,7 +1329,10 @@ function ClientSession:_connect(u, opts, timeout, proxy)
   local idle = self._pool[key]
   while idle and #idle > 0 do
     local conn = remove(idle)
-    if conn.writer and not conn.reader:at_eof() then
+    -- bytes that came while it was idle belong to no request: closed,
+    -- as aiohttp's should_close
+    if conn.writer and not conn.reader:at_eof() and
+        conn.reader:_buffer().len == 0 then
       conn.released = false
       return conn, true
     end
@@ -1912,8 +1918,18 @@ function ClientSession:_head_fields(u, opts, skip)
   hdrs:add("Host", u.host_header)
   hdrs:extend(self.headers)
   if opts.headers ~= nil then
-    local extra = CIMultiDict(opts.headers)
-    for name, value in extra:items() do hdrs:set(name, value) end
+    -- a name's first value replaces the session's, the next ones add to
+    -- it (aiohttp's _prepare_headers)
+    local extra, added = CIMultiDict(opts.headers), {}
+    for name, value in extra:items() do
+      local key = name:lower()
+      if added[key] then
+        hdrs:add(name, value)
+      else
+        hdrs:set(name, value)
+        added[key] = true
+      end
+    end
   end
   add_default_fields(hdrs, skip)
   return hdrs
@@ -1993,7 +2009,9 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
         rawget(resp.headers, "set-cookie") ~= nil then
       jar:update_cookies(resp.headers:getall("Set-Cookie"), u)
     end
-    local loc = resp.headers["location"] or resp.headers["uri"]
+    local loc = resp.headers["location"] -- an empty one is none
+    if loc == nil or loc == "" then loc = resp.headers["uri"] end
+    if loc == "" then loc = nil end
     if not (allow and REDIRECTS[resp.status] and loc) then
       return resp
     end
@@ -2004,7 +2022,7 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
       error(M.TooManyRedirects{request_info = history[1].request_info,
         history = history}, 0)
     end
-    await(resp:read())
+    resp:release() -- as aiohttp: a redirect's body is not read
     -- as aiohttp: a Location of another scheme ("ftp:", "mailto:",
     -- "ws:") is not followed
     local scheme = loc:match("^(%a[%w+.-]*):")
