@@ -25,14 +25,23 @@ local QUERY_UNSAFE = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/%?%%]"
 local function pct(c) return ("%%%02X"):format(c:byte()) end
 
 --- s (a path or a query) as it may go on the wire, as yarl requotes a
--- URL: each byte in unsafe (a space, non-ASCII, '"', "<"...) as %XX and
--- a "%" that starts no %XX as "%25"; a %XX stays as it is.
-local function requote(s, unsafe)
+-- URL: each byte in unsafe (a space, non-ASCII, '"', "<"...) as %XX (a
+-- space as "+" in a query: qs), a "%" that starts no %XX as "%25"; a %XX
+-- of a byte that may go as it is becomes that byte, unless protected
+-- holds it (a "%2F" in a path stays one), and the others are upper-cased.
+local function requote(s, unsafe, protected, qs)
   if not s:find(unsafe) and not s:find("%", 1, true) then return s end
-  s = s:gsub(unsafe, pct)
-  return (s:gsub("%%(%x?%x?)", function(h)
+  s = s:gsub("%%(%x?%x?)", function(h)
     if #h < 2 then return "%25" .. h end
-  end))
+    local c = string.char(tonumber(h, 16))
+    if c ~= "%" and not c:find(unsafe) and not protected:find(c, 1, true)
+        then
+      return c
+    end
+    return "%" .. h:upper()
+  end)
+  if qs then s = s:gsub(" ", "+") end
+  return (s:gsub(unsafe, pct))
 end
 
 --- remove_dots(path) -> path without its "." and ".." segments (RFC
@@ -53,6 +62,16 @@ local function remove_dots(path)
   if path:sub(-1) ~= "/" and path:match("/%.%.?$") then r = r .. "/" end
   if r:sub(1, 1) ~= "/" then r = "/" .. r end
   return r
+end
+
+--- The path of a URL and its query as they go on the wire (yarl's
+-- _PATH_REQUOTER and its normalization, _QUERY_REQUOTER).
+local function wire_path(path)
+  return remove_dots(requote(path, PATH_UNSAFE, "/+"))
+end
+
+local function wire_query(query)
+  return requote(query, QUERY_UNSAFE, "=+&;", true)
 end
 
 --- parse(s [, errcls]) -> {scheme, host, port, path, query, host_header,
@@ -93,8 +112,8 @@ function M.parse(s, errcls)
   if path:find("%c") or query:find("%c") then invalid(errcls, s) end
   local h = host:find(":", 1, true) and "[" .. host .. "]" or host
   return {scheme = scheme, host = host:lower(), port = port,
-    path = requote(remove_dots(path), PATH_UNSAFE),
-    query = requote(query, QUERY_UNSAFE), user = user, password = password,
+    path = wire_path(path), query = wire_query(query), user = user,
+    password = password,
     host_header = (port == DEFAULT_PORT[scheme]) and h or
       (h .. ":" .. port)}
 end
@@ -126,14 +145,12 @@ function M.join(base, ref, errcls)
     u.path = base.path
     u.query = ref:find("?", 1, true) and query or base.query
   elseif path:sub(1, 1) == "/" then
-    u.path, u.query = remove_dots(path), query
+    u.path, u.query = path, query
   else
-    local dir = base.path:match("^(.*/)") or "/"
-    u.path, u.query = remove_dots(dir .. path), query
+    u.path, u.query = (base.path:match("^(.*/)") or "/") .. path, query
   end
   if u.path:find("%c") or u.query:find("%c") then invalid(errcls, ref) end
-  u.path = requote(u.path, PATH_UNSAFE)
-  u.query = requote(u.query, QUERY_UNSAFE)
+  u.path, u.query = wire_path(u.path), wire_query(u.query)
   return u
 end
 
