@@ -7,7 +7,9 @@
 -- the other methods redis-py has, max_connections, the error classes of
 -- replies, ACL users, socket_timeout while connecting, scripts called
 -- with named arguments, setbit's boolean bits, whole floats sent as
--- 2.0, xautoclaim's justid, bitcount's mode and client_list's filters.
+-- 2.0 and other floats as Python's repr writes them, xautoclaim's
+-- justid, bitcount's mode, client_list's filters and redis-py's
+-- DataErrors for option values it refuses.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -150,6 +152,61 @@ describe("asyncio.redis as redis-py", function()
     assert.equal(0, #p)
     -- the blocking command gave its connection back
     assert.equal(0, r.nconns - #r.idle)
+  end))
+
+  it("raises redis-py's DataError for option values it refuses, sending "
+     .. "nothing", aspec.async(function()
+    local r <close> = client()
+    local cases = {
+      {function() return r:zadd("z", {}) end,
+       "ZADD requires at least one element/score pair"},
+      {function() return r:zadd("z", {m = 1}, {nx = true, xx = true}) end,
+       "ZADD allows either 'nx' or 'xx', not both"},
+      {function() return r:zadd("z", {m = 1}, {gt = true, lt = true}) end,
+       "ZADD allows either 'gt' or 'lt', not both"},
+      {function() return r:zadd("z", {m = 1, n = 2}, {incr = true}) end,
+       "ZADD option 'incr' only works when passing a single element/score "
+       .. "pair"},
+      {function() return r:zadd("z", {m = 1}, {nx = true, gt = true}) end,
+       "Only one of 'nx', 'lt', or 'gr' may be defined."},
+      {function() return r:set("k", "v", {ex = 1.5}) end,
+       "ex must be datetime.timedelta or int"},
+      {function() return r:set("k", "v", {px = 10.0}) end,
+       "px must be datetime.timedelta or int"},
+      {function() return r:getex("k", {ex = 1, px = 1000}) end,
+       "``ex``, ``px``, ``exat``, ``pxat``, and ``persist`` are mutually "
+       .. "exclusive."},
+      {function() return r:getex("k", {ex = 1, persist = true}) end,
+       "``ex``, ``px``, ``exat``, ``pxat``, and ``persist`` are mutually "
+       .. "exclusive."},
+      {function() return r:zunionstore("d", {"a"}, {aggregate = "avg"}) end,
+       "aggregate can be sum, min or max."},
+      {function() return r:xadd("s", {}) end,
+       "XADD fields must be a non-empty dict"},
+      {function() return r:xadd("s", {f = 1}, {maxlen = 0}) end,
+       "XADD maxlen must be a positive integer"},
+      {function() return r:xread({}) end,
+       "XREAD streams must be a non empty dict"},
+      {function() return r:xread({s = "0"}, {count = 0}) end,
+       "XREAD count must be a positive integer"},
+      {function() return r:xread({s = "0"}, {block = -1}) end,
+       "XREAD block must be a non-negative integer"},
+      {function() return r:xreadgroup("g", "c", {s = ">"}, {count = 1.5}) end,
+       "XREADGROUP count must be a positive integer"},
+      {function() return r:xrange("s", {count = 0}) end,
+       "XRANGE count must be a positive integer"},
+      {function() return r:xrevrange("s", {count = -2}) end,
+       "XREVRANGE count must be a positive integer"},
+    }
+    for i, case in ipairs(cases) do
+      local e = err_of(case[1]())
+      assert.is_true(asyncio.iserror(e, redis.DataError), i .. tostring(e))
+      assert.equal(case[2], e.message)
+    end
+    assert.equal(0, await(r:exists("z", "k", "d", "s")))
+    -- a whole number of seconds still goes
+    assert.is_true(await(r:set("k", "v", {ex = 10})))
+    assert.equal(10, await(r:ttl("k")))
   end))
 
   it("raises a bad argument error naming the method for a mapping or "
@@ -372,7 +429,14 @@ describe("asyncio.redis as redis-py", function()
     local r <close> = client()
     for _, case in ipairs{{2.0, "2.0"}, {-3.0, "-3.0"}, {0.0, "0.0"},
                           {2 ^ 53, "9007199254740992.0"}, {0.1, "0.1"},
-                          {1e16, "1e+16"}, {math.huge, "inf"}, {2, "2"}} do
+                          {1e16, "1e+16"}, {math.huge, "inf"}, {2, "2"},
+                          -- Python's repr: the shortest digits, positional
+                          -- from 1e-4 up to 1e16
+                          {1.5e15, "1500000000000000.0"}, {5e-324, "5e-324"},
+                          {1e-5, "1e-05"}, {0.0001, "0.0001"},
+                          {-2.5e-7, "-2.5e-07"}, {1 / 3, "0.3333333333333333"},
+                          {1.7976931348623157e308, "1.7976931348623157e+308"},
+                          {123456.789, "123456.789"}, {-0.0, "-0.0"}} do
       assert.is_true(await(r:set("k", case[1])))
       assert.equal(case[2], await(r:get("k")))
     end

@@ -1,6 +1,7 @@
 -- spec/redis_pipeline_spec.lua: explicit pipelines and MULTI/EXEC
 -- transactions of asyncio.redis, WATCH conflicts, UNWATCH, errors inside
--- them, socket_timeout on their replies.
+-- them, socket_timeout on their replies, blocking commands in a
+-- pipeline and the pub/sub commands it refuses.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -180,6 +181,67 @@ describe("asyncio.redis pipelines", function()
   end))
 
   -- regression: pipeline replies were awaited with no time limit
+  it("a pipeline holding a blocking command runs on a connection of its "
+     .. "own; cancelled, Redis is unblocked and nothing popped is lost",
+     aspec.async(function()
+    local r = client()
+    local probe <close> = client()
+    await(r:set("a", "A"))
+    local p = r:pipeline(false)
+    p:set("b", "B"):blpop({"q"}, 0):get("a")
+    local t = asyncio.create_task(p:execute())
+    servers.until_blocked(probe, "blpop")
+    -- the other tasks' commands do not wait behind it
+    assert.equal("A", await(r:get("a")))
+    t:cancel()
+    assert.is_true(asyncio.iserror(err_of(t), asyncio.CancelledError))
+    await(r:close()) -- waits for the recovery
+    await(probe:rpush("q", "x"))
+    assert.equal(1, await(probe:llen("q")))
+    assert.equal("B", await(probe:get("b")))
+    -- an element that reaches the pipeline as it is cancelled is either
+    -- its result or back in the list
+    r = client()
+    p = r:pipeline(false)
+    p:blpop({"q2"}, 0)
+    t = asyncio.create_task(p:execute())
+    servers.until_blocked(probe, "blpop")
+    await(probe:rpush("q2", "y"))
+    local cancelled = t:cancel()
+    local ok, res = pcall(await, t)
+    await(r:close())
+    if cancelled and not ok then
+      assert.same({"y", n = 1}, await(probe:lrange("q2", 0, -1)))
+    else
+      assert.same({{"q2", "y", n = 2}, n = 1}, res)
+      assert.equal(0, await(probe:llen("q2")))
+    end
+    -- the same commands in a transaction do not block: Redis runs them
+    -- at once
+    r = client()
+    p = r:pipeline()
+    assert.same({true, nil, n = 2}, await(p:set("c", "C")
+      :blpop({"empty"}, 0):execute()))
+    await(r:close())
+  end))
+
+  it("refuses pub/sub commands, whose replies are not one per command",
+     aspec.async(function()
+    local r <close> = client()
+    for _, name in ipairs{"SUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
+                          "SUNSUBSCRIBE"} do
+      local ok, e = pcall(r.execute_command, r, name, "ch")
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, redis.PubSubError), tostring(e))
+      assert.equal("use r:pubsub() for " .. name, e.message)
+      local p = r:pipeline(false)
+      ok, e = pcall(p.execute_command, p, name:lower(), "ch")
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, redis.PubSubError), tostring(e))
+      assert.equal(0, #p)
+    end
+  end))
+
   it("socket_timeout bounds the replies of a pipeline and of a "
      .. "transaction", aspec.async(function()
     local srv = await(servers.redis_server())

@@ -17,19 +17,7 @@ end
 --- Waits (10 s at most) until the server, asked over client r's shared
 -- connection, lists a client blocked (flag b) in command cmd: a blocking
 -- command sent on a dedicated connection has reached Redis and waits.
-local function until_blocked(r, cmd)
-  await(asyncio.wait_for(async(function()
-    while true do
-      local list = await(r:execute_command("CLIENT", "LIST"))
-      for line in list:gmatch("[^\n]+") do
-        if line:find(" flags=b ", 1, true)
-           and line:find(" cmd=" .. cmd .. " ", 1, true) then
-          return
-        end
-      end
-    end
-  end)(), 10))
-end
+local until_blocked = servers.until_blocked
 
 local err_of = dofile("spec/helpers.lua").await_error
 

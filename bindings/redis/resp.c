@@ -237,23 +237,52 @@ static void out_append(lua_State *L, protocol *p, const char *s,
   p->len += len;
 }
 
-/* Writes d as redis-py sends a Python float (its repr): the shortest
- * "%.Ng" form that reads back as d, with ".0" after a form that would
- * read as an integer ("2.0", as Lua's tostring writes it too); exponent
- * forms ("1e+16") and "inf" / "-inf" stay as they are. Returns the
- * length written. */
+/* d as Python's repr writes it, which is what redis-py sends: the fewest
+ * significant digits that read back as d, positional while the decimal
+ * point falls within -4 < decpt <= 16 (with ".0" when nothing follows
+ * the point), else D.DDDe+XX with at least two exponent digits; "inf",
+ * "-inf". buf holds 32 bytes at least. */
 static int format_double(char *buf, size_t size, double d) {
-  int prec, n = 0;
+  char e[32], digits[20];
+  int prec, decpt, nd = 0, i;
+  const char *p;
+  size_t n = 0;
   if (isinf(d)) return snprintf(buf, size, d > 0 ? "inf" : "-inf");
-  for (prec = 15; prec <= 17; prec++) {
-    n = snprintf(buf, size, "%.*g", prec, d);
-    if (strtod(buf, NULL) == d) break;
+  for (prec = 1; prec <= 17; prec++) { /* e: [-]D[.DDD]e[+-]XX */
+    snprintf(e, sizeof e, "%.*e", prec - 1, d);
+    if (strtod(e, NULL) == d) break;
   }
-  if (buf[strspn(buf, "-0123456789")] == '\0' && (size_t)n + 3 <= size) {
-    memcpy(buf + n, ".0", 3);
-    n += 2;
+  for (p = e; *p != 'e'; p++)
+    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
+  decpt = atoi(p + 1) + 1; /* digits are 0.DDD times 10^decpt */
+  if (e[0] == '-') buf[n++] = '-';
+  if (decpt <= -4 || decpt > 16) {
+    buf[n++] = digits[0];
+    if (nd > 1) {
+      buf[n++] = '.';
+      memcpy(buf + n, digits + 1, (size_t)nd - 1);
+      n += (size_t)nd - 1;
+    }
+    return (int)n + snprintf(buf + n, size - n, "e%c%02d",
+                             decpt - 1 < 0 ? '-' : '+', abs(decpt - 1));
   }
-  return n;
+  if (decpt <= 0) {
+    buf[n++] = '0';
+    buf[n++] = '.';
+    for (i = decpt; i < 0; i++) buf[n++] = '0';
+    memcpy(buf + n, digits, (size_t)nd);
+    n += (size_t)nd;
+  } else {
+    for (i = 0; i < decpt; i++) buf[n++] = i < nd ? digits[i] : '0';
+    buf[n++] = '.';
+    if (nd > decpt) {
+      memcpy(buf + n, digits + decpt, (size_t)(nd - decpt));
+      n += (size_t)(nd - decpt);
+    } else
+      buf[n++] = '0';
+  }
+  buf[n] = '\0';
+  return (int)n;
 }
 
 /* Raises a bad argument error unless argument idx can be sent. */

@@ -781,16 +781,17 @@ local function quiet(f)
   if not f:cancelled() then f:exception() end
 end
 
---- After the caller of a blocking command (future fut on connection c)
--- was cancelled: unblocks the command if Redis still holds it (CLIENT
--- UNBLOCK on another connection, retried while the command has not
--- reached Redis), and once its reply came, pushes back on c what it
--- popped (restore(reply) is the command), then gives c back. Driven by
--- callbacks, so nothing is left pending when a loop stops. With no other
--- connection open, c is closed instead.
-local function recover(self, c, fut, restore)
+--- After the caller of commands on the dedicated connection c was
+-- cancelled: pending lists, in the order they were sent, {fut, restore,
+-- blocking} for the commands whose replies it had not taken. Once the
+-- commands before it replied, a blocking one is unblocked if Redis still
+-- holds it (CLIENT UNBLOCK on another connection, retried while the
+-- command has not reached Redis); once its reply came, what it popped is
+-- pushed back on c (restore(reply) is the command). Then c is given
+-- back. Driven by callbacks, so nothing is left pending when a loop
+-- stops. With no other connection open, c is closed instead.
+local function recover(self, c, pending)
   self.nrecovering = self.nrecovering + 1
-  c.quiet[fut] = true
   local function finish(ok)
     if not ok then c:close() end
     self.nrecovering = self.nrecovering - 1
@@ -801,41 +802,59 @@ local function recover(self, c, fut, restore)
       if not w:done() then w:set_result(true) end
     end
   end
-  fut:add_done_callback(function(f)
-    if f:cancelled() or f:exception() ~= nil then return finish(false) end
-    local v = f:result()
-    if v == nil or not restore or c.closed then return finish(true) end
-    local back = send_argv(c, restore(v))
-    c.quiet[back] = true
-    back:add_done_callback(function(bf)
-      quiet(bf)
-      finish(not bf:cancelled() and bf:exception() == nil)
-    end)
-  end)
-  local tries = 0
-  local function unblock()
-    if fut:done() then return end
-    local o = helper_conn(self, c)
-    if o == nil or c.id == nil then return c:close() end
-    local u = send_argv(o, {"CLIENT", "UNBLOCK", c.id})
-    o.quiet[u] = true
-    u:add_done_callback(function(uf)
-      quiet(uf)
+  local function unblock(fut)
+    local tries = 0
+    local function try()
       if fut:done() then return end
-      local e = not uf:cancelled() and uf:exception()
-      if iserror(e, M.ResponseError) then
-        return c:close() -- refused: an ACL user without CLIENT UNBLOCK
-      end
-      if not uf:cancelled() and not e and uf:result() == 1 then
-        return -- the command's nil reply is on its way
-      end
-      tries = tries + 1
-      if tries > 100 then return c:close() end
-      -- the command has not reached Redis yet: try again shortly
-      c.loop:call_later(0.01, unblock)
-    end)
+      local o = helper_conn(self, c)
+      if o == nil or c.id == nil then return c:close() end
+      local u = send_argv(o, {"CLIENT", "UNBLOCK", c.id})
+      o.quiet[u] = true
+      u:add_done_callback(function(uf)
+        quiet(uf)
+        if fut:done() then return end
+        local e = not uf:cancelled() and uf:exception()
+        if iserror(e, M.ResponseError) then
+          return c:close() -- refused: an ACL user without CLIENT UNBLOCK
+        end
+        if not uf:cancelled() and not e and uf:result() == 1 then
+          return -- the command's nil reply is on its way
+        end
+        tries = tries + 1
+        if tries > 100 then return c:close() end
+        -- the command has not reached Redis yet: try again shortly
+        c.loop:call_later(0.01, try)
+      end)
+    end
+    try()
   end
-  unblock()
+  local function step(i)
+    local item = pending[i]
+    if item == nil then return finish(true) end
+    local fut, restore = item[1], item[2]
+    c.quiet[fut] = true
+    fut:add_done_callback(function(f)
+      if f:cancelled() then return finish(false) end
+      local e = f:exception()
+      if e ~= nil then -- an error reply keeps c in step; a lost c not
+        if iserror(e, M.ResponseError) then return step(i + 1) end
+        return finish(false)
+      end
+      local v = f:result()
+      if v == nil or not restore or c.closed then return step(i + 1) end
+      local back = send_argv(c, restore(v))
+      c.quiet[back] = true
+      back:add_done_callback(function(bf)
+        quiet(bf)
+        if bf:cancelled() or bf:exception() ~= nil then
+          return finish(false)
+        end
+        step(i + 1)
+      end)
+    end)
+    if item[3] then unblock(fut) end
+  end
+  step(1)
 end
 
 --- Runs a blocking command on a dedicated connection.
@@ -850,7 +869,7 @@ local run_blocking = async(function(self, argv, conv)
     return v
   end
   if is_cancel(v) and (not fut:done() or fut:exception() == nil) then
-    recover(self, c, fut, RESTORE[tostring(argv[1]):upper()])
+    recover(self, c, {{fut, RESTORE[tostring(argv[1]):upper()], true}})
   else
     release(self, c)
   end
@@ -874,8 +893,19 @@ local function has_block(argv)
   return false
 end
 
+--- Whether argv is a blocking command (XREAD and XREADGROUP with BLOCK).
+local function is_blocking(argv)
+  local name = argv[1]
+  if BLOCKING[name] then return true end
+  local upper = tostring(name):upper()
+  return BLOCKING[upper] or (upper == "XREAD" or upper == "XREADGROUP")
+    and has_block(argv)
+end
+
+-- commands whose replies do not come one per command: pub/sub's
 local PUBSUB_ONLY = {SUBSCRIBE = true, PSUBSCRIBE = true, MONITOR = true,
-                     SSUBSCRIBE = true}
+                     SSUBSCRIBE = true, UNSUBSCRIBE = true,
+                     PUNSUBSCRIBE = true, SUNSUBSCRIBE = true}
 
 --- r:execute_command(name, ...) -> the raw reply of any command.
 function Redis:execute_command(...)
@@ -885,12 +915,8 @@ function Redis:execute_command(...)
     error("bad argument #1 to 'execute_command' (string expected, got "
           .. type(name) .. ")", 2)
   end
-  if BLOCKING[name] then return run_blocking(self, argv) end
+  if is_blocking(argv) then return run_blocking(self, argv) end
   local upper = name:upper()
-  if BLOCKING[upper] or ((upper == "XREAD" or upper == "XREADGROUP")
-                         and has_block(argv)) then
-    return run_blocking(self, argv)
-  end
   if PUBSUB_ONLY[upper] then
     error(M.PubSubError("use r:pubsub() for " .. upper), 2)
   end
@@ -1142,6 +1168,15 @@ local function ok_or_nil(v)
   return v == "OK"
 end
 
+--- Raises redis-py's DataError "<what> must be a positive integer" (a
+-- non-negative one when min is 0) unless v is nil or an integer >= min.
+local function check_count(v, min, what)
+  if v ~= nil and (math.type(v) ~= "integer" or v < min) then
+    error(M.DataError(what .. " must be a "
+      .. (min > 0 and "positive" or "non-negative") .. " integer"), 4)
+  end
+end
+
 --- Appends the expiry options of SET and GETEX.
 local function push_expiry(argv, o)
   for _, name in ipairs{"ex", "px", "exat", "pxat"} do
@@ -1154,6 +1189,11 @@ cmd("set", function(key, value, o)
   local argv = A("SET", key, value)
   local conv = ok_or_nil
   if o then
+    for _, name in ipairs{"ex", "px"} do -- as redis-py: no float
+      if math.type(o[name]) == "float" then
+        error(M.DataError(name .. " must be datetime.timedelta or int"), 3)
+      end
+    end
     push_expiry(argv, o)
     push_flags(argv, o, {"nx", "xx", "keepttl"})
     if o.get then push(argv, "GET"); conv = nil end
@@ -1227,6 +1267,12 @@ end)
 cmd("getex", function(key, o)
   local argv = A("GETEX", key)
   if o then
+    local n = (o.ex and 1 or 0) + (o.px and 1 or 0) + (o.exat and 1 or 0)
+      + (o.pxat and 1 or 0)
+    if n > 1 or n > 0 and o.persist then
+      error(M.DataError("``ex``, ``px``, ``exat``, ``pxat``, and "
+        .. "``persist`` are mutually exclusive."), 3)
+    end
     push_expiry(argv, o)
     if o.persist then push(argv, "PERSIST") end
   end
@@ -1424,11 +1470,26 @@ cmd("smove", function(src, dst, value)
 end)
 
 -- sorted sets
+--- The DataErrors of redis-py's zadd for mapping and the options o.
+local function check_zadd(mapping, o)
+  local n = 0
+  for _ in pairs(mapping) do n = n + 1 end
+  local why = n == 0 and "ZADD requires at least one element/score pair"
+    or o and (o.nx and o.xx and "ZADD allows either 'nx' or 'xx', not both"
+      or o.gt and o.lt and "ZADD allows either 'gt' or 'lt', not both"
+      or o.incr and n ~= 1 and "ZADD option 'incr' only works when "
+        .. "passing a single element/score pair"
+      or o.nx and (o.gt or o.lt) and "Only one of 'nx', 'lt', or 'gr' may "
+        .. "be defined.")
+  if why then error(M.DataError(why), 4) end
+end
+
 cmd("zadd", function(name, mapping, o)
+  check_zadd(need_table(mapping, 2, "zadd"), o)
   local argv = push_flags(A("ZADD", name), o, {"nx", "xx", "gt", "lt", "ch"})
   local conv
   if o and o.incr then push(argv, "INCR"); conv = to_float end
-  for member, score in pairs(need_table(mapping, 2, "zadd")) do
+  for member, score in pairs(mapping) do
     push(argv, score, member)
   end
   return argv, conv
@@ -1537,7 +1598,13 @@ local function zstore(word)
     end
     local argv = push_all(A(word, dest, #names), names)
     if weights then push_all(push(argv, "WEIGHTS"), weights) end
-    if o and o.aggregate then push(argv, "AGGREGATE", o.aggregate:upper()) end
+    if o and o.aggregate then
+      local a = tostring(o.aggregate):upper()
+      if a ~= "SUM" and a ~= "MIN" and a ~= "MAX" then
+        error(M.DataError("aggregate can be sum, min or max."), 3)
+      end
+      push(argv, "AGGREGATE", a)
+    end
     return argv
   end
 end
@@ -1585,6 +1652,10 @@ local function push_trim(argv, o)
   return argv
 end
 cmd("xadd", function(name, fields, o)
+  if next(need_table(fields, 2, "xadd")) == nil then
+    error(M.DataError("XADD fields must be a non-empty dict"), 3)
+  end
+  if o then check_count(o.maxlen, 1, "XADD maxlen") end
   local argv = A("XADD", name)
   if o and o.nomkstream then push(argv, "NOMKSTREAM") end
   if o then push_trim(argv, o) end
@@ -1603,7 +1674,10 @@ end)
 -- {name, id}.
 local function streams_args(argv, streams, n, fname)
   local names, ids = {}, {}
-  need_table(streams, n, fname)
+  if next(need_table(streams, n, fname)) == nil then
+    error(M.DataError(fname:upper() .. " streams must be a non empty dict"),
+          4)
+  end
   if #streams > 0 then
     for i, s in ipairs(streams) do names[i], ids[i] = s[1], s[2] end
   else
@@ -1613,7 +1687,15 @@ local function streams_args(argv, streams, n, fname)
   push_all(argv, names)
   return push_all(argv, ids)
 end
+--- redis-py's checks of count and block (argument names for fname).
+local function check_read_opts(o, fname)
+  if o then
+    check_count(o.count, 1, fname .. " count")
+    check_count(o.block, 0, fname .. " block")
+  end
+end
 cmd("xread", function(streams, o)
+  check_read_opts(o, "XREAD")
   local argv = A("XREAD")
   if o and o.count then push(argv, "COUNT", o.count) end
   if o and o.block then push(argv, "BLOCK", o.block) end
@@ -1621,6 +1703,7 @@ cmd("xread", function(streams, o)
     o and o.block ~= nil
 end)
 cmd("xreadgroup", function(group, consumer, streams, o)
+  check_read_opts(o, "XREADGROUP")
   local argv = A("XREADGROUP", "GROUP", group, consumer)
   if o and o.count then push(argv, "COUNT", o.count) end
   if o and o.block then push(argv, "BLOCK", o.block) end
@@ -1683,12 +1766,14 @@ end
 cmd("xrange", function(name, min, max, o)
   min, max, o = range_args(min, max, o)
   local argv = A("XRANGE", name, min or "-", max or "+")
+  if o then check_count(o.count, 1, "XRANGE count") end
   if o and o.count then push(argv, "COUNT", o.count) end
   return argv, stream_entries
 end)
 cmd("xrevrange", function(name, max, min, o)
   max, min, o = range_args(max, min, o)
   local argv = A("XREVRANGE", name, max or "+", min or "-")
+  if o then check_count(o.count, 1, "XREVRANGE count") end
   if o and o.count then push(argv, "COUNT", o.count) end
   return argv, stream_entries
 end)
@@ -2086,6 +2171,14 @@ Pipeline.del = Pipeline.delete
 --- p:execute_command(name, ...) queues any command (raw reply).
 function Pipeline:execute_command(...)
   local argv = {n = select("#", ...), ...}
+  local name = argv[1]
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'execute_command' (string expected, got "
+          .. type(name) .. ")", 2)
+  end
+  if PUBSUB_ONLY[name:upper()] then
+    error(M.PubSubError("use r:pubsub() for " .. name:upper()), 2)
+  end
   if self.watching and not self.explicit_multi then
     return run_on(self, argv)
   end
@@ -2219,13 +2312,19 @@ local function exec_transaction(c, cmds, convs, raise, timeout)
 end
 
 --- The replies of cmds sent together (no transaction) on c, converted;
--- error replies as in exec_transaction.
-local function exec_plain(c, cmds, convs, raise, timeout)
-  local futs = {}
-  for i = 1, #cmds do futs[i] = send_quiet(c, cmds[i]) end
+-- error replies as in exec_transaction. futs: the futures of cmds
+-- already sent, which a cancellation leaves pending (see execute), or
+-- nil: sent here.
+local function exec_plain(c, cmds, convs, raise, timeout, futs)
+  local shielded = futs ~= nil
+  if not futs then
+    futs = {}
+    for i = 1, #cmds do futs[i] = send_quiet(c, cmds[i]) end
+  end
   local out, first_err = {n = #cmds}, nil
   for i = 1, #cmds do
-    local okr, v = pcall(await_reply, c, futs[i], timeout)
+    local fut = shielded and asyncio.shield(futs[i]) or futs[i]
+    local okr, v = pcall(await_reply, c, fut, timeout)
     if okr then
       if convs[i] then out[i] = convs[i](v) else out[i] = v end
     elseif iserror(v, M.ResponseError) then
@@ -2239,25 +2338,68 @@ local function exec_plain(c, cmds, convs, raise, timeout)
   return out
 end
 
+--- Whether the commands hold a blocking one.
+local function holds_blocking(cmds)
+  for i = 1, #cmds do
+    if is_blocking(cmds[i]) then return true end
+  end
+  return false
+end
+
+--- After a cancelled execute on the dedicated connection c: the commands
+-- whose replies were not taken, for recover.
+local function pending_of(cmds, futs)
+  local pending = {}
+  for i = 1, #futs do
+    local f = futs[i]
+    if not f:done() or not f:cancelled() and f:exception() == nil then
+      local argv = cmds[i]
+      pending[#pending + 1] = {f, RESTORE[tostring(argv[1]):upper()],
+                               is_blocking(argv)}
+    end
+  end
+  return pending
+end
+
 --- Sends the commands of pipeline self (see Pipeline:execute); raise:
--- whether an error reply raises.
+-- whether an error reply raises. Without a transaction, commands that
+-- hold a blocking one go on a dedicated connection (as redis-py's
+-- pipeline has its own), which a cancellation recovers as it does a
+-- blocking command's.
 local execute = async(function(self, raise)
   local cmds, convs = self.cmds, self.convs
   local client = self.client
   local c = self.conn
   local timeout = client.opts.socket_timeout
+  local dedicated, futs = false, nil
   local ok, res = pcall(function()
     if #cmds == 0 and not self.watching then return {n = 0} end
     if c == nil then
-      c = shared(client)
-      if c.hc then check_health(c, timeout) end
+      if not self.transaction and holds_blocking(cmds) then
+        c = await(acquire(client))
+        dedicated = true
+      else
+        c = shared(client)
+        if c.hc then check_health(c, timeout) end
+      end
     end
     if next(self.scripts) then load_scripts(self, c, timeout) end
     if self.transaction then
       return exec_transaction(c, cmds, convs, raise, timeout)
     end
-    return exec_plain(c, cmds, convs, raise, timeout)
+    if dedicated then
+      futs = {}
+      for i = 1, #cmds do futs[i] = send_quiet(c, cmds[i]) end
+    end
+    return exec_plain(c, cmds, convs, raise, timeout, futs)
   end)
+  if dedicated then
+    if not ok and is_cancel(res) and futs then
+      recover(client, c, pending_of(cmds, futs))
+    else
+      release(client, c)
+    end
+  end
   self.cmds, self.convs, self.scripts = {}, {}, {}
   self.explicit_multi = false
   if self.conn then
