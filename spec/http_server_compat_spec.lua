@@ -8,8 +8,10 @@
 -- bodies that are no string, HTTP exceptions' headers, field names with
 -- whitespace, getone, route checks, errors after a head went out,
 -- json_response's text and body, BasicAuth.decode, content_length,
--- query_string decoded, HTTP/1.0 answers). Each case names its audit
--- item.
+-- query_string decoded, HTTP/1.0 answers); and what a third audit
+-- found (absolute-form targets, no Host, keep_alive, returned
+-- exceptions, the 405 and 413 constructors, Expect, chunked twice, long
+-- targets). Each case names its audit item.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local web = require "asyncio.http.web"
@@ -766,6 +768,93 @@ describe("asyncio.http.web (aiohttp audit)", function()
               .. "Expect: 100-continue\r\nConnection: close\r\n\r\nhi")
     assert.matches("^HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
                    out)
+    await(runner:cleanup())
+  end))
+
+  it("takes url, host and path_qs from an absolute-form target, falls back "
+     .. "to the machine's name without Host; keep_alive is a boolean "
+     .. "(third audit)", aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/info", async(function(req)
+      return web.Response{text = ("%s|%s|%s|%s|%s"):format(req.url,
+        req.host, req.path_qs, req.path, tostring(req.keep_alive))}
+    end))
+    local runner, _, port = start(app)
+    local out = raw(port, "GET http://Example.com:81/info?q=1 HTTP/1.1\r\n"
+      .. "Host: x\r\nConnection: close\r\n\r\n")
+    assert.matches("\r\n\r\nhttp://Example.com:81/info%?q=1|example.com|"
+      .. "/info%?q=1|/info|false$", out)
+    out = raw(port, "GET /info HTTP/1.0\r\n\r\n")
+    local host = require("asyncio.core")._gethostname()
+    assert.is_true(#host > 0)
+    assert.equal("http://" .. host .. "/info|" .. host .. "|/info|/info|"
+      .. "false", out:match("\r\n\r\n(.*)$"))
+    out = raw(port, "GET /info HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert.is_nil(out) -- kept open: the keep_alive field says true
+    await(runner:cleanup())
+  end))
+
+  it("sends a returned HTTPException as a raised one; takes aiohttp's "
+     .. "positional 405 and 413 forms; refuses an empty redirect "
+     .. "(third audit)", aspec.async(function()
+    local e = web.HTTPMethodNotAllowed("post", {"GET", "PUT"})
+    assert.same({405, "POST", {"GET", "PUT"}, "GET,PUT"},
+                {e.status, e.method, e.allowed_methods, e.headers["Allow"]})
+    e = web.HTTPMethodNotAllowed("POST", {"GET"}, {reason = "No"})
+    assert.same({"No", "GET"}, {e.reason, e.headers["Allow"]})
+    e = web.HTTPRequestEntityTooLarge(100, 200)
+    assert.equal("Maximum request body size 100 exceeded, actual body "
+                 .. "size 200", e.text)
+    e = web.HTTPRequestEntityTooLarge{max_size = 1, actual_size = 2,
+                                      headers = {X = "y"}}
+    assert.same({413, "Maximum request body size 1 exceeded, actual body "
+                 .. "size 2", "y"}, {e.status, e.text, e.headers["X"]})
+    local ok, err = pcall(web.HTTPFound, "")
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(err, asyncio.ValueError), tostring(err))
+    assert.equal("HTTP redirects need a location to redirect to.",
+                 err.message)
+    local app = web.Application()
+    app.router:add_get("/gone", async(function()
+      return web.HTTPGone{text = "bye"}
+    end))
+    local runner, base = start(app)
+    local r, body = get(base .. "/gone")
+    assert.same({410, "bye"}, {r.status, body})
+    assert.same({}, logged)
+    await(runner:cleanup())
+  end))
+
+  it("answers an unknown Expect with 417, chunked twice and a target "
+     .. "over 8190 bytes with 400 (third audit)", aspec.async(function()
+    local handled = 0
+    local app = web.Application()
+    app.router:add_route("*", "/p", async(function(req)
+      handled = handled + 1
+      return web.Response{text = "got[" .. await(req:read()) .. "]"}
+    end))
+    local runner, _, port = start(app)
+    local out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3"
+      .. "\r\nExpect: foo\r\n\r\nabc")
+    assert.matches("^HTTP/1.1 417 Expectation Failed\r\n", out)
+    assert.matches("\r\n\r\nUnknown Expect: foo$", out)
+    -- HTTP/1.0 knows no Expect: served
+    out = raw(port, "POST /p HTTP/1.0\r\nContent-Length: 3\r\n"
+      .. "Expect: foo\r\n\r\nabc")
+    assert.matches("got%[abc%]$", out)
+    for _, te in ipairs{"chunked\r\nTransfer-Encoding: chunked",
+                        "chunked, chunked"} do
+      out = raw(port, "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+        .. te .. "\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+    end
+    out = raw(port, "GET /p?" .. ("a"):rep(8190) .. " HTTP/1.1\r\n"
+      .. "Host: a\r\n\r\n")
+    assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+    out = raw(port, "GET /p?" .. ("a"):rep(8100) .. " HTTP/1.1\r\n"
+      .. "Host: a\r\nConnection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.equal(2, handled)
     await(runner:cleanup())
   end))
 end)

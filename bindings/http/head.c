@@ -23,6 +23,10 @@
  * field limit or out of memory. No Lua. */
 int aio_http_acc_add(aio_http_acc *a, const char *at, size_t n) {
   if (n == 0) return 0; /* a->buf may be NULL yet */
+  if (a->state == AIO_ACC_START && a->len + n > a->max_field) {
+    a->own_err = "HPE_LINE_TOO_LONG"; /* aiohttp's max_line_size: a 400 */
+    return -1;
+  }
   if (a->len + n > a->max_field * 2 + 2) {
     a->own_err = "HPE_HEADER_OVERFLOW";
     return -1;
@@ -62,10 +66,13 @@ static void note_framing(aio_http_acc *a, size_t flen) {
     a->hosts++;
   else if (flen == 17 && memcmp(a->buf, "transfer-encoding", 17) == 0) {
     const char *last = v;
-    while ((c = memchr(last, ',', vn - (size_t)(last - v))) != NULL)
+    while ((c = memchr(last, ',', vn - (size_t)(last - v))) != NULL) {
+      a->chunkeds += is_chunked(last, (size_t)(c - last));
       last = c + 1;
+    }
     a->te = 1;
     a->te_chunked = is_chunked(last, vn - (size_t)(last - v));
+    a->chunkeds += a->te_chunked;
   }
 }
 
@@ -129,7 +136,7 @@ void aio_http_acc_options(lua_State *L, int idx, aio_http_acc *a) {
 /* A new message: nothing accumulated, no field counted. */
 void aio_http_acc_reset(aio_http_acc *a) {
   a->len = a->field_len = 0;
-  a->nheaders = a->hosts = 0;
+  a->nheaders = a->hosts = a->chunkeds = 0;
   a->te = a->te_chunked = a->spaced_name = 0;
   a->state = AIO_ACC_NONE;
 }

@@ -27,10 +27,11 @@ typedef struct aio_http_acc {
   const char *own_err; /* our own error name (limits), or NULL */
   /* framing facts of the fields flushed so far (the server's request
    * smuggling guards): Host fields, whether a Transfer-Encoding came
-   * and the last coding of the last one is "chunked", and whether a
-   * field name held a space or tab ("Transfer-Encoding : chunked",
-   * which libhttp_parser still takes as the framing field) */
-  int hosts;
+   * and the last coding of the last one is "chunked", the "chunked"
+   * codings over all of them, and whether a field name held a space or
+   * tab ("Transfer-Encoding : chunked", which libhttp_parser still takes
+   * as the framing field) */
+  int hosts, chunkeds;
   unsigned te : 1, te_chunked : 1, spaced_name : 1;
 } aio_http_acc;
 

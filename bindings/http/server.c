@@ -21,8 +21,10 @@
  *     in data as native uint32 (the final chunk of size 0 has none)
  *   conn:on_body_end()           its body is complete
  *   conn:on_error(name, size, in_body) malformed input (libhttp_parser's
- *     error name, "HPE_HEADER_OVERFLOW" for a limit, "HPE_BODY_TOO_LARGE"
- *     when the body goes over max_body; size: the body bytes so far;
+ *     error name, "HPE_HEADER_OVERFLOW" for a limit on the fields,
+ *     "HPE_LINE_TOO_LONG" for a target over max_field_size,
+ *     "HPE_BODY_TOO_LARGE" when the body goes over max_body, or a
+ *     smuggling guard's (check_framing); size: the body bytes so far;
  *     in_body: the head of that message was given to on_request):
  *     nothing more is parsed
  *   conn:on_partial()            the first bytes of a head came, not all
@@ -160,7 +162,9 @@ static void set_bool(lua_State *L, int hidx, const char *k, int v) {
 /* Request smuggling guards, from the framing facts the accumulator
  * noted: the name of the error when a Transfer-Encoding's last coding
  * (over all its fields, in order) is not exactly "chunked", or when it is
- * but the parser did not take the body as chunked, or when Host comes
+ * but the parser did not take the body as chunked, or when "chunked"
+ * comes more than once (RFC 9112 6.1; aiohttp refuses a second
+ * Transfer-Encoding field), or when Host comes
  * twice, or when a field name holds whitespace (RFC 9112 5.1: a server
  * must answer 400); NULL when the head is sound. */
 static const char *check_framing(const aio_http_acc *a, http_parser *hp) {
@@ -168,7 +172,8 @@ static const char *check_framing(const aio_http_acc *a, http_parser *hp) {
     return "HPE_INVALID_HEADER_TOKEN";
   if (a->hosts > 1)
     return "HPE_DUPLICATE_HOST";
-  if (a->te && (!a->te_chunked || !(hp->flags & F_CHUNKED)))
+  if (a->te && (!a->te_chunked || !(hp->flags & F_CHUNKED) ||
+                a->chunkeds > 1))
     return "HPE_INVALID_TRANSFER_ENCODING";
   return NULL;
 }

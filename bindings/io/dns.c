@@ -378,10 +378,22 @@ static const struct {
     {"NI_DGRAM", NI_DGRAM},
     {NULL, 0}};
 
+/* _gethostname() -> the machine's host name (uv_os_gethostname) */
+static int l_gethostname(lua_State *L) {
+  char name[UV_MAXHOSTNAMESIZE];
+  size_t size = sizeof name;
+  int r = uv_os_gethostname(name, &size);
+  if (r < 0)
+    return aio_raise_uv(L, r, "gethostname");
+  lua_pushlstring(L, name, size);
+  return 1;
+}
+
 static const luaL_Reg dns_funcs[] = {
     {"getaddrinfo", l_getaddrinfo_fn},
     {"getnameinfo", l_getnameinfo_fn},
     {"_ip_family", l_ip_family},
+    {"_gethostname", l_gethostname},
     {NULL, NULL}};
 
 /* Names of the C operations in reprs (aio_name_ops). */

@@ -145,18 +145,37 @@ end
 
 --- The constructor of an exception class: opts is a table {text =,
 -- body =, reason =, headers =, content_type =, location = (redirects),
--- method =, allowed_methods = (405)}; a string is the text, or the
--- location of a redirect (HTTPFound("/x") as aiohttp).
+-- method =, allowed_methods = (405), max_size =, actual_size = (413)};
+-- a string is the text, or the location of a redirect (HTTPFound("/x")
+-- as aiohttp). aiohttp's positional forms HTTPMethodNotAllowed(method,
+-- allowed_methods [, opts]) and HTTPRequestEntityTooLarge(max_size,
+-- actual_size [, opts]) are taken too.
 local EXC_OPTS = check.option_set{"text", "body", "reason", "headers",
                                    "content_type", "location"}
 local EXC_405_OPTS = check.option_set({"method", "allowed_methods"},
                                       EXC_OPTS)
+local EXC_413_OPTS = check.option_set({"max_size", "actual_size"},
+                                      EXC_OPTS)
+
+--- opts of a positional form: the fields given, over a copy of more (a
+-- table of options or nil).
+local function with_fields(more, fields)
+  local o = {}
+  for k, v in pairs(type(more) == "table" and more or EMPTY) do o[k] = v end
+  for k, v in pairs(fields) do o[k] = v end
+  return o
+end
 
 local function exc_init(status, name)
   local redirect = status >= 300 and status < 400 and status ~= 304
-  local known = status == 405 and EXC_405_OPTS or EXC_OPTS
-  return function(e, opts)
-    if type(opts) == "string" then
+  local known = status == 405 and EXC_405_OPTS or status == 413 and
+    EXC_413_OPTS or EXC_OPTS
+  return function(e, opts, second, more)
+    if status == 405 and type(opts) == "string" then
+      opts = with_fields(more, {method = opts, allowed_methods = second})
+    elseif status == 413 and type(opts) == "number" then
+      opts = with_fields(more, {max_size = opts, actual_size = second})
+    elseif type(opts) == "string" then
       opts = redirect and {location = opts} or {text = opts}
     end
     if opts ~= nil and type(opts) ~= "table" then
@@ -175,7 +194,16 @@ local function exc_init(status, name)
     if redirect and not e.location then
       error(("bad argument #1 to '%s' (location expected)"):format(name), 3)
     end
-    e.text = opts.text or (not EMPTY_BODY[status] and
+    if redirect and e.location == "" then
+      error(asyncio.ValueError("HTTP redirects need a location to "
+                               .. "redirect to."), 3)
+    end
+    local text = opts.text
+    if text == nil and opts.max_size ~= nil then
+      text = ("Maximum request body size %s exceeded, actual body size %s")
+        :format(opts.max_size, opts.actual_size)
+    end
+    e.text = text or (not EMPTY_BODY[status] and
       (status .. ": " .. e.reason)) or ""
     e.body = opts.body
     e.content_type = opts.content_type
@@ -2469,6 +2497,9 @@ local function target_path(path, url)
 end
 
 local function respond(conn, request, resp)
+  if iserror(resp, HTTPException) then -- returned, not raised: sent all the
+    resp = exception_response(resp)     -- same, as aiohttp 3.8
+  end
   if getmetatable(resp) == Response then
     if not resp.prepared then M._send_response(conn, resp, request) end
     return
@@ -2484,6 +2515,23 @@ local function respond(conn, request, resp)
   if not resp._eof then await(resp:write_eof()) end
 end
 
+local hostname -- the machine's, for a request without Host (aiohttp's
+                -- socket.getfqdn())
+
+--- The request's scheme, host, url and path_qs when its target is in
+-- absolute form ("http://h:81/p?q"): they come from the target, not the
+-- Host field, as aiohttp's (RFC 9112 3.2.2); else nothing.
+local function absolute_target(request, target)
+  local scheme, authority, rest = target:match(
+    "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return end
+  local host = authority:gsub("^.*@", "")
+  host = host:match("^%[(.-)%]") or host:gsub(":%d*$", "")
+  request.scheme, request.host = scheme:lower(), host:lower()
+  request.url = target:gsub("#.*$", "")
+  request.path_qs = rest == "" and "/" or rest:gsub("#.*$", "")
+end
+
 --- Serves one request (head: the protocol's head table).
 local function handle(conn, head)
   local server = conn.server
@@ -2491,13 +2539,27 @@ local function handle(conn, head)
   if not head.keep_alive or head.upgrade then conn.keep_alive = false end
   local hh = head.headers
   local rpath, path = target_path(head.path, head.url)
+  local host = hh["host"]
+  if host == nil then
+    hostname = hostname or require("asyncio.core")._gethostname()
+    host = hostname
+  end
   local request = setmetatable({method = head.method,
     path = path, _rpath = rpath, raw_path = head.url,
     _raw_query = head.query_string,
     headers = setmetatable(hh, CIMultiDict_mt),
     version = versions[head.major][head.minor],
-    remote = conn.remote, keep_alive = head.keep_alive, app = app,
-    _conn = conn, host = hh["host"], scheme = server.scheme}, Request)
+    remote = conn.remote, keep_alive = head.keep_alive == true, app = app,
+    _conn = conn, host = host, scheme = server.scheme}, Request)
+  absolute_target(request, head.url)
+  -- an Expect other than 100-continue (HTTP/1.1 only) is refused, as
+  -- aiohttp's default expect handler refuses it
+  local expect = hh["expect"]
+  if expect and head.major == 1 and head.minor >= 1 and
+      expect:lower() ~= "100-continue" then
+    send_error(conn, 417, "Unknown Expect: " .. expect, request)
+    return
+  end
   if head.has_body then
     local max, cl = app.client_max_size, head.content_length
     if cl and max > 0 and cl > max then
