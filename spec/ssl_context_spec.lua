@@ -225,17 +225,92 @@ describe("asyncio.ssl", function()
       p:close()
       der:load_verify_locations{cadata = bytes}
       assert.equal(1, der:cert_store_stats().x509)
-      local e = h.raises(ssl.SSLError, ctx.load_verify_locations, ctx,
-                         {cadata = "junk"})
-      assert.equal("not enough data: cadata does not contain a certificate",
-                   e.message)
-      e = h.raises(asyncio.TypeError, ctx.load_verify_locations, ctx, {})
+      local e = h.raises(asyncio.TypeError, ctx.load_verify_locations, ctx,
+                         {})
       assert.equal("cafile, capath and cadata cannot be all omitted",
                    e.message)
       e = h.raises(asyncio.FileNotFoundError, ctx.load_verify_locations,
                    ctx, "/nonexistent/ca.pem")
       assert.equal("[Errno 2] No such file or directory: "
                    .. "'/nonexistent/ca.pem'", e.message)
+    end)
+
+    -- regressions (TLS audit): load_verify_locations raised SSLError
+    -- NO_CERTIFICATE_OR_CRL_FOUND for a directory as cafile, an SSLError
+    -- for empty cadata, read text that is not PEM as DER, took DER with
+    -- trailing junk, and raised FileNotFoundError for a missing capath.
+    -- The classes and messages below are Python's ssl's.
+    local function lvl_fails(ctx, cls, ...)
+      local e = h.raises(cls, ctx.load_verify_locations, ctx, ...)
+      return e.message, e
+    end
+
+    it("load_verify_locations: a directory as cafile is an "
+       .. "IsADirectoryError", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      -- as Python's (and load_cert_chain's), naming it
+      local msg, e = lvl_fails(ctx, asyncio.IsADirectoryError,
+                               {cafile = certs.dir()})
+      assert.equal(21, e.errno)
+      assert.equal(certs.dir(), e.filename)
+      assert.equal("[Errno 21] Is a directory: '" .. certs.dir() .. "'", msg)
+      assert.is_false(iserror(e, ssl.SSLError))
+      lvl_fails(ctx, asyncio.IsADirectoryError, certs.dir())
+    end)
+
+    it("load_verify_locations: cadata errors are Python's", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      -- empty: a ValueError, not an SSLError
+      local msg, e = lvl_fails(ctx, asyncio.ValueError, {cadata = ""})
+      assert.equal("Empty certificate data", msg)
+      assert.is_false(iserror(e, ssl.SSLError))
+      -- text is PEM (Python's str), with or without armour
+      local no_start = "no start line: cadata does not contain a certificate"
+      local function pem_fails(data)
+        assert.equal(no_start, lvl_fails(ctx, ssl.SSLError, {cadata = data}))
+      end
+      pem_fails("junk")
+      pem_fails(" \n")
+      pem_fails(certs.read("ca.key"))
+      pem_fails("-----BEGIN CERTIFICATE-----\nAAAA\n"
+                .. "-----END CERTIFICATE-----\n")
+      -- binary data is DER (Python's bytes)
+      local p = io.popen("openssl x509 -in " .. certs.path("ca.pem")
+                         .. " -outform DER")
+      local der = p:read("a")
+      p:close()
+      local not_enough =
+        "not enough data: cadata does not contain a certificate"
+      assert.equal(not_enough,
+                   lvl_fails(ctx, ssl.SSLError, {cadata = "\0\1\255"}))
+      assert.equal(not_enough,
+                   lvl_fails(ctx, ssl.SSLError, {cadata = der:sub(1, 50)}))
+      assert.equal(0, ctx:cert_store_stats().x509)
+      -- DER followed by what is not a certificate fails, after loading
+      -- the certificate before it
+      msg, e = lvl_fails(ctx, ssl.SSLError, {cadata = der .. "junk"})
+      assert.equal("[ASN1: NOT_ENOUGH_DATA] not enough data", msg)
+      assert.equal("ASN1", e.library)
+      assert.equal("NOT_ENOUGH_DATA", e.reason)
+      assert.equal(1, ctx:cert_store_stats().x509)
+    end)
+
+    it("load_verify_locations: a missing capath is taken, and verifies "
+       .. "nothing", function()
+      -- OpenSSL looks in a capath only when verifying
+      local missing = certs.dir() .. "/nodir"
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      ctx:load_verify_locations{capath = missing}
+      ctx:load_verify_locations(nil, missing)
+      assert.equal(0, ctx:cert_store_stats().x509)
+      local cerr = pump(ctx:wrap_bio(false, "localhost"),
+                        server_ctx():wrap_bio(true))
+      assert.is_true(iserror(cerr, ssl.SSLCertVerificationError))
+      assert.equal(20, cerr.verify_code)
+      -- an empty one is no directory at all, as in Python
+      local msg, e = lvl_fails(ctx, ssl.SSLError, {capath = ""})
+      assert.equal("[X509: INVALID_DIRECTORY] invalid directory", msg)
+      assert.equal("INVALID_DIRECTORY", e.reason)
     end)
 
     it("an unknown option of create_default_context or "

@@ -243,27 +243,49 @@ static int l_context_load_cert_chain(lua_State *L) {
   return 0;
 }
 
+/* Whether cadata is read as PEM (Python's str) rather than DER (its
+ * bytes), Lua having one string type: text is PEM, that is PEM armour
+ * anywhere or nothing but printable ASCII and white space (a DER
+ * certificate always has bytes outside that set). */
+static int is_pem_data(const char *data, size_t len) {
+  size_t i;
+  if (strstr(data, "-----BEGIN") != NULL)
+    return 1;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)data[i];
+    if ((ch < 0x20 || ch > 0x7e) && !(ch >= '\t' && ch <= '\r'))
+      return 0;
+  }
+  return 1;
+}
+
 /* Adds the certificates of PEM or DER data to the store; returns how
- * many. Leaves the error queue holding the failure, if any. */
+ * many (0: none found, the error queue cleared), or -1 with the error
+ * queue holding the failure. As Python's _add_ca_certs, data after the
+ * last certificate fails unless it is only the end (PEM: text with no
+ * further armour; DER: nothing). */
 static int add_ca_data(X509_STORE *store, const char *data, size_t len,
                        int pem) {
   BIO *bio = BIO_new_mem_buf(data, (int)len);
+  unsigned long e;
   int n = 0;
   X509 *x;
   if (!bio)
     return -1;
   for (;;) {
+    if (!pem && BIO_eof(bio))
+      break;
     x = pem ? PEM_read_bio_X509(bio, NULL, NULL, NULL)
             : d2i_X509_bio(bio, NULL);
     if (!x)
       break;
     if (!X509_STORE_add_cert(store, x)) {
-      unsigned long e = ERR_peek_last_error();
+      e = ERR_peek_last_error();
       if (ERR_GET_LIB(e) != ERR_LIB_X509 ||
           ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
         X509_free(x);
-        n = -1;
-        break;
+        BIO_free(bio);
+        return -1;
       }
       ERR_clear_error();
     }
@@ -271,21 +293,23 @@ static int add_ca_data(X509_STORE *store, const char *data, size_t len,
     n++;
   }
   BIO_free(bio);
-  if (n > 0) {
-    /* the end of the data, not a failure */
-    unsigned long e = ERR_peek_last_error();
-    if ((pem && ERR_GET_LIB(e) == ERR_LIB_PEM &&
-         ERR_GET_REASON(e) == PEM_R_NO_START_LINE) ||
-        !pem || e == 0)
-      ERR_clear_error();
-    else
-      n = -1;
+  e = ERR_peek_last_error();
+  if (n == 0 || e == 0 ||
+      (pem && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+       ERR_GET_REASON(e) == PEM_R_NO_START_LINE) ||
+      (!pem && ERR_GET_LIB(e) == ERR_LIB_ASN1 &&
+       ERR_GET_REASON(e) == ASN1_R_HEADER_TOO_LONG)) {
+    ERR_clear_error(); /* the end of the data, not a failure */
+    return n;
   }
-  return n;
+  return -1;
 }
 
 /* ctx:load_verify_locations(cafile, capath, cadata): any may be nil;
- * cadata is PEM text or DER bytes. */
+ * cadata is PEM text or DER bytes. Errors are Python's: empty cadata
+ * raises ValueError, a cafile that cannot be read the OSError kin (a
+ * directory IsADirectoryError). OpenSSL reads capath only when it
+ * verifies a certificate, so a missing one is taken, as in Python. */
 static int l_context_load_verify_locations(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
   const char *cafile = luaL_optstring(L, 2, NULL);
@@ -297,12 +321,14 @@ static int l_context_load_verify_locations(lua_State *L) {
                      "be all omitted");
   ERR_clear_error();
   if (cadata) {
-    int pem = strstr(cadata, "-----BEGIN") != NULL;
-    int n = add_ca_data(SSL_CTX_get_cert_store(c->ctx), cadata, len, pem);
+    int pem = is_pem_data(cadata, len);
+    int n;
+    if (len == 0)
+      return tls_raise(L, "ValueError", "Empty certificate data");
+    n = add_ca_data(SSL_CTX_get_cert_store(c->ctx), cadata, len, pem);
     if (n < 0)
       return tls_raise_ssl(L);
     if (n == 0) {
-      ERR_clear_error();
       tls_push_error(L, "SSLError", SSL_ERROR_SSL, pem
                      ? "no start line: cadata does not contain a certificate"
                      : "not enough data: cadata does not contain a "
@@ -311,9 +337,7 @@ static int l_context_load_verify_locations(lua_State *L) {
     }
   }
   if (cafile)
-    check_readable(L, cafile);
-  if (capath)
-    check_readable(L, capath);
+    check_file(L, cafile);
   if ((cafile || capath) &&
       SSL_CTX_load_verify_locations(c->ctx, cafile, capath) != 1)
     return tls_raise_ssl(L);
