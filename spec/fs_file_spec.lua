@@ -1,6 +1,7 @@
 -- spec/fs_file_spec.lua: asyncio.File (lua/asyncio/fs.lua on
 -- bindings/io/fs.c): open's modes, io's read formats and their values at
--- the end of a file, write, seek, append, lines, <close>, cancellation of
+-- the end of a file, write, seek, append, lines, the order of tasks that
+-- share a File, <close> and the errors of a closed File, cancellation of
 -- a pending request, the loop going on during large reads and writes, and
 -- StreamWriter:sendfile over a real TCP connection.
 --
@@ -18,6 +19,15 @@ local tmp = dofile("spec/fixtures/fsdir.lua")("luaio-fs-file", before_each,
 local path, put, get = tmp.path, tmp.put, tmp.get
 
 local function await_error(aw) return h.await_error(aw) end
+
+--- e is Python's error for an operation on a closed file: an
+-- asyncio.ValueError object, not a string.
+local function assert_closed_error(e)
+  assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
+  assert.equal("I/O operation on closed file.", e.message)
+  assert.equal("ValueError: I/O operation on closed file.",
+               tostring(e):match("^[^\n]*"))
+end
 
 describe("fs.open", function()
   it("returns an asyncio.File with name and mode; 'r' reads an existing "
@@ -477,13 +487,93 @@ describe("File:lines", function()
                    h.error_of(g.lines, g, "z"))
   end))
 
-  it("a step on a closed file raises", aspec.async(function()
+  it("a step on a closed file raises ValueError, as Python's (it raised "
+     .. "a string)", aspec.async(function()
     put("a", "x\ny\n")
     local f = await(fs.open(path("a")))
     local it = f:lines()
     assert.equal("x", it())
     await(f:close())
-    assert.matches("file is already closed", h.error_of(it))
+    assert_closed_error(h.error_of(it))
+  end))
+end)
+
+-- The File's lock-free paths (a buffered write, a buffered line, a flush
+-- with nothing buffered) took `not lock:locked()` for "nobody is served":
+-- right after a release, locked() is false while the waiter it woke is
+-- still queued, and the task that released, calling again at once,
+-- overtook it. In each spec A holds the File's lock in a request when it
+-- starts B, so B queues behind A's operation; A then calls again.
+describe("tasks sharing a File (fs audit: queue-jumping fast paths)",
+         function()
+  it("a write called while another task's write runs is served before "
+     .. "that task's next write", aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    local big = string.rep("A", 70000) -- more than the buffer: a request
+    local b
+    local a = h.spawn(function()
+      local first = f:write(big)
+      b = h.spawn(function() await(f:write("B")) end)
+      await(first) -- B's step runs while this request is on the pool
+      await(f:write("a2"))
+    end)
+    await(a)
+    await(b)
+    await(f:close())
+    assert.equal(#big + 3, #get("a"))
+    assert.equal("Ba2", get("a"):sub(-3))
+  end))
+
+  it("a buffered line goes to the task queued first, not to the one that "
+     .. "just released the file", aspec.async(function()
+    put("a", "l1\nl2\nl3\nl4\n")
+    local f <close> = await(fs.open(path("a")))
+    local got, b = {}, nil
+    local a = h.spawn(function()
+      local first = f:read("l") -- nothing buffered yet: a request
+      b = h.spawn(function() got.b = await(f:read("l")) end)
+      got.a1 = await(first)
+      got.a2 = await(f:read("l")) -- buffered, but B called before
+    end)
+    await(a)
+    await(b)
+    assert.same({a1 = "l1", b = "l2", a2 = "l3"}, got)
+  end))
+
+  it("so does a step of lines()", aspec.async(function()
+    put("a", "l1\nl2\nl3\nl4\n")
+    local f <close> = await(fs.open(path("a")))
+    local got, b = {}, nil
+    local a = h.spawn(function()
+      local step = f:lines()
+      b = h.spawn(function() got.b = await(f:read("l")) end)
+      got.a1 = step() -- a request, B's step runs meanwhile
+      got.a2 = step()
+    end)
+    await(a)
+    await(b)
+    assert.same({a1 = "l1", b = "l2", a2 = "l3"}, got)
+  end))
+
+  it("a flush with nothing buffered waits for the operation under way, "
+     .. "which may be writing this task's data", aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    await(f:write("x")) -- buffered
+    local order, flushed = {}, nil
+    local a = h.spawn(function()
+      local seek = f:seek() -- writes "x" out, holding the lock
+      h.spawn(function()
+        await(f:flush())
+        order[#order + 1] = "flush"
+        flushed = get("a")
+      end)
+      await(seek)
+      order[#order + 1] = "seek"
+    end)
+    await(a)
+    await(f:flush())
+    assert.same({"seek", "flush"}, order)
+    assert.equal("x", flushed)
   end))
 end)
 
@@ -508,8 +598,9 @@ describe("closing", function()
     assert.is_false(fd_open(fd))
   end))
 
-  it("closing twice does nothing; other methods of a closed file raise",
-     aspec.async(function()
+  it("closing twice does nothing; other methods of a closed file raise "
+     .. "ValueError 'I/O operation on closed file.', as Python's (they "
+     .. "raised a string)", aspec.async(function()
     put("a", "x")
     local f = await(fs.open(path("a")))
     local fd = f:fileno()
@@ -519,10 +610,31 @@ describe("closing", function()
     f:__close()
     assert.is_true(f.closed)
     assert.matches("<asyncio.File name='.*' mode='r' closed>", tostring(f))
-    for _, m in ipairs{"read", "write", "seek", "flush", "sync", "lines"} do
-      assert.matches("attempt to use a closed asyncio.File",
-                     h.error_of(f[m], f, m == "write" and "x" or nil))
+    local n = 0
+    for _, m in ipairs{"read", "write", "seek", "flush", "sync", "truncate",
+                       "lines"} do
+      assert_closed_error(h.error_of(f[m], f, m == "write" and "x" or nil))
+      n = n + 1
     end
+    assert.equal(7, n)
+  end))
+
+  it("an operation made before close and awaited after it raises "
+     .. "ValueError too, on the lock-free paths as on the others",
+     aspec.async(function()
+    put("a", "l1\nl2\n")
+    local f = await(fs.open(path("a"), "r+"))
+    assert.equal("l1", await(f:read("l"))) -- "l2" is buffered now
+    -- a buffered line, a read, a buffered write, a flush with nothing
+    -- buffered, and operations that always take the lock
+    local made = {f:read("l"), f:read(1), f:write("x"), f:flush(),
+                  f:seek("set", 0), f:truncate(), f:sync()}
+    local step = f:lines()
+    await(f:close())
+    for _, aw in ipairs(made) do assert_closed_error(await_error(aw)) end
+    assert_closed_error(h.error_of(step))
+    await(f:close()) -- close() again raises nothing, as Python's
+    assert.equal("l1\nl2\n", get("a"))
   end))
 
   it("a file closed by another task while this one waits for the file "
@@ -534,8 +646,7 @@ describe("closing", function()
     await(asyncio.sleep(0))
     await(f:close())
     assert.equal(string.rep("x", 10), await(first))
-    local e = await_error(second)
-    assert.matches("attempt to use a closed asyncio.File", tostring(e))
+    assert_closed_error(await_error(second))
   end))
 end)
 
@@ -778,8 +889,7 @@ print(n, h.hexdigest())
                      .. "positive integer%)",
                      h.error_of(writer.sendfile, writer, f, 0, 0))
       await(f:close())
-      assert.matches("attempt to use a closed asyncio.File",
-                     h.error_of(writer.sendfile, writer, f))
+      assert_closed_error(h.error_of(writer.sendfile, writer, f))
     end))
     assert.equal("0 " .. sha256("/dev/null") .. "\n", out)
   end))

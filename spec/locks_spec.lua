@@ -304,6 +304,31 @@ describe("Lock", function()
     assert.is_true(lock:locked())
     assert.equal(0, waiters(lock))
   end))
+
+  it("N _would_wait (internal): held, or a live waiter queued, a woken "
+     .. "one that has not run included; a cancelled one does not count",
+     vspec(function()
+    local lock = asyncio.Lock()
+    assert.is_false(lock:_would_wait())
+    await(lock:acquire())
+    assert.is_true(lock:_would_wait())
+    local t = create_task(lock:acquire())
+    await(sleep(0))
+    lock:release() -- wakes t, which has not run yet
+    assert.is_false(lock:locked())
+    assert.is_true(lock:_would_wait())
+    assert.is_true(await(t))
+    lock:release()
+    assert.is_false(lock:_would_wait())
+    await(lock:acquire())
+    local c = create_task(lock:acquire())
+    await(sleep(0))
+    c:cancel()
+    lock:release()
+    assert.is_false(lock:_would_wait()) -- an acquire would not wait
+    assert.is_true(iserror(await_error(c), CancelledError))
+    assert.equal(0, waiters(lock))
+  end))
 end)
 
 describe("Event", function()

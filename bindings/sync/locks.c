@@ -374,6 +374,18 @@ static int l_lock_locked(lua_State *L) {
   return 1;
 }
 
+/* lock:_would_wait(): whether an acquire() now would wait: the lock is
+ * held, or a live waiter is queued (one that release() woke but that has
+ * not run yet included), as Semaphore's locked(). locked() alone is false
+ * right after a release that woke a waiter. Internal (Python's Lock has
+ * no such method): asyncio.File takes its lock-free paths only when this
+ * is false, so that they never overtake a queued task. */
+static int l_lock_would_wait(lua_State *L) {
+  aio_lock *lk = check_lock(L, 1);
+  lua_pushboolean(L, lk->locked || any_waiter_not_cancelled(lk));
+  return 1;
+}
+
 static int l_lock__tostring(lua_State *L) {
   aio_lock *lk = check_lock(L, 1);
   unsigned waiters = lock_waiters(lk)->count;
@@ -692,6 +704,7 @@ static const luaL_Reg lock_methods[] = {
     {"acquire", l_lock_acquire},
     {"release", l_lock_release},
     {"locked", l_lock_locked},
+    {"_would_wait", l_lock_would_wait},
     {NULL, NULL}};
 
 static const luaL_Reg lock_metamethods[] = {

@@ -16,7 +16,8 @@
 -- a buffer in the File (lines cost no request most of the time); small
 -- writes gather in another until flush (or a read, seek, sync, close).
 -- The operations of one File run one at a time (a lock in the File orders
--- tasks that share it).
+-- tasks that share it, in the order they called). Once closed, every
+-- method but close raises Python's ValueError.
 
 local core = require "asyncio.core"
 local check = require "asyncio.check"
@@ -81,19 +82,31 @@ local File = {__name = "asyncio.File"}
 File.__index = File
 M.File = File
 
+--- Raises Python's ValueError for any use of a closed file but close().
+local function closed_error()
+  error(errors.ValueError("I/O operation on closed file."), 0)
+end
+
 local function check_file(self, fname)
   if getmetatable(self) ~= File then
     error(format("bad argument #1 to '%s' (asyncio.File expected, got %s)",
                  fname, typename(self)), 3)
   end
-  if self.closed then
-    error("attempt to use a closed asyncio.File", 3)
-  end
+  if self.closed then closed_error() end
+end
+
+--- Whether an operation runs or a task waits for the file: then the
+-- lock-free paths (a buffered line or write, a flush with nothing
+-- buffered) are not taken, so that a task never overtakes one that
+-- called before it. locked() alone is false right after a release while
+-- the waiter it woke is still queued.
+local function busy(self)
+  return self._lock:_would_wait()
 end
 
 --- Raises when the file was closed while its task waited for the lock.
 local function still_open(self)
-  if self.closed then error("attempt to use a closed asyncio.File", 0) end
+  if self.closed then closed_error() end
 end
 
 local function avail(self)
@@ -367,9 +380,9 @@ local function read_formats(self, fmts)
 end
 
 --- A line ("l", or "L" when keep) when the buffer holds a whole one and
--- no operation runs: no request, no lock. Else nil.
+-- the file is not busy: no request, no lock. Else nil.
 local function buffered_line(self, keep)
-  if self._wlen > 0 or self._lock:locked() then return nil end
+  if self._wlen > 0 or busy(self) then return nil end
   local b = self._bpos
   local e = find(self._buf, "\n", b, true)
   if e == nil then return nil end
@@ -400,7 +413,8 @@ end
 
 --- f:lines(fmt, ...) -> an iterator for a generic for, reading the
 -- formats ("l" by default) at each step until the first fails; each step
--- awaits, so it runs only inside a task.
+-- awaits, so it runs only inside a task, and raises ValueError once the
+-- file is closed.
 function File:lines(...)
   check_file(self, "lines")
   local fmts = check_formats("lines", ...)
@@ -408,7 +422,7 @@ function File:lines(...)
     self._readable
   local keep = fmts[1] == "L"
   return function()
-    if self.closed then error("file is already closed", 2) end
+    if self.closed then closed_error() end
     if line_fast then
       local line = buffered_line(self, keep)
       if line then return line end
@@ -419,8 +433,7 @@ end
 
 local write_coro = async(function(self, data)
   local fits = self._wlen + #data <= WBUF
-  if fits and not self._lock:locked() and self._writable and
-     not self.closed then
+  if fits and self._writable and not self.closed and not busy(self) then
     -- the common case: into the buffer, no request, no lock
     if self._bpos <= #self._buf then drop_buffer(self) end
     buffer_write(self, data)
@@ -499,11 +512,14 @@ function File:seek(whence, offset)
 end
 
 local flush_coro = async(function(self)
-  if self._wlen > 0 then
-    local _ <close> = await(self._lock)
-    still_open(self)
-    flush_writes(self)
+  -- nothing buffered and nothing under way (which may be writing out
+  -- this task's data): nothing to wait for
+  if self._wlen == 0 and not self.closed and not busy(self) then
+    return self
   end
+  local _ <close> = await(self._lock)
+  still_open(self)
+  flush_writes(self)
   return self
 end)
 
@@ -580,9 +596,9 @@ local close_coro = async(function(self)
 end)
 
 --- f:close() -> Coroutine; awaited, writes what is buffered out and
--- closes the file (at once for the other methods, which raise from now
--- on). Closing again waits for a close under way (of a <close> scope)
--- to end, and does nothing more.
+-- closes the file (at once for the other methods, which raise ValueError
+-- from now on). Closing again waits for a close under way (of a <close>
+-- scope) to end, and does nothing more.
 function File:close()
   if getmetatable(self) ~= File then check_file(self, "close") end
   if self.closed then return wait_closed(self) end
@@ -898,7 +914,7 @@ local function sendfile(writer, file, offset, count)
   if getmetatable(file) ~= File then
     argerror(1, "sendfile", "asyncio.File expected, got " .. typename(file))
   end
-  if file.closed then error("attempt to use a closed asyncio.File", 2) end
+  if file.closed then closed_error() end
   offset = offset == nil and 0 or check_int(offset, 2, "sendfile")
   if offset < 0 then argerror(2, "sendfile", "offset must be >= 0") end
   if count ~= nil then
