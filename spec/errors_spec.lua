@@ -46,7 +46,8 @@ describe("error classes", function()
       local cls = asyncio[name]
       assert.is_table(cls, name)
       assert.equal("<class '" .. name .. "'>", tostring(cls))
-      local e = cls("x")
+      local e = name == "ExceptionGroup" and cls("x", {cls("y", {"z"})})
+        or cls("x")
       assert.is_true(iserror(e, cls), name)
       assert.is_true(iserror(e, asyncio[parent]), name .. " < " .. parent)
       assert.is_true(iserror(e, asyncio.BaseException), name)
@@ -56,7 +57,7 @@ describe("error classes", function()
   it("everything but CancelledError and KeyboardInterrupt is an Exception",
      function()
     for name in pairs(parents) do
-      local e = asyncio[name]("x")
+      local e = asyncio[name]("x", name == "ExceptionGroup" and {"z"} or nil)
       local ordinary = name ~= "CancelledError" and
                        name ~= "KeyboardInterrupt"
       assert.equal(ordinary, iserror(e, asyncio.Exception), name)
@@ -149,6 +150,42 @@ describe("error classes", function()
                  tostring(eg))
     assert.is_true(iserror(eg, asyncio.BaseExceptionGroup))
     assert.is_true(iserror(eg, asyncio.Exception))
+  end)
+
+  it("exception groups check their arguments as Python's; a "
+     .. "BaseExceptionGroup of Exceptions alone is an ExceptionGroup",
+     function()
+    local function err(f, ...)
+      local ok, e = pcall(f, ...)
+      assert.is_false(ok)
+      return e
+    end
+    for _, cls in ipairs{asyncio.ExceptionGroup, asyncio.BaseExceptionGroup} do
+      local e = err(cls, "m", {})
+      assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
+      assert.equal("second argument (exceptions) must be a non-empty "
+                   .. "sequence", e.message)
+      e = err(cls, "m", {n = 2, asyncio.ValueError("v")})
+      assert.is_true(iserror(e, asyncio.ValueError), tostring(e))
+      assert.equal("Item 1 of second argument (exceptions) is not an "
+                   .. "exception", e.message)
+      assert.matches("bad argument #1 to '%a+' %(string expected, got "
+                     .. "number%)", err(cls, 42, {"e"}))
+    end
+    local e = err(asyncio.ExceptionGroup, "m",
+                  {asyncio.CancelledError("stop")})
+    assert.is_true(iserror(e, asyncio.TypeError), tostring(e))
+    assert.equal("Cannot nest BaseExceptions in an ExceptionGroup",
+                 e.message)
+    local g = asyncio.BaseExceptionGroup("m", {asyncio.ValueError("v"), "s"})
+    assert.equal(asyncio.ExceptionGroup, getmetatable(g))
+    assert.is_true(iserror(g, asyncio.Exception))
+    g = asyncio.BaseExceptionGroup("m", {asyncio.CancelledError("stop")})
+    assert.equal(asyncio.BaseExceptionGroup, getmetatable(g))
+    -- so pcall, Python's `except Exception`, lets the cancellation out
+    local ok, out = pcall(asyncio.pcall, error, g)
+    assert.is_false(ok)
+    assert.equal(g, out)
   end)
 
   it("an ExceptionGroup's repr lists its exceptions, as Python's",

@@ -214,6 +214,29 @@ describe("event loop", function()
     assert.matches("^Exception in callback ", seen[1].message)
   end)
 
+  it("A12 an error that carries no traceback (a plain table, nil) has "
+     .. "the context's, and the default handler prints it", function()
+    local seen = {}
+    loop:set_exception_handler(function(_, ctx) seen[#seen + 1] = ctx end)
+    local marked = setmetatable({}, {__tostring = function() return "m" end})
+    loop:call_soon(function() error({code = 5}) end)
+    loop:call_soon(function() error(nil) end)
+    loop:call_soon(function() error(marked) end)
+    run_once(loop)
+    assert.equal(3, #seen)
+    assert.same({code = 5}, seen[1].exception)
+    assert.matches("^stack traceback:", seen[1].traceback)
+    assert.is_nil(seen[2].exception)
+    assert.matches("^stack traceback:", seen[2].traceback)
+    -- a table with a metatable got its own
+    assert.is_nil(seen[3].traceback)
+    assert.matches("^stack traceback:", rawget(marked, "traceback"))
+    local errors = require "asyncio.errors"
+    for i = 1, 3 do
+      assert.matches("\nstack traceback:\n", errors.format_context(seen[i]))
+    end
+  end)
+
   it("A13 set/get_exception_handler: custom, then nil unsets it", function()
     assert.is_nil(loop:get_exception_handler())
     local calls = {}

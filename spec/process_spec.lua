@@ -1,6 +1,7 @@
 -- spec/process_spec.lua: subprocesses (bindings/io/process.c,
 -- lua/asyncio/subprocess.lua): exec and shell, pipes, communicate, wait,
--- signals, options, errors, and what closing the loop does.
+-- signals, options, errors, and what closing the loop does; the child's
+-- pipes are real pipes, and NULs and bad env entries are refused.
 --
 -- Real clock; the children are /bin/sh and coreutils. Time only for order.
 local asyncio = require "asyncio"
@@ -94,6 +95,59 @@ describe("create_subprocess_exec", function()
     local out, err = await(p:communicate())
     assert.equal("one\ntwo\nthree\n", out)
     assert.is_nil(err)
+  end))
+
+  it("gives the child real pipes, as Python's os.pipe(): it may open "
+     .. "/dev/stdin", aspec.async(function()
+    local p = sh("cat /dev/stdin; for fd in 0 1 2; do "
+                 .. "readlink /proc/self/fd/$fd >&2; done",
+                 {stdin = PIPE, stdout = PIPE, stderr = PIPE})
+    local out, err = await(p:communicate("hello"))
+    assert.equal("hello", out)
+    assert.equal(0, p.returncode)
+    local kinds = {}
+    for link in err:gmatch("[^\n]+") do kinds[#kinds + 1] = link:match("^%a+") end
+    assert.same({"pipe", "pipe", "pipe"}, kinds)
+    -- stderr = STDOUT: both on the stdout pipe's write end
+    p = sh("readlink /proc/self/fd/1; readlink /proc/self/fd/2",
+           {stdout = PIPE, stderr = STDOUT})
+    out = await(p:communicate())
+    local one, two = out:match("^(%S+)\n(%S+)\n$")
+    assert.matches("^pipe:", one)
+    assert.equal(one, two)
+  end))
+
+  it("refuses a NUL in the program, an argument, cwd or env (Python's "
+     .. "ValueError), an env name with '=' and an env value that is no "
+     .. "string or number", aspec.async(function()
+    local cases = {
+      {function() return asyncio.create_subprocess_exec("ec\0ho") end,
+       "embedded null byte"},
+      {function() return asyncio.create_subprocess_exec("printf", "a\0b") end,
+       "embedded null byte"},
+      {function() return asyncio.create_subprocess_shell("echo 'a\0b'") end,
+       "embedded null byte"},
+      {function() return asyncio.create_subprocess_exec("true",
+         {cwd = "/tmp\0/x"}) end, "embedded null byte"},
+      {function() return asyncio.create_subprocess_exec("true",
+         {env = {A = "x\0y"}}) end, "embedded null byte"},
+      {function() return asyncio.create_subprocess_exec("true",
+         {env = {["C=D"] = "e"}}) end, "illegal environment variable name"},
+    }
+    for i, case in ipairs(cases) do
+      local e = raises(function() return await(case[1]()) end)
+      assert.is_true(iserror(e, asyncio.ValueError), i .. tostring(e))
+      assert.equal(case[2], e.message)
+    end
+    local e = raises(function()
+      return await(asyncio.create_subprocess_exec("true", {env = {B = false}}))
+    end)
+    assert.matches("bad option 'env' %(string or number values expected, "
+                   .. "got boolean for 'B'%)", e)
+    -- a number is taken, as Lua writes it
+    local p = await(asyncio.create_subprocess_exec("/bin/sh", "-c",
+      "echo $PORT", {env = {PORT = 8080}, stdout = PIPE}))
+    assert.equal("8080\n", (await(p:communicate())))
   end))
 
   it("DEVNULL discards a stream", aspec.async(function()

@@ -84,6 +84,18 @@ describe("Queue", function()
       assert.is_false(one:full())
       one:put_nowait(1)
       assert.is_true(one:full())
+      -- math.huge, -math.huge and NaN, as Python's inf and nan: never full
+      for _, m in ipairs{math.huge, -math.huge, 0 / 0} do
+        local big = asyncio.Queue(m)
+        for i = 1, 100 do big:put_nowait(i) end
+        assert.is_false(big:full())
+        assert.equal(100, big:qsize())
+        assert.equal(tostring(m), tostring(big.maxsize))
+      end
+      -- an integer maxsize stays one, however large
+      assert.equal(math.maxinteger, asyncio.Queue(math.maxinteger).maxsize)
+      assert.equal("integer",
+                   math.type(asyncio.LifoQueue(math.maxinteger).maxsize))
     end))
 
   it("M168 get_nowait on an empty queue raises QueueEmpty, put_nowait on "

@@ -85,11 +85,15 @@ describe("stream limit", function()
     assert.equal(data, await(reader_with(8, data, true):read()))
   end))
 
-  it("the limit must be a positive integer", function()
-    assert.matches("bad option 'limit'", tostring(raises(function()
-      return asyncio.StreamReader({limit = 0})
-    end)))
-    assert.matches("bad option 'limit'", tostring(raises(function()
+  it("the limit must be an integer (a bad option), above 0 (Python's "
+     .. "ValueError)", function()
+    for _, n in ipairs{0, -1} do
+      local e = raises(function() return asyncio.StreamReader({limit = n}) end)
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+      assert.equal("Limit cannot be <= 0", e.message)
+    end
+    assert.matches("bad option 'limit' %(integer expected%)",
+                   tostring(raises(function()
       return asyncio.StreamReader({limit = 1.5})
     end)))
   end)

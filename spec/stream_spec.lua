@@ -1119,7 +1119,7 @@ describe("streams", function()
                        raises(asyncio.StreamReader, bad))
       end
       assert.matches("bad option 'limit'",
-                     raises(asyncio.StreamReader, {limit = 0}))
+                     raises(asyncio.StreamReader, {limit = "x"}))
     end)
   end)
 
@@ -1197,6 +1197,13 @@ describe("streams", function()
       local w = asyncio.StreamWriter(t, p, r, loop)
       assert.equal(t, w.transport)
       assert.equal(r, w:get_reader())
+      -- no transport or no protocol: refused at the call
+      assert.matches("bad argument #1 to '[%w.]*StreamWriter' %(transport "
+                     .. "expected, got nil%)",
+                     h.error_of(asyncio.StreamWriter, nil, p, r, loop))
+      assert.matches("bad argument #2 to '[%w.]*StreamWriter' %(protocol "
+                     .. "expected, got string%)",
+                     h.error_of(asyncio.StreamWriter, t, "x", r, loop))
       p:data_received("hello\n")
       assert.equal("hello\n", await(r:readline()))
       -- over the limit the transport is asked to pause, then resume
@@ -1314,13 +1321,17 @@ describe("streams", function()
       -- a bad limit names its function too
       for fname, aw in pairs{
         open_connection = asyncio.open_connection("127.0.0.1", port,
-                                                  {limit = 0}),
+                                                  {limit = "x"}),
         start_server = asyncio.start_server(function() end, "127.0.0.1", 0,
                                             {limit = 1.5}),
       } do
-        assert.equal(("bad option 'limit' to '%s' (positive integer "
-                      .. "expected)"):format(fname), h.await_error(aw))
+        assert.equal(("bad option 'limit' to '%s' (integer expected)")
+                     :format(fname), h.await_error(aw))
       end
+      local e = h.await_error(asyncio.open_connection("127.0.0.1", port,
+                                                      {limit = 0}))
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+      assert.equal("Limit cannot be <= 0", e.message)
       -- nothing connected: the server's first connection is this one
       -- (accepted in order; its handler counts it, then closes it)
       local r, w = await(asyncio.open_connection("127.0.0.1", port))

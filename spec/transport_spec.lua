@@ -164,6 +164,26 @@ describe("transports", function()
     err = h.await_error(loop:create_connection(42, "127.0.0.1", 1))
     assert.matches("bad argument #1 to 'create_connection' %(protocol "
                    .. "factory expected, got number%)", err)
+    -- a factory that makes no protocol: the connection is closed, and the
+    -- call raises (Python's AttributeError on None)
+    local accepted = 0
+    local srv2 = await(loop:create_server(function()
+      accepted = accepted + 1
+      return {}
+    end, "127.0.0.1", 0))
+    for _, made in ipairs{false, 7} do
+      err = h.await_error(loop:create_connection(function() return made end,
+                                                 "127.0.0.1", port_of(srv2)))
+      assert.equal("bad argument #1 to 'create_connection' (the protocol "
+                   .. "factory returned " .. type(made) .. ", not a "
+                   .. "protocol)", err)
+    end
+    err = h.await_error(loop:create_datagram_endpoint(function() end,
+      {local_addr = {"127.0.0.1", 0}}))
+    assert.equal("bad argument #1 to 'create_datagram_endpoint' (the "
+                 .. "protocol factory returned nil, not a protocol)", err)
+    srv2:close()
+    await(srv2:wait_closed())
     srv:close()
     await(srv:wait_closed())
   end))

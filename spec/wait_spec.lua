@@ -21,6 +21,22 @@ local fail_after = async(function(delay, err)
   error(err, 0)
 end)
 
+describe("wait and as_completed with a hole in their list", function()
+  it("raise ensure_future's TypeError, naming nil", vspec(function()
+    local a = create_task(sleep(0))
+    for _, f in ipairs{function() return await(wait({a, nil, a})) end,
+                       function() return asyncio.as_completed({a, nil, a}) end}
+    do
+      local ok, e = pcall(f)
+      assert.is_false(ok)
+      assert.is_true(iserror(e, asyncio.TypeError), tostring(e))
+      assert.equal("An asyncio.Future, a coroutine or an awaitable is "
+                   .. "required, got nil", e.message)
+    end
+    await(a)
+  end))
+end)
+
 describe("wait", function()
   it("G97 ALL_COMPLETED returns once every awaitable is done", vspec(
     function()

@@ -2238,7 +2238,9 @@ static int l__unique(lua_State *L) {
   lua_createtable(L, (int)size, 0); /* 2: the list */
   lua_createtable(L, 0, (int)size); /* 3: seen */
   for (i = 1; i <= n; i++) {
-    lua_geti(L, 1, i);
+    if (lua_geti(L, 1, i) == LUA_TNIL) /* as ensure_future would say */
+      return aio_raisef(L, AIO_E_TYPE, "An asyncio.Future, a coroutine or "
+                        "an awaitable is required, got nil");
     lua_pushvalue(L, -1);
     if (lua_rawget(L, 3) != LUA_TNIL) {
       lua_pop(L, 2);
@@ -2247,7 +2249,7 @@ static int l__unique(lua_State *L) {
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_pushboolean(L, 1);
-    lua_rawset(L, 3); /* raises for a nil or NaN value, as t[v] = true */
+    lua_rawset(L, 3); /* raises for NaN, as t[v] = true */
     lua_rawseti(L, 2, ++k);
   }
   lua_pop(L, 1);

@@ -441,6 +441,19 @@ void aio_report(lua_State *L, aio_loop *loop) {
   lua_settop(L, ctx - 1);
 }
 
+/* Whether the error at idx carries its own traceback: a table holding a
+ * string "traceback" (an error object, or any table with a metatable,
+ * which aio_msgh gives one). */
+static int carries_traceback(lua_State *L, int idx) {
+  int t;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return 0;
+  lua_pushliteral(L, "traceback");
+  t = lua_rawget(L, idx);
+  lua_pop(L, 1);
+  return t == LUA_TSTRING;
+}
+
 void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
                       int exc_idx, const char *key, int key_idx) {
   exc_idx = exc_idx ? lua_absindex(L, exc_idx) : 0;
@@ -452,7 +465,7 @@ void aio_report_error(lua_State *L, aio_loop *loop, const char *msg,
   if (exc_idx) {
     lua_pushvalue(L, exc_idx);
     lua_setfield(L, -2, "exception");
-    if (lua_type(L, exc_idx) != LUA_TTABLE) {
+    if (!carries_traceback(L, exc_idx)) {
       lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_lasttb);
       lua_setfield(L, -2, "traceback");
     }

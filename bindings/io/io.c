@@ -310,10 +310,11 @@ size_t aio_opt_limit(lua_State *L, int idx) {
     lua_pop(L, 1);
     return 0;
   }
-  if (lua_isinteger(L, -1))
-    n = lua_tointeger(L, -1);
-  if (n <= 0)
-    luaL_error(L, "bad option 'limit' (positive integer expected)");
+  if (!lua_isinteger(L, -1))
+    luaL_error(L, "bad option 'limit' (integer expected)");
+  n = lua_tointeger(L, -1);
+  if (n <= 0) /* a value problem: Python's ValueError */
+    aio_raisef(L, AIO_E_VALUE, "Limit cannot be <= 0");
   lua_pop(L, 1);
   return (size_t)n;
 }

@@ -231,8 +231,20 @@ static int opt_stdio(lua_State *L, int oidx, const char *name, int fd) {
   return (int)v;
 }
 
-/* The environment option at oidx as "K=V" strings (NULL: inherited).
- * Pushes one value that keeps the strings and the array alive. */
+/* The string at idx as the child gets it: Python's ValueError "embedded
+ * null byte" when a NUL would cut it short. */
+static const char *child_string(lua_State *L, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  if (strlen(s) != n)
+    aio_raisef(L, AIO_E_VALUE, "embedded null byte");
+  return s;
+}
+
+/* The environment option at oidx as "K=V" strings (NULL: inherited):
+ * string keys without "=" (Python's ValueError "illegal environment
+ * variable name"), string or number values. Pushes one value that keeps
+ * the strings and the array alive. */
 static char **build_env(lua_State *L, int oidx) {
   char **env;
   int n = 0, i;
@@ -249,7 +261,14 @@ static char **build_env(lua_State *L, int oidx) {
   while (lua_next(L, -3)) { /* [env, keep, k, v] */
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "bad option 'env' (string keys expected)");
-    luaL_tolstring(L, -1, NULL);
+    if (!lua_isstring(L, -1))
+      luaL_error(L, "bad option 'env' (string or number values expected, "
+                 "got %s for '%s')", luaL_typename(L, -1),
+                 lua_tostring(L, -2));
+    if (strchr(child_string(L, -2), '=') != NULL)
+      aio_raisef(L, AIO_E_VALUE, "illegal environment variable name");
+    lua_pushvalue(L, -1); /* a number stays a number for lua_next's key */
+    child_string(L, -1);
     lua_pushfstring(L, "%s=%s", lua_tostring(L, -3), lua_tostring(L, -1));
     lua_rawseti(L, -5, ++n);
     lua_pop(L, 2);
@@ -275,7 +294,7 @@ static char **build_argv(lua_State *L, const char *file) {
     if (lua_rawgeti(L, 2, i + 1) != LUA_TSTRING)
       luaL_error(L, "bad argument list item #%d (string expected, got %s)",
                  i + 1, luaL_typename(L, -1));
-    argv[i] = (char *)lua_tostring(L, -1);
+    argv[i] = (char *)child_string(L, -1);
     lua_pop(L, 1);
   }
   if (n == 0)
@@ -291,13 +310,24 @@ static void abort_pipes(aio_stream *pipes[3]) {
       aio_stream_abort(pipes[i]);
 }
 
-/* Sets up the child's fds 0..2 from the options at oidx: pipes[i] for
- * each asyncio.PIPE; for stderr = STDOUT beside a stdout pipe, the write
- * end the child shares goes to *shared (the caller closes it once the
- * child has it). Returns 0, or a libuv error once the pipes are closed. */
+static void close_fds(uv_os_fd_t fds[3]) {
+  int i;
+  for (i = 0; i < 3; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}
+
+/* Sets up the child's fds 0..2 from the options at oidx: for each
+ * asyncio.PIPE a real pipe, as Python's os.pipe() (a child may open
+ * /dev/stdin; libuv's UV_CREATE_PIPE would give it a socket), whose end
+ * of ours pipes[i] reads or writes; the child's ends go to child_fds
+ * (-1: none), which the caller closes once the child has them. For
+ * stderr = STDOUT beside a stdout pipe, the child gets that pipe's write
+ * end as fds 1 and 2. Returns 0, or a libuv error once the pipes and
+ * fds are closed. */
 static int open_stdio(lua_State *L, aio_loop *loop, int oidx,
                       uv_stdio_container_t stdio[3], aio_stream *pipes[3],
-                      uv_os_fd_t *shared) {
+                      uv_os_fd_t child_fds[3]) {
   uv_os_fd_t pair[2];
   int i, r, how[3];
   how[0] = opt_stdio(L, oidx, "stdin", 0);
@@ -305,35 +335,39 @@ static int open_stdio(lua_State *L, aio_loop *loop, int oidx,
   how[2] = opt_stdio(L, oidx, "stderr", 2);
   if (how[2] == IO_STDOUT && how[1] != IO_PIPE)
     how[2] = how[1]; /* stderr goes where stdout goes */
-  for (i = 0; i < 3; i++) {
-    if (how[i] == IO_PIPE) {
+  for (i = 0; i < 3; i++) { /* the streams first: this may raise */
+    child_fds[i] = -1;
+    if (how[i] == IO_PIPE)
       pipes[i] = aio_stream_new(L, loop, AIO_SK_PIPE);
-      stdio[i].flags = UV_CREATE_PIPE |
-                       (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
-      stdio[i].data.stream = aio_stream_uv(pipes[i]);
-    } else if (how[i] == IO_DEVNULL) {
+    else if (how[i] == IO_DEVNULL)
       stdio[i].flags = UV_IGNORE;
-    } else if (how[i] >= 0) {
+    else if (how[i] >= 0) {
       stdio[i].flags = UV_INHERIT_FD;
       stdio[i].data.fd = how[i];
     }
   }
-  if (how[2] != IO_STDOUT)
-    return 0;
-  /* stdout and stderr share one pipe: the child gets its write end as fds
-   * 1 and 2, the reader reads its other end */
-  r = uv_pipe(pair, 0, 0);
-  if (r == 0 && (r = uv_pipe_open((uv_pipe_t *)aio_stream_uv(pipes[1]),
-                                  pair[0])) != 0) {
-    close(pair[0]);
-    close(pair[1]);
+  for (i = 0; i < 3; i++) {
+    if (how[i] != IO_PIPE)
+      continue;
+    r = uv_pipe(pair, 0, 0); /* blocking both: uv_pipe_open makes ours not */
+    if (r == 0 && (r = uv_pipe_open((uv_pipe_t *)aio_stream_uv(pipes[i]),
+                                    pair[i == 0])) != 0) {
+      close(pair[0]);
+      close(pair[1]);
+    }
+    if (r != 0) {
+      close_fds(child_fds);
+      abort_pipes(pipes);
+      return r;
+    }
+    child_fds[i] = pair[i != 0];
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = child_fds[i];
   }
-  if (r != 0) {
-    abort_pipes(pipes);
-    return r;
+  if (how[2] == IO_STDOUT) { /* stdout and stderr share one pipe */
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = child_fds[1];
   }
-  stdio[1].flags = stdio[2].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = stdio[2].data.fd = *shared = pair[1];
   return 0;
 }
 
@@ -388,8 +422,8 @@ static int l_spawn(lua_State *L) {
   uv_process_options_t o;
   uv_stdio_container_t stdio[3];
   aio_stream *pipes[3] = {NULL, NULL, NULL};
-  uv_os_fd_t shared = -1;
-  const char *file = luaL_checkstring(L, 1);
+  uv_os_fd_t child_fds[3];
+  const char *file = (luaL_checkstring(L, 1), child_string(L, 1));
   aio_loop *loop;
   proc *p;
   size_t limit;
@@ -408,19 +442,20 @@ static int l_spawn(lua_State *L) {
   o.env = build_env(L, 3);
   if (lua_type(L, 3) == LUA_TTABLE) {
     if (lua_getfield(L, 3, "cwd") != LUA_TNIL)
-      o.cwd = luaL_checkstring(L, -1);
+      o.cwd = (luaL_checkstring(L, -1), child_string(L, -1));
     if (lua_getfield(L, 3, "start_new_session") != LUA_TNIL &&
         lua_toboolean(L, -1))
       o.flags |= UV_PROCESS_DETACHED;
     lua_pop(L, 2); /* the cwd string stays referenced by opts */
   }
-  r = open_stdio(L, loop, 3, stdio, pipes, &shared);
+  r = open_stdio(L, loop, 3, stdio, pipes, child_fds);
   if (r != 0)
     return aio_raise_uv(L, r, "pipe");
   o.stdio = stdio;
   o.stdio_count = 3;
   p = calloc(1, sizeof *p);
   if (p == NULL) {
+    close_fds(child_fds);
     abort_pipes(pipes);
     return luaL_error(L, "not enough memory");
   }
@@ -429,8 +464,7 @@ static int l_spawn(lua_State *L) {
   p->io.dispatch = proc_dispatch;
   aio_io_ignore_sigpipe();
   r = uv_spawn(loop->uv, &p->h, &o);
-  if (shared >= 0)
-    close(shared);
+  close_fds(child_fds); /* the child has them */
   aio_io_link(loop, &p->io, (uv_handle_t *)&p->h);
   if (r != 0) {
     proc_close_hook((uv_handle_t *)&p->h);

@@ -1544,10 +1544,18 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
 }
 
 /* asyncio.StreamWriter(transport, protocol, reader, loop) */
+/* Raises a bad argument error naming `what` unless the value at idx is
+ * an object (a table or userdata) whose methods may be called. */
+static void check_object(lua_State *L, int idx, const char *what) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TTABLE && t != LUA_TUSERDATA)
+    luaL_typeerror(L, idx, what);
+}
+
 static int l_writer_new(lua_State *L) {
   aio_loop *loop;
-  luaL_checkany(L, 1);
-  luaL_checkany(L, 2);
+  check_object(L, 1, "transport");
+  check_object(L, 2, "protocol");
   if (!lua_isnoneornil(L, 3))
     luaL_checkudata(L, 3, AIO_READER_MT);
   loop = lua_isnoneornil(L, 4) ? aio_get_event_loop(L)

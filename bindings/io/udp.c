@@ -537,13 +537,15 @@ static void dgt_maybe_resume(lua_State *L, dgt *t, int tidx) {
   dgt_call_aux(L, t, tidx, "resume_writing", 0, 1);
 }
 
-/* [t]: connection_lost(exc) from the ready queue; lets the transport
- * go. */
+/* [t]: connection_lost(exc) from the ready queue, when a protocol was
+ * given (a factory that failed gave none); lets the transport go. */
 static int l_dgt_lost_body(lua_State *L) {
   dgt *t = lua_touserdata(L, 1);
   if (!dgt_push(L, t))
     return 0;
   aio_waiter_drop(L, &t->anchor_key); /* [t, self] */
+  if (!t->started)
+    return 0;
   lua_getiuservalue(L, 2, D_UV_EXC);
   dgt_call(L, t, 2, "connection_lost", 1);
   return 0;

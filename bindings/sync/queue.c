@@ -37,7 +37,9 @@ typedef struct aio_queue {
   aio_loop *loop;
   aio_taskq getters, putters, joiners; /* the tasks waiting to get, to
                                           put, for join() (no Future) */
-  double maxsize;        /* <= 0: unbounded */
+  double maxsize;        /* <= 0 or NaN: unbounded; +inf: never full */
+  lua_Integer imaxsize;  /* maxsize as given, when an integer */
+  unsigned char int_max; /* maxsize was given as an integer */
   unsigned head, count, cap;
   lua_Integer unfinished;
   lua_Integer seq;
@@ -62,7 +64,9 @@ check_queue(lua_State *L, int idx) {
 /* Pushes maxsize as an integer when it is one, else as a float. */
 static void push_maxsize(lua_State *L, aio_queue *q) {
   lua_Integer i;
-  if (lua_numbertointeger(q->maxsize, &i) && (lua_Number)i == q->maxsize)
+  if (q->int_max)
+    lua_pushinteger(L, q->imaxsize);
+  else if (lua_numbertointeger(q->maxsize, &i) && (lua_Number)i == q->maxsize)
     lua_pushinteger(L, i);
   else
     lua_pushnumber(L, q->maxsize);
@@ -699,12 +703,21 @@ static int l_queue__tostring(lua_State *L) {
  * there are as many as distinct maxsizes in use. */
 static const char key_mts = 0;
 
+/* Pushes q's key in that registry table: its maxsize, "nan" for NaN
+ * (which no table takes as a key). */
+static void push_mt_key(lua_State *L, aio_queue *q) {
+  if (q->maxsize != q->maxsize)
+    lua_pushliteral(L, "nan");
+  else
+    push_maxsize(L, q);
+}
+
 /* Pushes the metatable of queues of q's maxsize, making it if needed. */
 static void push_queue_mt(lua_State *L, aio_queue *q) {
   int cache;
   aio_push_weak_registry_table(L, &key_mts, "v");
   cache = lua_gettop(L);
-  push_maxsize(L, q);
+  push_mt_key(L, q);
   if (lua_rawget(L, cache) == LUA_TTABLE) {
     lua_remove(L, cache);
     return;
@@ -727,7 +740,7 @@ static void push_queue_mt(lua_State *L, aio_queue *q) {
     lua_setmetatable(L, -2);
   }
   lua_setfield(L, -2, "__index");
-  push_maxsize(L, q);
+  push_mt_key(L, q);
   lua_pushvalue(L, -2);
   lua_rawset(L, cache);                          /* cache[maxsize] = mt */
   lua_replace(L, cache);
@@ -738,12 +751,14 @@ static void push_queue_mt(lua_State *L, aio_queue *q) {
 static int queue_new(lua_State *L, int kind) {
   aio_queue *q;
   double maxsize = luaL_optnumber(L, 1, 0);
-  luaL_argcheck(L, isfinite(maxsize), 1, "maxsize is not a finite number");
+  int int_max = lua_isinteger(L, 1);
   q = lua_newuserdatauv(L, sizeof *q, Q_UV_COUNT);
   memset(q, 0, sizeof *q);
   q->tag = &queue_tag;
   q->kind = (unsigned char)kind;
-  q->maxsize = maxsize;
+  q->maxsize = maxsize; /* math.huge, -math.huge, NaN: as Python's inf, nan */
+  q->int_max = (unsigned char)int_max;
+  q->imaxsize = int_max ? lua_tointeger(L, 1) : 0;
   push_queue_mt(L, q);
   lua_setmetatable(L, -2);
   lua_newtable(L);

@@ -100,11 +100,21 @@ end
 --- Raises "bad argument #1 to 'fname' (protocol factory expected, got
 -- t)", at the caller of the function that calls it, unless factory (the
 -- first argument of the transports' create_* and subprocess_*) can be
--- called.
+-- called. Returns the factory to call: it raises a bad argument error
+-- naming fname when factory makes no protocol (a table or userdata).
 function M.factory(factory, fname)
   if not M.is_callable(factory) then
     error(("bad argument #1 to '%s' (protocol factory expected, got %s)")
           :format(fname, type(factory)), 3)
+  end
+  return function()
+    local p = factory()
+    local t = type(p)
+    if t ~= "table" and t ~= "userdata" then
+      error(("bad argument #1 to '%s' (the protocol factory returned %s, "
+             .. "not a protocol)"):format(fname, t), 0)
+    end
+    return p
   end
 end
 

@@ -33,7 +33,10 @@ local function new_error(cls, ...)
   local n = select("#", ...)
   local e = {args = {n = n, ...}}
   if cls.__init then
-    cls.__init(e, ...)
+    -- an init may name a narrower class, which a class marked __narrows
+    -- (BaseExceptionGroup, not its subclasses) takes, as Python's __new__
+    local narrower = cls.__init(e, ...)
+    if narrower and rawget(cls, "__narrows") then cls = narrower end
   elseif n == 1 then
     e.message = tostring((...))
   elseif n > 1 then
@@ -85,21 +88,48 @@ class("CancelledError", BaseException).__notraceback = true
 class("KeyboardInterrupt", BaseException)
 class("SystemExit", BaseException)
 
+--- The init of the exception groups: (message, exceptions) as Python's,
+-- a string and a non-empty list of errors (any Lua error value but nil:
+-- a string is an Exception, as TaskGroup collects it). An ExceptionGroup
+-- refuses a BaseException that is no Exception (CancelledError ...);
+-- a BaseExceptionGroup of Exceptions alone is an ExceptionGroup.
 local function group_init(name)
   return function(e, message, exceptions)
+    if type(message) ~= "string" then
+      error(("bad argument #1 to '%s' (string expected, got %s)")
+            :format(name, message == nil and "no value" or type(message)), 3)
+    end
     if exceptions ~= nil and type(exceptions) ~= "table" then
       error(("bad argument #2 to '%s' (table expected, got %s)")
             :format(name, type(exceptions)), 3)
     end
-    e.message = tostring(message)
-    e.exceptions = exceptions or {}
-    local n = #e.exceptions
-    e.message = ("%s (%d sub-exception%s)"):format(e.message, n,
+    local n = exceptions and (exceptions.n or #exceptions) or 0
+    if n == 0 then
+      error(M.ValueError("second argument (exceptions) must be a non-empty "
+                         .. "sequence"), 3)
+    end
+    local only_exceptions = true
+    for i = 1, n do
+      local x = exceptions[i]
+      if x == nil then
+        error(M.ValueError(("Item %d of second argument (exceptions) is not "
+                            .. "an exception"):format(i - 1)), 3)
+      end
+      if M.iserror(x) and not M.iserror(x, M.Exception) then
+        only_exceptions = false
+      end
+    end
+    if name == "ExceptionGroup" and not only_exceptions then
+      error(M.TypeError("Cannot nest BaseExceptions in an ExceptionGroup"), 3)
+    end
+    e.exceptions = exceptions
+    e.message = ("%s (%d sub-exception%s)"):format(message, n,
                                                     n == 1 and "" or "s")
+    return only_exceptions and M.ExceptionGroup or nil
   end
 end
 class("BaseExceptionGroup", BaseException,
-      group_init("BaseExceptionGroup"))
+      group_init("BaseExceptionGroup")).__narrows = true
 M.ExceptionGroup = class("ExceptionGroup", Exception,
                          group_init("ExceptionGroup"))
 M.ExceptionGroup.__is[M.BaseExceptionGroup] = true
@@ -189,11 +219,12 @@ function M.format_context(ctx)
     end
   end
   local exc = ctx.exception
-  if exc ~= nil then
-    lines[#lines + 1] = tostring(exc)
-    local tb = M.iserror(exc) and exc.traceback or ctx.traceback
-    if tb then lines[#lines + 1] = tostring(tb):gsub("^\n", "") end
-  end
+  if exc ~= nil then lines[#lines + 1] = tostring(exc) end
+  -- an error object (any table with a metatable) carries its traceback;
+  -- for another value, nil included, the context holds it
+  local tb = M.iserror(exc) and exc.traceback or ctx.traceback or
+    type(exc) == "table" and rawget(exc, "traceback")
+  if tb then lines[#lines + 1] = tostring(tb):gsub("^\n", "") end
   return table.concat(lines, "\n")
 end
 

@@ -53,9 +53,11 @@ local create_server, create_unix_server =
 local function limit_of(opts, fname)
   local limit = opts and opts.limit
   if limit == nil then return DEFAULT_LIMIT end
-  if math.type(limit) ~= "integer" or limit <= 0 then
-    error(("bad option 'limit' to '%s' (positive integer expected)")
-          :format(fname), 0)
+  if math.type(limit) ~= "integer" then
+    error(("bad option 'limit' to '%s' (integer expected)"):format(fname), 0)
+  end
+  if limit <= 0 then -- a value problem: Python's ValueError
+    error(errors.ValueError("Limit cannot be <= 0"), 0)
   end
   return limit
 end

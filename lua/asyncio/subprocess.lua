@@ -270,7 +270,7 @@ end
 -- protocol. stdin, stdout and stderr default to asyncio.PIPE; the other
 -- options are create_subprocess_exec's.
 M.subprocess_exec = async(function(loop, factory, program, ...)
-  check_factory(factory, "subprocess_exec")
+  factory = check_factory(factory, "subprocess_exec")
   local argv, opts, n = exec_args("subprocess_exec", 2, program, ...)
   check.options(opts, n, "subprocess_exec", OPTIONS)
   return subprocess(loop, factory, tostring(program), argv, opts)
@@ -278,7 +278,7 @@ end)
 
 --- loop:subprocess_shell(factory, cmd [, opts]) -> transport, protocol
 M.subprocess_shell = async(function(loop, factory, cmd, opts)
-  check_factory(factory, "subprocess_shell")
+  factory = check_factory(factory, "subprocess_shell")
   check.type(cmd, 2, "subprocess_shell", "string")
   check.options(opts, 3, "subprocess_shell", OPTIONS)
   return subprocess(loop, factory, "/bin/sh", {"/bin/sh", "-c", cmd}, opts)

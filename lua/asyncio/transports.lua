@@ -348,7 +348,7 @@ local function create_connection(loop, factory, host, port, opts)
 end
 
 M.create_connection = async(function(loop, factory, host, port, opts)
-  check_factory(factory, "create_connection")
+  factory = check_factory(factory, "create_connection")
   check.type(host, 2, "create_connection", "string", true)
   port = check.port(port, 3, "create_connection")
   check.options(opts, 4, "create_connection", CONNECTION_OPTIONS)
@@ -372,7 +372,7 @@ local function create_unix_connection(loop, factory, path, opts)
 end
 
 M.create_unix_connection = async(function(loop, factory, path, opts)
-  check_factory(factory, "create_unix_connection")
+  factory = check_factory(factory, "create_unix_connection")
   check.type(path, 2, "create_unix_connection", "string")
   check.options(opts, 3, "create_unix_connection", UNIX_CONNECTION_OPTIONS)
   return create_unix_connection(loop, factory, path, opts)
@@ -450,7 +450,7 @@ local function create_server(loop, factory, host, port, opts)
 end
 
 M.create_server = async(function(loop, factory, host, port, opts)
-  check_factory(factory, "create_server")
+  factory = check_factory(factory, "create_server")
   check_hosts(host, 2, "create_server")
   port = check.port(port, 3, "create_server", true)
   check.options(opts, 4, "create_server", SERVER_OPTIONS)
@@ -468,7 +468,7 @@ local function create_unix_server(loop, factory, path, opts)
 end
 
 M.create_unix_server = async(function(loop, factory, path, opts)
-  check_factory(factory, "create_unix_server")
+  factory = check_factory(factory, "create_unix_server")
   check.type(path, 2, "create_unix_server", "string")
   check.options(opts, 3, "create_unix_server", UNIX_SERVER_OPTIONS)
   return create_unix_server(loop, factory, path, opts)
@@ -480,7 +480,7 @@ M._create_unix_server = async(create_unix_server)
 -- pipe is a Lua file (io.open, io.popen) or a file descriptor; the
 -- transport owns it from then on.
 local function connect_pipe(loop, factory, pipe, readable, name)
-  check_factory(factory, name)
+  factory = check_factory(factory, name)
   if io.type(pipe) == "closed file" then
     check.argerror(2, name, "attempt to use a closed file", 2)
   elseif not io.type(pipe) then
@@ -562,7 +562,7 @@ end
 -- Each address family both addresses have is tried in turn; the first
 -- failure is raised when all fail.
 M.create_datagram_endpoint = async(function(loop, factory, opts)
-  check_factory(factory, "create_datagram_endpoint")
+  factory = check_factory(factory, "create_datagram_endpoint")
   check.options(opts, 2, "create_datagram_endpoint", DATAGRAM_OPTIONS)
   local errs, t = {}, nil
   for _, pair in ipairs(dgram_pairs(opts)) do
