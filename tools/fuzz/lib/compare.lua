@@ -15,14 +15,16 @@ end
 -- alike. Not compared: which of two errors comes first when they sit in
 -- different layers (the parser's and the decoder's, "decode: ...": a
 -- feed that fails returns no events, so the decoder may see a body piece
--- in one run only), and the header limits, which the glue checks when a
--- field is handed over -- at a chunk's end, or only at the next field's
--- ':' when the bytes come whole.
+-- in one run only), and the header and line limits, which the glue
+-- checks when a piece is handed over -- at a chunk's end, or only at the
+-- next field's ':' (the target's end) when the bytes come whole, after
+-- libhttp_parser may have refused a byte further on.
+local LIMITS = {HPE_HEADER_OVERFLOW = true, HPE_LINE_TOO_LONG = true}
 function M.agree(a, b)
   if a == b then return true end
   if not a or not b then return false end
   return a:find("^decode") ~= nil or b:find("^decode") ~= nil or
-    a == "HPE_HEADER_OVERFLOW" or b == "HPE_HEADER_OVERFLOW"
+    LIMITS[a] or LIMITS[b] or false
 end
 
 --- check_failure(events, name, why): raises unless a feed's failure is
