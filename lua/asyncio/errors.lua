@@ -222,8 +222,8 @@ function M.format_context(ctx)
   if exc ~= nil then lines[#lines + 1] = tostring(exc) end
   -- an error object (any table with a metatable) carries its traceback;
   -- for another value, nil included, the context holds it
-  local tb = M.iserror(exc) and exc.traceback or ctx.traceback or
-    type(exc) == "table" and rawget(exc, "traceback")
+  local tb = type(exc) == "table" and rawget(exc, "traceback") or
+    ctx.traceback
   if tb then lines[#lines + 1] = tostring(tb):gsub("^\n", "") end
   return table.concat(lines, "\n")
 end
