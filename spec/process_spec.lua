@@ -144,6 +144,10 @@ describe("create_subprocess_exec", function()
     end)
     assert.matches("bad option 'env' %(string or number values expected, "
                    .. "got boolean for 'B'%)", e)
+    e = raises(function()
+      return await(asyncio.create_subprocess_exec("true", {cwd = true}))
+    end)
+    assert.matches("bad option 'cwd' %(string expected, got boolean%)", e)
     -- a number is taken, as Lua writes it
     local p = await(asyncio.create_subprocess_exec("/bin/sh", "-c",
       "echo $PORT", {env = {PORT = 8080}, stdout = PIPE}))

@@ -283,10 +283,13 @@ describe("streams", function()
       r:feed_data("12345")
       await(asyncio.sleep(0)) -- a read woken by it would have run
       assert.equal(5, r:_buffer().len)
+      assert.equal(5, r:_buffered())
       assert.is_false(t:done())
       r:feed_data("67890abc")
       assert.equal("1234567890", await(t))
+      assert.equal(3, r:_buffered())
       assert.equal("abc", await(r:readexactly(3)))
+      assert.equal(0, r:_buffered())
     end))
 
     it("readexactly at the end raises IncompleteReadError with the partial "

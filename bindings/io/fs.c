@@ -76,10 +76,12 @@ static fsfile *to_file(lua_State *L, int idx) {
   return *(fsfile **)luaL_checkudata(L, idx, AIO_FSFD_MT);
 }
 
+/* The open fsfile of the FileDescriptor at idx; a closed one raises
+ * Python's ValueError, as the File above it does. */
 static fsfile *check_fd(lua_State *L, int idx) {
   fsfile **p = luaL_checkudata(L, idx, AIO_FSFD_MT);
   if (*p == NULL || (*p)->fd < 0 || (*p)->closing)
-    luaL_error(L, "attempt to use a closed asyncio.File");
+    aio_raisef(L, AIO_E_VALUE, "I/O operation on closed file.");
   return *p;
 }
 

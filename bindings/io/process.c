@@ -231,11 +231,12 @@ static int opt_stdio(lua_State *L, int oidx, const char *name, int fd) {
   return (int)v;
 }
 
-/* The string at idx as the child gets it: Python's ValueError "embedded
- * null byte" when a NUL would cut it short. */
+/* The string (or number) at idx as the child gets it: a bad argument
+ * error for another type, Python's ValueError "embedded null byte" when a
+ * NUL would cut it short. */
 static const char *child_string(lua_State *L, int idx) {
   size_t n;
-  const char *s = lua_tolstring(L, idx, &n);
+  const char *s = luaL_checklstring(L, idx, &n);
   if (strlen(s) != n)
     aio_raisef(L, AIO_E_VALUE, "embedded null byte");
   return s;
@@ -423,7 +424,7 @@ static int l_spawn(lua_State *L) {
   uv_stdio_container_t stdio[3];
   aio_stream *pipes[3] = {NULL, NULL, NULL};
   uv_os_fd_t child_fds[3];
-  const char *file = (luaL_checkstring(L, 1), child_string(L, 1));
+  const char *file = child_string(L, 1);
   aio_loop *loop;
   proc *p;
   size_t limit;
@@ -441,8 +442,12 @@ static int l_spawn(lua_State *L) {
   o.exit_cb = on_exit_cb;
   o.env = build_env(L, 3);
   if (lua_type(L, 3) == LUA_TTABLE) {
-    if (lua_getfield(L, 3, "cwd") != LUA_TNIL)
-      o.cwd = (luaL_checkstring(L, -1), child_string(L, -1));
+    if (lua_getfield(L, 3, "cwd") != LUA_TNIL) {
+      if (!lua_isstring(L, -1))
+        luaL_error(L, "bad option 'cwd' (string expected, got %s)",
+                   luaL_typename(L, -1));
+      o.cwd = child_string(L, -1);
+    }
     if (lua_getfield(L, 3, "start_new_session") != LUA_TNIL &&
         lua_toboolean(L, -1))
       o.flags |= UV_PROCESS_DETACHED;

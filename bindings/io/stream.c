@@ -1043,6 +1043,14 @@ static int l_reader_feed_eof(lua_State *L) {
   return 0;
 }
 
+/* reader:_buffered() -> the number of bytes read from the transport and
+ * not yet taken (asyncio's len(reader._buffer)), without a table. */
+static int l_reader__buffered(lua_State *L) {
+  aio_reader *r = check_reader(L, 1);
+  lua_pushinteger(L, (lua_Integer)r->len);
+  return 1;
+}
+
 /* reader:_buffer() -> {len=, cap=, paused=}: for the specs. */
 static int l_reader__buffer(lua_State *L) {
   aio_reader *r = check_reader(L, 1);
@@ -1882,6 +1890,7 @@ static const luaL_Reg reader_methods[] = {
     {"feed_data", l_reader_feed_data},
     {"feed_eof", l_reader_feed_eof},
     {"_buffer", l_reader__buffer},
+    {"_buffered", l_reader__buffered},
     {"_get_transport", l_reader_get_transport},
     {NULL, NULL}};
 

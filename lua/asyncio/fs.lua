@@ -622,9 +622,9 @@ function File:__tostring()
                 self.mode, self.closed and " closed" or "")
 end
 
---- f:fileno() -> the descriptor (nil once closed).
+--- f:fileno() -> the descriptor; ValueError once closed, as Python's.
 function File:fileno()
-  if self.closed then return nil end
+  check_file(self, "fileno")
   return self._fd:fileno()
 end
 

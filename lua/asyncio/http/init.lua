@@ -1332,7 +1332,7 @@ function ClientSession:_connect(u, opts, timeout, proxy)
     -- bytes that came while it was idle belong to no request: closed,
     -- as aiohttp's should_close
     if conn.writer and not conn.reader:at_eof() and
-        conn.reader:_buffer().len == 0 then
+        conn.reader:_buffered() == 0 then
       conn.released = false
       return conn, true
     end

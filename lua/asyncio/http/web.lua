@@ -2525,10 +2525,13 @@ local function absolute_target(request, target)
   local scheme, authority, rest = target:match(
     "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   if not scheme then return end
-  local host = authority:gsub("^.*@", "")
-  host = host:match("^%[(.-)%]") or host:gsub(":%d*$", "")
-  request.scheme, request.host = scheme:lower(), host:lower()
-  request.url = target:gsub("#.*$", "")
+  local userinfo, hostport = authority:match("^(.*@)(.*)$")
+  hostport = (hostport or authority):lower()
+  local host = hostport:match("^%[(.-)%]") or hostport:gsub(":%d*$", "")
+  request.scheme, request.host = scheme:lower(), host
+  -- as yarl normalises it: scheme and host in lower case
+  request.url = (request.scheme .. "://" .. (userinfo or "") .. hostport
+    .. rest):gsub("#.*$", "")
   request.path_qs = rest == "" and "/" or rest:gsub("#.*$", "")
 end
 
