@@ -172,6 +172,8 @@ describe("asyncio.ssl", function()
       assert.equal("KEY_VALUES_MISMATCH", e.reason)
       assert.equal("[X509: KEY_VALUES_MISMATCH] key values mismatch",
                    e.message)
+      -- errno: OpenSSL's reason code, as Python's (it was always 1)
+      assert.equal(116, e.errno) -- X509_R_KEY_VALUES_MISMATCH
       -- an encrypted key: a string, a function, never a prompt
       local enc = certs.path("server_enc.key")
       ctx:load_cert_chain(certs.path("server.pem"), enc, "secret")
@@ -270,6 +272,8 @@ describe("asyncio.ssl", function()
         assert.equal(no_start, lvl_fails(ctx, ssl.SSLError, {cadata = data}))
       end
       pem_fails("junk")
+      assert.equal(0, select(2, lvl_fails(ctx, ssl.SSLError,
+                                          {cadata = "junk"})).errno)
       pem_fails(" \n")
       pem_fails(certs.read("ca.key"))
       pem_fails("-----BEGIN CERTIFICATE-----\nAAAA\n"
@@ -345,9 +349,11 @@ describe("asyncio.ssl", function()
       ctx:set_ciphers("ECDHE+AESGCM")
       local e = h.raises(ssl.SSLError, ctx.set_ciphers, ctx, "NOTHING")
       assert.equal("No cipher can be selected.", e.message)
+      assert.is_nil(e.errno) -- Python's SSLError(message) alone
       ctx:set_alpn_protocols{"h2", "http/1.1"}
       e = h.raises(ssl.SSLError, ctx.set_alpn_protocols, ctx, {""})
       assert.equal("ALPN protocols must be 1 to 255 in length", e.message)
+      assert.is_nil(e.errno)
       assert.matches("list of strings expected",
                      h.error_of(ctx.set_alpn_protocols, ctx, {1}))
     end)

@@ -329,7 +329,7 @@ static int l_context_load_verify_locations(lua_State *L) {
     if (n < 0)
       return tls_raise_ssl(L);
     if (n == 0) {
-      tls_push_error(L, "SSLError", SSL_ERROR_SSL, pem
+      tls_push_error(L, "SSLError", 0, pem
                      ? "no start line: cadata does not contain a certificate"
                      : "not enough data: cadata does not contain a "
                        "certificate");
@@ -360,8 +360,7 @@ static int l_context_set_ciphers(lua_State *L) {
   ERR_clear_error();
   if (!SSL_CTX_set_cipher_list(c->ctx, s)) {
     ERR_clear_error();
-    tls_push_error(L, "SSLError", SSL_ERROR_SSL,
-                   "No cipher can be selected.");
+    tls_push_error(L, "SSLError", -1, "No cipher can be selected.");
     return lua_error(L);
   }
   return 0;
@@ -401,7 +400,7 @@ static int l_context_set_alpn_protocols(lua_State *L) {
                         "(list of strings expected, item %d is %s)",
                         (int)i, luaL_typename(L, -1));
     if (len == 0 || len > 255) {
-      tls_push_error(L, "SSLError", SSL_ERROR_SSL,
+      tls_push_error(L, "SSLError", -1,
                      "ALPN protocols must be 1 to 255 in length");
       return lua_error(L);
     }

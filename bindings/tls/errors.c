@@ -3,7 +3,9 @@
  *
  * The classes are lua/asyncio/ssl.lua's (SSLError, an asyncio.OSError,
  * and its subclasses); this file only picks the class and builds the
- * fields Python's _ssl module fills: `.errno` (the SSL_ERROR_* code),
+ * fields Python's _ssl module fills: `.errno` (the SSL_ERROR_* code of a
+ * connection's failure, OpenSSL's reason code of a context's, nil
+ * for a check of luaio's own with no OpenSSL error behind it),
  * `.library` ("SSL"), `.reason` ("CERTIFICATE_VERIFY_FAILED"), and for
  * verification failures `.verify_code` and `.verify_message`. Messages
  * read as Python's, without its "(_ssl.c:NNN)" tail:
@@ -36,12 +38,14 @@ static void push_class(lua_State *L, const char *cls) {
   lua_remove(L, -2);
 }
 
+/* Pushes cls(errnum, msg), or cls(msg) (errno nil) for errnum < 0. */
 void tls_push_error(lua_State *L, const char *cls, int errnum,
                     const char *msg) {
   push_class(L, cls);
-  lua_pushinteger(L, errnum);
+  if (errnum >= 0)
+    lua_pushinteger(L, errnum);
   lua_pushstring(L, msg);
-  lua_call(L, 2, 1);
+  lua_call(L, errnum >= 0 ? 2 : 1, 1);
 }
 
 int tls_raise(lua_State *L, const char *cls, const char *fmt, ...) {
@@ -219,7 +223,12 @@ void tls_push_ssl_error(lua_State *L, SSL *ssl, int code,
   ERR_clear_error();
 }
 
+/* A failure outside a connection's I/O: errno is the reason code of
+ * OpenSSL's last queued error, as Python's _ssl gives it (0 for none). */
 int tls_raise_ssl(lua_State *L) {
+  int code = ERR_GET_REASON(ERR_peek_last_error());
   tls_push_ssl_error(L, NULL, SSL_ERROR_SSL, NULL);
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "errno");
   return lua_error(L);
 }
