@@ -151,7 +151,7 @@ local run = async(function(ex, redis_port)
                                                       TIMEOUT))
   local status = p.returncode
   if not ok then
-    p:kill()
+    if p.returncode == nil then p:kill() end
     await(p:wait())
     out, err, status = "", tostring(out), "timeout"
   end

@@ -229,12 +229,17 @@ describe("create_subprocess_exec", function()
     assert.equal(0, await(p:wait()))
   end))
 
-  it("signals after the exit do nothing", aspec.async(function()
+  it("signals after the exit raise ProcessLookupError, as Python's (they "
+     .. "did nothing)", aspec.async(function()
     local p = sh("exit 0")
     await(p:wait())
-    p:terminate()
-    p:kill()
-    p:send_signal("SIGTERM")
+    local n = 0
+    for _, signal in ipairs{p.terminate, p.kill, p.send_signal} do
+      local e = raises(signal, p, "SIGTERM")
+      assert.is_true(iserror(e, asyncio.ProcessLookupError), tostring(e))
+      n = n + 1
+    end
+    assert.equal(3, n)
     assert.equal(0, p.returncode)
   end))
 

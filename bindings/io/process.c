@@ -135,10 +135,16 @@ static int l_process_wait(lua_State *L) {
   return aio_ccoro_method(L, 1, wait_body);
 }
 
+/* Signals the child; once its exit was seen (returncode set) or its loop
+ * closed, Python's ProcessLookupError, as asyncio's Process raises then.
+ * An exit libuv reported but not yet dispatched is seen by no one yet:
+ * the signal goes nowhere, as Popen.send_signal's after the exit. */
 static int send_signal(lua_State *L, pud *ud, int signum) {
   int r;
   if (ud->exited || ud->p == NULL)
-    return 0; /* as Popen.send_signal after the exit */
+    return aio_raise_uv(L, UV_ESRCH, "send_signal");
+  if (ud->p->io.events)
+    return 0;
   r = uv_process_kill(&ud->p->h, signum);
   if (r != 0)
     return aio_raise_uv(L, r, "send_signal");
