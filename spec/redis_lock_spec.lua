@@ -95,18 +95,18 @@ describe("redis.Lock", function()
   end))
 
   it("extend adds to the time to live or replaces it; reacquire resets "
-     .. "it to the timeout", aspec.async(function()
+     .. "it to the timeout; both return true, release nothing", aspec.async(function()
     local r <close> = client()
     local a = r:lock("res4", {timeout = 10})
     assert.is_true(await(a:acquire()))
     ttl_in(r, "res4", 9000, 10000)
-    await(a:extend(5))
+    assert.is_true(await(a:extend(5))) -- true, as redis-py's
     ttl_in(r, "res4", 14000, 15000)
-    await(a:extend(3, {replace_ttl = true}))
+    assert.is_true(await(a:extend(3, {replace_ttl = true})))
     ttl_in(r, "res4", 2000, 3000)
-    await(a:reacquire())
+    assert.is_true(await(a:reacquire()))
     ttl_in(r, "res4", 9000, 10000)
-    await(a:release())
+    assert.is_nil(await(a:release())) -- None in redis-py
     local zero = r:lock("res7", {timeout = 0}) -- no expiry, as redis-py
     assert.is_true(await(zero:acquire()))
     assert.equal(-1, await(r:pttl("res7")))

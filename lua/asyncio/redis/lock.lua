@@ -149,12 +149,21 @@ Lock.owned = async(function(self)
   return self.token ~= nil and await(self.redis:get(self.name)) == self.token
 end)
 
+--- Runs a token-checking script; raises LockNotOwnedError naming the
+-- method `what` unless the script found the lock still held here. Returns
+-- true, as redis-py's extend and reacquire do.
 local run_owned = async(function(self, script, args, what)
   local ok = await(script({self.name}, args))
   if ok ~= 1 then
     error(self._errors[2](("Cannot %s a lock that's no longer owned")
       :format(what)), 0)
   end
+  return true
+end)
+
+--- release's script, returning nothing (redis-py's release gives None).
+local release_owned = async(function(self, token)
+  await(run_owned(self, self._release, {token}, "release"))
 end)
 
 --- release() -> Coroutine: lets the lock go; LockError when it is not
@@ -165,7 +174,7 @@ function Lock:release()
     error(self._errors[1]("Cannot release an unlocked lock"), 2)
   end
   self.token = nil
-  return run_owned(self, self._release, {token}, "release")
+  return release_owned(self, token)
 end
 
 --- Raises LockError, naming the caller of the method `what`, unless the
@@ -181,7 +190,7 @@ local function check_renewable(self, what)
 end
 
 --- extend(seconds [, {replace_ttl = false}]) -> Coroutine: adds seconds
--- to the lock's time to live (or sets it to that).
+-- to the lock's time to live (or sets it to that); true.
 function Lock:extend(additional, opts)
   opts = check.options(opts, 3, "extend", EXTEND_OPTS) or {}
   if type(additional) ~= "number" then
@@ -194,7 +203,8 @@ function Lock:extend(additional, opts)
     "extend")
 end
 
---- reacquire() -> Coroutine: resets the time to live to the timeout.
+--- reacquire() -> Coroutine: resets the time to live to the timeout;
+-- true.
 function Lock:reacquire()
   check_renewable(self, "reacquire")
   return run_owned(self, self._reacquire, {self.token,
