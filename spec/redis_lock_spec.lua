@@ -95,7 +95,8 @@ describe("redis.Lock", function()
   end))
 
   it("extend adds to the time to live or replaces it; reacquire resets "
-     .. "it to the timeout; both return true, release nothing", aspec.async(function()
+     .. "it to the timeout; both return true, release nothing",
+     aspec.async(function()
     local r <close> = client()
     local a = r:lock("res4", {timeout = 10})
     assert.is_true(await(a:acquire()))
