@@ -859,4 +859,25 @@ describe("asyncio.http.web (aiohttp audit)", function()
     assert.equal(2, handled)
     await(runner:cleanup())
   end))
+
+  it("unquotes a cookie's \\ooo as Python's http.cookies: octal 000 to "
+     .. "377 only, else \\c is c (a \\9 was a Lua error, a 500)",
+     aspec.async(function()
+    local seen
+    local app = web.Application()
+    app.router:add_get("/c", function(req)
+      seen = req.cookies
+      return web.Response{text = "ok"}
+    end)
+    local runner, _, port = start(app)
+    local out = raw(port, "GET /c HTTP/1.1\r\nHost: x\r\nCookie: "
+      .. 'a="\\999"; b="x\\800y"; c="\\477"; d="\\101\\0123"; '
+      .. 'e="\\\\101"; f="\\1"\r\nConnection: close\r\n\r\n')
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    -- what SimpleCookie(raw) gives aiohttp's request.cookies
+    assert.same({a = "999", b = "x800y", c = "477", d = "A\n3",
+                 e = "\\101", f = "1"}, seen)
+    assert.same({}, logged)
+    await(runner:cleanup())
+  end))
 end)

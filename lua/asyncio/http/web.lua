@@ -1167,7 +1167,8 @@ end
 M._parse_qs = parse_qs
 
 --- A Cookie header -> name -> value (quoted values unquoted as Python's
--- http.cookies: \ooo octal escapes and \c).
+-- http.cookies, left to right: \ooo for an octal 000 to 377, else \c
+-- is c, so "\\101" is \101 and "\9" is 9).
 local function parse_cookies(h)
   local out = {}
   for item in (h or ""):gmatch("[^;]+") do
@@ -1175,9 +1176,12 @@ local function parse_cookies(h)
     if k then
       local q = v:match('^"(.*)"$')
       if q then
-        v = q:gsub("\\(%d%d%d)", function(o)
-          return string.char(tonumber(o, 8) % 256)
-        end):gsub("\\(.)", "%1")
+        v = q:gsub("\\(.)([0-7]?[0-7]?)", function(c, o)
+          if #o == 2 and c:find("^[0-3]$") then
+            return string.char(tonumber(c .. o, 8))
+          end
+          return c .. o
+        end)
       end
       if out[k] == nil then out[k] = v end
     end
