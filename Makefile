@@ -268,7 +268,8 @@ check-alloc:
 # tools/fuzz/ run by tools/fuzz/driver.c over its corpus in
 # tools/fuzz/corpus/NAME/, in a clang ASan+UBSan build whose library is
 # instrumented for coverage. `make fuzz` runs each target FUZZ_TIME
-# seconds (new inputs go to the corpus: commit the interesting ones);
+# seconds (new inputs go to the corpus: commit the interesting ones),
+# with the dictionary tools/fuzz/NAME.dict when there is one;
 # check-fuzz is the bounded smoke run of `make check`.
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
@@ -290,6 +291,7 @@ fuzz:
 	  LUAIO_FUZZ_TARGET=tools/fuzz/$$t.lua build-fuzz/tools/fuzz \
 	    -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
 	    -artifact_prefix=build-fuzz/crashes/$$t- $(FUZZ_ARGS) \
+	    $$(test -f tools/fuzz/$$t.dict && echo -dict=tools/fuzz/$$t.dict) \
 	    $(if $(FUZZ_SCRATCH),build-fuzz/new/$$t) tools/fuzz/corpus/$$t \
 	    > build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; \
 	    exit 1; }; grep -E '^#[0-9]+[[:space:]]+DONE' build-fuzz/$$t.log || true; done
