@@ -1204,20 +1204,25 @@ local function quoted_string(s, i)
   return concat(buf), j
 end
 
---- '; a=1; b="x;y"' -> {a = "1", b = "x;y"} (names lower-cased).
+--- '; a=1; b="x;y"' -> {a = "1", b = "x;y"} (names lower-cased); a
+-- parameter without "=" ("; foo;") is skipped, as aiohttp reads past it.
 local function parse_params(s)
   local params, i = {}, 1
   while true do
     local k, j = s:match("^[%s;]*([^=;%s]+)%s*=%s*()", i)
-    if not k then return params end
-    local v
-    if s:byte(j) == 34 then
-      v, i = quoted_string(s, j)
-    else
-      v, i = s:match("^([^;]*)()", j)
-      v = v:match("^(.-)%s*$")
+    if k then
+      local v
+      if s:byte(j) == 34 then
+        v, i = quoted_string(s, j)
+      else
+        v, i = s:match("^([^;]*)()", j)
+        v = v:match("^(.-)%s*$")
+      end
+      params[k:lower()] = v
+    else -- a parameter without "=", or the end
+      i = s:match("^[%s;]*[^=;]+;()", i)
+      if not i then return params end
     end
-    params[k:lower()] = v
   end
 end
 
