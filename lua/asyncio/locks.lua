@@ -26,8 +26,8 @@ local async, await, iserror = core.async, core.await, core.iserror
 local CancelledError, RuntimeError, ValueError, BrokenBarrierError =
   errors.CancelledError, errors.RuntimeError, errors.ValueError,
   errors.BrokenBarrierError
-local error, getmetatable, pcall, rawset, setmetatable, tostring, type =
-  error, getmetatable, pcall, rawset, setmetatable, tostring, type
+local error, getmetatable, pcall, rawset, setmetatable, tostring =
+  error, getmetatable, pcall, rawset, setmetatable, tostring
 
 local LOCK_MT = getmetatable(core.Lock())
 

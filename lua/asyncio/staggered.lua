@@ -21,9 +21,8 @@ local taskgroup = require "asyncio.taskgroup"
 local combinators = require "asyncio.combinators"
 
 local async, await, iserror = core.async, core.await, core.iserror
-local error, getmetatable, ipairs, pairs, pcall, rawequal, setmetatable,
-      type =
-  error, getmetatable, ipairs, pairs, pcall, rawequal, setmetatable, type
+local error, ipairs, pairs, pcall, rawequal, setmetatable =
+  error, ipairs, pairs, pcall, rawequal, setmetatable
 
 local M = {}
 

@@ -21,7 +21,7 @@ local check = require "asyncio.check"
 local async, await = core.async, core.await
 local StreamReader, StreamReaderProtocol, StreamWriter =
   core.StreamReader, core.StreamReaderProtocol, core.StreamWriter
-local pairs, type = pairs, type
+local pairs = pairs
 
 local M = {}
 

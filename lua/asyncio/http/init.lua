@@ -22,7 +22,7 @@ local url_mod = require "asyncio.http.url"
 local cookiejar = require "asyncio.http.cookiejar"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
-local concat, insert, remove = table.concat, table.insert, table.remove
+local concat, remove = table.concat, table.remove
 local error, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, setmetatable, tostring, type
 local CIMultiDict = headers_mod.CIMultiDict

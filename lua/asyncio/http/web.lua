@@ -2566,9 +2566,8 @@ local function handle(conn, head)
   absolute_target(request, head.url)
   -- an Expect other than 100-continue (HTTP/1.1 only) is refused, as
   -- aiohttp's default expect handler refuses it
-  local expect = hh["expect"]
-  if expect and head.major == 1 and head.minor >= 1 and
-      expect:lower() ~= "100-continue" then
+  local expect = head.major == 1 and head.minor >= 1 and hh["expect"]
+  if expect and expect:lower() ~= "100-continue" then
     send_error(conn, 417, "Unknown Expect: " .. expect, request)
     return
   end
@@ -2580,10 +2579,9 @@ local function handle(conn, head)
       return
     end
     request.content, request._has_body = head.content, true
-    -- an HTTP/1.0 client knows no interim response (RFC 7231 5.1.1)
-    local v = request.version
-    local expect = v[1] == 1 and v[2] >= 1 and hh["expect"]
-    if expect and expect:lower() == "100-continue" then
+    -- 100-continue, the one Expect left (an HTTP/1.0 client, which
+    -- knows no interim response, gets none: RFC 7231 5.1.1)
+    if expect then
       conn.proto:write("HTTP/1.1 100 Continue\r\n\r\n")
     end
   end
