@@ -533,6 +533,44 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("request:multipart() takes parts without a form-data name, as "
+     .. "aiohttp's (they were a 400); post() still refuses them",
+     aspec.async(function()
+    local app = web.Application()
+    app.router:add_post("/mixed", async(function(request)
+      local reader = await(request:multipart())
+      local out = {}
+      for part in reader:iter() do
+        out[#out + 1] = ("%s|%s|%s"):format(tostring(part.name),
+          tostring(part.filename), await(part:text()))
+      end
+      return web.Response{text = table.concat(out, " ")}
+    end))
+    app.router:add_post("/form", async(function(request)
+      await(request:post())
+      return web.Response{text = "parsed"}
+    end))
+    local runner, _, port = start(app)
+    local body = "--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+      .. "--B\r\nContent-Disposition: attachment; filename=\"a.txt\"\r\n"
+      .. "\r\nfile\r\n--B\r\nContent-Disposition: form-data; name=\"x\""
+      .. "\r\n\r\nv\r\n--B--\r\n"
+    local function send(path, ctype)
+      return raw(port, "POST " .. path .. " HTTP/1.1\r\nHost: x\r\n"
+        .. "Content-Type: " .. ctype .. "; boundary=B\r\nContent-Length: "
+        .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
+    end
+    -- what aiohttp's BodyPartReader gives: name and filename, nil (None)
+    -- when the part has none
+    local out = send("/mixed", "multipart/mixed")
+    assert.matches("^HTTP/1.1 200", out)
+    assert.matches("\r\n\r\nnil|nil|hello nil|a.txt|file x|nil|v$", out)
+    out = send("/form", "multipart/form-data")
+    assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+    assert.matches("part without a name", out)
+    await(runner:cleanup())
+  end))
+
   it("run_app cleans up however serving ends: a port already in use "
      .. "still runs the cleanup_ctx teardowns, as aiohttp's", function()
     local loop = asyncio.new_event_loop()

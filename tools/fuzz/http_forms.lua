@@ -138,15 +138,20 @@ end
 -- Reads the parts of a multipart() reader, each whole (by read_chunk
 -- of sizes the seed gives, when all), else as the seed picks: read(),
 -- text(), json(), release(), or not at all. Returns the fields read
--- whole, in post()'s shape.
+-- whole, in post()'s shape; with all, a part without a name fails as
+-- post() fails on it.
 local function read_parts(mr, seed, all)
   local out, k = {}, 0
   while true do
     local part = await(mr:next())
     if part == nil then return out end
     k = k + 1
-    if type(part.name) ~= "string" or type(part.headers) ~= "table" then
-      fail("a part without its name or headers")
+    if (part.name ~= nil and type(part.name) ~= "string") or
+        type(part.headers) ~= "table" then
+      fail("a part with a name that is no string, or without headers")
+    end
+    if all and part.name == nil then -- post() refuses it so
+      error(web.HTTPBadRequest{text = "part without a name"}, 0)
     end
     local op = all and 0 or (seed + k) % 6
     local body

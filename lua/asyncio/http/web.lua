@@ -1355,24 +1355,18 @@ local function part_headers(s)
   return h
 end
 
---- One part of a form: the name, and the value (a string, or for a file
--- {filename =, content_type =, headers =, body =}).
-local function form_field(head, content)
-  local h = part_headers(head)
-  local disp, rest = (h["content-disposition"] or ""):match(
-    "^%s*([^;%s]*)(.*)$")
-  local params = parse_params(rest)
-  if disp:lower() ~= "form-data" or not params.name then
-    bad_form("part without a form-data name")
-  end
+--- A part's name and filename from its Content-Disposition parameters
+-- (h: its headers), each nil when absent, as aiohttp's BodyPartReader
+-- reads them whatever the disposition type.
+local function part_disposition(h)
+  local params = parse_params((h["content-disposition"] or ""):match(
+    "^%s*[^;%s]*(.*)$"))
   local filename = params.filename
   if not filename and params["filename*"] then -- RFC 5987: utf-8''a%20b
     filename = unquote(params["filename*"]:match("^[^']*'[^']*'(.*)$")
                        or params["filename*"])
   end
-  if not filename then return params.name, content end
-  return params.name, {filename = filename, headers = h, body = content,
-    content_type = h["content-type"] or "text/plain"}
+  return params.name, filename
 end
 
 
@@ -1455,11 +1449,10 @@ local function read_part_head(mr)
     if #mr._buf > MAX_PART_HEAD then bad_form("part head too large") end
     if not more(mr) then bad_form("unterminated part head") end
   end
-  local name, value = form_field(head, "")
-  local part = setmetatable({name = name, headers = part_headers(head),
+  local headers = part_headers(head)
+  local name, filename = part_disposition(headers)
+  return setmetatable({name = name, filename = filename, headers = headers,
     _reader = mr, _done = false}, BodyPartReader)
-  if type(value) == "table" then part.filename = value.filename end
-  return part
 end
 
 --- reader:next() -> Coroutine -> the next part, nil after the last (the
@@ -1574,6 +1567,8 @@ Request.post = async(function(self)
     content:feed_eof()
     local first, all = {}, {}
     for part in multipart_reader(content, params.boundary):iter() do
+      -- a 400 where aiohttp's assert makes a 500
+      if part.name == nil then bad_form("part without a name") end
       local value = await(part:read())
       if part.filename then
         value = {filename = part.filename, headers = part.headers,
