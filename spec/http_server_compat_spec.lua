@@ -885,6 +885,12 @@ describe("asyncio.http.web (aiohttp audit)", function()
     -- what SimpleCookie(raw) gives aiohttp's request.cookies
     assert.same({a = "999", b = "x800y", c = "477", d = "A\n3",
                  e = "\\101", f = "1"}, seen)
+    -- a quoted value holds its ";" (it was cut there: '"x'), a later
+    -- pair of a name wins (the first did), as aiohttp's dict; a piece
+    -- without "=" is skipped
+    raw(port, "GET /c HTTP/1.1\r\nHost: x\r\nCookie: "
+      .. 'f="x;y"; a=1; b; a=3; g="a\\"b";h=\r\nConnection: close\r\n\r\n')
+    assert.same({f = "x;y", a = "3", g = 'a"b', h = ""}, seen)
     assert.same({}, logged)
     await(runner:cleanup())
   end))

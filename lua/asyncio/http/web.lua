@@ -1166,27 +1166,52 @@ local function parse_qs(qs)
 end
 M._parse_qs = parse_qs
 
---- A Cookie header -> name -> value (quoted values unquoted as Python's
--- http.cookies, left to right: \ooo for an octal 000 to 377, else \c
--- is c, so "\\101" is \101 and "\9" is 9).
-local function parse_cookies(h)
-  local out = {}
-  for item in (h or ""):gmatch("[^;]+") do
-    local k, v = item:match("^%s*([^=%s]+)%s*=%s*(.-)%s*$")
-    if k then
-      local q = v:match('^"(.*)"$')
-      if q then
-        v = q:gsub("\\(.)([0-7]?[0-7]?)", function(c, o)
-          if #o == 2 and c:find("^[0-3]$") then
-            return string.char(tonumber(c .. o, 8))
-          end
-          return c .. o
-        end)
+--- The text of a cookie's quoted value (q: between the quotes) as
+-- Python's http.cookies unquotes it, left to right: \ooo for an octal
+-- 000 to 377, else \c is c, so "\\101" is \101 and "\9" is 9.
+local function unquote_cookie(q)
+  return (q:gsub("\\(.)([0-7]?[0-7]?)", function(c, o)
+    if #o == 2 and c:find("^[0-3]$") then
+      return string.char(tonumber(c .. o, 8))
+    end
+    return c .. o
+  end))
+end
+
+--- The value of a cookie pair at j of h -> the value, the index after
+-- it: a quoted value runs to its closing quote (";" inside it
+-- included), any other to the next ";" (trailing spaces dropped).
+local function cookie_value(h, j)
+  if h:byte(j) == 34 then
+    local e = j + 1
+    while true do
+      local c = h:find('["\\]', e)
+      if not c then break end -- no closing quote: taken as it stands
+      if h:byte(c) == 34 then
+        return unquote_cookie(h:sub(j + 1, c - 1)), c + 1
       end
-      if out[k] == nil then out[k] = v end
+      e = c + 2
     end
   end
-  return out
+  local v, e = h:match("^([^;]*)()", j)
+  return v:match("^(.-)%s*$"), e
+end
+
+--- A Cookie header -> name -> value: its "name=value" pairs (RFC 6265
+-- 5.4), quoted values unquoted; a piece without "=" is skipped, and a
+-- later pair of a name wins, as aiohttp's request.cookies (a dict).
+local function parse_cookies(h)
+  local out, i = {}, 1
+  h = h or ""
+  while true do
+    local k, j = h:match("^[%s;]*([^=;%s]+)%s*=%s*()", i)
+    if k then
+      out[k], i = cookie_value(h, j)
+    else
+      i = h:match("^[%s;]*[^;]*;()", i)
+      if not i then return out end
+    end
+  end
 end
 
 --- The quoted string of s at i (its opening quote) -> its text (\\c is
