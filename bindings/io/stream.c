@@ -1551,7 +1551,6 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   return w;
 }
 
-/* asyncio.StreamWriter(transport, protocol, reader, loop) */
 /* Raises a bad argument error naming `what` unless the value at idx is
  * an object (a table or userdata) whose methods may be called. */
 static void check_object(lua_State *L, int idx, const char *what) {
@@ -1560,6 +1559,7 @@ static void check_object(lua_State *L, int idx, const char *what) {
     luaL_typeerror(L, idx, what);
 }
 
+/* asyncio.StreamWriter(transport, protocol, reader, loop) */
 static int l_writer_new(lua_State *L) {
   aio_loop *loop;
   check_object(L, 1, "transport");

@@ -35,6 +35,7 @@ local rawlen = rawlen
 local is_cancel = http._is_cancel
 local ConnectionResetError = asyncio.ConnectionResetError
 local unknown_option = require("asyncio.core")._unknown_option
+local gethostname = require("asyncio.core")._gethostname
 
 local M = {}
 local EMPTY = {} -- read-only by contract
@@ -1166,6 +1167,23 @@ local function parse_qs(qs)
 end
 M._parse_qs = parse_qs
 
+--- The quoted string of s at i (its opening quote) -> its text (\\c is
+-- c), the index after its closing quote (or after s when unclosed), and
+-- whether a closing quote came.
+local function quoted_string(s, i)
+  local buf, j = {}, i + 1
+  while j <= #s do
+    local _, b, text, c = s:find('^([^"\\]*)(["\\]?)', j)
+    buf[#buf + 1] = text
+    j = b + 1
+    if c == '"' then return concat(buf), j, true end
+    if c == "" then break end
+    buf[#buf + 1] = s:sub(j, j) -- the escaped byte
+    j = j + 1
+  end
+  return concat(buf), j, false
+end
+
 --- The text of a cookie's quoted value (q: between the quotes) as
 -- Python's http.cookies unquotes it, left to right: \ooo for an octal
 -- 000 to 377, else \c is c, so "\\101" is \101 and "\9" is 9.
@@ -1182,16 +1200,9 @@ end
 -- it: a quoted value runs to its closing quote (";" inside it
 -- included), any other to the next ";" (trailing spaces dropped).
 local function cookie_value(h, j)
-  if h:byte(j) == 34 then
-    local e = j + 1
-    while true do
-      local c = h:find('["\\]', e)
-      if not c then break end -- no closing quote: taken as it stands
-      if h:byte(c) == 34 then
-        return unquote_cookie(h:sub(j + 1, c - 1)), c + 1
-      end
-      e = c + 2
-    end
+  if h:byte(j) == 34 then -- unclosed, it is taken as it stands
+    local _, e, closed = quoted_string(h, j)
+    if closed then return unquote_cookie(h:sub(j + 1, e - 2)), e end
   end
   local v, e = h:match("^([^;]*)()", j)
   return v:match("^(.-)%s*$"), e
@@ -1212,21 +1223,6 @@ local function parse_cookies(h)
       if not i then return out end
     end
   end
-end
-
---- The quoted string of s at i (its opening quote) -> its text (\\c is
--- c), the index after its closing quote (or after s when unclosed).
-local function quoted_string(s, i)
-  local buf, j = {}, i + 1
-  while j <= #s do
-    local _, b, text, c = s:find('^([^"\\]*)(["\\]?)', j)
-    buf[#buf + 1] = text
-    j = b + 1
-    if c == '"' or c == "" then break end
-    buf[#buf + 1] = s:sub(j, j) -- the escaped byte
-    j = j + 1
-  end
-  return concat(buf), j
 end
 
 --- '; a=1; b="x;y"' -> {a = "1", b = "x;y"} (names lower-cased); a
@@ -2573,7 +2569,7 @@ local function handle(conn, head)
   local rpath, path = target_path(head.path, head.url)
   local host = hh["host"]
   if host == nil then
-    hostname = hostname or require("asyncio.core")._gethostname()
+    hostname = hostname or gethostname()
     host = hostname
   end
   local request = setmetatable({method = head.method,
