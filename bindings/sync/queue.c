@@ -61,13 +61,11 @@ check_queue(lua_State *L, int idx) {
                          AIO_QUEUE_MT);
 }
 
-/* Pushes maxsize as an integer when it is one, else as a float. */
+/* Pushes maxsize as given: an integer stays one, a float one too
+ * (Queue(5.0).maxsize is 5.0, as Python's). */
 static void push_maxsize(lua_State *L, aio_queue *q) {
-  lua_Integer i;
   if (q->int_max)
     lua_pushinteger(L, q->imaxsize);
-  else if (lua_numbertointeger(q->maxsize, &i) && (lua_Number)i == q->maxsize)
-    lua_pushinteger(L, i);
   else
     lua_pushnumber(L, q->maxsize);
 }
@@ -703,12 +701,16 @@ static int l_queue__tostring(lua_State *L) {
  * there are as many as distinct maxsizes in use. */
 static const char key_mts = 0;
 
-/* Pushes q's key in that registry table: its maxsize, "nan" for NaN
- * (which no table takes as a key). */
+/* Pushes q's key in that registry table: its maxsize; a string for NaN
+ * (which no table takes as a key) and for a float of integral value
+ * (which a table key would turn into the integer, sharing its maxsize). */
 static void push_mt_key(lua_State *L, aio_queue *q) {
   if (q->maxsize != q->maxsize)
     lua_pushliteral(L, "nan");
-  else
+  else if (!q->int_max && q->maxsize == floor(q->maxsize)) {
+    lua_pushnumber(L, q->maxsize);
+    lua_tostring(L, -1); /* "5.0", "inf" */
+  } else
     push_maxsize(L, q);
 }
 
@@ -730,7 +732,7 @@ static void push_queue_mt(lua_State *L, aio_queue *q) {
   lua_setfield(L, -2, "__name");
   lua_getfield(L, cache + 1, "__tostring");
   lua_setfield(L, -2, "__tostring");
-  if (q->maxsize == 0) /* its __index: the methods, where maxsize is 0 */
+  if (q->maxsize == 0 && q->int_max) /* __index: the methods (maxsize 0) */
     lua_getfield(L, cache + 1, "__index");
   else {
     lua_createtable(L, 0, 1);                    /* its __index */
@@ -751,7 +753,7 @@ static void push_queue_mt(lua_State *L, aio_queue *q) {
 static int queue_new(lua_State *L, int kind) {
   aio_queue *q;
   double maxsize = luaL_optnumber(L, 1, 0);
-  int int_max = lua_isinteger(L, 1);
+  int int_max = lua_isnoneornil(L, 1) || lua_isinteger(L, 1);
   q = lua_newuserdatauv(L, sizeof *q, Q_UV_COUNT);
   memset(q, 0, sizeof *q);
   q->tag = &queue_tag;
