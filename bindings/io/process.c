@@ -35,6 +35,7 @@ typedef struct proc {
   pud *ud;             /* the Lua Process, NULL once detached */
   int64_t status;
   int signal;
+  unsigned char reaped; /* libuv reported the exit (dispatched or not) */
 } proc;
 
 struct pud {
@@ -91,6 +92,7 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int signal) {
   proc *p = h->data;
   p->status = status;
   p->signal = signal;
+  p->reaped = 1;
   aio_io_notify(&p->io, 1);
 }
 
@@ -143,7 +145,7 @@ static int send_signal(lua_State *L, pud *ud, int signum) {
   int r;
   if (ud->exited || ud->p == NULL)
     return aio_raise_uv(L, UV_ESRCH, "send_signal");
-  if (ud->p->io.events)
+  if (ud->p->reaped)
     return 0;
   r = uv_process_kill(&ud->p->h, signum);
   if (r != 0)
