@@ -106,6 +106,57 @@ describe("asyncio.redis health checks", function()
     await(servers.kill_server(srv))
   end))
 
+  -- a proxy passes the first INCR on to the server, then drops the
+  -- client's connection before the reply comes back: the server ran it
+  it("with retry_on_timeout, a connection lost after the command was sent "
+     .. "is not retried: the command runs once", aspec.async(function()
+    local srv = await(servers.redis_server())
+    local admin = redis.Redis{port = srv.port}
+    local conns, dropped = 0, false
+    local proxy = await(asyncio.start_server(async(function(cr, cw)
+      conns = conns + 1
+      local sr, sw = await(asyncio.open_connection("127.0.0.1", srv.port))
+      local drop = false -- this connection's INCR is dropped
+      local up = asyncio.create_task(async(function()
+        while true do
+          local data = await(cr:read(65536))
+          if data == "" then return end
+          drop = not dropped and data:find("INCR", 1, true) ~= nil
+          sw:write(data)
+          if drop then
+            dropped = true
+            return
+          end
+        end
+      end)())
+      local down = asyncio.create_task(async(function()
+        while true do
+          local data = await(sr:read(65536))
+          if data == "" or drop then return end -- the INCR's reply: dropped
+          cw:write(data)
+        end
+      end)())
+      await(asyncio.wait({up, down}, {return_when = asyncio.FIRST_COMPLETED}))
+      up:cancel()
+      down:cancel()
+      cw:close()
+      sw:close()
+    end), "127.0.0.1", 0))
+    local port = proxy.sockets[1]:getsockname()[2]
+    local r = redis.Redis{port = port, retry_on_timeout = true}
+    await(admin:set("counter", 0))
+    local ok, err = asyncio.pcall(await, r:incr("counter"))
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(err, redis.ConnectionError))
+    assert.equal("1", await(admin:get("counter")))
+    assert.equal(1, conns) -- no second connection for a retry
+    assert.equal(2, await(r:incr("counter"))) -- the next one reconnects
+    await(r:close())
+    await(admin:close())
+    proxy:close()
+    await(servers.kill_server(srv))
+  end))
+
   it("checks its options", function()
     assert.has_error(function() redis.Redis{health_check_interval = -1} end,
       "bad option 'health_check_interval' to 'Redis' (non-negative number "

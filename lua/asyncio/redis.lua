@@ -731,15 +731,14 @@ local function run_once(self, argv, timeout)
   return await(fut)
 end
 
---- run_once, once more on a new connection after a redis.TimeoutError or
--- redis.ConnectionError (redis-py's retry_on_timeout: one retry, no
--- backoff, for both).
+--- run_once, once more on a new connection after a redis.TimeoutError
+-- (redis-py's retry_on_timeout: one retry, no backoff). A lost
+-- connection (redis.ConnectionError) is not retried, as in redis-py: the
+-- server may have run the command, and an INCR must not count twice.
 local function run_retried(self, argv, timeout)
   local ok, v = pcall(run_once, self, argv, timeout)
   if ok then return v end
-  if not (iserror(v, M.TimeoutError) or iserror(v, M.ConnectionError)) then
-    error(v, 0)
-  end
+  if not iserror(v, M.TimeoutError) then error(v, 0) end
   return run_once(self, argv, timeout)
 end
 
