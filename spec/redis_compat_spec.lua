@@ -257,6 +257,27 @@ describe("asyncio.redis as redis-py", function()
     assert.is_true(await(r:ttl("k")) > 250)
   end))
 
+  it("time gives seconds and microseconds: two values, and one table "
+     .. "{seconds, microseconds} in a pipeline or a transaction, as "
+     .. "redis-py's tuple", aspec.async(function()
+    local r <close> = client()
+    local secs, usecs = await(r:time())
+    assert.equal("integer", math.type(secs))
+    assert.equal("integer", math.type(usecs))
+    assert.is_true(usecs >= 0 and usecs < 1000000)
+    for _, transaction in ipairs{true, false} do
+      local p = r:pipeline(transaction)
+      p:time()
+      p:set("t", 1)
+      local res = await(p:execute())
+      assert.equal(2, res.n)
+      assert.equal(2, #res[1])
+      assert.is_true(res[1][1] >= secs and res[1][1] < secs + 60)
+      assert.is_true(res[1][2] >= 0 and res[1][2] < 1000000)
+      assert.is_true(res[2])
+    end
+  end))
+
   it("info parses nested values into tables of numbers",
      aspec.async(function()
     local r <close> = client(7)

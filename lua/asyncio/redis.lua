@@ -1846,7 +1846,7 @@ cmd("info", function(section)
 end)
 cmd("dbsize", function() return A("DBSIZE") end)
 cmd("time", function() return A("TIME"), function(v)
-  return tonumber(v[1]), tonumber(v[2])
+  return {tonumber(v[1]), tonumber(v[2]), n = 2}
 end end)
 simple("publish", "PUBLISH")
 cmd("client_id", function() return A("CLIENT", "ID") end)
@@ -1975,10 +1975,11 @@ local function with_options(name, method)
   end
 end
 
--- Redis methods: run the built command; multi-valued replies of the
--- blocking pops are returned as several values (nil on timeout).
+-- Redis methods: run the built command; the multi-valued replies of the
+-- blocking pops (nil on timeout) and of TIME are returned as several
+-- values (in a pipeline, each stays one table, as redis-py's tuple).
 local MULTI_VALUE = {brpop = true, blpop = true, bzpopmin = true,
-                     bzpopmax = true}
+                     bzpopmax = true, time = true}
 local function unpack_or_nil(t)
   if t == nil then return nil end
   return unpack(t, 1, t.n or #t)
@@ -1991,8 +1992,8 @@ local raise_later = async(function(e) error(e, 0) end)
 for name, build in pairs(COMMANDS) do
   if MULTI_VALUE[name] then
     local conv_unpack = async(function(self, ...)
-      local argv, conv = build(...)
-      local v = await(run_blocking(self, argv, conv))
+      local argv, conv, blocking = build(...)
+      local v = await((blocking and run_blocking or run)(self, argv, conv))
       return unpack_or_nil(v)
     end)
     Redis[name] = conv_unpack
