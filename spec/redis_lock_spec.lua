@@ -150,6 +150,14 @@ describe("redis.Lock", function()
     assert.equal("Unable to acquire lock within the time specified",
                  e.message)
     await(other:release())
+    -- released inside the block: its end raises, as redis-py's __aexit__
+    e = h.await_error(async(function()
+      local _ <close> = await(lock)
+      await(lock:release())
+    end)())
+    assert.is_true(iserror(e, redis.LockError))
+    assert.equal("Cannot release an unlocked lock", e.message)
+    assert.is_false(await(lock:locked()))
   end))
 
   it("checks its arguments", aspec.async(function()

@@ -221,8 +221,10 @@ Lock.__await = async(function(self)
   return self
 end)
 
+--- The end of the block releases the lock, as async with's __aexit__:
+-- LockError when it was released inside already.
 function Lock:__close()
-  if self.token ~= nil then await(self:release()) end
+  await(self:release())
 end
 
 return M
