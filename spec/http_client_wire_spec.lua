@@ -163,11 +163,14 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     srv:close()
   end))
 
-  it("gives back to the pool, on release and <close>, a connection whose "
-     .. "answer has all arrived; close() closes it", aspec.async(function()
-    local url, srv, stats = await(keep_alive(function(_, head)
+  it("gives back to the pool, at once, a connection whose answer has all "
+     .. "arrived; close() closes one whose body is still coming",
+     aspec.async(function()
+    local url, srv, stats = await(keep_alive(function(target, head)
       if head:find("^HEAD") then
         return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+      elseif target:find("^/partial") then -- 5 bytes of 10, for now
+        return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"
       end
       return ok_answer("hello")
     end))
@@ -186,6 +189,11 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     local e = err_of(r:read())
     assert.is_true(iserror(e, http.ClientConnectionError))
     r = await(s:get(url))
+    r:close() -- its answer has all arrived: the connection stays pooled
+    r = await(s:get(url))
+    assert.equal("hello", await(r:read()))
+    assert.equal(1, stats.connections)
+    r = await(s:get(url .. "/partial"))
     r:close()
     r = await(s:get(url))
     assert.equal("hello", await(r:read()))

@@ -545,6 +545,18 @@ local function message_parsed(conn)
   end
 end
 
+--- The rest of a message parsed already, read without its connection
+-- (see ClientSession:_send): the parser's events, ending with true.
+local Parsed = {parsed = true}
+Parsed.__index = Parsed
+
+function Parsed:next_event()
+  local ev = self.events[self.ev]
+  self.events[self.ev] = nil
+  self.ev = self.ev + 1
+  return ev
+end
+
 local StreamContent = {}
 StreamContent.__index = StreamContent
 
@@ -850,7 +862,9 @@ function ClientResponse:_finish()
   self._done = true
   local conn = self._conn
   self._conn = nil
-  if conn then self._session:_release(conn, self._keep_alive) end
+  if conn and not conn.parsed then
+    self._session:_release(conn, self._keep_alive)
+  end
 end
 
 --- release(): gives the connection back: to the pool when the body was
@@ -877,7 +891,7 @@ function ClientResponse:close()
   self._done = true
   local conn = self._conn
   self._conn = nil
-  if conn then self._session:_release(conn, false) end
+  if conn and not conn.parsed then self._session:_release(conn, false) end
 end
 ClientResponse.__close = ClientResponse.release
 ClientResponse.__gc = ClientResponse.close
@@ -1793,7 +1807,18 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
       resp.content = setmetatable({resp = resp, buf = "", buf_ends = false,
                                    open = false, at_end = false},
                                   StreamContent)
-      conn.in_body = true
+      if not head.upgrade and message_parsed(conn) then
+        -- the whole message came with its head (a short body): as
+        -- aiohttp once a message ended, the connection is given back at
+        -- once, and the body is read from what was parsed, so that a
+        -- response left unread holds no connection and no permit
+        resp._conn = setmetatable({events = conn.events, ev = conn.ev},
+                                  Parsed)
+        conn.events, conn.ev = {}, 1
+        self:_release(conn, resp._keep_alive)
+      else
+        conn.in_body = true
+      end
       return resp
     end
     self:_release(conn, false)
