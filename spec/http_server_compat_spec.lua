@@ -247,6 +247,32 @@ describe("asyncio.http.web (aiohttp audit)", function()
     await(runner:cleanup())
   end))
 
+  it("matches a plain route on the path as sent, as aiohttp's "
+     .. "PlainResource: an escaped letter or slash is another path",
+     aspec.async(function()
+    local app = web.Application()
+    local hits = 0
+    local function ok() hits = hits + 1; return web.Response{text = "ok"} end
+    app.router:add_get("/a/b", ok)
+    app.router:add_get("/caf\u{e9} menu", ok) -- as a client sends it
+    local sub = web.Application()
+    sub.router:add_get("/x", ok)
+    app:add_subapp("/\u{e9}t\u{e9}", sub)
+    local runner, _, port = start(app)
+    local function status(target)
+      local out = raw(port, "GET " .. target
+        .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      return tonumber(out:match("^HTTP/1%.1 (%d+)"))
+    end
+    assert.same({200, 404, 404, 404},
+                {status("/a/b"), status("/a%2Fb"), status("/%61/b"),
+                 status("/a%2fb")})
+    assert.equal(200, status("/caf%C3%A9%20menu"))
+    assert.equal(200, status("/%C3%A9t%C3%A9/x"))
+    assert.equal(3, hits)
+    await(runner:cleanup())
+  end))
+
   it("has aiohttp's request fields and parses multipart forms (item 8)",
      aspec.async(function()
     local seen

@@ -1639,6 +1639,15 @@ local function quote_path(s)
   end))
 end
 
+--- A plain route's path as a request sends it, aiohttp's _requote_path:
+-- the bytes a path may not hold as they are (a space, non-ASCII) as %XX,
+-- its %XX kept. Plain routes are matched against the path as sent.
+local function route_key(path)
+  return (path:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@/%%]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+
 --- route:url_for([parts [, query]]) -> the route's path with each
 -- {name} (or {name:regex}) replaced by parts[name], percent-encoded, and
 -- query (a table of parameters or a string) after a "?": aiohttp's
@@ -1738,8 +1747,9 @@ local function route_add(self, method, path, handler, name, fname, n)
     route.pattern, route.names = pat, names
     self._dynamic[#self._dynamic + 1] = route
   else
-    local t = self._exact[path]
-    if not t then t = {}; self._exact[path] = t end
+    local key = route_key(path)
+    local t = self._exact[key]
+    if not t then t = {}; self._exact[key] = t end
     t[method] = route
   end
   if route.name then
@@ -1972,13 +1982,15 @@ end
 
 --- resolve(method, path [, raw]) -> route, match_info [, apps] | nil,
 -- status, allowed. path is decoded; raw (default path) is the path as
--- sent: as aiohttp, {name} segments match it, then each value is decoded
--- (so /a%2Fb matches /{name} with name "a/b"). The routes of the router
--- come first, then those of its sub-applications: apps lists the ones a
--- route was found in, outermost first.
+-- sent, which routes match as aiohttp's do: a plain route is the same
+-- string (so /a%2Fb and /%61/b are not /a/b), {name} segments match it,
+-- then each value is decoded (so /a%2Fb matches /{name} with name
+-- "a/b"). The routes of the router come first, then those of its
+-- sub-applications: apps lists the ones a route was found in, outermost
+-- first.
 function Router:resolve(method, path, raw)
   raw = raw or path
-  local t = self._exact[path]
+  local t = self._exact[raw]
   if t then
     local r = t[method] or t["*"]
     if r then return r, {} end
@@ -2076,7 +2088,7 @@ local function prefix_routes(router, prefix)
   local exact = router._exact
   router._exact = {}
   for path, t in pairs(exact) do
-    router._exact[prefix .. path] = t
+    router._exact[route_key(prefix) .. path] = t
     for _, route in pairs(t) do route.path = prefix .. route.path end
   end
   for _, route in ipairs(router._dynamic) do
@@ -2084,7 +2096,7 @@ local function prefix_routes(router, prefix)
     route.pattern, route.names = compile(route.path)
   end
   for _, sub in ipairs(router._subapps) do
-    sub.prefix = prefix .. sub.prefix
+    sub.prefix = route_key(prefix) .. sub.prefix
     prefix_routes(sub.app.router, prefix)
   end
 end
@@ -2121,7 +2133,7 @@ function Application:add_subapp(prefix, subapp)
   rawset(subapp, "_frozen", true)
   subapp.router._frozen = true
   local subs = self.router._subapps
-  subs[#subs + 1] = {prefix = prefix, app = subapp}
+  subs[#subs + 1] = {prefix = route_key(prefix), app = subapp}
   local on_startup, on_shutdown, on_cleanup = rawget(self, "on_startup"),
     rawget(self, "on_shutdown"), rawget(self, "on_cleanup")
   on_startup[#on_startup + 1] = function() startup(subapp) end
