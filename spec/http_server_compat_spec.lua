@@ -247,6 +247,41 @@ describe("asyncio.http.web (aiohttp audit)", function()
     await(runner:cleanup())
   end))
 
+  it("answers a handler's error as aiohttp's handle_error: its 500 text "
+     .. "(HTML when accepted) or a 504 for a TimeoutError, and closes",
+     aspec.async(function()
+    local app = web.Application()
+    app.router:add_get("/boom", function() error("kaboom") end)
+    app.router:add_get("/late", function() error(asyncio.TimeoutError()) end)
+    app.router:add_get("/ok", function() return web.Response{text = "ok"} end)
+    local logged = peers.capture_web_log()
+    local runner, _, port = start(app)
+    local function ask(path, accept) -- then /ok on the same connection
+      return raw(port, "GET " .. path .. " HTTP/1.1\r\nHost: x\r\n"
+        .. (accept and "Accept: " .. accept .. "\r\n" or "") .. "\r\n"
+        .. "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    end
+    local out = ask("/boom")
+    assert.matches("^HTTP/1%.1 500 Internal Server Error\r\n", out)
+    assert.matches("\r\nConnection: close\r\n", out)
+    assert.matches("\r\nContent%-Type: text/plain; charset=utf%-8\r\n", out)
+    assert.equal("500 Internal Server Error\n\nServer got itself in trouble",
+                 out:match("\r\n\r\n(.*)$")) -- and no answer to /ok
+    out = ask("/boom", "text/html,*/*")
+    assert.matches("\r\nContent%-Type: text/html; charset=utf%-8\r\n", out)
+    assert.equal("<html><head><title>500 Internal Server Error</title>"
+      .. "</head><body>\n<h1>500 Internal Server Error</h1>\n"
+      .. "Server got itself in trouble\n</body></html>\n",
+      out:match("\r\n\r\n(.*)$"))
+    out = ask("/late")
+    assert.matches("^HTTP/1%.1 504 Gateway Timeout\r\n", out)
+    assert.matches("\r\nContent%-Length: 0\r\n", out)
+    assert.matches("\r\nConnection: close\r\n\r\n$", out)
+    assert.equal(3, #logged)
+    assert.matches("kaboom", logged[1])
+    await(runner:cleanup())
+  end))
+
   it("matches a plain route on the path as sent, as aiohttp's "
      .. "PlainResource: an escaped letter or slash is another path",
      aspec.async(function()

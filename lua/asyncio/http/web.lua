@@ -2533,6 +2533,26 @@ local function target_path(path, url)
   return path, path
 end
 
+--- The answer to a handler that failed, as aiohttp's handle_error: a 504
+-- without a body for an asyncio.TimeoutError, else a 500 saying "500
+-- Internal Server Error\n\nServer got itself in trouble" (an HTML page
+-- for a client that accepts text/html); the connection closes after it.
+local function failure_response(conn, request, err)
+  conn.keep_alive = false
+  if iserror(err, asyncio.TimeoutError) then
+    return M.Response{status = 504, body = "", content_type = "text/plain"}
+  end
+  local title = "500 Internal Server Error"
+  local msg = "Server got itself in trouble"
+  local accept = request.headers["accept"]
+  if accept and accept:find("text/html", 1, true) then
+    return M.Response{status = 500, content_type = "text/html",
+      text = ("<html><head><title>%s</title></head><body>\n<h1>%s</h1>"
+              .. "\n%s\n</body></html>\n"):format(title, title, msg)}
+  end
+  return M.Response{status = 500, text = title .. "\n\n" .. msg}
+end
+
 local function respond(conn, request, resp)
   if iserror(resp, HTTPException) then -- returned, not raised: sent all the
     resp = exception_response(resp)     -- same, as aiohttp 3.8
@@ -2542,10 +2562,10 @@ local function respond(conn, request, resp)
     return
   end
   if getmetatable(resp) == nil or type(resp.prepare) ~= "function" then
-    M.log_error("Error handling request", asyncio.RuntimeError(
-      "handler returned " .. tostring(resp) .. ", not a response"))
-    resp = exception_response(M.HTTPInternalServerError())
-    M._send_response(conn, resp, request)
+    local err = asyncio.RuntimeError("handler returned " .. tostring(resp)
+                                     .. ", not a response")
+    M.log_error("Error handling request", err)
+    M._send_response(conn, failure_response(conn, request, err), request)
     return
   end
   if not resp.prepared then await(resp:prepare(request)) end
@@ -2629,7 +2649,7 @@ local function handle(conn, head)
       resp = exception_response(resp)
     else
       M.log_error("Error handling request", resp)
-      resp = exception_response(M.HTTPInternalServerError())
+      resp = failure_response(conn, request, resp)
     end
   end
   if server._closing or conn.eof or conn.failed then
