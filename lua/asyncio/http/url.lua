@@ -74,6 +74,26 @@ local function wire_query(query)
   return requote(query, QUERY_UNSAFE, "=+&;", true)
 end
 
+--- requote(s) -> the URL or relative reference s as yarl's str(URL(s))
+-- gives it: its path, query and fragment requoted (a space or a
+-- non-ASCII byte as %XX, a space in the query as "+", a "%" that starts
+-- no %XX as "%25"), the scheme and authority as they are, and the "."
+-- and ".." segments of an absolute URL's path removed. A tab, CR or LF
+-- is dropped first, as yarl (and WHATWG's URL parser) does.
+function M.requote(s)
+  s = s:gsub("[\t\r\n]", "")
+  local prefix, rest = s:match("^(%a[%w+.-]*://[^/?#]*)(.*)$")
+  if not prefix then prefix, rest = "", s end
+  local path, query, frag = rest:match("^([^?#]*)(%??[^#]*)(#?.*)$")
+  path = requote(path, PATH_UNSAFE, "/+")
+  if prefix ~= "" and path ~= "" then path = remove_dots(path) end
+  if query ~= "" then
+    query = "?" .. requote(query:sub(2), QUERY_UNSAFE, "=+&;", true)
+  end
+  if frag ~= "" then frag = "#" .. requote(frag:sub(2), QUERY_UNSAFE, "") end
+  return prefix .. path .. query .. frag
+end
+
 --- parse(s [, errcls]) -> {scheme, host, port, path, query, host_header,
 -- user, password}; raises errcls(s) when s is not an absolute
 -- http(s)/ws(s) URL. user and password (percent-decoded, nil when

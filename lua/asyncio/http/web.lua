@@ -24,6 +24,7 @@ local check = require "asyncio.check"
 local http = require "asyncio.http"
 local headers_mod = require "asyncio.http.headers"
 local cookiejar = require "asyncio.http.cookiejar"
+local url_mod = require "asyncio.http.url"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat = table.concat
@@ -209,7 +210,9 @@ local function exc_init(status, name)
     e.body = opts.body
     e.content_type = opts.content_type
     e.headers = h
-    if redirect then h:set("Location", tostring(e.location)) end
+    if redirect then -- as aiohttp's str(URL(location)); .location as given
+      h:set("Location", url_mod.requote(tostring(e.location)))
+    end
     e.message = e.reason
     if status == 405 then
       local allowed = {}
@@ -930,7 +933,9 @@ local function exception_response(e)
   local r = M.Response{status = e.status, reason = e.reason,
     headers = e.headers, content_type = e.content_type, body = e.body,
     text = text}
-  if e.location then r.headers:set("Location", e.location) end
+  if e.location then
+    r.headers:set("Location", url_mod.requote(tostring(e.location)))
+  end
   return r
 end
 
