@@ -201,6 +201,55 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     srv:close()
   end))
 
+  it("a response left unread holds no connection once its whole message "
+     .. "came (with its head, or before the next request), as aiohttp",
+     aspec.async(function()
+    local go = asyncio.Event()
+    local url, srv, stats = await(scripted(function(r, w)
+      while true do
+        local head, target = read_request(r)
+        if not head then return end
+        if target == "/split" then -- the head, then the body when told
+          w:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+          await(w:drain())
+          await(go:wait())
+          go:clear()
+          w:write("split")
+        else
+          w:write(ok_answer("hello"))
+        end
+        await(w:drain())
+      end
+    end))
+    local s <close> = http.ClientSession{limit = 1}
+    -- the whole message with its head: the connection is back at once
+    local rs = {}
+    for i = 1, 3 do rs[i] = await(s:get(url, {timeout = 5})) end
+    assert.equal(1, stats.connections)
+    -- a body that comes after the head: given back by the next request
+    -- once its bytes are here
+    local split = await(s:get(url .. "/split", {timeout = 5}))
+    go:set()
+    await(asyncio.wait_for(async(function()
+      while split._conn.reader:_buffered() == 0 do
+        await(asyncio.sleep(0))
+      end
+    end)(), 5))
+    local after = await(s:get(url, {timeout = 5}))
+    assert.equal(1, stats.connections)
+    for i = 1, 3 do assert.equal("hello", await(rs[i]:text())) end
+    assert.equal("split", await(split:text()))
+    assert.equal("hello", await(after:text()))
+    -- read or not, closing such a response leaves its connection pooled
+    split = await(s:get(url .. "/split", {timeout = 5}))
+    go:set()
+    assert.equal("split", await(split:text()))
+    rs[1]:close()
+    assert.equal("hello", await(await(s:get(url)):text()))
+    assert.equal(1, stats.connections)
+    srv:close()
+  end))
+
   it("reads the content with readany, readuntil; is_eof and exception",
      aspec.async(function()
     -- chunks arrive as pieces of their own: "\r\n" straddles two

@@ -410,6 +410,7 @@ function Connection:next_event(sock_read, deadline)
       self.ev = self.ev + 1
       return ev
     end
+    if self.failed then error(self.failed, 0) end
     if self.eof then
       error(M.ServerDisconnectedError(), 0)
     end
@@ -419,7 +420,9 @@ function Connection:next_event(sock_read, deadline)
       if left <= 0 then error(asyncio.TimeoutError(), 0) end
       if not bound or left < bound then bound, by_total = left, true end
     end
+    self.reading = true
     local ok, data = pcall(bounded, self.reader:read(BUFSIZE), bound)
+    self.reading = false
     if not ok then
       if is_cancel(data) or iserror(data, ClientError) then error(data, 0) end
       if iserror(data, asyncio.TimeoutError) then
@@ -429,28 +432,54 @@ function Connection:next_event(sock_read, deadline)
       end
       error(M.ClientOSError(tostring(data.message or data)), 0)
     end
-    local events, name, desc
-    if data == "" then
-      self.eof = true
-      events, name, desc = self.parser:feed_eof()
-    else
-      self.got_bytes = true
-      events, name, desc = self.parser:feed(data)
+    self:_feed(data)
+  end
+end
+
+--- Feeds the parser data (what a read gave, "" at the end of the input):
+-- its events follow those not taken yet. Raises as next_event.
+function Connection:_feed(data)
+  local events, name, desc
+  if data == "" then
+    self.eof = true
+    events, name, desc = self.parser:feed_eof()
+  else
+    self.got_bytes = true
+    events, name, desc = self.parser:feed(data)
+  end
+  if events and name then self.rest = name end -- an upgrade's bytes
+  if not events then
+    self.eof = true
+    if name == "HPE_INVALID_EOF_STATE" and not self.in_body then
+      error(M.ServerDisconnectedError(), 0)
     end
-    if events and name then self.rest = name end -- an upgrade's bytes
-    if not events then
-      self.eof = true
-      if name == "HPE_INVALID_EOF_STATE" and not self.in_body then
-        error(M.ServerDisconnectedError(), 0)
-      end
-      if self.in_body then
-        error(M.ClientPayloadError(("Response payload is not completed"
-          .. " (%s: %s)"):format(name, desc)), 0)
-      end
-      error(M.ClientResponseError{status = 400, message = name .. ": " ..
-        desc}, 0)
+    if self.in_body then
+      error(M.ClientPayloadError(("Response payload is not completed"
+        .. " (%s: %s)"):format(name, desc)), 0)
     end
+    error(M.ClientResponseError{status = 400, message = name .. ": " ..
+      desc}, 0)
+  end
+  local left, i = self.events, self.ev
+  if left[i] == nil then
     self.events, self.ev = events, 1
+    return
+  end
+  local all, n = {}, 0
+  while left[i] ~= nil do n = n + 1; all[n] = left[i]; i = i + 1 end
+  for j = 1, #events do all[n + j] = events[j] end
+  self.events, self.ev = all, 1
+end
+
+--- Parses, without waiting, the bytes the connection's reader holds
+-- already, unless a read of the body is waiting for them. A failure is
+-- kept for next_event to raise once the events before it are taken.
+function Connection:parse_buffered()
+  while not self.reading and not self.failed and not self.eof and
+      self.reader:_buffered() > 0 do
+    local data = await(self.reader:read(BUFSIZE)) -- buffered: no wait
+    local ok, e = pcall(self._feed, self, data)
+    if not ok then self.failed = e end
   end
 end
 
@@ -555,6 +584,17 @@ function Parsed:next_event()
   self.events[self.ev] = nil
   self.ev = self.ev + 1
   return ev
+end
+
+--- Gives conn, whose response resp is parsed to its end, back to
+-- session at once, as aiohttp does once a message ended: the body is read
+-- from what was parsed, so that a response left unread holds no
+-- connection and no place of the session's limits.
+local function give_back_parsed(session, resp, conn)
+  session._holding[resp] = nil
+  resp._conn = setmetatable({events = conn.events, ev = conn.ev}, Parsed)
+  conn.events, conn.ev = {}, 1
+  session:_release(conn, resp._keep_alive)
 end
 
 local StreamContent = {}
@@ -860,6 +900,7 @@ end
 function ClientResponse:_finish()
   if self._done then return end
   self._done = true
+  self._session._holding[self] = nil
   local conn = self._conn
   self._conn = nil
   if conn and not conn.parsed then
@@ -889,6 +930,7 @@ function ClientResponse:close()
   self._released = true
   if self._done then return end
   self._done = true
+  self._session._holding[self] = nil
   local conn = self._conn
   self._conn = nil
   if conn and not conn.parsed then self._session:_release(conn, false) end
@@ -1122,7 +1164,10 @@ function M.ClientSession(opts)
     _force_close = opts.force_close or false,
     _proxy = opts.proxy, _proxy_auth = opts.proxy_auth,
     _trust_env = opts.trust_env or false,
-    _pool = {}, closed = false, _urls = {}, _nurls = 0}, ClientSession)
+    _pool = {}, closed = false, _urls = {}, _nurls = 0,
+    -- responses holding a connection until their body is read: weak,
+    -- a response collected unread closes its own
+    _holding = setmetatable({}, {__mode = "k"})}, ClientSession)
 end
 
 --- Gives conn back: kept idle when reusable, else closed; frees its
@@ -1285,6 +1330,20 @@ local function acquire(self, key)
 end
 local acquire_co = async(acquire)
 
+--- Gives back the connections of responses left unread whose message has
+-- come meanwhile (their bytes wait in the reader): a new request finds
+-- them in the pool, and their places of the limits free.
+function ClientSession:_reap()
+  for resp in pairs(self._holding) do
+    local conn = resp._conn
+    if conn and not conn.parsed and not conn.reading and
+        conn.reader:_buffered() > 0 then
+      conn:parse_buffered()
+      if message_parsed(conn) then give_back_parsed(self, resp, conn) end
+    end
+  end
+end
+
 --- open_connection to u (copts: its TLS options), or through proxy:
 -- to the proxy, then a tunnel (open_tunnel) unless u is plain http. A
 -- proxy that cannot be reached raises ClientProxyConnectionError.
@@ -1331,6 +1390,7 @@ function ClientSession:_connect(u, opts, timeout, proxy)
     key = ("%s via %s:%d %s"):format(key, proxy.u.host, proxy.u.port,
       proxy.auth and proxy.auth:encode() or "")
   end
+  if next(self._holding) then self:_reap() end
   if timeout.connect then
     local ok, e = pcall(bounded, acquire_co(self, key), timeout.connect)
     if not ok then
@@ -1807,17 +1867,12 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
       resp.content = setmetatable({resp = resp, buf = "", buf_ends = false,
                                    open = false, at_end = false},
                                   StreamContent)
-      if not head.upgrade and message_parsed(conn) then
-        -- the whole message came with its head (a short body): as
-        -- aiohttp once a message ended, the connection is given back at
-        -- once, and the body is read from what was parsed, so that a
-        -- response left unread holds no connection and no permit
-        resp._conn = setmetatable({events = conn.events, ev = conn.ev},
-                                  Parsed)
-        conn.events, conn.ev = {}, 1
-        self:_release(conn, resp._keep_alive)
-      else
-        conn.in_body = true
+      conn.in_body = true
+      if head.upgrade then return resp end
+      if message_parsed(conn) then -- the whole message came with its head
+        give_back_parsed(self, resp, conn)
+      else -- until its body is read, or comes while it waits (_reap)
+        self._holding[resp] = true
       end
       return resp
     end
