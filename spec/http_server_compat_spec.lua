@@ -314,6 +314,24 @@ describe("asyncio.http.web (aiohttp audit)", function()
     await(runner:cleanup())
   end))
 
+  it("gives request.version .major and .minor, and rel_url (path_qs)",
+     aspec.async(function()
+    local seen
+    local app = web.Application()
+    app.router:add_get("/v", function(req)
+      seen = {req.version[1], req.version[2], req.version.major,
+              req.version.minor, req.rel_url}
+      return web.Response{text = "ok"}
+    end)
+    local runner, _, port = start(app)
+    raw(port, "GET /v?q=a%20b HTTP/1.0\r\n\r\n")
+    assert.same({1, 0, 1, 0, "/v?q=a%20b"}, seen)
+    raw(port, "GET http://h:81/v?x HTTP/1.1\r\nHost: y\r\n"
+      .. "Connection: close\r\n\r\n")
+    assert.same({1, 1, 1, 1, "/v?x"}, seen)
+    await(runner:cleanup())
+  end))
+
   it("has aiohttp's request fields and parses multipart forms (item 8)",
      aspec.async(function()
     local seen

@@ -500,7 +500,7 @@ end
 -- {major, minor} tables, one per version (read-only by contract)
 local versions = setmetatable({}, {__index = function(t, major)
   local by_minor = setmetatable({}, {__index = function(u, minor)
-    local v = {major, minor}
+    local v = {major, minor, major = major, minor = minor}
     u[minor] = v
     return v
   end})
@@ -1289,6 +1289,8 @@ local LAZY = {
   path_qs = function(r) -- the target as sent, without a fragment
     return (r.raw_path:gsub("#.*$", ""))
   end,
+  -- aiohttp's URL, as a string: str(request.rel_url) is path_qs
+  rel_url = function(r) return r.path_qs end,
   -- the state of the request's application, then of each application
   -- it is a sub-application of, looked up in that order (aiohttp's
   -- ChainMapProxy)
