@@ -323,7 +323,7 @@ describe("asyncio.http client, as aiohttp", function()
     local s <close> = http.ClientSession{base_url = base}
     local r <close> = await(s:get("/ct", {params = {
       ct = 'Text/HTML; Charset="ISO-8859-1"'}}))
-    assert.same({true, "text/html", "ISO-8859-1", "ISO-8859-1"},
+    assert.same({true, "text/html", "ISO-8859-1", "iso-8859-1"},
       {r.ok, r.content_type, r.charset, r:get_encoding()})
     assert.same({1, 1, 1, 1}, {r.version.major, r.version.minor,
                                r.version[1], r.version[2]})

@@ -995,10 +995,12 @@ function ClientResponse:json(opts)
   return json(self, want, loads)
 end
 
---- get_encoding() -> the charset of Content-Type, else "utf-8" (no
--- detection from the body)
+--- get_encoding() -> the charset of Content-Type in lower case, as
+-- aiohttp's, else "utf-8" (no detection from the body, no check that
+-- the name is a known codec)
 function ClientResponse:get_encoding()
-  return self.charset or "utf-8"
+  local charset = self.charset
+  return charset and charset:lower() or "utf-8"
 end
 
 --- raise_for_status(): raises ClientResponseError for a status >= 400
