@@ -830,10 +830,11 @@ local ClientResponse = {__name = "http.ClientResponse"}
 
 --- request_info(method, u, hdrs) -> {method =, url =, real_url =,
 -- headers =}: the request a response or an error answers (aiohttp's
--- RequestInfo; real_url is url: fragments are dropped when parsed)
+-- RequestInfo; real_url is url with the fragment of the URL asked for)
 local function request_info(method, u, hdrs)
   local url = u.str or url_mod.format(u)
-  return {method = method, url = url, real_url = url, headers = hdrs}
+  return {method = method, url = url, real_url = url .. (u.fragment or ""),
+          headers = hdrs}
 end
 
 --- The Content-Type v as aiohttp reads it: the lower-cased type
@@ -867,7 +868,7 @@ end
 -- responses never need them.
 local LAZY = {
   ok = function(r) return r.status < 400 end,
-  real_url = function(r) return r.url end,
+  real_url = function(r) return r.url .. (r._url.fragment or "") end,
   request_info = function(r) return request_info(r.method, r._url, r._hdrs)
   end,
   content_type = function(r)

@@ -126,6 +126,7 @@ function M.parse(s, errcls)
   local explicit = port ~= ""
   port = explicit and tonumber(port) or DEFAULT_PORT[scheme]
   if port < 1 or port > 65535 then invalid(errcls, s) end
+  local fragment = tail:match("#.*$")
   tail = tail:gsub("#.*$", "")
   local path, query = tail:match("^([^?]*)%??(.*)$")
   if path == "" then path = "/" end
@@ -133,7 +134,8 @@ function M.parse(s, errcls)
   local h = host:find(":", 1, true) and "[" .. host .. "]" or host
   return {scheme = scheme, host = host:lower(), port = port,
     path = wire_path(path), query = wire_query(query), user = user,
-    password = password,
+    password = password, fragment = fragment and
+      "#" .. requote(fragment:sub(2), QUERY_UNSAFE, ""),
     host_header = (port == DEFAULT_PORT[scheme]) and h or
       (h .. ":" .. port)}
 end
@@ -159,6 +161,8 @@ function M.join(base, ref, errcls)
   local u = {scheme = base.scheme, host = base.host, port = base.port,
              host_header = base.host_header, user = base.user,
              password = base.password}
+  local fragment = ref:match("#.*$")
+  u.fragment = fragment and "#" .. requote(fragment:sub(2), QUERY_UNSAFE, "")
   ref = ref:gsub("#.*$", "")
   local path, query = ref:match("^([^?]*)%??(.*)$")
   if path == "" then
