@@ -1647,19 +1647,11 @@ static int l_writer_is_closing(lua_State *L) {
   return 1;
 }
 
-/* Raises what drain() raises once the transport is lost or closing: the
- * error that lost it, else ConnectionResetError('Connection lost'). */
-static int raise_lost(lua_State *L, aio_writer *w) {
-  if (w->proto && w->proto->lost) {
-    lua_getiuservalue(L, 1, W_UV_PROTO);
-    lua_getiuservalue(L, -1, P_UV_EXC);
-  } else if (w->t) {
-    lua_getiuservalue(L, 1, W_UV_TRANSPORT);
-    lua_getiuservalue(L, -1, T_UV_EXC);
-  } else
-    lua_pushnil(L);
-  if (!lua_isnil(L, -1))
-    return lua_error(L);
+/* Raises what drain() raises once the connection is lost, as asyncio's
+ * _drain_helper: ConnectionResetError('Connection lost'), whatever lost
+ * it (that error reaches the reader, whose exception the next drain
+ * raises first). */
+static int raise_lost(lua_State *L) {
   aio_push_error_named(L, "ConnectionResetError", "Connection lost");
   return lua_error(L);
 }
@@ -1676,7 +1668,7 @@ static int drain_closing_k(lua_State *L, int status, lua_KContext ctx) {
   aio_resume_check(L, aio_current_task_of(L));
   lua_settop(L, 1);
   if (w->proto && w->proto->lost)
-    return raise_lost(L, w);
+    return raise_lost(L);
   return drain_open(L, w);
 }
 
@@ -1714,7 +1706,7 @@ static int drain_body(lua_State *L) {
     reader_check_exc(L, w->reader, -1);
   }
   if (pr && pr->lost)
-    return raise_lost(L, w);
+    return raise_lost(L);
   if (writer_is_closing(L, w, 1)) {
     aio_task *t = aio_check_await(L, "drain");
     t->wait_kind = AIO_WAIT_YIELD;
