@@ -262,7 +262,8 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
     _backlog = nil, _backlog_size = 0,
     _app_reading_paused = false, _ssl_reading_paused = false,
     _app_writing_paused = false, _raw_paused = false,
-    _high = 64 * 1024, _low = 16 * 1024,
+    -- asyncio's FLOW_CONTROL_HIGH_WATER_SSL_WRITE and _READ (KiB)
+    _high = 512 * 1024, _low = 128 * 1024,
     _read_high = 256 * 1024, _read_low = 64 * 1024,
     _call_connection_made = opts.call_connection_made ~= false,
     _handshake_timeout = hs, _shutdown_timeout = sd,
@@ -330,6 +331,9 @@ end
 
 function SSLProtocol:connection_made(transport)
   self._transport = transport
+  -- the app is paused with the raw transport (_control_app_writing): its
+  -- marks are the TLS transport's
+  transport:set_write_buffer_limits(self._high, self._low)
   self._state = DO_HANDSHAKE
   self._handshake_handle = self._loop:call_later(self._handshake_timeout,
     self._check_handshake_timeout, self)
@@ -605,7 +609,7 @@ function SSLProtocol:_get_write_buffer_size()
 end
 
 function SSLProtocol:_set_write_buffer_limits(high, low)
-  self._high, self._low = check_limits(high, low, 64 * 1024)
+  self._high, self._low = check_limits(high, low, 512 * 1024)
   if self._transport then
     self._transport:set_write_buffer_limits(self._high, self._low)
   end
