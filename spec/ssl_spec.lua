@@ -152,6 +152,7 @@ describe("TLS over sockets", function()
                  e.message)
     e = h.await_error(asyncio.open_connection("127.0.0.1", port,
       {ssl = server_ctx()}))
+    assert.is_true(iserror(e, ssl.SSLError), tostring(e))
     assert.equal("Cannot create a client socket with a PROTOCOL_TLS_SERVER "
                  .. "context", e.message)
     srv:close()

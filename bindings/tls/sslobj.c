@@ -610,12 +610,17 @@ int tls_wrap_bio(lua_State *L) {
   if (server && host)
     return tls_raise(L, "ValueError", "server_hostname can only be "
                      "specified in client mode");
-  if (server && c->protocol == TLS_PROTOCOL_TLS_CLIENT)
-    return tls_raise(L, "ValueError", "Cannot create a server socket "
-                     "with a PROTOCOL_TLS_CLIENT context");
-  if (!server && c->protocol == TLS_PROTOCOL_TLS_SERVER)
-    return tls_raise(L, "ValueError", "Cannot create a client socket "
-                     "with a PROTOCOL_TLS_SERVER context");
+  /* a context of the other side: SSLError with errno 0, as _ssl's */
+  if (server && c->protocol == TLS_PROTOCOL_TLS_CLIENT) {
+    tls_push_error(L, "SSLError", 0, "Cannot create a server socket "
+                   "with a PROTOCOL_TLS_CLIENT context");
+    return lua_error(L);
+  }
+  if (!server && c->protocol == TLS_PROTOCOL_TLS_SERVER) {
+    tls_push_error(L, "SSLError", 0, "Cannot create a client socket "
+                   "with a PROTOCOL_TLS_SERVER context");
+    return lua_error(L);
+  }
   if (!server && c->check_hostname && !host)
     return tls_raise(L, "ValueError", "check_hostname requires "
                      "server_hostname");
