@@ -238,6 +238,21 @@ describe("fs.unlink, fs.rename and fs.copyfile", function()
     assert.equal(path("none"), e.filename)
     assert.equal(path("c"), e.filename2)
   end))
+
+  it("copyfile onto its own source, or a link to it, raises "
+     .. "SameFileError and leaves the file", aspec.async(function()
+    put("same", "keep")
+    assert.is_true(os.execute("ln -s same " .. path("same_ln")))
+    for _, dst in ipairs{path("same"), path("same_ln")} do
+      local ok, e = pcall(await, fs.copyfile(path("same"), dst))
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(e, fs.SameFileError))
+      assert.is_true(asyncio.iserror(e, asyncio.OSError))
+      assert.equal(("'%s' and '%s' are the same file"):format(path("same"),
+                                                               dst), e.message)
+    end
+    assert.equal("keep", get("same"))
+  end))
 end)
 
 describe("fs.readfile and fs.writefile", function()

@@ -729,11 +729,27 @@ function M.rename(src, dst)
   return core._fs_rename(src, dst)
 end
 
---- fs.copyfile(src, dst): copies the data (and the mode), replacing dst.
+--- shutil's SameFileError: copyfile's src and dst are one file.
+M.SameFileError = errors.OSError:subclass("SameFileError")
+
+local copyfile = async(function(src, dst)
+  local dst_is, dst_st = pcall(await, core._fs_stat(dst))
+  if dst_is then -- as shutil's _samefile: the same device and inode
+    local src_is, src_st = pcall(await, core._fs_stat(src))
+    if src_is and src_st.dev == dst_st.dev and src_st.ino == dst_st.ino then
+      error(M.SameFileError(("'%s' and '%s' are the same file")
+                            :format(src, dst)), 0)
+    end
+  end
+  return await(core._fs_copyfile(src, dst))
+end)
+
+--- fs.copyfile(src, dst): copies the data (and the mode), replacing dst;
+-- SameFileError when both name one file (a link of the other too).
 function M.copyfile(src, dst)
   check_path(src, 1, "copyfile")
   check_path(dst, 2, "copyfile")
-  return core._fs_copyfile(src, dst)
+  return copyfile(src, dst)
 end
 
 --- fs.realpath(path) -> the absolute path without links, "." or "..".
