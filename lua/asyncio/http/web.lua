@@ -1639,20 +1639,20 @@ Router.__index = Router
 local Route = {__name = "web.Route"}
 Route.__index = Route
 
---- A route path's part: percent-encoded but for what a path may hold.
-local function quote_path(s)
-  return (s:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@/]", function(c)
-    return ("%%%02X"):format(c:byte())
-  end))
+local function pct(c) return ("%%%02X"):format(c:byte()) end
+
+--- A route path's part: percent-encoded but for what a path may hold,
+-- a "%" too unless keep_pct (a path whose %XX are escapes already).
+local function quote_path(s, keep_pct)
+  return (s:gsub(keep_pct and "[^%w%-%._~!%$&'%(%)%*%+,;=:@/%%]"
+                 or "[^%w%-%._~!%$&'%(%)%*%+,;=:@/]", pct))
 end
 
 --- A plain route's path as a request sends it, aiohttp's _requote_path:
 -- the bytes a path may not hold as they are (a space, non-ASCII) as %XX,
 -- its %XX kept. Plain routes are matched against the path as sent.
 local function route_key(path)
-  return (path:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@/%%]", function(c)
-    return ("%%%02X"):format(c:byte())
-  end))
+  return quote_path(path, true)
 end
 
 --- route:url_for([parts [, query]]) -> the route's path with each
