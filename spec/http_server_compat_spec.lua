@@ -379,6 +379,13 @@ describe("asyncio.http.web (aiohttp audit)", function()
         "Content-Length: " .. #mp .. "\r\nConnection: close\r\n\r\n" .. mp)
     assert.matches("^HTTP/1.1 200", o1)
     assert.same({"val", ""}, seen.form:getall("f"))
+    -- of two boundaries the first, as aiohttp's multipart reader
+    seen.form = nil
+    o1 = raw(port, "POST /info HTTP/1.1\r\nHost: x\r\nContent-Type: " ..
+        "multipart/form-data; boundary=B; boundary=Z\r\n" ..
+        "Content-Length: " .. #mp .. "\r\nConnection: close\r\n\r\n" .. mp)
+    assert.matches("^HTTP/1.1 200", o1)
+    assert.same({"val", ""}, seen.form:getall("f"))
     for _, bad in ipairs{"--B\r\nContent-Disposition: form-data\r\n\r\nx" ..
         "\r\n--B--\r\n", "--B\r\nContent-Disposition: form-data; " ..
         'name="a"\r\n\r\nno end', "no boundary at all"} do

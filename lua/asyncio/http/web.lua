@@ -1231,7 +1231,8 @@ local function parse_cookies(h)
 end
 
 --- '; a=1; b="x;y"' -> {a = "1", b = "x;y"} (names lower-cased); a
--- parameter without "=" ("; foo;") is skipped, as aiohttp reads past it.
+-- parameter without "=" ("; foo;") is skipped, as aiohttp reads past it;
+-- of two of a name the last counts, of two boundaries the first.
 local function parse_params(s)
   local params, i = {}, 1
   while true do
@@ -1244,7 +1245,10 @@ local function parse_params(s)
         v, i = s:match("^([^;]*)()", j)
         v = v:match("^(.-)%s*$")
       end
-      params[k:lower()] = v
+      k = k:lower()
+      -- a later one wins, but for boundary: aiohttp's multipart reader
+      -- takes the first (a MultiDict's get), its charset the last
+      if k ~= "boundary" or params.boundary == nil then params[k] = v end
     else -- a parameter without "=", or the end
       i = s:match("^[%s;]*[^=;]+;()", i)
       if not i then return params end
