@@ -388,7 +388,8 @@ asyncio.run(main())
     assert.equal(1000, peer_seen(s, "scope").scope)
   end))
 
-  it("autoclose = false: CLOSE, then CLOSING until close() answers",
+  it("autoclose = false: CLOSE, then close() answers it; or the next "
+     .. "receive does, giving CLOSED, as aiohttp's client",
      aspec.async(function()
     local s <close> = http.ClientSession()
     local ws = await(s:ws_connect(aiohttp_ws() .. "/ws",
@@ -400,10 +401,19 @@ asyncio.run(main())
     assert.same({type = T.CLOSE, data = 4001, extra = "server bye"},
                 bounded(ws:receive()))
     assert.is_false(ws.closed)
-    assert.same({type = T.CLOSING}, await(ws:receive()))
     assert.is_true(await(ws:close()))
     assert.is_true(ws.closed)
     assert.equal(4001, ws.close_code)
+    -- the next receive answers the close itself
+    ws = await(s:ws_connect(aiohttp_ws() .. "/ws", {autoclose = false}))
+    await(ws:send_str("close"))
+    assert.same({type = T.CLOSE, data = 4001, extra = "server bye"},
+                bounded(ws:receive()))
+    assert.same({type = T.CLOSED}, bounded(ws:receive()))
+    assert.is_true(ws.closed)
+    assert.equal(4001, ws.close_code)
+    assert.is_false(await(ws:close()))
+    assert.same({type = T.CLOSED}, await(ws:receive()))
   end))
 
   -- luaio's server, driven by aiohttp's client (the scenarios of

@@ -467,7 +467,13 @@ WebSocket.receive = async(function(self, timeout)
     end
     return msg(WSMsgType.CLOSED)
   end
-  if self._got_close then return msg(WSMsgType.CLOSING) end
+  if self._got_close then
+    -- the peer's close not answered yet (autoclose false): a client
+    -- answers it now and is closed, a server says CLOSING, as aiohttp's
+    if self._server then return msg(WSMsgType.CLOSING) end
+    await(self:close())
+    return msg(WSMsgType.CLOSED)
+  end
   timeout = timeout or self._receive_timeout
   local task = asyncio.current_task()
   self._receiving = task
