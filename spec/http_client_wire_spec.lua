@@ -250,6 +250,30 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     srv:close()
   end))
 
+  it("sends one Host field: a session's or a request's replaces the URL's",
+     aspec.async(function()
+    local heads = {}
+    local url, srv = await(keep_alive(function(_, head)
+      heads[#heads + 1] = head
+      return ok_answer("ok")
+    end))
+    local s <close> = http.ClientSession{headers = {Host = "api.example",
+                                                    ["X-S"] = "1"}}
+    await(s:get(url)):release() -- the path without request headers
+    await(s:get(url, {headers = {["X-R"] = "2"}})):release()
+    await(s:get(url, {headers = {host = "req.example"}})):release()
+    local hosts = {}
+    for i, head in ipairs(heads) do
+      local list = {}
+      for v in head:gmatch("\r\n[Hh][Oo][Ss][Tt]: ([^\r]*)") do
+        list[#list + 1] = v
+      end
+      hosts[i] = list
+    end
+    assert.same({{"api.example"}, {"api.example"}, {"req.example"}}, hosts)
+    srv:close()
+  end))
+
   it("reads the content with readany, readuntil; is_eof and exception",
      aspec.async(function()
     -- chunks arrive as pieces of their own: "\r\n" straddles two

@@ -1974,9 +1974,16 @@ function ClientSession:_fields()
   add_default_fields(h, self._skip)
   f = {names = {}, session = table.move(self.headers, 1, #self.headers, 1,
                                         {})}
+  local n = 0
   for i = 1, #h, 2 do
-    f[i], f[i + 1] = h[i], h[i + 1]
-    f.names[#f.names + 1] = h[i]:lower()
+    local key = h[i]:lower()
+    if key == "host" then -- it replaces the URL's, first in the head
+      f.host = h[i + 1]
+    else
+      f[n + 1], f[n + 2] = h[i], h[i + 1]
+      n = n + 2
+      f.names[#f.names + 1] = key
+    end
   end
   self._fixed = f
   return f
@@ -1987,7 +1994,8 @@ end
 function ClientSession:_head_fields(u, opts, skip)
   if opts.headers == nil and skip == self._skip then
     local f = self:_fields()
-    local hdrs = {"Host", u.host_header, host = u.host_header}
+    local host = f.host or u.host_header
+    local hdrs = {"Host", host, host = host}
     local n = #f
     table.move(f, 1, n, 3, hdrs)
     local names = f.names
@@ -1999,7 +2007,13 @@ function ClientSession:_head_fields(u, opts, skip)
   end
   local hdrs = CIMultiDict()
   hdrs:add("Host", u.host_header)
-  hdrs:extend(self.headers)
+  for name, value in self.headers:items() do
+    if name:lower() == "host" then -- one Host: the session's replaces it
+      hdrs:set(name, value)
+    else
+      hdrs:add(name, value)
+    end
+  end
   if opts.headers ~= nil then
     -- a name's first value replaces the session's, the next ones add to
     -- it (aiohttp's _prepare_headers)
