@@ -374,6 +374,21 @@ describe("asyncio.http client, as aiohttp", function()
     assert.has_error(function() http.ClientSession{limit = "x"} end,
       "bad argument #1 to 'ClientSession' (field 'limit': non-negative "
       .. "integer expected, got string)")
+    -- a header's value is a string (or a number): a list of values is a
+    -- TypeError, as aiohttp's, not the text "table: 0x..."
+    for _, v in ipairs{{"1", "2"}, true} do
+      local e = err_of(s:get("/echo", {headers = {["X-A"] = v}}))
+      assert.is_true(iserror(e, asyncio.TypeError), tostring(e))
+      assert.equal("header X-A: a string expected, got " .. type(v),
+                   e.message)
+    end
+    local echoed = await(await(s:get("/echo", {headers = {["X-N"] = 5}}))
+      :json())
+    local xn
+    for _, pair in ipairs(echoed.headers) do
+      if pair[1] == "X-N" then xn = pair[2] end
+    end
+    assert.equal("5", xn)
     -- a number is the total, as aiohttp 3.8 takes it
     local r = await(s:get("/slowbody", {timeout = 0.1}))
     local e = err_of(r:read())

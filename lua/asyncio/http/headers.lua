@@ -20,6 +20,7 @@ local M = {}
 -- subprotocol, a field name), the whole string.
 M.TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
 M.KeyError = require("asyncio").Exception:subclass("KeyError")
+local TypeError = require("asyncio").TypeError
 local methods = {}
 local CIMultiDict = {__name = "CIMultiDict"}
 
@@ -72,9 +73,17 @@ function methods.getall(t, name, default)
   return out
 end
 
---- add(name, value): one more field (the others stay)
+--- add(name, value): one more field (the others stay); value a string
+-- or a number, else TypeError (a list of values is not one)
 function methods.add(t, name, value)
-  value = tostring(value)
+  local tv = type(value)
+  if tv ~= "string" then
+    if tv ~= "number" then
+      error(TypeError(("header %s: a string expected, got %s")
+        :format(tostring(name), tv)), 0)
+    end
+    value = tostring(value)
+  end
   local n = #t
   rawset(t, n + 1, name)
   rawset(t, n + 2, value)
