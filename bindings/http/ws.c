@@ -16,7 +16,8 @@
  *        close code to send (1002 protocol, 1009 over max_size)
  *     masked = true requires masked frames (a server's input), false
  *     requires unmasked ones (a client's), nil accepts both; max_size
- *     (default 4 MiB, 0 none) bounds one frame's payload.
+ *     (default 4 MiB, 0 none) bounds one frame's payload: it must be
+ *     shorter, as aiohttp's reader wants a message.
  *   _http.utf8_valid(s) -> boolean: strict UTF-8 (no surrogates, no
  *     overlong forms, nothing above U+10FFFF).
  *   _http.ws_accept(key) -> the Sec-WebSocket-Accept value of a key.
@@ -140,8 +141,14 @@ static int l_parse(lua_State *L) {
     h = 10;
     if (n >> 63) return parse_error(L, 1002, "invalid frame length");
   }
-  if (max_size > 0 && n > (uint64_t)max_size)
-    return parse_error(L, 1009, "frame too large");
+  if (max_size > 0 && n >= (uint64_t)max_size) { /* aiohttp's >= */
+    lua_pushnil(L);
+    lua_pushinteger(L, 1009);
+    lua_pushfstring(L, "Message size %I exceeds limit %I",
+                    (lua_Integer)(n > LUA_MAXINTEGER ? LUA_MAXINTEGER : n),
+                    (lua_Integer)max_size);
+    return 3;
+  }
   size_t keyat = h;
   if (masked) h += 4;
   if (avail < h || avail - h < n) {

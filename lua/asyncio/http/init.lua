@@ -86,6 +86,7 @@ local function py_repr(s)
     or "'"
   return q .. s:gsub("\\", "\\\\"):gsub(q, "\\" .. q) .. q
 end
+M._py_repr = py_repr
 
 --- ClientResponseError{status =, message =, request_info =, history =,
 -- headers =}, as aiohttp's: message is the reason alone ("Not Found"),

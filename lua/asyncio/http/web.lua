@@ -992,9 +992,9 @@ local function handshake_error(request)
   local h = request.headers
   local key = h["sec-websocket-key"]
   -- the 400 texts are aiohttp's (a value absent is nil where Python
-  -- writes None; the key is quoted as Python's repr quotes it)
-  if request.method ~= "GET" or
-      (h["upgrade"] or ""):lower():match("^%s*(.-)%s*$") ~= "websocket" then
+  -- writes None; the key is quoted as Python's repr quotes it); any
+  -- method may ask, as aiohttp's _handshake does not look at it
+  if (h["upgrade"] or ""):lower():match("^%s*(.-)%s*$") ~= "websocket" then
     return M.HTTPBadRequest{text = "No WebSocket UPGRADE hdr: " ..
       tostring(h["upgrade"]) .. '\n Can "Upgrade" only to "WebSocket".'}
   end

@@ -395,8 +395,9 @@ function WebSocket:_data(fin, op, payload)
       self._frag_op, self._parts, self._size = op, {payload}, #payload
     end
   end
-  if self._frag_op and self._max > 0 and self._size > self._max then
-    return self:_fail(1009, "message too big")
+  if self._frag_op and self._max > 0 and self._size >= self._max then
+    return self:_fail(1009, ("Message size %d exceeds limit %d")
+                      :format(self._size, self._max))
   end
   if not fin then return nil end
   local data = payload
@@ -474,6 +475,9 @@ WebSocket.receive = async(function(self, timeout)
     await(self:close())
     return msg(WSMsgType.CLOSED)
   end
+  -- aiohttp's `timeout or self._receive_timeout`: 0 is no timeout of
+  -- this call's
+  if timeout == 0 then timeout = nil end
   timeout = timeout or self._receive_timeout
   local task = asyncio.current_task()
   self._receiving = task
@@ -502,24 +506,42 @@ WebSocket.receive = async(function(self, timeout)
   return m
 end)
 
-local function expect(self, t, fname, timeout)
+--- A message's data as Python's repr writes it: b'...' for BINARY.
+local function data_repr(m)
+  local d = m.data
+  if type(d) == "string" then
+    return (m.type == WSMsgType.BINARY and "b" or "") ..
+      require("asyncio.http")._py_repr(d)
+  end
+  return d == nil and "None" or tostring(d)
+end
+
+--- The next message's data if it is of type t, else aiohttp's TypeError
+-- "Received message 2:b'x' is not <what>".
+local function expect(self, t, what, timeout)
   local m = await(self:receive(timeout))
   if m.type ~= t then
     error(asyncio.TypeError(("Received message %d:%s is not %s"):format(
-      m.type, tostring(m.data), fname)), 0)
+      m.type, data_repr(m), what)), 0)
   end
   return m.data
 end
 
+--- What receive_str says a message is not: aiohttp's server and client
+-- say it differently.
+local function not_text(self)
+  return self._server and "WSMsgType.TEXT" or "str"
+end
+
 --- receive_str / receive_bytes / receive_json([timeout]) -> Coroutine
 WebSocket.receive_str = async(function(self, timeout)
-  return expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout)
+  return expect(self, WSMsgType.TEXT, not_text(self), timeout)
 end)
 WebSocket.receive_bytes = async(function(self, timeout)
-  return expect(self, WSMsgType.BINARY, "WSMsgType.BINARY", timeout)
+  return expect(self, WSMsgType.BINARY, "bytes", timeout)
 end)
 local receive_json = async(function(self, timeout, loads)
-  return loads(expect(self, WSMsgType.TEXT, "WSMsgType.TEXT", timeout))
+  return loads(expect(self, WSMsgType.TEXT, not_text(self), timeout))
 end)
 local RECEIVE_JSON_OPTS = check.option_set{"timeout", "loads"}
 
