@@ -338,11 +338,13 @@ function WebSocket:_frame()
   end
 end
 
---- Fails the connection with code: sends the close frame, closes; the
--- ERROR message.
+--- Fails the connection with code, as aiohttp after a WebSocketError:
+-- the close frame carries the code alone, close_code ends as 1006 (the
+-- close found the stream broken) and exception() is the error, which the
+-- ERROR message carries too.
 function WebSocket:_fail(code, reason)
-  self.close_code = code
-  if not self._sent_close then self:_write_close(code, reason) end
+  self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+  if not self._sent_close then self:_write_close(code) end
   self:_finish()
   local e = M.WebSocketError(code, reason)
   self._exception = e
