@@ -619,6 +619,35 @@ asyncio.run(main())
     return _http.ws_build(op, payload, {mask = true, fin = fin})
   end
 
+  it("a send once the peer ended the stream raises ConnectionResetError, "
+     .. "as aiohttp's closing transport (raw client)", aspec.async(function()
+    local results = {}
+    local app = web.Application()
+    app.router:add_get("/echo", async(function(request)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(request))
+      -- until the end of the stream reached the reader (nothing reads)
+      await(asyncio.wait_for(async(function()
+        while not ws._reader:is_eof() do await(asyncio.sleep(0)) end
+      end)(), 5))
+      for i = 1, 2 do
+        local ok, e = pcall(await, ws:send_str("hello"))
+        results[i] = not ok and asyncio.iserror(e,
+          asyncio.ConnectionResetError) and e.message
+      end
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local w = raw_client(port)
+    w:close() -- no close frame: the socket is gone
+    await(asyncio.wait_for(async(function()
+      while #results < 2 do await(asyncio.sleep(0)) end
+    end)(), 5))
+    assert.same({"Cannot write to closing transport",
+                 "Cannot write to closing transport"}, results)
+    await(runner:cleanup())
+  end))
+
   it("reassembles fragments with a ping between them (raw client)",
      aspec.async(function()
     local seen = {}

@@ -204,9 +204,12 @@ local raise_closed = async(function()
 end)
 
 --- Sends one frame -> an awaitable (raising ConnectionResetError when
--- awaited once closed).
+-- awaited once closed, or once the peer ended the stream: aiohttp's
+-- transport is closing then, and a write would go to a socket gone).
 function WebSocket:_send(op, payload)
-  if self.closed or self._sent_close then return raise_closed() end
+  if self.closed or self._sent_close or self._reader:is_eof() then
+    return raise_closed()
+  end
   self._writer:write(ws_build(op, payload, {mask = self._client}))
   return self._writer:drain()
 end
