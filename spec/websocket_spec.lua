@@ -648,6 +648,33 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("a server's close() takes the peer's next frame for its answer: "
+     .. "one that is not a close ends it with 1006, as aiohttp's",
+     aspec.async(function()
+    local seen = {}
+    local app = web.Application()
+    app.router:add_get("/echo", async(function(request)
+      local ws = web.WebSocketResponse()
+      await(ws:prepare(request))
+      seen.closed = await(ws:close())
+      seen.code, seen.exc = ws.close_code, ws:exception()
+      return ws
+    end))
+    local runner, port = await(peers.serve(app))
+    local w, frame = raw_client(port)
+    w:write(masked(1, "still talking"))
+    local fin, op, data = frame()
+    assert.same({true, 8, 1000}, {fin, op, (string.unpack(">I2", data))})
+    await(asyncio.wait_for(async(function()
+      while seen.closed == nil do await(asyncio.sleep(0)) end
+    end)(), 5))
+    assert.is_true(seen.closed)
+    assert.equal(1006, seen.code)
+    assert.is_true(asyncio.iserror(seen.exc, asyncio.TimeoutError))
+    w:close()
+    await(runner:cleanup())
+  end))
+
   it("reassembles fragments with a ping between them (raw client)",
      aspec.async(function()
     local seen = {}

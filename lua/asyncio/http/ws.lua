@@ -596,8 +596,9 @@ end
 -- error, the heartbeat's or close's TimeoutError), or nil
 function WebSocket:exception() return self._exception end
 
---- Reads frames until the peer's close (close's wait): its code, or nil
--- when the stream ended or failed first.
+--- Reads frames until the peer's close (close's wait): its code, nil
+-- when the stream ended or failed first, false when a server met another
+-- frame first.
 function WebSocket:_await_close()
   while true do
     local fin, op, payload = self:_frame()
@@ -606,6 +607,9 @@ function WebSocket:_await_close()
       local code = close_payload(payload)
       return code or nil
     end
+    -- aiohttp's server reads one message for the peer's close: another
+    -- ends the wait as its timeout would
+    if self._server then return false end
   end
 end
 
@@ -651,6 +655,7 @@ local close = async(function(self, code, message, timeout)
     self.close_code = peer
   else
     self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+    if peer == false then self._exception = asyncio.TimeoutError() end
     if not wok then
       self:_finish()
       if is_cancel(peer) then error(peer, 0) end
