@@ -178,6 +178,19 @@ describe("asyncio.http client", function()
     local r2b <close> = await(s:post(url, {data = {docs = {g2}}}))
     assert.equal(content, await(r2b:json()).docs[3])
     await(g2:close())
+    -- a file's type comes from its name, as aiohttp's (mimetypes)
+    local png = path .. ".png"
+    w = assert(io.open(png, "wb")); w:write("\x89PNG"); w:close()
+    local p1 = await(fs.open(png, "rb"))
+    local r2c <close> = await(s:post(url, {data = {pic = p1}}))
+    assert.same({png:match("[^/]*$"), "image/png", "\x89PNG"},
+                await(r2c:json()).pic)
+    await(p1:close())
+    local p2 = await(fs.open(png, "rb")) -- a whole body
+    local r2d <close> = await(s:post(url, {data = p2}))
+    assert.equal("image/png", await(r2d:json()).ctype)
+    await(p2:close())
+    os.remove(png)
     -- only strings: urlencoded, as aiohttp's
     local plain = http.FormData{b = "2", a = "1"}
     local r3 <close> = await(s:post(url, {data = plain}))

@@ -20,6 +20,7 @@ local check = require "asyncio.check"
 local headers_mod = require "asyncio.http.headers"
 local url_mod = require "asyncio.http.url"
 local cookiejar = require "asyncio.http.cookiejar"
+local mimetypes = require "asyncio.http.mimetypes"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat, remove = table.concat, table.remove
@@ -1567,8 +1568,12 @@ local function part_head(boundary, field)
   if field.filename then
     h[#h + 1] = "; filename=" .. disposition_quote(field.filename)
   end
-  local ct = field.content_type or (is_file(field.value) or field.filename)
-    and "application/octet-stream" or "text/plain; charset=utf-8"
+  -- a file's type is guessed from its name, as aiohttp's IOBasePayload
+  local ct = field.content_type or
+    is_file(field.value) and field.filename and
+      mimetypes.guess_type(field.filename) or
+    (is_file(field.value) or field.filename) and "application/octet-stream"
+    or "text/plain; charset=utf-8"
   h[#h + 1] = "\r\nContent-Type: " .. ct .. "\r\n\r\n"
   return concat(h)
 end
@@ -1668,7 +1673,10 @@ local function request_body(opts, hdrs, method, skip)
     local src = body
     local size = type(src) == "table" and src.seek and
       not hdrs:contains("Transfer-Encoding") and file_left(src)
-    default_type(hdrs, skip, "application/octet-stream")
+    -- a file's type is guessed from its name, as aiohttp's payloads do
+    local name = is_file(src) and type(src.name) == "string" and src.name
+    default_type(hdrs, skip, name and mimetypes.guess_type(name)
+                             or "application/octet-stream")
     if size then -- a file that can seek: its length is known, as aiohttp
       if not hdrs:contains("Content-Length") then
         hdrs:add("Content-Length", size)

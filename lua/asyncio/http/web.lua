@@ -25,6 +25,7 @@ local http = require "asyncio.http"
 local headers_mod = require "asyncio.http.headers"
 local cookiejar = require "asyncio.http.cookiejar"
 local url_mod = require "asyncio.http.url"
+local mimetypes = require "asyncio.http.mimetypes"
 
 local async, await, iserror = asyncio.async, asyncio.await, asyncio.iserror
 local concat = table.concat
@@ -1976,19 +1977,9 @@ end
 -- middlewares no longer need (every middleware here is one).
 function M.middleware(fn) return fn end
 
-local TYPES = {html = "text/html", htm = "text/html", txt = "text/plain",
-  css = "text/css", js = "text/javascript", mjs = "text/javascript",
-  json = "application/json", xml = "application/xml",
-  csv = "text/csv", md = "text/markdown", pdf = "application/pdf",
-  wasm = "application/wasm", zip = "application/zip",
-  gz = "application/gzip", png = "image/png", jpg = "image/jpeg",
-  jpeg = "image/jpeg", gif = "image/gif", svg = "image/svg+xml",
-  webp = "image/webp", ico = "image/vnd.microsoft.icon",
-  woff = "font/woff", woff2 = "font/woff2", mp4 = "video/mp4",
-  mp3 = "audio/mpeg"}
+--- The media type of a file name, else application/octet-stream.
 function M._guess_type(name)
-  local ext = name:match("%.(%w+)$")
-  return ext and TYPES[ext:lower()] or "application/octet-stream"
+  return mimetypes.guess_type(name) or "application/octet-stream"
 end
 
 --- resolve(method, path [, raw]) -> route, match_info [, apps] | nil,
