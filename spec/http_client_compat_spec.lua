@@ -151,6 +151,12 @@ describe("asyncio.http client, as aiohttp", function()
     local r2 <close> = await(s:get(base .. "/echo", {cookies = {c1 = "v1",
       sc = "2"}, headers = {Cookie = "own=x"}}))
     assert.equal("c1=v1; own=x; sc=2", received(await(r2:json()), "Cookie"))
+    -- nothing to add: the caller's own field goes as given, as aiohttp's
+    local bare <close> = http.ClientSession()
+    local own = 'b=2; a=1; flag; d="q"'
+    local r3 <close> = await(bare:get(base .. "/echo",
+                                      {headers = {Cookie = own}}))
+    assert.equal(own, received(await(r3:json()), "Cookie"))
     assert.has_error(function() s:get(base, {alow_redirects = false}) end,
       "bad argument #2 to 'get' (unknown option 'alow_redirects')")
     assert.has_error(function() s:request("GET", base, {nope = 1}) end,

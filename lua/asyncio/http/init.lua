@@ -1464,6 +1464,9 @@ local function add_cookies_header(self, u, hdrs, cookies)
     if c ~= "" then hdrs:add("Cookie", c) end
     return
   end
+  if c == "" and (cookies == nil or next(cookies) == nil) then
+    return -- nothing to add: the caller's field goes as given (aiohttp)
+  end
   local values, names = {}, {}
   local function put(name, value)
     name = tostring(name)
