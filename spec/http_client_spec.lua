@@ -133,7 +133,9 @@ describe("asyncio.http client", function()
     local app = web.Application()
     app.router:add_post("/form", async(function(request)
       local form = await(request:post())
-      local out = {ctype = request.content_type}
+      local out = {ctype = request.content_type,
+                   length = request.content_length,
+                   te = request.headers["transfer-encoding"] or false}
       for k, v in pairs(form) do
         if type(v) == "table" then
           out[k] = {v.filename, v.content_type, v.body}
@@ -160,6 +162,10 @@ describe("asyncio.http client", function()
     local r <close> = await(s:post(url, {data = form}))
     local v = await(r:json())
     assert.equal("multipart/form-data", v.ctype)
+    -- the files' lengths are known: a Content-Length, as aiohttp's
+    assert.is_false(v.te)
+    assert.is_true(math.type(v.length) == "integer" and
+                   v.length > #content + 200)
     assert.equal('a "quoted"\r\nname', v.title)
     assert.same({"one", "2"}, v.all_tags)
     assert.same({path:match("[^/]*$"), "application/x-test", content},

@@ -1581,9 +1581,47 @@ local function part_head(boundary, field)
   return concat(h)
 end
 
---- The multipart/form-data body of form: a string, or a function of its
--- pieces when a field is a file (read as it is sent); and its boundary.
-local function multipart_body(form)
+--- The pieces of a multipart body (strings and async files) as a body
+-- of known length ({size =, read = fn(n)}: its Content-Length, as
+-- aiohttp's, the files read as they are sent), or nil when a file
+-- cannot tell its length (a pipe: the body goes chunked).
+local function sized_parts(pieces)
+  local left, size = {}, 0
+  for i, p in ipairs(pieces) do
+    if type(p) == "string" then
+      size = size + #p
+    else
+      left[i] = file_left(p)
+      if not left[i] then return nil end
+      size = size + left[i]
+    end
+  end
+  local i = 1
+  return {size = size, read = function(n)
+    while true do
+      local p = pieces[i]
+      if type(p) == "string" then
+        i = i + 1
+        if p ~= "" then return p end
+      elseif left[i] == 0 then
+        i = i + 1
+      else
+        local piece = await(p:read(math.min(n, left[i])))
+        if piece == nil or piece == "" then
+          error(M.ClientPayloadError(("a file of the form ended %d bytes "
+            .. "short of its length"):format(left[i])), 0)
+        end
+        left[i] = left[i] - #piece
+        return piece
+      end
+    end
+  end}
+end
+
+--- The multipart/form-data body of form: a string, a body of known
+-- length (sized_parts) or a function of its pieces when a field is a file
+-- (read as it is sent); and its boundary.
+local function multipart_body(form, chunked)
   local boundary = ("%08x%08x%08x%08x"):format(math.random(0, 0xffffffff),
     math.random(0, 0xffffffff), math.random(0, 0xffffffff),
     math.random(0, 0xffffffff))
@@ -1600,6 +1638,8 @@ local function multipart_body(form)
   end
   pieces[#pieces + 1] = "--" .. boundary .. "--\r\n"
   if not streamed then return concat(pieces), boundary end
+  local sized = not chunked and sized_parts(pieces)
+  if sized then return sized, boundary end
   local i = 1
   return function()
     while true do
@@ -1660,9 +1700,15 @@ local function request_body(opts, hdrs, method, skip)
       default_type(hdrs, skip, "application/x-www-form-urlencoded")
     else
       local boundary
-      body, boundary = multipart_body(form)
+      body, boundary = multipart_body(form,
+                                      hdrs:contains("Transfer-Encoding"))
       default_type(hdrs, skip, "multipart/form-data; boundary=" .. boundary)
-      if type(body) == "function" then
+      if type(body) == "table" then
+        if not hdrs:contains("Content-Length") then
+          hdrs:add("Content-Length", body.size)
+        end
+        return body
+      elseif type(body) == "function" then
         if not hdrs:contains("Transfer-Encoding") then
           hdrs:add("Transfer-Encoding", "chunked")
         end
