@@ -353,6 +353,29 @@ describe("asyncio.http client, as aiohttp", function()
     srv:close()
   end))
 
+  it("writes JSON numbers exactly, as Python's json: integers of 15 "
+     .. "digits and more, floats of 15 to 17 (json=, json_response)",
+     aspec.async(function()
+    local base, runner = await(serve())
+    local s <close> = http.ClientSession{base_url = base}
+    local value = {id = 1234567890123456789, n = 100000000000000,
+                   f = 0.1 + 0.2, small = {1, 2.5, "x"}}
+    local r <close> = await(s:post("/echo", {json = value}))
+    local body = await(r:json()).body
+    -- the text the server got (cjson's order of keys), and what it said
+    -- back through json_response, read as numbers
+    for _, want in ipairs{'"id":1234567890123456789',
+                          '"n":100000000000000',
+                          '"f":0.30000000000000004',
+                          '"small":[1,2.5,"x"]'} do
+      assert.truthy(body:find(want, 1, true), body)
+    end
+    local web = require "asyncio.http.web"
+    local text = web.json_response({big = -123456789012345678}).text
+    assert.equal('{"big":-123456789012345678}', text)
+    await(runner:cleanup())
+  end))
+
   it("quotes params as yarl; checks argument types",
      aspec.async(function()
     local base, runner = await(serve())

@@ -185,6 +185,97 @@ function M._decode_json(s)
   return integers(v)
 end
 
+--- Whether lua-cjson would write the number x otherwise than exactly:
+-- it writes every number with 14 significant digits, so an integer of
+-- 15 digits or more becomes a float (1e+14) and 0.1 + 0.2 becomes 0.3.
+local function inexact(x)
+  if math.type(x) == "integer" then
+    return x >= 100000000000000 or x <= -100000000000000
+  end
+  return x == x and x - x == 0 and tonumber(("%.14g"):format(x)) ~= x
+end
+
+--- Whether v holds such a number (as a value or a key), looked for as
+-- deep as lua-cjson encodes (1000 levels).
+local function has_inexact(v, depth)
+  local t = type(v)
+  if t == "number" then return inexact(v) end
+  if t ~= "table" or depth > 1000 then return false end
+  for k, x in pairs(v) do
+    if type(k) == "number" and inexact(k) or has_inexact(x, depth + 1) then
+      return true
+    end
+  end
+  return false
+end
+
+--- A number as JSON, exactly: an integer's digits, a float's shortest
+-- form that reads back as it (Python's repr writes the same digits).
+local function number_json(x)
+  if math.type(x) == "integer" then return ("%d"):format(x) end
+  if x ~= x or x - x ~= 0 then
+    error("Cannot serialise number: must not be NaN or Inf", 0)
+  end
+  for digits = 14, 16 do
+    local s = ("%." .. digits .. "g"):format(x)
+    if tonumber(s) == x then return s end
+  end
+  return ("%.17g"):format(x)
+end
+
+--- v as lua-cjson encodes it (its array and object rules, its strings),
+-- but with its numbers exact (number_json). For the values has_inexact
+-- finds: lua-cjson does the others.
+local function encode_exact(v, depth)
+  local t = type(v)
+  if t == "number" then return number_json(v) end
+  if t ~= "table" then return json().encode(v) end
+  if depth > 1000 then
+    error(("Cannot serialise, excessive nesting (%d)"):format(depth), 0)
+  end
+  local max, items, array = 0, 0, true
+  for k in pairs(v) do
+    items = items + 1
+    if array and math.type(k) == "integer" and k >= 1 then
+      if k > max then max = k end
+    else
+      array = false
+    end
+  end
+  local out = {}
+  if array and items > 0 then
+    if max > items * 2 and max > 10 then
+      error("Cannot serialise table: excessively sparse array", 0)
+    end
+    for i = 1, max do
+      local x = v[i]
+      out[i] = x == nil and "null" or encode_exact(x, depth + 1)
+    end
+    return "[" .. concat(out, ",") .. "]"
+  end
+  for k, x in pairs(v) do
+    local tk = type(k)
+    if tk == "number" then
+      k = number_json(k)
+    elseif tk ~= "string" then
+      error(("Cannot serialise %s: table key must be a number or string")
+            :format(tk), 0)
+    end
+    out[#out + 1] = json().encode(k) .. ":" .. encode_exact(x, depth + 1)
+  end
+  return "{" .. concat(out, ",") .. "}"
+end
+
+--- encode_json(v) -> the JSON text of v: lua-cjson's, unless v holds a
+-- number lua-cjson would not write exactly (an integer of 15 digits or
+-- more, a float that needs 15 to 17): then the same text with that
+-- number's own digits, as Python's json writes it. Raises lua-cjson's
+-- errors (a function, NaN, an excessively sparse array ...).
+function M._encode_json(v)
+  if has_inexact(v, 1) then return encode_exact(v, 1) end
+  return json().encode(v)
+end
+
 --- JSON's null as the decoders give it (lua-cjson's cjson.null, a light
 -- userdata): `v == http.null`. It is a true value, unlike Python's None.
 M.null = _http.null
@@ -1683,7 +1774,7 @@ end
 local function request_body(opts, hdrs, method, skip)
   local body = opts.data
   if opts.json ~= nil then -- data is nil: _request checked
-    local ok, encoded = pcall(json().encode, opts.json)
+    local ok, encoded = pcall(M._encode_json, opts.json)
     if not ok then -- a value JSON can not hold (aiohttp: TypeError)
       error(asyncio.TypeError((tostring(encoded):gsub("^[^:]*:%d+: ", ""))),
             0)

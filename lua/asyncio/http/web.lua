@@ -410,7 +410,7 @@ function M.json_response(value, opts)
     end
   else
     local ok
-    ok, text = pcall(opts.dumps or http._json().encode, value)
+    ok, text = pcall(opts.dumps or http._encode_json, value)
     if not ok then error(asyncio.ValueError(text), 2) end
   end
   return M.Response{status = opts.status, reason = opts.reason,

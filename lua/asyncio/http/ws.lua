@@ -243,7 +243,7 @@ function WebSocket:send_json(v, opts)
   local http = require "asyncio.http"
   local dumps = http._check_codec(opts and opts.dumps, "dumps", 3,
                                   "send_json")
-  local ok, s = pcall(dumps or http._json().encode, v)
+  local ok, s = pcall(dumps or http._encode_json, v)
   if not ok then
     if iserror(s) then error(s, 2) end
     error(asyncio.ValueError((tostring(s):gsub("^[^:]*:%d+: ", ""))), 2)
