@@ -164,7 +164,7 @@ end
 -- of the size asked (a regular file gives it all) and no copy. After an
 -- error (a cancellation) what came in waits in the buffer: nothing is
 -- lost.
-local function gather(self, need, want)
+local function gather(self, need, want, sized)
   local parts, got = {}, 0
   local base = raw_offset(self)
   local ok, err = pcall(function()
@@ -172,10 +172,14 @@ local function gather(self, need, want)
       local n = min(max(min(need - got, want), CHUNK), MAX_REQUEST)
       local chunk = await(c_read(self._fd, n,
                                  self._seekable and base + got or -1))
+      -- an empty read is the end; a short one is not, even from a
+      -- regular file (/proc and /sys give a page at a time, FUSE and
+      -- network file systems what they have), as Python reads on, unless
+      -- it stops short of the size asked by read_all (`sized`)
       if #chunk == 0 then break end
       parts[#parts + 1] = chunk
       got = got + #chunk
-      if self._seekable and #chunk < n then break end -- the end
+      if sized and #chunk < n then break end
       want = max(want, got)
     end
   end)
@@ -228,11 +232,14 @@ local function read_line(self, keep)
 end
 
 local function read_all(self)
-  local want = CHUNK
+  local want, sized = CHUNK, false
   if self._seekable then -- one request of the size left (and one more)
-    want = await(c_fstat(self._fd)).size - raw_offset(self) + 1
+    local size = await(c_fstat(self._fd)).size
+    -- a file of size 0 may still give bytes (/proc): read to an empty read
+    sized = size > 0
+    want = max(size - raw_offset(self), 0) + 1
   end
-  gather(self, math.huge, want)
+  gather(self, math.huge, want, sized)
   return take(self, avail(self))
 end
 
