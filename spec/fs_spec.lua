@@ -233,10 +233,41 @@ describe("fs.unlink, fs.rename and fs.copyfile", function()
     put("b", "old")
     await(fs.copyfile(path("a"), path("b")))
     assert.equal(data, get("b"))
+    -- each error names the path whose open failed, as shutil's: src
+    -- first, then dst
     local e = fails(asyncio.FileNotFoundError, 2,
                     fs.copyfile(path("none"), path("c")))
     assert.equal(path("none"), e.filename)
-    assert.equal(path("c"), e.filename2)
+    assert.is_nil(e.filename2)
+    e = fails(asyncio.FileNotFoundError, 2,
+              fs.copyfile(path("a"), path("nodir/c")))
+    assert.same({path("nodir/c"), nil}, {e.filename, e.filename2})
+    assert.equal(("[Errno 2] No such file or directory: '%s'")
+                 :format(path("nodir/c")), e.message)
+  end))
+
+  it("copyfile from a directory raises IsADirectoryError and leaves an "
+     .. "existing target; a named pipe is a SpecialFileError; a /proc file "
+     .. "is copied whole", aspec.async(function()
+    assert.is_true(os.execute("mkdir " .. path("dir") .. " && mkfifo "
+                              .. path("pipe")))
+    put("keep", "kept")
+    local e = fails(asyncio.IsADirectoryError, 21,
+                    fs.copyfile(path("dir"), path("keep")))
+    assert.equal(path("dir"), e.filename)
+    assert.equal("kept", get("keep"))
+    for _, args in ipairs{{path("pipe"), path("out")},
+                          {path("keep"), path("pipe")}} do
+      local ok, se = pcall(await, fs.copyfile(args[1], args[2]))
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(se, fs.SpecialFileError))
+      assert.is_true(asyncio.iserror(se, asyncio.OSError))
+      assert.equal(("`%s` is a named pipe"):format(path("pipe")), se.message)
+    end
+    assert.equal("kept", get("keep"))
+    -- /proc/self/status says it is empty, as libuv's copy believed
+    await(fs.copyfile("/proc/self/status", path("status")))
+    assert.matches("^Name:", get("status"))
   end))
 
   it("copyfile onto its own source, or a link to it, raises "

@@ -738,21 +738,67 @@ end
 
 --- shutil's SameFileError: copyfile's src and dst are one file.
 M.SameFileError = errors.OSError:subclass("SameFileError")
+--- shutil's SpecialFileError: copyfile's src or dst is a named pipe.
+M.SpecialFileError = errors.OSError:subclass("SpecialFileError")
+
+--- e (an OSError about src and dst) as the error of an open of path
+-- alone, as shutil's (Python opens src, then dst).
+local function about(e, path)
+  if iserror(e, errors.OSError) and e.errno and e.strerror then
+    e.filename, e.filename2 = path, nil
+    e.message = ("[Errno %d] %s: '%s'"):format(e.errno, e.strerror, path)
+  end
+  return e
+end
+
+--- Copies src to dst by reads and writes, to the end of src: a file that
+-- says it is empty may not be (/proc, /sys), which libuv's copyfile
+-- takes at its word. The mode goes too, as libuv's.
+local function copy_by_reads(src, dst, mode)
+  local from <close> = await(M.open(src, "rb"))
+  local ok, to = pcall(await, M.open(dst, "wb"))
+  if not ok then error(about(to, dst), 0) end
+  local to_close <close> = to
+  while true do
+    local chunk = await(from:read(CHUNK))
+    if chunk == nil or chunk == "" then break end
+    await(to:write(chunk))
+  end
+  await(to:close())
+  await(core._fs_chmod(dst, mode & 4095))
+end
 
 local copyfile = async(function(src, dst)
+  -- src first, as shutil opens it first: a directory or a pipe there
+  -- fails before dst is touched (libuv's copyfile would empty an
+  -- existing dst, then remove it)
+  local src_st = await(core._fs_stat(src))
+  if src_st.type == "directory" then
+    local e = errors.IsADirectoryError(21, "Is a directory")
+    e.name = "EISDIR"
+    error(about(e, src), 0)
+  end
   local dst_is, dst_st = pcall(await, core._fs_stat(dst))
-  if dst_is then -- as shutil's _samefile: the same device and inode
-    local src_is, src_st = pcall(await, core._fs_stat(src))
-    if src_is and src_st.dev == dst_st.dev and src_st.ino == dst_st.ino then
-      error(M.SameFileError(("'%s' and '%s' are the same file")
-                            :format(src, dst)), 0)
+  for _, f in ipairs{{src, src_st}, {dst, dst_is and dst_st}} do
+    if f[2] and f[2].type == "fifo" then
+      local e = M.SpecialFileError(("`%s` is a named pipe"):format(f[1]))
+      e.filename = f[1]
+      error(e, 0)
     end
   end
-  return await(core._fs_copyfile(src, dst))
+  if dst_is and src_st.dev == dst_st.dev and src_st.ino == dst_st.ino then
+    error(M.SameFileError(("'%s' and '%s' are the same file")
+                          :format(src, dst)), 0)
+  end
+  if src_st.size == 0 then return copy_by_reads(src, dst, src_st.mode) end
+  local ok, e = pcall(await, core._fs_copyfile(src, dst))
+  if not ok then error(about(e, dst), 0) end -- src opened: dst failed
 end)
 
---- fs.copyfile(src, dst): copies the data (and the mode), replacing dst;
--- SameFileError when both name one file (a link of the other too).
+--- fs.copyfile(src, dst): copies the data (and the mode), replacing dst,
+-- as shutil.copyfile: SameFileError when both name one file (a link of
+-- the other too), SpecialFileError for a named pipe, the errors of
+-- opening src, then of dst, naming that path.
 function M.copyfile(src, dst)
   check_path(src, 1, "copyfile")
   check_path(dst, 2, "copyfile")
