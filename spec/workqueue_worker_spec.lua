@@ -109,6 +109,62 @@ describe("asyncio.workqueue worker", function()
     await(r:close())
   end))
 
+  it("taking jobs that meets a dropped connection is reported once and "
+     .. "tried again: the worker goes on, the job is not stranded",
+     aspec.async(function()
+    local q, r = fresh_queue("t7")
+    local reports = capture_reports()
+    -- claim 1 finds nothing; the claim of the job BLMOVE takes fails
+    -- twice
+    local retried, seen = break_script(q, "claim", {[2] = true, [3] = true})
+    local w = wq.Worker(q, {functions = {f = function() return 7 end}})
+    local run = asyncio.create_task(w:run())
+    await(asyncio.wait_for(async(function()
+      while seen.calls < 1 do await(asyncio.sleep(0)) end
+    end)(), 10))
+    local job = await(q:enqueue("f", {}))
+    assert.equal(7, await(job:result{timeout = 10}))
+    assert.is_true(retried:is_set())
+    assert.equal(1, #reports)
+    assert.matches("cannot take jobs", reports[1].message)
+    assert.is_true(asyncio.iserror(reports[1].exception,
+                                   redis.ConnectionError))
+    assert.is_false(run:done())
+    w:stop()
+    await(run)
+    await(r:close())
+  end))
+
+  it("a job whose record is malformed is a dead letter with a JobError; "
+     .. "the worker goes on to the next", aspec.async(function()
+    local q, r = fresh_queue("t8")
+    local bad = await(q:enqueue("f", {1}))
+    await(r:hset("wq:t8:job:" .. bad.id, "attempts", "garbage"))
+    local nofn = await(q:enqueue("f", {2}))
+    await(r:hdel("wq:t8:job:" .. nofn.id, "fn"))
+    local notahash = await(q:enqueue("f", {3}))
+    await(r:delete("wq:t8:job:" .. notahash.id))
+    await(r:set("wq:t8:job:" .. notahash.id, "x"))
+    local good = await(q:enqueue("f", {4}))
+    local w = wq.Worker(q, {functions = {f = function(a) return a[1] * 10 end}})
+    local run = asyncio.create_task(w:run())
+    assert.equal(40, await(good:result{timeout = 10}))
+    for job, why in pairs{[bad] = "attempts is not an integer",
+                          [nofn] = "no function or arguments"} do
+      local e = err_of(job:result{timeout = 10})
+      assert.is_true(asyncio.iserror(e, wq.JobError), tostring(e))
+      assert.equal("malformed job: " .. why, e.message)
+    end
+    local dead = {}
+    for _, d in ipairs(await(q:dead_letters())) do dead[d.id] = true end
+    assert.same({[bad.id] = true, [nofn.id] = true, [notahash.id] = true},
+                dead)
+    assert.is_false(run:done())
+    w:stop()
+    await(run)
+    await(r:close())
+  end))
+
   it("a failed tick is reported once and the lease renewals go on",
      aspec.async(function()
     local q, r = fresh_queue("t3", {lease = 1})

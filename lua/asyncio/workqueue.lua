@@ -253,36 +253,6 @@ end
 return 1
 ]]
 
--- ARGV: P, worker, n, lease, an id already moved into the worker's list
--- (or ''). Takes up to n ready jobs; returns {id, fn, args, attempts,
--- timeout} for each.
-local CLAIM = NOW .. [[
-local P, W, n, lease, first = ARGV[1], ARGV[2], tonumber(ARGV[3]),
-  tonumber(ARGV[4]), ARGV[5]
-local proc = P .. 'proc:' .. W
-redis.call('ZADD', P .. 'workers', now + lease, W)
-local out = {}
-local function start(id)
-  local jk = P .. 'job:' .. id
-  local f = redis.call('HMGET', jk, 'fn', 'args', 'timeout')
-  if not f[1] then
-    redis.call('LREM', proc, 1, id)
-    return
-  end
-  local a = redis.call('HINCRBY', jk, 'attempts', 1)
-  redis.call('HSET', jk, 'state', 'running', 'worker', W)
-  out[#out + 1] = {id, f[1], f[2], a, f[3]}
-end
-if first ~= '' then start(first) else
-  for _ = 1, n do
-    local id = redis.call('LMOVE', P .. 'queue', proc, 'RIGHT', 'LEFT')
-    if not id then break end
-    start(id)
-  end
-end
-return out
-]]
-
 -- Wakes the waiters of a finished job (those of job:result, which set
 -- its field 'waited' first).
 local NOTIFY = [[
@@ -294,6 +264,52 @@ local function notify(P, id, jk, ttl, what)
     if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
   end
 end
+]]
+
+-- ARGV: P, worker, n, lease, an id already moved into the worker's list
+-- (or ''). Takes up to n ready jobs; returns {id, fn, args, attempts,
+-- timeout} for each.
+local CLAIM = NOW .. NOTIFY .. [[
+local P, W, n, lease, first = ARGV[1], ARGV[2], tonumber(ARGV[3]),
+  tonumber(ARGV[4]), ARGV[5]
+local proc = P .. 'proc:' .. W
+redis.call('ZADD', P .. 'workers', now + lease, W)
+local out = {}
+-- a job whose record cannot be run (not a hash, no function or
+-- arguments, attempts not an integer) is a dead letter at once, with a
+-- JobError saying why: it must neither stop the worker nor come back
+local function bury(id, jk, why)
+  redis.call('LREM', proc, 1, id)
+  redis.call('LPUSH', P .. 'dead', id)
+  redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+  if redis.call('TYPE', jk).ok == 'hash' then
+    redis.call('HSET', jk, 'state', 'dead', 'error_class',
+      'workqueue.JobError', 'error', 'malformed job: ' .. why,
+      'traceback', '', 'worker', '')
+    notify(P, id, jk, tonumber(redis.call('HGET', jk, 'ttl')), 'dead')
+  end
+end
+local function start(id)
+  local jk = P .. 'job:' .. id
+  local f = redis.pcall('HMGET', jk, 'fn', 'args', 'timeout')
+  if f.err or not f[1] or not f[2] then
+    return bury(id, jk, 'no function or arguments')
+  end
+  local a = redis.pcall('HINCRBY', jk, 'attempts', 1)
+  if type(a) ~= 'number' then
+    return bury(id, jk, 'attempts is not an integer')
+  end
+  redis.call('HSET', jk, 'state', 'running', 'worker', W)
+  out[#out + 1] = {id, f[1], f[2], a, f[3]}
+end
+if first ~= '' then start(first) else
+  for _ = 1, n do
+    local id = redis.call('LMOVE', P .. 'queue', proc, 'RIGHT', 'LEFT')
+    if not id then break end
+    start(id)
+  end
+end
+return out
 ]]
 
 -- ARGV: P, worker, id, result payload
@@ -512,11 +528,14 @@ Queue.dead_letters = async(function(self)
   local ids = await(r:lrange(P .. "dead", 0, -1))
   local p = r:pipeline(false)
   for _, id in ipairs(ids) do p:hgetall(P .. "job:" .. id) end
-  local hs = await(p:execute())
+  local hs = await(p:execute(false))
   local out = {}
   for i, id in ipairs(ids) do
     local h = hs[i]
-    if h.fn then
+    if iserror(h) then -- a record that is no hash: buried as malformed
+      out[#out + 1] = {id = id, error_class = "workqueue.JobError",
+                       error = "malformed job: no hash"}
+    elseif next(h) ~= nil then -- (an expired record is gone)
       local okd, args = pcall(M.decode, h.args)
       out[#out + 1] = {id = id, fn = h.fn, args = okd and args or nil,
                        error = h.error, error_class = h.error_class,
@@ -802,6 +821,32 @@ local ticker = async(function(self)
   end
 end)
 
+--- Claims the job id, which BLMOVE put in the worker's list: until a
+-- claim of it returns, it stays to claim (self.unclaimed), so that a
+-- claim Redis did not answer leaves no job stranded in that list.
+local function claim_moved(self, q, P, id)
+  self.unclaimed = id
+  local jobs = await(q.scripts.claim({}, {P, self.id, 1, self.lease, id}))
+  self.unclaimed = nil
+  return jobs
+end
+
+--- Takes up to free jobs for worker self (waiting up to a second for
+-- one when none is ready): their claims. Raises what Redis raises, and
+-- CancelledError when stop() cancels the wait.
+local function fetch(self, q, r, P, free)
+  if self.unclaimed then return claim_moved(self, q, P, self.unclaimed) end
+  local jobs = await(q.scripts.claim({}, {P, self.id, free, self.lease, ""}))
+  if #jobs > 0 then return jobs end
+  self.fetch = asyncio.create_task(r:blmove(P .. "queue", P .. "proc:"
+    .. self.id, 1, "RIGHT", "LEFT"))
+  local ok, id = pcall(await, self.fetch)
+  self.fetch = nil
+  if not ok then error(id, 0) end
+  if not id then return jobs end
+  return claim_moved(self, q, P, id)
+end
+
 local function spawn(self, j)
   local t = asyncio.create_task(run_job(self, j))
   self.running[t] = true
@@ -841,6 +886,7 @@ Worker.run = async(function(self)
   end
   mine.workers[self] = true
   local tick = asyncio.create_task(ticker(self))
+  local delay = 0.05 -- the wait before taking jobs again after a failure
   local ok, err = pcall(function()
     -- what this worker holds is left from a cancelled run()
     await(q.scripts.leave({}, {P, self.id, self.lease}))
@@ -851,21 +897,22 @@ Worker.run = async(function(self)
         await(self.slot)
         self.slot = nil
       else
-        local jobs = await(q.scripts.claim({}, {P, self.id, free, self.lease,
-                                                ""}))
-        if #jobs == 0 then
-          self.fetch = asyncio.create_task(r:blmove(P .. "queue", P
-            .. "proc:" .. self.id, 1, "RIGHT", "LEFT"))
-          local okf, id = pcall(await, self.fetch)
-          self.fetch = nil
-          if not okf then
-            if not (self.stopping and iserror(id, asyncio.CancelledError))
-            then error(id, 0) end
-          elseif id then
-            jobs = await(q.scripts.claim({}, {P, self.id, 1, self.lease, id}))
+        local okr, jobs = pcall(fetch, self, q, r, P, free)
+        if okr then
+          delay = 0.05
+          for _, j in ipairs(jobs) do spawn(self, j) end
+        elseif not (self.stopping and iserror(jobs, asyncio.CancelledError))
+        then
+          -- Redis lost or refusing (a restart, a failover, out of
+          -- memory): reported once, tried again, the running jobs kept
+          -- (their leases are the ticker's); anything else ends run()
+          if not iserror(jobs, redis.RedisError) then error(jobs, 0) end
+          if delay == 0.05 then
+            report(self, "cannot take jobs (retrying)", jobs)
           end
+          await(asyncio.sleep(delay))
+          delay = math.min(delay * 2, self.lease / 3)
         end
-        for _, j in ipairs(jobs) do spawn(self, j) end
       end
     end
     -- drain: the running jobs finish
