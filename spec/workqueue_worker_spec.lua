@@ -146,7 +146,12 @@ describe("asyncio.workqueue worker", function()
     await(r:delete("wq:t8:job:" .. notahash.id))
     await(r:set("wq:t8:job:" .. notahash.id, "x"))
     local good = await(q:enqueue("f", {4}))
-    local w = wq.Worker(q, {functions = {f = function(a) return a[1] * 10 end}})
+    -- a failing job whose retries field is no number: dead, not lost
+    local oops = await(q:enqueue("boom", {}, {retries = 3}))
+    await(r:hset("wq:t8:job:" .. oops.id, "retries", "many"))
+    local w = wq.Worker(q, {functions = {
+      f = function(a) return a[1] * 10 end,
+      boom = function() error(asyncio.ValueError("boom")) end}})
     local run = asyncio.create_task(w:run())
     assert.equal(40, await(good:result{timeout = 10}))
     for job, why in pairs{[bad] = "attempts is not an integer",
@@ -155,10 +160,13 @@ describe("asyncio.workqueue worker", function()
       assert.is_true(asyncio.iserror(e, wq.JobError), tostring(e))
       assert.equal("malformed job: " .. why, e.message)
     end
+    local e = err_of(oops:result{timeout = 10})
+    assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+    assert.equal("dead", await(oops:status()))
     local dead = {}
     for _, d in ipairs(await(q:dead_letters())) do dead[d.id] = true end
-    assert.same({[bad.id] = true, [nofn.id] = true, [notahash.id] = true},
-                dead)
+    assert.same({[bad.id] = true, [nofn.id] = true, [notahash.id] = true,
+                 [oops.id] = true}, dead)
     assert.is_false(run:done())
     w:stop()
     await(run)

@@ -317,6 +317,7 @@ local FINISH = NOTIFY .. [[
 local P, W, id = ARGV[1], ARGV[2], ARGV[3]
 local jk = P .. 'job:' .. id
 redis.call('LREM', P .. 'proc:' .. W, 1, id)
+if redis.call('TYPE', jk).ok ~= 'hash' then return 0 end
 local f = redis.call('HMGET', jk, 'state', 'ttl')
 if not f[1] then return 0 end
 redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
@@ -332,13 +333,23 @@ local FAIL = NOW .. NOTIFY .. [[
 local P, W, id = ARGV[1], ARGV[2], ARGV[3]
 local jk = P .. 'job:' .. id
 redis.call('LREM', P .. 'proc:' .. W, 1, id)
-if redis.call('EXISTS', jk) == 0 then return 0 end
-local failures = redis.call('HINCRBY', jk, 'failures', 1)
+if redis.call('TYPE', jk).ok ~= 'hash' then
+  if redis.call('EXISTS', jk) == 1 then -- no hash: a dead letter
+    redis.call('LPUSH', P .. 'dead', id)
+    redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+  end
+  return 0
+end
+-- fields that are not numbers (a record changed by hand) make the job
+-- dead rather than raise here, after the LREM: it would be in no list
+local failures = redis.pcall('HINCRBY', jk, 'failures', 1)
 local f = redis.call('HMGET', jk, 'retries', 'retry_delay', 'ttl')
 redis.call('HSET', jk, 'error_class', ARGV[4], 'error', ARGV[5],
   'traceback', ARGV[6], 'worker', '')
-if failures <= tonumber(f[1]) then
-  local delay = tonumber(f[2]) * 2 ^ (failures - 1)
+local retries, retry_delay = tonumber(f[1]), tonumber(f[2])
+if type(failures) == 'number' and retries and retry_delay and
+    failures <= retries then
+  local delay = retry_delay * 2 ^ (failures - 1)
   redis.call('HSET', jk, 'state', 'failed')
   redis.call('ZADD', P .. 'delayed', now + delay, id)
   return 1
