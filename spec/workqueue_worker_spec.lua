@@ -173,6 +173,27 @@ describe("asyncio.workqueue worker", function()
     await(r:close())
   end))
 
+  it("a record changed by hand makes result() raise, not wait or fail in "
+     .. "Lua: a result no worker wrote, an unknown state",
+     aspec.async(function()
+    local q, r = fresh_queue("t9")
+    local job = await(q:enqueue("f", {}))
+    local jk = "wq:t9:job:" .. job.id
+    for _, payload in ipairs{"garbage", wq.encode("a bare string")} do
+      await(r:hset(jk, {mapping = {state = "done", result = payload}}))
+      local e = err_of(job:result{timeout = 5})
+      assert.is_true(asyncio.iserror(e, wq.PayloadError), tostring(e))
+      assert.equal(("job %s: its result is not one a worker wrote")
+                   :format(job.id), e.message)
+    end
+    await(r:hset(jk, "state", "weird"))
+    local e = err_of(job:result())
+    assert.is_true(asyncio.iserror(e, wq.WorkQueueError), tostring(e))
+    assert.equal(("job %s has an unknown state 'weird'"):format(job.id),
+                 e.message)
+    await(r:close())
+  end))
+
   it("a failed tick is reported once and the lease renewals go on",
      aspec.async(function()
     local q, r = fresh_queue("t3", {lease = 1})

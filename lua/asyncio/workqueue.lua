@@ -627,6 +627,10 @@ local function job_error(cls, msg, tb)
   return e
 end
 
+-- the states of a job that is not finished yet
+local WAITING_STATES = {queued = true, deferred = true, running = true,
+                        failed = true}
+
 local result = async(function(self, o)
   local q = self.queue
   local r = q.redis
@@ -640,10 +644,19 @@ local result = async(function(self, o)
     end
     self.attempts = tonumber(h[6])
     if state == "done" then
-      local v = M.decode(h[2])
+      -- a result the worker wrote is a list of values; anything else (a
+      -- record changed by hand) is a PayloadError, not a Lua error here
+      local ok, v = pcall(M.decode, h[2])
+      if not ok or type(v) ~= "table" or math.type(v.n) ~= "integer" then
+        error(M.PayloadError(("job %s: its result is not one a worker "
+          .. "wrote"):format(self.id)), 0)
+      end
       return unpack(v, 1, v.n)
     elseif state == "dead" then
       error(job_error(h[3], h[4], h[5]), 0)
+    elseif not WAITING_STATES[state] then
+      error(M.WorkQueueError(("job %s has an unknown state '%s'")
+        :format(self.id, tostring(state))), 0)
     end
     local wait = 1
     if deadline then
