@@ -159,6 +159,13 @@ describe("fs.mkdir and fs.rmdir", function()
                                                   {exist_ok = true}))
     fails(asyncio.NotADirectoryError, 20,
           fs.mkdir(path("file/x/y"), {parents = true}))
+    -- the mode is the last directory's; the parents get the default
+    -- (0777 less the umask), as os.makedirs gives them
+    local umask = tonumber(io.popen("umask"):read("l"), 8)
+    await(fs.mkdir(path("m/n/o"), {parents = true, mode = tonumber("700", 8)}))
+    local function mode(p) return await(fs.stat(path(p))).mode & 511 end
+    assert.same({511 & ~umask, 511 & ~umask, tonumber("700", 8) & ~umask},
+                {mode("m"), mode("m/n"), mode("m/n/o")})
   end))
 
   it("an unknown option raises at the call; every documented one is "

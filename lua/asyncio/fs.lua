@@ -839,8 +839,8 @@ mkdir_coro = async(function(path, mode, parents, exist_ok)
   if ok then return end
   if parents and iserror(err, errors.FileNotFoundError) then
     local parent = match(path, "^(.*[^/])/+[^/]+/*$")
-    if parent then
-      await(mkdir_coro(parent, mode, true, true))
+    if parent then -- made with the default mode, as os.makedirs makes them
+      await(mkdir_coro(parent, 511, true, true))
       ok, err = try(core._fs_mkdir(path, mode))
       if ok then return end
     end
