@@ -45,6 +45,31 @@ describe("fs.open", function()
     assert.is_true(want == await(fs.readfile(p)), "readfile is short")
   end))
 
+  it("a flush that fails keeps the data: the next flush and close raise "
+     .. "again, as Python's (/dev/full)", aspec.async(function()
+    local f = await(fs.open("/dev/full", "w"))
+    await(f:write("abc"))
+    for _ = 1, 2 do
+      local e = await_error(f:flush())
+      assert.is_true(iserror(e, asyncio.OSError), tostring(e))
+      assert.equal(28, e.errno)
+    end
+    local e = await_error(f:close())
+    assert.equal(28, e.errno)
+    assert.is_true(f.closed)
+    await(f:close()) -- closed: nothing more to do
+  end))
+
+  it("writes a kernel file that refuses a write at an offset (ESPIPE) "
+     .. "with write(2), as Python", aspec.async(function()
+    local comm = "/proc/self/comm"
+    local before = await(fs.readfile(comm))
+    await(fs.writefile(comm, "luaio-spec"))
+    assert.equal("luaio-spec\n", await(fs.readfile(comm)))
+    await(fs.writefile(comm, before:gsub("\n$", "")))
+    assert.equal(before, await(fs.readfile(comm)))
+  end))
+
   it("returns an asyncio.File with name and mode; 'r' reads an existing "
      .. "file", aspec.async(function()
     put("a", "abc")

@@ -318,33 +318,60 @@ end
 
 --- The offset of a write request that starts at pos.
 local function write_offset(self, pos)
-  if self._seekable and not self._append then return pos end
-  return -1 -- the end (append), or a pipe's order
+  if self._seekable and not self._append and not self._no_pwrite then
+    return pos
+  end
+  return -1 -- the end (append), a pipe's order, or a stream's (below)
 end
 
---- Writes data at position pos; advances _pos. Awaits.
-local function write_out(self, data, pos)
+local ESPIPE = 29
+
+--- Writes data at position pos; advances _pos. Awaits. progress.done
+-- counts the bytes written, also when it raises. A file that refuses a
+-- write at an offset (ESPIPE: a kernel file opened as a stream, such as
+-- /proc/self/comm) is written with write(2) from then on, as Python does.
+local function write_out(self, data, pos, progress)
   local done, len = 0, #data
   while done < len do
     local piece = data
     if done > 0 or len > MAX_WRITE then
       piece = sub(data, done + 1, done + MAX_WRITE)
     end
-    local n, after = await(c_write(self._fd, piece,
-                                   write_offset(self, pos + done)))
-    done = done + n
-    if after and after >= 0 then self._pos = after end -- append
+    local off = write_offset(self, pos + done)
+    local ok, n, after = pcall(await, c_write(self._fd, piece, off))
+    if not ok then
+      if not (off >= 0 and iserror(n, errors.OSError) and n.errno == ESPIPE)
+      then
+        if progress then progress.done = done end
+        error(n, 0)
+      end
+      self._no_pwrite = true
+    else
+      done = done + n
+      if after and after >= 0 then self._pos = after end -- append
+    end
   end
 end
 
 --- Writes the buffered pieces out (if any). Awaits. The buffer is handed
 -- to the request before it starts: a cancelled flush, as a cancelled
--- write, may or may not have reached the file.
+-- write, may or may not have reached the file. A flush that fails keeps
+-- what was not written in the buffer, before what was buffered since,
+-- as Python's: the next flush (or close) tries it again.
 local function flush_writes(self)
   if self._wlen == 0 then return end
   local data, start = concat(self._wbuf), self._wstart
   self._wbuf, self._wlen = {}, 0
-  write_out(self, data, start)
+  local progress = {done = 0}
+  local ok, err = pcall(write_out, self, data, start, progress)
+  if ok then return end
+  if not iserror(err, errors.CancelledError) then
+    local rest = sub(data, progress.done + 1)
+    table.insert(self._wbuf, 1, rest)
+    self._wlen = self._wlen + #rest
+    self._wstart = start + progress.done
+  end
+  error(err, 0)
 end
 
 --- Adds data to the write buffer.
