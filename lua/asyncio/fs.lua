@@ -326,11 +326,11 @@ end
 
 local ESPIPE = 29
 
---- Writes data at position pos; advances _pos. Awaits. progress.done
--- counts the bytes written, also when it raises. A file that refuses a
+--- Writes data at position pos; advances _pos. Awaits. When it raises,
+-- self._written holds the bytes of data written. A file that refuses a
 -- write at an offset (ESPIPE: a kernel file opened as a stream, such as
 -- /proc/self/comm) is written with write(2) from then on, as Python does.
-local function write_out(self, data, pos, progress)
+local function write_out(self, data, pos)
   local done, len = 0, #data
   while done < len do
     local piece = data
@@ -342,7 +342,7 @@ local function write_out(self, data, pos, progress)
     if not ok then
       if not (off >= 0 and iserror(n, errors.OSError) and n.errno == ESPIPE)
       then
-        if progress then progress.done = done end
+        self._written = done
         error(n, 0)
       end
       self._no_pwrite = true
@@ -362,14 +362,14 @@ local function flush_writes(self)
   if self._wlen == 0 then return end
   local data, start = concat(self._wbuf), self._wstart
   self._wbuf, self._wlen = {}, 0
-  local progress = {done = 0}
-  local ok, err = pcall(write_out, self, data, start, progress)
+  local ok, err = pcall(write_out, self, data, start)
   if ok then return end
   if not iserror(err, errors.CancelledError) then
-    local rest = sub(data, progress.done + 1)
+    local done = self._written or 0
+    local rest = sub(data, done + 1)
     table.insert(self._wbuf, 1, rest)
     self._wlen = self._wlen + #rest
-    self._wstart = start + progress.done
+    self._wstart = start + done
   end
   error(err, 0)
 end
