@@ -274,6 +274,36 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     srv:close()
   end))
 
+  it("with Expect: 100-continue (or expect100) waits for the 100 before "
+     .. "the body; a final answer first is the response, the body unsent",
+     aspec.async(function()
+    local heads = {}
+    local url, srv = await(scripted(function(r, w, n)
+      local head = await(r:readuntil("\r\n\r\n"))
+      heads[n] = head
+      if n == 1 then -- refused before the body: 401, then the close
+        w:write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n"
+                .. "Connection: close\r\n\r\ndenied")
+        await(w:drain())
+        return
+      end
+      w:write("HTTP/1.1 100 Continue\r\n\r\n")
+      local len = tonumber(head:match("\r\n[Cc]ontent%-[Ll]ength: (%d+)"))
+      local body = await(r:readexactly(len))
+      w:write(ok_answer(#body .. ":" .. body:sub(1, 3)))
+      await(w:drain())
+    end))
+    local s <close> = http.ClientSession()
+    local big = ("x"):rep(1024 * 1024)
+    local r = await(s:post(url .. "/up", {data = big,
+      headers = {Expect = "100-continue"}}))
+    assert.same({401, "denied"}, {r.status, await(r:text())})
+    r = await(s:post(url .. "/up", {data = "abcdef", expect100 = true}))
+    assert.same({200, "6:abc"}, {r.status, await(r:text())})
+    assert.matches("\r\nExpect: 100%-continue\r\n", heads[2])
+    srv:close()
+  end))
+
   it("reads the content with readany, readuntil; is_eof and exception",
      aspec.async(function()
     -- chunks arrive as pieces of their own: "\r\n" straddles two

@@ -1154,7 +1154,7 @@ local REQUEST_OPTS = {params = "params", headers = "table", data = "data",
   timeout = "timeout", raise_for_status = "boolean", ssl = "any",
   auth = "auth", cookies = "table", skip_auto_headers = "names",
   compress = "compress", proxy = "proxy", proxy_auth = "auth",
-  proxy_headers = "table"}
+  proxy_headers = "table", expect100 = "boolean"}
 local SESSION_OPTS = {base_url = "any", headers = "table",
   timeout = "timeout", limit = "count", limit_per_host = "count",
   raise_for_status = "boolean", cookie_jar = "table", auth = "auth",
@@ -1929,9 +1929,36 @@ end
 
 --- Sends one request (head: its bytes) on conn and reads its head:
 -- returns the head.
-local function exchange(conn, method, head, body, sock_read)
+--- With Expect: 100-continue, after the head is sent: true once the
+-- server's 100 Continue came (the body may go), or the final answer's
+-- head when it came first (the body is never sent: the connection is not
+-- kept), as aiohttp's expect100.
+local function await_continue(conn, sock_read)
+  while true do
+    local h = conn:next_event(sock_read)
+    if type(h) == "table" then
+      if h.status >= 200 or h.status == 101 then
+        h.keep_alive = false
+        return h
+      end
+      if conn:next_event(sock_read) ~= true then
+        error(M.ClientResponseError{status = 400,
+          message = "bad interim response"}, 0)
+      end
+      if h.status == 100 then return true end
+    end
+  end
+end
+
+local function exchange(conn, method, head, body, sock_read, expect)
   local w = conn.writer
   w:write(head)
+  if expect and body ~= nil then -- a string body is not in head then
+    await(w:drain())
+    local answer = await_continue(conn, sock_read)
+    if answer ~= true then return answer end
+    if type(body) == "string" then w:write(body) end
+  end
   if type(body) == "function" then
     while true do
       local piece = body()
@@ -1993,14 +2020,16 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
   local proxy = self:_proxy_for(u, opts)
   local to_proxy = proxy and not tunnelled(u)
   if to_proxy then add_proxy_fields(hdrs, proxy) end
-  local head_bytes = request_head(method, u, hdrs, body, to_proxy)
+  local expect = (hdrs["expect"] or ""):lower() == "100-continue"
+  local head_bytes = request_head(method, u, hdrs, not expect and body or nil,
+                                  to_proxy)
   local attempt = 0
   while true do
     attempt = attempt + 1
     local conn, reused = self:_connect(u, opts, timeout, proxy)
     conn.got_bytes, conn.deadline, conn.in_body = false, deadline, false
     local ok, head = pcall(exchange, conn, method, head_bytes, body,
-                           timeout.sock_read)
+                           timeout.sock_read, expect)
     if ok then
       -- at most 16 fields: the table's hash part stays at 16 slots
       local hh = head.headers
@@ -2241,6 +2270,7 @@ function ClientSession:_request(method, url, opts, timeout, deadline)
   while true do
     local hdrs = self:_head_fields(u, opts, skip)
     if opts._no_length then hdrs:set("Content-Length", nil) end
+    if opts.expect100 then hdrs:set("Expect", "100-continue") end
     if crossed then
       hdrs:set("Authorization", nil)
       hdrs:set("Cookie", nil)
