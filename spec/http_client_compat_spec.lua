@@ -376,6 +376,34 @@ describe("asyncio.http client, as aiohttp", function()
     await(runner:cleanup())
   end))
 
+  it("reads JSON integers of any length up to 64 bits exactly, as "
+     .. "Python's int (resp:json, request:json)", aspec.async(function()
+    local web = require "asyncio.http.web"
+    local app = web.Application()
+    local TEXT = '{"id": 1234567890123456789, "f": 0.5, "n": null, '
+      .. '"s": "a\\u00e9", "l": [-9007199254740993, 1.0]}'
+    app.router:add_get("/big", function()
+      return web.Response{text = TEXT, content_type = "application/json"}
+    end)
+    local seen
+    app.router:add_post("/in", async(function(request)
+      seen = await(request:json())
+      return web.Response{text = "ok"}
+    end))
+    local runner, port = await(peers.serve(app))
+    local base = "http://127.0.0.1:" .. port
+    local s <close> = http.ClientSession{base_url = base}
+    local v = await(await(s:get("/big")):json())
+    assert.same({1234567890123456789, 0.5, true, "a\u{e9}",
+                 -9007199254740993, 1},
+                {v.id, v.f, v.n == http.null, v.s, v.l[1], v.l[2]})
+    assert.equal("integer", math.type(v.l[2]))
+    await(s:post("/in", {data = TEXT}))
+    assert.equal(1234567890123456789, seen.id)
+    assert.equal("integer", math.type(seen.id))
+    await(runner:cleanup())
+  end))
+
   it("quotes params as yarl; checks argument types",
      aspec.async(function()
     local base, runner = await(serve())

@@ -173,11 +173,139 @@ local function integers(v)
   return v
 end
 
+--- decode_exact(s) -> the value of the JSON text s, read by Lua: for a
+-- text with an integer of 16 digits or more, which lua-cjson reads as
+-- the float nearest to it (1234567890123456789 comes back ...768). Every
+-- integer that fits 64 bits stays exact, as Python's int. Raises a plain
+-- error for invalid JSON (the caller then asks lua-cjson, for its
+-- message).
+local decode_exact
+do
+  local find, sub, byte, char = string.find, string.sub, string.byte,
+    utf8.char
+  local ESCAPES = {['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b",
+                   f = "\f", n = "\n", r = "\r", t = "\t"}
+  local value
+
+  local function skip(s, i)
+    return find(s, "[^ \t\r\n]", i) or #s + 1
+  end
+
+  local function str(s, i) -- s:sub(i, i) is the opening quote
+    local out, j = {}, i + 1
+    while true do
+      local k = find(s, '["\\%c]', j)
+      if not k then error("unterminated string", 0) end
+      out[#out + 1] = sub(s, j, k - 1)
+      local c = sub(s, k, k)
+      if c == '"' then return table.concat(out), k + 1 end
+      if c ~= "\\" then error("control character in a string", 0) end
+      local e = sub(s, k + 1, k + 1)
+      if e == "u" then
+        local hex = sub(s, k + 2, k + 5)
+        if not find(hex, "^%x%x%x%x$") then error("bad \\u escape", 0) end
+        local cp = tonumber(hex, 16)
+        j = k + 6
+        if cp >= 0xD800 and cp < 0xDC00 and
+            find(s, "^\\u[dD][c-fC-F]%x%x", j) then -- a surrogate pair
+          cp = 0x10000 + (cp - 0xD800) * 0x400 +
+            (tonumber(sub(s, j + 2, j + 5), 16) - 0xDC00)
+          j = j + 6
+        end
+        out[#out + 1] = char(cp)
+      elseif ESCAPES[e] then
+        out[#out + 1] = ESCAPES[e]
+        j = k + 2
+      else
+        error("bad escape", 0)
+      end
+    end
+  end
+
+  local function num(s, i)
+    local j = select(2, find(s, "^-?%d+", i))
+    if not j or find(s, "^-?0%d", i) then error("bad number", 0) end
+    local e = select(2, find(s, "^%.%d+", j + 1))
+    if e then j = e end
+    e = select(2, find(s, "^[eE][+-]?%d+", j + 1))
+    if e then j = e end
+    local v = tonumber(sub(s, i, j))
+    return math.tointeger(v) or v, j + 1
+  end
+
+  local function container(s, i, depth, close, item)
+    if depth > 1000 then error("too deep", 0) end
+    local t, n = {}, 0
+    i = skip(s, i + 1)
+    if sub(s, i, i) == close then return t, i + 1 end
+    while true do
+      n = n + 1
+      i = item(s, i, t, n, depth)
+      i = skip(s, i)
+      local c = sub(s, i, i)
+      if c == close then return t, i + 1 end
+      if c ~= "," then error("expected , or " .. close, 0) end
+      i = skip(s, i + 1)
+    end
+  end
+
+  local function array_item(s, i, t, n, depth)
+    local v
+    v, i = value(s, i, depth + 1)
+    t[n] = v
+    return i
+  end
+
+  local function object_item(s, i, t, _, depth)
+    if sub(s, i, i) ~= '"' then error("expected a key", 0) end
+    local k
+    k, i = str(s, i)
+    i = skip(s, i)
+    if sub(s, i, i) ~= ":" then error("expected :", 0) end
+    local v
+    v, i = value(s, skip(s, i + 1), depth + 1)
+    t[k] = v
+    return i
+  end
+
+  local LITERALS = {t = {"true", true}, f = {"false", false},
+                    n = {"null", _http.null}}
+
+  value = function(s, i, depth)
+    local c = sub(s, i, i)
+    if c == "{" then return container(s, i, depth, "}", object_item) end
+    if c == "[" then return container(s, i, depth, "]", array_item) end
+    if c == '"' then return str(s, i) end
+    local lit = LITERALS[c]
+    if lit then
+      if sub(s, i, i + #lit[1] - 1) ~= lit[1] then error("bad token", 0) end
+      return lit[2], i + #lit[1]
+    end
+    if c == "-" or (byte(c) or 0) >= 48 and (byte(c) or 0) <= 57 then
+      return num(s, i)
+    end
+    error("expected a value", 0)
+  end
+
+  decode_exact = function(s)
+    local v, i = value(s, skip(s, 1), 1)
+    if skip(s, i) <= #s then error("extra data", 0) end
+    return v
+  end
+end
+
 --- decode_json(s) -> the value of the JSON text s, numbers without a
 -- fraction as integers (see integers); invalid JSON raises
 -- http.JSONDecodeError (a ValueError, as Python's) with lua-cjson's
--- message, for every json method that decodes by default.
+-- message, for every json method that decodes by default. A text with
+-- an integer of 16 digits or more is read by decode_exact, which keeps
+-- its digits.
 function M._decode_json(s)
+  if type(s) == "string" and
+      s:find("%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d") then
+    local ok, v = pcall(decode_exact, s)
+    if ok then return v end
+  end
   local ok, v = pcall(json().decode, s)
   if not ok then
     error(M.JSONDecodeError((tostring(v):gsub("^[^:]*:%d+: ", ""))), 2)
