@@ -141,6 +141,11 @@ describe("user suite", function()
 end)
 ]])
     f:close()
+    -- the .busted the docs show for the busted command names lua5.4:
+    -- luaio-busted stays in luaio all the same
+    f = assert(io.open(dir .. "/.busted", "w"))
+    f:write('return {default = {lua = "lua5.4", ROOT = {"spec"}}}\n')
+    f:close()
     local r = proc.run({proc.luaio, proc.root .. "/tools/luaio-busted",
                         "-o", "TAP"}, {cwd = dir})
     rm(dir)
