@@ -100,6 +100,25 @@ static int is_interrupt(lua_State *L, int idx) {
   return r;
 }
 
+/* Pushes the text asyncio.errors.format_exception gives the error at
+ * index 1 (with an exception group's exceptions) and returns 1, or
+ * pushes nothing and returns 0 when asyncio is not loaded or fails. */
+static int format_error(lua_State *L) {
+  int top = lua_gettop(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) == LUA_TTABLE &&
+      lua_getfield(L, -1, "asyncio.errors") == LUA_TTABLE &&
+      lua_getfield(L, -1, "format_exception") == LUA_TFUNCTION) {
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
+      lua_replace(L, top + 1);
+      lua_settop(L, top + 1);
+      return 1;
+    }
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
 /* Message handler: the error's text and a traceback. Error objects carry
  * the traceback of where they were raised (in a task, usually), which is
  * the one worth showing. */
@@ -120,6 +139,8 @@ static int msghandler(lua_State *L) {
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, 1));
   }
+  if (lua_type(L, 1) == LUA_TTABLE && format_error(L))
+    return 1;
   if (lua_type(L, 1) == LUA_TTABLE &&
       lua_getfield(L, 1, "traceback") == LUA_TSTRING) {
     lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, -1));

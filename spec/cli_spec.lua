@@ -221,6 +221,23 @@ describe("luaio CLI", function()
     has(r.stderr, "KeyboardInterrupt")
   end)
 
+  it("prints each error of an unhandled ExceptionGroup with its "
+     .. "traceback, as Python", function()
+    local r = proc.run{luaio, "-e", [[
+      local asyncio = require "asyncio"
+      asyncio.run(asyncio.async(function()
+        local tg <close> = asyncio.TaskGroup()
+        tg:create_task(asyncio.async(function() error("child boom") end)())
+      end)())
+    ]]}
+    assert.equal(1, r.status)
+    has(r.stderr, "luaio: ExceptionGroup: unhandled errors in a TaskGroup "
+        .. "(1 sub-exception)")
+    has(r.stderr, "  +-+---------------- 1 ----------------\n"
+        .. "    | (command line):4: child boom\n"
+        .. "    | stack traceback of task ")
+  end)
+
   it("exits 130 on Ctrl-C while main waits on a future", function()
     local r = proc.run{luaio, fixture("interrupt.lua"), "future"}
     assert.equal(130, r.status)

@@ -45,6 +45,36 @@ local counted_sleep = async(function(delay, counter)
 end)
 
 describe("TaskGroup", function()
+  it("errors.format_exception shows each error of the group under a "
+     .. "numbered rule, with its traceback (a string error's too)",
+     vspec(function()
+    local line = debug.getinfo(1, "l").currentline
+    local e = await_error(async(function()
+      local tg <close> = TaskGroup()
+      tg:create_task(async(function() error("plain boom") end)())
+      tg:create_task(async(function() error(ValueError("bad value")) end)())
+    end)())
+    local text = require("asyncio.errors").format_exception(e)
+    local lines = {}
+    for l in (text .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
+    assert.equal("ExceptionGroup: unhandled errors in a TaskGroup "
+                 .. "(2 sub-exceptions)", lines[1])
+    local function at(n) return ("taskgroup_spec.lua:%d:"):format(line + n) end
+    local want = {"  +-+---------------- 1 ----------------",
+      "    | spec/" .. at(3) .. " plain boom",
+      "    | stack traceback of task ",
+      "    +---------------- 2 ----------------",
+      "    | ValueError: bad value",
+      "    +------------------------------------"}
+    local i = 1
+    for _, l in ipairs(lines) do -- in this order, other lines between
+      if i <= #want and l:sub(1, #want[i]) == want[i] then i = i + 1 end
+    end
+    assert.equal(#want + 1, i, text)
+    -- the string error's traceback is its task's: its line is there
+    assert.truthy(text:find("| \t" .. "spec/" .. at(3), 1, true), text)
+  end))
+
   it("L149 leaving the scope waits for every child", vspec(function()
     local loop = asyncio.get_running_loop()
     local t1, t2

@@ -425,6 +425,17 @@ static int l__traceback_of(lua_State *L) {
   return 1;
 }
 
+/* _failure_traceback(task) -> the traceback kept where the task failed
+ * (a string error keeps none of its own: a TaskGroup shows it with the
+ * error), or nil. */
+static int l__failure_traceback(lua_State *L) {
+  aio_check_future(L, 1);
+  if (get_extra(L, 1) != LUA_TTABLE)
+    return 1;
+  lua_getfield(L, -1, "traceback");
+  return 1;
+}
+
 int aio_future_push_result(lua_State *L, int fidx) {
   aio_future *f = lua_touserdata(L, fidx);
   switch (f->state) {
@@ -2337,6 +2348,7 @@ static const luaL_Reg future_funcs[] = {
     {"all_tasks", l_all_tasks},
     {"isfuture", l_isfuture},
     {"_traceback_of", l__traceback_of},
+    {"_failure_traceback", l__failure_traceback},
     {"_succeeded", l__succeeded},
     {"_gather_callback", l__gather_callback},
     {"_gather_watch", l__gather_watch},

@@ -58,6 +58,11 @@ local function raise_body_error(err, tb)
       error(err, 0)
     end
   end
+  if errors.iserror(err, errors.BaseExceptionGroup) then
+    -- each of its exceptions with its traceback (a failed assertion in a
+    -- TaskGroup's child too)
+    error(errors.format_exception(err), 0)
+  end
   if tb then error(tostring(err) .. "\n" .. tostring(tb), 0) end
   error(err, 0)
 end

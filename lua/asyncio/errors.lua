@@ -204,6 +204,64 @@ local function sorted_keys(ctx)
   return keys
 end
 
+-- Python prints at most 15 exceptions of a group, and groups 10 deep
+local GROUP_WIDTH, GROUP_DEPTH = 15, 10
+
+--- The lines of format_exception(e): its text, its traceback (tb, else
+-- its own, else the one the core kept for a task's string error), and
+-- the lines of the exceptions of a group, under numbered rules (depth:
+-- of the groups around e).
+local function exception_lines(e, depth, tb)
+  local out = {}
+  local function add(text)
+    for line in (tostring(text):gsub("^\n", "") .. "\n"):gmatch("(.-)\n") do
+      out[#out + 1] = line
+    end
+  end
+  add(tostring(e))
+  tb = tb or type(e) == "table" and rawget(e, "traceback")
+  if not tb then
+    local core = package.loaded["asyncio.core"]
+    tb = core and core._traceback_of and core._traceback_of(e)
+  end
+  if tb then add(tb) end
+  local subs = type(e) == "table" and rawget(e, "exceptions")
+  if not (M.iserror(e, M.BaseExceptionGroup) and type(subs) == "table") then
+    return out
+  end
+  if depth >= GROUP_DEPTH then
+    out[#out + 1] = "... (max_group_depth is " .. GROUP_DEPTH .. ")"
+    return out
+  end
+  local n, tbs = subs.n or #subs, rawget(e, "tracebacks") or {}
+  local function rule(first, label)
+    out[#out + 1] = (first and "  +-+" or "    +") .. ("-"):rep(16) ..
+      " " .. label .. " " .. ("-"):rep(16)
+  end
+  for i = 1, math.min(n, GROUP_WIDTH) do
+    rule(i == 1, tostring(i))
+    for _, line in ipairs(exception_lines(subs[i], depth + 1, tbs[i])) do
+      out[#out + 1] = "    | " .. line
+    end
+  end
+  if n > GROUP_WIDTH then
+    rule(false, "...")
+    out[#out + 1] = ("    | and %d more exception%s"):format(n - GROUP_WIDTH,
+      n - GROUP_WIDTH == 1 and "" or "s")
+  end
+  out[#out + 1] = "    +" .. ("-"):rep(36)
+  return out
+end
+
+--- format_exception(e) -> the text Python's traceback.format_exception
+-- gives an error: its tostring and its traceback (an error object's own,
+-- or the one the core kept for a task's string error), and for an
+-- exception group each of its exceptions the same, indented under a
+-- numbered rule (at most 15 of them, 10 groups deep, as Python).
+function M.format_exception(e)
+  return table.concat(exception_lines(e, 0), "\n")
+end
+
 --- Formats an exception-handler context the way asyncio's default handler
 -- logs it: the message, one "key: repr" line per other key, then the
 -- exception and its traceback.

@@ -76,6 +76,9 @@ local function on_task_done(self, task)
   if exc == nil then return end
   local errs = self._errors
   errs[#errs + 1] = exc
+  if type(exc) ~= "table" then -- a string keeps no traceback of its own
+    self._tracebacks[#errs] = core._failure_traceback(task)
+  end
   if is_base_error(exc) and self._base_error == nil then
     self._base_error = exc
   end
@@ -170,15 +173,17 @@ function TaskGroup:create_task(coro, opts)
   return task
 end
 
---- The error the scope raises for the collected child errors.
-local function make_group(errs)
+--- The error the scope raises for the collected child errors; its
+-- `tracebacks` holds those of its string errors, by index (see
+-- errors.format_exception).
+local function make_group(errs, tracebacks)
+  local cls = errors.ExceptionGroup
   for i = 1, #errs do
-    if not is_exception(errs[i]) then
-      return errors.BaseExceptionGroup("unhandled errors in a TaskGroup",
-                                       errs)
-    end
+    if not is_exception(errs[i]) then cls = errors.BaseExceptionGroup end
   end
-  return errors.ExceptionGroup("unhandled errors in a TaskGroup", errs)
+  local group = cls("unhandled errors in a TaskGroup", errs)
+  if next(tracebacks) ~= nil then group.tracebacks = tracebacks end
+  return group
 end
 
 --- Waits until every child is done. Returns the CancelledError to
@@ -229,7 +234,7 @@ local function aexit(self, err)
       parent:uncancel()
       parent:cancel()
     end
-    error(make_group(errs), 0)
+    error(make_group(errs, self._tracebacks), 0)
   end
 end
 
@@ -240,6 +245,7 @@ function TaskGroup:__close(err)
   self._exited = true
   local ok, raised = pcall(aexit, self, err)
   self._parent_task, self._errors, self._base_error = nil, nil, nil
+  self._tracebacks = nil
   if not ok then error(raised, 0) end
 end
 
@@ -248,7 +254,7 @@ function M.TaskGroup()
   local self = setmetatable({
     _entered = false, _exiting = false, _aborting = false,
     _parent_cancel_requested = false, _tasks = {}, _ntasks = 0,
-    _errors = {},
+    _errors = {}, _tracebacks = {},
   }, TaskGroup)
   self._on_task_done = function(task) on_task_done(self, task) end
   local loop, task = running_task()
