@@ -85,6 +85,17 @@ describe("the REPL on a pipe (-i)", function()
     assert.equal("> > 2\n> > \n", r.stdout:gsub("^luaio [^\n]*\n", ""))
   end)
 
+  it("exit(status) leaves with that status; another value is printed, "
+     .. "status 1, as Python's", function()
+    local r = proc.run({proc.luaio, "-i"}, {stdin = "print(1)\nexit(3)\n"})
+    assert.same({"exit", 3}, {r.how, r.status})
+    r = proc.run({proc.luaio, "-i"}, {stdin = "exit()\nprint(2)\n"})
+    assert.equal(0, r.status)
+    assert.not_matches("2", r.stdout)
+    r = proc.run({proc.luaio, "-i"}, {stdin = 'exit("bye")\n'})
+    assert.same({1, "bye\n"}, {r.status, r.stderr})
+  end)
+
   it("reads '=exp' as 'return exp', as lua 5.4's REPL does", function()
     local r = proc.run({proc.luaio, "-i"}, {stdin = "=6 * 7\nx = 1\n=x\n"})
     assert.equal(0, r.status)

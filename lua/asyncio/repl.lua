@@ -134,8 +134,12 @@ local function repl()
     if rawget(_G, name) == nil then _G[name] = v end
   end
   local runner = asyncio.Runner()
-  local running = true
-  _G.exit = function() running = false end
+  local running, status = true, nil
+  -- exit([status]): as Python's, an integer is the exit status, another
+  -- value is printed and the status is 1
+  _G.exit = function(code)
+    running, status = false, code
+  end
   local input, done = reader()
   while running do
     local fn, err = read_input(input)
@@ -153,6 +157,13 @@ local function repl()
   io.stdout:write("\n")
   done()
   runner:close()
+  if status ~= nil then
+    if math.type(status) ~= "integer" then
+      io.stderr:write(tostring(status), "\n")
+      status = 1
+    end
+    os.exit(status, true)
+  end
 end
 
 return repl
