@@ -86,9 +86,12 @@ static void print_version(void) {
          LUA_RELEASE);
 }
 
-/* Is the error value at idx a KeyboardInterrupt error object (or one of
- * a subclass)? */
-static int is_interrupt(lua_State *L, int idx) {
+/* The exit status a SystemExit asked for, or -1. */
+static int exit_request = -1;
+
+/* Is the error value at idx an error object of the class called name (or
+ * of a subclass)? */
+static int is_class(lua_State *L, int idx, const char *name) {
   int r = 0, top = lua_gettop(L);
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx)) {
@@ -96,7 +99,7 @@ static int is_interrupt(lua_State *L, int idx) {
     while (!r && lua_istable(L, -1)) {
       lua_pushliteral(L, "__name");
       r = lua_rawget(L, -2) == LUA_TSTRING &&
-          strcmp(lua_tostring(L, -1), "KeyboardInterrupt") == 0;
+          strcmp(lua_tostring(L, -1), name) == 0;
       lua_pop(L, 1);
       lua_pushliteral(L, "__base");
       lua_rawget(L, -2);
@@ -105,6 +108,40 @@ static int is_interrupt(lua_State *L, int idx) {
   }
   lua_settop(L, top);
   return r;
+}
+
+static int is_interrupt(lua_State *L, int idx) {
+  return is_class(L, idx, "KeyboardInterrupt");
+}
+
+/* For a SystemExit at index 1 (Python's: its code, or its first
+ * argument): notes the exit status it asks for (none: 0, an integer:
+ * that one, another value: 1) and pushes what to print, which is empty
+ * unless the value is not an integer (then the value itself, as Python
+ * prints it). Returns 0, pushing nothing, for another error. */
+static int system_exit(lua_State *L) {
+  if (!is_class(L, 1, "SystemExit"))
+    return 0;
+  if (lua_getfield(L, 1, "code") == LUA_TNIL) {
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "args") == LUA_TTABLE)
+      lua_rawgeti(L, -1, 1);
+    else
+      lua_pushnil(L);
+    lua_remove(L, -2);
+  }
+  if (lua_isnil(L, -1)) {
+    exit_request = 0;
+    lua_pushliteral(L, "");
+  } else if (lua_isinteger(L, -1)) {
+    exit_request = (int)(lua_tointeger(L, -1) & 0xff);
+    lua_pushliteral(L, "");
+  } else {
+    exit_request = 1;
+    luaL_tolstring(L, -1, NULL);
+  }
+  lua_remove(L, -2);
+  return 1;
 }
 
 /* Pushes the text asyncio.errors.format_exception gives the error at
@@ -139,6 +176,8 @@ static int msghandler(lua_State *L) {
   }
   lua_pushboolean(L, is_interrupt(L, 1));
   lua_setfield(L, LUA_REGISTRYINDEX, "luaio.interrupted");
+  if (system_exit(L)) /* Python prints no traceback for it */
+    return 1;
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);
@@ -172,7 +211,11 @@ static int msghandler(lua_State *L) {
 static int report(lua_State *L, int status, int *interrupted) {
   if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error)");
+    if (exit_request >= 0) { /* a SystemExit: its value alone, if any */
+      if (msg && *msg)
+        fprintf(stderr, "%s\n", msg);
+    } else
+      fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error)");
     fflush(stderr);
     lua_pop(L, 1);
     if (interrupted && lua_toboolean(L, -1))
@@ -629,7 +672,8 @@ static int pmain(lua_State *L) {
   c->status = EXIT_SUCCESS;
   return 0;
 failed:
-  c->status = interrupted ? EXIT_INTERRUPTED : EXIT_FAILURE;
+  c->status = exit_request >= 0 ? exit_request
+              : interrupted ? EXIT_INTERRUPTED : EXIT_FAILURE;
   return 0;
 }
 

@@ -237,6 +237,19 @@ describe("luaio CLI", function()
         .. "    | stack traceback of task ")
   end)
 
+  it("an uncaught SystemExit exits with its status and no traceback, as "
+     .. "Python (none: 0; another value is printed, status 1)", function()
+    for _, case in ipairs{{"asyncio.SystemExit(3)", 3, ""},
+                          {"asyncio.SystemExit()", 0, ""},
+                          {'asyncio.SystemExit("bye")', 1, "bye\n"}} do
+      local r = proc.run{luaio, "-e", ([[
+        local asyncio = require "asyncio"
+        asyncio.run(asyncio.async(function() error(%s) end)())
+      ]]):format(case[1])}
+      assert.same({case[2], case[3]}, {r.status, r.stderr}, case[1])
+    end
+  end)
+
   it("exits 130 on Ctrl-C while main waits on a future", function()
     local r = proc.run{luaio, fixture("interrupt.lua"), "future"}
     assert.equal(130, r.status)
