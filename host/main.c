@@ -48,21 +48,14 @@
 
 static const char *progname = PROGNAME;
 
-static int asks_help(const char *option) {
-  return strcmp(option, "-h") == 0 || strcmp(option, "--help") == 0;
-}
-
-/* The usage: on stdout when asked for (-h, --help: a success, as
- * Python's), else on stderr after what was wrong with badoption. */
 static void print_usage(const char *badoption) {
-  FILE *out = stderr;
-  if (asks_help(badoption))
-    out = stdout;
+  if (strcmp(badoption, "-h") == 0 || strcmp(badoption, "--help") == 0)
+    ; /* asked for */
   else if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
   else if (badoption[0])
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
-  fprintf(out,
+  fprintf(stderr,
           "usage: %s [options] [script [args]]\n"
           "Available options are:\n"
           "  -e stat   execute string 'stat'\n"
@@ -619,9 +612,7 @@ static int pmain(lua_State *L) {
   if (args == has_error) {
     const char *opt = argv[script] ? argv[script] : "";
     print_usage(opt);
-    if (asks_help(opt))
-      c->status = EXIT_SUCCESS;
-    return 0; /* else as lua does: usage and exit status 1 */
+    return 0; /* as lua does: usage and exit status 1 */
   }
   if (args & has_v)
     print_version();
