@@ -277,14 +277,16 @@ describe("asyncio.http client on the wire, as aiohttp", function()
   it("with Expect: 100-continue (or expect100) waits for the 100 before "
      .. "the body; a final answer first is the response, the body unsent",
      aspec.async(function()
-    local heads = {}
+    local heads, after = {}, nil
     local url, srv = await(scripted(function(r, w, n)
       local head = await(r:readuntil("\r\n\r\n"))
       heads[n] = head
-      if n == 1 then -- refused before the body: 401, then the close
-        w:write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n"
-                .. "Connection: close\r\n\r\ndenied")
+      if n == 1 then -- refused before the body: what came after the head,
+        -- up to the client's close, must be nothing
+        w:write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\n"
+                .. "denied")
         await(w:drain())
+        after = await(r:read())
         return
       end
       w:write("HTTP/1.1 100 Continue\r\n\r\n")
@@ -298,6 +300,11 @@ describe("asyncio.http client on the wire, as aiohttp", function()
     local r = await(s:post(url .. "/up", {data = big,
       headers = {Expect = "100-continue"}}))
     assert.same({401, "denied"}, {r.status, await(r:text())})
+    -- the connection is not kept (the body was never sent): it closes
+    await(asyncio.wait_for(async(function()
+      while after == nil do await(asyncio.sleep(0)) end
+    end)(), 5))
+    assert.equal(0, #after) -- no byte of the body
     r = await(s:post(url .. "/up", {data = "abcdef", expect100 = true}))
     assert.same({200, "6:abc"}, {r.status, await(r:text())})
     assert.matches("\r\nExpect: 100%-continue\r\n", heads[2])

@@ -797,15 +797,8 @@ end
 
 --- The rest of a message parsed already, read without its connection
 -- (see ClientSession:_send): the parser's events, ending with true.
-local Parsed = {parsed = true}
-Parsed.__index = Parsed
-
-function Parsed:next_event()
-  local ev = self.events[self.ev]
-  self.events[self.ev] = nil
-  self.ev = self.ev + 1
-  return ev
-end
+local Parsed = setmetatable({parsed = true}, {__index = Connection})
+Parsed.__index = Parsed -- Connection:next_event never reads: true ends it
 
 --- Gives conn, whose response resp is parsed to its end, back to
 -- session at once, as aiohttp does once a message ended: the body is read
@@ -1800,10 +1793,10 @@ local function part_head(boundary, field)
   return concat(h)
 end
 
---- The pieces of a multipart body (strings and async files) as a body
--- of known length ({size =, read = fn(n)}: its Content-Length, as
--- aiohttp's, the files read as they are sent), or nil when a file
--- cannot tell its length (a pipe: the body goes chunked).
+--- The pieces of a body (strings and async files: a multipart form's,
+-- or one file) as a body of known length ({size =, read = fn(n)}: its
+-- Content-Length, as aiohttp's, the files read as they are sent), or nil
+-- when a file cannot tell its length (a pipe: the body goes chunked).
 local function sized_parts(pieces)
   local left, size = {}, 0
   for i, p in ipairs(pieces) do
@@ -1827,8 +1820,8 @@ local function sized_parts(pieces)
       else
         local piece = await(p:read(math.min(n, left[i])))
         if piece == nil or piece == "" then
-          error(M.ClientPayloadError(("a file of the form ended %d bytes "
-            .. "short of its length"):format(left[i])), 0)
+          error(M.ClientPayloadError(("the file ended %d bytes short of "
+            .. "its length"):format(left[i])), 0)
         end
         left[i] = left[i] - #piece
         return piece
@@ -1939,24 +1932,18 @@ local function request_body(opts, hdrs, method, skip)
     default_type(hdrs, skip, "application/x-www-form-urlencoded")
   elseif body ~= nil and type(body) ~= "string" then
     local src = body
-    local size = type(src) == "table" and src.seek and
-      not hdrs:contains("Transfer-Encoding") and file_left(src)
+    -- a file that can seek: its length is known, as aiohttp
+    local sized = type(src) == "table" and src.seek and
+      not hdrs:contains("Transfer-Encoding") and sized_parts({src})
     -- a file's type is guessed from its name, as aiohttp's payloads do
     local name = is_file(src) and type(src.name) == "string" and src.name
     default_type(hdrs, skip, name and mimetypes.guess_type(name)
                              or "application/octet-stream")
-    if size then -- a file that can seek: its length is known, as aiohttp
+    if sized then
       if not hdrs:contains("Content-Length") then
-        hdrs:add("Content-Length", size)
+        hdrs:add("Content-Length", sized.size)
       end
-      return {size = size, read = function(n)
-        local piece = await(src:read(n))
-        if piece == nil or piece == "" then
-          error(M.ClientPayloadError(("the file ended %d bytes short of "
-            .. "its Content-Length"):format(n)), 0)
-        end
-        return piece
-      end}
+      return sized
     elseif type(src) == "table" and src.read then -- an async file
       body = function()
         local piece = await(src:read(65536))
@@ -2055,29 +2042,41 @@ local function request_head(method, u, hdrs, body, absolute)
   return bytes
 end
 
---- Sends one request (head: its bytes) on conn and reads its head:
--- returns the head.
+--- The next response head on conn and whether it is final (an interim
+-- one, 100 Continue, is read to its end).
+local function next_head(conn, sock_read)
+  while true do
+    local h = conn:next_event(sock_read)
+    if type(h) == "table" then
+      if h.status >= 200 or h.status == 101 then return h, true end
+      -- an interim response (100 Continue): its end comes at once
+      if conn:next_event(sock_read) ~= true then
+        error(M.ClientResponseError{status = 400,
+          message = "bad interim response"}, 0)
+      end
+      return h, false
+    end
+  end
+end
+
 --- With Expect: 100-continue, after the head is sent: true once the
 -- server's 100 Continue came (the body may go), or the final answer's
 -- head when it came first (the body is never sent: the connection is not
 -- kept), as aiohttp's expect100.
 local function await_continue(conn, sock_read)
   while true do
-    local h = conn:next_event(sock_read)
-    if type(h) == "table" then
-      if h.status >= 200 or h.status == 101 then
-        h.keep_alive = false
-        return h
-      end
-      if conn:next_event(sock_read) ~= true then
-        error(M.ClientResponseError{status = 400,
-          message = "bad interim response"}, 0)
-      end
-      if h.status == 100 then return true end
+    local h, final = next_head(conn, sock_read)
+    if final then
+      h.keep_alive = false
+      return h
     end
+    if h.status == 100 then return true end
   end
 end
 
+--- Sends one request (head: its bytes, body: what encoded_body gave; a
+-- string body is in head unless expect) on conn and reads its head:
+-- returns the head.
 local function exchange(conn, method, head, body, sock_read, expect)
   local w = conn.writer
   w:write(head)
@@ -2110,16 +2109,8 @@ local function exchange(conn, method, head, body, sock_read, expect)
   await(w:drain())
   if method == "HEAD" then conn.parser:skip_body(true) end
   while true do
-    local h = conn:next_event(sock_read)
-    if type(h) == "table" then
-      if h.status >= 200 or h.status == 101 then return h end
-      -- an interim response (100 Continue): its end comes at once
-      local done = conn:next_event(sock_read)
-      if done ~= true then
-        error(M.ClientResponseError{status = 400,
-          message = "bad interim response"}, 0)
-      end
-    end
+    local h, final = next_head(conn, sock_read)
+    if final then return h end
   end
 end
 
