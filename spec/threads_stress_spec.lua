@@ -15,6 +15,7 @@ local LOOP_THREADS = 50 // math.min(SHRINK, 10)
 local ROUNDS = 10 // math.min(SHRINK, 5)
 local ITEMS = 25000 // SHRINK -- per producer
 local TRIPS = 250 // math.min(SHRINK, 10) -- per thread
+local RACE_POSTS, RACE_STOP = 50000 // SHRINK, 1000 // SHRINK
 
 describe("threads under stress", function()
   it(("%d threads x %d posts to one loop: every one arrives once, in "
@@ -126,6 +127,57 @@ describe("threads under stress", function()
       assert.equal("alive", out:get(10))
       ref:stop()
       ref:join()
+    end)
+
+  it(("4 threads post up to %d calls each to a loop thread that stops "
+      .. "after %d: each post is taken or refused, what ran is a prefix "
+      .. "in order, and once refused always refused"):format(
+      RACE_POSTS, RACE_STOP), function()
+      local ref = asyncio.start_loop_thread()
+      local out = asyncio.Channel()
+      local ex <close> = asyncio.ThreadPoolExecutor(4)
+      local posters = {}
+      for t = 1, 4 do
+        posters[t] = ex:submit(function(target, o, id, n, stop_at)
+          local function arrive(ch, who, i, last)
+            ch:put({who, i})
+            if i == last then require("asyncio").get_running_loop():stop() end
+          end
+          local taken, accepted_after = 0, 0
+          while taken < n do
+            local ok, err = pcall(target.call_soon_threadsafe, target,
+                                  arrive, o, id, taken + 1, stop_at)
+            if not ok then
+              assert(err.message == "Event loop is closed", tostring(err))
+              -- sealed: every later post is refused too
+              for _ = 1, 100 do
+                if pcall(target.call_soon_threadsafe, target, arrive, o, id,
+                         0, stop_at) then
+                  accepted_after = accepted_after + 1
+                end
+              end
+              break
+            end
+            taken = taken + 1
+          end
+          return taken, accepted_after
+        end, ref, out, t, RACE_POSTS, t == 1 and RACE_STOP or -1)
+      end
+      ref:join() -- poster 1's call number RACE_STOP stops it
+      local ran, last, bad = {0, 0, 0, 0}, {0, 0, 0, 0}, 0
+      while out:qsize() > 0 do
+        local item = out:get(0)
+        local id, i = item[1], item[2]
+        if i ~= last[id] + 1 then bad = bad + 1 end
+        last[id], ran[id] = i, ran[id] + 1
+      end
+      assert.equal(0, bad)
+      assert.is_true(ran[1] >= RACE_STOP)
+      for t = 1, 4 do
+        local taken, accepted_after = posters[t]:result(60)
+        assert.equal(0, accepted_after)
+        assert.is_true(ran[t] <= taken) -- nothing ran that was not posted
+      end
     end)
 
   it(("4 producers and 4 consumers move %d items through Channel(64)")
