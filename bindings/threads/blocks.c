@@ -96,6 +96,22 @@ static void make_cache_key(void) {
                pthread_key_create(&cache_key, drop_cache) == 0);
 }
 
+/* Starts moving the next block to be handed out into this thread's cache,
+ * owned for writing: a recycled block was last written by the thread that
+ * freed it, on another core, and the poster's store of its post then
+ * waited for that line (two lines: a post of w6 is about 100 bytes). */
+static inline void prefetch_for_write(block *b) {
+  if (b == NULL)
+    return;
+#if defined(__x86_64__) && defined(__GNUC__)
+  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)b));
+  __asm__ volatile("prefetchw %0" : : "m"(*((const char *)b + 64)));
+#else
+  __builtin_prefetch(b, 1);
+  __builtin_prefetch((const char *)b + 64, 1);
+#endif
+}
+
 /* Makes sure the calling thread's blocks are given back when it exits;
  * returns 0 when they could not be (then it keeps none). */
 static int register_cache(cache *c) {
@@ -143,6 +159,7 @@ void *aio_block_alloc(void) {
   if (b == NULL)
     return malloc(AIO_BLOCK_SIZE);
   c->taken = b->next;
+  prefetch_for_write(c->taken);
   return b;
 }
 
