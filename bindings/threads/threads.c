@@ -19,8 +19,8 @@
  * the whole stack with one exchange and reverses it, so that each
  * poster's posts run in the order they were made. With a mutex, a poster
  * and a loop on two cores met in the lock thousands of times per 200,000
- * posts, each a futex sleep and wake-up (w6 ran 2-3x slower whenever the
- * two threads were not each alone on a core). Only the post that finds
+ * posts, each a futex sleep and wake-up (w6 ran at a third of its speed
+ * in such runs, see bench/README.md). Only the post that finds
  * the inbox empty wakes the loop: a post linked after it is taken with
  * it. That wake-up happens under the mutex, while `loop` is set: the
  * loop's wake-up handle is closed only after aio_remote_close cleared
