@@ -84,8 +84,8 @@ end
 
 --- Collects the awaitables of `aws` (an array, or an iterator function
 -- returning one awaitable per call and nil at the end) into an array
--- without duplicates, in first-seen order. `what` names the caller's
--- expectation for the TypeError.
+-- without duplicates, in first-seen order. `what` begins the TypeError:
+-- the caller's expectation, in Python's words.
 local function collect(aws, what)
   if type(aws) == "function" then
     local list, seen = {}, {}
@@ -99,8 +99,7 @@ local function collect(aws, what)
   elseif type(aws) == "table" and not is_awaitable(aws) then
     return unique(aws)
   else
-    error(errors.TypeError(("expect %s, not %s")
-                           :format(what, type_name(aws))), 3)
+    error(errors.TypeError(("%s, not %s"):format(what, type_name(aws))), 3)
   end
 end
 
@@ -288,7 +287,7 @@ end
 -- errors and never cancels them, not even on timeout. Bad options raise
 -- before any awaitable is wrapped.
 local wait = async(function(aws, opts)
-  local fs = collect(aws, "a list of futures")
+  local fs = collect(aws, "expect a list of futures")
   if #fs == 0 then
     error(errors.ValueError("Set of Tasks/Futures is empty."), 0)
   end
@@ -422,7 +421,7 @@ local AS_COMPLETED_OPTIONS = check.option_set({"timeout"})
 function M.as_completed(aws, opts)
   check.options(opts, 2, "as_completed", AS_COMPLETED_OPTIONS)
   check.number(opts and opts.timeout, 2, "as_completed", true)
-  local list = collect(aws, "an iterable of futures")
+  local list = collect(aws, "expects an iterable of awaitables")
   local timeout = opts and opts.timeout
   local loop = core.get_event_loop()
   local self = setmetatable({
