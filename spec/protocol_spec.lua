@@ -232,6 +232,31 @@ describe("protocols", function()
     await(srv:wait_closed())
   end))
 
+  it("abort discards the write buffer: its size is 0 at once",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local srvp
+    local srv = await(loop:create_server(function()
+      srvp = recorder({}, "srv", {made = function(_, t)
+        t:pause_reading()
+      end})
+      return srvp
+    end, "127.0.0.1", 0))
+    local t, p = await(loop:create_connection(function()
+      return recorder({}, "cli")
+    end, "127.0.0.1", port_of(srv)))
+    local chunk = string.rep("w", 65536)
+    for _ = 1, 64 do t:write(chunk) end -- more than the socket buffers
+    assert.is_true(t:get_write_buffer_size() > 0)
+    t:abort()
+    assert.equal(0, t:get_write_buffer_size())
+    assert.is_nil(await(p.lost))
+    assert.equal(0, t:get_write_buffer_size())
+    srv:close()
+    srv:abort_clients()
+    await(srv:wait_closed())
+  end))
+
   it("errors in pause_writing are reported; the connection goes on",
      aspec.async(function()
     local loop = asyncio.get_running_loop()

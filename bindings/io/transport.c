@@ -818,8 +818,10 @@ void aio_transport_write_eof(lua_State *L, aio_transport *t) {
     fatal_uv(L, t, r, "shutdown");
 }
 
+/* What waits to be written; 0 once aborted (what was queued is
+ * discarded, as asyncio's _force_close clears its buffer). */
 size_t aio_transport_buffer_size(aio_transport *t) {
-  return t->s ? t->s->wbytes : 0;
+  return t->s && !t->s->killed ? t->s->wbytes : 0;
 }
 
 /* ------------------------------------------------------------------ */
