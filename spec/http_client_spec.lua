@@ -374,7 +374,16 @@ describe("asyncio.http client", function()
     local e = err_of(s:get("http://127.0.0.1:" .. port .. "/"))
     assert.is_true(asyncio.iserror(e, http.ClientConnectorError))
     assert.is_true(asyncio.iserror(e, http.ClientConnectionError))
-    assert.matches("Cannot connect to host 127.0.0.1:" .. port, e.message)
+    -- aiohttp's words: ssl:default when no ssl was given, the OSError's
+    -- strerror in brackets
+    assert.equal(("Cannot connect to host 127.0.0.1:%d ssl:default "
+      .. "[Connect call failed ('127.0.0.1', %d)]"):format(port, port),
+      e.message)
+    assert.is_true(asyncio.iserror(e.os_error,
+                                   asyncio.ConnectionRefusedError))
+    e = err_of(s:get("http://127.0.0.1:" .. port .. "/", {ssl = false}))
+    assert.matches("^Cannot connect to host 127%.0%.0%.1:%d+ ssl:False %[",
+                   e.message)
   end))
 
   it("raises InvalidURL", aspec.async(function()

@@ -321,18 +321,91 @@ describe("transports", function()
   end))
 end)
 
-describe("create_connection with happy_eyeballs_delay", function()
-  local transports = require "asyncio.transports"
+local transports = require "asyncio.transports"
 
-  --- Makes host names resolve to `addrs` until the value returned is
-  -- closed.
-  local function resolving_to(addrs)
-    local resolve = transports._resolve
-    transports._resolve = function() return addrs end
-    return setmetatable({}, {__close = function()
-      transports._resolve = resolve
-    end})
+--- Makes host names resolve to `addrs` until the value returned is
+-- closed.
+local function resolving_to(addrs)
+  local resolve = transports._resolve
+  transports._resolve = function() return addrs end
+  return setmetatable({}, {__close = function()
+    transports._resolve = resolve
+  end})
+end
+
+describe("create_connection that fails", function()
+  --- A port nobody listens on: a closed server's.
+  local function closed_port(loop)
+    local srv = await(loop:create_server(sink, "127.0.0.1", 0))
+    local port = port_of(srv)
+    srv:close()
+    await(srv:wait_closed())
+    return port
   end
+
+  it("names the address, as asyncio's 'Connect call failed (host, port)'",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local port = closed_port(loop)
+    local err = h.await_error(loop:create_connection(sink, "127.0.0.1",
+                                                     port))
+    assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+    assert.equal(111, err.errno)
+    assert.equal(("Connect call failed ('127.0.0.1', %d)"):format(port),
+                 err.strerror)
+    assert.equal(("ECONNREFUSED: Connect call failed ('127.0.0.1', %d)")
+                 :format(port), err.message)
+    err = h.await_error(asyncio.open_connection("127.0.0.1", port))
+    assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+    assert.equal(("ECONNREFUSED: Connect call failed ('127.0.0.1', %d)")
+                 :format(port), err.message)
+  end))
+
+  it("every address refused: an OSError 'Multiple exceptions: ...' naming "
+     .. "each, in turn and with happy_eyeballs_delay", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local port = closed_port(loop)
+    local _ <close> = resolving_to({"127.0.0.3", "127.0.0.4"})
+    local want = ("Multiple exceptions: ECONNREFUSED: Connect call failed "
+      .. "('127.0.0.3', %d), ECONNREFUSED: Connect call failed "
+      .. "('127.0.0.4', %d)"):format(port, port)
+    for _, opts in ipairs{{}, {happy_eyeballs_delay = 60}} do
+      local err = h.await_error(asyncio.wait_for(loop:create_connection(
+        sink, "some.host", port, opts), 10))
+      assert.is_true(iserror(err, asyncio.OSError))
+      assert.is_false(iserror(err, asyncio.ConnectionRefusedError))
+      assert.equal(want, err.message)
+    end
+  end))
+
+  it("all_errors = true raises an ExceptionGroup of every attempt's error",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local port = closed_port(loop)
+    local _ <close> = resolving_to({"127.0.0.3", "127.0.0.4"})
+    for _, opts in ipairs{{all_errors = true},
+                          {all_errors = true, happy_eyeballs_delay = 60}} do
+      local err = h.await_error(asyncio.wait_for(loop:create_connection(
+        sink, "some.host", port, opts), 10))
+      assert.is_true(iserror(err, asyncio.ExceptionGroup))
+      assert.equal("create_connection failed (2 sub-exceptions)",
+                   tostring(err.message))
+      assert.equal(2, #err.exceptions)
+      for i, host in ipairs{"127.0.0.3", "127.0.0.4"} do
+        local e = err.exceptions[i]
+        assert.is_true(iserror(e, asyncio.ConnectionRefusedError))
+        assert.equal(("Connect call failed ('%s', %d)"):format(host, port),
+                     e.strerror)
+      end
+    end
+    -- streams pass it on
+    local err = h.await_error(asyncio.open_connection("some.host", port,
+                                                      {all_errors = true}))
+    assert.is_true(iserror(err, asyncio.ExceptionGroup))
+  end))
+end)
+
+describe("create_connection with happy_eyeballs_delay", function()
 
   it("orders the addresses by family in turn, as asyncio's interleave",
      function()
@@ -439,13 +512,17 @@ describe("create_connection with happy_eyeballs_delay", function()
     await(srv:wait_closed())
   end))
 
-  it("every address refused: what connect raised", aspec.async(function()
+  it("every address refused: what connect raised, naming each address "
+     .. "(as asyncio: they differ, so an OSError names them all)",
+     aspec.async(function()
     local loop = asyncio.get_running_loop()
     local srv = echo_server(loop)
     local _ <close> = resolving_to({"127.0.0.2", "127.0.0.3"})
     local err = h.await_error(loop:create_connection(sink, "some.host",
       port_of(srv), {happy_eyeballs_delay = 0.05}))
-    assert.is_true(iserror(err, asyncio.ConnectionRefusedError))
+    assert.is_true(iserror(err, asyncio.OSError))
+    assert.matches("^Multiple exceptions: ECONNREFUSED: Connect call "
+      .. "failed %('127%.0%.0%.2', %d+%), ECONNREFUSED", err.message)
     srv:close()
     await(srv:wait_closed())
   end))

@@ -34,7 +34,8 @@ local TLS_OPTIONS = option_set{"ssl", "ssl_handshake_timeout",
                                "ssl_shutdown_timeout"}
 local UNIX_CONNECTION_OPTIONS = option_set({"server_hostname"}, TLS_OPTIONS)
 local CONNECTION_OPTIONS = option_set({"local_addr", "family",
-  "happy_eyeballs_delay", "interleave"}, UNIX_CONNECTION_OPTIONS)
+  "happy_eyeballs_delay", "interleave", "all_errors"},
+  UNIX_CONNECTION_OPTIONS)
 local UNIX_SERVER_OPTIONS = option_set({"backlog", "start_serving"},
                                        TLS_OPTIONS)
 -- reuse_address is taken and always on (libuv's bind sets it)
@@ -72,16 +73,26 @@ function M._resolve(host, port, socktype, passive, family)
 end
 local resolve = M._resolve
 
+--- An error's text without its class, as Python's str(exc).
+local function text(e)
+  local m = type(e) == "table" and rawget(e, "message")
+  return m ~= nil and tostring(m) or tostring(e)
+end
+
 --- Raises the failure of trying every address, as asyncio does: the one
--- error, or an OSError naming them all when they differ.
-local function raise_all(errs)
+-- error, or an OSError naming them all when their texts differ; with
+-- all_errors, an ExceptionGroup of them all.
+local function raise_all(errs, all_errors)
+  if all_errors then -- Python 3.12's all_errors=True
+    error(errors.ExceptionGroup("create_connection failed", errs), 0)
+  end
   local first, same = errs[1], true
   for i = 2, #errs do
-    if tostring(errs[i]) ~= tostring(first) then same = false end
+    if text(errs[i]) ~= text(first) then same = false end
   end
   if same then error(first, 0) end
   local parts = {}
-  for i, e in ipairs(errs) do parts[i] = tostring(e) end
+  for i, e in ipairs(errs) do parts[i] = text(e) end
   error(errors.OSError("Multiple exceptions: " .. table.concat(parts, ", ")),
         0)
 end
@@ -280,40 +291,58 @@ local function local_binder(opts, family)
   end
 end
 
+--- Names the address in the error of a failed connect, as asyncio's
+-- "Connect call failed ('127.0.0.1', 1)" (its strerror; the message
+-- keeps the libuv name first: "ECONNREFUSED: Connect call failed ...").
+-- Two addresses that fail alike then differ, and raise_all names both.
+local function connect_failed(e, addr, port)
+  if iserror(e, errors.OSError) and rawget(e, "op") == "connect"
+     and type(rawget(e, "name")) == "string" then
+    local where = core._ip_family(addr) == core.AF_INET6
+      and ("('%s', %d, 0, 0)"):format(addr, port)
+      or ("('%s', %d)"):format(addr, port)
+    e.strerror = "Connect call failed " .. where
+    e.message = e.name .. ": " .. e.strerror
+  end
+  return e
+end
+
 --- Connects to the first of addrs that accepts, trying each after the
 -- one before it failed; raises what they all raised. bind(addr) gives
 -- each connect's options (local_binder).
-local function connect_in_turn(addrs, port, bind)
+local function connect_in_turn(addrs, port, bind, all_errors)
   local errs = {}
   for _, addr in ipairs(addrs) do
     local o, raw = bind(addr)
     local ok = false
     if o then ok, raw = try_await(core._tcp_connect(addr, port, o)) end
     if ok then return raw end
-    errs[#errs + 1] = raw
+    errs[#errs + 1] = connect_failed(raw, addr, port)
   end
-  raise_all(errs)
+  raise_all(errs, all_errors)
 end
 
 --- Happy Eyeballs (RFC 8305), as asyncio's happy_eyeballs_delay: the
 -- next address is tried when the one before it failed or `delay`
 -- seconds after it started; the first connection made wins and the
 -- attempts still connecting are cancelled (their sockets closed).
-local function connect_staggered(addrs, port, bind, delay)
+local function connect_staggered(addrs, port, bind, delay, all_errors)
   local fns = {}
   for i, addr in ipairs(addrs) do
-    fns[i] = function()
+    fns[i] = async(function()
       local o, err = bind(addr)
       if not o then error(err, 0) end -- this attempt's failure
-      return core._tcp_connect(addr, port, o)
-    end
+      local ok, raw = try_await(core._tcp_connect(addr, port, o))
+      if not ok then error(connect_failed(raw, addr, port), 0) end
+      return raw
+    end)
   end
   local staggered = require "asyncio.staggered"
   local raw, _, excs = await(staggered.staggered_race(fns, delay))
   if raw ~= nil then return raw end
   local errs = {}
   for i = 1, excs.n do errs[#errs + 1] = excs[i] end
-  raise_all(errs)
+  raise_all(errs, all_errors)
 end
 
 --- loop:create_connection(factory, host, port [, {ssl =,
@@ -339,10 +368,11 @@ local function create_connection(loop, factory, host, port, opts)
   if interleave ~= 0 then addrs = M._interleave(addrs, interleave) end
   local bind = local_binder(opts, family)
   local raw
+  local all_errors = opt(opts, "all_errors")
   if delay == nil then
-    raw = connect_in_turn(addrs, port, bind)
+    raw = connect_in_turn(addrs, port, bind, all_errors)
   else
-    raw = connect_staggered(addrs, port, bind, delay)
+    raw = connect_staggered(addrs, port, bind, delay, all_errors)
   end
   return start(loop, raw, factory, ctx, hostname, opts)
 end

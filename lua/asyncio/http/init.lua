@@ -1561,6 +1561,22 @@ function ClientSession:_reap()
   end
 end
 
+--- The ssl part of a connect error, as aiohttp's: "default" for none
+-- given (or true), "False", or the context.
+local function ssl_label(ssl)
+  if ssl == nil or ssl == true then return "default" end
+  return ssl == false and "False" or tostring(ssl)
+end
+
+--- The bracketed part of a connect error: the OSError's strerror, as
+-- aiohttp's ("Connect call failed ('127.0.0.1', 1)"), else its message.
+local function os_error_text(r)
+  if type(r) == "table" and rawget(r, "strerror") ~= nil then
+    return tostring(r.strerror)
+  end
+  return tostring(type(r) == "table" and r.message or r)
+end
+
 --- open_connection to u (copts: its TLS options), or through proxy:
 -- to the proxy, then a tunnel (open_tunnel) unless u is plain http. A
 -- proxy that cannot be reached raises ClientProxyConnectionError.
@@ -1572,8 +1588,7 @@ local open_stream = async(function(u, copts, proxy, ssl)
   if not ok then
     if is_cancel(r) or iserror(r, asyncio.TimeoutError) then error(r, 0) end
     local e = M.ClientProxyConnectionError(("Cannot connect to host "
-      .. "%s:%d ssl:False [%s]"):format(p.host, p.port,
-      tostring(r and r.message or r)))
+      .. "%s:%d ssl:default [%s]"):format(p.host, p.port, os_error_text(r)))
     e.os_error, e.host, e.port = r, p.host, p.port
     error(e, 0)
   end
@@ -1653,8 +1668,7 @@ function ClientSession:_connect(u, opts, timeout, proxy)
       end
     end
     local e = cls(("Cannot connect to host %s:%d ssl:%s [%s]"):format(
-      u.host, u.port, copts and "default" or "False",
-      tostring(r and r.message or r)))
+      u.host, u.port, ssl_label(opts.ssl), os_error_text(r)))
     e.os_error = r
     if cls == M.ClientConnectorCertificateError then
       e.certificate_error = r
