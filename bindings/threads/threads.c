@@ -46,8 +46,9 @@
 
 typedef aio_post post;
 
-/* The inbox on a cache line of its own: posters write it, and the
- * loop's reads of it should not pull the mutex and the marks along. */
+/* The inbox apart from the rest: posters write it, and the loop's reads
+ * of it should not pull the mutex and the marks along (fields CACHE_LINE
+ * bytes apart are on different cache lines). */
 #define CACHE_LINE 64
 
 /* The inbox of a closed loop: a post finding it fails. */
@@ -58,7 +59,8 @@ struct aio_remote {
   _Atomic(post *) inbox; /* posts not taken yet, newest first, or CLOSED */
   post *backlog;       /* taken by the loop, in order, not yet run (loop
                           thread only) */
-  _Alignas(CACHE_LINE) uv_mutex_t mu;
+  char apart[CACHE_LINE];
+  uv_mutex_t mu;
   atomic_int refs;
   aio_loop *loop;      /* NULL once the loop closed */
   uv_async_t *wakeup;  /* valid while loop != NULL */
@@ -75,9 +77,7 @@ struct aio_remote {
 static _Thread_local aio_remote *tl_owned;
 
 aio_remote *aio_remote_new(lua_State *L, aio_loop *loop) {
-  aio_remote *r = aligned_alloc(CACHE_LINE, sizeof *r);
-  if (r != NULL)
-    memset(r, 0, sizeof *r);
+  aio_remote *r = calloc(1, sizeof *r);
   if (r == NULL || uv_mutex_init(&r->mu) != 0) {
     free(r);
     luaL_error(L, "not enough memory");
