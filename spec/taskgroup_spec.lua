@@ -629,4 +629,40 @@ describe("TaskGroup", function()
     assert.is_true(iserror(e, RuntimeError))
     assert.matches("has not been entered", e.message)
   end)
+
+  it("a group never exited (not held in <close>) is reported when its "
+     .. "task ends, with its children's errors; one exited is not",
+     vspec(function()
+    local loop = asyncio.get_running_loop()
+    local ctxs = {}
+    loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+    local forgotten = asyncio.create_task(async(function()
+      local tg = TaskGroup() -- entered, never exited
+      tg:create_task(raise_after(0, ValueError, "child"))
+      await(sleep(1))
+      return "not reached: the child's failure cancels the parent"
+    end)())
+    local e = await_error(forgotten)
+    assert.is_true(iserror(e, CancelledError))
+    await(sleep(0))
+    assert.equal(1, #ctxs)
+    assert.matches("^TaskGroup <TaskGroup.*> was never exited: hold it in "
+                   .. "a <close> variable$", ctxs[1].message)
+    assert.equal(forgotten, ctxs[1].task)
+    local eg = ctxs[1].exception
+    assert.is_true(iserror(eg, asyncio.ExceptionGroup))
+    assert.equal(1, #eg.exceptions)
+    assert.is_true(iserror(eg.exceptions[1], ValueError))
+    -- exited: no report
+    local held = asyncio.create_task(async(function()
+      for _ = 1, 3 do
+        local tg <close> = TaskGroup()
+        tg:create_task(value_after(0, 1))
+      end
+      return "done"
+    end)())
+    assert.equal("done", await(held))
+    await(sleep(0))
+    assert.equal(1, #ctxs)
+  end))
 end)

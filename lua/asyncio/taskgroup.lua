@@ -107,11 +107,43 @@ local function running_task()
   return loop, loop and core.current_task(loop)
 end
 
---- Enters the group in `task` (its parent), running on `loop`.
+--- The error the scope raises for the collected child errors; its
+-- `tracebacks` holds those of its string errors, by index (see
+-- errors.format_exception).
+local function make_group(errs, tracebacks)
+  local cls = errors.ExceptionGroup
+  for i = 1, #errs do
+    if not is_exception(errs[i]) then cls = errors.BaseExceptionGroup end
+  end
+  local group = cls("unhandled errors in a TaskGroup", errs)
+  if next(tracebacks) ~= nil then group.tracebacks = tracebacks end
+  return group
+end
+
+--- Enters the group in `task` (its parent), running on `loop`. Until
+-- the group is exited, the parent's end reports it (never_exited).
 local function enter_in(self, loop, task)
   self._loop = loop
   self._parent_task = task
   self._entered = true
+  task:add_done_callback(self._on_parent_done)
+end
+
+--- The parent task ended and the group was never exited: it was not
+-- held in a <close> variable (Lua has no `async with` to forget). Its
+-- children were never waited for and their errors would be lost: the
+-- exception handler gets them, as an ExceptionGroup.
+local function never_exited(self, parent)
+  if self._exited then return end
+  self._exited = true
+  local errs = self._errors
+  self._loop:call_exception_handler{
+    message = ("TaskGroup %s was never exited: hold it in a <close> "
+               .. "variable"):format(tostring(self)),
+    exception = #errs > 0 and make_group(errs, self._tracebacks) or nil,
+    task = parent}
+  self._parent_task, self._errors, self._base_error = nil, nil, nil
+  self._tracebacks = nil
 end
 
 --- Enters the group in the running task. Raises RuntimeError when
@@ -173,19 +205,6 @@ function TaskGroup:create_task(coro, opts)
   return task
 end
 
---- The error the scope raises for the collected child errors; its
--- `tracebacks` holds those of its string errors, by index (see
--- errors.format_exception).
-local function make_group(errs, tracebacks)
-  local cls = errors.ExceptionGroup
-  for i = 1, #errs do
-    if not is_exception(errs[i]) then cls = errors.BaseExceptionGroup end
-  end
-  local group = cls("unhandled errors in a TaskGroup", errs)
-  if next(tracebacks) ~= nil then group.tracebacks = tracebacks end
-  return group
-end
-
 --- Waits until every child is done. Returns the CancelledError to
 -- propagate if the parent task was cancelled meanwhile.
 local function wait_children(self, propagate)
@@ -243,6 +262,7 @@ end
 function TaskGroup:__close(err)
   if not self._entered or self._exited then return end
   self._exited = true
+  self._parent_task:remove_done_callback(self._on_parent_done)
   local ok, raised = pcall(aexit, self, err)
   self._parent_task, self._errors, self._base_error = nil, nil, nil
   self._tracebacks = nil
@@ -257,6 +277,7 @@ function M.TaskGroup()
     _errors = {}, _tracebacks = {},
   }, TaskGroup)
   self._on_task_done = function(task) on_task_done(self, task) end
+  self._on_parent_done = function(parent) never_exited(self, parent) end
   local loop, task = running_task()
   if task ~= nil then enter_in(self, loop, task) end
   return self
