@@ -107,39 +107,76 @@ static void ring_grow(lua_State *L, aio_queue *q) {
  * only, then moves them, so that a failing comparison leaves the heap as
  * it was. */
 
-/* Is the entry (key at ka, seq sa) before the entry (key at kb, seq sb)?
- * Equal keys keep insertion order. */
-static int entry_less(lua_State *L, int ka, lua_Integer sa, int kb,
-                      lua_Integer sb) {
+/* Python compares tuples element by element: after equal keys, the
+ * items' next elements decide, while both are numbers or both strings
+ * (an item that is a prefix of the other comes first). Returns <0, 0 or
+ * >0; 0 also for any other pair of elements (Python would raise
+ * TypeError there), leaving the order to insertion. Never raises: no
+ * metamethod is called. */
+static int rest_order(lua_State *L, int ia, int ib) {
+  lua_Integer i, na, nb;
+  if (lua_type(L, ia) != LUA_TTABLE || lua_type(L, ib) != LUA_TTABLE)
+    return 0;
+  ia = lua_absindex(L, ia);
+  ib = lua_absindex(L, ib);
+  na = (lua_Integer)lua_rawlen(L, ia);
+  nb = (lua_Integer)lua_rawlen(L, ib);
+  for (i = 2; i <= na && i <= nb; i++) {
+    int ta = lua_rawgeti(L, ia, i), tb = lua_rawgeti(L, ib, i), r = 0;
+    int comparable = ta == tb && (ta == LUA_TNUMBER || ta == LUA_TSTRING);
+    if (comparable && lua_compare(L, -2, -1, LUA_OPLT))
+      r = -1;
+    else if (comparable && lua_compare(L, -1, -2, LUA_OPLT))
+      r = 1;
+    lua_pop(L, 2);
+    if (!comparable || r != 0)
+      return r;
+  }
+  return na < nb ? -1 : na > nb;
+}
+
+/* Is the entry (key at ka, item at ia, seq sa) before the entry (kb, ib,
+ * sb)? Smaller key first; equal keys: the rest of the items (rest_order),
+ * then insertion order. */
+static int entry_less(lua_State *L, int ka, int ia, lua_Integer sa, int kb,
+                      int ib, lua_Integer sb) {
+  int r;
   if (lua_compare(L, ka, kb, LUA_OPLT))
     return 1;
   if (lua_compare(L, kb, ka, LUA_OPLT))
     return 0;
-  return sa < sb;
+  r = rest_order(L, ia, ib);
+  return r != 0 ? r < 0 : sa < sb;
+}
+
+/* Pushes the key, then the item of heap entry i (the pending entry when
+ * i is 0: key at pk, item at pit), and returns its seq (ps for the
+ * pending one). */
+static lua_Integer push_entry(lua_State *L, int k, int s, int it,
+                              lua_Integer i, int pk, int pit,
+                              lua_Integer ps) {
+  lua_Integer seq;
+  if (i == 0) {
+    lua_pushvalue(L, pk);
+    lua_pushvalue(L, pit);
+    return ps;
+  }
+  lua_rawgeti(L, k, i);
+  lua_rawgeti(L, s, i);
+  seq = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_rawgeti(L, it, i);
+  return seq;
 }
 
 /* entry_less for heap entries a and b (or the pending entry when an index
- * is 0: its key at pk, its seq ps). */
-static int heap_less(lua_State *L, int k, int s, lua_Integer a,
-                     lua_Integer b, int pk, lua_Integer ps) {
-  lua_Integer sa = ps, sb = ps;
-  int r;
-  if (a) {
-    lua_rawgeti(L, k, a);
-    lua_rawgeti(L, s, a);
-    sa = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  } else
-    lua_pushvalue(L, pk);
-  if (b) {
-    lua_rawgeti(L, k, b);
-    lua_rawgeti(L, s, b);
-    sb = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  } else
-    lua_pushvalue(L, pk);
-  r = entry_less(L, -2, sa, -1, sb);
-  lua_pop(L, 2);
+ * is 0: its key at pk, its item at pit, its seq ps). */
+static int heap_less(lua_State *L, int k, int s, int it, lua_Integer a,
+                     lua_Integer b, int pk, int pit, lua_Integer ps) {
+  lua_Integer sa = push_entry(L, k, s, it, a, pk, pit, ps);
+  lua_Integer sb = push_entry(L, k, s, it, b, pk, pit, ps);
+  int r = entry_less(L, -4, -3, sa, -2, -1, sb);
+  lua_pop(L, 4);
   return r;
 }
 
@@ -181,7 +218,7 @@ static void heap_push(lua_State *L, aio_queue *q, int iidx) {
     lua_pushvalue(L, iidx);
   pk = lua_gettop(L);
   /* where the new entry goes: comparisons only */
-  while (pos > 1 && heap_less(L, k, s, 0, pos / 2, pk, seq))
+  while (pos > 1 && heap_less(L, k, s, it, 0, pos / 2, pk, iidx, seq))
     pos /= 2;
   /* then the moves */
   for (; n > pos; n /= 2)
@@ -210,9 +247,9 @@ static void heap_pop(lua_State *L, aio_queue *q) {
     lua_Integer c = 2 * pos;
     if (c > n)
       break;
-    if (c + 1 <= n && heap_less(L, k, s, c + 1, c, pk, ps))
+    if (c + 1 <= n && heap_less(L, k, s, it, c + 1, c, pk, pit, ps))
       c++;
-    if (!heap_less(L, k, s, c, 0, pk, ps))
+    if (!heap_less(L, k, s, it, c, 0, pk, pit, ps))
       break;
     path[depth++] = c;
     pos = c;
