@@ -69,6 +69,20 @@ local function side(log, prefix)
   return out
 end
 
+--- A server whose connections read nothing (pause_reading at once), so
+-- that what a client writes stays in its buffer. Returns the server and
+-- a table whose `protocol` is the last connection's recorder (on log).
+local function stalled_server(loop, log)
+  local last = {}
+  local srv = await(loop:create_server(function()
+    last.protocol = recorder(log or {}, "srv", {made = function(_, t)
+      t:pause_reading()
+    end})
+    return last.protocol
+  end, "127.0.0.1", 0))
+  return srv, last
+end
+
 describe("protocols", function()
   it("a server that writes and closes: each callback once, in asyncio's "
      .. "order", aspec.async(function()
@@ -198,13 +212,8 @@ describe("protocols", function()
   it("pause_writing over the high-water mark, resume_writing at the low "
      .. "one", aspec.async(function()
     local loop = asyncio.get_running_loop()
-    local log, srvp = {}, nil
-    local srv = await(loop:create_server(function()
-      srvp = recorder(log, "srv", {made = function(_, t)
-        t:pause_reading()
-      end})
-      return srvp
-    end, "127.0.0.1", 0))
+    local log = {}
+    local srv, last = stalled_server(loop, log)
     local resumed = loop:create_future()
     local t, p = await(loop:create_connection(function()
       local r = recorder(log, "cli")
@@ -221,7 +230,7 @@ describe("protocols", function()
     for _ = 1, 64 do t:write(chunk) end -- more than the socket buffers
     assert.equal(1, p.counts.pause_writing)
     assert.is_true(t:get_write_buffer_size() > 4096)
-    srvp.transport:resume_reading()
+    last.protocol.transport:resume_reading()
     await(resumed)
     assert.is_true(t:get_write_buffer_size() <= 1024)
     assert.same({"cli connection_made", "cli pause_writing",
@@ -235,13 +244,7 @@ describe("protocols", function()
   it("abort discards the write buffer: its size is 0 at once",
      aspec.async(function()
     local loop = asyncio.get_running_loop()
-    local srvp
-    local srv = await(loop:create_server(function()
-      srvp = recorder({}, "srv", {made = function(_, t)
-        t:pause_reading()
-      end})
-      return srvp
-    end, "127.0.0.1", 0))
+    local srv = stalled_server(loop)
     local t, p = await(loop:create_connection(function()
       return recorder({}, "cli")
     end, "127.0.0.1", port_of(srv)))
@@ -262,13 +265,7 @@ describe("protocols", function()
     local loop = asyncio.get_running_loop()
     local ctxs = {}
     loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
-    local srvp
-    local srv = await(loop:create_server(function()
-      srvp = recorder({}, "srv", {made = function(_, t)
-        t:pause_reading()
-      end})
-      return srvp
-    end, "127.0.0.1", 0))
+    local srv = stalled_server(loop)
     local t, p = await(loop:create_connection(function()
       local r = recorder({}, "cli")
       function r:pause_writing() error(asyncio.ValueError("no pause")) end
