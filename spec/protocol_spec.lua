@@ -241,6 +241,39 @@ describe("protocols", function()
     await(srv:wait_closed())
   end))
 
+  it("a write after close() while the buffer is flushing is sent, as "
+     .. "asyncio appends it; once closed, writes are dropped",
+     aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    local log = {}
+    local srv, last = stalled_server(loop, log)
+    local t, p = await(loop:create_connection(function()
+      return recorder({}, "cli")
+    end, "127.0.0.1", port_of(srv)))
+    local chunk = string.rep("w", 65536)
+    for _ = 1, 64 do t:write(chunk) end -- more than the socket buffers
+    local buffered = t:get_write_buffer_size()
+    assert.is_true(buffered > 0)
+    t:close()
+    t:write("tail")
+    assert.equal(buffered + 4, t:get_write_buffer_size())
+    last.protocol.transport:resume_reading()
+    assert.is_nil(await(p.lost))
+    t:write("dropped") -- closed: nothing, no error
+    await(last.protocol.lost)
+    local prefix, got, received = "srv data_received ", {}, 0
+    for _, e in ipairs(log) do
+      if e:sub(1, #prefix) == prefix then
+        got[#got + 1] = e:sub(#prefix + 1)
+        received = received + #e - #prefix
+      end
+    end
+    assert.equal(64 * 65536 + 4, received)
+    assert.equal("tail", table.concat(got):sub(-4))
+    srv:close()
+    await(srv:wait_closed())
+  end))
+
   it("abort discards the write buffer: its size is 0 at once",
      aspec.async(function()
     local loop = asyncio.get_running_loop()

@@ -769,8 +769,10 @@ write_checked(lua_State *L, aio_transport *t, const char *data, size_t len) {
   check_writable(L, t, "write");
   if (t->eof_sent)
     aio_raisef(L, AIO_E_RUNTIME, "Cannot call write() after write_eof()");
-  if (len == 0 || t->closing || t->s == NULL)
-    return; /* asyncio drops writes to a closed transport */
+  /* asyncio drops writes once the connection is gone (closed, aborted,
+   * lost); a closing transport still flushing its buffer takes them */
+  if (len == 0 || t->s == NULL || t->s->killed)
+    return;
   r = stream_try_write(t->s, data, len);
   if (r < 0 || (size_t)r != len)
     write_rest(L, t, data, len, r);
