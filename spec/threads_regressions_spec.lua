@@ -3,6 +3,7 @@
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local async, await = asyncio.async, asyncio.await
+local proc = dofile("spec/fixtures/proc.lua")
 
 -- valgrind runs one thread at a time, much slower (LUAIO_VALGRIND=1)
 local ROUNDS = os.getenv("LUAIO_VALGRIND") == "1" and 20 or 500
@@ -138,5 +139,31 @@ describe("thread regressions", function()
     assert.is_false(pcall(ch.aput, ch))
     ch:put(nil) -- an explicit nil is a value
     assert.equal(1, ch:qsize())
+  end)
+
+  it("a loop whose creation failed (out of file descriptors) leaves its "
+     .. "thread's list of loops: a later blocking wait does not touch it",
+     function()
+    local script = proc.tempfile([[
+      local asyncio = require "asyncio"
+      local loops, err = {}, nil
+      for _ = 1, 200 do
+        local ok, l = pcall(asyncio.new_event_loop)
+        if not ok then err = l break end
+        loops[#loops + 1] = l
+      end
+      collectgarbage()
+      collectgarbage()
+      local ch = asyncio.Channel()
+      ch:put("waited") -- a blocking call walks the thread's open loops
+      print(tostring(err), ch:get(1))
+      for _, l in ipairs(loops) do l:close() end
+    ]])
+    local r = proc.run({"sh", "-c", "ulimit -n 40; exec \"$0\" \"$1\"",
+                        proc.luaio, script}, {timeout = 60})
+    os.remove(script)
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^OSError: EMFILE: too many open files\twaited\n$",
+                   r.stdout)
   end)
 end)

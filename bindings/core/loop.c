@@ -1022,6 +1022,8 @@ static int l_loop__gc(lua_State *L) {
                              libuv */
     free(loop->poll_timer);
     free(loop->wakeup);
+    if (loop->remote) /* off its thread's list of open loops */
+      aio_remote_close(loop->remote);
   }
   luaL_unref(L, LUA_REGISTRYINDEX, loop->env);
   loop->env = LUA_NOREF;

@@ -25,7 +25,10 @@
  * it. That wake-up happens under the mutex, while `loop` is set: the
  * loop's wake-up handle is closed only after aio_remote_close cleared
  * `loop` and sealed the inbox (CLOSED), so a poster never wakes a closed
- * handle and no post is linked after the close took the inbox.
+ * handle and no post is linked after the close took the inbox. Once
+ * linked, a post may run before its poster returns, and release the only
+ * reference to the remote the poster had (a channel's waiter holds one):
+ * the post that wakes the loop holds a reference of its own (push).
  *
  * The struct is reference counted: the loop holds one reference, and every
  * loop reference in another thread holds one, so posting to a loop that
@@ -256,12 +259,24 @@ void aio_blocking_end(void) {
 /* The queue of posts                                                  */
 
 /* Links p into the inbox and, when it was empty, wakes the loop; fails
- * with UV_ECANCELED once the loop closed. p is the loop's once linked. */
+ * with UV_ECANCELED once the loop closed. p is the loop's once linked:
+ * it may run, and release the only reference to r a poster had (a
+ * channel's or a concurrent future's waiter holds it), before the wake-up.
+ * So the post that may have to wake the loop holds a reference of its
+ * own, taken before the link. */
 static int push(aio_remote *r, post *p) {
   post *head = atomic_load_explicit(&r->inbox, memory_order_relaxed);
+  int held = 0;
   do {
-    if (head == CLOSED)
+    if (head == CLOSED) {
+      if (held)
+        aio_remote_release(r);
       return UV_ECANCELED;
+    }
+    if (head == NULL && !held) {
+      aio_remote_retain(r);
+      held = 1;
+    }
     p->next = head;
   } while (!atomic_compare_exchange_weak_explicit(
       &r->inbox, &head, p, memory_order_release, memory_order_relaxed));
@@ -271,6 +286,8 @@ static int push(aio_remote *r, post *p) {
       uv_async_send(r->wakeup);
     uv_mutex_unlock(&r->mu);
   }
+  if (held)
+    aio_remote_release(r); /* the last one frees r: fine on any thread */
   return 0;
 }
 
