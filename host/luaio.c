@@ -103,10 +103,22 @@ static void set_error(luaio_host *h, const char *msg) {
   h->last_error = strdup(msg ? msg : "(error object is not a string)");
 }
 
-/* Takes the error on top of the stack (popped) as the last error. */
+static int tostring_body(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Takes the error on top of the stack (popped) as the last error. Its
+ * __tostring runs protected: one that raises (or runs out of memory)
+ * leaves a message saying so instead of a panic. */
 static int take_error(luaio_host *h) {
   lua_State *L = h->L;
-  set_error(h, luaL_tolstring(L, -1, NULL));
+  lua_pushcfunction(L, tostring_body);
+  lua_pushvalue(L, -2);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK)
+    set_error(h, lua_tostring(L, -1));
+  else
+    set_error(h, "(error object cannot be converted to a string)");
   lua_pop(L, 2);
   return LUAIO_ERROR;
 }
@@ -125,7 +137,14 @@ static int host_handler(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &aio_key_errors);
   lua_getfield(L, -1, "format_context");
   lua_pushvalue(L, 2);
-  lua_call(L, 1, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    /* an error object whose __tostring raises: the report still goes to
+     * the host, with what can be said */
+    lua_getfield(L, 2, "message");
+    lua_pushfstring(L, "%s (its error cannot be converted to a string)",
+                    lua_isstring(L, -1) ? lua_tostring(L, -1)
+                                        : "an error was reported");
+  }
   if (h != NULL && h->on_error)
     h->on_error(h, lua_tostring(L, -1), h->on_error_ud);
   else if (h == NULL) {
@@ -395,12 +414,21 @@ static int step_once(luaio_host *h, double wait) {
   lua_State *L = h->L;
   if (h->loop->closed)
     return refuse_closed(h);
+  if (h->loop->running) { /* from a callback or a task of this loop */
+    set_error(h, "This event loop is already running");
+    return LUAIO_ERROR;
+  }
   lua_pushcfunction(L, step_protected);
   lua_pushlightuserdata(L, h);
   lua_pushnumber(L, wait);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK)
     return take_error(h);
   return LUAIO_OK;
+}
+
+/* Work to run now: ready callbacks, or posts not drained yet. */
+static int has_ready(luaio_host *h) {
+  return h->loop->rcount > 0 || aio_remote_has_posts(h->remote);
 }
 
 static int has_due_timer(luaio_host *h, double *next) {
@@ -419,17 +447,16 @@ double luaio_step(luaio_host *h, double budget_ms) {
   double budget = budget_ms > 0 ? budget_ms / 1000.0 : 0, next;
   int r;
   /* at least one iteration; it waits only when there is nothing to do */
-  r = step_once(h, loop->rcount == 0 && !has_due_timer(h, &next) ? budget
-                                                                 : 0);
+  r = step_once(h, !has_ready(h) && !has_due_timer(h, &next) ? budget : 0);
   if (r != LUAIO_OK)
     return r - 1;
-  while ((loop->rcount > 0 || has_due_timer(h, &next)) &&
+  while ((has_ready(h) || has_due_timer(h, &next)) &&
          (double)(uv_hrtime() - t0) / 1e9 <= budget) {
     r = step_once(h, 0);
     if (r != LUAIO_OK)
       return r - 1;
   }
-  if (loop->rcount > 0)
+  if (has_ready(h))
     return 0;
   if (!aio_timers_next(h->L, loop, &next))
     return -1;
@@ -442,7 +469,11 @@ int luaio_run(luaio_host *h) {
   double next;
   if (loop->closed) /* as luaio_step: closed from Lua, say so */
     return refuse_closed(h);
-  while (loop->npending > 0 || loop->rcount > 0 ||
+  if (loop->running) {
+    set_error(h, "This event loop is already running");
+    return LUAIO_ERROR;
+  }
+  while (loop->npending > 0 || has_ready(h) ||
          aio_timers_next(h->L, loop, &next)) {
     int r = step_once(h, -1);
     if (r != LUAIO_OK)
@@ -480,8 +511,11 @@ static void post_run(aio_loop *loop, lua_State *L, void *p) {
 /* Posts through the loop's mark: `wait` makes a foreign thread wait for
  * room, else a full mark returns LUAIO_FULL. */
 static int post_to(aio_remote *r, luaio_callback fn, void *ud, int wait) {
-  post_job *job = malloc(sizeof *job);
+  post_job *job;
   int err;
+  if (fn == NULL)
+    return LUAIO_ERROR;
+  job = malloc(sizeof *job);
   if (job == NULL)
     return LUAIO_NOMEM;
   job->node.fn = post_run;

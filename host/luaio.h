@@ -85,8 +85,10 @@ LUAIO_API int luaio_spawn(luaio_host *h, const char *code, const char *name);
 
 /* Runs the loop until no task is pending and nothing is scheduled (it
  * blocks while waiting for timers, I/O or posts). LUAIO_OK, LUAIO_ERROR
- * when a KeyboardInterrupt-class error left the loop, or LUAIO_CLOSED
- * when Lua closed the loop (loop:close()): nothing was run. */
+ * when a KeyboardInterrupt-class error left the loop (or when called
+ * from inside the loop, a callback or a task of it: "This event loop is
+ * already running", nothing is run), or LUAIO_CLOSED when Lua closed the
+ * loop (loop:close()): nothing was run. luaio_step refuses the same way. */
 LUAIO_API int luaio_run(luaio_host *h);
 
 /* One bounded step: runs the work that is ready and the timers that are
@@ -127,8 +129,9 @@ typedef void (*luaio_callback)(lua_State *L, void *ud);
 
 /* Posters let any thread hand callbacks to a host's loop; never lost,
  * never coalesced. A poster outlives its host safely. Posting returns
- * LUAIO_OK, LUAIO_NOMEM, or LUAIO_CLOSED when the loop is closed already
- * (fn is then not called at all).
+ * LUAIO_OK, LUAIO_NOMEM, LUAIO_CLOSED when the loop is closed already
+ * (fn is then not called at all), or LUAIO_ERROR for a NULL fn (nothing
+ * is queued).
  *
  * By default the queue of posted callbacks is unbounded: posters never
  * wait, and memory grows while they outpace the loop. With a post limit

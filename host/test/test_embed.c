@@ -392,6 +392,64 @@ static void test_future_null_arguments(void) {
   luaio_host_close(h);
 }
 
+/* Errors whose __tostring raises: a clean LUAIO_ERROR and message, a
+ * report to on_error; never a panic. */
+static void test_unprintable_errors(void) {
+  luaio_config cfg;
+  luaio_host *h;
+  const char *bad = "setmetatable({message = 'odd'}, {__tostring = "
+                    "function() error('in tostring') end})";
+  char code[256];
+  memset(&cfg, 0, sizeof cfg);
+  cfg.on_error = on_error;
+  h = luaio_host_new(&cfg);
+  CHECK(h != NULL);
+  snprintf(code, sizeof code, "error(%s)", bad);
+  CHECK(luaio_dostring(h, code, "=bad") == LUAIO_ERROR);
+  CHECK(strcmp(luaio_last_error(h),
+               "(error object cannot be converted to a string)") == 0);
+  handled = 0;
+  snprintf(code, sizeof code,
+           "require('asyncio').get_event_loop():call_soon(function() "
+           "error(%s) end)", bad);
+  CHECK(luaio_dostring(h, code, "=bad") == LUAIO_OK);
+  CHECK(luaio_run(h) == LUAIO_OK);
+  CHECK(handled == 1);
+  CHECK(strstr(handled_text, "cannot be converted to a string") != NULL);
+  CHECK(luaio_dostring(h, "ok = 1", "=after") == LUAIO_OK); /* usable */
+  CHECK(global_int(h, "ok") == 1);
+  luaio_host_close(h);
+}
+
+/* Stepping or running from inside the loop is refused, as run_forever
+ * raises; a post without a function is refused. */
+static int inner_step, inner_run;
+static char inner_error[128];
+static void step_inside(lua_State *L, void *ud) {
+  luaio_host *h = ud;
+  if (L == NULL)
+    return;
+  inner_step = (int)luaio_step(h, 0);
+  inner_run = luaio_run(h);
+  snprintf(inner_error, sizeof inner_error, "%s", luaio_last_error(h));
+}
+
+static void test_reentry_refused(void) {
+  luaio_config cfg;
+  luaio_host *h;
+  memset(&cfg, 0, sizeof cfg);
+  h = luaio_host_new(&cfg);
+  CHECK(h != NULL);
+  CHECK(luaio_post(h, step_inside, h) == LUAIO_OK);
+  CHECK(luaio_run(h) == LUAIO_OK);
+  CHECK(inner_step == LUAIO_ERROR - 1);
+  CHECK(inner_run == LUAIO_ERROR);
+  CHECK(strcmp(inner_error, "This event loop is already running") == 0);
+  CHECK(luaio_post(h, NULL, NULL) == LUAIO_ERROR);
+  CHECK(luaio_step(h, 0) == -1); /* nothing was queued */
+  luaio_host_close(h);
+}
+
 int main(void) {
   test_run_to_completion();
   test_loop_closed_from_lua();
@@ -404,6 +462,8 @@ int main(void) {
   test_close_awaits_cleanup();
   test_handler_after_close();
   test_future_null_arguments();
+  test_unprintable_errors();
+  test_reentry_refused();
   if (failures) {
     fprintf(stderr, "test_embed: %d check(s) failed\n", failures);
     return 1;
