@@ -379,8 +379,16 @@ static int spawn(lua_State *L) {
   return 0;
 }
 
+/* LUAIO_CLOSED, with Python's message, for a loop closed from Lua. */
+static int refuse_closed(luaio_host *h) {
+  set_error(h, "Event loop is closed");
+  return LUAIO_CLOSED;
+}
+
 int luaio_spawn(luaio_host *h, const char *code, const char *name) {
   lua_State *L = h->L;
+  if (h->loop->closed) /* as luaio_post and luaio_step */
+    return refuse_closed(h);
   lua_pushcfunction(L, spawn);
   lua_pushlightuserdata(L, h);
   if (luaL_loadbuffer(L, code, strlen(code), name ? name : "=luaio") !=
@@ -404,11 +412,6 @@ static int step_protected(lua_State *L) {
   return 0;
 }
 
-/* LUAIO_CLOSED, with Python's message, for a loop closed from Lua. */
-static int refuse_closed(luaio_host *h) {
-  set_error(h, "Event loop is closed");
-  return LUAIO_CLOSED;
-}
 
 static int step_once(luaio_host *h, double wait) {
   lua_State *L = h->L;

@@ -80,7 +80,8 @@ LUAIO_API int luaio_dostring(luaio_host *h, const char *code,
 LUAIO_API int luaio_dofile(luaio_host *h, const char *path);
 /* Runs a chunk as a new task (so it may await); it starts at the next
  * step. The chunk's own errors go to the exception handler when the task
- * fails; compile errors return LUAIO_ERROR. */
+ * fails; compile errors return LUAIO_ERROR; LUAIO_CLOSED when Lua closed
+ * the loop (nothing is done). */
 LUAIO_API int luaio_spawn(luaio_host *h, const char *code, const char *name);
 
 /* Runs the loop until no task is pending and nothing is scheduled (it

@@ -71,6 +71,7 @@ static void test_loop_closed_from_lua(void) {
   CHECK(luaio_run(h) == LUAIO_CLOSED);
   CHECK(strstr(luaio_last_error(h), "closed") != NULL);
   CHECK(luaio_step(h, 0) == LUAIO_CLOSED - 1);
+  CHECK(luaio_spawn(h, "ran = 2", "=late") == LUAIO_CLOSED);
   CHECK(global_int(h, "ran") == 1);
   luaio_host_close(h);
 }
