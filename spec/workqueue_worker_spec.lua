@@ -22,6 +22,13 @@ local function fresh_queue(name, opts)
   return wq.Queue(name, opts), r
 end
 
+--- Stops worker w, waits for its run() task and closes r.
+local function stop_worker(w, run, r)
+  w:stop()
+  await(run)
+  await(r:close())
+end
+
 --- The error the awaitable raises (fails when it raises none).
 local err_of = dofile("spec/helpers.lua").await_error
 
@@ -73,9 +80,7 @@ describe("asyncio.workqueue worker", function()
     local dl = await(q:dead_letters())
     assert.equal(1, #dl)
     assert.truthy(dl[1].traceback:find(here, 1, true), dl[1].traceback)
-    w:stop()
-    await(run)
-    await(r:close())
+    stop_worker(w, run, r)
   end))
 
   it("fails a job that awaits something cancelled (the waiter is not "
@@ -104,9 +109,7 @@ describe("asyncio.workqueue worker", function()
     assert.equal(2, job.attempts)
     assert.equal("ok", await(await(q:enqueue("ok", {})):result{timeout = 10}))
     assert.is_false(run:done())
-    w:stop()
-    await(run)
-    await(r:close())
+    stop_worker(w, run, r)
   end))
 
   it("taking jobs that meets a dropped connection is reported once and "
@@ -130,9 +133,7 @@ describe("asyncio.workqueue worker", function()
     assert.is_true(asyncio.iserror(reports[1].exception,
                                    redis.ConnectionError))
     assert.is_false(run:done())
-    w:stop()
-    await(run)
-    await(r:close())
+    stop_worker(w, run, r)
   end))
 
   it("a job whose record is malformed is a dead letter with a JobError; "
@@ -168,9 +169,7 @@ describe("asyncio.workqueue worker", function()
     assert.same({[bad.id] = true, [nofn.id] = true, [notahash.id] = true,
                  [oops.id] = true}, dead)
     assert.is_false(run:done())
-    w:stop()
-    await(run)
-    await(r:close())
+    stop_worker(w, run, r)
   end))
 
   it("a record changed by hand makes result() raise, not wait or fail in "
@@ -212,9 +211,7 @@ describe("asyncio.workqueue worker", function()
     assert.matches("cannot renew its lease", reports[1].message)
     assert.is_true(asyncio.iserror(reports[1].exception,
                                    redis.ConnectionError))
-    w:stop()
-    await(run)
-    await(r:close())
+    stop_worker(w, run, r)
   end))
 
   it("a job's end that meets a dropped connection is recorded once Redis "
@@ -255,9 +252,7 @@ describe("asyncio.workqueue worker", function()
     run = asyncio.create_task(w:run())
     await(job:result{timeout = 10})
     assert.equal(1, calls)
-    w:stop()
-    await(run)
-    await(r:close())
+    stop_worker(w, run, r)
   end))
 
   it("a worker run again after its run() was cancelled delivers the "

@@ -129,6 +129,12 @@ local function enter_in(self, loop, task)
   task:add_done_callback(self._on_parent_done)
 end
 
+--- Lets go of what an exited group no longer needs.
+local function release(self)
+  self._parent_task, self._errors, self._base_error = nil, nil, nil
+  self._tracebacks = nil
+end
+
 --- The parent task ended and the group was never exited: it was not
 -- held in a <close> variable (Lua has no `async with` to forget). Its
 -- children were never waited for and their errors would be lost: the
@@ -142,8 +148,7 @@ local function never_exited(self, parent)
                .. "variable"):format(tostring(self)),
     exception = #errs > 0 and make_group(errs, self._tracebacks) or nil,
     task = parent}
-  self._parent_task, self._errors, self._base_error = nil, nil, nil
-  self._tracebacks = nil
+  release(self)
 end
 
 --- Enters the group in the running task. Raises RuntimeError when
@@ -264,8 +269,7 @@ function TaskGroup:__close(err)
   self._exited = true
   self._parent_task:remove_done_callback(self._on_parent_done)
   local ok, raised = pcall(aexit, self, err)
-  self._parent_task, self._errors, self._base_error = nil, nil, nil
-  self._tracebacks = nil
+  release(self)
   if not ok then error(raised, 0) end
 end
 

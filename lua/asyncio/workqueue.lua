@@ -254,7 +254,7 @@ return 1
 ]]
 
 -- Wakes the waiters of a finished job (those of job:result, which set
--- its field 'waited' first).
+-- its field 'waited' first); counts a dead letter.
 local NOTIFY = [[
 local function notify(P, id, jk, ttl, what)
   if redis.call('HGET', jk, 'waited') then
@@ -263,6 +263,11 @@ local function notify(P, id, jk, ttl, what)
     redis.call('LPUSH', nk, what)
     if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
   end
+end
+-- Counts id among the dead letters.
+local function dead_letter(P, id)
+  redis.call('LPUSH', P .. 'dead', id)
+  redis.call('HINCRBY', P .. 'stats', 'dead', 1)
 end
 ]]
 
@@ -280,8 +285,7 @@ local out = {}
 -- JobError saying why: it must neither stop the worker nor come back
 local function bury(id, jk, why)
   redis.call('LREM', proc, 1, id)
-  redis.call('LPUSH', P .. 'dead', id)
-  redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+  dead_letter(P, id)
   if redis.call('TYPE', jk).ok == 'hash' then
     redis.call('HSET', jk, 'state', 'dead', 'error_class',
       'workqueue.JobError', 'error', 'malformed job: ' .. why,
@@ -335,8 +339,7 @@ local jk = P .. 'job:' .. id
 redis.call('LREM', P .. 'proc:' .. W, 1, id)
 if redis.call('TYPE', jk).ok ~= 'hash' then
   if redis.call('EXISTS', jk) == 1 then -- no hash: a dead letter
-    redis.call('LPUSH', P .. 'dead', id)
-    redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+    dead_letter(P, id)
   end
   return 0
 end
@@ -355,9 +358,8 @@ if type(failures) == 'number' and retries and retry_delay and
   return 1
 end
 redis.call('HSET', jk, 'state', 'dead')
-redis.call('LPUSH', P .. 'dead', id)
+dead_letter(P, id)
 notify(P, id, jk, tonumber(f[3]), 'dead')
-redis.call('HINCRBY', P .. 'stats', 'dead', 1)
 return 2
 ]]
 
