@@ -308,6 +308,10 @@ struct aio_loop {
                              again (see run_loop) */
   unsigned npending;      /* pending tasks (entries of env TASKS) */
   unsigned handles_open;  /* uv handles not yet closed (debug counts) */
+  unsigned endless_reqs;  /* file requests in flight that may never end
+                             (fs.c: reads and writes of pipes, FIFOs,
+                             terminals); closing the loop does not wait
+                             for them alone */
   unsigned polls_skipped;
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */
@@ -331,6 +335,8 @@ struct aio_loop {
                              returned (aio_loop_time gives that) */
 
   unsigned char own_uv, running, stopping, closed, debug, finalized;
+  unsigned char uv_abandoned; /* its own libuv loop was left to requests
+                                 that may never end: never freed */
   unsigned char interrupted; /* SIGINT seen: raise KeyboardInterrupt */
   unsigned char propagate;   /* a BaseException escaped: leave the run */
   unsigned char watch_sigint; /* watch SIGINT from the first run on */
@@ -556,6 +562,10 @@ void aio_remote_retain(aio_remote *r);
 void aio_remote_release(aio_remote *r);
 /* Shuts the default executor down without waiting (loop close). */
 void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
+/* Requests left running on libuv's pool by loops that closed without
+ * them (endless_reqs): while there are any, the process cannot end
+ * through exit(), whose libuv destructor joins the pool's threads. */
+unsigned long aio_requests_left_running(void);
 /* 1 once the remote's loop has closed. */
 int aio_remote_closed(aio_remote *r);
 /* The remote of the loop or loop reference at idx (raises otherwise). */

@@ -358,6 +358,31 @@ describe("regressions", function()
       end)]])
   end)
 
+  -- libuv cannot stop a read its pool runs: closing the loop gives up
+  -- waiting for one that may never end, so asyncio.run returns, and the
+  -- CLI ends without joining the pool
+  it("a read of a FIFO nobody writes, given up, neither keeps asyncio.run "
+     .. "from returning nor the CLI from exiting", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir .. " && mkfifo " .. dir .. "/ff"))
+    local script = ([[
+      local asyncio = require "asyncio"
+      local fs = require "asyncio.fs"
+      local async, await = asyncio.async, asyncio.await
+      asyncio.run(async(function()
+        local f = await(fs.open("%s/ff", "r+"))
+        local ok, e = pcall(await, asyncio.wait_for(f:read(5), 0.01))
+        assert(not ok and asyncio.iserror(e, asyncio.TimeoutError))
+        asyncio.create_task(f:read(1)) -- still waiting when the run ends
+        await(asyncio.sleep(0))
+      end)())
+      asyncio.run(async(function() print("exiting") end)())]]):format(dir)
+    local ok, err = pcall(exits_quietly, script)
+    os.execute("rm -r " .. dir)
+    assert(ok, err)
+  end)
+
   it("asyncio.run ending with a client still connected to an HTTP server "
      .. "reports nothing (the server's connection woke its cancelled "
      .. "waiter: InvalidStateError)", function()

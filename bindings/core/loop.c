@@ -904,6 +904,48 @@ static void report_destroyed_tasks(lua_State *L, aio_loop *loop) {
   lua_pop(L, 1);
 }
 
+/* The libuv loops of abandoned loops, linked through their `data`:
+ * kept, and reachable, until the process ends (loop_abandon,
+ * leave_to_endless). */
+static _Atomic(uv_loop_t *) abandoned_uv;
+static _Atomic unsigned long left_running;
+
+static void keep_uv(uv_loop_t *uv) {
+  uv_loop_t *head = atomic_load(&abandoned_uv);
+  do
+    uv->data = head;
+  while (!atomic_compare_exchange_weak(&abandoned_uv, &head, uv));
+}
+
+unsigned long aio_requests_left_running(void) {
+  return atomic_load(&left_running);
+}
+
+/* Runs the closing loop's own libuv loop until nothing is left in it;
+ * returns 0 instead when all that keeps it alive are file requests that
+ * may never end (a read of a FIFO nobody writes: libuv cannot stop a
+ * request its pool runs). The other requests end, handles close and
+ * borrowed strings are let go before that. */
+static int run_to_end(aio_loop *loop) {
+  uv_loop_t *uv = loop->uv;
+  while (uv_loop_alive(uv)) {
+    if (loop->endless_reqs > 0 && uv->active_handles == 0 &&
+        uv->active_reqs.count == loop->endless_reqs &&
+        uv_backend_timeout(uv) == -1)
+      return 0;
+    uv_run(uv, UV_RUN_ONCE);
+  }
+  return 1;
+}
+
+/* Leaves the closing loop's libuv loop to its requests that may never
+ * end: never run nor freed again (a request that ends signals it). */
+static void leave_to_endless(aio_loop *loop) {
+  atomic_fetch_add(&left_running, loop->endless_reqs);
+  loop->uv_abandoned = 1;
+  keep_uv(loop->uv);
+}
+
 /* Closes everything the loop owns. Never raises except on memory errors;
  * the caller has checked the loop is not running. `collected`: called by
  * the finalizer of the loop. */
@@ -944,9 +986,11 @@ static void loop_close(lua_State *L, aio_loop *loop, int collected) {
   aio_loop_close_handle(loop, (uv_handle_t *)loop->poll_timer);
   aio_loop_close_handle(loop, (uv_handle_t *)loop->wakeup);
   if (loop->own_uv) {
-    uv_run(loop->uv, UV_RUN_DEFAULT);
-    uv_loop_close(loop->uv);
-    lua_pushnil(L); /* every request ended: nothing reads them now */
+    if (run_to_end(loop))
+      uv_loop_close(loop->uv);
+    else
+      leave_to_endless(loop);
+    lua_pushnil(L); /* the requests that read them ended */
     set_env(L, loop, AIO_ENV_ANCHORS);
   } else {
     /* the host's loop finishes the closes later: the callbacks must not
@@ -982,10 +1026,6 @@ static int l_loop_close(lua_State *L) {
   return 0;
 }
 
-/* The libuv loops of abandoned loops, linked through their `data`:
- * kept, and reachable, until the process ends (loop_abandon). */
-static _Atomic(uv_loop_t *) abandoned_uv;
-
 /* The state closes under its running loop (os.exit(code, true) from a
  * task or a callback, below which the loop's run and maybe libuv's are
  * still on the C stack): the loop never runs again, and closing it would
@@ -999,12 +1039,8 @@ static void loop_abandon(lua_State *L, aio_loop *loop) {
   if (loop->remote)
     aio_remote_close(loop->remote);
   aio_executor_shutdown_default(L, loop);
-  if (loop->own_uv) {
-    uv_loop_t *head = atomic_load(&abandoned_uv);
-    do
-      loop->uv->data = head;
-    while (!atomic_compare_exchange_weak(&abandoned_uv, &head, loop->uv));
-  }
+  if (loop->own_uv)
+    keep_uv(loop->uv);
 }
 
 /* Objects finalized in the same collection may still see the loop's
@@ -1044,7 +1080,7 @@ static int l_loop__gc(lua_State *L) {
   free(loop->heap);
   loop->ready = NULL;
   loop->heap = NULL;
-  if (loop->own_uv && !abandoned)
+  if (loop->own_uv && !abandoned && !loop->uv_abandoned)
     free(loop->uv); /* closed: uv_loop_close is done */
   return 0;
 }

@@ -41,6 +41,9 @@ typedef struct fsfile {
   unsigned refs;          /* the userdata's, and one per request */
   unsigned inflight;      /* requests started and not ended */
   unsigned char closing;  /* close when the last request in flight ends */
+  unsigned char stream;   /* no positions (a pipe, a FIFO, a terminal, a
+                             socket: its first fstat said so): a read or
+                             a write of it may wait for ever */
 } fsfile;
 
 static void close_req_done(uv_fs_t *req) {
@@ -170,6 +173,7 @@ typedef struct fsreq {
   int anchor;            /* the written string's ref in ANCHORS, or 0 */
   unsigned char op, done, abandoned;
   unsigned char detached; /* a write nobody awaits: failures are reported */
+  unsigned char endless;  /* counted in its loop's endless_reqs */
 } fsreq;
 
 static void fsreq_free(fsreq *r) {
@@ -224,9 +228,32 @@ static void drop_result(fsreq *r);
 static void push_fs_error(lua_State *L, int err, const char *op, int p1,
                           int p2);
 
+/* The request r, done, tells its file what it learnt: an fstat whether
+ * the file has positions. */
+static void note_file_kind(fsreq *r) {
+  if (r->op == OP_FSTAT && r->file && r->req.result >= 0) {
+    uint64_t fmt = r->req.statbuf.st_mode & S_IFMT;
+    r->file->stream = fmt != S_IFREG && fmt != S_IFBLK && fmt != S_IFDIR;
+  }
+}
+
+/* Counts the started request r among its loop's endless_reqs when it
+ * reads or writes a stream (until it ends: on_fs_done). */
+static void count_endless(fsreq *r) {
+  if (r->file && r->file->stream && (r->op == OP_READ || r->op == OP_WRITE)
+      && r->io.loop) {
+    r->endless = 1;
+    r->io.loop->endless_reqs++;
+  }
+}
+
 static void on_fs_done(uv_fs_t *req) {
   fsreq *r = req->data;
   r->done = 1;
+  if (r->endless && r->io.loop)
+    r->io.loop->endless_reqs--;
+  r->endless = 0;
+  note_file_kind(r);
   file_settle(r);
   if (!r->abandoned) {
     aio_io_notify(&r->io, 1); /* dispatch wakes the awaiting task */
@@ -535,6 +562,7 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
   }
   if (r->file)
     fsreq_hold(r, r->file);
+  count_endless(r);
   /* abandoned until the task waits on it: should the future or the
    * waiter entry fail to allocate, the request ends and frees itself as
    * one a cancelled task gave up */
@@ -626,8 +654,11 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f) {
   const char *data = lua_tolstring(L, 2, &n);
   int64_t off = (int64_t)lua_tointeger(L, 3);
   aio_loop *loop = t->fut.loop;
-  int anchor = n >= BORROW_MIN && loop->own_uv ? anchor_string(L, loop, 2)
-                                               : 0;
+  /* a stream's write may outlive the state (closing the loop does not
+   * wait for it): it writes a copy */
+  int anchor = n >= BORROW_MIN && loop->own_uv && !f->stream
+                   ? anchor_string(L, loop, 2)
+                   : 0;
   fsreq *r = calloc(1, sizeof *r);
   uv_buf_t b;
   if (r != NULL && !anchor && (r->buf = malloc(n > 0 ? n : 1)) == NULL) {
@@ -944,6 +975,7 @@ static int l_fd_write_detached(lua_State *L) {
     return lua_error(L);
   }
   fsreq_hold(r, f);
+  count_endless(r);
   return 0;
 }
 
