@@ -235,6 +235,92 @@ describe("TLS over sockets", function()
     stop(srv)
   end))
 
+  -- A failed upgrade: the application was told of the connection before
+  -- (call_connection_made is false), so its connection_lost gets the
+  -- handshake's error and the streams end with it, as asyncio's.
+  it("start_tls failing the handshake: reads, wait_closed and drain "
+     .. "raise on both sides, no hang", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    loop:set_exception_handler(function() end)
+    local served = loop:create_future()
+    local srv, port = plain_server(function(r, w)
+      assert.equal("STARTTLS\n", await(r:readline()))
+      w:write("GO\n")
+      local outcome = {h.await_error(w:start_tls(server_ctx())),
+                       h.await_error(w:drain()),
+                       h.await_error(asyncio.wait_for(r:read(10), 10)),
+                       h.await_error(asyncio.wait_for(w:wait_closed(), 10))}
+      served:set_result(outcome)
+    end)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("STARTTLS\n")
+    assert.equal("GO\n", await(r:readline()))
+    local e = h.await_error(w:start_tls(client_ctx(),
+      {server_hostname = "wrong.example"}))
+    assert.is_true(iserror(e, ssl.SSLCertVerificationError), tostring(e))
+    assert.equal(62, e.verify_code)
+    -- right after the failure: the connection is going, not yet gone
+    local de = h.await_error(w:drain())
+    assert.is_true(iserror(de, asyncio.ConnectionResetError), tostring(de))
+    assert.equal("Connection lost", de.message)
+    assert.equal(e, h.await_error(asyncio.wait_for(r:read(10), 10)))
+    assert.equal(e, h.await_error(asyncio.wait_for(w:wait_closed(), 10)))
+    -- once gone, drain raises what ended it
+    assert.equal(e, h.await_error(w:drain()))
+    -- the server's handshake ends with the client's alert
+    local s = await(asyncio.wait_for(served, 10))
+    assert.is_true(iserror(s[1], ssl.SSLError), tostring(s[1]))
+    assert.is_true(iserror(s[2], asyncio.ConnectionResetError),
+                   tostring(s[2]))
+    assert.equal(s[1], s[3])
+    assert.equal(s[1], s[4])
+    stop(srv)
+  end))
+
+  it("loop:start_tls failing the handshake: each side's protocol gets "
+     .. "one connection_lost with the error", aspec.async(function()
+    local loop = asyncio.get_running_loop()
+    loop:set_exception_handler(function() end)
+    local function recorder()
+      local p = {lost = {}, done = loop:create_future()}
+      function p.connection_made(self, t) self.t = t end
+      function p.data_received(self, d) self.data = (self.data or "") .. d end
+      function p.connection_lost(self, exc)
+        self.lost[#self.lost + 1] = exc
+        if not self.done:done() then self.done:set_result() end
+      end
+      return p
+    end
+    local sp, cp = recorder(), recorder()
+    local upgraded = loop:create_future()
+    local srv = await(loop:create_server(function()
+      function sp.data_received(_, d)
+        assert.equal("STARTTLS\n", d)
+        sp.t:write("GO\n")
+        upgraded:set_result(asyncio.ensure_future(loop:start_tls(sp.t, sp,
+          server_ctx(), {server_side = true})))
+      end
+      return sp
+    end, "127.0.0.1", 0))
+    local got_go = loop:create_future()
+    function cp.data_received(_, d) got_go:set_result(d) end
+    local t = await(loop:create_connection(function() return cp end,
+      "127.0.0.1", srv.sockets[1].port))
+    t:write("STARTTLS\n")
+    assert.equal("GO\n", await(got_go))
+    local e = h.await_error(loop:start_tls(t, cp, client_ctx(),
+      {server_hostname = "wrong.example"}))
+    assert.is_true(iserror(e, ssl.SSLCertVerificationError), tostring(e))
+    local se = h.await_error(await(upgraded))
+    assert.is_true(iserror(se, ssl.SSLError), tostring(se))
+    await(asyncio.wait_for(cp.done, 10))
+    await(asyncio.wait_for(sp.done, 10))
+    await(asyncio.sleep(0))
+    assert.same({e}, cp.lost)
+    assert.same({se}, sp.lost)
+    stop(srv)
+  end))
+
   it("flow control: the app's pause_writing follows a peer that does " ..
      "not read", aspec.async(function()
     local loop = asyncio.get_running_loop()

@@ -258,7 +258,11 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
     _waiter = waiter, _server_side = server_side,
     _server_hostname = server_hostname,
     _extra = {sslcontext = sslcontext},
-    _state = UNWRAPPED, _app_state = APP_INIT, _conn_lost = 0,
+    -- start_tls (call_connection_made false): the app already has its
+    -- connection, so a failed handshake reaches its connection_lost
+    _state = UNWRAPPED, _conn_lost = 0,
+    _app_state = opts.call_connection_made == false and APP_CON_MADE
+      or APP_INIT,
     _backlog = nil, _backlog_size = 0,
     _app_reading_paused = false, _ssl_reading_paused = false,
     _app_writing_paused = false, _raw_paused = false,
@@ -395,7 +399,10 @@ function SSLProtocol:connection_lost(exc)
   if self._state == DO_HANDSHAKE then
     exc = exc or errors.ConnectionResetError(
       "Connection lost during the SSL handshake")
-  elseif self._app_state == APP_CON_MADE or self._app_state == APP_EOF then
+  end
+  -- during the handshake only an upgraded connection's app is told (a
+  -- new one's connection_made has not been called)
+  if self._app_state == APP_CON_MADE or self._app_state == APP_EOF then
     self._app_state = APP_CON_LOST
     local app = self._app_protocol
     if app and app.connection_lost then
