@@ -140,6 +140,40 @@ describe("asyncio.ssl", function()
                      h.error_of(function() ctx.protocol = 17 end))
     end)
 
+    it("a boolean field takes true or false only", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      for _, field in ipairs{"check_hostname",
+                             "hostname_checks_common_name"} do
+        for _, v in ipairs{0, "yes", {}} do
+          assert.equal(("bad value for SSLContext field '%s' (boolean "
+                        .. "expected, got %s)"):format(field, type(v)),
+                       h.error_of(function() ctx[field] = v end)
+                         :match("bad value.*"))
+        end
+        assert.equal("bad value for SSLContext field '" .. field
+                     .. "' (boolean expected, got nil)",
+                     h.error_of(function() ctx[field] = nil end)
+                       :match("bad value.*"))
+        -- refused values change nothing
+        assert.is_true(ctx[field])
+        ctx[field] = false
+        assert.is_false(ctx[field])
+        ctx[field] = true
+        assert.is_true(ctx[field])
+      end
+    end)
+
+    it("options and verify_flags: a negative options is refused, "
+       .. "as Python's", function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      local before = ctx.options
+      local e = h.raises(asyncio.ValueError, function() ctx.options = -1 end)
+      assert.equal("can't convert negative int to unsigned", e.message)
+      assert.equal(before, ctx.options)
+      ctx.options = before | ssl.OP_NO_TICKET
+      assert.equal(before | ssl.OP_NO_TICKET, ctx.options)
+    end)
+
     it("sets protocol versions, and refuses unknown ones", function()
       local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
       ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -148,6 +182,14 @@ describe("asyncio.ssl", function()
       assert.equal(ssl.TLSVersion.TLSv1_3, ctx.maximum_version)
       ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
       assert.equal(ssl.TLSVersion.MINIMUM_SUPPORTED, ctx.minimum_version)
+      -- the other field's bound is emulated as Python's: the lowest (or
+      -- highest) protocol the build has
+      ctx.maximum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+      assert.equal(ssl.TLSVersion.TLSv1, ctx.maximum_version)
+      ctx.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+      assert.equal(ssl.TLSVersion.MAXIMUM_SUPPORTED, ctx.maximum_version)
+      ctx.minimum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+      assert.equal(ssl.TLSVersion.TLSv1_3, ctx.minimum_version)
       local e = h.raises(asyncio.ValueError, function()
         ctx.maximum_version = 0x999
       end)
@@ -210,6 +252,38 @@ describe("asyncio.ssl", function()
       e = h.raises(asyncio.IsADirectoryError, ctx.load_cert_chain, ctx,
                    "/tmp")
       assert.equal(21, e.errno)
+    end)
+
+    it("_test_decode_cert fails as Python's: SSLError with no errno",
+       function()
+      local e = h.raises(ssl.SSLError, ssl._test_decode_cert,
+                         "/nonexistent/cert.pem")
+      assert.equal("Can't open file", e.message)
+      assert.is_nil(e.errno)
+      e = h.raises(ssl.SSLError, ssl._test_decode_cert,
+                   certs.path("server.key"))
+      assert.equal("Error decoding PEM-encoded file", e.message)
+      assert.is_nil(e.errno)
+    end)
+
+    it("a path with a NUL byte raises ValueError, as Python's",
+       function()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+      local ca, pem, key = certs.path("ca.pem"), certs.path("server.pem"),
+                           certs.path("server.key")
+      local calls = {
+        function() ctx:load_verify_locations(ca .. "\0junk") end,
+        function() ctx:load_verify_locations{capath = certs.dir() .. "\0x"}
+        end,
+        function() ctx:load_cert_chain(pem .. "\0junk", key) end,
+        function() ctx:load_cert_chain(pem, key .. "\0junk") end,
+        function() ssl._test_decode_cert(pem .. "\0junk") end,
+      }
+      for _, call in ipairs(calls) do
+        local e = h.raises(asyncio.ValueError, call)
+        assert.equal("embedded null byte", e.message)
+      end
+      assert.same({x509 = 0, crl = 0, x509_ca = 0}, ctx:cert_store_stats())
     end)
 
     it("load_verify_locations: cafile, capath, cadata (PEM or DER)",
@@ -540,6 +614,24 @@ describe("asyncio.ssl", function()
       assert.is_nil(pump(c, s))
       -- an unverified certificate gives an empty dict, as in Python
       assert.same({}, c:getpeercert())
+    end)
+
+    it("hostname_checks_common_name: a certificate naming its host in "
+       .. "the CN only", function()
+      local sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+      sctx:load_cert_chain(certs.path("nosan.pem"), certs.path("nosan.key"))
+      local ctx = client_ctx()
+      assert.is_true(ctx.hostname_checks_common_name) -- Python's default
+      assert.is_nil(pump(ctx:wrap_bio(false, "localhost"),
+                         sctx:wrap_bio(true)))
+      ctx.hostname_checks_common_name = false
+      assert.is_false(ctx.hostname_checks_common_name)
+      local cerr = pump(ctx:wrap_bio(false, "localhost"), sctx:wrap_bio(true))
+      assert.is_true(iserror(cerr, ssl.SSLCertVerificationError))
+      assert.equal(62, cerr.verify_code)
+      ctx.hostname_checks_common_name = true
+      assert.is_nil(pump(ctx:wrap_bio(false, "localhost"),
+                         sctx:wrap_bio(true)))
     end)
 
     it("wrap_bio checks the sides and the hostname as Python does",

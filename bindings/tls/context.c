@@ -26,6 +26,18 @@
   "DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
 #define SID_CTX "luaio"
 
+/* The lowest protocol version this OpenSSL was built with (Python's
+ * PY_PROTO_MINIMUM_AVAILABLE). */
+#if defined(SSL3_VERSION) && !defined(OPENSSL_NO_SSL3)
+#define MINIMUM_AVAILABLE SSL3_VERSION
+#elif defined(TLS1_VERSION) && !defined(OPENSSL_NO_TLS1)
+#define MINIMUM_AVAILABLE TLS1_VERSION
+#elif defined(TLS1_1_VERSION) && !defined(OPENSSL_NO_TLS1_1)
+#define MINIMUM_AVAILABLE TLS1_1_VERSION
+#else
+#define MINIMUM_AVAILABLE TLS1_2_VERSION
+#endif
+
 tls_ctx *tls_check_ctx(lua_State *L, int idx) {
   tls_ctx *c = luaL_checkudata(L, idx, TLS_CONTEXT_MT);
   if (!c->ctx)
@@ -191,13 +203,24 @@ static void check_file(lua_State *L, const char *path) {
 }
 
 /* The path argument at idx (nil: `dflt`): a string, not a number Lua
- * would turn into one. */
-static const char *check_path(lua_State *L, int idx, const char *dflt) {
+ * would turn into one, without a NUL byte (ValueError "embedded null
+ * byte", as Python's: OpenSSL would read the path up to it). */
+const char *tls_check_path(lua_State *L, int idx, const char *dflt) {
+  size_t len;
+  const char *path;
   if (dflt != NULL && lua_isnoneornil(L, idx))
     return dflt;
   if (lua_type(L, idx) != LUA_TSTRING)
     luaL_typeerror(L, idx, "string");
-  return lua_tostring(L, idx);
+  path = lua_tolstring(L, idx, &len);
+  if (strlen(path) != len)
+    tls_raise(L, "ValueError", "embedded null byte");
+  return path;
+}
+
+/* tls_check_path for an optional path: NULL for nil. */
+static const char *opt_path(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? NULL : tls_check_path(L, idx, NULL);
 }
 
 /* Raises what the password callback recorded, else the SSL error. */
@@ -215,8 +238,8 @@ static int raise_load(lua_State *L, pw_info *pw) {
 /* ctx:load_cert_chain(certfile [, keyfile [, password]]) */
 static int l_context_load_cert_chain(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
-  const char *cert = check_path(L, 2, NULL);
-  const char *key = check_path(L, 3, cert);
+  const char *cert = tls_check_path(L, 2, NULL);
+  const char *key = tls_check_path(L, 3, cert);
   pw_info pw = {L, 0, 0};
   pem_password_cb *old_cb = SSL_CTX_get_default_passwd_cb(c->ctx);
   void *old_ud = SSL_CTX_get_default_passwd_cb_userdata(c->ctx);
@@ -312,8 +335,8 @@ static int add_ca_data(X509_STORE *store, const char *data, size_t len,
  * verifies a certificate, so a missing one is taken, as in Python. */
 static int l_context_load_verify_locations(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
-  const char *cafile = luaL_optstring(L, 2, NULL);
-  const char *capath = luaL_optstring(L, 3, NULL);
+  const char *cafile = opt_path(L, 2);
+  const char *capath = opt_path(L, 3);
   size_t len = 0;
   const char *cadata = luaL_optlstring(L, 4, NULL, &len);
   if (!cafile && !capath && !cadata)
@@ -471,6 +494,25 @@ static lua_Integer check_field_int(lua_State *L, const char *k) {
   return v;
 }
 
+/* The boolean assigned to field `k` (index 3 of __newindex): true or
+ * false only, where Python would take any value by its truth (0 and
+ * "yes" are mistakes here, not settings). */
+static int check_field_bool(lua_State *L, const char *k) {
+  if (lua_type(L, 3) != LUA_TBOOLEAN)
+    luaL_error(L, "bad value for SSLContext field '%s' (boolean expected, "
+               "got %s)", k, luaL_typename(L, 3));
+  return lua_toboolean(L, 3);
+}
+
+/* The options assigned (index 3): an integer, not negative (Python's
+ * conversion to unsigned refuses it). */
+static uint64_t check_options(lua_State *L) {
+  lua_Integer v = check_field_int(L, "options");
+  if (v < 0)
+    tls_raise(L, "ValueError", "can't convert negative int to unsigned");
+  return (uint64_t)v;
+}
+
 /* Python's TLSVersion for an OpenSSL protocol version bound (0: none). */
 static lua_Integer version_get(int v, int is_min) {
   if (v == 0)
@@ -485,7 +527,10 @@ static int version_set(lua_State *L, tls_ctx *c, int is_min) {
   char hex[32];
   int ok;
   switch (v) {
-  case TLS_VERSION_MINIMUM_SUPPORTED: v = is_min ? 0 : SSL3_VERSION; break;
+  /* the bound the other field has no name for is emulated, as Python's:
+   * the lowest (or highest) protocol this OpenSSL has */
+  case TLS_VERSION_MINIMUM_SUPPORTED: v = is_min ? 0 : MINIMUM_AVAILABLE;
+    break;
   case TLS_VERSION_MAXIMUM_SUPPORTED: v = is_min ? TLS1_3_VERSION : 0; break;
   case SSL3_VERSION: case TLS1_VERSION: case TLS1_1_VERSION:
   case TLS1_2_VERSION: case TLS1_3_VERSION: break;
@@ -504,6 +549,20 @@ static int version_set(lua_State *L, tls_ctx *c, int is_min) {
   return 0;
 }
 
+/* hostname_checks_common_name off (`never` 1): a certificate's subject
+ * CN is not taken for its name when it has no DNS subjectAltName, as
+ * Python's, through the context's X509_CHECK_FLAG_NEVER_CHECK_SUBJECT
+ * (connections copy the context's host flags). */
+static void set_never_check_subject(tls_ctx *c, int never) {
+  X509_VERIFY_PARAM *p = SSL_CTX_get0_param(c->ctx);
+  unsigned int flags = X509_VERIFY_PARAM_get_hostflags(p);
+  if (never)
+    flags |= X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+  else
+    flags &= ~(unsigned int)X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+  X509_VERIFY_PARAM_set_hostflags(p, flags);
+}
+
 /* __index: methods first, then the fields; any other key raises. */
 static int l_context__index(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
@@ -518,6 +577,10 @@ static int l_context__index(lua_State *L) {
     lua_pushinteger(L, version_get(SSL_CTX_get_min_proto_version(c->ctx), 1));
   else if (strcmp(k, "maximum_version") == 0)
     lua_pushinteger(L, version_get(SSL_CTX_get_max_proto_version(c->ctx), 0));
+  else if (strcmp(k, "hostname_checks_common_name") == 0)
+    lua_pushboolean(L, !(X509_VERIFY_PARAM_get_hostflags(
+                             SSL_CTX_get0_param(c->ctx)) &
+                         X509_CHECK_FLAG_NEVER_CHECK_SUBJECT));
   else if (strcmp(k, "verify_flags") == 0)
     lua_pushinteger(L, (lua_Integer)X509_VERIFY_PARAM_get_flags(
                            SSL_CTX_get0_param(c->ctx)));
@@ -536,7 +599,7 @@ static int l_context__newindex(lua_State *L) {
   tls_ctx *c = tls_check_ctx(L, 1);
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "check_hostname") == 0) {
-    int on = lua_toboolean(L, 3);
+    int on = check_field_bool(L, k);
     if (on && get_verify_mode(c) == TLS_CERT_NONE)
       set_verify_mode(c, TLS_CERT_REQUIRED);
     c->check_hostname = (unsigned char)on;
@@ -552,6 +615,8 @@ static int l_context__newindex(lua_State *L) {
     version_set(L, c, 1);
   } else if (strcmp(k, "maximum_version") == 0) {
     version_set(L, c, 0);
+  } else if (strcmp(k, "hostname_checks_common_name") == 0) {
+    set_never_check_subject(c, !check_field_bool(L, k));
   } else if (strcmp(k, "verify_flags") == 0) {
     X509_VERIFY_PARAM *p = SSL_CTX_get0_param(c->ctx);
     unsigned long now = X509_VERIFY_PARAM_get_flags(p);
@@ -560,7 +625,7 @@ static int l_context__newindex(lua_State *L) {
     X509_VERIFY_PARAM_set_flags(p, ~now & want);
   } else if (strcmp(k, "options") == 0) {
     uint64_t now = SSL_CTX_get_options(c->ctx);
-    uint64_t want = (uint64_t)check_field_int(L, k);
+    uint64_t want = check_options(L);
     SSL_CTX_clear_options(c->ctx, now & ~want);
     SSL_CTX_set_options(c->ctx, ~now & want);
   } else if (strcmp(k, "protocol") == 0 ||

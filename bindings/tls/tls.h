@@ -75,6 +75,10 @@ int tls_raise_errno(lua_State *L, int err, const char *path);
 /* context.c                                                           */
 
 tls_ctx *tls_check_ctx(lua_State *L, int idx);
+/* The file path argument at idx (nil: dflt, unless dflt is NULL): a
+ * string without a NUL byte, else raises (ValueError "embedded null
+ * byte" for one with). */
+const char *tls_check_path(lua_State *L, int idx, const char *dflt);
 void tls_open_context(lua_State *L);
 
 /* ------------------------------------------------------------------ */

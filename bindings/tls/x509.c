@@ -274,20 +274,26 @@ void tls_push_cert_der(lua_State *L, X509 *cert) {
   OPENSSL_free(der);
 }
 
+/* Raises SSLError(msg) with no errno, as _ssl's own checks. */
+static int raise_plain_ssl(lua_State *L, const char *msg) {
+  ERR_clear_error();
+  tls_push_error(L, "SSLError", -1, msg);
+  return lua_error(L);
+}
+
 /* _ssl._test_decode_cert(path) -> the dict of the PEM certificate in a
- * file (Python's ssl._ssl._test_decode_cert). */
+ * file (Python's ssl._ssl._test_decode_cert, with its errors: SSLError
+ * "Can't open file", "Error decoding PEM-encoded file"). */
 static int l_test_decode_cert(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = tls_check_path(L, 1, NULL);
   BIO *bio = BIO_new_file(path, "r");
   X509 *cert;
-  if (!bio) {
-    ERR_clear_error();
-    return luaL_error(L, "cannot open '%s'", path);
-  }
+  if (!bio)
+    return raise_plain_ssl(L, "Can't open file");
   cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
   BIO_free(bio);
   if (!cert)
-    return tls_raise_ssl(L);
+    return raise_plain_ssl(L, "Error decoding PEM-encoded file");
   tls_push_cert_dict(L, cert);
   X509_free(cert);
   return 1;
