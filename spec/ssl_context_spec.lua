@@ -214,8 +214,11 @@ describe("asyncio.ssl", function()
       assert.equal("KEY_VALUES_MISMATCH", e.reason)
       assert.equal("[X509: KEY_VALUES_MISMATCH] key values mismatch",
                    e.message)
-      -- errno: OpenSSL's reason code, as Python's (it was always 1)
+      -- errno: OpenSSL's reason code, as Python's (it was always 1),
+      -- and the same in args
       assert.equal(116, e.errno) -- X509_R_KEY_VALUES_MISMATCH
+      assert.same({116, "[X509: KEY_VALUES_MISMATCH] key values mismatch"},
+                  {e.args[1], e.args[2]})
       -- an encrypted key: a string, a function, never a prompt
       local enc = certs.path("server_enc.key")
       ctx:load_cert_chain(certs.path("server.pem"), enc, "secret")
@@ -252,6 +255,27 @@ describe("asyncio.ssl", function()
       e = h.raises(asyncio.IsADirectoryError, ctx.load_cert_chain, ctx,
                    "/tmp")
       assert.equal(21, e.errno)
+    end)
+
+    it("an OpenSSL reason Python's table does not name has no .reason "
+       .. "and only the library in brackets", function()
+      local junk = os.tmpname()
+      local f = assert(io.open(junk, "w"))
+      f:write("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+      f:close()
+      local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+      -- OpenSSL's common reason "PEM lib" (code 9 with the common flag)
+      local e = h.raises(ssl.SSLError, ctx.load_cert_chain, ctx,
+                         certs.path("server.pem"), junk)
+      assert.equal("[SSL] PEM lib", e.message)
+      assert.is_nil(e.reason)
+      assert.equal("SSL", e.library)
+      assert.same({524297, 524297}, {e.errno, e.args[1]})
+      e = h.raises(ssl.SSLError, ctx.load_verify_locations, ctx, junk)
+      assert.equal("[X509] PEM lib", e.message)
+      assert.is_nil(e.reason)
+      assert.equal("X509", e.library)
+      os.remove(junk)
     end)
 
     it("_test_decode_cert fails as Python's: SSLError with no errno",
