@@ -378,8 +378,8 @@ function SSLProtocol:eof_received()
   self._eof_received = true
   local st = self._state
   if st == DO_HANDSHAKE then
-    self:_on_handshake_complete(errors.ConnectionResetError(
-      "Connection lost during the SSL handshake"))
+    -- Python's is ConnectionResetError() with no message
+    self:_on_handshake_complete(errors.ConnectionResetError())
   elseif st == WRAPPED then
     self._state = FLUSHING
     if self._app_reading_paused then return true end
