@@ -3,8 +3,9 @@
 -- an error that is not an error object (it showed the worker's code, not
 -- where the job raised); a job that awaits something cancelled (it
 -- stayed "running" until the worker exited); a tick or a finishing
--- script that meets a dropped connection (the lease renewals stopped for
--- good, or the job stayed "running"); w:stop() before run() took its
+-- script that meets a dropped connection or an error reply such as
+-- READONLY (the lease renewals stopped for good, or the job stayed
+-- "running"); w:stop() before run() took its
 -- first step (it was lost: run() never returned); SIGTERM with two
 -- workers on one loop (only the last one stopped).
 local asyncio = require "asyncio"
@@ -59,6 +60,19 @@ local function capture_reports()
     reports[#reports + 1] = ctx
   end)
   return reports
+end
+
+--- Waits (10 s at most) until reports holds a report whose message
+-- has the plain text `what`: -> that report.
+local function until_reported(reports, what)
+  return await(asyncio.wait_for(async(function()
+    while true do
+      for _, ctx in ipairs(reports) do
+        if ctx.message:find(what, 1, true) then return ctx end
+      end
+      await(asyncio.sleep(0.01))
+    end
+  end)(), 10))
 end
 
 describe("asyncio.workqueue worker", function()
@@ -227,6 +241,46 @@ describe("asyncio.workqueue worker", function()
     assert.equal("done", await(job:status()))
     assert.equal(1, #reports)
     assert.matches("cannot record the end of a job", reports[1].message)
+    w:stop()
+    await(run)
+    assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 0},
+                await(q:counts()))
+    await(r:close())
+  end))
+
+  it("a job's end that Redis refuses (READONLY after a failover) is "
+     .. "recorded once Redis takes writes again", aspec.async(function()
+    local q, r = fresh_queue("t10")
+    local reports = capture_reports()
+    local started, release = asyncio.Event(), asyncio.Event()
+    local w = wq.Worker(q, {functions = {f = async(function()
+      started:set()
+      await(release:wait())
+      return 42
+    end)}})
+    local run = asyncio.create_task(w:run())
+    local job = await(q:enqueue("f", {}))
+    await(asyncio.wait_for(started:wait(), 10))
+    -- a replica of a master that cannot be reached refuses every write
+    await(r:execute_command("REPLICAOF", "127.0.0.1", "1"))
+    local ok, report = pcall(function()
+      release:set()
+      return until_reported(reports, "cannot record the end of a job")
+    end)
+    await(r:execute_command("REPLICAOF", "NO", "ONE"))
+    assert(ok, report)
+    assert.is_true(asyncio.iserror(report.exception, redis.ReadOnlyError),
+                   tostring(report.exception))
+    assert.equal(42, await(job:result{timeout = 10}))
+    assert.equal("done", await(job:status()))
+    local n = 0
+    for _, ctx in ipairs(reports) do
+      if ctx.message:find("cannot record the end", 1, true) then
+        n = n + 1
+      end
+    end
+    assert.equal(1, n)
+    assert.is_false(run:done())
     w:stop()
     await(run)
     assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 0},

@@ -737,18 +737,17 @@ local function report(self, what, err)
 end
 
 --- Runs script (finish or fail) until Redis takes it: while Redis cannot
--- be reached, the job's outcome is only here (and the job stays with
--- this worker, whose lease the ticker renews once Redis is back). The
--- first failure is reported.
+-- be reached or refuses it (any redis.RedisError: a dropped connection,
+-- READONLY after a failover, BUSY while a script runs, OOM), the job's
+-- outcome is only here (and the job stays with this worker, whose lease
+-- the ticker renews once Redis is back). The first failure of a streak
+-- is reported; the wait between tries doubles up to lease / 3.
 local settle = async(function(self, script, argv)
   local delay = 0.05
   while true do
     local ok, e = asyncio.pcall(await, script({}, argv))
     if ok then return end
-    if not (iserror(e, redis.ConnectionError)
-            or iserror(e, redis.TimeoutError)) then
-      error(e, 0)
-    end
+    if not iserror(e, redis.RedisError) then error(e, 0) end
     if delay == 0.05 then
       report(self, "cannot record the end of a job (retrying)", e)
     end
