@@ -5,9 +5,11 @@
 -- stayed "running" until the worker exited); a tick or a finishing
 -- script that meets a dropped connection or an error reply such as
 -- READONLY (the lease renewals stopped for good, or the job stayed
--- "running"); w:stop() before run() took its
--- first step (it was lost: run() never returned); SIGTERM with two
--- workers on one loop (only the last one stopped).
+-- "running"); w:stop() before run() took its first step (it was lost:
+-- run() never returned); SIGTERM with two workers on one loop (only the
+-- last one stopped); a second run() of a
+-- worker while its first is going (it put the first's running jobs back
+-- in the queue, which ran them again, and never returned).
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -374,6 +376,43 @@ describe("asyncio.workqueue worker", function()
     assert.equal(7, await(job:result{timeout = 10}))
     other:stop()
     await(run2)
+    await(r:close())
+  end))
+
+  it("a run() of a worker whose run() is going raises RuntimeError and "
+     .. "leaves its jobs alone; run() works again after the first returned",
+     aspec.async(function()
+    local q, r = fresh_queue("t11")
+    local started, release = asyncio.Event(), asyncio.Event()
+    local calls = 0
+    local w = wq.Worker(q, {functions = {f = async(function()
+      calls = calls + 1
+      started:set()
+      await(release:wait())
+      return "ok"
+    end)}})
+    local run = asyncio.create_task(w:run())
+    local job = await(q:enqueue("f", {}))
+    await(asyncio.wait_for(started:wait(), 10))
+    local e = err_of(asyncio.wait_for(w:run(), 10))
+    assert.is_true(asyncio.iserror(e, asyncio.RuntimeError), tostring(e))
+    assert.equal("this worker is already running", e.message)
+    -- the running job is still the first run's, not back in the queue
+    assert.equal(0, await(r:llen("wq:t11:queue")))
+    assert.equal(1, await(r:llen("wq:t11:proc:" .. w.id)))
+    assert.equal("running", await(job:status()))
+    release:set()
+    assert.equal("ok", await(job:result{timeout = 10}))
+    assert.equal(1, calls)
+    w:stop()
+    await(asyncio.wait_for(run, 10))
+    run = asyncio.create_task(w:run())
+    assert.equal("ok", await(await(q:enqueue("f", {})):result{timeout = 10}))
+    assert.equal(2, calls)
+    w:stop()
+    await(asyncio.wait_for(run, 10))
+    assert.same({queued = 0, deferred = 0, running = 0, done = 2, dead = 0},
+                await(q:counts()))
     await(r:close())
   end))
 

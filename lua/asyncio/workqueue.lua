@@ -895,8 +895,14 @@ local on_loop = setmetatable({}, {__mode = "k"})
 -- the running ones and returns. Cancelling it cancels the running jobs
 -- (their lease then expires and they are delivered again; a run() of
 -- the same worker, which would renew that lease, first puts them back
--- in the queue).
+-- in the queue). A run() while another run() of the same worker is
+-- going raises asyncio.RuntimeError and touches nothing in Redis (its
+-- start-up would put the other's running jobs back in the queue).
 Worker.run = async(function(self)
+  if self.in_run then
+    error(asyncio.RuntimeError("this worker is already running"), 0)
+  end
+  self.in_run = true
   local q = self.queue
   local r, P = q.redis, q.prefix
   local loop = asyncio.get_running_loop()
@@ -950,6 +956,7 @@ Worker.run = async(function(self)
   end)
   tick:cancel()
   self.stopping = false -- a stop() before run() is not lost; after, reset
+  self.in_run = false
   mine.workers[self] = nil
   if next(mine.workers) == nil then
     on_loop[loop] = nil
