@@ -9,7 +9,10 @@
 -- run() never returned); SIGTERM with two workers on one loop (only the
 -- last one stopped); a second run() of a
 -- worker while its first is going (it put the first's running jobs back
--- in the queue, which ran them again, and never returned).
+-- in the queue, which ran them again, and never returned); an id put
+-- back in the queue after its job ended and its record expired (it was
+-- buried as malformed; the requeue made a junk record, or turned a done
+-- job back to queued and it ran again).
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -412,6 +415,68 @@ describe("asyncio.workqueue worker", function()
     w:stop()
     await(asyncio.wait_for(run, 10))
     assert.same({queued = 0, deferred = 0, running = 0, done = 2, dead = 0},
+                await(q:counts()))
+    await(r:close())
+  end))
+
+  it("an id put back in the queue after its job ended, or whose record "
+     .. "is gone, is dropped: not run again, no dead letter, no record "
+     .. "made", aspec.async(function()
+    local q, r = fresh_queue("t12")
+    local calls = {}
+    local w = wq.Worker(q, {functions = {f = function(a)
+      calls[#calls + 1] = a[1]
+      return a[1]
+    end}})
+    -- a stalled worker whose lease is over (the tick puts its list back)
+    -- and w (a run() cancelled before: its start-up puts its list back)
+    -- each hold a job finished since, one dead since, and one whose
+    -- record expired since
+    await(r:zadd("wq:t12:workers", {stalled = 0}))
+    local jobs = {}
+    for i, state in ipairs{"done", "dead", "gone", "done", "dead", "gone"} do
+      local job = await(q:enqueue("f", {i}))
+      local jk = "wq:t12:job:" .. job.id
+      await(r:execute_command("LMOVE", "wq:t12:queue", "wq:t12:proc:"
+        .. (i <= 3 and "stalled" or w.id), "RIGHT", "LEFT"))
+      if state == "done" then
+        await(r:hset(jk, {mapping = {state = "done",
+                                     result = wq.encode({n = 1, i})}}))
+      elseif state == "dead" then
+        await(r:hset(jk, {mapping = {state = "dead", error = "boom",
+                                     error_class = "asyncio.ValueError"}}))
+      else
+        await(r:delete(jk))
+      end
+      jobs[i] = {job = job, state = state, key = jk}
+    end
+    local run = asyncio.create_task(w:run())
+    local lists = {"wq:t12:queue", "wq:t12:proc:stalled",
+                   "wq:t12:proc:" .. w.id}
+    await(asyncio.wait_for(async(function()
+      while true do
+        local n = 0
+        for _, k in ipairs(lists) do n = n + await(r:llen(k)) end
+        if n == 0 then return end
+        await(asyncio.sleep(0.01))
+      end
+    end)(), 10))
+    assert.equal(7, await(await(q:enqueue("f", {7})):result{timeout = 10}))
+    assert.same({7}, calls)
+    for i, j in ipairs(jobs) do
+      if j.state == "done" then
+        assert.equal("done", await(j.job:status()))
+        assert.equal(i, await(j.job:result{timeout = 10}))
+      elseif j.state == "dead" then
+        assert.equal("dead", await(j.job:status()))
+      else
+        assert.equal(0, await(r:exists(j.key)))
+      end
+    end
+    assert.same({}, await(q:dead_letters()))
+    w:stop()
+    await(run)
+    assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 0},
                 await(q:counts()))
     await(r:close())
   end))

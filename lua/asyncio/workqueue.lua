@@ -271,6 +271,21 @@ local function dead_letter(P, id)
 end
 ]]
 
+-- Marks the record jk of a job put back in the queue 'queued' again,
+-- only when it is the hash of a job not ended: a missing record (it
+-- expired or was removed) is not made again, a done or dead job keeps
+-- its end (a stalled worker finished it after its lease), a record that
+-- is no hash is left for CLAIM to bury. CLAIM drops such ids.
+local MARK_QUEUED = [[
+local function mark_queued(jk)
+  if redis.call('TYPE', jk).ok ~= 'hash' then return end
+  local state = redis.call('HGET', jk, 'state')
+  if state == 'done' or state == 'dead' then return end
+  redis.call('HSET', jk, 'state', 'queued')
+  redis.call('HDEL', jk, 'worker')
+end
+]]
+
 -- ARGV: P, worker, n, lease, an id already moved into the worker's list
 -- (or ''). Takes up to n ready jobs; returns {id, fn, args, attempts,
 -- timeout} for each.
@@ -293,9 +308,20 @@ local function bury(id, jk, why)
     notify(P, id, jk, tonumber(redis.call('HGET', jk, 'ttl')), 'dead')
   end
 end
+-- an id whose record is gone (it expired or was removed) or whose job
+-- already ended (it came back after a stalled worker finished it) is
+-- dropped: not run again, no dead letter, no count
 local function start(id)
   local jk = P .. 'job:' .. id
-  local f = redis.pcall('HMGET', jk, 'fn', 'args', 'timeout')
+  if redis.call('EXISTS', jk) == 0 then
+    redis.call('LREM', proc, 1, id)
+    return
+  end
+  local f = redis.pcall('HMGET', jk, 'fn', 'args', 'timeout', 'state')
+  if not f.err and (f[4] == 'done' or f[4] == 'dead') then
+    redis.call('LREM', proc, 1, id)
+    return
+  end
   if f.err or not f[1] or not f[2] then
     return bury(id, jk, 'no function or arguments')
   end
@@ -378,7 +404,7 @@ return redis.call('HMGET', jk, 'state', 'result', 'error_class', 'error',
 -- the due delayed jobs to the queue, and puts back at the head of the
 -- queue the jobs of workers whose lease expired. Returns {promoted,
 -- requeued, seconds until the next delayed job or -1}.
-local TICK = NOW .. [[
+local TICK = NOW .. MARK_QUEUED .. [[
 local P, W, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if W ~= '' then redis.call('ZADD', P .. 'workers', now + lease, W) end
 local q = P .. 'queue'
@@ -386,7 +412,7 @@ local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
   'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   redis.call('ZREM', P .. 'delayed', id)
-  redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
+  mark_queued(P .. 'job:' .. id)
   redis.call('LPUSH', q, id)
 end
 local requeued = 0
@@ -397,8 +423,7 @@ for _, w in ipairs(gone) do
   while true do
     local id = redis.call('LMOVE', proc, q, 'RIGHT', 'RIGHT')
     if not id then break end
-    redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
-    redis.call('HDEL', P .. 'job:' .. id, 'worker')
+    mark_queued(P .. 'job:' .. id)
     requeued = requeued + 1
   end
   redis.call('ZREM', P .. 'workers', w)
@@ -414,14 +439,14 @@ return {#due, requeued, tostring(wait)}
 -- the head of the queue. Its lease is kept `lease` seconds more, so that
 -- the ticks of the other workers still reap its list: its last BLMOVE,
 -- cancelled, may reach Redis after this script and take a job there.
-local LEAVE = NOW .. [[
+local LEAVE = NOW .. MARK_QUEUED .. [[
 local P, W, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local proc = P .. 'proc:' .. W
 local n = 0
 while true do
   local id = redis.call('LMOVE', proc, P .. 'queue', 'RIGHT', 'RIGHT')
   if not id then break end
-  redis.call('HSET', P .. 'job:' .. id, 'state', 'queued')
+  mark_queued(P .. 'job:' .. id)
   n = n + 1
 end
 redis.call('ZADD', P .. 'workers', now + lease, W)
