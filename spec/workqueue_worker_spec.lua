@@ -12,7 +12,8 @@
 -- in the queue, which ran them again, and never returned); an id put
 -- back in the queue after its job ended and its record expired (it was
 -- buried as malformed; the requeue made a junk record, or turned a done
--- job back to queued and it ran again).
+-- job back to queued and it ran again); a dead job's record, which
+-- never expired, and its id, which stayed in the dead-letter list.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -479,6 +480,57 @@ describe("asyncio.workqueue worker", function()
     assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 0},
                 await(q:counts()))
     await(r:close())
+  end))
+
+  it("a dead job's record expires after result_ttl as a result does, "
+     .. "and its id then leaves the dead-letter list",
+     aspec.async(function()
+    local q, r = fresh_queue("t13", {result_ttl = 60})
+    local w = wq.Worker(q, {functions = {
+      boom = function() error(asyncio.ValueError("boom")) end}})
+    local run = asyncio.create_task(w:run())
+    local a = await(q:enqueue("boom", {}))
+    local b = await(q:enqueue("boom", {}))
+    for _, job in ipairs{a, b} do
+      local e = err_of(job:result{timeout = 10})
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+      local ttl = await(r:ttl("wq:t13:job:" .. job.id))
+      assert.is_true(ttl > 0 and ttl <= 60, tostring(ttl))
+    end
+    assert.equal(2, #await(q:dead_letters()))
+    --- Makes job's record expire now; returns once it is gone.
+    local function expire(job)
+      local jk = "wq:t13:job:" .. job.id
+      await(r:pexpire(jk, 1))
+      await(asyncio.wait_for(async(function()
+        while await(r:exists(jk)) == 1 do await(asyncio.sleep(0.01)) end
+      end)(), 10))
+    end
+    -- dead_letters() drops an id whose record expired
+    expire(a)
+    local dl = await(q:dead_letters())
+    assert.same({b.id}, {dl[1].id, dl[2]})
+    local ids = await(r:lrange("wq:t13:dead", 0, -1))
+    assert.same({b.id}, {ids[1], ids[2]})
+    local e = err_of(a:result{timeout = 10})
+    assert.is_true(asyncio.iserror(e, wq.WorkQueueError), tostring(e))
+    assert.equal("no job " .. a.id .. " (expired?)", e.message)
+    -- and so does the tick, from the old end of the list
+    expire(b)
+    await(asyncio.wait_for(async(function()
+      while await(r:llen("wq:t13:dead")) > 0 do
+        await(asyncio.sleep(0.01))
+      end
+    end)(), 10))
+    -- result_ttl = 0: a dead job's record never expires
+    local c = await(wq.Queue("t13", {redis = r, result_ttl = 0})
+                    :enqueue("boom", {}))
+    err_of(c:result{timeout = 10})
+    assert.equal(-1, await(r:ttl("wq:t13:job:" .. c.id)))
+    ids = await(r:lrange("wq:t13:dead", 0, -1))
+    assert.same({c.id}, {ids[1], ids[2]})
+    assert.equal(c.id, await(q:dead_letters())[1].id)
+    stop_worker(w, run, r)
   end))
 
   it("SIGTERM stops every worker running on the loop",

@@ -18,9 +18,14 @@
 --                    of every job it holds (and keeps it one lease more
 --                    when it stops)
 --   P.."delayed"     sorted set: id -> due time (delay =, retry backoff)
---   P.."dead"        list of the ids of dead jobs (dead letters)
+--   P.."dead"        list of the ids of dead jobs (dead letters), the
+--                    latest at the left; an id whose record expired
+--                    leaves it (ticks prune the oldest, dead_letters()
+--                    any it finds)
 --   P.."job:"..id    hash: fn, args, state, attempts, failures, retries,
---                    timeout, retry_delay, result, error, traceback, ...
+--                    timeout, retry_delay, ttl, result, error,
+--                    traceback, ...; it expires ttl seconds (result_ttl)
+--                    after the job ended, done or dead
 --   P.."notify:"..id list holding one element once the job finished
 --                    (waiters BLMOVE it onto itself, so all of them wake)
 --   P.."stats"       hash: done, dead counters
@@ -264,6 +269,12 @@ local function notify(P, id, jk, ttl, what)
     if ttl and ttl > 0 then redis.call('EXPIRE', nk, ttl) end
   end
 end
+-- The end of job id, done or dead (`what`): its record expires after
+-- ttl seconds (none or 0: never), its waiters wake.
+local function ended(P, id, jk, ttl, what)
+  if ttl and ttl > 0 then redis.call('EXPIRE', jk, ttl) end
+  notify(P, id, jk, ttl, what)
+end
 -- Counts id among the dead letters.
 local function dead_letter(P, id)
   redis.call('LPUSH', P .. 'dead', id)
@@ -305,7 +316,7 @@ local function bury(id, jk, why)
     redis.call('HSET', jk, 'state', 'dead', 'error_class',
       'workqueue.JobError', 'error', 'malformed job: ' .. why,
       'traceback', '', 'worker', '')
-    notify(P, id, jk, tonumber(redis.call('HGET', jk, 'ttl')), 'dead')
+    ended(P, id, jk, tonumber(redis.call('HGET', jk, 'ttl')), 'dead')
   end
 end
 -- an id whose record is gone (it expired or was removed) or whose job
@@ -351,9 +362,7 @@ if redis.call('TYPE', jk).ok ~= 'hash' then return 0 end
 local f = redis.call('HMGET', jk, 'state', 'ttl')
 if not f[1] then return 0 end
 redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
-local ttl = tonumber(f[2])
-if ttl and ttl > 0 then redis.call('EXPIRE', jk, ttl) end
-notify(P, id, jk, ttl, 'done')
+ended(P, id, jk, tonumber(f[2]), 'done')
 if f[1] ~= 'done' then redis.call('HINCRBY', P .. 'stats', 'done', 1) end
 return 1
 ]]
@@ -385,7 +394,7 @@ if type(failures) == 'number' and retries and retry_delay and
 end
 redis.call('HSET', jk, 'state', 'dead')
 dead_letter(P, id)
-notify(P, id, jk, tonumber(f[3]), 'dead')
+ended(P, id, jk, tonumber(f[3]), 'dead')
 return 2
 ]]
 
@@ -402,9 +411,12 @@ return redis.call('HMGET', jk, 'state', 'result', 'error_class', 'error',
 
 -- ARGV: P, worker ('' for none), lease. Renews the worker's lease, moves
 -- the due delayed jobs to the queue, and puts back at the head of the
--- queue the jobs of workers whose lease expired. Returns {promoted,
+-- queue the jobs of workers whose lease expired, and drops from the
+-- old end of the dead-letter list the few ids whose record expired.
+-- Returns {promoted,
 -- requeued, seconds until the next delayed job or -1}.
 local TICK = NOW .. MARK_QUEUED .. [[
+local PRUNED = 10 -- dead letters looked at per tick
 local P, W, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if W ~= '' then redis.call('ZADD', P .. 'workers', now + lease, W) end
 local q = P .. 'queue'
@@ -428,6 +440,11 @@ for _, w in ipairs(gone) do
   end
   redis.call('ZREM', P .. 'workers', w)
 end
+for _, id in ipairs(redis.call('LRANGE', P .. 'dead', -PRUNED, -1)) do
+  if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
+    redis.call('LREM', P .. 'dead', -1, id)
+  end
+end
 local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 local wait = -1
 if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
@@ -450,6 +467,18 @@ while true do
   n = n + 1
 end
 redis.call('ZADD', P .. 'workers', now + lease, W)
+return n
+]]
+
+-- ARGV: P, ids. Drops from the dead-letter list each of the ids whose
+-- record is gone (it expired, or was deleted); returns how many.
+local PRUNE = [[
+local P, n = ARGV[1], 0
+for i = 2, #ARGV do
+  if redis.call('EXISTS', P .. 'job:' .. ARGV[i]) == 0 then
+    n = n + redis.call('LREM', P .. 'dead', 0, ARGV[i])
+  end
+end
 return n
 ]]
 
@@ -485,7 +514,7 @@ function M.Queue(name, opts)
   q.scripts = {}
   for k, src in pairs{enqueue = ENQUEUE, claim = CLAIM, finish = FINISH,
                       fail = FAIL, tick = TICK, leave = LEAVE,
-                      watch = WATCH} do
+                      watch = WATCH, prune = PRUNE} do
     q.scripts[k] = r:register_script(src)
   end
   return q
@@ -560,20 +589,24 @@ Queue.job = async(function(self, id)
 end)
 
 --- await(q:dead_letters()) -> list of {id, fn, args, error, traceback,
--- attempts} of the dead jobs, the latest first.
+-- attempts} of the dead jobs, the latest first. The ids whose record
+-- expired (result_ttl after the job died) or was deleted are dropped
+-- from the dead-letter list.
 Queue.dead_letters = async(function(self)
   local r, P = self.redis, self.prefix
   local ids = await(r:lrange(P .. "dead", 0, -1))
   local p = r:pipeline(false)
   for _, id in ipairs(ids) do p:hgetall(P .. "job:" .. id) end
   local hs = await(p:execute(false))
-  local out = {}
+  local out, gone = {}, {P}
   for i, id in ipairs(ids) do
     local h = hs[i]
     if iserror(h) then -- a record that is no hash: buried as malformed
       out[#out + 1] = {id = id, error_class = "workqueue.JobError",
                        error = "malformed job: no hash"}
-    elseif next(h) ~= nil then -- (an expired record is gone)
+    elseif next(h) == nil then -- expired or deleted
+      gone[#gone + 1] = id
+    else
       local okd, args = pcall(M.decode, h.args)
       out[#out + 1] = {id = id, fn = h.fn, args = okd and args or nil,
                        error = h.error, error_class = h.error_class,
@@ -581,6 +614,7 @@ Queue.dead_letters = async(function(self)
                        attempts = tonumber(h.attempts)}
     end
   end
+  if #gone > 1 then await(self.scripts.prune({}, gone)) end
   return out
 end)
 
