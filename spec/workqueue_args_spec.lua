@@ -5,7 +5,9 @@
 -- ignored result{timout =} waited forever, an ignored enqueue{job_timeout
 -- =} ran the job unbounded, concurrency = 0 never took a job, and a bad
 -- delay left a half-written job that its job_id then kept out for
--- good). q:close() closes only a client the queue made itself.
+-- good). Args that cannot be sent raise PayloadError at the call (it
+-- came only when the call was awaited). q:close() closes only a client
+-- the queue made itself.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local wq = require "asyncio.workqueue"
@@ -99,6 +101,27 @@ describe("asyncio.workqueue arguments", function()
     assert.equal("ran", await(job:result{timeout = 10}))
     w:stop()
     await(run)
+    await(r:close())
+  end))
+
+  it("enqueue refuses args it cannot send when it is called, with "
+     .. "PayloadError, and writes nothing", aspec.async(function()
+    local r = await(servers.client(9))
+    local q = wq.Queue("e", {redis = r})
+    local cyclic, shared = {}, {}
+    cyclic.self = cyclic
+    for _, case in ipairs{
+      {{f = print}, "cannot encode a function in a job payload"},
+      {cyclic, "payload holds a table twice (or a cycle)"},
+      {{shared, shared}, "payload holds a table twice (or a cycle)"},
+      {coroutine.create(print), "cannot encode a thread in a job payload"},
+    } do
+      local ok, e = pcall(q.enqueue, q, "f", case[1], {job_id = "J"})
+      assert.is_false(ok, "no error at the call")
+      assert.is_true(asyncio.iserror(e, wq.PayloadError), tostring(e))
+      assert.equal(case[2], e.message)
+    end
+    assert.equal(0, await(r:dbsize()))
     await(r:close())
   end))
 

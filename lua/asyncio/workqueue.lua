@@ -557,9 +557,9 @@ local ENQUEUE_OPTS = {retries = "count", timeout = "seconds",
                       job_id = "string", delay = "seconds",
                       retry_delay = "seconds"}
 
-local enqueue = async(function(self, fn, args, o)
+local enqueue = async(function(self, fn, payload, o)
   local id = o.job_id or new_id()
-  await(self.scripts.enqueue({}, {self.prefix, id, fn, M.encode(args),
+  await(self.scripts.enqueue({}, {self.prefix, id, fn, payload,
     o.retries or self.retries, o.timeout or 0, o.delay or 0,
     o.retry_delay or self.retry_delay, self.result_ttl}))
   return job_of(self, id, {fn = fn})
@@ -568,13 +568,16 @@ end)
 --- await(q:enqueue(fn_name, args [, {retries =, timeout =, job_id =,
 -- delay =, retry_delay =}])) -> Job. With a job_id already queued, the
 -- job is not enqueued twice (the Job of that id is returned). The
--- arguments are checked when the call is made.
+-- arguments are checked, and args encoded, when the call is made: a
+-- bad option raises "bad argument", args that cannot be sent (a
+-- function, a cycle ...) workqueue.PayloadError, and nothing is written.
 function Queue:enqueue(fn, args, o)
   if type(fn) ~= "string" then
     error("bad argument #1 to 'enqueue' (string expected, got "
           .. type(fn) .. ")", 2)
   end
-  return enqueue(self, fn, args, check_opts(o, ENQUEUE_OPTS, 3, "enqueue", 2))
+  o = check_opts(o, ENQUEUE_OPTS, 3, "enqueue", 2)
+  return enqueue(self, fn, M.encode(args), o)
 end
 
 --- await(q:job(id)) -> the Job of an id (nil if Redis has no such job).
