@@ -1,19 +1,19 @@
 -- spec/workqueue_worker_spec.lua: an asyncio.workqueue Worker against a
 -- real redis-server, where it went wrong before: the traceback kept for
 -- an error that is not an error object (it showed the worker's code, not
--- where the job raised); a job that awaits something cancelled (it
--- stayed "running" until the worker exited); a tick or a finishing
--- script that meets a dropped connection or an error reply such as
--- READONLY (the lease renewals stopped for good, or the job stayed
--- "running"); w:stop() before run() took its first step (it was lost:
--- run() never returned); SIGTERM with two workers on one loop (only the
--- last one stopped); a second run() of a
--- worker while its first is going (it put the first's running jobs back
--- in the queue, which ran them again, and never returned); an id put
--- back in the queue after its job ended and its record expired (it was
--- buried as malformed; the requeue made a junk record, or turned a done
--- job back to queued and it ran again); a dead job's record, which
--- never expired, and its id, which stayed in the dead-letter list.
+-- where the job raised, and its class name was ""); a job that awaits
+-- something cancelled (it stayed "running" until the worker exited); a
+-- tick or a finishing script that meets a dropped connection or an error
+-- reply such as READONLY (the lease renewals stopped for good, or the job
+-- stayed "running"); w:stop() before run() took its first step (it was
+-- lost: run() never returned); SIGTERM with two workers on one loop (only
+-- the last one stopped); a second run() of a worker while its first is
+-- going (it put the first's running jobs back in the queue, which ran
+-- them again, and never returned); an id put back in the queue after its
+-- job ended and its record expired (it was buried as malformed; the
+-- requeue made a junk record, or turned a done job back to queued and it
+-- ran again); a dead job's record, which never expired, and its id, which
+-- stayed in the dead-letter list.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local redis = require "asyncio.redis"
@@ -84,8 +84,8 @@ end
 describe("asyncio.workqueue worker", function()
   teardown(servers.stop)
 
-  it("keeps the traceback of where a job raised a plain value",
-     aspec.async(function()
+  it("keeps the traceback of where a job raised a plain value, and no "
+     .. "class name for it", aspec.async(function()
     local q, r = fresh_queue("t1")
     local line = debug.getinfo(1, "l").currentline + 1
     local function boom() error("boom at the job") end
@@ -95,11 +95,14 @@ describe("asyncio.workqueue worker", function()
     local e = err_of(job:result{timeout = 10})
     assert.is_true(asyncio.iserror(e, wq.JobError), tostring(e))
     assert.matches("boom at the job", e.message)
+    assert.is_nil(e.remote_class)
     local here = "workqueue_worker_spec.lua:" .. line .. ":"
     assert.truthy(e.traceback:find(here, 1, true), e.traceback)
     local dl = await(q:dead_letters())
     assert.equal(1, #dl)
     assert.truthy(dl[1].traceback:find(here, 1, true), dl[1].traceback)
+    assert.is_nil(dl[1].error_class)
+    assert.matches("boom at the job", dl[1].error)
     stop_worker(w, run, r)
   end))
 

@@ -612,7 +612,9 @@ Queue.dead_letters = async(function(self)
     else
       local okd, args = pcall(M.decode, h.args)
       out[#out + 1] = {id = id, fn = h.fn, args = okd and args or nil,
-                       error = h.error, error_class = h.error_class,
+                       error = h.error,
+                       error_class = h.error_class ~= "" and h.error_class
+                         or nil, -- "": a plain value raised
                        traceback = h.traceback,
                        attempts = tonumber(h.attempts)}
     end
@@ -687,7 +689,7 @@ local function job_error(cls, msg, tb)
   end
   local e = c(msg)
   e.traceback = tb
-  e.remote_class = cls
+  e.remote_class = cls ~= "" and cls or nil -- "": a plain value raised
   return e
 end
 
