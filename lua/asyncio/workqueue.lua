@@ -413,8 +413,8 @@ return redis.call('HMGET', jk, 'state', 'result', 'error_class', 'error',
 -- the due delayed jobs to the queue, and puts back at the head of the
 -- queue the jobs of workers whose lease expired, and drops from the
 -- old end of the dead-letter list the few ids whose record expired.
--- Returns {promoted,
--- requeued, seconds until the next delayed job or -1}.
+-- Returns {promoted, requeued, seconds until the next delayed job or
+-- -1}.
 local TICK = NOW .. MARK_QUEUED .. [[
 local PRUNED = 10 -- dead letters looked at per tick
 local P, W, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
