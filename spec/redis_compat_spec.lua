@@ -500,6 +500,19 @@ describe("asyncio.redis as redis-py", function()
       await(r:xautoclaim("st", "g", "c3", 0, {count = 1, justid = false})))
   end))
 
+  -- regression: the fields of such an entry were nil ({"2-1"})
+  it("an entry deleted after delivery comes back from the pending list "
+     .. "with no fields, as redis-py's (id, {})", aspec.async(function()
+    local r <close> = client()
+    await(r:xadd("st", {a = "1"}, {id = "2-1"}))
+    await(r:xgroup_create("st", "g", "0"))
+    assert.same({{"st", {{"2-1", {a = "1"}}}}},
+                await(r:xreadgroup("g", "c", {st = ">"})))
+    assert.equal(1, await(r:xdel("st", "2-1")))
+    assert.same({{"st", {{"2-1", {}}}}},
+                await(r:xreadgroup("g", "c", {st = "0"})))
+  end))
+
   it("bitcount takes mode BYTE or BIT (Redis 7), as redis-py's",
      aspec.async(function()
     local r <close> = client()

@@ -1020,13 +1020,15 @@ local function score_pairs(v)
   return out
 end
 
---- Stream entries [[id, [f, v, ...]], ...] -> {{id, {f = v}}, ...}
+--- Stream entries [[id, [f, v, ...]], ...] -> {{id, {f = v}}, ...}. An
+-- entry deleted after it was delivered (read again from the pending
+-- list) has no fields: {id, {}}, as redis-py's (id, {}).
 local function stream_entries(v)
   local out = {}
   if v == nil then return out end
   for i = 1, #v do
     local e = v[i]
-    out[i] = {e[1], e[2] and pairs_to_table(e[2]) or nil}
+    out[i] = {e[1], pairs_to_table(e[2])}
   end
   return out
 end
