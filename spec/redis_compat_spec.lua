@@ -49,11 +49,19 @@ describe("asyncio.redis as redis-py", function()
     -- ?decode_responses= is taken, as redis-py's, and changes nothing
     o = redis.from_url("redis://h?decode_responses=True&db=1").opts
     assert.same({1, nil}, {o.db, o.decode_responses})
-    for _, bad in ipairs{"redis://h?db=x", "redis://h?retry=1",
-                         "redis://h:port/0"} do
-      local ok, e = pcall(redis.from_url, bad)
+    -- a value or a port that does not convert is redis-py's ValueError;
+    -- a parameter luaio does not know, a redis.DataError
+    for _, case in ipairs{
+        {"redis://h?db=x", asyncio.ValueError,
+         "Invalid value for `db` in connection URL."},
+        {"redis://h:port/0", asyncio.ValueError,
+         "Port could not be cast to integer value as 'port'"},
+        {"redis://h?retry=1", redis.DataError,
+         "Unsupported parameter 'retry' in Redis URL"}} do
+      local ok, e = pcall(redis.from_url, case[1])
       assert.is_false(ok)
-      assert.is_true(asyncio.iserror(e, redis.DataError), tostring(e))
+      assert.is_true(asyncio.iserror(e, case[2]), tostring(e))
+      assert.equal(case[3], e.message)
     end
   end)
 

@@ -36,8 +36,12 @@ describe("asyncio.redis", function()
     assert.same({"/tmp/r.sock", 2}, {r.opts.path, r.opts.db})
     r = redis.from_url("redis://h/1", {db = 9, pool_size = 3})
     assert.same({9, 3}, {r.opts.db, r.opts.pool_size})
-    assert.is_true(asyncio.iserror(select(2, pcall(redis.from_url,
-      "http://x")), redis.DataError))
+    -- redis-py's ValueError (it was a redis.DataError)
+    local e = select(2, pcall(redis.from_url, "http://h:1/0"))
+    assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
+    assert.is_false(asyncio.iserror(e, redis.RedisError))
+    assert.equal("Redis URL must specify one of the following schemes "
+                 .. "(redis://, rediss://, unix://)", e.message)
     assert.matches("bad argument #1 to 'from_url'",
                    select(2, pcall(redis.from_url, 5)))
   end)

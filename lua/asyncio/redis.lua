@@ -497,8 +497,9 @@ local URL_PARAMS = {
 }
 
 --- "k=v&k2=v2" -> {k = v, ...}: %- and +-unescaped, the first value of a
--- name kept, blank values skipped (urllib's parse_qs). Unknown names and
--- values that do not convert raise redis.DataError.
+-- name kept, blank values skipped (urllib's parse_qs). Unknown names
+-- raise redis.DataError, values that do not convert asyncio.ValueError
+-- (redis-py's ValueError).
 local function parse_query(query)
   local out = {}
   for pair in query:gmatch("[^&]+") do
@@ -512,8 +513,8 @@ local function parse_query(query)
       end
       local cv = conv(v)
       if cv == nil then
-        error(M.DataError(("Invalid value for `%s` in connection URL.")
-          :format(k)), 0)
+        error(asyncio.ValueError(
+          ("Invalid value for `%s` in connection URL."):format(k)), 0)
       end
       if out[k] == nil then out[k] = cv end
     end
@@ -539,8 +540,8 @@ local function parse_netloc(netloc, o)
   if port ~= "" then
     o.port = url_int(port)
     if not o.port then
-      error(M.DataError(("Port could not be cast to integer value as %q")
-        :format(port)), 0)
+      error(asyncio.ValueError(
+        ("Port could not be cast to integer value as '%s'"):format(port)), 0)
     end
   end
 end
@@ -583,7 +584,7 @@ function M.from_url(url, opts)
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and scheme:lower()
   if scheme ~= "redis" and scheme ~= "rediss" and scheme ~= "unix" then
-    error(M.DataError("Redis URL must specify one of the following "
+    error(asyncio.ValueError("Redis URL must specify one of the following "
       .. "schemes (redis://, rediss://, unix://)"), 2)
   end
   local netloc, path, query =
