@@ -664,6 +664,12 @@ describe("asyncio.redis as redis-py", function()
       {"ERR unknown command 'X'", redis.ResponseError,
        "unknown command 'X'"},
       {"WRONGTYPE Operation", redis.ResponseError, "WRONGTYPE Operation"},
+      -- a bare code: its message is empty (it was "ERR")
+      {"ERR", redis.ResponseError, ""},
+      {"NOSCRIPT", redis.NoScriptError, ""},
+      {"ERR ", redis.ResponseError, ""},
+      {"WRONGTYPE", redis.ResponseError, "WRONGTYPE"},
+      {"", redis.ResponseError, ""},
     }
     for _, c in ipairs(cases) do
       local e = redis._reply_error(c[1])
@@ -672,6 +678,23 @@ describe("asyncio.redis as redis-py", function()
     end
     assert.is_true(asyncio.iserror(redis._reply_error("OOM x"),
                                    redis.ResponseError))
+    -- a bare "-ERR\r\n" from a server (Redis itself always adds a text)
+    local fake = await(asyncio.start_server(async(function(rd, wr)
+      while true do
+        local data = await(rd:read(4096))
+        if data == "" then break end
+        for cmd in data:gmatch("%*%d+\r\n%$%d+\r\n(%u+)") do
+          wr:write(cmd == "CLIENT" and ":7\r\n" or "-ERR\r\n")
+        end
+      end
+      wr:close()
+    end), "127.0.0.1", 0))
+    local fr = redis.Redis{port = fake.sockets[1].port}
+    local fe = err_of(fr:get("k"))
+    assert.equal(redis.ResponseError, getmetatable(fe))
+    assert.equal("", fe.message)
+    await(fr:close())
+    fake:close()
     -- from a server
     local srv = await(servers.redis_server({"--maxmemory", "1"}))
     local r = await(redis.Redis{port = srv.port})

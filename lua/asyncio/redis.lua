@@ -93,10 +93,13 @@ local ERR_MESSAGES = {
   ["Client sent AUTH, but no password is set"] = M.AuthenticationError,
 }
 
---- The error object for an error reply, as redis-py's parse_error.
+--- The error object for an error reply, as redis-py's parse_error: the
+-- code is the reply's first word, dropped with the space after it when
+-- it is known (a bare "ERR" is a ResponseError with message "").
 local function reply_error(msg)
-  local code, rest = msg:match("^(%u+) (.*)$")
-  local cls = code and ERROR_CODES[code]
+  local code = msg:match("^[^ ]*")
+  local rest = msg:sub(#code + 2)
+  local cls = ERROR_CODES[code]
   if code == "ERR" then cls = ERR_MESSAGES[rest] or cls end
   if cls then return cls(rest) end
   return M.ResponseError(msg)
