@@ -646,6 +646,32 @@ describe("asyncio.redis as redis-py", function()
     assert.same({0, 0}, {r.nconns, #r.waiters})
   end))
 
+  -- regression: the message was "Error connecting to 127.0.0.1:1.
+  -- ECONNREFUSED: Connect call failed (...)", with no errno
+  it("words a failed connection as redis-py's _error_message, with its "
+     .. "errno", aspec.async(function()
+    local srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+    local port = srv.sockets[1].port
+    srv:close()
+    await(srv:wait_closed())
+    local e = err_of(redis.Redis{port = port}:ping())
+    assert.equal(redis.ConnectionError, getmetatable(e))
+    assert.equal(111, e.errno)
+    assert.equal(("Error 111 connecting to 127.0.0.1:%d. Connect call "
+                  .. "failed ('127.0.0.1', %d)."):format(port, port),
+                 e.message)
+    e = err_of(redis.Redis{path = "/nonexistent/redis.sock"}:ping())
+    assert.equal(2, e.errno)
+    assert.equal("Error 2 connecting to unix socket: /nonexistent/redis.sock."
+                 .. " No such file or directory.", e.message)
+    -- getaddrinfo's code (-2 "Name or service not known", or -3 where
+    -- no resolver answers)
+    e = err_of(redis.Redis{host = "nonexistent.invalid"}:ping())
+    assert.is_true(e.errno < 0, tostring(e))
+    assert.matches("^Error %-%d connecting to nonexistent%.invalid:6379%. "
+                   .. "%u.*%.$", e.message)
+  end))
+
   -- regression: OOM and the ERR replies redis-py tells apart by message
   -- were plain ResponseErrors
   it("maps error replies to redis-py's classes", aspec.async(function()

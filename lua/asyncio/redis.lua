@@ -289,6 +289,26 @@ local function check_health(c, timeout)
   error(v, 0) -- a timeout or a lost connection (c is closed), or a cancel
 end
 
+--- The redis.ConnectionError for e, the error of connecting to the
+-- server of client options o, worded as redis-py's _error_message: "Error
+-- <errno> connecting to <host>:<port>. <strerror>." for an OSError (the
+-- error keeps its errno: 111, or getaddrinfo's -2), else "Error
+-- connecting to <host>:<port>. <message>."; "unix socket: <path>" in
+-- place of <host>:<port> for a Unix socket.
+local function connect_error(o, e)
+  local where = o.path and ("unix socket: " .. o.path)
+    or (o.host .. ":" .. o.port)
+  if iserror(e) and math.type(e.errno) == "integer"
+      and type(e.strerror) == "string" then
+    local err = M.ConnectionError(("Error %d connecting to %s. %s."):format(
+      e.errno, where, e.strerror))
+    err.errno = e.errno
+    return err
+  end
+  return M.ConnectionError(("Error connecting to %s. %s."):format(where,
+    iserror(e) and e.message or tostring(e)))
+end
+
 --- Opens a connection for client options o: connects, starts its reader
 -- task, authenticates, selects the database and learns its client id
 -- (nil when the user may not run CLIENT ID). socket_connect_timeout
@@ -313,9 +333,7 @@ local open_conn = async(function(o)
     if iserror(reader, asyncio.TimeoutError) then
       error(M.TimeoutError("Timeout connecting to server"), 0)
     end
-    error(M.ConnectionError(("Error connecting to %s. %s"):format(
-      o.path or (o.host .. ":" .. o.port),
-      iserror(reader) and reader.message or tostring(reader))), 0)
+    error(connect_error(o, reader), 0)
   end
   local c = setmetatable({reader = reader, writer = writer,
                           proto = Protocol(reply_error), futs = {},
