@@ -508,6 +508,35 @@ describe("asyncio.redis as redis-py", function()
       await(r:xautoclaim("st", "g", "c3", 0, {count = 1, justid = false})))
   end))
 
+  -- regression: a field named mapping made hset(name, t) read t as its
+  -- options ("field 'mapping': table expected"), and items was unknown
+  it("hset takes redis-py's key and value, mapping and items",
+     aspec.async(function()
+    local r <close> = client()
+    assert.equal(3, await(r:hset("h", {mapping = {mapping = "m",
+                                                  items = "i", x = "1"}})))
+    assert.same({mapping = "m", items = "i", x = "1"}, await(r:hgetall("h")))
+    assert.equal(2, await(r:hset("h2", {items = {"a", "1", "b", "2"}})))
+    assert.same({a = "1", b = "2"}, await(r:hgetall("h2")))
+    assert.equal(3, await(r:hset("h3", "k", "v", {items = {"i", "1"},
+                                                  mapping = {m = "2"}})))
+    assert.same({k = "v", i = "1", m = "2"}, await(r:hgetall("h3")))
+    assert.equal(1, await(r:hset("h3", nil, nil, {mapping = {n = "3"}})))
+    local p = r:pipeline()
+    p:hset("h4", {items = {"f", "1"}, mapping = {items = "2"}})
+    p:hgetall("h4")
+    assert.same({2, {f = "1", items = "2"}, n = 2}, await(p:execute()))
+    -- a table in place of the field is the options, never a mapping
+    local ok, e = pcall(r.hset, r, "h", {a = "1"})
+    assert.is_false(ok)
+    assert.matches("bad argument #3 to 'hset' %(unknown option 'a'%)", e)
+    e = err_of(r:hset("h", {items = "f"}))
+    assert.matches("bad argument #2 to 'hset' %(field 'items': table "
+                   .. "expected, got string%)", tostring(e))
+    assert.is_true(asyncio.iserror(err_of(r:hset("h", {mapping = {}})),
+                                   redis.DataError))
+  end))
+
   -- regression: the fields of such an entry were nil ({"2-1"})
   it("an entry deleted after delivery comes back from the pending list "
      .. "with no fields, as redis-py's (id, {})", aspec.async(function()

@@ -1421,15 +1421,23 @@ cmd("brpoplpush", function(src, dst, timeout)
 end)
 
 -- hashes
+--- hset(name, key, value [, {mapping =, items =}]) or hset(name,
+-- {mapping =, items =}), redis-py's keyword arguments: items is a flat
+-- list f1, v1, f2, v2 ... and mapping a table field -> value, sent in
+-- redis-py's order (items, key and value, mapping). A table in place of
+-- key is always these options, so a field named "mapping" or "items"
+-- goes in a mapping: hset(name, {mapping = {mapping = "v"}}).
 cmd("hset", function(name, key, value, o)
   local argv = A("HSET", name)
-  local n = 4 -- the argument that holds the option mapping
+  local n = 4 -- the argument that holds the options
   if type(key) == "table" and value == nil and o == nil then
-    -- hset(name, {mapping = t}) or hset(name, t)
-    o, key, n = key.mapping and key or {mapping = key}, nil, 2
+    key, o, n = nil, key, 2
+  end
+  if o and o.items ~= nil then
+    push_all(argv, need_table(o.items, n, "hset", "items"))
   end
   if key ~= nil then push(argv, key, value) end
-  if o and o.mapping then
+  if o and o.mapping ~= nil then
     push_map(argv, o.mapping, n, "hset", "mapping")
   end
   if argv.n == 2 then
@@ -1940,7 +1948,7 @@ do
     scan = opts(2, {"match", "count", "type"}),
     sscan = opts(3, scan), hscan = opts(3, scan), zscan = opts(3, scan),
     lpos = opts(3, {"rank", "count", "maxlen"}),
-    hset = opts(4, {"mapping"}),
+    hset = opts_from(2, 4, {"mapping", "items"}),
     zadd = opts(3, {"nx", "xx", "gt", "lt", "ch", "incr"}),
     zrange = opts(4, {"withscores", "desc", "byscore", "bylex", "offset",
                       "num"}),
