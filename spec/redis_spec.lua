@@ -132,6 +132,53 @@ describe("asyncio.redis", function()
     await(r:close())
   end))
 
+  -- regression: close closed the idle connections only: a BLPOP in
+  -- flight went on waiting and took an element pushed after close
+  it("close ends the connections in use too: a blocking command in "
+     .. "flight fails and takes nothing pushed afterwards",
+     aspec.async(function()
+    local other <close> = client()
+    local r = redis.from_url(await(servers.redis_url(5)))
+    local popping = asyncio.create_task(r:blpop({"q"}, 0))
+    until_blocked(other, "blpop")
+    -- a pipeline WATCHing on a connection of its own, a PubSub waiting
+    local p = r:pipeline()
+    assert.is_true(await(p:watch("w")))
+    local ps = r:pubsub()
+    await(ps:subscribe("ch"))
+    assert.equal("subscribe", await(ps:get_message{timeout = 10}).type)
+    local listening = asyncio.create_task(ps:get_message{
+      timeout = math.huge})
+    await(r:close())
+    -- (bounded: without the fix, they wait for good)
+    for _, e in ipairs{err_of(asyncio.wait_for(popping, 10)),
+                       err_of(asyncio.wait_for(listening, 10)),
+                       err_of(p:get("w"))} do
+      assert.equal(redis.ConnectionError, getmetatable(e))
+      assert.equal("Connection closed.", e.message)
+    end
+    assert.equal(1, await(other:rpush("q", "item")))
+    assert.same({"item", n = 1}, await(other:lrange("q", 0, -1)))
+    p:reset()
+    assert.equal(0, r.nconns)
+    -- used again, the client and the PubSub open new connections (the
+    -- PubSub subscribed again), as redis-py's
+    assert.equal("subscribe", await(ps:get_message{timeout = 10}).type)
+    assert.equal(1, await(r:publish("ch", "hi")))
+    assert.equal("hi", await(ps:get_message{timeout = 10}).data)
+    assert.equal("item", await(r:lpop("q")))
+    await(r:close())
+    -- a client in a <close> variable: at once, the end of its block
+    local t
+    do
+      local r2 <close> = redis.from_url(await(servers.redis_url(5)))
+      t = asyncio.create_task(r2:blpop({"q"}, 0))
+      until_blocked(other, "blpop")
+    end
+    local e = err_of(asyncio.wait_for(t, 10))
+    assert.equal(redis.ConnectionError, getmetatable(e))
+  end))
+
   it("hashes, sets and sorted sets", aspec.async(function()
     local r <close> = client()
     assert.equal(2, await(r:hset("h", {mapping = {a = "1", b = "2"}})))

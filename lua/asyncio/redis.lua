@@ -487,7 +487,10 @@ local function new_client(opts)
   o.max_connections, o.unix_socket_path = nil, nil
   check_values(o)
   o.decode_responses = nil
+  -- busy: the dedicated connections handed out; pubsubs: the PubSubs
+  -- made by r:pubsub() (both for close)
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
+                       busy = {}, pubsubs = setmetatable({}, {__mode = "k"}),
                        nrecovering = 0, closed = false}, Redis)
 end
 
@@ -693,8 +696,8 @@ local function hand_on(self, c)
 end
 
 --- A dedicated connection: an idle one, a new one while fewer than
--- pool_size are out, else the next one released.
-local acquire = async(function(self)
+-- pool_size are out, else the next one released (see acquire).
+local function take(self)
   reopen(self)
   while true do
     local idle = self.idle
@@ -729,10 +732,19 @@ local acquire = async(function(self)
     end
     if c then return c end
   end
+end
+
+--- A dedicated connection (take), counted in self.busy until released:
+-- close ends it even while a command holds it.
+local acquire = async(function(self)
+  local c = take(self)
+  self.busy[c] = true
+  return c
 end)
 
 --- Gives a dedicated connection back (a closed one frees its place).
 local function release(self, c)
+  self.busy[c] = nil
   if c.closed or self.closed then
     if not c.closed then c:close() end
     self.nconns = self.nconns - 1
@@ -952,11 +964,55 @@ Redis.initialize = async(function(self)
 end)
 Redis.__await = function(self) return self:initialize() end
 
+--- Closes the connections that something holds, as redis-py's pool
+-- disconnects those in use: the dedicated ones handed out (a blocking
+-- command, a WATCH pipeline) and those of the client's PubSubs (a
+-- PubSub waiting gets redis.ConnectionError, and its next call opens a
+-- new connection subscribed again, as redis-py's). Their commands in
+-- flight fail with redis.ConnectionError "Connection closed.". -> the
+-- client ids of those that waited for a reply, which Redis may still
+-- hold (a BLPOP that would pop an element for nobody).
+local function close_in_use(self)
+  local ids = {}
+  for c in pairs(self.busy) do
+    if not c.closed then
+      if c.tail > c.head and c.id then ids[#ids + 1] = c.id end
+      c:close()
+    end
+  end
+  for ps in pairs(self.pubsubs) do
+    local c = ps.conn
+    if c and not c.closed then c:close() end
+  end
+  return ids
+end
+
+--- Sends CLIENT KILL ID for each id of ids on connection c, so that
+-- Redis drops those clients (a closed socket is noticed later): -> the
+-- futures of the replies, their failures expected (an id already gone).
+local function send_kills(c, ids)
+  local futs = {}
+  for i, id in ipairs(ids) do
+    local f = send_argv(c, {"CLIENT", "KILL", "ID", id})
+    c.quiet[f] = true
+    f:add_done_callback(quiet)
+    futs[i] = f
+  end
+  return futs
+end
+
 --- Closes every connection at once (commands in flight fail).
 local function close_now(self)
   self.closed = true
+  local ids = close_in_use(self)
+  local via = helper_conn(self)
+  if #ids > 0 and via then
+    send_kills(via, ids)
+    flush(via) -- now: closing the connection sends what it was given
+  end
   if self.conn then self.conn:close() end
   for _, c in ipairs(self.idle) do c:close() end
+  self.nconns = self.nconns - #self.idle
   self.idle = {}
   for _, w in ipairs(self.waiters) do
     if not w:done() then w:set_exception(M.ConnectionError(
@@ -965,14 +1021,38 @@ local function close_now(self)
   self.waiters = {}
 end
 
+--- Has Redis drop the clients of ids (see close_in_use) before close
+-- returns, so that none of them takes an element pushed afterwards: CLIENT
+-- KILL on an open connection of the client, else on one opened for it
+-- (5 s at most).
+local function kill_clients(self, ids)
+  if #ids == 0 then return end
+  local via, temp = helper_conn(self), nil
+  if not via then
+    local ok, c = pcall(await, asyncio.wait_for(open_conn(self.opts), 5))
+    if not ok then
+      if is_cancel(c) then error(c, 0) end
+      return -- Redis cannot be reached: it is losing those clients too
+    end
+    via, temp = c, c
+  end
+  await(asyncio.wait(send_kills(via, ids), {timeout = 5}))
+  if temp then temp:close() end
+end
+
 --- await(r:close()): waits for the cancelled blocking commands to be put
--- back, then closes every connection. aclose is redis-py's name.
+-- back, then closes every connection, those in use included: commands in
+-- flight fail with redis.ConnectionError, and a blocking command in
+-- flight takes nothing pushed after close returned. aclose is
+-- redis-py's name.
 Redis.close = async(function(self)
   if self.nrecovering > 0 then
     local w = self.recovered or asyncio.get_running_loop():create_future()
     self.recovered = w
     await(asyncio.wait({w}, {timeout = 5}))
   end
+  self.closed = true
+  kill_clients(self, close_in_use(self))
   local c = self.conn
   close_now(self)
   if c and c.task then pcall(await, c.task) end
@@ -2546,13 +2626,15 @@ local PUBSUB_OPTS = check.option_set{"ignore_subscribe_messages"}
 -- given; ps.subscribed tells whether there is any.
 function Redis:pubsub(opts)
   check.options(opts, 2, "pubsub", PUBSUB_OPTS)
-  return setmetatable({client = self, channels = {}, patterns = {},
+  local ps = setmetatable({client = self, channels = {}, patterns = {},
                        -- names whose unsubscribe Redis has not confirmed
                        unsub_channels = {}, unsub_patterns = {},
                        subscribed = false, generation = 0,
                        ignore_subscribe_messages = opts and
                          opts.ignore_subscribe_messages or false,
                        queue = asyncio.Queue()}, PubSub)
+  self.pubsubs[ps] = true
+  return ps
 end
 
 local function update_subscribed(ps)
