@@ -1362,6 +1362,28 @@ cmd("bitcount", function(name, start, stop, o)
   if o and o.mode ~= nil then push(argv, o.mode) end
   return argv
 end)
+--- bitpos(name, bit [, start [, end]] [, {mode}]): the first bit set to
+-- bit (0 or 1, else redis.DataError as redis-py's); end needs start.
+cmd("bitpos", function(name, bit, start, stop, o)
+  if type(start) == "table" then start, o = nil, start
+  elseif type(stop) == "table" then stop, o = nil, stop end
+  if bit ~= 0 and bit ~= 1 then
+    error(M.DataError("bit must be 0 or 1"), 0)
+  end
+  if start == nil and stop ~= nil then
+    error(M.DataError("start argument is not set, when end is specified"),
+          0)
+  end
+  local argv = A("BITPOS", name, bit)
+  if start ~= nil then push(argv, start) end
+  if stop ~= nil then push(argv, stop) end
+  if o and o.mode ~= nil then push(argv, o.mode) end
+  return argv
+end)
+--- bitop(operation, dest, key, ...) -> the length of dest.
+cmd("bitop", function(operation, dest, ...)
+  return list_args(A("BITOP", operation, dest), ...)
+end)
 cmd("pfadd", function(name, ...) return list_args(A("PFADD", name), ...) end)
 cmd("pfcount", function(...) return list_args(A("PFCOUNT"), ...) end)
 cmd("pfmerge", function(dest, ...)
@@ -1449,6 +1471,12 @@ simple("type", "TYPE")
 simple("rename", "RENAME", ok_true)
 simple("renamenx", "RENAMENX", to_bool)
 simple("randomkey", "RANDOMKEY")
+cmd("touch", function(...) return list_args(A("TOUCH"), ...) end)
+simple("move", "MOVE", to_bool)
+--- object(infotype, key): OBJECT ENCODING (a string), REFCOUNT,
+-- IDLETIME or FREQ (integers) of key, nil for a missing key, as
+-- redis-py's object().
+simple("object", "OBJECT")
 
 -- lists
 cmd("lpush", function(key, ...) return list_args(A("LPUSH", key), ...) end)
@@ -1961,6 +1989,18 @@ cmd("time", function() return A("TIME"), function(v)
   return {tonumber(v[1]), tonumber(v[2]), n = 2}
 end end)
 simple("publish", "PUBLISH")
+cmd("pubsub_channels", function(pattern)
+  return A("PUBSUB", "CHANNELS", pattern or "*")
+end)
+cmd("pubsub_numpat", function() return A("PUBSUB", "NUMPAT") end)
+--- pubsub_numsub(channel, ...) -> {{channel, subscribers}, ...}
+cmd("pubsub_numsub", function(...)
+  return list_args(A("PUBSUB", "NUMSUB"), ...), function(v)
+    local out = {}
+    for i = 1, #v, 2 do out[#out + 1] = {v[i], v[i + 1]} end
+    return out
+  end
+end)
 cmd("client_id", function() return A("CLIENT", "ID") end)
 cmd("client_setname", function(name)
   return A("CLIENT", "SETNAME", name), ok_true
@@ -2042,6 +2082,7 @@ do
     xreadgroup = opts(4, {"count", "block", "noack"}),
     xgroup_create = opts_from(3, 4, {"mkstream"}),
     bitcount = opts_from(2, 4, {"mode"}),
+    bitpos = opts_from(3, 5, {"mode"}),
     xrange = opts_from(2, 4, {"count"}),
     xrevrange = opts_from(2, 4, {"count"}),
     xclaim = opts(6, {"idle", "time", "retrycount", "force", "justid"}),
