@@ -153,13 +153,31 @@ describe("fs.open", function()
   end))
 
   it("bad arguments raise errors naming 'open'", aspec.async(function()
-    local e = h.error_of(fs.open, 42)
+    local e = h.error_of(fs.open, true)
     assert.matches("bad argument #1 to 'open' %(string expected, got "
-                   .. "number%)", e)
+                   .. "boolean%)", e)
+    -- as luaL_typeerror: a nil given is "nil", a missing one "no value"
+    assert.matches("bad argument #1 to 'open' %(string expected, got "
+                   .. "nil%)", h.error_of(fs.open, nil))
+    assert.matches("bad argument #1 to 'open' %(string expected, got "
+                   .. "no value%)", h.error_of(fs.open))
+    assert.matches("bad argument #2 to 'open' %(string expected, got "
+                   .. "table%)", h.error_of(fs.open, path("a"), {}))
+    -- a number is a mode's string, as io.open takes it: "3" is none
     for _, mode in ipairs{"rw", "r+b+", "", 3, "rbt", "rr", "q", "xw"} do
       e = h.error_of(fs.open, path("a"), mode)
       assert.matches("bad argument #2 to 'open' %(invalid mode%)", e)
     end
+  end))
+
+  it("takes a number as a path (its string), as io.open does",
+     aspec.async(function()
+    assert.same({nil, "5: No such file or directory", 2}, {io.open(5)})
+    local e = await_error(fs.open(5))
+    assert.is_true(iserror(e, asyncio.FileNotFoundError), tostring(e))
+    assert.equal("5", e.filename)
+    e = await_error(fs.open(1.5, "r"))
+    assert.equal("1.5", e.filename)
   end))
 
   it("takes Python's mode spellings: rb+, br, rt, and x (exclusive "
@@ -307,9 +325,14 @@ describe("File:write and File:seek", function()
     g:write("a", 1, " ", 2.5, " ", 3.0, "\n", "z")
     g:close()
     assert.equal(get("b"), get("a"))
-    local e = h.error_of(f.write, await(fs.open(path("c"), "w")), "x", {})
+    local c <close> = await(fs.open(path("c"), "w"))
     assert.matches("bad argument #2 to 'write' %(string expected, got "
-                   .. "table%)", e)
+                   .. "table%)", h.error_of(c.write, c, "x", {}))
+    -- a nil given is "nil", as io's write says it
+    assert.matches("bad argument #1 to 'write' %(string expected, got "
+                   .. "nil%)", h.error_of(c.write, c, nil))
+    assert.matches("bad argument #2 to 'write' %(string expected, got "
+                   .. "nil%)", h.error_of(c.write, c, 1, nil))
   end))
 
   it("seek returns the new position for 'set', 'cur' and 'end' and moves "
@@ -362,6 +385,8 @@ describe("File:write and File:seek", function()
     assert.equal(1, await(f:seek()))
     assert.matches("bad argument #1 to 'seek' %(invalid option 'top'%)",
                    h.error_of(f.seek, f, "top"))
+    assert.matches("bad argument #1 to 'seek' %(string expected, got "
+                   .. "table%)", h.error_of(f.seek, f, {}))
     assert.matches("bad argument #2 to 'seek' %(number has no integer "
                    .. "representation%)", h.error_of(f.seek, f, "set", 0.5))
   end))

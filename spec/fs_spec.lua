@@ -354,13 +354,23 @@ describe("bad arguments", function()
                           "writefile", "mkdtemp", "realpath", "chmod",
                           "open"} do
       assert.matches("bad argument #1 to '" .. name
-                     .. "' %(string expected, got number%)",
-                     h.error_of(fs[name], 1))
+                     .. "' %(string expected, got boolean%)",
+                     h.error_of(fs[name], true))
+      -- as luaL_typeerror: a nil given is "nil", a missing one "no value"
+      assert.matches("bad argument #1 to '" .. name
+                     .. "' %(string expected, got nil%)",
+                     h.error_of(fs[name], nil))
+      assert.matches("bad argument #1 to '" .. name
+                     .. "' %(string expected, got no value%)",
+                     h.error_of(fs[name]))
     end
     for _, name in ipairs{"rename", "copyfile"} do
       assert.matches("bad argument #2 to '" .. name
                      .. "' %(string expected, got no value%)",
                      h.error_of(fs[name], "a"))
+      assert.matches("bad argument #2 to '" .. name
+                     .. "' %(string expected, got nil%)",
+                     h.error_of(fs[name], "a", nil))
     end
     assert.matches("bad argument #1 to 'unlink' %(path contains a zero "
                    .. "byte%)", h.error_of(fs.unlink, "a\0b"))
@@ -378,7 +388,22 @@ describe("bad arguments", function()
                    .. "string%)", h.error_of(fs.mkdir, "a", {mode = "755"}))
     assert.matches("bad argument #2 to 'writefile' %(string expected, got "
                    .. "no value%)", h.error_of(fs.writefile, "a"))
+    assert.matches("bad argument #2 to 'writefile' %(string expected, got "
+                   .. "nil%)", h.error_of(fs.writefile, "a", nil))
   end)
+
+  it("a number is taken as its string, as Lua's io takes one: a path, "
+     .. "writefile's data", aspec.async(function()
+    local e = fails(asyncio.FileNotFoundError, 2, fs.stat(404))
+    assert.equal("404", e.filename)
+    e = fails(asyncio.FileNotFoundError, 2, fs.rename(path("none"), 1.5))
+    assert.same({path("none"), "1.5"}, {e.filename, e.filename2})
+    -- data as f:write (and io's write) writes it
+    assert.equal(2, await(fs.writefile(path("n"), 12)))
+    assert.equal("12", get("n"))
+    await(fs.writefile(path("n"), 3.0))
+    assert.equal("3", get("n"))
+  end))
 end)
 
 it("UnsupportedOperation is an OSError and a ValueError, as Python's",

@@ -45,8 +45,12 @@ local MAX_REQUEST = 0x7fffffff -- a read request asks at most this
 local MAX_WRITE = 1073741824   -- a write request carries at most this
 local WBUF = 65536             -- small writes gather up to this
 
-local function typename(v)
-  return v == nil and "no value" or type(v)
+--- The type of argument i of a call with n arguments, as luaL_typeerror
+-- names it: "no value" only past the last argument given (a nil given
+-- is "nil"); without n, a nil is "no value".
+local function typename(v, i, n)
+  if v == nil and (n == nil or i > n) then return "no value" end
+  return type(v)
 end
 
 --- Raises "bad argument #i to 'fname' (msg)" at the line that called the
@@ -56,13 +60,30 @@ local function argerror(i, fname, msg, depth)
         3 + (depth or 0))
 end
 
-local function check_path(p, i, fname)
-  if type(p) ~= "string" then
-    argerror(i, fname, "string expected, got " .. typename(p), 1)
-  end
+--- v, argument i of a call with n arguments, as a string: a number is
+-- taken as its string, as luaL_checkstring (hence Lua's io) takes it.
+-- `depth` counts the helpers between the public function and here.
+local function check_string(v, i, n, fname, depth)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+  argerror(i, fname, "string expected, got " .. typename(v, i, n),
+           depth + 1)
+end
+
+--- Argument i of the call (...) as a string (check_string).
+local function string_arg(i, fname, ...)
+  local s = check_string((select(i, ...)), i, select("#", ...), fname, 1)
+  return s
+end
+
+--- Argument i of the call (...) as a path: a string as string_arg
+-- takes it, without a zero byte.
+local function path_arg(i, fname, ...)
+  local p = check_string((select(i, ...)), i, select("#", ...), fname, 1)
   if find(p, "\0", 1, true) then -- the system would cut the path there
     argerror(i, fname, "path contains a zero byte", 1)
   end
+  return p
 end
 
 --- An integer argument; a numeric string is taken as Lua's io takes it.
@@ -73,6 +94,14 @@ local function check_int(v, i, fname)
              or "number expected, got " .. typename(v), 1)
   end
   return tointeger(v)
+end
+
+--- v as io's write writes it: a string, or a number (integers in
+-- decimal, floats with "%.14g"); nil for anything else.
+local function bytes_of(v)
+  if type(v) == "string" then return v end
+  if type(v) ~= "number" then return nil end
+  return mtype(v) == "integer" and tostring(v) or format("%.14g", v)
 end
 
 -- ----------------------------------------------------------------------
@@ -498,12 +527,10 @@ function File:write(...)
   local n = select("#", ...)
   local parts = {...}
   for i = 1, n do
-    local v = parts[i]
-    if type(v) == "number" then
-      -- as io: integers in decimal, floats with "%.14g"
-      parts[i] = mtype(v) == "integer" and tostring(v) or format("%.14g", v)
-    elseif type(v) ~= "string" then
-      argerror(i, "write", "string expected, got " .. typename(v))
+    parts[i] = bytes_of(parts[i])
+    if parts[i] == nil then
+      argerror(i, "write", "string expected, got "
+               .. typename(select(i, ...), i, n))
     end
   end
   return write_coro(self, n == 1 and parts[1] or concat(parts, "", 1, n))
@@ -535,9 +562,10 @@ local whences = {set = true, cur = true, ["end"] = true}
 
 --- f:seek([whence [, offset]]) -> Coroutine; awaited, the new position
 -- from the start of the file (whence "set", "cur" (default) or "end").
-function File:seek(whence, offset)
+function File:seek(...)
   check_file(self, "seek")
-  whence = whence == nil and "cur" or whence
+  local whence, offset = "cur", select(2, ...)
+  if ... ~= nil then whence = string_arg(1, "seek", ...) end
   if not whences[whence] then
     argerror(1, "seek", "invalid option '" .. tostring(whence) .. "'")
   end
@@ -715,9 +743,9 @@ end)
 -- are io.open's: "r" (default), "w", "a", "r+", "w+", "a+", each with an
 -- optional "b" (no effect), or Python's spellings of them ("rb+", "rt")
 -- and "x" / "x+" (create, failing with FileExistsError if it exists).
-function M.open(path, mode)
-  check_path(path, 1, "open")
-  if mode == nil then mode = "r" end
+function M.open(...)
+  local path, mode = path_arg(1, "open", ...), select(2, ...)
+  if mode == nil then mode = "r" else mode = string_arg(2, "open", ...) end
   local canonical = canonical_mode(mode)
   if not canonical then argerror(2, "open", "invalid mode") end
   return open_coro(path, canonical, mode)
@@ -729,37 +757,31 @@ end
 --- fs.stat(path) / fs.lstat(path) -> Coroutine; awaited, {size, mtime,
 -- atime, ctime, birthtime, mode, type, ino, dev, nlink, uid, gid}; type is
 -- "file", "directory", "link", "fifo", "socket", "char" or "block".
-function M.stat(path)
-  check_path(path, 1, "stat")
-  return core._fs_stat(path)
+function M.stat(...)
+  return core._fs_stat(path_arg(1, "stat", ...))
 end
 
-function M.lstat(path)
-  check_path(path, 1, "lstat")
-  return core._fs_lstat(path)
+function M.lstat(...)
+  return core._fs_lstat(path_arg(1, "lstat", ...))
 end
 
 --- fs.exists(path) -> Coroutine; awaited, true or false (false for any
 -- failure, as os.path.exists).
-function M.exists(path)
-  check_path(path, 1, "exists")
-  return core._fs_exists(path)
+function M.exists(...)
+  return core._fs_exists(path_arg(1, "exists", ...))
 end
 
-function M.rmdir(path)
-  check_path(path, 1, "rmdir")
-  return core._fs_rmdir(path)
+function M.rmdir(...)
+  return core._fs_rmdir(path_arg(1, "rmdir", ...))
 end
 
-function M.unlink(path)
-  check_path(path, 1, "unlink")
-  return core._fs_unlink(path)
+function M.unlink(...)
+  return core._fs_unlink(path_arg(1, "unlink", ...))
 end
 
 --- fs.rename(src, dst): replaces dst if it exists (rename(2)).
-function M.rename(src, dst)
-  check_path(src, 1, "rename")
-  check_path(dst, 2, "rename")
+function M.rename(...)
+  local src, dst = path_arg(1, "rename", ...), path_arg(2, "rename", ...)
   return core._fs_rename(src, dst)
 end
 
@@ -826,21 +848,20 @@ end)
 -- as shutil.copyfile: SameFileError when both name one file (a link of
 -- the other too), SpecialFileError for a named pipe, the errors of
 -- opening src, then of dst, naming that path.
-function M.copyfile(src, dst)
-  check_path(src, 1, "copyfile")
-  check_path(dst, 2, "copyfile")
+function M.copyfile(...)
+  local src, dst = path_arg(1, "copyfile", ...),
+                   path_arg(2, "copyfile", ...)
   return copyfile(src, dst)
 end
 
 --- fs.realpath(path) -> the absolute path without links, "." or "..".
-function M.realpath(path)
-  check_path(path, 1, "realpath")
-  return core._fs_realpath(path)
+function M.realpath(...)
+  return core._fs_realpath(path_arg(1, "realpath", ...))
 end
 
 --- fs.chmod(path, mode), mode an integer (tonumber("644", 8)).
-function M.chmod(path, mode)
-  check_path(path, 1, "chmod")
+function M.chmod(...)
+  local path, mode = path_arg(1, "chmod", ...), select(2, ...)
   -- strict: "644" would be decimal 644 (0o1204, the sticky bit and no
   -- read for the owner); Python raises TypeError
   return core._fs_chmod(path, check.integer(mode, 2, "chmod"))
@@ -848,8 +869,8 @@ end
 
 --- fs.mkdtemp(template) -> the path of a new directory (mode 0700):
 -- template ends in "XXXXXX", which mkdtemp(3) replaces.
-function M.mkdtemp(template)
-  check_path(template, 1, "mkdtemp")
+function M.mkdtemp(...)
+  local template = path_arg(1, "mkdtemp", ...)
   if sub(template, -6) ~= "XXXXXX" then
     argerror(1, "mkdtemp", "template must end in 'XXXXXX'")
   end
@@ -884,8 +905,8 @@ local MKDIR_OPTS = check.option_set{"parents", "exist_ok", "mode"}
 --- fs.mkdir(path [, {parents =, exist_ok =, mode =}]) -> Coroutine, as
 -- pathlib's mkdir: parents makes the missing parents, exist_ok accepts an
 -- existing directory; mode (default 0777) is masked by the umask.
-function M.mkdir(path, opts)
-  check_path(path, 1, "mkdir")
+function M.mkdir(...)
+  local path, opts = path_arg(1, "mkdir", ...), select(2, ...)
   opts = check.options(opts, 2, "mkdir", MKDIR_OPTS) or {}
   local mode = opts.mode == nil and 511
                or check.integer(opts.mode, 2, "mkdir") -- as chmod's
@@ -915,8 +936,8 @@ end
 --- fs.scandir(path) -> an iterator for a generic for, of {name, type,
 -- path} entries (without "." and ".."); the first step awaits the listing
 -- (one uv_fs_scandir), so it runs inside a task.
-function M.scandir(path)
-  check_path(path, 1, "scandir")
+function M.scandir(...)
+  local path = path_arg(1, "scandir", ...)
   local list, i = nil, 0
   return function()
     if list == nil then list = entries(path) end
@@ -933,9 +954,8 @@ end)
 
 --- fs.listdir(path) -> Coroutine; awaited, the list of names. libuv's
 -- scandir sorts them (byte order), unlike Python's directory order.
-function M.listdir(path)
-  check_path(path, 1, "listdir")
-  return listdir_coro(path)
+function M.listdir(...)
+  return listdir_coro(path_arg(1, "listdir", ...))
 end
 
 local readfile_coro = async(function(path)
@@ -946,9 +966,8 @@ local readfile_coro = async(function(path)
 end)
 
 --- fs.readfile(path) -> Coroutine; awaited, the whole content.
-function M.readfile(path)
-  check_path(path, 1, "readfile")
-  return readfile_coro(path)
+function M.readfile(...)
+  return readfile_coro(path_arg(1, "readfile", ...))
 end
 
 local writefile_coro = async(function(path, data)
@@ -960,10 +979,12 @@ end)
 
 --- fs.writefile(path, data) -> Coroutine; awaited, replaces the content
 -- (creating the file) and returns the count of bytes written.
-function M.writefile(path, data)
-  check_path(path, 1, "writefile")
-  if type(data) ~= "string" then
-    argerror(2, "writefile", "string expected, got " .. typename(data))
+function M.writefile(...)
+  local path = path_arg(1, "writefile", ...)
+  local data = bytes_of((select(2, ...))) -- as f:write takes it
+  if data == nil then
+    argerror(2, "writefile", "string expected, got "
+             .. typename(select(2, ...), 2, select("#", ...)))
   end
   return writefile_coro(path, data)
 end
