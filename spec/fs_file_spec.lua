@@ -288,16 +288,61 @@ describe("File:read", function()
     assert.is_nil(await(f:read()))
   end))
 
-  it("bad formats raise errors naming 'read', at the call",
-     aspec.async(function()
+  it("a bad first format raises at the call with io's message; the file "
+     .. "is left as it was", aspec.async(function()
     put("a", "x")
     local f <close> = await(fs.open(path("a")))
-    for i, args in ipairs{{"x"}, {-1}, {1.5}, {{}}, {"l", "q"}} do
-      local e = h.error_of(f.read, f, table.unpack(args))
-      assert.matches("bad argument #" .. (i == 5 and 2 or 1)
-                     .. " to 'read' %(invalid format%)", e)
+    for _, case in ipairs{
+      {"x", "invalid format"}, {"10", "invalid format"}, -- no count
+      {-1, "invalid format"},
+      {1.5, "number has no integer representation"},
+      {2^63, "number has no integer representation"},
+      {nil, "string expected, got nil"}, {{}, "string expected, got table"},
+    } do
+      local e = h.error_of(f.read, f, case[1])
+      assert.equal("bad argument #1 to 'read' (" .. case[2] .. ")",
+                   h.message(e), tostring(case[1]))
     end
     assert.equal("x", await(f:read("a")))
+  end))
+
+  it("a later format is checked when the read reaches it, as io's: "
+     .. "never after a format that failed", aspec.async(function()
+    put("a", "x\ny\nz\n")
+    local f <close> = await(fs.open(path("a")))
+    local g = io.open(path("a"))
+    --- The error message of g:read(...), or its results packed.
+    local function io_read(...)
+      local ok, r = pcall(function(...)
+        local r = table.pack(g:read(...)) -- no tail call: io names 'read'
+        return r
+      end, ...)
+      return ok and r or h.message(r)
+    end
+    --- The same of await(f:read(...)).
+    local function read(...)
+      local ok, r = pcall(function(...)
+        return table.pack(await(f:read(...)))
+      end, ...)
+      return ok and r or h.message(r)
+    end
+    local bad = "bad argument #%d to 'read' (%s)"
+    for _, step in ipairs{
+      -- "l" reads x, then the second format raises: x is gone
+      {{"l", "q", n = 2}, bad:format(2, "invalid format")},
+      {{"l", "l", nil, n = 3}, bad:format(3, "string expected, got nil")},
+      -- at the end "l" fails: the format after it is never looked at
+      {{"l", nil, n = 2}, {n = 1}},
+      {{"l", {}, n = 2}, {n = 1}},
+      -- "a" gives "" at the end: 1.5 is then checked
+      {{"a", 1.5, n = 2},
+       bad:format(2, "number has no integer representation")},
+    } do
+      local args, want = step[1], step[2]
+      assert.same(want, io_read(table.unpack(args, 1, args.n)))
+      assert.same(want, read(table.unpack(args, 1, args.n)))
+    end
+    g:close()
   end))
 
   it("returns binary data unchanged, lines longer than the read-ahead "

@@ -307,30 +307,48 @@ local function read_number(self)
   return tonumber(take(self, p - self._bpos))
 end
 
---- The reader for one format (checked by check_formats).
+--- The reader for one format (as format_of gives it).
 local function read_one(self, fmt)
   if type(fmt) == "number" then return read_count(self, fmt) end
-  local c = match(fmt, "^%*?(.)")
-  if c == "l" then return read_line(self, false) end
-  if c == "L" then return read_line(self, true) end
-  if c == "a" then return read_all(self) end
+  if fmt == "l" then return read_line(self, false) end
+  if fmt == "L" then return read_line(self, true) end
+  if fmt == "a" then return read_all(self) end
   return read_number(self)
 end
 
---- Checks read's formats (from argument 1); returns them packed, "l"
--- when there is none.
-local function check_formats(fname, ...)
+--- Format f, argument i of read's n: a count (an integer) or the letter
+-- of a string format, checked as liolib's g_read checks it: a number
+-- must be an integer, anything else a string (a numeral string is no
+-- count) whose letter, after an optional '*', is n, l, L or a. Nil and
+-- the message of the "bad argument" error when it is not one.
+local function format_of(f, i, n)
+  if type(f) == "number" then
+    local count = tointeger(f)
+    if count == nil then return nil, "number has no integer representation" end
+    if count < 0 then return nil, "invalid format" end
+    return count
+  end
+  if type(f) ~= "string" then
+    return nil, "string expected, got " .. typename(f, i, n)
+  end
+  local c = match(f, "^%*?([nlLa])")
+  if c == nil then return nil, "invalid format" end
+  return c
+end
+
+--- Read's formats (from argument 1), packed, "l" when there is none.
+-- The first is checked here, at the call; read checks each of the
+-- others when it reaches it, as io's read (which stops at the first
+-- format that fails before it looks at the next); lines (`all`) checks
+-- them all at the call.
+local function check_formats(fname, all, ...)
   local fmts = pack(...)
-  if fmts.n == 0 then return {n = 1, "l"} end
-  for i = 1, fmts.n do
-    local f = fmts[i]
-    if type(f) == "number" then
-      local n = tointeger(f)
-      if n == nil or n < 0 then argerror(i, fname, "invalid format", 1) end
-      fmts[i] = n
-    elseif type(f) ~= "string" or not find(f, "^%*?[lLan]") then
-      argerror(i, fname, "invalid format", 1)
-    end
+  fmts.fname = fname
+  if fmts.n == 0 then fmts.n, fmts[1] = 1, "l" end
+  for i = 1, all and fmts.n or 1 do
+    local fmt, msg = format_of(fmts[i], i, fmts.n)
+    if fmt == nil then argerror(i, fname, msg, 1) end
+    fmts[i] = fmt
   end
   return fmts
 end
@@ -435,7 +453,11 @@ local function read_formats(self, fmts)
   if fmts.n == 1 then return read_one(self, fmts[1]) end
   local out = {}
   for i = 1, fmts.n do
-    local v = read_one(self, fmts[i])
+    local fmt, msg = format_of(fmts[i], i, fmts.n)
+    if fmt == nil then
+      error(format("bad argument #%d to '%s' (%s)", i, fmts.fname, msg), 0)
+    end
+    local v = read_one(self, fmt)
     out[i] = v
     if v == nil then return unpack(out, 1, i) end
   end
@@ -471,7 +493,7 @@ end)
 -- (nil at the end), "a" the rest ("" at the end), "n" a number.
 function File:read(...)
   check_file(self, "read")
-  return read_coro(self, check_formats("read", ...))
+  return read_coro(self, check_formats("read", false, ...))
 end
 
 --- f:lines(fmt, ...) -> an iterator for a generic for, reading the
@@ -480,7 +502,7 @@ end
 -- file is closed.
 function File:lines(...)
   check_file(self, "lines")
-  local fmts = check_formats("lines", ...)
+  local fmts = check_formats("lines", true, ...)
   local line_fast = fmts.n == 1 and (fmts[1] == "l" or fmts[1] == "L") and
     self._readable
   local keep = fmts[1] == "L"
