@@ -787,10 +787,14 @@ function M.lstat(...)
   return core._fs_lstat(path_arg(1, "lstat", ...))
 end
 
+local no_path = async(function() return false end)
+
 --- fs.exists(path) -> Coroutine; awaited, true or false (false for any
--- failure, as os.path.exists).
+-- failure, as os.path.exists: a path with a zero byte in it too).
 function M.exists(...)
-  return core._fs_exists(path_arg(1, "exists", ...))
+  local path = string_arg(1, "exists", ...)
+  if find(path, "\0", 1, true) then return no_path() end
+  return core._fs_exists(path)
 end
 
 function M.rmdir(...)
