@@ -268,7 +268,7 @@ describe("File:read", function()
   it("read('n') takes what io's takes: an exponent only after a digit",
      aspec.async(function()
     for _, text in ipairs{"e5", ".e5", "0xp1", "1e", "0e2x", "-.5e-1;",
-                          "0x1p4", "1.5.3"} do
+                          "0x1p4", "1.5.3", "0x", "+-1", "0x.8p1"} do
       put("n", text)
       local g = io.open(path("n"), "rb")
       local want, want_rest = g:read("n"), g:read("a")
@@ -276,6 +276,26 @@ describe("File:read", function()
       local f <close> = await(fs.open(path("n")))
       assert.equal(want, await(f:read("n")), text)
       assert.equal(want_rest, await(f:read("a")), text)
+    end
+  end))
+
+  it("read('n') takes at most 200 characters, as io's: a longer "
+     .. "numeral gives nil and leaves the rest", aspec.async(function()
+    local rep = string.rep
+    for _, case in ipairs{
+      {rep("1", 200) .. " x", tonumber(rep("1", 200)), " x"},
+      {rep("1", 201) .. " x", nil, "1 x"},
+      {rep("1", 200) .. ".5", nil, ".5"},
+      {rep("1", 199) .. "e5 y", nil, "5 y"},
+      {"-" .. rep("0", 198) .. "1;", -1, ";"},
+    } do
+      local text, want, want_rest = case[1], case[2], case[3]
+      put("n", text)
+      local g = io.open(path("n"), "rb")
+      assert.same({want, want_rest}, {g:read("n"), g:read("a")})
+      g:close()
+      local f <close> = await(fs.open(path("n")))
+      assert.same({want, want_rest}, {await(f:read("n")), await(f:read("a"))})
     end
   end))
 

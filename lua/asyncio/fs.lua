@@ -272,8 +272,16 @@ local function read_all(self)
   return take(self, avail(self))
 end
 
---- A numeral, as io's read("n"): at most 200 characters after blanks;
--- nil (and the characters taken) when they do not make a number.
+local MAXLENNUM = 200 -- liolib's L_MAXLENNUM: a numeral's longest
+
+-- The classes read_number tests a character against.
+local SIGN, ZERO, X, POINT = "^[%+%-]", "^0", "^[xX]", "^%."
+local DIGIT, XDIGIT, EXP, XEXP = "^%d", "^%x", "^[eE]", "^[pP]"
+
+--- A numeral, as io's read("n") (liolib's read_number, step by step):
+-- after blanks, the characters that may make one are taken, at most
+-- MAXLENNUM of them; nil when they do not make a number, or when there
+-- were more (the first MAXLENNUM are taken all the same).
 local function read_number(self)
   while true do
     local s = find(self._buf, "[^ \t\n\r\f\v]", self._bpos)
@@ -284,27 +292,35 @@ local function read_number(self)
     take(self, avail(self))
     if not fill(self) then return nil end
   end
-  while avail(self) < 200 and fill(self) do end
-  local buf, p = self._buf, self._bpos
-  local function accept(pat)
-    local s, e = find(buf, pat, p)
-    if s == p and e - self._bpos < 200 then p = e + 1 return true end
-    return false
+  -- the numeral and the character after it (io's look-ahead)
+  while avail(self) <= MAXLENNUM and fill(self) do end
+  local buf, b = self._buf, self._bpos
+  local p, overflow = b, false -- p: the look-ahead
+  local function test(class) -- takes the look-ahead if in class
+    if not find(buf, class, p) then return false end
+    if p - b >= MAXLENNUM then overflow = true return false end
+    p = p + 1
+    return true
   end
-  accept("^[%+%-]")
-  local hex = accept("^0[xX]")
-  local digits = hex and "^%x+" or "^%d+"
-  local start = p
-  accept(digits)
-  if accept("^%.") then accept(digits) end
-  -- as io, an exponent only follows a digit ("e5" and ".e5" stop before
-  -- the "e"); a "0x" prefix is not one
-  if find(sub(buf, start, p - 1), hex and "%x" or "%d") and
-     accept(hex and "^[pP]" or "^[eE]") then
-    accept("^[%+%-]")
-    accept("^%d+")
+  local function digits(class)
+    local count = 0
+    while test(class) do count = count + 1 end
+    return count
   end
-  return tonumber(take(self, p - self._bpos))
+  test(SIGN)
+  local count, hex = 0, false
+  if test(ZERO) then
+    if test(X) then hex = true else count = 1 end
+  end
+  count = count + digits(hex and XDIGIT or DIGIT)
+  if test(POINT) then count = count + digits(hex and XDIGIT or DIGIT) end
+  if count > 0 and test(hex and XEXP or EXP) then -- an exponent
+    test(SIGN)
+    digits(DIGIT)
+  end
+  local numeral = take(self, p - b)
+  if overflow then return nil end
+  return tonumber(numeral)
 end
 
 --- The reader for one format (as format_of gives it).
