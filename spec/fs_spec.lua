@@ -12,6 +12,7 @@ local h = dofile("spec/helpers.lua")
 local await, iserror = asyncio.await, asyncio.iserror
 
 local ROOT = io.popen("id -u"):read("l") == "0"
+local proc = dofile("spec/fixtures/proc.lua")
 
 local tmp = dofile("spec/fixtures/fsdir.lua")("luaio-fs", before_each,
                                                 after_each)
@@ -254,6 +255,32 @@ describe("fs.unlink, fs.rename and fs.copyfile", function()
     assert.same({path("nodir/c"), nil}, {e.filename, e.filename2})
     assert.equal(("[Errno 2] No such file or directory: '%s'")
                  :format(path("nodir/c")), e.message)
+  end))
+
+  it("copyfile from a file that does not open names src, whose open "
+     .. "failed, not dst, as shutil's (run as nobody when this run is "
+     .. "root, whom nothing refuses)", aspec.async(function()
+    put("src", "secret")
+    await(fs.chmod(path("src"), 0))
+    await(fs.chmod(tmp.dir(), tonumber("777", 8)))
+    put("copy.lua", [[
+      local asyncio = require "asyncio"
+      local fs = require "asyncio.fs"
+      asyncio.run(asyncio.async(function()
+        local _, e = pcall(asyncio.await, fs.copyfile(arg[1], arg[2]))
+        print(asyncio.iserror(e, asyncio.PermissionError), e.errno,
+              e.filename, e.filename2, e.message)
+      end))]])
+    local argv = {proc.luaio, path("copy.lua"), path("src"), path("dst")}
+    if ROOT then
+      argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              table.unpack(argv)}
+    end
+    local r = proc.run(argv, {timeout = 60})
+    assert.equal("", r.stderr)
+    assert.equal(("true\t13\t%s\tnil\t[Errno 13] Permission denied: "
+                  .. "'%s'\n"):format(path("src"), path("src")), r.stdout)
+    assert.is_false(await(fs.exists(path("dst"))))
   end))
 
   it("copyfile from a directory raises IsADirectoryError and leaves an "

@@ -842,6 +842,13 @@ local function about(e, path)
   return e
 end
 
+--- Raises the error of opening src for reading, if it fails: libuv's
+-- copyfile opens src, then dst, and its error does not say which failed.
+local function src_opens(src)
+  local fd = await(c_open(src, "r"))
+  fd:close_detached()
+end
+
 --- Copies src to dst by reads and writes, to the end of src: a file that
 -- says it is empty may not be (/proc, /sys), which libuv's copyfile
 -- takes at its word. The mode goes too, as libuv's.
@@ -883,7 +890,13 @@ local copyfile = async(function(src, dst)
   end
   if src_st.size == 0 then return copy_by_reads(src, dst, src_st.mode) end
   local ok, e = pcall(await, core._fs_copyfile(src, dst))
-  if not ok then error(about(e, dst), 0) end -- src opened: dst failed
+  if not ok then
+    if iserror(e, errors.OSError) then
+      src_opens(src)
+      e = about(e, dst) -- src opened: dst failed
+    end
+    error(e, 0)
+  end
 end)
 
 --- fs.copyfile(src, dst): copies the data (and the mode), replacing dst,
