@@ -283,6 +283,30 @@ describe("fs.unlink, fs.rename and fs.copyfile", function()
     assert.is_false(await(fs.exists(path("dst"))))
   end))
 
+  it("copyfile to a path with a trailing slash that is no directory "
+     .. "raises FileNotFoundError 'Directory does not exist', as shutil's",
+     aspec.async(function()
+    put("a", "data")
+    put("empty", "") -- copied by reads: the same error
+    await(fs.mkdir(path("dir")))
+    for _, args in ipairs{{"a", "nodir/"}, {"a", "a/"}, {"empty", "nodir/"},
+                          {"a", "empty/"}} do
+      local dst = path(args[2])
+      local ok, e = pcall(await, fs.copyfile(path(args[1]), dst))
+      assert.is_false(ok)
+      assert.is_true(iserror(e, asyncio.FileNotFoundError), tostring(e))
+      assert.equal("FileNotFoundError: Directory does not exist: " .. dst,
+                   tostring(e))
+      assert.same({nil, nil, nil}, {e.errno, e.strerror, e.filename})
+      assert.is_true(iserror(e.cause, asyncio.IsADirectoryError))
+    end
+    -- an existing directory stays an IsADirectoryError naming it
+    local e = fails(asyncio.IsADirectoryError, 21,
+                    fs.copyfile(path("a"), path("dir")))
+    assert.equal(path("dir"), e.filename)
+    assert.equal("data", get("a"))
+  end))
+
   it("copyfile from a directory raises IsADirectoryError and leaves an "
      .. "existing target; a named pipe is a SpecialFileError; a /proc file "
      .. "is copied whole", aspec.async(function()

@@ -842,6 +842,23 @@ local function about(e, path)
   return e
 end
 
+--- e (an error of opening dst) as shutil.copyfile raises it: an
+-- IsADirectoryError for a dst that does not exist (a trailing slash:
+-- "d/nodir/", "d/file/") is FileNotFoundError('Directory does not exist:
+-- dst'), without errno or filename, its cause the IsADirectoryError;
+-- any other names dst.
+local function dst_error(e, dst)
+  e = about(e, dst)
+  if iserror(e, errors.IsADirectoryError) and
+     not await(core._fs_exists(dst)) then
+    local missing = errors.FileNotFoundError("Directory does not exist: "
+                                             .. dst)
+    missing.cause = e
+    return missing
+  end
+  return e
+end
+
 --- Raises the error of opening src for reading, if it fails: libuv's
 -- copyfile opens src, then dst, and its error does not say which failed.
 local function src_opens(src)
@@ -855,7 +872,7 @@ end
 local function copy_by_reads(src, dst, mode)
   local from <close> = await(M.open(src, "rb"))
   local ok, to = pcall(await, M.open(dst, "wb"))
-  if not ok then error(about(to, dst), 0) end
+  if not ok then error(dst_error(to, dst), 0) end
   local to_close <close> = to
   while true do
     local chunk = await(from:read(CHUNK))
@@ -893,7 +910,7 @@ local copyfile = async(function(src, dst)
   if not ok then
     if iserror(e, errors.OSError) then
       src_opens(src)
-      e = about(e, dst) -- src opened: dst failed
+      e = dst_error(e, dst) -- src opened: dst failed
     end
     error(e, 0)
   end
@@ -902,7 +919,9 @@ end)
 --- fs.copyfile(src, dst): copies the data (and the mode), replacing dst,
 -- as shutil.copyfile: SameFileError when both name one file (a link of
 -- the other too), SpecialFileError for a named pipe, the errors of
--- opening src, then of dst, naming that path.
+-- opening src, then of dst, naming that path (or, for a dst that is no
+-- directory and does not exist, "d/nodir/", FileNotFoundError
+-- 'Directory does not exist: d/nodir/').
 function M.copyfile(...)
   local src, dst = path_arg(1, "copyfile", ...),
                    path_arg(2, "copyfile", ...)
