@@ -649,7 +649,7 @@ end
 local truncate_coro = async(function(self, size)
   local _ <close> = await(self._lock)
   still_open(self)
-  if not self._writable then unsupported("not writable") end
+  if not self._writable then unsupported("truncate") end -- as Python's
   flush_writes(self)
   if size == nil then size = self._pos end
   drop_buffer(self) -- what was read ahead may be gone
@@ -659,13 +659,11 @@ end)
 
 --- f:truncate([size]) -> Coroutine; awaited, resizes the file to size
 -- bytes (default: the position), as Python's truncate, and returns the
--- size. The position does not move.
+-- size. The position does not move. A negative size raises the system's
+-- OSError (EINVAL), as Python's.
 function File:truncate(size)
   check_file(self, "truncate")
-  if size ~= nil then
-    size = check_int(size, 1, "truncate")
-    if size < 0 then argerror(1, "truncate", "negative size") end
-  end
+  if size ~= nil then size = check_int(size, 1, "truncate") end
   return truncate_coro(self, size)
 end
 
