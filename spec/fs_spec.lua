@@ -399,6 +399,34 @@ describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
                  await(fs.stat(path("a"))).mode & tonumber("777", 8))
     fails(asyncio.FileNotFoundError, 2, fs.chmod(path("none"), 0))
   end))
+
+  it("realpath names the first component that does not resolve, as an "
+     .. "absolute path, as os.path.realpath(p, strict=True)",
+     aspec.async(function()
+    put("a", "")
+    await(fs.mkdir(path("dir")))
+    assert.is_true(os.execute("ln -s dir " .. path("ldir")))
+    local real = await(fs.realpath(tmp.dir()))
+    for _, case in ipairs{
+      {"none", asyncio.FileNotFoundError, "/none"},
+      {"nodir/x/y", asyncio.FileNotFoundError, "/nodir"},
+      {"ldir/none", asyncio.FileNotFoundError, "/dir/none"},
+      {"./ldir/../dir//x/", asyncio.FileNotFoundError, "/dir/x"},
+      {"a/x", asyncio.NotADirectoryError, "/a/x"},
+    } do
+      local ok, e = pcall(await, fs.realpath(path(case[1])))
+      assert.is_false(ok)
+      assert.is_true(iserror(e, case[2]), tostring(e))
+      assert.equal(real .. case[3], e.filename)
+      assert.equal(("[Errno %d] %s: '%s%s'"):format(e.errno, e.strerror,
+                                                    real, case[3]),
+                   e.message)
+    end
+    -- a relative path is named under the working directory's real path
+    local e = fails(asyncio.FileNotFoundError, 2,
+                    fs.realpath("spec/no-such-file"))
+    assert.equal(await(fs.realpath("spec")) .. "/no-such-file", e.filename)
+  end))
 end)
 
 describe("bad arguments", function()

@@ -31,8 +31,8 @@ local c_fstat, c_fsync, c_ftruncate = core._fs_fstat, core._fs_fsync,
 local oserror = core._fs_oserror
 local error, getmetatable, setmetatable, select, tostring, type, pcall =
   error, getmetatable, setmetatable, select, tostring, type, pcall
-local find, sub, match, format = string.find, string.sub, string.match,
-  string.format
+local find, sub, match, format, gmatch = string.find, string.sub,
+  string.match, string.format, string.gmatch
 local concat, pack, unpack = table.concat, table.pack, table.unpack
 local tointeger, max, min = math.tointeger, math.max, math.min
 local ipairs, tonumber, mtype = ipairs, tonumber, math.type
@@ -790,6 +790,15 @@ end
 -- ----------------------------------------------------------------------
 -- Paths
 
+local function join(dir, name)
+  if sub(dir, -1) == "/" then return dir .. name end
+  return dir .. "/" .. name
+end
+
+local function try(aw)
+  return pcall(await, aw)
+end
+
 --- fs.stat(path) / fs.lstat(path) -> Coroutine; awaited, {size, mtime,
 -- atime, ctime, birthtime, mode, type, ino, dev, nlink, uid, gid}; type is
 -- "file", "directory", "link", "fifo", "socket", "char" or "block".
@@ -926,9 +935,35 @@ function M.copyfile(...)
   return copyfile(src, dst)
 end
 
---- fs.realpath(path) -> the absolute path without links, "." or "..".
+--- e (realpath's error for path) naming what Python's realpath(path,
+-- strict=True) names: the first component that does not resolve, under
+-- the absolute path its parent resolves to ("." and empty components
+-- skipped, ".." resolved as the system does).
+local function unresolved(e, path)
+  local prefix = sub(path, 1, 1) == "/" and "/" or "."
+  for name in gmatch(path, "[^/]+") do
+    if name ~= "." then
+      if not try(core._fs_realpath(join(prefix, name))) then
+        return about(e, join(await(core._fs_realpath(prefix)), name))
+      end
+      prefix = join(prefix, name)
+    end
+  end
+  return e
+end
+
+local realpath_coro = async(function(path)
+  local ok, real = try(core._fs_realpath(path))
+  if ok then return real end
+  if iserror(real, errors.OSError) then real = unresolved(real, path) end
+  error(real, 0)
+end)
+
+--- fs.realpath(path) -> the absolute path without links, "." or "..";
+-- an error names the first component that does not resolve, as an
+-- absolute path (os.path.realpath(path, strict=True)).
 function M.realpath(...)
-  return core._fs_realpath(path_arg(1, "realpath", ...))
+  return realpath_coro(path_arg(1, "realpath", ...))
 end
 
 --- fs.chmod(path, mode), mode an integer (tonumber("644", 8)).
@@ -947,10 +982,6 @@ function M.mkdtemp(...)
     argerror(1, "mkdtemp", "template must end in 'XXXXXX'")
   end
   return core._fs_mkdtemp(template)
-end
-
-local function try(aw)
-  return pcall(await, aw)
 end
 
 local mkdir_coro
@@ -986,11 +1017,6 @@ function M.mkdir(...)
     return core._fs_mkdir(path, mode)
   end
   return mkdir_coro(path, mode, opts.parents, opts.exist_ok)
-end
-
-local function join(dir, name)
-  if sub(dir, -1) == "/" then return dir .. name end
-  return dir .. "/" .. name
 end
 
 local function entries(path)
