@@ -507,6 +507,56 @@ describe("File:write and File:seek", function()
     assert.equal(8 + 65537, #get("a"))
   end))
 
+  it("setvbuf('no') writes each write out at once, 'line' at a write "
+     .. "holding a newline, 'full' up to its size; each returns true as "
+     .. "io's", aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    local g = io.open(path("io"), "w")
+    for _, mode in ipairs{"no", "line", "full"} do
+      assert.equal(g:setvbuf(mode), f:setvbuf(mode))
+    end
+    g:close()
+    assert.is_true(f:setvbuf("no"))
+    await(f:write("a"))
+    assert.equal("a", get("a"))
+    await(f:write("b", "c"))
+    assert.equal("abc", get("a"))
+    assert.is_true(f:setvbuf("line"))
+    await(f:write("d"))
+    assert.equal("abc", get("a")) -- no newline: it waits
+    await(f:write("e\nf"))
+    assert.equal("abcde\nf", get("a")) -- all that waited goes with it
+    assert.is_true(f:setvbuf("full", 4))
+    await(f:write("ghi"))
+    assert.equal("abcde\nf", get("a"))
+    await(f:write("jk")) -- past 4 bytes: what waited goes out
+    assert.equal("abcde\nfghi", get("a"))
+    await(f:write("lmnop")) -- larger than 4 bytes: at once
+    assert.equal("abcde\nfghijklmnop", get("a"))
+    assert.is_true(f:setvbuf("full"))
+    await(f:write("\n"))
+    assert.equal("abcde\nfghijklmnop", get("a"))
+    await(f:close())
+    assert.equal("abcde\nfghijklmnop\n", get("a"))
+  end))
+
+  it("setvbuf's bad arguments are io's", aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    local g <close> = io.open(path("io"), "w")
+    for _, args in ipairs{{"bad", n = 1}, {n = 0}, {nil, n = 1}, {{}, n = 1},
+                          {"full", 1.5, n = 2}, {"line", "x", n = 2}} do
+      local want = h.message(select(2, pcall(function()
+        local _ = g:setvbuf(table.unpack(args, 1, args.n)) -- names setvbuf
+      end)))
+      assert.equal(want, h.message(h.error_of(f.setvbuf, f,
+                                              table.unpack(args, 1, args.n))))
+    end
+    assert.equal("bad argument #1 to 'setvbuf' (invalid option 'bad')",
+                 h.message(h.error_of(f.setvbuf, f, "bad")))
+    await(f:close())
+    assert.is_true(iserror(h.error_of(f.setvbuf, f, "no"), asyncio.ValueError))
+  end))
+
   it("a read, a seek and close write the buffered data out first; so do "
      .. "<close> and collection, without waiting", function()
     -- its own loop: closing it runs the collected file's requests to

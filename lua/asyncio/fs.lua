@@ -373,11 +373,12 @@ local function unsupported(what)
   error(errors.UnsupportedOperation(what), 0)
 end
 
--- Writes: small writes gather in the File (WBUF bytes at most) and go out
--- as one request when it fills, or on flush, seek, a read, sync and close;
--- a larger write goes out at once. _wbuf holds the pieces, _wlen their
--- size, _wstart the position of the first (the position _pos is after
--- them).
+-- Writes: small writes gather in the File (_wsize bytes at most: WBUF
+-- unless setvbuf says otherwise) and go out as one request when it
+-- fills, or on flush, seek, a read, sync and close (and at once under
+-- setvbuf's "no", or "line" for a write with a newline); a larger write
+-- goes out at once. _wbuf holds the pieces, _wlen their size, _wstart
+-- the position of the first (the position _pos is after them).
 
 --- The offset of a write request that starts at pos.
 local function write_offset(self, pos)
@@ -532,9 +533,19 @@ function File:lines(...)
   end
 end
 
+--- Whether a write of data goes out at once, with what is buffered
+-- (setvbuf's "no", or "line" and a newline in data).
+local function flushes(self, data)
+  local mode = self._vbuf
+  if mode == "full" then return false end
+  return mode == "no" or find(data, "\n", 1, true) ~= nil
+end
+
 local write_coro = async(function(self, data)
-  local fits = self._wlen + #data <= WBUF
-  if fits and self._writable and not self.closed and not busy(self) then
+  local fits = self._wlen + #data <= self._wsize
+  local flush = flushes(self, data)
+  if fits and not flush and self._writable and not self.closed and
+     not busy(self) then
     -- the common case: into the buffer, no request, no lock
     if self._bpos <= #self._buf then drop_buffer(self) end
     buffer_write(self, data)
@@ -546,7 +557,7 @@ local write_coro = async(function(self, data)
   drop_buffer(self) -- what was read ahead is stale once we write
   if not fits then
     flush_writes(self)
-    if #data >= WBUF then
+    if #data >= self._wsize then
       local pos = self._pos
       write_out(self, data, pos)
       if not self._append then self._pos = pos + #data end
@@ -554,6 +565,7 @@ local write_coro = async(function(self, data)
     end
   end
   buffer_write(self, data)
+  if flush then flush_writes(self) end
   return self
 end)
 
@@ -720,6 +732,26 @@ function File:__tostring()
                 self.mode, self.closed and " closed" or "")
 end
 
+local vbuf_modes = {no = true, full = true, line = true}
+
+--- f:setvbuf(mode [, size]) -> true, as io's: how the writes from now
+-- on are buffered. "full" (the default) gathers them up to size bytes
+-- (default 64 KiB) until flush (or a read, seek, sync, close); "line"
+-- also writes them out with a write that holds a newline; "no" writes
+-- each out at once (its await returns once the OS has it). Reads are
+-- buffered all the same.
+function File:setvbuf(...)
+  check_file(self, "setvbuf")
+  local mode = string_arg(1, "setvbuf", ...)
+  if not vbuf_modes[mode] then
+    argerror(1, "setvbuf", "invalid option '" .. mode .. "'")
+  end
+  local size = select(2, ...)
+  size = size == nil and WBUF or check_int(size, 2, "setvbuf")
+  self._vbuf, self._wsize = mode, size
+  return true
+end
+
 --- f:fileno() -> the descriptor; ValueError once closed, as Python's.
 function File:fileno()
   check_file(self, "fileno")
@@ -764,7 +796,7 @@ local open_coro = async(function(path, mode, given)
   local f = setmetatable({
     name = path, mode = given, closed = false,
     _fd = fd, _pos = 0, _buf = "", _bpos = 1, _lock = Lock(),
-    _wbuf = {}, _wlen = 0, _wstart = 0,
+    _wbuf = {}, _wlen = 0, _wstart = 0, _vbuf = "full", _wsize = WBUF,
     _readable = kind == "r" or plus == "+",
     _writable = kind ~= "r" or plus == "+",
     _append = kind == "a",
