@@ -562,10 +562,6 @@ void aio_remote_retain(aio_remote *r);
 void aio_remote_release(aio_remote *r);
 /* Shuts the default executor down without waiting (loop close). */
 void aio_executor_shutdown_default(lua_State *L, aio_loop *loop);
-/* Requests left running on libuv's pool by loops that closed without
- * them (endless_reqs): while there are any, the process cannot end
- * through exit(), whose libuv destructor joins the pool's threads. */
-unsigned long aio_requests_left_running(void);
 /* 1 once the remote's loop has closed. */
 int aio_remote_closed(aio_remote *r);
 /* The remote of the loop or loop reference at idx (raises otherwise). */

@@ -40,7 +40,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "internal.h"
 #include "luaio.h"
 #include "pool.h"
 
@@ -690,11 +689,5 @@ int main(int argc, char **argv) {
     c.status = EXIT_FAILURE;
   }
   luaio_pool_close(L);
-  if (aio_requests_left_running() > 0) {
-    /* exit() would join libuv's pool, where a closed loop left a
-     * request that may never end (a read of a FIFO nobody writes) */
-    fflush(NULL);
-    _exit(c.status);
-  }
   return c.status;
 }

@@ -18,8 +18,10 @@
  */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -909,6 +911,8 @@ static void report_destroyed_tasks(lua_State *L, aio_loop *loop) {
  * leave_to_endless). */
 static _Atomic(uv_loop_t *) abandoned_uv;
 static _Atomic unsigned long left_running;
+static int exit_status;
+static atomic_flag exit_watched = ATOMIC_FLAG_INIT;
 
 static void keep_uv(uv_loop_t *uv) {
   uv_loop_t *head = atomic_load(&abandoned_uv);
@@ -917,8 +921,30 @@ static void keep_uv(uv_loop_t *uv) {
   while (!atomic_compare_exchange_weak(&abandoned_uv, &head, uv));
 }
 
-unsigned long aio_requests_left_running(void) {
-  return atomic_load(&left_running);
+/* on_exit handler: the status exit() was given, for end_process. */
+static void note_exit_status(int status, void *arg) {
+  (void)arg;
+  exit_status = status;
+}
+
+/* Runs once exit()'s handlers ran, with the destructors of the objects
+ * that use libuv, before libuv's own, which joins its pool's threads:
+ * with a request left running there (leave_to_endless) that join would
+ * never end, so the process ends here, its streams flushed. */
+__attribute__((destructor)) static void end_process(void) {
+  if (atomic_load(&left_running) == 0)
+    return;
+  fflush(NULL);
+  _exit(exit_status);
+}
+
+/* Are file requests that may never end all that keeps the closing
+ * loop's libuv loop alive? */
+static int only_endless_left(aio_loop *loop) {
+  uv_loop_t *uv = loop->uv;
+  return loop->endless_reqs > 0 && uv->active_handles == 0 &&
+         uv->active_reqs.count == loop->endless_reqs &&
+         uv_backend_timeout(uv) == -1;
 }
 
 /* Runs the closing loop's own libuv loop until nothing is left in it;
@@ -929,10 +955,12 @@ unsigned long aio_requests_left_running(void) {
 static int run_to_end(aio_loop *loop) {
   uv_loop_t *uv = loop->uv;
   while (uv_loop_alive(uv)) {
-    if (loop->endless_reqs > 0 && uv->active_handles == 0 &&
-        uv->active_reqs.count == loop->endless_reqs &&
-        uv_backend_timeout(uv) == -1)
-      return 0;
+    if (only_endless_left(loop)) {
+      uv_run(uv, UV_RUN_NOWAIT); /* delivers one that ended meanwhile */
+      if (only_endless_left(loop))
+        return 0;
+      continue;
+    }
     uv_run(uv, UV_RUN_ONCE);
   }
   return 1;
@@ -941,6 +969,8 @@ static int run_to_end(aio_loop *loop) {
 /* Leaves the closing loop's libuv loop to its requests that may never
  * end: never run nor freed again (a request that ends signals it). */
 static void leave_to_endless(aio_loop *loop) {
+  if (!atomic_flag_test_and_set(&exit_watched))
+    on_exit(note_exit_status, NULL);
   atomic_fetch_add(&left_running, loop->endless_reqs);
   loop->uv_abandoned = 1;
   keep_uv(loop->uv);

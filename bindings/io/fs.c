@@ -159,9 +159,10 @@ static const char *const op_names[OP_COUNT] = {
  * by whoever sees its end in Lua context (fs_finish; fs_dispatch or
  * fs_abandon for a request its task gave up; fs_await when the request
  * could not start). A loop that closes runs its requests to their end
- * before it drops that table. Other writes (smaller ones, detached ones,
- * and those on a host's libuv loop, whose requests may end after the Lua
- * state) write a copy. */
+ * before it drops that table, except those that may never end (see
+ * count_endless), which never borrow. Other writes (smaller ones,
+ * detached ones, those of streams, and those on a host's libuv loop,
+ * whose requests may end after the Lua state) write a copy. */
 #define BORROW_MIN 4096
 
 typedef struct fsreq {
@@ -237,11 +238,13 @@ static void note_file_kind(fsreq *r) {
   }
 }
 
-/* Counts the started request r among its loop's endless_reqs when it
- * reads or writes a stream (until it ends: on_fs_done). */
+/* Counts the started request r among its loop's endless_reqs, until it
+ * ends (on_fs_done), when it may wait for ever: an open (of a FIFO, it
+ * waits for the other end), a read or write of a stream. */
 static void count_endless(fsreq *r) {
-  if (r->file && r->file->stream && (r->op == OP_READ || r->op == OP_WRITE)
-      && r->io.loop) {
+  int stream_io = r->file && r->file->stream &&
+                  (r->op == OP_READ || r->op == OP_WRITE);
+  if ((r->op == OP_OPEN || stream_io) && r->io.loop) {
     r->endless = 1;
     r->io.loop->endless_reqs++;
   }
