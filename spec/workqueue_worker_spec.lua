@@ -297,6 +297,98 @@ describe("asyncio.workqueue worker", function()
     await(r:close())
   end))
 
+  it("a worker stopped while Redis refuses the end of a job gives it up "
+     .. "instead of holding its stop: the job stays with the worker, to "
+     .. "be delivered again", aspec.async(function()
+    local q, r = fresh_queue("t10s", {lease = 1})
+    local reports = capture_reports()
+    local started, release = asyncio.Event(), asyncio.Event()
+    local w = wq.Worker(q, {functions = {f = async(function()
+      started:set()
+      await(release:wait())
+      return 42
+    end)}})
+    local run = asyncio.create_task(w:run())
+    local job = await(q:enqueue("f", {}))
+    await(asyncio.wait_for(started:wait(), 10))
+    await(r:execute_command("REPLICAOF", "127.0.0.1", "1"))
+    local ok, err = pcall(function()
+      release:set()
+      until_reported(reports, "cannot record the end of a job")
+      w:stop()
+      -- run() ends: its LEAVE is refused too, and raises
+      return err_of(asyncio.wait_for(run, 10))
+    end)
+    await(r:execute_command("REPLICAOF", "NO", "ONE"))
+    assert(ok, err)
+    assert.is_true(asyncio.iserror(err, redis.ReadOnlyError), tostring(err))
+    assert.equal("running", await(job:status()))
+    assert.same({job.id, n = 1},
+                await(r:lrange("wq:t10s:proc:" .. w.id, 0, -1)))
+    await(r:close())
+  end))
+
+  it("the late end of a run by a worker that lost its job (its lease "
+     .. "expired and another worker ended the job) changes nothing",
+     aspec.async(function()
+    local q, r = fresh_queue("t13", {retries = 3, retry_delay = 0})
+    local P, s = q.prefix, q.scripts
+    -- A takes both jobs and stalls: the tick gives them to B, which
+    -- finishes one and fails the other for good
+    local done_job = await(q:enqueue("f", {1}))
+    local dead_job = await(q:enqueue("f", {2}, {retries = 0}))
+    assert.equal(2, #await(s.claim({}, {P, "A", 2, 30, ""})))
+    await(r:zadd(P .. "workers", {A = 0}))
+    assert.equal(2, await(s.tick({}, {P, "", 30}))[2])
+    assert.equal(2, #await(s.claim({}, {P, "B", 2, 30, ""})))
+    assert.equal(1, await(s.finish({}, {P, "B", done_job.id,
+                                        wq.encode({n = 1, "B"})})))
+    assert.equal(2, await(s.fail({}, {P, "B", dead_job.id, "E", "B", ""})))
+    -- A's late runs: a failure of the done job, a result of the dead one
+    assert.equal(0, await(s.fail({}, {P, "A", done_job.id, "E", "A", ""})))
+    assert.equal(0, await(s.finish({}, {P, "A", dead_job.id,
+                                        wq.encode({n = 1, "A"})})))
+    assert.equal("B", await(done_job:result{timeout = 10}))
+    assert.equal("dead", await(dead_job:status()))
+    assert.same({n = 0}, await(r:zrange(P .. "delayed", 0, -1)))
+    assert.same({dead_job.id, n = 1}, await(r:lrange(P .. "dead", 0, -1)))
+    assert.same({queued = 0, deferred = 0, running = 0, done = 1, dead = 1},
+                await(q:counts()))
+    -- a late failure while another worker runs the job does not count
+    local job = await(q:enqueue("f", {3}))
+    assert.equal(1, #await(s.claim({}, {P, "A", 1, 30, ""})))
+    await(r:zadd(P .. "workers", {A = 0})) -- A stalls again
+    assert.equal(1, await(s.tick({}, {P, "", 30}))[2])
+    assert.equal(1, #await(s.claim({}, {P, "C", 1, 30, ""})))
+    assert.equal(0, await(s.fail({}, {P, "A", job.id, "E", "A", ""})))
+    assert.same({"running", "0", "C", n = 3}, await(r:hmget(P .. "job:" .. job.id,
+                                        {"state", "failures", "worker"})))
+    await(r:close())
+  end))
+
+  it("the ticks' pruning of the dead-letter list passes the letters that "
+     .. "stay, so that expired ones behind them leave too",
+     aspec.async(function()
+    local q, r = fresh_queue("t14", {result_ttl = 0})
+    local P, s = q.prefix, q.scripts
+    -- 25 dead letters, oldest first: 12 that stay, then 13 whose record
+    -- is gone
+    for i = 1, 25 do
+      local id = "d" .. i
+      if i <= 12 then
+        await(r:hset(P .. "job:" .. id, {mapping = {state = "dead"}}))
+      end
+      await(r:lpush(P .. "dead", id))
+    end
+    for _ = 1, 4 do await(s.tick({}, {P, "", 30})) end
+    local left = await(r:lrange(P .. "dead", 0, -1))
+    local want = {}
+    for i = 12, 1, -1 do want[#want + 1] = "d" .. i end
+    want.n = 12
+    assert.same(want, left)
+    await(r:close())
+  end))
+
   it("w:stop() before run() took its first step stops it",
      aspec.async(function()
     local q, r = fresh_queue("t5")

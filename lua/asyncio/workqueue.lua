@@ -20,8 +20,10 @@
 --   P.."delayed"     sorted set: id -> due time (delay =, retry backoff)
 --   P.."dead"        list of the ids of dead jobs (dead letters), the
 --                    latest at the left; an id whose record expired
---                    leaves it (ticks prune the oldest, dead_letters()
---                    any it finds)
+--                    leaves it (ticks prune it from the old end on,
+--                    dead_letters() any it finds)
+--   P.."dead_cursor" how many dead letters from the old end the ticks'
+--                    pruning passed (their records stay)
 --   P.."job:"..id    hash: fn, args, state, attempts, failures, retries,
 --                    timeout, retry_delay, ttl, result, error,
 --                    traceback, ...; it expires ttl seconds (result_ttl)
@@ -360,10 +362,12 @@ local jk = P .. 'job:' .. id
 redis.call('LREM', P .. 'proc:' .. W, 1, id)
 if redis.call('TYPE', jk).ok ~= 'hash' then return 0 end
 local f = redis.call('HMGET', jk, 'state', 'ttl')
-if not f[1] then return 0 end
+-- a job that ended meanwhile (another worker ran it after this one's
+-- lease expired) keeps its end
+if not f[1] or f[1] == 'done' or f[1] == 'dead' then return 0 end
 redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
 ended(P, id, jk, tonumber(f[2]), 'done')
-if f[1] ~= 'done' then redis.call('HINCRBY', P .. 'stats', 'done', 1) end
+redis.call('HINCRBY', P .. 'stats', 'done', 1)
 return 1
 ]]
 
@@ -378,6 +382,11 @@ if redis.call('TYPE', jk).ok ~= 'hash' then
   end
   return 0
 end
+-- a run of a worker that lost the job (its lease expired: the job went
+-- back to the queue, another worker may run it) does not count, nor one
+-- of a job that ended meanwhile
+local held = redis.call('HMGET', jk, 'state', 'worker')
+if held[1] == 'done' or held[1] == 'dead' or held[2] ~= W then return 0 end
 -- fields that are not numbers (a record changed by hand) make the job
 -- dead rather than raise here, after the LREM: it would be in no list
 local failures = redis.pcall('HINCRBY', jk, 'failures', 1)
@@ -440,11 +449,20 @@ for _, w in ipairs(gone) do
   end
   redis.call('ZREM', P .. 'workers', w)
 end
-for _, id in ipairs(redis.call('LRANGE', P .. 'dead', -PRUNED, -1)) do
+-- the dead letters from the old end on, PRUNED a tick: those whose
+-- record is gone leave, the others are passed (the cursor counts them),
+-- so that letters which stay (no ttl) do not hide those behind them
+local dead, kept = P .. 'dead', 0
+local at = tonumber(redis.call('GET', P .. 'dead_cursor')) or 0
+local ids = redis.call('LRANGE', dead, -(at + PRUNED), -(at + 1))
+for _, id in ipairs(ids) do
   if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
-    redis.call('LREM', P .. 'dead', -1, id)
+    redis.call('LREM', dead, -1, id)
+  else
+    kept = kept + 1
   end
 end
+redis.call('SET', P .. 'dead_cursor', #ids < PRUNED and 0 or at + kept)
 local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 local wait = -1
 if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
@@ -805,13 +823,18 @@ end
 -- READONLY after a failover, BUSY while a script runs, OOM), the job's
 -- outcome is only here (and the job stays with this worker, whose lease
 -- the ticker renews once Redis is back). The first failure of a streak
--- is reported; the wait between tries doubles up to lease / 3.
+-- is reported; the wait between tries doubles up to lease / 3. A worker
+-- stopping gives up instead (an error Redis keeps giving would hold its
+-- stop for ever): the job goes back to the queue with what the worker
+-- holds, and runs again.
 local settle = async(function(self, script, argv)
   local delay = 0.05
   while true do
     local ok, e = asyncio.pcall(await, script({}, argv))
     if ok then return end
-    if not iserror(e, redis.RedisError) then error(e, 0) end
+    if not iserror(e, redis.RedisError) or self.stopping then
+      error(e, 0)
+    end
     if delay == 0.05 then
       report(self, "cannot record the end of a job (retrying)", e)
     end
