@@ -269,7 +269,6 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
     -- asyncio's FLOW_CONTROL_HIGH_WATER_SSL_WRITE and _READ (KiB)
     _high = 512 * 1024, _low = 128 * 1024,
     _read_high = 256 * 1024, _read_low = 64 * 1024,
-    _call_connection_made = opts.call_connection_made ~= false,
     _handshake_timeout = hs, _shutdown_timeout = sd,
   }, SSLProtocol)
   local obj = sslcontext:wrap_bio(server_side, server_hostname)
@@ -466,12 +465,10 @@ function SSLProtocol:_on_handshake_complete(exc)
   extra.peercert = obj:getpeercert()
   extra.cipher = obj:cipher()
   extra.ssl_object = obj
-  if self._app_state == APP_INIT then
+  if self._app_state == APP_INIT then -- a new connection's app
     self._app_state = APP_CON_MADE
-    if self._call_connection_made then
-      if not self:_app_call("connection_made", self._app_transport) then
-        return
-      end
+    if not self:_app_call("connection_made", self._app_transport) then
+      return
     end
   end
   self:_wakeup_waiter(nil)
