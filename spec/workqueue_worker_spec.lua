@@ -81,6 +81,23 @@ local function until_reported(reports, what)
   end)(), 10))
 end
 
+--- A worker of q running one job of its function f, which returns 42
+-- once h.release is set: h = {w, run (its task), job, reports (the
+-- loop's reports, captured), release (an Event)}.
+local function run_held_job(q)
+  local h = {reports = capture_reports(), release = asyncio.Event()}
+  local started = asyncio.Event()
+  h.w = wq.Worker(q, {functions = {f = async(function()
+    started:set()
+    await(h.release:wait())
+    return 42
+  end)}})
+  h.run = asyncio.create_task(h.w:run())
+  h.job = await(q:enqueue("f", {}))
+  await(asyncio.wait_for(started:wait(), 10))
+  return h
+end
+
 describe("asyncio.workqueue worker", function()
   teardown(servers.stop)
 
@@ -260,20 +277,12 @@ describe("asyncio.workqueue worker", function()
   it("a job's end that Redis refuses (READONLY after a failover) is "
      .. "recorded once Redis takes writes again", aspec.async(function()
     local q, r = fresh_queue("t10")
-    local reports = capture_reports()
-    local started, release = asyncio.Event(), asyncio.Event()
-    local w = wq.Worker(q, {functions = {f = async(function()
-      started:set()
-      await(release:wait())
-      return 42
-    end)}})
-    local run = asyncio.create_task(w:run())
-    local job = await(q:enqueue("f", {}))
-    await(asyncio.wait_for(started:wait(), 10))
+    local h = run_held_job(q)
+    local w, run, job, reports = h.w, h.run, h.job, h.reports
     -- a replica of a master that cannot be reached refuses every write
     await(r:execute_command("REPLICAOF", "127.0.0.1", "1"))
     local ok, report = pcall(function()
-      release:set()
+      h.release:set()
       return until_reported(reports, "cannot record the end of a job")
     end)
     await(r:execute_command("REPLICAOF", "NO", "ONE"))
@@ -301,20 +310,12 @@ describe("asyncio.workqueue worker", function()
      .. "instead of holding its stop: the job stays with the worker, to "
      .. "be delivered again", aspec.async(function()
     local q, r = fresh_queue("t10s", {lease = 1})
-    local reports = capture_reports()
-    local started, release = asyncio.Event(), asyncio.Event()
-    local w = wq.Worker(q, {functions = {f = async(function()
-      started:set()
-      await(release:wait())
-      return 42
-    end)}})
-    local run = asyncio.create_task(w:run())
-    local job = await(q:enqueue("f", {}))
-    await(asyncio.wait_for(started:wait(), 10))
+    local h = run_held_job(q)
+    local w, run, job = h.w, h.run, h.job
     await(r:execute_command("REPLICAOF", "127.0.0.1", "1"))
     local ok, err = pcall(function()
-      release:set()
-      until_reported(reports, "cannot record the end of a job")
+      h.release:set()
+      until_reported(h.reports, "cannot record the end of a job")
       w:stop()
       -- run() ends: its LEAVE is refused too, and raises
       return err_of(asyncio.wait_for(run, 10))
