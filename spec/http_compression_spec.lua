@@ -282,4 +282,47 @@ asyncio.run(main())
         .. '"gzip" or boolean expected, got string)')
     end))
   end)
+
+  describe("a compressed body that decodes to too much", function()
+    --- gzip of n MiB of zero bytes (about n KiB)
+    local function zeros_gzip(n)
+      local z, parts = _http.Deflater("gzip", 9), {}
+      local mib = ("\0"):rep(1 << 20)
+      for i = 1, n do parts[i] = z:feed(mib) end
+      parts[#parts + 1] = z:finish()
+      return table.concat(parts)
+    end
+
+    it("Inflater:feed raises past the bound given to one feed",
+       function()
+      local bomb = zeros_gzip(2)
+      local z = _http.Inflater("gzip")
+      assert.has_error(function() z:feed(bomb, 1 << 20) end,
+                       "decoded piece too large")
+      assert.equal(2 << 20, #_http.Inflater("gzip"):feed(bomb, 2 << 20))
+      assert.equal(2 << 20, #_http.Inflater("gzip"):feed(bomb))
+    end)
+
+    it("the client's read of a zip bomb raises ClientPayloadError as "
+       .. "aiohttp's DEFAULT_MAX_DECOMPRESS_SIZE", aspec.async(function()
+      local bomb = zeros_gzip(128) -- 128 KiB on the wire
+      local srv = await(asyncio.start_server(async(function(r, w)
+        await(r:readuntil("\r\n\r\n"))
+        w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                .. "Content-Length: " .. #bomb .. "\r\n\r\n" .. bomb)
+        await(w:drain())
+        w:close()
+      end), "127.0.0.1", 0))
+      local session <close> = http.ClientSession()
+      local resp <close> = await(session:get("http://127.0.0.1:"
+        .. srv.sockets[1]:getsockname()[2] .. "/"))
+      local e = select(2, pcall(await, resp:read()))
+      assert.is_true(asyncio.iserror(e, http.ClientPayloadError),
+                     tostring(e):sub(1, 200))
+      assert.equal("Decompressed data exceeds the configured limit of "
+                   .. "33554432 bytes", e.message)
+      srv:close()
+      await(srv:wait_closed())
+    end))
+  end)
 end)

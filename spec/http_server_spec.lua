@@ -192,6 +192,50 @@ describe("asyncio.http.web", function()
     await(runner:cleanup())
   end))
 
+  it("holds the pipelined requests of a client that reads no answers "
+     .. "while its answers wait to be sent (memory stays bounded)",
+     aspec.async(function()
+    local app = web.Application()
+    local handled, transport = 0, nil
+    local big = ("x"):rep(65536)
+    app.router:add_get("/big", async(function(request)
+      handled = handled + 1
+      transport = request._conn.transport
+      return web.Response{text = big}
+    end))
+    local runner, _, port = start(app)
+    -- the most the server's transport held, seen at every loop iteration
+    local most, sampling = 0, true
+    local sampler = asyncio.create_task(async(function()
+      while sampling do
+        if transport then
+          most = math.max(most, transport:get_write_buffer_size())
+        end
+        await(asyncio.sleep(0))
+      end
+    end)())
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    local N = 300 -- 19 MiB of answers, past what the sockets hold
+    w:write(("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"):rep(N))
+    await(w:drain())
+    local got = 0
+    for _ = 1, N do
+      local head = await(asyncio.wait_for(r:readuntil("\r\n\r\n"), 10))
+      assert.matches("^HTTP/1.1 200 OK\r\n", head)
+      got = got + #await(r:readexactly(65536))
+    end
+    sampling = false
+    await(sampler)
+    assert.equal(N * 65536, got)
+    assert.equal(N, handled)
+    -- the answers waiting stayed near the transport's high-water mark
+    -- (64 KiB): a batch of pipelined answers goes out at 64 KiB, and the
+    -- next request waits while the transport is over the mark
+    assert.is_true(most <= 4 * 65536, most)
+    w:close()
+    await(runner:cleanup())
+  end))
+
   it("answers malformed requests with 400 and closes",
      aspec.async(function()
     local runner, _, port = start()

@@ -3,14 +3,15 @@
  * Content-Encoding.
  *
  *   local z = _http.Inflater("gzip" | "deflate" [, max_output])
- *   local out = z:feed(piece)     -- the bytes decoded so far ("" maybe)
+ *   local out = z:feed(piece [, max])  -- the bytes decoded so far ("" maybe)
  *   z:finish()                    -- true when the stream ended cleanly
  *   z:size()                      -- the bytes decoded in all
  *
  * feed raises "invalid compressed data" on a corrupt stream, and "decoded
  * body too large" as soon as the stream decodes to more than max_output
  * bytes in all (default and most: 1 GiB; a zip bomb bound: at most one
- * more buffer of output is made past it).
+ * more buffer of output is made past it), and "decoded piece too large"
+ * as soon as one feed decodes to more than its max bytes.
  * "deflate" takes a zlib stream, or a raw deflate stream as some servers
  * send: its first two bytes decide (a valid zlib header or not), however
  * the stream is cut into pieces. The zlib state is freed by the garbage
@@ -37,6 +38,7 @@ typedef struct inflater {
   int gzip;
   size_t total;
   size_t max;    /* the most total may reach */
+  size_t piece_end; /* the most total may reach in this feed */
 } inflater;
 
 static int open_stream(inflater *f, int window) {
@@ -71,6 +73,10 @@ static void decode(lua_State *L, inflater *f, luaL_Buffer *b,
     if (f->total > f->max) {
       close_stream(f);
       luaL_error(L, "decoded body too large");
+    }
+    if (f->total > f->piece_end) {
+      close_stream(f);
+      luaL_error(L, "decoded piece too large");
     }
     luaL_addsize(b, got);
     if (rc == Z_STREAM_END) {
@@ -108,12 +114,16 @@ static int decide(lua_State *L, inflater *f, const unsigned char **s,
   return 1;
 }
 
-/* z:feed(data) -> decoded string; raises on corrupt data */
+/* z:feed(data [, max]) -> decoded string; raises on corrupt data, and
+ * when data decodes to more than max bytes (none: no bound of its own) */
 static int l_feed(lua_State *L) {
   inflater *f = luaL_checkudata(L, 1, INFLATER_MT);
   size_t n;
   const unsigned char *s =
     (const unsigned char *)luaL_checklstring(L, 2, &n);
+  lua_Integer max = luaL_optinteger(L, 3, (lua_Integer)MAX_OUTPUT);
+  luaL_argcheck(L, max >= 0, 3, "non-negative integer expected");
+  f->piece_end = f->total + (size_t)max;
   if (f->ended || n == 0) { lua_pushliteral(L, ""); return 1; }
   if (!f->live) return luaL_error(L, "invalid compressed data");
   luaL_Buffer b;

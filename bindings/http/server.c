@@ -708,7 +708,12 @@ static void add_fields(lua_State *L, luaL_Buffer *b, int idx) {
  *   [Connection: connection CRLF] CRLF [body]
  * Raises for a CR, LF or NUL in a name or value. When the next request
  * is already buffered (pipelined), the bytes are kept instead (corked =
- * true) and go out with the last response of the batch, or flush(). */
+ * true) and go out with the last response of the batch, or flush(), or
+ * once the batch holds CORK_MAX bytes: then it is written at once, so
+ * that a client that reads no answers meets the transport's back-pressure
+ * (web.lua drains after each response). */
+#define CORK_MAX 65536 /* the transports' default high-water mark */
+
 static int l_server_respond(lua_State *L) {
   size_t ln, dn, cn = 0, bn = 0, kn = 0;
   srv *ps = check_srv(L, 1);
@@ -749,7 +754,8 @@ static int l_server_respond(lua_State *L) {
   if (body)
     luaL_addlstring(&b, body, bn);
   luaL_pushresult(&b);
-  if (ps->msg_done && ps->rlen > ps->roff && !ps->lost) {
+  if (ps->msg_done && ps->rlen > ps->roff && !ps->lost &&
+      ps->olen + lua_rawlen(L, -1) < CORK_MAX) {
     cork(L, ps);
     lua_pushboolean(L, 1);
     return 1;

@@ -835,7 +835,8 @@ local function piece(self, lone_ends)
   self.at_end = false
   if self.buf ~= "" then
     local b, ends = self.buf, self.buf_ends
-    self.buf, self.buf_ends, self.open = "", false, not ends
+    if self.pos > 1 then b = b:sub(self.pos) end
+    self.buf, self.pos, self.buf_ends, self.open = "", 1, false, not ends
     self.at_end = ends and not lone_ends
     return b, ends
   end
@@ -901,15 +902,21 @@ local function check_size(n, fname)
   end
 end
 
---- Keeps the bytes of piece p from i on for the next read; ends: a chunk
--- ends with p.
+--- Keeps the bytes of piece p from i on for the next read (p itself and
+-- where they start: reads of parts of a large piece copy no rest); ends:
+-- a chunk ends with p.
 local function keep_rest(self, p, i, ends)
-  self.buf, self.buf_ends, self.open, self.at_end = p:sub(i), ends, true,
-    false
+  self.buf, self.pos, self.buf_ends, self.open, self.at_end = p, i, ends,
+    true, false
 end
 
 local function read_some(self, n)
   if n == nil or n < 0 then return read_all(self) end
+  local buf, pos = self.buf, self.pos
+  if #buf - pos >= n and not self.exc and not self.resp._released then
+    self.pos, self.at_end = pos + n, false -- (a part of the kept piece)
+    return buf:sub(pos, pos + n - 1)
+  end
   local p, ends = piece(self)
   if #p > n then
     keep_rest(self, p, n + 1, ends)
@@ -2128,18 +2135,25 @@ local function exchange(conn, method, head, body, sock_read, expect)
   end
 end
 
+-- The most one piece of a compressed body may decode to, as aiohttp's
+-- DEFAULT_MAX_DECOMPRESS_SIZE: a zip bomb fails its first piece instead
+-- of filling memory.
+local MAX_DECOMPRESS_SIZE = 1 << 25
+
 local function content_decoder(enc)
   if not enc then return nil end
   enc = enc:lower()
   if enc ~= "gzip" and enc ~= "deflate" then return nil end
   local z = _http.Inflater(enc)
   return function(piece)
-    local ok, out = pcall(z.feed, z, piece)
-    if not ok then
-      error(M.ClientPayloadError("Can not decode content-encoding: " ..
-                                 enc .. " (" .. tostring(out) .. ")"), 0)
+    local ok, out = pcall(z.feed, z, piece, MAX_DECOMPRESS_SIZE)
+    if ok then return out end
+    if tostring(out):find("decoded piece too large", 1, true) then
+      error(M.ClientPayloadError(("Decompressed data exceeds the "
+        .. "configured limit of %d bytes"):format(MAX_DECOMPRESS_SIZE)), 0)
     end
-    return out
+    error(M.ClientPayloadError("Can not decode content-encoding: " ..
+                               enc .. " (" .. tostring(out) .. ")"), 0)
   end
 end
 
@@ -2178,7 +2192,8 @@ function ClientSession:_send(method, u, opts, hdrs, body, timeout, history,
         _decoder = self._decompress and
           content_decoder(rawget(hh, "content-encoding"))},
         ClientResponse)
-      resp.content = setmetatable({resp = resp, buf = "", buf_ends = false,
+      resp.content = setmetatable({resp = resp, buf = "", pos = 1,
+                                   buf_ends = false,
                                    open = false, at_end = false},
                                   StreamContent)
       conn.in_body = true

@@ -2560,7 +2560,12 @@ local function respond(conn, request, resp)
     resp = exception_response(resp)     -- same, as aiohttp 3.8
   end
   if getmetatable(resp) == Response then
-    if not resp.prepared then M._send_response(conn, resp, request) end
+    if not resp.prepared then
+      M._send_response(conn, resp, request)
+      -- a client that does not read its answers holds its next request
+      -- here, not the server's memory
+      conn:_drain()
+    end
     return
   end
   if getmetatable(resp) == nil or type(resp.prepare) ~= "function" then
