@@ -179,6 +179,164 @@ describe("asyncio.redis", function()
     assert.equal(redis.ConnectionError, getmetatable(e))
   end))
 
+  --- A TCP proxy to the spec's Redis that keeps its connection to Redis
+  -- open when its client closes, as a link whose far end vanished
+  -- silently: Redis goes on holding a client closed on our side until
+  -- CLIENT KILL drops it, or the proxy closes. -> {url = (database 5
+  -- through the proxy), close = (awaited)}.
+  local lagging_proxy = async(function()
+    local port = await(servers.redis_port())
+    local writers, tasks = {}, {}
+    local srv = await(asyncio.start_server(async(function(cr, cw)
+      tasks[#tasks + 1] = asyncio.current_task()
+      local sr, sw = await(asyncio.open_connection("127.0.0.1", port))
+      writers[#writers + 1], writers[#writers + 2] = cw, sw
+      tasks[#tasks + 1] = asyncio.create_task(async(function()
+        while true do -- Redis -> client, until Redis drops the client
+          local data = await(sr:read(65536))
+          if data == "" then break end
+          pcall(cw.write, cw, data)
+        end
+        cw:close()
+      end)())
+      pcall(function()
+        while true do -- client -> Redis, until the client closes
+          local data = await(cr:read(65536))
+          if data == "" then return end
+          sw:write(data)
+        end
+      end)
+    end), "127.0.0.1", 0))
+    local url = ("redis://127.0.0.1:%d/5"):format(
+      srv.sockets[1]:getsockname()[2])
+    return {url = url, close = async(function()
+      srv:close()
+      for _, t in ipairs(tasks) do t:cancel() end
+      for _, w in ipairs(writers) do w:close() end
+      if #tasks > 0 then await(asyncio.wait(tasks)) end
+      await(srv:wait_closed())
+    end)}
+  end)
+
+  --- Returns once cond() holds (polled each loop iteration; 10 s at most).
+  local function until_true(cond)
+    await(asyncio.wait_for(async(function()
+      while not cond() do await(asyncio.sleep(0)) end
+    end)(), 10))
+  end
+
+  --- Asserts that e is redis.ConnectionError "Connection closed.".
+  local function assert_closed(e)
+    assert.equal(redis.ConnectionError, getmetatable(e), tostring(e))
+    assert.equal("Connection closed.", e.message)
+  end
+
+  --- A client through proxy with a BLPOP on "q" blocked in Redis (and its
+  -- shared connection open): -> the client, the BLPOP's task.
+  local function blocked_through(proxy, other)
+    local r = redis.from_url(proxy.url)
+    await(r:ping())
+    local popping = asyncio.create_task(r:blpop({"q"}, 0))
+    until_blocked(other, "blpop")
+    return r, popping
+  end
+
+  --- Asserts that an element pushed now stays in "q": no BLPOP of a
+  -- closed client takes it.
+  local function assert_nothing_popped(other)
+    assert.equal(1, await(other:rpush("q", "item")))
+    assert.same({"item", n = 1}, await(other:lrange("q", 0, -1)))
+    await(other:delete("q"))
+  end
+
+  -- regression: a second close closed the shared connection before the
+  -- first one's CLIENT KILL was written, so Redis kept the blocked client
+  -- and it popped the element pushed after close returned
+  it("a close while another waits for Redis to drop the blocked clients "
+     .. "waits for it: an element pushed afterwards stays in its list",
+     aspec.async(function()
+    local other <close> = client()
+    local proxy = await(lagging_proxy())
+    -- two closes at once
+    local r, popping = blocked_through(proxy, other)
+    local c1, c2 = asyncio.create_task(r:close()),
+                   asyncio.create_task(r:close())
+    assert.is_nil(await(asyncio.wait_for(c1, 10)))
+    assert.is_nil(await(asyncio.wait_for(c2, 10)))
+    assert_closed(err_of(asyncio.wait_for(popping, 10)))
+    assert_nothing_popped(other)
+    -- a <close> variable closing while close waits for Redis's answer
+    r, popping = blocked_through(proxy, other)
+    local closing = asyncio.create_task(r:close())
+    await(asyncio.sleep(0)) -- close has sent CLIENT KILL: it waits
+    do local _ <close> = r end
+    assert.is_nil(await(asyncio.wait_for(closing, 10)))
+    assert_closed(err_of(asyncio.wait_for(popping, 10)))
+    assert_nothing_popped(other)
+    await(proxy.close())
+  end))
+
+  -- regression: a connection still opening, or handed to a task that had
+  -- not resumed yet, when close ran was used afterwards: the BLPOP blocked
+  -- and the PubSub subscribed as if the client were open
+  it("close ends the connections being opened or handed over too: their "
+     .. "commands fail with redis.ConnectionError", aspec.async(function()
+    local other <close> = client()
+    local url = await(servers.redis_url(5))
+    -- a BLPOP whose connection is being opened
+    local r = redis.from_url(url)
+    local popping = asyncio.create_task(r:blpop({"q"}, 0))
+    until_true(function() return r.nconns == 1 end)
+    await(r:close())
+    assert_closed(err_of(asyncio.wait_for(popping, 10)))
+    assert_nothing_popped(other)
+    assert.equal(0, r.nconns)
+    -- a BLPOP waiting for the only connection, handed it just before close
+    r = redis.from_url(url, {pool_size = 1})
+    local p = r:pipeline()
+    assert.is_true(await(p:watch("w")))
+    popping = asyncio.create_task(r:blpop({"q"}, 0))
+    until_true(function() return #r.waiters == 1 end)
+    p:reset() -- hands the connection to the BLPOP, which has not resumed
+    await(r:close())
+    assert_closed(err_of(asyncio.wait_for(popping, 10)))
+    assert_nothing_popped(other)
+    assert.equal(0, r.nconns)
+    -- a PubSub whose connection is being opened
+    r = redis.from_url(url)
+    local ps = r:pubsub()
+    local subscribing = asyncio.create_task(ps:subscribe("ch"))
+    until_true(function() return ps.opening ~= nil end)
+    await(r:close())
+    assert_closed(err_of(asyncio.wait_for(subscribing, 10)))
+    assert.equal(0, await(other:publish("ch", "hi")))
+    -- used again, they work
+    assert.is_true(await(ps:subscribe("ch")))
+    assert.equal("subscribe", await(ps:get_message{timeout = 10}).type)
+    assert.equal(1, await(other:publish("ch", "hi")))
+    await(ps:close())
+    await(r:close())
+  end))
+
+  -- regression: a <close> variable's close raised "Event loop is closed"
+  -- when the client's loop had closed with a command in flight
+  it("a client in a <close> variable whose loop closed first closes "
+     .. "without raising", function()
+    local loop = asyncio.new_event_loop()
+    local url = loop:run_until_complete(servers.redis_url(5))
+    local ok, e = pcall(function()
+      local r <close> = redis.from_url(url)
+      local ps <close> = r:pubsub()
+      loop:run_until_complete(async(function()
+        asyncio.create_task(r:blpop({"q"}, 0))
+        await(ps:subscribe("ch"))
+        until_blocked(r, "blpop")
+      end)())
+      loop:close()
+    end)
+    assert.is_true(ok, tostring(e))
+  end)
+
   it("hashes, sets and sorted sets", aspec.async(function()
     local r <close> = client()
     assert.equal(2, await(r:hset("h", {mapping = {a = "1", b = "2"}})))

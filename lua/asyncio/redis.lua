@@ -386,8 +386,20 @@ local open_conn = async(function(o)
   return c
 end)
 
---- c:close(): closes at once (commands in flight fail).
+--- Closes only the socket of c, on a closed loop: nothing runs there any
+-- more, so no future is completed and no task cancelled.
+local function drop_socket(c)
+  if c.closed then return end
+  c.closed = true
+  c.err = M.ConnectionError("Connection closed.")
+  pcall(c.writer.close, c.writer)
+  c.proto:close()
+end
+
+--- c:close(): closes at once (commands in flight fail); never raises,
+-- its loop closed or not.
 function Conn:close()
+  if self.loop:is_closed() then return drop_socket(self) end
   if not self.closed then
     conn_lost(self, M.ConnectionError("Connection closed."))
   end
@@ -488,10 +500,11 @@ local function new_client(opts)
   check_values(o)
   o.decode_responses = nil
   -- busy: the dedicated connections handed out; pubsubs: the PubSubs
-  -- made by r:pubsub() (both for close)
+  -- made by r:pubsub() (both for close); epoch: how many closes ran (a
+  -- connection opened across one is closed as it arrives)
   return setmetatable({opts = o, idle = {}, waiters = {}, nconns = 0,
                        busy = {}, pubsubs = setmetatable({}, {__mode = "k"}),
-                       nrecovering = 0, closed = false}, Redis)
+                       nrecovering = 0, closed = false, epoch = 0}, Redis)
 end
 
 --- Converters of URL query values (unescaped strings) to option values;
@@ -640,9 +653,11 @@ M.Redis = setmetatable({from_url = M.from_url}, {
   __call = function(_, opts) return new_client(opts) end,
   __name = "redis.Redis"})
 
---- A closed client opens connections again when used, as redis-py's.
+--- A closed client opens connections again when used, as redis-py's;
+-- self.loop is the loop it was last used on (see close_now).
 local function reopen(self)
   self.closed = false
+  self.loop = asyncio.get_running_loop()
 end
 
 --- The shared (pipelined) connection, opened on first use; the callers
@@ -653,13 +668,15 @@ local function shared(self)
   reopen(self)
   local opening = self.opening
   if not opening then
+    local epoch = self.epoch
     opening = asyncio.ensure_future(open_conn(self.opts))
     self.opening = opening
     opening:add_done_callback(function(f)
-      self.opening = nil
+      if self.opening == f then self.opening = nil end
       if not f:cancelled() and f:exception() == nil then
         local nc = f:result()
-        if self.closed then nc:close() else self.conn = nc end
+        -- closed meanwhile: its callers get "Connection closed."
+        if self.epoch ~= epoch then nc:close() else self.conn = nc end
       end
     end)
   end
@@ -681,18 +698,39 @@ local function checked_idle(self, c)
 end
 
 --- Hands what a release gives, a connection or false (a place freed), to
--- the first waiter still waiting; a connection nobody waits for goes
--- idle.
+-- the first waiter still waiting (a connection handed over counts as
+-- busy at once: close ends it before its waiter resumes); a connection
+-- nobody waits for goes idle.
 local function hand_on(self, c)
   local ws = self.waiters
   while #ws > 0 do
     local w = table.remove(ws, 1)
     if not w:done() then
+      if c then self.busy[c] = true end
       w:set_result(c)
       return
     end
   end
   if c then self.idle[#self.idle + 1] = c end
+end
+
+--- A new dedicated connection in a free place of the pool. One that
+-- arrives after a close began is closed and raises redis.ConnectionError
+-- "Connection closed."; on failure the place is free again.
+local function open_dedicated(self)
+  local epoch = self.epoch
+  self.nconns = self.nconns + 1
+  local ok, c = pcall(await, open_conn(self.opts))
+  if ok and self.epoch ~= epoch then
+    c:close()
+    ok, c = false, c.err
+  end
+  if not ok then
+    self.nconns = self.nconns - 1
+    hand_on(self, false)
+    error(c, 0)
+  end
+  return c
 end
 
 --- A dedicated connection: an idle one, a new one while fewer than
@@ -709,14 +747,7 @@ local function take(self)
       self.nconns = self.nconns - 1
     end
     if self.nconns < self.opts.pool_size then
-      self.nconns = self.nconns + 1
-      local ok, c = pcall(await, open_conn(self.opts))
-      if not ok then
-        self.nconns = self.nconns - 1
-        hand_on(self, false) -- the place is free again
-        error(c, 0)
-      end
-      return c
+      return open_dedicated(self)
     end
     -- wait for a release: a connection, or false when a place freed
     local w = asyncio.get_running_loop():create_future()
@@ -729,6 +760,10 @@ local function take(self)
         if got then self.release(self, got) else hand_on(self, false) end
       end
       error(c, 0)
+    end
+    if c and c.closed then -- ended while handed over (a close)
+      self.release(self, c)
+      error(c.err, 0)
     end
     if c then return c end
   end
@@ -966,12 +1001,14 @@ Redis.__await = function(self) return self:initialize() end
 
 --- Closes the connections that something holds, as redis-py's pool
 -- disconnects those in use: the dedicated ones handed out (a blocking
--- command, a WATCH pipeline) and those of the client's PubSubs (a
--- PubSub waiting gets redis.ConnectionError, and its next call opens a
--- new connection subscribed again, as redis-py's). Their commands in
--- flight fail with redis.ConnectionError "Connection closed.". -> the
--- client ids of those that waited for a reply, which Redis may still
--- hold (a BLPOP that would pop an element for nobody).
+-- command, a WATCH pipeline, one handed to a waiter not resumed yet) and
+-- those of the client's PubSubs (a PubSub waiting gets
+-- redis.ConnectionError, and its next call opens a new connection
+-- subscribed again, as redis-py's; one being opened closes as it
+-- arrives, see ps_open). Their commands in flight fail with
+-- redis.ConnectionError "Connection closed.". -> the client ids of those
+-- that waited for a reply, which Redis may still hold (a BLPOP that
+-- would pop an element for nobody).
 local function close_in_use(self)
   local ids = {}
   for c in pairs(self.busy) do
@@ -983,6 +1020,7 @@ local function close_in_use(self)
   for ps in pairs(self.pubsubs) do
     local c = ps.conn
     if c and not c.closed then c:close() end
+    ps.opening = nil -- the next call opens anew
   end
   return ids
 end
@@ -1001,64 +1039,121 @@ local function send_kills(c, ids)
   return futs
 end
 
---- Closes every connection at once (commands in flight fail).
-local function close_now(self)
-  self.closed = true
-  local ids = close_in_use(self)
+--- Takes out of the pool a connection to send CLIENT KILL on: the shared
+-- one, else an idle one; nil if none is open. The close that took it
+-- closes it, once Redis answered: another close meanwhile leaves it.
+local function take_kill_conn(self)
   local via = helper_conn(self)
-  if #ids > 0 and via then
-    send_kills(via, ids)
-    flush(via) -- now: closing the connection sends what it was given
+  if via == nil then return nil end
+  if via == self.conn then
+    self.conn = nil
+    return via
   end
-  if self.conn then self.conn:close() end
-  for _, c in ipairs(self.idle) do c:close() end
+  for i, c in ipairs(self.idle) do
+    if c == via then table.remove(self.idle, i) break end
+  end
+  self.nconns = self.nconns - 1
+  return via
+end
+
+--- A connection opened to send CLIENT KILL on (5 s at most); nil when
+-- Redis cannot be reached (it is losing those clients too).
+local function open_kill_conn(self)
+  local ok, c = pcall(await, asyncio.wait_for(open_conn(self.opts), 5))
+  if ok then return c end
+  if is_cancel(c) then error(c, 0) end
+  return nil
+end
+
+--- Has Redis drop the clients of ids (see close_in_use), so that none of
+-- them takes an element pushed after close: CLIENT KILL, written out at
+-- once, on a connection of the pool (take_kill_conn), else, with wait,
+-- on one opened for it. With wait, returns once Redis answered (5 s at
+-- most). Closes that connection.
+local function kill_clients(self, ids, wait)
+  if #ids == 0 then return end
+  local via = take_kill_conn(self)
+  if via == nil and wait then via = open_kill_conn(self) end
+  if via == nil then return end
+  local futs = send_kills(via, ids)
+  flush(via) -- now: closing via sends what it was given
+  local ok, e = true, nil
+  if wait then ok, e = pcall(await, asyncio.wait(futs, {timeout = 5})) end
+  via:close()
+  if not ok then error(e, 0) end
+  if wait then pcall(await, via.task) end
+end
+
+--- Closes the shared and idle connections; live (the loop is open):
+-- fails the tasks waiting for a place with redis.ConnectionError "Redis
+-- client is closed". -> the shared connection, if there was one.
+local function close_pool(self, live)
+  local c = self.conn
+  self.conn, self.opening = nil, nil -- an opening closes as it arrives
+  if c then c:close() end
+  for _, i in ipairs(self.idle) do i:close() end
   self.nconns = self.nconns - #self.idle
   self.idle = {}
-  for _, w in ipairs(self.waiters) do
+  local ws = self.waiters
+  self.waiters = {}
+  for _, w in ipairs(live and ws or {}) do
     if not w:done() then w:set_exception(M.ConnectionError(
       "Redis client is closed")) end
   end
-  self.waiters = {}
+  return c
 end
 
---- Has Redis drop the clients of ids (see close_in_use) before close
--- returns, so that none of them takes an element pushed afterwards: CLIENT
--- KILL on an open connection of the client, else on one opened for it
--- (5 s at most).
-local function kill_clients(self, ids)
-  if #ids == 0 then return end
-  local via, temp = helper_conn(self), nil
-  if not via then
-    local ok, c = pcall(await, asyncio.wait_for(open_conn(self.opts), 5))
-    if not ok then
-      if is_cancel(c) then error(c, 0) end
-      return -- Redis cannot be reached: it is losing those clients too
-    end
-    via, temp = c, c
-  end
-  await(asyncio.wait(send_kills(via, ids), {timeout = 5}))
-  if temp then temp:close() end
+--- Waits (5 s at most) until the blocking commands cancelled earlier have
+-- been put back (see recover).
+local function await_recovered(self)
+  if self.nrecovering == 0 then return end
+  local w = self.recovered or asyncio.get_running_loop():create_future()
+  self.recovered = w
+  await(asyncio.wait({w}, {timeout = 5}))
+end
+
+--- Closes every connection the client made (see Redis.close), and marks
+-- the opens in flight so that what they open closes as it arrives. With
+-- wait (in a task): first waits for await_recovered, and returns once
+-- Redis answered CLIENT KILL and the shared connection's reader ended;
+-- without: returns at once, the kills written but not answered. On a
+-- closed loop only the sockets close: no future, no task, no kill, no
+-- error.
+local function close_now(self, wait)
+  if wait then await_recovered(self) end
+  self.closed, self.epoch = true, self.epoch + 1
+  local live = not (self.loop and self.loop:is_closed())
+  local ids = close_in_use(self)
+  local ok, e = true, nil
+  if live then ok, e = pcall(kill_clients, self, ids, wait) end
+  local c = close_pool(self, live)
+  if not ok then error(e, 0) end
+  if wait and live and c and c.task then pcall(await, c.task) end
 end
 
 --- await(r:close()): waits for the cancelled blocking commands to be put
--- back, then closes every connection, those in use included: commands in
--- flight fail with redis.ConnectionError, and a blocking command in
--- flight takes nothing pushed after close returned. aclose is
--- redis-py's name.
+-- back, then closes every connection, those in use and those being
+-- opened included: commands in flight fail with redis.ConnectionError,
+-- and a blocking command in flight takes nothing pushed after close
+-- returned. A close called while one runs waits for that one. aclose
+-- is redis-py's name.
 Redis.close = async(function(self)
-  if self.nrecovering > 0 then
-    local w = self.recovered or asyncio.get_running_loop():create_future()
-    self.recovered = w
-    await(asyncio.wait({w}, {timeout = 5}))
+  local closing = self.closing
+  if closing then
+    await(asyncio.shield(closing))
+    return
   end
-  self.closed = true
-  kill_clients(self, close_in_use(self))
-  local c = self.conn
-  close_now(self)
-  if c and c.task then pcall(await, c.task) end
+  closing = asyncio.get_running_loop():create_future()
+  self.closing = closing
+  local ok, e = pcall(close_now, self, true)
+  self.closing = nil
+  closing:set_result(true)
+  if not ok then error(e, 0) end
 end)
 Redis.aclose = Redis.close
-Redis.__close = function(self) close_now(self) end
+--- <close>: closes at once, without waiting for Redis's answers (see
+-- close_now); on a closed loop, the sockets only.
+Redis.__close = function(self) close_now(self, false) end
 Redis.__tostring = function(self)
   local o = self.opts
   return ("<redis.Redis %s db=%d>"):format(
@@ -2733,10 +2828,12 @@ end
 
 --- Opens the connection of ps and subscribes it again to its channels
 -- and patterns (after a lost connection, as redis-py's on_connect).
-local ps_open = async(function(self)
-  local generation = self.generation
+-- generation and epoch are those of ps and its client when the open
+-- began: a connection that arrives after ps or its client closed is
+-- closed, and raises redis.ConnectionError "Connection closed.".
+local ps_open = async(function(self, generation, epoch)
   local c = await(open_conn(self.client.opts))
-  if self.generation ~= generation then -- closed meanwhile
+  if self.generation ~= generation or self.client.epoch ~= epoch then
     c:close()
     error(M.ConnectionError("Connection closed."), 0)
   end
@@ -2759,7 +2856,8 @@ local function ps_connect(self)
   if c and not c.closed then return c end
   local opening = self.opening
   if not opening then
-    opening = asyncio.ensure_future(ps_open(self))
+    opening = asyncio.ensure_future(ps_open(self, self.generation,
+                                            self.client.epoch))
     self.opening = opening
     opening:add_done_callback(function(f)
       if self.opening == f then self.opening = nil end
