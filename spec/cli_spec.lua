@@ -330,4 +330,41 @@ describe("luaio CLI", function()
     proc.rmdir(dir)
     assert.same({0, "ran\n", ""}, {r.status, r.stdout, r.stderr})
   end)
+
+  -- libuv's destructor joins its thread pool at exit: a request there
+  -- that may never end (an open of a FIFO nobody opens for writing)
+  -- must not keep the process from ending, with its status
+  it("exits with its status while an open of a FIFO waits on libuv's "
+     .. "pool: os.exit in a task (closing the state or not), an error "
+     .. "after the run", function()
+    local dir = proc.tempdir()
+    assert(os.execute("mkfifo " .. dir .. "/ff"))
+    local start = ([[
+      local asyncio = require "asyncio"
+      local fs = require "asyncio.fs"
+      asyncio.run(asyncio.async(function()
+        asyncio.create_task(fs.open("%s/ff", "r"))
+        asyncio.await(asyncio.sleep(0.01))
+        %s
+      end)())
+      %s]])
+    local cases = {
+      {4, start:format(dir, "io.write('x'); os.exit(4)", "")},
+      {5, start:format(dir, "io.write('x'); os.exit(5, true)", "")},
+      {1, start:format(dir, "io.write('x')", "error('boom')")},
+    }
+    -- lua5.4 finds this build's modules
+    local build = proc.build:sub(1, 1) == "/" and proc.build
+                  or proc.root .. "/" .. proc.build
+    local env = {LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root
+                   .. "/lua/?/init.lua;;", LUA_CPATH = build .. "/?.so;;"}
+    for _, case in ipairs(cases) do
+      for _, cmd in ipairs{luaio, "lua5.4"} do
+        local r = proc.run({"timeout", "20", cmd, "-e", case[2]},
+                           {env = env})
+        assert.same({case[1], "x"}, {r.status, r.stdout}, cmd)
+      end
+    end
+    proc.rmdir(dir)
+  end)
 end)

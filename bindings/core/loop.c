@@ -18,10 +18,8 @@
  */
 #include <math.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -910,32 +908,12 @@ static void report_destroyed_tasks(lua_State *L, aio_loop *loop) {
  * kept, and reachable, until the process ends (loop_abandon,
  * leave_to_endless). */
 static _Atomic(uv_loop_t *) abandoned_uv;
-static _Atomic unsigned long left_running;
-static int exit_status;
-static atomic_flag exit_watched = ATOMIC_FLAG_INIT;
 
 static void keep_uv(uv_loop_t *uv) {
   uv_loop_t *head = atomic_load(&abandoned_uv);
   do
     uv->data = head;
   while (!atomic_compare_exchange_weak(&abandoned_uv, &head, uv));
-}
-
-/* on_exit handler: the status exit() was given, for end_process. */
-static void note_exit_status(int status, void *arg) {
-  (void)arg;
-  exit_status = status;
-}
-
-/* Runs once exit()'s handlers ran, with the destructors of the objects
- * that use libuv, before libuv's own, which joins its pool's threads:
- * with a request left running there (leave_to_endless) that join would
- * never end, so the process ends here, its streams flushed. */
-__attribute__((destructor)) static void end_process(void) {
-  if (atomic_load(&left_running) == 0)
-    return;
-  fflush(NULL);
-  _exit(exit_status);
 }
 
 /* Are file requests that may never end all that keeps the closing
@@ -967,11 +945,9 @@ static int run_to_end(aio_loop *loop) {
 }
 
 /* Leaves the closing loop's libuv loop to its requests that may never
- * end: never run nor freed again (a request that ends signals it). */
+ * end: never run nor freed again (a request that ends signals it; the
+ * process's exit does not wait for them, see fs.c's end_process). */
 static void leave_to_endless(aio_loop *loop) {
-  if (!atomic_flag_test_and_set(&exit_watched))
-    on_exit(note_exit_status, NULL);
-  atomic_fetch_add(&left_running, loop->endless_reqs);
   loop->uv_abandoned = 1;
   keep_uv(loop->uv);
 }

@@ -23,7 +23,11 @@
  * "[Errno 2] No such file or directory: 'x'", with .errno, .strerror,
  * .filename (and .filename2 for two paths) and libuv's .name.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -238,24 +242,77 @@ static void note_file_kind(fsreq *r) {
   }
 }
 
-/* Counts the started request r among its loop's endless_reqs, until it
- * ends (on_fs_done), when it may wait for ever: an open (of a FIFO, it
- * waits for the other end), a read or write of a stream. */
+/* ------------------------------------------------------------------ */
+/* Requests that may never end, and the process's exit                 */
+
+/* Such requests in flight in the whole process (a loop that closed
+ * without them never sees them end: they stay counted). libuv's own
+ * destructor, run by exit(), joins its pool's threads: it would wait for
+ * ever for one of them, so end_process ends the process before it. */
+static _Atomic unsigned long endless_in_flight;
+static int exit_status;
+static _Atomic int exiting;
+static pthread_once_t exit_watch = PTHREAD_ONCE_INIT;
+
+/* on_exit handler: exit() has begun, with that status. */
+static void note_exit(int status, void *arg) {
+  (void)arg;
+  exit_status = status;
+  atomic_store(&exiting, 1);
+}
+
+/* Once, when the first such request starts: note_exit watches exit(),
+ * and this library stays loaded until the process ends (unloaded, by
+ * lua_close's dlclose, it would run its destructors and libuv's join
+ * then). */
+static void watch_exit(void) {
+#ifdef __GLIBC__
+  Dl_info info;
+  on_exit(note_exit, NULL);
+  if (dladdr((void *)&note_exit, &info) && info.dli_fname != NULL)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
+/* Runs after exit()'s handlers, with the destructors of the objects that
+ * use libuv, before libuv's: with such a request still in flight, the
+ * process ends here with its exit status, its streams flushed. */
+__attribute__((destructor)) static void end_process(void) {
+  if (!atomic_load(&exiting) || atomic_load(&endless_in_flight) == 0)
+    return;
+  fflush(NULL);
+  _exit(exit_status);
+}
+
+/* Counts the started request r among its loop's endless_reqs and the
+ * process's, until it ends (on_fs_done), when it may wait for ever: an
+ * open (of a FIFO, it waits for the other end), a read or write of a
+ * stream. */
 static void count_endless(fsreq *r) {
   int stream_io = r->file && r->file->stream &&
                   (r->op == OP_READ || r->op == OP_WRITE);
   if ((r->op == OP_OPEN || stream_io) && r->io.loop) {
+    pthread_once(&exit_watch, watch_exit);
     r->endless = 1;
     r->io.loop->endless_reqs++;
+    atomic_fetch_add(&endless_in_flight, 1);
   }
+}
+
+/* r ended: it no longer counts. */
+static void uncount_endless(fsreq *r) {
+  if (!r->endless)
+    return;
+  r->endless = 0;
+  if (r->io.loop)
+    r->io.loop->endless_reqs--;
+  atomic_fetch_sub(&endless_in_flight, 1);
 }
 
 static void on_fs_done(uv_fs_t *req) {
   fsreq *r = req->data;
   r->done = 1;
-  if (r->endless && r->io.loop)
-    r->io.loop->endless_reqs--;
-  r->endless = 0;
+  uncount_endless(r);
   note_file_kind(r);
   file_settle(r);
   if (!r->abandoned) {
