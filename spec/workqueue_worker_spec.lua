@@ -304,8 +304,9 @@ describe("asyncio.workqueue worker", function()
   end))
 
   it("a worker stopped while Redis refuses the end of a job gives it up "
-     .. "instead of holding its stop: the job stays with the worker, to "
-     .. "be delivered again", aspec.async(function()
+     .. "one lease after the first refusal instead of holding its stop, "
+     .. "and reports it: the job stays with the worker, to be delivered "
+     .. "again", aspec.async(function()
     local q, r = fresh_queue("t10s", {lease = 1})
     local h = run_held_job(q)
     local w, run, job = h.w, h.run, h.job
@@ -320,6 +321,10 @@ describe("asyncio.workqueue worker", function()
     await(r:execute_command("REPLICAOF", "NO", "ONE"))
     assert(ok, err)
     assert.is_true(asyncio.iserror(err, redis.ReadOnlyError), tostring(err))
+    local gave = until_reported(h.reports, "gives up recording the end of "
+                                .. "a job")
+    assert.is_true(asyncio.iserror(gave.exception, redis.ReadOnlyError),
+                   tostring(gave.exception))
     assert.equal("running", await(job:status()))
     assert.same({job.id, n = 1},
                 await(r:lrange("wq:t10s:proc:" .. w.id, 0, -1)))
@@ -341,9 +346,11 @@ describe("asyncio.workqueue worker", function()
     assert.equal(2, #await(s.claim({}, {P, "B", 2, 30, ""})))
     assert.equal(1, await(s.finish({}, {P, "B", done_job.id,
                                         wq.encode({n = 1, "B"})})))
-    assert.equal(2, await(s.fail({}, {P, "B", dead_job.id, "E", "B", ""})))
+    assert.equal(2, await(s.fail({}, {P, "B", dead_job.id, "E", "B", "",
+                                      2})))
     -- A's late runs: a failure of the done job, a result of the dead one
-    assert.equal(0, await(s.fail({}, {P, "A", done_job.id, "E", "A", ""})))
+    assert.equal(0, await(s.fail({}, {P, "A", done_job.id, "E", "A", "",
+                                      1})))
     assert.equal(0, await(s.finish({}, {P, "A", dead_job.id,
                                         wq.encode({n = 1, "A"})})))
     assert.equal("B", await(done_job:result{timeout = 10}))
@@ -358,7 +365,7 @@ describe("asyncio.workqueue worker", function()
     await(r:zadd(P .. "workers", {A = 0})) -- A stalls again
     assert.equal(1, await(s.tick({}, {P, "", 30}))[2])
     assert.equal(1, #await(s.claim({}, {P, "C", 1, 30, ""})))
-    assert.equal(0, await(s.fail({}, {P, "A", job.id, "E", "A", ""})))
+    assert.equal(0, await(s.fail({}, {P, "A", job.id, "E", "A", "", 1})))
     assert.same({"running", "0", "C", n = 3}, await(r:hmget(P .. "job:" .. job.id,
                                         {"state", "failures", "worker"})))
     await(r:close())
@@ -384,6 +391,139 @@ describe("asyncio.workqueue worker", function()
     for i = 12, 1, -1 do want[#want + 1] = "d" .. i end
     want.n = 12
     assert.same(want, left)
+    await(r:close())
+  end))
+
+  it("a worker stopped while Redis refuses the end of a job once records "
+     .. "it when Redis takes it again: the job is done, not run again",
+     aspec.async(function()
+    local q, r = fresh_queue("t10b")
+    local _, seen = break_script(q, "finish", {[1] = true})
+    local h = run_held_job(q)
+    h.w:stop()
+    h.release:set()
+    assert.equal(42, await(h.job:result{timeout = 10}))
+    assert.equal(2, seen.calls)
+    stop_worker(h.w, h.run, r, q)
+  end))
+
+  it("a retried claim of an id that left the worker's list meanwhile, and "
+     .. "the late failure of an earlier run by the same worker, leave the "
+     .. "job to its current run", aspec.async(function()
+    local q, r = fresh_queue("t15", {retries = 3, retry_delay = 0})
+    local P, s = q.prefix, q.scripts
+    local job = await(q:enqueue("f", {}))
+    local jk = P .. "job:" .. job.id
+    local function record()
+      return await(r:hmget(jk, {"state", "attempts", "worker", "failures"}))
+    end
+    -- A's BLMOVE takes the job, A's claim of it goes unanswered and A's
+    -- lease lapses: a tick puts the job back, B claims it, and then A
+    -- tries its claim again
+    await(r:execute_command("LMOVE", P .. "queue", P .. "proc:A", "RIGHT",
+                            "LEFT"))
+    await(r:zadd(P .. "workers", {A = 0}))
+    assert.equal(1, await(s.tick({}, {P, "", 30}))[2])
+    assert.equal(1, #await(s.claim({}, {P, "B", 1, 30, ""})))
+    assert.equal(0, #await(s.claim({}, {P, "A", 1, 30, job.id})))
+    assert.same({"running", "1", "B", "0", n = 4}, record())
+    assert.same({n = 0}, await(r:lrange(P .. "proc:A", 0, -1)))
+    assert.same({job.id, n = 1}, await(r:lrange(P .. "proc:B", 0, -1)))
+    -- B's lease lapses and B takes the job again: the late failure of
+    -- its first run neither counts nor takes the second's place in B's
+    -- list
+    await(r:zadd(P .. "workers", {B = 0}))
+    assert.equal(1, await(s.tick({}, {P, "", 30}))[2])
+    assert.equal(2, await(s.claim({}, {P, "B", 1, 30, ""}))[1][4])
+    assert.equal(0, await(s.fail({}, {P, "B", job.id, "E", "1st", "", 1})))
+    assert.same({"running", "2", "B", "0", n = 4}, record())
+    assert.same({job.id, n = 1}, await(r:lrange(P .. "proc:B", 0, -1)))
+    assert.same({queued = 0, deferred = 0, running = 1, done = 0, dead = 0},
+                await(q:counts()))
+    -- the failure of the current run counts
+    assert.equal(1, await(s.fail({}, {P, "B", job.id, "E", "2nd", "", 2})))
+    assert.same({"failed", "2", "", "1", n = 4}, record())
+    assert.same({queued = 0, deferred = 1, running = 0, done = 0, dead = 0},
+                await(q:counts()))
+    await(r:close())
+  end))
+
+  it("the late result of a run whose job waits for its retry, or in the "
+     .. "queue, ends the job and takes it out of there: it counts as done "
+     .. "only", aspec.async(function()
+    local q, r = fresh_queue("t16", {retries = 3, retry_delay = 60})
+    local P, s = q.prefix, q.scripts
+    --- Claims the next job for A and lets A's lease lapse: a tick puts
+    -- the job back in the queue. -> its id.
+    local function stall_A()
+      local id = await(s.claim({}, {P, "A", 1, 30, ""}))[1][1]
+      await(r:zadd(P .. "workers", {A = 0}))
+      assert.equal(1, await(s.tick({}, {P, "", 30}))[2])
+      return id
+    end
+    -- one job B ran again and failed: it waits for its retry
+    local retried = await(q:enqueue("f", {1}))
+    stall_A()
+    assert.equal(1, #await(s.claim({}, {P, "B", 1, 30, ""})))
+    assert.equal(1, await(s.fail({}, {P, "B", retried.id, "E", "B", "", 2})))
+    -- one job back in the queue
+    local queued = await(q:enqueue("f", {2}))
+    stall_A()
+    assert.same({queued = 1, deferred = 1, running = 0, done = 0, dead = 0},
+                await(q:counts()))
+    -- A's late results
+    for _, job in ipairs{retried, queued} do
+      assert.equal(1, await(s.finish({}, {P, "A", job.id,
+                                          wq.encode({n = 1, "A"})})))
+      assert.equal("A", await(job:result{timeout = 10}))
+    end
+    assert.same({queued = 0, deferred = 0, running = 0, done = 2, dead = 0},
+                await(q:counts()))
+    await(r:close())
+  end))
+
+  it("the ticks write the dead-letter cursor only when it moves, and start "
+     .. "from the old end again after dead_letters() removed letters",
+     aspec.async(function()
+    local q, r = fresh_queue("t17", {result_ttl = 0})
+    local P, s = q.prefix, q.scripts
+    local cursor = P .. "dead_cursor"
+    local function tick() await(s.tick({}, {P, "", 30})) end
+    -- no dead letters: no cursor
+    tick()
+    assert.equal(0, await(r:exists(cursor)))
+    -- 22 dead letters, oldest first: 10 that stay, 10 whose record is
+    -- gone, 2 that stay
+    for i = 1, 22 do
+      local id = "d" .. i
+      if i <= 10 or i > 20 then
+        await(r:hset(P .. "job:" .. id, {mapping = {state = "dead"}}))
+      end
+      await(r:lpush(P .. "dead", id))
+    end
+    tick() -- passes d1 .. d10
+    assert.equal("10", await(r:get(cursor)))
+    -- the next tick removes d11 .. d20 and passes none: the cursor is
+    -- not written (a transaction watching it goes through)
+    local p <close> = r:pipeline()
+    await(p:watch(cursor))
+    tick()
+    p:multi()
+    p:get(cursor)
+    assert.same({"10", n = 1}, await(p:execute()))
+    tick() -- reaches the end: the cursor goes
+    assert.equal(0, await(r:exists(cursor)))
+    assert.equal(12, await(r:llen(P .. "dead")))
+    -- dead_letters() removes d3 while the cursor has passed d1 .. d10;
+    -- d10's record goes afterwards: the next tick removes it
+    tick()
+    await(r:delete(P .. "job:d3"))
+    assert.equal(11, #await(q:dead_letters()))
+    await(r:delete(P .. "job:d10"))
+    tick()
+    local want = {"d22", "d21", "d9", "d8", "d7", "d6", "d5", "d4", "d2",
+                  "d1", n = 10}
+    assert.same(want, await(r:lrange(P .. "dead", 0, -1)))
     await(r:close())
   end))
 

@@ -23,7 +23,7 @@
 --                    leaves it (ticks prune it from the old end on,
 --                    dead_letters() any it finds)
 --   P.."dead_cursor" how many dead letters from the old end the ticks'
---                    pruning passed (their records stay)
+--                    pruning passed (their records stay); no key: none
 --   P.."job:"..id    hash: fn, args, state, attempts, failures, retries,
 --                    timeout, retry_delay, ttl, result, error,
 --                    traceback, ...; it expires ttl seconds (result_ttl)
@@ -300,8 +300,10 @@ end
 ]]
 
 -- ARGV: P, worker, n, lease, an id already moved into the worker's list
--- (or ''). Takes up to n ready jobs; returns {id, fn, args, attempts,
--- timeout} for each.
+-- (or ''). Takes up to n ready jobs, or that id if it is still in the
+-- worker's list (a claim of it that went unanswered may have run, and
+-- a tick put it back in the queue since); returns {id, fn, args,
+-- attempts, timeout} for each.
 local CLAIM = NOW .. NOTIFY .. [[
 local P, W, n, lease, first = ARGV[1], ARGV[2], tonumber(ARGV[3]),
   tonumber(ARGV[4]), ARGV[5]
@@ -345,7 +347,9 @@ local function start(id)
   redis.call('HSET', jk, 'state', 'running', 'worker', W)
   out[#out + 1] = {id, f[1], f[2], a, f[3]}
 end
-if first ~= '' then start(first) else
+if first ~= '' then
+  if redis.call('LPOS', proc, first) then start(first) end
+else
   for _ = 1, n do
     local id = redis.call('LMOVE', P .. 'queue', proc, 'RIGHT', 'LEFT')
     if not id then break end
@@ -366,27 +370,39 @@ local f = redis.call('HMGET', jk, 'state', 'ttl')
 -- lease expired) keeps its end
 if not f[1] or f[1] == 'done' or f[1] == 'dead' then return 0 end
 redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
+-- a job waiting for its retry, or back in the queue, leaves there
+redis.call('ZREM', P .. 'delayed', id)
+redis.call('LREM', P .. 'queue', 0, id)
 ended(P, id, jk, tonumber(f[2]), 'done')
 redis.call('HINCRBY', P .. 'stats', 'done', 1)
 return 1
 ]]
 
--- ARGV: P, worker, id, error class, message, traceback
+-- ARGV: P, worker, id, error class, message, traceback, the run's
+-- attempt (CLAIM's)
 local FAIL = NOW .. NOTIFY .. [[
 local P, W, id = ARGV[1], ARGV[2], ARGV[3]
 local jk = P .. 'job:' .. id
-redis.call('LREM', P .. 'proc:' .. W, 1, id)
+local proc = P .. 'proc:' .. W
 if redis.call('TYPE', jk).ok ~= 'hash' then
+  redis.call('LREM', proc, 1, id)
   if redis.call('EXISTS', jk) == 1 then -- no hash: a dead letter
     dead_letter(P, id)
   end
   return 0
 end
--- a run of a worker that lost the job (its lease expired: the job went
--- back to the queue, another worker may run it) does not count, nor one
--- of a job that ended meanwhile
-local held = redis.call('HMGET', jk, 'state', 'worker')
-if held[1] == 'done' or held[1] == 'dead' or held[2] ~= W then return 0 end
+-- a failure of a job that ended meanwhile does not count
+local held = redis.call('HMGET', jk, 'state', 'worker', 'attempts')
+if held[1] == 'done' or held[1] == 'dead' then
+  redis.call('LREM', proc, 1, id)
+  return 0
+end
+-- nor one of a run that lost the job (its worker's lease expired: the
+-- job went back to the queue, and another worker, or this one again,
+-- may run it): the job's id in the worker's list, if there, is the
+-- current run's
+if held[2] ~= W or tonumber(held[3]) ~= tonumber(ARGV[7]) then return 0 end
+redis.call('LREM', proc, 1, id)
 -- fields that are not numbers (a record changed by hand) make the job
 -- dead rather than raise here, after the LREM: it would be in no list
 local failures = redis.pcall('HINCRBY', jk, 'failures', 1)
@@ -452,8 +468,8 @@ end
 -- the dead letters from the old end on, PRUNED a tick: those whose
 -- record is gone leave, the others are passed (the cursor counts them),
 -- so that letters which stay (no ttl) do not hide those behind them
-local dead, kept = P .. 'dead', 0
-local at = tonumber(redis.call('GET', P .. 'dead_cursor')) or 0
+local dead, cursor, kept = P .. 'dead', P .. 'dead_cursor', 0
+local at = tonumber(redis.call('GET', cursor)) or 0
 local ids = redis.call('LRANGE', dead, -(at + PRUNED), -(at + 1))
 for _, id in ipairs(ids) do
   if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
@@ -462,7 +478,12 @@ for _, id in ipairs(ids) do
     kept = kept + 1
   end
 end
-redis.call('SET', P .. 'dead_cursor', #ids < PRUNED and 0 or at + kept)
+-- written only when it moves; no key at 0
+if #ids < PRUNED then
+  redis.call('DEL', cursor)
+elseif kept > 0 then
+  redis.call('SET', cursor, at + kept)
+end
 local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 local wait = -1
 if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
@@ -489,7 +510,9 @@ return n
 ]]
 
 -- ARGV: P, ids. Drops from the dead-letter list each of the ids whose
--- record is gone (it expired, or was deleted); returns how many.
+-- record is gone (it expired, or was deleted); returns how many. The
+-- ticks' pruning then starts again from the old end: a letter removed
+-- among those it passed would make it skip one it has not seen.
 local PRUNE = [[
 local P, n = ARGV[1], 0
 for i = 2, #ARGV do
@@ -497,6 +520,7 @@ for i = 2, #ARGV do
     n = n + redis.call('LREM', P .. 'dead', 0, ARGV[i])
   end
 end
+if n > 0 then redis.call('DEL', P .. 'dead_cursor') end
 return n
 ]]
 
@@ -824,16 +848,22 @@ end
 -- outcome is only here (and the job stays with this worker, whose lease
 -- the ticker renews once Redis is back). The first failure of a streak
 -- is reported; the wait between tries doubles up to lease / 3. A worker
--- stopping gives up instead (an error Redis keeps giving would hold its
--- stop for ever): the job goes back to the queue with what the worker
--- holds, and runs again.
+-- stopping gives up once a lease has passed since the first failure (an
+-- error Redis keeps giving would hold its stop for ever), and reports
+-- it: the job stays in the worker's list, which the LEAVE of run()'s
+-- end puts back in the queue if Redis takes it, else the lease's expiry
+-- does; the job runs again.
 local settle = async(function(self, script, argv)
-  local delay = 0.05
+  local loop = asyncio.get_running_loop()
+  local delay, first = 0.05, nil
   while true do
     local ok, e = asyncio.pcall(await, script({}, argv))
     if ok then return end
-    if not iserror(e, redis.RedisError) or self.stopping then
-      error(e, 0)
+    if not iserror(e, redis.RedisError) then error(e, 0) end
+    first = first or loop:time()
+    if self.stopping and loop:time() >= first + self.lease then
+      report(self, "gives up recording the end of a job", e)
+      return
     end
     if delay == 0.05 then
       report(self, "cannot record the end of a job (retrying)", e)
@@ -905,7 +935,7 @@ local run_job = async(function(self, j)
   end
   local cls, msg, trace = error_parts(res[2], tb)
   await(settle(self, q.scripts.fail, {q.prefix, self.id, id, cls, msg,
-                                      trace}))
+                                      trace, attempts}))
 end)
 
 --- The periodic tick: renews this worker's lease, promotes due delayed
