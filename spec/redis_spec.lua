@@ -182,13 +182,17 @@ describe("asyncio.redis", function()
   --- A TCP proxy to the spec's Redis that keeps its connection to Redis
   -- open when its client closes, as a link whose far end vanished
   -- silently: Redis goes on holding a client closed on our side until
-  -- CLIENT KILL drops it, or the proxy closes. -> {url = (database 5
-  -- through the proxy), close = (awaited)}.
-  local lagging_proxy = async(function()
+  -- CLIENT KILL drops it, or the proxy closes. With the Event hold, the
+  -- first connection reaches Redis only once hold is set. -> {url =
+  -- (database 5 through the proxy), accepted = (connections so far),
+  -- close = (awaited)}.
+  local lagging_proxy = async(function(hold)
     local port = await(servers.redis_port())
-    local writers, tasks = {}, {}
+    local writers, tasks, proxy = {}, {}, {accepted = 0}
     local srv = await(asyncio.start_server(async(function(cr, cw)
       tasks[#tasks + 1] = asyncio.current_task()
+      proxy.accepted = proxy.accepted + 1
+      if hold and proxy.accepted == 1 then await(hold:wait()) end
       local sr, sw = await(asyncio.open_connection("127.0.0.1", port))
       writers[#writers + 1], writers[#writers + 2] = cw, sw
       tasks[#tasks + 1] = asyncio.create_task(async(function()
@@ -207,15 +211,16 @@ describe("asyncio.redis", function()
         end
       end)
     end), "127.0.0.1", 0))
-    local url = ("redis://127.0.0.1:%d/5"):format(
+    proxy.url = ("redis://127.0.0.1:%d/5"):format(
       srv.sockets[1]:getsockname()[2])
-    return {url = url, close = async(function()
+    proxy.close = async(function()
       srv:close()
       for _, t in ipairs(tasks) do t:cancel() end
       for _, w in ipairs(writers) do w:close() end
       if #tasks > 0 then await(asyncio.wait(tasks)) end
       await(srv:wait_closed())
-    end)}
+    end)
+    return proxy
   end)
 
   --- Returns once cond() holds (polled each loop iteration; 10 s at most).
@@ -273,6 +278,27 @@ describe("asyncio.redis", function()
     assert.is_nil(await(asyncio.wait_for(closing, 10)))
     assert_closed(err_of(asyncio.wait_for(popping, 10)))
     assert_nothing_popped(other)
+    await(proxy.close())
+  end))
+
+  -- regression: an open that a close overtook, finishing after the open
+  -- that followed the close, made the client's shared connection the
+  -- closed one: the newer one stayed open for nobody and the next
+  -- command opened a third
+  it("an open that a close overtook fails with redis.ConnectionError and "
+     .. "leaves the client the connection opened after the close",
+     aspec.async(function()
+    local held = asyncio.Event()
+    local proxy = await(lagging_proxy(held))
+    local r = redis.from_url(proxy.url)
+    local first = asyncio.create_task(r:ping())
+    until_true(function() return proxy.accepted == 1 end)
+    await(r:close())
+    local id = await(r:execute_command("CLIENT", "ID"))
+    held:set()
+    assert_closed(err_of(asyncio.wait_for(first, 10)))
+    assert.equal(id, await(r:execute_command("CLIENT", "ID")))
+    await(r:close())
     await(proxy.close())
   end))
 

@@ -661,7 +661,10 @@ local function reopen(self)
 end
 
 --- The shared (pipelined) connection, opened on first use; the callers
--- that come while it opens wait for the same attempt.
+-- that come while it opens wait for the same attempt. An open that a
+-- close overtook raises its connection's error, redis.ConnectionError
+-- "Connection closed." (closed as it arrived, the connection is not the
+-- client's: a newer open's may be).
 local function shared(self)
   local c = self.conn
   if c and not c.closed then return c end
@@ -681,8 +684,8 @@ local function shared(self)
     end)
   end
   await(asyncio.shield(opening))
-  c = opening:result()
-  self.conn = c
+  c = opening:result() -- the done callback made it self.conn, or closed it
+  if c.closed then error(c.err, 0) end
   return c
 end
 
