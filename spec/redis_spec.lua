@@ -274,6 +274,7 @@ describe("asyncio.redis", function()
     r, popping = blocked_through(proxy, other)
     local closing = asyncio.create_task(r:close())
     await(asyncio.sleep(0)) -- close has sent CLIENT KILL: it waits
+    assert.is_false(closing:done())
     do local _ <close> = r end
     assert.is_nil(await(asyncio.wait_for(closing, 10)))
     assert_closed(err_of(asyncio.wait_for(popping, 10)))
