@@ -319,8 +319,8 @@ asyncio.run(main())
       local e = select(2, pcall(await, resp:read()))
       assert.is_true(asyncio.iserror(e, http.ClientPayloadError),
                      tostring(e):sub(1, 200))
-      assert.equal("Decompressed data exceeds the configured limit of "
-                   .. "33554432 bytes", e.message)
+      assert.equal("400, message='Decompressed data exceeds the configured "
+                   .. "limit of 33554432 bytes'", e.message)
       srv:close()
       await(srv:wait_closed())
     end))

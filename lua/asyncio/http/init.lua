@@ -2149,8 +2149,9 @@ local function content_decoder(enc)
     local ok, out = pcall(z.feed, z, piece, MAX_DECOMPRESS_SIZE)
     if ok then return out end
     if tostring(out):find("decoded piece too large", 1, true) then
-      error(M.ClientPayloadError(("Decompressed data exceeds the "
-        .. "configured limit of %d bytes"):format(MAX_DECOMPRESS_SIZE)), 0)
+      error(M.ClientPayloadError(("400, message='Decompressed data exceeds "
+        .. "the configured limit of %d bytes'"):format(MAX_DECOMPRESS_SIZE)),
+        0)
     end
     error(M.ClientPayloadError("Can not decode content-encoding: " ..
                                enc .. " (" .. tostring(out) .. ")"), 0)

@@ -2563,8 +2563,8 @@ local function respond(conn, request, resp)
     if not resp.prepared then
       M._send_response(conn, resp, request)
       -- a client that does not read its answers holds its next request
-      -- here, not the server's memory
-      conn:_drain()
+      -- here, not the server's memory (a last answer is not waited for)
+      if conn.keep_alive and not conn.server._closing then conn:_drain() end
     end
     return
   end
