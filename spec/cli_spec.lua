@@ -360,8 +360,7 @@ describe("luaio CLI", function()
                    .. "/lua/?/init.lua;;", LUA_CPATH = build .. "/?.so;;"}
     for _, case in ipairs(cases) do
       for _, cmd in ipairs{luaio, "lua5.4"} do
-        local r = proc.run({"timeout", "20", cmd, "-e", case[2]},
-                           {env = env})
+        local r = proc.run({cmd, "-e", case[2]}, {env = env, timeout = 20})
         assert.same({case[1], "x"}, {r.status, r.stdout}, cmd)
       end
     end
