@@ -309,9 +309,9 @@ struct aio_loop {
   unsigned npending;      /* pending tasks (entries of env TASKS) */
   unsigned handles_open;  /* uv handles not yet closed (debug counts) */
   unsigned endless_reqs;  /* file requests in flight that may never end
-                             (fs.c: reads and writes of pipes, FIFOs,
-                             terminals); closing the loop does not wait
-                             for them alone */
+                             (fs.c's count_endless: opens, and reads and
+                             writes of pipes, FIFOs, terminals); closing
+                             the loop does not wait for them alone */
   unsigned polls_skipped;
   aio_task *interrupt_task; /* asyncio.run's main task (SIGINT cancels) */
   struct aio_sigwatch *signals; /* signal watchers (signal.c) */

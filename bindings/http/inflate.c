@@ -3,15 +3,16 @@
  * Content-Encoding.
  *
  *   local z = _http.Inflater("gzip" | "deflate" [, max_output])
- *   local out = z:feed(piece [, max])  -- the bytes decoded so far ("" maybe)
+ *   local out = z:feed(piece [, max]) -- the bytes decoded so far ("" maybe);
+ *                                     -- nil past max bytes
  *   z:finish()                    -- true when the stream ended cleanly
  *   z:size()                      -- the bytes decoded in all
  *
  * feed raises "invalid compressed data" on a corrupt stream, and "decoded
  * body too large" as soon as the stream decodes to more than max_output
  * bytes in all (default and most: 1 GiB; a zip bomb bound: at most one
- * more buffer of output is made past it), and "decoded piece too large"
- * as soon as one feed decodes to more than its max bytes.
+ * more buffer of output is made past it); one feed that decodes to more
+ * than its max bytes gives nil instead, the stream closed.
  * "deflate" takes a zlib stream, or a raw deflate stream as some servers
  * send: its first two bytes decide (a valid zlib header or not), however
  * the stream is cut into pieces. The zlib state is freed by the garbage
@@ -38,7 +39,6 @@ typedef struct inflater {
   int gzip;
   size_t total;
   size_t max;    /* the most total may reach */
-  size_t piece_end; /* the most total may reach in this feed */
 } inflater;
 
 static int open_stream(inflater *f, int window) {
@@ -53,10 +53,11 @@ static void close_stream(inflater *f) {
   f->live = 0;
 }
 
-/* Decodes s[0..n) into the buffer b (on the stack top); raises on
- * corrupt data (after freeing the zlib state). */
-static void decode(lua_State *L, inflater *f, luaL_Buffer *b,
-                   const unsigned char *s, size_t n) {
+/* Decodes s[0..n) into the buffer b (on the stack top), while the
+ * total stays at most end; raises on corrupt data (after freeing the
+ * zlib state). Returns 0, or -1 past end (the zlib state freed). */
+static int decode(lua_State *L, inflater *f, luaL_Buffer *b,
+                  const unsigned char *s, size_t n, size_t end) {
   f->z.next_in = (Bytef *)s;
   f->z.avail_in = (uInt)n;
   while (f->z.avail_in > 0 && !f->ended) {
@@ -74,9 +75,9 @@ static void decode(lua_State *L, inflater *f, luaL_Buffer *b,
       close_stream(f);
       luaL_error(L, "decoded body too large");
     }
-    if (f->total > f->piece_end) {
+    if (f->total > end) {
       close_stream(f);
-      luaL_error(L, "decoded piece too large");
+      return -1;
     }
     luaL_addsize(b, got);
     if (rc == Z_STREAM_END) {
@@ -86,6 +87,7 @@ static void decode(lua_State *L, inflater *f, luaL_Buffer *b,
       break;
     }
   }
+  return 0;
 }
 
 /* A zlib header (RFC 1950): deflate method, a window up to 32K, and the
@@ -114,7 +116,7 @@ static int decide(lua_State *L, inflater *f, const unsigned char **s,
   return 1;
 }
 
-/* z:feed(data [, max]) -> decoded string; raises on corrupt data, and
+/* z:feed(data [, max]) -> decoded string; raises on corrupt data; nil
  * when data decodes to more than max bytes (none: no bound of its own) */
 static int l_feed(lua_State *L) {
   inflater *f = luaL_checkudata(L, 1, INFLATER_MT);
@@ -122,17 +124,21 @@ static int l_feed(lua_State *L) {
   const unsigned char *s =
     (const unsigned char *)luaL_checklstring(L, 2, &n);
   lua_Integer max = luaL_optinteger(L, 3, (lua_Integer)MAX_OUTPUT);
+  size_t end;
   luaL_argcheck(L, max >= 0, 3, "non-negative integer expected");
-  f->piece_end = f->total + (size_t)max;
+  end = f->total + (size_t)max;
   if (f->ended || n == 0) { lua_pushliteral(L, ""); return 1; }
   if (!f->live) return luaL_error(L, "invalid compressed data");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   if (!f->decided) {
     if (!decide(L, f, &s, &n)) { luaL_pushresult(&b); return 1; }
-    decode(L, f, &b, f->head, 2);
+    if (decode(L, f, &b, f->head, 2, end) < 0) { lua_pushnil(L); return 1; }
   }
-  if (n > 0 && !f->ended) decode(L, f, &b, s, n);
+  if (n > 0 && !f->ended && decode(L, f, &b, s, n, end) < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
   luaL_pushresult(&b);
   return 1;
 }

@@ -2147,14 +2147,15 @@ local function content_decoder(enc)
   local z = _http.Inflater(enc)
   return function(piece)
     local ok, out = pcall(z.feed, z, piece, MAX_DECOMPRESS_SIZE)
-    if ok then return out end
-    if tostring(out):find("decoded piece too large", 1, true) then
+    if not ok then
+      error(M.ClientPayloadError("Can not decode content-encoding: " ..
+                                 enc .. " (" .. tostring(out) .. ")"), 0)
+    elseif out == nil then -- the piece decodes to more than the bound
       error(M.ClientPayloadError(("400, message='Decompressed data exceeds "
         .. "the configured limit of %d bytes'"):format(MAX_DECOMPRESS_SIZE)),
         0)
     end
-    error(M.ClientPayloadError("Can not decode content-encoding: " ..
-                               enc .. " (" .. tostring(out) .. ")"), 0)
+    return out
   end
 end
 
