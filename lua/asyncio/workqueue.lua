@@ -860,13 +860,12 @@ local settle = async(function(self, script, argv)
     local ok, e = asyncio.pcall(await, script({}, argv))
     if ok then return end
     if not iserror(e, redis.RedisError) then error(e, 0) end
-    first = first or loop:time()
-    if self.stopping and loop:time() >= first + self.lease then
+    if first == nil then -- the streak's first failure
+      first = loop:time()
+      report(self, "cannot record the end of a job (retrying)", e)
+    elseif self.stopping and loop:time() >= first + self.lease then
       report(self, "gives up recording the end of a job", e)
       return
-    end
-    if delay == 0.05 then
-      report(self, "cannot record the end of a job (retrying)", e)
     end
     await(asyncio.sleep(delay))
     delay = math.min(delay * 2, self.lease / 3)
