@@ -337,8 +337,7 @@ describe("luaio CLI", function()
   it("exits with its status while an open of a FIFO waits on libuv's "
      .. "pool: os.exit in a task (closing the state or not), an error "
      .. "after the run", function()
-    local dir = proc.tempdir()
-    assert(os.execute("mkfifo " .. dir .. "/ff"))
+    local dir = proc.fifo_dir()
     local start = ([[
       local asyncio = require "asyncio"
       local fs = require "asyncio.fs"
