@@ -288,26 +288,47 @@ static int read_stopped(tls_obj *o, int n, int *ev) {
   return is_want(code) ? 0 : code;
 }
 
+/* Makes room in pbuf for `want` more bytes after its first len ones,
+ * growing it by doubling. Returns 0 when out of memory. */
+static int plain_room(tls_obj *o, size_t len, size_t want) {
+  size_t cap = o->pcap ? o->pcap : 16384;
+  char *p;
+  if (o->pcap - len >= want)
+    return 1;
+  while (cap - len < want)
+    cap *= 2;
+  if (len == 0) { /* nothing to keep: no copy of the old contents */
+    free(o->pbuf);
+    o->pbuf = NULL;
+    o->pcap = 0;
+  }
+  if (!(p = realloc(o->pbuf, cap)))
+    return 0;
+  o->pbuf = p;
+  o->pcap = cap;
+  return 1;
+}
+
+/* The plaintext bytes the ciphertext kept and decrypted can still give,
+ * at most (a record's plaintext is never longer than the record). */
+static size_t plain_bound(tls_obj *o) {
+  return o->inlen + (size_t)SSL_pending(o->ssl);
+}
+
 /* Reads every plaintext byte available into one string, pushed (nil
  * when none), through the reused buffer pbuf (a big one is given back
- * afterwards). Returns the SSL error code that stopped it, 0 for "no
- * more data for now"; sets EV_EOF on close_notify. */
+ * afterwards). The buffer is sized once for all the ciphertext at hand,
+ * and grows by whole records only if a record gives more than it
+ * took. Returns the SSL error code that stopped it, 0 for "no more data
+ * for now"; sets EV_EOF on close_notify. */
 static int read_all(lua_State *L, tls_obj *o, int *ev) {
-  size_t len = 0;
+  size_t len = 0, bound = plain_bound(o);
   int n, code = 0;
   for (;;) {
-    if (o->pcap - len < 16384) { /* room for a whole record */
-      size_t cap = o->pcap ? o->pcap * 2 : 16384;
-      char *p;
-      while (cap - len < 16384)
-        cap *= 2;
-      if (!(p = realloc(o->pbuf, cap))) {
-        o->nomem = 1;
-        code = SSL_ERROR_SSL;
-        break;
-      }
-      o->pbuf = p;
-      o->pcap = cap;
+    if (!plain_room(o, len, bound > 16384 ? bound : 16384)) {
+      o->nomem = 1;
+      code = SSL_ERROR_SSL;
+      break;
     }
     n = SSL_read(o->ssl, o->pbuf + len, (int)(o->pcap - len));
     if (n > 0) {
@@ -315,6 +336,9 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
       /* nothing left to decrypt: spare the call that would say so */
       if (o->inlen == 0 && !SSL_has_pending(o->ssl))
         break;
+      bound = 16384; /* a whole record's room, if one more comes */
+      if (o->pcap - len >= plain_bound(o))
+        bound = 0;
       continue;
     }
     code = read_stopped(o, n, ev);
