@@ -39,6 +39,7 @@
 #define EV_EOF 2       /* the peer's close_notify arrived */
 
 typedef struct tls_obj {
+  const char *tag;        /* &obj_tag: a tls_obj, known without a look-up */
   SSL *ssl;               /* NULL once collected */
   const char *in;         /* ciphertext the BIO reads next */
   size_t inlen;
@@ -48,6 +49,9 @@ typedef struct tls_obj {
   size_t olen, ocap;
   char *pbuf;             /* plaintext read by feed (malloc'd, reused) */
   size_t pcap;
+  const void *tmt;        /* the metatable of the last transport written
+                             to (kept by the registry, so unique), */
+  const aio_transport_vt *tvt; /* and its entries */
   unsigned char server_side, handshake_done, nomem;
 } tls_obj;
 
@@ -203,10 +207,21 @@ static void push_out(lua_State *L, tls_obj *o) {
 }
 
 /* The core's entries for the transport at idx, or NULL when the value
- * is no core transport (a transport written in Lua, TLS's own). */
-static const aio_transport_vt *transport_vt(lua_State *L, int idx) {
+ * is no core transport (a transport written in Lua, TLS's own). The
+ * entries of the last transport's metatable are kept: a connection
+ * writes to one transport, whose metatable is then recognised by its
+ * address alone. */
+static const aio_transport_vt *transport_vt(lua_State *L, tls_obj *o,
+                                            int idx) {
   const aio_transport_vt *vt = NULL;
+  const void *mt;
   int type;
+  if (!lua_getmetatable(L, idx))
+    return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (mt == o->tmt)
+    return o->tvt;
   if (!luaL_testudata(L, idx, AIO_TRANSPORT_MT))
     return NULL;
   type = luaL_getmetafield(L, idx, AIO_TRANSPORT_VT);
@@ -214,6 +229,8 @@ static const aio_transport_vt *transport_vt(lua_State *L, int idx) {
     vt = lua_touserdata(L, -1);
   if (type != LUA_TNIL)
     lua_pop(L, 1);
+  o->tmt = mt;
+  o->tvt = vt;
   return vt;
 }
 
@@ -238,8 +255,15 @@ static void send_out(lua_State *L, tls_obj *o, const aio_transport_vt *tvt,
 /* ------------------------------------------------------------------ */
 /* The object                                                          */
 
+/* Only new_obj writes it: a userdata of a tls_obj's size starting with
+ * its address is a tls_obj (neither Lua code nor another library can
+ * forge one), known without the metatable's look-up by name. */
+static const char obj_tag = 0;
+
 static tls_obj *check_obj(lua_State *L, int idx) {
-  tls_obj *o = luaL_checkudata(L, idx, TLS_OBJECT_MT);
+  tls_obj *o = lua_touserdata(L, idx);
+  if (o == NULL || lua_rawlen(L, idx) != sizeof *o || o->tag != &obj_tag)
+    o = luaL_checkudata(L, idx, TLS_OBJECT_MT);
   if (!o->ssl)
     luaL_error(L, "attempt to use a closed %s", TLS_OBJECT_MT);
   return o;
@@ -404,7 +428,7 @@ static int l_obj_write(lua_State *L) {
   tls_obj *o = check_obj(L, 1);
   size_t len, done = 0;
   const char *data = luaL_checklstring(L, 2, &len);
-  const aio_transport_vt *tvt = transport_vt(L, 3);
+  const aio_transport_vt *tvt = transport_vt(L, o, 3);
   int code = 0;
   clear_errors();
   if (!in_begin(o, NULL, 0))
@@ -657,6 +681,7 @@ int tls_wrap_bio(lua_State *L) {
   lua_settop(L, 3);
   o = lua_newuserdatauv(L, sizeof *o, 2);
   memset(o, 0, sizeof *o);
+  o->tag = &obj_tag;
   luaL_setmetatable(L, TLS_OBJECT_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
