@@ -321,6 +321,9 @@ struct aio_loop {
   uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
   unsigned quits, quits_seen;
   unsigned long progress; /* ready entries run so far */
+  uint64_t deadline;      /* uv_hrtime() past which an iteration leaves
+                             the rest of its ready snapshot for the next
+                             one (an embedder's bounded step), or 0 */
   unsigned long hang_progress;
   uint64_t hang_since;
   unsigned char hang_tick, hang_dumped;

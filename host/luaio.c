@@ -440,14 +440,12 @@ static int has_due_timer(luaio_host *h, double *next) {
   return *next <= aio_loop_time(h->loop);
 }
 
-/* One bounded step: at least one iteration, which may wait up to the
- * budget for an event (I/O, a post, a timer) only when nothing is ready
- * or due; then more iterations, without waiting, while work is ready or a
- * timer is due and the budget is not spent. */
-double luaio_step(luaio_host *h, double budget_ms) {
+/* The iterations of a step (see luaio_step), with the loop's deadline
+ * set: an iteration past it leaves the rest of its ready work for the
+ * next step. */
+static double step_within(luaio_host *h, uint64_t t0, double budget) {
   aio_loop *loop = h->loop;
-  uint64_t t0 = uv_hrtime();
-  double budget = budget_ms > 0 ? budget_ms / 1000.0 : 0, next;
+  double next;
   int r;
   /* at least one iteration; it waits only when there is nothing to do */
   r = step_once(h, !has_ready(h) && !has_due_timer(h, &next) ? budget : 0);
@@ -465,6 +463,23 @@ double luaio_step(luaio_host *h, double budget_ms) {
     return -1;
   next = (next - aio_loop_time(loop)) * 1000.0;
   return next > 0 ? next : 0;
+}
+
+/* One bounded step: at least one iteration, which may wait up to the
+ * budget for an event (I/O, a post, a timer) only when nothing is ready
+ * or due; then more iterations, without waiting, while work is ready or a
+ * timer is due and the budget is not spent. A positive budget also
+ * bounds an iteration's run of its ready work (looked at every few
+ * entries); a budget of 0 runs one whole iteration. */
+double luaio_step(luaio_host *h, double budget_ms) {
+  uint64_t t0 = uv_hrtime();
+  double budget = budget_ms > 0 ? budget_ms / 1000.0 : 0, r;
+  if (h->loop->closed || h->loop->running) /* step_once refuses */
+    return step_within(h, t0, budget);
+  h->loop->deadline = budget > 0 ? t0 + (uint64_t)(budget * 1e9) : 0;
+  r = step_within(h, t0, budget);
+  h->loop->deadline = 0;
+  return r;
 }
 
 int luaio_run(luaio_host *h) {

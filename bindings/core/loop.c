@@ -661,10 +661,24 @@ static void check_slow(aio_loop *loop, const char *task, uint64_t t0) {
             took);
 }
 
-/* Runs the snapshot of ready entries. Returns 1 if an error propagates
- * (left on the stack). */
+/* How many entries run between two looks at the clock of a bounded
+ * step (a power of two). */
+#define DEADLINE_EVERY 16
+
+/* Whether a bounded step is past its deadline, looked at after each
+ * DEADLINE_EVERY entries (`ran` counts them), so that a step always runs
+ * some of its snapshot. */
+static int past_deadline(aio_loop *loop, unsigned ran) {
+  return loop->deadline != 0 && ran % DEADLINE_EVERY == 0 &&
+         uv_hrtime() >= loop->deadline;
+}
+
+/* Runs the snapshot of ready entries, or, past the loop's deadline, its
+ * first entries: the rest stay at the front of the queue, in their order
+ * and ahead of everything scheduled since, for the next iteration.
+ * Returns 1 if an error propagates (left on the stack). */
 static int run_ready(lua_State *L, aio_loop *loop) {
-  unsigned n = loop->rcount;
+  unsigned n = loop->rcount, ran = 0;
   int base = lua_gettop(L);
   /* every entry starts at base (or just above, with its values) */
   luaL_checkstack(L, AIO_STEP_ROOM, NULL);
@@ -693,6 +707,8 @@ static int run_ready(lua_State *L, aio_loop *loop) {
     }
     if (lua_gettop(L) != base)
       lua_settop(L, base);
+    if (past_deadline(loop, ++ran))
+      break;
   }
   return 0;
 }

@@ -25,6 +25,16 @@ static long long global_int(luaio_host *h, const char *name) {
   return v;
 }
 
+/* The length of the table in global `name`. */
+static size_t global_len(luaio_host *h, const char *name) {
+  lua_State *L = luaio_state(h);
+  size_t n;
+  lua_getglobal(L, name);
+  n = lua_rawlen(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
 static const char *global_str(luaio_host *h, const char *name) {
   lua_State *L = luaio_state(h);
   const char *s;
@@ -120,6 +130,37 @@ static void test_step_with_host_clock(void) {
   luaio_step(h, 1000);
   CHECK(global_int(h, "ticks") == 3);
   CHECK(luaio_step(h, 0) == -1); /* nothing scheduled any more */
+  luaio_host_close(h);
+}
+
+/* A positive budget bounds a step's run of ready work, not only its
+ * wait: 100 ready tasks of 1 ms of CPU each overrun a 5 ms budget, so a
+ * step runs some of them and leaves the rest, in their order, to the
+ * next steps. */
+static void test_step_budget_bounds_ready_work(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  double r;
+  int steps = 1;
+  CHECK(h != NULL);
+  CHECK(luaio_spawn(h, "local asyncio = require 'asyncio'\n"
+                       "order = {}\n"
+                       "for i = 1, 100 do\n"
+                       "  asyncio.create_task(asyncio.async(function()\n"
+                       "    local t = os.clock()\n"
+                       "    repeat until os.clock() - t >= 0.001\n"
+                       "    order[#order + 1] = i\n"
+                       "  end)())\n"
+                       "end", "=spawner") == LUAIO_OK);
+  r = luaio_step(h, 5);
+  CHECK(r == 0); /* work is ready still */
+  CHECK(global_len(h, "order") > 0 && global_len(h, "order") < 100);
+  while (luaio_step(h, 5) == 0 && steps < 1000)
+    steps++;
+  CHECK(steps > 1);
+  CHECK(luaio_dostring(h, "for i = 1, 100 do\n"
+                          "  assert(order[i] == i, 'out of order at ' .. i)\n"
+                          "end\n"
+                          "assert(#order == 100)", "=order") == LUAIO_OK);
   luaio_host_close(h);
 }
 
@@ -455,6 +496,7 @@ int main(void) {
   test_run_to_completion();
   test_loop_closed_from_lua();
   test_step_with_host_clock();
+  test_step_budget_bounds_ready_work();
   test_posts_from_thread();
   test_future_from_thread();
   test_future_after_close();
