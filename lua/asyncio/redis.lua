@@ -18,11 +18,12 @@
 -- A command whose caller is cancelled leaves its reply to be read and
 -- discarded, so a connection never loses its place. A blocking command
 -- cancelled in flight is unblocked with CLIENT UNBLOCK from the shared
--- connection; if Redis had already popped an element for it, the element
--- is pushed back where it came from (BRPOP: RPUSH, BLPOP: LPUSH,
--- BZPOPMIN/MAX: ZADD) before the connection is reused. BLMOVE and
--- BRPOPLPUSH leave it in their destination list (the lease). See
--- docs/redis.md for the exact guarantee.
+-- connection; if Redis had already popped elements for it, they are
+-- pushed back where they came from (BRPOP: RPUSH, BLPOP: LPUSH,
+-- BZPOPMIN/MAX and BZMPOP: ZADD, BLMPOP: LPUSH or RPUSH) before the
+-- connection is reused. BLMOVE and BRPOPLPUSH leave it in their
+-- destination list (the lease). See docs/redis.md for the exact
+-- guarantee.
 
 local asyncio = require "asyncio"
 local _redis = require "asyncio._redis"
@@ -828,13 +829,39 @@ local run = async(function(self, argv, conv)
 end)
 M._run = run
 
---- What puts back an element a cancelled blocking pop took.
+--- What puts back the elements a cancelled blocking pop took:
+-- RESTORE[name](reply, argv) -> the command.
 local RESTORE = {
   BRPOP = function(v) return {"RPUSH", v[1], v[2]} end,
   BLPOP = function(v) return {"LPUSH", v[1], v[2]} end,
   BZPOPMIN = function(v) return {"ZADD", v[1], v[3], v[2]} end,
   BZPOPMAX = function(v) return {"ZADD", v[1], v[3], v[2]} end,
+  -- BLMPOP timeout numkeys key... LEFT|RIGHT [COUNT n] -> {key, {e1,
+  -- e2, ...}}, e1 the first popped: pushed back to the same end, last
+  -- first, so that e1 is again the next one out
+  BLMPOP = function(v, argv)
+    local side = tostring(argv[4 + tonumber(argv[3])]):upper()
+    local back = {side == "LEFT" and "LPUSH" or "RPUSH", v[1]}
+    local elems = v[2]
+    for i = #elems, 1, -1 do back[#back + 1] = elems[i] end
+    return back
+  end,
+  -- BZMPOP -> {key, {{member, score}, ...}}
+  BZMPOP = function(v)
+    local back = {"ZADD", v[1]}
+    for _, pair in ipairs(v[2]) do
+      back[#back + 1], back[#back + 2] = pair[2], pair[1]
+    end
+    return back
+  end,
 }
+
+--- The function that puts back what the blocking pop argv took, given
+-- its reply; nil for a command that pops nothing or leaves it in place.
+local function restore_of(argv)
+  local restore = RESTORE[tostring(argv[1]):upper()]
+  return restore and function(v) return restore(v, argv) end
+end
 
 --- A connection other than c to send CLIENT UNBLOCK on: the shared one,
 -- else an idle dedicated one; nil if none is open.
@@ -940,7 +967,7 @@ local run_blocking = async(function(self, argv, conv)
     return v
   end
   if is_cancel(v) and (not fut:done() or fut:exception() == nil) then
-    recover(self, c, {{fut, RESTORE[tostring(argv[1]):upper()], true}})
+    recover(self, c, {{fut, restore_of(argv), true}})
   else
     release(self, c)
   end
@@ -2605,8 +2632,7 @@ local function pending_of(cmds, futs)
     local f = futs[i]
     if not f:done() or not f:cancelled() and f:exception() == nil then
       local argv = cmds[i]
-      pending[#pending + 1] = {f, RESTORE[tostring(argv[1]):upper()],
-                               is_blocking(argv)}
+      pending[#pending + 1] = {f, restore_of(argv), is_blocking(argv)}
     end
   end
   return pending
