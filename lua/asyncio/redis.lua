@@ -1535,6 +1535,20 @@ end)
 cmd("psetex", function(key, ms, value)
   return A("PSETEX", key, ms, value), ok_true
 end)
+--- lcs(key1, key2 [, {len, idx, minmatchlen, withmatchlen}]) -> the
+-- longest common subsequence of the two strings; its length with len;
+-- with idx a table {matches = {{{a1, a2}, {b1, b2} [, length]}, ...},
+-- len = n}, as redis-py's stralgo and the dict of its later releases
+-- (4.3's lcs leaves Redis's flat {"matches", ..., "len", n}).
+cmd("lcs", function(key1, key2, o)
+  local argv = push_flags(A("LCS", key1, key2), o, {"len", "idx"})
+  if o and o.minmatchlen ~= nil and o.minmatchlen ~= 0 then
+    push(argv, "MINMATCHLEN", o.minmatchlen)
+  end
+  push_flags(argv, o, {"withmatchlen"})
+  if o and o.idx and not o.len then return argv, pairs_to_table end
+  return argv
+end)
 
 -- keys
 cmd("delete", function(...) return list_args(A("DEL"), ...) end)
@@ -1602,6 +1616,32 @@ simple("move", "MOVE", to_bool)
 -- IDLETIME or FREQ (integers) of key, nil for a missing key, as
 -- redis-py's object().
 simple("object", "OBJECT")
+--- dump(name) -> the value of name serialized (binary), nil for a
+-- missing key; restore(name, ttl, value [, {replace, absttl, idletime,
+-- frequency}]) -> "OK" (redis-py keeps Redis's status: no conversion).
+simple("dump", "DUMP")
+--- v as an integer, as Python's int(v) takes it (an integer, a whole
+-- float, a string of digits); else redis-py's DataError, message why.
+local function int_or_error(v, why)
+  local n = math.tointeger(v)
+  if n == nil and type(v) == "string" then n = math.tointeger(tonumber(v)) end
+  if n == nil then error(M.DataError(why), 0) end
+  return n
+end
+cmd("restore", function(name, ttl, value, o)
+  local argv = push_flags(A("RESTORE", name, ttl, value), o,
+                          {"replace", "absttl"})
+  if o and o.idletime ~= nil then
+    -- (redis-py's message, its missing space included)
+    push(argv, "IDLETIME", int_or_error(o.idletime,
+                                        "idletimemust be an integer"))
+  end
+  if o and o.frequency ~= nil then
+    push(argv, "FREQ", int_or_error(o.frequency,
+                                    "frequency must be an integer"))
+  end
+  return argv
+end)
 
 -- lists
 cmd("lpush", function(key, ...) return list_args(A("LPUSH", key), ...) end)
@@ -1651,6 +1691,32 @@ cmd("blmove", function(src, dst, timeout, wherefrom, whereto)
 end)
 cmd("brpoplpush", function(src, dst, timeout)
   return A("BRPOPLPUSH", src, dst, timeout or 0), nil, true
+end)
+--- lmpop(num_keys, key, ... , {direction, count}) and blmpop(timeout,
+-- numkeys, key, ..., {direction, count}): redis-py's keyword arguments
+-- in a last table (direction "LEFT" or "RIGHT" is required; the keys
+-- may also come as one list) -> {key, {element, ...}}, nil when every
+-- list is empty (blmpop: after timeout seconds, 0 forever). redis-py
+-- sends COUNT to LMPOP only when it is not 1, always to BLMPOP.
+local function mpop_args(argv, ...)
+  local keys = A(...)
+  local o = keys[keys.n]
+  if type(o) == "table" then
+    keys[keys.n], keys.n = nil, keys.n - 1
+  else
+    o = nil
+  end
+  if keys.n == 1 and type(keys[1]) == "table" then keys = keys[1] end
+  return push(push_all(argv, keys), o and o.direction), o and o.count
+end
+cmd("lmpop", function(num_keys, ...)
+  local argv, count = mpop_args(A("LMPOP", num_keys), ...)
+  if count ~= nil and count ~= 1 then push(argv, "COUNT", count) end
+  return argv
+end)
+cmd("blmpop", function(timeout, numkeys, ...)
+  local argv, count = mpop_args(A("BLMPOP", timeout, numkeys), ...)
+  return push(argv, "COUNT", count or 1), nil, true
 end)
 
 -- hashes
@@ -1731,6 +1797,13 @@ for _, name in ipairs{"sinterstore", "sunionstore", "sdiffstore"} do
 end
 cmd("smove", function(src, dst, value)
   return A("SMOVE", src, dst, value), to_bool
+end)
+--- sintercard(numkeys, keys [, limit = 0]) -> the size of the
+-- intersection (counting stops at limit; 0: no limit).
+cmd("sintercard", function(numkeys, keys, limit)
+  return push(push_all(A("SINTERCARD", numkeys),
+                       need_table(keys, 2, "sintercard")),
+              "LIMIT", limit or 0)
 end)
 
 -- sorted sets
@@ -1842,38 +1915,61 @@ local function bylex(word)
 end
 cmd("zrangebylex", bylex("ZRANGEBYLEX"))
 cmd("zrevrangebylex", bylex("ZREVRANGEBYLEX"))
---- ZUNIONSTORE / ZINTERSTORE dest numkeys keys [WEIGHTS ...] [AGGREGATE
--- a]: keys a list, or a table key -> weight (redis-py's dict)
-local function zstore(word)
-  return function(dest, keys, o)
-    if type(keys) ~= "table" then
-      error(M.DataError(word .. " keys must be a list or a table of "
-        .. "key = weight"), 3)
-    end
-    local names, weights = {}, nil
-    if (keys.n or #keys) > 0 then
-      for i = 1, keys.n or #keys do names[i] = keys[i] end
-    else
-      weights = {}
-      for k, w in pairs(keys) do
-        names[#names + 1] = k
-        weights[#weights + 1] = w
-      end
-    end
-    local argv = push_all(A(word, dest, #names), names)
-    if weights then push_all(push(argv, "WEIGHTS"), weights) end
-    if o and o.aggregate then
-      local a = tostring(o.aggregate):upper()
-      if a ~= "SUM" and a ~= "MIN" and a ~= "MAX" then
-        error(M.DataError("aggregate can be sum, min or max."), 3)
-      end
-      push(argv, "AGGREGATE", a)
-    end
-    return argv
+--- ZUNION / ZINTER [dest] numkeys keys [WEIGHTS ...] [AGGREGATE a]
+-- [WITHSCORES], as redis-py's _zaggregate: keys a list, or a table key
+-- -> weight (redis-py's dict). With dest (the STORE commands) -> the
+-- size of dest; without, the members, or with withscores {{member,
+-- score}, ...} with float scores.
+local function zaggregate(word, dest, keys, o)
+  if type(keys) ~= "table" then
+    error(M.DataError(word .. " keys must be a list or a table of "
+      .. "key = weight"), 0)
   end
+  local names, weights = {}, nil
+  if (keys.n or #keys) > 0 or next(keys) == nil then
+    for i = 1, keys.n or #keys do names[i] = keys[i] end
+  else
+    weights = {}
+    for k, w in pairs(keys) do
+      names[#names + 1] = k
+      weights[#weights + 1] = w
+    end
+  end
+  local argv = A(word)
+  if dest ~= nil then push(argv, dest) end
+  push_all(push(argv, #names), names)
+  if weights then push_all(push(argv, "WEIGHTS"), weights) end
+  if o and o.aggregate then
+    local a = tostring(o.aggregate):upper()
+    if a ~= "SUM" and a ~= "MIN" and a ~= "MAX" then
+      error(M.DataError("aggregate can be sum, min or max."), 0)
+    end
+    push(argv, "AGGREGATE", a)
+  end
+  if o and o.withscores then return push(argv, "WITHSCORES"), score_pairs end
+  return argv
 end
-cmd("zunionstore", zstore("ZUNIONSTORE"))
-cmd("zinterstore", zstore("ZINTERSTORE"))
+cmd("zunionstore", function(dest, keys, o)
+  return zaggregate("ZUNIONSTORE", dest, keys, o)
+end)
+cmd("zinterstore", function(dest, keys, o)
+  return zaggregate("ZINTERSTORE", dest, keys, o)
+end)
+cmd("zunion", function(keys, o) return zaggregate("ZUNION", nil, keys, o) end)
+cmd("zinter", function(keys, o) return zaggregate("ZINTER", nil, keys, o) end)
+--- zdiff(keys [, {withscores}]) -> the members of the first sorted set
+-- in none of the others ({{member, score}, ...} with withscores);
+-- zdiffstore(dest, keys) -> the size of dest.
+cmd("zdiff", function(keys, o)
+  need_table(keys, 1, "zdiff")
+  local argv = push_all(A("ZDIFF", keys.n or #keys), keys)
+  if o and o.withscores then return push(argv, "WITHSCORES"), score_pairs end
+  return argv
+end)
+cmd("zdiffstore", function(dest, keys)
+  need_table(keys, 2, "zdiffstore")
+  return push_all(A("ZDIFFSTORE", dest, keys.n or #keys), keys)
+end)
 cmd("zrandmember", function(key, count, o)
   if type(count) == "table" then count, o = nil, count end
   if o and o.withscores then
@@ -1897,6 +1993,36 @@ cmd("bzpopmin", function(keys, timeout)
 end)
 cmd("bzpopmax", function(keys, timeout)
   return keys_timeout("BZPOPMAX", keys, timeout), bzpop_conv, true
+end)
+--- zmpop(num_keys, keys [, {min, max, count}]) and bzmpop(timeout,
+-- numkeys, keys, {min, max, count}): pops from the first non-empty
+-- sorted set -> {key, {{member, score}, ...}} (float scores, where
+-- redis-py 4.3 leaves Redis's strings), nil when all are empty (bzmpop:
+-- after timeout seconds, 0 forever). One of min and max, as redis-py's
+-- DataError says.
+local function mpop_conv(v)
+  if v == nil then return nil end
+  local out = {}
+  for i, pair in ipairs(v[2]) do out[i] = {pair[1], to_float(pair[2])} end
+  return {v[1], out}
+end
+local function zmpop_args(argv, keys, o, fname, n)
+  push_all(argv, need_table(keys, n, fname))
+  local min, max = o and o.min, o and o.max
+  if (min and max) or not (min or max) then
+    error(M.DataError("Either min or max, but not both must be set"), 0)
+  end
+  return push(argv, min and "MIN" or "MAX")
+end
+cmd("zmpop", function(num_keys, keys, o)
+  local argv = zmpop_args(A("ZMPOP", num_keys), keys, o, "zmpop", 2)
+  if o.count ~= nil and o.count ~= 1 then push(argv, "COUNT", o.count) end
+  return argv, mpop_conv
+end)
+cmd("bzmpop", function(timeout, numkeys, keys, o)
+  local argv = zmpop_args(A("BZMPOP", timeout, numkeys), keys, o, "bzmpop",
+                          3)
+  return push(argv, "COUNT", o.count or 1), mpop_conv, true
 end)
 
 -- streams
@@ -2051,6 +2177,52 @@ cmd("xpending", function(name, group)
     return {pending = v[1], min = v[2], max = v[3], consumers = consumers}
   end
 end)
+--- xpending_range(name, group, min, max, count [, {consumername,
+-- idle}]) -> {{message_id =, consumer =, time_since_delivered =,
+-- times_delivered =}, ...}, as redis-py's; with none of min, max and
+-- count, xpending's summary (redis-py calls xpending).
+local XPENDING_KEYS = {"message_id", "consumer", "time_since_delivered",
+                       "times_delivered"}
+local function xpending_detail(v)
+  local out = {}
+  for i, r in ipairs(v) do
+    local t = {}
+    for k, key in ipairs(XPENDING_KEYS) do t[key] = r[k] end
+    out[i] = t
+  end
+  return out
+end
+--- Raises redis-py's DataError "XPENDING <what> must be a integer >= 0"
+-- for a v below 0.
+local function check_nonneg(v, what)
+  if tonumber(v) and tonumber(v) < 0 then
+    error(M.DataError("XPENDING " .. what .. " must be a integer >= 0"), 0)
+  end
+end
+cmd("xpending_range", function(name, group, min, max, count, o)
+  local consumer, idle = o and o.consumername, o and o.idle
+  if min == nil and max == nil and count == nil then
+    if idle ~= nil or consumer ~= nil then
+      error(M.DataError("if XPENDING is provided with idle time or "
+        .. "consumername, it must be provided with min, max and count "
+        .. "parameters"), 0)
+    end
+    return COMMANDS.xpending(name, group)
+  end
+  if min == nil or max == nil or count == nil then
+    error(M.DataError("XPENDING must be provided with min, max and count "
+      .. "parameters, or none of them."), 0)
+  end
+  local argv = A("XPENDING", name, group)
+  if idle ~= nil then
+    check_nonneg(idle, "idle")
+    push(argv, "IDLE", idle)
+  end
+  check_nonneg(count, "count")
+  push(argv, min, max, count)
+  if consumer ~= nil then push(argv, consumer) end
+  return argv, xpending_detail
+end)
 --- xclaim(name, group, consumer, min_idle_time, ids [, {idle, time,
 -- retrycount, force, justid}]) -> entries (ids with justid).
 cmd("xclaim", function(name, group, consumer, min_idle_time, ids, o)
@@ -2082,6 +2254,183 @@ cmd("xautoclaim", function(name, group, consumer, min_idle_time, start, o)
   return argv, function(v)
     return {v[1], stream_entries(v[2]), v[3] or {}}
   end
+end)
+
+-- geo
+--- geoadd(name, values [, {nx, xx, ch}]): values a flat list
+-- {longitude, latitude, member, ...} -> the number added (changed with
+-- ch).
+cmd("geoadd", function(name, values, o)
+  need_table(values, 2, "geoadd")
+  if o and o.nx and o.xx then
+    error(M.DataError("GEOADD allows either 'nx' or 'xx', not both"), 0)
+  end
+  if (values.n or #values) % 3 ~= 0 then
+    error(M.DataError("GEOADD requires places with lon, lat and name "
+      .. "values"), 0)
+  end
+  return push_all(push_flags(A("GEOADD", name), o, {"nx", "xx", "ch"}),
+                  values)
+end)
+local GEO_UNITS = {m = true, km = true, mi = true, ft = true}
+--- geodist(name, place1, place2 [, {unit}]) -> a float, nil when a
+-- place is missing; unit m (Redis's default), km, mi or ft.
+cmd("geodist", function(name, place1, place2, o)
+  local argv = A("GEODIST", name, place1, place2)
+  local unit = o and o.unit
+  if unit ~= nil then
+    if not GEO_UNITS[unit] then
+      error(M.DataError("GEODIST invalid unit"), 0)
+    end
+    push(argv, unit)
+  end
+  return argv, to_float
+end)
+--- geohash(name, member, ...) -> their geohashes (holes for missing
+-- members); the members may come as one list.
+cmd("geohash", function(name, ...)
+  return list_args(A("GEOHASH", name), ...)
+end)
+--- geopos(name, member, ...) -> {{longitude, latitude}, ...} as floats
+-- (holes for missing members).
+cmd("geopos", function(name, ...)
+  return list_args(A("GEOPOS", name), ...), function(v)
+    local out = {n = v.n or #v}
+    for i = 1, out.n do
+      local p = v[i]
+      if p ~= nil then out[i] = {to_float(p[1]), to_float(p[2])} end
+    end
+    return out
+  end
+end)
+--- The reply converter of GEORADIUS, GEORADIUSBYMEMBER and GEOSEARCH,
+-- redis-py's parse_geosearch_generic: the members, or with withdist,
+-- withhash or withcoord a list per member, {member [, distance]
+-- [, hash] [, {longitude, latitude}]}, distances and coordinates as
+-- floats. nil (the reply as it is) without such options.
+local function geo_reply(o)
+  if not (o.withdist or o.withhash or o.withcoord) then return nil end
+  return function(v)
+    local out = {}
+    for i, r in ipairs(v) do
+      local row, k = {r[1]}, 2
+      if o.withdist then row[#row + 1] = to_float(r[k]); k = k + 1 end
+      if o.withhash then row[#row + 1] = r[k]; k = k + 1 end
+      if o.withcoord then
+        local c = r[k]
+        row[#row + 1] = {to_float(c[1]), to_float(c[2])}
+      end
+      out[i] = row
+    end
+    return out
+  end
+end
+--- The options of GEORADIUS and GEORADIUSBYMEMBER, in redis-py's order
+-- and with its DataErrors; -> argv, its reply converter.
+local function georadius_args(argv, o)
+  o = o or {}
+  if o.unit ~= nil and not GEO_UNITS[o.unit] then
+    error(M.DataError("GEORADIUS invalid unit"), 0)
+  end
+  push(argv, o.unit or "m")
+  if o.any and o.count == nil then
+    error(M.DataError("``any`` can't be provided without ``count``"), 0)
+  end
+  push_flags(argv, o, {"withdist", "withcoord", "withhash"})
+  if o.count ~= nil then
+    push(argv, "COUNT", o.count)
+    if o.any then push(argv, "ANY") end
+  end
+  if o.sort ~= nil then
+    if o.sort ~= "ASC" and o.sort ~= "DESC" then
+      error(M.DataError("GEORADIUS invalid sort"), 0)
+    end
+    push(argv, o.sort)
+  end
+  if o.store ~= nil and o.store_dist ~= nil then
+    error(M.DataError("GEORADIUS store and store_dist cant be set "
+      .. "together"), 0)
+  end
+  if o.store ~= nil then push(argv, "STORE", o.store) end
+  if o.store_dist ~= nil then push(argv, "STOREDIST", o.store_dist) end
+  -- stored: Redis's count of members, as it is
+  if o.store ~= nil or o.store_dist ~= nil then return argv end
+  return argv, geo_reply(o)
+end
+--- georadius(name, longitude, latitude, radius [, {unit = "m", withdist,
+-- withcoord, withhash, count, sort, store, store_dist, any}]) and
+-- georadiusbymember(name, member, radius [, {...}]) -> the members (see
+-- geo_reply); with store or store_dist the number stored.
+cmd("georadius", function(name, longitude, latitude, radius, o)
+  return georadius_args(A("GEORADIUS", name, longitude, latitude, radius),
+                        o)
+end)
+cmd("georadiusbymember", function(name, member, radius, o)
+  return georadius_args(A("GEORADIUSBYMEMBER", name, member, radius), o)
+end)
+--- The options of GEOSEARCH and GEOSEARCHSTORE, redis-py's
+-- _geosearchgeneric with its DataErrors (nil, not Python's falsy 0,
+-- tells an option left out).
+local function geosearch_args(argv, o)
+  local member, lon, lat = o.member, o.longitude, o.latitude
+  if member == nil and (lon == nil or lat == nil) then
+    error(M.DataError("GEOSEARCH must have member or longitude and "
+      .. "latitude"), 0)
+  end
+  if member ~= nil then
+    if lon ~= nil or lat ~= nil then
+      error(M.DataError("GEOSEARCH member and longitude or latitude cant "
+        .. "be set together"), 0)
+    end
+    push(argv, "FROMMEMBER", member)
+  else
+    push(argv, "FROMLONLAT", lon, lat)
+  end
+  local radius, width, height = o.radius, o.width, o.height
+  if radius == nil and (width == nil or height == nil) then
+    error(M.DataError("GEOSEARCH must have radius or width and height"), 0)
+  end
+  local unit = o.unit or "m"
+  if type(unit) ~= "string" or not GEO_UNITS[unit:lower()] then
+    error(M.DataError("GEOSEARCH invalid unit"), 0)
+  end
+  if radius ~= nil then
+    if width ~= nil or height ~= nil then
+      error(M.DataError("GEOSEARCH radius and width or height cant be set "
+        .. "together"), 0)
+    end
+    push(argv, "BYRADIUS", radius, unit)
+  else
+    push(argv, "BYBOX", width, height, unit)
+  end
+  if o.sort ~= nil then
+    local sort = tostring(o.sort):upper()
+    if sort ~= "ASC" and sort ~= "DESC" then
+      error(M.DataError("GEOSEARCH invalid sort"), 0)
+    end
+    push(argv, sort)
+  end
+  if o.count ~= nil then
+    push(argv, "COUNT", o.count)
+    if o.any then push(argv, "ANY") end
+  elseif o.any then
+    error(M.DataError("GEOSEARCH ``any`` can't be provided without count"),
+          0)
+  end
+  return push_flags(argv, o, {"withdist", "withcoord", "withhash",
+                              "storedist"})
+end
+--- geosearch(name, {member | longitude and latitude, radius | width and
+-- height, unit = "m", sort, count, any, withcoord, withdist, withhash})
+-- -> the members (see geo_reply); geosearchstore(dest, name, {...,
+-- storedist}) -> the number stored.
+cmd("geosearch", function(name, o)
+  o = need_table(o, 2, "geosearch")
+  return geosearch_args(A("GEOSEARCH", name), o), geo_reply(o)
+end)
+cmd("geosearchstore", function(dest, name, o)
+  return geosearch_args(A("GEOSEARCHSTORE", dest, name),
+                        need_table(o, 3, "geosearchstore"))
 end)
 
 -- scripts
@@ -2180,6 +2529,10 @@ local CMD_OPTS
 do
   local expiry = {"ex", "px", "exat", "pxat"}
   local scan = {"match", "count"}
+  local georadius = {"unit", "withdist", "withcoord", "withhash", "count",
+                     "sort", "store", "store_dist", "any"}
+  local geosearch = {"member", "longitude", "latitude", "unit", "radius",
+                     "width", "height", "sort", "count", "any"}
   local function opts(i, names, ...)
     return {i, check.option_set(names, ...), i}
   end
@@ -2218,6 +2571,24 @@ do
     hrandfield = opts_from(2, 3, {"withvalues"}),
     copy = opts(3, {"destination_db", "replace"}),
     client_list = opts(1, {"type", "client_id"}),
+    lcs = opts(3, {"len", "idx", "minmatchlen", "withmatchlen"}),
+    restore = opts(4, {"replace", "absttl", "idletime", "frequency"}),
+    -- after the keys, however many: the last argument
+    lmpop = {"last", check.option_set{"direction", "count"}},
+    blmpop = {"last", check.option_set{"direction", "count"}},
+    zunion = opts(2, {"aggregate", "withscores"}),
+    zinter = opts(2, {"aggregate", "withscores"}),
+    zdiff = opts(2, {"withscores"}),
+    zmpop = opts(3, {"min", "max", "count"}),
+    bzmpop = opts(4, {"min", "max", "count"}),
+    xpending_range = opts(6, {"consumername", "idle"}),
+    geoadd = opts(3, {"nx", "xx", "ch"}),
+    geodist = opts(4, {"unit"}),
+    georadius = opts(5, georadius),
+    georadiusbymember = opts(4, georadius),
+    geosearch = opts(2, geosearch, check.option_set{"withcoord", "withdist",
+                                                    "withhash"}),
+    geosearchstore = opts(3, {"storedist"}, check.option_set(geosearch)),
   }
   for _, name in ipairs{"expire", "pexpire", "expireat", "pexpireat"} do
     CMD_OPTS[name] = opts(3, {"nx", "xx", "gt", "lt"})
@@ -2231,6 +2602,14 @@ local function with_options(name, method)
   local copts = CMD_OPTS[name]
   if not copts then return method end
   local i, set, first = copts[1], copts[2], copts[3]
+  if i == "last" then -- a table after the arguments is the options
+    return function(self, ...)
+      local n = select("#", ...)
+      local o = n > 0 and select(n, ...) or nil
+      if type(o) == "table" then check.options(o, n + 1, name, set) end
+      return method(self, ...)
+    end
+  end
   if first == i then
     return function(self, ...)
       local o = select(i, ...)
@@ -2287,6 +2666,88 @@ end
 
 -- Aliases of redis-py.
 Redis.del = Redis.delete
+
+--- r:bitfield(key [, {default_overflow}]) -> a BitFieldOperation, redis-py's
+-- builder of one BITFIELD command: its calls (set, get, incrby, overflow)
+-- add operations and return it; execute() sends them and resets it. On a
+-- client execute() returns a Coroutine (the list of the operations'
+-- results, nil for an INCRBY that OVERFLOW FAIL stopped); on a pipeline
+-- it queues the command and returns the pipeline, as redis-py's.
+local BitField = {__name = "redis.BitFieldOperation"}
+BitField.__index = BitField
+M.BitFieldOperation = BitField
+
+local BITFIELD_OPTS = check.option_set{"default_overflow"}
+local INCRBY_OPTS = check.option_set{"overflow"}
+
+--- Checks the options o, argument #n of fname (self counted), whose
+-- one option, field, is a string if present: -> its value.
+local function string_option(o, n, fname, set, field)
+  check.options(o, n, fname, set, 2)
+  local v = o and o[field]
+  if v ~= nil and type(v) ~= "string" then
+    check.argerror(n, fname, ("field '%s': string expected, got %s")
+                   :format(field, check.typename(v)), 2)
+  end
+  return v
+end
+
+function Redis:bitfield(key, o)
+  local how = string_option(o, 3, "bitfield", BITFIELD_OPTS,
+                            "default_overflow")
+  local op = setmetatable({client = self, key = key, default_overflow = how},
+                          BitField)
+  return op:reset()
+end
+
+--- op:reset() -> op, with no operation (but its default overflow).
+function BitField:reset()
+  self.operations, self.last_overflow = A(), "WRAP"
+  self:overflow(self.default_overflow or "WRAP")
+  return self
+end
+
+--- op:overflow(how) -> op: WRAP, SAT or FAIL for the INCRBYs after it
+-- (sent only when it changes, as redis-py's).
+function BitField:overflow(how)
+  check.type(how, 2, "overflow", "string")
+  how = how:upper()
+  if how ~= self.last_overflow then
+    self.last_overflow = how
+    push(self.operations, "OVERFLOW", how)
+  end
+  return self
+end
+
+--- op:incrby(fmt, offset, increment [, {overflow}]) -> op; fmt such as
+-- "u8" or "i16", offset in bits or "#n" (n times the width).
+function BitField:incrby(fmt, offset, increment, o)
+  local how = string_option(o, 5, "incrby", INCRBY_OPTS, "overflow")
+  if how ~= nil then self:overflow(how) end
+  push(self.operations, "INCRBY", fmt, offset, increment)
+  return self
+end
+
+--- op:get(fmt, offset) -> op
+function BitField:get(fmt, offset)
+  push(self.operations, "GET", fmt, offset)
+  return self
+end
+
+--- op:set(fmt, offset, value) -> op
+function BitField:set(fmt, offset, value)
+  push(self.operations, "SET", fmt, offset, value)
+  return self
+end
+
+--- op:execute(): the BITFIELD command of the operations so far, run by
+-- the client (or queued on the pipeline) the builder came from; the
+-- builder is reset.
+function BitField:execute()
+  local argv = push_all(A("BITFIELD", self.key), self.operations)
+  self:reset()
+  return self.client:execute_command(unpack(argv, 1, argv.n))
+end
 
 --- A for-loop iterator over a SCAN-family command, from cursor 0 until
 -- Redis gives cursor 0 back. build(cursor) -> its argv; each step
@@ -2445,6 +2906,7 @@ for name, build in pairs(COMMANDS) do
   end)
 end
 Pipeline.del = Pipeline.delete
+Pipeline.bitfield = Redis.bitfield
 
 --- p:execute_command(name, ...) queues any command (raw reply).
 function Pipeline:execute_command(...)
