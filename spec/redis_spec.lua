@@ -566,6 +566,9 @@ describe("asyncio.redis", function()
     -- counted as Lua counts: self too when not called as a method
     raises("bad argument #4 to 'set' (unknown option 'exx')",
            function() redis._Redis.set(r, "k", "v", {exx = 10}) end)
+    -- and in a tail call, where Lua no longer sees the method call
+    raises("bad argument #4 to 'set' (unknown option 'exx')",
+           function() return r:set("k", "v", {exx = 10}) end)
     raises("bad argument #2 to 'getex' (table expected, got string)",
            function() r:getex("k", "persist") end)
     raises("bad argument #3 to 'expire' (unknown option 'gte')",
