@@ -208,6 +208,51 @@ describe("error classes", function()
     loop:close()
   end)
 
+  it("an exception group splits by class, list or predicate, keeping "
+     .. "its nesting, as Python's split and subgroup", function()
+    local v, t = asyncio.ValueError("v"), asyncio.TypeError("t")
+    local inner = asyncio.ExceptionGroup("inner", {asyncio.ValueError("v2"),
+                                                   asyncio.TimeoutError()})
+    local eg = asyncio.ExceptionGroup("outer", {v, t, inner, "s"})
+    eg.cause = "why"
+    local match, rest = eg:split(asyncio.ValueError)
+    assert.equal("ExceptionGroup('outer', [ValueError('v'), "
+                 .. "ExceptionGroup('inner', [ValueError('v2')])])",
+                 asyncio.repr(match))
+    assert.equal("ExceptionGroup('outer', [TypeError('t'), "
+                 .. "ExceptionGroup('inner', [TimeoutError()]), 's'])",
+                 asyncio.repr(rest))
+    assert.equal(v, match.exceptions[1])
+    assert.equal("outer (2 sub-exceptions)", match.message)
+    assert.equal(eg.traceback, match.traceback)
+    assert.equal("why", rest.cause)
+    -- a plain value raised counts as an Exception; a whole match is eg
+    assert.equal(eg, eg:subgroup(asyncio.Exception))
+    local whole, none = eg:split(asyncio.BaseExceptionGroup)
+    assert.equal(eg, whole)
+    assert.is_nil(none)
+    assert.is_nil(eg:subgroup(asyncio.KeyboardInterrupt))
+    assert.equal("ExceptionGroup('outer', ['s'])", asyncio.repr(
+      eg:subgroup(function(e) return e == "s" end)))
+    assert.equal("ExceptionGroup('outer', [TypeError('t'), "
+                 .. "ExceptionGroup('inner', [TimeoutError()])])",
+                 asyncio.repr(eg:subgroup{asyncio.TypeError,
+                                          asyncio.OSError}))
+    -- the parts of a BaseExceptionGroup narrow as its constructor does
+    local b = asyncio.BaseExceptionGroup("b", {asyncio.CancelledError(), v})
+    local bm, br = b:split(asyncio.ValueError)
+    assert.equal(asyncio.ExceptionGroup, getmetatable(bm))
+    assert.equal(asyncio.BaseExceptionGroup, getmetatable(br))
+    -- a subclass has the methods; derive makes the parts
+    local Mine = asyncio.ExceptionGroup:subclass("Mine")
+    function Mine.derive(self, excs) return Mine(self.args[1], excs) end
+    local mine = Mine("m", {v, t})
+    assert.equal(Mine, getmetatable(mine:subgroup(asyncio.TypeError)))
+    assert.equal("bad argument #1 to 'split' (error class, list of error "
+                 .. "classes or function expected, got number)",
+                 select(2, pcall(eg.split, eg, 3)))
+  end)
+
   it("IncompleteReadError and LimitOverrunError carry their fields",
      function()
     local ir = asyncio.IncompleteReadError("ab", 5)

@@ -64,6 +64,16 @@ local function class(name, base, init)
     for k in pairs(base.__is) do is[k] = true end
   end
   cls.__is = is
+  -- methods (the exception groups' split, ...) are inherited by copy:
+  -- a class's own look-ups go no further than itself
+  if base then
+    for k, v in pairs(base) do
+      if type(k) == "string" and k:sub(1, 2) ~= "__" and
+         k ~= "subclass" and type(v) == "function" then
+        cls[k] = v
+      end
+    end
+  end
   cls.subclass = function(self, subname, subinit)
     if type(subname) ~= "string" then
       error(("bad argument #1 to 'subclass' (string expected, got %s)")
@@ -133,6 +143,113 @@ class("BaseExceptionGroup", BaseException,
 M.ExceptionGroup = class("ExceptionGroup", Exception,
                          group_init("ExceptionGroup"))
 M.ExceptionGroup.__is[M.BaseExceptionGroup] = true
+
+--- The test of split and subgroup for `condition` (argument #1 of
+-- fname): a class (a plain Lua value raised counts as an Exception, as
+-- the groups and asyncio.pcall take it), a list of classes, or a
+-- function (or callable table other than a class) called with each
+-- exception, groups included, that returns true for a match.
+local function matcher(condition, fname)
+  local classes
+  if type(condition) == "function" then return condition end
+  if type(condition) == "table" then
+    if rawget(condition, "__is") then
+      classes = {condition}
+    elseif getmetatable(condition) and getmetatable(condition).__call then
+      return condition
+    elseif getmetatable(condition) == nil and #condition > 0 then
+      classes = condition
+      for i = 1, #classes do
+        if type(classes[i]) ~= "table" or not rawget(classes[i], "__is") then
+          classes = nil
+          break
+        end
+      end
+    end
+  end
+  if not classes then
+    error(("bad argument #1 to '%s' (error class, list of error classes "
+           .. "or function expected, got %s)")
+          :format(fname, condition == nil and "no value" or type(condition)),
+          3)
+  end
+  return function(e)
+    local object = M.iserror(e)
+    for i = 1, #classes do
+      local cls = classes[i]
+      if object and M.iserror(e, cls) or not object and
+         (cls == M.Exception or cls == M.BaseException) then
+        return true
+      end
+    end
+    return false
+  end
+end
+
+--- The group holding excs (a sub-list of group's exceptions, tbs their
+-- kept tracebacks by index) with group's message, traceback and cause,
+-- or nil when excs is empty: Python's exceptiongroup_subset.
+local function subset(group, excs, tbs)
+  if #excs == 0 then return nil end
+  local g = group:derive(excs)
+  if not M.iserror(g, M.BaseExceptionGroup) then
+    error(M.TypeError("derive must return an instance of "
+                      .. "BaseExceptionGroup"), 0)
+  end
+  g.traceback, g.cause = rawget(group, "traceback"), rawget(group, "cause")
+  if next(tbs) ~= nil then g.tracebacks = tbs end
+  return g
+end
+
+--- Python's split, recursively: the part of e that match accepts and,
+-- when want_rest, the rest (each nil when empty), nesting kept.
+local function split_group(e, match, want_rest)
+  if match(e) then return e, nil end
+  if not M.iserror(e, M.BaseExceptionGroup) then
+    return nil, want_rest and e or nil
+  end
+  local subs, tbs = e.exceptions, rawget(e, "tracebacks") or {}
+  local m, mtbs, r, rtbs = {}, {}, {}, {}
+  for i = 1, subs.n or #subs do
+    local sub = subs[i]
+    local sm, sr = split_group(sub, match, want_rest)
+    if sm ~= nil then
+      m[#m + 1] = sm
+      if rawequal(sm, sub) then mtbs[#m] = tbs[i] end
+    end
+    if sr ~= nil then
+      r[#r + 1] = sr
+      if rawequal(sr, sub) then rtbs[#r] = tbs[i] end
+    end
+  end
+  return subset(e, m, mtbs), want_rest and subset(e, r, rtbs) or nil
+end
+
+--- eg:split(condition) -> match, rest: two groups shaped as eg (its
+-- message, traceback and nesting) holding the exceptions that match
+-- condition and the others, each nil when empty; eg itself when the
+-- condition holds for it. Python's BaseExceptionGroup.split, and so the
+-- `except*` clause: `local m, rest = eg:split(asyncio.ValueError)`.
+local function group_split(self, condition)
+  return split_group(self, matcher(condition, "split"), true)
+end
+
+--- eg:subgroup(condition) -> the match part of split, or nil.
+local function group_subgroup(self, condition)
+  return (split_group(self, matcher(condition, "subgroup"), false))
+end
+
+--- eg:derive(excs) -> a group of excs with eg's message (an
+-- ExceptionGroup when they are all Exceptions, as Python's): split and
+-- subgroup make their parts with it; a subclass may override it.
+local function group_derive(self, excs)
+  return M.BaseExceptionGroup(self.args[1], excs)
+end
+
+for _, cls in ipairs{M.BaseExceptionGroup, M.ExceptionGroup} do
+  cls.split, cls.subgroup, cls.derive =
+    group_split, group_subgroup, group_derive
+end
 
 class("RuntimeError", Exception)
 class("NotImplementedError", M.RuntimeError)
