@@ -381,6 +381,14 @@ describe("asyncio.http client", function()
       e.message)
     assert.is_true(asyncio.iserror(e.os_error,
                                    asyncio.ConnectionRefusedError))
+    -- as aiohttp's ClientOSError, an OSError with the errno of the
+    -- failure
+    assert.is_true(asyncio.iserror(e, http.ClientOSError))
+    assert.is_true(asyncio.iserror(e, asyncio.OSError))
+    assert.equal(e.os_error.errno, e.errno)
+    assert.equal(("Connect call failed ('127.0.0.1', %d)"):format(port),
+                 e.strerror)
+    assert.is_true(asyncio.iserror(http.ClientOSError("x"), asyncio.OSError))
     e = err_of(s:get("http://127.0.0.1:" .. port .. "/", {ssl = false}))
     assert.matches("^Cannot connect to host 127%.0%.0%.1:%d+ ssl:False %[",
                    e.message)
@@ -392,6 +400,8 @@ describe("asyncio.http client", function()
                        "http://a b/"} do
       local e = err_of(s:get(u))
       assert.is_true(asyncio.iserror(e, http.InvalidURL), u)
+      -- also a ValueError, as aiohttp's
+      assert.is_true(asyncio.iserror(e, asyncio.ValueError), u)
     end
   end))
 

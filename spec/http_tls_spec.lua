@@ -60,9 +60,13 @@ end
 local function assert_cert_error(e, code)
   assert.is_true(asyncio.iserror(e, http.ClientConnectorCertificateError),
                  tostring(e))
-  -- aiohttp's tree: a ClientSSLError, a ClientConnectorError
+  -- aiohttp's tree: a ClientSSLError, a ClientConnectorError, and an
+  -- ssl.SSLCertVerificationError (ssl.CertificateError)
   assert.is_true(asyncio.iserror(e, http.ClientSSLError))
   assert.is_true(asyncio.iserror(e, http.ClientConnectorError))
+  assert.is_true(asyncio.iserror(e, ssl.SSLCertVerificationError))
+  assert.is_true(asyncio.iserror(e, ssl.SSLError))
+  assert.is_true(asyncio.iserror(e, asyncio.OSError))
   assert.is_true(asyncio.iserror(e.certificate_error,
                                  ssl.SSLCertVerificationError))
   assert.equal(code, e.certificate_error.verify_code)
@@ -162,6 +166,21 @@ describe("asyncio.http over TLS", function()
     reports.wait(2)
     await(runner:cleanup())
     await(runner2:cleanup())
+  end))
+
+  it("fails with ClientConnectorSSLError, an ssl.SSLError, on a server "
+     .. "that does not speak TLS", aspec.async(function()
+    local runner, port = await(peers.serve(app_under_test()))
+    local s <close> = http.ClientSession()
+    local e = get_error(s, "https://127.0.0.1:" .. port .. "/hello",
+                        {ssl = certs.client_ctx()})
+    assert.is_true(asyncio.iserror(e, http.ClientConnectorSSLError),
+                   tostring(e))
+    assert.is_true(asyncio.iserror(e, http.ClientSSLError))
+    assert.is_true(asyncio.iserror(e, ssl.SSLError))
+    assert.is_false(asyncio.iserror(e, ssl.SSLCertVerificationError))
+    assert.is_true(asyncio.iserror(e.os_error, ssl.SSLError))
+    await(runner:cleanup())
   end))
 
   it("talks to Python's aiohttp on Python's ssl, keeping the connection",

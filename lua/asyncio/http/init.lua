@@ -42,6 +42,15 @@ M.ClientError = ClientError
 M.ClientConnectionError =
   ClientError:subclass("http.ClientConnectionError")
 M.ClientOSError = M.ClientConnectionError:subclass("http.ClientOSError")
+--- cls joins the set of base and its ancestors: a second base, as
+-- Python's multiple inheritance (iserror looks a class up in `__is`).
+-- Subclasses made later inherit it.
+local function add_base(cls, base)
+  for c in pairs(base.__is) do cls.__is[c] = true end
+end
+-- aiohttp's ClientOSError is also an OSError, and so are the connector
+-- errors under it
+add_base(M.ClientOSError, asyncio.OSError)
 M.ClientConnectorError =
   M.ClientOSError:subclass("http.ClientConnectorError")
 -- a proxy that could not be reached
@@ -68,9 +77,7 @@ M.ServerDisconnectedError = M.ServerConnectionError:subclass(
 -- asyncio.errors gives ExceptionGroup its second base).
 M.ServerTimeoutError =
   M.ServerConnectionError:subclass("http.ServerTimeoutError")
-for cls in pairs(asyncio.TimeoutError.__is) do
-  M.ServerTimeoutError.__is[cls] = true
-end
+add_base(M.ServerTimeoutError, asyncio.TimeoutError)
 -- aiohttp 3.10's subclasses: a connection not made within connect /
 -- sock_connect, a read over sock_read
 M.ConnectionTimeoutError =
@@ -130,6 +137,7 @@ M.InvalidURL = ClientError:subclass("http.InvalidURL", function(e, url)
   e.url = url
   e.message = tostring(url)
 end)
+add_base(M.InvalidURL, asyncio.ValueError) -- as aiohttp's
 --- Invalid JSON in json() (aiohttp: json.JSONDecodeError, a ValueError)
 M.JSONDecodeError = asyncio.ValueError:subclass("http.JSONDecodeError")
 
@@ -1584,6 +1592,28 @@ local function os_error_text(r)
   return tostring(type(r) == "table" and r.message or r)
 end
 
+--- Gives a connector error e the error r it wraps (`.os_error`) and,
+-- as the OSError it is (aiohttp's ClientOSError), r's errno and
+-- strerror.
+local function os_error_fields(e, r)
+  e.os_error = r
+  if type(r) == "table" then
+    e.errno, e.strerror = rawget(r, "errno"), rawget(r, "strerror")
+  end
+end
+
+--- aiohttp's ClientConnectorSSLError is also an ssl.SSLError, and its
+-- ClientConnectorCertificateError an ssl.SSLCertVerificationError: they
+-- join those classes once the client loads asyncio.ssl, before it
+-- raises either (the client does not load it for plain http).
+local ssl_joined = false
+local function join_ssl_classes(ssl)
+  if ssl_joined then return end
+  ssl_joined = true
+  add_base(M.ClientConnectorSSLError, ssl.SSLError)
+  add_base(M.ClientConnectorCertificateError, ssl.SSLCertVerificationError)
+end
+
 --- open_connection to u (copts: its TLS options), or through proxy:
 -- to the proxy, then a tunnel (open_tunnel) unless u is plain http. A
 -- proxy that cannot be reached raises ClientProxyConnectionError.
@@ -1596,7 +1626,8 @@ local open_stream = async(function(u, copts, proxy, ssl)
     if is_cancel(r) or iserror(r, asyncio.TimeoutError) then error(r, 0) end
     local e = M.ClientProxyConnectionError(("Cannot connect to host "
       .. "%s:%d ssl:default [%s]"):format(p.host, p.port, os_error_text(r)))
-    e.os_error, e.host, e.port = r, p.host, p.port
+    os_error_fields(e, r)
+    e.host, e.port = p.host, p.port
     error(e, 0)
   end
   if tunnelled(u) then
@@ -1668,6 +1699,7 @@ function ClientSession:_connect(u, opts, timeout, proxy)
     local cls = M.ClientConnectorError
     if copts and iserror(r, asyncio.OSError) then
       local ssl = require "asyncio.ssl"
+      join_ssl_classes(ssl)
       if iserror(r, ssl.SSLCertVerificationError) then
         cls = M.ClientConnectorCertificateError
       elseif iserror(r, ssl.SSLError) then
@@ -1676,7 +1708,7 @@ function ClientSession:_connect(u, opts, timeout, proxy)
     end
     local e = cls(("Cannot connect to host %s:%d ssl:%s [%s]"):format(
       u.host, u.port, ssl_label(opts.ssl), os_error_text(r)))
-    e.os_error = r
+    os_error_fields(e, r)
     if cls == M.ClientConnectorCertificateError then
       e.certificate_error = r
     end
