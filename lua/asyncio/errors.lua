@@ -230,12 +230,21 @@ end
 -- condition and the others, each nil when empty; eg itself when the
 -- condition holds for it. Python's BaseExceptionGroup.split, and so the
 -- `except*` clause: `local m, rest = eg:split(asyncio.ValueError)`.
+local function check_group(self, fname)
+  if not M.iserror(self, M.BaseExceptionGroup) then
+    error(("bad argument #1 to '%s' (asyncio.BaseExceptionGroup expected, "
+           .. "got %s)"):format(fname, type(self)), 3)
+  end
+end
+
 local function group_split(self, condition)
+  check_group(self, "split")
   return split_group(self, matcher(condition, "split"), true)
 end
 
 --- eg:subgroup(condition) -> the match part of split, or nil.
 local function group_subgroup(self, condition)
+  check_group(self, "subgroup")
   return (split_group(self, matcher(condition, "subgroup"), false))
 end
 
@@ -243,6 +252,11 @@ end
 -- ExceptionGroup when they are all Exceptions, as Python's): split and
 -- subgroup make their parts with it; a subclass may override it.
 local function group_derive(self, excs)
+  check_group(self, "derive")
+  if type(excs) ~= "table" then
+    error(("bad argument #2 to 'derive' (table expected, got %s)")
+          :format(type(excs)), 2)
+  end
   return M.BaseExceptionGroup(self.args[1], excs)
 end
 
