@@ -346,6 +346,11 @@ struct aio_loop {
   unsigned char executor_shutdown; /* the default executor is shut down */
   unsigned char task_factory; /* env TASK_FACTORY is set */
   double slow_callback;   /* debug mode: report callbacks slower than this */
+  /* Counted apart from the hot fields above: with `progress`, they tell
+   * luaio_step a poll that only took a wake-up left by posts already
+   * run (no entry, no dispatch ran after it). */
+  unsigned long dispatches; /* I/O dispatches run so far (io.c) */
+  unsigned long wakeups;  /* wake-ups a poll took (on_wakeup calls) */
 };
 
 /* The loop userdata is the aio_loop itself: Lua frees it only when no

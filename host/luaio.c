@@ -440,6 +440,32 @@ static int has_due_timer(luaio_host *h, double *next) {
   return *next <= aio_loop_time(h->loop);
 }
 
+/* The first iteration of a step with nothing to do: it waits up to the
+ * budget (seconds, from t0) for an event. Each post that finds the inbox
+ * empty signals the loop's wake-up, which only a poll takes: a post run
+ * by an iteration that did not poll leaves it signalled, and the next
+ * poll returns at once for it. An iteration whose poll took a wake-up
+ * and which ran nothing (no ready entry, no I/O dispatch) saw no event:
+ * it is repeated for the rest of the budget. One that ran anything, or
+ * whose poll ended without a wake-up (the budget, the host's own
+ * handles on a shared loop), ends the wait as it is. */
+static int wait_step(luaio_host *h, double budget, uint64_t t0) {
+  aio_loop *loop = h->loop;
+  double left = budget, next;
+  for (;;) {
+    unsigned long ran = loop->progress + loop->dispatches;
+    unsigned long woke = loop->wakeups;
+    int r = step_once(h, left);
+    if (r != LUAIO_OK || loop->wakeups == woke ||
+        loop->progress + loop->dispatches != ran || has_ready(h) ||
+        has_due_timer(h, &next))
+      return r;
+    left = budget - (double)(uv_hrtime() - t0) / 1e9;
+    if (left <= 0)
+      return r;
+  }
+}
+
 /* The iterations of a step (see luaio_step), with the loop's deadline
  * set: an iteration past it leaves the rest of its ready work for the
  * next step. */
@@ -448,7 +474,10 @@ static double step_within(luaio_host *h, uint64_t t0, double budget) {
   double next;
   int r;
   /* at least one iteration; it waits only when there is nothing to do */
-  r = step_once(h, !has_ready(h) && !has_due_timer(h, &next) ? budget : 0);
+  if (!has_ready(h) && !has_due_timer(h, &next))
+    r = wait_step(h, budget, t0);
+  else
+    r = step_once(h, 0);
   if (r != LUAIO_OK)
     return r - 1;
   while ((has_ready(h) || has_due_timer(h, &next)) &&
@@ -467,10 +496,10 @@ static double step_within(luaio_host *h, uint64_t t0, double budget) {
 
 /* One bounded step: at least one iteration, which may wait up to the
  * budget for an event (I/O, a post, a timer) only when nothing is ready
- * or due; then more iterations, without waiting, while work is ready or a
- * timer is due and the budget is not spent. A positive budget also
- * bounds an iteration's run of its ready work (looked at every few
- * entries); a budget of 0 runs one whole iteration. */
+ * or due (wait_step); then more iterations, without waiting, while work
+ * is ready or a timer is due and the budget is not spent. A positive
+ * budget also bounds an iteration's run of its ready work (looked at
+ * every few entries); a budget of 0 runs one whole iteration. */
 double luaio_step(luaio_host *h, double budget_ms) {
   uint64_t t0 = uv_hrtime();
   double budget = budget_ms > 0 ? budget_ms / 1000.0 : 0, r;

@@ -94,14 +94,15 @@ LUAIO_API int luaio_run(luaio_host *h);
 
 /* One bounded step: runs the work that is ready and the timers that are
  * due, polls I/O, and returns after at most budget_ms milliseconds of
- * waiting (it never waits when work is ready). A positive budget also
- * bounds the run of ready work, looked at every 16 callbacks or task
- * steps: what is left stays queued, in order, for the next step (0 runs
- * one whole iteration). Returns the milliseconds until the next timer
- * deadline, 0 when work is ready now, -1 when nothing is scheduled, or,
- * below -1, a code minus one: LUAIO_ERROR - 1 when an error left the
- * loop (see luaio_last_error()), LUAIO_CLOSED - 1 when Lua closed the
- * loop. */
+ * waiting (it never waits when work is ready; with nothing to do, it
+ * waits for an event, and a wake-up left by posts an earlier iteration
+ * ran is none). A positive budget also bounds the run of ready work,
+ * looked at every 16 callbacks or task steps: what is left stays
+ * queued, in order, for the next step (0 runs one whole iteration).
+ * Returns the milliseconds until the next timer deadline, 0 when work
+ * is ready now, -1 when nothing is scheduled, or, below -1, a code
+ * minus one: LUAIO_ERROR - 1 when an error left the loop (see
+ * luaio_last_error()), LUAIO_CLOSED - 1 when Lua closed the loop. */
 LUAIO_API double luaio_step(luaio_host *h, double budget_ms);
 
 /* Supplies (or, with NULL, removes) the host clock. */

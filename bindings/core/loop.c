@@ -83,8 +83,13 @@ static void on_noop_timer(uv_timer_t *t) {
   (void)t;
 }
 
+/* The queue is drained by the iteration; the count lets a step tell a
+ * poll that only took this wake-up (a post's, when an iteration ran the
+ * post without polling) from one that brought something. */
 static void on_wakeup(uv_async_t *a) {
-  (void)a; /* the queue is drained by the iteration */
+  aio_loop *loop = a->data;
+  if (loop != NULL)
+    loop->wakeups++;
 }
 
 /* ------------------------------------------------------------------ */

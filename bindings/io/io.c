@@ -80,6 +80,7 @@ static void dispatch_on(lua_State *L, aio_io *io) {
   aio_loop *loop = io->loop;
   if (!lua_checkstack(L, 8))
     return;
+  loop->dispatches++;
   lua_pushcfunction(L, l_io_dispatch);
   lua_pushlightuserdata(L, io);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {

@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <uv.h>
 
 #include "check.h"
 #include "luaio.h"
@@ -212,6 +213,58 @@ static void test_posts_from_thread(void) {
   /* the poster outlives its host: posting fails cleanly */
   CHECK(luaio_poster_post(a.poster, count_post, NULL) == LUAIO_CLOSED);
   luaio_poster_free(a.poster);
+}
+
+/* A step waits out its budget unless its wait ran something. A post
+ * wakes the loop; a step that finds the post ready runs it without
+ * waiting, and so without the poll that takes the wake-up: the next
+ * step, with nothing to do, must still wait its whole budget (a lower
+ * bound on the time it took: asserting it is deterministic). A step
+ * whose wait is ended by a post runs it and returns at once: with a
+ * budget of seconds, a return before the budget shows it. */
+static int waited_posts;
+static void note_post(lua_State *L, void *ud) {
+  (void)ud;
+  if (L != NULL)
+    waited_posts++;
+}
+
+static void *post_once(void *p) {
+  luaio_poster_post(p, note_post, NULL);
+  return NULL;
+}
+
+static void *post_later(void *p) {
+  usleep(20000); /* most likely while the step waits; if not, it finds
+                    the post ready: either way it returns at once */
+  return post_once(p);
+}
+
+static double step_ms(luaio_host *h, double budget_ms) {
+  uint64_t t0 = uv_hrtime();
+  luaio_step(h, budget_ms);
+  return (double)(uv_hrtime() - t0) / 1e6;
+}
+
+static void test_step_waits_after_post(void) {
+  luaio_host *h = luaio_host_new(NULL);
+  luaio_poster *p = luaio_poster_new(h);
+  pthread_t tid;
+  int i;
+  for (i = 1; i <= 3; i++) { /* the wake-up of each post left pending */
+    pthread_create(&tid, NULL, post_once, p);
+    pthread_join(tid, NULL);
+    CHECK(luaio_step(h, 50) == -1); /* runs it: it was ready */
+    CHECK(waited_posts == i);
+    CHECK(step_ms(h, 50) >= 45); /* nothing to do: waits it all */
+    CHECK(waited_posts == i);
+  }
+  pthread_create(&tid, NULL, post_later, p);
+  CHECK(step_ms(h, 5000) < 5000); /* ended by the post it ran */
+  pthread_join(tid, NULL);
+  CHECK(waited_posts == 4);
+  luaio_poster_free(p);
+  luaio_host_close(h);
 }
 
 /* A future created from C, awaited by a task, resolved by a thread. */
@@ -498,6 +551,7 @@ int main(void) {
   test_step_with_host_clock();
   test_step_budget_bounds_ready_work();
   test_posts_from_thread();
+  test_step_waits_after_post();
   test_future_from_thread();
   test_future_after_close();
   test_error_handler();
