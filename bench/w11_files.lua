@@ -6,7 +6,7 @@
 -- sleep included), ticks= their number, idle_gap_ms= the longest gap of
 -- the same ticker during half a second before the copy, with nothing
 -- else running (the machine's own scheduling jitter, for comparison).
--- With --copyfile the copy is one fs.copyfile (libuv's uv_fs_copyfile:
+-- With --copyfile the copy is one fs.copyfile (uv_fs_sendfile requests:
 -- copy_file_range or sendfile in the kernel) instead of the read/write
 -- loop.
 --

@@ -314,7 +314,6 @@ describe("File:read", function()
     local f <close> = await(fs.open(path("a")))
     for _, case in ipairs{
       {"x", "invalid format"}, {"10", "invalid format"}, -- no count
-      {-1, "invalid format"},
       {1.5, "number has no integer representation"},
       {2^63, "number has no integer representation"},
       {nil, "string expected, got nil"}, {{}, "string expected, got table"},
@@ -324,6 +323,25 @@ describe("File:read", function()
                    h.message(e), tostring(case[1]))
     end
     assert.equal("x", await(f:read("a")))
+  end))
+
+  it("a negative count raises io's 'not enough memory' (io asks a buffer "
+     .. "of 2^64 bytes less a little), at the call for the first format, "
+     .. "when the read reaches it for a later one (it said 'invalid "
+     .. "format')", aspec.async(function()
+    -- io's own answers are written out: under the address sanitizer, an
+    -- allocation that large aborts the process
+    put("a", "x\ny\n")
+    local f <close> = await(fs.open(path("a")))
+    for _, count in ipairs{-1, math.mininteger} do
+      -- a plain message, no position, as lauxlib raises it
+      assert.equal("not enough memory", h.error_of(f.read, f, count))
+    end
+    -- io reads the line, then fails: so does the File
+    assert.equal("not enough memory", h.await_error(f:read("l", -1)))
+    assert.equal("y\n", await(f:read("L")))
+    -- at the end "l" fails first: the count is never looked at
+    assert.is_nil(await(f:read("l", -1)))
   end))
 
   it("a later format is checked when the read reaches it, as io's: "
@@ -513,31 +531,81 @@ describe("File:write and File:seek", function()
     local f <close> = await(fs.open(path("a"), "w"))
     local g = io.open(path("io"), "w")
     for _, mode in ipairs{"no", "line", "full"} do
-      assert.equal(g:setvbuf(mode), f:setvbuf(mode))
+      assert.equal(g:setvbuf(mode), await(f:setvbuf(mode)))
     end
     g:close()
-    assert.is_true(f:setvbuf("no"))
+    assert.is_true(await(f:setvbuf("no")))
     await(f:write("a"))
     assert.equal("a", get("a"))
     await(f:write("b", "c"))
     assert.equal("abc", get("a"))
-    assert.is_true(f:setvbuf("line"))
+    assert.is_true(await(f:setvbuf("line")))
     await(f:write("d"))
     assert.equal("abc", get("a")) -- no newline: it waits
     await(f:write("e\nf"))
     assert.equal("abcde\nf", get("a")) -- all that waited goes with it
-    assert.is_true(f:setvbuf("full", 4))
+    assert.is_true(await(f:setvbuf("full", 4)))
     await(f:write("ghi"))
     assert.equal("abcde\nf", get("a"))
     await(f:write("jk")) -- past 4 bytes: what waited goes out
     assert.equal("abcde\nfghi", get("a"))
     await(f:write("lmnop")) -- larger than 4 bytes: at once
     assert.equal("abcde\nfghijklmnop", get("a"))
-    assert.is_true(f:setvbuf("full"))
+    assert.is_true(await(f:setvbuf("full")))
     await(f:write("\n"))
     assert.equal("abcde\nfghijklmnop", get("a"))
     await(f:close())
     assert.equal("abcde\nfghijklmnop\n", get("a"))
+  end))
+
+  it("setvbuf writes out what was buffered first, in order with the "
+     .. "writes of other tasks, so that nothing is lost or reordered when "
+     .. "a smaller buffer or none follows (it kept it buffered)",
+     aspec.async(function()
+    local f <close> = await(fs.open(path("a"), "w"))
+    await(f:write("a", "b")) -- buffered
+    assert.equal("", get("a"))
+    assert.is_true(await(f:setvbuf("no")))
+    assert.equal("ab", get("a")) -- out, as C's setvbuf flushes
+    await(f:write("c"))
+    assert.equal("abc", get("a"))
+    assert.is_true(await(f:setvbuf("full")))
+    await(f:write(string.rep("d", 100)))
+    assert.is_true(await(f:setvbuf("full", 10))) -- smaller than what waits
+    assert.equal("abc" .. string.rep("d", 100), get("a"))
+    -- a task that calls write first is served first, setvbuf's flush next
+    await(f:write("e")) -- buffered
+    local order = {}
+    local a = h.spawn(function()
+      local first = f:write(string.rep("F", 70000)) -- a request
+      local b = h.spawn(function()
+        await(f:setvbuf("no"))
+        order[#order + 1] = "setvbuf"
+      end)
+      await(first)
+      order[#order + 1] = "write"
+      await(b)
+      await(f:write("g")) -- "no": out at once
+    end)
+    await(a)
+    assert.same({"write", "setvbuf"}, order)
+    assert.equal("abc" .. string.rep("d", 100) .. "e"
+                 .. string.rep("F", 70000) .. "g", get("a"))
+  end))
+
+  it("a setvbuf whose flush fails raises as flush does and keeps the "
+     .. "data and the mode (it returned true)", aspec.async(function()
+    local f = await(fs.open("/dev/full", "w"))
+    await(f:write("kept")) -- buffered
+    local e = h.await_error(f:setvbuf("no"))
+    assert.is_true(iserror(e, asyncio.OSError), tostring(e))
+    assert.equal(28, e.errno)
+    await(f:write("x")) -- still "full": buffered, no error
+    e = h.await_error(f:flush()) -- the data is still there
+    assert.equal(28, e.errno)
+    e = h.await_error(f:close()) -- and closes all the same
+    assert.equal(28, e.errno)
+    assert.is_true(f.closed)
   end))
 
   it("setvbuf's bad arguments are io's", aspec.async(function()
@@ -673,8 +741,54 @@ describe("File:lines", function()
     local nums = {}
     for x in g:lines("n") do nums[#nums + 1] = x end
     assert.same({1, 2, 3}, nums)
-    assert.matches("bad argument #1 to 'lines' %(invalid format%)",
-                   h.error_of(g.lines, g, "z"))
+  end))
+
+  it("checks its formats at each step, as io's: the call takes any, a "
+     .. "step raises io's error naming 'for iterator' (it checked them all "
+     .. "at the call)", aspec.async(function()
+    put("a", "x\ny\nz\n")
+    local f <close> = await(fs.open(path("a")))
+    local g <close> = io.open(path("a"))
+    --- The message of the error of a for loop over file:lines(...) (its
+    -- position cut) and the lines it gave before it.
+    local function loop(file, ...)
+      local got = {}
+      local ok, e = pcall(function(...)
+        for l in file:lines(...) do got[#got + 1] = l end
+      end, ...)
+      assert.is_false(ok)
+      return {h.message(e), got}
+    end
+    for _, args in ipairs{
+      {"x", n = 1}, {"l", nil, n = 2}, {"l", {}, n = 2}, {1.5, n = 1},
+      {"L", "l", "q", n = 3}, -- two lines read, then the error
+    } do
+      assert.is_function(f:lines(table.unpack(args, 1, args.n)))
+      local want = loop(g, table.unpack(args, 1, args.n))
+      assert.same(want, loop(f, table.unpack(args, 1, args.n)))
+      g:seek("set")
+      await(f:seek("set"))
+    end
+    assert.same({"bad argument #4 to 'for iterator' (invalid format)",
+                 {}}, loop(f, "L", "l", "q"))
+    await(f:seek("set"))
+    assert.same({"not enough memory", {}}, loop(f, -1)) -- as read(-1)
+    -- the position is the for loop's, as io's
+    local ok, e = pcall(function()
+      for _ in f:lines("z") do end -- this line
+    end)
+    assert.is_false(ok)
+    assert.matches("^spec/fs_file_spec.lua:%d+: bad argument #2 to 'for "
+                   .. "iterator' %(invalid format%)$", e)
+    -- the count of formats is checked at the call: 250 at most
+    local many = {}
+    for i = 1, 251 do many[i] = "l" end
+    assert.is_function(f:lines(table.unpack(many, 1, 250)))
+    assert.equal(select(2, pcall(function()
+                   local it = g:lines(table.unpack(many)) -- names 'lines'
+                   return it
+                 end)):match("bad argument.*"),
+                 h.error_of(f.lines, f, table.unpack(many)):match("bad arg.*"))
   end))
 
   it("a step on a closed file raises ValueError, as Python's (it raised "
@@ -922,6 +1036,40 @@ describe("cancellation", function()
     assert.equal(4, #others)
     assert.is_true(table.concat(got) == expected, "the bytes written are "
                    .. "the string's")
+  end))
+
+  it("a cancelled copy between two files (copyfile's) holds both until "
+     .. "it ends: closing its source waits for it", aspec.async(function()
+    -- a FIFO nobody drains yet as the target: the copy (by reads and
+    -- writes on the pool, a FIFO takes no copy_file_range) blocks
+    assert.is_true(os.execute("mkfifo " .. path("fifo")))
+    local w <close> = await(fs.open(path("fifo"), "r+"))
+    local r <close> = await(fs.open(path("fifo"), "r"))
+    -- 1 + 16 * 65536 bytes: read(n) waits for all of its n bytes
+    local big = "x" .. string.rep("0123456789abcdef", 65536)
+    put("src", big)
+    local src = await(fs.open(path("src")))
+    local fd = src:fileno()
+    local t = h.spawn(function()
+      return await(require("asyncio.core")._fs_sendfile(w._fd, src._fd, 0,
+                                                        #big))
+    end)
+    local got = {await(r:read(1))} -- the copy runs: it cannot be undone
+    t:cancel()
+    assert.is_true(iserror(h.await_error(t), asyncio.CancelledError))
+    await(src:close()) -- its descriptor closes once the copy ends
+    assert.is_true(io.open("/proc/self/fd/" .. fd) ~= nil)
+    await(asyncio.wait_for(async(function() -- bounded: a copy cut short
+      local n = 1                            -- would leave it waiting
+      repeat
+        local chunk = await(r:read(65536))
+        got[#got + 1] = chunk
+        n = n + #chunk
+      until n >= #big
+    end)(), 30))
+    assert.is_true(table.concat(got) == big, "the whole source was read")
+    await(src:close()) -- waits for the close under way
+    assert.is_nil(io.open("/proc/self/fd/" .. fd))
   end))
 
   it("a cancelled open closes the descriptor it may have opened",

@@ -1,7 +1,8 @@
 -- spec/fs_spec.lua: asyncio.fs on paths (lua/asyncio/fs.lua on
 -- bindings/io/fs.c): stat, lstat, exists, scandir, listdir, mkdir, rmdir,
 -- unlink, rename, copyfile, readfile, writefile, mkdtemp, realpath,
--- chmod; their OSError kin, shaped as Python's, and their bad arguments.
+-- readlink, chmod; their OSError kin, shaped as Python's, and their bad
+-- arguments.
 -- asyncio.File is in spec/fs_file_spec.lua.
 --
 -- Each test works in a fresh directory under /tmp, removed afterwards.
@@ -331,6 +332,75 @@ describe("fs.unlink, fs.rename and fs.copyfile", function()
     assert.matches("^Name:", get("status"))
   end))
 
+  --- A character device like /dev/<name> (major 1, minor) to copy onto:
+  -- as root a node of its own in the test's directory (a copy that
+  -- removes its dst must not remove /dev/null), else /dev/<name>; nil
+  -- when root cannot make one.
+  local function device(name, minor)
+    if not ROOT then return "/dev/" .. name end
+    if os.execute(("mknod %s c 1 %d"):format(path(name), minor)) then
+      return path(name)
+    end
+  end
+
+  it("copyfile onto a character device writes to it and leaves it, as "
+     .. "shutil's (libuv's copy truncated it, failed with EINVAL and "
+     .. "removed it: /dev/null, for root)", aspec.async(function()
+    local null = device("null", 3)
+    if not null then return pending("mknod refused") end
+    put("a", "data")
+    local mode = await(fs.stat(null)).mode
+    await(fs.copyfile(path("a"), null))
+    local st = await(fs.stat(null))
+    assert.equal("char", st.type)
+    assert.equal(mode, st.mode) -- src's mode is for a file it makes
+  end))
+
+  it("a copy that fails midway names the side that failed: src for a "
+     .. "read, dst for a write, as shutil names a failed open (it named "
+     .. "dst); what was written stays, as shutil's", aspec.async(function()
+    put("a", "data")
+    -- /proc/self/mem fails to read at 0 (nothing is mapped there)
+    local e = fails(asyncio.OSError, 5,
+                    fs.copyfile("/proc/self/mem", path("out")))
+    assert.same({"/proc/self/mem", nil}, {e.filename, e.filename2})
+    assert.equal("[Errno 5] Input/output error: '/proc/self/mem'",
+                 e.message)
+    assert.equal("", get("out"))
+    local full = device("full", 7)
+    if not full then return pending("mknod refused") end
+    e = fails(asyncio.OSError, 28, fs.copyfile(path("a"), full))
+    assert.same({full, nil}, {e.filename, e.filename2})
+    assert.equal(("[Errno 28] No space left on device: '%s'"):format(full),
+                 e.message)
+    assert.equal("char", await(fs.stat(full)).type)
+  end))
+
+  it("a copy in the kernel that fails midway names src and dst, as "
+     .. "shutil's sendfile copy: the system does not tell which side "
+     .. "failed (it named dst, and removed it)", aspec.async(function()
+    local data = string.rep("0123456789abcdef", 8192) -- 128 KiB
+    put("src", data)
+    put("copy.lua", [[
+      local asyncio = require "asyncio"
+      local fs = require "asyncio.fs"
+      asyncio.run(asyncio.async(function()
+        local _, e = pcall(asyncio.await, fs.copyfile(arg[1], arg[2]))
+        print(e.errno, e.filename, e.filename2, e.message)
+      end))]])
+    -- a file size limit of 40 blocks: writing past it fails with EFBIG
+    local r = proc.run({"sh", "-c", [[trap '' XFSZ; ulimit -f 40; exec "$@"]],
+                        "sh", proc.luaio, path("copy.lua"), path("src"),
+                        path("dst")}, {timeout = 60})
+    assert.equal("", r.stderr)
+    assert.equal(("27\t%s\t%s\t[Errno 27] File too large: '%s' -> '%s'\n")
+                 :format(path("src"), path("dst"), path("src"),
+                         path("dst")), r.stdout)
+    local left = get("dst")
+    assert.is_true(#left > 0 and #left < #data, tostring(#left))
+    assert.equal(data:sub(1, #left), left)
+  end))
+
   it("copyfile onto its own source, or a link to it, raises "
      .. "SameFileError and leaves the file", aspec.async(function()
     put("same", "keep")
@@ -393,15 +463,16 @@ describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
     assert.equal(real .. "/a", await(fs.realpath(tmp.dir() .. "/../"
                                                  .. real:match("[^/]+$")
                                                  .. "/a")))
-    fails(asyncio.FileNotFoundError, 2, fs.realpath(path("none")))
+    fails(asyncio.FileNotFoundError, 2,
+          fs.realpath(path("none"), {strict = true}))
     await(fs.chmod(path("a"), tonumber("640", 8)))
     assert.equal(tonumber("640", 8),
                  await(fs.stat(path("a"))).mode & tonumber("777", 8))
     fails(asyncio.FileNotFoundError, 2, fs.chmod(path("none"), 0))
   end))
 
-  it("realpath names the first component that does not resolve, as an "
-     .. "absolute path, as os.path.realpath(p, strict=True)",
+  it("realpath with strict names the first component that does not "
+     .. "resolve, as an absolute path, as os.path.realpath(p, strict=True)",
      aspec.async(function()
     put("a", "")
     await(fs.mkdir(path("dir")))
@@ -414,7 +485,7 @@ describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
       {"./ldir/../dir//x/", asyncio.FileNotFoundError, "/dir/x"},
       {"a/x", asyncio.NotADirectoryError, "/a/x"},
     } do
-      local ok, e = pcall(await, fs.realpath(path(case[1])))
+      local ok, e = pcall(await, fs.realpath(path(case[1]), {strict = true}))
       assert.is_false(ok)
       assert.is_true(iserror(e, case[2]), tostring(e))
       assert.equal(real .. case[3], e.filename)
@@ -424,8 +495,71 @@ describe("fs.mkdtemp, fs.realpath and fs.chmod", function()
     end
     -- a relative path is named under the working directory's real path
     local e = fails(asyncio.FileNotFoundError, 2,
-                    fs.realpath("spec/no-such-file"))
+                    fs.realpath("spec/no-such-file", {strict = true}))
     assert.equal(await(fs.realpath("spec")) .. "/no-such-file", e.filename)
+  end))
+
+  it("realpath follows links to nowhere to where they point and keeps "
+     .. "what does not resolve, as os.path.realpath (it raised); with "
+     .. "strict, the error names where the link points (it named the "
+     .. "link)", aspec.async(function()
+    put("f", "")
+    await(fs.mkdir(path("d")))
+    for link, target in pairs{["d/dang"] = "nowhere", ["d/chain"] = "dang",
+                              ["d/abs"] = "/nonexistent-luaio/x",
+                              ["d/up"] = "../d", ["d/loop"] = "loop",
+                              ["d/viafile"] = "f/x"} do
+      assert.is_true(os.execute(("ln -s %s %s"):format(target, path(link))))
+    end
+    local real = await(fs.realpath(tmp.dir()))
+    -- os.path.realpath's answers (Python 3.13), under the real directory
+    for _, case in ipairs{
+      {"d/dang", "/d/nowhere"}, {"d/chain", "/d/nowhere"},
+      {"d/dang/x", "/d/nowhere/x"}, {"d/up/up/dang", "/d/nowhere"},
+      {"d/dang/../y", "/d/y"}, {"d/chain/..", "/d"},
+      {"missing/x", "/missing/x"}, {"f/x", "/f/x"},
+      {"d/viafile", "/d/f/x"}, {"d/loop", "/d/loop"}, {"f/..", ""},
+    } do
+      assert.equal(real .. case[2], await(fs.realpath(path(case[1]))),
+                   case[1])
+    end
+    assert.equal("/nonexistent-luaio/x", await(fs.realpath(path("d/abs"))))
+    for _, case in ipairs{
+      {"d/dang", asyncio.FileNotFoundError, real .. "/d/nowhere"},
+      {"d/chain/x", asyncio.FileNotFoundError, real .. "/d/nowhere"},
+      {"d/abs", asyncio.FileNotFoundError, "/nonexistent-luaio"},
+      {"d/viafile", asyncio.FileNotFoundError, real .. "/d/f"},
+      {"d/loop", asyncio.OSError, real .. "/d/loop"}, -- ELOOP
+    } do
+      local e = h.await_error(fs.realpath(path(case[1]), {strict = true}))
+      assert.is_true(iserror(e, case[2]), tostring(e))
+      assert.equal(case[3], e.filename, case[1])
+      assert.equal(("[Errno %d] %s: '%s'"):format(e.errno, e.strerror,
+                                                  case[3]), e.message)
+    end
+    assert.equal(40, h.await_error(fs.realpath(path("d/loop"),
+                                               {strict = true})).errno)
+    -- as Python's, the empty path is the working directory
+    assert.equal(await(fs.realpath(".")), await(fs.realpath("")))
+    assert.matches("bad argument #2 to 'realpath' %(unknown option "
+                   .. "'strcit'%)", h.error_of(fs.realpath, "x",
+                                               {strcit = true}))
+  end))
+
+  it("readlink gives the path a link holds, as os.readlink (new)",
+     aspec.async(function()
+    put("f", "")
+    assert.is_true(os.execute("ln -s nowhere " .. path("dang")))
+    assert.is_true(os.execute("ln -s ../x/./y " .. path("rel")))
+    assert.equal("nowhere", await(fs.readlink(path("dang"))))
+    assert.equal("../x/./y", await(fs.readlink(path("rel"))))
+    -- not a link: EINVAL, as Python's OSError
+    local e = fails(asyncio.OSError, 22, fs.readlink(path("f")))
+    assert.equal(("[Errno 22] Invalid argument: '%s'"):format(path("f")),
+                 e.message)
+    assert.equal(path("f"), e.filename)
+    e = fails(asyncio.FileNotFoundError, 2, fs.readlink(path("none")))
+    assert.equal(path("none"), e.filename)
   end))
 end)
 
@@ -434,7 +568,7 @@ describe("bad arguments", function()
     for _, name in ipairs{"stat", "lstat", "exists", "listdir", "scandir",
                           "mkdir", "rmdir", "unlink", "readfile",
                           "writefile", "mkdtemp", "realpath", "chmod",
-                          "open"} do
+                          "readlink", "open"} do
       assert.matches("bad argument #1 to '" .. name
                      .. "' %(string expected, got boolean%)",
                      h.error_of(fs[name], true))

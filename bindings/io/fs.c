@@ -149,13 +149,14 @@ static int l_fd_fileno(lua_State *L) {
 typedef enum {
   OP_OPEN, OP_CLOSE, OP_READ, OP_WRITE, OP_FSTAT, OP_FSYNC, OP_FTRUNCATE,
   OP_STAT, OP_LSTAT, OP_EXISTS, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_RENAME,
-  OP_COPYFILE, OP_SCANDIR, OP_MKDTEMP, OP_REALPATH, OP_CHMOD, OP_COUNT
+  OP_SCANDIR, OP_MKDTEMP, OP_REALPATH, OP_CHMOD, OP_READLINK, OP_SENDFILE,
+  OP_COUNT
 } fsop;
 
 static const char *const op_names[OP_COUNT] = {
     "open",  "close", "read",  "write",  "fstat",    "fsync",   "ftruncate",
     "stat",  "lstat", "exists", "mkdir", "rmdir",    "unlink",  "rename",
-    "copyfile", "scandir", "mkdtemp", "realpath", "chmod"};
+    "scandir", "mkdtemp", "realpath", "chmod", "readlink", "sendfile"};
 
 /* A write of BORROW_MIN bytes or more awaited on a loop that owns its
  * libuv loop writes the Lua string itself instead of a copy: the string
@@ -173,6 +174,7 @@ typedef struct fsreq {
   aio_io io;
   uv_fs_t req;
   fsfile *file;          /* a reference, or NULL */
+  fsfile *file2;         /* a sendfile's source: a reference, or NULL */
   char *buf;             /* owned: the read target or the written copy */
   int64_t after;         /* append write: the descriptor's offset after */
   int anchor;            /* the written string's ref in ANCHORS, or 0 */
@@ -186,6 +188,8 @@ static void fsreq_free(fsreq *r) {
   free(r->buf);
   if (r->file)
     file_unref(r->file);
+  if (r->file2)
+    file_unref(r->file2);
   aio_io_release(&r->io);
 }
 
@@ -213,7 +217,18 @@ static void release_anchor(lua_State *L, fsreq *r) {
   r->anchor = 0;
 }
 
-/* The request ended (in its uv callback): the file may close now. */
+/* The request r, which used f, ended (in its uv callback): f may close
+ * now. */
+static void file_release(fsreq *r, fsfile *f) {
+  if (--f->inflight == 0 && f->closing) {
+    if (r->io.loop && !r->io.loop->closed)
+      file_close_detached(r->io.loop, f);
+    else
+      file_close_now(r->req.loop, f); /* the loop is closing */
+  }
+}
+
+/* The request ended (in its uv callback): its files may close now. */
 static void file_settle(fsreq *r) {
   fsfile *f = r->file;
   if (f == NULL)
@@ -221,12 +236,18 @@ static void file_settle(fsreq *r) {
   if (r->op == OP_WRITE && r->req.result >= 0 && f->fd >= 0 &&
       r->after == -1)
     r->after = (int64_t)lseek(f->fd, 0, SEEK_CUR);
-  if (--f->inflight == 0 && f->closing) {
-    if (r->io.loop && !r->io.loop->closed)
-      file_close_detached(r->io.loop, f);
-    else
-      file_close_now(r->req.loop, f); /* the loop is closing */
-  }
+  file_release(r, f);
+  if (r->file2)
+    file_release(r, r->file2);
+}
+
+/* Wakes the tasks that wait for r's files to be idle (in Lua context,
+ * once r ended). */
+static void wake_files(lua_State *L, fsreq *r) {
+  if (r->file && r->file->inflight == 0)
+    aio_waiters_wake(L, r->file);
+  if (r->file2 && r->file2->inflight == 0)
+    aio_waiters_wake(L, r->file2);
 }
 
 static void drop_result(fsreq *r);
@@ -289,8 +310,10 @@ __attribute__((destructor)) static void end_process(void) {
  * open (of a FIFO, it waits for the other end), a read or write of a
  * stream. */
 static void count_endless(fsreq *r) {
-  int stream_io = r->file && r->file->stream &&
-                  (r->op == OP_READ || r->op == OP_WRITE);
+  int stream_io = ((r->file && r->file->stream) ||
+                   (r->file2 && r->file2->stream)) &&
+                  (r->op == OP_READ || r->op == OP_WRITE ||
+                   r->op == OP_SENDFILE);
   if ((r->op == OP_OPEN || stream_io) && r->io.loop) {
     pthread_once(&exit_watch, watch_exit);
     r->endless = 1;
@@ -334,8 +357,7 @@ static void fs_dispatch(lua_State *L, aio_io *io, unsigned ev) {
     return;
   }
   release_anchor(L, r);
-  if (r->file->inflight == 0)
-    aio_waiters_wake(L, r->file);
+  wake_files(L, r);
   if (r->detached && r->req.result < 0 && r->io.loop) {
     aio_loop *loop = r->io.loop;
     int closing = r->op == OP_CLOSE;
@@ -519,9 +541,9 @@ static void push_fs_error(lua_State *L, int err, const char *op, int p1,
 static int op_paths(fsop op) {
   switch (op) {
   case OP_CLOSE: case OP_READ: case OP_WRITE: case OP_FSTAT:
-  case OP_FSYNC: case OP_FTRUNCATE:
+  case OP_FSYNC: case OP_FTRUNCATE: case OP_SENDFILE:
     return 0;
-  case OP_RENAME: case OP_COPYFILE:
+  case OP_RENAME:
     return 2;
   default:
     return 1;
@@ -534,8 +556,7 @@ static int fs_finish(lua_State *L, fsreq *r) {
   ssize_t res = r->req.result;
   int nres = 0;
   release_anchor(L, r);
-  if (r->file && r->file->inflight == 0)
-    aio_waiters_wake(L, r->file);
+  wake_files(L, r);
   if (r->op == OP_EXISTS) {
     lua_pushboolean(L, res >= 0);
     fsreq_free(r);
@@ -577,8 +598,12 @@ static int fs_finish(lua_State *L, fsreq *r) {
     lua_pushstring(L, r->req.path);
     nres = 1;
     break;
-  case OP_REALPATH:
+  case OP_REALPATH: case OP_READLINK:
     lua_pushstring(L, r->req.ptr);
+    nres = 1;
+    break;
+  case OP_SENDFILE:
+    lua_pushinteger(L, (lua_Integer)res);
     nres = 1;
     break;
   default:
@@ -614,7 +639,7 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
   if (rc < 0) {
     fsop op = (fsop)r->op;
     int np = op_paths(op);
-    r->file = NULL; /* it took no reference yet */
+    r->file = r->file2 = NULL; /* they took no reference yet */
     release_anchor(L, r);
     fsreq_free(r);
     push_fs_error(L, rc, op_names[op], np > 0 ? 1 : 0, np > 1 ? 2 : 0);
@@ -622,6 +647,10 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
   }
   if (r->file)
     fsreq_hold(r, r->file);
+  if (r->file2) { /* a sendfile's source: held the same way */
+    r->file2->refs++;
+    r->file2->inflight++;
+  }
   count_endless(r);
   /* abandoned until the task waits on it: should the future or the
    * waiter entry fail to allocate, the request ends and frees itself as
@@ -640,13 +669,23 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
 
 static int fd_run(lua_State *L, fsop op);
 
-/* Continuation of a wait for the file to be idle: [args..., future]. */
+/* Continuation of a wait for the file at stack index 1 + ctx % 2 to be
+ * idle, for the operation ctx / 2: [args..., future]. */
 static int idle_k(lua_State *L, int status, lua_KContext ctx) {
-  fsfile *f = *(fsfile **)lua_touserdata(L, 1);
+  fsfile *f = *(fsfile **)lua_touserdata(L, 1 + (int)(ctx % 2));
   (void)status;
   aio_waiters_resumed(L, f, lua_gettop(L));
   lua_pop(L, 1);
-  return fd_run(L, (fsop)ctx);
+  return fd_run(L, (fsop)(ctx / 2));
+}
+
+/* Suspends task t until the file f, at stack index idx (1 or 2), has no
+ * request in flight; then runs op again (use as `return ...`). */
+static int await_idle(lua_State *L, aio_task *t, fsfile *f, int idx,
+                      fsop op) {
+  aio_future_new(L, t->fut.loop);
+  return aio_waiters_await(L, t, f, (lua_KContext)op * 2 + (idx - 1),
+                           idle_k);
 }
 
 static int fd_close_body(lua_State *L, aio_task *t, fsfile *f);
@@ -655,9 +694,11 @@ static int fd_write_body(lua_State *L, aio_task *t, fsfile *f);
 static int fd_fstat_body(lua_State *L, aio_task *t, fsfile *f);
 static int fd_fsync_body(lua_State *L, aio_task *t, fsfile *f);
 static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f);
+static int fd_sendfile_body(lua_State *L, aio_task *t, fsfile *f);
 
-/* Runs op's body on the file at stack index 1 once no request of it is in
- * flight (one given up by a cancelled task may still run). */
+/* Runs op's body on the file at stack index 1 (and a sendfile's source at
+ * 2) once no request of it is in flight (one given up by a cancelled task
+ * may still run). */
 static int fd_run(lua_State *L, fsop op) {
   aio_task *t = aio_check_await(L, op_names[op]);
   fsfile *f = check_fd(L, 1);
@@ -665,9 +706,12 @@ static int fd_run(lua_State *L, fsop op) {
     f->closing = 1; /* a request given up still runs: close after it */
     return 0;
   }
-  if (f->inflight > 0) {
-    aio_future_new(L, t->fut.loop);
-    return aio_waiters_await(L, t, f, op, idle_k);
+  if (f->inflight > 0)
+    return await_idle(L, t, f, 1, op);
+  if (op == OP_SENDFILE) {
+    fsfile *in = check_fd(L, 2);
+    if (in->inflight > 0)
+      return await_idle(L, t, in, 2, op);
   }
   switch (op) {
   case OP_CLOSE: return fd_close_body(L, t, f);
@@ -676,6 +720,7 @@ static int fd_run(lua_State *L, fsop op) {
   case OP_FSTAT: return fd_fstat_body(L, t, f);
   case OP_FSYNC: return fd_fsync_body(L, t, f);
   case OP_FTRUNCATE: return fd_ftruncate_body(L, t, f);
+  case OP_SENDFILE: return fd_sendfile_body(L, t, f);
   default: return luaL_error(L, "bad file operation");
   }
 }
@@ -769,6 +814,21 @@ static int fd_ftruncate_body(lua_State *L, aio_task *t, fsfile *f) {
                                            size, on_fs_done));
 }
 
+/* [out, in, offset, length]: copies up to length bytes of in from offset
+ * to out at out's descriptor offset, in the kernel where it can
+ * (uv_fs_sendfile: copy_file_range(2), sendfile(2), else reads and
+ * writes on the pool); the request holds both files. */
+static int fd_sendfile_body(lua_State *L, aio_task *t, fsfile *f) {
+  fsfile *in = check_fd(L, 2);
+  int64_t off = (int64_t)lua_tointeger(L, 3);
+  size_t len = (size_t)lua_tointeger(L, 4);
+  fsreq *r = fsreq_new(L, t, OP_SENDFILE);
+  r->file = f;
+  r->file2 = in;
+  return fs_await(L, t, r, uv_fs_sendfile(t->fut.loop->uv, &r->req, f->fd,
+                                          in->fd, off, len, on_fs_done));
+}
+
 /* [fd]: returns once no request of the file is in flight, its close
  * included (closed files too). */
 static int wait_idle_body(lua_State *L);
@@ -803,6 +863,7 @@ static int write_body(lua_State *L) { return fd_run(L, OP_WRITE); }
 static int fstat_body(lua_State *L) { return fd_run(L, OP_FSTAT); }
 static int fsync_body(lua_State *L) { return fd_run(L, OP_FSYNC); }
 static int ftruncate_body(lua_State *L) { return fd_run(L, OP_FTRUNCATE); }
+static int sendfile_body(lua_State *L) { return fd_run(L, OP_SENDFILE); }
 
 /* _fs_read(fd, n, offset) -> Coroutine; awaited, the bytes read ("" at
  * the end of the file). */
@@ -844,6 +905,20 @@ static int l_fs_ftruncate(lua_State *L) {
   check_fd(L, 1);
   luaL_checkinteger(L, 2);
   return aio_ccoro_method(L, 2, ftruncate_body);
+}
+
+/* _fs_sendfile(out, in, offset, length) -> Coroutine; awaited, the count
+ * of bytes of in, from offset, written to out at its descriptor's offset
+ * (0 at the end of in). A failure names no path: the system does not say
+ * which file failed. */
+static int l_fs_sendfile(lua_State *L) {
+  lua_Integer off = luaL_checkinteger(L, 3);
+  lua_Integer len = luaL_checkinteger(L, 4);
+  check_fd(L, 1);
+  check_fd(L, 2);
+  luaL_argcheck(L, off >= 0, 3, "out of range");
+  luaL_argcheck(L, len >= 0 && len <= 0x7fffffff, 4, "out of range");
+  return aio_ccoro_method(L, 4, sendfile_body);
 }
 
 /* ------------------------------------------------------------------ */
@@ -901,12 +976,10 @@ static int path_body(lua_State *L, fsop op) {
   case OP_RENAME:
     rc = uv_fs_rename(uv, q, p, lua_tostring(L, 2), on_fs_done);
     break;
-  case OP_COPYFILE:
-    rc = uv_fs_copyfile(uv, q, p, lua_tostring(L, 2), 0, on_fs_done);
-    break;
   case OP_SCANDIR: rc = uv_fs_scandir(uv, q, p, 0, on_fs_done); break;
   case OP_MKDTEMP: rc = uv_fs_mkdtemp(uv, q, p, on_fs_done); break;
   case OP_REALPATH: rc = uv_fs_realpath(uv, q, p, on_fs_done); break;
+  case OP_READLINK: rc = uv_fs_readlink(uv, q, p, on_fs_done); break;
   case OP_CHMOD:
     rc = uv_fs_chmod(uv, q, p, (int)lua_tointeger(L, 2), on_fs_done);
     break;
@@ -925,10 +998,10 @@ PATH_OP(mkdir, OP_MKDIR)
 PATH_OP(rmdir, OP_RMDIR)
 PATH_OP(unlink, OP_UNLINK)
 PATH_OP(rename, OP_RENAME)
-PATH_OP(copyfile, OP_COPYFILE)
 PATH_OP(scandir, OP_SCANDIR)
 PATH_OP(mkdtemp, OP_MKDTEMP)
 PATH_OP(realpath, OP_REALPATH)
+PATH_OP(readlink, OP_READLINK)
 PATH_OP(chmod, OP_CHMOD)
 
 /* The callers (fs.lua) have checked the arguments and name their own
@@ -954,10 +1027,10 @@ PATH_FN(exists, 1)
 PATH_FN(rmdir, 1)
 PATH_FN(unlink, 1)
 PATH_FN(rename, 2)
-PATH_FN(copyfile, 2)
 PATH_FN(scandir, 1)
 PATH_FN(mkdtemp, 1)
 PATH_FN(realpath, 1)
+PATH_FN(readlink, 1)
 
 static int l_fs_mkdir(lua_State *L) {
   luaL_checkstring(L, 1);
@@ -1065,10 +1138,11 @@ static const luaL_Reg fs_funcs[] = {
     {"_fs_rmdir", l_fs_rmdir},
     {"_fs_unlink", l_fs_unlink},
     {"_fs_rename", l_fs_rename},
-    {"_fs_copyfile", l_fs_copyfile},
     {"_fs_scandir", l_fs_scandir},
     {"_fs_mkdtemp", l_fs_mkdtemp},
     {"_fs_realpath", l_fs_realpath},
+    {"_fs_readlink", l_fs_readlink},
+    {"_fs_sendfile", l_fs_sendfile},
     {"_fs_chmod", l_fs_chmod},
     {"_fs_oserror", l_fs_oserror},
     {NULL, NULL}};

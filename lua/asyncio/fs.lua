@@ -36,6 +36,7 @@ local find, sub, match, format, gmatch = string.find, string.sub,
 local concat, pack, unpack = table.concat, table.pack, table.unpack
 local tointeger, max, min = math.tointeger, math.max, math.min
 local ipairs, tonumber, mtype = ipairs, tonumber, math.type
+local getinfo = debug.getinfo
 
 local M = {}
 
@@ -332,16 +333,22 @@ local function read_one(self, fmt)
   return read_number(self)
 end
 
+-- What io's read raises for a negative count: it asks a buffer of that
+-- many bytes as a size_t (2^64 less a little), which no allocation
+-- gives; lauxlib raises the message alone, without a position.
+local NOMEM = "not enough memory"
+
 --- Format f, argument i of read's n: a count (an integer) or the letter
 -- of a string format, checked as liolib's g_read checks it: a number
--- must be an integer, anything else a string (a numeral string is no
--- count) whose letter, after an optional '*', is n, l, L or a. Nil and
--- the message of the "bad argument" error when it is not one.
+-- must be an integer (NOMEM when negative), anything else a string (a
+-- numeral string is no count) whose letter, after an optional '*', is n,
+-- l, L or a. Nil and the message of io's error when it is not one. A
+-- format it gives is one too (it is checked again at no cost).
 local function format_of(f, i, n)
   if type(f) == "number" then
     local count = tointeger(f)
     if count == nil then return nil, "number has no integer representation" end
-    if count < 0 then return nil, "invalid format" end
+    if count < 0 then return nil, NOMEM end
     return count
   end
   if type(f) ~= "string" then
@@ -352,21 +359,37 @@ local function format_of(f, i, n)
   return c
 end
 
+--- Raises io's error for a bad format, argument i of fname: "bad
+-- argument" with msg (as format_of gives it) at `level` (error's, from
+-- the caller; 0: no position), or NOMEM alone.
+local function format_error(i, fname, msg, level)
+  if msg == NOMEM then error(NOMEM, 0) end
+  error(format("bad argument #%d to '%s' (%s)", i, fname, msg),
+        level > 0 and level + 1 or 0)
+end
+
 --- Read's formats (from argument 1), packed, "l" when there is none.
 -- The first is checked here, at the call; read checks each of the
 -- others when it reaches it, as io's read (which stops at the first
--- format that fails before it looks at the next); lines (`all`) checks
--- them all at the call.
-local function check_formats(fname, all, ...)
+-- format that fails before it looks at the next).
+local function check_formats(...)
   local fmts = pack(...)
-  fmts.fname = fname
+  fmts.fname = "read"
   if fmts.n == 0 then fmts.n, fmts[1] = 1, "l" end
-  for i = 1, all and fmts.n or 1 do
-    local fmt, msg = format_of(fmts[i], i, fmts.n)
-    if fmt == nil then argerror(i, fname, msg, 1) end
-    fmts[i] = fmt
-  end
+  local fmt, msg = format_of(fmts[1], 1, fmts.n)
+  if fmt == nil then format_error(1, "read", msg, 3) end
+  fmts[1] = fmt
   return fmts
+end
+
+--- Raises the error of format i of a step of lines (bad_step's caller is
+-- read_formats, called by the iterator): io's, which checks the formats
+-- at each step, counts them from #2 and names the iterator as its caller
+-- does ('for iterator' in a generic for, '?' without a name).
+local function bad_step(i, msg)
+  local ar = getinfo(3, "n")
+  if ar.namewhat == "method" then i = i - 1 end
+  format_error(i + 1, ar.name or "?", msg, 4)
 end
 
 local function unsupported(what)
@@ -467,13 +490,12 @@ local function read_formats(self, fmts)
   still_open(self)
   if not self._readable then unsupported("not readable") end
   flush_writes(self)
-  if fmts.n == 1 then return read_one(self, fmts[1]) end
   local out = {}
   for i = 1, fmts.n do
     local fmt, msg = format_of(fmts[i], i, fmts.n)
-    if fmt == nil then
-      error(format("bad argument #%d to '%s' (%s)", i, fmts.fname, msg), 0)
-    end
+    if fmt == nil and fmts.fname then format_error(i, "read", msg, 0) end
+    if fmt == nil then bad_step(i, msg) end
+    if fmts.n == 1 then return read_one(self, fmt) end
     local v = read_one(self, fmt)
     out[i] = v
     if v == nil then return unpack(out, 1, i) end
@@ -510,26 +532,37 @@ end)
 -- (nil at the end), "a" the rest ("" at the end), "n" a number.
 function File:read(...)
   check_file(self, "read")
-  return read_coro(self, check_formats("read", false, ...))
+  return read_coro(self, check_formats(...))
 end
+
+local MAXARGLINE = 250 -- liolib's: the most formats lines takes
 
 --- f:lines(fmt, ...) -> an iterator for a generic for, reading the
 -- formats ("l" by default) at each step until the first fails; each step
 -- awaits, so it runs only inside a task, and raises ValueError once the
--- file is closed.
+-- file is closed. As io's, the formats are checked at each step (the
+-- call checks only their count).
 function File:lines(...)
   check_file(self, "lines")
-  local fmts = check_formats("lines", true, ...)
-  local line_fast = fmts.n == 1 and (fmts[1] == "l" or fmts[1] == "L") and
-    self._readable
-  local keep = fmts[1] == "L"
+  local fmts = pack(...)
+  if fmts.n > MAXARGLINE then
+    argerror(MAXARGLINE + 1, "lines", "too many arguments")
+  end
+  if fmts.n == 0 then fmts.n, fmts[1] = 1, "l" end
+  local first = fmts.n == 1 and format_of(fmts[1])
+  local line_fast = (first == "l" or first == "L") and self._readable
+  local keep = first == "L"
   return function()
     if self.closed then closed_error() end
     if line_fast then
       local line = buffered_line(self, keep)
       if line then return line end
     end
-    return read_formats(self, fmts)
+    if fmts.n == 1 then -- no tail call: bad_step names this function
+      return (read_formats(self, fmts))
+    end
+    local r = pack(read_formats(self, fmts))
+    return unpack(r, 1, r.n)
   end
 end
 
@@ -734,12 +767,24 @@ end
 
 local vbuf_modes = {no = true, full = true, line = true}
 
---- f:setvbuf(mode [, size]) -> true, as io's: how the writes from now
--- on are buffered. "full" (the default) gathers them up to size bytes
--- (default 64 KiB) until flush (or a read, seek, sync, close); "line"
--- also writes them out with a write that holds a newline; "no" writes
--- each out at once (its await returns once the OS has it). Reads are
--- buffered all the same.
+local setvbuf_coro = async(function(self, mode, size)
+  -- nothing buffered and nothing under way: nothing to write out first
+  if self._wlen > 0 or self.closed or busy(self) then
+    local _ <close> = await(self._lock)
+    still_open(self)
+    flush_writes(self)
+  end
+  self._vbuf, self._wsize = mode, size
+  return true
+end)
+
+--- f:setvbuf(mode [, size]) -> Coroutine; awaited, true, as io's: writes
+-- out what is buffered (as flush; a failure raises and leaves the mode
+-- as it was), then sets how the writes from then on are buffered. "full"
+-- (the default) gathers them up to size bytes (default 64 KiB) until
+-- flush (or a read, seek, sync, close); "line" also writes them out with
+-- a write that holds a newline; "no" writes each out at once (its await
+-- returns once the OS has it). Reads are buffered all the same.
 function File:setvbuf(...)
   check_file(self, "setvbuf")
   local mode = string_arg(1, "setvbuf", ...)
@@ -748,8 +793,7 @@ function File:setvbuf(...)
   end
   local size = select(2, ...)
   size = size == nil and WBUF or check_int(size, 2, "setvbuf")
-  self._vbuf, self._wsize = mode, size
-  return true
+  return setvbuf_coro(self, mode, size)
 end
 
 --- f:fileno() -> the descriptor; ValueError once closed, as Python's.
@@ -871,14 +915,25 @@ M.SameFileError = errors.OSError:subclass("SameFileError")
 --- shutil's SpecialFileError: copyfile's src or dst is a named pipe.
 M.SpecialFileError = errors.OSError:subclass("SpecialFileError")
 
---- e (an OSError about src and dst) as the error of an open of path
--- alone, as shutil's (Python opens src, then dst).
-local function about(e, path)
+--- e (an OSError) about path, and path2 if given, as Python names them:
+-- .filename (.filename2) and the message "[Errno 5] Input/output error:
+-- 'src'" ("...: 'src' -> 'dst'").
+local function about(e, path, path2)
   if iserror(e, errors.OSError) and e.errno and e.strerror then
-    e.filename, e.filename2 = path, nil
-    e.message = ("[Errno %d] %s: '%s'"):format(e.errno, e.strerror, path)
+    e.filename, e.filename2 = path, path2
+    local names = errors.repr(path)
+    if path2 then names = names .. " -> " .. errors.repr(path2) end
+    e.message = format("[Errno %d] %s: %s", e.errno, e.strerror, names)
   end
   return e
+end
+
+--- Awaits aw and returns what it gives; an OSError it raises is about
+-- path (and path2).
+local function on_path(aw, path, path2)
+  local ok, v = pcall(await, aw)
+  if not ok then error(about(v, path, path2), 0) end
+  return v
 end
 
 --- e (an error of opening dst) as shutil.copyfile raises it: an
@@ -898,61 +953,79 @@ local function dst_error(e, dst)
   return e
 end
 
---- Raises the error of opening src for reading, if it fails: libuv's
--- copyfile opens src, then dst, and its error does not say which failed.
-local function src_opens(src)
-  local fd = await(c_open(src, "r"))
-  fd:close_detached()
-end
-
---- Copies src to dst by reads and writes, to the end of src: a file that
--- says it is empty may not be (/proc, /sys), which libuv's copyfile
--- takes at its word. The mode goes too, as libuv's.
-local function copy_by_reads(src, dst, mode)
-  local from <close> = await(M.open(src, "rb"))
-  local ok, to = pcall(await, M.open(dst, "wb"))
-  if not ok then error(dst_error(to, dst), 0) end
-  local to_close <close> = to
+--- Copies the rest of the File `from` (src) to the File `to` (dst) by
+-- reads and writes, to the end of src: a file that says it is empty may
+-- not be (/proc, /sys). A failure names the side that failed: src for a
+-- read, dst for a write.
+local function copy_by_reads(from, to, src, dst)
   while true do
-    local chunk = await(from:read(CHUNK))
-    if chunk == nil or chunk == "" then break end
-    await(to:write(chunk))
+    local chunk = on_path(from:read(CHUNK), src)
+    if chunk == nil then return end
+    on_path(to:write(chunk), dst)
   end
-  await(to:close())
-  await(core._fs_chmod(dst, mode & 4095))
 end
 
-local copyfile = async(function(src, dst)
-  -- src first, as shutil opens it first: a directory or a pipe there
-  -- fails before dst is touched (libuv's copyfile would empty an
-  -- existing dst, then remove it)
+local MIN_SEND = 8388608 -- a kernel copy asks at least 8 MiB (Python's)
+
+--- Copies the File `from` (src, of size bytes) to the start of the new
+-- or emptied File `to` (dst) in the kernel (uv_fs_sendfile:
+-- copy_file_range(2), else sendfile(2)), until a copy gives nothing (the
+-- end of src), as Python's sendfile copy. The system does not say which
+-- file a failure comes from: its error names both, as Python's.
+local function copy_in_kernel(from, to, size, src, dst)
+  local off, want = 0, min(max(size, MIN_SEND), MAX_REQUEST)
+  while true do
+    local n = on_path(core._fs_sendfile(to._fd, from._fd, off, want),
+                      src, dst)
+    if n == 0 then return end
+    off = off + n
+  end
+end
+
+--- Raises shutil.copyfile's errors of the checks it makes before it
+-- opens anything (a directory src, a named pipe, one file twice); else
+-- returns stat(src) and stat(dst) (nil when dst does not exist).
+local function copy_checks(src, dst)
   local src_st = await(core._fs_stat(src))
   if src_st.type == "directory" then
     local e = errors.IsADirectoryError(21, "Is a directory")
     e.name = "EISDIR"
     error(about(e, src), 0)
   end
-  local dst_is, dst_st = pcall(await, core._fs_stat(dst))
-  for _, f in ipairs{{src, src_st}, {dst, dst_is and dst_st}} do
+  local dst_is, dst_st = try(core._fs_stat(dst))
+  dst_st = dst_is and dst_st or nil
+  for _, f in ipairs{{src, src_st}, {dst, dst_st}} do
     if f[2] and f[2].type == "fifo" then
       local e = M.SpecialFileError(("`%s` is a named pipe"):format(f[1]))
       e.filename = f[1]
       error(e, 0)
     end
   end
-  if dst_is and src_st.dev == dst_st.dev and src_st.ino == dst_st.ino then
+  if dst_st and src_st.dev == dst_st.dev and src_st.ino == dst_st.ino then
     error(M.SameFileError(("'%s' and '%s' are the same file")
                           :format(src, dst)), 0)
   end
-  if src_st.size == 0 then return copy_by_reads(src, dst, src_st.mode) end
-  local ok, e = pcall(await, core._fs_copyfile(src, dst))
-  if not ok then
-    if iserror(e, errors.OSError) then
-      src_opens(src)
-      e = dst_error(e, dst) -- src opened: dst failed
-    end
-    error(e, 0)
+  return src_st, dst_st
+end
+
+local copyfile = async(function(src, dst)
+  -- src first, as shutil opens it first: a directory or a pipe there
+  -- fails before dst is touched
+  local src_st, dst_st = copy_checks(src, dst)
+  local from <close> = await(M.open(src, "rb"))
+  local ok, to = pcall(await, M.open(dst, "wb"))
+  if not ok then error(dst_error(to, dst), 0) end
+  local to_close <close> = to
+  local regular = dst_st == nil or dst_st.type == "file"
+  if regular then -- the mode goes too, before the data
+    on_path(core._fs_chmod(dst, src_st.mode & 4095), dst)
   end
+  if regular and src_st.type == "file" and src_st.size > 0 then
+    copy_in_kernel(from, to, src_st.size, src, dst)
+  else
+    copy_by_reads(from, to, src, dst)
+  end
+  on_path(to:close(), dst)
 end)
 
 --- fs.copyfile(src, dst): copies the data (and the mode), replacing dst,
@@ -960,42 +1033,113 @@ end)
 -- the other too), SpecialFileError for a named pipe, the errors of
 -- opening src, then of dst, naming that path (or, for a dst that is no
 -- directory and does not exist, "d/nodir/", FileNotFoundError
--- 'Directory does not exist: d/nodir/').
+-- 'Directory does not exist: d/nodir/'); a failure while copying names
+-- src for a read, dst for a write, both when the kernel copied.
 function M.copyfile(...)
   local src, dst = path_arg(1, "copyfile", ...),
                    path_arg(2, "copyfile", ...)
   return copyfile(src, dst)
 end
 
---- e (realpath's error for path) naming what Python's realpath(path,
--- strict=True) names: the first component that does not resolve, under
--- the absolute path its parent resolves to ("." and empty components
--- skipped, ".." resolved as the system does).
-local function unresolved(e, path)
-  local prefix = sub(path, 1, 1) == "/" and "/" or "."
-  for name in gmatch(path, "[^/]+") do
-    if name ~= "." then
-      if not try(core._fs_realpath(join(prefix, name))) then
-        return about(e, join(await(core._fs_realpath(prefix)), name))
-      end
-      prefix = join(prefix, name)
-    end
-  end
-  return e
+--- fs.readlink(path) -> Coroutine; awaited, the path a symbolic link
+-- holds, as os.readlink (OSError EINVAL when path is no link).
+function M.readlink(...)
+  return core._fs_readlink(path_arg(1, "readlink", ...))
 end
 
-local realpath_coro = async(function(path)
-  local ok, real = try(core._fs_realpath(path))
-  if ok then return real end
-  if iserror(real, errors.OSError) then real = unresolved(real, path) end
-  error(real, 0)
+local MARK = {} -- on realpath's stack: the link under it is resolved
+
+--- Pushes the components of path onto the stack rest, the first on top.
+local function push_parts(rest, path)
+  local parts = {}
+  for name in gmatch(path, "[^/]+") do parts[#parts + 1] = name end
+  for i = #parts, 1, -1 do rest[#rest + 1] = parts[i] end
+end
+
+local ENOMEM = 12
+
+--- An OSError caught while resolving: raised under `strict`; any other
+-- error (a cancellation) always, and ENOMEM too: an allocation that
+-- failed (in libuv) says nothing of the path (Python's MemoryError is
+-- no OSError).
+local function resolve_error(e, strict)
+  if strict or not iserror(e, errors.OSError) or e.errno == ENOMEM then
+    error(e, 0)
+  end
+end
+
+--- The link newpath seen before: its resolved path; for one still being
+-- resolved (a loop), newpath itself, or, under strict, stat's ELOOP.
+local function seen_link(seen, newpath, strict)
+  if seen[newpath] then return seen[newpath] end
+  if strict then await(core._fs_stat(newpath)) end
+  return newpath
+end
+
+--- One component of realpath: newpath, a name under the resolved path
+-- parent. Returns the resolved path after it. A link's target goes onto
+-- the stack rest (with newpath and MARK under it) to be resolved in
+-- turn. What does not resolve is kept as it is (strict: raises).
+local function resolve_step(rest, seen, parent, newpath, strict)
+  local ok, st = try(core._fs_lstat(newpath))
+  if ok and st.type ~= "link" then return newpath end
+  if ok and seen[newpath] ~= nil then
+    return seen_link(seen, newpath, strict)
+  end
+  local target = st
+  if ok then ok, target = try(core._fs_readlink(newpath)) end
+  if not ok then
+    resolve_error(target, strict)
+    return newpath
+  end
+  seen[newpath] = false -- being resolved
+  rest[#rest + 1] = newpath
+  rest[#rest + 1] = MARK
+  push_parts(rest, target)
+  return sub(target, 1, 1) == "/" and "/" or parent
+end
+
+--- Python 3.13's os.path.realpath(path, strict=strict), step by step:
+-- each component is looked at (lstat) under the path resolved so far, a
+-- link's target resolved in its place, ".." removes the last component
+-- resolved; a link seen twice is resolved once (or is a loop).
+local function resolve(path, strict)
+  local rest, seen = {}, {}
+  push_parts(rest, path)
+  local cur = sub(path, 1, 1) == "/" and "/"
+              or await(core._fs_realpath("."))
+  while #rest > 0 do
+    local name = table.remove(rest)
+    if name == MARK then
+      seen[table.remove(rest)] = cur
+    elseif name == ".." then
+      cur = match(cur, "^(.*)/")
+      if cur == "" then cur = "/" end
+    elseif name ~= "." then
+      cur = resolve_step(rest, seen, cur, join(cur, name), strict)
+    end
+  end
+  return cur
+end
+
+local realpath_coro = async(function(path, strict)
+  local ok, real = try(core._fs_realpath(path)) -- one request when it all
+  if ok then return real end                    -- resolves
+  resolve_error(real, false)
+  return resolve(path, strict)
 end)
 
---- fs.realpath(path) -> the absolute path without links, "." or "..";
--- an error names the first component that does not resolve, as an
--- absolute path (os.path.realpath(path, strict=True)).
+local REALPATH_OPTS = check.option_set{"strict"}
+
+--- fs.realpath(path [, {strict =}]) -> the absolute path without links,
+-- "." or "..", as os.path.realpath: what does not resolve (a missing
+-- file, a link to nowhere, a loop) is kept as it is, links followed
+-- wherever they point; strict raises the first failure instead, naming
+-- the absolute path that failed.
 function M.realpath(...)
-  return realpath_coro(path_arg(1, "realpath", ...))
+  local path, opts = path_arg(1, "realpath", ...), select(2, ...)
+  opts = check.options(opts, 2, "realpath", REALPATH_OPTS) or {}
+  return realpath_coro(path, not not opts.strict)
 end
 
 --- fs.chmod(path, mode), mode an integer (tonumber("644", 8)).
