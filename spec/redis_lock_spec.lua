@@ -19,6 +19,7 @@ local function not_owned(aw, what)
   local e = h.await_error(aw)
   assert.is_true(iserror(e, redis.LockNotOwnedError))
   assert.is_true(iserror(e, redis.LockError))
+  assert.is_true(iserror(e, asyncio.ValueError)) -- as redis-py's
   assert.equal(("Cannot %s a lock that's no longer owned"):format(what),
                e.message)
 end
@@ -147,6 +148,7 @@ describe("redis.Lock", function()
       local _ <close> = await(lock)
     end)())
     assert.is_true(iserror(e, redis.LockError))
+    assert.is_true(iserror(e, asyncio.ValueError))
     assert.equal("Unable to acquire lock within the time specified",
                  e.message)
     await(other:release())
