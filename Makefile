@@ -16,6 +16,13 @@ LUA ?= lua5.4
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
+# One name per build directory: a BUILD given as an absolute path inside
+# the tree (as spec/install_spec.lua passes it) is made relative, so that
+# its objects are the targets their dependency files (.d) name. Built
+# once under /work/x/build/obj/a.o and once under build/obj/a.o, an
+# object's .d named only one of the two, and the other missed the headers
+# it depends on (a changed struct left an object of the old layout).
+override BUILD := $(patsubst $(CURDIR)/%,%,$(abspath $(BUILD)))
 LUA_VERSION ?= 5.4
 VERSION = 0.1.0
 

@@ -321,9 +321,6 @@ struct aio_loop {
   uv_timer_t *hang_timer; /* hang watch while running (dump.c) */
   unsigned quits, quits_seen;
   unsigned long progress; /* ready entries run so far */
-  uint64_t deadline;      /* uv_hrtime() past which an iteration leaves
-                             the rest of its ready snapshot for the next
-                             one (an embedder's bounded step), or 0 */
   unsigned long hang_progress;
   uint64_t hang_since;
   unsigned char hang_tick, hang_dumped;
@@ -351,6 +348,9 @@ struct aio_loop {
    * run (no entry, no dispatch ran after it). */
   unsigned long dispatches; /* I/O dispatches run so far (io.c) */
   unsigned long wakeups;  /* wake-ups a poll took (on_wakeup calls) */
+  uint64_t deadline;      /* uv_hrtime() past which an iteration leaves
+                             the rest of its ready snapshot for the next
+                             one (luaio_step's budget), or 0 */
 };
 
 /* The loop userdata is the aio_loop itself: Lua frees it only when no
