@@ -225,11 +225,7 @@ local function split_group(e, match, want_rest)
   return subset(e, m, mtbs), want_rest and subset(e, r, rtbs) or nil
 end
 
---- eg:split(condition) -> match, rest: two groups shaped as eg (its
--- message, traceback and nesting) holding the exceptions that match
--- condition and the others, each nil when empty; eg itself when the
--- condition holds for it. Python's BaseExceptionGroup.split, and so the
--- `except*` clause: `local m, rest = eg:split(asyncio.ValueError)`.
+--- Raises "bad argument #1" to fname unless self is an exception group.
 local function check_group(self, fname)
   if not M.iserror(self, M.BaseExceptionGroup) then
     error(("bad argument #1 to '%s' (asyncio.BaseExceptionGroup expected, "
@@ -237,6 +233,11 @@ local function check_group(self, fname)
   end
 end
 
+--- eg:split(condition) -> match, rest: two groups shaped as eg (its
+-- message, traceback and nesting) holding the exceptions that match
+-- condition and the others, each nil when empty; eg itself when the
+-- condition holds for it. Python's BaseExceptionGroup.split, and so the
+-- `except*` clause: `local m, rest = eg:split(asyncio.ValueError)`.
 local function group_split(self, condition)
   check_group(self, "split")
   return split_group(self, matcher(condition, "split"), true)
