@@ -351,6 +351,15 @@ describe("asyncio.redis", function()
      .. "without raising", function()
     local loop = asyncio.new_event_loop()
     local url = loop:run_until_complete(servers.redis_url(5))
+    -- the loop closes with the BLPOP's task and the connections' readers
+    -- pending: asyncio reports each as destroyed, to the loop's handler
+    local reports, blpop_reported = {}, false
+    loop:set_exception_handler(function(_, context)
+      reports[#reports + 1] = context.message
+      if tostring(context.task):find("coro=<blpop()", 1, true) then
+        blpop_reported = true
+      end
+    end)
     local ok, e = pcall(function()
       local r <close> = redis.from_url(url)
       local ps <close> = r:pubsub()
@@ -362,6 +371,12 @@ describe("asyncio.redis", function()
       loop:close()
     end)
     assert.is_true(ok, tostring(e))
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(blpop_reported)
+    for _, message in ipairs(reports) do
+      assert.equal("Task was destroyed but it is pending!", message)
+    end
   end)
 
   it("hashes, sets and sorted sets", aspec.async(function()
