@@ -255,14 +255,13 @@ static void send_out(lua_State *L, tls_obj *o, const aio_transport_vt *tvt,
 /* ------------------------------------------------------------------ */
 /* The object                                                          */
 
-/* Only new_obj writes it: a userdata of a tls_obj's size starting with
- * its address is a tls_obj (neither Lua code nor another library can
- * forge one), known without the metatable's look-up by name. */
+/* A tls_obj's block starts with &obj_tag, which only tls_wrap_bio
+ * writes (aio_testtagged: known without the metatable's look-up). */
 static const char obj_tag = 0;
 
 static tls_obj *check_obj(lua_State *L, int idx) {
-  tls_obj *o = lua_touserdata(L, idx);
-  if (o == NULL || lua_rawlen(L, idx) != sizeof *o || o->tag != &obj_tag)
+  tls_obj *o = aio_testtagged(L, idx, sizeof *o, &obj_tag);
+  if (o == NULL)
     o = luaL_checkudata(L, idx, TLS_OBJECT_MT);
   if (!o->ssl)
     luaL_error(L, "attempt to use a closed %s", TLS_OBJECT_MT);
@@ -333,23 +332,20 @@ static int plain_room(tls_obj *o, size_t len, size_t want) {
   return 1;
 }
 
-/* The plaintext bytes the ciphertext kept and decrypted can still give,
- * at most (a record's plaintext is never longer than the record). */
-static size_t plain_bound(tls_obj *o) {
-  return o->inlen + (size_t)SSL_pending(o->ssl);
-}
-
 /* Reads every plaintext byte available into one string, pushed (nil
  * when none), through the reused buffer pbuf (a big one is given back
- * afterwards). The buffer is sized once for all the ciphertext at hand,
- * and grows by whole records only if a record gives more than it
- * took. Returns the SSL error code that stopped it, 0 for "no more data
- * for now"; sets EV_EOF on close_notify. */
+ * afterwards). The buffer is sized once for all there can be: the
+ * ciphertext at hand, what is decrypted already and one record (16 KiB)
+ * that OpenSSL's read-ahead may hold from an earlier call (a record's
+ * plaintext is never longer than the record); should a record give more
+ * (compression), it grows once full. Returns the SSL error code that
+ * stopped it, 0 for "no more data for now"; sets EV_EOF on
+ * close_notify. */
 static int read_all(lua_State *L, tls_obj *o, int *ev) {
-  size_t len = 0, bound = plain_bound(o);
+  size_t len = 0, want = o->inlen + (size_t)SSL_pending(o->ssl) + 16384;
   int n, code = 0;
   for (;;) {
-    if (!plain_room(o, len, bound > 16384 ? bound : 16384)) {
+    if (!plain_room(o, len, want)) {
       o->nomem = 1;
       code = SSL_ERROR_SSL;
       break;
@@ -360,9 +356,7 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
       /* nothing left to decrypt: spare the call that would say so */
       if (o->inlen == 0 && !SSL_has_pending(o->ssl))
         break;
-      bound = 16384; /* a whole record's room, if one more comes */
-      if (o->pcap - len >= plain_bound(o))
-        bound = 0;
+      want = 1; /* from now on, only room at all */
       continue;
     }
     code = read_stopped(o, n, ev);

@@ -20,7 +20,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "internal.h" /* AIO_EXPORT only */
+/* AIO_EXPORT, the transport entries (aio_transport_vt) and the inline
+ * aio_testtagged: nothing that links against the core */
+#include "internal.h"
 
 #define TLS_CONTEXT_MT "asyncio.ssl.SSLContext"
 #define TLS_OBJECT_MT "asyncio.ssl.SSLObject"
