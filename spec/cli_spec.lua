@@ -342,8 +342,8 @@ describe("luaio CLI", function()
       local asyncio = require "asyncio"
       local fs = require "asyncio.fs"
       asyncio.run(asyncio.async(function()
-        asyncio.create_task(fs.open("%s/ff", "r"))
-        asyncio.await(asyncio.sleep(0.01))
+        asyncio.create_task(fs.open("%s/ff", "r")) -- its first step opens
+        asyncio.await(asyncio.sleep(0))
         %s
       end)())
       %s]])
@@ -352,11 +352,9 @@ describe("luaio CLI", function()
       {5, start:format(dir, "io.write('x'); os.exit(5, true)", "")},
       {1, start:format(dir, "io.write('x')", "error('boom')")},
     }
-    -- lua5.4 finds this build's modules
-    local build = proc.build:sub(1, 1) == "/" and proc.build
-                  or proc.root .. "/" .. proc.build
+    -- lua5.4 finds this build's modules (proc.build is absolute)
     local env = {LUA_PATH = proc.root .. "/lua/?.lua;" .. proc.root
-                   .. "/lua/?/init.lua;;", LUA_CPATH = build .. "/?.so;;"}
+                   .. "/lua/?/init.lua;;", LUA_CPATH = proc.build .. "/?.so;;"}
     for _, case in ipairs(cases) do
       for _, cmd in ipairs{luaio, "lua5.4"} do
         local r = proc.run({cmd, "-e", case[2]}, {env = env, timeout = 20})
