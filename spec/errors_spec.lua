@@ -319,6 +319,23 @@ describe("subclassing", function()
     assert.same({n = 2, 404, "Not Found"}, e.args)
   end)
 
+  it("errors.add_base gives a class a second base, with its ancestors, "
+     .. "that its later subclasses inherit", function()
+    local errors = require "asyncio.errors"
+    local ParseError = asyncio.Exception:subclass("ParseError")
+    local Before = ParseError:subclass("Before")
+    errors.add_base(ParseError, asyncio.ValueError)
+    local After = ParseError:subclass("After")
+    assert.is_true(iserror(ParseError("x"), asyncio.ValueError))
+    assert.is_true(iserror(After("x"), asyncio.ValueError))
+    assert.is_true(iserror(After("x"), ParseError))
+    assert.is_false(iserror(Before("x"), asyncio.ValueError))
+    assert.is_false(iserror(ParseError("x"), asyncio.OSError))
+    errors.add_base(ParseError, asyncio.ConnectionResetError)
+    assert.is_true(iserror(ParseError("x"), asyncio.ConnectionError))
+    assert.is_true(iserror(ParseError("x"), asyncio.OSError))
+  end)
+
   it("asyncio.pcall catches subclasses of Exception", function()
     local AppError = asyncio.Exception:subclass("AppError")
     local ok, e = asyncio.pcall(error, AppError("app"))

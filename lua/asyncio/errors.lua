@@ -92,6 +92,14 @@ local function class(name, base, init)
 end
 M.class = class
 
+--- errors.add_base(cls, base): cls becomes also a `base` (and so all
+-- of base's ancestors), as a second base of Python's multiple
+-- inheritance: iserror looks a class up in the `__is` set of the
+-- error's class. Subclasses of cls made afterwards inherit it.
+function M.add_base(cls, base)
+  for c in pairs(base.__is) do cls.__is[c] = true end
+end
+
 local BaseException = class("BaseException")
 local Exception = class("Exception", BaseException)
 class("CancelledError", BaseException).__notraceback = true
@@ -142,7 +150,7 @@ class("BaseExceptionGroup", BaseException,
       group_init("BaseExceptionGroup")).__narrows = true
 M.ExceptionGroup = class("ExceptionGroup", Exception,
                          group_init("ExceptionGroup"))
-M.ExceptionGroup.__is[M.BaseExceptionGroup] = true
+M.add_base(M.ExceptionGroup, M.BaseExceptionGroup)
 
 --- The test of split and subgroup for `condition` (argument #1 of
 -- fname): a class (a plain Lua value raised counts as an Exception, as
@@ -323,7 +331,7 @@ class("gaierror", OSError)
 -- io.UnsupportedOperation: an OSError and a ValueError, as in Python
 -- (reading a file opened for writing only).
 M.UnsupportedOperation = class("UnsupportedOperation", OSError)
-M.UnsupportedOperation.__is[M.ValueError] = true
+M.add_base(M.UnsupportedOperation, M.ValueError)
 
 local function sorted_keys(ctx)
   local keys = {}

@@ -63,9 +63,9 @@ M.AuthenticationWrongNumberOfArgsError = M.ResponseError:subclass(
 M.ProtocolError = M.ConnectionError:subclass("redis.ProtocolError")
 --- Lock's errors: it is not held, or no longer by this holder
 M.LockError = RedisError:subclass("redis.LockError")
--- redis-py's LockError is also a ValueError (a second base: iserror looks
--- a class up in `__is`, and LockNotOwnedError, made after, inherits it)
-for cls in pairs(asyncio.ValueError.__is) do M.LockError.__is[cls] = true end
+-- redis-py's LockError is also a ValueError (LockNotOwnedError, made
+-- after, inherits it)
+require("asyncio.errors").add_base(M.LockError, asyncio.ValueError)
 M.LockNotOwnedError = M.LockError:subclass("redis.LockNotOwnedError")
 
 -- error reply prefix -> class; the prefix is dropped from the message

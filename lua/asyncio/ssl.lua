@@ -33,7 +33,7 @@ M.SSLSyscallError = SSLError:subclass("SSLSyscallError")
 M.SSLEOFError = SSLError:subclass("SSLEOFError")
 -- also a ValueError, as in Python
 M.SSLCertVerificationError = SSLError:subclass("SSLCertVerificationError")
-M.SSLCertVerificationError.__is[errors.ValueError] = true
+errors.add_base(M.SSLCertVerificationError, errors.ValueError)
 M.CertificateError = M.SSLCertVerificationError
 
 C._set_classes{

@@ -42,12 +42,7 @@ M.ClientError = ClientError
 M.ClientConnectionError =
   ClientError:subclass("http.ClientConnectionError")
 M.ClientOSError = M.ClientConnectionError:subclass("http.ClientOSError")
---- cls joins the set of base and its ancestors: a second base, as
--- Python's multiple inheritance (iserror looks a class up in `__is`).
--- Subclasses made later inherit it.
-local function add_base(cls, base)
-  for c in pairs(base.__is) do cls.__is[c] = true end
-end
+local add_base = require("asyncio.errors").add_base
 -- aiohttp's ClientOSError is also an OSError, and so are the connector
 -- errors under it
 add_base(M.ClientOSError, asyncio.OSError)
@@ -72,9 +67,7 @@ M.ServerDisconnectedError = M.ServerConnectionError:subclass(
   end)
 -- A read over sock_read, or a connection not made within connect /
 -- sock_connect. As aiohttp's, it is both a ServerConnectionError and an
--- asyncio.TimeoutError: iserror looks a class up in the `__is` set of
--- the error's class, so TimeoutError and its ancestors join that set (as
--- asyncio.errors gives ExceptionGroup its second base).
+-- asyncio.TimeoutError.
 M.ServerTimeoutError =
   M.ServerConnectionError:subclass("http.ServerTimeoutError")
 add_base(M.ServerTimeoutError, asyncio.TimeoutError)
