@@ -503,7 +503,7 @@ static double step_within(luaio_host *h, uint64_t t0, double budget) {
 double luaio_step(luaio_host *h, double budget_ms) {
   uint64_t t0 = uv_hrtime();
   double budget = budget_ms > 0 ? budget_ms / 1000.0 : 0, r;
-  if (h->loop->closed || h->loop->running) /* step_once refuses */
+  if (h->loop->running) /* refused: the running iteration keeps its own */
     return step_within(h, t0, budget);
   h->loop->deadline = budget > 0 ? t0 + (uint64_t)(budget * 1e9) : 0;
   r = step_within(h, t0, budget);
