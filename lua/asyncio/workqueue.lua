@@ -370,9 +370,14 @@ local f = redis.call('HMGET', jk, 'state', 'ttl')
 -- lease expired) keeps its end
 if not f[1] or f[1] == 'done' or f[1] == 'dead' then return 0 end
 redis.call('HSET', jk, 'state', 'done', 'result', ARGV[4], 'worker', '')
--- a job waiting for its retry, or back in the queue, leaves there
-redis.call('ZREM', P .. 'delayed', id)
-redis.call('LREM', P .. 'queue', 0, id)
+-- a job back in the queue, or waiting for its retry, leaves there (the
+-- queue's scan only when its state says it is in it: a running job,
+-- the usual case, is not)
+if f[1] == 'queued' then
+  redis.call('LREM', P .. 'queue', 0, id)
+elseif f[1] ~= 'running' then
+  redis.call('ZREM', P .. 'delayed', id)
+end
 ended(P, id, jk, tonumber(f[2]), 'done')
 redis.call('HINCRBY', P .. 'stats', 'done', 1)
 return 1
