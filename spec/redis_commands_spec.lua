@@ -272,8 +272,8 @@ describe("asyncio.redis commands", function()
     await(r:mset{k1 = "ohmytext", k2 = "mynewtext"})
     assert.equal("mytext", await(r:lcs("k1", "k2")))
     assert.equal(6, await(r:lcs("k1", "k2", {len = true})))
-    assert.same({matches = {{{4, 7, n = 2}, {5, 8, n = 2}, 4, n = 3}, n = 1},
-                 len = 6},
+    assert.same({"matches", {{{4, 7, n = 2}, {5, 8, n = 2}, 4, n = 3}, n = 1},
+                 "len", 6, n = 4},
                 await(r:lcs("k1", "k2", {idx = true, minmatchlen = 4,
                                          withmatchlen = true})))
     -- bitfield: redis-py's BitFieldOperation, execute awaited
@@ -316,7 +316,14 @@ describe("asyncio.redis commands", function()
     data_error("idletimemust be an integer",
                r:restore("copy3", 0, payload, {idletime = "soon"}))
     data_error("frequency must be an integer",
-               r:restore("copy3", 0, payload, {frequency = 1.5}))
+               r:restore("copy3", 0, payload, {frequency = "1.0"}))
+    -- as Python's int(): a float is truncated, a string of digits read
+    assert.equal("OK", await(r:restore("copy3", 0, payload,
+                                       {frequency = 1.5, replace = true})))
+    assert.equal("OK", await(r:restore("copy3", 0, payload,
+                                       {idletime = " 7 ", replace = true})))
+    assert.is_true(await(r:object("IDLETIME", "copy3")) >= 7)
+    await(r:delete("copy3"))
     assert.equal(0, await(r:exists("copy3")))
     assert.has_error(function() r:restore("copy3", 0, payload, {idle = 1}) end,
                      "bad argument #4 to 'restore' (unknown option 'idle')")

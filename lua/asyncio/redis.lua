@@ -1540,17 +1540,14 @@ cmd("psetex", function(key, ms, value)
 end)
 --- lcs(key1, key2 [, {len, idx, minmatchlen, withmatchlen}]) -> the
 -- longest common subsequence of the two strings; its length with len;
--- with idx a table {matches = {{{a1, a2}, {b1, b2} [, length]}, ...},
--- len = n}, as redis-py's stralgo and the dict of its later releases
--- (4.3's lcs leaves Redis's flat {"matches", ..., "len", n}).
+-- with idx Redis's reply as redis-py 4.3's lcs leaves it: {"matches",
+-- {{{a1, a2}, {b1, b2} [, length]}, ...}, "len", n}.
 cmd("lcs", function(key1, key2, o)
   local argv = push_flags(A("LCS", key1, key2), o, {"len", "idx"})
   if o and o.minmatchlen ~= nil and o.minmatchlen ~= 0 then
     push(argv, "MINMATCHLEN", o.minmatchlen)
   end
-  push_flags(argv, o, {"withmatchlen"})
-  if o and o.idx and not o.len then return argv, pairs_to_table end
-  return argv
+  return push_flags(argv, o, {"withmatchlen"})
 end)
 
 -- keys
@@ -1623,11 +1620,17 @@ simple("object", "OBJECT")
 -- missing key; restore(name, ttl, value [, {replace, absttl, idletime,
 -- frequency}]) -> "OK" (redis-py keeps Redis's status: no conversion).
 simple("dump", "DUMP")
---- v as an integer, as Python's int(v) takes it (an integer, a whole
--- float, a string of digits); else redis-py's DataError, message why.
+--- v as an integer, as Python's int(v) makes it: an integer, a finite
+-- number truncated toward zero, a string of digits (an optional sign,
+-- spaces around); else redis-py's DataError, message why.
 local function int_or_error(v, why)
-  local n = math.tointeger(v)
-  if n == nil and type(v) == "string" then n = math.tointeger(tonumber(v)) end
+  local n
+  if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+  then
+    n = math.tointeger(v < 0 and math.ceil(v) or math.floor(v))
+  elseif type(v) == "string" and v:match("^%s*[+-]?%d+%s*$") then
+    n = math.tointeger(tonumber(v))
+  end
   if n == nil then error(M.DataError(why), 0) end
   return n
 end
@@ -2009,23 +2012,24 @@ local function mpop_conv(v)
   for i, pair in ipairs(v[2]) do out[i] = {pair[1], to_float(pair[2])} end
   return {v[1], out}
 end
+--- argv with the keys and MIN or MAX, and o's count (o checked first).
 local function zmpop_args(argv, keys, o, fname, n)
   push_all(argv, need_table(keys, n, fname))
   local min, max = o and o.min, o and o.max
   if (min and max) or not (min or max) then
     error(M.DataError("Either min or max, but not both must be set"), 0)
   end
-  return push(argv, min and "MIN" or "MAX")
+  return push(argv, min and "MIN" or "MAX"), o.count
 end
 cmd("zmpop", function(num_keys, keys, o)
-  local argv = zmpop_args(A("ZMPOP", num_keys), keys, o, "zmpop", 2)
-  if o.count ~= nil and o.count ~= 1 then push(argv, "COUNT", o.count) end
+  local argv, count = zmpop_args(A("ZMPOP", num_keys), keys, o, "zmpop", 2)
+  if count ~= nil and count ~= 1 then push(argv, "COUNT", count) end
   return argv, mpop_conv
 end)
 cmd("bzmpop", function(timeout, numkeys, keys, o)
-  local argv = zmpop_args(A("BZMPOP", timeout, numkeys), keys, o, "bzmpop",
-                          3)
-  return push(argv, "COUNT", o.count or 1), mpop_conv, true
+  local argv, count = zmpop_args(A("BZMPOP", timeout, numkeys), keys, o,
+                                 "bzmpop", 3)
+  return push(argv, "COUNT", count or 1), mpop_conv, true
 end)
 
 -- streams
