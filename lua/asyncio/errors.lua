@@ -53,27 +53,31 @@ end
 metaclass.__call = new_error
 metaclass.__tostring = function(cls) return "<class '" .. cls.__name .. "'>" end
 
+--- errors.add_base(cls, base): cls becomes also a `base` (and so all
+-- of base's ancestors), as a base of Python's multiple inheritance:
+-- iserror looks a class up in the `__is` set of the error's class. cls
+-- takes the methods of base it lacks (the exception groups' split...):
+-- a class's own look-ups go no further than itself. Subclasses of cls
+-- made afterwards inherit both.
+local function add_base(cls, base)
+  for c in pairs(base.__is) do cls.__is[c] = true end
+  for k, v in pairs(base) do
+    if type(k) == "string" and k:sub(1, 2) ~= "__" and
+       type(v) == "function" and rawget(cls, k) == nil then
+      cls[k] = v
+    end
+  end
+end
+M.add_base = add_base
+
 --- Makes a class `name` deriving from `base`; `init(e, ...)` (optional)
 -- fills the fields of a new instance from the constructor arguments.
 local function class(name, base, init)
   local cls = {__name = name, __base = base, __tostring = err_tostring,
                __init = init or (base and base.__init)}
   cls.__index = cls
-  local is = {[cls] = true}
-  if base then
-    for k in pairs(base.__is) do is[k] = true end
-  end
-  cls.__is = is
-  -- methods (the exception groups' split, ...) are inherited by copy:
-  -- a class's own look-ups go no further than itself
-  if base then
-    for k, v in pairs(base) do
-      if type(k) == "string" and k:sub(1, 2) ~= "__" and
-         k ~= "subclass" and type(v) == "function" then
-        cls[k] = v
-      end
-    end
-  end
+  cls.__is = {[cls] = true}
+  if base then add_base(cls, base) end
   cls.subclass = function(self, subname, subinit)
     if type(subname) ~= "string" then
       error(("bad argument #1 to 'subclass' (string expected, got %s)")
@@ -91,14 +95,6 @@ local function class(name, base, init)
   return cls
 end
 M.class = class
-
---- errors.add_base(cls, base): cls becomes also a `base` (and so all
--- of base's ancestors), as a second base of Python's multiple
--- inheritance: iserror looks a class up in the `__is` set of the
--- error's class. Subclasses of cls made afterwards inherit it.
-function M.add_base(cls, base)
-  for c in pairs(base.__is) do cls.__is[c] = true end
-end
 
 local BaseException = class("BaseException")
 local Exception = class("Exception", BaseException)
@@ -148,9 +144,6 @@ local function group_init(name)
 end
 class("BaseExceptionGroup", BaseException,
       group_init("BaseExceptionGroup")).__narrows = true
-M.ExceptionGroup = class("ExceptionGroup", Exception,
-                         group_init("ExceptionGroup"))
-M.add_base(M.ExceptionGroup, M.BaseExceptionGroup)
 
 --- The test of split and subgroup for `condition` (argument #1 of
 -- fname): a class (a plain Lua value raised counts as an Exception, as
@@ -269,10 +262,13 @@ local function group_derive(self, excs)
   return M.BaseExceptionGroup(self.args[1], excs)
 end
 
-for _, cls in ipairs{M.BaseExceptionGroup, M.ExceptionGroup} do
-  cls.split, cls.subgroup, cls.derive =
-    group_split, group_subgroup, group_derive
-end
+M.BaseExceptionGroup.split = group_split
+M.BaseExceptionGroup.subgroup = group_subgroup
+M.BaseExceptionGroup.derive = group_derive
+-- an Exception and a BaseExceptionGroup (with its methods), as Python's
+M.ExceptionGroup = class("ExceptionGroup", Exception,
+                         group_init("ExceptionGroup"))
+add_base(M.ExceptionGroup, M.BaseExceptionGroup)
 
 class("RuntimeError", Exception)
 class("NotImplementedError", M.RuntimeError)
