@@ -32,6 +32,9 @@
 #include <string.h>
 #include <sys/select.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -668,10 +671,36 @@ failed:
   return 0;
 }
 
+/* The malloc policy of the CLI's process (glibc's malloc; the pool takes
+ * only blocks of up to 1 KiB). By default glibc gives the top of its heap
+ * back to the kernel once 128 KiB of it is free, and maps blocks of 128
+ * KiB or more on their own until a freed one raises that bound. I/O in
+ * 64 KiB pieces makes Lua strings of 64 to 256 KiB that the collector
+ * frees in batches: each batch shrank the heap and the next strings grew
+ * it again, page by freshly zeroed page (w10, TLS bulk: 610 brk calls
+ * for 256 MiB, a fifth of the time in page faults). Here the heap keeps
+ * up to 16 MiB free at its top and only blocks of 4 MiB or more are
+ * mapped on their own: within the range glibc's own adaptive bounds
+ * reach (32 MiB), set once instead of learnt. A process started with
+ * malloc settings of its own (GLIBC_TUNABLES, MALLOC_*_) keeps them. */
+static void set_malloc_policy(void) {
+#ifdef __GLIBC__
+  const char *t = getenv("GLIBC_TUNABLES");
+  if ((t && strstr(t, "glibc.malloc.")) ||
+      getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_MMAP_THRESHOLD_") ||
+      getenv("MALLOC_TOP_PAD_"))
+    return;
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
+#endif
+}
+
 int main(int argc, char **argv) {
   cli c;
   int status;
-  lua_State *L = luaio_pool_newstate();
+  lua_State *L;
+  set_malloc_policy();
+  L = luaio_pool_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n",
             argv[0]);
