@@ -593,6 +593,43 @@ describe("asyncio.ssl", function()
       assert.equal(0, s:pending_in())
     end)
 
+
+    it("ciphertext cut anywhere: every byte once, in order", function()
+      local c = client_ctx():wrap_bio(false, "localhost")
+      local s = server_ctx():wrap_bio(true)
+      pump(c, s)
+      -- 40 records of distinct bytes, fed in pieces that end inside a
+      -- record's header, inside its body and on its boundary
+      local parts = {}
+      for i = 1, 40 do
+        parts[i] = string.format("%05d", i):rep(1000 + 37 * i)
+      end
+      local want = table.concat(parts)
+      local cipher = {}
+      for i = 1, #parts do cipher[i] = (c:write(parts[i])) end
+      cipher = table.concat(cipher)
+      local sizes, got, at, feeds = {1, 2, 5, 4000, 16401, 3, 70000}, {}, 1, 0
+      while at <= #cipher do
+        local n = sizes[feeds % #sizes + 1]
+        local plain, back, ev, err = s:feed(cipher:sub(at, at + n - 1))
+        assert.is_nil(err)
+        assert.is_nil(back)
+        assert.equal(0, ev)
+        got[#got + 1] = plain
+        at, feeds = at + n, feeds + 1
+        assert.is_true(s:pending_in() < 16384 + 5 + 256)
+      end
+      assert.equal(0, s:pending_in())
+      assert.equal(#want, #table.concat(got))
+      assert.is_true(want == table.concat(got))
+      -- pieces fed with reading paused are kept whole, then read
+      local out = c:write("after")
+      assert.is_nil((s:feed(out:sub(1, 3), false)))
+      assert.equal(3, s:pending_in())
+      assert.is_nil((s:feed(out:sub(4), false)))
+      assert.equal(#out, s:pending_in())
+      assert.equal("after", (s:feed()))
+    end)
     local failures = {
       {"an unknown CA", "rogue", "localhost", 20,
        "unable to get local issuer certificate"},

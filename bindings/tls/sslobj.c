@@ -4,8 +4,9 @@
  * of MemoryBIOs, with the hot path folded into two calls).
  *
  * The SSL reads and writes ciphertext through a BIO of our own: reads
- * come straight out of the string the caller feeds (no copy unless some
- * is left over, which is kept in `ibuf` for the next call), writes append
+ * come straight out of the string the caller feeds (after the part of a
+ * record an earlier call left over, kept in `ibuf`: only such a part is
+ * ever copied), writes append
  * to `obuf`, which each call hands back as one string. So a chunk off the
  * socket costs one call, feed(), which runs the handshake or reads all
  * the plaintext available into one string; a write costs one call,
@@ -41,8 +42,10 @@
 typedef struct tls_obj {
   const char *tag;        /* &obj_tag: a tls_obj, known without a look-up */
   SSL *ssl;               /* NULL once collected */
-  const char *in;         /* ciphertext the BIO reads next */
+  const char *in;         /* ciphertext the BIO reads next, */
   size_t inlen;
+  const char *in2;        /* then this: the data of a feed that found */
+  size_t in2len;          /* ciphertext kept (in then reads ibuf) */
   char *ibuf;             /* ciphertext kept between calls (malloc'd) */
   size_t ibuf_len, ibuf_cap;
   char *obuf;             /* ciphertext written, not yet handed back */
@@ -53,6 +56,7 @@ typedef struct tls_obj {
                              to (kept by the registry, so unique), */
   const aio_transport_vt *tvt; /* and its entries */
   unsigned char server_side, handshake_done, nomem;
+  unsigned char in_kept;  /* in points into ibuf */
 } tls_obj;
 
 /* ------------------------------------------------------------------ */
@@ -85,8 +89,14 @@ static int bio_read(BIO *b, char *out, int len) {
   size_t n;
   BIO_clear_retry_flags(b);
   if (o->inlen == 0) {
-    BIO_set_retry_read(b);
-    return -1;
+    if (o->in2len == 0) {
+      BIO_set_retry_read(b);
+      return -1;
+    }
+    o->in = o->in2; /* the kept ciphertext is read: on to the feed's */
+    o->inlen = o->in2len;
+    o->in2len = 0;
+    o->in_kept = 0;
   }
   n = (size_t)len < o->inlen ? (size_t)len : o->inlen;
   memcpy(out, o->in, n);
@@ -101,7 +111,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
   (void)ptr;
   switch (cmd) {
   case BIO_CTRL_FLUSH: return 1;
-  case BIO_CTRL_PENDING: return (long)o->inlen;
+  case BIO_CTRL_PENDING: return (long)(o->inlen + o->in2len);
   case BIO_CTRL_WPENDING: return (long)o->olen;
   default: return 0;
   }
@@ -127,60 +137,61 @@ static void bio_method_init(void) {
   bio_method = m;
 }
 
-/* Points the BIO at the kept ciphertext followed by data. Returns 0 when
- * out of memory. */
-static int in_begin(tls_obj *o, const char *data, size_t len) {
+/* Points the BIO at the kept ciphertext, then at data (read in place:
+ * not copied). */
+static void in_begin(tls_obj *o, const char *data, size_t len) {
   if (o->ibuf_len == 0) {
     o->in = data;
     o->inlen = len;
+    o->in2len = 0;
+    o->in_kept = 0;
+  } else {
+    o->in = o->ibuf;
+    o->inlen = o->ibuf_len;
+    o->in2 = data;
+    o->in2len = len;
+    o->in_kept = 1;
+  }
+}
+
+/* Makes ibuf hold at least n bytes, keeping its contents. Returns 0 when
+ * out of memory. */
+static int ibuf_room(tls_obj *o, size_t n) {
+  size_t cap = o->ibuf_cap ? o->ibuf_cap : 4096;
+  char *p;
+  if (n <= o->ibuf_cap)
     return 1;
-  }
-  if (len) {
-    if (o->ibuf_len + len > o->ibuf_cap) {
-      size_t cap = o->ibuf_cap ? o->ibuf_cap : 4096;
-      char *p;
-      while (cap < o->ibuf_len + len)
-        cap *= 2;
-      if (!(p = realloc(o->ibuf, cap)))
-        return 0;
-      o->ibuf = p;
-      o->ibuf_cap = cap;
-    }
-    memcpy(o->ibuf + o->ibuf_len, data, len);
-    o->ibuf_len += len;
-  }
-  o->in = o->ibuf;
-  o->inlen = o->ibuf_len;
+  while (cap < n)
+    cap *= 2;
+  if (!(p = realloc(o->ibuf, cap)))
+    return 0;
+  o->ibuf = p;
+  o->ibuf_cap = cap;
   return 1;
 }
 
-/* Keeps what the SSL did not read for the next call. Returns 0 when out
- * of memory (the rest is then lost: the caller fails the connection). */
+/* Keeps what the SSL did not read for the next call: usually the start
+ * of a record, all that is copied of a feed. Returns 0 when out of
+ * memory (the rest is then lost: the caller fails the connection). */
 static int in_end(tls_obj *o) {
+  size_t keep = o->inlen + o->in2len;
   int ok = 1;
-  if (o->inlen == 0) {
+  if (keep == 0) {
     o->ibuf_len = 0;
-  } else if (o->in >= o->ibuf && o->in < o->ibuf + o->ibuf_cap) {
+  } else if (o->in_kept) { /* the kept part, then all of the feed */
     memmove(o->ibuf, o->in, o->inlen);
-    o->ibuf_len = o->inlen;
-  } else {
-    if (o->inlen > o->ibuf_cap) {
-      char *p = realloc(o->ibuf, o->inlen);
-      if (!p) {
-        ok = 0;
-        o->ibuf_len = 0;
-      } else {
-        o->ibuf = p;
-        o->ibuf_cap = o->inlen;
-      }
-    }
-    if (ok) {
+    ok = ibuf_room(o, keep);
+    if (ok && o->in2len)
+      memcpy(o->ibuf + o->inlen, o->in2, o->in2len);
+  } else { /* the end of the feed */
+    ok = ibuf_room(o, keep);
+    if (ok)
       memcpy(o->ibuf, o->in, o->inlen);
-      o->ibuf_len = o->inlen;
-    }
   }
-  o->in = NULL;
-  o->inlen = 0;
+  o->ibuf_len = ok ? keep : 0;
+  o->in = o->in2 = NULL;
+  o->inlen = o->in2len = 0;
+  o->in_kept = 0;
   return ok;
 }
 
@@ -342,7 +353,8 @@ static int plain_room(tls_obj *o, size_t len, size_t want) {
  * stopped it, 0 for "no more data for now"; sets EV_EOF on
  * close_notify. */
 static int read_all(lua_State *L, tls_obj *o, int *ev) {
-  size_t len = 0, want = o->inlen + (size_t)SSL_pending(o->ssl) + 16384;
+  size_t len = 0,
+         want = o->inlen + o->in2len + (size_t)SSL_pending(o->ssl) + 16384;
   int n, code = 0;
   for (;;) {
     if (!plain_room(o, len, want)) {
@@ -354,7 +366,7 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
     if (n > 0) {
       len += (size_t)n;
       /* nothing left to decrypt: spare the call that would say so */
-      if (o->inlen == 0 && !SSL_has_pending(o->ssl))
+      if (o->inlen + o->in2len == 0 && !SSL_has_pending(o->ssl))
         break;
       want = 1; /* from now on, only room at all */
       continue;
@@ -384,8 +396,7 @@ static int l_obj_feed(lua_State *L) {
   int read = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   int ev = 0, code = 0;
   clear_errors();
-  if (!in_begin(o, data, len))
-    return luaL_error(L, "not enough memory");
+  in_begin(o, data, len);
   if (!o->handshake_done) {
     int r = SSL_do_handshake(o->ssl);
     if (r == 1) {
@@ -425,8 +436,7 @@ static int l_obj_write(lua_State *L) {
   const aio_transport_vt *tvt = transport_vt(L, o, 3);
   int code = 0;
   clear_errors();
-  if (!in_begin(o, NULL, 0))
-    return luaL_error(L, "not enough memory");
+  in_begin(o, NULL, 0);
   while (done < len) {
     size_t chunk = len - done > INT_MAX ? INT_MAX : len - done;
     int n = SSL_write(o->ssl, data + done, (int)chunk);
@@ -455,8 +465,7 @@ static int l_obj_shutdown(lua_State *L) {
   const char *data = luaL_optlstring(L, 2, NULL, &len);
   int r, code = 0, done = 0;
   ERR_clear_error();
-  if (!in_begin(o, data, len))
-    return luaL_error(L, "not enough memory");
+  in_begin(o, data, len);
   /* close_notify goes once; then the peer's is waited for with
    * SSL_read, which drops what data still comes (SSL_shutdown again
    * would fail on it: "application data after close notify") */
