@@ -29,6 +29,7 @@
 #   W14_N W15_N   commands of w14_redis, jobs of w15_workqueue (default
 #                 200000, 20000)
 #   W16_N         messages echoed by w16_ws_echo (default 100000)
+#   W17_N         idle connections held by w17_conns (default 450)
 #   BENCH_BIN     where the C programs go (default <luaio's dir>/bench)
 #   LUAIO_BENCH_GC  the Lua collector setting (see bench/common.lua)
 #   BENCH_TIMEOUT seconds before a run counts as failed (default 120)
@@ -441,6 +442,10 @@ W16=${W16_N:-100000}
 add w16_ws_echo luaio   "$LUAIO" "$DIR/w16_ws_echo.lua" "$W16"
 add w16_ws_echo asyncio "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16"
 add w16_ws_echo uvloop  "$PYTHON" "$DIR/py/w16_ws_echo.py" "$W16" --uvloop
+W17=${W17_N:-450}
+add w17_conns luaio   "$LUAIO" "$DIR/w17_conns.lua" "$W17"
+add w17_conns asyncio "$PYTHON" "$DIR/py/w17_conns.py" "$W17"
+add w17_conns uvloop  "$PYTHON" "$DIR/py/w17_conns.py" "$W17" --uvloop
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
   "  load: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"

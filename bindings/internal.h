@@ -351,6 +351,9 @@ struct aio_loop {
   uint64_t deadline;      /* uv_hrtime() past which an iteration leaves
                              the rest of its ready snapshot for the next
                              one (luaio_step's budget), or 0 */
+  char *read_scratch;     /* AIO_READ_CHUNK bytes where a stream's read
+                             lands when its protocol has less room
+                             (transport.c), malloc'd at first use */
 };
 
 /* The loop userdata is the aio_loop itself: Lua frees it only when no
@@ -1184,12 +1187,18 @@ typedef struct aio_transport aio_transport;
  * AIO_PROTO_VT; `p` is the userdata's address. Every other protocol
  * value is called through its Lua methods by transport.c. */
 #define AIO_PROTO_VT "__aio_protocol"
+#define AIO_READ_CHUNK 65536 /* the most one read of a stream asks for */
 typedef struct aio_proto_vt {
-  /* uv context (no Lua): where the next read lands (len 0: no room),
-   * and that n bytes arrived there; nonzero asks dispatch to call
-   * wake (buffer_updated may wake a task itself when it can without
-   * Lua: aio_task_try_wake_prim). */
-  void (*get_buffer)(void *p, uv_buf_t *buf);
+  /* uv context (no Lua): the room after the buffered bytes, made at
+   * least `want` long (want 0: the room there is, nothing allocated;
+   * len 0 when there is none or memory is short); and that n bytes
+   * arrived there; nonzero asks dispatch to call wake (buffer_updated
+   * may wake a task itself when it can without Lua:
+   * aio_task_try_wake_prim). A read lands in that room when it is
+   * AIO_READ_CHUNK long; else in the loop's scratch buffer, and the
+   * transport copies the bytes into a room of their size: a connection
+   * holds what it was sent, not a read's worth of buffer. */
+  void (*get_buffer)(void *p, size_t want, uv_buf_t *buf);
   int (*buffer_updated)(void *p, size_t n);
   void (*wake)(lua_State *L, void *p);
   /* Lua context; the protocol object at pidx; they may raise (the

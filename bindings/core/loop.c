@@ -1105,8 +1105,10 @@ static int l_loop__gc(lua_State *L) {
   loop->remote = NULL;
   free(loop->ready);
   free(loop->heap);
+  free(loop->read_scratch);
   loop->ready = NULL;
   loop->heap = NULL;
+  loop->read_scratch = NULL;
   if (loop->own_uv && !abandoned && !loop->uv_abandoned)
     free(loop->uv); /* closed: uv_loop_close is done */
   return 0;

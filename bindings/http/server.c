@@ -62,7 +62,6 @@
 #include "http.h"
 
 #define SERVER_MT "asyncio.http.ServerProtocol"
-#define READ_CHUNK 65536
 #define HOLD (256 * 1024) /* unparsed bytes kept while a request runs */
 
 /* What the parser paused for. */
@@ -450,7 +449,8 @@ static void drive(lua_State *L, srv *ps, int uidx) {
 /* ------------------------------------------------------------------ */
 /* The protocol's entries                                              */
 
-/* The buffer has room for READ_CHUNK more bytes (0 or -1). No Lua. */
+/* The buffer has room for n more bytes (0 or -1): what was read moves to
+ * its start, else it grows (at least doubling). No Lua. */
 static int reserve(srv *ps, size_t n) {
   if (ps->roff > 0 && ps->roff == ps->rlen)
     ps->roff = ps->rlen = 0;
@@ -463,7 +463,7 @@ static int reserve(srv *ps, size_t n) {
     if (ps->rcap - ps->rlen >= n)
       return 0;
   }
-  size_t cap = ps->rlen + n;
+  size_t cap = ps->rcap * 2 > ps->rlen + n ? ps->rcap * 2 : ps->rlen + n;
   char *b = realloc(ps->rbuf, cap);
   if (b == NULL)
     return -1;
@@ -472,11 +472,11 @@ static int reserve(srv *ps, size_t n) {
   return 0;
 }
 
-static void srv_get_buffer(void *p, uv_buf_t *buf) {
+static void srv_get_buffer(void *p, size_t want, uv_buf_t *buf) {
   srv *ps = p;
   buf->base = NULL;
   buf->len = 0;
-  if (reserve(ps, READ_CHUNK) != 0)
+  if (reserve(ps, want) != 0 || ps->rbuf == NULL)
     return; /* the read fails with UV_ENOBUFS */
   buf->base = ps->rbuf + ps->rlen;
   buf->len = ps->rcap - ps->rlen;

@@ -29,7 +29,6 @@
 #include "transport.h"
 
 #define DEFAULT_LIMIT 65536
-#define READ_CHUNK 65536
 
 typedef struct aio_reader aio_reader;
 typedef struct srp srp;
@@ -1298,11 +1297,11 @@ static void srp_connection_made(lua_State *L, void *p, int pidx, int tidx) {
   lua_settop(L, top);
 }
 
-static void srp_get_buffer(void *p, uv_buf_t *buf) {
+static void srp_get_buffer(void *p, size_t want, uv_buf_t *buf) {
   aio_reader *r = ((srp *)p)->reader;
   buf->base = NULL;
   buf->len = 0;
-  if (r == NULL || reader_reserve(r, READ_CHUNK) != 0)
+  if (r == NULL || reader_reserve(r, want) != 0 || r->buf == NULL)
     return; /* the read fails with UV_ENOBUFS */
   buf->base = r->buf + r->off + r->len;
   buf->len = r->cap - r->off - r->len;

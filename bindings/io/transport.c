@@ -41,7 +41,6 @@
 
 #include "transport.h"
 
-#define READ_CHUNK 65536
 #define HIGH_WATER 65536
 
 /* Events of a stream. */
@@ -289,20 +288,23 @@ static int lua_method(lua_State *L, int pidx, const char *name, int nargs,
 
 /* The vtable of Lua protocols: p is the transport. Data lands in the
  * stream's rbuf; wake delivers it with data_received. */
-static void lua_get_buffer(void *p, uv_buf_t *buf) {
+static void lua_get_buffer(void *p, size_t want, uv_buf_t *buf) {
   aio_stream *s = ((aio_transport *)p)->s;
   buf->base = NULL;
   buf->len = 0;
-  if (s->rcap - s->rlen < READ_CHUNK) {
-    size_t ncap = s->rlen + READ_CHUNK;
+  if (s->rcap - s->rlen < want) {
+    size_t ncap = s->rcap * 2 > s->rlen + want ? s->rcap * 2
+                                               : s->rlen + want;
     char *nb = realloc(s->rbuf, ncap);
     if (nb == NULL)
       return;
     s->rbuf = nb;
     s->rcap = ncap;
   }
-  buf->base = s->rbuf + s->rlen;
-  buf->len = s->rcap - s->rlen;
+  if (s->rbuf != NULL) {
+    buf->base = s->rbuf + s->rlen;
+    buf->len = s->rcap - s->rlen;
+  }
 }
 
 static int lua_buffer_updated(void *p, size_t n) {
@@ -596,26 +598,51 @@ static void stream_shut(lua_State *L, aio_io *io) {
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
+/* A read lands in the protocol's own room when it has AIO_READ_CHUNK of
+ * it, else in the loop's scratch buffer (on_read copies it over). */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   aio_stream *s = h->data;
   aio_transport *t = s->t;
+  aio_loop *loop = s->io.loop;
   (void)suggested;
   buf->base = NULL;
   buf->len = 0;
-  if (t && t->vt)
-    t->vt->get_buffer(t->proto, buf); /* len 0: read_cb gets ENOBUFS */
+  if (t == NULL || t->vt == NULL)
+    return; /* len 0: read_cb gets ENOBUFS */
+  t->vt->get_buffer(t->proto, 0, buf);
+  if (buf->len >= AIO_READ_CHUNK || loop == NULL)
+    return;
+  s->room = *buf; /* nothing runs before on_read: still the room then */
+  if (loop->read_scratch == NULL)
+    loop->read_scratch = malloc(AIO_READ_CHUNK);
+  buf->base = loop->read_scratch;
+  buf->len = loop->read_scratch ? AIO_READ_CHUNK : 0;
+}
+
+/* Copies n bytes read into the loop's scratch buffer into the room the
+ * protocol had, or made for them. Returns 0 when memory is short. */
+static int take_scratch(aio_stream *s, const char *data, size_t n) {
+  aio_transport *t = s->t;
+  if (s->room.len < n)
+    t->vt->get_buffer(t->proto, n, &s->room);
+  if (s->room.len < n)
+    return 0;
+  memcpy(s->room.base, data, n);
+  return 1;
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   aio_stream *s = h->data;
   aio_transport *t = s->t;
   unsigned ev = 0;
-  (void)buf;
   if (t == NULL || t->vt == NULL) {
     uv_read_stop(h);
     s->reading = 0;
     return;
   }
+  if (nread > 0 && s->io.loop && buf->base == s->io.loop->read_scratch &&
+      !take_scratch(s, buf->base, (size_t)nread))
+    nread = UV_ENOBUFS;
   if (nread > 0) {
     if (t->vt->buffer_updated(t->proto, (size_t)nread))
       ev = EV_DATA;

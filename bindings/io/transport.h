@@ -29,6 +29,8 @@ struct aio_stream {
   aio_hup *hup;           /* a write pipe's watch on its reader, or NULL */
   char *rbuf;             /* a Lua protocol's data not yet delivered */
   size_t rlen, rcap;
+  uv_buf_t room;          /* the protocol's room when a read went to the
+                             loop's scratch buffer (on_alloc to on_read) */
   size_t wbytes;          /* bytes queued in write requests */
   int err;                /* the read or write error that lost it */
   int cstatus;            /* connect result */
