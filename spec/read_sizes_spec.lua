@@ -23,6 +23,18 @@ local function pieces(conn)
   return out
 end
 
+--- Sends connection conn's number on a line, then its pieces, each
+-- drained and followed by a pause (a read of its own), then EOF.
+local function send_pieces(w, conn)
+  w:write(conn .. "\n")
+  for _, piece in ipairs(pieces(conn)) do
+    w:write(piece)
+    await(w:drain())
+    await(asyncio.sleep(0.001))
+  end
+  w:write_eof()
+end
+
 describe("reads of every size", function()
   it("through a Lua protocol: every byte, in order, on 8 connections",
      aspec.async(function()
@@ -48,13 +60,7 @@ describe("reads of every size", function()
       done[conn] = loop:create_future()
       senders[conn] = asyncio.create_task(async(function()
         local _, w = await(asyncio.open_connection("127.0.0.1", port))
-        w:write(conn .. "\n")
-        for _, piece in ipairs(pieces(conn)) do
-          w:write(piece)
-          await(w:drain())
-          await(asyncio.sleep(0.001)) -- each piece a read of its own
-        end
-        w:write_eof()
+        send_pieces(w, conn)
         await(done[conn])
         w:close()
       end)())
@@ -87,13 +93,7 @@ describe("reads of every size", function()
     for conn = 1, 8 do
       clients[conn] = asyncio.create_task(async(function()
         local r, w = await(asyncio.open_connection("127.0.0.1", port))
-        w:write(conn .. "\n")
-        for _, piece in ipairs(pieces(conn)) do
-          w:write(piece)
-          await(w:drain())
-          await(asyncio.sleep(0.001))
-        end
-        w:write_eof()
+        send_pieces(w, conn)
         assert.equal("", await(r:read()))
         w:close()
       end)())
