@@ -1187,7 +1187,10 @@ typedef struct aio_transport aio_transport;
  * AIO_PROTO_VT; `p` is the userdata's address. Every other protocol
  * value is called through its Lua methods by transport.c. */
 #define AIO_PROTO_VT "__aio_protocol"
-#define AIO_READ_CHUNK 65536 /* the most one read of a stream asks for */
+#define AIO_READ_CHUNK 65536 /* the room a stream's read needs in the
+                                protocol's buffer to land there; with
+                                less, it lands in the loop's scratch
+                                buffer of this size */
 typedef struct aio_proto_vt {
   /* uv context (no Lua): the room after the buffered bytes, made at
    * least `want` long (want 0: the room there is, nothing allocated;

@@ -690,8 +690,10 @@ static void set_malloc_policy(void) {
       getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_MMAP_THRESHOLD_") ||
       getenv("MALLOC_TOP_PAD_"))
     return;
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-  mallopt(M_TRIM_THRESHOLD, 16 << 20);
+  /* only with the mmap bound set: a trim bound alone would freeze the
+   * mmap one at 128 KiB (as where 4 MiB is over its limit, 32-bit) */
+  if (mallopt(M_MMAP_THRESHOLD, 4 << 20) == 1)
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
 #endif
 }
 

@@ -582,7 +582,7 @@ static int l_server_data_received(lua_State *L) {
   srv *ps = check_srv(L, 1);
   size_t n;
   const char *data = luaL_checklstring(L, 2, &n);
-  if (ps->lost || ps->detached)
+  if (ps->lost || ps->detached || n == 0)
     return 0;
   if (reserve(ps, n) != 0)
     return luaL_error(L, "not enough memory");

@@ -612,11 +612,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   t->vt->get_buffer(t->proto, 0, buf);
   if (buf->len >= AIO_READ_CHUNK || loop == NULL)
     return;
+  if (loop->read_scratch == NULL &&
+      (loop->read_scratch = malloc(AIO_READ_CHUNK)) == NULL)
+    return; /* memory is short: the protocol's own room, if any */
   s->room = *buf; /* nothing runs before on_read: still the room then */
-  if (loop->read_scratch == NULL)
-    loop->read_scratch = malloc(AIO_READ_CHUNK);
   buf->base = loop->read_scratch;
-  buf->len = loop->read_scratch ? AIO_READ_CHUNK : 0;
+  buf->len = AIO_READ_CHUNK;
 }
 
 /* Copies n bytes read into the loop's scratch buffer into the room the

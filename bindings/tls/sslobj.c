@@ -4,9 +4,9 @@
  * of MemoryBIOs, with the hot path folded into two calls).
  *
  * The SSL reads and writes ciphertext through a BIO of our own: reads
- * come straight out of the string the caller feeds (after the part of a
- * record an earlier call left over, kept in `ibuf`: only such a part is
- * ever copied), writes append
+ * come straight out of the string the caller feeds, after what an earlier
+ * call left over (kept in `ibuf`: usually the start of a record; all of a
+ * feed made while reading is paused), writes append
  * to `obuf`, which each call hands back as one string. So a chunk off the
  * socket costs one call, feed(), which runs the handshake or reads all
  * the plaintext available into one string; a write costs one call,
@@ -343,16 +343,16 @@ static int plain_room(tls_obj *o, size_t len, size_t want) {
   return 1;
 }
 
-/* Reads every plaintext byte available into one string, pushed (nil
- * when none), through the reused buffer pbuf (a big one is given back
- * afterwards). The buffer is sized once for all there can be: the
+/* Reads every plaintext byte available into the reused buffer pbuf,
+ * setting *plen to their number (push_plain makes them a string). The
+ * buffer is sized once for all there can be: the
  * ciphertext at hand, what is decrypted already and one record (16 KiB)
  * that OpenSSL's read-ahead may hold from an earlier call (a record's
  * plaintext is never longer than the record); should a record give more
  * (compression), it grows once full. Returns the SSL error code that
  * stopped it, 0 for "no more data for now"; sets EV_EOF on
  * close_notify. */
-static int read_all(lua_State *L, tls_obj *o, int *ev) {
+static int read_all(tls_obj *o, int *ev, size_t *plen) {
   size_t len = 0,
          want = o->inlen + o->in2len + (size_t)SSL_pending(o->ssl) + 16384;
   int n, code = 0;
@@ -374,6 +374,14 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
     code = read_stopped(o, n, ev);
     break;
   }
+  *plen = len;
+  return code;
+}
+
+/* Pushes the first len bytes of pbuf as a string (nil when none), then
+ * gives a big pbuf back to the allocator. Called once the ciphertext
+ * state is settled (in_end): the push may raise. */
+static void push_plain(lua_State *L, tls_obj *o, size_t len) {
   if (len == 0)
     lua_pushnil(L);
   else
@@ -383,7 +391,6 @@ static int read_all(lua_State *L, tls_obj *o, int *ev) {
     o->pbuf = NULL;
     o->pcap = 0;
   }
-  return code;
 }
 
 /* obj:feed([ciphertext [, read]]) -> plaintext|nil, out|nil, events
@@ -394,6 +401,7 @@ static int l_obj_feed(lua_State *L) {
   size_t len = 0;
   const char *data = luaL_optlstring(L, 2, NULL, &len);
   int read = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+  size_t plen = 0;
   int ev = 0, code = 0;
   clear_errors();
   in_begin(o, data, len);
@@ -409,14 +417,13 @@ static int l_obj_feed(lua_State *L) {
     }
   }
   if (!code && o->handshake_done && read)
-    code = read_all(L, o, &ev);
-  else
-    lua_pushnil(L);
+    code = read_all(o, &ev, &plen);
   if (!in_end(o)) {
     o->nomem = 1;
     if (!code)
       code = SSL_ERROR_SSL;
   }
+  push_plain(L, o, plen);
   push_out(L, o);
   lua_pushinteger(L, ev);
   if (!code)
