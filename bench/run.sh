@@ -446,6 +446,8 @@ W17=${W17_N:-450}
 add w17_conns luaio   "$LUAIO" "$DIR/w17_conns.lua" "$W17"
 add w17_conns asyncio "$PYTHON" "$DIR/py/w17_conns.py" "$W17"
 add w17_conns uvloop  "$PYTHON" "$DIR/py/w17_conns.py" "$W17" --uvloop
+add w17_conns luv     "$LUA" "$P/w17_luv_conns.lua" "$W17"
+add w17_conns cqueues "$LUA" "$P/w17_cqueues_conns.lua" "$W17"
 add w17_conns node    "$NODE" --expose-gc "$N/w17_conns.js" "$W17"
 
 echo "luaio: $LUAIO   runs: $RUNS (median)   $(date -u '+%Y-%m-%d %H:%M')" \
