@@ -56,6 +56,14 @@ function M.count(default)
   return math.tointeger(n) or error("N must be an integer")
 end
 
+--- The process's VmRSS and the Lua heap, in bytes, after a full
+-- collection.
+function M.memory()
+  collectgarbage()
+  collectgarbage()
+  return M.rss(), collectgarbage("count") * 1024
+end
+
 --- Prints the one result line: `<impl>/<name> N seconds ops_per_sec ...`
 -- (impl defaults to luaio; the luv and cqueues twins name themselves).
 function M.report(name, n, seconds, extra, impl)

@@ -17,12 +17,6 @@ local N = bench.count(450)
 local gc = bench.setup_gc()
 local LINE = ("x"):rep(999) .. "\n"
 
-local function memory()
-  collectgarbage()
-  collectgarbage()
-  return bench.rss(), collectgarbage("count") * 1024
-end
-
 local main = async(function()
   local loop = asyncio.get_running_loop()
   local served = {}
@@ -40,11 +34,11 @@ local main = async(function()
     clients[#clients + 1] = {r, w}
   end
   for _ = 1, 20 do connect() end -- the first ones grow shared tables
-  local rss0, heap0 = memory()
+  local rss0, heap0 = bench.memory()
   local t0 = loop:time()
   for _ = 1, N do connect() end
   local seconds = loop:time() - t0
-  local rss1, heap1 = memory()
+  local rss1, heap1 = bench.memory()
   for _, c in ipairs(clients) do c[2]:close() end
   for _, c in ipairs(served) do c[2]:close() end
   srv:close()

@@ -11,12 +11,6 @@ local bench = dofile((arg[0]:match("^(.*/)") or "./") .. "../common.lua")
 local N = bench.count(450)
 local LINE = ("x"):rep(999) .. "\n"
 
-local function memory()
-  collectgarbage()
-  collectgarbage()
-  return bench.rss(), collectgarbage("count") * 1024
-end
-
 local cq = cqueues.new()
 local srv = socket.listen{host = "127.0.0.1", port = 0, reuseaddr = true}
 local _, _, port = srv:localname()
@@ -35,7 +29,7 @@ cq:wrap(function()
   local rss0, heap0, t0
   for i = 1, N + 20 do
     if i == 21 then -- the first ones grow shared tables
-      rss0, heap0 = memory()
+      rss0, heap0 = bench.memory()
       t0 = cqueues.monotime()
     end
     local c = assert(socket.connect("127.0.0.1", port))
@@ -45,7 +39,7 @@ cq:wrap(function()
     clients[#clients + 1] = c
   end
   local seconds = cqueues.monotime() - t0
-  local rss1, heap1 = memory()
+  local rss1, heap1 = bench.memory()
   for _, c in ipairs(clients) do c:close() end
   for _, s in ipairs(served) do s:close() end
   srv:close()

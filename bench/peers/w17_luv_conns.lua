@@ -38,12 +38,6 @@ assert(server:listen(128, function(err)
 end))
 local port = server:getsockname().port
 
-local function memory()
-  collectgarbage()
-  collectgarbage()
-  return bench.rss(), collectgarbage("count") * 1024
-end
-
 local made, rss0, heap0, t0 = 0
 local function connect()
   local c = uv.new_tcp()
@@ -55,12 +49,12 @@ local function connect()
       clients[#clients + 1] = c
       made = made + 1
       if made == 20 then -- the first ones grow shared tables
-        rss0, heap0 = memory()
+        rss0, heap0 = bench.memory()
         t0 = uv.hrtime()
       end
       if made < N + 20 then return connect() end
       local seconds = (uv.hrtime() - t0) / 1e9
-      local rss1, heap1 = memory()
+      local rss1, heap1 = bench.memory()
       for _, h in ipairs(clients) do h:close() end
       for _, h in ipairs(served) do h:close() end
       server:close()
