@@ -10,7 +10,6 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
-#include <uv.h>
 
 #include "check.h"
 #include "luaio.h"
@@ -219,13 +218,14 @@ static void test_posts_from_thread(void) {
   luaio_poster_free(a.poster);
 }
 
-/* A step waits out its budget unless its wait ran something. A post
+/* A step with nothing to do waits within its budget for an event. A post
  * wakes the loop; a step that finds the post ready runs it without
- * waiting, and so without the poll that takes the wake-up: the next
- * step, with nothing to do, must still wait its whole budget (a lower
- * bound on the time it took: asserting it is deterministic). A step
- * whose wait is ended by a post runs it and returns at once: with a
- * budget of seconds, a return before the budget shows it. */
+ * polling, and the wake-up stays signalled: the next step must not take
+ * that stale wake-up for an event. Counted, not timed: a timer due 30
+ * ms on runs within the next step's 200 ms budget only if that step goes
+ * on waiting (it returned at once). Then a step whose wait a post ends
+ * returns without waiting out its budget: a timer due 3 s on has not run
+ * in a step of 5 s. */
 static int waited_posts;
 static void note_post(lua_State *L, void *ud) {
   (void)ud;
@@ -244,10 +244,14 @@ static void *post_later(void *p) {
   return post_once(p);
 }
 
-static double step_ms(luaio_host *h, double budget_ms) {
-  uint64_t t0 = uv_hrtime();
-  luaio_step(h, budget_ms);
-  return (double)(uv_hrtime() - t0) / 1e6;
+/* Schedules global `ticks` to count one more after `seconds`; the
+ * handle goes to global `tick_handle`. */
+static void tick_after(luaio_host *h, const char *seconds) {
+  char code[160];
+  snprintf(code, sizeof code,
+           "tick_handle = require('asyncio').get_event_loop():call_later("
+           "%s, function() ticks = ticks + 1 end)", seconds);
+  CHECK(luaio_dostring(h, code, "=tick") == LUAIO_OK);
 }
 
 static void test_step_waits_after_post(void) {
@@ -255,18 +259,24 @@ static void test_step_waits_after_post(void) {
   luaio_poster *p = luaio_poster_new(h);
   pthread_t tid;
   int i;
+  CHECK(luaio_dostring(h, "ticks = 0", "=ticks") == LUAIO_OK);
   for (i = 1; i <= 3; i++) { /* the wake-up of each post left pending */
     pthread_create(&tid, NULL, post_once, p);
     pthread_join(tid, NULL);
     CHECK(luaio_step(h, 50) == -1); /* runs it: it was ready */
     CHECK(waited_posts == i);
-    CHECK(step_ms(h, 50) >= 45); /* nothing to do: waits it all */
+    tick_after(h, "0.03");
+    luaio_step(h, 200); /* nothing ready: waits, and the timer runs */
+    CHECK(global_int(h, "ticks") == i);
     CHECK(waited_posts == i);
   }
+  tick_after(h, "3");
   pthread_create(&tid, NULL, post_later, p);
-  CHECK(step_ms(h, 5000) < 5000); /* ended by the post it ran */
+  luaio_step(h, 5000); /* ended by the post it ran */
   pthread_join(tid, NULL);
   CHECK(waited_posts == 4);
+  CHECK(global_int(h, "ticks") == 3); /* the step did not wait on */
+  CHECK(luaio_dostring(h, "tick_handle:cancel()", "=cancel") == LUAIO_OK);
   luaio_poster_free(p);
   luaio_host_close(h);
 }
