@@ -412,12 +412,17 @@ static void fsreq_init(fsreq *r, aio_loop *loop, fsop op, int detached) {
   aio_io_link(loop, &r->io, NULL);
 }
 
-/* The started request r uses f: it holds a reference and counts in
- * flight until it ends. */
-static void fsreq_hold(fsreq *r, fsfile *f) {
-  r->file = f;
+/* A started request uses f: it holds a reference and counts in flight
+ * until it ends (file_release). */
+static void file_hold(fsfile *f) {
   f->refs++;
   f->inflight++;
+}
+
+/* The started request r uses f (as r->file). */
+static void fsreq_hold(fsreq *r, fsfile *f) {
+  r->file = f;
+  file_hold(f);
 }
 
 /* A new request of task t's loop for op, in the loop's list; the caller
@@ -646,11 +651,9 @@ static int fs_await(lua_State *L, aio_task *t, fsreq *r, int rc) {
     return lua_error(L);
   }
   if (r->file)
-    fsreq_hold(r, r->file);
-  if (r->file2) { /* a sendfile's source: held the same way */
-    r->file2->refs++;
-    r->file2->inflight++;
-  }
+    file_hold(r->file);
+  if (r->file2) /* a sendfile's source */
+    file_hold(r->file2);
   count_endless(r);
   /* abandoned until the task waits on it: should the future or the
    * waiter entry fail to allocate, the request ends and frees itself as
