@@ -1187,6 +1187,12 @@ typedef struct aio_transport aio_transport;
  * AIO_PROTO_VT; `p` is the userdata's address. Every other protocol
  * value is called through its Lua methods by transport.c. */
 #define AIO_PROTO_VT "__aio_protocol"
+/* The capacity a byte buffer of capacity cap grows to when it must hold
+ * need bytes: at least double, so that growing by small reads costs
+ * amortized constant copies (the read buffers of the protocols). */
+static inline size_t aio_grown_cap(size_t cap, size_t need) {
+  return cap * 2 > need ? cap * 2 : need;
+}
 #define AIO_READ_CHUNK 65536 /* the room a stream's read needs in the
                                 protocol's buffer to land there; with
                                 less, it lands in the loop's scratch

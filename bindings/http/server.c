@@ -463,7 +463,7 @@ static int reserve(srv *ps, size_t n) {
     if (ps->rcap - ps->rlen >= n)
       return 0;
   }
-  size_t cap = ps->rcap * 2 > ps->rlen + n ? ps->rcap * 2 : ps->rlen + n;
+  size_t cap = aio_grown_cap(ps->rcap, ps->rlen + n);
   char *b = realloc(ps->rbuf, cap);
   if (b == NULL)
     return -1;

@@ -184,9 +184,7 @@ static int reader_make_room(aio_reader *r, size_t n) {
     if (r->cap - r->len >= n)
       return 0;
   }
-  ncap = r->cap * 2;
-  if (ncap < r->len + n)
-    ncap = r->len + n;
+  ncap = aio_grown_cap(r->cap, r->len + n);
   nb = realloc(r->buf, ncap);
   if (nb == NULL)
     return -1;

@@ -293,8 +293,7 @@ static void lua_get_buffer(void *p, size_t want, uv_buf_t *buf) {
   buf->base = NULL;
   buf->len = 0;
   if (s->rcap - s->rlen < want) {
-    size_t ncap = s->rcap * 2 > s->rlen + want ? s->rcap * 2
-                                               : s->rlen + want;
+    size_t ncap = aio_grown_cap(s->rcap, s->rlen + want);
     char *nb = realloc(s->rbuf, ncap);
     if (nb == NULL)
       return;
