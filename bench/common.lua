@@ -64,6 +64,15 @@ function M.memory()
   return M.rss(), collectgarbage("count") * 1024
 end
 
+--- The growth of VmRSS and of the Lua heap per item, over n items made
+-- since bench.memory() gave rss0 and heap0, as the result line's fields
+-- "bytes_per_<what>=... heap_per_<what>=...".
+function M.memory_per(n, what, rss0, heap0)
+  local rss1, heap1 = M.memory()
+  return string.format("bytes_per_%s=%d heap_per_%s=%d", what,
+                       (rss1 - rss0) // n, what, (heap1 - heap0) // n)
+end
+
 --- Prints the one result line: `<impl>/<name> N seconds ops_per_sec ...`
 -- (impl defaults to luaio; the luv and cqueues twins name themselves).
 function M.report(name, n, seconds, extra, impl)

@@ -38,14 +38,12 @@ local main = async(function()
   local t0 = loop:time()
   for _ = 1, N do connect() end
   local seconds = loop:time() - t0
-  local rss1, heap1 = bench.memory()
+  local per = bench.memory_per(N, "conn", rss0, heap0)
   for _, c in ipairs(clients) do c[2]:close() end
   for _, c in ipairs(served) do c[2]:close() end
   srv:close()
   await(srv:wait_closed())
-  bench.report("w17_conns", N, seconds, string.format(
-    "bytes_per_conn=%d heap_per_conn=%d gc=%s", (rss1 - rss0) // N,
-    (heap1 - heap0) // N, gc))
+  bench.report("w17_conns", N, seconds, per .. " gc=" .. gc)
 end)
 
 asyncio.run(main())

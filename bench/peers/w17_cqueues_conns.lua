@@ -39,12 +39,10 @@ cq:wrap(function()
     clients[#clients + 1] = c
   end
   local seconds = cqueues.monotime() - t0
-  local rss1, heap1 = bench.memory()
+  local per = bench.memory_per(N, "conn", rss0, heap0)
   for _, c in ipairs(clients) do c:close() end
   for _, s in ipairs(served) do s:close() end
   srv:close()
-  bench.report("w17_conns", N, seconds, string.format(
-    "bytes_per_conn=%d heap_per_conn=%d", (rss1 - rss0) // N,
-    (heap1 - heap0) // N), "cqueues")
+  bench.report("w17_conns", N, seconds, per, "cqueues")
 end)
 assert(cq:loop())

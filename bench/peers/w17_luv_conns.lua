@@ -54,13 +54,11 @@ local function connect()
       end
       if made < N + 20 then return connect() end
       local seconds = (uv.hrtime() - t0) / 1e9
-      local rss1, heap1 = bench.memory()
+      local per = bench.memory_per(N, "conn", rss0, heap0)
       for _, h in ipairs(clients) do h:close() end
       for _, h in ipairs(served) do h:close() end
       server:close()
-      bench.report("w17_conns", N, seconds, string.format(
-        "bytes_per_conn=%d heap_per_conn=%d", (rss1 - rss0) // N,
-        (heap1 - heap0) // N), "luv")
+      bench.report("w17_conns", N, seconds, per, "luv")
     end)
   end)
 end
