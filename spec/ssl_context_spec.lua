@@ -593,7 +593,6 @@ describe("asyncio.ssl", function()
       assert.equal(0, s:pending_in())
     end)
 
-
     it("ciphertext cut anywhere: every byte once, in order", function()
       local c = client_ctx():wrap_bio(false, "localhost")
       local s = server_ctx():wrap_bio(true)
@@ -630,6 +629,7 @@ describe("asyncio.ssl", function()
       assert.equal(#out, s:pending_in())
       assert.equal("after", (s:feed()))
     end)
+
     local failures = {
       {"an unknown CA", "rogue", "localhost", 20,
        "unable to get local issuer certificate"},

@@ -327,7 +327,7 @@ class("gaierror", OSError)
 -- io.UnsupportedOperation: an OSError and a ValueError, as in Python
 -- (reading a file opened for writing only).
 M.UnsupportedOperation = class("UnsupportedOperation", OSError)
-M.add_base(M.UnsupportedOperation, M.ValueError)
+add_base(M.UnsupportedOperation, M.ValueError)
 
 local function sorted_keys(ctx)
   local keys = {}
