@@ -1218,6 +1218,12 @@ typedef struct aio_proto_vt {
   void (*connection_lost)(lua_State *L, void *p, int pidx, int eidx);
   void (*pause_writing)(lua_State *L, void *p, int pidx);
   void (*resume_writing)(lua_State *L, void *p, int pidx);
+  /* Nonzero when the data path serves a transport written in Lua too
+   * (TLS's, which decrypts into get_buffer's room): wake, called after
+   * any buffer_updated that returned nonzero, then does all that the
+   * protocol's Lua data_received would, flow control included, and may
+   * raise as data_received may. */
+  int lua_transports;
 } aio_proto_vt;
 
 /* The data path of a C transport for a battery, which is a shared

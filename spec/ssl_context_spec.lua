@@ -630,6 +630,42 @@ describe("asyncio.ssl", function()
       assert.equal("after", (s:feed()))
     end)
 
+    it("feed into a stream reader's protocol: the plaintext lands in its " ..
+       "reader, none comes back", function()
+      local c = client_ctx():wrap_bio(false, "localhost")
+      local s = server_ctx():wrap_bio(true)
+      pump(c, s)
+      local reader = asyncio.StreamReader()
+      local proto = asyncio.StreamReaderProtocol(reader)
+      local parts = {}
+      for i = 1, 12 do parts[i] = string.format("%03d", i):rep(700 * i) end
+      local want = table.concat(parts)
+      local cipher = {}
+      for i = 1, #parts do cipher[i] = (c:write(parts[i])) end
+      cipher = table.concat(cipher)
+      -- pieces ending inside headers, bodies and on boundaries
+      local sizes, at, feeds = {3, 9000, 1, 20000, 77}, 1, 0
+      while at <= #cipher do
+        local n = sizes[feeds % #sizes + 1]
+        local plain, back, ev, err, app_err =
+          s:feed(cipher:sub(at, at + n - 1), true, proto)
+        assert.is_nil(plain)
+        assert.is_nil(back)
+        assert.equal(0, ev)
+        assert.is_falsy(err)
+        assert.is_nil(app_err)
+        at, feeds = at + n, feeds + 1
+      end
+      -- any other sink (a Lua protocol) gets a string, as with none
+      assert.equal("as ever", (s:feed((c:write("as ever")), true, {})))
+      reader:feed_eof()
+      local got = asyncio.run(asyncio.async(function()
+        return asyncio.await(reader:read())
+      end)())
+      assert.equal(#want, #got)
+      assert.is_true(want == got)
+    end)
+
     local failures = {
       {"an unknown CA", "rogue", "localhost", 20,
        "unable to get local issuer certificate"},

@@ -327,6 +327,39 @@ describe("TLS over sockets", function()
     assert.same({se}, sp.lost)
   end))
 
+  it("flow control: a stream reader over TLS pauses its transport at its " ..
+     "limit and gets every byte, in order", aspec.async(function()
+    local pieces = {}
+    for i = 1, 40000 do pieces[i] = ("%05d|"):format(i) end
+    local payload = table.concat(pieces) -- 240,000 bytes, none repeated
+    local srv = await(asyncio.start_server(async(function(_, w)
+      for i = 1, #payload, 7000 do -- records of every size up to 7000
+        w:write(payload:sub(i, i + 6999))
+      end
+      await(w:drain())
+      close(w)
+    end), "127.0.0.1", 0, {ssl = server_ctx()}))
+    local r, w = await(asyncio.open_connection("127.0.0.1",
+      srv.sockets[1].port, {ssl = client_ctx(),
+      server_hostname = "localhost", limit = 4096}))
+    local t, turns = w.transport, 0
+    while t:is_reading() do
+      await(asyncio.sleep(0))
+      turns = turns + 1
+      assert.is_true(turns < 100000, "never paused")
+    end
+    local got = {}
+    repeat
+      local piece = await(r:read(1000))
+      got[#got + 1] = piece
+    until piece == ""
+    assert.equal(#payload, #table.concat(got))
+    assert.is_true(table.concat(got) == payload, "bytes lost or reordered")
+    assert.is_true(t:is_reading())
+    close(w)
+    stop(srv)
+  end))
+
   it("flow control: the app's pause_writing follows a peer that does " ..
      "not read", aspec.async(function()
     local loop = asyncio.get_running_loop()

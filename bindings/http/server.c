@@ -565,7 +565,7 @@ static void srv_resume_writing(lua_State *L, void *p, int pidx) {
 static const aio_proto_vt srv_vt = {
     srv_get_buffer,      srv_buffer_updated, srv_wake,
     srv_connection_made, srv_eof_received,   srv_connection_lost,
-    srv_pause_writing,   srv_resume_writing};
+    srv_pause_writing,   srv_resume_writing, 0};
 
 /* ------------------------------------------------------------------ */
 /* Lua methods                                                         */

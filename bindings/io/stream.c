@@ -1305,20 +1305,35 @@ static void srp_get_buffer(void *p, size_t want, uv_buf_t *buf) {
   buf->len = r->cap - r->off - r->len;
 }
 
+/* A transport written in Lua (TLS's) is paused from srp_wake, which
+ * has Lua. */
 static int srp_buffer_updated(void *p, size_t n) {
   aio_reader *r = ((srp *)p)->reader;
+  int lua_pause = 0;
   r->len += n;
   r->fed += n;
-  if (must_pause(r))
-    reader_pause(NULL, r, 0);
+  if (must_pause(r)) {
+    if (r->t)
+      reader_pause(NULL, r, 0);
+    else
+      lua_pause = 1;
+  }
   /* the waiting task wakes from here when it can, else from srp_wake */
-  return r->wtask && r->len >= r->want && !reader_try_wake(r);
+  return (r->wtask && r->len >= r->want && !reader_try_wake(r)) ||
+         lua_pause;
 }
 
 static void srp_wake(lua_State *L, void *p) {
-  aio_reader *r = ((srp *)p)->reader;
-  if (r)
-    wake_reader(L, r);
+  srp *pr = p;
+  aio_reader *r = pr->reader;
+  if (r == NULL)
+    return;
+  wake_reader(L, r);
+  if (r->t == NULL && must_pause(r)) { /* as l_srp_data_received */
+    push_reader(L, pr);
+    reader_pause(L, r, -1);
+    lua_pop(L, 1);
+  }
 }
 
 static int srp_eof_received(lua_State *L, void *p, int pidx) {
@@ -1365,7 +1380,7 @@ static void srp_resume_writing(lua_State *L, void *p, int pidx) {
 static const aio_proto_vt srp_vt = {
     srp_get_buffer,      srp_buffer_updated, srp_wake,
     srp_connection_made, srp_eof_received,   srp_connection_lost,
-    srp_pause_writing,   srp_resume_writing};
+    srp_pause_writing,   srp_resume_writing, 1};
 
 /* The Lua methods, for transports that are not C ones. */
 static int l_srp_connection_made(lua_State *L) {

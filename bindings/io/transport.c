@@ -373,7 +373,7 @@ static void lua_resume_writing(lua_State *L, void *p, int pidx) {
 static const aio_proto_vt lua_vt = {
     lua_get_buffer,      lua_buffer_updated, lua_wake,
     lua_connection_made, lua_eof_received,   lua_connection_lost,
-    lua_pause_writing,   lua_resume_writing};
+    lua_pause_writing,   lua_resume_writing, 0};
 
 /* Takes the protocol at pidx as the transport's (at tidx). */
 static void set_protocol(lua_State *L, aio_transport *t, int tidx,

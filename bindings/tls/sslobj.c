@@ -14,14 +14,17 @@
  * as error objects, not raised, so the protocol needs no pcall on its
  * hot path:
  *
- *   plain, out, events, err = obj:feed(ciphertext, read)
+ *   plain, out, events, err[, sink_err] = obj:feed(ciphertext, read, sink)
  *   out, written, err      = obj:write(plaintext [, transport])
  *   done, out, err         = obj:shutdown()
  *
  * Given a transport of the core (a TCP, Unix or pipe one), write() hands
  * the ciphertext to it directly, through the entries its metatable
  * publishes (AIO_TRANSPORT_VT), and returns no string: the bulk of a
- * connection's output never becomes a Lua string.
+ * connection's output never becomes a Lua string. Given as its sink a
+ * C protocol whose entries serve transports written in Lua (the stream
+ * reader's: AIO_PROTO_VT, lua_transports), feed() decrypts into the
+ * protocol's own buffer: the bulk of the input never becomes one either.
  *
  * The userdata keeps its context (user value 1) and server_hostname
  * (user value 2); the SSL keeps its own reference to the SSL_CTX.
@@ -55,6 +58,8 @@ typedef struct tls_obj {
   const void *tmt;        /* the metatable of the last transport written
                              to (kept by the registry, so unique), */
   const aio_transport_vt *tvt; /* and its entries */
+  const void *smt;        /* the metatable of the last sink fed (a C */
+  const aio_proto_vt *svt; /* protocol's) and its entries, or NULL */
   unsigned char server_side, handshake_done, nomem;
   unsigned char in_kept;  /* in points into ibuf */
 } tls_obj;
@@ -378,6 +383,58 @@ static int read_all(tls_obj *o, int *ev, size_t *plen) {
   return code;
 }
 
+/* The entries of the C protocol at idx when feed() may decrypt into its
+ * buffer (AIO_PROTO_VT with lua_transports), else NULL. Cached by
+ * metatable, as transport_vt. */
+static const aio_proto_vt *sink_vt(lua_State *L, tls_obj *o, int idx) {
+  const aio_proto_vt *vt = NULL;
+  const void *mt;
+  int type;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (mt == o->smt)
+    return o->svt;
+  type = luaL_getmetafield(L, idx, AIO_PROTO_VT);
+  if (type == LUA_TLIGHTUSERDATA) {
+    vt = lua_touserdata(L, -1);
+    if (!vt->lua_transports)
+      vt = NULL;
+  }
+  if (type != LUA_TNIL)
+    lua_pop(L, 1);
+  o->smt = mt;
+  o->svt = vt;
+  return vt;
+}
+
+/* read_all into the sink p (entries vt): the plaintext lands in the
+ * room its get_buffer makes, sized by the ciphertext at hand (a record's
+ * plaintext is never longer than the record) and grown while SSL_read
+ * fills it. Sets *wake when a buffer_updated asked for vt->wake. Returns
+ * -1, having read nothing more, when the sink has no room (its reader
+ * is gone, or memory is short): read_all then takes the rest. */
+static int read_into(tls_obj *o, const aio_proto_vt *vt, void *p, int *ev,
+                     int *wake) {
+  size_t want = o->inlen + o->in2len + (size_t)SSL_pending(o->ssl);
+  for (;;) {
+    uv_buf_t b;
+    int n;
+    vt->get_buffer(p, want < 4096 ? 4096 : want, &b);
+    if (b.len == 0)
+      return -1;
+    n = SSL_read(o->ssl, b.base, b.len > INT_MAX ? INT_MAX : (int)b.len);
+    if (n <= 0)
+      return read_stopped(o, n, ev);
+    if (vt->buffer_updated(p, (size_t)n))
+      *wake = 1;
+    if (o->inlen + o->in2len == 0 && !SSL_has_pending(o->ssl))
+      return 0;
+    want = o->inlen + o->in2len + (size_t)SSL_pending(o->ssl);
+  }
+}
+
 /* Pushes the first len bytes of pbuf as a string (nil when none), then
  * gives a big pbuf back to the allocator. Called once the ciphertext
  * state is settled (in_end): the push may raise. */
@@ -393,16 +450,39 @@ static void push_plain(lua_State *L, tls_obj *o, size_t len) {
   }
 }
 
-/* obj:feed([ciphertext [, read]]) -> plaintext|nil, out|nil, events
- * [, err]. Takes in ciphertext from the peer, advances the handshake,
- * and unless `read` is false reads all the plaintext there is. */
+/* Calls the sink's wake: [sink] -> (). */
+static int l_sink_wake(lua_State *L) {
+  const aio_proto_vt *vt = lua_touserdata(L, 2);
+  vt->wake(L, lua_touserdata(L, 1));
+  return 0;
+}
+
+/* Wakes the sink at 4 (entries vt) in protected mode; an error it
+ * raises is left on top (returns 1), as a Lua data_received's pcall
+ * would give it. */
+static int wake_sink(lua_State *L, const aio_proto_vt *vt) {
+  lua_pushcfunction(L, l_sink_wake);
+  lua_pushvalue(L, 4);
+  lua_pushlightuserdata(L, (void *)vt);
+  return lua_pcall(L, 2, 0, 0) != LUA_OK;
+}
+
+/* obj:feed([ciphertext [, read [, sink]]]) -> plaintext|nil, out|nil,
+ * events [, err [, sink_err]]. Takes in ciphertext from the peer,
+ * advances the handshake, and unless `read` is false reads all the
+ * plaintext there is: into the buffer of `sink` when that is a C
+ * protocol serving transports written in Lua (plaintext is then nil,
+ * unless the sink had no room), and its wake runs as its data_received
+ * would (sink_err: what it raised; err is then false when the TLS
+ * layer had none). */
 static int l_obj_feed(lua_State *L) {
   tls_obj *o = check_obj(L, 1);
   size_t len = 0;
   const char *data = luaL_optlstring(L, 2, NULL, &len);
   int read = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+  const aio_proto_vt *svt = read ? sink_vt(L, o, 4) : NULL;
   size_t plen = 0;
-  int ev = 0, code = 0;
+  int ev = 0, code = 0, wake = 0;
   clear_errors();
   in_begin(o, data, len);
   if (!o->handshake_done) {
@@ -416,8 +496,11 @@ static int l_obj_feed(lua_State *L) {
         code = 0; /* the handshake waits for the peer */
     }
   }
-  if (!code && o->handshake_done && read)
-    code = read_all(o, &ev, &plen);
+  if (!code && o->handshake_done && read) {
+    code = svt ? read_into(o, svt, lua_touserdata(L, 4), &ev, &wake) : -1;
+    if (code < 0) /* no sink, or one with no room: a string */
+      code = read_all(o, &ev, &plen);
+  }
   if (!in_end(o)) {
     o->nomem = 1;
     if (!code)
@@ -426,10 +509,13 @@ static int l_obj_feed(lua_State *L) {
   push_plain(L, o, plen);
   push_out(L, o);
   lua_pushinteger(L, ev);
-  if (!code)
-    return 3;
-  push_error(L, o, 1, code);
-  return 4;
+  if (code)
+    push_error(L, o, 1, code);
+  else if (wake)
+    lua_pushboolean(L, 0);
+  if (!wake)
+    return code ? 4 : 3;
+  return wake_sink(L, svt) ? 5 : 4;
 }
 
 /* obj:write(plaintext [, transport]) -> out|nil, written [, err].

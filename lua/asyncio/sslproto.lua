@@ -347,11 +347,18 @@ function SSLProtocol:data_received(data)
   local st = self._state
   if st == WRAPPED and not self._app_reading_paused and not self._backlog
      and self._app_state == APP_CON_MADE then
-    -- the hot path: a chunk of records, all plaintext for the app
-    local plain, out, ev, err = self._obj_feed(self._sslobj, data, true)
+    -- the hot path: a chunk of records, all plaintext for the app (a
+    -- stream reader's protocol gets it in its buffer, from C; app_err is
+    -- what its data_received raised)
+    local app = self._app_protocol
+    local plain, out, ev, err, app_err =
+      self._obj_feed(self._sslobj, data, true, app)
     if out then self._transport:write(out) end
+    if app_err ~= nil then
+      pass_fatal(app_err)
+      return self:_fatal_error(app_err, "Fatal error on SSL protocol")
+    end
     if ev == 0 and not err and not self._ssl_reading_paused then
-      local app = self._app_protocol
       local f = plain and app.data_received
       if f then
         local ok, e = pcall(f, app, plain)
@@ -362,7 +369,7 @@ function SSLProtocol:data_received(data)
       end
       return
     end
-    return self:_fed(plain, ev, err, true)
+    return self:_fed(plain, ev, err or nil, true)
   elseif st == WRAPPED or st == DO_HANDSHAKE then
     self:_feed(data)
   elseif st == FLUSHING then

@@ -1,9 +1,11 @@
 -- tools/alloc/tls.lua: two TLS engines (asyncio.ssl's SSLObject, the
 -- engine under asyncio.sslproto) through memory: the handshake, records
--- cut across feeds (ciphertext kept between calls), a feed kept whole
+-- cut across feeds (ciphertext kept between calls), records decrypted
+-- into a stream reader's buffer, a feed kept whole
 -- while reading is paused, close_notify. The server's certificate is
 -- made once, with the openssl CLI, in $TMPDIR/luaio-alloc-tls.
 local h = dofile("tools/alloc/harness.lua")
+local asyncio = require "asyncio"
 local ssl = require "asyncio.ssl"
 
 local dir = (os.getenv("TMPDIR") or "/tmp") .. "/luaio-alloc-tls"
@@ -18,11 +20,13 @@ else -- the key appears last: with it, the certificate is whole
     .. " >/dev/null 2>&1 && mv " .. key .. ".tmp " .. key))
 end
 
---- feed's and write's error object (the engine returns them): raised.
+--- feed's and write's error object (the engine returns them), and what
+-- feed's sink raised: raised.
 local function ok(...)
   local n = select("#", ...)
   local err = n >= 4 and select(4, ...) or nil
   if err then error(err, 0) end
+  if n >= 5 then error(select(5, ...), 0) end -- what the sink raised
   return ...
 end
 
@@ -58,6 +62,18 @@ for _, size in ipairs({7, 7, 5000, 5000}) do
 end
 got[#got + 1] = ok(s:feed(cipher:sub(at)))
 h.check(table.concat(got) == table.concat(sent), "plaintext")
+
+-- records decrypted into a stream reader's buffer (feed's sink)
+local reader = asyncio.StreamReader()
+local proto = asyncio.StreamReaderProtocol(reader)
+local into, back = c:write(("d"):rep(30000)), 0
+for at = 1, #into, 9000 do
+  -- a reader that cannot grow leaves the rest to a string
+  back = back + #(ok(s:feed(into:sub(at, at + 8999), true, proto)) or "")
+end
+h.check(tostring(reader) == ("<StreamReader %d bytes>"):format(30000 - back)
+        or (back == 30000 and tostring(reader) == "<StreamReader>"),
+        "in the reader")
 
 -- a feed kept whole while reading is paused, then read
 local later = c:write("later")
