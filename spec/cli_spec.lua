@@ -203,6 +203,21 @@ describe("luaio CLI", function()
     has(r.stderr, "(command line):4:")
   end)
 
+  it("an uncaught TimeoutError shows its cause, then the script's lines "
+     .. "where the deadline found main waiting, as Python", function()
+    local r = proc.run{luaio, "-e", [[
+      local asyncio = require "asyncio"
+      asyncio.run(asyncio.async(function()
+        asyncio.await(asyncio.wait_for(asyncio.sleep(60), 0.01))
+      end)())
+    ]]}
+    assert.equal(1, r.status)
+    has(r.stderr, "luaio: CancelledError\n\nThe above exception was the "
+        .. "direct cause of the following exception:\n\nTimeoutError\n"
+        .. "stack traceback:\n")
+    has(r.stderr, "(command line):3: in function")
+  end)
+
   it("await at the top level of a script raises", function()
     local r = proc.run{luaio, "-e", [[
       local asyncio = require "asyncio"

@@ -253,6 +253,41 @@ describe("error classes", function()
                  select(2, pcall(eg.split, eg, 3)))
   end)
 
+  it("format_exception and the default handler show the chain of causes "
+     .. "first, as Python's __cause__", function()
+    local errors = require "asyncio.errors"
+    local root = asyncio.OSError("disk gone")
+    local mid = asyncio.ValueError("bad record")
+    mid.cause = root
+    local top = asyncio.RuntimeError("load failed")
+    top.cause = mid
+    local rule = "The above exception was the direct cause of the " ..
+      "following exception:"
+    local text = errors.format_exception(top)
+    local order = {}
+    for _, what in ipairs{"OSError: disk gone", rule, "ValueError: bad record",
+                          rule, "RuntimeError: load failed"} do
+      local at = text:find(what, order[#order] and order[#order] + 1 or 1,
+                           true)
+      assert.truthy(at, what .. " in:\n" .. text)
+      order[#order + 1] = at
+    end
+    -- each with its own traceback
+    local _, tbs = text:gsub("stack traceback:", "")
+    assert.equal(3, tbs)
+    assert.truthy(errors.format_context{message = "m", exception = top}
+      :find("OSError: disk gone\n", 1, true))
+    -- a cycle, or a cause that is no error object, ends the chain
+    root.cause = top
+    local _, rules = errors.format_exception(top):gsub(rule, "")
+    assert.equal(2, rules)
+    local plain = asyncio.ValueError("v")
+    plain.cause = "why"
+    assert.equal(errors.format_exception(asyncio.ValueError("v")):gsub(
+      "\n.*", ""), errors.format_exception(plain):gsub("\n.*", ""))
+    assert.falsy(errors.format_exception(plain):find(rule, 1, true))
+  end)
+
   it("IncompleteReadError and LimitOverrunError carry their fields",
      function()
     local ir = asyncio.IncompleteReadError("ab", 5)

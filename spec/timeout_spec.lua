@@ -354,6 +354,27 @@ describe("timeout", function()
     assert.is_true(iserror(e.cause, CancelledError))
   end))
 
+  it("the TimeoutError's traceback shows where the task waited when the "
+     .. "deadline passed, and format_exception its cause first",
+     vspec(function()
+    local line = debug.getinfo(1, "l").currentline
+    local waits = async(function()
+      await(sleep(1)) -- line + 2: where the deadline finds the task
+    end)
+    local e = raises(function()
+      local _ <close> = timeout(0.5)
+      await(waits())
+    end)
+    assert.is_true(iserror(e, TimeoutError))
+    local at = ("timeout_spec.lua:%d:"):format(line + 2)
+    assert.truthy(e.traceback:find(at, 1, true), e.traceback)
+    local text = require("asyncio.errors").format_exception(e)
+    assert.truthy(text:find("^CancelledError\n\nThe above exception was "
+      .. "the direct cause of the following exception:\n\nTimeoutError\n"
+      .. "stack traceback:\n"), text)
+    assert.truthy(text:find(at, 1, true), text)
+  end))
+
   it("J143 timeout() works in cleanup after a caught cancellation",
      vspec(function()
     asyncio.current_task():cancel()

@@ -425,6 +425,21 @@ static int l__traceback_of(lua_State *L) {
   return 1;
 }
 
+/* _suspended_traceback(task) -> the traceback of the frames where the
+ * task is suspended (library frames left out, as in every traceback), or
+ * nil when it is not suspended in an await: what a timeout that expires
+ * keeps for the TimeoutError it raises once those frames are gone. */
+static int l__suspended_traceback(lua_State *L) {
+  aio_task *t = aio_check_task(L, 1);
+  if (t->fut.state != AIO_PENDING || !t->started || t->co == NULL ||
+      t->co == L || lua_status(t->co) != LUA_YIELD) {
+    lua_pushnil(L);
+    return 1;
+  }
+  aio_traceback(L, t->co, 0);
+  return 1;
+}
+
 /* _failure_traceback(task) -> the traceback kept where the task failed
  * (a string error keeps none of its own: a TaskGroup shows it with the
  * error), or nil. */
@@ -2349,6 +2364,7 @@ static const luaL_Reg future_funcs[] = {
     {"isfuture", l_isfuture},
     {"_traceback_of", l__traceback_of},
     {"_failure_traceback", l__failure_traceback},
+    {"_suspended_traceback", l__suspended_traceback},
     {"_succeeded", l__succeeded},
     {"_gather_callback", l__gather_callback},
     {"_gather_watch", l__gather_watch},

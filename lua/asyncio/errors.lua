@@ -343,17 +343,49 @@ end
 -- Python prints at most 15 exceptions of a group, and groups 10 deep
 local GROUP_WIDTH, GROUP_DEPTH = 15, 10
 
---- The lines of format_exception(e): its text, its traceback (tb, else
--- its own, else the one the core kept for a task's string error), and
--- the lines of the exceptions of a group, under numbered rules (depth:
--- of the groups around e).
-local function exception_lines(e, depth, tb)
+-- what Python prints between an exception's __cause__ and the exception
+local CAUSE_RULE = "The above exception was the direct cause of the " ..
+  "following exception:"
+
+--- The error e's `.cause` (Python's __cause__), when it is an error object
+-- not shown yet (seen: the errors of the chain so far), else nil.
+local function cause_of(e, seen)
+  local cause = type(e) == "table" and rawget(e, "cause")
+  if type(cause) ~= "table" or seen[cause] or not M.iserror(cause) then
+    return nil
+  end
+  return cause
+end
+
+local exception_lines
+
+--- Adds to out the lines of e's chain of causes, the first cause first,
+-- each followed by Python's rule line: what format_exception shows
+-- before e itself.
+local function add_causes(out, e, seen)
+  seen[e] = true
+  local cause = cause_of(e, seen)
+  if cause == nil then return end
+  for _, line in ipairs(exception_lines(cause, 0, nil, seen)) do
+    out[#out + 1] = line
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = CAUSE_RULE
+  out[#out + 1] = ""
+end
+
+--- The lines of format_exception(e): the chain of its causes, its text,
+-- its traceback (tb, else its own, else the one the core kept for a
+-- task's string error), and the lines of the exceptions of a group, under
+-- numbered rules (depth: of the groups around e).
+function exception_lines(e, depth, tb, seen)
   local out = {}
   local function add(text)
     for line in (tostring(text):gsub("^\n", "") .. "\n"):gmatch("(.-)\n") do
       out[#out + 1] = line
     end
   end
+  if type(e) == "table" then add_causes(out, e, seen or {}) end
   add(tostring(e))
   tb = tb or type(e) == "table" and rawget(e, "traceback")
   if not tb then
@@ -390,10 +422,13 @@ local function exception_lines(e, depth, tb)
 end
 
 --- format_exception(e) -> the text Python's traceback.format_exception
--- gives an error: its tostring and its traceback (an error object's own,
--- or the one the core kept for a task's string error), and for an
--- exception group each of its exceptions the same, indented under a
--- numbered rule (at most 15 of them, 10 groups deep, as Python).
+-- gives an error: the chain of its causes (`.cause`, Python's __cause__:
+-- each with its traceback, then "The above exception was the direct
+-- cause of the following exception:"), its tostring and its traceback
+-- (an error object's own, or the one the core kept for a task's string
+-- error), and for an exception group each of its exceptions the same,
+-- indented under a numbered rule (at most 15 of them, 10 groups deep, as
+-- Python).
 function M.format_exception(e)
   return table.concat(exception_lines(e, 0), "\n")
 end
@@ -413,6 +448,7 @@ function M.format_context(ctx)
     end
   end
   local exc = ctx.exception
+  if type(exc) == "table" then add_causes(lines, exc, {}) end
   if exc ~= nil then lines[#lines + 1] = tostring(exc) end
   -- an error object (any table with a metatable) carries its traceback;
   -- for another value, nil included, the context holds it

@@ -36,6 +36,9 @@ Timeout.__index = Timeout
 Timeout.__name = "asyncio.Timeout"
 
 local function on_timeout(self)
+  -- where the task waits: the frames its TimeoutError is raised from,
+  -- gone by the time __close raises it
+  self._traceback = core._suspended_traceback(self._task)
   self._task:cancel()
   self._state = EXPIRING
   self._handle = nil
@@ -136,6 +139,7 @@ function Timeout:__close(err)
      iserror(err, CancelledError) then
     local te = TimeoutError()
     te.cause = err
+    te.traceback = self._traceback or te.traceback
     error(te, 0)
   end
 end
