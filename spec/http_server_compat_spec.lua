@@ -758,6 +758,40 @@ describe("asyncio.http.web (aiohttp audit)", function()
     await(runner:cleanup())
   end))
 
+  it("a value JSON cannot hold raises what Python's json.dumps raises, "
+     .. "from json_response and a client's json =",
+     aspec.async(function()
+    local cases = {
+      {print, asyncio.TypeError,
+       "Object of type function is not JSON serializable"},
+      {{1, 0 / 0}, asyncio.ValueError,
+       "Out of range float values are not JSON compliant"},
+      {{[1000] = 1}, asyncio.ValueError,
+       "Cannot serialise table: excessively sparse array"},
+    }
+    local s <close> = http.ClientSession()
+    for _, case in ipairs(cases) do
+      local e = select(2, pcall(web.json_response, case[1]))
+      assert.is_true(asyncio.iserror(e, case[2]), tostring(e))
+      assert.equal(case[3], e.message)
+      -- the client refuses it before connecting (nothing listens there)
+      local ok, ce = pcall(await, s:post("http://127.0.0.1:9/", {
+        json = case[1]}))
+      assert.is_false(ok)
+      assert.is_true(asyncio.iserror(ce, case[2]), tostring(ce))
+      assert.equal(case[3], ce.message)
+    end
+    -- what a custom dumps raises: an error object as it is, else ValueError
+    local mine = asyncio.RuntimeError("mine")
+    local e = select(2, pcall(web.json_response, 1,
+                              {dumps = function() error(mine) end}))
+    assert.equal(mine, e)
+    e = select(2, pcall(web.json_response, 1,
+                        {dumps = function() error("boom") end}))
+    assert.is_true(asyncio.iserror(e, asyncio.ValueError))
+    assert.equal("boom", e.message)
+  end))
+
   it("has BasicAuth.decode for a request's Authorization, as aiohttp "
      .. "(item 21)", aspec.async(function()
     local app = web.Application()

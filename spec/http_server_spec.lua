@@ -1063,6 +1063,12 @@ asyncio.run(main())
            function() web.StreamResponse{text = "x"} end)
     raises("bad argument #2 to 'json_response' (unknown option 'txt')",
            function() web.json_response({}, {txt = "x"}) end)
+    raises("bad argument #1 to 'Response' (field 'status': integer "
+           .. "100-999 expected, got string)",
+           function() web.Response{status = "x"} end)
+    raises("bad argument #1 to 'StreamResponse' (field 'status': integer "
+           .. "100-999 expected, got float)",
+           function() web.StreamResponse{status = 200.5} end)
     raises("bad argument #2 to 'FileResponse' (unknown option 'chunksize')",
            function() web.FileResponse("/x", {chunksize = 1}) end)
     raises("bad argument #1 to 'HTTPNotFound' (unknown option 'txt')",

@@ -93,8 +93,10 @@ describe("asyncio.ssl", function()
       local e = h.raises(asyncio.ValueError, ssl.create_default_context,
                          {nid = 1})
       assert.is_not_nil(e)
-      -- not a Purpose at all: TypeError, as Python's
-      h.raises(asyncio.TypeError, ssl.create_default_context, "x")
+      -- not a Purpose at all: TypeError, as Python's, saying what it wants
+      e = h.raises(asyncio.TypeError, ssl.create_default_context, "x")
+      assert.equal("create_default_context: purpose must be ssl.Purpose."
+        .. "SERVER_AUTH or ssl.Purpose.CLIENT_AUTH, got string", e.message)
       -- a misspelt option must not fall back to the system's CAs
       e = h.error_of(ssl.create_default_context, {cafil = "ca.pem"})
       assert.matches("bad argument #1 to 'create_default_context' "

@@ -788,7 +788,13 @@ asyncio.run(main())
     end))
     local runner, s <close>, ws = serve_and_connect(app)
     assert.same({d = 1}, await(ws:receive_json()))
+    -- what Python's json.dumps raises
     local ok, e = pcall(ws.send_json, ws, {f = print})
+    assert.is_false(ok)
+    assert.is_true(asyncio.iserror(e, asyncio.TypeError), tostring(e))
+    assert.equal("Object of type function is not JSON serializable",
+                 e.message)
+    ok, e = pcall(ws.send_json, ws, {0 / 0})
     assert.is_false(ok)
     assert.is_true(asyncio.iserror(e, asyncio.ValueError), tostring(e))
     assert.error_matches(function() local x = ws:send_json(1, {dumps = 5})

@@ -174,7 +174,10 @@ function M.create_default_context(purpose, opts)
   purpose = purpose or M.Purpose.SERVER_AUTH
   local ctx
   if type(purpose) ~= "table" or purpose.nid == nil then -- not a Purpose
-    error(errors.TypeError(tostring(purpose)), 2)
+    -- Python's TypeError, with a message that says what was expected
+    error(errors.TypeError(("create_default_context: purpose must be "
+      .. "ssl.Purpose.SERVER_AUTH or ssl.Purpose.CLIENT_AUTH, got %s")
+      :format(check.typename(purpose))), 2)
   elseif purpose == M.Purpose.SERVER_AUTH then
     ctx = C.SSLContext(M.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = M.CERT_REQUIRED

@@ -405,6 +405,31 @@ function M._encode_json(v)
   return json().encode(v)
 end
 
+--- _dumps(v [, dumps [, level]]) -> the JSON text of v, by dumps or
+-- _encode_json. A value JSON cannot hold raises what Python's json.dumps
+-- raises: TypeError "Object of type function is not JSON serializable";
+-- ValueError "Out of range float values are not JSON compliant" for NaN
+-- or an infinity; ValueError with lua-cjson's message for the rest (an
+-- excessively sparse array, a table nested too deep). An error object
+-- dumps raises goes through as it is, another error of its becomes a
+-- ValueError. level as error's (0: no position), from _dumps's caller.
+function M._dumps(v, dumps, level)
+  local ok, s = pcall(dumps or M._encode_json, v)
+  if ok then return s end
+  if iserror(s) then error(s, 0) end
+  level = level and level > 0 and level + 1 or 0
+  local msg = tostring(s):gsub("^[^:]*:%d+: ", "")
+  local kind = msg:match("^Cannot serialise (%a+): type not supported")
+  if kind then
+    error(asyncio.TypeError(("Object of type %s is not JSON serializable")
+                            :format(kind)), level)
+  elseif msg:find("must not be NaN or Inf", 1, true) then
+    error(asyncio.ValueError("Out of range float values are not JSON "
+                             .. "compliant"), level)
+  end
+  error(asyncio.ValueError(msg), level)
+end
+
 --- JSON's null as the decoders give it (lua-cjson's cjson.null, a light
 -- userdata): `v == http.null`. It is a true value, unlike Python's None.
 M.null = _http.null
@@ -1941,12 +1966,7 @@ end
 local function request_body(opts, hdrs, method, skip)
   local body = opts.data
   if opts.json ~= nil then -- data is nil: _request checked
-    local ok, encoded = pcall(M._encode_json, opts.json)
-    if not ok then -- a value JSON can not hold (aiohttp: TypeError)
-      error(asyncio.TypeError((tostring(encoded):gsub("^[^:]*:%d+: ", ""))),
-            0)
-    end
-    body = encoded
+    body = M._dumps(opts.json) -- raises as aiohttp's json.dumps
     default_type(hdrs, skip, "application/json")
   elseif type(body) == "table" and (getmetatable(body) == FormData or
          (getmetatable(body) == nil and has_file(body))) then

@@ -329,7 +329,9 @@ local function new_response(cls, opts, fname, n, known)
   end
   local status = opts.status or 200
   if math.type(status) ~= "integer" or status < 100 or status > 999 then
-    error("bad option 'status' (integer 100-999 expected)", 3)
+    error(("bad argument #%d to '%s' (field 'status': integer 100-999 "
+      .. "expected, got %s)"):format(n, fname, math.type(status) or
+      check.typename(status)), 3)
   end
   local h = opts.headers
   h = h and CIMultiDict(h) or setmetatable({}, CIMultiDict_mt)
@@ -409,9 +411,7 @@ function M.json_response(value, opts)
         .. "specified"), 2)
     end
   else
-    local ok
-    ok, text = pcall(opts.dumps or http._encode_json, value)
-    if not ok then error(asyncio.ValueError(text), 2) end
+    text = http._dumps(value, opts.dumps, 2)
   end
   return M.Response{status = opts.status, reason = opts.reason,
     headers = opts.headers, text = text, body = body,

@@ -237,17 +237,14 @@ local SEND_JSON_OPTS = check.option_set{"dumps"}
 
 --- send_json(v [, {dumps =}]) -> Coroutine: v as the text dumps(v)
 -- gives (lua-cjson's encode by default), as aiohttp's; a value that does
--- not encode raises ValueError at the call, as json_response.
+-- not encode raises at the call what json.dumps raises (http._dumps), as
+-- json_response.
 function WebSocket:send_json(v, opts)
   check.options(opts, 3, "send_json", SEND_JSON_OPTS)
   local http = require "asyncio.http"
   local dumps = http._check_codec(opts and opts.dumps, "dumps", 3,
                                   "send_json")
-  local ok, s = pcall(dumps or http._encode_json, v)
-  if not ok then
-    if iserror(s) then error(s, 2) end
-    error(asyncio.ValueError((tostring(s):gsub("^[^:]*:%d+: ", ""))), 2)
-  end
+  local s = http._dumps(v, dumps, 2)
   if type(s) ~= "string" then
     check.argerror(3, "send_json", "option 'dumps': returned "
       .. check.typename(s) .. ", not a string")
