@@ -1226,6 +1226,19 @@ typedef struct aio_proto_vt {
   int lua_transports;
 } aio_proto_vt;
 
+/* A Lua protocol's data_received in C. A protocol value whose metatable
+ * holds, under AIO_DATA_FN, a light userdata pointing to an aio_data_vt
+ * has the transports of the core call its data_received entry in place
+ * of its data_received method: in protected mode, with the protocol at
+ * pidx and the bytes read, valid during the call only (no Lua string).
+ * It may raise as the method may. Looked up when the protocol is set.
+ * (TLS's SSLProtocol: its hot path needs no Lua call per chunk.) */
+#define AIO_DATA_FN "__aio_data_received"
+typedef struct aio_data_vt {
+  void (*data_received)(lua_State *L, int pidx, const char *data,
+                        size_t len);
+} aio_data_vt;
+
 /* The data path of a C transport for a battery, which is a shared
  * object of its own and cannot link the core's aio_transport_write: the
  * Transport metatable holds this table of entries, a light userdata,

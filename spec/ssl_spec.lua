@@ -327,6 +327,58 @@ describe("TLS over sockets", function()
     assert.same({se}, sp.lost)
   end))
 
+  it("a record altered on the wire: the server's reader fails with " ..
+     "SSLError, and the peer gets its alert", aspec.async(function()
+    local lines, failed = {}, asyncio.get_running_loop():create_future()
+    local srv = await(asyncio.start_server(async(function(r, w)
+      w:write("ready\n") -- the server's handshake is over
+      while true do
+        local ok, line = pcall(await, r:readline())
+        if not ok then failed:set_result(line) return end
+        lines[#lines + 1] = line
+      end
+    end), "127.0.0.1", 0, {ssl = server_ctx()}))
+    -- the client: TLS by hand (asyncio.ssl's engine) over plain TCP
+    local r, w = await(asyncio.open_connection("127.0.0.1",
+                                               srv.sockets[1].port))
+    local c = client_ctx():wrap_bio(false, "localhost")
+    local _, out, ev = c:feed(nil)
+    while ev & 1 == 0 do
+      w:write(out)
+      local err
+      _, out, ev, err = c:feed(await(r:read(65536)))
+      assert.is_nil(err)
+    end
+    if out then w:write(out) end
+    local ready = ""
+    while ready ~= "ready\n" do
+      local plain, _, _, err = c:feed(await(r:read(65536)))
+      assert.is_nil(err)
+      ready = ready .. (plain or "")
+    end
+    -- two records in one chunk: the first read, the second refused
+    w:write((c:write("intact\n")))
+    local record = c:write("altered\n")
+    local at = #record - 20 -- in the body: the authentication fails
+    w:write(record:sub(1, at - 1) .. string.char(record:byte(at) ~ 1)
+            .. record:sub(at + 1))
+    local e = await(asyncio.wait_for(failed, 10))
+    assert.is_true(iserror(e, ssl.SSLError), tostring(e))
+    assert.same({"intact\n"}, lines)
+    -- the server's alert reaches the client, then the connection ends
+    local alert, text
+    repeat
+      local data = await(r:read(65536))
+      local plain, _, _, err = c:feed(data ~= "" and data or nil)
+      alert, text = alert or err, plain or text
+    until alert or data == ""
+    assert.is_true(iserror(alert, ssl.SSLError), tostring(alert))
+    assert.matches("bad record mac", tostring(alert):lower())
+    assert.is_nil(text)
+    close(w)
+    stop(srv)
+  end))
+
   it("flow control: a stream reader over TLS pauses its transport at its " ..
      "limit and gets every byte, in order", aspec.async(function()
     local pieces = {}

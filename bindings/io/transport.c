@@ -228,10 +228,17 @@ void aio_stream_abort(aio_stream *s) {
 /* Pushes the transport's userdata; returns 0 (pushing nothing) once it
  * is no longer anchored. */
 static int push_self(lua_State *L, aio_transport *t) {
-  if (aio_waiter_get(L, &t->anchor_key) == LUA_TUSERDATA)
+  if (lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor) == LUA_TUSERDATA)
     return 1;
   lua_pop(L, 1);
   return 0;
+}
+
+/* Lets go of the transport's anchor (once connection_lost is due, or
+ * its loop closed): the userdata is collectable from then on. */
+static void unanchor(lua_State *L, aio_transport *t) {
+  luaL_unref(L, LUA_REGISTRYINDEX, t->anchor); /* LUA_NOREF: nothing */
+  t->anchor = LUA_NOREF;
 }
 
 /* Starts or stops reading as the state asks. */
@@ -314,17 +321,38 @@ static int lua_buffer_updated(void *p, size_t n) {
 static void fatal_error(lua_State *L, aio_transport *t, int eidx,
                         const char *msg);
 
-/* Calls data_received with what rbuf holds. */
+/* [dvt, proto, data, len]: the protocol's data_received in C. */
+static int l_call_data(lua_State *L) {
+  const aio_data_vt *dvt = lua_touserdata(L, 1);
+  dvt->data_received(L, 2, lua_touserdata(L, 3),
+                     (size_t)lua_tointeger(L, 4));
+  return 0;
+}
+
+/* Calls data_received with what rbuf holds: the protocol's entry in C
+ * (AIO_DATA_FN) reads it in place; the method gets a string. */
 static void lua_wake(lua_State *L, void *p) {
   aio_transport *t = p;
   aio_stream *s = t->s;
-  int res, top = lua_gettop(L);
+  int res, status, top = lua_gettop(L);
+  size_t n;
   if (s == NULL || s->rlen == 0 || !push_self(L, t))
     return;
   lua_getiuservalue(L, top + 1, T_UV_PROTO);
-  lua_pushlstring(L, s->rbuf, s->rlen);
-  s->rlen = 0;
-  if (lua_method(L, top + 2, "data_received", 1, &res) != LUA_OK)
+  n = s->rlen;
+  s->rlen = 0; /* rbuf stays as it is until the next read */
+  if (t->dvt != NULL) {
+    lua_pushcfunction(L, l_call_data);
+    lua_pushlightuserdata(L, (void *)t->dvt);
+    lua_pushvalue(L, top + 2);
+    lua_pushlightuserdata(L, s->rbuf);
+    lua_pushinteger(L, (lua_Integer)n);
+    status = aio_pcall(L, 4);
+  } else {
+    lua_pushlstring(L, s->rbuf, n);
+    status = lua_method(L, top + 2, "data_received", 1, &res);
+  }
+  if (status != LUA_OK)
     fatal_error(L, t, -1, "Fatal error: protocol.data_received() call "
                 "failed.");
   lua_settop(L, top);
@@ -379,10 +407,16 @@ static const aio_proto_vt lua_vt = {
 static void set_protocol(lua_State *L, aio_transport *t, int tidx,
                          int pidx) {
   const aio_proto_vt *vt = &lua_vt;
+  const aio_data_vt *dvt = NULL;
   void *proto = t;
+  int type;
   if (luaL_getmetafield(L, pidx, AIO_PROTO_VT) != LUA_TNIL) {
     vt = lua_touserdata(L, -1);
     proto = lua_touserdata(L, pidx);
+    lua_pop(L, 1);
+  } else if ((type = luaL_getmetafield(L, pidx, AIO_DATA_FN)) != LUA_TNIL) {
+    if (type == LUA_TLIGHTUSERDATA)
+      dvt = lua_touserdata(L, -1);
     lua_pop(L, 1);
   }
   if (t->s && t->s->reading && vt != t->vt && t->vt == &lua_vt &&
@@ -392,6 +426,7 @@ static void set_protocol(lua_State *L, aio_transport *t, int tidx,
   lua_setiuservalue(L, tidx, T_UV_PROTO);
   t->vt = vt;
   t->proto = proto;
+  t->dvt = dvt;
 }
 
 /* Calls one of the protocol's Lua-context entries in protected mode:
@@ -461,7 +496,7 @@ static int l_lost_body(lua_State *L) {
   aio_transport *t = lua_touserdata(L, 1);
   if (!push_self(L, t))
     return 0;
-  aio_waiter_drop(L, &t->anchor_key); /* [t, self] */
+  unanchor(L, t); /* [t, self] */
   lua_getiuservalue(L, 2, T_UV_PROTO);
   lua_getiuservalue(L, 2, T_UV_EXC);  /* [t, self, proto, exc] */
   if (t->srv) {
@@ -501,7 +536,7 @@ static void schedule_lost(lua_State *L, aio_transport *t, int eidx) {
     lua_setiuservalue(L, top + 1, T_UV_EXC);
   }
   if (t->loop->closed) {
-    aio_waiter_drop(L, &t->anchor_key);
+    unanchor(L, t);
     lua_settop(L, top);
     return;
   }
@@ -591,7 +626,7 @@ static void stream_shut(lua_State *L, aio_io *io) {
     if (lua_pcall(L, 1, 0, 0) != LUA_OK)
       lua_pop(L, 1);
   }
-  aio_waiter_drop(L, &t->anchor_key);
+  unanchor(L, t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -919,6 +954,7 @@ aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
   aio_loop *loop = s->io.loop;
   aio_transport *t = lua_newuserdatauv(L, sizeof *t, T_UV_COUNT);
   memset(t, 0, sizeof *t);
+  t->anchor = LUA_NOREF;
   t->s = s;
   t->loop = loop;
   t->kind = s->kind;
@@ -934,7 +970,8 @@ aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
   luaL_setmetatable(L, AIO_TRANSPORT_MT);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, T_UV_LOOP);
-  aio_waiter_set(L, &t->anchor_key, -1);
+  lua_pushvalue(L, -1);
+  t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
   return t;
 }
 

@@ -45,6 +45,8 @@ struct aio_transport {
   const aio_proto_vt *vt; /* the protocol's vtable, NULL before start */
   void *proto;            /* its `p`: a C protocol's userdata, or this
                              transport for a Lua protocol */
+  const aio_data_vt *dvt; /* a Lua protocol's data_received in C, or
+                             NULL (AIO_DATA_FN) */
   aio_srvcore *srv;       /* the server that accepted it, until
                              connection_lost */
   aio_transport *cnext, *cprev; /* in the server's list of clients */
@@ -58,7 +60,8 @@ struct aio_transport {
   unsigned char eof_sent, eof, rpaused, wpaused;
   unsigned char lost;     /* connection_lost is scheduled */
   unsigned char has_sock, has_peer;
-  char anchor_key;        /* address: the registry key anchoring it */
+  int anchor;             /* its registry reference (luaL_ref) while it
+                             is anchored, else LUA_NOREF */
 };
 
 /* Uservalues of a Transport. */

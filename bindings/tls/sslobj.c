@@ -450,21 +450,63 @@ static void push_plain(lua_State *L, tls_obj *o, size_t len) {
   }
 }
 
-/* Calls the sink's wake: [sink] -> (). */
+/* Calls the sink's wake: [sink, vt] -> (). */
 static int l_sink_wake(lua_State *L) {
   const aio_proto_vt *vt = lua_touserdata(L, 2);
   vt->wake(L, lua_touserdata(L, 1));
   return 0;
 }
 
-/* Wakes the sink at 4 (entries vt) in protected mode; an error it
+/* Wakes the sink at sidx (entries vt) in protected mode; an error it
  * raises is left on top (returns 1), as a Lua data_received's pcall
  * would give it. */
-static int wake_sink(lua_State *L, const aio_proto_vt *vt) {
+static int wake_sink(lua_State *L, const aio_proto_vt *vt, int sidx) {
+  sidx = lua_absindex(L, sidx);
   lua_pushcfunction(L, l_sink_wake);
-  lua_pushvalue(L, 4);
+  lua_pushvalue(L, sidx);
   lua_pushlightuserdata(L, (void *)vt);
   return lua_pcall(L, 2, 0, 0) != LUA_OK;
+}
+
+/* What a feed did: plaintext bytes left in pbuf, its event bits, the SSL
+ * error code that stopped it (0: none), whether the sink wants its
+ * wake. */
+typedef struct feed_res {
+  size_t plen;
+  int ev, code, wake;
+} feed_res;
+
+/* The work of feed(), with no Lua: takes in the ciphertext data,
+ * advances the handshake and, if `read`, reads all the plaintext there
+ * is, into the sink p (entries svt) when there is one with room, else
+ * into pbuf. */
+static void feed_run(tls_obj *o, const char *data, size_t len, int read,
+                     const aio_proto_vt *svt, void *p, feed_res *r) {
+  r->plen = 0;
+  r->ev = r->code = r->wake = 0;
+  clear_errors();
+  in_begin(o, data, len);
+  if (!o->handshake_done) {
+    int n = SSL_do_handshake(o->ssl);
+    if (n == 1) {
+      o->handshake_done = 1;
+      r->ev |= EV_HANDSHAKE;
+    } else {
+      r->code = SSL_get_error(o->ssl, n);
+      if (is_want(r->code))
+        r->code = 0; /* the handshake waits for the peer */
+    }
+  }
+  if (!r->code && o->handshake_done && read) {
+    r->code = svt ? read_into(o, svt, p, &r->ev, &r->wake) : -1;
+    if (r->code < 0) /* no sink, or one with no room: a string */
+      r->code = read_all(o, &r->ev, &r->plen);
+  }
+  if (!in_end(o)) {
+    o->nomem = 1;
+    if (!r->code)
+      r->code = SSL_ERROR_SSL;
+  }
 }
 
 /* obj:feed([ciphertext [, read [, sink]]]) -> plaintext|nil, out|nil,
@@ -481,42 +523,112 @@ static int l_obj_feed(lua_State *L) {
   const char *data = luaL_optlstring(L, 2, NULL, &len);
   int read = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   const aio_proto_vt *svt = read ? sink_vt(L, o, 4) : NULL;
-  size_t plen = 0;
-  int ev = 0, code = 0, wake = 0;
-  clear_errors();
-  in_begin(o, data, len);
-  if (!o->handshake_done) {
-    int r = SSL_do_handshake(o->ssl);
-    if (r == 1) {
-      o->handshake_done = 1;
-      ev |= EV_HANDSHAKE;
-    } else {
-      code = SSL_get_error(o->ssl, r);
-      if (is_want(code))
-        code = 0; /* the handshake waits for the peer */
-    }
-  }
-  if (!code && o->handshake_done && read) {
-    code = svt ? read_into(o, svt, lua_touserdata(L, 4), &ev, &wake) : -1;
-    if (code < 0) /* no sink, or one with no room: a string */
-      code = read_all(o, &ev, &plen);
-  }
-  if (!in_end(o)) {
-    o->nomem = 1;
-    if (!code)
-      code = SSL_ERROR_SSL;
-  }
-  push_plain(L, o, plen);
+  feed_res r;
+  feed_run(o, data, len, read, svt, svt ? lua_touserdata(L, 4) : NULL, &r);
+  push_plain(L, o, r.plen);
   push_out(L, o);
-  lua_pushinteger(L, ev);
-  if (code)
-    push_error(L, o, 1, code);
-  else if (wake)
+  lua_pushinteger(L, r.ev);
+  if (r.code)
+    push_error(L, o, 1, r.code);
+  else if (r.wake)
     lua_pushboolean(L, 0);
-  if (!wake)
-    return code ? 4 : 3;
-  return wake_sink(L, svt) ? 5 : 4;
+  if (!r.wake)
+    return r.code ? 4 : 3;
+  return wake_sink(L, svt, 4) ? 5 : 4;
 }
+
+/* ------------------------------------------------------------------ */
+/* SSLProtocol's data_received in C                                    */
+
+/* Is the SSLProtocol at pidx where sslproto.lua's data_received takes
+ * its hot path: WRAPPED, the application told of its connection and
+ * reading, the raw transport reading, no backlog of writes? */
+static int on_hot_path(lua_State *L, int pidx) {
+  int hot;
+  lua_getfield(L, pidx, "_state");
+  hot = lua_type(L, -1) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, -1), "WRAPPED") == 0;
+  lua_pop(L, 1);
+  if (!hot)
+    return 0;
+  lua_getfield(L, pidx, "_app_state"); /* APP_CON_MADE */
+  lua_getfield(L, pidx, "_app_reading_paused");
+  lua_getfield(L, pidx, "_ssl_reading_paused");
+  lua_getfield(L, pidx, "_backlog");
+  hot = lua_tointeger(L, -4) == 1 && !lua_toboolean(L, -3) &&
+        !lua_toboolean(L, -2) && lua_isnil(L, -1);
+  lua_pop(L, 4);
+  return hot;
+}
+
+/* Calls the method `name` of the value at idx (absolute) with the nargs
+ * values on top (popped). */
+static void call_method(lua_State *L, int idx, const char *name,
+                        int nargs) {
+  lua_getfield(L, idx, name);
+  lua_pushvalue(L, idx);
+  lua_rotate(L, -nargs - 2, 2);
+  lua_call(L, nargs + 1, 0);
+}
+
+/* The transports of the core call this for a chunk of ciphertext in
+ * place of SSLProtocol's data_received method (AIO_DATA_FN, which
+ * asyncio.sslproto gives the class): the same work, with no Lua string
+ * and no Lua call on the hot path, where a stream reader's protocol (a
+ * sink) gets the plaintext. In any other state, or for an application
+ * protocol of Lua, the method runs; what a chunk brings besides
+ * plaintext (ciphertext to send, close_notify, an error) goes to the
+ * protocol's Lua code as the method hands it on. [protocol at pidx] */
+static void ssl_data_received(lua_State *L, int pidx, const char *data,
+                              size_t len) {
+  int top = lua_gettop(L), obj = top + 1, app = top + 2, raw = top + 3;
+  const aio_proto_vt *svt = NULL;
+  tls_obj *o = NULL;
+  feed_res r;
+  int failed = 0;
+  pidx = lua_absindex(L, pidx);
+  if (on_hot_path(L, pidx)) {
+    lua_getfield(L, pidx, "_sslobj");
+    lua_getfield(L, pidx, "_app_protocol");
+    lua_getfield(L, pidx, "_transport");
+    o = aio_testtagged(L, obj, sizeof *o, &obj_tag);
+    if (o != NULL && o->ssl != NULL)
+      svt = sink_vt(L, o, app);
+  }
+  if (svt == NULL) { /* the method, with the chunk as a string */
+    lua_settop(L, top);
+    lua_pushlstring(L, data, len);
+    call_method(L, pidx, "data_received", 1);
+    return;
+  }
+  feed_run(o, data, len, 1, svt, lua_touserdata(L, app), &r);
+  if (r.wake)
+    failed = wake_sink(L, svt, app); /* its error on top */
+  if (o->olen > 0) { /* what reading made the TLS layer send: an alert */
+    send_out(L, o, transport_vt(L, o, raw), raw);
+    if (lua_isnil(L, -1))
+      lua_pop(L, 1);
+    else
+      call_method(L, raw, "write", 1);
+  }
+  if (failed) { /* as the method: the connection fails */
+    call_method(L, pidx, "_app_failed", 1);
+    return;
+  }
+  if (r.plen == 0 && r.ev == 0 && r.code == 0)
+    return;
+  /* the method's _fed(plain, ev, err, reading) */
+  push_plain(L, o, r.plen);
+  lua_pushinteger(L, r.ev);
+  if (r.code)
+    push_error(L, o, obj, r.code);
+  else
+    lua_pushnil(L);
+  lua_pushboolean(L, 1);
+  call_method(L, pidx, "_fed", 4);
+}
+
+static const aio_data_vt ssl_data_vt = {ssl_data_received};
 
 /* obj:write(plaintext [, transport]) -> out|nil, written [, err].
  * Encrypts all of it, unless the TLS layer must first read (written is
@@ -830,4 +942,7 @@ void tls_open_sslobj(lua_State *L) {
   lua_pushcclosure(L, l_obj__index, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  /* SSLProtocol's AIO_DATA_FN, for asyncio.sslproto */
+  lua_pushlightuserdata(L, (void *)&ssl_data_vt);
+  lua_setfield(L, -2, "_data_received");
 }

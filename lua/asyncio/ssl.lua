@@ -212,6 +212,10 @@ end
 --- _test_decode_cert(path) -> the getpeercert() table of a PEM file.
 M._test_decode_cert = C._test_decode_cert
 
+--- SSLProtocol's data_received in C, for the transports of the core
+-- (a light userdata: the core's AIO_DATA_FN entry).
+M._data_received = C._data_received
+
 -- loop:start_tls and the TLS transport
 require "asyncio.sslproto"
 

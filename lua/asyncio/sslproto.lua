@@ -271,6 +271,8 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
     _read_high = 256 * 1024, _read_low = 64 * 1024,
     _handshake_timeout = hs, _shutdown_timeout = sd,
   }, SSLProtocol)
+  -- the transports of the core run data_received's hot path in C
+  SSLProtocol.__aio_data_received = ssl._data_received
   local obj = sslcontext:wrap_bio(server_side, server_hostname)
   -- the engine's hot methods, looked up once
   self._sslobj, self._obj_feed, self._obj_write = obj, obj.feed, obj.write
@@ -354,10 +356,7 @@ function SSLProtocol:data_received(data)
     local plain, out, ev, err, app_err =
       self._obj_feed(self._sslobj, data, true, app)
     if out then self._transport:write(out) end
-    if app_err ~= nil then
-      pass_fatal(app_err)
-      return self:_fatal_error(app_err, "Fatal error on SSL protocol")
-    end
+    if app_err ~= nil then return self:_app_failed(app_err) end
     if ev == 0 and not err and not self._ssl_reading_paused then
       local f = plain and app.data_received
       if f then
@@ -378,6 +377,14 @@ function SSLProtocol:data_received(data)
   elseif st == SHUTDOWN then
     self:_do_shutdown(data)
   end
+end
+
+--- The application's data_received raised err (on the hot path, where
+-- the plaintext went straight into a stream reader): the connection
+-- fails, as _app_call's.
+function SSLProtocol:_app_failed(err)
+  pass_fatal(err)
+  self:_fatal_error(err, "Fatal error on SSL protocol")
 end
 
 function SSLProtocol:eof_received()
