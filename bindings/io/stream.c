@@ -98,6 +98,7 @@ enum {
 typedef struct aio_writer {
   const char *tag;     /* &writer_tag (aio_checktagged) */
   aio_transport *t;    /* its transport when a C one, else NULL */
+  const aio_lua_transport_vt *lvt; /* else its write in C, if any */
   srp *proto;          /* its protocol when a StreamReaderProtocol */
   aio_reader *reader;  /* its reader (user value W_UV_READER), or NULL */
   aio_fast_op *drain_op; /* the one in W_UV_DRAIN (aio_fast_op_kept) */
@@ -114,6 +115,18 @@ static const aio_proto_vt srp_vt;
 
 /* ------------------------------------------------------------------ */
 /* Calling transports                                                  */
+
+/* The C write of the transport at idx when it is written in Lua and has
+ * one (AIO_LUA_TRANSPORT_VT), else NULL. */
+static const aio_lua_transport_vt *lua_transport_vt(lua_State *L, int idx) {
+  const aio_lua_transport_vt *vt = NULL;
+  int type = luaL_getmetafield(L, idx, AIO_LUA_TRANSPORT_VT);
+  if (type == LUA_TLIGHTUSERDATA)
+    vt = lua_touserdata(L, -1);
+  if (type != LUA_TNIL)
+    lua_pop(L, 1);
+  return vt;
+}
 
 /* transport:name() for the transport in user value `uv` of the object at
  * idx; nres results are left. */
@@ -1547,6 +1560,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   memset(w, 0, sizeof *w);
   w->tag = &writer_tag;
   w->t = aio_test_transport(L, tidx);
+  w->lvt = w->t ? NULL : lua_transport_vt(L, tidx);
   w->proto = luaL_testudata(L, pidx, AIO_SRP_MT);
   writer_setmt(L, tidx, pidx);
   lua_pushvalue(L, tidx);
@@ -1600,7 +1614,11 @@ static int l_writer_write(lua_State *L) {
     data = luaL_checklstring(L, 2, &len); /* raises */
   if (w->t)
     aio_transport_write(L, w->t, data, len);
-  else {
+  else if (w->lvt) { /* data is a string at 2 (a number was converted) */
+    lua_settop(L, 2);
+    lua_getiuservalue(L, 1, W_UV_TRANSPORT);
+    w->lvt->write(L, 3, 2);
+  } else {
     lua_settop(L, 2);
     call_transport(L, 1, W_UV_TRANSPORT, "write", 1, 0);
   }
@@ -1813,6 +1831,7 @@ static int l_writer_replace_transport(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   w->t = aio_test_transport(L, 2);
+  w->lvt = w->t ? NULL : lua_transport_vt(L, 2);
   lua_getmetatable(L, 1);
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "transport");

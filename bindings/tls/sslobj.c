@@ -630,31 +630,102 @@ static void ssl_data_received(lua_State *L, int pidx, const char *data,
 
 static const aio_data_vt ssl_data_vt = {ssl_data_received};
 
+static int write_run(tls_obj *o, const char *data, size_t len,
+                     size_t *done);
+static int write_failed(tls_obj *o, int code);
+
+/* The TLS transport's write for C callers (AIO_LUA_TRANSPORT_VT, which
+ * asyncio.sslproto gives _SSLProtocolTransport): on the hot path of its
+ * write method (the protocol WRAPPED, no backlog) the string at didx is
+ * encrypted straight to the raw transport, as obj:write(data, raw) with
+ * what the method does after; anything else is the method's.
+ * [transport at tidx] */
+static void ssl_transport_write(lua_State *L, int tidx, int didx) {
+  int top = lua_gettop(L), p = top + 1, obj = top + 2, raw = top + 3;
+  tls_obj *o = NULL;
+  size_t len, done;
+  const char *data;
+  int code;
+  tidx = lua_absindex(L, tidx);
+  didx = lua_absindex(L, didx);
+  data = lua_tolstring(L, didx, &len);
+  if (lua_getfield(L, tidx, "_ssl_protocol") == LUA_TTABLE) {
+    lua_getfield(L, p, "_state");
+    lua_getfield(L, p, "_backlog");
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, -2), "WRAPPED") == 0 && lua_isnil(L, -1)) {
+      lua_settop(L, p);
+      lua_getfield(L, p, "_sslobj");
+      lua_getfield(L, p, "_transport");
+      o = aio_testtagged(L, obj, sizeof *o, &obj_tag);
+    }
+  }
+  if (data == NULL || o == NULL || o->ssl == NULL) { /* the method's */
+    lua_settop(L, top);
+    lua_pushvalue(L, didx);
+    call_method(L, tidx, "write", 1);
+    return;
+  }
+  code = write_run(o, data, len, &done);
+  send_out(L, o, transport_vt(L, o, raw), raw);
+  if (lua_isnil(L, -1))
+    lua_pop(L, 1);
+  else
+    call_method(L, raw, "write", 1);
+  if (write_failed(o, code) || done < len) { /* the method's _write_rest */
+    lua_pushvalue(L, didx);
+    lua_pushinteger(L, (lua_Integer)done);
+    if (write_failed(o, code))
+      push_error(L, o, obj, code);
+    else
+      lua_pushnil(L);
+    call_method(L, p, "_write_rest", 3);
+  }
+  lua_settop(L, top);
+}
+
+static const aio_lua_transport_vt ssl_transport_vt = {ssl_transport_write};
+
 /* obj:write(plaintext [, transport]) -> out|nil, written [, err].
  * Encrypts all of it, unless the TLS layer must first read (written is
  * then short and err nil: write the rest after the next feed). With a
  * core transport, the ciphertext goes to it and out is nil. */
-static int l_obj_write(lua_State *L) {
-  tls_obj *o = check_obj(L, 1);
-  size_t len, done = 0;
-  const char *data = luaL_checklstring(L, 2, &len);
-  const aio_transport_vt *tvt = transport_vt(L, o, 3);
+/* Encrypts data as far as the TLS layer lets it (all of it, unless it
+ * must first read), setting *done to the bytes taken. Returns the SSL
+ * error code that stopped it, 0 when none. */
+static int write_run(tls_obj *o, const char *data, size_t len,
+                     size_t *done) {
   int code = 0;
+  *done = 0;
   clear_errors();
   in_begin(o, NULL, 0);
-  while (done < len) {
-    size_t chunk = len - done > INT_MAX ? INT_MAX : len - done;
-    int n = SSL_write(o->ssl, data + done, (int)chunk);
+  while (*done < len) {
+    size_t chunk = len - *done > INT_MAX ? INT_MAX : len - *done;
+    int n = SSL_write(o->ssl, data + *done, (int)chunk);
     if (n <= 0) {
       code = SSL_get_error(o->ssl, n);
       break;
     }
-    done += (size_t)n;
+    *done += (size_t)n;
   }
   (void)in_end(o); /* only kept ciphertext was read: nothing to copy */
+  return code;
+}
+
+/* Whether write_run's code is an error to report (not "read first"). */
+static int write_failed(tls_obj *o, int code) {
+  return code && !(is_want(code) && !o->nomem);
+}
+
+static int l_obj_write(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  size_t len, done;
+  const char *data = luaL_checklstring(L, 2, &len);
+  const aio_transport_vt *tvt = transport_vt(L, o, 3);
+  int code = write_run(o, data, len, &done);
   send_out(L, o, tvt, 3);
   lua_pushinteger(L, (lua_Integer)done);
-  if (!code || (is_want(code) && !o->nomem))
+  if (!write_failed(o, code))
     return 2;
   push_error(L, o, 1, code);
   return 3;
@@ -942,7 +1013,10 @@ void tls_open_sslobj(lua_State *L) {
   lua_pushcclosure(L, l_obj__index, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  /* SSLProtocol's AIO_DATA_FN, for asyncio.sslproto */
+  /* SSLProtocol's AIO_DATA_FN and its transport's AIO_LUA_TRANSPORT_VT,
+   * for asyncio.sslproto */
   lua_pushlightuserdata(L, (void *)&ssl_data_vt);
   lua_setfield(L, -2, "_data_received");
+  lua_pushlightuserdata(L, (void *)&ssl_transport_vt);
+  lua_setfield(L, -2, "_transport_write");
 }

@@ -215,6 +215,9 @@ M._test_decode_cert = C._test_decode_cert
 --- SSLProtocol's data_received in C, for the transports of the core
 -- (a light userdata: the core's AIO_DATA_FN entry).
 M._data_received = C._data_received
+--- Its transport's write in C, for the stream writer (the core's
+-- AIO_LUA_TRANSPORT_VT entry).
+M._transport_write = C._transport_write
 
 -- loop:start_tls and the TLS transport
 require "asyncio.sslproto"
