@@ -1239,16 +1239,18 @@ typedef struct aio_data_vt {
                         size_t len);
 } aio_data_vt;
 
-/* The write of a transport written in Lua, for C callers (the stream
+/* Entries of a transport written in Lua, for C callers (the stream
  * writer): its metatable holds, under AIO_LUA_TRANSPORT_VT, a light
- * userdata pointing to an aio_lua_transport_vt, whose write does what
- * the transport's write method does with the string at didx, the
- * transport at tidx, and may raise as the method may. Looked up when the
- * writer takes the transport. (TLS's transport: a write on its hot path
- * is encrypted to the socket with no Lua call.) */
+ * userdata pointing to an aio_lua_transport_vt. Looked up when the writer
+ * takes the transport, at tidx in the calls. write does what the
+ * transport's write method does with the string at didx, and may raise
+ * as the method may; is_closing is the method's answer, read without
+ * calling Lua (so a fast path may ask). (TLS's transport: a write on its
+ * hot path is encrypted to the socket with no Lua call.) */
 #define AIO_LUA_TRANSPORT_VT "__aio_lua_transport"
 typedef struct aio_lua_transport_vt {
   void (*write)(lua_State *L, int tidx, int didx);
+  int (*is_closing)(lua_State *L, int tidx);
 } aio_lua_transport_vt;
 
 /* The data path of a C transport for a battery, which is a shared

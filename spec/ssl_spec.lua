@@ -44,9 +44,16 @@ describe("TLS over sockets", function()
     local r, w = await(asyncio.open_connection("127.0.0.1", port,
                                                {ssl = client_ctx()}))
     assert.equal("127.0.0.1", w:get_extra_info("ssl_object").server_hostname)
-    w:write("quiet\n")
-    assert.equal("QUIET\n", await(r:readline()))
+    w:write("quiet ")
+    w:write(42) -- a number is written as Lua writes it
+    w:write("\n")
+    await(w:drain())
+    assert.is_false(w:is_closing())
+    assert.equal("QUIET 42\n", await(r:readline()))
+    -- the server's close_notify closes this end too (as asyncio's
+    -- _start_shutdown): the writer sees its transport closing
     assert.equal("", await(r:read()))
+    assert.is_true(w:is_closing())
     assert.is_true(server_seen.server_side)
     assert.equal("TLSv1.3", server_seen:version())
     close(w)

@@ -1664,6 +1664,12 @@ static int writer_is_closing(lua_State *L, aio_writer *w, int widx) {
   int r;
   if (w->t)
     return aio_transport_is_closing(w->t);
+  if (w->lvt) {
+    lua_getiuservalue(L, widx, W_UV_TRANSPORT);
+    r = w->lvt->is_closing(L, lua_gettop(L));
+    lua_pop(L, 1);
+    return r;
+  }
   call_transport(L, widx, W_UV_TRANSPORT, "is_closing", 0, 1);
   r = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -1747,16 +1753,24 @@ static int drain_body(lua_State *L) {
 }
 
 /* The fast path of writer:drain() awaited (aio_fast_op): a writer on a
- * core transport that is open, not lost and not paused has nothing to
- * wait for and nothing to raise. */
+ * core transport, or one written in Lua with an is_closing entry, that
+ * is open, not lost and not paused has nothing to wait for and nothing
+ * to raise. [op, whose user value 2 is the writer] */
 static int drain_fast(lua_State *L, aio_fast_op *op) {
   aio_writer *w = op->owner;
   srp *pr = w->proto;
-  (void)L;
-  if (w->t == NULL || (w->reader && w->reader->has_exc) ||
-      (pr && (pr->lost || pr->paused)) || aio_transport_is_closing(w->t))
+  int closing;
+  if ((w->t == NULL && w->lvt == NULL) ||
+      (w->reader && w->reader->has_exc) || (pr && (pr->lost || pr->paused)))
     return -1;
-  return 0;
+  if (w->t)
+    closing = aio_transport_is_closing(w->t);
+  else {
+    lua_getiuservalue(L, 1, 2);
+    closing = writer_is_closing(L, w, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  return closing ? -1 : 0;
 }
 
 static int l_writer_drain(lua_State *L) {

@@ -684,7 +684,17 @@ static void ssl_transport_write(lua_State *L, int tidx, int didx) {
   lua_settop(L, top);
 }
 
-static const aio_lua_transport_vt ssl_transport_vt = {ssl_transport_write};
+/* The TLS transport's is_closing (its `_closed` field). */
+static int ssl_transport_is_closing(lua_State *L, int tidx) {
+  int closing;
+  lua_getfield(L, tidx, "_closed");
+  closing = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return closing;
+}
+
+static const aio_lua_transport_vt ssl_transport_vt = {
+    ssl_transport_write, ssl_transport_is_closing};
 
 /* obj:write(plaintext [, transport]) -> out|nil, written [, err].
  * Encrypts all of it, unless the TLS layer must first read (written is
