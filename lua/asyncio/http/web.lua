@@ -968,6 +968,12 @@ WSResponse.__index = function(t, k)
   return v
 end
 
+-- The metatable of a WebSocketResponse once prepared (the same name):
+-- look-ups go through tables, its own methods first, then the
+-- WebSocket's. WSResponse's __index, a function, would run for every
+-- method call and every nil field of a connection's life.
+local WSPrepared = {__name = WSResponse.__name}
+
 local WS_OPTS = check.option_set{"protocols", "heartbeat", "autoping",
   "autoclose", "receive_timeout", "max_msg_size", "timeout"}
 
@@ -1064,6 +1070,7 @@ WSResponse.prepare = async(function(self, request)
     timeout = o.timeout, protocol = protocol}, self)
   self._server = true
   self.ws_protocol = protocol
+  setmetatable(self, WSPrepared)
 end)
 
 --- write_eof(): what the server does after the handler returns the
@@ -1074,6 +1081,10 @@ WSResponse.write_eof = async(function(self)
     await(self:close())
   end
 end)
+
+WSPrepared.__index = setmetatable({can_prepare = WSResponse.can_prepare,
+  prepare = WSResponse.prepare, write_eof = WSResponse.write_eof},
+  {__index = WebSocket})
 
 ---------------------------------------------------------------------------
 -- Requests
