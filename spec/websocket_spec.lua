@@ -151,6 +151,39 @@ asyncio.run(main())
     await(runner:cleanup())
   end))
 
+  it("a WebSocketResponse before prepare: its methods raise "
+     .. "RuntimeError, as aiohttp's; after: its own and the WebSocket's",
+     aspec.async(function()
+    local seen = {}
+    local app = web.Application()
+    app.router:add_get("/ws", async(function(request)
+      local ws = web.WebSocketResponse()
+      assert.is_false(ws.closed)
+      assert.is_false(ws.prepared)
+      local ok, e = pcall(ws.send_str, ws, "early")
+      seen.early = not ok and asyncio.iserror(e, asyncio.RuntimeError) and
+        e.message
+      seen.name = tostring(ws):match("^[^:]+")
+      await(ws:prepare(request))
+      seen.prepared = ws.prepared
+      seen.name_after = tostring(ws):match("^[^:]+")
+      -- its own method still: aiohttp's can_prepare refuses now
+      local cok, ce = pcall(ws.can_prepare, ws, request)
+      seen.can = not cok and ce.message
+      await(ws:send_str("hi " .. await(ws:receive_str())))
+      await(ws:close())
+      return ws
+    end))
+    local runner, s <close>, ws = serve_and_connect(app)
+    await(ws:send_str("there"))
+    assert.equal("hi there", await(ws:receive_str()))
+    assert.equal(T.CLOSE, await(ws:receive()).type)
+    assert.same({early = "Call .prepare() first",
+      name = "web.WebSocketResponse", prepared = true,
+      name_after = "web.WebSocketResponse", can = "Already started"}, seen)
+    await(runner:cleanup())
+  end))
+
   it("speaks to itself, and rejects a plain GET on a ws route",
      aspec.async(function()
     local log = {}
