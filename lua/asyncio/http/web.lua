@@ -112,14 +112,17 @@ end
 -- CIMultiDict); level as error's, from the caller of this: a text or body
 -- that is no string (a number is taken, as Lua's strings take it), and a
 -- content_type or charset besides a Content-Type header (ValueError).
-local function check_body_opts(opts, h, fname, level)
-  for _, name in ipairs{"text", "body"} do
-    local v = opts[name]
-    if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then
-      error(("bad argument #1 to '%s' (field '%s': string expected, got "
-        .. "%s)"):format(fname, name, check.typename(v)), level + 1)
-    end
+local function check_body_field(opts, name, fname, level)
+  local v = opts[name]
+  if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then
+    error(("bad argument #1 to '%s' (field '%s': string expected, got "
+      .. "%s)"):format(fname, name, check.typename(v)), level + 1)
   end
+end
+
+local function check_body_opts(opts, h, fname, level)
+  check_body_field(opts, "text", fname, level + 1)
+  check_body_field(opts, "body", fname, level + 1)
   if (opts.content_type or opts.charset) and has_ctype(h) then
     error(asyncio.ValueError("passing both Content-Type header and "
       .. "content_type or charset params is forbidden"), level + 1)
