@@ -335,6 +335,7 @@ space := $(empty) $(empty)
 comma := ,
 VALGRIND_SKIP = $(subst $(space),$(comma),$(strip $(VALGRIND_SKIP_LIST)))
 VALGRIND = valgrind --error-exitcode=99 --child-silent-after-fork=yes \
+  --suppressions=$(CURDIR)/tools/valgrind.supp \
   --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --show-leak-kinds=definite,indirect --quiet --trace-children=yes \
   --trace-children-skip='$(VALGRIND_SKIP)' \

@@ -1072,19 +1072,37 @@ describe("cancellation", function()
     assert.is_nil(io.open("/proc/self/fd/" .. fd))
   end))
 
+  --- How many of this process's descriptors are open on `file`, counted
+  -- on a loop of its own.
+  local function fds_on(file)
+    local counter <close> = asyncio.new_event_loop()
+    return counter:run_until_complete(async(function()
+      local n = 0
+      for _, fd in ipairs(await(fs.listdir("/proc/self/fd"))) do
+        local ok, target = pcall(await, fs.readlink("/proc/self/fd/" .. fd))
+        if ok and target == file then n = n + 1 end
+      end
+      return n
+    end)())
+  end
+
+  --- fds_on(file) once it is 0, or after about 10 s.
+  local function fds_left_on(file)
+    local n
+    for _ = 1, 1000 do -- a pool thread closes them soon after
+      n = fds_on(file)
+      if n == 0 then break end
+      os.execute("sleep 0.01")
+    end
+    return n
+  end
+
   it("a cancelled open closes the descriptor it may have opened",
      function()
     put("a", "x")
-    --- The descriptors this process has open, counted on a loop of its
-    -- own (the same way each time).
-    local function nfds()
-      local counter <close> = asyncio.new_event_loop()
-      return #counter:run_until_complete(fs.listdir("/proc/self/fd"))
-    end
-    local before = nfds()
     -- its own loop: an open given up still runs on the pool, then its
-    -- descriptor closes, with nothing to await; closing the loop runs
-    -- those requests to their end
+    -- descriptor closes, with nothing to await (when its loop has closed
+    -- meanwhile, on the pool)
     local loop <close> = asyncio.new_event_loop()
     loop:run_until_complete(async(function()
       for _ = 1, 20 do
@@ -1096,7 +1114,27 @@ describe("cancellation", function()
     end)())
     loop:close()
     assert.equal(0, loop:_counts().handles)
-    assert.equal(before, nfds())
+    assert.equal(0, fds_left_on(path("a")))
+  end)
+
+  it("a loop closed while an open waits (a FIFO's) leaves it running; "
+     .. "what it opens later is closed, not leaked", function()
+    local fifo = path("fifo")
+    assert.is_true(os.execute("mkfifo " .. fifo))
+    local loop = asyncio.new_event_loop()
+    loop:run_until_complete(async(function()
+      -- waits on the pool for a writer
+      local t = h.spawn(function() return await(fs.open(fifo, "r")) end)
+      await(asyncio.sleep(0))
+      t:cancel()
+      assert.is_false(pcall(await, t))
+    end)())
+    loop:close() -- only that open is left: the loop leaves it
+    -- a writer comes (read-write: it never blocks); the open returns on
+    -- the pool, which closes its descriptor
+    local w = assert(io.open(fifo, "r+"))
+    w:close()
+    assert.equal(0, fds_left_on(fifo))
   end)
 end)
 

@@ -25,6 +25,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -170,9 +171,17 @@ static const char *const op_names[OP_COUNT] = {
  * whose requests may end after the Lua state) write a copy. */
 #define BORROW_MIN 4096
 
+/* An open's state, between the pool thread that opens and the loop that
+ * may give the answer up (open_work) */
+enum { OPEN_RUNNING, OPEN_DONE, OPEN_GIVEN_UP };
+
 typedef struct fsreq {
   aio_io io;
-  uv_fs_t req;
+  uv_fs_t req;           /* its result: req.result (an open's too) */
+  uv_work_t work;        /* an open's: open_work on the pool */
+  char *path;            /* an open's path (owned) */
+  int flags;             /* an open's flags */
+  _Atomic int ostate;    /* an open's OPEN_* */
   fsfile *file;          /* a reference, or NULL */
   fsfile *file2;         /* a sendfile's source: a reference, or NULL */
   char *buf;             /* owned: the read target or the written copy */
@@ -185,6 +194,7 @@ typedef struct fsreq {
 
 static void fsreq_free(fsreq *r) {
   uv_fs_req_cleanup(&r->req);
+  free(r->path);
   free(r->buf);
   if (r->file)
     file_unref(r->file);
@@ -382,15 +392,21 @@ static void drop_result(fsreq *r) {
   }
 }
 
-/* Gives the request up (its task is leaving): the callback frees it. A
- * close is never cancelled (the descriptor would stay open), nor a
- * detached write (its data would be lost). */
+/* Gives the request up (its task is leaving, or its loop closing): the
+ * callback frees it. A close is never cancelled (the descriptor would
+ * stay open), nor a detached write (its data would be lost). An open
+ * under way closes what it opens itself (open_work): its loop may be
+ * left before the callback runs (a closing loop leaves the requests that
+ * may never end, as an open of a FIFO). */
 static void fs_abandon(lua_State *L, fsreq *r) {
   r->abandoned = 1;
   if (r->done) {
     release_anchor(L, r);
     drop_result(r);
     fsreq_free(r);
+  } else if (r->op == OP_OPEN) {
+    atomic_store(&r->ostate, OPEN_GIVEN_UP); /* OPEN_DONE: the callback */
+    uv_cancel((uv_req_t *)&r->work);         /* closes it */
   } else if (r->op != OP_CLOSE && !r->detached)
     uv_cancel((uv_req_t *)&r->req);
 }
@@ -948,14 +964,43 @@ static int mode_flags(const char *m) {
   return *m == '\0' ? flags : -1;
 }
 
+/* An open, on the pool: as uv_fs_open's, and a descriptor opened for a
+ * request given up meanwhile is closed here (fs_abandon), since the
+ * callback may never run. */
+static void open_work(uv_work_t *w) {
+  fsreq *r = w->data;
+  int fd = open(r->path, r->flags | O_CLOEXEC, 0666);
+  r->req.result = fd >= 0 ? fd : -errno;
+  if (atomic_exchange(&r->ostate, OPEN_DONE) == OPEN_GIVEN_UP && fd >= 0) {
+    close(fd);
+    r->req.result = UV_ECANCELED;
+  }
+}
+
+static void open_done(uv_work_t *w, int status) {
+  fsreq *r = w->data;
+  if (status == UV_ECANCELED)
+    r->req.result = UV_ECANCELED;
+  on_fs_done(&r->req);
+}
+
 /* [path, mode] */
 static int open_body(lua_State *L) {
   aio_task *t = aio_check_await(L, "open");
-  const char *path = lua_tostring(L, 1);
-  int flags = mode_flags(lua_tostring(L, 2));
+  size_t len;
+  const char *path = lua_tolstring(L, 1, &len);
   fsreq *r = fsreq_new(L, t, OP_OPEN);
-  return fs_await(L, t, r, uv_fs_open(t->fut.loop->uv, &r->req, path, flags,
-                                      0666, on_fs_done));
+  r->flags = mode_flags(lua_tostring(L, 2));
+  r->path = malloc(len + 1);
+  if (r->path == NULL) {
+    fsreq_free(r);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(r->path, path, len + 1);
+  r->req.loop = t->fut.loop->uv; /* drop_result closes on it */
+  r->work.data = r;
+  return fs_await(L, t, r, uv_queue_work(t->fut.loop->uv, &r->work,
+                                         open_work, open_done));
 }
 
 /* [path] or [path, path2] or [path, mode]: one body per path op. */
