@@ -98,7 +98,7 @@ enum {
 typedef struct aio_writer {
   const char *tag;     /* &writer_tag (aio_checktagged) */
   aio_transport *t;    /* its transport when a C one, else NULL */
-  const aio_lua_transport_vt *lvt; /* else its write in C, if any */
+  const aio_lua_transport_vt *lvt; /* else its C entries, if any */
   srp *proto;          /* its protocol when a StreamReaderProtocol */
   aio_reader *reader;  /* its reader (user value W_UV_READER), or NULL */
   aio_fast_op *drain_op; /* the one in W_UV_DRAIN (aio_fast_op_kept) */
@@ -116,8 +116,8 @@ static const aio_proto_vt srp_vt;
 /* ------------------------------------------------------------------ */
 /* Calling transports                                                  */
 
-/* The C write of the transport at idx when it is written in Lua and has
- * one (AIO_LUA_TRANSPORT_VT), else NULL. */
+/* The C entries (write, is_closing) of the transport at idx when it is
+ * written in Lua and has them (AIO_LUA_TRANSPORT_VT), else NULL. */
 static const aio_lua_transport_vt *lua_transport_vt(lua_State *L, int idx) {
   const aio_lua_transport_vt *vt = NULL;
   int type = luaL_getmetafield(L, idx, AIO_LUA_TRANSPORT_VT);
