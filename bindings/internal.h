@@ -1124,6 +1124,25 @@ void aio_io_close_all(lua_State *L, aio_loop *loop);
 /* Ignores SIGPIPE once (writes to a closed peer fail with EPIPE). */
 void aio_io_ignore_sigpipe(void);
 
+/* Anchors. The userdata of an I/O object in service (a transport until
+ * connection_lost, a server while it serves, a process until it is let
+ * go) is kept by a registry reference, which also gives it back to C
+ * code holding only its address: one array read. A reference is
+ * LUA_NOREF when nothing is anchored: set it so when the object is made,
+ * before anything may unanchor it (0 is a reference). */
+static inline void aio_anchor(lua_State *L, int *ref, int idx) {
+  lua_pushvalue(L, idx);
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+/* Pushes the anchored userdata (nil when none) and returns its type. */
+static inline int aio_anchored(lua_State *L, int ref) {
+  return lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+}
+static inline void aio_unanchor(lua_State *L, int *ref) {
+  luaL_unref(L, LUA_REGISTRYINDEX, *ref); /* LUA_NOREF: nothing */
+  *ref = LUA_NOREF;
+}
+
 /* Futures waiting on C events, in a registry table keyed by the address
  * of a C object: one future per key (set/take) or a FIFO list (add,
  * remove, wake). Waking completes every pending future with no value;
@@ -1187,6 +1206,19 @@ typedef struct aio_transport aio_transport;
  * AIO_PROTO_VT; `p` is the userdata's address. Every other protocol
  * value is called through its Lua methods by transport.c. */
 #define AIO_PROTO_VT "__aio_protocol"
+/* The light userdata under `name` in the metatable of the value at idx
+ * (the entries AIO_PROTO_VT, AIO_DATA_FN, AIO_LUA_TRANSPORT_VT and
+ * AIO_TRANSPORT_VT publish), or NULL. */
+static inline void *aio_metafield_ptr(lua_State *L, int idx,
+                                      const char *name) {
+  void *p = NULL;
+  int type = luaL_getmetafield(L, idx, name);
+  if (type == LUA_TLIGHTUSERDATA)
+    p = lua_touserdata(L, -1);
+  if (type != LUA_TNIL)
+    lua_pop(L, 1);
+  return p;
+}
 /* The capacity a byte buffer of capacity cap grows to when it must hold
  * need bytes: at least double, so that growing by small reads costs
  * amortized constant copies (the read buffers of the protocols). */

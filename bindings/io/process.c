@@ -43,7 +43,8 @@ struct pud {
   int pid;
   lua_Integer returncode;
   unsigned char exited;
-  char wait_key, anchor_key; /* addresses: registry keys */
+  char wait_key;       /* address: the registry key of wait()'s future */
+  int anchor;          /* aio_anchor's until it is let go */
 };
 
 enum {
@@ -66,7 +67,7 @@ static void proc_detach(lua_State *L, proc *p) {
   if (ud) {
     p->ud = NULL;
     ud->p = NULL;
-    aio_waiter_drop(L, &ud->anchor_key);
+    aio_unanchor(L, &ud->anchor);
   }
   proc_close_hook((uv_handle_t *)&p->h);
 }
@@ -388,6 +389,7 @@ static void push_process(lua_State *L, aio_loop *loop, proc *p,
   int i;
   pud *ud = lua_newuserdatauv(L, sizeof *ud, P_UV_COUNT);
   memset(ud, 0, sizeof *ud);
+  ud->anchor = LUA_NOREF;
   ud->p = p;
   ud->pid = p->h.pid;
   p->ud = ud;
@@ -405,7 +407,7 @@ static void push_process(lua_State *L, aio_loop *loop, proc *p,
       aio_stream_push_reader(L, pipes[i], limit);
     lua_setiuservalue(L, -2, P_UV_STDIN + i);
   }
-  aio_waiter_set(L, &ud->anchor_key, -1);
+  aio_anchor(L, &ud->anchor, -1);
 }
 
 /* Raises the OSError of a failed spawn of the program at index 1 as

@@ -76,7 +76,7 @@ struct aio_server {
   unsigned char kind, serving, closed, unlink_path;
   dev_t dev;
   ino_t ino;
-  char anchor_key;     /* address: key of the userdata while it serves */
+  int anchor;          /* aio_anchor's while it serves, else LUA_NOREF */
   char forever_key;    /* address: key of serve_forever()'s future */
 };
 
@@ -162,7 +162,7 @@ static void listener_dispatch(lua_State *L, aio_io *io, unsigned ev) {
     t = aio_transport_push(L, s, 0, 0); /* [t] */
     lua_pushcfunction(L, l_make_protocol);
     lua_pushvalue(L, top + 1);
-    aio_waiter_get(L, &srv->anchor_key);
+    aio_anchored(L, srv->anchor);
     lua_getiuservalue(L, -1, S_UV_CB);
     lua_replace(L, -2);
     if (aio_pcall(L, 2) != LUA_OK) { /* as asyncio, the server goes on */
@@ -225,10 +225,11 @@ static void server_close(lua_State *L, aio_server *srv) {
     lua_pop(L, 1);
   }
   /* the anchor: pushes the userdata (for the socket path) and drops it */
-  if (aio_waiter_take(L, &srv->anchor_key)) {
+  if (aio_anchored(L, srv->anchor) != LUA_TNIL) {
+    aio_unanchor(L, &srv->anchor);
     unlink_socket_path(L, srv, lua_gettop(L));
-    lua_pop(L, 1);
   }
+  lua_pop(L, 1);
   if (srv->core->active == 0)
     aio_waiters_wake(L, srv->core);
 }
@@ -522,6 +523,7 @@ static aio_server *server_new(lua_State *L, aio_loop *loop, int kind,
                               int cbidx, int oidx, int n) {
   aio_server *srv = lua_newuserdatauv(L, sizeof *srv, S_UV_COUNT);
   memset(srv, 0, sizeof *srv);
+  srv->anchor = LUA_NOREF;
   srv->loop = loop;
   srv->kind = (unsigned char)kind;
   srv->backlog = 100;
@@ -575,7 +577,7 @@ static listener *listener_new(lua_State *L, aio_server *srv, int family) {
  * starts it unless start_serving = false. [.. server] on top. */
 static void server_open(lua_State *L, aio_server *srv, int oidx) {
   int sidx = lua_gettop(L), start = 1;
-  aio_waiter_set(L, &srv->anchor_key, sidx);
+  aio_anchor(L, &srv->anchor, sidx);
   if (lua_type(L, oidx) == LUA_TTABLE) {
     if (lua_getfield(L, oidx, "start_serving") != LUA_TNIL)
       start = lua_toboolean(L, -1);

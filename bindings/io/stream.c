@@ -116,18 +116,6 @@ static const aio_proto_vt srp_vt;
 /* ------------------------------------------------------------------ */
 /* Calling transports                                                  */
 
-/* The C entries (write, is_closing) of the transport at idx when it is
- * written in Lua and has them (AIO_LUA_TRANSPORT_VT), else NULL. */
-static const aio_lua_transport_vt *lua_transport_vt(lua_State *L, int idx) {
-  const aio_lua_transport_vt *vt = NULL;
-  int type = luaL_getmetafield(L, idx, AIO_LUA_TRANSPORT_VT);
-  if (type == LUA_TLIGHTUSERDATA)
-    vt = lua_touserdata(L, -1);
-  if (type != LUA_TNIL)
-    lua_pop(L, 1);
-  return vt;
-}
-
 /* transport:name() for the transport in user value `uv` of the object at
  * idx; nres results are left. */
 static void call_transport(lua_State *L, int idx, int uv, const char *name,
@@ -1560,7 +1548,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   memset(w, 0, sizeof *w);
   w->tag = &writer_tag;
   w->t = aio_test_transport(L, tidx);
-  w->lvt = w->t ? NULL : lua_transport_vt(L, tidx);
+  w->lvt = w->t ? NULL : aio_metafield_ptr(L, tidx, AIO_LUA_TRANSPORT_VT);
   w->proto = luaL_testudata(L, pidx, AIO_SRP_MT);
   writer_setmt(L, tidx, pidx);
   lua_pushvalue(L, tidx);
@@ -1845,7 +1833,7 @@ static int l_writer_replace_transport(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   w->t = aio_test_transport(L, 2);
-  w->lvt = w->t ? NULL : lua_transport_vt(L, 2);
+  w->lvt = w->t ? NULL : aio_metafield_ptr(L, 2, AIO_LUA_TRANSPORT_VT);
   lua_getmetatable(L, 1);
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "transport");

@@ -228,17 +228,10 @@ void aio_stream_abort(aio_stream *s) {
 /* Pushes the transport's userdata; returns 0 (pushing nothing) once it
  * is no longer anchored. */
 static int push_self(lua_State *L, aio_transport *t) {
-  if (lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor) == LUA_TUSERDATA)
+  if (aio_anchored(L, t->anchor) == LUA_TUSERDATA)
     return 1;
   lua_pop(L, 1);
   return 0;
-}
-
-/* Lets go of the transport's anchor (once connection_lost is due, or
- * its loop closed): the userdata is collectable from then on. */
-static void unanchor(lua_State *L, aio_transport *t) {
-  luaL_unref(L, LUA_REGISTRYINDEX, t->anchor); /* LUA_NOREF: nothing */
-  t->anchor = LUA_NOREF;
 }
 
 /* Starts or stops reading as the state asks. */
@@ -406,18 +399,14 @@ static const aio_proto_vt lua_vt = {
 /* Takes the protocol at pidx as the transport's (at tidx). */
 static void set_protocol(lua_State *L, aio_transport *t, int tidx,
                          int pidx) {
-  const aio_proto_vt *vt = &lua_vt;
+  const aio_proto_vt *vt = aio_metafield_ptr(L, pidx, AIO_PROTO_VT);
   const aio_data_vt *dvt = NULL;
   void *proto = t;
-  int type;
-  if (luaL_getmetafield(L, pidx, AIO_PROTO_VT) != LUA_TNIL) {
-    vt = lua_touserdata(L, -1);
+  if (vt != NULL)
     proto = lua_touserdata(L, pidx);
-    lua_pop(L, 1);
-  } else if ((type = luaL_getmetafield(L, pidx, AIO_DATA_FN)) != LUA_TNIL) {
-    if (type == LUA_TLIGHTUSERDATA)
-      dvt = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+  else {
+    vt = &lua_vt;
+    dvt = aio_metafield_ptr(L, pidx, AIO_DATA_FN);
   }
   if (t->s && t->s->reading && vt != t->vt && t->vt == &lua_vt &&
       t->s->rlen > 0)
@@ -496,7 +485,7 @@ static int l_lost_body(lua_State *L) {
   aio_transport *t = lua_touserdata(L, 1);
   if (!push_self(L, t))
     return 0;
-  unanchor(L, t); /* [t, self] */
+  aio_unanchor(L, &t->anchor); /* [t, self] */
   lua_getiuservalue(L, 2, T_UV_PROTO);
   lua_getiuservalue(L, 2, T_UV_EXC);  /* [t, self, proto, exc] */
   if (t->srv) {
@@ -536,7 +525,7 @@ static void schedule_lost(lua_State *L, aio_transport *t, int eidx) {
     lua_setiuservalue(L, top + 1, T_UV_EXC);
   }
   if (t->loop->closed) {
-    unanchor(L, t);
+    aio_unanchor(L, &t->anchor);
     lua_settop(L, top);
     return;
   }
@@ -626,7 +615,7 @@ static void stream_shut(lua_State *L, aio_io *io) {
     if (lua_pcall(L, 1, 0, 0) != LUA_OK)
       lua_pop(L, 1);
   }
-  unanchor(L, t);
+  aio_unanchor(L, &t->anchor);
 }
 
 /* ------------------------------------------------------------------ */
@@ -970,8 +959,7 @@ aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
   luaL_setmetatable(L, AIO_TRANSPORT_MT);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, T_UV_LOOP);
-  lua_pushvalue(L, -1);
-  t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+  aio_anchor(L, &t->anchor, -1);
   return t;
 }
 

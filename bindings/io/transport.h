@@ -60,8 +60,8 @@ struct aio_transport {
   unsigned char eof_sent, eof, rpaused, wpaused;
   unsigned char lost;     /* connection_lost is scheduled */
   unsigned char has_sock, has_peer;
-  int anchor;             /* its registry reference (luaL_ref) while it
-                             is anchored, else LUA_NOREF */
+  int anchor;             /* its anchor (aio_anchor) until
+                             connection_lost, else LUA_NOREF */
 };
 
 /* Uservalues of a Transport. */

@@ -69,7 +69,7 @@ struct dgt {
   unsigned char connected; /* the socket is connected to peer (not with
                               allow_broadcast, as asyncio's) */
   unsigned char wpaused;   /* pause_writing was called */
-  char anchor_key;
+  int anchor;              /* aio_anchor's, until connection_lost */
 };
 
 enum { D_UV_PROTO = 1, D_UV_LOOP, D_UV_EXC, D_UV_COUNT = D_UV_EXC };
@@ -117,7 +117,7 @@ static void udp_shut(lua_State *L, aio_io *io) {
     u->t = NULL;
     t->u = NULL;
     t->closing = t->lost = 1;
-    aio_waiter_drop(L, &t->anchor_key);
+    aio_unanchor(L, &t->anchor);
   }
   udp_close(L, u);
 }
@@ -454,7 +454,7 @@ static const luaL_Reg ep_metamethods[] = {
 
 /* Pushes the transport's userdata; 0 (nothing pushed) once let go. */
 static int dgt_push(lua_State *L, dgt *t) {
-  if (aio_waiter_get(L, &t->anchor_key) == LUA_TUSERDATA)
+  if (aio_anchored(L, t->anchor) == LUA_TUSERDATA)
     return 1;
   lua_pop(L, 1);
   return 0;
@@ -543,7 +543,7 @@ static int l_dgt_lost_body(lua_State *L) {
   dgt *t = lua_touserdata(L, 1);
   if (!dgt_push(L, t))
     return 0;
-  aio_waiter_drop(L, &t->anchor_key); /* [t, self] */
+  aio_unanchor(L, &t->anchor); /* [t, self] */
   if (!t->started)
     return 0;
   lua_getiuservalue(L, 2, D_UV_EXC);
@@ -855,6 +855,7 @@ static int l_dgram_open(lua_State *L) {
   aio_check_open(L, loop);
   t = lua_newuserdatauv(L, sizeof *t, D_UV_COUNT); /* 4 */
   memset(t, 0, sizeof *t);
+  t->anchor = LUA_NOREF;
   t->loop = loop;
   t->high = DEFAULT_LIMIT;
   t->low = DEFAULT_LIMIT / 4;
@@ -864,7 +865,7 @@ static int l_dgram_open(lua_State *L) {
   u = udp_new(L, loop, ls.ss_family, DEFAULT_LIMIT);
   u->t = t;
   t->u = u;
-  aio_waiter_set(L, &t->anchor_key, 4);
+  aio_anchor(L, &t->anchor, 4);
   r = 0;
   if (lua_istable(L, 3)) {
     if (lua_getfield(L, 3, "reuse_port") != LUA_TNIL && lua_toboolean(L, -1))
@@ -892,7 +893,7 @@ static int l_dgram_open(lua_State *L) {
   }
   if (r != 0) {
     t->lost = 1; /* never started: nothing to tell */
-    aio_waiter_drop(L, &t->anchor_key);
+    aio_unanchor(L, &t->anchor);
     dgt_force_close(L, t, 0);
     return aio_raise_uv(L, r, has_remote ? "connect" : "bind");
   }
