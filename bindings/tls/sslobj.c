@@ -42,6 +42,15 @@
 #define EV_HANDSHAKE 1 /* the handshake completed in this call */
 #define EV_EOF 2       /* the peer's close_notify arrived */
 
+/* The entries a metatable publishes, kept for the last metatable asked:
+ * a connection writes to one transport and feeds one sink, whose
+ * metatables (kept by the registry, so unique) are then recognised by
+ * their address alone. */
+typedef struct vt_cache {
+  const void *mt;
+  const void *vt;
+} vt_cache;
+
 typedef struct tls_obj {
   const char *tag;        /* &obj_tag: a tls_obj, known without a look-up */
   SSL *ssl;               /* NULL once collected */
@@ -55,11 +64,8 @@ typedef struct tls_obj {
   size_t olen, ocap;
   char *pbuf;             /* plaintext read by feed (malloc'd, reused) */
   size_t pcap;
-  const void *tmt;        /* the metatable of the last transport written
-                             to (kept by the registry, so unique), */
-  const aio_transport_vt *tvt; /* and its entries */
-  const void *smt;        /* the metatable of the last sink fed (a C */
-  const aio_proto_vt *svt; /* protocol's) and its entries, or NULL */
+  vt_cache tcache;        /* the last transport written to's entries */
+  vt_cache scache;        /* the last sink fed's (a C protocol's) */
   unsigned char server_side, handshake_done, nomem;
   unsigned char in_kept;  /* in points into ibuf */
 } tls_obj;
@@ -222,32 +228,28 @@ static void push_out(lua_State *L, tls_obj *o) {
   out_done(o);
 }
 
-/* The core's entries for the transport at idx, or NULL when the value
- * is no core transport (a transport written in Lua, TLS's own). The
- * entries of the last transport's metatable are kept: a connection
- * writes to one transport, whose metatable is then recognised by its
- * address alone. */
-static const aio_transport_vt *transport_vt(lua_State *L, tls_obj *o,
-                                            int idx) {
-  const aio_transport_vt *vt = NULL;
+/* The entries `name` of the metatable of the userdata at idx (NULL for
+ * another value, or none), through the cache c. */
+static const void *cached_vt(lua_State *L, vt_cache *c, int idx,
+                             const char *name) {
   const void *mt;
-  int type;
-  if (!lua_getmetatable(L, idx))
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  if (mt == o->tmt)
-    return o->tvt;
-  if (!luaL_testudata(L, idx, AIO_TRANSPORT_MT))
-    return NULL;
-  type = luaL_getmetafield(L, idx, AIO_TRANSPORT_VT);
-  if (type == LUA_TLIGHTUSERDATA)
-    vt = lua_touserdata(L, -1);
-  if (type != LUA_TNIL)
-    lua_pop(L, 1);
-  o->tmt = mt;
-  o->tvt = vt;
-  return vt;
+  if (mt != c->mt) {
+    c->mt = mt;
+    c->vt = aio_metafield_ptr(L, idx, name);
+  }
+  return c->vt;
+}
+
+/* The core's entries for the transport at idx, or NULL when the value
+ * is no core transport (a transport written in Lua, TLS's own: only the
+ * core's Transport metatable publishes AIO_TRANSPORT_VT). */
+static const aio_transport_vt *transport_vt(lua_State *L, tls_obj *o,
+                                            int idx) {
+  return cached_vt(L, &o->tcache, idx, AIO_TRANSPORT_VT);
 }
 
 /* Writes the ciphertext written since the last call to the core
@@ -266,6 +268,27 @@ static void send_out(lua_State *L, tls_obj *o, const aio_transport_vt *tvt,
     tvt->write(L, lua_touserdata(L, tidx), o->obuf, n);
   out_done(o);
   lua_pushnil(L);
+}
+
+/* Calls the method `name` of the value at idx (absolute) with the nargs
+ * values on top (popped). */
+static void call_method(lua_State *L, int idx, const char *name,
+                        int nargs) {
+  lua_getfield(L, idx, name);
+  lua_pushvalue(L, idx);
+  lua_rotate(L, -nargs - 2, 2);
+  lua_call(L, nargs + 1, 0);
+}
+
+/* Hands the ciphertext written since the last call to the transport at
+ * tidx (absolute): from C to a core transport, else by its write
+ * method. */
+static void send_to(lua_State *L, tls_obj *o, int tidx) {
+  send_out(L, o, transport_vt(L, o, tidx), tidx);
+  if (lua_isnil(L, -1))
+    lua_pop(L, 1);
+  else
+    call_method(L, tidx, "write", 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -384,29 +407,10 @@ static int read_all(tls_obj *o, int *ev, size_t *plen) {
 }
 
 /* The entries of the C protocol at idx when feed() may decrypt into its
- * buffer (AIO_PROTO_VT with lua_transports), else NULL. Cached by
- * metatable, as transport_vt. */
+ * buffer (AIO_PROTO_VT with lua_transports), else NULL. */
 static const aio_proto_vt *sink_vt(lua_State *L, tls_obj *o, int idx) {
-  const aio_proto_vt *vt = NULL;
-  const void *mt;
-  int type;
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
-    return NULL;
-  mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  if (mt == o->smt)
-    return o->svt;
-  type = luaL_getmetafield(L, idx, AIO_PROTO_VT);
-  if (type == LUA_TLIGHTUSERDATA) {
-    vt = lua_touserdata(L, -1);
-    if (!vt->lua_transports)
-      vt = NULL;
-  }
-  if (type != LUA_TNIL)
-    lua_pop(L, 1);
-  o->smt = mt;
-  o->svt = vt;
-  return vt;
+  const aio_proto_vt *vt = cached_vt(L, &o->scache, idx, AIO_PROTO_VT);
+  return vt != NULL && vt->lua_transports ? vt : NULL;
 }
 
 /* read_all into the sink p (entries vt): the plaintext lands in the
@@ -537,19 +541,68 @@ static int l_obj_feed(lua_State *L) {
   return wake_sink(L, svt, 4) ? 5 : 4;
 }
 
+/* Encrypts data as far as the TLS layer lets it (all of it, unless it
+ * must first read), setting *done to the bytes taken. Returns the SSL
+ * error code that stopped it, 0 when none. */
+static int write_run(tls_obj *o, const char *data, size_t len,
+                     size_t *done) {
+  int code = 0;
+  *done = 0;
+  clear_errors();
+  in_begin(o, NULL, 0);
+  while (*done < len) {
+    size_t chunk = len - *done > INT_MAX ? INT_MAX : len - *done;
+    int n = SSL_write(o->ssl, data + *done, (int)chunk);
+    if (n <= 0) {
+      code = SSL_get_error(o->ssl, n);
+      break;
+    }
+    *done += (size_t)n;
+  }
+  (void)in_end(o); /* only kept ciphertext was read: nothing to copy */
+  return code;
+}
+
+/* Whether write_run's code is an error to report (not "read first"). */
+static int write_failed(tls_obj *o, int code) {
+  return code && !(is_want(code) && !o->nomem);
+}
+
+/* obj:write(plaintext [, transport]) -> out|nil, written [, err].
+ * Encrypts all of it, unless the TLS layer must first read (written is
+ * then short and err nil: write the rest after the next feed). With a
+ * core transport, the ciphertext goes to it and out is nil. */
+static int l_obj_write(lua_State *L) {
+  tls_obj *o = check_obj(L, 1);
+  size_t len, done;
+  const char *data = luaL_checklstring(L, 2, &len);
+  const aio_transport_vt *tvt = transport_vt(L, o, 3);
+  int code = write_run(o, data, len, &done);
+  send_out(L, o, tvt, 3);
+  lua_pushinteger(L, (lua_Integer)done);
+  if (!write_failed(o, code))
+    return 2;
+  push_error(L, o, 1, code);
+  return 3;
+}
+
 /* ------------------------------------------------------------------ */
 /* SSLProtocol's data_received in C                                    */
+
+/* Is the SSLProtocol at pidx WRAPPED (its `_state`)? */
+static int is_wrapped(lua_State *L, int pidx) {
+  int yes = lua_getfield(L, pidx, "_state") == LUA_TSTRING &&
+            strcmp(lua_tostring(L, -1), "WRAPPED") == 0;
+  lua_pop(L, 1);
+  return yes;
+}
 
 /* Is the SSLProtocol at pidx where sslproto.lua's data_received takes
  * its hot path: WRAPPED, the application told of its connection and
  * reading, the raw transport reading, no backlog of writes? */
 static int on_hot_path(lua_State *L, int pidx) {
   int hot;
-  lua_getfield(L, pidx, "_state");
-  hot = lua_type(L, -1) == LUA_TSTRING &&
-        strcmp(lua_tostring(L, -1), "WRAPPED") == 0;
-  lua_pop(L, 1);
-  if (!hot)
+  if (!is_wrapped(L, pidx))
     return 0;
   lua_getfield(L, pidx, "_app_state"); /* APP_CON_MADE */
   lua_getfield(L, pidx, "_app_reading_paused");
@@ -559,16 +612,6 @@ static int on_hot_path(lua_State *L, int pidx) {
         !lua_toboolean(L, -2) && lua_isnil(L, -1);
   lua_pop(L, 4);
   return hot;
-}
-
-/* Calls the method `name` of the value at idx (absolute) with the nargs
- * values on top (popped). */
-static void call_method(lua_State *L, int idx, const char *name,
-                        int nargs) {
-  lua_getfield(L, idx, name);
-  lua_pushvalue(L, idx);
-  lua_rotate(L, -nargs - 2, 2);
-  lua_call(L, nargs + 1, 0);
 }
 
 /* The transports of the core call this for a chunk of ciphertext in
@@ -604,13 +647,8 @@ static void ssl_data_received(lua_State *L, int pidx, const char *data,
   feed_run(o, data, len, 1, svt, lua_touserdata(L, app), &r);
   if (r.wake)
     failed = wake_sink(L, svt, app); /* its error on top */
-  if (o->olen > 0) { /* what reading made the TLS layer send: an alert */
-    send_out(L, o, transport_vt(L, o, raw), raw);
-    if (lua_isnil(L, -1))
-      lua_pop(L, 1);
-    else
-      call_method(L, raw, "write", 1);
-  }
+  if (o->olen > 0) /* what reading made the TLS layer send: an alert */
+    send_to(L, o, raw);
   if (failed) { /* as the method: the connection fails */
     call_method(L, pidx, "_app_failed", 1);
     return;
@@ -630,10 +668,6 @@ static void ssl_data_received(lua_State *L, int pidx, const char *data,
 
 static const aio_data_vt ssl_data_vt = {ssl_data_received};
 
-static int write_run(tls_obj *o, const char *data, size_t len,
-                     size_t *done);
-static int write_failed(tls_obj *o, int code);
-
 /* The TLS transport's write for C callers (AIO_LUA_TRANSPORT_VT, which
  * asyncio.sslproto gives _SSLProtocolTransport): on the hot path of its
  * write method (the protocol WRAPPED, no backlog) the string at didx is
@@ -649,16 +683,12 @@ static void ssl_transport_write(lua_State *L, int tidx, int didx) {
   tidx = lua_absindex(L, tidx);
   didx = lua_absindex(L, didx);
   data = lua_tolstring(L, didx, &len);
-  if (lua_getfield(L, tidx, "_ssl_protocol") == LUA_TTABLE) {
-    lua_getfield(L, p, "_state");
-    lua_getfield(L, p, "_backlog");
-    if (lua_type(L, -2) == LUA_TSTRING &&
-        strcmp(lua_tostring(L, -2), "WRAPPED") == 0 && lua_isnil(L, -1)) {
-      lua_settop(L, p);
-      lua_getfield(L, p, "_sslobj");
-      lua_getfield(L, p, "_transport");
-      o = aio_testtagged(L, obj, sizeof *o, &obj_tag);
-    }
+  if (lua_getfield(L, tidx, "_ssl_protocol") == LUA_TTABLE &&
+      is_wrapped(L, p) && lua_getfield(L, p, "_backlog") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_getfield(L, p, "_sslobj");
+    lua_getfield(L, p, "_transport");
+    o = aio_testtagged(L, obj, sizeof *o, &obj_tag);
   }
   if (data == NULL || o == NULL || o->ssl == NULL) { /* the method's */
     lua_settop(L, top);
@@ -667,11 +697,7 @@ static void ssl_transport_write(lua_State *L, int tidx, int didx) {
     return;
   }
   code = write_run(o, data, len, &done);
-  send_out(L, o, transport_vt(L, o, raw), raw);
-  if (lua_isnil(L, -1))
-    lua_pop(L, 1);
-  else
-    call_method(L, raw, "write", 1);
+  send_to(L, o, raw);
   if (write_failed(o, code) || done < len) { /* the method's _write_rest */
     lua_pushvalue(L, didx);
     lua_pushinteger(L, (lua_Integer)done);
@@ -695,51 +721,6 @@ static int ssl_transport_is_closing(lua_State *L, int tidx) {
 
 static const aio_lua_transport_vt ssl_transport_vt = {
     ssl_transport_write, ssl_transport_is_closing};
-
-/* obj:write(plaintext [, transport]) -> out|nil, written [, err].
- * Encrypts all of it, unless the TLS layer must first read (written is
- * then short and err nil: write the rest after the next feed). With a
- * core transport, the ciphertext goes to it and out is nil. */
-/* Encrypts data as far as the TLS layer lets it (all of it, unless it
- * must first read), setting *done to the bytes taken. Returns the SSL
- * error code that stopped it, 0 when none. */
-static int write_run(tls_obj *o, const char *data, size_t len,
-                     size_t *done) {
-  int code = 0;
-  *done = 0;
-  clear_errors();
-  in_begin(o, NULL, 0);
-  while (*done < len) {
-    size_t chunk = len - *done > INT_MAX ? INT_MAX : len - *done;
-    int n = SSL_write(o->ssl, data + *done, (int)chunk);
-    if (n <= 0) {
-      code = SSL_get_error(o->ssl, n);
-      break;
-    }
-    *done += (size_t)n;
-  }
-  (void)in_end(o); /* only kept ciphertext was read: nothing to copy */
-  return code;
-}
-
-/* Whether write_run's code is an error to report (not "read first"). */
-static int write_failed(tls_obj *o, int code) {
-  return code && !(is_want(code) && !o->nomem);
-}
-
-static int l_obj_write(lua_State *L) {
-  tls_obj *o = check_obj(L, 1);
-  size_t len, done;
-  const char *data = luaL_checklstring(L, 2, &len);
-  const aio_transport_vt *tvt = transport_vt(L, o, 3);
-  int code = write_run(o, data, len, &done);
-  send_out(L, o, tvt, 3);
-  lua_pushinteger(L, (lua_Integer)done);
-  if (!write_failed(o, code))
-    return 2;
-  push_error(L, o, 1, code);
-  return 3;
-}
 
 /* obj:shutdown([ciphertext]) -> done, out|nil [, err]: takes in what
  * the peer sent, sends close_notify (once); done once the peer's

@@ -212,14 +212,12 @@ end
 --- _test_decode_cert(path) -> the getpeercert() table of a PEM file.
 M._test_decode_cert = C._test_decode_cert
 
---- SSLProtocol's data_received in C, for the transports of the core
--- (a light userdata: the core's AIO_DATA_FN entry).
-M._data_received = C._data_received
---- Its transport's write in C, for the stream writer (the core's
--- AIO_LUA_TRANSPORT_VT entry).
-M._transport_write = C._transport_write
-
--- loop:start_tls and the TLS transport
-require "asyncio.sslproto"
+-- loop:start_tls and the TLS transport; the engine runs their hot paths
+-- in C: SSLProtocol's data_received for the transports of the core
+-- (AIO_DATA_FN), its transport's write and is_closing for the stream
+-- writer (AIO_LUA_TRANSPORT_VT)
+local sslproto = require "asyncio.sslproto"
+sslproto._SSLProtocol.__aio_data_received = C._data_received
+sslproto._SSLProtocolTransport.__aio_lua_transport = C._transport_write
 
 return M

@@ -271,10 +271,6 @@ function M.SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side,
     _read_high = 256 * 1024, _read_low = 64 * 1024,
     _handshake_timeout = hs, _shutdown_timeout = sd,
   }, SSLProtocol)
-  -- the transports of the core run data_received's hot path in C, the
-  -- stream writer Transport:write's
-  SSLProtocol.__aio_data_received = ssl._data_received
-  Transport.__aio_lua_transport = ssl._transport_write
   local obj = sslcontext:wrap_bio(server_side, server_hostname)
   -- the engine's hot methods, looked up once
   self._sslobj, self._obj_feed, self._obj_write = obj, obj.feed, obj.write
