@@ -194,8 +194,13 @@ static aio_coro *coro_take(lua_State *L, int cidx, aio_coro *c, int state,
 }
 
 /* Pushes the function and the arguments of the Coroutine c at cidx onto
- * `to`; returns the number of arguments. A kept operation lets go of
- * them (not of its owner, uservalue 2). */
+ * `to`; returns the number of arguments. The object then lets go of
+ * them (a kept operation not of its owner, uservalue 2): they live in
+ * the body's frame from now on, and die with it. Kept by the object,
+ * they would live as long as a task (get_coro), or through the
+ * resurrection of the object's finalizer, and in the generational
+ * collector the big ones (a 1 MiB read written out through an async
+ * function) would get old and wait for a major collection. */
 static int push_body(lua_State *L, int cidx, aio_coro *c, lua_State *to) {
   int i;
   luaL_checkstack(L, c->nargs + 2, "too many arguments");
@@ -206,7 +211,7 @@ static int push_body(lua_State *L, int cidx, aio_coro *c, lua_State *to) {
   aio_coro_pushfn(L, cidx);
   for (i = 2; i <= c->nargs + 1; i++)
     lua_getiuservalue(L, cidx, i);
-  for (i = 3; c->cached && i <= c->nargs + 1; i++) { /* as run_cop */
+  for (i = c->cached ? 3 : 2; i <= c->nargs + 1; i++) { /* as run_cop */
     lua_pushnil(L);
     lua_setiuservalue(L, cidx, i);
   }
