@@ -1488,49 +1488,51 @@ static int l_stream_factory(lua_State *L) {
 
 /* Each writer has a metatable of its own, so that `writer.transport` is
  * a plain field while method look-ups stay table look-ups (an __index
- * function would cost every writer:write): a copy of the class's
- * metatable (AIO_WRITER_MT, with its kind tag AIO_K_WRITER in the array
- * part), whose __index is itself, holding the fields transport and
- * _protocol and the methods a writing loop calls (HOT_METHODS, as the
- * methods table had them when the writer was made: one look-up each),
- * and whose own metatable (registry[&writer_methods_mt]) sends the rest
- * to the methods. The copy's 16 hash slots hold them all, so the hot
- * methods cost a writer no memory. */
+ * function would cost every writer:write). It holds the class's kind tag
+ * (in its array part) and metamethods (CLASS_KEYS), __index (itself),
+ * the transport and the methods a writing loop calls (HOT_METHODS, as
+ * the methods table had them when the writer was made: one look-up
+ * each); its own metatable (registry[&writer_methods_mt]) sends the rest
+ * to the methods. Eight keys fill a hash part of 8 slots: 264 bytes in
+ * all, where a copy of the whole class metatable took 456. */
 static const char writer_methods_mt = 0;
 static const char writer_tag = 0;
-static const char *const HOT_METHODS[] = {"write", "writelines", "drain"};
+static const char *const CLASS_KEYS[] = {"__gc", "__close", "__tostring",
+                                         "__name"};
+static const char *const HOT_METHODS[] = {"write", "drain"};
+#define WRITER_MT_KEYS 8 /* CLASS_KEYS, HOT_METHODS, __index, transport */
 
 static aio_writer *test_writer(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_writer), &writer_tag,
                          AIO_K_WRITER, AIO_WRITER_MT);
 }
 
-/* Sets the writer metatable with the transport at tidx and protocol at
- * pidx on the writer on top. */
-static void writer_setmt(lua_State *L, int tidx, int pidx) {
+/* Copies t[keys[i]] for the n keys to the table below t (raw reads and
+ * writes: neither table has a metatable yet, or any that matters). */
+static void copy_fields(lua_State *L, const char *const *keys, size_t n) {
   size_t i;
-  lua_createtable(L, 1, 12); /* [w, mt]: the kind tag in its array */
-  luaL_getmetatable(L, AIO_WRITER_MT);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) { /* [w, mt, class, k, v] */
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
+  for (i = 0; i < n; i++) {
+    lua_pushstring(L, keys[i]);
+    lua_rawget(L, -2);
+    lua_setfield(L, -3, keys[i]);
   }
+}
+
+/* Sets the writer metatable with the transport at tidx on the writer on
+ * top. */
+static void writer_setmt(lua_State *L, int tidx) {
+  lua_createtable(L, 1, WRITER_MT_KEYS); /* [w, mt] */
+  aio_set_mt_kind(L, -1, AIO_K_WRITER);
+  luaL_getmetatable(L, AIO_WRITER_MT); /* [w, mt, class] */
+  copy_fields(L, CLASS_KEYS, sizeof CLASS_KEYS / sizeof *CLASS_KEYS);
+  lua_getfield(L, -1, "__index"); /* [w, mt, class, methods] */
+  lua_remove(L, -2);
+  copy_fields(L, HOT_METHODS, sizeof HOT_METHODS / sizeof *HOT_METHODS);
   lua_pop(L, 1);
-  aio_set_mt_kind(L, -1, AIO_K_WRITER); /* the copied tag was the class's */
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, tidx);
   lua_setfield(L, -2, "transport");
-  lua_pushvalue(L, pidx);
-  lua_setfield(L, -2, "_protocol");
-  lua_getfield(L, -1, "__methods"); /* [w, mt, methods] */
-  for (i = 0; i < sizeof HOT_METHODS / sizeof *HOT_METHODS; i++) {
-    lua_getfield(L, -1, HOT_METHODS[i]);
-    lua_setfield(L, -3, HOT_METHODS[i]);
-  }
-  lua_pop(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
   lua_setmetatable(L, -2);
   lua_setmetatable(L, -2);
@@ -1550,7 +1552,7 @@ static aio_writer *writer_new(lua_State *L, int tidx, int pidx, int ridx,
   w->t = aio_test_transport(L, tidx);
   w->lvt = w->t ? NULL : aio_metafield_ptr(L, tidx, AIO_LUA_TRANSPORT_VT);
   w->proto = luaL_testudata(L, pidx, AIO_SRP_MT);
-  writer_setmt(L, tidx, pidx);
+  writer_setmt(L, tidx);
   lua_pushvalue(L, tidx);
   lua_setiuservalue(L, -2, W_UV_TRANSPORT);
   lua_pushvalue(L, pidx);
@@ -1827,6 +1829,13 @@ static int l_writer_get_reader(lua_State *L) {
   return 1;
 }
 
+/* _get_protocol(): the stream protocol (start_tls). */
+static int l_writer_get_protocol(lua_State *L) {
+  test_writer(L, 1);
+  lua_getiuservalue(L, 1, W_UV_PROTO);
+  return 1;
+}
+
 /* _replace_transport(t) (start_tls). */
 static int l_writer_replace_transport(lua_State *L) {
   aio_writer *w = test_writer(L, 1);
@@ -1952,6 +1961,7 @@ static const luaL_Reg writer_methods[] = {
     {"get_extra_info", l_writer_get_extra_info},
     {"get_reader", l_writer_get_reader},
     {"get_write_buffer_size", l_writer_get_write_buffer_size},
+    {"_get_protocol", l_writer_get_protocol},
     {"_replace_transport", l_writer_replace_transport},
     {NULL, NULL}};
 

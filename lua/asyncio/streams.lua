@@ -137,7 +137,7 @@ end)
 core._StreamWriter.start_tls = async(function(self, sslcontext, opts)
   check.options(opts, 2, "start_tls", START_TLS_OPTIONS)
   local loop = core.get_running_loop()
-  local protocol = self._protocol
+  local protocol = self:_get_protocol()
   await(self:drain())
   local transport = await(loop:start_tls(self.transport, protocol,
     sslcontext, {server_side = protocol:_server_side(),
