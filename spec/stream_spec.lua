@@ -796,20 +796,28 @@ describe("streams", function()
     it("open_unix_connection talks to start_unix_server",
        aspec.async(function()
       local path = sockpath()
+      local served = {}
       local srv = await(asyncio.start_unix_server(async(function(r, w)
         local line = await(r:readline())
         w:write(line:upper())
         await(w:drain())
         w:close()
+        -- as Python's: kept from when the transport was made
+        served.sockname = w:get_extra_info("sockname")
+        served.peername = w:get_extra_info("peername")
       end), path))
       assert.equal(path, srv.sockets[1].path)
       assert.equal(path, srv.sockets[1]:getsockname())
       local r, w = await(asyncio.open_unix_connection(path))
       assert.equal(path, w:get_extra_info("peername"))
+      assert.equal("", w:get_extra_info("sockname")) -- an unbound client
       w:write("over unix\n")
       assert.equal("OVER UNIX\n", await(r:readline()))
       assert.equal("", await(r:read()))
+      assert.same({sockname = path, peername = ""}, served)
       w:close()
+      assert.equal(path, w:get_extra_info("peername"))
+      assert.equal(1, w:get_extra_info("socket").family) -- AF_UNIX
       srv:close()
       await(srv:wait_closed())
     end))

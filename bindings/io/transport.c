@@ -908,33 +908,39 @@ static void stream_dispatch(lua_State *L, aio_io *io, unsigned ev) {
 /* ------------------------------------------------------------------ */
 /* Making transports                                                   */
 
-static void fill_addresses(aio_transport *t, aio_stream *s) {
+/* Pushes the path uv_pipe_getsockname or uv_pipe_getpeername (get)
+ * gives, or false; returns whether it gave one. */
+static int push_unix_path(lua_State *L, aio_stream *s,
+                          int (*get)(const uv_pipe_t *, char *, size_t *)) {
+  char path[sizeof ((struct sockaddr_un *)NULL)->sun_path];
+  size_t len = sizeof path - 1;
+  if (get(&s->u.pipe, path, &len) != 0) {
+    lua_pushboolean(L, 0);
+    return 0;
+  }
+  lua_pushlstring(L, path, strnlen(path, len));
+  return 1;
+}
+
+/* The addresses of the transport t on top, kept as asyncio keeps its
+ * extra info: from when it was made. */
+static void fill_addresses(lua_State *L, aio_transport *t, aio_stream *s) {
   int n;
   uv_os_fd_t fd;
   if (uv_fileno(&s->u.h, &fd) == 0)
     t->fd = fd;
   if (s->kind == AIO_SK_TCP) {
     n = sizeof t->sock;
-    t->has_sock = uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)&t->sock,
-                                     &n) == 0;
+    t->has_sock = uv_tcp_getsockname(&s->u.tcp, &t->sock.sa, &n) == 0;
     n = sizeof t->peer;
-    t->has_peer = uv_tcp_getpeername(&s->u.tcp, (struct sockaddr *)&t->peer,
-                                     &n) == 0;
+    t->has_peer = uv_tcp_getpeername(&s->u.tcp, &t->peer.sa, &n) == 0;
   } else if (s->kind == AIO_SK_UNIX) {
-    struct sockaddr_un *un;
-    size_t len;
-    un = (struct sockaddr_un *)&t->sock;
-    len = sizeof un->sun_path - 1;
-    if (uv_pipe_getsockname(&s->u.pipe, un->sun_path, &len) == 0) {
-      un->sun_family = AF_UNIX;
-      t->has_sock = 1;
-    }
-    un = (struct sockaddr_un *)&t->peer;
-    len = sizeof un->sun_path - 1;
-    if (uv_pipe_getpeername(&s->u.pipe, un->sun_path, &len) == 0) {
-      un->sun_family = AF_UNIX;
-      t->has_peer = 1;
-    }
+    lua_createtable(L, 2, 0);
+    t->has_sock = (unsigned char)push_unix_path(L, s, uv_pipe_getsockname);
+    lua_rawseti(L, -2, 1);
+    t->has_peer = (unsigned char)push_unix_path(L, s, uv_pipe_getpeername);
+    lua_rawseti(L, -2, 2);
+    lua_setiuservalue(L, -2, T_UV_EXTRA);
   }
 }
 
@@ -955,7 +961,7 @@ aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
   s->t = t;
   if (s->kind == AIO_SK_TCP)
     uv_tcp_nodelay(&s->u.tcp, 1);
-  fill_addresses(t, s);
+  fill_addresses(L, t, s);
   luaL_setmetatable(L, AIO_TRANSPORT_MT);
   aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, T_UV_LOOP);
@@ -1190,17 +1196,23 @@ static int l_get_loop(lua_State *L) {
 static int l_get_extra_info(lua_State *L) {
   aio_transport *t = check_transport(L, 1);
   const char *name = luaL_checkstring(L, 2);
-  const struct sockaddr_storage *ss = NULL;
+  int peer = strcmp(name, "peername") == 0;
   lua_settop(L, 3);
-  if (strcmp(name, "peername") == 0 && t->has_peer)
-    ss = &t->peer;
-  else if (strcmp(name, "sockname") == 0 && t->has_sock)
-    ss = &t->sock;
-  else if (strcmp(name, "socket") == 0 && t->kind != AIO_SK_PIPE) {
+  if ((peer && t->has_peer) ||
+      (!peer && strcmp(name, "sockname") == 0 && t->has_sock)) {
+    if (t->kind == AIO_SK_TCP)
+      aio_push_sockaddr(L, peer ? &t->peer.sa : &t->sock.sa);
+    else { /* a Unix socket's path */
+      lua_getiuservalue(L, 1, T_UV_EXTRA);
+      lua_rawgeti(L, -1, peer ? 2 : 1);
+    }
+    return 1;
+  }
+  if (strcmp(name, "socket") == 0 && t->kind != AIO_SK_PIPE) {
     lua_createtable(L, 0, 2);
     lua_pushinteger(L, t->fd);
     lua_setfield(L, -2, "fd");
-    lua_pushinteger(L, t->kind == AIO_SK_TCP ? t->sock.ss_family : AF_UNIX);
+    lua_pushinteger(L, t->kind == AIO_SK_TCP ? t->sock.sa.sa_family : AF_UNIX);
     lua_setfield(L, -2, "family");
     return 1;
   } else if (strcmp(name, "pipe") == 0 && t->kind == AIO_SK_PIPE) {
@@ -1208,10 +1220,7 @@ static int l_get_extra_info(lua_State *L) {
       lua_pushinteger(L, t->fd);
     return 1;
   }
-  if (ss == NULL)
-    return 1; /* the default */
-  aio_push_sockaddr(L, (const struct sockaddr *)ss);
-  return 1;
+  return 1; /* the default */
 }
 
 /* _start(protocol): sets it; connection_made follows from the ready

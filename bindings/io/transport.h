@@ -38,6 +38,14 @@ struct aio_stream {
   unsigned char connecting, reading, killed;
 };
 
+/* The address of an IPv4 or IPv6 socket: 28 bytes, where a
+ * sockaddr_storage takes 128. */
+typedef union aio_inet_addr {
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+} aio_inet_addr;
+
 /* The Lua half (userdata AIO_TRANSPORT_MT). */
 struct aio_transport {
   aio_stream *s;          /* NULL once the handle is closed */
@@ -51,7 +59,8 @@ struct aio_transport {
                              connection_lost */
   aio_transport *cnext, *cprev; /* in the server's list of clients */
   size_t high, low;       /* write buffer limits */
-  struct sockaddr_storage sock, peer;
+  aio_inet_addr sock, peer; /* a TCP socket's (a Unix socket's paths
+                               are strings: uservalue T_UV_EXTRA) */
   int fd;                 /* the OS handle, -1 if unknown */
   unsigned char kind;     /* AIO_SK_* */
   unsigned char readonly, writeonly;
@@ -69,7 +78,8 @@ enum {
   T_UV_PROTO = 1, /* the protocol */
   T_UV_LOOP,      /* the loop userdata */
   T_UV_EXC,       /* the error connection_lost gets */
-  T_UV_EXTRA,     /* what it owns besides (a pipe's file handle) */
+  T_UV_EXTRA,     /* what it owns besides (a pipe's file handle), or a
+                     Unix socket's {sockname, peername} (false: none) */
   T_UV_COUNT = T_UV_EXTRA
 };
 
