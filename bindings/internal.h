@@ -1000,7 +1000,9 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body);
  * operation object already awaited may be armed again by the next call
  * of the same method of the same object (it is then that call's object:
  * awaiting the old reference again performs the new call), and a kept
- * operation has no "never awaited" report (no C operation has one). */
+ * operation has no "never awaited" report (no C operation has one).
+ * Methods may share a slot: a call of another body than the kept
+ * operation's makes a new one, which the slot keeps instead. */
 int aio_ccoro_kept(lua_State *L, int nargs, lua_CFunction body, int slot);
 /* As aio_ccoro_kept, for an operation with a fast path (aio_fast_op):
  * its object's uservalue 1 is the owner's uservalue `aux` (0: none). */

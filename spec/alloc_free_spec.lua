@@ -231,6 +231,29 @@ describe("kept C operations", function()
     assert.is_true(asyncio.iscoroutinefunction(asyncio.sleep))
   end))
 
+  it("a reader's methods that share a slot each run their own body",
+     vspec(function()
+    local r = asyncio.StreamReader()
+    r:feed_data("line 1\nabcline 2\nxyz;")
+    local line = r:readline()
+    local three = r:readexactly(3) -- another operation in the same slot
+    assert.equal("line 1\n", await(line))
+    assert.equal("abc", await(three))
+    local again = r:readexactly(1) -- three is spent: armed anew
+    assert.equal(three, again)
+    assert.equal("l", await(again))
+    assert.equal("ine 2\n", await(r:readline()))
+    local upto = r:readuntil(";") -- the slot's readexactly is replaced
+    assert.are_not.equal(three, upto)
+    assert.equal("xyz;", await(upto))
+    -- a loop that alternates them gets every value, in order
+    for i = 1, 50 do
+      r:feed_data(("%d\n%04d"):format(i, i))
+      assert.equal(i .. "\n", await(r:readline()))
+      assert.equal(("%04d"):format(i), await(r:readexactly(4)))
+    end
+  end))
+
   it("a kept get wrapped in a task waits and gets", vspec(function()
     local q = asyncio.Queue()
     local t = asyncio.create_task(q:get())

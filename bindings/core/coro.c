@@ -738,13 +738,15 @@ int aio_ccoro_method(lua_State *L, int nargs, lua_CFunction body) {
 
 /* Pushes the kept operation in the uservalue `slot` of the object at 1,
  * armed again with the arguments 2..nargs, and returns 1; or returns 0
- * (nothing pushed) when there is none or it is armed and not awaited
- * yet. */
-static int rearm_kept(lua_State *L, int nargs, int slot) {
+ * (nothing pushed) when there is none, it is armed and not awaited yet,
+ * or it is another operation's (operations may share a slot: the last
+ * one made is kept). */
+static int rearm_kept(lua_State *L, int nargs, lua_CFunction body,
+                      int slot) {
   int i;
   if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) {
     aio_coro *c = lua_touserdata(L, -1);
-    if (c->state == AIO_CORO_STARTED) { /* awaited: arm it again */
+    if (c->state == AIO_CORO_STARTED && c->body == body) { /* awaited */
       c->state = AIO_CORO_NEW;
       for (i = 2; i <= nargs; i++) {
         lua_pushvalue(L, i);
@@ -793,7 +795,7 @@ int aio_ccoro_kept_fast(lua_State *L, int nargs, lua_CFunction body,
                         int slot, aio_fast_fn fast, int aux) {
   if (lua_gettop(L) != nargs)
     lua_settop(L, nargs);
-  if (rearm_kept(L, nargs, slot))
+  if (rearm_kept(L, nargs, body, slot))
     return 1;
   /* none yet, or it is armed and not awaited yet: a new one, kept */
   kept_new(L, nargs, body, slot, fast, aux,
