@@ -143,11 +143,13 @@ describe("dump_tasks", function()
 end)
 
 describe("the CLI", function()
-  -- the script sends itself SIGQUIT from a child (kill $PPID), waits for
-  -- the child, runs the second %s, then ends normally. The SIGQUIT comes
-  -- before the child's exit (SIGCHLD) and the loop handles signals in
-  -- order: the dump is printed while the script still waits for the
-  -- child, which "via <Process" checks.
+  -- the script sends itself SIGQUIT from a child (kill $PPID) that then
+  -- waits for its stdin to close, and waits for the child: the first %s
+  -- defines release(), which closes that stdin once the signal was seen
+  -- (the dump, or the script's own handler), so the dump is printed
+  -- while the script waits for the child, which "via <Process" checks,
+  -- whatever the order in which the signals reach the loop. Then it runs
+  -- the second %s and ends normally.
   local quit_self = [[
 local asyncio = require "asyncio"
 asyncio.run(function()
@@ -156,9 +158,12 @@ asyncio.run(function()
     asyncio.await(ev:wait())
   end)(), {name = "stuck"})
   asyncio.await(asyncio.sleep(0))
+  local p
+  local function release() p.stdin:close() end
   %s
-  local p = asyncio.await(asyncio.create_subprocess_exec(
-    "sh", "-c", "kill -QUIT $PPID"))
+  p = asyncio.await(asyncio.create_subprocess_exec(
+    "sh", "-c", "kill -QUIT $PPID; read line",
+    {stdin = asyncio.PIPE}))
   asyncio.await(p:wait())
   %s
   stuck:cancel()
@@ -167,8 +172,11 @@ end)
 ]]
 
   it("prints the dump on SIGQUIT and goes on", function()
-    local path = proc.tempfile(quit_self:format("", ""))
-    local r = proc.run{proc.luaio, path}
+    local path = proc.tempfile(quit_self:format([[
+  local dump = asyncio.dump_tasks -- what the CLI calls on SIGQUIT
+  asyncio.dump_tasks = function(...) dump(...) release() end]], ""))
+    -- a script that missed the signal would wait for ever: stopped
+    local r = proc.run({proc.luaio, path}, {timeout = 60})
     os.remove(path)
     assert.equal(0, r.status)
     assert.equal("went on\n", r.stdout)
@@ -182,9 +190,10 @@ end)
     local path = proc.tempfile(quit_self:format(
       [[local handled = asyncio.Event()
   asyncio.get_running_loop():add_signal_handler("SIGQUIT",
-    function() print("handled"); handled:set() end)]],
+    function() print("handled"); handled:set(); release() end)]],
       [[asyncio.await(asyncio.wait_for(handled:wait(), 10))]]))
-    local r = proc.run{proc.luaio, path}
+    -- a script that missed the signal would wait for ever: stopped
+    local r = proc.run({proc.luaio, path}, {timeout = 60})
     os.remove(path)
     assert.equal(0, r.status)
     assert.equal("handled\nwent on\n", r.stdout)
