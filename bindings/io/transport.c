@@ -961,8 +961,8 @@ aio_transport *aio_transport_push(lua_State *L, aio_stream *s, int ro,
   s->t = t;
   if (s->kind == AIO_SK_TCP)
     uv_tcp_nodelay(&s->u.tcp, 1);
-  fill_addresses(L, t, s);
-  luaL_setmetatable(L, AIO_TRANSPORT_MT);
+  luaL_setmetatable(L, AIO_TRANSPORT_MT); /* its __gc closes s from now */
+  fill_addresses(L, t, s); /* a Unix socket's may raise (memory) */
   aio_push_loop(L, loop);
   lua_setiuservalue(L, -2, T_UV_LOOP);
   aio_anchor(L, &t->anchor, -1);
