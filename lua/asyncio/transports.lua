@@ -97,14 +97,18 @@ local function raise_all(errs, all_errors)
         0)
 end
 
+--- pcall's results, raising again an error that is not an Exception.
+local function try_result(ok, ...)
+  if not ok and not iserror((...), errors.Exception) then
+    error((...), 0)
+  end
+  return ok, ...
+end
+
 --- Awaits aw, returning true and its values, or false and an ordinary
 -- error; a cancellation (or any BaseException) goes through.
 local function try_await(aw)
-  local res = table.pack(pcall(await, aw))
-  if not res[1] and not iserror(res[2], errors.Exception) then
-    error(res[2], 0)
-  end
-  return table.unpack(res, 1, res.n)
+  return try_result(pcall(await, aw))
 end
 
 local check_factory = check.factory
@@ -113,13 +117,16 @@ local function opt(opts, name)
   return opts and opts[name]
 end
 
+-- the options that only count with ssl
+local SSL_ONLY = {"server_hostname", "ssl_handshake_timeout",
+                  "ssl_shutdown_timeout"}
+
 --- Checks the TLS options as asyncio does; returns the SSL context to use
 -- (nil without ssl).
 local function ssl_context(opts, server_side)
   local ssl = opt(opts, "ssl")
   if not ssl then
-    for _, name in ipairs{"server_hostname", "ssl_handshake_timeout",
-                          "ssl_shutdown_timeout"} do
+    for _, name in ipairs(SSL_ONLY) do
       if opt(opts, name) ~= nil then
         error(errors.ValueError(name .. " is only meaningful with ssl"), 0)
       end
@@ -269,10 +276,13 @@ local AF_NAMES = {[core.AF_INET] = "AF_INET", [core.AF_INET6] = "AF_INET6"}
 -- opts, with local_addr's host (a name or an address) resolved as
 -- asyncio does and the first local address of addr's family bound; or
 -- nil and the OSError asyncio raises when there is none of that family.
+local NO_OPTIONS = {} -- read only
+local function no_options() return NO_OPTIONS end
+
 local function local_binder(opts, family)
   local la = addr_option(opts, "local_addr")
   if la == nil or la[1] == nil then
-    opts = opts or {}
+    if opts == nil then return no_options end
     return function() return opts end
   end
   local locals = M._resolve(la[1], la[2], SOCK_STREAM, false, family)
@@ -311,15 +321,16 @@ end
 -- one before it failed; raises what they all raised. bind(addr) gives
 -- each connect's options (local_binder).
 local function connect_in_turn(addrs, port, bind, all_errors)
-  local errs = {}
+  local errs
   for _, addr in ipairs(addrs) do
     local o, raw = bind(addr)
     local ok = false
     if o then ok, raw = try_await(core._tcp_connect(addr, port, o)) end
     if ok then return raw end
+    errs = errs or {}
     errs[#errs + 1] = connect_failed(raw, addr, port)
   end
-  raise_all(errs, all_errors)
+  raise_all(errs or {}, all_errors)
 end
 
 --- Happy Eyeballs (RFC 8305), as asyncio's happy_eyeballs_delay: the
