@@ -912,7 +912,8 @@ static void stream_dispatch(lua_State *L, aio_io *io, unsigned ev) {
  * gives, or false; returns whether it gave one. */
 static int push_unix_path(lua_State *L, aio_stream *s,
                           int (*get)(const uv_pipe_t *, char *, size_t *)) {
-  char path[sizeof ((struct sockaddr_un *)NULL)->sun_path];
+  /* zeroed: libuv reads path[0] even when it copied no name (unbound) */
+  char path[sizeof ((struct sockaddr_un *)NULL)->sun_path] = {0};
   size_t len = sizeof path - 1;
   if (get(&s->u.pipe, path, &len) != 0) {
     lua_pushboolean(L, 0);
