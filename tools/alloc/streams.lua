@@ -10,8 +10,11 @@ local async, await = asyncio.async, asyncio.await
 local function echo_of(reader, writer, line)
   writer:write(line)
   local ok, echo = pcall(await, reader:readexactly(#line))
-  if not ok and asyncio.iserror(echo, asyncio.IncompleteReadError) then
-    -- the server could not allocate for the connection and dropped it
+  if not ok and (asyncio.iserror(echo, asyncio.IncompleteReadError) or
+                 asyncio.iserror(echo, asyncio.ConnectionError)) then
+    -- the server could not allocate for the connection and dropped it:
+    -- the read ends early, or the write met the closed socket (EPIPE,
+    -- ECONNRESET)
     error("not enough memory (the server dropped the connection)", 0)
   elseif not ok then
     error(echo, 0)
