@@ -679,7 +679,7 @@ static void ssl_transport_write(lua_State *L, int tidx, int didx) {
   tls_obj *o = NULL;
   size_t len, done;
   const char *data;
-  int code;
+  int code, failed;
   tidx = lua_absindex(L, tidx);
   didx = lua_absindex(L, didx);
   data = lua_tolstring(L, didx, &len);
@@ -697,11 +697,12 @@ static void ssl_transport_write(lua_State *L, int tidx, int didx) {
     return;
   }
   code = write_run(o, data, len, &done);
+  failed = write_failed(o, code);
   send_to(L, o, raw);
-  if (write_failed(o, code) || done < len) { /* the method's _write_rest */
+  if (failed || done < len) { /* the method's _write_rest */
     lua_pushvalue(L, didx);
     lua_pushinteger(L, (lua_Integer)done);
-    if (write_failed(o, code))
+    if (failed)
       push_error(L, o, obj, code);
     else
       lua_pushnil(L);
