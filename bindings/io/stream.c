@@ -1495,27 +1495,62 @@ static int l_stream_factory(lua_State *L) {
  * the methods table had them when the writer was made: one look-up
  * each); its own metatable (registry[&writer_methods_mt]) sends the rest
  * to the methods. Eight keys fill a hash part of 8 slots: 264 bytes in
- * all, where a copy of the whole class metatable took 456. */
+ * all, where a copy of the whole class metatable took 456. The keys are
+ * Lua strings kept in registry[&writer_keys] (WK_*), so that making the
+ * table interns no string. */
 static const char writer_methods_mt = 0;
+static const char writer_keys = 0;
 static const char writer_tag = 0;
 static const char *const CLASS_KEYS[] = {"__gc", "__close", "__tostring",
                                          "__name"};
 static const char *const HOT_METHODS[] = {"write", "drain"};
+#define N_CLASS_KEYS (sizeof CLASS_KEYS / sizeof *CLASS_KEYS)
+#define N_HOT_METHODS (sizeof HOT_METHODS / sizeof *HOT_METHODS)
 #define WRITER_MT_KEYS 8 /* CLASS_KEYS, HOT_METHODS, __index, transport */
+/* registry[&writer_keys]: the class metatable, its methods table, then
+ * the key strings: CLASS_KEYS, HOT_METHODS, "__index", "transport" */
+enum { WK_CLASS = 1, WK_METHODS, WK_FIRST_KEY };
+#define WK_INDEX (WK_FIRST_KEY + N_CLASS_KEYS + N_HOT_METHODS)
+#define WK_TRANSPORT (WK_INDEX + 1)
 
 static aio_writer *test_writer(lua_State *L, int idx) {
   return aio_checktagged(L, idx, sizeof(aio_writer), &writer_tag,
                          AIO_K_WRITER, AIO_WRITER_MT);
 }
 
-/* Copies t[keys[i]] for the n keys to the table below t (raw reads and
- * writes: neither table has a metatable yet, or any that matters). */
-static void copy_fields(lua_State *L, const char *const *keys, size_t n) {
+/* Makes registry[&writer_keys] from the class metatable on top. */
+static void writer_keys_new(lua_State *L) {
   size_t i;
-  for (i = 0; i < n; i++) {
-    lua_pushstring(L, keys[i]);
-    lua_rawget(L, -2);
-    lua_setfield(L, -3, keys[i]);
+  int n = WK_FIRST_KEY;
+  lua_createtable(L, WK_TRANSPORT, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, WK_CLASS);
+  lua_getfield(L, -2, "__index");
+  lua_rawseti(L, -2, WK_METHODS);
+  for (i = 0; i < N_CLASS_KEYS; i++, n++) {
+    lua_pushstring(L, CLASS_KEYS[i]);
+    lua_rawseti(L, -2, n);
+  }
+  for (i = 0; i < N_HOT_METHODS; i++, n++) {
+    lua_pushstring(L, HOT_METHODS[i]);
+    lua_rawseti(L, -2, n);
+  }
+  lua_pushliteral(L, "__index");
+  lua_rawseti(L, -2, WK_INDEX);
+  lua_pushliteral(L, "transport");
+  lua_rawseti(L, -2, WK_TRANSPORT);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &writer_keys);
+}
+
+/* Copies src[keys[i]] to the table mt for the n keys from keys[first]
+ * (raw reads and writes): [..., mt, keys, src] -> same. */
+static void copy_fields(lua_State *L, int first, int n) {
+  int i;
+  for (i = first; i < first + n; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    lua_rawset(L, -5);
   }
 }
 
@@ -1524,16 +1559,20 @@ static void copy_fields(lua_State *L, const char *const *keys, size_t n) {
 static void writer_setmt(lua_State *L, int tidx) {
   lua_createtable(L, 1, WRITER_MT_KEYS); /* [w, mt] */
   aio_set_mt_kind(L, -1, AIO_K_WRITER);
-  luaL_getmetatable(L, AIO_WRITER_MT); /* [w, mt, class] */
-  copy_fields(L, CLASS_KEYS, sizeof CLASS_KEYS / sizeof *CLASS_KEYS);
-  lua_getfield(L, -1, "__index"); /* [w, mt, class, methods] */
-  lua_remove(L, -2);
-  copy_fields(L, HOT_METHODS, sizeof HOT_METHODS / sizeof *HOT_METHODS);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_keys); /* [w, mt, keys] */
+  lua_rawgeti(L, -1, WK_CLASS);
+  copy_fields(L, WK_FIRST_KEY, N_CLASS_KEYS);
   lua_pop(L, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
+  lua_rawgeti(L, -1, WK_METHODS);
+  copy_fields(L, WK_FIRST_KEY + N_CLASS_KEYS, N_HOT_METHODS);
+  lua_pop(L, 1);
+  lua_rawgeti(L, -1, WK_INDEX);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -4);
+  lua_rawgeti(L, -1, WK_TRANSPORT);
   lua_pushvalue(L, tidx);
-  lua_setfield(L, -2, "transport");
+  lua_rawset(L, -4);
+  lua_pop(L, 1); /* [w, mt] */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &writer_methods_mt);
   lua_setmetatable(L, -2);
   lua_setmetatable(L, -2);
@@ -2004,6 +2043,7 @@ void aio_open_stream(lua_State *L) {
   aio_newclass(L, AIO_WRITER_MT, AIO_K_WRITER, writer_methods,
                writer_metamethods);
   luaL_getmetatable(L, AIO_WRITER_MT);
+  writer_keys_new(L);
   lua_getfield(L, -1, "__index");
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "_StreamWriter"); /* the methods, for streams.lua */

@@ -62,13 +62,16 @@ local function limit_of(opts, fname)
   return limit
 end
 
---- Connects with the stream protocol through connect(loop, factory):
--- returns reader, writer; fname names the function for errors.
+--- Connects with the stream protocol through connect(loop, factory) (an
+-- unchecked twin's call, run here): returns reader, writer; fname names
+-- the function for errors.
 local function open_with(connect, opts, fname)
   local loop = core.get_running_loop()
-  local reader = StreamReader{limit = limit_of(opts, fname)}
+  -- without options, the reader's own default limit (the same 64 KiB)
+  local reader = opts == nil and StreamReader()
+                 or StreamReader{limit = limit_of(opts, fname)}
   local protocol = StreamReaderProtocol(reader)
-  local transport = await(connect(loop, function() return protocol end))
+  local transport = connect(loop, function() return protocol end)
   return reader, StreamWriter(transport, protocol, reader, loop)
 end
 
@@ -100,9 +103,9 @@ M.start_server = async(function(client_cb, host, port, opts)
   check.port(port, 3, "start_server", true)
   check.options(opts, 4, "start_server", SERVER_OPTIONS)
   local loop = core.get_running_loop()
-  return await(create_server(loop,
+  return create_server(loop,
     core._stream_factory(limit_of(opts, "start_server"), client_cb), host,
-    port, opts))
+    port, opts)
 end)
 
 --- open_unix_connection(path [, {limit =, ssl =, server_hostname =,
@@ -124,9 +127,9 @@ M.start_unix_server = async(function(client_cb, path, opts)
   check.type(path, 2, "start_unix_server", "string")
   check.options(opts, 3, "start_unix_server", UNIX_SERVER_OPTIONS)
   local loop = core.get_running_loop()
-  return await(create_unix_server(loop,
+  return create_unix_server(loop,
     core._stream_factory(limit_of(opts, "start_unix_server"), client_cb),
-    path, opts))
+    path, opts)
 end)
 
 --- writer:start_tls(sslcontext [, {server_hostname =,

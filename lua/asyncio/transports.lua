@@ -28,7 +28,8 @@ local SOCK_STREAM, SOCK_DGRAM = core.SOCK_STREAM, core.SOCK_DGRAM
 
 -- The options each method takes (Python's keyword arguments): any other
 -- name raises "unknown option". asyncio.streams adds its own (limit) to
--- the method's set and calls the method's unchecked twin (_create_*).
+-- the method's set and calls the method's unchecked twin (_create_*), a
+-- plain function run in the caller's coroutine.
 local option_set = check.option_set
 local TLS_OPTIONS = option_set{"ssl", "ssl_handshake_timeout",
                                "ssl_shutdown_timeout"}
@@ -124,7 +125,8 @@ local SSL_ONLY = {"server_hostname", "ssl_handshake_timeout",
 --- Checks the TLS options as asyncio does; returns the SSL context to use
 -- (nil without ssl).
 local function ssl_context(opts, server_side)
-  local ssl = opt(opts, "ssl")
+  if opts == nil then return nil end
+  local ssl = opts.ssl
   if not ssl then
     for _, name in ipairs(SSL_ONLY) do
       if opt(opts, name) ~= nil then
@@ -206,8 +208,8 @@ end
 -- interleave (an integer; 1 when happy_eyeballs_delay is given without
 -- it, else 0), checked.
 local function eyeballs_options(opts)
-  local delay, interleave = opt(opts, "happy_eyeballs_delay"),
-                            opt(opts, "interleave")
+  if opts == nil then return nil, 0 end
+  local delay, interleave = opts.happy_eyeballs_delay, opts.interleave
   if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
     error(errors.TypeError("happy_eyeballs_delay must be a number, not "
                            .. check.typename(delay)), 0)
@@ -395,8 +397,9 @@ M.create_connection = async(function(loop, factory, host, port, opts)
   check.options(opts, 4, "create_connection", CONNECTION_OPTIONS)
   return create_connection(loop, factory, host, port, opts)
 end)
--- unchecked, for open_connection (which checked its arguments)
-M._create_connection = async(create_connection)
+-- unchecked, for open_connection (which checked its arguments and calls
+-- it in its own coroutine: no Coroutine object of its own)
+M._create_connection = create_connection
 
 --- loop:create_unix_connection(factory, path [, {ssl =,
 -- server_hostname =, ssl_handshake_timeout =, ssl_shutdown_timeout =}])
@@ -419,7 +422,7 @@ M.create_unix_connection = async(function(loop, factory, path, opts)
   return create_unix_connection(loop, factory, path, opts)
 end)
 -- unchecked, for open_unix_connection
-M._create_unix_connection = async(create_unix_connection)
+M._create_unix_connection = create_unix_connection
 
 --- The factory a server calls per connection: with TLS, an SSLProtocol
 -- (server side) around the application's protocol; a failed handshake
@@ -498,7 +501,7 @@ M.create_server = async(function(loop, factory, host, port, opts)
   return create_server(loop, factory, host, port, opts)
 end)
 -- unchecked, for start_server (which checked its arguments)
-M._create_server = async(create_server)
+M._create_server = create_server
 
 --- loop:create_unix_server(factory, path [, {ssl =, backlog =,
 -- start_serving =, ssl_handshake_timeout =, ssl_shutdown_timeout =}])
@@ -515,7 +518,7 @@ M.create_unix_server = async(function(loop, factory, path, opts)
   return create_unix_server(loop, factory, path, opts)
 end)
 -- unchecked, for start_unix_server
-M._create_unix_server = async(create_unix_server)
+M._create_unix_server = create_unix_server
 
 --- connect_read_pipe(factory, pipe) / connect_write_pipe(factory, pipe):
 -- pipe is a Lua file (io.open, io.popen) or a file descriptor; the
