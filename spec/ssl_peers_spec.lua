@@ -2,8 +2,10 @@
 -- luaio's client against openssl s_server and Python's ssl, luaio's
 -- server against openssl s_client, curl and Python's ssl; certificate
 -- verification failures with Python's classes and codes, client
--- certificates, ALPN, protocol versions, 1 MiB each way. Certificates
--- come from spec/fixtures/certs.lua; every test stops its peers.
+-- certificates, ALPN, protocol versions, writes during a renegotiation
+-- (through a relay that holds the client's answer), 1 MiB each way.
+-- Certificates come from spec/fixtures/certs.lua; every test stops its
+-- peers.
 local asyncio = require "asyncio"
 local aspec = require "asyncio.busted"
 local ssl = require "asyncio.ssl"
@@ -116,6 +118,69 @@ describe("asyncio.ssl with real peers", function()
       _, w = connect(port, ctx)
       assert.equal("TLSv1.2", w:get_extra_info("ssl_object"):version())
       close(w)
+    end)))
+
+    -- A TCP relay from a local port to `port` that forwards the client's
+    -- bytes only while relay.hold is false (else counts them in
+    -- relay.held and keeps them); relay.port is where to connect.
+    local function relay_to(port)
+      local relay = {hold = false, held = 0, queue = {}}
+      local function pump(r, w, up)
+        while true do
+          local data = await(r:read(65536))
+          if data == "" then break end
+          if up and relay.hold then
+            relay.held = relay.held + #data
+            relay.queue[#relay.queue + 1] = data
+          else
+            w:write(data)
+            await(w:drain())
+          end
+        end
+        w:close()
+      end
+      relay.srv = await(asyncio.start_server(async(function(cr, cw)
+        local sr, sw = await(asyncio.open_connection("127.0.0.1", port))
+        relay.up = sw
+        local down = asyncio.create_task(async(pump)(sr, cw, false))
+        pump(cr, sw, true)
+        await(down)
+      end), "127.0.0.1", 0))
+      relay.port = relay.srv.sockets[1].port
+      function relay.release()
+        relay.hold = false
+        for _, data in ipairs(relay.queue) do relay.up:write(data) end
+        relay.queue = {}
+      end
+      return relay
+    end
+
+    it("writes while a TLS 1.2 renegotiation waits for the server: the " ..
+       "data waits too, then goes, in order", aspec.async(with(function()
+      local port, server = await(peers.s_server{"-tls1_2"})
+      local relay = relay_to(port)
+      local r, w = connect(relay.port)
+      w:write("before\n")
+      await(w:drain())
+      assert.equal("before\n", peers.read_until(server, "^(before\n)$"))
+      -- the server asks for a new handshake; the client's answer is held
+      relay.hold = true
+      server.stdin:write("r\n")
+      h.turns_until(function() return relay.held > 0 end)
+      -- the TLS layer cannot write until the server answers
+      w:write("during\n")
+      w:write("and after\n")
+      assert.equal(17, w.transport:get_write_buffer_size()) -- both lines
+      relay.release()
+      await(w:drain())
+      assert.equal("during\n", peers.read_until(server, "^(during\n)$"))
+      assert.equal("and after\n", peers.read_until(server, "^(and after\n)$"))
+      assert.equal(0, w.transport:get_write_buffer_size())
+      -- the connection goes on both ways
+      server.stdin:write("from the server\n")
+      assert.equal("from the server\n", await(r:readline()))
+      close(w)
+      stop_server(relay.srv)
     end)))
 
     local failures = {
