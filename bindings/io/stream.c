@@ -300,13 +300,28 @@ static void drop_passed_ends(aio_reader *r) {
   }
 }
 
+/* An emptied buffer is given back when it is larger than this and than
+ * four times the limit, as a bytearray gives back most of its room when
+ * it shrinks below half: a burst (a readexactly of megabytes) does not
+ * stay allocated for the rest of the connection, while the buffers of
+ * ordinary reads (reading pauses past twice the limit, and a read adds
+ * up to a read chunk; the buffer grows by doubling) are kept and
+ * reused. */
+#define READER_KEEP_CAP (4 * (size_t)AIO_READ_CHUNK)
+
 /* Consumes n bytes of the reader at stack index 1; reading starts
  * again once the buffer is under the limit. */
 static inline void reader_consume(lua_State *L, aio_reader *r, size_t n) {
   r->off += n;
   r->len -= n;
-  if (r->len == 0)
+  if (r->len == 0) {
     r->off = 0;
+    if (r->cap > READER_KEEP_CAP && r->cap / 4 > r->limit) {
+      free(r->buf);
+      r->buf = NULL;
+      r->cap = 0;
+    }
+  }
   if (r->nends > 0)
     drop_passed_ends(r);
   if (r->paused && r->len <= r->limit)
