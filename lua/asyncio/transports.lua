@@ -129,7 +129,7 @@ local function ssl_context(opts, server_side)
   local ssl = opts.ssl
   if not ssl then
     for _, name in ipairs(SSL_ONLY) do
-      if opt(opts, name) ~= nil then
+      if opts[name] ~= nil then
         error(errors.ValueError(name .. " is only meaningful with ssl"), 0)
       end
     end
@@ -274,13 +274,14 @@ end
 
 local AF_NAMES = {[core.AF_INET] = "AF_INET", [core.AF_INET6] = "AF_INET6"}
 
+-- the options of a connect without options (never written)
+local NO_OPTIONS = {}
+local function no_options() return NO_OPTIONS end
+
 --- The options of the connect to each remote address: bind(addr) ->
 -- opts, with local_addr's host (a name or an address) resolved as
 -- asyncio does and the first local address of addr's family bound; or
 -- nil and the OSError asyncio raises when there is none of that family.
-local NO_OPTIONS = {} -- read only
-local function no_options() return NO_OPTIONS end
-
 local function local_binder(opts, family)
   local la = addr_option(opts, "local_addr")
   if la == nil or la[1] == nil then
